@@ -1,0 +1,207 @@
+//! Allocation and reference counting of 4 KiB guest frames.
+//!
+//! Freed data frames go straight back to the host (hole punched in the memfd), which zeroes them
+//! and drops every cached guest translation. Freed page-table frames are different: a shadow MMU
+//! may still cache the old table under that frame's address, so they wait in quarantine until a
+//! whole-VM translation flush (see `Machine::flush_all_translations`) makes reuse safe.
+
+use std::sync::Mutex;
+
+use crate::mm::phys::{PhysError, PhysMemory};
+use crate::mm::{PAGE_SIZE, PhysAddr};
+
+/// No free frame is left in the sandbox's guest memory.
+#[derive(Debug, thiserror::Error)]
+#[error("sandbox guest memory exhausted")]
+pub struct OutOfFrames;
+
+/// Flushes every cached guest translation in the VM, so that quarantined page-table frames can
+/// be reused.
+pub trait TranslationFlush: Send + Sync {
+    fn flush_all(&self);
+}
+
+/// How many quarantined page-table frames trigger a whole-VM flush.
+const QUARANTINE_LIMIT: usize = 512;
+
+struct State {
+    /// Frames never handed out start here.
+    next: u64,
+    /// Frames returned to the host, ready to reuse (zero-filled).
+    free: Vec<u64>,
+    /// Page-table frames awaiting a translation flush before reuse.
+    quarantine: Vec<u64>,
+    /// Reference count per frame number; 0 means free.
+    refs: Vec<u32>,
+    in_use: u64,
+}
+
+pub struct FrameAllocator {
+    state: Mutex<State>,
+    end: u64,
+}
+
+impl FrameAllocator {
+    /// Manages frames in `[start, end)` of guest-physical memory.
+    pub fn new(start: PhysAddr, end: u64) -> Self {
+        let frames = (end / PAGE_SIZE) as usize;
+        Self {
+            state: Mutex::new(State {
+                next: start.0,
+                free: Vec::new(),
+                quarantine: Vec::new(),
+                refs: vec![0; frames],
+                in_use: 0,
+            }),
+            end,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock would be a Sentry bug; the counts stay usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A zero-filled frame with one reference.
+    pub fn alloc(&self, flush: &dyn TranslationFlush) -> Result<PhysAddr, OutOfFrames> {
+        let mut st = self.lock();
+        let frame = if let Some(f) = st.free.pop() {
+            f
+        } else if st.next + PAGE_SIZE <= self.end {
+            let f = st.next;
+            st.next += PAGE_SIZE;
+            f
+        } else if !st.quarantine.is_empty() {
+            flush.flush_all();
+            let q = std::mem::take(&mut st.quarantine);
+            st.free.extend(q);
+            st.free.pop().ok_or(OutOfFrames)?
+        } else {
+            return Err(OutOfFrames);
+        };
+        st.refs[(frame / PAGE_SIZE) as usize] = 1;
+        st.in_use += 1;
+        Ok(PhysAddr(frame))
+    }
+
+    /// Adds a reference to an allocated frame (shared mappings, copy-on-write).
+    pub fn incref(&self, frame: PhysAddr) {
+        let mut st = self.lock();
+        let r = &mut st.refs[(frame.0 / PAGE_SIZE) as usize];
+        debug_assert!(*r > 0, "incref of a free frame {:#x}", frame.0);
+        *r += 1;
+    }
+
+    pub fn refcount(&self, frame: PhysAddr) -> u32 {
+        self.lock().refs[(frame.0 / PAGE_SIZE) as usize]
+    }
+
+    /// Drops one reference to each data frame; frames reaching zero go back to the host.
+    pub fn release(&self, mem: &PhysMemory, frames: &[PhysAddr]) -> Result<(), PhysError> {
+        let mut freed = Vec::new();
+        {
+            let mut st = self.lock();
+            for f in frames {
+                let r = &mut st.refs[(f.0 / PAGE_SIZE) as usize];
+                debug_assert!(*r > 0, "double free of frame {:#x}", f.0);
+                *r = r.saturating_sub(1);
+                if *r == 0 {
+                    freed.push(f.0);
+                }
+            }
+        }
+        if freed.is_empty() {
+            return Ok(());
+        }
+        freed.sort_unstable();
+        // Punch holes in contiguous runs, then make the frames available.
+        let mut i = 0;
+        while i < freed.len() {
+            let start = freed[i];
+            let mut j = i + 1;
+            while j < freed.len() && freed[j] == freed[j - 1] + PAGE_SIZE {
+                j += 1;
+            }
+            mem.release(PhysAddr(start), (j - i) as u64 * PAGE_SIZE)?;
+            i = j;
+        }
+        let mut st = self.lock();
+        st.in_use -= freed.len() as u64;
+        st.free.extend(freed);
+        Ok(())
+    }
+
+    /// Frees a page-table frame into quarantine (see the module docs).
+    pub fn release_table(
+        &self,
+        mem: &PhysMemory,
+        frame: PhysAddr,
+        flush: &dyn TranslationFlush,
+    ) -> Result<(), PhysError> {
+        mem.release(frame, PAGE_SIZE)?;
+        let mut st = self.lock();
+        st.refs[(frame.0 / PAGE_SIZE) as usize] = 0;
+        st.in_use -= 1;
+        st.quarantine.push(frame.0);
+        if st.quarantine.len() >= QUARANTINE_LIMIT {
+            flush.flush_all();
+            let q = std::mem::take(&mut st.quarantine);
+            st.free.extend(q);
+        }
+        Ok(())
+    }
+
+    /// Frames currently allocated.
+    pub fn in_use(&self) -> u64 {
+        self.lock().in_use
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoFlush;
+    impl TranslationFlush for NoFlush {
+        fn flush_all(&self) {}
+    }
+
+    #[test]
+    fn frames_are_reused_zeroed_after_release() {
+        let mem = PhysMemory::new(16 * PAGE_SIZE).unwrap();
+        let alloc = FrameAllocator::new(PhysAddr(4 * PAGE_SIZE), mem.size());
+        let f = alloc.alloc(&NoFlush).unwrap();
+        mem.write(f, b"secret");
+        alloc.release(&mem, &[f]).unwrap();
+        let g = alloc.alloc(&NoFlush).unwrap();
+        assert_eq!(f, g);
+        let mut buf = [0xffu8; 6];
+        mem.read(g, &mut buf);
+        assert_eq!(buf, [0; 6]);
+    }
+
+    #[test]
+    fn shared_frames_survive_until_last_reference() {
+        let mem = PhysMemory::new(8 * PAGE_SIZE).unwrap();
+        let alloc = FrameAllocator::new(PhysAddr(0), mem.size());
+        let f = alloc.alloc(&NoFlush).unwrap();
+        alloc.incref(f);
+        mem.write(f, b"x");
+        alloc.release(&mem, &[f]).unwrap();
+        assert_eq!(alloc.refcount(f), 1);
+        let mut b = [0u8; 1];
+        mem.read(f, &mut b);
+        assert_eq!(&b, b"x");
+        alloc.release(&mem, &[f]).unwrap();
+        assert_eq!(alloc.in_use(), 0);
+    }
+
+    #[test]
+    fn exhaustion_is_an_error() {
+        let mem = PhysMemory::new(2 * PAGE_SIZE).unwrap();
+        let alloc = FrameAllocator::new(PhysAddr(0), mem.size());
+        alloc.alloc(&NoFlush).unwrap();
+        alloc.alloc(&NoFlush).unwrap();
+        assert!(alloc.alloc(&NoFlush).is_err());
+    }
+}

@@ -1,0 +1,61 @@
+//! Memory: guest-physical frames, page tables, and per-process address spaces.
+
+pub mod frames;
+pub mod page_table;
+pub mod phys;
+
+use std::sync::Arc;
+
+use frames::{FrameAllocator, OutOfFrames, TranslationFlush};
+use phys::PhysMemory;
+
+pub const PAGE_SIZE: u64 = 4096;
+
+/// A guest-physical address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PhysAddr(pub u64);
+
+/// A guest-virtual address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VirtAddr(pub u64);
+
+impl VirtAddr {
+    pub fn page_down(self) -> Self {
+        VirtAddr(self.0 & !(PAGE_SIZE - 1))
+    }
+    pub fn page_offset(self) -> u64 {
+        self.0 & (PAGE_SIZE - 1)
+    }
+}
+
+/// Rounds `v` up to a page boundary, or None on overflow.
+pub fn page_up(v: u64) -> Option<u64> {
+    v.checked_add(PAGE_SIZE - 1).map(|x| x & !(PAGE_SIZE - 1))
+}
+
+/// Guest-physical memory with its frame allocator: what every address space draws from.
+pub struct Physical {
+    pub mem: PhysMemory,
+    pub frames: FrameAllocator,
+    pub flush: Arc<dyn TranslationFlush>,
+}
+
+impl Physical {
+    pub fn alloc_frame(&self) -> Result<PhysAddr, OutOfFrames> {
+        self.frames.alloc(self.flush.as_ref())
+    }
+
+    /// Drops one reference to each frame.
+    pub fn release_frames(&self, frames: &[PhysAddr]) {
+        if let Err(e) = self.frames.release(&self.mem, frames) {
+            // The frames stay allocated (leaked) rather than reused with stale contents.
+            tracing::error!("releasing guest frames failed: {e}");
+        }
+    }
+
+    pub fn free_table(&self, frame: PhysAddr) {
+        if let Err(e) = self.frames.release_table(&self.mem, frame, self.flush.as_ref()) {
+            tracing::error!("releasing a page-table frame failed: {e}");
+        }
+    }
+}
