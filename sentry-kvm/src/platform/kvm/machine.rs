@@ -132,6 +132,10 @@ impl Machine {
         }))
     }
 
+    pub fn max_vcpus(&self) -> u64 {
+        self.max_cpus
+    }
+
     pub fn phys(&self) -> &Arc<Physical> {
         &self.phys
     }

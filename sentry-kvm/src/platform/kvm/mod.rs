@@ -2,6 +2,7 @@
 
 pub mod layout;
 pub mod machine;
+pub mod selftest;
 pub mod trampoline;
 pub mod vcpu;
 

@@ -1,0 +1,43 @@
+//! Subcommands, one module per area.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod sentry;
+
+#[derive(Parser)]
+#[command(name = "ringfence", version, about = "Pods in KVM isolation boundaries")]
+pub struct Cli {
+    /// More log output (repeat for more); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// The Sentry runtime: Linux binaries under a user-space kernel in a KVM guest.
+    #[command(subcommand)]
+    Sentry(sentry::SentryCommand),
+}
+
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Sentry(c) => sentry::run(c),
+    }
+}
+
+/// Logs go to stderr through `tracing`; `-v` raises the default level, RUST_LOG overrides it.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
