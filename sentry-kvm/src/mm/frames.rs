@@ -97,8 +97,14 @@ impl FrameAllocator {
     }
 
     /// Drops one reference to each data frame; frames reaching zero go back to the host.
-    pub fn release(&self, mem: &PhysMemory, frames: &[PhysAddr]) -> Result<(), PhysError> {
+    /// Returns the frames that are still referenced.
+    pub fn release(
+        &self,
+        mem: &PhysMemory,
+        frames: &[PhysAddr],
+    ) -> Result<Vec<PhysAddr>, PhysError> {
         let mut freed = Vec::new();
+        let mut kept = Vec::new();
         {
             let mut st = self.lock();
             for f in frames {
@@ -107,11 +113,13 @@ impl FrameAllocator {
                 *r = r.saturating_sub(1);
                 if *r == 0 {
                     freed.push(f.0);
+                } else {
+                    kept.push(*f);
                 }
             }
         }
         if freed.is_empty() {
-            return Ok(());
+            return Ok(kept);
         }
         freed.sort_unstable();
         // Punch holes in contiguous runs, then make the frames available.
@@ -128,7 +136,7 @@ impl FrameAllocator {
         let mut st = self.lock();
         st.in_use -= freed.len() as u64;
         st.free.extend(freed);
-        Ok(())
+        Ok(kept)
     }
 
     /// Frees a page-table frame into quarantine (see the module docs).

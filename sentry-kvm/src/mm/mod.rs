@@ -1,8 +1,11 @@
 //! Memory: guest-physical frames, page tables, and per-process address spaces.
 
+pub mod address_space;
 pub mod frames;
+pub mod mappable;
 pub mod page_table;
 pub mod phys;
+pub mod vma;
 
 use std::sync::Arc;
 
@@ -45,11 +48,37 @@ impl Physical {
         self.frames.alloc(self.flush.as_ref())
     }
 
-    /// Drops one reference to each frame.
+    /// Drops one reference to each frame (frames that reach zero go back to the host).
     pub fn release_frames(&self, frames: &[PhysAddr]) {
         if let Err(e) = self.frames.release(&self.mem, frames) {
             // The frames stay allocated (leaked) rather than reused with stale contents.
             tracing::error!("releasing guest frames failed: {e}");
+        }
+    }
+
+    /// Drops the references of page-table entries that were just removed: freed frames go back
+    /// to the host, and cached translations of frames still used elsewhere are dropped so that no
+    /// vCPU keeps using the removed entries.
+    pub fn unmap_frames(&self, frames: &[PhysAddr]) {
+        match self.frames.release(&self.mem, frames) {
+            Ok(kept) => self.invalidate(&kept),
+            Err(e) => tracing::error!("releasing guest frames failed: {e}"),
+        }
+    }
+
+    /// Drops every cached guest translation of `frames` (after their entries lost rights).
+    pub fn invalidate(&self, frames: &[PhysAddr]) {
+        let mut v: Vec<u64> = frames.iter().map(|f| f.0).collect();
+        v.sort_unstable();
+        v.dedup();
+        let mut i = 0;
+        while i < v.len() {
+            let mut j = i + 1;
+            while j < v.len() && v[j] == v[j - 1] + PAGE_SIZE {
+                j += 1;
+            }
+            self.mem.invalidate_translations(PhysAddr(v[i]), (j - i) as u64 * PAGE_SIZE);
+            i = j;
         }
     }
 

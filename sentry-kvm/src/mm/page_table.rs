@@ -50,6 +50,19 @@ impl Pte {
         Pte(v)
     }
 
+    /// A user page with the rights of `prot`; PROT_NONE pages stay present but supervisor-only,
+    /// so that the frame is kept while every user access faults.
+    pub fn for_prot(frame: PhysAddr, prot: crate::mm::vma::Prot, writable: bool) -> Self {
+        if !prot.any() {
+            return Pte(frame.0 | PTE_PRESENT | PTE_ACCESSED | PTE_NX);
+        }
+        Pte::user(frame, prot.write && writable, prot.exec)
+    }
+
+    pub fn user_accessible(self) -> bool {
+        self.0 & PTE_USER != 0
+    }
+
     pub fn frame(self) -> PhysAddr {
         PhysAddr(self.0 & ADDR_MASK)
     }
@@ -188,6 +201,21 @@ impl PageTables {
                 self.walk_range(phys, PhysAddr(e & ADDR_MASK), level - 1, lo, start, end, f);
             }
         }
+    }
+
+    /// Clears every present leaf in `[start, end)`, returning what was there.
+    pub fn take_range(
+        &self,
+        phys: &Physical,
+        start: VirtAddr,
+        end: VirtAddr,
+    ) -> Vec<(VirtAddr, Pte)> {
+        let mut found = Vec::new();
+        self.for_each_present(phys, start, end, &mut |va, pte| found.push((va, pte)));
+        for (va, _) in &found {
+            self.unmap(phys, *va);
+        }
+        found
     }
 
     /// Frees every user page-table page (not the leaves' frames: the caller owns those) and

@@ -38,3 +38,8 @@ pub enum PlatformError {
     #[error("unexpected exit from the guest: {0}")]
     UnexpectedExit(String),
 }
+
+/// A copy of a vCPU's FPU/SSE/AVX state (the 4 KiB legacy KVM_GET_XSAVE region).
+pub fn copy_fpu(x: &kvm_bindings::kvm_xsave) -> kvm_bindings::kvm_xsave {
+    kvm_bindings::kvm_xsave { region: x.region, ..Default::default() }
+}

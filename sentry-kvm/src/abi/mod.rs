@@ -1,0 +1,7 @@
+//! The Linux x86-64 ABI as applications see it: numbers, flags and structure layouts.
+
+pub mod errno;
+pub mod signal;
+pub mod stat;
+
+pub use errno::Errno;

@@ -1,0 +1,120 @@
+//! The Sentry's side of the Gofer channel.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::Mutex;
+
+use super::protocol::{DirEntry, Handle, Request, Response};
+use super::wire;
+use crate::abi::Errno;
+use crate::abi::stat::Stat;
+
+/// Descriptor number of the channel in the Gofer process.
+pub const GOFER_FD: i32 = 3;
+
+pub struct GoferClient {
+    chan: Mutex<Option<(OwnedFd, Vec<u8>)>>,
+    child: Mutex<Option<Child>>,
+    root: Stat,
+}
+
+impl GoferClient {
+    /// Starts `exe args... --root ROOT` with the channel on descriptor 3.
+    pub fn spawn(exe: &Path, args: &[&str], root: &Path) -> io::Result<GoferClient> {
+        let root_stat = super::server::root_stat(root)?;
+        let (ours, theirs) = wire::socketpair()?;
+        let theirs_raw = theirs.as_raw_fd();
+        let mut cmd = Command::new(exe);
+        cmd.args(args).arg("--root").arg(root);
+        // SAFETY: the closure only calls dup2, which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(theirs_raw, GOFER_FD) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn()?;
+        drop(theirs);
+        Ok(GoferClient {
+            chan: Mutex::new(Some((ours, Vec::new()))),
+            child: Mutex::new(Some(child)),
+            root: root_stat,
+        })
+    }
+
+    /// Attributes of the root directory (handle 0).
+    pub fn root_stat(&self) -> Stat {
+        self.root
+    }
+
+    fn call(&self, req: Request) -> Result<(Response, Option<OwnedFd>), Errno> {
+        let mut chan = self.chan.lock().unwrap_or_else(|e| e.into_inner());
+        let (sock, buf) = chan.as_mut().ok_or(Errno::EIO)?;
+        wire::send(sock.as_raw_fd(), &req.encode(), None).map_err(|e| Errno::from_io(&e))?;
+        let (n, fd) = wire::recv(sock.as_raw_fd(), buf).map_err(|_| Errno::EIO)?;
+        let resp = Response::decode(&buf[..n]).map_err(|_| Errno::EIO)?;
+        match resp {
+            Response::Error(e) => Err(Errno(e)),
+            r => Ok((r, fd)),
+        }
+    }
+
+    pub fn walk(&self, dir: Handle, name: &[u8]) -> Result<(Handle, Stat), Errno> {
+        match self.call(Request::Walk { dir, name: name.to_vec() })? {
+            (Response::Node { handle, stat }, _) => Ok((handle, stat)),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    pub fn readdir(&self, dir: Handle) -> Result<Vec<DirEntry>, Errno> {
+        let mut out = Vec::new();
+        loop {
+            match self.call(Request::ReadDir { dir, cursor: out.len() as u32 })? {
+                (Response::Entries { entries, done }, _) => {
+                    let empty = entries.is_empty();
+                    out.extend(entries);
+                    if done || empty {
+                        return Ok(out);
+                    }
+                }
+                _ => return Err(Errno::EIO),
+            }
+        }
+    }
+
+    /// A read-only descriptor for a regular file.
+    pub fn open(&self, node: Handle) -> Result<OwnedFd, Errno> {
+        match self.call(Request::Open { node })? {
+            (Response::Opened, Some(fd)) => Ok(fd),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    pub fn readlink(&self, node: Handle) -> Result<Vec<u8>, Errno> {
+        match self.call(Request::ReadLink { node })? {
+            (Response::Link(t), _) => Ok(t),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    pub fn close(&self, node: Handle) {
+        if node != 0 {
+            let _ = self.call(Request::Close { node });
+        }
+    }
+}
+
+impl Drop for GoferClient {
+    fn drop(&mut self) {
+        // Closing our end makes the Gofer exit; then reap it.
+        drop(self.chan.lock().unwrap_or_else(|e| e.into_inner()).take());
+        if let Some(mut c) = self.child.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = c.wait();
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Gofer messages and their byte encoding. Decoding never trusts lengths: a malformed message
+//! is an error, never a panic or an out-of-bounds read.
+
+use crate::abi::stat::{Stat, Timespec};
+
+/// A node handle: an index into the Gofer's table of opened paths. 0 is the root.
+pub type Handle = u32;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Looks up `name` in directory `dir`; answers `Node`.
+    Walk { dir: Handle, name: Vec<u8> },
+    /// Directory entries from index `cursor`; answers `Entries`.
+    ReadDir { dir: Handle, cursor: u32 },
+    /// Opens a regular file read-only; answers `Opened` with the descriptor attached.
+    Open { node: Handle },
+    /// Answers `Link`.
+    ReadLink { node: Handle },
+    /// Forgets a handle; answers `Ok`.
+    Close { node: Handle },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: Vec<u8>,
+    pub d_type: u8,
+    pub ino: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Response {
+    Node { handle: Handle, stat: Stat },
+    Entries { entries: Vec<DirEntry>, done: bool },
+    Opened,
+    Link(Vec<u8>),
+    Ok,
+    Error(i32),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("malformed gofer message")]
+pub struct Malformed;
+
+struct Enc(Vec<u8>);
+
+impl Enc {
+    fn u8(&mut self, v: u8) -> &mut Self {
+        self.0.push(v);
+        self
+    }
+    fn u32(&mut self, v: u32) -> &mut Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn u64(&mut self, v: u64) -> &mut Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        self.u32(b.len() as u32);
+        self.0.extend_from_slice(b);
+        self
+    }
+}
+
+struct Dec<'a>(&'a [u8]);
+
+impl Dec<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], Malformed> {
+        if self.0.len() < n {
+            return Err(Malformed);
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, Malformed> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, Malformed> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| Malformed)?))
+    }
+    fn u64(&mut self) -> Result<u64, Malformed> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| Malformed)?))
+    }
+    fn bytes(&mut self) -> Result<Vec<u8>, Malformed> {
+        let n = self.u32()? as usize;
+        Ok(self.take(n)?.to_vec())
+    }
+    fn end(&self) -> Result<(), Malformed> {
+        if self.0.is_empty() { Ok(()) } else { Err(Malformed) }
+    }
+}
+
+impl Request {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Enc(Vec::new());
+        match self {
+            Request::Walk { dir, name } => e.u8(1).u32(*dir).bytes(name),
+            Request::ReadDir { dir, cursor } => e.u8(2).u32(*dir).u32(*cursor),
+            Request::Open { node } => e.u8(3).u32(*node),
+            Request::ReadLink { node } => e.u8(4).u32(*node),
+            Request::Close { node } => e.u8(5).u32(*node),
+        };
+        e.0
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Request, Malformed> {
+        let mut d = Dec(b);
+        let r = match d.u8()? {
+            1 => Request::Walk { dir: d.u32()?, name: d.bytes()? },
+            2 => Request::ReadDir { dir: d.u32()?, cursor: d.u32()? },
+            3 => Request::Open { node: d.u32()? },
+            4 => Request::ReadLink { node: d.u32()? },
+            5 => Request::Close { node: d.u32()? },
+            _ => return Err(Malformed),
+        };
+        d.end()?;
+        Ok(r)
+    }
+}
+
+fn enc_stat(e: &mut Enc, s: &Stat) {
+    e.u64(s.dev).u64(s.ino).u64(s.nlink).u32(s.mode).u32(s.uid).u32(s.gid).u64(s.rdev);
+    e.u64(s.size as u64).u64(s.blksize as u64).u64(s.blocks as u64);
+    for t in [s.atime, s.mtime, s.ctime] {
+        e.u64(t.sec as u64).u64(t.nsec as u64);
+    }
+}
+
+fn dec_stat(d: &mut Dec) -> Result<Stat, Malformed> {
+    let mut s = Stat {
+        dev: d.u64()?,
+        ino: d.u64()?,
+        nlink: d.u64()?,
+        mode: d.u32()?,
+        uid: d.u32()?,
+        gid: d.u32()?,
+        rdev: d.u64()?,
+        size: d.u64()? as i64,
+        blksize: d.u64()? as i64,
+        blocks: d.u64()? as i64,
+        ..Default::default()
+    };
+    let mut ts = || -> Result<Timespec, Malformed> {
+        Ok(Timespec { sec: d.u64()? as i64, nsec: d.u64()? as i64 })
+    };
+    s.atime = ts()?;
+    s.mtime = ts()?;
+    s.ctime = ts()?;
+    Ok(s)
+}
+
+impl Response {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Enc(Vec::new());
+        match self {
+            Response::Node { handle, stat } => {
+                e.u8(1).u32(*handle);
+                enc_stat(&mut e, stat);
+            }
+            Response::Entries { entries, done } => {
+                e.u8(2).u8(u8::from(*done)).u32(entries.len() as u32);
+                for x in entries {
+                    e.bytes(&x.name).u8(x.d_type).u64(x.ino);
+                }
+            }
+            Response::Opened => {
+                e.u8(3);
+            }
+            Response::Link(t) => {
+                e.u8(4).bytes(t);
+            }
+            Response::Ok => {
+                e.u8(5);
+            }
+            Response::Error(errno) => {
+                e.u8(6).u32(*errno as u32);
+            }
+        }
+        e.0
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Response, Malformed> {
+        let mut d = Dec(b);
+        let r = match d.u8()? {
+            1 => Response::Node { handle: d.u32()?, stat: dec_stat(&mut d)? },
+            2 => {
+                let done = d.u8()? != 0;
+                let n = d.u32()? as usize;
+                let mut entries = Vec::with_capacity(n.min(4096));
+                for _ in 0..n {
+                    entries.push(DirEntry { name: d.bytes()?, d_type: d.u8()?, ino: d.u64()? });
+                }
+                Response::Entries { entries, done }
+            }
+            3 => Response::Opened,
+            4 => Response::Link(d.bytes()?),
+            5 => Response::Ok,
+            6 => Response::Error(d.u32()? as i32),
+            _ => return Err(Malformed),
+        };
+        d.end()?;
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        let reqs = [
+            Request::Walk { dir: 3, name: b"busybox".to_vec() },
+            Request::ReadDir { dir: 0, cursor: 7 },
+            Request::Open { node: 9 },
+            Request::ReadLink { node: 1 },
+            Request::Close { node: 2 },
+        ];
+        for r in reqs {
+            assert_eq!(Request::decode(&r.encode()), Ok(r));
+        }
+        let stat = Stat { ino: 42, mode: 0o100755, size: 1234, ..Default::default() };
+        let resps = [
+            Response::Node { handle: 5, stat },
+            Response::Entries {
+                entries: vec![DirEntry { name: b"a".to_vec(), d_type: 8, ino: 1 }],
+                done: true,
+            },
+            Response::Link(b"/x".to_vec()),
+            Response::Error(2),
+        ];
+        for r in resps {
+            assert_eq!(Response::decode(&r.encode()), Ok(r));
+        }
+    }
+
+    #[test]
+    fn truncated_and_trailing_bytes_are_rejected() {
+        let b = Request::Walk { dir: 1, name: b"abc".to_vec() }.encode();
+        for n in 0..b.len() {
+            assert_eq!(Request::decode(&b[..n]), Err(Malformed));
+        }
+        let mut long = b.clone();
+        long.push(0);
+        assert_eq!(Request::decode(&long), Err(Malformed));
+        // A length prefix far beyond the message.
+        assert_eq!(Request::decode(&[1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]), Err(Malformed));
+        assert_eq!(Response::decode(&[2, 1, 0xff, 0xff, 0xff, 0xff]), Err(Malformed));
+    }
+}

@@ -1,0 +1,124 @@
+//! The Sentry's kernel: tasks, processes, signals, and the syscall-level services they use.
+
+pub mod clone;
+pub mod creds;
+pub mod epoll;
+pub mod eventfd;
+pub mod exec;
+pub mod exit;
+pub mod fs_context;
+pub mod futex;
+pub mod pid;
+pub mod pipe;
+pub mod run;
+pub mod signal;
+pub mod task;
+pub mod thread_group;
+pub mod timers;
+pub mod waiter;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime};
+
+use crate::gofer::GoferClient;
+use crate::mm::Physical;
+use crate::platform::kvm::Machine;
+use crate::vfs::Location;
+use pid::TaskTable;
+use thread_group::ExitStatus;
+
+/// Facts the sandbox reports about itself (uname, sysinfo, /proc).
+#[derive(Clone, Debug)]
+pub struct KernelInfo {
+    pub hostname: Vec<u8>,
+    pub release: &'static str,
+    pub version: &'static str,
+    pub cpus: u32,
+    pub mem_bytes: u64,
+}
+
+pub struct Kernel {
+    pub machine: Arc<Machine>,
+    pub phys: Arc<Physical>,
+    pub tasks: Mutex<TaskTable>,
+    pub root: Location,
+    pub info: Mutex<KernelInfo>,
+    pub boot: Instant,
+    pub boot_wall: SystemTime,
+    pub futexes: futex::FutexTable,
+    pub gofer: Option<Arc<GoferClient>>,
+    /// FPU state of a fresh vCPU, loaded on execve.
+    pub clean_fpu: kvm_bindings::kvm_xsave,
+    unimplemented: Mutex<HashSet<u64>>,
+    /// Exit status of the init process once it is gone.
+    done: Mutex<Option<ExitStatus>>,
+    done_cv: Condvar,
+}
+
+impl Kernel {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        machine: Arc<Machine>,
+        root: Location,
+        info: KernelInfo,
+        gofer: Option<Arc<GoferClient>>,
+        clean_fpu: kvm_bindings::kvm_xsave,
+    ) -> Arc<Kernel> {
+        Arc::new(Kernel {
+            phys: machine.phys().clone(),
+            machine,
+            tasks: Mutex::new(TaskTable::default()),
+            root,
+            info: Mutex::new(info),
+            boot: Instant::now(),
+            boot_wall: SystemTime::now(),
+            futexes: futex::FutexTable::default(),
+            gofer,
+            clean_fpu,
+            unimplemented: Mutex::new(HashSet::new()),
+            done: Mutex::new(None),
+            done_cv: Condvar::new(),
+        })
+    }
+
+    pub fn tasks(&self) -> MutexGuard<'_, TaskTable> {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn info(&self) -> KernelInfo {
+        self.info.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Logs an unimplemented syscall the first time this sandbox meets it.
+    pub fn report_unimplemented(&self, nr: u64, name: &str) {
+        let first = self.unimplemented.lock().unwrap_or_else(|e| e.into_inner()).insert(nr);
+        if first {
+            tracing::warn!(syscall = name, nr, "unimplemented syscall: returning ENOSYS");
+        }
+    }
+
+    /// Records that init has exited: the sandbox is over.
+    pub fn finish(&self, status: ExitStatus) {
+        let mut d = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        if d.is_none() {
+            *d = Some(status);
+        }
+        self.done_cv.notify_all();
+    }
+
+    /// Waits until init exits; returns its status.
+    pub fn wait_done(&self) -> ExitStatus {
+        let mut d = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(s) = *d {
+                return s;
+            }
+            d = self.done_cv.wait(d).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+}

@@ -1,0 +1,229 @@
+//! Tasks (threads). Each task runs on a host thread of its own, which owns one vCPU while the
+//! task lives; blocking syscalls block that host thread.
+
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use crate::abi::Errno;
+use crate::abi::signal::SigSet;
+use crate::kernel::Kernel;
+use crate::kernel::creds::Credentials;
+use crate::kernel::fs_context::FsContext;
+use crate::kernel::signal::AltStack;
+use crate::kernel::signal::pending::Pending;
+use crate::kernel::thread_group::ThreadGroup;
+use crate::kernel::waiter::{Waker, Woken};
+use crate::mm::address_space::MemoryManager;
+use crate::platform::kvm::Kicker;
+use crate::vfs::fd_table::FdTable;
+
+/// Per-thread signal state.
+#[derive(Default)]
+pub struct TaskSignals {
+    pub mask: SigSet,
+    pub pending: Pending,
+    pub altstack: AltStack,
+    /// Mask to restore after a temporary one (sigsuspend, pselect, ppoll) once a signal has
+    /// been delivered.
+    pub saved_mask: Option<SigSet>,
+}
+
+/// Signalled when a vfork child execs or exits.
+#[derive(Default)]
+pub struct Completion {
+    done: Mutex<bool>,
+    pub queue: crate::kernel::waiter::WaitQueue,
+}
+
+impl Completion {
+    pub fn complete(&self) {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.queue.notify_all();
+    }
+    pub fn is_done(&self) -> bool {
+        *self.done.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub struct Task {
+    tid: AtomicI32,
+    pub kernel: Arc<Kernel>,
+    tg: Mutex<Arc<ThreadGroup>>,
+    pub waker: Arc<Waker>,
+    pub kicker: Mutex<Option<Arc<Kicker>>>,
+    pub sig: Mutex<TaskSignals>,
+    mm: Mutex<Arc<MemoryManager>>,
+    fs: Mutex<Arc<FsContext>>,
+    files: Mutex<Arc<FdTable>>,
+    creds: Mutex<Arc<Credentials>>,
+    pub clear_child_tid: AtomicU64,
+    pub robust_list: AtomicU64,
+    pub comm: Mutex<Vec<u8>>,
+    pub start: Instant,
+    /// Host thread id, for its CPU clock.
+    pub host_tid: AtomicI32,
+    /// Set when this thread must exit (exit(2), group exit, exec de-threading).
+    pub exiting: AtomicBool,
+    pub vfork_done: Mutex<Option<Arc<Completion>>>,
+    /// Remaining time of an interrupted nanosleep, for restart_syscall.
+    pub restart_deadline: Mutex<Option<Instant>>,
+}
+
+impl Task {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        tid: i32,
+        kernel: Arc<Kernel>,
+        tg: Arc<ThreadGroup>,
+        mm: Arc<MemoryManager>,
+        fs: Arc<FsContext>,
+        files: Arc<FdTable>,
+        creds: Arc<Credentials>,
+        mask: SigSet,
+        comm: Vec<u8>,
+    ) -> Arc<Task> {
+        Arc::new(Task {
+            tid: AtomicI32::new(tid),
+            kernel,
+            tg: Mutex::new(tg),
+            waker: Waker::new(),
+            kicker: Mutex::new(None),
+            sig: Mutex::new(TaskSignals { mask, ..Default::default() }),
+            mm: Mutex::new(mm),
+            fs: Mutex::new(fs),
+            files: Mutex::new(files),
+            creds: Mutex::new(creds),
+            clear_child_tid: AtomicU64::new(0),
+            robust_list: AtomicU64::new(0),
+            comm: Mutex::new(comm),
+            start: Instant::now(),
+            host_tid: AtomicI32::new(0),
+            exiting: AtomicBool::new(false),
+            vfork_done: Mutex::new(None),
+            restart_deadline: Mutex::new(None),
+        })
+    }
+
+    pub fn tid(&self) -> i32 {
+        self.tid.load(Ordering::Relaxed)
+    }
+
+    pub fn set_tid(&self, tid: i32) {
+        self.tid.store(tid, Ordering::Relaxed)
+    }
+
+    pub fn tg(&self) -> Arc<ThreadGroup> {
+        self.tg.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn tgid(&self) -> i32 {
+        self.tg().tgid
+    }
+
+    pub fn mm(&self) -> Arc<MemoryManager> {
+        self.mm.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_mm(&self, mm: Arc<MemoryManager>) -> Arc<MemoryManager> {
+        std::mem::replace(&mut *self.mm.lock().unwrap_or_else(|e| e.into_inner()), mm)
+    }
+
+    pub fn fs(&self) -> Arc<FsContext> {
+        self.fs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_fs(&self, fs: Arc<FsContext>) {
+        *self.fs.lock().unwrap_or_else(|e| e.into_inner()) = fs;
+    }
+
+    pub fn files(&self) -> Arc<FdTable> {
+        self.files.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_files(&self, files: Arc<FdTable>) -> Arc<FdTable> {
+        std::mem::replace(&mut *self.files.lock().unwrap_or_else(|e| e.into_inner()), files)
+    }
+
+    pub fn creds(&self) -> Arc<Credentials> {
+        self.creds.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_creds(&self, c: Credentials) {
+        *self.creds.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(c);
+    }
+
+    pub fn sig(&self) -> MutexGuard<'_, TaskSignals> {
+        self.sig.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn comm(&self) -> Vec<u8> {
+        self.comm.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Interrupts whatever the task is doing: a blocking wait or application code on its vCPU.
+    pub fn interrupt(&self) {
+        self.waker.set_interrupt(true);
+        if let Some(k) = self.kicker.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            k.kick();
+        }
+    }
+
+    /// Recomputes whether the task has work at its next return to user mode (a deliverable
+    /// signal, a stop, an exit) and interrupts it if so.
+    pub fn recalc_interrupt(&self) {
+        let tg = self.tg();
+        let tst = tg.lock();
+        let on =
+            self.exiting.load(Ordering::SeqCst) || tst.group_exit.is_some() || tst.stopped || {
+                let s = self.sig();
+                let deliverable = (s.pending.set().0 | tst.shared_pending.set().0) & !s.mask.0;
+                deliverable != 0
+            };
+        drop(tst);
+        if on {
+            self.interrupt();
+        } else {
+            self.waker.set_interrupt(false);
+        }
+    }
+
+    /// Blocks until woken; EINTR if a signal (or exit) interrupts. Callers loop re-checking
+    /// their condition after registering with the relevant wait queues.
+    pub fn block(&self, deadline: Option<Instant>) -> Result<(), Errno> {
+        match self.waker.block(deadline) {
+            Woken::Notified => Ok(()),
+            Woken::Interrupted => Err(Errno::ERESTARTSYS),
+            Woken::TimedOut => Err(Errno::ETIMEDOUT),
+        }
+    }
+
+    /// Microseconds of CPU this thread has used (guest and Sentry time together).
+    pub fn cpu_us(&self) -> u64 {
+        let tid = self.host_tid.load(Ordering::Relaxed);
+        if tid <= 0 {
+            return 0;
+        }
+        // Per-thread CPU clock id: MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED).
+        let clock = ((!tid) << 3) | 6;
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: plain clock_gettime into a local.
+        if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+            return 0;
+        }
+        ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+    }
+}
+
+thread_local! {
+    static CURRENT: std::cell::RefCell<Option<Arc<Task>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The task whose host thread is running (None on threads that are not task threads).
+pub fn current() -> Option<Arc<Task>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+pub fn set_current(task: Option<Arc<Task>>) {
+    CURRENT.with(|c| *c.borrow_mut() = task);
+}

@@ -1,0 +1,152 @@
+//! A process's file descriptor table (shared between threads, or with CLONE_FILES).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::abi::Errno;
+use crate::vfs::file::File;
+
+/// RLIMIT_NOFILE default.
+pub const DEFAULT_NOFILE: u64 = 1024;
+/// Hard ceiling on descriptors per table.
+pub const MAX_NOFILE: u64 = 1 << 20;
+
+#[derive(Clone)]
+pub struct FdEntry {
+    pub file: Arc<File>,
+    pub cloexec: bool,
+}
+
+#[derive(Default)]
+pub struct FdTable {
+    fds: Mutex<Vec<Option<FdEntry>>>,
+}
+
+impl FdTable {
+    pub fn new() -> Arc<FdTable> {
+        Arc::new(FdTable::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Option<FdEntry>>> {
+        self.fds.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, fd: i32) -> Result<Arc<File>, Errno> {
+        self.get_entry(fd).map(|e| e.file)
+    }
+
+    pub fn get_entry(&self, fd: i32) -> Result<FdEntry, Errno> {
+        if fd < 0 {
+            return Err(Errno::EBADF);
+        }
+        self.lock().get(fd as usize).cloned().flatten().ok_or(Errno::EBADF)
+    }
+
+    /// Installs `file` at the lowest free descriptor >= `min`, below `limit`.
+    pub fn install(
+        &self,
+        file: Arc<File>,
+        cloexec: bool,
+        min: i32,
+        limit: u64,
+    ) -> Result<i32, Errno> {
+        let mut fds = self.lock();
+        let limit = limit.min(MAX_NOFILE) as usize;
+        let start = min.max(0) as usize;
+        let slot =
+            (start..limit).find(|&i| i >= fds.len() || fds[i].is_none()).ok_or(Errno::EMFILE)?;
+        if slot >= fds.len() {
+            fds.resize(slot + 1, None);
+        }
+        fds[slot] = Some(FdEntry { file, cloexec });
+        Ok(slot as i32)
+    }
+
+    /// Puts `file` at `fd`, returning what was there (dup2/dup3).
+    pub fn install_at(
+        &self,
+        fd: i32,
+        file: Arc<File>,
+        cloexec: bool,
+        limit: u64,
+    ) -> Result<Option<FdEntry>, Errno> {
+        if fd < 0 || fd as u64 >= limit.min(MAX_NOFILE) {
+            return Err(Errno::EBADF);
+        }
+        let mut fds = self.lock();
+        let i = fd as usize;
+        if i >= fds.len() {
+            fds.resize(i + 1, None);
+        }
+        Ok(fds[i].replace(FdEntry { file, cloexec }))
+    }
+
+    pub fn remove(&self, fd: i32) -> Result<FdEntry, Errno> {
+        if fd < 0 {
+            return Err(Errno::EBADF);
+        }
+        let mut fds = self.lock();
+        fds.get_mut(fd as usize).and_then(|s| s.take()).ok_or(Errno::EBADF)
+    }
+
+    pub fn set_cloexec(&self, fd: i32, on: bool) -> Result<(), Errno> {
+        let mut fds = self.lock();
+        match fds.get_mut(fd.max(0) as usize) {
+            Some(Some(e)) if fd >= 0 => {
+                e.cloexec = on;
+                Ok(())
+            }
+            _ => Err(Errno::EBADF),
+        }
+    }
+
+    /// An independent copy (fork without CLONE_FILES).
+    pub fn fork(&self) -> Arc<FdTable> {
+        Arc::new(FdTable { fds: Mutex::new(self.lock().clone()) })
+    }
+
+    /// Drops close-on-exec descriptors (execve).
+    pub fn close_on_exec(&self) -> Vec<FdEntry> {
+        let mut fds = self.lock();
+        let mut closed = Vec::new();
+        for slot in fds.iter_mut() {
+            if slot.as_ref().is_some_and(|e| e.cloexec) {
+                closed.extend(slot.take());
+            }
+        }
+        closed
+    }
+
+    /// Closes descriptors in `[first, last]` (close_range).
+    pub fn close_range(&self, first: u32, last: u32, cloexec_only: bool) -> Vec<FdEntry> {
+        let mut fds = self.lock();
+        let mut closed = Vec::new();
+        let end = (last as usize).min(fds.len().saturating_sub(1));
+        for i in first as usize..=end {
+            if i >= fds.len() {
+                break;
+            }
+            if cloexec_only {
+                if let Some(e) = fds[i].as_mut() {
+                    e.cloexec = true;
+                }
+            } else {
+                closed.extend(fds[i].take());
+            }
+        }
+        closed
+    }
+
+    /// Open descriptors and their files (for /proc/self/fd).
+    pub fn list(&self) -> Vec<(i32, Arc<File>)> {
+        self.lock()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().map(|e| (i as i32, e.file.clone())))
+            .collect()
+    }
+
+    /// Drops every descriptor (process exit).
+    pub fn clear(&self) -> Vec<FdEntry> {
+        std::mem::take(&mut *self.lock()).into_iter().flatten().collect()
+    }
+}

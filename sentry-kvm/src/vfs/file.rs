@@ -1,0 +1,216 @@
+//! Open file descriptions: what a file descriptor refers to.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::abi::stat::{O_ACCMODE, O_APPEND, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, O_WRONLY, Stat};
+use crate::abi::{Errno, errno::SysResult};
+use crate::kernel::task::Task;
+use crate::kernel::waiter::{Events, WaitQueue};
+use crate::mm::mappable::Mappable;
+use crate::vfs::Location;
+
+pub const SEEK_SET: u32 = 0;
+pub const SEEK_CUR: u32 = 1;
+pub const SEEK_END: u32 = 2;
+pub const SEEK_DATA: u32 = 3;
+pub const SEEK_HOLE: u32 = 4;
+
+/// Status flags that fcntl(F_SETFL) may change.
+pub const SETTABLE_STATUS: u32 = O_APPEND | O_NONBLOCK | 0o20000 /* O_ASYNC */ | 0o40000 /* O_DIRECT */ | 0o1000000 /* O_NOATIME */;
+
+/// What a kind of open file does. Seekable files implement `read_at`/`write_at`; streams
+/// implement `read`/`write` and may block.
+pub trait FileOps: Send + Sync + Any {
+    fn seekable(&self) -> bool {
+        false
+    }
+    fn read_at(&self, _task: &Task, _buf: &mut [u8], _offset: u64) -> Result<usize, Errno> {
+        Err(Errno::EINVAL)
+    }
+    fn write_at(&self, _task: &Task, _data: &[u8], _offset: u64) -> Result<usize, Errno> {
+        Err(Errno::EINVAL)
+    }
+    fn read(&self, _task: &Task, _buf: &mut [u8], _nonblock: bool) -> Result<usize, Errno> {
+        Err(Errno::EINVAL)
+    }
+    fn write(&self, _task: &Task, _data: &[u8], _nonblock: bool) -> Result<usize, Errno> {
+        Err(Errno::EINVAL)
+    }
+    /// Readiness for poll/select/epoll.
+    fn readiness(&self) -> Events {
+        Events::IN | Events::OUT
+    }
+    /// Where waiters for readiness changes register (None: always ready).
+    fn wait_queue(&self) -> Option<Arc<WaitQueue>> {
+        None
+    }
+    fn stat(&self) -> Result<Stat, Errno>;
+    fn ioctl(&self, _task: &Task, _cmd: u32, _arg: u64) -> SysResult {
+        Err(Errno::ENOTTY)
+    }
+    fn mappable(&self) -> Result<Arc<dyn Mappable>, Errno> {
+        Err(Errno::ENODEV)
+    }
+    fn truncate(&self, _len: u64) -> Result<(), Errno> {
+        Err(Errno::EINVAL)
+    }
+    fn fsync(&self) -> Result<(), Errno> {
+        Ok(())
+    }
+    /// Custom seek (directories, special files); None uses the generic rules.
+    fn seek(&self, _offset: i64, _whence: u32, _current: u64) -> Option<Result<u64, Errno>> {
+        None
+    }
+    /// Directory listing in getdents64 format from `cursor`, at most `cap` bytes.
+    fn getdents(&self, _cursor: &mut u64, _cap: usize) -> Result<Vec<u8>, Errno> {
+        Err(Errno::ENOTDIR)
+    }
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// An open file description, shared by duplicated descriptors and across fork.
+pub struct File {
+    pub ops: Arc<dyn FileOps>,
+    pub location: Option<Location>,
+    /// The path it was opened by (shown by /proc/self/fd).
+    pub path: Vec<u8>,
+    flags: AtomicU32,
+    pub offset: Mutex<u64>,
+}
+
+impl File {
+    pub fn new(
+        ops: Arc<dyn FileOps>,
+        flags: u32,
+        location: Option<Location>,
+        path: Vec<u8>,
+    ) -> Arc<File> {
+        Arc::new(File { ops, location, path, flags: AtomicU32::new(flags), offset: Mutex::new(0) })
+    }
+
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    pub fn set_status_flags(&self, new: u32) {
+        let old = self.flags();
+        self.flags.store((old & !SETTABLE_STATUS) | (new & SETTABLE_STATUS), Ordering::Relaxed);
+    }
+
+    pub fn readable(&self) -> bool {
+        let f = self.flags();
+        f & O_PATH == 0 && matches!(f & O_ACCMODE, O_RDONLY | O_RDWR)
+    }
+
+    pub fn writable(&self) -> bool {
+        let f = self.flags();
+        f & O_PATH == 0 && matches!(f & O_ACCMODE, O_WRONLY | O_RDWR)
+    }
+
+    pub fn nonblocking(&self) -> bool {
+        self.flags() & O_NONBLOCK != 0
+    }
+
+    pub fn is_path_only(&self) -> bool {
+        self.flags() & O_PATH != 0
+    }
+
+    fn lock_offset(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.offset.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// read(2): at the file offset for seekable files.
+    pub fn read(&self, task: &Task, buf: &mut [u8]) -> Result<usize, Errno> {
+        if !self.readable() {
+            return Err(Errno::EBADF);
+        }
+        if self.ops.seekable() {
+            let mut off = self.lock_offset();
+            let n = self.ops.read_at(task, buf, *off)?;
+            *off += n as u64;
+            Ok(n)
+        } else {
+            self.ops.read(task, buf, self.nonblocking())
+        }
+    }
+
+    pub fn pread(&self, task: &Task, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+        if !self.readable() {
+            return Err(Errno::EBADF);
+        }
+        if !self.ops.seekable() {
+            return Err(Errno::ESPIPE);
+        }
+        self.ops.read_at(task, buf, offset)
+    }
+
+    pub fn write(&self, task: &Task, data: &[u8]) -> Result<usize, Errno> {
+        if !self.writable() {
+            return Err(Errno::EBADF);
+        }
+        if self.ops.seekable() {
+            let mut off = self.lock_offset();
+            if self.flags() & O_APPEND != 0 {
+                *off = self.ops.stat()?.size as u64;
+            }
+            let n = self.ops.write_at(task, data, *off)?;
+            *off += n as u64;
+            Ok(n)
+        } else {
+            self.ops.write(task, data, self.nonblocking())
+        }
+    }
+
+    pub fn pwrite(&self, task: &Task, data: &[u8], offset: u64) -> Result<usize, Errno> {
+        if !self.writable() {
+            return Err(Errno::EBADF);
+        }
+        if !self.ops.seekable() {
+            return Err(Errno::ESPIPE);
+        }
+        // Linux quirk kept for compatibility: with O_APPEND, pwrite appends.
+        let offset =
+            if self.flags() & O_APPEND != 0 { self.ops.stat()?.size as u64 } else { offset };
+        self.ops.write_at(task, data, offset)
+    }
+
+    pub fn seek(&self, offset: i64, whence: u32) -> Result<u64, Errno> {
+        let mut off = self.lock_offset();
+        if let Some(r) = self.ops.seek(offset, whence, *off) {
+            let new = r?;
+            *off = new;
+            return Ok(new);
+        }
+        if !self.ops.seekable() {
+            return Err(Errno::ESPIPE);
+        }
+        let base: i64 = match whence {
+            SEEK_SET => 0,
+            SEEK_CUR => *off as i64,
+            SEEK_END => self.ops.stat()?.size,
+            SEEK_DATA | SEEK_HOLE => {
+                let size = self.ops.stat()?.size;
+                if offset < 0 || offset >= size {
+                    return Err(Errno::ENXIO);
+                }
+                let new = if whence == SEEK_DATA { offset } else { size };
+                *off = new as u64;
+                return Ok(new as u64);
+            }
+            _ => return Err(Errno::EINVAL),
+        };
+        let new = base.checked_add(offset).ok_or(Errno::EOVERFLOW)?;
+        if new < 0 {
+            return Err(Errno::EINVAL);
+        }
+        *off = new as u64;
+        Ok(new as u64)
+    }
+
+    pub fn getdents(&self, cap: usize) -> Result<Vec<u8>, Errno> {
+        let mut off = self.lock_offset();
+        self.ops.getdents(&mut off, cap)
+    }
+}

@@ -1,0 +1,211 @@
+//! Files backed by host descriptors handed to the sandbox: its stdin, stdout and stderr.
+
+use std::any::Any;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::abi::Errno;
+use crate::abi::errno::SysResult;
+use crate::abi::stat::{S_IFCHR, S_IFIFO, S_IFREG, S_IFSOCK, Stat, Timespec};
+use crate::kernel::task::Task;
+use crate::kernel::waiter::Events;
+use crate::vfs::file::FileOps;
+
+/// How often a blocked read re-checks for signals while the host descriptor stays quiet.
+const POLL_SLICE: Duration = Duration::from_millis(20);
+
+pub struct HostFile {
+    fd: OwnedFd,
+    seekable: bool,
+    tty: bool,
+}
+
+impl HostFile {
+    pub fn new(fd: OwnedFd) -> Arc<HostFile> {
+        // SAFETY: fstat into a zeroed struct on a descriptor we own.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let ok = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0;
+        let seekable = ok && st.st_mode & libc::S_IFMT == libc::S_IFREG;
+        // SAFETY: isatty only inspects the descriptor.
+        let tty = unsafe { libc::isatty(fd.as_raw_fd()) } == 1;
+        Arc::new(HostFile { fd, seekable, tty })
+    }
+
+    fn poll(&self, events: i16, timeout: Duration) -> i16 {
+        let mut p = libc::pollfd { fd: self.fd.as_raw_fd(), events, revents: 0 };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) };
+        if n > 0 { p.revents } else { 0 }
+    }
+
+    fn wait(&self, task: &Task, events: i16) -> Result<(), Errno> {
+        loop {
+            if self.poll(events, POLL_SLICE) != 0 {
+                return Ok(());
+            }
+            if task.waker.interrupted() {
+                return Err(Errno::ERESTARTSYS);
+            }
+        }
+    }
+}
+
+fn host_result(n: isize) -> Result<usize, Errno> {
+    if n < 0 { Err(Errno::last_host()) } else { Ok(n as usize) }
+}
+
+impl FileOps for HostFile {
+    fn seekable(&self) -> bool {
+        self.seekable
+    }
+
+    fn read_at(&self, _t: &Task, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+        // SAFETY: reading into `buf` from our descriptor.
+        host_result(unsafe {
+            libc::pread(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), off as i64)
+        })
+    }
+
+    fn write_at(&self, _t: &Task, data: &[u8], off: u64) -> Result<usize, Errno> {
+        // SAFETY: writing `data` to our descriptor.
+        host_result(unsafe {
+            libc::pwrite(self.fd.as_raw_fd(), data.as_ptr().cast(), data.len(), off as i64)
+        })
+    }
+
+    fn read(&self, task: &Task, buf: &mut [u8], nonblock: bool) -> Result<usize, Errno> {
+        if !nonblock {
+            self.wait(task, libc::POLLIN)?;
+        } else if self.poll(libc::POLLIN, Duration::ZERO) == 0 {
+            return Err(Errno::EAGAIN);
+        }
+        // SAFETY: reading into `buf` from our descriptor.
+        host_result(unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
+    }
+
+    fn write(&self, task: &Task, data: &[u8], nonblock: bool) -> Result<usize, Errno> {
+        let mut done = 0;
+        while done < data.len() {
+            if nonblock && self.poll(libc::POLLOUT, Duration::ZERO) == 0 {
+                return if done > 0 { Ok(done) } else { Err(Errno::EAGAIN) };
+            }
+            if !nonblock
+                && let Err(e) = self.wait(task, libc::POLLOUT) {
+                    return if done > 0 { Ok(done) } else { Err(e) };
+                }
+            // SAFETY: writing the unwritten tail of `data`.
+            let n = unsafe {
+                libc::write(self.fd.as_raw_fd(), data[done..].as_ptr().cast(), data.len() - done)
+            };
+            match host_result(n) {
+                Ok(n) => done += n,
+                Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
+                Err(Errno::EPIPE) => {
+                    if let Some(t) = crate::kernel::task::current() {
+                        crate::kernel::signal::send::send_to_task(
+                            &t,
+                            crate::abi::signal::SigInfo::kernel(crate::abi::signal::SIGPIPE),
+                            crate::kernel::signal::send::Origin::Sandbox,
+                        );
+                    }
+                    return if done > 0 { Ok(done) } else { Err(Errno::EPIPE) };
+                }
+                Err(e) => return if done > 0 { Ok(done) } else { Err(e) },
+            }
+        }
+        Ok(done)
+    }
+
+    fn readiness(&self) -> Events {
+        let r = self.poll(libc::POLLIN | libc::POLLOUT, Duration::ZERO);
+        Events(r as u16 as u32)
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        // SAFETY: fstat into a zeroed struct.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::fstat(self.fd.as_raw_fd(), &mut st) } != 0 {
+            return Err(Errno::last_host());
+        }
+        let kind = match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG => S_IFREG,
+            libc::S_IFSOCK => S_IFSOCK,
+            libc::S_IFCHR => S_IFCHR,
+            _ => S_IFIFO,
+        };
+        let now = Timespec::now();
+        Ok(Stat {
+            dev: crate::abi::stat::makedev(0, 13),
+            ino: st.st_ino,
+            nlink: 1,
+            mode: kind | (st.st_mode & 0o777),
+            rdev: st.st_rdev,
+            size: if kind == S_IFREG { st.st_size } else { 0 },
+            blksize: 4096,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            ..Default::default()
+        })
+    }
+
+    fn ioctl(&self, task: &Task, cmd: u32, arg: u64) -> SysResult {
+        const TCGETS: u32 = 0x5401;
+        const TCSETS: u32 = 0x5402;
+        const TCSETSW: u32 = 0x5403;
+        const TCSETSF: u32 = 0x5404;
+        const TIOCGWINSZ: u32 = 0x5413;
+        const TIOCSWINSZ: u32 = 0x5414;
+        const TIOCGPGRP: u32 = 0x540f;
+        const TIOCSPGRP: u32 = 0x5410;
+        const FIONREAD: u32 = 0x541b;
+        if !self.tty && cmd != FIONREAD {
+            return Err(Errno::ENOTTY);
+        }
+        let mm = task.mm();
+        match cmd {
+            TCGETS | TIOCGWINSZ | FIONREAD => {
+                let size = match cmd {
+                    TCGETS => 60,
+                    TIOCGWINSZ => 8,
+                    _ => 4,
+                };
+                let mut buf = vec![0u8; 64];
+                // SAFETY: the buffer is larger than what each of these ioctls writes.
+                let r = unsafe { libc::ioctl(self.fd.as_raw_fd(), cmd as _, buf.as_mut_ptr()) };
+                if r < 0 {
+                    return Err(Errno::last_host());
+                }
+                mm.copy_out(arg, &buf[..size])?;
+                Ok(0)
+            }
+            TCSETS | TCSETSW | TCSETSF | TIOCSWINSZ => {
+                let size = if cmd == TIOCSWINSZ { 8 } else { 60 };
+                let mut buf = [0u8; 64];
+                mm.copy_in(arg, &mut buf[..size])?;
+                // SAFETY: the buffer holds the structure the ioctl reads.
+                let r = unsafe { libc::ioctl(self.fd.as_raw_fd(), cmd as _, buf.as_ptr()) };
+                if r < 0 {
+                    return Err(Errno::last_host());
+                }
+                Ok(0)
+            }
+            // Job control on the host terminal is not offered: the sandbox's foreground
+            // process group is its own.
+            TIOCGPGRP => {
+                let pgid = task.kernel.tasks().proc(task.tgid()).map(|p| p.pgid).unwrap_or(1);
+                mm.copy_out(arg, &pgid.to_le_bytes())?;
+                Ok(0)
+            }
+            TIOCSPGRP => Ok(0),
+            _ => Err(Errno::ENOTTY),
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

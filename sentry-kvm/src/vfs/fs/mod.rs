@@ -1,0 +1,9 @@
+//! Filesystem implementations.
+
+pub mod dev;
+pub mod host;
+pub mod memfd;
+pub mod overlay;
+pub mod path_only;
+pub mod proc;
+pub mod synthetic;
