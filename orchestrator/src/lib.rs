@@ -1,2 +1,8 @@
 //! The control plane: API server, store, scheduler, controllers, node agent and CRI.
-//! (Issues 3, 6 and 8; nothing here yet.)
+//!
+//! - [`store`]: the one key-value seam (ordered revisions, compare-and-swap, watch) with an
+//!   embedded backend and an etcd backend.
+//!
+//! The API server, scheduler, controllers and node agent follow (issues 3, 6 and 8).
+
+pub mod store;
