@@ -5,4 +5,6 @@
 //!
 //! The API server, scheduler, controllers and node agent follow (issues 3, 6 and 8).
 
+pub mod api;
+pub mod server;
 pub mod store;

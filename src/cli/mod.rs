@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod sentry;
+mod server;
 
 #[derive(Parser)]
 #[command(name = "ringfence", version, about = "Pods in KVM isolation boundaries")]
@@ -21,11 +22,14 @@ pub enum Command {
     /// The Sentry runtime: Linux binaries under a user-space kernel in a KVM guest.
     #[command(subcommand)]
     Sentry(sentry::SentryCommand),
+    /// The Kubernetes-compatible API server (kubectl talks to it).
+    Server(server::ServerArgs),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Sentry(c) => sentry::run(c),
+        Command::Server(a) => server::run(a),
     }
 }
 

@@ -1,0 +1,185 @@
+//! A `ringfence server` started for one test, and the real kubectl pointed at it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub struct Cluster {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+    pub url: String,
+}
+
+impl Cluster {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts the server with extra arguments; returns once it listens.
+    pub fn start_with(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, extra)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringfence"))
+            .args(["server", "--data-dir"])
+            .arg(dir.path())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start ringfence server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut url = None;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("server output");
+            if let Some(u) = line.strip_prefix("ringfence API server listening on ") {
+                url = Some(u.to_owned());
+                break;
+            }
+        }
+        let url = url.expect("the server printed its address");
+        let kubeconfig = dir.path().join("admin.kubeconfig");
+        Self { child, dir, kubeconfig, url }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the server and gives back its data directory.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let old = std::mem::replace(&mut self.dir, dir);
+        std::mem::forget(self);
+        old
+    }
+
+    pub fn kubectl_cmd(&self) -> Command {
+        let mut c = Command::new("/usr/bin/kubectl");
+        c.env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", self.dir.path().join("kube-cache"));
+        c
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_cmd().args(args).output().expect("run kubectl")
+    }
+
+    /// Runs kubectl and returns stdout; panics with stderr on failure.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs kubectl expecting failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should fail: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&a)).expect("kubectl -o json output")
+    }
+
+    /// Applies YAML given inline.
+    pub fn apply(&self, yaml: &str, extra: &[&str]) -> String {
+        let f = self.write(&format!("manifest-{}.yaml", rand_suffix()), yaml);
+        let mut args = vec!["apply", "-f", f.to_str().expect("utf-8 path")];
+        args.extend(extra);
+        self.ok(&args)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).expect("write file");
+        p
+    }
+
+    /// A kubectl that authenticates with a bearer token instead of the admin certificate.
+    pub fn kubectl_as_token(&self, token: &str, args: &[&str]) -> Output {
+        Command::new("/usr/bin/kubectl")
+            .env("KUBECONFIG", "/dev/null")
+            .env("KUBECACHEDIR", self.dir.path().join("kube-cache-token"))
+            .arg(format!("--server={}", self.url))
+            .arg(format!(
+                "--certificate-authority={}",
+                self.dir.path().join("pki/ca.crt").display()
+            ))
+            .arg(format!("--token={token}"))
+            .args(args)
+            .output()
+            .expect("run kubectl")
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+pub const DEPLOYMENT: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.25
+        ports: [{containerPort: 80}]
+"#;
