@@ -6,5 +6,6 @@
 //! The API server, scheduler, controllers and node agent follow (issues 3, 6 and 8).
 
 pub mod api;
+pub mod client;
 pub mod server;
 pub mod store;

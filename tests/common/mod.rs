@@ -183,3 +183,18 @@ spec:
         image: nginx:1.25
         ports: [{containerPort: 80}]
 "#;
+
+/// An HTTPS connection to the cluster as its admin (client certificate).
+pub async fn admin(c: &Cluster) -> orchestrator::client::Connection {
+    orchestrator::client::ClientConfig::from_kubeconfig(&c.kubeconfig)
+        .expect("admin kubeconfig")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+/// The store's current revision, as a list reports it.
+pub async fn revision(conn: &mut orchestrator::client::Connection) -> String {
+    let r = conn.get("/api/v1/namespaces/default/configmaps?limit=1").await.expect("list");
+    r.json()["metadata"]["resourceVersion"].as_str().expect("resourceVersion").to_owned()
+}

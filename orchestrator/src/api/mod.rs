@@ -7,6 +7,7 @@ pub mod discovery;
 pub mod engine;
 pub mod error;
 pub mod lifecycle;
+pub mod managed;
 pub mod meta;
 pub mod openapi;
 pub mod patch;

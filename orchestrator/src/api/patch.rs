@@ -28,27 +28,27 @@ pub fn merge_patch(doc: &Value, patch: &Value) -> Result<Value, String> {
 }
 
 /// How a list field merges, from the Kubernetes types' patch strategies.
-enum ListStrategy {
+pub enum ListKind {
     /// Elements are objects identified by this key.
-    ByKey(&'static str),
+    Keyed(&'static str),
     /// A set of scalars.
-    Union,
+    Set,
 }
 
 /// The OpenAPI patch extensions of `ty.field`: (x-kubernetes-patch-strategy, merge key).
 pub fn patch_extensions(ty: &str, field: &str) -> Option<(&'static str, Option<&'static str>)> {
-    match list_strategy(ty, field)? {
-        ListStrategy::ByKey(k) => Some(("merge", Some(k))),
-        ListStrategy::Union => Some(("merge", None)),
+    match list_kind(ty, field)? {
+        ListKind::Keyed(k) => Some(("merge", Some(k))),
+        ListKind::Set => Some(("merge", None)),
     }
 }
 
-fn list_strategy(ty: &str, field: &str) -> Option<ListStrategy> {
-    use ListStrategy::*;
+pub fn list_kind(ty: &str, field: &str) -> Option<ListKind> {
+    use ListKind::*;
     let short = ty.rsplit('.').next().unwrap_or(ty);
     Some(match (short, field) {
-        ("ObjectMeta", "finalizers") => Union,
-        ("ObjectMeta", "ownerReferences") => ByKey("uid"),
+        ("ObjectMeta", "finalizers") => Set,
+        ("ObjectMeta", "ownerReferences") => Keyed("uid"),
         (
             "PodSpec",
             "containers"
@@ -57,15 +57,15 @@ fn list_strategy(ty: &str, field: &str) -> Option<ListStrategy> {
             | "volumes"
             | "imagePullSecrets",
         )
-        | ("PodSpec", "resourceClaims" | "schedulingGates") => ByKey("name"),
-        ("PodSpec", "hostAliases") => ByKey("ip"),
-        ("Container" | "EphemeralContainer", "ports") => ByKey("containerPort"),
-        ("Container" | "EphemeralContainer", "env") => ByKey("name"),
-        ("Container" | "EphemeralContainer", "volumeMounts") => ByKey("mountPath"),
-        ("Container" | "EphemeralContainer", "volumeDevices") => ByKey("devicePath"),
-        ("ServiceSpec", "ports") => ByKey("port"),
-        ("ServiceAccount", "secrets") => ByKey("name"),
-        ("NodeStatus", "addresses") => ByKey("type"),
+        | ("PodSpec", "resourceClaims" | "schedulingGates") => Keyed("name"),
+        ("PodSpec", "hostAliases") => Keyed("ip"),
+        ("Container" | "EphemeralContainer", "ports") => Keyed("containerPort"),
+        ("Container" | "EphemeralContainer", "env") => Keyed("name"),
+        ("Container" | "EphemeralContainer", "volumeMounts") => Keyed("mountPath"),
+        ("Container" | "EphemeralContainer", "volumeDevices") => Keyed("devicePath"),
+        ("ServiceSpec", "ports") => Keyed("port"),
+        ("ServiceAccount", "secrets") => Keyed("name"),
+        ("NodeStatus", "addresses") => Keyed("type"),
         (
             "PodStatus"
             | "NodeStatus"
@@ -77,14 +77,14 @@ fn list_strategy(ty: &str, field: &str) -> Option<ListStrategy> {
             | "PersistentVolumeClaimStatus"
             | "ServiceStatus",
             "conditions",
-        ) => ByKey("type"),
-        ("PodStatus", "podIPs") => ByKey("ip"),
+        ) => Keyed("type"),
+        ("PodStatus", "podIPs") => Keyed("ip"),
         _ => return None,
     })
 }
 
 /// The definition name of `ty.field` (for a list, of its elements).
-fn child_type(ty: Option<&str>, field: &str) -> Option<String> {
+pub fn child_type_of(ty: Option<&str>, field: &str) -> Option<String> {
     let def = match schemas().definitions.get(ty?)? {
         Schema::Object(o) => o,
         Schema::Bool(_) => return None,
@@ -183,7 +183,7 @@ fn merge_map(
             orig.remove(key);
             continue;
         }
-        let child = child_type(ty, key);
+        let child = child_type_of(ty, key);
         match (orig.get_mut(key), pv) {
             (Some(Value::Object(o)), Value::Object(p)) => {
                 if merge_map(o, p, child.as_deref())? == Outcome::Delete {
@@ -191,7 +191,7 @@ fn merge_map(
                 }
             }
             (Some(Value::Array(o)), Value::Array(p)) => {
-                let strategy = ty.and_then(|t| list_strategy(t, key));
+                let strategy = ty.and_then(|t| list_kind(t, key));
                 if let Some(merged) = merge_list(o, p, strategy, child.as_deref())? {
                     *o = merged;
                 }
@@ -205,7 +205,7 @@ fn merge_map(
         }
     }
     for (field, order) in orders {
-        let strategy = ty.and_then(|t| list_strategy(t, &field));
+        let strategy = ty.and_then(|t| list_kind(t, &field));
         if let Some(Value::Array(list)) = orig.get_mut(&field) {
             reorder(list, &order, strategy);
         }
@@ -220,12 +220,12 @@ fn merge_map(
 fn merge_list(
     orig: &mut Vec<Value>,
     patch: &[Value],
-    strategy: Option<ListStrategy>,
+    strategy: Option<ListKind>,
     elem_ty: Option<&str>,
 ) -> Result<Option<Vec<Value>>, String> {
     match strategy {
         None => Ok(Some(patch.iter().map(strip_directives).collect())),
-        Some(ListStrategy::Union) => {
+        Some(ListKind::Set) => {
             for v in patch {
                 if !orig.contains(v) {
                     orig.push(v.clone());
@@ -233,7 +233,7 @@ fn merge_list(
             }
             Ok(None)
         }
-        Some(ListStrategy::ByKey(mk)) => {
+        Some(ListKind::Keyed(mk)) => {
             if patch.iter().any(|p| p.get("$patch").and_then(Value::as_str) == Some("replace")) {
                 return Ok(Some(
                     patch
@@ -270,10 +270,10 @@ fn merge_list(
     }
 }
 
-fn reorder(list: &mut Vec<Value>, order: &[Value], strategy: Option<ListStrategy>) {
+fn reorder(list: &mut Vec<Value>, order: &[Value], strategy: Option<ListKind>) {
     let key_of = |v: &Value| -> Value {
         match strategy {
-            Some(ListStrategy::ByKey(mk)) => v.get(mk).cloned().unwrap_or(Value::Null),
+            Some(ListKind::Keyed(mk)) => v.get(mk).cloned().unwrap_or(Value::Null),
             _ => v.clone(),
         }
     };

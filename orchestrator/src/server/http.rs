@@ -130,18 +130,21 @@ async fn dispatch(
     let query = req.uri().query().unwrap_or("").to_owned();
     let accept = header(&req, ACCEPT).to_owned();
     let content_type = header(&req, CONTENT_TYPE).to_owned();
+    let user_agent = header(&req, http::header::USER_AGENT).to_owned();
     let head = RequestHead {
         method: &method,
         path: &path,
         query: &query,
         accept: &accept,
         content_type: &content_type,
+        user_agent: &user_agent,
     };
+    // Read the body first so an early error still leaves the connection usable.
+    let bytes = read_body(req).await?;
     let parsed = router::parse(&head)?;
     let route = match parsed {
         Parsed::Route(r) => r,
         Parsed::Resource(rr) => {
-            let bytes = read_body(req).await?;
             let body = decode_body(&bytes, &content_type)?;
             let request = rr.finish(body, &content_type)?;
             label.0 = request.op.verb();

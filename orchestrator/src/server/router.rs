@@ -54,6 +54,7 @@ pub struct RequestHead<'a> {
     pub query: &'a str,
     pub accept: &'a str,
     pub content_type: &'a str,
+    pub user_agent: &'a str,
 }
 
 /// Percent-decoding for query strings ('+' is a space).
@@ -145,7 +146,10 @@ fn list_options(
     })
 }
 
-fn write_options(q: &HashMap<String, String>) -> Result<WriteOptions, ApiError> {
+fn write_options(
+    q: &HashMap<String, String>,
+    default_manager: &str,
+) -> Result<WriteOptions, ApiError> {
     let field_validation = match q.get("fieldValidation").map(String::as_str) {
         None | Some("") | Some("Warn") => FieldValidation::Warn,
         Some("Strict") => FieldValidation::Strict,
@@ -158,7 +162,9 @@ fn write_options(q: &HashMap<String, String>) -> Result<WriteOptions, ApiError> 
     };
     Ok(WriteOptions {
         dry_run: q.get("dryRun").is_some_and(|d| d == "All"),
-        field_manager: q.get("fieldManager").cloned(),
+        field_manager: Some(
+            q.get("fieldManager").cloned().unwrap_or_else(|| default_manager.to_owned()),
+        ),
         field_validation,
         force: bool_param(q, "force"),
     })
@@ -221,6 +227,8 @@ pub fn patch_type(content_type: &str) -> Result<PatchType, ApiError> {
 /// A resource route whose body is still to be read; `finish` turns it into a request.
 pub struct ResourceRoute {
     pub target: Target,
+    /// The field manager when the request names none: the User-Agent's program name.
+    pub default_manager: String,
     pub method: Method,
     pub query: HashMap<String, String>,
     pub format: Format,
@@ -244,13 +252,17 @@ impl ResourceRoute {
             }
             (&Method::GET, true) => Operation::Get,
             (&Method::GET, false) => Operation::List(list_options(q, t.kind)?),
-            (&Method::POST, _) => Operation::Create { body: need_body()?, opts: write_options(q)? },
-            (&Method::PUT, true) => {
-                Operation::Update { body: need_body()?, opts: write_options(q)? }
-            }
+            (&Method::POST, _) => Operation::Create {
+                body: need_body()?,
+                opts: write_options(q, &self.default_manager)?,
+            },
+            (&Method::PUT, true) => Operation::Update {
+                body: need_body()?,
+                opts: write_options(q, &self.default_manager)?,
+            },
             (&Method::PATCH, true) => {
                 let pt = patch_type(content_type)?;
-                let mut opts = write_options(q)?;
+                let mut opts = write_options(q, &self.default_manager)?;
                 if pt == PatchType::Apply && opts.field_manager.as_deref().is_none_or(str::is_empty)
                 {
                     return Err(ApiError::bad_request(
@@ -356,8 +368,10 @@ fn resource(
         return Err(ApiError::no_route(head.path));
     }
     let format = format_of(head.accept, &q);
+    let program = head.user_agent.split('/').next().unwrap_or("").trim();
     Ok(Parsed::Resource(ResourceRoute {
         target: Target { kind, namespace, name: name.map(str::to_owned), subresource },
+        default_manager: if program.is_empty() { "unknown".to_owned() } else { program.to_owned() },
         method: head.method.clone(),
         query: q,
         format,
@@ -376,6 +390,7 @@ mod tests {
             query,
             accept: "application/json",
             content_type: "",
+            user_agent: "kubectl/v1.32.4",
         })
     }
 

@@ -3,9 +3,10 @@
 
 use serde_json::{Value, json};
 
+use super::write::How;
 use super::{Api, ApiResponse};
 use crate::api::error::ApiError;
-use crate::api::request::{Format, Operation, PatchType, Target, User, WriteOptions};
+use crate::api::request::{Format, Operation, PatchType, Target, User};
 use crate::api::resources::Subresource;
 use crate::api::{meta, patch};
 
@@ -97,7 +98,9 @@ impl Api {
                 }
                 let mut new = obj.clone();
                 new["spec"]["replicas"] = json!(replicas);
-                let stored = self.store_update(t, &obj, rev, new, &opts, None).await?;
+                let stored = self
+                    .store_update(t, &obj, rev, new, &opts, How { sub: None, record: true })
+                    .await?;
                 Ok(ApiResponse::ok(scale_of(&stored)))
             }
             (Subresource::Binding, Operation::Create { body, opts }) => {
@@ -115,15 +118,8 @@ impl Api {
                 }
                 let mut new = obj.clone();
                 new["spec"]["nodeName"] = json!(node);
-                self.store_update(
-                    t,
-                    &obj,
-                    rev,
-                    new,
-                    &WriteOptions { dry_run: opts.dry_run, ..Default::default() },
-                    None,
-                )
-                .await?;
+                self.store_update(t, &obj, rev, new, &opts, How { sub: None, record: true })
+                    .await?;
                 Ok(ApiResponse::Object {
                     code: 201,
                     body: json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),

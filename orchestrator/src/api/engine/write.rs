@@ -9,11 +9,29 @@ use super::{Api, ApiResponse, body, decode, encode, key, prefix};
 use crate::api::error::ApiError;
 use crate::api::request::{PatchType, Target, User, WriteOptions};
 use crate::api::resources::{ResourceKind, Subresource};
-use crate::api::{defaults, meta, patch, validation};
+use crate::api::{defaults, managed, meta, patch, validation};
 use crate::store::{self, Revision};
 
 /// Attempts at a patch whose read-modify-write keeps losing the race.
 const PATCH_RETRIES: usize = 8;
+
+/// Which part of an object a write goes through, and whether it records field ownership
+/// (server-side apply records its own).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct How {
+    pub sub: Option<Subresource>,
+    pub record: bool,
+}
+
+/// Who owns the fields a write sets.
+fn manager(opts: &WriteOptions) -> &str {
+    opts.field_manager.as_deref().filter(|m| !m.is_empty()).unwrap_or("unknown")
+}
+
+/// Options of writes the server makes itself.
+fn internal() -> WriteOptions {
+    WriteOptions { field_manager: Some("ringfence-controller".into()), ..Default::default() }
+}
 
 fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -103,10 +121,21 @@ impl Api {
 
     pub(super) async fn create(
         &self,
+        user: &User,
+        t: &Target,
+        body: Value,
+        opts: &WriteOptions,
+    ) -> Result<ApiResponse, ApiError> {
+        self.create_as(user, t, body, opts, true).await
+    }
+
+    async fn create_as(
+        &self,
         _user: &User,
         t: &Target,
         body: Value,
         opts: &WriteOptions,
+        record: bool,
     ) -> Result<ApiResponse, ApiError> {
         let kind = t.kind;
         let mut warnings = Vec::new();
@@ -156,6 +185,9 @@ impl Api {
             && let Some(o) = obj.as_object_mut()
         {
             o.remove("status");
+        }
+        if record {
+            managed::record_update(kind, None, &mut obj, manager(opts), "");
         }
         defaults::apply(kind, &mut obj);
         let causes = validation::validate(kind, &obj);
@@ -218,7 +250,8 @@ impl Api {
                 "the object has been modified; please apply your changes to the latest version and try again",
             ));
         }
-        let stored = self.store_update(t, &current, rev, new, opts, sub).await?;
+        let stored =
+            self.store_update(t, &current, rev, new, opts, How { sub, record: true }).await?;
         Ok(ApiResponse::Object { code: 200, body: stored, warnings })
     }
 
@@ -231,8 +264,9 @@ impl Api {
         rev: Revision,
         mut new: Value,
         opts: &WriteOptions,
-        sub: Option<Subresource>,
+        how: How,
     ) -> Result<Value, ApiError> {
+        let How { sub, record } = how;
         let kind = t.kind;
         let name = meta::name(current).to_owned();
         // Which parts this write may change.
@@ -291,6 +325,10 @@ impl Api {
                 ));
             }
         }
+        if record {
+            let subresource = sub.map(|s| s.name()).unwrap_or("");
+            managed::record_update(kind, Some(current), &mut new, manager(opts), subresource);
+        }
         defaults::apply(kind, &mut new);
         if spec_of(&new) != spec_of(current) {
             let g = current["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
@@ -341,17 +379,32 @@ impl Api {
             let (current, rev) = match self.load(kind, t.namespace.as_deref(), &name).await {
                 Ok(c) => c,
                 Err(e) if e.code == 404 && patch_type == PatchType::Apply => {
-                    let mut body = patch_body.clone();
-                    meta::metadata_mut(&mut body).insert("name".into(), json!(name));
-                    return self.create(user, t, body, opts).await;
+                    let applied = self.applied_config(t, patch_body, opts)?;
+                    let obj = managed::apply(kind, None, &applied, manager(opts), opts.force)
+                        .map_err(|c| {
+                            ApiError::new(409, "Conflict", managed::conflict_message(kind, &c))
+                        })?;
+                    return self.create_as(user, t, obj, opts, false).await;
                 }
                 Err(e) => return Err(e),
             };
             let patched = match patch_type {
                 PatchType::Json => patch::json_patch(&current, patch_body),
                 PatchType::Merge => patch::merge_patch(&current, patch_body),
-                PatchType::Strategic | PatchType::Apply => {
-                    patch::strategic_merge(&current, patch_body, kind)
+                PatchType::Strategic => patch::strategic_merge(&current, patch_body, kind),
+                PatchType::Apply => {
+                    let applied = self.applied_config(t, patch_body, opts)?;
+                    match managed::apply(kind, Some(&current), &applied, manager(opts), opts.force)
+                    {
+                        Ok(v) => Ok(v),
+                        Err(c) => {
+                            return Err(ApiError::new(
+                                409,
+                                "Conflict",
+                                managed::conflict_message(kind, &c),
+                            ));
+                        }
+                    }
                 }
             }
             .map_err(|m| ApiError::new(422, "Invalid", m))?;
@@ -370,7 +423,8 @@ impl Api {
                     "the object has been modified; please apply your changes to the latest version and try again",
                 ));
             }
-            match self.store_update(t, &current, rev, patched, opts, sub).await {
+            let record = patch_type != PatchType::Apply;
+            match self.store_update(t, &current, rev, patched, opts, How { sub, record }).await {
                 Ok(obj) => return Ok(ApiResponse::Object { code: 200, body: obj, warnings }),
                 Err(e) if e.code == 409 && e.reason == "Conflict" && pinned.is_none() => {
                     last_err = Some(e)
@@ -379,6 +433,32 @@ impl Api {
             }
         }
         Err(last_err.unwrap_or_else(|| ApiError::internal("patch retries exhausted")))
+    }
+
+    /// A server-side apply body, checked like any object of its kind.
+    fn applied_config(
+        &self,
+        t: &Target,
+        body: &Value,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        let mut warnings = Vec::new();
+        let applied = body::check(t.kind, body.clone(), opts.field_validation, &mut warnings)?;
+        let name = t.name.as_deref().unwrap_or("");
+        if meta::name(&applied) != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the applied object ({}) does not match the name on the URL ({name})",
+                meta::name(&applied)
+            )));
+        }
+        if let (Some(want), Some(got)) = (t.namespace.as_deref(), meta::namespace(&applied))
+            && want != got
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        Ok(applied)
     }
 
     /// Whether a deleting object has no finalizers left (namespaces also wait for theirs).
@@ -430,9 +510,18 @@ impl Api {
             let result = if sub.is_some() {
                 let mut merged = new.clone();
                 merged["metadata"] = current["metadata"].clone();
-                self.store_update(&t, &current, rev, merged, &WriteOptions::default(), sub).await
+                self.store_update(&t, &current, rev, merged, &internal(), How { sub, record: true })
+                    .await
             } else {
-                self.store_update(&t, &current, rev, new, &WriteOptions::default(), None).await
+                self.store_update(
+                    &t,
+                    &current,
+                    rev,
+                    new,
+                    &internal(),
+                    How { sub: None, record: true },
+                )
+                .await
             };
             match result {
                 Ok(v) => return Ok(v),
