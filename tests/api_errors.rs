@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Cluster, admin, revision};
+use common::{Backend, Cluster, admin, revision};
 use serde_json::{Value, json};
 
 const CMS: &str = "/api/v1/namespaces/default/configmaps";
@@ -20,9 +20,8 @@ fn status(body: &Value) -> (i64, &str) {
     (body["code"].as_i64().unwrap_or(0), body["reason"].as_str().unwrap_or(""))
 }
 
-#[tokio::test]
-async fn bad_requests_get_status_codes_and_change_nothing() {
-    let c = Cluster::start();
+async fn bad_requests_get_status_codes_and_change_nothing(b: Backend) {
+    let c = Cluster::new(b);
     let mut conn = admin(&c).await;
     let created = conn.send_json("POST", CMS, &cm("existing")).await.unwrap();
     assert_eq!(created.status, 201);
@@ -116,3 +115,5 @@ async fn bad_requests_get_status_codes_and_change_nothing() {
     assert_eq!(still["metadata"]["resourceVersion"], rv.as_str());
     assert_eq!(still["data"]["k"], "v");
 }
+
+on_both_backends_async!(bad_requests_get_status_codes_and_change_nothing);

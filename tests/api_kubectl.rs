@@ -7,11 +7,10 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Cluster, DEPLOYMENT, eventually};
+use common::{Backend, Cluster, DEPLOYMENT, eventually};
 
-#[test]
-fn discovery_version_health_and_explain() {
-    let c = Cluster::start();
+fn discovery_version_health_and_explain(b: Backend) {
+    let c = Cluster::new(b);
     let v = c.ok(&["version"]);
     assert!(v.contains("Server Version: v1.32"), "{v}");
     let resources = c.ok(&["api-resources"]);
@@ -41,9 +40,8 @@ fn discovery_version_health_and_explain() {
     assert!(explain.contains("image"), "{explain}");
 }
 
-#[test]
-fn apply_get_update_and_strict_validation() {
-    let c = Cluster::start();
+fn apply_get_update_and_strict_validation(b: Backend) {
+    let c = Cluster::new(b);
     let file = c.write("web.yaml", DEPLOYMENT);
     let f = file.to_str().unwrap();
     assert!(c.ok(&["apply", "-f", f]).contains("deployment.apps/web created"));
@@ -93,9 +91,8 @@ fn apply_get_update_and_strict_validation() {
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], 80);
 }
 
-#[test]
-fn watch_sees_a_change() {
-    let c = Cluster::start();
+fn watch_sees_a_change(b: Backend) {
+    let c = Cluster::new(b);
     c.apply(DEPLOYMENT, &[]);
     let mut watcher = c
         .kubectl_cmd()
@@ -114,9 +111,8 @@ fn watch_sees_a_change() {
     let _ = watcher.wait();
 }
 
-#[test]
-fn scale_label_annotate_edit_patch_describe() {
-    let c = Cluster::start();
+fn scale_label_annotate_edit_patch_describe(b: Backend) {
+    let c = Cluster::new(b);
     c.apply(DEPLOYMENT, &[]);
     assert!(c.ok(&["scale", "deployment", "web", "--replicas=4"]).contains("scaled"));
     assert_eq!(c.json(&["get", "deployment", "web"])["spec"]["replicas"], 4);
@@ -177,9 +173,8 @@ fn scale_label_annotate_edit_patch_describe() {
     }
 }
 
-#[test]
-fn delete_cascades_to_owned_objects() {
-    let c = Cluster::start();
+fn delete_cascades_to_owned_objects(b: Backend) {
+    let c = Cluster::new(b);
     let file = c.write("web.yaml", DEPLOYMENT);
     c.ok(&["apply", "-f", file.to_str().unwrap()]);
     let uid = c.json(&["get", "deployment", "web"])["metadata"]["uid"].as_str().unwrap().to_owned();
@@ -202,9 +197,8 @@ fn delete_cascades_to_owned_objects() {
     assert_eq!(c.ok(&["get", "configmap", "keep", "-o", "name"]).trim(), "configmap/keep");
 }
 
-#[test]
-fn server_side_apply_and_restricted_token() {
-    let c = Cluster::start();
+fn server_side_apply_and_restricted_token(b: Backend) {
+    let c = Cluster::new(b);
     assert!(c.apply(DEPLOYMENT, &["--server-side"]).contains("serverside-applied"));
     assert_eq!(c.json(&["get", "deployment", "web"])["spec"]["replicas"], 2);
 
@@ -236,3 +230,12 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]
     assert!(String::from_utf8_lossy(&anon.stderr).contains("Unauthorized"));
     assert_eq!(c.ok(&["auth", "can-i", "delete", "nodes"]).trim(), "yes");
 }
+
+on_both_backends!(
+    discovery_version_health_and_explain,
+    apply_get_update_and_strict_validation,
+    watch_sees_a_change,
+    scale_label_annotate_edit_patch_describe,
+    delete_cascades_to_owned_objects,
+    server_side_apply_and_restricted_token
+);

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Cluster, DEPLOYMENT, admin, eventually, revision};
+use common::{Backend, Cluster, DEPLOYMENT, admin, eventually, revision};
 use serde_json::{Value, json};
 
 const CMS: &str = "/api/v1/namespaces/default/configmaps";
@@ -22,9 +22,8 @@ async fn next_event(rx: &mut tokio::sync::mpsc::Receiver<Value>) -> Value {
         .expect("watch open")
 }
 
-#[tokio::test]
-async fn pagination_is_consistent() {
-    let c = Cluster::start();
+async fn pagination_is_consistent(b: Backend) {
+    let c = Cluster::new(b);
     let mut conn = admin(&c).await;
     for i in 0..7 {
         assert_eq!(
@@ -62,9 +61,8 @@ async fn pagination_is_consistent() {
     assert_eq!(bad.status, 400);
 }
 
-#[tokio::test]
-async fn watches_resume_filter_and_expire() {
-    let c = Cluster::start_with(&["--compact-interval", "1"]);
+async fn watches_resume_filter_and_expire(b: Backend) {
+    let c = Cluster::start_with(b, &["--compact-interval", "1"]);
     let config = orchestrator::client::ClientConfig::from_kubeconfig(&c.kubeconfig).unwrap();
     let mut conn = admin(&c).await;
     let start = revision(&mut conn).await;
@@ -155,9 +153,8 @@ async fn watches_resume_filter_and_expire() {
     assert!(expired, "an old resourceVersion expires after compaction");
 }
 
-#[tokio::test]
-async fn finalizers_hold_deletion_until_removed() {
-    let c = Cluster::start();
+async fn finalizers_hold_deletion_until_removed(b: Backend) {
+    let c = Cluster::new(b);
     let mut conn = admin(&c).await;
     let mut obj = cm("held", json!({}));
     obj["metadata"]["finalizers"] = json!(["example.com/keep"]);
@@ -185,9 +182,8 @@ fn owned_replicaset(c: &Cluster, name: &str) {
     );
 }
 
-#[test]
-fn orphan_and_foreground_propagation() {
-    let c = Cluster::start();
+fn orphan_and_foreground_propagation(b: Backend) {
+    let c = Cluster::new(b);
     c.apply(DEPLOYMENT, &[]);
     owned_replicaset(&c, "web-orphan");
     c.ok(&["delete", "deployment", "web", "--cascade=orphan"]);
@@ -211,9 +207,8 @@ fn orphan_and_foreground_propagation() {
     assert!(c.kubectl(&["get", "replicaset", "web-orphan"]).status.success(), "the orphan stays");
 }
 
-#[test]
-fn namespace_lifecycle() {
-    let c = Cluster::start();
+fn namespace_lifecycle(b: Backend) {
+    let c = Cluster::new(b);
     c.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n", &[]);
     c.apply(
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: team}\ndata: {a: b}\n",
@@ -237,9 +232,8 @@ fn namespace_lifecycle() {
     assert!(err.contains("NotFound") || err.contains("not found"), "{err}");
 }
 
-#[test]
-fn server_side_apply_conflicts_unless_forced() {
-    let c = Cluster::start();
+fn server_side_apply_conflicts_unless_forced(b: Backend) {
+    let c = Cluster::new(b);
     c.apply(DEPLOYMENT, &["--server-side", "--field-manager=team-a"]);
     c.ok(&["scale", "deployment", "web", "--replicas=5"]);
     let f = c.write("ssa.yaml", DEPLOYMENT);
@@ -269,7 +263,8 @@ fn server_side_apply_conflicts_unless_forced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill() {
-    let c = Cluster::start();
+    // The embedded store's durability; etcd's is etcd's own.
+    let c = Cluster::new(Backend::Embedded);
     let config = orchestrator::client::ClientConfig::from_kubeconfig(&c.kubeconfig).unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     for w in 0..16 {
@@ -316,3 +311,15 @@ async fn acknowledged_writes_survive_sigkill() {
         acked.len()
     );
 }
+
+on_both_backends!(
+    orphan_and_foreground_propagation,
+    namespace_lifecycle,
+    server_side_apply_conflicts_unless_forced
+);
+
+on_both_backends_async!(
+    pagination_is_consistent,
+    watches_resume_filter_and_expire,
+    finalizers_hold_deletion_until_removed
+);

@@ -18,6 +18,9 @@ pub struct ServerArgs {
     /// Address to serve HTTPS on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:6443")]
     listen: SocketAddr,
+    /// Keep state in this etcd (e.g. http://127.0.0.1:2379) instead of the embedded store.
+    #[arg(long)]
+    etcd: Option<String>,
     /// Range that Service cluster IPs are allocated from.
     #[arg(long, default_value = "10.96.0.0/12")]
     service_cidr: String,
@@ -39,8 +42,12 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     config.token_file = args.token_file;
     config.compact_interval = Duration::from_secs(args.compact_interval.max(1));
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let etcd = args.etcd.clone();
     runtime.block_on(async move {
-        let store = server::open_embedded(&config.data_dir)?;
+        let store = match &etcd {
+            Some(url) => server::open_etcd(url).await.with_context(|| format!("connecting to etcd at {url}"))?,
+            None => server::open_embedded(&config.data_dir)?,
+        };
         let running = server::start(config, store).await?;
         if running.first_start {
             println!(

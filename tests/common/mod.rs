@@ -9,24 +9,79 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// Where the server keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Etcd,
+}
+
+/// Generates one test per backend for each named `fn name(b: Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $( #[test] fn $name() { super::$name($crate::common::Backend::Embedded) } )*
+        }
+        mod etcd {
+            $( #[test] fn $name() { super::$name($crate::common::Backend::Etcd) } )*
+        }
+    };
+}
+
+/// Like `on_both_backends!` for `async fn name(b: Backend)`.
+#[macro_export]
+macro_rules! on_both_backends_async {
+    ($($name:ident),* $(,)?) => {
+        mod embedded_async {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::common::Backend::Embedded).await } )*
+        }
+        mod etcd_async {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::common::Backend::Etcd).await } )*
+        }
+    };
+}
+
+fn start_etcd(dir: &Path) -> orchestrator::store::local_etcd::LocalEtcd {
+    let dir = dir.to_owned();
+    // Own runtime on its own thread: callers may already be inside one.
+    std::thread::spawn(move || {
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(orchestrator::store::local_etcd::LocalEtcd::start(&dir))
+            .expect("start etcd")
+    })
+    .join()
+    .expect("etcd starter")
+}
+
 pub struct Cluster {
     child: Child,
+    etcd: Option<orchestrator::store::local_etcd::LocalEtcd>,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
     pub url: String,
 }
 
 impl Cluster {
-    pub fn start() -> Self {
-        Self::start_with(&[])
+    pub fn new(backend: Backend) -> Self {
+        Self::start_with(backend, &[])
     }
 
     /// Starts the server with extra arguments; returns once it listens.
-    pub fn start_with(extra: &[&str]) -> Self {
+    pub fn start_with(backend: Backend, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        Self::start_in(dir, extra)
+        let etcd = (backend == Backend::Etcd).then(|| start_etcd(&dir.path().join("etcd")));
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if let Some(e) = &etcd {
+            args.extend(["--etcd".to_owned(), e.endpoint.clone()]);
+        }
+        let mut c = Self::start_in(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        c.etcd = etcd;
+        c
     }
 
+    /// Starts the server (embedded store) on an existing data directory.
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringfence"))
             .args(["server", "--data-dir"])
@@ -47,7 +102,7 @@ impl Cluster {
         }
         let url = url.expect("the server printed its address");
         let kubeconfig = dir.path().join("admin.kubeconfig");
-        Self { child, dir, kubeconfig, url }
+        Self { child, etcd: None, dir, kubeconfig, url }
     }
 
     pub fn pid(&self) -> u32 {

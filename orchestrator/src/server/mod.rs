@@ -76,6 +76,11 @@ impl RunningServer {
     }
 }
 
+/// Connects to etcd.
+pub async fn open_etcd(endpoint: &str) -> Result<Arc<dyn Store>, ServerError> {
+    Ok(Arc::new(crate::store::EtcdStore::connect(endpoint).await?))
+}
+
 /// Opens the embedded store in the data directory.
 pub fn open_embedded(data_dir: &Path) -> Result<Arc<dyn Store>, ServerError> {
     std::fs::create_dir_all(data_dir).map_err(|e| ServerError::Io(data_dir.to_owned(), e))?;

@@ -4,10 +4,13 @@
 
 mod embedded;
 mod error;
+mod etcd;
+pub mod local_etcd;
 mod types;
 
 pub use embedded::EmbeddedStore;
 pub use error::StoreError;
+pub use etcd::EtcdStore;
 pub use types::{EventKind, KeyValue, ListOptions, ListResult, Revision, WatchEvent, WatchStream};
 
 use async_trait::async_trait;

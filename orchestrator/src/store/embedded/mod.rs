@@ -154,6 +154,14 @@ mod tests {
         .await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conformance_etcd() {
+        let dir = tempfile::tempdir().unwrap();
+        let etcd = crate::store::local_etcd::LocalEtcd::start(dir.path()).await.unwrap();
+        let store = crate::store::EtcdStore::connect(&etcd.endpoint).await.unwrap();
+        crate::store::conformance::run(Arc::new(store)).await;
+    }
+
     #[tokio::test]
     async fn survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
