@@ -49,6 +49,12 @@ pub fn apply(kind: &ResourceKind, obj: &mut Value) {
                     default(p, "protocol", json!("TCP"));
                     let port = p["port"].clone();
                     default(p, "targetPort", port);
+                    // 0 means "none" (protobuf clients send it for unset ports).
+                    if p["nodePort"] == 0
+                        && let Some(m) = p.as_object_mut()
+                    {
+                        m.remove("nodePort");
+                    }
                 }
             }
             default(object(obj, "status"), "loadBalancer", json!({}));

@@ -67,12 +67,21 @@ pub struct RunningServer {
     pub first_start: bool,
     pub api: Arc<Api>,
     task: tokio::task::JoinHandle<()>,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningServer {
     /// Serves until the task ends (it does not, unless aborted).
     pub async fn wait(self) {
         let _ = self.task.await;
+    }
+
+    /// Stops accepting connections and stops the background work.
+    pub fn shutdown(self) {
+        self.task.abort();
+        for t in self.background {
+            t.abort();
+        }
     }
 }
 
@@ -127,10 +136,12 @@ pub async fn start(
         server_address: format!("{host}:{}", address.port()),
     });
 
-    tokio::spawn(lifecycle::run(api.clone()));
-    tokio::spawn(compactor(store, config.compact_interval));
+    let background = vec![
+        tokio::spawn(lifecycle::run(api.clone())),
+        tokio::spawn(compactor(store, config.compact_interval)),
+    ];
     let task = tokio::spawn(accept_loop(listener, TlsAcceptor::from(tls_config), state));
-    Ok(RunningServer { address, kubeconfig, first_start, api, task })
+    Ok(RunningServer { address, kubeconfig, first_start, api, task, background })
 }
 
 async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<http::State>) {

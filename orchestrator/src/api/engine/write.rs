@@ -242,17 +242,27 @@ impl Api {
                     .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {s:?}")))
             })
             .transpose()?;
-        let (current, rev) = self.load(kind, t.namespace.as_deref(), &name).await?;
-        if wanted_rv.is_some_and(|w| w != rev) {
-            return Err(ApiError::conflict(
-                kind,
-                &name,
-                "the object has been modified; please apply your changes to the latest version and try again",
-            ));
+        // Without a resourceVersion the update is unconditional: lost races are retried.
+        let mut last = None;
+        for _ in 0..PATCH_RETRIES {
+            let (current, rev) = self.load(kind, t.namespace.as_deref(), &name).await?;
+            if wanted_rv.is_some_and(|w| w != rev) {
+                return Err(ApiError::conflict(
+                    kind,
+                    &name,
+                    "the object has been modified; please apply your changes to the latest version and try again",
+                ));
+            }
+            let how = How { sub, record: true };
+            match self.store_update(t, &current, rev, new.clone(), opts, how).await {
+                Ok(stored) => return Ok(ApiResponse::Object { code: 200, body: stored, warnings }),
+                Err(e) if e.code == 409 && e.reason == "Conflict" && wanted_rv.is_none() => {
+                    last = Some(e)
+                }
+                Err(e) => return Err(e),
+            }
         }
-        let stored =
-            self.store_update(t, &current, rev, new, opts, How { sub, record: true }).await?;
-        Ok(ApiResponse::Object { code: 200, body: stored, warnings })
+        Err(last.unwrap_or_else(|| ApiError::internal("update retries exhausted")))
     }
 
     /// Writes `new` over `current` (read at `rev`): server-owned metadata carried over, status
