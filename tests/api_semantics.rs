@@ -312,13 +312,78 @@ async fn acknowledged_writes_survive_sigkill() {
     );
 }
 
+fn pods_on_a_node_delete_gracefully(b: Backend) {
+    let c = Cluster::new(b);
+    let pod = |name: &str, node: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  nodeName: \"{node}\"\n  containers: [{{name: c, image: busybox}}]\n"
+        )
+    };
+    c.apply(&pod("bound", "node-1"), &[]);
+    c.apply(&pod("unbound", ""), &[]);
+    c.ok(&["delete", "pod", "unbound"]);
+    assert!(
+        !c.kubectl(&["get", "pod", "unbound"]).status.success(),
+        "an unscheduled pod goes at once"
+    );
+    c.ok(&["delete", "pod", "bound", "--wait=false"]);
+    let p = c.json(&["get", "pod", "bound"]);
+    assert_eq!(p["metadata"]["deletionGracePeriodSeconds"], 30, "{p}");
+    assert!(c.ok(&["get", "pod", "bound"]).contains("Terminating"));
+    c.ok(&["delete", "pod", "bound", "--grace-period=0", "--force"]);
+    assert!(!c.kubectl(&["get", "pod", "bound"]).status.success());
+}
+
+async fn deletecollection_and_watch_timeout(b: Backend) {
+    let c = Cluster::new(b);
+    let mut conn = admin(&c).await;
+    for (name, labels) in [
+        ("a", json!({"x": "1"})),
+        ("b", json!({"x": "1"})),
+        ("c", json!({"x": "1"})),
+        ("d", json!({})),
+    ] {
+        conn.send_json("POST", CMS, &cm(name, labels)).await.unwrap();
+    }
+    let r = conn
+        .request("DELETE", &format!("{CMS}?labelSelector=x%3D1"), None, Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["items"].as_array().map(Vec::len), Some(3));
+    let left = conn.get(CMS).await.unwrap().json();
+    let names: Vec<&str> = left["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["d"]);
+
+    let config = orchestrator::client::ClientConfig::from_kubeconfig(&c.kubeconfig).unwrap();
+    let rv = revision(&mut conn).await;
+    let mut w = config
+        .connect()
+        .await
+        .unwrap()
+        .watch(&format!("{CMS}?watch=1&resourceVersion={rv}&timeoutSeconds=1"))
+        .await
+        .unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), w.recv())
+        .await
+        .expect("the watch ends by itself");
+    assert!(ended.is_none(), "no events, then the end of the stream");
+}
+
 on_both_backends!(
+    pods_on_a_node_delete_gracefully,
     orphan_and_foreground_propagation,
     namespace_lifecycle,
     server_side_apply_conflicts_unless_forced
 );
 
 on_both_backends_async!(
+    deletecollection_and_watch_timeout,
     pagination_is_consistent,
     watches_resume_filter_and_expire,
     finalizers_hold_deletion_until_removed

@@ -1,9 +1,13 @@
 //! The control plane: API server, store, scheduler, controllers, node agent and CRI.
 //!
-//! - [`store`]: the one key-value seam (ordered revisions, compare-and-swap, watch) with an
-//!   embedded backend and an etcd backend.
+//! - [`store`]: the one key-value seam (ordered revisions, compare-and-swap, watch from a
+//!   revision, compaction) with an embedded redb backend and an etcd backend.
+//! - [`api`]: the Kubernetes API without HTTP: resource table, typed requests and the engine
+//!   that executes them (in-process components call [`api::Api`] directly).
+//! - [`server`]: `ringfence server`, the HTTPS face of the engine that kubectl talks to.
+//! - [`client`]: a small HTTPS client configured from a kubeconfig.
 //!
-//! The API server, scheduler, controllers and node agent follow (issues 3, 6 and 8).
+//! The scheduler, controllers and node agent follow (issues 6 and 8).
 
 pub mod api;
 pub mod client;

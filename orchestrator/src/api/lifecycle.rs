@@ -12,15 +12,12 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use super::engine::{Api, decode, kind_of_key};
+use super::engine::{Api, FOREGROUND, ORPHAN, decode, kind_of_key};
 use super::error::ApiError;
 use super::meta;
 use super::request::{DeleteOptions, ListOptions, Propagation, Target};
 use super::resources::{KINDS, Storage};
 use crate::store::{self, EventKind};
-
-const ORPHAN: &str = "orphan";
-const FOREGROUND: &str = "foregroundDeletion";
 
 struct Node {
     uid: String,

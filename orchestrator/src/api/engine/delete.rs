@@ -70,17 +70,27 @@ impl Api {
         {
             finalizers.push(f.to_owned());
         }
-        let held = !finalizers.is_empty() || (is_namespace && !self.finalized(kind, &obj));
+        let grace = graceful_pod(kind, &obj, opts);
+        let held = !finalizers.is_empty()
+            || (is_namespace && !self.finalized(kind, &obj))
+            || grace.is_some();
         if opts.dry_run {
             return Ok(obj);
         }
         if held {
-            if meta::is_deleting(&obj) {
+            let current = obj["metadata"]["deletionGracePeriodSeconds"].as_i64();
+            let shorter = matches!((grace, current), (Some(g), Some(c)) if g < c);
+            if meta::is_deleting(&obj) && !shorter {
                 return Ok(obj);
             }
+            let g = grace.unwrap_or(0);
+            let at = chrono::Utc::now() + chrono::Duration::seconds(g);
             let m = meta::metadata_mut(&mut obj);
-            m.insert("deletionTimestamp".into(), json!(meta::now_rfc3339()));
-            m.insert("deletionGracePeriodSeconds".into(), json!(0));
+            m.insert(
+                "deletionTimestamp".into(),
+                json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            );
+            m.insert("deletionGracePeriodSeconds".into(), json!(g));
             m.insert("finalizers".into(), json!(finalizers));
             if is_namespace {
                 obj["status"]["phase"] = json!("Terminating");
@@ -124,4 +134,23 @@ impl Api {
             "items": deleted,
         })))
     }
+}
+
+/// The grace period of a pod's deletion, when it is graceful: a pod running on a node is
+/// marked (deletionTimestamp = now + grace) and its node agent deletes it once its containers
+/// stopped. Unscheduled or finished pods, and a grace period of 0, delete at once.
+fn graceful_pod(kind: &ResourceKind, obj: &Value, opts: &DeleteOptions) -> Option<i64> {
+    if !(kind.group.is_empty() && kind.kind == "Pod") {
+        return None;
+    }
+    let on_node = obj["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
+    let finished = matches!(obj["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+    if !on_node || finished {
+        return None;
+    }
+    let grace = opts
+        .grace_period
+        .or_else(|| obj["spec"]["terminationGracePeriodSeconds"].as_i64())
+        .unwrap_or(30);
+    (grace > 0).then_some(grace)
 }

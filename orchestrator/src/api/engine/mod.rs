@@ -18,6 +18,7 @@ use futures_util::Stream;
 use serde_json::{Value, json};
 
 pub use cluster_ip::ServiceCidr;
+pub use delete::{FOREGROUND, ORPHAN};
 
 use super::error::ApiError;
 use super::meta;
