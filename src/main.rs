@@ -1,5 +1,6 @@
 //! The `ringfence` command line: parse, set up logging, dispatch.
 
+mod bench;
 mod cli;
 
 use clap::Parser;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{busybox_rootfs, sentry_run};
+use common::sentry::{busybox_rootfs, sentry_run};
 
 #[test]
 fn exit_status_and_output_are_the_programs() {

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod sentry;
+mod server;
 
 #[derive(Parser)]
 #[command(name = "ringfence", version, about = "Pods in KVM isolation boundaries")]
@@ -21,11 +23,18 @@ pub enum Command {
     /// The Sentry runtime: Linux binaries under a user-space kernel in a KVM guest.
     #[command(subcommand)]
     Sentry(sentry::SentryCommand),
+    /// Benchmarks: each prints a table with ratios against its peers.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// The Kubernetes-compatible API server (kubectl talks to it).
+    Server(server::ServerArgs),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Sentry(c) => sentry::run(c),
+        Command::Server(a) => server::run(a),
+        Command::Bench(c) => bench::run(c),
     }
 }
 

@@ -1,49 +1,257 @@
-//! Helpers shared by the end-to-end tests.
+//! A `ringfence server` started for one test, and the real kubectl pointed at it.
 
 #![allow(dead_code)]
 
+pub mod sentry;
+
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
-pub fn ringfence() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_ringfence"))
+use serde_json::Value;
+
+/// Where the server keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Etcd,
 }
 
-/// A root filesystem holding Debian's static busybox and a link per applet, as /bin.
-pub fn busybox_rootfs(dir: &Path) -> PathBuf {
-    let root = dir.join("rootfs");
-    let bin = root.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::create_dir_all(root.join("tmp")).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox-static is installed by scripts/setup");
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
+/// Generates one test per backend for each named `fn name(b: Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $( #[test] fn $name() { super::$name($crate::common::Backend::Embedded) } )*
         }
+        mod etcd {
+            $( #[test] fn $name() { super::$name($crate::common::Backend::Etcd) } )*
+        }
+    };
+}
+
+/// Like `on_both_backends!` for `async fn name(b: Backend)`.
+#[macro_export]
+macro_rules! on_both_backends_async {
+    ($($name:ident),* $(,)?) => {
+        mod embedded_async {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::common::Backend::Embedded).await } )*
+        }
+        mod etcd_async {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name($crate::common::Backend::Etcd).await } )*
+        }
+    };
+}
+
+fn start_etcd(dir: &Path) -> orchestrator::store::local_etcd::LocalEtcd {
+    let dir = dir.to_owned();
+    // Own runtime on its own thread: callers may already be inside one.
+    std::thread::spawn(move || {
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(orchestrator::store::local_etcd::LocalEtcd::start(&dir))
+            .expect("start etcd")
+    })
+    .join()
+    .expect("etcd starter")
+}
+
+pub struct Cluster {
+    child: Child,
+    etcd: Option<orchestrator::store::local_etcd::LocalEtcd>,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+    pub url: String,
+}
+
+impl Cluster {
+    pub fn new(backend: Backend) -> Self {
+        Self::start_with(backend, &[])
     }
-    std::fs::write(root.join("etc/hostname"), "sandbox\n").unwrap();
-    root
+
+    /// Starts the server with extra arguments; returns once it listens.
+    pub fn start_with(backend: Backend, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let etcd = (backend == Backend::Etcd).then(|| start_etcd(&dir.path().join("etcd")));
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if let Some(e) = &etcd {
+            args.extend(["--etcd".to_owned(), e.endpoint.clone()]);
+        }
+        let mut c = Self::start_in(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        c.etcd = etcd;
+        c
+    }
+
+    /// Starts the server (embedded store) on an existing data directory.
+    pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringfence"))
+            .args(["server", "--data-dir"])
+            .arg(dir.path())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start ringfence server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut url = None;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("server output");
+            if let Some(u) = line.strip_prefix("ringfence API server listening on ") {
+                url = Some(u.to_owned());
+                break;
+            }
+        }
+        let url = url.expect("the server printed its address");
+        let kubeconfig = dir.path().join("admin.kubeconfig");
+        Self { child, etcd: None, dir, kubeconfig, url }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the server and gives back its data directory.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let old = std::mem::replace(&mut self.dir, dir);
+        std::mem::forget(self);
+        old
+    }
+
+    pub fn kubectl_cmd(&self) -> Command {
+        let mut c = Command::new("/usr/bin/kubectl");
+        c.env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", self.dir.path().join("kube-cache"));
+        c
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_cmd().args(args).output().expect("run kubectl")
+    }
+
+    /// Runs kubectl and returns stdout; panics with stderr on failure.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs kubectl expecting failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should fail: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&a)).expect("kubectl -o json output")
+    }
+
+    /// Applies YAML given inline.
+    pub fn apply(&self, yaml: &str, extra: &[&str]) -> String {
+        let f = self.write(&format!("manifest-{}.yaml", rand_suffix()), yaml);
+        let mut args = vec!["apply", "-f", f.to_str().expect("utf-8 path")];
+        args.extend(extra);
+        self.ok(&args)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).expect("write file");
+        p
+    }
+
+    /// A kubectl that authenticates with a bearer token instead of the admin certificate.
+    pub fn kubectl_as_token(&self, token: &str, args: &[&str]) -> Output {
+        Command::new("/usr/bin/kubectl")
+            .env("KUBECONFIG", "/dev/null")
+            .env("KUBECACHEDIR", self.dir.path().join("kube-cache-token"))
+            .arg(format!("--server={}", self.url))
+            .arg(format!(
+                "--certificate-authority={}",
+                self.dir.path().join("pki/ca.crt").display()
+            ))
+            .arg(format!("--token={token}"))
+            .args(args)
+            .output()
+            .expect("run kubectl")
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
 }
 
-/// Runs `argv` in a Sentry sandbox over `rootfs`, feeding `stdin`.
-pub fn sentry_run(rootfs: &Path, cwd: &str, argv: &[&str], stdin: &[u8]) -> Output {
-    let mut cmd = Command::new(ringfence());
-    cmd.args(["sentry", "run", "--rootfs"]).arg(rootfs).args(["--cwd", cwd, "--"]).args(argv);
-    run_with_input(cmd, stdin)
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
-pub fn run_with_input(mut cmd: Command, stdin: &[u8]) -> Output {
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        use std::io::Write;
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    let _ = writer.join();
-    out
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+pub const DEPLOYMENT: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.25
+        ports: [{containerPort: 80}]
+"#;
+
+/// An HTTPS connection to the cluster as its admin (client certificate).
+pub async fn admin(c: &Cluster) -> orchestrator::client::Connection {
+    orchestrator::client::ClientConfig::from_kubeconfig(&c.kubeconfig)
+        .expect("admin kubeconfig")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+/// The store's current revision, as a list reports it.
+pub async fn revision(conn: &mut orchestrator::client::Connection) -> String {
+    let r = conn.get("/api/v1/namespaces/default/configmaps?limit=1").await.expect("list");
+    r.json()["metadata"]["resourceVersion"].as_str().expect("resourceVersion").to_owned()
 }

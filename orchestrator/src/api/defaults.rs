@@ -1,0 +1,187 @@
+//! Defaulting: the values Kubernetes fills in when a field is left out. Applied on every write,
+//! so it must be idempotent.
+
+use serde_json::{Value, json};
+
+use super::resources::ResourceKind;
+
+/// Sets `obj[key]` to `value` when absent or null.
+fn default(obj: &mut Value, key: &str, value: Value) {
+    if let Some(m) = obj.as_object_mut() {
+        let slot = m.entry(key.to_owned()).or_insert(Value::Null);
+        if slot.is_null() {
+            *slot = value;
+        }
+    }
+}
+
+/// Makes `obj[key]` an object (creating it) and returns it.
+fn object<'a>(obj: &'a mut Value, key: &str) -> &'a mut Value {
+    default(obj, key, json!({}));
+    &mut obj[key]
+}
+
+pub fn apply(kind: &ResourceKind, obj: &mut Value) {
+    match (kind.group, kind.kind) {
+        ("", "Pod") => {
+            pod_spec(object(obj, "spec"));
+            let status = object(obj, "status");
+            default(status, "phase", json!("Pending"));
+        }
+        ("", "Namespace") => {
+            let name = obj["metadata"]["name"].clone();
+            let labels = object(object(obj, "metadata"), "labels");
+            labels["kubernetes.io/metadata.name"] = name;
+            default(object(obj, "spec"), "finalizers", json!(["kubernetes"]));
+            default(object(obj, "status"), "phase", json!("Active"));
+        }
+        ("", "Service") => {
+            let spec = object(obj, "spec");
+            default(spec, "type", json!("ClusterIP"));
+            default(spec, "sessionAffinity", json!("None"));
+            if spec["type"] != "ExternalName" {
+                default(spec, "ipFamilies", json!(["IPv4"]));
+                default(spec, "ipFamilyPolicy", json!("SingleStack"));
+                default(spec, "internalTrafficPolicy", json!("Cluster"));
+            }
+            if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+                for p in ports {
+                    default(p, "protocol", json!("TCP"));
+                    let port = p["port"].clone();
+                    default(p, "targetPort", port);
+                    // 0 means "none" (protobuf clients send it for unset ports).
+                    if p["nodePort"] == 0
+                        && let Some(m) = p.as_object_mut()
+                    {
+                        m.remove("nodePort");
+                    }
+                }
+            }
+            default(object(obj, "status"), "loadBalancer", json!({}));
+        }
+        ("", "Secret") => default(obj, "type", json!("Opaque")),
+        ("", "PersistentVolume") => {
+            let spec = object(obj, "spec");
+            default(spec, "persistentVolumeReclaimPolicy", json!("Retain"));
+            default(spec, "volumeMode", json!("Filesystem"));
+            default(object(obj, "status"), "phase", json!("Pending"));
+        }
+        ("", "PersistentVolumeClaim") => {
+            default(object(obj, "spec"), "volumeMode", json!("Filesystem"));
+            default(object(obj, "status"), "phase", json!("Pending"));
+        }
+        ("", "Node") => {
+            default(object(obj, "status"), "phase", json!("Running"));
+        }
+        ("apps", "Deployment") => {
+            let spec = object(obj, "spec");
+            default(spec, "replicas", json!(1));
+            default(spec, "revisionHistoryLimit", json!(10));
+            default(spec, "progressDeadlineSeconds", json!(600));
+            let strategy = object(spec, "strategy");
+            default(strategy, "type", json!("RollingUpdate"));
+            if strategy["type"] == "RollingUpdate" {
+                let ru = object(strategy, "rollingUpdate");
+                default(ru, "maxUnavailable", json!("25%"));
+                default(ru, "maxSurge", json!("25%"));
+            }
+            template(spec);
+        }
+        ("apps", "ReplicaSet") => {
+            let spec = object(obj, "spec");
+            default(spec, "replicas", json!(1));
+            template(spec);
+        }
+        ("apps", "DaemonSet") => {
+            let spec = object(obj, "spec");
+            default(spec, "revisionHistoryLimit", json!(10));
+            let strategy = object(spec, "updateStrategy");
+            default(strategy, "type", json!("RollingUpdate"));
+            if strategy["type"] == "RollingUpdate" {
+                let ru = object(strategy, "rollingUpdate");
+                default(ru, "maxUnavailable", json!(1));
+                default(ru, "maxSurge", json!(0));
+            }
+            template(spec);
+        }
+        ("batch", "Job") => {
+            let spec = object(obj, "spec");
+            default(spec, "parallelism", json!(1));
+            default(spec, "completions", json!(1));
+            default(spec, "backoffLimit", json!(6));
+            default(spec, "completionMode", json!("NonIndexed"));
+            default(spec, "suspend", json!(false));
+            default(spec, "manualSelector", json!(false));
+            default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+            template(spec);
+        }
+        ("autoscaling", "HorizontalPodAutoscaler") => {
+            let spec = object(obj, "spec");
+            default(spec, "minReplicas", json!(1));
+            default(
+                spec,
+                "metrics",
+                json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]),
+            );
+        }
+        _ => {}
+    }
+}
+
+fn template(spec: &mut Value) {
+    let t = object(spec, "template");
+    object(t, "metadata");
+    pod_spec(object(t, "spec"));
+}
+
+fn pod_spec(spec: &mut Value) {
+    default(spec, "restartPolicy", json!("Always"));
+    default(spec, "terminationGracePeriodSeconds", json!(30));
+    default(spec, "dnsPolicy", json!("ClusterFirst"));
+    default(spec, "securityContext", json!({}));
+    default(spec, "schedulerName", json!("default-scheduler"));
+    for list in ["containers", "initContainers"] {
+        if let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) {
+            for c in cs {
+                container(c);
+            }
+        }
+    }
+}
+
+fn container(c: &mut Value) {
+    let image = c["image"].as_str().unwrap_or("");
+    let tag = image.rsplit('/').next().unwrap_or("");
+    let pinned = image.contains('@') || tag.split_once(':').is_some_and(|(_, t)| t != "latest");
+    default(c, "imagePullPolicy", json!(if pinned { "IfNotPresent" } else { "Always" }));
+    default(c, "terminationMessagePath", json!("/dev/termination-log"));
+    default(c, "terminationMessagePolicy", json!("File"));
+    default(c, "resources", json!({}));
+    if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
+        for p in ports {
+            default(p, "protocol", json!("TCP"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::resources::find;
+
+    #[test]
+    fn deployment_defaults_are_idempotent() {
+        let d = find("apps", "v1", "deployments").unwrap();
+        let mut obj = json!({"metadata": {"name": "x"}, "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:1.25"}]}}}});
+        apply(d, &mut obj);
+        assert_eq!(obj["spec"]["replicas"], 1);
+        assert_eq!(obj["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
+        assert_eq!(
+            obj["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+            "IfNotPresent"
+        );
+        let once = obj.clone();
+        apply(d, &mut obj);
+        assert_eq!(obj, once);
+    }
+}

@@ -1,0 +1,195 @@
+//! The engine: executes typed [`ApiRequest`]s against the [`Store`] — authorization,
+//! admission (defaulting, validation, namespace lifecycle), optimistic concurrency, watches.
+//! It never sees HTTP; in-process components call it directly.
+
+pub mod authorize;
+mod body;
+mod cluster_ip;
+mod delete;
+mod read;
+mod subresource;
+mod write;
+
+use std::net::Ipv4Addr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::Stream;
+use serde_json::{Value, json};
+
+pub use cluster_ip::ServiceCidr;
+pub use delete::{FOREGROUND, ORPHAN};
+
+use super::error::ApiError;
+use super::meta;
+use super::request::{ApiRequest, Operation, User};
+use super::resources::{self, ResourceKind};
+use crate::store::{KeyValue, Store};
+
+/// Watch events as `{"type": ..., "object": ...}` values.
+pub type WatchEvents = Pin<Box<dyn Stream<Item = Value> + Send>>;
+
+pub enum ApiResponse {
+    Object { code: u16, body: Value, warnings: Vec<String> },
+    Watch(WatchEvents),
+}
+
+impl ApiResponse {
+    fn ok(body: Value) -> Self {
+        Self::Object { code: 200, body, warnings: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub service_cidr: ServiceCidr,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            service_cidr: ServiceCidr::new(Ipv4Addr::new(10, 96, 0, 0), 12)
+                .expect("a valid default range"),
+        }
+    }
+}
+
+pub struct Api {
+    store: Arc<dyn Store>,
+    ips: cluster_ip::Allocator,
+}
+
+/// Namespaces every cluster has.
+pub const SYSTEM_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+impl Api {
+    pub fn new(store: Arc<dyn Store>, config: ApiConfig) -> Arc<Self> {
+        Arc::new(Self { store, ips: cluster_ip::Allocator::new(config.service_cidr) })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Creates what every cluster starts with, if missing: system namespaces, the `kubernetes`
+    /// service, and the `cluster-admin` role bound to `system:masters`.
+    pub async fn bootstrap(&self) -> Result<(), ApiError> {
+        let admin = User::system("system:apiserver");
+        let mut objects = Vec::new();
+        for ns in SYSTEM_NAMESPACES {
+            objects
+                .push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+        }
+        objects.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "cluster-admin"},
+            "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}]}));
+        objects.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "cluster-admin"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:masters"}]}));
+        objects.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": "system:discovery"},
+            "rules": [{"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/version", "/healthz", "/readyz", "/livez", "/openapi", "/openapi/*"], "verbs": ["get"]}]}));
+        objects.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "system:discovery"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:discovery"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}]}));
+        objects.push(json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"clusterIP": self.ips.first().to_string(), "ports": [{"name": "https", "port": 443, "targetPort": 6443}]}}));
+        for obj in objects {
+            let (group, _) = resources::split_api_version(obj["apiVersion"].as_str().unwrap_or(""));
+            let kind = resources::find_kind(group, obj["kind"].as_str().unwrap_or(""))
+                .ok_or_else(|| ApiError::internal("bootstrap object of an unknown kind"))?;
+            let target = super::request::Target {
+                kind,
+                namespace: meta::namespace(&obj).map(str::to_owned),
+                name: None,
+                subresource: None,
+            };
+            let req = ApiRequest {
+                target,
+                op: Operation::Create { body: obj, opts: Default::default() },
+                format: Default::default(),
+            };
+            match self.execute(&admin, req).await {
+                Ok(_) => {}
+                Err(e) if e.code == 409 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Executes one request on behalf of `user`.
+    pub async fn execute(&self, user: &User, req: ApiRequest) -> Result<ApiResponse, ApiError> {
+        self.authorize_request(user, &req).await?;
+        let ApiRequest { target, op, format } = req;
+        if target.kind.storage == resources::Storage::Virtual {
+            return match op {
+                Operation::Create { body, .. } => {
+                    self.review(user, target.kind, body).await.map(ApiResponse::ok)
+                }
+                _ => Err(ApiError::method_not_allowed(format!(
+                    "{} only supports create",
+                    target.kind.plural
+                ))),
+            };
+        }
+        if let Some(sub) = target.subresource {
+            return self.subresource(user, &target, sub, op, format).await;
+        }
+        match op {
+            Operation::Get => self.get(&target, format).await,
+            Operation::List(opts) => self.list(&target, &opts, format).await,
+            Operation::Watch(opts) => self.watch(&target, opts, format).await,
+            Operation::Create { body, opts } => self.create(user, &target, body, &opts).await,
+            Operation::Update { body, opts } => self.update(user, &target, body, &opts, None).await,
+            Operation::Patch { patch_type, patch, opts } => {
+                self.patch(user, &target, patch_type, &patch, &opts, None).await
+            }
+            Operation::Delete(opts) => self.delete(&target, &opts).await,
+            Operation::DeleteCollection(list, opts) => {
+                self.delete_collection(&target, &list, &opts).await
+            }
+        }
+    }
+}
+
+/// Where an object lives in the store.
+pub fn key(kind: &ResourceKind, namespace: Option<&str>, name: &str) -> String {
+    format!("{}{name}", prefix(kind, namespace))
+}
+
+/// The key prefix of a kind (in one namespace, or all of them).
+pub fn prefix(kind: &ResourceKind, namespace: Option<&str>) -> String {
+    match namespace.filter(|_| kind.namespaced) {
+        Some(ns) => format!("/registry/{}/{}/{ns}/", kind.group_label(), kind.plural),
+        None => format!("/registry/{}/{}/", kind.group_label(), kind.plural),
+    }
+}
+
+/// The kind a store key belongs to.
+pub fn kind_of_key(key: &str) -> Option<&'static ResourceKind> {
+    let mut parts = key.strip_prefix("/registry/")?.split('/');
+    let (group, plural) = (parts.next()?, parts.next()?);
+    resources::KINDS.iter().find(|k| k.group_label() == group && k.plural == plural)
+}
+
+/// The object stored in `kv`, with its resourceVersion.
+pub fn decode(kv: &KeyValue) -> Result<Value, ApiError> {
+    let mut obj: Value = serde_json::from_slice(&kv.value)
+        .map_err(|e| ApiError::internal(format!("stored object {} is not JSON: {e}", kv.key)))?;
+    meta::set_resource_version(&mut obj, kv.mod_revision);
+    Ok(obj)
+}
+
+/// The bytes stored for `obj` (resourceVersion lives in the store's revision, not the value).
+fn encode(obj: &Value) -> Vec<u8> {
+    let mut obj = obj.clone();
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+    serde_json::to_vec(&obj).unwrap_or_default()
+}

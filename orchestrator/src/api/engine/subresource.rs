@@ -1,0 +1,150 @@
+//! Subresources: status, scale (as autoscaling/v1 Scale), binding; log and exec are routed here
+//! and answered once a node agent serves them.
+
+use serde_json::{Value, json};
+
+use super::write::How;
+use super::{Api, ApiResponse};
+use crate::api::error::ApiError;
+use crate::api::request::{Format, Operation, PatchType, Target, User};
+use crate::api::resources::Subresource;
+use crate::api::{meta, patch};
+
+fn scale_of(obj: &Value) -> Value {
+    let selector = crate::api::selector::LabelSelector::from_object(&obj["spec"]["selector"])
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    let m = &obj["metadata"];
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": m["name"], "namespace": m["namespace"], "uid": m["uid"],
+            "resourceVersion": m["resourceVersion"], "creationTimestamp": m["creationTimestamp"],
+        },
+        "spec": { "replicas": obj["spec"]["replicas"].as_i64().unwrap_or(0) },
+        "status": { "replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector },
+    })
+}
+
+impl Api {
+    pub(super) async fn subresource(
+        &self,
+        user: &User,
+        t: &Target,
+        sub: Subresource,
+        op: Operation,
+        format: Format,
+    ) -> Result<ApiResponse, ApiError> {
+        if !t.kind.has(sub) || t.name.is_none() {
+            return Err(ApiError::no_route(&format!("{}/{}", t.kind.plural, sub.name())));
+        }
+        let name = t.name.clone().unwrap_or_default();
+        let ns = t.namespace.as_deref();
+        match (sub, op) {
+            (Subresource::Status, Operation::Get) => self.get(t, format).await,
+            (Subresource::Status, Operation::Update { body, opts }) => {
+                self.update(user, t, body, &opts, Some(sub)).await
+            }
+            (Subresource::Status, Operation::Patch { patch_type, patch, opts }) => {
+                self.patch(user, t, patch_type, &patch, &opts, Some(sub)).await
+            }
+            (Subresource::Scale, Operation::Get) => {
+                let (obj, _) = self.load(t.kind, ns, &name).await?;
+                Ok(ApiResponse::ok(scale_of(&obj)))
+            }
+            (Subresource::Scale, op @ (Operation::Update { .. } | Operation::Patch { .. })) => {
+                let (obj, rev) = self.load(t.kind, ns, &name).await?;
+                let current = scale_of(&obj);
+                let (scale, opts) = match op {
+                    Operation::Update { body, opts } => {
+                        if let Some(want) = meta::resource_version(&body)
+                            && want != rev.to_string()
+                        {
+                            return Err(ApiError::conflict(
+                                t.kind,
+                                &name,
+                                "the object has been modified; please apply your changes to the latest version and try again",
+                            ));
+                        }
+                        (body, opts)
+                    }
+                    Operation::Patch { patch_type, patch: p, opts } => {
+                        let patched = match patch_type {
+                            PatchType::Json => patch::json_patch(&current, &p),
+                            PatchType::Merge | PatchType::Strategic | PatchType::Apply => {
+                                patch::merge_patch(&current, &p)
+                            }
+                        }
+                        .map_err(|m| ApiError::new(422, "Invalid", m))?;
+                        (patched, opts)
+                    }
+                    _ => unreachable!("matched above"),
+                };
+                let replicas = scale["spec"]["replicas"].as_i64().ok_or_else(|| {
+                    ApiError::bad_request("Scale spec.replicas must be an integer")
+                })?;
+                if replicas < 0 {
+                    return Err(ApiError::invalid(
+                        t.kind,
+                        &name,
+                        vec![crate::api::error::Cause::invalid(
+                            "spec.replicas",
+                            format!(
+                                "Invalid value: {replicas}: must be greater than or equal to 0"
+                            ),
+                        )],
+                    ));
+                }
+                let mut new = obj.clone();
+                new["spec"]["replicas"] = json!(replicas);
+                let stored = self
+                    .store_update(t, &obj, rev, new, &opts, How { sub: None, record: true })
+                    .await?;
+                Ok(ApiResponse::ok(scale_of(&stored)))
+            }
+            (Subresource::Binding, Operation::Create { body, opts }) => {
+                let node = body["target"]["name"].as_str().unwrap_or("").to_owned();
+                if node.is_empty() {
+                    return Err(ApiError::bad_request("a binding needs target.name (the node)"));
+                }
+                let (obj, rev) = self.load(t.kind, ns, &name).await?;
+                if let Some(n) = obj["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+                    return Err(ApiError::conflict(
+                        t.kind,
+                        &name,
+                        &format!("pod {name} is already assigned to node \"{n}\""),
+                    ));
+                }
+                let mut new = obj.clone();
+                new["spec"]["nodeName"] = json!(node);
+                self.store_update(t, &obj, rev, new, &opts, How { sub: None, record: true })
+                    .await?;
+                Ok(ApiResponse::Object {
+                    code: 201,
+                    body: json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+                    warnings: Vec::new(),
+                })
+            }
+            (Subresource::Log | Subresource::Exec, Operation::Get | Operation::Create { .. }) => {
+                let (obj, _) = self.load(t.kind, ns, &name).await?;
+                match obj["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+                    None => Err(ApiError::bad_request(format!(
+                        "pod {name} does not have a host assigned"
+                    ))),
+                    Some(node) => Err(ApiError::new(
+                        503,
+                        "ServiceUnavailable",
+                        format!("no node agent is serving node {node:?}"),
+                    )),
+                }
+            }
+            (sub, op) => Err(ApiError::method_not_allowed(format!(
+                "{} is not supported on {}/{}",
+                op.verb(),
+                t.kind.plural,
+                sub.name()
+            ))),
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The Kubernetes API, independent of HTTP: the resource table, typed requests, the engine that
+//! executes them against the store, and what it needs (schemas, defaults, validation, patches,
+//! tables, selectors, discovery documents, background lifecycle work).
+
+pub mod defaults;
+pub mod discovery;
+pub mod engine;
+pub mod error;
+pub mod lifecycle;
+pub mod managed;
+pub mod meta;
+pub mod openapi;
+pub mod patch;
+pub mod request;
+pub mod resources;
+pub mod schema;
+pub mod selector;
+pub mod table;
+pub mod validation;
+
+pub use engine::{Api, ApiConfig, ApiResponse, ServiceCidr};
+pub use error::ApiError;
+pub use request::{ApiRequest, Operation, Target, User};

@@ -1,0 +1,130 @@
+//! Typed API requests: what the HTTP layer parses a request into and the engine executes.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::resources::{ResourceKind, Subresource};
+use super::selector::{FieldSelector, LabelSelector};
+use super::table::IncludeObject;
+
+/// Who is asking, after authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub uid: String,
+    pub groups: Vec<String>,
+}
+
+impl User {
+    /// The identity in-process components act as.
+    pub fn system(name: &str) -> Self {
+        Self { name: name.into(), uid: String::new(), groups: vec!["system:masters".into()] }
+    }
+    pub fn in_group(&self, g: &str) -> bool {
+        self.groups.iter().any(|x| x == g)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub kind: &'static ResourceKind,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub subresource: Option<Subresource>,
+}
+
+/// How to render objects in an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Object,
+    Table(IncludeObject),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub label_selector: LabelSelector,
+    pub field_selector: FieldSelector,
+    pub limit: usize,
+    pub continue_token: Option<String>,
+    pub resource_version: Option<String>,
+    pub timeout: Option<Duration>,
+    pub allow_bookmarks: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FieldValidation {
+    Ignore,
+    #[default]
+    Warn,
+    Strict,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    pub dry_run: bool,
+    pub field_manager: Option<String>,
+    pub field_validation: FieldValidation,
+    /// Server-side apply: take ownership of conflicting fields.
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    Orphan,
+    Background,
+    Foreground,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    pub propagation: Option<Propagation>,
+    pub grace_period: Option<i64>,
+    pub precondition_uid: Option<String>,
+    pub precondition_rv: Option<String>,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchType {
+    Json,
+    Merge,
+    Strategic,
+    Apply,
+}
+
+#[derive(Debug, Clone)]
+pub enum Operation {
+    Get,
+    List(ListOptions),
+    Watch(ListOptions),
+    Create { body: Value, opts: WriteOptions },
+    Update { body: Value, opts: WriteOptions },
+    Patch { patch_type: PatchType, patch: Value, opts: WriteOptions },
+    Delete(DeleteOptions),
+    DeleteCollection(ListOptions, DeleteOptions),
+}
+
+impl Operation {
+    /// The RBAC verb.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Self::Get => "get",
+            Self::List(_) => "list",
+            Self::Watch(_) => "watch",
+            Self::Create { .. } => "create",
+            Self::Update { .. } => "update",
+            Self::Patch { .. } => "patch",
+            Self::Delete(_) => "delete",
+            Self::DeleteCollection(..) => "deletecollection",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    pub target: Target,
+    pub op: Operation,
+    pub format: Format,
+}

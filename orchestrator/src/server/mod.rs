@@ -1,0 +1,197 @@
+//! `ringfence server`: the API server over HTTPS. Sets up the data directory (store, PKI,
+//! admin kubeconfig), bootstraps the cluster's built-in objects, runs the background lifecycle
+//! work and compaction, and serves connections (HTTP/1.1 and HTTP/2 over rustls).
+
+mod authn;
+mod http;
+pub mod kubeconfig;
+mod metrics;
+mod protobuf;
+pub mod router;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::api::{Api, ApiConfig, ServiceCidr, lifecycle};
+use crate::store::{EmbeddedStore, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{}: {}", .0.display(), .1)]
+    Io(PathBuf, std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("bootstrap: {0}")]
+    Bootstrap(#[from] crate::api::ApiError),
+    #[error("listening on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub service_cidr: ServiceCidr,
+    /// Static bearer tokens; default `DATA_DIR/tokens.csv` when it exists.
+    pub token_file: Option<PathBuf>,
+    /// How often history older than the previous tick is compacted away.
+    pub compact_interval: Duration,
+}
+
+impl ServerConfig {
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            data_dir: data_dir.to_owned(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 6443)),
+            service_cidr: ApiConfig::default().service_cidr,
+            token_file: None,
+            compact_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A server that is listening.
+pub struct RunningServer {
+    pub address: SocketAddr,
+    pub kubeconfig: PathBuf,
+    /// Whether this start created the data directory's admin credentials.
+    pub first_start: bool,
+    pub api: Arc<Api>,
+    task: tokio::task::JoinHandle<()>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Serves until the task ends (it does not, unless aborted).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+
+    /// Stops accepting connections and stops the background work.
+    pub fn shutdown(self) {
+        self.task.abort();
+        for t in self.background {
+            t.abort();
+        }
+    }
+}
+
+/// Connects to etcd.
+pub async fn open_etcd(endpoint: &str) -> Result<Arc<dyn Store>, ServerError> {
+    Ok(Arc::new(crate::store::EtcdStore::connect(endpoint).await?))
+}
+
+/// Opens the embedded store in the data directory.
+pub fn open_embedded(data_dir: &Path) -> Result<Arc<dyn Store>, ServerError> {
+    std::fs::create_dir_all(data_dir).map_err(|e| ServerError::Io(data_dir.to_owned(), e))?;
+    Ok(Arc::new(EmbeddedStore::open(&data_dir.join("store.redb"))?))
+}
+
+/// Starts serving with `store`; returns once the listener is bound.
+pub async fn start(
+    config: ServerConfig,
+    store: Arc<dyn Store>,
+) -> Result<RunningServer, ServerError> {
+    let dir = &config.data_dir;
+    let pki = tls::Pki::load_or_create(&dir.join("pki"))?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| ServerError::Listen(config.listen, e))?;
+    let address = listener.local_addr().map_err(|e| ServerError::Listen(config.listen, e))?;
+
+    let api = Api::new(store.clone(), ApiConfig { service_cidr: config.service_cidr });
+    api.bootstrap().await?;
+
+    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    names.extend(["kubernetes", "kubernetes.default", "kubernetes.default.svc"].map(str::to_owned));
+    let ip = address.ip();
+    if !ip.is_unspecified() && !names.contains(&ip.to_string()) {
+        names.push(ip.to_string());
+    }
+    let tls_config = pki.server_config(&names)?;
+    let host = if ip.is_unspecified() { "127.0.0.1".to_owned() } else { ip.to_string() };
+    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    let server_url = format!("https://{host}:{}", address.port());
+
+    let kubeconfig = dir.join("admin.kubeconfig");
+    let first_start = !kubeconfig.exists();
+    let admin = pki.admin_cert()?;
+    let text = kubeconfig::render(&server_url, &pki.ca_pem, "kubernetes-admin", Some(&admin), None);
+    std::fs::write(&kubeconfig, text).map_err(|e| ServerError::Io(kubeconfig.clone(), e))?;
+
+    let token_file = config.token_file.clone().or_else(|| Some(dir.join("tokens.csv")));
+    let state = Arc::new(http::State {
+        api: api.clone(),
+        tokens: authn::TokenFile::new(token_file),
+        metrics: metrics::Metrics::default(),
+        server_address: format!("{host}:{}", address.port()),
+    });
+
+    let background = vec![
+        tokio::spawn(lifecycle::run(api.clone())),
+        tokio::spawn(compactor(store, config.compact_interval)),
+    ];
+    let task = tokio::spawn(accept_loop(listener, TlsAcceptor::from(tls_config), state));
+    Ok(RunningServer { address, kubeconfig, first_start, api, task, background })
+}
+
+async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<http::State>) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let (acceptor, state) = (acceptor.clone(), state.clone());
+        tokio::spawn(async move {
+            let tls = match acceptor.accept(tcp).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::debug!("TLS handshake with {peer}: {e}");
+                    return;
+                }
+            };
+            let cert_user = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(authn::user_from_cert);
+            let service = hyper::service::service_fn(move |req| {
+                http::handle(state.clone(), cert_user.clone(), req)
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
+                tracing::debug!("connection from {peer}: {e}");
+            }
+        });
+    }
+}
+
+/// Every interval, drops the history older than what the previous tick saw as current — so
+/// watchers always have at least one interval to resume from.
+async fn compactor(store: Arc<dyn Store>, interval: Duration) {
+    let mut previous = None;
+    loop {
+        tokio::time::sleep(interval).await;
+        if let Some(rev) = previous
+            && let Err(e) = store.compact(rev).await
+        {
+            tracing::warn!("compaction to {rev}: {e}");
+        }
+        previous = store.current_revision().await.ok();
+    }
+}

@@ -1,0 +1,4 @@
+//! Whole-system benchmarks behind `ringfence bench <area>`.
+
+pub mod api;
+pub mod stats;

@@ -1,0 +1,65 @@
+//! `ringfence server`: serve the Kubernetes API from a data directory.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use orchestrator::api::ServiceCidr;
+use orchestrator::server::{self, ServerConfig};
+
+#[derive(Args)]
+pub struct ServerArgs {
+    /// Where the store, the cluster CA and the admin kubeconfig live.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Address to serve HTTPS on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// Keep state in this etcd (e.g. http://127.0.0.1:2379) instead of the embedded store.
+    #[arg(long)]
+    etcd: Option<String>,
+    /// Range that Service cluster IPs are allocated from.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cidr: String,
+    /// Static bearer tokens (`token,user,uid,"group1,group2"` lines); default DATA_DIR/tokens.csv.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Seconds between compactions of the store's history.
+    #[arg(long, default_value_t = 300)]
+    compact_interval: u64,
+}
+
+pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let service_cidr = ServiceCidr::parse(&args.service_cidr).with_context(|| {
+        format!("--service-cidr {:?} is not an IPv4 range like 10.96.0.0/12", args.service_cidr)
+    })?;
+    let mut config = ServerConfig::new(&args.data_dir);
+    config.listen = args.listen;
+    config.service_cidr = service_cidr;
+    config.token_file = args.token_file;
+    config.compact_interval = Duration::from_secs(args.compact_interval.max(1));
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let etcd = args.etcd.clone();
+    runtime.block_on(async move {
+        let store = match &etcd {
+            Some(url) => server::open_etcd(url).await.with_context(|| format!("connecting to etcd at {url}"))?,
+            None => server::open_embedded(&config.data_dir)?,
+        };
+        let running = server::start(config, store).await?;
+        if running.first_start {
+            println!(
+                "Wrote the admin kubeconfig to {0}. Use it with:\n  export KUBECONFIG={0}\n  kubectl get namespaces",
+                running.kubeconfig.display()
+            );
+        }
+        println!("ringfence API server listening on https://{}", running.address);
+        tokio::select! {
+            _ = running.wait() => {}
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,284 @@
+//! The real kubectl against `ringfence server`: each test starts its own server and asserts
+//! the stored state after every command.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{Backend, Cluster, DEPLOYMENT, eventually};
+
+fn discovery_version_health_and_explain(b: Backend) {
+    let c = Cluster::new(b);
+    let v = c.ok(&["version"]);
+    assert!(v.contains("Server Version: v1.32"), "{v}");
+    let resources = c.ok(&["api-resources"]);
+    for r in [
+        "deployments",
+        "daemonsets",
+        "horizontalpodautoscalers",
+        "leases",
+        "runtimeclasses",
+        "endpointslices",
+        "clusterrolebindings",
+    ] {
+        assert!(resources.contains(r), "api-resources lacks {r}: {resources}");
+    }
+    assert_eq!(c.ok(&["get", "--raw", "/healthz"]), "ok");
+    assert_eq!(c.ok(&["get", "--raw", "/readyz"]), "ok");
+    assert_eq!(c.ok(&["get", "--raw", "/livez"]), "ok");
+    let metrics = c.ok(&["get", "--raw", "/metrics"]);
+    assert!(metrics.contains("apiserver_request_total{"), "{metrics}");
+    let ns = c.ok(&["get", "namespaces"]);
+    for n in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert!(ns.contains(n), "{ns}");
+    }
+    let explain = c.ok(&["explain", "deployment.spec"]);
+    assert!(explain.contains("DeploymentSpec") && explain.contains("replicas"), "{explain}");
+    let explain = c.ok(&["explain", "pods.spec.containers.image"]);
+    assert!(explain.contains("image"), "{explain}");
+}
+
+fn apply_get_update_and_strict_validation(b: Backend) {
+    let c = Cluster::new(b);
+    let file = c.write("web.yaml", DEPLOYMENT);
+    let f = file.to_str().unwrap();
+    assert!(c.ok(&["apply", "-f", f]).contains("deployment.apps/web created"));
+    let d = c.json(&["get", "deployment", "web"]);
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(d["metadata"]["generation"], 1);
+    assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate", "defaulted");
+    assert_eq!(d["spec"]["template"]["spec"]["restartPolicy"], "Always", "defaulted");
+    assert!(d["metadata"]["uid"].as_str().is_some_and(|u| u.len() == 36));
+
+    // Update of a changed file.
+    c.write("web.yaml", &DEPLOYMENT.replace("replicas: 2", "replicas: 3"));
+    assert!(c.ok(&["apply", "-f", f]).contains("configured"));
+    let d2 = c.json(&["get", "deployment", "web"]);
+    assert_eq!(
+        (d2["spec"]["replicas"].as_i64(), d2["metadata"]["generation"].as_i64()),
+        (Some(3), Some(2))
+    );
+    assert!(c.ok(&["apply", "-f", f]).contains("unchanged"));
+
+    let table = c.ok(&["get", "deployments"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
+    assert!(table.contains("web") && table.contains("0/3"), "{table}");
+    let wide = c.ok(&["get", "deployments", "-o", "wide"]);
+    assert!(
+        wide.contains("CONTAINERS") && wide.contains("nginx:1.25") && wide.contains("app=web"),
+        "{wide}"
+    );
+    let yaml = c.ok(&["get", "deployment", "web", "-o", "yaml"]);
+    assert!(yaml.contains("replicas: 3") && yaml.contains("kind: Deployment"), "{yaml}");
+
+    // An unknown field is refused (kubectl asks for strict validation) and changes nothing.
+    c.write("bad.yaml", &DEPLOYMENT.replace("replicas: 2", "replicas: 9\n  colour: blue"));
+    let err = c.fails(&["apply", "-f", c.data_dir().join("bad.yaml").to_str().unwrap()]);
+    assert!(err.contains("unknown field \"spec.colour\""), "{err}");
+    assert_eq!(
+        c.json(&["get", "deployment", "web"])["metadata"]["resourceVersion"],
+        d2["metadata"]["resourceVersion"]
+    );
+
+    // Services get a cluster IP from the range.
+    c.apply("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n", &[]);
+    let svc = c.json(&["get", "service", "web"]);
+    let ip = svc["spec"]["clusterIP"].as_str().unwrap();
+    assert!(ip.starts_with("10.96.") && ip != "10.96.0.1", "{ip}");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 80);
+}
+
+fn watch_sees_a_change(b: Backend) {
+    let c = Cluster::new(b);
+    c.apply(DEPLOYMENT, &[]);
+    let mut watcher = c
+        .kubectl_cmd()
+        .args(["get", "deployments", "-w", "--request-timeout=20s"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watcher.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("NAME"), "{first}");
+    assert!(lines.next().unwrap().unwrap().contains("0/2"));
+    c.ok(&["scale", "deployment", "web", "--replicas=5"]);
+    let changed = lines.next().unwrap().unwrap();
+    assert!(changed.contains("web") && changed.contains("0/5"), "{changed}");
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+}
+
+fn scale_label_annotate_edit_patch_describe(b: Backend) {
+    let c = Cluster::new(b);
+    c.apply(DEPLOYMENT, &[]);
+    assert!(c.ok(&["scale", "deployment", "web", "--replicas=4"]).contains("scaled"));
+    assert_eq!(c.json(&["get", "deployment", "web"])["spec"]["replicas"], 4);
+    c.ok(&["label", "deployment", "web", "tier=front"]);
+    c.ok(&["annotate", "deployment", "web", "owner=team-a"]);
+    let d = c.json(&["get", "deployment", "web"]);
+    assert_eq!(d["metadata"]["labels"]["tier"], "front");
+    assert_eq!(d["metadata"]["annotations"]["owner"], "team-a");
+    assert_eq!(
+        c.ok(&["get", "deployments", "-l", "tier=front", "-o", "name"]).trim(),
+        "deployment.apps/web"
+    );
+    assert_eq!(c.ok(&["get", "deployments", "-l", "tier!=front", "-o", "name"]).trim(), "");
+
+    let out = c
+        .kubectl_cmd()
+        .env("KUBE_EDITOR", "sed -i s/replicas:.4/replicas:\\ 6/")
+        .args(["edit", "deployment", "web"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(c.json(&["get", "deployment", "web"])["spec"]["replicas"], 6);
+
+    c.ok(&["patch", "deployment", "web", "--type", "merge", "-p", r#"{"spec":{"replicas":1}}"#]);
+    assert_eq!(c.json(&["get", "deployment", "web"])["spec"]["replicas"], 1);
+    c.ok(&[
+        "patch",
+        "deployment",
+        "web",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/replicas","value":2}]"#,
+    ]);
+    assert_eq!(c.json(&["get", "deployment", "web"])["spec"]["replicas"], 2);
+    c.ok(&[
+        "patch", "deployment", "web", "--type", "strategic", "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"nginx","image":"nginx:1.27"},{"name":"side","image":"busybox"}]}}}}"#,
+    ]);
+    let cs =
+        c.json(&["get", "deployment", "web"])["spec"]["template"]["spec"]["containers"].clone();
+    assert_eq!(
+        (cs[0]["name"].as_str(), cs[0]["image"].as_str()),
+        (Some("nginx"), Some("nginx:1.27"))
+    );
+    assert_eq!(cs[0]["ports"][0]["containerPort"], 80, "merged by name, not replaced");
+    assert_eq!(cs[1]["name"], "side");
+
+    let describe = c.ok(&["describe", "deployment", "web"]);
+    for want in [
+        "Name:                   web",
+        "Replicas:",
+        "StrategyType:           RollingUpdate",
+        "tier=front",
+        "side:",
+    ] {
+        assert!(describe.contains(want), "describe lacks {want:?}:\n{describe}");
+    }
+}
+
+fn delete_cascades_to_owned_objects(b: Backend) {
+    let c = Cluster::new(b);
+    let file = c.write("web.yaml", DEPLOYMENT);
+    c.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let uid = c.json(&["get", "deployment", "web"])["metadata"]["uid"].as_str().unwrap().to_owned();
+    c.apply(
+        &format!(
+            "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: web-1\n  ownerReferences: [{{apiVersion: apps/v1, kind: Deployment, name: web, uid: {uid}, controller: true}}]\nspec:\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec: {{containers: [{{name: c, image: busybox}}]}}\n"
+        ),
+        &[],
+    );
+    c.apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: keep}\ndata: {a: b}\n", &[]);
+    assert!(c.ok(&["delete", "-f", file.to_str().unwrap()]).contains("deleted"));
+    assert!(c.fails(&["get", "deployment", "web"]).contains("NotFound"));
+    assert!(
+        eventually(Duration::from_secs(10), || c
+            .ok(&["get", "replicasets", "-o", "name"])
+            .trim()
+            .is_empty()),
+        "the owned ReplicaSet was garbage-collected"
+    );
+    assert_eq!(c.ok(&["get", "configmap", "keep", "-o", "name"]).trim(), "configmap/keep");
+}
+
+fn server_side_apply_and_restricted_token(b: Backend) {
+    let c = Cluster::new(b);
+    assert!(c.apply(DEPLOYMENT, &["--server-side"]).contains("serverside-applied"));
+    assert_eq!(c.json(&["get", "deployment", "web"])["spec"]["replicas"], 2);
+
+    std::fs::write(c.data_dir().join("tokens.csv"), "tok-alice,alice,1001,\"devs\"\n").unwrap();
+    c.apply(
+        r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: pod-reader, namespace: default}
+rules: [{apiGroups: [""], resources: [pods], verbs: [get, list, watch]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: alice-read, namespace: default}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: pod-reader}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]
+"#,
+        &[],
+    );
+    let can = |args: &[&str]| {
+        String::from_utf8_lossy(&c.kubectl_as_token("tok-alice", args).stdout).trim().to_owned()
+    };
+    assert_eq!(can(&["auth", "can-i", "list", "pods", "-n", "default"]), "yes");
+    assert_eq!(can(&["auth", "can-i", "delete", "pods", "-n", "default"]), "no");
+    assert_eq!(can(&["auth", "can-i", "list", "pods", "-n", "kube-system"]), "no");
+    let denied = c.kubectl_as_token("tok-alice", &["get", "deployments"]);
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("Forbidden"));
+    let anon = c.kubectl_as_token("wrong-token", &["get", "pods"]);
+    assert!(String::from_utf8_lossy(&anon.stderr).contains("Unauthorized"));
+    assert_eq!(c.ok(&["auth", "can-i", "delete", "nodes"]).trim(), "yes");
+}
+
+/// `kubectl create ...` and `kubectl run` send protobuf bodies.
+fn typed_create_commands(b: Backend) {
+    let c = Cluster::new(b);
+    c.ok(&["create", "namespace", "team"]);
+    c.ok(&["create", "configmap", "cfg", "--from-literal=a=b", "-n", "team"]);
+    c.ok(&["create", "secret", "generic", "s1", "--from-literal=pw=hunter2", "-n", "team"]);
+    c.ok(&["create", "serviceaccount", "bot", "-n", "team"]);
+    c.ok(&["create", "role", "r1", "--verb=get", "--resource=pods", "-n", "team"]);
+    c.ok(&["create", "rolebinding", "rb1", "--role=r1", "--serviceaccount=team:bot", "-n", "team"]);
+    c.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx:1.25",
+        "--replicas=0",
+        "--port=80",
+        "-n",
+        "team",
+    ]);
+    c.ok(&["run", "p1", "--image=busybox", "--restart=Never", "-n", "team", "--", "sleep", "10"]);
+    c.ok(&["create", "service", "clusterip", "svc1", "--tcp=80:8080", "-n", "team"]);
+    assert_eq!(c.json(&["get", "configmap", "cfg", "-n", "team"])["data"]["a"], "b");
+    assert_eq!(c.json(&["get", "secret", "s1", "-n", "team"])["data"]["pw"], "aHVudGVyMg==");
+    let rb = c.json(&["get", "rolebinding", "rb1", "-n", "team"]);
+    assert_eq!(
+        (rb["roleRef"]["name"].as_str(), rb["subjects"][0]["name"].as_str()),
+        (Some("r1"), Some("bot"))
+    );
+    let d = c.json(&["get", "deployment", "web", "-n", "team"]);
+    assert_eq!(d["spec"]["replicas"], 0, "an explicit zero survives");
+    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"], 80);
+    let p = c.json(&["get", "pod", "p1", "-n", "team"]);
+    assert_eq!(p["spec"]["containers"][0]["args"], serde_json::json!(["sleep", "10"]));
+    assert_eq!(p["spec"]["restartPolicy"], "Never");
+    let svc = c.json(&["get", "service", "svc1", "-n", "team"]);
+    assert_eq!(
+        (svc["spec"]["ports"][0]["port"].as_i64(), svc["spec"]["ports"][0]["targetPort"].as_i64()),
+        (Some(80), Some(8080))
+    );
+    assert!(svc["spec"]["ports"][0].get("nodePort").is_none());
+}
+
+on_both_backends!(
+    typed_create_commands,
+    discovery_version_health_and_explain,
+    apply_get_update_and_strict_validation,
+    watch_sees_a_change,
+    scale_label_annotate_edit_patch_describe,
+    delete_cascades_to_owned_objects,
+    server_side_apply_and_restricted_token
+);

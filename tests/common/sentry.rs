@@ -1,0 +1,47 @@
+//! Running programs in Sentry sandboxes over a busybox rootfs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub fn ringfence() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ringfence"))
+}
+
+/// A root filesystem holding Debian's static busybox and a link per applet, as /bin.
+pub fn busybox_rootfs(dir: &Path) -> PathBuf {
+    let root = dir.join("rootfs");
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox-static is installed by scripts/setup");
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
+        }
+    }
+    std::fs::write(root.join("etc/hostname"), "sandbox\n").unwrap();
+    root
+}
+
+/// Runs `argv` in a Sentry sandbox over `rootfs`, feeding `stdin`.
+pub fn sentry_run(rootfs: &Path, cwd: &str, argv: &[&str], stdin: &[u8]) -> Output {
+    let mut cmd = Command::new(ringfence());
+    cmd.args(["sentry", "run", "--rootfs"]).arg(rootfs).args(["--cwd", cwd, "--"]).args(argv);
+    run_with_input(cmd, stdin)
+}
+
+pub fn run_with_input(mut cmd: Command, stdin: &[u8]) -> Output {
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = writer.join();
+    out
+}
