@@ -40,7 +40,12 @@ fn stdin_is_streamed() {
 fn rootfs_on_the_host_is_never_written() {
     let dir = tempfile::tempdir().unwrap();
     let root = busybox_rootfs(dir.path());
-    let out = sentry_run(&root, "/", &["/bin/sh", "-c", "echo x > /etc/new; rm /bin/cat; mkdir /d; ls /etc"], b"");
+    let out = sentry_run(
+        &root,
+        "/",
+        &["/bin/sh", "-c", "echo x > /etc/new; rm /bin/cat; mkdir /d; ls /etc"],
+        b"",
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hostname\nnew\n");
     assert!(!root.join("etc/new").exists());
     assert!(root.join("bin/cat").symlink_metadata().is_ok());

@@ -218,9 +218,10 @@ fn find_program(task: &Task, cwd: &Location, name: &[u8], path: &[u8]) -> Result
         candidate.extend_from_slice(name);
         let r = Resolver { task, root: root.clone(), start: cwd.clone() };
         if let Ok(loc) = r.resolve(&candidate, Last::Follow)
-            && loc.inode.file_type() == FileType::Regular {
-                return Ok(candidate);
-            }
+            && loc.inode.file_type() == FileType::Regular
+        {
+            return Ok(candidate);
+        }
     }
     Err(Errno::ENOENT)
 }

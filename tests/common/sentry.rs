@@ -14,7 +14,8 @@ pub fn busybox_rootfs(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::create_dir_all(root.join("etc")).unwrap();
     std::fs::create_dir_all(root.join("tmp")).unwrap();
-    std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox-static is installed by scripts/setup");
+    std::fs::copy("/bin/busybox", bin.join("busybox"))
+        .expect("busybox-static is installed by scripts/setup");
     let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         if applet != "busybox" {

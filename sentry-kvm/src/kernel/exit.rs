@@ -28,9 +28,10 @@ pub fn exit_task(task: &Arc<Task>, code: i32) {
     if ctid != 0 {
         let mm = task.mm();
         if mm.copy_out(ctid, &0u32.to_le_bytes()).is_ok()
-            && let Ok(key) = FutexKey::of(&mm, ctid, false) {
-                task.kernel.futexes.wake(key, 1, FUTEX_BITSET_MATCH_ANY);
-            }
+            && let Ok(key) = FutexKey::of(&mm, ctid, false)
+        {
+            task.kernel.futexes.wake(key, 1, FUTEX_BITSET_MATCH_ANY);
+        }
     }
     if let Some(c) = task.vfork_done.lock().unwrap_or_else(|e| e.into_inner()).take() {
         c.complete();

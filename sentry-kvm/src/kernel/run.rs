@@ -67,9 +67,10 @@ fn run_loop(task: &Arc<Task>, ctx: &mut UserContext, vcpu: &mut Vcpu) -> i32 {
     let mut trap = Trap::default();
     loop {
         if (task.waker.interrupted() || intr.is_some())
-            && let Next::Exit = deliver_pending(task, ctx, vcpu, intr.take(), trap) {
-                return 0;
-            }
+            && let Next::Exit = deliver_pending(task, ctx, vcpu, intr.take(), trap)
+        {
+            return 0;
+        }
         trap = Trap::default();
         let exit = match vcpu.run(ctx) {
             Ok(e) => e,

@@ -186,7 +186,11 @@ impl MemoryManager {
         let addr = if req.fixed || req.noreplace {
             let end = req.addr.checked_add(len).ok_or(Errno::ENOMEM)?;
             if !req.addr.is_multiple_of(PAGE_SIZE) || req.addr < MMAP_MIN_ADDR || end > TASK_SIZE {
-                return Err(if !req.addr.is_multiple_of(PAGE_SIZE) { Errno::EINVAL } else { Errno::EPERM });
+                return Err(if !req.addr.is_multiple_of(PAGE_SIZE) {
+                    Errno::EINVAL
+                } else {
+                    Errno::EPERM
+                });
             }
             if req.noreplace && st.overlaps(req.addr, end) {
                 return Err(Errno::EEXIST);

@@ -155,10 +155,11 @@ impl MemObject {
         let keep = size.div_ceil(PAGE_SIZE);
         let dropped: Vec<PhysAddr> = st.pages.split_off(&keep).into_values().collect();
         if !size.is_multiple_of(PAGE_SIZE)
-            && let Some(f) = st.pages.get(&(size / PAGE_SIZE)) {
-                let off = size % PAGE_SIZE;
-                phys.mem.zero(PhysAddr(f.0 + off), PAGE_SIZE - off);
-            }
+            && let Some(f) = st.pages.get(&(size / PAGE_SIZE))
+        {
+            let off = size % PAGE_SIZE;
+            phys.mem.zero(PhysAddr(f.0 + off), PAGE_SIZE - off);
+        }
         st.size = size;
         drop(st);
         // Mappings of dropped pages keep their own references; the object lets go of its own.

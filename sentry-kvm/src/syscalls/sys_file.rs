@@ -26,12 +26,13 @@ fn install(c: &Call, file: Arc<File>, cloexec: bool) -> SysResult {
 fn io_buf(c: &Call, file: &File, count: usize) -> Vec<u8> {
     let mut n = count.min(MAX_IO);
     if file.ops.seekable()
-        && let Ok(st) = file.ops.stat() {
-            let pos = *file.offset.lock().unwrap_or_else(|e| e.into_inner());
-            if st.size > 0 && st.mode & crate::abi::stat::S_IFMT == crate::abi::stat::S_IFREG {
-                n = n.min((st.size as u64).saturating_sub(pos).max(1) as usize);
-            }
+        && let Ok(st) = file.ops.stat()
+    {
+        let pos = *file.offset.lock().unwrap_or_else(|e| e.into_inner());
+        if st.size > 0 && st.mode & crate::abi::stat::S_IFMT == crate::abi::stat::S_IFREG {
+            n = n.min((st.size as u64).saturating_sub(pos).max(1) as usize);
         }
+    }
     let _ = c;
     vec![0u8; n]
 }

@@ -41,9 +41,10 @@ fn restart(ctx: &mut UserContext, nr: u64) {
 /// Applies what an interrupted syscall does when no handler runs (restart it).
 fn restart_without_handler(ctx: &mut UserContext, intr: &mut Option<Interrupted>) {
     if let Some(i) = intr.take()
-        && i.errno.is_restart() {
-            restart(ctx, i.nr);
-        }
+        && i.errno.is_restart()
+    {
+        restart(ctx, i.nr);
+    }
 }
 
 /// Delivers every deliverable signal; returns whether the task keeps running.

@@ -91,10 +91,9 @@ impl FileOps for HostFile {
             if nonblock && self.poll(libc::POLLOUT, Duration::ZERO) == 0 {
                 return if done > 0 { Ok(done) } else { Err(Errno::EAGAIN) };
             }
-            if !nonblock
-                && let Err(e) = self.wait(task, libc::POLLOUT) {
-                    return if done > 0 { Ok(done) } else { Err(e) };
-                }
+            if !nonblock && let Err(e) = self.wait(task, libc::POLLOUT) {
+                return if done > 0 { Ok(done) } else { Err(e) };
+            }
             // SAFETY: writing the unwritten tail of `data`.
             let n = unsafe {
                 libc::write(self.fd.as_raw_fd(), data[done..].as_ptr().cast(), data.len() - done)

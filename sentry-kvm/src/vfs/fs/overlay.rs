@@ -359,9 +359,10 @@ impl Node {
 
     fn size(&self) -> u64 {
         if let Content::File(f) = &self.content
-            && let Some(d) = &lock(f).data {
-                return d.size();
-            }
+            && let Some(d) = &lock(f).data
+        {
+            return d.size();
+        }
         lock(&self.meta).size
     }
 }
