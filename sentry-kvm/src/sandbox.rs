@@ -44,6 +44,18 @@ pub struct SandboxConfig {
     pub gofer_command: (PathBuf, Vec<String>),
     /// Host descriptors for the init process's stdin, stdout and stderr.
     pub stdio: [OwnedFd; 3],
+    pub network: Network,
+}
+
+/// Where the sandbox's AF_INET/AF_INET6 sockets live.
+#[derive(Clone, Debug)]
+pub enum Network {
+    /// A new network namespace with only loopback.
+    Isolated,
+    /// An existing network namespace (a pod network set up by the node agent).
+    Namespace(PathBuf),
+    /// The namespace `ringfence` itself runs in.
+    Host,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +70,8 @@ pub enum SandboxError {
     Exec { path: String, errno: Errno },
     #[error("starting the init task: {0}")]
     Thread(std::io::Error),
+    #[error("setting up the sandbox network namespace: {0}")]
+    Network(Errno),
 }
 
 /// A running sandbox.
@@ -83,6 +97,15 @@ impl Sandbox {
             .map_err(|source| SandboxError::Gofer { path: config.rootfs.clone(), source })?;
         let gofer = Arc::new(gofer);
 
+        match &config.network {
+            Network::Isolated => {
+                crate::kernel::netns::enter_new().map_err(SandboxError::Network)?
+            }
+            Network::Namespace(p) => {
+                crate::kernel::netns::enter_path(p).map_err(SandboxError::Network)?
+            }
+            Network::Host => {}
+        }
         let machine = Machine::new(config.memory)?;
         let clean_fpu = {
             let v = machine.acquire_vcpu()?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use sentry_kvm::sandbox::{Sandbox, SandboxConfig};
+use sentry_kvm::sandbox::{Network, Sandbox, SandboxConfig};
 
 #[derive(Subcommand)]
 pub enum SentryCommand {
@@ -40,6 +40,10 @@ pub struct RunArgs {
     /// Hostname inside the sandbox.
     #[arg(long, default_value = "sandbox")]
     pub hostname: String,
+    /// Network for AF_INET sockets: `sandbox` (own namespace, loopback only), `host`, or the
+    /// path of a network namespace to join.
+    #[arg(long, default_value = "sandbox")]
+    pub network: String,
     /// The program (absolute path inside the rootfs, or a name searched in PATH) and its
     /// arguments.
     #[arg(last = true, required = true)]
@@ -105,6 +109,11 @@ fn run_sandbox(args: RunArgs) -> anyhow::Result<ExitCode> {
         hostname: args.hostname,
         gofer_command: (exe, vec!["sentry".into(), "gofer".into()]),
         stdio: [dup(0)?, dup(1)?, dup(2)?],
+        network: match args.network.as_str() {
+            "sandbox" => Network::Isolated,
+            "host" => Network::Host,
+            path => Network::Namespace(PathBuf::from(path)),
+        },
     };
     let sandbox = Arc::new(Sandbox::start(config)?);
     let s2 = sandbox.clone();

@@ -5,11 +5,10 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::abi::Errno;
-use crate::abi::signal::{SIGPIPE, SigInfo};
 use crate::abi::stat::{
     O_ACCMODE, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY, S_IFIFO, Stat, Timespec,
 };
-use crate::kernel::signal::send::{Origin, send_to_task};
+use crate::kernel::signal::send::sigpipe_current;
 use crate::kernel::task::{Task, current};
 use crate::kernel::waiter::{Events, WaitQueue};
 use crate::vfs::file::FileOps;
@@ -165,9 +164,7 @@ impl FileOps for PipeEnd {
                 let mut s = self.pipe.lock();
                 if s.readers == 0 {
                     drop(s);
-                    if let Some(t) = current() {
-                        send_to_task(&t, SigInfo::kernel(SIGPIPE), Origin::Sandbox);
-                    }
+                    sigpipe_current();
                     return if written > 0 { Ok(written) } else { Err(Errno::EPIPE) };
                 }
                 let free = s.capacity - s.buf.len();

@@ -8,6 +8,7 @@ pub mod sys_mmap;
 pub mod sys_poll;
 pub mod sys_process;
 pub mod sys_signal;
+pub mod sys_socket;
 pub mod sys_time;
 pub mod table;
 

@@ -803,3 +803,69 @@ pub fn sync(_c: &mut Call) -> SysResult {
 pub fn mount(_c: &mut Call) -> SysResult {
     Err(Errno::EPERM)
 }
+
+/// Extended attributes: objects carry none, and new ones are not stored.
+fn xattr_target(c: &Call, follow: bool) -> Result<(), Errno> {
+    let path = c.path(0)?;
+    c.lookup(AT_FDCWD, &path, follow).map(|_| ())
+}
+
+pub fn getxattr(c: &mut Call) -> SysResult {
+    xattr_target(c, true)?;
+    Err(Errno::ENODATA)
+}
+
+pub fn lgetxattr(c: &mut Call) -> SysResult {
+    xattr_target(c, false)?;
+    Err(Errno::ENODATA)
+}
+
+pub fn fgetxattr(c: &mut Call) -> SysResult {
+    c.file(c.arg_i32(0))?;
+    Err(Errno::ENODATA)
+}
+
+pub fn listxattr(c: &mut Call) -> SysResult {
+    xattr_target(c, true)?;
+    Ok(0)
+}
+
+pub fn llistxattr(c: &mut Call) -> SysResult {
+    xattr_target(c, false)?;
+    Ok(0)
+}
+
+pub fn flistxattr(c: &mut Call) -> SysResult {
+    c.file(c.arg_i32(0))?;
+    Ok(0)
+}
+
+pub fn setxattr(c: &mut Call) -> SysResult {
+    xattr_target(c, true)?;
+    Err(Errno::EOPNOTSUPP)
+}
+
+pub fn lsetxattr(c: &mut Call) -> SysResult {
+    xattr_target(c, false)?;
+    Err(Errno::EOPNOTSUPP)
+}
+
+pub fn fsetxattr(c: &mut Call) -> SysResult {
+    c.file(c.arg_i32(0))?;
+    Err(Errno::EOPNOTSUPP)
+}
+
+pub fn removexattr(c: &mut Call) -> SysResult {
+    xattr_target(c, true)?;
+    Err(Errno::ENODATA)
+}
+
+pub fn lremovexattr(c: &mut Call) -> SysResult {
+    xattr_target(c, false)?;
+    Err(Errno::ENODATA)
+}
+
+pub fn fremovexattr(c: &mut Call) -> SysResult {
+    c.file(c.arg_i32(0))?;
+    Err(Errno::ENODATA)
+}

@@ -71,21 +71,21 @@ pub static TABLE: &[Entry] = &[
     sys!(38, "setitimer", sys_signal::setitimer, "ITIMER_REAL only"),
     sys!(39, "getpid", sys_process::getpid),
     sys!(40, "sendfile", sys_file::sendfile),
-    sys!(41, "socket"),
-    sys!(42, "connect"),
-    sys!(43, "accept"),
-    sys!(44, "sendto"),
-    sys!(45, "recvfrom"),
-    sys!(46, "sendmsg"),
-    sys!(47, "recvmsg"),
-    sys!(48, "shutdown"),
-    sys!(49, "bind"),
-    sys!(50, "listen"),
-    sys!(51, "getsockname"),
-    sys!(52, "getpeername"),
-    sys!(53, "socketpair"),
-    sys!(54, "setsockopt"),
-    sys!(55, "getsockopt"),
+    sys!(41, "socket", sys_socket::socket, "AF_UNIX and AF_INET/AF_INET6 stream and datagram only"),
+    sys!(42, "connect", sys_socket::connect),
+    sys!(43, "accept", sys_socket::accept),
+    sys!(44, "sendto", sys_socket::sendto),
+    sys!(45, "recvfrom", sys_socket::recvfrom),
+    sys!(46, "sendmsg", sys_socket::sendmsg),
+    sys!(47, "recvmsg", sys_socket::recvmsg),
+    sys!(48, "shutdown", sys_socket::shutdown),
+    sys!(49, "bind", sys_socket::bind),
+    sys!(50, "listen", sys_socket::listen),
+    sys!(51, "getsockname", sys_socket::getsockname),
+    sys!(52, "getpeername", sys_socket::getpeername),
+    sys!(53, "socketpair", sys_socket::socketpair),
+    sys!(54, "setsockopt", sys_socket::setsockopt),
+    sys!(55, "getsockopt", sys_socket::getsockopt),
     sys!(56, "clone", sys_process::clone, "namespaces refused (EPERM)"),
     sys!(57, "fork", sys_process::fork),
     sys!(58, "vfork", sys_process::vfork),
@@ -218,18 +218,78 @@ pub static TABLE: &[Entry] = &[
     sys!(185, "security"),
     sys!(186, "gettid", sys_process::gettid),
     sys!(187, "readahead"),
-    sys!(188, "setxattr"),
-    sys!(189, "lsetxattr"),
-    sys!(190, "fsetxattr"),
-    sys!(191, "getxattr"),
-    sys!(192, "lgetxattr"),
-    sys!(193, "fgetxattr"),
-    sys!(194, "listxattr"),
-    sys!(195, "llistxattr"),
-    sys!(196, "flistxattr"),
-    sys!(197, "removexattr"),
-    sys!(198, "lremovexattr"),
-    sys!(199, "fremovexattr"),
+    sys!(
+        188,
+        "setxattr",
+        sys_fs::setxattr,
+        "objects have no extended attributes; setting them is refused"
+    ),
+    sys!(
+        189,
+        "lsetxattr",
+        sys_fs::lsetxattr,
+        "objects have no extended attributes; setting them is refused"
+    ),
+    sys!(
+        190,
+        "fsetxattr",
+        sys_fs::fsetxattr,
+        "objects have no extended attributes; setting them is refused"
+    ),
+    sys!(
+        191,
+        "getxattr",
+        sys_fs::getxattr,
+        "objects have no extended attributes; setting them is refused"
+    ),
+    sys!(
+        192,
+        "lgetxattr",
+        sys_fs::lgetxattr,
+        "objects have no extended attributes; setting them is refused"
+    ),
+    sys!(
+        193,
+        "fgetxattr",
+        sys_fs::fgetxattr,
+        "objects have no extended attributes; setting them is refused"
+    ),
+    sys!(
+        194,
+        "listxattr",
+        sys_fs::listxattr,
+        "objects have no extended attributes; setting them is refused"
+    ),
+    sys!(
+        195,
+        "llistxattr",
+        sys_fs::llistxattr,
+        "objects have no extended attributes; setting them is refused"
+    ),
+    sys!(
+        196,
+        "flistxattr",
+        sys_fs::flistxattr,
+        "objects have no extended attributes; setting them is refused"
+    ),
+    sys!(
+        197,
+        "removexattr",
+        sys_fs::removexattr,
+        "objects have no extended attributes; setting them is refused"
+    ),
+    sys!(
+        198,
+        "lremovexattr",
+        sys_fs::lremovexattr,
+        "objects have no extended attributes; setting them is refused"
+    ),
+    sys!(
+        199,
+        "fremovexattr",
+        sys_fs::fremovexattr,
+        "objects have no extended attributes; setting them is refused"
+    ),
     sys!(200, "tkill", sys_signal::tkill),
     sys!(201, "time", sys_time::time),
     sys!(202, "futex", sys_futex::futex),
@@ -318,7 +378,7 @@ pub static TABLE: &[Entry] = &[
     sys!(285, "fallocate", sys_file::fallocate),
     sys!(286, "timerfd_settime"),
     sys!(287, "timerfd_gettime"),
-    sys!(288, "accept4"),
+    sys!(288, "accept4", sys_socket::accept4),
     sys!(289, "signalfd4"),
     sys!(290, "eventfd2", sys_poll::eventfd2),
     sys!(291, "epoll_create1", sys_poll::epoll_create1),

@@ -182,3 +182,10 @@ pub fn notify_parent_job(tg: &Arc<ThreadGroup>, code: i32, sig: Signal) {
         SigInfo { signo: SIGCHLD, code, pid: tg.tgid, status: sig as i32, ..Default::default() };
     send_to_group(&parent, info, Origin::Sandbox);
 }
+
+/// Sends SIGPIPE to the calling task (a write to a pipe or socket nobody reads).
+pub fn sigpipe_current() {
+    if let Some(t) = crate::kernel::task::current() {
+        send_to_task(&t, SigInfo::kernel(SIGPIPE), Origin::Sandbox);
+    }
+}

@@ -102,13 +102,7 @@ impl FileOps for HostFile {
                 Ok(n) => done += n,
                 Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
                 Err(Errno::EPIPE) => {
-                    if let Some(t) = crate::kernel::task::current() {
-                        crate::kernel::signal::send::send_to_task(
-                            &t,
-                            crate::abi::signal::SigInfo::kernel(crate::abi::signal::SIGPIPE),
-                            crate::kernel::signal::send::Origin::Sandbox,
-                        );
-                    }
+                    crate::kernel::signal::send::sigpipe_current();
                     return if done > 0 { Ok(done) } else { Err(Errno::EPIPE) };
                 }
                 Err(e) => return if done > 0 { Ok(done) } else { Err(e) },
