@@ -81,6 +81,8 @@ struct Meta {
     rdev: u64,
     /// Size of objects whose data is not in a MemObject (lower files not yet read, symlinks).
     size: u64,
+    /// 512-byte blocks as the lower layer reports them (None for upper objects).
+    lower_blocks: Option<i64>,
     atime: Timespec,
     mtime: Timespec,
     ctime: Timespec,
@@ -96,6 +98,7 @@ impl Meta {
             nlink: 1,
             rdev: 0,
             size: 0,
+            lower_blocks: None,
             atime: now,
             mtime: now,
             ctime: now,
@@ -110,6 +113,7 @@ impl Meta {
             nlink: s.nlink,
             rdev: s.rdev,
             size: s.size.max(0) as u64,
+            lower_blocks: Some(s.blocks),
             atime: s.atime,
             mtime: s.mtime,
             ctime: s.ctime,
@@ -353,6 +357,7 @@ impl Node {
         if !f.copied_up {
             data.detach_source()?;
             f.copied_up = true;
+            lock(&self.meta).lower_blocks = None;
         }
         Ok(data)
     }
@@ -432,7 +437,8 @@ impl Inode for Node {
             rdev: m.rdev,
             size: size as i64,
             blksize: 4096,
-            blocks: size.div_ceil(512) as i64,
+            // Upper data occupies whole pages, as on tmpfs.
+            blocks: m.lower_blocks.unwrap_or((size.div_ceil(4096) * 8) as i64),
             atime: m.atime,
             mtime: m.mtime,
             ctime: m.ctime,
