@@ -114,8 +114,14 @@ pub fn clone3(c: &mut Call) -> SysResult {
     };
     // struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size,
     // tls, set_tid, set_tid_size, cgroup.
-    if q(1) != 0 || q(8) != 0 || q(9) != 0 || q(10) != 0 {
+    // pidfd and cgroup are read only with CLONE_PIDFD / CLONE_INTO_CGROUP (glibc fills pidfd
+    // regardless); choosing child tids needs privileges the sandbox does not grant.
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    if q(0) & (clone::CLONE_PIDFD | CLONE_INTO_CGROUP) != 0 {
         return Err(Errno::EINVAL);
+    }
+    if q(8) != 0 || q(9) != 0 {
+        return Err(Errno::EPERM);
     }
     let exit_signal = q(4);
     if exit_signal > 64 {

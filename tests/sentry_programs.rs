@@ -1,0 +1,118 @@
+//! Programs beyond busybox: a dynamically linked Debian binary with its libraries, a
+//! multi-threaded C program, escape attempts, and a syscall fuzzer.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::sentry::sentry_run;
+
+/// Compiles `tests/sentry/NAME.c` into `out`.
+fn compile(name: &str, out: &Path, extra: &[&str]) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sentry").join(format!("{name}.c"));
+    let st = Command::new("cc").args(["-O2", "-w"]).args(extra).arg("-o").arg(out).arg(&src).status().expect("cc");
+    assert!(st.success(), "compiling {name}.c");
+}
+
+/// Copies `binary` into `root/bin` with every shared library it needs (ldd), at the same paths.
+fn with_libraries(root: &Path, binary: &Path) {
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy(binary, root.join("bin").join(binary.file_name().unwrap())).unwrap();
+    let ldd = Command::new("ldd").arg(binary).output().unwrap();
+    for word in String::from_utf8_lossy(&ldd.stdout).split_whitespace() {
+        if word.starts_with('/') {
+            let dest = root.join(word.trim_start_matches('/'));
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(word, &dest).unwrap();
+        }
+    }
+}
+
+fn root_dir(dir: &Path) -> PathBuf {
+    let root = dir.join("root");
+    for d in ["bin", "tmp", "proc", "dev"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    root
+}
+
+#[test]
+fn dynamically_linked_debian_ls_runs_with_its_own_libraries() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    with_libraries(&root, Path::new("/bin/ls"));
+    std::fs::write(root.join("tmp/a-file"), "x").unwrap();
+    let got = sentry_run(&root, "/", &["/bin/ls", "-1", "/tmp", "/lib64"], b"");
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "/lib64:\nld-linux-x86-64.so.2\n\n/tmp:\na-file\n");
+}
+
+#[test]
+fn threads_futexes_and_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    let bin = dir.path().join("threads");
+    compile("threads", &bin, &["-pthread"]);
+    with_libraries(&root, &bin);
+    let got = sentry_run(&root, "/", &["/bin/threads"], b"");
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "counter=160000 joined=280 tls=0\n");
+    assert_eq!(got.status.code(), Some(0));
+}
+
+#[test]
+fn no_path_reaches_host_files_outside_the_rootfs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), "HOST-SECRET\n").unwrap();
+    let root = root_dir(dir.path());
+    compile("escape", &root.join("bin/escape"), &["-static"]);
+    // A hostile image: symlinks in the rootfs itself that point outside it.
+    std::os::unix::fs::symlink("../secret", root.join("evil")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), root.join("evildir")).unwrap();
+    let before: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let got = sentry_run(&root, "/", &["/bin/escape"], b"");
+    let out = String::from_utf8_lossy(&got.stdout);
+    assert!(!out.contains("LEAK"), "{out}");
+    assert!(out.contains("leaks=0"), "{out}");
+    assert_eq!(out.matches("blocked").count(), 12, "{out}");
+    assert_eq!(got.status.code(), Some(0));
+    // Nothing was created or changed on the host.
+    let after: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(before, after);
+    assert_eq!(std::fs::read_to_string(dir.path().join("secret")).unwrap(), "HOST-SECRET\n");
+    assert!(!root.join("tmp/rel").exists() && !root.join("tmp/jail").exists());
+}
+
+#[test]
+fn random_syscalls_never_crash_or_hang_the_sentry() {
+    let seconds: u64 = std::env::var("RINGFENCE_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(15);
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    compile("fuzz", &root.join("bin/fuzz"), &["-static"]);
+    let canary = dir.path().join("canary");
+    std::fs::write(&canary, "untouched").unwrap();
+    let start = std::time::Instant::now();
+    let mut cmd = Command::new(common::sentry::ringfence());
+    cmd.args(["sentry", "run", "--rootfs"]).arg(&root).args(["--", "/bin/fuzz"]).arg(seconds.to_string());
+    let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    // Bounded: the fuzzer stops itself after `seconds`; allow generous slack, then fail.
+    let deadline = start + std::time::Duration::from_secs(seconds + 60);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the sandbox did not finish within {}s", seconds + 60);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{} in {:.1?}", stdout.trim(), start.elapsed());
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("fuzz seed="), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&canary).unwrap(), "untouched");
+}
