@@ -15,10 +15,13 @@ fn fixture(dir: &Path) -> std::path::PathBuf {
     for d in ["proc", "dev", "data/sub"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
-    std::fs::write(root.join("data/fruits"), "banana\napple\ncherry\napple\ndate\nbanana\n").unwrap();
-    std::fs::write(root.join("data/table"), "id name qty\n1 apple 3\n2 pear 7\n3 fig 12\n").unwrap();
+    std::fs::write(root.join("data/fruits"), "banana\napple\ncherry\napple\ndate\nbanana\n")
+        .unwrap();
+    std::fs::write(root.join("data/table"), "id name qty\n1 apple 3\n2 pear 7\n3 fig 12\n")
+        .unwrap();
     std::fs::write(root.join("data/sub/note"), "nested file\n").unwrap();
-    std::fs::write(root.join("data/script.sh"), "#!/bin/sh\necho \"script args: $*\"\nexit 3\n").unwrap();
+    std::fs::write(root.join("data/script.sh"), "#!/bin/sh\necho \"script args: $*\"\nexit 3\n")
+        .unwrap();
     let status = Command::new("/bin/busybox")
         .args(["sh", "-c"])
         .arg(format!(
@@ -36,40 +39,91 @@ const CASES: &[(&str, &str)] = &[
     ("echo", "echo hello world; echo -n no-newline; echo; echo -e 'a\\tb'"),
     ("printf", "printf '%s|%5d|%-4s|%x|%.2f\\n' str 42 ab 255 3.14159"),
     ("pipeline", "cat /data/fruits | sort | uniq -c | sort -rn | head -2"),
-    ("redirections", "echo one > /tmp/f; echo two >> /tmp/f; cat < /tmp/f; wc -l < /tmp/f; ls /nonexistent 2>/dev/null || echo missing; echo err >&2"),
+    (
+        "redirections",
+        "echo one > /tmp/f; echo two >> /tmp/f; cat < /tmp/f; wc -l < /tmp/f; ls /nonexistent 2>/dev/null || echo missing; echo err >&2",
+    ),
     ("subshell", "x=outer; (x=inner; echo $x); echo $x; (cd /data && pwd); pwd"),
-    ("command substitution", "n=$(wc -l < /data/fruits); echo lines=$n; echo $(echo nested $(echo deep))"),
-    ("loops", "for i in 1 2 3; do echo for $i; done; i=0; while [ $i -lt 3 ]; do i=$((i+1)); echo while $i; done; until [ $i -eq 0 ]; do i=$((i-1)); done; echo done $i"),
-    ("functions and case", "f() { case $1 in a*) echo starts-a;; *) echo other;; esac; return 4; }; f apple; f pear; echo rc=$?"),
+    (
+        "command substitution",
+        "n=$(wc -l < /data/fruits); echo lines=$n; echo $(echo nested $(echo deep))",
+    ),
+    (
+        "loops",
+        "for i in 1 2 3; do echo for $i; done; i=0; while [ $i -lt 3 ]; do i=$((i+1)); echo while $i; done; until [ $i -eq 0 ]; do i=$((i-1)); done; echo done $i",
+    ),
+    (
+        "functions and case",
+        "f() { case $1 in a*) echo starts-a;; *) echo other;; esac; return 4; }; f apple; f pear; echo rc=$?",
+    ),
     ("traps", "trap 'echo got USR1' USR1; trap 'echo exiting' EXIT; kill -USR1 $$; echo after"),
     ("background jobs", "(sleep 0.2; echo job1) & (echo job2) & wait; echo all done"),
     ("wait status", "sh -c 'exit 5' & wait $!; echo status=$?"),
     ("ls -la", "ls -la /data; ls -l /data/sub"),
     ("cat", "cat /data/fruits /data/sub/note; cat -n /data/table"),
     ("wc", "wc /data/fruits; wc -c /data/table; wc -w < /data/table"),
-    ("sort and uniq", "sort /data/fruits | uniq; sort -r /data/fruits | uniq -d; sort -k3 -n /data/table"),
-    ("grep", "grep -n an /data/fruits; grep -c apple /data/fruits; grep -v a /data/fruits; grep -q zzz /data/fruits; echo rc=$?"),
-    ("sed", "sed -n '2,3p' /data/fruits; sed 's/a/A/g' /data/fruits | head -3; echo hello | sed -e 's/l\\+/L/'"),
+    (
+        "sort and uniq",
+        "sort /data/fruits | uniq; sort -r /data/fruits | uniq -d; sort -k3 -n /data/table",
+    ),
+    (
+        "grep",
+        "grep -n an /data/fruits; grep -c apple /data/fruits; grep -v a /data/fruits; grep -q zzz /data/fruits; echo rc=$?",
+    ),
+    (
+        "sed",
+        "sed -n '2,3p' /data/fruits; sed 's/a/A/g' /data/fruits | head -3; echo hello | sed -e 's/l\\+/L/'",
+    ),
     ("awk", "awk 'NR>1 { s += $3; print $2 } END { print \"total\", s }' /data/table"),
-    ("find", "find /data | sort; find /data -type f -name '*.sh'; find /data -newer /data/fruits | wc -l"),
+    (
+        "find",
+        "find /data | sort; find /data -type f -name '*.sh'; find /data -newer /data/fruits | wc -l",
+    ),
     ("xargs", "printf 'a\\nb\\nc\\n' | xargs echo; seq 5 | xargs -n 2 echo"),
-    ("head and tail", "head -n 2 /data/fruits; tail -n 2 /data/fruits; tail -c 5 /data/table; head -c 3 /data/fruits; echo"),
-    ("tr and cut", "tr a-z A-Z < /data/fruits | head -2; cut -d' ' -f2 /data/table; echo 'a:b:c' | cut -d: -f1,3"),
-    ("cp mv rm", "cp /data/fruits /tmp/x; mv /tmp/x /tmp/y; ls /tmp; cmp /data/fruits /tmp/y && echo same; rm /tmp/y; ls /tmp | wc -l"),
-    ("ln -s", "ln -s /data/fruits /tmp/link; readlink /tmp/link; head -1 /tmp/link; ln -s ../data /tmp/rel; ls /tmp/rel/sub"),
-    ("mkdir -p and rmdir", "mkdir -p /tmp/a/b/c; find /tmp/a | sort; rmdir /tmp/a/b/c; rmdir /tmp/a 2>/dev/null || echo not-empty"),
-    ("touch and stat", "touch -d '2020-01-02 03:04:05' /tmp/t; stat -c '%n %s %a %Y' /tmp/t /data/fruits /data/table /data/script.sh"),
+    (
+        "head and tail",
+        "head -n 2 /data/fruits; tail -n 2 /data/fruits; tail -c 5 /data/table; head -c 3 /data/fruits; echo",
+    ),
+    (
+        "tr and cut",
+        "tr a-z A-Z < /data/fruits | head -2; cut -d' ' -f2 /data/table; echo 'a:b:c' | cut -d: -f1,3",
+    ),
+    (
+        "cp mv rm",
+        "cp /data/fruits /tmp/x; mv /tmp/x /tmp/y; ls /tmp; cmp /data/fruits /tmp/y && echo same; rm /tmp/y; ls /tmp | wc -l",
+    ),
+    (
+        "ln -s",
+        "ln -s /data/fruits /tmp/link; readlink /tmp/link; head -1 /tmp/link; ln -s ../data /tmp/rel; ls /tmp/rel/sub",
+    ),
+    (
+        "mkdir -p and rmdir",
+        "mkdir -p /tmp/a/b/c; find /tmp/a | sort; rmdir /tmp/a/b/c; rmdir /tmp/a 2>/dev/null || echo not-empty",
+    ),
+    (
+        "touch and stat",
+        "touch -d '2020-01-02 03:04:05' /tmp/t; stat -c '%n %s %a %Y' /tmp/t /data/fruits /data/table /data/script.sh",
+    ),
     ("date", "date -u -d @86400 '+%Y-%m-%d %H:%M:%S'; date -u -d '2020-02-29 12:00:00' +%s"),
     ("env", "env -i A=1 B=two /bin/env | sort; A=x sh -c 'echo $A'"),
     ("sleep", "sleep 0.1; echo slept"),
     ("kill", "sleep 10 & p=$!; kill -TERM $p; wait $p; echo status=$?"),
     ("timeout", "timeout 1 sleep 5; echo status=$?; timeout 5 true; echo status=$?"),
-    ("tar", "cd /data && tar cf /tmp/d.tar fruits sub && tar tf /tmp/d.tar && mkdir /tmp/x && cd /tmp/x && tar xf /tmp/d.tar && cat sub/note"),
-    ("gzip and gunzip", "cp /data/fruits /tmp/f && gzip -9 /tmp/f && ls /tmp && gunzip /tmp/f.gz && cmp /tmp/f /data/fruits && echo roundtrip; echo data | gzip | gunzip"),
+    (
+        "tar",
+        "cd /data && tar cf /tmp/d.tar fruits sub && tar tf /tmp/d.tar && mkdir /tmp/x && cd /tmp/x && tar xf /tmp/d.tar && cat sub/note",
+    ),
+    (
+        "gzip and gunzip",
+        "cp /data/fruits /tmp/f && gzip -9 /tmp/f && ls /tmp && gunzip /tmp/f.gz && cmp /tmp/f /data/fruits && echo roundtrip; echo data | gzip | gunzip",
+    ),
     ("sha256sum", "sha256sum /data/fruits /data/table; echo -n abc | sha256sum"),
     ("seq", "seq 3; seq 2 2 9; seq -s, 5"),
     ("expr", "expr 6 \\* 7; expr length hello; expr 5 \\> 3; expr substr abcdef 2 3"),
-    ("test", "test -f /data/fruits && echo file; [ -d /data/sub ] && echo dir; [ -x /data/script.sh ] && echo exec; [ 3 -gt 2 ]; echo $?; [ -z '' ] && echo empty"),
+    (
+        "test",
+        "test -f /data/fruits && echo file; [ -d /data/sub ] && echo dir; [ -x /data/script.sh ] && echo exec; [ 3 -gt 2 ]; echo $?; [ -z '' ] && echo empty",
+    ),
     ("shebang scripts", "/data/script.sh a b; echo rc=$?"),
     ("exit status", "false; echo $?; true; echo $?; (exit 42); echo $?"),
     ("here documents", "cat <<EOF\nline one\n$((1+2)) computed\nEOF"),
@@ -92,7 +146,10 @@ fn native(root: &Path, script: &str) -> std::process::Output {
         .unwrap();
     assert!(st.success());
     let mut cmd = Command::new("chroot");
-    cmd.arg(&copy).args(["/bin/sh", "-c", script]).env_clear().env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    cmd.arg(&copy)
+        .args(["/bin/sh", "-c", script])
+        .env_clear()
+        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     run_with_input(cmd, b"")
 }
 
@@ -116,5 +173,11 @@ fn busybox_applets_match_native_linux() {
         }
     }
     eprintln!("{} compatibility cases in {:.1?}", CASES.len(), start.elapsed());
-    assert!(failures.is_empty(), "{} of {} cases differ:\n{}", failures.len(), CASES.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n")
+    );
 }

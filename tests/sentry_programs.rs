@@ -11,7 +11,14 @@ use common::sentry::sentry_run;
 /// Compiles `tests/sentry/NAME.c` into `out`.
 fn compile(name: &str, out: &Path, extra: &[&str]) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sentry").join(format!("{name}.c"));
-    let st = Command::new("cc").args(["-O2", "-w"]).args(extra).arg("-o").arg(out).arg(&src).status().expect("cc");
+    let st = Command::new("cc")
+        .args(["-O2", "-w"])
+        .args(extra)
+        .arg("-o")
+        .arg(out)
+        .arg(&src)
+        .status()
+        .expect("cc");
     assert!(st.success(), "compiling {name}.c");
 }
 
@@ -45,7 +52,10 @@ fn dynamically_linked_debian_ls_runs_with_its_own_libraries() {
     std::fs::write(root.join("tmp/a-file"), "x").unwrap();
     let got = sentry_run(&root, "/", &["/bin/ls", "-1", "/tmp", "/lib64"], b"");
     assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
-    assert_eq!(String::from_utf8_lossy(&got.stdout), "/lib64:\nld-linux-x86-64.so.2\n\n/tmp:\na-file\n");
+    assert_eq!(
+        String::from_utf8_lossy(&got.stdout),
+        "/lib64:\nld-linux-x86-64.so.2\n\n/tmp:\na-file\n"
+    );
 }
 
 #[test]
@@ -69,7 +79,8 @@ fn no_path_reaches_host_files_outside_the_rootfs() {
     // A hostile image: symlinks in the rootfs itself that point outside it.
     std::os::unix::fs::symlink("../secret", root.join("evil")).unwrap();
     std::os::unix::fs::symlink(dir.path(), root.join("evildir")).unwrap();
-    let before: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let before: Vec<_> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     let got = sentry_run(&root, "/", &["/bin/escape"], b"");
     let out = String::from_utf8_lossy(&got.stdout);
     assert!(!out.contains("LEAK"), "{out}");
@@ -77,7 +88,8 @@ fn no_path_reaches_host_files_outside_the_rootfs() {
     assert_eq!(out.matches("blocked").count(), 12, "{out}");
     assert_eq!(got.status.code(), Some(0));
     // Nothing was created or changed on the host.
-    let after: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let after: Vec<_> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(before, after);
     assert_eq!(std::fs::read_to_string(dir.path().join("secret")).unwrap(), "HOST-SECRET\n");
     assert!(!root.join("tmp/rel").exists() && !root.join("tmp/jail").exists());
@@ -85,7 +97,8 @@ fn no_path_reaches_host_files_outside_the_rootfs() {
 
 #[test]
 fn random_syscalls_never_crash_or_hang_the_sentry() {
-    let seconds: u64 = std::env::var("RINGFENCE_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(15);
+    let seconds: u64 =
+        std::env::var("RINGFENCE_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(15);
     let dir = tempfile::tempdir().unwrap();
     let root = root_dir(dir.path());
     compile("fuzz", &root.join("bin/fuzz"), &["-static"]);
@@ -93,8 +106,15 @@ fn random_syscalls_never_crash_or_hang_the_sentry() {
     std::fs::write(&canary, "untouched").unwrap();
     let start = std::time::Instant::now();
     let mut cmd = Command::new(common::sentry::ringfence());
-    cmd.args(["sentry", "run", "--rootfs"]).arg(&root).args(["--", "/bin/fuzz"]).arg(seconds.to_string());
-    let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    cmd.args(["sentry", "run", "--rootfs"])
+        .arg(&root)
+        .args(["--", "/bin/fuzz"])
+        .arg(seconds.to_string());
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     // Bounded: the fuzzer stops itself after `seconds`; allow generous slack, then fail.
     let deadline = start + std::time::Duration::from_secs(seconds + 60);
     loop {

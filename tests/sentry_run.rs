@@ -61,3 +61,39 @@ fn a_missing_program_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot execute /bin/nope") && err.contains("ENOENT"), "{err}");
 }
+
+/// The Sentry and its Gofer run under seccomp filters once the sandbox is set up.
+#[test]
+fn sentry_and_gofer_are_confined_by_seccomp() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = busybox_rootfs(dir.path());
+    let mut child = std::process::Command::new(common::sentry::ringfence())
+        .args(["sentry", "run", "--rootfs"])
+        .arg(&root)
+        .args(["--", "/bin/sh", "-c", "echo up; sleep 5"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "up\n");
+    let seccomp_mode = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("Seccomp:").map(|v| v.trim().to_string()))
+            .unwrap()
+    };
+    assert_eq!(seccomp_mode(child.id()), "2", "the Sentry runs in seccomp filter mode");
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).unwrap();
+    let gofers: Vec<u32> = children.split_whitespace().map(|p| p.parse().unwrap()).collect();
+    assert_eq!(gofers.len(), 1, "one Gofer process");
+    assert_eq!(seccomp_mode(gofers[0]), "2", "the Gofer runs in seccomp filter mode");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

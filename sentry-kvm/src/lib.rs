@@ -8,5 +8,6 @@ pub mod loader;
 pub mod mm;
 pub mod platform;
 pub mod sandbox;
+pub mod seccomp;
 pub mod syscalls;
 pub mod vfs;

@@ -72,6 +72,8 @@ pub enum SandboxError {
     Thread(std::io::Error),
     #[error("setting up the sandbox network namespace: {0}")]
     Network(Errno),
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
 }
 
 /// A running sandbox.
@@ -206,6 +208,8 @@ impl Sandbox {
         let path = find_program(&task, &cwd, program.as_bytes(), &path_var).map_err(exec_err)?;
         let prepared = exec::prepare(&task, &cwd, &path, argv, env).map_err(exec_err)?;
         let ctx = exec::commit(&task, prepared);
+        // From here on the Sentry opens no host files: confine every thread of the process.
+        crate::seccomp::confine_sentry()?;
         run::spawn(task, ctx, None).map_err(SandboxError::Thread)?;
         Ok(Sandbox { kernel, init: tg })
     }

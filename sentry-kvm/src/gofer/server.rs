@@ -193,7 +193,11 @@ impl Server {
 fn read_dir(path_fd: RawFd) -> io::Result<Vec<DirEntry>> {
     // SAFETY: reopening a directory relative to our own O_PATH descriptor.
     let fd = cvt(unsafe {
-        libc::openat(path_fd, c".".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        libc::openat(
+            path_fd,
+            c".".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+        )
     })?;
     // SAFETY: fd was just opened by us.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -256,6 +260,7 @@ pub fn serve(root: &Path, sock: OwnedFd) -> io::Result<()> {
     // SAFETY: just opened.
     let rootfd = unsafe { OwnedFd::from_raw_fd(rootfd) };
     let stat = fstat(rootfd.as_raw_fd())?;
+    crate::seccomp::confine_gofer().map_err(io::Error::other)?;
     let mut server =
         Server { nodes: vec![Some(Node { fd: rootfd, parent: None, stat, listing: None })] };
     let mut buf = Vec::new();
