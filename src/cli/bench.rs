@@ -12,6 +12,21 @@ use crate::bench::api::{self, BackendKind, BenchConfig};
 pub enum BenchCommand {
     /// The API server on the embedded store and on etcd: throughput, latency, watch fan-out.
     Api(ApiArgs),
+    /// The Sentry against runc and runsc (ptrace): start-to-exit, syscalls, fork+exec, memory.
+    Sentry(SentryArgs),
+}
+
+#[derive(Args)]
+pub struct SentryArgs {
+    /// Sandbox starts per runtime for the start-to-exit median.
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
+    /// getpid calls per runtime (open+read+close runs a quarter as many).
+    #[arg(long, default_value_t = 20_000)]
+    iterations: u64,
+    /// fork+exec+wait cycles per runtime.
+    #[arg(long, default_value_t = 100)]
+    forks: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -44,6 +59,16 @@ pub struct ApiArgs {
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        BenchCommand::Sentry(a) => {
+            let cfg = crate::bench::sentry::BenchConfig {
+                runs: a.runs.max(1),
+                iterations: a.iterations.max(4),
+                fork_iterations: a.forks.max(1),
+            };
+            let rows = crate::bench::sentry::run(&cfg)?;
+            print!("{}", crate::bench::sentry::render(&rows, &cfg));
+            Ok(ExitCode::SUCCESS)
+        }
         BenchCommand::Api(a) => {
             let backends = match a.backend {
                 Backends::Both => vec![BackendKind::Embedded, BackendKind::Etcd],

@@ -1,0 +1,273 @@
+//! `ringfence bench sentry`: the Sentry against runc and gVisor's runsc (ptrace platform), on
+//! the same busybox rootfs and micro-benchmark program, measured in the same run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use super::stats::Samples;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    Ringfence,
+    Runsc,
+    Runc,
+}
+
+impl Runtime {
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Ringfence => "ringfence-sentry",
+            Runtime::Runsc => "runsc (ptrace)",
+            Runtime::Runc => "runc",
+        }
+    }
+}
+
+pub struct BenchConfig {
+    pub runs: usize,
+    pub iterations: u64,
+    pub fork_iterations: u64,
+}
+
+/// One runtime's results.
+pub struct Row {
+    pub runtime: Runtime,
+    /// Median start-to-exit of /bin/true, ms.
+    pub start_ms: f64,
+    pub getpid_us: f64,
+    pub open_us: f64,
+    pub forkexec_us: f64,
+    /// Resident memory of every process that keeps an idle sandbox alive, MiB.
+    pub idle_rss_mib: f64,
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    ringfence: PathBuf,
+}
+
+impl Env {
+    fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("bundle/rootfs")
+    }
+    fn bundle(&self) -> PathBuf {
+        self.dir.path().join("bundle")
+    }
+}
+
+fn setup() -> anyhow::Result<Env> {
+    for tool in ["runc", "runsc", "cc"] {
+        let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).stdout(Stdio::null()).status()?.success();
+        if !found {
+            bail!("{tool} is not installed (scripts/setup installs runc and runsc; cc builds the micro-benchmark)");
+        }
+    }
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().join("bundle/rootfs");
+    for d in ["bin", "etc", "proc", "dev", "tmp", "sys"] {
+        std::fs::create_dir_all(root.join(d))?;
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).context("busybox-static (scripts/setup installs it)")?;
+    for applet in ["sh", "true", "sleep"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))?;
+    }
+    std::fs::write(root.join("etc/hostname"), "bench\n")?;
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/sentry/micro.c");
+    let st = Command::new("cc").args(["-O2", "-static", "-o"]).arg(root.join("bin/micro")).arg(&src).status()?;
+    if !st.success() {
+        bail!("compiling {}", src.display());
+    }
+    let ringfence = std::env::current_exe()?;
+    Ok(Env { dir, ringfence })
+}
+
+/// The command that runs `args` in a fresh sandbox of `rt`.
+fn command(env: &Env, rt: Runtime, id: &str, args: &[&str]) -> anyhow::Result<Command> {
+    Ok(match rt {
+        Runtime::Ringfence => {
+            let mut c = Command::new(&env.ringfence);
+            c.args(["sentry", "run", "--rootfs"]).arg(env.rootfs()).arg("--").args(args);
+            c
+        }
+        Runtime::Runc | Runtime::Runsc => {
+            write_config(&env.bundle(), args)?;
+            let mut c = if rt == Runtime::Runc {
+                let mut c = Command::new("runc");
+                c.args(["run", "-b"]);
+                c
+            } else {
+                let mut c = Command::new("runsc");
+                c.args(["--platform=ptrace", "--network=none", "--root"])
+                    .arg(env.dir.path().join("runsc-state"))
+                    .args(["run", "-bundle"]);
+                c
+            };
+            c.arg(env.bundle()).arg(id);
+            c
+        }
+    })
+}
+
+fn write_config(bundle: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let config = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": args,
+            "env": ["PATH=/bin"],
+            "cwd": "/",
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "bench",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}
+        ],
+        "linux": {
+            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"}]
+        }
+    });
+    std::fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
+    Ok(())
+}
+
+fn run_ok(mut c: Command) -> anyhow::Result<String> {
+    let out = c.stdin(Stdio::null()).output()?;
+    if !out.status.success() {
+        bail!("{:?} failed ({}): {}", c, out.status, String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn new_id() -> String {
+    format!("rfbench-{}-{}", std::process::id(), NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
+/// Nanoseconds per operation reported by the micro-benchmark.
+fn micro(env: &Env, rt: Runtime, what: &str, n: u64) -> anyhow::Result<f64> {
+    let out = run_ok(command(env, rt, &new_id(), &["/bin/micro", what, &n.to_string()])?)?;
+    let v = out.split_whitespace().nth(1).context("micro-benchmark output")?;
+    Ok(v.parse::<f64>()?)
+}
+
+/// Sum of VmRSS over `pid` and all its descendants, in KiB.
+fn tree_rss_kib(pid: u32) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+        total += status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        for t in std::fs::read_dir(format!("/proc/{p}/task")).into_iter().flatten().flatten() {
+            let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            stack.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+        }
+    }
+    total
+}
+
+fn idle_rss(env: &Env, rt: Runtime) -> anyhow::Result<f64> {
+    let id = new_id();
+    let mut child = command(env, rt, &id, &["/bin/sleep", "30"])?.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+    // Let the sandbox settle before measuring.
+    std::thread::sleep(Duration::from_millis(1500));
+    let kib = tree_rss_kib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    match rt {
+        Runtime::Runc => {
+            let _ = Command::new("runc").args(["delete", "-f", &id]).stderr(Stdio::null()).status();
+        }
+        Runtime::Runsc => {
+            let _ = Command::new("runsc").arg("--root").arg(env.dir.path().join("runsc-state")).args(["delete", "-force", &id]).stderr(Stdio::null()).status();
+        }
+        Runtime::Ringfence => {}
+    }
+    Ok(kib as f64 / 1024.0)
+}
+
+fn measure(env: &Env, rt: Runtime, cfg: &BenchConfig) -> anyhow::Result<Row> {
+    let mut starts = Samples::default();
+    for _ in 0..cfg.runs {
+        let c = command(env, rt, &new_id(), &["/bin/true"])?;
+        let t = Instant::now();
+        run_ok(c)?;
+        starts.push(t.elapsed());
+    }
+    Ok(Row {
+        runtime: rt,
+        start_ms: starts.percentile_ms(50.0),
+        getpid_us: micro(env, rt, "getpid", cfg.iterations)? / 1000.0,
+        open_us: micro(env, rt, "open", cfg.iterations / 4)? / 1000.0,
+        forkexec_us: micro(env, rt, "forkexec", cfg.fork_iterations)? / 1000.0,
+        idle_rss_mib: idle_rss(env, rt)?,
+    })
+}
+
+pub fn run(cfg: &BenchConfig) -> anyhow::Result<Vec<Row>> {
+    let env = setup()?;
+    let mut rows = Vec::new();
+    for rt in [Runtime::Ringfence, Runtime::Runsc, Runtime::Runc] {
+        eprintln!("measuring {} ...", rt.name());
+        rows.push(measure(&env, rt, cfg).with_context(|| format!("measuring {}", rt.name()))?);
+    }
+    Ok(rows)
+}
+
+pub fn render(rows: &[Row], cfg: &BenchConfig) -> String {
+    use std::fmt::Write;
+    let get = |rt: Runtime| rows.iter().find(|r| r.runtime == rt);
+    let (Some(me), Some(runsc), Some(runc)) = (get(Runtime::Ringfence), get(Runtime::Runsc), get(Runtime::Runc)) else {
+        return String::from("incomplete results\n");
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Sentry vs runsc (ptrace) vs runc: median of {} starts; {} getpid, {} open+read+close, {} fork+exec+wait per runtime",
+        cfg.runs,
+        cfg.iterations,
+        cfg.iterations / 4,
+        cfg.fork_iterations
+    );
+    let _ = writeln!(s, "{:<30} {:>16} {:>16} {:>12} {:>10} {:>10} {:>8}", "metric", me.runtime.name(), runsc.runtime.name(), runc.runtime.name(), "/runsc", "/runc", "target");
+    let metrics: [(&str, fn(&Row) -> f64, &str, &str); 5] = [
+        ("start-to-exit /bin/true (ms)", |r| r.start_ms, "%.1f", "<= 0.5x runsc"),
+        ("getpid round trip (µs)", |r| r.getpid_us, "%.2f", "<= 1x runsc"),
+        ("open+read+close (µs)", |r| r.open_us, "%.1f", ""),
+        ("fork+exec+wait /bin/true (µs)", |r| r.forkexec_us, "%.0f", ""),
+        ("idle sandbox RSS (MiB)", |r| r.idle_rss_mib, "%.1f", "<= 0.5x runsc"),
+    ];
+    for (name, f, fmt, target) in metrics {
+        let v = |r: &Row| {
+            let x = f(r);
+            match fmt {
+                "%.0f" => format!("{x:.0}"),
+                "%.2f" => format!("{x:.2}"),
+                _ => format!("{x:.1}"),
+            }
+        };
+        let _ = writeln!(
+            s,
+            "{:<30} {:>16} {:>16} {:>12} {:>9.2}x {:>9.2}x {:>8}",
+            name,
+            v(me),
+            v(runsc),
+            v(runc),
+            f(me) / f(runsc),
+            f(me) / f(runc),
+            target
+        );
+    }
+    s
+}
