@@ -11,10 +11,16 @@ fn bench_sentry_prints_its_table() {
         .expect("run the benchmark");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    for metric in ["start-to-exit", "getpid", "open+read+close", "fork+exec+wait", "idle sandbox RSS"] {
-        let line = stdout.lines().find(|l| l.starts_with(metric)).unwrap_or_else(|| panic!("{metric} missing:\n{stdout}"));
+    for metric in
+        ["start-to-exit", "getpid", "open+read+close", "fork+exec+wait", "idle sandbox RSS"]
+    {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(metric))
+            .unwrap_or_else(|| panic!("{metric} missing:\n{stdout}"));
         // Every runtime produced a positive number.
-        let numbers: Vec<f64> = line.split_whitespace().filter_map(|w| w.trim_end_matches('x').parse().ok()).collect();
+        let numbers: Vec<f64> =
+            line.split_whitespace().filter_map(|w| w.trim_end_matches('x').parse().ok()).collect();
         assert!(numbers.len() >= 5 && numbers.iter().all(|n| *n > 0.0), "{line}");
     }
 }

@@ -60,9 +60,16 @@ impl Env {
 
 fn setup() -> anyhow::Result<Env> {
     for tool in ["runc", "runsc", "cc"] {
-        let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).stdout(Stdio::null()).status()?.success();
+        let found = Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {tool}"))
+            .stdout(Stdio::null())
+            .status()?
+            .success();
         if !found {
-            bail!("{tool} is not installed (scripts/setup installs runc and runsc; cc builds the micro-benchmark)");
+            bail!(
+                "{tool} is not installed (scripts/setup installs runc and runsc; cc builds the micro-benchmark)"
+            );
         }
     }
     let dir = tempfile::tempdir()?;
@@ -70,13 +77,18 @@ fn setup() -> anyhow::Result<Env> {
     for d in ["bin", "etc", "proc", "dev", "tmp", "sys"] {
         std::fs::create_dir_all(root.join(d))?;
     }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).context("busybox-static (scripts/setup installs it)")?;
+    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+        .context("busybox-static (scripts/setup installs it)")?;
     for applet in ["sh", "true", "sleep"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))?;
     }
     std::fs::write(root.join("etc/hostname"), "bench\n")?;
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/sentry/micro.c");
-    let st = Command::new("cc").args(["-O2", "-static", "-o"]).arg(root.join("bin/micro")).arg(&src).status()?;
+    let st = Command::new("cc")
+        .args(["-O2", "-static", "-o"])
+        .arg(root.join("bin/micro"))
+        .arg(&src)
+        .status()?;
     if !st.success() {
         bail!("compiling {}", src.display());
     }
@@ -148,7 +160,11 @@ fn run_ok(mut c: Command) -> anyhow::Result<String> {
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn new_id() -> String {
-    format!("rfbench-{}-{}", std::process::id(), NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    format!(
+        "rfbench-{}-{}",
+        std::process::id(),
+        NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }
 
 /// Nanoseconds per operation reported by the micro-benchmark.
@@ -179,7 +195,11 @@ fn tree_rss_kib(pid: u32) -> u64 {
 
 fn idle_rss(env: &Env, rt: Runtime) -> anyhow::Result<f64> {
     let id = new_id();
-    let mut child = command(env, rt, &id, &["/bin/sleep", "30"])?.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+    let mut child = command(env, rt, &id, &["/bin/sleep", "30"])?
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
     // Let the sandbox settle before measuring.
     std::thread::sleep(Duration::from_millis(1500));
     let kib = tree_rss_kib(child.id());
@@ -190,7 +210,12 @@ fn idle_rss(env: &Env, rt: Runtime) -> anyhow::Result<f64> {
             let _ = Command::new("runc").args(["delete", "-f", &id]).stderr(Stdio::null()).status();
         }
         Runtime::Runsc => {
-            let _ = Command::new("runsc").arg("--root").arg(env.dir.path().join("runsc-state")).args(["delete", "-force", &id]).stderr(Stdio::null()).status();
+            let _ = Command::new("runsc")
+                .arg("--root")
+                .arg(env.dir.path().join("runsc-state"))
+                .args(["delete", "-force", &id])
+                .stderr(Stdio::null())
+                .status();
         }
         Runtime::Ringfence => {}
     }
@@ -228,7 +253,9 @@ pub fn run(cfg: &BenchConfig) -> anyhow::Result<Vec<Row>> {
 pub fn render(rows: &[Row], cfg: &BenchConfig) -> String {
     use std::fmt::Write;
     let get = |rt: Runtime| rows.iter().find(|r| r.runtime == rt);
-    let (Some(me), Some(runsc), Some(runc)) = (get(Runtime::Ringfence), get(Runtime::Runsc), get(Runtime::Runc)) else {
+    let (Some(me), Some(runsc), Some(runc)) =
+        (get(Runtime::Ringfence), get(Runtime::Runsc), get(Runtime::Runc))
+    else {
         return String::from("incomplete results\n");
     };
     let mut s = String::new();
@@ -240,7 +267,17 @@ pub fn render(rows: &[Row], cfg: &BenchConfig) -> String {
         cfg.iterations / 4,
         cfg.fork_iterations
     );
-    let _ = writeln!(s, "{:<30} {:>16} {:>16} {:>12} {:>10} {:>10} {:>8}", "metric", me.runtime.name(), runsc.runtime.name(), runc.runtime.name(), "/runsc", "/runc", "target");
+    let _ = writeln!(
+        s,
+        "{:<30} {:>16} {:>16} {:>12} {:>10} {:>10} {:>8}",
+        "metric",
+        me.runtime.name(),
+        runsc.runtime.name(),
+        runc.runtime.name(),
+        "/runsc",
+        "/runc",
+        "target"
+    );
     let metrics: [(&str, fn(&Row) -> f64, &str, &str); 5] = [
         ("start-to-exit /bin/true (ms)", |r| r.start_ms, "%.1f", "<= 0.5x runsc"),
         ("getpid round trip (µs)", |r| r.getpid_us, "%.2f", "<= 1x runsc"),
