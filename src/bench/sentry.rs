@@ -250,6 +250,42 @@ pub fn run(cfg: &BenchConfig) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// A row of the table.
+struct Metric {
+    name: &'static str,
+    value: fn(&Row) -> f64,
+    decimals: usize,
+    target: &'static str,
+}
+
+const METRICS: [Metric; 5] = [
+    Metric {
+        name: "start-to-exit /bin/true (ms)",
+        value: |r| r.start_ms,
+        decimals: 1,
+        target: "<= 0.5x runsc",
+    },
+    Metric {
+        name: "getpid round trip (µs)",
+        value: |r| r.getpid_us,
+        decimals: 2,
+        target: "<= 1x runsc",
+    },
+    Metric { name: "open+read+close (µs)", value: |r| r.open_us, decimals: 1, target: "" },
+    Metric {
+        name: "fork+exec+wait /bin/true (µs)",
+        value: |r| r.forkexec_us,
+        decimals: 0,
+        target: "",
+    },
+    Metric {
+        name: "idle sandbox RSS (MiB)",
+        value: |r| r.idle_rss_mib,
+        decimals: 1,
+        target: "<= 0.5x runsc",
+    },
+];
+
 pub fn render(rows: &[Row], cfg: &BenchConfig) -> String {
     use std::fmt::Write;
     let get = |rt: Runtime| rows.iter().find(|r| r.runtime == rt);
@@ -278,32 +314,18 @@ pub fn render(rows: &[Row], cfg: &BenchConfig) -> String {
         "/runc",
         "target"
     );
-    let metrics: [(&str, fn(&Row) -> f64, &str, &str); 5] = [
-        ("start-to-exit /bin/true (ms)", |r| r.start_ms, "%.1f", "<= 0.5x runsc"),
-        ("getpid round trip (µs)", |r| r.getpid_us, "%.2f", "<= 1x runsc"),
-        ("open+read+close (µs)", |r| r.open_us, "%.1f", ""),
-        ("fork+exec+wait /bin/true (µs)", |r| r.forkexec_us, "%.0f", ""),
-        ("idle sandbox RSS (MiB)", |r| r.idle_rss_mib, "%.1f", "<= 0.5x runsc"),
-    ];
-    for (name, f, fmt, target) in metrics {
-        let v = |r: &Row| {
-            let x = f(r);
-            match fmt {
-                "%.0f" => format!("{x:.0}"),
-                "%.2f" => format!("{x:.2}"),
-                _ => format!("{x:.1}"),
-            }
-        };
+    for m in METRICS {
+        let v = |r: &Row| format!("{:.*}", m.decimals, (m.value)(r));
         let _ = writeln!(
             s,
             "{:<30} {:>16} {:>16} {:>12} {:>9.2}x {:>9.2}x {:>8}",
-            name,
+            m.name,
             v(me),
             v(runsc),
             v(runc),
-            f(me) / f(runsc),
-            f(me) / f(runc),
-            target
+            (m.value)(me) / (m.value)(runsc),
+            (m.value)(me) / (m.value)(runc),
+            m.target
         );
     }
     s
