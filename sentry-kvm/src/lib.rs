@@ -2,6 +2,7 @@
 //! running at CPL3 in a KVM guest, with files served by a separate Gofer process.
 
 pub mod abi;
+pub mod control;
 pub mod gofer;
 pub mod kernel;
 pub mod loader;

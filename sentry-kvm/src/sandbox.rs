@@ -1,11 +1,16 @@
-//! A sandbox: the Gofer, the VM, the kernel with its mounts, and the init process.
+//! A sandbox: one VM and one kernel, holding one or more containers (process trees, each with
+//! its own root filesystem served by its own Gofer). `ringfence sentry run` makes the program
+//! itself the sandbox's init; a pod sandbox has a built-in pause process as init and gets its
+//! containers later through the control server.
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::abi::Errno;
+use crate::abi::signal::{SI_USER, SIG_IGN, SIGCHLD, SigAction, SigInfo};
 use crate::abi::stat::{FileType, O_RDONLY, O_WRONLY};
+use crate::control::protocol::Process;
 use crate::gofer::GoferClient;
 use crate::kernel::creds::Credentials;
 use crate::kernel::fs_context::FsContext;
@@ -15,7 +20,10 @@ use crate::kernel::signal::send::{Origin, send_to_group};
 use crate::kernel::task::Task;
 use crate::kernel::thread_group::{ExitStatus, ThreadGroup, default_rlimits};
 use crate::kernel::{Kernel, KernelInfo, exec, run};
-use crate::mm::address_space::MemoryManager;
+use crate::mm::PAGE_SIZE;
+use crate::mm::address_space::{MapRequest, MemoryManager};
+use crate::mm::vma::Prot;
+use crate::platform::UserContext;
 use crate::platform::kvm::{Machine, layout};
 use crate::vfs::Location;
 use crate::vfs::fd_table::FdTable;
@@ -29,21 +37,10 @@ use crate::vfs::path::{Last, Resolver};
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Everything needed to start a sandbox.
+/// What a sandbox is made of, whatever runs in it.
 pub struct SandboxConfig {
-    /// Host directory served (read-only) as the root filesystem.
-    pub rootfs: PathBuf,
-    /// argv; argv[0] names the program (absolute, or searched in PATH).
-    pub argv: Vec<String>,
-    /// KEY=VALUE; PATH gets a default if absent.
-    pub env: Vec<String>,
-    pub cwd: String,
     pub memory: u64,
     pub hostname: String,
-    /// Executable and leading arguments that start the Gofer (it is passed `--root DIR`).
-    pub gofer_command: (PathBuf, Vec<String>),
-    /// Host descriptors for the init process's stdin, stdout and stderr.
-    pub stdio: [OwnedFd; 3],
     pub network: Network,
 }
 
@@ -58,47 +55,57 @@ pub enum Network {
     Host,
 }
 
+/// One container: a program over a root filesystem, with its stdio.
+pub struct ContainerSpec {
+    /// Serves the container's root filesystem (already started: the Sentry cannot start
+    /// processes once confined).
+    pub gofer: GoferClient,
+    /// argv[0] names the program (absolute, or searched in PATH); PATH gets a default.
+    pub process: Process,
+    /// Host descriptors for stdin, stdout and stderr.
+    pub stdio: [OwnedFd; 3],
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error("starting the gofer for {path}: {source}")]
-    Gofer { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Platform(#[from] crate::platform::PlatformError),
     #[error("setting up the sandbox filesystem: {0}")]
     Filesystem(Errno),
     #[error("cannot execute {path}: {errno}")]
     Exec { path: String, errno: Errno },
-    #[error("starting the init task: {0}")]
+    #[error("starting a task: {0}")]
     Thread(std::io::Error),
     #[error("setting up the sandbox network namespace: {0}")]
     Network(Errno),
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error("the sandbox has no init process yet")]
+    NoInit,
 }
 
 /// A running sandbox.
 pub struct Sandbox {
     pub kernel: Arc<Kernel>,
-    init: Arc<ThreadGroup>,
+    init: Mutex<Option<Arc<ThreadGroup>>>,
 }
 
-fn mkdir_p(root: &Arc<dyn Inode>, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
-    match root.lookup(name) {
+fn mkdir_p(dir: &Arc<dyn Inode>, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
+    match dir.lookup(name) {
         Ok(i) if i.file_type() == FileType::Directory => Ok(i),
         Ok(_) => Err(Errno::ENOTDIR),
-        Err(Errno::ENOENT) => root.create(name, FileType::Directory, 0o755, 0, Owner::default()),
+        Err(Errno::ENOENT) => dir.create(name, FileType::Directory, 0o755, 0, Owner::default()),
         Err(e) => Err(e),
     }
 }
 
-impl Sandbox {
-    pub fn start(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
-        let (gofer_exe, gofer_args) = &config.gofer_command;
-        let args: Vec<&str> = gofer_args.iter().map(String::as_str).collect();
-        let gofer = GoferClient::spawn(gofer_exe, &args, &config.rootfs)
-            .map_err(|source| SandboxError::Gofer { path: config.rootfs.clone(), source })?;
-        let gofer = Arc::new(gofer);
+/// `loop: pause(); goto loop` — the whole of a pod sandbox's init.
+const PAUSE_CODE: [u8; 9] = [0xb8, 34, 0, 0, 0, 0x0f, 0x05, 0xeb, 0xf7];
+const PAUSE_ADDR: u64 = 0x40_0000;
 
+impl Sandbox {
+    /// Creates the VM and kernel; nothing runs yet.
+    pub fn boot(config: &SandboxConfig) -> Result<Arc<Sandbox>, SandboxError> {
         match &config.network {
             Network::Isolated => {
                 crate::kernel::netns::enter_new().map_err(SandboxError::Network)?
@@ -115,11 +122,11 @@ impl Sandbox {
             machine.release_vcpu(v);
             x
         };
-        let phys = machine.phys().clone();
-        let fsys = OverlayFs::new(phys.clone(), Some(gofer.clone()));
-        let root_inode: Arc<dyn Inode> = fsys.root(0o755);
-        let root_mount = Mount::new_root(root_inode.clone(), "overlay", "rootfs");
-        let root = Location::new(root_mount.clone(), root_inode.clone());
+        // The sandbox's own root: a tmpfs, seen only by the pause init.
+        let tmpfs = OverlayFs::new(machine.phys().clone(), None);
+        let root_inode: Arc<dyn Inode> = tmpfs.root(0o755);
+        let root =
+            Location::new(Mount::new_root(root_inode, "tmpfs", "sandbox"), tmpfs.root(0o755));
         // SAFETY: sysconf has no preconditions.
         let host_cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as u32;
         let info = KernelInfo {
@@ -129,105 +136,268 @@ impl Sandbox {
             cpus: host_cpus,
             mem_bytes: config.memory,
         };
-        let kernel = Kernel::new(machine, root.clone(), info, Some(gofer), clean_fpu);
+        let kernel = Kernel::new(machine, root, info, clean_fpu);
+        Ok(Arc::new(Sandbox { kernel, init: Mutex::new(None) }))
+    }
 
-        // /proc, /dev and /dev/shm.
+    /// A container's root: an overlay on its Gofer's rootfs with /proc, /dev, /dev/shm.
+    fn container_root(&self, gofer: GoferClient) -> Result<Location, SandboxError> {
         let fs_err = SandboxError::Filesystem;
+        let phys = self.kernel.phys.clone();
+        let overlay = OverlayFs::new(phys.clone(), Some(Arc::new(gofer)));
+        let root_inode: Arc<dyn Inode> = overlay.root(0o755);
+        let mount = Mount::new_root(root_inode.clone(), "overlay", "rootfs");
         let proc_dir = mkdir_p(&root_inode, b"proc").map_err(fs_err)?;
-        let procfs: Arc<dyn Inode> = proc::build(&kernel);
-        root_mount.mount_child(proc_dir, procfs, "proc", "proc");
+        mount.mount_child(proc_dir, proc::build(&self.kernel), "proc", "proc");
         let dev_dir = mkdir_p(&root_inode, b"dev").map_err(fs_err)?;
         let (devfs, shm, _pts) = dev::build();
-        let dev_mount = root_mount.mount_child(dev_dir, devfs, "tmpfs", "dev");
-        let shmfs = OverlayFs::new(phys, None);
-        dev_mount.mount_child(shm, shmfs.root(0o1777), "tmpfs", "shm");
+        let dev_mount = mount.mount_child(dev_dir, devfs, "tmpfs", "dev");
+        dev_mount.mount_child(shm, OverlayFs::new(phys, None).root(0o1777), "tmpfs", "shm");
         mkdir_p(&root_inode, b"tmp").map_err(fs_err)?;
+        Ok(Location::new(mount, root_inode))
+    }
 
-        // The init process.
+    /// Creates the process structures of a new thread group; returns its first task.
+    fn new_process(
+        &self,
+        parent: i32,
+        root: Location,
+        files: Arc<FdTable>,
+        creds: Credentials,
+        init: bool,
+    ) -> Result<(Arc<Task>, Arc<ThreadGroup>), SandboxError> {
+        let kernel = &self.kernel;
         let handlers = Arc::new(Mutex::new(SigHandlers::default()));
-        let tg = ThreadGroup::new(1, handlers, default_rlimits());
-        let mm =
-            Arc::new(MemoryManager::new(kernel.phys.clone(), layout::KERNEL_PDPT).map_err(fs_err)?);
-        let files = FdTable::new();
-        let [stdin, stdout, stderr] = config.stdio;
-        for (fd, (host, flags)) in
-            [(stdin, O_RDONLY), (stdout, O_WRONLY), (stderr, O_WRONLY)].into_iter().enumerate()
-        {
-            let name = format!("host:[{fd}]").into_bytes();
-            let file = File::new(HostFile::new(host), flags, None, name);
-            files.install_at(fd as i32, file, false, 1024).map_err(fs_err)?;
+        let mut tasks = kernel.tasks();
+        let tgid = tasks.alloc_id().map_err(SandboxError::Filesystem)?;
+        if init != (tgid == 1) {
+            return Err(if init {
+                SandboxError::Filesystem(Errno::EEXIST)
+            } else {
+                SandboxError::NoInit
+            });
         }
-        let fsctx = FsContext::new(root.clone());
+        let tg = ThreadGroup::new(tgid, handlers, default_rlimits());
+        let mm = Arc::new(
+            MemoryManager::new(kernel.phys.clone(), layout::KERNEL_PDPT)
+                .map_err(SandboxError::Filesystem)?,
+        );
         let task = Task::new(
-            1,
+            tgid,
             kernel.clone(),
             tg.clone(),
             mm,
-            fsctx.clone(),
+            FsContext::new(root),
             files,
-            Arc::new(Credentials::root()),
+            Arc::new(creds),
             Default::default(),
             b"init".to_vec(),
         );
-        {
-            let mut t = kernel.tasks();
-            let _ = t.alloc_id();
-            t.threads.insert(1, task.clone());
-            t.procs.insert(
-                1,
-                ProcInfo {
-                    tg: tg.clone(),
-                    parent: 0,
-                    children: Default::default(),
-                    pgid: 1,
-                    sid: 1,
-                },
-            );
+        tasks.threads.insert(tgid, task.clone());
+        let (pgid, sid) = (tgid, tgid);
+        tasks.procs.insert(
+            tgid,
+            ProcInfo { tg: tg.clone(), parent, children: Default::default(), pgid, sid },
+        );
+        if let Some(p) = tasks.proc_mut(parent) {
+            p.children.insert(tgid);
         }
+        drop(tasks);
         tg.lock().threads.push(task.clone());
+        Ok((task, tg))
+    }
 
+    /// Loads a program into `task` and starts it.
+    fn start_program(
+        &self,
+        task: Arc<Task>,
+        argv: &[String],
+        env: &[String],
+        cwd: &str,
+    ) -> Result<(), SandboxError> {
+        let root = task.fs().root();
         let resolver = Resolver { task: &task, root: root.clone(), start: root.clone() };
-        let cwd = resolver
-            .resolve(config.cwd.as_bytes(), Last::Follow)
-            .map_err(|errno| SandboxError::Exec { path: config.cwd.clone(), errno })?;
-        fsctx.lock().cwd = cwd.clone();
-
+        let cwd_loc = resolver
+            .resolve(cwd.as_bytes(), Last::Follow)
+            .map_err(|errno| SandboxError::Exec { path: cwd.to_string(), errno })?;
+        task.fs().lock().cwd = cwd_loc.clone();
+        let cwd = cwd_loc;
+        let user_env = env;
         let mut env: Vec<Vec<u8>> = Vec::new();
-        if !config.env.iter().any(|e| e.starts_with("PATH=")) {
+        if !user_env.iter().any(|e| e.starts_with("PATH=")) {
             env.push(format!("PATH={DEFAULT_PATH}").into_bytes());
         }
-        env.extend(config.env.iter().map(|e| e.clone().into_bytes()));
+        env.extend(user_env.iter().map(|e| e.clone().into_bytes()));
         let path_var = env
             .iter()
             .rev()
             .find_map(|e| e.strip_prefix(b"PATH=").map(|p| p.to_vec()))
             .unwrap_or_else(|| DEFAULT_PATH.as_bytes().to_vec());
-        let program = config.argv.first().cloned().unwrap_or_default();
-        let argv: Vec<Vec<u8>> = config.argv.iter().map(|a| a.clone().into_bytes()).collect();
+        let program = argv.first().cloned().unwrap_or_default();
+        let argv: Vec<Vec<u8>> = argv.iter().map(|a| a.clone().into_bytes()).collect();
         let exec_err = |errno| SandboxError::Exec { path: program.clone(), errno };
         let path = find_program(&task, &cwd, program.as_bytes(), &path_var).map_err(exec_err)?;
         let prepared = exec::prepare(&task, &cwd, &path, argv, env).map_err(exec_err)?;
         let ctx = exec::commit(&task, prepared);
-        // From here on the Sentry opens no host files: confine every thread of the process.
-        crate::seccomp::confine_sentry()?;
-        run::spawn(task, ctx, None).map_err(SandboxError::Thread)?;
-        Ok(Sandbox { kernel, init: tg })
+        run::spawn(task, ctx, None).map_err(SandboxError::Thread)
     }
 
-    /// Blocks until init exits.
+    fn stdio_files(stdio: [OwnedFd; 3]) -> Result<Arc<FdTable>, SandboxError> {
+        let files = FdTable::new();
+        for (fd, (host, flags)) in stdio.into_iter().zip([O_RDONLY, O_WRONLY, O_WRONLY]).enumerate()
+        {
+            let name = format!("host:[{fd}]").into_bytes();
+            let file = File::new(HostFile::new(host), flags, None, name);
+            files.install_at(fd as i32, file, false, 1024).map_err(SandboxError::Filesystem)?;
+        }
+        Ok(files)
+    }
+
+    /// Starts `p` as a new process (and session) with root `root`: init, or a child of init.
+    fn launch(
+        &self,
+        root: Location,
+        p: &Process,
+        stdio: [OwnedFd; 3],
+        init: bool,
+    ) -> Result<Arc<ThreadGroup>, SandboxError> {
+        let files = Self::stdio_files(stdio)?;
+        let (u, g) = (p.uid, p.gid);
+        let creds = Credentials {
+            uid: u,
+            euid: u,
+            suid: u,
+            fsuid: u,
+            gid: g,
+            egid: g,
+            sgid: g,
+            fsgid: g,
+            groups: Vec::new(),
+        };
+        let parent = if init { 0 } else { 1 };
+        let (task, tg) = self.new_process(parent, root, files, creds, init)?;
+        if init {
+            *self.init.lock().unwrap_or_else(|e| e.into_inner()) = Some(tg.clone());
+        }
+        if let Err(e) = self.start_program(task.clone(), &p.argv, &p.env, &p.cwd) {
+            self.discard(&task, &tg);
+            return Err(e);
+        }
+        Ok(tg)
+    }
+
+    /// Undoes `new_process` for a process that never ran: nothing of it must linger (its
+    /// descriptors hold the caller's pipes).
+    fn discard(&self, task: &Arc<Task>, tg: &Arc<ThreadGroup>) {
+        drop(task.files().clear());
+        let mut tasks = self.kernel.tasks();
+        tasks.threads.remove(&tg.tgid);
+        if let Some(p) = tasks.procs.remove(&tg.tgid)
+            && let Some(parent) = tasks.proc_mut(p.parent)
+        {
+            parent.children.remove(&tg.tgid);
+        }
+        drop(tasks);
+        tg.lock().threads.clear();
+        tg.set_zombie(ExitStatus::Exited(127));
+    }
+
+    /// Makes the container's program the sandbox's init (`ringfence sentry run`).
+    pub fn run_as_init(&self, spec: ContainerSpec) -> Result<Arc<ThreadGroup>, SandboxError> {
+        let root = self.container_root(spec.gofer)?;
+        self.launch(root, &spec.process, spec.stdio, true)
+    }
+
+    /// Starts the built-in pause process as init (pod sandboxes): it reaps orphans and never
+    /// exits by itself.
+    pub fn run_pause_init(&self) -> Result<(), SandboxError> {
+        let null = || -> Result<OwnedFd, SandboxError> {
+            std::fs::File::open("/dev/null").map(OwnedFd::from).map_err(SandboxError::Thread)
+        };
+        let files = Self::stdio_files([null()?, null()?, null()?])?;
+        let root = self.kernel.root.clone();
+        let (task, tg) = self.new_process(0, root, files, Credentials::root(), true)?;
+        // Children are reaped automatically; their exit is still observable through their
+        // thread groups.
+        let ign = SigAction { handler: SIG_IGN, ..Default::default() };
+        tg.handlers().lock().unwrap_or_else(|e| e.into_inner()).set(SIGCHLD, ign);
+        *task.comm.lock().unwrap_or_else(|e| e.into_inner()) = b"pause".to_vec();
+        let mm = task.mm();
+        let fs_err = SandboxError::Filesystem;
+        let mut code = MapRequest::anon(PAGE_SIZE, Prot::RX);
+        code.addr = PAUSE_ADDR;
+        code.fixed = true;
+        mm.mmap(code).map_err(fs_err)?;
+        mm.mprotect(PAUSE_ADDR, PAGE_SIZE, Prot::RW).map_err(fs_err)?;
+        mm.copy_out(PAUSE_ADDR, &PAUSE_CODE).map_err(fs_err)?;
+        mm.mprotect(PAUSE_ADDR, PAGE_SIZE, Prot::RX).map_err(fs_err)?;
+        let mut ctx = UserContext { cr3: mm.root().0, ..Default::default() };
+        ctx.regs.rip = PAUSE_ADDR;
+        ctx.regs.rflags = 0x202;
+        *self.init.lock().unwrap_or_else(|e| e.into_inner()) = Some(tg);
+        run::spawn(task, ctx, None).map_err(SandboxError::Thread)
+    }
+
+    /// Starts a container as a new process (and session) under init. Returns its process.
+    pub fn start_container(&self, spec: ContainerSpec) -> Result<Arc<ThreadGroup>, SandboxError> {
+        let root = self.container_root(spec.gofer)?;
+        self.launch(root, &spec.process, spec.stdio, false)
+    }
+
+    /// Starts `p` in the root filesystem of the container whose main process is `main`.
+    pub fn exec_in(
+        &self,
+        main: &ThreadGroup,
+        p: &Process,
+        stdio: [OwnedFd; 3],
+    ) -> Result<Arc<ThreadGroup>, SandboxError> {
+        let root = main.leader().ok_or(SandboxError::NoInit)?.fs().root();
+        self.launch(root, p, stdio, false)
+    }
+
+    /// CPU time, resident memory and process count of the container whose main process is
+    /// `main` (every process sharing its root filesystem).
+    pub fn stats(&self, main: &ThreadGroup) -> (u64, u64, u32) {
+        let Some(leader) = main.leader() else { return (0, 0, 0) };
+        let mount = leader.fs().root().mount.id;
+        let groups: Vec<Arc<ThreadGroup>> =
+            self.kernel.tasks().procs.values().map(|p| p.tg.clone()).collect();
+        let (mut cpu, mut mem, mut n) = (0, 0, 0);
+        for tg in groups {
+            let Some(t) = tg.leader() else { continue };
+            if t.fs().root().mount.id != mount {
+                continue;
+            }
+            n += 1;
+            cpu += tg.lock().usage.user_us + tg.threads().iter().map(|t| t.cpu_us()).sum::<u64>();
+            mem += t.mm().resident_pages() * PAGE_SIZE;
+        }
+        (cpu, mem, n)
+    }
+
+    /// Blocks until init exits; returns its status.
     pub fn wait(&self) -> ExitStatus {
         self.kernel.wait_done()
     }
 
     /// Delivers a signal from the host to init (e.g. a forwarded SIGTERM).
     pub fn signal(&self, sig: u32) {
-        let info = crate::abi::signal::SigInfo {
-            signo: sig,
-            code: crate::abi::signal::SI_USER,
-            ..Default::default()
-        };
-        send_to_group(&self.init, info, Origin::Host);
+        if let Some(init) = self.init.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            signal_process(&init, sig);
+        }
     }
+
+    /// Confines every thread of the Sentry process: from here on it opens no host files and
+    /// starts no processes.
+    pub fn confine(&self) -> Result<(), SandboxError> {
+        crate::seccomp::confine_sentry()?;
+        Ok(())
+    }
+}
+
+/// Delivers `sig` from the host to a process of the sandbox.
+pub fn signal_process(tg: &Arc<ThreadGroup>, sig: u32) {
+    send_to_group(tg, SigInfo { signo: sig, code: SI_USER, ..Default::default() }, Origin::Host);
 }
 
 /// Resolves the program name: paths containing `/` as given, bare names through PATH.

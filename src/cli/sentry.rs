@@ -3,16 +3,24 @@
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use sentry_kvm::sandbox::{Network, Sandbox, SandboxConfig};
+use sentry_kvm::control::protocol::{Process, Request};
+use sentry_kvm::control::{ControlClient, ControlServer};
+use sentry_kvm::gofer::GoferClient;
+use sentry_kvm::sandbox::{ContainerSpec, Network, Sandbox, SandboxConfig};
 
 #[derive(Subcommand)]
 pub enum SentryCommand {
     /// Runs a program from a root filesystem directory inside a new sandbox, like `runsc do`.
     Run(RunArgs),
+    /// Runs a pod sandbox: an empty sandbox whose containers are started through its control
+    /// socket (`ringfence sentry exec`, or the node's CRI runtime).
+    Sandbox(SandboxArgs),
+    /// Starts a container in a pod sandbox (or runs a process in one of its containers), streams
+    /// its stdio and exits with its status.
+    Exec(ExecArgs),
     /// Checks that this host can run Sentry sandboxes and measures a syscall round trip.
     Check,
     /// The Gofer process of a sandbox (started by the Sentry itself).
@@ -50,8 +58,68 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
+#[derive(Args)]
+pub struct SandboxArgs {
+    /// Control socket to create.
+    #[arg(long)]
+    pub control: PathBuf,
+    /// Guest memory of the sandbox, in MiB.
+    #[arg(long, default_value_t = 2048)]
+    pub memory: u64,
+    #[arg(long, default_value = "sandbox")]
+    pub hostname: String,
+    /// `sandbox` (own namespace, loopback only), `host`, or a network namespace path.
+    #[arg(long, default_value = "sandbox")]
+    pub network: String,
+}
+
+#[derive(Args)]
+pub struct ExecArgs {
+    /// Control socket of the pod sandbox.
+    #[arg(long)]
+    pub control: PathBuf,
+    /// Start a new container with this root filesystem...
+    #[arg(long, requires = "id", conflicts_with = "container")]
+    pub rootfs: Option<PathBuf>,
+    /// ...named this.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Or run the command in this existing container.
+    #[arg(long = "in", value_name = "CONTAINER")]
+    pub container: Option<String>,
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    #[arg(long, default_value = "/")]
+    pub cwd: String,
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+fn network(spec: &str) -> Network {
+    match spec {
+        "sandbox" => Network::Isolated,
+        "host" => Network::Host,
+        path => Network::Namespace(PathBuf::from(path)),
+    }
+}
+
 pub fn run(cmd: SentryCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        SentryCommand::Sandbox(args) => {
+            let config = SandboxConfig {
+                memory: args.memory << 20,
+                hostname: args.hostname,
+                network: network(&args.network),
+            };
+            let sandbox = Sandbox::boot(&config)?;
+            let server = ControlServer::bind(&args.control, sandbox.clone())
+                .with_context(|| format!("control socket {}", args.control.display()))?;
+            sandbox.run_pause_init()?;
+            sandbox.confine()?;
+            server.serve()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        SentryCommand::Exec(args) => exec(args),
         SentryCommand::Run(args) => run_sandbox(args),
         SentryCommand::Check => {
             let report = sentry_kvm::platform::kvm::selftest::run()
@@ -100,22 +168,21 @@ fn run_sandbox(args: RunArgs) -> anyhow::Result<ExitCode> {
         set
     };
     let exe = std::env::current_exe().context("locating the ringfence binary for the gofer")?;
+    let gofer = GoferClient::spawn(&exe, &["sentry", "gofer"], &rootfs)
+        .with_context(|| format!("starting the gofer for {}", rootfs.display()))?;
     let config = SandboxConfig {
-        rootfs,
-        argv: args.command,
-        env: args.env,
-        cwd: args.cwd,
         memory: args.memory << 20,
         hostname: args.hostname,
-        gofer_command: (exe, vec!["sentry".into(), "gofer".into()]),
-        stdio: [dup(0)?, dup(1)?, dup(2)?],
-        network: match args.network.as_str() {
-            "sandbox" => Network::Isolated,
-            "host" => Network::Host,
-            path => Network::Namespace(PathBuf::from(path)),
-        },
+        network: network(&args.network),
     };
-    let sandbox = Arc::new(Sandbox::start(config)?);
+    let spec = ContainerSpec {
+        gofer,
+        process: Process { argv: args.command, env: args.env, cwd: args.cwd, uid: 0, gid: 0 },
+        stdio: [dup(0)?, dup(1)?, dup(2)?],
+    };
+    let sandbox = Sandbox::boot(&config)?;
+    sandbox.confine()?;
+    sandbox.run_as_init(spec)?;
     let s2 = sandbox.clone();
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         loop {
@@ -131,4 +198,29 @@ fn run_sandbox(args: RunArgs) -> anyhow::Result<ExitCode> {
     let _ = std::io::stdout().flush();
     // The sandbox's threads may still be unwinding; the process exit ends them.
     std::process::exit(status.shell_code());
+}
+
+fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
+    use std::os::fd::AsRawFd;
+    let process = Process { argv: args.command, env: args.env, cwd: args.cwd, uid: 0, gid: 0 };
+    let mut client = ControlClient::connect(&args.control)
+        .with_context(|| format!("connecting to {}", args.control.display()))?;
+    let pid = match (args.rootfs, args.id, args.container) {
+        (Some(rootfs), Some(id), None) => {
+            let rootfs =
+                rootfs.canonicalize().with_context(|| format!("rootfs {}", rootfs.display()))?;
+            let exe = std::env::current_exe()?;
+            // The Gofer exits once the sandbox lets go of the container's filesystem.
+            let (channel, _gofer) =
+                sentry_kvm::gofer::client::launch(&exe, &["sentry", "gofer"], &rootfs)?;
+            let fds = [channel.as_raw_fd(), 0, 1, 2];
+            client.start(&Request::StartContainer { id, process }, &fds)?
+        }
+        (None, None, Some(container)) => {
+            client.start(&Request::Exec { container, process }, &[0, 1, 2])?
+        }
+        _ => bail!("give either --rootfs and --id (a new container) or --in CONTAINER"),
+    };
+    let (code, _signal) = client.wait(pid)?;
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }

@@ -4,7 +4,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 
 use super::protocol::{DirEntry, Handle, Request, Response};
@@ -24,27 +24,25 @@ pub struct GoferClient {
 impl GoferClient {
     /// Starts `exe args... --root ROOT` with the channel on descriptor 3.
     pub fn spawn(exe: &Path, args: &[&str], root: &Path) -> io::Result<GoferClient> {
-        let root_stat = super::server::root_stat(root)?;
-        let (ours, theirs) = wire::socketpair()?;
-        let theirs_raw = theirs.as_raw_fd();
-        let mut cmd = Command::new(exe);
-        cmd.args(args).arg("--root").arg(root);
-        // SAFETY: the closure only calls dup2, which is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::dup2(theirs_raw, GOFER_FD) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn()?;
-        drop(theirs);
-        Ok(GoferClient {
-            chan: Mutex::new(Some((ours, Vec::new()))),
-            child: Mutex::new(Some(child)),
-            root: root_stat,
-        })
+        let (ours, child) = launch(exe, args, root)?;
+        let client = GoferClient::from_channel(ours)?;
+        *client.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+        Ok(client)
+    }
+
+    /// A client over a channel to a Gofer someone else started.
+    pub fn from_channel(chan: OwnedFd) -> io::Result<GoferClient> {
+        let mut c = GoferClient {
+            chan: Mutex::new(Some((chan, Vec::new()))),
+            child: Mutex::new(None),
+            root: Stat::default(),
+        };
+        c.root = match c.call(Request::Stat { node: 0 }) {
+            Ok((Response::Node { stat, .. }, _)) => stat,
+            Ok(_) => return Err(io::Error::other("unexpected gofer answer")),
+            Err(e) => return Err(io::Error::from_raw_os_error(e.0)),
+        };
+        Ok(c)
     }
 
     /// Attributes of the root directory (handle 0).
@@ -107,6 +105,33 @@ impl GoferClient {
             let _ = self.call(Request::Close { node });
         }
     }
+}
+
+/// Starts a Gofer process serving `root`; returns the Sentry's end of its channel and the
+/// process (which exits when the channel closes).
+pub fn launch(exe: &Path, args: &[&str], root: &Path) -> io::Result<(OwnedFd, Child)> {
+    let (ours, theirs) = wire::socketpair()?;
+    let theirs_raw = theirs.as_raw_fd();
+    let mut cmd = Command::new(exe);
+    // The Gofer must not hold on to its starter's stdio (readers would wait for its EOF).
+    cmd.args(args)
+        .arg("--root")
+        .arg(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: the closure only calls dup2, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(theirs_raw, GOFER_FD) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    drop(theirs);
+    Ok((ours, child))
 }
 
 impl Drop for GoferClient {

@@ -18,6 +18,8 @@ pub enum Request {
     ReadLink { node: Handle },
     /// Forgets a handle; answers `Ok`.
     Close { node: Handle },
+    /// Attributes of a node; answers `Node` with the same handle.
+    Stat { node: Handle },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,6 +103,7 @@ impl Request {
             Request::Open { node } => e.u8(3).u32(*node),
             Request::ReadLink { node } => e.u8(4).u32(*node),
             Request::Close { node } => e.u8(5).u32(*node),
+            Request::Stat { node } => e.u8(6).u32(*node),
         };
         e.0
     }
@@ -113,6 +116,7 @@ impl Request {
             3 => Request::Open { node: d.u32()? },
             4 => Request::ReadLink { node: d.u32()? },
             5 => Request::Close { node: d.u32()? },
+            6 => Request::Stat { node: d.u32()? },
             _ => return Err(Malformed),
         };
         d.end()?;
@@ -217,6 +221,7 @@ mod tests {
             Request::Open { node: 9 },
             Request::ReadLink { node: 1 },
             Request::Close { node: 2 },
+            Request::Stat { node: 0 },
         ];
         for r in reqs {
             assert_eq!(Request::decode(&r.encode()), Ok(r));

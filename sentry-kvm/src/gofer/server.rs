@@ -165,6 +165,10 @@ impl Server {
                 buf.truncate(r as usize);
                 Ok((Response::Link(buf), None))
             }
+            Request::Stat { node } => {
+                let stat = fstat(self.node(node)?.fd.as_raw_fd()).map_err(|e| errno_of(&e))?;
+                Ok((Response::Node { handle: node, stat }, None))
+            }
             Request::Close { node } => {
                 if node == 0 {
                     return Err(libc::EINVAL);
@@ -276,18 +280,6 @@ pub fn serve(root: &Path, sock: OwnedFd) -> io::Result<()> {
         };
         wire::send(sock.as_raw_fd(), &resp.encode(), fd.as_ref().map(|f| f.as_raw_fd()))?;
     }
-}
-
-/// The attributes of the root, for the client's first node.
-pub fn root_stat(root: &Path) -> io::Result<Stat> {
-    let c = CString::new(root.as_os_str().as_encoded_bytes())
-        .map_err(|_| io::Error::other("NUL in root path"))?;
-    // SAFETY: opening a path we were given; result checked.
-    let fd =
-        cvt(unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) })?;
-    // SAFETY: just opened.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    fstat(fd.as_raw_fd())
 }
 
 #[cfg(test)]

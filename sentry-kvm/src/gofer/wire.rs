@@ -6,25 +6,38 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 /// Largest message either side sends.
 pub const MAX_MESSAGE: usize = 256 * 1024;
 
+/// Most descriptors one message carries.
+pub const MAX_FDS: usize = 8;
+
 pub fn send(sock: RawFd, data: &[u8], fd: Option<RawFd>) -> io::Result<()> {
+    send_fds(sock, data, fd.as_slice())
+}
+
+pub fn send_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many descriptors"));
+    }
     let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    let fd_bytes = std::mem::size_of_val(fds) as u32;
     // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let space = unsafe { libc::CMSG_SPACE(fd_bytes) } as usize;
     let mut cbuf = vec![0u8; space];
     // SAFETY: zeroed msghdr is a valid empty header; fields set below point at live buffers.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    if let Some(fd) = fd {
+    if !fds.is_empty() {
         msg.msg_control = cbuf.as_mut_ptr().cast();
         msg.msg_controllen = space;
-        // SAFETY: msg_control points at a buffer of CMSG_SPACE(sizeof fd) bytes.
+        // SAFETY: msg_control points at a buffer of CMSG_SPACE(fd_bytes) bytes.
         unsafe {
             let c = libc::CMSG_FIRSTHDR(&msg);
             (*c).cmsg_level = libc::SOL_SOCKET;
             (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
+            (*c).cmsg_len = libc::CMSG_LEN(fd_bytes) as usize;
+            for (i, fd) in fds.iter().enumerate() {
+                std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>().add(i), *fd);
+            }
         }
     }
     loop {
@@ -42,9 +55,15 @@ pub fn send(sock: RawFd, data: &[u8], fd: Option<RawFd>) -> io::Result<()> {
 
 /// Receives one message; at most one descriptor is accepted, extra ones are closed.
 pub fn recv(sock: RawFd, buf: &mut Vec<u8>) -> io::Result<(usize, Option<OwnedFd>)> {
+    let (n, fds) = recv_fds(sock, buf)?;
+    Ok((n, fds.into_iter().next()))
+}
+
+/// Receives one message with up to MAX_FDS descriptors (extra ones are closed).
+pub fn recv_fds(sock: RawFd, buf: &mut Vec<u8>) -> io::Result<(usize, Vec<OwnedFd>)> {
     buf.resize(MAX_MESSAGE, 0);
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    let mut cbuf = [0u8; 64];
+    let mut cbuf = [0u8; 128];
     // SAFETY: as in `send`.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -62,7 +81,7 @@ pub fn recv(sock: RawFd, buf: &mut Vec<u8>) -> io::Result<(usize, Option<OwnedFd
             return Err(e);
         }
     };
-    let mut fd = None;
+    let mut fds = Vec::new();
     // SAFETY: walking the control messages the kernel wrote into `cbuf`.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(&msg);
@@ -74,8 +93,8 @@ pub fn recv(sock: RawFd, buf: &mut Vec<u8>) -> io::Result<(usize, Option<OwnedFd
                 for i in 0..count {
                     let raw = std::ptr::read_unaligned(data.add(i));
                     let owned = OwnedFd::from_raw_fd(raw);
-                    if fd.is_none() {
-                        fd = Some(owned);
+                    if fds.len() < MAX_FDS {
+                        fds.push(owned);
                     }
                 }
             }
@@ -88,7 +107,7 @@ pub fn recv(sock: RawFd, buf: &mut Vec<u8>) -> io::Result<(usize, Option<OwnedFd
     if msg.msg_flags & libc::MSG_TRUNC != 0 {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "oversized gofer message"));
     }
-    Ok((n, fd))
+    Ok((n, fds))
 }
 
 /// A connected SOCK_SEQPACKET pair, close-on-exec.

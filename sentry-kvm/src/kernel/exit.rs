@@ -88,7 +88,7 @@ fn exit_group_finish(task: &Arc<Task>, tg: &Arc<ThreadGroup>, status: ExitStatus
         };
         (parent, autoreap)
     };
-    tg.lock().zombie = Some(status);
+    tg.set_zombie(status);
     if tg.tgid == 1 {
         // The sandbox is over: everything else dies with init.
         let others: Vec<Arc<ThreadGroup>> =

@@ -23,7 +23,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
-use crate::gofer::GoferClient;
 use crate::mm::Physical;
 use crate::platform::kvm::Machine;
 use crate::vfs::Location;
@@ -49,7 +48,6 @@ pub struct Kernel {
     pub boot: Instant,
     pub boot_wall: SystemTime,
     pub futexes: futex::FutexTable,
-    pub gofer: Option<Arc<GoferClient>>,
     /// FPU state of a fresh vCPU, loaded on execve.
     pub clean_fpu: kvm_bindings::kvm_xsave,
     unimplemented: Mutex<HashSet<u64>>,
@@ -59,12 +57,10 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         machine: Arc<Machine>,
         root: Location,
         info: KernelInfo,
-        gofer: Option<Arc<GoferClient>>,
         clean_fpu: kvm_bindings::kvm_xsave,
     ) -> Arc<Kernel> {
         Arc::new(Kernel {
@@ -76,7 +72,6 @@ impl Kernel {
             boot: Instant::now(),
             boot_wall: SystemTime::now(),
             futexes: futex::FutexTable::default(),
-            gofer,
             clean_fpu,
             unimplemented: Mutex::new(HashSet::new()),
             done: Mutex::new(None),

@@ -91,6 +91,8 @@ pub struct ThreadGroup {
     pub child_events: WaitQueue,
     /// Woken when the group continues after a stop.
     pub continued: WaitQueue,
+    /// Signalled when the group's final status is known (host-side waiters).
+    exited: std::sync::Condvar,
 }
 
 pub const RLIM_INFINITY: u64 = u64::MAX;
@@ -135,11 +137,29 @@ impl ThreadGroup {
             }),
             child_events: WaitQueue::new(),
             continued: WaitQueue::new(),
+            exited: std::sync::Condvar::new(),
         })
     }
 
     pub fn lock(&self) -> MutexGuard<'_, TgState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the group's final status and wakes host-side waiters.
+    pub fn set_zombie(&self, status: ExitStatus) {
+        self.lock().zombie = Some(status);
+        self.exited.notify_all();
+    }
+
+    /// Blocks the calling host thread until the group has exited (even if already reaped).
+    pub fn wait_exit(&self) -> ExitStatus {
+        let mut st = self.lock();
+        loop {
+            if let Some(s) = st.zombie {
+                return s;
+            }
+            st = self.exited.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
     }
 
     pub fn handlers(&self) -> Arc<Mutex<SigHandlers>> {

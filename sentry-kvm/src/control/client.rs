@@ -1,0 +1,85 @@
+//! The runtime side of the control channel.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use super::protocol::{Request, Response};
+use crate::gofer::wire;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("control socket: {0}")]
+    Io(#[from] io::Error),
+    #[error("the sandbox answered: {0}")]
+    Sandbox(String),
+    #[error("unexpected answer from the sandbox: {0:?}")]
+    Unexpected(Response),
+}
+
+/// One connection to a sandbox's control socket. Requests on one connection are sequential;
+/// use several connections for concurrent waits.
+pub struct ControlClient {
+    sock: OwnedFd,
+    buf: Vec<u8>,
+}
+
+impl ControlClient {
+    pub fn connect(path: &Path) -> Result<ControlClient, ControlError> {
+        // SAFETY: plain socket creation; checked.
+        let fd =
+            unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error().into());
+        }
+        // SAFETY: just created.
+        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+        let bytes = path.as_os_str().as_encoded_bytes();
+        // SAFETY: zeroed sockaddr_un is valid; the path is copied within bounds (checked).
+        let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        if bytes.len() >= addr.sun_path.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "control socket path too long",
+            )
+            .into());
+        }
+        addr.sun_family = libc::AF_UNIX as u16;
+        for (i, b) in bytes.iter().enumerate() {
+            addr.sun_path[i] = *b as libc::c_char;
+        }
+        let len = std::mem::size_of::<libc::sockaddr_un>() as u32;
+        // SAFETY: connecting our socket to a valid address structure.
+        if unsafe { libc::connect(sock.as_raw_fd(), (&raw const addr).cast(), len) } != 0 {
+            return Err(io::Error::last_os_error().into());
+        }
+        Ok(ControlClient { sock, buf: Vec::new() })
+    }
+
+    /// Sends `req` with `fds` and returns the answer; sandbox errors become `Err`.
+    pub fn call(&mut self, req: &Request, fds: &[RawFd]) -> Result<Response, ControlError> {
+        let bytes = serde_json::to_vec(req).map_err(io::Error::other)?;
+        wire::send_fds(self.sock.as_raw_fd(), &bytes, fds)?;
+        let (n, _) = wire::recv_fds(self.sock.as_raw_fd(), &mut self.buf)?;
+        match serde_json::from_slice::<Response>(&self.buf[..n]).map_err(io::Error::other)? {
+            Response::Error { message } => Err(ControlError::Sandbox(message)),
+            r => Ok(r),
+        }
+    }
+
+    /// Starts a request that returns a pid.
+    pub fn start(&mut self, req: &Request, fds: &[RawFd]) -> Result<i32, ControlError> {
+        match self.call(req, fds)? {
+            Response::Started { pid } => Ok(pid),
+            r => Err(ControlError::Unexpected(r)),
+        }
+    }
+
+    /// Waits for `pid`; returns (exit code as a shell reports it, killing signal).
+    pub fn wait(&mut self, pid: i32) -> Result<(i32, Option<u32>), ControlError> {
+        match self.call(&Request::Wait { pid }, &[])? {
+            Response::Exited { code, signal } => Ok((code, signal)),
+            r => Err(ControlError::Unexpected(r)),
+        }
+    }
+}

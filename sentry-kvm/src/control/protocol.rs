@@ -1,0 +1,60 @@
+//! Control messages.
+
+use serde::{Deserialize, Serialize};
+
+/// What to run: a program, its environment and identity.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Process {
+    pub argv: Vec<String>,
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default = "root_dir")]
+    pub cwd: String,
+    #[serde(default)]
+    pub uid: u32,
+    #[serde(default)]
+    pub gid: u32,
+}
+
+fn root_dir() -> String {
+    "/".into()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Starts container `id`. Descriptors: Gofer channel, stdin, stdout, stderr.
+    StartContainer { id: String, process: Process },
+    /// Runs a process in container `container`'s root. Descriptors: stdin, stdout, stderr.
+    Exec { container: String, process: Process },
+    /// Sends a signal to a process (a container's main process is its `pid`).
+    Signal { pid: i32, signal: u32 },
+    /// Blocks until the process has exited.
+    Wait { pid: i32 },
+    /// CPU and memory use of a container's processes.
+    Stats { container: String },
+    /// Ends the sandbox.
+    Shutdown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Response {
+    Started {
+        pid: i32,
+    },
+    /// How a process ended: exit code, or the signal that killed it.
+    Exited {
+        code: i32,
+        signal: Option<u32>,
+    },
+    Stats {
+        cpu_us: u64,
+        memory_bytes: u64,
+        processes: u32,
+    },
+    Ok,
+    Error {
+        message: String,
+    },
+}
