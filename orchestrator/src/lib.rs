@@ -6,10 +6,17 @@
 //!   that executes them (in-process components call [`api::Api`] directly).
 //! - [`server`]: `ringfence server`, the HTTPS face of the engine that kubectl talks to.
 //! - [`client`]: a small HTTPS client configured from a kubeconfig.
+//! - [`cri`]: the node's container runtime behind the CRI gRPC API.
 //!
-//! The scheduler, controllers and node agent follow (issues 6 and 8).
+//! - [`node`]: the node agent (kubelet role).
+//! - [`upgrade_proxy`]: request forwarding with connection upgrades (exec, logs).
+//!
+//! The scheduler and controllers follow (issue 6).
 
 pub mod api;
 pub mod client;
+pub mod cri;
+pub mod node;
 pub mod server;
 pub mod store;
+pub mod upgrade_proxy;

@@ -125,6 +125,11 @@ async fn dispatch(
         (None, Some(t)) => state.tokens.lookup(t).ok_or_else(ApiError::unauthorized)?,
         (None, None) => return Err(ApiError::unauthorized()),
     };
+    if let Some(nr) = super::node_proxy::parse(req.uri().path()) {
+        label.0 = "proxy";
+        label.1 = format!("pods/{}", nr.sub);
+        return super::node_proxy::forward(state, &user, req, nr).await;
+    }
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();

@@ -6,6 +6,7 @@ mod authn;
 mod http;
 pub mod kubeconfig;
 mod metrics;
+mod node_proxy;
 mod protobuf;
 pub mod router;
 pub mod tls;
@@ -174,7 +175,8 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<ht
                 http::handle(state.clone(), cert_user.clone(), req)
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
+            if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).await
+            {
                 tracing::debug!("connection from {peer}: {e}");
             }
         });

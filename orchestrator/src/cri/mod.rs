@@ -1,0 +1,64 @@
+//! The node's container runtime, behind the CRI (runtime.v1) gRPC API on a Unix socket.
+//!
+//! - [`runtime`]: the engine: pod sandboxes and containers, their state and lifecycle.
+//! - [`handler`]: the seam to what actually isolates a pod (`sentry` today).
+//! - [`network`]: a network namespace and address per pod sandbox.
+//! - [`images`]: the seam to the node's image store.
+//! - [`logs`]: container logs in the CRI file format.
+//! - [`streaming`]: the exec/attach/port-forward server the CRI hands out URLs for.
+//! - [`server`]: the gRPC services.
+
+pub mod handler;
+pub mod images;
+pub mod logs;
+pub mod network;
+pub mod runtime;
+pub mod server;
+pub mod streaming;
+
+/// Errors of the runtime, mapped to gRPC status codes at the server.
+#[derive(Debug, thiserror::Error)]
+pub enum CriError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("pod network: {0}")]
+    Network(String),
+    #[error("image: {0}")]
+    Image(String),
+    #[error("sandbox: {0}")]
+    Sandbox(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<CriError> for tonic::Status {
+    fn from(e: CriError) -> tonic::Status {
+        let msg = e.to_string();
+        match e {
+            CriError::NotFound(_) => tonic::Status::not_found(msg),
+            CriError::Invalid(_) => tonic::Status::invalid_argument(msg),
+            CriError::AlreadyExists(_) => tonic::Status::already_exists(msg),
+            _ => tonic::Status::internal(msg),
+        }
+    }
+}
+
+/// Nanoseconds since the Unix epoch (CRI timestamps).
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// A random 64-hex-digit identifier, as container runtimes use.
+pub fn new_id() -> String {
+    let mut b = [0u8; 32];
+    // SAFETY: getrandom into a local buffer.
+    unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

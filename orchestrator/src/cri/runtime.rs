@@ -1,0 +1,641 @@
+//! The runtime engine behind the CRI services: pod sandboxes, containers and their states.
+
+use std::collections::HashMap;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use k8s_cri::v1 as cri;
+use sentry_kvm::control::protocol::Process;
+
+use super::handler::{RunningSandbox, SandboxHandler, SandboxSetup};
+use super::images::ImageSource;
+use super::network::{PodNet, PodNetwork};
+use super::{CriError, logs, new_id, now_ns};
+
+/// Guest memory of a sandbox when the pod states no limit, MiB.
+const DEFAULT_SANDBOX_MIB: u64 = 1024;
+
+pub struct SandboxRecord {
+    pub id: String,
+    pub config: cri::PodSandboxConfig,
+    pub handler: String,
+    pub created_at: i64,
+    pub ready: bool,
+    pub net: Option<PodNet>,
+    pub running: Option<Arc<dyn RunningSandbox>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContainerState {
+    Created,
+    Running,
+    Exited,
+}
+
+pub struct ContainerRecord {
+    pub id: String,
+    pub sandbox_id: String,
+    pub config: cri::ContainerConfig,
+    pub image_id: String,
+    pub rootfs: PathBuf,
+    pub process: Process,
+    pub log_path: PathBuf,
+    pub state: ContainerState,
+    pub created_at: i64,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub exit_code: i32,
+    pub reason: String,
+    pub message: String,
+    pub pid: Option<i32>,
+}
+
+#[derive(Default)]
+struct State {
+    sandboxes: HashMap<String, SandboxRecord>,
+    containers: HashMap<String, ContainerRecord>,
+}
+
+pub struct CriRuntime {
+    dir: PathBuf,
+    network: Option<PodNetwork>,
+    pub images: Arc<dyn ImageSource>,
+    handlers: Vec<Arc<dyn SandboxHandler>>,
+    state: Mutex<State>,
+}
+
+/// A pipe: (read end, write end).
+pub fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both were just created.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+pub fn dev_null() -> std::io::Result<OwnedFd> {
+    Ok(std::fs::File::open("/dev/null")?.into())
+}
+
+fn matches_labels(labels: &HashMap<String, String>, selector: &HashMap<String, String>) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+impl CriRuntime {
+    pub fn new(
+        dir: &Path,
+        network: Option<PodNetwork>,
+        images: Arc<dyn ImageSource>,
+        handlers: Vec<Arc<dyn SandboxHandler>>,
+    ) -> Arc<CriRuntime> {
+        Arc::new(CriRuntime {
+            dir: dir.to_owned(),
+            network,
+            images,
+            handlers,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn handler_names(&self) -> Vec<&'static str> {
+        self.handlers.iter().map(|h| h.name()).collect()
+    }
+
+    fn running(&self, sandbox_id: &str) -> Result<Arc<dyn RunningSandbox>, CriError> {
+        let st = self.lock();
+        let sb = st
+            .sandboxes
+            .get(sandbox_id)
+            .ok_or_else(|| CriError::NotFound(format!("pod sandbox {sandbox_id} not found")))?;
+        sb.running
+            .clone()
+            .filter(|_| sb.ready)
+            .ok_or_else(|| CriError::Invalid(format!("pod sandbox {sandbox_id} is not ready")))
+    }
+
+    // ---- pod sandboxes -----------------------------------------------------------------------
+
+    pub fn run_pod_sandbox(
+        &self,
+        config: cri::PodSandboxConfig,
+        handler: &str,
+    ) -> Result<String, CriError> {
+        let handler_name = if handler.is_empty() { "sentry" } else { handler };
+        let handler =
+            self.handlers.iter().find(|h| h.name() == handler_name).cloned().ok_or_else(|| {
+                CriError::Invalid(format!(
+                    "no runtime handler {handler_name:?} (have: {})",
+                    self.handler_names().join(", ")
+                ))
+            })?;
+        let id = new_id();
+        let net = match &self.network {
+            Some(n) => Some(n.setup(&id)?),
+            None => None,
+        };
+        let memory_mib = config
+            .linux
+            .as_ref()
+            .and_then(|l| l.resources.as_ref())
+            .map(|r| r.memory_limit_in_bytes as u64 >> 20)
+            .filter(|m| *m >= 64)
+            .unwrap_or(DEFAULT_SANDBOX_MIB);
+        let dir = self.dir.join("sandboxes").join(&id);
+        let hostname = if config.hostname.is_empty() {
+            config.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_else(|| "sandbox".into())
+        } else {
+            config.hostname.clone()
+        };
+        let setup = SandboxSetup {
+            id: &id,
+            dir: &dir,
+            hostname: &hostname,
+            netns: net.as_ref().map(|n| n.netns_path.as_path()),
+            memory_mib,
+        };
+        let running = match handler.start(&setup) {
+            Ok(r) => r,
+            Err(e) => {
+                if let (Some(n), Some(pn)) = (&self.network, &net) {
+                    n.teardown(pn);
+                }
+                return Err(e);
+            }
+        };
+        tracing::info!(sandbox = %id, pod = ?config.metadata.as_ref().map(|m| &m.name), ip = ?net.as_ref().map(|n| n.ip), "pod sandbox ready");
+        self.lock().sandboxes.insert(
+            id.clone(),
+            SandboxRecord {
+                id: id.clone(),
+                config,
+                handler: handler_name.into(),
+                created_at: now_ns(),
+                ready: true,
+                net,
+                running: Some(Arc::from(running)),
+            },
+        );
+        Ok(id)
+    }
+
+    pub fn stop_pod_sandbox(&self, id: &str) -> Result<(), CriError> {
+        let (running, net) = {
+            let mut st = self.lock();
+            let Some(sb) = st.sandboxes.get_mut(id) else {
+                // Stopping what is gone is not an error (CRI semantics).
+                return Ok(());
+            };
+            sb.ready = false;
+            (sb.running.take(), sb.net.take())
+        };
+        if let Some(r) = running {
+            r.stop();
+        }
+        if let (Some(n), Some(pn)) = (&self.network, net) {
+            n.teardown(&pn);
+        }
+        let now = now_ns();
+        let mut st = self.lock();
+        for c in st
+            .containers
+            .values_mut()
+            .filter(|c| c.sandbox_id == id && c.state == ContainerState::Running)
+        {
+            c.state = ContainerState::Exited;
+            c.exit_code = 137;
+            c.finished_at = now;
+            c.reason = "Error".into();
+        }
+        Ok(())
+    }
+
+    pub fn remove_pod_sandbox(&self, id: &str) -> Result<(), CriError> {
+        self.stop_pod_sandbox(id)?;
+        let mut st = self.lock();
+        st.containers.retain(|_, c| c.sandbox_id != id);
+        st.sandboxes.remove(id);
+        drop(st);
+        let _ = std::fs::remove_dir_all(self.dir.join("sandboxes").join(id));
+        Ok(())
+    }
+
+    pub fn pod_sandbox_status(&self, id: &str) -> Result<cri::PodSandboxStatus, CriError> {
+        let mut st = self.lock();
+        let sb = st
+            .sandboxes
+            .get_mut(id)
+            .ok_or_else(|| CriError::NotFound(format!("pod sandbox {id} not found")))?;
+        if sb.ready && !sb.running.as_ref().is_some_and(|r| r.alive()) {
+            sb.ready = false;
+        }
+        Ok(cri::PodSandboxStatus {
+            id: sb.id.clone(),
+            metadata: sb.config.metadata.clone(),
+            state: if sb.ready {
+                cri::PodSandboxState::SandboxReady
+            } else {
+                cri::PodSandboxState::SandboxNotready
+            } as i32,
+            created_at: sb.created_at,
+            network: sb.net.as_ref().map(|n| cri::PodSandboxNetworkStatus {
+                ip: n.ip.to_string(),
+                additional_ips: Vec::new(),
+            }),
+            linux: None,
+            labels: sb.config.labels.clone(),
+            annotations: sb.config.annotations.clone(),
+            runtime_handler: sb.handler.clone(),
+        })
+    }
+
+    pub fn list_pod_sandbox(&self, filter: Option<cri::PodSandboxFilter>) -> Vec<cri::PodSandbox> {
+        let st = self.lock();
+        st.sandboxes
+            .values()
+            .filter(|sb| match &filter {
+                None => true,
+                Some(f) => {
+                    (f.id.is_empty() || sb.id.starts_with(&f.id))
+                        && f.state.as_ref().is_none_or(|s| s.state == if sb.ready { 0 } else { 1 })
+                        && matches_labels(&sb.config.labels, &f.label_selector)
+                }
+            })
+            .map(|sb| cri::PodSandbox {
+                id: sb.id.clone(),
+                metadata: sb.config.metadata.clone(),
+                state: if sb.ready { 0 } else { 1 },
+                created_at: sb.created_at,
+                labels: sb.config.labels.clone(),
+                annotations: sb.config.annotations.clone(),
+                runtime_handler: sb.handler.clone(),
+            })
+            .collect()
+    }
+
+    // ---- containers --------------------------------------------------------------------------
+
+    pub fn create_container(
+        &self,
+        sandbox_id: &str,
+        config: cri::ContainerConfig,
+    ) -> Result<String, CriError> {
+        let image_name = config.image.as_ref().map(|i| i.image.clone()).unwrap_or_default();
+        if image_name.is_empty() {
+            return Err(CriError::Invalid("container config names no image".into()));
+        }
+        let log_dir = {
+            let st = self.lock();
+            let sb = st
+                .sandboxes
+                .get(sandbox_id)
+                .ok_or_else(|| CriError::NotFound(format!("pod sandbox {sandbox_id} not found")))?;
+            if !sb.ready {
+                return Err(CriError::Invalid(format!("pod sandbox {sandbox_id} is not ready")));
+            }
+            sb.config.log_directory.clone()
+        };
+        let image = self.images.resolve(&image_name)?;
+        // Kubernetes' rules: command replaces the entrypoint, args replace the image's cmd.
+        let argv: Vec<String> = match (config.command.is_empty(), config.args.is_empty()) {
+            (false, _) => config.command.iter().chain(&config.args).cloned().collect(),
+            (true, false) => image.entrypoint.iter().chain(&config.args).cloned().collect(),
+            (true, true) => image.entrypoint.iter().chain(&image.cmd).cloned().collect(),
+        };
+        if argv.is_empty() {
+            return Err(CriError::Invalid(format!(
+                "no command to run: image {image_name} has no entrypoint or cmd and the container gives none"
+            )));
+        }
+        let mut env = image.env.clone();
+        for kv in &config.envs {
+            env.retain(|e| e.split_once('=').map(|(k, _)| k) != Some(kv.key.as_str()));
+            env.push(format!("{}={}", kv.key, kv.value));
+        }
+        let cwd = if !config.working_dir.is_empty() {
+            config.working_dir.clone()
+        } else if !image.working_dir.is_empty() {
+            image.working_dir.clone()
+        } else {
+            "/".into()
+        };
+        let (uid, gid) = config
+            .linux
+            .as_ref()
+            .and_then(|l| l.security_context.as_ref())
+            .map(|s| {
+                (
+                    s.run_as_user.as_ref().map(|u| u.value as u32).unwrap_or(0),
+                    s.run_as_group.as_ref().map(|g| g.value as u32).unwrap_or(0),
+                )
+            })
+            .unwrap_or((0, 0));
+        let log_path = if log_dir.is_empty() || config.log_path.is_empty() {
+            self.dir.join("logs").join(format!("{}.log", new_id()))
+        } else {
+            Path::new(&log_dir).join(&config.log_path)
+        };
+        let id = new_id();
+        let rec = ContainerRecord {
+            id: id.clone(),
+            sandbox_id: sandbox_id.into(),
+            image_id: image.id.clone(),
+            rootfs: image.rootfs.clone(),
+            process: Process { argv, env, cwd, uid, gid },
+            log_path,
+            config,
+            state: ContainerState::Created,
+            created_at: now_ns(),
+            started_at: 0,
+            finished_at: 0,
+            exit_code: 0,
+            reason: String::new(),
+            message: String::new(),
+            pid: None,
+        };
+        self.lock().containers.insert(id.clone(), rec);
+        Ok(id)
+    }
+
+    pub fn start_container(self: &Arc<Self>, id: &str) -> Result<(), CriError> {
+        let (sandbox_id, rootfs, process, log_path) = {
+            let st = self.lock();
+            let c = st
+                .containers
+                .get(id)
+                .ok_or_else(|| CriError::NotFound(format!("container {id} not found")))?;
+            if c.state != ContainerState::Created {
+                return Err(CriError::Invalid(format!(
+                    "container {id} is not in the created state"
+                )));
+            }
+            (c.sandbox_id.clone(), c.rootfs.clone(), c.process.clone(), c.log_path.clone())
+        };
+        let running = self.running(&sandbox_id)?;
+        let log = logs::open(&log_path)?;
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        logs::forward(out_r, "stdout", log.clone())?;
+        logs::forward(err_r, "stderr", log)?;
+        let pid = match running.start_container(id, &rootfs, process, [dev_null()?, out_w, err_w]) {
+            Ok(pid) => pid,
+            Err(e) => {
+                let mut st = self.lock();
+                if let Some(c) = st.containers.get_mut(id) {
+                    c.state = ContainerState::Exited;
+                    c.exit_code = 128;
+                    c.reason = "StartError".into();
+                    c.message = e.to_string();
+                    c.finished_at = now_ns();
+                }
+                return Err(e);
+            }
+        };
+        {
+            let mut st = self.lock();
+            if let Some(c) = st.containers.get_mut(id) {
+                c.state = ContainerState::Running;
+                c.started_at = now_ns();
+                c.pid = Some(pid);
+            }
+        }
+        let me = self.clone();
+        let cid = id.to_string();
+        std::thread::Builder::new().name("container-wait".into()).spawn(move || {
+            let result = running.wait(pid);
+            let mut st = me.lock();
+            if let Some(c) = st.containers.get_mut(&cid)
+                && c.state == ContainerState::Running
+            {
+                let (code, _sig) = result.unwrap_or((137, Some(9)));
+                c.state = ContainerState::Exited;
+                c.exit_code = code;
+                c.finished_at = now_ns();
+                c.reason = if code == 0 { "Completed" } else { "Error" }.into();
+            }
+        })?;
+        Ok(())
+    }
+
+    pub fn stop_container(&self, id: &str, timeout: Duration) -> Result<(), CriError> {
+        let (sandbox_id, pid, state) = {
+            let st = self.lock();
+            let c = st
+                .containers
+                .get(id)
+                .ok_or_else(|| CriError::NotFound(format!("container {id} not found")))?;
+            (c.sandbox_id.clone(), c.pid, c.state)
+        };
+        if state != ContainerState::Running {
+            return Ok(());
+        }
+        let (Some(pid), Ok(running)) = (pid, self.running(&sandbox_id)) else { return Ok(()) };
+        let _ = running.signal(pid, 15);
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.lock().containers.get(id).is_none_or(|c| c.state != ContainerState::Running) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = running.signal(pid, 9);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.lock().containers.get(id).is_none_or(|c| c.state != ContainerState::Running) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(CriError::Sandbox(format!("container {id} did not stop")))
+    }
+
+    pub fn remove_container(&self, id: &str) -> Result<(), CriError> {
+        self.stop_container(id, Duration::ZERO)?;
+        self.lock().containers.remove(id);
+        Ok(())
+    }
+
+    pub fn container_status(&self, id: &str) -> Result<cri::ContainerStatus, CriError> {
+        let st = self.lock();
+        let c = st
+            .containers
+            .get(id)
+            .ok_or_else(|| CriError::NotFound(format!("container {id} not found")))?;
+        Ok(cri::ContainerStatus {
+            id: c.id.clone(),
+            metadata: c.config.metadata.clone(),
+            state: state_code(c.state),
+            created_at: c.created_at,
+            started_at: c.started_at,
+            finished_at: c.finished_at,
+            exit_code: c.exit_code,
+            image: c.config.image.clone(),
+            image_ref: c.image_id.clone(),
+            image_id: c.image_id.clone(),
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+            labels: c.config.labels.clone(),
+            annotations: c.config.annotations.clone(),
+            log_path: c.log_path.to_string_lossy().into_owned(),
+            ..Default::default()
+        })
+    }
+
+    pub fn list_containers(&self, filter: Option<cri::ContainerFilter>) -> Vec<cri::Container> {
+        let st = self.lock();
+        st.containers
+            .values()
+            .filter(|c| match &filter {
+                None => true,
+                Some(f) => {
+                    (f.id.is_empty() || c.id.starts_with(&f.id))
+                        && (f.pod_sandbox_id.is_empty()
+                            || c.sandbox_id.starts_with(&f.pod_sandbox_id))
+                        && f.state.as_ref().is_none_or(|s| s.state == state_code(c.state))
+                        && matches_labels(&c.config.labels, &f.label_selector)
+                }
+            })
+            .map(|c| cri::Container {
+                id: c.id.clone(),
+                pod_sandbox_id: c.sandbox_id.clone(),
+                metadata: c.config.metadata.clone(),
+                image: c.config.image.clone(),
+                image_ref: c.image_id.clone(),
+                image_id: c.image_id.clone(),
+                state: state_code(c.state),
+                created_at: c.created_at,
+                labels: c.config.labels.clone(),
+                annotations: c.config.annotations.clone(),
+            })
+            .collect()
+    }
+
+    /// Runs `cmd` in a container and collects its output, killing it after `timeout`.
+    pub fn exec_sync(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        timeout: Option<Duration>,
+    ) -> Result<(Vec<u8>, Vec<u8>, i32), CriError> {
+        if cmd.is_empty() {
+            return Err(CriError::Invalid("exec needs a command".into()));
+        }
+        let (running, process) = self.exec_target(id, cmd)?;
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let pid = running.exec(id, process, [dev_null()?, out_w, err_w])?;
+        let read_all = |fd: OwnedFd| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = std::io::Read::read_to_end(&mut std::fs::File::from(fd), &mut v);
+                v
+            })
+        };
+        let (out_t, err_t) = (read_all(out_r), read_all(err_r));
+        let waiter = {
+            let r = running.clone();
+            std::thread::spawn(move || r.wait(pid))
+        };
+        let deadline = timeout.filter(|t| !t.is_zero()).map(|t| Instant::now() + t);
+        while !waiter.is_finished() {
+            if deadline.is_some_and(|d| Instant::now() > d) {
+                let _ = running.signal(pid, 9);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let code = waiter.join().map_err(|_| CriError::Sandbox("exec waiter panicked".into()))??.0;
+        let out = out_t.join().unwrap_or_default();
+        let err = err_t.join().unwrap_or_default();
+        Ok((out, err, code))
+    }
+
+    /// The sandbox and process description for running `cmd` in container `id`.
+    pub fn exec_target(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+    ) -> Result<(Arc<dyn RunningSandbox>, Process), CriError> {
+        let (sandbox_id, base, state) = {
+            let st = self.lock();
+            let c = st
+                .containers
+                .get(id)
+                .ok_or_else(|| CriError::NotFound(format!("container {id} not found")))?;
+            (c.sandbox_id.clone(), c.process.clone(), c.state)
+        };
+        if state != ContainerState::Running {
+            return Err(CriError::Invalid(format!("container {id} is not running")));
+        }
+        let running = self.running(&sandbox_id)?;
+        Ok((running, Process { argv: cmd, ..base }))
+    }
+
+    pub fn container_stats(&self, id: &str) -> Result<cri::ContainerStats, CriError> {
+        let (sandbox_id, meta) = {
+            let st = self.lock();
+            let c = st
+                .containers
+                .get(id)
+                .ok_or_else(|| CriError::NotFound(format!("container {id} not found")))?;
+            (c.sandbox_id.clone(), c.config.metadata.clone())
+        };
+        let (cpu_us, mem, _n) =
+            self.running(&sandbox_id).and_then(|r| r.stats(id)).unwrap_or((0, 0, 0));
+        let ts = now_ns();
+        Ok(cri::ContainerStats {
+            attributes: Some(cri::ContainerAttributes {
+                id: id.into(),
+                metadata: meta,
+                ..Default::default()
+            }),
+            cpu: Some(cri::CpuUsage {
+                timestamp: ts,
+                usage_core_nano_seconds: Some(cri::UInt64Value { value: cpu_us * 1000 }),
+                ..Default::default()
+            }),
+            memory: Some(cri::MemoryUsage {
+                timestamp: ts,
+                working_set_bytes: Some(cri::UInt64Value { value: mem }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    pub fn container_ids(&self) -> Vec<String> {
+        self.lock().containers.keys().cloned().collect()
+    }
+
+    /// The log file of a container (for ReopenContainerLog and the node's log reader).
+    pub fn log_path(&self, id: &str) -> Result<PathBuf, CriError> {
+        self.lock()
+            .containers
+            .get(id)
+            .map(|c| c.log_path.clone())
+            .ok_or_else(|| CriError::NotFound(format!("container {id} not found")))
+    }
+
+    /// Stops every sandbox (shutdown of the runtime).
+    pub fn shutdown(&self) {
+        let ids: Vec<String> = self.lock().sandboxes.keys().cloned().collect();
+        for id in ids {
+            let _ = self.stop_pod_sandbox(&id);
+        }
+    }
+}
+
+fn state_code(s: ContainerState) -> i32 {
+    match s {
+        ContainerState::Created => cri::ContainerState::ContainerCreated as i32,
+        ContainerState::Running => cri::ContainerState::ContainerRunning as i32,
+        ContainerState::Exited => cri::ContainerState::ContainerExited as i32,
+    }
+}

@@ -1,0 +1,220 @@
+//! The streaming server the CRI hands out URLs for: `kubectl exec` sessions over WebSocket
+//! with Kubernetes' channel protocol (v5/v4.channel.k8s.io: a channel byte, then data; 0 stdin,
+//! 1 stdout, 2 stderr, 3 the final status, 4 terminal resize, 255 close a stream).
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use k8s_cri::v1 as cri;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{
+    ErrorResponse, Request as WsRequest, Response as WsResponse,
+};
+
+use super::runtime::{CriRuntime, dev_null, pipe};
+use super::{CriError, new_id};
+
+/// How long a handed-out URL stays valid.
+const TOKEN_TTL: Duration = Duration::from_secs(60);
+const PROTOCOLS: [&str; 3] = ["v5.channel.k8s.io", "v4.channel.k8s.io", "channel.k8s.io"];
+
+pub enum Session {
+    Exec(cri::ExecRequest),
+}
+
+pub struct StreamingServer {
+    addr: SocketAddr,
+    sessions: Mutex<HashMap<String, (Session, Instant)>>,
+    runtime: Arc<CriRuntime>,
+}
+
+impl StreamingServer {
+    /// Listens on `bind` (port 0 picks one).
+    pub async fn start(
+        bind: SocketAddr,
+        runtime: Arc<CriRuntime>,
+    ) -> Result<Arc<StreamingServer>, CriError> {
+        let listener = tokio::net::TcpListener::bind(bind).await?;
+        let server = Arc::new(StreamingServer {
+            addr: listener.local_addr()?,
+            sessions: Mutex::new(HashMap::new()),
+            runtime,
+        });
+        let s = server.clone();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = s.connection(conn).await {
+                        tracing::debug!("streaming session ended: {e}");
+                    }
+                });
+            }
+        });
+        Ok(server)
+    }
+
+    pub fn register(&self, session: Session) -> String {
+        let token = new_id();
+        let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        s.retain(|_, (_, at)| at.elapsed() < TOKEN_TTL);
+        let kind = match session {
+            Session::Exec(_) => "exec",
+        };
+        s.insert(token.clone(), (session, Instant::now()));
+        format!("http://{}/{kind}/{token}", self.addr)
+    }
+
+    fn take(&self, path: &str) -> Option<Session> {
+        let token = path.rsplit('/').next()?;
+        let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let (session, at) = s.remove(token)?;
+        (at.elapsed() < TOKEN_TTL).then_some(session)
+    }
+
+    async fn connection(&self, conn: tokio::net::TcpStream) -> Result<(), CriError> {
+        let mut path = String::new();
+        let mut protocol = None;
+        #[allow(clippy::result_large_err)]
+        let callback =
+            |req: &WsRequest, mut resp: WsResponse| -> Result<WsResponse, ErrorResponse> {
+                path = req.uri().path().to_string();
+                let offered: Vec<String> = req
+                    .headers()
+                    .get_all("Sec-WebSocket-Protocol")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(',').map(|p| p.trim().to_string()))
+                    .collect();
+                if let Some(p) = PROTOCOLS.iter().find(|p| offered.iter().any(|o| o == *p)) {
+                    protocol = Some(*p);
+                    if let Ok(v) = p.parse() {
+                        resp.headers_mut().insert("Sec-WebSocket-Protocol", v);
+                    }
+                }
+                Ok(resp)
+            };
+        let ws = tokio_tungstenite::accept_hdr_async(conn, callback)
+            .await
+            .map_err(|e| CriError::Sandbox(e.to_string()))?;
+        let Some(Session::Exec(req)) = self.take(&path) else {
+            let mut ws = ws;
+            let _ = ws.close(None).await;
+            return Err(CriError::NotFound("unknown or expired streaming session".into()));
+        };
+        self.exec(ws, req, protocol == Some("v5.channel.k8s.io")).await
+    }
+
+    async fn exec(
+        &self,
+        ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+        req: cri::ExecRequest,
+        v5: bool,
+    ) -> Result<(), CriError> {
+        let (running, process) = self.runtime.exec_target(&req.container_id, req.cmd.clone())?;
+        let (stdin_r, stdin_w) = if req.stdin {
+            let (r, w) = pipe()?;
+            (r, Some(w))
+        } else {
+            (dev_null()?, None)
+        };
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) =
+            if req.stderr && !req.tty { pipe()? } else { (dev_null()?, out_w.try_clone()?) };
+        let pid = {
+            let running = running.clone();
+            let container = req.container_id.clone();
+            tokio::task::spawn_blocking(move || {
+                running.exec(&container, process, [stdin_r, out_w, err_w])
+            })
+            .await
+            .map_err(|e| CriError::Sandbox(e.to_string()))??
+        };
+        let (mut sink, mut stream) = ws.split();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+        // Output: one blocking reader per stream, framed with its channel byte.
+        let mut readers = Vec::new();
+        let outputs = if req.stderr && !req.tty {
+            vec![(out_r, 1u8), (err_r, 2u8)]
+        } else {
+            vec![(out_r, 1u8)]
+        };
+        for (fd, channel) in outputs {
+            let tx = tx.clone();
+            readers.push(tokio::task::spawn_blocking(move || {
+                let mut f = std::fs::File::from(fd);
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match f.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            let mut msg = Vec::with_capacity(n + 1);
+                            msg.push(channel);
+                            msg.extend_from_slice(&buf[..n]);
+                            if tx.blocking_send(msg).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }));
+        }
+        drop(tx);
+        // Input: stdin frames go to the pipe; closing stdin (v5) or the socket ends it.
+        let stdin_task = tokio::spawn(async move {
+            let mut stdin = stdin_w.map(std::fs::File::from);
+            while let Some(Ok(msg)) = stream.next().await {
+                let data = match msg {
+                    Message::Binary(b) => b.to_vec(),
+                    Message::Close(_) => break,
+                    _ => continue,
+                };
+                match data.first() {
+                    Some(0) => {
+                        if let Some(f) = stdin.as_mut()
+                            && f.write_all(&data[1..]).is_err()
+                        {
+                            stdin = None;
+                        }
+                    }
+                    Some(255) if v5 && data.get(1) == Some(&0) => stdin = None,
+                    _ => {}
+                }
+            }
+        });
+        let waiter = {
+            let running = running.clone();
+            tokio::task::spawn_blocking(move || running.wait(pid))
+        };
+        while let Some(msg) = rx.recv().await {
+            if sink.send(Message::Binary(msg.into())).await.is_err() {
+                break;
+            }
+        }
+        for r in readers {
+            let _ = r.await;
+        }
+        let (code, _) = waiter.await.map_err(|e| CriError::Sandbox(e.to_string()))??;
+        let status = if code == 0 {
+            serde_json::json!({"metadata": {}, "status": "Success"})
+        } else {
+            serde_json::json!({
+                "metadata": {},
+                "status": "Failure",
+                "message": format!("command terminated with non-zero exit code: {code}"),
+                "reason": "NonZeroExitCode",
+                "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]}
+            })
+        };
+        let mut msg = vec![3u8];
+        msg.extend(serde_json::to_vec(&status).unwrap_or_default());
+        let _ = sink.send(Message::Binary(msg.into())).await;
+        let _ = sink.close().await;
+        stdin_task.abort();
+        Ok(())
+    }
+}

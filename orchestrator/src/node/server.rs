@@ -1,0 +1,248 @@
+//! The node agent's HTTP endpoints, reached by the API server for `kubectl logs` and
+//! `kubectl exec`: container logs from the CRI log files, exec streams relayed to the runtime's
+//! streaming server.
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use k8s_cri::v1 as cri;
+
+use super::Shared;
+use super::pod_worker::{LABEL_CONTAINER, LABEL_POD_NAME, LABEL_POD_NAMESPACE};
+use crate::upgrade_proxy::{self, Body};
+
+fn text(code: StatusCode, msg: impl Into<String>) -> Response<Body> {
+    let body = Full::new(Bytes::from(msg.into())).map_err(|never| match never {}).boxed_unsync();
+    let mut r = Response::new(body);
+    *r.status_mut() = code;
+    r
+}
+
+fn query_values(query: &str, key: &str) -> Vec<String> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| *k == key)
+        .map(|(_, v)| percent_decode(v))
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = (b[i] == b'%' && i + 2 < b.len())
+            .then(|| {
+                std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .flatten();
+        match (hex, b[i]) {
+            (Some(v), _) => {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+            (None, b'+') => out.push(b' '),
+            (None, c) => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn flag(query: &str, key: &str) -> bool {
+    query_values(query, key).first().is_some_and(|v| v == "true" || v == "1")
+}
+
+/// The log file of a container: the newest run, or the one before with `previous`.
+fn log_file(
+    shared: &Shared,
+    ns: &str,
+    pod: &str,
+    container: &str,
+    previous: bool,
+) -> Option<PathBuf> {
+    let uid = shared
+        .pods
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(_, (n, p))| n == ns && p == pod)
+        .map(|(u, _)| u.clone())?;
+    let dir = shared.log_dir.join(format!("{ns}_{pod}_{uid}")).join(container);
+    let mut runs: Vec<u32> = std::fs::read_dir(&dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".log")?.parse().ok())
+        .collect();
+    runs.sort_unstable();
+    let pick = if previous { runs.len().checked_sub(2)? } else { runs.len().checked_sub(1)? };
+    Some(dir.join(format!("{}.log", runs[pick])))
+}
+
+async fn logs(
+    shared: Arc<Shared>,
+    ns: &str,
+    pod: &str,
+    container: &str,
+    query: &str,
+) -> Response<Body> {
+    let previous = flag(query, "previous");
+    let Some(path) = log_file(&shared, ns, pod, container, previous) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("no logs for container {container:?} of pod {ns}/{pod}"),
+        );
+    };
+    let tail = query_values(query, "tailLines").first().and_then(|v| v.parse().ok());
+    let timestamps = flag(query, "timestamps");
+    let initial = match crate::cri::logs::read_text(&path, tail, timestamps) {
+        Ok(b) => b,
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    if !flag(query, "follow") {
+        return Response::new(
+            Full::new(Bytes::from(initial)).map_err(|never| match never {}).boxed_unsync(),
+        );
+    }
+    // Follow: keep sending what gets appended, until the client goes away.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(16);
+    tokio::spawn(async move {
+        let mut sent =
+            crate::cri::logs::read_text(&path, None, timestamps).map(|b| b.len()).unwrap_or(0);
+        if tx.send(Ok(Frame::data(Bytes::from(initial)))).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let all = crate::cri::logs::read_text(&path, None, timestamps).unwrap_or_default();
+            if all.len() > sent {
+                let chunk = Bytes::copy_from_slice(&all[sent..]);
+                sent = all.len();
+                if tx.send(Ok(Frame::data(chunk))).await.is_err() {
+                    return;
+                }
+            } else if tx.is_closed() {
+                return;
+            }
+        }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    Response::new(StreamBody::new(stream).boxed_unsync())
+}
+
+async fn exec(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    ns: &str,
+    pod: &str,
+    container: &str,
+) -> Response<Body> {
+    let query = req.uri().query().unwrap_or("").to_string();
+    let cmd = query_values(&query, "command");
+    let mut cri = shared.cri.clone();
+    let filter = cri::ContainerFilter {
+        state: Some(cri::ContainerStateValue {
+            state: cri::ContainerState::ContainerRunning as i32,
+        }),
+        label_selector: [
+            (LABEL_POD_NAMESPACE.to_string(), ns.to_string()),
+            (LABEL_POD_NAME.to_string(), pod.to_string()),
+            (LABEL_CONTAINER.to_string(), container.to_string()),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let found =
+        cri.runtime.list_containers(cri::ListContainersRequest { filter: Some(filter) }).await;
+    let Some(c) = found.ok().and_then(|r| r.into_inner().containers.into_iter().next()) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("container {container:?} of pod {ns}/{pod} is not running"),
+        );
+    };
+    let er = cri::ExecRequest {
+        container_id: c.id,
+        cmd,
+        tty: flag(&query, "tty"),
+        stdin: flag(&query, "stdin"),
+        stdout: flag(&query, "stdout"),
+        stderr: flag(&query, "stderr"),
+    };
+    let url = match cri.runtime.exec(er).await {
+        Ok(r) => r.into_inner().url,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.message().to_string()),
+    };
+    let Some(rest) = url.strip_prefix("http://") else {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected streaming URL {url}"));
+    };
+    let (addr, path) = rest
+        .split_once('/')
+        .map(|(a, p)| (a.to_string(), format!("/{p}")))
+        .unwrap_or((rest.to_string(), "/".into()));
+    match upgrade_proxy::forward(req, &addr, &path).await {
+        Ok(r) => r,
+        Err(e) => text(StatusCode::BAD_GATEWAY, e.to_string()),
+    }
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let resp = match parts.as_slice() {
+        ["healthz"] => text(StatusCode::OK, "ok"),
+        ["containerLogs", ns, pod, container] => {
+            let q = req.uri().query().unwrap_or("").to_string();
+            logs(shared, ns, pod, container, &q).await
+        }
+        ["exec", ns, pod, container] => {
+            let (ns, pod, container) = (ns.to_string(), pod.to_string(), container.to_string());
+            exec(shared, req, &ns, &pod, &container).await
+        }
+        _ => text(StatusCode::NOT_FOUND, format!("no such endpoint {path}")),
+    };
+    Ok(resp)
+}
+
+/// Serves the endpoints on `addr`.
+pub async fn start(shared: Arc<Shared>, addr: (&str, u16)) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("node endpoints on {}:{}: {e}", addr.0, addr.1))?;
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| handle(shared.clone(), req));
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let _ = builder.serve_connection_with_upgrades(TokioIo::new(conn), svc).await;
+            });
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parsing() {
+        let q = "command=sh&command=-c&command=echo%20hi%2Bthere&stdout=true&tailLines=5";
+        assert_eq!(query_values(q, "command"), vec!["sh", "-c", "echo hi+there"]);
+        assert!(flag(q, "stdout"));
+        assert!(!flag(q, "stdin"));
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}
