@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use crate::abi::Errno;
 use crate::abi::signal::{SI_USER, SIG_IGN, SIGCHLD, SigAction, SigInfo};
 use crate::abi::stat::{FileType, O_RDONLY, O_WRONLY};
-use crate::control::protocol::Process;
+use crate::control::protocol::{FileSpec, Process};
 use crate::gofer::GoferClient;
 use crate::kernel::creds::Credentials;
 use crate::kernel::fs_context::FsContext;
@@ -62,6 +62,8 @@ pub struct ContainerSpec {
     pub gofer: GoferClient,
     /// argv[0] names the program (absolute, or searched in PATH); PATH gets a default.
     pub process: Process,
+    /// Files placed in the container's writable layer before it starts.
+    pub files: Vec<FileSpec>,
     /// Host descriptors for stdin, stdout and stderr.
     pub stdio: [OwnedFd; 3],
 }
@@ -97,6 +99,28 @@ fn mkdir_p(dir: &Arc<dyn Inode>, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
         Err(Errno::ENOENT) => dir.create(name, FileType::Directory, 0o755, 0, Owner::default()),
         Err(e) => Err(e),
     }
+}
+
+/// Creates (or replaces) a regular file at `path` under `root`, with its directories.
+fn put_file(root: &Arc<dyn Inode>, path: &str, data: &[u8], mode: u32) -> Result<(), Errno> {
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    let (last, dirs) = comps.split_last().ok_or(Errno::EINVAL)?;
+    if comps.contains(&"..") {
+        return Err(Errno::EINVAL);
+    }
+    let mut dir = root.clone();
+    for d in dirs {
+        dir = mkdir_p(&dir, d.as_bytes())?;
+    }
+    let file = match dir.lookup(last.as_bytes()) {
+        Ok(f) if f.file_type() == FileType::Regular => f,
+        Ok(_) => {
+            dir.unlink(last.as_bytes())?;
+            dir.create(last.as_bytes(), FileType::Regular, mode, 0, Owner::default())?
+        }
+        Err(_) => dir.create(last.as_bytes(), FileType::Regular, mode, 0, Owner::default())?,
+    };
+    file.replace_contents(data)
 }
 
 /// `loop: pause(); goto loop` — the whole of a pod sandbox's init.
@@ -141,7 +165,11 @@ impl Sandbox {
     }
 
     /// A container's root: an overlay on its Gofer's rootfs with /proc, /dev, /dev/shm.
-    fn container_root(&self, gofer: GoferClient) -> Result<Location, SandboxError> {
+    fn container_root(
+        &self,
+        gofer: GoferClient,
+        files: &[FileSpec],
+    ) -> Result<Location, SandboxError> {
         let fs_err = SandboxError::Filesystem;
         let phys = self.kernel.phys.clone();
         let overlay = OverlayFs::new(phys.clone(), Some(Arc::new(gofer)));
@@ -154,6 +182,10 @@ impl Sandbox {
         let dev_mount = mount.mount_child(dev_dir, devfs, "tmpfs", "dev");
         dev_mount.mount_child(shm, OverlayFs::new(phys, None).root(0o1777), "tmpfs", "shm");
         mkdir_p(&root_inode, b"tmp").map_err(fs_err)?;
+        for f in files {
+            put_file(&root_inode, &f.path, f.contents.as_bytes(), f.mode)
+                .map_err(|errno| SandboxError::Exec { path: f.path.clone(), errno })?;
+        }
         Ok(Location::new(mount, root_inode))
     }
 
@@ -304,7 +336,7 @@ impl Sandbox {
 
     /// Makes the container's program the sandbox's init (`ringfence sentry run`).
     pub fn run_as_init(&self, spec: ContainerSpec) -> Result<Arc<ThreadGroup>, SandboxError> {
-        let root = self.container_root(spec.gofer)?;
+        let root = self.container_root(spec.gofer, &spec.files)?;
         self.launch(root, &spec.process, spec.stdio, true)
     }
 
@@ -340,7 +372,7 @@ impl Sandbox {
 
     /// Starts a container as a new process (and session) under init. Returns its process.
     pub fn start_container(&self, spec: ContainerSpec) -> Result<Arc<ThreadGroup>, SandboxError> {
-        let root = self.container_root(spec.gofer)?;
+        let root = self.container_root(spec.gofer, &spec.files)?;
         self.launch(root, &spec.process, spec.stdio, false)
     }
 

@@ -178,6 +178,7 @@ fn run_sandbox(args: RunArgs) -> anyhow::Result<ExitCode> {
     let spec = ContainerSpec {
         gofer,
         process: Process { argv: args.command, env: args.env, cwd: args.cwd, uid: 0, gid: 0 },
+        files: Vec::new(),
         stdio: [dup(0)?, dup(1)?, dup(2)?],
     };
     let sandbox = Sandbox::boot(&config)?;
@@ -214,7 +215,7 @@ fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
             let (channel, _gofer) =
                 sentry_kvm::gofer::client::launch(&exe, &["sentry", "gofer"], &rootfs)?;
             let fds = [channel.as_raw_fd(), 0, 1, 2];
-            client.start(&Request::StartContainer { id, process }, &fds)?
+            client.start(&Request::StartContainer { id, process, files: Vec::new() }, &fds)?
         }
         (None, None, Some(container)) => {
             client.start(&Request::Exec { container, process }, &[0, 1, 2])?

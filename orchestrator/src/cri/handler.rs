@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sentry_kvm::control::ControlClient;
-use sentry_kvm::control::protocol::{Process, Request, Response};
+use sentry_kvm::control::protocol::{FileSpec, Process, Request, Response};
 
 use super::CriError;
 
@@ -30,12 +30,14 @@ pub trait SandboxHandler: Send + Sync {
 
 /// A started pod sandbox.
 pub trait RunningSandbox: Send + Sync {
-    /// Starts container `id` over `rootfs`; returns its main process.
+    /// Starts container `id` over `rootfs`, with `files` placed in its writable layer; returns
+    /// its main process.
     fn start_container(
         &self,
         id: &str,
         rootfs: &Path,
         process: Process,
+        files: Vec<FileSpec>,
         stdio: [OwnedFd; 3],
     ) -> Result<i32, CriError>;
     /// Runs `process` in container `container`'s filesystem.
@@ -119,6 +121,7 @@ impl RunningSandbox for SentrySandbox {
         id: &str,
         rootfs: &Path,
         process: Process,
+        files: Vec<FileSpec>,
         stdio: [OwnedFd; 3],
     ) -> Result<i32, CriError> {
         let (channel, gofer) =
@@ -131,7 +134,7 @@ impl RunningSandbox for SentrySandbox {
         let fds =
             [channel.as_raw_fd(), stdio[0].as_raw_fd(), stdio[1].as_raw_fd(), stdio[2].as_raw_fd()];
         self.client()?
-            .start(&Request::StartContainer { id: id.into(), process }, &fds)
+            .start(&Request::StartContainer { id: id.into(), process, files }, &fds)
             .map_err(sandbox_err)
     }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use k8s_cri::v1 as cri;
-use sentry_kvm::control::protocol::Process;
+use sentry_kvm::control::protocol::{FileSpec, Process};
 
 use super::handler::{RunningSandbox, SandboxHandler, SandboxSetup};
 use super::images::ImageSource;
@@ -379,25 +379,28 @@ impl CriRuntime {
             (c.sandbox_id.clone(), c.rootfs.clone(), c.process.clone(), c.log_path.clone())
         };
         let running = self.running(&sandbox_id)?;
+        let files = self.node_files(&sandbox_id);
         let log = logs::open(&log_path)?;
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         logs::forward(out_r, "stdout", log.clone())?;
         logs::forward(err_r, "stderr", log)?;
-        let pid = match running.start_container(id, &rootfs, process, [dev_null()?, out_w, err_w]) {
-            Ok(pid) => pid,
-            Err(e) => {
-                let mut st = self.lock();
-                if let Some(c) = st.containers.get_mut(id) {
-                    c.state = ContainerState::Exited;
-                    c.exit_code = 128;
-                    c.reason = "StartError".into();
-                    c.message = e.to_string();
-                    c.finished_at = now_ns();
+        let pid =
+            match running.start_container(id, &rootfs, process, files, [dev_null()?, out_w, err_w])
+            {
+                Ok(pid) => pid,
+                Err(e) => {
+                    let mut st = self.lock();
+                    if let Some(c) = st.containers.get_mut(id) {
+                        c.state = ContainerState::Exited;
+                        c.exit_code = 128;
+                        c.reason = "StartError".into();
+                        c.message = e.to_string();
+                        c.finished_at = now_ns();
+                    }
+                    return Err(e);
                 }
-                return Err(e);
-            }
-        };
+            };
         {
             let mut st = self.lock();
             if let Some(c) = st.containers.get_mut(id) {
@@ -422,6 +425,26 @@ impl CriRuntime {
             }
         })?;
         Ok(())
+    }
+
+    /// The files a pod's containers get from the node: their hostname and hosts table.
+    fn node_files(&self, sandbox_id: &str) -> Vec<FileSpec> {
+        let st = self.lock();
+        let Some(sb) = st.sandboxes.get(sandbox_id) else { return Vec::new() };
+        let host = if sb.config.hostname.is_empty() {
+            sb.config.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default()
+        } else {
+            sb.config.hostname.clone()
+        };
+        let mut hosts =
+            String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        if let Some(n) = &sb.net {
+            hosts.push_str(&format!("{}\t{host}\n", n.ip));
+        }
+        vec![
+            FileSpec { path: "/etc/hostname".into(), contents: format!("{host}\n"), mode: 0o644 },
+            FileSpec { path: "/etc/hosts".into(), contents: hosts, mode: 0o644 },
+        ]
     }
 
     pub fn stop_container(&self, id: &str, timeout: Duration) -> Result<(), CriError> {

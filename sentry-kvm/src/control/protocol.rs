@@ -20,11 +20,30 @@ fn root_dir() -> String {
     "/".into()
 }
 
+/// A file the runtime places in a container's writable layer before it starts (the node's
+/// /etc/hostname, /etc/hosts, /etc/resolv.conf).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSpec {
+    pub path: String,
+    pub contents: String,
+    #[serde(default = "file_mode")]
+    pub mode: u32,
+}
+
+fn file_mode() -> u32 {
+    0o644
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     /// Starts container `id`. Descriptors: Gofer channel, stdin, stdout, stderr.
-    StartContainer { id: String, process: Process },
+    StartContainer {
+        id: String,
+        process: Process,
+        #[serde(default)]
+        files: Vec<FileSpec>,
+    },
     /// Runs a process in container `container`'s root. Descriptors: stdin, stdout, stderr.
     Exec { container: String, process: Process },
     /// Sends a signal to a process (a container's main process is its `pid`).

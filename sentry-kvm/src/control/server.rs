@@ -143,7 +143,7 @@ impl ControlServer {
 
     fn dispatch(&self, req: Request, fds: Vec<OwnedFd>) -> Result<Response, String> {
         match req {
-            Request::StartContainer { id, process } => {
+            Request::StartContainer { id, process, files } => {
                 let [gofer, stdin, stdout, stderr]: [OwnedFd; 4] =
                     fds.try_into().map_err(|_| {
                         "start_container needs 4 descriptors: gofer, stdin, stdout, stderr"
@@ -154,7 +154,7 @@ impl ControlServer {
                 }
                 let gofer =
                     GoferClient::from_channel(gofer).map_err(|e| format!("gofer channel: {e}"))?;
-                let spec = ContainerSpec { gofer, process, stdio: [stdin, stdout, stderr] };
+                let spec = ContainerSpec { gofer, process, files, stdio: [stdin, stdout, stderr] };
                 let tg = self.sandbox.start_container(spec).map_err(|e| e.to_string())?;
                 let pid = tg.tgid;
                 self.processes.lock().unwrap_or_else(|e| e.into_inner()).insert(pid, tg);

@@ -102,6 +102,11 @@ pub trait Inode: Send + Sync + Any {
         Err(Errno::EPERM)
     }
 
+    /// Sets a regular file's whole contents (the runtime providing /etc/hostname and such).
+    fn replace_contents(&self, _data: &[u8]) -> Result<(), Errno> {
+        Err(Errno::EINVAL)
+    }
+
     /// Opens the object; `flags` are the open(2) flags.
     fn open(self: Arc<Self>, flags: u32) -> Result<Arc<dyn FileOps>, Errno>;
 

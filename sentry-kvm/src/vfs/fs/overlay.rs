@@ -685,6 +685,17 @@ impl Inode for Node {
         }
     }
 
+    fn replace_contents(&self, data: &[u8]) -> Result<(), Errno> {
+        if self.kind != FileType::Regular {
+            return Err(Errno::EINVAL);
+        }
+        let obj = self.copy_up()?;
+        obj.truncate(0);
+        obj.write(0, data)?;
+        self.touch(true);
+        Ok(())
+    }
+
     fn attachment(&self) -> Option<&Mutex<Option<Arc<dyn Any + Send + Sync>>>> {
         Some(&self.attachment)
     }
