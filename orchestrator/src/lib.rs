@@ -6,10 +6,17 @@
 //!   that executes them (in-process components call [`api::Api`] directly).
 //! - [`server`]: `ringfence server`, the HTTPS face of the engine that kubectl talks to.
 //! - [`client`]: a small HTTPS client configured from a kubeconfig.
+//! - [`kube`]: the client side of the API for components: the in-process/HTTPS client seam,
+//!   typed access, informers, work queues, the reconcile runner, events.
 //!
 //! The scheduler, controllers and node agent follow (issues 6 and 8).
 
 pub mod api;
 pub mod client;
+pub mod controllers;
+pub mod kube;
+pub mod node;
+pub mod scheduler;
 pub mod server;
+pub mod simnodes;
 pub mod store;

@@ -1,4 +1,5 @@
 //! Whole-system benchmarks behind `ringfence bench <area>`.
 
 pub mod api;
+pub mod scheduler;
 pub mod stats;

@@ -12,6 +12,33 @@ use crate::bench::api::{self, BackendKind, BenchConfig};
 pub enum BenchCommand {
     /// The API server on the embedded store and on etcd: throughput, latency, watch fan-out.
     Api(ApiArgs),
+    /// The scheduler on simulated nodes: pods/s and scheduling latency.
+    Scheduler(SchedulerArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Workloads {
+    Both,
+    Plain,
+    AntiAffinity,
+}
+
+#[derive(Args)]
+pub struct SchedulerArgs {
+    /// Pods per workload.
+    #[arg(long, default_value_t = 10_000)]
+    pods: usize,
+    /// Simulated nodes.
+    #[arg(long, default_value_t = 1_000)]
+    nodes: usize,
+    /// Concurrent pod creators.
+    #[arg(long, default_value_t = 16)]
+    creators: usize,
+    #[arg(long, value_enum, default_value_t = Workloads::Both)]
+    workload: Workloads,
+    /// Pods per anti-affinity group (each group goes one pod per node).
+    #[arg(long, default_value_t = 10)]
+    group: usize,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -44,6 +71,25 @@ pub struct ApiArgs {
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        BenchCommand::Scheduler(a) => {
+            use crate::bench::scheduler::{self, SchedBenchConfig, Workload};
+            let anti = Workload::AntiAffinity(a.group.max(1));
+            let workloads = match a.workload {
+                Workloads::Both => vec![Workload::Plain, anti],
+                Workloads::Plain => vec![Workload::Plain],
+                Workloads::AntiAffinity => vec![anti],
+            };
+            let cfg = SchedBenchConfig {
+                pods: a.pods.max(1),
+                nodes: a.nodes.max(1),
+                creators: a.creators.max(1),
+                workloads,
+            };
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let rows = runtime.block_on(scheduler::run(cfg))?;
+            print!("{}", scheduler::render(&rows));
+            Ok(ExitCode::SUCCESS)
+        }
         BenchCommand::Api(a) => {
             let backends = match a.backend {
                 Backends::Both => vec![BackendKind::Embedded, BackendKind::Etcd],

@@ -117,6 +117,18 @@ fn columns(kind: &ResourceKind) -> Vec<Col> {
             Col("Duration", "string", 0),
             age,
         ],
+        ("batch", "CronJob") => vec![
+            name,
+            Col("Schedule", "string", 0),
+            Col("Timezone", "string", 0),
+            Col("Suspend", "boolean", 0),
+            Col("Active", "integer", 0),
+            Col("Last Schedule", "string", 0),
+            age,
+        ],
+        ("scheduling.k8s.io", "PriorityClass") => {
+            vec![name, Col("Value", "integer", 0), Col("Global-Default", "boolean", 0), age]
+        }
         ("autoscaling", "HorizontalPodAutoscaler") => vec![
             name,
             Col("Reference", "string", 0),
@@ -451,6 +463,21 @@ fn cells(kind: &ResourceKind, o: &Value, now: chrono::DateTime<chrono::Utc>) -> 
                 json!(duration),
                 age,
             ]
+        }
+        ("batch", "CronJob") => {
+            let last = status["lastScheduleTime"].as_str().map(|t| age_of(&json!(t), now));
+            vec![
+                name,
+                json!(s(&spec["schedule"])),
+                json!(or_none(s(&spec["timeZone"]))),
+                json!(spec["suspend"] == true),
+                json!(status["active"].as_array().map_or(0, Vec::len)),
+                json!(last.unwrap_or_else(|| "<none>".into())),
+                age,
+            ]
+        }
+        ("scheduling.k8s.io", "PriorityClass") => {
+            vec![name, json!(int(&o["value"])), json!(o["globalDefault"] == true), age]
         }
         ("autoscaling", "HorizontalPodAutoscaler") => {
             let r = &spec["scaleTargetRef"];
