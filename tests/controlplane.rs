@@ -375,3 +375,188 @@ fn a_restarted_server_finishes_the_rollout() {
     );
     drop(nodes);
 }
+
+#[test]
+fn services_cronjobs_and_autoscaling() {
+    let c = cluster(&["--horizontal-pod-autoscaler-sync-period", "0.5"]);
+    let _n = SimNodes::start(&c, "sim", 2, &["--run-seconds", "0.2"]);
+
+    // Endpoints and EndpointSlices follow the ready pods a Service selects.
+    let ports = "      containers: [{name: app, image: \"registry.k8s.io/pause:3.9\", ports: [{name: http, containerPort: 8080}]}]";
+    c.apply(
+        &deployment("api", 2, "", "").replace(
+            "      containers: [{name: app, image: \"registry.k8s.io/pause:3.9\"}]",
+            ports,
+        ),
+        &[],
+    );
+    c.apply("apiVersion: v1\nkind: Service\nmetadata: {name: api}\nspec:\n  selector: {app: api}\n  ports: [{name: web, port: 80, targetPort: http}]\n", &[]);
+    rollout(&c, "deployment/api");
+    let addresses = |c: &Cluster| -> Vec<String> {
+        let ep = c.json(&["get", "endpoints", "api"]);
+        let mut ips: Vec<String> = ep["subsets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["ports"][0]["port"] == 8080)
+            .flat_map(|s| s["addresses"].as_array().cloned().unwrap_or_default())
+            .map(|a| a["ip"].as_str().unwrap_or("").to_owned())
+            .collect();
+        ips.sort();
+        ips
+    };
+    let pod_ips = |c: &Cluster| -> Vec<String> {
+        let mut ips: Vec<String> = live_pods(c, "app=api")
+            .iter()
+            .map(|p| p["status"]["podIP"].as_str().unwrap_or("").to_owned())
+            .collect();
+        ips.sort();
+        ips
+    };
+    assert!(
+        eventually(WAIT, || addresses(&c).len() == 2 && addresses(&c) == pod_ips(&c)),
+        "{}",
+        c.ok(&["get", "endpoints", "api", "-o", "yaml"])
+    );
+    c.ok(&["scale", "deployment/api", "--replicas=3"]);
+    assert!(eventually(WAIT, || addresses(&c).len() == 3 && addresses(&c) == pod_ips(&c)));
+    let ready_slice_endpoints = |c: &Cluster| -> usize {
+        items(c, &["get", "endpointslices", "-l", "kubernetes.io/service-name=api"])
+            .iter()
+            .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+            .filter(|e| e["conditions"]["ready"] == true)
+            .count()
+    };
+    assert!(eventually(WAIT, || ready_slice_endpoints(&c) == 3));
+    c.ok(&["delete", "service", "api"]);
+    assert!(eventually(WAIT, || items(
+        &c,
+        &["get", "endpoints,endpointslices", "-l", "app!=nothing"]
+    )
+    .iter()
+    .all(|o| o["metadata"]["name"] == "kubernetes"
+        || !o["metadata"]["name"].as_str().unwrap_or("").starts_with("api"))));
+
+    // A CronJob whose last run was two minutes ago is due now.
+    c.apply(
+        r#"
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: tick}
+spec:
+  schedule: "* * * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{name: tick, image: "registry.k8s.io/pause:3.9"}]
+"#,
+        &[],
+    );
+    let before = (chrono_now() - 120).to_string();
+    c.ok(&[
+        "patch",
+        "cronjob",
+        "tick",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &format!(r#"{{"status":{{"lastScheduleTime":"{}"}}}}"#, rfc3339(&before)),
+    ]);
+    assert!(eventually(WAIT, || !items(&c, &["get", "jobs"]).is_empty()));
+    let job = items(&c, &["get", "jobs"])[0].clone();
+    let name = job["metadata"]["name"].as_str().unwrap().to_owned();
+    assert!(name.starts_with("tick-"), "{name}");
+    assert_eq!(job["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+    c.ok(&["wait", "--for=condition=complete", &format!("job/{name}"), "--timeout=30s"]);
+    assert!(eventually(WAIT, || {
+        !c.json(&["get", "cronjob", "tick"])["status"]["lastSuccessfulTime"].is_null()
+    }));
+    assert_eq!(
+        items(&c, &["get", "jobs"]).len(),
+        1,
+        "one run for the missed minutes, not one each"
+    );
+
+    // The autoscaler follows CPU usage reported in PodMetrics.
+    let busy = "      containers: [{name: app, image: \"registry.k8s.io/pause:3.9\", resources: {requests: {cpu: 100m}}}]";
+    let load = deployment("load", 1, "", "")
+        .replace(
+            "    metadata: {labels: {app: load}}",
+            "    metadata: {labels: {app: load}, annotations: {sim.ringfence.dev/cpu-usage: 200m}}",
+        )
+        .replace("      containers: [{name: app, image: \"registry.k8s.io/pause:3.9\"}]", busy);
+    c.apply(&load, &[]);
+    rollout(&c, "deployment/load");
+    c.apply(
+        r#"
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: load}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: load}
+  minReplicas: 1
+  maxReplicas: 4
+  metrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}]
+  behavior: {scaleDown: {stabilizationWindowSeconds: 0}}
+"#,
+        &[],
+    );
+    assert!(
+        eventually(WAIT, || live_pods(&c, "app=load").len() == 4),
+        "{}",
+        c.ok(&["describe", "hpa", "load"])
+    );
+    assert!(
+        eventually(WAIT, || c.ok(&["get", "hpa", "load"]).contains("cpu: 200%/50%")),
+        "{}",
+        c.ok(&["get", "hpa", "load"])
+    );
+    let top = c.ok(&["top", "pods", "-l", "app=load"]);
+    assert!(top.contains("200m"), "{top}");
+    c.ok(&["patch", "deployment", "load", "--type=merge", "-p",
+        r#"{"spec":{"template":{"metadata":{"annotations":{"sim.ringfence.dev/cpu-usage":"10m"}}}}}"#]);
+    assert!(
+        eventually(WAIT, || live_pods(&c, "app=load").len() == 1),
+        "{}",
+        c.ok(&["describe", "hpa", "load"])
+    );
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// Unix seconds as RFC 3339 (via date(1), to keep the tests free of a time crate).
+fn rfc3339(unix: &str) -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "-d", &format!("@{unix}"), "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn scheduler_and_controllers_run_apart() {
+    let c = cluster(&["--scheduler=false", "--controllers=false"]);
+    let _n = SimNodes::start(&c, "sim", 2, &[]);
+    c.apply(&deployment("web", 2, "", ""), &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(items(&c, &["get", "replicasets"]).is_empty(), "no controllers in the server");
+    let spawn = |what: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ringfence"))
+            .args([what, "--kubeconfig"])
+            .arg(&c.kubeconfig)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut parts = [spawn("controllers"), spawn("scheduler")];
+    rollout(&c, "deployment/web");
+    assert!(live_pods(&c, "app=web").iter().all(|p| ready(p) && node_of(p).starts_with("sim-")));
+    for p in &mut parts {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+}

@@ -22,6 +22,9 @@ pub struct ComponentArgs {
     /// Seconds without a Lease renewal before a node is marked unreachable (controllers).
     #[arg(long, default_value_t = 40.0)]
     node_monitor_grace_period: f64,
+    /// Seconds between evaluations of each HorizontalPodAutoscaler (controllers).
+    #[arg(long, default_value_t = 15.0)]
+    horizontal_pod_autoscaler_sync_period: f64,
 }
 
 #[derive(Args)]
@@ -86,6 +89,7 @@ pub fn controllers(a: ComponentArgs) -> anyhow::Result<ExitCode> {
     let kube = kube(&a.kubeconfig, "kube-controller-manager")?;
     let config = ControllerConfig {
         node_monitor_grace_period: Duration::from_secs_f64(a.node_monitor_grace_period.max(0.1)),
+        hpa_sync_period: Duration::from_secs_f64(a.horizontal_pod_autoscaler_sync_period.max(0.1)),
         ..Default::default()
     };
     runtime()?.block_on(async move {

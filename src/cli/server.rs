@@ -39,6 +39,9 @@ pub struct ServerArgs {
     /// Seconds without a Lease renewal before a node is marked unreachable.
     #[arg(long, default_value_t = 40.0)]
     node_monitor_grace_period: f64,
+    /// Seconds between evaluations of each HorizontalPodAutoscaler.
+    #[arg(long, default_value_t = 15.0)]
+    horizontal_pod_autoscaler_sync_period: f64,
 }
 
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -54,6 +57,8 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     config.controllers = args.controllers;
     config.controller_config.node_monitor_grace_period =
         Duration::from_secs_f64(args.node_monitor_grace_period.max(0.1));
+    config.controller_config.hpa_sync_period =
+        Duration::from_secs_f64(args.horizontal_pod_autoscaler_sync_period.max(0.1));
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let etcd = args.etcd.clone();
     runtime.block_on(async move {

@@ -160,6 +160,7 @@ kinds! {
     autoscaling::HorizontalPodAutoscaler => "autoscaling" "v2" "HorizontalPodAutoscaler" "horizontalpodautoscalers" "horizontalpodautoscaler" Namespaced ["hpa"] ["all"] [Status] Stored;
     coordination::Lease => "coordination.k8s.io" "v1" "Lease" "leases" "lease" Namespaced [] [] [] Stored;
     scheduling::PriorityClass => "scheduling.k8s.io" "v1" "PriorityClass" "priorityclasses" "priorityclass" Cluster ["pc"] [] [] Stored;
+    super::metrics::PodMetrics => "metrics.k8s.io" "v1beta1" "PodMetrics" "pods" "podmetrics" Namespaced [] [] [] Stored;
     node::RuntimeClass => "node.k8s.io" "v1" "RuntimeClass" "runtimeclasses" "runtimeclass" Cluster [] [] [] Stored;
     rbac::Role => "rbac.authorization.k8s.io" "v1" "Role" "roles" "role" Namespaced [] [] [] Stored;
     rbac::ClusterRole => "rbac.authorization.k8s.io" "v1" "ClusterRole" "clusterroles" "clusterrole" Cluster [] [] [] Stored;

@@ -166,6 +166,42 @@ fn columns(kind: &ResourceKind) -> Vec<Col> {
     cols
 }
 
+/// "cpu: 90%/50%" per Resource metric, as kubectl shows HPA targets.
+fn hpa_targets(spec: &Value, status: &Value) -> String {
+    let current = status["currentMetrics"].as_array().cloned().unwrap_or_default();
+    let parts: Vec<String> = spec["metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["type"] == "Resource")
+        .map(|m| {
+            let name = s(&m["resource"]["name"]);
+            let now = current
+                .iter()
+                .find(|c| c["resource"]["name"] == m["resource"]["name"])
+                .map(|c| &c["resource"]["current"]);
+            let t = &m["resource"]["target"];
+            match t["averageUtilization"].as_i64() {
+                Some(want) => {
+                    let have = now
+                        .and_then(|c| c["averageUtilization"].as_i64())
+                        .map_or("<unknown>".to_owned(), |v| format!("{v}%"));
+                    format!("{name}: {have}/{want}%")
+                }
+                None => {
+                    let have = now.map(|c| s(&c["averageValue"])).filter(|v| !v.is_empty());
+                    format!(
+                        "{name}: {}/{}",
+                        have.unwrap_or_else(|| "<unknown>".into()),
+                        s(&t["averageValue"])
+                    )
+                }
+            }
+        })
+        .collect();
+    if parts.is_empty() { "<unknown>".into() } else { parts.join(", ") }
+}
+
 fn s(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -484,7 +520,7 @@ fn cells(kind: &ResourceKind, o: &Value, now: chrono::DateTime<chrono::Utc>) -> 
             vec![
                 name,
                 json!(format!("{}/{}", s(&r["kind"]), s(&r["name"]))),
-                json!("<unknown>"),
+                json!(hpa_targets(spec, status)),
                 json!(int(&spec["minReplicas"]).to_string()),
                 json!(int(&spec["maxReplicas"])),
                 json!(int(&status["currentReplicas"])),

@@ -4,8 +4,11 @@
 //! so interrupted work (a rollout, a Job) simply continues.
 
 pub mod common;
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod endpoints;
+pub mod hpa;
 pub mod job;
 pub mod node_lifecycle;
 pub mod replicaset;
@@ -21,11 +24,17 @@ pub struct ControllerConfig {
     pub node_monitor_grace_period: Duration,
     /// Workers per controller.
     pub workers: usize,
+    /// How often each HorizontalPodAutoscaler is evaluated.
+    pub hpa_sync_period: Duration,
 }
 
 impl Default for ControllerConfig {
     fn default() -> Self {
-        Self { node_monitor_grace_period: Duration::from_secs(40), workers: 4 }
+        Self {
+            node_monitor_grace_period: Duration::from_secs(40),
+            workers: 4,
+            hpa_sync_period: Duration::from_secs(15),
+        }
     }
 }
 
@@ -45,6 +54,10 @@ pub const CONTROLLERS: &[(&str, Constructor)] = &[
     ("deployment", deployment::controller),
     ("daemonset", daemonset::controller),
     ("job", job::controller),
+    ("cronjob", cronjob::controller),
+    ("endpoints", endpoints::legacy::controller),
+    ("endpointslice", endpoints::slices::controller),
+    ("horizontalpodautoscaling", hpa::controller),
     ("nodelifecycle", node_lifecycle::controller),
     ("taint-eviction", node_lifecycle::eviction::controller),
 ];

@@ -13,6 +13,8 @@ pub mod pod_info;
 pub mod preemption;
 pub mod queue;
 pub mod registry;
+#[cfg(test)]
+mod scenarios;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -3,8 +3,9 @@
 //! bound to it through the kubelet's states without running anything: Running at once;
 //! pods that run to completion (restartPolicy Never/OnFailure) exit after a while; pods being
 //! deleted are removed. Annotations on a pod tune it:
-//! `sim.ringfence.dev/run-seconds` (how long it runs before exiting) and
-//! `sim.ringfence.dev/exit-code`.
+//! `sim.ringfence.dev/run-seconds` (how long it runs before exiting),
+//! `sim.ringfence.dev/exit-code`, and `sim.ringfence.dev/cpu-usage` (what its PodMetrics
+//! report, for autoscaling).
 
 mod pods;
 
@@ -22,6 +23,8 @@ use registration::NodeConfig;
 
 pub const RUN_SECONDS: &str = "sim.ringfence.dev/run-seconds";
 pub const EXIT_CODE: &str = "sim.ringfence.dev/exit-code";
+/// CPU the pod reports using (a quantity, e.g. "250m"), published as its PodMetrics.
+pub const CPU_USAGE: &str = "sim.ringfence.dev/cpu-usage";
 
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -149,7 +152,7 @@ pub async fn start(
     pod_inf.on_change(move |c| {
         let p = c.object();
         let on = p.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("");
-        if m.contains(on) && !matches!(c, Change::Deleted(_)) {
+        if m.contains(on) {
             q.add(ObjectKey::of(&p.metadata));
         }
     });
