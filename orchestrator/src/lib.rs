@@ -8,8 +8,13 @@
 //! - [`client`]: a small HTTPS client configured from a kubeconfig.
 //! - [`kube`]: the client side of the API for components: the in-process/HTTPS client seam,
 //!   typed access, informers, work queues, the reconcile runner, events.
+//! - [`scheduler`]: Filter/Score plugins in one registry, a scheduling queue, binding.
+//! - [`controllers`]: the controller manager (workloads, endpoints, autoscaling, node
+//!   lifecycle), each a queue of keys and an idempotent `sync`.
+//! - [`node`]: what a node agent owes the control plane (registration, Lease, pod status).
+//! - [`simnodes`]: `ringfence sim-nodes`, nodes that run no workloads.
 //!
-//! The scheduler, controllers and node agent follow (issues 6 and 8).
+//! The real node agent and CRI follow (issue 8).
 
 pub mod api;
 pub mod client;

@@ -199,15 +199,16 @@ impl Cache {
             .collect()
     }
 
-    /// Existing pods' required anti-affinity terms, each with the pods that carry it.
-    pub fn anti_affinity_terms(&self) -> impl Iterator<Item = (&AffinityTerm, Vec<&NodeInfo>)> {
-        self.anti.values().map(|(t, keys)| {
-            let nodes = keys
-                .iter()
-                .filter_map(|k| self.pods.get(k))
-                .filter_map(|p| self.node(&p.node))
-                .collect();
-            (t, nodes)
-        })
+    /// Existing pods' required anti-affinity terms (identical terms once), each with the pods
+    /// that carry it.
+    pub fn anti_affinity_terms(
+        &self,
+    ) -> impl Iterator<Item = (&AffinityTerm, &HashSet<ObjectKey>)> {
+        self.anti.values().map(|(t, keys)| (t, keys))
+    }
+
+    /// The node a placed pod is on.
+    pub fn node_of(&self, key: &ObjectKey) -> Option<&NodeInfo> {
+        self.pods.get(key).and_then(|p| self.node(&p.node))
     }
 }

@@ -66,11 +66,11 @@ impl FilterPlugin for InterPodAffinity {
         };
         s.affinity_self_satisfied = s.affinity.iter().all(|c| c.is_empty())
             && pod.required_affinity.iter().all(|t| t.matches(pod));
-        for (term, nodes) in cache.anti_affinity_terms() {
+        for (term, carriers) in cache.anti_affinity_terms() {
             if !term.matches(pod) {
                 continue;
             }
-            for n in nodes {
+            for n in carriers.iter().filter_map(|k| cache.node_of(k)) {
                 if let Some(v) = n.labels.get(&term.topology_key) {
                     *s.existing
                         .entry(term.topology_key.clone())
