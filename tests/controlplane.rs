@@ -560,3 +560,40 @@ fn scheduler_and_controllers_run_apart() {
         let _ = p.wait();
     }
 }
+
+#[test]
+fn higher_priority_pods_preempt_lower_ones() {
+    let c = cluster(&[]);
+    let _n = SimNodes::start(&c, "sim", 1, &["--cpu", "2"]);
+    let one_cpu = "      containers: [{name: app, image: \"registry.k8s.io/pause:3.9\", resources: {requests: {cpu: \"1\"}}}]";
+    let plain = "      containers: [{name: app, image: \"registry.k8s.io/pause:3.9\"}]";
+    c.apply(&deployment("filler", 2, "", "").replace(plain, one_cpu), &[]);
+    rollout(&c, "deployment/filler");
+    c.apply("apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: urgent}\nvalue: 1000\n", &[]);
+    c.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: urgent}
+spec:
+  priorityClassName: urgent
+  terminationGracePeriodSeconds: 1
+  containers: [{name: app, image: "registry.k8s.io/pause:3.9", resources: {requests: {cpu: "1"}}}]
+"#,
+        &[],
+    );
+    assert!(
+        eventually(WAIT, || ready(&c.json(&["get", "pod", "urgent"]))),
+        "{}",
+        c.ok(&["get", "events"])
+    );
+    let urgent = c.json(&["get", "pod", "urgent"]);
+    assert_eq!(urgent["spec"]["priority"], 1000, "resolved from the PriorityClass");
+    let events = items(&c, &["get", "events"]);
+    assert!(events.iter().any(|e| e["reason"] == "Preempted"), "{events:#?}");
+    // The filler's replacement waits: the node is full again.
+    assert!(eventually(WAIT, || {
+        let pods = live_pods(&c, "app=filler");
+        pods.len() == 2 && pods.iter().filter(|p| node_of(p).is_empty()).count() == 1
+    }));
+}

@@ -1,7 +1,9 @@
 //! One scheduling attempt for one pod: pre-filter, filter nodes (stopping once enough feasible
 //! ones are found, like Kubernetes' percentageOfNodesToScore), score, pick the best.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use super::cache::Cache;
 use super::framework::{CycleState, NodeInfo, PodInfo};
@@ -60,7 +62,39 @@ pub fn filter(
 
 /// Finds a node for `pod`. `start` rotates through the nodes between attempts so that the
 /// sampled nodes differ and ties spread.
-pub fn schedule(profile: &Profile, cache: &Cache, pod: &PodInfo, start: &mut usize) -> Outcome {
+/// Pods that preempted others, by the node they were nominated to: their claim on it counts
+/// against pods of lower or equal priority until they are bound.
+pub type Nominated = HashMap<String, Vec<Arc<PodInfo>>>;
+
+/// `node` as `pod` must see it: with the nominated pods that outrank it.
+fn with_nominated<'a>(
+    node: &'a NodeInfo,
+    pod: &PodInfo,
+    nominated: &Nominated,
+) -> Cow<'a, NodeInfo> {
+    let claims: Vec<&Arc<PodInfo>> = nominated
+        .get(&node.name)
+        .into_iter()
+        .flatten()
+        .filter(|p| p.key != pod.key && p.priority >= pod.priority)
+        .collect();
+    if claims.is_empty() {
+        return Cow::Borrowed(node);
+    }
+    let mut n = node.clone();
+    for p in claims {
+        n.add_pod(p.clone());
+    }
+    Cow::Owned(n)
+}
+
+pub fn schedule(
+    profile: &Profile,
+    cache: &Cache,
+    pod: &PodInfo,
+    nominated: &Nominated,
+    start: &mut usize,
+) -> Outcome {
     let nodes: Vec<&NodeInfo> = cache.nodes().iter().filter(|n| n.node.is_some()).collect();
     let mut diag = Diagnosis { nodes: nodes.len(), ..Default::default() };
     if nodes.is_empty() {
@@ -80,7 +114,7 @@ pub fn schedule(profile: &Profile, cache: &Cache, pod: &PodInfo, start: &mut usi
     for i in 0..nodes.len() {
         let n = nodes[(first + i) % nodes.len()];
         examined += 1;
-        match filter(profile, pod, n, &state) {
+        match filter(profile, pod, &with_nominated(n, pod, nominated), &state) {
             Ok(()) => {
                 feasible.push(n);
                 if feasible.len() >= want {

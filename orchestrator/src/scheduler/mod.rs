@@ -16,6 +16,7 @@ pub mod registry;
 #[cfg(test)]
 mod scenarios;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -31,6 +32,7 @@ use crate::kube::events::EventType;
 use crate::kube::{Change, EventRecorder, Informers, Kube, ObjectKey};
 use cache::Cache;
 use cycle::Outcome;
+use framework::PodInfo;
 use pod_info::Lookups;
 use queue::{QueuedPod, SchedulingQueue};
 use registry::Profile;
@@ -72,6 +74,8 @@ pub struct Scheduler {
     lookups: Lookups,
     recorder: EventRecorder,
     binds: Arc<Semaphore>,
+    /// Preemptors waiting for their victims to go, with the node they were nominated to.
+    nominated: Mutex<HashMap<ObjectKey, (String, Arc<PodInfo>)>>,
     pub metrics: SchedulerMetrics,
 }
 
@@ -105,6 +109,7 @@ impl Scheduler {
             cache: Mutex::new(Cache::default()),
             queue: SchedulingQueue::default(),
             lookups,
+            nominated: Mutex::new(HashMap::new()),
             metrics: SchedulerMetrics::default(),
         });
         let me = Arc::downgrade(&s);
@@ -142,9 +147,28 @@ impl Scheduler {
         self.cache.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn nominations(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectKey, (String, Arc<PodInfo>)>> {
+        self.nominated.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn on_pod(&self, c: &Change<Pod>) {
         let pod = c.object();
         let key = ObjectKey::of(&pod.metadata);
+        let nominated = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.clone())
+            .filter(|n| !n.is_empty());
+        match (c, assigned(pod), nominated) {
+            (Change::Deleted(_), _, _) | (_, Some(_), _) => {
+                self.nominations().remove(&key);
+            }
+            (_, None, Some(node)) => {
+                let info = Arc::new(pod_info::build(pod.clone(), &self.lookups));
+                self.nominations().insert(key.clone(), (node, info));
+            }
+            _ => {}
+        }
         match c {
             Change::Deleted(_) => {
                 self.queue.delete(&key);
@@ -198,10 +222,18 @@ impl Scheduler {
         let info = Arc::new(pod_info::build(qp.pod.clone(), &self.lookups));
         let outcome = {
             let cache = self.lock();
-            match cycle::schedule(&self.profile, &cache, &info, start) {
+            let mut nominated = cycle::Nominated::new();
+            for (node, p) in self.nominations().values() {
+                nominated.entry(node.clone()).or_default().push(p.clone());
+            }
+            match cycle::schedule(&self.profile, &cache, &info, &nominated, start) {
                 Outcome::Feasible(node) => Ok(node),
                 Outcome::Unschedulable(d) => {
-                    Err((d, preemption::plan(&self.profile, &cache, &info)))
+                    let plan = preemption::plan(&self.profile, &cache, &info);
+                    if let Some(p) = &plan {
+                        self.nominations().insert(qp.key.clone(), (p.node.clone(), info.clone()));
+                    }
+                    Err((d, plan))
                 }
             }
         };

@@ -55,7 +55,7 @@ fn place(cache: &mut Cache, l: &Lookups, p: Arc<Pod>, on: &str) {
 }
 
 fn decide(cache: &Cache, l: &Lookups, p: Arc<Pod>) -> Result<String, String> {
-    match schedule(&default_profile(), cache, &build(p, l), &mut 0) {
+    match schedule(&default_profile(), cache, &build(p, l), &Default::default(), &mut 0) {
         Outcome::Feasible(n) => Ok(n),
         Outcome::Unschedulable(d) => Err(d.message()),
     }
@@ -144,7 +144,10 @@ fn higher_priority_preempts_the_least_important() {
     place(&mut c, &l, pod("lower", "1", json!({"spec": {"priority": 0}})), "n1");
     place(&mut c, &l, pod("high", "2", json!({"spec": {"priority": 100}})), "n2");
     let urgent = build(pod("urgent", "1", json!({"spec": {"priority": 50}})), &l);
-    assert!(matches!(schedule(&default_profile(), &c, &urgent, &mut 0), Outcome::Unschedulable(_)));
+    assert!(matches!(
+        schedule(&default_profile(), &c, &urgent, &Default::default(), &mut 0),
+        Outcome::Unschedulable(_)
+    ));
     let plan = preemption::plan(&default_profile(), &c, &urgent).expect("a plan");
     assert_eq!(plan.node, "n1");
     let victims: Vec<&str> = plan.victims.iter().map(|v| v.key.name.as_str()).collect();
