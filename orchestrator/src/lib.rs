@@ -6,17 +6,24 @@
 //!   that executes them (in-process components call [`api::Api`] directly).
 //! - [`server`]: `ringfence server`, the HTTPS face of the engine that kubectl talks to.
 //! - [`client`]: a small HTTPS client configured from a kubeconfig.
+//! - [`kube`]: the client side of the API for components: the in-process/HTTPS client seam,
+//!   typed access, informers, work queues, the reconcile runner, events.
+//! - [`scheduler`]: Filter/Score plugins in one registry, a scheduling queue, binding.
+//! - [`controllers`]: the controller manager (workloads, endpoints, autoscaling, node
+//!   lifecycle), each a queue of keys and an idempotent `sync`.
+//! - [`node`]: the node agent (kubelet role); its registration, Lease and pod-status parts
+//!   are shared with [`simnodes`], nodes that run no workloads.
 //! - [`cri`]: the node's container runtime behind the CRI gRPC API.
-//!
-//! - [`node`]: the node agent (kubelet role).
 //! - [`upgrade_proxy`]: request forwarding with connection upgrades (exec, logs).
-//!
-//! The scheduler and controllers follow (issue 6).
 
 pub mod api;
 pub mod client;
+pub mod controllers;
 pub mod cri;
+pub mod kube;
 pub mod node;
+pub mod scheduler;
 pub mod server;
+pub mod simnodes;
 pub mod store;
 pub mod upgrade_proxy;

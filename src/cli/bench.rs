@@ -14,6 +14,8 @@ pub enum BenchCommand {
     Api(ApiArgs),
     /// The Sentry against runc and runsc (ptrace): start-to-exit, syscalls, fork+exec, memory.
     Sentry(SentryArgs),
+    /// The scheduler on simulated nodes: pods/s and scheduling latency.
+    Scheduler(SchedulerArgs),
 }
 
 #[derive(Args)]
@@ -27,6 +29,31 @@ pub struct SentryArgs {
     /// fork+exec+wait cycles per runtime.
     #[arg(long, default_value_t = 100)]
     forks: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Workloads {
+    Both,
+    Plain,
+    AntiAffinity,
+}
+
+#[derive(Args)]
+pub struct SchedulerArgs {
+    /// Pods per workload.
+    #[arg(long, default_value_t = 10_000)]
+    pods: usize,
+    /// Simulated nodes.
+    #[arg(long, default_value_t = 1_000)]
+    nodes: usize,
+    /// Concurrent pod creators.
+    #[arg(long, default_value_t = 16)]
+    creators: usize,
+    #[arg(long, value_enum, default_value_t = Workloads::Both)]
+    workload: Workloads,
+    /// Pods per anti-affinity group (each group goes one pod per node).
+    #[arg(long, default_value_t = 10)]
+    group: usize,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -67,6 +94,25 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             };
             let rows = crate::bench::sentry::run(&cfg)?;
             print!("{}", crate::bench::sentry::render(&rows, &cfg));
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Scheduler(a) => {
+            use crate::bench::scheduler::{self, SchedBenchConfig, Workload};
+            let anti = Workload::AntiAffinity(a.group.max(1));
+            let workloads = match a.workload {
+                Workloads::Both => vec![Workload::Plain, anti],
+                Workloads::Plain => vec![Workload::Plain],
+                Workloads::AntiAffinity => vec![anti],
+            };
+            let cfg = SchedBenchConfig {
+                pods: a.pods.max(1),
+                nodes: a.nodes.max(1),
+                creators: a.creators.max(1),
+                workloads,
+            };
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let rows = runtime.block_on(scheduler::run(cfg))?;
+            print!("{}", scheduler::render(&rows));
             Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Api(a) => {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod controlplane;
 mod sentry;
 mod server;
 
@@ -26,8 +27,15 @@ pub enum Command {
     /// Benchmarks: each prints a table with ratios against its peers.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
-    /// The Kubernetes-compatible API server (kubectl talks to it).
+    /// The Kubernetes-compatible API server (kubectl talks to it), with the scheduler and the
+    /// controllers unless told otherwise.
     Server(server::ServerArgs),
+    /// The scheduler alone, against a cluster's API server.
+    Scheduler(controlplane::ComponentArgs),
+    /// The controller manager alone, against a cluster's API server.
+    Controllers(controlplane::ComponentArgs),
+    /// Simulated nodes (no workloads): register, heartbeat, and run pods bound to them.
+    SimNodes(controlplane::SimNodesArgs),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -35,6 +43,9 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Sentry(c) => sentry::run(c),
         Command::Server(a) => server::run(a),
         Command::Bench(c) => bench::run(c),
+        Command::Scheduler(a) => controlplane::scheduler(a),
+        Command::Controllers(a) => controlplane::controllers(a),
+        Command::SimNodes(a) => controlplane::sim_nodes(a),
     }
 }
 

@@ -30,6 +30,18 @@ pub struct ServerArgs {
     /// Seconds between compactions of the store's history.
     #[arg(long, default_value_t = 300)]
     compact_interval: u64,
+    /// Run the scheduler in the server (false: run `ringfence scheduler` apart).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    scheduler: bool,
+    /// Run the controllers in the server (false: run `ringfence controllers` apart).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    controllers: bool,
+    /// Seconds without a Lease renewal before a node is marked unreachable.
+    #[arg(long, default_value_t = 40.0)]
+    node_monitor_grace_period: f64,
+    /// Seconds between evaluations of each HorizontalPodAutoscaler.
+    #[arg(long, default_value_t = 15.0)]
+    horizontal_pod_autoscaler_sync_period: f64,
 }
 
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -41,6 +53,12 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     config.service_cidr = service_cidr;
     config.token_file = args.token_file;
     config.compact_interval = Duration::from_secs(args.compact_interval.max(1));
+    config.scheduler = args.scheduler;
+    config.controllers = args.controllers;
+    config.controller_config.node_monitor_grace_period =
+        Duration::from_secs_f64(args.node_monitor_grace_period.max(0.1));
+    config.controller_config.hpa_sync_period =
+        Duration::from_secs_f64(args.horizontal_pod_autoscaler_sync_period.max(0.1));
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let etcd = args.etcd.clone();
     runtime.block_on(async move {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod sentry;
+pub mod sim;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

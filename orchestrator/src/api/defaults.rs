@@ -25,6 +25,7 @@ pub fn apply(kind: &ResourceKind, obj: &mut Value) {
     match (kind.group, kind.kind) {
         ("", "Pod") => {
             pod_spec(object(obj, "spec"));
+            default_tolerations(object(obj, "spec"));
             let status = object(obj, "status");
             default(status, "phase", json!("Pending"));
         }
@@ -114,6 +115,23 @@ pub fn apply(kind: &ResourceKind, obj: &mut Value) {
             default(spec, "manualSelector", json!(false));
             default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
             template(spec);
+            job_selector(obj);
+        }
+        ("batch", "CronJob") => {
+            let spec = object(obj, "spec");
+            default(spec, "concurrencyPolicy", json!("Allow"));
+            default(spec, "suspend", json!(false));
+            default(spec, "successfulJobsHistoryLimit", json!(3));
+            default(spec, "failedJobsHistoryLimit", json!(1));
+            let job = object(object(spec, "jobTemplate"), "spec");
+            default(job, "backoffLimit", json!(6));
+            default(job, "completionMode", json!("NonIndexed"));
+            default(job, "suspend", json!(false));
+            default(job, "podReplacementPolicy", json!("TerminatingOrFailed"));
+            template(job);
+        }
+        ("scheduling.k8s.io", "PriorityClass") => {
+            default(obj, "preemptionPolicy", json!("PreemptLowerPriority"));
         }
         ("autoscaling", "HorizontalPodAutoscaler") => {
             let spec = object(obj, "spec");
@@ -125,6 +143,44 @@ pub fn apply(kind: &ResourceKind, obj: &mut Value) {
             );
         }
         _ => {}
+    }
+}
+
+/// Like the DefaultTolerationSeconds admission plugin: pods stay 300 s on a node that became
+/// not-ready or unreachable before they are evicted, unless they say otherwise.
+fn default_tolerations(spec: &mut Value) {
+    default(spec, "tolerations", json!([]));
+    let Some(list) = spec["tolerations"].as_array_mut() else { return };
+    for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+        let covered = list.iter().any(|t| {
+            let k = t["key"].as_str().unwrap_or("");
+            let effect = t["effect"].as_str().unwrap_or("");
+            (k == key || (k.is_empty() && t["operator"] == "Exists"))
+                && (effect.is_empty() || effect == "NoExecute")
+        });
+        if !covered {
+            list.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+        }
+    }
+}
+
+/// A Job without a manual selector selects its pods by its own uid, as Kubernetes does.
+fn job_selector(obj: &mut Value) {
+    let uid = obj["metadata"]["uid"].clone();
+    let name = obj["metadata"]["name"].clone();
+    let spec = object(obj, "spec");
+    if spec["manualSelector"] == json!(true) || !spec["selector"].is_null() || uid.is_null() {
+        return;
+    }
+    spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+    let labels = object(object(object(spec, "template"), "metadata"), "labels");
+    for (k, v) in [
+        ("batch.kubernetes.io/controller-uid", &uid),
+        ("batch.kubernetes.io/job-name", &name),
+        ("controller-uid", &uid),
+        ("job-name", &name),
+    ] {
+        default(labels, k, v.clone());
     }
 }
 

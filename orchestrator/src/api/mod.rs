@@ -9,6 +9,7 @@ pub mod error;
 pub mod lifecycle;
 pub mod managed;
 pub mod meta;
+pub mod metrics;
 pub mod openapi;
 pub mod patch;
 pub mod request;

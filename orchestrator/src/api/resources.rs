@@ -4,7 +4,7 @@
 use k8s_openapi::api::{
     apps::v1 as apps, authorization::v1 as authz, autoscaling::v2 as autoscaling,
     batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
-    discovery::v1 as discovery, node::v1 as node, rbac::v1 as rbac,
+    discovery::v1 as discovery, node::v1 as node, rbac::v1 as rbac, scheduling::v1 as scheduling,
 };
 use schemars::r#gen::SchemaGenerator;
 use schemars::schema::Schema;
@@ -156,8 +156,11 @@ kinds! {
     apps::ReplicaSet => "apps" "v1" "ReplicaSet" "replicasets" "replicaset" Namespaced ["rs"] ["all"] [Status, Scale] Stored;
     apps::DaemonSet => "apps" "v1" "DaemonSet" "daemonsets" "daemonset" Namespaced ["ds"] ["all"] [Status] Stored;
     batch::Job => "batch" "v1" "Job" "jobs" "job" Namespaced [] ["all"] [Status] Stored;
+    batch::CronJob => "batch" "v1" "CronJob" "cronjobs" "cronjob" Namespaced ["cj"] ["all"] [Status] Stored;
     autoscaling::HorizontalPodAutoscaler => "autoscaling" "v2" "HorizontalPodAutoscaler" "horizontalpodautoscalers" "horizontalpodautoscaler" Namespaced ["hpa"] ["all"] [Status] Stored;
     coordination::Lease => "coordination.k8s.io" "v1" "Lease" "leases" "lease" Namespaced [] [] [] Stored;
+    scheduling::PriorityClass => "scheduling.k8s.io" "v1" "PriorityClass" "priorityclasses" "priorityclass" Cluster ["pc"] [] [] Stored;
+    super::metrics::PodMetrics => "metrics.k8s.io" "v1beta1" "PodMetrics" "pods" "podmetrics" Namespaced [] [] [] Stored;
     node::RuntimeClass => "node.k8s.io" "v1" "RuntimeClass" "runtimeclasses" "runtimeclass" Cluster [] [] [] Stored;
     rbac::Role => "rbac.authorization.k8s.io" "v1" "Role" "roles" "role" Namespaced [] [] [] Stored;
     rbac::ClusterRole => "rbac.authorization.k8s.io" "v1" "ClusterRole" "clusterroles" "clusterrole" Cluster [] [] [] Stored;

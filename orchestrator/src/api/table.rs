@@ -117,6 +117,18 @@ fn columns(kind: &ResourceKind) -> Vec<Col> {
             Col("Duration", "string", 0),
             age,
         ],
+        ("batch", "CronJob") => vec![
+            name,
+            Col("Schedule", "string", 0),
+            Col("Timezone", "string", 0),
+            Col("Suspend", "boolean", 0),
+            Col("Active", "integer", 0),
+            Col("Last Schedule", "string", 0),
+            age,
+        ],
+        ("scheduling.k8s.io", "PriorityClass") => {
+            vec![name, Col("Value", "integer", 0), Col("Global-Default", "boolean", 0), age]
+        }
         ("autoscaling", "HorizontalPodAutoscaler") => vec![
             name,
             Col("Reference", "string", 0),
@@ -152,6 +164,42 @@ fn columns(kind: &ResourceKind) -> Vec<Col> {
         cols.extend(wide_images);
     }
     cols
+}
+
+/// "cpu: 90%/50%" per Resource metric, as kubectl shows HPA targets.
+fn hpa_targets(spec: &Value, status: &Value) -> String {
+    let current = status["currentMetrics"].as_array().cloned().unwrap_or_default();
+    let parts: Vec<String> = spec["metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["type"] == "Resource")
+        .map(|m| {
+            let name = s(&m["resource"]["name"]);
+            let now = current
+                .iter()
+                .find(|c| c["resource"]["name"] == m["resource"]["name"])
+                .map(|c| &c["resource"]["current"]);
+            let t = &m["resource"]["target"];
+            match t["averageUtilization"].as_i64() {
+                Some(want) => {
+                    let have = now
+                        .and_then(|c| c["averageUtilization"].as_i64())
+                        .map_or("<unknown>".to_owned(), |v| format!("{v}%"));
+                    format!("{name}: {have}/{want}%")
+                }
+                None => {
+                    let have = now.map(|c| s(&c["averageValue"])).filter(|v| !v.is_empty());
+                    format!(
+                        "{name}: {}/{}",
+                        have.unwrap_or_else(|| "<unknown>".into()),
+                        s(&t["averageValue"])
+                    )
+                }
+            }
+        })
+        .collect();
+    if parts.is_empty() { "<unknown>".into() } else { parts.join(", ") }
 }
 
 fn s(v: &Value) -> String {
@@ -452,12 +500,27 @@ fn cells(kind: &ResourceKind, o: &Value, now: chrono::DateTime<chrono::Utc>) -> 
                 age,
             ]
         }
+        ("batch", "CronJob") => {
+            let last = status["lastScheduleTime"].as_str().map(|t| age_of(&json!(t), now));
+            vec![
+                name,
+                json!(s(&spec["schedule"])),
+                json!(or_none(s(&spec["timeZone"]))),
+                json!(spec["suspend"] == true),
+                json!(status["active"].as_array().map_or(0, Vec::len)),
+                json!(last.unwrap_or_else(|| "<none>".into())),
+                age,
+            ]
+        }
+        ("scheduling.k8s.io", "PriorityClass") => {
+            vec![name, json!(int(&o["value"])), json!(o["globalDefault"] == true), age]
+        }
         ("autoscaling", "HorizontalPodAutoscaler") => {
             let r = &spec["scaleTargetRef"];
             vec![
                 name,
                 json!(format!("{}/{}", s(&r["kind"]), s(&r["name"]))),
-                json!("<unknown>"),
+                json!(hpa_targets(spec, status)),
                 json!(int(&spec["minReplicas"]).to_string()),
                 json!(int(&spec["maxReplicas"])),
                 json!(int(&status["currentReplicas"])),

@@ -7,10 +7,15 @@
 //! - [`server`]: the agent's HTTP endpoints the API server proxies logs and exec to.
 //! - [`service_proxy`]: Service cluster IPs on this node.
 //! - [`api`], [`cri_client`]: the agent's two peers.
+//! - [`registration`], [`lease`], [`pod_status`]: what any node owes the control plane,
+//!   shared with the simulated nodes of `ringfence sim-nodes`.
 
 pub mod api;
 pub mod cri_client;
+pub mod lease;
+pub mod pod_status;
 pub mod pod_worker;
+pub mod registration;
 pub mod probe;
 pub mod server;
 pub mod service_proxy;
@@ -26,6 +31,9 @@ use tokio::sync::watch;
 use crate::client::ClientConfig;
 use api::ApiClient;
 use cri_client::Cri;
+
+/// Where node Leases live.
+pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 
 /// How often the node's Lease is renewed.
 const LEASE_RENEW: Duration = Duration::from_secs(10);

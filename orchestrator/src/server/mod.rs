@@ -21,6 +21,9 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::{Api, ApiConfig, ServiceCidr, lifecycle};
+use crate::controllers::{self, ControllerConfig};
+use crate::kube::{InProcess, Informers, Kube};
+use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::store::{EmbeddedStore, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +49,11 @@ pub struct ServerConfig {
     pub token_file: Option<PathBuf>,
     /// How often history older than the previous tick is compacted away.
     pub compact_interval: Duration,
+    /// Run the scheduler in this process.
+    pub scheduler: bool,
+    /// Run the controller manager in this process.
+    pub controllers: bool,
+    pub controller_config: ControllerConfig,
 }
 
 impl ServerConfig {
@@ -56,6 +64,9 @@ impl ServerConfig {
             service_cidr: ApiConfig::default().service_cidr,
             token_file: None,
             compact_interval: Duration::from_secs(300),
+            scheduler: true,
+            controllers: true,
+            controller_config: ControllerConfig::default(),
         }
     }
 }
@@ -137,12 +148,33 @@ pub async fn start(
         server_address: format!("{host}:{}", address.port()),
     });
 
-    let background = vec![
+    let mut background = vec![
         tokio::spawn(lifecycle::run(api.clone())),
         tokio::spawn(compactor(store, config.compact_interval)),
     ];
+    background.extend(start_control_plane(&api, &config));
     let task = tokio::spawn(accept_loop(listener, TlsAcceptor::from(tls_config), state));
     Ok(RunningServer { address, kubeconfig, first_start, api, task, background })
+}
+
+/// The scheduler and controllers this process runs, on in-process clients sharing one set of
+/// informers.
+fn start_control_plane(api: &Arc<Api>, config: &ServerConfig) -> Vec<tokio::task::JoinHandle<()>> {
+    if !config.scheduler && !config.controllers {
+        return Vec::new();
+    }
+    let kube =
+        Kube::new(InProcess::new(api.clone(), "system:kube-controller-manager"), "ringfence");
+    let informers = Informers::new(kube);
+    let mut tasks = Vec::new();
+    if config.scheduler {
+        tasks.push(Scheduler::start(&informers, SchedulerConfig::default()).1);
+    }
+    if config.controllers {
+        tasks.extend(controllers::start(&informers, config.controller_config.clone()));
+    }
+    tasks.extend(informers.start());
+    tasks
 }
 
 async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<http::State>) {

@@ -6,6 +6,7 @@ pub mod authorize;
 mod body;
 mod cluster_ip;
 mod delete;
+mod priority;
 mod read;
 mod subresource;
 mod write;
@@ -95,6 +96,11 @@ impl Api {
             "metadata": {"name": "system:discovery"},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:discovery"},
             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}]}));
+        for (name, value) in priority::SYSTEM_PRIORITY_CLASSES {
+            objects.push(json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                "metadata": {"name": name}, "value": value,
+                "description": "Used for system critical pods that must not be moved from their current node."}));
+        }
         objects.push(json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
             "spec": {"clusterIP": self.ips.first().to_string(), "ports": [{"name": "https", "port": 443, "targetPort": 6443}]}}));

@@ -195,6 +195,9 @@ impl Api {
             return Err(ApiError::invalid(kind, &name, causes));
         }
         self.check_namespace(kind, t.namespace.as_deref()).await?;
+        if kind.group.is_empty() && kind.kind == "Pod" {
+            self.admit_priority(&mut obj).await?;
+        }
         let is_service = kind.group.is_empty() && kind.kind == "Service";
         if opts.dry_run {
             return Ok(ApiResponse::Object { code: 201, body: obj, warnings });

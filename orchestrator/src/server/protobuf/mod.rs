@@ -195,6 +195,7 @@ fn message(buf: &[u8], msg: &Msg) -> Result<Map<String, Value>, DecodeError> {
         let empty = match (&w, f.ty) {
             (Wire::Bytes(_, d), Ty::Str) => d.is_empty(),
             (_, Ty::Time) => is_zero(&w),
+            (Wire::Varint(_, 0), _) => f.omitempty,
             _ => false,
         };
         if empty && !f.repeated {

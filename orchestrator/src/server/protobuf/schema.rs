@@ -31,6 +31,9 @@ pub struct Field {
     pub json: &'static str,
     pub ty: Ty,
     pub repeated: bool,
+    /// A Go value field (not a pointer) tagged omitempty: its zero is sent on the wire but
+    /// means "unset", and JSON leaves it out.
+    pub omitempty: bool,
 }
 
 #[derive(Debug)]
@@ -41,10 +44,13 @@ pub struct Msg {
 
 macro_rules! f {
     ($num:literal $json:literal [$ty:expr]) => {
-        Field { num: $num, json: $json, ty: $ty, repeated: true }
+        Field { num: $num, json: $json, ty: $ty, repeated: true, omitempty: false }
+    };
+    ($num:literal $json:literal $ty:expr, omitempty) => {
+        Field { num: $num, json: $json, ty: $ty, repeated: false, omitempty: true }
     };
     ($num:literal $json:literal $ty:expr) => {
-        Field { num: $num, json: $json, ty: $ty, repeated: false }
+        Field { num: $num, json: $json, ty: $ty, repeated: false, omitempty: false }
     };
 }
 
@@ -71,7 +77,7 @@ pub static OBJECT_META: Msg = Msg {
         f!(4 "selfLink" Str),
         f!(5 "uid" Str),
         f!(6 "resourceVersion" Str),
-        f!(7 "generation" Int),
+        f!(7 "generation" Int, omitempty),
         f!(8 "creationTimestamp" Time),
         f!(9 "deletionTimestamp" Time),
         f!(10 "deletionGracePeriodSeconds" Int),
@@ -198,7 +204,7 @@ pub static CONTAINER_PORT: Msg = Msg {
     name: "ContainerPort",
     fields: &[
         f!(1 "name" Str),
-        f!(2 "hostPort" Int),
+        f!(2 "hostPort" Int, omitempty),
         f!(3 "containerPort" Int),
         f!(4 "protocol" Str),
         f!(5 "hostIP" Str),
@@ -225,9 +231,9 @@ pub static CONTAINER: Msg = Msg {
         f!(8 "resources" Msg(&RESOURCE_REQUIREMENTS)),
         f!(13 "terminationMessagePath" Str),
         f!(14 "imagePullPolicy" Str),
-        f!(16 "stdin" Bool),
-        f!(17 "stdinOnce" Bool),
-        f!(18 "tty" Bool),
+        f!(16 "stdin" Bool, omitempty),
+        f!(17 "stdinOnce" Bool, omitempty),
+        f!(18 "tty" Bool, omitempty),
         f!(20 "terminationMessagePolicy" Str),
     ],
 };
@@ -244,7 +250,7 @@ pub static POD_SPEC: Msg = Msg {
         f!(8 "serviceAccountName" Str),
         f!(9 "serviceAccount" Str),
         f!(10 "nodeName" Str),
-        f!(11 "hostNetwork" Bool),
+        f!(11 "hostNetwork" Bool, omitempty),
         f!(15 "imagePullSecrets" [Msg(&LOCAL_OBJECT_REFERENCE)]),
         f!(16 "hostname" Str),
         f!(17 "subdomain" Str),
@@ -277,7 +283,7 @@ pub static DEPLOYMENT_SPEC: Msg = Msg {
         f!(4 "strategy" Msg(&DEPLOYMENT_STRATEGY)),
         f!(5 "minReadySeconds" Int),
         f!(6 "revisionHistoryLimit" Int),
-        f!(7 "paused" Bool),
+        f!(7 "paused" Bool, omitempty),
         f!(9 "progressDeadlineSeconds" Int),
     ],
 };
@@ -313,7 +319,7 @@ pub static SERVICE_PORT: Msg = Msg {
         f!(2 "protocol" Str),
         f!(3 "port" Int),
         f!(4 "targetPort" IntOrString),
-        f!(5 "nodePort" Int),
+        f!(5 "nodePort" Int, omitempty),
         f!(6 "appProtocol" Str),
     ],
 };

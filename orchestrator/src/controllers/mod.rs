@@ -1,0 +1,78 @@
+//! The controller manager: one controller per workload kind and cluster function, each a
+//! queue of keys fed by informer handlers and an idempotent, level-triggered `sync(key)`
+//! ([`crate::kube::Reconciler`]); a restarted manager re-derives everything from fresh lists,
+//! so interrupted work (a rollout, a Job) simply continues.
+
+pub mod common;
+pub mod cronjob;
+pub mod daemonset;
+pub mod deployment;
+pub mod endpoints;
+pub mod hpa;
+pub mod job;
+pub mod node_lifecycle;
+pub mod replicaset;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::kube::{Controller, EventRecorder, Informers, Kube};
+
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// A node whose Lease is older than this is marked NotReady/unreachable.
+    pub node_monitor_grace_period: Duration,
+    /// Workers per controller.
+    pub workers: usize,
+    /// How often each HorizontalPodAutoscaler is evaluated.
+    pub hpa_sync_period: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            node_monitor_grace_period: Duration::from_secs(40),
+            workers: 4,
+            hpa_sync_period: Duration::from_secs(15),
+        }
+    }
+}
+
+/// What every controller is built from.
+pub struct Context {
+    pub kube: Kube,
+    pub informers: Arc<Informers>,
+    pub recorder: EventRecorder,
+    pub config: ControllerConfig,
+}
+
+type Constructor = fn(&Context) -> Controller;
+
+/// Every controller the manager runs, by name.
+pub const CONTROLLERS: &[(&str, Constructor)] = &[
+    ("replicaset", replicaset::controller),
+    ("deployment", deployment::controller),
+    ("daemonset", daemonset::controller),
+    ("job", job::controller),
+    ("cronjob", cronjob::controller),
+    ("endpoints", endpoints::legacy::controller),
+    ("endpointslice", endpoints::slices::controller),
+    ("horizontalpodautoscaling", hpa::controller),
+    ("nodelifecycle", node_lifecycle::controller),
+    ("taint-eviction", node_lifecycle::eviction::controller),
+];
+
+/// Wires every controller to `informers` (start them after); returns the worker tasks.
+pub fn start(
+    informers: &Arc<Informers>,
+    config: ControllerConfig,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let kube = informers.kube().named("kube-controller-manager");
+    let ctx = Context {
+        recorder: EventRecorder::new(kube.clone(), "kube-controller-manager"),
+        kube,
+        informers: informers.clone(),
+        config,
+    };
+    CONTROLLERS.iter().flat_map(|(_, new)| new(&ctx).spawn(informers.clone())).collect()
+}

@@ -1,0 +1,176 @@
+//! ReplicaSet: keeps `spec.replicas` active pods stamped from the template (creating in
+//! slow-start batches, deleting the least useful first) and reports how many are ready and
+//! available.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
+use k8s_openapi::api::core::v1::Pod;
+
+use super::Context;
+use super::common::{
+    available_in, controlled_by, deletion_order, enqueue_owner, is_active, is_available, is_ready,
+    owner_ref, pod_from_template,
+};
+use crate::api::ApiError;
+use crate::api::request::DeleteOptions;
+use crate::kube::events::EventType;
+use crate::kube::{
+    Action, Controller, EventRecorder, Informer, Kube, ObjectKey, Reconciler, WorkQueue,
+};
+use crate::scheduler::matching;
+
+/// Most pods created or deleted in one sync.
+const BURST: usize = 500;
+
+pub struct ReplicaSetController {
+    kube: Kube,
+    sets: Arc<Informer<ReplicaSet>>,
+    pods: Arc<Informer<Pod>>,
+    recorder: EventRecorder,
+}
+
+pub fn controller(ctx: &Context) -> Controller {
+    let queue = WorkQueue::new();
+    let sets = ctx.informers.get::<ReplicaSet>();
+    let pods = ctx.informers.get::<Pod>();
+    let q = queue.clone();
+    sets.on_change(move |c| q.add(ObjectKey::of(&c.object().metadata)));
+    pods.on_change(enqueue_owner(&queue, "ReplicaSet"));
+    let reconciler = Arc::new(ReplicaSetController {
+        kube: ctx.kube.named("replicaset-controller"),
+        sets,
+        pods,
+        recorder: ctx.recorder.clone(),
+    });
+    Controller { name: "replicaset", queue, reconciler, workers: ctx.config.workers }
+}
+
+/// Creates `n` pods in batches of 1, 2, 4, ... so a failing template costs few calls.
+pub async fn create_pods(
+    kube: &Kube,
+    pods: &Informer<Pod>,
+    template: &k8s_openapi::api::core::v1::PodTemplateSpec,
+    ns: &str,
+    prefix: &str,
+    owner: k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+    n: usize,
+) -> Result<usize, ApiError> {
+    let mut created = 0;
+    let mut batch = 1;
+    while created < n {
+        let size = batch.min(n - created);
+        let results = futures_util::future::join_all((0..size).map(|_| {
+            let pod = pod_from_template(template, ns, prefix, owner.clone());
+            async move { kube.create(&pod).await }
+        }))
+        .await;
+        for r in results {
+            let p = r?;
+            pods.observe(p);
+            created += 1;
+        }
+        batch *= 2;
+    }
+    Ok(created)
+}
+
+#[async_trait]
+impl Reconciler for ReplicaSetController {
+    async fn sync(&self, key: &ObjectKey) -> Result<Action, ApiError> {
+        let Some(rs) = self.sets.get(key) else { return Ok(Action::Done) };
+        let ns = key.namespace.clone().unwrap_or_default();
+        let uid = rs.metadata.uid.clone().unwrap_or_default();
+        let spec = rs.spec.clone().unwrap_or_default();
+        let want = spec.replicas.unwrap_or(1).max(0) as usize;
+        let active: Vec<Arc<Pod>> = controlled_by(self.pods.owned_by(&uid), &uid)
+            .into_iter()
+            .filter(|p| is_active(p))
+            .collect();
+        if rs.metadata.deletion_timestamp.is_none() {
+            if active.len() < want {
+                let template = spec.template.clone().unwrap_or_default();
+                let n = (want - active.len()).min(BURST);
+                let prefix = format!("{}-", key.name);
+                if let Err(e) =
+                    create_pods(&self.kube, &self.pods, &template, &ns, &prefix, owner_ref(&*rs), n)
+                        .await
+                {
+                    self.recorder.record(
+                        &*rs,
+                        EventType::Warning,
+                        "FailedCreate",
+                        format!("Error creating: {e}"),
+                    );
+                    return Err(e);
+                }
+            } else if active.len() > want {
+                let mut victims = active.clone();
+                deletion_order(&mut victims);
+                for p in victims.iter().take((active.len() - want).min(BURST)) {
+                    let opts = DeleteOptions {
+                        precondition_uid: p.metadata.uid.clone(),
+                        ..Default::default()
+                    };
+                    let name = p.metadata.name.clone().unwrap_or_default();
+                    match self.kube.delete::<Pod>(Some(&ns), &name, opts).await {
+                        Ok(Some(marked)) if marked.metadata.deletion_timestamp.is_some() => {
+                            self.pods.observe(marked)
+                        }
+                        Ok(Some(gone)) => self.pods.observe_deleted(
+                            &ObjectKey::of(&gone.metadata),
+                            crate::kube::key::revision(&gone.metadata),
+                        ),
+                        Ok(None) => {}
+                        Err(e) if e.code == 409 => {}
+                        Err(e) => return Err(e),
+                    }
+                    self.recorder.record(
+                        &*rs,
+                        EventType::Normal,
+                        "SuccessfulDelete",
+                        format!("Deleted pod: {name}"),
+                    );
+                }
+            }
+        }
+        self.update_status(&rs, &uid).await
+    }
+}
+
+impl ReplicaSetController {
+    async fn update_status(&self, rs: &ReplicaSet, uid: &str) -> Result<Action, ApiError> {
+        let spec = rs.spec.clone().unwrap_or_default();
+        let min_ready = spec.min_ready_seconds.unwrap_or(0);
+        let selector = matching::selector(&spec.selector);
+        let template_labels =
+            spec.template.as_ref().and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.clone());
+        let now = chrono::Utc::now();
+        let active: Vec<Arc<Pod>> = controlled_by(self.pods.owned_by(uid), uid)
+            .into_iter()
+            .filter(|p| is_active(p))
+            .collect();
+        let count = |f: &dyn Fn(&Pod) -> bool| active.iter().filter(|p| f(p)).count() as i32;
+        let status = ReplicaSetStatus {
+            replicas: active.len() as i32,
+            fully_labeled_replicas: Some(count(&|p| {
+                let l = p.metadata.labels.clone().unwrap_or_default();
+                template_labels.as_ref().is_none_or(|t| t.iter().all(|(k, v)| l.get(k) == Some(v)))
+                    && selector.as_ref().is_none_or(|s| s.matches(&l))
+            })),
+            ready_replicas: Some(count(&|p| is_ready(p))),
+            available_replicas: Some(count(&|p| is_available(p, min_ready, now))),
+            observed_generation: rs.metadata.generation,
+            conditions: rs.status.as_ref().and_then(|s| s.conditions.clone()),
+        };
+        let next = active.iter().filter_map(|p| available_in(p, min_ready, now)).min();
+        if rs.status.as_ref() != Some(&status) {
+            let mut new = rs.clone();
+            new.status = Some(status);
+            let stored = self.kube.update_status(&new).await?;
+            self.sets.observe(stored);
+        }
+        Ok(next.map_or(Action::Done, Action::RequeueAfter))
+    }
+}

@@ -1,0 +1,62 @@
+//! Resource quantities ("250m", "1.5", "128Mi", "2G", "1e3") as numbers: CPU in millicores,
+//! everything else in base units.
+
+/// The value of a quantity in base units, or `None` when it is not a quantity.
+pub fn parse(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(s.len());
+    let (num, suffix) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let factor = match suffix {
+        "" => 1.0,
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        e if e.starts_with(['e', 'E']) => 10f64.powi(e[1..].parse().ok()?),
+        _ => return None,
+    };
+    Some(n * factor)
+}
+
+/// Thousandths of the quantity, rounded up (Kubernetes' MilliValue).
+pub fn milli(s: &str) -> Option<i64> {
+    parse(s).map(|v| (v * 1000.0).ceil() as i64)
+}
+
+/// The quantity in base units, rounded up (Kubernetes' Value).
+pub fn value(s: &str) -> Option<i64> {
+    parse(s).map(|v| v.ceil() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_kubernetes_quantities() {
+        assert_eq!(milli("250m"), Some(250));
+        assert_eq!(milli("1.5"), Some(1500));
+        assert_eq!(milli("2"), Some(2000));
+        assert_eq!(value("128Mi"), Some(128 << 20));
+        assert_eq!(value("1G"), Some(1_000_000_000));
+        assert_eq!(value("1e3"), Some(1000));
+        assert_eq!(value("100k"), Some(100_000));
+        assert_eq!(milli("100n"), Some(1));
+        assert_eq!(value("12x"), None);
+        assert_eq!(value(""), None);
+    }
+}

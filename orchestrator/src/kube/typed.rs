@@ -1,0 +1,213 @@
+//! A typed client over [`Client`]: k8s-openapi structs in, k8s-openapi structs out.
+
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::client::Client;
+use crate::api::engine::WatchEvents;
+use crate::api::request::{DeleteOptions, Format, ListOptions, PatchType, WriteOptions};
+use crate::api::resources::{self, ResourceKind, Subresource};
+use crate::api::selector::LabelSelector;
+use crate::api::{ApiError, ApiRequest, ApiResponse, Operation, Target};
+
+/// A Kubernetes object type the client can read and write.
+pub trait Object:
+    k8s_openapi::Resource
+    + k8s_openapi::Metadata<Ty = ObjectMeta>
+    + Serialize
+    + DeserializeOwned
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Object for K where
+    K: k8s_openapi::Resource
+        + k8s_openapi::Metadata<Ty = ObjectMeta>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// The resource table's entry for `K`.
+pub fn kind_of<K: Object>() -> &'static ResourceKind {
+    resources::find_kind(K::GROUP, K::KIND)
+        .unwrap_or_else(|| panic!("{} is not in the resource table", K::KIND))
+}
+
+fn decode<K: DeserializeOwned>(v: Value) -> Result<K, ApiError> {
+    serde_json::from_value(v).map_err(|e| ApiError::internal(format!("decoding an answer: {e}")))
+}
+
+fn encode<K: Serialize>(obj: &K) -> Result<Value, ApiError> {
+    serde_json::to_value(obj).map_err(|e| ApiError::internal(format!("encoding: {e}")))
+}
+
+#[derive(Clone)]
+pub struct Kube {
+    client: Arc<dyn Client>,
+    manager: String,
+}
+
+impl Kube {
+    /// Writes are recorded with `manager` as their field manager.
+    pub fn new(client: Arc<dyn Client>, manager: &str) -> Self {
+        Self { client, manager: manager.to_owned() }
+    }
+
+    /// The same client under another field manager.
+    pub fn named(&self, manager: &str) -> Self {
+        Self { client: self.client.clone(), manager: manager.to_owned() }
+    }
+
+    fn write_opts(&self) -> WriteOptions {
+        WriteOptions { field_manager: Some(self.manager.clone()), ..Default::default() }
+    }
+
+    pub async fn raw(
+        &self,
+        kind: &'static ResourceKind,
+        namespace: Option<&str>,
+        name: Option<&str>,
+        subresource: Option<Subresource>,
+        op: Operation,
+    ) -> Result<Value, ApiError> {
+        let target = Target {
+            kind,
+            namespace: namespace.map(str::to_owned),
+            name: name.map(str::to_owned),
+            subresource,
+        };
+        match self.client.execute(ApiRequest { target, op, format: Format::Object }).await? {
+            ApiResponse::Object { body, .. } => Ok(body),
+            ApiResponse::Watch(_) => Err(ApiError::internal("a watch answered a plain request")),
+        }
+    }
+
+    pub async fn get<K: Object>(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Option<K>, ApiError> {
+        match self.raw(kind_of::<K>(), ns, Some(name), None, Operation::Get).await {
+            Ok(v) => decode(v).map(Some),
+            Err(e) if e.code == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every object of `kind` (in `ns`, or everywhere) and the list's resourceVersion.
+    pub async fn list_raw(
+        &self,
+        kind: &'static ResourceKind,
+        ns: Option<&str>,
+        selector: LabelSelector,
+    ) -> Result<(Vec<Value>, String), ApiError> {
+        let opts = ListOptions { label_selector: selector, ..Default::default() };
+        let mut v = self.raw(kind, ns, None, None, Operation::List(opts)).await?;
+        let rv = v["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_owned();
+        let items = match v["items"].take() {
+            Value::Array(items) => items,
+            _ => Vec::new(),
+        };
+        Ok((items, rv))
+    }
+
+    pub async fn list<K: Object>(&self, ns: Option<&str>) -> Result<Vec<K>, ApiError> {
+        let (items, _) = self.list_raw(kind_of::<K>(), ns, LabelSelector::default()).await?;
+        items.into_iter().map(decode).collect()
+    }
+
+    /// Changes to `kind` after `resource_version` (with bookmarks).
+    pub async fn watch(
+        &self,
+        kind: &'static ResourceKind,
+        resource_version: &str,
+    ) -> Result<WatchEvents, ApiError> {
+        let opts = ListOptions {
+            resource_version: Some(resource_version.to_owned()),
+            allow_bookmarks: true,
+            ..Default::default()
+        };
+        let target = Target { kind, namespace: None, name: None, subresource: None };
+        let req = ApiRequest { target, op: Operation::Watch(opts), format: Format::Object };
+        match self.client.execute(req).await? {
+            ApiResponse::Watch(w) => Ok(w),
+            ApiResponse::Object { .. } => Err(ApiError::internal("a watch answered an object")),
+        }
+    }
+
+    pub async fn create<K: Object>(&self, obj: &K) -> Result<K, ApiError> {
+        let ns = obj.metadata().namespace.clone();
+        let op = Operation::Create { body: encode(obj)?, opts: self.write_opts() };
+        decode(self.raw(kind_of::<K>(), ns.as_deref(), None, None, op).await?)
+    }
+
+    /// Replaces the object (compare-and-swap on its resourceVersion).
+    pub async fn update<K: Object>(&self, obj: &K) -> Result<K, ApiError> {
+        self.put(obj, None).await
+    }
+
+    /// Replaces the object's status (compare-and-swap on its resourceVersion).
+    pub async fn update_status<K: Object>(&self, obj: &K) -> Result<K, ApiError> {
+        self.put(obj, Some(Subresource::Status)).await
+    }
+
+    async fn put<K: Object>(&self, obj: &K, sub: Option<Subresource>) -> Result<K, ApiError> {
+        let m = obj.metadata();
+        let op = Operation::Update { body: encode(obj)?, opts: self.write_opts() };
+        let v =
+            self.raw(kind_of::<K>(), m.namespace.as_deref(), m.name.as_deref(), sub, op).await?;
+        decode(v)
+    }
+
+    pub async fn patch<K: Object>(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        patch_type: PatchType,
+        patch: Value,
+        sub: Option<Subresource>,
+    ) -> Result<K, ApiError> {
+        let op = Operation::Patch { patch_type, patch, opts: self.write_opts() };
+        decode(self.raw(kind_of::<K>(), ns, Some(name), sub, op).await?)
+    }
+
+    /// Deletes; an object already gone is not an error. Returns the object as the server last
+    /// had it (marked for deletion, or with the deletion's resourceVersion), if it existed.
+    pub async fn delete<K: Object>(
+        &self,
+        ns: Option<&str>,
+        name: &str,
+        opts: DeleteOptions,
+    ) -> Result<Option<K>, ApiError> {
+        match self.raw(kind_of::<K>(), ns, Some(name), None, Operation::Delete(opts)).await {
+            Ok(v) if v["kind"] == "Status" => Ok(None),
+            Ok(v) => decode(v).map(Some),
+            Err(e) if e.code == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Binds a pod to a node through the binding subresource.
+    pub async fn bind(&self, ns: &str, pod: &str, uid: &str, node: &str) -> Result<(), ApiError> {
+        let kind = resources::find("", "v1", "pods").ok_or_else(|| ApiError::internal("pods"))?;
+        let body = json!({
+            "apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": pod, "namespace": ns, "uid": uid},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        });
+        let op = Operation::Create { body, opts: self.write_opts() };
+        self.raw(kind, Some(ns), Some(pod), Some(Subresource::Binding), op).await.map(|_| ())
+    }
+}

@@ -1,0 +1,128 @@
+//! `ringfence scheduler`, `ringfence controllers` and `ringfence sim-nodes`: control-plane
+//! components and simulated nodes run apart from the API server, against a kubeconfig.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use orchestrator::controllers::{self, ControllerConfig};
+use orchestrator::kube::https::HttpsClient;
+use orchestrator::kube::{Informers, Kube};
+use orchestrator::scheduler::{Scheduler, SchedulerConfig};
+use orchestrator::simnodes::{self, SimConfig};
+
+#[derive(Args)]
+pub struct ComponentArgs {
+    /// The cluster to work on (e.g. DATA_DIR/admin.kubeconfig).
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: PathBuf,
+    /// Seconds without a Lease renewal before a node is marked unreachable (controllers).
+    #[arg(long, default_value_t = 40.0)]
+    node_monitor_grace_period: f64,
+    /// Seconds between evaluations of each HorizontalPodAutoscaler (controllers).
+    #[arg(long, default_value_t = 15.0)]
+    horizontal_pod_autoscaler_sync_period: f64,
+}
+
+#[derive(Args)]
+pub struct SimNodesArgs {
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: PathBuf,
+    /// How many nodes.
+    #[arg(long, default_value_t = 1)]
+    count: usize,
+    /// Nodes are named PREFIX-0, PREFIX-1, ...
+    #[arg(long, default_value = "sim")]
+    prefix: String,
+    #[arg(long, default_value = "32")]
+    cpu: String,
+    #[arg(long, default_value = "256Gi")]
+    memory: String,
+    #[arg(long, default_value_t = 110)]
+    pods: u32,
+    /// Spread the nodes over this many zones (topology.kubernetes.io/zone).
+    #[arg(long, default_value_t = 1)]
+    zones: usize,
+    /// Seconds between Lease renewals.
+    #[arg(long, default_value_t = 10.0)]
+    heartbeat: f64,
+    /// Seconds that pods with restartPolicy Never/OnFailure run before they exit
+    /// (annotation sim.ringfence.dev/run-seconds overrides).
+    #[arg(long, default_value_t = 1.0)]
+    run_seconds: f64,
+}
+
+fn kube(path: &std::path::Path, manager: &str) -> anyhow::Result<Kube> {
+    let client = HttpsClient::from_kubeconfig(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(Kube::new(Arc::new(client), manager))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("starting the async runtime")
+}
+
+async fn until_interrupted(tasks: Vec<tokio::task::JoinHandle<()>>) -> anyhow::Result<ExitCode> {
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    for t in tasks {
+        t.abort();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn scheduler(a: ComponentArgs) -> anyhow::Result<ExitCode> {
+    let kube = kube(&a.kubeconfig, "default-scheduler")?;
+    runtime()?.block_on(async move {
+        let informers = Informers::new(kube);
+        let (_, task) = Scheduler::start(&informers, SchedulerConfig::default());
+        let mut tasks = informers.start();
+        tasks.push(task);
+        println!("ringfence scheduler running");
+        until_interrupted(tasks).await
+    })
+}
+
+pub fn controllers(a: ComponentArgs) -> anyhow::Result<ExitCode> {
+    let kube = kube(&a.kubeconfig, "kube-controller-manager")?;
+    let config = ControllerConfig {
+        node_monitor_grace_period: Duration::from_secs_f64(a.node_monitor_grace_period.max(0.1)),
+        hpa_sync_period: Duration::from_secs_f64(a.horizontal_pod_autoscaler_sync_period.max(0.1)),
+        ..Default::default()
+    };
+    runtime()?.block_on(async move {
+        let informers = Informers::new(kube);
+        let mut tasks = controllers::start(&informers, config);
+        tasks.extend(informers.start());
+        println!("ringfence controllers running");
+        until_interrupted(tasks).await
+    })
+}
+
+pub fn sim_nodes(a: SimNodesArgs) -> anyhow::Result<ExitCode> {
+    let kube = kube(&a.kubeconfig, "ringfence-sim-nodes")?;
+    let config = SimConfig {
+        count: a.count,
+        prefix: a.prefix,
+        cpu: a.cpu,
+        memory: a.memory,
+        pods: a.pods,
+        zones: a.zones.max(1),
+        heartbeat: Duration::from_secs_f64(a.heartbeat.max(0.1)),
+        run_seconds: a.run_seconds,
+        ..Default::default()
+    };
+    runtime()?.block_on(async move {
+        let bar = indicatif::ProgressBar::new(config.count as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("registering nodes {bar:30} {pos}/{len}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let sim = simnodes::start(kube, config, |n| bar.set_position(n as u64)).await?;
+        bar.finish_and_clear();
+        println!("{} simulated nodes ready", sim.nodes.len());
+        until_interrupted(sim.tasks).await
+    })
+}
