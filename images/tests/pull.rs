@@ -43,9 +43,9 @@ async fn pulls_by_tag_and_digest_and_skips_stored_blobs() {
     let progress = Recorder::default();
     let info = store.pull(&reference, &progress).await.unwrap();
     assert_eq!(info.id, Digest::of(&image.config()));
-    assert_eq!(info.repo_tags, [reference.clone()]);
+    assert_eq!(info.repo_tags, std::slice::from_ref(&reference));
     let by_digest = format!("{}/team/busybox@{}", registry.addr, Digest::of(&manifest));
-    assert_eq!(info.repo_digests, [by_digest.clone()]);
+    assert_eq!(info.repo_digests, std::slice::from_ref(&by_digest));
     let (_, blobs) = image.manifest();
     assert_eq!(*progress.bytes.lock().unwrap(), blobs.iter().map(|b| b.len() as u64).sum::<u64>());
     assert_eq!(progress.started.lock().unwrap().len(), 2, "config and one layer");
