@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod image;
 mod sentry;
 mod server;
 
@@ -28,6 +29,9 @@ pub enum Command {
     Bench(bench::BenchCommand),
     /// The Kubernetes-compatible API server (kubectl talks to it).
     Server(server::ServerArgs),
+    /// A node's images: import, pull, list, remove.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -35,6 +39,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Sentry(c) => sentry::run(c),
         Command::Server(a) => server::run(a),
         Command::Bench(c) => bench::run(c),
+        Command::Image(c) => image::run(c),
     }
 }
 
