@@ -32,7 +32,10 @@ fn concurrent_imports_while_another_process_reads() {
     let mut sources = Vec::new();
     for i in 0..4 {
         let own = format!("only-in-{i}");
-        let image = TestImage { layers: vec![busybox_layer(), layer(&[Entry::File(&own, b"x", 0o644)])], ..TestImage::busybox() };
+        let image = TestImage {
+            layers: vec![busybox_layer(), layer(&[Entry::File(&own, b"x", 0o644)])],
+            ..TestImage::busybox()
+        };
         let src = dir.path().join(format!("src{i}"));
         fs::create_dir(&src).unwrap();
         let path = if i % 2 == 0 {
@@ -65,7 +68,15 @@ fn concurrent_imports_while_another_process_reads() {
             .enumerate()
             .map(|(i, src)| {
                 Command::new(env!("CARGO_BIN_EXE_ringfence"))
-                    .args(["image", "import", "--data-dir", data_arg, src.to_str().unwrap(), "--name", &format!("app:{i}")])
+                    .args([
+                        "image",
+                        "import",
+                        "--data-dir",
+                        data_arg,
+                        src.to_str().unwrap(),
+                        "--name",
+                        &format!("app:{i}"),
+                    ])
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .spawn()
@@ -80,7 +91,11 @@ fn concurrent_imports_while_another_process_reads() {
     });
     let list = ok(ringfence(&["image", "list", "--data-dir", data_arg]));
     for i in 0..4 {
-        assert!(list.lines().any(|l| l.starts_with("docker.io/library/app") && l.split_whitespace().nth(1) == Some(&i.to_string())), "{list}");
+        assert!(
+            list.lines().any(|l| l.starts_with("docker.io/library/app")
+                && l.split_whitespace().nth(1) == Some(&i.to_string())),
+            "{list}"
+        );
         let root = reader.rootfs(&format!("app:{i}")).unwrap();
         assert!(root.join(format!("only-in-{i}")).is_file());
         for j in (0..4).filter(|j| *j != i) {
@@ -104,11 +119,25 @@ async fn pull_list_and_remove() {
     assert_eq!(&row[..2], [format!("{}/demo/busybox", registry.addr).as_str(), "v1"]);
     assert!(Path::new(&data).join("images/rootfs").read_dir().unwrap().next().is_some());
 
-    let missing = ringfence(&["image", "pull", "--data-dir", &data, &format!("{}/demo/absent:v1", registry.addr)]);
+    let missing = ringfence(&[
+        "image",
+        "pull",
+        "--data-dir",
+        &data,
+        &format!("{}/demo/absent:v1", registry.addr),
+    ]);
     assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"), "{}", String::from_utf8_lossy(&missing.stderr));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("not found"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
 
     ok(ringfence(&["image", "rm", "--data-dir", &data, &reference]));
-    assert_eq!(ok(ringfence(&["image", "list", "--data-dir", &data])).lines().count(), 1, "only the header");
+    assert_eq!(
+        ok(ringfence(&["image", "list", "--data-dir", &data])).lines().count(),
+        1,
+        "only the header"
+    );
     assert!(Path::new(&data).join("images/rootfs").read_dir().unwrap().next().is_none());
 }

@@ -21,7 +21,8 @@ pub struct StoreArgs {
 impl StoreArgs {
     fn open(&self) -> anyhow::Result<ImageStore> {
         let dir = self.data_dir.join(images::DATA_SUBDIR);
-        ImageStore::open(&dir).with_context(|| format!("opening the image store in {}", dir.display()))
+        ImageStore::open(&dir)
+            .with_context(|| format!("opening the image store in {}", dir.display()))
     }
 }
 
@@ -66,14 +67,19 @@ pub enum ImageCommand {
 pub fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ImageCommand::Import { store, path, name } => {
-            let info = store.open()?.import(&path, &name).with_context(|| format!("importing {}", path.display()))?;
+            let info = store
+                .open()?
+                .import(&path, &name)
+                .with_context(|| format!("importing {}", path.display()))?;
             println!("{} {}", info.repo_tags.join(" "), info.id);
         }
         ImageCommand::Pull { store, reference, insecure_registries } => {
             let store = store.open()?.with_insecure_registries(insecure_registries);
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             let bars = Bars::default();
-            let info = runtime.block_on(store.pull(&reference, &bars)).with_context(|| format!("pulling {reference}"))?;
+            let info = runtime
+                .block_on(store.pull(&reference, &bars))
+                .with_context(|| format!("pulling {reference}"))?;
             bars.multi.clear().ok();
             println!("{reference} {}", info.id);
         }
@@ -90,22 +96,40 @@ pub fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn print_list(store: &ImageStore) -> anyhow::Result<()> {
-    let mut rows = vec![["IMAGE".to_string(), "TAG".to_string(), "IMAGE ID".to_string(), "SIZE".to_string()]];
+    let mut rows =
+        vec![["IMAGE".to_string(), "TAG".to_string(), "IMAGE ID".to_string(), "SIZE".to_string()]];
     for image in store.list()? {
         let id = image.id.hex()[..12].to_string();
         let size = human_size(image.size);
         let names: Vec<(String, String)> = if image.repo_tags.is_empty() {
             vec![("<none>".to_string(), "<none>".to_string())]
         } else {
-            image.repo_tags.iter().map(|t| t.rsplit_once(':').map_or((t.clone(), String::new()), |(n, t)| (n.to_string(), t.to_string()))).collect()
+            image
+                .repo_tags
+                .iter()
+                .map(|t| {
+                    t.rsplit_once(':')
+                        .map_or((t.clone(), String::new()), |(n, t)| (n.to_string(), t.to_string()))
+                })
+                .collect()
         };
         for (name, tag) in names {
             rows.push([name, tag, id.clone(), size.clone()]);
         }
     }
-    let widths: Vec<usize> = (0..4).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> =
+        (0..4).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
     for r in rows {
-        println!("{:w0$}  {:w1$}  {:w2$}  {}", r[0], r[1], r[2], r[3], w0 = widths[0], w1 = widths[1], w2 = widths[2]);
+        println!(
+            "{:w0$}  {:w1$}  {:w2$}  {}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        );
     }
     Ok(())
 }
@@ -128,9 +152,13 @@ struct Bars {
 
 impl Progress for Bars {
     fn started(&self, blob: &Digest, total: u64) {
-        let style = ProgressStyle::with_template("{msg:14} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-        let bar = self.multi.add(ProgressBar::new(total).with_style(style).with_message(blob.hex()[..12].to_string()));
+        let style = ProgressStyle::with_template(
+            "{msg:14} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        let bar = self.multi.add(
+            ProgressBar::new(total).with_style(style).with_message(blob.hex()[..12].to_string()),
+        );
         if let Ok(mut bars) = self.bars.lock() {
             bars.insert(blob.clone(), bar);
         }
