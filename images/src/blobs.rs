@@ -108,6 +108,31 @@ impl BlobStore {
         Ok(digest)
     }
 
+    /// Removes blobs that `keep` rejects and that were last written over `age` ago.
+    pub fn sweep(
+        &self,
+        keep: impl Fn(&Digest) -> bool,
+        age: std::time::Duration,
+    ) -> Result<(), ImageError> {
+        let now = std::time::SystemTime::now();
+        for entry in
+            fs::read_dir(&self.dir).ctx(|| format!("listing {}", self.dir.display()))?.flatten()
+        {
+            let Some(digest) = entry.file_name().to_str().and_then(Digest::from_hex) else {
+                continue;
+            };
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > age);
+            if old && !keep(&digest) {
+                tracing::debug!(blob = %digest, "sweeping unreferenced blob");
+                self.remove(&digest)?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn remove(&self, digest: &Digest) -> Result<(), ImageError> {
         match fs::remove_file(self.path(digest)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {

@@ -86,8 +86,11 @@ impl ImageStore {
         manifest: &Manifest,
         progress: &dyn Progress,
     ) -> Result<(), ImageError> {
-        stream::iter(&manifest.layers)
-            .map(|layer| self.download(client, layer, progress))
+        // Futures made up front (they do nothing until polled): a stream mapping a closure over
+        // borrowed layers would make `pull`'s future lose `Send`.
+        let downloads: Vec<_> =
+            manifest.layers.iter().map(|layer| self.download(client, layer, progress)).collect();
+        stream::iter(downloads)
             .buffer_unordered(PARALLEL_DOWNLOADS)
             .try_collect::<Vec<()>>()
             .await?;

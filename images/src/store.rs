@@ -138,6 +138,9 @@ impl ImageStore {
             if !catalog.uses_chain(&record.chain_id) {
                 rootfs::remove(&self.rootfs_dir(&record.chain_id), &self.tmp)?;
             }
+            // Blobs of imports and pulls that failed before committing: old enough that no
+            // import or pull in progress can still be about to use them.
+            self.blobs.sweep(|d| catalog.uses_blob(d), STALE_TMP)?;
             tracing::info!(image = %id, "removed");
             Ok(())
         })
@@ -290,4 +293,19 @@ fn lookup(catalog: &Catalog, reference: &str) -> Result<Option<Digest>, ImageErr
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    #[test]
+    fn pull_futures_can_be_spawned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path()).unwrap();
+        let pull = store.pull("busybox", &crate::NoProgress);
+        assert_send(&pull);
+    }
 }

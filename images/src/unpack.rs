@@ -81,7 +81,8 @@ pub fn apply_layer(root: &Path, reader: &mut dyn Read) -> Result<LayerStats, Ima
             if existing.is_some() {
                 remove_any(&dest)?;
             }
-            if kind.is_file() {
+            // The tar reader expands GNU sparse files into their full contents.
+            if kind.is_file() || kind == tar::EntryType::GNUSparse {
                 let mut file = OpenOptions::new()
                     .write(true)
                     .create_new(true)

@@ -139,7 +139,22 @@ fn removing_untags_then_deletes_unshared_content() {
         store.status(&info.id.to_string()).unwrap().unwrap().repo_tags,
         ["docker.io/library/b:1"]
     );
+    // Blobs left by failed imports: swept once they are a day old, not while they are recent.
+    let blobs = dir.path().join("images/blobs/sha256");
+    let (stale, fresh) = (images::Digest::of(b"stale"), images::Digest::of(b"fresh"));
+    fs::write(blobs.join(fresh.hex()), b"fresh").unwrap();
+    let f = fs::File::options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(blobs.join(stale.hex()))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86400))
+        .unwrap();
+    drop(f);
     store.remove("b:1").unwrap();
+    assert_eq!(tree(&blobs), [fresh.hex()]);
+    fs::remove_file(blobs.join(fresh.hex())).unwrap();
     assert!(store.list().unwrap().is_empty());
     assert!(!root.exists());
     assert!(tree(&dir.path().join("images/blobs/sha256")).is_empty());

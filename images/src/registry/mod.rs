@@ -39,6 +39,8 @@ impl RegistryClient {
         let http = reqwest::Client::builder()
             .user_agent(concat!("ringfence/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(std::time::Duration::from_secs(30))
+            // A registry that stops sending mid-blob fails the pull instead of hanging it.
+            .read_timeout(std::time::Duration::from_secs(120))
             .build()
             .map_err(|e| ImageError::Registry {
                 registry: reference.registry.clone(),
