@@ -1,1 +1,28 @@
-//! OCI images, root filesystems and guest kernel builds. (Issues 7 and 8; nothing here yet.)
+//! OCI images for the node: a content-addressed store of blobs, images imported from local
+//! archives or pulled from registries, and their layers unpacked into shared root filesystems.
+//! Guest kernels and block-device root filesystems (issue 7) will live here too.
+
+mod archive;
+mod blobs;
+mod catalog;
+mod confine;
+mod digest;
+mod error;
+mod import;
+mod progress;
+mod pull;
+mod reference;
+mod registry;
+mod rootfs;
+mod spec;
+mod store;
+mod unpack;
+
+pub use digest::Digest;
+pub use error::ImageError;
+pub use progress::{NoProgress, Progress};
+pub use reference::Reference;
+pub use store::{FsUsage, ImageConfig, ImageInfo, ImageStore};
+
+/// Where a node keeps its images inside its data directory.
+pub const DATA_SUBDIR: &str = "images";

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod controlplane;
+mod image;
 mod sentry;
 mod server;
 
@@ -36,6 +37,9 @@ pub enum Command {
     Controllers(controlplane::ComponentArgs),
     /// Simulated nodes (no workloads): register, heartbeat, and run pods bound to them.
     SimNodes(controlplane::SimNodesArgs),
+    /// A node's images: import, pull, list, remove.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -46,6 +50,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Scheduler(a) => controlplane::scheduler(a),
         Command::Controllers(a) => controlplane::controllers(a),
         Command::SimNodes(a) => controlplane::sim_nodes(a),
+        Command::Image(c) => image::run(c),
     }
 }
 
