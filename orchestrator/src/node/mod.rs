@@ -15,8 +15,8 @@ pub mod cri_client;
 pub mod lease;
 pub mod pod_status;
 pub mod pod_worker;
-pub mod registration;
 pub mod probe;
+pub mod registration;
 pub mod server;
 pub mod service_proxy;
 
