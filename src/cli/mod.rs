@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod controlplane;
 mod image;
+mod node;
 mod sentry;
 mod server;
 
@@ -37,6 +38,12 @@ pub enum Command {
     Controllers(controlplane::ComponentArgs),
     /// Simulated nodes (no workloads): register, heartbeat, and run pods bound to them.
     SimNodes(controlplane::SimNodesArgs),
+    /// The node's container runtime: the CRI gRPC API on a Unix socket.
+    Cri(node::CriArgs),
+    /// The node agent: registers the node and runs the pods bound to it through the CRI.
+    Node(node::NodeArgs),
+    /// A whole single-node cluster: API server, scheduler, controllers, CRI and node agent.
+    Up(node::UpArgs),
     /// A node's images: import, pull, list, remove.
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -51,6 +58,9 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Controllers(a) => controlplane::controllers(a),
         Command::SimNodes(a) => controlplane::sim_nodes(a),
         Command::Image(c) => image::run(c),
+        Command::Cri(a) => node::cri(a),
+        Command::Node(a) => node::node(a),
+        Command::Up(a) => node::up(a),
     }
 }
 

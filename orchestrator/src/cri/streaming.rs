@@ -14,6 +14,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{
     ErrorResponse, Request as WsRequest, Response as WsResponse,
 };
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::runtime::{CriRuntime, dev_null, pipe};
 use super::{CriError, new_id};
@@ -213,6 +215,9 @@ impl StreamingServer {
         let mut msg = vec![3u8];
         msg.extend(serde_json::to_vec(&status).unwrap_or_default());
         let _ = sink.send(Message::Binary(msg.into())).await;
+        // kubectl treats only a normal closure (1000) as the end of its streams.
+        let close = CloseFrame { code: CloseCode::Normal, reason: "".into() };
+        let _ = sink.send(Message::Close(Some(close))).await;
         let _ = sink.close().await;
         stdin_task.abort();
         Ok(())

@@ -20,15 +20,18 @@ pub mod registration;
 pub mod server;
 pub mod service_proxy;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use k8s_openapi::api::core::v1::Node;
+use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::client::ClientConfig;
+use crate::kube::Kube;
+use crate::kube::https::HttpsClient;
 use api::ApiClient;
 use cri_client::Cri;
 
@@ -37,10 +40,10 @@ pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 
 /// How often the node's Lease is renewed.
 const LEASE_RENEW: Duration = Duration::from_secs(10);
-const LEASE_DURATION_SECONDS: u64 = 40;
+const LEASE_DURATION_SECONDS: i32 = 40;
 
 #[derive(Clone, Debug)]
-pub struct NodeConfig {
+pub struct AgentConfig {
     pub name: String,
     pub kubeconfig: PathBuf,
     pub cri_socket: PathBuf,
@@ -56,9 +59,27 @@ pub struct NodeConfig {
     pub max_pods: u32,
     /// Runtime handlers this node's runtime offers; the first is the default.
     pub handlers: Vec<String>,
-    pub labels: HashMap<String, String>,
+    pub labels: BTreeMap<String, String>,
     /// Whether this agent proxies Service cluster IPs.
     pub service_proxy: bool,
+}
+
+impl AgentConfig {
+    fn registration(&self) -> registration::NodeConfig {
+        registration::NodeConfig {
+            name: self.name.clone(),
+            cpu: self.cpus.to_string(),
+            memory: format!("{}Ki", self.memory_bytes / 1024),
+            ephemeral_storage: "100Gi".into(),
+            pods: self.max_pods,
+            labels: self.labels.clone(),
+            runtime_handlers: self.handlers.clone(),
+            address: self.address.clone(),
+            pod_cidr: Some(self.pod_cidr.clone()),
+            runtime_version: format!("ringfence://{}", env!("CARGO_PKG_VERSION")),
+            daemon_port: Some(i32::from(self.port)),
+        }
+    }
 }
 
 /// What every part of the agent shares.
@@ -74,39 +95,17 @@ pub struct Shared {
     pub pods: Mutex<HashMap<String, (String, String)>>,
 }
 
-/// Bytes of a Kubernetes quantity (e.g. "64Mi", "1G", "1000"), if it is one.
-pub fn quantity_bytes(v: &Value) -> Option<i64> {
-    let s = match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => return None,
-    };
-    let (num, mult): (&str, i64) = [
-        ("Ki", 1 << 10),
-        ("Mi", 1 << 20),
-        ("Gi", 1 << 30),
-        ("Ti", 1 << 40),
-        ("k", 1000),
-        ("M", 1_000_000),
-        ("G", 1_000_000_000),
-        ("T", 1_000_000_000_000),
-    ]
-    .iter()
-    .find_map(|(suffix, m)| s.strip_suffix(suffix).map(|n| (n, *m)))
-    .unwrap_or((s.as_str(), 1));
-    let n: f64 = num.parse().ok()?;
-    Some((n * mult as f64) as i64)
-}
-
 pub struct NodeAgent {
-    config: NodeConfig,
+    config: AgentConfig,
+    kube: Kube,
     shared: Arc<Shared>,
 }
 
 impl NodeAgent {
-    pub fn new(config: NodeConfig) -> Result<NodeAgent, String> {
+    pub fn new(config: AgentConfig) -> Result<NodeAgent, String> {
         let client =
             ClientConfig::from_kubeconfig(&config.kubeconfig).map_err(|e| e.to_string())?;
+        let https = HttpsClient::from_kubeconfig(&config.kubeconfig).map_err(|e| e.to_string())?;
         let cri = Cri::connect(&config.cri_socket).map_err(|e| e.to_string())?;
         let default_handler = config
             .handlers
@@ -123,143 +122,52 @@ impl NodeAgent {
             default_handler,
             pods: Mutex::new(HashMap::new()),
         });
-        Ok(NodeAgent { config, shared })
+        let kube = Kube::new(Arc::new(https), "ringfence-node");
+        Ok(NodeAgent { config, kube, shared })
     }
 
-    fn node_object(&self) -> Value {
-        let c = &self.config;
-        let mut labels: serde_json::Map<String, Value> =
-            c.labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-        labels.insert("kubernetes.io/hostname".into(), json!(c.name));
-        labels.insert("kubernetes.io/os".into(), json!("linux"));
-        labels.insert("kubernetes.io/arch".into(), json!("amd64"));
-        json!({
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {"name": c.name, "labels": labels},
-            "spec": {"podCIDR": c.pod_cidr, "podCIDRs": [c.pod_cidr]},
-        })
-    }
-
-    fn node_status(&self) -> Value {
-        let c = &self.config;
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let resources = json!({
-            "cpu": c.cpus.to_string(),
-            "memory": format!("{}Ki", c.memory_bytes / 1024),
-            "pods": c.max_pods.to_string(),
-            "ephemeral-storage": "100Gi",
-        });
-        let cond = |t: &str, status: &str, reason: &str, message: &str| json!({"type": t, "status": status, "reason": reason, "message": message, "lastHeartbeatTime": now, "lastTransitionTime": now});
-        json!({
-            "capacity": resources,
-            "allocatable": resources,
-            "conditions": [
-                cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-                cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-                cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-                cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
-            ],
-            "addresses": [{"type": "InternalIP", "address": c.address}, {"type": "Hostname", "address": c.name}],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": c.port}},
-            "nodeInfo": {
-                "machineID": c.name, "systemUUID": c.name, "bootID": c.name,
-                "kernelVersion": "ringfence", "osImage": "Ringfence", "operatingSystem": "linux",
-                "architecture": "amd64", "containerRuntimeVersion": format!("ringfence://{}", env!("CARGO_PKG_VERSION")),
-                "kubeletVersion": "v1.32.4", "kubeProxyVersion": "v1.32.4",
-            },
-            "runtimeHandlers": c.handlers.iter().map(|h| json!({"name": h, "features": {"recursiveReadOnlyMounts": false, "userNamespaces": false}})).collect::<Vec<_>>(),
-        })
-    }
-
-    /// Creates the Node object (or takes it over) and posts its status.
-    async fn register(&self) -> Result<(), String> {
-        let api = &self.shared.api;
-        let r = api
-            .send("POST", "/api/v1/nodes", &self.node_object())
-            .await
-            .map_err(|e| e.to_string())?;
-        if r.status >= 300 && r.status != 409 {
-            return Err(format!(
-                "registering node {}: {} {}",
-                self.config.name,
-                r.status,
-                String::from_utf8_lossy(&r.body)
-            ));
-        }
-        self.post_status().await
-    }
-
-    async fn post_status(&self) -> Result<(), String> {
-        let path = format!("/api/v1/nodes/{}/status", self.config.name);
-        let r = self
-            .shared
-            .api
-            .merge_patch(&path, &json!({"status": self.node_status()}))
-            .await
-            .map_err(|e| e.to_string())?;
-        if r.status >= 300 {
-            return Err(format!("node status: {} {}", r.status, String::from_utf8_lossy(&r.body)));
-        }
-        Ok(())
-    }
-
-    async fn renew_lease(&self) -> Result<(), String> {
-        let api = &self.shared.api;
+    /// Renews the Lease and, if the control plane marked the node not ready (after an outage),
+    /// reports it Ready again.
+    async fn heartbeat(&self) {
         let name = &self.config.name;
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        let path = format!("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}");
-        let r = api
-            .merge_patch(&path, &json!({"spec": {"renewTime": now, "holderIdentity": name}}))
-            .await
-            .map_err(|e| e.to_string())?;
-        if r.status == 404 {
-            let lease = json!({
-                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": name, "namespace": "kube-node-lease"},
-                "spec": {"holderIdentity": name, "leaseDurationSeconds": LEASE_DURATION_SECONDS, "renewTime": now},
-            });
-            let r = api
-                .send(
-                    "POST",
-                    "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
-                    &lease,
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            if r.status >= 300 && r.status != 409 {
-                return Err(format!(
-                    "creating the node lease: {} {}",
-                    r.status,
-                    String::from_utf8_lossy(&r.body)
-                ));
+        let mut last = None;
+        loop {
+            last = match lease::renew(&self.kube, name, LEASE_DURATION_SECONDS, last).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!("renewing the node lease: {e}");
+                    None
+                }
+            };
+            match self.kube.get::<Node>(None, name).await {
+                Ok(Some(node)) if !registration::is_ready(&node) => {
+                    if let Err(e) = registration::report_ready(&self.kube, &node).await {
+                        tracing::warn!("reporting the node ready: {e}");
+                    }
+                }
+                Ok(None) => {
+                    // Deleted while we run: register again, as the kubelet does.
+                    if let Err(e) =
+                        registration::register(&self.kube, &self.config.registration()).await
+                    {
+                        tracing::warn!("registering the node again: {e}");
+                    }
+                }
+                _ => {}
             }
-        } else if r.status >= 300 {
-            return Err(format!("renewing the node lease: {}", r.status));
+            tokio::time::sleep(LEASE_RENEW).await;
         }
-        Ok(())
     }
 
     /// Runs the agent until the process ends.
     pub async fn run(self) -> Result<(), String> {
-        // The namespace for leases may not exist on a fresh cluster.
-        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-node-lease"}});
-        let _ = self.shared.api.send("POST", "/api/v1/namespaces", &ns).await;
-        self.register().await?;
+        registration::register(&self.kube, &self.config.registration())
+            .await
+            .map_err(|e| format!("registering node {}: {e}", self.config.name))?;
         let me = Arc::new(self);
         {
             let me = me.clone();
-            tokio::spawn(async move {
-                loop {
-                    if let Err(e) = me.renew_lease().await {
-                        tracing::warn!("{e}");
-                    }
-                    if let Err(e) = me.post_status().await {
-                        tracing::warn!("{e}");
-                    }
-                    tokio::time::sleep(LEASE_RENEW).await;
-                }
-            });
+            tokio::spawn(async move { me.heartbeat().await });
         }
         server::start(me.shared.clone(), (me.config.address.as_str(), me.config.port)).await?;
         if me.config.service_proxy {
@@ -356,19 +264,5 @@ impl NodeAgent {
             }
             (None, None) => {}
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantities() {
-        assert_eq!(quantity_bytes(&json!("64Mi")), Some(64 << 20));
-        assert_eq!(quantity_bytes(&json!("1G")), Some(1_000_000_000));
-        assert_eq!(quantity_bytes(&json!(1024)), Some(1024));
-        assert_eq!(quantity_bytes(&json!("x")), None);
-        assert_eq!(quantity_bytes(&Value::Null), None);
     }
 }

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::Shared;
 use super::probe::{self, ProbeState};
+use crate::kube::quantity;
 
 /// The labels the runtime objects carry, as the kubelet sets them.
 pub const LABEL_POD_UID: &str = "io.kubernetes.pod.uid";
@@ -279,7 +280,9 @@ impl PodWorker {
             .as_array()
             .map(|cs| {
                 cs.iter()
-                    .filter_map(|c| super::quantity_bytes(&c["resources"]["limits"]["memory"]))
+                    .filter_map(|c| {
+                        c["resources"]["limits"]["memory"].as_str().and_then(quantity::value)
+                    })
                     .sum()
             })
             .unwrap_or(0);

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Node, NodeAddress, NodeCondition, NodeRuntimeHandler, NodeSpec, NodeStatus, NodeSystemInfo,
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeRuntimeHandler,
+    NodeSpec, NodeStatus, NodeSystemInfo,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -27,6 +28,8 @@ pub struct NodeConfig {
     pub address: String,
     pub pod_cidr: Option<String>,
     pub runtime_version: String,
+    /// Port of the node's log/exec endpoints (none for simulated nodes).
+    pub daemon_port: Option<i32>,
 }
 
 pub fn ready_condition(ready: bool) -> NodeCondition {
@@ -76,6 +79,9 @@ pub fn node_object(c: &NodeConfig) -> Node {
                 NodeAddress { type_: "Hostname".into(), address: c.name.clone() },
             ]),
             conditions: Some(vec![ready_condition(true)]),
+            daemon_endpoints: c.daemon_port.map(|port| NodeDaemonEndpoints {
+                kubelet_endpoint: Some(DaemonEndpoint { port }),
+            }),
             runtime_handlers: Some(
                 c.runtime_handlers
                     .iter()

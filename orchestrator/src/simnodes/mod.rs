@@ -95,6 +95,7 @@ impl SimConfig {
                     labels,
                     runtime_handlers: self.runtime_handlers.clone(),
                     runtime_version: "ringfence-sim://0.1".into(),
+                    daemon_port: None,
                 }
             })
             .collect()

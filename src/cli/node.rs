@@ -1,0 +1,227 @@
+//! `ringfence cri` (the node's container runtime), `ringfence node` (the node agent) and
+//! `ringfence up` (a whole single-node cluster in one process tree).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use orchestrator::cri::handler::{SandboxHandler, SentryHandler};
+use orchestrator::cri::network::PodNetwork;
+use orchestrator::cri::runtime::CriRuntime;
+use orchestrator::cri::streaming::StreamingServer;
+use orchestrator::node::{AgentConfig, NodeAgent};
+
+#[derive(Args, Clone)]
+pub struct CriArgs {
+    /// Unix socket to serve the CRI on.
+    #[arg(long)]
+    pub socket: PathBuf,
+    /// Node state: images (DATA_DIR/images) and sandboxes (DATA_DIR/cri).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// This node's pod subnet (a /24); each pod gets an address from it on the bridge.
+    #[arg(long, default_value = "10.88.0.0/24")]
+    pub pod_cidr: String,
+    /// The bridge pods attach to.
+    #[arg(long, default_value = "rf0")]
+    pub bridge: String,
+    /// Where exec streams are served (the node agent connects here).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub streaming: SocketAddr,
+}
+
+#[derive(Args, Clone)]
+pub struct NodeArgs {
+    /// Node name (default: the host name).
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub kubeconfig: PathBuf,
+    #[arg(long)]
+    pub cri_socket: PathBuf,
+    /// Address the API server and pods reach this node at.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub address: String,
+    /// Port of the agent's log and exec endpoints.
+    #[arg(long, default_value_t = 10250)]
+    pub port: u16,
+    #[arg(long, default_value = "10.88.0.0/24")]
+    pub pod_cidr: String,
+    /// Where container logs are written.
+    #[arg(long, default_value = "/var/log/pods")]
+    pub log_dir: PathBuf,
+    #[arg(long, default_value_t = 110)]
+    pub max_pods: u32,
+    /// Leave Service cluster IPs alone on this node.
+    #[arg(long)]
+    pub no_service_proxy: bool,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_lowercase())
+        .unwrap_or_else(|_| "node".into())
+}
+
+fn memory_bytes() -> u64 {
+    let info = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(8 << 30)
+}
+
+/// Starts the CRI runtime's servers; they run until the runtime is dropped.
+pub async fn start_cri(args: &CriArgs) -> anyhow::Result<Arc<CriRuntime>> {
+    let store = images::ImageStore::open(&args.data_dir.join(images::DATA_SUBDIR))
+        .with_context(|| format!("opening the image store in {}", args.data_dir.display()))?;
+    let images = orchestrator::cri::image_store::StoreImages::new(store);
+    let network = PodNetwork::new(&args.bridge, &args.pod_cidr)?;
+    network.ensure_bridge().context("setting up the pod bridge")?;
+    let exe = std::env::current_exe().context("locating the ringfence binary")?;
+    let handlers: Vec<Arc<dyn SandboxHandler>> = vec![Arc::new(SentryHandler { exe })];
+    let runtime =
+        CriRuntime::new(&args.data_dir.join("cri"), Some(network), Arc::new(images), handlers);
+    let streaming = StreamingServer::start(args.streaming, runtime.clone()).await?;
+    let socket = args.socket.clone();
+    let rt = runtime.clone();
+    tokio::spawn(async move {
+        if let Err(e) = orchestrator::cri::server::serve(&socket, rt, streaming).await {
+            tracing::error!("{e}");
+        }
+    });
+    // The agent connects as soon as the socket exists.
+    for _ in 0..200 {
+        if args.socket.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    Ok(runtime)
+}
+
+fn node_config(args: &NodeArgs) -> AgentConfig {
+    AgentConfig {
+        name: args.name.clone().unwrap_or_else(hostname),
+        kubeconfig: args.kubeconfig.clone(),
+        cri_socket: args.cri_socket.clone(),
+        address: args.address.clone(),
+        port: args.port,
+        pod_cidr: args.pod_cidr.clone(),
+        log_dir: args.log_dir.clone(),
+        // SAFETY: sysconf has no preconditions.
+        cpus: unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as u32,
+        memory_bytes: memory_bytes(),
+        max_pods: args.max_pods,
+        handlers: vec!["sentry".into()],
+        labels: Default::default(),
+        service_proxy: !args.no_service_proxy,
+    }
+}
+
+async fn until_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+pub fn cri(args: CriArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let runtime = start_cri(&args).await?;
+        println!("ringfence CRI runtime serving on {}", args.socket.display());
+        until_signal().await?;
+        tokio::task::spawn_blocking(move || runtime.shutdown()).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let agent = NodeAgent::new(node_config(&args)).map_err(anyhow::Error::msg)?;
+        tokio::select! {
+            r = agent.run() => r.map_err(anyhow::Error::msg)?,
+            r = until_signal() => r?,
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(Args)]
+pub struct UpArgs {
+    /// Where everything lives: store, kubeconfig, images, sandboxes, logs.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// API server address.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    #[arg(long, default_value = "10.96.0.0/12")]
+    pub service_cidr: String,
+    #[arg(long, default_value = "10.88.0.0/24")]
+    pub pod_cidr: String,
+    /// Node agent port.
+    #[arg(long, default_value_t = 10250)]
+    pub node_port: u16,
+    /// Node name (default: the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// The bridge pods attach to (one per cluster on a host).
+    #[arg(long, default_value = "rf0")]
+    pub bridge: String,
+}
+
+pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let data = args.data_dir.clone();
+    std::fs::create_dir_all(&data)?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let service_cidr = orchestrator::api::ServiceCidr::parse(&args.service_cidr)
+            .with_context(|| format!("--service-cidr {:?}", args.service_cidr))?;
+        let mut config = orchestrator::server::ServerConfig::new(&data);
+        config.listen = args.listen;
+        config.service_cidr = service_cidr;
+        let store = orchestrator::server::open_embedded(&data)?;
+        let server = orchestrator::server::start(config, store).await?;
+        let kubeconfig = server.kubeconfig.clone();
+        let cri_args = CriArgs {
+            socket: data.join("cri.sock"),
+            data_dir: data.clone(),
+            pod_cidr: args.pod_cidr.clone(),
+            bridge: args.bridge.clone(),
+            streaming: "127.0.0.1:0".parse()?,
+        };
+        let runtime = start_cri(&cri_args).await?;
+        let node_args = NodeArgs {
+            name: args.node_name.clone(),
+            kubeconfig: kubeconfig.clone(),
+            cri_socket: cri_args.socket.clone(),
+            address: "127.0.0.1".into(),
+            port: args.node_port,
+            pod_cidr: args.pod_cidr.clone(),
+            log_dir: data.join("logs"),
+            max_pods: 110,
+            no_service_proxy: false,
+        };
+        let agent = NodeAgent::new(node_config(&node_args)).map_err(anyhow::Error::msg)?;
+        println!(
+            "ringfence cluster up: API on https://{}; use it with\n  export KUBECONFIG={}",
+            server.address,
+            kubeconfig.display()
+        );
+        tokio::select! {
+            r = agent.run() => r.map_err(anyhow::Error::msg)?,
+            r = until_signal() => r?,
+        }
+        tokio::task::spawn_blocking(move || runtime.shutdown()).await?;
+        server.shutdown();
+        Ok(ExitCode::SUCCESS)
+    })
+}
