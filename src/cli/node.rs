@@ -45,7 +45,7 @@ pub struct NodeArgs {
     /// Address the API server and pods reach this node at.
     #[arg(long, default_value = "127.0.0.1")]
     pub address: String,
-    /// Port of the agent's log and exec endpoints.
+    /// Port of the agent's log and exec endpoints (0 picks a free one).
     #[arg(long, default_value_t = 10250)]
     pub port: u16,
     #[arg(long, default_value = "10.88.0.0/24")]
@@ -167,7 +167,7 @@ pub struct UpArgs {
     pub service_cidr: String,
     #[arg(long, default_value = "10.88.0.0/24")]
     pub pod_cidr: String,
-    /// Node agent port.
+    /// Node agent port (0 picks a free one).
     #[arg(long, default_value_t = 10250)]
     pub node_port: u16,
     /// Node name (default: the host name).
@@ -176,6 +176,9 @@ pub struct UpArgs {
     /// The bridge pods attach to (one per cluster on a host).
     #[arg(long, default_value = "rf0")]
     pub bridge: String,
+    /// Seconds without a Lease renewal before a node is marked unreachable.
+    #[arg(long, default_value_t = 40.0)]
+    pub node_monitor_grace_period: f64,
 }
 
 pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
@@ -188,6 +191,8 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         let mut config = orchestrator::server::ServerConfig::new(&data);
         config.listen = args.listen;
         config.service_cidr = service_cidr;
+        config.controller_config.node_monitor_grace_period =
+            std::time::Duration::from_secs_f64(args.node_monitor_grace_period.max(0.1));
         let store = orchestrator::server::open_embedded(&data)?;
         let server = orchestrator::server::start(config, store).await?;
         let kubeconfig = server.kubeconfig.clone();

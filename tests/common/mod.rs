@@ -8,6 +8,7 @@ pub mod sim;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -86,24 +87,51 @@ impl Cluster {
 
     /// Starts the server (embedded store) on an existing data directory.
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Self {
+        Self::spawn("server", dir, extra, "ringfence API server listening on ")
+    }
+
+    /// Starts `ringfence up` (server, scheduler, controllers, CRI runtime and node agent) with
+    /// its own bridge and address ranges, so that clusters of parallel tests never meet.
+    pub fn up(extra: &[&str]) -> Self {
+        let net = Net::unique();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut args = vec![
+            "--bridge",
+            &net.bridge,
+            "--pod-cidr",
+            &net.pod_cidr,
+            "--service-cidr",
+            &net.service_cidr,
+            "--node-port",
+            "0",
+        ];
+        args.extend(extra);
+        Self::spawn("up", dir, &args, "ringfence cluster up: API on ")
+    }
+
+    fn spawn(command: &str, dir: tempfile::TempDir, extra: &[&str], ready: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringfence"))
-            .args(["server", "--data-dir"])
+            .arg(command)
+            .arg("--data-dir")
             .arg(dir.path())
-            .args(["--listen", "127.0.0.1:0"])
+            .args(if extra.contains(&"--listen") { &[][..] } else { &["--listen", "127.0.0.1:0"] })
             .args(extra)
             .stdout(Stdio::piped())
             .spawn()
-            .expect("start ringfence server");
+            .unwrap_or_else(|e| panic!("start ringfence {command}: {e}"));
         let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
         let mut url = None;
-        for line in BufReader::new(stdout).lines() {
+        for line in lines.by_ref() {
             let line = line.expect("server output");
-            if let Some(u) = line.strip_prefix("ringfence API server listening on ") {
-                url = Some(u.to_owned());
+            if let Some(u) = line.strip_prefix(ready) {
+                url = Some(u.split(';').next().unwrap_or(u).to_owned());
                 break;
             }
         }
-        let url = url.expect("the server printed its address");
+        // Keep draining what it prints so that it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let url = url.unwrap_or_else(|| panic!("ringfence {command} printed its address"));
         let kubeconfig = dir.path().join("admin.kubeconfig");
         Self { child, etcd: None, dir, kubeconfig, url }
     }
@@ -198,8 +226,42 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // SIGTERM first: `ringfence up` then stops its pods and removes their networks.
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A cluster's bridge, pod subnet and Service range, unique to this process and cluster.
+pub struct Net {
+    pub bridge: String,
+    pub pod_cidr: String,
+    pub service_cidr: String,
+}
+
+static NEXT_NET: AtomicU32 = AtomicU32::new(0);
+
+impl Net {
+    pub fn unique() -> Net {
+        let n = NEXT_NET.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        // Different test binaries run one after another, but keep them apart anyway.
+        let a = (pid % 200) as u8;
+        let b = (n % 50) as u8;
+        Net {
+            bridge: format!("rft{}x{}", pid % 100_000, n),
+            pod_cidr: format!("10.{}.{}.0/24", 200 + b, a),
+            service_cidr: format!("10.{}.{}.0/24", 150 + b, a),
+        }
     }
 }
 

@@ -184,12 +184,80 @@ fn pod_spec(spec: &Value, at: &str, causes: &mut Vec<Cause>) {
             if c.get("image").and_then(Value::as_str).is_none_or(|s| s.trim().is_empty()) {
                 causes.push(Cause::required(&format!("{path}.image")));
             }
+            for kind in ["livenessProbe", "readinessProbe", "startupProbe"] {
+                if let Some(p) = c.get(kind).filter(|p| !p.is_null()) {
+                    probe(p, &format!("{path}.{kind}"), kind != "readinessProbe", causes);
+                }
+            }
         }
     }
     if let Some(rp) = spec.get("restartPolicy").and_then(Value::as_str)
         && !matches!(rp, "Always" | "OnFailure" | "Never")
     {
         causes.push(Cause { reason: "FieldValueNotSupported", field: format!("{at}.restartPolicy"), message: format!("Unsupported value: \"{rp}\": supported values: \"Always\", \"OnFailure\", \"Never\"") });
+    }
+}
+
+/// A container probe: exactly one handler, sane numbers, ports in range.
+fn probe(p: &Value, at: &str, single_success: bool, causes: &mut Vec<Cause>) {
+    let handlers: Vec<&str> = ["exec", "httpGet", "tcpSocket", "grpc"]
+        .into_iter()
+        .filter(|h| p.get(*h).is_some_and(|v| !v.is_null()))
+        .collect();
+    match handlers.len() {
+        0 => causes.push(Cause {
+            reason: "FieldValueRequired",
+            field: at.into(),
+            message: "Required value: must specify a handler type".into(),
+        }),
+        1 => {}
+        _ => causes.push(Cause {
+            reason: "FieldValueForbidden",
+            field: format!("{at}.{}", handlers[1]),
+            message: "Forbidden: may not specify more than 1 handler type".into(),
+        }),
+    }
+    for f in [
+        "initialDelaySeconds",
+        "timeoutSeconds",
+        "periodSeconds",
+        "successThreshold",
+        "failureThreshold",
+    ] {
+        if let Some(v) = p.get(f).filter(|v| !v.is_null())
+            && v.as_i64().is_none_or(|n| n < 0)
+        {
+            causes.push(Cause::invalid(
+                &format!("{at}.{f}"),
+                format!("Invalid value: {v}: must be greater than or equal to 0"),
+            ));
+        }
+    }
+    if single_success && p.get("successThreshold").and_then(Value::as_i64).is_some_and(|n| n != 1) {
+        causes.push(Cause::invalid(
+            &format!("{at}.successThreshold"),
+            "Invalid value: must be 1".to_string(),
+        ));
+    }
+    let ports = [p.pointer("/httpGet/port"), p.pointer("/tcpSocket/port"), p.pointer("/grpc/port")];
+    for (port, handler) in ports.into_iter().zip(["httpGet", "tcpSocket", "grpc"]) {
+        match port {
+            Some(Value::Number(n)) if n.as_u64().is_none_or(|n| !(1..=65535).contains(&n)) => {
+                causes.push(Cause::invalid(
+                    &format!("{at}.{handler}.port"),
+                    format!("Invalid value: {n}: must be between 1 and 65535, inclusive"),
+                ))
+            }
+            Some(Value::Null) | None if handler != "grpc" && handlers.contains(&handler) => {
+                causes.push(Cause::required(&format!("{at}.{handler}.port")))
+            }
+            _ => {}
+        }
+    }
+    if p.get("exec").is_some_and(|e| !e.is_null())
+        && p.pointer("/exec/command").and_then(Value::as_array).is_none_or(|c| c.is_empty())
+    {
+        causes.push(Cause::required(&format!("{at}.exec.command")));
     }
 }
 

@@ -90,6 +90,11 @@ impl PodNetwork {
         Ok(())
     }
 
+    /// Removes the bridge (when the runtime stops; its pods are gone by then).
+    pub fn remove_bridge(&self) {
+        let _ = ip(&["link", "del", &self.bridge]);
+    }
+
     /// Creates the namespace, veth pair and address for pod sandbox `id`.
     pub fn setup(&self, id: &str) -> Result<PodNet, CriError> {
         self.ensure_bridge()?;

@@ -652,6 +652,9 @@ impl CriRuntime {
         for id in ids {
             let _ = self.stop_pod_sandbox(&id);
         }
+        if let Some(n) = &self.network {
+            n.remove_bridge();
+        }
     }
 }
 

@@ -160,7 +160,11 @@ impl NodeAgent {
     }
 
     /// Runs the agent until the process ends.
-    pub async fn run(self) -> Result<(), String> {
+    pub async fn run(mut self) -> Result<(), String> {
+        // Bound first, so that the Node advertises the port actually served.
+        self.config.port =
+            server::start(self.shared.clone(), (self.config.address.as_str(), self.config.port))
+                .await?;
         registration::register(&self.kube, &self.config.registration())
             .await
             .map_err(|e| format!("registering node {}: {e}", self.config.name))?;
@@ -169,7 +173,6 @@ impl NodeAgent {
             let me = me.clone();
             tokio::spawn(async move { me.heartbeat().await });
         }
-        server::start(me.shared.clone(), (me.config.address.as_str(), me.config.port)).await?;
         if me.config.service_proxy {
             service_proxy::start(me.shared.clone());
         }

@@ -36,6 +36,8 @@ struct ContainerTrack {
     backoff: Duration,
     retry_at: Option<Instant>,
     started: Option<Instant>,
+    /// Until it succeeds, liveness and readiness wait and the container is not `started`.
+    startup: Option<ProbeState>,
     liveness: Option<ProbeState>,
     readiness: Option<ProbeState>,
     /// Finished for good (restart policy says no more runs).
@@ -106,6 +108,7 @@ impl PodWorker {
                         .as_u64()
                         .or_else(|| p["spec"]["terminationGracePeriodSeconds"].as_u64())
                         .unwrap_or(30);
+                    self.pre_stop(&p, Duration::from_secs(grace)).await;
                     self.teardown(Duration::from_secs(grace)).await;
                     self.finish_deletion(&p).await;
                     // Wait for the API to drop it (the watch delivers None).
@@ -511,6 +514,8 @@ impl PodWorker {
         t.id = Some(id);
         t.waiting = None;
         t.started = Some(Instant::now());
+        t.startup =
+            (!c["startupProbe"].is_null()).then(|| ProbeState::new(&c["startupProbe"], false));
         t.liveness =
             (!c["livenessProbe"].is_null()).then(|| ProbeState::new(&c["livenessProbe"], true));
         t.readiness =
@@ -529,6 +534,7 @@ impl PodWorker {
         });
         t.last_terminated = Some(terminated);
         t.id = None;
+        t.startup = None;
         t.liveness = None;
         t.readiness = None;
         let restart = match policy {
@@ -643,9 +649,25 @@ impl PodWorker {
     async fn probe(&mut self, pod: &Value, c: &Value, name: &str) {
         let Some(t) = self.tracks.get(name) else { return };
         let Some(id) = t.id.clone() else { return };
+        let (startup, liveness) = (t.startup.clone(), t.liveness.clone());
         let mut cri = self.shared.cri.clone();
         let ip = self.pod_ip;
-        if let Some(mut st) = t.liveness.clone() {
+        if let Some(mut st) = startup.filter(|st| !st.ok) {
+            probe::tick(&mut st, &c["startupProbe"], c, ip, &mut cri, &id).await;
+            let failed = !st.ok && st.failures >= probe::failure_threshold(&c["startupProbe"]);
+            let msg = st.last_message.clone();
+            let passed = st.ok;
+            if let Some(t) = self.tracks.get_mut(name) {
+                t.startup = Some(st);
+            }
+            if failed {
+                self.kill_unhealthy(pod, name, &id, "Startup", &msg).await;
+            }
+            if !passed {
+                return;
+            }
+        }
+        if let Some(mut st) = liveness {
             probe::tick(&mut st, &c["livenessProbe"], c, ip, &mut cri, &id).await;
             let failed = !st.ok;
             let msg = st.last_message.clone();
@@ -653,23 +675,7 @@ impl PodWorker {
                 t.liveness = Some(st);
             }
             if failed {
-                self.event(pod, "Warning", "Unhealthy", &format!("Liveness probe failed: {msg}"))
-                    .await;
-                self.event(
-                    pod,
-                    "Normal",
-                    "Killing",
-                    &format!("Container {name} failed liveness probe, will be restarted"),
-                )
-                .await;
-                let grace = pod["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30);
-                let _ = cri
-                    .runtime
-                    .stop_container(cri::StopContainerRequest {
-                        container_id: id.clone(),
-                        timeout: grace,
-                    })
-                    .await;
+                self.kill_unhealthy(pod, name, &id, "Liveness", &msg).await;
                 return;
             }
         }
@@ -692,17 +698,38 @@ impl PodWorker {
         }
     }
 
+    /// Restarts a container whose liveness or startup probe failed, as the kubelet does.
+    async fn kill_unhealthy(&mut self, pod: &Value, name: &str, id: &str, probe: &str, msg: &str) {
+        self.event(pod, "Warning", "Unhealthy", &format!("{probe} probe failed: {msg}")).await;
+        self.event(
+            pod,
+            "Normal",
+            "Killing",
+            &format!("Container {name} failed {} probe, will be restarted", probe.to_lowercase()),
+        )
+        .await;
+        let grace = pod["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30);
+        let _ = self
+            .shared
+            .cri
+            .clone()
+            .runtime
+            .stop_container(cri::StopContainerRequest { container_id: id.into(), timeout: grace })
+            .await;
+    }
+
     fn container_status(&self, c: &Value, live: Option<&cri::ContainerStatus>) -> Value {
         let name = c["name"].as_str().unwrap_or("");
         let t = self.tracks.get(name);
         let restarts = t.map(|t| t.restarts).unwrap_or(0);
         let (state, ready, started, cid) = match live {
             Some(s) if s.state == cri::ContainerState::ContainerRunning as i32 => {
-                let ready = t.and_then(|t| t.readiness.as_ref()).is_none_or(|r| r.ok);
+                let started = t.and_then(|t| t.startup.as_ref()).is_none_or(|p| p.ok);
+                let ready = started && t.and_then(|t| t.readiness.as_ref()).is_none_or(|r| r.ok);
                 (
                     json!({"running": {"startedAt": ns_to_rfc3339(s.started_at)}}),
                     ready,
-                    true,
+                    started,
                     Some(s.id.clone()),
                 )
             }
@@ -844,6 +871,27 @@ impl PodWorker {
         }
         self.last_status = comparable;
         Ok(())
+    }
+
+    /// Runs the preStop hooks of the running containers, all at once, within `grace`.
+    async fn pre_stop(&self, pod: &Value, grace: Duration) {
+        let containers = pod["spec"]["containers"].as_array().cloned().unwrap_or_default();
+        let hooks = containers.iter().filter_map(|c| {
+            let hook = c["lifecycle"]["preStop"].clone();
+            let name = c["name"].as_str()?;
+            let id = self.tracks.get(name)?.id.clone()?;
+            (!hook.is_null()).then_some((c.clone(), hook, id))
+        });
+        let runs = hooks.map(|(c, hook, id)| {
+            let mut cri = self.shared.cri.clone();
+            let ip = self.pod_ip;
+            async move {
+                if let Err(e) = probe::run_hook(&hook, &c, ip, &mut cri, &id, grace).await {
+                    tracing::info!(container = c["name"].as_str(), "preStop hook failed: {e}");
+                }
+            }
+        });
+        let _ = tokio::time::timeout(grace, futures_util::future::join_all(runs)).await;
     }
 
     /// Stops everything of the pod in the runtime, giving containers `grace` to exit.

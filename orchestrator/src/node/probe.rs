@@ -37,6 +37,11 @@ fn seconds(probe: &Value, field: &str, default: u64) -> u64 {
     probe[field].as_u64().filter(|v| *v > 0).unwrap_or(default)
 }
 
+/// Consecutive failures after which the probe counts as failed.
+pub fn failure_threshold(probe: &Value) -> u32 {
+    seconds(probe, "failureThreshold", 3) as u32
+}
+
 /// Why a probe spec cannot be run (the API should have refused it).
 pub fn validate(probe: &Value) -> Result<(), String> {
     let handlers =
@@ -142,6 +147,24 @@ pub async fn run_once(
     Err("gRPC probes are not supported".into())
 }
 
+/// Runs a lifecycle hook (exec, httpGet, tcpSocket or sleep) to completion or until `limit`.
+pub async fn run_hook(
+    hook: &Value,
+    container: &Value,
+    pod_ip: Option<IpAddr>,
+    cri: &mut Cri,
+    container_id: &str,
+    limit: Duration,
+) -> Result<(), String> {
+    if let Some(secs) = hook["sleep"]["seconds"].as_u64() {
+        tokio::time::sleep(Duration::from_secs(secs).min(limit)).await;
+        return Ok(());
+    }
+    let mut as_probe = hook.clone();
+    as_probe["timeoutSeconds"] = limit.as_secs().max(1).into();
+    run_once(&as_probe, container, pod_ip, cri, container_id).await
+}
+
 /// Runs the probe if it is due and updates the verdict; returns true when the verdict changed.
 pub async fn tick(
     state: &mut ProbeState,
@@ -168,7 +191,7 @@ pub async fn tick(
             state.successes = 0;
             state.failures += 1;
             state.last_message = why;
-            if state.failures >= seconds(probe, "failureThreshold", 3) as u32 {
+            if state.failures >= failure_threshold(probe) {
                 state.ok = false;
             }
         }

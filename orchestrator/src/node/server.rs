@@ -215,10 +215,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
 }
 
 /// Serves the endpoints on `addr`.
-pub async fn start(shared: Arc<Shared>, addr: (&str, u16)) -> Result<(), String> {
+/// Binds the endpoints (port 0 picks a free one) and serves them; returns the bound port.
+pub async fn start(shared: Arc<Shared>, addr: (&str, u16)) -> Result<u16, String> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("node endpoints on {}:{}: {e}", addr.0, addr.1))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     tokio::spawn(async move {
         while let Ok((conn, _)) = listener.accept().await {
             let shared = shared.clone();
@@ -229,7 +231,7 @@ pub async fn start(shared: Arc<Shared>, addr: (&str, u16)) -> Result<(), String>
             });
         }
     });
-    Ok(())
+    Ok(port)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Service cluster IPs on this node: every TCP port of every Service with a cluster IP gets a
 //! listener on that IP (added to the loopback interface), which relays each connection to one
-//! of the Service's ready endpoints, round-robin.
+//! of the Service's ready endpoints, round-robin. A NodePort Service's node ports are served the
+//! same way on every address of the node.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -69,16 +70,38 @@ async fn desired(shared: &Shared) -> Option<HashMap<SocketAddr, Vec<SocketAddr>>
                     }
                 }
             }
+            if let Some(node_port) = p["nodePort"].as_u64().and_then(|x| u16::try_from(x).ok()) {
+                let any = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+                out.insert(SocketAddr::new(any, node_port), backends.clone());
+            }
             out.insert(SocketAddr::new(ip, port), backends);
         }
     }
     Some(out)
 }
 
-fn ensure_address(ip: &std::net::IpAddr) {
-    let _ = std::process::Command::new("ip")
-        .args(["addr", "add", &format!("{ip}/32"), "dev", "lo"])
-        .output();
+/// Cluster IPs this node added to its loopback interface; removed again when the proxy ends.
+#[derive(Default)]
+struct Addresses(std::collections::HashSet<std::net::IpAddr>);
+
+impl Addresses {
+    fn ensure(&mut self, ip: std::net::IpAddr) {
+        if self.0.insert(ip) {
+            let _ = std::process::Command::new("ip")
+                .args(["addr", "add", &format!("{ip}/32"), "dev", "lo"])
+                .output();
+        }
+    }
+}
+
+impl Drop for Addresses {
+    fn drop(&mut self) {
+        for ip in &self.0 {
+            let _ = std::process::Command::new("ip")
+                .args(["addr", "del", &format!("{ip}/32"), "dev", "lo"])
+                .output();
+        }
+    }
 }
 
 fn listen(addr: SocketAddr, backends: Backends) -> std::io::Result<tokio::task::JoinHandle<()>> {
@@ -116,6 +139,7 @@ fn listen(addr: SocketAddr, backends: Backends) -> std::io::Result<tokio::task::
 pub fn start(shared: Arc<Shared>) {
     tokio::spawn(async move {
         let mut listeners: HashMap<SocketAddr, Listener> = HashMap::new();
+        let mut addresses = Addresses::default();
         loop {
             if let Some(want) = desired(&shared).await {
                 listeners.retain(|addr, l| {
@@ -129,7 +153,9 @@ pub fn start(shared: Arc<Shared>) {
                     match listeners.get(&addr) {
                         Some(l) => *l.backends.lock().unwrap_or_else(|e| e.into_inner()) = backends,
                         None => {
-                            ensure_address(&addr.ip());
+                            if !addr.ip().is_unspecified() {
+                                addresses.ensure(addr.ip());
+                            }
                             let b: Backends = Arc::new(Mutex::new(backends));
                             match listen(addr, b.clone()) {
                                 Ok(task) => {

@@ -6,6 +6,7 @@ pub mod authorize;
 mod body;
 mod cluster_ip;
 mod delete;
+mod node_port;
 mod priority;
 mod read;
 mod subresource;
@@ -58,6 +59,8 @@ impl Default for ApiConfig {
 pub struct Api {
     store: Arc<dyn Store>,
     ips: cluster_ip::Allocator,
+    /// Held while a Service's node ports are chosen and stored, so two writes never share one.
+    node_ports: tokio::sync::Mutex<()>,
 }
 
 /// Namespaces every cluster has.
@@ -66,7 +69,11 @@ pub const SYSTEM_NAMESPACES: [&str; 4] =
 
 impl Api {
     pub fn new(store: Arc<dyn Store>, config: ApiConfig) -> Arc<Self> {
-        Arc::new(Self { store, ips: cluster_ip::Allocator::new(config.service_cidr) })
+        Arc::new(Self {
+            store,
+            ips: cluster_ip::Allocator::new(config.service_cidr),
+            node_ports: tokio::sync::Mutex::new(()),
+        })
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 
 use serde_json::{Value, json};
 
+use super::node_port;
 use super::{Api, ApiResponse, body, decode, encode, key, prefix};
 use crate::api::error::ApiError;
 use crate::api::request::{PatchType, Target, User, WriteOptions};
@@ -113,6 +114,33 @@ impl Api {
         Ok(())
     }
 
+    /// Chooses `svc`'s node ports against every other stored Service; `previous` is the
+    /// Service as stored before this write. The caller holds `self.node_ports`.
+    async fn assign_node_ports(
+        &self,
+        svc: &mut Value,
+        previous: Option<&Value>,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        let kind = crate::api::resources::find("", "v1", "services")
+            .ok_or_else(|| ApiError::internal("the services resource is missing"))?;
+        let list = self
+            .store
+            .list(&prefix(kind, None), store::ListOptions::default())
+            .await
+            .map_err(|e| ApiError::from_store(e, kind, name))?;
+        let me = (meta::namespace(svc).map(str::to_owned), meta::name(svc).to_owned());
+        let others: Vec<Value> = list
+            .items
+            .iter()
+            .filter_map(|kv| serde_json::from_slice::<Value>(&kv.value).ok())
+            .filter(|o| (meta::namespace(o).map(str::to_owned), meta::name(o).to_owned()) != me)
+            .collect();
+        let used = node_port::in_use(others.iter());
+        let causes = node_port::assign(svc, previous, &used);
+        if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid(kind, name, causes)) }
+    }
+
     pub(super) async fn release_cluster_ip(&self, obj: &Value) {
         if let Some(ip) = obj["spec"]["clusterIP"].as_str().and_then(|s| s.parse().ok()) {
             self.ips.release(ip).await;
@@ -210,6 +238,16 @@ impl Api {
             }
             self.assign_cluster_ip(&mut obj).await?;
         }
+        let _node_ports = if is_service {
+            let guard = self.node_ports.lock().await;
+            if let Err(e) = self.assign_node_ports(&mut obj, None, &name).await {
+                self.release_cluster_ip(&obj).await;
+                return Err(e);
+            }
+            Some(guard)
+        } else {
+            None
+        };
         match self.store.create(&k, encode(&obj)).await {
             Ok(kv) => Ok(ApiResponse::Object { code: 201, body: decode(&kv)?, warnings }),
             Err(e) => {
@@ -359,6 +397,13 @@ impl Api {
             return Ok(out);
         }
         let k = key(kind, t.namespace.as_deref(), &name);
+        let _node_ports = if kind.group.is_empty() && kind.kind == "Service" && sub.is_none() {
+            let guard = self.node_ports.lock().await;
+            self.assign_node_ports(&mut new, Some(current), &name).await?;
+            Some(guard)
+        } else {
+            None
+        };
         if meta::is_deleting(&new) && self.finalized(kind, &new) {
             let kv = self
                 .store

@@ -1,0 +1,61 @@
+//! What tests of `ringfence up` need besides `common`: images built from Debian's busybox and
+//! imported into the node, and plain HTTP requests to pods and Services. Included by those
+//! tests next to `images/tests/common` (`image_common`).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// An image holding busybox (every applet) and `files` (path, contents), as an OCI layout in
+/// `dir`, imported into the node whose state is in `data` as `name`.
+pub fn import_busybox_image(data: &Path, dir: &Path, name: &str, files: &[(&str, &str)]) {
+    let root = crate::common::sentry::busybox_rootfs(&dir.join("root"));
+    for (path, text) in files {
+        let p = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().expect("a file has a parent")).expect("mkdir");
+        std::fs::write(&p, text).expect("write image file");
+    }
+    let tar = dir.join("layer.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&tar).expect("create layer"));
+    b.follow_symlinks(false);
+    b.append_dir_all(".", &root).expect("tar the root");
+    b.into_inner().expect("finish the layer");
+    let layer = std::fs::read(&tar).expect("read layer");
+    let image = crate::image_common::TestImage {
+        layers: vec![layer],
+        gzip: false,
+        arch: "amd64",
+        cmd: vec!["/bin/sh"],
+    };
+    let layout = dir.join("layout");
+    std::fs::create_dir_all(&layout).expect("mkdir layout");
+    image.write_oci_layout(&layout);
+    let out = Command::new(env!("CARGO_BIN_EXE_ringfence"))
+        .args(["image", "import", "--data-dir"])
+        .arg(data)
+        .arg(&layout)
+        .args(["--name", name])
+        .output()
+        .expect("run ringfence image import");
+    assert!(out.status.success(), "import {name}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// One `GET path` over a fresh connection: (status, body), or why it failed.
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").map_err(|e| format!("send: {e}"))?;
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply).map_err(|e| format!("read from {addr}: {e}"))?;
+    let text = String::from_utf8_lossy(&reply).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").ok_or(format!("no HTTP reply: {text:?}"))?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or(format!("bad status line: {head:?}"))?;
+    Ok((code, body.to_owned()))
+}

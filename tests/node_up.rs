@@ -1,0 +1,558 @@
+//! `ringfence up` end to end with the real kubectl: busybox httpd pods in Sentry sandboxes behind
+//! a Service, healed, probed and rolled out while requests keep flowing.
+
+mod common;
+#[path = "../images/tests/common/mod.rs"]
+mod image_common;
+#[path = "common/node.rs"]
+mod node;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Cluster, eventually};
+use serde_json::Value;
+
+const WEB: &str = r#"
+apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata: {name: sentry}
+handler: sentry
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  strategy: {rollingUpdate: {maxUnavailable: 0, maxSurge: 1}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      runtimeClassName: sentry
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: web
+        image: web:v1
+        imagePullPolicy: Never
+        command:
+        - /bin/sh
+        - -c
+        - cat /etc/hostname > /www/host.html; touch /www/healthz /www/ready; echo started $(cat /etc/hostname); exec httpd -f -p 80 -h /www
+        ports: [{containerPort: 80, name: http}]
+        readinessProbe: {httpGet: {path: /ready, port: http}, periodSeconds: 1, failureThreshold: 1}
+        livenessProbe: {httpGet: {path: /healthz, port: 80}, periodSeconds: 1, failureThreshold: 2}
+        startupProbe: {tcpSocket: {port: 80}, periodSeconds: 1, failureThreshold: 30}
+        lifecycle:
+          # Out of the Service's endpoints before httpd stops, as users of Kubernetes do.
+          preStop: {sleep: {seconds: 2}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: http}]
+"#;
+
+fn pods(c: &Cluster) -> Vec<Value> {
+    let list = c.json(&["get", "pods", "-l", "app=web"]);
+    list["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .collect()
+}
+
+fn name(p: &Value) -> String {
+    p["metadata"]["name"].as_str().unwrap_or_default().to_owned()
+}
+
+fn ready(p: &Value) -> bool {
+    p["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+fn restarts(c: &Cluster, pod: &str) -> i64 {
+    let p = c.json(&["get", "pod", pod]);
+    p["status"]["containerStatuses"][0]["restartCount"].as_i64().unwrap_or(0)
+}
+
+fn ready_pod_count(c: &Cluster) -> usize {
+    pods(c).iter().filter(|p| ready(p)).count()
+}
+
+fn endpoint_ips(c: &Cluster, field: &str) -> Vec<String> {
+    let ep = c.json(&["get", "endpoints", "web"]);
+    ep["subsets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s[field].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a["ip"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn a_deployment_serves_heals_and_rolls_out_without_failed_requests() {
+    let started = Instant::now();
+    let c = Cluster::up(&[]);
+    let images = tempfile::tempdir().unwrap();
+    for v in ["v1", "v2"] {
+        node::import_busybox_image(
+            c.data_dir(),
+            &images.path().join(v),
+            &format!("web:{v}"),
+            &[("www/version.html", v)],
+        );
+    }
+    c.apply(WEB, &[]);
+    c.ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+    let up = started.elapsed();
+    let names: Vec<String> = pods(&c).iter().map(name).collect();
+    assert_eq!(names.len(), 3, "three pods: {names:?}");
+    println!("3 sentry pods ready {:.1} s after `ringfence up` started", up.as_secs_f64());
+
+    // The Service reaches every pod, through its cluster IP and its node port.
+    let svc = c.json(&["get", "service", "web"]);
+    let ip: IpAddr = svc["spec"]["clusterIP"].as_str().unwrap().parse().unwrap();
+    let service = SocketAddr::new(ip, 80);
+    let node_port = svc["spec"]["ports"][0]["nodePort"].as_u64().expect("a node port") as u16;
+    let mut seen = std::collections::BTreeSet::new();
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            if let Ok((200, body)) = node::http_get(service, "/host.html") {
+                seen.insert(body.trim().to_owned());
+            }
+            seen.len() == 3
+        }),
+        "the service reached only {seen:?} of {names:?}"
+    );
+    assert_eq!(seen, names.iter().cloned().collect());
+    let (code, body) =
+        node::http_get(SocketAddr::from(([127, 0, 0, 1], node_port)), "/version.html").unwrap();
+    assert_eq!((code, body.as_str()), (200, "v1"));
+
+    // Logs and exec.
+    let first = &names[0];
+    assert!(c.ok(&["logs", first]).contains(&format!("started {first}")));
+    assert_eq!(c.ok(&["exec", first, "--", "cat", "/etc/hostname"]).trim(), first);
+
+    // Killing the main process restarts the container.
+    c.ok(&["exec", first, "--", "killall", "-9", "httpd"]);
+    assert!(
+        eventually(Duration::from_secs(30), || restarts(&c, first) == 1),
+        "{first} was not restarted"
+    );
+    let p = c.json(&["get", "pod", first]);
+    assert_eq!(p["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"], 137);
+
+    // A failing liveness probe restarts the container.
+    let second = &names[1];
+    c.ok(&["exec", second, "--", "rm", "/www/healthz"]);
+    assert!(
+        eventually(Duration::from_secs(30), || restarts(&c, second) == 1),
+        "{second} was not restarted after its liveness probe failed"
+    );
+    let events =
+        c.ok(&["get", "events", "--field-selector", &format!("involvedObject.name={second}")]);
+    assert!(events.contains("Liveness probe failed"), "{events}");
+
+    // A pod that is not ready leaves the endpoints, and comes back.
+    assert!(eventually(Duration::from_secs(30), || ready_pod_count(&c) == 3));
+    let third = &names[2];
+    let third_ip = c.json(&["get", "pod", third])["status"]["podIP"].as_str().unwrap().to_owned();
+    c.ok(&["exec", third, "--", "rm", "/www/ready"]);
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            !endpoint_ips(&c, "addresses").contains(&third_ip)
+                && endpoint_ips(&c, "notReadyAddresses").contains(&third_ip)
+        }),
+        "{third} stayed in the endpoints"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    for _ in 0..30 {
+        let (code, body) = node::http_get(service, "/host.html").unwrap();
+        assert_eq!(code, 200);
+        assert_ne!(body.trim(), third, "a not-ready pod got traffic");
+    }
+    c.ok(&["exec", third, "--", "touch", "/www/ready"]);
+    assert!(eventually(Duration::from_secs(20), || endpoint_ips(&c, "addresses").len() == 3));
+
+    // A rollout while a request loop runs: every request answered.
+    let stop = Arc::new(AtomicBool::new(false));
+    let looper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                match node::http_get(service, "/version.html") {
+                    Ok((200, _)) => ok += 1,
+                    other => failed.push(format!("{other:?}")),
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (ok, failed)
+        })
+    };
+    let rollout = Instant::now();
+    c.ok(&["set", "image", "deployment/web", "web=web:v2"]);
+    c.ok(&["rollout", "status", "deployment/web", "--timeout=180s"]);
+    assert!(eventually(Duration::from_secs(60), || {
+        let p = pods(&c);
+        p.len() == 3 && p.iter().all(|p| p["spec"]["containers"][0]["image"] == "web:v2")
+    }));
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = looper.join().unwrap();
+    println!(
+        "rollout to v2 took {:.1} s; {ok} requests answered, {} failed",
+        rollout.elapsed().as_secs_f64(),
+        failed.len()
+    );
+    assert!(failed.is_empty(), "requests failed during the rollout: {failed:?}");
+    assert!(ok > 20, "the request loop barely ran: {ok}");
+    for _ in 0..10 {
+        assert_eq!(node::http_get(service, "/version.html").unwrap(), (200, "v2".to_owned()));
+    }
+
+    // A deleted pod is replaced.
+    let victim = name(&pods(&c)[0]);
+    c.ok(&["delete", "pod", &victim, "--wait=false"]);
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            let p = pods(&c);
+            p.len() == 3 && p.iter().all(ready) && !p.iter().any(|p| name(p) == victim)
+        }),
+        "{victim} was not replaced"
+    );
+    println!("node end-to-end test took {:.1} s", started.elapsed().as_secs_f64());
+}
+
+const BAD: &str = r#"
+apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata: {name: sentry}
+handler: sentry
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: good}
+spec:
+  runtimeClassName: sentry
+  containers: [{name: main, image: web:v1, imagePullPolicy: Never, command: [sleep, "3600"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: no-image}
+spec:
+  runtimeClassName: sentry
+  containers: [{name: main, image: "127.0.0.1:1/nothing/here:1", command: [sleep, "3600"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: no-command}
+spec:
+  runtimeClassName: sentry
+  containers: [{name: main, image: web:v1, imagePullPolicy: Never, command: [/bin/no-such-program]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: too-big}
+spec:
+  runtimeClassName: sentry
+  containers:
+  - name: main
+    image: web:v1
+    imagePullPolicy: Never
+    command: [sleep, "3600"]
+    resources: {requests: {memory: 100Ti}}
+"#;
+
+fn waiting_reason(c: &Cluster, pod: &str) -> String {
+    let p = c.json(&["get", "pod", pod]);
+    p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn events_of(c: &Cluster, pod: &str) -> String {
+    c.ok(&["get", "events", "--field-selector", &format!("involvedObject.name={pod}")])
+}
+
+#[test]
+fn bad_pods_surface_kubernetes_reasons_and_spare_the_others() {
+    let c = Cluster::up(&[]);
+    let images = tempfile::tempdir().unwrap();
+    node::import_busybox_image(c.data_dir(), images.path(), "web:v1", &[]);
+
+    // A probe without a handler never gets in.
+    let malformed = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: bad-probe}
+spec:
+  containers:
+  - {name: main, image: web:v1, livenessProbe: {periodSeconds: 1}}
+"#;
+    let f = c.write("bad-probe.yaml", malformed);
+    let err = c.fails(&["apply", "-f", f.to_str().unwrap()]);
+    assert!(err.contains("livenessProbe: Required value: must specify a handler type"), "{err}");
+    assert!(
+        c.kubectl(&["get", "pod", "bad-probe"]).stderr.starts_with(b"Error from server (NotFound)")
+    );
+
+    c.apply(BAD, &[]);
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            matches!(waiting_reason(&c, "no-image").as_str(), "ErrImagePull" | "ImagePullBackOff")
+        }),
+        "no-image: {}",
+        waiting_reason(&c, "no-image")
+    );
+    assert!(events_of(&c, "no-image").contains("Failed to pull image"));
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            matches!(
+                waiting_reason(&c, "no-command").as_str(),
+                "RunContainerError" | "CreateContainerError"
+            )
+        }),
+        "no-command: {}",
+        waiting_reason(&c, "no-command")
+    );
+    let p = c.json(&["get", "pod", "no-command"]);
+    let message = p["status"]["containerStatuses"][0]["state"]["waiting"]["message"].to_string();
+    assert!(message.contains("/bin/no-such-program"), "{message}");
+    assert!(
+        eventually(Duration::from_secs(30), || events_of(&c, "too-big")
+            .contains("FailedScheduling")),
+        "too-big: no FailedScheduling event"
+    );
+    let big = c.json(&["get", "pod", "too-big"]);
+    assert_eq!(big["status"]["phase"], "Pending");
+    assert!(events_of(&c, "too-big").contains("Insufficient memory"));
+
+    // The good pod ran all along.
+    assert!(eventually(Duration::from_secs(30), || {
+        let p = c.json(&["get", "pod", "good"]);
+        p["status"]["phase"] == "Running" && ready(&p)
+    }));
+    assert_eq!(restarts(&c, "good"), 0);
+    assert_eq!(c.ok(&["exec", "good", "--", "echo", "still here"]).trim(), "still here");
+}
+
+/// A network namespace joined to the host by a veth pair: host side `.1`, namespace side `.2`.
+struct Netns {
+    name: String,
+    host_veth: String,
+    host_ip: String,
+    ns_ip: String,
+}
+
+fn ip(args: &[&str]) {
+    let out = std::process::Command::new("ip").args(args).output().expect("run ip");
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl Netns {
+    fn new() -> Netns {
+        let id = std::process::id() % 100_000;
+        let subnet = 16 + (std::process::id() % 200);
+        let n = Netns {
+            name: format!("rftn{id}"),
+            host_veth: format!("rfth{id}"),
+            host_ip: format!("172.31.{subnet}.1"),
+            ns_ip: format!("172.31.{subnet}.2"),
+        };
+        ip(&["netns", "add", &n.name]);
+        ip(&[
+            "link",
+            "add",
+            &n.host_veth,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &n.name,
+        ]);
+        ip(&["addr", "add", &format!("{}/30", n.host_ip), "dev", &n.host_veth]);
+        ip(&["link", "set", &n.host_veth, "up"]);
+        ip(&["-n", &n.name, "addr", "add", &format!("{}/30", n.ns_ip), "dev", "eth0"]);
+        ip(&["-n", &n.name, "link", "set", "eth0", "up"]);
+        ip(&["-n", &n.name, "link", "set", "lo", "up"]);
+        n
+    }
+
+    fn spawn(&self, args: &[&str]) -> std::process::Child {
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &self.name, env!("CARGO_BIN_EXE_ringfence")])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start ringfence in the namespace")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = std::process::Command::new("ip").args(["link", "del", &self.host_veth]).output();
+    }
+}
+
+/// Stops a process with SIGTERM (so a runtime can stop its pods) and waits for it.
+fn terminate(mut child: std::process::Child) {
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+const SPREAD: &str = r#"
+apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata: {name: sentry}
+handler: sentry
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: spread}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: spread}}
+  template:
+    metadata: {labels: {app: spread}}
+    spec:
+      runtimeClassName: sentry
+      terminationGracePeriodSeconds: 1
+      tolerations:
+      - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 2}
+      - {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 2}
+      containers:
+      - name: main
+        image: web:v1
+        imagePullPolicy: Never
+        command: [sleep, "3600"]
+        resources: {requests: {memory: 1Gi}}
+"#;
+
+fn running_by_node(c: &Cluster) -> std::collections::BTreeMap<String, usize> {
+    let list = c.json(&["get", "pods", "-l", "app=spread"]);
+    let mut by_node = std::collections::BTreeMap::new();
+    for p in list["items"].as_array().into_iter().flatten() {
+        if p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null() {
+            let n = p["spec"]["nodeName"].as_str().unwrap_or_default().to_owned();
+            *by_node.entry(n).or_insert(0) += 1;
+        }
+    }
+    by_node
+}
+
+#[test]
+fn two_nodes_in_two_namespaces_share_the_pods_and_take_over() {
+    let ns = Netns::new();
+    let listen = format!("{}:0", ns.host_ip);
+    let c = Cluster::up(&[
+        "--listen",
+        &listen,
+        "--node-name",
+        "node-a",
+        "--node-monitor-grace-period",
+        "15",
+    ]);
+    let images = tempfile::tempdir().unwrap();
+    node::import_busybox_image(c.data_dir(), &images.path().join("a"), "web:v1", &[]);
+    let b_dir = tempfile::tempdir().unwrap();
+    node::import_busybox_image(b_dir.path(), &images.path().join("b"), "web:v1", &[]);
+
+    let net = common::Net::unique();
+    let socket = b_dir.path().join("cri.sock");
+    let (socket_s, data_s) = (socket.to_str().unwrap(), b_dir.path().to_str().unwrap());
+    let cri = ns.spawn(&[
+        "cri",
+        "--socket",
+        socket_s,
+        "--data-dir",
+        data_s,
+        "--pod-cidr",
+        &net.pod_cidr,
+        "--bridge",
+        &net.bridge,
+    ]);
+    assert!(eventually(Duration::from_secs(10), || socket.exists()), "node-b's CRI socket");
+    let kubeconfig = c.kubeconfig.to_str().unwrap().to_owned();
+    let logs = b_dir.path().join("logs");
+    let agent = ns.spawn(&[
+        "node",
+        "--name",
+        "node-b",
+        "--kubeconfig",
+        &kubeconfig,
+        "--cri-socket",
+        socket_s,
+        "--address",
+        &ns.ns_ip,
+        "--port",
+        "0",
+        "--pod-cidr",
+        &net.pod_cidr,
+        "--log-dir",
+        logs.to_str().unwrap(),
+    ]);
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            c.ok(&["get", "nodes"]).lines().filter(|l| l.contains(" Ready ")).count() == 2
+        }),
+        "two ready nodes: {}",
+        c.ok(&["get", "nodes"])
+    );
+
+    c.apply(SPREAD, &[]);
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            let by_node = running_by_node(&c);
+            by_node.values().sum::<usize>() == 4 && by_node.len() == 2
+        }),
+        "pods did not spread over both nodes: {:?}",
+        running_by_node(&c)
+    );
+    // The API server reaches node-b's agent across the namespaces for exec.
+    let on_b = c.json(&["get", "pods", "--field-selector", "spec.nodeName=node-b"]);
+    let pod_b = on_b["items"][0]["metadata"]["name"].as_str().unwrap().to_owned();
+    assert_eq!(c.ok(&["exec", &pod_b, "--", "cat", "/etc/hostname"]).trim(), pod_b);
+
+    // node-b's agent goes away: its pods come back on node-a.
+    let stopped = Instant::now();
+    let mut agent = agent;
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(
+        eventually(Duration::from_secs(90), || running_by_node(&c).get("node-a") == Some(&4)),
+        "pods were not recreated on node-a: {:?}",
+        running_by_node(&c)
+    );
+    println!(
+        "node-b's pods running again on node-a {:.1} s after its agent stopped",
+        stopped.elapsed().as_secs_f64()
+    );
+    terminate(cri);
+}
