@@ -1,6 +1,8 @@
 //! Whole-system benchmarks behind `ringfence bench <area>`.
 
 pub mod api;
+pub mod pods;
+pub mod process;
 pub mod scheduler;
 pub mod sentry;
 pub mod stats;

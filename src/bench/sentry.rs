@@ -174,25 +174,6 @@ fn micro(env: &Env, rt: Runtime, what: &str, n: u64) -> anyhow::Result<f64> {
     Ok(v.parse::<f64>()?)
 }
 
-/// Sum of VmRSS over `pid` and all its descendants, in KiB.
-fn tree_rss_kib(pid: u32) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![pid];
-    while let Some(p) = stack.pop() {
-        let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
-        total += status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            .unwrap_or(0);
-        for t in std::fs::read_dir(format!("/proc/{p}/task")).into_iter().flatten().flatten() {
-            let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-            stack.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
-        }
-    }
-    total
-}
-
 fn idle_rss(env: &Env, rt: Runtime) -> anyhow::Result<f64> {
     let id = new_id();
     let mut child = command(env, rt, &id, &["/bin/sleep", "30"])?
@@ -202,7 +183,7 @@ fn idle_rss(env: &Env, rt: Runtime) -> anyhow::Result<f64> {
         .spawn()?;
     // Let the sandbox settle before measuring.
     std::thread::sleep(Duration::from_millis(1500));
-    let kib = tree_rss_kib(child.id());
+    let kib = super::process::tree_rss_kib(child.id());
     let _ = child.kill();
     let _ = child.wait();
     match rt {

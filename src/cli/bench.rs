@@ -16,6 +16,18 @@ pub enum BenchCommand {
     Sentry(SentryArgs),
     /// The scheduler on simulated nodes: pods/s and scheduling latency.
     Scheduler(SchedulerArgs),
+    /// Sentry pods on a `ringfence up` node: startup latency (create to Running) and memory.
+    Pods(PodsArgs),
+}
+
+#[derive(Args)]
+pub struct PodsArgs {
+    /// Pods to start.
+    #[arg(long, default_value_t = 100)]
+    pods: usize,
+    /// Pods created per second.
+    #[arg(long, default_value_t = 10.0)]
+    rate: f64,
 }
 
 #[derive(Args)]
@@ -86,6 +98,13 @@ pub struct ApiArgs {
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        BenchCommand::Pods(a) => {
+            use crate::bench::pods::{self, PodsBenchConfig};
+            let cfg = PodsBenchConfig { pods: a.pods.max(1), rate: a.rate.max(0.1) };
+            let report = pods::run(&cfg)?;
+            print!("{}", pods::render(&report));
+            Ok(ExitCode::SUCCESS)
+        }
         BenchCommand::Sentry(a) => {
             let cfg = crate::bench::sentry::BenchConfig {
                 runs: a.runs.max(1),

@@ -34,23 +34,10 @@ impl ControlClient {
         }
         // SAFETY: just created.
         let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-        let bytes = path.as_os_str().as_encoded_bytes();
-        // SAFETY: zeroed sockaddr_un is valid; the path is copied within bounds (checked).
-        let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-        if bytes.len() >= addr.sun_path.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "control socket path too long",
-            )
-            .into());
-        }
-        addr.sun_family = libc::AF_UNIX as u16;
-        for (i, b) in bytes.iter().enumerate() {
-            addr.sun_path[i] = *b as libc::c_char;
-        }
-        let len = std::mem::size_of::<libc::sockaddr_un>() as u32;
+        let addr = super::address::SocketAddress::new(path)?;
+        let len = super::address::SocketAddress::len();
         // SAFETY: connecting our socket to a valid address structure.
-        if unsafe { libc::connect(sock.as_raw_fd(), (&raw const addr).cast(), len) } != 0 {
+        if unsafe { libc::connect(sock.as_raw_fd(), (&raw const addr.addr).cast(), len) } != 0 {
             return Err(io::Error::last_os_error().into());
         }
         Ok(ControlClient { sock, buf: Vec::new() })

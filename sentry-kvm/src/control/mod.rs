@@ -2,6 +2,7 @@
 //! containers and execs, signals and waits for processes, and reads statistics. Requests are
 //! JSON; descriptors (a container's Gofer channel, stdio) travel with them as SCM_RIGHTS.
 
+mod address;
 pub mod client;
 pub mod protocol;
 pub mod server;
