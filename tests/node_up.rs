@@ -141,8 +141,16 @@ fn a_deployment_serves_heals_and_rolls_out_without_failed_requests() {
         node::http_get(SocketAddr::from(([127, 0, 0, 1], node_port)), "/version.html").unwrap();
     assert_eq!((code, body.as_str()), (200, "v1"));
 
-    // Logs and exec.
+    // Cluster DNS: pods resolve the Service by name.
     let first = &names[0];
+    let resolv = c.ok(&["exec", first, "--", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("search default.svc.cluster.local svc.cluster.local"), "{resolv}");
+    let lookup = c.ok(&["exec", first, "--", "nslookup", "web.default.svc.cluster.local"]);
+    assert!(lookup.contains(&format!("Address: {ip}")), "{lookup}");
+    let missing = c.kubectl(&["exec", first, "--", "nslookup", "nope.default.svc.cluster.local"]);
+    assert!(String::from_utf8_lossy(&missing.stdout).contains("NXDOMAIN"), "{missing:?}");
+
+    // Logs and exec.
     assert!(c.ok(&["logs", first]).contains(&format!("started {first}")));
     assert_eq!(c.ok(&["exec", first, "--", "cat", "/etc/hostname"]).trim(), first);
 

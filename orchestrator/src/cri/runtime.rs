@@ -427,7 +427,7 @@ impl CriRuntime {
         Ok(())
     }
 
-    /// The files a pod's containers get from the node: their hostname and hosts table.
+    /// The files a pod's containers get from the node: hostname, hosts table, resolver.
     fn node_files(&self, sandbox_id: &str) -> Vec<FileSpec> {
         let st = self.lock();
         let Some(sb) = st.sandboxes.get(sandbox_id) else { return Vec::new() };
@@ -441,10 +441,24 @@ impl CriRuntime {
         if let Some(n) = &sb.net {
             hosts.push_str(&format!("{}\t{host}\n", n.ip));
         }
-        vec![
+        let mut files = vec![
             FileSpec { path: "/etc/hostname".into(), contents: format!("{host}\n"), mode: 0o644 },
             FileSpec { path: "/etc/hosts".into(), contents: hosts, mode: 0o644 },
-        ]
+        ];
+        if let Some(dns) = &sb.config.dns_config {
+            let mut text = String::new();
+            for s in &dns.servers {
+                text.push_str(&format!("nameserver {s}\n"));
+            }
+            if !dns.searches.is_empty() {
+                text.push_str(&format!("search {}\n", dns.searches.join(" ")));
+            }
+            if !dns.options.is_empty() {
+                text.push_str(&format!("options {}\n", dns.options.join(" ")));
+            }
+            files.push(FileSpec { path: "/etc/resolv.conf".into(), contents: text, mode: 0o644 });
+        }
+        files
     }
 
     pub fn stop_container(&self, id: &str, timeout: Duration) -> Result<(), CriError> {

@@ -5,13 +5,16 @@
 //! - [`pod_worker`]: one level-triggered loop per pod.
 //! - [`probe`]: liveness and readiness probes.
 //! - [`server`]: the agent's HTTP endpoints the API server proxies logs and exec to.
-//! - [`service_proxy`]: Service cluster IPs on this node.
+//! - [`service_proxy`]: Service cluster IPs and node ports on this node.
+//! - [`dns`], [`dns_message`]: cluster DNS for this node's pods.
 //! - [`api`], [`cri_client`]: the agent's two peers.
 //! - [`registration`], [`lease`], [`pod_status`]: what any node owes the control plane,
 //!   shared with the simulated nodes of `ringfence sim-nodes`.
 
 pub mod api;
 pub mod cri_client;
+pub mod dns;
+pub mod dns_message;
 pub mod lease;
 pub mod pod_status;
 pub mod pod_worker;
@@ -82,6 +85,12 @@ impl AgentConfig {
     }
 }
 
+/// The first address of a pod subnet like 10.88.0.0/24: the bridge's, the pods' gateway.
+fn gateway(pod_cidr: &str) -> Option<std::net::Ipv4Addr> {
+    let net: std::net::Ipv4Addr = pod_cidr.split_once('/')?.0.parse().ok()?;
+    Some(std::net::Ipv4Addr::from(u32::from(net) + 1))
+}
+
 /// What every part of the agent shares.
 pub struct Shared {
     pub node: String,
@@ -91,6 +100,10 @@ pub struct Shared {
     pub log_dir: PathBuf,
     pub handlers: Vec<String>,
     pub default_handler: String,
+    /// Cluster DNS names, kept by the service proxy.
+    pub dns: Arc<dns::Records>,
+    /// Where this node's pods send DNS queries (the pod bridge's gateway), if DNS is served.
+    pub dns_server: Option<std::net::Ipv4Addr>,
     /// uid -> (namespace, name) of pods this agent runs.
     pub pods: Mutex<HashMap<String, (String, String)>>,
 }
@@ -120,6 +133,8 @@ impl NodeAgent {
             log_dir: config.log_dir.clone(),
             handlers: config.handlers.clone(),
             default_handler,
+            dns: Arc::default(),
+            dns_server: config.service_proxy.then(|| gateway(&config.pod_cidr)).flatten(),
             pods: Mutex::new(HashMap::new()),
         });
         let kube = Kube::new(Arc::new(https), "ringfence-node");
@@ -175,6 +190,9 @@ impl NodeAgent {
         }
         if me.config.service_proxy {
             service_proxy::start(me.shared.clone());
+            if let Some(addr) = me.shared.dns_server {
+                dns::start(me.shared.dns.clone(), addr);
+            }
         }
         me.clone().watch_pods().await
     }

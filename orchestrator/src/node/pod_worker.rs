@@ -304,6 +304,7 @@ impl PodWorker {
                 .to_string_lossy()
                 .into_owned(),
             labels,
+            dns_config: self.dns_config(pod),
             linux: Some(cri::LinuxPodSandboxConfig {
                 resources: (memory > 0).then(|| cri::LinuxContainerResources {
                     memory_limit_in_bytes: memory + (256 << 20),
@@ -520,6 +521,42 @@ impl PodWorker {
             (!c["livenessProbe"].is_null()).then(|| ProbeState::new(&c["livenessProbe"], true));
         t.readiness =
             (!c["readinessProbe"].is_null()).then(|| ProbeState::new(&c["readinessProbe"], false));
+    }
+
+    /// The pod's resolver configuration, per its dnsPolicy (ClusterFirst unless told).
+    fn dns_config(&self, pod: &Value) -> Option<cri::DnsConfig> {
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        };
+        let custom = &pod["spec"]["dnsConfig"];
+        let (mut servers, mut searches, mut options) = match pod["spec"]["dnsPolicy"].as_str() {
+            Some("None") | Some("Default") => (Vec::new(), Vec::new(), Vec::new()),
+            _ => match self.shared.dns_server {
+                Some(server) => {
+                    super::dns::resolv_conf(str_of(pod, &["metadata", "namespace"]), server)
+                }
+                None => (Vec::new(), Vec::new(), Vec::new()),
+            },
+        };
+        servers.extend(strings(&custom["nameservers"]));
+        searches.extend(strings(&custom["searches"]));
+        for o in custom["options"].as_array().into_iter().flatten() {
+            let Some(name) = o["name"].as_str() else { continue };
+            options.retain(|x| x.split(':').next() != Some(name));
+            options.push(match o["value"].as_str() {
+                Some(v) => format!("{name}:{v}"),
+                None => name.to_owned(),
+            });
+        }
+        (!servers.is_empty() || !searches.is_empty()).then_some(cri::DnsConfig {
+            servers,
+            searches,
+            options,
+        })
     }
 
     /// Handles a container whose process ended: restart per policy, with back-off.

@@ -20,8 +20,26 @@ struct Listener {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// (cluster IP, port, protocol) -> backends, from the Services and Endpoints in the API.
-async fn desired(shared: &Shared) -> Option<HashMap<SocketAddr, Vec<SocketAddr>>> {
+/// What the Services and Endpoints in the API ask of this node.
+struct Desired {
+    /// (cluster IP or node port) -> backends.
+    listeners: HashMap<SocketAddr, Vec<SocketAddr>>,
+    /// DNS names -> addresses.
+    names: HashMap<String, Vec<std::net::Ipv4Addr>>,
+}
+
+fn ready_addresses(ep: Option<&&Value>) -> Vec<std::net::Ipv4Addr> {
+    let subsets = ep.and_then(|e| e["subsets"].as_array()).into_iter().flatten();
+    let mut out: Vec<std::net::Ipv4Addr> = subsets
+        .flat_map(|s| s["addresses"].as_array().into_iter().flatten())
+        .filter_map(|a| a["ip"].as_str()?.parse().ok())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+async fn desired(shared: &Shared) -> Option<Desired> {
     let services =
         shared.api.get("/api/v1/services").await.ok().filter(|r| r.status == 200)?.json();
     let endpoints =
@@ -33,17 +51,22 @@ async fn desired(shared: &Shared) -> Option<HashMap<SocketAddr, Vec<SocketAddr>>
         eps.insert((ns, name), e);
     }
     let mut out = HashMap::new();
+    let mut names = HashMap::new();
     for s in services["items"].as_array().into_iter().flatten() {
-        let Some(ip) =
-            s["spec"]["clusterIP"].as_str().and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
-        else {
-            continue;
-        };
         let key = (
             s["metadata"]["namespace"].as_str().unwrap_or("").to_string(),
             s["metadata"]["name"].as_str().unwrap_or("").to_string(),
         );
         let ep = eps.get(&key);
+        let cluster_ip = s["spec"]["clusterIP"].as_str().and_then(|ip| ip.parse().ok());
+        let addresses = match cluster_ip {
+            Some(std::net::IpAddr::V4(v4)) => vec![v4],
+            _ => ready_addresses(ep),
+        };
+        names.insert(super::dns::service_name(&key.0, &key.1), addresses);
+        let Some(ip) = cluster_ip else {
+            continue;
+        };
         for p in s["spec"]["ports"].as_array().into_iter().flatten() {
             if p["protocol"].as_str().is_some_and(|pr| pr != "TCP") {
                 continue;
@@ -77,7 +100,7 @@ async fn desired(shared: &Shared) -> Option<HashMap<SocketAddr, Vec<SocketAddr>>
             out.insert(SocketAddr::new(ip, port), backends);
         }
     }
-    Some(out)
+    Some(Desired { listeners: out, names })
 }
 
 /// Cluster IPs this node added to its loopback interface; removed again when the proxy ends.
@@ -141,7 +164,8 @@ pub fn start(shared: Arc<Shared>) {
         let mut listeners: HashMap<SocketAddr, Listener> = HashMap::new();
         let mut addresses = Addresses::default();
         loop {
-            if let Some(want) = desired(&shared).await {
+            if let Some(Desired { listeners: want, names }) = desired(&shared).await {
+                shared.dns.replace(names);
                 listeners.retain(|addr, l| {
                     let keep = want.contains_key(addr);
                     if !keep {
