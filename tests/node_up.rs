@@ -252,11 +252,36 @@ metadata: {name: sentry}
 handler: sentry
 ---
 apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {greeting: hello}
+---
+apiVersion: v1
 kind: Pod
 metadata: {name: good}
 spec:
   runtimeClassName: sentry
-  containers: [{name: main, image: web:v1, imagePullPolicy: Never, command: [sleep, "3600"]}]
+  containers:
+  - name: main
+    image: web:v1
+    imagePullPolicy: Never
+    command: [sh, -c, 'echo "$(GREETING) from $MY_NAME at $MY_IP"; exec sleep 3600']
+    env:
+    - {name: GREETING, valueFrom: {configMapKeyRef: {name: settings, key: greeting}}}
+    - {name: MY_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+    - {name: MY_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: no-config}
+spec:
+  runtimeClassName: sentry
+  containers:
+  - name: main
+    image: web:v1
+    imagePullPolicy: Never
+    command: [sleep, "3600"]
+    env: [{name: X, valueFrom: {secretKeyRef: {name: missing, key: x}}}]
 ---
 apiVersion: v1
 kind: Pod
@@ -350,10 +375,21 @@ spec:
     assert_eq!(big["status"]["phase"], "Pending");
     assert!(events_of(&c, "too-big").contains("Insufficient memory"));
 
-    // The good pod ran all along.
+    assert!(
+        eventually(Duration::from_secs(30), || waiting_reason(&c, "no-config")
+            == "CreateContainerConfigError"),
+        "no-config: {}",
+        waiting_reason(&c, "no-config")
+    );
+
+    // The good pod ran all along, with its environment from the API.
     assert!(eventually(Duration::from_secs(30), || {
         let p = c.json(&["get", "pod", "good"]);
         p["status"]["phase"] == "Running" && ready(&p)
+    }));
+    let ip = c.json(&["get", "pod", "good"])["status"]["podIP"].as_str().unwrap().to_owned();
+    assert!(eventually(Duration::from_secs(10), || {
+        c.ok(&["logs", "good"]).trim() == format!("hello from good at {ip}")
     }));
     assert_eq!(restarts(&c, "good"), 0);
     assert_eq!(c.ok(&["exec", "good", "--", "echo", "still here"]).trim(), "still here");
@@ -509,6 +545,7 @@ fn two_nodes_in_two_namespaces_share_the_pods_and_take_over() {
     assert!(eventually(Duration::from_secs(10), || socket.exists()), "node-b's CRI socket");
     let kubeconfig = c.kubeconfig.to_str().unwrap().to_owned();
     let logs = b_dir.path().join("logs");
+    let b_root = b_dir.path().join("node");
     let agent = ns.spawn(&[
         "node",
         "--name",
@@ -525,6 +562,8 @@ fn two_nodes_in_two_namespaces_share_the_pods_and_take_over() {
         &net.pod_cidr,
         "--log-dir",
         logs.to_str().unwrap(),
+        "--root-dir",
+        b_root.to_str().unwrap(),
     ]);
     assert!(
         eventually(Duration::from_secs(30), || {

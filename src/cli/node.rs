@@ -53,6 +53,9 @@ pub struct NodeArgs {
     /// Where container logs are written.
     #[arg(long, default_value = "/var/log/pods")]
     pub log_dir: PathBuf,
+    /// The agent's state: pod volumes (emptyDir, ConfigMap and Secret copies).
+    #[arg(long, default_value = "/var/lib/ringfence/node")]
+    pub root_dir: PathBuf,
     #[arg(long, default_value_t = 110)]
     pub max_pods: u32,
     /// Leave Service cluster IPs alone on this node.
@@ -113,6 +116,7 @@ fn node_config(args: &NodeArgs) -> AgentConfig {
         port: args.port,
         pod_cidr: args.pod_cidr.clone(),
         log_dir: args.log_dir.clone(),
+        root_dir: args.root_dir.clone(),
         // SAFETY: sysconf has no preconditions.
         cpus: unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as u32,
         memory_bytes: memory_bytes(),
@@ -212,6 +216,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             port: args.node_port,
             pod_cidr: args.pod_cidr.clone(),
             log_dir: data.join("logs"),
+            root_dir: data.join("node"),
             max_pods: 110,
             no_service_proxy: false,
         };

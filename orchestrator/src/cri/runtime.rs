@@ -291,6 +291,13 @@ impl CriRuntime {
         if image_name.is_empty() {
             return Err(CriError::Invalid("container config names no image".into()));
         }
+        if let Some(m) = config.mounts.first() {
+            // Until the Sentry's Gofer serves host directories, say so instead of ignoring it.
+            return Err(CriError::Invalid(format!(
+                "volume mounts are not supported by this runtime yet (mount of {} at {})",
+                m.host_path, m.container_path
+            )));
+        }
         let log_dir = {
             let st = self.lock();
             let sb = st

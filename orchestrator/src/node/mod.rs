@@ -5,6 +5,7 @@
 //! - [`pod_worker`]: one level-triggered loop per pod.
 //! - [`probe`]: liveness and readiness probes.
 //! - [`server`]: the agent's HTTP endpoints the API server proxies logs and exec to.
+//! - [`volumes`], [`env`]: pod volumes as host directories; container environments.
 //! - [`service_proxy`]: Service cluster IPs and node ports on this node.
 //! - [`dns`], [`dns_message`]: cluster DNS for this node's pods.
 //! - [`api`], [`cri_client`]: the agent's two peers.
@@ -15,6 +16,7 @@ pub mod api;
 pub mod cri_client;
 pub mod dns;
 pub mod dns_message;
+pub mod env;
 pub mod lease;
 pub mod pod_status;
 pub mod pod_worker;
@@ -22,6 +24,7 @@ pub mod probe;
 pub mod registration;
 pub mod server;
 pub mod service_proxy;
+pub mod volumes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -57,6 +60,8 @@ pub struct AgentConfig {
     pub pod_cidr: String,
     /// Where container logs go (one directory per pod).
     pub log_dir: PathBuf,
+    /// The agent's own state: pod volumes (emptyDir, ConfigMap and Secret copies).
+    pub root_dir: PathBuf,
     pub cpus: u32,
     pub memory_bytes: u64,
     pub max_pods: u32,
@@ -98,6 +103,7 @@ pub struct Shared {
     pub cri: Cri,
     pub address: String,
     pub log_dir: PathBuf,
+    pub root_dir: PathBuf,
     pub handlers: Vec<String>,
     pub default_handler: String,
     /// Cluster DNS names, kept by the service proxy.
@@ -131,6 +137,7 @@ impl NodeAgent {
             cri,
             address: config.address.clone(),
             log_dir: config.log_dir.clone(),
+            root_dir: config.root_dir.clone(),
             handlers: config.handlers.clone(),
             default_handler,
             dns: Arc::default(),

@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::Shared;
+use super::env;
 use super::probe::{self, ProbeState};
+use super::volumes;
 use crate::kube::quantity;
 
 /// The labels the runtime objects carry, as the kubelet sets them.
@@ -51,6 +53,8 @@ pub struct PodWorker {
     sandbox_attempt: u32,
     pod_ip: Option<IpAddr>,
     sandbox_error: Option<(String, String)>,
+    /// Volume name -> host path, once prepared.
+    volumes: Option<HashMap<String, std::path::PathBuf>>,
     tracks: HashMap<String, ContainerTrack>,
     init_index: usize,
     last_status: Value,
@@ -85,6 +89,7 @@ impl PodWorker {
             sandbox_attempt: 0,
             pod_ip: None,
             sandbox_error: None,
+            volumes: None,
             tracks: HashMap::new(),
             init_index: 0,
             last_status: Value::Null,
@@ -423,26 +428,44 @@ impl PodWorker {
         let restarts = self.tracks.get(&name).map(|t| t.restarts).unwrap_or(0);
         let ns = str_of(pod, &["metadata", "namespace"]);
         let pod_name = str_of(pod, &["metadata", "name"]);
-        let envs: Vec<cri::KeyValue> = c["env"]
-            .as_array()
-            .map(|es| {
-                es.iter()
-                    .filter_map(|e| {
-                        Some(cri::KeyValue {
-                            key: e["name"].as_str()?.to_string(),
-                            value: e["value"].as_str().unwrap_or("").to_string(),
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let facts =
+            env::PodFacts { pod, pod_ip: self.pod_ip, host_ip: self.shared.address.as_str() };
+        let vars = match env::build(&self.shared.api, &facts, c).await {
+            Ok(v) => v,
+            Err(e) => {
+                let msg = format!("Error: {e}");
+                self.event_once(pod, "Warning", "Failed", &msg).await;
+                let t = self.tracks.entry(name).or_default();
+                t.waiting = Some(("CreateContainerConfigError".into(), e));
+                t.retry_at = Some(Instant::now() + BACKOFF_START);
+                return;
+            }
+        };
+        let var_map: HashMap<String, String> = vars.iter().cloned().collect();
+        let envs: Vec<cri::KeyValue> =
+            vars.into_iter().map(|(key, value)| cri::KeyValue { key, value }).collect();
         let strings = |v: &Value| -> Vec<String> {
             v.as_array()
-                .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter().filter_map(|s| s.as_str().map(|s| env::expand(s, &var_map))).collect()
+                })
                 .unwrap_or_default()
         };
         let sc = &c["securityContext"];
+        let no_volumes = HashMap::new();
+        let mounts = match volumes::mounts(pod, c, self.volumes.as_ref().unwrap_or(&no_volumes)) {
+            Ok(m) => m,
+            Err(e) => {
+                let msg = format!("Error: {e}");
+                self.event_once(pod, "Warning", "Failed", &msg).await;
+                let t = self.tracks.entry(name).or_default();
+                t.waiting = Some(("CreateContainerConfigError".into(), e.to_string()));
+                t.retry_at = Some(Instant::now() + BACKOFF_START);
+                return;
+            }
+        };
         let config = cri::ContainerConfig {
+            mounts,
             metadata: Some(cri::ContainerMetadata { name: name.clone(), attempt: restarts }),
             image: Some(cri::ImageSpec {
                 image: c["image"].as_str().unwrap_or("").into(),
@@ -593,9 +616,33 @@ impl PodWorker {
         t.restarts += 1;
     }
 
+    /// Makes the pod's volumes exist on the host, once; false (with an Event) while they can't.
+    async fn ensure_volumes(&mut self, pod: &Value) -> bool {
+        if self.volumes.is_some() {
+            return true;
+        }
+        match volumes::prepare(&self.shared.api, pod, &self.pod_dir()).await {
+            Ok(v) => {
+                self.volumes = Some(v);
+                true
+            }
+            Err(e) => {
+                let msg = format!("MountVolume.SetUp failed: {e}");
+                self.event_once(pod, "Warning", "FailedMount", &msg).await;
+                self.sandbox_error = Some(("ContainerCreating".into(), msg));
+                false
+            }
+        }
+    }
+
+    /// Where this pod's volumes live on the host.
+    fn pod_dir(&self) -> std::path::PathBuf {
+        self.shared.root_dir.join("pods").join(&self.uid).join("volumes")
+    }
+
     async fn sync(&mut self, pod: &Value) -> Result<(), String> {
         let policy = pod["spec"]["restartPolicy"].as_str().unwrap_or("Always").to_string();
-        if self.ensure_sandbox(pod).await.is_ok() {
+        if self.ensure_sandbox(pod).await.is_ok() && self.ensure_volumes(pod).await {
             let init: Vec<Value> =
                 pod["spec"]["initContainers"].as_array().cloned().unwrap_or_default();
             let main: Vec<Value> =
@@ -955,6 +1002,14 @@ impl PodWorker {
                 .remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: id })
                 .await;
         }
+        // emptyDirs, ConfigMap and Secret copies go with the pod (hostPath data stays).
+        let dir = self.shared.root_dir.join("pods").join(&self.uid);
+        if dir.exists()
+            && let Err(e) = std::fs::remove_dir_all(&dir)
+        {
+            tracing::warn!("removing {}: {e}", dir.display());
+        }
+        self.volumes = None;
     }
 
     /// Completes a graceful deletion: the API removes the pod once its node says so.
