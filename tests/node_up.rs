@@ -603,3 +603,36 @@ fn two_nodes_in_two_namespaces_share_the_pods_and_take_over() {
     );
     terminate(cri);
 }
+
+#[test]
+fn a_restarted_node_brings_its_pods_back_counting_a_restart() {
+    let c = Cluster::up(&[]);
+    let images = tempfile::tempdir().unwrap();
+    node::import_busybox_image(c.data_dir(), images.path(), "web:v1", &[]);
+    let pod = r#"
+apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata: {name: sentry}
+handler: sentry
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: survivor}
+spec:
+  runtimeClassName: sentry
+  terminationGracePeriodSeconds: 1
+  containers: [{name: main, image: web:v1, imagePullPolicy: Never, command: [sleep, "3600"]}]
+"#;
+    c.apply(pod, &[]);
+    let running = |c: &Cluster| c.json(&["get", "pod", "survivor"])["status"]["phase"] == "Running";
+    assert!(eventually(Duration::from_secs(30), || running(&c)));
+    let c = c.restart();
+    assert!(
+        eventually(Duration::from_secs(30), || running(&c) && restarts(&c, "survivor") == 1),
+        "after the restart: {}",
+        c.json(&["get", "pod", "survivor"])["status"]
+    );
+    let p = c.json(&["get", "pod", "survivor"]);
+    assert_eq!(p["status"]["containerStatuses"][0]["lastState"]["terminated"]["reason"], "Unknown");
+    assert_eq!(c.ok(&["exec", "survivor", "--", "echo", "back"]).trim(), "back");
+}

@@ -61,6 +61,8 @@ fn start_etcd(dir: &Path) -> orchestrator::store::local_etcd::LocalEtcd {
 
 pub struct Cluster {
     child: Child,
+    /// The subcommand and arguments it was started with, for `restart`.
+    command: (String, Vec<String>, String),
     etcd: Option<orchestrator::store::local_etcd::LocalEtcd>,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
@@ -133,7 +135,20 @@ impl Cluster {
         std::thread::spawn(move || for _ in lines {});
         let url = url.unwrap_or_else(|| panic!("ringfence {command} printed its address"));
         let kubeconfig = dir.path().join("admin.kubeconfig");
-        Self { child, etcd: None, dir, kubeconfig, url }
+        let command =
+            (command.to_owned(), extra.iter().map(|s| s.to_string()).collect(), ready.to_owned());
+        Self { child, command, etcd: None, dir, kubeconfig, url }
+    }
+
+    /// Stops the process gracefully (SIGTERM) and starts it again on the same data directory
+    /// with the same arguments (an embedded-store cluster).
+    pub fn restart(mut self) -> Self {
+        terminate(&mut self.child);
+        let (command, args, ready) = self.command.clone();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        std::mem::forget(self);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Self::spawn(&command, dir, &args, &ready)
     }
 
     pub fn pid(&self) -> u32 {
@@ -224,20 +239,25 @@ impl Cluster {
     }
 }
 
+/// SIGTERM first (`ringfence up` then stops its pods and removes their networks), SIGKILL if
+/// it takes too long.
+fn terminate(child: &mut Child) {
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
-        // SIGTERM first: `ringfence up` then stops its pods and removes their networks.
-        // SAFETY: signalling our own child process.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(20) {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        terminate(&mut self.child);
     }
 }
 

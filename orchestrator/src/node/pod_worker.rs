@@ -101,6 +101,11 @@ impl PodWorker {
     /// Runs until the pod is gone from the API and its runtime objects are removed.
     pub async fn run(mut self, mut pod_rx: watch::Receiver<Option<Value>>) {
         self.adopt().await;
+        if self.sandbox.is_none()
+            && let Some(pod) = pod_rx.borrow().clone()
+        {
+            self.carry_over(&pod);
+        }
         loop {
             let pod = pod_rx.borrow_and_update().clone();
             match pod {
@@ -192,6 +197,30 @@ impl PodWorker {
                     .runtime
                     .remove_pod_sandbox(cri::RemovePodSandboxRequest { pod_sandbox_id: sb.id })
                     .await;
+            }
+        }
+    }
+
+    /// A pod the API says ran here but whose sandbox is gone (the node or its runtime
+    /// restarted): its containers count a restart, and their last state says the run ended
+    /// in an unknown way, as the kubelet reports after a reboot.
+    fn carry_over(&mut self, pod: &Value) {
+        for cs in pod["status"]["containerStatuses"].as_array().into_iter().flatten() {
+            let Some(name) = cs["name"].as_str() else { continue };
+            let count = cs["restartCount"].as_u64().unwrap_or(0) as u32;
+            let was_running = !cs["state"]["running"].is_null();
+            let t = self.tracks.entry(name.to_owned()).or_default();
+            t.restarts = count + u32::from(was_running);
+            if was_running {
+                t.last_terminated = Some(json!({
+                    "exitCode": 255,
+                    "reason": "Unknown",
+                    "startedAt": cs["state"]["running"]["startedAt"].clone(),
+                    "finishedAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    "containerID": cs["containerID"].clone(),
+                }));
+            } else if !cs["lastState"]["terminated"].is_null() {
+                t.last_terminated = Some(cs["lastState"]["terminated"].clone());
             }
         }
     }
