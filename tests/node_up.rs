@@ -393,6 +393,20 @@ spec:
     }));
     assert_eq!(restarts(&c, "good"), 0);
     assert_eq!(c.ok(&["exec", "good", "--", "echo", "still here"]).trim(), "still here");
+
+    // Its usage reaches the metrics API, as `kubectl top` shows it.
+    let mut top = String::new();
+    assert!(
+        eventually(Duration::from_secs(40), || {
+            let out = c.kubectl(&["top", "pod", "good", "--no-headers"]);
+            top = String::from_utf8_lossy(&out.stdout).into_owned();
+            out.status.success() && top.starts_with("good")
+        }),
+        "kubectl top pod: {top}"
+    );
+    let memory = top.split_whitespace().nth(2).unwrap_or_default();
+    let mib: f64 = memory.trim_end_matches("Mi").parse().unwrap_or(0.0);
+    assert!(memory.ends_with("Mi") && mib > 0.0, "{top}");
 }
 
 /// A network namespace joined to the host by a veth pair: host side `.1`, namespace side `.2`.

@@ -401,7 +401,9 @@ impl Sandbox {
                 continue;
             }
             n += 1;
-            cpu += tg.lock().usage.user_us + tg.threads().iter().map(|t| t.cpu_us()).sum::<u64>();
+            // Two statements: `threads()` takes the group's lock, which must not be held here.
+            let exited_us = tg.lock().usage.user_us;
+            cpu += exited_us + tg.threads().iter().map(|t| t.cpu_us()).sum::<u64>();
             mem += t.mm().resident_pages() * PAGE_SIZE;
         }
         (cpu, mem, n)

@@ -623,13 +623,19 @@ impl CriRuntime {
     }
 
     pub fn container_stats(&self, id: &str) -> Result<cri::ContainerStats, CriError> {
-        let (sandbox_id, meta) = {
+        let (sandbox_id, meta, labels, annotations) = {
             let st = self.lock();
             let c = st
                 .containers
                 .get(id)
                 .ok_or_else(|| CriError::NotFound(format!("container {id} not found")))?;
-            (c.sandbox_id.clone(), c.config.metadata.clone())
+            let cfg = &c.config;
+            (
+                c.sandbox_id.clone(),
+                cfg.metadata.clone(),
+                cfg.labels.clone(),
+                cfg.annotations.clone(),
+            )
         };
         let (cpu_us, mem, _n) =
             self.running(&sandbox_id).and_then(|r| r.stats(id)).unwrap_or((0, 0, 0));
@@ -638,7 +644,8 @@ impl CriRuntime {
             attributes: Some(cri::ContainerAttributes {
                 id: id.into(),
                 metadata: meta,
-                ..Default::default()
+                labels,
+                annotations,
             }),
             cpu: Some(cri::CpuUsage {
                 timestamp: ts,

@@ -9,7 +9,8 @@
 //! - [`service_proxy`]: Service cluster IPs and node ports on this node.
 //! - [`dns`], [`dns_message`]: cluster DNS for this node's pods.
 //! - [`api`], [`cri_client`]: the agent's two peers.
-//! - [`registration`], [`lease`], [`pod_status`]: what any node owes the control plane,
+//! - [`registration`], [`lease`], [`pod_status`], [`pod_metrics`]: what any node owes the
+//!   control plane,
 //!   shared with the simulated nodes of `ringfence sim-nodes`.
 
 pub mod api;
@@ -18,6 +19,7 @@ pub mod dns;
 pub mod dns_message;
 pub mod env;
 pub mod lease;
+pub mod pod_metrics;
 pub mod pod_status;
 pub mod pod_worker;
 pub mod probe;
@@ -195,6 +197,7 @@ impl NodeAgent {
             let me = me.clone();
             tokio::spawn(async move { me.heartbeat().await });
         }
+        tokio::spawn(pod_metrics::run(me.kube.clone(), me.shared.cri.clone()));
         if me.config.service_proxy {
             service_proxy::start(me.shared.clone());
             if let Some(addr) = me.shared.dns_server {

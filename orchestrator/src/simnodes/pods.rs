@@ -7,13 +7,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 
 use super::{CPU_USAGE, EXIT_CODE, RUN_SECONDS};
 use crate::api::ApiError;
-use crate::api::metrics::{ContainerMetrics, PodMetrics};
+use crate::api::metrics::ContainerMetrics;
 use crate::api::request::DeleteOptions;
 use crate::kube::{Action, Informer, Kube, ObjectKey, Reconciler};
+use crate::node::pod_metrics::{self, PodRef};
 use crate::node::pod_status;
 use crate::node::registration::NodeConfig;
 
@@ -100,35 +100,11 @@ impl SimPods {
                 ContainerMetrics { name: c.name.clone(), usage: usage.into_iter().collect() }
             })
             .collect();
-        let m = PodMetrics {
-            metadata: ObjectMeta {
-                name: Some(key.name.clone()),
-                namespace: key.namespace.clone(),
-                labels: pod.metadata.labels.clone(),
-                owner_references: Some(vec![OwnerReference {
-                    api_version: "v1".into(),
-                    kind: "Pod".into(),
-                    name: key.name.clone(),
-                    uid: pod.metadata.uid.clone().unwrap_or_default(),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            },
-            timestamp: Some(Time(chrono::Utc::now())),
-            window: Some("10s".into()),
-            containers,
-            ..Default::default()
-        };
-        match self.kube.get::<PodMetrics>(key.ns(), &key.name).await? {
-            Some(old) => {
-                let mut new = m;
-                new.metadata = old.metadata;
-                self.kube.update(&new).await?;
-            }
-            None => {
-                self.kube.create(&m).await?;
-            }
-        }
+        let labels = pod.metadata.labels.clone();
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let owner =
+            PodRef { namespace: key.ns().unwrap_or("default"), name: &key.name, uid: &uid, labels };
+        pod_metrics::publish(&self.kube, &owner, containers, Duration::from_secs(10)).await?;
         self.published.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), cpu);
         Ok(())
     }
