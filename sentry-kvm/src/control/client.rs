@@ -24,6 +24,9 @@ pub struct ControlClient {
     buf: Vec<u8>,
 }
 
+/// How long the sandbox has to answer a request that does not wait for a process.
+pub const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl ControlClient {
     pub fn connect(path: &Path) -> Result<ControlClient, ControlError> {
         // SAFETY: plain socket creation; checked.
@@ -43,8 +46,34 @@ impl ControlClient {
         Ok(ControlClient { sock, buf: Vec::new() })
     }
 
-    /// Sends `req` with `fds` and returns the answer; sandbox errors become `Err`.
+    /// Bounds how long an answer may take (None: forever).
+    fn answer_within(&self, limit: Option<std::time::Duration>) -> io::Result<()> {
+        let tv = match limit {
+            Some(d) => libc::timeval {
+                tv_sec: d.as_secs() as libc::time_t,
+                tv_usec: d.subsec_micros() as libc::suseconds_t,
+            },
+            None => libc::timeval { tv_sec: 0, tv_usec: 0 },
+        };
+        // SAFETY: setting a socket option on our socket from a local value of the right size.
+        let r = unsafe {
+            libc::setsockopt(
+                self.sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&raw const tv).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if r != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    }
+
+    /// Sends `req` with `fds` and returns the answer; sandbox errors become `Err`. Every
+    /// request but `Wait` must be answered within [`ANSWER_TIMEOUT`]: a stuck sandbox must not
+    /// stall its runtime.
     pub fn call(&mut self, req: &Request, fds: &[RawFd]) -> Result<Response, ControlError> {
+        let limit = (!matches!(req, Request::Wait { .. })).then_some(ANSWER_TIMEOUT);
+        self.answer_within(limit)?;
         let bytes = serde_json::to_vec(req).map_err(io::Error::other)?;
         wire::send_fds(self.sock.as_raw_fd(), &bytes, fds)?;
         let (n, _) = wire::recv_fds(self.sock.as_raw_fd(), &mut self.buf)?;
