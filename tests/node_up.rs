@@ -650,3 +650,105 @@ spec:
     assert_eq!(p["status"]["containerStatuses"][0]["lastState"]["terminated"]["reason"], "Unknown");
     assert_eq!(c.ok(&["exec", "survivor", "--", "echo", "back"]).trim(), "back");
 }
+
+#[test]
+fn pod_volumes_are_shared_between_containers_and_reach_the_host() {
+    let c = Cluster::up(&[]);
+    let images = tempfile::tempdir().unwrap();
+    node::import_busybox_image(c.data_dir(), images.path(), "web:v1", &[]);
+    let host = tempfile::tempdir().unwrap();
+    let (pv_dir, host_dir) = (host.path().join("pv"), host.path().join("hostpath"));
+    let manifest = format!(
+        r#"
+apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata: {{name: sentry}}
+handler: sentry
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: app}}
+data: {{greeting: hello from a ConfigMap}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: creds}}
+stringData: {{password: hunter2}}
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {{name: disk}}
+spec:
+  capacity: {{storage: 1Gi}}
+  accessModes: [ReadWriteOnce]
+  hostPath: {{path: {pv}, type: DirectoryOrCreate}}
+  claimRef: {{name: data, namespace: default}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: data}}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {{requests: {{storage: 1Gi}}}}
+  volumeName: disk
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: vols}}
+spec:
+  runtimeClassName: sentry
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - {{name: shared, emptyDir: {{}}}}
+  - {{name: config, configMap: {{name: app}}}}
+  - {{name: secret, secret: {{secretName: creds, defaultMode: 0400}}}}
+  - {{name: data, persistentVolumeClaim: {{claimName: data}}}}
+  - {{name: logs, hostPath: {{path: {hp}, type: DirectoryOrCreate}}}}
+  containers:
+  - name: writer
+    image: web:v1
+    imagePullPolicy: Never
+    command: [sh, -c, 'cat /etc/app/greeting > /shared/msg; exec sleep 3600']
+    volumeMounts:
+    - {{name: shared, mountPath: /shared}}
+    - {{name: config, mountPath: /etc/app}}
+  - name: reader
+    image: web:v1
+    imagePullPolicy: Never
+    command: [sh, -c, 'until [ -e /shared/msg ]; do sleep 0.1; done; cp /shared/msg /data/copy; cat /creds/password > /logs/seen; exec sleep 3600']
+    volumeMounts:
+    - {{name: shared, mountPath: /shared, readOnly: true}}
+    - {{name: data, mountPath: /data}}
+    - {{name: secret, mountPath: /creds}}
+    - {{name: logs, mountPath: /logs}}
+"#,
+        pv = pv_dir.display(),
+        hp = host_dir.display()
+    );
+    c.apply(&manifest, &[]);
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            std::fs::read_to_string(pv_dir.join("copy")).is_ok_and(|s| !s.is_empty())
+                && std::fs::read_to_string(host_dir.join("seen")).is_ok_and(|s| !s.is_empty())
+        }),
+        "the reader never wrote: {}",
+        c.json(&["get", "pod", "vols"])["status"]
+    );
+    assert_eq!(std::fs::read_to_string(pv_dir.join("copy")).unwrap(), "hello from a ConfigMap");
+    assert_eq!(std::fs::read_to_string(host_dir.join("seen")).unwrap(), "hunter2");
+    // Read-only where the pod says so, and for ConfigMaps always.
+    let err = c.kubectl(&["exec", "vols", "-c", "reader", "--", "touch", "/shared/x"]);
+    assert!(String::from_utf8_lossy(&err.stderr).contains("Read-only file system"), "{err:?}");
+    let err = c.kubectl(&["exec", "vols", "-c", "writer", "--", "touch", "/etc/app/x"]);
+    assert!(String::from_utf8_lossy(&err.stderr).contains("Read-only file system"), "{err:?}");
+    let mode = c.ok(&["exec", "vols", "-c", "reader", "--", "stat", "-c", "%a", "/creds/password"]);
+    assert_eq!(mode.trim(), "400");
+
+    // The pod's own volumes go with it; the PersistentVolume's data stays.
+    let uid = c.json(&["get", "pod", "vols"])["metadata"]["uid"].as_str().unwrap().to_owned();
+    let pod_dir = c.data_dir().join("node/pods").join(&uid);
+    assert!(pod_dir.join("volumes/empty-dir/shared/msg").exists());
+    c.ok(&["delete", "pod", "vols"]);
+    assert!(eventually(Duration::from_secs(20), || !pod_dir.exists()));
+    assert!(pv_dir.join("copy").exists());
+}

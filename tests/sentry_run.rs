@@ -97,3 +97,78 @@ fn sentry_and_gofer_are_confined_by_seccomp() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+fn run_with_volumes(
+    root: &std::path::Path,
+    volumes: &[&str],
+    script: &str,
+) -> std::process::Output {
+    let mut cmd = std::process::Command::new(common::sentry::ringfence());
+    cmd.args(["sentry", "run", "--rootfs"]).arg(root);
+    for v in volumes {
+        cmd.args(["--volume", v]);
+    }
+    cmd.args(["--", "/bin/sh", "-c", script]);
+    common::sentry::run_with_input(cmd, b"")
+}
+
+#[test]
+fn volumes_write_through_to_the_host_and_nowhere_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = busybox_rootfs(&dir.path().join("image"));
+    let data = dir.path().join("data");
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("settings"), "from the host\n").unwrap();
+    std::fs::write(dir.path().join("secret"), "host secret\n").unwrap();
+    // A link the host left in the volume, pointing out of it.
+    std::os::unix::fs::symlink(dir.path().join("secret"), data.join("hostlink")).unwrap();
+    let (d, c) = (data.to_str().unwrap(), config.to_str().unwrap());
+    let out = run_with_volumes(
+        &root,
+        &[&format!("{d}:/data"), &format!("{c}:/etc/app:ro")],
+        "echo hi > /data/f && mkdir /data/d && mv /data/f /data/d/g && cat /data/d/g && \
+         cat /etc/app/settings && \
+         (echo x > /etc/app/settings) 2>&1; (mkdir /etc/app/new) 2>&1; \
+         (cat /data/hostlink) 2>&1; \
+         ln -s ../../../.. /data/up && echo planted > /data/up/tmp/escaped && \
+         chmod 600 /data/d/g && dd if=/dev/zero of=/data/big bs=4096 count=256 2>/dev/null && \
+         truncate -s 100 /data/big && ls /data",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "hi");
+    assert_eq!(lines[1], "from the host");
+    assert!(lines[2].contains("Read-only file system"), "{stdout}");
+    assert!(lines[3].contains("Read-only file system"), "{stdout}");
+    // The host's link resolves inside the sandbox, where there is no such file.
+    assert!(lines[4].contains("No such file"), "{stdout}");
+    assert_eq!(lines[5..].join(" "), "big d hostlink up");
+    // On the host: the data landed in the volume, nothing outside it changed.
+    assert_eq!(std::fs::read_to_string(data.join("d/g")).unwrap(), "hi\n");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data.join("d/g")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(data.join("big")).unwrap().len(), 100);
+    assert_eq!(std::fs::read_to_string(config.join("settings")).unwrap(), "from the host\n");
+    assert!(!config.join("new").exists());
+    assert_eq!(std::fs::read_to_string(dir.path().join("secret")).unwrap(), "host secret\n");
+    assert!(!std::path::Path::new("/tmp/escaped").exists());
+    assert_eq!(std::fs::read_link(data.join("up")).unwrap().to_str(), Some("../../../.."));
+}
+
+#[test]
+fn a_bad_volume_is_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = busybox_rootfs(dir.path());
+    for bad in [
+        "/no/such/dir:/data",
+        "relative-dest:data",
+        &format!("{}:/d:sideways", dir.path().display()),
+    ] {
+        let out = run_with_volumes(&root, &[bad], "true");
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}

@@ -30,6 +30,7 @@ use crate::vfs::fd_table::FdTable;
 use crate::vfs::file::File;
 use crate::vfs::fs::host::HostFile;
 use crate::vfs::fs::overlay::OverlayFs;
+use crate::vfs::fs::volume::VolumeFs;
 use crate::vfs::fs::{dev, proc};
 use crate::vfs::inode::{Inode, Owner};
 use crate::vfs::mount::Mount;
@@ -55,6 +56,13 @@ pub enum Network {
     Host,
 }
 
+/// A host directory mounted at `destination` in a container, served by its own Gofer.
+pub struct Volume {
+    pub gofer: GoferClient,
+    pub destination: String,
+    pub read_only: bool,
+}
+
 /// One container: a program over a root filesystem, with its stdio.
 pub struct ContainerSpec {
     /// Serves the container's root filesystem (already started: the Sentry cannot start
@@ -64,6 +72,8 @@ pub struct ContainerSpec {
     pub process: Process,
     /// Files placed in the container's writable layer before it starts.
     pub files: Vec<FileSpec>,
+    /// Host directories mounted into the container.
+    pub volumes: Vec<Volume>,
     /// Host descriptors for stdin, stdout and stderr.
     pub stdio: [OwnedFd; 3],
 }
@@ -99,6 +109,19 @@ fn mkdir_p(dir: &Arc<dyn Inode>, name: &[u8]) -> Result<Arc<dyn Inode>, Errno> {
         Err(Errno::ENOENT) => dir.create(name, FileType::Directory, 0o755, 0, Owner::default()),
         Err(e) => Err(e),
     }
+}
+
+/// The directory at absolute `path` under `root`, made with its parents as needed.
+fn mkdir_path(root: &Arc<dyn Inode>, path: &str) -> Result<Arc<dyn Inode>, Errno> {
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    if !path.starts_with('/') || comps.is_empty() || comps.contains(&"..") {
+        return Err(Errno::EINVAL);
+    }
+    let mut dir = root.clone();
+    for c in comps {
+        dir = mkdir_p(&dir, c.as_bytes())?;
+    }
+    Ok(dir)
 }
 
 /// Creates (or replaces) a regular file at `path` under `root`, with its directories.
@@ -169,6 +192,7 @@ impl Sandbox {
         &self,
         gofer: GoferClient,
         files: &[FileSpec],
+        volumes: Vec<Volume>,
     ) -> Result<Location, SandboxError> {
         let fs_err = SandboxError::Filesystem;
         let phys = self.kernel.phys.clone();
@@ -180,11 +204,17 @@ impl Sandbox {
         let dev_dir = mkdir_p(&root_inode, b"dev").map_err(fs_err)?;
         let (devfs, shm, _pts) = dev::build();
         let dev_mount = mount.mount_child(dev_dir, devfs, "tmpfs", "dev");
-        dev_mount.mount_child(shm, OverlayFs::new(phys, None).root(0o1777), "tmpfs", "shm");
+        dev_mount.mount_child(shm, OverlayFs::new(phys.clone(), None).root(0o1777), "tmpfs", "shm");
         mkdir_p(&root_inode, b"tmp").map_err(fs_err)?;
         for f in files {
             put_file(&root_inode, &f.path, f.contents.as_bytes(), f.mode)
                 .map_err(|errno| SandboxError::Exec { path: f.path.clone(), errno })?;
+        }
+        for v in volumes {
+            let on = mkdir_path(&root_inode, &v.destination)
+                .map_err(|errno| SandboxError::Exec { path: v.destination.clone(), errno })?;
+            let fs = VolumeFs::new(phys.clone(), v.gofer, v.read_only);
+            mount.mount_volume(on, fs.root(), v.read_only, &v.destination);
         }
         Ok(Location::new(mount, root_inode))
     }
@@ -336,7 +366,7 @@ impl Sandbox {
 
     /// Makes the container's program the sandbox's init (`ringfence sentry run`).
     pub fn run_as_init(&self, spec: ContainerSpec) -> Result<Arc<ThreadGroup>, SandboxError> {
-        let root = self.container_root(spec.gofer, &spec.files)?;
+        let root = self.container_root(spec.gofer, &spec.files, spec.volumes)?;
         self.launch(root, &spec.process, spec.stdio, true)
     }
 
@@ -372,7 +402,7 @@ impl Sandbox {
 
     /// Starts a container as a new process (and session) under init. Returns its process.
     pub fn start_container(&self, spec: ContainerSpec) -> Result<Arc<ThreadGroup>, SandboxError> {
-        let root = self.container_root(spec.gofer, &spec.files)?;
+        let root = self.container_root(spec.gofer, &spec.files, spec.volumes)?;
         self.launch(root, &spec.process, spec.stdio, false)
     }
 

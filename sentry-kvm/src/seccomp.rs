@@ -51,6 +51,12 @@ fn sentry_allowed() -> Vec<Allowed> {
         masked(SYS_statx, 2, AT_EMPTY_PATH as u64, AT_EMPTY_PATH as u64),
         any(SYS_fcntl),
         any(SYS_fallocate),
+        // Stdio that is a regular file moves the host's file position.
+        any(SYS_lseek),
+        // On descriptors of volume files the Gofer handed over.
+        any(SYS_ftruncate),
+        any(SYS_fsync),
+        any(SYS_fdatasync),
         any(SYS_mmap),
         any(SYS_munmap),
         any(SYS_mprotect),
@@ -195,6 +201,24 @@ pub fn confine_sentry() -> Result<(), SeccompError> {
 }
 
 /// Confines the (single-threaded) Gofer process.
-pub fn confine_gofer() -> Result<(), SeccompError> {
-    install_all_threads(&[compile(gofer_allowed())?])
+pub fn confine_gofer(writable: bool) -> Result<(), SeccompError> {
+    let mut allowed = gofer_allowed();
+    if writable {
+        use libc::*;
+        for nr in [
+            SYS_mkdirat,
+            SYS_unlinkat,
+            SYS_renameat,
+            SYS_renameat2,
+            SYS_symlinkat,
+            SYS_fchmod,
+            SYS_utimensat,
+            SYS_ftruncate,
+            SYS_fsync,
+            SYS_fdatasync,
+        ] {
+            allowed.push(any(nr));
+        }
+    }
+    install_all_threads(&[compile(allowed)?])
 }

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use sentry_kvm::control::protocol::{Process, Request};
+use sentry_kvm::control::protocol::{MountSpec, Process, Request};
 use sentry_kvm::control::{ControlClient, ControlServer};
 use sentry_kvm::gofer::GoferClient;
-use sentry_kvm::sandbox::{ContainerSpec, Network, Sandbox, SandboxConfig};
+use sentry_kvm::sandbox::{ContainerSpec, Network, Sandbox, SandboxConfig, Volume};
 
 #[derive(Subcommand)]
 pub enum SentryCommand {
@@ -28,7 +28,54 @@ pub enum SentryCommand {
     Gofer {
         #[arg(long)]
         root: PathBuf,
+        /// Serve changes too (a read-write volume).
+        #[arg(long)]
+        writable: bool,
     },
+}
+
+/// `HOST:DEST[:ro]`: a host directory mounted into the sandbox.
+#[derive(Clone, Debug)]
+pub struct VolumeArg {
+    host: PathBuf,
+    spec: MountSpec,
+}
+
+fn parse_volume(s: &str) -> Result<VolumeArg, String> {
+    let mut parts = s.splitn(3, ':');
+    let (host, dest) = match (parts.next(), parts.next()) {
+        (Some(h), Some(d)) if !h.is_empty() && d.starts_with('/') => (h, d),
+        _ => return Err(format!("{s:?}: expected HOST:DEST[:ro] with an absolute DEST")),
+    };
+    let read_only = match parts.next() {
+        None | Some("rw") => false,
+        Some("ro") => true,
+        Some(other) => return Err(format!("{s:?}: unknown option {other:?} (ro or rw)")),
+    };
+    let host =
+        PathBuf::from(host).canonicalize().map_err(|e| format!("volume source {host}: {e}"))?;
+    if !host.is_dir() {
+        return Err(format!("volume source {} is not a directory", host.display()));
+    }
+    Ok(VolumeArg { host, spec: MountSpec { destination: dest.to_owned(), read_only } })
+}
+
+/// Starts a Gofer for each volume; returns their channels (and the processes, reaped when the
+/// sandbox lets go).
+fn volume_gofers(volumes: &[VolumeArg]) -> anyhow::Result<Vec<(OwnedFd, std::process::Child)>> {
+    let exe = std::env::current_exe()?;
+    volumes
+        .iter()
+        .map(|v| {
+            let args: &[&str] = if v.spec.read_only {
+                &["sentry", "gofer"]
+            } else {
+                &["sentry", "gofer", "--writable"]
+            };
+            sentry_kvm::gofer::client::launch(&exe, args, &v.host)
+                .with_context(|| format!("starting the gofer for {}", v.host.display()))
+        })
+        .collect()
 }
 
 #[derive(Args)]
@@ -52,6 +99,9 @@ pub struct RunArgs {
     /// path of a network namespace to join.
     #[arg(long, default_value = "sandbox")]
     pub network: String,
+    /// Host directory to mount, HOST:DEST[:ro] (repeatable); changes reach the host.
+    #[arg(long = "volume", value_name = "HOST:DEST[:ro]", value_parser = parse_volume)]
+    pub volumes: Vec<VolumeArg>,
     /// The program (absolute path inside the rootfs, or a name searched in PATH) and its
     /// arguments.
     #[arg(last = true, required = true)]
@@ -91,6 +141,9 @@ pub struct ExecArgs {
     pub env: Vec<String>,
     #[arg(long, default_value = "/")]
     pub cwd: String,
+    /// Host directory to mount into the new container, HOST:DEST[:ro] (repeatable).
+    #[arg(long = "volume", value_name = "HOST:DEST[:ro]", value_parser = parse_volume, requires = "rootfs")]
+    pub volumes: Vec<VolumeArg>,
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
 }
@@ -127,10 +180,10 @@ pub fn run(cmd: SentryCommand) -> anyhow::Result<ExitCode> {
             println!("{report}");
             Ok(ExitCode::SUCCESS)
         }
-        SentryCommand::Gofer { root } => {
+        SentryCommand::Gofer { root, writable } => {
             // SAFETY: descriptor 3 is the channel the Sentry passed us; we take ownership.
             let sock = unsafe { OwnedFd::from_raw_fd(sentry_kvm::gofer::client::GOFER_FD) };
-            sentry_kvm::gofer::server::serve(&root, sock).context("gofer")?;
+            sentry_kvm::gofer::server::serve(&root, sock, writable).context("gofer")?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -175,10 +228,26 @@ fn run_sandbox(args: RunArgs) -> anyhow::Result<ExitCode> {
         hostname: args.hostname,
         network: network(&args.network),
     };
+    let mut volumes = Vec::new();
+    for (v, (chan, child)) in args.volumes.iter().zip(volume_gofers(&args.volumes)?) {
+        // Reaped when the sandbox drops the channel (the process exits then).
+        std::thread::spawn(move || {
+            let mut child = child;
+            let _ = child.wait();
+        });
+        let gofer = GoferClient::from_channel(chan)
+            .with_context(|| format!("the gofer for {}", v.host.display()))?;
+        volumes.push(Volume {
+            gofer,
+            destination: v.spec.destination.clone(),
+            read_only: v.spec.read_only,
+        });
+    }
     let spec = ContainerSpec {
         gofer,
         process: Process { argv: args.command, env: args.env, cwd: args.cwd, uid: 0, gid: 0 },
         files: Vec::new(),
+        volumes,
         stdio: [dup(0)?, dup(1)?, dup(2)?],
     };
     let sandbox = Sandbox::boot(&config)?;
@@ -214,8 +283,12 @@ fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
             // The Gofer exits once the sandbox lets go of the container's filesystem.
             let (channel, _gofer) =
                 sentry_kvm::gofer::client::launch(&exe, &["sentry", "gofer"], &rootfs)?;
-            let fds = [channel.as_raw_fd(), 0, 1, 2];
-            client.start(&Request::StartContainer { id, process, files: Vec::new() }, &fds)?
+            let gofers = volume_gofers(&args.volumes)?;
+            let mut fds = vec![channel.as_raw_fd(), 0, 1, 2];
+            fds.extend(gofers.iter().map(|(c, _)| c.as_raw_fd()));
+            let mounts = args.volumes.iter().map(|v| v.spec.clone()).collect();
+            let req = Request::StartContainer { id, process, files: Vec::new(), mounts };
+            client.start(&req, &fds)?
         }
         (None, None, Some(container)) => {
             client.start(&Request::Exec { container, process }, &[0, 1, 2])?

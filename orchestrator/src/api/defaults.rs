@@ -29,6 +29,20 @@ pub fn apply(kind: &ResourceKind, obj: &mut Value) {
             let status = object(obj, "status");
             default(status, "phase", json!("Pending"));
         }
+        ("", "Secret") => {
+            // stringData is write-only: merged into data (winning over it), never stored.
+            if let Some(Value::Object(strings)) =
+                obj.as_object_mut().and_then(|o| o.remove("stringData"))
+            {
+                use base64::Engine;
+                let data = object(obj, "data");
+                for (k, v) in strings {
+                    let text = v.as_str().unwrap_or_default();
+                    data[k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+                }
+            }
+            default(obj, "type", json!("Opaque"));
+        }
         ("", "Namespace") => {
             let name = obj["metadata"]["name"].clone();
             let labels = object(object(obj, "metadata"), "labels");
@@ -60,7 +74,6 @@ pub fn apply(kind: &ResourceKind, obj: &mut Value) {
             }
             default(object(obj, "status"), "loadBalancer", json!({}));
         }
-        ("", "Secret") => default(obj, "type", json!("Opaque")),
         ("", "PersistentVolume") => {
             let spec = object(obj, "spec");
             default(spec, "persistentVolumeReclaimPolicy", json!("Retain"));

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sentry_kvm::control::ControlClient;
-use sentry_kvm::control::protocol::{FileSpec, Process, Request, Response};
+use sentry_kvm::control::protocol::{FileSpec, MountSpec, Process, Request, Response};
 
 use super::CriError;
 
@@ -28,16 +28,24 @@ pub trait SandboxHandler: Send + Sync {
     fn start(&self, setup: &SandboxSetup) -> Result<Box<dyn RunningSandbox>, CriError>;
 }
 
+/// A host directory to mount into a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostMount {
+    pub host: PathBuf,
+    pub spec: MountSpec,
+}
+
 /// A started pod sandbox.
 pub trait RunningSandbox: Send + Sync {
-    /// Starts container `id` over `rootfs`, with `files` placed in its writable layer; returns
-    /// its main process.
+    /// Starts container `id` over `rootfs`, with `files` placed in its writable layer and
+    /// `mounts` mounted; returns its main process.
     fn start_container(
         &self,
         id: &str,
         rootfs: &Path,
         process: Process,
         files: Vec<FileSpec>,
+        mounts: &[HostMount],
         stdio: [OwnedFd; 3],
     ) -> Result<i32, CriError>;
     /// Runs `process` in container `container`'s filesystem.
@@ -110,6 +118,19 @@ impl SandboxHandler for SentryHandler {
 }
 
 impl SentrySandbox {
+    /// Starts a Gofer serving `dir` (changes allowed when `writable`); returns the channel.
+    fn gofer(&self, dir: &Path, writable: bool) -> Result<OwnedFd, CriError> {
+        let args: &[&str] =
+            if writable { &["sentry", "gofer", "--writable"] } else { &["sentry", "gofer"] };
+        let (channel, gofer) = sentry_kvm::gofer::client::launch(&self.exe, args, dir)?;
+        // The Gofer exits when the sandbox lets go of the filesystem; reap it then.
+        std::thread::Builder::new().name("gofer-reaper".into()).spawn(move || {
+            let mut g = gofer;
+            let _ = g.wait();
+        })?;
+        Ok(channel)
+    }
+
     fn client(&self) -> Result<ControlClient, CriError> {
         ControlClient::connect(&self.control).map_err(sandbox_err)
     }
@@ -122,19 +143,24 @@ impl RunningSandbox for SentrySandbox {
         rootfs: &Path,
         process: Process,
         files: Vec<FileSpec>,
+        mounts: &[HostMount],
         stdio: [OwnedFd; 3],
     ) -> Result<i32, CriError> {
-        let (channel, gofer) =
-            sentry_kvm::gofer::client::launch(&self.exe, &["sentry", "gofer"], rootfs)?;
-        // The Gofer exits when the sandbox lets go of the container's filesystem; reap it then.
-        std::thread::Builder::new().name("gofer-reaper".into()).spawn(move || {
-            let mut g = gofer;
-            let _ = g.wait();
-        })?;
-        let fds =
-            [channel.as_raw_fd(), stdio[0].as_raw_fd(), stdio[1].as_raw_fd(), stdio[2].as_raw_fd()];
+        let channel = self.gofer(rootfs, false)?;
+        let volumes = mounts
+            .iter()
+            .map(|m| self.gofer(&m.host, !m.spec.read_only))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut fds = vec![
+            channel.as_raw_fd(),
+            stdio[0].as_raw_fd(),
+            stdio[1].as_raw_fd(),
+            stdio[2].as_raw_fd(),
+        ];
+        fds.extend(volumes.iter().map(|v| v.as_raw_fd()));
+        let mounts = mounts.iter().map(|m| m.spec.clone()).collect();
         self.client()?
-            .start(&Request::StartContainer { id: id.into(), process, files }, &fds)
+            .start(&Request::StartContainer { id: id.into(), process, files, mounts }, &fds)
             .map_err(sandbox_err)
     }
 

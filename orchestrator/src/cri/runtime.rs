@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use k8s_cri::v1 as cri;
-use sentry_kvm::control::protocol::{FileSpec, Process};
+use sentry_kvm::control::protocol::{FileSpec, MountSpec, Process};
 
-use super::handler::{RunningSandbox, SandboxHandler, SandboxSetup};
+use super::handler::{HostMount, RunningSandbox, SandboxHandler, SandboxSetup};
 use super::images::ImageSource;
 use super::network::{PodNet, PodNetwork};
 use super::{CriError, logs, new_id, now_ns};
@@ -291,13 +291,7 @@ impl CriRuntime {
         if image_name.is_empty() {
             return Err(CriError::Invalid("container config names no image".into()));
         }
-        if let Some(m) = config.mounts.first() {
-            // Until the Sentry's Gofer serves host directories, say so instead of ignoring it.
-            return Err(CriError::Invalid(format!(
-                "volume mounts are not supported by this runtime yet (mount of {} at {})",
-                m.host_path, m.container_path
-            )));
-        }
+        host_mounts(&config.mounts)?; // Checked now so that a bad mount is a CreateContainerError.
         let log_dir = {
             let st = self.lock();
             let sb = st
@@ -372,7 +366,7 @@ impl CriRuntime {
     }
 
     pub fn start_container(self: &Arc<Self>, id: &str) -> Result<(), CriError> {
-        let (sandbox_id, rootfs, process, log_path) = {
+        let (sandbox_id, rootfs, process, log_path, mounts) = {
             let st = self.lock();
             let c = st
                 .containers
@@ -383,7 +377,8 @@ impl CriRuntime {
                     "container {id} is not in the created state"
                 )));
             }
-            (c.sandbox_id.clone(), c.rootfs.clone(), c.process.clone(), c.log_path.clone())
+            let mounts = host_mounts(&c.config.mounts)?;
+            (c.sandbox_id.clone(), c.rootfs.clone(), c.process.clone(), c.log_path.clone(), mounts)
         };
         let running = self.running(&sandbox_id)?;
         let files = self.node_files(&sandbox_id);
@@ -392,22 +387,27 @@ impl CriRuntime {
         let (err_r, err_w) = pipe()?;
         logs::forward(out_r, "stdout", log.clone())?;
         logs::forward(err_r, "stderr", log)?;
-        let pid =
-            match running.start_container(id, &rootfs, process, files, [dev_null()?, out_w, err_w])
-            {
-                Ok(pid) => pid,
-                Err(e) => {
-                    let mut st = self.lock();
-                    if let Some(c) = st.containers.get_mut(id) {
-                        c.state = ContainerState::Exited;
-                        c.exit_code = 128;
-                        c.reason = "StartError".into();
-                        c.message = e.to_string();
-                        c.finished_at = now_ns();
-                    }
-                    return Err(e);
+        let pid = match running.start_container(
+            id,
+            &rootfs,
+            process,
+            files,
+            &mounts,
+            [dev_null()?, out_w, err_w],
+        ) {
+            Ok(pid) => pid,
+            Err(e) => {
+                let mut st = self.lock();
+                if let Some(c) = st.containers.get_mut(id) {
+                    c.state = ContainerState::Exited;
+                    c.exit_code = 128;
+                    c.reason = "StartError".into();
+                    c.message = e.to_string();
+                    c.finished_at = now_ns();
                 }
-            };
+                return Err(e);
+            }
+        };
         {
             let mut st = self.lock();
             if let Some(c) = st.containers.get_mut(id) {
@@ -684,6 +684,31 @@ impl CriRuntime {
             n.remove_bridge();
         }
     }
+}
+
+/// The CRI's mounts as the sandbox takes them: existing host directories at absolute paths.
+fn host_mounts(mounts: &[cri::Mount]) -> Result<Vec<HostMount>, CriError> {
+    mounts
+        .iter()
+        .map(|m| {
+            if !m.container_path.starts_with('/') || m.container_path.split('/').any(|c| c == "..")
+            {
+                return Err(CriError::Invalid(format!(
+                    "mount destination {:?} must be an absolute path without '..'",
+                    m.container_path
+                )));
+            }
+            let host = PathBuf::from(&m.host_path);
+            if !host.is_absolute() || !host.is_dir() {
+                return Err(CriError::Invalid(format!(
+                    "mount source {:?} is not a directory (only directories can be mounted)",
+                    m.host_path
+                )));
+            }
+            let spec = MountSpec { destination: m.container_path.clone(), read_only: m.readonly };
+            Ok(HostMount { host, spec })
+        })
+        .collect()
 }
 
 fn state_code(s: ContainerState) -> i32 {

@@ -202,8 +202,9 @@ pub async fn prepare(
                 .ok_or_else(|| {
                     VolumeError::NotReady(format!("persistentvolumeclaim \"{claim}\" not found"))
                 })?;
+            // A claim names its volume once bound (by a binder, or pre-bound by its author).
             let pv_name = pvc["spec"]["volumeName"].as_str().unwrap_or_default();
-            if pv_name.is_empty() || pvc["status"]["phase"] != "Bound" {
+            if pv_name.is_empty() {
                 return Err(VolumeError::NotReady(format!(
                     "persistentvolumeclaim \"{claim}\" is not bound"
                 )));
@@ -211,6 +212,14 @@ pub async fn prepare(
             let pv = get(api, &format!("/api/v1/persistentvolumes/{pv_name}")).await?.ok_or_else(
                 || VolumeError::NotReady(format!("persistentvolume \"{pv_name}\" not found")),
             )?;
+            let claim_ref = &pv["spec"]["claimRef"];
+            if !claim_ref.is_null()
+                && (claim_ref["name"] != claim || claim_ref["namespace"].as_str() != Some(ns))
+            {
+                return Err(VolumeError::Invalid(format!(
+                    "persistentvolume \"{pv_name}\" is bound to another claim"
+                )));
+            }
             if pv["spec"]["hostPath"].is_null() {
                 return Err(VolumeError::Invalid(format!(
                     "persistentvolume \"{pv_name}\": only hostPath volumes are supported"

@@ -30,6 +30,15 @@ pub struct FileSpec {
     pub mode: u32,
 }
 
+/// A host directory mounted into a container (its Gofer channel travels with the request).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    /// Absolute path inside the container.
+    pub destination: String,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
 fn file_mode() -> u32 {
     0o644
 }
@@ -37,12 +46,15 @@ fn file_mode() -> u32 {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
-    /// Starts container `id`. Descriptors: Gofer channel, stdin, stdout, stderr.
+    /// Starts container `id`. Descriptors: Gofer channel, stdin, stdout, stderr, then one
+    /// Gofer channel per mount.
     StartContainer {
         id: String,
         process: Process,
         #[serde(default)]
         files: Vec<FileSpec>,
+        #[serde(default)]
+        mounts: Vec<MountSpec>,
     },
     /// Runs a process in container `container`'s root. Descriptors: stdin, stdout, stderr.
     Exec { container: String, process: Process },

@@ -10,7 +10,7 @@ use super::protocol::{Request, Response};
 use crate::gofer::GoferClient;
 use crate::gofer::wire;
 use crate::kernel::thread_group::{ExitStatus, ThreadGroup};
-use crate::sandbox::{ContainerSpec, Sandbox, signal_process};
+use crate::sandbox::{ContainerSpec, Sandbox, Volume, signal_process};
 
 pub struct ControlServer {
     listener: OwnedFd,
@@ -131,18 +131,39 @@ impl ControlServer {
 
     fn dispatch(&self, req: Request, fds: Vec<OwnedFd>) -> Result<Response, String> {
         match req {
-            Request::StartContainer { id, process, files } => {
-                let [gofer, stdin, stdout, stderr]: [OwnedFd; 4] =
-                    fds.try_into().map_err(|_| {
-                        "start_container needs 4 descriptors: gofer, stdin, stdout, stderr"
-                            .to_string()
-                    })?;
+            Request::StartContainer { id, process, files, mounts } => {
+                if fds.len() != 4 + mounts.len() {
+                    return Err(format!(
+                        "start_container needs {} descriptors: gofer, stdin, stdout, stderr and one gofer per mount",
+                        4 + mounts.len()
+                    ));
+                }
+                let mut fds = fds.into_iter();
+                let mut next = || fds.next().ok_or_else(|| "missing descriptor".to_string());
+                let (gofer, stdin, stdout, stderr) = (next()?, next()?, next()?, next()?);
+                let mut volumes = Vec::new();
+                for m in mounts {
+                    let chan = next()?;
+                    let gofer = GoferClient::from_channel(chan)
+                        .map_err(|e| format!("gofer channel of {}: {e}", m.destination))?;
+                    volumes.push(Volume {
+                        gofer,
+                        destination: m.destination,
+                        read_only: m.read_only,
+                    });
+                }
                 if self.containers.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&id) {
                     return Err(format!("container {id} exists"));
                 }
                 let gofer =
                     GoferClient::from_channel(gofer).map_err(|e| format!("gofer channel: {e}"))?;
-                let spec = ContainerSpec { gofer, process, files, stdio: [stdin, stdout, stderr] };
+                let spec = ContainerSpec {
+                    gofer,
+                    process,
+                    files,
+                    volumes,
+                    stdio: [stdin, stdout, stderr],
+                };
                 let tg = self.sandbox.start_container(spec).map_err(|e| e.to_string())?;
                 let pid = tg.tgid;
                 self.processes.lock().unwrap_or_else(|e| e.into_inner()).insert(pid, tg);

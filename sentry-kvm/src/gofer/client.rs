@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 
-use super::protocol::{DirEntry, Handle, Request, Response};
+use super::protocol::{Attr, DirEntry, Handle, Request, Response};
 use super::wire;
 use crate::abi::Errno;
 use crate::abi::stat::Stat;
@@ -91,6 +91,75 @@ impl GoferClient {
             (Response::Opened, Some(fd)) => Ok(fd),
             _ => Err(Errno::EIO),
         }
+    }
+
+    /// Attributes of a node as the host has them now.
+    pub fn stat(&self, node: Handle) -> Result<Stat, Errno> {
+        match self.call(Request::Stat { node })? {
+            (Response::Node { stat, .. }, _) => Ok(stat),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// A read-write descriptor for a regular file (emptied first with `truncate`).
+    pub fn open_write(&self, node: Handle, truncate: bool) -> Result<OwnedFd, Errno> {
+        match self.call(Request::OpenWrite { node, truncate })? {
+            (Response::Opened, Some(fd)) => Ok(fd),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// Creates a regular file; returns its handle, attributes and a read-write descriptor.
+    pub fn create(
+        &self,
+        dir: Handle,
+        name: &[u8],
+        mode: u32,
+    ) -> Result<(Handle, Stat, OwnedFd), Errno> {
+        match self.call(Request::Create { dir, name: name.to_vec(), mode })? {
+            (Response::Node { handle, stat }, Some(fd)) => Ok((handle, stat, fd)),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    fn node_answer(&self, req: Request) -> Result<(Handle, Stat), Errno> {
+        match self.call(req)? {
+            (Response::Node { handle, stat }, _) => Ok((handle, stat)),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    pub fn mkdir(&self, dir: Handle, name: &[u8], mode: u32) -> Result<(Handle, Stat), Errno> {
+        self.node_answer(Request::Mkdir { dir, name: name.to_vec(), mode })
+    }
+
+    pub fn symlink(
+        &self,
+        dir: Handle,
+        name: &[u8],
+        target: &[u8],
+    ) -> Result<(Handle, Stat), Errno> {
+        self.node_answer(Request::Symlink { dir, name: name.to_vec(), target: target.to_vec() })
+    }
+
+    pub fn setattr(&self, node: Handle, attr: Attr) -> Result<Stat, Errno> {
+        self.node_answer(Request::SetAttr { node, attr }).map(|(_, st)| st)
+    }
+
+    pub fn unlink(&self, dir: Handle, name: &[u8], directory: bool) -> Result<(), Errno> {
+        self.call(Request::Unlink { dir, name: name.to_vec(), directory }).map(|_| ())
+    }
+
+    pub fn rename(
+        &self,
+        dir: Handle,
+        name: &[u8],
+        new_dir: Handle,
+        new_name: &[u8],
+    ) -> Result<(), Errno> {
+        let req =
+            Request::Rename { dir, name: name.to_vec(), new_dir, new_name: new_name.to_vec() };
+        self.call(req).map(|_| ())
     }
 
     pub fn readlink(&self, node: Handle) -> Result<Vec<u8>, Errno> {

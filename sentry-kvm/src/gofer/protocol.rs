@@ -20,6 +20,32 @@ pub enum Request {
     Close { node: Handle },
     /// Attributes of a node; answers `Node` with the same handle.
     Stat { node: Handle },
+    // Changes, served only for a writable mount (a read-only one answers EROFS).
+    /// Opens a regular file for reading and writing (emptied first with `truncate`);
+    /// answers `Opened` with the descriptor attached.
+    OpenWrite { node: Handle, truncate: bool },
+    /// Creates a regular file that must not exist; answers `Node` with a read-write
+    /// descriptor attached.
+    Create { dir: Handle, name: Vec<u8>, mode: u32 },
+    /// Answers `Node`.
+    Mkdir { dir: Handle, name: Vec<u8>, mode: u32 },
+    /// Answers `Node`.
+    Symlink { dir: Handle, name: Vec<u8>, target: Vec<u8> },
+    /// Removes a name (a directory when `dir_entry` is set); answers `Ok`.
+    Unlink { dir: Handle, name: Vec<u8>, directory: bool },
+    /// Moves a name within the mount; answers `Ok`.
+    Rename { dir: Handle, name: Vec<u8>, new_dir: Handle, new_name: Vec<u8> },
+    /// Changes attributes (each field only when present); answers `Node`.
+    SetAttr { node: Handle, attr: Attr },
+}
+
+/// Attribute changes a `SetAttr` carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Attr {
+    pub mode: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<Timespec>,
+    pub mtime: Option<Timespec>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,6 +115,14 @@ impl Dec<'_> {
         let n = self.u32()? as usize;
         Ok(self.take(n)?.to_vec())
     }
+    /// A boolean byte: 0 or 1, nothing else.
+    fn flag(&mut self) -> Result<bool, Malformed> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(Malformed),
+        }
+    }
     fn end(&self) -> Result<(), Malformed> {
         if self.0.is_empty() { Ok(()) } else { Err(Malformed) }
     }
@@ -104,6 +138,26 @@ impl Request {
             Request::ReadLink { node } => e.u8(4).u32(*node),
             Request::Close { node } => e.u8(5).u32(*node),
             Request::Stat { node } => e.u8(6).u32(*node),
+            Request::OpenWrite { node, truncate } => e.u8(7).u32(*node).u8(u8::from(*truncate)),
+            Request::Create { dir, name, mode } => e.u8(8).u32(*dir).bytes(name).u32(*mode),
+            Request::Mkdir { dir, name, mode } => e.u8(9).u32(*dir).bytes(name).u32(*mode),
+            Request::Symlink { dir, name, target } => e.u8(10).u32(*dir).bytes(name).bytes(target),
+            Request::Unlink { dir, name, directory } => {
+                e.u8(11).u32(*dir).bytes(name).u8(u8::from(*directory))
+            }
+            Request::Rename { dir, name, new_dir, new_name } => {
+                e.u8(12).u32(*dir).bytes(name).u32(*new_dir).bytes(new_name)
+            }
+            Request::SetAttr { node, attr } => {
+                e.u8(13).u32(*node);
+                enc_opt(&mut e, attr.mode.map(u64::from));
+                enc_opt(&mut e, attr.size);
+                for t in [attr.atime, attr.mtime] {
+                    enc_opt(&mut e, t.map(|t| t.sec as u64));
+                    e.u64(t.map(|t| t.nsec as u64).unwrap_or(0));
+                }
+                &mut e
+            }
         };
         e.0
     }
@@ -117,11 +171,55 @@ impl Request {
             4 => Request::ReadLink { node: d.u32()? },
             5 => Request::Close { node: d.u32()? },
             6 => Request::Stat { node: d.u32()? },
+            7 => Request::OpenWrite { node: d.u32()?, truncate: d.flag()? },
+            8 => Request::Create { dir: d.u32()?, name: d.bytes()?, mode: d.u32()? },
+            9 => Request::Mkdir { dir: d.u32()?, name: d.bytes()?, mode: d.u32()? },
+            10 => Request::Symlink { dir: d.u32()?, name: d.bytes()?, target: d.bytes()? },
+            11 => Request::Unlink { dir: d.u32()?, name: d.bytes()?, directory: d.flag()? },
+            12 => Request::Rename {
+                dir: d.u32()?,
+                name: d.bytes()?,
+                new_dir: d.u32()?,
+                new_name: d.bytes()?,
+            },
+            13 => {
+                let node = d.u32()?;
+                let mode = dec_opt(&mut d)?
+                    .map(|m| u32::try_from(m).map_err(|_| Malformed))
+                    .transpose()?;
+                let size = dec_opt(&mut d)?;
+                let mut times = [None, None];
+                for t in &mut times {
+                    let sec = dec_opt(&mut d)?;
+                    let nsec = d.u64()?;
+                    if nsec >= 1_000_000_000 {
+                        return Err(Malformed);
+                    }
+                    *t = sec.map(|sec| Timespec { sec: sec as i64, nsec: nsec as i64 });
+                }
+                Request::SetAttr {
+                    node,
+                    attr: Attr { mode, size, atime: times[0], mtime: times[1] },
+                }
+            }
             _ => return Err(Malformed),
         };
         d.end()?;
         Ok(r)
     }
+}
+
+fn enc_opt(e: &mut Enc, v: Option<u64>) {
+    match v {
+        Some(v) => e.u8(1).u64(v),
+        None => e.u8(0).u64(0),
+    };
+}
+
+fn dec_opt(d: &mut Dec) -> Result<Option<u64>, Malformed> {
+    let present = d.flag()?;
+    let v = d.u64()?;
+    Ok(present.then_some(v))
 }
 
 fn enc_stat(e: &mut Enc, s: &Stat) {
@@ -222,6 +320,21 @@ mod tests {
             Request::ReadLink { node: 1 },
             Request::Close { node: 2 },
             Request::Stat { node: 0 },
+            Request::OpenWrite { node: 4, truncate: true },
+            Request::Create { dir: 0, name: b"f".to_vec(), mode: 0o644 },
+            Request::Mkdir { dir: 1, name: b"d".to_vec(), mode: 0o755 },
+            Request::Symlink { dir: 1, name: b"l".to_vec(), target: b"../x".to_vec() },
+            Request::Unlink { dir: 1, name: b"d".to_vec(), directory: true },
+            Request::Rename { dir: 1, name: b"a".to_vec(), new_dir: 2, new_name: b"b".to_vec() },
+            Request::SetAttr {
+                node: 3,
+                attr: Attr {
+                    mode: Some(0o600),
+                    size: None,
+                    atime: Some(Timespec { sec: 5, nsec: 6 }),
+                    mtime: None,
+                },
+            },
         ];
         for r in reqs {
             assert_eq!(Request::decode(&r.encode()), Ok(r));
@@ -253,5 +366,15 @@ mod tests {
         // A length prefix far beyond the message.
         assert_eq!(Request::decode(&[1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]), Err(Malformed));
         assert_eq!(Response::decode(&[2, 1, 0xff, 0xff, 0xff, 0xff]), Err(Malformed));
+        // Booleans are 0 or 1; nanoseconds stay below a second; modes fit 32 bits.
+        assert_eq!(Request::decode(&[7, 0, 0, 0, 0, 2]), Err(Malformed));
+        let mut attr = Request::SetAttr { node: 0, attr: Attr::default() }.encode();
+        attr[1 + 4 + 9 + 9 + 1 + 8] = 0xff;
+        attr[1 + 4 + 9 + 9 + 1 + 8 + 7] = 0xff;
+        assert_eq!(Request::decode(&attr), Err(Malformed));
+        let mut mode = Request::SetAttr { node: 0, attr: Attr::default() }.encode();
+        mode[5] = 1;
+        mode[10] = 1;
+        assert_eq!(Request::decode(&mode), Err(Malformed));
     }
 }

@@ -23,6 +23,8 @@ struct Node {
 
 struct Server {
     nodes: Vec<Option<Node>>,
+    /// Whether changes are refused (EROFS).
+    read_only: bool,
 }
 
 fn errno_of(e: &io::Error) -> i32 {
@@ -72,6 +74,188 @@ impl Server {
         self.nodes.get(h as usize).and_then(|n| n.as_ref()).ok_or(libc::EBADF)
     }
 
+    fn dir_fd(&self, dir: Handle) -> Result<RawFd, i32> {
+        let d = self.node(dir)?;
+        if d.stat.mode & libc::S_IFMT != libc::S_IFDIR {
+            return Err(libc::ENOTDIR);
+        }
+        Ok(d.fd.as_raw_fd())
+    }
+
+    /// A handle for `name` in `dir`, which was just created.
+    fn adopt(&mut self, dir: Handle, name: Vec<u8>) -> Result<(Handle, Stat), i32> {
+        let c = CString::new(name.clone()).map_err(|_| libc::EINVAL)?;
+        // SAFETY: valid dirfd and C string; the result is checked.
+        let fd = cvt(unsafe {
+            libc::openat(
+                self.dir_fd(dir)?,
+                c.as_ptr(),
+                libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        })
+        .map_err(|e| errno_of(&e))?;
+        // SAFETY: fd was just opened by us.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let stat = fstat(fd.as_raw_fd()).map_err(|e| errno_of(&e))?;
+        Ok((self.insert(Node { fd, parent: Some((dir, name)), stat, listing: None }), stat))
+    }
+
+    /// Opens the object behind `node` with `flags` (never following a symlink), checking it
+    /// is still the object the handle was made for.
+    fn reopen(&self, node: Handle, flags: libc::c_int) -> Result<OwnedFd, i32> {
+        let n = self.node(node)?;
+        let want = (n.stat.dev, n.stat.ino);
+        let (pfd, name) = match &n.parent {
+            Some((parent, name)) => (self.node(*parent)?.fd.as_raw_fd(), name.clone()),
+            None => (n.fd.as_raw_fd(), b".".to_vec()),
+        };
+        let c = CString::new(name).map_err(|_| libc::EINVAL)?;
+        // SAFETY: valid dirfd and C string; the result is checked.
+        let fd = cvt(unsafe {
+            libc::openat(pfd, c.as_ptr(), flags | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        })
+        .map_err(|e| errno_of(&e))?;
+        // SAFETY: fd was just opened by us.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let st = fstat(fd.as_raw_fd()).map_err(|e| errno_of(&e))?;
+        // The name may have been replaced on the host since the walk.
+        if (st.dev, st.ino) != want {
+            return Err(libc::ESTALE);
+        }
+        Ok(fd)
+    }
+
+    /// Requests that change the tree; only for a writable mount.
+    fn change(&mut self, req: Request) -> Result<(Response, Option<OwnedFd>), i32> {
+        if self.read_only {
+            return Err(libc::EROFS);
+        }
+        let name_ok = |n: &[u8]| if valid_name(n) { Ok(()) } else { Err(libc::EINVAL) };
+        let cstr = |n: &[u8]| CString::new(n.to_vec()).map_err(|_| libc::EINVAL);
+        match req {
+            Request::OpenWrite { node, truncate } => {
+                if self.node(node)?.stat.mode & libc::S_IFMT != libc::S_IFREG {
+                    return Err(libc::EINVAL);
+                }
+                let trunc = if truncate { libc::O_TRUNC } else { 0 };
+                let fd = self.reopen(node, libc::O_RDWR | libc::O_NONBLOCK | trunc)?;
+                Ok((Response::Opened, Some(fd)))
+            }
+            Request::Create { dir, name, mode } => {
+                name_ok(&name)?;
+                let c = cstr(&name)?;
+                // SAFETY: valid dirfd and C string; the result is checked.
+                let fd = cvt(unsafe {
+                    libc::openat(
+                        self.dir_fd(dir)?,
+                        c.as_ptr(),
+                        libc::O_RDWR
+                            | libc::O_CREAT
+                            | libc::O_EXCL
+                            | libc::O_NOFOLLOW
+                            | libc::O_CLOEXEC
+                            | libc::O_NONBLOCK,
+                        (mode & 0o7777) as libc::c_uint,
+                    )
+                })
+                .map_err(|e| errno_of(&e))?;
+                // SAFETY: fd was just opened by us.
+                let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                let (handle, stat) = self.adopt(dir, name)?;
+                Ok((Response::Node { handle, stat }, Some(fd)))
+            }
+            Request::Mkdir { dir, name, mode } => {
+                name_ok(&name)?;
+                let c = cstr(&name)?;
+                // SAFETY: valid dirfd and C string.
+                cvt(unsafe { libc::mkdirat(self.dir_fd(dir)?, c.as_ptr(), mode & 0o7777) })
+                    .map_err(|e| errno_of(&e))?;
+                let (handle, stat) = self.adopt(dir, name)?;
+                Ok((Response::Node { handle, stat }, None))
+            }
+            Request::Symlink { dir, name, target } => {
+                name_ok(&name)?;
+                if target.is_empty() || target.len() > 4095 {
+                    return Err(libc::EINVAL);
+                }
+                let (c, t) = (cstr(&name)?, cstr(&target)?);
+                // The target is only text here: the Gofer never follows links, and the Sentry
+                // resolves them against its own view of the sandbox.
+                // SAFETY: valid dirfd and C strings.
+                cvt(unsafe { libc::symlinkat(t.as_ptr(), self.dir_fd(dir)?, c.as_ptr()) })
+                    .map_err(|e| errno_of(&e))?;
+                let (handle, stat) = self.adopt(dir, name)?;
+                Ok((Response::Node { handle, stat }, None))
+            }
+            Request::Unlink { dir, name, directory } => {
+                name_ok(&name)?;
+                let c = cstr(&name)?;
+                let flags = if directory { libc::AT_REMOVEDIR } else { 0 };
+                // SAFETY: valid dirfd and C string.
+                cvt(unsafe { libc::unlinkat(self.dir_fd(dir)?, c.as_ptr(), flags) })
+                    .map_err(|e| errno_of(&e))?;
+                Ok((Response::Ok, None))
+            }
+            Request::Rename { dir, name, new_dir, new_name } => {
+                name_ok(&name)?;
+                name_ok(&new_name)?;
+                let (a, b) = (cstr(&name)?, cstr(&new_name)?);
+                // SAFETY: valid dirfds and C strings.
+                cvt(unsafe {
+                    libc::renameat(self.dir_fd(dir)?, a.as_ptr(), self.dir_fd(new_dir)?, b.as_ptr())
+                })
+                .map_err(|e| errno_of(&e))?;
+                // Handles made through the old name now live under the new one.
+                for n in self.nodes.iter_mut().flatten() {
+                    if n.parent.as_ref().is_some_and(|(d, x)| *d == dir && *x == name) {
+                        n.parent = Some((new_dir, new_name.clone()));
+                    }
+                }
+                Ok((Response::Ok, None))
+            }
+            Request::SetAttr { node, attr } => {
+                let kind = self.node(node)?.stat.mode & libc::S_IFMT;
+                if kind != libc::S_IFREG && kind != libc::S_IFDIR {
+                    return Err(libc::EPERM);
+                }
+                let flags = match (kind == libc::S_IFDIR, attr.size.is_some()) {
+                    (true, true) => return Err(libc::EISDIR),
+                    (true, false) => libc::O_RDONLY | libc::O_DIRECTORY,
+                    (false, true) => libc::O_WRONLY | libc::O_NONBLOCK,
+                    (false, false) => libc::O_RDONLY | libc::O_NONBLOCK,
+                };
+                let fd = self.reopen(node, flags)?;
+                if let Some(mode) = attr.mode {
+                    // SAFETY: fchmod on our descriptor.
+                    cvt(unsafe { libc::fchmod(fd.as_raw_fd(), mode & 0o7777) })
+                        .map_err(|e| errno_of(&e))?;
+                }
+                if let Some(size) = attr.size {
+                    let size = i64::try_from(size).map_err(|_| libc::EFBIG)?;
+                    // SAFETY: ftruncate on our descriptor.
+                    cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), size) })
+                        .map_err(|e| errno_of(&e))?;
+                }
+                if attr.atime.is_some() || attr.mtime.is_some() {
+                    let ts = |t: Option<Timespec>| match t {
+                        Some(t) => libc::timespec { tv_sec: t.sec, tv_nsec: t.nsec },
+                        None => libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT },
+                    };
+                    let times = [ts(attr.atime), ts(attr.mtime)];
+                    // SAFETY: futimens on our descriptor with two valid timespecs.
+                    cvt(unsafe { libc::futimens(fd.as_raw_fd(), times.as_ptr()) })
+                        .map_err(|e| errno_of(&e))?;
+                }
+                let stat = fstat(fd.as_raw_fd()).map_err(|e| errno_of(&e))?;
+                if let Some(Some(n)) = self.nodes.get_mut(node as usize) {
+                    n.stat = stat;
+                }
+                Ok((Response::Node { handle: node, stat }, None))
+            }
+            _ => Err(libc::EINVAL),
+        }
+    }
+
     fn handle(&mut self, req: Request) -> (Response, Option<OwnedFd>) {
         match self.dispatch(req) {
             Ok(r) => r,
@@ -108,7 +292,8 @@ impl Server {
             }
             Request::ReadDir { dir, cursor } => {
                 let fd = self.node(dir)?.fd.as_raw_fd();
-                if self.node(dir)?.listing.is_none() {
+                // A listing from the start is read afresh (a writable mount changes).
+                if cursor == 0 || self.node(dir)?.listing.is_none() {
                     let listing = read_dir(fd).map_err(|e| errno_of(&e))?;
                     if let Some(Some(n)) = self.nodes.get_mut(dir as usize) {
                         n.listing = Some(listing);
@@ -181,6 +366,7 @@ impl Server {
                     _ => Err(libc::EBADF),
                 }
             }
+            change => self.change(change),
         }
     }
 
@@ -239,8 +425,9 @@ fn read_dir(path_fd: RawFd) -> io::Result<Vec<DirEntry>> {
     Ok(out)
 }
 
-/// Confines this process to `root` and serves requests on `sock` until it closes.
-pub fn serve(root: &Path, sock: OwnedFd) -> io::Result<()> {
+/// Confines this process to `root` and serves requests on `sock` until it closes; changes
+/// are served only when `writable`.
+pub fn serve(root: &Path, sock: OwnedFd, writable: bool) -> io::Result<()> {
     let c = CString::new(root.as_os_str().as_encoded_bytes())
         .map_err(|_| io::Error::other("NUL in root path"))?;
     // SAFETY: plain syscalls on a C string we own; results checked.
@@ -264,9 +451,14 @@ pub fn serve(root: &Path, sock: OwnedFd) -> io::Result<()> {
     // SAFETY: just opened.
     let rootfd = unsafe { OwnedFd::from_raw_fd(rootfd) };
     let stat = fstat(rootfd.as_raw_fd())?;
-    crate::seccomp::confine_gofer().map_err(io::Error::other)?;
-    let mut server =
-        Server { nodes: vec![Some(Node { fd: rootfd, parent: None, stat, listing: None })] };
+    // The umask must not change the modes the Sentry asks for.
+    // SAFETY: plain umask.
+    unsafe { libc::umask(0) };
+    crate::seccomp::confine_gofer(writable).map_err(io::Error::other)?;
+    let mut server = Server {
+        nodes: vec![Some(Node { fd: rootfd, parent: None, stat, listing: None })],
+        read_only: !writable,
+    };
     let mut buf = Vec::new();
     loop {
         let (n, _fd) = match wire::recv(sock.as_raw_fd(), &mut buf) {
@@ -284,7 +476,8 @@ pub fn serve(root: &Path, sock: OwnedFd) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::valid_name;
+    use super::*;
+    use crate::gofer::protocol::Attr;
 
     #[test]
     fn only_plain_components_are_accepted() {
@@ -293,5 +486,120 @@ mod tests {
             assert!(!valid_name(bad), "{bad:?}");
         }
         assert!(!valid_name(&[b'a'; 256]));
+    }
+
+    /// A server over `dir` without the chroot (tests share one process).
+    fn server(dir: &Path, read_only: bool) -> Server {
+        let c = CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: opening a directory handle; checked.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY) };
+        assert!(fd >= 0);
+        // SAFETY: just opened.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let stat = fstat(fd.as_raw_fd()).unwrap();
+        Server { nodes: vec![Some(Node { fd, parent: None, stat, listing: None })], read_only }
+    }
+
+    fn errno(s: &mut Server, req: Request) -> i32 {
+        match s.handle(req).0 {
+            Response::Error(e) => e,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    fn node(s: &mut Server, req: Request) -> Handle {
+        match s.handle(req).0 {
+            Response::Node { handle, .. } => handle,
+            other => panic!("expected a node, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn changes_stay_inside_the_granted_directory() {
+        let outer = tempfile::tempdir().unwrap();
+        let granted = outer.path().join("granted");
+        std::fs::create_dir(&granted).unwrap();
+        std::fs::write(outer.path().join("secret"), "outside").unwrap();
+        let mut s = server(&granted, false);
+        let name = |n: &str| n.as_bytes().to_vec();
+
+        // Names that would leave the directory are refused before any host call.
+        for bad in ["..", ".", "a/b", "../secret", ""] {
+            assert_eq!(
+                errno(&mut s, Request::Create { dir: 0, name: name(bad), mode: 0o644 }),
+                libc::EINVAL
+            );
+            assert_eq!(
+                errno(&mut s, Request::Mkdir { dir: 0, name: name(bad), mode: 0o755 }),
+                libc::EINVAL
+            );
+            assert_eq!(
+                errno(&mut s, Request::Unlink { dir: 0, name: name(bad), directory: false }),
+                libc::EINVAL
+            );
+        }
+        let r = Request::Rename { dir: 0, name: name("x"), new_dir: 0, new_name: name("../x") };
+        assert_eq!(errno(&mut s, r), libc::EINVAL);
+
+        // A symlink to the outside is only text: writing through it is refused, not followed.
+        let link =
+            node(&mut s, Request::Symlink { dir: 0, name: name("out"), target: name("../secret") });
+        assert_eq!(errno(&mut s, Request::OpenWrite { node: link, truncate: true }), libc::EINVAL);
+        let attr = Attr { mode: Some(0o777), ..Default::default() };
+        assert_eq!(errno(&mut s, Request::SetAttr { node: link, attr }), libc::EPERM);
+        assert_eq!(
+            errno(&mut s, Request::Create { dir: 0, name: name("out"), mode: 0o644 }),
+            libc::EEXIST
+        );
+        assert_eq!(
+            errno(&mut s, Request::Mkdir { dir: link, name: name("x"), mode: 0o755 }),
+            libc::ENOTDIR
+        );
+        // A host-made link to a directory outside is not a way out either.
+        std::os::unix::fs::symlink(outer.path(), granted.join("up")).unwrap();
+        let up = node(&mut s, Request::Walk { dir: 0, name: name("up") });
+        assert_eq!(
+            errno(&mut s, Request::Create { dir: up, name: name("f"), mode: 0o644 }),
+            libc::ENOTDIR
+        );
+        assert_eq!(std::fs::read_to_string(outer.path().join("secret")).unwrap(), "outside");
+        assert!(!outer.path().join("f").exists());
+
+        // Unknown handles are errors.
+        assert_eq!(
+            errno(&mut s, Request::Create { dir: 999, name: name("f"), mode: 0o644 }),
+            libc::EBADF
+        );
+
+        // What is allowed works and lands in the granted directory.
+        let (resp, fd) = s.handle(Request::Create { dir: 0, name: name("f"), mode: 0o640 });
+        assert!(matches!(resp, Response::Node { .. }) && fd.is_some());
+        let d = node(&mut s, Request::Mkdir { dir: 0, name: name("d"), mode: 0o755 });
+        let r = Request::Rename { dir: 0, name: name("f"), new_dir: d, new_name: name("g") };
+        assert_eq!(s.handle(r).0, Response::Ok);
+        assert!(granted.join("d/g").is_file());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(granted.join("d/g")).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+    }
+
+    #[test]
+    fn a_read_only_mount_refuses_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), "x").unwrap();
+        let mut s = server(dir.path(), true);
+        let f = node(&mut s, Request::Walk { dir: 0, name: b"f".to_vec() });
+        for req in [
+            Request::OpenWrite { node: f, truncate: true },
+            Request::Create { dir: 0, name: b"g".to_vec(), mode: 0o644 },
+            Request::Mkdir { dir: 0, name: b"d".to_vec(), mode: 0o755 },
+            Request::Unlink { dir: 0, name: b"f".to_vec(), directory: false },
+            Request::SetAttr { node: f, attr: Attr { size: Some(0), ..Default::default() } },
+        ] {
+            assert_eq!(errno(&mut s, req), libc::EROFS);
+        }
+        assert_eq!(std::fs::read_to_string(dir.path().join("f")).unwrap(), "x");
     }
 }

@@ -53,6 +53,27 @@ impl Mount {
         m
     }
 
+    /// Mounts a volume (`root`) on directory `on` of this mount.
+    pub fn mount_volume(
+        self: &Arc<Self>,
+        on: Arc<dyn Inode>,
+        root: Arc<dyn Inode>,
+        read_only: bool,
+        source: &str,
+    ) -> Arc<Mount> {
+        let m = Arc::new(Mount {
+            id: NEXT_MOUNT.fetch_add(1, Ordering::Relaxed),
+            root,
+            parent: Some((self.clone(), on)),
+            children: Mutex::new(Vec::new()),
+            fstype: "volume".into(),
+            source: source.into(),
+            read_only,
+        });
+        self.children.lock().unwrap_or_else(|e| e.into_inner()).push(m.clone());
+        m
+    }
+
     /// The mount stacked on directory `key` of this mount, if any (the last one mounted wins).
     pub fn mounted_on(&self, key: InodeKey) -> Option<Arc<Mount>> {
         let c = self.children.lock().unwrap_or_else(|e| e.into_inner());

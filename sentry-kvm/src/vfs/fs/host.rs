@@ -61,18 +61,25 @@ impl FileOps for HostFile {
         self.seekable
     }
 
-    fn read_at(&self, _t: &Task, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+    // A regular file given as stdio is shared with whoever else writes it (a shell appending
+    // to a log): reads and writes go through the host's file position, not the sandbox's.
+    fn read_at(&self, _t: &Task, buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
         // SAFETY: reading into `buf` from our descriptor.
-        host_result(unsafe {
-            libc::pread(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), off as i64)
-        })
+        host_result(unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
     }
 
-    fn write_at(&self, _t: &Task, data: &[u8], off: u64) -> Result<usize, Errno> {
+    fn write_at(&self, _t: &Task, data: &[u8], _off: u64) -> Result<usize, Errno> {
         // SAFETY: writing `data` to our descriptor.
-        host_result(unsafe {
-            libc::pwrite(self.fd.as_raw_fd(), data.as_ptr().cast(), data.len(), off as i64)
-        })
+        host_result(unsafe { libc::write(self.fd.as_raw_fd(), data.as_ptr().cast(), data.len()) })
+    }
+
+    fn seek(&self, offset: i64, whence: u32, _current: u64) -> Option<Result<u64, Errno>> {
+        if !self.seekable {
+            return None;
+        }
+        // SAFETY: lseek on our descriptor.
+        let r = unsafe { libc::lseek(self.fd.as_raw_fd(), offset, whence as i32) };
+        Some(if r < 0 { Err(Errno::last_host()) } else { Ok(r as u64) })
     }
 
     fn read(&self, task: &Task, buf: &mut [u8], nonblock: bool) -> Result<usize, Errno> {

@@ -7,3 +7,4 @@ pub mod overlay;
 pub mod path_only;
 pub mod proc;
 pub mod synthetic;
+pub mod volume;

@@ -340,7 +340,7 @@ impl Node {
                 Arc::new(MemObject::with_source(
                     self.fs.phys.clone(),
                     size,
-                    Arc::new(LowerFile { fd }),
+                    Arc::new(HostPages::new(Arc::new(fd))),
                 ))
             }
             _ => Arc::new(MemObject::new(self.fs.phys.clone(), size)),
@@ -372,12 +372,18 @@ impl Node {
     }
 }
 
-/// Page source reading a lower file through the descriptor the Gofer gave us.
-struct LowerFile {
-    fd: OwnedFd,
+/// Page source reading a host file through a descriptor the Gofer gave us.
+pub struct HostPages {
+    fd: Arc<OwnedFd>,
 }
 
-impl PageSource for LowerFile {
+impl HostPages {
+    pub fn new(fd: Arc<OwnedFd>) -> HostPages {
+        HostPages { fd }
+    }
+}
+
+impl PageSource for HostPages {
     fn read_page(&self, offset: u64, buf: &mut [u8]) -> Result<(), Errno> {
         let mut done = 0;
         while done < buf.len() {
