@@ -752,3 +752,69 @@ spec:
     assert!(eventually(Duration::from_secs(20), || !pod_dir.exists()));
     assert!(pv_dir.join("copy").exists());
 }
+
+/// The cgroup of a sandbox whose CPU quota is `quota_us` per 100 ms (v2 or v1 layout).
+fn sandbox_cgroup_with_quota(quota_us: u64) -> Option<std::path::PathBuf> {
+    let v2 = std::path::Path::new("/sys/fs/cgroup/ringfence");
+    let v1 = std::path::Path::new("/sys/fs/cgroup/cpu/ringfence");
+    for (root, file, want) in [
+        (v2, "cpu.max", format!("{quota_us} 100000")),
+        (v1, "cpu.cfs_quota_us", quota_us.to_string()),
+    ] {
+        for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
+            let text = std::fs::read_to_string(e.path().join(file)).unwrap_or_default();
+            if text.trim() == want {
+                return Some(e.path());
+            }
+        }
+    }
+    None
+}
+
+fn throttled(cgroup: &std::path::Path) -> u64 {
+    let stat = std::fs::read_to_string(cgroup.join("cpu.stat")).unwrap_or_default();
+    stat.lines()
+        .find_map(|l| l.strip_prefix("nr_throttled "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_cpu_limit_throttles_the_sandbox() {
+    let c = Cluster::up(&[]);
+    let images = tempfile::tempdir().unwrap();
+    node::import_busybox_image(c.data_dir(), images.path(), "web:v1", &[]);
+    let pod = r#"
+apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata: {name: sentry}
+handler: sentry
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: spinner}
+spec:
+  runtimeClassName: sentry
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: web:v1
+    imagePullPolicy: Never
+    command: [sh, -c, 'while :; do :; done']
+    resources: {limits: {cpu: 123m, memory: 64Mi}}
+"#;
+    c.apply(pod, &[]);
+    assert!(eventually(Duration::from_secs(30), || {
+        c.json(&["get", "pod", "spinner"])["status"]["phase"] == "Running"
+    }));
+    let cgroup = sandbox_cgroup_with_quota(12_300).expect("the sandbox's cgroup with its quota");
+    let procs = std::fs::read_to_string(cgroup.join("cgroup.procs")).unwrap();
+    assert!(!procs.trim().is_empty(), "the sandbox process is in {}", cgroup.display());
+    assert!(
+        eventually(Duration::from_secs(10), || throttled(&cgroup) > 3),
+        "a busy loop at 123m was never throttled: {}",
+        std::fs::read_to_string(cgroup.join("cpu.stat")).unwrap_or_default()
+    );
+    c.ok(&["delete", "pod", "spinner"]);
+    assert!(eventually(Duration::from_secs(20), || !cgroup.exists()), "the cgroup stays");
+}

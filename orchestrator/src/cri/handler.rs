@@ -56,6 +56,8 @@ pub trait RunningSandbox: Send + Sync {
     fn wait(&self, pid: i32) -> Result<(i32, Option<u32>), CriError>;
     /// (CPU µs, memory bytes, processes) of a container.
     fn stats(&self, container: &str) -> Result<(u64, u64, u32), CriError>;
+    /// The host process that is the sandbox (for its cgroup).
+    fn pid(&self) -> Option<u32>;
     /// Ends the sandbox and everything in it.
     fn stop(&self);
     /// Whether the sandbox process still runs.
@@ -195,6 +197,10 @@ impl RunningSandbox for SentrySandbox {
             }
             other => Err(CriError::Sandbox(format!("unexpected answer {other:?}"))),
         }
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.process.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|c| c.id())
     }
 
     fn stop(&self) {

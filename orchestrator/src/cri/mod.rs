@@ -2,13 +2,14 @@
 //!
 //! - [`runtime`]: the engine: pod sandboxes and containers, their state and lifecycle.
 //! - [`handler`]: the seam to what actually isolates a pod (`sentry` today).
-//! - [`network`]: a network namespace and address per pod sandbox.
+//! - [`network`]: a network namespace and address per pod sandbox; [`cgroup`]: its CPU limit.
 //! - [`images`]: the seam to the node's image store; [`image_store`] implements it over the
 //!   `images` crate.
 //! - [`logs`]: container logs in the CRI file format.
 //! - [`streaming`]: the exec/attach/port-forward server the CRI hands out URLs for.
 //! - [`server`]: the gRPC services.
 
+pub mod cgroup;
 pub mod handler;
 pub mod image_store;
 pub mod images;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use k8s_cri::v1 as cri;
 use sentry_kvm::control::protocol::{FileSpec, MountSpec, Process};
 
+use super::cgroup::{CpuLimit, SandboxCgroup};
 use super::handler::{HostMount, RunningSandbox, SandboxHandler, SandboxSetup};
 use super::images::ImageSource;
 use super::network::{PodNet, PodNetwork};
@@ -25,6 +26,8 @@ pub struct SandboxRecord {
     pub ready: bool,
     pub net: Option<PodNet>,
     pub running: Option<Arc<dyn RunningSandbox>>,
+    /// The sandbox's CPU limit, if it has one.
+    pub cgroup: Option<SandboxCgroup>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,7 +164,22 @@ impl CriRuntime {
             netns: net.as_ref().map(|n| n.netns_path.as_path()),
             memory_mib,
         };
-        let running = match handler.start(&setup) {
+        let resources = config.linux.as_ref().and_then(|l| l.resources.as_ref());
+        let cpu = resources.and_then(|r| CpuLimit::from_cri(r.cpu_quota, r.cpu_period));
+        let started = handler.start(&setup).and_then(|running| {
+            let cgroup = match (cpu, running.pid()) {
+                (Some(limit), Some(pid)) => match SandboxCgroup::create(&id, limit, pid) {
+                    Ok(g) => Some(g),
+                    Err(e) => {
+                        running.stop();
+                        return Err(e);
+                    }
+                },
+                _ => None,
+            };
+            Ok((running, cgroup))
+        });
+        let (running, cgroup) = match started {
             Ok(r) => r,
             Err(e) => {
                 if let (Some(n), Some(pn)) = (&self.network, &net) {
@@ -181,24 +199,26 @@ impl CriRuntime {
                 ready: true,
                 net,
                 running: Some(Arc::from(running)),
+                cgroup,
             },
         );
         Ok(id)
     }
 
     pub fn stop_pod_sandbox(&self, id: &str) -> Result<(), CriError> {
-        let (running, net) = {
+        let (running, net, cgroup) = {
             let mut st = self.lock();
             let Some(sb) = st.sandboxes.get_mut(id) else {
                 // Stopping what is gone is not an error (CRI semantics).
                 return Ok(());
             };
             sb.ready = false;
-            (sb.running.take(), sb.net.take())
+            (sb.running.take(), sb.net.take(), sb.cgroup.take())
         };
         if let Some(r) = running {
             r.stop();
         }
+        drop(cgroup);
         if let (Some(n), Some(pn)) = (&self.network, net) {
             n.teardown(&pn);
         }

@@ -17,6 +17,9 @@ use super::volumes;
 use crate::kube::quantity;
 
 /// The labels the runtime objects carry, as the kubelet sets them.
+/// The CFS period of sandbox CPU limits, in microseconds.
+const CPU_PERIOD_US: i64 = 100_000;
+
 pub const LABEL_POD_UID: &str = "io.kubernetes.pod.uid";
 pub const LABEL_POD_NAME: &str = "io.kubernetes.pod.name";
 pub const LABEL_POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
@@ -323,6 +326,18 @@ impl PodWorker {
                     .sum()
             })
             .unwrap_or(0);
+        // A CPU limit for the sandbox when every container has one (as the kubelet's pod
+        // cgroup), quantities as millicores of a 100 ms period.
+        let cpu_limits: Option<Vec<i64>> = pod["spec"]["containers"].as_array().map(|cs| {
+            cs.iter()
+                .map(|c| c["resources"]["limits"]["cpu"].as_str().and_then(quantity::milli))
+                .collect::<Option<Vec<i64>>>()
+                .unwrap_or_default()
+        });
+        let cpu_quota = match cpu_limits {
+            Some(ms) if !ms.is_empty() => ms.iter().sum::<i64>() * CPU_PERIOD_US / 1000,
+            _ => 0,
+        };
         let config = cri::PodSandboxConfig {
             metadata: Some(cri::PodSandboxMetadata {
                 name: name.clone(),
@@ -340,8 +355,10 @@ impl PodWorker {
             labels,
             dns_config: self.dns_config(pod),
             linux: Some(cri::LinuxPodSandboxConfig {
-                resources: (memory > 0).then(|| cri::LinuxContainerResources {
-                    memory_limit_in_bytes: memory + (256 << 20),
+                resources: (memory > 0 || cpu_quota > 0).then(|| cri::LinuxContainerResources {
+                    memory_limit_in_bytes: if memory > 0 { memory + (256 << 20) } else { 0 },
+                    cpu_period: CPU_PERIOD_US,
+                    cpu_quota,
                     ..Default::default()
                 }),
                 ..Default::default()
