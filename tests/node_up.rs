@@ -818,3 +818,74 @@ spec:
     c.ok(&["delete", "pod", "spinner"]);
     assert!(eventually(Duration::from_secs(20), || !cgroup.exists()), "the cgroup stays");
 }
+
+#[test]
+fn port_forward_reaches_the_pods_loopback_and_reports_refusals() {
+    let c = Cluster::up(&[]);
+    let images = tempfile::tempdir().unwrap();
+    node::import_busybox_image(c.data_dir(), images.path(), "web:v1", &[("www/index.html", "pf")]);
+    let pod = r#"
+apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata: {name: sentry}
+handler: sentry
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: local}
+spec:
+  runtimeClassName: sentry
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: web:v1
+    imagePullPolicy: Never
+    # Only on the pod's own loopback: no Service or pod IP reaches it.
+    command: [httpd, -f, -p, '127.0.0.1:8080', -h, /www]
+"#;
+    c.apply(pod, &[]);
+    // Serving (seen from inside the pod) before forwarding to it.
+    assert!(eventually(Duration::from_secs(30), || {
+        let probe = ["exec", "local", "--", "wget", "-qO-", "http://127.0.0.1:8080/index.html"];
+        c.kubectl(&probe).status.success()
+    }));
+    let forward = |port: &str| {
+        let mut child = c
+            .kubectl_cmd()
+            .args(["port-forward", "pod/local", &format!(":{port}")])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl port-forward");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        // kubectl keeps reporting on stdout; keep reading it.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let local: SocketAddr = line
+            .split_whitespace()
+            .find(|w| w.starts_with("127.0.0.1:"))
+            .unwrap_or_else(|| panic!("no local address in {line:?}"))
+            .parse()
+            .unwrap();
+        (child, local)
+    };
+    let (mut child, local) = forward("8080");
+    for _ in 0..3 {
+        let got = node::http_get(local, "/index.html");
+        if got != Ok((200, "pf".to_owned())) {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("{got:?}; kubectl said {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // Nothing listens on 9999: kubectl says so (and gives up, as it does with Kubernetes).
+    let (child, local) = forward("9999");
+    assert!(node::http_get(local, "/").is_err());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error forwarding port 9999"), "{stderr}");
+}

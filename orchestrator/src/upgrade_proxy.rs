@@ -11,13 +11,15 @@ use hyper_util::rt::TokioIo;
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// Headers that describe the connection itself, copied for upgrades only.
-const UPGRADE_HEADERS: [&str; 6] = [
+const UPGRADE_HEADERS: [&str; 7] = [
     "connection",
     "upgrade",
     "sec-websocket-key",
     "sec-websocket-version",
     "sec-websocket-protocol",
     "sec-websocket-extensions",
+    // SPDY streams (port forwarding) negotiate their protocol with this one.
+    "x-stream-protocol-version",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,8 @@
 //! - [`images`]: the seam to the node's image store; [`image_store`] implements it over the
 //!   `images` crate.
 //! - [`logs`]: container logs in the CRI file format.
-//! - [`streaming`]: the exec/attach/port-forward server the CRI hands out URLs for.
+//! - [`streaming`]: the exec and port-forward server the CRI hands out URLs for;
+//!   [`port_forward`] over [`spdy`].
 //! - [`server`]: the gRPC services.
 
 pub mod cgroup;
@@ -15,8 +16,10 @@ pub mod image_store;
 pub mod images;
 pub mod logs;
 pub mod network;
+pub mod port_forward;
 pub mod runtime;
 pub mod server;
+pub mod spdy;
 pub mod streaming;
 
 /// Errors of the runtime, mapped to gRPC status codes at the server.

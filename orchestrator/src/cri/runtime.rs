@@ -622,6 +622,22 @@ impl CriRuntime {
     }
 
     /// The sandbox and process description for running `cmd` in container `id`.
+    /// The network namespace of a ready pod sandbox (where port forwarding connects).
+    pub fn netns_of(&self, sandbox_id: &str) -> Result<PathBuf, CriError> {
+        let st = self.lock();
+        let sb = st
+            .sandboxes
+            .get(sandbox_id)
+            .ok_or_else(|| CriError::NotFound(format!("pod sandbox {sandbox_id} not found")))?;
+        match (&sb.net, sb.ready) {
+            (Some(n), true) => Ok(n.netns_path.clone()),
+            (None, _) => Err(CriError::Invalid(format!(
+                "pod sandbox {sandbox_id} has no network to forward ports into"
+            ))),
+            _ => Err(CriError::Invalid(format!("pod sandbox {sandbox_id} is not ready"))),
+        }
+    }
+
     pub fn exec_target(
         &self,
         id: &str,

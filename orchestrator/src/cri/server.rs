@@ -218,9 +218,12 @@ impl RuntimeService for CriService {
 
     async fn port_forward(
         &self,
-        _r: Request<cri::PortForwardRequest>,
+        r: Request<cri::PortForwardRequest>,
     ) -> Res<cri::PortForwardResponse> {
-        Err(unimplemented("port forwarding"))
+        let r = r.into_inner();
+        let netns = self.runtime.netns_of(&r.pod_sandbox_id)?;
+        let url = self.streaming.register(Session::PortForward { netns });
+        Ok(Response::new(cri::PortForwardResponse { url }))
     }
 
     async fn container_stats(

@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+use super::port_forward;
 use super::runtime::{CriRuntime, dev_null, pipe};
 use super::{CriError, new_id};
 
@@ -26,6 +27,10 @@ const PROTOCOLS: [&str; 3] = ["v5.channel.k8s.io", "v4.channel.k8s.io", "channel
 
 pub enum Session {
     Exec(cri::ExecRequest),
+    /// Port forwarding into the network namespace of a pod sandbox.
+    PortForward {
+        netns: std::path::PathBuf,
+    },
 }
 
 pub struct StreamingServer {
@@ -66,6 +71,7 @@ impl StreamingServer {
         s.retain(|_, (_, at)| at.elapsed() < TOKEN_TTL);
         let kind = match session {
             Session::Exec(_) => "exec",
+            Session::PortForward { .. } => "portforward",
         };
         s.insert(token.clone(), (session, Instant::now()));
         format!("http://{}/{kind}/{token}", self.addr)
@@ -79,6 +85,11 @@ impl StreamingServer {
     }
 
     async fn connection(&self, conn: tokio::net::TcpStream) -> Result<(), CriError> {
+        let mut first = [0u8; 32];
+        let n = conn.peek(&mut first).await?;
+        if first[..n].windows(13).any(|w| w == b"/portforward/") {
+            return self.port_forward(conn).await;
+        }
         let mut path = String::new();
         let mut protocol = None;
         #[allow(clippy::result_large_err)]
@@ -109,6 +120,51 @@ impl StreamingServer {
             return Err(CriError::NotFound("unknown or expired streaming session".into()));
         };
         self.exec(ws, req, protocol == Some("v5.channel.k8s.io")).await
+    }
+
+    /// Reads the upgrade request of a port-forward session and, for SPDY, switches protocols
+    /// and serves it. WebSocket tunnelling is refused so that kubectl falls back to SPDY.
+    async fn port_forward(&self, mut conn: tokio::net::TcpStream) -> Result<(), CriError> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut head = Vec::with_capacity(1024);
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if head.len() > 16 << 10 || conn.read(&mut byte).await? == 0 {
+                return Err(CriError::Invalid("malformed port-forward request".into()));
+            }
+            head.push(byte[0]);
+        }
+        let text = String::from_utf8_lossy(&head).to_string();
+        let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
+        let header = |name: &str| {
+            text.lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        let spdy = header("upgrade").eq_ignore_ascii_case("SPDY/3.1");
+        let wants = header("x-stream-protocol-version");
+        if !spdy || !wants.split(',').any(|p| p.trim() == port_forward::PROTOCOL) {
+            let body = "port forwarding speaks SPDY/3.1 with portforward.k8s.io";
+            let resp = format!(
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            conn.write_all(resp.as_bytes()).await?;
+            return Ok(());
+        }
+        let Some(Session::PortForward { netns }) = self.take(&path) else {
+            let resp = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            conn.write_all(resp.as_bytes()).await?;
+            return Err(CriError::NotFound("unknown or expired streaming session".into()));
+        };
+        let resp = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: {}\r\n\r\n",
+            port_forward::PROTOCOL
+        );
+        conn.write_all(resp.as_bytes()).await?;
+        port_forward::serve(conn, &netns).await.map_err(|e| CriError::Invalid(e.to_string()))
     }
 
     async fn exec(

@@ -141,6 +141,51 @@ async fn logs(
     Response::new(StreamBody::new(stream).boxed_unsync())
 }
 
+/// Hands a port-forward session to the runtime's streaming server for the pod's sandbox.
+async fn port_forward(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    ns: &str,
+    pod: &str,
+) -> Response<Body> {
+    let mut cri = shared.cri.clone();
+    let filter = cri::PodSandboxFilter {
+        state: Some(cri::PodSandboxStateValue { state: cri::PodSandboxState::SandboxReady as i32 }),
+        label_selector: [
+            (LABEL_POD_NAMESPACE.to_string(), ns.to_string()),
+            (LABEL_POD_NAME.to_string(), pod.to_string()),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let found =
+        cri.runtime.list_pod_sandbox(cri::ListPodSandboxRequest { filter: Some(filter) }).await;
+    let Some(sb) = found.ok().and_then(|r| r.into_inner().items.into_iter().next()) else {
+        return text(StatusCode::NOT_FOUND, format!("pod {ns}/{pod} has no ready sandbox here"));
+    };
+    let pf = cri::PortForwardRequest { pod_sandbox_id: sb.id, port: Vec::new() };
+    let url = match cri.runtime.port_forward(pf).await {
+        Ok(r) => r.into_inner().url,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.message().to_string()),
+    };
+    relay_to_streaming(req, &url).await
+}
+
+/// Relays the (upgrade) request to a streaming URL the runtime handed out.
+async fn relay_to_streaming(req: Request<Incoming>, url: &str) -> Response<Body> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected streaming URL {url}"));
+    };
+    let (addr, path) = rest
+        .split_once('/')
+        .map(|(a, p)| (a.to_string(), format!("/{p}")))
+        .unwrap_or((rest.to_string(), "/".into()));
+    match upgrade_proxy::forward(req, &addr, &path).await {
+        Ok(r) => r,
+        Err(e) => text(StatusCode::BAD_GATEWAY, e.to_string()),
+    }
+}
+
 async fn exec(
     shared: Arc<Shared>,
     req: Request<Incoming>,
@@ -183,17 +228,7 @@ async fn exec(
         Ok(r) => r.into_inner().url,
         Err(e) => return text(StatusCode::BAD_REQUEST, e.message().to_string()),
     };
-    let Some(rest) = url.strip_prefix("http://") else {
-        return text(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected streaming URL {url}"));
-    };
-    let (addr, path) = rest
-        .split_once('/')
-        .map(|(a, p)| (a.to_string(), format!("/{p}")))
-        .unwrap_or((rest.to_string(), "/".into()));
-    match upgrade_proxy::forward(req, &addr, &path).await {
-        Ok(r) => r,
-        Err(e) => text(StatusCode::BAD_GATEWAY, e.to_string()),
-    }
+    relay_to_streaming(req, &url).await
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
@@ -208,6 +243,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         ["exec", ns, pod, container] => {
             let (ns, pod, container) = (ns.to_string(), pod.to_string(), container.to_string());
             exec(shared, req, &ns, &pod, &container).await
+        }
+        ["portForward", ns, pod] => {
+            let (ns, pod) = (ns.to_string(), pod.to_string());
+            port_forward(shared, req, &ns, &pod).await
         }
         _ => text(StatusCode::NOT_FOUND, format!("no such endpoint {path}")),
     };

@@ -1,5 +1,5 @@
-//! `pods/log` and `pods/exec`: authorized here, then relayed to the node agent running the pod
-//! (exec streams as upgraded connections).
+//! `pods/log`, `pods/exec` and `pods/portforward`: authorized here, then relayed to the node
+//! agent running the pod (exec and port-forward streams as upgraded connections).
 
 use http::Request;
 use hyper::body::Incoming;
@@ -17,7 +17,7 @@ pub struct NodeRequest {
     pub sub: &'static str,
 }
 
-/// Recognizes /api/v1/namespaces/{ns}/pods/{name}/(log|exec).
+/// Recognizes /api/v1/namespaces/{ns}/pods/{name}/(log|exec|portforward).
 pub fn parse(path: &str) -> Option<NodeRequest> {
     let rest = path.strip_prefix("/api/v1/namespaces/")?;
     let parts: Vec<&str> = rest.split('/').collect();
@@ -26,6 +26,7 @@ pub fn parse(path: &str) -> Option<NodeRequest> {
             let sub = match *sub {
                 "log" => "log",
                 "exec" => "exec",
+                "portforward" => "portforward",
                 _ => return None,
             };
             Some(NodeRequest { namespace: ns.to_string(), pod: name.to_string(), sub })
@@ -101,6 +102,17 @@ pub async fn forward(
     let port =
         node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_u64().unwrap_or(10250);
     let query = req.uri().query().unwrap_or("").to_string();
+    let addr = if address.contains(':') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    };
+    if nr.sub == "portforward" {
+        let path = format!("/portForward/{}/{}?{query}", nr.namespace, nr.pod);
+        return crate::upgrade_proxy::forward(req, &addr, &path)
+            .await
+            .map_err(|e| ApiError::new(502, "BadGateway", format!("node {node_name}: {e}")));
+    }
     let container = match query_value(&query, "container") {
         Some(c) => c.to_string(),
         None => {
@@ -119,11 +131,6 @@ pub async fn forward(
     };
     let endpoint = if nr.sub == "log" { "containerLogs" } else { "exec" };
     let path = format!("/{endpoint}/{}/{}/{container}?{query}", nr.namespace, nr.pod);
-    let addr = if address.contains(':') {
-        format!("[{address}]:{port}")
-    } else {
-        format!("{address}:{port}")
-    };
     crate::upgrade_proxy::forward(req, &addr, &path)
         .await
         .map_err(|e| ApiError::new(502, "BadGateway", format!("node {node_name}: {e}")))
