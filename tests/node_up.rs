@@ -889,3 +889,77 @@ spec:
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("error forwarding port 9999"), "{stderr}");
 }
+
+#[test]
+fn attach_streams_a_containers_output_and_feeds_its_stdin() {
+    let c = Cluster::up(&[]);
+    let images = tempfile::tempdir().unwrap();
+    node::import_busybox_image(c.data_dir(), images.path(), "web:v1", &[]);
+    let pods = r#"
+apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata: {name: sentry}
+handler: sentry
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ticker}
+spec:
+  runtimeClassName: sentry
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: web:v1
+    imagePullPolicy: Never
+    command: [sh, -c, 'i=0; while :; do i=$((i+1)); echo "tick $i"; echo "tock $i" >&2; sleep 0.2; done']
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: reader}
+spec:
+  runtimeClassName: sentry
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: web:v1
+    imagePullPolicy: Never
+    stdin: true
+    stdinOnce: true
+    command: [sh, -c, 'read line; echo "got $line"']
+"#;
+    c.apply(pods, &[]);
+    for p in ["ticker", "reader"] {
+        assert!(eventually(Duration::from_secs(30), || {
+            c.json(&["get", "pod", p])["status"]["phase"] == "Running"
+        }));
+    }
+    // Output as it happens, stdout and stderr, from the running main process.
+    let mut child = c
+        .kubectl_cmd()
+        .args(["attach", "ticker"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.lines().filter(|l| l.starts_with("tick ")).count() >= 3, "{stdout}");
+    assert!(stderr.contains("tock "), "{stderr}");
+
+    // Input reaches the process; when it exits, kubectl attach returns.
+    let out = common::sentry::run_with_input(
+        {
+            let mut cmd = c.kubectl_cmd();
+            cmd.args(["attach", "-i", "reader"]);
+            cmd
+        },
+        b"hello sandbox\n",
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("got hello sandbox"), "{out:?}");
+    assert!(eventually(Duration::from_secs(20), || {
+        c.json(&["get", "pod", "reader"])["status"]["phase"] == "Succeeded"
+    }));
+}

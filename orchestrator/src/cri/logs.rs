@@ -20,12 +20,18 @@ pub fn open(path: &Path) -> std::io::Result<LogFile> {
     Ok(Arc::new(Mutex::new(f)))
 }
 
-/// Copies what arrives on `pipe` into `log` as `stream` records until the pipe closes.
+/// Where attached clients receive a container's output: (channel, bytes), 1 stdout, 2 stderr.
+pub type Tap = tokio::sync::broadcast::Sender<(u8, Vec<u8>)>;
+
+/// Copies what arrives on `pipe` into `log` as `stream` records until the pipe closes, and
+/// to `tap` (for `kubectl attach`) when given.
 pub fn forward(
     pipe: OwnedFd,
     stream: &'static str,
     log: LogFile,
+    tap: Option<Tap>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let channel = if stream == "stderr" { 2 } else { 1 };
     std::thread::Builder::new().name(format!("log-{stream}")).spawn(move || {
         let mut r = BufReader::new(std::fs::File::from(pipe));
         let mut line = Vec::new();
@@ -37,6 +43,10 @@ pub fn forward(
             };
             if n == 0 {
                 return;
+            }
+            if let Some(t) = &tap {
+                // No receivers is fine: nobody is attached.
+                let _ = t.send((channel, line.clone()));
             }
             let full = line.last() == Some(&b'\n');
             if full {

@@ -53,6 +53,18 @@ pub struct ContainerRecord {
     pub reason: String,
     pub message: String,
     pub pid: Option<i32>,
+    /// What `kubectl attach` connects to while the container runs.
+    pub attach: Option<Arc<Attachable>>,
+}
+
+/// A running container's output and (when its config asks for stdin) its input.
+pub struct Attachable {
+    /// Taken when the container exits, which ends every attached session.
+    pub output: Mutex<Option<logs::Tap>>,
+    pub stdin: Mutex<Option<std::fs::File>>,
+    /// Close stdin once the first attached client detaches.
+    pub stdin_once: bool,
+    pub tty: bool,
 }
 
 #[derive(Default)]
@@ -380,13 +392,14 @@ impl CriRuntime {
             reason: String::new(),
             message: String::new(),
             pid: None,
+            attach: None,
         };
         self.lock().containers.insert(id.clone(), rec);
         Ok(id)
     }
 
     pub fn start_container(self: &Arc<Self>, id: &str) -> Result<(), CriError> {
-        let (sandbox_id, rootfs, process, log_path, mounts) = {
+        let (sandbox_id, rootfs, process, log_path, mounts, wants_stdin, stdin_once, tty) = {
             let st = self.lock();
             let c = st
                 .containers
@@ -398,22 +411,44 @@ impl CriRuntime {
                 )));
             }
             let mounts = host_mounts(&c.config.mounts)?;
-            (c.sandbox_id.clone(), c.rootfs.clone(), c.process.clone(), c.log_path.clone(), mounts)
+            (
+                c.sandbox_id.clone(),
+                c.rootfs.clone(),
+                c.process.clone(),
+                c.log_path.clone(),
+                mounts,
+                c.config.stdin,
+                c.config.stdin_once,
+                c.config.tty,
+            )
         };
         let running = self.running(&sandbox_id)?;
         let files = self.node_files(&sandbox_id);
         let log = logs::open(&log_path)?;
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
-        logs::forward(out_r, "stdout", log.clone())?;
-        logs::forward(err_r, "stderr", log)?;
+        let (tap, _) = tokio::sync::broadcast::channel(256);
+        logs::forward(out_r, "stdout", log.clone(), Some(tap.clone()))?;
+        logs::forward(err_r, "stderr", log, Some(tap.clone()))?;
+        let (stdin_r, stdin_w) = if wants_stdin {
+            let (r, w) = pipe()?;
+            (r, Some(std::fs::File::from(w)))
+        } else {
+            (dev_null()?, None)
+        };
+        let attach = Arc::new(Attachable {
+            output: Mutex::new(Some(tap)),
+            stdin: Mutex::new(stdin_w),
+            stdin_once,
+            tty,
+        });
         let pid = match running.start_container(
             id,
             &rootfs,
             process,
             files,
             &mounts,
-            [dev_null()?, out_w, err_w],
+            [stdin_r, out_w, err_w],
         ) {
             Ok(pid) => pid,
             Err(e) => {
@@ -434,12 +469,16 @@ impl CriRuntime {
                 c.state = ContainerState::Running;
                 c.started_at = now_ns();
                 c.pid = Some(pid);
+                c.attach = Some(attach.clone());
             }
         }
         let me = self.clone();
         let cid = id.to_string();
         std::thread::Builder::new().name("container-wait".into()).spawn(move || {
             let result = running.wait(pid);
+            // Attached sessions end once the output already sent has drained.
+            attach.output.lock().unwrap_or_else(|e| e.into_inner()).take();
+            attach.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
             let mut st = me.lock();
             if let Some(c) = st.containers.get_mut(&cid)
                 && c.state == ContainerState::Running
@@ -635,6 +674,19 @@ impl CriRuntime {
                 "pod sandbox {sandbox_id} has no network to forward ports into"
             ))),
             _ => Err(CriError::Invalid(format!("pod sandbox {sandbox_id} is not ready"))),
+        }
+    }
+
+    /// What `kubectl attach` connects to: a running container's output and input.
+    pub fn attach_target(&self, id: &str) -> Result<Arc<Attachable>, CriError> {
+        let st = self.lock();
+        let c = st
+            .containers
+            .get(id)
+            .ok_or_else(|| CriError::NotFound(format!("container {id} not found")))?;
+        match (&c.attach, c.state) {
+            (Some(a), ContainerState::Running) => Ok(a.clone()),
+            _ => Err(CriError::Invalid(format!("container {id} is not running"))),
         }
     }
 

@@ -212,8 +212,14 @@ impl RuntimeService for CriService {
         Ok(Response::new(cri::ExecResponse { url }))
     }
 
-    async fn attach(&self, _r: Request<cri::AttachRequest>) -> Res<cri::AttachResponse> {
-        Err(unimplemented("attach"))
+    async fn attach(&self, r: Request<cri::AttachRequest>) -> Res<cri::AttachResponse> {
+        let r = r.into_inner();
+        if !(r.stdout || r.stderr || r.stdin) {
+            return Err(Status::invalid_argument("one of stdin, stdout or stderr must be set"));
+        }
+        self.runtime.attach_target(&r.container_id)?;
+        let url = self.streaming.register(Session::Attach(r));
+        Ok(Response::new(cri::AttachResponse { url }))
     }
 
     async fn port_forward(

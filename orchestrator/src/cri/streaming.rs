@@ -27,6 +27,7 @@ const PROTOCOLS: [&str; 3] = ["v5.channel.k8s.io", "v4.channel.k8s.io", "channel
 
 pub enum Session {
     Exec(cri::ExecRequest),
+    Attach(cri::AttachRequest),
     /// Port forwarding into the network namespace of a pod sandbox.
     PortForward {
         netns: std::path::PathBuf,
@@ -71,6 +72,7 @@ impl StreamingServer {
         s.retain(|_, (_, at)| at.elapsed() < TOKEN_TTL);
         let kind = match session {
             Session::Exec(_) => "exec",
+            Session::Attach(_) => "attach",
             Session::PortForward { .. } => "portforward",
         };
         s.insert(token.clone(), (session, Instant::now()));
@@ -114,12 +116,16 @@ impl StreamingServer {
         let ws = tokio_tungstenite::accept_hdr_async(conn, callback)
             .await
             .map_err(|e| CriError::Sandbox(e.to_string()))?;
-        let Some(Session::Exec(req)) = self.take(&path) else {
-            let mut ws = ws;
-            let _ = ws.close(None).await;
-            return Err(CriError::NotFound("unknown or expired streaming session".into()));
-        };
-        self.exec(ws, req, protocol == Some("v5.channel.k8s.io")).await
+        let v5 = protocol == Some("v5.channel.k8s.io");
+        match self.take(&path) {
+            Some(Session::Exec(req)) => self.exec(ws, req, v5).await,
+            Some(Session::Attach(req)) => self.attach(ws, req, v5).await,
+            _ => {
+                let mut ws = ws;
+                let _ = ws.close(None).await;
+                Err(CriError::NotFound("unknown or expired streaming session".into()))
+            }
+        }
     }
 
     /// Reads the upgrade request of a port-forward session and, for SPDY, switches protocols
@@ -165,6 +171,83 @@ impl StreamingServer {
         );
         conn.write_all(resp.as_bytes()).await?;
         port_forward::serve(conn, &netns).await.map_err(|e| CriError::Invalid(e.to_string()))
+    }
+
+    /// Streams a running container's output (and input, when it takes stdin) until it exits
+    /// or the client goes away.
+    async fn attach(
+        &self,
+        ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+        req: cri::AttachRequest,
+        v5: bool,
+    ) -> Result<(), CriError> {
+        let target = self.runtime.attach_target(&req.container_id)?;
+        let mut output = {
+            let tap = target.output.lock().unwrap_or_else(|e| e.into_inner());
+            tap.as_ref()
+                .map(|t| t.subscribe())
+                .ok_or_else(|| CriError::Invalid("the container has exited".into()))?
+        };
+        let (mut sink, mut stream) = ws.split();
+        let input = target.clone();
+        let want_stdin = req.stdin;
+        let stdin_task = tokio::spawn(async move {
+            while let Some(Ok(msg)) = stream.next().await {
+                let data = match msg {
+                    Message::Binary(b) => b.to_vec(),
+                    Message::Close(_) => break,
+                    _ => continue,
+                };
+                match data.first() {
+                    Some(0) if want_stdin => {
+                        let mut stdin = input.stdin.lock().unwrap_or_else(|e| e.into_inner());
+                        if let Some(f) = stdin.as_mut()
+                            && f.write_all(&data[1..]).is_err()
+                        {
+                            *stdin = None;
+                        }
+                    }
+                    Some(255) if v5 && data.get(1) == Some(&0) => break,
+                    _ => {}
+                }
+            }
+            if input.stdin_once {
+                input.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
+            }
+        });
+        loop {
+            match output.recv().await {
+                Ok((channel, bytes)) => {
+                    let wanted = if channel == 2 { req.stderr } else { req.stdout };
+                    if !wanted {
+                        continue;
+                    }
+                    let channel = if target.tty { 1 } else { channel };
+                    let mut msg = Vec::with_capacity(bytes.len() + 1);
+                    msg.push(channel);
+                    msg.extend_from_slice(&bytes);
+                    if sink.send(Message::Binary(msg.into())).await.is_err() {
+                        break;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    let mut msg = vec![3u8];
+                    let status = serde_json::json!({"metadata": {}, "status": "Success"});
+                    msg.extend(serde_json::to_vec(&status).unwrap_or_default());
+                    let _ = sink.send(Message::Binary(msg.into())).await;
+                    break;
+                }
+            }
+        }
+        let close = CloseFrame { code: CloseCode::Normal, reason: "".into() };
+        let _ = sink.send(Message::Close(Some(close))).await;
+        let _ = sink.close().await;
+        stdin_task.abort();
+        if target.stdin_once {
+            target.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
+        Ok(())
     }
 
     async fn exec(

@@ -512,6 +512,9 @@ impl PodWorker {
         };
         let config = cri::ContainerConfig {
             mounts,
+            stdin: c["stdin"].as_bool().unwrap_or(false),
+            stdin_once: c["stdinOnce"].as_bool().unwrap_or(false),
+            tty: c["tty"].as_bool().unwrap_or(false),
             metadata: Some(cri::ContainerMetadata { name: name.clone(), attempt: restarts }),
             image: Some(cri::ImageSpec {
                 image: c["image"].as_str().unwrap_or("").into(),

@@ -141,6 +141,65 @@ async fn logs(
     Response::new(StreamBody::new(stream).boxed_unsync())
 }
 
+/// The runtime id of a pod's running container, or the answer saying why there is none.
+async fn running_container(
+    shared: &Shared,
+    ns: &str,
+    pod: &str,
+    container: &str,
+) -> Result<String, Response<Body>> {
+    let mut cri = shared.cri.clone();
+    let filter = cri::ContainerFilter {
+        state: Some(cri::ContainerStateValue {
+            state: cri::ContainerState::ContainerRunning as i32,
+        }),
+        label_selector: [
+            (LABEL_POD_NAMESPACE.to_string(), ns.to_string()),
+            (LABEL_POD_NAME.to_string(), pod.to_string()),
+            (LABEL_CONTAINER.to_string(), container.to_string()),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let found =
+        cri.runtime.list_containers(cri::ListContainersRequest { filter: Some(filter) }).await;
+    found.ok().and_then(|r| r.into_inner().containers.into_iter().next()).map(|c| c.id).ok_or_else(
+        || {
+            text(
+                StatusCode::NOT_FOUND,
+                format!("container {container:?} of pod {ns}/{pod} is not running"),
+            )
+        },
+    )
+}
+
+/// Attaches to a container's main process through the runtime's streaming server.
+async fn attach(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    ns: &str,
+    pod: &str,
+    container: &str,
+) -> Response<Body> {
+    let query = req.uri().query().unwrap_or("").to_string();
+    let id = match running_container(&shared, ns, pod, container).await {
+        Ok(id) => id,
+        Err(resp) => return resp,
+    };
+    let ar = cri::AttachRequest {
+        container_id: id,
+        stdin: flag(&query, "stdin"),
+        tty: flag(&query, "tty"),
+        stdout: flag(&query, "stdout"),
+        stderr: flag(&query, "stderr"),
+    };
+    let url = match shared.cri.clone().runtime.attach(ar).await {
+        Ok(r) => r.into_inner().url,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.message().to_string()),
+    };
+    relay_to_streaming(req, &url).await
+}
+
 /// Hands a port-forward session to the runtime's streaming server for the pod's sandbox.
 async fn port_forward(
     shared: Arc<Shared>,
@@ -195,29 +254,13 @@ async fn exec(
 ) -> Response<Body> {
     let query = req.uri().query().unwrap_or("").to_string();
     let cmd = query_values(&query, "command");
+    let id = match running_container(&shared, ns, pod, container).await {
+        Ok(id) => id,
+        Err(resp) => return resp,
+    };
     let mut cri = shared.cri.clone();
-    let filter = cri::ContainerFilter {
-        state: Some(cri::ContainerStateValue {
-            state: cri::ContainerState::ContainerRunning as i32,
-        }),
-        label_selector: [
-            (LABEL_POD_NAMESPACE.to_string(), ns.to_string()),
-            (LABEL_POD_NAME.to_string(), pod.to_string()),
-            (LABEL_CONTAINER.to_string(), container.to_string()),
-        ]
-        .into(),
-        ..Default::default()
-    };
-    let found =
-        cri.runtime.list_containers(cri::ListContainersRequest { filter: Some(filter) }).await;
-    let Some(c) = found.ok().and_then(|r| r.into_inner().containers.into_iter().next()) else {
-        return text(
-            StatusCode::NOT_FOUND,
-            format!("container {container:?} of pod {ns}/{pod} is not running"),
-        );
-    };
     let er = cri::ExecRequest {
-        container_id: c.id,
+        container_id: id,
         cmd,
         tty: flag(&query, "tty"),
         stdin: flag(&query, "stdin"),
@@ -243,6 +286,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         ["exec", ns, pod, container] => {
             let (ns, pod, container) = (ns.to_string(), pod.to_string(), container.to_string());
             exec(shared, req, &ns, &pod, &container).await
+        }
+        ["attach", ns, pod, container] => {
+            let (ns, pod, container) = (ns.to_string(), pod.to_string(), container.to_string());
+            attach(shared, req, &ns, &pod, &container).await
         }
         ["portForward", ns, pod] => {
             let (ns, pod) = (ns.to_string(), pod.to_string());

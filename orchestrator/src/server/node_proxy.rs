@@ -1,4 +1,4 @@
-//! `pods/log`, `pods/exec` and `pods/portforward`: authorized here, then relayed to the node
+//! `pods/log`, `pods/exec`, `pods/attach` and `pods/portforward`: authorized here, then relayed to the node
 //! agent running the pod (exec and port-forward streams as upgraded connections).
 
 use http::Request;
@@ -17,7 +17,7 @@ pub struct NodeRequest {
     pub sub: &'static str,
 }
 
-/// Recognizes /api/v1/namespaces/{ns}/pods/{name}/(log|exec|portforward).
+/// Recognizes /api/v1/namespaces/{ns}/pods/{name}/(log|exec|attach|portforward).
 pub fn parse(path: &str) -> Option<NodeRequest> {
     let rest = path.strip_prefix("/api/v1/namespaces/")?;
     let parts: Vec<&str> = rest.split('/').collect();
@@ -27,6 +27,7 @@ pub fn parse(path: &str) -> Option<NodeRequest> {
                 "log" => "log",
                 "exec" => "exec",
                 "portforward" => "portforward",
+                "attach" => "attach",
                 _ => return None,
             };
             Some(NodeRequest { namespace: ns.to_string(), pod: name.to_string(), sub })
@@ -129,7 +130,11 @@ pub async fn forward(
             }
         }
     };
-    let endpoint = if nr.sub == "log" { "containerLogs" } else { "exec" };
+    let endpoint = match nr.sub {
+        "log" => "containerLogs",
+        "attach" => "attach",
+        _ => "exec",
+    };
     let path = format!("/{endpoint}/{}/{}/{container}?{query}", nr.namespace, nr.pod);
     crate::upgrade_proxy::forward(req, &addr, &path)
         .await
