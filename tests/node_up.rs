@@ -800,7 +800,7 @@ spec:
   - name: main
     image: web:v1
     imagePullPolicy: Never
-    command: [sh, -c, 'while :; do :; done']
+    command: [sh, -c, 'i=0; while :; do i=$((i+1)); if [ $((i % 2000)) = 0 ]; then echo tick $i; fi; done']
     resources: {limits: {cpu: 123m, memory: 64Mi}}
 "#;
     c.apply(pod, &[]);
@@ -815,6 +815,61 @@ spec:
         "a busy loop at 123m was never throttled: {}",
         std::fs::read_to_string(cgroup.join("cpu.stat")).unwrap_or_default()
     );
+
+    // Through the CRI: the limit of a one-container sandbox can change, its memory cannot;
+    // a rotated log file is replaced on request.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _in_runtime = rt.enter();
+    let cri = orchestrator::node::cri_client::Cri::connect(&c.data_dir().join("cri.sock")).unwrap();
+    let mut runtime = cri.runtime.clone();
+    let list = rt
+        .block_on(runtime.list_containers(k8s_cri::v1::ListContainersRequest { filter: None }))
+        .unwrap()
+        .into_inner();
+    let id = list.containers[0].id.clone();
+    let update = |cpu_quota: i64, memory_limit_in_bytes: i64| {
+        let req = k8s_cri::v1::UpdateContainerResourcesRequest {
+            container_id: id.clone(),
+            linux: Some(k8s_cri::v1::LinuxContainerResources {
+                cpu_quota,
+                cpu_period: 100_000,
+                memory_limit_in_bytes,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        rt.block_on(runtime.clone().update_container_resources(req))
+    };
+    update(50_000, 0).unwrap();
+    let quota = ["cpu.max", "cpu.cfs_quota_us"]
+        .iter()
+        .find_map(|f| std::fs::read_to_string(cgroup.join(f)).ok())
+        .unwrap();
+    assert!(quota.starts_with("50000"), "{quota}");
+    let err = update(0, 1 << 30).unwrap_err();
+    assert!(err.message().contains("fixed at boot"), "{err:?}");
+
+    let status = rt
+        .block_on(runtime.container_status(k8s_cri::v1::ContainerStatusRequest {
+            container_id: id.clone(),
+            verbose: false,
+        }))
+        .unwrap()
+        .into_inner();
+    let log = std::path::PathBuf::from(status.status.unwrap().log_path);
+    let rotated = log.with_extension("rotated");
+    std::fs::rename(&log, &rotated).unwrap();
+    let req = k8s_cri::v1::ReopenContainerLogRequest { container_id: id.clone() };
+    rt.block_on(runtime.reopen_container_log(req)).unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            std::fs::read_to_string(&log).is_ok_and(|t| t.contains(" stdout F tick "))
+        }),
+        "nothing reached the reopened log {}",
+        log.display()
+    );
+    drop(cri);
+
     c.ok(&["delete", "pod", "spinner"]);
     assert!(eventually(Duration::from_secs(20), || !cgroup.exists()), "the cgroup stays");
 }

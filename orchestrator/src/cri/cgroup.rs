@@ -68,6 +68,18 @@ impl SandboxCgroup {
         Ok(group)
     }
 
+    /// Changes the limit of a running sandbox.
+    pub fn set(&self, limit: CpuLimit) -> Result<(), CriError> {
+        if self.dir.join("cpu.max").exists() {
+            write(&self.dir.join("cpu.max"), &format!("{} {}", limit.quota_us, limit.period_us))
+        } else {
+            // v1 refuses a period below the current quota/period ratio: quota first to -1.
+            write(&self.dir.join("cpu.cfs_quota_us"), "-1")?;
+            write(&self.dir.join("cpu.cfs_period_us"), &limit.period_us.to_string())?;
+            write(&self.dir.join("cpu.cfs_quota_us"), &limit.quota_us.to_string())
+        }
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -55,6 +55,8 @@ pub struct ContainerRecord {
     pub pid: Option<i32>,
     /// What `kubectl attach` connects to while the container runs.
     pub attach: Option<Arc<Attachable>>,
+    /// The open log file its output goes to (replaced by ReopenContainerLog).
+    pub log: Option<logs::LogFile>,
 }
 
 /// A running container's output and (when its config asks for stdin) its input.
@@ -393,6 +395,7 @@ impl CriRuntime {
             message: String::new(),
             pid: None,
             attach: None,
+            log: None,
         };
         self.lock().containers.insert(id.clone(), rec);
         Ok(id)
@@ -425,6 +428,7 @@ impl CriRuntime {
         let running = self.running(&sandbox_id)?;
         let files = self.node_files(&sandbox_id);
         let log = logs::open(&log_path)?;
+        let log_file = log.clone();
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         let (tap, _) = tokio::sync::broadcast::channel(256);
@@ -470,6 +474,7 @@ impl CriRuntime {
                 c.started_at = now_ns();
                 c.pid = Some(pid);
                 c.attach = Some(attach.clone());
+                c.log = Some(log_file.clone());
             }
         }
         let me = self.clone();
@@ -754,6 +759,74 @@ impl CriRuntime {
     }
 
     /// The log file of a container (for ReopenContainerLog and the node's log reader).
+    /// Applies new resources to a running container. A sandbox's limits are its pod's: a CPU
+    /// limit can change when the container is the sandbox's only one; guest memory is fixed
+    /// when the sandbox boots.
+    pub fn update_resources(
+        &self,
+        id: &str,
+        r: &cri::LinuxContainerResources,
+    ) -> Result<(), CriError> {
+        let mut st = self.lock();
+        let sandbox_id = st
+            .containers
+            .get(id)
+            .ok_or_else(|| CriError::NotFound(format!("container {id} not found")))?
+            .sandbox_id
+            .clone();
+        if r.memory_limit_in_bytes > 0 {
+            return Err(CriError::Invalid(
+                "the memory of a running sandbox cannot change (it is fixed at boot)".into(),
+            ));
+        }
+        let Some(limit) = CpuLimit::from_cri(r.cpu_quota, r.cpu_period) else {
+            return Ok(());
+        };
+        let live = st
+            .containers
+            .values()
+            .filter(|c| c.sandbox_id == sandbox_id && c.state != ContainerState::Exited)
+            .count();
+        if live != 1 {
+            return Err(CriError::Invalid(
+                "containers of one sandbox share its CPU limit; change the pod's instead".into(),
+            ));
+        }
+        let sb = st
+            .sandboxes
+            .get_mut(&sandbox_id)
+            .ok_or_else(|| CriError::NotFound(format!("pod sandbox {sandbox_id} not found")))?;
+        match (&sb.cgroup, sb.running.as_ref().and_then(|r| r.pid())) {
+            (Some(g), _) => g.set(limit),
+            (None, Some(pid)) => {
+                sb.cgroup = Some(SandboxCgroup::create(&sandbox_id, limit, pid)?);
+                Ok(())
+            }
+            (None, None) => {
+                Err(CriError::Invalid(format!("pod sandbox {sandbox_id} is not running")))
+            }
+        }
+    }
+
+    /// Makes a running container's output go to a fresh file at its log path (after the
+    /// node rotated the old one away).
+    pub fn reopen_log(&self, id: &str) -> Result<(), CriError> {
+        let (path, log, state) = {
+            let st = self.lock();
+            let c = st
+                .containers
+                .get(id)
+                .ok_or_else(|| CriError::NotFound(format!("container {id} not found")))?;
+            (c.log_path.clone(), c.log.clone(), c.state)
+        };
+        let Some(log) = log.filter(|_| state == ContainerState::Running) else {
+            return Err(CriError::Invalid(format!("container {id} is not running")));
+        };
+        let fresh = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        *log.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
+    }
+
     pub fn log_path(&self, id: &str) -> Result<PathBuf, CriError> {
         self.lock()
             .containers

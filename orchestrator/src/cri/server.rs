@@ -171,9 +171,12 @@ impl RuntimeService for CriService {
         &self,
         r: Request<cri::UpdateContainerResourcesRequest>,
     ) -> Res<cri::UpdateContainerResourcesResponse> {
-        // Limits are not enforced per container inside a sandbox; accept the update for a
-        // container that exists.
-        self.runtime.container_status(&r.into_inner().container_id)?;
+        let r = r.into_inner();
+        if let Some(linux) = &r.linux {
+            self.runtime.update_resources(&r.container_id, linux)?;
+        } else {
+            self.runtime.container_status(&r.container_id)?;
+        }
         Ok(Response::new(cri::UpdateContainerResourcesResponse {}))
     }
 
@@ -181,12 +184,7 @@ impl RuntimeService for CriService {
         &self,
         r: Request<cri::ReopenContainerLogRequest>,
     ) -> Res<cri::ReopenContainerLogResponse> {
-        // Log files are opened in append mode per write batch, so a rotated file is picked up
-        // as soon as the path exists again.
-        let path = self.runtime.log_path(&r.into_inner().container_id)?;
-        if !path.exists() {
-            std::fs::File::create(&path).map_err(|e| Status::internal(e.to_string()))?;
-        }
+        self.runtime.reopen_log(&r.into_inner().container_id)?;
         Ok(Response::new(cri::ReopenContainerLogResponse {}))
     }
 
