@@ -1,2 +1,29 @@
-//! The microVMM: KVM VM lifecycle, Linux boot, legacy and virtio-mmio devices, the REST API.
-//! (Issue 4; nothing here yet.)
+//! The microVMM: a KVM virtual machine with guest memory, vCPU threads, legacy devices and an
+//! event loop, on the rust-vmm crates.
+//!
+//! - [`layout`]: the guest-physical memory map.
+//! - [`memory`]: guest memory, registered with KVM.
+//! - [`bus`]: port and MMIO buses, and the [`bus::BusDevice`] trait devices implement.
+//! - [`devices`]: legacy devices (16550 serial, i8042).
+//! - [`cpu`]: vCPU registers (64-bit entry) and the run loop that dispatches exits.
+//! - [`vm`]: a whole machine: build, run until it ends, and why it ended ([`vm::ExitReason`]).
+
+pub mod bus;
+pub mod cpu;
+pub mod devices;
+pub mod layout;
+pub mod memory;
+pub mod vm;
+
+/// Errors building or running a machine.
+#[derive(Debug, thiserror::Error)]
+pub enum VmmError {
+    #[error("KVM: {0}")]
+    Kvm(#[from] kvm_ioctls::Error),
+    #[error("guest memory: {0}")]
+    Memory(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}

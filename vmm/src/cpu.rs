@@ -1,0 +1,137 @@
+//! vCPUs: 64-bit entry state (flat segments, identity-mapped page tables, long mode) and the
+//! run loop that turns KVM exits into bus accesses or the end of the machine.
+
+use std::sync::Arc;
+
+use kvm_bindings::{kvm_regs, kvm_segment};
+use kvm_ioctls::{VcpuExit, VcpuFd};
+use vm_memory::{Bytes, GuestAddress};
+
+use crate::VmmError;
+use crate::bus::Bus;
+use crate::layout;
+use crate::memory::GuestMem;
+use crate::vm::{ExitReason, ExitSignal};
+
+const GDT: [u64; 3] = [
+    0,                     // null
+    0x00af_9a00_0000_ffff, // 0x08: 64-bit code
+    0x00cf_9200_0000_ffff, // 0x10: data
+];
+
+fn segment(selector: u16, code: bool) -> kvm_segment {
+    kvm_segment {
+        base: 0,
+        limit: 0xffff_ffff,
+        selector,
+        type_: if code { 0xb } else { 0x3 },
+        present: 1,
+        dpl: 0,
+        db: u8::from(!code),
+        s: 1,
+        l: u8::from(code),
+        g: 1,
+        ..Default::default()
+    }
+}
+
+/// Writes the GDT and identity page tables (the first 4 GiB in 2 MiB pages, so that the
+/// device gap is addressable too) into guest memory.
+pub fn write_boot_tables(mem: &GuestMem) -> Result<(), VmmError> {
+    let w = |addr: u64, v: u64| {
+        mem.write_obj(v, GuestAddress(addr)).map_err(|e| VmmError::Memory(e.to_string()))
+    };
+    for (i, d) in GDT.iter().enumerate() {
+        w(layout::GDT_ADDR + 8 * i as u64, *d)?;
+    }
+    w(layout::PML4_ADDR, layout::PDPT_ADDR | 0x3)?;
+    for gib in 0..layout::PD_TABLES {
+        let pd = layout::PD_ADDR + gib * 4096;
+        w(layout::PDPT_ADDR + 8 * gib, pd | 0x3)?;
+        for i in 0..512u64 {
+            // Present, writable, 2 MiB page.
+            w(pd + 8 * i, ((gib << 30) | (i << 21)) | 0x83)?;
+        }
+    }
+    Ok(())
+}
+
+/// Puts `vcpu` in 64-bit mode at `entry` with the tables of [`write_boot_tables`]; `rsi`
+/// carries a pointer for the program (Linux's boot params).
+pub fn setup_long_mode(vcpu: &VcpuFd, entry: u64, rsi: u64) -> Result<(), VmmError> {
+    let mut s = vcpu.get_sregs()?;
+    s.gdt.base = layout::GDT_ADDR;
+    s.gdt.limit = (GDT.len() * 8 - 1) as u16;
+    s.idt.base = 0;
+    s.idt.limit = 0;
+    s.cs = segment(0x08, true);
+    let data = segment(0x10, false);
+    (s.ds, s.es, s.fs, s.gs, s.ss) = (data, data, data, data, data);
+    s.cr3 = layout::PML4_ADDR;
+    s.cr4 |= 1 << 5; // PAE
+    s.cr0 |= 1 | (1 << 31); // PE, PG
+    s.efer |= (1 << 8) | (1 << 10); // LME, LMA
+    vcpu.set_sregs(&s)?;
+    let regs = kvm_regs {
+        rip: entry,
+        rsp: layout::BOOT_STACK,
+        rbp: layout::BOOT_STACK,
+        rsi,
+        rflags: 0x2,
+        ..Default::default()
+    };
+    vcpu.set_regs(&regs)?;
+    Ok(())
+}
+
+/// Runs `vcpu` until the machine ends (or this vCPU finds a reason to end it).
+pub fn run(mut vcpu: VcpuFd, pio: Bus, mmio: Bus, exit: Arc<ExitSignal>) {
+    loop {
+        if exit.raised() {
+            return;
+        }
+        let reason = match vcpu.run() {
+            Ok(VcpuExit::IoOut(port, data)) => {
+                // Unknown ports are probed by guests; writes there go nowhere, as on hardware.
+                pio.write(u64::from(port), data);
+                continue;
+            }
+            Ok(VcpuExit::IoIn(port, data)) => {
+                if !pio.read(u64::from(port), data) {
+                    data.fill(0xff);
+                }
+                continue;
+            }
+            Ok(VcpuExit::MmioRead(addr, data)) => {
+                if mmio.read(addr, data) {
+                    continue;
+                }
+                ExitReason::GuestFault(format!("read of unmapped MMIO at {addr:#x}"))
+            }
+            Ok(VcpuExit::MmioWrite(addr, data)) => {
+                if mmio.write(addr, data) {
+                    continue;
+                }
+                ExitReason::GuestFault(format!("write to unmapped MMIO at {addr:#x}"))
+            }
+            Ok(VcpuExit::Hlt) => ExitReason::Halt,
+            Ok(VcpuExit::Shutdown) => ExitReason::GuestFault("triple fault".into()),
+            Ok(VcpuExit::SystemEvent(kind, _)) => match kind {
+                kvm_bindings::KVM_SYSTEM_EVENT_RESET => ExitReason::Reset,
+                _ => ExitReason::Shutdown,
+            },
+            Ok(VcpuExit::InternalError) => {
+                ExitReason::GuestFault("KVM could not emulate a guest instruction".into())
+            }
+            Ok(VcpuExit::FailEntry(reason, cpu)) => {
+                ExitReason::GuestFault(format!("vCPU {cpu} failed to enter: reason {reason:#x}"))
+            }
+            Ok(VcpuExit::Intr) => continue,
+            Ok(other) => ExitReason::GuestFault(format!("unexpected exit {other:?}")),
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
+            Err(e) => ExitReason::VmmError(format!("KVM_RUN: {e}")),
+        };
+        exit.raise(reason);
+        return;
+    }
+}

@@ -1,0 +1,4 @@
+//! Legacy devices on the port bus.
+
+pub mod i8042;
+pub mod serial;

@@ -1,0 +1,51 @@
+//! The 16550 UART at 0x3f8 (vm-superio), its output going to a file, a pipe or stdout.
+
+use std::io::Write;
+
+use vm_superio::{Serial, Trigger};
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::bus::BusDevice;
+
+pub const COM1_PORT: u64 = 0x3f8;
+pub const COM1_LEN: u64 = 8;
+
+/// Raises the UART's interrupt line (an irqfd registered for IRQ 4, or nothing).
+pub struct IrqTrigger(pub Option<EventFd>);
+
+impl Trigger for IrqTrigger {
+    type E = std::io::Error;
+    fn trigger(&self) -> Result<(), Self::E> {
+        match &self.0 {
+            Some(e) => e.write(1),
+            None => Ok(()),
+        }
+    }
+}
+
+pub struct SerialDevice {
+    uart: Serial<IrqTrigger, vm_superio::serial::NoEvents, Box<dyn Write + Send>>,
+}
+
+impl SerialDevice {
+    pub fn new(irq: Option<EventFd>, out: Box<dyn Write + Send>) -> SerialDevice {
+        SerialDevice { uart: Serial::new(IrqTrigger(irq), out) }
+    }
+}
+
+impl BusDevice for SerialDevice {
+    fn read(&mut self, offset: u64, data: &mut [u8]) {
+        if let (Some(b), Ok(off)) = (data.first_mut(), u8::try_from(offset)) {
+            *b = self.uart.read(off);
+        }
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) {
+        if let (Some(b), Ok(off)) = (data.first(), u8::try_from(offset)) {
+            if let Err(e) = self.uart.write(off, *b) {
+                tracing::debug!("serial: {e}");
+            }
+            let _ = self.uart.writer_mut().flush();
+        }
+    }
+}

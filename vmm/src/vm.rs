@@ -1,0 +1,191 @@
+//! A whole machine: KVM VM, guest memory, legacy devices, vCPU threads, and an event loop that
+//! waits for the machine to end and says why.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
+use kvm_ioctls::Kvm;
+use vm_memory::{Bytes, GuestAddress};
+use vmm_sys_util::epoll::EventSet;
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::bus::Bus;
+use crate::devices::{i8042, serial};
+use crate::{VmmError, cpu, layout, memory};
+
+/// Why a machine ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitReason {
+    /// The guest reset the machine (i8042, or a reboot request): the normal end of a microVM.
+    Reset,
+    /// The guest powered off.
+    Shutdown,
+    /// The (only) vCPU halted with nothing left to wake it.
+    Halt,
+    /// A signal asked the VMM to stop.
+    Signal(i32),
+    /// The guest did something the machine cannot go on from.
+    GuestFault(String),
+    VmmError(String),
+}
+
+impl ExitReason {
+    /// The VMM process's exit status for this ending.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ExitReason::Reset | ExitReason::Shutdown | ExitReason::Halt => 0,
+            ExitReason::VmmError(_) => 1,
+            ExitReason::GuestFault(_) => 3,
+            ExitReason::Signal(s) => 128 + s,
+        }
+    }
+}
+
+/// The first reason anyone gives for ending the machine, and an eventfd the event loop
+/// watches.
+pub struct ExitSignal {
+    reason: Mutex<Option<ExitReason>>,
+    evt: EventFd,
+}
+
+impl ExitSignal {
+    pub fn new() -> std::io::Result<Arc<ExitSignal>> {
+        Ok(Arc::new(ExitSignal {
+            reason: Mutex::new(None),
+            evt: EventFd::new(libc::EFD_NONBLOCK)?,
+        }))
+    }
+
+    pub fn raise(&self, reason: ExitReason) {
+        let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        if r.is_none() {
+            tracing::info!("machine ending: {reason:?}");
+            *r = Some(reason);
+        }
+        let _ = self.evt.write(1);
+    }
+
+    pub fn raised(&self) -> bool {
+        self.reason.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
+    fn reason(&self) -> Option<ExitReason> {
+        self.reason.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Watches the exit eventfd for the event loop.
+struct ExitWatcher(Arc<ExitSignal>);
+
+impl MutEventSubscriber for ExitWatcher {
+    fn process(&mut self, _events: Events, _ops: &mut EventOps) {
+        let _ = self.0.evt.read();
+    }
+
+    fn init(&mut self, ops: &mut EventOps) {
+        if let Err(e) = ops.add(Events::new(&self.0.evt, EventSet::IN)) {
+            self.0.raise(ExitReason::VmmError(format!("event loop: {e:?}")));
+        }
+    }
+}
+
+/// A program for the machine: a flat image loaded at `load_addr`, entered in 64-bit mode.
+pub struct Program {
+    pub image: Vec<u8>,
+    pub load_addr: u64,
+    pub entry: u64,
+}
+
+impl Program {
+    /// A flat 64-bit image at [`layout::LOAD_ADDR`], entered at its first byte.
+    pub fn flat(image: Vec<u8>) -> Program {
+        Program { image, load_addr: layout::LOAD_ADDR, entry: layout::LOAD_ADDR }
+    }
+}
+
+pub struct VmConfig {
+    pub memory_bytes: u64,
+    /// Where the serial console's output goes.
+    pub serial: Box<dyn Write + Send>,
+}
+
+/// A signal that only interrupts KVM_RUN (its handler does nothing).
+fn kick_signal() -> i32 {
+    libc::SIGRTMIN() + 1
+}
+
+extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+
+/// Builds the machine, runs `program` until the machine ends, and says why it ended.
+pub fn run(config: VmConfig, program: Program) -> Result<ExitReason, VmmError> {
+    let kvm = Kvm::new()?;
+    let vm = kvm.create_vm()?;
+    let mem = memory::create(config.memory_bytes)?;
+    memory::register(&vm, &mem)?;
+    cpu::write_boot_tables(&mem)?;
+    let end = program
+        .load_addr
+        .checked_add(program.image.len() as u64)
+        .filter(|e| *e <= config.memory_bytes.min(layout::MMIO_GAP_START));
+    if end.is_none() || program.load_addr < layout::BOOT_TABLES_END {
+        return Err(VmmError::Config(format!(
+            "a {} byte program at {:#x} does not fit in guest memory",
+            program.image.len(),
+            program.load_addr
+        )));
+    }
+    mem.write_slice(&program.image, GuestAddress(program.load_addr))
+        .map_err(|e| VmmError::Memory(e.to_string()))?;
+
+    let exit = ExitSignal::new()?;
+    let mut pio = Bus::default();
+    let uart = serial::SerialDevice::new(None, config.serial);
+    pio.insert(serial::COM1_PORT, serial::COM1_LEN, Arc::new(Mutex::new(uart)))
+        .map_err(VmmError::Config)?;
+    pio.insert(i8042::PORT, i8042::LEN, Arc::new(Mutex::new(i8042::I8042::new(exit.clone()))))
+        .map_err(VmmError::Config)?;
+    let mmio = Bus::default();
+
+    let vcpu = vm.create_vcpu(0)?;
+    let cpuid = kvm.get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)?;
+    vcpu.set_cpuid2(&cpuid)?;
+    cpu::setup_long_mode(&vcpu, program.entry, 0)?;
+
+    // SAFETY: installing a handler that does nothing, for a signal only we send.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_kick as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO;
+        libc::sigaction(kick_signal(), &sa, std::ptr::null_mut());
+    }
+    let thread: JoinHandle<()> = {
+        let exit = exit.clone();
+        std::thread::Builder::new()
+            .name("vcpu0".into())
+            .spawn(move || cpu::run(vcpu, pio, mmio, exit))?
+    };
+
+    let mut events = EventManager::<Arc<Mutex<dyn MutEventSubscriber>>>::new()
+        .map_err(|e| VmmError::Config(format!("event loop: {e:?}")))?;
+    events.add_subscriber(Arc::new(Mutex::new(ExitWatcher(exit.clone()))));
+    while !exit.raised() {
+        if let Err(e) = events.run() {
+            exit.raise(ExitReason::VmmError(format!("event loop: {e:?}")));
+        }
+    }
+    // Stop the vCPU: interrupt KVM_RUN until its thread notices the machine has ended.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !thread.is_finished() && Instant::now() < deadline {
+        use std::os::unix::thread::JoinHandleExt;
+        // SAFETY: signalling our own vCPU thread with the no-op kick signal.
+        unsafe { libc::pthread_kill(thread.as_pthread_t(), kick_signal()) };
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if thread.is_finished() {
+        let _ = thread.join();
+    }
+    Ok(exit.reason().unwrap_or(ExitReason::VmmError("no exit reason".into())))
+}

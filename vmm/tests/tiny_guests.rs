@@ -1,0 +1,96 @@
+//! The machine with guests of a few instructions each (assembled here as bytes, run in 64-bit
+//! mode): serial output, reset through the i8042, and wild guests that must end the machine
+//! cleanly with an error.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use vmm::vm::{ExitReason, Program, VmConfig, run};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `mov dx, 0x3f8`, then `mov al, c; out dx, al` for each byte of `text`.
+fn print(text: &[u8]) -> Vec<u8> {
+    let mut code = vec![0x66, 0xba, 0xf8, 0x03];
+    for c in text {
+        code.extend_from_slice(&[0xb0, *c, 0xee]);
+    }
+    code
+}
+
+/// `mov al, 0xfe; out 0x64, al` (i8042: pulse reset), then `hlt` in case it returns.
+const RESET: [u8; 5] = [0xb0, 0xfe, 0xe6, 0x64, 0xf4];
+
+fn boot(code: Vec<u8>) -> (ExitReason, String) {
+    let out = Captured::default();
+    let config = VmConfig { memory_bytes: 16 << 20, serial: Box::new(out.clone()) };
+    let reason = run(config, Program::flat(code)).expect("the machine runs");
+    let text = String::from_utf8_lossy(&out.0.lock().unwrap()).into_owned();
+    (reason, text)
+}
+
+#[test]
+fn serial_output_reaches_the_host_and_an_i8042_reset_ends_the_machine() {
+    let mut code = print(b"hello from the guest\n");
+    code.extend_from_slice(&RESET);
+    let (reason, text) = boot(code);
+    assert_eq!(text, "hello from the guest\n");
+    assert_eq!(reason, ExitReason::Reset);
+    assert_eq!(reason.exit_code(), 0);
+}
+
+#[test]
+fn probing_absent_ports_is_harmless() {
+    // out 0x99, al; in al, 0x42 (reads as 0xff); cmp al, 0xff; jne +5 (skip "ok"); ...
+    let mut code = vec![0xe6, 0x99, 0xe4, 0x42, 0x3c, 0xff];
+    let ok = print(b"ok");
+    code.extend_from_slice(&[0x75, ok.len() as u8]);
+    code.extend_from_slice(&ok);
+    code.extend_from_slice(&RESET);
+    let (reason, text) = boot(code);
+    assert_eq!((reason, text.as_str()), (ExitReason::Reset, "ok"));
+}
+
+#[test]
+fn a_write_to_unmapped_mmio_ends_the_machine_with_an_error() {
+    // mov rax, 0xf000_0000; mov byte [rax], 1
+    let code = vec![0x48, 0xb8, 0, 0, 0, 0xf0, 0, 0, 0, 0, 0xc6, 0x00, 0x01];
+    let (reason, _) = boot(code);
+    assert_eq!(reason, ExitReason::GuestFault("write to unmapped MMIO at 0xf0000000".into()));
+    assert_eq!(reason.exit_code(), 3);
+}
+
+#[test]
+fn a_triple_fault_ends_the_machine_with_an_error() {
+    // ud2 with no IDT: #UD cannot be delivered, nor the double fault.
+    let (reason, _) = boot(vec![0x0f, 0x0b]);
+    assert!(matches!(reason, ExitReason::GuestFault(_)), "{reason:?}");
+}
+
+#[test]
+fn halting_ends_a_single_vcpu_machine() {
+    let mut code = print(b"bye");
+    code.extend_from_slice(&[0xfa, 0xf4]); // cli; hlt
+    let (reason, text) = boot(code);
+    assert_eq!((reason, text.as_str()), (ExitReason::Halt, "bye"));
+}
+
+#[test]
+fn programs_that_do_not_fit_are_refused() {
+    let config = VmConfig { memory_bytes: 2 << 20, serial: Box::new(std::io::sink()) };
+    let err = run(config, Program::flat(vec![0x90; 2 << 20])).unwrap_err();
+    assert!(err.to_string().contains("does not fit"), "{err}");
+    let config = VmConfig { memory_bytes: 1000, serial: Box::new(std::io::sink()) };
+    assert!(run(config, Program::flat(vec![0xf4])).is_err());
+}
