@@ -6,3 +6,4 @@ pub mod process;
 pub mod scheduler;
 pub mod sentry;
 pub mod stats;
+pub mod vmm;

@@ -18,6 +18,15 @@ pub enum BenchCommand {
     Scheduler(SchedulerArgs),
     /// Sentry pods on a `ringfence up` node: startup latency (create to Running) and memory.
     Pods(PodsArgs),
+    /// The microVMM against QEMU microvm: time to first serial byte, to exit, peak RSS.
+    Vmm(VmmArgs),
+}
+
+#[derive(Args)]
+pub struct VmmArgs {
+    /// Runs per VMM (medians are reported).
+    #[arg(long, default_value_t = 30)]
+    runs: usize,
 }
 
 #[derive(Args)]
@@ -98,6 +107,12 @@ pub struct ApiArgs {
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        BenchCommand::Vmm(a) => {
+            let runs = a.runs.max(1);
+            let rows = crate::bench::vmm::run(runs)?;
+            print!("{}", crate::bench::vmm::render(&rows, runs));
+            Ok(ExitCode::SUCCESS)
+        }
         BenchCommand::Pods(a) => {
             use crate::bench::pods::{self, PodsBenchConfig};
             let cfg = PodsBenchConfig { pods: a.pods.max(1), rate: a.rate.max(0.1) };

@@ -10,6 +10,7 @@ mod image;
 mod node;
 mod sentry;
 mod server;
+mod vm;
 
 #[derive(Parser)]
 #[command(name = "ringfence", version, about = "Pods in KVM isolation boundaries")]
@@ -26,6 +27,9 @@ pub enum Command {
     /// The Sentry runtime: Linux binaries under a user-space kernel in a KVM guest.
     #[command(subcommand)]
     Sentry(sentry::SentryCommand),
+    /// The microVMM: boot a kernel in a KVM virtual machine.
+    #[command(subcommand)]
+    Vm(vm::VmCommand),
     /// Benchmarks: each prints a table with ratios against its peers.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -54,6 +58,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Sentry(c) => sentry::run(c),
         Command::Server(a) => server::run(a),
         Command::Bench(c) => bench::run(c),
+        Command::Vm(c) => vm::run(c),
         Command::Scheduler(a) => controlplane::scheduler(a),
         Command::Controllers(a) => controlplane::controllers(a),
         Command::SimNodes(a) => controlplane::sim_nodes(a),

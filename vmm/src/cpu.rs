@@ -13,13 +13,14 @@ use crate::layout;
 use crate::memory::GuestMem;
 use crate::vm::{ExitReason, ExitSignal};
 
-const GDT: [u64; 3] = [
+const GDT: [u64; 4] = [
     0,                     // null
     0x00af_9a00_0000_ffff, // 0x08: 64-bit code
     0x00cf_9200_0000_ffff, // 0x10: data
+    0x00cf_9a00_0000_ffff, // 0x18: 32-bit code (PVH entry)
 ];
 
-fn segment(selector: u16, code: bool) -> kvm_segment {
+fn segment(selector: u16, code: bool, long: bool) -> kvm_segment {
     kvm_segment {
         base: 0,
         limit: 0xffff_ffff,
@@ -27,12 +28,31 @@ fn segment(selector: u16, code: bool) -> kvm_segment {
         type_: if code { 0xb } else { 0x3 },
         present: 1,
         dpl: 0,
-        db: u8::from(!code),
+        db: u8::from(!(code && long)),
         s: 1,
-        l: u8::from(code),
+        l: u8::from(code && long),
         g: 1,
         ..Default::default()
     }
+}
+
+/// Puts `vcpu` at a PVH entry point: 32-bit protected mode, paging off, `ebx` = start info.
+pub fn setup_pvh(vcpu: &VcpuFd, entry: u64, start_info: u64) -> Result<(), VmmError> {
+    let mut s = vcpu.get_sregs()?;
+    s.gdt.base = layout::GDT_ADDR;
+    s.gdt.limit = (GDT.len() * 8 - 1) as u16;
+    s.idt.base = 0;
+    s.idt.limit = 0;
+    s.cs = segment(0x18, true, false);
+    let data = segment(0x10, false, false);
+    (s.ds, s.es, s.fs, s.gs, s.ss) = (data, data, data, data, data);
+    s.cr0 = (s.cr0 | 1) & !(1 << 31); // PE on, PG off
+    s.cr4 = 0;
+    s.efer = 0;
+    vcpu.set_sregs(&s)?;
+    let regs = kvm_regs { rip: entry, rbx: start_info, rflags: 0x2, ..Default::default() };
+    vcpu.set_regs(&regs)?;
+    Ok(())
 }
 
 /// Writes the GDT and identity page tables (the first 4 GiB in 2 MiB pages, so that the
@@ -64,8 +84,8 @@ pub fn setup_long_mode(vcpu: &VcpuFd, entry: u64, rsi: u64) -> Result<(), VmmErr
     s.gdt.limit = (GDT.len() * 8 - 1) as u16;
     s.idt.base = 0;
     s.idt.limit = 0;
-    s.cs = segment(0x08, true);
-    let data = segment(0x10, false);
+    s.cs = segment(0x08, true, true);
+    let data = segment(0x10, false, true);
     (s.ds, s.es, s.fs, s.gs, s.ss) = (data, data, data, data, data);
     s.cr3 = layout::PML4_ADDR;
     s.cr4 |= 1 << 5; // PAE

@@ -20,6 +20,9 @@ pub const PD_ADDR: u64 = 0xb000;
 pub const PD_TABLES: u64 = 4;
 /// The first address after the boot structures.
 pub const BOOT_TABLES_END: u64 = PD_ADDR + PD_TABLES * 4096;
+/// The PVH start info and its memory map.
+pub const PVH_START_INFO: u64 = 0x6000;
+pub const PVH_MEMMAP: u64 = 0x7000;
 /// Where the boot stack grows down from.
 pub const BOOT_STACK: u64 = 0x8ff0;
 /// Kernels and test programs load here.

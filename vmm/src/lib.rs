@@ -5,14 +5,17 @@
 //! - [`memory`]: guest memory, registered with KVM.
 //! - [`bus`]: port and MMIO buses, and the [`bus::BusDevice`] trait devices implement.
 //! - [`devices`]: legacy devices (16550 serial, i8042).
-//! - [`cpu`]: vCPU registers (64-bit entry) and the run loop that dispatches exits.
+//! - [`loader`]: ELF (with PVH) and bzImage kernels; [`tiny`]: tiny guest images.
+//! - [`cpu`]: vCPU registers (64-bit and PVH entry) and the run loop that dispatches exits.
 //! - [`vm`]: a whole machine: build, run until it ends, and why it ended ([`vm::ExitReason`]).
 
 pub mod bus;
 pub mod cpu;
 pub mod devices;
 pub mod layout;
+pub mod loader;
 pub mod memory;
+pub mod tiny;
 pub mod vm;
 
 /// Errors building or running a machine.

@@ -14,7 +14,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::bus::Bus;
 use crate::devices::{i8042, serial};
-use crate::{VmmError, cpu, layout, memory};
+use crate::{VmmError, cpu, layout, loader, memory};
 
 /// Why a machine ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,17 +92,18 @@ impl MutEventSubscriber for ExitWatcher {
     }
 }
 
-/// A program for the machine: a flat image loaded at `load_addr`, entered in 64-bit mode.
-pub struct Program {
-    pub image: Vec<u8>,
-    pub load_addr: u64,
-    pub entry: u64,
+/// What the machine runs.
+pub enum Program {
+    /// A flat image loaded at `load_addr`, entered in 64-bit mode at `entry`.
+    Flat { image: Vec<u8>, load_addr: u64, entry: u64 },
+    /// A kernel file (ELF, with or without a PVH note, or bzImage).
+    Kernel(std::path::PathBuf),
 }
 
 impl Program {
     /// A flat 64-bit image at [`layout::LOAD_ADDR`], entered at its first byte.
     pub fn flat(image: Vec<u8>) -> Program {
-        Program { image, load_addr: layout::LOAD_ADDR, entry: layout::LOAD_ADDR }
+        Program::Flat { image, load_addr: layout::LOAD_ADDR, entry: layout::LOAD_ADDR }
     }
 }
 
@@ -121,26 +122,38 @@ extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_v
 
 /// Builds the machine, runs `program` until the machine ends, and says why it ended.
 pub fn run(config: VmConfig, program: Program) -> Result<ExitReason, VmmError> {
+    run_with(config, program, ExitSignal::new()?)
+}
+
+/// Like [`run`], with an exit signal the caller may raise too (e.g. on SIGTERM).
+pub fn run_with(
+    config: VmConfig,
+    program: Program,
+    exit: Arc<ExitSignal>,
+) -> Result<ExitReason, VmmError> {
     let kvm = Kvm::new()?;
     let vm = kvm.create_vm()?;
     let mem = memory::create(config.memory_bytes)?;
     memory::register(&vm, &mem)?;
     cpu::write_boot_tables(&mem)?;
-    let end = program
-        .load_addr
-        .checked_add(program.image.len() as u64)
-        .filter(|e| *e <= config.memory_bytes.min(layout::MMIO_GAP_START));
-    if end.is_none() || program.load_addr < layout::BOOT_TABLES_END {
-        return Err(VmmError::Config(format!(
-            "a {} byte program at {:#x} does not fit in guest memory",
-            program.image.len(),
-            program.load_addr
-        )));
-    }
-    mem.write_slice(&program.image, GuestAddress(program.load_addr))
-        .map_err(|e| VmmError::Memory(e.to_string()))?;
+    let entry = match program {
+        Program::Flat { image, load_addr, entry } => {
+            let end = load_addr
+                .checked_add(image.len() as u64)
+                .filter(|e| *e <= config.memory_bytes.min(layout::MMIO_GAP_START));
+            if end.is_none() || load_addr < layout::BOOT_TABLES_END {
+                return Err(VmmError::Config(format!(
+                    "a {} byte program at {load_addr:#x} does not fit in guest memory",
+                    image.len(),
+                )));
+            }
+            mem.write_slice(&image, GuestAddress(load_addr))
+                .map_err(|e| VmmError::Memory(e.to_string()))?;
+            loader::Entry::Long { rip: entry }
+        }
+        Program::Kernel(path) => loader::load_kernel(&mem, &path, config.memory_bytes)?,
+    };
 
-    let exit = ExitSignal::new()?;
     let mut pio = Bus::default();
     let uart = serial::SerialDevice::new(None, config.serial);
     pio.insert(serial::COM1_PORT, serial::COM1_LEN, Arc::new(Mutex::new(uart)))
@@ -152,7 +165,10 @@ pub fn run(config: VmConfig, program: Program) -> Result<ExitReason, VmmError> {
     let vcpu = vm.create_vcpu(0)?;
     let cpuid = kvm.get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)?;
     vcpu.set_cpuid2(&cpuid)?;
-    cpu::setup_long_mode(&vcpu, program.entry, 0)?;
+    match entry {
+        loader::Entry::Long { rip } => cpu::setup_long_mode(&vcpu, rip, 0)?,
+        loader::Entry::Pvh { rip, start_info } => cpu::setup_pvh(&vcpu, rip, start_info)?,
+    }
 
     // SAFETY: installing a handler that does nothing, for a signal only we send.
     unsafe {

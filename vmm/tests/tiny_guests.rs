@@ -94,3 +94,23 @@ fn programs_that_do_not_fit_are_refused() {
     let config = VmConfig { memory_bytes: 1000, serial: Box::new(std::io::sink()) };
     assert!(run(config, Program::flat(vec![0xf4])).is_err());
 }
+
+#[test]
+fn an_elf_with_a_pvh_note_boots_in_32_bit_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let elf = dir.path().join("guest.elf");
+    let mut code = vmm::tiny::print(b"pvh");
+    code.extend_from_slice(&vmm::tiny::RESET);
+    std::fs::write(&elf, vmm::tiny::pvh_elf(&code)).unwrap();
+    let out = Captured::default();
+    let config = VmConfig { memory_bytes: 16 << 20, serial: Box::new(out.clone()) };
+    let reason = run(config, Program::Kernel(elf)).unwrap();
+    assert_eq!(reason, ExitReason::Reset);
+    assert_eq!(String::from_utf8_lossy(&out.0.lock().unwrap()), "pvh");
+
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, b"not a kernel").unwrap();
+    let config = VmConfig { memory_bytes: 16 << 20, serial: Box::new(std::io::sink()) };
+    let err = run(config, Program::Kernel(junk)).unwrap_err();
+    assert!(err.to_string().contains("neither an ELF kernel"), "{err}");
+}
