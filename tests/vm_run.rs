@@ -23,6 +23,15 @@ fn exit_status_tells_reset_from_fault_from_signal() {
     let out = vm(&guest(dir.path(), "hello", &hello)).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
     assert_eq!(out.status.code(), Some(0));
+    // Four vCPUs (the others wait for a SIPI that never comes), a CPU template.
+    let out = vm(&guest(dir.path(), "hello", &hello))
+        .args(["--vcpus", "4", "--cpu-template", "nested-host"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        (String::from_utf8_lossy(&out.stdout).as_ref(), out.status.code()),
+        ("hi\n", Some(0))
+    );
 
     // ud2 with no IDT: a triple fault.
     let out = vm(&guest(dir.path(), "fault", &[0x0f, 0x0b])).output().unwrap();

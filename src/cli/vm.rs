@@ -24,6 +24,17 @@ pub struct RunArgs {
     /// Where the serial console goes: `stdout` or a file path.
     #[arg(long, default_value = "stdout")]
     pub serial: String,
+    #[arg(long, default_value_t = 1)]
+    pub vcpus: u8,
+    /// Kernel command line (Linux boot protocol).
+    #[arg(long, default_value = "console=ttyS0 reboot=k panic=1")]
+    pub cmdline: String,
+    #[arg(long)]
+    pub initrd: Option<PathBuf>,
+    /// CPU template: `nested-host` (masks what this project's nested KVM hosts cannot emulate)
+    /// or a JSON file (`{"cpuid_modifiers": [{"leaf": 1, "register": "ecx", "clear": 8192}]}`).
+    #[arg(long)]
+    pub cpu_template: Option<String>,
 }
 
 pub fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
@@ -60,7 +71,20 @@ fn run_vm(a: RunArgs) -> anyhow::Result<ExitCode> {
             }
         })?;
     }
-    let config = VmConfig { memory_bytes: a.mem << 20, serial };
+    let template = match a.cpu_template.as_deref() {
+        None => Default::default(),
+        Some("nested-host") => vmm::cpuid::Template::nested_host(),
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("CPU template {path}"))?;
+            vmm::cpuid::Template::from_json(&text)?
+        }
+    };
+    let mut config = VmConfig::new(a.mem << 20, serial);
+    config.vcpus = a.vcpus;
+    config.cmdline = a.cmdline;
+    config.initrd = a.initrd;
+    config.template = template;
     let reason = vmm::vm::run_with(config, Program::Kernel(a.kernel), exit)?;
     if !matches!(reason, ExitReason::Reset | ExitReason::Shutdown | ExitReason::Halt) {
         eprintln!("ringfence vm: the machine ended: {reason:?}");

@@ -20,9 +20,16 @@ pub const PD_ADDR: u64 = 0xb000;
 pub const PD_TABLES: u64 = 4;
 /// The first address after the boot structures.
 pub const BOOT_TABLES_END: u64 = PD_ADDR + PD_TABLES * 4096;
+/// Start of the BIOS area (EBDA and ROMs) below 1 MiB, reserved in the e820 map.
+pub const EBDA_START: u64 = 0x9fc00;
+/// The Linux zero page (boot params) and the kernel command line.
+pub const ZERO_PAGE: u64 = 0x7000;
+pub const CMDLINE_ADDR: u64 = 0x20000;
+/// The MP table.
+pub const MPTABLE_START: u64 = 0x9fc00;
 /// The PVH start info and its memory map.
 pub const PVH_START_INFO: u64 = 0x6000;
-pub const PVH_MEMMAP: u64 = 0x7000;
+pub const PVH_MEMMAP: u64 = 0x6800;
 /// Where the boot stack grows down from.
 pub const BOOT_STACK: u64 = 0x8ff0;
 /// Kernels and test programs load here.

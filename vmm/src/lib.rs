@@ -6,15 +6,20 @@
 //! - [`bus`]: port and MMIO buses, and the [`bus::BusDevice`] trait devices implement.
 //! - [`devices`]: legacy devices (16550 serial, i8042).
 //! - [`loader`]: ELF (with PVH) and bzImage kernels; [`tiny`]: tiny guest images.
+//! - [`linux_boot`]: zero page, e820, command line, initrd; [`mptable`]: the MP table;
+//!   [`cpuid`]: per-vCPU CPUID and JSON CPU templates.
 //! - [`cpu`]: vCPU registers (64-bit and PVH entry) and the run loop that dispatches exits.
 //! - [`vm`]: a whole machine: build, run until it ends, and why it ended ([`vm::ExitReason`]).
 
 pub mod bus;
 pub mod cpu;
+pub mod cpuid;
 pub mod devices;
 pub mod layout;
+pub mod linux_boot;
 pub mod loader;
 pub mod memory;
+pub mod mptable;
 pub mod tiny;
 pub mod vm;
 

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::path::Path;
 
+use linux_loader::bootparam::setup_header;
 use linux_loader::loader::KernelLoader;
 use linux_loader::loader::bzimage::BzImage;
 use linux_loader::loader::elf::{Elf, PvhBootCapability};
@@ -49,8 +50,13 @@ fn write_start_info(mem: &GuestMem, ram: &[(u64, u64)]) -> Result<u64, VmmError>
     Ok(layout::PVH_START_INFO)
 }
 
-/// Loads the kernel at `path` into `mem` (of `size` bytes of RAM).
-pub fn load_kernel(mem: &GuestMem, path: &Path, size: u64) -> Result<Entry, VmmError> {
+/// Loads the kernel at `path` into `mem` (of `size` bytes of RAM); a bzImage also gives its
+/// setup header for the zero page.
+pub fn load_kernel(
+    mem: &GuestMem,
+    path: &Path,
+    size: u64,
+) -> Result<(Entry, Option<setup_header>), VmmError> {
     let open =
         || File::open(path).map_err(|e| VmmError::Config(format!("{}: {e}", path.display())));
     let high = Some(GuestAddress(layout::LOAD_ADDR));
@@ -58,14 +64,14 @@ pub fn load_kernel(mem: &GuestMem, path: &Path, size: u64) -> Result<Entry, VmmE
         Ok(r) => {
             if let PvhBootCapability::PvhEntryPresent(rip) = r.pvh_boot_cap {
                 let start_info = write_start_info(mem, &layout::ram_ranges(size))?;
-                return Ok(Entry::Pvh { rip: rip.0, start_info });
+                return Ok((Entry::Pvh { rip: rip.0, start_info }, None));
             }
             let ehdr_entry = read_elf_entry(path)?;
-            Ok(Entry::Long { rip: ehdr_entry })
+            Ok((Entry::Long { rip: ehdr_entry }, None))
         }
         Err(elf_err) => match BzImage::load(mem, None, &mut open()?, high) {
             // The 64-bit entry of a bzImage is 0x200 past where its protected-mode part loads.
-            Ok(r) => Ok(Entry::Long { rip: r.kernel_load.0 + 0x200 }),
+            Ok(r) => Ok((Entry::Long { rip: r.kernel_load.0 + 0x200 }, r.setup_header)),
             Err(bz_err) => Err(VmmError::Config(format!(
                 "{} is neither an ELF kernel ({elf_err}) nor a bzImage ({bz_err})",
                 path.display()

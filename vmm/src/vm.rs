@@ -14,7 +14,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::bus::Bus;
 use crate::devices::{i8042, serial};
-use crate::{VmmError, cpu, layout, loader, memory};
+use crate::{VmmError, cpu, cpuid, layout, linux_boot, loader, memory, mptable};
 
 /// Why a machine ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +111,25 @@ pub struct VmConfig {
     pub memory_bytes: u64,
     /// Where the serial console's output goes.
     pub serial: Box<dyn Write + Send>,
+    pub vcpus: u8,
+    /// Kernel command line (Linux boot).
+    pub cmdline: String,
+    pub initrd: Option<std::path::PathBuf>,
+    pub template: crate::cpuid::Template,
+}
+
+impl VmConfig {
+    /// One vCPU, no command line, no initrd, KVM's CPUID unmasked.
+    pub fn new(memory_bytes: u64, serial: Box<dyn Write + Send>) -> VmConfig {
+        VmConfig {
+            memory_bytes,
+            serial,
+            vcpus: 1,
+            cmdline: String::new(),
+            initrd: None,
+            template: Default::default(),
+        }
+    }
 }
 
 /// A signal that only interrupts KVM_RUN (its handler does nothing).
@@ -136,6 +155,10 @@ pub fn run_with(
     let mem = memory::create(config.memory_bytes)?;
     memory::register(&vm, &mem)?;
     cpu::write_boot_tables(&mem)?;
+    if config.vcpus == 0 {
+        return Err(VmmError::Config("a machine needs at least one vCPU".into()));
+    }
+    let mut boot_arg = 0;
     let entry = match program {
         Program::Flat { image, load_addr, entry } => {
             let end = load_addr
@@ -151,7 +174,42 @@ pub fn run_with(
                 .map_err(|e| VmmError::Memory(e.to_string()))?;
             loader::Entry::Long { rip: entry }
         }
-        Program::Kernel(path) => loader::load_kernel(&mem, &path, config.memory_bytes)?,
+        Program::Kernel(path) => {
+            // A real kernel wants interrupt controllers and a timer in KVM.
+            vm.create_irq_chip()?;
+            vm.create_pit2(kvm_bindings::kvm_pit_config::default())?;
+            mptable::write(&mem, config.vcpus)?;
+            let (entry, header) = loader::load_kernel(&mem, &path, config.memory_bytes)?;
+            match entry {
+                loader::Entry::Long { .. } => {
+                    let initrd = match &config.initrd {
+                        Some(p) => {
+                            let bytes = std::fs::read(p).map_err(|e| {
+                                VmmError::Config(format!("initrd {}: {e}", p.display()))
+                            })?;
+                            Some(linux_boot::load_initrd(&mem, config.memory_bytes, &bytes)?)
+                        }
+                        None => None,
+                    };
+                    let cmdline = linux_boot::cmdline(&config.cmdline)?;
+                    let zp = linux_boot::write_zero_page(
+                        &mem,
+                        config.memory_bytes,
+                        header,
+                        &cmdline,
+                        initrd,
+                    )?;
+                    boot_arg = zp;
+                }
+                loader::Entry::Pvh { .. } if config.initrd.is_some() => {
+                    return Err(VmmError::Config(
+                        "an initrd with a PVH kernel is not supported yet".into(),
+                    ));
+                }
+                loader::Entry::Pvh { .. } => {}
+            }
+            entry
+        }
     };
 
     let mut pio = Bus::default();
@@ -162,12 +220,17 @@ pub fn run_with(
         .map_err(VmmError::Config)?;
     let mmio = Bus::default();
 
-    let vcpu = vm.create_vcpu(0)?;
-    let cpuid = kvm.get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)?;
-    vcpu.set_cpuid2(&cpuid)?;
+    let supported = kvm.get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)?;
+    let mut vcpus = Vec::new();
+    for id in 0..config.vcpus {
+        let vcpu = vm.create_vcpu(u64::from(id))?;
+        vcpu.set_cpuid2(&cpuid::for_vcpu(&supported, id, config.vcpus, &config.template))?;
+        vcpus.push(vcpu);
+    }
+    // The others wait for the boot vCPU to start them (INIT/SIPI through the local APIC).
     match entry {
-        loader::Entry::Long { rip } => cpu::setup_long_mode(&vcpu, rip, 0)?,
-        loader::Entry::Pvh { rip, start_info } => cpu::setup_pvh(&vcpu, rip, start_info)?,
+        loader::Entry::Long { rip } => cpu::setup_long_mode(&vcpus[0], rip, boot_arg)?,
+        loader::Entry::Pvh { rip, start_info } => cpu::setup_pvh(&vcpus[0], rip, start_info)?,
     }
 
     // SAFETY: installing a handler that does nothing, for a signal only we send.
@@ -177,12 +240,15 @@ pub fn run_with(
         sa.sa_flags = libc::SA_SIGINFO;
         libc::sigaction(kick_signal(), &sa, std::ptr::null_mut());
     }
-    let thread: JoinHandle<()> = {
-        let exit = exit.clone();
-        std::thread::Builder::new()
-            .name("vcpu0".into())
-            .spawn(move || cpu::run(vcpu, pio, mmio, exit))?
-    };
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    for (id, vcpu) in vcpus.into_iter().enumerate() {
+        let (exit, pio, mmio) = (exit.clone(), pio.clone(), mmio.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("vcpu{id}"))
+                .spawn(move || cpu::run(vcpu, pio, mmio, exit))?,
+        );
+    }
 
     let mut events = EventManager::<Arc<Mutex<dyn MutEventSubscriber>>>::new()
         .map_err(|e| VmmError::Config(format!("event loop: {e:?}")))?;
@@ -194,14 +260,16 @@ pub fn run_with(
     }
     // Stop the vCPU: interrupt KVM_RUN until its thread notices the machine has ended.
     let deadline = Instant::now() + Duration::from_secs(2);
-    while !thread.is_finished() && Instant::now() < deadline {
+    while threads.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
         use std::os::unix::thread::JoinHandleExt;
-        // SAFETY: signalling our own vCPU thread with the no-op kick signal.
-        unsafe { libc::pthread_kill(thread.as_pthread_t(), kick_signal()) };
+        for t in threads.iter().filter(|t| !t.is_finished()) {
+            // SAFETY: signalling our own vCPU thread with the no-op kick signal.
+            unsafe { libc::pthread_kill(t.as_pthread_t(), kick_signal()) };
+        }
         std::thread::sleep(Duration::from_millis(5));
     }
-    if thread.is_finished() {
-        let _ = thread.join();
+    for t in threads.into_iter().filter(|t| t.is_finished()) {
+        let _ = t.join();
     }
     Ok(exit.reason().unwrap_or(ExitReason::VmmError("no exit reason".into())))
 }

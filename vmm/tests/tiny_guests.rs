@@ -34,7 +34,7 @@ const RESET: [u8; 5] = [0xb0, 0xfe, 0xe6, 0x64, 0xf4];
 
 fn boot(code: Vec<u8>) -> (ExitReason, String) {
     let out = Captured::default();
-    let config = VmConfig { memory_bytes: 16 << 20, serial: Box::new(out.clone()) };
+    let config = VmConfig::new(16 << 20, Box::new(out.clone()));
     let reason = run(config, Program::flat(code)).expect("the machine runs");
     let text = String::from_utf8_lossy(&out.0.lock().unwrap()).into_owned();
     (reason, text)
@@ -88,10 +88,10 @@ fn halting_ends_a_single_vcpu_machine() {
 
 #[test]
 fn programs_that_do_not_fit_are_refused() {
-    let config = VmConfig { memory_bytes: 2 << 20, serial: Box::new(std::io::sink()) };
+    let config = VmConfig::new(2 << 20, Box::new(std::io::sink()));
     let err = run(config, Program::flat(vec![0x90; 2 << 20])).unwrap_err();
     assert!(err.to_string().contains("does not fit"), "{err}");
-    let config = VmConfig { memory_bytes: 1000, serial: Box::new(std::io::sink()) };
+    let config = VmConfig::new(1000, Box::new(std::io::sink()));
     assert!(run(config, Program::flat(vec![0xf4])).is_err());
 }
 
@@ -103,14 +103,14 @@ fn an_elf_with_a_pvh_note_boots_in_32_bit_mode() {
     code.extend_from_slice(&vmm::tiny::RESET);
     std::fs::write(&elf, vmm::tiny::pvh_elf(&code)).unwrap();
     let out = Captured::default();
-    let config = VmConfig { memory_bytes: 16 << 20, serial: Box::new(out.clone()) };
+    let config = VmConfig::new(16 << 20, Box::new(out.clone()));
     let reason = run(config, Program::Kernel(elf)).unwrap();
     assert_eq!(reason, ExitReason::Reset);
     assert_eq!(String::from_utf8_lossy(&out.0.lock().unwrap()), "pvh");
 
     let junk = dir.path().join("junk");
     std::fs::write(&junk, b"not a kernel").unwrap();
-    let config = VmConfig { memory_bytes: 16 << 20, serial: Box::new(std::io::sink()) };
+    let config = VmConfig::new(16 << 20, Box::new(std::io::sink()));
     let err = run(config, Program::Kernel(junk)).unwrap_err();
     assert!(err.to_string().contains("neither an ELF kernel"), "{err}");
 }
