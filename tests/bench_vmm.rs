@@ -11,7 +11,7 @@ fn bench_vmm_prints_its_table() {
         .expect("run the benchmark");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    for row in ["| ringfence vm |", "| qemu-system-x86_64 -M microvm |"] {
+    for row in ["| ringfence-vmm |", "| qemu-system-x86_64 -M microvm |"] {
         assert!(stdout.lines().any(|l| l.starts_with(row)), "no {row:?} row:\n{stdout}");
     }
 }

@@ -266,7 +266,7 @@ pub fn run_with(
             // SAFETY: signalling our own vCPU thread with the no-op kick signal.
             unsafe { libc::pthread_kill(t.as_pthread_t(), kick_signal()) };
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_micros(200));
     }
     for t in threads.into_iter().filter(|t| t.is_finished()) {
         let _ = t.join();
