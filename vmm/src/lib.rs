@@ -9,6 +9,7 @@
 //! - [`linux_boot`]: zero page, e820, command line, initrd; [`mptable`]: the MP table;
 //!   [`cpuid`]: per-vCPU CPUID and JSON CPU templates.
 //! - [`cpu`]: vCPU registers (64-bit and PVH entry) and the run loop that dispatches exits.
+//! - [`virtio_mmio`]: the virtio-mmio transport for devices of the `virtio-devices` crate.
 //! - [`vm`]: a whole machine: build, run until it ends, and why it ended ([`vm::ExitReason`]).
 
 pub mod bus;
@@ -21,6 +22,7 @@ pub mod loader;
 pub mod memory;
 pub mod mptable;
 pub mod tiny;
+pub mod virtio_mmio;
 pub mod vm;
 
 /// Errors building or running a machine.

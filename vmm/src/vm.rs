@@ -14,7 +14,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::bus::Bus;
 use crate::devices::{i8042, serial};
-use crate::{VmmError, cpu, cpuid, layout, linux_boot, loader, memory, mptable};
+use crate::{VmmError, cpu, cpuid, layout, linux_boot, loader, memory, mptable, virtio_mmio};
 
 /// Why a machine ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +116,44 @@ pub struct VmConfig {
     pub cmdline: String,
     pub initrd: Option<std::path::PathBuf>,
     pub template: crate::cpuid::Template,
+    /// virtio devices, each behind a virtio-mmio window announced on the command line.
+    pub devices: Vec<Arc<Mutex<dyn virtio_devices::VirtioDevice>>>,
+}
+
+/// Where the `index`-th virtio-mmio device lives: (window address, IRQ).
+pub fn device_slot(index: usize) -> (u64, u32) {
+    (layout::VIRTIO_MMIO_START + index as u64 * layout::VIRTIO_MMIO_SIZE, 5 + index as u32)
+}
+
+/// The kernel command line announcing `count` virtio-mmio devices after `base`.
+pub fn command_line(base: &str, count: usize) -> String {
+    let mut c = base.to_owned();
+    for i in 0..count {
+        let (addr, irq) = device_slot(i);
+        c.push_str(&format!(" virtio_mmio.device=4K@{addr:#x}:{irq}"));
+    }
+    c.trim().to_owned()
+}
+
+/// Turns a queue's ioeventfd into a notification of its device.
+struct QueueNotifier {
+    evt: EventFd,
+    device: Arc<Mutex<dyn virtio_devices::VirtioDevice>>,
+    queue: u16,
+}
+
+impl MutEventSubscriber for QueueNotifier {
+    fn process(&mut self, _events: Events, _ops: &mut EventOps) {
+        if self.evt.read().is_ok() {
+            self.device.lock().unwrap_or_else(|e| e.into_inner()).queue_notify(self.queue);
+        }
+    }
+
+    fn init(&mut self, ops: &mut EventOps) {
+        if let Err(e) = ops.add(Events::new(&self.evt, EventSet::IN)) {
+            tracing::warn!("watching a queue notification: {e:?}");
+        }
+    }
 }
 
 impl VmConfig {
@@ -128,6 +166,7 @@ impl VmConfig {
             cmdline: String::new(),
             initrd: None,
             template: Default::default(),
+            devices: Vec::new(),
         }
     }
 }
@@ -159,6 +198,7 @@ pub fn run_with(
         return Err(VmmError::Config("a machine needs at least one vCPU".into()));
     }
     let mut boot_arg = 0;
+    let mut irqchip = false;
     let entry = match program {
         Program::Flat { image, load_addr, entry } => {
             let end = load_addr
@@ -175,6 +215,7 @@ pub fn run_with(
             loader::Entry::Long { rip: entry }
         }
         Program::Kernel(path) => {
+            irqchip = true;
             // A real kernel wants interrupt controllers and a timer in KVM.
             vm.create_irq_chip()?;
             vm.create_pit2(kvm_bindings::kvm_pit_config::default())?;
@@ -191,7 +232,8 @@ pub fn run_with(
                         }
                         None => None,
                     };
-                    let cmdline = linux_boot::cmdline(&config.cmdline)?;
+                    let text = command_line(&config.cmdline, config.devices.len());
+                    let cmdline = linux_boot::cmdline(&text)?;
                     let zp = linux_boot::write_zero_page(
                         &mem,
                         config.memory_bytes,
@@ -218,7 +260,28 @@ pub fn run_with(
         .map_err(VmmError::Config)?;
     pio.insert(i8042::PORT, i8042::LEN, Arc::new(Mutex::new(i8042::I8042::new(exit.clone()))))
         .map_err(VmmError::Config)?;
-    let mmio = Bus::default();
+    let mut mmio = Bus::default();
+    let mut notifiers = Vec::new();
+    for (i, device) in config.devices.iter().enumerate() {
+        let (addr, irq) = device_slot(i);
+        if irq > 23 {
+            return Err(VmmError::Config("too many virtio devices".into()));
+        }
+        let transport = virtio_mmio::MmioTransport::new(device.clone())?;
+        // With interrupt controllers in KVM, notifications and interrupts bypass the VMM's
+        // vCPU threads: ioeventfds and an irqfd.
+        if irqchip {
+            vm.register_irqfd(&transport.interrupt().line, irq)?;
+            for q in 0..transport.queue_count() {
+                let evt = EventFd::new(libc::EFD_NONBLOCK)?;
+                let at = kvm_ioctls::IoEventAddress::Mmio(addr + virtio_mmio::NOTIFY_OFFSET);
+                vm.register_ioevent(&evt, &at, q as u32)?;
+                notifiers.push(QueueNotifier { evt, device: device.clone(), queue: q as u16 });
+            }
+        }
+        mmio.insert(addr, layout::VIRTIO_MMIO_SIZE, Arc::new(Mutex::new(transport)))
+            .map_err(VmmError::Config)?;
+    }
 
     let supported = kvm.get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)?;
     let mut vcpus = Vec::new();
@@ -253,6 +316,9 @@ pub fn run_with(
     let mut events = EventManager::<Arc<Mutex<dyn MutEventSubscriber>>>::new()
         .map_err(|e| VmmError::Config(format!("event loop: {e:?}")))?;
     events.add_subscriber(Arc::new(Mutex::new(ExitWatcher(exit.clone()))));
+    for n in notifiers {
+        events.add_subscriber(Arc::new(Mutex::new(n)));
+    }
     while !exit.raised() {
         if let Err(e) = events.run() {
             exit.raise(ExitReason::VmmError(format!("event loop: {e:?}")));

@@ -114,3 +114,97 @@ fn an_elf_with_a_pvh_note_boots_in_32_bit_mode() {
     let err = run(config, Program::Kernel(junk)).unwrap_err();
     assert!(err.to_string().contains("neither an ELF kernel"), "{err}");
 }
+
+/// A device for the transport test: counts notifications and answers each with an interrupt.
+#[derive(Default)]
+struct Echo {
+    interrupt: Option<Arc<dyn virtio_devices::Interrupt>>,
+    notified: Arc<Mutex<Vec<u16>>>,
+}
+
+impl virtio_devices::VirtioDevice for Echo {
+    fn device_type(&self) -> u32 {
+        virtio_devices::types::ENTROPY
+    }
+    fn queue_max_sizes(&self) -> &[u16] {
+        &[256]
+    }
+    fn features(&self) -> u64 {
+        virtio_devices::VIRTIO_F_VERSION_1
+    }
+    fn ack_features(&mut self, _f: u64) {}
+    fn read_config(&self, _o: u64, d: &mut [u8]) {
+        d.fill(0);
+    }
+    fn write_config(&mut self, _o: u64, _d: &[u8]) {}
+    fn activate(
+        &mut self,
+        _q: Vec<virtio_devices::QueueConfig>,
+        i: Arc<dyn virtio_devices::Interrupt>,
+    ) -> Result<(), virtio_devices::ActivateError> {
+        self.interrupt = Some(i);
+        Ok(())
+    }
+    fn queue_notify(&mut self, q: u16) {
+        self.notified.lock().unwrap().push(q);
+        if let Some(i) = &self.interrupt {
+            i.used_buffers();
+        }
+    }
+    fn reset(&mut self) {
+        self.interrupt = None;
+    }
+}
+
+#[test]
+fn a_guest_drives_a_virtio_mmio_device_through_ioeventfd_and_interrupt_status() {
+    // 32-bit code (PVH entry): probe, negotiate, set up queue 0, go live, notify, then wait for
+    // the device's interrupt status before saying "ok".
+    let mut code = vec![0xbb, 0, 0, 0, 0xd0]; // mov ebx, 0xd0000000
+    let check = |code: &mut Vec<u8>, disp: u8, value: u32| {
+        code.extend_from_slice(&[0x8b, 0x43, disp]); // mov eax, [ebx+disp]
+        code.push(0x3d); // cmp eax, imm32
+        code.extend_from_slice(&value.to_le_bytes());
+        code.extend_from_slice(&[0x0f, 0x85, 0, 0, 0, 0]); // jne fail (patched below)
+        code.len() - 4
+    };
+    let mut patches = vec![check(&mut code, 0, 0x7472_6976), check(&mut code, 4, 2)];
+    patches.push(check(&mut code, 8, 4));
+    for (off, v) in [
+        (0x70u8, 3u32),
+        (0x24, 1),
+        (0x20, 1),
+        (0x70, 0xb),
+        (0x30, 0),
+        (0x38, 128),
+        (0x44, 1),
+        (0x70, 0xf),
+        (0x50, 0),
+    ] {
+        code.extend_from_slice(&[0xc7, 0x43, off]);
+        code.extend_from_slice(&v.to_le_bytes());
+    }
+    code.extend_from_slice(&[0x8b, 0x43, 0x60, 0x85, 0xc0, 0x74, 0xf9]); // wait for status
+    code.extend_from_slice(&vmm::tiny::print(b"ok"));
+    code.extend_from_slice(&vmm::tiny::RESET);
+    let fail = code.len();
+    for p in patches {
+        let rel = (fail - (p + 4)) as i32;
+        code[p..p + 4].copy_from_slice(&rel.to_le_bytes());
+    }
+    code.extend_from_slice(&vmm::tiny::print(b"no"));
+    code.extend_from_slice(&vmm::tiny::RESET);
+
+    let dir = tempfile::tempdir().unwrap();
+    let elf = dir.path().join("virtio.elf");
+    std::fs::write(&elf, vmm::tiny::pvh_elf(&code)).unwrap();
+    let echo = Echo::default();
+    let notified = echo.notified.clone();
+    let out = Captured::default();
+    let mut config = VmConfig::new(16 << 20, Box::new(out.clone()));
+    config.devices.push(Arc::new(Mutex::new(echo)));
+    let reason = run(config, Program::Kernel(elf)).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.0.lock().unwrap()), "ok");
+    assert_eq!(reason, ExitReason::Reset);
+    assert_eq!(*notified.lock().unwrap(), vec![0]);
+}
