@@ -6,14 +6,26 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use std::sync::{Arc, Mutex};
+
+use vmm::api::{Api, BootSource, ConfigFile, MachineConfig};
 use vmm::vm::{ExitReason, ExitSignal, Program, VmConfig};
 
 #[derive(Parser)]
 #[command(name = "ringfence-vmm", about = "Boot a kernel in a KVM microVM")]
 struct Args {
-    /// ELF (with or without a PVH note) or bzImage.
+    /// ELF (with or without a PVH note) or bzImage; boots right away, without an API.
+    #[arg(long, conflicts_with_all = ["api_sock", "config_file"])]
+    kernel: Option<PathBuf>,
+    /// Serve the Firecracker-compatible API here and boot on `InstanceStart`.
     #[arg(long)]
-    kernel: PathBuf,
+    api_sock: Option<PathBuf>,
+    /// Boot from a configuration file (Firecracker's JSON shape) right away.
+    #[arg(long)]
+    config_file: Option<PathBuf>,
+    /// With --config-file: serve no API (the default when no --api-sock is given).
+    #[arg(long)]
+    no_api: bool,
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 128)]
     mem: u64,
@@ -30,6 +42,15 @@ struct Args {
     /// `nested-host` or a JSON CPU template file.
     #[arg(long)]
     cpu_template: Option<String>,
+}
+
+/// The API's machine configuration onto the VMM's.
+fn apply(config: &mut VmConfig, m: &MachineConfig) {
+    config.vcpus = m.vcpu_count;
+    config.memory_bytes = m.mem_size_mib << 20;
+    if m.cpu_template.as_deref() == Some("nested-host") {
+        config.template = vmm::cpuid::Template::nested_host();
+    }
 }
 
 fn fail(msg: String) -> ExitCode {
@@ -89,7 +110,68 @@ fn main() -> ExitCode {
     config.cmdline = a.cmdline;
     config.initrd = a.initrd;
     config.template = template;
-    let reason = match vmm::vm::run_with(config, Program::Kernel(a.kernel), exit) {
+    let boot = match (&a.kernel, &a.config_file, &a.api_sock) {
+        (Some(k), _, _) => {
+            Some(BootSource { kernel_image_path: k.clone(), boot_args: None, initrd_path: None })
+        }
+        (None, Some(path), _) => {
+            let parsed = std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| ConfigFile::parse(&t));
+            match parsed {
+                Ok(c) => {
+                    apply(&mut config, &c.machine_config);
+                    Some(c.boot_source)
+                }
+                Err(e) => return fail(format!("config file {}: {e}", path.display())),
+            }
+        }
+        (None, None, Some(_)) => None,
+        (None, None, None) => return fail("give --kernel, --config-file or --api-sock".into()),
+    };
+    let api = Arc::new(Mutex::new(Api::default()));
+    let (start_tx, start_rx) = std::sync::mpsc::channel();
+    if let (Some(sock), false) = (&a.api_sock, a.no_api) {
+        if boot.is_some() {
+            api.lock().unwrap_or_else(|e| e.into_inner()).set_started();
+        }
+        if let Err(e) = vmm::api::server::serve(sock, api.clone(), start_tx) {
+            return fail(format!("API socket {}: {e}", sock.display()));
+        }
+    }
+    let boot = match boot {
+        Some(b) => b,
+        None => {
+            // Until InstanceStart (or a signal).
+            let waiter = {
+                let exit = exit.clone();
+                std::thread::spawn(move || {
+                    loop {
+                        if exit.raised() {
+                            return None;
+                        }
+                        if let Ok(v) = start_rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                            return Some(v);
+                        }
+                    }
+                })
+            };
+            match waiter.join().ok().flatten() {
+                Some((b, m)) => {
+                    apply(&mut config, &m);
+                    b
+                }
+                None => return ExitCode::from(0),
+            }
+        }
+    };
+    if let Some(args) = &boot.boot_args {
+        config.cmdline = args.clone();
+    }
+    if let Some(i) = &boot.initrd_path {
+        config.initrd = Some(i.clone());
+    }
+    let reason = match vmm::vm::run_with(config, Program::Kernel(boot.kernel_image_path), exit) {
         Ok(r) => r,
         Err(e) => return fail(e.to_string()),
     };

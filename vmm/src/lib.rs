@@ -1,6 +1,7 @@
 //! The microVMM: a KVM virtual machine with guest memory, vCPU threads, legacy devices and an
 //! event loop, on the rust-vmm crates.
 //!
+//! - [`api`]: the Firecracker-compatible API (HTTP over a Unix socket) and `--config-file`.
 //! - [`layout`]: the guest-physical memory map.
 //! - [`memory`]: guest memory, registered with KVM.
 //! - [`bus`]: port and MMIO buses, and the [`bus::BusDevice`] trait devices implement.
@@ -12,6 +13,7 @@
 //! - [`virtio_mmio`]: the virtio-mmio transport for devices of the `virtio-devices` crate.
 //! - [`vm`]: a whole machine: build, run until it ends, and why it ended ([`vm::ExitReason`]).
 
+pub mod api;
 pub mod bus;
 pub mod cpu;
 pub mod cpuid;

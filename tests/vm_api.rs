@@ -1,0 +1,117 @@
+//! `ringfence-vmm --api-sock`: real HTTP requests over the Unix socket, including bad ones, and
+//! `--config-file --no-api`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One request on a fresh connection: (status, body).
+fn call(sock: &Path, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut s = UnixStream::connect(sock).expect("connect to the API socket");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let status = line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let mut length = 0;
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).unwrap();
+        if h.trim().is_empty() {
+            break;
+        }
+        if let Some(v) = h.to_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0u8; length];
+    r.read_exact(&mut body).unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn vmm() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ringfence-vmm"))
+}
+
+#[test]
+fn the_api_refuses_bad_requests_and_boots_on_instance_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("api.sock");
+    let kernel = dir.path().join("guest.elf");
+    let mut code = vmm::tiny::print(b"api\n");
+    code.extend_from_slice(&[0xeb, 0xfe]); // then spin until stopped
+    std::fs::write(&kernel, vmm::tiny::pvh_elf(&code)).unwrap();
+    let mut child = vmm().arg("--api-sock").arg(&sock).stdout(Stdio::piped()).spawn().unwrap();
+    let start = Instant::now();
+    while !sock.exists() {
+        assert!(start.elapsed() < Duration::from_secs(5), "no API socket");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    let (s, b) = call(&sock, "PUT", "/actions", br#"{"action_type":"InstanceStart"}"#);
+    assert_eq!(s, 400);
+    assert!(b.contains("Cannot start microvm without kernel configuration"), "{b}");
+    assert_eq!(call(&sock, "PUT", "/boot-source", b"{not json").0, 400);
+    let (s, b) = call(
+        &sock,
+        "PUT",
+        "/machine-config",
+        br#"{"vcpu_count":1,"mem_size_mib":16,"bogus":true}"#,
+    );
+    assert_eq!(s, 400);
+    assert!(b.contains("fault_message") && b.contains("bogus"), "{b}");
+    assert_eq!(call(&sock, "PUT", "/machine-config", &vec![b' '; 60_000]).0, 413);
+    assert_eq!(call(&sock, "GET", "/nowhere", b"").0, 404);
+    // Still serving after all that.
+    let (s, b) = call(&sock, "GET", "/", b"");
+    assert_eq!(s, 200);
+    assert!(b.contains("Not started"), "{b}");
+
+    let boot = format!(r#"{{"kernel_image_path":"{}"}}"#, kernel.display());
+    assert_eq!(call(&sock, "PUT", "/boot-source", boot.as_bytes()).0, 204);
+    assert_eq!(
+        call(&sock, "PUT", "/machine-config", br#"{"vcpu_count":2,"mem_size_mib":16}"#).0,
+        204
+    );
+    assert_eq!(call(&sock, "PUT", "/actions", br#"{"action_type":"InstanceStart"}"#).0, 204);
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "api\n");
+    let (s, b) = call(&sock, "GET", "/", b"");
+    assert!(s == 200 && b.contains("Running"), "{b}");
+    assert_eq!(call(&sock, "PUT", "/boot-source", boot.as_bytes()).0, 400);
+
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+}
+
+#[test]
+fn a_config_file_boots_without_an_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = dir.path().join("guest.elf");
+    let mut code = vmm::tiny::print(b"from a file\n");
+    code.extend_from_slice(&vmm::tiny::RESET);
+    std::fs::write(&kernel, vmm::tiny::pvh_elf(&code)).unwrap();
+    let config = dir.path().join("vm.json");
+    let text = format!(
+        r#"{{"boot-source":{{"kernel_image_path":"{}"}},"machine-config":{{"vcpu_count":1,"mem_size_mib":16}}}}"#,
+        kernel.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = vmm().arg("--config-file").arg(&config).arg("--no-api").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from a file\n");
+    assert_eq!(out.status.code(), Some(0));
+    std::fs::write(&config, r#"{"boot-source":{"kernel_image_path":"/k"},"drives":[]}"#).unwrap();
+    let out = vmm().arg("--config-file").arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("drives"));
+}

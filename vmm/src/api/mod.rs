@@ -1,0 +1,320 @@
+//! The API over a Unix socket, compatible with Firecracker's for the common subset: configure
+//! the boot source and machine, then `InstanceStart`; query the instance and its machine
+//! configuration. Parsing ([`http`], serde with unknown fields refused) stays out of the
+//! machine; [`Api::handle`] is a pure function of the request and the configuration so far.
+
+pub mod http;
+pub mod server;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootSource {
+    pub kernel_image_path: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_args: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initrd_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineConfig {
+    pub vcpu_count: u8,
+    pub mem_size_mib: u64,
+    #[serde(default)]
+    pub smt: bool,
+    #[serde(default)]
+    pub track_dirty_pages: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_template: Option<String>,
+}
+
+impl Default for MachineConfig {
+    fn default() -> Self {
+        MachineConfig {
+            vcpu_count: 1,
+            mem_size_mib: 128,
+            smt: false,
+            track_dirty_pages: false,
+            cpu_template: None,
+        }
+    }
+}
+
+impl MachineConfig {
+    fn check(&self) -> Result<(), String> {
+        if !(1..=32).contains(&self.vcpu_count) {
+            return Err(format!("vcpu_count {} is not in 1..=32", self.vcpu_count));
+        }
+        if self.mem_size_mib == 0 || self.mem_size_mib > (1 << 20) {
+            return Err(format!("mem_size_mib {} is not a usable size", self.mem_size_mib));
+        }
+        if self.smt {
+            return Err("SMT is not supported".into());
+        }
+        if self.track_dirty_pages {
+            return Err("dirty page tracking is not supported".into());
+        }
+        Ok(())
+    }
+}
+
+/// The whole configuration, as `--config-file` gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(rename = "boot-source")]
+    pub boot_source: BootSource,
+    #[serde(rename = "machine-config", default)]
+    pub machine_config: MachineConfig,
+}
+
+impl ConfigFile {
+    pub fn parse(text: &str) -> Result<ConfigFile, String> {
+        let c: ConfigFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        c.machine_config.check()?;
+        Ok(c)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Action {
+    action_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Status and an optional JSON body.
+    Respond(u16, Option<String>),
+    /// Start the machine with this configuration, then answer 204.
+    Start(BootSource, MachineConfig),
+}
+
+fn fault(status: u16, message: impl std::fmt::Display) -> Reply {
+    let body = serde_json::json!({ "fault_message": message.to_string() }).to_string();
+    Reply::Respond(status, Some(body))
+}
+
+#[derive(Default)]
+pub struct Api {
+    boot: Option<BootSource>,
+    machine: MachineConfig,
+    started: bool,
+}
+
+impl Api {
+    /// Marks the machine started (by the API or otherwise).
+    pub fn set_started(&mut self) {
+        self.started = true;
+    }
+
+    pub fn handle(&mut self, method: &str, path: &str, body: &[u8]) -> Reply {
+        let path = path.split('?').next().unwrap_or(path);
+        let parse = |what: &str| -> Result<serde_json::Value, Reply> {
+            serde_json::from_slice(body).map_err(|e| fault(400, format!("{what}: {e}")))
+        };
+        macro_rules! body_as {
+            ($t:ty, $what:expr) => {
+                match parse($what).and_then(|v| {
+                    serde_json::from_value::<$t>(v)
+                        .map_err(|e| fault(400, format!("{}: {e}", $what)))
+                }) {
+                    Ok(v) => v,
+                    Err(r) => return r,
+                }
+            };
+        }
+        let not_after_start =
+            "The requested operation is not supported after starting the microVM.";
+        match (method, path) {
+            ("GET", "/") => {
+                let state = if self.started { "Running" } else { "Not started" };
+                let info = serde_json::json!({
+                    "id": "anonymous-instance",
+                    "state": state,
+                    "vmm_version": env!("CARGO_PKG_VERSION"),
+                    "app_name": "ringfence-vmm",
+                });
+                Reply::Respond(200, Some(info.to_string()))
+            }
+            ("GET", "/machine-config") => {
+                Reply::Respond(200, serde_json::to_string(&self.machine).ok())
+            }
+            ("PUT", "/machine-config") | ("PATCH", "/machine-config") => {
+                if self.started {
+                    return fault(400, not_after_start);
+                }
+                let config = if method == "PUT" {
+                    body_as!(MachineConfig, "machine-config")
+                } else {
+                    // PATCH: the given fields over the current ones.
+                    let patch = match parse("machine-config") {
+                        Ok(v) => v,
+                        Err(r) => return r,
+                    };
+                    let mut current = serde_json::to_value(&self.machine).unwrap_or_default();
+                    if let (Some(c), Some(p)) = (current.as_object_mut(), patch.as_object()) {
+                        for (k, v) in p {
+                            c.insert(k.clone(), v.clone());
+                        }
+                    } else {
+                        return fault(400, "machine-config: expected an object");
+                    }
+                    match serde_json::from_value::<MachineConfig>(current) {
+                        Ok(m) => m,
+                        Err(e) => return fault(400, format!("machine-config: {e}")),
+                    }
+                };
+                if let Err(e) = config.check() {
+                    return fault(400, e);
+                }
+                self.machine = config;
+                Reply::Respond(204, None)
+            }
+            ("PUT", "/boot-source") => {
+                if self.started {
+                    return fault(400, not_after_start);
+                }
+                let boot = body_as!(BootSource, "boot-source");
+                if !boot.kernel_image_path.is_file() {
+                    return fault(
+                        400,
+                        format!(
+                            "kernel {} is not a readable file",
+                            boot.kernel_image_path.display()
+                        ),
+                    );
+                }
+                if let Some(i) = boot.initrd_path.as_ref().filter(|i| !i.is_file()) {
+                    return fault(400, format!("initrd {} is not a readable file", i.display()));
+                }
+                self.boot = Some(boot);
+                Reply::Respond(204, None)
+            }
+            ("PUT", "/actions") => {
+                let action = body_as!(Action, "actions");
+                match action.action_type.as_str() {
+                    "InstanceStart" => {
+                        if self.started {
+                            return fault(400, not_after_start);
+                        }
+                        match &self.boot {
+                            None => {
+                                fault(400, "Cannot start microvm without kernel configuration.")
+                            }
+                            Some(b) => {
+                                self.started = true;
+                                Reply::Start(b.clone(), self.machine.clone())
+                            }
+                        }
+                    }
+                    "SendCtrlAltDel" => fault(
+                        400,
+                        "SendCtrlAltDel needs a keyboard, which this VMM does not emulate",
+                    ),
+                    "FlushMetrics" => fault(400, "metrics are not configured (not supported yet)"),
+                    other => fault(400, format!("unknown action_type {other:?}")),
+                }
+            }
+            ("PUT", p)
+                if p.starts_with("/drives/")
+                    || p.starts_with("/network-interfaces/")
+                    || p == "/vsock"
+                    || p == "/logger"
+                    || p == "/metrics" =>
+            {
+                fault(400, format!("{p} is not supported yet by this VMM"))
+            }
+            ("PATCH", "/vm") => fault(400, "pausing and resuming are not supported yet"),
+            (_, "/" | "/machine-config" | "/boot-source" | "/actions" | "/vm") => {
+                fault(405, format!("{method} is not allowed on {path}"))
+            }
+            _ => fault(404, format!("no such resource {path}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(r: &Reply) -> u16 {
+        match r {
+            Reply::Respond(s, _) => *s,
+            Reply::Start(..) => 0,
+        }
+    }
+
+    #[test]
+    fn the_api_configures_then_starts_once() {
+        let mut api = Api::default();
+        let kernel = tempfile::NamedTempFile::new().unwrap();
+        let k = kernel.path().display().to_string();
+        assert_eq!(
+            status(&api.handle("PUT", "/actions", br#"{"action_type":"InstanceStart"}"#)),
+            400
+        );
+        for bad in [&b"{"[..], br#"{"kernel_image_path":"/nope"}"#, br#"{"kernel":"x"}"#] {
+            assert_eq!(status(&api.handle("PUT", "/boot-source", bad)), 400, "{bad:?}");
+        }
+        let boot = format!(r#"{{"kernel_image_path":"{k}","boot_args":"console=ttyS0"}}"#);
+        assert_eq!(status(&api.handle("PUT", "/boot-source", boot.as_bytes())), 204);
+        assert_eq!(
+            status(&api.handle("PUT", "/machine-config", br#"{"vcpu_count":0,"mem_size_mib":64}"#)),
+            400
+        );
+        assert_eq!(
+            status(&api.handle(
+                "PUT",
+                "/machine-config",
+                br#"{"vcpu_count":2,"mem_size_mib":64,"extra":1}"#
+            )),
+            400
+        );
+        assert_eq!(
+            status(&api.handle("PUT", "/machine-config", br#"{"vcpu_count":2,"mem_size_mib":64}"#)),
+            204
+        );
+        assert_eq!(status(&api.handle("PATCH", "/machine-config", br#"{"mem_size_mib":32}"#)), 204);
+        match api.handle("GET", "/machine-config", b"") {
+            Reply::Respond(200, Some(b)) => {
+                assert!(b.contains(r#""mem_size_mib":32"#) && b.contains(r#""vcpu_count":2"#))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(status(&api.handle("DELETE", "/boot-source", b"")), 405);
+        assert_eq!(status(&api.handle("GET", "/nowhere", b"")), 404);
+        assert_eq!(status(&api.handle("PUT", "/drives/rootfs", b"{}")), 400);
+        match api.handle("PUT", "/actions", br#"{"action_type":"InstanceStart"}"#) {
+            Reply::Start(b, m) => {
+                assert_eq!((b.boot_args.as_deref(), m.mem_size_mib), (Some("console=ttyS0"), 32))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            status(&api.handle("PUT", "/actions", br#"{"action_type":"InstanceStart"}"#)),
+            400
+        );
+        assert_eq!(status(&api.handle("PUT", "/boot-source", boot.as_bytes())), 400);
+        match api.handle("GET", "/", b"") {
+            Reply::Respond(200, Some(b)) => assert!(b.contains("Running")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn config_files_are_strict() {
+        assert!(ConfigFile::parse(r#"{"boot-source":{"kernel_image_path":"/k"}}"#).is_ok());
+        assert!(
+            ConfigFile::parse(r#"{"boot-source":{"kernel_image_path":"/k"},"drives":[]}"#).is_err()
+        );
+        assert!(
+            ConfigFile::parse(r#"{"machine-config":{"vcpu_count":1,"mem_size_mib":8}}"#).is_err()
+        );
+    }
+}

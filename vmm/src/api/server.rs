@@ -1,0 +1,62 @@
+//! The API socket: one thread accepting connections, each served on its own thread, requests
+//! answered in order. What starts the machine is handed to the caller through a channel.
+
+use std::io::BufReader;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+
+use super::http::{self, HttpError};
+use super::{Api, BootSource, MachineConfig, Reply};
+
+/// Serves `api` on a new socket at `path`; `start` receives the configuration of an
+/// InstanceStart.
+pub fn serve(
+    path: &Path,
+    api: Arc<Mutex<Api>>,
+    start: Sender<(BootSource, MachineConfig)>,
+) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)?;
+    std::thread::Builder::new().name("api".into()).spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let (api, start) = (api.clone(), start.clone());
+            let _ = std::thread::Builder::new().name("api-conn".into()).spawn(move || {
+                let Ok(mut writer) = conn.try_clone() else { return };
+                let mut reader = BufReader::new(conn);
+                loop {
+                    let req = match http::read_request(&mut reader) {
+                        Ok(r) => r,
+                        Err(HttpError::Closed) => return,
+                        Err(HttpError::TooLarge(n)) => {
+                            let body = serde_json::json!({"fault_message": format!("a {n} byte body is larger than {} bytes", http::MAX_BODY)}).to_string();
+                            let _ = http::write_response(&mut writer, 413, Some(&body));
+                            return;
+                        }
+                        Err(HttpError::Malformed(m)) => {
+                            let body = serde_json::json!({"fault_message": m}).to_string();
+                            let _ = http::write_response(&mut writer, 400, Some(&body));
+                            return;
+                        }
+                    };
+                    let reply = api
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .handle(&req.method, &req.path, &req.body);
+                    let (status, body) = match reply {
+                        Reply::Respond(s, b) => (s, b),
+                        Reply::Start(boot, machine) => {
+                            let _ = start.send((boot, machine));
+                            (204, None)
+                        }
+                    };
+                    if http::write_response(&mut writer, status, body.as_deref()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    })?;
+    Ok(())
+}
