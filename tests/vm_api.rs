@@ -88,6 +88,19 @@ fn the_api_refuses_bad_requests_and_boots_on_instance_start() {
     let (s, b) = call(&sock, "GET", "/", b"");
     assert!(s == 200 && b.contains("Running"), "{b}");
     assert_eq!(call(&sock, "PUT", "/boot-source", boot.as_bytes()).0, 400);
+    // The vCPU, API and VMM threads run under their seccomp filters (mode 2).
+    let mut filtered = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{}/task", child.id())).unwrap().flatten() {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        let name =
+            status.lines().next().unwrap_or("").trim_start_matches("Name:").trim().to_owned();
+        if status.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["Seccomp:", "2"]) {
+            filtered.push(name);
+        }
+    }
+    for t in ["vcpu0", "vcpu1", "api", "ringfence-vmm"] {
+        assert!(filtered.iter().any(|n| n == t), "{t} not filtered: {filtered:?}");
+    }
 
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };

@@ -42,6 +42,9 @@ struct Args {
     /// `nested-host` or a JSON CPU template file.
     #[arg(long)]
     cpu_template: Option<String>,
+    /// Run without the per-thread seccomp filters (debugging only).
+    #[arg(long)]
+    no_seccomp: bool,
 }
 
 /// The API's machine configuration onto the VMM's.
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
     config.cmdline = a.cmdline;
     config.initrd = a.initrd;
     config.template = template;
+    config.seccomp = !a.no_seccomp;
     let boot = match (&a.kernel, &a.config_file, &a.api_sock) {
         (Some(k), _, _) => {
             Some(BootSource { kernel_image_path: k.clone(), boot_args: None, initrd_path: None })
@@ -135,7 +139,7 @@ fn main() -> ExitCode {
         if boot.is_some() {
             api.lock().unwrap_or_else(|e| e.into_inner()).set_started();
         }
-        if let Err(e) = vmm::api::server::serve(sock, api.clone(), start_tx) {
+        if let Err(e) = vmm::api::server::serve(sock, api.clone(), start_tx, !a.no_seccomp) {
             return fail(format!("API socket {}: {e}", sock.display()));
         }
     }

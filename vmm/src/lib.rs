@@ -11,6 +11,7 @@
 //!   [`cpuid`]: per-vCPU CPUID and JSON CPU templates.
 //! - [`cpu`]: vCPU registers (64-bit and PVH entry) and the run loop that dispatches exits.
 //! - [`virtio_mmio`]: the virtio-mmio transport for devices of the `virtio-devices` crate.
+//! - [`seccomp`]: per-thread seccomp filters (vCPU, VMM, API threads).
 //! - [`vm`]: a whole machine: build, run until it ends, and why it ended ([`vm::ExitReason`]).
 
 pub mod api;
@@ -23,6 +24,7 @@ pub mod linux_boot;
 pub mod loader;
 pub mod memory;
 pub mod mptable;
+pub mod seccomp;
 pub mod tiny;
 pub mod virtio_mmio;
 pub mod vm;

@@ -14,7 +14,9 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::bus::Bus;
 use crate::devices::{i8042, serial};
-use crate::{VmmError, cpu, cpuid, layout, linux_boot, loader, memory, mptable, virtio_mmio};
+use crate::{
+    VmmError, cpu, cpuid, layout, linux_boot, loader, memory, mptable, seccomp, virtio_mmio,
+};
 
 /// Why a machine ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +120,9 @@ pub struct VmConfig {
     pub template: crate::cpuid::Template,
     /// virtio devices, each behind a virtio-mmio window announced on the command line.
     pub devices: Vec<Arc<Mutex<dyn virtio_devices::VirtioDevice>>>,
+    /// Confine the vCPU threads and the calling thread with seccomp filters
+    /// ([`crate::seccomp`]) once the machine is built.
+    pub seccomp: bool,
 }
 
 /// Where the `index`-th virtio-mmio device lives: (window address, IRQ).
@@ -167,6 +172,7 @@ impl VmConfig {
             initrd: None,
             template: Default::default(),
             devices: Vec::new(),
+            seccomp: false,
         }
     }
 }
@@ -306,16 +312,21 @@ pub fn run_with(
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     for (id, vcpu) in vcpus.into_iter().enumerate() {
         let (exit, pio, mmio) = (exit.clone(), pio.clone(), mmio.clone());
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("vcpu{id}"))
-                .spawn(move || cpu::run(vcpu, pio, mmio, exit))?,
-        );
+        let confine = config.seccomp;
+        threads.push(std::thread::Builder::new().name(format!("vcpu{id}")).spawn(move || {
+            if confine && let Err(e) = seccomp::install(seccomp::ThreadKind::Vcpu) {
+                return exit.raise(ExitReason::VmmError(e.to_string()));
+            }
+            cpu::run(vcpu, pio, mmio, exit)
+        })?);
     }
 
     let mut events = EventManager::<Arc<Mutex<dyn MutEventSubscriber>>>::new()
         .map_err(|e| VmmError::Config(format!("event loop: {e:?}")))?;
     events.add_subscriber(Arc::new(Mutex::new(ExitWatcher(exit.clone()))));
+    if config.seccomp {
+        seccomp::install(seccomp::ThreadKind::Vmm).map_err(|e| VmmError::Config(e.to_string()))?;
+    }
     for n in notifiers {
         events.add_subscriber(Arc::new(Mutex::new(n)));
     }

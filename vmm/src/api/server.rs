@@ -16,10 +16,16 @@ pub fn serve(
     path: &Path,
     api: Arc<Mutex<Api>>,
     start: Sender<(BootSource, MachineConfig)>,
+    confine: bool,
 ) -> std::io::Result<()> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
     std::thread::Builder::new().name("api".into()).spawn(move || {
+        // Connection threads inherit the filter.
+        if confine && let Err(e) = crate::seccomp::install(crate::seccomp::ThreadKind::Api) {
+            tracing::error!("{e}; the API is not served");
+            return;
+        }
         for conn in listener.incoming().flatten() {
             let (api, start) = (api.clone(), start.clone());
             let _ = std::thread::Builder::new().name("api-conn".into()).spawn(move || {

@@ -1,0 +1,166 @@
+//! Per-thread seccomp filters (seccompiler): each VMM thread may make only the system calls
+//! its job needs, installed before it touches guest input (a vCPU thread before its first
+//! KVM_RUN). Anything else kills the process: a compromised VMM thread gets no second try.
+//! No thread may open files or start programs once the machine runs.
+
+use std::collections::BTreeMap;
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadKind {
+    /// Runs a vCPU: KVM_RUN and the devices it reaches.
+    Vcpu,
+    /// The event loop and machine teardown.
+    Vmm,
+    /// Serves the API socket.
+    Api,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("seccomp: {0}")]
+pub struct SeccompError(String);
+
+/// What every thread does: memory, locks, signals, time, its own exit, stdio.
+fn common() -> Vec<i64> {
+    use libc::*;
+    vec![
+        SYS_read,
+        SYS_write,
+        SYS_writev,
+        SYS_close,
+        SYS_futex,
+        SYS_mmap,
+        SYS_munmap,
+        SYS_mremap,
+        SYS_madvise,
+        SYS_brk,
+        SYS_mprotect,
+        SYS_rt_sigreturn,
+        SYS_rt_sigprocmask,
+        SYS_sigaltstack,
+        SYS_clock_gettime,
+        SYS_clock_nanosleep,
+        SYS_nanosleep,
+        SYS_sched_yield,
+        SYS_exit,
+        SYS_exit_group,
+        SYS_getpid,
+        SYS_gettid,
+        SYS_fstat,
+        SYS_statx,
+        SYS_newfstatat,
+    ]
+}
+
+fn allowed(kind: ThreadKind) -> Vec<(i64, Vec<SeccompRule>)> {
+    use libc::*;
+    let mut plain: Vec<i64> = common();
+    let mut rules = Vec::new();
+    match kind {
+        ThreadKind::Vcpu => {
+            // KVM_RUN only (the vCPU was set up before).
+            let kvm_run = 0xae80u64;
+            let cond = SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, kvm_run);
+            if let Ok(rule) = cond.and_then(|c| SeccompRule::new(vec![c])) {
+                rules.push((SYS_ioctl, vec![rule]));
+            }
+        }
+        ThreadKind::Vmm => {
+            plain.extend([SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_ctl, SYS_tgkill, SYS_ioctl]);
+        }
+        ThreadKind::Api => {
+            plain.extend([
+                SYS_accept4,
+                SYS_accept,
+                SYS_recvfrom,
+                SYS_sendto,
+                SYS_clone,
+                SYS_clone3,
+                SYS_set_robust_list,
+                SYS_rseq,
+                SYS_prctl,
+                SYS_sched_getaffinity,
+                SYS_getrandom,
+                SYS_fcntl, // try_clone of a connection (F_DUPFD_CLOEXEC)
+            ]);
+        }
+    }
+    // Closing a descriptor checks it first (F_GETFD) in debug builds of std.
+    let getfd = SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, F_GETFD as u64);
+    if let Ok(rule) = getfd.and_then(|c| SeccompRule::new(vec![c])) {
+        rules.push((SYS_fcntl, vec![rule]));
+    }
+    rules.extend(plain.into_iter().map(|nr| (nr, Vec::new())));
+    rules
+}
+
+fn build(kind: ThreadKind) -> Result<BpfProgram, SeccompError> {
+    let e = |e: seccompiler::BackendError| SeccompError(e.to_string());
+    let rules: BTreeMap<i64, Vec<SeccompRule>> = allowed(kind).into_iter().collect();
+    let arch = std::env::consts::ARCH.try_into().map_err(e)?;
+    let filter = SeccompFilter::new(rules, SeccompAction::KillProcess, SeccompAction::Allow, arch)
+        .map_err(e)?;
+    filter.try_into().map_err(e)
+}
+
+/// Confines the calling thread.
+pub fn install(kind: ThreadKind) -> Result<(), SeccompError> {
+    let program = build(kind)?;
+    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS) has no memory effects.
+    unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    seccompiler::apply_filter(&program).map_err(|e| SeccompError(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `f` in a forked child and returns how it ended (exit code or signal).
+    fn in_child(f: impl FnOnce()) -> (Option<i32>, Option<i32>) {
+        // SAFETY: the child only runs `f` (no locks held across fork in these tests) and exits.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            f();
+            // SAFETY: leaving the child without running the parent's destructors.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        if libc::WIFSIGNALED(status) {
+            (None, Some(libc::WTERMSIG(status)))
+        } else {
+            (Some(libc::WEXITSTATUS(status)), None)
+        }
+    }
+
+    #[test]
+    fn a_forbidden_call_kills_and_allowed_ones_work() {
+        for kind in [ThreadKind::Vcpu, ThreadKind::Vmm, ThreadKind::Api] {
+            // Opening a file is never allowed once confined.
+            let killed = in_child(|| {
+                install(kind).unwrap();
+                // SAFETY: a plain open(2) of a C string literal.
+                unsafe { libc::open(c"/etc/hostname".as_ptr(), libc::O_RDONLY) };
+            });
+            assert_eq!(killed, (None, Some(libc::SIGSYS)), "{kind:?}");
+            let fine = in_child(|| {
+                install(kind).unwrap();
+                // SAFETY: getpid has no preconditions.
+                unsafe { libc::getpid() };
+            });
+            assert_eq!(fine, (Some(0), None), "{kind:?}");
+        }
+        // A vCPU thread may only KVM_RUN among the ioctls.
+        let killed = in_child(|| {
+            install(ThreadKind::Vcpu).unwrap();
+            // SAFETY: an ioctl on stdin that the filter stops before the kernel sees it.
+            unsafe { libc::ioctl(0, libc::TCGETS) };
+        });
+        assert_eq!(killed, (None, Some(libc::SIGSYS)));
+    }
+}
