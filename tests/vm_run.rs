@@ -61,3 +61,49 @@ fn exit_status_tells_reset_from_fault_from_signal() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent"));
 }
+
+#[test]
+fn a_jailed_vmm_runs_unprivileged_in_a_root_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let jail = dir.path().join("jail");
+    let mut code = vmm::tiny::print(b"jailed\n");
+    code.extend_from_slice(&[0xeb, 0xfe]); // spin until stopped
+    let kernel = guest(dir.path(), "guest.elf", &code);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringfence-vmm"))
+        .args(["--mem", "16", "--kernel"])
+        .arg(&kernel)
+        .arg("--jail")
+        .arg(&jail)
+        .args(["--uid", "65534", "--gid", "65534"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "jailed\n");
+    // The VMM is the jail supervisor's child: PID 1 of its own namespace, user nobody.
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).unwrap();
+    let vmm_pid: u32 = children.split_whitespace().next().expect("the jailed VMM").parse().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{vmm_pid}/status")).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(uid.split_whitespace().skip(1).all(|u| u == "65534"), "{uid}");
+    let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+    assert_eq!(nspid.split_whitespace().last(), Some("1"), "{nspid}");
+    let mut root: Vec<String> = std::fs::read_dir(format!("/proc/{vmm_pid}/root"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    root.sort();
+    assert_eq!(root, ["dev", "guest.elf"]);
+    let fds = std::fs::read_dir(format!("/proc/{vmm_pid}/fd")).unwrap().count();
+    assert!(fds < 32, "{fds} descriptors open");
+    // SAFETY: signalling our own child (the supervisor forwards it).
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+}

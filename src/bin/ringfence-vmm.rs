@@ -42,6 +42,15 @@ struct Args {
     /// `nested-host` or a JSON CPU template file.
     #[arg(long)]
     cpu_template: Option<String>,
+    /// Run jailed: this directory becomes `/` (kernel and initrd copied in, /dev/kvm made),
+    /// in new mount and PID namespaces, as --uid/--gid, inherited descriptors closed. The
+    /// API socket is created at the jail's root.
+    #[arg(long)]
+    jail: Option<PathBuf>,
+    #[arg(long, default_value_t = 65534)]
+    uid: u32,
+    #[arg(long, default_value_t = 65534)]
+    gid: u32,
     /// Run without the per-thread seccomp filters (debugging only).
     #[arg(long)]
     no_seccomp: bool,
@@ -81,6 +90,53 @@ fn main() -> ExitCode {
             Err(e) => return fail(format!("CPU template {path}: {e}")),
         },
     };
+    // What to boot, when it is known up front.
+    let (mut boot, machine) = match (&a.kernel, &a.config_file, &a.api_sock) {
+        (Some(k), _, _) => (
+            Some(BootSource {
+                kernel_image_path: k.clone(),
+                boot_args: None,
+                initrd_path: a.initrd.clone(),
+            }),
+            None,
+        ),
+        (None, Some(path), _) => {
+            let parsed = std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| ConfigFile::parse(&t));
+            match parsed {
+                Ok(c) => (Some(c.boot_source), Some(c.machine_config)),
+                Err(e) => return fail(format!("config file {}: {e}", path.display())),
+            }
+        }
+        (None, None, Some(_)) => (None, None),
+        (None, None, None) => return fail("give --kernel, --config-file or --api-sock".into()),
+    };
+    let mut api_sock = a.api_sock.clone();
+    if let Some(root) = &a.jail {
+        // Inside, the kernel (and initrd) sit at the root; the API socket too.
+        let mut files = Vec::new();
+        if let Some(b) = &boot {
+            files.push(b.kernel_image_path.clone());
+            files.extend(b.initrd_path.clone());
+        }
+        let jail = vmm::jail::JailConfig {
+            root: root.clone(),
+            uid: a.uid,
+            gid: a.gid,
+            files,
+            keep_fds: Vec::new(),
+        };
+        let inside = match vmm::jail::enter(&jail) {
+            Ok(p) => p,
+            Err(e) => return fail(e.to_string()),
+        };
+        if let Some(b) = boot.as_mut() {
+            b.kernel_image_path = inside[0].clone();
+            b.initrd_path = inside.get(1).cloned();
+        }
+        api_sock = api_sock.and_then(|s| s.file_name().map(|n| std::path::Path::new("/").join(n)));
+    }
     let exit = match ExitSignal::new() {
         Ok(e) => e,
         Err(e) => return fail(e.to_string()),
@@ -111,31 +167,14 @@ fn main() -> ExitCode {
     let mut config = VmConfig::new(a.mem << 20, serial);
     config.vcpus = a.vcpus;
     config.cmdline = a.cmdline;
-    config.initrd = a.initrd;
     config.template = template;
     config.seccomp = !a.no_seccomp;
-    let boot = match (&a.kernel, &a.config_file, &a.api_sock) {
-        (Some(k), _, _) => {
-            Some(BootSource { kernel_image_path: k.clone(), boot_args: None, initrd_path: None })
-        }
-        (None, Some(path), _) => {
-            let parsed = std::fs::read_to_string(path)
-                .map_err(|e| e.to_string())
-                .and_then(|t| ConfigFile::parse(&t));
-            match parsed {
-                Ok(c) => {
-                    apply(&mut config, &c.machine_config);
-                    Some(c.boot_source)
-                }
-                Err(e) => return fail(format!("config file {}: {e}", path.display())),
-            }
-        }
-        (None, None, Some(_)) => None,
-        (None, None, None) => return fail("give --kernel, --config-file or --api-sock".into()),
-    };
+    if let Some(m) = &machine {
+        apply(&mut config, m);
+    }
     let api = Arc::new(Mutex::new(Api::default()));
     let (start_tx, start_rx) = std::sync::mpsc::channel();
-    if let (Some(sock), false) = (&a.api_sock, a.no_api) {
+    if let (Some(sock), false) = (&api_sock, a.no_api) {
         if boot.is_some() {
             api.lock().unwrap_or_else(|e| e.into_inner()).set_started();
         }

@@ -12,6 +12,7 @@
 //! - [`cpu`]: vCPU registers (64-bit and PVH entry) and the run loop that dispatches exits.
 //! - [`virtio_mmio`]: the virtio-mmio transport for devices of the `virtio-devices` crate.
 //! - [`seccomp`]: per-thread seccomp filters (vCPU, VMM, API threads).
+//! - [`jail`]: `--jail`: namespaces, a minimal root, an unprivileged user.
 //! - [`vm`]: a whole machine: build, run until it ends, and why it ended ([`vm::ExitReason`]).
 
 pub mod api;
@@ -19,6 +20,7 @@ pub mod bus;
 pub mod cpu;
 pub mod cpuid;
 pub mod devices;
+pub mod jail;
 pub mod layout;
 pub mod linux_boot;
 pub mod loader;

@@ -1,0 +1,156 @@
+//! `--jail`, as Firecracker's jailer does it: the VMM process ends up alone in new mount and
+//! PID namespaces, with a root holding only what it needs (its kernel files and /dev/kvm),
+//! without the descriptors it inherited, as an unprivileged user.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::VmmError;
+
+pub struct JailConfig {
+    /// The directory that becomes `/` (created; removed by the caller when done).
+    pub root: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    /// Files copied in, each to `/<name>` inside (returned in the same order).
+    pub files: Vec<PathBuf>,
+    /// Descriptors to keep open (e.g. an API socket bound beforehand).
+    pub keep_fds: Vec<i32>,
+}
+
+fn check(r: libc::c_int, what: &str) -> Result<(), VmmError> {
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(VmmError::Config(format!("jail: {what}: {e}")));
+    }
+    Ok(())
+}
+
+fn cstr(p: &Path) -> Result<CString, VmmError> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| VmmError::Config("NUL in a path".into()))
+}
+
+/// Closes every descriptor above stderr except `keep`.
+fn close_inherited(keep: &[i32]) {
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2 && !keep.contains(fd))
+        .collect();
+    for fd in fds {
+        // SAFETY: closing descriptors this process does not use (the directory iterator's own
+        // descriptor is already closed when the list is complete).
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// Builds the jail and enters it. Returns in the process that runs the VMM (PID 1 of the new
+/// namespace) with the in-jail paths of `files`; the process that called it waits for that
+/// one, forwards SIGTERM/SIGINT to it, and exits with its status (it never returns).
+pub fn enter(config: &JailConfig) -> Result<Vec<PathBuf>, VmmError> {
+    close_inherited(&config.keep_fds);
+    let root = &config.root;
+    std::fs::create_dir_all(root.join("dev"))?;
+    let mut inside = Vec::new();
+    for f in &config.files {
+        let name = f
+            .file_name()
+            .ok_or_else(|| VmmError::Config(format!("{} has no file name", f.display())))?;
+        std::fs::copy(f, root.join(name))
+            .map_err(|e| VmmError::Config(format!("jail: copying {}: {e}", f.display())))?;
+        inside.push(Path::new("/").join(name));
+    }
+    let kvm = root.join("dev/kvm");
+    let _ = std::fs::remove_file(&kvm);
+    // SAFETY: mknod/chown on paths we own, from C strings; results checked.
+    unsafe {
+        check(
+            libc::mknod(cstr(&kvm)?.as_ptr(), libc::S_IFCHR | 0o660, libc::makedev(10, 232)),
+            "mknod /dev/kvm",
+        )?;
+        check(libc::chown(cstr(&kvm)?.as_ptr(), config.uid, config.gid), "chown /dev/kvm")?;
+        check(libc::chown(cstr(root)?.as_ptr(), 0, config.gid), "chown the root")?;
+        // The VMM's group may create its API socket at the root.
+        check(libc::chmod(cstr(root)?.as_ptr(), 0o770), "chmod the root")?;
+        check(libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWPID), "unshare")?;
+    }
+    // SAFETY: still single-threaded; the child continues with a copy of this state.
+    let pid = unsafe { libc::fork() };
+    check(pid, "fork")?;
+    if pid > 0 {
+        supervise(pid);
+    }
+    // The VMM: PID 1 of its namespace. Make the new root its `/`.
+    let old = root.join(".old-root");
+    std::fs::create_dir_all(&old)?;
+    // SAFETY: mount-namespace-private operations on our own jail directory; checked.
+    unsafe {
+        check(
+            libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ),
+            "make / private",
+        )?;
+        check(
+            libc::mount(
+                cstr(root)?.as_ptr(),
+                cstr(root)?.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND | libc::MS_REC,
+                std::ptr::null(),
+            ),
+            "bind the root",
+        )?;
+        check(
+            libc::syscall(libc::SYS_pivot_root, cstr(root)?.as_ptr(), cstr(&old)?.as_ptr())
+                as libc::c_int,
+            "pivot_root",
+        )?;
+        check(libc::chdir(c"/".as_ptr()), "chdir /")?;
+        check(libc::umount2(c"/.old-root".as_ptr(), libc::MNT_DETACH), "unmount the old root")?;
+    }
+    let _ = std::fs::remove_dir("/.old-root");
+    // SAFETY: dropping privileges: groups, then gid, then uid; checked.
+    unsafe {
+        check(libc::setgroups(0, std::ptr::null()), "setgroups")?;
+        check(libc::setgid(config.gid), "setgid")?;
+        check(libc::setuid(config.uid), "setuid")?;
+        check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no new privileges")?;
+    }
+    Ok(inside)
+}
+
+/// The outer process: forward termination signals, reap the VMM, exit with its status.
+fn supervise(child: libc::pid_t) -> ! {
+    // SAFETY: blocking signals and waiting for them on this single-threaded process.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGCHLD] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        loop {
+            let mut status = 0;
+            if libc::waitpid(child, &mut status, libc::WNOHANG) == child {
+                let code = if libc::WIFEXITED(status) {
+                    libc::WEXITSTATUS(status)
+                } else {
+                    128 + libc::WTERMSIG(status)
+                };
+                libc::_exit(code);
+            }
+            let mut sig = 0;
+            if libc::sigwait(&set, &mut sig) == 0 && sig != libc::SIGCHLD {
+                libc::kill(child, sig);
+            }
+        }
+    }
+}
