@@ -88,6 +88,19 @@ fn the_api_refuses_bad_requests_and_boots_on_instance_start() {
     let (s, b) = call(&sock, "GET", "/", b"");
     assert!(s == 200 && b.contains("Running"), "{b}");
     assert_eq!(call(&sock, "PUT", "/boot-source", boot.as_bytes()).0, 400);
+    // Metrics: refused until configured, then a JSON line per flush.
+    let flush = br#"{"action_type":"FlushMetrics"}"#;
+    assert_eq!(call(&sock, "PUT", "/actions", flush).0, 400);
+    let metrics = dir.path().join("metrics.json");
+    let m = format!(r#"{{"metrics_path":"{}"}}"#, metrics.display());
+    assert_eq!(call(&sock, "PUT", "/metrics", m.as_bytes()).0, 204);
+    assert_eq!(call(&sock, "PUT", "/actions", flush).0, 204);
+    let line: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&metrics).unwrap().lines().next().unwrap())
+            .unwrap();
+    assert_eq!(line["serial"]["bytes_out"], 4, "{line}");
+    assert!(line["vcpu"]["exit_io_out"].as_u64().unwrap() >= 4, "{line}");
+    assert!(line["boot"]["first_serial_byte_us"].as_u64().unwrap() > 0, "{line}");
     // The vCPU, API and VMM threads run under their seccomp filters (mode 2).
     let mut filtered = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{}/task", child.id())).unwrap().flatten() {

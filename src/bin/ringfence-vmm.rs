@@ -51,6 +51,9 @@ struct Args {
     uid: u32,
     #[arg(long, default_value_t = 65534)]
     gid: u32,
+    /// Write metrics (JSON lines) here on FlushMetrics and at exit.
+    #[arg(long)]
+    metrics_path: Option<PathBuf>,
     /// Run without the per-thread seccomp filters (debugging only).
     #[arg(long)]
     no_seccomp: bool,
@@ -112,6 +115,11 @@ fn main() -> ExitCode {
         (None, None, Some(_)) => (None, None),
         (None, None, None) => return fail("give --kernel, --config-file or --api-sock".into()),
     };
+    if let Some(p) = &a.metrics_path
+        && let Err(e) = vmm::metrics::set_sink(p)
+    {
+        return fail(format!("metrics {}: {e}", p.display()));
+    }
     let mut api_sock = a.api_sock.clone();
     if let Some(root) = &a.jail {
         // Inside, the kernel (and initrd) sit at the root; the API socket too.
@@ -220,6 +228,9 @@ fn main() -> ExitCode {
     };
     if !matches!(reason, ExitReason::Reset | ExitReason::Shutdown | ExitReason::Halt) {
         eprintln!("ringfence-vmm: the machine ended: {reason:?}");
+    }
+    if let Err(e) = vmm::metrics::flush() {
+        eprintln!("ringfence-vmm: writing metrics: {e}");
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();

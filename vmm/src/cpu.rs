@@ -106,29 +106,35 @@ pub fn setup_long_mode(vcpu: &VcpuFd, entry: u64, rsi: u64) -> Result<(), VmmErr
 
 /// Runs `vcpu` until the machine ends (or this vCPU finds a reason to end it).
 pub fn run(mut vcpu: VcpuFd, pio: Bus, mmio: Bus, exit: Arc<ExitSignal>) {
+    use crate::metrics::{METRICS, inc};
+    crate::metrics::mark_once(&METRICS.vcpu_start_us);
     loop {
         if exit.raised() {
             return;
         }
         let reason = match vcpu.run() {
             Ok(VcpuExit::IoOut(port, data)) => {
+                inc(&METRICS.exits_io_out, 1);
                 // Unknown ports are probed by guests; writes there go nowhere, as on hardware.
                 pio.write(u64::from(port), data);
                 continue;
             }
             Ok(VcpuExit::IoIn(port, data)) => {
+                inc(&METRICS.exits_io_in, 1);
                 if !pio.read(u64::from(port), data) {
                     data.fill(0xff);
                 }
                 continue;
             }
             Ok(VcpuExit::MmioRead(addr, data)) => {
+                inc(&METRICS.exits_mmio_read, 1);
                 if mmio.read(addr, data) {
                     continue;
                 }
                 ExitReason::GuestFault(format!("read of unmapped MMIO at {addr:#x}"))
             }
             Ok(VcpuExit::MmioWrite(addr, data)) => {
+                inc(&METRICS.exits_mmio_write, 1);
                 if mmio.write(addr, data) {
                     continue;
                 }
@@ -146,7 +152,10 @@ pub fn run(mut vcpu: VcpuFd, pio: Bus, mmio: Bus, exit: Arc<ExitSignal>) {
             Ok(VcpuExit::FailEntry(reason, cpu)) => {
                 ExitReason::GuestFault(format!("vCPU {cpu} failed to enter: reason {reason:#x}"))
             }
-            Ok(VcpuExit::Intr) => continue,
+            Ok(VcpuExit::Intr) => {
+                inc(&METRICS.exits_other, 1);
+                continue;
+            }
             Ok(other) => ExitReason::GuestFault(format!("unexpected exit {other:?}")),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
             Err(e) => ExitReason::VmmError(format!("KVM_RUN: {e}")),

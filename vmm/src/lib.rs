@@ -13,6 +13,7 @@
 //! - [`virtio_mmio`]: the virtio-mmio transport for devices of the `virtio-devices` crate.
 //! - [`seccomp`]: per-thread seccomp filters (vCPU, VMM, API threads).
 //! - [`jail`]: `--jail`: namespaces, a minimal root, an unprivileged user.
+//! - [`metrics`]: counters written as JSON lines.
 //! - [`vm`]: a whole machine: build, run until it ends, and why it ended ([`vm::ExitReason`]).
 
 pub mod api;
@@ -25,6 +26,7 @@ pub mod layout;
 pub mod linux_boot;
 pub mod loader;
 pub mod memory;
+pub mod metrics;
 pub mod mptable;
 pub mod seccomp;
 pub mod tiny;

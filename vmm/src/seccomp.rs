@@ -73,6 +73,16 @@ fn allowed(kind: ThreadKind) -> Vec<(i64, Vec<SeccompRule>)> {
             plain.extend([SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_ctl, SYS_tgkill, SYS_ioctl]);
         }
         ThreadKind::Api => {
+            // PUT /metrics opens its file: write-only opens, nothing else.
+            let write_only = SeccompCondition::new(
+                2,
+                SeccompCmpArgLen::Dword,
+                SeccompCmpOp::MaskedEq(O_ACCMODE as u64),
+                O_WRONLY as u64,
+            );
+            if let Ok(rule) = write_only.and_then(|c| SeccompRule::new(vec![c])) {
+                rules.push((SYS_openat, vec![rule]));
+            }
             plain.extend([
                 SYS_accept4,
                 SYS_accept,

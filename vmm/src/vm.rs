@@ -150,6 +150,7 @@ struct QueueNotifier {
 impl MutEventSubscriber for QueueNotifier {
     fn process(&mut self, _events: Events, _ops: &mut EventOps) {
         if self.evt.read().is_ok() {
+            crate::metrics::inc(&crate::metrics::METRICS.virtio_notifications, 1);
             self.device.lock().unwrap_or_else(|e| e.into_inner()).queue_notify(self.queue);
         }
     }
@@ -195,6 +196,7 @@ pub fn run_with(
     program: Program,
     exit: Arc<ExitSignal>,
 ) -> Result<ExitReason, VmmError> {
+    crate::metrics::mark_start();
     let kvm = Kvm::new()?;
     let vm = kvm.create_vm()?;
     let mem = memory::create(config.memory_bytes)?;

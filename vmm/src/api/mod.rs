@@ -83,6 +83,12 @@ impl ConfigFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct MetricsConfig {
+    metrics_path: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Action {
     action_type: String,
 }
@@ -217,16 +223,30 @@ impl Api {
                         400,
                         "SendCtrlAltDel needs a keyboard, which this VMM does not emulate",
                     ),
-                    "FlushMetrics" => fault(400, "metrics are not configured (not supported yet)"),
+                    "FlushMetrics" => {
+                        if !crate::metrics::has_sink() {
+                            return fault(400, "metrics are not configured (PUT /metrics first)");
+                        }
+                        match crate::metrics::flush() {
+                            Ok(()) => Reply::Respond(204, None),
+                            Err(e) => fault(400, format!("writing metrics: {e}")),
+                        }
+                    }
                     other => fault(400, format!("unknown action_type {other:?}")),
+                }
+            }
+            ("PUT", "/metrics") => {
+                let m = body_as!(MetricsConfig, "metrics");
+                match crate::metrics::set_sink(&m.metrics_path) {
+                    Ok(()) => Reply::Respond(204, None),
+                    Err(e) => fault(400, format!("metrics_path {}: {e}", m.metrics_path.display())),
                 }
             }
             ("PUT", p)
                 if p.starts_with("/drives/")
                     || p.starts_with("/network-interfaces/")
                     || p == "/vsock"
-                    || p == "/logger"
-                    || p == "/metrics" =>
+                    || p == "/logger" =>
             {
                 fault(400, format!("{p} is not supported yet by this VMM"))
             }

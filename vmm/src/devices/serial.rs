@@ -42,6 +42,11 @@ impl BusDevice for SerialDevice {
 
     fn write(&mut self, offset: u64, data: &[u8]) {
         if let (Some(b), Ok(off)) = (data.first(), u8::try_from(offset)) {
+            if off == 0 {
+                use crate::metrics::{METRICS, inc, mark_once};
+                mark_once(&METRICS.first_serial_byte_us);
+                inc(&METRICS.serial_bytes_out, 1);
+            }
             if let Err(e) = self.uart.write(off, *b) {
                 tracing::debug!("serial: {e}");
             }
