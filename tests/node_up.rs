@@ -16,11 +16,6 @@ use common::{Cluster, eventually};
 use serde_json::Value;
 
 const WEB: &str = r#"
-apiVersion: node.k8s.io/v1
-kind: RuntimeClass
-metadata: {name: sentry}
-handler: sentry
----
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
@@ -57,6 +52,23 @@ spec:
   selector: {app: web}
   ports: [{port: 80, targetPort: http}]
 "#;
+
+/// The RuntimeClass every test's pods name.
+const SENTRY_CLASS: &str =
+    "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: sentry}\nhandler: sentry\n";
+
+/// Applies `yaml` after the sentry RuntimeClass.
+fn apply(c: &Cluster, yaml: &str) {
+    c.apply(&format!("{SENTRY_CLASS}---\n{yaml}"), &[]);
+}
+
+/// `ringfence up` with the busybox image `web:v1` (plus `files`) imported.
+fn cluster_with_image(files: &[(&str, &str)]) -> (Cluster, tempfile::TempDir) {
+    let c = Cluster::up(&[]);
+    let images = tempfile::tempdir().unwrap();
+    node::import_busybox_image(c.data_dir(), images.path(), "web:v1", files);
+    (c, images)
+}
 
 fn pods(c: &Cluster) -> Vec<Value> {
     let list = c.json(&["get", "pods", "-l", "app=web"]);
@@ -114,7 +126,7 @@ fn a_deployment_serves_heals_and_rolls_out_without_failed_requests() {
             &[("www/version.html", v)],
         );
     }
-    c.apply(WEB, &[]);
+    apply(&c, WEB);
     c.ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
     let up = started.elapsed();
     let names: Vec<String> = pods(&c).iter().map(name).collect();
@@ -246,11 +258,6 @@ fn a_deployment_serves_heals_and_rolls_out_without_failed_requests() {
 }
 
 const BAD: &str = r#"
-apiVersion: node.k8s.io/v1
-kind: RuntimeClass
-metadata: {name: sentry}
-handler: sentry
----
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: settings}
@@ -324,9 +331,7 @@ fn events_of(c: &Cluster, pod: &str) -> String {
 
 #[test]
 fn bad_pods_surface_kubernetes_reasons_and_spare_the_others() {
-    let c = Cluster::up(&[]);
-    let images = tempfile::tempdir().unwrap();
-    node::import_busybox_image(c.data_dir(), images.path(), "web:v1", &[]);
+    let (c, _images) = cluster_with_image(&[]);
 
     // A probe without a handler never gets in.
     let malformed = r#"
@@ -344,7 +349,7 @@ spec:
         c.kubectl(&["get", "pod", "bad-probe"]).stderr.starts_with(b"Error from server (NotFound)")
     );
 
-    c.apply(BAD, &[]);
+    apply(&c, BAD);
     assert!(
         eventually(Duration::from_secs(60), || {
             matches!(waiting_reason(&c, "no-image").as_str(), "ErrImagePull" | "ImagePullBackOff")
@@ -486,11 +491,6 @@ fn terminate(mut child: std::process::Child) {
 }
 
 const SPREAD: &str = r#"
-apiVersion: node.k8s.io/v1
-kind: RuntimeClass
-metadata: {name: sentry}
-handler: sentry
----
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: spread}
@@ -587,7 +587,7 @@ fn two_nodes_in_two_namespaces_share_the_pods_and_take_over() {
         c.ok(&["get", "nodes"])
     );
 
-    c.apply(SPREAD, &[]);
+    apply(&c, SPREAD);
     assert!(
         eventually(Duration::from_secs(60), || {
             let by_node = running_by_node(&c);
@@ -620,15 +620,8 @@ fn two_nodes_in_two_namespaces_share_the_pods_and_take_over() {
 
 #[test]
 fn a_restarted_node_brings_its_pods_back_counting_a_restart() {
-    let c = Cluster::up(&[]);
-    let images = tempfile::tempdir().unwrap();
-    node::import_busybox_image(c.data_dir(), images.path(), "web:v1", &[]);
+    let (c, _images) = cluster_with_image(&[]);
     let pod = r#"
-apiVersion: node.k8s.io/v1
-kind: RuntimeClass
-metadata: {name: sentry}
-handler: sentry
----
 apiVersion: v1
 kind: Pod
 metadata: {name: survivor}
@@ -637,7 +630,7 @@ spec:
   terminationGracePeriodSeconds: 1
   containers: [{name: main, image: web:v1, imagePullPolicy: Never, command: [sleep, "3600"]}]
 "#;
-    c.apply(pod, &[]);
+    apply(&c, pod);
     let running = |c: &Cluster| c.json(&["get", "pod", "survivor"])["status"]["phase"] == "Running";
     assert!(eventually(Duration::from_secs(30), || running(&c)));
     let c = c.restart();
@@ -653,18 +646,11 @@ spec:
 
 #[test]
 fn pod_volumes_are_shared_between_containers_and_reach_the_host() {
-    let c = Cluster::up(&[]);
-    let images = tempfile::tempdir().unwrap();
-    node::import_busybox_image(c.data_dir(), images.path(), "web:v1", &[]);
+    let (c, _images) = cluster_with_image(&[]);
     let host = tempfile::tempdir().unwrap();
     let (pv_dir, host_dir) = (host.path().join("pv"), host.path().join("hostpath"));
     let manifest = format!(
         r#"
-apiVersion: node.k8s.io/v1
-kind: RuntimeClass
-metadata: {{name: sentry}}
-handler: sentry
----
 apiVersion: v1
 kind: ConfigMap
 metadata: {{name: app}}
@@ -725,7 +711,7 @@ spec:
         pv = pv_dir.display(),
         hp = host_dir.display()
     );
-    c.apply(&manifest, &[]);
+    apply(&c, &manifest);
     assert!(
         eventually(Duration::from_secs(30), || {
             std::fs::read_to_string(pv_dir.join("copy")).is_ok_and(|s| !s.is_empty())
@@ -781,15 +767,8 @@ fn throttled(cgroup: &std::path::Path) -> u64 {
 
 #[test]
 fn a_cpu_limit_throttles_the_sandbox() {
-    let c = Cluster::up(&[]);
-    let images = tempfile::tempdir().unwrap();
-    node::import_busybox_image(c.data_dir(), images.path(), "web:v1", &[]);
+    let (c, _images) = cluster_with_image(&[]);
     let pod = r#"
-apiVersion: node.k8s.io/v1
-kind: RuntimeClass
-metadata: {name: sentry}
-handler: sentry
----
 apiVersion: v1
 kind: Pod
 metadata: {name: spinner}
@@ -803,7 +782,7 @@ spec:
     command: [sh, -c, 'i=0; while :; do i=$((i+1)); if [ $((i % 2000)) = 0 ]; then echo tick $i; fi; done']
     resources: {limits: {cpu: 123m, memory: 64Mi}}
 "#;
-    c.apply(pod, &[]);
+    apply(&c, pod);
     assert!(eventually(Duration::from_secs(30), || {
         c.json(&["get", "pod", "spinner"])["status"]["phase"] == "Running"
     }));
@@ -876,15 +855,8 @@ spec:
 
 #[test]
 fn port_forward_reaches_the_pods_loopback_and_reports_refusals() {
-    let c = Cluster::up(&[]);
-    let images = tempfile::tempdir().unwrap();
-    node::import_busybox_image(c.data_dir(), images.path(), "web:v1", &[("www/index.html", "pf")]);
+    let (c, _images) = cluster_with_image(&[("www/index.html", "pf")]);
     let pod = r#"
-apiVersion: node.k8s.io/v1
-kind: RuntimeClass
-metadata: {name: sentry}
-handler: sentry
----
 apiVersion: v1
 kind: Pod
 metadata: {name: local}
@@ -898,7 +870,7 @@ spec:
     # Only on the pod's own loopback: no Service or pod IP reaches it.
     command: [httpd, -f, -p, '127.0.0.1:8080', -h, /www]
 "#;
-    c.apply(pod, &[]);
+    apply(&c, pod);
     // Serving (seen from inside the pod) before forwarding to it.
     assert!(eventually(Duration::from_secs(30), || {
         let probe = ["exec", "local", "--", "wget", "-qO-", "http://127.0.0.1:8080/index.html"];
@@ -947,15 +919,8 @@ spec:
 
 #[test]
 fn attach_streams_a_containers_output_and_feeds_its_stdin() {
-    let c = Cluster::up(&[]);
-    let images = tempfile::tempdir().unwrap();
-    node::import_busybox_image(c.data_dir(), images.path(), "web:v1", &[]);
+    let (c, _images) = cluster_with_image(&[]);
     let pods = r#"
-apiVersion: node.k8s.io/v1
-kind: RuntimeClass
-metadata: {name: sentry}
-handler: sentry
----
 apiVersion: v1
 kind: Pod
 metadata: {name: ticker}
@@ -982,7 +947,7 @@ spec:
     stdinOnce: true
     command: [sh, -c, 'read line; echo "got $line"']
 "#;
-    c.apply(pods, &[]);
+    apply(&c, pods);
     for p in ["ticker", "reader"] {
         assert!(eventually(Duration::from_secs(30), || {
             c.json(&["get", "pod", p])["status"]["phase"] == "Running"

@@ -36,16 +36,21 @@ fn segment(selector: u16, code: bool, long: bool) -> kvm_segment {
     }
 }
 
-/// Puts `vcpu` at a PVH entry point: 32-bit protected mode, paging off, `ebx` = start info.
-pub fn setup_pvh(vcpu: &VcpuFd, entry: u64, start_info: u64) -> Result<(), VmmError> {
-    let mut s = vcpu.get_sregs()?;
+/// Our GDT, no IDT, and flat code (64-bit when `long`) and data segments.
+fn flat_segments(s: &mut kvm_bindings::kvm_sregs, long: bool) {
     s.gdt.base = layout::GDT_ADDR;
     s.gdt.limit = (GDT.len() * 8 - 1) as u16;
     s.idt.base = 0;
     s.idt.limit = 0;
-    s.cs = segment(0x18, true, false);
-    let data = segment(0x10, false, false);
+    s.cs = segment(if long { 0x08 } else { 0x18 }, true, long);
+    let data = segment(0x10, false, long);
     (s.ds, s.es, s.fs, s.gs, s.ss) = (data, data, data, data, data);
+}
+
+/// Puts `vcpu` at a PVH entry point: 32-bit protected mode, paging off, `ebx` = start info.
+pub fn setup_pvh(vcpu: &VcpuFd, entry: u64, start_info: u64) -> Result<(), VmmError> {
+    let mut s = vcpu.get_sregs()?;
+    flat_segments(&mut s, false);
     s.cr0 = (s.cr0 | 1) & !(1 << 31); // PE on, PG off
     s.cr4 = 0;
     s.efer = 0;
@@ -80,13 +85,7 @@ pub fn write_boot_tables(mem: &GuestMem) -> Result<(), VmmError> {
 /// carries a pointer for the program (Linux's boot params).
 pub fn setup_long_mode(vcpu: &VcpuFd, entry: u64, rsi: u64) -> Result<(), VmmError> {
     let mut s = vcpu.get_sregs()?;
-    s.gdt.base = layout::GDT_ADDR;
-    s.gdt.limit = (GDT.len() * 8 - 1) as u16;
-    s.idt.base = 0;
-    s.idt.limit = 0;
-    s.cs = segment(0x08, true, true);
-    let data = segment(0x10, false, true);
-    (s.ds, s.es, s.fs, s.gs, s.ss) = (data, data, data, data, data);
+    flat_segments(&mut s, true);
     s.cr3 = layout::PML4_ADDR;
     s.cr4 |= 1 << 5; // PAE
     s.cr0 |= 1 | (1 << 31); // PE, PG

@@ -25,6 +25,36 @@ use super::{CriError, new_id};
 const TOKEN_TTL: Duration = Duration::from_secs(60);
 const PROTOCOLS: [&str; 3] = ["v5.channel.k8s.io", "v4.channel.k8s.io", "channel.k8s.io"];
 
+type WsStream = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// The next binary frame from the client (None once it closes).
+async fn next_frame(stream: &mut futures_util::stream::SplitStream<WsStream>) -> Option<Vec<u8>> {
+    while let Some(Ok(msg)) = stream.next().await {
+        match msg {
+            Message::Binary(b) => return Some(b.to_vec()),
+            Message::Close(_) => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Sends the final status (channel 3) when given, then closes normally: kubectl treats only a
+/// normal closure (1000) as the end of its streams.
+async fn finish(
+    sink: &mut futures_util::stream::SplitSink<WsStream, Message>,
+    status: Option<serde_json::Value>,
+) {
+    if let Some(status) = status {
+        let mut msg = vec![3u8];
+        msg.extend(serde_json::to_vec(&status).unwrap_or_default());
+        let _ = sink.send(Message::Binary(msg.into())).await;
+    }
+    let close = CloseFrame { code: CloseCode::Normal, reason: "".into() };
+    let _ = sink.send(Message::Close(Some(close))).await;
+    let _ = sink.close().await;
+}
+
 pub enum Session {
     Exec(cri::ExecRequest),
     Attach(cri::AttachRequest),
@@ -192,12 +222,7 @@ impl StreamingServer {
         let input = target.clone();
         let want_stdin = req.stdin;
         let stdin_task = tokio::spawn(async move {
-            while let Some(Ok(msg)) = stream.next().await {
-                let data = match msg {
-                    Message::Binary(b) => b.to_vec(),
-                    Message::Close(_) => break,
-                    _ => continue,
-                };
+            while let Some(data) = next_frame(&mut stream).await {
                 match data.first() {
                     Some(0) if want_stdin => {
                         let mut stdin = input.stdin.lock().unwrap_or_else(|e| e.into_inner());
@@ -215,6 +240,7 @@ impl StreamingServer {
                 input.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
             }
         });
+        let mut status = None;
         loop {
             match output.recv().await {
                 Ok((channel, bytes)) => {
@@ -232,17 +258,13 @@ impl StreamingServer {
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                    let mut msg = vec![3u8];
-                    let status = serde_json::json!({"metadata": {}, "status": "Success"});
-                    msg.extend(serde_json::to_vec(&status).unwrap_or_default());
-                    let _ = sink.send(Message::Binary(msg.into())).await;
+                    // The container exited.
+                    status = Some(serde_json::json!({"metadata": {}, "status": "Success"}));
                     break;
                 }
             }
         }
-        let close = CloseFrame { code: CloseCode::Normal, reason: "".into() };
-        let _ = sink.send(Message::Close(Some(close))).await;
-        let _ = sink.close().await;
+        finish(&mut sink, status).await;
         stdin_task.abort();
         if target.stdin_once {
             target.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -308,12 +330,7 @@ impl StreamingServer {
         // Input: stdin frames go to the pipe; closing stdin (v5) or the socket ends it.
         let stdin_task = tokio::spawn(async move {
             let mut stdin = stdin_w.map(std::fs::File::from);
-            while let Some(Ok(msg)) = stream.next().await {
-                let data = match msg {
-                    Message::Binary(b) => b.to_vec(),
-                    Message::Close(_) => break,
-                    _ => continue,
-                };
+            while let Some(data) = next_frame(&mut stream).await {
                 match data.first() {
                     Some(0) => {
                         if let Some(f) = stdin.as_mut()
@@ -351,13 +368,7 @@ impl StreamingServer {
                 "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]}
             })
         };
-        let mut msg = vec![3u8];
-        msg.extend(serde_json::to_vec(&status).unwrap_or_default());
-        let _ = sink.send(Message::Binary(msg.into())).await;
-        // kubectl treats only a normal closure (1000) as the end of its streams.
-        let close = CloseFrame { code: CloseCode::Normal, reason: "".into() };
-        let _ = sink.send(Message::Close(Some(close))).await;
-        let _ = sink.close().await;
+        finish(&mut sink, Some(status)).await;
         stdin_task.abort();
         Ok(())
     }

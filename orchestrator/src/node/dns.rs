@@ -88,17 +88,7 @@ pub fn resolv_conf(namespace: &str, server: Ipv4Addr) -> (Vec<String>, Vec<Strin
 mod tests {
     use super::*;
 
-    fn query(name: &str, qtype: u16) -> Vec<u8> {
-        let mut m = vec![0, 7, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-        for l in name.split('.') {
-            m.push(l.len() as u8);
-            m.extend_from_slice(l.as_bytes());
-        }
-        m.push(0);
-        m.extend_from_slice(&qtype.to_be_bytes());
-        m.extend_from_slice(&CLASS_IN.to_be_bytes());
-        m
-    }
+    use crate::node::dns_message::query;
 
     fn rcode(reply: &[u8]) -> u8 {
         reply[3] & 0xf

@@ -121,21 +121,23 @@ pub fn format_error(msg: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// A query for `name`, as a resolver sends it (for tests).
+#[cfg(test)]
+pub(crate) fn query(name: &str, qtype: u16) -> Vec<u8> {
+    let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for l in name.split('.') {
+        m.push(l.len() as u8);
+        m.extend_from_slice(l.as_bytes());
+    }
+    m.push(0);
+    m.extend_from_slice(&qtype.to_be_bytes());
+    m.extend_from_slice(&CLASS_IN.to_be_bytes());
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn query(name: &str, qtype: u16) -> Vec<u8> {
-        let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-        for l in name.split('.') {
-            m.push(l.len() as u8);
-            m.extend_from_slice(l.as_bytes());
-        }
-        m.push(0);
-        m.extend_from_slice(&qtype.to_be_bytes());
-        m.extend_from_slice(&CLASS_IN.to_be_bytes());
-        m
-    }
 
     #[test]
     fn parses_and_answers() {

@@ -40,17 +40,7 @@ impl Mount {
         fstype: &str,
         source: &str,
     ) -> Arc<Mount> {
-        let m = Arc::new(Mount {
-            id: NEXT_MOUNT.fetch_add(1, Ordering::Relaxed),
-            root,
-            parent: Some((self.clone(), on)),
-            children: Mutex::new(Vec::new()),
-            fstype: fstype.into(),
-            source: source.into(),
-            read_only: false,
-        });
-        self.children.lock().unwrap_or_else(|e| e.into_inner()).push(m.clone());
-        m
+        self.mount_with(on, root, fstype, source, false)
     }
 
     /// Mounts a volume (`root`) on directory `on` of this mount.
@@ -61,12 +51,23 @@ impl Mount {
         read_only: bool,
         source: &str,
     ) -> Arc<Mount> {
+        self.mount_with(on, root, "volume", source, read_only)
+    }
+
+    fn mount_with(
+        self: &Arc<Self>,
+        on: Arc<dyn Inode>,
+        root: Arc<dyn Inode>,
+        fstype: &str,
+        source: &str,
+        read_only: bool,
+    ) -> Arc<Mount> {
         let m = Arc::new(Mount {
             id: NEXT_MOUNT.fetch_add(1, Ordering::Relaxed),
             root,
             parent: Some((self.clone(), on)),
             children: Mutex::new(Vec::new()),
-            fstype: "volume".into(),
+            fstype: fstype.into(),
             source: source.into(),
             read_only,
         });
