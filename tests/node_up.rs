@@ -475,21 +475,6 @@ impl Drop for Netns {
     }
 }
 
-/// Stops a process with SIGTERM (so a runtime can stop its pods) and waits for it.
-fn terminate(mut child: std::process::Child) {
-    // SAFETY: signalling our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(20) {
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 const SPREAD: &str = r#"
 apiVersion: apps/v1
 kind: Deployment
@@ -615,7 +600,8 @@ fn two_nodes_in_two_namespaces_share_the_pods_and_take_over() {
         "node-b's pods running again on node-a {:.1} s after its agent stopped",
         stopped.elapsed().as_secs_f64()
     );
-    terminate(cri);
+    let mut cri = cri;
+    common::terminate(&mut cri);
 }
 
 #[test]

@@ -241,7 +241,7 @@ impl Cluster {
 
 /// SIGTERM first (`ringfence up` then stops its pods and removes their networks), SIGKILL if
 /// it takes too long.
-fn terminate(child: &mut Child) {
+pub fn terminate(child: &mut Child) {
     // SAFETY: signalling our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let start = Instant::now();
