@@ -136,8 +136,75 @@ fn a_config_file_boots_without_an_api() {
     let out = vmm().arg("--config-file").arg(&config).arg("--no-api").output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "from a file\n");
     assert_eq!(out.status.code(), Some(0));
-    std::fs::write(&config, r#"{"boot-source":{"kernel_image_path":"/k"},"drives":[]}"#).unwrap();
+    std::fs::write(&config, r#"{"boot-source":{"kernel_image_path":"/k"},"disks":[]}"#).unwrap();
     let out = vmm().arg("--config-file").arg(&config).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("drives"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("disks"));
+
+    // Drives in the file, Firecracker's shape.
+    std::fs::write(&kernel, vmm::tiny::pvh_elf(&vmm::tiny::virtio_blk_copy())).unwrap();
+    let img = dir.path().join("disk.img");
+    let mut image = vec![0u8; 4096];
+    image[..16].copy_from_slice(b"hello virtio-blk");
+    std::fs::write(&img, image).unwrap();
+    let text = format!(
+        r#"{{"boot-source":{{"kernel_image_path":"{}"}},"machine-config":{{"vcpu_count":1,"mem_size_mib":16}},
+           "drives":[{{"drive_id":"rootfs","path_on_host":"{}","is_root_device":true,"is_read_only":false}}]}}"#,
+        kernel.display(),
+        img.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = vmm().arg("--config-file").arg(&config).arg("--no-api").output().unwrap();
+    assert_eq!(out.stdout, b"hello virtio-blk\0\0", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(&std::fs::read(&img).unwrap()[512..528], b"hello virtio-blk");
+}
+
+#[test]
+fn drives_configured_through_the_api_are_attached_at_instance_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("api.sock");
+    let kernel = dir.path().join("blk.elf");
+    std::fs::write(&kernel, vmm::tiny::pvh_elf(&vmm::tiny::virtio_blk_copy())).unwrap();
+    let img = dir.path().join("disk.img");
+    let mut image = vec![0u8; 4096];
+    image[..16].copy_from_slice(b"hello virtio-blk");
+    std::fs::write(&img, image).unwrap();
+    let child = vmm().arg("--api-sock").arg(&sock).stdout(Stdio::piped()).spawn().unwrap();
+    let start = Instant::now();
+    while !sock.exists() {
+        assert!(start.elapsed() < Duration::from_secs(5), "no API socket");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let boot = format!(r#"{{"kernel_image_path":"{}"}}"#, kernel.display());
+    assert_eq!(call(&sock, "PUT", "/boot-source", boot.as_bytes()).0, 204);
+    assert_eq!(
+        call(&sock, "PUT", "/machine-config", br#"{"vcpu_count":1,"mem_size_mib":16}"#).0,
+        204
+    );
+    // Bad drives: an id that disagrees with the path, a missing file, an unknown field.
+    let drive = |id: &str, path: &str, extra: &str| {
+        format!(
+            r#"{{"drive_id":"{id}","path_on_host":"{path}","is_root_device":false,"is_read_only":false{extra}}}"#
+        )
+    };
+    let p = img.display().to_string();
+    let (s, b) = call(&sock, "PUT", "/drives/other", drive("data", &p, "").as_bytes());
+    assert_eq!(s, 400);
+    assert!(b.contains("fault_message") && b.contains("other"), "{b}");
+    assert_eq!(
+        call(&sock, "PUT", "/drives/data", drive("data", "/nope.img", "").as_bytes()).0,
+        400
+    );
+    assert_eq!(
+        call(&sock, "PUT", "/drives/data", drive("data", &p, r#","size":1"#).as_bytes()).0,
+        400
+    );
+    let limited = drive("data", &p, r#","rate_limiter":{"ops":{"size":100,"refill_time":100}}"#);
+    assert_eq!(call(&sock, "PUT", "/drives/data", limited.as_bytes()).0, 204);
+    assert_eq!(call(&sock, "PUT", "/entropy", b"{}").0, 204);
+    assert_eq!(call(&sock, "PUT", "/actions", br#"{"action_type":"InstanceStart"}"#).0, 204);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.stdout, b"hello virtio-blk\0\0");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(&std::fs::read(&img).unwrap()[512..528], b"hello virtio-blk");
 }

@@ -107,3 +107,57 @@ fn a_jailed_vmm_runs_unprivileged_in_a_root_of_its_own() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(child.wait().unwrap().code(), Some(143));
 }
+
+/// A disk whose sector 0 starts with a greeting.
+fn disk(dir: &std::path::Path) -> std::path::PathBuf {
+    let p = dir.join("disk.img");
+    let mut image = vec![0u8; 8192];
+    image[..16].copy_from_slice(b"hello virtio-blk");
+    std::fs::write(&p, image).unwrap();
+    p
+}
+
+#[test]
+fn a_disk_given_on_the_command_line_is_read_and_written_by_the_guest() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = guest(dir.path(), "blk.elf", &vmm::tiny::virtio_blk_copy());
+    let img = disk(dir.path());
+    // Seccomp filters are on: the device's I/O is allowed on the VMM thread.
+    let out = vm(&kernel).arg("--disk").arg(&img).output().unwrap();
+    assert_eq!(out.stdout, b"hello virtio-blk\0\0", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(&std::fs::read(&img).unwrap()[512..528], b"hello virtio-blk");
+
+    // Read-only: the read works, the write gets IOERR (status 1) and the image is unchanged.
+    let img = disk(dir.path());
+    let out = vm(&kernel).arg("--disk").arg(format!("{}:ro", img.display())).output().unwrap();
+    assert_eq!(out.stdout, b"hello virtio-blk\0\x01");
+    assert_eq!(&std::fs::read(&img).unwrap()[512..528], &[0u8; 16]);
+
+    let out = vm(&kernel).args(["--disk", "/nonexistent.img"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.img"));
+}
+
+#[test]
+fn a_jailed_vmm_serves_a_bind_mounted_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = guest(dir.path(), "blk.elf", &vmm::tiny::virtio_blk_copy());
+    let img = disk(dir.path());
+    std::os::unix::fs::chown(&img, Some(65534), Some(65534)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ringfence-vmm"))
+        .args(["--mem", "16", "--kernel"])
+        .arg(&kernel)
+        .arg("--disk")
+        .arg(&img)
+        .arg("--jail")
+        .arg(dir.path().join("jail"))
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"hello virtio-blk\0\0", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        &std::fs::read(&img).unwrap()[512..528],
+        b"hello virtio-blk",
+        "writes reach the host file"
+    );
+}

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use std::sync::{Arc, Mutex};
 
-use vmm::api::{Api, BootSource, ConfigFile, MachineConfig};
+use vmm::api::{Api, BootSource, Drive, Entropy, InstanceConfig, MachineConfig};
 use vmm::vm::{ExitReason, ExitSignal, Program, VmConfig};
 
 #[derive(Parser)]
@@ -39,6 +39,13 @@ struct Args {
     cmdline: String,
     #[arg(long)]
     initrd: Option<PathBuf>,
+    /// A raw disk image as a virtio-blk device (`PATH` or `PATH:ro`), /dev/vda, /dev/vdb, ...
+    /// in order; repeatable.
+    #[arg(long, value_parser = parse_disk)]
+    disk: Vec<(PathBuf, bool)>,
+    /// A virtio-rng device fed from the host's getrandom.
+    #[arg(long)]
+    entropy: bool,
     /// `nested-host` or a JSON CPU template file.
     #[arg(long)]
     cpu_template: Option<String>,
@@ -57,6 +64,13 @@ struct Args {
     /// Run without the per-thread seccomp filters (debugging only).
     #[arg(long)]
     no_seccomp: bool,
+}
+
+fn parse_disk(s: &str) -> Result<(PathBuf, bool), String> {
+    match s.strip_suffix(":ro") {
+        Some(p) => Ok((PathBuf::from(p), true)),
+        None => Ok((PathBuf::from(s), false)),
+    }
 }
 
 /// The API's machine configuration onto the VMM's.
@@ -93,6 +107,25 @@ fn main() -> ExitCode {
             Err(e) => return fail(format!("CPU template {path}: {e}")),
         },
     };
+    // Devices from the command line (a config file or the API bring their own).
+    let mut drives: Vec<Drive> = Vec::new();
+    for (i, (path, read_only)) in a.disk.iter().enumerate() {
+        let d = Drive {
+            drive_id: format!("disk{i}"),
+            path_on_host: path.clone(),
+            is_root_device: false,
+            is_read_only: *read_only,
+            partuuid: None,
+            cache_type: None,
+            io_engine: None,
+            rate_limiter: None,
+        };
+        if let Err(e) = d.check(None) {
+            return fail(e);
+        }
+        drives.push(d);
+    }
+    let mut entropy = a.entropy.then(Entropy::default);
     // What to boot, when it is known up front.
     let (mut boot, machine) = match (&a.kernel, &a.config_file, &a.api_sock) {
         (Some(k), _, _) => (
@@ -106,9 +139,13 @@ fn main() -> ExitCode {
         (None, Some(path), _) => {
             let parsed = std::fs::read_to_string(path)
                 .map_err(|e| e.to_string())
-                .and_then(|t| ConfigFile::parse(&t));
+                .and_then(|t| InstanceConfig::parse(&t));
             match parsed {
-                Ok(c) => (Some(c.boot_source), Some(c.machine_config)),
+                Ok(c) => {
+                    drives.extend(c.drives);
+                    entropy = entropy.or(c.entropy);
+                    (Some(c.boot_source), Some(c.machine_config))
+                }
                 Err(e) => return fail(format!("config file {}: {e}", path.display())),
             }
         }
@@ -133,12 +170,16 @@ fn main() -> ExitCode {
             uid: a.uid,
             gid: a.gid,
             files,
+            disks: drives.iter().map(|d| d.path_on_host.clone()).collect(),
             keep_fds: Vec::new(),
         };
-        let inside = match vmm::jail::enter(&jail) {
+        let (inside, disks_inside) = match vmm::jail::enter(&jail) {
             Ok(p) => p,
             Err(e) => return fail(e.to_string()),
         };
+        for (d, p) in drives.iter_mut().zip(disks_inside) {
+            d.path_on_host = p;
+        }
         if let Some(b) = boot.as_mut() {
             b.kernel_image_path = inside[0].clone();
             b.initrd_path = inside.get(1).cloned();
@@ -208,9 +249,11 @@ fn main() -> ExitCode {
                 })
             };
             match waiter.join().ok().flatten() {
-                Some((b, m)) => {
-                    apply(&mut config, &m);
-                    b
+                Some(c) => {
+                    apply(&mut config, &c.machine_config);
+                    drives.extend(c.drives);
+                    entropy = entropy.or(c.entropy);
+                    c.boot_source
                 }
                 None => return ExitCode::from(0),
             }
@@ -221,6 +264,15 @@ fn main() -> ExitCode {
     }
     if let Some(i) = &boot.initrd_path {
         config.initrd = Some(i.clone());
+    }
+    match vmm::attach::devices(&drives, entropy.as_ref()) {
+        Ok(attached) => {
+            config.devices = attached.devices;
+            if !attached.cmdline.is_empty() {
+                config.cmdline = format!("{} {}", config.cmdline, attached.cmdline);
+            }
+        }
+        Err(e) => return fail(e.to_string()),
     }
     let reason = match vmm::vm::run_with(config, Program::Kernel(boot.kernel_image_path), exit) {
         Ok(r) => r,

@@ -1,5 +1,10 @@
 //! What a virtio device is to its transport.
 
+use std::os::fd::RawFd;
+use std::sync::Arc;
+
+use crate::GuestMem;
+
 /// Where a queue the driver set up lives in guest memory.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueConfig {
@@ -19,6 +24,10 @@ pub trait Interrupt: Send + Sync {
 pub enum ActivateError {
     #[error("{0}")]
     Invalid(String),
+    #[error("queue {index}: {why}")]
+    Queue { index: usize, why: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// A virtio device behind a transport.
@@ -32,14 +41,22 @@ pub trait VirtioDevice: Send {
     fn ack_features(&mut self, features: u64);
     fn read_config(&self, offset: u64, data: &mut [u8]);
     fn write_config(&mut self, offset: u64, data: &[u8]);
-    /// The driver finished setting up: start serving `queues`.
+    /// The driver finished setting up: start serving `queues` in `mem`.
     fn activate(
         &mut self,
+        mem: GuestMem,
         queues: Vec<QueueConfig>,
-        interrupt: std::sync::Arc<dyn Interrupt>,
+        interrupt: Arc<dyn Interrupt>,
     ) -> Result<(), ActivateError>;
     /// The driver notified queue `index`.
     fn queue_notify(&mut self, index: u16);
     /// Back to the state before activation.
     fn reset(&mut self);
+    /// A descriptor, fixed for the device's life, that becomes readable when the device has
+    /// host-side work (a tap with frames, a socket with data, a rate limiter's timer); the
+    /// event loop then calls [`VirtioDevice::backend_ready`].
+    fn backend_fd(&self) -> Option<RawFd> {
+        None
+    }
+    fn backend_ready(&mut self) {}
 }

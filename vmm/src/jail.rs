@@ -15,6 +15,9 @@ pub struct JailConfig {
     pub gid: u32,
     /// Files copied in, each to `/<name>` inside (returned in the same order).
     pub files: Vec<PathBuf>,
+    /// Disk images bind-mounted in, each to `/<name>` inside, so writes reach the original
+    /// (the jailed user must be allowed to open them, as with Firecracker's jailer).
+    pub disks: Vec<PathBuf>,
     /// Descriptors to keep open (e.g. an API socket bound beforehand).
     pub keep_fds: Vec<i32>,
 }
@@ -48,9 +51,10 @@ fn close_inherited(keep: &[i32]) {
 }
 
 /// Builds the jail and enters it. Returns in the process that runs the VMM (PID 1 of the new
-/// namespace) with the in-jail paths of `files`; the process that called it waits for that
-/// one, forwards SIGTERM/SIGINT to it, and exits with its status (it never returns).
-pub fn enter(config: &JailConfig) -> Result<Vec<PathBuf>, VmmError> {
+/// namespace) with the in-jail paths of `files` and of `disks`; the process that called it
+/// waits for that one, forwards SIGTERM/SIGINT to it, and exits with its status (it never
+/// returns).
+pub fn enter(config: &JailConfig) -> Result<(Vec<PathBuf>, Vec<PathBuf>), VmmError> {
     close_inherited(&config.keep_fds);
     let root = &config.root;
     std::fs::create_dir_all(root.join("dev"))?;
@@ -62,6 +66,19 @@ pub fn enter(config: &JailConfig) -> Result<Vec<PathBuf>, VmmError> {
         std::fs::copy(f, root.join(name))
             .map_err(|e| VmmError::Config(format!("jail: copying {}: {e}", f.display())))?;
         inside.push(Path::new("/").join(name));
+    }
+    let mut disks = Vec::new();
+    for d in &config.disks {
+        let name = d
+            .file_name()
+            .ok_or_else(|| VmmError::Config(format!("{} has no file name", d.display())))?;
+        let at = root.join(name);
+        let taken = inside.iter().chain(disks.iter().map(|(_, at): &(PathBuf, PathBuf)| at));
+        if taken.filter_map(|p| p.file_name()).any(|n| n == name) {
+            return Err(VmmError::Config(format!("jail: two files named {}", at.display())));
+        }
+        std::fs::File::create(&at)?;
+        disks.push((d.clone(), at));
     }
     let kvm = root.join("dev/kvm");
     let _ = std::fs::remove_file(&kvm);
@@ -108,6 +125,18 @@ pub fn enter(config: &JailConfig) -> Result<Vec<PathBuf>, VmmError> {
             ),
             "bind the root",
         )?;
+        for (host, at) in &disks {
+            check(
+                libc::mount(
+                    cstr(host)?.as_ptr(),
+                    cstr(at)?.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                ),
+                "bind a disk",
+            )?;
+        }
         check(
             libc::syscall(libc::SYS_pivot_root, cstr(root)?.as_ptr(), cstr(&old)?.as_ptr())
                 as libc::c_int,
@@ -124,7 +153,9 @@ pub fn enter(config: &JailConfig) -> Result<Vec<PathBuf>, VmmError> {
         check(libc::setuid(config.uid), "setuid")?;
         check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no new privileges")?;
     }
-    Ok(inside)
+    let disks =
+        disks.iter().filter_map(|(_, at)| at.file_name().map(|n| Path::new("/").join(n))).collect();
+    Ok((inside, disks))
 }
 
 /// The outer process: forward termination signals, reap the VMM, exit with its status.

@@ -2,6 +2,7 @@
 //! event loop, on the rust-vmm crates.
 //!
 //! - [`api`]: the Firecracker-compatible API (HTTP over a Unix socket) and `--config-file`.
+//! - [`attach`]: drives and entropy from the API turned into virtio devices.
 //! - [`layout`]: the guest-physical memory map.
 //! - [`memory`]: guest memory, registered with KVM.
 //! - [`bus`]: port and MMIO buses, and the [`bus::BusDevice`] trait devices implement.
@@ -17,6 +18,7 @@
 //! - [`vm`]: a whole machine: build, run until it ends, and why it ended ([`vm::ExitReason`]).
 
 pub mod api;
+pub mod attach;
 pub mod bus;
 pub mod cpu;
 pub mod cpuid;

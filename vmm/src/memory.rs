@@ -6,7 +6,7 @@ use vm_memory::{Address, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, Gues
 use crate::VmmError;
 use crate::layout;
 
-pub type GuestMem = GuestMemoryMmap<()>;
+pub use virtio_devices::GuestMem;
 
 /// Allocates `size` bytes of guest RAM laid out by [`layout::ram_ranges`].
 pub fn create(size: u64) -> Result<GuestMem, VmmError> {

@@ -56,6 +56,24 @@ fn common() -> Vec<i64> {
     ]
 }
 
+/// What virtio devices do when notified: disk I/O, entropy, their rate limiters' timers.
+/// Notifications reach devices on the VMM thread, or on a vCPU thread when the machine has
+/// no in-kernel interrupt controller (tiny guests).
+fn device_io() -> Vec<i64> {
+    use libc::*;
+    vec![
+        SYS_preadv,
+        SYS_pwritev,
+        SYS_pread64,
+        SYS_pwrite64,
+        SYS_fdatasync,
+        SYS_fsync,
+        SYS_fallocate,
+        SYS_getrandom,
+        SYS_timerfd_settime,
+    ]
+}
+
 fn allowed(kind: ThreadKind) -> Vec<(i64, Vec<SeccompRule>)> {
     use libc::*;
     let mut plain: Vec<i64> = common();
@@ -68,9 +86,11 @@ fn allowed(kind: ThreadKind) -> Vec<(i64, Vec<SeccompRule>)> {
             if let Ok(rule) = cond.and_then(|c| SeccompRule::new(vec![c])) {
                 rules.push((SYS_ioctl, vec![rule]));
             }
+            plain.extend(device_io());
         }
         ThreadKind::Vmm => {
             plain.extend([SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_ctl, SYS_tgkill, SYS_ioctl]);
+            plain.extend(device_io());
         }
         ThreadKind::Api => {
             // PUT /metrics opens its file: write-only opens, nothing else.

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use virtio_devices::{Interrupt, QueueConfig, VIRTIO_F_VERSION_1, VirtioDevice};
+use virtio_devices::{GuestMem, Interrupt, QueueConfig, VIRTIO_F_VERSION_1, VirtioDevice};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::bus::BusDevice;
@@ -66,6 +66,7 @@ struct Queue {
 
 pub struct MmioTransport {
     device: Arc<Mutex<dyn VirtioDevice>>,
+    mem: GuestMem,
     interrupt: Arc<MmioInterrupt>,
     status: u32,
     features_sel: u32,
@@ -86,10 +87,14 @@ fn set_half(v: &mut u64, high: bool, half: u32) {
 }
 
 impl MmioTransport {
-    pub fn new(device: Arc<Mutex<dyn VirtioDevice>>) -> std::io::Result<MmioTransport> {
+    pub fn new(
+        device: Arc<Mutex<dyn VirtioDevice>>,
+        mem: GuestMem,
+    ) -> std::io::Result<MmioTransport> {
         let n = device.lock().unwrap_or_else(|e| e.into_inner()).queue_max_sizes().len();
         Ok(MmioTransport {
             device,
+            mem,
             interrupt: Arc::new(MmioInterrupt {
                 status: AtomicU32::new(0),
                 line: EventFd::new(libc::EFD_NONBLOCK)?,
@@ -170,7 +175,8 @@ impl MmioTransport {
                 .map(|q| QueueConfig { size: q.size, desc: q.desc, avail: q.avail, used: q.used })
                 .collect();
             let interrupt: Arc<dyn Interrupt> = self.interrupt.clone();
-            let activated = self.dev().activate(queues, interrupt);
+            let mem = self.mem.clone();
+            let activated = self.dev().activate(mem, queues, interrupt);
             match activated {
                 Ok(()) => self.activated = true,
                 Err(e) => return self.fail(&format!("activation failed: {e}")),
@@ -315,6 +321,7 @@ mod tests {
         fn write_config(&mut self, _o: u64, _d: &[u8]) {}
         fn activate(
             &mut self,
+            _m: GuestMem,
             q: Vec<QueueConfig>,
             _i: Arc<dyn Interrupt>,
         ) -> Result<(), virtio_devices::ActivateError> {
@@ -327,6 +334,10 @@ mod tests {
         fn reset(&mut self) {
             self.active.clear();
         }
+    }
+
+    fn mem() -> GuestMem {
+        GuestMem::from_ranges(&[(vm_memory::GuestAddress(0), 1 << 20)]).unwrap()
     }
 
     fn rd(t: &mut MmioTransport, off: u64) -> u32 {
@@ -342,7 +353,7 @@ mod tests {
     #[test]
     fn a_driver_negotiates_sets_up_a_queue_and_activates() {
         let dev = Arc::new(Mutex::new(Dummy::default()));
-        let mut t = MmioTransport::new(dev.clone()).unwrap();
+        let mut t = MmioTransport::new(dev.clone(), mem()).unwrap();
         assert_eq!((rd(&mut t, 0), rd(&mut t, 4), rd(&mut t, 8)), (MAGIC, 2, 4));
         wr(&mut t, 0x70, status::ACKNOWLEDGE | status::DRIVER);
         wr(&mut t, 0x14, 1);
@@ -389,7 +400,7 @@ mod tests {
     #[test]
     fn a_misbehaving_driver_gets_a_device_that_needs_a_reset() {
         let dev = Arc::new(Mutex::new(Dummy::default()));
-        let mut t = MmioTransport::new(dev.clone()).unwrap();
+        let mut t = MmioTransport::new(dev.clone(), mem()).unwrap();
         wr(&mut t, 0x38, 1000); // not a power of two, above the maximum
         assert_ne!(rd(&mut t, 0x70) & status::DEVICE_NEEDS_RESET, 0);
         wr(&mut t, 0x70, 0);

@@ -162,6 +162,24 @@ impl MutEventSubscriber for QueueNotifier {
     }
 }
 
+/// Tells a device its host side (tap, sockets, rate-limiter timer) has work.
+struct BackendNotifier {
+    fd: std::os::fd::RawFd,
+    device: Arc<Mutex<dyn virtio_devices::VirtioDevice>>,
+}
+
+impl MutEventSubscriber for BackendNotifier {
+    fn process(&mut self, _events: Events, _ops: &mut EventOps) {
+        self.device.lock().unwrap_or_else(|e| e.into_inner()).backend_ready();
+    }
+
+    fn init(&mut self, ops: &mut EventOps) {
+        if let Err(e) = ops.add(Events::with_data_raw(self.fd, 0, EventSet::IN)) {
+            tracing::warn!("watching a device's backend: {e:?}");
+        }
+    }
+}
+
 impl VmConfig {
     /// One vCPU, no command line, no initrd, KVM's CPUID unmasked.
     pub fn new(memory_bytes: u64, serial: Box<dyn Write + Send>) -> VmConfig {
@@ -270,12 +288,13 @@ pub fn run_with(
         .map_err(VmmError::Config)?;
     let mut mmio = Bus::default();
     let mut notifiers = Vec::new();
+    let mut backends = Vec::new();
     for (i, device) in config.devices.iter().enumerate() {
         let (addr, irq) = device_slot(i);
         if irq > 23 {
             return Err(VmmError::Config("too many virtio devices".into()));
         }
-        let transport = virtio_mmio::MmioTransport::new(device.clone())?;
+        let transport = virtio_mmio::MmioTransport::new(device.clone(), mem.clone())?;
         // With interrupt controllers in KVM, notifications and interrupts bypass the VMM's
         // vCPU threads: ioeventfds and an irqfd.
         if irqchip {
@@ -286,6 +305,10 @@ pub fn run_with(
                 vm.register_ioevent(&evt, &at, q as u32)?;
                 notifiers.push(QueueNotifier { evt, device: device.clone(), queue: q as u16 });
             }
+        }
+        let backend = device.lock().unwrap_or_else(|e| e.into_inner()).backend_fd();
+        if let Some(fd) = backend {
+            backends.push(BackendNotifier { fd, device: device.clone() });
         }
         mmio.insert(addr, layout::VIRTIO_MMIO_SIZE, Arc::new(Mutex::new(transport)))
             .map_err(VmmError::Config)?;
@@ -331,6 +354,9 @@ pub fn run_with(
     }
     for n in notifiers {
         events.add_subscriber(Arc::new(Mutex::new(n)));
+    }
+    for b in backends {
+        events.add_subscriber(Arc::new(Mutex::new(b)));
     }
     while !exit.raised() {
         if let Err(e) = events.run() {

@@ -139,6 +139,7 @@ impl virtio_devices::VirtioDevice for Echo {
     fn write_config(&mut self, _o: u64, _d: &[u8]) {}
     fn activate(
         &mut self,
+        _m: virtio_devices::GuestMem,
         _q: Vec<virtio_devices::QueueConfig>,
         i: Arc<dyn virtio_devices::Interrupt>,
     ) -> Result<(), virtio_devices::ActivateError> {
@@ -207,4 +208,33 @@ fn a_guest_drives_a_virtio_mmio_device_through_ioeventfd_and_interrupt_status() 
     assert_eq!(String::from_utf8_lossy(&out.0.lock().unwrap()), "ok");
     assert_eq!(reason, ExitReason::Reset);
     assert_eq!(*notified.lock().unwrap(), vec![0]);
+}
+
+#[test]
+fn a_guest_reads_and_writes_a_disk_through_virtio_blk() {
+    let dir = tempfile::tempdir().unwrap();
+    let elf = dir.path().join("blk.elf");
+    std::fs::write(&elf, vmm::tiny::pvh_elf(&vmm::tiny::virtio_blk_copy())).unwrap();
+    let disk = dir.path().join("disk.img");
+    let mut image = vec![0u8; 4096];
+    image[..16].copy_from_slice(b"hello virtio-blk");
+    std::fs::write(&disk, &image).unwrap();
+    let block = virtio_devices::block::Block::new(&virtio_devices::block::BlockConfig {
+        path: disk.clone(),
+        ..Default::default()
+    })
+    .unwrap();
+    let out = Captured::default();
+    let mut config = VmConfig::new(16 << 20, Box::new(out.clone()));
+    config.devices.push(Arc::new(Mutex::new(block)));
+    let reason = run(config, Program::Kernel(elf)).unwrap();
+    assert_eq!(reason, ExitReason::Reset);
+    assert_eq!(
+        out.0.lock().unwrap().as_slice(),
+        b"hello virtio-blk\0\0",
+        "data, then two OK statuses"
+    );
+    let after = std::fs::read(&disk).unwrap();
+    assert_eq!(after[512..1024], image[..512], "sector 1 now holds sector 0");
+    assert_eq!(after[1024..], image[1024..]);
 }

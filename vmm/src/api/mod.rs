@@ -3,12 +3,15 @@
 //! configuration. Parsing ([`http`], serde with unknown fields refused) stays out of the
 //! machine; [`Api::handle`] is a pure function of the request and the configuration so far.
 
+pub mod devices;
 pub mod http;
 pub mod server;
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+pub use devices::{Drive, Entropy};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,20 +66,30 @@ impl MachineConfig {
     }
 }
 
-/// The whole configuration, as `--config-file` gives it.
+/// The whole configuration of a machine: what `--config-file` gives, and what the API has
+/// gathered at InstanceStart.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ConfigFile {
+pub struct InstanceConfig {
     #[serde(rename = "boot-source")]
     pub boot_source: BootSource,
     #[serde(rename = "machine-config", default)]
     pub machine_config: MachineConfig,
+    #[serde(default)]
+    pub drives: Vec<Drive>,
+    #[serde(default)]
+    pub entropy: Option<Entropy>,
 }
 
-impl ConfigFile {
-    pub fn parse(text: &str) -> Result<ConfigFile, String> {
-        let c: ConfigFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+impl InstanceConfig {
+    pub fn parse(text: &str) -> Result<InstanceConfig, String> {
+        let c: InstanceConfig = serde_json::from_str(text).map_err(|e| e.to_string())?;
         c.machine_config.check()?;
+        let mut drives = Vec::new();
+        for d in &c.drives {
+            d.check(None)?;
+            devices::upsert(&mut drives, d.clone())?;
+        }
         Ok(c)
     }
 }
@@ -98,7 +111,7 @@ pub enum Reply {
     /// Status and an optional JSON body.
     Respond(u16, Option<String>),
     /// Start the machine with this configuration, then answer 204.
-    Start(BootSource, MachineConfig),
+    Start(Box<InstanceConfig>),
 }
 
 fn fault(status: u16, message: impl std::fmt::Display) -> Reply {
@@ -110,6 +123,8 @@ fn fault(status: u16, message: impl std::fmt::Display) -> Reply {
 pub struct Api {
     boot: Option<BootSource>,
     machine: MachineConfig,
+    drives: Vec<Drive>,
+    entropy: Option<Entropy>,
     started: bool,
 }
 
@@ -215,7 +230,12 @@ impl Api {
                             }
                             Some(b) => {
                                 self.started = true;
-                                Reply::Start(b.clone(), self.machine.clone())
+                                Reply::Start(Box::new(InstanceConfig {
+                                    boot_source: b.clone(),
+                                    machine_config: self.machine.clone(),
+                                    drives: self.drives.clone(),
+                                    entropy: self.entropy.clone(),
+                                }))
                             }
                         }
                     }
@@ -242,11 +262,28 @@ impl Api {
                     Err(e) => fault(400, format!("metrics_path {}: {e}", m.metrics_path.display())),
                 }
             }
+            ("PUT", p) if p.starts_with("/drives/") => {
+                if self.started {
+                    return fault(400, not_after_start);
+                }
+                let drive = body_as!(Drive, "drives");
+                let checked = drive
+                    .check(Some(&p["/drives/".len()..]))
+                    .and_then(|()| devices::upsert(&mut self.drives, drive));
+                match checked {
+                    Ok(()) => Reply::Respond(204, None),
+                    Err(e) => fault(400, e),
+                }
+            }
+            ("PUT", "/entropy") => {
+                if self.started {
+                    return fault(400, not_after_start);
+                }
+                self.entropy = Some(body_as!(Entropy, "entropy"));
+                Reply::Respond(204, None)
+            }
             ("PUT", p)
-                if p.starts_with("/drives/")
-                    || p.starts_with("/network-interfaces/")
-                    || p == "/vsock"
-                    || p == "/logger" =>
+                if p.starts_with("/network-interfaces/") || p == "/vsock" || p == "/logger" =>
             {
                 fault(400, format!("{p} is not supported yet by this VMM"))
             }
@@ -310,12 +347,47 @@ mod tests {
         assert_eq!(status(&api.handle("DELETE", "/boot-source", b"")), 405);
         assert_eq!(status(&api.handle("GET", "/nowhere", b"")), 404);
         assert_eq!(status(&api.handle("PUT", "/drives/rootfs", b"{}")), 400);
+        let drive = |id: &str, root: bool| {
+            format!(
+                r#"{{"drive_id":"{id}","path_on_host":"{k}","is_root_device":{root},"is_read_only":true}}"#
+            )
+        };
+        assert_eq!(
+            status(&api.handle("PUT", "/drives/other", drive("rootfs", true).as_bytes())),
+            400
+        );
+        assert_eq!(
+            status(&api.handle("PUT", "/drives/rootfs", drive("rootfs", true).as_bytes())),
+            204
+        );
+        assert_eq!(status(&api.handle("PUT", "/drives/data", drive("data", true).as_bytes())), 400);
+        assert_eq!(
+            status(&api.handle("PUT", "/drives/data", drive("data", false).as_bytes())),
+            204
+        );
+        let missing = r#"{"drive_id":"x","path_on_host":"/nonexistent","is_root_device":false,"is_read_only":false}"#;
+        assert_eq!(status(&api.handle("PUT", "/drives/x", missing.as_bytes())), 400);
+        let limited = format!(
+            r#"{{"drive_id":"data","path_on_host":"{k}","rate_limiter":{{"ops":{{"size":0,"refill_time":100}}}}}}"#
+        );
+        assert_eq!(status(&api.handle("PUT", "/drives/data", limited.as_bytes())), 400);
+        assert_eq!(status(&api.handle("PUT", "/entropy", b"{}")), 204);
         match api.handle("PUT", "/actions", br#"{"action_type":"InstanceStart"}"#) {
-            Reply::Start(b, m) => {
-                assert_eq!((b.boot_args.as_deref(), m.mem_size_mib), (Some("console=ttyS0"), 32))
+            Reply::Start(c) => {
+                assert_eq!(
+                    (c.boot_source.boot_args.as_deref(), c.machine_config.mem_size_mib),
+                    (Some("console=ttyS0"), 32)
+                );
+                let ids: Vec<_> = c.drives.iter().map(|d| d.drive_id.as_str()).collect();
+                assert_eq!(ids, ["rootfs", "data"]);
+                assert!(c.entropy.is_some());
             }
             other => panic!("{other:?}"),
         }
+        assert_eq!(
+            status(&api.handle("PUT", "/drives/data", drive("data", false).as_bytes())),
+            400
+        );
         assert_eq!(
             status(&api.handle("PUT", "/actions", br#"{"action_type":"InstanceStart"}"#)),
             400
@@ -329,12 +401,24 @@ mod tests {
 
     #[test]
     fn config_files_are_strict() {
-        assert!(ConfigFile::parse(r#"{"boot-source":{"kernel_image_path":"/k"}}"#).is_ok());
+        assert!(InstanceConfig::parse(r#"{"boot-source":{"kernel_image_path":"/k"}}"#).is_ok());
         assert!(
-            ConfigFile::parse(r#"{"boot-source":{"kernel_image_path":"/k"},"drives":[]}"#).is_err()
+            InstanceConfig::parse(r#"{"boot-source":{"kernel_image_path":"/k"},"drives":[]}"#)
+                .is_ok()
         );
         assert!(
-            ConfigFile::parse(r#"{"machine-config":{"vcpu_count":1,"mem_size_mib":8}}"#).is_err()
+            InstanceConfig::parse(r#"{"boot-source":{"kernel_image_path":"/k"},"disks":[]}"#)
+                .is_err()
+        );
+        assert!(
+            InstanceConfig::parse(
+                r#"{"boot-source":{"kernel_image_path":"/k"},"drives":[{"drive_id":"a","path_on_host":"/nonexistent"}]}"#
+            )
+            .is_err()
+        );
+        assert!(
+            InstanceConfig::parse(r#"{"machine-config":{"vcpu_count":1,"mem_size_mib":8}}"#)
+                .is_err()
         );
     }
 }

@@ -8,14 +8,14 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
 use super::http::{self, HttpError};
-use super::{Api, BootSource, MachineConfig, Reply};
+use super::{Api, InstanceConfig, Reply};
 
 /// Serves `api` on a new socket at `path`; `start` receives the configuration of an
 /// InstanceStart.
 pub fn serve(
     path: &Path,
     api: Arc<Mutex<Api>>,
-    start: Sender<(BootSource, MachineConfig)>,
+    start: Sender<InstanceConfig>,
     confine: bool,
 ) -> std::io::Result<()> {
     let _ = std::fs::remove_file(path);
@@ -52,8 +52,8 @@ pub fn serve(
                         .handle(&req.method, &req.path, &req.body);
                     let (status, body) = match reply {
                         Reply::Respond(s, b) => (s, b),
-                        Reply::Start(boot, machine) => {
-                            let _ = start.send((boot, machine));
+                        Reply::Start(config) => {
+                            let _ = start.send(*config);
                             (204, None)
                         }
                     };

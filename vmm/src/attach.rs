@@ -1,0 +1,46 @@
+//! The API's device resources turned into virtio devices, in the order the guest will see
+//! them (the root drive first, so it is /dev/vda), and the command-line words they need.
+
+use std::sync::{Arc, Mutex};
+
+use virtio_devices::VirtioDevice;
+use virtio_devices::block::{Block, BlockConfig};
+use virtio_devices::rng::Rng;
+
+use crate::VmmError;
+use crate::api::{Drive, Entropy};
+
+/// Devices for the machine, and what to add to the kernel command line.
+pub struct Attached {
+    pub devices: Vec<Arc<Mutex<dyn VirtioDevice>>>,
+    pub cmdline: String,
+}
+
+pub fn devices(drives: &[Drive], entropy: Option<&Entropy>) -> Result<Attached, VmmError> {
+    let mut ordered: Vec<&Drive> = drives.iter().filter(|d| d.is_root_device).collect();
+    ordered.extend(drives.iter().filter(|d| !d.is_root_device));
+    let mut devices: Vec<Arc<Mutex<dyn VirtioDevice>>> = Vec::new();
+    let mut cmdline = String::new();
+    for d in ordered {
+        let block = Block::new(&BlockConfig {
+            path: d.path_on_host.clone(),
+            read_only: d.is_read_only,
+            serial: Some(d.drive_id.clone()),
+            rate_limiter: d.rate_limiter,
+        })
+        .map_err(|e| VmmError::Config(format!("drive {}: {e}", d.drive_id)))?;
+        if d.is_root_device {
+            let root = match &d.partuuid {
+                Some(p) => format!("PARTUUID={p}"),
+                None => "/dev/vda".into(),
+            };
+            let mode = if d.is_read_only { "ro" } else { "rw" };
+            cmdline = format!("root={root} {mode}");
+        }
+        devices.push(Arc::new(Mutex::new(block)));
+    }
+    if entropy.is_some() {
+        devices.push(Arc::new(Mutex::new(Rng::new())));
+    }
+    Ok(Attached { devices, cmdline })
+}
