@@ -161,3 +161,31 @@ fn a_jailed_vmm_serves_a_bind_mounted_disk() {
         "writes reach the host file"
     );
 }
+
+#[test]
+fn network_interfaces_are_checked_and_attached() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut hello = vmm::tiny::print(b"hi\n");
+    hello.extend_from_slice(&vmm::tiny::RESET);
+    let kernel = guest(dir.path(), "hello", &hello);
+    // In a network namespace of its own, the tap is created for the machine.
+    let out = Command::new("unshare")
+        .args(["--net", env!("CARGO_BIN_EXE_ringfence"), "vm", "run", "--mem", "16", "--kernel"])
+        .arg(&kernel)
+        .args(["--net", "rf-vm0,02:00:00:00:00:09", "--entropy"])
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"hi\n", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0));
+    for (bad, why) in
+        [("rf-vm0,03:00:00:00:00:09", "multicast"), ("a-tap-name-too-long", "tap name")]
+    {
+        let out = vm(&kernel).args(["--net", bad]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(why),
+            "{bad}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

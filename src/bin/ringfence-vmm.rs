@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use std::sync::{Arc, Mutex};
 
-use vmm::api::{Api, BootSource, Drive, Entropy, InstanceConfig, MachineConfig};
+use vmm::api::{Api, BootSource, Drive, Entropy, InstanceConfig, MachineConfig, NetworkInterface};
 use vmm::vm::{ExitReason, ExitSignal, Program, VmConfig};
 
 #[derive(Parser)]
@@ -43,6 +43,9 @@ struct Args {
     /// in order; repeatable.
     #[arg(long, value_parser = parse_disk)]
     disk: Vec<(PathBuf, bool)>,
+    /// A virtio-net device on a host tap: `TAP` or `TAP,MAC`; repeatable.
+    #[arg(long, value_parser = parse_net)]
+    net: Vec<(String, Option<String>)>,
     /// A virtio-rng device fed from the host's getrandom.
     #[arg(long)]
     entropy: bool,
@@ -70,6 +73,13 @@ fn parse_disk(s: &str) -> Result<(PathBuf, bool), String> {
     match s.strip_suffix(":ro") {
         Some(p) => Ok((PathBuf::from(p), true)),
         None => Ok((PathBuf::from(s), false)),
+    }
+}
+
+fn parse_net(s: &str) -> Result<(String, Option<String>), String> {
+    match s.split_once(',') {
+        Some((tap, mac)) => Ok((tap.into(), Some(mac.into()))),
+        None => Ok((s.into(), None)),
     }
 }
 
@@ -125,6 +135,20 @@ fn main() -> ExitCode {
         }
         drives.push(d);
     }
+    let mut ifaces: Vec<NetworkInterface> = Vec::new();
+    for (i, (tap, mac)) in a.net.iter().enumerate() {
+        let iface = NetworkInterface {
+            iface_id: format!("eth{i}"),
+            host_dev_name: tap.clone(),
+            guest_mac: mac.clone(),
+            rx_rate_limiter: None,
+            tx_rate_limiter: None,
+        };
+        if let Err(e) = iface.check(None) {
+            return fail(e);
+        }
+        ifaces.push(iface);
+    }
     let mut entropy = a.entropy.then(Entropy::default);
     // What to boot, when it is known up front.
     let (mut boot, machine) = match (&a.kernel, &a.config_file, &a.api_sock) {
@@ -143,6 +167,7 @@ fn main() -> ExitCode {
             match parsed {
                 Ok(c) => {
                     drives.extend(c.drives);
+                    ifaces.extend(c.network_interfaces);
                     entropy = entropy.or(c.entropy);
                     (Some(c.boot_source), Some(c.machine_config))
                 }
@@ -171,6 +196,7 @@ fn main() -> ExitCode {
             gid: a.gid,
             files,
             disks: drives.iter().map(|d| d.path_on_host.clone()).collect(),
+            tun: !ifaces.is_empty() || a.api_sock.is_some(),
             keep_fds: Vec::new(),
         };
         let (inside, disks_inside) = match vmm::jail::enter(&jail) {
@@ -252,6 +278,7 @@ fn main() -> ExitCode {
                 Some(c) => {
                     apply(&mut config, &c.machine_config);
                     drives.extend(c.drives);
+                    ifaces.extend(c.network_interfaces);
                     entropy = entropy.or(c.entropy);
                     c.boot_source
                 }
@@ -265,7 +292,7 @@ fn main() -> ExitCode {
     if let Some(i) = &boot.initrd_path {
         config.initrd = Some(i.clone());
     }
-    match vmm::attach::devices(&drives, entropy.as_ref()) {
+    match vmm::attach::devices(&drives, &ifaces, entropy.as_ref()) {
         Ok(attached) => {
             config.devices = attached.devices;
             if !attached.cmdline.is_empty() {

@@ -6,8 +6,10 @@
 //! - [`queue`]: queues built from the driver's setup, chains gathered and checked, completion.
 //! - [`active`]: what an activated device holds (memory, queues, interrupt).
 //! - [`iov`]: chain buffers as host memory; vectored file I/O straight into guest memory.
+//! - [`poller`]: a device's own epoll set behind one descriptor the VMM watches.
 //! - [`rate_limiter`]: token buckets (bandwidth and ops) with a timer.
 //! - [`block`]: virtio-blk on a raw image file.
+//! - [`net`]: virtio-net on a tap.
 //! - [`rng`]: virtio-rng from getrandom.
 //! - `testing` (feature): a mock-queue driver for tests and benchmarks.
 
@@ -15,6 +17,8 @@ pub mod active;
 pub mod block;
 pub mod device;
 pub mod iov;
+pub mod net;
+pub mod poller;
 pub mod queue;
 pub mod rate_limiter;
 pub mod rng;

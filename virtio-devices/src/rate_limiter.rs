@@ -94,6 +94,19 @@ impl TokenBucket {
         false
     }
 
+    /// Takes `tokens` whatever the budget, leaving a debt if there were not enough (for
+    /// work whose size is only known once done, like a received frame).
+    pub fn force(&mut self, tokens: u64, now: Instant) {
+        let from_burst = tokens.min(self.burst);
+        self.burst -= from_burst;
+        self.refill(now);
+        self.budget -= i128::from(tokens - from_burst);
+    }
+
+    fn in_debt(&self) -> bool {
+        self.budget < 0
+    }
+
     /// Gives back tokens taken for a request that was then not served.
     pub fn give_back(&mut self, tokens: u64) {
         self.budget = (self.budget + i128::from(tokens)).min(self.size as i128);
@@ -152,6 +165,24 @@ impl RateLimiter {
             return self.block(wait);
         }
         true
+    }
+
+    /// Charges work already done (`bytes` and one op); blocks until the debt is repaid if
+    /// that overdrew a bucket.
+    pub fn charge(&mut self, bytes: u64) {
+        let now = Instant::now();
+        let mut wait = Duration::ZERO;
+        for (bucket, tokens) in [(&mut self.ops, 1), (&mut self.bandwidth, bytes)] {
+            if let Some(b) = bucket {
+                b.force(tokens, now);
+                if b.in_debt() {
+                    wait = wait.max(b.wait_for(0, now));
+                }
+            }
+        }
+        if !wait.is_zero() {
+            self.block(wait);
+        }
     }
 
     fn block(&mut self, wait: Duration) -> bool {
@@ -214,6 +245,24 @@ mod tests {
         assert!(!b.reduce(10, t1), "still paying off the debt");
         let t2 = t0 + Duration::from_millis(310);
         assert!(b.reduce(10, t2));
+    }
+
+    #[test]
+    fn charging_after_the_fact_blocks_until_the_debt_is_repaid() {
+        let cfg = RateLimiterConfig { bandwidth: Some(bucket(1000, 0, 20)), ops: None };
+        let mut l = RateLimiter::new(&cfg).unwrap();
+        l.charge(600);
+        assert!(!l.is_blocked());
+        l.charge(1500);
+        assert!(l.is_blocked(), "1100 bytes in debt");
+        assert!(!l.consume(1));
+        let mut pfd = libc::pollfd { fd: l.timer_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd for the duration of the call.
+        assert_eq!(unsafe { libc::poll(&mut pfd, 1, 1000) }, 1);
+        l.timer_fired();
+        assert!(!l.is_blocked());
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(l.consume(1));
     }
 
     #[test]

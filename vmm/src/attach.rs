@@ -1,14 +1,17 @@
 //! The API's device resources turned into virtio devices, in the order the guest will see
-//! them (the root drive first, so it is /dev/vda), and the command-line words they need.
+//! them (drives with the root drive first, so it is /dev/vda; network interfaces; entropy),
+//! and the command-line words they need.
 
 use std::sync::{Arc, Mutex};
 
 use virtio_devices::VirtioDevice;
 use virtio_devices::block::{Block, BlockConfig};
+use virtio_devices::net::{Net, NetConfig};
 use virtio_devices::rng::Rng;
 
 use crate::VmmError;
-use crate::api::{Drive, Entropy};
+use crate::api::devices::parse_mac;
+use crate::api::{Drive, Entropy, NetworkInterface};
 
 /// Devices for the machine, and what to add to the kernel command line.
 pub struct Attached {
@@ -16,7 +19,11 @@ pub struct Attached {
     pub cmdline: String,
 }
 
-pub fn devices(drives: &[Drive], entropy: Option<&Entropy>) -> Result<Attached, VmmError> {
+pub fn devices(
+    drives: &[Drive],
+    ifaces: &[NetworkInterface],
+    entropy: Option<&Entropy>,
+) -> Result<Attached, VmmError> {
     let mut ordered: Vec<&Drive> = drives.iter().filter(|d| d.is_root_device).collect();
     ordered.extend(drives.iter().filter(|d| !d.is_root_device));
     let mut devices: Vec<Arc<Mutex<dyn VirtioDevice>>> = Vec::new();
@@ -38,6 +45,17 @@ pub fn devices(drives: &[Drive], entropy: Option<&Entropy>) -> Result<Attached, 
             cmdline = format!("root={root} {mode}");
         }
         devices.push(Arc::new(Mutex::new(block)));
+    }
+    for i in ifaces {
+        let mac = i.guest_mac.as_deref().map(parse_mac).transpose().map_err(VmmError::Config)?;
+        let net = Net::new(&NetConfig {
+            tap: i.host_dev_name.clone(),
+            mac,
+            rx_rate_limiter: i.rx_rate_limiter,
+            tx_rate_limiter: i.tx_rate_limiter,
+        })
+        .map_err(|e| VmmError::Config(format!("network interface {}: {e}", i.iface_id)))?;
+        devices.push(Arc::new(Mutex::new(net)));
     }
     if entropy.is_some() {
         devices.push(Arc::new(Mutex::new(Rng::new())));

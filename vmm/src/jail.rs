@@ -18,6 +18,9 @@ pub struct JailConfig {
     /// Disk images bind-mounted in, each to `/<name>` inside, so writes reach the original
     /// (the jailed user must be allowed to open them, as with Firecracker's jailer).
     pub disks: Vec<PathBuf>,
+    /// Make /dev/net/tun, for network interfaces (their taps must exist beforehand, owned by
+    /// the jailed user, as with Firecracker's jailer).
+    pub tun: bool,
     /// Descriptors to keep open (e.g. an API socket bound beforehand).
     pub keep_fds: Vec<i32>,
 }
@@ -89,6 +92,15 @@ pub fn enter(config: &JailConfig) -> Result<(Vec<PathBuf>, Vec<PathBuf>), VmmErr
             "mknod /dev/kvm",
         )?;
         check(libc::chown(cstr(&kvm)?.as_ptr(), config.uid, config.gid), "chown /dev/kvm")?;
+        if config.tun {
+            std::fs::create_dir_all(root.join("dev/net"))?;
+            let tun = cstr(&root.join("dev/net/tun"))?;
+            libc::unlink(tun.as_ptr());
+            check(
+                libc::mknod(tun.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(10, 200)),
+                "mknod /dev/net/tun",
+            )?;
+        }
         check(libc::chown(cstr(root)?.as_ptr(), 0, config.gid), "chown the root")?;
         // The VMM's group may create its API socket at the root.
         check(libc::chmod(cstr(root)?.as_ptr(), 0o770), "chmod the root")?;

@@ -56,13 +56,15 @@ fn common() -> Vec<i64> {
     ]
 }
 
-/// What virtio devices do when notified: disk I/O, entropy, their rate limiters' timers.
+/// What virtio devices do when notified: disk and tap I/O, entropy, their own epoll sets,
+/// their rate limiters' timers.
 /// Notifications reach devices on the VMM thread, or on a vCPU thread when the machine has
 /// no in-kernel interrupt controller (tiny guests).
 fn device_io() -> Vec<i64> {
     use libc::*;
     vec![
         SYS_preadv,
+        SYS_readv,
         SYS_pwritev,
         SYS_pread64,
         SYS_pwrite64,

@@ -29,6 +29,98 @@ pub struct Drive {
     pub rate_limiter: Option<RateLimiterConfig>,
 }
 
+/// PUT /network-interfaces/{iface_id}.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkInterface {
+    pub iface_id: String,
+    /// The host tap.
+    pub host_dev_name: String,
+    /// `aa:bb:cc:dd:ee:ff`; random (locally administered) if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_mac: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rx_rate_limiter: Option<RateLimiterConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx_rate_limiter: Option<RateLimiterConfig>,
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let bytes: Vec<u8> = parts
+        .iter()
+        .filter(|p| p.len() == 2)
+        .filter_map(|p| u8::from_str_radix(p, 16).ok())
+        .collect();
+    let mac: [u8; 6] = bytes.try_into().map_err(|_| format!("{s:?} is not a MAC address"))?;
+    if parts.len() != 6 {
+        return Err(format!("{s:?} is not a MAC address"));
+    }
+    if mac[0] & 1 != 0 {
+        return Err(format!("{s:?} is a multicast address"));
+    }
+    Ok(mac)
+}
+
+fn check_id(what: &str, id: &str, path_id: Option<&str>) -> Result<(), String> {
+    if let Some(p) = path_id
+        && p != id
+    {
+        return Err(format!("the {what} {id:?} in the body is not the {p:?} of the path"));
+    }
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("{what} {id:?} must be letters, digits and _"));
+    }
+    Ok(())
+}
+
+fn check_limiter(r: &Option<RateLimiterConfig>) -> Result<(), String> {
+    if let Some(r) = r {
+        check_bucket(&r.bandwidth)?;
+        check_bucket(&r.ops)?;
+    }
+    Ok(())
+}
+
+impl NetworkInterface {
+    pub fn check(&self, path_id: Option<&str>) -> Result<(), String> {
+        check_id("iface_id", &self.iface_id, path_id)?;
+        if self.host_dev_name.is_empty() || self.host_dev_name.len() > 15 {
+            return Err(format!("host_dev_name {:?} is not a tap name", self.host_dev_name));
+        }
+        if let Some(m) = &self.guest_mac {
+            parse_mac(m)?;
+        }
+        check_limiter(&self.rx_rate_limiter)?;
+        check_limiter(&self.tx_rate_limiter)
+    }
+}
+
+/// Adds or replaces `iface`; refuses a tap or MAC another interface has.
+pub fn upsert_iface(
+    ifaces: &mut Vec<NetworkInterface>,
+    iface: NetworkInterface,
+) -> Result<(), String> {
+    let others = ifaces.iter().filter(|i| i.iface_id != iface.iface_id);
+    for other in others {
+        if other.host_dev_name == iface.host_dev_name {
+            return Err(format!(
+                "tap {} is already used by {}",
+                iface.host_dev_name, other.iface_id
+            ));
+        }
+        if iface.guest_mac.is_some() && other.guest_mac == iface.guest_mac {
+            return Err(format!("guest_mac is already used by {}", other.iface_id));
+        }
+    }
+    match ifaces.iter_mut().find(|i| i.iface_id == iface.iface_id) {
+        Some(i) => *i = iface,
+        None => ifaces.push(iface),
+    }
+    Ok(())
+}
+
 /// PUT /entropy.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,19 +138,7 @@ fn check_bucket(b: &Option<virtio_devices::rate_limiter::BucketConfig>) -> Resul
 impl Drive {
     /// Checks the drive on its own; `path_id` is the id in the URL, if it came by the API.
     pub fn check(&self, path_id: Option<&str>) -> Result<(), String> {
-        if let Some(id) = path_id
-            && id != self.drive_id
-        {
-            return Err(format!(
-                "the drive_id {:?} in the body is not the {id:?} of the path",
-                self.drive_id
-            ));
-        }
-        if self.drive_id.is_empty()
-            || !self.drive_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
-            return Err(format!("drive_id {:?} must be letters, digits and _", self.drive_id));
-        }
+        check_id("drive_id", &self.drive_id, path_id)?;
         let meta = std::fs::metadata(&self.path_on_host).map_err(|e| {
             format!("drive {}: {}: {e}", self.drive_id, self.path_on_host.display())
         })?;
@@ -80,11 +160,7 @@ impl Drive {
         if self.partuuid.is_some() && !self.is_root_device {
             return Err("partuuid only applies to the root device".into());
         }
-        if let Some(r) = &self.rate_limiter {
-            check_bucket(&r.bandwidth)?;
-            check_bucket(&r.ops)?;
-        }
-        Ok(())
+        check_limiter(&self.rate_limiter)
     }
 }
 

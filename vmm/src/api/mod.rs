@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use devices::{Drive, Entropy};
+pub use devices::{Drive, Entropy, NetworkInterface};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,6 +77,8 @@ pub struct InstanceConfig {
     pub machine_config: MachineConfig,
     #[serde(default)]
     pub drives: Vec<Drive>,
+    #[serde(rename = "network-interfaces", default)]
+    pub network_interfaces: Vec<NetworkInterface>,
     #[serde(default)]
     pub entropy: Option<Entropy>,
 }
@@ -89,6 +91,11 @@ impl InstanceConfig {
         for d in &c.drives {
             d.check(None)?;
             devices::upsert(&mut drives, d.clone())?;
+        }
+        let mut ifaces = Vec::new();
+        for i in &c.network_interfaces {
+            i.check(None)?;
+            devices::upsert_iface(&mut ifaces, i.clone())?;
         }
         Ok(c)
     }
@@ -124,6 +131,7 @@ pub struct Api {
     boot: Option<BootSource>,
     machine: MachineConfig,
     drives: Vec<Drive>,
+    ifaces: Vec<NetworkInterface>,
     entropy: Option<Entropy>,
     started: bool,
 }
@@ -234,6 +242,7 @@ impl Api {
                                     boot_source: b.clone(),
                                     machine_config: self.machine.clone(),
                                     drives: self.drives.clone(),
+                                    network_interfaces: self.ifaces.clone(),
                                     entropy: self.entropy.clone(),
                                 }))
                             }
@@ -282,9 +291,20 @@ impl Api {
                 self.entropy = Some(body_as!(Entropy, "entropy"));
                 Reply::Respond(204, None)
             }
-            ("PUT", p)
-                if p.starts_with("/network-interfaces/") || p == "/vsock" || p == "/logger" =>
-            {
+            ("PUT", p) if p.starts_with("/network-interfaces/") => {
+                if self.started {
+                    return fault(400, not_after_start);
+                }
+                let iface = body_as!(NetworkInterface, "network-interfaces");
+                let checked = iface
+                    .check(Some(&p["/network-interfaces/".len()..]))
+                    .and_then(|()| devices::upsert_iface(&mut self.ifaces, iface));
+                match checked {
+                    Ok(()) => Reply::Respond(204, None),
+                    Err(e) => fault(400, e),
+                }
+            }
+            ("PUT", p) if p == "/vsock" || p == "/logger" => {
                 fault(400, format!("{p} is not supported yet by this VMM"))
             }
             ("PATCH", "/vm") => fault(400, "pausing and resuming are not supported yet"),
@@ -372,6 +392,34 @@ mod tests {
         );
         assert_eq!(status(&api.handle("PUT", "/drives/data", limited.as_bytes())), 400);
         assert_eq!(status(&api.handle("PUT", "/entropy", b"{}")), 204);
+        let iface = |id: &str, tap: &str, mac: &str| {
+            format!(r#"{{"iface_id":"{id}","host_dev_name":"{tap}","guest_mac":"{mac}"}}"#)
+        };
+        let put = |api: &mut Api, p: &str, b: String| status(&api.handle("PUT", p, b.as_bytes()));
+        assert_eq!(
+            put(&mut api, "/network-interfaces/eth0", iface("eth0", "tap0", "02:00:00:00:00:01")),
+            204
+        );
+        assert_eq!(
+            put(&mut api, "/network-interfaces/eth1", iface("eth1", "tap0", "02:00:00:00:00:02")),
+            400
+        );
+        assert_eq!(
+            put(&mut api, "/network-interfaces/eth1", iface("eth1", "tap1", "02:00:00:00:00:01")),
+            400
+        );
+        assert_eq!(
+            put(&mut api, "/network-interfaces/eth1", iface("eth1", "tap1", "03:00:00:00:00:02")),
+            400
+        );
+        assert_eq!(
+            put(&mut api, "/network-interfaces/eth1", iface("eth1", "tap1", "02:00:00:00:00")),
+            400
+        );
+        assert_eq!(
+            put(&mut api, "/network-interfaces/eth1", iface("eth1", "tap1", "02:00:00:00:00:02")),
+            204
+        );
         match api.handle("PUT", "/actions", br#"{"action_type":"InstanceStart"}"#) {
             Reply::Start(c) => {
                 assert_eq!(
@@ -381,6 +429,7 @@ mod tests {
                 let ids: Vec<_> = c.drives.iter().map(|d| d.drive_id.as_str()).collect();
                 assert_eq!(ids, ["rootfs", "data"]);
                 assert!(c.entropy.is_some());
+                assert_eq!(c.network_interfaces.len(), 2);
             }
             other => panic!("{other:?}"),
         }

@@ -1,0 +1,354 @@
+//! The virtio-net device: a receive and a transmit queue over a tap, offloads negotiated with
+//! the tap, frames moved between the tap and guest memory without copies or allocations.
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+
+use virtio_bindings::bindings::virtio_net::{
+    VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6,
+    VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_MAC,
+};
+use virtio_queue::QueueOwnedT;
+use vmm_sys_util::epoll::{EpollEvent, EventSet};
+
+use super::tap::{Tap, TapError, VNET_HDR_LEN};
+use crate::active::Active;
+use crate::iov;
+use crate::poller::Poller;
+use crate::queue::{self, Buffer};
+use crate::rate_limiter::{RateLimiter, RateLimiterConfig, RateLimiterError};
+use crate::{ActivateError, GuestMem, Interrupt, QueueConfig, VIRTIO_F_VERSION_1, VirtioDevice};
+
+const RX: usize = 0;
+const TX: usize = 1;
+const QUEUE_SIZES: &[u16] = &[256, 256];
+/// Linux uses at most MAX_SKB_FRAGS + 2 descriptors per frame.
+const MAX_BUFFERS: usize = 64;
+/// The header and the largest GSO frame.
+const MAX_TX_FRAME: u64 = VNET_HDR_LEN as u64 + 65_550;
+const TAP: u64 = 0;
+const RX_TIMER: u64 = 1;
+const TX_TIMER: u64 = 2;
+
+#[derive(Debug, Clone, Default)]
+pub struct NetConfig {
+    /// The host tap (created if missing and allowed).
+    pub tap: String,
+    /// The guest's MAC address; a random locally administered one if absent.
+    pub mac: Option<[u8; 6]>,
+    pub rx_rate_limiter: Option<RateLimiterConfig>,
+    pub tx_rate_limiter: Option<RateLimiterConfig>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error(transparent)]
+    Tap(#[from] TapError),
+    #[error(transparent)]
+    RateLimiter(#[from] RateLimiterError),
+    #[error("the device's poller: {0}")]
+    Poller(#[from] std::io::Error),
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetStats {
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    pub tx_dropped: u64,
+    pub refused: u64,
+    pub throttled: u64,
+}
+
+pub struct Net {
+    tap: Tap,
+    mac: [u8; 6],
+    offered: u64,
+    acked: u64,
+    poller: Poller,
+    tap_armed: bool,
+    rx_limiter: Option<RateLimiter>,
+    tx_limiter: Option<RateLimiter>,
+    active: Option<Active>,
+    bufs: Vec<Buffer>,
+    stats: NetStats,
+}
+
+fn random_mac() -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    // SAFETY: getrandom writes at most 6 bytes into `mac`.
+    unsafe { libc::getrandom(mac.as_mut_ptr().cast(), mac.len(), 0) };
+    mac[0] = (mac[0] & 0xfe) | 0x02; // unicast, locally administered
+    mac
+}
+
+impl Net {
+    pub fn new(cfg: &NetConfig) -> Result<Net, NetError> {
+        let tap = Tap::open(&cfg.tap)?;
+        let mut offered = VIRTIO_F_VERSION_1
+            | 1 << VIRTIO_NET_F_MAC
+            | 1 << VIRTIO_NET_F_CSUM
+            | 1 << VIRTIO_NET_F_HOST_TSO4
+            | 1 << VIRTIO_NET_F_HOST_TSO6;
+        // The guest may take checksum and TSO offloads only if the tap can hand them over.
+        if tap.set_offload(libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6).is_ok() {
+            offered |= 1 << VIRTIO_NET_F_GUEST_CSUM
+                | 1 << VIRTIO_NET_F_GUEST_TSO4
+                | 1 << VIRTIO_NET_F_GUEST_TSO6;
+        }
+        tap.set_offload(0)?;
+        let poller = Poller::new()?;
+        // Disarmed until the driver is ready to receive.
+        poller.add(tap.as_raw_fd(), TAP)?;
+        poller.set(tap.as_raw_fd(), TAP, EventSet::empty())?;
+        let rx_limiter = cfg.rx_rate_limiter.as_ref().map(RateLimiter::new).transpose()?;
+        let tx_limiter = cfg.tx_rate_limiter.as_ref().map(RateLimiter::new).transpose()?;
+        for (l, token) in [(&rx_limiter, RX_TIMER), (&tx_limiter, TX_TIMER)] {
+            if let Some(l) = l {
+                poller.add(l.timer_fd(), token)?;
+            }
+        }
+        Ok(Net {
+            tap,
+            mac: cfg.mac.unwrap_or_else(random_mac),
+            offered,
+            acked: 0,
+            poller,
+            tap_armed: false,
+            rx_limiter,
+            tx_limiter,
+            active: None,
+            bufs: Vec::with_capacity(MAX_BUFFERS),
+            stats: NetStats::default(),
+        })
+    }
+
+    pub fn stats(&self) -> NetStats {
+        self.stats
+    }
+
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    fn arm_tap(&mut self, on: bool) {
+        if self.tap_armed == on {
+            return;
+        }
+        let events = if on { EventSet::IN } else { EventSet::empty() };
+        match self.poller.set(self.tap.as_raw_fd(), TAP, events) {
+            Ok(()) => self.tap_armed = on,
+            Err(e) => tracing::warn!("virtio-net: watching the tap: {e}"),
+        }
+    }
+
+    /// Moves frames from the tap into receive buffers until either runs out.
+    pub fn process_rx(&mut self) {
+        let Some(Active { mem, queues, interrupt }) = &mut self.active else { return };
+        let q = &mut queues[RX];
+        let mut iovs =
+            [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; iov::MAX_IOVECS];
+        let mut completed = false;
+        let mut want_tap = false;
+        loop {
+            if self.rx_limiter.as_ref().is_some_and(RateLimiter::is_blocked) {
+                break;
+            }
+            // No buffers: wait for the driver to add some (it notifies the queue).
+            let Some(chain) = queue::pop(q, mem) else { break };
+            let head = chain.head_index();
+            let ok = match queue::gather(chain, mem, MAX_BUFFERS, &mut self.bufs) {
+                Err(e) => {
+                    tracing::warn!("virtio-net: refusing a receive chain: {e}");
+                    false
+                }
+                Ok(()) => self.bufs.iter().all(|b| b.writable),
+            };
+            let total: u64 = self.bufs.iter().map(|b| u64::from(b.len)).sum();
+            if !ok || total < VNET_HDR_LEN as u64 {
+                self.stats.refused += 1;
+                queue::complete(q, mem, head, 0);
+                completed = true;
+                continue;
+            }
+            let read = iov::iovecs(mem, self.bufs.iter(), 0, total, &mut iovs)
+                .and_then(|n| self.tap.read_frame(&iovs[..n]));
+            match read {
+                Ok(Some(len)) => {
+                    // Without mergeable buffers a frame is always in one chain.
+                    if let Err(e) = iov::write_bytes(mem, self.bufs.iter(), 10, &1u16.to_le_bytes())
+                    {
+                        tracing::warn!("virtio-net: {e}");
+                    }
+                    queue::complete(q, mem, head, len as u32);
+                    completed = true;
+                    self.stats.rx_frames += 1;
+                    self.stats.rx_bytes += len as u64;
+                    if let Some(l) = &mut self.rx_limiter {
+                        l.charge(len as u64);
+                    }
+                }
+                Ok(None) => {
+                    q.go_to_previous_position();
+                    want_tap = true;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!("virtio-net: reading the tap: {e}");
+                    q.go_to_previous_position();
+                    want_tap = true;
+                    break;
+                }
+            }
+        }
+        if completed {
+            queue::notify(q, mem, interrupt);
+        }
+        self.arm_tap(want_tap);
+    }
+
+    /// Sends every frame the driver queued, unless the rate limiter says wait.
+    pub fn process_tx(&mut self) {
+        let Some(Active { mem, queues, interrupt }) = &mut self.active else { return };
+        let q = &mut queues[TX];
+        let mut iovs =
+            [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; iov::MAX_IOVECS];
+        let mut completed = false;
+        while self.tx_limiter.as_ref().is_none_or(|l| !l.is_blocked()) {
+            let Some(chain) = queue::pop(q, mem) else { break };
+            let head = chain.head_index();
+            let ok = match queue::gather(chain, mem, MAX_BUFFERS, &mut self.bufs) {
+                Err(e) => {
+                    tracing::warn!("virtio-net: refusing a transmit chain: {e}");
+                    false
+                }
+                Ok(()) => self.bufs.iter().all(|b| !b.writable),
+            };
+            let total: u64 = self.bufs.iter().map(|b| u64::from(b.len)).sum();
+            if !ok || total < VNET_HDR_LEN as u64 || total > MAX_TX_FRAME {
+                self.stats.refused += 1;
+                queue::complete(q, mem, head, 0);
+                completed = true;
+                continue;
+            }
+            if let Some(l) = &mut self.tx_limiter
+                && !l.consume(total)
+            {
+                self.stats.throttled += 1;
+                q.go_to_previous_position();
+                break;
+            }
+            let sent = iov::iovecs(mem, self.bufs.iter(), 0, total, &mut iovs)
+                .and_then(|n| self.tap.write_frame(&iovs[..n]));
+            match sent {
+                Ok(_) => {
+                    self.stats.tx_frames += 1;
+                    self.stats.tx_bytes += total;
+                }
+                Err(e) => {
+                    tracing::debug!("virtio-net: a frame was dropped: {e}");
+                    self.stats.tx_dropped += 1;
+                }
+            }
+            queue::complete(q, mem, head, 0);
+            completed = true;
+        }
+        if completed {
+            queue::notify(q, mem, interrupt);
+        }
+    }
+}
+
+impl VirtioDevice for Net {
+    fn device_type(&self) -> u32 {
+        crate::types::NET
+    }
+
+    fn queue_max_sizes(&self) -> &[u16] {
+        QUEUE_SIZES
+    }
+
+    fn features(&self) -> u64 {
+        self.offered
+    }
+
+    fn ack_features(&mut self, features: u64) {
+        self.acked = features & self.offered;
+        let mut offload = 0;
+        for (feature, flag) in [
+            (VIRTIO_NET_F_GUEST_CSUM, libc::TUN_F_CSUM),
+            (VIRTIO_NET_F_GUEST_TSO4, libc::TUN_F_TSO4),
+            (VIRTIO_NET_F_GUEST_TSO6, libc::TUN_F_TSO6),
+        ] {
+            if self.acked & (1 << feature) != 0 {
+                offload |= flag;
+            }
+        }
+        if let Err(e) = self.tap.set_offload(offload) {
+            tracing::warn!("virtio-net: {e}");
+        }
+    }
+
+    fn read_config(&self, offset: u64, data: &mut [u8]) {
+        data.fill(0);
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.mac.len());
+        let end = start.saturating_add(data.len()).min(self.mac.len());
+        data[..end - start].copy_from_slice(&self.mac[start..end]);
+    }
+
+    fn write_config(&mut self, _offset: u64, _data: &[u8]) {
+        // The MAC is the device's to choose (VIRTIO_NET_F_CTRL_MAC_ADDR is not offered).
+    }
+
+    fn activate(
+        &mut self,
+        mem: GuestMem,
+        queues: Vec<QueueConfig>,
+        interrupt: Arc<dyn Interrupt>,
+    ) -> Result<(), ActivateError> {
+        self.active = Some(Active::new(mem, &queues, QUEUE_SIZES, interrupt)?);
+        self.arm_tap(true);
+        Ok(())
+    }
+
+    fn queue_notify(&mut self, index: u16) {
+        match usize::from(index) {
+            RX => self.process_rx(),
+            TX => self.process_tx(),
+            _ => {}
+        }
+    }
+
+    fn reset(&mut self) {
+        self.active = None;
+        self.arm_tap(false);
+    }
+
+    fn backend_fd(&self) -> Option<RawFd> {
+        Some(self.poller.as_raw_fd())
+    }
+
+    fn backend_ready(&mut self) {
+        let mut events = [EpollEvent::default(); 4];
+        let n = self.poller.ready(&mut events);
+        for e in &events[..n] {
+            match e.data() {
+                TAP => self.process_rx(),
+                RX_TIMER => {
+                    if let Some(l) = &mut self.rx_limiter {
+                        l.timer_fired();
+                    }
+                    self.process_rx();
+                }
+                TX_TIMER => {
+                    if let Some(l) = &mut self.tx_limiter {
+                        l.timer_fired();
+                    }
+                    self.process_tx();
+                }
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! virtio-net through real descriptor chains and a real tap device, in a network namespace
+//! of the test's own (a thread's namespace: its children and sockets live there too).
+
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::process::Command;
+use std::time::Duration;
+
+use virtio_devices::VirtioDevice;
+use virtio_devices::net::{Net, NetConfig};
+use virtio_devices::testing::{self, BUFFERS, Driver, VRING_DESC_F_WRITE as W};
+
+const GUEST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+const GUEST_IP: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
+
+fn ip(args: &str) {
+    let st = Command::new("ip").args(args.split_whitespace()).status().unwrap();
+    assert!(st.success(), "ip {args}");
+}
+
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 =
+        data.chunks(2).map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// A virtio-net header, then Ethernet, IPv4 and UDP around `payload`.
+fn udp_frame(dst_mac: [u8; 6], payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 12];
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&GUEST_MAC);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let total = (20 + 8 + payload.len()) as u16;
+    let mut iph = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
+    iph[2..4].copy_from_slice(&total.to_be_bytes());
+    iph.extend_from_slice(&GUEST_IP.octets());
+    iph.extend_from_slice(&HOST_IP.octets());
+    let c = checksum(&iph);
+    iph[10..12].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&iph);
+    f.extend_from_slice(&7000u16.to_be_bytes());
+    f.extend_from_slice(&9000u16.to_be_bytes());
+    f.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0]); // no UDP checksum (IPv4 allows it)
+    f.extend_from_slice(payload);
+    f
+}
+
+fn wait_readable(fd: i32) -> bool {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut pfd, 1, 2000) == 1 }
+}
+
+fn in_own_netns(f: impl FnOnce() + Send + 'static) {
+    std::thread::spawn(move || {
+        // SAFETY: moves only this thread into a new network namespace.
+        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare(CLONE_NEWNET)");
+        f()
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn frames_round_trip_through_a_real_tap() {
+    in_own_netns(|| {
+        let mut dev = Net::new(&NetConfig {
+            tap: "rf-tap0".into(),
+            mac: Some(GUEST_MAC),
+            ..Default::default()
+        })
+        .unwrap();
+        let mut mac = [0u8; 6];
+        dev.read_config(0, &mut mac);
+        assert_eq!(mac, GUEST_MAC);
+        ip("link set rf-tap0 up");
+        ip("addr add 10.9.0.1/24 dev rf-tap0");
+        ip("neigh add 10.9.0.2 lladdr 02:00:00:00:00:02 dev rf-tap0");
+        let link = Command::new("ip").args(["-o", "link", "show", "rf-tap0"]).output().unwrap();
+        let link = String::from_utf8_lossy(&link.stdout).into_owned();
+        let host_mac: Vec<u8> = link
+            .split("link/ether ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap()
+            .split(':')
+            .map(|h| u8::from_str_radix(h, 16).unwrap())
+            .collect();
+        let host_mac: [u8; 6] = host_mac.try_into().unwrap();
+        let sock = UdpSocket::bind(SocketAddrV4::new(HOST_IP, 9000)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+
+        let mem = testing::memory(16 << 20);
+        let mut rx = Driver::new(&mem, 0, 256);
+        let mut tx = Driver::new(&mem, 1, 256);
+        testing::activate(&mut dev, &mem, &[&rx, &tx]);
+
+        // Guest to host: 300 datagrams, each received by a host socket.
+        for i in 0..300u32 {
+            let payload = format!("guest datagram {i}");
+            let frame = udp_frame(host_mac, payload.as_bytes());
+            tx.write(BUFFERS, &frame);
+            let head = tx.submit(&[(BUFFERS, frame.len() as u32, 0)]);
+            dev.queue_notify(1);
+            assert_eq!(tx.used(), vec![(head, 0)]);
+            let mut buf = [0u8; 256];
+            let (n, from) = sock.recv_from(&mut buf).expect("the host receives the frame");
+            assert_eq!(&buf[..n], payload.as_bytes());
+            assert_eq!(from, SocketAddrV4::new(GUEST_IP, 7000).into());
+        }
+        // A transmit chain with a device-writable buffer is refused; the next one goes.
+        let head = tx.submit(&[(BUFFERS, 64, W)]);
+        dev.queue_notify(1);
+        assert_eq!(tx.used(), vec![(head, 0)]);
+
+        // Host to guest: datagrams land in receive buffers.
+        const RXBUF: u64 = BUFFERS + 0x10_0000;
+        let mut where_is = std::collections::HashMap::new();
+        for i in 0..16 {
+            where_is.insert(rx.submit(&[(RXBUF + i * 0x1000, 2048, W)]), RXBUF + i * 0x1000);
+        }
+        dev.queue_notify(0);
+        let fd = dev.backend_fd().unwrap();
+        let mut got = Vec::new();
+        for i in 0..40u32 {
+            sock.send_to(
+                format!("host datagram {i}").as_bytes(),
+                SocketAddrV4::new(GUEST_IP, 7000),
+            )
+            .unwrap();
+            while got.len() <= i as usize {
+                assert!(wait_readable(fd), "the tap has the frame");
+                dev.backend_ready();
+                for (head, len) in rx.used() {
+                    let addr = where_is[&head];
+                    let frame = rx.read(addr, len as usize);
+                    // num_buffers is 1; the Ethernet frame follows the 12-byte header. The
+                    // kernel also sends its own (IPv6 multicast) frames: skip those.
+                    assert_eq!(&frame[10..12], &[1, 0]);
+                    if frame[12..18] == GUEST_MAC && frame[24..26] == [0x08, 0x00] {
+                        got.push(String::from_utf8_lossy(&frame[12 + 14 + 20 + 8..]).into_owned());
+                    }
+                    // Give the buffer back.
+                    where_is.insert(rx.submit(&[(addr, 2048, W)]), addr);
+                    dev.queue_notify(0);
+                }
+            }
+        }
+        let want: Vec<String> = (0..40).map(|i| format!("host datagram {i}")).collect();
+        assert_eq!(got, want);
+        let s = dev.stats();
+        assert_eq!((s.tx_frames, s.refused), (300, 1));
+        assert!(s.rx_frames >= 40);
+    });
+}
+
+#[test]
+fn a_missing_or_bad_tap_is_a_clear_error() {
+    in_own_netns(|| {
+        let err = Net::new(&NetConfig { tap: "x".repeat(20), ..Default::default() }).err().unwrap();
+        assert!(err.to_string().contains("longer than 15"), "{err}");
+    });
+}
