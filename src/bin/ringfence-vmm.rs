@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use std::sync::{Arc, Mutex};
 
-use vmm::api::{Api, BootSource, Drive, Entropy, InstanceConfig, MachineConfig, NetworkInterface};
+use vmm::api::{
+    Api, BootSource, Drive, Entropy, InstanceConfig, MachineConfig, NetworkInterface, Vsock,
+};
 use vmm::vm::{ExitReason, ExitSignal, Program, VmConfig};
 
 #[derive(Parser)]
@@ -46,6 +48,10 @@ struct Args {
     /// A virtio-net device on a host tap: `TAP` or `TAP,MAC`; repeatable.
     #[arg(long, value_parser = parse_net)]
     net: Vec<(String, Option<String>)>,
+    /// A virtio-vsock device: `CID,PATH` (host programs connect to PATH and write
+    /// `CONNECT <port>`; the guest's connections to port P reach `PATH_P`).
+    #[arg(long, value_parser = parse_vsock)]
+    vsock: Option<(u32, PathBuf)>,
     /// A virtio-rng device fed from the host's getrandom.
     #[arg(long)]
     entropy: bool,
@@ -81,6 +87,12 @@ fn parse_net(s: &str) -> Result<(String, Option<String>), String> {
         Some((tap, mac)) => Ok((tap.into(), Some(mac.into()))),
         None => Ok((s.into(), None)),
     }
+}
+
+fn parse_vsock(s: &str) -> Result<(u32, PathBuf), String> {
+    let (cid, path) = s.split_once(',').ok_or("expected CID,PATH")?;
+    let cid = cid.parse().map_err(|_| format!("{cid:?} is not a CID"))?;
+    Ok((cid, PathBuf::from(path)))
 }
 
 /// The API's machine configuration onto the VMM's.
@@ -149,6 +161,11 @@ fn main() -> ExitCode {
         }
         ifaces.push(iface);
     }
+    let mut vsock =
+        a.vsock.clone().map(|(guest_cid, uds_path)| Vsock { vsock_id: None, guest_cid, uds_path });
+    if let Some(Err(e)) = vsock.as_ref().map(Vsock::check) {
+        return fail(e);
+    }
     let mut entropy = a.entropy.then(Entropy::default);
     // What to boot, when it is known up front.
     let (mut boot, machine) = match (&a.kernel, &a.config_file, &a.api_sock) {
@@ -168,6 +185,7 @@ fn main() -> ExitCode {
                 Ok(c) => {
                     drives.extend(c.drives);
                     ifaces.extend(c.network_interfaces);
+                    vsock = vsock.or(c.vsock);
                     entropy = entropy.or(c.entropy);
                     (Some(c.boot_source), Some(c.machine_config))
                 }
@@ -279,6 +297,7 @@ fn main() -> ExitCode {
                     apply(&mut config, &c.machine_config);
                     drives.extend(c.drives);
                     ifaces.extend(c.network_interfaces);
+                    vsock = vsock.or(c.vsock);
                     entropy = entropy.or(c.entropy);
                     c.boot_source
                 }
@@ -292,7 +311,7 @@ fn main() -> ExitCode {
     if let Some(i) = &boot.initrd_path {
         config.initrd = Some(i.clone());
     }
-    match vmm::attach::devices(&drives, &ifaces, entropy.as_ref()) {
+    match vmm::attach::devices(&drives, &ifaces, vsock.as_ref(), entropy.as_ref()) {
         Ok(attached) => {
             config.devices = attached.devices;
             if !attached.cmdline.is_empty() {

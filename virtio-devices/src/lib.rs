@@ -11,6 +11,7 @@
 //! - [`block`]: virtio-blk on a raw image file.
 //! - [`net`]: virtio-net on a tap.
 //! - [`rng`]: virtio-rng from getrandom.
+//! - [`vsock`]: virtio-vsock with Unix sockets on the host.
 //! - `testing` (feature): a mock-queue driver for tests and benchmarks.
 
 pub mod active;
@@ -24,6 +25,7 @@ pub mod rate_limiter;
 pub mod rng;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod vsock;
 
 pub use device::{ActivateError, Interrupt, QueueConfig, VirtioDevice};
 

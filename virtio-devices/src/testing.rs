@@ -8,7 +8,7 @@ use virtio_bindings::bindings::virtio_ring::VRING_DESC_F_NEXT;
 pub use virtio_bindings::bindings::virtio_ring::VRING_DESC_F_WRITE;
 use virtio_queue::desc::RawDescriptor;
 use virtio_queue::desc::split::Descriptor;
-use virtio_queue::mock::MockSplitQueue;
+use virtio_queue::mock::{AvailRing, DescriptorTable, UsedRing};
 use vm_memory::{Bytes, GuestAddress};
 
 use crate::{GuestMem, Interrupt, QueueConfig, VirtioDevice};
@@ -33,10 +33,15 @@ pub fn memory(size: usize) -> GuestMem {
 pub const BUFFERS: u64 = 0x10_0000;
 const QUEUE_STRIDE: u64 = 0x2_0000;
 
-/// One driver-side queue.
+/// One driver-side queue, built from the mock's descriptor table and rings. (Its
+/// `MockSplitQueue` places the used ring over the second half of the avail ring, which only
+/// matters past a few entries, so the rings are laid out here.)
 pub struct Driver<'m> {
     pub mem: &'m GuestMem,
-    pub mq: MockSplitQueue<'m, GuestMem>,
+    table: DescriptorTable<'m, GuestMem>,
+    pub avail: AvailRing<'m, GuestMem>,
+    used: UsedRing<'m, GuestMem>,
+    addrs: (u64, u64, u64),
     size: u16,
     next_desc: u16,
     seen_used: u16,
@@ -45,17 +50,24 @@ pub struct Driver<'m> {
 impl<'m> Driver<'m> {
     /// Queue `index` of a device, of `size` entries.
     pub fn new(mem: &'m GuestMem, index: u16, size: u16) -> Driver<'m> {
-        let mq = MockSplitQueue::create(mem, GuestAddress(u64::from(index) * QUEUE_STRIDE), size);
-        Driver { mem, mq, size, next_desc: 0, seen_used: 0 }
+        let desc = u64::from(index) * QUEUE_STRIDE;
+        let avail = desc + 16 * u64::from(size);
+        let used = (avail + 6 + 2 * u64::from(size)).next_multiple_of(4);
+        Driver {
+            mem,
+            table: DescriptorTable::new(mem, GuestAddress(desc), size),
+            avail: AvailRing::new(mem, GuestAddress(avail), size),
+            used: UsedRing::new(mem, GuestAddress(used), size),
+            addrs: (desc, avail, used),
+            size,
+            next_desc: 0,
+            seen_used: 0,
+        }
     }
 
     pub fn config(&self) -> QueueConfig {
-        QueueConfig {
-            size: self.size,
-            desc: self.mq.desc_table_addr().0,
-            avail: self.mq.avail_addr().0,
-            used: self.mq.used_addr().0,
-        }
+        let (desc, avail, used) = self.addrs;
+        QueueConfig { size: self.size, desc, avail, used }
     }
 
     /// Makes `chain` available: (address, length, flags) per buffer; NEXT links are added.
@@ -75,23 +87,38 @@ impl<'m> Driver<'m> {
                 RawDescriptor::from(Descriptor::new(addr, len, flags as u16, head + i as u16 + 1))
             })
             .collect();
-        self.submit_raw(&descs, head);
+        for (i, d) in descs.iter().enumerate() {
+            self.table.store(head + i as u16, *d).expect("writing a descriptor");
+        }
+        self.make_available(head);
         self.next_desc += n;
         head
     }
 
-    /// Makes raw descriptors available as they are (for malformed chains), at table `index`.
+    /// Puts `head` in the next slot of the avail ring (modulo its size) and publishes it.
+    fn make_available(&self, head: u16) {
+        let idx = self.avail.idx().load();
+        let slot = usize::from(idx % self.size);
+        self.avail.ring().ref_at(slot).expect("avail slot").store(head);
+        self.avail.idx().store(idx.wrapping_add(1));
+    }
+
+    /// Writes raw descriptors as they are (for malformed chains) from table `index`, and
+    /// makes the first one available.
     pub fn submit_raw(&mut self, descs: &[RawDescriptor], index: u16) {
-        self.mq.add_desc_chains(descs, index).expect("writing descriptors");
+        for (i, d) in descs.iter().enumerate() {
+            self.table.store(index + i as u16, *d).expect("writing a descriptor");
+        }
+        self.make_available(index);
     }
 
     /// The used entries added since the last call: (head, length).
     pub fn used(&mut self) -> Vec<(u16, u32)> {
-        let idx = self.mq.used().idx().load();
+        let idx = self.used.idx().load();
         let mut out = Vec::new();
         while self.seen_used != idx {
             let slot = usize::from(self.seen_used % self.size);
-            let e = self.mq.used().ring().ref_at(slot).expect("used slot").load();
+            let e = self.used.ring().ref_at(slot).expect("used slot").load();
             out.push((e.id() as u16, e.len()));
             self.seen_used = self.seen_used.wrapping_add(1);
         }

@@ -282,7 +282,7 @@ fn a_corrupt_avail_index_is_survived() {
     let mut d = Driver::new(&mem, 0, 256);
     let mut dev = block(&img, false);
     testing::activate(&mut dev, &mem, &[&d]);
-    d.mq.avail().idx().store(1000);
+    d.avail.idx().store(1000);
     dev.queue_notify(0);
     assert!(d.used().is_empty());
 }

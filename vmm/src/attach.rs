@@ -1,5 +1,6 @@
 //! The API's device resources turned into virtio devices, in the order the guest will see
-//! them (drives with the root drive first, so it is /dev/vda; network interfaces; entropy),
+//! them (drives with the root drive first, so it is /dev/vda; network interfaces; vsock;
+//! entropy),
 //! and the command-line words they need.
 
 use std::sync::{Arc, Mutex};
@@ -8,10 +9,11 @@ use virtio_devices::VirtioDevice;
 use virtio_devices::block::{Block, BlockConfig};
 use virtio_devices::net::{Net, NetConfig};
 use virtio_devices::rng::Rng;
+use virtio_devices::vsock::{Vsock as VsockDevice, VsockConfig};
 
 use crate::VmmError;
 use crate::api::devices::parse_mac;
-use crate::api::{Drive, Entropy, NetworkInterface};
+use crate::api::{Drive, Entropy, NetworkInterface, Vsock};
 
 /// Devices for the machine, and what to add to the kernel command line.
 pub struct Attached {
@@ -22,6 +24,7 @@ pub struct Attached {
 pub fn devices(
     drives: &[Drive],
     ifaces: &[NetworkInterface],
+    vsock: Option<&Vsock>,
     entropy: Option<&Entropy>,
 ) -> Result<Attached, VmmError> {
     let mut ordered: Vec<&Drive> = drives.iter().filter(|d| d.is_root_device).collect();
@@ -56,6 +59,14 @@ pub fn devices(
         })
         .map_err(|e| VmmError::Config(format!("network interface {}: {e}", i.iface_id)))?;
         devices.push(Arc::new(Mutex::new(net)));
+    }
+    if let Some(v) = vsock {
+        let dev = VsockDevice::new(&VsockConfig {
+            guest_cid: u64::from(v.guest_cid),
+            uds_path: v.uds_path.clone(),
+        })
+        .map_err(|e| VmmError::Config(format!("vsock: {e}")))?;
+        devices.push(Arc::new(Mutex::new(dev)));
     }
     if entropy.is_some() {
         devices.push(Arc::new(Mutex::new(Rng::new())));

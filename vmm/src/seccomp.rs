@@ -73,6 +73,14 @@ fn device_io() -> Vec<i64> {
         SYS_fallocate,
         SYS_getrandom,
         SYS_timerfd_settime,
+        // vsock: host sockets accepted, connected, read and written, peeked, shut down.
+        SYS_accept4,
+        SYS_socket,
+        SYS_connect,
+        SYS_sendto,
+        SYS_recvfrom,
+        SYS_shutdown,
+        SYS_fcntl,
     ]
 }
 

@@ -121,6 +121,33 @@ pub fn upsert_iface(
     Ok(())
 }
 
+/// PUT /vsock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vsock {
+    /// Accepted and ignored, as Firecracker does (deprecated there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vsock_id: Option<String>,
+    pub guest_cid: u32,
+    pub uds_path: PathBuf,
+}
+
+impl Vsock {
+    pub fn check(&self) -> Result<(), String> {
+        if self.guest_cid < 3 {
+            return Err(format!("guest_cid {} is reserved (use 3 or more)", self.guest_cid));
+        }
+        let parent = self.uds_path.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(p) = parent.filter(|p| !p.is_dir()) {
+            return Err(format!("uds_path: {} is not a directory", p.display()));
+        }
+        if self.uds_path.as_os_str().len() > 100 {
+            return Err("uds_path is too long for a Unix socket".into());
+        }
+        Ok(())
+    }
+}
+
 /// PUT /entropy.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use devices::{Drive, Entropy, NetworkInterface};
+pub use devices::{Drive, Entropy, NetworkInterface, Vsock};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,6 +80,8 @@ pub struct InstanceConfig {
     #[serde(rename = "network-interfaces", default)]
     pub network_interfaces: Vec<NetworkInterface>,
     #[serde(default)]
+    pub vsock: Option<Vsock>,
+    #[serde(default)]
     pub entropy: Option<Entropy>,
 }
 
@@ -96,6 +98,9 @@ impl InstanceConfig {
         for i in &c.network_interfaces {
             i.check(None)?;
             devices::upsert_iface(&mut ifaces, i.clone())?;
+        }
+        if let Some(v) = &c.vsock {
+            v.check()?;
         }
         Ok(c)
     }
@@ -132,6 +137,7 @@ pub struct Api {
     machine: MachineConfig,
     drives: Vec<Drive>,
     ifaces: Vec<NetworkInterface>,
+    vsock: Option<Vsock>,
     entropy: Option<Entropy>,
     started: bool,
 }
@@ -243,6 +249,7 @@ impl Api {
                                     machine_config: self.machine.clone(),
                                     drives: self.drives.clone(),
                                     network_interfaces: self.ifaces.clone(),
+                                    vsock: self.vsock.clone(),
                                     entropy: self.entropy.clone(),
                                 }))
                             }
@@ -304,8 +311,21 @@ impl Api {
                     Err(e) => fault(400, e),
                 }
             }
-            ("PUT", p) if p == "/vsock" || p == "/logger" => {
-                fault(400, format!("{p} is not supported yet by this VMM"))
+            ("PUT", "/vsock") => {
+                if self.started {
+                    return fault(400, not_after_start);
+                }
+                let v = body_as!(Vsock, "vsock");
+                match v.check() {
+                    Ok(()) => {
+                        self.vsock = Some(v);
+                        Reply::Respond(204, None)
+                    }
+                    Err(e) => fault(400, e),
+                }
+            }
+            ("PUT", "/logger") => {
+                fault(400, "/logger is not supported: logs go to stderr, filtered by RUST_LOG")
             }
             ("PATCH", "/vm") => fault(400, "pausing and resuming are not supported yet"),
             (_, "/" | "/machine-config" | "/boot-source" | "/actions" | "/vm") => {
@@ -420,6 +440,11 @@ mod tests {
             put(&mut api, "/network-interfaces/eth1", iface("eth1", "tap1", "02:00:00:00:00:02")),
             204
         );
+        let mut vsock = |b: &str| status(&api.handle("PUT", "/vsock", b.as_bytes()));
+        assert_eq!(vsock(r#"{"guest_cid":2,"uds_path":"/tmp/v.sock"}"#), 400);
+        assert_eq!(vsock(r#"{"guest_cid":3,"uds_path":"/nonexistent/v.sock"}"#), 400);
+        assert_eq!(vsock(r#"{"guest_cid":3,"uds_path":"/tmp/v.sock","x":1}"#), 400);
+        assert_eq!(vsock(r#"{"guest_cid":3,"uds_path":"/tmp/v.sock"}"#), 204);
         match api.handle("PUT", "/actions", br#"{"action_type":"InstanceStart"}"#) {
             Reply::Start(c) => {
                 assert_eq!(
@@ -430,6 +455,7 @@ mod tests {
                 assert_eq!(ids, ["rootfs", "data"]);
                 assert!(c.entropy.is_some());
                 assert_eq!(c.network_interfaces.len(), 2);
+                assert_eq!(c.vsock.as_ref().map(|v| v.guest_cid), Some(3));
             }
             other => panic!("{other:?}"),
         }

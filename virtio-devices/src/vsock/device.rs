@@ -1,0 +1,206 @@
+//! The virtio-vsock device: receive, transmit and event queues, the guest's CID, and packets
+//! parsed with virtio-vsock and handed to the [`Muxer`].
+
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use virtio_queue::QueueOwnedT;
+use virtio_vsock::packet::{PKT_HEADER_SIZE, VsockPacket};
+
+use super::muxer::{Muxer, MuxerStats};
+use super::proto::{CONN_BUF, HOST_CID, Key, MAX_PAYLOAD, OP_RST, TYPE_STREAM};
+use crate::active::Active;
+use crate::queue;
+use crate::{ActivateError, GuestMem, Interrupt, QueueConfig, VIRTIO_F_VERSION_1, VirtioDevice};
+
+const RX: usize = 0;
+const TX: usize = 1;
+const QUEUE_SIZES: &[u16] = &[256, 256, 64];
+
+#[derive(Debug, Clone)]
+pub struct VsockConfig {
+    /// The guest's address (3 or more).
+    pub guest_cid: u64,
+    /// Where host programs connect; guest connections to port P go to `<uds_path>_<P>`.
+    pub uds_path: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VsockError {
+    #[error("guest_cid {0} is reserved (use 3 or more)")]
+    Cid(u64),
+    #[error("listening on {path}: {source}")]
+    Listen { path: PathBuf, source: std::io::Error },
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct VsockStats {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub refused_chains: u64,
+    pub muxer: MuxerStats,
+}
+
+pub struct Vsock {
+    cid: u64,
+    muxer: Muxer,
+    active: Option<Active>,
+    stats: VsockStats,
+}
+
+impl Vsock {
+    pub fn new(cfg: &VsockConfig) -> Result<Vsock, VsockError> {
+        if cfg.guest_cid <= HOST_CID || cfg.guest_cid > u64::from(u32::MAX) {
+            return Err(VsockError::Cid(cfg.guest_cid));
+        }
+        let muxer = Muxer::new(&cfg.uds_path)
+            .map_err(|source| VsockError::Listen { path: cfg.uds_path.clone(), source })?;
+        Ok(Vsock { cid: cfg.guest_cid, muxer, active: None, stats: VsockStats::default() })
+    }
+
+    pub fn stats(&self) -> VsockStats {
+        VsockStats { muxer: self.muxer.stats(), ..self.stats }
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.muxer.connection_count()
+    }
+
+    /// Hands every packet the guest queued to the muxer.
+    fn process_tx(&mut self) {
+        let Some(Active { mem, queues, interrupt }) = &mut self.active else { return };
+        let q = &mut queues[TX];
+        let mut completed = false;
+        while let Some(mut chain) = queue::pop(q, mem) {
+            let head = chain.head_index();
+            match VsockPacket::from_tx_virtq_chain(mem, &mut chain, MAX_PAYLOAD) {
+                Err(e) => {
+                    tracing::warn!("vsock: refusing a transmit chain: {e}");
+                    self.stats.refused_chains += 1;
+                }
+                // Only stream packets from the guest to the host; others are dropped.
+                Ok(p) if p.src_cid() != self.cid || p.dst_cid() != HOST_CID => {
+                    self.stats.refused_chains += 1;
+                }
+                Ok(p) => {
+                    self.stats.tx_packets += 1;
+                    let key = Key { local: p.dst_port(), peer: p.src_port() };
+                    if p.type_() != TYPE_STREAM {
+                        if p.op() != OP_RST {
+                            self.muxer.refuse(key);
+                        }
+                    } else {
+                        let credit = (p.buf_alloc(), p.fwd_cnt());
+                        self.muxer.from_guest(key, p.op(), p.flags(), credit, p.data_slice());
+                    }
+                }
+            }
+            queue::complete(q, mem, head, 0);
+            completed = true;
+        }
+        if completed {
+            queue::notify(q, mem, interrupt);
+        }
+        self.process_rx();
+    }
+
+    /// Fills receive buffers with what the muxer has for the guest.
+    fn process_rx(&mut self) {
+        let Some(Active { mem, queues, interrupt }) = &mut self.active else { return };
+        let q = &mut queues[RX];
+        let mut completed = false;
+        while self.muxer.has_work() {
+            let Some(mut chain) = queue::pop(q, mem) else { break };
+            let head = chain.head_index();
+            let mut pkt = match VsockPacket::from_rx_virtq_chain(mem, &mut chain, MAX_PAYLOAD) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!("vsock: refusing a receive chain: {e}");
+                    self.stats.refused_chains += 1;
+                    queue::complete(q, mem, head, 0);
+                    completed = true;
+                    continue;
+                }
+            };
+            let Some(out) = self.muxer.next_for_guest(pkt.data_slice()) else {
+                q.go_to_previous_position();
+                break;
+            };
+            pkt.set_src_cid(HOST_CID)
+                .set_dst_cid(self.cid)
+                .set_src_port(out.key.local)
+                .set_dst_port(out.key.peer)
+                .set_len(out.len)
+                .set_type(TYPE_STREAM)
+                .set_op(out.op)
+                .set_flags(out.flags)
+                .set_buf_alloc(CONN_BUF)
+                .set_fwd_cnt(out.fwd_cnt);
+            queue::complete(q, mem, head, PKT_HEADER_SIZE as u32 + out.len);
+            self.stats.rx_packets += 1;
+            completed = true;
+        }
+        if completed {
+            queue::notify(q, mem, interrupt);
+        }
+    }
+}
+
+impl VirtioDevice for Vsock {
+    fn device_type(&self) -> u32 {
+        crate::types::VSOCK
+    }
+
+    fn queue_max_sizes(&self) -> &[u16] {
+        QUEUE_SIZES
+    }
+
+    fn features(&self) -> u64 {
+        VIRTIO_F_VERSION_1
+    }
+
+    fn ack_features(&mut self, _features: u64) {}
+
+    fn read_config(&self, offset: u64, data: &mut [u8]) {
+        let cid = self.cid.to_le_bytes();
+        data.fill(0);
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(cid.len());
+        let end = start.saturating_add(data.len()).min(cid.len());
+        data[..end - start].copy_from_slice(&cid[start..end]);
+    }
+
+    fn write_config(&mut self, _offset: u64, _data: &[u8]) {}
+
+    fn activate(
+        &mut self,
+        mem: GuestMem,
+        queues: Vec<QueueConfig>,
+        interrupt: Arc<dyn Interrupt>,
+    ) -> Result<(), ActivateError> {
+        self.active = Some(Active::new(mem, &queues, QUEUE_SIZES, interrupt)?);
+        Ok(())
+    }
+
+    fn queue_notify(&mut self, index: u16) {
+        match usize::from(index) {
+            RX => self.process_rx(),
+            TX => self.process_tx(),
+            _ => {}
+        }
+    }
+
+    fn reset(&mut self) {
+        self.active = None;
+        self.muxer.clear();
+    }
+
+    fn backend_fd(&self) -> Option<RawFd> {
+        Some(self.muxer.poll_fd())
+    }
+
+    fn backend_ready(&mut self) {
+        self.muxer.process_events();
+        self.process_rx();
+    }
+}
