@@ -85,7 +85,11 @@ fn random_mac() -> [u8; 6] {
 
 impl Net {
     pub fn new(cfg: &NetConfig) -> Result<Net, NetError> {
-        let tap = Tap::open(&cfg.tap)?;
+        Net::with_tap(Tap::open(&cfg.tap)?, cfg)
+    }
+
+    /// A device on `tap` (opened already, or a [`Tap::socket_pair`]); `cfg.tap` is unused.
+    pub fn with_tap(tap: Tap, cfg: &NetConfig) -> Result<Net, NetError> {
         let mut offered = VIRTIO_F_VERSION_1
             | 1 << VIRTIO_NET_F_MAC
             | 1 << VIRTIO_NET_F_CSUM
@@ -97,7 +101,8 @@ impl Net {
                 | 1 << VIRTIO_NET_F_GUEST_TSO4
                 | 1 << VIRTIO_NET_F_GUEST_TSO6;
         }
-        tap.set_offload(0)?;
+        // Until the driver says what it takes (not possible on a socket pair).
+        let _ = tap.set_offload(0);
         let poller = Poller::new()?;
         // Disarmed until the driver is ready to receive.
         poller.add(tap.as_raw_fd(), TAP)?;
