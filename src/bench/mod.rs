@@ -6,4 +6,5 @@ pub mod process;
 pub mod scheduler;
 pub mod sentry;
 pub mod stats;
+pub mod virtio;
 pub mod vmm;

@@ -20,6 +20,16 @@ pub enum BenchCommand {
     Pods(PodsArgs),
     /// The microVMM against QEMU microvm: time to first serial byte, to exit, peak RSS.
     Vmm(VmmArgs),
+    /// The virtio devices through the mock queue: blk requests/s and GiB/s, net frames/s,
+    /// the cost of a rate-limiter decision; against the same system calls made directly.
+    Virtio(VirtioArgs),
+}
+
+#[derive(Args)]
+pub struct VirtioArgs {
+    /// Seconds per row.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
 }
 
 #[derive(Args)]
@@ -107,6 +117,12 @@ pub struct ApiArgs {
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        BenchCommand::Virtio(a) => {
+            let seconds = a.seconds.max(0.1);
+            let rows = crate::bench::virtio::run(seconds)?;
+            print!("{}", crate::bench::virtio::render(&rows, seconds));
+            Ok(ExitCode::SUCCESS)
+        }
         BenchCommand::Vmm(a) => {
             let runs = a.runs.max(1);
             let rows = crate::bench::vmm::run(runs)?;
