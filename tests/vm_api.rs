@@ -208,3 +208,68 @@ fn drives_configured_through_the_api_are_attached_at_instance_start() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(&std::fs::read(&img).unwrap()[512..528], b"hello virtio-blk");
 }
+
+#[test]
+fn a_running_machine_pauses_and_resumes_through_the_api() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("api.sock");
+    let kernel = dir.path().join("chatty.elf");
+    // mov dx, 0x3f8; l: mov al, 'x'; out dx, al; mov ecx, 0x20000; d: loop d; jmp l
+    let code = [0x66, 0xba, 0xf8, 0x03, 0xb0, b'x', 0xee, 0xb9, 0, 0, 2, 0, 0xe2, 0xfe, 0xeb, 0xf4];
+    std::fs::write(&kernel, vmm::tiny::pvh_elf(&code)).unwrap();
+    let config = dir.path().join("vm.json");
+    let text = format!(
+        r#"{{"boot-source":{{"kernel_image_path":"{}"}},"machine-config":{{"vcpu_count":1,"mem_size_mib":16}}}}"#,
+        kernel.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut child = vmm()
+        .arg("--config-file")
+        .arg(&config)
+        .arg("--api-sock")
+        .arg(&sock)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let reader = {
+        let (count, mut out) = (count.clone(), child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                count.fetch_add(n, Ordering::SeqCst);
+            }
+        })
+    };
+    let wait_for = |what: &str, f: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !f() {
+            assert!(start.elapsed() < Duration::from_secs(10), "{what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for("output and the API socket", &|| count.load(Ordering::SeqCst) > 0 && sock.exists());
+
+    assert_eq!(call(&sock, "PATCH", "/vm", br#"{"state":"Paused"}"#).0, 204);
+    std::thread::sleep(Duration::from_millis(100));
+    let paused_at = count.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(count.load(Ordering::SeqCst), paused_at, "no guest output while paused");
+    let (s, body) = call(&sock, "GET", "/", b"");
+    assert_eq!(s, 200);
+    assert!(body.contains("Paused"), "{body}");
+    assert_eq!(call(&sock, "PATCH", "/vm", br#"{"state":"Sleeping"}"#).0, 400);
+
+    assert_eq!(call(&sock, "PATCH", "/vm", br#"{"state":"Resumed"}"#).0, 204);
+    wait_for("output after resuming", &|| count.load(Ordering::SeqCst) > paused_at);
+    assert!(call(&sock, "GET", "/", b"").1.contains("Running"));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    reader.join().unwrap();
+}

@@ -189,3 +189,60 @@ fn network_interfaces_are_checked_and_attached() {
         );
     }
 }
+
+#[test]
+fn guest_memory_can_be_a_memfd_or_huge_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut code = vmm::tiny::print(b"up\n");
+    code.extend_from_slice(&vmm::tiny::RESET);
+    let hello = guest(dir.path(), "hello", &code);
+    let out = vm(&hello).arg("--memfd").output().unwrap();
+    assert_eq!((out.stdout.as_slice(), out.status.code()), (&b"up\n"[..], Some(0)));
+
+    // 2 MiB pages: make sure 16 are free for a 32 MiB guest, and give them back after.
+    let nr_path = "/proc/sys/vm/nr_hugepages";
+    let read = |p: &str| std::fs::read_to_string(p).unwrap().trim().parse::<u64>().unwrap();
+    let before = read(nr_path);
+    let free = read("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
+    if free < 16 {
+        std::fs::write(nr_path, (before + 16 - free).to_string()).unwrap();
+    }
+    let mut code = vmm::tiny::print(b"up\n");
+    code.extend_from_slice(&[0xeb, 0xfe]);
+    let spin = guest(dir.path(), "spin", &code);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringfence-vmm"))
+        .args(["--mem", "32", "--huge-pages", "--kernel"])
+        .arg(&spin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", child.id())).unwrap();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    std::fs::write(nr_path, before.to_string()).unwrap();
+    assert_eq!(line, "up\n", "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        smaps.lines().any(|l| l.starts_with("KernelPageSize:") && l.contains("2048 kB")),
+        "no 2 MiB mapping in the VMM"
+    );
+    // Asking for more than the host has is a clear error, not a crash later.
+    let out = Command::new(env!("CARGO_BIN_EXE_ringfence-vmm"))
+        .args(["--mem", "1048576", "--huge-pages", "--kernel"])
+        .arg(&hello)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("huge pages"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -31,6 +31,12 @@ struct Args {
     /// Guest memory in MiB.
     #[arg(long, default_value_t = 128)]
     mem: u64,
+    /// Guest memory from a memfd (4 KiB pages) rather than anonymous memory.
+    #[arg(long)]
+    memfd: bool,
+    /// Guest memory in 2 MiB huge pages (a hugetlb memfd; the host must have them free).
+    #[arg(long)]
+    huge_pages: bool,
     /// Where the serial console goes: `stdout` or a file path.
     #[arg(long, default_value = "stdout")]
     serial: String,
@@ -99,6 +105,9 @@ fn parse_vsock(s: &str) -> Result<(u32, PathBuf), String> {
 fn apply(config: &mut VmConfig, m: &MachineConfig) {
     config.vcpus = m.vcpu_count;
     config.memory_bytes = m.mem_size_mib << 20;
+    if m.huge_pages == vmm::api::HugePages::TwoMiB {
+        config.memory_backing = vmm::memory::Backing::HugePages2M;
+    }
     if m.cpu_template.as_deref() == Some("nested-host") {
         config.template = vmm::cpuid::Template::nested_host();
     }
@@ -262,6 +271,11 @@ fn main() -> ExitCode {
     config.cmdline = a.cmdline;
     config.template = template;
     config.seccomp = !a.no_seccomp;
+    config.memory_backing = match (a.huge_pages, a.memfd) {
+        (true, _) => vmm::memory::Backing::HugePages2M,
+        (false, true) => vmm::memory::Backing::Memfd,
+        (false, false) => vmm::memory::Backing::Anonymous,
+    };
     if let Some(m) = &machine {
         apply(&mut config, m);
     }
@@ -271,7 +285,8 @@ fn main() -> ExitCode {
         if boot.is_some() {
             api.lock().unwrap_or_else(|e| e.into_inner()).set_started();
         }
-        if let Err(e) = vmm::api::server::serve(sock, api.clone(), start_tx, !a.no_seccomp) {
+        let gate = config.pause.clone();
+        if let Err(e) = vmm::api::server::serve(sock, api.clone(), start_tx, gate, !a.no_seccomp) {
             return fail(format!("API socket {}: {e}", sock.display()));
         }
     }

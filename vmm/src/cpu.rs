@@ -104,10 +104,17 @@ pub fn setup_long_mode(vcpu: &VcpuFd, entry: u64, rsi: u64) -> Result<(), VmmErr
 }
 
 /// Runs `vcpu` until the machine ends (or this vCPU finds a reason to end it).
-pub fn run(mut vcpu: VcpuFd, pio: Bus, mmio: Bus, exit: Arc<ExitSignal>) {
+pub fn run(
+    mut vcpu: VcpuFd,
+    pio: Bus,
+    mmio: Bus,
+    exit: Arc<ExitSignal>,
+    gate: &crate::pause::PauseGate,
+) {
     use crate::metrics::{METRICS, inc};
     crate::metrics::mark_once(&METRICS.vcpu_start_us);
     loop {
+        gate.pass(&exit);
         if exit.raised() {
             return;
         }

@@ -12,6 +12,7 @@
 //!   [`cpuid`]: per-vCPU CPUID and JSON CPU templates.
 //! - [`cpu`]: vCPU registers (64-bit and PVH entry) and the run loop that dispatches exits.
 //! - [`virtio_mmio`]: the virtio-mmio transport for devices of the `virtio-devices` crate.
+//! - [`pause`]: pausing and resuming the vCPUs.
 //! - [`seccomp`]: per-thread seccomp filters (vCPU, VMM, API threads).
 //! - [`jail`]: `--jail`: namespaces, a minimal root, an unprivileged user.
 //! - [`metrics`]: counters written as JSON lines.
@@ -30,6 +31,7 @@ pub mod loader;
 pub mod memory;
 pub mod metrics;
 pub mod mptable;
+pub mod pause;
 pub mod seccomp;
 pub mod tiny;
 pub mod virtio_mmio;

@@ -125,7 +125,8 @@ fn allowed(kind: ThreadKind) -> Vec<(i64, Vec<SeccompRule>)> {
                 SYS_prctl,
                 SYS_sched_getaffinity,
                 SYS_getrandom,
-                SYS_fcntl, // try_clone of a connection (F_DUPFD_CLOEXEC)
+                SYS_fcntl,  // try_clone of a connection (F_DUPFD_CLOEXEC)
+                SYS_tgkill, // kicking vCPUs out of the guest to pause them
             ]);
         }
     }

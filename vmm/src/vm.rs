@@ -111,6 +111,7 @@ impl Program {
 
 pub struct VmConfig {
     pub memory_bytes: u64,
+    pub memory_backing: memory::Backing,
     /// Where the serial console's output goes.
     pub serial: Box<dyn Write + Send>,
     pub vcpus: u8,
@@ -123,6 +124,8 @@ pub struct VmConfig {
     /// Confine the vCPU threads and the calling thread with seccomp filters
     /// ([`crate::seccomp`]) once the machine is built.
     pub seccomp: bool,
+    /// Where the machine can be paused and resumed from (e.g. by the API).
+    pub pause: Arc<crate::pause::PauseGate>,
 }
 
 /// Where the `index`-th virtio-mmio device lives: (window address, IRQ).
@@ -185,6 +188,7 @@ impl VmConfig {
     pub fn new(memory_bytes: u64, serial: Box<dyn Write + Send>) -> VmConfig {
         VmConfig {
             memory_bytes,
+            memory_backing: memory::Backing::Anonymous,
             serial,
             vcpus: 1,
             cmdline: String::new(),
@@ -192,12 +196,13 @@ impl VmConfig {
             template: Default::default(),
             devices: Vec::new(),
             seccomp: false,
+            pause: Arc::new(crate::pause::PauseGate::new()),
         }
     }
 }
 
 /// A signal that only interrupts KVM_RUN (its handler does nothing).
-fn kick_signal() -> i32 {
+pub(crate) fn kick_signal() -> i32 {
     libc::SIGRTMIN() + 1
 }
 
@@ -217,7 +222,7 @@ pub fn run_with(
     crate::metrics::mark_start();
     let kvm = Kvm::new()?;
     let vm = kvm.create_vm()?;
-    let mem = memory::create(config.memory_bytes)?;
+    let mem = memory::create_with(config.memory_bytes, config.memory_backing)?;
     memory::register(&vm, &mem)?;
     cpu::write_boot_tables(&mem)?;
     if config.vcpus == 0 {
@@ -338,12 +343,18 @@ pub fn run_with(
     for (id, vcpu) in vcpus.into_iter().enumerate() {
         let (exit, pio, mmio) = (exit.clone(), pio.clone(), mmio.clone());
         let confine = config.seccomp;
-        threads.push(std::thread::Builder::new().name(format!("vcpu{id}")).spawn(move || {
+        let gate = config.pause.clone();
+        let thread = std::thread::Builder::new().name(format!("vcpu{id}")).spawn(move || {
             if confine && let Err(e) = seccomp::install(seccomp::ThreadKind::Vcpu) {
                 return exit.raise(ExitReason::VmmError(e.to_string()));
             }
-            cpu::run(vcpu, pio, mmio, exit)
-        })?);
+            cpu::run(vcpu, pio, mmio, exit, &gate)
+        })?;
+        {
+            use std::os::unix::thread::JoinHandleExt;
+            config.pause.register(thread.as_pthread_t());
+        }
+        threads.push(thread);
     }
 
     let mut events = EventManager::<Arc<Mutex<dyn MutEventSubscriber>>>::new()

@@ -34,6 +34,17 @@ pub struct MachineConfig {
     pub track_dirty_pages: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_template: Option<String>,
+    /// `None` or `2M` (guest memory in 2 MiB huge pages).
+    #[serde(default)]
+    pub huge_pages: HugePages,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HugePages {
+    #[default]
+    None,
+    #[serde(rename = "2M")]
+    TwoMiB,
 }
 
 impl Default for MachineConfig {
@@ -44,6 +55,7 @@ impl Default for MachineConfig {
             smt: false,
             track_dirty_pages: false,
             cpu_template: None,
+            huge_pages: HugePages::None,
         }
     }
 }
@@ -61,6 +73,9 @@ impl MachineConfig {
         }
         if self.track_dirty_pages {
             return Err("dirty page tracking is not supported".into());
+        }
+        if self.huge_pages == HugePages::TwoMiB && !self.mem_size_mib.is_multiple_of(2) {
+            return Err("with huge_pages 2M, mem_size_mib must be even".into());
         }
         Ok(())
     }
@@ -118,12 +133,27 @@ struct Action {
     action_type: String,
 }
 
+/// PATCH /vm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum VmState {
+    Paused,
+    Resumed,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VmStateBody {
+    state: VmState,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// Status and an optional JSON body.
     Respond(u16, Option<String>),
     /// Start the machine with this configuration, then answer 204.
     Start(Box<InstanceConfig>),
+    /// Pause or resume the running machine, then answer 204 (and call [`Api::set_paused`]).
+    SetState(VmState),
 }
 
 fn fault(status: u16, message: impl std::fmt::Display) -> Reply {
@@ -140,12 +170,18 @@ pub struct Api {
     vsock: Option<Vsock>,
     entropy: Option<Entropy>,
     started: bool,
+    paused: bool,
 }
 
 impl Api {
     /// Marks the machine started (by the API or otherwise).
     pub fn set_started(&mut self) {
         self.started = true;
+    }
+
+    /// Records that the machine was paused or resumed.
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
     }
 
     pub fn handle(&mut self, method: &str, path: &str, body: &[u8]) -> Reply {
@@ -168,7 +204,11 @@ impl Api {
             "The requested operation is not supported after starting the microVM.";
         match (method, path) {
             ("GET", "/") => {
-                let state = if self.started { "Running" } else { "Not started" };
+                let state = match (self.started, self.paused) {
+                    (false, _) => "Not started",
+                    (true, false) => "Running",
+                    (true, true) => "Paused",
+                };
                 let info = serde_json::json!({
                     "id": "anonymous-instance",
                     "state": state,
@@ -327,7 +367,12 @@ impl Api {
             ("PUT", "/logger") => {
                 fault(400, "/logger is not supported: logs go to stderr, filtered by RUST_LOG")
             }
-            ("PATCH", "/vm") => fault(400, "pausing and resuming are not supported yet"),
+            ("PATCH", "/vm") => {
+                if !self.started {
+                    return fault(400, "the microVM is not started");
+                }
+                Reply::SetState(body_as!(VmStateBody, "vm").state)
+            }
             (_, "/" | "/machine-config" | "/boot-source" | "/actions" | "/vm") => {
                 fault(405, format!("{method} is not allowed on {path}"))
             }
@@ -343,7 +388,7 @@ mod tests {
     fn status(r: &Reply) -> u16 {
         match r {
             Reply::Respond(s, _) => *s,
-            Reply::Start(..) => 0,
+            Reply::Start(..) | Reply::SetState(..) => 0,
         }
     }
 
@@ -387,6 +432,11 @@ mod tests {
         assert_eq!(status(&api.handle("DELETE", "/boot-source", b"")), 405);
         assert_eq!(status(&api.handle("GET", "/nowhere", b"")), 404);
         assert_eq!(status(&api.handle("PUT", "/drives/rootfs", b"{}")), 400);
+        assert_eq!(
+            status(&api.handle("PATCH", "/vm", br#"{"state":"Paused"}"#)),
+            400,
+            "not started"
+        );
         let drive = |id: &str, root: bool| {
             format!(
                 r#"{{"drive_id":"{id}","path_on_host":"{k}","is_root_device":{root},"is_read_only":true}}"#
@@ -470,6 +520,17 @@ mod tests {
         assert_eq!(status(&api.handle("PUT", "/boot-source", boot.as_bytes())), 400);
         match api.handle("GET", "/", b"") {
             Reply::Respond(200, Some(b)) => assert!(b.contains("Running")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            api.handle("PATCH", "/vm", br#"{"state":"Paused"}"#),
+            Reply::SetState(VmState::Paused)
+        );
+        assert_eq!(status(&api.handle("PATCH", "/vm", br#"{"state":"Asleep"}"#)), 400);
+        assert_eq!(status(&api.handle("PATCH", "/vm", br#"{"state":"Paused","x":1}"#)), 400);
+        api.set_paused(true);
+        match api.handle("GET", "/", b"") {
+            Reply::Respond(200, Some(b)) => assert!(b.contains("Paused")),
             other => panic!("{other:?}"),
         }
     }

@@ -8,7 +8,8 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
 use super::http::{self, HttpError};
-use super::{Api, InstanceConfig, Reply};
+use super::{Api, InstanceConfig, Reply, VmState};
+use crate::pause::PauseGate;
 
 /// Serves `api` on a new socket at `path`; `start` receives the configuration of an
 /// InstanceStart.
@@ -16,6 +17,7 @@ pub fn serve(
     path: &Path,
     api: Arc<Mutex<Api>>,
     start: Sender<InstanceConfig>,
+    gate: Arc<PauseGate>,
     confine: bool,
 ) -> std::io::Result<()> {
     let _ = std::fs::remove_file(path);
@@ -27,7 +29,7 @@ pub fn serve(
             return;
         }
         for conn in listener.incoming().flatten() {
-            let (api, start) = (api.clone(), start.clone());
+            let (api, start, gate) = (api.clone(), start.clone(), gate.clone());
             let _ = std::thread::Builder::new().name("api-conn".into()).spawn(move || {
                 let Ok(mut writer) = conn.try_clone() else { return };
                 let mut reader = BufReader::new(conn);
@@ -55,6 +57,26 @@ pub fn serve(
                         Reply::Start(config) => {
                             let _ = start.send(*config);
                             (204, None)
+                        }
+                        Reply::SetState(state) => {
+                            let done = match state {
+                                VmState::Paused => gate.pause(std::time::Duration::from_secs(2)),
+                                VmState::Resumed => {
+                                    gate.resume();
+                                    Ok(())
+                                }
+                            };
+                            match done {
+                                Ok(()) => {
+                                    let paused = state == VmState::Paused;
+                                    api.lock().unwrap_or_else(|e| e.into_inner()).set_paused(paused);
+                                    (204, None)
+                                }
+                                Err(e) => {
+                                    let body = serde_json::json!({ "fault_message": e }).to_string();
+                                    (500, Some(body))
+                                }
+                            }
                         }
                     };
                     if http::write_response(&mut writer, status, body.as_deref()).is_err() {
