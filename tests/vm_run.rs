@@ -246,3 +246,66 @@ fn guest_memory_can_be_a_memfd_or_huge_pages() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_jailed_vmm_runs_under_its_cgroup_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut code = vmm::tiny::print(b"limited\n");
+    code.extend_from_slice(&[0xeb, 0xfe]);
+    let kernel = guest(dir.path(), "guest.elf", &code);
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let (cpu_file, cpu_value) =
+        if v2 { ("cpu.max", "20000 100000") } else { ("cpu.cfs_quota_us", "20000") };
+    let jailed = |limits: &[String]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ringfence-vmm"));
+        c.args(["--mem", "16", "--kernel"])
+            .arg(&kernel)
+            .arg("--jail")
+            .arg(dir.path().join("cgjail"));
+        for l in limits {
+            c.args(["--cgroup", l]);
+        }
+        c
+    };
+    let mut child = jailed(&["pids.max=64".into(), format!("{cpu_file}={cpu_value}")])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "limited\n");
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).unwrap();
+    let vmm_pid: u32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    let cgroups = std::fs::read_to_string(format!("/proc/{vmm_pid}/cgroup")).unwrap();
+    let name = format!("ringfence-vmm/cgjail-{}", child.id());
+    let pids_dir = if v2 {
+        format!("/sys/fs/cgroup/{name}")
+    } else {
+        assert!(cgroups.lines().any(|l| l.contains(":pids:") && l.ends_with(&name)), "{cgroups}");
+        assert!(cgroups.lines().any(|l| l.contains(":cpu:") && l.ends_with(&name)), "{cgroups}");
+        format!("/sys/fs/cgroup/pids/{name}")
+    };
+    assert_eq!(std::fs::read_to_string(format!("{pids_dir}/pids.max")).unwrap().trim(), "64");
+    // SAFETY: signalling our own child (the supervisor forwards it).
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    assert!(!std::path::Path::new(&pids_dir).exists(), "the cgroup is removed afterwards");
+
+    for (bad, why) in [
+        ("nosuch.file=1", "does not exist"),
+        ("pids.max=lots", "writing"),
+        ("nonsense", "FILE=VALUE"),
+    ] {
+        let out = jailed(&[bad.into()]).output().unwrap();
+        assert!(!out.status.success(), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{bad}: {err}");
+    }
+    let out = vm(&kernel).args(["--cgroup", "pids.max=64"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--jail"));
+}

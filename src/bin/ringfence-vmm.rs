@@ -73,6 +73,10 @@ struct Args {
     uid: u32,
     #[arg(long, default_value_t = 65534)]
     gid: u32,
+    /// With --jail: a cgroup limit `FILE=VALUE` (e.g. `cpu.max=50000`, `pids.max=64`,
+    /// `memory.limit_in_bytes=256M` on cgroup v1); repeatable.
+    #[arg(long, requires = "jail")]
+    cgroup: Vec<vmm::jail_cgroup::Limit>,
     /// Write metrics (JSON lines) here on FlushMetrics and at exit.
     #[arg(long)]
     metrics_path: Option<PathBuf>,
@@ -224,6 +228,7 @@ fn main() -> ExitCode {
             files,
             disks: drives.iter().map(|d| d.path_on_host.clone()).collect(),
             tun: !ifaces.is_empty() || a.api_sock.is_some(),
+            cgroups: a.cgroup.clone(),
             keep_fds: Vec::new(),
         };
         let (inside, disks_inside) = match vmm::jail::enter(&jail) {

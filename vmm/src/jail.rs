@@ -21,6 +21,8 @@ pub struct JailConfig {
     /// Make /dev/net/tun, for network interfaces (their taps must exist beforehand, owned by
     /// the jailed user, as with Firecracker's jailer).
     pub tun: bool,
+    /// Cgroup limits for the VMM (see [`crate::jail_cgroup`]).
+    pub cgroups: Vec<crate::jail_cgroup::Limit>,
     /// Descriptors to keep open (e.g. an API socket bound beforehand).
     pub keep_fds: Vec<i32>,
 }
@@ -106,11 +108,27 @@ pub fn enter(config: &JailConfig) -> Result<(Vec<PathBuf>, Vec<PathBuf>), VmmErr
         check(libc::chmod(cstr(root)?.as_ptr(), 0o770), "chmod the root")?;
         check(libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWPID), "unshare")?;
     }
+    let id = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "jail".into());
+    let cgroups =
+        crate::jail_cgroup::create(&format!("{id}-{}", std::process::id()), &config.cgroups)?;
+    let removal = crate::jail_cgroup::Removal::prepare(&cgroups)?;
     // SAFETY: still single-threaded; the child continues with a copy of this state.
     let pid = unsafe { libc::fork() };
     check(pid, "fork")?;
     if pid > 0 {
-        supervise(pid);
+        supervise(pid, &removal);
+    }
+    // Those descriptors lead outside the jail.
+    drop(removal);
+    // The VMM joins its cgroups before anything of the guest runs.
+    if let Err(e) = crate::jail_cgroup::join(&cgroups) {
+        eprintln!("ringfence-vmm: {e}");
+        // SAFETY: leaving the child without running any destructors of the parent's state.
+        unsafe { libc::_exit(1) };
     }
     // The VMM: PID 1 of its namespace. Make the new root its `/`.
     let old = root.join(".old-root");
@@ -171,7 +189,7 @@ pub fn enter(config: &JailConfig) -> Result<(Vec<PathBuf>, Vec<PathBuf>), VmmErr
 }
 
 /// The outer process: forward termination signals, reap the VMM, exit with its status.
-fn supervise(child: libc::pid_t) -> ! {
+fn supervise(child: libc::pid_t, cgroups: &crate::jail_cgroup::Removal) -> ! {
     // SAFETY: blocking signals and waiting for them on this single-threaded process.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -188,6 +206,7 @@ fn supervise(child: libc::pid_t) -> ! {
                 } else {
                     128 + libc::WTERMSIG(status)
                 };
+                cgroups.run();
                 libc::_exit(code);
             }
             let mut sig = 0;

@@ -14,7 +14,8 @@
 //! - [`virtio_mmio`]: the virtio-mmio transport for devices of the `virtio-devices` crate.
 //! - [`pause`]: pausing and resuming the vCPUs.
 //! - [`seccomp`]: per-thread seccomp filters (vCPU, VMM, API threads).
-//! - [`jail`]: `--jail`: namespaces, a minimal root, an unprivileged user.
+//! - [`jail`]: `--jail`: namespaces, a minimal root, an unprivileged user; [`jail_cgroup`]:
+//!   its cgroup limits.
 //! - [`metrics`]: counters written as JSON lines.
 //! - [`vm`]: a whole machine: build, run until it ends, and why it ended ([`vm::ExitReason`]).
 
@@ -25,6 +26,7 @@ pub mod cpu;
 pub mod cpuid;
 pub mod devices;
 pub mod jail;
+pub mod jail_cgroup;
 pub mod layout;
 pub mod linux_boot;
 pub mod loader;
