@@ -273,3 +273,48 @@ fn a_running_machine_pauses_and_resumes_through_the_api() {
     assert_eq!(child.wait().unwrap().code(), Some(143));
     reader.join().unwrap();
 }
+
+#[test]
+fn send_ctrl_alt_del_presses_keys_the_guest_reads_from_the_i8042() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("api.sock");
+    let kernel = dir.path().join("kbd.elf");
+    // Print "ready", then read four bytes from the keyboard (polling the status port), echo
+    // each to the serial port, and reset.
+    let mut code = vmm::tiny::print(b"ready\n");
+    code.extend_from_slice(&[0xb9, 4, 0, 0, 0]); // mov ecx, 4
+    code.extend_from_slice(&[
+        0xe4, 0x64, // l: in al, 0x64
+        0xa8, 0x01, // test al, 1
+        0x74, 0xfa, // jz l
+        0xe4, 0x60, // in al, 0x60
+        0x66, 0xba, 0xf8, 0x03, // mov dx, 0x3f8
+        0xee, // out dx, al
+        0xe2, 0xf1, // loop l
+    ]);
+    code.extend_from_slice(&vmm::tiny::RESET);
+    std::fs::write(&kernel, vmm::tiny::pvh_elf(&code)).unwrap();
+    let config = dir.path().join("vm.json");
+    let text = format!(
+        r#"{{"boot-source":{{"kernel_image_path":"{}"}},"machine-config":{{"vcpu_count":1,"mem_size_mib":16}}}}"#,
+        kernel.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut child = vmm()
+        .arg("--config-file")
+        .arg(&config)
+        .arg("--api-sock")
+        .arg(&sock)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    assert_eq!(call(&sock, "PUT", "/actions", br#"{"action_type":"SendCtrlAltDel"}"#).0, 204);
+    let mut keys = Vec::new();
+    out.read_to_end(&mut keys).unwrap();
+    assert_eq!(keys, [0x14, 0x11, 0xe0, 0x71], "Ctrl, Alt, Del in scancode set 2");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

@@ -290,8 +290,9 @@ fn main() -> ExitCode {
         if boot.is_some() {
             api.lock().unwrap_or_else(|e| e.into_inner()).set_started();
         }
-        let gate = config.pause.clone();
-        if let Err(e) = vmm::api::server::serve(sock, api.clone(), start_tx, gate, !a.no_seccomp) {
+        let control = config.control.clone();
+        if let Err(e) = vmm::api::server::serve(sock, api.clone(), start_tx, control, !a.no_seccomp)
+        {
             return fail(format!("API socket {}: {e}", sock.display()));
         }
     }

@@ -6,13 +6,13 @@
 //! - [`layout`]: the guest-physical memory map.
 //! - [`memory`]: guest memory, registered with KVM.
 //! - [`bus`]: port and MMIO buses, and the [`bus::BusDevice`] trait devices implement.
-//! - [`devices`]: legacy devices (16550 serial, i8042).
+//! - [`devices`]: legacy devices (16550 serial, i8042 with a keyboard).
 //! - [`loader`]: ELF (with PVH) and bzImage kernels; [`tiny`]: tiny guest images.
 //! - [`linux_boot`]: zero page, e820, command line, initrd; [`mptable`]: the MP table;
 //!   [`cpuid`]: per-vCPU CPUID and JSON CPU templates.
 //! - [`cpu`]: vCPU registers (64-bit and PVH entry) and the run loop that dispatches exits.
 //! - [`virtio_mmio`]: the virtio-mmio transport for devices of the `virtio-devices` crate.
-//! - [`pause`]: pausing and resuming the vCPUs.
+//! - [`control`]: acting on a running machine (pause and resume through [`pause`], keys).
 //! - [`seccomp`]: per-thread seccomp filters (vCPU, VMM, API threads).
 //! - [`jail`]: `--jail`: namespaces, a minimal root, an unprivileged user; [`jail_cgroup`]:
 //!   its cgroup limits.
@@ -22,6 +22,7 @@
 pub mod api;
 pub mod attach;
 pub mod bus;
+pub mod control;
 pub mod cpu;
 pub mod cpuid;
 pub mod devices;

@@ -124,8 +124,8 @@ pub struct VmConfig {
     /// Confine the vCPU threads and the calling thread with seccomp filters
     /// ([`crate::seccomp`]) once the machine is built.
     pub seccomp: bool,
-    /// Where the machine can be paused and resumed from (e.g. by the API).
-    pub pause: Arc<crate::pause::PauseGate>,
+    /// What acts on the running machine from outside (pause and resume, the keyboard).
+    pub control: Arc<crate::control::MachineControl>,
 }
 
 /// Where the `index`-th virtio-mmio device lives: (window address, IRQ).
@@ -196,7 +196,7 @@ impl VmConfig {
             template: Default::default(),
             devices: Vec::new(),
             seccomp: false,
-            pause: Arc::new(crate::pause::PauseGate::new()),
+            control: Arc::new(crate::control::MachineControl::new()),
         }
     }
 }
@@ -289,8 +289,13 @@ pub fn run_with(
     let uart = serial::SerialDevice::new(None, config.serial);
     pio.insert(serial::COM1_PORT, serial::COM1_LEN, Arc::new(Mutex::new(uart)))
         .map_err(VmmError::Config)?;
-    pio.insert(i8042::PORT, i8042::LEN, Arc::new(Mutex::new(i8042::I8042::new(exit.clone()))))
-        .map_err(VmmError::Config)?;
+    let keyboard = Arc::new(Mutex::new(i8042::I8042::new(exit.clone())?));
+    if irqchip {
+        let k = keyboard.lock().unwrap_or_else(|e| e.into_inner());
+        vm.register_irqfd(k.irq(), i8042::IRQ)?;
+    }
+    config.control.attach_keyboard(keyboard.clone());
+    pio.insert(i8042::PORT, i8042::LEN, keyboard).map_err(VmmError::Config)?;
     let mut mmio = Bus::default();
     let mut notifiers = Vec::new();
     let mut backends = Vec::new();
@@ -343,16 +348,16 @@ pub fn run_with(
     for (id, vcpu) in vcpus.into_iter().enumerate() {
         let (exit, pio, mmio) = (exit.clone(), pio.clone(), mmio.clone());
         let confine = config.seccomp;
-        let gate = config.pause.clone();
+        let control = config.control.clone();
         let thread = std::thread::Builder::new().name(format!("vcpu{id}")).spawn(move || {
             if confine && let Err(e) = seccomp::install(seccomp::ThreadKind::Vcpu) {
                 return exit.raise(ExitReason::VmmError(e.to_string()));
             }
-            cpu::run(vcpu, pio, mmio, exit, &gate)
+            cpu::run(vcpu, pio, mmio, exit, &control.pause)
         })?;
         {
             use std::os::unix::thread::JoinHandleExt;
-            config.pause.register(thread.as_pthread_t());
+            config.control.pause.register(thread.as_pthread_t());
         }
         threads.push(thread);
     }

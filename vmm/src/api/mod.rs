@@ -154,6 +154,8 @@ pub enum Reply {
     Start(Box<InstanceConfig>),
     /// Pause or resume the running machine, then answer 204 (and call [`Api::set_paused`]).
     SetState(VmState),
+    /// Press Ctrl+Alt+Del on the running machine's keyboard, then answer 204.
+    CtrlAltDel,
 }
 
 fn fault(status: u16, message: impl std::fmt::Display) -> Reply {
@@ -295,10 +297,12 @@ impl Api {
                             }
                         }
                     }
-                    "SendCtrlAltDel" => fault(
-                        400,
-                        "SendCtrlAltDel needs a keyboard, which this VMM does not emulate",
-                    ),
+                    "SendCtrlAltDel" => {
+                        if !self.started {
+                            return fault(400, "the microVM is not started");
+                        }
+                        Reply::CtrlAltDel
+                    }
                     "FlushMetrics" => {
                         if !crate::metrics::has_sink() {
                             return fault(400, "metrics are not configured (PUT /metrics first)");
@@ -388,7 +392,7 @@ mod tests {
     fn status(r: &Reply) -> u16 {
         match r {
             Reply::Respond(s, _) => *s,
-            Reply::Start(..) | Reply::SetState(..) => 0,
+            Reply::Start(..) | Reply::SetState(..) | Reply::CtrlAltDel => 0,
         }
     }
 
@@ -528,6 +532,10 @@ mod tests {
         );
         assert_eq!(status(&api.handle("PATCH", "/vm", br#"{"state":"Asleep"}"#)), 400);
         assert_eq!(status(&api.handle("PATCH", "/vm", br#"{"state":"Paused","x":1}"#)), 400);
+        assert_eq!(
+            api.handle("PUT", "/actions", br#"{"action_type":"SendCtrlAltDel"}"#),
+            Reply::CtrlAltDel
+        );
         api.set_paused(true);
         match api.handle("GET", "/", b"") {
             Reply::Respond(200, Some(b)) => assert!(b.contains("Paused")),

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use super::http::{self, HttpError};
 use super::{Api, InstanceConfig, Reply, VmState};
-use crate::pause::PauseGate;
+use crate::control::MachineControl;
 
 /// Serves `api` on a new socket at `path`; `start` receives the configuration of an
 /// InstanceStart.
@@ -17,7 +17,7 @@ pub fn serve(
     path: &Path,
     api: Arc<Mutex<Api>>,
     start: Sender<InstanceConfig>,
-    gate: Arc<PauseGate>,
+    control: Arc<MachineControl>,
     confine: bool,
 ) -> std::io::Result<()> {
     let _ = std::fs::remove_file(path);
@@ -29,7 +29,7 @@ pub fn serve(
             return;
         }
         for conn in listener.incoming().flatten() {
-            let (api, start, gate) = (api.clone(), start.clone(), gate.clone());
+            let (api, start, control) = (api.clone(), start.clone(), control.clone());
             let _ = std::thread::Builder::new().name("api-conn".into()).spawn(move || {
                 let Ok(mut writer) = conn.try_clone() else { return };
                 let mut reader = BufReader::new(conn);
@@ -58,11 +58,19 @@ pub fn serve(
                             let _ = start.send(*config);
                             (204, None)
                         }
+                        Reply::CtrlAltDel => match control.send_ctrl_alt_del() {
+                            Ok(()) => (204, None),
+                            Err(e) => {
+                                (400, Some(serde_json::json!({ "fault_message": e }).to_string()))
+                            }
+                        },
                         Reply::SetState(state) => {
                             let done = match state {
-                                VmState::Paused => gate.pause(std::time::Duration::from_secs(2)),
+                                VmState::Paused => {
+                                    control.pause.pause(std::time::Duration::from_secs(2))
+                                }
                                 VmState::Resumed => {
-                                    gate.resume();
+                                    control.pause.resume();
                                     Ok(())
                                 }
                             };
