@@ -123,10 +123,18 @@ fn a_disk_given_on_the_command_line_is_read_and_written_by_the_guest() {
     let kernel = guest(dir.path(), "blk.elf", &vmm::tiny::virtio_blk_copy());
     let img = disk(dir.path());
     // Seccomp filters are on: the device's I/O is allowed on the VMM thread.
-    let out = vm(&kernel).arg("--disk").arg(&img).output().unwrap();
+    let metrics = dir.path().join("metrics.json");
+    let out =
+        vm(&kernel).arg("--disk").arg(&img).arg("--metrics-path").arg(&metrics).output().unwrap();
     assert_eq!(out.stdout, b"hello virtio-blk\0\0", "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(&std::fs::read(&img).unwrap()[512..528], b"hello virtio-blk");
+    // The device's bytes are in the metrics written at exit.
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    let m: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(m["devices"]["block0"]["read_bytes"], 512, "{m}");
+    assert_eq!(m["devices"]["block0"]["write_bytes"], 512, "{m}");
+    assert_eq!(m["devices"]["block0"]["requests"], 2, "{m}");
 
     // Read-only: the read works, the write gets IOERR (status 1) and the image is unchanged.
     let img = disk(dir.path());

@@ -59,4 +59,8 @@ pub trait VirtioDevice: Send {
         None
     }
     fn backend_ready(&mut self) {}
+    /// Counters for the VMM's metrics (bytes, requests, errors), by name.
+    fn metrics(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }

@@ -116,4 +116,7 @@ impl VirtioDevice for Rng {
     fn reset(&mut self) {
         self.active = None;
     }
+    fn metrics(&self) -> Vec<(&'static str, u64)> {
+        vec![("bytes", self.bytes)]
+    }
 }

@@ -33,7 +33,25 @@ pub static METRICS: Metrics = Metrics {
     vcpu_start_us: AtomicU64::new(0),
 };
 
+type Device = std::sync::Arc<Mutex<dyn virtio_devices::VirtioDevice>>;
+
 static START: Mutex<Option<Instant>> = Mutex::new(None);
+static DEVICES: Mutex<Vec<(String, Device)>> = Mutex::new(Vec::new());
+
+/// Reports `device`'s counters under `name` (e.g. `block0`) from now on.
+pub fn register_device(name: String, device: Device) {
+    DEVICES.lock().unwrap_or_else(|e| e.into_inner()).push((name, device));
+}
+
+fn devices() -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for (name, dev) in DEVICES.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        let counters = dev.lock().unwrap_or_else(|e| e.into_inner()).metrics();
+        let obj = counters.into_iter().map(|(k, v)| (k.to_owned(), v.into())).collect();
+        out.insert(name.clone(), serde_json::Value::Object(obj));
+    }
+    serde_json::Value::Object(out)
+}
 static SINK: Mutex<Option<std::fs::File>> = Mutex::new(None);
 
 /// Marks the VMM's start (the origin of the timing metrics).
@@ -77,6 +95,7 @@ pub fn snapshot() -> serde_json::Value {
         },
         "serial": { "bytes_out": g(&m.serial_bytes_out) },
         "virtio": { "notifications": g(&m.virtio_notifications) },
+        "devices": devices(),
         "boot": {
             "vcpu_start_us": g(&m.vcpu_start_us),
             "first_serial_byte_us": g(&m.first_serial_byte_us),

@@ -299,7 +299,19 @@ pub fn run_with(
     let mut mmio = Bus::default();
     let mut notifiers = Vec::new();
     let mut backends = Vec::new();
+    let mut per_type: std::collections::HashMap<u32, usize> = Default::default();
     for (i, device) in config.devices.iter().enumerate() {
+        let ty = device.lock().unwrap_or_else(|e| e.into_inner()).device_type();
+        let n = per_type.entry(ty).or_default();
+        let kind = match ty {
+            virtio_devices::types::BLOCK => "block",
+            virtio_devices::types::NET => "net",
+            virtio_devices::types::VSOCK => "vsock",
+            virtio_devices::types::ENTROPY => "rng",
+            _ => "virtio",
+        };
+        crate::metrics::register_device(format!("{kind}{n}"), device.clone());
+        *n += 1;
         let (addr, irq) = device_slot(i);
         if irq > 23 {
             return Err(VmmError::Config("too many virtio devices".into()));

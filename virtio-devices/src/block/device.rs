@@ -356,6 +356,19 @@ impl VirtioDevice for Block {
         self.limiter.as_ref().map(RateLimiter::timer_fd)
     }
 
+    fn metrics(&self) -> Vec<(&'static str, u64)> {
+        let s = &self.stats;
+        vec![
+            ("read_bytes", s.read_bytes),
+            ("write_bytes", s.write_bytes),
+            ("flushes", s.flushes),
+            ("requests", s.requests),
+            ("refused", s.refused),
+            ("io_errors", s.io_errors),
+            ("throttled", s.throttled),
+        ]
+    }
+
     fn backend_ready(&mut self) {
         if let Some(l) = &mut self.limiter {
             l.timer_fired();

@@ -334,6 +334,19 @@ impl VirtioDevice for Net {
         Some(self.poller.as_raw_fd())
     }
 
+    fn metrics(&self) -> Vec<(&'static str, u64)> {
+        let s = &self.stats;
+        vec![
+            ("rx_frames", s.rx_frames),
+            ("rx_bytes", s.rx_bytes),
+            ("tx_frames", s.tx_frames),
+            ("tx_bytes", s.tx_bytes),
+            ("tx_dropped", s.tx_dropped),
+            ("refused", s.refused),
+            ("throttled", s.throttled),
+        ]
+    }
+
     fn backend_ready(&mut self) {
         let mut events = [EpollEvent::default(); 4];
         let n = self.poller.ready(&mut events);

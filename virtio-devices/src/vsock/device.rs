@@ -199,6 +199,18 @@ impl VirtioDevice for Vsock {
         Some(self.muxer.poll_fd())
     }
 
+    fn metrics(&self) -> Vec<(&'static str, u64)> {
+        let s = self.stats();
+        vec![
+            ("rx_packets", s.rx_packets),
+            ("tx_packets", s.tx_packets),
+            ("refused_chains", s.refused_chains),
+            ("connections", s.muxer.connections),
+            ("refused_connections", s.muxer.refused),
+            ("resets", s.muxer.resets),
+        ]
+    }
+
     fn backend_ready(&mut self) {
         self.muxer.process_events();
         self.process_rx();
