@@ -2,6 +2,7 @@
 
 mod bench;
 mod cli;
+mod lane;
 
 use clap::Parser;
 

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod controlplane;
+mod dev;
 mod image;
 mod node;
 mod sentry;
@@ -51,6 +52,9 @@ pub enum Command {
     /// A node's images: import, pull, list, remove.
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// Tools for developing Ringfence (the nested-SVM test lane).
+    #[command(subcommand)]
+    Dev(dev::DevCommand),
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -66,6 +70,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Cri(a) => node::cri(a),
         Command::Node(a) => node::node(a),
         Command::Up(a) => node::up(a),
+        Command::Dev(c) => dev::run(c),
     }
 }
 

@@ -286,7 +286,16 @@ pub fn run_with(
     };
 
     let mut pio = Bus::default();
-    let uart = serial::SerialDevice::new(None, config.serial);
+    // With an interrupt controller, the UART interrupts on IRQ 4 (Linux's 8250 driver waits
+    // for it to send more than a FIFO's worth).
+    let uart_irq = if irqchip {
+        let evt = EventFd::new(libc::EFD_NONBLOCK)?;
+        vm.register_irqfd(&evt, serial::COM1_IRQ)?;
+        Some(evt)
+    } else {
+        None
+    };
+    let uart = serial::SerialDevice::new(uart_irq, config.serial);
     pio.insert(serial::COM1_PORT, serial::COM1_LEN, Arc::new(Mutex::new(uart)))
         .map_err(VmmError::Config)?;
     let keyboard = Arc::new(Mutex::new(i8042::I8042::new(exit.clone())?));

@@ -28,6 +28,7 @@ const UNLOCKED: u8 = 0x10;
 const KBD_INTERRUPT: u8 = 0x01;
 const CTR_SYSTEM: u8 = 0x04;
 const KBD_DISABLED: u8 = 0x10;
+const AUX_DISABLED: u8 = 0x20;
 
 // Controller commands.
 const READ_CTR: u8 = 0x20;
@@ -36,6 +37,8 @@ const SELF_TEST: u8 = 0xaa;
 const KBD_TEST: u8 = 0xab;
 const KBD_DISABLE: u8 = 0xad;
 const KBD_ENABLE: u8 = 0xae;
+const AUX_DISABLE: u8 = 0xa7;
+const AUX_ENABLE: u8 = 0xa8;
 const READ_OUTPUT_PORT: u8 = 0xd0;
 const WRITE_OUTPUT_PORT: u8 = 0xd1;
 const WRITE_KBD_BUFFER: u8 = 0xd2;
@@ -110,6 +113,9 @@ impl I8042 {
             KBD_TEST => self.push(0x00),
             KBD_DISABLE => self.ctr |= KBD_DISABLED,
             KBD_ENABLE => self.ctr &= !KBD_DISABLED,
+            // There is no mouse; the flag is kept so a driver sees its command took.
+            AUX_DISABLE => self.ctr |= AUX_DISABLED,
+            AUX_ENABLE => self.ctr &= !AUX_DISABLED,
             READ_OUTPUT_PORT => self.push(0x01), // the reset line is not asserted
             PULSE_RESET => self.exit.raise(ExitReason::Reset),
             _ => {}

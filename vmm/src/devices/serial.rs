@@ -9,6 +9,7 @@ use crate::bus::BusDevice;
 
 pub const COM1_PORT: u64 = 0x3f8;
 pub const COM1_LEN: u64 = 8;
+pub const COM1_IRQ: u32 = 4;
 
 /// Raises the UART's interrupt line (an irqfd registered for IRQ 4, or nothing).
 pub struct IrqTrigger(pub Option<EventFd>);

@@ -1,0 +1,74 @@
+//! `ringfence dev ...`: tools for developing Ringfence itself, such as the nested-SVM lane.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use crate::lane;
+
+#[derive(Subcommand)]
+pub enum DevCommand {
+    /// Runs ringfence-vmm inside the nested-SVM lane (QEMU with software emulation and
+    /// emulated AMD SVM, whose KVM boots Linux guests in seconds) and prints its output; the
+    /// exit status is the VMM's. `--file HOST:INSIDE` puts files there (kernels, disks).
+    NestedRun(NestedRunArgs),
+    /// Prints the path of the lane's kernel (Debian's cloud kernel), fetching it once.
+    LaneKernel,
+}
+
+#[derive(Args)]
+pub struct NestedRunArgs {
+    /// A host file to put inside the outer VM: `HOST:INSIDE` (an absolute path); repeatable.
+    #[arg(long = "file", value_parser = parse_file)]
+    files: Vec<(PathBuf, String)>,
+    /// Give up (and kill QEMU) after this many seconds.
+    #[arg(long, default_value_t = 180)]
+    timeout: u64,
+    /// The VMM binary (default: the ringfence-vmm next to this binary).
+    #[arg(long)]
+    vmm: Option<PathBuf>,
+    /// The VMM's arguments.
+    #[arg(last = true, required = true)]
+    args: Vec<String>,
+}
+
+fn parse_file(s: &str) -> Result<(PathBuf, String), String> {
+    let (host, inside) = s.rsplit_once(':').ok_or("expected HOST:INSIDE")?;
+    if !inside.starts_with('/') {
+        return Err(format!("{inside:?}: the path inside must be absolute"));
+    }
+    Ok((PathBuf::from(host), inside.to_owned()))
+}
+
+pub fn run(cmd: DevCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        DevCommand::LaneKernel => {
+            println!("{}", lane::kernel()?.vmlinuz.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        DevCommand::NestedRun(a) => {
+            let vmm = match a.vmm {
+                Some(v) => v,
+                None => lane::default_vmm()?,
+            };
+            let run = lane::Run {
+                vmm,
+                args: a.args,
+                files: a.files,
+                timeout: Duration::from_secs(a.timeout),
+            };
+            let out = lane::execute(&run)?;
+            print!("{}", out.output);
+            eprintln!(
+                "lane: KVM ready in the outer VM at {:.2} s, the VMM ran {:.2} s, QEMU {:.2} s in all; exit status {}",
+                out.outer_ready_s,
+                out.vmm_s,
+                out.total.as_secs_f64(),
+                out.exit_code
+            );
+            Ok(ExitCode::from(out.exit_code.clamp(0, 255) as u8))
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! The outer VM's initramfs: a base archive (busybox, the KVM modules, device nodes) cached
+//! per kernel, and a per-run archive (the init script, the VMM with its libraries, the run's
+//! files) concatenated after it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use super::cpio::Cpio;
+use super::kernel::LaneKernel;
+
+/// KVM for AMD and what it needs, in load order.
+const MODULES: [&str; 3] =
+    ["virt/lib/irqbypass.ko", "arch/x86/kvm/kvm.ko", "arch/x86/kvm/kvm-amd.ko"];
+const BUSYBOX: &str = "/bin/busybox";
+
+/// The base archive for `kernel`, built once.
+pub fn base(kernel: &LaneKernel, cache: &Path) -> anyhow::Result<PathBuf> {
+    let path = cache.join(format!("base-{}.cpio", kernel.version));
+    if path.exists() {
+        return Ok(path);
+    }
+    let mut c = Cpio::new();
+    let busybox = std::fs::read(BUSYBOX).with_context(|| format!("{BUSYBOX} (busybox-static)"))?;
+    c.file("bin/busybox", 0o755, &busybox);
+    for m in MODULES {
+        let p = kernel.modules.join(m);
+        let body = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+        let name = Path::new(m).file_name().map(|n| n.to_string_lossy().into_owned());
+        c.file(&format!("lane/{}", name.unwrap_or_default()), 0o644, &body);
+    }
+    c.char_device("dev/console", 5, 1);
+    for d in ["proc", "sys", "tmp", "run"] {
+        c.dir(d);
+    }
+    let tmp = path.with_extension("tmp");
+    c.write_to(std::fs::File::create(&tmp)?)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+/// The shared libraries `binary` loads (from `ldd`), as absolute paths.
+fn libraries(binary: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let out = Command::new("ldd").arg(binary).output().context("running ldd")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.contains("not a dynamic executable") || !out.status.success() {
+        return Ok(Vec::new());
+    }
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let path = l.split("=>").nth(1).unwrap_or(l).split_whitespace().next()?;
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect())
+}
+
+fn quote(arg: &str) -> String {
+    format!("'{}'", arg.replace('\'', r"'\''"))
+}
+
+/// The per-run archive: `vmm` (and its libraries) at `/lane/ringfence-vmm`, `files` at their
+/// paths inside, and an init that loads KVM, runs the VMM with `args` and reports.
+pub fn run_archive(
+    vmm: &Path,
+    args: &[String],
+    files: &[(PathBuf, String)],
+) -> anyhow::Result<Vec<u8>> {
+    let mut c = Cpio::new();
+    let body = std::fs::read(vmm).with_context(|| format!("reading {}", vmm.display()))?;
+    c.file("lane/ringfence-vmm", 0o755, &body);
+    for lib in libraries(vmm)? {
+        let body = std::fs::read(&lib).with_context(|| format!("reading {}", lib.display()))?;
+        c.file(&lib.to_string_lossy(), 0o755, &body);
+    }
+    for (host, inside) in files {
+        if !inside.starts_with('/') || inside.contains("..") {
+            bail!("{inside:?}: paths inside the lane are absolute and plain");
+        }
+        let body = std::fs::read(host).with_context(|| format!("reading {}", host.display()))?;
+        c.file(inside, 0o755, &body);
+    }
+    let cmd: Vec<String> = args.iter().map(|a| quote(a)).collect();
+    let init = format!(
+        r#"#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmp /tmp
+insmod /lane/irqbypass.ko && insmod /lane/kvm.ko && insmod /lane/kvm-amd.ko nested=1
+if [ ! -c /dev/kvm ]; then echo RINGFENCE-LANE-NOKVM; poweroff -f; fi
+start=$(cut -d' ' -f1 /proc/uptime)
+echo "RINGFENCE-LANE-READY $start"
+/lane/ringfence-vmm {} >/tmp/out 2>&1
+rc=$?
+end=$(cut -d' ' -f1 /proc/uptime)
+echo RINGFENCE-LANE-OUTPUT-BEGIN
+cat /tmp/out
+echo RINGFENCE-LANE-OUTPUT-END
+echo "RINGFENCE-LANE-EXIT $rc $start $end"
+poweroff -f
+"#,
+        cmd.join(" ")
+    );
+    c.file("init", 0o755, init.as_bytes());
+    Ok(c.finish())
+}

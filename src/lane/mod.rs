@@ -1,0 +1,63 @@
+//! The nested-SVM test lane: this machine's KVM runs Linux guests' kernel code slowly, so
+//! Linux microVMs are tested inside a QEMU VM with software emulation and emulated AMD SVM,
+//! whose own KVM runs them in seconds. The lane is a transport: the VMM inside is the same
+//! binary, run with the same arguments as on any host.
+//!
+//! - [`kernel`]: the outer VM's kernel (Debian's cloud kernel), fetched once.
+//! - [`cpio`]: initramfs archives.
+//! - [`initramfs`]: the outer VM's initramfs: busybox and KVM modules, then the run's files.
+//! - [`run`]: QEMU, the console, the init's report, the time limit.
+
+pub mod cpio;
+pub mod initramfs;
+pub mod kernel;
+pub mod run;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use run::Outcome;
+
+/// Where the lane keeps what it fetches and builds.
+pub fn cache_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into());
+    home.join(".cache/ringfence/lane")
+}
+
+/// A run: the VMM binary, its arguments inside the outer VM, and host files to put there.
+pub struct Run {
+    pub vmm: PathBuf,
+    pub args: Vec<String>,
+    /// (host path, absolute path inside).
+    pub files: Vec<(PathBuf, String)>,
+    pub timeout: Duration,
+}
+
+/// The outer kernel, for tests that also boot it as an inner guest.
+pub fn kernel() -> anyhow::Result<kernel::LaneKernel> {
+    let cache = cache_dir();
+    std::fs::create_dir_all(&cache)?;
+    kernel::fetch(&cache)
+}
+
+/// Runs `run` inside the lane and returns its outcome.
+pub fn execute(run: &Run) -> anyhow::Result<Outcome> {
+    let cache = cache_dir();
+    std::fs::create_dir_all(&cache)?;
+    let k = kernel::fetch(&cache)?;
+    let base = std::fs::read(initramfs::base(&k, &cache)?)?;
+    let this = initramfs::run_archive(&run.vmm, &run.args, &run.files)?;
+    let dir = tempfile::tempdir()?;
+    let initrd = run::initrd(&[&base, &this], dir.path())?;
+    run::boot(&k.vmlinuz, &initrd, run.timeout)
+}
+
+/// The `ringfence-vmm` next to the running binary.
+pub fn default_vmm() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let vmm = exe.with_file_name("ringfence-vmm");
+    if !Path::new(&vmm).exists() {
+        anyhow::bail!("{} is missing (cargo build --bin ringfence-vmm)", vmm.display());
+    }
+    Ok(vmm)
+}

@@ -1,0 +1,141 @@
+//! Running the outer VM: QEMU with software emulation and emulated AMD SVM, its serial console
+//! read for the init's markers, every run bounded in time.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// What a run inside the lane gave.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The VMM's exit status.
+    pub exit_code: i32,
+    /// Everything the VMM printed (the inner guest's console included).
+    pub output: String,
+    /// Outer VM uptime when KVM was ready, and the seconds the VMM ran.
+    pub outer_ready_s: f64,
+    pub vmm_s: f64,
+    /// The whole QEMU run, wall clock.
+    pub total: Duration,
+}
+
+const QEMU: &str = "qemu-system-x86_64";
+
+/// Boots `kernel` with `initrd` (the base and run archives, concatenated) and waits for the
+/// init's report, for at most `timeout`.
+pub fn boot(kernel: &Path, initrd: &Path, timeout: Duration) -> anyhow::Result<Outcome> {
+    let start = Instant::now();
+    let mut child = Command::new(QEMU)
+        .args(["-accel", "tcg", "-cpu", "EPYC-Rome,+svm", "-m", "2048", "-smp", "1"])
+        .args(["-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio"])
+        .arg("-kernel")
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", "console=ttyS0 panic=-1 quiet loglevel=1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {QEMU} (qemu-system-x86)"))?;
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().context("QEMU's console")?;
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut console: Vec<String> = Vec::new();
+    let mut output = String::new();
+    let mut in_output = false;
+    let mut ready = 0.0;
+    let result = loop {
+        let left = timeout.saturating_sub(start.elapsed());
+        let line = match rx.recv_timeout(left) {
+            // Markers may follow the firmware's escape sequences on the same line.
+            Ok(l) => {
+                let l = l.trim_end_matches('\r');
+                match l.find("RINGFENCE-LANE-") {
+                    Some(at) if !in_output || l[at..].starts_with("RINGFENCE-LANE-OUTPUT-END") => {
+                        l[at..].to_owned()
+                    }
+                    _ => l.to_owned(),
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                bail!(
+                    "the lane timed out after {timeout:?}; last console lines:\n{}",
+                    tail(&console)
+                );
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait()?;
+                bail!(
+                    "QEMU ended ({status}) without a report; last console lines:\n{}",
+                    tail(&console)
+                );
+            }
+        };
+        if line == "RINGFENCE-LANE-OUTPUT-END" {
+            in_output = false;
+        } else if in_output {
+            output.push_str(&line);
+            output.push('\n');
+        } else if line == "RINGFENCE-LANE-OUTPUT-BEGIN" {
+            in_output = true;
+        } else if let Some(t) = line.strip_prefix("RINGFENCE-LANE-READY ") {
+            ready = t.trim().parse().unwrap_or(0.0);
+            tracing::info!("lane: KVM ready in the outer VM at {ready} s");
+        } else if line.contains("RINGFENCE-LANE-NOKVM") {
+            let _ = child.kill();
+            bail!(
+                "the outer VM has no /dev/kvm (kvm-amd did not load); console:\n{}",
+                tail(&console)
+            );
+        } else if let Some(rest) = line.strip_prefix("RINGFENCE-LANE-EXIT ") {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            let exit_code = f.first().and_then(|v| v.parse().ok()).unwrap_or(-1);
+            break Outcome {
+                exit_code,
+                output: std::mem::take(&mut output),
+                outer_ready_s: ready,
+                vmm_s: num(2) - num(1),
+                total: Duration::ZERO,
+            };
+        } else {
+            console.push(line);
+        }
+    };
+    // The init powers the outer VM off; don't wait long for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait()?.is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(Outcome { total: start.elapsed(), ..result })
+}
+
+fn tail(lines: &[String]) -> String {
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// A temporary initrd: `parts` concatenated.
+pub fn initrd(parts: &[&[u8]], dir: &Path) -> anyhow::Result<PathBuf> {
+    let path = dir.join("initrd.cpio");
+    let mut all = Vec::new();
+    for p in parts {
+        all.extend_from_slice(p);
+    }
+    std::fs::write(&path, all)?;
+    Ok(path)
+}
