@@ -20,8 +20,14 @@ pub fn serve(
     control: Arc<MachineControl>,
     confine: bool,
 ) -> std::io::Result<()> {
+    // Bound and listening under a temporary name, then renamed: a client that waits for the
+    // socket to appear never finds it not yet listening.
     let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path)?;
+    let mut staging = path.as_os_str().to_owned();
+    staging.push(format!(".{}", std::process::id()));
+    let _ = std::fs::remove_file(&staging);
+    let listener = UnixListener::bind(&staging)?;
+    std::fs::rename(&staging, path)?;
     std::thread::Builder::new().name("api".into()).spawn(move || {
         // Connection threads inherit the filter.
         if confine && let Err(e) = crate::seccomp::install(crate::seccomp::ThreadKind::Api) {
