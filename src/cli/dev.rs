@@ -23,6 +23,9 @@ pub struct NestedRunArgs {
     /// A host file to put inside the outer VM: `HOST:INSIDE` (an absolute path); repeatable.
     #[arg(long = "file", value_parser = parse_file)]
     files: Vec<(PathBuf, String)>,
+    /// A file inside whose SHA-256 to print after the VMM ends (a disk it wrote); repeatable.
+    #[arg(long = "sum")]
+    sums: Vec<String>,
     /// Give up (and kill QEMU) after this many seconds.
     #[arg(long, default_value_t = 180)]
     timeout: u64,
@@ -57,10 +60,14 @@ pub fn run(cmd: DevCommand) -> anyhow::Result<ExitCode> {
                 vmm,
                 args: a.args,
                 files: a.files,
+                sums: a.sums,
                 timeout: Duration::from_secs(a.timeout),
             };
             let out = lane::execute(&run)?;
             print!("{}", out.output);
+            for (path, sum) in &out.sums {
+                eprintln!("lane: sha256 {sum} {path}");
+            }
             eprintln!(
                 "lane: KVM ready in the outer VM at {:.2} s, the VMM ran {:.2} s, QEMU {:.2} s in all; exit status {}",
                 out.outer_ready_s,

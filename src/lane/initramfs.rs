@@ -61,11 +61,13 @@ fn quote(arg: &str) -> String {
 }
 
 /// The per-run archive: `vmm` (and its libraries) at `/lane/ringfence-vmm`, `files` at their
-/// paths inside, and an init that loads KVM, runs the VMM with `args` and reports.
+/// paths inside, and an init that loads KVM, runs the VMM with `args` and reports (with the
+/// SHA-256 of the files in `sums` afterwards).
 pub fn run_archive(
     vmm: &Path,
     args: &[String],
     files: &[(PathBuf, String)],
+    sums: &[String],
 ) -> anyhow::Result<Vec<u8>> {
     let mut c = Cpio::new();
     let body = std::fs::read(vmm).with_context(|| format!("reading {}", vmm.display()))?;
@@ -82,6 +84,12 @@ pub fn run_archive(
         c.file(inside, 0o755, &body);
     }
     let cmd: Vec<String> = args.iter().map(|a| quote(a)).collect();
+    let sums: Vec<String> = sums
+        .iter()
+        .map(|p| {
+            format!("echo \"RINGFENCE-LANE-SUM {p} $(sha256sum {} | cut -d' ' -f1)\"", quote(p))
+        })
+        .collect();
     let init = format!(
         r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -100,10 +108,12 @@ end=$(cut -d' ' -f1 /proc/uptime)
 echo RINGFENCE-LANE-OUTPUT-BEGIN
 cat /tmp/out
 echo RINGFENCE-LANE-OUTPUT-END
+{}
 echo "RINGFENCE-LANE-EXIT $rc $start $end"
 poweroff -f
 "#,
-        cmd.join(" ")
+        cmd.join(" "),
+        sums.join("\n")
     );
     c.file("init", 0o755, init.as_bytes());
     Ok(c.finish())

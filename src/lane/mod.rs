@@ -30,6 +30,8 @@ pub struct Run {
     pub args: Vec<String>,
     /// (host path, absolute path inside).
     pub files: Vec<(PathBuf, String)>,
+    /// Files inside whose SHA-256 to report after the VMM ends (e.g. disks it wrote).
+    pub sums: Vec<String>,
     pub timeout: Duration,
 }
 
@@ -46,7 +48,7 @@ pub fn execute(run: &Run) -> anyhow::Result<Outcome> {
     std::fs::create_dir_all(&cache)?;
     let k = kernel::fetch(&cache)?;
     let base = std::fs::read(initramfs::base(&k, &cache)?)?;
-    let this = initramfs::run_archive(&run.vmm, &run.args, &run.files)?;
+    let this = initramfs::run_archive(&run.vmm, &run.args, &run.files, &run.sums)?;
     let dir = tempfile::tempdir()?;
     let initrd = run::initrd(&[&base, &this], dir.path())?;
     run::boot(&k.vmlinuz, &initrd, run.timeout)

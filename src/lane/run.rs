@@ -21,13 +21,47 @@ pub struct Outcome {
     pub vmm_s: f64,
     /// The whole QEMU run, wall clock.
     pub total: Duration,
+    /// SHA-256 of files inside the outer VM after the VMM ended: (path, hex).
+    pub sums: Vec<(String, String)>,
 }
 
 const QEMU: &str = "qemu-system-x86_64";
 
-/// Boots `kernel` with `initrd` (the base and run archives, concatenated) and waits for the
-/// init's report, for at most `timeout`.
+/// How long the outer VM may take to have KVM ready (it takes seconds) before the boot is
+/// abandoned and tried once more.
+const READY_WITHIN: Duration = Duration::from_secs(90);
+
+/// Boots `kernel` with `initrd` and waits for the init's report, for at most `timeout`; an
+/// outer VM that never gets KVM ready is tried a second time (TCG boots have been seen to
+/// stall, idle, before the kernel printed anything).
 pub fn boot(kernel: &Path, initrd: &Path, timeout: Duration) -> anyhow::Result<Outcome> {
+    match boot_once(kernel, initrd, timeout.min(READY_WITHIN), true) {
+        Err(e) if e.downcast_ref::<NotReady>().is_some() => {
+            tracing::warn!("lane: {e}; booting the outer VM again");
+            boot_once(kernel, initrd, timeout, false)
+        }
+        other => other,
+    }
+}
+
+/// The outer VM did not report KVM ready in time.
+#[derive(Debug)]
+struct NotReady(Duration, String);
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the outer VM was not ready within {:?}; last console lines:\n{}", self.0, self.1)
+    }
+}
+
+impl std::error::Error for NotReady {}
+
+fn boot_once(
+    kernel: &Path,
+    initrd: &Path,
+    timeout: Duration,
+    ready_deadline: bool,
+) -> anyhow::Result<Outcome> {
     let start = Instant::now();
     let mut child = Command::new(QEMU)
         .args(["-accel", "tcg", "-cpu", "EPYC-Rome,+svm", "-m", "2048", "-smp", "1"])
@@ -36,7 +70,7 @@ pub fn boot(kernel: &Path, initrd: &Path, timeout: Duration) -> anyhow::Result<O
         .arg(kernel)
         .arg("-initrd")
         .arg(initrd)
-        .args(["-append", "console=ttyS0 panic=-1 quiet loglevel=1"])
+        .args(["-append", "console=ttyS0 panic=-1 loglevel=4"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -56,8 +90,10 @@ pub fn boot(kernel: &Path, initrd: &Path, timeout: Duration) -> anyhow::Result<O
     let mut output = String::new();
     let mut in_output = false;
     let mut ready = 0.0;
+    let mut sums = Vec::new();
+    let mut deadline = timeout;
     let result = loop {
-        let left = timeout.saturating_sub(start.elapsed());
+        let left = deadline.saturating_sub(start.elapsed());
         let line = match rx.recv_timeout(left) {
             // Markers may follow the firmware's escape sequences on the same line.
             Ok(l) => {
@@ -71,8 +107,12 @@ pub fn boot(kernel: &Path, initrd: &Path, timeout: Duration) -> anyhow::Result<O
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let _ = child.kill();
+                let _ = child.wait();
+                if ready_deadline && ready == 0.0 {
+                    return Err(NotReady(deadline, tail(&console)).into());
+                }
                 bail!(
-                    "the lane timed out after {timeout:?}; last console lines:\n{}",
+                    "the lane timed out after {deadline:?}; last console lines:\n{}",
                     tail(&console)
                 );
             }
@@ -94,12 +134,18 @@ pub fn boot(kernel: &Path, initrd: &Path, timeout: Duration) -> anyhow::Result<O
         } else if let Some(t) = line.strip_prefix("RINGFENCE-LANE-READY ") {
             ready = t.trim().parse().unwrap_or(0.0);
             tracing::info!("lane: KVM ready in the outer VM at {ready} s");
+            // From here the run may take the whole time it was given.
+            deadline = timeout.max(start.elapsed() + READY_WITHIN);
         } else if line.contains("RINGFENCE-LANE-NOKVM") {
             let _ = child.kill();
             bail!(
                 "the outer VM has no /dev/kvm (kvm-amd did not load); console:\n{}",
                 tail(&console)
             );
+        } else if let Some(rest) = line.strip_prefix("RINGFENCE-LANE-SUM ") {
+            if let Some((path, sum)) = rest.rsplit_once(' ') {
+                sums.push((path.to_owned(), sum.to_owned()));
+            }
         } else if let Some(rest) = line.strip_prefix("RINGFENCE-LANE-EXIT ") {
             let f: Vec<&str> = rest.split_whitespace().collect();
             let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
@@ -110,6 +156,7 @@ pub fn boot(kernel: &Path, initrd: &Path, timeout: Duration) -> anyhow::Result<O
                 outer_ready_s: ready,
                 vmm_s: num(2) - num(1),
                 total: Duration::ZERO,
+                sums: std::mem::take(&mut sums),
             };
         } else {
             console.push(line);

@@ -9,6 +9,7 @@
 //! - [`devices`]: legacy devices (16550 serial, i8042 with a keyboard).
 //! - [`loader`]: ELF (with PVH) and bzImage kernels; [`tiny`]: tiny guest images.
 //! - [`linux_boot`]: zero page, e820, command line, initrd; [`mptable`]: the MP table;
+//!   [`acpi`]: ACPI tables (CPUs, IOAPIC, virtio-mmio devices);
 //!   [`cpuid`]: per-vCPU CPUID and JSON CPU templates.
 //! - [`cpu`]: vCPU registers (64-bit and PVH entry) and the run loop that dispatches exits.
 //! - [`virtio_mmio`]: the virtio-mmio transport for devices of the `virtio-devices` crate.
@@ -19,6 +20,7 @@
 //! - [`metrics`]: counters written as JSON lines.
 //! - [`vm`]: a whole machine: build, run until it ends, and why it ended ([`vm::ExitReason`]).
 
+pub mod acpi;
 pub mod api;
 pub mod attach;
 pub mod bus;

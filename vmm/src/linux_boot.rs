@@ -37,6 +37,15 @@ pub fn cmdline(text: &str) -> Result<Cmdline, VmmError> {
     Ok(c)
 }
 
+/// Writes the command line at [`layout::CMDLINE_ADDR`]; returns its length with the NUL.
+pub fn write_cmdline(mem: &GuestMem, cmdline: &Cmdline) -> Result<usize, VmmError> {
+    let text = cmdline.as_cstring().map_err(|e| VmmError::Config(e.to_string()))?;
+    let bytes = text.as_bytes_with_nul();
+    mem.write_slice(bytes, GuestAddress(layout::CMDLINE_ADDR))
+        .map_err(|e| VmmError::Memory(e.to_string()))?;
+    Ok(bytes.len())
+}
+
 /// Loads `initrd` as high as it fits below the MMIO gap (and the end of RAM), page aligned.
 pub fn load_initrd(mem: &GuestMem, size: u64, initrd: &[u8]) -> Result<(u64, u64), VmmError> {
     let top = size.min(layout::MMIO_GAP_START);
@@ -60,11 +69,10 @@ pub fn write_zero_page(
     header: Option<setup_header>,
     cmdline: &Cmdline,
     initrd: Option<(u64, u64)>,
+    rsdp: Option<u64>,
 ) -> Result<u64, VmmError> {
     let err = |e: &dyn std::fmt::Display| VmmError::Memory(e.to_string());
-    let text = cmdline.as_cstring().map_err(|e| VmmError::Config(e.to_string()))?;
-    let bytes = text.as_bytes_with_nul();
-    mem.write_slice(bytes, GuestAddress(layout::CMDLINE_ADDR)).map_err(|e| err(&e))?;
+    let len = write_cmdline(mem, cmdline)?;
     let mut p = boot_params::default();
     if let Some(h) = header {
         p.hdr = h;
@@ -73,7 +81,8 @@ pub fn write_zero_page(
     p.hdr.boot_flag = KERNEL_BOOT_FLAG_MAGIC;
     p.hdr.header = KERNEL_HDR_MAGIC;
     p.hdr.cmd_line_ptr = layout::CMDLINE_ADDR as u32;
-    p.hdr.cmdline_size = bytes.len() as u32;
+    p.hdr.cmdline_size = len as u32;
+    p.acpi_rsdp_addr = rsdp.unwrap_or(0);
     p.hdr.kernel_alignment = 0x0100_0000;
     if let Some((addr, len)) = initrd {
         p.hdr.ramdisk_image = addr as u32;
@@ -117,10 +126,11 @@ mod tests {
         let initrd = load_initrd(&mem, size, &[7u8; 5000]).unwrap();
         assert_eq!(initrd.0 % 4096, 0);
         assert!(initrd.0 + initrd.1 <= size);
-        let at = write_zero_page(&mem, size, None, &c, Some(initrd)).unwrap();
+        let at = write_zero_page(&mem, size, None, &c, Some(initrd), Some(0xe0000)).unwrap();
         let p: boot_params = mem.read_obj(GuestAddress(at)).unwrap();
         assert_eq!({ p.hdr.boot_flag }, KERNEL_BOOT_FLAG_MAGIC);
         assert_eq!({ p.hdr.ramdisk_size }, 5000);
+        assert_eq!({ p.acpi_rsdp_addr }, 0xe0000);
         let mut text = vec![0u8; 21];
         mem.read_slice(&mut text, GuestAddress(u64::from(p.hdr.cmd_line_ptr))).unwrap();
         assert_eq!(&text, b"console=ttyS0 panic=1");

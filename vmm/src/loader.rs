@@ -26,25 +26,43 @@ pub enum Entry {
 const PVH_MAGIC: u32 = 0x336e_c578;
 const E820_RAM: u32 = 1;
 
-/// Writes the PVH start info (version 1, no modules, the RAM map) and returns its address.
-fn write_start_info(mem: &GuestMem, ram: &[(u64, u64)]) -> Result<u64, VmmError> {
+/// Where the PVH module list goes (one entry: the initrd).
+const PVH_MODLIST: u64 = 0x6400;
+
+/// Writes the PVH start info at [`layout::PVH_START_INFO`]: version 1, the memory map
+/// (`map`: start, size, e820 type), and the command line, initrd module and RSDP when given.
+pub fn write_start_info(
+    mem: &GuestMem,
+    map: &[(u64, u64, u32)],
+    cmdline: Option<u64>,
+    initrd: Option<(u64, u64)>,
+    rsdp: Option<u64>,
+) -> Result<u64, VmmError> {
     let err = |e: vm_memory::GuestMemoryError| VmmError::Memory(e.to_string());
-    let mut map = Vec::new();
-    for (start, len) in ram {
-        map.extend_from_slice(&start.to_le_bytes());
-        map.extend_from_slice(&len.to_le_bytes());
-        map.extend_from_slice(&E820_RAM.to_le_bytes());
-        map.extend_from_slice(&0u32.to_le_bytes());
+    let mut entries = Vec::new();
+    for (start, len, kind) in map {
+        entries.extend_from_slice(&start.to_le_bytes());
+        entries.extend_from_slice(&len.to_le_bytes());
+        entries.extend_from_slice(&kind.to_le_bytes());
+        entries.extend_from_slice(&0u32.to_le_bytes());
     }
-    mem.write_slice(&map, GuestAddress(layout::PVH_MEMMAP)).map_err(err)?;
+    mem.write_slice(&entries, GuestAddress(layout::PVH_MEMMAP)).map_err(err)?;
+    if let Some((addr, len)) = initrd {
+        let mut m = Vec::with_capacity(32);
+        for v in [addr, len, 0, 0] {
+            m.extend_from_slice(&v.to_le_bytes());
+        }
+        mem.write_slice(&m, GuestAddress(PVH_MODLIST)).map_err(err)?;
+    }
     let mut info = Vec::with_capacity(56);
-    for v in [PVH_MAGIC, 1, 0, 0] {
+    for v in [PVH_MAGIC, 1, 0, u32::from(initrd.is_some())] {
         info.extend_from_slice(&v.to_le_bytes());
     }
-    for v in [0u64, 0, 0, layout::PVH_MEMMAP] {
+    let modlist = if initrd.is_some() { PVH_MODLIST } else { 0 };
+    for v in [modlist, cmdline.unwrap_or(0), rsdp.unwrap_or(0), layout::PVH_MEMMAP] {
         info.extend_from_slice(&v.to_le_bytes());
     }
-    info.extend_from_slice(&(ram.len() as u32).to_le_bytes());
+    info.extend_from_slice(&(map.len() as u32).to_le_bytes());
     info.extend_from_slice(&0u32.to_le_bytes());
     mem.write_slice(&info, GuestAddress(layout::PVH_START_INFO)).map_err(err)?;
     Ok(layout::PVH_START_INFO)
@@ -63,7 +81,10 @@ pub fn load_kernel(
     match Elf::load(mem, None, &mut open()?, high) {
         Ok(r) => {
             if let PvhBootCapability::PvhEntryPresent(rip) = r.pvh_boot_cap {
-                let start_info = write_start_info(mem, &layout::ram_ranges(size))?;
+                // The start info proper is written once the command line and initrd are in.
+                let map: Vec<(u64, u64, u32)> =
+                    layout::ram_ranges(size).into_iter().map(|(s, l)| (s, l, E820_RAM)).collect();
+                let start_info = write_start_info(mem, &map, None, None, None)?;
                 return Ok((Entry::Pvh { rip: rip.0, start_info }, None));
             }
             let ehdr_entry = read_elf_entry(path)?;

@@ -251,35 +251,40 @@ pub fn run_with(
             vm.create_irq_chip()?;
             vm.create_pit2(kvm_bindings::kvm_pit_config::default())?;
             mptable::write(&mem, config.vcpus)?;
+            let slots: Vec<(u64, u32)> = (0..config.devices.len()).map(device_slot).collect();
+            let rsdp = crate::acpi::write(&mem, config.vcpus, &slots)?;
             let (entry, header) = loader::load_kernel(&mem, &path, config.memory_bytes)?;
+            let initrd = match &config.initrd {
+                Some(p) => {
+                    let bytes = std::fs::read(p)
+                        .map_err(|e| VmmError::Config(format!("initrd {}: {e}", p.display())))?;
+                    Some(linux_boot::load_initrd(&mem, config.memory_bytes, &bytes)?)
+                }
+                None => None,
+            };
+            let text = command_line(&config.cmdline, config.devices.len());
+            let cmdline = linux_boot::cmdline(&text)?;
             match entry {
                 loader::Entry::Long { .. } => {
-                    let initrd = match &config.initrd {
-                        Some(p) => {
-                            let bytes = std::fs::read(p).map_err(|e| {
-                                VmmError::Config(format!("initrd {}: {e}", p.display()))
-                            })?;
-                            Some(linux_boot::load_initrd(&mem, config.memory_bytes, &bytes)?)
-                        }
-                        None => None,
-                    };
-                    let text = command_line(&config.cmdline, config.devices.len());
-                    let cmdline = linux_boot::cmdline(&text)?;
-                    let zp = linux_boot::write_zero_page(
+                    boot_arg = linux_boot::write_zero_page(
                         &mem,
                         config.memory_bytes,
                         header,
                         &cmdline,
                         initrd,
+                        Some(rsdp),
                     )?;
-                    boot_arg = zp;
                 }
-                loader::Entry::Pvh { .. } if config.initrd.is_some() => {
-                    return Err(VmmError::Config(
-                        "an initrd with a PVH kernel is not supported yet".into(),
-                    ));
+                loader::Entry::Pvh { .. } => {
+                    linux_boot::write_cmdline(&mem, &cmdline)?;
+                    loader::write_start_info(
+                        &mem,
+                        &linux_boot::e820(config.memory_bytes),
+                        Some(layout::CMDLINE_ADDR),
+                        initrd,
+                        Some(rsdp),
+                    )?;
                 }
-                loader::Entry::Pvh { .. } => {}
             }
             entry
         }
