@@ -10,14 +10,20 @@ use anyhow::{Context, bail};
 use super::cpio::Cpio;
 use super::kernel::LaneKernel;
 
-/// KVM for AMD and what it needs, in load order.
-const MODULES: [&str; 3] =
-    ["virt/lib/irqbypass.ko", "arch/x86/kvm/kvm.ko", "arch/x86/kvm/kvm-amd.ko"];
+/// KVM for AMD and what it needs, and tun for taps, in load order.
+const MODULES: [&str; 4] = [
+    "virt/lib/irqbypass.ko",
+    "arch/x86/kvm/kvm.ko",
+    "arch/x86/kvm/kvm-amd.ko",
+    "drivers/net/tun.ko",
+];
+/// Changes whenever what the base archive holds changes (it is cached under this name).
+const BASE_VERSION: u32 = 2;
 const BUSYBOX: &str = "/bin/busybox";
 
 /// The base archive for `kernel`, built once.
 pub fn base(kernel: &LaneKernel, cache: &Path) -> anyhow::Result<PathBuf> {
-    let path = cache.join(format!("base-{}.cpio", kernel.version));
+    let path = cache.join(format!("base-{}-v{BASE_VERSION}.cpio", kernel.version));
     if path.exists() {
         return Ok(path);
     }
@@ -62,7 +68,8 @@ fn quote(arg: &str) -> String {
 
 /// The per-run archive: `vmm` (and its libraries) at `/lane/ringfence-vmm`, `files` at their
 /// paths inside, and an init that loads KVM, runs the VMM with `args` and reports (with the
-/// SHA-256 of the files in `sums` afterwards).
+/// SHA-256 of the files in `sums` afterwards). A `/lane/before.sh` among the files runs in the
+/// background as the VMM starts.
 pub fn run_archive(
     vmm: &Path,
     args: &[String],
@@ -99,9 +106,12 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 insmod /lane/irqbypass.ko && insmod /lane/kvm.ko && insmod /lane/kvm-amd.ko nested=1
+insmod /lane/tun.ko
 if [ ! -c /dev/kvm ]; then echo RINGFENCE-LANE-NOKVM; poweroff -f; fi
 start=$(cut -d' ' -f1 /proc/uptime)
 echo "RINGFENCE-LANE-READY $start"
+# A run's own set-up of the outer VM (e.g. addressing a tap the VMM creates), alongside it.
+if [ -x /lane/before.sh ]; then /lane/before.sh & fi
 /lane/ringfence-vmm {} >/tmp/out 2>&1
 rc=$?
 end=$(cut -d' ' -f1 /proc/uptime)

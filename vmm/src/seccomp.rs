@@ -90,12 +90,18 @@ fn allowed(kind: ThreadKind) -> Vec<(i64, Vec<SeccompRule>)> {
     let mut rules = Vec::new();
     match kind {
         ThreadKind::Vcpu => {
-            // KVM_RUN only (the vCPU was set up before).
-            let kvm_run = 0xae80u64;
-            let cond = SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, kvm_run);
-            if let Ok(rule) = cond.and_then(|c| SeccompRule::new(vec![c])) {
-                rules.push((SYS_ioctl, vec![rule]));
-            }
+            // KVM_RUN (the vCPU was set up before), and TUNSETOFFLOAD: a driver accepting
+            // virtio-net features does so from a vCPU, by writing the device's registers.
+            let ioctls = [0xae80u64, libc::TUNSETOFFLOAD];
+            let rule = |op: u64| {
+                SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, op)
+                    .and_then(|c| SeccompRule::new(vec![c]))
+            };
+            let allowed: Vec<SeccompRule> = ioctls.iter().filter_map(|op| rule(*op).ok()).collect();
+            rules.push((SYS_ioctl, allowed));
+            // Activating and resetting devices (also from register writes) arms and disarms
+            // their own epoll sets.
+            plain.push(SYS_epoll_ctl);
             plain.extend(device_io());
         }
         ThreadKind::Vmm => {
