@@ -8,6 +8,31 @@ fn ringfence() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ringfence"))
 }
 
+/// The lane's kernel (Debian's cloud kernel), fetched once.
+fn lane_kernel() -> String {
+    let out = ringfence().args(["dev", "lane-kernel"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// `ringfence dev nested-run` with `files` put inside and the VMM given `args`:
+/// (exit status, stdout, stderr).
+fn nested_run(
+    files: &[(String, &str)],
+    extra: &[&str],
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let mut c = ringfence();
+    c.args(["dev", "nested-run", "--timeout", "300", "--vmm", env!("CARGO_BIN_EXE_ringfence-vmm")]);
+    for (host, inside) in files {
+        c.arg("--file").arg(format!("{host}:{inside}"));
+    }
+    let cmdline = "console=ttyS0 reboot=k panic=1 8250.nr_uarts=1 io_delay=none";
+    let out = c.args(extra).arg("--").args(args).args(["--cmdline", cmdline]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code(), stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
 /// An initramfs of `root` (created if needed) with busybox, a console node and `init`.
 fn initramfs_with(dir: &std::path::Path, init: &str, root: &std::path::Path) -> std::path::PathBuf {
     for d in ["bin", "dev", "proc", "sys"] {
@@ -48,32 +73,24 @@ fn inner_initramfs(dir: &std::path::Path) -> std::path::PathBuf {
 #[test]
 fn linux_boots_to_its_init_under_the_vmm_in_the_nested_lane() {
     let dir = tempfile::tempdir().unwrap();
-    let kernel = ringfence().args(["dev", "lane-kernel"]).output().unwrap();
-    assert!(kernel.status.success(), "{}", String::from_utf8_lossy(&kernel.stderr));
-    let kernel = String::from_utf8(kernel.stdout).unwrap().trim().to_owned();
+    let kernel = lane_kernel();
     let initrd = inner_initramfs(dir.path());
     let started = std::time::Instant::now();
-    let out = ringfence()
-        .args([
-            "dev",
-            "nested-run",
-            "--timeout",
-            "300",
-            "--vmm",
-            env!("CARGO_BIN_EXE_ringfence-vmm"),
-        ])
-        .arg("--file")
-        .arg(format!("{kernel}:/inner/vmlinuz"))
-        .arg("--file")
-        .arg(format!("{}:/inner/initrd", initrd.display()))
-        .args(["--", "--kernel", "/inner/vmlinuz", "--initrd", "/inner/initrd", "--mem", "256"])
-        .args(["--vcpus", "2"])
-        .args(["--cmdline", "console=ttyS0 reboot=k panic=1 8250.nr_uarts=1 io_delay=none"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let (status, stdout, stderr) = nested_run(
+        &[(kernel, "/inner/vmlinuz"), (initrd.display().to_string(), "/inner/initrd")],
+        &[],
+        &[
+            "--kernel",
+            "/inner/vmlinuz",
+            "--initrd",
+            "/inner/initrd",
+            "--mem",
+            "256",
+            "--vcpus",
+            "2",
+        ],
+    );
+    assert_eq!(status, Some(0), "{stdout}\n{stderr}");
     let init = stdout.lines().find(|l| l.starts_with("INNER-INIT-OK")).unwrap_or_else(|| {
         panic!("the guest's init did not run:\n{stdout}\n{stderr}");
     });
@@ -91,12 +108,67 @@ fn linux_boots_to_its_init_under_the_vmm_in_the_nested_lane() {
     );
 }
 
+/// The ELF vmlinux inside a bzImage whose payload is LZ4-compressed (Debian's), unpacked with
+/// the `lz4` tool.
+fn vmlinux_of(bzimage: &str, dir: &std::path::Path) -> std::path::PathBuf {
+    let image = std::fs::read(bzimage).unwrap();
+    let magic = [0x02, 0x21, 0x4c, 0x18]; // LZ4 legacy frame
+    let at = image.windows(4).position(|w| w == magic).expect("an LZ4 payload");
+    let payload = dir.join("payload.lz4");
+    std::fs::write(&payload, &image[at..]).unwrap();
+    let out = dir.join("vmlinux");
+    // The payload is followed by other data, which lz4 reports after decoding the frame.
+    let _ = Command::new("lz4")
+        .args(["-d", "-c"])
+        .arg(&payload)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::null())
+        .status()
+        .expect("lz4 (scripts/setup installs it)");
+    let head = std::fs::read(&out).unwrap();
+    assert_eq!(&head[..4], b"\x7fELF", "an ELF vmlinux");
+    out
+}
+
+#[test]
+fn an_elf_vmlinux_boots_through_its_pvh_entry_in_the_nested_lane() {
+    let dir = tempfile::tempdir().unwrap();
+    let vmlinux = vmlinux_of(&lane_kernel(), dir.path());
+    let initrd = inner_initramfs(dir.path());
+    let (status, stdout, stderr) = nested_run(
+        &[
+            (vmlinux.display().to_string(), "/inner/vmlinux"),
+            (initrd.display().to_string(), "/inner/initrd"),
+        ],
+        &[],
+        &[
+            "--kernel",
+            "/inner/vmlinux",
+            "--initrd",
+            "/inner/initrd",
+            "--mem",
+            "256",
+            "--vcpus",
+            "2",
+        ],
+    );
+    assert_eq!(status, Some(0), "{stdout}\n{stderr}");
+    let init = stdout.lines().find(|l| l.starts_with("INNER-INIT-OK")).unwrap_or_else(|| {
+        panic!("the guest's init did not run:\n{stdout}\n{stderr}");
+    });
+    assert!(init.ends_with("cpus=2"), "{init}");
+    // The PVH start info carried the command line and the initrd (as a module).
+    assert!(stdout.contains("Kernel command line: console=ttyS0 reboot=k panic=1"), "{stdout}");
+    eprintln!(
+        "lane PVH: guest init reached at (uptime, CPUs) {init}; {}",
+        stderr.lines().last().unwrap_or_default()
+    );
+}
+
 #[test]
 fn linux_drivers_use_the_disk_network_and_entropy_devices_in_the_nested_lane() {
     let dir = tempfile::tempdir().unwrap();
-    let kernel = ringfence().args(["dev", "lane-kernel"]).output().unwrap();
-    assert!(kernel.status.success(), "{}", String::from_utf8_lossy(&kernel.stderr));
-    let kernel = String::from_utf8(kernel.stdout).unwrap().trim().to_owned();
+    let kernel = lane_kernel();
     // Debian's kernel has the virtio drivers as modules: take them into the guest.
     let modules = std::path::Path::new(&kernel)
         .parent()
@@ -154,32 +226,29 @@ fn linux_drivers_use_the_disk_network_and_entropy_devices_in_the_nested_lane() {
     image[..16].copy_from_slice(b"hello virtio-blk");
     std::fs::write(&disk, &image).unwrap();
     let started = std::time::Instant::now();
-    let out = ringfence()
-        .args([
-            "dev",
-            "nested-run",
-            "--timeout",
-            "300",
-            "--vmm",
-            env!("CARGO_BIN_EXE_ringfence-vmm"),
-        ])
-        .arg("--file")
-        .arg(format!("{kernel}:/inner/vmlinuz"))
-        .arg("--file")
-        .arg(format!("{}:/inner/initrd", initrd.display()))
-        .arg("--file")
-        .arg(format!("{}:/disk.img", disk.display()))
-        .arg("--file")
-        .arg(format!("{}:/lane/before.sh", before.display()))
-        .args(["--sum", "/disk.img"])
-        .args(["--", "--kernel", "/inner/vmlinuz", "--initrd", "/inner/initrd", "--mem", "256"])
-        .args(["--disk", "/disk.img", "--net", "rf0,02:00:00:00:00:02", "--entropy"])
-        .args(["--cmdline", "console=ttyS0 reboot=k panic=1 8250.nr_uarts=1 io_delay=none"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let (status, stdout, stderr) = nested_run(
+        &[
+            (kernel, "/inner/vmlinuz"),
+            (initrd.display().to_string(), "/inner/initrd"),
+            (disk.display().to_string(), "/disk.img"),
+            (before.display().to_string(), "/lane/before.sh"),
+        ],
+        &["--sum", "/disk.img"],
+        &[
+            "--kernel",
+            "/inner/vmlinuz",
+            "--initrd",
+            "/inner/initrd",
+            "--mem",
+            "256",
+            "--disk",
+            "/disk.img",
+            "--net",
+            "rf0,02:00:00:00:00:02",
+            "--entropy",
+        ],
+    );
+    assert_eq!(status, Some(0), "{stdout}\n{stderr}");
     let line = |prefix: &str| {
         stdout
             .lines()

@@ -30,6 +30,15 @@ pub enum ActivateError {
     Io(#[from] std::io::Error),
 }
 
+/// Reads `data.len()` bytes at `offset` of a device's config space `config`; what lies past
+/// its end reads as zero.
+pub fn read_config_bytes(config: &[u8], offset: u64, data: &mut [u8]) {
+    data.fill(0);
+    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(config.len());
+    let end = start.saturating_add(data.len()).min(config.len());
+    data[..end - start].copy_from_slice(&config[start..end]);
+}
+
 /// A virtio device behind a transport.
 pub trait VirtioDevice: Send {
     fn device_type(&self) -> u32;

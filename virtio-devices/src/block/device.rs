@@ -324,10 +324,7 @@ impl VirtioDevice for Block {
     fn ack_features(&mut self, _features: u64) {}
 
     fn read_config(&self, offset: u64, data: &mut [u8]) {
-        data.fill(0);
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(CONFIG_LEN);
-        let end = start.saturating_add(data.len()).min(CONFIG_LEN);
-        data[..end - start].copy_from_slice(&self.config[start..end]);
+        crate::device::read_config_bytes(&self.config, offset, data);
     }
 
     fn write_config(&mut self, _offset: u64, _data: &[u8]) {

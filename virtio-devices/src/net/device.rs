@@ -296,10 +296,7 @@ impl VirtioDevice for Net {
     }
 
     fn read_config(&self, offset: u64, data: &mut [u8]) {
-        data.fill(0);
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.mac.len());
-        let end = start.saturating_add(data.len()).min(self.mac.len());
-        data[..end - start].copy_from_slice(&self.mac[start..end]);
+        crate::device::read_config_bytes(&self.mac, offset, data);
     }
 
     fn write_config(&mut self, _offset: u64, _data: &[u8]) {

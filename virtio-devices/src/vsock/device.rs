@@ -163,11 +163,7 @@ impl VirtioDevice for Vsock {
     fn ack_features(&mut self, _features: u64) {}
 
     fn read_config(&self, offset: u64, data: &mut [u8]) {
-        let cid = self.cid.to_le_bytes();
-        data.fill(0);
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(cid.len());
-        let end = start.saturating_add(data.len()).min(cid.len());
-        data[..end - start].copy_from_slice(&cid[start..end]);
+        crate::device::read_config_bytes(&self.cid.to_le_bytes(), offset, data);
     }
 
     fn write_config(&mut self, _offset: u64, _data: &[u8]) {}
