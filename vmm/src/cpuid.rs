@@ -99,6 +99,35 @@ pub fn for_vcpu(supported: &CpuId, id: u8, vcpus: u8, template: &Template) -> Cp
     cpuid
 }
 
+/// Starts the vCPU with every XSAVE feature its CPUID offers enabled in XCR0, then sets the
+/// CPUID again so that leaf 0xD's EBX (the XSAVE area size for the current XCR0) is that of
+/// those features: KVM recomputes it only when XCR0 changes outside x87/SSE/AVX, so a guest
+/// enabling AVX itself would otherwise read the size for x87/SSE alone (Linux then warns
+/// "XSAVE consistency problem"). Nothing to do without XSAVE.
+pub fn enable_xsave_features(
+    vcpu: &kvm_ioctls::VcpuFd,
+    cpuid: &CpuId,
+) -> Result<(), kvm_ioctls::Error> {
+    let entries = cpuid.as_slice();
+    let xsave = entries.iter().any(|e| e.function == 1 && e.ecx & (1 << 26) != 0);
+    let Some(leaf) = entries.iter().find(|e| e.function == 0xd && e.index == 0) else {
+        return Ok(());
+    };
+    if !xsave {
+        return Ok(());
+    }
+    let mut xcrs = kvm_bindings::kvm_xcrs { nr_xcrs: 1, ..Default::default() };
+    xcrs.xcrs[0].xcr = 0;
+    xcrs.xcrs[0].value = u64::from(leaf.eax) | (u64::from(leaf.edx) << 32);
+    if let Err(e) = vcpu.set_xcrs(&xcrs) {
+        // A host that refuses (e.g. masks AVX in the template but not in leaf 0xD) keeps the
+        // default XCR0; the guest then sees KVM's own EBX.
+        tracing::debug!("XCR0 {:#x}: {e}", xcrs.xcrs[0].value);
+        return Ok(());
+    }
+    vcpu.set_cpuid2(cpuid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -354,7 +354,9 @@ pub fn run_with(
     let mut vcpus = Vec::new();
     for id in 0..config.vcpus {
         let vcpu = vm.create_vcpu(u64::from(id))?;
-        vcpu.set_cpuid2(&cpuid::for_vcpu(&supported, id, config.vcpus, &config.template))?;
+        let vcpu_cpuid = cpuid::for_vcpu(&supported, id, config.vcpus, &config.template);
+        vcpu.set_cpuid2(&vcpu_cpuid)?;
+        cpuid::enable_xsave_features(&vcpu, &vcpu_cpuid)?;
         vcpus.push(vcpu);
     }
     // The others wait for the boot vCPU to start them (INIT/SIPI through the local APIC).
