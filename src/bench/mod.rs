@@ -1,6 +1,7 @@
 //! Whole-system benchmarks behind `ringfence bench <area>`.
 
 pub mod api;
+pub mod lane;
 pub mod pods;
 pub mod process;
 pub mod scheduler;

@@ -20,9 +20,19 @@ pub enum BenchCommand {
     Pods(PodsArgs),
     /// The microVMM against QEMU microvm: time to first serial byte, to exit, peak RSS.
     Vmm(VmmArgs),
+    /// Inside the nested-SVM lane: this VMM and QEMU microvm boot the same Linux to its init
+    /// (time from start, peak RSS).
+    Lane(LaneArgs),
     /// The virtio devices through the mock queue: blk requests/s and GiB/s, net frames/s,
     /// the cost of a rate-limiter decision; against the same system calls made directly.
     Virtio(VirtioArgs),
+}
+
+#[derive(Args)]
+pub struct LaneArgs {
+    /// Boots per VMM (medians are reported).
+    #[arg(long, default_value_t = 2)]
+    runs: usize,
 }
 
 #[derive(Args)]
@@ -117,6 +127,11 @@ pub struct ApiArgs {
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        BenchCommand::Lane(a) => {
+            let rows = crate::bench::lane::run(a.runs.max(1))?;
+            print!("{}", crate::bench::lane::render(&rows));
+            Ok(ExitCode::SUCCESS)
+        }
         BenchCommand::Virtio(a) => {
             let seconds = a.seconds.max(0.1);
             let rows = crate::bench::virtio::run(seconds)?;

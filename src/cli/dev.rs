@@ -61,6 +61,7 @@ pub fn run(cmd: DevCommand) -> anyhow::Result<ExitCode> {
                 args: a.args,
                 files: a.files,
                 sums: a.sums,
+                script: None,
                 timeout: Duration::from_secs(a.timeout),
             };
             let out = lane::execute(&run)?;

@@ -69,28 +69,44 @@ fn quote(arg: &str) -> String {
 /// The per-run archive: `vmm` (and its libraries) at `/lane/ringfence-vmm`, `files` at their
 /// paths inside, and an init that loads KVM, runs the VMM with `args` and reports (with the
 /// SHA-256 of the files in `sums` afterwards). A `/lane/before.sh` among the files runs in the
-/// background as the VMM starts.
+/// background as the VMM starts. With a `script`, the init runs it (as `/lane/run.sh`, the
+/// VMM at `/lane/ringfence-vmm`) instead of the VMM itself.
 pub fn run_archive(
     vmm: &Path,
     args: &[String],
     files: &[(PathBuf, String)],
     sums: &[String],
+    script: Option<&str>,
 ) -> anyhow::Result<Vec<u8>> {
     let mut c = Cpio::new();
     let body = std::fs::read(vmm).with_context(|| format!("reading {}", vmm.display()))?;
     c.file("lane/ringfence-vmm", 0o755, &body);
-    for lib in libraries(vmm)? {
-        let body = std::fs::read(&lib).with_context(|| format!("reading {}", lib.display()))?;
-        c.file(&lib.to_string_lossy(), 0o755, &body);
-    }
+    // Every dynamic executable brings its libraries (once each).
+    let mut libs = std::collections::BTreeSet::new();
+    libs.extend(libraries(vmm)?);
     for (host, inside) in files {
         if !inside.starts_with('/') || inside.contains("..") {
             bail!("{inside:?}: paths inside the lane are absolute and plain");
         }
         let body = std::fs::read(host).with_context(|| format!("reading {}", host.display()))?;
+        if body.starts_with(b"\x7fELF") {
+            libs.extend(libraries(host)?);
+        }
         c.file(inside, 0o755, &body);
     }
-    let cmd: Vec<String> = args.iter().map(|a| quote(a)).collect();
+    for lib in libs {
+        let body = std::fs::read(&lib).with_context(|| format!("reading {}", lib.display()))?;
+        c.file(&lib.to_string_lossy(), 0o755, &body);
+    }
+    if let Some(script) = script {
+        c.file("lane/run.sh", 0o755, script.as_bytes());
+    }
+    let cmd: Vec<String> = match script {
+        Some(_) => vec!["/lane/run.sh".into()],
+        None => std::iter::once("/lane/ringfence-vmm".to_owned())
+            .chain(args.iter().map(|a| quote(a)))
+            .collect(),
+    };
     let sums: Vec<String> = sums
         .iter()
         .map(|p| {
@@ -112,7 +128,7 @@ start=$(cut -d' ' -f1 /proc/uptime)
 echo "RINGFENCE-LANE-READY $start"
 # A run's own set-up of the outer VM (e.g. addressing a tap the VMM creates), alongside it.
 if [ -x /lane/before.sh ]; then /lane/before.sh & fi
-/lane/ringfence-vmm {} >/tmp/out 2>&1
+{} >/tmp/out 2>&1
 rc=$?
 end=$(cut -d' ' -f1 /proc/uptime)
 echo RINGFENCE-LANE-OUTPUT-BEGIN

@@ -32,6 +32,8 @@ pub struct Run {
     pub files: Vec<(PathBuf, String)>,
     /// Files inside whose SHA-256 to report after the VMM ends (e.g. disks it wrote).
     pub sums: Vec<String>,
+    /// A shell script to run instead of the VMM (which it finds at `/lane/ringfence-vmm`).
+    pub script: Option<String>,
     pub timeout: Duration,
 }
 
@@ -48,7 +50,8 @@ pub fn execute(run: &Run) -> anyhow::Result<Outcome> {
     std::fs::create_dir_all(&cache)?;
     let k = kernel::fetch(&cache)?;
     let base = std::fs::read(initramfs::base(&k, &cache)?)?;
-    let this = initramfs::run_archive(&run.vmm, &run.args, &run.files, &run.sums)?;
+    let this =
+        initramfs::run_archive(&run.vmm, &run.args, &run.files, &run.sums, run.script.as_deref())?;
     let dir = tempfile::tempdir()?;
     let initrd = run::initrd(&[&base, &this], dir.path())?;
     run::boot(&k.vmlinuz, &initrd, run.timeout)

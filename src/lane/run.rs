@@ -35,7 +35,7 @@ const READY_WITHIN: Duration = Duration::from_secs(90);
 /// outer VM that never gets KVM ready is tried a second time (TCG boots have been seen to
 /// stall, idle, before the kernel printed anything).
 pub fn boot(kernel: &Path, initrd: &Path, timeout: Duration) -> anyhow::Result<Outcome> {
-    match boot_once(kernel, initrd, timeout.min(READY_WITHIN), true) {
+    match boot_once(kernel, initrd, timeout, true) {
         Err(e) if e.downcast_ref::<NotReady>().is_some() => {
             tracing::warn!("lane: {e}; booting the outer VM again");
             boot_once(kernel, initrd, timeout, false)
@@ -91,7 +91,8 @@ fn boot_once(
     let mut in_output = false;
     let mut ready = 0.0;
     let mut sums = Vec::new();
-    let mut deadline = timeout;
+    // Until KVM is ready the first boot gets READY_WITHIN; then the whole time.
+    let mut deadline = if ready_deadline { timeout.min(READY_WITHIN) } else { timeout };
     let result = loop {
         let left = deadline.saturating_sub(start.elapsed());
         let line = match rx.recv_timeout(left) {
@@ -135,7 +136,7 @@ fn boot_once(
             ready = t.trim().parse().unwrap_or(0.0);
             tracing::info!("lane: KVM ready in the outer VM at {ready} s");
             // From here the run may take the whole time it was given.
-            deadline = timeout.max(start.elapsed() + READY_WITHIN);
+            deadline = timeout;
         } else if line.contains("RINGFENCE-LANE-NOKVM") {
             let _ = child.kill();
             bail!(

@@ -345,3 +345,43 @@ fn many_guest_connections_echo_then_close_and_bad_packets_are_refused() {
     assert!(reset, "4 MiB past a 256 KiB credit is refused");
     server.join().unwrap();
 }
+
+#[test]
+fn credit_returned_with_a_data_packet_resumes_the_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.sock");
+    let listener = UnixListener::bind(format!("{}_7000", path.display())).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let host = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        // More than the guest's whole buffer; read nothing until the guest has it all (a
+        // reading host would wake the device by itself).
+        s.write_all(&vec![5u8; 3 * GUEST_BUF as usize / 2]).unwrap();
+        done_rx.recv().unwrap();
+        let mut got = [0u8; 2];
+        s.read_exact(&mut got).unwrap();
+        got
+    });
+    let mem = testing::memory(64 << 20);
+    let mut g = Guest::new(&mem, &path);
+    g.send(1000, 7000, OP_REQUEST, 0, &[], 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut received = 0usize;
+    // Take data without giving credit back: it stops at the guest's buffer size.
+    while received < GUEST_BUF as usize {
+        assert!(Instant::now() < deadline, "got {received}");
+        received +=
+            g.pump(10).iter().filter(|p| p.op == OP_RW).map(|p| p.data.len()).sum::<usize>();
+    }
+    assert_eq!(received, GUEST_BUF as usize);
+    assert!(g.pump(50).iter().all(|p| p.op != OP_RW), "no data past the credit");
+    // The credit comes back in a data packet (not a CREDIT_UPDATE): the rest follows.
+    g.send(1000, 7000, OP_RW, 0, b"ok", received as u32);
+    while received < 3 * GUEST_BUF as usize / 2 {
+        assert!(Instant::now() < deadline, "stalled at {received}");
+        received +=
+            g.pump(10).iter().filter(|p| p.op == OP_RW).map(|p| p.data.len()).sum::<usize>();
+    }
+    done_tx.send(()).unwrap();
+    assert_eq!(&host.join().unwrap(), b"ok");
+}

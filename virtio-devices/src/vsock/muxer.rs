@@ -132,10 +132,22 @@ impl Muxer {
     fn mark_readable(&mut self, key: Key) {
         if let Some(c) = self.conns.get_mut(&key) {
             c.readable = true;
-            if !c.queued && c.state == State::Established && c.credit() > 0 {
-                c.queued = true;
-                self.readable.push_back(key);
-            }
+        }
+        self.requeue(key);
+    }
+
+    /// Puts a connection back in turn if it may have host data and the guest has room for
+    /// it. Called whenever either may have changed: any packet from the guest carries new
+    /// credit, not only CREDIT_UPDATE.
+    fn requeue(&mut self, key: Key) {
+        if let Some(c) = self.conns.get_mut(&key)
+            && c.readable
+            && !c.queued
+            && c.state == State::Established
+            && c.credit() > 0
+        {
+            c.queued = true;
+            self.readable.push_back(key);
         }
     }
 
@@ -295,13 +307,24 @@ impl Muxer {
         if op == OP_REQUEST {
             return self.guest_connects(key, credit);
         }
+        self.handle_from_guest(key, op, flags, credit, data);
+        self.requeue(key);
+    }
+
+    fn handle_from_guest(
+        &mut self,
+        key: Key,
+        op: u16,
+        flags: u32,
+        credit: (u32, u32),
+        data: Option<&VolatileSlice>,
+    ) {
         let Some(c) = self.conns.get_mut(&key) else {
             if op != OP_RST {
                 self.control.push_back(Control { key, op: OP_RST, flags: 0 });
             }
             return;
         };
-        let credit_before = c.credit();
         c.update_peer_credit(credit.0, credit.1);
         match (op, c.state) {
             (OP_RESPONSE, State::HostInit) => {
@@ -311,10 +334,7 @@ impl Muxer {
                 let mut s = &c.stream;
                 let sent = std::io::Write::write(&mut s, ok.as_bytes());
                 if sent.ok() != Some(ok.len()) {
-                    return self.reset(key);
-                }
-                if c.readable {
-                    self.mark_readable(key);
+                    self.reset(key);
                 }
             }
             (OP_RW, State::Established) => {
@@ -338,11 +358,8 @@ impl Muxer {
                     }
                 }
             }
-            (OP_CREDIT_UPDATE, State::Established) => {
-                if credit_before == 0 && c.credit() > 0 && c.readable {
-                    self.mark_readable(key);
-                }
-            }
+            // The new credit was taken above; from_guest puts the connection back in turn.
+            (OP_CREDIT_UPDATE, State::Established) => {}
             (OP_CREDIT_REQUEST, State::Established) => {
                 self.control.push_back(Control { key, op: OP_CREDIT_UPDATE, flags: 0 });
             }
