@@ -202,11 +202,24 @@ fn drives_configured_through_the_api_are_attached_at_instance_start() {
     let limited = drive("data", &p, r#","rate_limiter":{"ops":{"size":100,"refill_time":100}}"#);
     assert_eq!(call(&sock, "PUT", "/drives/data", limited.as_bytes()).0, 204);
     assert_eq!(call(&sock, "PUT", "/entropy", b"{}").0, 204);
+    // The log: bad levels, paths and fields refused; then a file at Info.
+    let log = dir.path().join("vmm.log");
+    let logger = |level: &str, path: &str| format!(r#"{{"log_path":"{path}","level":"{level}"}}"#);
+    let l = log.display().to_string();
+    assert_eq!(call(&sock, "PUT", "/logger", logger("Loud", &l).as_bytes()).0, 400);
+    assert_eq!(
+        call(&sock, "PUT", "/logger", logger("Info", "/nonexistent/x.log").as_bytes()).0,
+        400
+    );
+    assert_eq!(call(&sock, "PUT", "/logger", br#"{"log_path":"/tmp/x","colour":1}"#).0, 400);
+    assert_eq!(call(&sock, "PUT", "/logger", logger("Info", &l).as_bytes()).0, 204);
     assert_eq!(call(&sock, "PUT", "/actions", br#"{"action_type":"InstanceStart"}"#).0, 204);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.stdout, b"hello virtio-blk\0\0");
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(&std::fs::read(&img).unwrap()[512..528], b"hello virtio-blk");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("machine ending: Reset"), "{text}");
 }
 
 #[test]

@@ -122,7 +122,20 @@ fn fail(msg: String) -> ExitCode {
     ExitCode::from(1)
 }
 
+/// Logs through `vmm::logger`: stderr, or the file PUT /logger names, at its level.
+fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{Layer, filter, fmt};
+    let layer = fmt::layer()
+        .with_writer(|| vmm::logger::Writer)
+        .with_ansi(false)
+        .with_filter(filter::filter_fn(|m| vmm::logger::enabled(m.level(), m.target())));
+    let _ = tracing_subscriber::registry().with(layer).try_init();
+}
+
 fn main() -> ExitCode {
+    init_logging();
     let a = Args::parse();
     let serial: Box<dyn std::io::Write + Send> = match a.serial.as_str() {
         "stdout" => Box::new(std::io::stdout()),

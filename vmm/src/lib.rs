@@ -17,7 +17,7 @@
 //! - [`seccomp`]: per-thread seccomp filters (vCPU, VMM, API threads).
 //! - [`jail`]: `--jail`: namespaces, a minimal root, an unprivileged user; [`jail_cgroup`]:
 //!   its cgroup limits.
-//! - [`metrics`]: counters written as JSON lines.
+//! - [`metrics`]: counters written as JSON lines; [`logger`]: where the log goes (PUT /logger).
 //! - [`vm`]: a whole machine: build, run until it ends, and why it ended ([`vm::ExitReason`]).
 
 pub mod acpi;
@@ -33,6 +33,7 @@ pub mod jail_cgroup;
 pub mod layout;
 pub mod linux_boot;
 pub mod loader;
+pub mod logger;
 pub mod memory;
 pub mod metrics;
 pub mod mptable;

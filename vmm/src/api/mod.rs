@@ -369,7 +369,11 @@ impl Api {
                 }
             }
             ("PUT", "/logger") => {
-                fault(400, "/logger is not supported: logs go to stderr, filtered by RUST_LOG")
+                let cfg = body_as!(crate::logger::LoggerConfig, "logger");
+                match crate::logger::configure(&cfg) {
+                    Ok(()) => Reply::Respond(204, None),
+                    Err(e) => fault(400, e),
+                }
             }
             ("PATCH", "/vm") => {
                 if !self.started {
