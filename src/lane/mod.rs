@@ -49,11 +49,11 @@ pub fn execute(run: &Run) -> anyhow::Result<Outcome> {
     let cache = cache_dir();
     std::fs::create_dir_all(&cache)?;
     let k = kernel::fetch(&cache)?;
-    let base = std::fs::read(initramfs::base(&k, &cache)?)?;
+    let base = initramfs::base(&k, &cache)?;
     let this =
         initramfs::run_archive(&run.vmm, &run.args, &run.files, &run.sums, run.script.as_deref())?;
     let dir = tempfile::tempdir()?;
-    let initrd = run::initrd(&[&base, &this], dir.path())?;
+    let initrd = run::initrd(&base, &this, dir.path())?;
     run::boot(&k.vmlinuz, &initrd, run.timeout)
 }
 

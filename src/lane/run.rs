@@ -177,13 +177,11 @@ fn tail(lines: &[String]) -> String {
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
-/// A temporary initrd: `parts` concatenated.
-pub fn initrd(parts: &[&[u8]], dir: &Path) -> anyhow::Result<PathBuf> {
+/// A temporary initrd: the cached `base` archive, then `run`, concatenated.
+pub fn initrd(base: &Path, run: &[u8], dir: &Path) -> anyhow::Result<PathBuf> {
     let path = dir.join("initrd.cpio");
-    let mut all = Vec::new();
-    for p in parts {
-        all.extend_from_slice(p);
-    }
-    std::fs::write(&path, all)?;
+    let mut out = std::fs::File::create(&path)?;
+    std::io::copy(&mut std::fs::File::open(base)?, &mut out)?;
+    std::io::Write::write_all(&mut out, run)?;
     Ok(path)
 }

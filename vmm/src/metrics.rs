@@ -38,9 +38,10 @@ type Device = std::sync::Arc<Mutex<dyn virtio_devices::VirtioDevice>>;
 static START: Mutex<Option<Instant>> = Mutex::new(None);
 static DEVICES: Mutex<Vec<(String, Device)>> = Mutex::new(Vec::new());
 
-/// Reports `device`'s counters under `name` (e.g. `block0`) from now on.
-pub fn register_device(name: String, device: Device) {
-    DEVICES.lock().unwrap_or_else(|e| e.into_inner()).push((name, device));
+/// Reports these devices' counters, each under its name (e.g. `block0`), from now on: the
+/// devices of the machine being built replace any earlier machine's in this process.
+pub fn set_devices(devices: Vec<(String, Device)>) {
+    *DEVICES.lock().unwrap_or_else(|e| e.into_inner()) = devices;
 }
 
 fn devices() -> serde_json::Value {

@@ -314,6 +314,7 @@ pub fn run_with(
     let mut notifiers = Vec::new();
     let mut backends = Vec::new();
     let mut per_type: std::collections::HashMap<u32, usize> = Default::default();
+    let mut named = Vec::new();
     for (i, device) in config.devices.iter().enumerate() {
         let ty = device.lock().unwrap_or_else(|e| e.into_inner()).device_type();
         let n = per_type.entry(ty).or_default();
@@ -324,7 +325,7 @@ pub fn run_with(
             virtio_devices::types::ENTROPY => "rng",
             _ => "virtio",
         };
-        crate::metrics::register_device(format!("{kind}{n}"), device.clone());
+        named.push((format!("{kind}{n}"), device.clone()));
         *n += 1;
         let (addr, irq) = device_slot(i);
         if irq > 23 {
@@ -349,6 +350,7 @@ pub fn run_with(
         mmio.insert(addr, layout::VIRTIO_MMIO_SIZE, Arc::new(Mutex::new(transport)))
             .map_err(VmmError::Config)?;
     }
+    crate::metrics::set_devices(named);
 
     let supported = kvm.get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)?;
     let mut vcpus = Vec::new();
