@@ -1,2 +1,26 @@
-//! PID 1 of a microVM guest: mounts, network, containers, the agent API over vsock.
-//! (Issue 7; nothing here yet.)
+//! The guest agent: PID 1 of a Ringfence microVM, serving the agent API over vsock, and the
+//! protocol the host speaks to it.
+//!
+//! The host links only [`proto`], [`client`] and [`exit`]; the rest runs inside the guest.
+
+pub mod client;
+pub mod console_shell;
+pub mod container;
+pub mod exit;
+pub mod init;
+pub mod network;
+pub mod process;
+pub mod reaper;
+pub mod service;
+pub mod stats;
+
+/// The generated types and stubs of `proto/agent.proto`.
+pub mod proto {
+    tonic::include_proto!("ringfence.agent.v1");
+}
+
+/// The vsock port the agent listens on.
+pub const AGENT_PORT: u32 = 1024;
+
+/// The agent's version, reported by Health.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,13 +1,15 @@
 //! OCI images for the node: a content-addressed store of blobs, images imported from local
 //! archives or pulled from registries, and their layers unpacked into shared root filesystems.
-//! Guest kernels and block-device root filesystems (issue 7) will live here too.
+//! Also what microVMs boot: the guest kernel, the agent's initramfs, ext4 root filesystems.
 
 mod archive;
 mod blobs;
 mod catalog;
 mod confine;
+pub mod cpio;
 mod digest;
 mod error;
+pub mod guest;
 mod import;
 mod progress;
 mod pull;

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::lane::{self, cpio::Cpio};
+use crate::lane;
+use images::cpio::Cpio;
 
 pub struct Row {
     pub name: String,
@@ -97,6 +98,7 @@ pub fn run(runs: usize) -> anyhow::Result<Vec<Row>> {
     ];
     files.retain(|(host, _)| host.exists() || host.as_os_str() == QEMU);
     let out = lane::execute(&lane::Run {
+        ringfence: None,
         vmm: lane::default_vmm()?,
         args: Vec::new(),
         files,

@@ -14,7 +14,11 @@ use vmm::api::{
 use vmm::vm::{ExitReason, ExitSignal, Program, VmConfig};
 
 #[derive(Parser)]
-#[command(name = "ringfence-vmm", about = "Boot a kernel in a KVM microVM")]
+#[command(
+    name = "ringfence-vmm",
+    about = "Boot a kernel in a KVM microVM",
+    args_override_self = true
+)]
 struct Args {
     /// ELF (with or without a PVH note) or bzImage; boots right away, without an API.
     #[arg(long, conflicts_with_all = ["api_sock", "config_file"])]
@@ -37,13 +41,14 @@ struct Args {
     /// Guest memory in 2 MiB huge pages (a hugetlb memfd; the host must have them free).
     #[arg(long)]
     huge_pages: bool,
-    /// Where the serial console goes: `stdout` or a file path.
+    /// Where the serial console goes: `stdout` (its input then comes from stdin, a terminal
+    /// there put in raw mode while the machine runs) or a file path.
     #[arg(long, default_value = "stdout")]
     serial: String,
     #[arg(long, default_value_t = 1)]
     vcpus: u8,
     /// Kernel command line (Linux boot protocol).
-    #[arg(long, default_value = "console=ttyS0 reboot=k panic=1")]
+    #[arg(long, default_value = vmm::linux_boot::DEFAULT_CMDLINE)]
     cmdline: String,
     #[arg(long)]
     initrd: Option<PathBuf>,
@@ -354,6 +359,13 @@ fn main() -> ExitCode {
         }
         Err(e) => return fail(e.to_string()),
     }
+    // A console on stdout reads stdin too; a terminal there goes raw until the end.
+    let _raw = if a.serial == "stdout" {
+        config.serial_input = Some(0);
+        vmm::terminal::RawTerminal::enter()
+    } else {
+        None
+    };
     let reason = match vmm::vm::run_with(config, Program::Kernel(boot.kernel_image_path), exit) {
         Ok(r) => r,
         Err(e) => return fail(e.to_string()),

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::lane;
@@ -32,8 +33,16 @@ pub struct NestedRunArgs {
     /// The VMM binary (default: the ringfence-vmm next to this binary).
     #[arg(long)]
     vmm: Option<PathBuf>,
-    /// The VMM's arguments.
-    #[arg(last = true, required = true)]
+    /// Run this shell script inside instead (the VMM is /lane/ringfence-vmm and, with
+    /// --ringfence, this binary /lane/ringfence); its output and status are the run's.
+    #[arg(long, conflicts_with = "args")]
+    script: Option<PathBuf>,
+    /// Run this `ringfence` binary inside (with ARGS, e.g. `vm run ... -- CMD`) rather than
+    /// the VMM.
+    #[arg(long)]
+    ringfence: bool,
+    /// The VMM's arguments (or ringfence's, with --ringfence).
+    #[arg(last = true, required_unless_present = "script")]
     args: Vec<String>,
 }
 
@@ -56,12 +65,20 @@ pub fn run(cmd: DevCommand) -> anyhow::Result<ExitCode> {
                 Some(v) => v,
                 None => lane::default_vmm()?,
             };
+            let ringfence = if a.ringfence { Some(std::env::current_exe()?) } else { None };
             let run = lane::Run {
                 vmm,
+                ringfence,
                 args: a.args,
                 files: a.files,
                 sums: a.sums,
-                script: None,
+                script: a
+                    .script
+                    .map(|p| {
+                        std::fs::read_to_string(&p)
+                            .with_context(|| format!("reading {}", p.display()))
+                    })
+                    .transpose()?,
                 timeout: Duration::from_secs(a.timeout),
             };
             let out = lane::execute(&run)?;

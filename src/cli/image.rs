@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use images::guest::agent::AgentSource;
 use images::{Digest, ImageStore, Progress};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
@@ -54,6 +55,28 @@ pub enum ImageCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Build (or find cached) the microVM guest kernel and the initramfs holding the guest
+    /// agent; prints the kernel's path, then the initramfs's.
+    Kernel {
+        /// A statically linked agent binary to use instead of building it from this workspace.
+        #[arg(long)]
+        agent: Option<PathBuf>,
+    },
+    /// Turn a directory into an ext4 image for a container disk (`--busybox`: a root holding
+    /// busybox-static and its applets).
+    Rootfs {
+        /// The directory to copy into the image.
+        #[arg(required_unless_present = "busybox", conflicts_with = "busybox")]
+        dir: Option<PathBuf>,
+        /// The image to write (replaced).
+        #[arg(long, short)]
+        output: PathBuf,
+        /// The image size in MiB (default: the content and half again, at least 16).
+        #[arg(long, default_value_t = 0)]
+        size_mib: u64,
+        #[arg(long)]
+        busybox: bool,
+    },
     /// Remove images (by NAME:TAG, NAME@DIGEST or ID).
     #[command(alias = "remove")]
     Rm {
@@ -84,6 +107,32 @@ pub fn run(cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             println!("{reference} {}", info.id);
         }
         ImageCommand::List { store } => print_list(&store.open()?)?,
+        ImageCommand::Kernel { agent } => {
+            let source = match agent {
+                Some(p) => AgentSource::Binary(p),
+                None => AgentSource::Workspace(workspace()?),
+            };
+            let bar = BuildBar::new();
+            let image = images::guest::build(&source, &bar).context("building the guest kernel")?;
+            bar.bar.finish_and_clear();
+            println!("{}", image.kernel.display());
+            println!("{}", image.initramfs.display());
+        }
+        ImageCommand::Rootfs { dir, output, size_mib, busybox } => {
+            let staged;
+            let dir = match dir {
+                Some(d) => d,
+                None => {
+                    debug_assert!(busybox);
+                    staged = tempfile::tempdir()?;
+                    images::guest::disk::busybox_root(staged.path())?;
+                    staged.path().to_owned()
+                }
+            };
+            let size = images::guest::disk::ext4_from_dir(&dir, &output, size_mib)
+                .with_context(|| format!("writing {}", output.display()))?;
+            eprintln!("{}: ext4, {size} MiB, from {}", output.display(), dir.display());
+        }
         ImageCommand::Rm { store, references } => {
             let store = store.open()?;
             for r in &references {
@@ -178,5 +227,45 @@ impl Progress for Bars {
 
     fn step(&self, message: &str) {
         tracing::info!("{message}");
+    }
+}
+
+/// The workspace this binary was built from, which builds the guest agent.
+fn workspace() -> anyhow::Result<PathBuf> {
+    let ws = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if !ws.join("guest-agent/Cargo.toml").exists() {
+        anyhow::bail!(
+            "the Ringfence workspace ({}) is gone, so the guest agent cannot be built: give --agent PATH",
+            ws.display()
+        );
+    }
+    Ok(ws)
+}
+
+/// A kernel build's progress: a bar over the compile steps, the steps above it.
+struct BuildBar {
+    bar: ProgressBar,
+}
+
+impl BuildBar {
+    fn new() -> BuildBar {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        BuildBar { bar }
+    }
+}
+
+impl images::guest::BuildProgress for BuildBar {
+    fn step(&self, message: &str) {
+        tracing::info!("{message}");
+        self.bar.println(message);
+    }
+    fn advanced(&self, done: u64, expected: u64) {
+        self.bar.set_length(expected);
+        self.bar.set_position(done);
+        self.bar.set_message("kernel");
     }
 }

@@ -12,6 +12,7 @@ mod node;
 mod sentry;
 mod server;
 mod vm;
+mod vm_agent;
 
 #[derive(Parser)]
 #[command(name = "ringfence", version, about = "Pods in KVM isolation boundaries")]

@@ -1,23 +1,71 @@
 //! `ringfence vm ...`: the microVMM for humans. `vm run` executes the small `ringfence-vmm`
 //! binary installed next to this one (as Firecracker is its own process), with the same
-//! arguments.
+//! arguments; with `-- CMD ARGS...` it runs the command through the guest agent instead
+//! ([`super::vm_agent`]).
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Subcommand;
+use guest_agent::proto;
 
 #[derive(Subcommand)]
 pub enum VmCommand {
     /// Boots a kernel (ELF, with a PVH note or not, or bzImage) and runs until the guest
     /// resets, powers off or faults; the exit status says which (0; 3 for a guest fault;
-    /// 128+n for signal n). See `ringfence-vmm --help` for the options.
+    /// 128+n for signal n). See `ringfence-vmm --help` for the options. With the initramfs of
+    /// `ringfence image kernel` and a root filesystem as the first --disk: without a command,
+    /// a shell from that disk on the serial console (the guest goes down when it exits); with
+    /// `-- CMD ARGS...`, CMD from that disk through the guest agent, its output streamed, the
+    /// guest shut down and CMD's status the exit status.
     Run {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Talks to the guest agent of a running microVM through its vsock socket (the PATH of
+    /// `--vsock CID,PATH`), waiting for it to answer first.
+    Agent {
+        #[arg(long)]
+        vsock: PathBuf,
+        /// Seconds to wait for the agent to answer.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        #[command(subcommand)]
+        action: AgentAction,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AgentAction {
+    /// Prints the agent's version, the guest kernel and its uptime.
+    Health,
+    /// Makes a container from a guest block device (ext4, mounted read-only under a writable
+    /// layer).
+    Create {
+        #[arg(long, default_value = "main")]
+        id: String,
+        #[arg(long, default_value = "/dev/vda")]
+        device: String,
+    },
+    /// Runs a command in a container, streams its output and exits with its status (128+n
+    /// when signal n killed it).
+    Exec {
+        #[arg(long, default_value = "main")]
+        container: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Prints CPU and memory use (of a container, or of the guest).
+    Stats {
+        #[arg(long)]
+        container: Option<String>,
+    },
+    /// Shuts the guest down (its VMM then exits).
+    Shutdown,
 }
 
 pub fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
@@ -25,8 +73,76 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
         VmCommand::Run { args } => {
             let exe = std::env::current_exe().context("locating the ringfence binary")?;
             let vmm = exe.with_file_name("ringfence-vmm");
-            let err = std::process::Command::new(&vmm).args(args).exec();
-            Err(err).with_context(|| format!("running {}", vmm.display()))
+            match args.iter().position(|a| a == "--") {
+                Some(at) => {
+                    let command: Vec<String> = args[at + 1..]
+                        .iter()
+                        .map(|a| {
+                            a.clone()
+                                .into_string()
+                                .map_err(|a| anyhow::anyhow!("{a:?} is not UTF-8"))
+                        })
+                        .collect::<anyhow::Result<_>>()?;
+                    super::vm_agent::run_command(&vmm, args[..at].to_vec(), command)
+                }
+                None => {
+                    let args = super::vm_agent::with_console_shell(args);
+                    let err = std::process::Command::new(&vmm).args(args).exec();
+                    Err(err).with_context(|| format!("running {}", vmm.display()))
+                }
+            }
+        }
+        VmCommand::Agent { vsock, timeout, action } => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let status = runtime.block_on(agent(&vsock, Duration::from_secs(timeout), action))?;
+            Ok(ExitCode::from(status.clamp(0, 255) as u8))
         }
     }
+}
+
+async fn agent(
+    vsock: &std::path::Path,
+    timeout: Duration,
+    action: AgentAction,
+) -> anyhow::Result<i32> {
+    let (mut a, health) = guest_agent::client::wait_ready(vsock, guest_agent::AGENT_PORT, timeout)
+        .await
+        .context("reaching the guest agent")?;
+    match action {
+        AgentAction::Health => println!(
+            "agent {} kernel {} uptime_ms {} containers {} processes {}",
+            health.version,
+            health.kernel_release,
+            health.uptime_ms,
+            health.containers,
+            health.processes
+        ),
+        AgentAction::Create { id, device } => {
+            super::vm_agent::create_container(&mut a, &id, &device).await?
+        }
+        AgentAction::Exec { container, command } => {
+            return super::vm_agent::exec(&mut a, &container, command).await;
+        }
+        AgentAction::Stats { container } => {
+            let s = a
+                .stats(proto::StatsRequest { container_id: container.unwrap_or_default() })
+                .await
+                .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+                .into_inner();
+            println!(
+                "cpu_usage_usec {} memory_bytes {} processes {} guest_memory_total_bytes {} guest_memory_available_bytes {}",
+                s.cpu_usage_usec,
+                s.memory_bytes,
+                s.processes,
+                s.guest_memory_total_bytes,
+                s.guest_memory_available_bytes
+            );
+        }
+        AgentAction::Shutdown => {
+            a.shutdown(proto::ShutdownRequest {})
+                .await
+                .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+        }
+    }
+    Ok(0)
 }

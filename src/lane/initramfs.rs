@@ -7,7 +7,8 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use super::cpio::Cpio;
+use images::cpio::Cpio;
+
 use super::kernel::LaneKernel;
 
 /// KVM for AMD and what it needs, and tun for taps, in load order.
@@ -66,24 +67,41 @@ fn quote(arg: &str) -> String {
     format!("'{}'", arg.replace('\'', r"'\''"))
 }
 
+/// An executable of ours without its debug information (a debug `ringfence` is ~6 times
+/// bigger with it, and the outer VM unpacks every byte under emulation).
+fn stripped(binary: &Path) -> anyhow::Result<Vec<u8>> {
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("stripped");
+    let st = Command::new("strip").arg("--strip-debug").arg("-o").arg(&out).arg(binary).status();
+    match st {
+        Ok(s) if s.success() => Ok(std::fs::read(&out)?),
+        _ => std::fs::read(binary).with_context(|| format!("reading {}", binary.display())),
+    }
+}
+
 /// The per-run archive: `vmm` (and its libraries) at `/lane/ringfence-vmm`, `files` at their
 /// paths inside, and an init that loads KVM, runs the VMM with `args` and reports (with the
 /// SHA-256 of the files in `sums` afterwards). A `/lane/before.sh` among the files runs in the
-/// background as the VMM starts. With a `script`, the init runs it (as `/lane/run.sh`, the
-/// VMM at `/lane/ringfence-vmm`) instead of the VMM itself.
+/// background as the VMM starts. With `ringfence`, that binary goes to `/lane/ringfence` and
+/// runs with `args` instead of the VMM (so `ringfence vm run` finds the VMM beside it). With a
+/// `script`, the init runs it (as `/lane/run.sh`) instead.
 pub fn run_archive(
     vmm: &Path,
+    ringfence: Option<&Path>,
     args: &[String],
     files: &[(PathBuf, String)],
     sums: &[String],
     script: Option<&str>,
 ) -> anyhow::Result<Vec<u8>> {
     let mut c = Cpio::new();
-    let body = std::fs::read(vmm).with_context(|| format!("reading {}", vmm.display()))?;
-    c.file("lane/ringfence-vmm", 0o755, &body);
+    c.file("lane/ringfence-vmm", 0o755, &stripped(vmm)?);
     // Every dynamic executable brings its libraries (once each).
     let mut libs = std::collections::BTreeSet::new();
     libs.extend(libraries(vmm)?);
+    if let Some(r) = ringfence {
+        c.file("lane/ringfence", 0o755, &stripped(r)?);
+        libs.extend(libraries(r)?);
+    }
     for (host, inside) in files {
         if !inside.starts_with('/') || inside.contains("..") {
             bail!("{inside:?}: paths inside the lane are absolute and plain");
@@ -101,11 +119,10 @@ pub fn run_archive(
     if let Some(script) = script {
         c.file("lane/run.sh", 0o755, script.as_bytes());
     }
+    let program = if ringfence.is_some() { "/lane/ringfence" } else { "/lane/ringfence-vmm" };
     let cmd: Vec<String> = match script {
         Some(_) => vec!["/lane/run.sh".into()],
-        None => std::iter::once("/lane/ringfence-vmm".to_owned())
-            .chain(args.iter().map(|a| quote(a)))
-            .collect(),
+        None => std::iter::once(program.to_owned()).chain(args.iter().map(|a| quote(a))).collect(),
     };
     let sums: Vec<String> = sums
         .iter()
@@ -128,11 +145,17 @@ start=$(cut -d' ' -f1 /proc/uptime)
 echo "RINGFENCE-LANE-READY $start"
 # A run's own set-up of the outer VM (e.g. addressing a tap the VMM creates), alongside it.
 if [ -x /lane/before.sh ]; then /lane/before.sh & fi
-{} >/tmp/out 2>&1
+# The output also goes to the console as it comes, so that a run that hangs shows how far it
+# got; what the run leaves in the background does not hold the lane up.
+: >/tmp/.lane-output
+tail -f /tmp/.lane-output &
+follow=$!
+{} >/tmp/.lane-output 2>&1
 rc=$?
+kill $follow; wait $follow 2>/dev/null; echo
 end=$(cut -d' ' -f1 /proc/uptime)
 echo RINGFENCE-LANE-OUTPUT-BEGIN
-cat /tmp/out
+cat /tmp/.lane-output
 echo RINGFENCE-LANE-OUTPUT-END
 {}
 echo "RINGFENCE-LANE-EXIT $rc $start $end"

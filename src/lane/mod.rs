@@ -4,11 +4,9 @@
 //! binary, run with the same arguments as on any host.
 //!
 //! - [`kernel`]: the outer VM's kernel (Debian's cloud kernel), fetched once.
-//! - [`cpio`]: initramfs archives.
 //! - [`initramfs`]: the outer VM's initramfs: busybox and KVM modules, then the run's files.
 //! - [`run`]: QEMU, the console, the init's report, the time limit.
 
-pub mod cpio;
 pub mod initramfs;
 pub mod kernel;
 pub mod run;
@@ -24,9 +22,12 @@ pub fn cache_dir() -> PathBuf {
     home.join(".cache/ringfence/lane")
 }
 
-/// A run: the VMM binary, its arguments inside the outer VM, and host files to put there.
+/// A run: the VMM binary (or `ringfence`), the arguments inside the outer VM, and host files
+/// to put there.
 pub struct Run {
     pub vmm: PathBuf,
+    /// Run this `ringfence` binary with `args` (the VMM beside it) rather than the VMM.
+    pub ringfence: Option<PathBuf>,
     pub args: Vec<String>,
     /// (host path, absolute path inside).
     pub files: Vec<(PathBuf, String)>,
@@ -50,8 +51,14 @@ pub fn execute(run: &Run) -> anyhow::Result<Outcome> {
     std::fs::create_dir_all(&cache)?;
     let k = kernel::fetch(&cache)?;
     let base = initramfs::base(&k, &cache)?;
-    let this =
-        initramfs::run_archive(&run.vmm, &run.args, &run.files, &run.sums, run.script.as_deref())?;
+    let this = initramfs::run_archive(
+        &run.vmm,
+        run.ringfence.as_deref(),
+        &run.args,
+        &run.files,
+        &run.sums,
+        run.script.as_deref(),
+    )?;
     let dir = tempfile::tempdir()?;
     let initrd = run::initrd(&base, &this, dir.path())?;
     run::boot(&k.vmlinuz, &initrd, run.timeout)

@@ -39,6 +39,7 @@ pub mod metrics;
 pub mod mptable;
 pub mod pause;
 pub mod seccomp;
+pub mod terminal;
 pub mod tiny;
 pub mod virtio_mmio;
 pub mod vm;

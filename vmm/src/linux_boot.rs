@@ -17,6 +17,10 @@ const KERNEL_LOADER_OTHER: u8 = 0xff;
 /// The command line may not reach into what follows it.
 pub const CMDLINE_MAX: usize = 4096;
 
+/// The command line when none is given: the console on the UART, a reset (not a reboot
+/// through the BIOS) and no lingering after a panic.
+pub const DEFAULT_CMDLINE: &str = "console=ttyS0 reboot=k panic=1";
+
 /// The e820 map of a guest with `size` bytes of RAM: RAM below the EBDA, the legacy hole
 /// reserved, RAM from 1 MiB (split around the MMIO gap).
 pub fn e820(size: u64) -> Vec<(u64, u64, u32)> {

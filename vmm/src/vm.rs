@@ -13,7 +13,7 @@ use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::bus::Bus;
-use crate::devices::{i8042, serial};
+use crate::devices::{i8042, serial, serial_input};
 use crate::{
     VmmError, cpu, cpuid, layout, linux_boot, loader, memory, mptable, seccomp, virtio_mmio,
 };
@@ -114,6 +114,8 @@ pub struct VmConfig {
     pub memory_backing: memory::Backing,
     /// Where the serial console's output goes.
     pub serial: Box<dyn Write + Send>,
+    /// Where its input comes from (the host's stdin, for a human at the console).
+    pub serial_input: Option<std::os::fd::RawFd>,
     pub vcpus: u8,
     /// Kernel command line (Linux boot).
     pub cmdline: String,
@@ -190,6 +192,7 @@ impl VmConfig {
             memory_bytes,
             memory_backing: memory::Backing::Anonymous,
             serial,
+            serial_input: None,
             vcpus: 1,
             cmdline: String::new(),
             initrd: None,
@@ -300,9 +303,10 @@ pub fn run_with(
     } else {
         None
     };
-    let uart = serial::SerialDevice::new(uart_irq, config.serial);
-    pio.insert(serial::COM1_PORT, serial::COM1_LEN, Arc::new(Mutex::new(uart)))
-        .map_err(VmmError::Config)?;
+    let uart = Arc::new(Mutex::new(serial::SerialDevice::new(uart_irq, config.serial)));
+    pio.insert(serial::COM1_PORT, serial::COM1_LEN, uart.clone()).map_err(VmmError::Config)?;
+    let serial_input =
+        config.serial_input.map(|fd| serial_input::SerialInput::new(fd, uart)).transpose()?;
     let keyboard = Arc::new(Mutex::new(i8042::I8042::new(exit.clone())?));
     if irqchip {
         let k = keyboard.lock().unwrap_or_else(|e| e.into_inner());
@@ -403,6 +407,9 @@ pub fn run_with(
     }
     for b in backends {
         events.add_subscriber(Arc::new(Mutex::new(b)));
+    }
+    if let Some(input) = serial_input {
+        events.add_subscriber(Arc::new(Mutex::new(input)));
     }
     while !exit.raised() {
         if let Err(e) = events.run() {

@@ -1,4 +1,5 @@
-//! The 16550 UART at 0x3f8 (vm-superio), its output going to a file, a pipe or stdout.
+//! The 16550 UART at 0x3f8 (vm-superio), its output going to a file, a pipe or stdout, its
+//! input coming from the host's stdin ([`super::serial_input`]).
 
 use std::io::Write;
 
@@ -31,6 +32,22 @@ pub struct SerialDevice {
 impl SerialDevice {
     pub fn new(irq: Option<EventFd>, out: Box<dyn Write + Send>) -> SerialDevice {
         SerialDevice { uart: Serial::new(IrqTrigger(irq), out) }
+    }
+
+    /// How many bytes the receive FIFO can take now.
+    pub fn input_room(&self) -> usize {
+        self.uart.fifo_capacity()
+    }
+
+    /// Puts host input into the receive FIFO (raising the interrupt); returns what fitted.
+    pub fn enqueue_input(&mut self, bytes: &[u8]) -> usize {
+        match self.uart.enqueue_raw_bytes(bytes) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!("serial input: {e:?}");
+                0
+            }
+        }
     }
 }
 

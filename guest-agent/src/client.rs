@@ -1,0 +1,132 @@
+//! The host's side: reaching the agent through the VMM's vsock Unix socket (Firecracker's
+//! `CONNECT <port>` handshake) or a plain Unix socket, and running a command to completion.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::exit::Exit;
+use crate::proto::{self, agent_client, exec_event::Event};
+
+pub type AgentClient = agent_client::AgentClient<Channel>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("connecting to {path}: {source}")]
+    Connect {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the agent did not answer within {0:?}; last error: {1}")]
+    Timeout(Duration, String),
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+    #[error("{}: {}", .0.code(), .0.message())]
+    Status(#[from] tonic::Status),
+    #[error("the process stream ended without an exit status")]
+    NoExit,
+    #[error("writing output: {0}")]
+    Output(std::io::Error),
+}
+
+/// Opens a stream to `port` in the guest through the vsock device's Unix socket.
+pub async fn vsock_stream(uds: &Path, port: u32) -> std::io::Result<UnixStream> {
+    let mut s = UnixStream::connect(uds).await?;
+    s.write_all(format!("CONNECT {port}\n").as_bytes()).await?;
+    let mut reader = BufReader::new(s);
+    let mut line = String::new();
+    reader.read_line(&mut line).await?;
+    if !line.starts_with("OK ") {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            format!("no listener on guest port {port} (handshake answer {:?})", line.trim()),
+        ));
+    }
+    Ok(reader.into_inner())
+}
+
+async fn channel_over<F, Fut>(connect: F) -> Result<AgentClient, ClientError>
+where
+    F: Fn() -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = std::io::Result<UnixStream>> + Send,
+{
+    // The URI is required by the API and unused: every connection is made by `connect`.
+    let channel = Endpoint::from_static("http://agent")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let connect = connect.clone();
+            async move { connect().await.map(TokioIo::new) }
+        }))
+        .await?;
+    Ok(AgentClient::new(channel).max_decoding_message_size(16 << 20))
+}
+
+/// Connects to the agent in a guest through the VMM's vsock socket.
+pub async fn connect_vsock(uds: &Path, port: u32) -> Result<AgentClient, ClientError> {
+    let uds = uds.to_owned();
+    channel_over(move || {
+        let uds = uds.clone();
+        async move { vsock_stream(&uds, port).await }
+    })
+    .await
+}
+
+/// Connects to an agent listening on a Unix socket (`ringfence-agent --unix`).
+pub async fn connect_unix(path: &Path) -> Result<AgentClient, ClientError> {
+    let path = path.to_owned();
+    channel_over(move || {
+        let path = path.clone();
+        async move { UnixStream::connect(&path).await }
+    })
+    .await
+}
+
+/// Retries connecting and asking Health until the agent answers or `timeout` passes.
+pub async fn wait_ready(
+    uds: &Path,
+    port: u32,
+    timeout: Duration,
+) -> Result<(AgentClient, proto::HealthResponse), ClientError> {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("none");
+    while Instant::now() < deadline {
+        if uds.exists() {
+            match connect_vsock(uds, port).await {
+                Ok(mut c) => match c.health(proto::HealthRequest {}).await {
+                    Ok(h) => return Ok((c, h.into_inner())),
+                    Err(e) => last = e.to_string(),
+                },
+                Err(e) => last = e.to_string(),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(ClientError::Timeout(timeout, last))
+}
+
+/// Runs a process through the agent, copying its output as it comes, and returns its exit.
+pub async fn run(
+    client: &mut AgentClient,
+    request: proto::ExecRequest,
+    stdout: &mut (impl AsyncWrite + Unpin),
+    stderr: &mut (impl AsyncWrite + Unpin),
+) -> Result<Exit, ClientError> {
+    let mut events = client.exec(request).await?.into_inner();
+    while let Some(ev) = events.message().await? {
+        match ev.event {
+            Some(Event::Stdout(b)) => stdout.write_all(&b).await.map_err(ClientError::Output)?,
+            Some(Event::Stderr(b)) => stderr.write_all(&b).await.map_err(ClientError::Output)?,
+            Some(Event::Exited(s)) => {
+                stdout.flush().await.map_err(ClientError::Output)?;
+                stderr.flush().await.map_err(ClientError::Output)?;
+                return Exit::try_from(&s).map_err(|_| ClientError::NoExit);
+            }
+            Some(Event::Started(_)) | None => {}
+        }
+    }
+    Err(ClientError::NoExit)
+}

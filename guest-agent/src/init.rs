@@ -1,0 +1,68 @@
+//! What PID 1 sets up before serving: the pseudo file systems, cgroup v2 with its
+//! controllers, loopback and the network named on the command line.
+
+use std::path::Path;
+
+use crate::container::{self, CGROUP_ROOT, ContainerError};
+use crate::network::{self, InterfaceConfig};
+
+fn mount_once(
+    source: &str,
+    target: &str,
+    fstype: &str,
+    flags: libc::c_ulong,
+) -> Result<(), ContainerError> {
+    let t = Path::new(target);
+    let _ = std::fs::create_dir_all(t);
+    match container::mount(source, t, fstype, flags, "") {
+        // Already there (e.g. the kernel mounted devtmpfs).
+        Err(ContainerError::Io { source, .. }) if source.raw_os_error() == Some(libc::EBUSY) => {
+            Ok(())
+        }
+        r => r,
+    }
+}
+
+/// Mounts /proc, /sys, /dev, the cgroup2 hierarchy, /run and /tmp, and enables the cgroup
+/// controllers for containers.
+pub fn mount_filesystems() -> Result<(), ContainerError> {
+    let nodev = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    mount_once("proc", "/proc", "proc", nodev)?;
+    mount_once("sysfs", "/sys", "sysfs", nodev)?;
+    mount_once("devtmpfs", "/dev", "devtmpfs", libc::MS_NOSUID)?;
+    mount_once("cgroup2", CGROUP_ROOT, "cgroup2", nodev)?;
+    mount_once("tmpfs", "/run", "tmpfs", libc::MS_NOSUID | libc::MS_NODEV)?;
+    mount_once("tmpfs", "/tmp", "tmpfs", libc::MS_NOSUID | libc::MS_NODEV)?;
+    std::fs::create_dir_all(container::CONTAINERS_DIR).map_err(|source| ContainerError::Io {
+        what: "creating the containers directory".into(),
+        source,
+    })?;
+    let controllers = std::fs::read_to_string(Path::new(CGROUP_ROOT).join("cgroup.controllers"))
+        .unwrap_or_default();
+    let enable: Vec<String> = controllers
+        .split_whitespace()
+        .filter(|c| matches!(*c, "cpu" | "memory" | "pids" | "cpuset"))
+        .map(|c| format!("+{c}"))
+        .collect();
+    if !enable.is_empty() {
+        let _ =
+            std::fs::write(Path::new(CGROUP_ROOT).join("cgroup.subtree_control"), enable.join(" "));
+    }
+    Ok(())
+}
+
+/// Loopback up, and eth0 configured when the command line says how.
+pub fn network() {
+    if let Err(e) = network::loopback_up() {
+        tracing::warn!("bringing up lo: {e}");
+    }
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    match InterfaceConfig::from_cmdline(&cmdline) {
+        Some(Ok(cfg)) => match network::configure(&cfg) {
+            Ok(()) => tracing::info!("{} is {}/{}", cfg.name, cfg.address, cfg.prefix),
+            Err(e) => tracing::warn!("{e}"),
+        },
+        Some(Err(e)) => tracing::warn!("kernel command line: {e}"),
+        None => {}
+    }
+}

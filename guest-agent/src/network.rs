@@ -1,0 +1,194 @@
+//! Brings up the guest's interfaces: loopback, and a virtio-net interface with the IPv4
+//! address the command line (`ringfence.ip=ADDR/PREFIX`, `ringfence.gw=GW`) or the host gives.
+
+use std::io;
+use std::net::Ipv4Addr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("interface name {0:?}: 1-15 bytes, no NUL")]
+    BadName(String),
+    #[error("address {0:?}: give ADDRESS/PREFIX (IPv4, prefix 0-32)")]
+    BadAddress(String),
+    #[error("gateway {0:?} is not an IPv4 address")]
+    BadGateway(String),
+    #[error("{what} on {name}: {source}")]
+    Io {
+        what: &'static str,
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// An interface's wanted configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceConfig {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Option<Ipv4Addr>,
+    pub mtu: Option<u32>,
+}
+
+impl InterfaceConfig {
+    pub fn parse(name: &str, cidr: &str, gateway: &str, mtu: u32) -> Result<Self, NetworkError> {
+        if name.is_empty() || name.len() > 15 || name.contains('\0') || name.contains('/') {
+            return Err(NetworkError::BadName(name.to_owned()));
+        }
+        let bad = || NetworkError::BadAddress(cidr.to_owned());
+        let (addr, prefix) = cidr.split_once('/').ok_or_else(bad)?;
+        let address: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+        if prefix > 32 {
+            return Err(bad());
+        }
+        let gateway = match gateway {
+            "" => None,
+            g => Some(g.parse().map_err(|_| NetworkError::BadGateway(g.to_owned()))?),
+        };
+        Ok(InterfaceConfig {
+            name: name.into(),
+            address,
+            prefix,
+            gateway,
+            mtu: (mtu > 0).then_some(mtu),
+        })
+    }
+
+    /// `ringfence.ip=` and `ringfence.gw=` from a kernel command line, for `eth0`.
+    pub fn from_cmdline(cmdline: &str) -> Option<Result<Self, NetworkError>> {
+        let arg = |k: &str| cmdline.split_whitespace().find_map(|w| w.strip_prefix(k));
+        let ip = arg("ringfence.ip=")?;
+        Some(Self::parse("eth0", ip, arg("ringfence.gw=").unwrap_or(""), 0))
+    }
+
+    pub fn netmask(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::MAX.checked_shl(32 - self.prefix as u32).unwrap_or(0))
+    }
+}
+
+struct Socket(libc::c_int);
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is ours.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+fn ifreq(name: &str) -> libc::ifreq {
+    // SAFETY: ifreq is plain data; all zeroes is a valid value.
+    let mut r: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in r.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    r
+}
+
+fn sockaddr(a: Ipv4Addr) -> libc::sockaddr {
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr { s_addr: u32::from(a).to_be() },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: sockaddr_in and sockaddr have the same size; the kernel reads it as sockaddr_in.
+    unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(sin) }
+}
+
+impl Socket {
+    fn new() -> io::Result<Socket> {
+        // SAFETY: plain socket creation.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 { Err(io::Error::last_os_error()) } else { Ok(Socket(fd)) }
+    }
+
+    fn ioctl<T>(&self, req: libc::Ioctl, arg: &mut T) -> io::Result<()> {
+        // SAFETY: `arg` is the structure this request reads or writes (ifreq or rtentry).
+        let r = unsafe { libc::ioctl(self.0, req, arg as *mut T) };
+        if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    }
+
+    fn up(&self, name: &str) -> io::Result<()> {
+        let mut r = ifreq(name);
+        self.ioctl(libc::SIOCGIFFLAGS, &mut r)?;
+        // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+        unsafe { r.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+        self.ioctl(libc::SIOCSIFFLAGS, &mut r)
+    }
+}
+
+/// Brings the loopback interface up.
+pub fn loopback_up() -> io::Result<()> {
+    Socket::new()?.up("lo")
+}
+
+/// Sets the address, netmask and MTU, brings the interface up and adds the default route.
+pub fn configure(cfg: &InterfaceConfig) -> Result<(), NetworkError> {
+    let err = |what| {
+        let name = cfg.name.clone();
+        move |source| NetworkError::Io { what, name, source }
+    };
+    let s = Socket::new().map_err(err("opening a socket"))?;
+    let mut r = ifreq(&cfg.name);
+    r.ifr_ifru.ifru_addr = sockaddr(cfg.address);
+    s.ioctl(libc::SIOCSIFADDR, &mut r).map_err(err("setting the address"))?;
+    let mut r = ifreq(&cfg.name);
+    r.ifr_ifru.ifru_netmask = sockaddr(cfg.netmask());
+    s.ioctl(libc::SIOCSIFNETMASK, &mut r).map_err(err("setting the netmask"))?;
+    if let Some(mtu) = cfg.mtu {
+        let mut r = ifreq(&cfg.name);
+        r.ifr_ifru.ifru_mtu = mtu as libc::c_int;
+        s.ioctl(libc::SIOCSIFMTU, &mut r).map_err(err("setting the MTU"))?;
+    }
+    s.up(&cfg.name).map_err(err("bringing it up"))?;
+    if let Some(gw) = cfg.gateway {
+        // SAFETY: rtentry is plain data; zeroes mean "no value" for every field.
+        let mut rt: libc::rtentry = unsafe { std::mem::zeroed() };
+        rt.rt_dst = sockaddr(Ipv4Addr::UNSPECIFIED);
+        rt.rt_genmask = sockaddr(Ipv4Addr::UNSPECIFIED);
+        rt.rt_gateway = sockaddr(gw);
+        rt.rt_flags = libc::RTF_UP | libc::RTF_GATEWAY;
+        s.ioctl(libc::SIOCADDRT, &mut rt).map_err(err("adding the default route"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configurations_parse_and_bad_ones_are_named() {
+        let c = InterfaceConfig::parse("eth0", "10.0.2.15/24", "10.0.2.2", 1400).unwrap();
+        assert_eq!(c.netmask(), Ipv4Addr::new(255, 255, 255, 0));
+        assert_eq!(c.gateway, Some(Ipv4Addr::new(10, 0, 2, 2)));
+        assert_eq!(c.mtu, Some(1400));
+        assert_eq!(
+            InterfaceConfig::parse("e", "1.2.3.4/0", "", 0).unwrap().netmask(),
+            Ipv4Addr::UNSPECIFIED
+        );
+        assert!(matches!(
+            InterfaceConfig::parse("eth0", "10.0.2.15", "", 0),
+            Err(NetworkError::BadAddress(_))
+        ));
+        assert!(matches!(
+            InterfaceConfig::parse("eth0", "10.0.2.15/33", "", 0),
+            Err(NetworkError::BadAddress(_))
+        ));
+        assert!(matches!(
+            InterfaceConfig::parse("eth0", "1.2.3.4/8", "x", 0),
+            Err(NetworkError::BadGateway(_))
+        ));
+        assert!(matches!(
+            InterfaceConfig::parse("a-very-long-interface", "1.2.3.4/8", "", 0),
+            Err(NetworkError::BadName(_))
+        ));
+        let from = InterfaceConfig::from_cmdline(
+            "console=ttyS0 ringfence.ip=172.16.0.2/30 ringfence.gw=172.16.0.1",
+        );
+        assert_eq!(from.unwrap().unwrap().address, Ipv4Addr::new(172, 16, 0, 2));
+        assert!(InterfaceConfig::from_cmdline("console=ttyS0").is_none());
+    }
+}

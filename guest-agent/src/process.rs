@@ -1,0 +1,216 @@
+//! Processes the agent starts: spawned into a container (its cgroup, then chroot), their
+//! stdio on pipes or on the serial console, their exits kept until the container goes.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use tokio::net::unix::pipe;
+use tokio::sync::watch;
+
+use crate::exit::Exit;
+use crate::reaper::Reaper;
+
+/// Used when a request gives no PATH.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What to run, already checked.
+pub struct Spec {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: String,
+    /// The container's root (chroot) and cgroup; `None` runs in the agent's own root.
+    pub root: Option<PathBuf>,
+    pub cgroup: Option<PathBuf>,
+    pub stdin: bool,
+    pub console: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("no command given")]
+    NoCommand,
+    #[error("a NUL byte in {0}")]
+    Nul(&'static str),
+    #[error("environment entry {0:?} is not NAME=VALUE")]
+    BadEnv(String),
+    #[error("starting {program}: {source}")]
+    Start {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Spec {
+    pub fn new(
+        args: Vec<String>,
+        env: &[String],
+        cwd: &str,
+        stdin: bool,
+        console: bool,
+    ) -> Result<Spec, SpawnError> {
+        if args.is_empty() || args[0].is_empty() {
+            return Err(SpawnError::NoCommand);
+        }
+        if args.iter().any(|a| a.contains('\0')) {
+            return Err(SpawnError::Nul("the arguments"));
+        }
+        let mut vars = Vec::new();
+        for e in env {
+            let (k, v) = e.split_once('=').ok_or_else(|| SpawnError::BadEnv(e.clone()))?;
+            if k.is_empty() || e.contains('\0') {
+                return Err(SpawnError::BadEnv(e.clone()));
+            }
+            vars.push((k.to_owned(), v.to_owned()));
+        }
+        if !vars.iter().any(|(k, _)| k == "PATH") {
+            vars.push(("PATH".into(), DEFAULT_PATH.into()));
+        }
+        if cwd.contains('\0') {
+            return Err(SpawnError::Nul("the working directory"));
+        }
+        let cwd = if cwd.is_empty() { "/".to_owned() } else { cwd.to_owned() };
+        Ok(Spec { args, env: vars, cwd, root: None, cgroup: None, stdin, console })
+    }
+}
+
+/// The host ends of a started process's pipes.
+pub struct Pipes {
+    pub stdin: Option<pipe::Sender>,
+    pub stdout: Option<pipe::Receiver>,
+    pub stderr: Option<pipe::Receiver>,
+}
+
+fn c(s: &Path) -> Result<CString, SpawnError> {
+    CString::new(s.as_os_str().as_encoded_bytes()).map_err(|_| SpawnError::Nul("a path"))
+}
+
+fn receiver(fd: Option<impl Into<OwnedFd>>) -> std::io::Result<Option<pipe::Receiver>> {
+    fd.map(|f| pipe::Receiver::from_owned_fd(f.into())).transpose()
+}
+
+/// Starts the process; its exit arrives on the receiver (the reaper sends it).
+pub fn spawn(
+    spec: &Spec,
+    reaper: &Reaper,
+) -> Result<(u32, Pipes, tokio::sync::oneshot::Receiver<Exit>), SpawnError> {
+    let start_err = |source| SpawnError::Start { program: spec.args[0].clone(), source };
+    let mut cmd = Command::new(&spec.args[0]);
+    cmd.args(&spec.args[1..]).env_clear().envs(spec.env.iter().map(|(k, v)| (k, v)));
+    if spec.console {
+        let console = || std::fs::OpenOptions::new().read(true).write(true).open("/dev/console");
+        cmd.stdin(console().map_err(start_err)?)
+            .stdout(console().map_err(start_err)?)
+            .stderr(console().map_err(start_err)?);
+    } else {
+        cmd.stdin(if spec.stdin { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+    }
+    let root = spec.root.as_deref().map(c).transpose()?;
+    let cwd = CString::new(spec.cwd.as_bytes()).map_err(|_| SpawnError::Nul("the cwd"))?;
+    let procs = spec.cgroup.as_deref().map(|g| c(&g.join("cgroup.procs"))).transpose()?;
+    let console = spec.console;
+    // SAFETY: the closure runs in the forked child before exec and makes only system calls
+    // on memory prepared before the fork (no allocation, no locks).
+    unsafe {
+        cmd.pre_exec(move || {
+            // Its own session: signals to the agent's group never reach it.
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if console {
+                libc::ioctl(0, libc::TIOCSCTTY, 0);
+            }
+            if let Some(procs) = &procs {
+                // Writing 0 moves the writing process itself into the cgroup.
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(fd);
+            }
+            if let Some(root) = &root
+                && libc::chroot(root.as_ptr()) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::chdir(cwd.as_ptr()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let (child, exit) = reaper
+        .spawn(|| {
+            let child = cmd.spawn()?;
+            Ok((child.id() as i32, child))
+        })
+        .map_err(start_err)?;
+    let pid = child.id();
+    let mut child = child;
+    let pipes = Pipes {
+        stdin: child
+            .stdin
+            .take()
+            .map(|f| pipe::Sender::from_owned_fd(f.into()))
+            .transpose()
+            .map_err(start_err)?,
+        stdout: receiver(child.stdout.take()).map_err(start_err)?,
+        stderr: receiver(child.stderr.take()).map_err(start_err)?,
+    };
+    Ok((pid, pipes, exit))
+}
+
+/// A process started by Exec, known by its exec id.
+pub struct Process {
+    pub pid: u32,
+    pub container_id: String,
+    pub stdin: tokio::sync::Mutex<Option<pipe::Sender>>,
+    /// `None` while it runs; its exit once it ended and its output was read to the end.
+    pub exit: watch::Receiver<Option<Exit>>,
+}
+
+/// Every process started by Exec, running or ended, until its container is removed.
+#[derive(Default)]
+pub struct Processes {
+    by_id: Mutex<HashMap<String, Arc<Process>>>,
+}
+
+impl Processes {
+    pub fn get(&self, exec_id: &str) -> Option<Arc<Process>> {
+        self.lock().get(exec_id).cloned()
+    }
+
+    /// Reserves an exec id; false if it is taken.
+    pub fn insert(&self, exec_id: &str, p: Arc<Process>) -> bool {
+        let mut m = self.lock();
+        if m.contains_key(exec_id) {
+            return false;
+        }
+        m.insert(exec_id.to_owned(), p);
+        true
+    }
+
+    pub fn contains(&self, exec_id: &str) -> bool {
+        self.lock().contains_key(exec_id)
+    }
+
+    pub fn running(&self) -> usize {
+        self.lock().values().filter(|p| p.exit.borrow().is_none()).count()
+    }
+
+    /// Forgets the processes of a container (after it was torn down).
+    pub fn forget_container(&self, container_id: &str) {
+        self.lock().retain(|_, p| p.container_id != container_id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Process>>> {
+        self.by_id.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,322 @@
+//! The agent API (proto/agent.proto) over the guest's containers and processes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::pipe;
+use tokio::sync::{Mutex, mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::container::{self, Container, ContainerError};
+use crate::exit::Exit;
+use crate::network::{self, InterfaceConfig};
+use crate::process::{self, Process, Processes, SpawnError, Spec};
+use crate::proto::{self, agent_server::Agent, exec_event::Event};
+use crate::reaper::Reaper;
+
+/// How much output one stream message carries at most.
+const CHUNK: usize = 64 * 1024;
+
+pub struct AgentService {
+    reaper: Arc<Reaper>,
+    processes: Processes,
+    containers: Mutex<HashMap<String, Container>>,
+    next_exec: AtomicU64,
+    /// Becomes true when the host asks for a shutdown.
+    pub shutdown: watch::Sender<bool>,
+}
+
+impl AgentService {
+    pub fn new(reaper: Arc<Reaper>) -> AgentService {
+        AgentService {
+            reaper,
+            processes: Processes::default(),
+            containers: Mutex::new(HashMap::new()),
+            next_exec: AtomicU64::new(1),
+            shutdown: watch::Sender::new(false),
+        }
+    }
+
+    /// Tears every container down (kills their processes, unmounts); used on shutdown.
+    pub async fn remove_all_containers(&self) {
+        let all: Vec<Container> = self.containers.lock().await.drain().map(|(_, c)| c).collect();
+        let _ = tokio::task::spawn_blocking(move || all.iter().for_each(container::remove)).await;
+    }
+
+    fn process(&self, exec_id: &str) -> Result<Arc<Process>, Status> {
+        self.processes
+            .get(exec_id)
+            .ok_or_else(|| Status::not_found(format!("no process {exec_id:?}")))
+    }
+}
+
+fn container_status(e: ContainerError) -> Status {
+    match e {
+        ContainerError::Io { .. } => Status::failed_precondition(e.to_string()),
+        _ => Status::invalid_argument(e.to_string()),
+    }
+}
+
+fn spawn_status(e: SpawnError) -> Status {
+    match &e {
+        SpawnError::Start { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            Status::not_found(e.to_string())
+        }
+        SpawnError::Start { source, .. }
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            Status::permission_denied(e.to_string())
+        }
+        SpawnError::Start { .. } => Status::internal(e.to_string()),
+        _ => Status::invalid_argument(e.to_string()),
+    }
+}
+
+/// Copies a pipe into the event stream; once the receiver is gone the output is still read
+/// (and dropped) so that the process never blocks on a full pipe.
+async fn forward(
+    mut from: pipe::Receiver,
+    to: mpsc::Sender<Result<proto::ExecEvent, Status>>,
+    wrap: fn(Vec<u8>) -> Event,
+) {
+    let mut open = true;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) if open => {
+                let ev = proto::ExecEvent { event: Some(wrap(buf[..n].to_vec())) };
+                open = to.send(Ok(ev)).await.is_ok();
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+fn uname_release() -> String {
+    // SAFETY: utsname is plain data filled by the kernel.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid utsname to write.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return String::new();
+    }
+    let bytes: Vec<u8> = u.release.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn uptime_ms() -> u64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|s| (s * 1000.0) as u64)
+        .unwrap_or(0)
+}
+
+#[tonic::async_trait]
+impl Agent for AgentService {
+    async fn health(
+        &self,
+        _: Request<proto::HealthRequest>,
+    ) -> Result<Response<proto::HealthResponse>, Status> {
+        Ok(Response::new(proto::HealthResponse {
+            version: crate::VERSION.to_owned(),
+            kernel_release: uname_release(),
+            uptime_ms: uptime_ms(),
+            containers: self.containers.lock().await.len() as u32,
+            processes: self.processes.running() as u32,
+        }))
+    }
+
+    async fn create_container(
+        &self,
+        req: Request<proto::CreateContainerRequest>,
+    ) -> Result<Response<proto::CreateContainerResponse>, Status> {
+        let r = req.into_inner();
+        let mut containers = self.containers.lock().await;
+        if containers.contains_key(&r.id) {
+            return Err(Status::already_exists(format!("container {:?} exists", r.id)));
+        }
+        let (id, device, fstype) = (r.id.clone(), r.device, r.fstype);
+        let c = tokio::task::spawn_blocking(move || container::create(&id, &device, &fstype))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(container_status)?;
+        let rootfs = c.rootfs().display().to_string();
+        tracing::info!(id = r.id, rootfs, "container created");
+        containers.insert(r.id, c);
+        Ok(Response::new(proto::CreateContainerResponse { rootfs }))
+    }
+
+    async fn remove_container(
+        &self,
+        req: Request<proto::RemoveContainerRequest>,
+    ) -> Result<Response<proto::RemoveContainerResponse>, Status> {
+        let id = req.into_inner().id;
+        let c = self
+            .containers
+            .lock()
+            .await
+            .remove(&id)
+            .ok_or_else(|| Status::not_found(format!("no container {id:?}")))?;
+        tokio::task::spawn_blocking(move || container::remove(&c))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        self.processes.forget_container(&id);
+        Ok(Response::new(proto::RemoveContainerResponse {}))
+    }
+
+    type ExecStream = ReceiverStream<Result<proto::ExecEvent, Status>>;
+
+    async fn exec(
+        &self,
+        req: Request<proto::ExecRequest>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
+        let r = req.into_inner();
+        let mut spec =
+            Spec::new(r.args, &r.env, &r.cwd, r.stdin, r.console).map_err(spawn_status)?;
+        if !r.container_id.is_empty() {
+            let containers = self.containers.lock().await;
+            let c = containers
+                .get(&r.container_id)
+                .ok_or_else(|| Status::not_found(format!("no container {:?}", r.container_id)))?;
+            spec.root = Some(c.rootfs());
+            spec.cgroup = Some(c.cgroup());
+        }
+        let exec_id = match r.exec_id {
+            id if id.is_empty() => {
+                format!("exec-{}", self.next_exec.fetch_add(1, Ordering::Relaxed))
+            }
+            id => id,
+        };
+        if self.processes.contains(&exec_id) {
+            return Err(Status::already_exists(format!("process {exec_id:?} exists")));
+        }
+        let (pid, pipes, exited) = process::spawn(&spec, &self.reaper).map_err(spawn_status)?;
+        let (exit_tx, exit_rx) = watch::channel(None);
+        let entry = Arc::new(Process {
+            pid,
+            container_id: r.container_id,
+            stdin: Mutex::new(pipes.stdin),
+            exit: exit_rx,
+        });
+        if !self.processes.insert(&exec_id, entry) {
+            // SAFETY: kill has no memory effects; the process is ours and not yet reaped.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            return Err(Status::already_exists(format!("process {exec_id:?} exists")));
+        }
+        tracing::info!(exec_id, pid, args = ?spec.args, "started");
+        let (tx, rx) = mpsc::channel(16);
+        let _ = tx.send(Ok(proto::ExecEvent { event: Some(Event::Started(pid)) })).await;
+        tokio::spawn(async move {
+            let out = pipes.stdout.map(|p| tokio::spawn(forward(p, tx.clone(), Event::Stdout)));
+            let err = pipes.stderr.map(|p| tokio::spawn(forward(p, tx.clone(), Event::Stderr)));
+            for t in [out, err].into_iter().flatten() {
+                let _ = t.await;
+            }
+            // The reaper only goes away with the agent.
+            let exit = exited.await.unwrap_or(Exit::Signal(libc::SIGKILL));
+            tracing::info!(exec_id, pid, %exit, "ended");
+            let _ = exit_tx.send(Some(exit));
+            let _ = tx.send(Ok(proto::ExecEvent { event: Some(Event::Exited(exit.into())) })).await;
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn write_stdin(
+        &self,
+        req: Request<proto::WriteStdinRequest>,
+    ) -> Result<Response<proto::WriteStdinResponse>, Status> {
+        let r = req.into_inner();
+        let p = self.process(&r.exec_id)?;
+        let mut stdin = p.stdin.lock().await;
+        let pipe = stdin.as_mut().ok_or_else(|| {
+            Status::failed_precondition(format!(
+                "stdin of {:?} is closed or was not asked for",
+                r.exec_id
+            ))
+        })?;
+        if !r.data.is_empty() {
+            pipe.write_all(&r.data)
+                .await
+                .map_err(|e| Status::failed_precondition(format!("writing stdin: {e}")))?;
+        }
+        if r.close {
+            *stdin = None;
+        }
+        Ok(Response::new(proto::WriteStdinResponse {}))
+    }
+
+    async fn signal(
+        &self,
+        req: Request<proto::SignalRequest>,
+    ) -> Result<Response<proto::SignalResponse>, Status> {
+        let r = req.into_inner();
+        let p = self.process(&r.exec_id)?;
+        if !(1..=64).contains(&r.signal) {
+            return Err(Status::invalid_argument(format!("signal {} is not 1-64", r.signal)));
+        }
+        if p.exit.borrow().is_some() {
+            return Err(Status::failed_precondition(format!("{:?} has ended", r.exec_id)));
+        }
+        // SAFETY: kill has no memory effects; the pid is a child not yet reaped.
+        if unsafe { libc::kill(p.pid as i32, r.signal) } != 0 {
+            return Err(Status::internal(std::io::Error::last_os_error().to_string()));
+        }
+        Ok(Response::new(proto::SignalResponse {}))
+    }
+
+    async fn wait(
+        &self,
+        req: Request<proto::WaitRequest>,
+    ) -> Result<Response<proto::WaitResponse>, Status> {
+        let r = req.into_inner();
+        let mut rx = self.process(&r.exec_id)?.exit.clone();
+        let exit = rx
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| Status::aborted("the process was forgotten"))?
+            .ok_or_else(|| Status::internal("no exit"))?;
+        Ok(Response::new(proto::WaitResponse { status: Some(exit.into()) }))
+    }
+
+    async fn stats(
+        &self,
+        req: Request<proto::StatsRequest>,
+    ) -> Result<Response<proto::StatsResponse>, Status> {
+        let id = req.into_inner().container_id;
+        if id.is_empty() {
+            return Ok(Response::new(crate::stats::guest()));
+        }
+        let dir = self
+            .containers
+            .lock()
+            .await
+            .get(&id)
+            .map(Container::cgroup)
+            .ok_or_else(|| Status::not_found(format!("no container {id:?}")))?;
+        crate::stats::cgroup(&dir).map(Response::new).map_err(|e| Status::internal(e.to_string()))
+    }
+
+    async fn configure_interface(
+        &self,
+        req: Request<proto::ConfigureInterfaceRequest>,
+    ) -> Result<Response<proto::ConfigureInterfaceResponse>, Status> {
+        let r = req.into_inner();
+        let cfg = InterfaceConfig::parse(&r.name, &r.address, &r.gateway, r.mtu)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        network::configure(&cfg).map_err(|e| Status::failed_precondition(e.to_string()))?;
+        Ok(Response::new(proto::ConfigureInterfaceResponse {}))
+    }
+
+    async fn shutdown(
+        &self,
+        _: Request<proto::ShutdownRequest>,
+    ) -> Result<Response<proto::ShutdownResponse>, Status> {
+        tracing::info!("shutdown requested");
+        self.shutdown.send_replace(true);
+        Ok(Response::new(proto::ShutdownResponse {}))
+    }
+}

@@ -1,0 +1,83 @@
+//! What a microVM boots: the project's Linux kernel, built from Debian's `linux-source-6.1`
+//! with the configuration in `images/kernel/`, and an initramfs holding the guest agent as
+//! PID 1; plus ext4 block images of root filesystems for container disks. Everything is
+//! cached under `~/.cache/ringfence`, keyed by its inputs.
+//!
+//! - [`kernel`]: configuring and building the kernel, with progress.
+//! - [`agent`]: the statically linked agent binary.
+//! - [`initramfs`]: the agent's initramfs.
+//! - [`disk`]: directories into ext4 images.
+//! - [`lock`]: one build at a time per cache.
+
+pub mod agent;
+pub mod disk;
+pub mod initramfs;
+pub mod kernel;
+mod lock;
+
+use std::path::PathBuf;
+
+/// Where guest images are cached.
+pub fn cache_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into());
+    home.join(".cache/ringfence/guest")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GuestError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Tool(String),
+    #[error("{0}")]
+    Input(String),
+}
+
+impl GuestError {
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> GuestError {
+        let what = what.into();
+        move |source| GuestError::Io { what, source }
+    }
+}
+
+/// How a long build reports itself.
+pub trait BuildProgress: Send + Sync {
+    /// A step begins (e.g. "unpacking the kernel source").
+    fn step(&self, _message: &str) {}
+    /// `done` of about `expected` compile steps are finished.
+    fn advanced(&self, _done: u64, _expected: u64) {}
+}
+
+/// Reports through `tracing` only.
+pub struct LogProgress;
+
+impl BuildProgress for LogProgress {
+    fn step(&self, message: &str) {
+        tracing::info!("{message}");
+    }
+}
+
+/// The kernel and initramfs of a microVM.
+#[derive(Debug, Clone)]
+pub struct GuestImage {
+    pub kernel: PathBuf,
+    pub initramfs: PathBuf,
+}
+
+/// Builds (or finds cached) the kernel and the agent's initramfs.
+pub fn build(
+    agent: &agent::AgentSource,
+    progress: &dyn BuildProgress,
+) -> Result<GuestImage, GuestError> {
+    let cache = cache_dir();
+    std::fs::create_dir_all(&cache)
+        .map_err(GuestError::io(format!("creating {}", cache.display())))?;
+    let kernel = kernel::build(&cache, progress)?;
+    let agent = agent::locate(agent, progress)?;
+    let initramfs = initramfs::build(&cache, &agent)?;
+    Ok(GuestImage { kernel, initramfs })
+}

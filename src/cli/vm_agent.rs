@@ -1,0 +1,212 @@
+//! `ringfence vm run ... -- CMD`: boots a microVM whose initramfs holds the guest agent,
+//! reaches the agent over vsock, runs CMD in a container made from the first disk, streams
+//! its output and shuts the guest down — the microVM counterpart of `ringfence sentry run`.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use guest_agent::client::{self, AgentClient};
+use guest_agent::proto;
+
+/// How long the guest may take to boot to its agent (a slow nested host takes minutes).
+const AGENT_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long the guest may take to go down once asked.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The value of `--name VALUE` or `--name=VALUE` among the VMM's arguments.
+fn option(args: &[OsString], name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    args.iter().enumerate().find_map(|(i, a)| {
+        let a = a.to_str()?;
+        if a == name {
+            args.get(i + 1)?.to_str().map(str::to_owned)
+        } else {
+            a.strip_prefix(&prefix).map(str::to_owned)
+        }
+    })
+}
+
+fn console_tail(path: Option<&Path>) -> String {
+    let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok()) else {
+        return String::new();
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    format!(
+        "\nlast lines of the guest console:\n{}",
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    )
+}
+
+/// Without a command: the agent runs a shell from the first disk on the serial console
+/// (`ringfence.shell=`), unless the command line already says otherwise.
+pub fn with_console_shell(mut args: Vec<OsString>) -> Vec<OsString> {
+    if option(&args, "--disk").is_none() {
+        return args;
+    }
+    let cmdline = option(&args, "--cmdline");
+    if cmdline.as_deref().is_some_and(|c| c.contains("ringfence.shell=")) {
+        return args;
+    }
+    let base = cmdline.unwrap_or_else(|| vmm::linux_boot::DEFAULT_CMDLINE.to_owned());
+    // The last --cmdline wins (clap), so a new one after the others replaces them.
+    args.extend(["--cmdline".into(), format!("{base} ringfence.shell=/dev/vda").into()]);
+    args
+}
+
+pub fn run_command(
+    vmm: &Path,
+    mut args: Vec<OsString>,
+    command: Vec<String>,
+) -> anyhow::Result<ExitCode> {
+    if command.is_empty() {
+        bail!("no command after `--`");
+    }
+    if option(&args, "--disk").is_none() {
+        bail!(
+            "the command runs from a root filesystem: give --disk ROOTFS.img (ext4, see `ringfence image rootfs`)"
+        );
+    }
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let uds = match option(&args, "--vsock") {
+        Some(v) => PathBuf::from(v.split_once(',').map(|(_, p)| p).context("--vsock is CID,PATH")?),
+        None => {
+            let path = dir.path().join("vsock.sock");
+            args.push("--vsock".into());
+            args.push(format!("3,{}", path.display()).into());
+            path
+        }
+    };
+    // The guest's console goes to a file (shown if the guest fails) unless asked otherwise.
+    let console = match option(&args, "--serial") {
+        Some(s) if s != "stdout" => Some(PathBuf::from(s)),
+        Some(_) => None,
+        None => {
+            let path = dir.path().join("console.log");
+            args.push("--serial".into());
+            args.push(path.clone().into_os_string());
+            Some(path)
+        }
+    };
+    let started = Instant::now();
+    let mut child = std::process::Command::new(vmm)
+        .args(&args)
+        .stdin(Stdio::null())
+        .spawn()
+        .with_context(|| format!("running {}", vmm.display()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let result = runtime.block_on(drive(&mut child, &uds, started, command));
+    // Closes the connection to the agent now, so that it need not wait for it to go.
+    drop(runtime);
+    let status = match result {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e.context(console_tail(console.as_deref())));
+        }
+    };
+    // The guest resets once the agent has synced; the VMM then exits.
+    let deadline = Instant::now() + SHUTDOWN_TIMEOUT;
+    loop {
+        match child.try_wait()? {
+            Some(st) if !st.success() => {
+                tracing::warn!("the VMM ended with {st} after the shutdown")
+            }
+            Some(_) => {}
+            None if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            None => {
+                tracing::warn!(
+                    "the guest did not go down within {SHUTDOWN_TIMEOUT:?}; killing the VMM"
+                );
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        break;
+    }
+    tracing::info!(
+        "the VMM exited {:.0} ms after it started",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    Ok(ExitCode::from(status.clamp(0, 255) as u8))
+}
+
+/// Waits for the agent (or the VMM's early end), runs the command, asks for the shutdown.
+async fn drive(
+    child: &mut Child,
+    uds: &Path,
+    started: Instant,
+    command: Vec<String>,
+) -> anyhow::Result<i32> {
+    let ready = client::wait_ready(uds, guest_agent::AGENT_PORT, AGENT_TIMEOUT);
+    tokio::pin!(ready);
+    let (mut agent, health) = loop {
+        tokio::select! {
+            r = &mut ready => break r.context("waiting for the guest agent")?,
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                if let Some(st) = child.try_wait()? {
+                    bail!("the VMM ended ({st}) before the guest agent answered");
+                }
+            }
+        }
+    };
+    tracing::info!(
+        "guest agent {} answered {:.0} ms after the VMM started (guest uptime {} ms, kernel {})",
+        health.version,
+        started.elapsed().as_secs_f64() * 1000.0,
+        health.uptime_ms,
+        health.kernel_release
+    );
+    let status = run_in_container(&mut agent, command).await;
+    // Down either way; a failed run is still reported first.
+    if let Err(e) = agent.shutdown(proto::ShutdownRequest {}).await {
+        tracing::warn!("asking the guest to shut down: {}", e.message());
+    }
+    status
+}
+
+/// Makes container `id` from a guest block device.
+pub async fn create_container(
+    agent: &mut AgentClient,
+    id: &str,
+    device: &str,
+) -> anyhow::Result<()> {
+    let created = agent
+        .create_container(proto::CreateContainerRequest {
+            id: id.into(),
+            device: device.into(),
+            fstype: "ext4".into(),
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("creating container {id} from {device}: {}", s.message()))?;
+    tracing::debug!("container root {}", created.into_inner().rootfs);
+    Ok(())
+}
+
+/// Runs `command` in container `id` with our stdout and stderr; returns its shell status.
+pub async fn exec(agent: &mut AgentClient, id: &str, command: Vec<String>) -> anyhow::Result<i32> {
+    let request = proto::ExecRequest {
+        container_id: id.into(),
+        args: command,
+        env: vec!["HOME=/root".into(), "TERM=xterm".into()],
+        ..Default::default()
+    };
+    let exit =
+        client::run(agent, request, &mut tokio::io::stdout(), &mut tokio::io::stderr()).await?;
+    tracing::info!("the command ended: {exit}");
+    if let guest_agent::exit::Exit::Signal(n) = exit {
+        eprintln!("ringfence: the command was killed by signal {n}");
+    }
+    Ok(exit.shell_status())
+}
+
+async fn run_in_container(agent: &mut AgentClient, command: Vec<String>) -> anyhow::Result<i32> {
+    create_container(agent, "main", "/dev/vda").await?;
+    exec(agent, "main", command).await
+}

@@ -1,0 +1,240 @@
+//! The project's own guest: its kernel (`ringfence image kernel`) and the guest agent as PID 1,
+//! booted by the VMM in the nested-SVM lane, driven over vsock by `ringfence vm run -- CMD`
+//! and `ringfence vm agent`. Prints its timings.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn ringfence() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ringfence"))
+}
+
+/// The guest kernel and the agent's initramfs, built once (cached across runs).
+fn guest_image() -> (String, String) {
+    let out = ringfence().args(["image", "kernel"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines().map(str::to_owned);
+    (lines.next().unwrap(), lines.next().unwrap())
+}
+
+/// An ext4 image of a busybox root.
+fn busybox_disk(dir: &Path) -> PathBuf {
+    let img = dir.join("rootfs.img");
+    let out = ringfence().args(["image", "rootfs", "--busybox", "-o"]).arg(&img).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    img
+}
+
+const CMDLINE: &str = "console=ttyS0 reboot=k panic=1 io_delay=none";
+
+/// `ringfence dev nested-run --ringfence` with the guest files inside: (status, stdout, stderr).
+fn lane(dir: &Path, extra: &[&str], args: &[&str]) -> (Option<i32>, String, String) {
+    let (kernel, initrd) = guest_image();
+    let disk = busybox_disk(dir);
+    let out = ringfence()
+        .args([
+            "dev",
+            "nested-run",
+            "--ringfence",
+            "--timeout",
+            "300",
+            "--vmm",
+            env!("CARGO_BIN_EXE_ringfence-vmm"),
+        ])
+        .arg("--file")
+        .arg(format!("{kernel}:/guest/bzImage"))
+        .arg("--file")
+        .arg(format!("{initrd}:/guest/initrd"))
+        .arg("--file")
+        .arg(format!("{}:/guest/rootfs.img", disk.display()))
+        .args(extra)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code(), stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn vm_run(dir: &Path, command: &[&str]) -> (Option<i32>, String, String) {
+    let mut args = vec![
+        "--",
+        "-v",
+        "vm",
+        "run",
+        "--kernel",
+        "/guest/bzImage",
+        "--initrd",
+        "/guest/initrd",
+        "--disk",
+        "/guest/rootfs.img",
+        "--vcpus",
+        "2",
+        "--mem",
+        "256",
+        "--cmdline",
+        CMDLINE,
+        "--",
+    ];
+    args.extend_from_slice(command);
+    lane(dir, &[], &args)
+}
+
+/// The agent's "answered N ms after the VMM started (guest uptime M ms ...)" line.
+fn boot_line(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find(|l| l.contains("answered"))
+        .map(|l| l[l.find("guest agent").unwrap_or(0)..].to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_project_kernel_boots_to_the_agent_and_runs_a_command_from_the_rootfs_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let (status, stdout, stderr) = vm_run(
+        dir.path(),
+        &["busybox", "sh", "-c", "echo hello; uname -r; cat /proc/cpuinfo | grep -c processor"],
+    );
+    assert_eq!(status, Some(0), "{stdout}\n{stderr}");
+    // The command's output reaches stdout; the agent's and the VMM's logs go elsewhere.
+    let out: Vec<&str> =
+        stdout.lines().filter(|l| !l.contains("INFO") && !l.contains("WARN")).collect();
+    assert_eq!(out.len(), 3, "{stdout}");
+    assert_eq!(out[0], "hello");
+    assert!(out[1].starts_with("6.1.") && out[1].ends_with("-ringfence"), "{stdout}");
+    assert_eq!(out[2], "2");
+    // The guest went down cleanly: the agent was asked, the VMM exited 0.
+    assert!(stdout.contains("the VMM exited"), "{stdout}");
+    assert!(!stdout.contains("WARN"), "{stdout}");
+    eprintln!(
+        "microVM: {}; {} ({:.1} s in all)",
+        boot_line(&stdout),
+        stderr.lines().rfind(|l| l.starts_with("lane: KVM")).unwrap_or_default(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn vm_run_streams_the_output_and_exits_with_the_status_of_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, stdout, stderr) = vm_run(dir.path(), &["/bin/sh", "-c", "echo hi; exit 3"]);
+    assert_eq!(status, Some(3), "{stdout}\n{stderr}");
+    assert!(stdout.lines().any(|l| l == "hi"), "{stdout}");
+    let (status, stdout, stderr) = vm_run(dir.path(), &["/no/such/program"]);
+    assert_eq!(status, Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("/no/such/program") && stdout.contains("No such file"), "{stdout}");
+}
+
+#[test]
+fn exits_signals_and_large_output_are_reported_exactly_while_the_guest_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("run.sh");
+    std::fs::write(
+        &script,
+        format!(
+            r#"#!/bin/sh
+V=/tmp/agent.sock
+A="/lane/ringfence vm agent --vsock $V"
+/lane/ringfence-vmm --kernel /guest/bzImage --initrd /guest/initrd --disk /guest/rootfs.img --vcpus 2 --mem 256 \
+  --vsock 3,$V --serial /tmp/console.log --net rf0,02:00:00:00:00:02 \
+  --cmdline "{CMDLINE} ringfence.ip=172.31.0.2/24 ringfence.gw=172.31.0.1" &
+vmm=$!
+# Should anything hang, the lane's console shows the guest's (the output is not held open).
+( sleep 200; {{ echo "WATCHDOG: still running after 200 s"; tail -30 /tmp/console.log; }} >/dev/console; kill -9 $vmm ) >/dev/null 2>&1 &
+(while ! ip link set rf0 up 2>/dev/null; do sleep 0.05; done; ip addr add 172.31.0.1/24 dev rf0) &
+echo "HEALTH1 $($A health)"
+$A create
+$A exec -- sh -c 'echo out; echo err >&2; exit 42'; echo "STATUS $?"
+$A exec -- sh -c 'kill -SEGV $$'; echo "STATUS $?"
+echo "BIG $($A exec -- sh -c 'head -c 10485760 /dev/zero | tr "\0" x' | sha256sum)"
+$A exec -- ping -c 1 -W 5 172.31.0.1 >/dev/null; echo "PING $?"
+echo "HEALTH2 $($A health)"
+echo "STATS $($A stats --container main)"
+$A shutdown
+wait $vmm; echo "VMM $?"
+"#
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let script = script.display().to_string();
+    let (status, stdout, stderr) = lane(dir.path(), &["--script", &script], &[]);
+    assert_eq!(status, Some(0), "{stdout}\n{stderr}");
+    let line = |p: &str| -> Vec<String> {
+        stdout.lines().filter(|l| l.starts_with(p)).map(str::to_owned).collect()
+    };
+    assert_eq!(line("STATUS"), ["STATUS 42", "STATUS 139"], "{stdout}");
+    assert!(stdout.contains("out\nerr\n") || stdout.contains("err\nout\n"), "{stdout}");
+    assert!(stdout.contains("the command was killed by signal 11"), "{stdout}");
+    // 10 MiB of 'x', byte-exact.
+    let mut expected = Command::new("sh")
+        .args(["-c", "head -c 10485760 /dev/zero | tr '\\0' x | sha256sum"])
+        .output()
+        .unwrap()
+        .stdout;
+    expected.retain(|&b| b != b'\n');
+    assert_eq!(line("BIG"), [format!("BIG {}", String::from_utf8_lossy(&expected))], "{stdout}");
+    // The address from the command line: the guest reaches the outer VM's end of the tap.
+    assert_eq!(line("PING"), ["PING 0"], "{stdout}");
+    // One boot throughout: the uptime only grew; the container is still there; then a clean end.
+    let uptime = |l: &str| -> u64 {
+        l.split_whitespace().skip_while(|w| *w != "uptime_ms").nth(1).unwrap().parse().unwrap()
+    };
+    let (h1, h2) = (&line("HEALTH1")[0], &line("HEALTH2")[0]);
+    assert!(uptime(h2) > uptime(h1), "{h1} / {h2}");
+    assert!(h2.contains("containers 1"), "{h2}");
+    let stats = &line("STATS")[0];
+    assert!(!stats.contains("cpu_usage_usec 0 "), "{stats}");
+    assert_eq!(line("VMM"), ["VMM 0"], "{stdout}");
+    eprintln!(
+        "microVM agent session: {h1}; {} ({:.1} s in all)",
+        stderr.lines().rfind(|l| l.starts_with("lane: KVM")).unwrap_or_default(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn vm_run_without_a_command_gives_a_shell_on_the_serial_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("console.sh");
+    // A human's keys, typed once the prompt shows: stdin is a FIFO the script writes to.
+    std::fs::write(
+        &script,
+        format!(
+            r#"#!/bin/sh
+mkfifo /tmp/in
+/lane/ringfence vm run --kernel /guest/bzImage --initrd /guest/initrd --disk /guest/rootfs.img \
+  --vcpus 2 --mem 256 --cmdline "{CMDLINE}" </tmp/in >/tmp/console.out 2>&1 &
+vm=$!
+( sleep 150; {{ echo "WATCHDOG: still running after 150 s"; tail -30 /tmp/console.out; }} >/dev/console; kill -9 $vm ) >/dev/null 2>&1 &
+exec 3>/tmp/in
+i=0
+while ! grep -q '/ # ' /tmp/console.out && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done
+echo 'echo console-$((6*7)) on $(uname -r); exit 5' >&3
+wait $vm; echo "VMRUN $?"
+cat /tmp/console.out
+"#
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let script = script.display().to_string();
+    let (status, stdout, stderr) = lane(dir.path(), &["--script", &script], &[]);
+    assert_eq!(status, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.lines().any(|l| l == "VMRUN 0"), "{stdout}");
+    // What the shell printed (not the echo of the typed line, which has `$((6*7))`).
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("console-42 on 6.1.") && l.trim_end().ends_with("-ringfence")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("the console shell ended (exit code 5); shutting down"), "{stdout}");
+    eprintln!(
+        "microVM console: {} ({:.1} s in all)",
+        stderr.lines().rfind(|l| l.starts_with("lane: KVM")).unwrap_or_default(),
+        started.elapsed().as_secs_f64()
+    );
+}
