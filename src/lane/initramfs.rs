@@ -143,6 +143,9 @@ insmod /lane/tun.ko
 if [ ! -c /dev/kvm ]; then echo RINGFENCE-LANE-NOKVM; poweroff -f; fi
 start=$(cut -d' ' -f1 /proc/uptime)
 echo "RINGFENCE-LANE-READY $start"
+# A heartbeat: the host takes a silent console for a frozen outer VM.
+( while :; do sleep 5; echo RINGFENCE-LANE-ALIVE; done ) &
+alive=$!
 # A run's own set-up of the outer VM (e.g. addressing a tap the VMM creates), alongside it.
 if [ -x /lane/before.sh ]; then /lane/before.sh & fi
 # The output also goes to the console as it comes, so that a run that hangs shows how far it
@@ -152,7 +155,7 @@ tail -f /tmp/.lane-output &
 follow=$!
 {} >/tmp/.lane-output 2>&1
 rc=$?
-kill $follow; wait $follow 2>/dev/null; echo
+kill $follow $alive; wait $follow $alive 2>/dev/null; echo
 end=$(cut -d' ' -f1 /proc/uptime)
 echo RINGFENCE-LANE-OUTPUT-BEGIN
 cat /tmp/.lane-output

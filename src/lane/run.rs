@@ -31,18 +31,42 @@ const QEMU: &str = "qemu-system-x86_64";
 /// abandoned and tried once more.
 const READY_WITHIN: Duration = Duration::from_secs(90);
 
-/// Boots `kernel` with `initrd` and waits for the init's report, for at most `timeout`; an
-/// outer VM that never gets KVM ready is tried a second time (TCG boots have been seen to
-/// stall, idle, before the kernel printed anything).
+/// How long the outer VM's kernel may go without a line on its console (its init prints a
+/// heartbeat every 5 s) before it is taken for frozen.
+const SILENT_FOR: Duration = Duration::from_secs(60);
+
+/// Boots `kernel` with `initrd` and waits for the init's report, for at most `timeout`. An
+/// outer VM that never gets KVM ready, or whose kernel freezes (no heartbeat), is booted a
+/// second time: TCG boots have been seen to stall before the kernel printed anything, and,
+/// rarely, the whole outer VM to stop while its nested guest ran. A frozen outer kernel is
+/// QEMU's, not the run's: the VMM inside is a process that cannot stop it.
 pub fn boot(kernel: &Path, initrd: &Path, timeout: Duration) -> anyhow::Result<Outcome> {
     match boot_once(kernel, initrd, timeout, true) {
-        Err(e) if e.downcast_ref::<NotReady>().is_some() => {
+        Err(e)
+            if e.downcast_ref::<NotReady>().is_some() || e.downcast_ref::<Frozen>().is_some() =>
+        {
             tracing::warn!("lane: {e}; booting the outer VM again");
             boot_once(kernel, initrd, timeout, false)
         }
         other => other,
     }
 }
+
+/// The outer VM's console went silent: its kernel no longer runs.
+#[derive(Debug)]
+struct Frozen(String);
+
+impl std::fmt::Display for Frozen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the outer VM froze (no heartbeat for {SILENT_FOR:?}); last console lines:\n{}",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for Frozen {}
 
 /// The outer VM did not report KVM ready in time.
 #[derive(Debug)]
@@ -93,8 +117,15 @@ fn boot_once(
     let mut sums = Vec::new();
     // Until KVM is ready the first boot gets READY_WITHIN; then the whole time.
     let mut deadline = if ready_deadline { timeout.min(READY_WITHIN) } else { timeout };
+    let mut heard = Instant::now();
     let result = loop {
-        let left = deadline.saturating_sub(start.elapsed());
+        let mut left = deadline.saturating_sub(start.elapsed());
+        // Once the init runs, its heartbeat must keep coming.
+        let quiet_left = (heard + SILENT_FOR).saturating_duration_since(Instant::now());
+        let silent = ready > 0.0 && quiet_left < left;
+        if silent {
+            left = quiet_left;
+        }
         let line = match rx.recv_timeout(left) {
             // Markers may follow the firmware's escape sequences on the same line.
             Ok(l) => {
@@ -109,6 +140,9 @@ fn boot_once(
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let _ = child.kill();
                 let _ = child.wait();
+                if silent {
+                    return Err(Frozen(tail(&console)).into());
+                }
                 if ready_deadline && ready == 0.0 {
                     return Err(NotReady(deadline, tail(&console)).into());
                 }
@@ -125,6 +159,10 @@ fn boot_once(
                 );
             }
         };
+        heard = Instant::now();
+        if line == "RINGFENCE-LANE-ALIVE" {
+            continue;
+        }
         if line == "RINGFENCE-LANE-OUTPUT-END" {
             in_output = false;
         } else if in_output {
