@@ -153,7 +153,15 @@ pub fn run(
                 _ => ExitReason::Shutdown,
             },
             Ok(VcpuExit::InternalError) => {
-                ExitReason::GuestFault("KVM could not emulate a guest instruction".into())
+                let failure = crate::emulation::failure(&mut vcpu);
+                if crate::emulation::finish_int3(&vcpu, &failure) {
+                    inc(&METRICS.exits_other, 1);
+                    tracing::debug!("int3 the emulator could not run delivered as #BP ({failure})");
+                    continue;
+                }
+                ExitReason::GuestFault(format!(
+                    "KVM could not emulate a guest instruction ({failure})"
+                ))
             }
             Ok(VcpuExit::FailEntry(reason, cpu)) => {
                 ExitReason::GuestFault(format!("vCPU {cpu} failed to enter: reason {reason:#x}"))

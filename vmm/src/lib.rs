@@ -28,6 +28,7 @@ pub mod control;
 pub mod cpu;
 pub mod cpuid;
 pub mod devices;
+pub mod emulation;
 pub mod jail;
 pub mod jail_cgroup;
 pub mod layout;

@@ -84,15 +84,32 @@ fn device_io() -> Vec<i64> {
     ]
 }
 
+const IOC_WRITE: u64 = 1;
+const IOC_READ: u64 = 2;
+
+/// A KVM ioctl's number: direction, argument size, KVMIO (0xae) and its index.
+fn kvm_ioctl(dir: u64, nr: u64, size: usize) -> u64 {
+    (dir << 30) | ((size as u64) << 16) | (0xae << 8) | nr
+}
+
 fn allowed(kind: ThreadKind) -> Vec<(i64, Vec<SeccompRule>)> {
     use libc::*;
     let mut plain: Vec<i64> = common();
     let mut rules = Vec::new();
     match kind {
         ThreadKind::Vcpu => {
-            // KVM_RUN (the vCPU was set up before), and TUNSETOFFLOAD: a driver accepting
-            // virtio-net features does so from a vCPU, by writing the device's registers.
-            let ioctls = [0xae80u64, libc::TUNSETOFFLOAD];
+            // KVM_RUN (the vCPU was set up before), TUNSETOFFLOAD: a driver accepting
+            // virtio-net features does so from a vCPU, by writing the device's registers; and
+            // the registers and events of an `int3` the emulator could not run
+            // (crate::emulation).
+            let ioctls = [
+                0xae80u64,
+                libc::TUNSETOFFLOAD,
+                kvm_ioctl(IOC_READ, 0x81, size_of::<kvm_bindings::kvm_regs>()),
+                kvm_ioctl(IOC_WRITE, 0x82, size_of::<kvm_bindings::kvm_regs>()),
+                kvm_ioctl(IOC_READ, 0x9f, size_of::<kvm_bindings::kvm_vcpu_events>()),
+                kvm_ioctl(IOC_WRITE, 0xa0, size_of::<kvm_bindings::kvm_vcpu_events>()),
+            ];
             let rule = |op: u64| {
                 SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, op)
                     .and_then(|c| SeccompRule::new(vec![c]))
@@ -165,6 +182,16 @@ pub fn install(kind: ThreadKind) -> Result<(), SeccompError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kvm_ioctl_numbers_are_linux_s() {
+        // From linux/kvm.h on x86-64.
+        assert_eq!(kvm_ioctl(IOC_READ, 0x81, size_of::<kvm_bindings::kvm_regs>()), 0x8090_ae81);
+        assert_eq!(kvm_ioctl(IOC_WRITE, 0x82, size_of::<kvm_bindings::kvm_regs>()), 0x4090_ae82);
+        let events = size_of::<kvm_bindings::kvm_vcpu_events>();
+        assert_eq!(kvm_ioctl(IOC_READ, 0x9f, events), 0x8040_ae9f);
+        assert_eq!(kvm_ioctl(IOC_WRITE, 0xa0, events), 0x4040_aea0);
+    }
 
     /// Runs `f` in a forked child and returns how it ended (exit code or signal).
     fn in_child(f: impl FnOnce()) -> (Option<i32>, Option<i32>) {

@@ -238,3 +238,68 @@ fn a_guest_reads_and_writes_a_disk_through_virtio_blk() {
     assert_eq!(after[512..1024], image[..512], "sector 1 now holds sector 0");
     assert_eq!(after[1024..], image[1024..]);
 }
+
+/// Assembles 64-bit code with binutils' `as` into flat bytes.
+fn assemble(source: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, o, bin) = (dir.path().join("g.s"), dir.path().join("g.o"), dir.path().join("g.bin"));
+    std::fs::write(&s, format!(".intel_syntax noprefix\n.code64\n{source}\n")).unwrap();
+    let ok = |c: &mut std::process::Command| assert!(c.status().unwrap().success(), "{c:?}");
+    ok(std::process::Command::new("as").arg("-o").arg(&o).arg(&s));
+    ok(std::process::Command::new("objcopy")
+        .args(["-O", "binary", "-j", ".text"])
+        .arg(&o)
+        .arg(&bin));
+    std::fs::read(bin).unwrap()
+}
+
+#[test]
+fn int3_raises_a_breakpoint_that_returns_after_the_instruction() {
+    // An IDT with a #BP gate at 0x3000; the handler checks the return address is just past
+    // the int3 (a trap), prints B and returns; then A and a reset. On hosts whose KVM cannot
+    // emulate int3 at CPL0 the VMM delivers the #BP itself (vmm::emulation).
+    let code = assemble(
+        r#"
+        lea rax, [rip + handler]
+        mov rdi, 0x3000 + 3 * 16
+        mov word ptr [rdi], ax
+        mov word ptr [rdi + 2], 0x08
+        mov word ptr [rdi + 4], 0x8e00
+        shr rax, 16
+        mov word ptr [rdi + 6], ax
+        shr rax, 16
+        mov dword ptr [rdi + 8], eax
+        mov dword ptr [rdi + 12], 0
+        lidt [rip + idtr]
+        int3
+after:
+        mov dx, 0x3f8
+        mov al, 'A'
+        out dx, al
+        mov al, 0xfe
+        out 0x64, al
+        hlt
+handler:
+        lea rbx, [rip + after]
+        cmp [rsp], rbx
+        jne bad
+        mov dx, 0x3f8
+        mov al, 'B'
+        out dx, al
+        iretq
+bad:
+        mov dx, 0x3f8
+        mov al, 'X'
+        out dx, al
+        mov al, 0xfe
+        out 0x64, al
+        hlt
+idtr:
+        .word 4 * 16 - 1
+        .quad 0x3000
+"#,
+    );
+    let (reason, text) = boot(code);
+    assert_eq!(text, "BA");
+    assert_eq!(reason, ExitReason::Reset);
+}
