@@ -154,9 +154,9 @@ pub fn run(
             },
             Ok(VcpuExit::InternalError) => {
                 let failure = crate::emulation::failure(&mut vcpu);
-                if crate::emulation::finish_int3(&vcpu, &failure) {
+                if crate::emulation::finish(&vcpu, &failure) {
                     inc(&METRICS.exits_other, 1);
-                    tracing::debug!("int3 the emulator could not run delivered as #BP ({failure})");
+                    tracing::debug!("finished an instruction KVM could not emulate ({failure})");
                     continue;
                 }
                 ExitReason::GuestFault(format!(

@@ -1,8 +1,8 @@
 //! KVM_EXIT_INTERNAL_ERROR: what KVM's instruction emulator gave up on, told precisely, and the
-//! one case the VMM finishes itself. On hosts whose KVM emulates guest CPL0 (the development
-//! hosts, docs/kvm-host-notes.md) the emulator cannot run `int3`; Linux executes one on purpose
-//! in its alternatives self-test. Delivering the #BP the instruction would have raised is what
-//! the CPU does; on hosts with VT-x/AMD-V an `int3` never reaches this path.
+//! instructions the VMM finishes itself. On hosts whose KVM emulates guest CPL0 (the development
+//! hosts, docs/kvm-host-notes.md) the emulator cannot run `int3` (Linux executes one on purpose
+//! in its alternatives self-test) nor `fwait` (after saving the FPU). The VMM does what the CPU
+//! would; on hosts with VT-x/AMD-V these instructions never reach this path.
 
 use kvm_bindings::{
     KVM_INTERNAL_ERROR_EMULATION, KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES,
@@ -10,7 +10,14 @@ use kvm_bindings::{
 use kvm_ioctls::VcpuFd;
 
 const INT3: u8 = 0xcc;
+const FWAIT: u8 = 0x9b;
 const BP_VECTOR: u8 = 3;
+const NM_VECTOR: u8 = 7;
+const MF_VECTOR: u8 = 16;
+const CR0_MP: u64 = 1 << 1;
+const CR0_TS: u64 = 1 << 3;
+/// x87 status word: an unmasked exception is pending.
+const FSW_ES: u16 = 1 << 7;
 
 /// The failed instruction as KVM reported it.
 pub struct Failure {
@@ -58,21 +65,57 @@ pub fn failure(vcpu: &mut VcpuFd) -> Failure {
     Failure { suberror, rip, bytes }
 }
 
-/// Finishes an `int3` the emulator could not run: RIP past it and #BP delivered, as the CPU
-/// would (a trap: the handler sees the address after the instruction). Returns whether it did.
-pub fn finish_int3(vcpu: &VcpuFd, failure: &Failure) -> bool {
-    if failure.bytes.first() != Some(&INT3) {
-        return false;
+/// Finishes an instruction the emulator could not run, when it is one the VMM knows. Returns
+/// whether it did.
+pub fn finish(vcpu: &VcpuFd, failure: &Failure) -> bool {
+    match failure.bytes.first() {
+        Some(&INT3) => finish_int3(vcpu),
+        Some(&FWAIT) => finish_fwait(vcpu),
+        _ => false,
     }
-    let (Ok(mut regs), Ok(mut events)) = (vcpu.get_regs(), vcpu.get_vcpu_events()) else {
+}
+
+/// RIP past `int3` and #BP delivered: a trap, so the handler sees the address after it.
+fn finish_int3(vcpu: &VcpuFd) -> bool {
+    deliver(vcpu, 1, BP_VECTOR)
+}
+
+/// `fwait`: #NM when CR0.TS and CR0.MP are set, #MF when an unmasked x87 exception is
+/// pending, otherwise nothing but RIP past it.
+fn finish_fwait(vcpu: &VcpuFd) -> bool {
+    let (Ok(sregs), Ok(fpu)) = (vcpu.get_sregs(), vcpu.get_fpu()) else {
+        return false;
+    };
+    if sregs.cr0 & (CR0_TS | CR0_MP) == CR0_TS | CR0_MP {
+        return deliver(vcpu, 0, NM_VECTOR);
+    }
+    if fpu.fsw & FSW_ES != 0 {
+        return deliver(vcpu, 0, MF_VECTOR);
+    }
+    skip(vcpu, 1)
+}
+
+fn skip(vcpu: &VcpuFd, len: u64) -> bool {
+    let Ok(mut regs) = vcpu.get_regs() else {
+        return false;
+    };
+    regs.rip = regs.rip.wrapping_add(len);
+    vcpu.set_regs(&regs).is_ok()
+}
+
+/// Moves RIP `len` bytes on and injects exception `vector` (no error code).
+fn deliver(vcpu: &VcpuFd, len: u64, vector: u8) -> bool {
+    let Ok(mut events) = vcpu.get_vcpu_events() else {
         return false;
     };
     if events.exception.injected != 0 || events.exception.pending != 0 {
         return false;
     }
-    regs.rip = regs.rip.wrapping_add(1);
+    if len > 0 && !skip(vcpu, len) {
+        return false;
+    }
     events.exception.injected = 1;
-    events.exception.nr = BP_VECTOR;
+    events.exception.nr = vector;
     events.exception.has_error_code = 0;
-    vcpu.set_regs(&regs).is_ok() && vcpu.set_vcpu_events(&events).is_ok()
+    vcpu.set_vcpu_events(&events).is_ok()
 }

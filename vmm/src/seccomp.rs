@@ -100,8 +100,8 @@ fn allowed(kind: ThreadKind) -> Vec<(i64, Vec<SeccompRule>)> {
         ThreadKind::Vcpu => {
             // KVM_RUN (the vCPU was set up before), TUNSETOFFLOAD: a driver accepting
             // virtio-net features does so from a vCPU, by writing the device's registers; and
-            // the registers and events of an `int3` the emulator could not run
-            // (crate::emulation).
+            // the registers, events, CR0 and FPU status of an instruction the emulator could
+            // not run (crate::emulation).
             let ioctls = [
                 0xae80u64,
                 libc::TUNSETOFFLOAD,
@@ -109,6 +109,8 @@ fn allowed(kind: ThreadKind) -> Vec<(i64, Vec<SeccompRule>)> {
                 kvm_ioctl(IOC_WRITE, 0x82, size_of::<kvm_bindings::kvm_regs>()),
                 kvm_ioctl(IOC_READ, 0x9f, size_of::<kvm_bindings::kvm_vcpu_events>()),
                 kvm_ioctl(IOC_WRITE, 0xa0, size_of::<kvm_bindings::kvm_vcpu_events>()),
+                kvm_ioctl(IOC_READ, 0x83, size_of::<kvm_bindings::kvm_sregs>()),
+                kvm_ioctl(IOC_READ, 0x8c, size_of::<kvm_bindings::kvm_fpu>()),
             ];
             let rule = |op: u64| {
                 SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, op)
@@ -191,6 +193,8 @@ mod tests {
         let events = size_of::<kvm_bindings::kvm_vcpu_events>();
         assert_eq!(kvm_ioctl(IOC_READ, 0x9f, events), 0x8040_ae9f);
         assert_eq!(kvm_ioctl(IOC_WRITE, 0xa0, events), 0x4040_aea0);
+        assert_eq!(kvm_ioctl(IOC_READ, 0x83, size_of::<kvm_bindings::kvm_sregs>()), 0x8138_ae83);
+        assert_eq!(kvm_ioctl(IOC_READ, 0x8c, size_of::<kvm_bindings::kvm_fpu>()), 0x81a0_ae8c);
     }
 
     /// Runs `f` in a forked child and returns how it ended (exit code or signal).

@@ -303,3 +303,24 @@ idtr:
     assert_eq!(text, "BA");
     assert_eq!(reason, ExitReason::Reset);
 }
+
+#[test]
+fn fwait_with_nothing_pending_goes_on() {
+    // CR0 as the VMM sets it up (TS clear), no x87 exception pending: fwait does nothing. On
+    // hosts whose KVM cannot emulate it at CPL0 the VMM finishes it (vmm::emulation).
+    let code = assemble(
+        r#"
+        fninit
+        fwait
+        mov dx, 0x3f8
+        mov al, 'W'
+        out dx, al
+        mov al, 0xfe
+        out 0x64, al
+        hlt
+"#,
+    );
+    let (reason, text) = boot(code);
+    assert_eq!(text, "W");
+    assert_eq!(reason, ExitReason::Reset);
+}

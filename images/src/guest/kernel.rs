@@ -12,11 +12,17 @@ use super::{BuildProgress, GuestError};
 
 /// The configuration fragment, applied on top of `allnoconfig`.
 pub const CONFIG: &str = include_str!("../../kernel/microvm.config");
+/// Patches applied to the source before configuring (`patch -p1`), in order: the smallest
+/// changes that let the kernel run where the hardware cannot help (docs/kvm-host-notes.md).
+pub const PATCHES: &[(&str, &str)] = &[(
+    "0001-pvm-syscall-entry.patch",
+    include_str!("../../kernel/patches/0001-pvm-syscall-entry.patch"),
+)];
 /// The kernel source tarball `linux-source-6.1` installs.
 pub const SOURCE: &str = "/usr/src/linux-source-6.1.tar.xz";
 /// What building needs from Debian.
 const PACKAGES: &[&str] =
-    &["linux-source-6.1", "make", "gcc", "bc", "flex", "bison", "libelf-dev", "xz-utils"];
+    &["linux-source-6.1", "make", "gcc", "bc", "flex", "bison", "libelf-dev", "xz-utils", "patch"];
 /// Bumped when the way the kernel is built changes.
 const BUILDER: &str = "1";
 /// Compile steps of the last build, for the progress estimate before the first one.
@@ -60,9 +66,12 @@ fn key() -> Result<String, GuestError> {
     let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
     let gcc = Command::new("gcc").arg("--version").output().map(|o| o.stdout).unwrap_or_default();
     let mut h = Context::new(&SHA256);
+    let patches: Vec<u8> =
+        PATCHES.iter().flat_map(|(n, p)| [n.as_bytes(), p.as_bytes()].concat()).collect();
     for part in [
         BUILDER.as_bytes(),
         CONFIG.as_bytes(),
+        &patches,
         format!("{}:{mtime:?}", meta.len()).as_bytes(),
         &gcc,
     ] {
@@ -150,6 +159,28 @@ fn compile(work: &Path, cache: &Path, progress: &dyn BuildProgress) -> Result<Pa
         return Err(GuestError::Tool(format!("unpacking {SOURCE} failed ({st})")));
     }
     let src = work.join("linux-source-6.1");
+    for (name, body) in PATCHES {
+        progress.step(&format!("applying {name}"));
+        let mut child = Command::new("patch")
+            .args(["-p1", "--forward", "--quiet"])
+            .current_dir(&src)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(GuestError::io("running patch"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(body.as_bytes()).map_err(GuestError::io("feeding patch"))?;
+        }
+        let done = child.wait_with_output().map_err(GuestError::io("running patch"))?;
+        if !done.status.success() {
+            return Err(GuestError::Tool(format!(
+                "{name} does not apply to {SOURCE}: {}{}",
+                String::from_utf8_lossy(&done.stdout),
+                String::from_utf8_lossy(&done.stderr)
+            )));
+        }
+    }
     let out = work.join("build");
     let fragment = work.join("microvm.config");
     std::fs::write(&fragment, CONFIG).map_err(GuestError::io("writing the configuration"))?;
