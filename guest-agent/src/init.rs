@@ -51,6 +51,15 @@ pub fn mount_filesystems() -> Result<(), ContainerError> {
     Ok(())
 }
 
+/// Makes PID 1 the leader of a session of its own, so that the console can be the session's
+/// terminal while a console shell runs (see `process::spawn`).
+pub fn own_session() {
+    // SAFETY: setsid takes no arguments and touches no memory.
+    if unsafe { libc::setsid() } < 0 {
+        tracing::warn!("setsid: {}", std::io::Error::last_os_error());
+    }
+}
+
 /// Loopback up, and eth0 configured when the command line says how.
 pub fn network() {
     if let Err(e) = network::loopback_up() {

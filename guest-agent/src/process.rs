@@ -116,16 +116,25 @@ pub fn spawn(
     let cwd = CString::new(spec.cwd.as_bytes()).map_err(|_| SpawnError::Nul("the cwd"))?;
     let procs = spec.cgroup.as_deref().map(|g| c(&g.join("cgroup.procs"))).transpose()?;
     let console = spec.console;
+    // A console process joins the agent's session, which owns the console: were the process
+    // the session leader, its exit would hang the terminal up, and a hangup discards what the
+    // serial port has not sent yet (a shell's last words).
+    let job_control = console && console_is_controlling_terminal();
     // SAFETY: the closure runs in the forked child before exec and makes only system calls
     // on memory prepared before the fork (no allocation, no locks).
     unsafe {
         cmd.pre_exec(move || {
-            // Its own session: signals to the agent's group never reach it.
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
             if console {
-                libc::ioctl(0, libc::TIOCSCTTY, 0);
+                // Its own process group, in the foreground of the console (^C reaches it).
+                if libc::setpgid(0, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if job_control {
+                    foreground(0)?;
+                }
+            } else if libc::setsid() < 0 {
+                // Its own session: signals to the agent's group never reach it.
+                return Err(std::io::Error::last_os_error());
             }
             if let Some(procs) = &procs {
                 // Writing 0 moves the writing process itself into the cgroup.
@@ -165,6 +174,45 @@ pub fn spawn(
         stderr: receiver(child.stderr.take()).map_err(start_err)?,
     };
     Ok((pid, pipes, exit))
+}
+
+/// Makes the console the controlling terminal of the agent's session (the agent leads it as
+/// PID 1); false if it cannot be, and console processes then run without job control.
+fn console_is_controlling_terminal() -> bool {
+    let Ok(console) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/console")
+    else {
+        return false;
+    };
+    use std::os::fd::AsRawFd;
+    // SAFETY: an ioctl without a pointer argument on a descriptor that lives across the call;
+    // it succeeds at once when the console already is this session's terminal.
+    let r = unsafe { libc::ioctl(console.as_raw_fd(), libc::TIOCSCTTY, 0) };
+    if r < 0 {
+        tracing::warn!(
+            "the console cannot be the session's terminal ({}); no job control",
+            std::io::Error::last_os_error()
+        );
+    }
+    r == 0
+}
+
+/// Puts the caller's process group in the foreground of the terminal on `fd`. Async-signal-safe
+/// (it runs between fork and exec). SIGTTOU is held meanwhile: the caller asks from the
+/// background.
+fn foreground(fd: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: signal sets on the stack, initialised by sigemptyset before use; the calls
+    // only read and write them.
+    unsafe {
+        let mut ttou: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut ttou);
+        libc::sigaddset(&mut ttou, libc::SIGTTOU);
+        libc::sigprocmask(libc::SIG_BLOCK, &ttou, &mut old);
+        let r = libc::tcsetpgrp(fd, libc::getpgrp());
+        let err = std::io::Error::last_os_error();
+        libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        if r < 0 { Err(err) } else { Ok(()) }
+    }
 }
 
 /// A process started by Exec, known by its exec id.

@@ -65,6 +65,7 @@ fn run(pid1: bool) -> anyhow::Result<()> {
     let listen = parse_args()?;
     if pid1 {
         init::mount_filesystems()?;
+        init::own_session();
         init::network();
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
