@@ -280,3 +280,123 @@ fn linux_drivers_use_the_disk_network_and_entropy_devices_in_the_nested_lane() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// `ringfence dev nested-run --transport direct` with `files` and a script: (exit status,
+/// stdout, stderr).
+fn direct_run(
+    files: &[(&std::path::Path, &str)],
+    extra: &[&str],
+    script: &str,
+) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.sh");
+    std::fs::write(&path, script).unwrap();
+    let mut c = ringfence();
+    c.args([
+        "dev",
+        "nested-run",
+        "--transport",
+        "direct",
+        "--vmm",
+        env!("CARGO_BIN_EXE_ringfence-vmm"),
+    ]);
+    for (host, inside) in files {
+        c.arg("--file").arg(format!("{}:{inside}", host.display()));
+    }
+    let out = c.args(extra).arg("--script").arg(&path).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code(), stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The direct transport, for hosts whose KVM is hardware-backed: the same run (files inside,
+/// a script with busybox's applets, sums, the exit status) on this host's own KVM, in private
+/// mount and network namespaces. The guest here is a tiny one: this host's nested KVM runs a
+/// Linux kernel only slowly.
+#[test]
+fn the_direct_transport_runs_the_same_run_on_this_hosts_kvm() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = dir.path().join("tiny.elf");
+    let mut code = vmm::tiny::print(b"tiny guest on this host's KVM\n");
+    code.extend_from_slice(&vmm::tiny::RESET);
+    std::fs::write(&tiny, vmm::tiny::pvh_elf(&code)).unwrap();
+    let data = dir.path().join("data");
+    std::fs::write(&data, "from the host\n").unwrap();
+    let script = "#!/bin/sh\ncat /guest/data\necho written >>/guest/data\n\
+                  /lane/ringfence-vmm --kernel /guest/tiny.elf --mem 16; echo \"VMM $?\"\n\
+                  echo \"LINKS $(ip -o link | wc -l) TMP $(ls -A /tmp | wc -l)\"\n\
+                  echo 'to the console' >/dev/console\nsleep 600 &\nexit 7\n";
+    let started = std::time::Instant::now();
+    let (status, stdout, stderr) = direct_run(
+        &[(&tiny, "/guest/tiny.elf"), (&data, "/guest/data")],
+        &["--sum", "/guest/data"],
+        script,
+    );
+    assert_eq!(status, Some(7), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines.contains(&"from the host"), "{stdout}");
+    assert!(lines.contains(&"tiny guest on this host's KVM"), "{stdout}");
+    assert!(lines.contains(&"VMM 0"), "{stdout}");
+    // Its own network (loopback only) and an empty /tmp.
+    assert!(lines.contains(&"LINKS 1 TMP 0"), "{stdout}");
+    assert!(stderr.contains("to the console"), "{stderr}");
+    // The run wrote its copy: the sum is of what it left, the host's file is as it was.
+    let expected = dir.path().join("expected");
+    std::fs::write(&expected, "from the host\nwritten\n").unwrap();
+    let sum = Command::new("sha256sum").arg(&expected).output().unwrap();
+    let sum = String::from_utf8_lossy(&sum.stdout).split_whitespace().next().unwrap().to_owned();
+    assert!(stderr.contains(&format!("lane: sha256 {sum} /guest/data")), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&data).unwrap(), "from the host\n");
+    // What it left in the background ended with it.
+    let left = Command::new("pgrep").args(["-f", "^sleep 600$"]).output().unwrap();
+    assert!(left.stdout.is_empty(), "{}", String::from_utf8_lossy(&left.stdout));
+    eprintln!(
+        "direct lane: {} ({:.2} s in all)",
+        stderr.lines().rfind(|l| l.starts_with("lane: KVM")).unwrap_or_default(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn the_direct_transport_refuses_host_directories_and_bounds_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::write(&data, "x").unwrap();
+    let (status, stdout, stderr) = direct_run(&[(&data, "/etc/ringfence-test")], &[], "true\n");
+    assert_eq!(status, Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("/etc/ringfence-test") && stderr.contains("the host's /etc"),
+        "{stderr}"
+    );
+    assert!(!std::path::Path::new("/etc/ringfence-test").exists());
+
+    let started = std::time::Instant::now();
+    let (status, stdout, stderr) =
+        direct_run(&[], &["--timeout", "2"], "echo started\nsleep 30\necho never\n");
+    assert_eq!(status, Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("did not end within 2s") && stderr.contains("started"), "{stderr}");
+    assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
+}
+
+/// `ringfence bench lane`: the project's kernel boots to init under this VMM and under QEMU's
+/// microvm in the same outer VM; the table has both rows and the ratios.
+#[test]
+fn bench_lane_compares_the_vmm_with_qemu_microvm() {
+    let started = std::time::Instant::now();
+    let out = ringfence().args(["bench", "lane", "--runs", "1"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for vmm in ["ringfence-vmm", "qemu-microvm"] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| {vmm} |")))
+            .unwrap_or_else(|| panic!("no row for {vmm}:\n{stdout}"));
+        let cells: Vec<f64> =
+            row.split('|').skip(2).filter_map(|c| c.trim().parse().ok()).collect();
+        // runs, to init, to exit, RSS: all measured, init before exit.
+        assert_eq!(cells.len(), 4, "{row}");
+        assert!(cells[1] > 0.0 && cells[1] <= cells[2] && cells[3] > 1.0, "{row}");
+    }
+    assert!(stdout.contains("ringfence-vmm vs QEMU microvm: to init "), "{stdout}");
+    eprintln!("{stdout}(bench lane: {:.1} s in all)", started.elapsed().as_secs_f64());
+}

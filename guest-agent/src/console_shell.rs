@@ -12,14 +12,8 @@ use crate::service::AgentService;
 /// The container the console's shell runs in.
 pub const CONTAINER: &str = "console";
 
-/// The device named by `ringfence.shell=` on a kernel command line.
-pub fn device_from_cmdline(cmdline: &str) -> Option<String> {
-    cmdline
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("ringfence.shell="))
-        .filter(|d| !d.is_empty())
-        .map(str::to_owned)
-}
+/// The kernel command-line key naming the shell's device.
+pub const CMDLINE_KEY: &str = "ringfence.shell";
 
 /// Runs the shell to its end, then asks the agent to shut the guest down.
 pub async fn run(service: Arc<AgentService>, device: String) {
@@ -62,19 +56,4 @@ async fn shell(service: &AgentService, device: &str) -> Result<String, String> {
         }
     }
     Err("the shell's events ended without its exit".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_device_comes_from_the_command_line() {
-        assert_eq!(
-            device_from_cmdline("console=ttyS0 ringfence.shell=/dev/vda panic=1").as_deref(),
-            Some("/dev/vda")
-        );
-        assert_eq!(device_from_cmdline("console=ttyS0 ringfence.shell="), None);
-        assert_eq!(device_from_cmdline("console=ttyS0"), None);
-    }
 }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::cmdline::Cmdline;
 use crate::container::{self, CGROUP_ROOT, ContainerError};
 use crate::network::{self, InterfaceConfig};
 
@@ -61,12 +62,11 @@ pub fn own_session() {
 }
 
 /// Loopback up, and eth0 configured when the command line says how.
-pub fn network() {
+pub fn network(cmdline: &Cmdline) {
     if let Err(e) = network::loopback_up() {
         tracing::warn!("bringing up lo: {e}");
     }
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    match InterfaceConfig::from_cmdline(&cmdline) {
+    match InterfaceConfig::from_cmdline(cmdline) {
         Some(Ok(cfg)) => match network::configure(&cfg) {
             Ok(()) => tracing::info!("{} is {}/{}", cfg.name, cfg.address, cfg.prefix),
             Err(e) => tracing::warn!("{e}"),

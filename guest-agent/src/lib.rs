@@ -4,6 +4,7 @@
 //! The host links only [`proto`], [`client`] and [`exit`]; the rest runs inside the guest.
 
 pub mod client;
+pub mod cmdline;
 pub mod console_shell;
 pub mod container;
 pub mod exit;

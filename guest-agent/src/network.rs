@@ -4,6 +4,8 @@
 use std::io;
 use std::net::Ipv4Addr;
 
+use crate::cmdline::Cmdline;
+
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
     #[error("interface name {0:?}: 1-15 bytes, no NUL")]
@@ -57,10 +59,9 @@ impl InterfaceConfig {
     }
 
     /// `ringfence.ip=` and `ringfence.gw=` from a kernel command line, for `eth0`.
-    pub fn from_cmdline(cmdline: &str) -> Option<Result<Self, NetworkError>> {
-        let arg = |k: &str| cmdline.split_whitespace().find_map(|w| w.strip_prefix(k));
-        let ip = arg("ringfence.ip=")?;
-        Some(Self::parse("eth0", ip, arg("ringfence.gw=").unwrap_or(""), 0))
+    pub fn from_cmdline(cmdline: &Cmdline) -> Option<Result<Self, NetworkError>> {
+        let ip = cmdline.value("ringfence.ip")?;
+        Some(Self::parse("eth0", ip, cmdline.value("ringfence.gw").unwrap_or(""), 0))
     }
 
     pub fn netmask(&self) -> Ipv4Addr {
@@ -185,10 +186,10 @@ mod tests {
             InterfaceConfig::parse("a-very-long-interface", "1.2.3.4/8", "", 0),
             Err(NetworkError::BadName(_))
         ));
-        let from = InterfaceConfig::from_cmdline(
+        let from = InterfaceConfig::from_cmdline(&Cmdline::new(
             "console=ttyS0 ringfence.ip=172.16.0.2/30 ringfence.gw=172.16.0.1",
-        );
+        ));
         assert_eq!(from.unwrap().unwrap().address, Ipv4Addr::new(172, 16, 0, 2));
-        assert!(InterfaceConfig::from_cmdline("console=ttyS0").is_none());
+        assert!(InterfaceConfig::from_cmdline(&Cmdline::new("console=ttyS0")).is_none());
     }
 }

@@ -33,6 +33,9 @@ pub struct LaneArgs {
     /// Boots per VMM (medians are reported).
     #[arg(long, default_value_t = 2)]
     runs: usize,
+    /// Where both VMMs run: `nested` (the lane) or `direct` (this host's hardware KVM).
+    #[arg(long, value_enum, env = "RINGFENCE_LANE", default_value = "nested")]
+    transport: crate::lane::Transport,
 }
 
 #[derive(Args)]
@@ -128,7 +131,7 @@ pub struct ApiArgs {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Lane(a) => {
-            let rows = crate::bench::lane::run(a.runs.max(1))?;
+            let rows = crate::bench::lane::run(a.runs.max(1), a.transport)?;
             print!("{}", crate::bench::lane::render(&rows));
             Ok(ExitCode::SUCCESS)
         }

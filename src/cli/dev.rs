@@ -14,6 +14,7 @@ pub enum DevCommand {
     /// Runs ringfence-vmm inside the nested-SVM lane (QEMU with software emulation and
     /// emulated AMD SVM, whose KVM boots Linux guests in seconds) and prints its output; the
     /// exit status is the VMM's. `--file HOST:INSIDE` puts files there (kernels, disks).
+    /// `--transport direct` runs the same on this host's own (hardware-backed) KVM instead.
     NestedRun(NestedRunArgs),
     /// Prints the path of the lane's kernel (Debian's cloud kernel), fetching it once.
     LaneKernel,
@@ -41,6 +42,10 @@ pub struct NestedRunArgs {
     /// the VMM.
     #[arg(long)]
     ringfence: bool,
+    /// Where to run: `nested` (inside the QEMU VM with emulated SVM) or `direct` (on this
+    /// host's own KVM, hardware-backed, in private mount and network namespaces).
+    #[arg(long, value_enum, env = "RINGFENCE_LANE", default_value = "nested")]
+    transport: lane::Transport,
     /// The VMM's arguments (or ringfence's, with --ringfence).
     #[arg(last = true, required_unless_present = "script")]
     args: Vec<String>,
@@ -80,19 +85,26 @@ pub fn run(cmd: DevCommand) -> anyhow::Result<ExitCode> {
                     })
                     .transpose()?,
                 timeout: Duration::from_secs(a.timeout),
+                transport: a.transport,
             };
             let out = lane::execute(&run)?;
             print!("{}", out.output);
             for (path, sum) in &out.sums {
                 eprintln!("lane: sha256 {sum} {path}");
             }
-            eprintln!(
-                "lane: KVM ready in the outer VM at {:.2} s, the VMM ran {:.2} s, QEMU {:.2} s in all; exit status {}",
-                out.outer_ready_s,
-                out.vmm_s,
-                out.total.as_secs_f64(),
-                out.exit_code
-            );
+            match a.transport {
+                lane::Transport::Nested => eprintln!(
+                    "lane: KVM ready in the outer VM at {:.2} s, the VMM ran {:.2} s, QEMU {:.2} s in all; exit status {}",
+                    out.outer_ready_s,
+                    out.vmm_s,
+                    out.total.as_secs_f64(),
+                    out.exit_code
+                ),
+                lane::Transport::Direct => eprintln!(
+                    "lane: KVM of this host (direct), the run took {:.2} s; exit status {}",
+                    out.vmm_s, out.exit_code
+                ),
+            }
             Ok(ExitCode::from(out.exit_code.clamp(0, 255) as u8))
         }
     }

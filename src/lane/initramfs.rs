@@ -20,7 +20,7 @@ const MODULES: [&str; 4] = [
 ];
 /// Changes whenever what the base archive holds changes (it is cached under this name).
 const BASE_VERSION: u32 = 2;
-const BUSYBOX: &str = "/bin/busybox";
+pub(super) const BUSYBOX: &str = "/bin/busybox";
 
 /// The base archive for `kernel`, built once.
 pub fn base(kernel: &LaneKernel, cache: &Path) -> anyhow::Result<PathBuf> {
@@ -63,7 +63,7 @@ fn libraries(binary: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .collect())
 }
 
-fn quote(arg: &str) -> String {
+pub(super) fn quote(arg: &str) -> String {
     format!("'{}'", arg.replace('\'', r"'\''"))
 }
 

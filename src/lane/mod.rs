@@ -6,7 +6,9 @@
 //! - [`kernel`]: the outer VM's kernel (Debian's cloud kernel), fetched once.
 //! - [`initramfs`]: the outer VM's initramfs: busybox and KVM modules, then the run's files.
 //! - [`run`]: QEMU, the console, the init's report, the time limit.
+//! - [`direct`]: the same run on this host's own KVM instead (hardware-backed hosts).
 
+pub mod direct;
 pub mod initramfs;
 pub mod kernel;
 pub mod run;
@@ -36,6 +38,17 @@ pub struct Run {
     /// A shell script to run instead of the VMM (which it finds at `/lane/ringfence-vmm`).
     pub script: Option<String>,
     pub timeout: Duration,
+    pub transport: Transport,
+}
+
+/// Where a run goes: the nested-SVM lane, or this host's own KVM.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    /// Inside a QEMU VM with emulated SVM (for hosts whose KVM runs Linux guests slowly).
+    #[default]
+    Nested,
+    /// On this host's /dev/kvm, in private mount and network namespaces.
+    Direct,
 }
 
 /// The outer kernel, for tests that also boot it as an inner guest.
@@ -47,6 +60,9 @@ pub fn kernel() -> anyhow::Result<kernel::LaneKernel> {
 
 /// Runs `run` inside the lane and returns its outcome.
 pub fn execute(run: &Run) -> anyhow::Result<Outcome> {
+    if run.transport == Transport::Direct {
+        return direct::execute(run);
+    }
     let cache = cache_dir();
     std::fs::create_dir_all(&cache)?;
     let k = kernel::fetch(&cache)?;

@@ -211,7 +211,7 @@ fn boot_once(
     Ok(Outcome { total: start.elapsed(), ..result })
 }
 
-fn tail(lines: &[String]) -> String {
+pub(super) fn tail(lines: &[String]) -> String {
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
 

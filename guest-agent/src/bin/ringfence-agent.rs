@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use guest_agent::cmdline::Cmdline;
 use guest_agent::proto::agent_server::AgentServer;
 use guest_agent::reaper::Reaper;
 use guest_agent::service::AgentService;
@@ -39,18 +40,14 @@ fn parse_args() -> anyhow::Result<Listen> {
 
 fn main() {
     let pid1 = std::process::id() == 1;
-    let level = std::fs::read_to_string("/proc/cmdline")
-        .ok()
-        .and_then(|c| {
-            c.split_whitespace().find_map(|w| w.strip_prefix("ringfence.log=")).map(str::to_owned)
-        })
-        .unwrap_or_else(|| "info".into());
+    let cmdline = Cmdline::of_this_kernel();
+    let level = cmdline.value("ringfence.log").unwrap_or("info");
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(level))
         .with_writer(std::io::stderr)
         .without_time()
         .init();
-    let result = run(pid1);
+    let result = run(pid1, &cmdline);
     if let Err(e) = &result {
         tracing::error!("{e:#}");
     }
@@ -61,18 +58,21 @@ fn main() {
     std::process::exit(if result.is_ok() { 0 } else { 1 });
 }
 
-fn run(pid1: bool) -> anyhow::Result<()> {
+fn run(pid1: bool, cmdline: &Cmdline) -> anyhow::Result<()> {
     let listen = parse_args()?;
     if pid1 {
         init::mount_filesystems()?;
         init::own_session();
-        init::network();
+        init::network(cmdline);
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    rt.block_on(serve(listen, pid1))
+    // Only PID 1 owns the console a shell could run on.
+    let shell =
+        if pid1 { cmdline.value(console_shell::CMDLINE_KEY).map(str::to_owned) } else { None };
+    rt.block_on(serve(listen, pid1, shell))
 }
 
-async fn serve(listen: Listen, pid1: bool) -> anyhow::Result<()> {
+async fn serve(listen: Listen, pid1: bool, shell: Option<String>) -> anyhow::Result<()> {
     let reaper = Reaper::new();
     reaper.clone().run()?;
     let service = Arc::new(AgentService::new(reaper));
@@ -83,11 +83,8 @@ async fn serve(listen: Listen, pid1: bool) -> anyhow::Result<()> {
     let stop = async move {
         let _ = stop_rx.wait_for(|s| *s).await;
     };
-    if pid1 {
-        let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-        if let Some(device) = console_shell::device_from_cmdline(&cmdline) {
-            tokio::spawn(console_shell::run(service.clone(), device));
-        }
+    if let Some(device) = shell {
+        tokio::spawn(console_shell::run(service.clone(), device));
     }
     let server = match listen {
         Listen::Vsock(port) => {
