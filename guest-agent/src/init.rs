@@ -24,14 +24,19 @@ fn mount_once(
     }
 }
 
-/// Mounts /proc, /sys, /dev, the cgroup2 hierarchy, /run and /tmp, and enables the cgroup
+const NODEV: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+
+/// Mounts /proc: first of all, since the kernel command line is read from there.
+pub fn mount_proc() -> Result<(), ContainerError> {
+    mount_once("proc", "/proc", "proc", NODEV)
+}
+
+/// Mounts /sys, /dev, the cgroup2 hierarchy, /run and /tmp, and enables the cgroup
 /// controllers for containers.
 pub fn mount_filesystems() -> Result<(), ContainerError> {
-    let nodev = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    mount_once("proc", "/proc", "proc", nodev)?;
-    mount_once("sysfs", "/sys", "sysfs", nodev)?;
+    mount_once("sysfs", "/sys", "sysfs", NODEV)?;
     mount_once("devtmpfs", "/dev", "devtmpfs", libc::MS_NOSUID)?;
-    mount_once("cgroup2", CGROUP_ROOT, "cgroup2", nodev)?;
+    mount_once("cgroup2", CGROUP_ROOT, "cgroup2", NODEV)?;
     mount_once("tmpfs", "/run", "tmpfs", libc::MS_NOSUID | libc::MS_NODEV)?;
     mount_once("tmpfs", "/tmp", "tmpfs", libc::MS_NOSUID | libc::MS_NODEV)?;
     std::fs::create_dir_all(container::CONTAINERS_DIR).map_err(|source| ContainerError::Io {

@@ -40,6 +40,7 @@ fn parse_args() -> anyhow::Result<Listen> {
 
 fn main() {
     let pid1 = std::process::id() == 1;
+    let proc = if pid1 { init::mount_proc() } else { Ok(()) };
     let cmdline = Cmdline::of_this_kernel();
     let level = cmdline.value("ringfence.log").unwrap_or("info");
     tracing_subscriber::fmt()
@@ -47,7 +48,7 @@ fn main() {
         .with_writer(std::io::stderr)
         .without_time()
         .init();
-    let result = run(pid1, &cmdline);
+    let result = proc.context("mounting /proc").and_then(|()| run(pid1, &cmdline));
     if let Err(e) = &result {
         tracing::error!("{e:#}");
     }
