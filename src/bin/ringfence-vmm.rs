@@ -66,7 +66,9 @@ struct Args {
     /// A virtio-rng device fed from the host's getrandom.
     #[arg(long)]
     entropy: bool,
-    /// `nested-host` or a JSON CPU template file.
+    /// `nested-host`, `none` or a JSON CPU template file. Without one, a host whose KVM is
+    /// `kvm_pvm` (guest kernel code emulated) gets `nested-host` and the kernel command-line
+    /// words Linux needs there (`noxsave clearcpuid=308,151`); `none` turns that off.
     #[arg(long)]
     cpu_template: Option<String>,
     /// Run jailed: this directory becomes `/` (kernel and initrd copied in, /dev/kvm made),
@@ -117,8 +119,11 @@ fn apply(config: &mut VmConfig, m: &MachineConfig) {
     if m.huge_pages == vmm::api::HugePages::TwoMiB {
         config.memory_backing = vmm::memory::Backing::HugePages2M;
     }
-    if m.cpu_template.as_deref() == Some("nested-host") {
-        config.template = vmm::cpuid::Template::nested_host();
+    match m.cpu_template.as_deref() {
+        Some("nested-host") => config.template = vmm::cpuid::Template::nested_host(),
+        Some(_) => config.template = Default::default(),
+        // What the command line chose (or the host needs) stays.
+        None => {}
     }
 }
 
@@ -149,8 +154,11 @@ fn main() -> ExitCode {
             Err(e) => return fail(format!("serial output {path}: {e}")),
         },
     };
+    // Looked at before a jail hides /sys.
+    let host = vmm::host::HostKvm::detect();
     let template = match a.cpu_template.as_deref() {
-        None => Default::default(),
+        None => host.template().unwrap_or_default(),
+        Some("none") => Default::default(),
         Some("nested-host") => vmm::cpuid::Template::nested_host(),
         Some(path) => match std::fs::read_to_string(path)
             .map_err(|e| e.to_string())
@@ -299,8 +307,10 @@ fn main() -> ExitCode {
         (false, true) => vmm::memory::Backing::Memfd,
         (false, false) => vmm::memory::Backing::Anonymous,
     };
+    let mut template_given = a.cpu_template.is_some();
     if let Some(m) = &machine {
         apply(&mut config, m);
+        template_given |= m.cpu_template.is_some();
     }
     let api = Arc::new(Mutex::new(Api::default()));
     let (start_tx, start_rx) = std::sync::mpsc::channel();
@@ -334,6 +344,7 @@ fn main() -> ExitCode {
             match waiter.join().ok().flatten() {
                 Some(c) => {
                     apply(&mut config, &c.machine_config);
+                    template_given |= c.machine_config.cpu_template.is_some();
                     drives.extend(c.drives);
                     ifaces.extend(c.network_interfaces);
                     vsock = vsock.or(c.vsock);
@@ -346,6 +357,14 @@ fn main() -> ExitCode {
     };
     if let Some(args) = &boot.boot_args {
         config.cmdline = args.clone();
+    }
+    if !template_given && host == vmm::host::HostKvm::Pvm {
+        config.cmdline = host.adapt_cmdline(&config.cmdline);
+        tracing::info!(
+            "this host's KVM is kvm_pvm (guest kernel code is emulated): CPU template \
+             nested-host and `noxsave clearcpuid=308,151` applied (--cpu-template none turns \
+             this off)"
+        );
     }
     if let Some(i) = &boot.initrd_path {
         config.initrd = Some(i.clone());

@@ -90,6 +90,12 @@ pub fn run_command(
             Some(path)
         }
     };
+    if vmm::host::HostKvm::detect() == vmm::host::HostKvm::Pvm {
+        eprintln!(
+            "ringfence: this host's KVM (kvm_pvm) emulates guest kernel code: the guest takes \
+             minutes to boot"
+        );
+    }
     let started = Instant::now();
     let mut child = std::process::Command::new(vmm)
         .args(&args)

@@ -10,7 +10,7 @@
 //! - [`loader`]: ELF (with PVH) and bzImage kernels; [`tiny`]: tiny guest images.
 //! - [`linux_boot`]: zero page, e820, command line, initrd; [`mptable`]: the MP table;
 //!   [`acpi`]: ACPI tables (CPUs, IOAPIC, virtio-mmio devices);
-//!   [`cpuid`]: per-vCPU CPUID and JSON CPU templates.
+//!   [`cpuid`]: per-vCPU CPUID and JSON CPU templates; [`host`]: what this host's KVM needs.
 //! - [`cpu`]: vCPU registers (64-bit and PVH entry) and the run loop that dispatches exits.
 //! - [`virtio_mmio`]: the virtio-mmio transport for devices of the `virtio-devices` crate.
 //! - [`control`]: acting on a running machine (pause and resume through [`pause`], keys).
@@ -29,6 +29,7 @@ pub mod cpu;
 pub mod cpuid;
 pub mod devices;
 pub mod emulation;
+pub mod host;
 pub mod jail;
 pub mod jail_cgroup;
 pub mod layout;
