@@ -12,11 +12,14 @@
 //! - [`net`]: virtio-net on a tap.
 //! - [`rng`]: virtio-rng from getrandom.
 //! - [`vsock`]: virtio-vsock with Unix sockets on the host.
-//! - `testing` (feature): a mock-queue driver for tests and benchmarks.
+//! - `testing` (feature): a mock-queue driver for tests and benchmarks, and `fuzz_seeds`:
+//!   well-formed starting inputs for the fuzz targets.
 
 pub mod active;
 pub mod block;
 pub mod device;
+#[cfg(feature = "testing")]
+pub mod fuzz_seeds;
 pub mod iov;
 pub mod net;
 pub mod poller;

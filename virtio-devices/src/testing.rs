@@ -163,18 +163,20 @@ pub fn fuzz_queue(i: u64) -> QueueConfig {
 
 /// Runs `dev` against a guest made of `data`: the bytes become guest memory from address 0
 /// (descriptor tables, rings, headers and buffers wherever the input puts them); every queue
-/// is notified, the host side polled, and the device reset for the next input.
-pub fn fuzz_device(dev: &mut dyn VirtioDevice, data: &[u8]) {
+/// is notified, the host side polled, and the device reset for the next input. Returns the
+/// guest memory as the device left it.
+pub fn fuzz_device(dev: &mut dyn VirtioDevice, data: &[u8]) -> GuestMem {
     let mem = memory(FUZZ_MEMORY);
     let n = data.len().min(FUZZ_MEMORY);
     mem.write_slice(&data[..n], GuestAddress(0)).expect("fuzz input into guest memory");
     let queues = (0..dev.queue_max_sizes().len() as u64).map(fuzz_queue).collect();
     dev.ack_features(dev.features());
-    if dev.activate(mem, queues, Arc::new(Irq::default())).is_ok() {
+    if dev.activate(mem.clone(), queues, Arc::new(Irq::default())).is_ok() {
         for q in 0..dev.queue_max_sizes().len() as u16 {
             dev.queue_notify(q);
         }
         dev.backend_ready();
     }
     dev.reset();
+    mem
 }

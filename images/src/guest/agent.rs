@@ -63,13 +63,14 @@ pub fn locate(source: &AgentSource, progress: &dyn BuildProgress) -> Result<Path
 
 fn build(workspace: &Path, progress: &dyn BuildProgress) -> Result<PathBuf, GuestError> {
     let target = target_dir();
-    progress.step("building the guest agent (static, release)");
+    progress.step("building the guest agent (static, optimised for size)");
     // RUSTFLAGS with --target apply to the agent and its dependencies only, not to build
     // scripts; static glibc is what crt-static links.
     let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args([
             "build",
-            "--release",
+            "--profile",
+            "guest-agent",
             "--locked",
             "-p",
             "guest-agent",
@@ -91,7 +92,7 @@ fn build(workspace: &Path, progress: &dyn BuildProgress) -> Result<PathBuf, Gues
             String::from_utf8_lossy(&out.stderr)
         )));
     }
-    Ok(target.join(TARGET).join("release/ringfence-agent"))
+    Ok(target.join(TARGET).join("guest-agent/ringfence-agent"))
 }
 
 #[cfg(test)]
