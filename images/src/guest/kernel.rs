@@ -141,9 +141,21 @@ pub fn build(cache: &Path, progress: &dyn BuildProgress) -> Result<PathBuf, Gues
         std::fs::rename(&tmp, &dir).map_err(GuestError::io(format!("storing {}", dir.display())))
     });
     if outcome.is_ok() {
-        let _ = std::fs::remove_dir_all(&work);
+        prune_work_dirs(cache);
     }
     outcome.map(|()| bzimage)
+}
+
+/// Removes the work directories of builds: this one's, and those that interrupted or failed
+/// builds left (a whole kernel tree each; a failure showed its log when it happened). Runs
+/// under the build lock, so no other build is using one.
+fn prune_work_dirs(cache: &Path) {
+    let Ok(entries) = std::fs::read_dir(cache) else { return };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with("kernel-work-") {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 fn compile(work: &Path, cache: &Path, progress: &dyn BuildProgress) -> Result<PathBuf, GuestError> {
