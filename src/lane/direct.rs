@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::initramfs::{BUSYBOX, quote};
+use super::initramfs::{BUSYBOX, command};
 use super::{Outcome, Run};
 
 /// Host directories the run's root does not show: its own `/tmp`, and what it brings.
@@ -158,14 +158,16 @@ fn stage(root: &Path, run: &Run) -> anyhow::Result<()> {
             .with_context(|| format!("copying {} to {inside}", host.display()))?;
         std::fs::set_permissions(&at, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     }
-    let program = match (&run.script, &run.ringfence) {
-        (Some(script), _) => {
-            std::fs::write(root.join("lane/run.sh"), script)?;
-            format!("{BUSYBOX} sh /lane/run.sh")
-        }
-        (None, Some(_)) => cmd_line("/lane/ringfence", &run.args),
-        (None, None) => cmd_line("/lane/ringfence-vmm", &run.args),
-    };
+    if let Some(script) = &run.script {
+        std::fs::write(root.join("lane/run.sh"), script)?;
+    }
+    // The root's /bin/sh is the host's: the script gets busybox's, as in the outer VM.
+    let script_runner = format!("{BUSYBOX} sh /lane/run.sh");
+    let program = command(
+        run.ringfence.is_some(),
+        &run.args,
+        run.script.as_ref().map(|_| script_runner.as_str()),
+    );
     std::fs::write(
         root.join("lane/direct.sh"),
         format!(
@@ -175,13 +177,6 @@ fn stage(root: &Path, run: &Run) -> anyhow::Result<()> {
         ),
     )?;
     Ok(())
-}
-
-fn cmd_line(program: &str, args: &[String]) -> String {
-    std::iter::once(program.to_owned())
-        .chain(args.iter().map(|a| quote(a)))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// A hard link where the file system allows one (our binaries are large), else a copy.

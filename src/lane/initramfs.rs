@@ -63,7 +63,7 @@ fn libraries(binary: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .collect())
 }
 
-pub(super) fn quote(arg: &str) -> String {
+fn quote(arg: &str) -> String {
     format!("'{}'", arg.replace('\'', r"'\''"))
 }
 
@@ -77,6 +77,19 @@ fn stripped(binary: &Path) -> anyhow::Result<Vec<u8>> {
         Ok(s) if s.success() => Ok(std::fs::read(&out)?),
         _ => std::fs::read(binary).with_context(|| format!("reading {}", binary.display())),
     }
+}
+
+/// The shell command of a run: `script_runner` when there is a script (how it is started),
+/// else `/lane/ringfence` (with `ringfence`) or `/lane/ringfence-vmm` with `args`, quoted.
+pub(super) fn command(ringfence: bool, args: &[String], script_runner: Option<&str>) -> String {
+    if let Some(runner) = script_runner {
+        return runner.to_owned();
+    }
+    let program = if ringfence { "/lane/ringfence" } else { "/lane/ringfence-vmm" };
+    std::iter::once(program.to_owned())
+        .chain(args.iter().map(|a| quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The per-run archive: `vmm` (and its libraries) at `/lane/ringfence-vmm`, `files` at their
@@ -119,11 +132,7 @@ pub fn run_archive(
     if let Some(script) = script {
         c.file("lane/run.sh", 0o755, script.as_bytes());
     }
-    let program = if ringfence.is_some() { "/lane/ringfence" } else { "/lane/ringfence-vmm" };
-    let cmd: Vec<String> = match script {
-        Some(_) => vec!["/lane/run.sh".into()],
-        None => std::iter::once(program.to_owned()).chain(args.iter().map(|a| quote(a))).collect(),
-    };
+    let cmd = command(ringfence.is_some(), args, script.map(|_| "/lane/run.sh"));
     let sums: Vec<String> = sums
         .iter()
         .map(|p| {
@@ -164,7 +173,7 @@ echo RINGFENCE-LANE-OUTPUT-END
 echo "RINGFENCE-LANE-EXIT $rc $start $end"
 poweroff -f
 "#,
-        cmd.join(" "),
+        cmd,
         sums.join("\n")
     );
     c.file("init", 0o755, init.as_bytes());
