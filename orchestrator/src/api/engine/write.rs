@@ -471,9 +471,8 @@ impl Api {
             if meta::name(&patched) != name {
                 return Err(ApiError::bad_request("the patch must not change metadata.name"));
             }
-            let pinned = meta::resource_version(&patched).map(str::to_owned);
-            if let Some(p) = &pinned
-                && *p != rev.to_string()
+            if let Some(p) = meta::resource_version(&patched)
+                && p != rev.to_string()
             {
                 return Err(ApiError::conflict(
                     kind,
@@ -484,9 +483,9 @@ impl Api {
             let record = patch_type != PatchType::Apply;
             match self.store_update(t, &current, rev, patched, opts, How { sub, record }).await {
                 Ok(obj) => return Ok(ApiResponse::Object { code: 200, body: obj, warnings }),
-                Err(e) if e.code == 409 && e.reason == "Conflict" && pinned.is_none() => {
-                    last_err = Some(e)
-                }
+                // Someone wrote in between: patch the fresh object. A patch that names a
+                // resourceVersion meets the check above with the new one and gets its 409 there.
+                Err(e) if e.code == 409 && e.reason == "Conflict" => last_err = Some(e),
                 Err(e) => return Err(e),
             }
         }
