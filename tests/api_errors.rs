@@ -64,6 +64,17 @@ async fn bad_requests_get_status_codes_and_change_nothing(b: Backend) {
     stale["metadata"]["resourceVersion"] = json!("1");
     let r = conn.send_json("PUT", &format!("{CMS}/existing"), &stale).await.unwrap();
     assert_eq!((r.status, status(&r.json()).1), (409, "Conflict"));
+    // A patch that names a stale resourceVersion is refused, not retried onto the fresh object.
+    let r = conn
+        .request(
+            "PATCH",
+            &format!("{CMS}/existing"),
+            Some("application/merge-patch+json"),
+            br#"{"metadata":{"resourceVersion":"1"},"data":{"k":"patched"}}"#.to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.status, status(&r.json()).1), (409, "Conflict"), "stale patch: {}", r.json());
     let r = conn.send_json("PUT", &format!("{CMS}/other"), &cm("existing")).await.unwrap();
     assert_eq!(r.status, 400, "name mismatch: {}", r.json());
     let r = conn
