@@ -35,11 +35,21 @@ pub struct ApiError {
     /// (group, kind or plural, name) for `details`.
     pub subject: Option<Box<(String, String, String)>>,
     pub causes: Vec<Cause>,
+    /// A compare-and-swap lost to another write: the request itself named no stale version,
+    /// so the server retries it on the fresh object instead of answering 409.
+    pub lost_race: bool,
 }
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code, reason, message: message.into(), subject: None, causes: Vec::new() }
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            subject: None,
+            causes: Vec::new(),
+            lost_race: false,
+        }
     }
 
     fn about(mut self, kind: &ResourceKind, name: &str) -> Self {
@@ -154,11 +164,14 @@ impl ApiError {
         match e {
             StoreError::NotFound => Self::not_found(kind, name),
             StoreError::AlreadyExists => Self::already_exists(kind, name),
-            StoreError::Conflict { .. } => Self::conflict(
-                kind,
-                name,
-                "the object has been modified; please apply your changes to the latest version and try again",
-            ),
+            StoreError::Conflict { .. } => Self {
+                lost_race: true,
+                ..Self::conflict(
+                    kind,
+                    name,
+                    "the object has been modified; please apply your changes to the latest version and try again",
+                )
+            },
             StoreError::Compacted { requested, compacted } => {
                 Self::gone(format!("too old resource version: {requested} ({compacted})"))
             }

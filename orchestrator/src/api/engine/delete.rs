@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::retry::Retry;
 use super::{Api, ApiResponse, decode, encode, key};
 use crate::api::error::ApiError;
 use crate::api::meta;
@@ -24,8 +25,26 @@ impl Api {
     }
 
     /// Deletes one object (in-process callers use this too). Returns the deleted object, or
-    /// the object now marked for deletion when finalizers hold it.
+    /// the object now marked for deletion when finalizers hold it. A write that races the
+    /// delete (a controller's status update, say) makes it start over on the fresh object.
     pub async fn delete_object(
+        &self,
+        kind: &'static ResourceKind,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Value, ApiError> {
+        let mut retry = Retry::default();
+        loop {
+            match self.try_delete(kind, ns, name, opts).await {
+                Err(e) if retry.again(&e).await => {}
+                r => return r,
+            }
+        }
+    }
+
+    /// One attempt: preconditions against the object as now stored, then compare-and-swap.
+    async fn try_delete(
         &self,
         kind: &'static ResourceKind,
         ns: Option<&str>,

@@ -9,6 +9,7 @@ mod delete;
 mod node_port;
 mod priority;
 mod read;
+mod retry;
 mod subresource;
 mod write;
 

@@ -6,15 +6,13 @@ use std::net::Ipv4Addr;
 use serde_json::{Value, json};
 
 use super::node_port;
+use super::retry::Retry;
 use super::{Api, ApiResponse, body, decode, encode, key, prefix};
 use crate::api::error::ApiError;
 use crate::api::request::{PatchType, Target, User, WriteOptions};
 use crate::api::resources::{ResourceKind, Subresource};
 use crate::api::{defaults, managed, meta, patch, validation};
 use crate::store::{self, Revision};
-
-/// Attempts at a patch whose read-modify-write keeps losing the race.
-const PATCH_RETRIES: usize = 8;
 
 /// Which part of an object a write goes through, and whether it records field ownership
 /// (server-side apply records its own).
@@ -284,8 +282,8 @@ impl Api {
             })
             .transpose()?;
         // Without a resourceVersion the update is unconditional: lost races are retried.
-        let mut last = None;
-        for _ in 0..PATCH_RETRIES {
+        let mut retry = Retry::default();
+        loop {
             let (current, rev) = self.load(kind, t.namespace.as_deref(), &name).await?;
             if wanted_rv.is_some_and(|w| w != rev) {
                 return Err(ApiError::conflict(
@@ -297,13 +295,11 @@ impl Api {
             let how = How { sub, record: true };
             match self.store_update(t, &current, rev, new.clone(), opts, how).await {
                 Ok(stored) => return Ok(ApiResponse::Object { code: 200, body: stored, warnings }),
-                Err(e) if e.code == 409 && e.reason == "Conflict" && wanted_rv.is_none() => {
-                    last = Some(e)
-                }
+                // A named resourceVersion meets the check above on the next attempt.
+                Err(e) if retry.again(&e).await => {}
                 Err(e) => return Err(e),
             }
         }
-        Err(last.unwrap_or_else(|| ApiError::internal("update retries exhausted")))
     }
 
     /// Writes `new` over `current` (read at `rev`): server-owned metadata carried over, status
@@ -432,8 +428,8 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let kind = t.kind;
         let name = t.name.clone().unwrap_or_default();
-        let mut last_err = None;
-        for _ in 0..PATCH_RETRIES {
+        let mut retry = Retry::default();
+        loop {
             let (current, rev) = match self.load(kind, t.namespace.as_deref(), &name).await {
                 Ok(c) => c,
                 Err(e) if e.code == 404 && patch_type == PatchType::Apply => {
@@ -485,11 +481,10 @@ impl Api {
                 Ok(obj) => return Ok(ApiResponse::Object { code: 200, body: obj, warnings }),
                 // Someone wrote in between: patch the fresh object. A patch that names a
                 // resourceVersion meets the check above with the new one and gets its 409 there.
-                Err(e) if e.code == 409 && e.reason == "Conflict" => last_err = Some(e),
+                Err(e) if retry.again(&e).await => {}
                 Err(e) => return Err(e),
             }
         }
-        Err(last_err.unwrap_or_else(|| ApiError::internal("patch retries exhausted")))
     }
 
     /// A server-side apply body, checked like any object of its kind.
@@ -548,8 +543,8 @@ impl Api {
             name: Some(name.to_owned()),
             subresource: None,
         };
-        let mut last = None;
-        for _ in 0..PATCH_RETRIES {
+        let mut retry = Retry::default();
+        loop {
             let (current, rev) = self.load(kind, ns, name).await?;
             let mut new = current.clone();
             f(&mut new);
@@ -581,11 +576,9 @@ impl Api {
                 .await
             };
             match result {
-                Ok(v) => return Ok(v),
-                Err(e) if e.code == 409 => last = Some(e),
-                Err(e) => return Err(e),
+                Err(e) if retry.again(&e).await => {}
+                r => return r,
             }
         }
-        Err(last.unwrap_or_else(|| ApiError::internal("modify retries exhausted")))
     }
 }
