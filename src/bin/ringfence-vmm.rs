@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use std::sync::{Arc, Mutex};
 
-use vmm::api::{
-    Api, BootSource, Drive, Entropy, InstanceConfig, MachineConfig, NetworkInterface, Vsock,
-};
-use vmm::vm::{ExitReason, ExitSignal, Program, VmConfig};
+use vmm::api::{Api, Drive, Entropy, NetworkInterface, Vsock};
+use vmm::cpuid::Template;
+use vmm::resources::{BootSource, MachineConfig, MachineOptions, ResourceError, VmResources};
+use vmm::vm::{ExitReason, ExitSignal};
 
 #[derive(Parser)]
 #[command(
@@ -112,21 +112,6 @@ fn parse_vsock(s: &str) -> Result<(u32, PathBuf), String> {
     Ok((cid, PathBuf::from(path)))
 }
 
-/// The API's machine configuration onto the VMM's.
-fn apply(config: &mut VmConfig, m: &MachineConfig) {
-    config.vcpus = m.vcpu_count;
-    config.memory_bytes = m.mem_size_mib << 20;
-    if m.huge_pages == vmm::api::HugePages::TwoMiB {
-        config.memory_backing = vmm::memory::Backing::HugePages2M;
-    }
-    match m.cpu_template.as_deref() {
-        Some("nested-host") => config.template = vmm::cpuid::Template::nested_host(),
-        Some(_) => config.template = Default::default(),
-        // What the command line chose (or the host needs) stays.
-        None => {}
-    }
-}
-
 fn fail(msg: String) -> ExitCode {
     eprintln!("ringfence-vmm: {msg}");
     ExitCode::from(1)
@@ -144,32 +129,22 @@ fn init_logging() {
     let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
-fn main() -> ExitCode {
-    init_logging();
-    let a = Args::parse();
-    let serial: Box<dyn std::io::Write + Send> = match a.serial.as_str() {
-        "stdout" => Box::new(std::io::stdout()),
-        path => match std::fs::File::create(path) {
-            Ok(f) => Box::new(f),
-            Err(e) => return fail(format!("serial output {path}: {e}")),
-        },
-    };
-    // Looked at before a jail hides /sys.
-    let host = vmm::host::HostKvm::detect();
-    let template = match a.cpu_template.as_deref() {
-        None => host.template().unwrap_or_default(),
-        Some("none") => Default::default(),
-        Some("nested-host") => vmm::cpuid::Template::nested_host(),
-        Some(path) => match std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|t| vmm::cpuid::Template::from_json(&t).map_err(|e| e.to_string()))
-        {
-            Ok(t) => t,
-            Err(e) => return fail(format!("CPU template {path}: {e}")),
-        },
-    };
-    // Devices from the command line (a config file or the API bring their own).
-    let mut drives: Vec<Drive> = Vec::new();
+/// What the command line itself describes: the machine flags, a kernel given with --kernel,
+/// and the devices of --disk, --net, --vsock and --entropy.
+fn command_line_resources(a: &Args) -> Result<VmResources, ResourceError> {
+    let mut r = VmResources::default();
+    r.set_machine_config(MachineConfig {
+        vcpu_count: a.vcpus,
+        mem_size_mib: a.mem,
+        ..Default::default()
+    })?;
+    if let Some(k) = &a.kernel {
+        r.set_boot_source(BootSource {
+            kernel_image_path: k.clone(),
+            boot_args: None,
+            initrd_path: a.initrd.clone(),
+        })?;
+    }
     for (i, (path, read_only)) in a.disk.iter().enumerate() {
         let d = Drive {
             drive_id: format!("disk{i}"),
@@ -181,12 +156,8 @@ fn main() -> ExitCode {
             io_engine: None,
             rate_limiter: None,
         };
-        if let Err(e) = d.check(None) {
-            return fail(e);
-        }
-        drives.push(d);
+        r.put_drive(d, None)?;
     }
-    let mut ifaces: Vec<NetworkInterface> = Vec::new();
     for (i, (tap, mac)) in a.net.iter().enumerate() {
         let iface = NetworkInterface {
             iface_id: format!("eth{i}"),
@@ -195,55 +166,70 @@ fn main() -> ExitCode {
             rx_rate_limiter: None,
             tx_rate_limiter: None,
         };
-        if let Err(e) = iface.check(None) {
-            return fail(e);
-        }
-        ifaces.push(iface);
+        r.put_network_interface(iface, None)?;
     }
-    let mut vsock =
-        a.vsock.clone().map(|(guest_cid, uds_path)| Vsock { vsock_id: None, guest_cid, uds_path });
-    if let Some(Err(e)) = vsock.as_ref().map(Vsock::check) {
-        return fail(e);
+    if let Some((guest_cid, uds_path)) = a.vsock.clone() {
+        r.set_vsock(Vsock { vsock_id: None, guest_cid, uds_path })?;
     }
-    let mut entropy = a.entropy.then(Entropy::default);
-    // What to boot, when it is known up front.
-    let (mut boot, machine) = match (&a.kernel, &a.config_file, &a.api_sock) {
-        (Some(k), _, _) => (
-            Some(BootSource {
-                kernel_image_path: k.clone(),
-                boot_args: None,
-                initrd_path: a.initrd.clone(),
-            }),
-            None,
-        ),
-        (None, Some(path), _) => {
-            let parsed = std::fs::read_to_string(path)
-                .map_err(|e| e.to_string())
-                .and_then(|t| InstanceConfig::parse(&t));
-            match parsed {
-                Ok(c) => {
-                    drives.extend(c.drives);
-                    ifaces.extend(c.network_interfaces);
-                    vsock = vsock.or(c.vsock);
-                    entropy = entropy.or(c.entropy);
-                    (Some(c.boot_source), Some(c.machine_config))
-                }
-                Err(e) => return fail(format!("config file {}: {e}", path.display())),
-            }
+    if a.entropy {
+        r.set_entropy(Entropy::default());
+    }
+    Ok(r)
+}
+
+/// The CPU template the command line chose, read before a jail hides its file: `None` when
+/// it chose none (the machine configuration or the host then decide).
+fn command_line_template(a: &Args) -> Result<Option<Template>, String> {
+    match a.cpu_template.as_deref() {
+        None => Ok(None),
+        Some("none") => Ok(Some(Template::default())),
+        Some("nested-host") => Ok(Some(Template::nested_host())),
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| Template::from_json(&t).map_err(|e| e.to_string()))
+            .map(Some)
+            .map_err(|e| format!("CPU template {path}: {e}")),
+    }
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    match run(Args::parse()) {
+        Ok(code) => code,
+        Err(msg) => fail(msg),
+    }
+}
+
+fn run(a: Args) -> Result<ExitCode, String> {
+    let serial: Box<dyn std::io::Write + Send> = match a.serial.as_str() {
+        "stdout" => Box::new(std::io::stdout()),
+        path => {
+            Box::new(std::fs::File::create(path).map_err(|e| format!("serial output {path}: {e}"))?)
         }
-        (None, None, Some(_)) => (None, None),
-        (None, None, None) => return fail("give --kernel, --config-file or --api-sock".into()),
     };
-    if let Some(p) = &a.metrics_path
-        && let Err(e) = vmm::metrics::set_sink(p)
-    {
-        return fail(format!("metrics {}: {e}", p.display()));
+    // Looked at before a jail hides /sys.
+    let host = vmm::host::HostKvm::detect();
+    let template = command_line_template(&a)?;
+    let mut resources = command_line_resources(&a).map_err(|e| e.to_string())?;
+    if let Some(path) = &a.config_file {
+        let file = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| VmResources::from_json(&t).map_err(|e| e.to_string()))
+            .map_err(|e| format!("config file {}: {e}", path.display()))?;
+        resources.machine_config = file.machine_config.clone();
+        resources.add(file).map_err(|e| format!("config file {}: {e}", path.display()))?;
+    }
+    if a.kernel.is_none() && a.config_file.is_none() && a.api_sock.is_none() {
+        return Err("give --kernel, --config-file or --api-sock".into());
+    }
+    if let Some(p) = &a.metrics_path {
+        vmm::metrics::set_sink(p).map_err(|e| format!("metrics {}: {e}", p.display()))?;
     }
     let mut api_sock = a.api_sock.clone();
     if let Some(root) = &a.jail {
         // Inside, the kernel (and initrd) sit at the root; the API socket too.
         let mut files = Vec::new();
-        if let Some(b) = &boot {
+        if let Some(b) = &resources.boot_source {
             files.push(b.kernel_image_path.clone());
             files.extend(b.initrd_path.clone());
         }
@@ -252,28 +238,22 @@ fn main() -> ExitCode {
             uid: a.uid,
             gid: a.gid,
             files,
-            disks: drives.iter().map(|d| d.path_on_host.clone()).collect(),
-            tun: !ifaces.is_empty() || a.api_sock.is_some(),
+            disks: resources.drives.iter().map(|d| d.path_on_host.clone()).collect(),
+            tun: !resources.network_interfaces.is_empty() || a.api_sock.is_some(),
             cgroups: a.cgroup.clone(),
             keep_fds: Vec::new(),
         };
-        let (inside, disks_inside) = match vmm::jail::enter(&jail) {
-            Ok(p) => p,
-            Err(e) => return fail(e.to_string()),
-        };
-        for (d, p) in drives.iter_mut().zip(disks_inside) {
+        let (inside, disks_inside) = vmm::jail::enter(&jail).map_err(|e| e.to_string())?;
+        for (d, p) in resources.drives.iter_mut().zip(disks_inside) {
             d.path_on_host = p;
         }
-        if let Some(b) = boot.as_mut() {
+        if let Some(b) = resources.boot_source.as_mut() {
             b.kernel_image_path = inside[0].clone();
             b.initrd_path = inside.get(1).cloned();
         }
         api_sock = api_sock.and_then(|s| s.file_name().map(|n| std::path::Path::new("/").join(n)));
     }
-    let exit = match ExitSignal::new() {
-        Ok(e) => e,
-        Err(e) => return fail(e.to_string()),
-    };
+    let exit = ExitSignal::new().map_err(|e| e.to_string())?;
     // SIGTERM and SIGINT end the machine cleanly; the vCPU threads inherit the blocked mask.
     // SAFETY: building and applying a signal mask on this still single-threaded process.
     let set = unsafe {
@@ -286,109 +266,70 @@ fn main() -> ExitCode {
     };
     {
         let exit = exit.clone();
-        let spawned = std::thread::Builder::new().name("signals".into()).spawn(move || {
-            let mut sig = 0;
-            // SAFETY: waiting on the set blocked above.
-            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
-                exit.raise(ExitReason::Signal(sig));
-            }
-        });
-        if let Err(e) = spawned {
-            return fail(e.to_string());
-        }
-    }
-    let mut config = VmConfig::new(a.mem << 20, serial);
-    config.vcpus = a.vcpus;
-    config.cmdline = a.cmdline;
-    config.template = template;
-    config.seccomp = !a.no_seccomp;
-    config.memory_backing = match (a.huge_pages, a.memfd) {
-        (true, _) => vmm::memory::Backing::HugePages2M,
-        (false, true) => vmm::memory::Backing::Memfd,
-        (false, false) => vmm::memory::Backing::Anonymous,
-    };
-    let mut template_given = a.cpu_template.is_some();
-    if let Some(m) = &machine {
-        apply(&mut config, m);
-        template_given |= m.cpu_template.is_some();
-    }
-    let api = Arc::new(Mutex::new(Api::default()));
-    let (start_tx, start_rx) = std::sync::mpsc::channel();
-    if let (Some(sock), false) = (&api_sock, a.no_api) {
-        if boot.is_some() {
-            api.lock().unwrap_or_else(|e| e.into_inner()).set_started();
-        }
-        let control = config.control.clone();
-        if let Err(e) = vmm::api::server::serve(sock, api.clone(), start_tx, control, !a.no_seccomp)
-        {
-            return fail(format!("API socket {}: {e}", sock.display()));
-        }
-    }
-    let boot = match boot {
-        Some(b) => b,
-        None => {
-            // Until InstanceStart (or a signal).
-            let waiter = {
-                let exit = exit.clone();
-                std::thread::spawn(move || {
-                    loop {
-                        if exit.raised() {
-                            return None;
-                        }
-                        if let Ok(v) = start_rx.recv_timeout(std::time::Duration::from_millis(50)) {
-                            return Some(v);
-                        }
-                    }
-                })
-            };
-            match waiter.join().ok().flatten() {
-                Some(c) => {
-                    apply(&mut config, &c.machine_config);
-                    template_given |= c.machine_config.cpu_template.is_some();
-                    drives.extend(c.drives);
-                    ifaces.extend(c.network_interfaces);
-                    vsock = vsock.or(c.vsock);
-                    entropy = entropy.or(c.entropy);
-                    c.boot_source
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                let mut sig = 0;
+                // SAFETY: waiting on the set blocked above.
+                if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+                    exit.raise(ExitReason::Signal(sig));
                 }
-                None => return ExitCode::from(0),
-            }
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    let control = Arc::new(vmm::control::MachineControl::default());
+    let (start_tx, start_rx) = std::sync::mpsc::channel();
+    let booting_now = resources.boot_source.is_some();
+    if let (Some(sock), false) = (&api_sock, a.no_api) {
+        let mut api = Api::new(resources.clone());
+        if booting_now {
+            api.set_started();
+        }
+        let api = Arc::new(Mutex::new(api));
+        vmm::api::server::serve(sock, api, start_tx, control.clone(), !a.no_seccomp)
+            .map_err(|e| format!("API socket {}: {e}", sock.display()))?;
+    }
+    let mut resources = if booting_now {
+        resources
+    } else {
+        // Until InstanceStart (or a signal).
+        let waiter = {
+            let exit = exit.clone();
+            std::thread::spawn(move || {
+                loop {
+                    if exit.raised() {
+                        return None;
+                    }
+                    if let Ok(v) = start_rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                        return Some(v);
+                    }
+                }
+            })
+        };
+        match waiter.join().ok().flatten() {
+            Some(r) => r,
+            None => return Ok(ExitCode::from(0)),
         }
     };
-    if let Some(args) = &boot.boot_args {
-        config.cmdline = args.clone();
+    if let Some(b) = resources.boot_source.as_mut() {
+        b.boot_args.get_or_insert_with(|| a.cmdline.clone());
     }
-    if !template_given && host == vmm::host::HostKvm::Pvm {
-        config.cmdline = host.adapt_cmdline(&config.cmdline);
-        tracing::info!(
-            "this host's KVM is kvm_pvm (guest kernel code is emulated): CPU template \
-             nested-host and `noxsave clearcpuid=308,151` applied (--cpu-template none turns \
-             this off)"
-        );
-    }
-    if let Some(i) = &boot.initrd_path {
-        config.initrd = Some(i.clone());
-    }
-    match vmm::attach::devices(&drives, &ifaces, vsock.as_ref(), entropy.as_ref()) {
-        Ok(attached) => {
-            config.devices = attached.devices;
-            if !attached.cmdline.is_empty() {
-                config.cmdline = format!("{} {}", config.cmdline, attached.cmdline);
-            }
-        }
-        Err(e) => return fail(e.to_string()),
+    if a.huge_pages {
+        resources.machine_config.huge_pages = vmm::api::HugePages::TwoMiB;
     }
     // A console on stdout reads stdin too; a terminal there goes raw until the end.
-    let _raw = if a.serial == "stdout" {
-        config.serial_input = Some(0);
-        vmm::terminal::RawTerminal::enter()
-    } else {
-        None
+    let on_stdout = a.serial == "stdout";
+    let opts = MachineOptions {
+        serial,
+        serial_input: on_stdout.then_some(0),
+        seccomp: !a.no_seccomp,
+        memfd: a.memfd,
+        template,
+        control,
     };
-    let reason = match vmm::vm::run_with(config, Program::Kernel(boot.kernel_image_path), exit) {
-        Ok(r) => r,
-        Err(e) => return fail(e.to_string()),
-    };
+    let (config, program) = resources.machine(opts, host).map_err(|e| e.to_string())?;
+    let _raw = if on_stdout { vmm::terminal::RawTerminal::enter() } else { None };
+    let reason = vmm::vm::run_with(config, program, exit).map_err(|e| e.to_string())?;
     if !matches!(reason, ExitReason::Reset | ExitReason::Shutdown | ExitReason::Halt) {
         eprintln!("ringfence-vmm: the machine ended: {reason:?}");
     }
@@ -397,5 +338,5 @@ fn main() -> ExitCode {
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    ExitCode::from(reason.exit_code().clamp(0, 255) as u8)
+    Ok(ExitCode::from(reason.exit_code().clamp(0, 255) as u8))
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use orchestrator::cri::handler::{SandboxHandler, SentryHandler};
+use orchestrator::cri::handler::sentry::SentryHandler;
+use orchestrator::cri::handler::{Launcher, SandboxHandler};
 use orchestrator::cri::network::PodNetwork;
 use orchestrator::cri::runtime::CriRuntime;
 use orchestrator::cri::streaming::StreamingServer;
@@ -86,7 +87,10 @@ pub async fn start_cri(args: &CriArgs) -> anyhow::Result<Arc<CriRuntime>> {
     let network = PodNetwork::new(&args.bridge, &args.pod_cidr)?;
     network.ensure_bridge().context("setting up the pod bridge")?;
     let exe = std::env::current_exe().context("locating the ringfence binary")?;
-    let handlers: Vec<Arc<dyn SandboxHandler>> = vec![Arc::new(SentryHandler { exe })];
+    let handlers: Vec<Arc<dyn SandboxHandler>> = vec![Arc::new(SentryHandler {
+        sandbox: Launcher::new(&exe, &["sentry", "sandbox"]),
+        gofer: Launcher::new(&exe, &["sentry", "gofer"]),
+    })];
     let runtime =
         CriRuntime::new(&args.data_dir.join("cri"), Some(network), Arc::new(images), handlers);
     let streaming = StreamingServer::start(args.streaming, runtime.clone()).await?;

@@ -4,12 +4,13 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use guest_agent::client::{self, AgentClient};
 use guest_agent::proto;
+use orchestrator::cri::handler::microvm::guest::{GuestVm, Shutdown};
 
 /// How long the guest may take to boot to its agent (a slow nested host takes minutes).
 const AGENT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -27,17 +28,6 @@ fn option(args: &[OsString], name: &str) -> Option<String> {
             a.strip_prefix(&prefix).map(str::to_owned)
         }
     })
-}
-
-fn console_tail(path: Option<&Path>) -> String {
-    let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok()) else {
-        return String::new();
-    };
-    let lines: Vec<&str> = text.lines().collect();
-    format!(
-        "\nlast lines of the guest console:\n{}",
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    )
 }
 
 /// Without a command: the agent runs a shell from the first disk on the serial console
@@ -96,83 +86,49 @@ pub fn run_command(
              minutes to boot"
         );
     }
-    let started = Instant::now();
-    let mut child = std::process::Command::new(vmm)
-        .args(&args)
-        .stdin(Stdio::null())
-        .spawn()
-        .with_context(|| format!("running {}", vmm.display()))?;
+    let mut cmd = std::process::Command::new(vmm);
+    cmd.args(&args);
+    let mut guest = GuestVm::spawn(cmd, uds, console)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let result = runtime.block_on(drive(&mut child, &uds, started, command));
+    let result = runtime.block_on(drive(&mut guest, command));
     // Closes the connection to the agent now, so that it need not wait for it to go.
     drop(runtime);
     let status = match result {
         Ok(s) => s,
         Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(e.context(console_tail(console.as_deref())));
+            let tail = guest.console_tail(20);
+            guest.kill();
+            return Err(e.context(tail));
         }
     };
-    // The guest resets once the agent has synced; the VMM then exits.
-    let deadline = Instant::now() + SHUTDOWN_TIMEOUT;
-    loop {
-        match child.try_wait()? {
-            Some(st) if !st.success() => {
-                tracing::warn!("the VMM ended with {st} after the shutdown")
-            }
-            Some(_) => {}
-            None if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-                continue;
-            }
-            None => {
-                tracing::warn!(
-                    "the guest did not go down within {SHUTDOWN_TIMEOUT:?}; killing the VMM"
-                );
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-        break;
-    }
     tracing::info!(
         "the VMM exited {:.0} ms after it started",
-        started.elapsed().as_secs_f64() * 1000.0
+        guest.elapsed().as_secs_f64() * 1000.0
     );
     Ok(ExitCode::from(status.clamp(0, 255) as u8))
 }
 
-/// Waits for the agent (or the VMM's early end), runs the command, asks for the shutdown.
-async fn drive(
-    child: &mut Child,
-    uds: &Path,
-    started: Instant,
-    command: Vec<String>,
-) -> anyhow::Result<i32> {
-    let ready = client::wait_ready(uds, guest_agent::AGENT_PORT, AGENT_TIMEOUT);
-    tokio::pin!(ready);
-    let (mut agent, health) = loop {
-        tokio::select! {
-            r = &mut ready => break r.context("waiting for the guest agent")?,
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {
-                if let Some(st) = child.try_wait()? {
-                    bail!("the VMM ended ({st}) before the guest agent answered");
-                }
-            }
-        }
-    };
+/// Waits for the agent (or the VMM's early end), runs the command, shuts the guest down.
+async fn drive(guest: &mut GuestVm, command: Vec<String>) -> anyhow::Result<i32> {
+    let (mut agent, health) = guest.wait_agent(AGENT_TIMEOUT).await?;
     tracing::info!(
         "guest agent {} answered {:.0} ms after the VMM started (guest uptime {} ms, kernel {})",
         health.version,
-        started.elapsed().as_secs_f64() * 1000.0,
+        guest.elapsed().as_secs_f64() * 1000.0,
         health.uptime_ms,
         health.kernel_release
     );
     let status = run_in_container(&mut agent, command).await;
-    // Down either way; a failed run is still reported first.
-    if let Err(e) = agent.shutdown(proto::ShutdownRequest {}).await {
-        tracing::warn!("asking the guest to shut down: {}", e.message());
+    // Down either way; a failed run is still reported first. The guest resets once the agent
+    // has synced; the VMM then exits.
+    match guest.shutdown(Some(&mut agent), SHUTDOWN_TIMEOUT).await {
+        Shutdown::Exited(st) if !st.success() => {
+            tracing::warn!("the VMM ended with {st} after the shutdown")
+        }
+        Shutdown::Exited(_) => {}
+        Shutdown::Killed => {
+            tracing::warn!("the guest did not go down within {SHUTDOWN_TIMEOUT:?}; killed the VMM")
+        }
     }
     status
 }

@@ -1,7 +1,9 @@
 //! The microVMM: a KVM virtual machine with guest memory, vCPU threads, legacy devices and an
 //! event loop, on the rust-vmm crates.
 //!
-//! - [`api`]: the Firecracker-compatible API (HTTP over a Unix socket) and `--config-file`.
+//! - [`resources`]: everything a machine is made of before it starts, filled alike by the
+//!   command line, `--config-file` and the API, and turned into a [`vm::VmConfig`].
+//! - [`api`]: the Firecracker-compatible API (HTTP over a Unix socket).
 //! - [`attach`]: drives and entropy from the API turned into virtio devices.
 //! - [`layout`]: the guest-physical memory map.
 //! - [`memory`]: guest memory, registered with KVM.
@@ -40,6 +42,7 @@ pub mod memory;
 pub mod metrics;
 pub mod mptable;
 pub mod pause;
+pub mod resources;
 pub mod seccomp;
 pub mod terminal;
 pub mod tiny;

@@ -18,6 +18,11 @@ impl CpuLimit {
         let period_us = if period > 0 { period as u64 } else { 100_000 };
         (quota > 0).then_some(CpuLimit { quota_us: (quota as u64).max(1000), period_us })
     }
+
+    /// Whole CPUs that cover the limit (at least one): a VM's vCPU count.
+    pub fn cpus(&self) -> u32 {
+        self.quota_us.div_ceil(self.period_us).clamp(1, 32) as u32
+    }
 }
 
 /// A sandbox's group; removed when dropped (after its processes are gone).

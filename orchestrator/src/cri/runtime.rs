@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use k8s_cri::v1 as cri;
-use sentry_kvm::control::protocol::{FileSpec, MountSpec, Process};
 
 use super::cgroup::{CpuLimit, SandboxCgroup};
-use super::handler::{HostMount, RunningSandbox, SandboxHandler, SandboxSetup};
+use super::handler::{
+    ContainerSpec, FileSpec, MountSpec, ProcessSpec, RunningSandbox, SandboxHandler, SandboxSetup,
+};
 use super::images::ImageSource;
 use super::network::{PodNet, PodNetwork};
 use super::{CriError, logs, new_id, now_ns};
@@ -43,7 +44,7 @@ pub struct ContainerRecord {
     pub config: cri::ContainerConfig,
     pub image_id: String,
     pub rootfs: PathBuf,
-    pub process: Process,
+    pub process: ProcessSpec,
     pub log_path: PathBuf,
     pub state: ContainerState,
     pub created_at: i64,
@@ -171,15 +172,16 @@ impl CriRuntime {
         } else {
             config.hostname.clone()
         };
+        let resources = config.linux.as_ref().and_then(|l| l.resources.as_ref());
+        let cpu = resources.and_then(|r| CpuLimit::from_cri(r.cpu_quota, r.cpu_period));
         let setup = SandboxSetup {
             id: &id,
             dir: &dir,
             hostname: &hostname,
-            netns: net.as_ref().map(|n| n.netns_path.as_path()),
+            network: net.as_ref(),
             memory_mib,
+            cpus: cpu.map(|c| c.cpus()),
         };
-        let resources = config.linux.as_ref().and_then(|l| l.resources.as_ref());
-        let cpu = resources.and_then(|r| CpuLimit::from_cri(r.cpu_quota, r.cpu_period));
         let started = handler.start(&setup).and_then(|running| {
             let cgroup = match (cpu, running.pid()) {
                 (Some(limit), Some(pid)) => match SandboxCgroup::create(&id, limit, pid) {
@@ -383,7 +385,7 @@ impl CriRuntime {
             sandbox_id: sandbox_id.into(),
             image_id: image.id.clone(),
             rootfs: image.rootfs.clone(),
-            process: Process { argv, env, cwd, uid, gid },
+            process: ProcessSpec { argv, env, cwd, uid, gid },
             log_path,
             config,
             state: ContainerState::Created,
@@ -402,7 +404,7 @@ impl CriRuntime {
     }
 
     pub fn start_container(self: &Arc<Self>, id: &str) -> Result<(), CriError> {
-        let (sandbox_id, rootfs, process, log_path, mounts, wants_stdin, stdin_once, tty) = {
+        let (sandbox_id, image_id, rootfs, process, log_path, mounts, wants_stdin, stdin_once, tty) = {
             let st = self.lock();
             let c = st
                 .containers
@@ -416,6 +418,7 @@ impl CriRuntime {
             let mounts = host_mounts(&c.config.mounts)?;
             (
                 c.sandbox_id.clone(),
+                c.image_id.clone(),
                 c.rootfs.clone(),
                 c.process.clone(),
                 c.log_path.clone(),
@@ -446,14 +449,15 @@ impl CriRuntime {
             stdin_once,
             tty,
         });
-        let pid = match running.start_container(
+        let spec = ContainerSpec {
             id,
-            &rootfs,
+            image_id: &image_id,
+            rootfs: &rootfs,
             process,
             files,
-            &mounts,
-            [stdin_r, out_w, err_w],
-        ) {
+            mounts: &mounts,
+        };
+        let pid = match running.start_container(spec, [stdin_r, out_w, err_w]) {
             Ok(pid) => pid,
             Err(e) => {
                 let mut st = self.lock();
@@ -699,7 +703,7 @@ impl CriRuntime {
         &self,
         id: &str,
         cmd: Vec<String>,
-    ) -> Result<(Arc<dyn RunningSandbox>, Process), CriError> {
+    ) -> Result<(Arc<dyn RunningSandbox>, ProcessSpec), CriError> {
         let (sandbox_id, base, state) = {
             let st = self.lock();
             let c = st
@@ -712,7 +716,7 @@ impl CriRuntime {
             return Err(CriError::Invalid(format!("container {id} is not running")));
         }
         let running = self.running(&sandbox_id)?;
-        Ok((running, Process { argv: cmd, ..base }))
+        Ok((running, ProcessSpec { argv: cmd, ..base }))
     }
 
     pub fn container_stats(&self, id: &str) -> Result<cri::ContainerStats, CriError> {
@@ -730,8 +734,8 @@ impl CriRuntime {
                 cfg.annotations.clone(),
             )
         };
-        let (cpu_us, mem, _n) =
-            self.running(&sandbox_id).and_then(|r| r.stats(id)).unwrap_or((0, 0, 0));
+        let usage = self.running(&sandbox_id).and_then(|r| r.stats(id)).unwrap_or_default();
+        let (cpu_us, mem) = (usage.cpu_us, usage.memory_bytes);
         let ts = now_ns();
         Ok(cri::ContainerStats {
             attributes: Some(cri::ContainerAttributes {
@@ -848,7 +852,7 @@ impl CriRuntime {
 }
 
 /// The CRI's mounts as the sandbox takes them: existing host directories at absolute paths.
-fn host_mounts(mounts: &[cri::Mount]) -> Result<Vec<HostMount>, CriError> {
+fn host_mounts(mounts: &[cri::Mount]) -> Result<Vec<MountSpec>, CriError> {
     mounts
         .iter()
         .map(|m| {
@@ -866,8 +870,7 @@ fn host_mounts(mounts: &[cri::Mount]) -> Result<Vec<HostMount>, CriError> {
                     m.host_path
                 )));
             }
-            let spec = MountSpec { destination: m.container_path.clone(), read_only: m.readonly };
-            Ok(HostMount { host, spec })
+            Ok(MountSpec { host, destination: m.container_path.clone(), read_only: m.readonly })
         })
         .collect()
 }

@@ -9,117 +9,10 @@ pub mod server;
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
+pub use crate::resources::{BootSource, HugePages, MachineConfig, VmResources};
 pub use devices::{Drive, Entropy, NetworkInterface, Vsock};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BootSource {
-    pub kernel_image_path: PathBuf,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub boot_args: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub initrd_path: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MachineConfig {
-    pub vcpu_count: u8,
-    pub mem_size_mib: u64,
-    #[serde(default)]
-    pub smt: bool,
-    #[serde(default)]
-    pub track_dirty_pages: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu_template: Option<String>,
-    /// `None` or `2M` (guest memory in 2 MiB huge pages).
-    #[serde(default)]
-    pub huge_pages: HugePages,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum HugePages {
-    #[default]
-    None,
-    #[serde(rename = "2M")]
-    TwoMiB,
-}
-
-impl Default for MachineConfig {
-    fn default() -> Self {
-        MachineConfig {
-            vcpu_count: 1,
-            mem_size_mib: 128,
-            smt: false,
-            track_dirty_pages: false,
-            cpu_template: None,
-            huge_pages: HugePages::None,
-        }
-    }
-}
-
-impl MachineConfig {
-    fn check(&self) -> Result<(), String> {
-        if !(1..=32).contains(&self.vcpu_count) {
-            return Err(format!("vcpu_count {} is not in 1..=32", self.vcpu_count));
-        }
-        if self.mem_size_mib == 0 || self.mem_size_mib > (1 << 20) {
-            return Err(format!("mem_size_mib {} is not a usable size", self.mem_size_mib));
-        }
-        if self.smt {
-            return Err("SMT is not supported".into());
-        }
-        if self.track_dirty_pages {
-            return Err("dirty page tracking is not supported".into());
-        }
-        if self.huge_pages == HugePages::TwoMiB && !self.mem_size_mib.is_multiple_of(2) {
-            return Err("with huge_pages 2M, mem_size_mib must be even".into());
-        }
-        Ok(())
-    }
-}
-
-/// The whole configuration of a machine: what `--config-file` gives, and what the API has
-/// gathered at InstanceStart.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InstanceConfig {
-    #[serde(rename = "boot-source")]
-    pub boot_source: BootSource,
-    #[serde(rename = "machine-config", default)]
-    pub machine_config: MachineConfig,
-    #[serde(default)]
-    pub drives: Vec<Drive>,
-    #[serde(rename = "network-interfaces", default)]
-    pub network_interfaces: Vec<NetworkInterface>,
-    #[serde(default)]
-    pub vsock: Option<Vsock>,
-    #[serde(default)]
-    pub entropy: Option<Entropy>,
-}
-
-impl InstanceConfig {
-    pub fn parse(text: &str) -> Result<InstanceConfig, String> {
-        let c: InstanceConfig = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        c.machine_config.check()?;
-        let mut drives = Vec::new();
-        for d in &c.drives {
-            d.check(None)?;
-            devices::upsert(&mut drives, d.clone())?;
-        }
-        let mut ifaces = Vec::new();
-        for i in &c.network_interfaces {
-            i.check(None)?;
-            devices::upsert_iface(&mut ifaces, i.clone())?;
-        }
-        if let Some(v) = &c.vsock {
-            v.check()?;
-        }
-        Ok(c)
-    }
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -150,8 +43,8 @@ struct VmStateBody {
 pub enum Reply {
     /// Status and an optional JSON body.
     Respond(u16, Option<String>),
-    /// Start the machine with this configuration, then answer 204.
-    Start(Box<InstanceConfig>),
+    /// Start the machine with these resources, then answer 204.
+    Start(Box<VmResources>),
     /// Pause or resume the running machine, then answer 204 (and call [`Api::set_paused`]).
     SetState(VmState),
     /// Press Ctrl+Alt+Del on the running machine's keyboard, then answer 204.
@@ -165,17 +58,17 @@ fn fault(status: u16, message: impl std::fmt::Display) -> Reply {
 
 #[derive(Default)]
 pub struct Api {
-    boot: Option<BootSource>,
-    machine: MachineConfig,
-    drives: Vec<Drive>,
-    ifaces: Vec<NetworkInterface>,
-    vsock: Option<Vsock>,
-    entropy: Option<Entropy>,
+    resources: VmResources,
     started: bool,
     paused: bool,
 }
 
 impl Api {
+    /// An API whose machine starts from `resources` (what the command line gave).
+    pub fn new(resources: VmResources) -> Api {
+        Api { resources, ..Default::default() }
+    }
+
     /// Marks the machine started (by the API or otherwise).
     pub fn set_started(&mut self) {
         self.started = true;
@@ -220,7 +113,7 @@ impl Api {
                 Reply::Respond(200, Some(info.to_string()))
             }
             ("GET", "/machine-config") => {
-                Reply::Respond(200, serde_json::to_string(&self.machine).ok())
+                Reply::Respond(200, serde_json::to_string(&self.resources.machine_config).ok())
             }
             ("PUT", "/machine-config") | ("PATCH", "/machine-config") => {
                 if self.started {
@@ -234,7 +127,8 @@ impl Api {
                         Ok(v) => v,
                         Err(r) => return r,
                     };
-                    let mut current = serde_json::to_value(&self.machine).unwrap_or_default();
+                    let mut current =
+                        serde_json::to_value(&self.resources.machine_config).unwrap_or_default();
                     if let (Some(c), Some(p)) = (current.as_object_mut(), patch.as_object()) {
                         for (k, v) in p {
                             c.insert(k.clone(), v.clone());
@@ -247,31 +141,19 @@ impl Api {
                         Err(e) => return fault(400, format!("machine-config: {e}")),
                     }
                 };
-                if let Err(e) = config.check() {
-                    return fault(400, e);
+                match self.resources.set_machine_config(config) {
+                    Ok(()) => Reply::Respond(204, None),
+                    Err(e) => fault(400, e),
                 }
-                self.machine = config;
-                Reply::Respond(204, None)
             }
             ("PUT", "/boot-source") => {
                 if self.started {
                     return fault(400, not_after_start);
                 }
-                let boot = body_as!(BootSource, "boot-source");
-                if !boot.kernel_image_path.is_file() {
-                    return fault(
-                        400,
-                        format!(
-                            "kernel {} is not a readable file",
-                            boot.kernel_image_path.display()
-                        ),
-                    );
+                match self.resources.set_boot_source(body_as!(BootSource, "boot-source")) {
+                    Ok(()) => Reply::Respond(204, None),
+                    Err(e) => fault(400, e),
                 }
-                if let Some(i) = boot.initrd_path.as_ref().filter(|i| !i.is_file()) {
-                    return fault(400, format!("initrd {} is not a readable file", i.display()));
-                }
-                self.boot = Some(boot);
-                Reply::Respond(204, None)
             }
             ("PUT", "/actions") => {
                 let action = body_as!(Action, "actions");
@@ -280,22 +162,14 @@ impl Api {
                         if self.started {
                             return fault(400, not_after_start);
                         }
-                        match &self.boot {
-                            None => {
-                                fault(400, "Cannot start microvm without kernel configuration.")
-                            }
-                            Some(b) => {
-                                self.started = true;
-                                Reply::Start(Box::new(InstanceConfig {
-                                    boot_source: b.clone(),
-                                    machine_config: self.machine.clone(),
-                                    drives: self.drives.clone(),
-                                    network_interfaces: self.ifaces.clone(),
-                                    vsock: self.vsock.clone(),
-                                    entropy: self.entropy.clone(),
-                                }))
-                            }
+                        if self.resources.boot_source.is_none() {
+                            return fault(
+                                400,
+                                "Cannot start microvm without kernel configuration.",
+                            );
                         }
+                        self.started = true;
+                        Reply::Start(Box::new(self.resources.clone()))
                     }
                     "SendCtrlAltDel" => {
                         if !self.started {
@@ -327,10 +201,7 @@ impl Api {
                     return fault(400, not_after_start);
                 }
                 let drive = body_as!(Drive, "drives");
-                let checked = drive
-                    .check(Some(&p["/drives/".len()..]))
-                    .and_then(|()| devices::upsert(&mut self.drives, drive));
-                match checked {
+                match self.resources.put_drive(drive, Some(&p["/drives/".len()..])) {
                     Ok(()) => Reply::Respond(204, None),
                     Err(e) => fault(400, e),
                 }
@@ -339,7 +210,7 @@ impl Api {
                 if self.started {
                     return fault(400, not_after_start);
                 }
-                self.entropy = Some(body_as!(Entropy, "entropy"));
+                self.resources.set_entropy(body_as!(Entropy, "entropy"));
                 Reply::Respond(204, None)
             }
             ("PUT", p) if p.starts_with("/network-interfaces/") => {
@@ -347,10 +218,8 @@ impl Api {
                     return fault(400, not_after_start);
                 }
                 let iface = body_as!(NetworkInterface, "network-interfaces");
-                let checked = iface
-                    .check(Some(&p["/network-interfaces/".len()..]))
-                    .and_then(|()| devices::upsert_iface(&mut self.ifaces, iface));
-                match checked {
+                let id = &p["/network-interfaces/".len()..];
+                match self.resources.put_network_interface(iface, Some(id)) {
                     Ok(()) => Reply::Respond(204, None),
                     Err(e) => fault(400, e),
                 }
@@ -359,12 +228,8 @@ impl Api {
                 if self.started {
                     return fault(400, not_after_start);
                 }
-                let v = body_as!(Vsock, "vsock");
-                match v.check() {
-                    Ok(()) => {
-                        self.vsock = Some(v);
-                        Reply::Respond(204, None)
-                    }
+                match self.resources.set_vsock(body_as!(Vsock, "vsock")) {
+                    Ok(()) => Reply::Respond(204, None),
                     Err(e) => fault(400, e),
                 }
             }
@@ -505,8 +370,9 @@ mod tests {
         assert_eq!(vsock(r#"{"guest_cid":3,"uds_path":"/tmp/v.sock"}"#), 204);
         match api.handle("PUT", "/actions", br#"{"action_type":"InstanceStart"}"#) {
             Reply::Start(c) => {
+                let boot = c.boot_source.as_ref().unwrap();
                 assert_eq!(
-                    (c.boot_source.boot_args.as_deref(), c.machine_config.mem_size_mib),
+                    (boot.boot_args.as_deref(), c.machine_config.mem_size_mib),
                     (Some("console=ttyS0"), 32)
                 );
                 let ids: Vec<_> = c.drives.iter().map(|d| d.drive_id.as_str()).collect();
@@ -549,23 +415,23 @@ mod tests {
 
     #[test]
     fn config_files_are_strict() {
-        assert!(InstanceConfig::parse(r#"{"boot-source":{"kernel_image_path":"/k"}}"#).is_ok());
+        let kernel = tempfile::NamedTempFile::new().unwrap();
+        let k = kernel.path().display().to_string();
+        let parse = |rest: &str| {
+            VmResources::from_json(&format!(
+                r#"{{"boot-source":{{"kernel_image_path":"{k}"}}{rest}}}"#
+            ))
+        };
+        assert!(parse("").is_ok());
+        assert!(parse(r#","drives":[]"#).is_ok());
+        assert!(parse(r#","disks":[]"#).is_err());
+        assert!(parse(r#","drives":[{"drive_id":"a","path_on_host":"/nonexistent"}]"#).is_err());
         assert!(
-            InstanceConfig::parse(r#"{"boot-source":{"kernel_image_path":"/k"},"drives":[]}"#)
-                .is_ok()
-        );
-        assert!(
-            InstanceConfig::parse(r#"{"boot-source":{"kernel_image_path":"/k"},"disks":[]}"#)
+            VmResources::from_json(r#"{"boot-source":{"kernel_image_path":"/nonexistent"}}"#)
                 .is_err()
         );
         assert!(
-            InstanceConfig::parse(
-                r#"{"boot-source":{"kernel_image_path":"/k"},"drives":[{"drive_id":"a","path_on_host":"/nonexistent"}]}"#
-            )
-            .is_err()
-        );
-        assert!(
-            InstanceConfig::parse(r#"{"machine-config":{"vcpu_count":1,"mem_size_mib":8}}"#)
+            VmResources::from_json(r#"{"machine-config":{"vcpu_count":1,"mem_size_mib":8}}"#)
                 .is_err()
         );
     }

@@ -8,7 +8,7 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
 use super::http::{self, HttpError};
-use super::{Api, InstanceConfig, Reply, VmState};
+use super::{Api, Reply, VmResources, VmState};
 use crate::control::MachineControl;
 
 /// Serves `api` on a new socket at `path`; `start` receives the configuration of an
@@ -16,7 +16,7 @@ use crate::control::MachineControl;
 pub fn serve(
     path: &Path,
     api: Arc<Mutex<Api>>,
-    start: Sender<InstanceConfig>,
+    start: Sender<VmResources>,
     control: Arc<MachineControl>,
     confine: bool,
 ) -> std::io::Result<()> {

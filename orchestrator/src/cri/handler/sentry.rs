@@ -1,78 +1,39 @@
-//! Runtime handlers: what isolates a pod sandbox. `sentry` runs every pod in one Sentry (a KVM
-//! guest with a user-space kernel); each container gets its own root filesystem through its
-//! own Gofer.
+//! The `sentry` handler: every pod in one Sentry (a KVM guest with a user-space kernel), each
+//! container on its own root filesystem through its own Gofer. Translates the CRI layer's
+//! specs into the Sentry's control protocol.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sentry_kvm::control::ControlClient;
-use sentry_kvm::control::protocol::{FileSpec, MountSpec, Process, Request, Response};
+use sentry_kvm::control::protocol::{self, Request, Response};
 
-use super::CriError;
-
-/// What a handler needs to start a sandbox.
-pub struct SandboxSetup<'a> {
-    pub id: &'a str,
-    /// A directory of the sandbox's own (control socket, state).
-    pub dir: &'a Path,
-    pub hostname: &'a str,
-    pub netns: Option<&'a Path>,
-    pub memory_mib: u64,
-}
-
-pub trait SandboxHandler: Send + Sync {
-    fn name(&self) -> &'static str;
-    fn start(&self, setup: &SandboxSetup) -> Result<Box<dyn RunningSandbox>, CriError>;
-}
-
-/// A host directory to mount into a container.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HostMount {
-    pub host: PathBuf,
-    pub spec: MountSpec,
-}
-
-/// A started pod sandbox.
-pub trait RunningSandbox: Send + Sync {
-    /// Starts container `id` over `rootfs`, with `files` placed in its writable layer and
-    /// `mounts` mounted; returns its main process.
-    fn start_container(
-        &self,
-        id: &str,
-        rootfs: &Path,
-        process: Process,
-        files: Vec<FileSpec>,
-        mounts: &[HostMount],
-        stdio: [OwnedFd; 3],
-    ) -> Result<i32, CriError>;
-    /// Runs `process` in container `container`'s filesystem.
-    fn exec(&self, container: &str, process: Process, stdio: [OwnedFd; 3])
-    -> Result<i32, CriError>;
-    fn signal(&self, pid: i32, signal: u32) -> Result<(), CriError>;
-    /// Blocks until `pid` exits: (exit code, killing signal).
-    fn wait(&self, pid: i32) -> Result<(i32, Option<u32>), CriError>;
-    /// (CPU µs, memory bytes, processes) of a container.
-    fn stats(&self, container: &str) -> Result<(u64, u64, u32), CriError>;
-    /// The host process that is the sandbox (for its cgroup).
-    fn pid(&self) -> Option<u32>;
-    /// Ends the sandbox and everything in it.
-    fn stop(&self);
-    /// Whether the sandbox process still runs.
-    fn alive(&self) -> bool;
-}
+use super::{
+    ContainerSpec, ContainerUsage, Launcher, ProcessSpec, RunningSandbox, SandboxHandler,
+    SandboxSetup,
+};
+use crate::cri::CriError;
 
 pub struct SentryHandler {
-    /// The `ringfence` binary (for `sentry sandbox` and `sentry gofer`).
-    pub exe: PathBuf,
+    /// Starts an empty sandbox (`ringfence sentry sandbox`); given `--control PATH` and the
+    /// sandbox's options.
+    pub sandbox: Launcher,
+    /// Starts a Gofer (`ringfence sentry gofer`); given `--writable` for read-write volumes
+    /// and `--root DIR`.
+    pub gofer: Launcher,
 }
 
 pub struct SentrySandbox {
-    exe: PathBuf,
+    gofer: Launcher,
     control: PathBuf,
     process: Mutex<Option<Child>>,
+}
+
+fn process(p: ProcessSpec) -> protocol::Process {
+    protocol::Process { argv: p.argv, env: p.env, cwd: p.cwd, uid: p.uid, gid: p.gid }
 }
 
 fn sandbox_err(e: impl std::fmt::Display) -> CriError {
@@ -87,11 +48,15 @@ impl SandboxHandler for SentryHandler {
     fn start(&self, s: &SandboxSetup) -> Result<Box<dyn RunningSandbox>, CriError> {
         std::fs::create_dir_all(s.dir)?;
         let control = s.dir.join("control.sock");
-        let mut cmd = Command::new(&self.exe);
-        cmd.args(["sentry", "sandbox", "--control"])
+        let mut cmd = self.sandbox.command();
+        cmd.arg("--control")
             .arg(&control)
             .args(["--hostname", s.hostname, "--memory", &s.memory_mib.to_string(), "--network"])
-            .arg(s.netns.map(|p| p.as_os_str().to_owned()).unwrap_or_else(|| "sandbox".into()))
+            .arg(
+                s.network
+                    .map(|n| n.netns_path.as_os_str().to_owned())
+                    .unwrap_or_else(|| "sandbox".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(s.dir.join("sentry.log"))?);
@@ -112,7 +77,7 @@ impl SandboxHandler for SentryHandler {
             std::thread::sleep(Duration::from_millis(5));
         }
         Ok(Box::new(SentrySandbox {
-            exe: self.exe.clone(),
+            gofer: self.gofer.clone(),
             control,
             process: Mutex::new(Some(child)),
         }))
@@ -122,9 +87,12 @@ impl SandboxHandler for SentryHandler {
 impl SentrySandbox {
     /// Starts a Gofer serving `dir` (changes allowed when `writable`); returns the channel.
     fn gofer(&self, dir: &Path, writable: bool) -> Result<OwnedFd, CriError> {
-        let args: &[&str] =
-            if writable { &["sentry", "gofer", "--writable"] } else { &["sentry", "gofer"] };
-        let (channel, gofer) = sentry_kvm::gofer::client::launch(&self.exe, args, dir)?;
+        let mut args = self.gofer.args_lossy();
+        if writable {
+            args.push("--writable".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (channel, gofer) = sentry_kvm::gofer::client::launch(&self.gofer.program, &args, dir)?;
         // The Gofer exits when the sandbox lets go of the filesystem; reap it then.
         std::thread::Builder::new().name("gofer-reaper".into()).spawn(move || {
             let mut g = gofer;
@@ -141,17 +109,14 @@ impl SentrySandbox {
 impl RunningSandbox for SentrySandbox {
     fn start_container(
         &self,
-        id: &str,
-        rootfs: &Path,
-        process: Process,
-        files: Vec<FileSpec>,
-        mounts: &[HostMount],
+        spec: ContainerSpec<'_>,
         stdio: [OwnedFd; 3],
     ) -> Result<i32, CriError> {
-        let channel = self.gofer(rootfs, false)?;
-        let volumes = mounts
+        let channel = self.gofer(spec.rootfs, false)?;
+        let volumes = spec
+            .mounts
             .iter()
-            .map(|m| self.gofer(&m.host, !m.spec.read_only))
+            .map(|m| self.gofer(&m.host, !m.read_only))
             .collect::<Result<Vec<_>, _>>()?;
         let mut fds = vec![
             channel.as_raw_fd(),
@@ -160,22 +125,37 @@ impl RunningSandbox for SentrySandbox {
             stdio[2].as_raw_fd(),
         ];
         fds.extend(volumes.iter().map(|v| v.as_raw_fd()));
-        let mounts = mounts.iter().map(|m| m.spec.clone()).collect();
-        self.client()?
-            .start(&Request::StartContainer { id: id.into(), process, files, mounts }, &fds)
-            .map_err(sandbox_err)
+        let mounts = spec
+            .mounts
+            .iter()
+            .map(|m| protocol::MountSpec {
+                destination: m.destination.clone(),
+                read_only: m.read_only,
+            })
+            .collect();
+        let files = spec
+            .files
+            .into_iter()
+            .map(|f| protocol::FileSpec { path: f.path, contents: f.contents, mode: f.mode })
+            .collect();
+        let request = Request::StartContainer {
+            id: spec.id.into(),
+            process: process(spec.process),
+            files,
+            mounts,
+        };
+        self.client()?.start(&request, &fds).map_err(sandbox_err)
     }
 
     fn exec(
         &self,
         container: &str,
-        process: Process,
+        spec: ProcessSpec,
         stdio: [OwnedFd; 3],
     ) -> Result<i32, CriError> {
         let fds = [stdio[0].as_raw_fd(), stdio[1].as_raw_fd(), stdio[2].as_raw_fd()];
-        self.client()?
-            .start(&Request::Exec { container: container.into(), process }, &fds)
-            .map_err(sandbox_err)
+        let request = Request::Exec { container: container.into(), process: process(spec) };
+        self.client()?.start(&request, &fds).map_err(sandbox_err)
     }
 
     fn signal(&self, pid: i32, signal: u32) -> Result<(), CriError> {
@@ -186,14 +166,14 @@ impl RunningSandbox for SentrySandbox {
         self.client()?.wait(pid).map_err(sandbox_err)
     }
 
-    fn stats(&self, container: &str) -> Result<(u64, u64, u32), CriError> {
+    fn stats(&self, container: &str) -> Result<ContainerUsage, CriError> {
         match self
             .client()?
             .call(&Request::Stats { container: container.into() }, &[])
             .map_err(sandbox_err)?
         {
             Response::Stats { cpu_us, memory_bytes, processes } => {
-                Ok((cpu_us, memory_bytes, processes))
+                Ok(ContainerUsage { cpu_us, memory_bytes, processes })
             }
             other => Err(CriError::Sandbox(format!("unexpected answer {other:?}"))),
         }

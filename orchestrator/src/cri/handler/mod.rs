@@ -1,0 +1,115 @@
+//! Runtime handlers: what isolates a pod sandbox, behind one seam that speaks the CRI layer's
+//! own types (processes, files, mounts), never a handler's protocol. Each handler translates.
+//!
+//! - [`sentry`]: every pod in one Sentry (a KVM guest with a user-space kernel); each
+//!   container on its own root filesystem through its own Gofer.
+//! - [`microvm`]: a Linux guest per pod, its containers run by the guest agent.
+//! - [`launcher`]: how a handler starts the programs it needs, given by the binary that
+//!   embeds the runtime (the library never names a program itself).
+
+pub mod launcher;
+pub mod microvm;
+pub mod sentry;
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use super::CriError;
+
+pub use launcher::Launcher;
+
+/// What a handler needs to start a sandbox.
+pub struct SandboxSetup<'a> {
+    pub id: &'a str,
+    /// A directory of the sandbox's own (control socket, state).
+    pub dir: &'a Path,
+    pub hostname: &'a str,
+    /// The pod's network: its namespace and address, when the runtime gives it one.
+    pub network: Option<&'a super::network::PodNet>,
+    pub memory_mib: u64,
+    /// CPUs the pod may use (from its CPU limit), when it has one.
+    pub cpus: Option<u32>,
+}
+
+/// A process to run in a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessSpec {
+    pub argv: Vec<String>,
+    /// `NAME=VALUE`.
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// A file the runtime places in a container's writable layer (hostname, hosts, resolver).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSpec {
+    pub path: String,
+    pub contents: String,
+    pub mode: u32,
+}
+
+/// A host directory mounted into a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountSpec {
+    pub host: PathBuf,
+    /// Absolute path inside the container, without `..`.
+    pub destination: String,
+    pub read_only: bool,
+}
+
+/// A container to start: its image's root filesystem (unpacked, shared with every container
+/// of that image and never written), its main process, files and mounts.
+pub struct ContainerSpec<'a> {
+    pub id: &'a str,
+    pub image_id: &'a str,
+    pub rootfs: &'a Path,
+    pub process: ProcessSpec,
+    pub files: Vec<FileSpec>,
+    pub mounts: &'a [MountSpec],
+}
+
+/// Resource use of a container.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContainerUsage {
+    pub cpu_us: u64,
+    pub memory_bytes: u64,
+    pub processes: u32,
+}
+
+pub trait SandboxHandler: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn start(&self, setup: &SandboxSetup) -> Result<Box<dyn RunningSandbox>, CriError>;
+}
+
+/// A started pod sandbox. Processes are named by handles the sandbox gives out.
+pub trait RunningSandbox: Send + Sync {
+    /// Starts a container; returns the handle of its main process.
+    fn start_container(
+        &self,
+        spec: ContainerSpec<'_>,
+        stdio: [OwnedFd; 3],
+    ) -> Result<i32, CriError>;
+    /// Runs `process` in container `container`'s filesystem; returns its handle.
+    fn exec(
+        &self,
+        container: &str,
+        process: ProcessSpec,
+        stdio: [OwnedFd; 3],
+    ) -> Result<i32, CriError>;
+    fn signal(&self, pid: i32, signal: u32) -> Result<(), CriError>;
+    /// Blocks until `pid` exits: (exit code, killing signal).
+    fn wait(&self, pid: i32) -> Result<(i32, Option<u32>), CriError>;
+    fn stats(&self, container: &str) -> Result<ContainerUsage, CriError>;
+    /// Ends a container's remaining processes and releases what it holds in the sandbox.
+    fn remove_container(&self, _container: &str) -> Result<(), CriError> {
+        Ok(())
+    }
+    /// The host process that is the sandbox (for its cgroup).
+    fn pid(&self) -> Option<u32>;
+    /// Ends the sandbox and everything in it.
+    fn stop(&self);
+    /// Whether the sandbox process still runs.
+    fn alive(&self) -> bool;
+}
