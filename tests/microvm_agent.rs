@@ -238,3 +238,65 @@ cat /tmp/console.out
         started.elapsed().as_secs_f64()
     );
 }
+
+#[test]
+fn a_directory_the_host_shares_is_a_container_image_and_its_volumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("run.sh");
+    std::fs::write(
+        &script,
+        format!(
+            r#"#!/bin/sh
+S=/tmp/share
+mkdir -p $S/img/bin $S/img/etc $S/vol $S/ro
+cp /bin/busybox $S/img/bin/busybox
+for a in sh cat hostname echo ls; do ln -s busybox $S/img/bin/$a; done
+echo "setting=1" > $S/ro/setting
+/lane/virtiofsd --socket-path=/tmp/fs.sock -o source=$S -o sandbox=chroot -o announce_submounts -o log_level=warn &
+while [ ! -S /tmp/fs.sock ]; do sleep 0.05; done
+V=/tmp/agent.sock
+A="/lane/ringfence vm agent --timeout 120 --vsock $V"
+/lane/ringfence-vmm --kernel /guest/bzImage --initrd /guest/initrd --vcpus 2 --mem 256 \
+  --vsock 3,$V --serial /tmp/console.log --fs pod,/tmp/fs.sock \
+  --cmdline "{CMDLINE} ringfence.share=pod ringfence.hostname=web-0" &
+vmm=$!
+( sleep 150; {{ echo "WATCHDOG: still running after 150 s"; tail -30 /tmp/console.log; }} >/dev/console; kill -9 $vmm ) >/dev/null 2>&1 &
+$A create --id c1 --image-dir /run/ringfence/shared/img \
+  --mount /run/ringfence/shared/vol:/data --mount /run/ringfence/shared/ro:/config:ro
+echo "CREATE $?"
+$A exec --container c1 -- sh -c 'echo "HOST $(hostname)"; echo "CONFIG $(cat /config/setting)"; echo from-guest > /data/out; echo scribble > /bin/new && echo "LAYER $(cat /bin/new)"; echo x > /config/x 2>/dev/null; echo "READONLY $?"'
+$A create --id bad --image-dir /etc; echo "OUTSIDE $?"
+$A shutdown
+wait $vmm; echo "VMM $?"
+echo "VOLUME $(cat $S/vol/out)"
+[ -e $S/img/bin/new ] && echo "IMAGE written" || echo "IMAGE untouched"
+[ -e $S/ro/x ] && echo "RO written" || echo "RO untouched"
+"#
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let script = script.display().to_string();
+    let extra = ["--script", &script, "--file", "/usr/lib/qemu/virtiofsd:/lane/virtiofsd"];
+    let (status, stdout, stderr) = lane(dir.path(), &extra, &[]);
+    assert_eq!(status, Some(0), "{stdout}\n{stderr}");
+    for want in [
+        "CREATE 0",
+        "HOST web-0",
+        "CONFIG setting=1",
+        "LAYER scribble",
+        "OUTSIDE 1",
+        "VMM 0",
+        "VOLUME from-guest",
+        "IMAGE untouched",
+        "RO untouched",
+    ] {
+        assert!(stdout.lines().any(|l| l == want), "{want:?} missing:\n{stdout}\n{stderr}");
+    }
+    assert!(stdout.lines().any(|l| l.starts_with("READONLY ") && l != "READONLY 0"), "{stdout}");
+    eprintln!(
+        "microVM shared directory: {} ({:.1} s in all)",
+        stderr.lines().rfind(|l| l.starts_with("lane: KVM")).unwrap_or_default(),
+        started.elapsed().as_secs_f64()
+    );
+}

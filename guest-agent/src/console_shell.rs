@@ -29,6 +29,7 @@ async fn shell(service: &AgentService, device: &str) -> Result<String, String> {
         id: CONTAINER.into(),
         device: device.into(),
         fstype: "ext4".into(),
+        ..Default::default()
     };
     service
         .create_container(Request::new(create))

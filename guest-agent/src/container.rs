@@ -1,5 +1,6 @@
-//! Containers inside the guest: a root filesystem mounted read-only from a block device, a
-//! writable overlay layer on tmpfs, /proc, /dev and /sys inside, and a cgroup for its
+//! Containers inside the guest: a read-only image (a block device, or a directory the host
+//! shares over virtio-fs), a writable overlay layer on tmpfs with the files the host places
+//! there, shared directories mounted in, /proc, /dev and /sys inside, and a cgroup for its
 //! processes.
 
 use std::ffi::CString;
@@ -10,6 +11,8 @@ use std::path::{Path, PathBuf};
 pub const CONTAINERS_DIR: &str = "/run/ringfence/containers";
 /// The cgroup v2 hierarchy the agent mounts.
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+/// Where the host's shared directory (`ringfence.share=TAG`) is mounted.
+pub const SHARED_DIR: &str = "/run/ringfence/shared";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
@@ -19,6 +22,12 @@ pub enum ContainerError {
     BadDevice(String),
     #[error("file system type {0:?}: ext4 or erofs")]
     BadFsType(String),
+    #[error("{0:?} is not a directory under {SHARED_DIR}")]
+    BadSharedDir(String),
+    #[error("{0:?} is not an absolute path without '..'")]
+    BadPath(String),
+    #[error("give an image: a block device or a shared directory")]
+    NoImage,
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -42,11 +51,38 @@ pub fn check_id(id: &str) -> Result<(), ContainerError> {
     if ok { Ok(()) } else { Err(ContainerError::BadId(id.to_owned())) }
 }
 
+/// Where a container's read-only image comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Image {
+    /// A block device holding a file system (ext4 or erofs).
+    Device { device: String, fstype: String },
+    /// A directory under [`SHARED_DIR`].
+    Shared(String),
+}
+
+/// A file placed in the writable layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct File {
+    pub path: String,
+    pub contents: Vec<u8>,
+    pub mode: u32,
+}
+
+/// A shared directory mounted into the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub source: String,
+    pub destination: String,
+    pub read_only: bool,
+}
+
 /// A mounted container.
 #[derive(Debug, Clone)]
 pub struct Container {
     pub id: String,
     pub dir: PathBuf,
+    /// Where its mounts landed, innermost last (unmounted in reverse).
+    pub mounted: Vec<PathBuf>,
 }
 
 impl Container {
@@ -95,9 +131,33 @@ fn umount(target: &Path) {
     }
 }
 
-/// Mounts `device` read-only as the lower layer of a new container `id`.
-pub fn create(id: &str, device: &str, fstype: &str) -> Result<Container, ContainerError> {
-    check_id(id)?;
+/// A plain absolute path: no `..`, no empty or `.` components.
+fn plain_absolute(p: &str) -> bool {
+    p.starts_with('/') && !p.contains('\0') && p.split('/').skip(1).all(|c| c != ".." && c != ".")
+}
+
+/// `path` under [`SHARED_DIR`], an existing directory reached without symlinks.
+fn shared_dir(path: &str) -> Result<PathBuf, ContainerError> {
+    let bad = || ContainerError::BadSharedDir(path.to_owned());
+    let rel = path.strip_prefix(SHARED_DIR).filter(|r| r.starts_with('/')).ok_or_else(bad)?;
+    if !plain_absolute(rel) {
+        return Err(bad());
+    }
+    let mut at = PathBuf::from(SHARED_DIR);
+    for c in rel.split('/').filter(|c| !c.is_empty()) {
+        at.push(c);
+        let meta = std::fs::symlink_metadata(&at).map_err(|_| bad())?;
+        if meta.file_type().is_symlink() {
+            return Err(bad());
+        }
+    }
+    if !at.is_dir() {
+        return Err(bad());
+    }
+    Ok(at)
+}
+
+fn check_device(device: &str, fstype: &str) -> Result<String, ContainerError> {
     let fstype = if fstype.is_empty() { "ext4" } else { fstype };
     if !matches!(fstype, "ext4" | "erofs") {
         return Err(ContainerError::BadFsType(fstype.to_owned()));
@@ -109,10 +169,42 @@ pub fn create(id: &str, device: &str, fstype: &str) -> Result<Container, Contain
     if !device.starts_with("/dev/") || device.contains("..") || !is_block {
         return Err(ContainerError::BadDevice(device.to_owned()));
     }
+    Ok(fstype.to_owned())
+}
+
+/// Makes container `id` over `image`, with `files` in its writable layer and `mounts` in it.
+/// Everything is checked before anything is made.
+pub fn create(
+    id: &str,
+    image: &Image,
+    files: &[File],
+    mounts: &[Mount],
+) -> Result<Container, ContainerError> {
+    check_id(id)?;
+    let image = match image {
+        Image::Device { device, fstype } => {
+            Image::Device { device: device.clone(), fstype: check_device(device, fstype)? }
+        }
+        Image::Shared(dir) => {
+            shared_dir(dir)?;
+            image.clone()
+        }
+    };
+    for f in files {
+        if !plain_absolute(&f.path) || f.path == "/" {
+            return Err(ContainerError::BadPath(f.path.clone()));
+        }
+    }
+    for m in mounts {
+        shared_dir(&m.source)?;
+        if !plain_absolute(&m.destination) || m.destination == "/" {
+            return Err(ContainerError::BadPath(m.destination.clone()));
+        }
+    }
     let dir = Path::new(CONTAINERS_DIR).join(id);
     std::fs::create_dir(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
-    let c = Container { id: id.to_owned(), dir };
-    if let Err(e) = assemble(&c, device, fstype) {
+    let mut c = Container { id: id.to_owned(), dir, mounted: Vec::new() };
+    if let Err(e) = assemble(&mut c, &image, files, mounts) {
         teardown(&c);
         let _ = std::fs::remove_dir_all(&c.dir);
         return Err(e);
@@ -120,15 +212,59 @@ pub fn create(id: &str, device: &str, fstype: &str) -> Result<Container, Contain
     Ok(c)
 }
 
-fn assemble(c: &Container, device: &str, fstype: &str) -> Result<(), ContainerError> {
+/// Creates `rel`'s directories under `root` one at a time, refusing any that is a symlink
+/// (a container image could aim one anywhere in the guest).
+fn make_dirs_under(root: &Path, rel: &str) -> Result<PathBuf, ContainerError> {
+    let mut at = root.to_owned();
+    for c in rel.split('/').filter(|c| !c.is_empty()) {
+        at.push(c);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(ContainerError::BadPath(rel.to_owned()));
+            }
+            Ok(_) => {}
+            Err(_) => {
+                std::fs::create_dir(&at).map_err(io_err(format!("creating {}", at.display())))?
+            }
+        }
+    }
+    Ok(at)
+}
+
+fn place(root: &Path, f: &File) -> Result<(), ContainerError> {
+    use std::os::unix::fs::PermissionsExt;
+    let (parent, name) = f.path.rsplit_once('/').unwrap_or(("", &f.path));
+    let dir = make_dirs_under(root, parent)?;
+    let at = dir.join(name);
+    if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+        std::fs::remove_file(&at).map_err(io_err(format!("replacing {}", at.display())))?;
+    }
+    std::fs::write(&at, &f.contents).map_err(io_err(format!("writing {}", at.display())))?;
+    let mode = if f.mode == 0 { 0o644 } else { f.mode & 0o7777 };
+    std::fs::set_permissions(&at, std::fs::Permissions::from_mode(mode))
+        .map_err(io_err(format!("chmod {}", at.display())))
+}
+
+fn assemble(
+    c: &mut Container,
+    image: &Image,
+    files: &[File],
+    mounts: &[Mount],
+) -> Result<(), ContainerError> {
     for d in ["lower", "upper", "work", "rootfs"] {
         let p = c.dir.join(d);
         std::fs::create_dir(&p).map_err(io_err(format!("creating {}", p.display())))?;
     }
-    mount(device, &c.dir.join("lower"), fstype, libc::MS_RDONLY, "")?;
+    let lower = match image {
+        Image::Device { device, fstype } => {
+            mount(device, &c.dir.join("lower"), fstype, libc::MS_RDONLY, "")?;
+            c.dir.join("lower")
+        }
+        Image::Shared(dir) => PathBuf::from(dir),
+    };
     let layers = format!(
         "lowerdir={},upperdir={},workdir={}",
-        c.dir.join("lower").display(),
+        lower.display(),
         c.dir.join("upper").display(),
         c.dir.join("work").display()
     );
@@ -143,6 +279,18 @@ fn assemble(c: &Container, device: &str, fstype: &str) -> Result<(), ContainerEr
         let p = root.join(dir);
         std::fs::create_dir_all(&p).map_err(io_err(format!("creating {}", p.display())))?;
         mount(fs, &p, fs, flags, "")?;
+    }
+    for f in files {
+        place(&root, f)?;
+    }
+    for m in mounts {
+        let at = make_dirs_under(&root, &m.destination)?;
+        mount(&m.source, &at, "", libc::MS_BIND | libc::MS_REC, "")?;
+        c.mounted.push(at.clone());
+        if m.read_only {
+            let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+            mount("none", &at, "", flags, "")?;
+        }
     }
     std::fs::create_dir(c.cgroup())
         .map_err(io_err(format!("creating {}", c.cgroup().display())))?;
@@ -161,6 +309,9 @@ pub fn teardown(c: &Container) {
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+    }
+    for m in c.mounted.iter().rev() {
+        umount(m);
     }
     let root = c.rootfs();
     for d in ["tmp", "dev", "sys", "proc"] {
@@ -190,11 +341,50 @@ mod tests {
         }
     }
 
+    fn device(d: &str, t: &str) -> Image {
+        Image::Device { device: d.into(), fstype: t.into() }
+    }
+
     #[test]
     fn bad_devices_and_types_are_refused_before_anything_is_made() {
-        assert!(matches!(create("x", "/etc/passwd", "ext4"), Err(ContainerError::BadDevice(_))));
-        assert!(matches!(create("x", "/dev/null", "ext4"), Err(ContainerError::BadDevice(_))));
-        assert!(matches!(create("x", "/dev/vda", "ntfs"), Err(ContainerError::BadFsType(_))));
+        let none: (&[File], &[Mount]) = (&[], &[]);
+        let make = |i: &Image| create("x", i, none.0, none.1);
+        assert!(matches!(make(&device("/etc/passwd", "ext4")), Err(ContainerError::BadDevice(_))));
+        assert!(matches!(make(&device("/dev/null", "ext4")), Err(ContainerError::BadDevice(_))));
+        assert!(matches!(make(&device("/dev/vda", "ntfs")), Err(ContainerError::BadFsType(_))));
         assert!(!Path::new(CONTAINERS_DIR).join("x").exists());
+    }
+
+    #[test]
+    fn images_files_and_mounts_outside_their_places_are_refused() {
+        let shared = |p: &str| Image::Shared(p.into());
+        for bad in ["/etc", "/run/ringfence/shared/../x", "/run/ringfence/sharedx", "relative"] {
+            assert!(
+                matches!(create("x", &shared(bad), &[], &[]), Err(ContainerError::BadSharedDir(_))),
+                "{bad}"
+            );
+        }
+        assert!(shared_dir("/run/ringfence/shared/a/../../../etc").is_err());
+        for bad in ["etc/hosts", "/etc/../../x", "/", "/a/./b"] {
+            assert!(!plain_absolute(bad) || bad == "/", "{bad}");
+        }
+        let m = Mount { source: "/etc".into(), destination: "/data".into(), read_only: false };
+        assert!(matches!(
+            create("x", &device("/dev/null", ""), &[], &[m]),
+            Err(ContainerError::BadDevice(_))
+        ));
+    }
+
+    #[test]
+    fn files_are_placed_without_following_symlinks_out() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("etc")).unwrap();
+        let f = File { path: "/etc/hosts".into(), contents: b"x".to_vec(), mode: 0o644 };
+        assert!(matches!(place(root.path(), &f), Err(ContainerError::BadPath(_))));
+        assert!(!outside.path().join("hosts").exists());
+        let f = File { path: "/srv/app/config".into(), contents: b"hello".to_vec(), mode: 0o600 };
+        place(root.path(), &f).unwrap();
+        assert_eq!(std::fs::read(root.path().join("srv/app/config")).unwrap(), b"hello");
     }
 }

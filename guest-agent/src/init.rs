@@ -80,3 +80,25 @@ pub fn network(cmdline: &Cmdline) {
         None => {}
     }
 }
+
+/// The guest's host name, from `ringfence.hostname=` (a pod's name).
+pub fn hostname(cmdline: &Cmdline) {
+    let Some(name) = cmdline.value("ringfence.hostname") else { return };
+    // SAFETY: the pointer and length describe `name`'s bytes for the duration of the call.
+    if unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) } != 0 {
+        tracing::warn!("sethostname {name:?}: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// Mounts the directory the host shares as `ringfence.share=TAG` (virtio-fs) at
+/// [`container::SHARED_DIR`], where containers' images and volumes come from.
+pub fn shared_directory(cmdline: &Cmdline) -> Result<(), ContainerError> {
+    let Some(tag) = cmdline.value("ringfence.share") else { return Ok(()) };
+    std::fs::create_dir_all(container::SHARED_DIR).map_err(|source| ContainerError::Io {
+        what: format!("creating {}", container::SHARED_DIR),
+        source,
+    })?;
+    container::mount(tag, Path::new(container::SHARED_DIR), "virtiofs", libc::MS_NOSUID, "")?;
+    tracing::info!(tag, "the host's shared directory is at {}", container::SHARED_DIR);
+    Ok(())
+}

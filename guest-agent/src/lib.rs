@@ -8,6 +8,7 @@ pub mod cmdline;
 pub mod console_shell;
 pub mod container;
 pub mod exit;
+pub mod forward;
 pub mod init;
 pub mod network;
 pub mod process;
@@ -22,6 +23,9 @@ pub mod proto {
 
 /// The vsock port the agent listens on.
 pub const AGENT_PORT: u32 = 1024;
+
+/// The vsock port of port forwarding ([`forward`]).
+pub const FORWARD_PORT: u32 = 1025;
 
 /// The agent's version, reported by Health.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

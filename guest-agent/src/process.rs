@@ -28,6 +28,9 @@ pub struct Spec {
     pub cgroup: Option<PathBuf>,
     pub stdin: bool,
     pub console: bool,
+    /// The user and group it runs as (0 and 0: root, unchanged).
+    pub uid: u32,
+    pub gid: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +78,7 @@ impl Spec {
             return Err(SpawnError::Nul("the working directory"));
         }
         let cwd = if cwd.is_empty() { "/".to_owned() } else { cwd.to_owned() };
-        Ok(Spec { args, env: vars, cwd, root: None, cgroup: None, stdin, console })
+        Ok(Spec { args, env: vars, cwd, root: None, cgroup: None, stdin, console, uid: 0, gid: 0 })
     }
 }
 
@@ -116,6 +119,7 @@ pub fn spawn(
     let cwd = CString::new(spec.cwd.as_bytes()).map_err(|_| SpawnError::Nul("the cwd"))?;
     let procs = spec.cgroup.as_deref().map(|g| c(&g.join("cgroup.procs"))).transpose()?;
     let console = spec.console;
+    let (uid, gid) = (spec.uid, spec.gid);
     // A console process joins the agent's session, which owns the console: were the process
     // the session leader, its exit would hang the terminal up, and a hangup discards what the
     // serial port has not sent yet (a shell's last words).
@@ -150,6 +154,14 @@ pub fn spawn(
                 return Err(std::io::Error::last_os_error());
             }
             if libc::chdir(cwd.as_ptr()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Privileges last: the chroot and the cgroup needed them.
+            if (uid, gid) != (0, 0)
+                && (libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(gid) != 0
+                    || libc::setuid(uid) != 0)
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

@@ -31,8 +31,11 @@ impl Reaper {
         Ok((value, rx))
     }
 
-    /// Collects every ended child without blocking.
+    /// Collects every ended child without blocking. The table is held meanwhile: a spawn in
+    /// progress whose program fails to start is reaped by std's own wait, never by this one
+    /// (std panics when its child was reaped under it).
     pub fn reap(&self) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             let mut status = 0;
             // SAFETY: waitpid writes only the status integer we own.
@@ -41,8 +44,7 @@ impl Reaper {
                 return;
             }
             let exit = Exit::from_wait_status(status);
-            let tx = self.waiting.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
-            match tx {
+            match waiting.remove(&pid) {
                 Some(tx) => {
                     let _ = tx.send(exit);
                 }

@@ -139,11 +139,35 @@ impl Agent for AgentService {
         if containers.contains_key(&r.id) {
             return Err(Status::already_exists(format!("container {:?} exists", r.id)));
         }
-        let (id, device, fstype) = (r.id.clone(), r.device, r.fstype);
-        let c = tokio::task::spawn_blocking(move || container::create(&id, &device, &fstype))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(container_status)?;
+        let image = match (r.device.is_empty(), r.image_dir.is_empty()) {
+            (false, true) => container::Image::Device { device: r.device, fstype: r.fstype },
+            (true, false) => container::Image::Shared(r.image_dir),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "give the image as either a device or a shared directory",
+                ));
+            }
+        };
+        let files: Vec<container::File> = r
+            .files
+            .into_iter()
+            .map(|f| container::File { path: f.path, contents: f.contents, mode: f.mode })
+            .collect();
+        let mounts: Vec<container::Mount> = r
+            .mounts
+            .into_iter()
+            .map(|m| container::Mount {
+                source: m.source,
+                destination: m.destination,
+                read_only: m.read_only,
+            })
+            .collect();
+        let id = r.id.clone();
+        let c =
+            tokio::task::spawn_blocking(move || container::create(&id, &image, &files, &mounts))
+                .await
+                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(container_status)?;
         let rootfs = c.rootfs().display().to_string();
         tracing::info!(id = r.id, rootfs, "container created");
         containers.insert(r.id, c);
@@ -177,6 +201,7 @@ impl Agent for AgentService {
         let r = req.into_inner();
         let mut spec =
             Spec::new(r.args, &r.env, &r.cwd, r.stdin, r.console).map_err(spawn_status)?;
+        (spec.uid, spec.gid) = (r.uid, r.gid);
         if !r.container_id.is_empty() {
             let containers = self.containers.lock().await;
             let c = containers

@@ -152,6 +152,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
             id: "../../etc".into(),
             device: "/dev/vda".into(),
             fstype: "ext4".into(),
+            ..Default::default()
         })
         .await,
     );

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use std::sync::{Arc, Mutex};
 
-use vmm::api::{Api, Drive, Entropy, NetworkInterface, Vsock};
+use vmm::api::{Api, Drive, Entropy, FsDevice, NetworkInterface, Vsock};
 use vmm::cpuid::Template;
 use vmm::resources::{BootSource, MachineConfig, MachineOptions, ResourceError, VmResources};
 use vmm::vm::{ExitReason, ExitSignal};
@@ -66,6 +66,11 @@ struct Args {
     /// A virtio-rng device fed from the host's getrandom.
     #[arg(long)]
     entropy: bool,
+    /// A shared directory (virtio-fs): `TAG,SOCKET`, the vhost-user socket of a daemon such
+    /// as virtiofsd serving it; the guest mounts it with `mount -t virtiofs TAG DIR`.
+    /// Repeatable.
+    #[arg(long, value_parser = parse_fs)]
+    fs: Vec<(String, PathBuf)>,
     /// `nested-host`, `none` or a JSON CPU template file. Without one, a host whose KVM is
     /// `kvm_pvm` (guest kernel code emulated) gets `nested-host` and the kernel command-line
     /// words Linux needs there (`noxsave clearcpuid=308,151`); `none` turns that off.
@@ -104,6 +109,11 @@ fn parse_net(s: &str) -> Result<(String, Option<String>), String> {
         Some((tap, mac)) => Ok((tap.into(), Some(mac.into()))),
         None => Ok((s.into(), None)),
     }
+}
+
+fn parse_fs(s: &str) -> Result<(String, PathBuf), String> {
+    let (tag, socket) = s.split_once(',').ok_or("expected TAG,SOCKET")?;
+    Ok((tag.to_owned(), PathBuf::from(socket)))
 }
 
 fn parse_vsock(s: &str) -> Result<(u32, PathBuf), String> {
@@ -174,6 +184,16 @@ fn command_line_resources(a: &Args) -> Result<VmResources, ResourceError> {
     if a.entropy {
         r.set_entropy(Entropy::default());
     }
+    for (i, (tag, socket)) in a.fs.iter().enumerate() {
+        let fs = FsDevice {
+            fs_id: format!("fs{i}"),
+            tag: tag.clone(),
+            socket: socket.clone(),
+            num_request_queues: 1,
+            queue_size: 1024,
+        };
+        r.put_fs(fs, None)?;
+    }
     Ok(r)
 }
 
@@ -238,14 +258,24 @@ fn run(a: Args) -> Result<ExitCode, String> {
             uid: a.uid,
             gid: a.gid,
             files,
-            disks: resources.drives.iter().map(|d| d.path_on_host.clone()).collect(),
+            // Disks, and the sockets of shared directories' daemons, are bound in.
+            disks: resources
+                .drives
+                .iter()
+                .map(|d| d.path_on_host.clone())
+                .chain(resources.fs.iter().map(|f| f.socket.clone()))
+                .collect(),
             tun: !resources.network_interfaces.is_empty() || a.api_sock.is_some(),
             cgroups: a.cgroup.clone(),
             keep_fds: Vec::new(),
         };
         let (inside, disks_inside) = vmm::jail::enter(&jail).map_err(|e| e.to_string())?;
-        for (d, p) in resources.drives.iter_mut().zip(disks_inside) {
+        let mut inside_paths = disks_inside.into_iter();
+        for (d, p) in resources.drives.iter_mut().zip(inside_paths.by_ref()) {
             d.path_on_host = p;
+        }
+        for (f, p) in resources.fs.iter_mut().zip(inside_paths) {
+            f.socket = p;
         }
         if let Some(b) = resources.boot_source.as_mut() {
             b.kernel_image_path = inside[0].clone();

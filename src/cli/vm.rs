@@ -44,12 +44,19 @@ pub enum AgentAction {
     /// Prints the agent's version, the guest kernel and its uptime.
     Health,
     /// Makes a container from a guest block device (ext4, mounted read-only under a writable
-    /// layer).
+    /// layer), or from a directory the host shares (`--image-dir`, under the guest's
+    /// `/run/ringfence/shared`).
     Create {
         #[arg(long, default_value = "main")]
         id: String,
-        #[arg(long, default_value = "/dev/vda")]
+        #[arg(long, default_value = "/dev/vda", conflicts_with = "image_dir")]
         device: String,
+        #[arg(long)]
+        image_dir: Option<String>,
+        /// A shared directory mounted in: `SOURCE:DESTINATION` or `SOURCE:DESTINATION:ro`;
+        /// repeatable.
+        #[arg(long = "mount", value_parser = parse_mount)]
+        mounts: Vec<proto::Mount>,
     },
     /// Runs a command in a container, streams its output and exits with its status (128+n
     /// when signal n killed it).
@@ -66,6 +73,19 @@ pub enum AgentAction {
     },
     /// Shuts the guest down (its VMM then exits).
     Shutdown,
+}
+
+fn parse_mount(s: &str) -> Result<proto::Mount, String> {
+    let mut parts = s.split(':');
+    let (Some(source), Some(destination)) = (parts.next(), parts.next()) else {
+        return Err("expected SOURCE:DESTINATION[:ro]".into());
+    };
+    let read_only = match parts.next() {
+        None => false,
+        Some("ro") => true,
+        Some(other) => return Err(format!("{other:?}: only `ro` may follow the destination")),
+    };
+    Ok(proto::Mount { source: source.into(), destination: destination.into(), read_only })
 }
 
 pub fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
@@ -117,8 +137,23 @@ async fn agent(
             health.containers,
             health.processes
         ),
-        AgentAction::Create { id, device } => {
-            super::vm_agent::create_container(&mut a, &id, &device).await?
+        AgentAction::Create { id, device, image_dir, mounts } => {
+            let request = match image_dir {
+                Some(dir) => proto::CreateContainerRequest {
+                    id,
+                    image_dir: dir,
+                    mounts,
+                    ..Default::default()
+                },
+                None => proto::CreateContainerRequest {
+                    id,
+                    device,
+                    fstype: "ext4".into(),
+                    mounts,
+                    ..Default::default()
+                },
+            };
+            super::vm_agent::create_container(&mut a, request).await?
         }
         AgentAction::Exec { container, command } => {
             return super::vm_agent::exec(&mut a, &container, command).await;

@@ -133,20 +133,16 @@ async fn drive(guest: &mut GuestVm, command: Vec<String>) -> anyhow::Result<i32>
     status
 }
 
-/// Makes container `id` from a guest block device.
+/// Makes a container as `request` says.
 pub async fn create_container(
     agent: &mut AgentClient,
-    id: &str,
-    device: &str,
+    request: proto::CreateContainerRequest,
 ) -> anyhow::Result<()> {
+    let id = request.id.clone();
     let created = agent
-        .create_container(proto::CreateContainerRequest {
-            id: id.into(),
-            device: device.into(),
-            fstype: "ext4".into(),
-        })
+        .create_container(request)
         .await
-        .map_err(|s| anyhow::anyhow!("creating container {id} from {device}: {}", s.message()))?;
+        .map_err(|s| anyhow::anyhow!("creating container {id}: {}", s.message()))?;
     tracing::debug!("container root {}", created.into_inner().rootfs);
     Ok(())
 }
@@ -169,6 +165,12 @@ pub async fn exec(agent: &mut AgentClient, id: &str, command: Vec<String>) -> an
 }
 
 async fn run_in_container(agent: &mut AgentClient, command: Vec<String>) -> anyhow::Result<i32> {
-    create_container(agent, "main", "/dev/vda").await?;
+    let request = proto::CreateContainerRequest {
+        id: "main".into(),
+        device: "/dev/vda".into(),
+        fstype: "ext4".into(),
+        ..Default::default()
+    };
+    create_container(agent, request).await?;
     exec(agent, "main", command).await
 }

@@ -9,6 +9,7 @@
 //! - [`poller`]: a device's own epoll set behind one descriptor the VMM watches.
 //! - [`rate_limiter`]: token buckets (bandwidth and ops) with a timer.
 //! - [`block`]: virtio-blk on a raw image file.
+//! - [`fs`]: virtio-fs, a frontend for a vhost-user daemon (virtiofsd) sharing a directory.
 //! - [`net`]: virtio-net on a tap.
 //! - [`rng`]: virtio-rng from getrandom.
 //! - [`vsock`]: virtio-vsock with Unix sockets on the host.
@@ -18,6 +19,7 @@
 pub mod active;
 pub mod block;
 pub mod device;
+pub mod fs;
 #[cfg(feature = "testing")]
 pub mod fuzz_seeds;
 pub mod iov;
@@ -41,6 +43,7 @@ pub mod types {
     pub const BLOCK: u32 = 2;
     pub const ENTROPY: u32 = 4;
     pub const VSOCK: u32 = 19;
+    pub const FS: u32 = 26;
 }
 
 /// Feature bits every modern device offers.

@@ -1,6 +1,6 @@
 //! The API's device resources turned into virtio devices, in the order the guest will see
 //! them (drives with the root drive first, so it is /dev/vda; network interfaces; vsock;
-//! entropy),
+//! entropy; shared directories),
 //! and the command-line words they need.
 
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,7 @@ use virtio_devices::vsock::{Vsock as VsockDevice, VsockConfig};
 
 use crate::VmmError;
 use crate::api::devices::parse_mac;
-use crate::api::{Drive, Entropy, NetworkInterface, Vsock};
+use crate::api::{Drive, Entropy, FsDevice, NetworkInterface, Vsock};
 
 /// Devices for the machine, and what to add to the kernel command line.
 pub struct Attached {
@@ -26,6 +26,7 @@ pub fn devices(
     ifaces: &[NetworkInterface],
     vsock: Option<&Vsock>,
     entropy: Option<&Entropy>,
+    fs: &[FsDevice],
 ) -> Result<Attached, VmmError> {
     let mut ordered: Vec<&Drive> = drives.iter().filter(|d| d.is_root_device).collect();
     ordered.extend(drives.iter().filter(|d| !d.is_root_device));
@@ -70,6 +71,16 @@ pub fn devices(
     }
     if entropy.is_some() {
         devices.push(Arc::new(Mutex::new(Rng::new())));
+    }
+    for f in fs {
+        let dev = virtio_devices::fs::Fs::new(&virtio_devices::fs::FsConfig {
+            tag: f.tag.clone(),
+            socket: f.socket.clone(),
+            request_queues: f.num_request_queues,
+            queue_size: f.queue_size,
+        })
+        .map_err(|e| VmmError::Config(format!("fs {}: {e}", f.fs_id)))?;
+        devices.push(Arc::new(Mutex::new(dev)));
     }
     Ok(Attached { devices, cmdline })
 }

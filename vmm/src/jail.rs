@@ -15,8 +15,9 @@ pub struct JailConfig {
     pub gid: u32,
     /// Files copied in, each to `/<name>` inside (returned in the same order).
     pub files: Vec<PathBuf>,
-    /// Disk images bind-mounted in, each to `/<name>` inside, so writes reach the original
-    /// (the jailed user must be allowed to open them, as with Firecracker's jailer).
+    /// Disk images (and the sockets of shared directories' daemons) bind-mounted in, each to
+    /// `/<name>` inside, so writes reach the original (the jailed user must be allowed to
+    /// open them, as with Firecracker's jailer).
     pub disks: Vec<PathBuf>,
     /// Make /dev/net/tun, for network interfaces (their taps must exist beforehand, owned by
     /// the jailed user, as with Firecracker's jailer).

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::devices::{self, Drive, Entropy, NetworkInterface, Vsock};
+use crate::api::devices::{self, Drive, Entropy, FsDevice, NetworkInterface, Vsock};
 use crate::cpuid::Template;
 use crate::host::HostKvm;
 use crate::vm::{Program, VmConfig};
@@ -127,6 +127,9 @@ pub struct VmResources {
     pub vsock: Option<Vsock>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entropy: Option<Entropy>,
+    /// Shared directories (virtio-fs, each served by a vhost-user daemon such as virtiofsd).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fs: Vec<FsDevice>,
 }
 
 impl VmResources {
@@ -186,6 +189,11 @@ impl VmResources {
         self.entropy = Some(e);
     }
 
+    pub fn put_fs(&mut self, f: FsDevice, path_id: Option<&str>) -> Result<(), ResourceError> {
+        f.check(path_id)?;
+        Ok(devices::upsert_fs(&mut self.fs, f)?)
+    }
+
     /// Takes `other`'s boot source and devices after those already here (a config file's
     /// resources on top of the command line's), each checked as the API would.
     pub fn add(&mut self, other: VmResources) -> Result<(), ResourceError> {
@@ -203,6 +211,9 @@ impl VmResources {
         }
         if let Some(e) = other.entropy {
             self.set_entropy(e);
+        }
+        for f in other.fs {
+            self.put_fs(f, None)?;
         }
         Ok(())
     }
@@ -224,7 +235,8 @@ impl VmResources {
         config.vcpus = m.vcpu_count;
         config.seccomp = opts.seccomp;
         config.control = opts.control;
-        config.memory_backing = match (m.huge_pages, opts.memfd) {
+        // Shared directories need guest memory their daemons can map.
+        config.memory_backing = match (m.huge_pages, opts.memfd || !self.fs.is_empty()) {
             (HugePages::TwoMiB, _) => crate::memory::Backing::HugePages2M,
             (HugePages::None, true) => crate::memory::Backing::Memfd,
             (HugePages::None, false) => crate::memory::Backing::Anonymous,
@@ -257,6 +269,7 @@ impl VmResources {
             &self.network_interfaces,
             self.vsock.as_ref(),
             self.entropy.as_ref(),
+            &self.fs,
         )
         .map_err(|e| ResourceError(e.to_string()))?;
         config.devices = attached.devices;
@@ -333,5 +346,30 @@ mod tests {
         let file = VmResources { drives: vec![d("b", false)], ..Default::default() };
         cli.add(file).unwrap();
         assert_eq!(cli.drives.iter().map(|d| d.drive_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn shared_directories_need_a_listening_socket_and_unique_tags() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("fs.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let plain = tempfile::NamedTempFile::new().unwrap();
+        let fs = |id: &str, tag: &str, socket: &std::path::Path| FsDevice {
+            fs_id: id.into(),
+            tag: tag.into(),
+            socket: socket.into(),
+            num_request_queues: 1,
+            queue_size: 1024,
+        };
+        let mut r = VmResources::default();
+        assert!(
+            r.put_fs(fs("a", "pod", plain.path()), None).unwrap_err().0.contains("not a socket")
+        );
+        assert!(r.put_fs(fs("a", &"t".repeat(37), &sock), None).unwrap_err().0.contains("tag"));
+        assert!(r.put_fs(fs("a", "pod", &sock), Some("b")).is_err(), "id and path disagree");
+        r.put_fs(fs("a", "pod", &sock), None).unwrap();
+        assert!(r.put_fs(fs("b", "pod", &sock), None).unwrap_err().0.contains("already used"));
+        let json = r.to_json();
+        assert!(json.contains(r#""tag": "pod""#), "{json}");
     }
 }

@@ -81,6 +81,11 @@ fn device_io() -> Vec<i64> {
         SYS_recvfrom,
         SYS_shutdown,
         SYS_fcntl,
+        // virtio-fs: vhost-user messages (with descriptors) to its daemon, and the eventfds
+        // of each ring, made when the driver activates the device.
+        SYS_sendmsg,
+        SYS_recvmsg,
+        SYS_eventfd2,
     ]
 }
 

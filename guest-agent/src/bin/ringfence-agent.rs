@@ -64,7 +64,9 @@ fn run(pid1: bool, cmdline: &Cmdline) -> anyhow::Result<()> {
     if pid1 {
         init::mount_filesystems()?;
         init::own_session();
+        init::hostname(cmdline);
         init::network(cmdline);
+        init::shared_directory(cmdline)?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     // Only PID 1 owns the console a shell could run on.
@@ -95,6 +97,11 @@ async fn serve(listen: Listen, pid1: bool, shell: Option<String>) -> anyhow::Res
             ))
             .with_context(|| format!("listening on vsock port {port}"))?;
             tracing::info!(port, "agent ready on vsock");
+            tokio::spawn(async {
+                if let Err(e) = guest_agent::forward::serve(guest_agent::FORWARD_PORT).await {
+                    tracing::warn!("port forwarding: {e}");
+                }
+            });
             tokio::spawn(router.serve_with_incoming_shutdown(l.incoming(), stop))
         }
         Listen::Unix(path) => {

@@ -148,6 +148,78 @@ impl Vsock {
     }
 }
 
+/// PUT /fs/{fs_id}: a directory shared by a vhost-user daemon (virtiofsd), which the guest
+/// mounts by `tag` (`mount -t virtiofs TAG DIR`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FsDevice {
+    pub fs_id: String,
+    pub tag: String,
+    /// The daemon's vhost-user socket (listening before the machine starts).
+    pub socket: PathBuf,
+    #[serde(default = "one")]
+    pub num_request_queues: u16,
+    #[serde(default = "fs_queue_size")]
+    pub queue_size: u16,
+}
+
+fn one() -> u16 {
+    1
+}
+
+fn fs_queue_size() -> u16 {
+    1024
+}
+
+impl FsDevice {
+    pub fn check(&self, path_id: Option<&str>) -> Result<(), String> {
+        check_id("fs_id", &self.fs_id, path_id)?;
+        if self.tag.is_empty() || self.tag.len() > virtio_devices::fs::TAG_MAX {
+            return Err(format!(
+                "tag {:?} must be 1 to {} bytes",
+                self.tag,
+                virtio_devices::fs::TAG_MAX
+            ));
+        }
+        let meta = std::fs::metadata(&self.socket)
+            .map_err(|e| format!("fs {}: socket {}: {e}", self.fs_id, self.socket.display()))?;
+        if !std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) {
+            return Err(format!("fs {}: {} is not a socket", self.fs_id, self.socket.display()));
+        }
+        if self.num_request_queues == 0 || self.num_request_queues > 8 {
+            return Err(format!("num_request_queues {} is not 1-8", self.num_request_queues));
+        }
+        if !self.queue_size.is_power_of_two() || self.queue_size > 32768 {
+            return Err(format!(
+                "queue_size {} is not a power of two up to 32768",
+                self.queue_size
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Adds or replaces `fs`; refuses a tag or socket another one has.
+pub fn upsert_fs(all: &mut Vec<FsDevice>, fs: FsDevice) -> Result<(), String> {
+    for other in all.iter().filter(|o| o.fs_id != fs.fs_id) {
+        if other.tag == fs.tag {
+            return Err(format!("tag {} is already used by {}", fs.tag, other.fs_id));
+        }
+        if other.socket == fs.socket {
+            return Err(format!(
+                "socket {} is already used by {}",
+                fs.socket.display(),
+                other.fs_id
+            ));
+        }
+    }
+    match all.iter_mut().find(|o| o.fs_id == fs.fs_id) {
+        Some(o) => *o = fs,
+        None => all.push(fs),
+    }
+    Ok(())
+}
+
 /// PUT /entropy.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

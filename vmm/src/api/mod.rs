@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 pub use crate::resources::{BootSource, HugePages, MachineConfig, VmResources};
-pub use devices::{Drive, Entropy, NetworkInterface, Vsock};
+pub use devices::{Drive, Entropy, FsDevice, NetworkInterface, Vsock};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -229,6 +229,16 @@ impl Api {
                     return fault(400, not_after_start);
                 }
                 match self.resources.set_vsock(body_as!(Vsock, "vsock")) {
+                    Ok(()) => Reply::Respond(204, None),
+                    Err(e) => fault(400, e),
+                }
+            }
+            ("PUT", p) if p.starts_with("/fs/") => {
+                if self.started {
+                    return fault(400, not_after_start);
+                }
+                let fs = body_as!(FsDevice, "fs");
+                match self.resources.put_fs(fs, Some(&p["/fs/".len()..])) {
                     Ok(()) => Reply::Respond(204, None),
                     Err(e) => fault(400, e),
                 }
