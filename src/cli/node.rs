@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use orchestrator::cri::handler::microvm::{MicrovmConfig, MicrovmHandler};
 use orchestrator::cri::handler::sentry::SentryHandler;
 use orchestrator::cri::handler::{Launcher, SandboxHandler};
 use orchestrator::cri::network::PodNetwork;
@@ -32,7 +33,79 @@ pub struct CriArgs {
     /// Where exec streams are served (the node agent connects here).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub streaming: SocketAddr,
+    #[command(flatten)]
+    pub handlers: HandlerArgs,
 }
+
+/// Which runtime handlers the node offers, and what the `microvm` one boots.
+#[derive(Args, Clone)]
+pub struct HandlerArgs {
+    /// Runtime handlers to offer, the first the default for pods that name no class:
+    /// `sentry` (the Sentry) and `microvm` (a Linux guest per pod).
+    #[arg(long, value_delimiter = ',', default_value = "sentry,microvm")]
+    pub runtime_handlers: Vec<String>,
+    /// The microVM guest kernel (default: the last `ringfence image kernel` build).
+    #[arg(long, requires = "guest_initrd")]
+    pub guest_kernel: Option<PathBuf>,
+    /// The microVM guest's initramfs (with the guest agent).
+    #[arg(long, requires = "guest_kernel")]
+    pub guest_initrd: Option<PathBuf>,
+    /// The vhost-user daemon that shares images and volumes with microVM guests.
+    #[arg(long, default_value = "/usr/lib/qemu/virtiofsd")]
+    pub virtiofsd: PathBuf,
+    /// Seconds a microVM guest may take to boot to its agent (minutes on hosts whose KVM
+    /// emulates guest kernel code).
+    #[arg(long, default_value_t = 600)]
+    pub microvm_boot_timeout: u64,
+}
+
+impl Default for HandlerArgs {
+    fn default() -> Self {
+        HandlerArgs {
+            runtime_handlers: vec!["sentry".into(), "microvm".into()],
+            guest_kernel: None,
+            guest_initrd: None,
+            virtiofsd: "/usr/lib/qemu/virtiofsd".into(),
+            microvm_boot_timeout: 600,
+        }
+    }
+}
+
+/// The handlers `args` names, built with the programs beside this binary.
+fn handlers(args: &HandlerArgs) -> anyhow::Result<Vec<Arc<dyn SandboxHandler>>> {
+    let exe = std::env::current_exe().context("locating the ringfence binary")?;
+    let mut out: Vec<Arc<dyn SandboxHandler>> = Vec::new();
+    for name in &args.runtime_handlers {
+        match name.as_str() {
+            "sentry" => out.push(Arc::new(SentryHandler {
+                sandbox: Launcher::new(&exe, &["sentry", "sandbox"]),
+                gofer: Launcher::new(&exe, &["sentry", "gofer"]),
+            })),
+            "microvm" => {
+                let config = MicrovmConfig {
+                    vmm: Launcher::new(exe.with_file_name("ringfence-vmm"), &[]),
+                    virtiofsd: Launcher::new(&args.virtiofsd, &[]),
+                    guest: args.guest_kernel.clone().zip(args.guest_initrd.clone()),
+                    guest_cache: images::guest::cache_dir(),
+                    boot_timeout: std::time::Duration::from_secs(args.microvm_boot_timeout),
+                    uid: 65534,
+                    gid: 65534,
+                    overhead_mib: MICROVM_GUEST_OVERHEAD_MIB,
+                    default_memory_mib: 256,
+                };
+                out.push(Arc::new(MicrovmHandler::new(config)?));
+            }
+            other => anyhow::bail!("unknown runtime handler {other:?} (sentry or microvm)"),
+        }
+    }
+    if out.is_empty() {
+        anyhow::bail!("--runtime-handlers names none");
+    }
+    Ok(out)
+}
+
+/// Guest memory a microVM pod gets on top of its limit, for the guest kernel and agent.
+const MICROVM_GUEST_OVERHEAD_MIB: u64 = 64;
 
 #[derive(Args, Clone)]
 pub struct NodeArgs {
@@ -86,11 +159,7 @@ pub async fn start_cri(args: &CriArgs) -> anyhow::Result<Arc<CriRuntime>> {
     let images = orchestrator::cri::image_store::StoreImages::new(store);
     let network = PodNetwork::new(&args.bridge, &args.pod_cidr)?;
     network.ensure_bridge().context("setting up the pod bridge")?;
-    let exe = std::env::current_exe().context("locating the ringfence binary")?;
-    let handlers: Vec<Arc<dyn SandboxHandler>> = vec![Arc::new(SentryHandler {
-        sandbox: Launcher::new(&exe, &["sentry", "sandbox"]),
-        gofer: Launcher::new(&exe, &["sentry", "gofer"]),
-    })];
+    let handlers = handlers(&args.handlers)?;
     let runtime =
         CriRuntime::new(&args.data_dir.join("cri"), Some(network), Arc::new(images), handlers);
     let streaming = StreamingServer::start(args.streaming, runtime.clone()).await?;
@@ -111,7 +180,67 @@ pub async fn start_cri(args: &CriArgs) -> anyhow::Result<Arc<CriRuntime>> {
     Ok(runtime)
 }
 
-fn node_config(args: &NodeArgs) -> AgentConfig {
+/// The runtime handlers the CRI runtime on `socket` reports (its Status), in its order; waits
+/// a little for a runtime that is still starting.
+async fn runtime_handlers(socket: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let cri = orchestrator::node::cri_client::Cri::connect(socket)?;
+    let mut last = String::new();
+    for _ in 0..100 {
+        match cri.runtime_handlers().await {
+            Ok(names) => {
+                if names.is_empty() {
+                    anyhow::bail!(
+                        "the CRI runtime on {} offers no runtime handler",
+                        socket.display()
+                    );
+                }
+                return Ok(names);
+            }
+            Err(e) => last = e.message().to_owned(),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("asking the CRI runtime on {} for its handlers: {last}", socket.display())
+}
+
+/// What a sandbox of each handler costs the node beyond the pod's requests (RuntimeClass
+/// `overhead.podFixed`): the microVM's guest kernel and VMM, the Sentry's own memory.
+fn pod_fixed_overhead(handler: &str) -> serde_json::Value {
+    match handler {
+        "microvm" => serde_json::json!({
+            "memory": format!("{}Mi", MICROVM_GUEST_OVERHEAD_MIB + 16),
+            "cpu": "100m",
+        }),
+        _ => serde_json::json!({"memory": "32Mi", "cpu": "50m"}),
+    }
+}
+
+/// Creates the RuntimeClass of each handler, unless one of that name exists.
+async fn create_runtime_classes(
+    kubeconfig: &std::path::Path,
+    handlers: &[String],
+) -> anyhow::Result<()> {
+    let config = orchestrator::client::ClientConfig::from_kubeconfig(kubeconfig)?;
+    let mut conn = config.connect().await?;
+    for h in handlers {
+        let class = serde_json::json!({
+            "apiVersion": "node.k8s.io/v1",
+            "kind": "RuntimeClass",
+            "metadata": {"name": h},
+            "handler": h,
+            "overhead": {"podFixed": pod_fixed_overhead(h)},
+        });
+        let r = conn.send_json("POST", "/apis/node.k8s.io/v1/runtimeclasses", &class).await?;
+        match r.status {
+            201 => tracing::info!("created RuntimeClass {h}"),
+            409 => {}
+            other => anyhow::bail!("creating RuntimeClass {h}: {other} {}", r.json()),
+        }
+    }
+    Ok(())
+}
+
+fn node_config(args: &NodeArgs, handlers: Vec<String>) -> AgentConfig {
     AgentConfig {
         name: args.name.clone().unwrap_or_else(hostname),
         kubeconfig: args.kubeconfig.clone(),
@@ -125,7 +254,7 @@ fn node_config(args: &NodeArgs) -> AgentConfig {
         cpus: unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as u32,
         memory_bytes: memory_bytes(),
         max_pods: args.max_pods,
-        handlers: vec!["sentry".into()],
+        handlers,
         labels: Default::default(),
         service_proxy: !args.no_service_proxy,
     }
@@ -154,7 +283,8 @@ pub fn cri(args: CriArgs) -> anyhow::Result<ExitCode> {
 pub fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let agent = NodeAgent::new(node_config(&args)).map_err(anyhow::Error::msg)?;
+        let handlers = runtime_handlers(&args.cri_socket).await?;
+        let agent = NodeAgent::new(node_config(&args, handlers)).map_err(anyhow::Error::msg)?;
         tokio::select! {
             r = agent.run() => r.map_err(anyhow::Error::msg)?,
             r = until_signal() => r?,
@@ -187,6 +317,8 @@ pub struct UpArgs {
     /// Seconds without a Lease renewal before a node is marked unreachable.
     #[arg(long, default_value_t = 40.0)]
     pub node_monitor_grace_period: f64,
+    #[command(flatten)]
+    pub handlers: HandlerArgs,
 }
 
 pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
@@ -210,6 +342,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             pod_cidr: args.pod_cidr.clone(),
             bridge: args.bridge.clone(),
             streaming: "127.0.0.1:0".parse()?,
+            handlers: args.handlers.clone(),
         };
         let runtime = start_cri(&cri_args).await?;
         let node_args = NodeArgs {
@@ -224,7 +357,10 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             max_pods: 110,
             no_service_proxy: false,
         };
-        let agent = NodeAgent::new(node_config(&node_args)).map_err(anyhow::Error::msg)?;
+        let handlers = runtime_handlers(&cri_args.socket).await?;
+        create_runtime_classes(&kubeconfig, &handlers).await?;
+        let agent =
+            NodeAgent::new(node_config(&node_args, handlers)).map_err(anyhow::Error::msg)?;
         println!(
             "ringfence cluster up: API on https://{}; use it with\n  export KUBECONFIG={}",
             server.address,

@@ -103,6 +103,8 @@ pub fn enter(config: &JailConfig) -> Result<(Vec<PathBuf>, Vec<PathBuf>), VmmErr
                 libc::mknod(tun.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(10, 200)),
                 "mknod /dev/net/tun",
             )?;
+            // mknod's mode passes through the umask; the jailed user must open it read-write.
+            check(libc::chmod(tun.as_ptr(), 0o666), "chmod /dev/net/tun")?;
         }
         check(libc::chown(cstr(root)?.as_ptr(), 0, config.gid), "chown the root")?;
         // The VMM's group may create its API socket at the root.
@@ -123,6 +125,11 @@ pub fn enter(config: &JailConfig) -> Result<(Vec<PathBuf>, Vec<PathBuf>), VmmErr
     if pid > 0 {
         supervise(pid, &removal);
     }
+    // The VMM goes when its supervisor goes, however that ends (a SIGKILL to the process its
+    // starter knows must not leave a machine running). The supervisor is single-threaded, so
+    // "the parent thread" is the whole process.
+    // SAFETY: prctl has no memory effects.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     // Those descriptors lead outside the jail.
     drop(removal);
     // The VMM joins its cgroups before anything of the guest runs.

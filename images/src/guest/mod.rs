@@ -17,6 +17,10 @@ mod lock;
 
 use std::path::PathBuf;
 
+/// The file in the cache naming the last guest built (kernel, then initramfs, a line each):
+/// what a node boots microVM pods with unless told otherwise.
+pub const CURRENT: &str = "current";
+
 /// Where guest images are cached.
 pub fn cache_dir() -> PathBuf {
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into());
@@ -79,5 +83,10 @@ pub fn build(
     let kernel = kernel::build(&cache, progress)?;
     let agent = agent::locate(agent, progress)?;
     let initramfs = initramfs::build(&cache, &agent)?;
+    let record = format!("{}\n{}\n", kernel.display(), initramfs.display());
+    let tmp = cache.join(format!("{CURRENT}.tmp"));
+    std::fs::write(&tmp, record)
+        .and_then(|()| std::fs::rename(&tmp, cache.join(CURRENT)))
+        .map_err(GuestError::io(format!("recording the guest in {}", cache.display())))?;
     Ok(GuestImage { kernel, initramfs })
 }

@@ -23,6 +23,18 @@ impl CpuLimit {
     pub fn cpus(&self) -> u32 {
         self.quota_us.div_ceil(self.period_us).clamp(1, 32) as u32
     }
+
+    /// The limit as the files a jail writes (`FILE=VALUE`), for this host's cgroup version.
+    pub fn jail_limits(&self) -> Vec<String> {
+        if Path::new(V2_ROOT).join("cgroup.controllers").exists() {
+            vec![format!("cpu.max={} {}", self.quota_us, self.period_us)]
+        } else {
+            vec![
+                format!("cpu.cfs_period_us={}", self.period_us),
+                format!("cpu.cfs_quota_us={}", self.quota_us),
+            ]
+        }
+    }
 }
 
 /// A sandbox's group; removed when dropped (after its processes are gone).

@@ -1,7 +1,9 @@
 //! The node's container runtime, behind the CRI (runtime.v1) gRPC API on a Unix socket.
 //!
 //! - [`runtime`]: the engine: pod sandboxes and containers, their state and lifecycle.
-//! - [`handler`]: the seam to what actually isolates a pod (`sentry` today).
+//! - [`handler`]: the seam to what actually isolates a pod (`sentry`, `microvm`).
+//! - [`leftovers`]: what sandboxes record so that a restarted runtime can take them down;
+//!   [`mounts`]: the bind mounts it makes.
 //! - [`network`]: a network namespace and address per pod sandbox; [`cgroup`]: its CPU limit.
 //! - [`images`]: the seam to the node's image store; [`image_store`] implements it over the
 //!   `images` crate.
@@ -14,7 +16,9 @@ pub mod cgroup;
 pub mod handler;
 pub mod image_store;
 pub mod images;
+pub mod leftovers;
 pub mod logs;
+pub mod mounts;
 pub mod network;
 pub mod port_forward;
 pub mod runtime;

@@ -24,6 +24,8 @@ pub struct PodNet {
     pub netns: String,
     pub netns_path: PathBuf,
     pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
     host_veth: String,
 }
 
@@ -111,6 +113,8 @@ impl PodNetwork {
             netns: format!("rf-{short}"),
             netns_path: PathBuf::from(format!("/var/run/netns/rf-{short}")),
             ip: Ipv4Addr::new(self.prefix[0], self.prefix[1], self.prefix[2], host),
+            prefix: 24,
+            gateway: self.gateway(),
             host_veth: format!("rfv{short}")[..15.min(3 + short.len())].to_string(),
         };
         let result = (|| {

@@ -5,30 +5,38 @@
 //! the error stream.
 
 use std::collections::HashMap;
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use super::handler::{PodStream, RunningSandbox};
 use super::spdy::{self, FLAG_FIN, Frame, HeaderCodec};
 
 pub const PROTOCOL: &str = "portforward.k8s.io";
 
-/// Connects to `port` on the loopback of network namespace `netns` (a thread enters it just
-/// for the connect; the socket stays in that namespace).
-fn connect_in(netns: PathBuf, port: u16) -> std::io::Result<std::net::TcpStream> {
-    std::thread::spawn(move || {
-        let ns = std::fs::File::open(&netns)?;
-        // SAFETY: setns on this (short-lived, dedicated) thread with a namespace descriptor.
-        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(std::io::Error::last_os_error());
+/// Opens a stream to `port` on the pod's loopback through its sandbox.
+async fn connect(sandbox: Arc<dyn RunningSandbox>, port: u16) -> std::io::Result<PodConn> {
+    let opened = tokio::task::spawn_blocking(move || sandbox.forward(port))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+    match opened {
+        PodStream::Tcp(s) => {
+            s.set_nonblocking(true)?;
+            Ok(PodConn::Tcp(TcpStream::from_std(s)?))
         }
-        std::net::TcpStream::connect(("127.0.0.1", port))
-    })
-    .join()
-    .map_err(|_| std::io::Error::other("the connecting thread panicked"))?
+        PodStream::Unix(s) => {
+            s.set_nonblocking(true)?;
+            Ok(PodConn::Unix(tokio::net::UnixStream::from_std(s)?))
+        }
+    }
+}
+
+/// A forwarded connection's pod end.
+enum PodConn {
+    Tcp(TcpStream),
+    Unix(tokio::net::UnixStream),
 }
 
 fn header<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -41,20 +49,14 @@ fn data(stream: u32, flags: u8, bytes: Vec<u8>) -> Vec<u8> {
 
 /// Relays one forwarded connection until either side ends it.
 async fn relay(
-    netns: PathBuf,
+    sandbox: Arc<dyn RunningSandbox>,
     port: u16,
     stream: u32,
     error_stream: Option<u32>,
-    mut from_client: mpsc::Receiver<Option<Vec<u8>>>,
+    from_client: mpsc::Receiver<Option<Vec<u8>>>,
     out: mpsc::Sender<Vec<u8>>,
 ) {
-    let connected = tokio::task::spawn_blocking(move || connect_in(netns, port)).await;
-    let pod = match connected {
-        Ok(Ok(s)) => s.set_nonblocking(true).and_then(|_| TcpStream::from_std(s)),
-        Ok(Err(e)) => Err(e),
-        Err(e) => Err(std::io::Error::other(e.to_string())),
-    };
-    let pod = match pod {
+    let pod = match connect(sandbox, port).await {
         Ok(p) => p,
         Err(e) => {
             if let Some(es) = error_stream {
@@ -65,7 +67,23 @@ async fn relay(
             return;
         }
     };
-    let (mut rd, mut wr) = pod.into_split();
+    match pod {
+        PodConn::Tcp(t) => carry(t, stream, from_client, out.clone()).await,
+        PodConn::Unix(u) => carry(u, stream, from_client, out.clone()).await,
+    }
+    if let Some(es) = error_stream {
+        let _ = out.send(data(es, FLAG_FIN, Vec::new())).await;
+    }
+}
+
+/// Copies client data into the pod's stream and the pod's bytes back as data frames.
+async fn carry<S: tokio::io::AsyncRead + tokio::io::AsyncWrite>(
+    pod: S,
+    stream: u32,
+    mut from_client: mpsc::Receiver<Option<Vec<u8>>>,
+    out: mpsc::Sender<Vec<u8>>,
+) {
+    let (mut rd, mut wr) = tokio::io::split(pod);
     let to_pod = async move {
         while let Some(Some(bytes)) = from_client.recv().await {
             if wr.write_all(&bytes).await.is_err() {
@@ -90,13 +108,13 @@ async fn relay(
         let _ = out2.send(data(stream, FLAG_FIN, Vec::new())).await;
     };
     tokio::join!(to_pod, from_pod);
-    if let Some(es) = error_stream {
-        let _ = out.send(data(es, FLAG_FIN, Vec::new())).await;
-    }
 }
 
-/// Serves one upgraded connection for the pod whose network namespace is `netns`.
-pub async fn serve(conn: TcpStream, netns: &Path) -> Result<(), spdy::SpdyError> {
+/// Serves one upgraded connection for the pod of `sandbox`.
+pub async fn serve(
+    conn: TcpStream,
+    sandbox: Arc<dyn RunningSandbox>,
+) -> Result<(), spdy::SpdyError> {
     let (mut rd, mut wr) = conn.into_split();
     let (out, mut queue) = mpsc::channel::<Vec<u8>>(64);
     let mut writer = tokio::spawn(async move {
@@ -170,7 +188,7 @@ pub async fn serve(conn: TcpStream, netns: &Path) -> Result<(), spdy::SpdyError>
                         let (tx, rx) = mpsc::channel(64);
                         streams.insert(id, tx);
                         tokio::spawn(relay(
-                            netns.to_path_buf(),
+                            sandbox.clone(),
                             port,
                             id,
                             error_stream,

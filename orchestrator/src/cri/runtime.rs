@@ -16,9 +16,6 @@ use super::images::ImageSource;
 use super::network::{PodNet, PodNetwork};
 use super::{CriError, logs, new_id, now_ns};
 
-/// Guest memory of a sandbox when the pod states no limit, MiB.
-const DEFAULT_SANDBOX_MIB: u64 = 1024;
-
 pub struct SandboxRecord {
     pub id: String,
     pub config: cri::PodSandboxConfig,
@@ -110,6 +107,12 @@ impl CriRuntime {
         images: Arc<dyn ImageSource>,
         handlers: Vec<Arc<dyn SandboxHandler>>,
     ) -> Arc<CriRuntime> {
+        // Sandboxes of an earlier run of this runtime are gone for the node agent, which will
+        // make new ones: take down what they left.
+        let swept = super::leftovers::sweep(&dir.join("sandboxes"));
+        if swept > 0 {
+            tracing::info!("removed {swept} sandbox(es) an earlier run left behind");
+        }
         Arc::new(CriRuntime {
             dir: dir.to_owned(),
             network,
@@ -159,13 +162,12 @@ impl CriRuntime {
             Some(n) => Some(n.setup(&id)?),
             None => None,
         };
-        let memory_mib = config
+        let memory_limit_mib = config
             .linux
             .as_ref()
             .and_then(|l| l.resources.as_ref())
-            .map(|r| r.memory_limit_in_bytes as u64 >> 20)
-            .filter(|m| *m >= 64)
-            .unwrap_or(DEFAULT_SANDBOX_MIB);
+            .map(|r| r.memory_limit_in_bytes.max(0) as u64 >> 20)
+            .filter(|m| *m > 0);
         let dir = self.dir.join("sandboxes").join(&id);
         let hostname = if config.hostname.is_empty() {
             config.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_else(|| "sandbox".into())
@@ -179,28 +181,37 @@ impl CriRuntime {
             dir: &dir,
             hostname: &hostname,
             network: net.as_ref(),
-            memory_mib,
-            cpus: cpu.map(|c| c.cpus()),
+            memory_limit_mib,
+            cpu,
         };
-        let started = handler.start(&setup).and_then(|running| {
-            let cgroup = match (cpu, running.pid()) {
-                (Some(limit), Some(pid)) => match SandboxCgroup::create(&id, limit, pid) {
-                    Ok(g) => Some(g),
-                    Err(e) => {
-                        running.stop();
-                        return Err(e);
-                    }
-                },
-                _ => None,
-            };
-            Ok((running, cgroup))
-        });
+        // Recorded before anything starts, so that a runtime dying meanwhile leaves nothing
+        // its successor cannot find.
+        let rec = super::leftovers::SandboxRecord { netns: net.as_ref().map(|n| n.netns.clone()) };
+        let recorded =
+            std::fs::create_dir_all(&dir).and_then(|()| super::leftovers::record(&dir, &rec));
+        let started = recorded
+            .map_err(CriError::from)
+            .and_then(|()| handler.start(&setup))
+            .and_then(|running| {
+                let cgroup = match (cpu, running.pid()) {
+                    (Some(limit), Some(pid)) => match SandboxCgroup::create(&id, limit, pid) {
+                        Ok(g) => Some(g),
+                        Err(e) => {
+                            running.stop();
+                            return Err(e);
+                        }
+                    },
+                    _ => None,
+                };
+                Ok((running, cgroup))
+            });
         let (running, cgroup) = match started {
             Ok(r) => r,
             Err(e) => {
                 if let (Some(n), Some(pn)) = (&self.network, &net) {
                     n.teardown(pn);
                 }
+                super::leftovers::remove_dir(&dir);
                 return Err(e);
             }
         };
@@ -259,7 +270,7 @@ impl CriRuntime {
         st.containers.retain(|_, c| c.sandbox_id != id);
         st.sandboxes.remove(id);
         drop(st);
-        let _ = std::fs::remove_dir_all(self.dir.join("sandboxes").join(id));
+        super::leftovers::remove_dir(&self.dir.join("sandboxes").join(id));
         Ok(())
     }
 
@@ -570,7 +581,13 @@ impl CriRuntime {
 
     pub fn remove_container(&self, id: &str) -> Result<(), CriError> {
         self.stop_container(id, Duration::ZERO)?;
-        self.lock().containers.remove(id);
+        let removed = self.lock().containers.remove(id);
+        if let Some(c) = removed
+            && let Ok(running) = self.running(&c.sandbox_id)
+            && let Err(e) = running.remove_container(id)
+        {
+            tracing::warn!(container = %id, "releasing the container in its sandbox: {e}");
+        }
         Ok(())
     }
 
@@ -669,21 +686,9 @@ impl CriRuntime {
         Ok((out, err, code))
     }
 
-    /// The sandbox and process description for running `cmd` in container `id`.
-    /// The network namespace of a ready pod sandbox (where port forwarding connects).
-    pub fn netns_of(&self, sandbox_id: &str) -> Result<PathBuf, CriError> {
-        let st = self.lock();
-        let sb = st
-            .sandboxes
-            .get(sandbox_id)
-            .ok_or_else(|| CriError::NotFound(format!("pod sandbox {sandbox_id} not found")))?;
-        match (&sb.net, sb.ready) {
-            (Some(n), true) => Ok(n.netns_path.clone()),
-            (None, _) => Err(CriError::Invalid(format!(
-                "pod sandbox {sandbox_id} has no network to forward ports into"
-            ))),
-            _ => Err(CriError::Invalid(format!("pod sandbox {sandbox_id} is not ready"))),
-        }
+    /// The ready pod sandbox port forwarding goes through.
+    pub fn forward_target(&self, sandbox_id: &str) -> Result<Arc<dyn RunningSandbox>, CriError> {
+        self.running(sandbox_id)
     }
 
     /// What `kubectl attach` connects to: a running container's output and input.
@@ -699,6 +704,7 @@ impl CriRuntime {
         }
     }
 
+    /// The sandbox and process description for running `cmd` in container `id`.
     pub fn exec_target(
         &self,
         id: &str,

@@ -225,8 +225,8 @@ impl RuntimeService for CriService {
         r: Request<cri::PortForwardRequest>,
     ) -> Res<cri::PortForwardResponse> {
         let r = r.into_inner();
-        let netns = self.runtime.netns_of(&r.pod_sandbox_id)?;
-        let url = self.streaming.register(Session::PortForward { netns });
+        let sandbox = self.runtime.forward_target(&r.pod_sandbox_id)?;
+        let url = self.streaming.register(Session::PortForward { sandbox });
         Ok(Response::new(cri::PortForwardResponse { url }))
     }
 

@@ -58,9 +58,9 @@ async fn finish(
 pub enum Session {
     Exec(cri::ExecRequest),
     Attach(cri::AttachRequest),
-    /// Port forwarding into the network namespace of a pod sandbox.
+    /// Port forwarding to a pod sandbox's loopback.
     PortForward {
-        netns: std::path::PathBuf,
+        sandbox: Arc<dyn crate::cri::handler::RunningSandbox>,
     },
 }
 
@@ -190,7 +190,7 @@ impl StreamingServer {
             conn.write_all(resp.as_bytes()).await?;
             return Ok(());
         }
-        let Some(Session::PortForward { netns }) = self.take(&path) else {
+        let Some(Session::PortForward { sandbox }) = self.take(&path) else {
             let resp = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
             conn.write_all(resp.as_bytes()).await?;
             return Err(CriError::NotFound("unknown or expired streaming session".into()));
@@ -200,7 +200,7 @@ impl StreamingServer {
             port_forward::PROTOCOL
         );
         conn.write_all(resp.as_bytes()).await?;
-        port_forward::serve(conn, &netns).await.map_err(|e| CriError::Invalid(e.to_string()))
+        port_forward::serve(conn, sandbox).await.map_err(|e| CriError::Invalid(e.to_string()))
     }
 
     /// Streams a running container's output (and input, when it takes stdin) until it exits

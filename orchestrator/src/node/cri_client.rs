@@ -30,4 +30,11 @@ impl Cri {
             images: ImageServiceClient::new(channel),
         })
     }
+
+    /// The runtime handlers the runtime reports in its Status, in its order.
+    pub async fn runtime_handlers(&self) -> Result<Vec<String>, tonic::Status> {
+        let mut rt = self.runtime.clone();
+        let status = rt.status(k8s_cri::v1::StatusRequest { verbose: false }).await?;
+        Ok(status.into_inner().runtime_handlers.into_iter().map(|h| h.name).collect())
+    }
 }

@@ -356,7 +356,7 @@ impl PodWorker {
             dns_config: self.dns_config(pod),
             linux: Some(cri::LinuxPodSandboxConfig {
                 resources: (memory > 0 || cpu_quota > 0).then(|| cri::LinuxContainerResources {
-                    memory_limit_in_bytes: if memory > 0 { memory + (256 << 20) } else { 0 },
+                    memory_limit_in_bytes: memory,
                     cpu_period: CPU_PERIOD_US,
                     cpu_quota,
                     ..Default::default()

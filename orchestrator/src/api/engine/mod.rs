@@ -10,6 +10,7 @@ mod node_port;
 mod priority;
 mod read;
 mod retry;
+mod runtime_class;
 mod subresource;
 mod write;
 

@@ -223,6 +223,7 @@ impl Api {
         self.check_namespace(kind, t.namespace.as_deref()).await?;
         if kind.group.is_empty() && kind.kind == "Pod" {
             self.admit_priority(&mut obj).await?;
+            self.admit_runtime_class(&mut obj).await?;
         }
         let is_service = kind.group.is_empty() && kind.kind == "Service";
         if opts.dry_run {

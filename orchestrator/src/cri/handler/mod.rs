@@ -26,9 +26,17 @@ pub struct SandboxSetup<'a> {
     pub hostname: &'a str,
     /// The pod's network: its namespace and address, when the runtime gives it one.
     pub network: Option<&'a super::network::PodNet>,
-    pub memory_mib: u64,
-    /// CPUs the pod may use (from its CPU limit), when it has one.
-    pub cpus: Option<u32>,
+    /// The pod's memory limit, when it has one (each handler sizes its sandbox from it).
+    pub memory_limit_mib: Option<u64>,
+    /// The pod's CPU limit, when it has one.
+    pub cpu: Option<super::cgroup::CpuLimit>,
+}
+
+impl SandboxSetup<'_> {
+    /// CPUs that cover the CPU limit (one without a limit).
+    pub fn cpus(&self) -> Option<u32> {
+        self.cpu.map(|c| c.cpus())
+    }
 }
 
 /// A process to run in a container.
@@ -78,6 +86,13 @@ pub struct ContainerUsage {
     pub processes: u32,
 }
 
+/// A connection to a port on a pod's loopback (port forwarding): a TCP socket opened inside
+/// the pod's network namespace, or a stream into a guest.
+pub enum PodStream {
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
 pub trait SandboxHandler: Send + Sync {
     fn name(&self) -> &'static str;
     fn start(&self, setup: &SandboxSetup) -> Result<Box<dyn RunningSandbox>, CriError>;
@@ -106,7 +121,9 @@ pub trait RunningSandbox: Send + Sync {
     fn remove_container(&self, _container: &str) -> Result<(), CriError> {
         Ok(())
     }
-    /// The host process that is the sandbox (for its cgroup).
+    /// Connects to `port` on the pod's loopback (blocking).
+    fn forward(&self, port: u16) -> std::io::Result<PodStream>;
+    /// The host process that is the sandbox, when the runtime is to put it in a CPU cgroup.
     fn pid(&self) -> Option<u32>;
     /// Ends the sandbox and everything in it.
     fn stop(&self);

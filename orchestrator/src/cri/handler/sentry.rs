@@ -12,10 +12,15 @@ use sentry_kvm::control::ControlClient;
 use sentry_kvm::control::protocol::{self, Request, Response};
 
 use super::{
-    ContainerSpec, ContainerUsage, Launcher, ProcessSpec, RunningSandbox, SandboxHandler,
-    SandboxSetup,
+    ContainerSpec, ContainerUsage, Launcher, PodStream, ProcessSpec, RunningSandbox,
+    SandboxHandler, SandboxSetup,
 };
 use crate::cri::CriError;
+
+/// Guest memory of a sandbox when the pod states no limit, MiB.
+const DEFAULT_SANDBOX_MIB: u64 = 1024;
+/// What the Sentry adds to a pod's memory limit, MiB.
+const SENTRY_MIB: u64 = 256;
 
 pub struct SentryHandler {
     /// Starts an empty sandbox (`ringfence sentry sandbox`); given `--control PATH` and the
@@ -29,7 +34,24 @@ pub struct SentryHandler {
 pub struct SentrySandbox {
     gofer: Launcher,
     control: PathBuf,
+    /// The pod's network namespace (where port forwarding connects).
+    netns: Option<PathBuf>,
     process: Mutex<Option<Child>>,
+}
+
+/// Connects to `port` on the loopback of network namespace `netns` (a thread enters it just
+/// for the connect; the socket stays in that namespace).
+fn connect_in(netns: PathBuf, port: u16) -> std::io::Result<std::net::TcpStream> {
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(&netns)?;
+        // SAFETY: setns on this (short-lived, dedicated) thread with a namespace descriptor.
+        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        std::net::TcpStream::connect(("127.0.0.1", port))
+    })
+    .join()
+    .map_err(|_| std::io::Error::other("the connecting thread panicked"))?
 }
 
 fn process(p: ProcessSpec) -> protocol::Process {
@@ -48,10 +70,12 @@ impl SandboxHandler for SentryHandler {
     fn start(&self, s: &SandboxSetup) -> Result<Box<dyn RunningSandbox>, CriError> {
         std::fs::create_dir_all(s.dir)?;
         let control = s.dir.join("control.sock");
+        // The Sentry itself needs room beside the pod's own memory.
+        let memory = s.memory_limit_mib.map(|m| m + SENTRY_MIB).unwrap_or(DEFAULT_SANDBOX_MIB);
         let mut cmd = self.sandbox.command();
         cmd.arg("--control")
             .arg(&control)
-            .args(["--hostname", s.hostname, "--memory", &s.memory_mib.to_string(), "--network"])
+            .args(["--hostname", s.hostname, "--memory", &memory.to_string(), "--network"])
             .arg(
                 s.network
                     .map(|n| n.netns_path.as_os_str().to_owned())
@@ -79,6 +103,7 @@ impl SandboxHandler for SentryHandler {
         Ok(Box::new(SentrySandbox {
             gofer: self.gofer.clone(),
             control,
+            netns: s.network.map(|n| n.netns_path.clone()),
             process: Mutex::new(Some(child)),
         }))
     }
@@ -177,6 +202,13 @@ impl RunningSandbox for SentrySandbox {
             }
             other => Err(CriError::Sandbox(format!("unexpected answer {other:?}"))),
         }
+    }
+
+    fn forward(&self, port: u16) -> std::io::Result<PodStream> {
+        let netns = self.netns.clone().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "the pod has no network")
+        })?;
+        connect_in(netns, port).map(PodStream::Tcp)
     }
 
     fn pid(&self) -> Option<u32> {

@@ -1,6 +1,313 @@
-//! The `microvm` handler's parts: a Linux guest per pod sandbox, run by `ringfence-vmm`, its
-//! containers made and run by the guest agent over vsock.
+//! The `microvm` handler: one Linux guest per pod sandbox, like Kata Containers. The VMM
+//! (`ringfence-vmm`) runs jailed, under its seccomp filters, in the pod's network namespace;
+//! the guest is the project's kernel with the guest agent as PID 1, which makes and runs the
+//! containers. Images and volumes reach the running guest over virtio-fs (one virtiofsd per
+//! sandbox, sharing a directory where they are bound read-only or read-write); the guest takes
+//! the pod's address through a tap joined to the pod's veth.
 //!
 //! - [`guest`]: one VMM process and its agent: start, boot watch, shutdown, console.
+//! - [`launch`]: the VMM process as data (its resources and jail) and its one command line.
+//! - [`share`]: the shared directory and its daemon.
+//! - [`network`]: the pod's namespace handed to the guest.
+//! - [`sandbox`]: a running sandbox: containers and processes through the agent.
 
 pub mod guest;
+pub mod launch;
+pub mod network;
+pub mod sandbox;
+pub mod share;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use vmm::api::{BootSource, Entropy, FsDevice, MachineConfig, NetworkInterface, Vsock};
+use vmm::resources::VmResources;
+
+use super::{Launcher, RunningSandbox, SandboxHandler, SandboxSetup};
+use crate::cri::CriError;
+use launch::{Jail, VmmLaunch};
+use sandbox::MicrovmSandbox;
+
+/// What the handler boots and with what.
+#[derive(Debug, Clone)]
+pub struct MicrovmConfig {
+    pub vmm: Launcher,
+    pub virtiofsd: Launcher,
+    /// The guest kernel and the agent's initramfs; `None`: the last `ringfence image kernel`
+    /// build, looked up when a sandbox starts.
+    pub guest: Option<(PathBuf, PathBuf)>,
+    /// Where `ringfence image kernel` keeps its builds.
+    pub guest_cache: PathBuf,
+    /// How long a guest may take to boot to its agent.
+    pub boot_timeout: Duration,
+    /// The unprivileged user and group the jailed VMM runs as.
+    pub uid: u32,
+    pub gid: u32,
+    /// Guest memory on top of a pod's memory limit: the guest kernel and agent.
+    pub overhead_mib: u64,
+    /// Guest memory of a pod without a memory limit.
+    pub default_memory_mib: u64,
+}
+
+impl MicrovmConfig {
+    /// The guest to boot: the configured one, or the last build recorded in the cache.
+    pub fn guest(&self) -> Result<(PathBuf, PathBuf), CriError> {
+        let missing = |why: String| {
+            CriError::Sandbox(format!(
+                "no microVM guest kernel ({why}): build it on this node with `ringfence image \
+                 kernel`"
+            ))
+        };
+        let (kernel, initrd) = match &self.guest {
+            Some(g) => g.clone(),
+            None => {
+                let record = self.guest_cache.join(images::guest::CURRENT);
+                let text = std::fs::read_to_string(&record)
+                    .map_err(|e| missing(format!("{}: {e}", record.display())))?;
+                let mut lines = text.lines().map(PathBuf::from);
+                match (lines.next(), lines.next()) {
+                    (Some(k), Some(i)) => (k, i),
+                    _ => return Err(missing(format!("{} is incomplete", record.display()))),
+                }
+            }
+        };
+        for f in [&kernel, &initrd] {
+            if !f.is_file() {
+                return Err(missing(format!("{} is missing", f.display())));
+            }
+        }
+        Ok((kernel, initrd))
+    }
+
+    /// Guest memory for a pod: its limit plus the guest's own, or the default.
+    pub fn guest_memory_mib(&self, limit_mib: Option<u64>) -> u64 {
+        match limit_mib {
+            Some(l) => l + self.overhead_mib,
+            None => self.default_memory_mib,
+        }
+    }
+}
+
+pub struct MicrovmHandler {
+    config: MicrovmConfig,
+    /// Drives the agents' connections; sandbox calls block on it from the runtime's threads.
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl MicrovmHandler {
+    pub fn new(config: MicrovmConfig) -> std::io::Result<MicrovmHandler> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("microvm-agents")
+            .enable_all()
+            .build()?;
+        Ok(MicrovmHandler { config, rt: Some(rt) })
+    }
+
+    fn handle(&self) -> Result<tokio::runtime::Handle, CriError> {
+        self.rt
+            .as_ref()
+            .map(|r| r.handle().clone())
+            .ok_or_else(|| CriError::Sandbox("the microvm handler is shutting down".into()))
+    }
+}
+
+impl Drop for MicrovmHandler {
+    fn drop(&mut self) {
+        // Dropped possibly inside another runtime: never block on the workers.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Memory the host can still give, MiB.
+fn available_mib() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb / 1024)
+}
+
+/// The kernel command line of a pod's guest.
+fn cmdline(hostname: &str, iface: Option<&network::GuestInterface>) -> String {
+    let mut c = format!(
+        "console=ttyS0 reboot=k panic=1 io_delay=none quiet ringfence.share={} \
+         ringfence.hostname={hostname}",
+        share::TAG
+    );
+    if let Some(i) = iface {
+        c.push(' ');
+        c.push_str(&i.cmdline());
+    }
+    c
+}
+
+impl SandboxHandler for MicrovmHandler {
+    fn name(&self) -> &'static str {
+        "microvm"
+    }
+
+    fn start(&self, s: &SandboxSetup) -> Result<Box<dyn RunningSandbox>, CriError> {
+        let c = &self.config;
+        let (kernel, initrd) = c.guest()?;
+        let memory = c.guest_memory_mib(s.memory_limit_mib);
+        if let Some(free) = available_mib().filter(|free| memory > *free) {
+            return Err(CriError::Sandbox(format!(
+                "the pod's guest needs {memory} MiB of memory; this node has {free} MiB available"
+            )));
+        }
+        let rt = self.handle()?;
+        std::fs::create_dir_all(s.dir)?;
+        let jail = s.dir.join("jail");
+        std::fs::create_dir_all(&jail)?;
+        let share = share::Share::start(
+            &c.virtiofsd,
+            &s.dir.join("share"),
+            &s.dir.join("fs.sock"),
+            &s.dir.join("virtiofsd.log"),
+        )?;
+        let iface = s.network.map(|n| network::attach(n, c.uid, c.gid)).transpose()?;
+        let resources = VmResources {
+            boot_source: Some(BootSource {
+                kernel_image_path: kernel,
+                boot_args: Some(cmdline(s.hostname, iface.as_ref())),
+                initrd_path: Some(initrd),
+            }),
+            machine_config: MachineConfig {
+                vcpu_count: s.cpus().unwrap_or(1).clamp(1, 32) as u8,
+                mem_size_mib: memory,
+                ..Default::default()
+            },
+            drives: Vec::new(),
+            network_interfaces: iface
+                .iter()
+                .map(|i| NetworkInterface {
+                    iface_id: "eth0".into(),
+                    host_dev_name: network::TAP.into(),
+                    guest_mac: Some(i.mac.clone()),
+                    rx_rate_limiter: None,
+                    tx_rate_limiter: None,
+                })
+                .collect(),
+            // Inside the jail, at its root.
+            vsock: Some(Vsock { vsock_id: None, guest_cid: 3, uds_path: PathBuf::from("/v.sock") }),
+            entropy: Some(Entropy::default()),
+            fs: vec![FsDevice {
+                fs_id: "pod".into(),
+                tag: share::TAG.into(),
+                socket: share.socket().to_owned(),
+                num_request_queues: 1,
+                queue_size: 1024,
+            }],
+        };
+        let launch = VmmLaunch {
+            vmm: c.vmm.clone(),
+            resources,
+            jail: Some(Jail {
+                root: jail.clone(),
+                uid: c.uid,
+                gid: c.gid,
+                cgroups: s.cpu.map(|l| l.jail_limits()).unwrap_or_default(),
+            }),
+            console: s.dir.join("console.log"),
+            netns: s.network.map(|n| n.netns_path.clone()),
+        };
+        let command = launch.command(s.dir)?;
+        let mut guest = guest::GuestVm::spawn(
+            command,
+            sandbox::vsock_path(&jail),
+            Some(launch.console.clone()),
+        )
+        .map_err(|e| CriError::Sandbox(e.to_string()))?;
+        let answered = rt.block_on(guest.wait_agent(c.boot_timeout));
+        let (agent, health) = match answered {
+            Ok(a) => a,
+            Err(e) => {
+                guest.kill();
+                let vmm_log = read_tail(&s.dir.join("vmm.log"));
+                return Err(CriError::Sandbox(format!("the guest did not come up: {e}{vmm_log}")));
+            }
+        };
+        tracing::info!(
+            sandbox = s.id,
+            kernel = health.kernel_release,
+            boot_ms = guest.elapsed().as_millis() as u64,
+            guest_uptime_ms = health.uptime_ms,
+            "microVM guest up"
+        );
+        Ok(Box::new(MicrovmSandbox::new(rt, agent, guest, share)))
+    }
+}
+
+/// The last lines of a log, introduced, or nothing.
+fn read_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!("\nthe VMM said:\n{}", lines[lines.len().saturating_sub(10)..].join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(cache: &Path) -> MicrovmConfig {
+        MicrovmConfig {
+            vmm: Launcher::new("/nonexistent/ringfence-vmm", &[]),
+            virtiofsd: Launcher::new("/nonexistent/virtiofsd", &[]),
+            guest: None,
+            guest_cache: cache.to_owned(),
+            boot_timeout: Duration::from_secs(1),
+            uid: 65534,
+            gid: 65534,
+            overhead_mib: 64,
+            default_memory_mib: 256,
+        }
+    }
+
+    #[test]
+    fn a_missing_guest_says_which_command_builds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = config(dir.path()).guest().unwrap_err().to_string();
+        assert!(e.contains("ringfence image kernel"), "{e}");
+        std::fs::write(dir.path().join(images::guest::CURRENT), "/nonexistent/bzImage\n/x\n")
+            .unwrap();
+        let e = config(dir.path()).guest().unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/bzImage is missing"), "{e}");
+        let (k, i) = (dir.path().join("bzImage"), dir.path().join("initrd"));
+        std::fs::write(&k, "k").unwrap();
+        std::fs::write(&i, "i").unwrap();
+        let record = format!("{}\n{}\n", k.display(), i.display());
+        std::fs::write(dir.path().join(images::guest::CURRENT), record).unwrap();
+        assert_eq!(config(dir.path()).guest().unwrap(), (k, i));
+    }
+
+    #[test]
+    fn guest_memory_is_the_limit_plus_the_guests_own() {
+        let c = config(Path::new("/"));
+        assert_eq!(c.guest_memory_mib(Some(128)), 192);
+        assert_eq!(c.guest_memory_mib(None), 256);
+    }
+
+    #[test]
+    fn the_guest_is_told_its_share_name_and_address() {
+        let i = network::GuestInterface {
+            mac: "02:00:00:00:00:01".into(),
+            address: "10.88.0.7".parse().unwrap(),
+            prefix: 24,
+            gateway: "10.88.0.1".parse().unwrap(),
+        };
+        let c = cmdline("web-1", Some(&i));
+        for w in ["ringfence.share=pod", "ringfence.hostname=web-1", "ringfence.ip=10.88.0.7/24"] {
+            assert!(c.split_whitespace().any(|x| x == w), "{c}");
+        }
+    }
+}
