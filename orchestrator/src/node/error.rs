@@ -11,7 +11,8 @@ pub enum NodeError {
     /// The agent's own configuration cannot work (e.g. no runtime handler).
     #[error("{0}")]
     Config(String),
-    #[error("kubeconfig: {0}")]
+    /// The kubeconfig cannot be read or used (its own text says which).
+    #[error(transparent)]
     Kubeconfig(#[from] ClientError),
     #[error("{0}")]
     Api(#[from] ApiError),

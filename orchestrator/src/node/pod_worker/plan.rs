@@ -24,41 +24,6 @@ pub struct Plan {
     pub actions: Vec<Action>,
 }
 
-impl Plan {
-    /// The containers it starts, in order.
-    pub fn starts(&self) -> Vec<&str> {
-        self.actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Start { container, .. } => Some(container.as_str()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The containers it kills, in order.
-    pub fn kills(&self) -> Vec<&str> {
-        self.actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Kill { container, .. } => Some(container.as_str()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The reasons of the Events it records, in order.
-    pub fn events(&self) -> Vec<&str> {
-        self.actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Event(e) => Some(e.reason.as_str()),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
 /// How a pod being deleted is stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Termination {
@@ -206,9 +171,23 @@ impl Planner {
         });
     }
 
-    fn start_if_due(&mut self, name: &str, init: bool) {
+    /// Starts the container if it is due; says so when a crashed one is held by back-off.
+    fn start_if_due(&mut self, pod: &Pod, name: &str, init: bool) {
         if self.memory.due(name, self.now) {
             self.push(Action::Start { container: name.to_owned(), init });
+            return;
+        }
+        let backing_off = self.memory.container(name).is_some_and(|r| {
+            !r.done
+                && r.id.is_none()
+                && r.restarts > 0
+                && r.waiting.is_none()
+                && r.retry_at.is_some_and(|at| self.now < at)
+        });
+        if backing_off {
+            let (ns, pod) = (spec::namespace(pod), spec::name(pod));
+            let msg = format!("Back-off restarting failed container {name} in pod {ns}/{pod}");
+            self.push(Action::Event(PodEvent::warning("BackOff", msg).once()));
         }
     }
 
@@ -233,7 +212,7 @@ impl Planner {
                 }
                 Run::Active => return,
                 Run::None => {
-                    self.start_if_due(&c.name, true);
+                    self.start_if_due(pod, &c.name, true);
                     return;
                 }
             }
@@ -247,10 +226,10 @@ impl Planner {
                 Run::Exited(run) => {
                     self.record_exit(&c.name, &run, policy);
                     self.push(Action::RemoveContainer { id: run.id.clone() });
-                    self.start_if_due(&c.name, false);
+                    self.start_if_due(pod, &c.name, false);
                 }
                 Run::Active => self.probe_verdicts(pod, c, seen),
-                Run::None => self.start_if_due(&c.name, false),
+                Run::None => self.start_if_due(pod, &c.name, false),
             }
         }
     }

@@ -207,6 +207,9 @@ fn describe(a: &Action, now: Instant) -> String {
     }
 }
 
+const BACK_OFF: &str =
+    "event Warning BackOff: Back-off restarting failed container web in pod default/web-1 (once)";
+
 const SANDBOX_CHANGED: &str =
     "event Normal SandboxChanged: Pod sandbox changed, it will be killed and re-created.";
 
@@ -279,21 +282,28 @@ plans! {
     // CrashLoopBackOff.
     the_second_crash_waits_ten_seconds: World::new(WEB).ready().exited("web", 1).record("web", |r| {
         r.backoff = backoff::START;
-    }) => ["exit web 1: restart in 10s, next back-off 20s", "remove web-1"];
+    }) => ["exit web 1: restart in 10s, next back-off 20s", "remove web-1", BACK_OFF];
     back_off_doubles: World::new(WEB).ready().exited("web", 1).record("web", |r| {
         r.backoff = Duration::from_secs(80);
-    }) => ["exit web 1: restart in 80s, next back-off 160s", "remove web-1"];
+    }) => ["exit web 1: restart in 80s, next back-off 160s", "remove web-1", BACK_OFF];
     back_off_stops_at_five_minutes: World::new(WEB).ready().exited("web", 137).record("web", |r| {
         r.backoff = Duration::from_secs(300);
-    }) => ["exit web 137: restart in 300s, next back-off 300s", "remove web-1"];
+    }) => ["exit web 137: restart in 300s, next back-off 300s", "remove web-1", BACK_OFF];
     a_container_that_ran_ten_minutes_starts_back_off_over:
         World::new(WEB).ready().exited("web", 1).record("web", |r| r.backoff = backoff::MAX)
         .with(|w| {
             w.now = w.base + Duration::from_secs(11 * 60);
         }) => ["exit web 1: restart now, next back-off 10s", "remove web-1", "start web"];
-    a_container_in_back_off_waits: World::new(WEB).ready().with(|w| {
+    a_crashed_container_in_back_off_waits_and_says_so: World::new(WEB).ready().with(|w| {
         let at = w.now + Duration::from_secs(5);
-        w.memory.containers.entry("web".into()).or_default().retry_at = Some(at);
+        let r = w.memory.containers.entry("web".into()).or_default();
+        (r.retry_at, r.restarts) = (Some(at), 3);
+    }) => [BACK_OFF];
+    a_container_waiting_to_retry_its_set_up_is_not_in_back_off: World::new(WEB).ready().with(|w| {
+        let at = w.now + Duration::from_secs(5);
+        let r = w.memory.containers.entry("web".into()).or_default();
+        (r.retry_at, r.restarts) = (Some(at), 3);
+        r.waiting = Some(Waiting::new("ErrImagePull", "not found"));
     }) => [];
     a_container_whose_back_off_is_over_starts: World::new(WEB).ready().with(|w| {
         let at = w.now - Duration::from_secs(1);
