@@ -2,8 +2,8 @@
 //! remembers, deciding one sync's actions in order (the shape of the kubelet's
 //! computePodActions). It drops a sandbox that is gone or runs under the wrong handler and
 //! creates one, runs init containers one at a time to completion, starts and restarts app
-//! containers per restartPolicy with CrashLoopBackOff, and kills containers whose startup or
-//! liveness probe failed. It looks ahead on a copy of the memory, so that a decision sees the
+//! containers per restartPolicy with CrashLoopBackOff (a BackOff Event while one waits), and
+//! kills containers whose startup or liveness probe failed. It looks ahead on a copy of the memory, so that a decision sees the
 //! ones before it (an init container that just succeeded lets the next one start).
 
 use std::time::{Duration, Instant};
