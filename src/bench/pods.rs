@@ -15,10 +15,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use orchestrator::client::ClientConfig;
-use orchestrator::node::api::ApiClient;
-use serde_json::{Value, json};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use k8s_openapi::api::node::v1::RuntimeClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, WatchEvent};
+use orchestrator::api::request::ListOptions;
+use orchestrator::kube::Kube;
+use orchestrator::kube::https::HttpsClient;
+use serde_json::json;
 
 use super::process;
 use super::stats::Samples;
@@ -123,17 +128,29 @@ impl Drop for Up {
     }
 }
 
-fn pod(i: usize) -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": format!("bench-{i}"), "labels": {"app": "bench"}},
-        "spec": {
-            "runtimeClassName": "sentry",
-            "terminationGracePeriodSeconds": 0,
-            "containers": [{"name": "main", "image": "bench:1", "imagePullPolicy": "Never",
-                            "command": ["sleep", "3600"]}],
+fn pod(i: usize) -> Pod {
+    let main = Container {
+        name: "main".into(),
+        image: Some("bench:1".into()),
+        image_pull_policy: Some("Never".into()),
+        command: Some(vec!["sleep".into(), "3600".into()]),
+        ..Default::default()
+    };
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(format!("bench-{i}")),
+            namespace: Some("default".into()),
+            labels: Some([("app".to_owned(), "bench".to_owned())].into()),
+            ..Default::default()
         },
-    })
+        spec: Some(PodSpec {
+            runtime_class_name: Some("sentry".into()),
+            termination_grace_period_seconds: Some(0),
+            containers: vec![main],
+            ..Default::default()
+        }),
+        status: None,
+    }
 }
 
 pub fn run(cfg: &PodsBenchConfig) -> anyhow::Result<Report> {
@@ -186,46 +203,35 @@ fn own_pss_kib(pid: u32) -> u64 {
 }
 
 async fn measure(cfg: &PodsBenchConfig, kubeconfig: &Path) -> anyhow::Result<Samples> {
-    let api = Arc::new(ApiClient::new(ClientConfig::from_kubeconfig(kubeconfig)?));
-    let rc = json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
-                    "metadata": {"name": "sentry"}, "handler": "sentry"});
-    let r = api.send("POST", "/apis/node.k8s.io/v1/runtimeclasses", &rc).await?;
-    if r.status != 201 {
-        bail!(
-            "creating the sentry RuntimeClass: {} {}",
-            r.status,
-            String::from_utf8_lossy(&r.body)
-        );
-    }
-    let list = api.get("/api/v1/namespaces/default/pods").await?.json();
-    let rv = list["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_owned();
-    let mut events =
-        api.watch(&format!("/api/v1/namespaces/default/pods?watch=1&resourceVersion={rv}")).await?;
+    let kube = Kube::new(Arc::new(HttpsClient::from_kubeconfig(kubeconfig)?), "ringfence-bench");
+    let rc = RuntimeClass {
+        metadata: ObjectMeta { name: Some("sentry".into()), ..Default::default() },
+        handler: "sentry".into(),
+        ..Default::default()
+    };
+    kube.create(&rc).await.context("creating the sentry RuntimeClass")?;
+    let (_, rv) = kube.list_selected::<Pod>(Some("default"), ListOptions::default()).await?;
+    let from_now = ListOptions { resource_version: Some(rv), ..Default::default() };
+    let mut events = kube.watch_selected::<Pod>(Some("default"), from_now).await?;
 
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let creator = {
-        let (api, sent, n, rate) = (api.clone(), sent.clone(), cfg.pods, cfg.rate.max(0.1));
+        let (kube, sent, n, rate) = (kube.clone(), sent.clone(), cfg.pods, cfg.rate.max(0.1));
         tokio::spawn(async move {
             let start = Instant::now();
             let mut tasks = Vec::new();
             for i in 0..n {
                 let due = start + Duration::from_secs_f64(i as f64 / rate);
                 tokio::time::sleep_until(due.into()).await;
-                let (api, sent) = (api.clone(), sent.clone());
+                let (kube, sent) = (kube.clone(), sent.clone());
                 tasks.push(tokio::spawn(async move {
                     let p = pod(i);
-                    let name = p["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+                    let name = p.metadata.name.clone().unwrap_or_default();
                     sent.lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(name.clone(), Instant::now());
-                    match api.send("POST", "/api/v1/namespaces/default/pods", &p).await {
-                        Ok(r) if r.status == 201 => {}
-                        Ok(r) => tracing::error!(
-                            "creating pod {name}: {} {}",
-                            r.status,
-                            String::from_utf8_lossy(&r.body)
-                        ),
-                        Err(e) => tracing::error!("creating pod {name}: {e}"),
+                    if let Err(e) = kube.create(&p).await {
+                        tracing::error!("creating pod {name}: {e}");
                     }
                 }));
             }
@@ -245,13 +251,17 @@ async fn measure(cfg: &PodsBenchConfig, kubeconfig: &Path) -> anyhow::Result<Sam
     let mut running = std::collections::HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(120 + (cfg.pods as f64 / cfg.rate) as u64);
     while running.len() < cfg.pods {
-        let ev = tokio::time::timeout_at(deadline.into(), events.recv()).await;
-        let Ok(Some(ev)) = ev else {
-            bail!("only {} of {} pods became Running", running.len(), cfg.pods);
+        let ev = tokio::time::timeout_at(deadline.into(), events.next()).await;
+        let obj = match ev {
+            Ok(Some(Ok(WatchEvent::Added(p) | WatchEvent::Modified(p)))) => p,
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => {
+                bail!("only {} of {} pods became Running", running.len(), cfg.pods)
+            }
         };
-        let obj = &ev["object"];
-        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_owned();
-        if obj["status"]["phase"] == "Running" && !running.contains(&name) {
+        let name = obj.metadata.name.clone().unwrap_or_default();
+        let phase = obj.status.and_then(|s| s.phase);
+        if phase.as_deref() == Some("Running") && !running.contains(&name) {
             let at = sent.lock().unwrap_or_else(|e| e.into_inner()).get(&name).copied();
             if let Some(at) = at {
                 samples.push(at.elapsed());

@@ -18,5 +18,5 @@ pub use events::EventRecorder;
 pub use informer::{Change, Informer, Informers};
 pub use key::ObjectKey;
 pub use runner::{Action, Controller, Reconciler};
-pub use typed::{Kube, Object};
+pub use typed::{Kube, Object, TypedWatch};
 pub use workqueue::WorkQueue;

@@ -2,77 +2,89 @@
 //! `env` with values, field references, resource references and ConfigMap/Secret keys, and
 //! `$(VAR)` references expanded in values, command and args.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use base64::Engine;
-use serde_json::Value;
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 
-use super::api::ApiClient;
+use super::error::NodeError;
+use crate::kube::Kube;
 
 /// What field references can see besides the pod itself.
 pub struct PodFacts<'a> {
-    pub pod: &'a Value,
+    pub pod: &'a Pod,
     pub pod_ip: Option<IpAddr>,
     pub host_ip: &'a str,
 }
 
-async fn object(
-    api: &ApiClient,
+/// Where environment values come from besides the pod: ConfigMaps and Secrets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    ConfigMap,
+    Secret,
+}
+
+impl Source {
+    fn name(self) -> &'static str {
+        match self {
+            Source::ConfigMap => "configmap",
+            Source::Secret => "secret",
+        }
+    }
+}
+
+/// The string data of a ConfigMap or (decoded) Secret, if it exists.
+async fn data_of(
+    kube: &Kube,
     ns: &str,
-    kind: &str,
+    source: Source,
     name: &str,
-) -> Result<Option<Value>, String> {
-    let r = api
-        .get(&format!("/api/v1/namespaces/{ns}/{kind}s/{name}"))
-        .await
-        .map_err(|e| e.to_string())?;
-    match r.status {
-        200 => Ok(Some(r.json())),
-        404 => Ok(None),
-        s => Err(format!("reading {kind} {name:?}: HTTP {s}")),
-    }
+) -> Result<Option<BTreeMap<String, String>>, NodeError> {
+    let failed = |e| NodeError::env(format!("reading {} {name:?}: {e}", source.name()));
+    Ok(match source {
+        Source::ConfigMap => {
+            let cm = kube.get::<ConfigMap>(Some(ns), name).await.map_err(failed)?;
+            cm.map(|cm| cm.data.unwrap_or_default())
+        }
+        Source::Secret => {
+            let secret = kube.get::<Secret>(Some(ns), name).await.map_err(failed)?;
+            secret.map(|s| {
+                s.data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                    .collect()
+            })
+        }
+    })
 }
 
-/// The string data of a ConfigMap or (decoded) Secret.
-fn data_of(kind: &str, obj: &Value) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    for (k, v) in obj["data"].as_object().into_iter().flatten() {
-        let s = v.as_str().unwrap_or_default();
-        let value = if kind == "secret" {
-            base64::engine::general_purpose::STANDARD
-                .decode(s)
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default()
-        } else {
-            s.to_owned()
-        };
-        out.insert(k.clone(), value);
-    }
-    out
-}
-
-fn field(facts: &PodFacts, path: &str) -> Result<String, String> {
-    let pod = facts.pod;
-    let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-    let indexed = |map: &str, rest: &str| -> Option<String> {
+fn field(facts: &PodFacts, path: &str) -> Result<String, NodeError> {
+    let meta = &facts.pod.metadata;
+    let spec = facts.pod.spec.as_ref();
+    let unsupported = || NodeError::env(format!("unsupported fieldRef {path:?}"));
+    let indexed = |map: &Option<BTreeMap<String, String>>, rest: &str| -> Option<String> {
         let key = rest.strip_prefix("['")?.strip_suffix("']")?;
-        Some(s(&pod["metadata"][map][key]))
+        Some(map.as_ref().and_then(|m| m.get(key)).cloned().unwrap_or_default())
     };
     Ok(match path {
-        "metadata.name" => s(&pod["metadata"]["name"]),
-        "metadata.namespace" => s(&pod["metadata"]["namespace"]),
-        "metadata.uid" => s(&pod["metadata"]["uid"]),
-        "spec.nodeName" => s(&pod["spec"]["nodeName"]),
-        "spec.serviceAccountName" => s(&pod["spec"]["serviceAccountName"]),
+        "metadata.name" => meta.name.clone().unwrap_or_default(),
+        "metadata.namespace" => meta.namespace.clone().unwrap_or_default(),
+        "metadata.uid" => meta.uid.clone().unwrap_or_default(),
+        "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
+        "spec.serviceAccountName" => {
+            spec.and_then(|s| s.service_account_name.clone()).unwrap_or_default()
+        }
         "status.podIP" | "status.podIPs" => facts.pod_ip.map(|i| i.to_string()).unwrap_or_default(),
         "status.hostIP" | "status.hostIPs" => facts.host_ip.to_owned(),
         p => match p.split_once('[') {
-            Some(("metadata.labels", rest)) => indexed("labels", &format!("[{rest}"))
-                .ok_or_else(|| format!("unsupported fieldRef {p:?}"))?,
-            Some(("metadata.annotations", rest)) => indexed("annotations", &format!("[{rest}"))
-                .ok_or_else(|| format!("unsupported fieldRef {p:?}"))?,
-            _ => return Err(format!("unsupported fieldRef {p:?}")),
+            Some(("metadata.labels", rest)) => {
+                indexed(&meta.labels, &format!("[{rest}")).ok_or_else(unsupported)?
+            }
+            Some(("metadata.annotations", rest)) => {
+                indexed(&meta.annotations, &format!("[{rest}")).ok_or_else(unsupported)?
+            }
+            _ => return Err(unsupported()),
         },
     })
 }
@@ -105,82 +117,109 @@ pub fn expand(s: &str, vars: &HashMap<String, String>) -> String {
     out
 }
 
+/// A `resourceFieldRef` value: the container's own request or limit, as written.
+fn resource(c: &Container, res: &str) -> String {
+    let (section, what) = res.split_once('.').unwrap_or(("", res));
+    let resources = c.resources.as_ref();
+    let map = match section {
+        "limits" => resources.and_then(|r| r.limits.as_ref()),
+        "requests" => resources.and_then(|r| r.requests.as_ref()),
+        _ => None,
+    };
+    map.and_then(|m| m.get(what)).map(|q| q.0.clone()).unwrap_or_default()
+}
+
 /// The container's environment, in order.
 pub async fn build(
-    api: &ApiClient,
+    kube: &Kube,
     facts: &PodFacts<'_>,
-    c: &Value,
-) -> Result<Vec<(String, String)>, String> {
-    let ns = facts.pod["metadata"]["namespace"].as_str().unwrap_or("default");
+    c: &Container,
+) -> Result<Vec<(String, String)>, NodeError> {
+    let ns = facts.pod.metadata.namespace.as_deref().unwrap_or("default");
     let mut out: Vec<(String, String)> = Vec::new();
     let set = |out: &mut Vec<(String, String)>, k: String, v: String| {
         out.retain(|(n, _)| *n != k);
         out.push((k, v));
     };
-    for from in c["envFrom"].as_array().into_iter().flatten() {
-        let prefix = from["prefix"].as_str().unwrap_or_default();
-        for kind in ["configMap", "secret"] {
-            let source = &from[format!("{kind}Ref")];
-            if source.is_null() {
-                continue;
-            }
-            let name = source["name"].as_str().unwrap_or_default();
-            let api_kind = kind.to_lowercase();
-            match object(api, ns, &api_kind, name).await? {
-                Some(obj) => {
-                    let mut pairs: Vec<_> = data_of(&api_kind, &obj).into_iter().collect();
-                    pairs.sort();
-                    for (k, v) in pairs {
+    for from in c.env_from.iter().flatten() {
+        let prefix = from.prefix.as_deref().unwrap_or_default();
+        let sources = [
+            from.config_map_ref.as_ref().map(|r| (Source::ConfigMap, &r.name, r.optional)),
+            from.secret_ref.as_ref().map(|r| (Source::Secret, &r.name, r.optional)),
+        ];
+        for (source, name, optional) in sources.into_iter().flatten() {
+            match data_of(kube, ns, source, name).await? {
+                // A BTreeMap: keys in order, as the kubelet sorts them.
+                Some(data) => {
+                    for (k, v) in data {
                         set(&mut out, format!("{prefix}{k}"), v);
                     }
                 }
-                None if source["optional"].as_bool() == Some(true) => {}
-                None => return Err(format!("{api_kind} \"{name}\" not found")),
+                None if optional == Some(true) => {}
+                None => {
+                    return Err(NodeError::env(format!("{} \"{name}\" not found", source.name())));
+                }
             }
         }
     }
-    for e in c["env"].as_array().into_iter().flatten() {
-        let Some(name) = e["name"].as_str() else { continue };
-        let from = &e["valueFrom"];
-        let value = if from.is_null() {
-            let vars: HashMap<String, String> = out.iter().cloned().collect();
-            expand(e["value"].as_str().unwrap_or_default(), &vars)
-        } else if let Some(path) = from["fieldRef"]["fieldPath"].as_str() {
-            field(facts, path)?
-        } else if let Some(res) = from["resourceFieldRef"]["resource"].as_str() {
-            let (section, what) = res.split_once('.').unwrap_or(("", res));
-            let v = &c["resources"][section][what];
-            v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())
-        } else {
-            let mut found = None;
-            for (key_ref, kind) in [("configMapKeyRef", "configmap"), ("secretKeyRef", "secret")] {
-                let r = &from[key_ref];
-                if r.is_null() {
-                    continue;
-                }
-                let (obj_name, key) =
-                    (r["name"].as_str().unwrap_or_default(), r["key"].as_str().unwrap_or_default());
-                let optional = r["optional"].as_bool() == Some(true);
-                let value = match object(api, ns, kind, obj_name).await? {
-                    Some(obj) => data_of(kind, &obj).remove(key),
-                    None if optional => None,
-                    None => return Err(format!("{kind} \"{obj_name}\" not found")),
-                };
-                match value {
-                    Some(v) => found = Some(Some(v)),
-                    None if optional => found = Some(None),
-                    None => {
-                        return Err(format!("couldn't find key {key} in {kind} {ns}/{obj_name}"));
+    for e in c.env.iter().flatten() {
+        let name = &e.name;
+        let value = match &e.value_from {
+            None => {
+                let vars: HashMap<String, String> = out.iter().cloned().collect();
+                expand(e.value.as_deref().unwrap_or_default(), &vars)
+            }
+            Some(from) => {
+                if let Some(f) = &from.field_ref {
+                    field(facts, &f.field_path)?
+                } else if let Some(r) = &from.resource_field_ref {
+                    resource(c, &r.resource)
+                } else {
+                    let key_refs = [
+                        from.config_map_key_ref
+                            .as_ref()
+                            .map(|r| (Source::ConfigMap, &r.name, &r.key, r.optional)),
+                        from.secret_key_ref
+                            .as_ref()
+                            .map(|r| (Source::Secret, &r.name, &r.key, r.optional)),
+                    ];
+                    let mut found = None;
+                    for (source, obj_name, key, optional) in key_refs.into_iter().flatten() {
+                        let optional = optional == Some(true);
+                        let value = match data_of(kube, ns, source, obj_name).await? {
+                            Some(mut data) => data.remove(key),
+                            None if optional => None,
+                            None => {
+                                return Err(NodeError::env(format!(
+                                    "{} \"{obj_name}\" not found",
+                                    source.name()
+                                )));
+                            }
+                        };
+                        match value {
+                            Some(v) => found = Some(Some(v)),
+                            None if optional => found = Some(None),
+                            None => {
+                                return Err(NodeError::env(format!(
+                                    "couldn't find key {key} in {} {ns}/{obj_name}",
+                                    source.name()
+                                )));
+                            }
+                        }
+                    }
+                    match found {
+                        Some(Some(v)) => v,
+                        Some(None) => continue,
+                        None => {
+                            return Err(NodeError::env(format!(
+                                "env {name}: unsupported valueFrom"
+                            )));
+                        }
                     }
                 }
             }
-            match found {
-                Some(Some(v)) => v,
-                Some(None) => continue,
-                None => return Err(format!("env {name}: unsupported valueFrom")),
-            }
         };
-        set(&mut out, name.to_owned(), value);
+        set(&mut out, name.clone(), value);
     }
     Ok(out)
 }
@@ -188,7 +227,6 @@ pub async fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn expands_like_the_kubelet() {
@@ -201,13 +239,25 @@ mod tests {
 
     #[test]
     fn field_references() {
-        let pod = json!({"metadata": {"name": "p", "namespace": "n", "labels": {"app": "web"}},
-                         "spec": {"nodeName": "node-a"}});
+        let pod: Pod = serde_yaml::from_str(
+            "{metadata: {name: p, namespace: n, labels: {app: web}}, \
+              spec: {nodeName: node-a, containers: []}}",
+        )
+        .unwrap();
         let facts = PodFacts { pod: &pod, pod_ip: Some([10, 0, 0, 5].into()), host_ip: "1.2.3.4" };
         assert_eq!(field(&facts, "metadata.name").unwrap(), "p");
         assert_eq!(field(&facts, "status.podIP").unwrap(), "10.0.0.5");
         assert_eq!(field(&facts, "metadata.labels['app']").unwrap(), "web");
+        assert_eq!(field(&facts, "metadata.labels['none']").unwrap(), "");
         assert_eq!(field(&facts, "spec.nodeName").unwrap(), "node-a");
         assert!(field(&facts, "spec.containers").is_err());
+    }
+
+    #[test]
+    fn resource_references_read_the_containers_own_resources() {
+        let c: Container =
+            serde_yaml::from_str("{name: c, resources: {limits: {memory: 64Mi}}}").unwrap();
+        assert_eq!(resource(&c, "limits.memory"), "64Mi");
+        assert_eq!(resource(&c, "requests.cpu"), "");
     }
 }

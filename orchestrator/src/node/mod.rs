@@ -2,22 +2,24 @@
 //! pods bound to it through the CRI runtime, reports their status, serves logs and exec, and
 //! proxies Service addresses to ready endpoints.
 //!
-//! - [`pod_worker`]: one level-triggered loop per pod.
-//! - [`probe`]: liveness and readiness probes.
+//! - [`pod_worker`]: one level-triggered loop per pod: observe, plan (pure), execute, report.
+//! - [`probe`]: startup, liveness and readiness probes; lifecycle hooks.
 //! - [`server`]: the agent's HTTP endpoints the API server proxies logs and exec to.
 //! - [`volumes`], [`env`]: pod volumes as host directories; container environments.
 //! - [`service_proxy`]: Service cluster IPs and node ports on this node.
 //! - [`dns`], [`dns_message`]: cluster DNS for this node's pods.
-//! - [`api`], [`cri_client`]: the agent's two peers.
+//! - [`cri_client`]: the agent's connection to the runtime (the API is reached through the
+//!   typed [`Kube`] client).
+//! - [`error`]: what can go wrong.
 //! - [`registration`], [`lease`], [`pod_status`], [`pod_metrics`]: what any node owes the
 //!   control plane,
 //!   shared with the simulated nodes of `ringfence sim-nodes`.
 
-pub mod api;
 pub mod cri_client;
 pub mod dns;
 pub mod dns_message;
 pub mod env;
+pub mod error;
 pub mod lease;
 pub mod pod_metrics;
 pub mod pod_status;
@@ -33,15 +35,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Node;
-use serde_json::Value;
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::WatchEvent;
 use tokio::sync::watch;
 
-use crate::client::ClientConfig;
+use crate::api::request::ListOptions;
+use crate::api::selector::FieldSelector;
 use crate::kube::Kube;
 use crate::kube::https::HttpsClient;
-use api::ApiClient;
 use cri_client::Cri;
+pub use error::NodeError;
 
 /// Where node Leases live.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
@@ -101,7 +105,7 @@ fn gateway(pod_cidr: &str) -> Option<std::net::Ipv4Addr> {
 /// What every part of the agent shares.
 pub struct Shared {
     pub node: String,
-    pub api: ApiClient,
+    pub kube: Kube,
     pub cri: Cri,
     pub address: String,
     pub log_dir: PathBuf,
@@ -122,20 +126,20 @@ pub struct NodeAgent {
     shared: Arc<Shared>,
 }
 
+/// What a pod worker is told: the pod as the API has it now, or None once it is gone.
+type PodSender = watch::Sender<Option<Arc<Pod>>>;
+
 impl NodeAgent {
-    pub fn new(config: AgentConfig) -> Result<NodeAgent, String> {
-        let client =
-            ClientConfig::from_kubeconfig(&config.kubeconfig).map_err(|e| e.to_string())?;
-        let https = HttpsClient::from_kubeconfig(&config.kubeconfig).map_err(|e| e.to_string())?;
-        let cri = Cri::connect(&config.cri_socket).map_err(|e| e.to_string())?;
-        let default_handler = config
-            .handlers
-            .first()
-            .cloned()
-            .ok_or("the node needs at least one runtime handler")?;
+    pub fn new(config: AgentConfig) -> Result<NodeAgent, NodeError> {
+        let https = HttpsClient::from_kubeconfig(&config.kubeconfig)?;
+        let kube = Kube::new(Arc::new(https), "ringfence-node");
+        let cri = Cri::connect(&config.cri_socket)?;
+        let default_handler = config.handlers.first().cloned().ok_or_else(|| {
+            NodeError::Config("the node needs at least one runtime handler".into())
+        })?;
         let shared = Arc::new(Shared {
             node: config.name.clone(),
-            api: ApiClient::new(client),
+            kube: kube.clone(),
             cri,
             address: config.address.clone(),
             log_dir: config.log_dir.clone(),
@@ -146,7 +150,6 @@ impl NodeAgent {
             dns_server: config.service_proxy.then(|| gateway(&config.pod_cidr)).flatten(),
             pods: Mutex::new(HashMap::new()),
         });
-        let kube = Kube::new(Arc::new(https), "ringfence-node");
         Ok(NodeAgent { config, kube, shared })
     }
 
@@ -184,14 +187,14 @@ impl NodeAgent {
     }
 
     /// Runs the agent until the process ends.
-    pub async fn run(mut self) -> Result<(), String> {
+    pub async fn run(mut self) -> Result<(), NodeError> {
         // Bound first, so that the Node advertises the port actually served.
         self.config.port =
             server::start(self.shared.clone(), (self.config.address.as_str(), self.config.port))
                 .await?;
         registration::register(&self.kube, &self.config.registration())
             .await
-            .map_err(|e| format!("registering node {}: {e}", self.config.name))?;
+            .map_err(|source| NodeError::Register { node: self.config.name.clone(), source })?;
         let me = Arc::new(self);
         {
             let me = me.clone();
@@ -204,32 +207,31 @@ impl NodeAgent {
                 dns::start(me.shared.dns.clone(), addr);
             }
         }
-        me.clone().watch_pods().await
+        me.clone().watch_pods().await;
+        Ok(())
     }
 
-    /// Follows the pods bound to this node and keeps one worker per pod.
-    async fn watch_pods(self: Arc<Self>) -> Result<(), String> {
-        let mut workers: HashMap<String, watch::Sender<Option<Value>>> = HashMap::new();
-        let selector = format!("spec.nodeName%3D{}", self.config.name);
+    /// The pods bound to this node.
+    fn bound_here(&self) -> ListOptions {
+        let on_node = ("spec.nodeName".to_owned(), true, self.config.name.clone());
+        ListOptions { field_selector: FieldSelector(vec![on_node]), ..Default::default() }
+    }
+
+    /// Follows the pods bound to this node and keeps one worker per pod, forever.
+    async fn watch_pods(self: Arc<Self>) {
+        let mut workers: HashMap<String, PodSender> = HashMap::new();
         loop {
-            let list = self
-                .shared
-                .api
-                .get(&format!("/api/v1/pods?fieldSelector={selector}"))
-                .await
-                .map_err(|e| e.to_string());
-            let list = match list {
-                Ok(r) if r.status == 200 => r.json(),
-                other => {
-                    tracing::warn!("listing pods: {other:?}");
+            let (pods, rv) = match self.kube.list_selected::<Pod>(None, self.bound_here()).await {
+                Ok(listed) => listed,
+                Err(e) => {
+                    tracing::warn!("listing pods: {e}");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
             };
-            let rv = list["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string();
             let mut seen = std::collections::HashSet::new();
-            for pod in list["items"].as_array().cloned().unwrap_or_default() {
-                let uid = pod["metadata"]["uid"].as_str().unwrap_or("").to_string();
+            for pod in pods {
+                let uid = pod.metadata.uid.clone().unwrap_or_default();
                 seen.insert(uid.clone());
                 self.deliver(&mut workers, uid, Some(pod));
             }
@@ -238,37 +240,39 @@ impl NodeAgent {
                     self.deliver(&mut workers, uid, None);
                 }
             }
-            let path = format!(
-                "/api/v1/pods?fieldSelector={selector}&watch=1&resourceVersion={rv}&allowWatchBookmarks=true"
-            );
-            let mut events = match self.shared.api.watch(&path).await {
-                Ok(rx) => rx,
+            let opts = ListOptions {
+                resource_version: Some(rv),
+                allow_bookmarks: true,
+                ..self.bound_here()
+            };
+            let mut events = match self.kube.watch_selected::<Pod>(None, opts).await {
+                Ok(events) => events,
                 Err(e) => {
                     tracing::warn!("watching pods: {e}");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
             };
-            while let Some(ev) = events.recv().await {
-                let obj = ev["object"].clone();
-                let uid = obj["metadata"]["uid"].as_str().unwrap_or("").to_string();
-                match ev["type"].as_str() {
-                    Some("ADDED") | Some("MODIFIED") => self.deliver(&mut workers, uid, Some(obj)),
-                    Some("DELETED") => self.deliver(&mut workers, uid, None),
-                    Some("ERROR") => break,
-                    _ => {}
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(WatchEvent::Added(pod) | WatchEvent::Modified(pod)) => {
+                        let uid = pod.metadata.uid.clone().unwrap_or_default();
+                        self.deliver(&mut workers, uid, Some(pod));
+                    }
+                    Ok(WatchEvent::Deleted(pod)) => {
+                        let uid = pod.metadata.uid.clone().unwrap_or_default();
+                        self.deliver(&mut workers, uid, None);
+                    }
+                    Ok(WatchEvent::Bookmark { .. }) => {}
+                    Ok(WatchEvent::ErrorStatus(_) | WatchEvent::ErrorOther(_)) => break,
+                    Err(e) => tracing::warn!("watching pods: {e}"),
                 }
             }
             // The watch ended (timeout, 410 Gone, connection loss): list again.
         }
     }
 
-    fn deliver(
-        &self,
-        workers: &mut HashMap<String, watch::Sender<Option<Value>>>,
-        uid: String,
-        pod: Option<Value>,
-    ) {
+    fn deliver(&self, workers: &mut HashMap<String, PodSender>, uid: String, pod: Option<Pod>) {
         if uid.is_empty() {
             return;
         }
@@ -278,17 +282,17 @@ impl NodeAgent {
                 if pod.is_none() {
                     self.shared.pods.lock().unwrap_or_else(|e| e.into_inner()).remove(&uid);
                 }
-                let _ = tx.send(pod);
+                let _ = tx.send(pod.map(Arc::new));
             }
             (None, Some(pod)) => {
-                let ns = pod["metadata"]["namespace"].as_str().unwrap_or("").to_string();
-                let name = pod["metadata"]["name"].as_str().unwrap_or("").to_string();
+                let ns = pod.metadata.namespace.clone().unwrap_or_default();
+                let name = pod.metadata.name.clone().unwrap_or_default();
                 self.shared
                     .pods
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(uid.clone(), (ns, name));
-                let (tx, rx) = watch::channel(Some(pod));
+                let (tx, rx) = watch::channel(Some(Arc::new(pod)));
                 let worker = pod_worker::PodWorker::new(self.shared.clone(), uid.clone());
                 tokio::spawn(worker.run(rx));
                 workers.insert(uid, tx);

@@ -9,11 +9,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use serde_json::json;
 
 use crate::api::ApiError;
-use crate::api::request::PatchType;
-use crate::api::resources::Subresource;
 use crate::kube::Kube;
 
 #[derive(Debug, Clone)]
@@ -109,17 +106,9 @@ pub fn node_object(c: &NodeConfig) -> Node {
 pub async fn register(kube: &Kube, c: &NodeConfig) -> Result<Node, ApiError> {
     let node = node_object(c);
     match kube.create(&node).await {
-        Ok(n) => {
-            // Status is ignored on create: write it through the status subresource.
-            let status = json!({"status": serde_json::to_value(&node.status).unwrap_or_default()});
-            kube.patch(None, &c.name, PatchType::Merge, status, Some(Subresource::Status))
-                .await
-                .or(Ok(n))
-        }
-        Err(e) if e.code == 409 => {
-            let status = json!({"status": serde_json::to_value(&node.status).unwrap_or_default()});
-            kube.patch(None, &c.name, PatchType::Merge, status, Some(Subresource::Status)).await
-        }
+        // Status is ignored on create: write it through the status subresource.
+        Ok(n) => kube.patch_status(None, &c.name, &node.status).await.or(Ok(n)),
+        Err(e) if e.code == 409 => kube.patch_status(None, &c.name, &node.status).await,
         Err(e) => Err(e),
     }
 }
@@ -136,10 +125,8 @@ pub async fn report_ready(kube: &Kube, node: &Node) -> Result<(), ApiError> {
         .filter(|c| c.type_ != "Ready")
         .collect();
     conditions.push(ready_condition(true));
-    let patch = json!({"status": {"conditions": conditions}});
-    kube.patch::<Node>(None, &name, PatchType::Merge, patch, Some(Subresource::Status))
-        .await
-        .map(|_| ())
+    let status = NodeStatus { conditions: Some(conditions), ..Default::default() };
+    kube.patch_status::<Node, _>(None, &name, &status).await.map(|_| ())
 }
 
 pub fn is_ready(node: &Node) -> bool {

@@ -15,6 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use k8s_cri::v1 as cri;
 
 use super::Shared;
+use super::error::NodeError;
 use super::pod_worker::{LABEL_CONTAINER, LABEL_POD_NAME, LABEL_POD_NAMESPACE};
 use crate::upgrade_proxy::{self, Body};
 
@@ -300,13 +301,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     Ok(resp)
 }
 
-/// Serves the endpoints on `addr`.
 /// Binds the endpoints (port 0 picks a free one) and serves them; returns the bound port.
-pub async fn start(shared: Arc<Shared>, addr: (&str, u16)) -> Result<u16, String> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("node endpoints on {}:{}: {e}", addr.0, addr.1))?;
-    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+pub async fn start(shared: Arc<Shared>, addr: (&str, u16)) -> Result<u16, NodeError> {
+    let listen_error =
+        |source| NodeError::Listen { addr: format!("{}:{}", addr.0, addr.1), source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen_error)?;
+    let port = listener.local_addr().map_err(listen_error)?.port();
     tokio::spawn(async move {
         while let Ok((conn, _)) = listener.accept().await {
             let shared = shared.clone();

@@ -4,12 +4,13 @@
 //! same way on every address of the node.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
+use k8s_openapi::api::core::v1::{Endpoints, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::Shared;
 
@@ -25,82 +26,97 @@ struct Desired {
     /// (cluster IP or node port) -> backends.
     listeners: HashMap<SocketAddr, Vec<SocketAddr>>,
     /// DNS names -> addresses.
-    names: HashMap<String, Vec<std::net::Ipv4Addr>>,
+    names: HashMap<String, Vec<Ipv4Addr>>,
 }
 
-fn ready_addresses(ep: Option<&&Value>) -> Vec<std::net::Ipv4Addr> {
-    let subsets = ep.and_then(|e| e["subsets"].as_array()).into_iter().flatten();
-    let mut out: Vec<std::net::Ipv4Addr> = subsets
-        .flat_map(|s| s["addresses"].as_array().into_iter().flatten())
-        .filter_map(|a| a["ip"].as_str()?.parse().ok())
+fn ready_addresses(ep: Option<&Endpoints>) -> Vec<Ipv4Addr> {
+    let subsets = ep.and_then(|e| e.subsets.as_ref()).into_iter().flatten();
+    let mut out: Vec<Ipv4Addr> = subsets
+        .flat_map(|s| s.addresses.iter().flatten())
+        .filter_map(|a| a.ip.parse().ok())
         .collect();
     out.sort();
     out.dedup();
     out
 }
 
-async fn desired(shared: &Shared) -> Option<Desired> {
-    let services =
-        shared.api.get("/api/v1/services").await.ok().filter(|r| r.status == 200)?.json();
-    let endpoints =
-        shared.api.get("/api/v1/endpoints").await.ok().filter(|r| r.status == 200)?.json();
-    let mut eps: HashMap<(String, String), &Value> = HashMap::new();
-    for e in endpoints["items"].as_array().into_iter().flatten() {
-        let ns = e["metadata"]["namespace"].as_str().unwrap_or("").to_string();
-        let name = e["metadata"]["name"].as_str().unwrap_or("").to_string();
-        eps.insert((ns, name), e);
+fn key(meta: &ObjectMeta) -> (String, String) {
+    (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
+}
+
+fn port16(p: i32) -> Option<u16> {
+    u16::try_from(p).ok()
+}
+
+/// The backends of one Service port: the matching port of every ready endpoint address.
+fn backends(ep: Option<&Endpoints>, port_name: &str) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for subset in ep.and_then(|e| e.subsets.as_ref()).into_iter().flatten() {
+        let ports = subset.ports.as_deref().unwrap_or_default();
+        let target = ports
+            .iter()
+            .find(|x| x.name.as_deref().unwrap_or("") == port_name)
+            .or_else(|| (ports.len() == 1).then(|| &ports[0]));
+        let Some(tport) = target.and_then(|t| port16(t.port)) else {
+            continue;
+        };
+        for a in subset.addresses.iter().flatten() {
+            if let Ok(ip) = a.ip.parse::<IpAddr>() {
+                out.push(SocketAddr::new(ip, tport));
+            }
+        }
     }
+    out
+}
+
+/// What `services` and their `endpoints` ask of this node.
+fn desired_from(services: &[Service], endpoints: &[Endpoints]) -> Desired {
+    let eps: HashMap<(String, String), &Endpoints> =
+        endpoints.iter().map(|e| (key(&e.metadata), e)).collect();
     let mut out = HashMap::new();
     let mut names = HashMap::new();
-    for s in services["items"].as_array().into_iter().flatten() {
-        let key = (
-            s["metadata"]["namespace"].as_str().unwrap_or("").to_string(),
-            s["metadata"]["name"].as_str().unwrap_or("").to_string(),
-        );
-        let ep = eps.get(&key);
-        let cluster_ip = s["spec"]["clusterIP"].as_str().and_then(|ip| ip.parse().ok());
+    for s in services {
+        let key = key(&s.metadata);
+        let ep = eps.get(&key).copied();
+        let spec = s.spec.as_ref();
+        let cluster_ip: Option<IpAddr> =
+            spec.and_then(|sp| sp.cluster_ip.as_deref()).and_then(|ip| ip.parse().ok());
         let addresses = match cluster_ip {
-            Some(std::net::IpAddr::V4(v4)) => vec![v4],
+            Some(IpAddr::V4(v4)) => vec![v4],
             _ => ready_addresses(ep),
         };
         names.insert(super::dns::service_name(&key.0, &key.1), addresses);
         let Some(ip) = cluster_ip else {
             continue;
         };
-        for p in s["spec"]["ports"].as_array().into_iter().flatten() {
-            if p["protocol"].as_str().is_some_and(|pr| pr != "TCP") {
+        for p in spec.and_then(|sp| sp.ports.as_ref()).into_iter().flatten() {
+            if p.protocol.as_deref().is_some_and(|pr| pr != "TCP") {
                 continue;
             }
-            let Some(port) = p["port"].as_u64().and_then(|x| u16::try_from(x).ok()) else {
+            let Some(port) = port16(p.port) else {
                 continue;
             };
-            let pname = p["name"].as_str().unwrap_or("");
-            let mut backends = Vec::new();
-            for subset in ep.and_then(|e| e["subsets"].as_array()).into_iter().flatten() {
-                let target = subset["ports"].as_array().and_then(|ps| {
-                    ps.iter()
-                        .find(|x| x["name"].as_str().unwrap_or("") == pname)
-                        .or_else(|| (ps.len() == 1).then(|| &ps[0]))
-                });
-                let Some(tport) =
-                    target.and_then(|t| t["port"].as_u64()).and_then(|x| u16::try_from(x).ok())
-                else {
-                    continue;
-                };
-                for a in subset["addresses"].as_array().into_iter().flatten() {
-                    if let Some(ip) = a["ip"].as_str().and_then(|i| i.parse().ok()) {
-                        backends.push(SocketAddr::new(ip, tport));
-                    }
-                }
-            }
-            if let Some(node_port) = p["nodePort"].as_u64().and_then(|x| u16::try_from(x).ok()) {
-                let any = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+            let backends = backends(ep, p.name.as_deref().unwrap_or(""));
+            if let Some(node_port) = p.node_port.and_then(port16) {
+                let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
                 out.insert(SocketAddr::new(any, node_port), backends.clone());
             }
             out.insert(SocketAddr::new(ip, port), backends);
         }
     }
-    Some(Desired { listeners: out, names })
+    Desired { listeners: out, names }
+}
+
+async fn desired(shared: &Shared) -> Option<Desired> {
+    let services = shared.kube.list::<Service>(None).await;
+    let endpoints = shared.kube.list::<Endpoints>(None).await;
+    match (services, endpoints) {
+        (Ok(s), Ok(e)) => Some(desired_from(&s, &e)),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::debug!("reading Services and Endpoints: {e}");
+            None
+        }
+    }
 }
 
 /// Cluster IPs this node added to its loopback interface; removed again when the proxy ends.
@@ -194,4 +210,42 @@ pub fn start(shared: Arc<Shared>) {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listeners_follow_services_and_their_ready_endpoints() {
+        let services: Vec<Service> = serde_yaml::from_str(
+            r#"
+- metadata: {name: web, namespace: default}
+  spec:
+    clusterIP: 10.96.0.10
+    ports: [{name: http, port: 80, nodePort: 30080}, {name: dns, port: 53, protocol: UDP}]
+- metadata: {name: headless, namespace: default}
+  spec: {clusterIP: None, ports: [{port: 80}]}
+"#,
+        )
+        .unwrap();
+        let endpoints: Vec<Endpoints> = serde_yaml::from_str(
+            r#"
+- metadata: {name: web, namespace: default}
+  subsets: [{addresses: [{ip: 10.88.0.2}, {ip: 10.88.0.3}], ports: [{name: http, port: 8080}]}]
+- metadata: {name: headless, namespace: default}
+  subsets: [{addresses: [{ip: 10.88.0.9}], ports: [{port: 80}]}]
+"#,
+        )
+        .unwrap();
+        let d = desired_from(&services, &endpoints);
+        let web: SocketAddr = "10.96.0.10:80".parse().unwrap();
+        let want: Vec<SocketAddr> =
+            vec!["10.88.0.2:8080".parse().unwrap(), "10.88.0.3:8080".parse().unwrap()];
+        assert_eq!(d.listeners.get(&web), Some(&want));
+        assert_eq!(d.listeners.get(&"0.0.0.0:30080".parse().unwrap()), Some(&want));
+        assert_eq!(d.listeners.len(), 2, "UDP ports and headless Services get no listener");
+        let headless = super::super::dns::service_name("default", "headless");
+        assert_eq!(d.names[&headless], vec![Ipv4Addr::new(10, 88, 0, 9)]);
+    }
 }

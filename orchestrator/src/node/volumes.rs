@@ -6,11 +6,13 @@
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
-use base64::Engine;
 use k8s_cri::v1 as cri;
-use serde_json::Value;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, HostPathVolumeSource, KeyToPath, PersistentVolume, PersistentVolumeClaim,
+    Pod, Secret,
+};
 
-use super::api::ApiClient;
+use crate::kube::{Kube, Object};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum VolumeError {
@@ -60,18 +62,18 @@ fn write_files(dir: &Path, files: &[(PathBuf, Vec<u8>)], mode: u32) -> Result<()
 
 /// The files of a ConfigMap or Secret volume: every key, or only `items` (key -> path).
 fn projected_files(
-    source: &Value,
+    items: Option<&[KeyToPath]>,
     data: &HashMap<String, Vec<u8>>,
 ) -> Result<Vec<(PathBuf, Vec<u8>)>, VolumeError> {
-    match source["items"].as_array() {
+    match items {
         Some(items) if !items.is_empty() => items
             .iter()
             .map(|it| {
-                let key = it["key"].as_str().unwrap_or_default();
+                let key = it.key.as_str();
                 let bytes = data
                     .get(key)
                     .ok_or_else(|| VolumeError::Invalid(format!("key {key:?} not found")))?;
-                let path = relative(it["path"].as_str().unwrap_or_default(), "items path")?;
+                let path = relative(&it.path, "items path")?;
                 Ok((path, bytes.clone()))
             })
             .collect(),
@@ -79,23 +81,25 @@ fn projected_files(
     }
 }
 
-async fn get(api: &ApiClient, path: &str) -> Result<Option<Value>, VolumeError> {
-    let r = api.get(path).await.map_err(|e| VolumeError::NotReady(e.to_string()))?;
-    match r.status {
-        200 => Ok(Some(r.json())),
-        404 => Ok(None),
-        s => Err(VolumeError::NotReady(format!("GET {path}: {s}"))),
-    }
+/// An object the volumes need, None when it does not exist (yet).
+async fn get<K: Object>(
+    kube: &Kube,
+    ns: Option<&str>,
+    name: &str,
+) -> Result<Option<K>, VolumeError> {
+    kube.get::<K>(ns, name)
+        .await
+        .map_err(|e| VolumeError::NotReady(format!("GET {} {name}: {e}", K::KIND.to_lowercase())))
 }
 
 /// A hostPath volume's directory (or file), checked or created per its `type`.
-fn host_path(source: &Value) -> Result<PathBuf, VolumeError> {
-    let p = source["path"].as_str().unwrap_or_default();
+fn host_path(source: &HostPathVolumeSource) -> Result<PathBuf, VolumeError> {
+    let p = source.path.as_str();
     if !p.starts_with('/') {
         return Err(VolumeError::Invalid(format!("hostPath {p:?} must be absolute")));
     }
     let path = PathBuf::from(p);
-    match source["type"].as_str().unwrap_or("") {
+    match source.type_.as_deref().unwrap_or("") {
         "DirectoryOrCreate" => {
             std::fs::create_dir_all(&path).map_err(|e| io("creating", &path, e))?
         }
@@ -122,110 +126,118 @@ fn host_path(source: &Value) -> Result<PathBuf, VolumeError> {
     Ok(path)
 }
 
+/// The file mode of projected files: the volume's `defaultMode`, else 0644.
+fn mode(default_mode: Option<i32>) -> u32 {
+    default_mode.and_then(|m| u32::try_from(m).ok()).unwrap_or(0o644)
+}
+
+/// A ConfigMap volume written under `dir`.
+async fn config_map_volume(
+    kube: &Kube,
+    ns: &str,
+    source: &k8s_openapi::api::core::v1::ConfigMapVolumeSource,
+    dir: &Path,
+) -> Result<(), VolumeError> {
+    let cm_name = source.name.as_str();
+    let mut data = HashMap::new();
+    match get::<ConfigMap>(kube, Some(ns), cm_name).await? {
+        Some(cm) => {
+            for (k, val) in cm.data.unwrap_or_default() {
+                data.insert(k, val.into_bytes());
+            }
+            for (k, val) in cm.binary_data.unwrap_or_default() {
+                data.insert(k, val.0);
+            }
+        }
+        None if source.optional.unwrap_or(false) => {}
+        None => {
+            return Err(VolumeError::NotReady(format!("configmap \"{cm_name}\" not found")));
+        }
+    }
+    let files = projected_files(source.items.as_deref(), &data)?;
+    write_files(dir, &files, mode(source.default_mode))
+}
+
+/// A Secret volume written under `dir`.
+async fn secret_volume(
+    kube: &Kube,
+    ns: &str,
+    source: &k8s_openapi::api::core::v1::SecretVolumeSource,
+    dir: &Path,
+) -> Result<(), VolumeError> {
+    let s_name = source.secret_name.as_deref().unwrap_or_default();
+    let mut data = HashMap::new();
+    match get::<Secret>(kube, Some(ns), s_name).await? {
+        Some(s) => {
+            for (k, val) in s.data.unwrap_or_default() {
+                data.insert(k, val.0);
+            }
+        }
+        None if source.optional.unwrap_or(false) => {}
+        None => return Err(VolumeError::NotReady(format!("secret \"{s_name}\" not found"))),
+    }
+    let files = projected_files(source.items.as_deref(), &data)?;
+    write_files(dir, &files, mode(source.default_mode))
+}
+
+/// The host path of a claim's bound PersistentVolume (hostPath volumes only).
+async fn claim_volume(kube: &Kube, ns: &str, claim: &str) -> Result<PathBuf, VolumeError> {
+    let pvc = get::<PersistentVolumeClaim>(kube, Some(ns), claim).await?.ok_or_else(|| {
+        VolumeError::NotReady(format!("persistentvolumeclaim \"{claim}\" not found"))
+    })?;
+    // A claim names its volume once bound (by a binder, or pre-bound by its author).
+    let pv_name = pvc.spec.and_then(|s| s.volume_name).unwrap_or_default();
+    if pv_name.is_empty() {
+        return Err(VolumeError::NotReady(format!(
+            "persistentvolumeclaim \"{claim}\" is not bound"
+        )));
+    }
+    let pv = get::<PersistentVolume>(kube, None, &pv_name).await?.ok_or_else(|| {
+        VolumeError::NotReady(format!("persistentvolume \"{pv_name}\" not found"))
+    })?;
+    let spec = pv.spec.unwrap_or_default();
+    if let Some(r) = &spec.claim_ref
+        && (r.name.as_deref() != Some(claim) || r.namespace.as_deref() != Some(ns))
+    {
+        return Err(VolumeError::Invalid(format!(
+            "persistentvolume \"{pv_name}\" is bound to another claim"
+        )));
+    }
+    let Some(source) = &spec.host_path else {
+        return Err(VolumeError::Invalid(format!(
+            "persistentvolume \"{pv_name}\": only hostPath volumes are supported"
+        )));
+    };
+    host_path(source)
+}
+
 /// Makes every volume of `pod` exist on the host under `pod_dir`; returns name -> host path.
 pub async fn prepare(
-    api: &ApiClient,
-    pod: &Value,
+    kube: &Kube,
+    pod: &Pod,
     pod_dir: &Path,
 ) -> Result<HashMap<String, PathBuf>, VolumeError> {
-    let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let mut out = HashMap::new();
-    for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
-        let name = v["name"].as_str().unwrap_or_default().to_owned();
+    for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+        let name = v.name.clone();
         relative(&name, "volume name")?;
-        let path = if !v["emptyDir"].is_null() {
+        let path = if v.empty_dir.is_some() {
             let dir = pod_dir.join("empty-dir").join(&name);
             std::fs::create_dir_all(&dir).map_err(|e| io("creating", &dir, e))?;
             dir
-        } else if !v["hostPath"].is_null() {
-            host_path(&v["hostPath"])?
-        } else if !v["configMap"].is_null() {
-            let source = &v["configMap"];
-            let cm_name = source["name"].as_str().unwrap_or_default();
-            let cm = get(api, &format!("/api/v1/namespaces/{ns}/configmaps/{cm_name}")).await?;
-            let optional = source["optional"].as_bool().unwrap_or(false);
-            let mut data = HashMap::new();
-            match cm {
-                Some(cm) => {
-                    for (k, val) in cm["data"].as_object().into_iter().flatten() {
-                        data.insert(
-                            k.clone(),
-                            val.as_str().unwrap_or_default().as_bytes().to_vec(),
-                        );
-                    }
-                    for (k, val) in cm["binaryData"].as_object().into_iter().flatten() {
-                        let bytes = base64::engine::general_purpose::STANDARD
-                            .decode(val.as_str().unwrap_or_default())
-                            .map_err(|e| VolumeError::Invalid(format!("binaryData {k}: {e}")))?;
-                        data.insert(k.clone(), bytes);
-                    }
-                }
-                None if optional => {}
-                None => {
-                    return Err(VolumeError::NotReady(format!(
-                        "configmap \"{cm_name}\" not found"
-                    )));
-                }
-            }
+        } else if let Some(source) = &v.host_path {
+            host_path(source)?
+        } else if let Some(source) = &v.config_map {
             let dir = pod_dir.join("configmap").join(&name);
-            let mode = source["defaultMode"].as_u64().unwrap_or(0o644) as u32;
-            write_files(&dir, &projected_files(source, &data)?, mode)?;
+            config_map_volume(kube, ns, source, &dir).await?;
             dir
-        } else if !v["secret"].is_null() {
-            let source = &v["secret"];
-            let s_name = source["secretName"].as_str().unwrap_or_default();
-            let secret = get(api, &format!("/api/v1/namespaces/{ns}/secrets/{s_name}")).await?;
-            let optional = source["optional"].as_bool().unwrap_or(false);
-            let mut data = HashMap::new();
-            match secret {
-                Some(s) => {
-                    for (k, val) in s["data"].as_object().into_iter().flatten() {
-                        let bytes = base64::engine::general_purpose::STANDARD
-                            .decode(val.as_str().unwrap_or_default())
-                            .map_err(|e| VolumeError::Invalid(format!("secret key {k}: {e}")))?;
-                        data.insert(k.clone(), bytes);
-                    }
-                }
-                None if optional => {}
-                None => {
-                    return Err(VolumeError::NotReady(format!("secret \"{s_name}\" not found")));
-                }
-            }
+        } else if let Some(source) = &v.secret {
             let dir = pod_dir.join("secret").join(&name);
-            let mode = source["defaultMode"].as_u64().unwrap_or(0o644) as u32;
-            write_files(&dir, &projected_files(source, &data)?, mode)?;
+            secret_volume(kube, ns, source, &dir).await?;
             dir
-        } else if !v["persistentVolumeClaim"].is_null() {
-            let claim = v["persistentVolumeClaim"]["claimName"].as_str().unwrap_or_default();
-            let pvc = get(api, &format!("/api/v1/namespaces/{ns}/persistentvolumeclaims/{claim}"))
-                .await?
-                .ok_or_else(|| {
-                    VolumeError::NotReady(format!("persistentvolumeclaim \"{claim}\" not found"))
-                })?;
-            // A claim names its volume once bound (by a binder, or pre-bound by its author).
-            let pv_name = pvc["spec"]["volumeName"].as_str().unwrap_or_default();
-            if pv_name.is_empty() {
-                return Err(VolumeError::NotReady(format!(
-                    "persistentvolumeclaim \"{claim}\" is not bound"
-                )));
-            }
-            let pv = get(api, &format!("/api/v1/persistentvolumes/{pv_name}")).await?.ok_or_else(
-                || VolumeError::NotReady(format!("persistentvolume \"{pv_name}\" not found")),
-            )?;
-            let claim_ref = &pv["spec"]["claimRef"];
-            if !claim_ref.is_null()
-                && (claim_ref["name"] != claim || claim_ref["namespace"].as_str() != Some(ns))
-            {
-                return Err(VolumeError::Invalid(format!(
-                    "persistentvolume \"{pv_name}\" is bound to another claim"
-                )));
-            }
-            if pv["spec"]["hostPath"].is_null() {
-                return Err(VolumeError::Invalid(format!(
-                    "persistentvolume \"{pv_name}\": only hostPath volumes are supported"
-                )));
-            }
-            host_path(&pv["spec"]["hostPath"])?
+        } else if let Some(source) = &v.persistent_volume_claim {
+            claim_volume(kube, ns, &source.claim_name).await?
         } else {
             return Err(VolumeError::Invalid(format!(
                 "volume {name:?}: only emptyDir, hostPath, configMap, secret and persistentVolumeClaim volumes are supported"
@@ -238,31 +250,31 @@ pub async fn prepare(
 
 /// The runtime mounts of container `c`, from its volumeMounts and the prepared volumes.
 pub fn mounts(
-    pod: &Value,
-    c: &Value,
+    pod: &Pod,
+    c: &Container,
     volumes: &HashMap<String, PathBuf>,
 ) -> Result<Vec<cri::Mount>, VolumeError> {
-    let kind_of = |name: &str| {
-        pod["spec"]["volumes"]
-            .as_array()
-            .and_then(|vs| vs.iter().find(|v| v["name"] == name))
-            .map(|v| !v["configMap"].is_null() || !v["secret"].is_null())
-            .unwrap_or(false)
+    let projected = |name: &str| {
+        pod.spec
+            .iter()
+            .flat_map(|s| s.volumes.iter().flatten())
+            .find(|v| v.name == name)
+            .is_some_and(|v| v.config_map.is_some() || v.secret.is_some())
     };
     let mut out = Vec::new();
-    for m in c["volumeMounts"].as_array().into_iter().flatten() {
-        let name = m["name"].as_str().unwrap_or_default();
+    for m in c.volume_mounts.iter().flatten() {
+        let name = m.name.as_str();
         let mut host = volumes
             .get(name)
             .cloned()
             .ok_or_else(|| VolumeError::Invalid(format!("volume {name:?} is not defined")))?;
-        if let Some(sub) = m["subPath"].as_str().filter(|s| !s.is_empty()) {
+        if let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
             host = host.join(relative(sub, "subPath")?);
             if !host.exists() {
                 std::fs::create_dir_all(&host).map_err(|e| io("creating", &host, e))?;
             }
         }
-        let target = m["mountPath"].as_str().unwrap_or_default();
+        let target = m.mount_path.as_str();
         if !target.starts_with('/') {
             return Err(VolumeError::Invalid(format!("mountPath {target:?} must be absolute")));
         }
@@ -270,7 +282,7 @@ pub fn mounts(
             container_path: target.to_owned(),
             host_path: host.to_string_lossy().into_owned(),
             // ConfigMaps and Secrets are the API's to change, never the container's.
-            readonly: m["readOnly"].as_bool().unwrap_or(false) || kind_of(name),
+            readonly: m.read_only.unwrap_or(false) || projected(name),
             ..Default::default()
         });
     }
@@ -280,7 +292,10 @@ pub fn mounts(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn items(yaml: &str) -> Vec<KeyToPath> {
+        serde_yaml::from_str(yaml).unwrap()
+    }
 
     #[test]
     fn paths_stay_inside_volumes() {
@@ -289,10 +304,10 @@ mod tests {
         }
         assert_eq!(relative("a/b.txt", "p").unwrap(), PathBuf::from("a/b.txt"));
         let data: HashMap<String, Vec<u8>> = [("k".to_string(), b"v".to_vec())].into();
-        let escape = json!({"items": [{"key": "k", "path": "../../etc/cron.d/x"}]});
-        assert!(projected_files(&escape, &data).is_err());
-        let missing = json!({"items": [{"key": "nope", "path": "x"}]});
-        assert!(projected_files(&missing, &data).is_err());
+        let escape = items("[{key: k, path: ../../etc/cron.d/x}]");
+        assert!(projected_files(Some(&escape), &data).is_err());
+        let missing = items("[{key: nope, path: x}]");
+        assert!(projected_files(Some(&missing), &data).is_err());
     }
 
     #[test]
@@ -300,28 +315,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data: HashMap<String, Vec<u8>> =
             [("a".to_string(), b"1".to_vec()), ("b".to_string(), b"2".to_vec())].into();
-        let files =
-            projected_files(&json!({"items": [{"key": "b", "path": "sub/b.txt"}]}), &data).unwrap();
+        let files = projected_files(Some(&items("[{key: b, path: sub/b.txt}]")), &data).unwrap();
         write_files(&dir.path().join("cm"), &files, 0o600).unwrap();
         assert_eq!(std::fs::read(dir.path().join("cm/sub/b.txt")).unwrap(), b"2");
         assert!(!dir.path().join("cm/a").exists());
 
-        let pod = json!({"spec": {"volumes": [{"name": "cfg", "configMap": {"name": "x"}},
-                                               {"name": "scratch", "emptyDir": {}}]}});
+        let pod: Pod = serde_yaml::from_str(
+            "{spec: {containers: [], \
+              volumes: [{name: cfg, configMap: {name: x}}, {name: scratch, emptyDir: {}}]}}",
+        )
+        .unwrap();
         let vols: HashMap<String, PathBuf> = [
             ("cfg".to_string(), dir.path().join("cm")),
             ("scratch".to_string(), dir.path().join("e")),
         ]
         .into();
-        let c = json!({"volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"},
-                                        {"name": "scratch", "mountPath": "/data", "subPath": "s"}]});
+        let container = |yaml: &str| -> Container { serde_yaml::from_str(yaml).unwrap() };
+        let c = container(
+            "{name: c, volumeMounts: [{name: cfg, mountPath: /etc/cfg}, \
+              {name: scratch, mountPath: /data, subPath: s}]}",
+        );
         let m = mounts(&pod, &c, &vols).unwrap();
         assert!(m[0].readonly && !m[1].readonly);
         assert!(dir.path().join("e/s").is_dir());
-        let bad =
-            json!({"volumeMounts": [{"name": "scratch", "mountPath": "/d", "subPath": "../../x"}]});
+        let bad = container(
+            "{name: c, volumeMounts: [{name: scratch, mountPath: /d, subPath: ../../x}]}",
+        );
         assert!(mounts(&pod, &bad, &vols).is_err());
-        let undefined = json!({"volumeMounts": [{"name": "nope", "mountPath": "/d"}]});
+        let undefined = container("{name: c, volumeMounts: [{name: nope, mountPath: /d}]}");
         assert!(mounts(&pod, &undefined, &vols).is_err());
     }
 }
