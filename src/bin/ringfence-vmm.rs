@@ -221,11 +221,17 @@ fn main() -> ExitCode {
 }
 
 fn run(a: Args) -> Result<ExitCode, String> {
-    let serial: Box<dyn std::io::Write + Send> = match a.serial.as_str() {
-        "stdout" => Box::new(std::io::stdout()),
+    let serial_file = match a.serial.as_str() {
+        "stdout" => None,
         path => {
-            Box::new(std::fs::File::create(path).map_err(|e| format!("serial output {path}: {e}"))?)
+            Some(std::fs::File::create(path).map_err(|e| format!("serial output {path}: {e}"))?)
         }
+    };
+    // Opened before a jail: it must stay open through it.
+    let mut keep_fds: Vec<i32> = serial_file.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+    let serial: Box<dyn std::io::Write + Send> = match serial_file {
+        None => Box::new(std::io::stdout()),
+        Some(f) => Box::new(f),
     };
     // Looked at before a jail hides /sys.
     let host = vmm::host::HostKvm::detect();
@@ -244,6 +250,7 @@ fn run(a: Args) -> Result<ExitCode, String> {
     }
     if let Some(p) = &a.metrics_path {
         vmm::metrics::set_sink(p).map_err(|e| format!("metrics {}: {e}", p.display()))?;
+        keep_fds.extend(vmm::metrics::sink_fd());
     }
     let mut api_sock = a.api_sock.clone();
     if let Some(root) = &a.jail {
@@ -267,7 +274,7 @@ fn run(a: Args) -> Result<ExitCode, String> {
                 .collect(),
             tun: !resources.network_interfaces.is_empty() || a.api_sock.is_some(),
             cgroups: a.cgroup.clone(),
-            keep_fds: Vec::new(),
+            keep_fds,
         };
         let (inside, disks_inside) = vmm::jail::enter(&jail).map_err(|e| e.to_string())?;
         let mut inside_paths = disks_inside.into_iter();

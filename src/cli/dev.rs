@@ -46,9 +46,19 @@ pub struct NestedRunArgs {
     /// host's own KVM, hardware-backed, in private mount and network namespaces).
     #[arg(long, value_enum, env = "RINGFENCE_LANE", default_value = "nested")]
     transport: lane::Transport,
+    /// Forward a TCP port of the host's loopback into the run: `HOST:INSIDE`; repeatable.
+    /// The run then has a network (it is 10.0.2.15 and reaches the host as 10.0.2.2).
+    #[arg(long = "forward", value_parser = parse_forward)]
+    forwards: Vec<(u16, u16)>,
     /// The VMM's arguments (or ringfence's, with --ringfence).
     #[arg(last = true, required_unless_present = "script")]
     args: Vec<String>,
+}
+
+fn parse_forward(s: &str) -> Result<(u16, u16), String> {
+    let (h, g) = s.split_once(':').ok_or("expected HOST:INSIDE (two TCP ports)")?;
+    let port = |p: &str| p.parse::<u16>().map_err(|_| format!("{p:?} is not a TCP port"));
+    Ok((port(h)?, port(g)?))
 }
 
 fn parse_file(s: &str) -> Result<(PathBuf, String), String> {
@@ -86,6 +96,7 @@ pub fn run(cmd: DevCommand) -> anyhow::Result<ExitCode> {
                     .transpose()?,
                 timeout: Duration::from_secs(a.timeout),
                 transport: a.transport,
+                forwards: a.forwards,
             };
             let out = lane::execute(&run)?;
             print!("{}", out.output);

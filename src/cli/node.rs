@@ -119,6 +119,9 @@ pub struct NodeArgs {
     /// Address the API server and pods reach this node at.
     #[arg(long, default_value = "127.0.0.1")]
     pub address: String,
+    /// Address the agent's endpoints listen on, when not --address (behind a port forward).
+    #[arg(long)]
+    pub listen_address: Option<String>,
     /// Port of the agent's log and exec endpoints (0 picks a free one).
     #[arg(long, default_value_t = 10250)]
     pub port: u16,
@@ -246,6 +249,7 @@ fn node_config(args: &NodeArgs, handlers: Vec<String>) -> AgentConfig {
         kubeconfig: args.kubeconfig.clone(),
         cri_socket: args.cri_socket.clone(),
         address: args.address.clone(),
+        listen_address: args.listen_address.clone(),
         port: args.port,
         pod_cidr: args.pod_cidr.clone(),
         log_dir: args.log_dir.clone(),
@@ -301,6 +305,9 @@ pub struct UpArgs {
     /// API server address.
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
+    /// Another DNS name or IP address the API server's certificate covers; repeatable.
+    #[arg(long = "tls-san")]
+    pub tls_sans: Vec<String>,
     #[arg(long, default_value = "10.96.0.0/12")]
     pub service_cidr: String,
     #[arg(long, default_value = "10.88.0.0/24")]
@@ -330,6 +337,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("--service-cidr {:?}", args.service_cidr))?;
         let mut config = orchestrator::server::ServerConfig::new(&data);
         config.listen = args.listen;
+        config.tls_sans = args.tls_sans.clone();
         config.service_cidr = service_cidr;
         config.controller_config.node_monitor_grace_period =
             std::time::Duration::from_secs_f64(args.node_monitor_grace_period.max(0.1));
@@ -350,6 +358,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             kubeconfig: kubeconfig.clone(),
             cri_socket: cri_args.socket.clone(),
             address: "127.0.0.1".into(),
+            listen_address: None,
             port: args.node_port,
             pod_cidr: args.pod_cidr.clone(),
             log_dir: data.join("logs"),

@@ -18,6 +18,9 @@ pub struct ServerArgs {
     /// Address to serve HTTPS on (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:6443")]
     listen: SocketAddr,
+    /// Another DNS name or IP address the serving certificate covers; repeatable.
+    #[arg(long = "tls-san")]
+    tls_sans: Vec<String>,
     /// Keep state in this etcd (e.g. http://127.0.0.1:2379) instead of the embedded store.
     #[arg(long)]
     etcd: Option<String>,
@@ -50,6 +53,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     })?;
     let mut config = ServerConfig::new(&args.data_dir);
     config.listen = args.listen;
+    config.tls_sans = args.tls_sans.clone();
     config.service_cidr = service_cidr;
     config.token_file = args.token_file;
     config.compact_interval = Duration::from_secs(args.compact_interval.max(1));

@@ -21,6 +21,9 @@ const NOT_SHARED: [&str; 2] = ["tmp", "lane"];
 
 /// Runs `run` on this host's KVM and returns its outcome, as the nested lane would.
 pub fn execute(run: &Run) -> anyhow::Result<Outcome> {
+    if !run.forwards.is_empty() {
+        bail!("port forwards (a run with a network) need the nested transport");
+    }
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)

@@ -18,8 +18,27 @@ const MODULES: [&str; 4] = [
     "arch/x86/kvm/kvm-amd.ko",
     "drivers/net/tun.ko",
 ];
+/// What a run with a network loads too, in load order: the outer VM's NIC (virtio-net over
+/// PCI) and what a node's pod networking takes (a bridge, veth pairs, traffic control).
+const NETWORK_MODULES: [&str; 15] = [
+    "drivers/virtio/virtio_ring.ko",
+    "drivers/virtio/virtio.ko",
+    "drivers/virtio/virtio_pci_legacy_dev.ko",
+    "drivers/virtio/virtio_pci_modern_dev.ko",
+    "drivers/virtio/virtio_pci.ko",
+    "net/core/failover.ko",
+    "drivers/net/net_failover.ko",
+    "drivers/net/virtio_net.ko",
+    "net/llc/llc.ko",
+    "net/802/stp.ko",
+    "net/bridge/bridge.ko",
+    "drivers/net/veth.ko",
+    "net/sched/sch_ingress.ko",
+    "net/sched/cls_u32.ko",
+    "net/sched/act_mirred.ko",
+];
 /// Changes whenever what the base archive holds changes (it is cached under this name).
-const BASE_VERSION: u32 = 2;
+const BASE_VERSION: u32 = 3;
 pub(super) const BUSYBOX: &str = "/bin/busybox";
 
 /// The base archive for `kernel`, built once.
@@ -31,11 +50,10 @@ pub fn base(kernel: &LaneKernel, cache: &Path) -> anyhow::Result<PathBuf> {
     let mut c = Cpio::new();
     let busybox = std::fs::read(BUSYBOX).with_context(|| format!("{BUSYBOX} (busybox-static)"))?;
     c.file("bin/busybox", 0o755, &busybox);
-    for m in MODULES {
+    for m in MODULES.iter().chain(&NETWORK_MODULES) {
         let p = kernel.modules.join(m);
         let body = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
-        let name = Path::new(m).file_name().map(|n| n.to_string_lossy().into_owned());
-        c.file(&format!("lane/{}", name.unwrap_or_default()), 0o644, &body);
+        c.file(&format!("lane/{}", module_name(m)), 0o644, &body);
     }
     c.char_device("dev/console", 5, 1);
     for d in ["proc", "sys", "tmp", "run"] {
@@ -45,6 +63,22 @@ pub fn base(kernel: &LaneKernel, cache: &Path) -> anyhow::Result<PathBuf> {
     c.write_to(std::fs::File::create(&tmp)?)?;
     std::fs::rename(&tmp, &path)?;
     Ok(path)
+}
+
+/// The file name of a module path (`net/llc/llc.ko` -> `llc.ko`).
+fn module_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The outer VM's part of a run with a network: its modules, its address, the host's route.
+fn network_setup() -> String {
+    let mut s: String =
+        NETWORK_MODULES.iter().map(|m| format!("insmod /lane/{}\n", module_name(m))).collect();
+    s.push_str(
+        "ip link set lo up\nip link set eth0 up\nip addr add 10.0.2.15/24 dev eth0\n\
+         ip route add default via 10.0.2.2\nmkdir -p /var && ln -sfn /run /var/run\n",
+    );
+    s
 }
 
 /// The shared libraries `binary` loads (from `ldd`), as absolute paths.
@@ -105,6 +139,7 @@ pub fn run_archive(
     files: &[(PathBuf, String)],
     sums: &[String],
     script: Option<&str>,
+    network: bool,
 ) -> anyhow::Result<Vec<u8>> {
     let mut c = Cpio::new();
     c.file("lane/ringfence-vmm", 0o755, &stripped(vmm)?);
@@ -149,7 +184,7 @@ mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 insmod /lane/irqbypass.ko && insmod /lane/kvm.ko && insmod /lane/kvm-amd.ko nested=1
 insmod /lane/tun.ko
-if [ ! -c /dev/kvm ]; then echo RINGFENCE-LANE-NOKVM; poweroff -f; fi
+{}if [ ! -c /dev/kvm ]; then echo RINGFENCE-LANE-NOKVM; poweroff -f; fi
 start=$(cut -d' ' -f1 /proc/uptime)
 echo "RINGFENCE-LANE-READY $start"
 # A heartbeat: the host takes a silent console for a frozen outer VM.
@@ -173,6 +208,7 @@ echo RINGFENCE-LANE-OUTPUT-END
 echo "RINGFENCE-LANE-EXIT $rc $start $end"
 poweroff -f
 "#,
+        if network { network_setup() } else { String::new() },
         cmd,
         sums.join("\n")
     );

@@ -39,6 +39,10 @@ pub struct Run {
     pub script: Option<String>,
     pub timeout: Duration,
     pub transport: Transport,
+    /// TCP ports of the host's loopback forwarded into the run (host port, port inside). With
+    /// any, the run has a network: inside it is 10.0.2.15 and reaches the host as 10.0.2.2,
+    /// and the kernel modules of a node (bridge, veth, traffic control) are loaded.
+    pub forwards: Vec<(u16, u16)>,
 }
 
 /// Where a run goes: the nested-SVM lane, or this host's own KVM.
@@ -74,10 +78,11 @@ pub fn execute(run: &Run) -> anyhow::Result<Outcome> {
         &run.files,
         &run.sums,
         run.script.as_deref(),
+        !run.forwards.is_empty(),
     )?;
     let dir = tempfile::tempdir()?;
     let initrd = run::initrd(&base, &this, dir.path())?;
-    run::boot(&k.vmlinuz, &initrd, run.timeout)
+    run::boot(&k.vmlinuz, &initrd, run.timeout, &run.forwards)
 }
 
 /// The `ringfence-vmm` next to the running binary.

@@ -40,13 +40,18 @@ const SILENT_FOR: Duration = Duration::from_secs(60);
 /// second time: TCG boots have been seen to stall before the kernel printed anything, and,
 /// rarely, the whole outer VM to stop while its nested guest ran. A frozen outer kernel is
 /// QEMU's, not the run's: the VMM inside is a process that cannot stop it.
-pub fn boot(kernel: &Path, initrd: &Path, timeout: Duration) -> anyhow::Result<Outcome> {
-    match boot_once(kernel, initrd, timeout, true) {
+pub fn boot(
+    kernel: &Path,
+    initrd: &Path,
+    timeout: Duration,
+    forwards: &[(u16, u16)],
+) -> anyhow::Result<Outcome> {
+    match boot_once(kernel, initrd, timeout, true, forwards) {
         Err(e)
             if e.downcast_ref::<NotReady>().is_some() || e.downcast_ref::<Frozen>().is_some() =>
         {
             tracing::warn!("lane: {e}; booting the outer VM again");
-            boot_once(kernel, initrd, timeout, false)
+            boot_once(kernel, initrd, timeout, false, forwards)
         }
         other => other,
     }
@@ -85,11 +90,26 @@ fn boot_once(
     initrd: &Path,
     timeout: Duration,
     ready_deadline: bool,
+    forwards: &[(u16, u16)],
 ) -> anyhow::Result<Outcome> {
     let start = Instant::now();
-    let mut child = Command::new(QEMU)
-        .args(["-accel", "tcg", "-cpu", "EPYC-Rome,+svm", "-m", "2048", "-smp", "1"])
-        .args(["-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio"])
+    let mut qemu = Command::new(QEMU);
+    qemu.args(["-accel", "tcg", "-cpu", "EPYC-Rome,+svm", "-m", "2048", "-smp", "1"]).args([
+        "-nographic",
+        "-no-reboot",
+        "-nodefaults",
+        "-serial",
+        "stdio",
+    ]);
+    if !forwards.is_empty() {
+        // User-mode networking: the host's loopback ports forwarded in, the host reachable.
+        let fwd: String =
+            forwards.iter().map(|(h, g)| format!(",hostfwd=tcp:127.0.0.1:{h}-:{g}")).collect();
+        qemu.arg("-netdev")
+            .arg(format!("user,id=n0{fwd}"))
+            .args(["-device", "virtio-net-pci,netdev=n0,romfile="]);
+    }
+    let mut child = qemu
         .arg("-kernel")
         .arg(kernel)
         .arg("-initrd")
@@ -118,6 +138,8 @@ fn boot_once(
     // Until KVM is ready the first boot gets READY_WITHIN; then the whole time.
     let mut deadline = if ready_deadline { timeout.min(READY_WITHIN) } else { timeout };
     let mut heard = Instant::now();
+    // RINGFENCE_LANE_ECHO=1 shows the outer console as it comes (a long run's progress).
+    let echo = std::env::var_os("RINGFENCE_LANE_ECHO").is_some_and(|v| v == "1");
     let result = loop {
         let mut left = deadline.saturating_sub(start.elapsed());
         // Once the init runs, its heartbeat must keep coming.
@@ -198,6 +220,9 @@ fn boot_once(
                 sums: std::mem::take(&mut sums),
             };
         } else {
+            if echo {
+                eprintln!("lane| {line}");
+            }
             console.push(line);
         }
     };

@@ -175,13 +175,32 @@ pub fn enter(config: &JailConfig) -> Result<(Vec<PathBuf>, Vec<PathBuf>), VmmErr
                 "bind a disk",
             )?;
         }
-        check(
-            libc::syscall(libc::SYS_pivot_root, cstr(root)?.as_ptr(), cstr(&old)?.as_ptr())
-                as libc::c_int,
-            "pivot_root",
-        )?;
-        check(libc::chdir(c"/".as_ptr()), "chdir /")?;
-        check(libc::umount2(c"/.old-root".as_ptr(), libc::MNT_DETACH), "unmount the old root")?;
+        let pivoted =
+            libc::syscall(libc::SYS_pivot_root, cstr(root)?.as_ptr(), cstr(&old)?.as_ptr());
+        if pivoted == 0 {
+            check(libc::chdir(c"/".as_ptr()), "chdir /")?;
+            check(libc::umount2(c"/.old-root".as_ptr(), libc::MNT_DETACH), "unmount the old root")?;
+        } else if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+            // The host runs from its initial ramfs, which cannot be pivoted away from (as in
+            // the nested-SVM lane's outer VM): move the jail over `/` and chroot into it, as
+            // switch_root does. The old root lies under that mount, out of reach of an
+            // unprivileged process without CAP_SYS_CHROOT.
+            check(libc::chdir(cstr(root)?.as_ptr()), "chdir into the jail")?;
+            check(
+                libc::mount(
+                    c".".as_ptr(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_MOVE,
+                    std::ptr::null(),
+                ),
+                "move the jail over /",
+            )?;
+            check(libc::chroot(c".".as_ptr()), "chroot into the jail")?;
+            check(libc::chdir(c"/".as_ptr()), "chdir /")?;
+        } else {
+            check(-1, "pivot_root")?;
+        }
     }
     let _ = std::fs::remove_dir("/.old-root");
     // SAFETY: dropping privileges: groups, then gid, then uid; checked.

@@ -105,6 +105,12 @@ pub fn snapshot() -> serde_json::Value {
 }
 
 /// Where metrics go from now on (a file, or a named pipe opened for writing).
+/// The metrics file's descriptor, once one is set (a jail must keep it open).
+pub fn sink_fd() -> Option<std::os::fd::RawFd> {
+    use std::os::fd::AsRawFd;
+    SINK.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|f| f.as_raw_fd())
+}
+
 pub fn set_sink(path: &std::path::Path) -> std::io::Result<()> {
     let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
     *SINK.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);

@@ -15,7 +15,7 @@ const RECORD: &str = "sandbox.json";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxRecord {
-    /// Its network namespace (under /var/run/netns).
+    /// Its network namespace (named, under /run/netns).
     pub netns: Option<String>,
 }
 

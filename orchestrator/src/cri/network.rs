@@ -111,7 +111,8 @@ impl PodNetwork {
         let short = &id[..id.len().min(12)];
         let pod = PodNet {
             netns: format!("rf-{short}"),
-            netns_path: PathBuf::from(format!("/var/run/netns/rf-{short}")),
+            // Where iproute2 keeps named namespaces (/var/run is /run on current systems).
+            netns_path: PathBuf::from(format!("/run/netns/rf-{short}")),
             ip: Ipv4Addr::new(self.prefix[0], self.prefix[1], self.prefix[2], host),
             prefix: 24,
             gateway: self.gateway(),

@@ -61,6 +61,8 @@ pub struct AgentConfig {
     pub cri_socket: PathBuf,
     /// The address pods and the API server reach this node at.
     pub address: String,
+    /// Where its endpoints listen, when not at `address` (a node behind a port forward).
+    pub listen_address: Option<String>,
     /// Port of the agent's HTTP endpoints (logs, exec).
     pub port: u16,
     pub pod_cidr: String,
@@ -153,6 +155,11 @@ impl NodeAgent {
         Ok(NodeAgent { config, kube, shared })
     }
 
+    /// Where the agent's endpoints listen.
+    fn listen_host(&self) -> &str {
+        self.config.listen_address.as_deref().unwrap_or(&self.config.address)
+    }
+
     /// Renews the Lease and, if the control plane marked the node not ready (after an outage),
     /// reports it Ready again.
     async fn heartbeat(&self) {
@@ -190,8 +197,7 @@ impl NodeAgent {
     pub async fn run(mut self) -> Result<(), NodeError> {
         // Bound first, so that the Node advertises the port actually served.
         self.config.port =
-            server::start(self.shared.clone(), (self.config.address.as_str(), self.config.port))
-                .await?;
+            server::start(self.shared.clone(), (self.listen_host(), self.config.port)).await?;
         registration::register(&self.kube, &self.config.registration())
             .await
             .map_err(|source| NodeError::Register { node: self.config.name.clone(), source })?;

@@ -54,6 +54,9 @@ pub struct ServerConfig {
     /// Run the controller manager in this process.
     pub controllers: bool,
     pub controller_config: ControllerConfig,
+    /// More names and addresses the serving certificate covers (e.g. the address nodes in
+    /// another network reach the server at).
+    pub tls_sans: Vec<String>,
 }
 
 impl ServerConfig {
@@ -67,6 +70,7 @@ impl ServerConfig {
             scheduler: true,
             controllers: true,
             controller_config: ControllerConfig::default(),
+            tls_sans: Vec::new(),
         }
     }
 }
@@ -128,6 +132,11 @@ pub async fn start(
     let ip = address.ip();
     if !ip.is_unspecified() && !names.contains(&ip.to_string()) {
         names.push(ip.to_string());
+    }
+    for san in &config.tls_sans {
+        if !names.contains(san) {
+            names.push(san.clone());
+        }
     }
     let tls_config = pki.server_config(&names)?;
     let host = if ip.is_unspecified() { "127.0.0.1".to_owned() } else { ip.to_string() };

@@ -38,7 +38,9 @@ impl VmmLaunch {
     /// Writes the config file into `dir` and returns the command that runs the machine.
     pub fn command(&self, dir: &Path) -> std::io::Result<Command> {
         let config = dir.join("vm.json");
-        std::fs::write(&config, self.resources.to_json())?;
+        std::fs::write(&config, self.resources.to_json()).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("writing {}: {e}", config.display()))
+        })?;
         let mut cmd = self.vmm.command();
         cmd.arg("--config-file").arg(&config).arg("--no-api").arg("--serial").arg(&self.console);
         if let Some(j) = &self.jail {
@@ -54,8 +56,13 @@ impl VmmLaunch {
         }
         // Its log (errors) goes next to the console, for the sandbox's error messages.
         cmd.stdout(Stdio::null()).stderr(std::fs::File::create(dir.join("vmm.log"))?);
-        if let Some(ns) = &self.netns {
-            let ns = std::fs::File::open(ns)?;
+        if let Some(path) = &self.netns {
+            let ns = std::fs::File::open(path).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("the network namespace {}: {e}", path.display()),
+                )
+            })?;
             // SAFETY: setns between fork and exec on a descriptor opened before the fork; it
             // is async-signal-safe and touches no memory.
             unsafe {

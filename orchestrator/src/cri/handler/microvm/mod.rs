@@ -137,7 +137,7 @@ fn available_mib() -> Option<u64> {
 /// The kernel command line of a pod's guest.
 fn cmdline(hostname: &str, iface: Option<&network::GuestInterface>) -> String {
     let mut c = format!(
-        "console=ttyS0 reboot=k panic=1 io_delay=none quiet ringfence.share={} \
+        "console=ttyS0 reboot=k panic=1 io_delay=none ringfence.share={} \
          ringfence.hostname={hostname}",
         share::TAG
     );
@@ -163,9 +163,12 @@ impl SandboxHandler for MicrovmHandler {
             )));
         }
         let rt = self.handle()?;
-        std::fs::create_dir_all(s.dir)?;
+        let io = |what: &str| {
+            let what = what.to_owned();
+            move |e: std::io::Error| CriError::Sandbox(format!("{what}: {e}"))
+        };
         let jail = s.dir.join("jail");
-        std::fs::create_dir_all(&jail)?;
+        std::fs::create_dir_all(&jail).map_err(io("creating the VMM's jail"))?;
         let share = share::Share::start(
             &c.virtiofsd,
             &s.dir.join("share"),
@@ -218,7 +221,7 @@ impl SandboxHandler for MicrovmHandler {
             console: s.dir.join("console.log"),
             netns: s.network.map(|n| n.netns_path.clone()),
         };
-        let command = launch.command(s.dir)?;
+        let command = launch.command(s.dir).map_err(io("preparing the VMM"))?;
         let mut guest = guest::GuestVm::spawn(
             command,
             sandbox::vsock_path(&jail),
