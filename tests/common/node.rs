@@ -2,6 +2,8 @@
 //! imported into the node, and plain HTTP requests to pods and Services. Included by those
 //! tests next to `images/tests/common` (`image_common`).
 
+#![allow(dead_code)]
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -9,8 +11,8 @@ use std::process::Command;
 use std::time::Duration;
 
 /// An image holding busybox (every applet) and `files` (path, contents), as an OCI layout in
-/// `dir`, imported into the node whose state is in `data` as `name`.
-pub fn import_busybox_image(data: &Path, dir: &Path, name: &str, files: &[(&str, &str)]) {
+/// `dir/layout`; returns the layout's directory.
+pub fn busybox_image_layout(dir: &Path, files: &[(&str, &str)]) -> std::path::PathBuf {
     let root = crate::common::sentry::busybox_rootfs(&dir.join("root"));
     for (path, text) in files {
         let p = root.join(path.trim_start_matches('/'));
@@ -32,6 +34,22 @@ pub fn import_busybox_image(data: &Path, dir: &Path, name: &str, files: &[(&str,
     let layout = dir.join("layout");
     std::fs::create_dir_all(&layout).expect("mkdir layout");
     image.write_oci_layout(&layout);
+    layout
+}
+
+/// The same image as one tar file of the layout (what `ringfence image import` takes too).
+pub fn busybox_image_tar(dir: &Path, files: &[(&str, &str)]) -> std::path::PathBuf {
+    let layout = busybox_image_layout(dir, files);
+    let out = dir.join("image.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&out).expect("create the image tar"));
+    b.append_dir_all(".", &layout).expect("tar the layout");
+    b.into_inner().expect("finish the image tar");
+    out
+}
+
+/// [`busybox_image_layout`] imported into the node whose state is in `data` as `name`.
+pub fn import_busybox_image(data: &Path, dir: &Path, name: &str, files: &[(&str, &str)]) {
+    let layout = busybox_image_layout(dir, files);
     let out = Command::new(env!("CARGO_BIN_EXE_ringfence"))
         .args(["image", "import", "--data-dir"])
         .arg(data)

@@ -1,0 +1,274 @@
+//! Pods in Linux microVMs (`runtimeClassName: microvm`) end to end with the real kubectl,
+//! next to the same workload in Sentry sandboxes in the same run: a Deployment of two busybox
+//! httpd pods behind a Service, probes, logs, exec, port-forward, a configMap volume and an
+//! emptyDir shared by two containers, a restart, and a clean deletion. The microVM node runs
+//! inside the nested-SVM lane (this host's own KVM boots Linux guests in minutes); the Sentry
+//! pods run on the host's node. Prints its timings.
+
+mod common;
+#[path = "../images/tests/common/mod.rs"]
+mod image_common;
+#[path = "common/lane_node.rs"]
+mod lane_node;
+#[path = "common/node.rs"]
+mod node;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::{Cluster, eventually};
+use lane_node::LaneNode;
+use serde_json::Value;
+
+const MICROVM_CLASS: &str = "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata: {name: microvm}\nhandler: microvm\noverhead: {podFixed: {memory: 80Mi, cpu: 100m}}\n";
+
+/// The workload, for runtime class `CLASS`.
+const WEB: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: web-config}
+data: {message: "configured by a ConfigMap"}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      runtimeClassName: CLASS
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: web
+        image: web:v1
+        imagePullPolicy: Never
+        command:
+        - /bin/sh
+        - -c
+        - cat /etc/hostname > /www/host.html; touch /www/healthz /www/ready; echo started $(cat /etc/hostname); exec httpd -f -p 80 -h /www
+        ports: [{containerPort: 80, name: http}]
+        resources: {limits: {memory: 96Mi}}
+        readinessProbe: {httpGet: {path: /ready, port: http}, periodSeconds: 1, failureThreshold: 1}
+        livenessProbe: {httpGet: {path: /healthz, port: 80}, periodSeconds: 2, failureThreshold: 2}
+        volumeMounts:
+        - {name: config, mountPath: /config, readOnly: true}
+        - {name: shared, mountPath: /shared}
+      - name: sidecar
+        image: web:v1
+        imagePullPolicy: Never
+        command: [/bin/sh, -c, "echo written by the sidecar of $(cat /etc/hostname) > /shared/note; exec sleep 100000"]
+        volumeMounts:
+        - {name: shared, mountPath: /shared}
+      volumes:
+      - {name: config, configMap: {name: web-config}}
+      - {name: shared, emptyDir: {}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: http}]
+"#;
+
+fn pods(c: &Cluster) -> Vec<Value> {
+    let list = c.json(&["get", "pods", "-l", "app=web"]);
+    list["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .collect()
+}
+
+fn name(p: &Value) -> String {
+    p["metadata"]["name"].as_str().unwrap_or_default().to_owned()
+}
+
+fn ready(p: &Value) -> bool {
+    p["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+fn restarts(c: &Cluster, pod: &str) -> i64 {
+    let p = c.json(&["get", "pod", pod]);
+    p["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["name"] == "web")
+        .filter_map(|s| s["restartCount"].as_i64())
+        .sum()
+}
+
+/// What the cluster shows about the workload, for a failure's message.
+fn dump(c: &Cluster) -> String {
+    let describe = c.kubectl(&["describe", "pods", "-l", "app=web"]);
+    let events = c.kubectl(&["get", "events", "--sort-by=.lastTimestamp"]);
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&describe.stdout),
+        String::from_utf8_lossy(&events.stdout)
+    )
+}
+
+/// Waits up to `limit` for both pods of the Deployment to be Ready on `node`.
+fn wait_ready(c: &Cluster, node: &str, limit: Duration) -> Vec<String> {
+    let ok = eventually(limit, || {
+        let p = pods(c);
+        p.len() == 2 && p.iter().all(|p| ready(p) && p["spec"]["nodeName"] == node)
+    });
+    assert!(ok, "the pods did not become Ready on {node}:\n{}", dump(c));
+    pods(c).iter().map(name).collect()
+}
+
+/// Runs the whole scenario for `class` on `node`; returns the seconds from apply to Ready.
+fn scenario(c: &Cluster, class: &str, node: &str, lane: Option<&LaneNode>) -> f64 {
+    let started = Instant::now();
+    c.apply(&WEB.replace("CLASS", class), &[]);
+    let names = wait_ready(c, node, Duration::from_secs(300));
+    let to_ready = started.elapsed().as_secs_f64();
+    let first = names[0].clone();
+
+    // Through the Service (cluster DNS, the node's Service proxy) both pods answer.
+    let mut seen = BTreeSet::new();
+    for _ in 0..30 {
+        let out = c.kubectl(&[
+            "exec",
+            &first,
+            "-c",
+            "web",
+            "--",
+            "wget",
+            "-qO-",
+            "-T",
+            "5",
+            "http://web.default.svc.cluster.local/host.html",
+        ]);
+        seen.insert(String::from_utf8_lossy(&out.stdout).trim().to_owned());
+        if names.iter().all(|n| seen.contains(n)) {
+            break;
+        }
+    }
+    assert!(
+        names.iter().all(|n| seen.contains(n)),
+        "{class}: the Service reached {seen:?} of {names:?}"
+    );
+
+    // exec passes the exit status through; logs carry the container's output.
+    let out = c.kubectl(&["exec", &first, "-c", "web", "--", "sh", "-c", "echo out; exit 7"]);
+    assert_eq!(out.status.code(), Some(7), "{class}: {out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    let logs = c.ok(&["logs", &first, "-c", "web"]);
+    assert!(logs.contains(&format!("started {first}")), "{class}: {logs}");
+
+    // The configMap volume (read-only) and the emptyDir the sidecar wrote.
+    let config = c.ok(&["exec", &first, "-c", "web", "--", "cat", "/config/message"]);
+    assert_eq!(config, "configured by a ConfigMap", "{class}");
+    let refused = c.kubectl(&["exec", &first, "-c", "web", "--", "sh", "-c", "echo x > /config/x"]);
+    assert!(!refused.status.success(), "{class}: a configMap volume is read-only");
+    let note = c.ok(&["exec", &first, "-c", "web", "--", "cat", "/shared/note"]);
+    assert_eq!(note.trim(), format!("written by the sidecar of {first}"), "{class}");
+
+    // Port forwarding to the pod's loopback.
+    let mut pf = c
+        .kubectl_cmd()
+        .args(["port-forward", &format!("pod/{first}"), ":80"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl port-forward");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(pf.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("the forwarding line");
+    let port: u16 = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("127.0.0.1:"))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{class}: no local port in {line:?}"));
+    let got = node::http_get(([127, 0, 0, 1], port).into(), "/host.html");
+    let _ = pf.kill();
+    let _ = pf.wait();
+    assert_eq!(got.map(|(s, b)| (s, b.trim().to_owned())), Ok((200, first.clone())), "{class}");
+
+    // Killing the workload restarts it; the pod is Ready again.
+    let _ = c.kubectl(&["exec", &first, "-c", "web", "--", "killall", "httpd"]);
+    let back = eventually(Duration::from_secs(90), || {
+        restarts(c, &first) >= 1 && pods(c).iter().any(|p| name(p) == first && ready(p))
+    });
+    assert!(back, "{class}: {first} was not restarted and Ready again:\n{}", dump(c));
+
+    // A failing liveness probe restarts it too.
+    let before = restarts(c, &first);
+    let _ = c.kubectl(&["exec", &first, "-c", "web", "--", "rm", "/www/healthz"]);
+    let probed = eventually(Duration::from_secs(90), || restarts(c, &first) > before);
+    assert!(probed, "{class}: the liveness probe did not restart {first}:\n{}", dump(c));
+
+    if let Some(lane) = lane {
+        // Every container of both pods reads the same image: one copy on the node.
+        assert_eq!(lane.leftover("image-sources"), 1, "{:?}", lane.leftovers());
+        assert!(lane.leftover("image-binds") >= 4, "{:?}", lane.leftovers());
+        assert_eq!(lane.leftover("vmm"), 2, "one VMM per pod: {:?}", lane.leftovers());
+    }
+
+    // Deleting the Deployment takes the pods, and their sandboxes, away.
+    c.ok(&["delete", "deployment", "web", "--wait=true", "--timeout=120s"]);
+    let gone = eventually(Duration::from_secs(120), || {
+        c.json(&["get", "pods", "-l", "app=web"])["items"].as_array().is_none_or(|a| a.is_empty())
+    });
+    assert!(gone, "{class}: the pods stayed:\n{}", dump(c));
+    if let Some(lane) = lane {
+        let clean = eventually(Duration::from_secs(60), || {
+            let l = lane.leftovers();
+            ["vmm", "vmm-processes", "virtiofsd", "tap", "netns", "sandboxes", "mounts"]
+                .iter()
+                .all(|k| l.iter().any(|(n, v)| n == k && *v == 0))
+        });
+        assert!(clean, "{class}: left behind {:?}", lane.leftovers());
+    }
+    c.ok(&["delete", "configmap", "web-config", "service", "web"]);
+    to_ready
+}
+
+#[test]
+fn a_deployment_runs_in_microvms_and_in_sentry_sandboxes_alike() {
+    let started = Instant::now();
+    let c = Cluster::up(&["--tls-san", "10.0.2.2", "--runtime-handlers", "sentry"]);
+    let images = tempfile::tempdir().unwrap();
+    let tar = node::busybox_image_tar(images.path(), &[("/www/index.html", "hello\n")]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringfence"))
+        .args(["image", "import", "--data-dir"])
+        .arg(c.data_dir())
+        .arg(&tar)
+        .args(["--name", "web:v1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let host_node =
+        c.json(&["get", "nodes"])["items"][0]["metadata"]["name"].as_str().unwrap().to_owned();
+
+    let lane = LaneNode::start(&c, "lane-node", &[("web:v1", &tar)]);
+    let lane_ready = started.elapsed().as_secs_f64();
+    c.apply(MICROVM_CLASS, &[]);
+    let microvm = scenario(&c, "microvm", &lane.name, Some(&lane));
+    let sentry = scenario(&c, "sentry", &host_node, None);
+    let (after, output) = lane.stop();
+    for k in ["vmm-processes", "virtiofsd", "tap", "netns", "sandboxes", "mounts"] {
+        assert!(
+            after.iter().any(|(n, v)| n == k && *v == 0),
+            "after the node stopped {after:?}:\n{output}"
+        );
+    }
+    eprintln!(
+        "microvm pods: lane node Ready at {lane_ready:.1} s; apply -> 2 pods Ready: microvm {microvm:.1} s, sentry {sentry:.1} s; whole test {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
