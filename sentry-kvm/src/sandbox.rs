@@ -11,8 +11,8 @@ use crate::abi::Errno;
 use crate::abi::signal::{SI_USER, SIG_IGN, SIGCHLD, SigAction, SigInfo};
 use crate::abi::stat::{FileType, O_RDONLY, O_WRONLY};
 use crate::control::protocol::{FileSpec, Process};
+use crate::creds::Credentials;
 use crate::gofer::GoferClient;
-use crate::kernel::creds::Credentials;
 use crate::kernel::fs_context::FsContext;
 use crate::kernel::pid::ProcInfo;
 use crate::kernel::signal::SigHandlers;
@@ -28,10 +28,10 @@ use crate::platform::kvm::{Machine, layout};
 use crate::vfs::Location;
 use crate::vfs::fd_table::FdTable;
 use crate::vfs::file::File;
+use crate::vfs::fs::dev;
 use crate::vfs::fs::host::HostFile;
 use crate::vfs::fs::overlay::OverlayFs;
 use crate::vfs::fs::volume::VolumeFs;
-use crate::vfs::fs::{dev, proc};
 use crate::vfs::inode::{Inode, Owner};
 use crate::vfs::mount::Mount;
 use crate::vfs::path::{Last, Resolver};
@@ -200,7 +200,7 @@ impl Sandbox {
         let root_inode: Arc<dyn Inode> = overlay.root(0o755);
         let mount = Mount::new_root(root_inode.clone(), "overlay", "rootfs");
         let proc_dir = mkdir_p(&root_inode, b"proc").map_err(fs_err)?;
-        mount.mount_child(proc_dir, proc::build(&self.kernel), "proc", "proc");
+        mount.mount_child(proc_dir, crate::kernel::procfs::build(&self.kernel), "proc", "proc");
         let dev_dir = mkdir_p(&root_inode, b"dev").map_err(fs_err)?;
         let (devfs, shm, _pts) = dev::build();
         let dev_mount = mount.mount_child(dev_dir, devfs, "tmpfs", "dev");
@@ -278,7 +278,7 @@ impl Sandbox {
         cwd: &str,
     ) -> Result<(), SandboxError> {
         let root = task.fs().root();
-        let resolver = Resolver { task: &task, root: root.clone(), start: root.clone() };
+        let resolver = Resolver { ctx: &*task, root: root.clone(), start: root.clone() };
         let cwd_loc = resolver
             .resolve(cwd.as_bytes(), Last::Follow)
             .map_err(|errno| SandboxError::Exec { path: cwd.to_string(), errno })?;
@@ -477,7 +477,7 @@ fn find_program(task: &Task, cwd: &Location, name: &[u8], path: &[u8]) -> Result
         let mut candidate = dir.to_vec();
         candidate.push(b'/');
         candidate.extend_from_slice(name);
-        let r = Resolver { task, root: root.clone(), start: cwd.clone() };
+        let r = Resolver { ctx: task, root: root.clone(), start: cwd.clone() };
         if let Ok(loc) = r.resolve(&candidate, Last::Follow)
             && loc.inode.file_type() == FileType::Regular
         {

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use vmm::api::{Api, Drive, Entropy, FsDevice, NetworkInterface, Vsock};
 use vmm::cpuid::Template;
+use vmm::exit::{ExitReason, ExitSignal};
 use vmm::resources::{BootSource, MachineConfig, MachineOptions, ResourceError, VmResources};
-use vmm::vm::{ExitReason, ExitSignal};
 
 #[derive(Parser)]
 #[command(

@@ -9,9 +9,9 @@ use vm_memory::{Bytes, GuestAddress};
 
 use crate::VmmError;
 use crate::bus::Bus;
+use crate::exit::{ExitReason, ExitSignal};
 use crate::layout;
 use crate::memory::GuestMem;
-use crate::vm::{ExitReason, ExitSignal};
 
 const GDT: [u64; 4] = [
     0,                     // null

@@ -15,12 +15,14 @@
 //!   [`cpuid`]: per-vCPU CPUID and JSON CPU templates; [`host`]: what this host's KVM needs.
 //! - [`cpu`]: vCPU registers (64-bit and PVH entry) and the run loop that dispatches exits.
 //! - [`virtio_mmio`]: the virtio-mmio transport for devices of the `virtio-devices` crate.
-//! - [`control`]: acting on a running machine (pause and resume through [`pause`], keys).
+//! - [`control`]: acting on a running machine (pause and resume through [`pause`], keys);
+//!   [`kick`]: the signal that brings a vCPU thread out of the guest.
 //! - [`seccomp`]: per-thread seccomp filters (vCPU, VMM, API threads).
 //! - [`jail`]: `--jail`: namespaces, a minimal root, an unprivileged user; [`jail_cgroup`]:
 //!   its cgroup limits.
 //! - [`metrics`]: counters written as JSON lines; [`logger`]: where the log goes (PUT /logger).
-//! - [`vm`]: a whole machine: build, run until it ends, and why it ended ([`vm::ExitReason`]).
+//! - [`exit`]: why a machine ends ([`exit::ExitReason`]) and the signal that ends it.
+//! - [`vm`]: a whole machine: build, run until it ends, and say why it ended.
 
 pub mod acpi;
 pub mod api;
@@ -31,9 +33,11 @@ pub mod cpu;
 pub mod cpuid;
 pub mod devices;
 pub mod emulation;
+pub mod exit;
 pub mod host;
 pub mod jail;
 pub mod jail_cgroup;
+pub mod kick;
 pub mod layout;
 pub mod linux_boot;
 pub mod loader;

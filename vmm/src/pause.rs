@@ -5,7 +5,8 @@
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::vm::ExitSignal;
+use crate::exit::ExitSignal;
+use crate::kick;
 
 #[derive(Default)]
 struct Gate {
@@ -45,8 +46,7 @@ impl PauseGate {
         g.paused = true;
         while g.parked < g.threads.len() {
             for t in &g.threads {
-                // SAFETY: signalling one of this process's vCPU threads with the no-op kick.
-                unsafe { libc::pthread_kill(*t, crate::vm::kick_signal()) };
+                kick::kick(*t);
             }
             let now = Instant::now();
             if now >= deadline {

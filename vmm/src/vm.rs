@@ -14,85 +14,12 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::bus::Bus;
 use crate::devices::{i8042, serial, serial_input};
+// What `run` answers and what ends it, re-exported for callers of `run`.
+use crate::exit::ExitWatcher;
+pub use crate::exit::{ExitReason, ExitSignal};
 use crate::{
-    VmmError, cpu, cpuid, layout, linux_boot, loader, memory, mptable, seccomp, virtio_mmio,
+    VmmError, cpu, cpuid, kick, layout, linux_boot, loader, memory, mptable, seccomp, virtio_mmio,
 };
-
-/// Why a machine ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExitReason {
-    /// The guest reset the machine (i8042, or a reboot request): the normal end of a microVM.
-    Reset,
-    /// The guest powered off.
-    Shutdown,
-    /// The (only) vCPU halted with nothing left to wake it.
-    Halt,
-    /// A signal asked the VMM to stop.
-    Signal(i32),
-    /// The guest did something the machine cannot go on from.
-    GuestFault(String),
-    VmmError(String),
-}
-
-impl ExitReason {
-    /// The VMM process's exit status for this ending.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            ExitReason::Reset | ExitReason::Shutdown | ExitReason::Halt => 0,
-            ExitReason::VmmError(_) => 1,
-            ExitReason::GuestFault(_) => 3,
-            ExitReason::Signal(s) => 128 + s,
-        }
-    }
-}
-
-/// The first reason anyone gives for ending the machine, and an eventfd the event loop
-/// watches.
-pub struct ExitSignal {
-    reason: Mutex<Option<ExitReason>>,
-    evt: EventFd,
-}
-
-impl ExitSignal {
-    pub fn new() -> std::io::Result<Arc<ExitSignal>> {
-        Ok(Arc::new(ExitSignal {
-            reason: Mutex::new(None),
-            evt: EventFd::new(libc::EFD_NONBLOCK)?,
-        }))
-    }
-
-    pub fn raise(&self, reason: ExitReason) {
-        let mut r = self.reason.lock().unwrap_or_else(|e| e.into_inner());
-        if r.is_none() {
-            tracing::info!("machine ending: {reason:?}");
-            *r = Some(reason);
-        }
-        let _ = self.evt.write(1);
-    }
-
-    pub fn raised(&self) -> bool {
-        self.reason.lock().unwrap_or_else(|e| e.into_inner()).is_some()
-    }
-
-    fn reason(&self) -> Option<ExitReason> {
-        self.reason.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-/// Watches the exit eventfd for the event loop.
-struct ExitWatcher(Arc<ExitSignal>);
-
-impl MutEventSubscriber for ExitWatcher {
-    fn process(&mut self, _events: Events, _ops: &mut EventOps) {
-        let _ = self.0.evt.read();
-    }
-
-    fn init(&mut self, ops: &mut EventOps) {
-        if let Err(e) = ops.add(Events::new(&self.0.evt, EventSet::IN)) {
-            self.0.raise(ExitReason::VmmError(format!("event loop: {e:?}")));
-        }
-    }
-}
 
 /// What the machine runs.
 pub enum Program {
@@ -203,13 +130,6 @@ impl VmConfig {
         }
     }
 }
-
-/// A signal that only interrupts KVM_RUN (its handler does nothing).
-pub(crate) fn kick_signal() -> i32 {
-    libc::SIGRTMIN() + 1
-}
-
-extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
 
 /// Builds the machine, runs `program` until the machine ends, and says why it ended.
 pub fn run(config: VmConfig, program: Program) -> Result<ExitReason, VmmError> {
@@ -371,13 +291,7 @@ pub fn run_with(
         loader::Entry::Pvh { rip, start_info } => cpu::setup_pvh(&vcpus[0], rip, start_info)?,
     }
 
-    // SAFETY: installing a handler that does nothing, for a signal only we send.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_kick as *const () as usize;
-        sa.sa_flags = libc::SA_SIGINFO;
-        libc::sigaction(kick_signal(), &sa, std::ptr::null_mut());
-    }
+    kick::install_handler();
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     for (id, vcpu) in vcpus.into_iter().enumerate() {
         let (exit, pio, mmio) = (exit.clone(), pio.clone(), mmio.clone());
@@ -421,8 +335,7 @@ pub fn run_with(
     while threads.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
         use std::os::unix::thread::JoinHandleExt;
         for t in threads.iter().filter(|t| !t.is_finished()) {
-            // SAFETY: signalling our own vCPU thread with the no-op kick signal.
-            unsafe { libc::pthread_kill(t.as_pthread_t(), kick_signal()) };
+            kick::kick(t.as_pthread_t());
         }
         std::thread::sleep(Duration::from_micros(200));
     }

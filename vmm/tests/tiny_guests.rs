@@ -5,7 +5,8 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use vmm::vm::{ExitReason, Program, VmConfig, run};
+use vmm::exit::ExitReason;
+use vmm::vm::{Program, VmConfig, run};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

@@ -17,12 +17,9 @@ use super::common::{
     controlled_by, deletion_order, enqueue_owner, is_active, is_available, is_ready, owner_ref,
     pod_from_template, scaled, template_hash,
 };
+use super::pod_control::PodControl;
 use crate::api::ApiError;
-use crate::api::request::DeleteOptions;
-use crate::kube::events::EventType;
-use crate::kube::{
-    Action, Change, Controller, EventRecorder, Informer, Kube, ObjectKey, Reconciler, WorkQueue,
-};
+use crate::kube::{Action, Change, Controller, Informer, Kube, ObjectKey, Reconciler, WorkQueue};
 use crate::scheduler::matching::{node_labels, term_matches, tolerated};
 
 pub const REVISION_HASH: &str = "controller-revision-hash";
@@ -32,7 +29,7 @@ pub struct DaemonSetController {
     sets: Arc<Informer<DaemonSet>>,
     pods: Arc<Informer<Pod>>,
     nodes: Arc<Informer<Node>>,
-    recorder: EventRecorder,
+    pod_control: PodControl,
 }
 
 pub fn controller(ctx: &Context) -> Controller {
@@ -58,12 +55,13 @@ pub fn controller(ctx: &Context) -> Controller {
             }
         }
     });
+    let kube = ctx.kube.named("daemon-set-controller");
     let reconciler = Arc::new(DaemonSetController {
-        kube: ctx.kube.named("daemon-set-controller"),
+        pod_control: PodControl::new(kube.clone(), pods.clone(), ctx.recorder.clone()),
+        kube,
         sets,
         pods,
         nodes,
-        recorder: ctx.recorder.clone(),
     });
     Controller { name: "daemonset", queue, reconciler, workers: ctx.config.workers }
 }
@@ -252,32 +250,10 @@ impl Reconciler for DaemonSetController {
         for node in &create {
             let template = for_node(&spec.template, &hash, node);
             let pod = pod_from_template(&template, &ns, &format!("{}-", key.name), owner_ref(&*ds));
-            match self.kube.create(&pod).await {
-                Ok(p) => self.pods.observe(p),
-                Err(e) => {
-                    self.recorder.record(
-                        &*ds,
-                        EventType::Warning,
-                        "FailedCreate",
-                        format!("Error creating: {e}"),
-                    );
-                    return Err(e);
-                }
-            }
+            self.pod_control.create(&*ds, &pod).await?;
         }
         for p in &delete {
-            let k = ObjectKey::of(&p.metadata);
-            let opts =
-                DeleteOptions { precondition_uid: p.metadata.uid.clone(), ..Default::default() };
-            match self.kube.delete::<Pod>(k.ns(), &k.name, opts).await {
-                Ok(Some(m)) if m.metadata.deletion_timestamp.is_some() => self.pods.observe(m),
-                Ok(Some(m)) => {
-                    self.pods.observe_deleted(&k, crate::kube::key::revision(&m.metadata))
-                }
-                Ok(None) => {}
-                Err(e) if e.code == 409 => {}
-                Err(e) => return Err(e),
-            }
+            self.pod_control.delete(p).await?;
         }
         self.update_status(&ds, &uid, &wanted, &hash, min_ready).await
     }

@@ -12,7 +12,8 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::Context;
-use super::common::{controlled_by, enqueue_owner, is_active, is_ready, owner_ref, phase};
+use super::common::{controlled_by, enqueue_owner, is_active, is_ready, phase};
+use super::pod_control::PodControl;
 use crate::api::ApiError;
 use crate::api::request::{DeleteOptions, Propagation};
 use crate::kube::events::EventType;
@@ -27,6 +28,7 @@ pub struct JobController {
     kube: Kube,
     jobs: Arc<Informer<Job>>,
     pods: Arc<Informer<Pod>>,
+    pod_control: PodControl,
     recorder: EventRecorder,
 }
 
@@ -37,8 +39,10 @@ pub fn controller(ctx: &Context) -> Controller {
     let q = queue.clone();
     jobs.on_change(move |c| q.add(ObjectKey::of(&c.object().metadata)));
     pods.on_change(enqueue_owner(&queue, "Job"));
+    let kube = ctx.kube.named("job-controller");
     let reconciler = Arc::new(JobController {
-        kube: ctx.kube.named("job-controller"),
+        pod_control: PodControl::new(kube.clone(), pods.clone(), ctx.recorder.clone()),
+        kube,
         jobs,
         pods,
         recorder: ctx.recorder.clone(),
@@ -194,28 +198,9 @@ impl Reconciler for JobController {
                         let template = spec.template.clone();
                         let n = want - active.len();
                         let prefix = format!("{}-", key.name);
-                        match super::replicaset::create_pods(
-                            &self.kube,
-                            &self.pods,
-                            &template,
-                            &ns,
-                            &prefix,
-                            owner_ref(&*job),
-                            n,
-                        )
-                        .await
-                        {
-                            Ok(_) => {}
-                            Err(e) => {
-                                self.recorder.record(
-                                    &*job,
-                                    EventType::Warning,
-                                    "FailedCreate",
-                                    format!("Error creating: {e}"),
-                                );
-                                return Err(e);
-                            }
-                        }
+                        self.pod_control
+                            .create_from_template(&*job, &template, &ns, &prefix, n)
+                            .await?;
                         remaining = controlled_by(self.pods.owned_by(&uid), &uid)
                             .into_iter()
                             .filter(|p| is_active(p))
@@ -247,18 +232,7 @@ impl Reconciler for JobController {
 impl JobController {
     async fn delete_pods(&self, pods: &[Arc<Pod>]) -> Result<(), ApiError> {
         for p in pods {
-            let k = ObjectKey::of(&p.metadata);
-            let opts =
-                DeleteOptions { precondition_uid: p.metadata.uid.clone(), ..Default::default() };
-            match self.kube.delete::<Pod>(k.ns(), &k.name, opts).await {
-                Ok(Some(m)) if m.metadata.deletion_timestamp.is_some() => self.pods.observe(m),
-                Ok(Some(m)) => {
-                    self.pods.observe_deleted(&k, crate::kube::key::revision(&m.metadata))
-                }
-                Ok(None) => {}
-                Err(e) if e.code == 409 => {}
-                Err(e) => return Err(e),
-            }
+            self.pod_control.delete(p).await?;
         }
         Ok(())
     }

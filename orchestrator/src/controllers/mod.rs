@@ -11,6 +11,7 @@ pub mod endpoints;
 pub mod hpa;
 pub mod job;
 pub mod node_lifecycle;
+pub mod pod_control;
 pub mod replicaset;
 
 use std::sync::Arc;

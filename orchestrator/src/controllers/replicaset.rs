@@ -11,10 +11,9 @@ use k8s_openapi::api::core::v1::Pod;
 use super::Context;
 use super::common::{
     available_in, controlled_by, deletion_order, enqueue_owner, is_active, is_available, is_ready,
-    owner_ref, pod_from_template,
 };
+use super::pod_control::PodControl;
 use crate::api::ApiError;
-use crate::api::request::DeleteOptions;
 use crate::kube::events::EventType;
 use crate::kube::{
     Action, Controller, EventRecorder, Informer, Kube, ObjectKey, Reconciler, WorkQueue,
@@ -28,6 +27,7 @@ pub struct ReplicaSetController {
     kube: Kube,
     sets: Arc<Informer<ReplicaSet>>,
     pods: Arc<Informer<Pod>>,
+    pod_control: PodControl,
     recorder: EventRecorder,
 }
 
@@ -38,42 +38,15 @@ pub fn controller(ctx: &Context) -> Controller {
     let q = queue.clone();
     sets.on_change(move |c| q.add(ObjectKey::of(&c.object().metadata)));
     pods.on_change(enqueue_owner(&queue, "ReplicaSet"));
+    let kube = ctx.kube.named("replicaset-controller");
     let reconciler = Arc::new(ReplicaSetController {
-        kube: ctx.kube.named("replicaset-controller"),
+        pod_control: PodControl::new(kube.clone(), pods.clone(), ctx.recorder.clone()),
+        kube,
         sets,
         pods,
         recorder: ctx.recorder.clone(),
     });
     Controller { name: "replicaset", queue, reconciler, workers: ctx.config.workers }
-}
-
-/// Creates `n` pods in batches of 1, 2, 4, ... so a failing template costs few calls.
-pub async fn create_pods(
-    kube: &Kube,
-    pods: &Informer<Pod>,
-    template: &k8s_openapi::api::core::v1::PodTemplateSpec,
-    ns: &str,
-    prefix: &str,
-    owner: k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
-    n: usize,
-) -> Result<usize, ApiError> {
-    let mut created = 0;
-    let mut batch = 1;
-    while created < n {
-        let size = batch.min(n - created);
-        let results = futures_util::future::join_all((0..size).map(|_| {
-            let pod = pod_from_template(template, ns, prefix, owner.clone());
-            async move { kube.create(&pod).await }
-        }))
-        .await;
-        for r in results {
-            let p = r?;
-            pods.observe(p);
-            created += 1;
-        }
-        batch *= 2;
-    }
-    Ok(created)
 }
 
 #[async_trait]
@@ -93,44 +66,17 @@ impl Reconciler for ReplicaSetController {
                 let template = spec.template.clone().unwrap_or_default();
                 let n = (want - active.len()).min(BURST);
                 let prefix = format!("{}-", key.name);
-                if let Err(e) =
-                    create_pods(&self.kube, &self.pods, &template, &ns, &prefix, owner_ref(&*rs), n)
-                        .await
-                {
-                    self.recorder.record(
-                        &*rs,
-                        EventType::Warning,
-                        "FailedCreate",
-                        format!("Error creating: {e}"),
-                    );
-                    return Err(e);
-                }
+                self.pod_control.create_from_template(&*rs, &template, &ns, &prefix, n).await?;
             } else if active.len() > want {
                 let mut victims = active.clone();
                 deletion_order(&mut victims);
                 for p in victims.iter().take((active.len() - want).min(BURST)) {
-                    let opts = DeleteOptions {
-                        precondition_uid: p.metadata.uid.clone(),
-                        ..Default::default()
-                    };
-                    let name = p.metadata.name.clone().unwrap_or_default();
-                    match self.kube.delete::<Pod>(Some(&ns), &name, opts).await {
-                        Ok(Some(marked)) if marked.metadata.deletion_timestamp.is_some() => {
-                            self.pods.observe(marked)
-                        }
-                        Ok(Some(gone)) => self.pods.observe_deleted(
-                            &ObjectKey::of(&gone.metadata),
-                            crate::kube::key::revision(&gone.metadata),
-                        ),
-                        Ok(None) => {}
-                        Err(e) if e.code == 409 => {}
-                        Err(e) => return Err(e),
-                    }
+                    self.pod_control.delete(p).await?;
                     self.recorder.record(
                         &*rs,
                         EventType::Normal,
                         "SuccessfulDelete",
-                        format!("Deleted pod: {name}"),
+                        format!("Deleted pod: {}", p.metadata.name.as_deref().unwrap_or_default()),
                     );
                 }
             }

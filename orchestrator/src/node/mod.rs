@@ -7,7 +7,7 @@
 //! - [`server`]: the agent's HTTP endpoints the API server proxies logs and exec to.
 //! - [`volumes`], [`env`]: pod volumes as host directories; container environments.
 //! - [`service_proxy`]: Service cluster IPs and node ports on this node.
-//! - [`dns`], [`dns_message`]: cluster DNS for this node's pods.
+//! - [`dns`]: cluster DNS for this node's pods.
 //! - [`cri_client`]: the agent's connection to the runtime (the API is reached through the
 //!   typed [`Kube`] client).
 //! - [`error`]: what can go wrong.
@@ -17,7 +17,6 @@
 
 pub mod cri_client;
 pub mod dns;
-pub mod dns_message;
 pub mod env;
 pub mod error;
 pub mod lease;

@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Node;
 
-use super::framework::{AffinityTerm, Namespaces, NodeInfo, PodInfo, Resources};
 use super::matching;
-use super::pod_info::resources_of;
+use super::node_info::NodeInfo;
+use super::pod_info::{AffinityTerm, Namespaces, PodInfo};
+use super::resources::Resources;
+use super::resources::resources_of;
 use crate::api::selector::{LabelOp, LabelSelector};
 use crate::kube::ObjectKey;
 

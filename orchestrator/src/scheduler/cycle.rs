@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::cache::Cache;
-use super::framework::{CycleState, NodeInfo, PodInfo};
+use super::framework::CycleState;
+use super::node_info::NodeInfo;
+use super::pod_info::PodInfo;
 use super::registry::Profile;
 
 /// Why no node fits: how many nodes gave each reason.

@@ -8,11 +8,13 @@ pub mod cache;
 pub mod cycle;
 pub mod framework;
 pub mod matching;
+pub mod node_info;
 pub mod plugins;
 pub mod pod_info;
 pub mod preemption;
 pub mod queue;
 pub mod registry;
+pub mod resources;
 #[cfg(test)]
 mod scenarios;
 
@@ -32,8 +34,7 @@ use crate::kube::events::EventType;
 use crate::kube::{Change, EventRecorder, Informers, Kube, ObjectKey};
 use cache::Cache;
 use cycle::Outcome;
-use framework::PodInfo;
-use pod_info::Lookups;
+use pod_info::{Lookups, PodInfo};
 use queue::{QueuedPod, SchedulingQueue};
 use registry::Profile;
 

@@ -1,68 +1,85 @@
-//! Builds [`PodInfo`]: requests summed as Kubernetes counts them, the RuntimeClass's node
-//! selector and tolerations merged in, affinity terms resolved.
+//! [`PodInfo`], what plugins read about a pod, and how it is built: its requests (counted by
+//! [`super::resources`]), the RuntimeClass's node selector and tolerations merged in, affinity
+//! terms resolved.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Pod, PodAffinityTerm, ResourceRequirements};
+use k8s_openapi::api::core::v1::{Namespace, Pod, PodAffinityTerm, Toleration};
 use k8s_openapi::api::node::v1::RuntimeClass;
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use super::framework::{AffinityTerm, Namespaces, PodInfo, Resources};
 use super::matching;
-use crate::kube::{Informer, ObjectKey, quantity};
+use super::resources::{Resources, pod_requests};
+use crate::api::selector::LabelSelector;
+use crate::kube::{Informer, ObjectKey};
 
-/// CPU and memory a container without requests is counted as using when scoring.
-const DEFAULT_MILLI_CPU: i64 = 100;
-const DEFAULT_MEMORY: i64 = 200 << 20;
+/// Which namespaces an affinity term looks at.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Namespaces {
+    All,
+    List(Vec<String>),
+}
+
+impl Namespaces {
+    pub fn contains(&self, ns: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::List(l) => l.iter().any(|n| n == ns),
+        }
+    }
+}
+
+/// One pod (anti-)affinity term, resolved: pods matching `selector` in `namespaces`, counted
+/// per value of the node label `topology_key`.
+#[derive(Debug, Clone)]
+pub struct AffinityTerm {
+    pub namespaces: Namespaces,
+    /// None (no selector given, or an unparsable one) matches no pod.
+    pub selector: Option<LabelSelector>,
+    pub topology_key: String,
+}
+
+impl AffinityTerm {
+    pub fn matches(&self, pod: &PodInfo) -> bool {
+        self.namespaces.contains(&pod.namespace)
+            && self.selector.as_ref().is_some_and(|s| s.matches(&pod.labels))
+    }
+
+    /// Identical terms (e.g. of one Deployment's replicas) share this id.
+    pub fn id(&self) -> String {
+        let sel = self.selector.as_ref().map_or("<none>".to_owned(), |s| s.to_string());
+        format!("{:?}|{sel}|{}", self.namespaces, self.topology_key)
+    }
+}
+
+/// What plugins read about a pod, parsed once.
+#[derive(Debug)]
+pub struct PodInfo {
+    pub pod: Arc<Pod>,
+    pub key: ObjectKey,
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    /// Requests as resource fit counts them.
+    pub requests: Resources,
+    /// Requests with defaults for unset CPU/memory, as scoring counts them.
+    pub nonzero: Resources,
+    pub priority: i32,
+    /// The pod's tolerations and its RuntimeClass's.
+    pub tolerations: Vec<Toleration>,
+    /// The pod's nodeSelector and its RuntimeClass's.
+    pub node_selector: BTreeMap<String, String>,
+    /// The RuntimeClass handler the pod needs, and whether the class exists.
+    pub runtime_handler: Option<Result<String, String>>,
+    pub required_affinity: Vec<AffinityTerm>,
+    pub required_anti_affinity: Vec<AffinityTerm>,
+    pub preferred_affinity: Vec<(i32, AffinityTerm)>,
+    pub preferred_anti_affinity: Vec<(i32, AffinityTerm)>,
+}
 
 /// What pod infos are resolved against.
 pub struct Lookups {
     pub runtime_classes: Arc<Informer<RuntimeClass>>,
     pub namespaces: Arc<Informer<Namespace>>,
-}
-
-pub fn resources_of(list: Option<&BTreeMap<String, Quantity>>) -> Resources {
-    let get = |k: &str| list.and_then(|m| m.get(k)).map(|q| q.0.as_str());
-    Resources {
-        milli_cpu: get("cpu").and_then(quantity::milli).unwrap_or(0),
-        memory: get("memory").and_then(quantity::value).unwrap_or(0),
-        ephemeral_storage: get("ephemeral-storage").and_then(quantity::value).unwrap_or(0),
-        pods: get("pods").and_then(quantity::value).unwrap_or(0),
-    }
-}
-
-fn requests(r: Option<&ResourceRequirements>) -> Resources {
-    resources_of(r.and_then(|r| r.requests.as_ref()))
-}
-
-/// (requests, non-zero requests) of a pod: containers summed, the largest init container if
-/// bigger, plus overhead; one pod.
-pub fn pod_requests(pod: &Pod) -> (Resources, Resources) {
-    let mut sum = Resources::default();
-    let mut nonzero = Resources::default();
-    let Some(spec) = &pod.spec else { return (sum, nonzero) };
-    for c in &spec.containers {
-        let r = requests(c.resources.as_ref());
-        sum.add(&r);
-        let nz = Resources {
-            milli_cpu: if r.milli_cpu == 0 { DEFAULT_MILLI_CPU } else { r.milli_cpu },
-            memory: if r.memory == 0 { DEFAULT_MEMORY } else { r.memory },
-            ..r
-        };
-        nonzero.add(&nz);
-    }
-    for c in spec.init_containers.iter().flatten() {
-        let r = requests(c.resources.as_ref());
-        sum = sum.max(&r);
-        nonzero = nonzero.max(&r);
-    }
-    let overhead = resources_of(spec.overhead.as_ref());
-    sum.add(&overhead);
-    nonzero.add(&overhead);
-    sum.pods = 1;
-    nonzero.pods = 1;
-    (sum, nonzero)
 }
 
 fn term(t: &PodAffinityTerm, own_ns: &str, l: &Lookups) -> AffinityTerm {
@@ -142,33 +159,5 @@ pub fn build(pod: Arc<Pod>, l: &Lookups) -> PodInfo {
         tolerations,
         node_selector,
         runtime_handler,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requests_follow_kubernetes_accounting() {
-        let pod: Pod = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "p", "namespace": "d"},
-            "spec": {
-                "containers": [
-                    {"name": "a", "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}}},
-                    {"name": "b"},
-                ],
-                "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "2"}}}],
-                "overhead": {"memory": "10Mi"},
-            }
-        }))
-        .unwrap();
-        let (r, nz) = pod_requests(&pod);
-        assert_eq!(
-            r,
-            Resources { milli_cpu: 2000, memory: 74 << 20, ephemeral_storage: 0, pods: 1 }
-        );
-        assert_eq!(nz.milli_cpu, 2000, "the init container dominates");
-        assert_eq!(nz.memory, (64 << 20) + DEFAULT_MEMORY + (10 << 20));
     }
 }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use super::cache::Cache;
 use super::cycle;
-use super::framework::{NodeInfo, PodInfo};
+use super::node_info::NodeInfo;
+use super::pod_info::PodInfo;
 use super::registry::Profile;
 
 /// Nodes evaluated at most per attempt (Kubernetes samples candidates too).

@@ -128,7 +128,7 @@ async fn dispatch(
     if let Some(nr) = super::node_proxy::parse(req.uri().path()) {
         label.0 = "proxy";
         label.1 = format!("pods/{}", nr.sub);
-        return super::node_proxy::forward(state, &user, req, nr).await;
+        return super::node_proxy::forward(&state.api, &user, req, nr).await;
     }
     let method = req.method().clone();
     let path = req.uri().path().to_owned();

@@ -5,10 +5,10 @@ use http::Request;
 use hyper::body::Incoming;
 use serde_json::Value;
 
-use super::http::Body;
 use crate::api::engine::authorize::Attributes;
 use crate::api::engine::{decode, key};
-use crate::api::{ApiError, User, resources};
+use crate::api::{Api, ApiError, User, resources};
+use crate::upgrade_proxy::Body;
 
 /// A request for a pod's node: which pod, which subresource.
 pub struct NodeRequest {
@@ -42,7 +42,7 @@ fn query_value<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 
 /// Authorizes and forwards `req`.
 pub async fn forward(
-    state: &super::http::State,
+    api: &Api,
     user: &User,
     req: Request<Incoming>,
     nr: NodeRequest,
@@ -56,7 +56,7 @@ pub async fn forward(
         name: nr.pod.clone(),
         ..Default::default()
     };
-    if !state.api.allowed(user, &attrs).await? {
+    if !api.allowed(user, &attrs).await? {
         return Err(ApiError::forbidden(format!(
             "pods \"{}\" is forbidden: User \"{}\" cannot {verb} resource \"pods/{}\" in API group \"\" in the namespace \"{}\"",
             nr.pod, user.name, nr.sub, nr.namespace
@@ -66,7 +66,7 @@ pub async fn forward(
         resources::find("", "v1", "pods").ok_or_else(|| ApiError::internal("no pods resource"))?;
     let nodes = resources::find("", "v1", "nodes")
         .ok_or_else(|| ApiError::internal("no nodes resource"))?;
-    let store = state.api.store();
+    let store = api.store();
     let pod = match store
         .get(&key(pods, Some(&nr.namespace), &nr.pod))
         .await

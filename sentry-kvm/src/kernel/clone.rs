@@ -8,9 +8,9 @@ use crate::kernel::pid::ProcInfo;
 use crate::kernel::run;
 use crate::kernel::task::{Completion, Task};
 use crate::kernel::thread_group::ThreadGroup;
-use crate::kernel::waiter::Events;
 use crate::platform::UserContext;
 use crate::platform::kvm::Vcpu;
+use crate::waiter::Events;
 
 pub const CLONE_VM: u64 = 0x100;
 pub const CLONE_FS: u64 = 0x200;
@@ -190,7 +190,7 @@ pub fn clone(
         let _reg = c.queue.register(&task.waker, Events::ALL);
         while !c.is_done() && !task.exiting.load(std::sync::atomic::Ordering::SeqCst) {
             let deadline = std::time::Instant::now() + std::time::Duration::from_millis(100);
-            if task.waker.block(Some(deadline)) == crate::kernel::waiter::Woken::Interrupted {
+            if task.waker.block(Some(deadline)) == crate::waiter::Woken::Interrupted {
                 // A pending signal waits for the child; don't spin on it.
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }

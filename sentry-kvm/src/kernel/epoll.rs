@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use crate::abi::Errno;
 use crate::abi::stat::{Stat, Timespec};
 use crate::kernel::task::Task;
-use crate::kernel::waiter::{Events, OwnedRegistration, WaitQueue};
 use crate::vfs::file::{File, FileOps};
+use crate::waiter::{Events, OwnedRegistration, WaitQueue};
 
 /// How often readiness of objects without wait queues (host descriptors) is re-checked.
 const HOST_TICK: Duration = Duration::from_millis(10);

@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::abi::Errno;
 use crate::abi::stat::{Stat, Timespec};
-use crate::kernel::task::Task;
-use crate::kernel::waiter::{Events, WaitQueue};
+use crate::vfs::context::Context;
 use crate::vfs::file::FileOps;
+use crate::waiter::{Events, WaitQueue};
 
 pub struct EventFd {
     count: Mutex<u64>,
@@ -30,12 +30,12 @@ impl EventFd {
 }
 
 impl FileOps for EventFd {
-    fn read(&self, task: &Task, buf: &mut [u8], nonblock: bool) -> Result<usize, Errno> {
+    fn read(&self, ctx: &dyn Context, buf: &mut [u8], nonblock: bool) -> Result<usize, Errno> {
         if buf.len() < 8 {
             return Err(Errno::EINVAL);
         }
         loop {
-            let _r = self.queue.register(&task.waker, Events::IN);
+            let _r = self.queue.register(ctx.waker(), Events::IN);
             {
                 let mut c = self.lock();
                 if *c > 0 {
@@ -50,11 +50,11 @@ impl FileOps for EventFd {
             if nonblock {
                 return Err(Errno::EAGAIN);
             }
-            task.block(None)?;
+            ctx.block(None)?;
         }
     }
 
-    fn write(&self, task: &Task, data: &[u8], nonblock: bool) -> Result<usize, Errno> {
+    fn write(&self, ctx: &dyn Context, data: &[u8], nonblock: bool) -> Result<usize, Errno> {
         let v = u64::from_le_bytes(
             data.get(..8).ok_or(Errno::EINVAL)?.try_into().map_err(|_| Errno::EINVAL)?,
         );
@@ -62,7 +62,7 @@ impl FileOps for EventFd {
             return Err(Errno::EINVAL);
         }
         loop {
-            let _r = self.queue.register(&task.waker, Events::OUT);
+            let _r = self.queue.register(ctx.waker(), Events::OUT);
             {
                 let mut c = self.lock();
                 if u64::MAX - 1 - *c >= v {
@@ -75,7 +75,7 @@ impl FileOps for EventFd {
             if nonblock {
                 return Err(Errno::EAGAIN);
             }
-            task.block(None)?;
+            ctx.block(None)?;
         }
     }
 

@@ -25,7 +25,7 @@ pub fn open_exec(
     path: &[u8],
 ) -> Result<(Arc<File>, Location), Errno> {
     let fs = task.fs();
-    let r = Resolver { task, root: fs.root(), start: start.clone() };
+    let r = Resolver { ctx: task, root: fs.root(), start: start.clone() };
     let loc = r.resolve(path, Last::Follow)?;
     let st = loc.inode.stat()?;
     match loc.inode.file_type() {
@@ -91,7 +91,7 @@ pub fn prepare(
     let (file, loc, head) = loop {
         let (file, loc) = open_exec(task, start, &path)?;
         let mut head = vec![0u8; 1024];
-        let n = file.ops.read_at(task, &mut head, 0)?;
+        let n = file.ops.read_at(&**task, &mut head, 0)?;
         head.truncate(n);
         if head.starts_with(b"#!") {
             depth += 1;
@@ -181,7 +181,7 @@ fn de_thread(task: &Arc<Task>) {
         t.exiting.store(true, Ordering::SeqCst);
         t.interrupt();
     }
-    let reg = tg.child_events.register(&task.waker, crate::kernel::waiter::Events::ALL);
+    let reg = tg.child_events.register(&task.waker, crate::waiter::Events::ALL);
     while tg.lock().threads.len() > 1 {
         let _ = task
             .waker

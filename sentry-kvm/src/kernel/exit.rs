@@ -9,7 +9,7 @@ use crate::kernel::futex::{FUTEX_BITSET_MATCH_ANY, FutexKey};
 use crate::kernel::signal::send::{Origin, group_exit, send_to_group};
 use crate::kernel::task::Task;
 use crate::kernel::thread_group::{ExitStatus, JobEvent, ThreadGroup, Usage};
-use crate::kernel::waiter::Events;
+use crate::waiter::Events;
 
 pub const WNOHANG: u32 = 1;
 pub const WUNTRACED: u32 = 2;

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use crate::abi::Errno;
 use crate::kernel::task::Task;
-use crate::kernel::waiter::Waker;
 use crate::mm::address_space::MemoryManager;
+use crate::waiter::Waker;
 
 pub const FUTEX_WAIT: u32 = 0;
 pub const FUTEX_WAKE: u32 = 1;

@@ -1,7 +1,6 @@
 //! The Sentry's kernel: tasks, processes, signals, and the syscall-level services they use.
 
 pub mod clone;
-pub mod creds;
 pub mod epoll;
 pub mod eventfd;
 pub mod exec;
@@ -11,13 +10,13 @@ pub mod futex;
 pub mod netns;
 pub mod pid;
 pub mod pipe;
+pub mod procfs;
 pub mod run;
 pub mod signal;
 pub mod socket;
 pub mod task;
 pub mod thread_group;
 pub mod timers;
-pub mod waiter;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

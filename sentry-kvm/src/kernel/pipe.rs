@@ -8,11 +8,11 @@ use crate::abi::Errno;
 use crate::abi::stat::{
     O_ACCMODE, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY, S_IFIFO, Stat, Timespec,
 };
-use crate::kernel::signal::send::sigpipe_current;
-use crate::kernel::task::{Task, current};
-use crate::kernel::waiter::{Events, WaitQueue};
+use crate::kernel::task::current;
+use crate::vfs::context::Context;
 use crate::vfs::file::FileOps;
 use crate::vfs::inode::Inode;
+use crate::waiter::{Events, WaitQueue};
 
 pub const PIPE_BUF: usize = 4096;
 pub const DEFAULT_CAPACITY: usize = 65536;
@@ -128,12 +128,12 @@ impl PipeEnd {
 }
 
 impl FileOps for PipeEnd {
-    fn read(&self, task: &Task, buf: &mut [u8], nonblock: bool) -> Result<usize, Errno> {
+    fn read(&self, ctx: &dyn Context, buf: &mut [u8], nonblock: bool) -> Result<usize, Errno> {
         if buf.is_empty() {
             return Ok(0);
         }
         loop {
-            let _reg = self.pipe.queue.register(&task.waker, Events::IN | Events::HUP);
+            let _reg = self.pipe.queue.register(ctx.waker(), Events::IN | Events::HUP);
             {
                 let mut s = self.pipe.lock();
                 if !s.buf.is_empty() {
@@ -152,19 +152,19 @@ impl FileOps for PipeEnd {
                     return Err(Errno::EAGAIN);
                 }
             }
-            task.block(None)?;
+            ctx.block(None)?;
         }
     }
 
-    fn write(&self, task: &Task, data: &[u8], nonblock: bool) -> Result<usize, Errno> {
+    fn write(&self, ctx: &dyn Context, data: &[u8], nonblock: bool) -> Result<usize, Errno> {
         let mut written = 0;
         loop {
-            let _reg = self.pipe.queue.register(&task.waker, Events::OUT | Events::ERR);
+            let _reg = self.pipe.queue.register(ctx.waker(), Events::OUT | Events::ERR);
             {
                 let mut s = self.pipe.lock();
                 if s.readers == 0 {
                     drop(s);
-                    sigpipe_current();
+                    ctx.sigpipe();
                     return if written > 0 { Ok(written) } else { Err(Errno::EPIPE) };
                 }
                 let free = s.capacity - s.buf.len();
@@ -189,7 +189,7 @@ impl FileOps for PipeEnd {
                     return if written > 0 { Ok(written) } else { Err(Errno::EAGAIN) };
                 }
             }
-            if let Err(e) = task.block(None) {
+            if let Err(e) = ctx.block(None) {
                 return if written > 0 { Ok(written) } else { Err(e) };
             }
         }
@@ -224,11 +224,11 @@ impl FileOps for PipeEnd {
         Ok(self.pipe.stat())
     }
 
-    fn ioctl(&self, task: &Task, cmd: u32, arg: u64) -> crate::abi::errno::SysResult {
+    fn ioctl(&self, ctx: &dyn Context, cmd: u32, arg: u64) -> crate::abi::errno::SysResult {
         const FIONREAD: u32 = 0x541b;
         if cmd == FIONREAD {
             let n = self.pipe.lock().buf.len() as u32;
-            task.mm().copy_out(arg, &n.to_le_bytes())?;
+            ctx.copy_out(arg, &n.to_le_bytes())?;
             return Ok(0);
         }
         Err(Errno::ENOTTY)

@@ -1,22 +1,25 @@
 //! Tasks (threads). Each task runs on a host thread of its own, which owns one vCPU while the
 //! task lives; blocking syscalls block that host thread.
 
+use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::abi::Errno;
-use crate::abi::signal::SigSet;
+use crate::abi::signal::{SIGPIPE, SigInfo, SigSet};
+use crate::creds::Credentials;
 use crate::kernel::Kernel;
-use crate::kernel::creds::Credentials;
 use crate::kernel::fs_context::FsContext;
 use crate::kernel::signal::AltStack;
 use crate::kernel::signal::pending::Pending;
+use crate::kernel::signal::send::{Origin, send_to_task};
 use crate::kernel::thread_group::ThreadGroup;
-use crate::kernel::waiter::{Waker, Woken};
 use crate::mm::address_space::MemoryManager;
 use crate::platform::kvm::Kicker;
+use crate::vfs::context::Context;
 use crate::vfs::fd_table::FdTable;
+use crate::waiter::{Waker, Woken};
 
 /// Per-thread signal state.
 #[derive(Default)]
@@ -33,7 +36,7 @@ pub struct TaskSignals {
 #[derive(Default)]
 pub struct Completion {
     done: Mutex<bool>,
-    pub queue: crate::kernel::waiter::WaitQueue,
+    pub queue: crate::waiter::WaitQueue,
 }
 
 impl Completion {
@@ -213,6 +216,47 @@ impl Task {
         }
         ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
     }
+}
+
+/// What file operations see of a task.
+impl Context for Task {
+    fn creds(&self) -> Arc<Credentials> {
+        Task::creds(self)
+    }
+
+    fn waker(&self) -> &Arc<Waker> {
+        &self.waker
+    }
+
+    fn block(&self, deadline: Option<Instant>) -> Result<(), Errno> {
+        Task::block(self, deadline)
+    }
+
+    fn copy_in(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        self.mm().copy_in(addr, buf)
+    }
+
+    fn copy_out(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        self.mm().copy_out(addr, data)
+    }
+
+    fn sigpipe(&self) {
+        send_to_task(self, SigInfo::kernel(SIGPIPE), Origin::Sandbox);
+    }
+
+    fn process_group(&self) -> i32 {
+        self.kernel.tasks().proc(self.tgid()).map(|p| p.pgid).unwrap_or(1)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The task a vfs context stands for: the kernel only ever hands tasks to the vfs (gVisor's
+/// `TaskFromContext`).
+pub fn task_of(ctx: &dyn Context) -> Result<&Task, Errno> {
+    ctx.as_any().downcast_ref::<Task>().ok_or(Errno::EINVAL)
 }
 
 thread_local! {

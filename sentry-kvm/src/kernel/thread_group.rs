@@ -6,7 +6,7 @@ use crate::abi::signal::{SIGCHLD, Signal};
 use crate::kernel::signal::SigHandlers;
 use crate::kernel::signal::pending::Pending;
 use crate::kernel::task::Task;
-use crate::kernel::waiter::WaitQueue;
+use crate::waiter::WaitQueue;
 
 /// How a process ended (or stopped), as wait(2) reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -288,7 +288,7 @@ fn build_stack(
     let platform = put_str(&mut p, b"x86_64")?;
     p -= 16;
     let mut random = [0u8; 16];
-    getrandom(&mut random);
+    crate::random::fill(&mut random);
     mm.copy_out(p, &random)?;
     let random_addr = p;
     p &= !15;
@@ -316,17 +316,4 @@ fn build_stack(
     st.arg_range = (arg_start, arg_end);
     st.env_range = (env_start, env_end);
     Ok(p)
-}
-
-/// Random bytes from the host.
-pub fn getrandom(buf: &mut [u8]) {
-    let mut done = 0;
-    while done < buf.len() {
-        // SAFETY: writing into the unfilled tail of `buf`.
-        let n = unsafe { libc::getrandom(buf[done..].as_mut_ptr().cast(), buf.len() - done, 0) };
-        if n <= 0 {
-            continue;
-        }
-        done += n as usize;
-    }
 }

@@ -110,7 +110,7 @@ impl Call<'_> {
     pub fn resolver(&self, dirfd: i32, path: &[u8]) -> Result<Resolver<'_>, Errno> {
         let fs = self.task.fs();
         let start = if path.first() == Some(&b'/') { fs.root() } else { self.start_dir(dirfd)? };
-        Ok(Resolver { task: self.task, root: fs.root(), start })
+        Ok(Resolver { ctx: &**self.task, root: fs.root(), start })
     }
 
     /// Resolves `path` relative to `dirfd`.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::Call;
 use crate::abi::Errno;
 use crate::abi::errno::SysResult;
-use crate::abi::stat::{O_ACCMODE, O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY};
+use crate::abi::stat::{O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY};
 use crate::kernel::pipe::Pipe;
 use crate::mm::mappable::MemObject;
 use crate::vfs::file::File;
@@ -43,7 +43,7 @@ pub fn read(c: &mut Call) -> SysResult {
         return Err(Errno::EISDIR);
     }
     let mut buf = io_buf(c, &file, c.args[2] as usize);
-    let n = file.read(c.task, &mut buf)?;
+    let n = file.read(&**c.task, &mut buf)?;
     c.write_bytes(c.args[1], &buf[..n])?;
     Ok(n as u64)
 }
@@ -52,7 +52,7 @@ pub fn write(c: &mut Call) -> SysResult {
     let file = c.file(c.arg_i32(0))?;
     let count = (c.args[2] as usize).min(MAX_IO);
     let data = c.read_bytes(c.args[1], count)?;
-    Ok(file.write(c.task, &data)? as u64)
+    Ok(file.write(&**c.task, &data)? as u64)
 }
 
 pub fn pread64(c: &mut Call) -> SysResult {
@@ -61,7 +61,7 @@ pub fn pread64(c: &mut Call) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let mut buf = vec![0u8; (c.args[2] as usize).min(MAX_IO)];
-    let n = file.pread(c.task, &mut buf, c.args[3])?;
+    let n = file.pread(&**c.task, &mut buf, c.args[3])?;
     c.write_bytes(c.args[1], &buf[..n])?;
     Ok(n as u64)
 }
@@ -72,7 +72,7 @@ pub fn pwrite64(c: &mut Call) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let data = c.read_bytes(c.args[1], (c.args[2] as usize).min(MAX_IO))?;
-    Ok(file.pwrite(c.task, &data, c.args[3])? as u64)
+    Ok(file.pwrite(&**c.task, &data, c.args[3])? as u64)
 }
 
 /// Reads an iovec array: (base, len) pairs.
@@ -128,8 +128,8 @@ fn vread(c: &mut Call, offset: Option<u64>) -> SysResult {
     let total: usize = iov.iter().map(|x| x.1).sum::<usize>().min(MAX_IO);
     let mut buf = vec![0u8; total];
     let n = match offset {
-        Some(o) => file.pread(c.task, &mut buf, o)?,
-        None => file.read(c.task, &mut buf)?,
+        Some(o) => file.pread(&**c.task, &mut buf, o)?,
+        None => file.read(&**c.task, &mut buf)?,
     };
     scatter(c, &iov, &buf[..n])?;
     Ok(n as u64)
@@ -140,8 +140,8 @@ fn vwrite(c: &mut Call, offset: Option<u64>) -> SysResult {
     let iov = read_iovecs(c, c.args[1], c.args[2])?;
     let data = gather(c, &iov)?;
     Ok(match offset {
-        Some(o) => file.pwrite(c.task, &data, o)?,
-        None => file.write(c.task, &data)?,
+        Some(o) => file.pwrite(&**c.task, &data, o)?,
+        None => file.write(&**c.task, &data)?,
     } as u64)
 }
 
@@ -307,7 +307,7 @@ pub fn ioctl(c: &mut Call) -> SysResult {
         FIOCLEX => c.task.files().set_cloexec(fd, true).map(|_| 0),
         FIONCLEX => c.task.files().set_cloexec(fd, false).map(|_| 0),
         FIOASYNC => Ok(0),
-        cmd => file.ops.ioctl(c.task, cmd, c.args[2]),
+        cmd => file.ops.ioctl(&**c.task, cmd, c.args[2]),
     }
 }
 
@@ -428,15 +428,15 @@ pub fn sendfile(c: &mut Call) -> SysResult {
     let mut buf = vec![0u8; count];
     let n = if c.args[2] != 0 {
         let off = c.read_u64(c.args[2])?;
-        let n = inp.pread(c.task, &mut buf, off)?;
+        let n = inp.pread(&**c.task, &mut buf, off)?;
         c.write_bytes(c.args[2], &(off + n as u64).to_le_bytes())?;
         n
     } else {
-        inp.read(c.task, &mut buf)?
+        inp.read(&**c.task, &mut buf)?
     };
     let mut done = 0;
     while done < n {
-        let w = out.write(c.task, &buf[done..n])?;
+        let w = out.write(&**c.task, &buf[done..n])?;
         if w == 0 {
             break;
         }
@@ -454,19 +454,19 @@ pub fn copy_file_range(c: &mut Call) -> SysResult {
     let mut buf = vec![0u8; (c.args[4] as usize).min(MAX_IO)];
     let n = if c.args[1] != 0 {
         let off = c.read_u64(c.args[1])?;
-        let n = inp.pread(c.task, &mut buf, off)?;
+        let n = inp.pread(&**c.task, &mut buf, off)?;
         c.write_bytes(c.args[1], &(off + n as u64).to_le_bytes())?;
         n
     } else {
-        inp.read(c.task, &mut buf)?
+        inp.read(&**c.task, &mut buf)?
     };
     let w = if c.args[3] != 0 {
         let off = c.read_u64(c.args[3])?;
-        let w = out.pwrite(c.task, &buf[..n], off)?;
+        let w = out.pwrite(&**c.task, &buf[..n], off)?;
         c.write_bytes(c.args[3], &(off + w as u64).to_le_bytes())?;
         w
     } else {
-        out.write(c.task, &buf[..n])?
+        out.write(&**c.task, &buf[..n])?
     };
     Ok(w as u64)
 }
@@ -486,9 +486,4 @@ pub fn memfd_create(c: &mut Call) -> SysResult {
     path.extend_from_slice(b" (deleted)");
     let file = File::new(ops, O_RDWR, None, path);
     install(c, file, flags & MFD_CLOEXEC != 0)
-}
-
-/// Whether `flags` open for writing.
-pub fn wants_write(flags: u32) -> bool {
-    matches!(flags & O_ACCMODE, O_WRONLY | O_RDWR)
 }

@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use super::Call;
-use super::sys_file::wants_write;
 use crate::abi::Errno;
 use crate::abi::errno::SysResult;
 use crate::abi::stat::*;
 use crate::kernel::task::Task;
 use crate::vfs::Location;
 use crate::vfs::file::File;
+use crate::vfs::file::wants_write;
 use crate::vfs::inode::{Inode, Owner, SetAttr, may_access};
 use crate::vfs::path::{Last, path_of};
 
@@ -94,7 +94,11 @@ fn open_location(c: &Call, loc: Location, flags: u32, path: &[u8]) -> SysResult 
     if cr.euid != 0 && !may_access(&loc.inode.stat()?, cr.euid, cr.egid, &cr.groups, access) {
         return Err(Errno::EACCES);
     }
-    let ops = loc.inode.clone().open(flags)?;
+    let ops = if kind == FileType::Fifo {
+        crate::kernel::pipe::open_fifo(&*loc.inode, flags)?
+    } else {
+        loc.inode.clone().open(flags)?
+    };
     let p = path_of(&c.task.fs().root(), &loc).unwrap_or_else(|| path.to_vec());
     let file = File::new(ops, flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC), Some(loc), p);
     c.task
@@ -403,10 +407,7 @@ fn do_readlink(c: &mut Call, dirfd: i32, path: Vec<u8>, buf: u64, size: i64) -> 
     if loc.inode.file_type() != FileType::Symlink {
         return Err(Errno::EINVAL);
     }
-    let target = match loc.inode.follow_magic(c.task) {
-        Some(_) => loc.inode.readlink()?,
-        None => loc.inode.readlink()?,
-    };
+    let target = loc.inode.readlink()?;
     let n = target.len().min(size as usize);
     c.write_bytes(buf, &target[..n])?;
     Ok(n as u64)

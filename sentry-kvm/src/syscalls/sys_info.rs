@@ -48,7 +48,7 @@ pub fn getrandom(c: &mut Call) -> SysResult {
     }
     let n = (c.args[1] as usize).min(1 << 20);
     let mut buf = vec![0u8; n];
-    crate::loader::getrandom(&mut buf);
+    crate::random::fill(&mut buf);
     c.write_bytes(c.args[0], &buf)?;
     Ok(n as u64)
 }

@@ -10,8 +10,8 @@ use crate::abi::signal::SigSet;
 use crate::abi::stat::{O_CLOEXEC, O_NONBLOCK, O_RDWR};
 use crate::kernel::epoll::{Epoll, wait_ready};
 use crate::kernel::eventfd::EventFd;
-use crate::kernel::waiter::Events;
 use crate::vfs::file::File;
+use crate::waiter::Events;
 
 fn deadline_ms(ms: i64) -> Option<Instant> {
     (ms >= 0).then(|| Instant::now() + Duration::from_millis(ms as u64))

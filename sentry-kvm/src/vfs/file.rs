@@ -6,16 +6,21 @@ use std::sync::{Arc, Mutex};
 
 use crate::abi::stat::{O_ACCMODE, O_APPEND, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, O_WRONLY, Stat};
 use crate::abi::{Errno, errno::SysResult};
-use crate::kernel::task::Task;
-use crate::kernel::waiter::{Events, WaitQueue};
 use crate::mm::mappable::Mappable;
 use crate::vfs::Location;
+use crate::vfs::context::Context;
+use crate::waiter::{Events, WaitQueue};
 
 pub const SEEK_SET: u32 = 0;
 pub const SEEK_CUR: u32 = 1;
 pub const SEEK_END: u32 = 2;
 pub const SEEK_DATA: u32 = 3;
 pub const SEEK_HOLE: u32 = 4;
+
+/// Whether `flags` open for writing.
+pub fn wants_write(flags: u32) -> bool {
+    matches!(flags & O_ACCMODE, O_WRONLY | O_RDWR)
+}
 
 /// Status flags that fcntl(F_SETFL) may change.
 pub const SETTABLE_STATUS: u32 = O_APPEND | O_NONBLOCK | 0o20000 /* O_ASYNC */ | 0o40000 /* O_DIRECT */ | 0o1000000 /* O_NOATIME */;
@@ -26,16 +31,16 @@ pub trait FileOps: Send + Sync + Any {
     fn seekable(&self) -> bool {
         false
     }
-    fn read_at(&self, _task: &Task, _buf: &mut [u8], _offset: u64) -> Result<usize, Errno> {
+    fn read_at(&self, _ctx: &dyn Context, _buf: &mut [u8], _offset: u64) -> Result<usize, Errno> {
         Err(Errno::EINVAL)
     }
-    fn write_at(&self, _task: &Task, _data: &[u8], _offset: u64) -> Result<usize, Errno> {
+    fn write_at(&self, _ctx: &dyn Context, _data: &[u8], _offset: u64) -> Result<usize, Errno> {
         Err(Errno::EINVAL)
     }
-    fn read(&self, _task: &Task, _buf: &mut [u8], _nonblock: bool) -> Result<usize, Errno> {
+    fn read(&self, _ctx: &dyn Context, _buf: &mut [u8], _nonblock: bool) -> Result<usize, Errno> {
         Err(Errno::EINVAL)
     }
-    fn write(&self, _task: &Task, _data: &[u8], _nonblock: bool) -> Result<usize, Errno> {
+    fn write(&self, _ctx: &dyn Context, _data: &[u8], _nonblock: bool) -> Result<usize, Errno> {
         Err(Errno::EINVAL)
     }
     /// Readiness for poll/select/epoll.
@@ -47,7 +52,7 @@ pub trait FileOps: Send + Sync + Any {
         None
     }
     fn stat(&self) -> Result<Stat, Errno>;
-    fn ioctl(&self, _task: &Task, _cmd: u32, _arg: u64) -> SysResult {
+    fn ioctl(&self, _ctx: &dyn Context, _cmd: u32, _arg: u64) -> SysResult {
         Err(Errno::ENOTTY)
     }
     fn mappable(&self) -> Result<Arc<dyn Mappable>, Errno> {
@@ -122,31 +127,31 @@ impl File {
     }
 
     /// read(2): at the file offset for seekable files.
-    pub fn read(&self, task: &Task, buf: &mut [u8]) -> Result<usize, Errno> {
+    pub fn read(&self, ctx: &dyn Context, buf: &mut [u8]) -> Result<usize, Errno> {
         if !self.readable() {
             return Err(Errno::EBADF);
         }
         if self.ops.seekable() {
             let mut off = self.lock_offset();
-            let n = self.ops.read_at(task, buf, *off)?;
+            let n = self.ops.read_at(ctx, buf, *off)?;
             *off += n as u64;
             Ok(n)
         } else {
-            self.ops.read(task, buf, self.nonblocking())
+            self.ops.read(ctx, buf, self.nonblocking())
         }
     }
 
-    pub fn pread(&self, task: &Task, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+    pub fn pread(&self, ctx: &dyn Context, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
         if !self.readable() {
             return Err(Errno::EBADF);
         }
         if !self.ops.seekable() {
             return Err(Errno::ESPIPE);
         }
-        self.ops.read_at(task, buf, offset)
+        self.ops.read_at(ctx, buf, offset)
     }
 
-    pub fn write(&self, task: &Task, data: &[u8]) -> Result<usize, Errno> {
+    pub fn write(&self, ctx: &dyn Context, data: &[u8]) -> Result<usize, Errno> {
         if !self.writable() {
             return Err(Errno::EBADF);
         }
@@ -155,15 +160,15 @@ impl File {
             if self.flags() & O_APPEND != 0 {
                 *off = self.ops.stat()?.size as u64;
             }
-            let n = self.ops.write_at(task, data, *off)?;
+            let n = self.ops.write_at(ctx, data, *off)?;
             *off += n as u64;
             Ok(n)
         } else {
-            self.ops.write(task, data, self.nonblocking())
+            self.ops.write(ctx, data, self.nonblocking())
         }
     }
 
-    pub fn pwrite(&self, task: &Task, data: &[u8], offset: u64) -> Result<usize, Errno> {
+    pub fn pwrite(&self, ctx: &dyn Context, data: &[u8], offset: u64) -> Result<usize, Errno> {
         if !self.writable() {
             return Err(Errno::EBADF);
         }
@@ -173,7 +178,7 @@ impl File {
         // Linux quirk kept for compatibility: with O_APPEND, pwrite appends.
         let offset =
             if self.flags() & O_APPEND != 0 { self.ops.stat()?.size as u64 } else { offset };
-        self.ops.write_at(task, data, offset)
+        self.ops.write_at(ctx, data, offset)
     }
 
     pub fn seek(&self, offset: i64, whence: u32) -> Result<u64, Errno> {

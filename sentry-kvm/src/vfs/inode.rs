@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex};
 
 use crate::abi::Errno;
 use crate::abi::stat::{FileType, Stat, Timespec};
-use crate::kernel::task::Task;
 use crate::vfs::Location;
 use crate::vfs::file::FileOps;
 
@@ -94,7 +93,7 @@ pub trait Inode: Send + Sync + Any {
         Err(Errno::EINVAL)
     }
     /// Links that resolve to an object rather than a path (/proc/self/fd/N, /proc/self/exe).
-    fn follow_magic(&self, _task: &Task) -> Option<Result<Location, Errno>> {
+    fn follow_magic(&self) -> Option<Result<Location, Errno>> {
         None
     }
 
@@ -107,7 +106,8 @@ pub trait Inode: Send + Sync + Any {
         Err(Errno::EINVAL)
     }
 
-    /// Opens the object; `flags` are the open(2) flags.
+    /// Opens the object; `flags` are the open(2) flags. A FIFO is not opened here: the kernel
+    /// attaches its pipe to the inode ([`Inode::attachment`]).
     fn open(self: Arc<Self>, flags: u32) -> Result<Arc<dyn FileOps>, Errno>;
 
     /// What a fifo (its pipe) or a bound Unix socket (its endpoint) attaches to the inode.

@@ -1,5 +1,7 @@
-//! The virtual filesystem: mounts, path resolution, open files and descriptor tables.
+//! The virtual filesystem: mounts, path resolution, open files and descriptor tables. It sees
+//! the task it works for only through [`context::Context`], never the kernel.
 
+pub mod context;
 pub mod dir_file;
 pub mod fd_table;
 pub mod file;

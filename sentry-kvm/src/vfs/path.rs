@@ -3,17 +3,17 @@
 
 use crate::abi::Errno;
 use crate::abi::stat::FileType;
-use crate::kernel::task::Task;
 use crate::vfs::Location;
+use crate::vfs::context::Context;
 use crate::vfs::inode::may_access;
 
 pub const PATH_MAX: usize = 4096;
 pub const NAME_MAX: usize = 255;
 const MAX_SYMLINKS: u32 = 40;
 
-/// Where resolution starts and what bounds it.
+/// Where resolution starts and what bounds it, and for whom it is done (search permission).
 pub struct Resolver<'a> {
-    pub task: &'a Task,
+    pub ctx: &'a dyn Context,
     pub root: Location,
     pub start: Location,
 }
@@ -82,7 +82,7 @@ impl Resolver<'_> {
         if dir.inode.file_type() != FileType::Directory {
             return Err(Errno::ENOTDIR);
         }
-        let creds = self.task.creds();
+        let creds = self.ctx.creds();
         if creds.euid != 0
             && !may_access(&dir.inode.stat()?, creds.euid, creds.egid, &creds.groups, 1)
         {
@@ -129,7 +129,7 @@ impl Resolver<'_> {
         if *links > MAX_SYMLINKS {
             return Err(Errno::ELOOP);
         }
-        if let Some(r) = link.inode.follow_magic(self.task) {
+        if let Some(r) = link.inode.follow_magic() {
             return r;
         }
         let target = link.inode.readlink()?;

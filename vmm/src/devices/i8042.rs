@@ -9,7 +9,7 @@ use std::sync::Arc;
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::bus::BusDevice;
-use crate::vm::{ExitReason, ExitSignal};
+use crate::exit::{ExitReason, ExitSignal};
 
 pub const PORT: u64 = 0x60;
 pub const LEN: u64 = 5;

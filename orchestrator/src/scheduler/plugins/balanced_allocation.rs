@@ -1,7 +1,9 @@
 //! NodeResourcesBalancedAllocation: prefers nodes whose CPU and memory would be used in equal
 //! shares after placing the pod.
 
-use crate::scheduler::framework::{CycleState, MAX_SCORE, NodeInfo, PodInfo, ScorePlugin};
+use crate::scheduler::framework::{CycleState, MAX_SCORE, ScorePlugin};
+use crate::scheduler::node_info::NodeInfo;
+use crate::scheduler::pod_info::PodInfo;
 
 pub struct BalancedAllocation;
 

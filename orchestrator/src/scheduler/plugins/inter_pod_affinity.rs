@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 
 use crate::scheduler::cache::Cache;
-use crate::scheduler::framework::{
-    AffinityTerm, CycleState, FilterPlugin, MAX_SCORE, NodeInfo, PodInfo, Reason, ScorePlugin,
-};
+use crate::scheduler::framework::{CycleState, FilterPlugin, MAX_SCORE, Reason, ScorePlugin};
+use crate::scheduler::node_info::NodeInfo;
+use crate::scheduler::pod_info::{AffinityTerm, PodInfo};
 
 pub struct InterPodAffinity;
 

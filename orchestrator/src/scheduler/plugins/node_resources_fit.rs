@@ -1,9 +1,9 @@
 //! NodeResourcesFit: the pod's requests must fit in what the node has left (CPU, memory,
 //! ephemeral storage, pod count); scores by least allocated (emptier nodes first).
 
-use crate::scheduler::framework::{
-    CycleState, FilterPlugin, MAX_SCORE, NodeInfo, PodInfo, Reason, ScorePlugin,
-};
+use crate::scheduler::framework::{CycleState, FilterPlugin, MAX_SCORE, Reason, ScorePlugin};
+use crate::scheduler::node_info::NodeInfo;
+use crate::scheduler::pod_info::PodInfo;
 
 pub struct NodeResourcesFit;
 

@@ -3,8 +3,10 @@
 
 use k8s_openapi::api::core::v1::Taint;
 
-use crate::scheduler::framework::{CycleState, FilterPlugin, NodeInfo, PodInfo, Reason};
+use crate::scheduler::framework::{CycleState, FilterPlugin, Reason};
 use crate::scheduler::matching::tolerated;
+use crate::scheduler::node_info::NodeInfo;
+use crate::scheduler::pod_info::PodInfo;
 
 pub struct NodeUnschedulable;
 

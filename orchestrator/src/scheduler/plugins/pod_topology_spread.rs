@@ -9,9 +9,11 @@ use super::node_affinity::node_matches_pod;
 use crate::api::selector::{LabelOp, LabelRequirement, LabelSelector};
 use crate::scheduler::cache::Cache;
 use crate::scheduler::framework::{
-    CycleState, FilterPlugin, Namespaces, NodeInfo, PodInfo, Reason, ScorePlugin, normalize_to_max,
+    CycleState, FilterPlugin, Reason, ScorePlugin, normalize_to_max,
 };
 use crate::scheduler::matching;
+use crate::scheduler::node_info::NodeInfo;
+use crate::scheduler::pod_info::{Namespaces, PodInfo};
 
 pub struct PodTopologySpread;
 

@@ -3,7 +3,9 @@
 //! merged into the pod's when it was read.
 
 use crate::scheduler::cache::Cache;
-use crate::scheduler::framework::{CycleState, FilterPlugin, NodeInfo, PodInfo, Reason};
+use crate::scheduler::framework::{CycleState, FilterPlugin, Reason};
+use crate::scheduler::node_info::NodeInfo;
+use crate::scheduler::pod_info::PodInfo;
 
 pub struct RuntimeClass;
 

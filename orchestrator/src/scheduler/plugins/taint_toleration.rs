@@ -2,9 +2,11 @@
 //! untolerated PreferNoSchedule taints score higher.
 
 use crate::scheduler::framework::{
-    CycleState, FilterPlugin, NodeInfo, PodInfo, Reason, ScorePlugin, normalize_to_max,
+    CycleState, FilterPlugin, Reason, ScorePlugin, normalize_to_max,
 };
 use crate::scheduler::matching::tolerated;
+use crate::scheduler::node_info::NodeInfo;
+use crate::scheduler::pod_info::PodInfo;
 
 pub struct TaintToleration;
 

@@ -62,7 +62,7 @@ pub fn deliver_pending(
         }
         if tg.lock().stopped {
             // Job-control stop: wait for SIGCONT (or death).
-            let reg = tg.continued.register(&task.waker, crate::kernel::waiter::Events::ALL);
+            let reg = tg.continued.register(&task.waker, crate::waiter::Events::ALL);
             task.waker.set_interrupt(false);
             while tg.lock().stopped && !task.exiting.load(Ordering::SeqCst) {
                 let _ = task

@@ -122,7 +122,7 @@ pub fn send_to_group(tg: &Arc<ThreadGroup>, info: SigInfo, origin: Origin) {
 }
 
 /// tgkill(2), and signals aimed at one thread.
-pub fn send_to_task(task: &Arc<Task>, info: SigInfo, origin: Origin) {
+pub fn send_to_task(task: &Task, info: SigInfo, origin: Origin) {
     let tg = task.tg();
     let sig = info.signo;
     if !prepare(&tg, sig) {

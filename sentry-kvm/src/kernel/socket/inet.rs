@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::abi::stat::{S_IFSOCK, Stat, Timespec};
-use crate::kernel::waiter::Events;
+use crate::waiter::Events;
 
 /// How often a blocked call re-checks for signals.
 const SLICE: Duration = Duration::from_millis(20);
@@ -102,15 +102,15 @@ impl InetSocket {
 }
 
 impl FileOps for InetSocket {
-    fn read(&self, task: &Task, buf: &mut [u8], nonblock: bool) -> Result<usize, Errno> {
-        let m = self.recv(task, buf.len(), 0, nonblock)?;
+    fn read(&self, ctx: &dyn Context, buf: &mut [u8], nonblock: bool) -> Result<usize, Errno> {
+        let m = self.recv(task_of(ctx)?, buf.len(), 0, nonblock)?;
         buf[..m.data.len()].copy_from_slice(&m.data);
         Ok(m.data.len())
     }
 
-    fn write(&self, task: &Task, data: &[u8], nonblock: bool) -> Result<usize, Errno> {
+    fn write(&self, ctx: &dyn Context, data: &[u8], nonblock: bool) -> Result<usize, Errno> {
         self.send(
-            task,
+            task_of(ctx)?,
             SendMsg { data: data.to_vec(), addr: None, files: Vec::new(), creds: None, flags: 0 },
             nonblock,
         )
@@ -137,7 +137,7 @@ impl FileOps for InetSocket {
         })
     }
 
-    fn ioctl(&self, task: &Task, cmd: u32, arg: u64) -> SysResult {
+    fn ioctl(&self, ctx: &dyn Context, cmd: u32, arg: u64) -> SysResult {
         const FIONREAD: u32 = 0x541b;
         const SIOCOUTQ: u32 = 0x5411;
         if cmd != FIONREAD && cmd != SIOCOUTQ {
@@ -146,7 +146,7 @@ impl FileOps for InetSocket {
         let mut v: libc::c_int = 0;
         // SAFETY: both ioctls write one int.
         check(unsafe { libc::ioctl(self.fd.as_raw_fd(), cmd as _, &mut v) } as isize)?;
-        task.mm().copy_out(arg, &v.to_le_bytes())?;
+        ctx.copy_out(arg, &v.to_le_bytes())?;
         Ok(0)
     }
 

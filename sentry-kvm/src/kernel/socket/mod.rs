@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use crate::abi::Errno;
 use crate::abi::errno::SysResult;
-use crate::kernel::task::Task;
+use crate::kernel::task::{Task, task_of};
+use crate::vfs::context::Context;
 use crate::vfs::file::{File, FileOps};
 
 pub const AF_UNIX: i32 = 1;

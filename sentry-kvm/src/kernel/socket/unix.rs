@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use super::*;
 use crate::abi::stat::{FileType, S_IFSOCK, Stat, Timespec};
 use crate::kernel::signal::send::sigpipe_current;
-use crate::kernel::waiter::{Events, WaitQueue};
 use crate::vfs::inode::{Owner, may_access};
 use crate::vfs::path::Resolver;
+use crate::waiter::{Events, WaitQueue};
 
 /// Bytes a connection buffers in each direction (Linux's default socket buffer).
 const BUFFER: usize = 212_992;
@@ -193,7 +193,7 @@ impl UnixSocket {
                 .ok_or(Errno::ECONNREFUSED);
         }
         let fs = task.fs();
-        let r = Resolver { task, root: fs.root(), start: fs.cwd() };
+        let r = Resolver { ctx: task, root: fs.root(), start: fs.cwd() };
         let loc = r.resolve(name, crate::vfs::path::Last::Follow)?;
         if loc.inode.file_type() != FileType::Socket {
             return Err(Errno::ECONNREFUSED);
@@ -261,16 +261,16 @@ impl Drop for UnixSocket {
 }
 
 impl FileOps for UnixSocket {
-    fn read(&self, task: &Task, buf: &mut [u8], nonblock: bool) -> Result<usize, Errno> {
-        let m = self.recv(task, buf.len(), 0, nonblock)?;
+    fn read(&self, ctx: &dyn Context, buf: &mut [u8], nonblock: bool) -> Result<usize, Errno> {
+        let m = self.recv(task_of(ctx)?, buf.len(), 0, nonblock)?;
         buf[..m.data.len()].copy_from_slice(&m.data);
         Ok(m.data.len())
     }
 
-    fn write(&self, task: &Task, data: &[u8], nonblock: bool) -> Result<usize, Errno> {
+    fn write(&self, ctx: &dyn Context, data: &[u8], nonblock: bool) -> Result<usize, Errno> {
         let msg =
             SendMsg { data: data.to_vec(), addr: None, files: Vec::new(), creds: None, flags: 0 };
-        self.send(task, msg, nonblock)
+        self.send(task_of(ctx)?, msg, nonblock)
     }
 
     fn readiness(&self) -> Events {
@@ -333,7 +333,7 @@ impl FileOps for UnixSocket {
         })
     }
 
-    fn ioctl(&self, task: &Task, cmd: u32, arg: u64) -> SysResult {
+    fn ioctl(&self, ctx: &dyn Context, cmd: u32, arg: u64) -> SysResult {
         const FIONREAD: u32 = 0x541b;
         if cmd != FIONREAD {
             return Err(Errno::ENOTTY);
@@ -342,7 +342,7 @@ impl FileOps for UnixSocket {
             Role::Connected { rx, .. } => rx.lock().bytes,
             _ => self.lock_rx_bytes(),
         } as u32;
-        task.mm().copy_out(arg, &n.to_le_bytes())?;
+        ctx.copy_out(arg, &n.to_le_bytes())?;
         Ok(0)
     }
 
@@ -374,7 +374,7 @@ impl Socket for UnixSocket {
             m.insert(name.clone(), Arc::downgrade(&me));
         } else {
             let fs = task.fs();
-            let r = Resolver { task, root: fs.root(), start: fs.cwd() };
+            let r = Resolver { ctx: task, root: fs.root(), start: fs.cwd() };
             let (dir, last, _) = r.resolve_parent(&name)?;
             let last = last.ok_or(Errno::EADDRINUSE)?;
             if dir.inode.lookup(&last).is_ok() {

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use super::synthetic::{Fixed, SynthDir, SynthLink, alloc_ino};
 use crate::abi::Errno;
 use crate::abi::stat::{FileType, S_IFCHR, Stat, Timespec, makedev};
-use crate::kernel::task::Task;
-use crate::kernel::waiter::Events;
+use crate::vfs::context::Context;
 use crate::vfs::file::FileOps;
 use crate::vfs::inode::{Inode, InodeKey};
+use crate::waiter::Events;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Device {
@@ -62,7 +62,7 @@ impl FileOps for DevFile {
     fn seekable(&self) -> bool {
         true
     }
-    fn read_at(&self, _t: &Task, buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
+    fn read_at(&self, _ctx: &dyn Context, buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
         match self.dev {
             Device::Null => Ok(0),
             Device::Zero | Device::Full => {
@@ -71,12 +71,12 @@ impl FileOps for DevFile {
             }
             Device::Random | Device::Urandom => {
                 let n = buf.len().min(1 << 20);
-                crate::loader::getrandom(&mut buf[..n]);
+                crate::random::fill(&mut buf[..n]);
                 Ok(n)
             }
         }
     }
-    fn write_at(&self, _t: &Task, data: &[u8], _off: u64) -> Result<usize, Errno> {
+    fn write_at(&self, _ctx: &dyn Context, data: &[u8], _off: u64) -> Result<usize, Errno> {
         match self.dev {
             Device::Full => Err(Errno::ENOSPC),
             _ => Ok(data.len()),

@@ -8,9 +8,9 @@ use std::time::Duration;
 use crate::abi::Errno;
 use crate::abi::errno::SysResult;
 use crate::abi::stat::{S_IFCHR, S_IFIFO, S_IFREG, S_IFSOCK, Stat, Timespec};
-use crate::kernel::task::Task;
-use crate::kernel::waiter::Events;
+use crate::vfs::context::Context;
 use crate::vfs::file::FileOps;
+use crate::waiter::Events;
 
 /// How often a blocked read re-checks for signals while the host descriptor stays quiet.
 const POLL_SLICE: Duration = Duration::from_millis(20);
@@ -40,12 +40,12 @@ impl HostFile {
         if n > 0 { p.revents } else { 0 }
     }
 
-    fn wait(&self, task: &Task, events: i16) -> Result<(), Errno> {
+    fn wait(&self, ctx: &dyn Context, events: i16) -> Result<(), Errno> {
         loop {
             if self.poll(events, POLL_SLICE) != 0 {
                 return Ok(());
             }
-            if task.waker.interrupted() {
+            if ctx.interrupted() {
                 return Err(Errno::ERESTARTSYS);
             }
         }
@@ -63,12 +63,12 @@ impl FileOps for HostFile {
 
     // A regular file given as stdio is shared with whoever else writes it (a shell appending
     // to a log): reads and writes go through the host's file position, not the sandbox's.
-    fn read_at(&self, _t: &Task, buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
+    fn read_at(&self, _ctx: &dyn Context, buf: &mut [u8], _off: u64) -> Result<usize, Errno> {
         // SAFETY: reading into `buf` from our descriptor.
         host_result(unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
     }
 
-    fn write_at(&self, _t: &Task, data: &[u8], _off: u64) -> Result<usize, Errno> {
+    fn write_at(&self, _ctx: &dyn Context, data: &[u8], _off: u64) -> Result<usize, Errno> {
         // SAFETY: writing `data` to our descriptor.
         host_result(unsafe { libc::write(self.fd.as_raw_fd(), data.as_ptr().cast(), data.len()) })
     }
@@ -82,9 +82,9 @@ impl FileOps for HostFile {
         Some(if r < 0 { Err(Errno::last_host()) } else { Ok(r as u64) })
     }
 
-    fn read(&self, task: &Task, buf: &mut [u8], nonblock: bool) -> Result<usize, Errno> {
+    fn read(&self, ctx: &dyn Context, buf: &mut [u8], nonblock: bool) -> Result<usize, Errno> {
         if !nonblock {
-            self.wait(task, libc::POLLIN)?;
+            self.wait(ctx, libc::POLLIN)?;
         } else if self.poll(libc::POLLIN, Duration::ZERO) == 0 {
             return Err(Errno::EAGAIN);
         }
@@ -92,13 +92,13 @@ impl FileOps for HostFile {
         host_result(unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
     }
 
-    fn write(&self, task: &Task, data: &[u8], nonblock: bool) -> Result<usize, Errno> {
+    fn write(&self, ctx: &dyn Context, data: &[u8], nonblock: bool) -> Result<usize, Errno> {
         let mut done = 0;
         while done < data.len() {
             if nonblock && self.poll(libc::POLLOUT, Duration::ZERO) == 0 {
                 return if done > 0 { Ok(done) } else { Err(Errno::EAGAIN) };
             }
-            if !nonblock && let Err(e) = self.wait(task, libc::POLLOUT) {
+            if !nonblock && let Err(e) = self.wait(ctx, libc::POLLOUT) {
                 return if done > 0 { Ok(done) } else { Err(e) };
             }
             // SAFETY: writing the unwritten tail of `data`.
@@ -109,7 +109,7 @@ impl FileOps for HostFile {
                 Ok(n) => done += n,
                 Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
                 Err(Errno::EPIPE) => {
-                    crate::kernel::signal::send::sigpipe_current();
+                    ctx.sigpipe();
                     return if done > 0 { Ok(done) } else { Err(Errno::EPIPE) };
                 }
                 Err(e) => return if done > 0 { Ok(done) } else { Err(e) },
@@ -152,7 +152,7 @@ impl FileOps for HostFile {
         })
     }
 
-    fn ioctl(&self, task: &Task, cmd: u32, arg: u64) -> SysResult {
+    fn ioctl(&self, ctx: &dyn Context, cmd: u32, arg: u64) -> SysResult {
         const TCGETS: u32 = 0x5401;
         const TCSETS: u32 = 0x5402;
         const TCSETSW: u32 = 0x5403;
@@ -165,7 +165,6 @@ impl FileOps for HostFile {
         if !self.tty && cmd != FIONREAD {
             return Err(Errno::ENOTTY);
         }
-        let mm = task.mm();
         match cmd {
             TCGETS | TIOCGWINSZ | FIONREAD => {
                 let size = match cmd {
@@ -179,13 +178,13 @@ impl FileOps for HostFile {
                 if r < 0 {
                     return Err(Errno::last_host());
                 }
-                mm.copy_out(arg, &buf[..size])?;
+                ctx.copy_out(arg, &buf[..size])?;
                 Ok(0)
             }
             TCSETS | TCSETSW | TCSETSF | TIOCSWINSZ => {
                 let size = if cmd == TIOCSWINSZ { 8 } else { 60 };
                 let mut buf = [0u8; 64];
-                mm.copy_in(arg, &mut buf[..size])?;
+                ctx.copy_in(arg, &mut buf[..size])?;
                 // SAFETY: the buffer holds the structure the ioctl reads.
                 let r = unsafe { libc::ioctl(self.fd.as_raw_fd(), cmd as _, buf.as_ptr()) };
                 if r < 0 {
@@ -196,8 +195,7 @@ impl FileOps for HostFile {
             // Job control on the host terminal is not offered: the sandbox's foreground
             // process group is its own.
             TIOCGPGRP => {
-                let pgid = task.kernel.tasks().proc(task.tgid()).map(|p| p.pgid).unwrap_or(1);
-                mm.copy_out(arg, &pgid.to_le_bytes())?;
+                ctx.copy_out(arg, &ctx.process_group().to_le_bytes())?;
                 Ok(0)
             }
             TIOCSPGRP => Ok(0),

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::abi::Errno;
 use crate::abi::stat::{S_IFREG, Stat, Timespec};
-use crate::kernel::task::Task;
 use crate::mm::mappable::{Mappable, MemObject};
+use crate::vfs::context::Context;
 use crate::vfs::file::FileOps;
 
 pub struct MemFile {
@@ -26,10 +26,10 @@ impl FileOps for MemFile {
     fn seekable(&self) -> bool {
         true
     }
-    fn read_at(&self, _t: &Task, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+    fn read_at(&self, _ctx: &dyn Context, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
         self.obj.read(off, buf)
     }
-    fn write_at(&self, _t: &Task, data: &[u8], off: u64) -> Result<usize, Errno> {
+    fn write_at(&self, _ctx: &dyn Context, data: &[u8], off: u64) -> Result<usize, Errno> {
         self.obj.write(off, data)
     }
     fn stat(&self) -> Result<Stat, Errno> {

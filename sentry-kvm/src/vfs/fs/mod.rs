@@ -5,6 +5,5 @@ pub mod host;
 pub mod memfd;
 pub mod overlay;
 pub mod path_only;
-pub mod proc;
 pub mod synthetic;
 pub mod volume;

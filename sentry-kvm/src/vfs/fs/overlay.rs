@@ -16,9 +16,9 @@ use crate::abi::Errno;
 use crate::abi::stat::{self, FileType, O_TRUNC, Stat, Timespec};
 use crate::gofer::GoferClient;
 use crate::gofer::protocol::Handle;
-use crate::kernel::task::Task;
 use crate::mm::Physical;
 use crate::mm::mappable::{Mappable, MemObject, PageSource};
+use crate::vfs::context::Context;
 use crate::vfs::dir_file::DirFile;
 use crate::vfs::file::FileOps;
 use crate::vfs::inode::{DirEntry, Inode, InodeKey, Owner, SetAttr};
@@ -684,8 +684,9 @@ impl Inode for Node {
                 Ok(Arc::new(RegularFile { node: self }))
             }
             FileType::CharDevice => crate::vfs::fs::dev::open_device(lock(&self.meta).rdev, flags),
-            FileType::Fifo => crate::kernel::pipe::open_fifo(&*self, flags),
-            FileType::Socket => Err(Errno::ENXIO),
+            // The kernel opens a FIFO through its attachment (the pipe); nothing else opens a
+            // FIFO or a socket.
+            FileType::Fifo | FileType::Socket => Err(Errno::ENXIO),
             FileType::BlockDevice => Err(Errno::EACCES),
             FileType::Symlink => Err(Errno::ELOOP),
         }
@@ -733,12 +734,12 @@ impl FileOps for RegularFile {
         true
     }
 
-    fn read_at(&self, _task: &Task, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+    fn read_at(&self, _ctx: &dyn Context, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
         let n = self.node.data()?.read(offset, buf)?;
         Ok(n)
     }
 
-    fn write_at(&self, _task: &Task, data: &[u8], offset: u64) -> Result<usize, Errno> {
+    fn write_at(&self, _ctx: &dyn Context, data: &[u8], offset: u64) -> Result<usize, Errno> {
         let obj = self.node.copy_up()?;
         let n = obj.write(offset, data)?;
         self.node.touch(true);

@@ -7,8 +7,8 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use crate::abi::Errno;
 use crate::abi::stat::{FileType, S_IFDIR, S_IFLNK, S_IFREG, Stat, Timespec};
-use crate::kernel::task::{Task, current};
 use crate::vfs::Location;
+use crate::vfs::context::Context;
 use crate::vfs::dir_file::DirFile;
 use crate::vfs::file::FileOps;
 use crate::vfs::inode::{DirEntry, Inode, InodeKey};
@@ -155,7 +155,7 @@ impl Inode for SynthFile {
         FileType::Regular
     }
     fn open(self: Arc<Self>, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
-        let write = crate::syscalls::sys_file::wants_write(flags);
+        let write = crate::vfs::file::wants_write(flags);
         if write && self.store.is_none() {
             return Err(Errno::EACCES);
         }
@@ -180,7 +180,7 @@ impl FileOps for SnapshotFile {
     fn seekable(&self) -> bool {
         true
     }
-    fn read_at(&self, _t: &Task, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+    fn read_at(&self, _ctx: &dyn Context, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
         if off >= self.data.len() as u64 {
             return Ok(0);
         }
@@ -188,7 +188,7 @@ impl FileOps for SnapshotFile {
         buf[..n].copy_from_slice(&self.data[off as usize..off as usize + n]);
         Ok(n)
     }
-    fn write_at(&self, _t: &Task, data: &[u8], _off: u64) -> Result<usize, Errno> {
+    fn write_at(&self, _ctx: &dyn Context, data: &[u8], _off: u64) -> Result<usize, Errno> {
         match &self.inode.store {
             Some(s) => s(data).map(|_| data.len()),
             None => Err(Errno::EBADF),
@@ -207,11 +207,12 @@ impl FileOps for SnapshotFile {
     }
 }
 
-type Target = dyn Fn(&Task) -> Result<Vec<u8>, Errno> + Send + Sync;
-type Magic = dyn Fn(&Task) -> Option<Result<Location, Errno>> + Send + Sync;
+type Target = dyn Fn() -> Result<Vec<u8>, Errno> + Send + Sync;
+type Magic = dyn Fn() -> Result<Location, Errno> + Send + Sync;
 
-/// A symlink whose target is computed for the task reading it; optionally "magic" (resolving
-/// to an object rather than a path, like /proc/self/fd/N).
+/// A symlink whose target is computed when it is read (it may depend on who reads it, as
+/// /proc/self does); optionally "magic": resolving to an object rather than a path, like
+/// /proc/self/fd/N.
 pub struct SynthLink {
     dev: u64,
     ino: u64,
@@ -226,7 +227,7 @@ impl SynthLink {
 
     pub fn fixed(dev: u64, target: &[u8]) -> Arc<SynthLink> {
         let t = target.to_vec();
-        SynthLink::new(dev, Box::new(move |_| Ok(t.clone())))
+        SynthLink::new(dev, Box::new(move || Ok(t.clone())))
     }
 
     pub fn magic(dev: u64, target: Box<Target>, magic: Box<Magic>) -> Arc<SynthLink> {
@@ -239,18 +240,17 @@ impl Inode for SynthLink {
         (self.dev, self.ino)
     }
     fn stat(&self) -> Result<Stat, Errno> {
-        let len = current().and_then(|t| (self.target)(&t).ok()).map(|t| t.len()).unwrap_or(0);
+        let len = (self.target)().map(|t| t.len()).unwrap_or(0);
         Ok(stat_of(self.dev, self.ino, S_IFLNK | 0o777, len as u64))
     }
     fn file_type(&self) -> FileType {
         FileType::Symlink
     }
     fn readlink(&self) -> Result<Vec<u8>, Errno> {
-        let t = current().ok_or(Errno::ENOENT)?;
-        (self.target)(&t)
+        (self.target)()
     }
-    fn follow_magic(&self, task: &Task) -> Option<Result<Location, Errno>> {
-        self.magic.as_ref().and_then(|m| m(task))
+    fn follow_magic(&self) -> Option<Result<Location, Errno>> {
+        self.magic.as_ref().map(|m| m())
     }
     fn open(self: Arc<Self>, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
         Err(Errno::ELOOP)

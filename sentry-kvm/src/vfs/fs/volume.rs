@@ -13,9 +13,9 @@ use crate::abi::Errno;
 use crate::abi::stat::{self, FileType, O_ACCMODE, O_RDONLY, O_TRUNC, Stat};
 use crate::gofer::GoferClient;
 use crate::gofer::protocol::{Attr, Handle};
-use crate::kernel::task::Task;
 use crate::mm::Physical;
 use crate::mm::mappable::{Mappable, MemObject};
+use crate::vfs::context::Context;
 use crate::vfs::dir_file::DirFile;
 use crate::vfs::file::FileOps;
 use crate::vfs::fs::overlay::HostPages;
@@ -248,13 +248,13 @@ impl FileOps for VolumeFile {
         true
     }
 
-    fn read_at(&self, _task: &Task, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+    fn read_at(&self, _ctx: &dyn Context, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
         let off = i64::try_from(offset).map_err(|_| Errno::EINVAL)?;
         // SAFETY: reading into `buf` from our descriptor.
         host(unsafe { libc::pread(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), off) })
     }
 
-    fn write_at(&self, _task: &Task, data: &[u8], offset: u64) -> Result<usize, Errno> {
+    fn write_at(&self, _ctx: &dyn Context, data: &[u8], offset: u64) -> Result<usize, Errno> {
         let off = i64::try_from(offset).map_err(|_| Errno::EFBIG)?;
         // SAFETY: writing `data` to our descriptor.
         host(unsafe { libc::pwrite(self.fd.as_raw_fd(), data.as_ptr().cast(), data.len(), off) })

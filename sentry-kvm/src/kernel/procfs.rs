@@ -1,18 +1,19 @@
 //! A minimal /proc: self, per-process directories (exe, cwd, root, fd, cmdline, environ,
 //! comm, status, stat, statm, maps, mounts) and system files (cpuinfo, meminfo, uptime,
-//! loadavg, mounts, stat, version, sys/kernel).
+//! loadavg, mounts, stat, version, sys/kernel). The kernel's tables seen as a filesystem, built
+//! from the vfs's generated directories, files and links.
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Weak};
 
-use super::synthetic::{Children, Fixed, SynthDir, SynthFile, SynthLink};
 use crate::abi::Errno;
 use crate::abi::stat::makedev;
 use crate::kernel::Kernel;
-use crate::kernel::task::Task;
+use crate::kernel::task::{Task, current};
 use crate::kernel::thread_group::ThreadGroup;
 use crate::mm::vma::VmaName;
 use crate::vfs::Location;
+use crate::vfs::fs::synthetic::{Children, Fixed, SynthDir, SynthFile, SynthLink};
 use crate::vfs::inode::Inode;
 
 fn dev() -> u64 {
@@ -27,6 +28,11 @@ fn proc_tg(kernel: &Weak<Kernel>, pid: i32) -> Result<(Arc<Kernel>, Arc<ThreadGr
 
 fn leader(kernel: &Weak<Kernel>, pid: i32) -> Result<Arc<Task>, Errno> {
     proc_tg(kernel, pid)?.1.leader().ok_or(Errno::ESRCH)
+}
+
+/// The task reading a link (its host thread is running this).
+fn reader() -> Result<Arc<Task>, Errno> {
+    current().ok_or(Errno::ENOENT)
 }
 
 fn file(render: impl Fn() -> Result<String, Errno> + Send + Sync + 'static) -> Arc<dyn Inode> {
@@ -77,10 +83,13 @@ pub fn build(kernel: &Arc<Kernel>) -> Arc<SynthDir> {
     let k = Arc::downgrade(kernel);
     let info = kernel.info();
     let k1 = k.clone();
-    let selfl = SynthLink::new(dev(), Box::new(|t: &Task| Ok(t.tgid().to_string().into_bytes())));
+    let selfl = SynthLink::new(dev(), Box::new(|| Ok(reader()?.tgid().to_string().into_bytes())));
     let thread_self = SynthLink::new(
         dev(),
-        Box::new(|t: &Task| Ok(format!("{}/task/{}", t.tgid(), t.tid()).into_bytes())),
+        Box::new(|| {
+            let t = reader()?;
+            Ok(format!("{}/task/{}", t.tgid(), t.tid()).into_bytes())
+        }),
     );
     let k2 = k.clone();
     let k3 = k.clone();
@@ -265,11 +274,10 @@ impl Children for PidDir {
                 let k2 = k.clone();
                 SynthLink::magic(
                     dev(),
-                    Box::new(move |_| Ok(proc_tg(&k, pid)?.1.lock().exe.clone())),
-                    Box::new(move |_| {
-                        Some(proc_tg(&k2, pid).and_then(|(_, tg)| {
-                            tg.lock().exe_location.clone().ok_or(Errno::ENOENT)
-                        }))
+                    Box::new(move || Ok(proc_tg(&k, pid)?.1.lock().exe.clone())),
+                    Box::new(move || {
+                        proc_tg(&k2, pid)
+                            .and_then(|(_, tg)| tg.lock().exe_location.clone().ok_or(Errno::ENOENT))
                     }),
                 )
             }
@@ -283,11 +291,11 @@ impl Children for PidDir {
                 let loc_of2 = loc_of;
                 SynthLink::magic(
                     dev(),
-                    Box::new(move |t| {
+                    Box::new(move || {
                         let loc = loc_of(&k)?;
-                        crate::vfs::path::path_of(&t.fs().root(), &loc).ok_or(Errno::ENOENT)
+                        crate::vfs::path::path_of(&reader()?.fs().root(), &loc).ok_or(Errno::ENOENT)
                     }),
-                    Box::new(move |_| Some(loc_of2(&k2))),
+                    Box::new(move || loc_of2(&k2)),
                 )
             }
             b"fd" => SynthDir::new(dev(), 0o500, Box::new(FdDir { kernel: k, pid })),
@@ -530,13 +538,10 @@ impl Children for FdDir {
         let (k1, k2, pid) = (self.kernel.clone(), self.kernel.clone(), self.pid);
         Some(SynthLink::magic(
             dev(),
-            Box::new(move |_| Ok(leader(&k1, pid)?.files().get(fd)?.path.clone())),
-            Box::new(move |_| {
-                let f = match leader(&k2, pid).and_then(|t| t.files().get(fd)) {
-                    Ok(f) => f,
-                    Err(e) => return Some(Err(e)),
-                };
-                Some(f.location.clone().ok_or(Errno::ENXIO))
+            Box::new(move || Ok(leader(&k1, pid)?.files().get(fd)?.path.clone())),
+            Box::new(move || {
+                let f = leader(&k2, pid).and_then(|t| t.files().get(fd))?;
+                f.location.clone().ok_or(Errno::ENXIO)
             }),
         ))
     }
