@@ -136,3 +136,17 @@ fn random_syscalls_never_crash_or_hang_the_sentry() {
     assert!(stdout.starts_with("fuzz seed="), "{stdout}");
     assert_eq!(std::fs::read_to_string(&canary).unwrap(), "untouched");
 }
+
+#[test]
+fn sendmmsg_and_recvmmsg_behave_as_on_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    compile("mmsg", &root.join("bin/mmsg"), &["-static"]);
+    // Linux is the oracle.
+    let native = Command::new(root.join("bin/mmsg")).output().unwrap();
+    assert!(native.status.success());
+    let got = sentry_run(&root, "/", &["/bin/mmsg"], b"");
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), String::from_utf8_lossy(&native.stdout));
+    assert!(String::from_utf8_lossy(&got.stdout).contains("udp got=3 one two three"));
+}

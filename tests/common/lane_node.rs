@@ -56,16 +56,17 @@ D=/tmp/node
 mkdir -p $D
 cat > /lane/report.sh <<'EOF'
 #!/bin/sh
-echo "vmm-processes $(ps | grep -c '[r]ingfence-vmm')"
-echo "vmm $(ps | grep '[r]ingfence-vmm' | awk '$2 == "65534" || $2 == "nobody"' | wc -l)"
-echo "virtiofsd $(ps | grep -c '[v]irtiofsd')"
+# (busybox ps: PID USER COMMAND...; programs told by their path)
+echo "vmm-processes $(ps | awk '$3 == "/lane/ringfence-vmm"' | wc -l)"
+echo "vmm $(ps | awk '$3 == "/lane/ringfence-vmm" && ($2 == "65534" || $2 == "nobody")' | wc -l)"
+echo "virtiofsd $(ps | awk '$3 == "/lane/virtiofsd"' | wc -l)"
 echo "netns $(/lane/bin/ip netns list | wc -l)"
 echo "tap $( (/lane/bin/ip -o link; for n in $(/lane/bin/ip netns list | cut -d' ' -f1); do /lane/bin/ip -n $n -o link; done) | grep -c tap)"
 echo "sandboxes $(ls /tmp/node/cri/sandboxes 2>/dev/null | wc -l)"
 echo "mounts $(grep -c /tmp/node/cri/ /proc/self/mountinfo)"
 echo "image-binds $(grep '/share/containers/[^ ]*/rootfs ' /proc/self/mountinfo | wc -l)"
 echo "image-sources $(grep '/share/containers/[^ ]*/rootfs ' /proc/self/mountinfo | cut -d' ' -f4 | sort -u | wc -l)"
-ps | grep -E '[v]irtiofsd|[r]ingfence-vmm' | sed 's/^/process: /'
+ps | awk '$3 == "/lane/virtiofsd" || $3 == "/lane/ringfence-vmm"' | sed 's/^/process: /'
 EOF
 chmod +x /lane/report.sh
 nc -ll -p @REPORT_PORT@ -e /lane/report.sh &
@@ -184,11 +185,16 @@ impl LaneNode {
     /// jails' supervisors), `virtiofsd`, `netns`, `tap`, `sandboxes`, `mounts`, `image-binds`,
     /// `image-sources` and their counts.
     pub fn leftovers(&self) -> Vec<(String, u32)> {
+        parse_report(&self.report())
+    }
+
+    /// The report as the node wrote it (with its processes).
+    pub fn report(&self) -> String {
         let mut s = TcpStream::connect(("127.0.0.1", self.report_port)).expect("reach the report");
         s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
         let mut text = String::new();
         s.read_to_string(&mut text).expect("read the report");
-        parse_report(&text)
+        text
     }
 
     pub fn leftover(&self, what: &str) -> u32 {

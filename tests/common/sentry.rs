@@ -33,6 +33,10 @@ pub fn sentry_run(rootfs: &Path, cwd: &str, argv: &[&str], stdin: &[u8]) -> Outp
     run_with_input(cmd, stdin)
 }
 
+/// How long one sandboxed program may run before the test fails (a hung Sentry must fail the
+/// test, not stall the suite).
+const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 pub fn run_with_input(mut cmd: Command, stdin: &[u8]) -> Output {
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
@@ -42,7 +46,26 @@ pub fn run_with_input(mut cmd: Command, stdin: &[u8]) -> Output {
         use std::io::Write;
         let _ = input.write_all(&data);
     });
+    // A watchdog: SIGKILL after the limit (the Sentry may ignore SIGTERM when wedged).
+    let pid = child.id() as i32;
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let fired = done_rx.recv_timeout(RUN_LIMIT).is_err();
+        if fired {
+            // SAFETY: signalling our own child, which has not been reaped (we hold its wait).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        fired
+    });
     let out = child.wait_with_output().unwrap();
+    let _ = done_tx.send(());
     let _ = writer.join();
+    if watchdog.join().unwrap_or(false) {
+        panic!(
+            "the sandbox ran longer than {RUN_LIMIT:?} and was killed; its output:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     out
 }

@@ -192,7 +192,62 @@ fn read_msghdr(c: &Call, addr: u64) -> Result<MsgHdr, Errno> {
 
 pub fn sendmsg(c: &mut Call) -> SysResult {
     let f = sock_file(c, c.arg_i32(0))?;
-    let h = read_msghdr(c, c.args[1])?;
+    let (hdr, flags, nonblocking) = (c.args[1], c.arg_u32(2), f.nonblocking());
+    send_one(c, &f, hdr, flags, nonblocking).map(|n| n as u64)
+}
+
+/// The size of a `struct mmsghdr`: a msghdr and the length the call fills in, padded.
+const MMSGHDR: u64 = 64;
+/// The most messages one sendmmsg/recvmmsg call takes (Linux's UIO_MAXIOV).
+const MMSG_MAX: u64 = 1024;
+
+/// sendmmsg(2): each message in turn; the count sent, or the first message's error.
+pub fn sendmmsg(c: &mut Call) -> SysResult {
+    let f = sock_file(c, c.arg_i32(0))?;
+    let (vec, vlen, flags) = (c.args[1], c.args[2].min(MMSG_MAX), c.arg_u32(3));
+    let mut sent = 0;
+    while sent < vlen {
+        let at = vec + sent * MMSGHDR;
+        match send_one(c, &f, at, flags, f.nonblocking()) {
+            Ok(n) => c.write_bytes(at + 56, &(n as u32).to_le_bytes())?,
+            Err(e) if sent == 0 => return Err(e),
+            Err(_) => break,
+        }
+        sent += 1;
+    }
+    Ok(sent)
+}
+
+/// recvmmsg(2): messages in turn (after the first, only those already there with
+/// MSG_WAITFORONE); the count received, or the first message's error. The timeout is not
+/// applied: each receive blocks as recvmsg would.
+pub fn recvmmsg(c: &mut Call) -> SysResult {
+    let f = sock_file(c, c.arg_i32(0))?;
+    let (vec, vlen, flags) = (c.args[1], c.args[2].min(MMSG_MAX), c.arg_u32(3));
+    let mut got = 0;
+    while got < vlen {
+        let at = vec + got * MMSGHDR;
+        let nonblocking = f.nonblocking()
+            || flags & MSG_DONTWAIT != 0
+            || (got > 0 && flags & MSG_WAITFORONE != 0);
+        match recv_one(c, &f, at, flags & !MSG_WAITFORONE, nonblocking) {
+            Ok(n) => c.write_bytes(at + 56, &(n as u32).to_le_bytes())?,
+            Err(e) if got == 0 => return Err(e),
+            Err(_) => break,
+        }
+        got += 1;
+    }
+    Ok(got)
+}
+
+fn send_one(
+    c: &mut Call,
+    f: &Arc<File>,
+    hdr: u64,
+    flags: u32,
+    nonblocking: bool,
+) -> Result<usize, Errno> {
+    let h = read_msghdr(c, hdr)?;
     let iov = read_iovecs(c, h.iov, h.iovlen)?;
     let data = gather(c, &iov)?;
     let addr = if h.name != 0 && h.namelen > 0 {
@@ -234,17 +289,27 @@ pub fn sendmsg(c: &mut Call) -> SysResult {
             off += len.div_ceil(8) * 8;
         }
     }
-    let msg = SendMsg { data, addr, files, creds, flags: c.arg_u32(2) };
-    socket_of(&f)?.send(c.task, msg, f.nonblocking()).map(|n| n as u64)
+    let msg = SendMsg { data, addr, files, creds, flags };
+    socket_of(f)?.send(c.task, msg, nonblocking)
 }
 
 pub fn recvmsg(c: &mut Call) -> SysResult {
     let f = sock_file(c, c.arg_i32(0))?;
-    let flags = c.arg_u32(2);
-    let h = read_msghdr(c, c.args[1])?;
+    let (hdr, flags, nonblocking) = (c.args[1], c.arg_u32(2), f.nonblocking());
+    recv_one(c, &f, hdr, flags, nonblocking).map(|n| n as u64)
+}
+
+fn recv_one(
+    c: &mut Call,
+    f: &Arc<File>,
+    hdr: u64,
+    flags: u32,
+    nonblocking: bool,
+) -> Result<usize, Errno> {
+    let h = read_msghdr(c, hdr)?;
     let iov = read_iovecs(c, h.iov, h.iovlen)?;
     let want: usize = iov.iter().map(|x| x.1).sum();
-    let m = socket_of(&f)?.recv(c.task, want, flags, f.nonblocking())?;
+    let m = socket_of(f)?.recv(c.task, want, flags, nonblocking)?;
     scatter(c, &iov, &m.data)?;
     let mut out_flags = m.flags;
     // Address.
@@ -295,12 +360,12 @@ pub fn recvmsg(c: &mut Call) -> SysResult {
     if ctl_len > 0 {
         c.write_bytes(h.control, &ctl[..ctl_len])?;
     }
-    let mut hdr = c.read_bytes(c.args[1], 56)?;
-    hdr[8..12].copy_from_slice(&namelen.to_le_bytes());
-    hdr[40..48].copy_from_slice(&(ctl_len as u64).to_le_bytes());
-    hdr[48..52].copy_from_slice(&out_flags.to_le_bytes());
-    c.write_bytes(c.args[1], &hdr)?;
-    Ok(if flags & MSG_TRUNC != 0 { m.full_len } else { m.data.len() } as u64)
+    let mut out = c.read_bytes(hdr, 56)?;
+    out[8..12].copy_from_slice(&namelen.to_le_bytes());
+    out[40..48].copy_from_slice(&(ctl_len as u64).to_le_bytes());
+    out[48..52].copy_from_slice(&out_flags.to_le_bytes());
+    c.write_bytes(hdr, &out)?;
+    Ok(if flags & MSG_TRUNC != 0 { m.full_len } else { m.data.len() })
 }
 
 fn push_cmsg(out: &mut Vec<u8>, ty: i32, payload: &[u8]) {

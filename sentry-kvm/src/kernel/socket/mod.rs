@@ -47,6 +47,8 @@ pub const MSG_DONTWAIT: u32 = 0x40;
 pub const MSG_EOR: u32 = 0x80;
 pub const MSG_WAITALL: u32 = 0x100;
 pub const MSG_NOSIGNAL: u32 = 0x4000;
+/// recvmmsg: block for the first message only.
+pub const MSG_WAITFORONE: u32 = 0x1_0000;
 pub const MSG_CMSG_CLOEXEC: u32 = 0x4000_0000;
 
 pub const SHUT_RD: i32 = 0;

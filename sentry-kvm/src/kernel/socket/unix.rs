@@ -338,9 +338,14 @@ impl FileOps for UnixSocket {
         if cmd != FIONREAD {
             return Err(Errno::ENOTTY);
         }
-        let n = match &self.lock().role {
-            Role::Connected { rx, .. } => rx.lock().bytes,
-            _ => self.lock_rx_bytes(),
+        // One guard at a time: the state's, then a channel's.
+        let connected = match &self.lock().role {
+            Role::Connected { rx, .. } => Some(rx.clone()),
+            _ => None,
+        };
+        let n = match connected {
+            Some(rx) => rx.lock().bytes,
+            None => self.lock_rx_bytes(),
         } as u32;
         ctx.copy_out(arg, &n.to_le_bytes())?;
         Ok(0)
@@ -544,11 +549,13 @@ impl Socket for UnixSocket {
     fn recv(&self, task: &Task, len: usize, flags: u32, nonblock: bool) -> Result<RecvMsg, Errno> {
         let nonblock = nonblock || flags & MSG_DONTWAIT != 0;
         let peek = flags & MSG_PEEK != 0;
-        let (rx, peer_queue, stream) = match &self.lock().role {
+        // The state's guard must be gone before `lock_rx` takes it again: a guard kept alive
+        // by the match scrutinee deadlocked unconnected datagram sockets on their own lock.
+        let connected = match &self.lock().role {
             Role::Connected { rx, peer_queue, .. } => {
-                (rx.clone(), Some(peer_queue.clone()), self.kind == SOCK_STREAM)
+                Some((rx.clone(), Some(peer_queue.clone()), self.kind == SOCK_STREAM))
             }
-            Role::Idle if self.kind == SOCK_DGRAM => (self.lock_rx(), None, false),
+            Role::Idle if self.kind == SOCK_DGRAM => None,
             Role::Idle | Role::Listening { .. } => {
                 return if self.kind == SOCK_STREAM {
                     Err(Errno::EINVAL)
@@ -556,6 +563,10 @@ impl Socket for UnixSocket {
                     Err(Errno::ENOTCONN)
                 };
             }
+        };
+        let (rx, peer_queue, stream) = match connected {
+            Some(c) => c,
+            None => (self.lock_rx(), None, false),
         };
         let mut out = RecvMsg::default();
         loop {
@@ -662,15 +673,17 @@ impl Socket for UnixSocket {
     }
 
     fn peer_addr(&self) -> Result<Vec<u8>, Errno> {
-        match &self.lock().role {
-            Role::Connected { peer_addr, .. } => Ok(peer_addr.clone()),
-            _ => {
-                let peer = self.lock().dgram_peer.as_ref().and_then(|w| w.upgrade());
-                match peer {
-                    Some(p) => p.local_addr(),
-                    None => Err(Errno::ENOTCONN),
-                }
+        // Read under one guard, act after it is gone: the peer's address takes the peer's lock.
+        let peer = {
+            let st = self.lock();
+            match &st.role {
+                Role::Connected { peer_addr, .. } => return Ok(peer_addr.clone()),
+                _ => st.dgram_peer.as_ref().and_then(|w| w.upgrade()),
             }
+        };
+        match peer {
+            Some(p) => p.local_addr(),
+            None => Err(Errno::ENOTCONN),
         }
     }
 
