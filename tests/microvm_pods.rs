@@ -215,6 +215,21 @@ fn scenario(c: &Cluster, class: &str, node: &str, lane: Option<&LaneNode>) -> f6
         });
         assert!(shared, "{class}: {}", lane.report());
         assert_eq!(lane.leftover("vmm"), 2, "one VMM per pod: {}", lane.report());
+
+        // A VMM killed (SIGKILL): its pod's containers end, a new sandbox boots, and the
+        // containers restart in it under the pod's restartPolicy.
+        let before: i64 = names.iter().map(|n| restarts(c, n)).sum();
+        let killed = lane.kill_a_vmm();
+        assert!(killed.starts_with("killed"), "{killed}");
+        let healed = eventually(Duration::from_secs(120), || {
+            let p = pods(c);
+            p.len() == 2
+                && p.iter().all(ready)
+                && names.iter().map(|n| restarts(c, n)).sum::<i64>() > before
+        });
+        assert!(healed, "{class}: no recovery from a killed VMM:\n{}", dump(c));
+        let vmms = eventually(Duration::from_secs(30), || lane.leftover("vmm") == 2);
+        assert!(vmms, "{class}: {}", lane.report());
     }
 
     // Deleting the Deployment takes the pods, and their sandboxes, away.

@@ -131,6 +131,9 @@ pub fn configure(cfg: &InterfaceConfig) -> Result<(), NetworkError> {
         let name = cfg.name.clone();
         move |source| NetworkError::Io { what, name, source }
     };
+    // Announce the address when the interface comes up (a gratuitous ARP): a pod's address
+    // outlives its guest, and the node's neighbours must learn this guest's MAC at once.
+    let _ = std::fs::write("/proc/sys/net/ipv4/conf/all/arp_notify", "1");
     let s = Socket::new().map_err(err("opening a socket"))?;
     let mut r = ifreq(&cfg.name);
     r.ifr_ifru.ifru_addr = sockaddr(cfg.address);

@@ -6,6 +6,12 @@
 //! shows it Running, as Kubernetes' pod startup SLI does (5 s p99 is the Kubernetes SLO, 1 s
 //! is this project's target). Memory is the node's process tree minus the `up` process itself
 //! (API server, scheduler, controllers, agent), divided by the pods, once they idle.
+//!
+//! With `--runtime microvm` ([`run_microvm`]) the same cluster gets a second node, inside the
+//! nested-SVM lane (or on this host's KVM with the direct transport), offering microVMs: the
+//! same pods there, next to Sentry pods on the first node and to bare boots of the same guest
+//! to its agent, all in one run. A microVM pod's memory is the proportional set size of its
+//! VMM (and jail) and virtio-fs daemon, read in the lane.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -89,13 +95,14 @@ fn busybox_image(dir: &Path) -> anyhow::Result<PathBuf> {
 struct Up(Child);
 
 impl Up {
-    fn start(data: &Path) -> anyhow::Result<(Up, PathBuf)> {
+    fn start(data: &Path, extra: &[&str]) -> anyhow::Result<(Up, PathBuf)> {
         let mut child = Command::new(std::env::current_exe()?)
             .arg("up")
             .arg("--data-dir")
             .arg(data)
             .args(["--listen", "127.0.0.1:0", "--node-port", "0", "--bridge", "rfbench0"])
             .args(["--pod-cidr", "10.89.0.0/24", "--service-cidr", "10.97.0.0/24"])
+            .args(extra)
             .stdout(Stdio::piped())
             .spawn()
             .context("starting ringfence up")?;
@@ -128,23 +135,35 @@ impl Drop for Up {
     }
 }
 
-fn pod(i: usize) -> Pod {
+/// The `i`-th pod of a batch: `sleep` in runtime class `class`, with a memory limit if given.
+fn pod(i: usize, class: &str, memory: Option<&str>) -> Pod {
+    let resources = memory.map(|m| k8s_openapi::api::core::v1::ResourceRequirements {
+        limits: Some(
+            [(
+                "memory".to_owned(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity(m.into()),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    });
     let main = Container {
         name: "main".into(),
         image: Some("bench:1".into()),
         image_pull_policy: Some("Never".into()),
         command: Some(vec!["sleep".into(), "3600".into()]),
+        resources,
         ..Default::default()
     };
     Pod {
         metadata: ObjectMeta {
-            name: Some(format!("bench-{i}")),
+            name: Some(format!("bench-{class}-{i}")),
             namespace: Some("default".into()),
-            labels: Some([("app".to_owned(), "bench".to_owned())].into()),
+            labels: Some([("app".to_owned(), format!("bench-{class}"))].into()),
             ..Default::default()
         },
         spec: Some(PodSpec {
-            runtime_class_name: Some("sentry".into()),
+            runtime_class_name: Some(class.into()),
             termination_grace_period_seconds: Some(0),
             containers: vec![main],
             ..Default::default()
@@ -157,19 +176,13 @@ pub fn run(cfg: &PodsBenchConfig) -> anyhow::Result<Report> {
     let dir = tempfile::tempdir()?;
     let image = busybox_image(dir.path())?;
     let data = dir.path().join("node");
-    let (up, kubeconfig) = Up::start(&data)?;
-    let st = Command::new(std::env::current_exe()?)
-        .args(["image", "import", "--data-dir"])
-        .arg(&data)
-        .arg(&image)
-        .args(["--name", "bench:1"])
-        .stdout(Stdio::null())
-        .status()?;
-    if !st.success() {
-        bail!("importing the busybox image failed");
-    }
+    let (up, kubeconfig) = Up::start(&data, &[])?;
+    import(&data, &image)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let latencies = runtime.block_on(measure(cfg, &kubeconfig))?;
+    let latencies = runtime.block_on(async {
+        let kube = connect(&kubeconfig).await?;
+        measure(&kube, cfg.pods, cfg.rate, "sentry", None).await
+    })?;
     // Let the sandboxes settle to idle before reading their memory.
     std::thread::sleep(Duration::from_secs(2));
     let pid = up.0.id();
@@ -202,21 +215,56 @@ fn own_pss_kib(pid: u32) -> u64 {
         - process::children(pid).into_iter().map(process::tree_pss_kib).sum::<u64>()
 }
 
-async fn measure(cfg: &PodsBenchConfig, kubeconfig: &Path) -> anyhow::Result<Samples> {
-    let kube = Kube::new(Arc::new(HttpsClient::from_kubeconfig(kubeconfig)?), "ringfence-bench");
+/// Imports the bench image into the node whose state is in `data`.
+fn import(data: &Path, image: &Path) -> anyhow::Result<()> {
+    let st = Command::new(std::env::current_exe()?)
+        .args(["image", "import", "--data-dir"])
+        .arg(data)
+        .arg(image)
+        .args(["--name", "bench:1"])
+        .stdout(Stdio::null())
+        .status()?;
+    if !st.success() {
+        bail!("importing the busybox image failed");
+    }
+    Ok(())
+}
+
+async fn connect(kubeconfig: &Path) -> anyhow::Result<Kube> {
+    Ok(Kube::new(Arc::new(HttpsClient::from_kubeconfig(kubeconfig)?), "ringfence-bench"))
+}
+
+/// Makes sure RuntimeClass `class` exists (`ringfence up` makes those of its own node).
+async fn runtime_class(kube: &Kube, class: &str) -> anyhow::Result<()> {
     let rc = RuntimeClass {
-        metadata: ObjectMeta { name: Some("sentry".into()), ..Default::default() },
-        handler: "sentry".into(),
+        metadata: ObjectMeta { name: Some(class.into()), ..Default::default() },
+        handler: class.into(),
         ..Default::default()
     };
-    kube.create(&rc).await.context("creating the sentry RuntimeClass")?;
+    match kube.create(&rc).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == 409 => Ok(()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("creating RuntimeClass {class}"))),
+    }
+}
+
+/// Creates `pods` pods of `class` at `rate` per second and times each to Running.
+async fn measure(
+    kube: &Kube,
+    pods: usize,
+    rate: f64,
+    class: &str,
+    memory: Option<&str>,
+) -> anyhow::Result<Samples> {
+    runtime_class(kube, class).await?;
     let (_, rv) = kube.list_selected::<Pod>(Some("default"), ListOptions::default()).await?;
     let from_now = ListOptions { resource_version: Some(rv), ..Default::default() };
     let mut events = kube.watch_selected::<Pod>(Some("default"), from_now).await?;
 
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let creator = {
-        let (kube, sent, n, rate) = (kube.clone(), sent.clone(), cfg.pods, cfg.rate.max(0.1));
+        let (kube, sent, n, rate) = (kube.clone(), sent.clone(), pods, rate.max(0.1));
+        let (class, memory) = (class.to_owned(), memory.map(str::to_owned));
         tokio::spawn(async move {
             let start = Instant::now();
             let mut tasks = Vec::new();
@@ -224,8 +272,8 @@ async fn measure(cfg: &PodsBenchConfig, kubeconfig: &Path) -> anyhow::Result<Sam
                 let due = start + Duration::from_secs_f64(i as f64 / rate);
                 tokio::time::sleep_until(due.into()).await;
                 let (kube, sent) = (kube.clone(), sent.clone());
+                let p = pod(i, &class, memory.as_deref());
                 tasks.push(tokio::spawn(async move {
-                    let p = pod(i);
                     let name = p.metadata.name.clone().unwrap_or_default();
                     sent.lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -241,22 +289,22 @@ async fn measure(cfg: &PodsBenchConfig, kubeconfig: &Path) -> anyhow::Result<Sam
         })
     };
 
-    let bar = ProgressBar::new(cfg.pods as u64);
+    let bar = ProgressBar::new(pods as u64);
     bar.set_style(
         ProgressStyle::with_template("{msg:>16} {bar:30} {pos}/{len}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    bar.set_message("pods running");
+    bar.set_message(format!("{class} pods running"));
     let mut samples = Samples::default();
     let mut running = std::collections::HashSet::new();
-    let deadline = Instant::now() + Duration::from_secs(120 + (cfg.pods as f64 / cfg.rate) as u64);
-    while running.len() < cfg.pods {
+    let deadline = Instant::now() + Duration::from_secs(300 + (pods as f64 / rate) as u64);
+    while running.len() < pods {
         let ev = tokio::time::timeout_at(deadline.into(), events.next()).await;
         let obj = match ev {
             Ok(Some(Ok(WatchEvent::Added(p) | WatchEvent::Modified(p)))) => p,
             Ok(Some(_)) => continue,
             Ok(None) | Err(_) => {
-                bail!("only {} of {} pods became Running", running.len(), cfg.pods)
+                bail!("only {} of {pods} {class} pods became Running", running.len())
             }
         };
         let name = obj.metadata.name.clone().unwrap_or_default();
@@ -291,4 +339,166 @@ pub fn render(r: &Report) -> String {
         r.pss_mib_per_pod,
         r.control_plane_rss_mib,
     )
+}
+
+/// `--runtime microvm`: what to run and where the microVM node runs.
+pub struct MicrovmBenchConfig {
+    pub pods: usize,
+    pub rate: f64,
+    /// Bare boots of the same guest to compare with.
+    pub boots: usize,
+    pub transport: crate::lane::Transport,
+}
+
+/// Startup and memory of one kind of pod (or of bare boots).
+pub struct Row {
+    pub name: &'static str,
+    pub count: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub pss_mib_per_pod: Option<f64>,
+}
+
+/// Memory limit of the microVM pods: with the guest's own 64 MiB, 128 MiB guests.
+const MICROVM_POD_MEMORY: &str = "64Mi";
+/// What the microVM pods' memory is judged against, MiB per idle pod.
+pub const MICROVM_PSS_TARGET_MIB: f64 = 40.0;
+/// What a microVM pod's startup p99 is judged against: this many bare boots' p99.
+pub const MICROVM_P99_TARGET_RATIO: f64 = 1.5;
+
+pub fn run_microvm(cfg: &MicrovmBenchConfig) -> anyhow::Result<Vec<Row>> {
+    let dir = tempfile::tempdir()?;
+    let image = busybox_image(dir.path())?;
+    // The lane takes files: the image directory as one tar.
+    let image_tar = dir.path().join("image.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&image)
+        .arg("-cf")
+        .arg(&image_tar)
+        .arg(".")
+        .status()
+        .context("running tar")?;
+    if !st.success() {
+        bail!("tar of the image failed");
+    }
+    let data = dir.path().join("node");
+    let (up, kubeconfig) =
+        Up::start(&data, &["--tls-san", "10.0.2.2", "--runtime-handlers", "sentry"])?;
+    import(&data, &image)?;
+    let (kernel, initrd) = crate::lane::node::last_guest()?;
+    let spec = crate::lane::node::NodeSpec {
+        name: "bench-microvm".into(),
+        kubeconfig: kubeconfig.clone(),
+        images: vec![("bench:1".into(), image_tar)],
+        kernel,
+        initrd,
+        transport: cfg.transport,
+        timeout: Duration::from_secs(1800),
+    };
+    let node = crate::lane::node::LaneNode::start(&spec)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let kube = runtime.block_on(connect(&kubeconfig))?;
+    runtime.block_on(wait_node_ready(&kube, &spec.name))?;
+
+    let mut boots = Samples::default();
+    for _ in 0..cfg.boots.max(1) {
+        boots.push(node.bare_boot()?);
+    }
+    let mut micro = runtime.block_on(measure(
+        &kube,
+        cfg.pods,
+        cfg.rate,
+        "microvm",
+        Some(MICROVM_POD_MEMORY),
+    ))?;
+    std::thread::sleep(Duration::from_secs(3));
+    let report = node.report()?;
+    let pss_kib = crate::lane::node::parse_report(&report)
+        .into_iter()
+        .find(|(k, _)| k == "sandbox-pss-kib")
+        .map(|(_, v)| v)
+        .with_context(|| format!("no memory in the node's report:\n{report}"))?;
+    let pss_before = process::tree_pss_kib(up.0.id()).saturating_sub(own_pss_kib(up.0.id()));
+    let mut sentry =
+        runtime.block_on(measure(&kube, cfg.pods, cfg.rate, "sentry", Some(MICROVM_POD_MEMORY)))?;
+    std::thread::sleep(Duration::from_secs(3));
+    let pss_after = process::tree_pss_kib(up.0.id()).saturating_sub(own_pss_kib(up.0.id()));
+    let out = node.stop()?;
+    if out.exit_code != 0 {
+        bail!("the microVM node ended with {}:\n{}", out.exit_code, out.output);
+    }
+    drop(up);
+    let per_pod = |kib: u64| Some(kib as f64 / 1024.0 / cfg.pods as f64);
+    Ok(vec![
+        Row {
+            name: "microvm pods",
+            count: cfg.pods,
+            p50_ms: micro.percentile_ms(50.0),
+            p99_ms: micro.percentile_ms(99.0),
+            pss_mib_per_pod: per_pod(pss_kib),
+        },
+        Row {
+            name: "sentry pods",
+            count: cfg.pods,
+            p50_ms: sentry.percentile_ms(50.0),
+            p99_ms: sentry.percentile_ms(99.0),
+            pss_mib_per_pod: per_pod(pss_after.saturating_sub(pss_before)),
+        },
+        Row {
+            name: "bare vm boot to agent",
+            count: boots.len(),
+            p50_ms: boots.percentile_ms(50.0),
+            p99_ms: boots.percentile_ms(99.0),
+            pss_mib_per_pod: None,
+        },
+    ])
+}
+
+/// Waits for Node `name` to report Ready.
+async fn wait_node_ready(kube: &Kube, name: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        if let Ok(Some(n)) = kube.get::<k8s_openapi::api::core::v1::Node>(None, name).await {
+            let ready = n
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            if ready {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    bail!("node {name} was not Ready within 5 minutes")
+}
+
+pub fn render_microvm(rows: &[Row], transport: crate::lane::Transport) -> String {
+    let boot_p99 = rows.iter().find(|r| r.pss_mib_per_pod.is_none()).map(|r| r.p99_ms);
+    let where_ = match transport {
+        crate::lane::Transport::Nested => "microVMs in the nested-SVM lane",
+        crate::lane::Transport::Direct => "microVMs on this host's KVM",
+    };
+    let mut out = format!(
+        "{where_}; Sentry pods on this host; create -> Running, 128 MiB guests\n\
+         | what | count | p50 ms | p99 ms | p99 vs bare boot (target {MICROVM_P99_TARGET_RATIO}x) | PSS MiB per idle pod | vs target {MICROVM_PSS_TARGET_MIB:.0} MiB |\n\
+         |---|---|---|---|---|---|---|\n"
+    );
+    for r in rows {
+        let ratio = match boot_p99 {
+            Some(b) if b > 0.0 && r.pss_mib_per_pod.is_some() => format!("{:.2}x", r.p99_ms / b),
+            _ => "-".into(),
+        };
+        let (pss, vs) = match r.pss_mib_per_pod {
+            Some(p) => (format!("{p:.1}"), format!("{:.2}x", p / MICROVM_PSS_TARGET_MIB)),
+            None => ("-".into(), "-".into()),
+        };
+        out.push_str(&format!(
+            "| {} | {} | {:.0} | {:.0} | {ratio} | {pss} | {vs} |\n",
+            r.name, r.count, r.p50_ms, r.p99_ms
+        ));
+    }
+    out
 }

@@ -60,6 +60,16 @@ pub struct PodsArgs {
     /// Pods created per second.
     #[arg(long, default_value_t = 10.0)]
     rate: f64,
+    /// `sentry`, or `microvm`: microVM pods on a node in the nested-SVM lane (or on this
+    /// host's KVM with `--transport direct`) next to Sentry pods and to bare boots of the same
+    /// guest, in one run.
+    #[arg(long, default_value = "sentry", value_parser = ["sentry", "microvm"])]
+    runtime: String,
+    /// Bare boots of the guest to compare microVM pods with.
+    #[arg(long, default_value_t = 3)]
+    boots: usize,
+    #[arg(long, value_enum, env = "RINGFENCE_LANE", default_value = "nested")]
+    transport: crate::lane::Transport,
 }
 
 #[derive(Args)]
@@ -148,7 +158,18 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Pods(a) => {
-            use crate::bench::pods::{self, PodsBenchConfig};
+            use crate::bench::pods::{self, MicrovmBenchConfig, PodsBenchConfig};
+            if a.runtime == "microvm" {
+                let cfg = MicrovmBenchConfig {
+                    pods: a.pods.max(1),
+                    rate: a.rate.max(0.1),
+                    boots: a.boots.max(1),
+                    transport: a.transport,
+                };
+                let rows = pods::run_microvm(&cfg)?;
+                print!("{}", pods::render_microvm(&rows, a.transport));
+                return Ok(ExitCode::SUCCESS);
+            }
             let cfg = PodsBenchConfig { pods: a.pods.max(1), rate: a.rate.max(0.1) };
             let report = pods::run(&cfg)?;
             print!("{}", pods::render(&report));

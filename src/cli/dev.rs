@@ -18,6 +18,66 @@ pub enum DevCommand {
     NestedRun(NestedRunArgs),
     /// Prints the path of the lane's kernel (Debian's cloud kernel), fetching it once.
     LaneKernel,
+    /// Runs a node offering the `microvm` runtime handler inside the lane, joined to a
+    /// cluster on this host (whose API certificate covers 10.0.2.2: `--tls-san 10.0.2.2`).
+    /// Prints `LANE-NODE node=P report=P chaos=P` (host ports: a report of what the node
+    /// holds, and killing one of its VMMs, on each connection); stops when stdin closes, then
+    /// prints what the node left and its logs.
+    LaneNode(LaneNodeArgs),
+}
+
+#[derive(Args)]
+pub struct LaneNodeArgs {
+    /// The cluster's admin kubeconfig (its server on 127.0.0.1).
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    #[arg(long, default_value = "lane-node")]
+    name: String,
+    /// An image to import into the node: `NAME=PATH` (an OCI layout tar or `docker save`
+    /// tar); repeatable.
+    #[arg(long = "image", value_parser = parse_image)]
+    images: Vec<(String, PathBuf)>,
+    /// The guest kernel (default: the last `ringfence image kernel` build).
+    #[arg(long, requires = "guest_initrd")]
+    guest_kernel: Option<PathBuf>,
+    #[arg(long, requires = "guest_kernel")]
+    guest_initrd: Option<PathBuf>,
+    /// Give up (and stop everything) after this many seconds.
+    #[arg(long, default_value_t = 1800)]
+    timeout: u64,
+    #[arg(long, value_enum, env = "RINGFENCE_LANE", default_value = "nested")]
+    transport: lane::Transport,
+}
+
+fn parse_image(s: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = s.split_once('=').ok_or("expected NAME=PATH")?;
+    Ok((name.to_owned(), PathBuf::from(path)))
+}
+
+fn lane_node(a: LaneNodeArgs) -> anyhow::Result<ExitCode> {
+    let (kernel, initrd) = match (a.guest_kernel, a.guest_initrd) {
+        (Some(k), Some(i)) => (k, i),
+        _ => lane::node::last_guest()?,
+    };
+    let spec = lane::node::NodeSpec {
+        name: a.name,
+        kubeconfig: a.kubeconfig,
+        images: a.images,
+        kernel,
+        initrd,
+        transport: a.transport,
+        timeout: Duration::from_secs(a.timeout),
+    };
+    let node = lane::node::LaneNode::start(&spec)?;
+    let p = node.ports();
+    println!("LANE-NODE node={} report={} chaos={}", p.node, p.report, p.chaos);
+    use std::io::{Read, Write};
+    let _ = std::io::stdout().flush();
+    let mut sink = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut sink);
+    let out = node.stop()?;
+    print!("{}", out.output);
+    Ok(ExitCode::from(out.exit_code.clamp(0, 255) as u8))
 }
 
 #[derive(Args)]
@@ -71,6 +131,7 @@ fn parse_file(s: &str) -> Result<(PathBuf, String), String> {
 
 pub fn run(cmd: DevCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        DevCommand::LaneNode(a) => lane_node(a),
         DevCommand::LaneKernel => {
             println!("{}", lane::kernel()?.vmlinuz.display());
             Ok(ExitCode::SUCCESS)

@@ -157,6 +157,9 @@ fn stage(root: &Path, run: &Run) -> anyhow::Result<()> {
         if let Some(dir) = at.parent() {
             std::fs::create_dir_all(dir)?;
         }
+        // What is there (a busybox applet's link into the host's root) is replaced, never
+        // written through.
+        let _ = std::fs::remove_file(&at);
         std::fs::copy(host, &at)
             .with_context(|| format!("copying {} to {inside}", host.display()))?;
         std::fs::set_permissions(&at, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;

@@ -7,10 +7,12 @@
 //! - [`initramfs`]: the outer VM's initramfs: busybox and KVM modules, then the run's files.
 //! - [`run`]: QEMU, the console, the init's report, the time limit.
 //! - [`direct`]: the same run on this host's own KVM instead (hardware-backed hosts).
+//! - [`node`]: a Kubernetes node offering microVM pods, run in the lane for a cluster here.
 
 pub mod direct;
 pub mod initramfs;
 pub mod kernel;
+pub mod node;
 pub mod run;
 
 use std::path::{Path, PathBuf};

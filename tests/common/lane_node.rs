@@ -1,44 +1,26 @@
-//! A node offering the `microvm` runtime handler, run inside the nested-SVM lane (whose KVM
-//! boots Linux guests in seconds) and joined to a cluster on this host: `ringfence cri` and
-//! `ringfence node` in the outer VM, reaching the API server at 10.0.2.2 (QEMU's user-mode
-//! network), the API server reaching the node through a forwarded port. What the node leaves
-//! behind is asked for while it runs ([`LaneNode::leftovers`]) and after it stops.
+//! A node offering the `microvm` runtime handler inside the nested-SVM lane, joined to a
+//! cluster of the test: `ringfence dev lane-node` (see `src/lane/node.rs`), its reports of
+//! what it holds read while it runs and after it stops.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Cluster;
 
-/// The lane's own bound on the whole node's life.
-const LANE_TIMEOUT_S: u64 = 1500;
-
-/// Inside the outer VM: the node's ports (forwarded from the host).
-const STOP_PORT: u16 = 7777;
-const REPORT_PORT: u16 = 7778;
-
 pub struct LaneNode {
     child: Option<Child>,
+    stdin: Option<ChildStdin>,
     pub name: String,
-    stop_port: u16,
     report_port: u16,
+    chaos_port: u16,
     output: Arc<Mutex<String>>,
-    _dir: tempfile::TempDir,
 }
 
-/// A free TCP port of the host's loopback (the lane forwards it; the race with another taker
-/// in between is the same as any test's).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// The guest kernel and the agent's initramfs (`ringfence image kernel`, cached).
+/// The guest kernel and the agent's initramfs (`ringfence image kernel`: built once, cached).
 pub fn guest_image() -> (String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ringfence"))
         .args(["image", "kernel"])
@@ -50,104 +32,43 @@ pub fn guest_image() -> (String, String) {
     (lines.next().expect("kernel"), lines.next().expect("initramfs"))
 }
 
-const SCRIPT: &str = r#"#!/bin/sh
-export PATH=/lane/bin:/bin
-D=/tmp/node
-mkdir -p $D
-cat > /lane/report.sh <<'EOF'
-#!/bin/sh
-# (busybox ps: PID USER COMMAND...; programs told by their path)
-echo "vmm-processes $(ps | awk '$3 == "/lane/ringfence-vmm"' | wc -l)"
-echo "vmm $(ps | awk '$3 == "/lane/ringfence-vmm" && ($2 == "65534" || $2 == "nobody")' | wc -l)"
-echo "virtiofsd $(ps | awk '$3 == "/lane/virtiofsd"' | wc -l)"
-echo "netns $(/lane/bin/ip netns list | wc -l)"
-echo "tap $( (/lane/bin/ip -o link; for n in $(/lane/bin/ip netns list | cut -d' ' -f1); do /lane/bin/ip -n $n -o link; done) | grep -c tap)"
-echo "sandboxes $(ls /tmp/node/cri/sandboxes 2>/dev/null | wc -l)"
-echo "mounts $(grep -c /tmp/node/cri/ /proc/self/mountinfo)"
-echo "image-binds $(grep '/share/containers/[^ ]*/rootfs ' /proc/self/mountinfo | wc -l)"
-echo "image-sources $(grep '/share/containers/[^ ]*/rootfs ' /proc/self/mountinfo | cut -d' ' -f4 | sort -u | wc -l)"
-ps | awk '$3 == "/lane/virtiofsd" || $3 == "/lane/ringfence-vmm"' | sed 's/^/process: /'
-EOF
-chmod +x /lane/report.sh
-nc -ll -p @REPORT_PORT@ -e /lane/report.sh &
-for image in /lane/images/*.tar; do
-  name=$(basename $image .tar | tr '+' ':')
-  /lane/ringfence image import --data-dir $D $image --name $name >/dev/null || echo "IMPORT-FAILED $name"
-done
-/lane/ringfence cri --socket $D/cri.sock --data-dir $D --pod-cidr 10.77.0.0/24 --bridge rf0 \
-  --runtime-handlers microvm --guest-kernel /guest/bzImage --guest-initrd /guest/initrd \
-  --virtiofsd /lane/virtiofsd --microvm-boot-timeout 120 > /tmp/cri.log 2>&1 &
-cri=$!
-/lane/ringfence node --name @NODE_NAME@ --kubeconfig /lane/kubeconfig --cri-socket $D/cri.sock \
-  --address 127.0.0.1 --listen-address 0.0.0.0 --port @NODE_PORT@ --pod-cidr 10.77.0.0/24 \
-  --log-dir $D/logs --root-dir $D/root > /tmp/node.log 2>&1 &
-node=$!
-echo NODE-STARTED
-nc -l -p @STOP_PORT@ >/dev/null
-echo STOPPING
-kill -TERM $node $cri; wait $node $cri
-/lane/report.sh | sed 's/^/AFTER-STOP /'
-echo "--- cri log"; tail -40 /tmp/cri.log
-echo "--- node log"; tail -40 /tmp/node.log
-"#;
-
 impl LaneNode {
-    /// Starts node `name` inside the lane for cluster `c` (started with `--tls-san 10.0.2.2`),
-    /// with the docker-save tars in `images` (name, file) imported into its image store.
+    /// Starts node `name` in the lane for cluster `c` (started with `--tls-san 10.0.2.2`),
+    /// with `images` (name, OCI layout tar) in its store; returns once the Node is Ready.
     pub fn start(c: &Cluster, name: &str, images: &[(&str, &Path)]) -> LaneNode {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kubeconfig = std::fs::read_to_string(&c.kubeconfig)
-            .expect("read kubeconfig")
-            .replace("server: https://127.0.0.1:", "server: https://10.0.2.2:");
-        let kc = dir.path().join("kubeconfig");
-        std::fs::write(&kc, kubeconfig).expect("write kubeconfig");
-        let node_port = free_port();
-        let (stop_port, report_port) = (free_port(), free_port());
-        let script = SCRIPT
-            .replace("@NODE_PORT@", &node_port.to_string())
-            .replace("@STOP_PORT@", &STOP_PORT.to_string())
-            .replace("@REPORT_PORT@", &REPORT_PORT.to_string())
-            .replace("@NODE_NAME@", name);
-        let script_path = dir.path().join("node.sh");
-        std::fs::write(&script_path, script).expect("write the node script");
         let (kernel, initrd) = guest_image();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringfence"));
-        cmd.args(["dev", "nested-run", "--ringfence", "--timeout"])
-            .arg(LANE_TIMEOUT_S.to_string())
-            .args(["--vmm", env!("CARGO_BIN_EXE_ringfence-vmm")])
-            .arg("--script")
-            .arg(&script_path);
-        let mut files = vec![
-            format!("{kernel}:/guest/bzImage"),
-            format!("{initrd}:/guest/initrd"),
-            "/usr/lib/qemu/virtiofsd:/lane/virtiofsd".to_owned(),
-            "/usr/sbin/ip:/lane/bin/ip".to_owned(),
-            "/usr/sbin/tc:/lane/bin/tc".to_owned(),
-            format!("{}:/lane/kubeconfig", kc.display()),
-        ];
+        cmd.args(["dev", "lane-node", "--name", name, "--kubeconfig"]).arg(&c.kubeconfig).args([
+            "--guest-kernel",
+            &kernel,
+            "--guest-initrd",
+            &initrd,
+        ]);
         for (image, tar) in images {
-            files.push(format!("{}:/lane/images/{}.tar", tar.display(), image.replace(':', "+")));
-        }
-        for f in files {
-            cmd.arg("--file").arg(f);
-        }
-        for (h, g) in [(node_port, node_port), (stop_port, STOP_PORT), (report_port, REPORT_PORT)] {
-            cmd.arg("--forward").arg(format!("{h}:{g}"));
+            cmd.arg("--image").arg(format!("{image}={}", tar.display()));
         }
         let mut child = cmd
             .env("RINGFENCE_LANE_ECHO", "1")
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start the lane");
+            .expect("start ringfence dev lane-node");
+        let stdin = child.stdin.take();
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut first = String::new();
+        stdout.read_line(&mut first).expect("the lane node's ports");
+        let port = |key: &str| -> u16 {
+            first
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(key)?.parse().ok())
+                .unwrap_or_else(|| panic!("no {key} in {first:?}"))
+        };
+        let (report_port, chaos_port) = (port("report="), port("chaos="));
         let output = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        let streams: [Box<dyn Read + Send>; 2] =
+            [Box::new(stdout), Box::new(child.stderr.take().expect("stderr"))];
+        for stream in streams {
             let output = output.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -157,11 +78,11 @@ impl LaneNode {
         }
         let node = LaneNode {
             child: Some(child),
+            stdin,
             name: name.to_owned(),
-            stop_port,
             report_port,
+            chaos_port,
             output,
-            _dir: dir,
         };
         let started = Instant::now();
         let ready = super::eventually(Duration::from_secs(300), || {
@@ -170,7 +91,7 @@ impl LaneNode {
         });
         assert!(ready, "the lane node never became Ready:\n{}", node.output());
         eprintln!(
-            "lane node {name} Ready {:.1} s after the lane started",
+            "lane node {name} Ready {:.1} s after it started",
             started.elapsed().as_secs_f64()
         );
         node
@@ -181,38 +102,48 @@ impl LaneNode {
         self.output.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The node's leftovers now: `vmm` (machines: jailed VMMs), `vmm-processes` (with their
-    /// jails' supervisors), `virtiofsd`, `netns`, `tap`, `sandboxes`, `mounts`, `image-binds`,
-    /// `image-sources` and their counts.
-    pub fn leftovers(&self) -> Vec<(String, u32)> {
-        parse_report(&self.report())
-    }
-
-    /// The report as the node wrote it (with its processes).
-    pub fn report(&self) -> String {
-        let mut s = TcpStream::connect(("127.0.0.1", self.report_port)).expect("reach the report");
-        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    fn ask(&self, port: u16) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("reach the lane node");
+        s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
         let mut text = String::new();
-        s.read_to_string(&mut text).expect("read the report");
+        s.read_to_string(&mut text).expect("read the lane node's answer");
         text
     }
 
-    pub fn leftover(&self, what: &str) -> u32 {
-        let all = self.leftovers();
-        all.iter()
+    /// The report as the node wrote it: `name count` lines (`vmm`: jailed VMMs,
+    /// `vmm-processes`: with their jails' supervisors, `virtiofsd`, `netns`, `tap`,
+    /// `sandboxes`, `mounts`, `image-binds`, `image-sources`, `sandbox-pss-kib`) and
+    /// `process:` lines.
+    pub fn report(&self) -> String {
+        self.ask(self.report_port)
+    }
+
+    pub fn leftovers(&self) -> Vec<(String, u64)> {
+        parse_report(&self.report())
+    }
+
+    pub fn leftover(&self, what: &str) -> u64 {
+        let report = self.report();
+        parse_report(&report)
+            .into_iter()
             .find(|(k, _)| k == what)
-            .map(|(_, v)| *v)
-            .unwrap_or_else(|| panic!("no {what} in the lane's report {all:?}:\n{}", self.output()))
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("no {what} in the lane node's report:\n{report}"))
+    }
+
+    /// SIGKILLs one of the node's VMMs; returns what the node said.
+    pub fn kill_a_vmm(&self) -> String {
+        self.ask(self.chaos_port)
     }
 
     /// Stops the node (SIGTERM: it stops its pods) and the lane; returns what the node left,
     /// counted after it stopped, and everything the lane printed.
-    pub fn stop(mut self) -> (Vec<(String, u32)>, String) {
-        let _ = TcpStream::connect(("127.0.0.1", self.stop_port));
+    pub fn stop(mut self) -> (Vec<(String, u64)>, String) {
+        drop(self.stdin.take());
         let mut child = self.child.take().expect("running");
-        let deadline = Instant::now() + Duration::from_secs(120);
+        let deadline = Instant::now() + Duration::from_secs(180);
         let status = loop {
-            if let Some(st) = child.try_wait().expect("wait for the lane") {
+            if let Some(st) = child.try_wait().expect("wait for the lane node") {
                 break Some(st);
             }
             if Instant::now() > deadline {
@@ -224,16 +155,14 @@ impl LaneNode {
         };
         std::thread::sleep(Duration::from_millis(300));
         let out = self.output();
-        assert!(status.is_some_and(|s| s.success()), "the lane did not end cleanly:\n{out}");
-        let after: Vec<String> =
-            out.lines().filter_map(|l| l.strip_prefix("AFTER-STOP ")).map(str::to_owned).collect();
-        let after = parse_report(&after.join("\n"));
-        (after, out)
+        assert!(status.is_some_and(|s| s.success()), "the lane node did not end cleanly:\n{out}");
+        let after: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("AFTER-STOP ")).collect();
+        (parse_report(&after.join("\n")), out)
     }
 }
 
-/// The `name count` lines of a report (its `process:` lines are for people).
-fn parse_report(text: &str) -> Vec<(String, u32)> {
+/// The `name count` lines of a report.
+fn parse_report(text: &str) -> Vec<(String, u64)> {
     text.lines()
         .filter_map(|l| {
             let (name, count) = l.split_once(' ')?;
@@ -244,9 +173,12 @@ fn parse_report(text: &str) -> Vec<(String, u32)> {
 
 impl Drop for LaneNode {
     fn drop(&mut self) {
+        drop(self.stdin.take());
         if let Some(mut c) = self.child.take() {
-            let _ = TcpStream::connect(("127.0.0.1", self.stop_port));
-            std::thread::sleep(Duration::from_secs(2));
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(200));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }

@@ -142,6 +142,8 @@ impl PodNetwork {
             self.teardown(&pod);
             return Err(e);
         }
+        // The address may have been another pod's a moment ago: forget its old neighbour.
+        let _ = ip(&["neigh", "flush", "to", &pod.ip.to_string(), "dev", &self.bridge]);
         Ok(pod)
     }
 

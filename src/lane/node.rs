@@ -1,0 +1,291 @@
+//! A Kubernetes node offering the `microvm` runtime handler, run in the lane (whose KVM boots
+//! Linux guests in seconds) and joined to a cluster on this host: `ringfence cri` and
+//! `ringfence node` inside, reaching the API server at 10.0.2.2 (the cluster's certificate
+//! must cover it: `--tls-san 10.0.2.2`), the API server reaching the node through a forwarded
+//! port. While it runs it answers, each on a forwarded port of its own, with a report of what
+//! it holds (machines, daemons, namespaces, taps, mounts, memory) and, for fault tests, by
+//! killing one of its VMMs; it stops (its pods stopped by the node itself) when asked, and
+//! reports again what is left.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::{Outcome, Run, Transport};
+
+/// Inside the run: what each forwarded port reaches.
+const STOP_PORT: u16 = 7777;
+const REPORT_PORT: u16 = 7778;
+const CHAOS_PORT: u16 = 7779;
+const BOOT_PORT: u16 = 7780;
+/// The node's pod subnet and bridge inside the run.
+const POD_CIDR: &str = "10.77.0.0/24";
+
+/// What node to run.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    pub name: String,
+    /// The cluster's admin kubeconfig on this host (its server on 127.0.0.1).
+    pub kubeconfig: PathBuf,
+    /// Images imported into the node's store before it starts: (name, OCI layout or
+    /// `docker save` tar).
+    pub images: Vec<(String, PathBuf)>,
+    /// The guest kernel and agent initramfs (`ringfence image kernel`).
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub transport: Transport,
+    /// The whole node's life at most.
+    pub timeout: Duration,
+}
+
+pub struct LaneNode {
+    runner: Option<JoinHandle<anyhow::Result<Outcome>>>,
+    ports: Ports,
+    _dir: tempfile::TempDir,
+}
+
+/// The host's ends of the node's forwarded ports.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub node: u16,
+    pub stop: u16,
+    pub report: u16,
+    pub chaos: u16,
+    pub boot: u16,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The run's script: the report and chaos hooks, the images, the CRI runtime and the agent.
+fn script(spec: &NodeSpec, node_port: u16) -> String {
+    format!(
+        r#"#!/bin/sh
+export PATH=/lane/bin:$PATH
+D=/tmp/node
+mkdir -p $D
+cat > /lane/report.sh <<'EOF'
+#!/bin/sh
+# busybox ps: PID USER COMMAND...; programs are told by their path.
+vmms() {{ ps | awk '$3 == "/lane/ringfence-vmm" && ($2 == "65534" || $2 == "nobody") {{print $1}}'; }}
+echo "vmm $(vmms | wc -l)"
+echo "vmm-processes $(ps | awk '$3 == "/lane/ringfence-vmm"' | wc -l)"
+echo "virtiofsd $(ps | awk '$3 == "/lane/virtiofsd"' | wc -l)"
+echo "netns $(ip netns list | wc -l)"
+echo "tap $( (ip -o link; for n in $(ip netns list | cut -d' ' -f1); do ip -n $n -o link; done) | grep -c tap)"
+echo "sandboxes $(ls $D/cri/sandboxes 2>/dev/null | wc -l)"
+echo "mounts $(grep -c $D/cri/ /proc/self/mountinfo)"
+echo "image-binds $(grep '/share/containers/[^ ]*/rootfs ' /proc/self/mountinfo | wc -l)"
+echo "image-sources $(grep '/share/containers/[^ ]*/rootfs ' /proc/self/mountinfo | cut -d' ' -f4 | sort -u | wc -l)"
+pss=0
+for p in $(ps | awk '$3 == "/lane/ringfence-vmm" || $3 == "/lane/virtiofsd" {{print $1}}'); do
+  kib=$(awk '/^Pss:/ {{print $2}}' /proc/$p/smaps_rollup 2>/dev/null)
+  pss=$((pss + ${{kib:-0}}))
+done
+echo "sandbox-pss-kib $pss"
+ps | awk '$3 == "/lane/virtiofsd" || $3 == "/lane/ringfence-vmm"' | sed 's/^/process: /'
+EOF
+cat > /lane/chaos.sh <<'EOF'
+#!/bin/sh
+v=$(ps | awk '$3 == "/lane/ringfence-vmm" && ($2 == "65534" || $2 == "nobody") {{print $1; exit}}')
+[ -n "$v" ] && kill -9 $v && echo "killed $v" || echo "no VMM"
+EOF
+cat > /lane/boot.sh <<'EOF'
+#!/bin/sh
+# A bare boot of the pods' guest (128 MiB, one vCPU) to its agent's first answer.
+rm -f /tmp/boot.sock*
+t0=$(cut -d' ' -f1 /proc/uptime)
+/lane/ringfence-vmm --kernel /guest/bzImage --initrd /guest/initrd --mem 128 \
+  --vsock 3,/tmp/boot.sock --serial /tmp/boot-console.log \
+  --cmdline "console=ttyS0 reboot=k panic=1 io_delay=none" >/dev/null 2>&1 &
+v=$!
+/lane/ringfence vm agent --vsock /tmp/boot.sock --timeout 120 health >/dev/null || {{ echo "boot-failed 1"; kill $v; exit; }}
+t1=$(cut -d' ' -f1 /proc/uptime)
+/lane/ringfence vm agent --vsock /tmp/boot.sock --timeout 10 shutdown >/dev/null
+wait $v
+echo "boot-ms $(awk -v a=$t0 -v b=$t1 'BEGIN {{print int((b - a) * 1000)}}')"
+EOF
+chmod +x /lane/report.sh /lane/chaos.sh /lane/boot.sh
+nc -ll -p {REPORT_PORT} -e /lane/report.sh &
+nc -ll -p {CHAOS_PORT} -e /lane/chaos.sh &
+nc -ll -p {BOOT_PORT} -e /lane/boot.sh &
+for image in /lane/images/*; do
+  [ -e "$image" ] || continue
+  name=$(basename $image .tar | tr '+' ':')
+  /lane/ringfence image import --data-dir $D $image --name $name >/dev/null || echo "IMPORT-FAILED $name"
+done
+/lane/ringfence cri --socket $D/cri.sock --data-dir $D --pod-cidr {POD_CIDR} --bridge rf0 \
+  --runtime-handlers microvm --guest-kernel /guest/bzImage --guest-initrd /guest/initrd \
+  --virtiofsd /lane/virtiofsd --microvm-boot-timeout 120 > /tmp/cri.log 2>&1 &
+cri=$!
+/lane/ringfence node --name {name} --kubeconfig /lane/kubeconfig --cri-socket $D/cri.sock \
+  --address 127.0.0.1 --listen-address 0.0.0.0 --port {node_port} --pod-cidr {POD_CIDR} \
+  --log-dir $D/logs --root-dir $D/root > /tmp/node.log 2>&1 &
+node=$!
+echo LANE-NODE-STARTED
+nc -l -p {STOP_PORT} >/dev/null
+echo STOPPING
+kill -TERM $node $cri; wait $node $cri
+/lane/report.sh | sed 's/^/AFTER-STOP /'
+echo "--- cri log"; tail -40 /tmp/cri.log
+echo "--- node log"; tail -40 /tmp/node.log
+"#,
+        name = spec.name,
+    )
+}
+
+impl LaneNode {
+    /// Starts the node; returns once the run is under way (the node then registers itself).
+    pub fn start(spec: &NodeSpec) -> anyhow::Result<LaneNode> {
+        let dir = tempfile::tempdir()?;
+        let kubeconfig = std::fs::read_to_string(&spec.kubeconfig)
+            .with_context(|| format!("reading {}", spec.kubeconfig.display()))?
+            .replace("server: https://127.0.0.1:", "server: https://10.0.2.2:");
+        let kc = dir.path().join("kubeconfig");
+        std::fs::write(&kc, kubeconfig)?;
+        let node_port = free_port()?;
+        let ports = Ports {
+            node: node_port,
+            stop: free_port()?,
+            report: free_port()?,
+            chaos: free_port()?,
+            boot: free_port()?,
+        };
+        let mut files = vec![
+            (spec.kernel.clone(), "/guest/bzImage".to_owned()),
+            (spec.initrd.clone(), "/guest/initrd".to_owned()),
+            (PathBuf::from("/usr/lib/qemu/virtiofsd"), "/lane/virtiofsd".to_owned()),
+            (kc, "/lane/kubeconfig".to_owned()),
+        ];
+        if spec.transport == Transport::Nested {
+            // The outer VM's busybox has no network namespaces or traffic control.
+            files.push((PathBuf::from("/usr/sbin/ip"), "/lane/bin/ip".to_owned()));
+            files.push((PathBuf::from("/usr/sbin/tc"), "/lane/bin/tc".to_owned()));
+        }
+        for (name, path) in &spec.images {
+            files.push((path.clone(), format!("/lane/images/{}.tar", name.replace(':', "+"))));
+        }
+        let run = Run {
+            vmm: super::default_vmm()?,
+            ringfence: Some(std::env::current_exe()?),
+            args: Vec::new(),
+            files,
+            sums: Vec::new(),
+            script: Some(script(spec, node_port)),
+            timeout: spec.timeout,
+            transport: spec.transport,
+            forwards: vec![
+                (ports.node, node_port),
+                (ports.stop, STOP_PORT),
+                (ports.report, REPORT_PORT),
+                (ports.chaos, CHAOS_PORT),
+                (ports.boot, BOOT_PORT),
+            ],
+        };
+        let runner = std::thread::Builder::new()
+            .name("lane-node".into())
+            .spawn(move || super::execute(&run))?;
+        Ok(LaneNode { runner: Some(runner), ports, _dir: dir })
+    }
+
+    pub fn ports(&self) -> Ports {
+        self.ports
+    }
+
+    /// Asks the node on `port` (report or chaos) and returns its answer; retried while the
+    /// run is still coming up.
+    fn ask(&self, port: u16) -> anyhow::Result<String> {
+        let mut last = None;
+        for _ in 0..100 {
+            match TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(60)))?;
+                let mut text = String::new();
+                s.read_to_string(&mut text)?;
+                Ok(text)
+            }) {
+                Ok(t) if !t.is_empty() => return Ok(t),
+                Ok(_) => last = Some(anyhow::anyhow!("an empty answer")),
+                Err(e) => last = Some(e.into()),
+            }
+            if self.runner.as_ref().is_some_and(|r| r.is_finished()) {
+                anyhow::bail!("the lane node's run has ended");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no answer")))
+    }
+
+    /// What the node holds now, as `name count` lines (and `process:` lines for people).
+    pub fn report(&self) -> anyhow::Result<String> {
+        self.ask(self.ports.report)
+    }
+
+    /// Boots the pods' guest alone (no node, no pod) to its agent's first answer; the time.
+    pub fn bare_boot(&self) -> anyhow::Result<Duration> {
+        let answer = self.ask(self.ports.boot)?;
+        let ms = parse_report(&answer)
+            .into_iter()
+            .find(|(k, _)| k == "boot-ms")
+            .map(|(_, v)| v)
+            .with_context(|| format!("the bare boot failed: {answer}"))?;
+        Ok(Duration::from_millis(ms))
+    }
+
+    /// Stops the node (it stops its pods first) and the run; returns the run's outcome, whose
+    /// output ends with `AFTER-STOP` report lines.
+    pub fn stop(mut self) -> anyhow::Result<Outcome> {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.ports.stop)) {
+            let _ = s.write_all(b"stop\n");
+        }
+        let runner = self.runner.take().context("the node was stopped already")?;
+        runner.join().map_err(|_| anyhow::anyhow!("the lane node's runner panicked"))?
+    }
+}
+
+impl Drop for LaneNode {
+    fn drop(&mut self) {
+        if let Some(r) = self.runner.take() {
+            let _ = TcpStream::connect(("127.0.0.1", self.ports.stop));
+            let _ = r.join();
+        }
+    }
+}
+
+/// The guest `ringfence image kernel` built last: (kernel, initramfs).
+pub fn last_guest() -> anyhow::Result<(PathBuf, PathBuf)> {
+    let record = images::guest::cache_dir().join(images::guest::CURRENT);
+    let text = std::fs::read_to_string(&record).with_context(|| {
+        format!("{}: build the guest with `ringfence image kernel`", record.display())
+    })?;
+    let mut lines = text.lines().map(PathBuf::from);
+    match (lines.next(), lines.next()) {
+        (Some(k), Some(i)) => Ok((k, i)),
+        _ => anyhow::bail!("{} is incomplete", record.display()),
+    }
+}
+
+/// The `name count` lines of a report.
+pub fn parse_report(text: &str) -> Vec<(String, u64)> {
+    text.lines()
+        .filter_map(|l| {
+            let (name, count) = l.split_once(' ')?;
+            Some((name.to_owned(), count.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_are_name_count_lines() {
+        let r = parse_report("vmm 2\nvirtiofsd 2\nprocess: 12 0 /lane/virtiofsd --x\nnetns 0\n");
+        assert_eq!(r, vec![("vmm".into(), 2), ("virtiofsd".into(), 2), ("netns".into(), 0)]);
+    }
+}
