@@ -123,6 +123,7 @@ pub fn run(runs: usize, transport: lane::Transport) -> anyhow::Result<Vec<Row>> 
         timeout: Duration::from_secs(120 + 60 * runs as u64),
         transport,
         forwards: Vec::new(),
+        host_ports: Vec::new(),
     })?;
     if out.output.contains(": still running after 60 s") {
         bail!("a boot did not end:\n{}", out.output);

@@ -395,6 +395,7 @@ pub fn run_microvm(cfg: &MicrovmBenchConfig) -> anyhow::Result<Vec<Row>> {
         initrd,
         transport: cfg.transport,
         timeout: Duration::from_secs(1800),
+        boot_timeout: Duration::from_secs(600),
     };
     let node = crate::lane::node::LaneNode::start(&spec)?;
     let runtime = tokio::runtime::Runtime::new()?;

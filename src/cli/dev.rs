@@ -45,6 +45,10 @@ pub struct LaneNodeArgs {
     /// Give up (and stop everything) after this many seconds.
     #[arg(long, default_value_t = 1800)]
     timeout: u64,
+    /// Seconds a pod's guest may take to boot to its agent (minutes where this host's KVM
+    /// emulates guest kernel code and the transport is direct).
+    #[arg(long, default_value_t = 120)]
+    microvm_boot_timeout: u64,
     #[arg(long, value_enum, env = "RINGFENCE_LANE", default_value = "nested")]
     transport: lane::Transport,
 }
@@ -67,6 +71,7 @@ fn lane_node(a: LaneNodeArgs) -> anyhow::Result<ExitCode> {
         initrd,
         transport: a.transport,
         timeout: Duration::from_secs(a.timeout),
+        boot_timeout: Duration::from_secs(a.microvm_boot_timeout),
     };
     let node = lane::node::LaneNode::start(&spec)?;
     let p = node.ports();
@@ -158,6 +163,7 @@ pub fn run(cmd: DevCommand) -> anyhow::Result<ExitCode> {
                 timeout: Duration::from_secs(a.timeout),
                 transport: a.transport,
                 forwards: a.forwards,
+                host_ports: Vec::new(),
             };
             let out = lane::execute(&run)?;
             print!("{}", out.output);

@@ -21,9 +21,6 @@ const NOT_SHARED: [&str; 2] = ["tmp", "lane"];
 
 /// Runs `run` on this host's KVM and returns its outcome, as the nested lane would.
 pub fn execute(run: &Run) -> anyhow::Result<Outcome> {
-    if !run.forwards.is_empty() {
-        bail!("port forwards (a run with a network) need the nested transport");
-    }
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -52,6 +49,19 @@ pub fn execute(run: &Run) -> anyhow::Result<Outcome> {
     let start = Instant::now();
     let mut child = cmd.spawn().context("starting the run (busybox-static)")?;
     let pgid = child.id() as libc::pid_t;
+    // Its network, as QEMU's user-mode network gives the nested lane one (the run waits).
+    let _network = if run.forwards.is_empty() {
+        None
+    } else {
+        match super::direct_net::RunNetwork::plumb(child.id(), &run.forwards, &run.host_ports) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                kill_group(pgid);
+                let _ = child.wait();
+                return Err(e.context("giving the direct run its network"));
+            }
+        }
+    };
     let status = loop {
         if let Some(status) = child.try_wait()? {
             break status;
@@ -178,8 +188,15 @@ fn stage(root: &Path, run: &Run) -> anyhow::Result<()> {
         root.join("lane/direct.sh"),
         format!(
             "ip link set lo up 2>/dev/null\n\
+             {wait}\
              if [ -x /lane/before.sh ]; then /lane/before.sh & fi\n\
-             {program}\n"
+             {program}\n",
+            // A run with a network starts once the host has given it its interface.
+            wait = if run.forwards.is_empty() {
+                ""
+            } else {
+                "while ! ip route | grep -q default; do sleep 0.05; done\n"
+            },
         ),
     )?;
     Ok(())

@@ -10,6 +10,7 @@
 //! - [`node`]: a Kubernetes node offering microVM pods, run in the lane for a cluster here.
 
 pub mod direct;
+mod direct_net;
 pub mod initramfs;
 pub mod kernel;
 pub mod node;
@@ -42,9 +43,12 @@ pub struct Run {
     pub timeout: Duration,
     pub transport: Transport,
     /// TCP ports of the host's loopback forwarded into the run (host port, port inside). With
-    /// any, the run has a network: inside it is 10.0.2.15 and reaches the host as 10.0.2.2,
-    /// and the kernel modules of a node (bridge, veth, traffic control) are loaded.
+    /// any, the run has a network: inside it is 10.0.2.15 and reaches the host's loopback as
+    /// 10.0.2.2 (the nested lane: every port; the direct transport: the `host_ports`), and
+    /// the kernel modules of a node (bridge, veth, traffic control) are loaded.
     pub forwards: Vec<(u16, u16)>,
+    /// Ports of the host's loopback the run reaches at 10.0.2.2 on the direct transport.
+    pub host_ports: Vec<u16>,
 }
 
 /// Where a run goes: the nested-SVM lane, or this host's own KVM.

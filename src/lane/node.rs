@@ -40,6 +40,8 @@ pub struct NodeSpec {
     pub transport: Transport,
     /// The whole node's life at most.
     pub timeout: Duration,
+    /// How long a pod's guest may take to boot to its agent.
+    pub boot_timeout: Duration,
 }
 
 pub struct LaneNode {
@@ -66,16 +68,16 @@ fn free_port() -> anyhow::Result<u16> {
 fn script(spec: &NodeSpec, node_port: u16) -> String {
     format!(
         r#"#!/bin/sh
-export PATH=/lane/bin:$PATH
+export PATH={path}
 D=/tmp/node
 mkdir -p $D
 cat > /lane/report.sh <<'EOF'
 #!/bin/sh
 # busybox ps: PID USER COMMAND...; programs are told by their path.
-vmms() {{ ps | awk '$3 == "/lane/ringfence-vmm" && ($2 == "65534" || $2 == "nobody") {{print $1}}'; }}
+vmms() {{ busybox ps | awk '$3 == "/lane/ringfence-vmm" && ($2 == "65534" || $2 == "nobody") {{print $1}}'; }}
 echo "vmm $(vmms | wc -l)"
-echo "vmm-processes $(ps | awk '$3 == "/lane/ringfence-vmm"' | wc -l)"
-echo "virtiofsd $(ps | awk '$3 == "/lane/virtiofsd"' | wc -l)"
+echo "vmm-processes $(busybox ps | awk '$3 == "/lane/ringfence-vmm"' | wc -l)"
+echo "virtiofsd $(busybox ps | awk '$3 == "/lane/virtiofsd"' | wc -l)"
 echo "netns $(ip netns list | wc -l)"
 echo "tap $( (ip -o link; for n in $(ip netns list | cut -d' ' -f1); do ip -n $n -o link; done) | grep -c tap)"
 echo "sandboxes $(ls $D/cri/sandboxes 2>/dev/null | wc -l)"
@@ -83,16 +85,16 @@ echo "mounts $(grep -c $D/cri/ /proc/self/mountinfo)"
 echo "image-binds $(grep '/share/containers/[^ ]*/rootfs ' /proc/self/mountinfo | wc -l)"
 echo "image-sources $(grep '/share/containers/[^ ]*/rootfs ' /proc/self/mountinfo | cut -d' ' -f4 | sort -u | wc -l)"
 pss=0
-for p in $(ps | awk '$3 == "/lane/ringfence-vmm" || $3 == "/lane/virtiofsd" {{print $1}}'); do
+for p in $(busybox ps | awk '$3 == "/lane/ringfence-vmm" || $3 == "/lane/virtiofsd" {{print $1}}'); do
   kib=$(awk '/^Pss:/ {{print $2}}' /proc/$p/smaps_rollup 2>/dev/null)
   pss=$((pss + ${{kib:-0}}))
 done
 echo "sandbox-pss-kib $pss"
-ps | awk '$3 == "/lane/virtiofsd" || $3 == "/lane/ringfence-vmm"' | sed 's/^/process: /'
+busybox ps | awk '$3 == "/lane/virtiofsd" || $3 == "/lane/ringfence-vmm"' | sed 's/^/process: /'
 EOF
 cat > /lane/chaos.sh <<'EOF'
 #!/bin/sh
-v=$(ps | awk '$3 == "/lane/ringfence-vmm" && ($2 == "65534" || $2 == "nobody") {{print $1; exit}}')
+v=$(busybox ps | awk '$3 == "/lane/ringfence-vmm" && ($2 == "65534" || $2 == "nobody") {{print $1; exit}}')
 [ -n "$v" ] && kill -9 $v && echo "killed $v" || echo "no VMM"
 EOF
 cat > /lane/boot.sh <<'EOF'
@@ -111,9 +113,9 @@ wait $v
 echo "boot-ms $(awk -v a=$t0 -v b=$t1 'BEGIN {{print int((b - a) * 1000)}}')"
 EOF
 chmod +x /lane/report.sh /lane/chaos.sh /lane/boot.sh
-nc -ll -p {REPORT_PORT} -e /lane/report.sh &
-nc -ll -p {CHAOS_PORT} -e /lane/chaos.sh &
-nc -ll -p {BOOT_PORT} -e /lane/boot.sh &
+busybox nc -ll -p {REPORT_PORT} -e /lane/report.sh &
+busybox nc -ll -p {CHAOS_PORT} -e /lane/chaos.sh &
+busybox nc -ll -p {BOOT_PORT} -e /lane/boot.sh &
 for image in /lane/images/*; do
   [ -e "$image" ] || continue
   name=$(basename $image .tar | tr '+' ':')
@@ -121,14 +123,14 @@ for image in /lane/images/*; do
 done
 /lane/ringfence cri --socket $D/cri.sock --data-dir $D --pod-cidr {POD_CIDR} --bridge rf0 \
   --runtime-handlers microvm --guest-kernel /guest/bzImage --guest-initrd /guest/initrd \
-  --virtiofsd /lane/virtiofsd --microvm-boot-timeout 120 > /tmp/cri.log 2>&1 &
+  --virtiofsd /lane/virtiofsd --microvm-boot-timeout {boot_s} > /tmp/cri.log 2>&1 &
 cri=$!
 /lane/ringfence node --name {name} --kubeconfig /lane/kubeconfig --cri-socket $D/cri.sock \
   --address 127.0.0.1 --listen-address 0.0.0.0 --port {node_port} --pod-cidr {POD_CIDR} \
   --log-dir $D/logs --root-dir $D/root > /tmp/node.log 2>&1 &
 node=$!
 echo LANE-NODE-STARTED
-nc -l -p {STOP_PORT} >/dev/null
+busybox nc -l -p {STOP_PORT} >/dev/null
 echo STOPPING
 kill -TERM $node $cri; wait $node $cri
 /lane/report.sh | sed 's/^/AFTER-STOP /'
@@ -136,6 +138,12 @@ echo "--- cri log"; tail -40 /tmp/cri.log
 echo "--- node log"; tail -40 /tmp/node.log
 "#,
         name = spec.name,
+        boot_s = spec.boot_timeout.as_secs(),
+        // Real iproute2 first: copied into the outer VM, or the host's own.
+        path = match spec.transport {
+            Transport::Nested => "/lane/bin:$PATH",
+            Transport::Direct => "/usr/sbin:/sbin:/usr/bin:/bin:$PATH",
+        },
     )
 }
 
@@ -146,6 +154,11 @@ impl LaneNode {
         let kubeconfig = std::fs::read_to_string(&spec.kubeconfig)
             .with_context(|| format!("reading {}", spec.kubeconfig.display()))?
             .replace("server: https://127.0.0.1:", "server: https://10.0.2.2:");
+        let api_port: u16 = kubeconfig
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("server: https://10.0.2.2:"))
+            .and_then(|p| p.trim().parse().ok())
+            .context("the kubeconfig's server is not https://127.0.0.1:PORT")?;
         let kc = dir.path().join("kubeconfig");
         std::fs::write(&kc, kubeconfig)?;
         let node_port = free_port()?;
@@ -186,6 +199,7 @@ impl LaneNode {
                 (ports.chaos, CHAOS_PORT),
                 (ports.boot, BOOT_PORT),
             ],
+            host_ports: vec![api_port],
         };
         let runner = std::thread::Builder::new()
             .name("lane-node".into())
