@@ -214,7 +214,10 @@ fn scenario(c: &Cluster, class: &str, node: &str, lane: Option<&LaneNode>) -> f6
             count("image-binds") == Some(4) && count("image-sources") == Some(1)
         });
         assert!(shared, "{class}: {}", lane.report());
-        assert_eq!(lane.leftover("vmm"), 2, "one VMM per pod: {}", lane.report());
+        // One VMM, daemon, namespace and tap per pod (what must all be gone at the end).
+        for what in ["vmm", "virtiofsd", "netns", "tap"] {
+            assert_eq!(lane.leftover(what), 2, "{what} per pod: {}", lane.report());
+        }
 
         // A VMM killed (SIGKILL): its pod's containers end, a new sandbox boots, and the
         // containers restart in it under the pod's restartPolicy.

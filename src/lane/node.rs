@@ -71,15 +71,19 @@ fn script(spec: &NodeSpec, node_port: u16) -> String {
 export PATH={path}
 D=/tmp/node
 mkdir -p $D
+# The node's own log, shown at the end.
+export RUST_LOG=${{RUST_LOG:-info}}
 cat > /lane/report.sh <<'EOF'
 #!/bin/sh
+# busybox sh runs its own applets before anything on PATH: iproute2 is named by its path.
+IP={ip}
 # busybox ps: PID USER COMMAND...; programs are told by their path.
 vmms() {{ busybox ps | awk '$3 == "/lane/ringfence-vmm" && ($2 == "65534" || $2 == "nobody") {{print $1}}'; }}
 echo "vmm $(vmms | wc -l)"
 echo "vmm-processes $(busybox ps | awk '$3 == "/lane/ringfence-vmm"' | wc -l)"
 echo "virtiofsd $(busybox ps | awk '$3 == "/lane/virtiofsd"' | wc -l)"
-echo "netns $(ip netns list | wc -l)"
-echo "tap $( (ip -o link; for n in $(ip netns list | cut -d' ' -f1); do ip -n $n -o link; done) | grep -c tap)"
+echo "netns $($IP netns list | wc -l)"
+echo "tap $( ($IP -o link; for n in $($IP netns list | cut -d' ' -f1); do $IP -n $n -o link; done) | grep -c tap)"
 echo "sandboxes $(ls $D/cri/sandboxes 2>/dev/null | wc -l)"
 echo "mounts $(grep -c $D/cri/ /proc/self/mountinfo)"
 echo "image-binds $(grep '/share/containers/[^ ]*/rootfs ' /proc/self/mountinfo | wc -l)"
@@ -143,6 +147,10 @@ echo "--- node log"; tail -40 /tmp/node.log
         path = match spec.transport {
             Transport::Nested => "/lane/bin:$PATH",
             Transport::Direct => "/usr/sbin:/sbin:/usr/bin:/bin:$PATH",
+        },
+        ip = match spec.transport {
+            Transport::Nested => "/lane/bin/ip",
+            Transport::Direct => "/sbin/ip",
         },
     )
 }
