@@ -13,7 +13,8 @@ pub struct JailConfig {
     pub root: PathBuf,
     pub uid: u32,
     pub gid: u32,
-    /// Files copied in, each to `/<name>` inside (returned in the same order).
+    /// Files put in (hard-linked, or copied across file systems), each to `/<name>` inside
+    /// (returned in the same order).
     pub files: Vec<PathBuf>,
     /// Disk images (and the sockets of shared directories' daemons) bind-mounted in, each to
     /// `/<name>` inside, so writes reach the original (the jailed user must be allowed to
@@ -69,8 +70,14 @@ pub fn enter(config: &JailConfig) -> Result<(Vec<PathBuf>, Vec<PathBuf>), VmmErr
         let name = f
             .file_name()
             .ok_or_else(|| VmmError::Config(format!("{} has no file name", f.display())))?;
-        std::fs::copy(f, root.join(name))
-            .map_err(|e| VmmError::Config(format!("jail: copying {}: {e}", f.display())))?;
+        // A hard link where the file system allows (a kernel and initramfs are megabytes, a
+        // copy per machine), else a copy.
+        let at = root.join(name);
+        let _ = std::fs::remove_file(&at);
+        if std::fs::hard_link(f, &at).is_err() {
+            std::fs::copy(f, &at)
+                .map_err(|e| VmmError::Config(format!("jail: copying {}: {e}", f.display())))?;
+        }
         inside.push(Path::new("/").join(name));
     }
     let mut disks = Vec::new();

@@ -29,6 +29,38 @@ pub struct PodNet {
     host_veth: String,
 }
 
+/// Runs `program` (`ip` or `tc`) once for several commands (`-batch`), in network namespace
+/// `netns` if given: every program started costs a fork and an exec, which add up where
+/// they are slow (a node inside an emulated VM).
+pub fn batch(program: &str, netns: Option<&str>, lines: &[String]) -> Result<(), CriError> {
+    use std::io::Write;
+    let mut cmd = Command::new(program);
+    if let Some(ns) = netns {
+        cmd.args(["-n", ns]);
+    }
+    let shown = || format!("{program} -batch [{}]", lines.join("; "));
+    let mut child = cmd
+        .args(["-batch", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| CriError::Network(format!("{}: {e}", shown())))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(lines.join("\n").as_bytes());
+    }
+    let out =
+        child.wait_with_output().map_err(|e| CriError::Network(format!("{}: {e}", shown())))?;
+    if !out.status.success() {
+        return Err(CriError::Network(format!(
+            "{}: {}",
+            shown(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
 fn ip(args: &[&str]) -> Result<(), CriError> {
     let out = Command::new("ip")
         .args(args)
@@ -78,16 +110,19 @@ impl PodNetwork {
 
     /// Creates the bridge if needed, with the gateway address, and enables forwarding.
     pub fn ensure_bridge(&self) -> Result<(), CriError> {
-        let exists = Command::new("ip")
-            .args(["link", "show", &self.bridge])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !exists {
+        // Read from sysfs: nothing to start when the bridge is there and up (IFF_UP).
+        let sys = PathBuf::from("/sys/class/net").join(&self.bridge);
+        let up = std::fs::read_to_string(sys.join("flags"))
+            .ok()
+            .and_then(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
+            .is_some_and(|flags| flags & 1 != 0);
+        if !sys.exists() {
             ip(&["link", "add", &self.bridge, "type", "bridge"])?;
             ip(&["addr", "add", &format!("{}/24", self.gateway()), "dev", &self.bridge])?;
         }
-        ip(&["link", "set", &self.bridge, "up"])?;
+        if !up {
+            ip(&["link", "set", &self.bridge, "up"])?;
+        }
         let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
         Ok(())
     }
@@ -118,32 +153,25 @@ impl PodNetwork {
             gateway: self.gateway(),
             host_veth: format!("rfv{short}")[..15.min(3 + short.len())].to_string(),
         };
-        let result = (|| {
-            ip(&["netns", "add", &pod.netns])?;
-            ip(&[
-                "link",
-                "add",
-                &pod.host_veth,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                &pod.netns,
-            ])?;
-            ip(&["link", "set", &pod.host_veth, "master", &self.bridge, "up"])?;
-            ip(&["-n", &pod.netns, "addr", "add", &format!("{}/24", pod.ip), "dev", "eth0"])?;
-            ip(&["-n", &pod.netns, "link", "set", "eth0", "up"])?;
-            ip(&["-n", &pod.netns, "link", "set", "lo", "up"])?;
-            ip(&["-n", &pod.netns, "route", "add", "default", "via", &self.gateway().to_string()])
-        })();
+        let (ns, veth, bridge) = (&pod.netns, &pod.host_veth, &self.bridge);
+        let outside = [
+            format!("netns add {ns}"),
+            format!("link add {veth} type veth peer name eth0 netns {ns}"),
+            format!("link set {veth} master {bridge} up"),
+            // The address may have been another pod's a moment ago: forget its old neighbour.
+            format!("neigh flush to {} dev {bridge}", pod.ip),
+        ];
+        let inside = [
+            format!("addr add {}/24 dev eth0", pod.ip),
+            "link set eth0 up".to_owned(),
+            "link set lo up".to_owned(),
+            format!("route add default via {}", self.gateway()),
+        ];
+        let result = batch("ip", None, &outside).and_then(|()| batch("ip", Some(ns), &inside));
         if let Err(e) = result {
             self.teardown(&pod);
             return Err(e);
         }
-        // The address may have been another pod's a moment ago: forget its old neighbour.
-        let _ = ip(&["neigh", "flush", "to", &pod.ip.to_string(), "dev", &self.bridge]);
         Ok(pod)
     }
 

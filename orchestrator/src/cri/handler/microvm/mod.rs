@@ -169,13 +169,16 @@ impl SandboxHandler for MicrovmHandler {
         };
         let jail = s.dir.join("jail");
         std::fs::create_dir_all(&jail).map_err(io("creating the VMM's jail"))?;
+        let began = std::time::Instant::now();
         let share = share::Share::start(
             &c.virtiofsd,
             &s.dir.join("share"),
             &s.dir.join("fs.sock"),
             &s.dir.join("virtiofsd.log"),
         )?;
+        let share_ms = began.elapsed().as_millis() as u64;
         let iface = s.network.map(|n| network::attach(n, c.uid, c.gid)).transpose()?;
+        let network_ms = began.elapsed().as_millis() as u64 - share_ms;
         let resources = VmResources {
             boot_source: Some(BootSource {
                 kernel_image_path: kernel,
@@ -242,6 +245,9 @@ impl SandboxHandler for MicrovmHandler {
             kernel = health.kernel_release,
             boot_ms = guest.elapsed().as_millis() as u64,
             guest_uptime_ms = health.uptime_ms,
+            share_ms,
+            network_ms,
+            total_ms = began.elapsed().as_millis() as u64,
             "microVM guest up"
         );
         Ok(Box::new(MicrovmSandbox::new(rt, agent, guest, share)))

@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 
 use crate::cri::CriError;
-use crate::cri::network::PodNet;
+use crate::cri::network::{PodNet, batch};
 
 /// The tap's name inside the pod's namespace.
 pub const TAP: &str = "tap0";
@@ -60,27 +60,24 @@ pub fn attach(net: &PodNet, uid: u32, gid: u32) -> Result<GuestInterface, CriErr
     let link = run("ip", &["-n", ns, "-o", "link", "show", VETH])?;
     let mac = parse_mac(&link)
         .ok_or_else(|| CriError::Network(format!("no MAC address on {VETH} in {ns}: {link}")))?;
-    let (uid, gid) = (uid.to_string(), gid.to_string());
-    run(
-        "ip",
-        &["-n", ns, "tuntap", "add", "dev", TAP, "mode", "tap", "user", &uid, "group", &gid],
-    )?;
-    run("ip", &["-n", ns, "link", "set", TAP, "up"])?;
+    let taps = [
+        format!("tuntap add dev {TAP} mode tap user {uid} group {gid}"),
+        format!("link set {TAP} up"),
+        // The guest answers for the pod's address from now on.
+        format!("addr flush dev {VETH}"),
+    ];
+    batch("ip", Some(ns), &taps)?;
     // u32 matching everything: the classifier kernels build in most often (matchall is a
     // module, or absent, on many).
+    let mut redirects = Vec::new();
     for (from, to) in [(VETH, TAP), (TAP, VETH)] {
-        run("tc", &["-n", ns, "qdisc", "add", "dev", from, "ingress"])?;
-        run(
-            "tc",
-            &[
-                "-n", ns, "filter", "add", "dev", from, "parent", "ffff:", "protocol", "all",
-                "u32", "match", "u8", "0", "0", "action", "mirred", "egress", "redirect", "dev",
-                to,
-            ],
-        )?;
+        redirects.push(format!("qdisc add dev {from} ingress"));
+        redirects.push(format!(
+            "filter add dev {from} parent ffff: protocol all u32 match u8 0 0 \
+             action mirred egress redirect dev {to}"
+        ));
     }
-    // The guest answers for the pod's address from now on.
-    run("ip", &["-n", ns, "addr", "flush", "dev", VETH])?;
+    batch("tc", Some(ns), &redirects)?;
     Ok(GuestInterface { mac, address: net.ip, prefix: net.prefix, gateway: net.gateway })
 }
 
