@@ -73,10 +73,12 @@ D=/tmp/node
 mkdir -p $D
 # The node's own log, shown at the end.
 export RUST_LOG=${{RUST_LOG:-info}}
+{tuning}
 cat > /lane/report.sh <<'EOF'
 #!/bin/sh
 # busybox sh runs its own applets before anything on PATH: iproute2 is named by its path.
 IP={ip}
+D=/tmp/node
 # busybox ps: PID USER COMMAND...; programs are told by their path.
 vmms() {{ busybox ps | awk '$3 == "/lane/ringfence-vmm" && ($2 == "65534" || $2 == "nobody") {{print $1}}'; }}
 echo "vmm $(vmms | wc -l)"
@@ -94,7 +96,10 @@ for p in $(busybox ps | awk '$3 == "/lane/ringfence-vmm" || $3 == "/lane/virtiof
   pss=$((pss + ${{kib:-0}}))
 done
 echo "sandbox-pss-kib $pss"
-busybox ps | awk '$3 == "/lane/virtiofsd" || $3 == "/lane/ringfence-vmm"' | sed 's/^/process: /'
+busybox ps | awk '$3 == "/lane/virtiofsd" || $3 == "/lane/ringfence-vmm" {{print $1, $2, $3}}' |
+  while read pid user prog; do
+    echo "process: $pid $user $prog pss_kib=$(awk '/^Pss:/ {{print $2}}' /proc/$pid/smaps_rollup 2>/dev/null)"
+  done
 EOF
 cat > /lane/chaos.sh <<'EOF'
 #!/bin/sh
@@ -106,7 +111,7 @@ cat > /lane/boot.sh <<'EOF'
 # A bare boot of the pods' guest (128 MiB, one vCPU) to its agent's first answer.
 rm -f /tmp/boot.sock*
 t0=$(cut -d' ' -f1 /proc/uptime)
-/lane/ringfence-vmm --kernel /guest/bzImage --initrd /guest/initrd --mem 128 \
+/lane/ringfence-vmm --kernel /guest/kernel --initrd /guest/initrd --mem 128 \
   --vsock 3,/tmp/boot.sock --serial /tmp/boot-console.log \
   --cmdline "console=ttyS0 reboot=k panic=1 io_delay=none" >/dev/null 2>&1 &
 v=$!
@@ -126,7 +131,7 @@ for image in /lane/images/*; do
   /lane/ringfence image import --data-dir $D $image --name $name >/dev/null || echo "IMPORT-FAILED $name"
 done
 /lane/ringfence cri --socket $D/cri.sock --data-dir $D --pod-cidr {POD_CIDR} --bridge rf0 \
-  --runtime-handlers microvm --guest-kernel /guest/bzImage --guest-initrd /guest/initrd \
+  --runtime-handlers microvm --guest-kernel /guest/kernel --guest-initrd /guest/initrd \
   --virtiofsd /lane/virtiofsd --microvm-boot-timeout {boot_s} > /tmp/cri.log 2>&1 &
 cri=$!
 /lane/ringfence node --name {name} --kubeconfig /lane/kubeconfig --cri-socket $D/cri.sock \
@@ -147,6 +152,13 @@ echo "--- node log"; tail -40 /tmp/node.log
         path = match spec.transport {
             Transport::Nested => "/lane/bin:$PATH",
             Transport::Direct => "/usr/sbin:/sbin:/usr/bin:/bin:$PATH",
+        },
+        // The outer VM is this node's host: tuned as the README advises for microVM pods
+        // (transparent huge pages for the guests' shared memory). A direct run leaves this
+        // host's settings alone.
+        tuning = match spec.transport {
+            Transport::Nested => "echo advise > /sys/kernel/mm/transparent_hugepage/shmem_enabled",
+            Transport::Direct => "",
         },
         ip = match spec.transport {
             Transport::Nested => "/lane/bin/ip",
@@ -178,7 +190,7 @@ impl LaneNode {
             boot: free_port()?,
         };
         let mut files = vec![
-            (spec.kernel.clone(), "/guest/bzImage".to_owned()),
+            (spec.kernel.clone(), "/guest/kernel".to_owned()),
             (spec.initrd.clone(), "/guest/initrd".to_owned()),
             (PathBuf::from("/usr/lib/qemu/virtiofsd"), "/lane/virtiofsd".to_owned()),
             (kc, "/lane/kubeconfig".to_owned()),
@@ -278,7 +290,8 @@ impl Drop for LaneNode {
     }
 }
 
-/// The guest `ringfence image kernel` built last: (kernel, initramfs).
+/// The guest `ringfence image kernel` built last: (kernel, preferably its ELF vmlinux;
+/// initramfs).
 pub fn last_guest() -> anyhow::Result<(PathBuf, PathBuf)> {
     let record = images::guest::cache_dir().join(images::guest::CURRENT);
     let text = std::fs::read_to_string(&record).with_context(|| {
@@ -286,7 +299,7 @@ pub fn last_guest() -> anyhow::Result<(PathBuf, PathBuf)> {
     })?;
     let mut lines = text.lines().map(PathBuf::from);
     match (lines.next(), lines.next()) {
-        (Some(k), Some(i)) => Ok((k, i)),
+        (Some(k), Some(i)) => Ok((images::guest::pvh_kernel(&k), i)),
         _ => anyhow::bail!("{} is incomplete", record.display()),
     }
 }

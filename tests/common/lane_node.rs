@@ -37,6 +37,8 @@ impl LaneNode {
     /// with `images` (name, OCI layout tar) in its store; returns once the Node is Ready.
     pub fn start(c: &Cluster, name: &str, images: &[(&str, &Path)]) -> LaneNode {
         let (kernel, initrd) = guest_image();
+        // Pods boot the ELF vmlinux beside the bzImage (PVH entry), as nodes do by default.
+        let kernel = Path::new(&kernel).with_file_name("vmlinux").display().to_string();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringfence"));
         cmd.args(["dev", "lane-node", "--name", name, "--kubeconfig"]).arg(&c.kubeconfig).args([
             "--guest-kernel",

@@ -102,6 +102,15 @@ pub fn create_with(size: u64, backing: Backing) -> Result<GuestMem, VmmError> {
                     .with_hugetlbfs(huge)
                     .build()
                     .map_err(|e| err(&e))?;
+                if !huge {
+                    // Transparent huge pages where the host allows them for shared memory
+                    // (shmem_enabled=advise): a guest then faults its memory in 2 MiB at a
+                    // time, as anonymous memory does under THP. Advice only: no error.
+                    // SAFETY: advice on a mapping this region owns, with its own bounds.
+                    unsafe {
+                        libc::madvise(region.as_ptr().cast(), len as usize, libc::MADV_HUGEPAGE)
+                    };
+                }
                 let region = GuestRegionMmap::new(region, GuestAddress(start))
                     .ok_or_else(|| VmmError::Memory("a memory region overflows".into()))?;
                 regions.push(region);

@@ -21,6 +21,13 @@ use std::path::PathBuf;
 /// what a node boots microVM pods with unless told otherwise.
 pub const CURRENT: &str = "current";
 
+/// The ELF `vmlinux` built beside `bzimage` (entered at its PVH entry point), when there is
+/// one; else `bzimage` itself.
+pub fn pvh_kernel(bzimage: &std::path::Path) -> PathBuf {
+    let elf = bzimage.with_file_name("vmlinux");
+    if elf.is_file() { elf } else { bzimage.to_owned() }
+}
+
 /// Where guest images are cached.
 pub fn cache_dir() -> PathBuf {
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into());
