@@ -1,7 +1,9 @@
 //! The `ringfence` command line: parse, set up logging, dispatch.
 
+#[cfg(feature = "dev")]
 mod bench;
 mod cli;
+#[cfg(feature = "dev")]
 mod lane;
 
 use clap::Parser;

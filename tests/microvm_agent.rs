@@ -264,7 +264,7 @@ vmm=$!
 $A create --id c1 --image-dir /run/ringfence/shared/img \
   --mount /run/ringfence/shared/vol:/data --mount /run/ringfence/shared/ro:/config:ro
 echo "CREATE $?"
-$A exec --container c1 -- sh -c 'echo "HOST $(hostname)"; echo "CONFIG $(cat /config/setting)"; echo from-guest > /data/out; echo scribble > /bin/new && echo "LAYER $(cat /bin/new)"; echo x > /config/x 2>/dev/null; echo "READONLY $?"'
+$A exec --container c1 -- sh -c 'echo "HOST $(hostname)"; echo "CONFIG $(cat /config/setting)"; echo from-guest > /data/out; echo scribble > /bin/new && echo "LAYER $(cat /bin/new)"; (echo x > /config/x) 2>/dev/null; echo "READONLY $?"'
 $A create --id bad --image-dir /etc; echo "OUTSIDE $?"
 $A shutdown
 wait $vmm; echo "VMM $?"

@@ -4,8 +4,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[cfg(feature = "dev")]
 mod bench;
 mod controlplane;
+#[cfg(feature = "dev")]
 mod dev;
 mod image;
 mod node;
@@ -32,7 +34,9 @@ pub enum Command {
     /// The microVMM: boot a kernel in a KVM virtual machine.
     #[command(subcommand)]
     Vm(vm::VmCommand),
-    /// Benchmarks: each prints a table with ratios against its peers.
+    /// Benchmarks: each prints a table with ratios against its peers (built with the `dev`
+    /// feature).
+    #[cfg(feature = "dev")]
     #[command(subcommand)]
     Bench(bench::BenchCommand),
     /// The Kubernetes-compatible API server (kubectl talks to it), with the scheduler and the
@@ -53,7 +57,9 @@ pub enum Command {
     /// A node's images: import, pull, list, remove.
     #[command(subcommand)]
     Image(image::ImageCommand),
-    /// Tools for developing Ringfence (the nested-SVM test lane).
+    /// Tools for developing Ringfence (the nested-SVM test lane; built with the `dev`
+    /// feature).
+    #[cfg(feature = "dev")]
     #[command(subcommand)]
     Dev(dev::DevCommand),
 }
@@ -62,6 +68,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Sentry(c) => sentry::run(c),
         Command::Server(a) => server::run(a),
+        #[cfg(feature = "dev")]
         Command::Bench(c) => bench::run(c),
         Command::Vm(c) => vm::run(c),
         Command::Scheduler(a) => controlplane::scheduler(a),
@@ -71,6 +78,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Cri(a) => node::cri(a),
         Command::Node(a) => node::node(a),
         Command::Up(a) => node::up(a),
+        #[cfg(feature = "dev")]
         Command::Dev(c) => dev::run(c),
     }
 }
