@@ -116,7 +116,8 @@ async fn bad_requests_get_status_codes_and_change_nothing(b: Backend) {
     }
 
     // Credentials.
-    let config = orchestrator::client::ClientConfig::from_kubeconfig(&c.kubeconfig).unwrap();
+    let config =
+        orchestrator::kube::connection::ConnectionConfig::from_kubeconfig(&c.kubeconfig).unwrap();
     let mut anon = config.with_token("not-a-token").unwrap().connect().await.unwrap();
     let r = anon.get(CMS).await.unwrap();
     assert_eq!((r.status, status(&r.json()).1), (401, "Unauthorized"));

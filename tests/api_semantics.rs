@@ -63,7 +63,8 @@ async fn pagination_is_consistent(b: Backend) {
 
 async fn watches_resume_filter_and_expire(b: Backend) {
     let c = Cluster::start_with(b, &["--compact-interval", "1"]);
-    let config = orchestrator::client::ClientConfig::from_kubeconfig(&c.kubeconfig).unwrap();
+    let config =
+        orchestrator::kube::connection::ConnectionConfig::from_kubeconfig(&c.kubeconfig).unwrap();
     let mut conn = admin(&c).await;
     let start = revision(&mut conn).await;
     let mut w = config
@@ -265,7 +266,8 @@ fn server_side_apply_conflicts_unless_forced(b: Backend) {
 async fn acknowledged_writes_survive_sigkill() {
     // The embedded store's durability; etcd's is etcd's own.
     let c = Cluster::new(Backend::Embedded);
-    let config = orchestrator::client::ClientConfig::from_kubeconfig(&c.kubeconfig).unwrap();
+    let config =
+        orchestrator::kube::connection::ConnectionConfig::from_kubeconfig(&c.kubeconfig).unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     for w in 0..16 {
         let (config, tx) = (config.clone(), tx.clone());
@@ -360,7 +362,8 @@ async fn deletecollection_and_watch_timeout(b: Backend) {
         .collect();
     assert_eq!(names, ["d"]);
 
-    let config = orchestrator::client::ClientConfig::from_kubeconfig(&c.kubeconfig).unwrap();
+    let config =
+        orchestrator::kube::connection::ConnectionConfig::from_kubeconfig(&c.kubeconfig).unwrap();
     let rv = revision(&mut conn).await;
     let mut w = config
         .connect()

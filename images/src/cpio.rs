@@ -1,5 +1,11 @@
 //! Writing initramfs archives: cpio in the "newc" format the kernel unpacks. Archives may be
 //! concatenated; the kernel unpacks each in turn.
+//!
+//! Kept here rather than taken from crates.io: it is about 100 lines and writes only what the
+//! kernel's initramfs unpacker reads (newc headers, directories, regular files, character
+//! devices, the trailer), with no dependency. The crates.io cpio crates are either
+//! read-oriented (`cpio-archive` reads newc but builds only the odc format) or general archive
+//! libraries whose API is larger than this whole writer; none would remove code here.
 
 use std::collections::BTreeSet;
 use std::io::Write;

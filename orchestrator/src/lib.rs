@@ -5,9 +5,9 @@
 //! - [`api`]: the Kubernetes API without HTTP: resource table, typed requests and the engine
 //!   that executes them (in-process components call [`api::Api`] directly).
 //! - [`server`]: `ringfence server`, the HTTPS face of the engine that kubectl talks to.
-//! - [`client`]: a small HTTPS client configured from a kubeconfig.
 //! - [`kube`]: the client side of the API for components: the in-process/HTTPS client seam,
-//!   typed access, informers, work queues, the reconcile runner, events.
+//!   raw HTTPS connections from a kubeconfig, typed access, informers, work queues, the
+//!   reconcile runner, events.
 //! - [`scheduler`]: Filter/Score plugins in one registry, a scheduling queue, binding.
 //! - [`controllers`]: the controller manager (workloads, endpoints, autoscaling, node
 //!   lifecycle), each a queue of keys and an idempotent `sync`.
@@ -17,7 +17,6 @@
 //! - [`upgrade_proxy`]: request forwarding with connection upgrades (exec, logs).
 
 pub mod api;
-pub mod client;
 pub mod controllers;
 pub mod cri;
 pub mod kube;

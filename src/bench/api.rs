@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use orchestrator::client::{ClientConfig, Connection};
+use orchestrator::kube::connection::{Connection, ConnectionConfig};
 use orchestrator::server::{self, ServerConfig};
 use orchestrator::store::Store;
 use orchestrator::store::local_etcd::LocalEtcd;
@@ -69,7 +69,7 @@ fn path(name: Option<&str>) -> String {
     }
 }
 
-async fn connections(config: &ClientConfig, n: usize) -> anyhow::Result<Vec<Connection>> {
+async fn connections(config: &ConnectionConfig, n: usize) -> anyhow::Result<Vec<Connection>> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         out.push(config.connect().await.context("connecting to the server")?);
@@ -152,7 +152,7 @@ fn bar(len: u64, msg: &str) -> ProgressBar {
 }
 
 async fn preload(
-    config: &ClientConfig,
+    config: &ConnectionConfig,
     objects: usize,
     clients: usize,
     backend: &str,
@@ -188,7 +188,7 @@ async fn preload(
 }
 
 async fn watch_fanout(
-    config: &ClientConfig,
+    config: &ConnectionConfig,
     watchers: usize,
     writes: usize,
 ) -> anyhow::Result<(f64, Samples)> {
@@ -270,7 +270,7 @@ async fn run_backend(kind: BackendKind, cfg: &BenchConfig) -> anyhow::Result<Vec
     let mut sc = ServerConfig::new(dir.path());
     sc.listen = "127.0.0.1:0".parse()?;
     let running = server::start(sc, store).await?;
-    let config = ClientConfig::from_kubeconfig(&running.kubeconfig)?;
+    let config = ConnectionConfig::from_kubeconfig(&running.kubeconfig)?;
     let mut conn = config.connect().await?;
     let r = conn
         .send_json(

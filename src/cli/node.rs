@@ -159,7 +159,7 @@ fn memory_bytes() -> u64 {
 pub async fn start_cri(args: &CriArgs) -> anyhow::Result<Arc<CriRuntime>> {
     let store = images::ImageStore::open(&args.data_dir.join(images::DATA_SUBDIR))
         .with_context(|| format!("opening the image store in {}", args.data_dir.display()))?;
-    let images = orchestrator::cri::image_store::StoreImages::new(store);
+    let images = orchestrator::cri::store_images::StoreImages::new(store);
     let network = PodNetwork::new(&args.bridge, &args.pod_cidr)?;
     network.ensure_bridge().context("setting up the pod bridge")?;
     let handlers = handlers(&args.handlers)?;
@@ -223,7 +223,7 @@ async fn create_runtime_classes(
     kubeconfig: &std::path::Path,
     handlers: &[String],
 ) -> anyhow::Result<()> {
-    let config = orchestrator::client::ClientConfig::from_kubeconfig(kubeconfig)?;
+    let config = orchestrator::kube::connection::ConnectionConfig::from_kubeconfig(kubeconfig)?;
     let mut conn = config.connect().await?;
     for h in handlers {
         let class = serde_json::json!({

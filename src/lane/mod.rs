@@ -21,10 +21,10 @@ use std::time::Duration;
 
 pub use run::Outcome;
 
-/// Where the lane keeps what it fetches and builds.
-pub fn cache_dir() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into());
-    home.join(".cache/ringfence/lane")
+/// Where the lane keeps what it fetches and builds: `lane/` under the project's
+/// [`images::cache_root`] (beside the guest images' [`images::guest::cache_dir`]).
+pub fn lane_cache_dir() -> PathBuf {
+    images::cache_root().join("lane")
 }
 
 /// A run: the VMM binary (or `ringfence`), the arguments inside the outer VM, and host files
@@ -63,7 +63,7 @@ pub enum Transport {
 
 /// The outer kernel, for tests that also boot it as an inner guest.
 pub fn kernel() -> anyhow::Result<kernel::LaneKernel> {
-    let cache = cache_dir();
+    let cache = lane_cache_dir();
     std::fs::create_dir_all(&cache)?;
     kernel::fetch(&cache)
 }
@@ -73,7 +73,7 @@ pub fn execute(run: &Run) -> anyhow::Result<Outcome> {
     if run.transport == Transport::Direct {
         return direct::execute(run);
     }
-    let cache = cache_dir();
+    let cache = lane_cache_dir();
     std::fs::create_dir_all(&cache)?;
     let k = kernel::fetch(&cache)?;
     let base = initramfs::base(&k, &cache)?;

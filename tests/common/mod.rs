@@ -326,8 +326,8 @@ spec:
 "#;
 
 /// An HTTPS connection to the cluster as its admin (client certificate).
-pub async fn admin(c: &Cluster) -> orchestrator::client::Connection {
-    orchestrator::client::ClientConfig::from_kubeconfig(&c.kubeconfig)
+pub async fn admin(c: &Cluster) -> orchestrator::kube::connection::Connection {
+    orchestrator::kube::connection::ConnectionConfig::from_kubeconfig(&c.kubeconfig)
         .expect("admin kubeconfig")
         .connect()
         .await
@@ -335,7 +335,7 @@ pub async fn admin(c: &Cluster) -> orchestrator::client::Connection {
 }
 
 /// The store's current revision, as a list reports it.
-pub async fn revision(conn: &mut orchestrator::client::Connection) -> String {
+pub async fn revision(conn: &mut orchestrator::kube::connection::Connection) -> String {
     let r = conn.get("/api/v1/namespaces/default/configmaps?limit=1").await.expect("list");
     r.json()["metadata"]["resourceVersion"].as_str().expect("resourceVersion").to_owned()
 }

@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 
 /// The venv `scripts/setup` fills from `tests/python/requirements.txt`.
 pub fn interpreter() -> PathBuf {
-    let env = std::env::var_os("RINGFENCE_PYTHON_ENV").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
-            .join(".cache/ringfence/python")
-    });
+    let env = std::env::var_os("RINGFENCE_PYTHON_ENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| images::cache_root().join("python"));
     let python = env.join("bin/python");
     assert!(
         python.exists(),

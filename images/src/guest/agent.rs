@@ -39,9 +39,9 @@ pub fn is_static_elf(bytes: &[u8]) -> bool {
     })
 }
 
+/// The agent's own cargo target directory, under the project's [`crate::cache_root`].
 fn target_dir() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into());
-    home.join(".cache/ringfence/target-agent")
+    crate::cache_root().join("target-agent")
 }
 
 /// The static agent binary, building it first from a workspace.

@@ -1,7 +1,7 @@
 //! What a microVM boots: the project's Linux kernel, built from Debian's `linux-source-6.1`
 //! with the configuration in `images/kernel/`, and an initramfs holding the guest agent as
 //! PID 1; plus ext4 block images of root filesystems for container disks. Everything is
-//! cached under `~/.cache/ringfence`, keyed by its inputs.
+//! cached in [`cache_dir`] (under the project's [`crate::cache_root`]), keyed by its inputs.
 //!
 //! - [`kernel`]: configuring and building the kernel, with progress.
 //! - [`agent`]: the statically linked agent binary.
@@ -28,10 +28,9 @@ pub fn pvh_kernel(bzimage: &std::path::Path) -> PathBuf {
     if elf.is_file() { elf } else { bzimage.to_owned() }
 }
 
-/// Where guest images are cached.
+/// Where guest images are cached: `guest/` under the project's [`crate::cache_root`].
 pub fn cache_dir() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into());
-    home.join(".cache/ringfence/guest")
+    crate::cache_root().join("guest")
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,8 @@
 //! Creating and deleting a controller's pods (the role of Kubernetes' PodControl), shared by
-//! the ReplicaSet, Job and DaemonSet controllers. Every write is observed into the pod
-//! informer at once, so the controller's next sync counts what it just did instead of doing
-//! it again; a failed creation is reported as a FailedCreate Event on the owner.
+//! the ReplicaSet, Job and DaemonSet controllers and the taint eviction of
+//! [`super::node_lifecycle`]. Every write is observed into the pod informer at once, so the
+//! controller's next sync counts what it just did instead of doing it again; a failed
+//! creation is reported as a FailedCreate Event on the owner.
 
 use std::sync::Arc;
 

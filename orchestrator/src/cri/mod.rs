@@ -5,8 +5,9 @@
 //! - [`leftovers`]: what sandboxes record so that a restarted runtime can take them down;
 //!   [`mounts`]: the bind mounts it makes.
 //! - [`network`]: a network namespace and address per pod sandbox; [`cgroup`]: its CPU limit.
-//! - [`images`]: the seam to the node's image store; [`image_store`] implements it over the
-//!   `images` crate.
+//! - [`image_source`]: the seam to the node's images ([`image_source::ImageSource`]: what a
+//!   container runs from, what the image service lists); [`store_images`] implements it over
+//!   the `images` crate's store ([`store_images::StoreImages`]).
 //! - [`logs`]: container logs in the CRI file format.
 //! - [`streaming`]: the exec and port-forward server the CRI hands out URLs for;
 //!   [`port_forward`] over [`spdy`].
@@ -14,8 +15,7 @@
 
 pub mod cgroup;
 pub mod handler;
-pub mod image_store;
-pub mod images;
+pub mod image_source;
 pub mod leftovers;
 pub mod logs;
 pub mod mounts;
@@ -24,6 +24,7 @@ pub mod port_forward;
 pub mod runtime;
 pub mod server;
 pub mod spdy;
+pub mod store_images;
 pub mod streaming;
 
 /// Errors of the runtime, mapped to gRPC status codes at the server.

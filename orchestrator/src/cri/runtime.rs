@@ -12,7 +12,7 @@ use super::cgroup::{CpuLimit, SandboxCgroup};
 use super::handler::{
     ContainerSpec, FileSpec, MountSpec, ProcessSpec, RunningSandbox, SandboxHandler, SandboxSetup,
 };
-use super::images::ImageSource;
+use super::image_source::ImageSource;
 use super::network::{PodNet, PodNetwork};
 use super::{CriError, logs, new_id, now_ns};
 

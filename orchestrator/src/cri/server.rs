@@ -340,7 +340,7 @@ impl RuntimeService for CriService {
     }
 }
 
-fn image_proto(i: super::images::ImageSummary) -> cri::Image {
+fn image_proto(i: super::image_source::ImageSummary) -> cri::Image {
     cri::Image {
         id: i.id,
         repo_tags: i.repo_tags,

@@ -10,27 +10,27 @@ use futures_util::stream;
 use serde_json::{Value, json};
 
 use super::client::Client;
+use super::connection::{Connection, ConnectionConfig, ConnectionError};
 use crate::api::request::{DeleteOptions, FieldValidation, ListOptions, PatchType, WriteOptions};
 use crate::api::{ApiError, ApiRequest, ApiResponse, Operation, Target};
-use crate::client::{ClientConfig, ClientError, Connection};
 
 const POOL: usize = 32;
 
 pub struct HttpsClient {
     kubeconfig: PathBuf,
-    config: Mutex<ClientConfig>,
+    config: Mutex<ConnectionConfig>,
     pool: Mutex<Vec<Connection>>,
 }
 
-fn unavailable(e: ClientError) -> ApiError {
+fn unavailable(e: ConnectionError) -> ApiError {
     ApiError::new(503, "ServiceUnavailable", e.to_string())
 }
 
 impl HttpsClient {
-    pub fn from_kubeconfig(path: &Path) -> Result<Self, ClientError> {
+    pub fn from_kubeconfig(path: &Path) -> Result<Self, ConnectionError> {
         Ok(Self {
             kubeconfig: path.to_owned(),
-            config: Mutex::new(ClientConfig::from_kubeconfig(path)?),
+            config: Mutex::new(ConnectionConfig::from_kubeconfig(path)?),
             pool: Mutex::new(Vec::new()),
         })
     }
@@ -43,7 +43,8 @@ impl HttpsClient {
         match config.connect().await {
             Ok(c) => Ok(c),
             Err(first) => {
-                let fresh = ClientConfig::from_kubeconfig(&self.kubeconfig).map_err(unavailable)?;
+                let fresh =
+                    ConnectionConfig::from_kubeconfig(&self.kubeconfig).map_err(unavailable)?;
                 *self.config.lock().unwrap_or_else(|e| e.into_inner()) = fresh.clone();
                 fresh.connect().await.map_err(|_| unavailable(first))
             }
@@ -93,7 +94,7 @@ impl Client for HttpsClient {
                 Err(e) => last = Some(e),
             }
         }
-        Err(unavailable(last.unwrap_or_else(|| ClientError::Http("no attempt".into()))))
+        Err(unavailable(last.unwrap_or_else(|| ConnectionError::Http("no attempt".into()))))
     }
 }
 

@@ -2,7 +2,7 @@
 //! users (container waiting messages, Events) display exactly the words Kubernetes uses.
 
 use crate::api::ApiError;
-use crate::client::ClientError;
+use crate::kube::connection::ConnectionError;
 
 use super::volumes::VolumeError;
 
@@ -13,7 +13,7 @@ pub enum NodeError {
     Config(String),
     /// The kubeconfig cannot be read or used (its own text says which).
     #[error(transparent)]
-    Kubeconfig(#[from] ClientError),
+    Kubeconfig(#[from] ConnectionError),
     #[error("{0}")]
     Api(#[from] ApiError),
     #[error("registering node {node}: {source}")]

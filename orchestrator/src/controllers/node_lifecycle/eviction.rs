@@ -1,7 +1,8 @@
 //! Taint-based eviction (Kubernetes' NoExecute taint manager): pods on a node with a NoExecute
 //! taint they do not tolerate are deleted; pods tolerating it for `tolerationSeconds` are
-//! deleted once that long has passed since the taint was added. Their controllers then
-//! recreate them elsewhere.
+//! deleted once that long has passed since the taint was added (through [`PodControl`], so a
+//! pod replaced under the same name is left alone). Their controllers then recreate them
+//! elsewhere.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,16 +11,16 @@ use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{Node, Pod};
 
 use super::super::Context;
+use super::super::pod_control::PodControl;
 use crate::api::ApiError;
-use crate::api::request::DeleteOptions;
 use crate::kube::events::EventType;
 use crate::kube::{
-    Action, Change, Controller, EventRecorder, Informer, Kube, ObjectKey, Reconciler, WorkQueue,
+    Action, Change, Controller, EventRecorder, Informer, ObjectKey, Reconciler, WorkQueue,
 };
 use crate::scheduler::matching::tolerates;
 
 pub struct TaintEviction {
-    kube: Kube,
+    pod_control: PodControl,
     nodes: Arc<Informer<Node>>,
     pods: Arc<Informer<Pod>>,
     recorder: EventRecorder,
@@ -59,8 +60,9 @@ pub fn controller(ctx: &Context) -> Controller {
             }
         }
     });
+    let kube = ctx.kube.named("taint-eviction-controller");
     let reconciler = Arc::new(TaintEviction {
-        kube: ctx.kube.named("taint-eviction-controller"),
+        pod_control: PodControl::new(kube, pods.clone(), ctx.recorder.clone()),
         nodes,
         pods,
         recorder: ctx.recorder.clone(),
@@ -114,14 +116,7 @@ impl Reconciler for TaintEviction {
             "TaintManagerEviction",
             format!("Marking for deletion Pod {key}"),
         );
-        let opts =
-            DeleteOptions { precondition_uid: pod.metadata.uid.clone(), ..Default::default() };
-        match self.kube.delete::<Pod>(key.ns(), &key.name, opts).await {
-            Ok(Some(p)) if p.metadata.deletion_timestamp.is_some() => self.pods.observe(p),
-            Ok(_) => {}
-            Err(e) if e.code == 409 => {}
-            Err(e) => return Err(e),
-        }
+        self.pod_control.delete(&pod).await?;
         Ok(Action::Done)
     }
 }

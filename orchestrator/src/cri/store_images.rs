@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use images::{ImageError, ImageInfo, ImageStore, Progress};
 
 use super::CriError;
-use super::images::{ImageSource, ImageSummary, ResolvedImage};
+use super::image_source::{ImageSource, ImageSummary, ResolvedImage};
 
 pub struct StoreImages {
     store: ImageStore,

@@ -1,5 +1,8 @@
-//! A small HTTPS client for the API server, configured from a kubeconfig: one HTTP/1.1
-//! connection per [`Connection`] (benchmarks and tests open as many as they need).
+//! One HTTPS connection to the API server, configured from a kubeconfig: a
+//! [`ConnectionConfig`] (server, trust, credentials) opens any number of [`Connection`]s, each
+//! one HTTP/1.1 connection sending raw REST requests. [`super::https::HttpsClient`] pools
+//! them behind the [`super::Client`] seam; benchmarks and tests use them directly (as many as
+//! they need, with untyped JSON).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,7 +17,7 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ClientError {
+pub enum ConnectionError {
     #[error("kubeconfig: {0}")]
     Kubeconfig(String),
     #[error("TLS: {0}")]
@@ -26,7 +29,7 @@ pub enum ClientError {
 }
 
 #[derive(Clone)]
-pub struct ClientConfig {
+pub struct ConnectionConfig {
     host: String,
     port: u16,
     roots: Arc<rustls::RootCertStore>,
@@ -39,33 +42,33 @@ type ClientAuth = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
 fn tls_config(
     roots: Arc<rustls::RootCertStore>,
     auth: Option<ClientAuth>,
-) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+) -> Result<Arc<rustls::ClientConfig>, ConnectionError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| ClientError::Tls(e.to_string()))?
+        .map_err(|e| ConnectionError::Tls(e.to_string()))?
         .with_root_certificates(roots);
     let config = match auth {
         Some((chain, key)) => builder
             .with_client_auth_cert(chain, key)
-            .map_err(|e| ClientError::Tls(e.to_string()))?,
+            .map_err(|e| ConnectionError::Tls(e.to_string()))?,
         None => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
 }
 
-fn kc(msg: impl Into<String>) -> ClientError {
-    ClientError::Kubeconfig(msg.into())
+fn kc(msg: impl Into<String>) -> ConnectionError {
+    ConnectionError::Kubeconfig(msg.into())
 }
 
-fn b64(v: &Value, what: &str) -> Result<Vec<u8>, ClientError> {
+fn b64(v: &Value, what: &str) -> Result<Vec<u8>, ConnectionError> {
     let s = v.as_str().ok_or_else(|| kc(format!("{what} is missing")))?;
     base64::engine::general_purpose::STANDARD.decode(s).map_err(|e| kc(format!("{what}: {e}")))
 }
 
-impl ClientConfig {
+impl ConnectionConfig {
     /// The current context's cluster and user from a kubeconfig file (inline data only).
-    pub fn from_kubeconfig(path: &Path) -> Result<Self, ClientError> {
+    pub fn from_kubeconfig(path: &Path) -> Result<Self, ConnectionError> {
         let text =
             std::fs::read_to_string(path).map_err(|e| kc(format!("{}: {e}", path.display())))?;
         let doc: Value = serde_yaml::from_str(&text).map_err(|e| kc(e.to_string()))?;
@@ -83,8 +86,8 @@ impl ClientConfig {
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(&ca) {
             roots
-                .add(cert.map_err(|e| ClientError::Tls(e.to_string()))?)
-                .map_err(|e| ClientError::Tls(e.to_string()))?;
+                .add(cert.map_err(|e| ConnectionError::Tls(e.to_string()))?)
+                .map_err(|e| ConnectionError::Tls(e.to_string()))?;
         }
         let roots = Arc::new(roots);
         let auth = if user.get("client-certificate-data").is_some() {
@@ -92,9 +95,9 @@ impl ClientConfig {
             let key = b64(&user["client-key-data"], "client-key-data")?;
             let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert)
                 .collect::<Result<_, _>>()
-                .map_err(|e| ClientError::Tls(e.to_string()))?;
-            let key =
-                PrivateKeyDer::from_pem_slice(&key).map_err(|e| ClientError::Tls(e.to_string()))?;
+                .map_err(|e| ConnectionError::Tls(e.to_string()))?;
+            let key = PrivateKeyDer::from_pem_slice(&key)
+                .map_err(|e| ConnectionError::Tls(e.to_string()))?;
             Some((chain, key))
         } else {
             None
@@ -110,7 +113,7 @@ impl ClientConfig {
     }
 
     /// The same server and trust, authenticating with a bearer token instead.
-    pub fn with_token(&self, token: &str) -> Result<Self, ClientError> {
+    pub fn with_token(&self, token: &str) -> Result<Self, ConnectionError> {
         Ok(Self {
             tls: tls_config(self.roots.clone(), None)?,
             token: Some(token.to_owned()),
@@ -118,20 +121,21 @@ impl ClientConfig {
         })
     }
 
-    pub async fn connect(&self) -> Result<Connection, ClientError> {
+    pub async fn connect(&self) -> Result<Connection, ConnectionError> {
         let addr = format!("{}:{}", self.host, self.port);
-        let tcp =
-            TcpStream::connect(&addr).await.map_err(|e| ClientError::Connect(addr.clone(), e))?;
+        let tcp = TcpStream::connect(&addr)
+            .await
+            .map_err(|e| ConnectionError::Connect(addr.clone(), e))?;
         let _ = tcp.set_nodelay(true);
-        let name =
-            ServerName::try_from(self.host.clone()).map_err(|e| ClientError::Tls(e.to_string()))?;
+        let name = ServerName::try_from(self.host.clone())
+            .map_err(|e| ConnectionError::Tls(e.to_string()))?;
         let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
             .connect(name, tcp)
             .await
-            .map_err(|e| ClientError::Connect(addr.clone(), e))?;
+            .map_err(|e| ConnectionError::Connect(addr.clone(), e))?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
-            .map_err(|e| ClientError::Http(e.to_string()))?;
+            .map_err(|e| ConnectionError::Http(e.to_string()))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -165,7 +169,7 @@ impl Connection {
         path: &str,
         content_type: Option<&str>,
         body: Vec<u8>,
-    ) -> Result<http::Request<Full<Bytes>>, ClientError> {
+    ) -> Result<http::Request<Full<Bytes>>, ConnectionError> {
         let mut b = http::Request::builder()
             .method(method)
             .uri(path)
@@ -178,7 +182,7 @@ impl Connection {
         if let Some(t) = &self.token {
             b = b.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
         }
-        b.body(Full::new(Bytes::from(body))).map_err(|e| ClientError::Http(e.to_string()))
+        b.body(Full::new(Bytes::from(body))).map_err(|e| ConnectionError::Http(e.to_string()))
     }
 
     /// Sends one request and reads the whole answer.
@@ -188,22 +192,25 @@ impl Connection {
         path: &str,
         content_type: Option<&str>,
         body: Vec<u8>,
-    ) -> Result<Reply, ClientError> {
+    ) -> Result<Reply, ConnectionError> {
         let req = self.build(method, path, content_type, body)?;
-        self.sender.ready().await.map_err(|e| ClientError::Http(e.to_string()))?;
-        let resp =
-            self.sender.send_request(req).await.map_err(|e| ClientError::Http(e.to_string()))?;
+        self.sender.ready().await.map_err(|e| ConnectionError::Http(e.to_string()))?;
+        let resp = self
+            .sender
+            .send_request(req)
+            .await
+            .map_err(|e| ConnectionError::Http(e.to_string()))?;
         let status = resp.status().as_u16();
         let body = resp
             .into_body()
             .collect()
             .await
-            .map_err(|e| ClientError::Http(e.to_string()))?
+            .map_err(|e| ConnectionError::Http(e.to_string()))?
             .to_bytes();
         Ok(Reply { status, body })
     }
 
-    pub async fn get(&mut self, path: &str) -> Result<Reply, ClientError> {
+    pub async fn get(&mut self, path: &str) -> Result<Reply, ConnectionError> {
         self.request("GET", path, None, Vec::new()).await
     }
 
@@ -212,7 +219,7 @@ impl Connection {
         method: &str,
         path: &str,
         body: &Value,
-    ) -> Result<Reply, ClientError> {
+    ) -> Result<Reply, ConnectionError> {
         self.request(
             method,
             path,
@@ -226,13 +233,16 @@ impl Connection {
     pub async fn watch(
         mut self,
         path: &str,
-    ) -> Result<tokio::sync::mpsc::Receiver<Value>, ClientError> {
+    ) -> Result<tokio::sync::mpsc::Receiver<Value>, ConnectionError> {
         let req = self.build("GET", path, None, Vec::new())?;
-        self.sender.ready().await.map_err(|e| ClientError::Http(e.to_string()))?;
-        let resp =
-            self.sender.send_request(req).await.map_err(|e| ClientError::Http(e.to_string()))?;
+        self.sender.ready().await.map_err(|e| ConnectionError::Http(e.to_string()))?;
+        let resp = self
+            .sender
+            .send_request(req)
+            .await
+            .map_err(|e| ConnectionError::Http(e.to_string()))?;
         if resp.status() != http::StatusCode::OK {
-            return Err(ClientError::Http(format!("watch answered {}", resp.status())));
+            return Err(ConnectionError::Http(format!("watch answered {}", resp.status())));
         }
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         let mut body = resp.into_body();

@@ -1,4 +1,6 @@
-//! The seam between the runtime and the node's image store.
+//! The seam between the runtime and the node's images: [`ImageSource`] resolves what a
+//! container runs from and lists what the CRI image service shows. The runtime knows only this
+//! trait; [`super::store_images`] implements it over the `images` crate's store.
 
 use std::path::PathBuf;
 
