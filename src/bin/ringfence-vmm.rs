@@ -8,10 +8,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use std::sync::{Arc, Mutex};
 
-use vmm::api::{Api, Drive, Entropy, FsDevice, NetworkInterface, Vsock};
+use vmm::api::{Api, Drive, Entropy, FsDevice, NetworkInterface, Start, Vsock};
 use vmm::cpuid::Template;
 use vmm::exit::{ExitReason, ExitSignal};
 use vmm::resources::{BootSource, MachineConfig, MachineOptions, ResourceError, VmResources};
+use vmm::snapshot::{LoadParams, Restore};
+use vmm::vm::Program;
 
 #[derive(Parser)]
 #[command(
@@ -27,8 +29,13 @@ struct Args {
     #[arg(long)]
     api_sock: Option<PathBuf>,
     /// Boot from a configuration file (Firecracker's JSON shape) right away.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "restore")]
     config_file: Option<PathBuf>,
+    /// Restore from a snapshot right away instead of booting: a JSON file holding the body
+    /// of PUT /snapshot/load (`snapshot_path`, `mem_backend`, `resume_vm`, overrides). The
+    /// machine's devices are the snapshot's; its files are opened before a jail is entered.
+    #[arg(long, conflicts_with_all = ["kernel", "disk", "net", "vsock", "entropy", "fs"])]
+    restore: Option<PathBuf>,
     /// With --config-file: serve no API (the default when no --api-sock is given).
     #[arg(long)]
     no_api: bool,
@@ -120,6 +127,13 @@ fn parse_vsock(s: &str) -> Result<(u32, PathBuf), String> {
     let (cid, path) = s.split_once(',').ok_or("expected CID,PATH")?;
     let cid = cid.parse().map_err(|_| format!("{cid:?} is not a CID"))?;
     Ok((cid, PathBuf::from(path)))
+}
+
+/// The descriptors behind guest memory (a jail must not close them under the mapping).
+fn memory_fds(mem: &vmm::memory::GuestMem) -> Vec<i32> {
+    use std::os::fd::AsRawFd;
+    use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
+    mem.iter().filter_map(|r| r.file_offset().map(|f| f.file().as_raw_fd())).collect()
 }
 
 fn fail(msg: String) -> ExitCode {
@@ -245,9 +259,25 @@ fn run(a: Args) -> Result<ExitCode, String> {
         resources.machine_config = file.machine_config.clone();
         resources.add(file).map_err(|e| format!("config file {}: {e}", path.display()))?;
     }
-    if a.kernel.is_none() && a.config_file.is_none() && a.api_sock.is_none() {
-        return Err("give --kernel, --config-file or --api-sock".into());
+    if a.kernel.is_none() && a.config_file.is_none() && a.api_sock.is_none() && a.restore.is_none()
+    {
+        return Err("give --kernel, --config-file, --restore or --api-sock".into());
     }
+    // A restore from the command line: the snapshot read and its memory mapped now, before a
+    // jail hides their files; the devices are the snapshot's.
+    let mut restore = match &a.restore {
+        Some(path) => {
+            let params = std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_json::from_str::<LoadParams>(&t).map_err(|e| e.to_string()))
+                .map_err(|e| format!("restore file {}: {e}", path.display()))?;
+            let r = Restore::open(&params).map_err(|e| e.to_string())?;
+            resources = r.state.resources.clone();
+            keep_fds.extend(memory_fds(&r.memory));
+            Some(r)
+        }
+        None => None,
+    };
     if let Some(p) = &a.metrics_path {
         vmm::metrics::set_sink(p).map_err(|e| format!("metrics {}: {e}", p.display()))?;
         keep_fds.extend(vmm::metrics::sink_fd());
@@ -256,7 +286,8 @@ fn run(a: Args) -> Result<ExitCode, String> {
     if let Some(root) = &a.jail {
         // Inside, the kernel (and initrd) sit at the root; the API socket too.
         let mut files = Vec::new();
-        if let Some(b) = &resources.boot_source {
+        // (A restored machine boots nothing: its kernel is in its memory.)
+        if let (Some(b), None) = (&resources.boot_source, &restore) {
             files.push(b.kernel_image_path.clone());
             files.extend(b.initrd_path.clone());
         }
@@ -284,7 +315,7 @@ fn run(a: Args) -> Result<ExitCode, String> {
         for (f, p) in resources.fs.iter_mut().zip(inside_paths) {
             f.socket = p;
         }
-        if let Some(b) = resources.boot_source.as_mut() {
+        if let (Some(b), None) = (resources.boot_source.as_mut(), &restore) {
             b.kernel_image_path = inside[0].clone();
             b.initrd_path = inside.get(1).cloned();
         }
@@ -316,39 +347,46 @@ fn run(a: Args) -> Result<ExitCode, String> {
     }
     let control = Arc::new(vmm::control::MachineControl::default());
     let (start_tx, start_rx) = std::sync::mpsc::channel();
-    let booting_now = resources.boot_source.is_some();
+    let starting_now = resources.boot_source.is_some();
     if let (Some(sock), false) = (&api_sock, a.no_api) {
         let mut api = Api::new(resources.clone());
-        if booting_now {
+        if starting_now {
             api.set_started();
+            api.set_paused(restore.as_ref().is_some_and(|r| !r.resume));
         }
         let api = Arc::new(Mutex::new(api));
         vmm::api::server::serve(sock, api, start_tx, control.clone(), !a.no_seccomp)
             .map_err(|e| format!("API socket {}: {e}", sock.display()))?;
     }
-    let mut resources = if booting_now {
-        resources
-    } else {
-        // Until InstanceStart (or a signal).
-        let waiter = {
-            let exit = exit.clone();
-            std::thread::spawn(move || {
-                loop {
-                    if exit.raised() {
-                        return None;
-                    }
-                    if let Ok(v) = start_rx.recv_timeout(std::time::Duration::from_millis(50)) {
-                        return Some(v);
-                    }
+    // Until InstanceStart, a snapshot to load, or a signal. A snapshot that cannot be loaded
+    // is answered with why, and the VMM waits on.
+    let mut loaded = None;
+    if !starting_now {
+        loop {
+            if exit.raised() {
+                return Ok(ExitCode::from(0));
+            }
+            match start_rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                Ok(Start::Boot(r)) => {
+                    resources = r;
+                    break;
                 }
-            })
-        };
-        match waiter.join().ok().flatten() {
-            Some(r) => r,
-            None => return Ok(ExitCode::from(0)),
+                Ok(Start::Restore(params, reply)) => match Restore::open(&params) {
+                    Ok(r) => {
+                        resources = r.state.resources.clone();
+                        restore = Some(r);
+                        loaded = Some(reply);
+                        break;
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.to_string()));
+                    }
+                },
+                Err(_) => {}
+            }
         }
-    };
-    if let Some(b) = resources.boot_source.as_mut() {
+    }
+    if let (Some(b), None) = (resources.boot_source.as_mut(), &restore) {
         b.boot_args.get_or_insert_with(|| a.cmdline.clone());
     }
     if a.huge_pages {
@@ -364,7 +402,14 @@ fn run(a: Args) -> Result<ExitCode, String> {
         template,
         control,
     };
-    let (config, program) = resources.machine(opts, host).map_err(|e| e.to_string())?;
+    let built = resources.machine(opts, host).map_err(|e| e.to_string());
+    if let Some(reply) = loaded {
+        let _ = reply.send(built.as_ref().map(|_| ()).map_err(Clone::clone));
+    }
+    let (config, mut program) = built?;
+    if let Some(r) = restore {
+        program = Program::Restore(Box::new(r));
+    }
     let _raw = if on_stdout { vmm::terminal::RawTerminal::enter() } else { None };
     let reason = vmm::vm::run_with(config, program, exit).map_err(|e| e.to_string())?;
     if !matches!(reason, ExitReason::Reset | ExitReason::Shutdown | ExitReason::Halt) {

@@ -26,6 +26,44 @@ pub enum VmCommand {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Pauses a running microVM (started with `--api-sock`), writes its state and guest
+    /// memory (a sparse file), and resumes it with `--resume`.
+    Snapshot {
+        #[arg(long)]
+        api_sock: PathBuf,
+        /// The state file to write.
+        #[arg(long)]
+        snapshot: PathBuf,
+        /// The guest memory file to write.
+        #[arg(long)]
+        mem_file: PathBuf,
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Starts a microVM from a snapshot instead of booting it: its memory file mapped
+    /// copy-on-write (clones of one snapshot share it), its devices those of the snapshot,
+    /// with the clone's own taps, vsock socket and shared-directory daemons given by the
+    /// overrides. It stays paused until `PATCH /vm` Resumed unless `--resume`. Options of
+    /// `ringfence-vmm` (`--api-sock`, `--serial`, `--jail`, ...) follow `--`.
+    Restore {
+        #[arg(long)]
+        snapshot: PathBuf,
+        #[arg(long)]
+        mem_file: PathBuf,
+        #[arg(long)]
+        resume: bool,
+        /// `IFACE_ID=TAP`: a network interface's tap; repeatable.
+        #[arg(long, value_parser = parse_pair)]
+        net_override: Vec<(String, String)>,
+        /// The vsock device's host socket.
+        #[arg(long)]
+        vsock_override: Option<PathBuf>,
+        /// `FS_ID=SOCKET`: a shared directory's vhost-user daemon; repeatable.
+        #[arg(long, value_parser = parse_pair)]
+        fs_override: Vec<(String, String)>,
+        #[arg(last = true, allow_hyphen_values = true)]
+        vmm_args: Vec<OsString>,
+    },
     /// Talks to the guest agent of a running microVM through its vsock socket (the PATH of
     /// `--vsock CID,PATH`), waiting for it to answer first.
     Agent {
@@ -88,8 +126,69 @@ fn parse_mount(s: &str) -> Result<proto::Mount, String> {
     Ok(proto::Mount { source: source.into(), destination: destination.into(), read_only })
 }
 
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or("expected ID=VALUE")?;
+    Ok((k.to_owned(), v.to_owned()))
+}
+
 pub fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        VmCommand::Snapshot { api_sock, snapshot, mem_file, resume } => {
+            let started = std::time::Instant::now();
+            vmm::api::client::snapshot(&api_sock, &snapshot, &mem_file, resume)?;
+            println!(
+                "snapshot {} and memory {} written in {} ms",
+                snapshot.display(),
+                mem_file.display(),
+                started.elapsed().as_millis()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        VmCommand::Restore {
+            snapshot,
+            mem_file,
+            resume,
+            net_override,
+            vsock_override,
+            fs_override,
+            vmm_args,
+        } => {
+            use vmm::snapshot::params::{
+                BackendType, FsOverride, MemBackend, NetworkOverride, VsockOverride,
+            };
+            let params = vmm::snapshot::LoadParams {
+                snapshot_path: snapshot,
+                mem_backend: Some(MemBackend {
+                    backend_type: BackendType::File,
+                    backend_path: mem_file,
+                }),
+                mem_file_path: None,
+                enable_diff_snapshots: false,
+                resume_vm: resume,
+                network_overrides: net_override
+                    .into_iter()
+                    .map(|(iface_id, host_dev_name)| NetworkOverride { iface_id, host_dev_name })
+                    .collect(),
+                vsock_override: vsock_override.map(|uds_path| VsockOverride { uds_path }),
+                fs_overrides: fs_override
+                    .into_iter()
+                    .map(|(fs_id, socket)| FsOverride { fs_id, socket: socket.into() })
+                    .collect(),
+            };
+            // The VMM reads it before anything else (and before a jail).
+            let file =
+                tempfile::Builder::new().prefix("ringfence-restore").suffix(".json").tempfile()?;
+            std::fs::write(file.path(), serde_json::to_vec(&params)?)?;
+            let exe = std::env::current_exe().context("locating the ringfence binary")?;
+            let vmm = exe.with_file_name("ringfence-vmm");
+            let status = std::process::Command::new(&vmm)
+                .arg("--restore")
+                .arg(file.path())
+                .args(vmm_args)
+                .status()
+                .with_context(|| format!("running {}", vmm.display()))?;
+            Ok(ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8))
+        }
         VmCommand::Run { args } => {
             let exe = std::env::current_exe().context("locating the ringfence binary")?;
             let vmm = exe.with_file_name("ringfence-vmm");

@@ -36,4 +36,13 @@ impl Active {
             .collect::<Result<_, _>>()?;
         Ok(Active { mem, queues, interrupt })
     }
+
+    /// Where the device stands in each queue.
+    pub fn positions(&self) -> Vec<crate::QueuePosition> {
+        use virtio_queue::QueueT;
+        self.queues
+            .iter()
+            .map(|q| crate::QueuePosition { next_avail: q.next_avail(), next_used: q.next_used() })
+            .collect()
+    }
 }

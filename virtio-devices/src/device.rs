@@ -5,13 +5,23 @@ use std::sync::Arc;
 
 use crate::GuestMem;
 
-/// Where a queue the driver set up lives in guest memory.
+/// Where a queue the driver set up lives in guest memory, and where the device resumes in it
+/// (both 0 for a fresh queue; a restored machine's queues carry on from a snapshot).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueConfig {
     pub size: u16,
     pub desc: u64,
     pub avail: u64,
     pub used: u64,
+    pub position: QueuePosition,
+}
+
+/// How far the device has gone through a queue: the next available entry it will take and
+/// the next used entry it will fill.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QueuePosition {
+    pub next_avail: u16,
+    pub next_used: u16,
 }
 
 /// How a device tells the driver that used buffers or its configuration changed.
@@ -72,4 +82,13 @@ pub trait VirtioDevice: Send {
     fn metrics(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
     }
+    /// Where an activated device stands in each of its queues (for a snapshot of a paused
+    /// machine); `None` when the device does not track it itself (a vhost-user backend does),
+    /// and the transport reads the used rings instead.
+    fn queue_positions(&self) -> Option<Vec<QueuePosition>> {
+        None
+    }
+    /// The machine was restored from a snapshot and this device re-activated: tell the driver
+    /// what did not survive (vsock connections).
+    fn restored(&mut self) {}
 }

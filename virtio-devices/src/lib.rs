@@ -32,7 +32,7 @@ pub mod rng;
 pub mod testing;
 pub mod vsock;
 
-pub use device::{ActivateError, Interrupt, QueueConfig, VirtioDevice};
+pub use device::{ActivateError, Interrupt, QueueConfig, QueuePosition, VirtioDevice};
 
 /// Guest memory as devices see it (the VMM's memory is the same type).
 pub type GuestMem = vm_memory::GuestMemoryMmap<()>;

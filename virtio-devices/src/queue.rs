@@ -23,6 +23,8 @@ pub fn build(
     q.try_set_desc_table_address(GuestAddress(cfg.desc)).map_err(|e| err(e.to_string()))?;
     q.try_set_avail_ring_address(GuestAddress(cfg.avail)).map_err(|e| err(e.to_string()))?;
     q.try_set_used_ring_address(GuestAddress(cfg.used)).map_err(|e| err(e.to_string()))?;
+    q.set_next_avail(cfg.position.next_avail);
+    q.set_next_used(cfg.position.next_used);
     q.set_ready(true);
     if !q.is_valid(mem) {
         return Err(err("rings are misaligned or outside guest memory".into()));

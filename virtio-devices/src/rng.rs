@@ -116,6 +116,10 @@ impl VirtioDevice for Rng {
     fn reset(&mut self) {
         self.active = None;
     }
+    fn queue_positions(&self) -> Option<Vec<crate::QueuePosition>> {
+        self.active.as_ref().map(crate::active::Active::positions)
+    }
+
     fn metrics(&self) -> Vec<(&'static str, u64)> {
         vec![("bytes", self.bytes)]
     }

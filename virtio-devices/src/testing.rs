@@ -67,7 +67,7 @@ impl<'m> Driver<'m> {
 
     pub fn config(&self) -> QueueConfig {
         let (desc, avail, used) = self.addrs;
-        QueueConfig { size: self.size, desc, avail, used }
+        QueueConfig { size: self.size, desc, avail, used, ..Default::default() }
     }
 
     /// Makes `chain` available: (address, length, flags) per buffer; NEXT links are added.
@@ -158,6 +158,7 @@ pub fn fuzz_queue(i: u64) -> QueueConfig {
         desc: i * 0x400,
         avail: i * 0x400 + 0x100,
         used: i * 0x400 + 0x200,
+        ..Default::default()
     }
 }
 

@@ -1,7 +1,7 @@
 //! vCPUs: 64-bit entry state (flat segments, identity-mapped page tables, long mode) and the
 //! run loop that turns KVM exits into bus accesses or the end of the machine.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use kvm_bindings::{kvm_regs, kvm_segment};
 use kvm_ioctls::{VcpuExit, VcpuFd};
@@ -103,9 +103,19 @@ pub fn setup_long_mode(vcpu: &VcpuFd, entry: u64, rsi: u64) -> Result<(), VmmErr
     Ok(())
 }
 
-/// Runs `vcpu` until the machine ends (or this vCPU finds a reason to end it).
+/// Lets KVM finish an instruction whose port or MMIO access the VMM just served (it does on
+/// the next KVM_RUN), without entering the guest: the registers are then whole.
+fn complete_pending_access(vcpu: &Mutex<VcpuFd>) {
+    let mut vcpu = vcpu.lock().unwrap_or_else(|e| e.into_inner());
+    vcpu.set_kvm_immediate_exit(1);
+    let _ = vcpu.run();
+    vcpu.set_kvm_immediate_exit(0);
+}
+
+/// Runs `vcpu` until the machine ends (or this vCPU finds a reason to end it). The vCPU is
+/// locked only while this thread uses it: a paused machine's snapshot reads it meanwhile.
 pub fn run(
-    mut vcpu: VcpuFd,
+    vcpu: Arc<Mutex<VcpuFd>>,
     pio: Bus,
     mmio: Bus,
     exit: Arc<ExitSignal>,
@@ -114,10 +124,11 @@ pub fn run(
     use crate::metrics::{METRICS, inc};
     crate::metrics::mark_once(&METRICS.vcpu_start_us);
     loop {
-        gate.pass(&exit);
+        gate.pass(&exit, || complete_pending_access(&vcpu));
         if exit.raised() {
             return;
         }
+        let mut vcpu = vcpu.lock().unwrap_or_else(|e| e.into_inner());
         let reason = match vcpu.run() {
             Ok(VcpuExit::IoOut(port, data)) => {
                 inc(&METRICS.exits_io_out, 1);

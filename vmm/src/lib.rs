@@ -22,6 +22,7 @@
 //!   its cgroup limits.
 //! - [`metrics`]: counters written as JSON lines; [`logger`]: where the log goes (PUT /logger).
 //! - [`exit`]: why a machine ends ([`exit::ExitReason`]) and the signal that ends it.
+//! - [`snapshot`]: snapshots of a paused machine, and machines restored from them.
 //! - [`vm`]: a whole machine: build, run until it ends, and say why it ended.
 
 pub mod acpi;
@@ -48,6 +49,7 @@ pub mod mptable;
 pub mod pause;
 pub mod resources;
 pub mod seccomp;
+pub mod snapshot;
 pub mod terminal;
 pub mod tiny;
 pub mod virtio_mmio;

@@ -58,14 +58,24 @@ impl PauseGate {
         Ok(())
     }
 
+    /// Parks every vCPU as soon as it starts (a restored machine waiting for a resume).
+    pub fn start_paused(&self) {
+        self.lock().paused = true;
+    }
+
     pub fn resume(&self) {
         self.lock().paused = false;
         self.changed.notify_all();
     }
 
     /// Called by a vCPU thread before entering the guest: parks while paused, until resumed
-    /// or the machine ends.
-    pub fn pass(&self, exit: &ExitSignal) {
+    /// or the machine ends. `before_parking` runs first, outside the gate's lock (the vCPU
+    /// finishes an instruction KVM left half done, so a snapshot sees it whole).
+    pub fn pass(&self, exit: &ExitSignal, before_parking: impl FnOnce()) {
+        if !self.lock().paused {
+            return;
+        }
+        before_parking();
         let mut g = self.lock();
         if !g.paused {
             return;

@@ -226,11 +226,13 @@ impl VmResources {
         opts: MachineOptions,
         host: HostKvm,
     ) -> Result<(VmConfig, Program), ResourceError> {
+        let recorded = self.clone();
         let boot = self
             .boot_source
             .ok_or_else(|| ResourceError("no boot source: the kernel to boot is missing".into()))?;
         let m = &self.machine_config;
         let mut config = VmConfig::new(m.mem_size_mib << 20, opts.serial);
+        config.resources = Some(recorded);
         config.serial_input = opts.serial_input;
         config.vcpus = m.vcpu_count;
         config.seccomp = opts.seccomp;

@@ -97,6 +97,18 @@ fn kvm_ioctl(dir: u64, nr: u64, size: usize) -> u64 {
     (dir << 30) | ((size as u64) << 16) | (0xae << 8) | nr
 }
 
+/// Opening files for writing only (never reading one, never a directory walk for reads).
+fn write_only_opens() -> Option<(i64, Vec<SeccompRule>)> {
+    use libc::*;
+    let write_only = SeccompCondition::new(
+        2,
+        SeccompCmpArgLen::Dword,
+        SeccompCmpOp::MaskedEq(O_ACCMODE as u64),
+        O_WRONLY as u64,
+    );
+    write_only.and_then(|c| SeccompRule::new(vec![c])).ok().map(|rule| (SYS_openat, vec![rule]))
+}
+
 fn allowed(kind: ThreadKind) -> Vec<(i64, Vec<SeccompRule>)> {
     use libc::*;
     let mut plain: Vec<i64> = common();
@@ -131,18 +143,14 @@ fn allowed(kind: ThreadKind) -> Vec<(i64, Vec<SeccompRule>)> {
         ThreadKind::Vmm => {
             plain.extend([SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_ctl, SYS_tgkill, SYS_ioctl]);
             plain.extend(device_io());
+            // Snapshots: the state and memory files written (created, sized, renamed into
+            // place); the machine's state read through KVM's ioctls.
+            rules.extend(write_only_opens());
+            plain.extend([SYS_ftruncate, SYS_rename, SYS_renameat, SYS_renameat2]);
         }
         ThreadKind::Api => {
             // PUT /metrics opens its file: write-only opens, nothing else.
-            let write_only = SeccompCondition::new(
-                2,
-                SeccompCmpArgLen::Dword,
-                SeccompCmpOp::MaskedEq(O_ACCMODE as u64),
-                O_WRONLY as u64,
-            );
-            if let Ok(rule) = write_only.and_then(|c| SeccompRule::new(vec![c])) {
-                rules.push((SYS_openat, vec![rule]));
-            }
+            rules.extend(write_only_opens());
             plain.extend([
                 SYS_accept4,
                 SYS_accept,

@@ -6,10 +6,14 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use virtio_devices::{GuestMem, Interrupt, QueueConfig, VIRTIO_F_VERSION_1, VirtioDevice};
+use virtio_devices::{
+    GuestMem, Interrupt, QueueConfig, QueuePosition, VIRTIO_F_VERSION_1, VirtioDevice,
+};
+use vm_memory::{Bytes, GuestAddress};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::bus::BusDevice;
+use crate::snapshot::state::{QueueState, TransportState};
 
 const MAGIC: u32 = 0x7472_6976; // "virt"
 const VERSION: u32 = 2;
@@ -172,7 +176,13 @@ impl MmioTransport {
                 .queues
                 .iter()
                 .filter(|q| q.ready)
-                .map(|q| QueueConfig { size: q.size, desc: q.desc, avail: q.avail, used: q.used })
+                .map(|q| QueueConfig {
+                    size: q.size,
+                    desc: q.desc,
+                    avail: q.avail,
+                    used: q.used,
+                    ..Default::default()
+                })
                 .collect();
             let interrupt: Arc<dyn Interrupt> = self.interrupt.clone();
             let mem = self.mem.clone();
@@ -183,6 +193,111 @@ impl MmioTransport {
             }
         }
         self.status = v;
+    }
+
+    /// Registers and queue progress, for a snapshot of a paused machine. A device that does
+    /// not track its progress (a vhost-user one) is taken to have used all it took: the used
+    /// ring's index in guest memory stands for both.
+    pub fn state(&self) -> TransportState {
+        let dev = self.dev();
+        let positions = if self.activated { dev.queue_positions() } else { None };
+        let mut ready = 0;
+        let queues = self
+            .queues
+            .iter()
+            .map(|q| {
+                let mut position = QueuePosition::default();
+                if self.activated && q.ready {
+                    position = match &positions {
+                        Some(p) => p.get(ready).copied().unwrap_or_default(),
+                        None => {
+                            let idx =
+                                self.mem.read_obj::<u16>(GuestAddress(q.used + 2)).unwrap_or(0);
+                            QueuePosition { next_avail: idx, next_used: idx }
+                        }
+                    };
+                    ready += 1;
+                }
+                QueueState {
+                    size: q.size,
+                    ready: q.ready,
+                    desc: q.desc,
+                    avail: q.avail,
+                    used: q.used,
+                    position,
+                }
+            })
+            .collect();
+        TransportState {
+            device_type: dev.device_type(),
+            status: self.status,
+            features_sel: self.features_sel,
+            driver_features_sel: self.driver_features_sel,
+            driver_features: self.driver_features,
+            queue_sel: self.queue_sel,
+            queues,
+            config_generation: self.config_generation,
+            interrupt_status: self.interrupt.status.load(Ordering::SeqCst),
+            activated: self.activated,
+        }
+    }
+
+    /// Takes a snapshot's registers and, if the driver had started the device, activates it
+    /// where it stood. Called once the interrupt line and notifications are wired.
+    pub fn restore(&mut self, s: &TransportState) -> Result<(), String> {
+        let ty = self.dev().device_type();
+        if s.device_type != ty || s.queues.len() != self.queues.len() {
+            return Err(format!(
+                "the snapshot has a type {} device with {} queues where this machine has a type                  {ty} device with {}",
+                s.device_type,
+                s.queues.len(),
+                self.queues.len()
+            ));
+        }
+        self.status = s.status;
+        self.features_sel = s.features_sel;
+        self.driver_features_sel = s.driver_features_sel;
+        self.driver_features = s.driver_features;
+        self.queue_sel = s.queue_sel;
+        self.config_generation = s.config_generation;
+        self.queues = s
+            .queues
+            .iter()
+            .map(|q| Queue {
+                size: q.size,
+                ready: q.ready,
+                desc: q.desc,
+                avail: q.avail,
+                used: q.used,
+            })
+            .collect();
+        self.interrupt.status.store(s.interrupt_status, Ordering::SeqCst);
+        if !s.activated {
+            return Ok(());
+        }
+        let f = self.driver_features;
+        self.dev().ack_features(f);
+        let queues: Vec<QueueConfig> = s
+            .queues
+            .iter()
+            .filter(|q| q.ready)
+            .map(|q| QueueConfig {
+                size: q.size,
+                desc: q.desc,
+                avail: q.avail,
+                used: q.used,
+                position: q.position,
+            })
+            .collect();
+        let interrupt: Arc<dyn Interrupt> = self.interrupt.clone();
+        let mem = self.mem.clone();
+        let mut dev = self.dev();
+        dev.activate(mem, queues, interrupt)
+            .map_err(|e| format!("re-activating a type {ty} device: {e}"))?;
+        dev.restored();
+        drop(dev);
+        self.activated = true;
+        Ok(())
     }
 
     fn queue_mut(&mut self) -> Option<&mut Queue> {
@@ -380,7 +495,13 @@ mod tests {
         let active = dev.lock().unwrap().active.clone();
         assert_eq!(
             active,
-            vec![QueueConfig { size: 128, desc: 0x1000, avail: 0x2000, used: 0x1_0000_3000 }]
+            vec![QueueConfig {
+                size: 128,
+                desc: 0x1000,
+                avail: 0x2000,
+                used: 0x1_0000_3000,
+                ..Default::default()
+            }]
         );
         wr(&mut t, NOTIFY_OFFSET, 0);
         wr(&mut t, NOTIFY_OFFSET, 7); // no such queue: ignored

@@ -27,6 +27,8 @@ pub enum Program {
     Flat { image: Vec<u8>, load_addr: u64, entry: u64 },
     /// A kernel file (ELF, with or without a PVH note, or bzImage).
     Kernel(std::path::PathBuf),
+    /// A machine restored from a snapshot, its memory already mapped.
+    Restore(Box<crate::snapshot::Restore>),
 }
 
 impl Program {
@@ -55,6 +57,8 @@ pub struct VmConfig {
     pub seccomp: bool,
     /// What acts on the running machine from outside (pause and resume, the keyboard).
     pub control: Arc<crate::control::MachineControl>,
+    /// What the machine is built from, recorded in its snapshots (none for tiny programs).
+    pub resources: Option<crate::resources::VmResources>,
 }
 
 /// Where the `index`-th virtio-mmio device lives: (window address, IRQ).
@@ -127,8 +131,17 @@ impl VmConfig {
             devices: Vec::new(),
             seccomp: false,
             control: Arc::new(crate::control::MachineControl::new()),
+            resources: None,
         }
     }
+}
+
+fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn snapshot_error(e: crate::snapshot::SnapshotError) -> VmmError {
+    VmmError::Config(e.to_string())
 }
 
 /// Builds the machine, runs `program` until the machine ends, and says why it ended.
@@ -145,16 +158,32 @@ pub fn run_with(
     crate::metrics::mark_start();
     let kvm = Kvm::new()?;
     let vm = kvm.create_vm()?;
-    let mem = memory::create_with(config.memory_bytes, config.memory_backing)?;
-    memory::register(&vm, &mem)?;
-    cpu::write_boot_tables(&mem)?;
     if config.vcpus == 0 {
         return Err(VmmError::Config("a machine needs at least one vCPU".into()));
     }
+    let (program, restore) = match program {
+        Program::Restore(r) => (None, Some(r)),
+        p => (Some(p), None),
+    };
+    let mem = match &restore {
+        Some(r) => r.memory.clone(),
+        None => memory::create_with(config.memory_bytes, config.memory_backing)?,
+    };
+    memory::register(&vm, &mem)?;
     let mut boot_arg = 0;
     let mut irqchip = false;
     let entry = match program {
-        Program::Flat { image, load_addr, entry } => {
+        None | Some(Program::Restore(_)) => {
+            irqchip = true;
+            vm.create_irq_chip()?;
+            vm.create_pit2(kvm_bindings::kvm_pit_config::default())?;
+            if let Some(r) = &restore {
+                crate::snapshot::vm::restore(&vm, &r.state.vm).map_err(snapshot_error)?;
+            }
+            None
+        }
+        Some(Program::Flat { image, load_addr, entry }) => {
+            cpu::write_boot_tables(&mem)?;
             let end = load_addr
                 .checked_add(image.len() as u64)
                 .filter(|e| *e <= config.memory_bytes.min(layout::MMIO_GAP_START));
@@ -166,9 +195,10 @@ pub fn run_with(
             }
             mem.write_slice(&image, GuestAddress(load_addr))
                 .map_err(|e| VmmError::Memory(e.to_string()))?;
-            loader::Entry::Long { rip: entry }
+            Some(loader::Entry::Long { rip: entry })
         }
-        Program::Kernel(path) => {
+        Some(Program::Kernel(path)) => {
+            cpu::write_boot_tables(&mem)?;
             irqchip = true;
             // A real kernel wants interrupt controllers and a timer in KVM.
             vm.create_irq_chip()?;
@@ -209,7 +239,7 @@ pub fn run_with(
                     )?;
                 }
             }
-            entry
+            Some(entry)
         }
     };
 
@@ -223,20 +253,31 @@ pub fn run_with(
     } else {
         None
     };
-    let uart = Arc::new(Mutex::new(serial::SerialDevice::new(uart_irq, config.serial)));
+    let uart = match &restore {
+        Some(r) => serial::SerialDevice::from_state(&r.state.serial, uart_irq, config.serial)
+            .map_err(VmmError::Config)?,
+        None => serial::SerialDevice::new(uart_irq, config.serial),
+    };
+    let uart = Arc::new(Mutex::new(uart));
     pio.insert(serial::COM1_PORT, serial::COM1_LEN, uart.clone()).map_err(VmmError::Config)?;
-    let serial_input =
-        config.serial_input.map(|fd| serial_input::SerialInput::new(fd, uart)).transpose()?;
+    let serial_input = config
+        .serial_input
+        .map(|fd| serial_input::SerialInput::new(fd, uart.clone()))
+        .transpose()?;
     let keyboard = Arc::new(Mutex::new(i8042::I8042::new(exit.clone())?));
+    if let Some(r) = &restore {
+        keyboard.lock().unwrap_or_else(|e| e.into_inner()).restore(&r.state.keyboard);
+    }
     if irqchip {
         let k = keyboard.lock().unwrap_or_else(|e| e.into_inner());
         vm.register_irqfd(k.irq(), i8042::IRQ)?;
     }
     config.control.attach_keyboard(keyboard.clone());
-    pio.insert(i8042::PORT, i8042::LEN, keyboard).map_err(VmmError::Config)?;
+    pio.insert(i8042::PORT, i8042::LEN, keyboard.clone()).map_err(VmmError::Config)?;
     let mut mmio = Bus::default();
     let mut notifiers = Vec::new();
     let mut backends = Vec::new();
+    let mut transports = Vec::new();
     let mut per_type: std::collections::HashMap<u32, usize> = Default::default();
     let mut named = Vec::new();
     for (i, device) in config.devices.iter().enumerate() {
@@ -255,7 +296,7 @@ pub fn run_with(
         if irq > 23 {
             return Err(VmmError::Config("too many virtio devices".into()));
         }
-        let transport = virtio_mmio::MmioTransport::new(device.clone(), mem.clone())?;
+        let mut transport = virtio_mmio::MmioTransport::new(device.clone(), mem.clone())?;
         // With interrupt controllers in KVM, notifications and interrupts bypass the VMM's
         // vCPU threads: ioeventfds and an irqfd.
         if irqchip {
@@ -267,33 +308,59 @@ pub fn run_with(
                 notifiers.push(QueueNotifier { evt, device: device.clone(), queue: q as u16 });
             }
         }
+        if let Some(r) = &restore {
+            let state = r.state.devices.get(i).ok_or_else(|| {
+                VmmError::Config("the snapshot has fewer devices than the machine".into())
+            })?;
+            transport.restore(state).map_err(VmmError::Config)?;
+        }
         let backend = device.lock().unwrap_or_else(|e| e.into_inner()).backend_fd();
         if let Some(fd) = backend {
             backends.push(BackendNotifier { fd, device: device.clone() });
         }
-        mmio.insert(addr, layout::VIRTIO_MMIO_SIZE, Arc::new(Mutex::new(transport)))
-            .map_err(VmmError::Config)?;
+        let transport = Arc::new(Mutex::new(transport));
+        transports.push(transport.clone());
+        mmio.insert(addr, layout::VIRTIO_MMIO_SIZE, transport).map_err(VmmError::Config)?;
     }
     crate::metrics::set_devices(named);
 
     let supported = kvm.get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)?;
     let mut vcpus = Vec::new();
+    let mut cpuids = Vec::new();
     for id in 0..config.vcpus {
         let vcpu = vm.create_vcpu(u64::from(id))?;
-        let vcpu_cpuid = cpuid::for_vcpu(&supported, id, config.vcpus, &config.template);
-        vcpu.set_cpuid2(&vcpu_cpuid)?;
-        cpuid::enable_xsave_features(&vcpu, &vcpu_cpuid)?;
-        vcpus.push(vcpu);
+        match &restore {
+            Some(r) => {
+                let state = r.state.vcpus.get(usize::from(id)).ok_or_else(|| {
+                    VmmError::Config("the snapshot has fewer vCPUs than the machine".into())
+                })?;
+                crate::snapshot::vcpu::restore(&vcpu, state).map_err(snapshot_error)?;
+                cpuids.push(state.cpuid.clone());
+            }
+            None => {
+                let vcpu_cpuid = cpuid::for_vcpu(&supported, id, config.vcpus, &config.template);
+                vcpu.set_cpuid2(&vcpu_cpuid)?;
+                cpuid::enable_xsave_features(&vcpu, &vcpu_cpuid)?;
+                cpuids.push(vcpu_cpuid.as_slice().to_vec());
+            }
+        }
+        vcpus.push(Arc::new(Mutex::new(vcpu)));
     }
     // The others wait for the boot vCPU to start them (INIT/SIPI through the local APIC).
     match entry {
-        loader::Entry::Long { rip } => cpu::setup_long_mode(&vcpus[0], rip, boot_arg)?,
-        loader::Entry::Pvh { rip, start_info } => cpu::setup_pvh(&vcpus[0], rip, start_info)?,
+        Some(loader::Entry::Long { rip }) => cpu::setup_long_mode(&lock(&vcpus[0]), rip, boot_arg)?,
+        Some(loader::Entry::Pvh { rip, start_info }) => {
+            cpu::setup_pvh(&lock(&vcpus[0]), rip, start_info)?
+        }
+        None => {}
+    }
+    if restore.as_ref().is_some_and(|r| !r.resume) {
+        config.control.pause.start_paused();
     }
 
     kick::install_handler();
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
-    for (id, vcpu) in vcpus.into_iter().enumerate() {
+    for (id, vcpu) in vcpus.iter().cloned().enumerate() {
         let (exit, pio, mmio) = (exit.clone(), pio.clone(), mmio.clone());
         let confine = config.seccomp;
         let control = config.control.clone();
@@ -313,6 +380,31 @@ pub fn run_with(
     let mut events = EventManager::<Arc<Mutex<dyn MutEventSubscriber>>>::new()
         .map_err(|e| VmmError::Config(format!("event loop: {e:?}")))?;
     events.add_subscriber(Arc::new(Mutex::new(ExitWatcher(exit.clone()))));
+    let msr_indices = match irqchip {
+        true => kvm.get_msr_index_list()?.as_slice().to_vec(),
+        false => Vec::new(),
+    };
+    let (requests, received) = std::sync::mpsc::channel();
+    let wake = EventFd::new(libc::EFD_NONBLOCK)?;
+    config.control.attach_snapshots(requests, wake.try_clone()?);
+    let snapshotter = crate::snapshot::take::Snapshotter {
+        vm,
+        mem: mem.clone(),
+        memory_bytes: config.memory_bytes,
+        vcpus,
+        cpuids,
+        msr_indices,
+        transports,
+        serial: uart,
+        keyboard,
+        resources: if irqchip { config.resources.clone() } else { None },
+    };
+    events.add_subscriber(Arc::new(Mutex::new(crate::snapshot::take::SnapshotWorker {
+        wake,
+        requests: received,
+        snapshotter,
+        control: config.control.clone(),
+    })));
     if config.seccomp {
         seccomp::install(seccomp::ThreadKind::Vmm).map_err(|e| VmmError::Config(e.to_string()))?;
     }

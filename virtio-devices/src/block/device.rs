@@ -353,6 +353,10 @@ impl VirtioDevice for Block {
         self.limiter.as_ref().map(RateLimiter::timer_fd)
     }
 
+    fn queue_positions(&self) -> Option<Vec<crate::QueuePosition>> {
+        self.active.as_ref().map(crate::active::Active::positions)
+    }
+
     fn metrics(&self) -> Vec<(&'static str, u64)> {
         let s = &self.stats;
         vec![

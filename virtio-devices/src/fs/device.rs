@@ -136,7 +136,7 @@ impl Fs {
             let call = EventFd::new(libc::EFD_NONBLOCK)?;
             self.frontend.set_vring_num(i, q.size).map_err(fail)?;
             self.frontend.set_vring_addr(i, &ring).map_err(fail)?;
-            self.frontend.set_vring_base(i, 0).map_err(fail)?;
+            self.frontend.set_vring_base(i, q.position.next_avail).map_err(fail)?;
             self.frontend.set_vring_call(i, &call).map_err(fail)?;
             self.frontend.set_vring_kick(i, &kick).map_err(fail)?;
             if self.backend_features & protocol_bit != 0 {

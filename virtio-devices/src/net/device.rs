@@ -331,6 +331,10 @@ impl VirtioDevice for Net {
         Some(self.poller.as_raw_fd())
     }
 
+    fn queue_positions(&self) -> Option<Vec<crate::QueuePosition>> {
+        self.active.as_ref().map(crate::active::Active::positions)
+    }
+
     fn metrics(&self) -> Vec<(&'static str, u64)> {
         let s = &self.stats;
         vec![

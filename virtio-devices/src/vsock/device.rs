@@ -16,6 +16,9 @@ use crate::{ActivateError, GuestMem, Interrupt, QueueConfig, VIRTIO_F_VERSION_1,
 
 const RX: usize = 0;
 const TX: usize = 1;
+const EVENT: usize = 2;
+/// `virtio_vsock_event.id`: the host forgot every connection (a restored machine).
+const EVENT_TRANSPORT_RESET: u32 = 0;
 const QUEUE_SIZES: &[u16] = &[256, 256, 64];
 
 #[derive(Debug, Clone)]
@@ -195,6 +198,10 @@ impl VirtioDevice for Vsock {
         Some(self.muxer.poll_fd())
     }
 
+    fn queue_positions(&self) -> Option<Vec<crate::QueuePosition>> {
+        self.active.as_ref().map(crate::active::Active::positions)
+    }
+
     fn metrics(&self) -> Vec<(&'static str, u64)> {
         let s = self.stats();
         vec![
@@ -210,5 +217,30 @@ impl VirtioDevice for Vsock {
     fn backend_ready(&mut self) {
         self.muxer.process_events();
         self.process_rx();
+    }
+
+    /// Connections do not survive a snapshot: the guest is told to drop its own, as on a
+    /// transport reset, through a buffer it left in the event queue.
+    fn restored(&mut self) {
+        self.muxer.clear();
+        let Some(Active { mem, queues, interrupt }) = &mut self.active else { return };
+        let q = &mut queues[EVENT];
+        let Some(chain) = queue::pop(q, mem) else {
+            tracing::warn!("vsock: no event buffer for the transport reset");
+            return;
+        };
+        let head = chain.head_index();
+        let mut written = 0;
+        for d in chain {
+            if d.is_write_only() && d.len() >= 4 {
+                use vm_memory::Bytes;
+                if mem.write_obj(EVENT_TRANSPORT_RESET.to_le(), d.addr()).is_ok() {
+                    written = 4;
+                }
+                break;
+            }
+        }
+        queue::complete(q, mem, head, written);
+        queue::notify(q, mem, interrupt);
     }
 }

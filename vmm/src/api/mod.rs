@@ -1,8 +1,9 @@
 //! The API over a Unix socket, compatible with Firecracker's for the common subset: configure
-//! the boot source and machine, then `InstanceStart`; query the instance and its machine
-//! configuration. Parsing ([`http`], serde with unknown fields refused) stays out of the
+//! the boot source and machine, then `InstanceStart` (or load a snapshot instead); query the
+//! instance and its machine configuration; pause, snapshot, resume. Parsing ([`http`], serde with unknown fields refused) stays out of the
 //! machine; [`Api::handle`] is a pure function of the request and the configuration so far.
 
+pub mod client;
 pub mod devices;
 pub mod http;
 pub mod server;
@@ -13,6 +14,15 @@ use serde::Deserialize;
 
 pub use crate::resources::{BootSource, HugePages, MachineConfig, VmResources};
 pub use devices::{Drive, Entropy, FsDevice, NetworkInterface, Vsock};
+
+use crate::snapshot::{CreateParams, LoadParams};
+
+/// What starts the machine, handed from the API to the VMM's main thread.
+pub enum Start {
+    Boot(VmResources),
+    /// Restore from a snapshot; whether it could be prepared comes back on the sender.
+    Restore(LoadParams, std::sync::mpsc::Sender<Result<(), String>>),
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +59,11 @@ pub enum Reply {
     SetState(VmState),
     /// Press Ctrl+Alt+Del on the running machine's keyboard, then answer 204.
     CtrlAltDel,
+    /// Snapshot the paused machine, then answer 204.
+    SnapshotCreate(Box<CreateParams>),
+    /// Restore the machine from a snapshot instead of booting it, then answer 204 (and call
+    /// [`Api::set_started`], [`Api::set_paused`]).
+    SnapshotLoad(Box<LoadParams>),
 }
 
 fn fault(status: u16, message: impl std::fmt::Display) -> Reply {
@@ -250,6 +265,41 @@ impl Api {
                     Err(e) => fault(400, e),
                 }
             }
+            ("PUT", "/snapshot/create") => {
+                if !self.started {
+                    return fault(400, "the microVM is not started");
+                }
+                if !self.paused {
+                    return fault(
+                        400,
+                        "pause the microVM first (PATCH /vm {\"state\": \"Paused\"})",
+                    );
+                }
+                Reply::SnapshotCreate(Box::new(body_as!(CreateParams, "snapshot/create")))
+            }
+            ("PUT", "/snapshot/load") => {
+                if self.started {
+                    return fault(400, "a snapshot loads only into a VMM that has not started");
+                }
+                let r = &self.resources;
+                let configured = r.boot_source.is_some()
+                    || !r.drives.is_empty()
+                    || !r.network_interfaces.is_empty()
+                    || r.vsock.is_some()
+                    || r.entropy.is_some()
+                    || !r.fs.is_empty();
+                if configured {
+                    return fault(
+                        400,
+                        "loading a snapshot is not allowed after configuring boot resources",
+                    );
+                }
+                let params = body_as!(LoadParams, "snapshot/load");
+                if let Err(e) = params.memory_file() {
+                    return fault(400, format!("snapshot/load: {e}"));
+                }
+                Reply::SnapshotLoad(Box::new(params))
+            }
             ("PATCH", "/vm") => {
                 if !self.started {
                     return fault(400, "the microVM is not started");
@@ -271,7 +321,11 @@ mod tests {
     fn status(r: &Reply) -> u16 {
         match r {
             Reply::Respond(s, _) => *s,
-            Reply::Start(..) | Reply::SetState(..) | Reply::CtrlAltDel => 0,
+            Reply::Start(..)
+            | Reply::SetState(..)
+            | Reply::CtrlAltDel
+            | Reply::SnapshotCreate(..)
+            | Reply::SnapshotLoad(..) => 0,
         }
     }
 

@@ -8,15 +8,22 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
 use super::http::{self, HttpError};
-use super::{Api, Reply, VmResources, VmState};
+use super::{Api, Reply, Start, VmState};
 use crate::control::MachineControl;
 
+/// How long a snapshot may take to write or to prepare for a restore.
+const SNAPSHOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+fn fault(e: impl std::fmt::Display) -> Option<String> {
+    Some(serde_json::json!({ "fault_message": e.to_string() }).to_string())
+}
+
 /// Serves `api` on a new socket at `path`; `start` receives the configuration of an
-/// InstanceStart.
+/// InstanceStart, or the snapshot to restore.
 pub fn serve(
     path: &Path,
     api: Arc<Mutex<Api>>,
-    start: Sender<VmResources>,
+    start: Sender<Start>,
     control: Arc<MachineControl>,
     confine: bool,
 ) -> std::io::Result<()> {
@@ -61,8 +68,34 @@ pub fn serve(
                     let (status, body) = match reply {
                         Reply::Respond(s, b) => (s, b),
                         Reply::Start(config) => {
-                            let _ = start.send(*config);
+                            let _ = start.send(Start::Boot(*config));
                             (204, None)
+                        }
+                        Reply::SnapshotCreate(params) => {
+                            match control.create_snapshot(*params, SNAPSHOT_TIMEOUT) {
+                                Ok(()) => (204, None),
+                                Err(e) => (400, fault(e)),
+                            }
+                        }
+                        Reply::SnapshotLoad(params) => {
+                            let resume = params.resume_vm;
+                            let (tx, rx) = std::sync::mpsc::channel();
+                            let outcome = start
+                                .send(Start::Restore(*params, tx))
+                                .map_err(|_| "the VMM is going away".to_string())
+                                .and_then(|()| {
+                                    rx.recv_timeout(SNAPSHOT_TIMEOUT)
+                                        .map_err(|_| "the restore did not finish".to_string())?
+                                });
+                            match outcome {
+                                Ok(()) => {
+                                    let mut api = api.lock().unwrap_or_else(|e| e.into_inner());
+                                    api.set_started();
+                                    api.set_paused(!resume);
+                                    (204, None)
+                                }
+                                Err(e) => (400, fault(e)),
+                            }
                         }
                         Reply::CtrlAltDel => match control.send_ctrl_alt_del() {
                             Ok(()) => (204, None),

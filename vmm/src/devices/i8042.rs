@@ -76,6 +76,25 @@ impl I8042 {
         })
     }
 
+    /// Registers and unread bytes, for a snapshot.
+    pub fn state(&self) -> crate::snapshot::state::KeyboardState {
+        crate::snapshot::state::KeyboardState {
+            status: self.status,
+            ctr: self.ctr,
+            pending: self.pending,
+            out: self.out.iter().copied().collect(),
+        }
+    }
+
+    /// Takes a snapshot's registers (the buffer is cut to its size, as the guest never saw
+    /// more).
+    pub fn restore(&mut self, s: &crate::snapshot::state::KeyboardState) {
+        self.status = s.status;
+        self.ctr = s.ctr;
+        self.pending = s.pending;
+        self.out = s.out.iter().copied().take(BUFFER).collect();
+    }
+
     pub fn irq(&self) -> &EventFd {
         &self.irq
     }

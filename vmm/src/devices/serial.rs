@@ -34,6 +34,22 @@ impl SerialDevice {
         SerialDevice { uart: Serial::new(IrqTrigger(irq), out) }
     }
 
+    /// The UART of a restored machine, with its registers and receive FIFO.
+    pub fn from_state(
+        state: &crate::snapshot::state::SerialRegisters,
+        irq: Option<EventFd>,
+        out: Box<dyn Write + Send>,
+    ) -> Result<SerialDevice, String> {
+        let uart =
+            Serial::from_state(&state.into(), IrqTrigger(irq), vm_superio::serial::NoEvents, out)
+                .map_err(|e| format!("the snapshot's serial port: {e:?}"))?;
+        Ok(SerialDevice { uart })
+    }
+
+    pub fn state(&self) -> crate::snapshot::state::SerialRegisters {
+        self.uart.state().into()
+    }
+
     /// How many bytes the receive FIFO can take now.
     pub fn input_room(&self) -> usize {
         self.uart.fifo_capacity()
