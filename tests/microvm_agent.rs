@@ -1,6 +1,7 @@
 //! The project's own guest: its kernel (`ringfence image kernel`) and the guest agent as PID 1,
 //! booted by the VMM in the nested-SVM lane, driven over vsock by `ringfence vm run -- CMD`
-//! and `ringfence vm agent`. Prints its timings.
+//! and `ringfence vm agent` (Refresh and a new MAC address as a snapshot's clone would get them
+//! included). Prints its timings.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -152,6 +153,13 @@ echo "BIG $($A exec -- sh -c 'head -c 10485760 /dev/zero | tr "\0" x' | sha256su
 $A exec -- ping -c 1 -W 5 172.31.0.1 >/dev/null; echo "PING $?"
 echo "HEALTH2 $($A health)"
 echo "STATS $($A stats --container main)"
+# As a clone restored from a snapshot: who it is now, then a MAC address of its own.
+echo "REFRESH $($A refresh --generation 7 --hostname clone-7)"
+echo "HOSTNAME $($A exec -- cat /proc/sys/kernel/hostname)"
+$A interface --address 172.31.0.2/24 --gateway 172.31.0.1 --mac 02:00:00:00:00:99; echo "IFACE $?"
+echo "MAC $($A exec -- cat /sys/class/net/eth0/address)"
+$A exec -- ping -c 1 -W 5 172.31.0.1 >/dev/null; echo "REPING $?"
+echo "HEALTH3 $($A health)"
 $A shutdown
 wait $vmm; echo "VMM $?"
 "#
@@ -187,6 +195,18 @@ wait $vmm; echo "VMM $?"
     assert!(h2.contains("containers 1"), "{h2}");
     let stats = &line("STATS")[0];
     assert!(!stats.contains("cpu_usage_usec 0 "), "{stats}");
+    // Refresh: entropy added and the CRNG reseeded (or it fails), the host name and the
+    // generation taken; then the new MAC address, with the route back and the network working.
+    assert!(h2.ends_with("generation 0"), "{h2}");
+    let refresh = &line("REFRESH")[0];
+    assert!(refresh.starts_with("REFRESH generation 7 boot_id "), "{stdout}\n{stderr}");
+    assert_eq!(refresh.split_whitespace().last().map(str::len), Some(36), "{refresh}");
+    assert_eq!(line("HOSTNAME"), ["HOSTNAME clone-7"], "{stdout}");
+    assert_eq!(line("IFACE"), ["IFACE 0"], "{stdout}\n{stderr}");
+    assert_eq!(line("MAC"), ["MAC 02:00:00:00:00:99"], "{stdout}");
+    assert_eq!(line("REPING"), ["REPING 0"], "{stdout}");
+    let h3 = &line("HEALTH3")[0];
+    assert!(h3.ends_with("generation 7") && uptime(h3) > uptime(h2), "{h3}");
     assert_eq!(line("VMM"), ["VMM 0"], "{stdout}");
     eprintln!(
         "microVM agent session: {h1}; {} ({:.1} s in all)",
@@ -239,6 +259,8 @@ cat /tmp/console.out
     );
 }
 
+/// The guest boots with `ringfence.share_later=1` (as a snapshot's template would), so the
+/// directory is mounted by Refresh, which also renames the guest.
 #[test]
 fn a_directory_the_host_shares_is_a_container_image_and_its_volumes() {
     let dir = tempfile::tempdir().unwrap();
@@ -258,9 +280,15 @@ V=/tmp/agent.sock
 A="/lane/ringfence vm agent --timeout 120 --vsock $V"
 /lane/ringfence-vmm --kernel /guest/bzImage --initrd /guest/initrd --vcpus 2 --mem 256 \
   --vsock 3,$V --serial /tmp/console.log --fs pod,/tmp/fs.sock \
-  --cmdline "{CMDLINE} ringfence.share=pod ringfence.hostname=web-0" &
+  --cmdline "{CMDLINE} ringfence.share=pod ringfence.share_later=1 ringfence.hostname=web-0" &
 vmm=$!
 ( sleep 150; {{ echo "WATCHDOG: still running after 150 s"; tail -30 /tmp/console.log; }} >/dev/console; kill -9 $vmm ) >/dev/null 2>&1 &
+# ringfence.share_later=1: nothing is mounted until Refresh names the tag (idempotent after).
+$A create --id early --image-dir /run/ringfence/shared/img 2>/dev/null; echo "EARLY $?"
+echo "REFRESH $($A refresh --generation 41 --hostname web-1 --share-tag pod)"
+echo "AGAIN $($A refresh --generation 42 --share-tag pod)"
+OTHER=$($A refresh --generation 43 --share-tag other 2>&1); echo "OTHER $? $OTHER"
+echo "HEALTH $($A health)"
 $A create --id c1 --image-dir /run/ringfence/shared/img \
   --mount /run/ringfence/shared/vol:/data --mount /run/ringfence/shared/ro:/config:ro
 echo "CREATE $?"
@@ -281,8 +309,9 @@ echo "VOLUME $(cat $S/vol/out)"
     let (status, stdout, stderr) = lane(dir.path(), &extra, &[]);
     assert_eq!(status, Some(0), "{stdout}\n{stderr}");
     for want in [
+        "EARLY 1",
         "CREATE 0",
-        "HOST web-0",
+        "HOST web-1",
         "CONFIG setting=1",
         "LAYER scribble",
         "OUTSIDE 1",
@@ -294,6 +323,18 @@ echo "VOLUME $(cat $S/vol/out)"
         assert!(stdout.lines().any(|l| l == want), "{want:?} missing:\n{stdout}\n{stderr}");
     }
     assert!(stdout.lines().any(|l| l.starts_with("READONLY ") && l != "READONLY 0"), "{stdout}");
+    for want in ["REFRESH generation 41 boot_id ", "AGAIN generation 42 boot_id "] {
+        assert!(stdout.lines().any(|l| l.starts_with(want)), "{want:?} missing:\n{stdout}");
+    }
+    // Another tag is refused while one is mounted; the generation stays the last good one.
+    assert!(
+        stdout.lines().any(|l| l.starts_with("OTHER 1 ") && l.contains("\"pod\" mounted already")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("HEALTH ") && l.ends_with(" generation 42")),
+        "{stdout}"
+    );
     eprintln!(
         "microVM shared directory: {} ({:.1} s in all)",
         stderr.lines().rfind(|l| l.starts_with("lane: KVM")).unwrap_or_default(),

@@ -1,8 +1,10 @@
 //! The host's side: reaching the agent through the VMM's vsock Unix socket (Firecracker's
-//! `CONNECT <port>` handshake) or a plain Unix socket, and running a command to completion.
+//! `CONNECT <port>` handshake) or a plain Unix socket, running a command to completion, and
+//! refreshing a guest restored from a snapshot.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -32,7 +34,14 @@ pub enum ClientError {
     NoExit,
     #[error("writing output: {0}")]
     Output(std::io::Error),
+    #[error("reading this host's random bytes: {0}")]
+    Entropy(std::io::Error),
+    #[error("the agent answered generation {got} to a refresh to {wanted}")]
+    Generation { wanted: u64, got: u64 },
 }
+
+/// How many random bytes of this host's [`refresh`] gives the guest.
+pub const REFRESH_ENTROPY: usize = 64;
 
 /// Opens a stream to `port` in the guest through the vsock device's Unix socket.
 pub async fn vsock_stream(uds: &Path, port: u32) -> std::io::Result<UnixStream> {
@@ -129,4 +138,73 @@ pub async fn run(
         }
     }
     Err(ClientError::NoExit)
+}
+
+/// Who a clone restored from a snapshot is: what [`refresh`] tells it besides the entropy and
+/// the time, which come from this host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CloneIdentity {
+    /// Chosen per clone, not 0; Health reports it from then on.
+    pub generation: u64,
+    /// Empty: keep the template's.
+    pub hostname: String,
+    /// A virtio-fs tag to mount at the guest's shared directory (the template booted with
+    /// `ringfence.share_later=1`); empty: none.
+    pub share_tag: String,
+}
+
+/// The Refresh request for `identity`: [`REFRESH_ENTROPY`] bytes from this host's
+/// `/dev/urandom` and its clock.
+pub fn refresh_request(identity: &CloneIdentity) -> Result<proto::RefreshRequest, ClientError> {
+    let mut entropy = vec![0u8; REFRESH_ENTROPY];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut entropy))
+        .map_err(ClientError::Entropy)?;
+    // A clock before 1970 (or past 2262) is not worth sending: 0 leaves the guest's alone.
+    let unix_time_ns = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_nanos()).ok())
+        .unwrap_or(0);
+    Ok(proto::RefreshRequest {
+        entropy,
+        unix_time_ns,
+        hostname: identity.hostname.clone(),
+        share_tag: identity.share_tag.clone(),
+        generation: identity.generation,
+    })
+}
+
+/// Refreshes a guest restored from a snapshot (fresh entropy and reseeded CRNG, the time,
+/// `identity`), then checks that it took the generation. The network comes after, through
+/// ConfigureInterface (with a MAC address of the clone's own).
+pub async fn refresh(
+    client: &mut AgentClient,
+    identity: &CloneIdentity,
+) -> Result<proto::RefreshResponse, ClientError> {
+    let answer = client.refresh(refresh_request(identity)?).await?.into_inner();
+    if answer.generation != identity.generation {
+        return Err(ClientError::Generation {
+            wanted: identity.generation,
+            got: answer.generation,
+        });
+    }
+    Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refresh_request_carries_fresh_entropy_and_the_time() {
+        let id = CloneIdentity { generation: 9, hostname: "web-9".into(), share_tag: "pod".into() };
+        let (a, b) = (refresh_request(&id).unwrap(), refresh_request(&id).unwrap());
+        assert_eq!(a.entropy.len(), REFRESH_ENTROPY);
+        assert_ne!(a.entropy, b.entropy);
+        assert!(a.unix_time_ns > 1_600_000_000_000_000_000 && b.unix_time_ns >= a.unix_time_ns);
+        assert_eq!((a.generation, a.hostname.as_str(), a.share_tag.as_str()), (9, "web-9", "pod"));
+        // What the host sends, the agent accepts.
+        assert!(crate::refresh::RefreshConfig::parse(a).is_ok());
+    }
 }

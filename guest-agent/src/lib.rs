@@ -13,6 +13,7 @@ pub mod init;
 pub mod network;
 pub mod process;
 pub mod reaper;
+pub mod refresh;
 pub mod service;
 pub mod stats;
 

@@ -1,5 +1,6 @@
 //! Brings up the guest's interfaces: loopback, and a virtio-net interface with the IPv4
-//! address the command line (`ringfence.ip=ADDR/PREFIX`, `ringfence.gw=GW`) or the host gives.
+//! address the command line (`ringfence.ip=ADDR/PREFIX`, `ringfence.gw=GW`) or the host gives,
+//! and the MAC address the host gives (a clone of a snapshot starts with the template's).
 
 use std::io;
 use std::net::Ipv4Addr;
@@ -14,6 +15,8 @@ pub enum NetworkError {
     BadAddress(String),
     #[error("gateway {0:?} is not an IPv4 address")]
     BadGateway(String),
+    #[error("MAC address {0:?}: give six hex bytes, aa:bb:cc:dd:ee:ff, unicast and not all zero")]
+    BadMac(String),
     #[error("{what} on {name}: {source}")]
     Io {
         what: &'static str,
@@ -31,6 +34,8 @@ pub struct InterfaceConfig {
     pub prefix: u8,
     pub gateway: Option<Ipv4Addr>,
     pub mtu: Option<u32>,
+    /// Set while the link is down, before anything else.
+    pub mac: Option<[u8; 6]>,
 }
 
 impl InterfaceConfig {
@@ -55,7 +60,16 @@ impl InterfaceConfig {
             prefix,
             gateway,
             mtu: (mtu > 0).then_some(mtu),
+            mac: None,
         })
+    }
+
+    /// The same with the MAC address `mac` (`aa:bb:cc:dd:ee:ff`); an empty one changes nothing.
+    pub fn with_mac(self, mac: &str) -> Result<Self, NetworkError> {
+        if mac.is_empty() {
+            return Ok(self);
+        }
+        Ok(InterfaceConfig { mac: Some(parse_mac(mac)?), ..self })
     }
 
     /// `ringfence.ip=` and `ringfence.gw=` from a kernel command line, for `eth0`.
@@ -67,6 +81,24 @@ impl InterfaceConfig {
     pub fn netmask(&self) -> Ipv4Addr {
         Ipv4Addr::from(u32::MAX.checked_shl(32 - self.prefix as u32).unwrap_or(0))
     }
+}
+
+/// A unicast Ethernet address that is not all zeroes (what the kernel accepts for a link).
+pub fn parse_mac(text: &str) -> Result<[u8; 6], NetworkError> {
+    let bad = || NetworkError::BadMac(text.to_owned());
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for byte in &mut mac {
+        let part = parts
+            .next()
+            .filter(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(bad)?;
+        *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+    }
+    if parts.next().is_some() || mac[0] & 1 != 0 || mac == [0; 6] {
+        return Err(bad());
+    }
+    Ok(mac)
 }
 
 struct Socket(libc::c_int);
@@ -118,6 +150,26 @@ impl Socket {
         unsafe { r.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
         self.ioctl(libc::SIOCSIFFLAGS, &mut r)
     }
+
+    fn down(&self, name: &str) -> io::Result<()> {
+        let mut r = ifreq(name);
+        self.ioctl(libc::SIOCGIFFLAGS, &mut r)?;
+        // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+        unsafe { r.ifr_ifru.ifru_flags &= !(libc::IFF_UP as libc::c_short) };
+        self.ioctl(libc::SIOCSIFFLAGS, &mut r)
+    }
+
+    fn set_mac(&self, name: &str, mac: [u8; 6]) -> io::Result<()> {
+        let mut r = ifreq(name);
+        // SAFETY: sockaddr is plain data; all zeroes is a valid value.
+        let mut hw: libc::sockaddr = unsafe { std::mem::zeroed() };
+        hw.sa_family = libc::ARPHRD_ETHER;
+        for (d, s) in hw.sa_data.iter_mut().zip(mac) {
+            *d = s as libc::c_char;
+        }
+        r.ifr_ifru.ifru_hwaddr = hw;
+        self.ioctl(libc::SIOCSIFHWADDR, &mut r)
+    }
 }
 
 /// Brings the loopback interface up.
@@ -125,7 +177,8 @@ pub fn loopback_up() -> io::Result<()> {
     Socket::new()?.up("lo")
 }
 
-/// Sets the address, netmask and MTU, brings the interface up and adds the default route.
+/// Sets the MAC address (with the link down), the address, netmask and MTU, brings the
+/// interface up and adds the default route.
 pub fn configure(cfg: &InterfaceConfig) -> Result<(), NetworkError> {
     let err = |what| {
         let name = cfg.name.clone();
@@ -135,6 +188,12 @@ pub fn configure(cfg: &InterfaceConfig) -> Result<(), NetworkError> {
     // outlives its guest, and the node's neighbours must learn this guest's MAC at once.
     let _ = std::fs::write("/proc/sys/net/ipv4/conf/all/arp_notify", "1");
     let s = Socket::new().map_err(err("opening a socket"))?;
+    if let Some(mac) = cfg.mac {
+        // Down first: no frame leaves with half of an identity (routes through it go too, and
+        // come back below).
+        s.down(&cfg.name).map_err(err("taking it down"))?;
+        s.set_mac(&cfg.name, mac).map_err(err("setting the MAC address"))?;
+    }
     let mut r = ifreq(&cfg.name);
     r.ifr_ifru.ifru_addr = sockaddr(cfg.address);
     s.ioctl(libc::SIOCSIFADDR, &mut r).map_err(err("setting the address"))?;
@@ -194,5 +253,33 @@ mod tests {
         ));
         assert_eq!(from.unwrap().unwrap().address, Ipv4Addr::new(172, 16, 0, 2));
         assert!(InterfaceConfig::from_cmdline(&Cmdline::new("console=ttyS0")).is_none());
+    }
+
+    #[test]
+    fn mac_addresses_are_six_unicast_hex_bytes() {
+        assert_eq!(parse_mac("02:00:00:00:00:2a").unwrap(), [2, 0, 0, 0, 0, 0x2a]);
+        assert_eq!(parse_mac("AA:bb:0C:dd:ee:FE").unwrap(), [0xaa, 0xbb, 0x0c, 0xdd, 0xee, 0xfe]);
+        for bad in [
+            "",
+            "02:00:00:00:00",
+            "02:00:00:00:00:00:00",
+            "02:00:00:00:00:2",
+            "02:00:00:00:00:+1",
+            "02-00-00-00-00-01",
+            "0200:00:00:00:01",
+            "02:00:00:00:00:zz",
+            "01:00:5e:00:00:01",
+            "ff:ff:ff:ff:ff:ff",
+            "00:00:00:00:00:00",
+        ] {
+            assert!(matches!(parse_mac(bad), Err(NetworkError::BadMac(_))), "{bad:?}");
+        }
+        let base = InterfaceConfig::parse("eth0", "10.0.2.15/24", "", 0).unwrap();
+        assert_eq!(base.clone().with_mac("").unwrap(), base);
+        assert_eq!(
+            base.clone().with_mac("02:00:00:00:00:07").unwrap().mac,
+            Some([2, 0, 0, 0, 0, 7])
+        );
+        assert!(base.with_mac("nope").is_err());
     }
 }

@@ -16,6 +16,7 @@ use crate::network::{self, InterfaceConfig};
 use crate::process::{self, Process, Processes, SpawnError, Spec};
 use crate::proto::{self, agent_server::Agent, exec_event::Event};
 use crate::reaper::Reaper;
+use crate::refresh::{self, RefreshConfig, RefreshError};
 
 /// How much output one stream message carries at most.
 const CHUNK: usize = 64 * 1024;
@@ -25,6 +26,10 @@ pub struct AgentService {
     processes: Processes,
     containers: Mutex<HashMap<String, Container>>,
     next_exec: AtomicU64,
+    /// The generation of the last successful Refresh (0: never refreshed).
+    generation: AtomicU64,
+    /// One Refresh at a time.
+    refreshing: Mutex<()>,
     /// Becomes true when the host asks for a shutdown.
     pub shutdown: watch::Sender<bool>,
 }
@@ -36,6 +41,8 @@ impl AgentService {
             processes: Processes::default(),
             containers: Mutex::new(HashMap::new()),
             next_exec: AtomicU64::new(1),
+            generation: AtomicU64::new(0),
+            refreshing: Mutex::new(()),
             shutdown: watch::Sender::new(false),
         }
     }
@@ -57,6 +64,17 @@ fn container_status(e: ContainerError) -> Status {
     match e {
         ContainerError::Io { .. } => Status::failed_precondition(e.to_string()),
         _ => Status::invalid_argument(e.to_string()),
+    }
+}
+
+fn refresh_status(e: RefreshError) -> Status {
+    match &e {
+        _ if e.is_bad_request() => Status::invalid_argument(e.to_string()),
+        RefreshError::ShareBusy { .. } | RefreshError::Share(ContainerError::Io { .. }) => {
+            Status::failed_precondition(e.to_string())
+        }
+        RefreshError::Share(_) => Status::invalid_argument(e.to_string()),
+        _ => Status::internal(e.to_string()),
     }
 }
 
@@ -127,7 +145,29 @@ impl Agent for AgentService {
             uptime_ms: uptime_ms(),
             containers: self.containers.lock().await.len() as u32,
             processes: self.processes.running() as u32,
+            generation: self.generation.load(Ordering::SeqCst),
         }))
+    }
+
+    async fn refresh(
+        &self,
+        req: Request<proto::RefreshRequest>,
+    ) -> Result<Response<proto::RefreshResponse>, Status> {
+        let cfg = RefreshConfig::parse(req.into_inner()).map_err(refresh_status)?;
+        let _one = self.refreshing.lock().await;
+        let generation = cfg.generation;
+        tracing::info!(?cfg, "refreshing");
+        let boot_id = tokio::task::spawn_blocking(move || {
+            let boot_id = refresh::boot_id()?;
+            refresh::apply(&cfg)?;
+            Ok::<_, RefreshError>(boot_id)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(refresh_status)?;
+        self.generation.store(generation, Ordering::SeqCst);
+        tracing::info!(generation, boot_id, "refreshed");
+        Ok(Response::new(proto::RefreshResponse { boot_id, generation }))
     }
 
     async fn create_container(
@@ -331,6 +371,7 @@ impl Agent for AgentService {
     ) -> Result<Response<proto::ConfigureInterfaceResponse>, Status> {
         let r = req.into_inner();
         let cfg = InterfaceConfig::parse(&r.name, &r.address, &r.gateway, r.mtu)
+            .and_then(|c| c.with_mac(&r.mac))
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         network::configure(&cfg).map_err(|e| Status::failed_precondition(e.to_string()))?;
         Ok(Response::new(proto::ConfigureInterfaceResponse {}))

@@ -168,6 +168,37 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
         .await,
     );
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    let e = code(
+        c.configure_interface(proto::ConfigureInterfaceRequest {
+            name: "eth0".into(),
+            address: "10.0.2.15/24".into(),
+            mac: "01:00:5e:00:00:01".into(),
+            ..Default::default()
+        })
+        .await,
+    );
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("01:00:5e:00:00:01"), "{e:?}");
+    // Refresh checks every field before it touches anything (this agent runs on the test's
+    // host, so only requests that must be refused are sent).
+    let refresh = proto::RefreshRequest {
+        entropy: vec![0x5a; 32],
+        hostname: "clone-1".into(),
+        generation: 1,
+        ..Default::default()
+    };
+    for (bad, what) in [
+        (proto::RefreshRequest { entropy: vec![0x5a; 31], ..refresh.clone() }, "31 bytes"),
+        (proto::RefreshRequest { entropy: Vec::new(), ..refresh.clone() }, "0 bytes"),
+        (proto::RefreshRequest { hostname: "bad_name".into(), ..refresh.clone() }, "bad_name"),
+        (proto::RefreshRequest { share_tag: "two words".into(), ..refresh.clone() }, "two words"),
+        (proto::RefreshRequest { unix_time_ns: -5, ..refresh.clone() }, "-5"),
+        (proto::RefreshRequest { generation: 0, ..refresh.clone() }, "generation 0"),
+    ] {
+        let e = code(c.refresh(bad).await);
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+        assert!(e.message().contains(what), "{what}: {e:?}");
+    }
     let mut long = sh("sleep 100");
     long.exec_id = "long".into();
     let _events = c.exec(long).await.unwrap();
@@ -175,7 +206,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
 
     let h = c.health(proto::HealthRequest {}).await.unwrap().into_inner();
-    assert_eq!((h.containers, h.processes), (0, 1));
+    assert_eq!((h.containers, h.processes, h.generation), (0, 1, 0));
     let s = c.stats(proto::StatsRequest::default()).await.unwrap().into_inner();
     assert!(s.guest_memory_total_bytes > 0);
     c.signal(proto::SignalRequest { exec_id: "long".into(), signal: 9 }).await.unwrap();

@@ -104,6 +104,35 @@ pub enum AgentAction {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// Tells a guest restored from a snapshot who it is now (Refresh): random bytes and the
+    /// time of this host, a generation number, and optionally a host name and the virtio-fs tag
+    /// to mount at `/run/ringfence/shared` (for a guest booted with `ringfence.share_later=1`).
+    /// Prints the generation and the guest's boot_id.
+    Refresh {
+        /// Chosen per clone, not 0; Health reports it from then on.
+        #[arg(long)]
+        generation: u64,
+        #[arg(long, default_value = "")]
+        hostname: String,
+        #[arg(long, default_value = "")]
+        share_tag: String,
+    },
+    /// Gives a guest interface an IPv4 address (and a default route), optionally a new MAC
+    /// address, and brings it up (ConfigureInterface).
+    Interface {
+        #[arg(long, default_value = "eth0")]
+        name: String,
+        /// ADDRESS/PREFIX.
+        #[arg(long)]
+        address: String,
+        #[arg(long, default_value = "")]
+        gateway: String,
+        #[arg(long, default_value_t = 0)]
+        mtu: u32,
+        /// aa:bb:cc:dd:ee:ff, set while the link is down.
+        #[arg(long, default_value = "")]
+        mac: String,
+    },
     /// Prints CPU and memory use (of a container, or of the guest).
     Stats {
         #[arg(long)]
@@ -229,13 +258,30 @@ async fn agent(
         .context("reaching the guest agent")?;
     match action {
         AgentAction::Health => println!(
-            "agent {} kernel {} uptime_ms {} containers {} processes {}",
+            "agent {} kernel {} uptime_ms {} containers {} processes {} generation {}",
             health.version,
             health.kernel_release,
             health.uptime_ms,
             health.containers,
-            health.processes
+            health.processes,
+            health.generation
         ),
+        AgentAction::Refresh { generation, hostname, share_tag } => {
+            let identity = guest_agent::client::CloneIdentity { generation, hostname, share_tag };
+            let r = guest_agent::client::refresh(&mut a, &identity).await?;
+            println!("generation {} boot_id {}", r.generation, r.boot_id);
+        }
+        AgentAction::Interface { name, address, gateway, mtu, mac } => {
+            a.configure_interface(proto::ConfigureInterfaceRequest {
+                name,
+                address,
+                gateway,
+                mtu,
+                mac,
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+        }
         AgentAction::Create { id, device, image_dir, mounts } => {
             let request = match image_dir {
                 Some(dir) => proto::CreateContainerRequest {
