@@ -3,59 +3,13 @@
 //! and `ringfence vm agent` (Refresh and a new MAC address as a snapshot's clone would get them
 //! included). Prints its timings.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn ringfence() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ringfence"))
-}
+#[path = "common/guest_lane.rs"]
+mod guest_lane;
 
-/// The guest kernel and the agent's initramfs, built once (cached across runs).
-fn guest_image() -> (String, String) {
-    let out = ringfence().args(["image", "kernel"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut lines = text.lines().map(str::to_owned);
-    (lines.next().unwrap(), lines.next().unwrap())
-}
-
-/// An ext4 image of a busybox root.
-fn busybox_disk(dir: &Path) -> PathBuf {
-    let img = dir.join("rootfs.img");
-    let out = ringfence().args(["image", "rootfs", "--busybox", "-o"]).arg(&img).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    img
-}
-
-const CMDLINE: &str = "console=ttyS0 reboot=k panic=1 io_delay=none";
-
-/// `ringfence dev nested-run --ringfence` with the guest files inside: (status, stdout, stderr).
-fn lane(dir: &Path, extra: &[&str], args: &[&str]) -> (Option<i32>, String, String) {
-    let (kernel, initrd) = guest_image();
-    let disk = busybox_disk(dir);
-    let out = ringfence()
-        .args([
-            "dev",
-            "nested-run",
-            "--ringfence",
-            "--timeout",
-            "300",
-            "--vmm",
-            env!("CARGO_BIN_EXE_ringfence-vmm"),
-        ])
-        .arg("--file")
-        .arg(format!("{kernel}:/guest/bzImage"))
-        .arg("--file")
-        .arg(format!("{initrd}:/guest/initrd"))
-        .arg("--file")
-        .arg(format!("{}:/guest/rootfs.img", disk.display()))
-        .args(extra)
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    (out.status.code(), stdout, String::from_utf8_lossy(&out.stderr).into_owned())
-}
+use guest_lane::{CMDLINE, lane};
 
 fn vm_run(dir: &Path, command: &[&str]) -> (Option<i32>, String, String) {
     let mut args = vec![
@@ -112,7 +66,7 @@ fn the_project_kernel_boots_to_the_agent_and_runs_a_command_from_the_rootfs_disk
     eprintln!(
         "microVM: {}; {} ({:.1} s in all)",
         boot_line(&stdout),
-        stderr.lines().rfind(|l| l.starts_with("lane: KVM")).unwrap_or_default(),
+        guest_lane::lane_kvm_line(&stderr),
         started.elapsed().as_secs_f64()
     );
 }
@@ -210,7 +164,7 @@ wait $vmm; echo "VMM $?"
     assert_eq!(line("VMM"), ["VMM 0"], "{stdout}");
     eprintln!(
         "microVM agent session: {h1}; {} ({:.1} s in all)",
-        stderr.lines().rfind(|l| l.starts_with("lane: KVM")).unwrap_or_default(),
+        guest_lane::lane_kvm_line(&stderr),
         started.elapsed().as_secs_f64()
     );
 }
@@ -254,7 +208,7 @@ cat /tmp/console.out
     assert!(stdout.contains("the console shell ended (exit code 5); shutting down"), "{stdout}");
     eprintln!(
         "microVM console: {} ({:.1} s in all)",
-        stderr.lines().rfind(|l| l.starts_with("lane: KVM")).unwrap_or_default(),
+        guest_lane::lane_kvm_line(&stderr),
         started.elapsed().as_secs_f64()
     );
 }
@@ -337,7 +291,7 @@ echo "VOLUME $(cat $S/vol/out)"
     );
     eprintln!(
         "microVM shared directory: {} ({:.1} s in all)",
-        stderr.lines().rfind(|l| l.starts_with("lane: KVM")).unwrap_or_default(),
+        guest_lane::lane_kvm_line(&stderr),
         started.elapsed().as_secs_f64()
     );
 }

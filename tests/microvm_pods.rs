@@ -6,6 +6,8 @@
 //! pods run on the host's node. Prints its timings.
 
 mod common;
+#[path = "common/guest_lane.rs"]
+mod guest_lane;
 #[path = "../images/tests/common/mod.rs"]
 mod image_common;
 #[path = "common/lane_node.rs"]

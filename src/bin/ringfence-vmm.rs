@@ -22,8 +22,9 @@ use vmm::vm::Program;
     args_override_self = true
 )]
 struct Args {
-    /// ELF (with or without a PVH note) or bzImage; boots right away, without an API.
-    #[arg(long, conflicts_with_all = ["api_sock", "config_file"])]
+    /// ELF (with or without a PVH note) or bzImage; boots right away (with --api-sock, the
+    /// API then serves the running machine: pause, snapshot, resume).
+    #[arg(long, conflicts_with = "config_file")]
     kernel: Option<PathBuf>,
     /// Serve the Firecracker-compatible API here and boot on `InstanceStart`.
     #[arg(long)]

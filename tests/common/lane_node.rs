@@ -20,23 +20,11 @@ pub struct LaneNode {
     output: Arc<Mutex<String>>,
 }
 
-/// The guest kernel and the agent's initramfs (`ringfence image kernel`: built once, cached).
-pub fn guest_image() -> (String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ringfence"))
-        .args(["image", "kernel"])
-        .output()
-        .expect("run ringfence image kernel");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).expect("paths");
-    let mut lines = text.lines().map(str::to_owned);
-    (lines.next().expect("kernel"), lines.next().expect("initramfs"))
-}
-
 impl LaneNode {
     /// Starts node `name` in the lane for cluster `c` (started with `--tls-san 10.0.2.2`),
     /// with `images` (name, OCI layout tar) in its store; returns once the Node is Ready.
     pub fn start(c: &Cluster, name: &str, images: &[(&str, &Path)]) -> LaneNode {
-        let (kernel, initrd) = guest_image();
+        let (kernel, initrd) = super::guest_lane::guest_image();
         // Pods boot the ELF vmlinux beside the bzImage (PVH entry), as nodes do by default.
         let kernel = Path::new(&kernel).with_file_name("vmlinux").display().to_string();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringfence"));

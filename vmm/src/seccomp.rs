@@ -144,9 +144,9 @@ fn allowed(kind: ThreadKind) -> Vec<(i64, Vec<SeccompRule>)> {
             plain.extend([SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_ctl, SYS_tgkill, SYS_ioctl]);
             plain.extend(device_io());
             // Snapshots: the state and memory files written (created, sized, renamed into
-            // place); the machine's state read through KVM's ioctls.
+            // place, a memfd's holes skipped); the machine's state read through KVM's ioctls.
             rules.extend(write_only_opens());
-            plain.extend([SYS_ftruncate, SYS_rename, SYS_renameat, SYS_renameat2]);
+            plain.extend([SYS_ftruncate, SYS_lseek, SYS_rename, SYS_renameat, SYS_renameat2]);
         }
         ThreadKind::Api => {
             // PUT /metrics opens its file: write-only opens, nothing else.

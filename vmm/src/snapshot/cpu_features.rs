@@ -9,7 +9,8 @@ use super::SnapshotError;
 /// Feature registers checked: (leaf, subleaf, register name, bits KVM changes at run time
 /// and so may differ from what it reports as supported).
 const FEATURES: &[(u32, u32, &str, u32)] = &[
-    (1, 0, "ecx", 1 << 27), // OSXSAVE follows the guest's CR4
+    // OSXSAVE follows the guest's CR4; the hypervisor bit is this VMM's own.
+    (1, 0, "ecx", 1 << 27 | 1 << 31),
     (1, 0, "edx", 0),
     (7, 0, "ebx", 0),
     (7, 0, "ecx", 1 << 4), // OSPKE follows the guest's CR4

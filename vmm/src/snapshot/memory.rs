@@ -33,33 +33,65 @@ pub fn write(mem: &GuestMem, size: u64, path: &Path) -> Result<u64, SnapshotErro
     let mut written = 0;
     let mut file_offset = 0u64;
     for (start, len) in layout::ram_ranges(size) {
-        let mut done = 0u64;
-        while done < len {
-            let n = (len - done).min(CHUNK as u64) as usize;
-            let chunk = &mut buf[..n];
-            mem.read_slice(chunk, GuestAddress(start + done))
-                .map_err(|e| SnapshotError::Io(format!("reading guest memory: {e}")))?;
-            // Runs of pages with data, written in one call each.
-            let mut page = 0;
-            while page < n {
-                if chunk[page..page + PAGE] == zero {
-                    page += PAGE;
-                    continue;
+        for (from, to) in touched(mem, start, len) {
+            // Whole pages (RAM ranges are page multiples).
+            let (mut done, to) =
+                (from / PAGE as u64 * PAGE as u64, to.next_multiple_of(PAGE as u64).min(len));
+            while done < to {
+                let n = (to - done).min(CHUNK as u64) as usize;
+                let chunk = &mut buf[..n];
+                mem.read_slice(chunk, GuestAddress(start + done))
+                    .map_err(|e| SnapshotError::Io(format!("reading guest memory: {e}")))?;
+                // Runs of pages with data, written in one call each.
+                let mut page = 0;
+                while page < n {
+                    if chunk[page..page + PAGE] == zero {
+                        page += PAGE;
+                        continue;
+                    }
+                    let run = page;
+                    while page < n && chunk[page..page + PAGE] != zero {
+                        page += PAGE;
+                    }
+                    file.write_all_at(&chunk[run..page], file_offset + done + run as u64)
+                        .map_err(io)?;
+                    written += (page - run) as u64;
                 }
-                let run = page;
-                while page < n && chunk[page..page + PAGE] != zero {
-                    page += PAGE;
-                }
-                file.write_all_at(&chunk[run..page], file_offset + done + run as u64)
-                    .map_err(io)?;
-                written += (page - run) as u64;
+                done += n as u64;
             }
-            done += n as u64;
         }
         file_offset += len;
     }
     file.sync_all().map_err(io)?;
     Ok(written)
+}
+
+/// The parts of the RAM range at `start` (`len` bytes) that may hold data, as offsets into
+/// the range: where guest memory is a shared file (a memfd), its data extents, so that
+/// memory the guest never touched is not even read; all of it otherwise (anonymous memory,
+/// or a private mapping whose written pages are not the file's).
+fn touched(mem: &GuestMem, start: u64, len: u64) -> Vec<(u64, u64)> {
+    use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
+    let all = vec![(0, len)];
+    let Some(region) = mem.find_region(GuestAddress(start)) else { return all };
+    let Some(fo) = region.file_offset() else { return all };
+    if region.flags() & libc::MAP_SHARED == 0 {
+        return all;
+    }
+    let base = fo.start();
+    let mut out = Vec::new();
+    let mut pos = base;
+    while pos < base + len {
+        match extent(fo.file(), pos) {
+            Ok(Some((data, hole))) if data < base + len => {
+                out.push((data - base, hole.min(base + len) - base));
+                pos = hole;
+            }
+            Ok(_) => break,
+            Err(_) => return all,
+        }
+    }
+    out
 }
 
 fn open_checked(path: &Path, size: u64) -> Result<File, SnapshotError> {
@@ -170,12 +202,15 @@ mod tests {
     #[test]
     fn memory_round_trips_sparse_privately_and_shared() {
         let size = 8 << 20;
-        let mem = crate::memory::create(size).unwrap();
-        mem.write_obj(0x1122_3344_u32, GuestAddress(0x1000)).unwrap();
-        mem.write_obj(0x5566_7788_u32, GuestAddress(size - 4)).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mem");
-        assert_eq!(write(&mem, size, &path).unwrap(), 2 * PAGE as u64, "only pages with data");
+        // A memfd's holes are skipped unread; anonymous memory is scanned for zero pages.
+        for backing in [Backing::Memfd, Backing::Anonymous] {
+            let mem = crate::memory::create_with(size, backing).unwrap();
+            mem.write_obj(0x1122_3344_u32, GuestAddress(0x1000)).unwrap();
+            mem.write_obj(0x5566_7788_u32, GuestAddress(size - 4)).unwrap();
+            assert_eq!(write(&mem, size, &path).unwrap(), 2 * PAGE as u64, "{backing:?}");
+        }
         for restored in [map_private(&path, size).unwrap(), copy_shared(&path, size).unwrap()] {
             assert_eq!(restored.read_obj::<u32>(GuestAddress(0x1000)).unwrap(), 0x1122_3344);
             assert_eq!(restored.read_obj::<u32>(GuestAddress(size - 4)).unwrap(), 0x5566_7788);
