@@ -221,8 +221,13 @@ fn scenario(c: &Cluster, class: &str, node: &str, lane: Option<&LaneNode>) -> f6
             assert_eq!(lane.leftover(what), 2, "{what} per pod: {}", lane.report());
         }
 
-        // A VMM killed (SIGKILL): its pod's containers end, a new sandbox boots, and the
-        // containers restart in it under the pod's restartPolicy.
+        // The node built a snapshot template of this guest in the background meanwhile.
+        let templated = eventually(Duration::from_secs(120), || lane.leftover("templates") == 1);
+        assert!(templated, "{class}: no template: {}", lane.report());
+
+        // A VMM killed (SIGKILL): its pod's containers end, a new sandbox starts (a clone of
+        // the template, with the pod's own identity), and the containers restart in it under
+        // the pod's restartPolicy.
         let before: i64 = names.iter().map(|n| restarts(c, n)).sum();
         let killed = lane.kill_a_vmm();
         assert!(killed.starts_with("killed"), "{killed}");
@@ -235,6 +240,11 @@ fn scenario(c: &Cluster, class: &str, node: &str, lane: Option<&LaneNode>) -> f6
         assert!(healed, "{class}: no recovery from a killed VMM:\n{}", dump(c));
         let vmms = eventually(Duration::from_secs(30), || lane.leftover("vmm") == 2);
         assert!(vmms, "{class}: {}", lane.report());
+        assert!(lane.leftover("restored") >= 1, "{class}: not restored: {}", lane.report());
+        for n in pods(c).iter().map(name) {
+            let host = c.ok(&["exec", &n, "-c", "web", "--", "hostname"]);
+            assert_eq!(host.trim(), n, "{class}: the clone's host name");
+        }
     }
 
     // Deleting the Deployment takes the pods, and their sandboxes, away.

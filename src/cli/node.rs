@@ -2,7 +2,7 @@
 //! `ringfence up` (a whole single-node cluster in one process tree).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -57,6 +57,11 @@ pub struct HandlerArgs {
     /// emulates guest kernel code).
     #[arg(long, default_value_t = 600)]
     pub microvm_boot_timeout: u64,
+    /// Start microVM pods as clones of a snapshot template (one per kernel, agent and
+    /// machine shape, built in the background the first time, kept in DATA_DIR/templates)
+    /// rather than booting each; `false`: every guest boots.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub microvm_templates: bool,
 }
 
 impl Default for HandlerArgs {
@@ -67,12 +72,13 @@ impl Default for HandlerArgs {
             guest_initrd: None,
             virtiofsd: "/usr/lib/qemu/virtiofsd".into(),
             microvm_boot_timeout: 600,
+            microvm_templates: true,
         }
     }
 }
 
 /// The handlers `args` names, built with the programs beside this binary.
-fn handlers(args: &HandlerArgs) -> anyhow::Result<Vec<Arc<dyn SandboxHandler>>> {
+fn handlers(args: &HandlerArgs, data_dir: &Path) -> anyhow::Result<Vec<Arc<dyn SandboxHandler>>> {
     let exe = std::env::current_exe().context("locating the ringfence binary")?;
     let mut out: Vec<Arc<dyn SandboxHandler>> = Vec::new();
     for name in &args.runtime_handlers {
@@ -92,6 +98,7 @@ fn handlers(args: &HandlerArgs) -> anyhow::Result<Vec<Arc<dyn SandboxHandler>>> 
                     gid: 65534,
                     overhead_mib: MICROVM_GUEST_OVERHEAD_MIB,
                     default_memory_mib: 256,
+                    templates: args.microvm_templates.then(|| data_dir.join("templates")),
                 };
                 out.push(Arc::new(MicrovmHandler::new(config)?));
             }
@@ -162,7 +169,7 @@ pub async fn start_cri(args: &CriArgs) -> anyhow::Result<Arc<CriRuntime>> {
     let images = orchestrator::cri::store_images::StoreImages::new(store);
     let network = PodNetwork::new(&args.bridge, &args.pod_cidr)?;
     network.ensure_bridge().context("setting up the pod bridge")?;
-    let handlers = handlers(&args.handlers)?;
+    let handlers = handlers(&args.handlers, &args.data_dir)?;
     let runtime =
         CriRuntime::new(&args.data_dir.join("cri"), Some(network), Arc::new(images), handlers);
     let streaming = StreamingServer::start(args.streaming, runtime.clone()).await?;

@@ -80,10 +80,18 @@ cat > /lane/report.sh <<'EOF'
 IP={ip}
 D=/tmp/node
 # busybox ps: PID USER COMMAND...; programs are told by their path.
-vmms() {{ busybox ps | awk '$3 == "/lane/ringfence-vmm" && ($2 == "65534" || $2 == "nobody") {{print $1}}'; }}
+# Pods' VMMs, not those booting snapshot templates (jailed under $D/templates).
+vmms() {{
+  busybox ps | awk '$3 == "/lane/ringfence-vmm" && ($2 == "65534" || $2 == "nobody") {{print $1}}' |
+    while read p; do readlink /proc/$p/root | grep -q /templates/ || echo $p; done
+}}
 echo "vmm $(vmms | wc -l)"
+echo "templates $(ls $D/templates 2>/dev/null | grep -vc building)"
+echo "restored $(grep -c 'microVM guest up.*restored.*true' /tmp/cri.log)"
+grep -E "template" /tmp/cri.log 2>/dev/null | tail -4 | sed 's/^/cri: /'
 echo "vmm-processes $(busybox ps | awk '$3 == "/lane/ringfence-vmm"' | wc -l)"
-echo "virtiofsd $(busybox ps | awk '$3 == "/lane/virtiofsd"' | wc -l)"
+echo "virtiofsd $(busybox ps | awk '$3 == "/lane/virtiofsd" {{print $1}}' |
+  while read p; do tr '\0' ' ' < /proc/$p/cmdline | grep -q /templates/ || echo $p; done | wc -l)"
 echo "netns $($IP netns list | wc -l)"
 echo "tap $( ($IP -o link; for n in $($IP netns list | cut -d' ' -f1); do $IP -n $n -o link; done) | grep -c tap)"
 echo "sandboxes $(ls $D/cri/sandboxes 2>/dev/null | wc -l)"

@@ -215,6 +215,8 @@ pub fn enter(config: &JailConfig) -> Result<(Vec<PathBuf>, Vec<PathBuf>), VmmErr
         check(libc::setgroups(0, std::ptr::null()), "setgroups")?;
         check(libc::setgid(config.gid), "setgid")?;
         check(libc::setuid(config.uid), "setuid")?;
+        // Changing credentials cleared the parent-death signal set after the fork: again.
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL), "parent-death signal")?;
         check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no new privileges")?;
     }
     let disks =

@@ -1,7 +1,8 @@
 //! One `ringfence-vmm` process described as data: the machine's [`VmResources`] (written as
-//! its config file, the same JSON Firecracker's `--config-file` takes), its jail, where its
-//! console goes and the network namespace it runs in. [`VmmLaunch::command`] is the only
-//! place that turns this into a command line.
+//! its config file, the same JSON Firecracker's `--config-file` takes) or the snapshot it is
+//! restored from (the body of PUT /snapshot/load), its jail, where its console goes and the
+//! network namespace it runs in. [`VmmLaunch::command`] is the only place that turns this
+//! into a command line.
 
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use vmm::resources::VmResources;
+use vmm::snapshot::LoadParams;
 
 use crate::cri::handler::Launcher;
 
@@ -23,10 +25,19 @@ pub struct Jail {
     pub cgroups: Vec<String>,
 }
 
+/// How the machine starts.
+#[derive(Debug, Clone)]
+pub enum Start {
+    Boot(VmResources),
+    Restore(LoadParams),
+}
+
 #[derive(Debug, Clone)]
 pub struct VmmLaunch {
     pub vmm: Launcher,
-    pub resources: VmResources,
+    pub start: Start,
+    /// Serve the API at the jail's root (`/api.sock`), to pause and snapshot the machine.
+    pub api: bool,
     pub jail: Option<Jail>,
     /// The serial console's output file.
     pub console: PathBuf,
@@ -35,14 +46,27 @@ pub struct VmmLaunch {
 }
 
 impl VmmLaunch {
-    /// Writes the config file into `dir` and returns the command that runs the machine.
+    /// Writes the config (or restore) file into `dir` and returns the command that runs the
+    /// machine.
     pub fn command(&self, dir: &Path) -> std::io::Result<Command> {
-        let config = dir.join("vm.json");
-        std::fs::write(&config, self.resources.to_json()).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("writing {}: {e}", config.display()))
+        let (flag, file, text) = match &self.start {
+            Start::Boot(r) => ("--config-file", dir.join("vm.json"), r.to_json()),
+            Start::Restore(p) => (
+                "--restore",
+                dir.join("restore.json"),
+                serde_json::to_string_pretty(p).map_err(std::io::Error::other)?,
+            ),
+        };
+        std::fs::write(&file, text).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("writing {}: {e}", file.display()))
         })?;
         let mut cmd = self.vmm.command();
-        cmd.arg("--config-file").arg(&config).arg("--no-api").arg("--serial").arg(&self.console);
+        cmd.arg(flag).arg(&file).arg("--serial").arg(&self.console);
+        match (self.api, &self.jail) {
+            (true, Some(_)) => cmd.args(["--api-sock", "/api.sock"]),
+            (true, None) => cmd.arg("--api-sock").arg(dir.join("api.sock")),
+            (false, _) => cmd.arg("--no-api"),
+        };
         if let Some(j) = &self.jail {
             cmd.arg("--jail").arg(&j.root).args([
                 "--uid",
@@ -87,7 +111,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let launch = VmmLaunch {
             vmm: Launcher::new("/usr/bin/ringfence-vmm", &[]),
-            resources: VmResources::default(),
+            start: Start::Boot(VmResources::default()),
+            api: false,
             jail: Some(Jail {
                 root: dir.path().join("jail"),
                 uid: 65534,
@@ -106,6 +131,6 @@ mod tests {
         assert!(args.contains(&"--no-api".to_owned()));
         let written = std::fs::read_to_string(dir.path().join("vm.json")).unwrap();
         let back: VmResources = serde_json::from_str(&written).unwrap();
-        assert_eq!(back, launch.resources);
+        assert!(matches!(launch.start, Start::Boot(r) if r == back));
     }
 }

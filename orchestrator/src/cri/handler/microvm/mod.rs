@@ -10,23 +10,30 @@
 //! - [`share`]: the shared directory and its daemon.
 //! - [`network`]: the pod's namespace handed to the guest.
 //! - [`sandbox`]: a running sandbox: containers and processes through the agent.
+//! - [`template`]: snapshot templates pods start from as clones, instead of booting.
 
 pub mod guest;
 pub mod launch;
 pub mod network;
 pub mod sandbox;
 pub mod share;
+pub mod template;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use guest_agent::client::{self, AgentClient};
+use guest_agent::proto;
 use vmm::api::{BootSource, Entropy, FsDevice, MachineConfig, NetworkInterface, Vsock};
 use vmm::resources::VmResources;
 
 use super::{Launcher, RunningSandbox, SandboxHandler, SandboxSetup};
 use crate::cri::CriError;
-use launch::{Jail, VmmLaunch};
+use launch::{Jail, Start, VmmLaunch};
 use sandbox::MicrovmSandbox;
+use template::{Template, TemplateKey, Templates};
 
 /// What the handler boots and with what.
 #[derive(Debug, Clone)]
@@ -48,6 +55,8 @@ pub struct MicrovmConfig {
     pub overhead_mib: u64,
     /// Guest memory of a pod without a memory limit.
     pub default_memory_mib: u64,
+    /// Where snapshot templates are kept; `None`: every pod's guest boots.
+    pub templates: Option<PathBuf>,
 }
 
 impl MicrovmConfig {
@@ -91,8 +100,29 @@ impl MicrovmConfig {
 
 pub struct MicrovmHandler {
     config: MicrovmConfig,
+    templates: Option<Arc<Templates>>,
     /// Drives the agents' connections; sandbox calls block on it from the runtime's threads.
     rt: Option<tokio::runtime::Runtime>,
+}
+
+/// Each clone's generation: distinct on this node (seeded from the clock, so also across
+/// restarts).
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+fn next_generation() -> u64 {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1);
+    let _ = GENERATION.compare_exchange(0, seed, Ordering::SeqCst, Ordering::SeqCst);
+    GENERATION.fetch_add(1, Ordering::SeqCst).max(1)
+}
+
+/// The guest being started for a sandbox, before it has answered.
+struct Starting {
+    guest: guest::GuestVm,
+    /// Restored from this template rather than booted.
+    template: Option<Template>,
 }
 
 impl MicrovmHandler {
@@ -102,7 +132,8 @@ impl MicrovmHandler {
             .thread_name("microvm-agents")
             .enable_all()
             .build()?;
-        Ok(MicrovmHandler { config, rt: Some(rt) })
+        let templates = config.templates.clone().map(|root| Arc::new(Templates::new(root)));
+        Ok(MicrovmHandler { config, templates, rt: Some(rt) })
     }
 
     fn handle(&self) -> Result<tokio::runtime::Handle, CriError> {
@@ -180,15 +211,95 @@ impl SandboxHandler for MicrovmHandler {
         let share_ms = began.elapsed().as_millis() as u64;
         let iface = s.network.map(|n| network::attach(n, c.uid, c.gid)).transpose()?;
         let network_ms = began.elapsed().as_millis() as u64 - share_ms;
+        let vcpus = s.cpus().unwrap_or(1).clamp(1, 32) as u8;
+        let key = TemplateKey { kernel, initrd, memory_mib: memory, vcpus };
+        let jail_config = Jail {
+            root: jail.clone(),
+            uid: c.uid,
+            gid: c.gid,
+            cgroups: s.cpu.map(|l| l.jail_limits()).unwrap_or_default(),
+        };
+        // A clone of the template where there is one (and the pod has a network to give
+        // it); a boot otherwise, and the fallback when a restore fails.
+        let mut started = None;
+        if let (Some(template), Some(i)) = (self.template_for(&key), iface.as_ref()) {
+            match self.restore(s, &rt, &template, &jail_config, &share, i) {
+                Ok((guest, agent)) => {
+                    started = Some((Starting { guest, template: Some(template) }, agent))
+                }
+                Err(e) => {
+                    tracing::warn!(sandbox = s.id, "starting from the template: {e}; booting")
+                }
+            }
+        }
+        let (starting, (agent, health)) = match started {
+            Some((starting, answered)) => (starting, answered),
+            None => {
+                let mut guest = self.boot(s, &key, &jail_config, &share, iface.as_ref())?;
+                match rt.block_on(guest.wait_agent(c.boot_timeout)) {
+                    Ok(a) => {
+                        self.ensure_template(&key);
+                        (Starting { guest, template: None }, a)
+                    }
+                    Err(e) => {
+                        guest.kill();
+                        let vmm_log = read_tail(&s.dir.join("vmm.log"));
+                        return Err(CriError::Sandbox(format!(
+                            "the guest did not come up: {e}{vmm_log}"
+                        )));
+                    }
+                }
+            }
+        };
+        tracing::info!(
+            sandbox = s.id,
+            kernel = health.kernel_release,
+            restored = starting.template.is_some(),
+            boot_ms = starting.guest.elapsed().as_millis() as u64,
+            guest_uptime_ms = health.uptime_ms,
+            share_ms,
+            network_ms,
+            total_ms = began.elapsed().as_millis() as u64,
+            "microVM guest up"
+        );
+        Ok(Box::new(MicrovmSandbox::new(rt, agent, starting.guest, share)))
+    }
+}
+
+impl MicrovmHandler {
+    /// The ready template for `key`, if templates are on and it is built.
+    fn template_for(&self, key: &TemplateKey) -> Option<Template> {
+        self.templates.as_ref()?.ready(key, &self.config.vmm.program)
+    }
+
+    /// After a guest of `key`'s shape booted: its template is built in the background if
+    /// there is none yet (after, not during, the boot a pod waits for).
+    fn ensure_template(&self, key: &TemplateKey) {
+        let Some(templates) = &self.templates else { return };
+        let vmm = &self.config.vmm.program;
+        if templates.ready(key, vmm).is_none() && templates.failure(key, vmm).is_none() {
+            templates.build_in_background(key.clone(), self.config.clone());
+        }
+    }
+
+    /// Starts the sandbox's VMM booting the guest.
+    fn boot(
+        &self,
+        s: &SandboxSetup,
+        key: &TemplateKey,
+        jail: &Jail,
+        share: &share::Share,
+        iface: Option<&network::GuestInterface>,
+    ) -> Result<guest::GuestVm, CriError> {
         let resources = VmResources {
             boot_source: Some(BootSource {
-                kernel_image_path: kernel,
-                boot_args: Some(cmdline(s.hostname, iface.as_ref())),
-                initrd_path: Some(initrd),
+                kernel_image_path: key.kernel.clone(),
+                boot_args: Some(cmdline(s.hostname, iface)),
+                initrd_path: Some(key.initrd.clone()),
             }),
             machine_config: MachineConfig {
-                vcpu_count: s.cpus().unwrap_or(1).clamp(1, 32) as u8,
-                mem_size_mib: memory,
+                vcpu_count: key.vcpus,
+                mem_size_mib: key.memory_mib,
                 ..Default::default()
             },
             drives: Vec::new(),
@@ -213,45 +324,92 @@ impl SandboxHandler for MicrovmHandler {
                 queue_size: 1024,
             }],
         };
+        self.spawn(s, Start::Boot(resources), jail)
+    }
+
+    fn spawn(
+        &self,
+        s: &SandboxSetup,
+        start: Start,
+        jail: &Jail,
+    ) -> Result<guest::GuestVm, CriError> {
         let launch = VmmLaunch {
-            vmm: c.vmm.clone(),
-            resources,
-            jail: Some(Jail {
-                root: jail.clone(),
-                uid: c.uid,
-                gid: c.gid,
-                cgroups: s.cpu.map(|l| l.jail_limits()).unwrap_or_default(),
-            }),
+            vmm: self.config.vmm.clone(),
+            start,
+            api: false,
+            jail: Some(jail.clone()),
             console: s.dir.join("console.log"),
             netns: s.network.map(|n| n.netns_path.clone()),
         };
-        let command = launch.command(s.dir).map_err(io("preparing the VMM"))?;
-        let mut guest = guest::GuestVm::spawn(
-            command,
-            sandbox::vsock_path(&jail),
-            Some(launch.console.clone()),
-        )
-        .map_err(|e| CriError::Sandbox(e.to_string()))?;
-        let answered = rt.block_on(guest.wait_agent(c.boot_timeout));
-        let (agent, health) = match answered {
-            Ok(a) => a,
+        let command = launch
+            .command(s.dir)
+            .map_err(|e| CriError::Sandbox(format!("preparing the VMM: {e}")))?;
+        guest::GuestVm::spawn(command, sandbox::vsock_path(&jail.root), Some(launch.console))
+            .map_err(|e| CriError::Sandbox(e.to_string()))
+    }
+
+    /// Starts the sandbox's VMM as a clone of `template` (its own tap, vsock socket and
+    /// virtiofsd), then gives the guest its identity: entropy, clock, host name, the share,
+    /// the pod's address and MAC.
+    fn restore(
+        &self,
+        s: &SandboxSetup,
+        rt: &tokio::runtime::Handle,
+        template: &Template,
+        jail: &Jail,
+        share: &share::Share,
+        iface: &network::GuestInterface,
+    ) -> Result<(guest::GuestVm, (AgentClient, proto::HealthResponse)), CriError> {
+        use vmm::snapshot::params::{BackendType, FsOverride, MemBackend, NetworkOverride};
+        let params = vmm::snapshot::LoadParams {
+            snapshot_path: template.snapshot.clone(),
+            mem_backend: Some(MemBackend {
+                backend_type: BackendType::File,
+                backend_path: template.memory.clone(),
+            }),
+            mem_file_path: None,
+            enable_diff_snapshots: false,
+            resume_vm: true,
+            network_overrides: vec![NetworkOverride {
+                iface_id: "eth0".into(),
+                host_dev_name: network::TAP.into(),
+            }],
+            vsock_override: None,
+            fs_overrides: vec![FsOverride { fs_id: "pod".into(), socket: share.socket().into() }],
+        };
+        let mut guest = self.spawn(s, Start::Restore(params), jail)?;
+        let identity = client::CloneIdentity {
+            generation: next_generation(),
+            hostname: s.hostname.to_owned(),
+            share_tag: share::TAG.into(),
+        };
+        let interface = proto::ConfigureInterfaceRequest {
+            name: "eth0".into(),
+            address: format!("{}/{}", iface.address, iface.prefix),
+            gateway: iface.gateway.to_string(),
+            mtu: 0,
+            mac: iface.mac.clone(),
+        };
+        let answered = rt.block_on(async {
+            let (mut agent, health) = guest
+                .wait_agent(template::RESTORE_TIMEOUT)
+                .await
+                .map_err(|e| CriError::Sandbox(e.to_string()))?;
+            client::refresh(&mut agent, &identity)
+                .await
+                .map_err(|e| CriError::Sandbox(format!("refreshing the clone: {e}")))?;
+            agent.configure_interface(interface).await.map_err(|e| {
+                CriError::Sandbox(format!("the clone's interface: {}", e.message()))
+            })?;
+            Ok::<_, CriError>((agent, health))
+        });
+        match answered {
+            Ok(a) => Ok((guest, a)),
             Err(e) => {
                 guest.kill();
-                let vmm_log = read_tail(&s.dir.join("vmm.log"));
-                return Err(CriError::Sandbox(format!("the guest did not come up: {e}{vmm_log}")));
+                Err(CriError::Sandbox(format!("{e}{}", read_tail(&s.dir.join("vmm.log")))))
             }
-        };
-        tracing::info!(
-            sandbox = s.id,
-            kernel = health.kernel_release,
-            boot_ms = guest.elapsed().as_millis() as u64,
-            guest_uptime_ms = health.uptime_ms,
-            share_ms,
-            network_ms,
-            total_ms = began.elapsed().as_millis() as u64,
-            "microVM guest up"
-        );
-        Ok(Box::new(MicrovmSandbox::new(rt, agent, guest, share)))
+        }
     }
 }
 
@@ -280,6 +438,7 @@ mod tests {
             gid: 65534,
             overhead_mib: 64,
             default_memory_mib: 256,
+            templates: None,
         }
     }
 

@@ -1,0 +1,300 @@
+//! Snapshot templates: per node, one guest per kernel, agent initramfs, VMM and machine shape
+//! (memory, vCPUs), booted once with its agent ready and snapshotted, from which pod
+//! sandboxes start as clones instead of booting (Firecracker's model; on nested hosts the
+//! difference between a boot and a restore is seconds). A template lives on disk under the
+//! node's data directory, keyed by a hash of its inputs (files by path, size and mtime), so
+//! that a rebuilt kernel, agent or VMM gets a new one and the old ones are removed. The first
+//! pod of a shape cold-boots while its template is built in the background.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+use vmm::api::{BootSource, Entropy, FsDevice, MachineConfig, NetworkInterface, Vsock};
+use vmm::resources::VmResources;
+
+use super::launch::{Jail, Start, VmmLaunch};
+use super::{MicrovmConfig, guest, share};
+use crate::cri::CriError;
+use crate::cri::network::batch;
+
+/// What a template is made from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TemplateKey {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub memory_mib: u64,
+    pub vcpus: u8,
+}
+
+/// A file's identity for the cache: its path, size and modification time.
+fn identity(path: &Path) -> String {
+    let meta = std::fs::metadata(path).ok();
+    let size = meta.as_ref().map(|m| m.len()).unwrap_or(0);
+    let mtime = meta
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}:{size}:{mtime}", path.display())
+}
+
+impl TemplateKey {
+    /// The inputs that make every template of this node differ: kernel, agent, VMM and the
+    /// snapshot format.
+    fn inputs(&self, vmm: &Path) -> String {
+        format!(
+            "{} {} {} v{}",
+            identity(&self.kernel),
+            identity(&self.initrd),
+            identity(vmm),
+            vmm::snapshot::format::VERSION
+        )
+    }
+
+    /// The template's directory name: the inputs' hash and the machine's shape.
+    fn dir_name(&self, vmm: &Path) -> String {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.inputs(vmm).hash(&mut h);
+        format!("{:016x}-{}m-{}c", h.finish(), self.memory_mib, self.vcpus)
+    }
+}
+
+/// A ready template's files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub snapshot: PathBuf,
+    pub memory: PathBuf,
+}
+
+enum Slot {
+    Building,
+    Failed(String),
+}
+
+/// The node's templates.
+pub struct Templates {
+    root: PathBuf,
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+const SNAPSHOT: &str = "vm.snap";
+const MEMORY: &str = "vm.mem";
+
+impl Templates {
+    pub fn new(root: PathBuf) -> Templates {
+        Templates { root, slots: Mutex::new(HashMap::new()) }
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The ready template for `key`, if there is one.
+    pub fn ready(&self, key: &TemplateKey, vmm: &Path) -> Option<Template> {
+        let dir = self.root.join(key.dir_name(vmm));
+        let t = Template { snapshot: dir.join(SNAPSHOT), memory: dir.join(MEMORY) };
+        (t.snapshot.is_file() && t.memory.is_file()).then_some(t)
+    }
+
+    /// Starts building the template for `key` on a thread of its own, unless one is being
+    /// built or failed already (a failure is not retried until the node restarts: it would
+    /// fail again, one boot per pod).
+    pub fn build_in_background(self: &Arc<Self>, key: TemplateKey, config: MicrovmConfig) {
+        let vmm = config.vmm.program.clone();
+        let name = key.dir_name(&vmm);
+        {
+            let mut slots = self.slots();
+            if slots.contains_key(&name) {
+                return;
+            }
+            slots.insert(name.clone(), Slot::Building);
+        }
+        let me = self.clone();
+        let spawned =
+            std::thread::Builder::new().name("microvm-template".into()).spawn(move || {
+                let started = std::time::Instant::now();
+                match me.build(&key, &config, &name) {
+                    Ok(()) => {
+                        me.slots().remove(&name);
+                        tracing::info!(
+                            template = name,
+                            ms = started.elapsed().as_millis() as u64,
+                            "microVM template ready: pods of this shape start from it"
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!(template = name, "no microVM template: {e}; pods cold-boot");
+                        me.slots().insert(name, Slot::Failed(e.to_string()));
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            self.slots().insert(self.root.display().to_string(), Slot::Failed(e.to_string()));
+        }
+    }
+
+    /// Why the template for `key` could not be built, if it could not.
+    pub fn failure(&self, key: &TemplateKey, vmm: &Path) -> Option<String> {
+        match self.slots().get(&key.dir_name(vmm)) {
+            Some(Slot::Failed(why)) => Some(why.clone()),
+            _ => None,
+        }
+    }
+
+    /// Boots the template's guest, snapshots it with its agent ready, and moves the files
+    /// into place; removes the templates of other inputs.
+    fn build(&self, key: &TemplateKey, c: &MicrovmConfig, name: &str) -> Result<(), CriError> {
+        let io = |what: &str, e: std::io::Error| CriError::Sandbox(format!("{what}: {e}"));
+        let work = self.root.join(format!("{name}.building"));
+        crate::cri::leftovers::remove_dir(&work);
+        std::fs::create_dir_all(work.join("jail")).map_err(|e| io("template directory", e))?;
+        let mut share = share::Share::start(
+            &c.virtiofsd,
+            &work.join("share"),
+            &work.join("fs.sock"),
+            &work.join("virtiofsd.log"),
+        )?;
+        // Its own tap in the node's namespace; clones are told theirs.
+        let tap = format!("rft{}", &name[..8]);
+        // One left by a build that was interrupted goes first.
+        let _ = batch("ip", None, &[format!("link del {tap}")]);
+        let made = batch(
+            "ip",
+            None,
+            &[format!("tuntap add dev {tap} mode tap user {} group {}", c.uid, c.gid)],
+        );
+        let built = made.and_then(|()| self.boot_and_snapshot(key, c, &work, &share, &tap));
+        let _ = batch("ip", None, &[format!("link del {tap}")]);
+        share.stop();
+        built?;
+        let dir = self.root.join(name);
+        crate::cri::leftovers::remove_dir(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| io("template directory", e))?;
+        for f in [SNAPSHOT, MEMORY] {
+            std::fs::rename(work.join("jail").join(f), dir.join(f))
+                .map_err(|e| io(&format!("moving the template's {f}"), e))?;
+        }
+        crate::cri::leftovers::remove_dir(&work);
+        self.remove_stale(&key.dir_name(&c.vmm.program)[..16]);
+        Ok(())
+    }
+
+    fn boot_and_snapshot(
+        &self,
+        key: &TemplateKey,
+        c: &MicrovmConfig,
+        work: &Path,
+        share: &share::Share,
+        tap: &str,
+    ) -> Result<(), CriError> {
+        let resources = VmResources {
+            boot_source: Some(BootSource {
+                kernel_image_path: key.kernel.clone(),
+                // The share is mounted by each clone, from its own daemon (Refresh).
+                boot_args: Some(format!(
+                    "console=ttyS0 reboot=k panic=1 io_delay=none ringfence.share={} \
+                     ringfence.share_later=1 ringfence.hostname=template",
+                    share::TAG
+                )),
+                initrd_path: Some(key.initrd.clone()),
+            }),
+            machine_config: MachineConfig {
+                vcpu_count: key.vcpus,
+                mem_size_mib: key.memory_mib,
+                ..Default::default()
+            },
+            drives: Vec::new(),
+            network_interfaces: vec![NetworkInterface {
+                iface_id: "eth0".into(),
+                host_dev_name: tap.into(),
+                guest_mac: Some("02:00:00:00:00:01".into()),
+                rx_rate_limiter: None,
+                tx_rate_limiter: None,
+            }],
+            vsock: Some(Vsock { vsock_id: None, guest_cid: 3, uds_path: PathBuf::from("/v.sock") }),
+            entropy: Some(Entropy::default()),
+            fs: vec![FsDevice {
+                fs_id: "pod".into(),
+                tag: share::TAG.into(),
+                socket: share.socket().to_owned(),
+                num_request_queues: 1,
+                queue_size: 1024,
+            }],
+        };
+        let jail = work.join("jail");
+        let launch = VmmLaunch {
+            vmm: c.vmm.clone(),
+            start: Start::Boot(resources),
+            api: true,
+            jail: Some(Jail { root: jail.clone(), uid: c.uid, gid: c.gid, cgroups: Vec::new() }),
+            console: work.join("console.log"),
+            netns: None,
+        };
+        let command = launch.command(work).map_err(|e| CriError::Sandbox(e.to_string()))?;
+        let mut vm = guest::GuestVm::spawn(command, jail.join("v.sock"), Some(launch.console))
+            .map_err(|e| CriError::Sandbox(e.to_string()))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CriError::Sandbox(e.to_string()))?;
+        let answered = rt.block_on(vm.wait_agent(c.boot_timeout));
+        let snapshot = answered.map_err(|e| CriError::Sandbox(e.to_string())).and_then(|_| {
+            // Paths inside the jail: the files land at its root.
+            vmm::api::client::snapshot(
+                &jail.join("api.sock"),
+                Path::new("/").join(SNAPSHOT).as_path(),
+                Path::new("/").join(MEMORY).as_path(),
+                false,
+            )
+            .map_err(|e| CriError::Sandbox(format!("snapshotting the template: {e}")))
+        });
+        vm.kill();
+        snapshot
+    }
+
+    /// Removes template directories whose inputs hash is not `current`.
+    fn remove_stale(&self, current: &str) {
+        let Ok(entries) = std::fs::read_dir(&self.root) else { return };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.starts_with(current) && !name.ends_with(".building") {
+                tracing::info!(template = name, "removing a template of older inputs");
+                crate::cri::leftovers::remove_dir(&e.path());
+            }
+        }
+    }
+}
+
+/// How long a clone may take to answer (it does not boot).
+pub const RESTORE_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_templates_name_changes_with_its_inputs_and_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let (k, i, v) = (dir.path().join("k"), dir.path().join("i"), dir.path().join("vmm"));
+        for f in [&k, &i, &v] {
+            std::fs::write(f, "x").unwrap();
+        }
+        let key = TemplateKey { kernel: k.clone(), initrd: i, memory_mib: 256, vcpus: 1 };
+        let name = key.dir_name(&v);
+        assert_eq!(name, key.dir_name(&v), "stable");
+        assert!(name.ends_with("-256m-1c"), "{name}");
+        assert_ne!(name, TemplateKey { memory_mib: 512, ..key.clone() }.dir_name(&v));
+        std::fs::write(&k, "a rebuilt kernel").unwrap();
+        assert_ne!(name[..16], key.dir_name(&v)[..16], "a rebuilt kernel is another template");
+        let templates = Templates::new(dir.path().join("templates"));
+        assert_eq!(templates.ready(&key, &v), None);
+        let ready = dir.path().join("templates").join(key.dir_name(&v));
+        std::fs::create_dir_all(&ready).unwrap();
+        std::fs::write(ready.join(SNAPSHOT), "s").unwrap();
+        std::fs::write(ready.join(MEMORY), "m").unwrap();
+        assert_eq!(templates.ready(&key, &v).map(|t| t.memory), Some(ready.join(MEMORY)));
+    }
+}
