@@ -1,8 +1,9 @@
-//! The project's Linux guest snapshotted with its agent ready and restored as clones, in the
-//! nested-SVM lane: each clone answers on its own vsock socket at once (no boot), carries on
-//! the template's uptime, takes a fresh identity from Refresh (entropy, host name, its own
-//! virtio-fs daemon's share mounted now) and runs containers; two clones' random numbers
-//! differ. Prints the snapshot, restore and first-answer times.
+//! The project's Linux guest snapshotted with its agent ready and restored as three clones at
+//! once, in the nested-SVM lane: each clone answers on its own vsock socket at once (no boot),
+//! carries on the template's uptime, takes a fresh identity from Refresh (entropy, host name,
+//! generation, its own virtio-fs daemon's share mounted now) and runs containers; the clones'
+//! random numbers differ; what the template wrote to a disk before the snapshot (flushed by
+//! it) reads back the same in each. Prints the snapshot, restore and first-answer times.
 
 #[path = "common/guest_lane.rs"]
 mod guest_lane;
@@ -25,26 +26,30 @@ S=/tmp/share
 mkdir -p $S/img/bin
 cp /bin/busybox $S/img/bin/busybox
 for a in sh cat head od tr hostname; do ln -s busybox $S/img/bin/$a; done
-for n in 0 1 2; do
+for n in 0 1 2 3; do
   /lane/virtiofsd --socket-path=/tmp/fs$n.sock -o source=$S -o sandbox=chroot -o log_level=warn &
 done
-for n in 0 1 2; do while [ ! -S /tmp/fs$n.sock ]; do sleep 0.05; done; done
-( sleep 200; {{ echo "WATCHDOG: still running after 200 s"; for n in 0 1 2; do tail -20 /tmp/console$n.log; done; }} >/dev/console; kill -9 $(pidof ringfence-vmm) ) >/dev/null 2>&1 &
+for n in 0 1 2 3; do while [ ! -S /tmp/fs$n.sock ]; do sleep 0.05; done; done
+dd if=/dev/zero of=/tmp/scratch.img bs=1M count=1 2>/dev/null
+( sleep 200; {{ echo "WATCHDOG: still running after 200 s"; for n in 0 1 2 3; do tail -20 /tmp/console$n.log; done; }} >/dev/console; kill -9 $(pidof ringfence-vmm) ) >/dev/null 2>&1 &
 agent() {{ /lane/ringfence vm agent --timeout 120 --vsock /tmp/v$1.sock "$@"; }}
 # The template: booted once, agent ready, the share not mounted (ringfence.share_later=1).
 /lane/ringfence-vmm --api-sock /tmp/api0.sock --kernel /guest/bzImage --initrd /guest/initrd \
   --vcpus 2 --mem 256 --vsock 3,/tmp/v0.sock --serial /tmp/console0.log --entropy \
-  --fs pod,/tmp/fs0.sock --net rf0,02:00:00:00:00:02 \
+  --fs pod,/tmp/fs0.sock --net rf0,02:00:00:00:00:02 --disk /guest/rootfs.img:ro --disk /tmp/scratch.img \
   --cmdline "{CMDLINE} ringfence.share=pod ringfence.share_later=1 ringfence.hostname=template" &
 vmm0=$!
 h=$(/lane/ringfence vm agent --timeout 120 --vsock /tmp/v0.sock health) || exit 1
 echo "TEMPLATE $h"
+# A container from the root disk, and a write to the scratch disk, before the snapshot.
+/lane/ringfence vm agent --vsock /tmp/v0.sock create --id t || exit 1
+/lane/ringfence vm agent --vsock /tmp/v0.sock exec --container t -- sh -c 'echo written-before-the-snapshot > /dev/vdb; sync' || exit 1
 t=$(ms)
 /lane/ringfence vm snapshot --api-sock /tmp/api0.sock --snapshot /tmp/t.snap --mem-file /tmp/t.mem || exit 1
 echo "SNAPSHOT 0 $(( $(ms) - t )) ms"
 kill $vmm0; wait $vmm0
 echo "MEMFILE $(du -k /tmp/t.mem | cut -f1) KiB of $(( $(stat -c %s /tmp/t.mem) / 1024 ))"
-for n in 1 2; do
+for n in 1 2 3; do
   t=$(ms)
   /lane/ringfence vm restore --snapshot /tmp/t.snap --mem-file /tmp/t.mem --resume \
     --vsock-override /tmp/v$n.sock --fs-override fs0=/tmp/fs$n.sock --net-override eth0=rf$n \
@@ -56,17 +61,19 @@ for n in 1 2; do
   echo "REFRESH$n $($A refresh --generation $n --hostname clone-$n --share-tag pod)"
   $A create --id c --image-dir /run/ringfence/shared/img; echo "CREATE$n $?"
 done
-for n in 1 2; do
+for n in 1 2 3; do
   A="/lane/ringfence vm agent --timeout 60 --vsock /tmp/v$n.sock"
+  echo "DISK$n $($A exec --container t -- head -n 1 /dev/vdb)"
   echo "RANDOM$n $($A exec --container c -- sh -c 'head -c 16 /dev/urandom | od -An -tx1 | tr -d " \n"')"
   echo "HOST$n $($A exec --container c -- hostname)"
   echo "HEALTH$n $($A health)"
 done
-for n in 1 2; do
+for n in 1 2 3; do
   /lane/ringfence vm agent --vsock /tmp/v$n.sock shutdown
 done
 wait $vmm1; echo "VMM1 $?"
 wait $vmm2; echo "VMM2 $?"
+wait $vmm3; echo "VMM3 $?"
 "#
         ),
     )
@@ -88,7 +95,7 @@ wait $vmm2; echo "VMM2 $?"
     };
     assert!(line("SNAPSHOT").starts_with("SNAPSHOT 0 "), "{stdout}\n{stderr}");
     let template_uptime = word(&line("TEMPLATE"), "uptime_ms");
-    for n in ["1", "2"] {
+    for n in ["1", "2", "3"] {
         let clone = line(&format!("CLONE{n} "));
         // A restore, not a boot: the guest's clock carries on from the template's.
         assert!(word(&clone, "uptime_ms") >= template_uptime, "{clone}\n{stdout}\n{stderr}");
@@ -101,16 +108,30 @@ wait $vmm2; echo "VMM2 $?"
         assert_eq!(line(&format!("HOST{n} ")), format!("HOST{n} clone-{n}"), "{stdout}");
         assert!(line(&format!("HEALTH{n} ")).ends_with(&format!("generation {n}")), "{stdout}");
         assert_eq!(line(&format!("VMM{n} ")), format!("VMM{n} 0"), "{stdout}\n{stderr}");
+        assert_eq!(
+            line(&format!("DISK{n} ")),
+            format!("DISK{n} written-before-the-snapshot"),
+            "{stdout}\n{stderr}"
+        );
     }
-    let (r1, r2) = (line("RANDOM1 "), line("RANDOM2 "));
-    assert_eq!(r1.len(), "RANDOM1 ".len() + 32, "{stdout}");
-    assert_ne!(r1["RANDOM1 ".len()..], r2["RANDOM2 ".len()..], "clones draw different numbers");
+    let random: Vec<String> = ["1", "2", "3"]
+        .iter()
+        .map(|n| {
+            line(&format!("RANDOM{n} ")).split_whitespace().nth(1).unwrap_or_default().to_owned()
+        })
+        .collect();
+    assert!(random.iter().all(|r| r.len() == 32), "{stdout}");
+    assert!(
+        random[0] != random[1] && random[1] != random[2] && random[0] != random[2],
+        "clones draw different numbers: {random:?}"
+    );
     eprintln!(
-        "microVM snapshot: {}; {}; clone 1: {}; clone 2: {}; {} ({:.1} s in all)",
+        "microVM snapshot: {}; {}; restore -> agent: {}, {}, {} ms; {} ({:.1} s in all)",
         line("SNAPSHOT"),
         line("MEMFILE"),
-        line("CLONE1 ").split(" ms").next().unwrap_or_default(),
-        line("CLONE2 ").split(" ms").next().unwrap_or_default(),
+        word(&line("CLONE1 "), "CLONE1"),
+        word(&line("CLONE2 "), "CLONE2"),
+        word(&line("CLONE3 "), "CLONE3"),
         guest_lane::lane_kvm_line(&stderr),
         started.elapsed().as_secs_f64()
     );

@@ -1,10 +1,13 @@
 //! Snapshots through `ringfence-vmm`'s API with a tiny guest that prints the alphabet over and
-//! over from a register: a restored machine carries on from the letter after the last one
-//! printed before the pause (registers, memory and devices came back), clones of one snapshot
-//! run side by side, and bad snapshots are refused with a clear error without harming the
-//! VMM that was asked to load them.
+//! over, "aAbBcC...": the small letter from a register, the capital from a counter in guest
+//! memory. A restored machine carries on with the letter after the last one printed before
+//! the pause (registers and memory came back), clones of one snapshot run side by side, a Diff
+//! snapshot holds only the page the guest wrote since the Full one and, laid over it, restores
+//! the later state; bad snapshots are refused with a clear error without harming the VMM that
+//! was asked to load them.
 
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -14,12 +17,16 @@ use vmm::api::client;
 
 const T: Duration = Duration::from_secs(30);
 
-/// mov dx, 0x3f8; mov bl, 'a'
-/// l: mov al, bl; out dx, al; inc bl; cmp bl, 'z'+1; jne s; mov bl, 'a'
-/// s: mov ecx, 0x20000; d: loop d; jmp l
-const ALPHABET: [u8; 27] = [
-    0x66, 0xba, 0xf8, 0x03, 0xb3, b'a', 0x88, 0xd8, 0xee, 0xfe, 0xc3, 0x80, 0xfb, 0x7b, 0x75, 0x02,
-    0xb3, b'a', 0xb9, 0x00, 0x00, 0x02, 0x00, 0xe2, 0xfe, 0xeb, 0xeb,
+/// mov dx, 0x3f8; mov bl, 'a'; mov byte [0x500000], 'A'
+/// l:  mov al, bl; out dx, al; inc bl; cmp bl, 'z'+1; jne s1; mov bl, 'a'
+/// s1: mov al, [0x500000]; out dx, al; inc al; cmp al, 'Z'+1; jne s2; mov al, 'A'
+/// s2: mov [0x500000], al; mov ecx, 0x20000; d: loop d; jmp l
+#[rustfmt::skip]
+const ALPHABET: [u8; 53] = [
+    0x66, 0xba, 0xf8, 0x03, 0xb3, b'a', 0xc6, 0x05, 0x00, 0x00, 0x50, 0x00, b'A',
+    /* l */ 0x88, 0xd8, 0xee, 0xfe, 0xc3, 0x80, 0xfb, 0x7b, 0x75, 0x02, 0xb3, b'a',
+    /* s1 */ 0xa0, 0x00, 0x00, 0x50, 0x00, 0xee, 0xfe, 0xc0, 0x3c, 0x5b, 0x75, 0x02, 0xb0, b'A',
+    /* s2 */ 0xa2, 0x00, 0x00, 0x50, 0x00, 0xb9, 0x00, 0x00, 0x02, 0x00, 0xe2, 0xfe, 0xeb, 0xd8,
 ];
 
 /// A VMM process and what it has printed so far.
@@ -88,8 +95,14 @@ impl Drop for Vmm {
     }
 }
 
+/// What the guest prints after `letter`: its capital after a small letter (the counter in
+/// memory keeps step with the register), the next small letter after a capital.
 fn next(letter: u8) -> u8 {
-    if letter == b'z' { b'a' } else { letter + 1 }
+    match letter {
+        b'a'..=b'z' => letter.to_ascii_uppercase(),
+        b'Z' => b'a',
+        _ => letter.to_ascii_lowercase() + 1,
+    }
 }
 
 fn load(snapshot: &Path, memory: &Path, resume: bool) -> serde_json::Value {
@@ -106,7 +119,7 @@ fn snapshot_of_a_running_guest(dir: &Path) -> (PathBuf, PathBuf, u8) {
     std::fs::write(&kernel, vmm::tiny::pvh_elf(&ALPHABET)).unwrap();
     let config = dir.join("vm.json");
     let text = format!(
-        r#"{{"boot-source":{{"kernel_image_path":"{}"}},"machine-config":{{"vcpu_count":1,"mem_size_mib":16}},"entropy":{{}}}}"#,
+        r#"{{"boot-source":{{"kernel_image_path":"{}"}},"machine-config":{{"vcpu_count":1,"mem_size_mib":16,"track_dirty_pages":true}},"entropy":{{}}}}"#,
         kernel.display()
     );
     std::fs::write(&config, text).unwrap();
@@ -120,11 +133,6 @@ fn snapshot_of_a_running_guest(dir: &Path) -> (PathBuf, PathBuf, u8) {
     assert!(running.unwrap_err().contains("pause"), "a running machine is not snapshotted");
     vm.patch_vm("Paused");
     let printed = vm.printed();
-    let diff = vm.put(
-        "/snapshot/create",
-        serde_json::json!({"snapshot_type": "Diff", "snapshot_path": snapshot, "mem_file_path": memory}),
-    );
-    assert!(diff.unwrap_err().contains("Full"), "diff snapshots are refused, saying why");
     let started = Instant::now();
     vm.put(
         "/snapshot/create",
@@ -142,7 +150,6 @@ fn a_restored_guest_carries_on_where_it_was_paused_and_clones_share_its_memory()
     let dir = tempfile::tempdir().unwrap();
     let (snapshot, memory, last) = snapshot_of_a_running_guest(dir.path());
     let meta = std::fs::metadata(&memory).unwrap();
-    use std::os::unix::fs::MetadataExt;
     assert_eq!(meta.len(), 16 << 20);
     assert!(meta.blocks() * 512 < 1 << 20, "the memory file is sparse: {} blocks", meta.blocks());
 
@@ -156,6 +163,7 @@ fn a_restored_guest_carries_on_where_it_was_paused_and_clones_share_its_memory()
     a.wait_for_output(3);
     let first = a.printed()[0];
     assert_eq!(first, next(last), "the restored guest goes on after {:?}", last as char);
+    assert_eq!(a.printed()[1], next(first), "the counter in memory came back too");
     for w in a.printed().windows(2) {
         assert_eq!(w[1], next(w[0]), "in order: {:?}", String::from_utf8_lossy(&a.printed()));
     }
@@ -172,6 +180,58 @@ fn a_restored_guest_carries_on_where_it_was_paused_and_clones_share_its_memory()
             .contains("not started"),
         "a started VMM loads no snapshot"
     );
+}
+
+#[test]
+fn a_diff_snapshot_holds_the_pages_written_since_and_restores_over_its_base() {
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = dir.path().join("alphabet.elf");
+    std::fs::write(&kernel, vmm::tiny::pvh_elf(&ALPHABET)).unwrap();
+    let vm = Vmm::spawn(
+        &dir.path().join("a.sock"),
+        &["--kernel", kernel.to_str().unwrap(), "--mem", "16"],
+    );
+    vm.wait_for_output(10);
+    vm.patch_vm("Paused");
+    let (full, base) = (dir.path().join("full.snap"), dir.path().join("base.mem"));
+    let create = |kind: &str, snap: &Path, mem: &Path| serde_json::json!({"snapshot_type": kind, "snapshot_path": snap, "mem_file_path": mem});
+    // Without dirty page tracking (the command line's machine has none), no Diff.
+    let e = vm.put("/snapshot/create", create("Diff", &full, &base)).unwrap_err();
+    assert!(e.contains("track_dirty_pages"), "{e}");
+    vm.put("/snapshot/create", create("Full", &full, &base)).unwrap();
+    drop(vm);
+
+    // Restored with tracking: it runs on, is paused, and a Diff is taken.
+    let vm = Vmm::spawn(&dir.path().join("b.sock"), &[]);
+    let mut body = load(&full, &base, true);
+    body["enable_diff_snapshots"] = true.into();
+    vm.put("/snapshot/load", body).unwrap();
+    vm.wait_for_output(20);
+    vm.patch_vm("Paused");
+    let last = *vm.printed().last().unwrap();
+    let (later, diff) = (dir.path().join("later.snap"), dir.path().join("diff.mem"));
+    vm.put("/snapshot/create", create("Diff", &later, &diff)).unwrap();
+    drop(vm);
+    let meta = std::fs::metadata(&diff).unwrap();
+    assert_eq!(meta.len(), 16 << 20);
+    // The counter's page, and nothing else: the guest writes no other.
+    assert_eq!(meta.blocks() * 512, 4096, "{} KiB in the diff", meta.blocks() / 2);
+
+    let merged = dir.path().join("merged.mem");
+    std::fs::copy(&base, &merged).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringfence"))
+        .args(["vm", "rebase-memory", "--base"])
+        .arg(&merged)
+        .arg("--diff")
+        .arg(&diff)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let vm = Vmm::spawn(&dir.path().join("c.sock"), &[]);
+    vm.put("/snapshot/load", load(&later, &merged, true)).unwrap();
+    vm.wait_for_output(1);
+    assert_eq!(vm.printed()[0], next(last), "the Diff's registers");
+    assert_eq!(vm.printed()[1], next(next(last)), "the Diff's memory");
 }
 
 #[test]

@@ -6,6 +6,7 @@ pub mod pods;
 pub mod process;
 pub mod scheduler;
 pub mod sentry;
+pub mod snapshot;
 pub mod stats;
 pub mod virtio;
 pub mod vmm;

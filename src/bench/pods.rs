@@ -26,7 +26,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, WatchEvent};
-use orchestrator::api::request::ListOptions;
+use orchestrator::api::request::{DeleteOptions, ListOptions};
 use orchestrator::kube::Kube;
 use orchestrator::kube::https::HttpsClient;
 use serde_json::json;
@@ -136,7 +136,7 @@ impl Drop for Up {
 }
 
 /// The `i`-th pod of a batch: `sleep` in runtime class `class`, with a memory limit if given.
-fn pod(i: usize, class: &str, memory: Option<&str>) -> Pod {
+fn pod(i: usize, class: &str, batch: &str, memory: Option<&str>) -> Pod {
     let resources = memory.map(|m| k8s_openapi::api::core::v1::ResourceRequirements {
         limits: Some(
             [(
@@ -157,9 +157,9 @@ fn pod(i: usize, class: &str, memory: Option<&str>) -> Pod {
     };
     Pod {
         metadata: ObjectMeta {
-            name: Some(format!("bench-{class}-{i}")),
+            name: Some(format!("bench-{batch}-{i}")),
             namespace: Some("default".into()),
-            labels: Some([("app".to_owned(), format!("bench-{class}"))].into()),
+            labels: Some([("app".to_owned(), format!("bench-{batch}"))].into()),
             ..Default::default()
         },
         spec: Some(PodSpec {
@@ -181,7 +181,7 @@ pub fn run(cfg: &PodsBenchConfig) -> anyhow::Result<Report> {
     let runtime = tokio::runtime::Runtime::new()?;
     let latencies = runtime.block_on(async {
         let kube = connect(&kubeconfig).await?;
-        measure(&kube, cfg.pods, cfg.rate, "sentry", None).await
+        measure(&kube, cfg.pods, cfg.rate, "sentry", "sentry", None).await
     })?;
     // Let the sandboxes settle to idle before reading their memory.
     std::thread::sleep(Duration::from_secs(2));
@@ -248,12 +248,14 @@ async fn runtime_class(kube: &Kube, class: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Creates `pods` pods of `class` at `rate` per second and times each to Running.
+/// Creates `pods` pods of `class` (named after `batch`) at `rate` per second and times each
+/// to Running.
 async fn measure(
     kube: &Kube,
     pods: usize,
     rate: f64,
     class: &str,
+    batch: &str,
     memory: Option<&str>,
 ) -> anyhow::Result<Samples> {
     runtime_class(kube, class).await?;
@@ -265,6 +267,7 @@ async fn measure(
     let creator = {
         let (kube, sent, n, rate) = (kube.clone(), sent.clone(), pods, rate.max(0.1));
         let (class, memory) = (class.to_owned(), memory.map(str::to_owned));
+        let batch = batch.to_owned();
         tokio::spawn(async move {
             let start = Instant::now();
             let mut tasks = Vec::new();
@@ -272,7 +275,7 @@ async fn measure(
                 let due = start + Duration::from_secs_f64(i as f64 / rate);
                 tokio::time::sleep_until(due.into()).await;
                 let (kube, sent) = (kube.clone(), sent.clone());
-                let p = pod(i, &class, memory.as_deref());
+                let p = pod(i, &class, &batch, memory.as_deref());
                 tasks.push(tokio::spawn(async move {
                     let name = p.metadata.name.clone().unwrap_or_default();
                     sent.lock()
@@ -294,7 +297,7 @@ async fn measure(
         ProgressStyle::with_template("{msg:>16} {bar:30} {pos}/{len}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    bar.set_message(format!("{class} pods running"));
+    bar.set_message(format!("{batch} pods running"));
     let mut samples = Samples::default();
     let mut running = std::collections::HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(300 + (pods as f64 / rate) as u64);
@@ -387,73 +390,159 @@ pub fn run_microvm(cfg: &MicrovmBenchConfig) -> anyhow::Result<Vec<Row>> {
         Up::start(&data, &["--tls-san", "10.0.2.2", "--runtime-handlers", "sentry"])?;
     import(&data, &image)?;
     let (kernel, initrd) = crate::lane::node::last_guest()?;
-    let spec = crate::lane::node::NodeSpec {
-        name: "bench-microvm".into(),
+    let runtime = tokio::runtime::Runtime::new()?;
+    let kube = runtime.block_on(connect(&kubeconfig))?;
+    let spec = |name: &str, templates: bool| crate::lane::node::NodeSpec {
+        name: name.into(),
         kubeconfig: kubeconfig.clone(),
-        images: vec![("bench:1".into(), image_tar)],
-        kernel,
-        initrd,
+        images: vec![("bench:1".into(), image_tar.clone())],
+        kernel: kernel.clone(),
+        initrd: initrd.clone(),
         transport: cfg.transport,
         timeout: Duration::from_secs(1800),
         boot_timeout: Duration::from_secs(600),
+        templates,
     };
-    let node = crate::lane::node::LaneNode::start(&spec)?;
-    let runtime = tokio::runtime::Runtime::new()?;
-    let kube = runtime.block_on(connect(&kubeconfig))?;
-    runtime.block_on(wait_node_ready(&kube, &spec.name))?;
+    let pss_of = |node: &crate::lane::node::LaneNode| -> anyhow::Result<u64> {
+        let report = node.report()?;
+        crate::lane::node::parse_report(&report)
+            .into_iter()
+            .find(|(k, _)| k == "sandbox-pss-kib")
+            .map(|(_, v)| v)
+            .with_context(|| format!("no memory in the node's report:\n{report}"))
+    };
+    let per_pod = |kib: u64| Some(kib as f64 / 1024.0 / cfg.pods as f64);
 
+    // Every guest boots: a node without templates, and bare boots of the same guest.
+    let booting = crate::lane::node::LaneNode::start(&spec("bench-boot", false))?;
+    runtime.block_on(wait_node_ready(&kube, "bench-boot"))?;
     let mut boots = Samples::default();
     for _ in 0..cfg.boots.max(1) {
-        boots.push(node.bare_boot()?);
+        boots.push(booting.bare_boot()?);
     }
-    let mut micro = runtime.block_on(measure(
+    let mut booted = runtime.block_on(measure(
         &kube,
         cfg.pods,
         cfg.rate,
         "microvm",
+        "booted",
         Some(MICROVM_POD_MEMORY),
     ))?;
     std::thread::sleep(Duration::from_secs(3));
-    let report = node.report()?;
-    let pss_kib = crate::lane::node::parse_report(&report)
-        .into_iter()
-        .find(|(k, _)| k == "sandbox-pss-kib")
-        .map(|(_, v)| v)
-        .with_context(|| format!("no memory in the node's report:\n{report}"))?;
+    let booted_pss = pss_of(&booting)?;
+    finish(booting)?;
+    runtime.block_on(forget_node(&kube, "bench-boot", "booted"))?;
+
+    // Clones of the node's template, built after a first pod of the same shape booted.
+    let cloning = crate::lane::node::LaneNode::start(&spec("bench-clone", true))?;
+    runtime.block_on(wait_node_ready(&kube, "bench-clone"))?;
+    runtime.block_on(measure(&kube, 1, 1.0, "microvm", "warmup", Some(MICROVM_POD_MEMORY)))?;
+    wait_for_template(&cloning)?;
+    runtime.block_on(delete_batch(&kube, "warmup"))?;
+    let mut cloned = runtime.block_on(measure(
+        &kube,
+        cfg.pods,
+        cfg.rate,
+        "microvm",
+        "cloned",
+        Some(MICROVM_POD_MEMORY),
+    ))?;
+    std::thread::sleep(Duration::from_secs(3));
+    let cloned_pss = pss_of(&cloning)?;
+    finish(cloning)?;
+    runtime.block_on(forget_node(&kube, "bench-clone", "cloned"))?;
+
     let pss_before = process::tree_pss_kib(up.0.id()).saturating_sub(own_pss_kib(up.0.id()));
-    let mut sentry =
-        runtime.block_on(measure(&kube, cfg.pods, cfg.rate, "sentry", Some(MICROVM_POD_MEMORY)))?;
+    let mut sentry = runtime.block_on(measure(
+        &kube,
+        cfg.pods,
+        cfg.rate,
+        "sentry",
+        "sentry",
+        Some(MICROVM_POD_MEMORY),
+    ))?;
     std::thread::sleep(Duration::from_secs(3));
     let pss_after = process::tree_pss_kib(up.0.id()).saturating_sub(own_pss_kib(up.0.id()));
+    drop(up);
+    let row = |name, samples: &mut Samples, pss| Row {
+        name,
+        count: samples.len(),
+        p50_ms: samples.percentile_ms(50.0),
+        p99_ms: samples.percentile_ms(99.0),
+        pss_mib_per_pod: pss,
+    };
+    Ok(vec![
+        row("microvm pods, booted", &mut booted, per_pod(booted_pss)),
+        row("microvm pods, template clones", &mut cloned, per_pod(cloned_pss)),
+        row("sentry pods", &mut sentry, per_pod(pss_after.saturating_sub(pss_before))),
+        row("bare vm boot to agent", &mut boots, None),
+    ])
+}
+
+/// Stops a lane node, which must end cleanly.
+fn finish(node: crate::lane::node::LaneNode) -> anyhow::Result<()> {
     let out = node.stop()?;
     if out.exit_code != 0 {
         bail!("the microVM node ended with {}:\n{}", out.exit_code, out.output);
     }
-    drop(up);
-    let per_pod = |kib: u64| Some(kib as f64 / 1024.0 / cfg.pods as f64);
-    Ok(vec![
-        Row {
-            name: "microvm pods",
-            count: cfg.pods,
-            p50_ms: micro.percentile_ms(50.0),
-            p99_ms: micro.percentile_ms(99.0),
-            pss_mib_per_pod: per_pod(pss_kib),
-        },
-        Row {
-            name: "sentry pods",
-            count: cfg.pods,
-            p50_ms: sentry.percentile_ms(50.0),
-            p99_ms: sentry.percentile_ms(99.0),
-            pss_mib_per_pod: per_pod(pss_after.saturating_sub(pss_before)),
-        },
-        Row {
-            name: "bare vm boot to agent",
-            count: boots.len(),
-            p50_ms: boots.percentile_ms(50.0),
-            p99_ms: boots.percentile_ms(99.0),
-            pss_mib_per_pod: None,
-        },
-    ])
+    Ok(())
+}
+
+/// Waits (up to 5 minutes) for the node to report a ready snapshot template.
+fn wait_for_template(node: &crate::lane::node::LaneNode) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        let report = node.report()?;
+        let ready = crate::lane::node::parse_report(&report)
+            .iter()
+            .any(|(k, v)| k == "templates" && *v > 0);
+        if ready {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    bail!("the node built no template within 5 minutes:\n{}", node.report()?)
+}
+
+fn batch_selector(batch: &str) -> anyhow::Result<orchestrator::api::selector::LabelSelector> {
+    orchestrator::api::selector::LabelSelector::parse(&format!("app=bench-{batch}"))
+        .map_err(|e| anyhow::anyhow!("selector: {e}"))
+}
+
+/// Deletes the pods of `batch` and waits until they are gone.
+async fn delete_batch(kube: &Kube, batch: &str) -> anyhow::Result<()> {
+    let selected = ListOptions { label_selector: batch_selector(batch)?, ..Default::default() };
+    let (pods, _) = kube.list_selected::<Pod>(Some("default"), selected.clone()).await?;
+    for p in pods {
+        let name = p.metadata.name.unwrap_or_default();
+        let now = DeleteOptions { grace_period: Some(0), ..Default::default() };
+        kube.delete::<Pod>(Some("default"), &name, now)
+            .await
+            .with_context(|| format!("deleting pod {name}"))?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if kube.list_selected::<Pod>(Some("default"), selected.clone()).await?.0.is_empty() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("the {batch} pods were not deleted within 2 minutes")
+}
+
+/// Removes a stopped lane node and the pods it held from the cluster.
+async fn forget_node(kube: &Kube, node: &str, batch: &str) -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::Node;
+    let _ = kube.delete::<Node>(None, node, DeleteOptions::default()).await;
+    // Pods bound to a node that is gone are removed without it.
+    let selected = ListOptions { label_selector: batch_selector(batch)?, ..Default::default() };
+    let (pods, _) = kube.list_selected::<Pod>(Some("default"), selected).await?;
+    for p in pods {
+        let name = p.metadata.name.unwrap_or_default();
+        let now = DeleteOptions { grace_period: Some(0), ..Default::default() };
+        let _ = kube.delete::<Pod>(Some("default"), &name, now).await;
+    }
+    Ok(())
 }
 
 /// Waits for Node `name` to report Ready.

@@ -26,6 +26,19 @@ pub enum BenchCommand {
     /// The virtio devices through the mock queue: blk requests/s and GiB/s, net frames/s,
     /// the cost of a rate-limiter decision; against the same system calls made directly.
     Virtio(VirtioArgs),
+    /// The project's Linux guest booted N times and restored N times from a snapshot of one:
+    /// snapshot time and size, start -> agent answering, PSS per VM.
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(Args)]
+pub struct SnapshotArgs {
+    /// Boots, and restores, each.
+    #[arg(long, default_value_t = 5)]
+    vms: usize,
+    /// Where: `nested` (the lane) or `direct` (this host's KVM).
+    #[arg(long, value_enum, env = "RINGFENCE_LANE", default_value = "nested")]
+    transport: crate::lane::Transport,
 }
 
 #[derive(Args)]
@@ -143,6 +156,11 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Lane(a) => {
             let rows = crate::bench::lane::run(a.runs.max(1), a.transport)?;
             print!("{}", crate::bench::lane::render(&rows));
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Snapshot(a) => {
+            let report = crate::bench::snapshot::run(a.vms.max(1), a.transport)?;
+            print!("{}", crate::bench::snapshot::render(&report, a.transport));
             Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Virtio(a) => {

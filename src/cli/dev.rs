@@ -49,6 +49,9 @@ pub struct LaneNodeArgs {
     /// emulates guest kernel code and the transport is direct).
     #[arg(long, default_value_t = 120)]
     microvm_boot_timeout: u64,
+    /// Start pods as clones of snapshot templates (see `ringfence node --help`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    microvm_templates: bool,
     #[arg(long, value_enum, env = "RINGFENCE_LANE", default_value = "nested")]
     transport: lane::Transport,
 }
@@ -72,6 +75,7 @@ fn lane_node(a: LaneNodeArgs) -> anyhow::Result<ExitCode> {
         transport: a.transport,
         timeout: Duration::from_secs(a.timeout),
         boot_timeout: Duration::from_secs(a.microvm_boot_timeout),
+        templates: a.microvm_templates,
     };
     let node = lane::node::LaneNode::start(&spec)?;
     let p = node.ports();

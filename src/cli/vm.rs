@@ -39,6 +39,19 @@ pub enum VmCommand {
         mem_file: PathBuf,
         #[arg(long)]
         resume: bool,
+        /// Only the pages written since the last snapshot (the machine tracks dirty pages:
+        /// machine-config `track_dirty_pages`, or restored with `enable_diff_snapshots`); lay
+        /// the memory file over its base with `rebase-memory` before restoring.
+        #[arg(long)]
+        diff: bool,
+    },
+    /// Lays a Diff snapshot's memory file over its base's memory file (which becomes the
+    /// memory as of the Diff snapshot).
+    RebaseMemory {
+        #[arg(long)]
+        base: PathBuf,
+        #[arg(long)]
+        diff: PathBuf,
     },
     /// Starts a microVM from a snapshot instead of booting it: its memory file mapped
     /// copy-on-write (clones of one snapshot share it), its devices those of the snapshot,
@@ -162,15 +175,24 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
 
 pub fn run(cmd: VmCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        VmCommand::Snapshot { api_sock, snapshot, mem_file, resume } => {
+        VmCommand::Snapshot { api_sock, snapshot, mem_file, resume, diff } => {
             let started = std::time::Instant::now();
-            vmm::api::client::snapshot(&api_sock, &snapshot, &mem_file, resume)?;
+            let kind = match diff {
+                true => vmm::snapshot::SnapshotType::Diff,
+                false => vmm::snapshot::SnapshotType::Full,
+            };
+            vmm::api::client::snapshot(&api_sock, kind, &snapshot, &mem_file, resume)?;
             println!(
                 "snapshot {} and memory {} written in {} ms",
                 snapshot.display(),
                 mem_file.display(),
                 started.elapsed().as_millis()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        VmCommand::RebaseMemory { base, diff } => {
+            let copied = vmm::snapshot::memory::apply_diff(&diff, &base)?;
+            println!("{} KiB of {} laid over {}", copied >> 10, diff.display(), base.display());
             Ok(ExitCode::SUCCESS)
         }
         VmCommand::Restore {

@@ -42,6 +42,8 @@ pub struct NodeSpec {
     pub timeout: Duration,
     /// How long a pod's guest may take to boot to its agent.
     pub boot_timeout: Duration,
+    /// Start pods as clones of snapshot templates (`--microvm-templates`).
+    pub templates: bool,
 }
 
 pub struct LaneNode {
@@ -140,7 +142,8 @@ for image in /lane/images/*; do
 done
 /lane/ringfence cri --socket $D/cri.sock --data-dir $D --pod-cidr {POD_CIDR} --bridge rf0 \
   --runtime-handlers microvm --guest-kernel /guest/kernel --guest-initrd /guest/initrd \
-  --virtiofsd /lane/virtiofsd --microvm-boot-timeout {boot_s} > /tmp/cri.log 2>&1 &
+  --virtiofsd /lane/virtiofsd --microvm-boot-timeout {boot_s} --microvm-templates {templates} \
+  > /tmp/cri.log 2>&1 &
 cri=$!
 /lane/ringfence node --name {name} --kubeconfig /lane/kubeconfig --cri-socket $D/cri.sock \
   --address 127.0.0.1 --listen-address 0.0.0.0 --port {node_port} --pod-cidr {POD_CIDR} \
@@ -156,6 +159,7 @@ echo "--- node log"; tail -40 /tmp/node.log
 "#,
         name = spec.name,
         boot_s = spec.boot_timeout.as_secs(),
+        templates = spec.templates,
         // Real iproute2 first: copied into the outer VM, or the host's own.
         path = match spec.transport {
             Transport::Nested => "/lane/bin:$PATH",

@@ -91,4 +91,9 @@ pub trait VirtioDevice: Send {
     /// The machine was restored from a snapshot and this device re-activated: tell the driver
     /// what did not survive (vsock connections).
     fn restored(&mut self) {}
+    /// Before a snapshot of the paused machine: whatever the device wrote on the host reaches
+    /// stable storage (a disk's writes), so that the snapshot's disks match its memory.
+    fn quiesce(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

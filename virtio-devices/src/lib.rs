@@ -3,6 +3,7 @@
 //! checked once ([`queue::gather`]) before a device reads a byte of them.
 //!
 //! - [`device`]: the [`VirtioDevice`] trait, queue setup and the interrupt a device raises.
+//! - [`dirty`]: the guest pages devices write (for Diff snapshots).
 //! - [`queue`]: queues built from the driver's setup, chains gathered and checked, completion.
 //! - [`active`]: what an activated device holds (memory, queues, interrupt).
 //! - [`iov`]: chain buffers as host memory; vectored file I/O straight into guest memory.
@@ -19,6 +20,7 @@
 pub mod active;
 pub mod block;
 pub mod device;
+pub mod dirty;
 pub mod fs;
 #[cfg(feature = "testing")]
 pub mod fuzz_seeds;

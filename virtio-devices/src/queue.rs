@@ -88,7 +88,28 @@ where
         // The iterator stops quietly on a loop or a bad index: the last buffer still says
         // "next".
         Some(d) if d.has_next() => Err(ChainError::Truncated),
-        Some(_) => Ok(()),
+        Some(_) => {
+            if crate::dirty::tracking() {
+                for b in out.iter().filter(|b| b.writable) {
+                    crate::dirty::mark(b.addr.0, u64::from(b.len));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Records the device-writable buffers of a chain a device parses itself (vsock's packets) as
+/// written, for Diff snapshots.
+pub fn mark_writable<M>(chain: &DescriptorChain<M>)
+where
+    M: std::ops::Deref + Clone,
+    M::Target: vm_memory::GuestMemory,
+{
+    if crate::dirty::tracking() {
+        for d in chain.clone().filter(|d| d.is_write_only()) {
+            crate::dirty::mark(d.addr().0, u64::from(d.len()));
+        }
     }
 }
 
@@ -108,6 +129,10 @@ pub fn pop<'m>(q: &mut Queue, mem: &'m GuestMem) -> Option<DescriptorChain<&'m G
 pub fn complete(q: &mut Queue, mem: &GuestMem, head: u16, len: u32) {
     if let Err(e) = q.add_used(mem, head, len) {
         tracing::warn!("virtio queue: returning a chain: {e}");
+    }
+    if crate::dirty::tracking() {
+        // flags, idx, the ring, avail_event.
+        crate::dirty::mark(q.used_ring(), 6 + 8 * u64::from(q.size()));
     }
 }
 

@@ -121,8 +121,9 @@ pub fn create_with(size: u64, backing: Backing) -> Result<GuestMem, VmmError> {
     }
 }
 
-/// Makes every region of `mem` guest-physical memory of `vm`.
-pub fn register(vm: &VmFd, mem: &GuestMem) -> Result<(), VmmError> {
+/// Makes every region of `mem` guest-physical memory of `vm` (slot i for region i), with
+/// KVM logging the pages vCPUs write when `log_dirty`.
+pub fn register(vm: &VmFd, mem: &GuestMem, log_dirty: bool) -> Result<(), VmmError> {
     for (slot, region) in mem.iter().enumerate() {
         let host = mem
             .get_host_address(region.start_addr())
@@ -132,7 +133,7 @@ pub fn register(vm: &VmFd, mem: &GuestMem) -> Result<(), VmmError> {
             guest_phys_addr: region.start_addr().raw_value(),
             memory_size: region.len(),
             userspace_addr: host as u64,
-            flags: 0,
+            flags: if log_dirty { kvm_bindings::KVM_MEM_LOG_DIRTY_PAGES } else { 0 },
         };
         // SAFETY: the region stays mapped as long as `mem`, which the VM keeps alive.
         unsafe { vm.set_user_memory_region(r) }?;

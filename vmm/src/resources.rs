@@ -101,9 +101,6 @@ impl MachineConfig {
         if self.smt {
             return fail("SMT is not supported".into());
         }
-        if self.track_dirty_pages {
-            return fail("dirty page tracking is not supported".into());
-        }
         if self.huge_pages == HugePages::TwoMiB && !self.mem_size_mib.is_multiple_of(2) {
             return fail("with huge_pages 2M, mem_size_mib must be even".into());
         }
@@ -233,6 +230,7 @@ impl VmResources {
         let m = &self.machine_config;
         let mut config = VmConfig::new(m.mem_size_mib << 20, opts.serial);
         config.resources = Some(recorded);
+        config.track_dirty_pages = m.track_dirty_pages;
         config.serial_input = opts.serial_input;
         config.vcpus = m.vcpu_count;
         config.seccomp = opts.seccomp;

@@ -195,6 +195,11 @@ impl MmioTransport {
         self.status = v;
     }
 
+    /// Flushes what the device wrote on the host (before a snapshot).
+    pub fn quiesce(&self) -> std::io::Result<()> {
+        self.dev().quiesce()
+    }
+
     /// Registers and queue progress, for a snapshot of a paused machine. A device that does
     /// not track its progress (a vhost-user one) is taken to have used all it took: the used
     /// ring's index in guest memory stands for both.

@@ -59,6 +59,8 @@ pub struct VmConfig {
     pub control: Arc<crate::control::MachineControl>,
     /// What the machine is built from, recorded in its snapshots (none for tiny programs).
     pub resources: Option<crate::resources::VmResources>,
+    /// Record the pages written (by vCPUs and devices) for Diff snapshots.
+    pub track_dirty_pages: bool,
 }
 
 /// Where the `index`-th virtio-mmio device lives: (window address, IRQ).
@@ -132,6 +134,7 @@ impl VmConfig {
             seccomp: false,
             control: Arc::new(crate::control::MachineControl::new()),
             resources: None,
+            track_dirty_pages: false,
         }
     }
 }
@@ -169,7 +172,10 @@ pub fn run_with(
         Some(r) => r.memory.clone(),
         None => memory::create_with(config.memory_bytes, config.memory_backing)?,
     };
-    memory::register(&vm, &mem)?;
+    memory::register(&vm, &mem, config.track_dirty_pages)?;
+    if config.track_dirty_pages {
+        virtio_devices::dirty::start();
+    }
     let mut boot_arg = 0;
     let mut irqchip = false;
     let entry = match program {
@@ -398,6 +404,7 @@ pub fn run_with(
         serial: uart,
         keyboard,
         resources: if irqchip { config.resources.clone() } else { None },
+        track_dirty_pages: config.track_dirty_pages,
     };
     events.add_subscriber(Arc::new(Mutex::new(crate::snapshot::take::SnapshotWorker {
         wake,

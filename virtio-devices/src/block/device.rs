@@ -353,6 +353,10 @@ impl VirtioDevice for Block {
         self.limiter.as_ref().map(RateLimiter::timer_fd)
     }
 
+    fn quiesce(&mut self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+
     fn queue_positions(&self) -> Option<Vec<crate::QueuePosition>> {
         self.active.as_ref().map(crate::active::Active::positions)
     }

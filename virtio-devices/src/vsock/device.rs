@@ -116,6 +116,7 @@ impl Vsock {
         while self.muxer.has_work() {
             let Some(mut chain) = queue::pop(q, mem) else { break };
             let head = chain.head_index();
+            queue::mark_writable(&chain);
             let mut pkt = match VsockPacket::from_rx_virtq_chain(mem, &mut chain, MAX_PAYLOAD) {
                 Ok(p) => p,
                 Err(e) => {
@@ -234,6 +235,7 @@ impl VirtioDevice for Vsock {
         for d in chain {
             if d.is_write_only() && d.len() >= 4 {
                 use vm_memory::Bytes;
+                crate::dirty::mark(d.addr().0, 4);
                 if mem.write_obj(EVENT_TRANSPORT_RESET.to_le(), d.addr()).is_ok() {
                     written = 4;
                 }

@@ -73,6 +73,7 @@ pub fn expect_ok(
 /// Pauses the machine, snapshots it to `snapshot` and `memory`, and resumes it if asked.
 pub fn snapshot(
     sock: &Path,
+    kind: crate::snapshot::SnapshotType,
     snapshot: &Path,
     memory: &Path,
     resume: bool,
@@ -80,7 +81,7 @@ pub fn snapshot(
     let t = Duration::from_secs(120);
     expect_ok(sock, "PATCH", "/vm", &serde_json::json!({"state": "Paused"}), t)?;
     let create = serde_json::json!({
-        "snapshot_type": "Full",
+        "snapshot_type": kind,
         "snapshot_path": snapshot,
         "mem_file_path": memory,
     });

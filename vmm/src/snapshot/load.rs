@@ -18,19 +18,20 @@ impl Restore {
     /// Reads and checks the snapshot `params` names, applies its overrides, and maps its
     /// memory. Nothing is started; a refusal leaves nothing behind.
     pub fn open(params: &LoadParams) -> Result<Restore, SnapshotError> {
-        if params.enable_diff_snapshots {
-            return Err(SnapshotError::Invalid(
-                "diff snapshots are not supported by this VMM yet; take Full ones".into(),
-            ));
-        }
         let memory_file = params.memory_file().map_err(SnapshotError::Invalid)?;
         let mut state = format::read(&params.snapshot_path)?;
-        if state.diff {
+        // (A Diff snapshot's state is whole; its memory file must have been laid over its
+        // base first, `ringfence vm rebase-memory`, as with Firecracker's snapshot-editor.)
+        apply_overrides(&mut state.resources, params)?;
+        if params.enable_diff_snapshots && !state.resources.fs.is_empty() {
             return Err(SnapshotError::Invalid(
-                "this is a Diff snapshot: merge its memory onto its base first".into(),
+                "enable_diff_snapshots: a machine with a shared directory takes Full snapshots \
+                 only"
+                    .into(),
             ));
         }
-        apply_overrides(&mut state.resources, params)?;
+        // Pages written from now on are recorded for Diff snapshots only if asked.
+        state.resources.machine_config.track_dirty_pages = params.enable_diff_snapshots;
         check_shape(&state)?;
         let kvm = kvm_ioctls::Kvm::new().map_err(|e| SnapshotError::Kvm(e.to_string()))?;
         let supported = kvm

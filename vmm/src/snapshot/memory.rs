@@ -66,6 +66,84 @@ pub fn write(mem: &GuestMem, size: u64, path: &Path) -> Result<u64, SnapshotErro
     Ok(written)
 }
 
+/// Writes the pages of `pages` (guest address >> 12) to a sparse file at `path` of the
+/// memory's size, each at its place and as it is (a page zeroed since is written as zeros):
+/// the memory of a Diff snapshot, to lay over its base with [`apply_diff`]. Returns the bytes
+/// written.
+pub fn write_pages(
+    mem: &GuestMem,
+    size: u64,
+    path: &Path,
+    pages: &std::collections::BTreeSet<u64>,
+) -> Result<u64, SnapshotError> {
+    let io = |e: std::io::Error| SnapshotError::Io(format!("writing {}: {e}", path.display()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(io)?;
+    file.set_len(size).map_err(io)?;
+    let ranges = layout::ram_ranges(size);
+    let mut page = [0u8; PAGE];
+    let mut written = 0;
+    for &p in pages {
+        let gpa = p << 12;
+        let Some(offset) = file_offset(&ranges, gpa) else { continue };
+        mem.read_slice(&mut page, GuestAddress(gpa))
+            .map_err(|e| SnapshotError::Io(format!("reading guest memory: {e}")))?;
+        file.write_all_at(&page, offset).map_err(io)?;
+        written += PAGE as u64;
+    }
+    file.sync_all().map_err(io)?;
+    Ok(written)
+}
+
+/// Where guest address `gpa` lies in a memory file, if it is RAM.
+fn file_offset(ranges: &[(u64, u64)], gpa: u64) -> Option<u64> {
+    let mut base = 0;
+    for &(start, len) in ranges {
+        if gpa >= start && gpa < start + len {
+            return Some(base + gpa - start);
+        }
+        base += len;
+    }
+    None
+}
+
+/// Lays a Diff snapshot's memory file over its base's (the Full snapshot's it followed, or
+/// the file the machine was restored from): the base becomes the memory at the Diff.
+pub fn apply_diff(diff: &Path, base: &Path) -> Result<u64, SnapshotError> {
+    let io = |e: std::io::Error| {
+        SnapshotError::Io(format!("{} onto {}: {e}", diff.display(), base.display()))
+    };
+    let d = File::open(diff).map_err(io)?;
+    let b = std::fs::OpenOptions::new().write(true).open(base).map_err(io)?;
+    let (dl, bl) = (d.metadata().map_err(io)?.len(), b.metadata().map_err(io)?.len());
+    if dl != bl {
+        return Err(SnapshotError::MemoryFileSize { path: diff.into(), found: dl, expected: bl });
+    }
+    let mut buf = vec![0u8; CHUNK];
+    let mut copied = 0;
+    let mut pos = 0;
+    while let Some((data, hole)) = extent(&d, pos).map_err(io)? {
+        let mut at = data;
+        while at < hole.min(dl) {
+            let n = (hole.min(dl) - at).min(CHUNK as u64) as usize;
+            d.read_exact_at(&mut buf[..n], at).map_err(io)?;
+            b.write_all_at(&buf[..n], at).map_err(io)?;
+            at += n as u64;
+            copied += n as u64;
+        }
+        pos = hole;
+        if pos >= dl {
+            break;
+        }
+    }
+    b.sync_all().map_err(io)?;
+    Ok(copied)
+}
+
 /// The parts of the RAM range at `start` (`len` bytes) that may hold data, as offsets into
 /// the range: where guest memory is a shared file (a memfd), its data extents, so that
 /// memory the guest never touched is not even read; all of it otherwise (anonymous memory,

@@ -245,6 +245,7 @@ impl Templates {
             // Paths inside the jail: the files land at its root.
             vmm::api::client::snapshot(
                 &jail.join("api.sock"),
+                vmm::snapshot::SnapshotType::Full,
                 Path::new("/").join(SNAPSHOT).as_path(),
                 Path::new("/").join(MEMORY).as_path(),
                 false,

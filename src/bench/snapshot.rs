@@ -1,0 +1,158 @@
+//! `ringfence bench snapshot`: the project's Linux guest, booted to its agent N times and
+//! restored from a snapshot of one of them N times, in the same place (one outer VM of the
+//! nested-SVM lane, or this host with `--transport direct`): snapshot time and size, start ->
+//! agent answering for boots and for restores, and PSS per VM with all N running (clones
+//! share the snapshot's pages).
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::lane;
+
+/// What restore -> agent is judged against: this fraction of cold boot -> agent.
+pub const RESTORE_TARGET: f64 = 0.1;
+/// What a clone's PSS is judged against: this fraction of a booted VM's.
+pub const PSS_TARGET: f64 = 0.3;
+
+pub struct Report {
+    pub vms: usize,
+    pub boot_ms: Vec<f64>,
+    pub restore_ms: Vec<f64>,
+    pub boot_pss_kib: u64,
+    pub clone_pss_kib: u64,
+    pub snapshot_ms: f64,
+    pub state_kib: u64,
+    pub memory_kib: u64,
+    pub memory_data_kib: u64,
+}
+
+const CMDLINE: &str = "console=ttyS0 reboot=k panic=1 io_delay=none";
+
+/// The outer VM's script: N boots (each timed to the agent's first answer, all left running),
+/// their PSS; a snapshot of the first; all stopped; N restores (timed the same way), their
+/// PSS.
+fn script(vms: usize) -> String {
+    format!(
+        r#"#!/bin/sh
+ms() {{ awk '{{printf "%d", $1 * 1000}}' /proc/uptime; }}
+pss() {{ t=0; for p in "$@"; do k=$(awk '/^Pss:/ {{print $2}}' /proc/$p/smaps_rollup); t=$((t + ${{k:-0}})); done; echo $t; }}
+agent() {{ /lane/ringfence vm agent --timeout 600 --vsock /tmp/v$1.sock health >/dev/null; }}
+pids=""
+for n in $(seq 1 {vms}); do
+  t=$(ms)
+  /lane/ringfence-vmm --api-sock /tmp/api$n.sock --kernel /guest/kernel --initrd /guest/initrd \
+    --mem 256 --vsock 3,/tmp/v$n.sock --serial /tmp/console$n.log --entropy --cmdline "{CMDLINE}" &
+  pids="$pids $!"
+  agent $n || {{ echo "BOOT-FAILED $n"; tail -20 /tmp/console$n.log; exit 1; }}
+  echo "BOOT $n $(( $(ms) - t ))"
+done
+sleep 1
+echo "BOOTPSS $(pss $pids)"
+t=$(ms)
+/lane/ringfence vm snapshot --api-sock /tmp/api1.sock --snapshot /tmp/t.snap --mem-file /tmp/t.mem >/dev/null || exit 1
+echo "SNAPSHOT $(( $(ms) - t )) $(stat -c %s /tmp/t.snap) $(stat -c %s /tmp/t.mem) $(du -k /tmp/t.mem | cut -f1)"
+kill $pids; wait
+pids=""
+for n in $(seq 1 {vms}); do
+  printf '{{"snapshot_path":"/tmp/t.snap","mem_backend":{{"backend_type":"File","backend_path":"/tmp/t.mem"}},"resume_vm":true,"vsock_override":{{"uds_path":"/tmp/c%s.sock"}}}}' $n > /tmp/restore$n.json
+  t=$(ms)
+  /lane/ringfence-vmm --restore /tmp/restore$n.json --no-api --serial /tmp/clone$n.log &
+  pids="$pids $!"
+  /lane/ringfence vm agent --timeout 60 --vsock /tmp/c$n.sock health >/dev/null || {{ echo "RESTORE-FAILED $n"; exit 1; }}
+  echo "RESTORE $n $(( $(ms) - t ))"
+done
+sleep 1
+echo "CLONEPSS $(pss $pids)"
+kill $pids; wait
+"#
+    )
+}
+
+pub fn run(vms: usize, transport: lane::Transport) -> anyhow::Result<Report> {
+    let (kernel, initrd) = lane::node::last_guest()?;
+    let boot_limit = if transport == lane::Transport::Direct { 600 } else { 120 };
+    let out = lane::execute(&lane::Run {
+        vmm: lane::default_vmm()?,
+        ringfence: Some(std::env::current_exe()?),
+        args: Vec::new(),
+        files: vec![(kernel, "/guest/kernel".into()), (initrd, "/guest/initrd".into())],
+        sums: Vec::new(),
+        script: Some(script(vms)),
+        timeout: Duration::from_secs(120 + boot_limit * vms as u64),
+        transport,
+        forwards: Vec::new(),
+        host_ports: Vec::new(),
+    })?;
+    let text = &out.output;
+    if text.contains("-FAILED") || out.exit_code != 0 {
+        bail!("the run failed ({}):\n{text}", out.exit_code);
+    }
+    let fields = |tag: &str| -> Vec<Vec<f64>> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(tag))
+            .map(|rest| rest.split_whitespace().filter_map(|w| w.parse().ok()).collect())
+            .collect()
+    };
+    let timings = |tag: &str| -> Vec<f64> {
+        fields(tag).into_iter().filter_map(|f| f.get(1).copied()).collect()
+    };
+    let one = |tag: &str| -> anyhow::Result<Vec<f64>> {
+        fields(tag).into_iter().next().with_context(|| format!("no {tag} in:\n{text}"))
+    };
+    let snap = one("SNAPSHOT ")?;
+    let (boot_ms, restore_ms) = (timings("BOOT "), timings("RESTORE "));
+    if boot_ms.len() != vms || restore_ms.len() != vms || snap.len() < 4 {
+        bail!("incomplete results:\n{text}");
+    }
+    Ok(Report {
+        vms,
+        boot_ms,
+        restore_ms,
+        boot_pss_kib: one("BOOTPSS ")?.first().copied().unwrap_or(0.0) as u64,
+        clone_pss_kib: one("CLONEPSS ")?.first().copied().unwrap_or(0.0) as u64,
+        snapshot_ms: snap[0],
+        state_kib: snap[1] as u64 / 1024,
+        memory_kib: snap[2] as u64 / 1024,
+        memory_data_kib: snap[3] as u64,
+    })
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn max(v: &[f64]) -> f64 {
+    v.iter().copied().fold(0.0, f64::max)
+}
+
+pub fn render(r: &Report, transport: lane::Transport) -> String {
+    let place = match transport {
+        lane::Transport::Nested => "one outer VM of the nested-SVM lane",
+        lane::Transport::Direct => "this host's KVM",
+    };
+    let (boot, restore) = (median(&r.boot_ms), median(&r.restore_ms));
+    let per_vm = |kib: u64| kib as f64 / 1024.0 / r.vms as f64;
+    let (boot_pss, clone_pss) = (per_vm(r.boot_pss_kib), per_vm(r.clone_pss_kib));
+    format!(
+        "The project's guest (256 MiB, 1 vCPU, agent as PID 1) in {place}: {n} boots and {n} \
+         restores of a snapshot of one of them; start -> agent answering, PSS per VM with all \
+         {n} running\n\n\
+         | what | count | p50 ms | max ms | vs cold boot (target {RESTORE_TARGET}x) | PSS MiB per VM | vs cold boot (target {PSS_TARGET}x) |\n\
+         |---|---|---|---|---|---|---|\n\
+         | cold boot -> agent | {n} | {boot:.0} | {bmax:.0} | 1.00x | {boot_pss:.1} | 1.00x |\n\
+         | restore -> agent | {n} | {restore:.0} | {rmax:.0} | {rratio:.3}x | {clone_pss:.1} | {pratio:.2}x |\n\n\
+         snapshot: {snap:.0} ms to write; state {state} KiB; memory file {mem} MiB, {data} MiB of it data\n",
+        n = r.vms,
+        bmax = max(&r.boot_ms),
+        rmax = max(&r.restore_ms),
+        rratio = restore / boot.max(1.0),
+        pratio = clone_pss / boot_pss.max(0.001),
+        snap = r.snapshot_ms,
+        state = r.state_kib,
+        mem = r.memory_kib / 1024,
+        data = r.memory_data_kib / 1024,
+    )
+}
