@@ -68,6 +68,19 @@ struct Queue {
     used: u64,
 }
 
+impl Queue {
+    /// What the device is activated with, resuming at `position`.
+    fn config(&self, position: QueuePosition) -> QueueConfig {
+        QueueConfig {
+            size: self.size,
+            desc: self.desc,
+            avail: self.avail,
+            used: self.used,
+            position,
+        }
+    }
+}
+
 pub struct MmioTransport {
     device: Arc<Mutex<dyn VirtioDevice>>,
     mem: GuestMem,
@@ -176,13 +189,7 @@ impl MmioTransport {
                 .queues
                 .iter()
                 .filter(|q| q.ready)
-                .map(|q| QueueConfig {
-                    size: q.size,
-                    desc: q.desc,
-                    avail: q.avail,
-                    used: q.used,
-                    ..Default::default()
-                })
+                .map(|q| q.config(QueuePosition::default()))
                 .collect();
             let interrupt: Arc<dyn Interrupt> = self.interrupt.clone();
             let mem = self.mem.clone();
@@ -265,35 +272,22 @@ impl MmioTransport {
         self.driver_features = s.driver_features;
         self.queue_sel = s.queue_sel;
         self.config_generation = s.config_generation;
-        self.queues = s
-            .queues
-            .iter()
-            .map(|q| Queue {
-                size: q.size,
-                ready: q.ready,
-                desc: q.desc,
-                avail: q.avail,
-                used: q.used,
-            })
-            .collect();
+        let queue = |q: &QueueState| Queue {
+            size: q.size,
+            ready: q.ready,
+            desc: q.desc,
+            avail: q.avail,
+            used: q.used,
+        };
+        self.queues = s.queues.iter().map(queue).collect();
         self.interrupt.status.store(s.interrupt_status, Ordering::SeqCst);
         if !s.activated {
             return Ok(());
         }
         let f = self.driver_features;
         self.dev().ack_features(f);
-        let queues: Vec<QueueConfig> = s
-            .queues
-            .iter()
-            .filter(|q| q.ready)
-            .map(|q| QueueConfig {
-                size: q.size,
-                desc: q.desc,
-                avail: q.avail,
-                used: q.used,
-                position: q.position,
-            })
-            .collect();
+        let queues: Vec<QueueConfig> =
+            s.queues.iter().filter(|q| q.ready).map(|q| queue(q).config(q.position)).collect();
         let interrupt: Arc<dyn Interrupt> = self.interrupt.clone();
         let mem = self.mem.clone();
         let mut dev = self.dev();

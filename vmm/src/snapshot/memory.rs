@@ -21,13 +21,7 @@ const CHUNK: usize = 2 << 20;
 /// are holes).
 pub fn write(mem: &GuestMem, size: u64, path: &Path) -> Result<u64, SnapshotError> {
     let io = |e: std::io::Error| SnapshotError::Io(format!("writing {}: {e}", path.display()));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .map_err(io)?;
-    file.set_len(size).map_err(io)?;
+    let file = create_sized(path, size).map_err(io)?;
     let zero = [0u8; PAGE];
     let mut buf = vec![0u8; CHUNK];
     let mut written = 0;
@@ -66,6 +60,13 @@ pub fn write(mem: &GuestMem, size: u64, path: &Path) -> Result<u64, SnapshotErro
     Ok(written)
 }
 
+/// A new (or emptied) file of `size` bytes, all of it a hole.
+fn create_sized(path: &Path, size: u64) -> std::io::Result<File> {
+    let file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
+    file.set_len(size)?;
+    Ok(file)
+}
+
 /// Writes the pages of `pages` (guest address >> 12) to a sparse file at `path` of the
 /// memory's size, each at its place and as it is (a page zeroed since is written as zeros):
 /// the memory of a Diff snapshot, to lay over its base with [`apply_diff`]. Returns the bytes
@@ -77,13 +78,7 @@ pub fn write_pages(
     pages: &std::collections::BTreeSet<u64>,
 ) -> Result<u64, SnapshotError> {
     let io = |e: std::io::Error| SnapshotError::Io(format!("writing {}: {e}", path.display()));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .map_err(io)?;
-    file.set_len(size).map_err(io)?;
+    let file = create_sized(path, size).map_err(io)?;
     let ranges = layout::ram_ranges(size);
     let mut page = [0u8; PAGE];
     let mut written = 0;

@@ -291,39 +291,8 @@ impl MicrovmHandler {
         share: &share::Share,
         iface: Option<&network::GuestInterface>,
     ) -> Result<guest::GuestVm, CriError> {
-        let resources = VmResources {
-            boot_source: Some(BootSource {
-                kernel_image_path: key.kernel.clone(),
-                boot_args: Some(cmdline(s.hostname, iface)),
-                initrd_path: Some(key.initrd.clone()),
-            }),
-            machine_config: MachineConfig {
-                vcpu_count: key.vcpus,
-                mem_size_mib: key.memory_mib,
-                ..Default::default()
-            },
-            drives: Vec::new(),
-            network_interfaces: iface
-                .iter()
-                .map(|i| NetworkInterface {
-                    iface_id: "eth0".into(),
-                    host_dev_name: network::TAP.into(),
-                    guest_mac: Some(i.mac.clone()),
-                    rx_rate_limiter: None,
-                    tx_rate_limiter: None,
-                })
-                .collect(),
-            // Inside the jail, at its root.
-            vsock: Some(Vsock { vsock_id: None, guest_cid: 3, uds_path: PathBuf::from("/v.sock") }),
-            entropy: Some(Entropy::default()),
-            fs: vec![FsDevice {
-                fs_id: "pod".into(),
-                tag: share::TAG.into(),
-                socket: share.socket().to_owned(),
-                num_request_queues: 1,
-                queue_size: 1024,
-            }],
-        };
+        let nic = iface.map(|i| (network::TAP, i.mac.as_str()));
+        let resources = guest_resources(key, cmdline(s.hostname, iface), nic, share.socket());
         self.spawn(s, Start::Boot(resources), jail)
     }
 
@@ -410,6 +379,50 @@ impl MicrovmHandler {
                 Err(CriError::Sandbox(format!("{e}{}", read_tail(&s.dir.join("vmm.log")))))
             }
         }
+    }
+}
+
+/// The machine of a pod's guest (or of a template): `key`'s kernel and shape, booted with
+/// `cmdline`, an `eth0` on tap `nic.0` with MAC `nic.1`, vsock at the jail's root, entropy,
+/// and the share served at `share_socket`.
+fn guest_resources(
+    key: &TemplateKey,
+    cmdline: String,
+    nic: Option<(&str, &str)>,
+    share_socket: &Path,
+) -> VmResources {
+    VmResources {
+        boot_source: Some(BootSource {
+            kernel_image_path: key.kernel.clone(),
+            boot_args: Some(cmdline),
+            initrd_path: Some(key.initrd.clone()),
+        }),
+        machine_config: MachineConfig {
+            vcpu_count: key.vcpus,
+            mem_size_mib: key.memory_mib,
+            ..Default::default()
+        },
+        drives: Vec::new(),
+        network_interfaces: nic
+            .iter()
+            .map(|(tap, mac)| NetworkInterface {
+                iface_id: "eth0".into(),
+                host_dev_name: (*tap).into(),
+                guest_mac: Some((*mac).into()),
+                rx_rate_limiter: None,
+                tx_rate_limiter: None,
+            })
+            .collect(),
+        // Inside the jail, at its root.
+        vsock: Some(Vsock { vsock_id: None, guest_cid: 3, uds_path: PathBuf::from("/v.sock") }),
+        entropy: Some(Entropy::default()),
+        fs: vec![FsDevice {
+            fs_id: "pod".into(),
+            tag: share::TAG.into(),
+            socket: share_socket.to_owned(),
+            num_request_queues: 1,
+            queue_size: 1024,
+        }],
     }
 }
 

@@ -12,9 +12,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
-use vmm::api::{BootSource, Entropy, FsDevice, MachineConfig, NetworkInterface, Vsock};
-use vmm::resources::VmResources;
-
 use super::launch::{Jail, Start, VmmLaunch};
 use super::{MicrovmConfig, guest, share};
 use crate::cri::CriError;
@@ -190,40 +187,10 @@ impl Templates {
         share: &share::Share,
         tap: &str,
     ) -> Result<(), CriError> {
-        let resources = VmResources {
-            boot_source: Some(BootSource {
-                kernel_image_path: key.kernel.clone(),
-                // The share is mounted by each clone, from its own daemon (Refresh).
-                boot_args: Some(format!(
-                    "console=ttyS0 reboot=k panic=1 io_delay=none ringfence.share={} \
-                     ringfence.share_later=1 ringfence.hostname=template",
-                    share::TAG
-                )),
-                initrd_path: Some(key.initrd.clone()),
-            }),
-            machine_config: MachineConfig {
-                vcpu_count: key.vcpus,
-                mem_size_mib: key.memory_mib,
-                ..Default::default()
-            },
-            drives: Vec::new(),
-            network_interfaces: vec![NetworkInterface {
-                iface_id: "eth0".into(),
-                host_dev_name: tap.into(),
-                guest_mac: Some("02:00:00:00:00:01".into()),
-                rx_rate_limiter: None,
-                tx_rate_limiter: None,
-            }],
-            vsock: Some(Vsock { vsock_id: None, guest_cid: 3, uds_path: PathBuf::from("/v.sock") }),
-            entropy: Some(Entropy::default()),
-            fs: vec![FsDevice {
-                fs_id: "pod".into(),
-                tag: share::TAG.into(),
-                socket: share.socket().to_owned(),
-                num_request_queues: 1,
-                queue_size: 1024,
-            }],
-        };
+        // The share is mounted by each clone, from its own daemon (Refresh).
+        let cmdline = format!("{} ringfence.share_later=1", super::cmdline("template", None));
+        let nic = Some((tap, "02:00:00:00:00:01"));
+        let resources = super::guest_resources(key, cmdline, nic, share.socket());
         let jail = work.join("jail");
         let launch = VmmLaunch {
             vmm: c.vmm.clone(),
