@@ -1,8 +1,9 @@
-//! `ringfence bench snapshot`: the project's Linux guest, booted to its agent N times and
-//! restored from a snapshot of one of them N times, in the same place (one outer VM of the
-//! nested-SVM lane, or this host with `--transport direct`): snapshot time and size, start ->
-//! agent answering for boots and for restores, and PSS per VM with all N running (clones
-//! share the snapshot's pages).
+//! `ringfence bench snapshot`: the project's Linux guest, booted to its agent N times, and
+//! restored N times from a snapshot of it, in the same place (one outer VM of the nested-SVM
+//! lane, or this host with `--transport direct`): snapshot time and size, start -> agent
+//! answering for boots and for restores, and PSS per VM with all N running (clones share the
+//! snapshot's pages). The snapshot is of a guest booted as the node's templates are (freed
+//! pages zeroed, `init_on_free=1`), the N timed boots are plain.
 
 use std::time::Duration;
 
@@ -30,8 +31,8 @@ pub struct Report {
 const CMDLINE: &str = "console=ttyS0 reboot=k panic=1 io_delay=none";
 
 /// The outer VM's script: N boots (each timed to the agent's first answer, all left running),
-/// their PSS; a snapshot of the first; all stopped; N restores (timed the same way), their
-/// PSS.
+/// their PSS; all stopped; a template-style guest booted and snapshotted; N restores (timed
+/// the same way), their PSS.
 fn script(vms: usize) -> String {
     format!(
         r#"#!/bin/sh
@@ -49,10 +50,16 @@ for n in $(seq 1 {vms}); do
 done
 sleep 1
 echo "BOOTPSS $(pss $pids)"
-t=$(ms)
-/lane/ringfence vm snapshot --api-sock /tmp/api1.sock --snapshot /tmp/t.snap --mem-file /tmp/t.mem >/dev/null || exit 1
-echo "SNAPSHOT $(( $(ms) - t )) $(stat -c %s /tmp/t.snap) $(stat -c %s /tmp/t.mem) $(du -k /tmp/t.mem | cut -f1)"
 kill $pids; wait
+/lane/ringfence-vmm --api-sock /tmp/api0.sock --kernel /guest/kernel --initrd /guest/initrd \
+  --mem 256 --vsock 3,/tmp/v0.sock --serial /tmp/console0.log --entropy \
+  --cmdline "{CMDLINE} init_on_free=1" &
+template=$!
+agent 0 || {{ echo "BOOT-FAILED template"; exit 1; }}
+t=$(ms)
+/lane/ringfence vm snapshot --api-sock /tmp/api0.sock --snapshot /tmp/t.snap --mem-file /tmp/t.mem >/dev/null || exit 1
+echo "SNAPSHOT $(( $(ms) - t )) $(stat -c %s /tmp/t.snap) $(stat -c %s /tmp/t.mem) $(du -k /tmp/t.mem | cut -f1)"
+kill $template; wait
 pids=""
 for n in $(seq 1 {vms}); do
   printf '{{"snapshot_path":"/tmp/t.snap","mem_backend":{{"backend_type":"File","backend_path":"/tmp/t.mem"}},"resume_vm":true,"vsock_override":{{"uds_path":"/tmp/c%s.sock"}}}}' $n > /tmp/restore$n.json
@@ -138,8 +145,8 @@ pub fn render(r: &Report, transport: lane::Transport) -> String {
     let (boot_pss, clone_pss) = (per_vm(r.boot_pss_kib), per_vm(r.clone_pss_kib));
     format!(
         "The project's guest (256 MiB, 1 vCPU, agent as PID 1) in {place}: {n} boots and {n} \
-         restores of a snapshot of one of them; start -> agent answering, PSS per VM with all \
-         {n} running\n\n\
+         restores of a snapshot of it (booted with init_on_free=1, as node templates are); start \
+         -> agent answering, PSS per VM with all {n} running\n\n\
          | what | count | p50 ms | max ms | vs cold boot (target {RESTORE_TARGET}x) | PSS MiB per VM | vs cold boot (target {PSS_TARGET}x) |\n\
          |---|---|---|---|---|---|---|\n\
          | cold boot -> agent | {n} | {boot:.0} | {bmax:.0} | 1.00x | {boot_pss:.1} | 1.00x |\n\

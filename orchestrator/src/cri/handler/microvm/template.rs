@@ -187,8 +187,12 @@ impl Templates {
         share: &share::Share,
         tap: &str,
     ) -> Result<(), CriError> {
-        // The share is mounted by each clone, from its own daemon (Refresh).
-        let cmdline = format!("{} ringfence.share_later=1", super::cmdline("template", None));
+        // The share is mounted by each clone, from its own daemon (Refresh). Pages the guest
+        // frees are zeroed (init_on_free=1): they are holes in the snapshot, not data every
+        // clone copies (~7 MiB less per clone: the agent's unpacked initramfs, boot-time
+        // allocations), at the cost of clearing what its workloads free.
+        let cmdline =
+            format!("{} ringfence.share_later=1 init_on_free=1", super::cmdline("template", None));
         let nic = Some((tap, "02:00:00:00:00:01"));
         let resources = super::guest_resources(key, cmdline, nic, share.socket());
         let jail = work.join("jail");
