@@ -225,10 +225,16 @@ impl SandboxHandler for MicrovmHandler {
         if let (Some(template), Some(i)) = (self.template_for(&key), iface.as_ref()) {
             match self.restore(s, &rt, &template, &jail_config, &share, i) {
                 Ok((guest, agent)) => {
+                    if let Some(t) = &self.templates {
+                        t.restore_succeeded(&key, &c.vmm.program);
+                    }
                     started = Some((Starting { guest, template: Some(template) }, agent))
                 }
                 Err(e) => {
-                    tracing::warn!(sandbox = s.id, "starting from the template: {e}; booting")
+                    tracing::warn!(sandbox = s.id, "starting from the template: {e}; booting");
+                    if let Some(t) = &self.templates {
+                        t.restore_failed(&key, &c.vmm.program, &e.to_string());
+                    }
                 }
             }
         }

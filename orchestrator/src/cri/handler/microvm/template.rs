@@ -75,14 +75,23 @@ enum Slot {
 pub struct Templates {
     root: PathBuf,
     slots: Mutex<HashMap<String, Slot>>,
+    /// Restores of each template that failed in a row.
+    failed_restores: Mutex<HashMap<String, u32>>,
 }
+
+/// Failed restores in a row after which a template is discarded.
+pub const MAX_FAILED_RESTORES: u32 = 3;
 
 const SNAPSHOT: &str = "vm.snap";
 const MEMORY: &str = "vm.mem";
 
 impl Templates {
     pub fn new(root: PathBuf) -> Templates {
-        Templates { root, slots: Mutex::new(HashMap::new()) }
+        Templates {
+            root,
+            slots: Mutex::new(HashMap::new()),
+            failed_restores: Mutex::new(HashMap::new()),
+        }
     }
 
     fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
@@ -110,6 +119,7 @@ impl Templates {
             slots.insert(name.clone(), Slot::Building);
         }
         let me = self.clone();
+        let slot = name.clone();
         let spawned =
             std::thread::Builder::new().name("microvm-template".into()).spawn(move || {
                 let started = std::time::Instant::now();
@@ -129,8 +139,29 @@ impl Templates {
                 }
             });
         if let Err(e) = spawned {
-            self.slots().insert(self.root.display().to_string(), Slot::Failed(e.to_string()));
+            self.slots().insert(slot, Slot::Failed(e.to_string()));
         }
+    }
+
+    /// A clone of `key`'s template failed to start (`why`). After [`MAX_FAILED_RESTORES`] in
+    /// a row the template is removed and no other is built until the node restarts: each pod
+    /// would pay for a failing restore before its boot.
+    pub fn restore_failed(&self, key: &TemplateKey, vmm: &Path, why: &str) {
+        let name = key.dir_name(vmm);
+        let mut failed = self.failed_restores.lock().unwrap_or_else(|e| e.into_inner());
+        let n = failed.entry(name.clone()).or_default();
+        *n += 1;
+        if *n >= MAX_FAILED_RESTORES {
+            tracing::warn!(template = name, "discarding the microVM template: {why}");
+            crate::cri::leftovers::remove_dir(&self.root.join(&name));
+            self.slots().insert(name, Slot::Failed(why.to_owned()));
+        }
+    }
+
+    /// A clone of `key`'s template started.
+    pub fn restore_succeeded(&self, key: &TemplateKey, vmm: &Path) {
+        let mut failed = self.failed_restores.lock().unwrap_or_else(|e| e.into_inner());
+        failed.remove(&key.dir_name(vmm));
     }
 
     /// Why the template for `key` could not be built, if it could not.
@@ -268,5 +299,15 @@ mod tests {
         std::fs::write(ready.join(SNAPSHOT), "s").unwrap();
         std::fs::write(ready.join(MEMORY), "m").unwrap();
         assert_eq!(templates.ready(&key, &v).map(|t| t.memory), Some(ready.join(MEMORY)));
+        // A template whose clones keep failing goes, and is not built again.
+        templates.restore_failed(&key, &v, "no");
+        templates.restore_succeeded(&key, &v);
+        for _ in 0..MAX_FAILED_RESTORES - 1 {
+            templates.restore_failed(&key, &v, "no");
+        }
+        assert!(templates.ready(&key, &v).is_some(), "a success in between resets the count");
+        templates.restore_failed(&key, &v, "the clone's VMM ended");
+        assert_eq!(templates.ready(&key, &v), None);
+        assert_eq!(templates.failure(&key, &v).as_deref(), Some("the clone's VMM ended"));
     }
 }
