@@ -71,6 +71,39 @@ fn the_project_kernel_boots_to_the_agent_and_runs_a_command_from_the_rootfs_disk
     );
 }
 
+/// A guest whose kernel panics (its init cannot be run) is reported with the console's last
+/// lines, as a pod's event would carry them, and the run fails: nothing waits for an agent that
+/// will never answer.
+#[test]
+fn a_guest_kernel_panic_is_reported_with_its_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmdline = format!("{CMDLINE} init=/no/such/init rdinit=/no/such/init");
+    let args = [
+        "--",
+        "-v",
+        "vm",
+        "run",
+        "--kernel",
+        "/guest/bzImage",
+        "--initrd",
+        "/guest/initrd",
+        "--disk",
+        "/guest/rootfs.img",
+        "--mem",
+        "256",
+        "--cmdline",
+        &cmdline,
+        "--",
+        "true",
+    ];
+    let (status, stdout, stderr) = lane(dir.path(), &[], &args);
+    assert_ne!(status, Some(0), "{stdout}\n{stderr}");
+    let said = format!("{stdout}\n{stderr}");
+    assert!(said.contains("the VMM ended"), "{said}");
+    assert!(said.contains("last lines of the guest console"), "{said}");
+    assert!(said.contains("Kernel panic"), "{said}");
+}
+
 #[test]
 fn vm_run_streams_the_output_and_exits_with_the_status_of_the_command() {
     let dir = tempfile::tempdir().unwrap();
