@@ -310,3 +310,17 @@ fn a_second_termination_signal_kills_at_once() {
     assert!(got.stderr.contains("SIGINT received again"), "{}", got.stderr);
     assert!(got.took < std::time::Duration::from_secs(5), "{:?}", got.took);
 }
+
+/// A lone SIGINT that the program handles is only forwarded: the sandbox goes on past the stop
+/// timeout and ends as it does natively.
+#[test]
+fn a_handled_sigint_does_not_kill_the_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = busybox_rootfs(dir.path());
+    let script = "trap 'echo int' INT; echo ready; sleep 3; echo survived";
+    let native = run_and_stop(None, &[], script, &[libc::SIGINT]);
+    let got = run_and_stop(Some(&root), &["--stop-timeout", "1"], script, &[libc::SIGINT]);
+    assert_eq!((got.code, got.stdout.as_str()), (native.code, native.stdout.as_str()));
+    assert_eq!(got.stdout, "int\nsurvived\n", "{}", got.stderr);
+    assert_eq!(got.code, Some(0));
+}

@@ -102,8 +102,9 @@ pub struct RunArgs {
     /// Host directory to mount, HOST:DEST[:ro] (repeatable); changes reach the host.
     #[arg(long = "volume", value_name = "HOST:DEST[:ro]", value_parser = parse_volume)]
     pub volumes: Vec<VolumeArg>,
-    /// Seconds the sandbox has to exit after a forwarded SIGTERM or SIGINT before it is
-    /// killed (exit status 137); a second such signal kills it at once.
+    /// Seconds the sandbox has to exit after a forwarded SIGTERM before it is killed (exit
+    /// status 137); a second SIGTERM or SIGINT within that time (after a SIGTERM or a SIGINT)
+    /// kills it at once.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub stop_timeout: u64,
     /// The program (absolute path inside the rootfs, or a name searched in PATH) and its

@@ -1,8 +1,9 @@
 //! Host signals to `ringfence sentry run`: forwarded to the sandbox's init, and termination
-//! (SIGTERM, SIGINT) escalated like container runtimes do. After the first one the sandbox has a
-//! grace period to end by itself; once it passes, or at a second termination signal, the
-//! Sentry process exits at once with 137 (as if SIGKILLed), which ends every task however
-//! wedged, and closes the Gofer's channel, which ends the Gofer.
+//! escalated like container runtimes do. After a SIGTERM the sandbox has a grace period to end
+//! by itself; once it passes, or at a second SIGTERM or SIGINT within it, the Sentry process
+//! exits at once with 137 (as if SIGKILLed), which ends every task however wedged and closes
+//! the Gofer's channel, which ends the Gofer. A lone SIGINT (Ctrl-C at a program that handles
+//! it) is only forwarded, but another SIGINT or SIGTERM within the grace period kills.
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -46,13 +47,19 @@ pub fn start(sandbox: Arc<Sandbox>, set: libc::sigset_t, grace: Duration) -> std
     })?;
     let (stop_tx, stop_rx) = mpsc::channel::<i32>();
     std::thread::Builder::new().name("stop-timer".into()).spawn(move || {
-        let Ok(first) = stop_rx.recv() else { return };
-        let why = match stop_rx.recv_timeout(grace) {
-            Ok(second) => Escalation::SecondSignal { signal: second },
-            Err(mpsc::RecvTimeoutError::Timeout) => Escalation::GraceExpired { signal: first },
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        kill_now(why, grace);
+        loop {
+            let Ok(first) = stop_rx.recv() else { return };
+            let why = match stop_rx.recv_timeout(grace) {
+                Ok(second) => Escalation::SecondSignal { signal: second },
+                Err(mpsc::RecvTimeoutError::Timeout) if first == libc::SIGTERM => {
+                    Escalation::GraceExpired { signal: first }
+                }
+                // A SIGINT the program handled: it goes on.
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            kill_now(why, grace);
+        }
     })?;
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         loop {
