@@ -129,6 +129,18 @@ const CASES: &[(&str, &str)] = &[
     ("here documents", "cat <<EOF\nline one\n$((1+2)) computed\nEOF"),
     ("read", "printf 'x y\\nz\\n' | while read a b; do echo \"[$a][$b]\"; done"),
     ("umask", "umask 027; touch /tmp/m; stat -c %a /tmp/m; umask"),
+    (
+        "nice",
+        "nice; nice -n 5 nice; nice -n 3 sh -c 'nice -n 2 nice'; nice -n 50 nice; nice -n -3 nice",
+    ),
+    (
+        "flock",
+        "f=/tmp/lock; touch $f; flock $f -c 'sleep 1' & sleep 0.3; flock -n $f -c true; echo held rc=$?; flock -s -n $f true; echo shared rc=$?; wait; flock -n $f -c true; echo free rc=$?",
+    ),
+    (
+        "flock serializes writers",
+        "echo 0 > /tmp/n; for w in 1 2 3 4; do (for i in 1 2 3 4 5 6 7 8 9 10; do flock /tmp/n.lock sh -c 'n=$(cat /tmp/n); sleep 0.01; echo $((n+1)) > /tmp/n'; done) & done; wait; cat /tmp/n",
+    ),
 ];
 
 fn native(root: &Path, script: &str) -> std::process::Output {

@@ -1,5 +1,6 @@
 //! Programs beyond busybox: a dynamically linked Debian binary with its libraries, a
-//! multi-threaded C program, escape attempts, and a syscall fuzzer.
+//! multi-threaded C program, escape attempts, a syscall fuzzer, advisory locks across
+//! processes, and scheduling attributes (nice values, affinity).
 
 mod common;
 
@@ -149,4 +150,76 @@ fn sendmmsg_and_recvmmsg_behave_as_on_linux() {
     assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
     assert_eq!(String::from_utf8_lossy(&got.stdout), String::from_utf8_lossy(&native.stdout));
     assert!(String::from_utf8_lossy(&got.stdout).contains("udp got=3 one two three"));
+}
+
+#[test]
+fn posix_ofd_and_flock_locks_behave_as_on_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    compile("locks", &root.join("bin/locks"), &["-static"]);
+    // Linux is the oracle (its lock file in a directory of its own).
+    let native =
+        Command::new(root.join("bin/locks")).arg(dir.path().join("lockfile")).output().unwrap();
+    assert!(native.status.success());
+    let got = sentry_run(&root, "/", &["/bin/locks"], b"");
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), String::from_utf8_lossy(&native.stdout));
+    let out = String::from_utf8_lossy(&got.stdout);
+    for want in [
+        "parent waits for B: EDEADLK",
+        "child interrupted: EINTR",
+        "child own open EX|NB: EAGAIN",
+        "done",
+    ] {
+        assert!(out.contains(want), "{want:?} missing from\n{out}");
+    }
+}
+
+#[test]
+fn nice_values_affinity_and_sync_behave_as_on_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    compile("sched", &root.join("bin/sched"), &["-static"]);
+    let native = Command::new(root.join("bin/sched")).output().unwrap();
+    assert!(native.status.success());
+    let got = sentry_run(&root, "/", &["/bin/sched"], b"");
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), String::from_utf8_lossy(&native.stdout));
+    let out = String::from_utf8_lossy(&got.stdout);
+    for want in ["stat nice: 5", "child inherits: 3 ok", "now count=1 has0=1", "syncfs: ok"] {
+        assert!(out.contains(want), "{want:?} missing from\n{out}");
+    }
+}
+
+/// Debian's sqlite3 with four concurrent writers: its fcntl locks must keep every row (with
+/// locks that did nothing, 38-92 of 200 rows survived).
+#[test]
+fn four_concurrent_sqlite_writers_keep_every_row() {
+    let Ok(sqlite) = std::fs::canonicalize("/usr/bin/sqlite3") else {
+        eprintln!("skipped: no /usr/bin/sqlite3 on this host");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    with_libraries(&root, &sqlite);
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    for applet in ["sh", "seq"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    let script = |db: &str| {
+        format!(
+            "sqlite3 {db} 'create table t(w, i);'; for w in 1 2 3 4; do (for i in $(seq 50); do echo \"insert into t values($w,$i);\"; done) | sqlite3 -cmd '.timeout 20000' {db} & done; wait; sqlite3 {db} 'select count(*), count(distinct w * 1000 + i) from t; pragma integrity_check;'"
+        )
+    };
+    // Linux is the oracle.
+    let native_db = dir.path().join("native.db");
+    let native = Command::new("/bin/busybox")
+        .args(["sh", "-c", &script(native_db.to_str().unwrap())])
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&native.stdout), "200|200\nok\n");
+    let got = sentry_run(&root, "/", &["/bin/sh", "-c", &script("/tmp/db")], b"");
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), String::from_utf8_lossy(&native.stdout));
 }

@@ -172,3 +172,155 @@ fn a_bad_volume_is_refused_up_front() {
         assert_eq!(out.status.code(), Some(2), "{bad}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+/// A `ringfence sentry run` started with `script` under busybox sh (or natively, with `None`
+/// as the rootfs), stopped with `signals` once it printed "ready": its exit code, what it
+/// printed after "ready", its stderr, how long it took to end after the first signal, and
+/// (in the Sentry) the pid of its Gofer.
+struct Stopped {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    took: std::time::Duration,
+    gofer: Option<u32>,
+}
+
+fn run_and_stop(
+    root: Option<&std::path::Path>,
+    extra: &[&str],
+    script: &str,
+    signals: &[i32],
+) -> Stopped {
+    use std::io::{BufRead, Read};
+    use std::time::{Duration, Instant};
+    let mut cmd = match root {
+        Some(root) => {
+            let mut c = std::process::Command::new(common::sentry::ringfence());
+            c.args(["sentry", "run"]).args(extra).arg("--rootfs").arg(root).arg("--");
+            c.args(["/bin/sh", "-c", script]);
+            c
+        }
+        None => {
+            let mut c = std::process::Command::new("/bin/busybox");
+            c.args(["sh", "-c", script]);
+            c
+        }
+    };
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let gofer = root.and_then(|_| {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .ok()
+            .and_then(|c| c.split_whitespace().next().and_then(|p| p.parse().ok()))
+    });
+    let start = Instant::now();
+    for (i, sig) in signals.iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        // SAFETY: signalling our own child, not yet reaped.
+        unsafe { libc::kill(pid, *sig) };
+    }
+    // Watchdog: a stop that does not work must fail the test, not hang it.
+    let limit = Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("still running {limit:?} after the stop signals");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = start.elapsed();
+    let mut stdout = String::new();
+    out.read_to_string(&mut stdout).unwrap();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    Stopped { code: status.code(), stdout, stderr, took, gofer }
+}
+
+/// Whether process `pid` is gone (or a zombie) within a few seconds.
+fn ends_soon(pid: u32) -> bool {
+    for _ in 0..100 {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(s) if s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')) => {
+                return true;
+            }
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
+    false
+}
+
+/// A program that handles SIGTERM ends the way it chose, as it does natively.
+#[test]
+fn sigterm_is_forwarded_to_a_program_that_handles_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = busybox_rootfs(dir.path());
+    // The child's output goes elsewhere and it is killed: natively it would outlive the shell.
+    let script =
+        "trap 'kill $!; echo bye; exit 3' TERM; echo ready; sleep 1000 >/dev/null 2>&1 & wait";
+    let native = run_and_stop(None, &[], script, &[libc::SIGTERM]);
+    let got = run_and_stop(Some(&root), &["--stop-timeout", "30"], script, &[libc::SIGTERM]);
+    assert_eq!((got.code, got.stdout.as_str()), (native.code, native.stdout.as_str()));
+    assert_eq!(got.code, Some(3), "{}", got.stderr);
+    assert!(got.took < std::time::Duration::from_secs(10), "{:?}", got.took);
+}
+
+/// SIGTERM ends a sandbox whose init ignores it: killed once --stop-timeout has passed,
+/// exit status 137, saying why; its Gofer ends with it.
+#[test]
+fn sigterm_ends_a_sandbox_that_ignores_it_after_the_stop_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = busybox_rootfs(dir.path());
+    let script = "trap '' TERM; echo ready; sleep 1000";
+    let got = run_and_stop(Some(&root), &["--stop-timeout", "2"], script, &[libc::SIGTERM]);
+    assert_eq!(got.code, Some(137), "{}", got.stderr);
+    assert!(got.stderr.contains("did not exit within 2s of SIGTERM"), "{}", got.stderr);
+    assert!(got.took >= std::time::Duration::from_secs(2), "{:?}", got.took);
+    assert!(got.took < std::time::Duration::from_secs(7), "{:?}", got.took);
+    let gofer = got.gofer.expect("the Gofer's pid");
+    assert!(ends_soon(gofer), "the Gofer {gofer} outlived its sandbox");
+}
+
+/// A second SIGTERM (or SIGINT) kills a spinning sandbox at once, whatever the stop timeout.
+#[test]
+fn a_second_termination_signal_kills_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = busybox_rootfs(dir.path());
+    let script = "trap '' TERM INT; echo ready; while :; do :; done";
+    let got = run_and_stop(
+        Some(&root),
+        &["--stop-timeout", "300"],
+        script,
+        &[libc::SIGTERM, libc::SIGINT],
+    );
+    assert_eq!(got.code, Some(137), "{}", got.stderr);
+    assert!(got.stderr.contains("SIGINT received again"), "{}", got.stderr);
+    assert!(got.took < std::time::Duration::from_secs(5), "{:?}", got.took);
+}
+
+/// A lone SIGINT that the program handles is only forwarded: the sandbox goes on past the stop
+/// timeout and ends as it does natively.
+#[test]
+fn a_handled_sigint_does_not_kill_the_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = busybox_rootfs(dir.path());
+    let script = "trap 'echo int' INT; echo ready; sleep 3; echo survived";
+    let native = run_and_stop(None, &[], script, &[libc::SIGINT]);
+    let got = run_and_stop(Some(&root), &["--stop-timeout", "1"], script, &[libc::SIGINT]);
+    assert_eq!((got.code, got.stdout.as_str()), (native.code, native.stdout.as_str()));
+    assert_eq!(got.stdout, "int\nsurvived\n", "{}", got.stderr);
+    assert_eq!(got.code, Some(0));
+}

@@ -2,9 +2,9 @@
 //! running at CPL3 in a KVM guest, with files served by a separate Gofer process.
 //!
 //! The leaves ([`abi`], [`creds`], [`waiter`], [`random`], [`mm`]) know nothing of the rest. The
-//! [`vfs`] (paths, open files, filesystems) sees the task it works for only through
-//! [`vfs::context::Context`], which the [`kernel`]'s tasks implement; the kernel's own files
-//! (pipes, sockets, /proc) sit on the vfs.
+//! [`vfs`] (paths, open files, filesystems, advisory file locks) sees the task it works for
+//! only through [`vfs::context::Context`], which the [`kernel`]'s tasks implement; the
+//! kernel's own files (pipes, sockets, /proc) sit on the vfs.
 
 pub mod abi;
 pub mod control;

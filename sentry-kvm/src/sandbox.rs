@@ -304,8 +304,8 @@ impl Sandbox {
         run::spawn(task, ctx, None).map_err(SandboxError::Thread)
     }
 
-    fn stdio_files(stdio: [OwnedFd; 3]) -> Result<Arc<FdTable>, SandboxError> {
-        let files = FdTable::new();
+    fn stdio_files(&self, stdio: [OwnedFd; 3]) -> Result<Arc<FdTable>, SandboxError> {
+        let files = FdTable::new(self.kernel.locks.clone());
         for (fd, (host, flags)) in stdio.into_iter().zip([O_RDONLY, O_WRONLY, O_WRONLY]).enumerate()
         {
             let name = format!("host:[{fd}]").into_bytes();
@@ -323,7 +323,7 @@ impl Sandbox {
         stdio: [OwnedFd; 3],
         init: bool,
     ) -> Result<Arc<ThreadGroup>, SandboxError> {
-        let files = Self::stdio_files(stdio)?;
+        let files = self.stdio_files(stdio)?;
         let (u, g) = (p.uid, p.gid);
         let creds = Credentials {
             uid: u,
@@ -376,7 +376,7 @@ impl Sandbox {
         let null = || -> Result<OwnedFd, SandboxError> {
             std::fs::File::open("/dev/null").map(OwnedFd::from).map_err(SandboxError::Thread)
         };
-        let files = Self::stdio_files([null()?, null()?, null()?])?;
+        let files = self.stdio_files([null()?, null()?, null()?])?;
         let root = self.kernel.root.clone();
         let (task, tg) = self.new_process(0, root, files, Credentials::root(), true)?;
         // Children are reaped automatically; their exit is still observable through their

@@ -102,6 +102,11 @@ pub struct RunArgs {
     /// Host directory to mount, HOST:DEST[:ro] (repeatable); changes reach the host.
     #[arg(long = "volume", value_name = "HOST:DEST[:ro]", value_parser = parse_volume)]
     pub volumes: Vec<VolumeArg>,
+    /// Seconds the sandbox has to exit after a forwarded SIGTERM before it is killed (exit
+    /// status 137); a second SIGTERM or SIGINT within that time (after a SIGTERM or a SIGINT)
+    /// kills it at once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub stop_timeout: u64,
     /// The program (absolute path inside the rootfs, or a name searched in PATH) and its
     /// arguments.
     #[arg(last = true, required = true)]
@@ -206,7 +211,8 @@ fn run_sandbox(args: RunArgs) -> anyhow::Result<ExitCode> {
     if !rootfs.is_dir() {
         bail!("rootfs {} is not a directory", rootfs.display());
     }
-    // Signals the user sends to ringfence go to the sandbox's init instead.
+    // Signals the user sends to ringfence go to the sandbox's init instead (termination ones
+    // escalate to a kill after --stop-timeout, see sentry_stop).
     let forwarded =
         [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
     // SAFETY: building and applying a signal mask for this (still single-threaded) process;
@@ -253,16 +259,12 @@ fn run_sandbox(args: RunArgs) -> anyhow::Result<ExitCode> {
     let sandbox = Sandbox::boot(&config)?;
     sandbox.confine()?;
     sandbox.run_as_init(spec)?;
-    let s2 = sandbox.clone();
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        loop {
-            let mut sig = 0;
-            // SAFETY: waiting on the set blocked above.
-            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
-                s2.signal(sig as u32);
-            }
-        }
-    })?;
+    super::sentry_stop::start(
+        sandbox.clone(),
+        set,
+        std::time::Duration::from_secs(args.stop_timeout),
+    )
+    .context("starting the signal threads")?;
     let status = sandbox.wait();
     use std::io::Write;
     let _ = std::io::stdout().flush();

@@ -151,6 +151,7 @@ pub fn clone(
         mask,
         task.comm(),
     );
+    child.inherit_sched(task);
     tasks.threads.insert(tid, child.clone());
     tg.lock().threads.push(child.clone());
     drop(tasks);

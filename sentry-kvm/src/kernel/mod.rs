@@ -47,6 +47,8 @@ pub struct Kernel {
     pub boot: Instant,
     pub boot_wall: SystemTime,
     pub futexes: futex::FutexTable,
+    /// Advisory file locks (flock, POSIX and OFD record locks) of every process.
+    pub locks: Arc<crate::vfs::lock::LockRegistry>,
     /// FPU state of a fresh vCPU, loaded on execve.
     pub clean_fpu: kvm_bindings::kvm_xsave,
     unimplemented: Mutex<HashSet<u64>>,
@@ -71,6 +73,7 @@ impl Kernel {
             boot: Instant::now(),
             boot_wall: SystemTime::now(),
             futexes: futex::FutexTable::default(),
+            locks: crate::vfs::lock::LockRegistry::new(),
             clean_fpu,
             unimplemented: Mutex::new(HashSet::new()),
             done: Mutex::new(None),

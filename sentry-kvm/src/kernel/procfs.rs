@@ -444,11 +444,13 @@ fn stat(k: &Weak<Kernel>, pid: i32) -> Result<String, Errno> {
     let threads = st.threads.len();
     drop(st);
     let utime = t.cpu_us() / 10_000;
+    let nice = t.nice.load(std::sync::atomic::Ordering::Relaxed);
+    let prio = 20 + nice;
     let start = t.start.duration_since(kernel.boot).as_millis() / 10;
     let mm = t.mm();
     let vsize: u64 = mm.areas().iter().map(|v| v.end - v.start).sum();
     Ok(format!(
-        "{pid} ({}) {state} {ppid} {pgid} {sid} 0 -1 4194560 0 0 0 0 {utime} 0 0 0 20 0 {threads} 0 {start} {vsize} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+        "{pid} ({}) {state} {ppid} {pgid} {sid} 0 -1 4194560 0 0 0 0 {utime} 0 0 0 {prio} {nice} {threads} 0 {start} {vsize} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
         String::from_utf8_lossy(&t.comm()),
         mm.resident_pages()
     ))

@@ -71,6 +71,10 @@ pub struct Task {
     pub vfork_done: Mutex<Option<Arc<Completion>>>,
     /// Remaining time of an interrupted nanosleep, for restart_syscall.
     pub restart_deadline: Mutex<Option<Instant>>,
+    /// Nice value (-20..=19), inherited across clone and fork.
+    pub nice: AtomicI32,
+    /// CPUs the task may run on (bit n: vCPU n), inherited across clone and fork.
+    pub affinity: AtomicU64,
 }
 
 impl Task {
@@ -105,6 +109,8 @@ impl Task {
             exiting: AtomicBool::new(false),
             vfork_done: Mutex::new(None),
             restart_deadline: Mutex::new(None),
+            nice: AtomicI32::new(0),
+            affinity: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -158,6 +164,12 @@ impl Task {
 
     pub fn sig(&self) -> MutexGuard<'_, TaskSignals> {
         self.sig.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the parent's nice value and CPU affinity (clone, fork).
+    pub fn inherit_sched(&self, parent: &Task) {
+        self.nice.store(parent.nice.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.affinity.store(parent.affinity.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
     pub fn comm(&self) -> Vec<u8> {

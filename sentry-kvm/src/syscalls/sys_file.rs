@@ -1,9 +1,12 @@
-//! I/O on file descriptors: read/write and vectors, seeking, descriptor management, fcntl,
-//! ioctl, fstat, getdents64, pipes, memfd.
+//! I/O on file descriptors: read/write and vectors, seeking, descriptor management, fcntl (its
+//! lock commands are in `sys_lock`), ioctl, fstat, getdents64, pipes, memfd.
 
 use std::sync::Arc;
 
 use super::Call;
+use super::sys_lock::{
+    F_GETLK, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW, F_SETLK, F_SETLKW, fcntl_lock,
+};
 use crate::abi::Errno;
 use crate::abi::errno::SysResult;
 use crate::abi::stat::{O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY};
@@ -221,14 +224,8 @@ const F_GETFD: u32 = 1;
 const F_SETFD: u32 = 2;
 const F_GETFL: u32 = 3;
 const F_SETFL: u32 = 4;
-const F_GETLK: u32 = 5;
-const F_SETLK: u32 = 6;
-const F_SETLKW: u32 = 7;
 const F_SETOWN: u32 = 8;
 const F_GETOWN: u32 = 9;
-const F_OFD_GETLK: u32 = 36;
-const F_OFD_SETLK: u32 = 37;
-const F_OFD_SETLKW: u32 = 38;
 const F_DUPFD_CLOEXEC: u32 = 1030;
 const F_SETPIPE_SZ: u32 = 1031;
 const F_GETPIPE_SZ: u32 = 1032;
@@ -259,12 +256,10 @@ pub fn fcntl(c: &mut Call) -> SysResult {
             entry.file.set_status_flags(c.arg_u32(2));
             Ok(0)
         }
-        F_GETLK | F_OFD_GETLK => {
-            // No conflicting locks: report F_UNLCK (l_type is the first short).
-            c.write_bytes(c.args[2], &2u16.to_le_bytes())?;
-            Ok(0)
+        F_GETLK | F_SETLK | F_SETLKW | F_OFD_GETLK | F_OFD_SETLK | F_OFD_SETLKW => {
+            drop(files);
+            fcntl_lock(c, entry.file, c.arg_u32(1))
         }
-        F_SETLK | F_SETLKW | F_OFD_SETLK | F_OFD_SETLKW => Ok(0),
         F_SETOWN => Ok(0),
         F_GETOWN => Ok(0),
         F_GETPIPE_SZ => {
@@ -375,11 +370,6 @@ pub fn fadvise64(c: &mut Call) -> SysResult {
     if !file.ops.seekable() {
         return Err(Errno::ESPIPE);
     }
-    Ok(0)
-}
-
-pub fn flock(c: &mut Call) -> SysResult {
-    c.file(c.arg_i32(0))?;
     Ok(0)
 }
 

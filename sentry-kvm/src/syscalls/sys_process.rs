@@ -630,36 +630,12 @@ pub fn sched_yield(_c: &mut Call) -> SysResult {
     Ok(0)
 }
 
-pub fn sched_getaffinity(c: &mut Call) -> SysResult {
-    let len = c.args[1] as usize;
-    if len < 8 || !len.is_multiple_of(8) {
-        return Err(Errno::EINVAL);
-    }
-    let cpus = c.task.kernel.info().cpus.clamp(1, 64);
-    let mask: u64 = if cpus == 64 { u64::MAX } else { (1u64 << cpus) - 1 };
-    c.write_bytes(c.args[2], &mask.to_le_bytes())?;
-    Ok(8)
-}
-
-pub fn sched_setaffinity(_c: &mut Call) -> SysResult {
-    Ok(0)
-}
-
 pub fn getcpu(c: &mut Call) -> SysResult {
     for i in 0..2 {
         if c.args[i] != 0 {
             c.write_bytes(c.args[i], &0u32.to_le_bytes())?;
         }
     }
-    Ok(0)
-}
-
-pub fn getpriority(_c: &mut Call) -> SysResult {
-    // Nice 0, in the kernel's 20 - nice encoding.
-    Ok(20)
-}
-
-pub fn setpriority(_c: &mut Call) -> SysResult {
     Ok(0)
 }
 

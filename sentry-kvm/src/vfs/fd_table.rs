@@ -1,9 +1,13 @@
-//! A process's file descriptor table (shared between threads, or with CLONE_FILES).
+//! A process's file descriptor table (shared between threads, or with CLONE_FILES). The table
+//! is also the owner of its process's POSIX record locks: closing any descriptor of a file
+//! releases them on that file, as on Linux.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::abi::Errno;
 use crate::vfs::file::File;
+use crate::vfs::lock::LockRegistry;
 
 /// RLIMIT_NOFILE default.
 pub const DEFAULT_NOFILE: u64 = 1024;
@@ -16,14 +20,45 @@ pub struct FdEntry {
     pub cloexec: bool,
 }
 
-#[derive(Default)]
 pub struct FdTable {
     fds: Mutex<Vec<Option<FdEntry>>>,
+    /// Unique per table: the owner of POSIX locks taken through it.
+    id: u64,
+    locks: Arc<LockRegistry>,
+}
+
+static NEXT_TABLE_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Drop for FdTable {
+    fn drop(&mut self) {
+        let fds = std::mem::take(self.fds.get_mut().unwrap_or_else(|e| e.into_inner()));
+        self.closed(fds.iter().flatten());
+    }
 }
 
 impl FdTable {
-    pub fn new() -> Arc<FdTable> {
-        Arc::new(FdTable::default())
+    /// An empty table whose POSIX locks live in `locks`.
+    pub fn new(locks: Arc<LockRegistry>) -> Arc<FdTable> {
+        Arc::new(FdTable::with_fds(Vec::new(), locks))
+    }
+
+    fn with_fds(fds: Vec<Option<FdEntry>>, locks: Arc<LockRegistry>) -> FdTable {
+        FdTable { fds: Mutex::new(fds), id: NEXT_TABLE_ID.fetch_add(1, Ordering::Relaxed), locks }
+    }
+
+    /// The owner id of the POSIX locks taken through this table.
+    pub fn lock_owner(&self) -> u64 {
+        self.id
+    }
+
+    /// Descriptors of `entries` were closed: this process's POSIX locks on their files go.
+    fn closed<'a>(&self, entries: impl IntoIterator<Item = &'a FdEntry>) {
+        if self.locks.is_empty() {
+            return;
+        }
+        for e in entries {
+            self.locks.release_posix(self.id, &e.file);
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Option<FdEntry>>> {
@@ -77,15 +112,19 @@ impl FdTable {
         if i >= fds.len() {
             fds.resize(i + 1, None);
         }
-        Ok(fds[i].replace(FdEntry { file, cloexec }))
+        let prev = fds[i].replace(FdEntry { file, cloexec });
+        drop(fds);
+        self.closed(prev.iter());
+        Ok(prev)
     }
 
     pub fn remove(&self, fd: i32) -> Result<FdEntry, Errno> {
         if fd < 0 {
             return Err(Errno::EBADF);
         }
-        let mut fds = self.lock();
-        fds.get_mut(fd as usize).and_then(|s| s.take()).ok_or(Errno::EBADF)
+        let entry = self.lock().get_mut(fd as usize).and_then(|s| s.take()).ok_or(Errno::EBADF)?;
+        self.closed([&entry]);
+        Ok(entry)
     }
 
     pub fn set_cloexec(&self, fd: i32, on: bool) -> Result<(), Errno> {
@@ -101,7 +140,7 @@ impl FdTable {
 
     /// An independent copy (fork without CLONE_FILES).
     pub fn fork(&self) -> Arc<FdTable> {
-        Arc::new(FdTable { fds: Mutex::new(self.lock().clone()) })
+        Arc::new(FdTable::with_fds(self.lock().clone(), self.locks.clone()))
     }
 
     /// Drops close-on-exec descriptors (execve).
@@ -113,6 +152,8 @@ impl FdTable {
                 closed.extend(slot.take());
             }
         }
+        drop(fds);
+        self.closed(&closed);
         closed
     }
 
@@ -133,6 +174,8 @@ impl FdTable {
                 closed.extend(fds[i].take());
             }
         }
+        drop(fds);
+        self.closed(&closed);
         closed
     }
 
@@ -147,6 +190,9 @@ impl FdTable {
 
     /// Drops every descriptor (process exit).
     pub fn clear(&self) -> Vec<FdEntry> {
-        std::mem::take(&mut *self.lock()).into_iter().flatten().collect()
+        let closed: Vec<FdEntry> =
+            std::mem::take(&mut *self.lock()).into_iter().flatten().collect();
+        self.closed(&closed);
+        closed
     }
 }

@@ -1,14 +1,15 @@
 //! Open file descriptions: what a file descriptor refers to.
 
 use std::any::Any;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::abi::stat::{O_ACCMODE, O_APPEND, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, O_WRONLY, Stat};
 use crate::abi::{Errno, errno::SysResult};
 use crate::mm::mappable::Mappable;
 use crate::vfs::Location;
 use crate::vfs::context::Context;
+use crate::vfs::lock::InodeLocks;
 use crate::waiter::{Events, WaitQueue};
 
 pub const SEEK_SET: u32 = 0;
@@ -83,6 +84,21 @@ pub struct File {
     pub path: Vec<u8>,
     flags: AtomicU32,
     pub offset: Mutex<u64>,
+    /// Unique per description: owns its flock and OFD locks.
+    id: u64,
+    /// The locks of its file once this description has taken a flock or OFD lock, released
+    /// when it goes.
+    locks: OnceLock<Arc<InodeLocks>>,
+}
+
+static NEXT_FILE_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Drop for File {
+    fn drop(&mut self) {
+        if let Some(l) = self.locks.get() {
+            l.release_description(self.id);
+        }
+    }
 }
 
 impl File {
@@ -92,7 +108,26 @@ impl File {
         location: Option<Location>,
         path: Vec<u8>,
     ) -> Arc<File> {
-        Arc::new(File { ops, location, path, flags: AtomicU32::new(flags), offset: Mutex::new(0) })
+        Arc::new(File {
+            ops,
+            location,
+            path,
+            flags: AtomicU32::new(flags),
+            offset: Mutex::new(0),
+            id: NEXT_FILE_ID.fetch_add(1, Ordering::Relaxed),
+            locks: OnceLock::new(),
+        })
+    }
+
+    /// The open file description's identity (the owner of its flock and OFD locks).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Remembers the locks of this description's file, to release them when it goes; returns
+    /// the ones remembered (a description's file never changes).
+    pub fn attach_locks(&self, locks: Arc<InodeLocks>) -> Arc<InodeLocks> {
+        self.locks.get_or_init(|| locks).clone()
     }
 
     pub fn flags(&self) -> u32 {

@@ -1,5 +1,6 @@
-//! The virtual filesystem: mounts, path resolution, open files and descriptor tables. It sees
-//! the task it works for only through [`context::Context`], never the kernel.
+//! The virtual filesystem: mounts, path resolution, open files and descriptor tables, and the
+//! advisory locks on files ([`lock`]). It sees the task it works for only through
+//! [`context::Context`], never the kernel.
 
 pub mod context;
 pub mod dir_file;
@@ -7,6 +8,7 @@ pub mod fd_table;
 pub mod file;
 pub mod fs;
 pub mod inode;
+pub mod lock;
 pub mod mount;
 pub mod path;
 
