@@ -156,6 +156,9 @@ impl ApiError {
                     .collect();
             }
             status["details"] = details;
+        } else if matches!(self.code, 404 | 409) {
+            // Clients read `details` of these without checking it is there (kubectl debug).
+            status["details"] = json!({});
         }
         status
     }
@@ -189,5 +192,19 @@ fn qualified(kind: &ResourceKind) -> String {
         kind.plural.to_owned()
     } else {
         format!("{}.{}", kind.plural, kind.group)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_and_conflict_statuses_always_carry_details() {
+        let route = ApiError::no_route("/api/v1/nothing").status();
+        assert_eq!(route["details"], json!({}), "{route}");
+        let conflict = ApiError::new(409, "Conflict", "busy").status();
+        assert_eq!(conflict["details"], json!({}), "{conflict}");
+        assert!(ApiError::bad_request("x").status().get("details").is_none());
     }
 }
