@@ -90,6 +90,17 @@ fn apply_get_update_and_strict_validation(b: Backend) {
     let ip = svc["spec"]["clusterIP"].as_str().unwrap();
     assert!(ip.starts_with("10.96.") && ip != "10.96.0.1", "{ip}");
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], 80);
+
+    // What Kubernetes validates: a cron schedule, an autoscaler's bounds (422, nothing stored).
+    let cron = "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: nightly}\nspec:\n  schedule: \"61 * * * *\"\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{name: c, image: busybox}]\n";
+    c.write("cron.yaml", cron);
+    let err = c.fails(&["apply", "-f", c.data_dir().join("cron.yaml").to_str().unwrap()]);
+    assert!(err.contains("spec.schedule") && err.contains("is invalid"), "{err}");
+    assert!(c.fails(&["get", "cronjob", "nightly"]).contains("NotFound"));
+    let hpa = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  minReplicas: 5\n  maxReplicas: 2\n";
+    c.write("hpa.yaml", hpa);
+    let err = c.fails(&["apply", "-f", c.data_dir().join("hpa.yaml").to_str().unwrap()]);
+    assert!(err.contains("spec.minReplicas"), "{err}");
 }
 
 fn watch_sees_a_change(b: Backend) {

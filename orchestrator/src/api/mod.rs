@@ -1,7 +1,8 @@
 //! The Kubernetes API, independent of HTTP: the resource table, typed requests, the engine that
 //! executes them against the store, and what it needs (schemas, defaults, validation, patches,
-//! tables, selectors, discovery documents, background lifecycle work).
+//! tables, selectors, cron schedules, discovery documents, background lifecycle work).
 
+pub mod cron;
 pub mod defaults;
 pub mod discovery;
 pub mod engine;

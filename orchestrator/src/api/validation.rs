@@ -111,6 +111,40 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Vec<Cause> {
                 });
             }
         }
+        ("batch", "CronJob") => {
+            let schedule = obj["spec"]["schedule"].as_str().unwrap_or("");
+            if schedule.is_empty() {
+                causes.push(Cause::required("spec.schedule"));
+            } else if let Err(e) = super::cron::Schedule::parse(schedule) {
+                causes.push(Cause::invalid(
+                    "spec.schedule",
+                    format!("Invalid value: \"{schedule}\": {e}"),
+                ));
+            }
+        }
+        ("autoscaling", "HorizontalPodAutoscaler") => {
+            let spec = &obj["spec"];
+            let max = spec["maxReplicas"].as_i64();
+            let min = spec["minReplicas"].as_i64().unwrap_or(1);
+            match max {
+                None => causes.push(Cause::required("spec.maxReplicas")),
+                Some(m) if m < 1 => causes.push(Cause::invalid(
+                    "spec.maxReplicas",
+                    format!("Invalid value: {m}: must be greater than or equal to 1"),
+                )),
+                Some(m) if min > m => causes.push(Cause::invalid(
+                    "spec.minReplicas",
+                    format!("Invalid value: {min}: must be less than or equal to maxReplicas"),
+                )),
+                _ => {}
+            }
+            if min < 1 {
+                causes.push(Cause::invalid(
+                    "spec.minReplicas",
+                    format!("Invalid value: {min}: must be greater than or equal to 1"),
+                ));
+            }
+        }
         ("", "Service") => service(obj, &mut causes),
         ("", "ConfigMap" | "Secret") => {
             for field in ["data", "binaryData", "stringData"] {
@@ -377,5 +411,36 @@ mod tests {
         let causes = validate(d, &obj);
         assert_eq!(causes.len(), 1, "{causes:?}");
         assert_eq!(causes[0].field, "spec.template.metadata.labels");
+    }
+
+    #[test]
+    fn cron_schedules_and_autoscaler_bounds_are_checked() {
+        let cj = find("batch", "v1", "cronjobs").unwrap();
+        let cron = |schedule: &str| {
+            let obj =
+                serde_json::json!({"metadata": {"name": "c"}, "spec": {"schedule": schedule}});
+            validate(cj, &obj).into_iter().map(|c| c.field).collect::<Vec<_>>()
+        };
+        assert!(cron("*/5 * * * *").is_empty());
+        assert!(cron("@daily").is_empty());
+        assert_eq!(cron("61 * * * *"), ["spec.schedule"]);
+        assert_eq!(cron("every minute"), ["spec.schedule"]);
+        assert_eq!(cron(""), ["spec.schedule"]);
+        let hpa = find("autoscaling", "v2", "horizontalpodautoscalers").unwrap();
+        let bounds = |spec: serde_json::Value| {
+            let obj = serde_json::json!({"metadata": {"name": "h"}, "spec": spec});
+            validate(hpa, &obj).into_iter().map(|c| c.field).collect::<Vec<_>>()
+        };
+        assert!(bounds(serde_json::json!({"minReplicas": 2, "maxReplicas": 5})).is_empty());
+        assert!(bounds(serde_json::json!({"maxReplicas": 1})).is_empty());
+        assert_eq!(
+            bounds(serde_json::json!({"minReplicas": 6, "maxReplicas": 5})),
+            ["spec.minReplicas"]
+        );
+        assert_eq!(
+            bounds(serde_json::json!({"minReplicas": 0, "maxReplicas": 5})),
+            ["spec.minReplicas"]
+        );
+        assert_eq!(bounds(serde_json::json!({"minReplicas": 1})), ["spec.maxReplicas"]);
     }
 }

@@ -4,8 +4,6 @@
 //! `failedJobsHistoryLimit`). Jobs are named after their scheduled minute, so a restarted
 //! controller never starts the same run twice.
 
-pub mod schedule;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,12 +17,12 @@ use super::Context;
 use super::common::{controlled_by, enqueue_owner, owner_ref};
 use super::job::finished_at;
 use crate::api::ApiError;
+use crate::api::cron::Schedule;
 use crate::api::request::{DeleteOptions, Propagation};
 use crate::kube::events::EventType;
 use crate::kube::{
     Action, Controller, EventRecorder, Informer, Kube, ObjectKey, Reconciler, WorkQueue,
 };
-use schedule::Schedule;
 
 pub const SCHEDULED_AT: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
 
