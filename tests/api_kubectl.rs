@@ -101,6 +101,16 @@ fn apply_get_update_and_strict_validation(b: Backend) {
     c.write("hpa.yaml", hpa);
     let err = c.fails(&["apply", "-f", c.data_dir().join("hpa.yaml").to_str().unwrap()]);
     assert!(err.contains("spec.minReplicas"), "{err}");
+    // Immutable fields: a binding's roleRef, a Deployment's selector.
+    c.apply("apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: rb}\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}\nsubjects: [{kind: User, name: alice}]\n", &[]);
+    let other =
+        r#"{"roleRef":{"apiGroup":"rbac.authorization.k8s.io","kind":"Role","name":"admin"}}"#;
+    let err = c.fails(&["patch", "rolebinding", "rb", "--type=merge", "-p", other]);
+    assert!(err.contains("roleRef") && err.contains("immutable"), "{err}");
+    assert_eq!(c.json(&["get", "rolebinding", "rb"])["roleRef"]["name"], "reader");
+    let selector = r#"{"spec":{"selector":{"matchLabels":{"app":"web","tier":"x"}},"template":{"metadata":{"labels":{"app":"web","tier":"x"}}}}}"#;
+    let err = c.fails(&["patch", "deployment", "web", "--type=merge", "-p", selector]);
+    assert!(err.contains("spec.selector") && err.contains("immutable"), "{err}");
 }
 
 fn watch_sees_a_change(b: Backend) {

@@ -181,6 +181,39 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Vec<Cause> {
     causes
 }
 
+/// Fields an update may not change, as Kubernetes refuses them: a workload's selector, a
+/// Job's selector and pod template, a binding's roleRef, a claim's spec (but its requests,
+/// and the volume it is bound to once). `old` and `new` are both defaulted.
+pub fn immutable(kind: &ResourceKind, old: &Value, new: &Value) -> Vec<Cause> {
+    let fields: &[&str] = match (kind.group, kind.kind) {
+        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet") => &["spec.selector"],
+        ("batch", "Job") => &["spec.selector", "spec.template"],
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => &["roleRef"],
+        ("", "PersistentVolumeClaim") => &["spec"],
+        _ => &[],
+    };
+    let at = |v: &Value, path: &str| {
+        let mut v =
+            path.split('.').fold(v.clone(), |v, k| v.get(k).cloned().unwrap_or(Value::Null));
+        if kind.kind == "PersistentVolumeClaim"
+            && let Some(spec) = v.as_object_mut()
+        {
+            // Requests may grow (expansion); the volume is set once, by the binder.
+            spec.remove("resources");
+            spec.remove("volumeAttributesClassName");
+            if old["spec"]["volumeName"].as_str().unwrap_or("").is_empty() {
+                spec.remove("volumeName");
+            }
+        }
+        v
+    };
+    fields
+        .iter()
+        .filter(|f| at(old, f) != at(new, f))
+        .map(|f| Cause::invalid(f, "Invalid value: field is immutable"))
+        .collect()
+}
+
 fn validate_map(meta: &Value, field: &str, causes: &mut Vec<Cause>, values_are_labels: bool) {
     let Some(m) = meta.get(field).and_then(Value::as_object) else { return };
     for (k, v) in m {
@@ -411,6 +444,47 @@ mod tests {
         let causes = validate(d, &obj);
         assert_eq!(causes.len(), 1, "{causes:?}");
         assert_eq!(causes[0].field, "spec.template.metadata.labels");
+    }
+
+    #[test]
+    fn selectors_templates_role_refs_and_claims_are_immutable() {
+        let job = find("batch", "v1", "jobs").unwrap();
+        let j = |image: &str| serde_json::json!({"spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"spec": {"containers": [{"name": "c", "image": image}]}}, "parallelism": 1}});
+        assert!(immutable(job, &j("x"), &j("x")).is_empty());
+        let mut more = j("x");
+        more["spec"]["parallelism"] = 3.into();
+        assert!(immutable(job, &j("x"), &more).is_empty(), "parallelism may change");
+        let fields: Vec<String> =
+            immutable(job, &j("x"), &j("y")).into_iter().map(|c| c.field).collect();
+        assert_eq!(fields, ["spec.template"]);
+        let rb = find("rbac.authorization.k8s.io", "v1", "rolebindings").unwrap();
+        let r = |role: &str| serde_json::json!({"roleRef": {"kind": "Role", "name": role}});
+        assert_eq!(immutable(rb, &r("a"), &r("b")).len(), 1);
+        let pvc = find("", "v1", "persistentvolumeclaims").unwrap();
+        let c = |size: &str, volume: Option<&str>, mode: &str| serde_json::json!({"spec": {"accessModes": [mode], "resources": {"requests": {"storage": size}}, "volumeName": volume}});
+        assert!(
+            immutable(
+                pvc,
+                &c("1Gi", None, "ReadWriteOnce"),
+                &c("2Gi", Some("pv1"), "ReadWriteOnce")
+            )
+            .is_empty(),
+            "bound once, grown"
+        );
+        assert_eq!(
+            immutable(
+                pvc,
+                &c("1Gi", Some("pv1"), "ReadWriteOnce"),
+                &c("1Gi", Some("pv2"), "ReadWriteOnce")
+            )
+            .len(),
+            1
+        );
+        assert_eq!(
+            immutable(pvc, &c("1Gi", None, "ReadWriteOnce"), &c("1Gi", None, "ReadWriteMany"))
+                .len(),
+            1
+        );
     }
 
     #[test]

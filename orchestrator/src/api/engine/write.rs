@@ -382,7 +382,10 @@ impl Api {
             let g = current["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
             new["metadata"]["generation"] = json!(g);
         }
-        let causes = validation::validate(kind, &new);
+        let mut causes = validation::validate(kind, &new);
+        if sub.is_none() {
+            causes.extend(validation::immutable(kind, current, &new));
+        }
         if !causes.is_empty() {
             return Err(ApiError::invalid(kind, &name, causes));
         }
