@@ -417,6 +417,22 @@ spec:
     let memory = top.split_whitespace().nth(2).unwrap_or_default();
     let mib: f64 = memory.trim_end_matches("Mi").parse().unwrap_or(0.0);
     assert!(memory.ends_with("Mi") && mib > 0.0, "{top}");
+    // And the node's own, as `kubectl top node` shows it (with its share of allocatable).
+    let mut top = String::new();
+    assert!(
+        eventually(Duration::from_secs(40), || {
+            let out = c.kubectl(&["top", "node", "--no-headers"]);
+            top = String::from_utf8_lossy(&out.stdout).into_owned();
+            out.status.success() && !top.trim().is_empty()
+        }),
+        "kubectl top node: {top}"
+    );
+    // NAME CPU(cores) CPU% MEMORY(bytes) MEMORY%
+    let fields: Vec<&str> = top.split_whitespace().collect();
+    assert_eq!(fields.len(), 5, "{top}");
+    assert!(fields[1].ends_with('m') && fields[2].ends_with('%'), "{top}");
+    let mib: f64 = fields[3].trim_end_matches("Mi").parse().unwrap_or(0.0);
+    assert!(fields[3].ends_with("Mi") && mib > 100.0, "{top}");
 }
 
 /// A network namespace joined to the host by a veth pair: host side `.1`, namespace side `.2`.

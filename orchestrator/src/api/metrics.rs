@@ -1,6 +1,6 @@
 //! The resource metrics API (`metrics.k8s.io/v1beta1`), which k8s-openapi does not carry:
-//! PodMetrics as node agents publish them, read by the HorizontalPodAutoscaler and
-//! `kubectl top pod`.
+//! PodMetrics and NodeMetrics as node agents publish them, read by the
+//! HorizontalPodAutoscaler, `kubectl top pod` and `kubectl top node`.
 
 use std::collections::BTreeMap;
 
@@ -46,6 +46,45 @@ impl k8s_openapi::Resource for PodMetrics {
 }
 
 impl k8s_openapi::Metadata for PodMetrics {
+    type Ty = ObjectMeta;
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// Resource usage of a whole node, averaged over `window`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "io.k8s.metrics.pkg.apis.metrics.v1beta1.NodeMetrics")]
+pub struct NodeMetrics {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub api_version: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Time>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    /// cpu and memory.
+    #[serde(default)]
+    pub usage: BTreeMap<String, Quantity>,
+}
+
+impl k8s_openapi::Resource for NodeMetrics {
+    const API_VERSION: &'static str = "metrics.k8s.io/v1beta1";
+    const GROUP: &'static str = "metrics.k8s.io";
+    const KIND: &'static str = "NodeMetrics";
+    const VERSION: &'static str = "v1beta1";
+    const URL_PATH_SEGMENT: &'static str = "nodes";
+    type Scope = k8s_openapi::ClusterResourceScope;
+}
+
+impl k8s_openapi::Metadata for NodeMetrics {
     type Ty = ObjectMeta;
     fn metadata(&self) -> &ObjectMeta {
         &self.metadata

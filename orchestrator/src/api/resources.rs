@@ -161,6 +161,7 @@ kinds! {
     coordination::Lease => "coordination.k8s.io" "v1" "Lease" "leases" "lease" Namespaced [] [] [] Stored;
     scheduling::PriorityClass => "scheduling.k8s.io" "v1" "PriorityClass" "priorityclasses" "priorityclass" Cluster ["pc"] [] [] Stored;
     super::metrics::PodMetrics => "metrics.k8s.io" "v1beta1" "PodMetrics" "pods" "podmetrics" Namespaced [] [] [] Stored;
+    super::metrics::NodeMetrics => "metrics.k8s.io" "v1beta1" "NodeMetrics" "nodes" "nodemetrics" Cluster [] [] [] Stored;
     node::RuntimeClass => "node.k8s.io" "v1" "RuntimeClass" "runtimeclasses" "runtimeclass" Cluster [] [] [] Stored;
     rbac::Role => "rbac.authorization.k8s.io" "v1" "Role" "roles" "role" Namespaced [] [] [] Stored;
     rbac::ClusterRole => "rbac.authorization.k8s.io" "v1" "ClusterRole" "clusterroles" "clusterrole" Cluster [] [] [] Stored;

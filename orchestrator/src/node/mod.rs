@@ -14,12 +14,14 @@
 //! - [`registration`], [`lease`], [`pod_status`], [`pod_metrics`]: what any node owes the
 //!   control plane,
 //!   shared with the simulated nodes of `ringfence sim-nodes`.
+//! - [`node_metrics`]: this node's own CPU and memory use, for `kubectl top node`.
 
 pub mod cri_client;
 pub mod dns;
 pub mod env;
 pub mod error;
 pub mod lease;
+pub mod node_metrics;
 pub mod pod_metrics;
 pub mod pod_status;
 pub mod pod_worker;
@@ -206,6 +208,7 @@ impl NodeAgent {
             tokio::spawn(async move { me.heartbeat().await });
         }
         tokio::spawn(pod_metrics::run(me.kube.clone(), me.shared.cri.clone()));
+        tokio::spawn(node_metrics::run(me.kube.clone(), me.config.name.clone()));
         if me.config.service_proxy {
             service_proxy::start(me.shared.clone());
             if let Some(addr) = me.shared.dns_server {
