@@ -269,8 +269,11 @@ fn sigterm_is_forwarded_to_a_program_that_handles_it() {
     let dir = tempfile::tempdir().unwrap();
     let root = busybox_rootfs(dir.path());
     // The child's output goes elsewhere and it is killed: natively it would outlive the shell.
+    // "ready" once the child runs: the signal finds the shell waiting (a SIGTERM that arrived
+    // while the shell was still forking it once ended the shell with SIGSEGV under load,
+    // 1 run in ~10: noted for issue 19, not what this test is about).
     let script =
-        "trap 'kill $!; echo bye; exit 3' TERM; echo ready; sleep 1000 >/dev/null 2>&1 & wait";
+        "trap 'kill $!; echo bye; exit 3' TERM; sleep 1000 >/dev/null 2>&1 & echo ready; wait";
     let native = run_and_stop(None, &[], script, &[libc::SIGTERM]);
     let got = run_and_stop(Some(&root), &["--stop-timeout", "30"], script, &[libc::SIGTERM]);
     assert_eq!((got.code, got.stdout.as_str()), (native.code, native.stdout.as_str()));
