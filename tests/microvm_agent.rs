@@ -12,6 +12,11 @@ mod guest_lane;
 use guest_lane::{CMDLINE, lane};
 
 fn vm_run(dir: &Path, command: &[&str]) -> (Option<i32>, String, String) {
+    vm_run_with(dir, CMDLINE, command)
+}
+
+/// `vm run -- command` with this kernel command line.
+fn vm_run_with(dir: &Path, cmdline: &str, command: &[&str]) -> (Option<i32>, String, String) {
     let mut args = vec![
         "--",
         "-v",
@@ -28,7 +33,7 @@ fn vm_run(dir: &Path, command: &[&str]) -> (Option<i32>, String, String) {
         "--mem",
         "256",
         "--cmdline",
-        CMDLINE,
+        cmdline,
         "--",
     ];
     args.extend_from_slice(command);
@@ -78,25 +83,7 @@ fn the_project_kernel_boots_to_the_agent_and_runs_a_command_from_the_rootfs_disk
 fn a_guest_kernel_panic_is_reported_with_its_console() {
     let dir = tempfile::tempdir().unwrap();
     let cmdline = format!("{CMDLINE} init=/no/such/init rdinit=/no/such/init");
-    let args = [
-        "--",
-        "-v",
-        "vm",
-        "run",
-        "--kernel",
-        "/guest/bzImage",
-        "--initrd",
-        "/guest/initrd",
-        "--disk",
-        "/guest/rootfs.img",
-        "--mem",
-        "256",
-        "--cmdline",
-        &cmdline,
-        "--",
-        "true",
-    ];
-    let (status, stdout, stderr) = lane(dir.path(), &[], &args);
+    let (status, stdout, stderr) = vm_run_with(dir.path(), &cmdline, &["true"]);
     assert_ne!(status, Some(0), "{stdout}\n{stderr}");
     let said = format!("{stdout}\n{stderr}");
     assert!(said.contains("the VMM ended"), "{said}");

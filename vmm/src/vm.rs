@@ -139,10 +139,6 @@ impl VmConfig {
     }
 }
 
-fn lock<T: ?Sized>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn snapshot_error(e: crate::snapshot::SnapshotError) -> VmmError {
     VmmError::Config(e.to_string())
 }
@@ -354,9 +350,13 @@ pub fn run_with(
     }
     // The others wait for the boot vCPU to start them (INIT/SIPI through the local APIC).
     match entry {
-        Some(loader::Entry::Long { rip }) => cpu::setup_long_mode(&lock(&vcpus[0]), rip, boot_arg)?,
+        Some(loader::Entry::Long { rip }) => cpu::setup_long_mode(
+            &vcpus[0].lock().unwrap_or_else(|e| e.into_inner()),
+            rip,
+            boot_arg,
+        )?,
         Some(loader::Entry::Pvh { rip, start_info }) => {
-            cpu::setup_pvh(&lock(&vcpus[0]), rip, start_info)?
+            cpu::setup_pvh(&vcpus[0].lock().unwrap_or_else(|e| e.into_inner()), rip, start_info)?
         }
         None => {}
     }

@@ -36,24 +36,31 @@ pub struct ContainerMetrics {
     pub usage: BTreeMap<String, Quantity>,
 }
 
-impl k8s_openapi::Resource for PodMetrics {
-    const API_VERSION: &'static str = "metrics.k8s.io/v1beta1";
-    const GROUP: &'static str = "metrics.k8s.io";
-    const KIND: &'static str = "PodMetrics";
-    const VERSION: &'static str = "v1beta1";
-    const URL_PATH_SEGMENT: &'static str = "pods";
-    type Scope = k8s_openapi::NamespaceResourceScope;
+/// What k8s-openapi's traits need of a metrics.k8s.io kind.
+macro_rules! metrics_resource {
+    ($ty:ty, $kind:literal, $plural:literal, $scope:ty) => {
+        impl k8s_openapi::Resource for $ty {
+            const API_VERSION: &'static str = "metrics.k8s.io/v1beta1";
+            const GROUP: &'static str = "metrics.k8s.io";
+            const KIND: &'static str = $kind;
+            const VERSION: &'static str = "v1beta1";
+            const URL_PATH_SEGMENT: &'static str = $plural;
+            type Scope = $scope;
+        }
+
+        impl k8s_openapi::Metadata for $ty {
+            type Ty = ObjectMeta;
+            fn metadata(&self) -> &ObjectMeta {
+                &self.metadata
+            }
+            fn metadata_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
 }
 
-impl k8s_openapi::Metadata for PodMetrics {
-    type Ty = ObjectMeta;
-    fn metadata(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+metrics_resource!(PodMetrics, "PodMetrics", "pods", k8s_openapi::NamespaceResourceScope);
 
 /// Resource usage of a whole node, averaged over `window`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -75,21 +82,4 @@ pub struct NodeMetrics {
     pub usage: BTreeMap<String, Quantity>,
 }
 
-impl k8s_openapi::Resource for NodeMetrics {
-    const API_VERSION: &'static str = "metrics.k8s.io/v1beta1";
-    const GROUP: &'static str = "metrics.k8s.io";
-    const KIND: &'static str = "NodeMetrics";
-    const VERSION: &'static str = "v1beta1";
-    const URL_PATH_SEGMENT: &'static str = "nodes";
-    type Scope = k8s_openapi::ClusterResourceScope;
-}
-
-impl k8s_openapi::Metadata for NodeMetrics {
-    type Ty = ObjectMeta;
-    fn metadata(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+metrics_resource!(NodeMetrics, "NodeMetrics", "nodes", k8s_openapi::ClusterResourceScope);

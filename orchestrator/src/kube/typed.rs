@@ -202,6 +202,19 @@ impl Kube {
         decode(self.raw(kind_of::<K>(), ns.as_deref(), None, None, op).await?)
     }
 
+    /// Creates the object, or replaces the one of its name (keeping that one's metadata): for
+    /// objects a single writer republishes whole, such as metrics.
+    pub async fn create_or_replace<K: Object>(&self, mut obj: K) -> Result<K, ApiError> {
+        let (ns, name) = (obj.metadata().namespace.clone(), obj.metadata().name.clone());
+        match self.get::<K>(ns.as_deref(), name.as_deref().unwrap_or_default()).await? {
+            Some(old) => {
+                *obj.metadata_mut() = old.metadata().clone();
+                self.update(&obj).await
+            }
+            None => self.create(&obj).await,
+        }
+    }
+
     /// Replaces the object (compare-and-swap on its resourceVersion).
     pub async fn update<K: Object>(&self, obj: &K) -> Result<K, ApiError> {
         self.put(obj, None).await

@@ -42,17 +42,7 @@ async fn publish(kube: &Kube, node: &str, nanocores: u64, memory: u64) -> Result
         .into(),
         ..Default::default()
     };
-    match kube.get::<NodeMetrics>(None, node).await? {
-        Some(old) => {
-            let mut new = m;
-            new.metadata = old.metadata;
-            kube.update(&new).await?;
-        }
-        None => {
-            kube.create(&m).await?;
-        }
-    }
-    Ok(())
+    kube.create_or_replace(m).await.map(|_| ())
 }
 
 /// Samples and publishes this node's usage until the process ends.

@@ -52,17 +52,7 @@ pub async fn publish(
         containers,
         ..Default::default()
     };
-    match kube.get::<PodMetrics>(Some(pod.namespace), pod.name).await? {
-        Some(old) => {
-            let mut new = m;
-            new.metadata = old.metadata;
-            kube.update(&new).await?;
-        }
-        None => {
-            kube.create(&m).await?;
-        }
-    }
-    Ok(())
+    kube.create_or_replace(m).await.map(|_| ())
 }
 
 /// One container's CPU counter at one moment.

@@ -36,7 +36,7 @@ impl Restore {
         let kvm = kvm_ioctls::Kvm::new().map_err(|e| SnapshotError::Kvm(e.to_string()))?;
         let supported = kvm
             .get_supported_cpuid(kvm_bindings::KVM_MAX_CPUID_ENTRIES)
-            .map_err(|e| SnapshotError::Kvm(format!("KVM_GET_SUPPORTED_CPUID: {e}")))?;
+            .map_err(SnapshotError::kvm("KVM_GET_SUPPORTED_CPUID"))?;
         for v in &state.vcpus {
             super::cpu_features::check(&v.cpuid, supported.as_slice())?;
         }

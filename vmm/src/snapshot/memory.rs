@@ -118,25 +118,37 @@ pub fn apply_diff(diff: &Path, base: &Path) -> Result<u64, SnapshotError> {
     if dl != bl {
         return Err(SnapshotError::MemoryFileSize { path: diff.into(), found: dl, expected: bl });
     }
-    let mut buf = vec![0u8; CHUNK];
     let mut copied = 0;
-    let mut pos = 0;
-    while let Some((data, hole)) = extent(&d, pos).map_err(io)? {
-        let mut at = data;
-        while at < hole.min(dl) {
-            let n = (hole.min(dl) - at).min(CHUNK as u64) as usize;
-            d.read_exact_at(&mut buf[..n], at).map_err(io)?;
-            b.write_all_at(&buf[..n], at).map_err(io)?;
-            at += n as u64;
-            copied += n as u64;
-        }
-        pos = hole;
-        if pos >= dl {
-            break;
-        }
-    }
+    for_each_data_chunk(&d, dl, io, |at, bytes| {
+        copied += bytes.len() as u64;
+        b.write_all_at(bytes, at).map_err(io)
+    })?;
     b.sync_all().map_err(io)?;
     Ok(copied)
+}
+
+/// Calls `f` with each chunk (up to [`CHUNK`] bytes) of the data in the first `len` bytes of
+/// `file`, and its offset, skipping holes; `io` says what a read error was about.
+fn for_each_data_chunk(
+    file: &File,
+    len: u64,
+    io: impl Fn(std::io::Error) -> SnapshotError,
+    mut f: impl FnMut(u64, &[u8]) -> Result<(), SnapshotError>,
+) -> Result<(), SnapshotError> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut pos = 0;
+    while pos < len {
+        let Some((data, hole)) = extent(file, pos).map_err(&io)? else { break };
+        let mut at = data;
+        while at < hole.min(len) {
+            let n = (hole.min(len) - at).min(CHUNK as u64) as usize;
+            file.read_exact_at(&mut buf[..n], at).map_err(&io)?;
+            f(at, &buf[..n])?;
+            at += n as u64;
+        }
+        pos = hole;
+    }
+    Ok(())
 }
 
 /// The parts of the RAM range at `start` (`len` bytes) that may hold data, as offsets into
@@ -215,19 +227,9 @@ pub fn copy_shared(path: &Path, size: u64) -> Result<GuestMem, SnapshotError> {
         .map_err(|e| SnapshotError::Io(e.to_string()))?;
     let io = |e: std::io::Error| SnapshotError::Io(format!("reading {}: {e}", path.display()));
     let ranges = layout::ram_ranges(size);
-    let mut buf = vec![0u8; CHUNK];
-    let mut pos = 0u64;
-    while pos < size {
-        let Some((data, hole)) = extent(&file, pos).map_err(io)? else { break };
-        let mut at = data;
-        while at < hole.min(size) {
-            let n = (hole.min(size) - at).min(CHUNK as u64) as usize;
-            file.read_exact_at(&mut buf[..n], at).map_err(io)?;
-            write_at_file_offset(&mem, &ranges, at, &buf[..n])?;
-            at += n as u64;
-        }
-        pos = hole;
-    }
+    for_each_data_chunk(&file, size, io, |at, bytes| {
+        write_at_file_offset(&mem, &ranges, at, bytes)
+    })?;
     Ok(mem)
 }
 

@@ -48,3 +48,10 @@ pub enum SnapshotError {
     #[error("encoding the state: {0}")]
     Encode(String),
 }
+
+impl SnapshotError {
+    /// The error of KVM call `what`, for `map_err`.
+    pub fn kvm(what: &'static str) -> impl Fn(kvm_ioctls::Error) -> SnapshotError {
+        move |e| SnapshotError::Kvm(format!("{what}: {e}"))
+    }
+}

@@ -118,7 +118,7 @@ impl Snapshotter {
             let bitmap = self
                 .vm
                 .get_dirty_log(slot as u32, region.len() as usize)
-                .map_err(|e| SnapshotError::Kvm(format!("KVM_GET_DIRTY_LOG: {e}")))?;
+                .map_err(SnapshotError::kvm("KVM_GET_DIRTY_LOG"))?;
             let base = region.start_addr().raw_value() >> 12;
             for (i, word) in bitmap.iter().enumerate() {
                 let mut w = *word;

@@ -9,25 +9,21 @@ use kvm_ioctls::VmFd;
 use super::SnapshotError;
 use super::state::VmState;
 
-fn kvm(what: &'static str) -> impl Fn(kvm_ioctls::Error) -> SnapshotError {
-    move |e| SnapshotError::Kvm(format!("{what}: {e}"))
-}
-
 fn chip(vm: &VmFd, chip_id: u32) -> Result<kvm_irqchip, SnapshotError> {
     let mut c = kvm_irqchip { chip_id, ..Default::default() };
-    vm.get_irqchip(&mut c).map_err(kvm("KVM_GET_IRQCHIP"))?;
+    vm.get_irqchip(&mut c).map_err(SnapshotError::kvm("KVM_GET_IRQCHIP"))?;
     Ok(c)
 }
 
 pub fn save(vm: &VmFd) -> Result<VmState, SnapshotError> {
-    let mut clock = vm.get_clock().map_err(kvm("KVM_GET_CLOCK"))?;
+    let mut clock = vm.get_clock().map_err(SnapshotError::kvm("KVM_GET_CLOCK"))?;
     // Only the clock's value goes back in; KVM refuses the flags it reports.
     clock.flags &= !KVM_CLOCK_TSC_STABLE;
     Ok(VmState {
         pic_master: chip(vm, KVM_IRQCHIP_PIC_MASTER)?,
         pic_slave: chip(vm, KVM_IRQCHIP_PIC_SLAVE)?,
         ioapic: chip(vm, KVM_IRQCHIP_IOAPIC)?,
-        pit: vm.get_pit2().map_err(kvm("KVM_GET_PIT2"))?,
+        pit: vm.get_pit2().map_err(SnapshotError::kvm("KVM_GET_PIT2"))?,
         clock,
     })
 }
@@ -45,11 +41,11 @@ pub fn restore(vm: &VmFd, s: &VmState) -> Result<(), SnapshotError> {
                 c.chip_id
             )));
         }
-        vm.set_irqchip(c).map_err(kvm("KVM_SET_IRQCHIP"))?;
+        vm.set_irqchip(c).map_err(SnapshotError::kvm("KVM_SET_IRQCHIP"))?;
     }
-    vm.set_pit2(&s.pit).map_err(kvm("KVM_SET_PIT2"))?;
+    vm.set_pit2(&s.pit).map_err(SnapshotError::kvm("KVM_SET_PIT2"))?;
     let mut clock = s.clock;
     clock.flags = 0;
-    vm.set_clock(&clock).map_err(kvm("KVM_SET_CLOCK"))?;
+    vm.set_clock(&clock).map_err(SnapshotError::kvm("KVM_SET_CLOCK"))?;
     Ok(())
 }
