@@ -364,9 +364,40 @@ pub fn run_with(
         config.control.pause.start_paused();
     }
 
+    // Everything the event loop serves is set up before the vCPUs run, so that this thread
+    // confines itself as soon as they do.
+    let mut events = EventManager::<Arc<Mutex<dyn MutEventSubscriber>>>::new()
+        .map_err(|e| VmmError::Config(format!("event loop: {e:?}")))?;
+    events.add_subscriber(Arc::new(Mutex::new(ExitWatcher(exit.clone()))));
+    let msr_indices = match irqchip {
+        true => kvm.get_msr_index_list()?.as_slice().to_vec(),
+        false => Vec::new(),
+    };
+    let (requests, received) = std::sync::mpsc::channel();
+    let wake = EventFd::new(libc::EFD_NONBLOCK)?;
+    config.control.attach_snapshots(requests, wake.try_clone()?);
+    let snapshotter = crate::snapshot::take::Snapshotter {
+        vm,
+        mem: mem.clone(),
+        memory_bytes: config.memory_bytes,
+        vcpus: vcpus.clone(),
+        cpuids,
+        msr_indices,
+        transports,
+        serial: uart,
+        keyboard,
+        resources: if irqchip { config.resources.clone() } else { None },
+        track_dirty_pages: config.track_dirty_pages,
+    };
+    events.add_subscriber(Arc::new(Mutex::new(crate::snapshot::take::SnapshotWorker {
+        wake,
+        requests: received,
+        snapshotter,
+        control: config.control.clone(),
+    })));
     kick::install_handler();
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
-    for (id, vcpu) in vcpus.iter().cloned().enumerate() {
+    for (id, vcpu) in vcpus.into_iter().enumerate() {
         let (exit, pio, mmio) = (exit.clone(), pio.clone(), mmio.clone());
         let confine = config.seccomp;
         let control = config.control.clone();
@@ -383,35 +414,6 @@ pub fn run_with(
         threads.push(thread);
     }
 
-    let mut events = EventManager::<Arc<Mutex<dyn MutEventSubscriber>>>::new()
-        .map_err(|e| VmmError::Config(format!("event loop: {e:?}")))?;
-    events.add_subscriber(Arc::new(Mutex::new(ExitWatcher(exit.clone()))));
-    let msr_indices = match irqchip {
-        true => kvm.get_msr_index_list()?.as_slice().to_vec(),
-        false => Vec::new(),
-    };
-    let (requests, received) = std::sync::mpsc::channel();
-    let wake = EventFd::new(libc::EFD_NONBLOCK)?;
-    config.control.attach_snapshots(requests, wake.try_clone()?);
-    let snapshotter = crate::snapshot::take::Snapshotter {
-        vm,
-        mem: mem.clone(),
-        memory_bytes: config.memory_bytes,
-        vcpus,
-        cpuids,
-        msr_indices,
-        transports,
-        serial: uart,
-        keyboard,
-        resources: if irqchip { config.resources.clone() } else { None },
-        track_dirty_pages: config.track_dirty_pages,
-    };
-    events.add_subscriber(Arc::new(Mutex::new(crate::snapshot::take::SnapshotWorker {
-        wake,
-        requests: received,
-        snapshotter,
-        control: config.control.clone(),
-    })));
     if config.seccomp {
         seccomp::install(seccomp::ThreadKind::Vmm).map_err(|e| VmmError::Config(e.to_string()))?;
     }
