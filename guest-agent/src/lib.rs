@@ -1,7 +1,8 @@
 //! The guest agent: PID 1 of a Ringfence microVM, serving the agent API over vsock, and the
 //! protocol the host speaks to it.
 //!
-//! The host links only [`proto`], [`client`] and [`exit`]; the rest runs inside the guest.
+//! The host links only [`proto`], [`client`], [`exit`] and [`unix_grpc`] (which every gRPC
+//! server of the project on a Unix socket uses); the rest runs inside the guest.
 
 pub mod client;
 pub mod cmdline;
@@ -16,6 +17,7 @@ pub mod reaper;
 pub mod refresh;
 pub mod service;
 pub mod stats;
+pub mod unix_grpc;
 
 /// The generated types and stubs of `proto/agent.proto`.
 pub mod proto {

@@ -1,6 +1,7 @@
 //! Scripts of `tests/python/` run by the Python clients `scripts/setup` installs, each under a
 //! watchdog that kills it and shows what it printed when it stalls.
 
+use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -23,11 +24,17 @@ pub fn interpreter() -> PathBuf {
 /// Runs `tests/python/<script>` with `KUBECONFIG` set; panics with its output when it fails
 /// or runs longer than `limit`. Returns what it printed on stdout.
 pub fn run(script: &str, kubeconfig: &Path, limit: Duration) -> String {
+    run_with(script, &[], &[("KUBECONFIG", kubeconfig.as_os_str())], limit)
+}
+
+/// Like [`run`], with arguments and environment of the caller's choosing.
+pub fn run_with(script: &str, args: &[&OsStr], envs: &[(&str, &OsStr)], limit: Duration) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script);
     let mut child = Command::new(interpreter())
         .arg("-u")
         .arg(&path)
-        .env("KUBECONFIG", kubeconfig)
+        .args(args)
+        .envs(envs.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -12,7 +12,6 @@ use guest_agent::proto::agent_server::AgentServer;
 use guest_agent::reaper::Reaper;
 use guest_agent::service::AgentService;
 use guest_agent::{AGENT_PORT, console_shell, init};
-use tokio_stream::wrappers::UnixListenerStream;
 
 enum Listen {
     Vsock(u32),
@@ -109,7 +108,9 @@ async fn serve(listen: Listen, pid1: bool, shell: Option<String>) -> anyhow::Res
             let l = tokio::net::UnixListener::bind(&path)
                 .with_context(|| format!("listening on {}", path.display()))?;
             tracing::info!(path = %path.display(), "agent ready");
-            tokio::spawn(router.serve_with_incoming_shutdown(UnixListenerStream::new(l), stop))
+            tokio::spawn(
+                router.serve_with_incoming_shutdown(guest_agent::unix_grpc::incoming(l), stop),
+            )
         }
     };
     // After a shutdown request the server finishes the requests in flight (the answer to

@@ -434,7 +434,7 @@ pub async fn serve(
         std::fs::create_dir_all(dir)?;
     }
     let listener = tokio::net::UnixListener::bind(socket)?;
-    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    let incoming = guest_agent::unix_grpc::incoming(listener);
     let svc = CriService { runtime, streaming };
     tonic::transport::Server::builder()
         .add_service(RuntimeServiceServer::new(svc.clone()))
