@@ -1,6 +1,7 @@
 //! The CRI socket driven by a gRPC client not written in Rust: gRPC C-core's Python binding
 //! (`grpcio`), which sends the Unix socket's path, percent-encoded, as the HTTP/2 `:authority`.
-//! Image pull/status/list/remove, pod sandbox and container lifecycle, exec sync.
+//! Image pull/status/list/remove, pod sandbox and container lifecycle, exec sync, the user a
+//! container runs as, id prefixes, idempotent removal.
 
 mod common;
 #[path = "../images/tests/common/mod.rs"]
@@ -12,8 +13,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Net, eventually, python, terminate};
-use image_common::TestImage;
 use image_common::registry::{Pusher, Registry};
+use image_common::{Entry, TestImage, layer};
 
 /// Where the proto of the k8s-cri crate the project builds against is.
 fn cri_proto_dir() -> PathBuf {
@@ -39,12 +40,26 @@ async fn grpcio_drives_the_cri_on_its_unix_socket() {
     let registry = Registry::start("").await;
     Pusher::new(&registry).image("demo/busybox", "v1", &TestImage::busybox()).await;
     let image = format!("{}/demo/busybox:v1", registry.addr);
+    // An image that runs as a named user, with its groups in its own account files.
+    let accounts = layer(&[
+        Entry::File(
+            "etc/passwd",
+            b"root:x:0:0::/root:/bin/sh\napp:x:1234:2345::/:/bin/sh\n",
+            0o644,
+        ),
+        Entry::File("etc/group", b"root:x:0:\napp:x:2345:\nextra:x:77:app\n", 0o644),
+    ]);
+    let mut app = TestImage::busybox();
+    app.layers.push(accounts);
+    app.user = "app";
+    Pusher::new(&registry).image("demo/app", "v1", &app).await;
+    let app_image = format!("{}/demo/app:v1", registry.addr);
 
     let dir = tempfile::tempdir().unwrap();
     // A path like a node's, with several components for the client to percent-encode.
     let socket = dir.path().join("run/ringfence/cri.sock");
     let net = Net::unique();
-    let mut cri = Command::new(env!("CARGO_BIN_EXE_ringfence"))
+    let cri = Command::new(env!("CARGO_BIN_EXE_ringfence"))
         .args(["cri", "--socket"])
         .arg(&socket)
         .arg("--data-dir")
@@ -53,19 +68,29 @@ async fn grpcio_drives_the_cri_on_its_unix_socket() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
+    // Stopped (with its sandboxes) however the test ends.
+    let _cri = Terminated(cri);
     assert!(eventually(Duration::from_secs(20), || socket.exists()), "the CRI socket");
 
     let proto = cri_proto_dir();
     let out = tokio::task::spawn_blocking(move || {
         python::run_with(
             "cri_client.py",
-            &[proto.as_os_str(), socket.as_os_str(), OsStr::new(&image)],
+            &[proto.as_os_str(), socket.as_os_str(), OsStr::new(&image), OsStr::new(&app_image)],
             &[],
             Duration::from_secs(240),
         )
     })
     .await
     .unwrap();
-    terminate(&mut cri);
     assert!(out.contains("all calls succeeded"), "{out}");
+}
+
+/// A child process stopped by [`terminate`] when dropped.
+struct Terminated(std::process::Child);
+
+impl Drop for Terminated {
+    fn drop(&mut self) {
+        terminate(&mut self.0);
+    }
 }

@@ -164,6 +164,15 @@ fn a_deployment_serves_heals_and_rolls_out_without_failed_requests() {
 
     // Logs and exec.
     assert!(c.ok(&["logs", first]).contains(&format!("started {first}")));
+    // kubectl logs' selections reach the node: a byte limit, a start time, a window.
+    assert_eq!(c.ok(&["logs", first, "--limit-bytes=7"]), "started");
+    assert!(c.ok(&["logs", first, "--since=1h"]).contains("started"));
+    assert_eq!(c.ok(&["logs", first, "--since-time=2100-01-01T00:00:00Z"]), "");
+    assert!(c.ok(&["logs", first, "--timestamps", "--tail=1"]).starts_with("20"));
+    let raw = format!("/api/v1/namespaces/default/pods/{first}/log?sinceSeconds=soon");
+    let bad = c.kubectl(&["get", "--raw", &raw]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && err.contains("sinceSeconds"), "{err}");
     assert_eq!(c.ok(&["exec", first, "--", "cat", "/etc/hostname"]).trim(), first);
 
     // Killing the main process restarts the container.

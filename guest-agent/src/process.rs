@@ -31,6 +31,7 @@ pub struct Spec {
     /// The user and group it runs as (0 and 0: root, unchanged).
     pub uid: u32,
     pub gid: u32,
+    pub groups: Vec<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +79,18 @@ impl Spec {
             return Err(SpawnError::Nul("the working directory"));
         }
         let cwd = if cwd.is_empty() { "/".to_owned() } else { cwd.to_owned() };
-        Ok(Spec { args, env: vars, cwd, root: None, cgroup: None, stdin, console, uid: 0, gid: 0 })
+        Ok(Spec {
+            args,
+            env: vars,
+            cwd,
+            root: None,
+            cgroup: None,
+            stdin,
+            console,
+            uid: 0,
+            gid: 0,
+            groups: Vec::new(),
+        })
     }
 }
 
@@ -120,6 +132,7 @@ pub fn spawn(
     let procs = spec.cgroup.as_deref().map(|g| c(&g.join("cgroup.procs"))).transpose()?;
     let console = spec.console;
     let (uid, gid) = (spec.uid, spec.gid);
+    let groups: Vec<libc::gid_t> = spec.groups.clone();
     // A console process joins the agent's session, which owns the console: were the process
     // the session leader, its exit would hang the terminal up, and a hangup discards what the
     // serial port has not sent yet (a shell's last words).
@@ -157,8 +170,8 @@ pub fn spawn(
                 return Err(std::io::Error::last_os_error());
             }
             // Privileges last: the chroot and the cgroup needed them.
-            if (uid, gid) != (0, 0)
-                && (libc::setgroups(0, std::ptr::null()) != 0
+            if (uid, gid, groups.is_empty()) != (0, 0, true)
+                && (libc::setgroups(groups.len(), groups.as_ptr()) != 0
                     || libc::setgid(gid) != 0
                     || libc::setuid(uid) != 0)
             {

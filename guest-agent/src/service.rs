@@ -241,7 +241,7 @@ impl Agent for AgentService {
         let r = req.into_inner();
         let mut spec =
             Spec::new(r.args, &r.env, &r.cwd, r.stdin, r.console).map_err(spawn_status)?;
-        (spec.uid, spec.gid) = (r.uid, r.gid);
+        (spec.uid, spec.gid, spec.groups) = (r.uid, r.gid, r.groups);
         if !r.container_id.is_empty() {
             let containers = self.containers.lock().await;
             let c = containers

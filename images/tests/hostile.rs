@@ -30,7 +30,8 @@ impl Case {
         let layout = self.dir.path().join("layout");
         let _ = fs::remove_dir_all(&layout);
         fs::create_dir(&layout).unwrap();
-        TestImage { layers, gzip: true, arch: "amd64", cmd: vec![] }.write_oci_layout(&layout);
+        TestImage { layers, gzip: true, arch: "amd64", cmd: vec![], user: "0" }
+            .write_oci_layout(&layout);
         self.store.import(&layout, "hostile:1")
     }
 

@@ -110,7 +110,13 @@ fn layers_apply_in_order_with_whiteouts() {
         Entry::File("replaced/inside", b"z", 0o644),
         Entry::File(".wh.never-existed", b"", 0o644),
     ]);
-    let image = TestImage { layers: vec![lower, upper], gzip: false, arch: "amd64", cmd: vec![] };
+    let image = TestImage {
+        layers: vec![lower, upper],
+        gzip: false,
+        arch: "amd64",
+        cmd: vec![],
+        user: "0",
+    };
     let layout = dir.path().join("layout");
     fs::create_dir(&layout).unwrap();
     image.write_oci_layout(&layout);
@@ -174,7 +180,8 @@ fn zstd_layers_unpack() {
     };
     assert!(status.success());
     let zst = fs::read(dir.path().join("layer.tar.zst")).unwrap();
-    let image = TestImage { layers: vec![plain], gzip: false, arch: "amd64", cmd: vec![] };
+    let image =
+        TestImage { layers: vec![plain], gzip: false, arch: "amd64", cmd: vec![], user: "0" };
     let config = image.config();
     let manifest = serde_json::json!({
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",

@@ -30,6 +30,7 @@ pub fn busybox_image_layout(dir: &Path, files: &[(&str, &str)]) -> std::path::Pa
         gzip: false,
         arch: "amd64",
         cmd: vec!["/bin/sh"],
+        user: "0",
     };
     let layout = dir.join("layout");
     std::fs::create_dir_all(&layout).expect("mkdir layout");

@@ -2,10 +2,13 @@
 proto k8s-cri ships, over the socket path as given: grpcio sends that path, percent-encoded,
 as the HTTP/2 :authority.
 
-usage: cri_client.py PROTO_DIR SOCKET IMAGE
+usage: cri_client.py PROTO_DIR SOCKET IMAGE APP_IMAGE
+
+APP_IMAGE runs as user "app" (uid 1234, gid 2345, also in group 77) by its config.
 """
 
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -13,7 +16,7 @@ import time
 import grpc
 from grpc_tools import protoc
 
-proto_dir, socket, image = sys.argv[1:4]
+proto_dir, socket, image, app_image = sys.argv[1:5]
 out = tempfile.mkdtemp()
 if protoc.main(["protoc", f"-I{proto_dir}", f"--python_out={out}", f"--grpc_python_out={out}",
                 os.path.join(proto_dir, "v1.proto")]) != 0:
@@ -43,6 +46,11 @@ status = images.ImageStatus(cri.ImageStatusRequest(image=cri.ImageSpec(image=ima
 assert status.image.id == ref, (status, ref)
 listed = images.ListImages(cri.ListImagesRequest(), timeout=10).images
 assert any(i.id == ref for i in listed), listed
+
+assert status.image.uid.value == 0 and status.image.username == "", status.image
+images.PullImage(cri.PullImageRequest(image=cri.ImageSpec(image=app_image)), timeout=120)
+app = images.ImageStatus(cri.ImageStatusRequest(image=cri.ImageSpec(image=app_image)), timeout=10)
+assert app.image.username == "app" and not app.image.HasField("uid"), app.image
 
 step("pod sandbox")
 logs = tempfile.mkdtemp()
@@ -74,6 +82,42 @@ r = runtime.ExecSync(cri.ExecSyncRequest(
 assert r.exit_code == 3, r
 assert r.stdout == b"grpcio-pod\n", r.stdout
 assert r.stderr == b"oops\n", r.stderr
+# No DNS settings in the pod config: a resolver file exists anyway.
+r = runtime.ExecSync(cri.ExecSyncRequest(container_id=cid, cmd=["cat", "/etc/resolv.conf"], timeout=20), timeout=30)
+assert r.exit_code == 0, r
+
+
+def run_as(name, image_ref, **security):
+    config = cri.ContainerConfig(
+        metadata=cri.ContainerMetadata(name=name), image=cri.ImageSpec(image=image_ref),
+        command=["sh", "-c", "exec sleep 300"],
+        linux=cri.LinuxContainerConfig(security_context=cri.LinuxContainerSecurityContext(**security)))
+    c = runtime.CreateContainer(cri.CreateContainerRequest(
+        pod_sandbox_id=pod, config=config, sandbox_config=pod_config), timeout=60).container_id
+    runtime.StartContainer(cri.StartContainerRequest(container_id=c[:12]), timeout=60)
+    r = runtime.ExecSync(cri.ExecSyncRequest(container_id=c[:12], cmd=["sh", "-c", "id -u; id -g"], timeout=20), timeout=30)
+    assert r.exit_code == 0, r
+    runtime.StopContainer(cri.StopContainerRequest(container_id=c[:12], timeout=0), timeout=30)
+    runtime.RemoveContainer(cri.RemoveContainerRequest(container_id=c[:12]), timeout=30)
+    return r.stdout.decode().split()
+
+
+step("users: the image's, the security context's; ids by prefix")
+assert run_as("app", app_image) == ["1234", "2345"]
+assert run_as("numeric", ref, run_as_user=cri.Int64Value(value=1000),
+              run_as_group=cri.Int64Value(value=3000)) == ["1000", "3000"]
+assert run_as("by-name", app_image, run_as_username="app") == ["1234", "2345"]
+try:
+    run_as("group-only", ref, run_as_group=cri.Int64Value(value=3000))
+    sys.exit("run_as_group without a user was accepted")
+except grpc.RpcError as e:
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
+    print("group without user:", e.details())
+try:
+    run_as("no-such-user", ref, run_as_username="nobody")
+    sys.exit("an unknown user name was accepted")
+except grpc.RpcError as e:
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "nobody" in e.details(), e
 
 step("stop and remove")
 runtime.StopContainer(cri.StopContainerRequest(container_id=cid, timeout=2), timeout=30)
@@ -86,10 +130,51 @@ while True:
     time.sleep(0.1)
 log = open(os.path.join(logs, "main.log")).read()
 assert "started" in log, log
+status = runtime.ContainerStatus(cri.ContainerStatusRequest(container_id=cid[:8]), timeout=10).status
+assert status.id == cid, status
 runtime.RemoveContainer(cri.RemoveContainerRequest(container_id=cid), timeout=30)
-runtime.StopPodSandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod), timeout=30)
+runtime.StopPodSandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod[:10]), timeout=30)
+pods = runtime.ListPodSandbox(cri.ListPodSandboxRequest(), timeout=10).items
+assert [p.state for p in pods if p.id == pod] == [cri.SANDBOX_NOTREADY], pods
 runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=30)
+# Removing again is fine; stopping what does not exist is NOT_FOUND, not a silent success.
+runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=30)
+try:
+    runtime.StopPodSandbox(cri.StopPodSandboxRequest(pod_sandbox_id="nonexistent"), timeout=30)
+    sys.exit("stopping a missing sandbox succeeded")
+except grpc.RpcError as e:
+    assert e.code() == grpc.StatusCode.NOT_FOUND, e
 assert not runtime.ListContainers(cri.ListContainersRequest(), timeout=10).containers
+assert not runtime.ListPodSandbox(cri.ListPodSandboxRequest(), timeout=10).items
+
+step("sysctls and namespaces")
+
+
+def sandbox(name, **linux):
+    config = cri.PodSandboxConfig(
+        metadata=cri.PodSandboxMetadata(name=name, uid=name, namespace="default"),
+        linux=cri.LinuxPodSandboxConfig(**linux))
+    return runtime.RunPodSandbox(cri.RunPodSandboxRequest(config=config), timeout=60).pod_sandbox_id
+
+
+tuned = sandbox("tuned", sysctls={"net.ipv4.ip_local_port_range": "40000 40100"})
+# Read where the sandbox's sockets live: its network namespace on the node (named rf-<id>
+# by this runtime).
+seen = subprocess.run(["ip", "netns", "exec", f"rf-{tuned[:12]}", "cat",
+                       "/proc/sys/net/ipv4/ip_local_port_range"], capture_output=True, text=True)
+assert seen.stdout.split() == ["40000", "40100"], seen
+runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=tuned), timeout=30)
+for name, linux, words in [
+    ("not-namespaced", {"sysctls": {"kernel.panic": "1"}}, "not namespaced"),
+    ("host-network", {"security_context": cri.LinuxSandboxSecurityContext(
+        namespace_options=cri.NamespaceOption(network=cri.NODE))}, "hostNetwork"),
+]:
+    try:
+        sandbox(name, **linux)
+        sys.exit(f"{name} was accepted")
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and words in e.details(), e
+        print(f"{name}:", e.details())
 assert not runtime.ListPodSandbox(cri.ListPodSandboxRequest(), timeout=10).items
 
 step("remove image")

@@ -96,11 +96,19 @@ pub struct TestImage {
     pub gzip: bool,
     pub arch: &'static str,
     pub cmd: Vec<&'static str>,
+    /// The config's `User`.
+    pub user: &'static str,
 }
 
 impl TestImage {
     pub fn busybox() -> TestImage {
-        TestImage { layers: vec![busybox_layer()], gzip: true, arch: "amd64", cmd: vec!["/bin/sh"] }
+        TestImage {
+            layers: vec![busybox_layer()],
+            gzip: true,
+            arch: "amd64",
+            cmd: vec!["/bin/sh"],
+            user: "0",
+        }
     }
 
     pub fn config(&self) -> Vec<u8> {
@@ -108,7 +116,7 @@ impl TestImage {
         serde_json::to_vec(&json!({
             "architecture": self.arch, "os": "linux",
             "config": { "Cmd": self.cmd, "Env": ["PATH=/bin", "GREETING=hello"], "WorkingDir": "/tmp",
-                        "User": "0", "ExposedPorts": { "80/tcp": {} } },
+                        "User": self.user, "ExposedPorts": { "80/tcp": {} } },
             "rootfs": { "type": "layers", "diff_ids": diff_ids },
         }))
         .unwrap()

@@ -17,6 +17,8 @@ pub struct ResolvedImage {
     pub cmd: Vec<String>,
     pub env: Vec<String>,
     pub working_dir: String,
+    /// The config's `User` (`name`, `uid`, `user:group`; empty for root).
+    pub user: String,
 }
 
 /// An image as the CRI image service lists it.
@@ -26,6 +28,8 @@ pub struct ImageSummary {
     pub repo_tags: Vec<String>,
     pub repo_digests: Vec<String>,
     pub size: u64,
+    /// The config's `User`, when it names one.
+    pub user: Option<String>,
 }
 
 pub trait ImageSource: Send + Sync {

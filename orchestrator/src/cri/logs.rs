@@ -64,11 +64,72 @@ pub fn forward(
     })
 }
 
-/// The text of CRI log records, reassembling partial lines; `tail` keeps the last N lines.
-pub fn read_text(path: &Path, tail: Option<usize>, timestamps: bool) -> std::io::Result<Vec<u8>> {
+/// Which part of a log a reader wants (`kubectl logs` flags).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LogQuery {
+    /// The last N lines only.
+    pub tail: Option<usize>,
+    /// Lines written at or after this time only.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Each line prefixed with the time it was written.
+    pub timestamps: bool,
+    /// At most this many bytes of output in all (a follow ends there too).
+    pub limit_bytes: Option<u64>,
+}
+
+impl LogQuery {
+    /// `kubectl logs`' flags as the API and the kubelet take them (`tailLines`,
+    /// `sinceSeconds` or `sinceTime` in RFC 3339, `timestamps`, `limitBytes`), each value
+    /// given by `param` already percent-decoded; the error says which one is wrong.
+    pub fn from_params(param: impl Fn(&str) -> Option<String>) -> Result<LogQuery, String> {
+        let positive = |key: &str| -> Result<Option<u64>, String> {
+            let Some(v) = param(key) else { return Ok(None) };
+            match v.parse::<u64>() {
+                Ok(n) if n > 0 => Ok(Some(n)),
+                _ => Err(format!("{key}: Invalid value: {v:?}: must be a positive integer")),
+            }
+        };
+        let tail = match param("tailLines") {
+            None => None,
+            Some(v) => Some(v.parse::<usize>().map_err(|_| {
+                format!("tailLines: Invalid value: {v:?}: must be a non-negative integer")
+            })?),
+        };
+        let since = match (positive("sinceSeconds")?, param("sinceTime")) {
+            (Some(_), Some(_)) => {
+                return Err("at most one of sinceTime or sinceSeconds may be specified".into());
+            }
+            (Some(secs), None) => {
+                let ago = chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000));
+                Some(
+                    chrono::Utc::now()
+                        .checked_sub_signed(ago)
+                        .unwrap_or(chrono::DateTime::UNIX_EPOCH),
+                )
+            }
+            (None, Some(t)) => Some(
+                chrono::DateTime::parse_from_rfc3339(&t)
+                    .map_err(|e| format!("sinceTime: Invalid value: {t:?}: {e}"))?
+                    .to_utc(),
+            ),
+            (None, None) => None,
+        };
+        Ok(LogQuery {
+            tail,
+            since,
+            timestamps: param("timestamps").is_some_and(|v| v == "true" || v == "1"),
+            limit_bytes: positive("limitBytes")?,
+        })
+    }
+}
+
+/// The text of CRI log records that `query` selects, reassembling partial lines. A line's time
+/// is that of its first record.
+pub fn read_text(path: &Path, query: &LogQuery) -> std::io::Result<Vec<u8>> {
     let data = std::fs::read(path)?;
     let mut lines: Vec<Vec<u8>> = Vec::new();
     let mut pending: Vec<u8> = Vec::new();
+    let mut pending_wanted = true;
     for rec in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
         let mut parts = rec.splitn(4, |&b| b == b' ');
         let (Some(ts), Some(_stream), Some(tag)) = (parts.next(), parts.next(), parts.next())
@@ -76,21 +137,36 @@ pub fn read_text(path: &Path, tail: Option<usize>, timestamps: bool) -> std::io:
             continue;
         };
         let text = parts.next().unwrap_or_default();
-        if pending.is_empty() && timestamps {
-            pending.extend_from_slice(ts);
-            pending.push(b' ');
+        if pending.is_empty() {
+            pending_wanted = query.since.is_none_or(|since| {
+                std::str::from_utf8(ts)
+                    .ok()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .is_some_and(|t| t >= since)
+            });
+            if query.timestamps {
+                pending.extend_from_slice(ts);
+                pending.push(b' ');
+            }
         }
         pending.extend_from_slice(text);
         if tag == b"F" {
             pending.push(b'\n');
-            lines.push(std::mem::take(&mut pending));
+            let line = std::mem::take(&mut pending);
+            if pending_wanted {
+                lines.push(line);
+            }
         }
     }
-    if !pending.is_empty() {
+    if !pending.is_empty() && pending_wanted {
         lines.push(pending);
     }
-    let skip = tail.map(|t| lines.len().saturating_sub(t)).unwrap_or(0);
-    Ok(lines.into_iter().skip(skip).flatten().collect())
+    let skip = query.tail.map(|t| lines.len().saturating_sub(t)).unwrap_or(0);
+    let mut out: Vec<u8> = lines.into_iter().skip(skip).flatten().collect();
+    if let Some(limit) = query.limit_bytes {
+        out.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -106,10 +182,24 @@ mod tests {
             "2024-01-01T00:00:00.000000001Z stdout F one\n2024-01-01T00:00:00.2Z stdout P par\n2024-01-01T00:00:00.3Z stdout F tial\n2024-01-01T00:00:01Z stderr F three\n",
         )
         .unwrap();
-        assert_eq!(read_text(&path, None, false).unwrap(), b"one\npartial\nthree\n");
-        assert_eq!(read_text(&path, Some(1), false).unwrap(), b"three\n");
-        assert!(
-            read_text(&path, Some(1), true).unwrap().starts_with(b"2024-01-01T00:00:01Z three")
+        let all = LogQuery::default();
+        assert_eq!(read_text(&path, &all).unwrap(), b"one\npartial\nthree\n");
+        let last = LogQuery { tail: Some(1), ..all.clone() };
+        assert_eq!(read_text(&path, &last).unwrap(), b"three\n");
+        let stamped = LogQuery { timestamps: true, ..last };
+        assert!(read_text(&path, &stamped).unwrap().starts_with(b"2024-01-01T00:00:01Z three"));
+        // A partial line counts from its first record's time.
+        let since = |t: &str| LogQuery {
+            since: Some(chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc()),
+            ..LogQuery::default()
+        };
+        assert_eq!(
+            read_text(&path, &since("2024-01-01T00:00:00.1Z")).unwrap(),
+            b"partial\nthree\n"
         );
+        assert_eq!(read_text(&path, &since("2024-01-01T00:00:00.25Z")).unwrap(), b"three\n");
+        assert_eq!(read_text(&path, &since("2025-01-01T00:00:00Z")).unwrap(), b"");
+        let limited = LogQuery { limit_bytes: Some(6), ..LogQuery::default() };
+        assert_eq!(read_text(&path, &limited).unwrap(), b"one\npa");
     }
 }

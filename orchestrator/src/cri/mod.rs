@@ -15,11 +15,13 @@
 
 pub mod cgroup;
 pub mod handler;
+pub mod identity;
 pub mod image_source;
 pub mod leftovers;
 pub mod logs;
 pub mod mounts;
 pub mod network;
+pub mod pod_options;
 pub mod port_forward;
 pub mod runtime;
 pub mod server;

@@ -14,7 +14,7 @@ use super::handler::{
 };
 use super::image_source::ImageSource;
 use super::network::{PodNet, PodNetwork};
-use super::{CriError, logs, new_id, now_ns};
+use super::{CriError, identity, logs, new_id, now_ns, pod_options};
 
 pub struct SandboxRecord {
     pub id: String,
@@ -55,6 +55,32 @@ pub struct ContainerRecord {
     pub attach: Option<Arc<Attachable>>,
     /// The open log file its output goes to (replaced by ReopenContainerLog).
     pub log: Option<logs::LogFile>,
+}
+
+/// The one key of `ids` that is `id` or starts with it.
+fn full_id<'a>(
+    ids: impl Iterator<Item = &'a String>,
+    id: &str,
+    what: &str,
+) -> Result<String, CriError> {
+    if id.is_empty() {
+        return Err(CriError::Invalid(format!("no {what} id given")));
+    }
+    let mut found: Option<&String> = None;
+    for candidate in ids {
+        if candidate == id {
+            return Ok(id.to_string());
+        }
+        if candidate.starts_with(id) {
+            if found.is_some() {
+                return Err(CriError::Invalid(format!(
+                    "{what} id prefix {id:?} is ambiguous: give more of it"
+                )));
+            }
+            found = Some(candidate);
+        }
+    }
+    found.cloned().ok_or_else(|| CriError::NotFound(format!("{what} {id} not found")))
 }
 
 /// A running container's output and (when its config asks for stdin) its input.
@@ -157,11 +183,33 @@ impl CriRuntime {
                     self.handler_names().join(", ")
                 ))
             })?;
+        pod_options::check_namespaces(&config)?;
+        let sysctls = pod_options::sysctls(&config)?;
+        if !sysctls.is_empty() && handler_name != "sentry" {
+            // A guest kernel has its own network stack: the pod's namespace on the node is not
+            // where these would apply.
+            return Err(CriError::Invalid(format!(
+                "sysctls are not supported by the {handler_name} handler yet"
+            )));
+        }
         let id = new_id();
         let net = match &self.network {
             Some(n) => Some(n.setup(&id)?),
             None => None,
         };
+        if net.is_none() && !sysctls.is_empty() {
+            return Err(CriError::Invalid(
+                "sysctls need a pod network; this runtime has none".into(),
+            ));
+        }
+        if let Some(pn) = &net
+            && let Err(e) = pod_options::apply(&pn.netns, &sysctls)
+        {
+            if let Some(n) = &self.network {
+                n.teardown(pn);
+            }
+            return Err(e);
+        }
         let memory_limit_mib = config
             .linux
             .as_ref()
@@ -303,6 +351,17 @@ impl CriRuntime {
         })
     }
 
+    /// The sandbox `id` names: itself, or the one sandbox whose id it is a prefix of (ids
+    /// as users copy them from `crictl pods`).
+    pub fn sandbox_id(&self, id: &str) -> Result<String, CriError> {
+        full_id(self.lock().sandboxes.keys(), id, "pod sandbox")
+    }
+
+    /// The container `id` names, as [`Self::sandbox_id`] does for sandboxes.
+    pub fn container_id(&self, id: &str) -> Result<String, CriError> {
+        full_id(self.lock().containers.keys(), id, "container")
+    }
+
     pub fn list_pod_sandbox(&self, filter: Option<cri::PodSandboxFilter>) -> Vec<cri::PodSandbox> {
         let st = self.lock();
         st.sandboxes
@@ -374,17 +433,8 @@ impl CriRuntime {
         } else {
             "/".into()
         };
-        let (uid, gid) = config
-            .linux
-            .as_ref()
-            .and_then(|l| l.security_context.as_ref())
-            .map(|s| {
-                (
-                    s.run_as_user.as_ref().map(|u| u.value as u32).unwrap_or(0),
-                    s.run_as_group.as_ref().map(|g| g.value as u32).unwrap_or(0),
-                )
-            })
-            .unwrap_or((0, 0));
+        let security = config.linux.as_ref().and_then(|l| l.security_context.as_ref());
+        let who = identity::resolve(&image.rootfs, &image.user, security)?;
         let log_path = if log_dir.is_empty() || config.log_path.is_empty() {
             self.dir.join("logs").join(format!("{}.log", new_id()))
         } else {
@@ -396,7 +446,7 @@ impl CriRuntime {
             sandbox_id: sandbox_id.into(),
             image_id: image.id.clone(),
             rootfs: image.rootfs.clone(),
-            process: ProcessSpec { argv, env, cwd, uid, gid },
+            process: ProcessSpec { argv, env, cwd, uid: who.uid, gid: who.gid, groups: who.groups },
             log_path,
             config,
             state: ContainerState::Created,
@@ -543,6 +593,11 @@ impl CriRuntime {
                 text.push_str(&format!("options {}\n", dns.options.join(" ")));
             }
             files.push(FileSpec { path: "/etc/resolv.conf".into(), contents: text, mode: 0o644 });
+        } else {
+            // No DNS settings: the node's resolver, as other runtimes do (an empty file when
+            // the node has none), so that programs looking for the file find one.
+            let node = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            files.push(FileSpec { path: "/etc/resolv.conf".into(), contents: node, mode: 0o644 });
         }
         files
     }
@@ -613,6 +668,7 @@ impl CriRuntime {
             labels: c.config.labels.clone(),
             annotations: c.config.annotations.clone(),
             log_path: c.log_path.to_string_lossy().into_owned(),
+            mounts: c.config.mounts.clone(),
             ..Default::default()
         })
     }

@@ -61,8 +61,9 @@ impl RuntimeService for CriService {
         &self,
         r: Request<cri::StopPodSandboxRequest>,
     ) -> Res<cri::StopPodSandboxResponse> {
+        let id = self.runtime.sandbox_id(&r.into_inner().pod_sandbox_id)?;
         let rt = self.runtime.clone();
-        blocking(move || rt.stop_pod_sandbox(&r.into_inner().pod_sandbox_id)).await?;
+        blocking(move || rt.stop_pod_sandbox(&id)).await?;
         Ok(Response::new(cri::StopPodSandboxResponse {}))
     }
 
@@ -70,8 +71,12 @@ impl RuntimeService for CriService {
         &self,
         r: Request<cri::RemovePodSandboxRequest>,
     ) -> Res<cri::RemovePodSandboxResponse> {
+        // Removing what is gone is not an error (CRI semantics).
+        let Some(id) = gone_is_ok(self.runtime.sandbox_id(&r.into_inner().pod_sandbox_id))? else {
+            return Ok(Response::new(cri::RemovePodSandboxResponse {}));
+        };
         let rt = self.runtime.clone();
-        blocking(move || rt.remove_pod_sandbox(&r.into_inner().pod_sandbox_id)).await?;
+        blocking(move || rt.remove_pod_sandbox(&id)).await?;
         Ok(Response::new(cri::RemovePodSandboxResponse {}))
     }
 
@@ -79,7 +84,7 @@ impl RuntimeService for CriService {
         &self,
         r: Request<cri::PodSandboxStatusRequest>,
     ) -> Res<cri::PodSandboxStatusResponse> {
-        let id = r.into_inner().pod_sandbox_id;
+        let id = self.runtime.sandbox_id(&r.into_inner().pod_sandbox_id)?;
         let status = self.runtime.pod_sandbox_status(&id)?;
         let containers = self
             .runtime
@@ -114,7 +119,8 @@ impl RuntimeService for CriService {
         let r = r.into_inner();
         let config = r.config.ok_or_else(|| Status::invalid_argument("no container config"))?;
         let rt = self.runtime.clone();
-        let id = blocking(move || rt.create_container(&r.pod_sandbox_id, config)).await?;
+        let sandbox = rt.sandbox_id(&r.pod_sandbox_id)?;
+        let id = blocking(move || rt.create_container(&sandbox, config)).await?;
         Ok(Response::new(cri::CreateContainerResponse { container_id: id }))
     }
 
@@ -122,8 +128,9 @@ impl RuntimeService for CriService {
         &self,
         r: Request<cri::StartContainerRequest>,
     ) -> Res<cri::StartContainerResponse> {
+        let id = self.runtime.container_id(&r.into_inner().container_id)?;
         let rt = self.runtime.clone();
-        blocking(move || rt.start_container(&r.into_inner().container_id)).await?;
+        blocking(move || rt.start_container(&id)).await?;
         Ok(Response::new(cri::StartContainerResponse {}))
     }
 
@@ -134,7 +141,8 @@ impl RuntimeService for CriService {
         let r = r.into_inner();
         let rt = self.runtime.clone();
         let timeout = Duration::from_secs(r.timeout.max(0) as u64);
-        blocking(move || rt.stop_container(&r.container_id, timeout)).await?;
+        let id = rt.container_id(&r.container_id)?;
+        blocking(move || rt.stop_container(&id, timeout)).await?;
         Ok(Response::new(cri::StopContainerResponse {}))
     }
 
@@ -142,8 +150,11 @@ impl RuntimeService for CriService {
         &self,
         r: Request<cri::RemoveContainerRequest>,
     ) -> Res<cri::RemoveContainerResponse> {
+        let Some(id) = gone_is_ok(self.runtime.container_id(&r.into_inner().container_id))? else {
+            return Ok(Response::new(cri::RemoveContainerResponse {}));
+        };
         let rt = self.runtime.clone();
-        blocking(move || rt.remove_container(&r.into_inner().container_id)).await?;
+        blocking(move || rt.remove_container(&id)).await?;
         Ok(Response::new(cri::RemoveContainerResponse {}))
     }
 
@@ -160,7 +171,8 @@ impl RuntimeService for CriService {
         &self,
         r: Request<cri::ContainerStatusRequest>,
     ) -> Res<cri::ContainerStatusResponse> {
-        let status = self.runtime.container_status(&r.into_inner().container_id)?;
+        let id = self.runtime.container_id(&r.into_inner().container_id)?;
+        let status = self.runtime.container_status(&id)?;
         Ok(Response::new(cri::ContainerStatusResponse {
             status: Some(status),
             info: Default::default(),
@@ -172,10 +184,9 @@ impl RuntimeService for CriService {
         r: Request<cri::UpdateContainerResourcesRequest>,
     ) -> Res<cri::UpdateContainerResourcesResponse> {
         let r = r.into_inner();
+        let id = self.runtime.container_id(&r.container_id)?;
         if let Some(linux) = &r.linux {
-            self.runtime.update_resources(&r.container_id, linux)?;
-        } else {
-            self.runtime.container_status(&r.container_id)?;
+            self.runtime.update_resources(&id, linux)?;
         }
         Ok(Response::new(cri::UpdateContainerResourcesResponse {}))
     }
@@ -184,7 +195,8 @@ impl RuntimeService for CriService {
         &self,
         r: Request<cri::ReopenContainerLogRequest>,
     ) -> Res<cri::ReopenContainerLogResponse> {
-        self.runtime.reopen_log(&r.into_inner().container_id)?;
+        let id = self.runtime.container_id(&r.into_inner().container_id)?;
+        self.runtime.reopen_log(&id)?;
         Ok(Response::new(cri::ReopenContainerLogResponse {}))
     }
 
@@ -192,16 +204,18 @@ impl RuntimeService for CriService {
         let r = r.into_inner();
         let rt = self.runtime.clone();
         let timeout = (r.timeout > 0).then(|| Duration::from_secs(r.timeout as u64));
+        let id = rt.container_id(&r.container_id)?;
         let (stdout, stderr, exit_code) =
-            blocking(move || rt.exec_sync(&r.container_id, r.cmd, timeout)).await?;
+            blocking(move || rt.exec_sync(&id, r.cmd, timeout)).await?;
         Ok(Response::new(cri::ExecSyncResponse { stdout, stderr, exit_code }))
     }
 
     async fn exec(&self, r: Request<cri::ExecRequest>) -> Res<cri::ExecResponse> {
-        let r = r.into_inner();
+        let mut r = r.into_inner();
         if r.cmd.is_empty() {
             return Err(Status::invalid_argument("exec needs a command"));
         }
+        r.container_id = self.runtime.container_id(&r.container_id)?;
         if !(r.stdout || r.stderr || r.stdin) {
             return Err(Status::invalid_argument("one of stdin, stdout or stderr must be set"));
         }
@@ -211,10 +225,11 @@ impl RuntimeService for CriService {
     }
 
     async fn attach(&self, r: Request<cri::AttachRequest>) -> Res<cri::AttachResponse> {
-        let r = r.into_inner();
+        let mut r = r.into_inner();
         if !(r.stdout || r.stderr || r.stdin) {
             return Err(Status::invalid_argument("one of stdin, stdout or stderr must be set"));
         }
+        r.container_id = self.runtime.container_id(&r.container_id)?;
         self.runtime.attach_target(&r.container_id)?;
         let url = self.streaming.register(Session::Attach(r));
         Ok(Response::new(cri::AttachResponse { url }))
@@ -225,7 +240,7 @@ impl RuntimeService for CriService {
         r: Request<cri::PortForwardRequest>,
     ) -> Res<cri::PortForwardResponse> {
         let r = r.into_inner();
-        let sandbox = self.runtime.forward_target(&r.pod_sandbox_id)?;
+        let sandbox = self.runtime.forward_target(&self.runtime.sandbox_id(&r.pod_sandbox_id)?)?;
         let url = self.streaming.register(Session::PortForward { sandbox });
         Ok(Response::new(cri::PortForwardResponse { url }))
     }
@@ -235,7 +250,8 @@ impl RuntimeService for CriService {
         r: Request<cri::ContainerStatsRequest>,
     ) -> Res<cri::ContainerStatsResponse> {
         let rt = self.runtime.clone();
-        let stats = blocking(move || rt.container_stats(&r.into_inner().container_id)).await?;
+        let id = rt.container_id(&r.into_inner().container_id)?;
+        let stats = blocking(move || rt.container_stats(&id)).await?;
         Ok(Response::new(cri::ContainerStatsResponse { stats: Some(stats) }))
     }
 
@@ -341,11 +357,21 @@ impl RuntimeService for CriService {
 }
 
 fn image_proto(i: super::image_source::ImageSummary) -> cri::Image {
+    // The CRI reports a numeric user as uid and a named one as username (the group is not
+    // part of it).
+    let user = i.user.as_deref().map(|u| u.split_once(':').map_or(u, |(u, _)| u));
+    let (uid, username) = match user.map(|u| (u, u.parse::<i64>())) {
+        Some((_, Ok(uid))) => (Some(cri::Int64Value { value: uid }), String::new()),
+        Some((name, Err(_))) => (None, name.to_string()),
+        None => (None, String::new()),
+    };
     cri::Image {
         id: i.id,
         repo_tags: i.repo_tags,
         repo_digests: i.repo_digests,
         size: i.size,
+        uid,
+        username,
         ..Default::default()
     }
 }
@@ -420,6 +446,15 @@ impl ImageService for CriService {
             image_filesystems: vec![usage],
             container_filesystems: Vec::new(),
         }))
+    }
+}
+
+/// `Ok(None)` for an id that names nothing, where the call is idempotent.
+fn gone_is_ok(id: Result<String, CriError>) -> Result<Option<String>, CriError> {
+    match id {
+        Ok(id) => Ok(Some(id)),
+        Err(CriError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

@@ -26,12 +26,17 @@ fn cri_error(e: ImageError) -> CriError {
     }
 }
 
-fn summary(info: ImageInfo) -> ImageSummary {
-    ImageSummary {
-        id: info.id.to_string(),
-        repo_tags: info.repo_tags,
-        repo_digests: info.repo_digests,
-        size: info.size,
+impl StoreImages {
+    fn summary(&self, info: ImageInfo) -> ImageSummary {
+        // An image whose config cannot be read is still listed (without its user).
+        let user = self.store.config(&info.id.to_string()).ok().and_then(|c| c.user);
+        ImageSummary {
+            id: info.id.to_string(),
+            repo_tags: info.repo_tags,
+            repo_digests: info.repo_digests,
+            size: info.size,
+            user,
+        }
     }
 }
 
@@ -66,6 +71,7 @@ impl ImageSource for StoreImages {
             cmd: config.cmd,
             env: config.env,
             working_dir: config.working_dir.unwrap_or_default(),
+            user: config.user.unwrap_or_default(),
         })
     }
 
@@ -79,11 +85,11 @@ impl ImageSource for StoreImages {
     }
 
     fn list(&self) -> Result<Vec<ImageSummary>, CriError> {
-        Ok(self.store.list().map_err(cri_error)?.into_iter().map(summary).collect())
+        Ok(self.store.list().map_err(cri_error)?.into_iter().map(|i| self.summary(i)).collect())
     }
 
     fn status(&self, image: &str) -> Result<Option<ImageSummary>, CriError> {
-        Ok(self.store.status(image).map_err(cri_error)?.map(summary))
+        Ok(self.store.status(image).map_err(cri_error)?.map(|i| self.summary(i)))
     }
 
     fn remove(&self, image: &str) -> Result<(), CriError> {

@@ -17,6 +17,7 @@ use k8s_cri::v1 as cri;
 use super::Shared;
 use super::error::NodeError;
 use super::pod_worker::{LABEL_CONTAINER, LABEL_POD_NAME, LABEL_POD_NAMESPACE};
+use crate::cri::logs::{LogQuery, read_text};
 use crate::upgrade_proxy::{self, Body};
 
 fn text(code: StatusCode, msg: impl Into<String>) -> Response<Body> {
@@ -105,32 +106,40 @@ async fn logs(
             format!("no logs for container {container:?} of pod {ns}/{pod}"),
         );
     };
-    let tail = query_values(query, "tailLines").first().and_then(|v| v.parse().ok());
-    let timestamps = flag(query, "timestamps");
-    let initial = match crate::cri::logs::read_text(&path, tail, timestamps) {
+    let wanted = match LogQuery::from_params(|k| query_values(query, k).into_iter().next()) {
+        Ok(q) => q,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+    };
+    let initial = match read_text(&path, &wanted) {
         Ok(b) => b,
         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    if !flag(query, "follow") {
+    let mut budget = wanted.limit_bytes.map_or(u64::MAX, |l| l - initial.len() as u64);
+    if !flag(query, "follow") || budget == 0 {
         return Response::new(
             Full::new(Bytes::from(initial)).map_err(|never| match never {}).boxed_unsync(),
         );
     }
-    // Follow: keep sending what gets appended, until the client goes away.
+    // Follow: keep sending what gets appended, until the client goes away or the byte limit
+    // is reached.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(16);
     tokio::spawn(async move {
-        let mut sent =
-            crate::cri::logs::read_text(&path, None, timestamps).map(|b| b.len()).unwrap_or(0);
+        let whole = LogQuery { timestamps: wanted.timestamps, ..LogQuery::default() };
+        let mut sent = read_text(&path, &whole).map(|b| b.len()).unwrap_or(0);
         if tx.send(Ok(Frame::data(Bytes::from(initial)))).await.is_err() {
             return;
         }
         loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let all = crate::cri::logs::read_text(&path, None, timestamps).unwrap_or_default();
+            let all = read_text(&path, &whole).unwrap_or_default();
             if all.len() > sent {
-                let chunk = Bytes::copy_from_slice(&all[sent..]);
+                let new = &all[sent..];
+                let new = &new[..new.len().min(usize::try_from(budget).unwrap_or(usize::MAX))];
                 sent = all.len();
-                if tx.send(Ok(Frame::data(chunk))).await.is_err() {
+                budget -= new.len() as u64;
+                if tx.send(Ok(Frame::data(Bytes::copy_from_slice(new)))).await.is_err()
+                    || budget == 0
+                {
                     return;
                 }
             } else if tx.is_closed() {

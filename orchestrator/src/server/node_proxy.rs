@@ -114,6 +114,13 @@ pub async fn forward(
             .await
             .map_err(|e| ApiError::new(502, "BadGateway", format!("node {node_name}: {e}")));
     }
+    if nr.sub == "log" {
+        // Checked here, as the API does, so that a bad value is a Status naming it.
+        crate::cri::logs::LogQuery::from_params(|k| {
+            query_value(&query, k).map(super::router::percent_decode)
+        })
+        .map_err(ApiError::bad_request)?;
+    }
     let container = match query_value(&query, "container") {
         Some(c) => c.to_string(),
         None => {

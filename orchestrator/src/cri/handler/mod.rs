@@ -48,6 +48,8 @@ pub struct ProcessSpec {
     pub cwd: String,
     pub uid: u32,
     pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
 }
 
 /// A file the runtime places in a container's writable layer (hostname, hosts, resolver).

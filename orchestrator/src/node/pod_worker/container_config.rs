@@ -27,8 +27,6 @@ pub fn container_config(
     let expand = |v: &Option<Vec<String>>| -> Vec<String> {
         v.iter().flatten().map(|s| env::expand(s, &var_map)).collect()
     };
-    let sc = c.security_context.as_ref();
-    let id = |v: Option<i64>| v.map(|value| cri::Int64Value { value });
     cri::ContainerConfig {
         mounts,
         stdin: c.stdin.unwrap_or(false),
@@ -46,13 +44,72 @@ pub fn container_config(
         labels: labels::container(uid, spec::name(pod), spec::namespace(pod), &c.name),
         log_path: log_path(&c.name, attempt),
         linux: Some(cri::LinuxContainerConfig {
-            security_context: Some(cri::LinuxContainerSecurityContext {
-                run_as_user: id(sc.and_then(|s| s.run_as_user)),
-                run_as_group: id(sc.and_then(|s| s.run_as_group)),
-                ..Default::default()
-            }),
+            security_context: Some(security_context(pod, c)),
             ..Default::default()
         }),
+        ..Default::default()
+    }
+}
+
+/// What /proc and /sys hide from an unprivileged container (the kubelet's defaults).
+const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+const READONLY_PATHS: &[&str] =
+    &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+/// The container's security context over the pod's, as the kubelet merges them: the
+/// container's user and group win, the pod adds supplementary groups (and fsGroup).
+fn security_context(pod: &Pod, c: &Container) -> cri::LinuxContainerSecurityContext {
+    let sc = c.security_context.as_ref();
+    let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    let id = |v: Option<i64>| v.map(|value| cri::Int64Value { value });
+    let privileged = sc.and_then(|s| s.privileged).unwrap_or(false);
+    let mut supplemental_groups: Vec<i64> =
+        psc.and_then(|p| p.supplemental_groups.clone()).unwrap_or_default();
+    supplemental_groups.extend(psc.and_then(|p| p.fs_group));
+    let caps = sc.and_then(|s| s.capabilities.as_ref());
+    let seccomp = sc
+        .and_then(|s| s.seccomp_profile.as_ref())
+        .or_else(|| psc.and_then(|p| p.seccomp_profile.as_ref()))
+        .map(|p| cri::SecurityProfile {
+            profile_type: match p.type_.as_str() {
+                "RuntimeDefault" => cri::security_profile::ProfileType::RuntimeDefault,
+                "Localhost" => cri::security_profile::ProfileType::Localhost,
+                _ => cri::security_profile::ProfileType::Unconfined,
+            } as i32,
+            localhost_ref: p.localhost_profile.clone().unwrap_or_default(),
+        });
+    let unmasked = privileged || sc.and_then(|s| s.proc_mount.as_deref()) == Some("Unmasked");
+    let paths = |list: &[&str]| -> Vec<String> {
+        if unmasked { Vec::new() } else { list.iter().map(|p| p.to_string()).collect() }
+    };
+    cri::LinuxContainerSecurityContext {
+        run_as_user: id(sc.and_then(|s| s.run_as_user).or(psc.and_then(|p| p.run_as_user))),
+        run_as_group: id(sc.and_then(|s| s.run_as_group).or(psc.and_then(|p| p.run_as_group))),
+        supplemental_groups,
+        readonly_rootfs: sc.and_then(|s| s.read_only_root_filesystem).unwrap_or(false),
+        privileged,
+        // allowPrivilegeEscalation defaults to true, except that privileged implies it.
+        no_new_privs: !privileged && sc.and_then(|s| s.allow_privilege_escalation) == Some(false),
+        capabilities: caps.map(|c| cri::Capability {
+            add_capabilities: c.add.clone().unwrap_or_default(),
+            drop_capabilities: c.drop.clone().unwrap_or_default(),
+            ..Default::default()
+        }),
+        seccomp,
+        masked_paths: paths(MASKED_PATHS),
+        readonly_paths: paths(READONLY_PATHS),
         ..Default::default()
     }
 }

@@ -104,8 +104,42 @@ pub fn sandbox_config(
                 cpu_quota,
                 ..Default::default()
             }),
+            sysctls: pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.security_context.as_ref()?.sysctls.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|s| (s.name.clone(), s.value.clone()))
+                .collect(),
+            security_context: Some(cri::LinuxSandboxSecurityContext {
+                namespace_options: Some(namespace_options(pod)),
+                ..Default::default()
+            }),
             ..Default::default()
         }),
+        ..Default::default()
+    }
+}
+
+/// hostNetwork, hostPID and hostIPC as the runtime is asked for them (it refuses the node's
+/// namespaces with the reason), and whether the pod's containers share one PID namespace.
+fn namespace_options(pod: &Pod) -> cri::NamespaceOption {
+    let spec = pod.spec.as_ref();
+    let host = |f: fn(&k8s_openapi::api::core::v1::PodSpec) -> Option<bool>| {
+        spec.and_then(f).unwrap_or(false)
+    };
+    let mode = |node: bool, otherwise: cri::NamespaceMode| {
+        if node { cri::NamespaceMode::Node as i32 } else { otherwise as i32 }
+    };
+    let shared = host(|s| s.share_process_namespace);
+    cri::NamespaceOption {
+        network: mode(host(|s| s.host_network), cri::NamespaceMode::Pod),
+        pid: mode(
+            host(|s| s.host_pid),
+            if shared { cri::NamespaceMode::Pod } else { cri::NamespaceMode::Container },
+        ),
+        ipc: mode(host(|s| s.host_ipc), cri::NamespaceMode::Pod),
         ..Default::default()
     }
 }

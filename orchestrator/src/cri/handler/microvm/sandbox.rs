@@ -213,6 +213,7 @@ impl RunningSandbox for MicrovmSandbox {
             stdin: true,
             uid: process.uid,
             gid: process.gid,
+            groups: process.groups,
             ..Default::default()
         };
         let mut agent = self.agent.clone();
