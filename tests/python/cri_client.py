@@ -164,6 +164,44 @@ seen = subprocess.run(["ip", "netns", "exec", f"rf-{tuned[:12]}", "cat",
                        "/proc/sys/net/ipv4/ip_local_port_range"], capture_output=True, text=True)
 assert seen.stdout.split() == ["40000", "40100"], seen
 runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=tuned), timeout=30)
+
+step("host port")
+import socket as sockets  # noqa: E402
+
+free = sockets.socket()
+free.bind(("127.0.0.1", 0))
+host_port = free.getsockname()[1]
+free.close()
+served_config = cri.PodSandboxConfig(
+    metadata=cri.PodSandboxMetadata(name="served", uid="served", namespace="default"),
+    port_mappings=[cri.PortMapping(protocol=cri.TCP, container_port=8080, host_port=host_port,
+                                   host_ip="127.0.0.1")])
+served = runtime.RunPodSandbox(cri.RunPodSandboxRequest(config=served_config), timeout=60).pod_sandbox_id
+web = runtime.CreateContainer(cri.CreateContainerRequest(pod_sandbox_id=served, sandbox_config=served_config, config=cri.ContainerConfig(
+    metadata=cri.ContainerMetadata(name="web"), image=cri.ImageSpec(image=ref),
+    command=["sh", "-c", "echo through-the-host-port > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"])),
+    timeout=60).container_id
+runtime.StartContainer(cri.StartContainerRequest(container_id=web), timeout=60)
+deadline = time.time() + 20
+while True:
+    try:
+        with sockets.create_connection(("127.0.0.1", host_port), timeout=5) as conn:
+            conn.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+            answer = b""
+            while chunk := conn.recv(4096):
+                answer += chunk
+        if b"through-the-host-port" in answer:
+            break
+    except OSError:
+        pass
+    assert time.time() < deadline, "the host port never answered"
+    time.sleep(0.2)
+runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=served), timeout=30)
+try:
+    sockets.create_connection(("127.0.0.1", host_port), timeout=2).close()
+    sys.exit("the host port stayed open after the sandbox went")
+except OSError:
+    pass
 for name, linux, words in [
     ("not-namespaced", {"sysctls": {"kernel.panic": "1"}}, "not namespaced"),
     ("host-network", {"security_context": cri.LinuxSandboxSecurityContext(

@@ -15,6 +15,7 @@
 
 pub mod cgroup;
 pub mod handler;
+pub mod host_ports;
 pub mod identity;
 pub mod image_source;
 pub mod leftovers;

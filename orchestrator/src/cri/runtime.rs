@@ -12,6 +12,7 @@ use super::cgroup::{CpuLimit, SandboxCgroup};
 use super::handler::{
     ContainerSpec, FileSpec, MountSpec, ProcessSpec, RunningSandbox, SandboxHandler, SandboxSetup,
 };
+use super::host_ports::{self, HostPorts};
 use super::image_source::ImageSource;
 use super::network::{PodNet, PodNetwork};
 use super::{CriError, identity, logs, new_id, now_ns, pod_options};
@@ -26,6 +27,8 @@ pub struct SandboxRecord {
     pub running: Option<Arc<dyn RunningSandbox>>,
     /// The sandbox's CPU limit, if it has one.
     pub cgroup: Option<SandboxCgroup>,
+    /// Listeners of its host ports (closed when dropped).
+    pub host_ports: Option<HostPorts>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,6 +188,7 @@ impl CriRuntime {
             })?;
         pod_options::check_namespaces(&config)?;
         let sysctls = pod_options::sysctls(&config)?;
+        let ports = host_ports::mappings(&config)?;
         if !sysctls.is_empty() && handler_name != "sentry" {
             // A guest kernel has its own network stack: the pod's namespace on the node is not
             // where these would apply.
@@ -197,9 +201,9 @@ impl CriRuntime {
             Some(n) => Some(n.setup(&id)?),
             None => None,
         };
-        if net.is_none() && !sysctls.is_empty() {
+        if net.is_none() && !(sysctls.is_empty() && ports.is_empty()) {
             return Err(CriError::Invalid(
-                "sysctls need a pod network; this runtime has none".into(),
+                "sysctls and host ports need a pod network; this runtime has none".into(),
             ));
         }
         if let Some(pn) = &net
@@ -253,7 +257,20 @@ impl CriRuntime {
                 };
                 Ok((running, cgroup))
             });
-        let (running, cgroup) = match started {
+        let started = started.and_then(|(running, cgroup)| {
+            let opened = match &net {
+                Some(pn) => host_ports::open(&ports, pn.ip),
+                None => Ok(HostPorts::default()),
+            };
+            match opened {
+                Ok(p) => Ok((running, cgroup, p)),
+                Err(e) => {
+                    running.stop();
+                    Err(e)
+                }
+            }
+        });
+        let (running, cgroup, host_ports) = match started {
             Ok(r) => r,
             Err(e) => {
                 if let (Some(n), Some(pn)) = (&self.network, &net) {
@@ -275,6 +292,7 @@ impl CriRuntime {
                 net,
                 running: Some(Arc::from(running)),
                 cgroup,
+                host_ports: Some(host_ports),
             },
         );
         Ok(id)
@@ -288,6 +306,7 @@ impl CriRuntime {
                 return Ok(());
             };
             sb.ready = false;
+            sb.host_ports = None;
             (sb.running.take(), sb.net.take(), sb.cgroup.take())
         };
         if let Some(r) = running {

@@ -96,6 +96,7 @@ pub fn sandbox_config(
         log_directory: log_directory(log_dir, pod, uid),
         labels: labels::sandbox(uid, name, ns),
         dns_config: dns_config(pod, dns_server),
+        port_mappings: port_mappings(pod),
         linux: Some(cri::LinuxPodSandboxConfig {
             resources: (memory > 0 || cpu_quota > 0).then(|| cri::LinuxContainerResources {
                 // The pod's own limit: each runtime handler adds what its sandbox needs.
@@ -120,6 +121,25 @@ pub fn sandbox_config(
         }),
         ..Default::default()
     }
+}
+
+/// The containers' ports that ask for a host port.
+fn port_mappings(pod: &Pod) -> Vec<cri::PortMapping> {
+    spec::containers(pod)
+        .iter()
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter(|p| p.host_port.is_some_and(|h| h != 0))
+        .map(|p| cri::PortMapping {
+            protocol: match p.protocol.as_deref() {
+                Some("UDP") => cri::Protocol::Udp,
+                Some("SCTP") => cri::Protocol::Sctp,
+                _ => cri::Protocol::Tcp,
+            } as i32,
+            container_port: p.container_port,
+            host_port: p.host_port.unwrap_or_default(),
+            host_ip: p.host_ip.clone().unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// hostNetwork, hostPID and hostIPC as the runtime is asked for them (it refuses the node's
@@ -197,5 +217,31 @@ spec:
         let d = dns_config(&p, server).unwrap();
         assert_eq!(d.servers, ["1.1.1.1"]);
         assert_eq!(d.options, ["ndots:2", "edns0"]);
+    }
+
+    #[test]
+    fn host_ports_sysctls_and_namespaces_reach_the_runtime() {
+        let p = pod(r#"
+metadata: {name: p}
+spec:
+  hostPID: true
+  shareProcessNamespace: true
+  securityContext: {sysctls: [{name: net.core.somaxconn, value: "1024"}]}
+  containers:
+  - name: a
+    ports: [{containerPort: 80, hostPort: 8080}, {containerPort: 81}, {containerPort: 53, hostPort: 53, protocol: UDP}]
+"#);
+        let c = sandbox_config(&p, "u", 0, Path::new("/l"), None);
+        let ports: Vec<_> = c.port_mappings.iter().map(|m| (m.host_port, m.protocol)).collect();
+        assert_eq!(ports, [(8080, cri::Protocol::Tcp as i32), (53, cri::Protocol::Udp as i32)]);
+        let linux = c.linux.unwrap();
+        assert_eq!(linux.sysctls["net.core.somaxconn"], "1024");
+        let ns = linux.security_context.unwrap().namespace_options.unwrap();
+        assert_eq!(ns.pid, cri::NamespaceMode::Node as i32);
+        assert_eq!(ns.network, cri::NamespaceMode::Pod as i32);
+        let p = pod("{metadata: {name: p}, spec: {containers: [{name: a}]}}");
+        let c = sandbox_config(&p, "u", 0, Path::new("/l"), None);
+        let ns = c.linux.unwrap().security_context.unwrap().namespace_options.unwrap();
+        assert_eq!(ns.pid, cri::NamespaceMode::Container as i32, "the kubelet's default");
     }
 }
