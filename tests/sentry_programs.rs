@@ -1,6 +1,7 @@
 //! Programs beyond busybox: a dynamically linked Debian binary with its libraries, a
 //! multi-threaded C program, escape attempts, a syscall fuzzer, advisory locks across
-//! processes, and scheduling attributes (nice values, affinity).
+//! processes, scheduling attributes (nice values, affinity), and descriptors reopened through
+//! /proc/self/fd and /dev/std* (bash's process substitution).
 
 mod common;
 
@@ -220,4 +221,73 @@ fn four_concurrent_sqlite_writers_keep_every_row() {
     let got = sentry_run(&root, "/", &["/bin/sh", "-c", &script("/tmp/db")], b"");
     assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
     assert_eq!(String::from_utf8_lossy(&got.stdout), String::from_utf8_lossy(&native.stdout));
+}
+
+#[test]
+fn descriptors_reopen_through_proc_self_fd_as_on_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    compile("fdreopen", &root.join("bin/fdreopen"), &["-static"]);
+    // Linux is the oracle; stdin is a pipe on both sides.
+    let scratch = dir.path().join("scratch");
+    let native = common::sentry::run_with_input(
+        {
+            let mut c = Command::new(root.join("bin/fdreopen"));
+            c.arg(&scratch);
+            c
+        },
+        b"from-stdin\n",
+    );
+    assert!(native.status.success());
+    let got = sentry_run(&root, "/", &["/bin/fdreopen", "/tmp/scratch"], b"from-stdin\n");
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), String::from_utf8_lossy(&native.stdout));
+    assert_eq!(String::from_utf8_lossy(&got.stderr), "to-stderr\n");
+    let out = String::from_utf8_lossy(&got.stdout);
+    for want in [
+        "pipe read after: via-w2",
+        "socket reopen: ENXIO",
+        "stdin link: pipe:[INO] ino-matches=1",
+        "/dev/stdin: ok from-stdin",
+        "done",
+    ] {
+        assert!(out.contains(want), "{want:?} missing from\n{out}");
+    }
+}
+
+/// The shell's view: /dev/stdin, /dev/stderr and the names of inherited stdio, for a pipe and
+/// for /dev/null as the sandbox's stdin.
+#[test]
+fn shell_reads_dev_stdin_and_writes_dev_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = common::sentry::busybox_rootfs(dir.path());
+    let script = "cat /dev/stdin; echo x > /dev/stderr; readlink /proc/self/fd/0 | cut -c1-6; readlink /dev/stdout | cut -c1-6";
+    let got = sentry_run(&root, "/", &["/bin/sh", "-c", script], b"piped\n");
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "piped\npipe:[\n/proc/\n");
+    assert_eq!(String::from_utf8_lossy(&got.stderr), "x\n");
+    let out = Command::new(common::sentry::ringfence())
+        .args(["sentry", "run", "--rootfs"])
+        .arg(&root)
+        .args(["--", "/bin/sh", "-c", "readlink /proc/self/fd/0; cat /dev/stdin; echo rc=$?"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "/dev/null\nrc=0\n");
+}
+
+/// Debian's bash: process substitution hands the child `/dev/fd/N` of a pipe.
+#[test]
+fn bash_process_substitution_reads_pipes_through_dev_fd() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    with_libraries(&root, Path::new("/bin/bash"));
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    for applet in ["diff", "cat", "printf"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    let script = "diff <(echo a) <(echo a) && echo same; cat <(echo subst); mapfile -t L < <(printf 'x\\ny\\n'); echo ${#L[@]} ${L[1]}; cat /dev/stdin";
+    let got = sentry_run(&root, "/", &["/bin/bash", "-c", script], b"in\n");
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "same\nsubst\n2 y\nin\n");
 }

@@ -308,8 +308,9 @@ impl Sandbox {
         let files = FdTable::new(self.kernel.locks.clone());
         for (fd, (host, flags)) in stdio.into_iter().zip([O_RDONLY, O_WRONLY, O_WRONLY]).enumerate()
         {
-            let name = format!("host:[{fd}]").into_bytes();
-            let file = File::new(HostFile::new(host), flags, None, name);
+            let host = HostFile::new(host);
+            let name = host.name().to_vec();
+            let file = File::new(host, flags, None, name);
             files.install_at(fd as i32, file, false, 1024).map_err(SandboxError::Filesystem)?;
         }
         Ok(files)
