@@ -1,7 +1,7 @@
 //! Programs beyond busybox: a dynamically linked Debian binary with its libraries, a
 //! multi-threaded C program, escape attempts, a syscall fuzzer, advisory locks across
 //! processes, scheduling attributes (nice values, affinity), and descriptors reopened through
-//! /proc/self/fd and /dev/std* (bash's process substitution).
+//! /proc/self/fd and /dev/std* (bash's process substitution), and POSIX timers.
 
 mod common;
 
@@ -290,4 +290,54 @@ fn bash_process_substitution_reads_pipes_through_dev_fd() {
     let got = sentry_run(&root, "/", &["/bin/bash", "-c", script], b"in\n");
     assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
     assert_eq!(String::from_utf8_lossy(&got.stdout), "same\nsubst\n2 y\nin\n");
+}
+
+#[test]
+fn posix_timers_behave_as_on_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    compile("timers", &root.join("bin/timers"), &["-static", "-pthread"]);
+    let native = Command::new(root.join("bin/timers")).output().unwrap();
+    assert!(native.status.success());
+    let got = sentry_run(&root, "/", &["/bin/timers"], b"");
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), String::from_utf8_lossy(&native.stdout));
+    let out = String::from_utf8_lossy(&got.stdout);
+    for want in [
+        "periodic: count>=5 1 took>=40ms 1 code=SI_TIMER 1 value=42 timerid-ok=1",
+        "overrun: one signal=1 si_overrun>=20 1 getoverrun==si_overrun 1",
+        "thread got its signal: 1",
+        "sigsuspend: -1 errno=EINTR 1 handled=1",
+        "cputime: fired=1",
+        "after exec: EINVAL",
+        "done",
+    ] {
+        assert!(out.contains(want), "{want:?} missing from\n{out}");
+    }
+}
+
+/// GNU timeout arms a POSIX timer (without one it falls back to whole-second alarms).
+#[test]
+fn coreutils_timeout_ends_its_command_on_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    with_libraries(&root, Path::new("/usr/bin/timeout"));
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    for applet in ["sh", "sleep", "true"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    let timed = |script: &str| {
+        let start = std::time::Instant::now();
+        let got = sentry_run(&root, "/", &["/bin/sh", "-c", script], b"");
+        (start.elapsed(), got)
+    };
+    let (baseline, _) = timed("true");
+    // By path: busybox sh would run its own timeout applet for the bare name.
+    let script = "for i in 1 2 3; do /bin/timeout 0.3 sleep 3; echo rc=$?; done";
+    let (took, got) = timed(script);
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "rc=124\nrc=124\nrc=124\n");
+    // Three 0.3 s timeouts; whole-second alarms would take 3 s.
+    let spent = took.saturating_sub(baseline);
+    assert!(spent < std::time::Duration::from_millis(2000), "took {spent:?}");
+    assert!(spent >= std::time::Duration::from_millis(850), "took {spent:?}");
 }

@@ -88,6 +88,7 @@ fn exit_group_finish(task: &Arc<Task>, tg: &Arc<ThreadGroup>, status: ExitStatus
         };
         (parent, autoreap)
     };
+    tg.timers.clear();
     tg.set_zombie(status);
     if tg.tgid == 1 {
         // The sandbox is over: everything else dies with init.

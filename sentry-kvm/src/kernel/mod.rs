@@ -10,6 +10,7 @@ pub mod futex;
 pub mod netns;
 pub mod pid;
 pub mod pipe;
+pub mod posix_timer;
 pub mod procfs;
 pub mod run;
 pub mod signal;

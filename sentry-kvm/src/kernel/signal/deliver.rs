@@ -83,7 +83,8 @@ pub fn deliver_pending(
                 }
             }
         };
-        let Some(info) = info else { break };
+        let Some(mut info) = info else { break };
+        tg.timers.delivering(&mut info);
         let sig = info.signo;
         let handlers = tg.handlers();
         let action = {
