@@ -1,7 +1,8 @@
 //! Programs beyond busybox: a dynamically linked Debian binary with its libraries, a
 //! multi-threaded C program, escape attempts, a syscall fuzzer, advisory locks across
 //! processes, scheduling attributes (nice values, affinity), and descriptors reopened through
-//! /proc/self/fd and /dev/std* (bash's process substitution), and POSIX timers.
+//! /proc/self/fd and /dev/std* (bash's process substitution), POSIX timers, and
+//! pseudo-terminals.
 
 mod common;
 
@@ -340,4 +341,30 @@ fn coreutils_timeout_ends_its_command_on_time() {
     let spent = took.saturating_sub(baseline);
     assert!(spent < std::time::Duration::from_millis(2000), "took {spent:?}");
     assert!(spent >= std::time::Duration::from_millis(850), "took {spent:?}");
+}
+
+#[test]
+fn pseudo_terminals_behave_as_on_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    compile("pty", &root.join("bin/pty"), &["-static"]);
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    // Linux is the oracle.
+    let native = Command::new(root.join("bin/pty")).arg(root.join("bin/busybox")).output().unwrap();
+    assert!(native.status.success());
+    let got = sentry_run(&root, "/", &["/bin/pty", "/bin/busybox"], b"");
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), String::from_utf8_lossy(&native.stdout));
+    let out = String::from_utf8_lossy(&got.stdout);
+    for want in [
+        "echo: xy^H ^Hz\\r\\n",
+        "tty: 33 111\\r\\n",
+        "tty: /dev/pts/N\\r\\n",
+        "tty: winch: 40 100\\r\\n",
+        "tty: ^Cgot SIGINT\\r\\n",
+        "session ends with: EIO",
+        "done",
+    ] {
+        assert!(out.contains(want), "{want:?} missing from\n{out}");
+    }
 }
