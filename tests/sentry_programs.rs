@@ -368,3 +368,45 @@ fn pseudo_terminals_behave_as_on_linux() {
         assert!(out.contains(want), "{want:?} missing from\n{out}");
     }
 }
+
+/// Debian's Python: os.openpty and pty.spawn (forkpty, login_tty, a copy loop that ends on the
+/// master's EIO), with the standard library from the host as a read-only volume.
+#[test]
+fn python_pty_spawn_runs_a_shell_on_a_terminal() {
+    // Installed by scripts/setup.
+    let python = std::fs::canonicalize("/usr/bin/python3").expect("/usr/bin/python3");
+    let stdlib = Path::new("/usr/lib").join(python.file_name().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    with_libraries(&root, &python);
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sentry/ptyspawn.py");
+    std::fs::copy(&script, root.join("ptyspawn.py")).unwrap();
+    let native = Command::new(&python)
+        .arg(&script)
+        .arg(root.join("bin/busybox"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(native.status.success(), "{}", String::from_utf8_lossy(&native.stderr));
+    let bin = format!("/bin/{}", python.file_name().unwrap().to_string_lossy());
+    let volume = format!("{0}:{0}:ro", stdlib.display());
+    let mut cmd = Command::new(common::sentry::ringfence());
+    cmd.args(["sentry", "run", "--rootfs"]).arg(&root).args([
+        "--volume",
+        &volume,
+        "--",
+        &bin,
+        "/ptyspawn.py",
+        "/bin/busybox",
+    ]);
+    let got = common::sentry::run_with_input(cmd, b"");
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), String::from_utf8_lossy(&native.stdout));
+    assert!(
+        String::from_utf8_lossy(&got.stdout)
+            .contains(r"spawn output: b'24 80\r\n/dev/pts/N\r\nspawned\r\n'"),
+        "{}",
+        String::from_utf8_lossy(&got.stdout)
+    );
+}
