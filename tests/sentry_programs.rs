@@ -410,3 +410,28 @@ fn python_pty_spawn_runs_a_shell_on_a_terminal() {
         String::from_utf8_lossy(&got.stdout)
     );
 }
+
+/// Stdio on a host terminal (util-linux's `script` provides one): the tty ioctls pass through
+/// without writing past the kernel's structures, and /proc names the terminal.
+#[test]
+fn stdio_on_a_host_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    compile("hosttty", &root.join("bin/hosttty"), &["-static"]);
+    let in_script = |command: String| {
+        let out = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("script (util-linux)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let native = in_script(root.join("bin/hosttty").display().to_string());
+    let got = in_script(format!(
+        "{} sentry run --rootfs {} -- /bin/hosttty",
+        common::sentry::ringfence().display(),
+        root.display()
+    ));
+    assert_eq!(got, native);
+    assert!(got.contains("nothing written past the kernel's termios: 1"), "{got}");
+}

@@ -201,7 +201,9 @@ impl FileOps for HostFile {
         match cmd {
             TCGETS | TIOCGWINSZ | FIONREAD => {
                 let size = match cmd {
-                    TCGETS => 60,
+                    // The kernel's struct termios (36 bytes), not the C library's larger one:
+                    // the caller's buffer may hold no more.
+                    TCGETS => crate::abi::termios::Termios::SIZE,
                     TIOCGWINSZ => 8,
                     _ => 4,
                 };
@@ -215,7 +217,7 @@ impl FileOps for HostFile {
                 Ok(0)
             }
             TCSETS | TCSETSW | TCSETSF | TIOCSWINSZ => {
-                let size = if cmd == TIOCSWINSZ { 8 } else { 60 };
+                let size = if cmd == TIOCSWINSZ { 8 } else { crate::abi::termios::Termios::SIZE };
                 let mut buf = [0u8; 64];
                 ctx.copy_in(arg, &mut buf[..size])?;
                 // SAFETY: the buffer holds the structure the ioctl reads.
