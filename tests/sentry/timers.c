@@ -229,6 +229,13 @@ static void errors(void) {
     printf("bad nsec: %s\n", err(tset(id, 0, 0, 1000000000, 0, 0, 0)));
     printf("negative: %s\n", err(tset(id, 0, -1, 0, 0, 0, 0)));
     printf("null new: %s\n", err(syscall(SYS_timer_settime, id, 0, 0, 0)));
+    printf("huge relative: %s\n", err(tset(id, 0, 0x7fffffffffffffffL, 999999999, 0x7fffffffffffffffL, 0, 0)));
+    struct itimerspec h;
+    tget(id, &h);
+    printf("huge saturates: value>200y %d interval>200y %d\n", h.it_value.tv_sec > 200L * 365 * 86400,
+           h.it_interval.tv_sec > 200L * 365 * 86400);
+    printf("huge absolute: %s\n", err(tset(id, TIMER_ABSTIME, 0x7fffffffffffffffL, 0, 0, 0, 0)));
+    printf("new at the top of memory: %s\n", err(syscall(SYS_timer_settime, id, 0, (void *)-8L, 0)));
     printf("bad new pointer: %s\n", err(syscall(SYS_timer_settime, id, 0, (void *)8, 0)));
     printf("bad get pointer: %s\n", err(syscall(SYS_timer_gettime, id, (void *)8)));
     printf("getoverrun unknown: %s\n", err(syscall(SYS_timer_getoverrun, 12345)));

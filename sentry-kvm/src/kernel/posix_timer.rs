@@ -19,6 +19,8 @@ pub const MAX_TIMERS: usize = 512;
 
 /// How often a CPU-time timer looks at the clock (CPU time cannot be slept on).
 const CPU_POLL: Duration = Duration::from_millis(5);
+/// The longest a worker sleeps at once.
+const LONGEST_WAIT: Duration = Duration::from_secs(3600);
 
 /// The clock a timer measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,7 +137,7 @@ impl Timer {
             } else if absolute {
                 Some(new.value)
             } else {
-                Some(now + new.value)
+                Some(now.saturating_add(new.value))
             };
             self.overrun.store(0, Ordering::Relaxed);
             let start = st.deadline.is_some() && !st.worker;
@@ -247,10 +249,10 @@ fn run(timer: Weak<Timer>) {
         };
         let Some(now) = t.now() else { return };
         if now < deadline {
-            let mut wait = deadline - now;
-            if t.clock.is_cpu() {
-                wait = wait.min(CPU_POLL);
-            }
+            // Bounded, so that a far deadline (the guest may ask for centuries) stays a
+            // valid wait.
+            let cap = if t.clock.is_cpu() { CPU_POLL } else { LONGEST_WAIT };
+            let wait = (deadline - now).min(cap);
             let st = t.lock();
             if st.generation == generation && !st.deleted {
                 drop(t.changed.wait_timeout(st, wait));

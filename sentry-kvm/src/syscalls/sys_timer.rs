@@ -1,6 +1,7 @@
 //! POSIX timers: timer_create, timer_settime, timer_gettime, timer_getoverrun, timer_delete.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::Call;
 use super::sys_time::{read_timespec, timespec_bytes};
@@ -77,7 +78,13 @@ pub fn timer_settime(c: &mut Call) -> SysResult {
     if new == 0 {
         return Err(Errno::EINVAL);
     }
-    let spec = TimerSpec { interval: read_timespec(c, new)?, value: read_timespec(c, new + 16)? };
+    let value_at = new.checked_add(16).ok_or(Errno::EFAULT)?;
+    // Linux keeps times in signed 64-bit nanoseconds: longer ones saturate (292 years).
+    let ktime_max = Duration::from_nanos(i64::MAX as u64);
+    let spec = TimerSpec {
+        interval: read_timespec(c, new)?.min(ktime_max),
+        value: read_timespec(c, value_at)?.min(ktime_max),
+    };
     let before = timer.set(spec, flags & TIMER_ABSTIME != 0);
     if old != 0 {
         c.write_bytes(old, &itimerspec_bytes(before))?;
