@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use common::sentry::sentry_run;
 
@@ -369,38 +369,60 @@ fn pseudo_terminals_behave_as_on_linux() {
     }
 }
 
-/// Debian's Python: os.openpty and pty.spawn (forkpty, login_tty, a copy loop that ends on the
-/// master's EIO), with the standard library from the host as a read-only volume.
-#[test]
-fn python_pty_spawn_runs_a_shell_on_a_terminal() {
+/// A rootfs with Debian's Python (its standard library from the host as a read-only volume)
+/// and busybox with links for `applets`. Returns the root, Python's path and the volume.
+fn python_rootfs(dir: &Path, applets: &[&str]) -> (PathBuf, PathBuf, String) {
     // Installed by scripts/setup.
     let python = std::fs::canonicalize("/usr/bin/python3").expect("/usr/bin/python3");
     let stdlib = Path::new("/usr/lib").join(python.file_name().unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let root = root_dir(dir.path());
+    let root = root_dir(dir);
     with_libraries(&root, &python);
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sentry/ptyspawn.py");
-    std::fs::copy(&script, root.join("ptyspawn.py")).unwrap();
-    let native = Command::new(&python)
-        .arg(&script)
-        .arg(root.join("bin/busybox"))
+    for applet in applets {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    (root, python, format!("{0}:{0}:ro", stdlib.display()))
+}
+
+/// Runs `tests/sentry/SCRIPT` with Python natively (busybox's applets first in PATH) and in
+/// the Sentry; returns both outputs.
+fn python_natively_and_in_sentry(
+    root: &Path,
+    python: &Path,
+    volume: &str,
+    script: &str,
+    args: &[&str],
+) -> (Output, Output) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sentry").join(script);
+    std::fs::copy(&src, root.join(script)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", root.join("bin").display());
+    let native = Command::new(python)
+        .arg(&src)
+        .args(args)
+        .env("PATH", path)
+        .env("TERM", "dumb")
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     assert!(native.status.success(), "{}", String::from_utf8_lossy(&native.stderr));
     let bin = format!("/bin/{}", python.file_name().unwrap().to_string_lossy());
-    let volume = format!("{0}:{0}:ro", stdlib.display());
     let mut cmd = Command::new(common::sentry::ringfence());
-    cmd.args(["sentry", "run", "--rootfs"]).arg(&root).args([
-        "--volume",
-        &volume,
-        "--",
-        &bin,
-        "/ptyspawn.py",
-        "/bin/busybox",
-    ]);
-    let got = common::sentry::run_with_input(cmd, b"");
+    cmd.args(["sentry", "run", "--env", "TERM=dumb", "--rootfs"])
+        .arg(root)
+        .args(["--volume", volume, "--", &bin, &format!("/{script}")])
+        .args(args);
+    (native, common::sentry::run_with_input(cmd, b""))
+}
+
+/// Debian's Python: os.openpty and pty.spawn (forkpty, login_tty, a copy loop that ends on the
+/// master's EIO).
+#[test]
+fn python_pty_spawn_runs_a_shell_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, python, volume) = python_rootfs(dir.path(), &[]);
+    // The host's busybox natively: the same binary as the rootfs's.
+    let (native, got) =
+        python_natively_and_in_sentry(&root, &python, &volume, "ptyspawn.py", &["/bin/busybox"]);
     assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
     assert_eq!(String::from_utf8_lossy(&got.stdout), String::from_utf8_lossy(&native.stdout));
     assert!(
@@ -409,6 +431,22 @@ fn python_pty_spawn_runs_a_shell_on_a_terminal() {
         "{}",
         String::from_utf8_lossy(&got.stdout)
     );
+}
+
+/// An interactive Debian bash on a pty, typed at: prompts, ^C to a foreground job, jobs.
+#[test]
+fn interactive_bash_on_a_pty_takes_ctrl_c_and_runs_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, python, volume) = python_rootfs(dir.path(), &["sleep", "sed", "tty"]);
+    with_libraries(&root, Path::new("/bin/bash"));
+    let (native, got) =
+        python_natively_and_in_sentry(&root, &python, &volume, "bash_interactive.py", &[]);
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), String::from_utf8_lossy(&native.stdout));
+    let out = String::from_utf8_lossy(&got.stdout);
+    for want in ["^C\nPROMPT> echo after-int $?\nafter-int 130\n", "[1]+  Running", "status 0"] {
+        assert!(out.contains(want), "{want:?} missing from\n{out}");
+    }
 }
 
 /// Stdio on a host terminal (util-linux's `script` provides one): the tty ioctls pass through
