@@ -433,18 +433,25 @@ fn python_pty_spawn_runs_a_shell_on_a_terminal() {
     );
 }
 
-/// An interactive Debian bash on a pty, typed at: prompts, ^C to a foreground job, jobs.
+/// An interactive Debian bash on a pty, typed at: prompts, ^C to a foreground job, jobs (one
+/// stopped by SIGTTIN for reading the terminal from the background, then brought back).
 #[test]
-fn interactive_bash_on_a_pty_takes_ctrl_c_and_runs_jobs() {
+fn interactive_bash_on_a_pty_does_job_control() {
     let dir = tempfile::tempdir().unwrap();
-    let (root, python, volume) = python_rootfs(dir.path(), &["sleep", "sed", "tty"]);
+    let (root, python, volume) = python_rootfs(dir.path(), &["sleep", "sed", "tty", "cat"]);
     with_libraries(&root, Path::new("/bin/bash"));
     let (native, got) =
         python_natively_and_in_sentry(&root, &python, &volume, "bash_interactive.py", &[]);
     assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
     assert_eq!(String::from_utf8_lossy(&got.stdout), String::from_utf8_lossy(&native.stdout));
     let out = String::from_utf8_lossy(&got.stdout);
-    for want in ["^C\nPROMPT> echo after-int $?\nafter-int 130\n", "[1]+  Running", "status 0"] {
+    for want in [
+        "^C\nPROMPT> echo after-int $?\nafter-int 130\n",
+        "[1]+  Running",
+        "[1]+  Stopped                 cat\n",
+        "fg-done 0",
+        "status 0",
+    ] {
         assert!(out.contains(want), "{want:?} missing from\n{out}");
     }
 }

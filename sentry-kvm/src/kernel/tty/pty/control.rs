@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{Pty, caller_of, has_controlling_terminal};
 use crate::abi::Errno;
 use crate::abi::errno::SysResult;
-use crate::abi::signal::{SIGCONT, SIGHUP};
+use crate::abi::signal::{SIGCONT, SIGHUP, SIGTTOU};
 use crate::abi::stat::{O_CLOEXEC, O_NOCTTY};
 use crate::abi::termios::{Termios, Winsize};
 use crate::kernel::task::{Task, task_of};
@@ -25,6 +25,14 @@ impl Pty {
         cmd: u32,
         arg: u64,
     ) -> SysResult {
+        // Changing the terminal from a background job stops it first (SIGTTOU).
+        let changes = matches!(
+            cmd,
+            ioctl::TCSETS | ioctl::TCSETSW | ioctl::TCSETSF | ioctl::TCFLSH | ioctl::TIOCSPGRP
+        );
+        if !master && changes {
+            self.check_background(ctx, SIGTTOU)?;
+        }
         match cmd {
             ioctl::TCGETS => {
                 let t = self.lock().ldisc.termios;

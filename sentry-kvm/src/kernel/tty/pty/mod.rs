@@ -13,11 +13,11 @@ use super::ldisc::{Effects, LineDiscipline};
 use super::signal_group;
 use crate::abi::Errno;
 use crate::abi::errno::SysResult;
-use crate::abi::signal::{SIGCONT, SIGHUP, SIGWINCH, Signal};
+use crate::abi::signal::{SIG_IGN, SIGCONT, SIGHUP, SIGTTIN, SIGTTOU, SIGWINCH, Signal};
 use crate::abi::stat::{O_NOCTTY, S_IFCHR, Stat, Timespec, makedev};
-use crate::abi::termios::{ICANON, VMIN, VTIME, Winsize};
+use crate::abi::termios::{ICANON, TOSTOP, VMIN, VTIME, Winsize};
 use crate::kernel::Kernel;
-use crate::kernel::task::{Task, current};
+use crate::kernel::task::{Task, current, task_of};
 use crate::vfs::context::Context;
 use crate::vfs::file::FileOps;
 use crate::waiter::{Events, WaitQueue};
@@ -286,6 +286,7 @@ impl Pty {
         if buf.is_empty() {
             return Ok(0);
         }
+        self.check_background(ctx, SIGTTIN)?;
         let mut deadline: Option<Instant> = None;
         loop {
             let _reg = self.queue.register(ctx.waker(), Events::ALL);
@@ -339,6 +340,9 @@ impl Pty {
     }
 
     fn slave_write(&self, ctx: &dyn Context, data: &[u8], nonblock: bool) -> Result<usize, Errno> {
+        if self.lock().ldisc.termios.lflag(TOSTOP) {
+            self.check_background(ctx, SIGTTOU)?;
+        }
         let mut done = 0;
         loop {
             let _reg = self.queue.register(ctx.waker(), Events::ALL);
@@ -382,6 +386,30 @@ impl Pty {
             ev = ev | Events::OUT | Events::WRNORM;
         }
         ev
+    }
+
+    /// Job control: a process of this terminal's session outside its foreground group that
+    /// reads it (or changes it, or writes with TOSTOP) sends `sig` to its group and stops
+    /// until continued, when the call starts again. Reading with SIGTTIN ignored or blocked
+    /// is EIO instead; the other operations just go ahead.
+    pub(super) fn check_background(&self, ctx: &dyn Context, sig: Signal) -> Result<(), Errno> {
+        let Ok(task) = task_of(ctx) else { return Ok(()) };
+        let Ok(me) = caller_of(task) else { return Ok(()) };
+        let (session, foreground) = {
+            let st = self.lock();
+            (st.session, st.foreground)
+        };
+        if session != Some(me.sid) || foreground.is_none_or(|f| f == me.pgid) {
+            return Ok(());
+        }
+        let ignored =
+            task.tg().handlers().lock().unwrap_or_else(|e| e.into_inner()).get(sig).handler
+                == SIG_IGN;
+        if ignored || task.sig().mask.has(sig) {
+            return if sig == SIGTTIN { Err(Errno::EIO) } else { Ok(()) };
+        }
+        signal_group(&self.kernel, me.pgid, sig);
+        Err(Errno::ERESTARTSYS)
     }
 
     fn slave_readiness(&self) -> Events {
