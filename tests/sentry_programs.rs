@@ -250,6 +250,8 @@ fn descriptors_reopen_through_proc_self_fd_as_on_linux() {
         "socket reopen: ENXIO",
         "stdin link: pipe:[INO] ino-matches=1",
         "/dev/stdin: ok from-stdin",
+        "memfd reopen: ok reads from 0: 1",
+        "fexecve child exit: 7",
         "done",
     ] {
         assert!(out.contains(want), "{want:?} missing from\n{out}");

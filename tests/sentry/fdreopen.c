@@ -9,7 +9,9 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *err(long r) {
@@ -60,8 +62,39 @@ static void show_symlink(const char *path) {
     printf("%s -> %s\n", path, n < 0 ? err(-1) : t);
 }
 
+/* A memfd: reopened with an offset of its own, and executed through /proc/self/fd
+ * (fexecve) from a copy of this program. */
+static void memfd(void) {
+    int m = memfd_create("copy", 0);
+    int self = open("/proc/self/exe", O_RDONLY);
+    char b[65536];
+    long n;
+    while ((n = read(self, b, sizeof b)) > 0) write(m, b, n);
+    close(self);
+    int again = reopen(m, O_RDONLY);
+    n = read(again, b, 4);
+    printf("memfd reopen: %s reads from 0: %d\n", err(again), n == 4 && !memcmp(b, "\177ELF", 4));
+    close(again);
+    fflush(stdout);
+    pid_t p = fork();
+    if (p == 0) {
+        char *args[] = {"fdreopen", "--from-memfd", 0};
+        char *env[] = {0};
+        fexecve(m, args, env);
+        printf("fexecve: %s\n", err(-1));
+        _exit(1);
+    }
+    int st;
+    waitpid(p, &st, 0);
+    printf("fexecve child exit: %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, 0, _IONBF, 0);
+    if (argc > 1 && !strcmp(argv[1], "--from-memfd")) {
+        printf("running from a memfd\n");
+        return 7;
+    }
     const char *scratch = argc > 1 ? argv[1] : "/tmp/fdreopen-file";
     char buf[64];
     int n;
@@ -128,6 +161,7 @@ int main(int argc, char **argv) {
     show_symlink("/dev/stdout");
     show_symlink("/dev/stderr");
     printf("/dev/fd/0 exists: %d\n", access("/dev/fd/0", F_OK) == 0);
+    memfd();
     printf("done\n");
     return 0;
 }
