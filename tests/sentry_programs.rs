@@ -365,6 +365,7 @@ fn pseudo_terminals_behave_as_on_linux() {
         "tty: winch: 40 100\\r\\n",
         "tty: ^Cgot SIGINT\\r\\n",
         "session ends with: EIO",
+        "new session takes the terminal: 1",
         "done",
     ] {
         assert!(out.contains(want), "{want:?} missing from\n{out}");

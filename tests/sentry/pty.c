@@ -252,6 +252,15 @@ static void session(const char *busybox) {
     int st;
     waitpid(p, &st, 0);
     printf("child exit: %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    /* Its session leader gone, the terminal is free for another session. */
+    pid_t q = fork();
+    if (q == 0) {
+        setsid();
+        int s = open(name, O_RDWR);
+        printf("new session takes the terminal: %d\n", tcgetpgrp(s) == getpid());
+        _exit(0);
+    }
+    waitpid(q, 0, 0);
     /* The pty's number differs between runs. */
     char *d = strstr(all, "/dev/pts/");
     if (d) {

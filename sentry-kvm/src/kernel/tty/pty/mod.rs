@@ -156,6 +156,17 @@ impl Pty {
         st.foreground = Some(pgid);
     }
 
+    /// The controlling process (session leader) of this terminal's session exited: the
+    /// session loses its terminal, whose foreground group gets SIGHUP, as on Linux.
+    pub fn controlling_process_exited(&self) {
+        let foreground = {
+            let mut st = self.lock();
+            st.session = None;
+            st.foreground.take()
+        };
+        self.signal_foreground(foreground, &[SIGHUP]);
+    }
+
     /// The session this pty is the controlling terminal of.
     pub fn session(&self) -> Option<i32> {
         self.lock().session
