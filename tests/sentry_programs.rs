@@ -341,7 +341,8 @@ fn coreutils_timeout_ends_its_command_on_time() {
     assert_eq!(String::from_utf8_lossy(&got.stdout), "rc=124\nrc=124\nrc=124\n");
     // Three 0.3 s timeouts; whole-second alarms would take 3 s.
     let spent = took.saturating_sub(baseline);
-    assert!(spent < std::time::Duration::from_millis(2000), "took {spent:?}");
+    // Margin for a loaded machine, still short of the alarms' 3 s.
+    assert!(spent < std::time::Duration::from_millis(2500), "took {spent:?}");
     assert!(spent >= std::time::Duration::from_millis(850), "took {spent:?}");
 }
 
