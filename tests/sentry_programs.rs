@@ -1,11 +1,13 @@
 //! Programs beyond busybox: a dynamically linked Debian binary with its libraries, a
 //! multi-threaded C program, escape attempts, a syscall fuzzer, advisory locks across
-//! processes, and scheduling attributes (nice values, affinity).
+//! processes, scheduling attributes (nice values, affinity), and descriptors reopened through
+//! /proc/self/fd and /dev/std* (bash's process substitution), POSIX timers, and
+//! pseudo-terminals.
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use common::sentry::sentry_run;
 
@@ -220,4 +222,265 @@ fn four_concurrent_sqlite_writers_keep_every_row() {
     let got = sentry_run(&root, "/", &["/bin/sh", "-c", &script("/tmp/db")], b"");
     assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
     assert_eq!(String::from_utf8_lossy(&got.stdout), String::from_utf8_lossy(&native.stdout));
+}
+
+#[test]
+fn descriptors_reopen_through_proc_self_fd_as_on_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    compile("fdreopen", &root.join("bin/fdreopen"), &["-static"]);
+    // Linux is the oracle; stdin is a pipe on both sides.
+    let scratch = dir.path().join("scratch");
+    let native = common::sentry::run_with_input(
+        {
+            let mut c = Command::new(root.join("bin/fdreopen"));
+            c.arg(&scratch);
+            c
+        },
+        b"from-stdin\n",
+    );
+    assert!(native.status.success());
+    let got = sentry_run(&root, "/", &["/bin/fdreopen", "/tmp/scratch"], b"from-stdin\n");
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), String::from_utf8_lossy(&native.stdout));
+    assert_eq!(String::from_utf8_lossy(&got.stderr), "to-stderr\n");
+    let out = String::from_utf8_lossy(&got.stdout);
+    for want in [
+        "pipe read after: via-w2",
+        "socket reopen: ENXIO",
+        "stdin link: pipe:[INO] ino-matches=1",
+        "/dev/stdin: ok from-stdin",
+        "memfd reopen: ok reads from 0: 1",
+        "fexecve child exit: 7",
+        "done",
+    ] {
+        assert!(out.contains(want), "{want:?} missing from\n{out}");
+    }
+}
+
+/// The shell's view: /dev/stdin, /dev/stderr and the names of inherited stdio, for a pipe and
+/// for /dev/null as the sandbox's stdin.
+#[test]
+fn shell_reads_dev_stdin_and_writes_dev_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = common::sentry::busybox_rootfs(dir.path());
+    let script = "cat /dev/stdin; echo x > /dev/stderr; readlink /proc/self/fd/0 | cut -c1-6; readlink /dev/stdout | cut -c1-6";
+    let got = sentry_run(&root, "/", &["/bin/sh", "-c", script], b"piped\n");
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "piped\npipe:[\n/proc/\n");
+    assert_eq!(String::from_utf8_lossy(&got.stderr), "x\n");
+    let out = Command::new(common::sentry::ringfence())
+        .args(["sentry", "run", "--rootfs"])
+        .arg(&root)
+        .args(["--", "/bin/sh", "-c", "readlink /proc/self/fd/0; cat /dev/stdin; echo rc=$?"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "/dev/null\nrc=0\n");
+}
+
+/// Debian's bash: process substitution hands the child `/dev/fd/N` of a pipe.
+#[test]
+fn bash_process_substitution_reads_pipes_through_dev_fd() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    with_libraries(&root, Path::new("/bin/bash"));
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    for applet in ["diff", "cat", "printf"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    let script = "diff <(echo a) <(echo a) && echo same; cat <(echo subst); mapfile -t L < <(printf 'x\\ny\\n'); echo ${#L[@]} ${L[1]}; cat /dev/stdin";
+    let got = sentry_run(&root, "/", &["/bin/bash", "-c", script], b"in\n");
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "same\nsubst\n2 y\nin\n");
+}
+
+#[test]
+fn posix_timers_behave_as_on_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    compile("timers", &root.join("bin/timers"), &["-static", "-pthread"]);
+    let native = Command::new(root.join("bin/timers")).output().unwrap();
+    assert!(native.status.success());
+    let got = sentry_run(&root, "/", &["/bin/timers"], b"");
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), String::from_utf8_lossy(&native.stdout));
+    let out = String::from_utf8_lossy(&got.stdout);
+    for want in [
+        "periodic: count>=5 1 took>=40ms 1 code=SI_TIMER 1 value=42 timerid-ok=1",
+        "overrun: one signal=1 si_overrun>=20 1 getoverrun==si_overrun 1",
+        "thread got its signal: 1",
+        "sigsuspend: -1 errno=EINTR 1 handled=1",
+        "cputime: fired=1",
+        "after exec: EINVAL",
+        "done",
+    ] {
+        assert!(out.contains(want), "{want:?} missing from\n{out}");
+    }
+}
+
+/// GNU timeout arms a POSIX timer (without one it falls back to whole-second alarms).
+#[test]
+fn coreutils_timeout_ends_its_command_on_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    with_libraries(&root, Path::new("/usr/bin/timeout"));
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    for applet in ["sh", "sleep", "true"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    let timed = |script: &str| {
+        let start = std::time::Instant::now();
+        let got = sentry_run(&root, "/", &["/bin/sh", "-c", script], b"");
+        (start.elapsed(), got)
+    };
+    let (baseline, _) = timed("true");
+    // By path: busybox sh would run its own timeout applet for the bare name.
+    let script = "for i in 1 2 3; do /bin/timeout 0.3 sleep 3; echo rc=$?; done";
+    let (took, got) = timed(script);
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "rc=124\nrc=124\nrc=124\n");
+    // Three 0.3 s timeouts; whole-second alarms would take 3 s.
+    let spent = took.saturating_sub(baseline);
+    // Margin for a loaded machine, still short of the alarms' 3 s.
+    assert!(spent < std::time::Duration::from_millis(2500), "took {spent:?}");
+    assert!(spent >= std::time::Duration::from_millis(850), "took {spent:?}");
+}
+
+#[test]
+fn pseudo_terminals_behave_as_on_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    compile("pty", &root.join("bin/pty"), &["-static"]);
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    // Linux is the oracle.
+    let native = Command::new(root.join("bin/pty")).arg(root.join("bin/busybox")).output().unwrap();
+    assert!(native.status.success());
+    let got = sentry_run(&root, "/", &["/bin/pty", "/bin/busybox"], b"");
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), String::from_utf8_lossy(&native.stdout));
+    let out = String::from_utf8_lossy(&got.stdout);
+    for want in [
+        "echo: xy^H ^Hz\\r\\n",
+        "tty: 33 111\\r\\n",
+        "tty: /dev/pts/N\\r\\n",
+        "tty: winch: 40 100\\r\\n",
+        "tty: ^Cgot SIGINT\\r\\n",
+        "session ends with: EIO",
+        "new session takes the terminal: 1",
+        "done",
+    ] {
+        assert!(out.contains(want), "{want:?} missing from\n{out}");
+    }
+}
+
+/// A rootfs with Debian's Python (its standard library from the host as a read-only volume)
+/// and busybox with links for `applets`. Returns the root, Python's path and the volume.
+fn python_rootfs(dir: &Path, applets: &[&str]) -> (PathBuf, PathBuf, String) {
+    // Installed by scripts/setup.
+    let python = std::fs::canonicalize("/usr/bin/python3").expect("/usr/bin/python3");
+    let stdlib = Path::new("/usr/lib").join(python.file_name().unwrap());
+    let root = root_dir(dir);
+    with_libraries(&root, &python);
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    for applet in applets {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    (root, python, format!("{0}:{0}:ro", stdlib.display()))
+}
+
+/// Runs `tests/sentry/SCRIPT` with Python natively (busybox's applets first in PATH) and in
+/// the Sentry; returns both outputs.
+fn python_natively_and_in_sentry(
+    root: &Path,
+    python: &Path,
+    volume: &str,
+    script: &str,
+    args: &[&str],
+) -> (Output, Output) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sentry").join(script);
+    std::fs::copy(&src, root.join(script)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", root.join("bin").display());
+    let native = Command::new(python)
+        .arg(&src)
+        .args(args)
+        .env("PATH", path)
+        .env("TERM", "dumb")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(native.status.success(), "{}", String::from_utf8_lossy(&native.stderr));
+    let bin = format!("/bin/{}", python.file_name().unwrap().to_string_lossy());
+    let mut cmd = Command::new(common::sentry::ringfence());
+    cmd.args(["sentry", "run", "--env", "TERM=dumb", "--rootfs"])
+        .arg(root)
+        .args(["--volume", volume, "--", &bin, &format!("/{script}")])
+        .args(args);
+    (native, common::sentry::run_with_input(cmd, b""))
+}
+
+/// Debian's Python: os.openpty and pty.spawn (forkpty, login_tty, a copy loop that ends on the
+/// master's EIO).
+#[test]
+fn python_pty_spawn_runs_a_shell_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, python, volume) = python_rootfs(dir.path(), &[]);
+    // The host's busybox natively: the same binary as the rootfs's.
+    let (native, got) =
+        python_natively_and_in_sentry(&root, &python, &volume, "ptyspawn.py", &["/bin/busybox"]);
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), String::from_utf8_lossy(&native.stdout));
+    assert!(
+        String::from_utf8_lossy(&got.stdout)
+            .contains(r"spawn output: b'24 80\r\n/dev/pts/N\r\nspawned\r\n'"),
+        "{}",
+        String::from_utf8_lossy(&got.stdout)
+    );
+}
+
+/// An interactive Debian bash on a pty, typed at: prompts, ^C to a foreground job, jobs (one
+/// stopped by SIGTTIN for reading the terminal from the background, then brought back).
+#[test]
+fn interactive_bash_on_a_pty_does_job_control() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, python, volume) = python_rootfs(dir.path(), &["sleep", "sed", "tty", "cat"]);
+    with_libraries(&root, Path::new("/bin/bash"));
+    let (native, got) =
+        python_natively_and_in_sentry(&root, &python, &volume, "bash_interactive.py", &[]);
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), String::from_utf8_lossy(&native.stdout));
+    let out = String::from_utf8_lossy(&got.stdout);
+    for want in [
+        "^C\nPROMPT> echo after-int $?\nafter-int 130\n",
+        "[1]+  Running",
+        "[1]+  Stopped                 cat\n",
+        "fg-done 0",
+        "status 0",
+    ] {
+        assert!(out.contains(want), "{want:?} missing from\n{out}");
+    }
+}
+
+/// Stdio on a host terminal (util-linux's `script` provides one): the tty ioctls pass through
+/// without writing past the kernel's structures, and /proc names the terminal.
+#[test]
+fn stdio_on_a_host_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    compile("hosttty", &root.join("bin/hosttty"), &["-static"]);
+    let in_script = |command: String| {
+        let out = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("script (util-linux)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let native = in_script(root.join("bin/hosttty").display().to_string());
+    let got = in_script(format!(
+        "{} sentry run --rootfs {} -- /bin/hosttty",
+        common::sentry::ringfence().display(),
+        root.display()
+    ));
+    assert_eq!(got, native);
+    assert!(got.contains("nothing written past the kernel's termios: 1"), "{got}");
 }

@@ -187,7 +187,7 @@ impl Sandbox {
         Ok(Arc::new(Sandbox { kernel, init: Mutex::new(None) }))
     }
 
-    /// A container's root: an overlay on its Gofer's rootfs with /proc, /dev, /dev/shm.
+    /// A container's root: an overlay on its Gofer's rootfs with /proc, /dev, /dev/shm, /dev/pts.
     fn container_root(
         &self,
         gofer: GoferClient,
@@ -202,9 +202,11 @@ impl Sandbox {
         let proc_dir = mkdir_p(&root_inode, b"proc").map_err(fs_err)?;
         mount.mount_child(proc_dir, crate::kernel::procfs::build(&self.kernel), "proc", "proc");
         let dev_dir = mkdir_p(&root_inode, b"dev").map_err(fs_err)?;
-        let (devfs, shm, _pts) = dev::build();
+        let devpts = &self.kernel.devpts;
+        let (devfs, shm, pts) = dev::build(vec![(b"tty".to_vec(), devpts.tty_node())]);
         let dev_mount = mount.mount_child(dev_dir, devfs, "tmpfs", "dev");
         dev_mount.mount_child(shm, OverlayFs::new(phys.clone(), None).root(0o1777), "tmpfs", "shm");
+        dev_mount.mount_child(pts, devpts.root(), "devpts", "devpts");
         mkdir_p(&root_inode, b"tmp").map_err(fs_err)?;
         for f in files {
             put_file(&root_inode, &f.path, f.contents.as_bytes(), f.mode)
@@ -308,8 +310,9 @@ impl Sandbox {
         let files = FdTable::new(self.kernel.locks.clone());
         for (fd, (host, flags)) in stdio.into_iter().zip([O_RDONLY, O_WRONLY, O_WRONLY]).enumerate()
         {
-            let name = format!("host:[{fd}]").into_bytes();
-            let file = File::new(HostFile::new(host), flags, None, name);
+            let host = HostFile::new(host);
+            let name = host.name().to_vec();
+            let file = File::new(host, flags, None, name);
             files.install_at(fd as i32, file, false, 1024).map_err(SandboxError::Filesystem)?;
         }
         Ok(files)

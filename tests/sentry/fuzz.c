@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -54,6 +55,23 @@ int main(int argc, char **argv) {
             state = seed;
             alarm(1);
             char *buf = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            /* Objects for random calls to find among the low descriptors and timer ids: a
+             * pty pair (ioctls), a periodic timer. */
+            int pty = open("/dev/ptmx", O_RDWR | O_NOCTTY);
+            int unlock = 0;
+            unsigned ptn = 0;
+            if (pty >= 0 && ioctl(pty, TIOCSPTLCK, &unlock) == 0 && ioctl(pty, TIOCGPTN, &ptn) == 0) {
+                char name[32];
+                snprintf(name, sizeof name, "/dev/pts/%u", ptn);
+                open(name, O_RDWR);
+            }
+            int timer;
+            /* SIGWINCH: ignored by default, so the child lives on. */
+            struct sigevent ev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGWINCH};
+            if (syscall(SYS_timer_create, CLOCK_MONOTONIC, &ev, &timer) == 0) {
+                struct itimerspec every = {{0, 50000000}, {0, 50000000}};
+                syscall(SYS_timer_settime, timer, 0, &every, 0);
+            }
             long n = 0;
             for (;;) {
                 long nr = rnd() % 463;

@@ -3,5 +3,6 @@
 pub mod errno;
 pub mod signal;
 pub mod stat;
+pub mod termios;
 
 pub use errno::Errno;

@@ -181,6 +181,9 @@ pub struct SigInfo {
     pub addr: u64,
     /// Timers / sigqueue value.
     pub value: u64,
+    /// POSIX timers (SI_TIMER): the timer and its overrun count.
+    pub timer_id: i32,
+    pub overrun: i32,
 }
 
 impl SigInfo {
@@ -202,6 +205,11 @@ impl SigInfo {
         match self.signo {
             SIGSEGV | SIGBUS | SIGILL | SIGFPE | SIGTRAP if self.code > 0 => {
                 b[16..24].copy_from_slice(&self.addr.to_le_bytes());
+            }
+            _ if self.code == SI_TIMER => {
+                b[16..20].copy_from_slice(&self.timer_id.to_le_bytes());
+                b[20..24].copy_from_slice(&self.overrun.to_le_bytes());
+                b[24..32].copy_from_slice(&self.value.to_le_bytes());
             }
             SIGCHLD => {
                 b[16..20].copy_from_slice(&self.pid.to_le_bytes());
@@ -230,6 +238,23 @@ mod tests {
         assert_eq!(s.first(), Some(SIGSEGV));
         s.remove(SIGSEGV);
         assert_eq!(s.first(), Some(SIGINT));
+    }
+
+    #[test]
+    fn timer_siginfo_carries_id_overrun_and_value() {
+        let i = SigInfo {
+            signo: SIGALRM,
+            code: SI_TIMER,
+            timer_id: 3,
+            overrun: 7,
+            value: 42,
+            ..Default::default()
+        };
+        let b = i.to_bytes();
+        assert_eq!(&b[8..12], &SI_TIMER.to_le_bytes());
+        assert_eq!(&b[16..20], &3i32.to_le_bytes());
+        assert_eq!(&b[20..24], &7i32.to_le_bytes());
+        assert_eq!(&b[24..32], &42u64.to_le_bytes());
     }
 
     #[test]

@@ -140,6 +140,8 @@ pub fn commit(task: &Arc<Task>, p: Prepared) -> UserContext {
         st.handlers = Arc::new(std::sync::Mutex::new(own));
     }
     drop(task.files().close_on_exec());
+    // POSIX timers do not survive exec (interval timers do).
+    tg.timers.clear();
     task.sig().altstack = Default::default();
     *task.comm.lock().unwrap_or_else(|e| e.into_inner()) = p.comm;
     task.clear_child_tid.store(0, Ordering::Relaxed);

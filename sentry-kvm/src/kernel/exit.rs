@@ -63,6 +63,10 @@ pub fn exit_task(task: &Arc<Task>, code: i32) {
 
 fn exit_group_finish(task: &Arc<Task>, tg: &Arc<ThreadGroup>, status: ExitStatus) {
     let kernel = task.kernel.clone();
+    let leads_session = kernel.tasks().proc(tg.tgid).is_some_and(|p| p.sid == tg.tgid);
+    if leads_session && let Some(tty) = kernel.devpts.controlling(tg.tgid) {
+        tty.controlling_process_exited();
+    }
     let (parent, autoreap) = {
         let mut tasks = kernel.tasks();
         // Children go to init (or, when init itself exits, nowhere: the sandbox ends).
@@ -88,6 +92,7 @@ fn exit_group_finish(task: &Arc<Task>, tg: &Arc<ThreadGroup>, status: ExitStatus
         };
         (parent, autoreap)
     };
+    tg.timers.clear();
     tg.set_zombie(status);
     if tg.tgid == 1 {
         // The sandbox is over: everything else dies with init.

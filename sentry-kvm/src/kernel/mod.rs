@@ -10,6 +10,7 @@ pub mod futex;
 pub mod netns;
 pub mod pid;
 pub mod pipe;
+pub mod posix_timer;
 pub mod procfs;
 pub mod run;
 pub mod signal;
@@ -17,6 +18,7 @@ pub mod socket;
 pub mod task;
 pub mod thread_group;
 pub mod timers;
+pub mod tty;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -47,6 +49,8 @@ pub struct Kernel {
     pub boot: Instant,
     pub boot_wall: SystemTime,
     pub futexes: futex::FutexTable,
+    /// The sandbox's pseudo-terminals.
+    pub devpts: Arc<tty::devpts::Devpts>,
     /// Advisory file locks (flock, POSIX and OFD record locks) of every process.
     pub locks: Arc<crate::vfs::lock::LockRegistry>,
     /// FPU state of a fresh vCPU, loaded on execve.
@@ -64,7 +68,8 @@ impl Kernel {
         info: KernelInfo,
         clean_fpu: kvm_bindings::kvm_xsave,
     ) -> Arc<Kernel> {
-        Arc::new(Kernel {
+        Arc::new_cyclic(|me| Kernel {
+            devpts: tty::devpts::Devpts::new(me.clone()),
             phys: machine.phys().clone(),
             machine,
             tasks: Mutex::new(TaskTable::default()),

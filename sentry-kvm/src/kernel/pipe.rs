@@ -234,6 +234,16 @@ impl FileOps for PipeEnd {
         Err(Errno::ENOTTY)
     }
 
+    // An anonymous pipe reopened never waits for a partner (Linux waits only on named FIFOs).
+    fn reopen(self: Arc<Self>, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        Ok(match flags & O_ACCMODE {
+            O_RDONLY => self.pipe.reader(),
+            O_WRONLY => self.pipe.writer(),
+            O_RDWR => self.pipe.both(),
+            _ => return Err(Errno::EINVAL),
+        })
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

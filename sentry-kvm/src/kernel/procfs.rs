@@ -13,6 +13,7 @@ use crate::kernel::task::{Task, current};
 use crate::kernel::thread_group::ThreadGroup;
 use crate::mm::vma::VmaName;
 use crate::vfs::Location;
+use crate::vfs::fs::anon::AnonInode;
 use crate::vfs::fs::synthetic::{Children, Fixed, SynthDir, SynthFile, SynthLink};
 use crate::vfs::inode::Inode;
 
@@ -543,7 +544,7 @@ impl Children for FdDir {
             Box::new(move || Ok(leader(&k1, pid)?.files().get(fd)?.path.clone())),
             Box::new(move || {
                 let f = leader(&k2, pid).and_then(|t| t.files().get(fd))?;
-                f.location.clone().ok_or(Errno::ENXIO)
+                Ok(AnonInode::location_of(&f))
             }),
         ))
     }

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::abi::signal::{SIGCHLD, Signal};
+use crate::kernel::posix_timer::PosixTimers;
 use crate::kernel::signal::SigHandlers;
 use crate::kernel::signal::pending::Pending;
 use crate::kernel::task::Task;
@@ -87,6 +88,8 @@ pub struct TgState {
 pub struct ThreadGroup {
     pub tgid: i32,
     state: Mutex<TgState>,
+    /// POSIX timers (their own lock: timer workers never take the group's while holding it).
+    pub timers: PosixTimers,
     /// Woken when a child changes state (for wait4/waitid in this group).
     pub child_events: WaitQueue,
     /// Woken when the group continues after a stop.
@@ -135,6 +138,7 @@ impl ThreadGroup {
                 exe: Vec::new(),
                 exe_location: None,
             }),
+            timers: PosixTimers::default(),
             child_events: WaitQueue::new(),
             continued: WaitQueue::new(),
             exited: std::sync::Condvar::new(),

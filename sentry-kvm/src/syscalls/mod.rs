@@ -12,6 +12,7 @@ pub mod sys_sched;
 pub mod sys_signal;
 pub mod sys_socket;
 pub mod sys_time;
+pub mod sys_timer;
 pub mod table;
 
 use std::sync::Arc;

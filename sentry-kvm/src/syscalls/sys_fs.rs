@@ -11,6 +11,7 @@ use crate::kernel::task::Task;
 use crate::vfs::Location;
 use crate::vfs::file::File;
 use crate::vfs::file::wants_write;
+use crate::vfs::fs::anon::AnonInode;
 use crate::vfs::inode::{Inode, Owner, SetAttr, may_access};
 use crate::vfs::path::{Last, path_of};
 
@@ -76,6 +77,22 @@ fn open_location(c: &Call, loc: Location, flags: u32, path: &[u8]) -> SysResult 
     }
     if kind == FileType::Symlink {
         return Err(Errno::ELOOP);
+    }
+    // A descriptor's object reached through /proc/PID/fd: the caller already holds it, and
+    // it has no mode of its own to check.
+    if let Some(anon) = loc.inode.as_any().downcast_ref::<AnonInode>() {
+        let ops = anon.reopen(flags)?;
+        let file = File::new(
+            ops,
+            flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC),
+            None,
+            anon.name().to_vec(),
+        );
+        return c
+            .task
+            .files()
+            .install(file, flags & O_CLOEXEC != 0, 0, c.task.tg().rlimit(7).0)
+            .map(|fd| fd as u64);
     }
     let cr = c.task.creds();
     let mut access = 0;

@@ -297,7 +297,8 @@ pub fn rt_sigtimedwait(c: &mut Call) -> SysResult {
             }
             found
         };
-        if let Some(info) = taken {
+        if let Some(mut info) = taken {
+            tg.timers.delivering(&mut info);
             task.recalc_interrupt();
             if c.args[1] != 0 {
                 c.write_bytes(c.args[1], &info.to_bytes())?;

@@ -18,7 +18,7 @@ fn ucred(c: &Call) -> Ucred {
 }
 
 fn install(c: &Call, sock: Arc<dyn Socket>, flags: i32) -> Result<i32, Errno> {
-    let name = b"socket:[]".to_vec();
+    let name = format!("socket:[{}]", sock.stat().map(|s| s.ino).unwrap_or(0)).into_bytes();
     let status = if flags & SOCK_NONBLOCK != 0 { O_NONBLOCK } else { 0 };
     let file = File::new(sock.into_ops(), O_RDWR | status, None, name);
     c.task.files().install(file, flags & SOCK_CLOEXEC != 0, 0, c.task.tg().rlimit(7).0)

@@ -73,6 +73,12 @@ pub trait FileOps: Send + Sync + Any {
     fn getdents(&self, _cursor: &mut u64, _cap: usize) -> Result<Vec<u8>, Errno> {
         Err(Errno::ENOTDIR)
     }
+    /// A new open file description of the same object, as opening /proc/PID/fd/N makes for
+    /// descriptors outside the mount tree (pipes, the host's stdio). Linux refuses sockets and
+    /// most anonymous files with ENXIO.
+    fn reopen(self: Arc<Self>, _flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        Err(Errno::ENXIO)
+    }
     fn as_any(&self) -> &dyn Any;
 }
 

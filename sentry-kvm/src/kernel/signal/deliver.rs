@@ -83,7 +83,8 @@ pub fn deliver_pending(
                 }
             }
         };
-        let Some(info) = info else { break };
+        let Some(mut info) = info else { break };
+        tg.timers.delivering(&mut info);
         let sig = info.signo;
         let handlers = tg.handlers();
         let action = {
@@ -145,8 +146,11 @@ pub fn deliver_pending(
     }
     restart_without_handler(ctx, &mut intr);
     // A temporary mask (sigsuspend, ppoll) ends once no handler was run for it.
-    if let Some(m) = task.sig().saved_mask.take() {
-        task.sig().mask = m;
+    {
+        let mut s = task.sig();
+        if let Some(m) = s.saved_mask.take() {
+            s.mask = m;
+        }
     }
     task.recalc_interrupt();
     Next::Resume

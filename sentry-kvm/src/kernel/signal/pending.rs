@@ -1,6 +1,6 @@
 //! Queues of signals waiting for delivery.
 
-use crate::abi::signal::{SIGRTMIN, SigInfo, SigSet, Signal};
+use crate::abi::signal::{SI_TIMER, SIGRTMIN, SigInfo, SigSet, Signal};
 
 /// Standard signals coalesce (one pending instance); real-time signals queue.
 #[derive(Clone, Debug, Default)]
@@ -33,6 +33,11 @@ impl Pending {
         self.queue.push(info);
         self.set.add(sig);
         true
+    }
+
+    /// Whether the signal of POSIX timer `id` waits here.
+    pub fn has_timer(&self, id: i32) -> bool {
+        self.queue.iter().any(|i| i.code == SI_TIMER && i.timer_id == id)
     }
 
     /// Takes the next signal not in `blocked`.
@@ -75,6 +80,18 @@ mod tests {
         assert!(p.has(SIGRTMIN + 1));
         assert_eq!(p.pop(SigSet::EMPTY).map(|i| i.signo), Some(SIGRTMIN + 1));
         assert!(p.pop(SigSet::EMPTY).is_none());
+    }
+
+    #[test]
+    fn a_timers_queued_signal_is_found_by_its_id() {
+        let mut p = Pending::default();
+        let timer =
+            |id| SigInfo { signo: SIGUSR1, code: SI_TIMER, timer_id: id, ..Default::default() };
+        p.push(timer(2));
+        assert!(p.has_timer(2));
+        assert!(!p.has_timer(1));
+        p.pop(SigSet::EMPTY);
+        assert!(!p.has_timer(2));
     }
 
     #[test]

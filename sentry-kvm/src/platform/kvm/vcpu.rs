@@ -185,27 +185,35 @@ impl Vcpu {
         self.fd.set_sync_dirty_reg(SyncReg::Register);
         self.fd.set_sync_dirty_reg(SyncReg::SystemRegister);
         self.fd.set_sync_valid_reg(SyncReg::Register);
-        let exit = match self.fd.run() {
-            Ok(VcpuExit::IoOut(..)) | Ok(VcpuExit::IoIn(..)) => {
-                let regs = self.fd.sync_regs().regs;
-                self.stub_exit(regs, ctx)?
+        loop {
+            let exit = match self.fd.run() {
+                Ok(VcpuExit::IoOut(..)) | Ok(VcpuExit::IoIn(..)) => {
+                    let regs = self.fd.sync_regs().regs;
+                    self.stub_exit(regs, ctx)?
+                }
+                Ok(VcpuExit::Intr) => None,
+                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => None,
+                Ok(other) => {
+                    let what = format!("{other:?}");
+                    let rip = self.fd.get_regs().map(|r| r.rip).unwrap_or(0);
+                    return Err(PlatformError::UnexpectedExit(format!("{what} at rip {rip:#x}")));
+                }
+                Err(e) => return Err(PlatformError::Kvm(e)),
+            };
+            if let Some(exit) = exit {
+                return Ok(exit);
             }
-            Ok(VcpuExit::Intr) => None,
-            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => None,
-            Ok(other) => {
-                let what = format!("{other:?}");
-                let rip = self.fd.get_regs().map(|r| r.rip).unwrap_or(0);
-                return Err(PlatformError::UnexpectedExit(format!("{what} at rip {rip:#x}")));
+            self.fd.get_kvm_run().immediate_exit = 0;
+            let regs = self.fd.sync_regs().regs;
+            // A kick that lands inside the entry stubs (CPL0, between the application's
+            // `syscall` or fault and the stub's exit) leaves no application state to resume:
+            // those registers are the stub's. Let the stub reach its exit; the kick is seen
+            // on the way back to application code.
+            if regs.rip >= KERNEL_VIRT_BASE {
+                continue;
             }
-            Err(e) => return Err(PlatformError::Kvm(e)),
-        };
-        match exit {
-            Some(exit) => Ok(exit),
-            None => {
-                self.fd.get_kvm_run().immediate_exit = 0;
-                ctx.regs = self.fd.sync_regs().regs;
-                Ok(Exit::Interrupted)
-            }
+            ctx.regs = regs;
+            return Ok(Exit::Interrupted);
         }
     }
 

@@ -1,5 +1,5 @@
-//! /dev: the character devices a sandbox gets (null, zero, full, random, urandom) and the
-//! directory that holds them.
+//! /dev: the character devices a sandbox gets (null, zero, full, random, urandom), the links
+//! to its stdio and to /dev/pts/ptmx, and the directory that holds them.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -139,13 +139,16 @@ impl Inode for DevNode {
     }
 }
 
-/// The /dev directory; `shm` is the (empty) directory on which a tmpfs gets mounted.
-pub fn build() -> (Arc<SynthDir>, Arc<SynthDir>, Arc<SynthDir>) {
+/// The /dev directory with `extra` nodes (the kernel's, such as tty); `shm` and `pts` are the
+/// (empty) directories on which a tmpfs and devpts get mounted.
+pub fn build(
+    extra: Vec<(Vec<u8>, Arc<dyn Inode>)>,
+) -> (Arc<SynthDir>, Arc<SynthDir>, Arc<SynthDir>) {
     let dev = makedev(0, 5);
     let node = |d: Device| -> Arc<dyn Inode> { Arc::new(DevNode { dev: d, ino: alloc_ino() }) };
     let shm = SynthDir::new(dev, 0o1777, Box::new(Fixed(Vec::new())));
     let pts = SynthDir::new(dev, 0o755, Box::new(Fixed(Vec::new())));
-    let children: Vec<(Vec<u8>, Arc<dyn Inode>)> = vec![
+    let mut children: Vec<(Vec<u8>, Arc<dyn Inode>)> = vec![
         (b"null".to_vec(), node(Device::Null)),
         (b"zero".to_vec(), node(Device::Zero)),
         (b"full".to_vec(), node(Device::Full)),
@@ -157,7 +160,10 @@ pub fn build() -> (Arc<SynthDir>, Arc<SynthDir>, Arc<SynthDir>) {
         (b"stderr".to_vec(), SynthLink::fixed(dev, b"/proc/self/fd/2")),
         (b"shm".to_vec(), shm.clone()),
         (b"pts".to_vec(), pts.clone()),
+        // As container runtimes set it up: the multiplexor of the devpts mounted on pts.
+        (b"ptmx".to_vec(), SynthLink::fixed(dev, b"pts/ptmx")),
     ];
+    children.extend(extra);
     let root = SynthDir::new(dev, 0o755, Box::new(Fixed(children)));
     let as_inode: Arc<dyn Inode> = root.clone();
     shm.set_parent(&as_inode, b"shm");

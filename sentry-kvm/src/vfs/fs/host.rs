@@ -19,6 +19,8 @@ pub struct HostFile {
     fd: OwnedFd,
     seekable: bool,
     tty: bool,
+    /// What /proc/PID/fd shows for it.
+    name: Vec<u8>,
 }
 
 impl HostFile {
@@ -30,7 +32,13 @@ impl HostFile {
         let seekable = ok && st.st_mode & libc::S_IFMT == libc::S_IFREG;
         // SAFETY: isatty only inspects the descriptor.
         let tty = unsafe { libc::isatty(fd.as_raw_fd()) } == 1;
-        Arc::new(HostFile { fd, seekable, tty })
+        let name = if ok { link_name(&st) } else { b"anon_inode:[host]".to_vec() };
+        Arc::new(HostFile { fd, seekable, tty, name })
+    }
+
+    /// The name /proc/PID/fd shows for this descriptor.
+    pub fn name(&self) -> &[u8] {
+        &self.name
     }
 
     fn poll(&self, events: i16, timeout: Duration) -> i16 {
@@ -50,6 +58,31 @@ impl HostFile {
             }
         }
     }
+}
+
+/// The name Linux would show for a host object, without revealing host paths: pipes and
+/// sockets by inode, well-known character devices by their /dev name.
+fn link_name(st: &libc::stat) -> Vec<u8> {
+    let (major, minor) = (libc::major(st.st_rdev), libc::minor(st.st_rdev));
+    let name = match st.st_mode & libc::S_IFMT {
+        libc::S_IFIFO => format!("pipe:[{}]", st.st_ino),
+        libc::S_IFSOCK => format!("socket:[{}]", st.st_ino),
+        libc::S_IFCHR => match (major, minor) {
+            (1, 3) => "/dev/null".into(),
+            (1, 5) => "/dev/zero".into(),
+            (1, 7) => "/dev/full".into(),
+            (1, 8) => "/dev/random".into(),
+            (1, 9) => "/dev/urandom".into(),
+            (5, 0) => "/dev/tty".into(),
+            (5, 1) => "/dev/console".into(),
+            (136..=143, n) => format!("/dev/pts/{}", (major - 136) * 256 + n),
+            (4, n) => format!("/dev/tty{n}"),
+            (m, n) => format!("/dev/char/{m}:{n}"),
+        },
+        // A host file's path is the host's business: shown by identity, as pipes are.
+        _ => format!("host-file:[{}]", st.st_ino),
+    };
+    name.into_bytes()
 }
 
 fn host_result(n: isize) -> Result<usize, Errno> {
@@ -168,7 +201,9 @@ impl FileOps for HostFile {
         match cmd {
             TCGETS | TIOCGWINSZ | FIONREAD => {
                 let size = match cmd {
-                    TCGETS => 60,
+                    // The kernel's struct termios (36 bytes), not the C library's larger one:
+                    // the caller's buffer may hold no more.
+                    TCGETS => crate::abi::termios::Termios::SIZE,
                     TIOCGWINSZ => 8,
                     _ => 4,
                 };
@@ -182,7 +217,7 @@ impl FileOps for HostFile {
                 Ok(0)
             }
             TCSETS | TCSETSW | TCSETSF | TIOCSWINSZ => {
-                let size = if cmd == TIOCSWINSZ { 8 } else { 60 };
+                let size = if cmd == TIOCSWINSZ { 8 } else { crate::abi::termios::Termios::SIZE };
                 let mut buf = [0u8; 64];
                 ctx.copy_in(arg, &mut buf[..size])?;
                 // SAFETY: the buffer holds the structure the ioctl reads.
@@ -201,6 +236,18 @@ impl FileOps for HostFile {
             TIOCSPGRP => Ok(0),
             _ => Err(Errno::ENOTTY),
         }
+    }
+
+    // The same host object again: the host descriptor is shared (the Sentry may not open
+    // host paths); O_TRUNC empties a regular file as a shell's `> /dev/stdout` does on Linux.
+    fn reopen(self: Arc<Self>, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        if flags & crate::abi::stat::O_TRUNC != 0 && self.seekable {
+            // SAFETY: ftruncate on our own descriptor.
+            if unsafe { libc::ftruncate(self.fd.as_raw_fd(), 0) } != 0 {
+                return Err(Errno::last_host());
+            }
+        }
+        Ok(self)
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -4,7 +4,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use crate::abi::Errno;
-use crate::abi::stat::{S_IFREG, Stat, Timespec};
+use crate::abi::stat::{O_TRUNC, S_IFREG, Stat, Timespec};
 use crate::mm::mappable::{Mappable, MemObject};
 use crate::vfs::context::Context;
 use crate::vfs::file::FileOps;
@@ -55,6 +55,13 @@ impl FileOps for MemFile {
     fn truncate(&self, len: u64) -> Result<(), Errno> {
         self.obj.truncate(len);
         Ok(())
+    }
+    // /proc/self/fd/N of a memfd opens the same memory again (fexecve execs it that way).
+    fn reopen(self: Arc<Self>, flags: u32) -> Result<Arc<dyn FileOps>, Errno> {
+        if flags & O_TRUNC != 0 && crate::vfs::file::wants_write(flags) {
+            self.obj.truncate(0);
+        }
+        Ok(self)
     }
     fn as_any(&self) -> &dyn Any {
         self

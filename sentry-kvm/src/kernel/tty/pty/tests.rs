@@ -1,0 +1,76 @@
+//! Pty pairs driven as host code would: typed input, echo and output, hang-up.
+
+use std::any::Any;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use crate::abi::Errno;
+use crate::abi::termios::Winsize;
+use crate::creds::Credentials;
+use crate::kernel::tty::devpts::Devpts;
+use crate::vfs::context::Context;
+use crate::vfs::file::FileOps;
+use crate::waiter::Waker;
+
+/// A reader with no task behind it (the slave's reads only block and check signals).
+struct Reader(Arc<Waker>);
+
+impl Context for Reader {
+    fn creds(&self) -> Arc<Credentials> {
+        Arc::new(Credentials::root())
+    }
+    fn waker(&self) -> &Arc<Waker> {
+        &self.0
+    }
+    fn block(&self, deadline: Option<Instant>) -> Result<(), Errno> {
+        self.0.block_interruptible(deadline)
+    }
+    fn copy_in(&self, _addr: u64, _buf: &mut [u8]) -> Result<(), Errno> {
+        Err(Errno::EFAULT)
+    }
+    fn copy_out(&self, _addr: u64, _data: &[u8]) -> Result<(), Errno> {
+        Err(Errno::EFAULT)
+    }
+    fn sigpipe(&self) {}
+    fn process_group(&self) -> i32 {
+        1
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+#[test]
+fn host_code_drives_a_pair_as_a_terminal() {
+    let devpts = Devpts::new(Weak::new());
+    let (master, slave) = devpts.open_pair().unwrap();
+    let reader = Reader(Waker::new());
+    assert_eq!(master.write_from_host(b"ls -l\r").unwrap(), 6);
+    let mut buf = [0u8; 64];
+    let n = slave.read(&reader, &mut buf, false).unwrap();
+    assert_eq!(&buf[..n], b"ls -l\n");
+    slave.write(&reader, b"out\n", false).unwrap();
+    let n = master.read_from_host(&mut buf, Duration::from_secs(5)).unwrap();
+    // The echo of what was typed, then the program's output, newlines as CRLF.
+    assert_eq!(&buf[..n], b"ls -l\r\nout\r\n");
+    assert_eq!(master.read_from_host(&mut buf, Duration::from_millis(10)), Err(Errno::EAGAIN));
+    master.pty().set_winsize(Winsize { rows: 50, cols: 132, ..Default::default() });
+    drop(slave);
+    assert_eq!(master.read_from_host(&mut buf, Duration::from_secs(5)), Err(Errno::EIO));
+}
+
+#[test]
+fn a_closed_master_ends_the_slaves_reads() {
+    let devpts = Devpts::new(Weak::new());
+    let (master, slave) = devpts.open_pair().unwrap();
+    let index = master.pty().index();
+    drop(master);
+    let reader = Reader(Waker::new());
+    let mut buf = [0u8; 8];
+    assert_eq!(slave.read(&reader, &mut buf, false), Ok(0));
+    assert_eq!(slave.write(&reader, b"x", false), Err(Errno::EIO));
+    drop(slave);
+    // The index is free again.
+    let (again, _s) = devpts.open_pair().unwrap();
+    assert_eq!(again.pty().index(), index);
+}
