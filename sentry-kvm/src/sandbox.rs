@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::abi::Errno;
 use crate::abi::signal::{SI_USER, SIG_IGN, SIGCHLD, SigAction, SigInfo};
-use crate::abi::stat::{FileType, O_RDONLY, O_WRONLY};
+use crate::abi::stat::{FileType, O_RDONLY, O_RDWR, O_WRONLY};
 use crate::control::protocol::{FileSpec, Process};
 use crate::creds::Credentials;
 use crate::gofer::GoferClient;
@@ -19,6 +19,8 @@ use crate::kernel::signal::SigHandlers;
 use crate::kernel::signal::send::{Origin, send_to_group};
 use crate::kernel::task::Task;
 use crate::kernel::thread_group::{ExitStatus, ThreadGroup, default_rlimits};
+use crate::kernel::tty::host_relay;
+use crate::kernel::tty::pty::PtyMaster;
 use crate::kernel::{Kernel, KernelInfo, exec, run};
 use crate::mm::PAGE_SIZE;
 use crate::mm::address_space::{MapRequest, MemoryManager};
@@ -318,7 +320,22 @@ impl Sandbox {
         Ok(files)
     }
 
+    /// Descriptors 0, 1 and 2 on the slave of a new pty (one open file, as a terminal
+    /// emulator leaves them); returns its master too.
+    fn terminal_files(&self) -> Result<(Arc<FdTable>, Arc<PtyMaster>), SandboxError> {
+        let (master, slave) = self.kernel.devpts.open_pair().map_err(SandboxError::Filesystem)?;
+        let pty = slave.pty().clone();
+        let file = File::new(slave, O_RDWR, None, pty.slave_path());
+        let files = FdTable::new(self.kernel.locks.clone());
+        for fd in 0..3 {
+            files.install_at(fd, file.clone(), false, 1024).map_err(SandboxError::Filesystem)?;
+        }
+        Ok((files, master))
+    }
+
     /// Starts `p` as a new process (and session) with root `root`: init, or a child of init.
+    /// With `p.terminal`, its stdio is a new pty, its session's controlling terminal, relayed
+    /// to the host's stdin and stdout (stderr goes unused, as with any terminal).
     fn launch(
         &self,
         root: Location,
@@ -326,7 +343,13 @@ impl Sandbox {
         stdio: [OwnedFd; 3],
         init: bool,
     ) -> Result<Arc<ThreadGroup>, SandboxError> {
-        let files = self.stdio_files(stdio)?;
+        let (files, terminal, stdio) = if p.terminal {
+            let (files, master) = self.terminal_files()?;
+            let [stdin, stdout, _] = stdio;
+            (files, Some(master), Some((stdin, stdout)))
+        } else {
+            (self.stdio_files(stdio)?, None, None)
+        };
         let (u, g) = (p.uid, p.gid);
         let creds = Credentials {
             uid: u,
@@ -344,9 +367,16 @@ impl Sandbox {
         if init {
             *self.init.lock().unwrap_or_else(|e| e.into_inner()) = Some(tg.clone());
         }
+        if let Some(master) = &terminal {
+            // The process leads a new session: the pty becomes its controlling terminal.
+            master.pty().attach_session(tg.tgid, tg.tgid);
+        }
         if let Err(e) = self.start_program(task.clone(), &p.argv, &p.env, &p.cwd) {
             self.discard(&task, &tg);
             return Err(e);
+        }
+        if let (Some(master), Some((stdin, stdout))) = (terminal, stdio) {
+            host_relay::spawn(master, stdin, stdout, tg.clone()).map_err(SandboxError::Thread)?;
         }
         Ok(tg)
     }

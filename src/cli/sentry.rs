@@ -251,7 +251,14 @@ fn run_sandbox(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let spec = ContainerSpec {
         gofer,
-        process: Process { argv: args.command, env: args.env, cwd: args.cwd, uid: 0, gid: 0 },
+        process: Process {
+            argv: args.command,
+            env: args.env,
+            cwd: args.cwd,
+            uid: 0,
+            gid: 0,
+            terminal: false,
+        },
         files: Vec::new(),
         volumes,
         stdio: [dup(0)?, dup(1)?, dup(2)?],
@@ -274,7 +281,14 @@ fn run_sandbox(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
     use std::os::fd::AsRawFd;
-    let process = Process { argv: args.command, env: args.env, cwd: args.cwd, uid: 0, gid: 0 };
+    let process = Process {
+        argv: args.command,
+        env: args.env,
+        cwd: args.cwd,
+        uid: 0,
+        gid: 0,
+        terminal: false,
+    };
     let mut client = ControlClient::connect(&args.control)
         .with_context(|| format!("connecting to {}", args.control.display()))?;
     let pid = match (args.rootfs, args.id, args.container) {

@@ -14,6 +14,10 @@ pub struct Process {
     pub uid: u32,
     #[serde(default)]
     pub gid: u32,
+    /// Runs on a new pseudo-terminal (its controlling terminal) instead of the passed
+    /// descriptors: stdin is typed into it, its output goes to stdout, stderr is unused.
+    #[serde(default)]
+    pub terminal: bool,
 }
 
 fn root_dir() -> String {
@@ -60,6 +64,9 @@ pub enum Request {
     Exec { container: String, process: Process },
     /// Sends a signal to a process (a container's main process is its `pid`).
     Signal { pid: i32, signal: u32 },
+    /// Sets the window size of the terminal of a process started with `terminal` (its
+    /// foreground process group gets SIGWINCH on a change).
+    Resize { pid: i32, rows: u16, cols: u16 },
     /// Blocks until the process has exited.
     Wait { pid: i32 },
     /// CPU and memory use of a container's processes.

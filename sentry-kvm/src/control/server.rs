@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::protocol::{Request, Response};
+use crate::abi::termios::Winsize;
 use crate::gofer::GoferClient;
 use crate::gofer::wire;
 use crate::kernel::thread_group::{ExitStatus, ThreadGroup};
@@ -194,6 +195,18 @@ impl ControlServer {
                     return Err(format!("invalid signal {signal}"));
                 }
                 signal_process(&self.process(pid)?, signal);
+                Ok(Response::Ok)
+            }
+            Request::Resize { pid, rows, cols } => {
+                self.process(pid)?;
+                // The process leads its session; its terminal is that session's.
+                let pty = self
+                    .sandbox
+                    .kernel
+                    .devpts
+                    .controlling(pid)
+                    .ok_or_else(|| format!("process {pid} has no terminal"))?;
+                pty.set_winsize(Winsize { rows, cols, ..Default::default() });
                 Ok(Response::Ok)
             }
             Request::Wait { pid } => {

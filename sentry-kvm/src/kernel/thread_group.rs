@@ -155,6 +155,11 @@ impl ThreadGroup {
         self.exited.notify_all();
     }
 
+    /// Whether the group has exited (its final status is known).
+    pub fn has_exited(&self) -> bool {
+        self.lock().zombie.is_some()
+    }
+
     /// Blocks the calling host thread until the group has exited (even if already reaped).
     pub fn wait_exit(&self) -> ExitStatus {
         let mut st = self.lock();

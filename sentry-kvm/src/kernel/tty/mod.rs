@@ -1,8 +1,10 @@
 //! Terminals: pseudo-terminal pairs ([`pty`]) with their line discipline ([`ldisc`]), the
 //! devpts filesystem that names them ([`devpts`]: /dev/ptmx, /dev/pts/N) and /dev/tty.
-//! Job control (controlling terminals, foreground process groups) lives on the pty.
+//! Job control (controlling terminals, foreground process groups) lives on the pty;
+//! [`host_relay`] joins a pty to host descriptors (a runtime's terminal sessions).
 
 pub mod devpts;
+pub mod host_relay;
 pub mod ldisc;
 pub mod pty;
 

@@ -490,6 +490,22 @@ impl PtyMaster {
     pub fn write_from_host(&self, data: &[u8]) -> Result<usize, Errno> {
         self.pty.write_input(None, data, true).map(|n| n as usize)
     }
+
+    /// Types `data` from a host thread, waiting up to `timeout` for room when the input
+    /// queue is full; EAGAIN if none came.
+    pub fn write_from_host_within(&self, data: &[u8], timeout: Duration) -> Result<usize, Errno> {
+        let deadline = Instant::now() + timeout;
+        let waker = crate::waiter::Waker::new();
+        loop {
+            let _reg = self.pty.queue.register(&waker, Events::ALL);
+            match self.write_from_host(data) {
+                Err(Errno::EAGAIN) if Instant::now() < deadline => {
+                    waker.block(Some(deadline));
+                }
+                r => return r,
+            }
+        }
+    }
 }
 
 impl Drop for PtyMaster {

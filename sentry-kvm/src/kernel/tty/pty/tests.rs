@@ -74,3 +74,41 @@ fn a_closed_master_ends_the_slaves_reads() {
     let (again, _s) = devpts.open_pair().unwrap();
     assert_eq!(again.pty().index(), index);
 }
+
+#[test]
+fn the_host_relay_types_input_and_carries_output_until_the_terminal_closes() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    use crate::kernel::thread_group::{ThreadGroup, default_rlimits};
+    use crate::kernel::tty::host_relay;
+
+    let devpts = Devpts::new(Weak::new());
+    let (master, slave) = devpts.open_pair().unwrap();
+    let (mut keyboard, input) = UnixStream::pair().unwrap();
+    let (mut screen, output) = UnixStream::pair().unwrap();
+    screen.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let process = ThreadGroup::new(7, Default::default(), default_rlimits());
+    host_relay::spawn(master, input.into(), output.into(), process).unwrap();
+    keyboard.write_all(b"hi\r").unwrap();
+    let reader = Reader(Waker::new());
+    let mut buf = [0u8; 64];
+    // Read without blocking, so that a relay that never types fails rather than hangs.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let n = loop {
+        match slave.read(&reader, &mut buf, true) {
+            Err(Errno::EAGAIN) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            r => break r.unwrap(),
+        }
+    };
+    assert_eq!(&buf[..n], b"hi\n");
+    slave.write(&reader, b"out\n", false).unwrap();
+    drop(slave);
+    // The echo, the output, then the end: the relay lets go of the screen once the terminal's
+    // last slave descriptor is closed and its output taken.
+    let mut shown = Vec::new();
+    screen.read_to_end(&mut shown).unwrap();
+    assert_eq!(shown, b"hi\r\nout\r\n");
+}
