@@ -6,6 +6,8 @@ mod common;
 mod image_common;
 #[path = "common/node.rs"]
 mod node;
+#[path = "common/terminal.rs"]
+mod terminal;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -998,4 +1000,64 @@ spec:
     assert!(eventually(Duration::from_secs(20), || {
         c.json(&["get", "pod", "reader"])["status"]["phase"] == "Succeeded"
     }));
+}
+
+#[test]
+fn exec_and_run_with_a_tty_are_interactive_terminals() {
+    let (c, _images) = cluster_with_image(&[]);
+    let pod = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: shell}
+spec:
+  runtimeClassName: sentry
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: web:v1
+    imagePullPolicy: Never
+    command: [sh, -c, 'while :; do sleep 1; done']
+"#;
+    apply(&c, pod);
+    assert!(eventually(Duration::from_secs(30), || {
+        c.json(&["get", "pod", "shell"])["status"]["phase"] == "Running"
+    }));
+    let limit = Duration::from_secs(20);
+    // kubectl at a 33x101 terminal: the shell in the pod is on a terminal of that size.
+    let mut cmd = c.kubectl_cmd();
+    cmd.args(["exec", "-it", "shell", "--", "sh"]);
+    let mut t = terminal::Terminal::spawn(cmd, 33, 101);
+    t.type_keys("tty; stty size\r");
+    let at = t.expect(0, "/dev/pts/", limit);
+    let at = t.expect(at, "33 101", limit);
+    // The window grows: kubectl sends the new size, which the shell sees.
+    t.resize(40, 120);
+    std::thread::sleep(Duration::from_millis(500));
+    t.type_keys("stty size\r");
+    let at = t.expect(at, "40 120", limit);
+    // Typed lines are echoed and run on Enter; exit ends kubectl with the shell's status.
+    t.type_keys("echo $((6 * 7))\r");
+    let at = t.expect(at, "echo $((6 * 7))", limit);
+    t.expect(at, "42", limit);
+    t.type_keys("exit 3\r");
+    let status = t.wait(limit).unwrap_or_else(|| panic!("kubectl stayed:\n{}", t.screen()));
+    assert_eq!(status.code(), Some(3), "{}", t.screen());
+
+    // `kubectl run -it`: a new pod whose container has a terminal, attached to at once.
+    let overrides = r#"{"apiVersion":"v1","spec":{"runtimeClassName":"sentry"}}"#;
+    let mut cmd = c.kubectl_cmd();
+    cmd.args(["run", "term", "-it", "--rm", "--restart=Never", "--image=web:v1"]);
+    cmd.args(["--image-pull-policy=Never", "--overrides", overrides, "--", "sh"]);
+    let mut t = terminal::Terminal::spawn(cmd, 30, 90);
+    // The shell may have prompted before kubectl attached: type until it answers.
+    let answered = eventually(Duration::from_secs(60), || {
+        t.type_keys("tty; stty size\r");
+        std::thread::sleep(Duration::from_millis(500));
+        t.screen().contains("/dev/pts/")
+    });
+    assert!(answered, "no answer from kubectl run -it:\n{}", t.screen());
+    t.expect(0, "30 90", limit);
+    t.type_keys("exit\r");
+    let status = t.wait(Duration::from_secs(60)).unwrap_or_else(|| panic!("{}", t.screen()));
+    assert!(status.success(), "{}", t.screen());
 }

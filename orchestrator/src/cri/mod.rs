@@ -10,7 +10,7 @@
 //!   the `images` crate's store ([`store_images::StoreImages`]).
 //! - [`logs`]: container logs in the CRI file format.
 //! - [`streaming`]: the exec and port-forward server the CRI hands out URLs for;
-//!   [`port_forward`] over [`spdy`].
+//!   [`port_forward`] over [`spdy`]; [`terminal`]: resize messages and `TERM` of `tty` sessions.
 //! - [`server`]: the gRPC services.
 
 pub mod cgroup;
@@ -29,6 +29,7 @@ pub mod server;
 pub mod spdy;
 pub mod store_images;
 pub mod streaming;
+pub mod terminal;
 
 /// Errors of the runtime, mapped to gRPC status codes at the server.
 #[derive(Debug, thiserror::Error)]

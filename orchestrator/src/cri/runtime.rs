@@ -11,11 +11,12 @@ use k8s_cri::v1 as cri;
 use super::cgroup::{CpuLimit, SandboxCgroup};
 use super::handler::{
     ContainerSpec, FileSpec, MountSpec, ProcessSpec, RunningSandbox, SandboxHandler, SandboxSetup,
+    TerminalSize,
 };
 use super::host_ports::{self, HostPorts};
 use super::image_source::ImageSource;
 use super::network::{PodNet, PodNetwork};
-use super::{CriError, identity, logs, new_id, now_ns, pod_options};
+use super::{CriError, identity, logs, new_id, now_ns, pod_options, terminal};
 
 pub struct SandboxRecord {
     pub id: String,
@@ -445,6 +446,9 @@ impl CriRuntime {
             env.retain(|e| e.split_once('=').map(|(k, _)| k) != Some(kv.key.as_str()));
             env.push(format!("{}={}", kv.key, kv.value));
         }
+        if config.tty {
+            terminal::default_term(&mut env);
+        }
         let cwd = if !config.working_dir.is_empty() {
             config.working_dir.clone()
         } else if !image.working_dir.is_empty() {
@@ -465,7 +469,15 @@ impl CriRuntime {
             sandbox_id: sandbox_id.into(),
             image_id: image.id.clone(),
             rootfs: image.rootfs.clone(),
-            process: ProcessSpec { argv, env, cwd, uid: who.uid, gid: who.gid, groups: who.groups },
+            process: ProcessSpec {
+                argv,
+                env,
+                cwd,
+                uid: who.uid,
+                gid: who.gid,
+                groups: who.groups,
+                terminal: config.tty,
+            },
             log_path,
             config,
             state: ContainerState::Created,
@@ -731,7 +743,7 @@ impl CriRuntime {
         if cmd.is_empty() {
             return Err(CriError::Invalid("exec needs a command".into()));
         }
-        let (running, process) = self.exec_target(id, cmd)?;
+        let (running, process) = self.exec_target(id, cmd, false)?;
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         let pid = running.exec(id, process, [dev_null()?, out_w, err_w])?;
@@ -766,6 +778,22 @@ impl CriRuntime {
         self.running(sandbox_id)
     }
 
+    /// Resizes the terminal of container `id`'s main process (created with `tty`).
+    pub fn resize_container(&self, id: &str, size: TerminalSize) -> Result<(), CriError> {
+        let (sandbox_id, pid) = {
+            let st = self.lock();
+            let c = st
+                .containers
+                .get(id)
+                .ok_or_else(|| CriError::NotFound(format!("container {id} not found")))?;
+            match (c.pid, c.config.tty) {
+                (Some(pid), true) => (c.sandbox_id.clone(), pid),
+                _ => return Err(CriError::Invalid(format!("container {id} has no terminal"))),
+            }
+        };
+        self.running(&sandbox_id)?.resize(pid, size)
+    }
+
     /// What `kubectl attach` connects to: a running container's output and input.
     pub fn attach_target(&self, id: &str) -> Result<Arc<Attachable>, CriError> {
         let st = self.lock();
@@ -779,11 +807,13 @@ impl CriRuntime {
         }
     }
 
-    /// The sandbox and process description for running `cmd` in container `id`.
+    /// The sandbox and process description for running `cmd` in container `id` (on a
+    /// terminal of the sandbox when `terminal`).
     pub fn exec_target(
         &self,
         id: &str,
         cmd: Vec<String>,
+        terminal: bool,
     ) -> Result<(Arc<dyn RunningSandbox>, ProcessSpec), CriError> {
         let (sandbox_id, base, state) = {
             let st = self.lock();
@@ -797,7 +827,11 @@ impl CriRuntime {
             return Err(CriError::Invalid(format!("container {id} is not running")));
         }
         let running = self.running(&sandbox_id)?;
-        Ok((running, ProcessSpec { argv: cmd, ..base }))
+        let mut env = base.env.clone();
+        if terminal {
+            terminal::default_term(&mut env);
+        }
+        Ok((running, ProcessSpec { argv: cmd, env, terminal, ..base }))
     }
 
     pub fn container_stats(&self, id: &str) -> Result<cri::ContainerStats, CriError> {

@@ -219,7 +219,7 @@ impl RuntimeService for CriService {
         if !(r.stdout || r.stderr || r.stdin) {
             return Err(Status::invalid_argument("one of stdin, stdout or stderr must be set"));
         }
-        self.runtime.exec_target(&r.container_id, r.cmd.clone())?;
+        self.runtime.exec_target(&r.container_id, r.cmd.clone(), r.tty)?;
         let url = self.streaming.register(Session::Exec(r));
         Ok(Response::new(cri::ExecResponse { url }))
     }

@@ -1,6 +1,7 @@
 //! The streaming server the CRI hands out URLs for: `kubectl exec` sessions over WebSocket
 //! with Kubernetes' channel protocol (v5/v4.channel.k8s.io: a channel byte, then data; 0 stdin,
-//! 1 stdout, 2 stderr, 3 the final status, 4 terminal resize, 255 close a stream).
+//! 1 stdout, 2 stderr, 3 the final status, 4 terminal resize, 255 close a stream). A session
+//! with `tty` runs its process on a terminal of the sandbox: its output all comes on stdout.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -19,7 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::port_forward;
 use super::runtime::{CriRuntime, dev_null, pipe};
-use super::{CriError, new_id};
+use super::{CriError, new_id, terminal};
 
 /// How long a handed-out URL stays valid.
 const TOKEN_TTL: Duration = Duration::from_secs(60);
@@ -221,6 +222,7 @@ impl StreamingServer {
         let (mut sink, mut stream) = ws.split();
         let input = target.clone();
         let want_stdin = req.stdin;
+        let (runtime, container) = (self.runtime.clone(), req.container_id.clone());
         let stdin_task = tokio::spawn(async move {
             while let Some(data) = next_frame(&mut stream).await {
                 match data.first() {
@@ -230,6 +232,17 @@ impl StreamingServer {
                             && f.write_all(&data[1..]).is_err()
                         {
                             *stdin = None;
+                        }
+                    }
+                    Some(4) if input.tty => {
+                        if let Some(size) = terminal::parse_resize(&data[1..]) {
+                            let (r, id) = (runtime.clone(), container.clone());
+                            let resized =
+                                tokio::task::spawn_blocking(move || r.resize_container(&id, size))
+                                    .await;
+                            if let Ok(Err(e)) = resized {
+                                tracing::debug!("resizing the terminal of {container}: {e}");
+                            }
                         }
                     }
                     Some(255) if v5 && data.get(1) == Some(&0) => break,
@@ -278,7 +291,8 @@ impl StreamingServer {
         req: cri::ExecRequest,
         v5: bool,
     ) -> Result<(), CriError> {
-        let (running, process) = self.runtime.exec_target(&req.container_id, req.cmd.clone())?;
+        let (running, process) =
+            self.runtime.exec_target(&req.container_id, req.cmd.clone(), req.tty)?;
         let (stdin_r, stdin_w) = if req.stdin {
             let (r, w) = pipe()?;
             (r, Some(w))
@@ -328,6 +342,9 @@ impl StreamingServer {
         }
         drop(tx);
         // Input: stdin frames go to the pipe; closing stdin (v5) or the socket ends it.
+        // Resize messages reach the process's terminal.
+        let resizer = running.clone();
+        let tty = req.tty;
         let stdin_task = tokio::spawn(async move {
             let mut stdin = stdin_w.map(std::fs::File::from);
             while let Some(data) = next_frame(&mut stream).await {
@@ -337,6 +354,16 @@ impl StreamingServer {
                             && f.write_all(&data[1..]).is_err()
                         {
                             stdin = None;
+                        }
+                    }
+                    Some(4) if tty => {
+                        if let Some(size) = terminal::parse_resize(&data[1..]) {
+                            let r = resizer.clone();
+                            let resized =
+                                tokio::task::spawn_blocking(move || r.resize(pid, size)).await;
+                            if let Ok(Err(e)) = resized {
+                                tracing::debug!("resizing the terminal of exec {pid}: {e}");
+                            }
                         }
                     }
                     Some(255) if v5 && data.get(1) == Some(&0) => stdin = None,

@@ -50,6 +50,16 @@ pub struct ProcessSpec {
     pub gid: u32,
     /// Supplementary groups.
     pub groups: Vec<u32>,
+    /// Runs on a pseudo-terminal of the sandbox (CRI `tty`): the passed stdin is typed into
+    /// it, its output comes out of the passed stdout; stderr is not used.
+    pub terminal: bool,
+}
+
+/// A terminal's window size in characters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TerminalSize {
+    pub rows: u16,
+    pub cols: u16,
 }
 
 /// A file the runtime places in a container's writable layer (hostname, hosts, resolver).
@@ -116,6 +126,8 @@ pub trait RunningSandbox: Send + Sync {
         stdio: [OwnedFd; 3],
     ) -> Result<i32, CriError>;
     fn signal(&self, pid: i32, signal: u32) -> Result<(), CriError>;
+    /// Resizes the terminal of `pid`, a process started with `terminal`.
+    fn resize(&self, pid: i32, size: TerminalSize) -> Result<(), CriError>;
     /// Blocks until `pid` exits: (exit code, killing signal).
     fn wait(&self, pid: i32) -> Result<(i32, Option<u32>), CriError>;
     fn stats(&self, container: &str) -> Result<ContainerUsage, CriError>;

@@ -13,7 +13,7 @@ use sentry_kvm::control::protocol::{self, Request, Response};
 
 use super::{
     ContainerSpec, ContainerUsage, Launcher, PodStream, ProcessSpec, RunningSandbox,
-    SandboxHandler, SandboxSetup,
+    SandboxHandler, SandboxSetup, TerminalSize,
 };
 use crate::cri::CriError;
 
@@ -55,7 +55,14 @@ fn connect_in(netns: PathBuf, port: u16) -> std::io::Result<std::net::TcpStream>
 }
 
 fn process(p: ProcessSpec) -> protocol::Process {
-    protocol::Process { argv: p.argv, env: p.env, cwd: p.cwd, uid: p.uid, gid: p.gid }
+    protocol::Process {
+        argv: p.argv,
+        env: p.env,
+        cwd: p.cwd,
+        uid: p.uid,
+        gid: p.gid,
+        terminal: p.terminal,
+    }
 }
 
 fn sandbox_err(e: impl std::fmt::Display) -> CriError {
@@ -185,6 +192,11 @@ impl RunningSandbox for SentrySandbox {
 
     fn signal(&self, pid: i32, signal: u32) -> Result<(), CriError> {
         self.client()?.call(&Request::Signal { pid, signal }, &[]).map(|_| ()).map_err(sandbox_err)
+    }
+
+    fn resize(&self, pid: i32, size: TerminalSize) -> Result<(), CriError> {
+        let request = Request::Resize { pid, rows: size.rows, cols: size.cols };
+        self.client()?.call(&request, &[]).map(|_| ()).map_err(sandbox_err)
     }
 
     fn wait(&self, pid: i32) -> Result<(i32, Option<u32>), CriError> {

@@ -19,7 +19,9 @@ use tokio::sync::watch;
 use super::guest::GuestVm;
 use super::share::Share;
 use crate::cri::CriError;
-use crate::cri::handler::{ContainerSpec, ContainerUsage, PodStream, ProcessSpec, RunningSandbox};
+use crate::cri::handler::{
+    ContainerSpec, ContainerUsage, PodStream, ProcessSpec, RunningSandbox, TerminalSize,
+};
 use crate::cri::mounts;
 
 /// How long the guest may take to go down once asked, before its VMM is killed.
@@ -202,6 +204,11 @@ impl RunningSandbox for MicrovmSandbox {
         process: ProcessSpec,
         stdio: [OwnedFd; 3],
     ) -> Result<i32, CriError> {
+        if process.terminal {
+            return Err(CriError::Invalid(
+                "terminals in microVM pods are not supported yet".into(),
+            ));
+        }
         let handle = self.next.fetch_add(1, Ordering::Relaxed);
         let exec_id = format!("p{handle}");
         let request = proto::ExecRequest {
@@ -244,6 +251,10 @@ impl RunningSandbox for MicrovmSandbox {
         let req = proto::SignalRequest { exec_id, signal: signal as i32 };
         let mut agent = self.agent.clone();
         self.rt.block_on(agent.signal(req)).map(|_| ()).map_err(|s| agent_err("signal", s))
+    }
+
+    fn resize(&self, _pid: i32, _size: TerminalSize) -> Result<(), CriError> {
+        Err(CriError::Invalid("terminals in microVM pods are not supported yet".into()))
     }
 
     fn wait(&self, pid: i32) -> Result<(i32, Option<u32>), CriError> {
