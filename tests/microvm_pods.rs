@@ -14,6 +14,8 @@ mod image_common;
 mod lane_node;
 #[path = "common/node.rs"]
 mod node;
+#[path = "common/terminal.rs"]
+mod terminal;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -162,6 +164,14 @@ fn scenario(c: &Cluster, class: &str, node: &str, lane: Option<&LaneNode>) -> f6
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
     let logs = c.ok(&["logs", &first, "-c", "web"]);
     assert!(logs.contains(&format!("started {first}")), "{class}: {logs}");
+    // exec -it: the command runs on a terminal of the pod sized like kubectl's own.
+    let mut cmd = c.kubectl_cmd();
+    cmd.args(["exec", "-it", &first, "-c", "web", "--", "sh", "-c", "tty; stty size"]);
+    let mut t = terminal::Terminal::spawn(cmd, 33, 101);
+    let status = t.wait(Duration::from_secs(60));
+    let screen = t.screen();
+    assert!(status.is_some_and(|s| s.success()), "{class}: {status:?} {screen}");
+    assert!(screen.contains("/dev/pts/") && screen.contains("33 101"), "{class}: {screen}");
 
     // The configMap volume (read-only) and the emptyDir the sidecar wrote.
     let config = c.ok(&["exec", &first, "-c", "web", "--", "cat", "/config/message"]);

@@ -1023,7 +1023,16 @@ spec:
         c.json(&["get", "pod", "shell"])["status"]["phase"] == "Running"
     }));
     let limit = Duration::from_secs(20);
-    // kubectl at a 33x101 terminal: the shell in the pod is on a terminal of that size.
+    // kubectl at a 33x101 terminal: the command in the pod starts on a terminal of that size.
+    let mut cmd = c.kubectl_cmd();
+    cmd.args(["exec", "-it", "shell", "--", "sh", "-c", "tty; stty size"]);
+    let mut t = terminal::Terminal::spawn(cmd, 33, 101);
+    let status = t.wait(limit).unwrap_or_else(|| panic!("kubectl stayed:\n{}", t.screen()));
+    assert!(status.success(), "{}", t.screen());
+    let at = t.expect(0, "/dev/pts/", limit);
+    t.expect(at, "33 101", limit);
+
+    // An interactive shell there.
     let mut cmd = c.kubectl_cmd();
     cmd.args(["exec", "-it", "shell", "--", "sh"]);
     let mut t = terminal::Terminal::spawn(cmd, 33, 101);

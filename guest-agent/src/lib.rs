@@ -17,6 +17,7 @@ pub mod reaper;
 pub mod refresh;
 pub mod service;
 pub mod stats;
+pub mod terminal;
 pub mod unix_grpc;
 
 /// The generated types and stubs of `proto/agent.proto`.

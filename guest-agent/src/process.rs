@@ -1,5 +1,6 @@
 //! Processes the agent starts: spawned into a container (its cgroup, then chroot), their
-//! stdio on pipes or on the serial console, their exits kept until the container goes.
+//! stdio on pipes, on a pseudo-terminal of their own or on the serial console, their exits
+//! kept until the container goes.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -9,11 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
 use crate::exit::Exit;
 use crate::reaper::Reaper;
+use crate::terminal;
 
 /// Used when a request gives no PATH.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -28,6 +31,9 @@ pub struct Spec {
     pub cgroup: Option<PathBuf>,
     pub stdin: bool,
     pub console: bool,
+    /// On a new pseudo-terminal ([`crate::terminal`]) of this size (rows, columns) instead
+    /// of pipes.
+    pub terminal: Option<(u16, u16)>,
     /// The user and group it runs as (0 and 0: root, unchanged).
     pub uid: u32,
     pub gid: u32,
@@ -87,6 +93,7 @@ impl Spec {
             cgroup: None,
             stdin,
             console,
+            terminal: None,
             uid: 0,
             gid: 0,
             groups: Vec::new(),
@@ -94,19 +101,34 @@ impl Spec {
     }
 }
 
-/// The host ends of a started process's pipes.
+/// Where the agent writes a process's input.
+pub type Input = Box<dyn AsyncWrite + Send + Unpin>;
+/// Where the agent reads a process's output.
+pub type Output = Box<dyn AsyncRead + Send + Unpin>;
+
+/// The agent's ends of a started process's stdio: pipes, or the master of its terminal.
 pub struct Pipes {
-    pub stdin: Option<pipe::Sender>,
-    pub stdout: Option<pipe::Receiver>,
-    pub stderr: Option<pipe::Receiver>,
+    pub stdin: Option<Input>,
+    pub stdout: Option<Output>,
+    pub stderr: Option<Output>,
+    /// The master of its terminal, kept for resizing.
+    pub terminal: Option<OwnedFd>,
 }
 
 fn c(s: &Path) -> Result<CString, SpawnError> {
     CString::new(s.as_os_str().as_encoded_bytes()).map_err(|_| SpawnError::Nul("a path"))
 }
 
-fn receiver(fd: Option<impl Into<OwnedFd>>) -> std::io::Result<Option<pipe::Receiver>> {
-    fd.map(|f| pipe::Receiver::from_owned_fd(f.into())).transpose()
+fn receiver(fd: Option<impl Into<OwnedFd>>) -> std::io::Result<Option<Output>> {
+    fd.map(|f| pipe::Receiver::from_owned_fd(f.into()).map(|r| Box::new(r) as Output)).transpose()
+}
+
+/// The master of a terminal as blocking-pool file I/O (a pty is no pipe for tokio's pipe
+/// types), one descriptor for reading, one for writing.
+fn terminal_ends(master: &OwnedFd, stdin: bool) -> std::io::Result<(Option<Input>, Output)> {
+    let file = |fd: OwnedFd| tokio::fs::File::from_std(std::fs::File::from(fd));
+    let input = if stdin { Some(Box::new(file(master.try_clone()?)) as Input) } else { None };
+    Ok((input, Box::new(file(master.try_clone()?))))
 }
 
 /// Starts the process; its exit arrives on the receiver (the reaper sends it).
@@ -117,11 +139,20 @@ pub fn spawn(
     let start_err = |source| SpawnError::Start { program: spec.args[0].clone(), source };
     let mut cmd = Command::new(&spec.args[0]);
     cmd.args(&spec.args[1..]).env_clear().envs(spec.env.iter().map(|(k, v)| (k, v)));
+    let mut master = None;
     if spec.console {
         let console = || std::fs::OpenOptions::new().read(true).write(true).open("/dev/console");
         cmd.stdin(console().map_err(start_err)?)
             .stdout(console().map_err(start_err)?)
             .stderr(console().map_err(start_err)?);
+    } else if let Some((rows, cols)) = spec.terminal {
+        let (m, slave) = terminal::open().map_err(start_err)?;
+        // Sized before the process runs: its first look (stty size) is right.
+        terminal::resize(&m, rows, cols).map_err(start_err)?;
+        cmd.stdin(slave.try_clone().map_err(start_err)?)
+            .stdout(slave.try_clone().map_err(start_err)?)
+            .stderr(slave);
+        master = Some(m);
     } else {
         cmd.stdin(if spec.stdin { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
@@ -130,7 +161,7 @@ pub fn spawn(
     let root = spec.root.as_deref().map(c).transpose()?;
     let cwd = CString::new(spec.cwd.as_bytes()).map_err(|_| SpawnError::Nul("the cwd"))?;
     let procs = spec.cgroup.as_deref().map(|g| c(&g.join("cgroup.procs"))).transpose()?;
-    let console = spec.console;
+    let (console, on_terminal) = (spec.console, spec.terminal.is_some());
     let (uid, gid) = (spec.uid, spec.gid);
     let groups: Vec<libc::gid_t> = spec.groups.clone();
     // A console process joins the agent's session, which owns the console: were the process
@@ -149,6 +180,9 @@ pub fn spawn(
                 if job_control {
                     foreground(0)?;
                 }
+            } else if on_terminal {
+                // A session of its own whose controlling terminal is its stdio.
+                terminal::take_as_controlling()?;
             } else if libc::setsid() < 0 {
                 // Its own session: signals to the agent's group never reach it.
                 return Err(std::io::Error::last_os_error());
@@ -187,16 +221,25 @@ pub fn spawn(
         })
         .map_err(start_err)?;
     let pid = child.id();
+    // The slave goes with the command: the master sees the end once the process closes it.
+    drop(cmd);
     let mut child = child;
-    let pipes = Pipes {
-        stdin: child
-            .stdin
-            .take()
-            .map(|f| pipe::Sender::from_owned_fd(f.into()))
-            .transpose()
-            .map_err(start_err)?,
-        stdout: receiver(child.stdout.take()).map_err(start_err)?,
-        stderr: receiver(child.stderr.take()).map_err(start_err)?,
+    let pipes = match master {
+        Some(master) => {
+            let (stdin, stdout) = terminal_ends(&master, spec.stdin).map_err(start_err)?;
+            Pipes { stdin, stdout: Some(stdout), stderr: None, terminal: Some(master) }
+        }
+        None => Pipes {
+            stdin: child
+                .stdin
+                .take()
+                .map(|f| pipe::Sender::from_owned_fd(f.into()).map(|w| Box::new(w) as Input))
+                .transpose()
+                .map_err(start_err)?,
+            stdout: receiver(child.stdout.take()).map_err(start_err)?,
+            stderr: receiver(child.stderr.take()).map_err(start_err)?,
+            terminal: None,
+        },
     };
     Ok((pid, pipes, exit))
 }
@@ -244,7 +287,9 @@ fn foreground(fd: libc::c_int) -> std::io::Result<()> {
 pub struct Process {
     pub pid: u32,
     pub container_id: String,
-    pub stdin: tokio::sync::Mutex<Option<pipe::Sender>>,
+    pub stdin: tokio::sync::Mutex<Option<Input>>,
+    /// The master of its terminal, when it runs on one.
+    pub terminal: Option<OwnedFd>,
     /// `None` while it runs; its exit once it ended and its output was read to the end.
     pub exit: watch::Receiver<Option<Exit>>,
 }

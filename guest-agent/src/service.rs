@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::unix::pipe;
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -17,6 +16,7 @@ use crate::process::{self, Process, Processes, SpawnError, Spec};
 use crate::proto::{self, agent_server::Agent, exec_event::Event};
 use crate::reaper::Reaper;
 use crate::refresh::{self, RefreshConfig, RefreshError};
+use crate::terminal;
 
 /// How much output one stream message carries at most.
 const CHUNK: usize = 64 * 1024;
@@ -96,7 +96,7 @@ fn spawn_status(e: SpawnError) -> Status {
 /// Copies a pipe into the event stream; once the receiver is gone the output is still read
 /// (and dropped) so that the process never blocks on a full pipe.
 async fn forward(
-    mut from: pipe::Receiver,
+    mut from: process::Output,
     to: mpsc::Sender<Result<proto::ExecEvent, Status>>,
     wrap: fn(Vec<u8>) -> Event,
 ) {
@@ -242,6 +242,11 @@ impl Agent for AgentService {
         let mut spec =
             Spec::new(r.args, &r.env, &r.cwd, r.stdin, r.console).map_err(spawn_status)?;
         (spec.uid, spec.gid, spec.groups) = (r.uid, r.gid, r.groups);
+        if r.terminal && r.console {
+            return Err(Status::invalid_argument("a process is on the console or on a terminal"));
+        }
+        let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+        spec.terminal = r.terminal.then(|| (clamp(r.rows), clamp(r.cols)));
         if !r.container_id.is_empty() {
             let containers = self.containers.lock().await;
             let c = containers
@@ -265,6 +270,7 @@ impl Agent for AgentService {
             pid,
             container_id: r.container_id,
             stdin: Mutex::new(pipes.stdin),
+            terminal: pipes.terminal,
             exit: exit_rx,
         });
         if !self.processes.insert(&exec_id, entry) {
@@ -304,9 +310,12 @@ impl Agent for AgentService {
             ))
         })?;
         if !r.data.is_empty() {
-            pipe.write_all(&r.data)
-                .await
-                .map_err(|e| Status::failed_precondition(format!("writing stdin: {e}")))?;
+            // Flushed: a terminal's master is written from the blocking pool.
+            let written = match pipe.write_all(&r.data).await {
+                Ok(()) => pipe.flush().await,
+                Err(e) => Err(e),
+            };
+            written.map_err(|e| Status::failed_precondition(format!("writing stdin: {e}")))?;
         }
         if r.close {
             *stdin = None;
@@ -331,6 +340,21 @@ impl Agent for AgentService {
             return Err(Status::internal(std::io::Error::last_os_error().to_string()));
         }
         Ok(Response::new(proto::SignalResponse {}))
+    }
+
+    async fn resize(
+        &self,
+        req: Request<proto::ResizeRequest>,
+    ) -> Result<Response<proto::ResizeResponse>, Status> {
+        let r = req.into_inner();
+        let p = self.process(&r.exec_id)?;
+        let master = p.terminal.as_ref().ok_or_else(|| {
+            Status::failed_precondition(format!("{:?} has no terminal", r.exec_id))
+        })?;
+        let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+        terminal::resize(master, clamp(r.rows), clamp(r.cols))
+            .map_err(|e| Status::internal(format!("resizing the terminal: {e}")))?;
+        Ok(Response::new(proto::ResizeResponse {}))
     }
 
     async fn wait(

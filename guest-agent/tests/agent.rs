@@ -121,6 +121,55 @@ async fn stdin_signal_and_wait_by_exec_id() {
     assert_eq!(e.code(), tonic::Code::FailedPrecondition);
 }
 
+#[tokio::test]
+async fn a_process_on_a_terminal_has_a_tty_its_size_and_echo() {
+    let agent = start();
+    let mut c = connect(&agent.socket).await;
+    let mut req = sh("stty size; read line; tty; stty size; echo got:$line");
+    (req.exec_id, req.stdin, req.terminal, req.rows, req.cols) =
+        ("term".into(), true, true, 20, 50);
+    let mut events = c.exec(req).await.unwrap().into_inner();
+    let first = events.message().await.unwrap().unwrap();
+    assert!(matches!(first.event, Some(proto::exec_event::Event::Started(_))));
+    // Started at the size asked for.
+    let sized = tokio::time::timeout(Duration::from_secs(20), events.message()).await;
+    let ev = sized.expect("no output within 20 s").unwrap().unwrap();
+    assert_eq!(ev.event, Some(proto::exec_event::Event::Stdout(b"20 50\r\n".to_vec())));
+    // Resized while the shell waits for its line, which it then gets echoed.
+    c.resize(proto::ResizeRequest { exec_id: "term".into(), rows: 33, cols: 101 }).await.unwrap();
+    let data = b"abc\n".to_vec();
+    c.write_stdin(proto::WriteStdinRequest { exec_id: "term".into(), data, close: false })
+        .await
+        .unwrap();
+    let collect = async {
+        let (mut shown, mut exit) = (Vec::new(), None);
+        while let Some(ev) = events.message().await.unwrap() {
+            match ev.event {
+                Some(proto::exec_event::Event::Stdout(b)) => shown.extend(b),
+                Some(proto::exec_event::Event::Stderr(b)) => panic!("stderr on a terminal: {b:?}"),
+                Some(proto::exec_event::Event::Exited(s)) => exit = Exit::try_from(&s).ok(),
+                _ => {}
+            }
+        }
+        (String::from_utf8_lossy(&shown).into_owned(), exit)
+    };
+    let (shown, exit) = tokio::time::timeout(Duration::from_secs(20), collect)
+        .await
+        .expect("the terminal process did not end within 20 s");
+    assert_eq!(exit, Some(Exit::Code(0)), "{shown}");
+    assert!(shown.starts_with("abc\r\n/dev/pts/"), "{shown}");
+    assert!(shown.ends_with("\r\n33 101\r\ngot:abc\r\n"), "{shown}");
+    // A process on pipes has no terminal to resize.
+    let mut plain = sh("true");
+    plain.exec_id = "plain".into();
+    run(&mut c, plain).await;
+    let e = c
+        .resize(proto::ResizeRequest { exec_id: "plain".into(), rows: 1, cols: 1 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+}
+
 fn code<T>(r: Result<tonic::Response<T>, tonic::Status>) -> tonic::Status {
     match r {
         Ok(_) => panic!("a bad request was accepted"),

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use crate::abi::Errno;
 use crate::abi::signal::{SI_USER, SIG_IGN, SIGCHLD, SigAction, SigInfo};
 use crate::abi::stat::{FileType, O_RDONLY, O_RDWR, O_WRONLY};
-use crate::control::protocol::{FileSpec, Process};
+use crate::abi::termios::Winsize;
+use crate::control::protocol::{FileSpec, Process, TerminalSize};
 use crate::creds::Credentials;
 use crate::gofer::GoferClient;
 use crate::kernel::fs_context::FsContext;
@@ -322,9 +323,14 @@ impl Sandbox {
 
     /// Descriptors 0, 1 and 2 on the slave of a new pty (one open file, as a terminal
     /// emulator leaves them); returns its master too.
-    fn terminal_files(&self) -> Result<(Arc<FdTable>, Arc<PtyMaster>), SandboxError> {
+    fn terminal_files(
+        &self,
+        size: TerminalSize,
+    ) -> Result<(Arc<FdTable>, Arc<PtyMaster>), SandboxError> {
         let (master, slave) = self.kernel.devpts.open_pair().map_err(SandboxError::Filesystem)?;
         let pty = slave.pty().clone();
+        // Sized before the process runs: its first look (stty size) is right.
+        pty.set_winsize(Winsize { rows: size.rows, cols: size.cols, ..Default::default() });
         let file = File::new(slave, O_RDWR, None, pty.slave_path());
         let files = FdTable::new(self.kernel.locks.clone());
         for fd in 0..3 {
@@ -343,8 +349,8 @@ impl Sandbox {
         stdio: [OwnedFd; 3],
         init: bool,
     ) -> Result<Arc<ThreadGroup>, SandboxError> {
-        let (files, terminal, stdio) = if p.terminal {
-            let (files, master) = self.terminal_files()?;
+        let (files, terminal, stdio) = if let Some(size) = p.terminal {
+            let (files, master) = self.terminal_files(size)?;
             let [stdin, stdout, _] = stdio;
             (files, Some(master), Some((stdin, stdout)))
         } else {

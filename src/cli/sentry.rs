@@ -257,7 +257,7 @@ fn run_sandbox(args: RunArgs) -> anyhow::Result<ExitCode> {
             cwd: args.cwd,
             uid: 0,
             gid: 0,
-            terminal: false,
+            terminal: None,
         },
         files: Vec::new(),
         volumes,
@@ -287,7 +287,7 @@ fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
         cwd: args.cwd,
         uid: 0,
         gid: 0,
-        terminal: false,
+        terminal: None,
     };
     let mut client = ControlClient::connect(&args.control)
         .with_context(|| format!("connecting to {}", args.control.display()))?;

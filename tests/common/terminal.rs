@@ -2,6 +2,9 @@
 //! user at a terminal would: keystrokes in, screen output collected, window resizes. The
 //! program is killed when the terminal is dropped, so a stalled session cannot hang a test.
 
+// Each test uses only part of it.
+#![allow(dead_code)]
+
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;

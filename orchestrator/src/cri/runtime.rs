@@ -476,7 +476,8 @@ impl CriRuntime {
                 uid: who.uid,
                 gid: who.gid,
                 groups: who.groups,
-                terminal: config.tty,
+                // The size comes with the first attached client's resize.
+                terminal: config.tty.then(TerminalSize::default),
             },
             log_path,
             config,
@@ -743,7 +744,7 @@ impl CriRuntime {
         if cmd.is_empty() {
             return Err(CriError::Invalid("exec needs a command".into()));
         }
-        let (running, process) = self.exec_target(id, cmd, false)?;
+        let (running, process) = self.exec_target(id, cmd, None)?;
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         let pid = running.exec(id, process, [dev_null()?, out_w, err_w])?;
@@ -808,12 +809,12 @@ impl CriRuntime {
     }
 
     /// The sandbox and process description for running `cmd` in container `id` (on a
-    /// terminal of the sandbox when `terminal`).
+    /// terminal of the sandbox of that size when `terminal` is given).
     pub fn exec_target(
         &self,
         id: &str,
         cmd: Vec<String>,
-        terminal: bool,
+        terminal: Option<TerminalSize>,
     ) -> Result<(Arc<dyn RunningSandbox>, ProcessSpec), CriError> {
         let (sandbox_id, base, state) = {
             let st = self.lock();
@@ -828,7 +829,7 @@ impl CriRuntime {
         }
         let running = self.running(&sandbox_id)?;
         let mut env = base.env.clone();
-        if terminal {
+        if terminal.is_some() {
             terminal::default_term(&mut env);
         }
         Ok((running, ProcessSpec { argv: cmd, env, terminal, ..base }))

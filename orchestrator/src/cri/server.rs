@@ -9,6 +9,7 @@ use k8s_cri::v1::image_service_server::{ImageService, ImageServiceServer};
 use k8s_cri::v1::runtime_service_server::{RuntimeService, RuntimeServiceServer};
 use tonic::{Request, Response, Status};
 
+use super::handler::TerminalSize;
 use super::runtime::CriRuntime;
 use super::streaming::{Session, StreamingServer};
 use super::{CriError, now_ns};
@@ -219,7 +220,8 @@ impl RuntimeService for CriService {
         if !(r.stdout || r.stderr || r.stdin) {
             return Err(Status::invalid_argument("one of stdin, stdout or stderr must be set"));
         }
-        self.runtime.exec_target(&r.container_id, r.cmd.clone(), r.tty)?;
+        let terminal = r.tty.then(TerminalSize::default);
+        self.runtime.exec_target(&r.container_id, r.cmd.clone(), terminal)?;
         let url = self.streaming.register(Session::Exec(r));
         Ok(Response::new(cri::ExecResponse { url }))
     }

@@ -40,6 +40,30 @@ async fn next_frame(stream: &mut futures_util::stream::SplitStream<WsStream>) ->
     None
 }
 
+/// How long an exec with a terminal waits for the client's first resize message.
+const FIRST_SIZE_WAIT: Duration = Duration::from_secs(1);
+
+/// The terminal size a client sends first (within [`FIRST_SIZE_WAIT`]), and the frames that
+/// came before it.
+async fn first_size(
+    stream: &mut futures_util::stream::SplitStream<WsStream>,
+) -> (Option<crate::cri::handler::TerminalSize>, Vec<Vec<u8>>) {
+    let mut early = Vec::new();
+    let wait = async {
+        while let Some(data) = next_frame(stream).await {
+            if data.first() == Some(&4)
+                && let Some(size) = terminal::parse_resize(&data[1..])
+            {
+                return Some(size);
+            }
+            early.push(data);
+        }
+        None
+    };
+    let size = tokio::time::timeout(FIRST_SIZE_WAIT, wait).await.ok().flatten();
+    (size, early)
+}
+
 /// Sends the final status (channel 3) when given, then closes normally: kubectl treats only a
 /// normal closure (1000) as the end of its streams.
 async fn finish(
@@ -291,8 +315,17 @@ impl StreamingServer {
         req: cri::ExecRequest,
         v5: bool,
     ) -> Result<(), CriError> {
+        let (mut sink, mut stream) = ws.split();
+        // With a terminal, the process starts at the client's size when it tells it at once
+        // (kubectl does); what else came first is handled after.
+        let (terminal, early) = if req.tty {
+            let (size, early) = first_size(&mut stream).await;
+            (Some(size.unwrap_or_default()), early)
+        } else {
+            (None, Vec::new())
+        };
         let (running, process) =
-            self.runtime.exec_target(&req.container_id, req.cmd.clone(), req.tty)?;
+            self.runtime.exec_target(&req.container_id, req.cmd.clone(), terminal)?;
         let (stdin_r, stdin_w) = if req.stdin {
             let (r, w) = pipe()?;
             (r, Some(w))
@@ -311,7 +344,6 @@ impl StreamingServer {
             .await
             .map_err(|e| CriError::Sandbox(e.to_string()))??
         };
-        let (mut sink, mut stream) = ws.split();
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
         // Output: one blocking reader per stream, framed with its channel byte.
         let mut readers = Vec::new();
@@ -347,7 +379,15 @@ impl StreamingServer {
         let tty = req.tty;
         let stdin_task = tokio::spawn(async move {
             let mut stdin = stdin_w.map(std::fs::File::from);
-            while let Some(data) = next_frame(&mut stream).await {
+            let mut early = early.into_iter();
+            loop {
+                let data = match early.next() {
+                    Some(d) => d,
+                    None => match next_frame(&mut stream).await {
+                        Some(d) => d,
+                        None => break,
+                    },
+                };
                 match data.first() {
                     Some(0) => {
                         if let Some(f) = stdin.as_mut()

@@ -14,10 +14,17 @@ pub struct Process {
     pub uid: u32,
     #[serde(default)]
     pub gid: u32,
-    /// Runs on a new pseudo-terminal (its controlling terminal) instead of the passed
-    /// descriptors: stdin is typed into it, its output goes to stdout, stderr is unused.
+    /// Runs on a new pseudo-terminal of this size (its controlling terminal) instead of the
+    /// passed descriptors: stdin is typed into it, its output goes to stdout, stderr is unused.
     #[serde(default)]
-    pub terminal: bool,
+    pub terminal: Option<TerminalSize>,
+}
+
+/// A terminal's window size in characters (0 x 0: unknown, as a new pty has).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TerminalSize {
+    pub rows: u16,
+    pub cols: u16,
 }
 
 fn root_dir() -> String {

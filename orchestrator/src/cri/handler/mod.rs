@@ -50,12 +50,12 @@ pub struct ProcessSpec {
     pub gid: u32,
     /// Supplementary groups.
     pub groups: Vec<u32>,
-    /// Runs on a pseudo-terminal of the sandbox (CRI `tty`): the passed stdin is typed into
-    /// it, its output comes out of the passed stdout; stderr is not used.
-    pub terminal: bool,
+    /// Runs on a pseudo-terminal of the sandbox of this initial size (CRI `tty`): the passed
+    /// stdin is typed into it, its output comes out of the passed stdout; stderr is not used.
+    pub terminal: Option<TerminalSize>,
 }
 
-/// A terminal's window size in characters.
+/// A terminal's window size in characters (0 x 0: not known yet).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TerminalSize {
     pub rows: u16,

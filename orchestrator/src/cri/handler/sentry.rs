@@ -61,7 +61,7 @@ fn process(p: ProcessSpec) -> protocol::Process {
         cwd: p.cwd,
         uid: p.uid,
         gid: p.gid,
-        terminal: p.terminal,
+        terminal: p.terminal.map(|s| protocol::TerminalSize { rows: s.rows, cols: s.cols }),
     }
 }
 

@@ -204,11 +204,6 @@ impl RunningSandbox for MicrovmSandbox {
         process: ProcessSpec,
         stdio: [OwnedFd; 3],
     ) -> Result<i32, CriError> {
-        if process.terminal {
-            return Err(CriError::Invalid(
-                "terminals in microVM pods are not supported yet".into(),
-            ));
-        }
         let handle = self.next.fetch_add(1, Ordering::Relaxed);
         let exec_id = format!("p{handle}");
         let request = proto::ExecRequest {
@@ -221,6 +216,9 @@ impl RunningSandbox for MicrovmSandbox {
             uid: process.uid,
             gid: process.gid,
             groups: process.groups,
+            terminal: process.terminal.is_some(),
+            rows: process.terminal.map_or(0, |s| s.rows.into()),
+            cols: process.terminal.map_or(0, |s| s.cols.into()),
             ..Default::default()
         };
         let mut agent = self.agent.clone();
@@ -253,8 +251,11 @@ impl RunningSandbox for MicrovmSandbox {
         self.rt.block_on(agent.signal(req)).map(|_| ()).map_err(|s| agent_err("signal", s))
     }
 
-    fn resize(&self, _pid: i32, _size: TerminalSize) -> Result<(), CriError> {
-        Err(CriError::Invalid("terminals in microVM pods are not supported yet".into()))
+    fn resize(&self, pid: i32, size: TerminalSize) -> Result<(), CriError> {
+        let (exec_id, _) = self.proc_of(pid)?;
+        let req = proto::ResizeRequest { exec_id, rows: size.rows.into(), cols: size.cols.into() };
+        let mut agent = self.agent.clone();
+        self.rt.block_on(agent.resize(req)).map(|_| ()).map_err(|s| agent_err("resize", s))
     }
 
     fn wait(&self, pid: i32) -> Result<(i32, Option<u32>), CriError> {
