@@ -280,6 +280,12 @@ fn assemble(
         std::fs::create_dir_all(&p).map_err(io_err(format!("creating {}", p.display())))?;
         mount(fs, &p, fs, flags, "")?;
     }
+    // The agent's terminals at the same path inside: a process on one finds it (tty, ttyname).
+    if Path::new("/dev/pts/ptmx").exists() {
+        let pts = root.join("dev/pts");
+        std::fs::create_dir_all(&pts).map_err(io_err(format!("creating {}", pts.display())))?;
+        mount("/dev/pts", &pts, "", libc::MS_BIND, "")?;
+    }
     for f in files {
         place(&root, f)?;
     }
@@ -314,7 +320,7 @@ pub fn teardown(c: &Container) {
         umount(m);
     }
     let root = c.rootfs();
-    for d in ["tmp", "dev", "sys", "proc"] {
+    for d in ["tmp", "dev/pts", "dev", "sys", "proc"] {
         umount(&root.join(d));
     }
     umount(&root);

@@ -34,11 +34,13 @@ pub fn mount_proc() -> Result<(), ContainerError> {
     mount_once("proc", "/proc", "proc", NODEV)
 }
 
-/// Mounts /sys, /dev, the cgroup2 hierarchy, /run and /tmp, and enables the cgroup
+/// Mounts /sys, /dev (and /dev/pts), the cgroup2 hierarchy, /run and /tmp, and enables the cgroup
 /// controllers for containers.
 pub fn mount_filesystems() -> Result<(), ContainerError> {
     mount_once("sysfs", "/sys", "sysfs", NODEV)?;
     mount_once("devtmpfs", "/dev", "devtmpfs", libc::MS_NOSUID)?;
+    // Terminals of processes started with `terminal` (/dev/ptmx opens this instance).
+    mount_once("devpts", "/dev/pts", "devpts", libc::MS_NOSUID | libc::MS_NOEXEC)?;
     mount_once("cgroup2", CGROUP_ROOT, "cgroup2", NODEV)?;
     mount_once("tmpfs", "/run", "tmpfs", libc::MS_NOSUID | libc::MS_NODEV)?;
     mount_once("tmpfs", "/tmp", "tmpfs", libc::MS_NOSUID | libc::MS_NODEV)?;
