@@ -297,6 +297,6 @@ fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
         }
         _ => bail!("give either --rootfs and --id (a new container) or --in CONTAINER"),
     };
-    let (code, _signal) = client.wait(pid)?;
+    let code = client.wait(pid)?.code;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }

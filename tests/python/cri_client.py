@@ -147,6 +147,26 @@ except grpc.RpcError as e:
 assert not runtime.ListContainers(cri.ListContainersRequest(), timeout=10).containers
 assert not runtime.ListPodSandbox(cri.ListPodSandboxRequest(), timeout=10).items
 
+step("out of memory")
+small_config = cri.PodSandboxConfig(
+    metadata=cri.PodSandboxMetadata(name="small", uid="small", namespace="default"),
+    linux=cri.LinuxPodSandboxConfig(resources=cri.LinuxContainerResources(memory_limit_in_bytes=16 << 20)))
+small = runtime.RunPodSandbox(cri.RunPodSandboxRequest(config=small_config), timeout=60).pod_sandbox_id
+hog = runtime.CreateContainer(cri.CreateContainerRequest(pod_sandbox_id=small, sandbox_config=small_config, config=cri.ContainerConfig(
+    metadata=cri.ContainerMetadata(name="hog"), image=cri.ImageSpec(image=ref),
+    # A string that doubles until memory runs out.
+    command=["sh", "-c", "a=a; while :; do a=$a$a; done"])), timeout=60).container_id
+runtime.StartContainer(cri.StartContainerRequest(container_id=hog), timeout=60)
+deadline = time.time() + 60
+while True:
+    state = runtime.ContainerStatus(cri.ContainerStatusRequest(container_id=hog), timeout=10).status
+    if state.state == cri.CONTAINER_EXITED:
+        break
+    assert time.time() < deadline, state
+    time.sleep(0.2)
+assert (state.exit_code, state.reason) == (137, "OOMKilled"), state
+runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=small), timeout=30)
+
 step("sysctls and namespaces")
 
 

@@ -10,7 +10,8 @@ use k8s_cri::v1 as cri;
 
 use super::cgroup::{CpuLimit, SandboxCgroup};
 use super::handler::{
-    ContainerSpec, FileSpec, MountSpec, ProcessSpec, RunningSandbox, SandboxHandler, SandboxSetup,
+    ContainerSpec, FileSpec, MountSpec, ProcessExit, ProcessSpec, RunningSandbox, SandboxHandler,
+    SandboxSetup,
 };
 use super::host_ports::{self, HostPorts};
 use super::image_source::ImageSource;
@@ -572,11 +573,16 @@ impl CriRuntime {
             if let Some(c) = st.containers.get_mut(&cid)
                 && c.state == ContainerState::Running
             {
-                let (code, _sig) = result.unwrap_or((137, Some(9)));
+                let exit = result.unwrap_or(ProcessExit::KILLED);
                 c.state = ContainerState::Exited;
-                c.exit_code = code;
+                c.exit_code = exit.code;
                 c.finished_at = now_ns();
-                c.reason = if code == 0 { "Completed" } else { "Error" }.into();
+                c.reason = match exit {
+                    ProcessExit { oom_killed: true, .. } => "OOMKilled",
+                    ProcessExit { code: 0, .. } => "Completed",
+                    _ => "Error",
+                }
+                .into();
             }
         })?;
         Ok(())
@@ -755,7 +761,8 @@ impl CriRuntime {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        let code = waiter.join().map_err(|_| CriError::Sandbox("exec waiter panicked".into()))??.0;
+        let code =
+            waiter.join().map_err(|_| CriError::Sandbox("exec waiter panicked".into()))??.code;
         let out = out_t.join().unwrap_or_default();
         let err = err_t.join().unwrap_or_default();
         Ok((out, err, code))

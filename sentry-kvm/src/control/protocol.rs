@@ -68,6 +68,15 @@ pub enum Request {
     Shutdown,
 }
 
+/// How a process ended, as [`Response::Exited`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exit {
+    /// The exit code as a shell reports it (128 + signal when killed).
+    pub code: i32,
+    pub signal: Option<u32>,
+    pub oom_killed: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Response {
@@ -78,6 +87,9 @@ pub enum Response {
     Exited {
         code: i32,
         signal: Option<u32>,
+        /// Killed because the sandbox ran out of memory.
+        #[serde(default)]
+        oom_killed: bool,
     },
     Stats {
         cpu_us: u64,

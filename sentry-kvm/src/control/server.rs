@@ -197,11 +197,13 @@ impl ControlServer {
                 Ok(Response::Ok)
             }
             Request::Wait { pid } => {
-                let status = self.process(pid)?.wait_exit();
+                let process = self.process(pid)?;
+                let status = process.wait_exit();
+                let oom_killed = process.oom_killed();
                 Ok(match status {
-                    ExitStatus::Exited(code) => Response::Exited { code, signal: None },
+                    ExitStatus::Exited(code) => Response::Exited { code, signal: None, oom_killed },
                     ExitStatus::Signaled { sig, .. } => {
-                        Response::Exited { code: 128 + sig as i32, signal: Some(sig) }
+                        Response::Exited { code: 128 + sig as i32, signal: Some(sig), oom_killed }
                     }
                 })
             }

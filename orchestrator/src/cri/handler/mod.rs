@@ -80,6 +80,21 @@ pub struct ContainerSpec<'a> {
     pub mounts: &'a [MountSpec],
 }
 
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessExit {
+    /// The exit code as a shell reports it (128 + signal when killed).
+    pub code: i32,
+    pub signal: Option<u32>,
+    /// Killed because its sandbox ran out of memory.
+    pub oom_killed: bool,
+}
+
+impl ProcessExit {
+    /// What is reported when the sandbox went away under a process: SIGKILL.
+    pub const KILLED: ProcessExit = ProcessExit { code: 137, signal: Some(9), oom_killed: false };
+}
+
 /// Resource use of a container.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ContainerUsage {
@@ -116,8 +131,8 @@ pub trait RunningSandbox: Send + Sync {
         stdio: [OwnedFd; 3],
     ) -> Result<i32, CriError>;
     fn signal(&self, pid: i32, signal: u32) -> Result<(), CriError>;
-    /// Blocks until `pid` exits: (exit code, killing signal).
-    fn wait(&self, pid: i32) -> Result<(i32, Option<u32>), CriError>;
+    /// Blocks until `pid` exits.
+    fn wait(&self, pid: i32) -> Result<ProcessExit, CriError>;
     fn stats(&self, container: &str) -> Result<ContainerUsage, CriError>;
     /// Ends a container's remaining processes and releases what it holds in the sandbox.
     fn remove_container(&self, _container: &str) -> Result<(), CriError> {

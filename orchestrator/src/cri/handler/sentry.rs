@@ -12,7 +12,7 @@ use sentry_kvm::control::ControlClient;
 use sentry_kvm::control::protocol::{self, Request, Response};
 
 use super::{
-    ContainerSpec, ContainerUsage, Launcher, PodStream, ProcessSpec, RunningSandbox,
+    ContainerSpec, ContainerUsage, Launcher, PodStream, ProcessExit, ProcessSpec, RunningSandbox,
     SandboxHandler, SandboxSetup,
 };
 use crate::cri::CriError;
@@ -187,8 +187,9 @@ impl RunningSandbox for SentrySandbox {
         self.client()?.call(&Request::Signal { pid, signal }, &[]).map(|_| ()).map_err(sandbox_err)
     }
 
-    fn wait(&self, pid: i32) -> Result<(i32, Option<u32>), CriError> {
-        self.client()?.wait(pid).map_err(sandbox_err)
+    fn wait(&self, pid: i32) -> Result<ProcessExit, CriError> {
+        let e = self.client()?.wait(pid).map_err(sandbox_err)?;
+        Ok(ProcessExit { code: e.code, signal: e.signal, oom_killed: e.oom_killed })
     }
 
     fn stats(&self, container: &str) -> Result<ContainerUsage, CriError> {

@@ -19,13 +19,15 @@ use tokio::sync::watch;
 use super::guest::GuestVm;
 use super::share::Share;
 use crate::cri::CriError;
-use crate::cri::handler::{ContainerSpec, ContainerUsage, PodStream, ProcessSpec, RunningSandbox};
+use crate::cri::handler::{
+    ContainerSpec, ContainerUsage, PodStream, ProcessExit, ProcessSpec, RunningSandbox,
+};
 use crate::cri::mounts;
 
 /// How long the guest may take to go down once asked, before its VMM is killed.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
-type ExitCell = watch::Receiver<Option<(i32, Option<u32>)>>;
+type ExitCell = watch::Receiver<Option<ProcessExit>>;
 
 struct Proc {
     exec_id: String,
@@ -132,7 +134,7 @@ fn pump_output(
     mut events: tonic::Streaming<proto::ExecEvent>,
     stdout: OwnedFd,
     stderr: OwnedFd,
-    exit: watch::Sender<Option<(i32, Option<u32>)>>,
+    exit: watch::Sender<Option<ProcessExit>>,
 ) {
     let (mut out, mut err) = (std::fs::File::from(stdout), std::fs::File::from(stderr));
     let ended = loop {
@@ -152,9 +154,11 @@ fn pump_output(
         }
     };
     let status = match ended {
-        Some(Exit::Code(c)) => (c, None),
-        Some(Exit::Signal(s)) => (128 + s, Some(s as u32)),
-        None => (137, Some(9)),
+        Some(Exit::Code(code)) => ProcessExit { code, signal: None, oom_killed: false },
+        Some(Exit::Signal(s)) => {
+            ProcessExit { code: 128 + s, signal: Some(s as u32), oom_killed: false }
+        }
+        None => ProcessExit::KILLED,
     };
     let _ = exit.send(Some(status));
 }
@@ -246,13 +250,13 @@ impl RunningSandbox for MicrovmSandbox {
         self.rt.block_on(agent.signal(req)).map(|_| ()).map_err(|s| agent_err("signal", s))
     }
 
-    fn wait(&self, pid: i32) -> Result<(i32, Option<u32>), CriError> {
+    fn wait(&self, pid: i32) -> Result<ProcessExit, CriError> {
         let (_, mut exit) = self.proc_of(pid)?;
         let done =
             self.rt.block_on(async move { exit.wait_for(Option::is_some).await.map(|v| *v) });
         match done {
             Ok(Some(status)) => Ok(status),
-            _ => Ok((137, Some(9))),
+            _ => Ok(ProcessExit::KILLED),
         }
     }
 
