@@ -2,7 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-/// What to run: a program, its environment and identity.
+pub use crate::creds::caps::{CapSet, Capabilities, Capability};
+pub use crate::kernel::seccomp::oci::SeccompProfile;
+
+/// What to run: a program, its environment and identity, and the security model its system
+/// calls are held to (capabilities, no_new_privs, a seccomp profile), all enforced by the
+/// Sentry.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Process {
     pub argv: Vec<String>,
@@ -14,6 +19,22 @@ pub struct Process {
     pub uid: u32,
     #[serde(default)]
     pub gid: u32,
+    /// Supplementary group ids.
+    #[serde(default)]
+    pub groups: Vec<u32>,
+    /// The five capability sets, as lists of names (`"CAP_NET_RAW"`), given to the process
+    /// before its program is executed: Linux's execve rules then apply (a root process ends
+    /// with permitted = effective = bounding | inheritable; any other keeps only its ambient
+    /// set). None: root has every capability, other users none.
+    #[serde(default)]
+    pub capabilities: Option<Capabilities>,
+    /// Sets no_new_privs before the program runs.
+    #[serde(default)]
+    pub no_new_privs: bool,
+    /// An OCI seccomp profile (read from the node by the runtime), compiled and installed
+    /// before the program runs. None: unconfined.
+    #[serde(default)]
+    pub seccomp: Option<SeccompProfile>,
 }
 
 fn root_dir() -> String {
@@ -55,6 +76,18 @@ pub enum Request {
         files: Vec<FileSpec>,
         #[serde(default)]
         mounts: Vec<MountSpec>,
+        /// The root filesystem refuses changes (EROFS); /dev, /dev/shm, /proc and volumes
+        /// keep their own mode.
+        #[serde(default)]
+        readonly_rootfs: bool,
+        /// Absolute paths that appear empty: files read as /dev/null, directories as an
+        /// empty read-only directory. Missing paths (or ones reached through a symlink) are
+        /// skipped.
+        #[serde(default)]
+        masked_paths: Vec<String>,
+        /// Absolute paths made read-only (EROFS on changes), with everything under them.
+        #[serde(default)]
+        readonly_paths: Vec<String>,
     },
     /// Runs a process in container `container`'s root. Descriptors: stdin, stdout, stderr.
     Exec { container: String, process: Process },

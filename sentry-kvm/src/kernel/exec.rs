@@ -13,7 +13,6 @@ use crate::platform::UserContext;
 use crate::platform::kvm::{Vcpu, layout};
 use crate::vfs::Location;
 use crate::vfs::file::File;
-use crate::vfs::inode::may_access;
 use crate::vfs::path::{Last, Resolver};
 
 const MAX_INTERPRETER_DEPTH: u32 = 4;
@@ -34,7 +33,7 @@ pub fn open_exec(
         _ => return Err(Errno::EACCES),
     }
     let creds = task.creds();
-    if !may_access(&st, creds.euid, creds.egid, &creds.groups, 1) || st.mode & 0o111 == 0 {
+    if !creds.may_access(&st, 1) || st.mode & 0o111 == 0 {
         return Err(Errno::EACCES);
     }
     let ops = loc.inode.clone().open(O_RDONLY)?;
@@ -143,6 +142,9 @@ pub fn commit(task: &Arc<Task>, p: Prepared) -> UserContext {
     task.sig().altstack = Default::default();
     *task.comm.lock().unwrap_or_else(|e| e.into_inner()) = p.comm;
     task.clear_child_tid.store(0, Ordering::Relaxed);
+    let mut creds = (*task.creds()).clone();
+    creds.exec();
+    task.set_creds(creds);
     if let Some(c) = task.vfork_done.lock().unwrap_or_else(|e| e.into_inner()).take() {
         c.complete();
     }

@@ -12,6 +12,7 @@ pub mod pid;
 pub mod pipe;
 pub mod procfs;
 pub mod run;
+pub mod seccomp;
 pub mod signal;
 pub mod socket;
 pub mod task;
