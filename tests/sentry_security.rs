@@ -106,14 +106,16 @@ fn a_non_root_user_has_no_capabilities() {
     let got = run(
         &root,
         &["--user", "1000:1000", "--group-add", "5"],
-        "id; grep -E '^Cap(Prm|Eff)' /proc/self/status; hostname x || echo refused; touch /bin/x || echo denied",
+        "id; grep -E '^Cap(Prm|Eff)' /proc/self/status; hostname x || echo refused; \
+         touch /bin/x || echo denied; nc -l -p 80 || echo no port 80",
     );
     let (out, err) = text(&got);
     assert_eq!(
         out,
-        "uid=1000 gid=1000 groups=5\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nrefused\ndenied\n",
+        "uid=1000 gid=1000 groups=5\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nrefused\ndenied\nno port 80\n",
         "{err}"
     );
+    assert!(err.contains("bind: Permission denied"), "{err}");
 }
 
 #[test]
