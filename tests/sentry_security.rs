@@ -38,7 +38,11 @@ fn capabilities_no_new_privs_and_seccomp_filters_behave_as_on_linux() {
     }
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sentry/security.c");
     let bin = root.join("bin/security");
-    let st = Command::new("cc").args(["-O2", "-w", "-static", "-o"]).arg(&bin).arg(&src).status();
+    let st = Command::new("cc")
+        .args(["-O2", "-w", "-static", "-pthread", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status();
     assert!(st.expect("cc").success(), "compiling security.c");
     let native = Command::new(&bin).stderr(Stdio::inherit()).output().unwrap();
     let mut cmd = Command::new(ringfence());
@@ -63,6 +67,8 @@ fn capabilities_no_new_privs_and_seccomp_filters_behave_as_on_linux() {
         "kill thread: killed by Bad system call",
         "write to stderr: EACCES",
         "write still works\nstrict: killed by Killed",
+        "other thread's getppid: ENOTTY",
+        "killed thread finished: 0, process alive",
     ] {
         assert!(out.contains(want), "{want:?} missing from\n{out}");
     }

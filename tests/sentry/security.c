@@ -8,6 +8,7 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -275,6 +276,39 @@ static void strict_mode(void) {
     write(1, "not reached\n", 12);
 }
 
+
+static volatile int go, done_calls;
+static long thread_result = -2;
+
+static void *caller(void *arg) {
+    while (!go) usleep(1000);
+    thread_result = syscall(SYS_getppid) < 0 ? errno : 0;
+    if (arg) syscall(SYS_uname, NULL); /* killed here */
+    done_calls = 1;
+    return NULL;
+}
+
+static void thread_sync(void) {
+    pthread_t t;
+    pthread_create(&t, NULL, caller, NULL);
+    struct sock_filter f[] = {LOAD_NR, ON(SYS_getppid, SECCOMP_RET_ERRNO | ENOTTY), ALLOW};
+    printf("tsync: %s\n", err(install(f, 4, SECCOMP_FILTER_FLAG_TSYNC)));
+    go = 1;
+    pthread_join(t, NULL);
+    printf("other thread's getppid: %s\n", thread_result == ENOTTY ? "ENOTTY" : thread_result == 0 ? "ok" : "?");
+}
+
+static void kill_one_thread(void) {
+    pthread_t t;
+    struct sock_filter f[] = {LOAD_NR, ON(SYS_uname, SECCOMP_RET_KILL_THREAD), ALLOW};
+    install(f, 4, 0);
+    go = 1;
+    pthread_create(&t, NULL, caller, (void *)1);
+    for (int i = 0; i < 2000 && thread_result == -2; i++) usleep(1000);
+    usleep(50000);
+    printf("killed thread finished: %d, process alive\n", done_calls);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "inherited") == 0) {
         inherited();
@@ -293,5 +327,7 @@ int main(int argc, char **argv) {
     in_child("kill thread", kill_thread_filter);
     in_child("arguments", arg_filter);
     in_child("strict", strict_mode);
+    in_child("thread sync", thread_sync);
+    in_child("kill thread of many", kill_one_thread);
     return 0;
 }
