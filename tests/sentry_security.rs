@@ -199,6 +199,22 @@ fn read_only_root_masked_and_read_only_paths() {
     assert_eq!(std::fs::read_to_string(root.join("etc/secret")).unwrap(), "secret\n");
 }
 
+#[test]
+fn read_only_and_masked_paths_on_a_writable_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = busybox_rootfs(dir.path());
+    std::fs::create_dir_all(root.join("data/sub")).unwrap();
+    std::fs::write(root.join("data/sub/f"), "kept\n").unwrap();
+    std::fs::create_dir_all(root.join("etc/keys")).unwrap();
+    let flags = ["--readonly-path", "/data", "--masked-path", "/etc/keys"];
+    let script = "touch /data/x || echo data refused; echo y > /data/sub/f || echo sub refused; \
+        cat /data/sub/f; touch /etc/keys/k || echo mask refused; touch /etc/y && echo etc written";
+    let got = run(&root, &flags, script);
+    let (out, err) = text(&got);
+    assert_eq!(out, "data refused\nsub refused\nkept\nmask refused\netc written\n", "{err}");
+    assert_eq!(err.matches("Read-only file system").count(), 3, "{err}");
+}
+
 /// The same settings through the control protocol: a pod sandbox's container and an exec
 /// into it (what the CRI sends).
 #[test]
