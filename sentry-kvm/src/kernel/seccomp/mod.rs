@@ -1,7 +1,8 @@
 //! Seccomp for the sandbox's programs: strict mode and stacked classic-BPF filters
 //! ([`bpf`], [`filter`]), installed by the program itself (seccomp(2), prctl) or by the runtime
 //! from an OCI profile ([`oci`], [`runtime_default`]), and consulted before every system call
-//! the Sentry dispatches.
+//! the Sentry dispatches. (The host filters confining the Sentry and Gofer processes
+//! themselves are [`crate::seccomp`].)
 //!
 //! Not offered: user notification (SECCOMP_RET_USER_NOTIF behaves as having no listener, so
 //! ENOSYS; SECCOMP_FILTER_FLAG_NEW_LISTENER is refused with EINVAL) and tracers

@@ -91,7 +91,8 @@ pub struct SeccompProfile {
     /// architecture cannot happen, and the compiled filter kills them should one appear.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub architectures: Vec<String>,
-    /// SECCOMP_FILTER_FLAG_* names; accepted and ignored (see the crate docs for TSYNC).
+    /// SECCOMP_FILTER_FLAG_* names; accepted and ignored (the runtime installs the filter
+    /// before the process has a second thread, and logging goes to the Sentry's own log).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flags: Vec<String>,
     #[serde(default)]
