@@ -18,7 +18,7 @@ const VERSION_3: u32 = 0x2008_0522;
 /// An unknown version is answered with the one we prefer, written back to the header.
 fn cap_header(c: &Call) -> Result<(usize, i32), Errno> {
     let version = c.read_u32(c.args[0])?;
-    let pid = c.read_u32(c.args[0] + 4)? as i32;
+    let pid = c.read_u32(c.args[0].checked_add(4).ok_or(Errno::EFAULT)?)? as i32;
     match version {
         VERSION_1 => Ok((1, pid)),
         VERSION_2 | VERSION_3 => Ok((2, pid)),
@@ -110,7 +110,7 @@ fn set_mode_filter(c: &Call, flags: u32, uargs: u64) -> SysResult {
     seccomp::check_flags(flags)?;
     // struct sock_fprog: u16 len, padding, then the instructions' address.
     let len = (c.read_u32(uargs)? & 0xffff) as usize;
-    let addr = c.read_u64(uargs + 8)?;
+    let addr = c.read_u64(uargs.checked_add(8).ok_or(Errno::EFAULT)?)?;
     if len == 0 || len > bpf::MAX_INSNS {
         return Err(Errno::EINVAL);
     }
