@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -72,6 +73,37 @@ fn capabilities_no_new_privs_and_seccomp_filters_behave_as_on_linux() {
     ] {
         assert!(out.contains(want), "{want:?} missing from\n{out}");
     }
+}
+
+/// A set-user-ID root program raises a user to root, as on Linux, unless no_new_privs is set.
+#[test]
+fn set_user_id_programs_raise_privilege_unless_no_new_privs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    for d in ["bin", "tmp", "proc", "dev"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sentry/security.c");
+    let bin = root.join("bin/suid");
+    let st = Command::new("cc")
+        .args(["-O2", "-w", "-static", "-pthread", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status();
+    assert!(st.expect("cc").success(), "compiling security.c");
+    // The tests run as root, so the file is root's.
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let ids = |flags: &[&str]| {
+        let mut cmd = Command::new(ringfence());
+        cmd.args(["sentry", "run", "--rootfs"]).arg(&root).args(flags).args([
+            "--",
+            "/bin/suid",
+            "ids",
+        ]);
+        text(&run_with_input(cmd, b"")).0
+    };
+    assert_eq!(ids(&["--user", "1000"]), "uid 1000 euid 0 setuid-capable 1\n");
+    assert_eq!(ids(&["--user", "1000", "--no-new-privs"]), "uid 1000 euid 1000 setuid-capable 0\n");
 }
 
 #[test]

@@ -314,6 +314,11 @@ int main(int argc, char **argv) {
         inherited();
         return 0;
     }
+    if (argc > 1 && strcmp(argv[1], "ids") == 0) {
+        get_caps();
+        printf("uid %d euid %d setuid-capable %d\n", getuid(), geteuid(), has(CAP_SETUID, 0));
+        return 0;
+    }
     in_child("capabilities", capabilities);
     in_child("bounding and ambient", bounding_and_ambient);
     in_child("leave root", leave_root);

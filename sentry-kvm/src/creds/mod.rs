@@ -4,7 +4,7 @@
 
 pub mod caps;
 
-use crate::abi::stat::{S_IFDIR, S_IFMT, Stat};
+use crate::abi::stat::{S_IFDIR, S_IFMT, S_ISGID, S_ISUID, Stat};
 use caps::{CapSet, Capabilities, Capability};
 
 /// Securebits (prctl PR_SET_SECUREBITS) the Sentry acts on.
@@ -14,6 +14,24 @@ pub const SECBIT_KEEP_CAPS: u32 = 1 << 4;
 pub const SECBIT_NO_CAP_AMBIENT_RAISE: u32 = 1 << 6;
 /// Every defined bit with its lock bit (the lock bits sit just above each flag).
 pub const SECBITS_ALL: u32 = 0xff;
+
+/// The ids a program file's set-user-ID and set-group-ID bits give on execve.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetIds {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+impl SetIds {
+    /// From the file's metadata: set-group-ID counts only with group execute permission (its
+    /// absence means mandatory locking).
+    pub fn of(stat: &Stat) -> SetIds {
+        SetIds {
+            uid: (stat.mode & S_ISUID != 0).then_some(stat.uid),
+            gid: (stat.mode & (S_ISGID | 0o010) == (S_ISGID | 0o010)).then_some(stat.gid),
+        }
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credentials {
@@ -96,26 +114,36 @@ impl Credentials {
         self.euid == uid || self.has_cap(cap)
     }
 
-    /// The capability sets after execve of a file without file capabilities (the Sentry
-    /// honours neither file capabilities nor set-user-ID bits, so execve never gains
-    /// privilege beyond what root's rules give, and no_new_privs has nothing to refuse).
-    pub fn exec(&mut self) {
+    /// The credentials after execve of a file with set-id bits `file` (file capabilities do
+    /// not exist in the Sentry). With no_new_privs, execve gains nothing: set-id bits are
+    /// ignored and the permitted set cannot grow.
+    pub fn exec(&mut self, file: SetIds, no_new_privs: bool) {
+        let old = self.caps;
+        let mut euid = file.uid.unwrap_or(self.euid);
+        let mut egid = file.gid.unwrap_or(self.egid);
+        let id_changed = euid != self.euid || egid != self.egid;
         let c = &mut self.caps;
-        let root_rules = self.securebits & SECBIT_NOROOT == 0;
+        if id_changed {
+            c.ambient = CapSet::EMPTY;
+        }
         // Root is treated as running a file whose permitted and inheritable sets are full.
-        let (permitted, effective) = if root_rules && (self.euid == 0 || self.uid == 0) {
-            let p = c.inheritable.union(c.bounding).union(c.ambient);
-            (p, if self.euid == 0 { p } else { c.ambient })
+        let root_rules = self.securebits & SECBIT_NOROOT == 0;
+        let (mut permitted, raise_effective) = if root_rules && (euid == 0 || self.uid == 0) {
+            (c.inheritable.union(c.bounding), euid == 0)
         } else {
-            (c.ambient, c.ambient)
+            (CapSet::EMPTY, false)
         };
+        permitted = permitted.union(c.ambient);
+        if no_new_privs && (id_changed || !permitted.is_subset(old.permitted)) {
+            euid = self.uid;
+            egid = self.gid;
+            permitted = permitted.intersect(old.permitted);
+        }
         c.permitted = permitted;
-        c.effective = effective;
+        c.effective = if raise_effective { permitted } else { c.ambient };
         self.securebits &= !SECBIT_KEEP_CAPS;
-        self.suid = self.euid;
-        self.fsuid = self.euid;
-        self.sgid = self.egid;
-        self.fsgid = self.egid;
+        (self.euid, self.suid, self.fsuid) = (euid, euid, euid);
+        (self.egid, self.sgid, self.fsgid) = (egid, egid, egid);
     }
 
     /// Linux's capability fix-up after a change of user ids from `old`.
@@ -167,25 +195,55 @@ mod tests {
 
     #[test]
     fn execve_follows_linux_rules() {
+        let none = SetIds::default();
         let mut root = Credentials::root();
         root.caps.bounding.remove(Capability::KILL);
-        root.exec();
+        root.exec(none, false);
         assert!(!root.caps.permitted.has(Capability::KILL));
         assert_eq!(root.caps.effective, root.caps.permitted);
 
         let mut user = Credentials::user(1000, 1000, vec![], Some(Capabilities::full()));
-        user.exec();
+        user.exec(none, false);
         assert_eq!(user.caps.permitted, CapSet::EMPTY, "non-root keeps only ambient");
 
         let mut c = Capabilities::full();
         c.inheritable.add(Capability::KILL);
         c.ambient.add(Capability::KILL);
         let mut user = Credentials::user(1000, 1000, vec![], Some(c));
-        user.exec();
+        user.exec(none, false);
         assert!(
             user.caps.permitted.has(Capability::KILL) && user.caps.effective.has(Capability::KILL)
         );
         assert!(!user.caps.permitted.has(Capability::CHOWN));
+    }
+
+    #[test]
+    fn set_user_id_files_raise_privilege_unless_no_new_privs() {
+        let setuid_root = SetIds::of(&st(0, 0, 0o104755));
+        assert_eq!(setuid_root, SetIds { uid: Some(0), gid: None });
+        assert_eq!(SetIds::of(&st(0, 7, 0o102745)).gid, None, "no group execute: no setgid");
+
+        let mut user = Credentials::user(1000, 1000, vec![], None);
+        user.exec(setuid_root, false);
+        assert_eq!((user.uid, user.euid, user.suid), (1000, 0, 0));
+        assert_eq!(user.caps.effective, CapSet::FULL);
+
+        let mut user = Credentials::user(1000, 1000, vec![], None);
+        user.exec(setuid_root, true);
+        assert_eq!((user.euid, user.suid), (1000, 1000));
+        assert_eq!(user.caps.permitted, CapSet::EMPTY);
+
+        // Root whose permitted set was narrowed gets it back on execve, unless no_new_privs.
+        let mut root = Credentials::root();
+        root.caps.permitted.remove(Capability::KILL);
+        let mut again = root.clone();
+        again.exec(SetIds::default(), false);
+        assert!(again.caps.permitted.has(Capability::KILL));
+        root.exec(SetIds::default(), true);
+        assert!(
+            !root.caps.permitted.has(Capability::KILL)
+                && !root.caps.effective.has(Capability::KILL)
+        );
     }
 
     #[test]

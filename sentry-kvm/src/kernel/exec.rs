@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use crate::abi::Errno;
 use crate::abi::stat::{FileType, O_RDONLY};
+use crate::creds::SetIds;
 use crate::kernel::task::Task;
 use crate::loader::{self, Program};
 use crate::mm::address_space::MemoryManager;
@@ -73,6 +74,8 @@ pub struct Prepared {
     pub exe: Vec<u8>,
     pub exe_location: Location,
     pub comm: Vec<u8>,
+    /// What the program file's set-user-ID and set-group-ID bits give.
+    pub set_ids: SetIds,
 }
 
 /// Opens `path` (following `#!` interpreters) and loads it into a new address space. Nothing
@@ -118,7 +121,8 @@ pub fn prepare(
     let exe = crate::vfs::path::path_of(&task.fs().root(), &loc).unwrap_or_else(|| path.clone());
     let base = path.rsplit(|&b| b == b'/').next().unwrap_or(&path);
     let comm = base.iter().take(15).copied().collect();
-    Ok(Prepared { mm, entry: loaded.entry, sp: loaded.sp, exe, exe_location: loc, comm })
+    let set_ids = SetIds::of(&loc.inode.stat()?);
+    Ok(Prepared { mm, entry: loaded.entry, sp: loaded.sp, exe, exe_location: loc, comm, set_ids })
 }
 
 /// Installs a prepared image as the task's process image; returns the entry context.
@@ -143,7 +147,7 @@ pub fn commit(task: &Arc<Task>, p: Prepared) -> UserContext {
     *task.comm.lock().unwrap_or_else(|e| e.into_inner()) = p.comm;
     task.clear_child_tid.store(0, Ordering::Relaxed);
     let mut creds = (*task.creds()).clone();
-    creds.exec();
+    creds.exec(p.set_ids, task.no_new_privs.load(Ordering::SeqCst));
     task.set_creds(creds);
     if let Some(c) = task.vfork_done.lock().unwrap_or_else(|e| e.into_inner()).take() {
         c.complete();
