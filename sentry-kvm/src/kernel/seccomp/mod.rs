@@ -9,6 +9,7 @@
 //! (SECCOMP_RET_TRACE also fails the call with ENOSYS, as Linux does without a tracer).
 
 pub mod bpf;
+pub mod compile;
 pub mod filter;
 pub mod oci;
 pub mod runtime_default;
