@@ -309,6 +309,14 @@ fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
             client.start(&req, &fds)?
         }
         (None, None, Some(container)) => {
+            if policy.read_only
+                || !policy.masked_paths.is_empty()
+                || !policy.readonly_paths.is_empty()
+            {
+                bail!(
+                    "--read-only, --masked-path and --readonly-path apply to a new container, not --in"
+                );
+            }
             client.start(&Request::Exec { container, process }, &[0, 1, 2])?
         }
         _ => bail!("give either --rootfs and --id (a new container) or --in CONTAINER"),
