@@ -208,6 +208,31 @@ impl Capabilities {
         }
     }
 
+    /// The set container runtimes give a container unless told otherwise (the CRI's starting
+    /// point before a pod's `add`/`drop`): ownership and permission overrides, set*id, kill,
+    /// mknod, raw sockets, privileged ports, chroot and audit writes; none of the
+    /// administrative capabilities.
+    pub fn container_default() -> Self {
+        const NAMES: [&str; 14] = [
+            "CHOWN",
+            "DAC_OVERRIDE",
+            "FSETID",
+            "FOWNER",
+            "MKNOD",
+            "NET_RAW",
+            "SETGID",
+            "SETUID",
+            "SETFCAP",
+            "SETPCAP",
+            "NET_BIND_SERVICE",
+            "SYS_CHROOT",
+            "KILL",
+            "AUDIT_WRITE",
+        ];
+        let set: CapSet = NAMES.iter().filter_map(|n| n.parse().ok()).collect();
+        Capabilities { effective: set, permitted: set, bounding: set, ..Default::default() }
+    }
+
     /// What a non-root user has by default: nothing, under a full bounding set.
     pub fn unprivileged() -> Self {
         Capabilities { bounding: CapSet::FULL, ..Default::default() }
@@ -243,6 +268,9 @@ mod tests {
         assert_eq!(j, r#"["CAP_CHOWN","CAP_KILL"]"#);
         assert_eq!(serde_json::from_str::<CapSet>(&j).unwrap(), s);
         assert!(serde_json::from_str::<CapSet>(r#"["CAP_BOGUS"]"#).is_err());
+        let d = Capabilities::container_default();
+        assert_eq!(d.bounding.iter().count(), 14);
+        assert!(d.effective.has(Capability::KILL) && !d.effective.has(Capability::SYS_ADMIN));
         let c: Capabilities = serde_json::from_str(r#"{"bounding":["NET_RAW"]}"#).unwrap();
         assert!(c.bounding.has("NET_RAW".parse().unwrap()) && c.effective == CapSet::EMPTY);
     }
