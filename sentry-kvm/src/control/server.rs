@@ -10,7 +10,7 @@ use super::protocol::{Request, Response};
 use crate::gofer::GoferClient;
 use crate::gofer::wire;
 use crate::kernel::thread_group::{ExitStatus, ThreadGroup};
-use crate::sandbox::{ContainerSpec, Sandbox, Volume, signal_process};
+use crate::sandbox::{ContainerSpec, RootfsPolicy, Sandbox, Volume, signal_process};
 
 pub struct ControlServer {
     listener: OwnedFd,
@@ -131,7 +131,15 @@ impl ControlServer {
 
     fn dispatch(&self, req: Request, fds: Vec<OwnedFd>) -> Result<Response, String> {
         match req {
-            Request::StartContainer { id, process, files, mounts } => {
+            Request::StartContainer {
+                id,
+                process,
+                files,
+                mounts,
+                readonly_rootfs,
+                masked_paths,
+                readonly_paths,
+            } => {
                 if fds.len() != 4 + mounts.len() {
                     return Err(format!(
                         "start_container needs {} descriptors: gofer, stdin, stdout, stderr and one gofer per mount",
@@ -163,6 +171,11 @@ impl ControlServer {
                     files,
                     volumes,
                     stdio: [stdin, stdout, stderr],
+                    rootfs: RootfsPolicy {
+                        read_only: readonly_rootfs,
+                        masked_paths,
+                        readonly_paths,
+                    },
                 };
                 let tg = self.sandbox.start_container(spec).map_err(|e| e.to_string())?;
                 let pid = tg.tgid;

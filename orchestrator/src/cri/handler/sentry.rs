@@ -55,7 +55,14 @@ fn connect_in(netns: PathBuf, port: u16) -> std::io::Result<std::net::TcpStream>
 }
 
 fn process(p: ProcessSpec) -> protocol::Process {
-    protocol::Process { argv: p.argv, env: p.env, cwd: p.cwd, uid: p.uid, gid: p.gid }
+    protocol::Process {
+        argv: p.argv,
+        env: p.env,
+        cwd: p.cwd,
+        uid: p.uid,
+        gid: p.gid,
+        ..Default::default()
+    }
 }
 
 fn sandbox_err(e: impl std::fmt::Display) -> CriError {
@@ -168,6 +175,9 @@ impl RunningSandbox for SentrySandbox {
             process: process(spec.process),
             files,
             mounts,
+            readonly_rootfs: false,
+            masked_paths: Vec::new(),
+            readonly_paths: Vec::new(),
         };
         self.client()?.start(&request, &fds).map_err(sandbox_err)
     }
