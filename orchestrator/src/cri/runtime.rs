@@ -10,13 +10,13 @@ use k8s_cri::v1 as cri;
 
 use super::cgroup::{CpuLimit, SandboxCgroup};
 use super::handler::{
-    ContainerSpec, FileSpec, MountSpec, ProcessExit, ProcessSpec, RunningSandbox, SandboxHandler,
-    SandboxSetup,
+    ContainerSpec, FileSpec, MountSpec, ProcessExit, ProcessSpec, RootfsPolicy, RunningSandbox,
+    SandboxHandler, SandboxSetup,
 };
 use super::host_ports::{self, HostPorts};
 use super::image_source::ImageSource;
 use super::network::{PodNet, PodNetwork};
-use super::{CriError, identity, logs, new_id, now_ns, pod_options};
+use super::{CriError, identity, logs, new_id, now_ns, pod_options, security};
 
 pub struct SandboxRecord {
     pub id: String,
@@ -46,6 +46,7 @@ pub struct ContainerRecord {
     pub image_id: String,
     pub rootfs: PathBuf,
     pub process: ProcessSpec,
+    pub rootfs_policy: RootfsPolicy,
     pub log_path: PathBuf,
     pub state: ContainerState,
     pub created_at: i64,
@@ -455,6 +456,7 @@ impl CriRuntime {
         };
         let security = config.linux.as_ref().and_then(|l| l.security_context.as_ref());
         let who = identity::resolve(&image.rootfs, &image.user, security)?;
+        let (process_security, rootfs_policy) = security::resolve(security)?;
         let log_path = if log_dir.is_empty() || config.log_path.is_empty() {
             self.dir.join("logs").join(format!("{}.log", new_id()))
         } else {
@@ -466,7 +468,16 @@ impl CriRuntime {
             sandbox_id: sandbox_id.into(),
             image_id: image.id.clone(),
             rootfs: image.rootfs.clone(),
-            process: ProcessSpec { argv, env, cwd, uid: who.uid, gid: who.gid, groups: who.groups },
+            process: ProcessSpec {
+                argv,
+                env,
+                cwd,
+                uid: who.uid,
+                gid: who.gid,
+                groups: who.groups,
+                security: process_security,
+            },
+            rootfs_policy,
             log_path,
             config,
             state: ContainerState::Created,
@@ -485,7 +496,7 @@ impl CriRuntime {
     }
 
     pub fn start_container(self: &Arc<Self>, id: &str) -> Result<(), CriError> {
-        let (sandbox_id, image_id, rootfs, process, log_path, mounts, wants_stdin, stdin_once, tty) = {
+        let (sandbox_id, image_id, rootfs, process, rootfs_policy, log_path, mounts, stdio) = {
             let st = self.lock();
             let c = st
                 .containers
@@ -502,13 +513,13 @@ impl CriRuntime {
                 c.image_id.clone(),
                 c.rootfs.clone(),
                 c.process.clone(),
+                c.rootfs_policy.clone(),
                 c.log_path.clone(),
                 mounts,
-                c.config.stdin,
-                c.config.stdin_once,
-                c.config.tty,
+                (c.config.stdin, c.config.stdin_once, c.config.tty),
             )
         };
+        let (wants_stdin, stdin_once, tty) = stdio;
         let running = self.running(&sandbox_id)?;
         let files = self.node_files(&sandbox_id);
         let log = logs::open(&log_path)?;
@@ -537,6 +548,7 @@ impl CriRuntime {
             process,
             files,
             mounts: &mounts,
+            rootfs_policy,
         };
         let pid = match running.start_container(spec, [stdin_r, out_w, err_w]) {
             Ok(pid) => pid,

@@ -15,6 +15,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use super::CriError;
+pub use super::security::{ProcessSecurity, RootfsPolicy};
 
 pub use launcher::Launcher;
 
@@ -40,7 +41,7 @@ impl SandboxSetup<'_> {
 }
 
 /// A process to run in a container.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ProcessSpec {
     pub argv: Vec<String>,
     /// `NAME=VALUE`.
@@ -50,6 +51,8 @@ pub struct ProcessSpec {
     pub gid: u32,
     /// Supplementary groups.
     pub groups: Vec<u32>,
+    /// Capabilities, no_new_privs and seccomp.
+    pub security: ProcessSecurity,
 }
 
 /// A file the runtime places in a container's writable layer (hostname, hosts, resolver).
@@ -78,6 +81,7 @@ pub struct ContainerSpec<'a> {
     pub process: ProcessSpec,
     pub files: Vec<FileSpec>,
     pub mounts: &'a [MountSpec],
+    pub rootfs_policy: RootfsPolicy,
 }
 
 /// How a process ended.

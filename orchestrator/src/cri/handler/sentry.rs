@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use sentry_kvm::control::ControlClient;
 use sentry_kvm::control::protocol::{self, Request, Response};
+use sentry_kvm::creds::caps::Capabilities;
 
 use super::{
     ContainerSpec, ContainerUsage, Launcher, PodStream, ProcessExit, ProcessSpec, RunningSandbox,
@@ -55,13 +56,22 @@ fn connect_in(netns: PathBuf, port: u16) -> std::io::Result<std::net::TcpStream>
 }
 
 fn process(p: ProcessSpec) -> protocol::Process {
+    let capabilities = p.security.capabilities.map(|set| Capabilities {
+        effective: set,
+        permitted: set,
+        bounding: set,
+        ..Default::default()
+    });
     protocol::Process {
         argv: p.argv,
         env: p.env,
         cwd: p.cwd,
         uid: p.uid,
         gid: p.gid,
-        ..Default::default()
+        groups: p.groups,
+        capabilities,
+        no_new_privs: p.security.no_new_privs,
+        seccomp: p.security.seccomp,
     }
 }
 
@@ -175,9 +185,9 @@ impl RunningSandbox for SentrySandbox {
             process: process(spec.process),
             files,
             mounts,
-            readonly_rootfs: false,
-            masked_paths: Vec::new(),
-            readonly_paths: Vec::new(),
+            readonly_rootfs: spec.rootfs_policy.readonly_rootfs,
+            masked_paths: spec.rootfs_policy.masked_paths,
+            readonly_paths: spec.rootfs_policy.readonly_paths,
         };
         self.client()?.start(&request, &fds).map_err(sandbox_err)
     }

@@ -19,8 +19,11 @@ use tokio::sync::watch;
 use super::guest::GuestVm;
 use super::share::Share;
 use crate::cri::CriError;
+use sentry_kvm::creds::caps::Capabilities;
+
 use crate::cri::handler::{
-    ContainerSpec, ContainerUsage, PodStream, ProcessExit, ProcessSpec, RunningSandbox,
+    ContainerSpec, ContainerUsage, PodStream, ProcessExit, ProcessSecurity, ProcessSpec,
+    RunningSandbox,
 };
 use crate::cri::mounts;
 
@@ -128,6 +131,26 @@ impl MicrovmSandbox {
     }
 }
 
+/// Refuses what the guest agent does not enforce yet (rather than run without it): seccomp,
+/// no_new_privs, capabilities other than the container default, a read-only root. Masked and
+/// read-only /proc and /sys paths are the guest's own and hide nothing of the node's; they
+/// are not applied.
+fn enforceable(security: &ProcessSecurity, readonly_rootfs: bool) -> Result<(), CriError> {
+    let default_caps = Capabilities::container_default().bounding;
+    let what = if security.seccomp.is_some() {
+        "seccomp profiles"
+    } else if security.no_new_privs {
+        "no_new_privs (allowPrivilegeEscalation: false)"
+    } else if security.capabilities.is_some_and(|c| c != default_caps) {
+        "capability add/drop"
+    } else if readonly_rootfs {
+        "a read-only root filesystem"
+    } else {
+        return Ok(());
+    };
+    Err(CriError::Invalid(format!("{what}: not supported by the microvm runtime handler yet")))
+}
+
 /// Carries one process's output events into its stdout and stderr until it exits.
 fn pump_output(
     rt: tokio::runtime::Handle,
@@ -185,6 +208,7 @@ impl RunningSandbox for MicrovmSandbox {
         spec: ContainerSpec<'_>,
         stdio: [OwnedFd; 3],
     ) -> Result<i32, CriError> {
+        enforceable(&spec.process.security, spec.rootfs_policy.readonly_rootfs)?;
         let request = match self.prepare(&spec) {
             Ok(r) => r,
             Err(e) => {
@@ -206,6 +230,7 @@ impl RunningSandbox for MicrovmSandbox {
         process: ProcessSpec,
         stdio: [OwnedFd; 3],
     ) -> Result<i32, CriError> {
+        enforceable(&process.security, false)?;
         let handle = self.next.fetch_add(1, Ordering::Relaxed);
         let exec_id = format!("p{handle}");
         let request = proto::ExecRequest {
