@@ -110,6 +110,10 @@ impl Axis {
 }
 
 /// A number in three significant digits or so.
+///
+/// ```text
+/// 1234.4 -> 1234, 12.34 -> 12.3, 1.234 -> 1.23, 0.1234 -> 0.123, 0.001234 -> 0.00123
+/// ```
 pub fn num(v: f64) -> String {
     let a = v.abs();
     if a >= 100.0 {
@@ -118,7 +122,33 @@ pub fn num(v: f64) -> String {
         format!("{v:.1}")
     } else if a >= 1.0 {
         format!("{v:.2}")
+    } else if a == 0.0 || !a.is_finite() {
+        format!("{v}")
     } else {
-        format!("{v:.3}")
+        // Three significant digits below 1 too (0.0481, 0.000123).
+        let decimals = (2 - a.log10().floor() as i32).clamp(3, 12) as usize;
+        format!("{v:.decimals$}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_keep_three_digits() {
+        assert_eq!(num(1234.5), "1234");
+        assert_eq!(num(12.34), "12.3");
+        assert_eq!(num(0.1234), "0.123");
+        assert_eq!(num(0.001234), "0.00123");
+        assert_eq!(num(0.0), "0");
+    }
+
+    #[test]
+    fn wide_ranges_get_a_log_axis() {
+        let a = Axis::fit(&[0.05, 30.0], true);
+        assert!(a.log && a.lo <= 0.05 && a.hi >= 30.0);
+        assert!((a.frac(a.lo) - 0.0).abs() < 1e-9 && (a.frac(a.hi) - 1.0).abs() < 1e-9);
+        assert!(!Axis::fit(&[5.0, 20.0], true).log);
     }
 }
