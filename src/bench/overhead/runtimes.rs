@@ -97,14 +97,7 @@ impl Host {
                 // 6.11 on (it takes every namespace for the host's: gVisor issue 10704), so it
                 // runs inside the pod network with host networking (its syscalls go to the
                 // pod's namespace), as `--network=host` users of gVisor do.
-                let mut c = match &self.net {
-                    Some(net) => {
-                        let mut c = Command::new("nsenter");
-                        c.arg(format!("--net={}", net.path().display())).arg("runsc");
-                        c
-                    }
-                    None => Command::new("runsc"),
-                };
+                let mut c = self.runsc();
                 let network = if self.net.is_some() { "host" } else { "none" };
                 c.args(["--platform=ptrace", &format!("--network={network}"), "--root"])
                     .arg(self.runsc_root())
@@ -115,6 +108,19 @@ impl Host {
             }
             RuntimeId::Microvm => anyhow::bail!("microVMs run through their own module"),
         })
+    }
+
+    /// `runsc`, inside the pod network when there is one: there it runs its sandboxes, and
+    /// there (an abstract socket is its network namespace's) `kill` and `delete` find them.
+    fn runsc(&self) -> Command {
+        match &self.net {
+            Some(net) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", net.path().display())).arg("runsc");
+                c
+            }
+            None => Command::new("runsc"),
+        }
     }
 
     /// A sandbox path as the host sees it: /vol is the volume, the rest is in the rootfs.
@@ -168,7 +174,7 @@ impl Host {
     /// Ends a long-running sandbox started with `id` as `child`.
     pub fn stop(&self, rt: RuntimeId, id: &str, child: &mut Child) {
         let tool = |args: &[&str]| {
-            let mut c = Command::new(rt.id());
+            let mut c = if rt == RuntimeId::Runsc { self.runsc() } else { Command::new("runc") };
             if rt == RuntimeId::Runsc {
                 c.arg("--root").arg(self.runsc_root());
             }
@@ -179,6 +185,7 @@ impl Host {
                 // The container's init ignores SIGTERM (it is PID 1 with no handler).
                 tool(&["kill", id, "KILL"]);
                 if !wait_for(child, std::time::Duration::from_secs(10)) {
+                    tracing::warn!("{} {id} still running 10 s after its kill; ending it", rt.id());
                     let _ = child.kill();
                     let _ = child.wait();
                 }
