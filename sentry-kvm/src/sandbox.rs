@@ -79,6 +79,17 @@ pub struct ContainerSpec {
     pub volumes: Vec<Volume>,
     /// Host descriptors for stdin, stdout and stderr.
     pub stdio: [OwnedFd; 3],
+    /// Read-only root, masked and read-only paths.
+    pub rootfs: RootfsPolicy,
+}
+
+/// How a container's filesystem is restricted (OCI `root.readonly`, `linux.maskedPaths`,
+/// `linux.readonlyPaths`).
+#[derive(Clone, Debug, Default)]
+pub struct RootfsPolicy {
+    pub read_only: bool,
+    pub masked_paths: Vec<String>,
+    pub readonly_paths: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +106,8 @@ pub enum SandboxError {
     Network(Errno),
     #[error(transparent)]
     Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error("the process's seccomp profile: {0}")]
+    Profile(#[from] crate::kernel::seccomp::oci::ProfileError),
     #[error("the sandbox has no init process yet")]
     NoInit,
 }
@@ -196,12 +209,13 @@ impl Sandbox {
         gofer: GoferClient,
         files: &[FileSpec],
         volumes: Vec<Volume>,
+        policy: &RootfsPolicy,
     ) -> Result<Location, SandboxError> {
         let fs_err = SandboxError::Filesystem;
         let phys = self.kernel.phys.clone();
         let overlay = OverlayFs::new(phys.clone(), Some(Arc::new(gofer)));
         let root_inode: Arc<dyn Inode> = overlay.root(0o755);
-        let mount = Mount::new_root(root_inode.clone(), "overlay", "rootfs");
+        let mount = Mount::new_root_with(root_inode.clone(), "overlay", "rootfs", policy.read_only);
         let proc_dir = mkdir_p(&root_inode, b"proc").map_err(fs_err)?;
         mount.mount_child(proc_dir, crate::kernel::procfs::build(&self.kernel), "proc", "proc");
         let dev_dir = mkdir_p(&root_inode, b"dev").map_err(fs_err)?;
@@ -221,7 +235,10 @@ impl Sandbox {
             let fs = VolumeFs::new(phys.clone(), v.gofer, v.read_only);
             mount.mount_volume(on, fs.root(), v.read_only, &v.destination);
         }
-        Ok(Location::new(mount, root_inode))
+        let root = Location::new(mount, root_inode);
+        crate::vfs::restrict::apply(&root, &phys, &policy.masked_paths, &policy.readonly_paths)
+            .map_err(fs_err)?;
+        Ok(root)
     }
 
     /// Creates the process structures of a new thread group; returns its first task.
@@ -349,6 +366,7 @@ impl Sandbox {
         stdio: [OwnedFd; 3],
         init: bool,
     ) -> Result<Arc<ThreadGroup>, SandboxError> {
+        let filter = p.seccomp.as_ref().map(|s| s.compile()).transpose()?;
         let (files, terminal, stdio) = if let Some(size) = p.terminal {
             let (files, master) = self.terminal_files(size)?;
             let [stdin, stdout, _] = stdio;
@@ -356,20 +374,16 @@ impl Sandbox {
         } else {
             (self.stdio_files(stdio)?, None, None)
         };
-        let (u, g) = (p.uid, p.gid);
-        let creds = Credentials {
-            uid: u,
-            euid: u,
-            suid: u,
-            fsuid: u,
-            gid: g,
-            egid: g,
-            sgid: g,
-            fsgid: g,
-            groups: Vec::new(),
-        };
+        let creds = Credentials::user(p.uid, p.gid, p.groups.clone(), p.capabilities);
         let parent = if init { 0 } else { 1 };
         let (task, tg) = self.new_process(parent, root, files, creds, init)?;
+        task.no_new_privs.store(p.no_new_privs, std::sync::atomic::Ordering::SeqCst);
+        if let Some(prog) = filter
+            && let Err(errno) = crate::kernel::seccomp::install(&task, prog)
+        {
+            self.discard(&task, &tg);
+            return Err(SandboxError::Filesystem(errno));
+        }
         if init {
             *self.init.lock().unwrap_or_else(|e| e.into_inner()) = Some(tg.clone());
         }
@@ -405,7 +419,7 @@ impl Sandbox {
 
     /// Makes the container's program the sandbox's init (`ringfence sentry run`).
     pub fn run_as_init(&self, spec: ContainerSpec) -> Result<Arc<ThreadGroup>, SandboxError> {
-        let root = self.container_root(spec.gofer, &spec.files, spec.volumes)?;
+        let root = self.container_root(spec.gofer, &spec.files, spec.volumes, &spec.rootfs)?;
         self.launch(root, &spec.process, spec.stdio, true)
     }
 
@@ -441,7 +455,7 @@ impl Sandbox {
 
     /// Starts a container as a new process (and session) under init. Returns its process.
     pub fn start_container(&self, spec: ContainerSpec) -> Result<Arc<ThreadGroup>, SandboxError> {
-        let root = self.container_root(spec.gofer, &spec.files, spec.volumes)?;
+        let root = self.container_root(spec.gofer, &spec.files, spec.volumes, &spec.rootfs)?;
         self.launch(root, &spec.process, spec.stdio, false)
     }
 

@@ -29,6 +29,37 @@ pub enum BenchCommand {
     /// The project's Linux guest booted N times and restored N times from a snapshot of one:
     /// snapshot time and size, start -> agent answering, PSS per VM.
     Snapshot(SnapshotArgs),
+    /// The same workloads in every runtime here (native, runc, runsc, the Sentry, microVMs):
+    /// medians, spread and ratios to native in DIR/report.md, every sample in
+    /// DIR/results.json, SVG plots and DIR/index.html.
+    Overhead(OverheadArgs),
+}
+
+#[derive(Args)]
+pub struct OverheadArgs {
+    /// Runtimes to compare (those not available here are reported as skipped).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "native,runc,runsc,sentry,microvm"
+    )]
+    runtimes: Vec<crate::bench::overhead::model::RuntimeId>,
+    /// Workloads to run (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    workloads: Vec<crate::bench::overhead::model::Job>,
+    /// Small sizes and few samples: minutes instead of a quarter of an hour.
+    #[arg(long)]
+    quick: bool,
+    /// Where the report goes.
+    #[arg(long, default_value = "overhead-report")]
+    out: std::path::PathBuf,
+    /// Density is reported as idle sandboxes per this many GiB.
+    #[arg(long, default_value_t = 16)]
+    density_gib: u64,
+    /// How microVMs run: `nested` (the lane) or `direct` (this host's KVM).
+    #[arg(long, value_enum, env = "RINGFENCE_LANE", default_value = "nested")]
+    transport: crate::lane::Transport,
 }
 
 #[derive(Args)]
@@ -153,6 +184,31 @@ pub struct ApiArgs {
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        BenchCommand::Overhead(a) => {
+            use crate::bench::overhead::{self, OverheadConfig, model::Job};
+            let mut runtimes = a.runtimes;
+            runtimes.sort_unstable();
+            runtimes.dedup();
+            let jobs = if a.workloads.is_empty() {
+                Job::ALL.to_vec()
+            } else {
+                Job::ALL.into_iter().filter(|j| a.workloads.contains(j)).collect()
+            };
+            let cfg = OverheadConfig {
+                runtimes,
+                jobs,
+                quick: a.quick,
+                out: a.out,
+                density_gib: a.density_gib.max(1),
+                transport: a.transport,
+            };
+            let report = overhead::run(&cfg)?;
+            overhead::write(&report, &cfg.out)?;
+            println!("{}", overhead::report::header(&report));
+            print!("{}", overhead::report::summary_table(&report));
+            println!("\nreport: {}", cfg.out.join("index.html").display());
+            Ok(ExitCode::SUCCESS)
+        }
         BenchCommand::Lane(a) => {
             let rows = crate::bench::lane::run(a.runs.max(1), a.transport)?;
             print!("{}", crate::bench::lane::render(&rows));

@@ -12,6 +12,7 @@ mod dev;
 mod image;
 mod node;
 mod sentry;
+mod sentry_security;
 mod sentry_stop;
 mod server;
 mod vm;

@@ -4,9 +4,10 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::sentry_security::SecurityArgs;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use sentry_kvm::control::protocol::{MountSpec, Process, Request};
+use sentry_kvm::control::protocol::{MountSpec, Request};
 use sentry_kvm::control::{ControlClient, ControlServer};
 use sentry_kvm::gofer::GoferClient;
 use sentry_kvm::sandbox::{ContainerSpec, Network, Sandbox, SandboxConfig, Volume};
@@ -107,6 +108,8 @@ pub struct RunArgs {
     /// kills it at once.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub stop_timeout: u64,
+    #[command(flatten)]
+    pub security: SecurityArgs,
     /// The program (absolute path inside the rootfs, or a name searched in PATH) and its
     /// arguments.
     #[arg(last = true, required = true)]
@@ -149,6 +152,9 @@ pub struct ExecArgs {
     /// Host directory to mount into the new container, HOST:DEST[:ro] (repeatable).
     #[arg(long = "volume", value_name = "HOST:DEST[:ro]", value_parser = parse_volume, requires = "rootfs")]
     pub volumes: Vec<VolumeArg>,
+    /// Identity and confinement of the process (filesystem options apply to a new container).
+    #[command(flatten)]
+    pub security: SecurityArgs,
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
 }
@@ -251,17 +257,11 @@ fn run_sandbox(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let spec = ContainerSpec {
         gofer,
-        process: Process {
-            argv: args.command,
-            env: args.env,
-            cwd: args.cwd,
-            uid: 0,
-            gid: 0,
-            terminal: None,
-        },
+        process: args.security.process(args.command, args.env, args.cwd)?,
         files: Vec::new(),
         volumes,
         stdio: [dup(0)?, dup(1)?, dup(2)?],
+        rootfs: args.security.rootfs_policy(),
     };
     let sandbox = Sandbox::boot(&config)?;
     sandbox.confine()?;
@@ -281,14 +281,8 @@ fn run_sandbox(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
     use std::os::fd::AsRawFd;
-    let process = Process {
-        argv: args.command,
-        env: args.env,
-        cwd: args.cwd,
-        uid: 0,
-        gid: 0,
-        terminal: None,
-    };
+    let process = args.security.process(args.command, args.env, args.cwd)?;
+    let policy = args.security.rootfs_policy();
     let mut client = ControlClient::connect(&args.control)
         .with_context(|| format!("connecting to {}", args.control.display()))?;
     let pid = match (args.rootfs, args.id, args.container) {
@@ -303,14 +297,30 @@ fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
             let mut fds = vec![channel.as_raw_fd(), 0, 1, 2];
             fds.extend(gofers.iter().map(|(c, _)| c.as_raw_fd()));
             let mounts = args.volumes.iter().map(|v| v.spec.clone()).collect();
-            let req = Request::StartContainer { id, process, files: Vec::new(), mounts };
+            let req = Request::StartContainer {
+                id,
+                process,
+                files: Vec::new(),
+                mounts,
+                readonly_rootfs: policy.read_only,
+                masked_paths: policy.masked_paths,
+                readonly_paths: policy.readonly_paths,
+            };
             client.start(&req, &fds)?
         }
         (None, None, Some(container)) => {
+            if policy.read_only
+                || !policy.masked_paths.is_empty()
+                || !policy.readonly_paths.is_empty()
+            {
+                bail!(
+                    "--read-only, --masked-path and --readonly-path apply to a new container, not --in"
+                );
+            }
             client.start(&Request::Exec { container, process }, &[0, 1, 2])?
         }
         _ => bail!("give either --rootfs and --id (a new container) or --in CONTAINER"),
     };
-    let (code, _signal) = client.wait(pid)?;
+    let code = client.wait(pid)?.code;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }

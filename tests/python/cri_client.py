@@ -87,7 +87,9 @@ r = runtime.ExecSync(cri.ExecSyncRequest(container_id=cid, cmd=["cat", "/etc/res
 assert r.exit_code == 0, r
 
 
-def run_as(name, image_ref, **security):
+def exec_in(name, image_ref, script, **security):
+    """Runs `script` with sh in a new container of `image_ref` with the given security context;
+    returns the ExecSync response. The container is addressed by an id prefix throughout."""
     config = cri.ContainerConfig(
         metadata=cri.ContainerMetadata(name=name), image=cri.ImageSpec(image=image_ref),
         command=["sh", "-c", "exec sleep 300"],
@@ -95,18 +97,26 @@ def run_as(name, image_ref, **security):
     c = runtime.CreateContainer(cri.CreateContainerRequest(
         pod_sandbox_id=pod, config=config, sandbox_config=pod_config), timeout=60).container_id
     runtime.StartContainer(cri.StartContainerRequest(container_id=c[:12]), timeout=60)
-    r = runtime.ExecSync(cri.ExecSyncRequest(container_id=c[:12], cmd=["sh", "-c", "id -u; id -g"], timeout=20), timeout=30)
-    assert r.exit_code == 0, r
+    r = runtime.ExecSync(cri.ExecSyncRequest(container_id=c[:12], cmd=["sh", "-c", script], timeout=20), timeout=30)
     runtime.StopContainer(cri.StopContainerRequest(container_id=c[:12], timeout=0), timeout=30)
     runtime.RemoveContainer(cri.RemoveContainerRequest(container_id=c[:12]), timeout=30)
+    return r
+
+
+def run_as(name, image_ref, **security):
+    r = exec_in(name, image_ref, "id -u; id -g; id -G", **security)
+    assert r.exit_code == 0, r
     return r.stdout.decode().split()
 
 
 step("users: the image's, the security context's; ids by prefix")
-assert run_as("app", app_image) == ["1234", "2345"]
+# uid, gid, then every group: the primary one, the image's /etc/group entries naming the user,
+# the security context's supplemental groups.
+assert run_as("app", app_image) == ["1234", "2345", "2345", "77"]
 assert run_as("numeric", ref, run_as_user=cri.Int64Value(value=1000),
-              run_as_group=cri.Int64Value(value=3000)) == ["1000", "3000"]
-assert run_as("by-name", app_image, run_as_username="app") == ["1234", "2345"]
+              run_as_group=cri.Int64Value(value=3000), supplemental_groups=[5, 6]) \
+    == ["1000", "3000", "3000", "5", "6"]
+assert run_as("by-name", app_image, run_as_username="app")[:2] == ["1234", "2345"]
 try:
     run_as("group-only", ref, run_as_group=cri.Int64Value(value=3000))
     sys.exit("run_as_group without a user was accepted")
@@ -118,6 +128,37 @@ try:
     sys.exit("an unknown user name was accepted")
 except grpc.RpcError as e:
     assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "nobody" in e.details(), e
+
+step("security context: capabilities, no_new_privs, seccomp, read-only paths")
+status_of = "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status"
+r = exec_in("default", ref, status_of)
+fields = dict(line.split(":\t") for line in r.stdout.decode().splitlines())
+# The container default: 14 capabilities, no filter.
+assert fields["CapBnd"] == "00000000a80425fb" and fields["Seccomp"] == "0", fields
+r = exec_in("locked", ref, status_of, no_new_privs=True,
+            capabilities=cri.Capability(drop_capabilities=["ALL"], add_capabilities=["NET_BIND_SERVICE"]),
+            seccomp=cri.SecurityProfile(profile_type=cri.SecurityProfile.RuntimeDefault))
+fields = dict(line.split(":\t") for line in r.stdout.decode().splitlines())
+assert fields == {"CapEff": "0000000000000400", "CapBnd": "0000000000000400",
+                  "NoNewPrivs": "1", "Seccomp": "2"}, fields
+profile = os.path.join(tempfile.mkdtemp(), "no-hostname.json")
+with open(profile, "w") as f:
+    f.write('{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": '
+            '[{"names": ["sethostname"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}')
+r = exec_in("no-hostname", ref, "hostname renamed; echo status $?",
+            seccomp=cri.SecurityProfile(profile_type=cri.SecurityProfile.Localhost, localhost_ref=profile))
+assert b"status 1" in r.stdout and b"ermitted" in r.stderr, r
+r = exec_in("read-only", ref, "touch /new; echo root $?; touch /tmp/x; echo tmp $?; "
+            "echo 1 > /proc/sys/kernel/x; cat /etc/hostname | wc -c",
+            readonly_rootfs=True, readonly_paths=["/proc/sys"], masked_paths=["/etc/hostname"])
+out = r.stdout.decode().split()
+assert out[:2] == ["root", "1"] and b"Read-only" in r.stderr and out[-1] == "0", r
+try:
+    exec_in("bad-profile", ref, "true", seccomp=cri.SecurityProfile(
+        profile_type=cri.SecurityProfile.Localhost, localhost_ref="/no/such/profile.json"))
+    sys.exit("a missing seccomp profile was accepted")
+except grpc.RpcError as e:
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
 
 step("stop and remove")
 runtime.StopContainer(cri.StopContainerRequest(container_id=cid, timeout=2), timeout=30)
@@ -146,6 +187,26 @@ except grpc.RpcError as e:
     assert e.code() == grpc.StatusCode.NOT_FOUND, e
 assert not runtime.ListContainers(cri.ListContainersRequest(), timeout=10).containers
 assert not runtime.ListPodSandbox(cri.ListPodSandboxRequest(), timeout=10).items
+
+step("out of memory")
+small_config = cri.PodSandboxConfig(
+    metadata=cri.PodSandboxMetadata(name="small", uid="small", namespace="default"),
+    linux=cri.LinuxPodSandboxConfig(resources=cri.LinuxContainerResources(memory_limit_in_bytes=16 << 20)))
+small = runtime.RunPodSandbox(cri.RunPodSandboxRequest(config=small_config), timeout=60).pod_sandbox_id
+hog = runtime.CreateContainer(cri.CreateContainerRequest(pod_sandbox_id=small, sandbox_config=small_config, config=cri.ContainerConfig(
+    metadata=cri.ContainerMetadata(name="hog"), image=cri.ImageSpec(image=ref),
+    # A string that doubles until memory runs out.
+    command=["sh", "-c", "a=a; while :; do a=$a$a; done"])), timeout=60).container_id
+runtime.StartContainer(cri.StartContainerRequest(container_id=hog), timeout=60)
+deadline = time.time() + 60
+while True:
+    state = runtime.ContainerStatus(cri.ContainerStatusRequest(container_id=hog), timeout=10).status
+    if state.state == cri.CONTAINER_EXITED:
+        break
+    assert time.time() < deadline, state
+    time.sleep(0.2)
+assert (state.exit_code, state.reason) == (137, "OOMKilled"), state
+runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=small), timeout=30)
 
 step("sysctls and namespaces")
 

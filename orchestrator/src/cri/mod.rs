@@ -25,6 +25,7 @@ pub mod network;
 pub mod pod_options;
 pub mod port_forward;
 pub mod runtime;
+pub mod security;
 pub mod server;
 pub mod spdy;
 pub mod store_images;

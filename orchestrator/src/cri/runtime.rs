@@ -10,13 +10,13 @@ use k8s_cri::v1 as cri;
 
 use super::cgroup::{CpuLimit, SandboxCgroup};
 use super::handler::{
-    ContainerSpec, FileSpec, MountSpec, ProcessSpec, RunningSandbox, SandboxHandler, SandboxSetup,
-    TerminalSize,
+    ContainerSpec, FileSpec, MountSpec, ProcessExit, ProcessSpec, RootfsPolicy, RunningSandbox,
+    SandboxHandler, SandboxSetup, TerminalSize,
 };
 use super::host_ports::{self, HostPorts};
 use super::image_source::ImageSource;
 use super::network::{PodNet, PodNetwork};
-use super::{CriError, identity, logs, new_id, now_ns, pod_options, terminal};
+use super::{CriError, identity, logs, new_id, now_ns, pod_options, security, terminal};
 
 pub struct SandboxRecord {
     pub id: String,
@@ -46,6 +46,7 @@ pub struct ContainerRecord {
     pub image_id: String,
     pub rootfs: PathBuf,
     pub process: ProcessSpec,
+    pub rootfs_policy: RootfsPolicy,
     pub log_path: PathBuf,
     pub state: ContainerState,
     pub created_at: i64,
@@ -458,6 +459,7 @@ impl CriRuntime {
         };
         let security = config.linux.as_ref().and_then(|l| l.security_context.as_ref());
         let who = identity::resolve(&image.rootfs, &image.user, security)?;
+        let (process_security, rootfs_policy) = security::resolve(security)?;
         let log_path = if log_dir.is_empty() || config.log_path.is_empty() {
             self.dir.join("logs").join(format!("{}.log", new_id()))
         } else {
@@ -476,9 +478,11 @@ impl CriRuntime {
                 uid: who.uid,
                 gid: who.gid,
                 groups: who.groups,
+                security: process_security,
                 // The size comes with the first attached client's resize.
                 terminal: config.tty.then(TerminalSize::default),
             },
+            rootfs_policy,
             log_path,
             config,
             state: ContainerState::Created,
@@ -497,7 +501,7 @@ impl CriRuntime {
     }
 
     pub fn start_container(self: &Arc<Self>, id: &str) -> Result<(), CriError> {
-        let (sandbox_id, image_id, rootfs, process, log_path, mounts, wants_stdin, stdin_once, tty) = {
+        let (sandbox_id, image_id, rootfs, process, rootfs_policy, log_path, mounts, stdio) = {
             let st = self.lock();
             let c = st
                 .containers
@@ -514,13 +518,13 @@ impl CriRuntime {
                 c.image_id.clone(),
                 c.rootfs.clone(),
                 c.process.clone(),
+                c.rootfs_policy.clone(),
                 c.log_path.clone(),
                 mounts,
-                c.config.stdin,
-                c.config.stdin_once,
-                c.config.tty,
+                (c.config.stdin, c.config.stdin_once, c.config.tty),
             )
         };
+        let (wants_stdin, stdin_once, tty) = stdio;
         let running = self.running(&sandbox_id)?;
         let files = self.node_files(&sandbox_id);
         let log = logs::open(&log_path)?;
@@ -549,6 +553,7 @@ impl CriRuntime {
             process,
             files,
             mounts: &mounts,
+            rootfs_policy,
         };
         let pid = match running.start_container(spec, [stdin_r, out_w, err_w]) {
             Ok(pid) => pid,
@@ -585,11 +590,16 @@ impl CriRuntime {
             if let Some(c) = st.containers.get_mut(&cid)
                 && c.state == ContainerState::Running
             {
-                let (code, _sig) = result.unwrap_or((137, Some(9)));
+                let exit = result.unwrap_or(ProcessExit::KILLED);
                 c.state = ContainerState::Exited;
-                c.exit_code = code;
+                c.exit_code = exit.code;
                 c.finished_at = now_ns();
-                c.reason = if code == 0 { "Completed" } else { "Error" }.into();
+                c.reason = match exit {
+                    ProcessExit { oom_killed: true, .. } => "OOMKilled",
+                    ProcessExit { code: 0, .. } => "Completed",
+                    _ => "Error",
+                }
+                .into();
             }
         })?;
         Ok(())
@@ -768,7 +778,8 @@ impl CriRuntime {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        let code = waiter.join().map_err(|_| CriError::Sandbox("exec waiter panicked".into()))??.0;
+        let code =
+            waiter.join().map_err(|_| CriError::Sandbox("exec waiter panicked".into()))??.code;
         let out = out_t.join().unwrap_or_default();
         let err = err_t.join().unwrap_or_default();
         Ok((out, err, code))

@@ -423,7 +423,7 @@ impl StreamingServer {
         for r in readers {
             let _ = r.await;
         }
-        let (code, _) = waiter.await.map_err(|e| CriError::Sandbox(e.to_string()))??;
+        let code = waiter.await.map_err(|e| CriError::Sandbox(e.to_string()))??.code;
         let status = if code == 0 {
             serde_json::json!({"metadata": {}, "status": "Success"})
         } else {

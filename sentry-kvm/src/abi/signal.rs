@@ -45,6 +45,9 @@ pub const SA_RESTART: u64 = 0x1000_0000;
 pub const SA_NODEFER: u64 = 0x4000_0000;
 pub const SA_RESETHAND: u64 = 0x8000_0000;
 
+/// si_code of a SIGSYS raised by a seccomp filter.
+pub const SYS_SECCOMP: i32 = 1;
+
 pub const SIG_DFL: u64 = 0;
 pub const SIG_IGN: u64 = 1;
 
@@ -175,11 +178,11 @@ pub struct SigInfo {
     /// Sender pid / child pid; or, for faults, unused.
     pub pid: i32,
     pub uid: u32,
-    /// SIGCHLD: exit status or signal.
+    /// SIGCHLD: exit status or signal; SIGSYS: the system call number.
     pub status: i32,
-    /// Faults: the address.
+    /// Faults: the address; SIGSYS: the address after the system call instruction.
     pub addr: u64,
-    /// Timers / sigqueue value.
+    /// Timers / sigqueue value; SIGSYS: the audit architecture.
     pub value: u64,
     /// POSIX timers (SI_TIMER): the timer and its overrun count.
     pub timer_id: i32,
@@ -210,6 +213,11 @@ impl SigInfo {
                 b[16..20].copy_from_slice(&self.timer_id.to_le_bytes());
                 b[20..24].copy_from_slice(&self.overrun.to_le_bytes());
                 b[24..32].copy_from_slice(&self.value.to_le_bytes());
+            }
+            SIGSYS if self.code == SYS_SECCOMP => {
+                b[16..24].copy_from_slice(&self.addr.to_le_bytes());
+                b[24..28].copy_from_slice(&self.status.to_le_bytes());
+                b[28..32].copy_from_slice(&(self.value as u32).to_le_bytes());
             }
             SIGCHLD => {
                 b[16..20].copy_from_slice(&self.pid.to_le_bytes());

@@ -4,7 +4,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-use super::protocol::{Request, Response};
+use super::protocol::{Exit, Request, Response};
 use crate::gofer::wire;
 
 #[derive(Debug, thiserror::Error)]
@@ -91,10 +91,10 @@ impl ControlClient {
         }
     }
 
-    /// Waits for `pid`; returns (exit code as a shell reports it, killing signal).
-    pub fn wait(&mut self, pid: i32) -> Result<(i32, Option<u32>), ControlError> {
+    /// Waits for `pid` to end.
+    pub fn wait(&mut self, pid: i32) -> Result<Exit, ControlError> {
         match self.call(&Request::Wait { pid }, &[])? {
-            Response::Exited { code, signal } => Ok((code, signal)),
+            Response::Exited { code, signal, oom_killed } => Ok(Exit { code, signal, oom_killed }),
             r => Err(ControlError::Unexpected(r)),
         }
     }

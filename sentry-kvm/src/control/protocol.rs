@@ -2,7 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-/// What to run: a program, its environment and identity.
+pub use crate::creds::caps::{CapSet, Capabilities, Capability};
+pub use crate::kernel::seccomp::oci::SeccompProfile;
+
+/// What to run: a program, its environment and identity, and the security model its system
+/// calls are held to (capabilities, no_new_privs, a seccomp profile), all enforced by the
+/// Sentry.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Process {
     pub argv: Vec<String>,
@@ -14,6 +19,22 @@ pub struct Process {
     pub uid: u32,
     #[serde(default)]
     pub gid: u32,
+    /// Supplementary group ids.
+    #[serde(default)]
+    pub groups: Vec<u32>,
+    /// The five capability sets, as lists of names (`"CAP_NET_RAW"`), given to the process
+    /// before its program is executed: Linux's execve rules then apply (a root process ends
+    /// with permitted = effective = bounding | inheritable; any other keeps only its ambient
+    /// set). None: root has every capability, other users none.
+    #[serde(default)]
+    pub capabilities: Option<Capabilities>,
+    /// Sets no_new_privs before the program runs.
+    #[serde(default)]
+    pub no_new_privs: bool,
+    /// An OCI seccomp profile (read from the node by the runtime), compiled and installed
+    /// before the program runs. None: unconfined.
+    #[serde(default)]
+    pub seccomp: Option<SeccompProfile>,
     /// Runs on a new pseudo-terminal of this size (its controlling terminal) instead of the
     /// passed descriptors: stdin is typed into it, its output goes to stdout, stderr is unused.
     #[serde(default)]
@@ -66,6 +87,18 @@ pub enum Request {
         files: Vec<FileSpec>,
         #[serde(default)]
         mounts: Vec<MountSpec>,
+        /// The root filesystem refuses changes (EROFS); /dev, /dev/shm, /proc and volumes
+        /// keep their own mode.
+        #[serde(default)]
+        readonly_rootfs: bool,
+        /// Absolute paths that appear empty: files read as /dev/null, directories as an
+        /// empty read-only directory. Missing paths (or ones reached through a symlink) are
+        /// skipped.
+        #[serde(default)]
+        masked_paths: Vec<String>,
+        /// Absolute paths made read-only (EROFS on changes), with everything under them.
+        #[serde(default)]
+        readonly_paths: Vec<String>,
     },
     /// Runs a process in container `container`'s root. Descriptors: stdin, stdout, stderr.
     Exec { container: String, process: Process },
@@ -82,6 +115,15 @@ pub enum Request {
     Shutdown,
 }
 
+/// How a process ended, as [`Response::Exited`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exit {
+    /// The exit code as a shell reports it (128 + signal when killed).
+    pub code: i32,
+    pub signal: Option<u32>,
+    pub oom_killed: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum Response {
@@ -92,6 +134,9 @@ pub enum Response {
     Exited {
         code: i32,
         signal: Option<u32>,
+        /// Killed because the sandbox ran out of memory.
+        #[serde(default)]
+        oom_killed: bool,
     },
     Stats {
         cpu_us: u64,
@@ -102,4 +147,52 @@ pub enum Response {
     Error {
         message: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a runtime sends to start a confined container; omitted fields keep today's
+    /// behaviour.
+    #[test]
+    fn security_fields_have_a_plain_json_form() {
+        let json = r#"{
+            "op": "start_container", "id": "c1",
+            "process": {
+                "argv": ["/bin/sh"], "uid": 1000, "gid": 1000, "groups": [5, 27],
+                "capabilities": {
+                    "bounding": ["CAP_CHOWN", "NET_BIND_SERVICE"],
+                    "effective": ["CAP_CHOWN"], "permitted": ["CAP_CHOWN"]
+                },
+                "no_new_privs": true,
+                "seccomp": {"defaultAction": "SCMP_ACT_ALLOW",
+                            "syscalls": [{"names": ["sethostname"], "action": "SCMP_ACT_ERRNO"}]}
+            },
+            "readonly_rootfs": true,
+            "masked_paths": ["/proc/kcore"],
+            "readonly_paths": ["/proc/sys"]
+        }"#;
+        let req: Request = serde_json::from_str(json).unwrap();
+        let Request::StartContainer { process, readonly_rootfs, masked_paths, .. } = &req else {
+            panic!("{req:?}")
+        };
+        let caps = process.capabilities.unwrap();
+        assert!(caps.bounding.has(Capability::NET_BIND_SERVICE));
+        assert_eq!(caps.ambient, CapSet::EMPTY);
+        assert!(process.no_new_privs && *readonly_rootfs && masked_paths.len() == 1);
+        assert!(process.seccomp.as_ref().unwrap().compile().is_ok());
+        let again: Request = serde_json::from_str(&serde_json::to_string(&req).unwrap()).unwrap();
+        assert_eq!(again, req);
+
+        let old: Request = serde_json::from_str(
+            r#"{"op": "exec", "container": "c1", "process": {"argv": ["id"]}}"#,
+        )
+        .unwrap();
+        let Request::Exec { process, .. } = old else { panic!() };
+        assert_eq!(
+            (process.capabilities, process.seccomp, process.no_new_privs),
+            (None, None, false)
+        );
+    }
 }

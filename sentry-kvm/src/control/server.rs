@@ -11,7 +11,7 @@ use crate::abi::termios::Winsize;
 use crate::gofer::GoferClient;
 use crate::gofer::wire;
 use crate::kernel::thread_group::{ExitStatus, ThreadGroup};
-use crate::sandbox::{ContainerSpec, Sandbox, Volume, signal_process};
+use crate::sandbox::{ContainerSpec, RootfsPolicy, Sandbox, Volume, signal_process};
 
 pub struct ControlServer {
     listener: OwnedFd,
@@ -132,7 +132,15 @@ impl ControlServer {
 
     fn dispatch(&self, req: Request, fds: Vec<OwnedFd>) -> Result<Response, String> {
         match req {
-            Request::StartContainer { id, process, files, mounts } => {
+            Request::StartContainer {
+                id,
+                process,
+                files,
+                mounts,
+                readonly_rootfs,
+                masked_paths,
+                readonly_paths,
+            } => {
                 if fds.len() != 4 + mounts.len() {
                     return Err(format!(
                         "start_container needs {} descriptors: gofer, stdin, stdout, stderr and one gofer per mount",
@@ -164,6 +172,11 @@ impl ControlServer {
                     files,
                     volumes,
                     stdio: [stdin, stdout, stderr],
+                    rootfs: RootfsPolicy {
+                        read_only: readonly_rootfs,
+                        masked_paths,
+                        readonly_paths,
+                    },
                 };
                 let tg = self.sandbox.start_container(spec).map_err(|e| e.to_string())?;
                 let pid = tg.tgid;
@@ -210,11 +223,13 @@ impl ControlServer {
                 Ok(Response::Ok)
             }
             Request::Wait { pid } => {
-                let status = self.process(pid)?.wait_exit();
+                let process = self.process(pid)?;
+                let status = process.wait_exit();
+                let oom_killed = process.oom_killed();
                 Ok(match status {
-                    ExitStatus::Exited(code) => Response::Exited { code, signal: None },
+                    ExitStatus::Exited(code) => Response::Exited { code, signal: None, oom_killed },
                     ExitStatus::Signaled { sig, .. } => {
-                        Response::Exited { code: 128 + sig as i32, signal: Some(sig) }
+                        Response::Exited { code: 128 + sig as i32, signal: Some(sig), oom_killed }
                     }
                 })
             }

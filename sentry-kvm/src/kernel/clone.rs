@@ -152,6 +152,7 @@ pub fn clone(
         task.comm(),
     );
     child.inherit_sched(task);
+    child.inherit_security(task);
     tasks.threads.insert(tid, child.clone());
     tg.lock().threads.push(child.clone());
     drop(tasks);

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use crate::abi::Errno;
 use crate::abi::stat::{FileType, O_RDONLY};
+use crate::creds::SetIds;
 use crate::kernel::task::Task;
 use crate::loader::{self, Program};
 use crate::mm::address_space::MemoryManager;
@@ -13,7 +14,6 @@ use crate::platform::UserContext;
 use crate::platform::kvm::{Vcpu, layout};
 use crate::vfs::Location;
 use crate::vfs::file::File;
-use crate::vfs::inode::may_access;
 use crate::vfs::path::{Last, Resolver};
 
 const MAX_INTERPRETER_DEPTH: u32 = 4;
@@ -34,7 +34,7 @@ pub fn open_exec(
         _ => return Err(Errno::EACCES),
     }
     let creds = task.creds();
-    if !may_access(&st, creds.euid, creds.egid, &creds.groups, 1) || st.mode & 0o111 == 0 {
+    if !creds.may_access(&st, 1) || st.mode & 0o111 == 0 {
         return Err(Errno::EACCES);
     }
     let ops = loc.inode.clone().open(O_RDONLY)?;
@@ -74,6 +74,8 @@ pub struct Prepared {
     pub exe: Vec<u8>,
     pub exe_location: Location,
     pub comm: Vec<u8>,
+    /// What the program file's set-user-ID and set-group-ID bits give.
+    pub set_ids: SetIds,
 }
 
 /// Opens `path` (following `#!` interpreters) and loads it into a new address space. Nothing
@@ -119,7 +121,8 @@ pub fn prepare(
     let exe = crate::vfs::path::path_of(&task.fs().root(), &loc).unwrap_or_else(|| path.clone());
     let base = path.rsplit(|&b| b == b'/').next().unwrap_or(&path);
     let comm = base.iter().take(15).copied().collect();
-    Ok(Prepared { mm, entry: loaded.entry, sp: loaded.sp, exe, exe_location: loc, comm })
+    let set_ids = SetIds::of(&loc.inode.stat()?);
+    Ok(Prepared { mm, entry: loaded.entry, sp: loaded.sp, exe, exe_location: loc, comm, set_ids })
 }
 
 /// Installs a prepared image as the task's process image; returns the entry context.
@@ -145,6 +148,9 @@ pub fn commit(task: &Arc<Task>, p: Prepared) -> UserContext {
     task.sig().altstack = Default::default();
     *task.comm.lock().unwrap_or_else(|e| e.into_inner()) = p.comm;
     task.clear_child_tid.store(0, Ordering::Relaxed);
+    let mut creds = (*task.creds()).clone();
+    creds.exec(p.set_ids, task.no_new_privs.load(Ordering::SeqCst));
+    task.set_creds(creds);
     if let Some(c) = task.vfork_done.lock().unwrap_or_else(|e| e.into_inner()).take() {
         c.complete();
     }

@@ -13,6 +13,7 @@ pub mod pipe;
 pub mod posix_timer;
 pub mod procfs;
 pub mod run;
+pub mod seccomp;
 pub mod signal;
 pub mod socket;
 pub mod task;

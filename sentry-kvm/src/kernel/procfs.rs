@@ -405,6 +405,7 @@ fn status(k: &Weak<Kernel>, pid: i32) -> Result<String, Errno> {
     let mm = t.mm();
     let size_kb: u64 = mm.areas().iter().map(|v| (v.end - v.start) / 1024).sum();
     let rss_kb = mm.resident_pages() * 4;
+    let security = security_status(&t);
     let state = if zombie {
         "Z (zombie)"
     } else if stopped {
@@ -413,7 +414,7 @@ fn status(k: &Weak<Kernel>, pid: i32) -> Result<String, Errno> {
         "S (sleeping)"
     };
     Ok(format!(
-        "Name:\t{}\nUmask:\t{:04o}\nState:\t{state}\nTgid:\t{pid}\nNgid:\t0\nPid:\t{pid}\nPPid:\t{ppid}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\nVmPeak:\t{size_kb:8} kB\nVmSize:\t{size_kb:8} kB\nVmHWM:\t{rss_kb:8} kB\nVmRSS:\t{rss_kb:8} kB\nThreads:\t{threads}\nSigQ:\t0/4096\nSigPnd:\t{pending:016x}\nShdPnd:\t{shared:016x}\nSigBlk:\t{mask:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\nCapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\nCapBnd:\t000001ffffffffff\nNoNewPrivs:\t0\nSeccomp:\t0\nCpus_allowed_list:\t0-{}\n",
+        "Name:\t{}\nUmask:\t{:04o}\nState:\t{state}\nTgid:\t{pid}\nNgid:\t0\nPid:\t{pid}\nPPid:\t{ppid}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\nVmPeak:\t{size_kb:8} kB\nVmSize:\t{size_kb:8} kB\nVmHWM:\t{rss_kb:8} kB\nVmRSS:\t{rss_kb:8} kB\nThreads:\t{threads}\nSigQ:\t0/4096\nSigPnd:\t{pending:016x}\nShdPnd:\t{shared:016x}\nSigBlk:\t{mask:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\n{security}Cpus_allowed_list:\t0-{}\n",
         String::from_utf8_lossy(&t.comm()),
         t.fs().umask(),
         cr.uid,
@@ -427,6 +428,23 @@ fn status(k: &Weak<Kernel>, pid: i32) -> Result<String, Errno> {
         cr.groups.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(" "),
         kernel.info().cpus.saturating_sub(1),
     ))
+}
+
+/// The capability, no_new_privs and seccomp lines of /proc/PID/status.
+fn security_status(t: &crate::kernel::task::Task) -> String {
+    let c = t.creds().caps;
+    let mode = t.seccomp.mode();
+    format!(
+        "CapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{:016x}\nCapAmb:\t{:016x}\nNoNewPrivs:\t{}\nSeccomp:\t{}\nSeccomp_filters:\t{}\n",
+        c.inheritable.bits(),
+        c.permitted.bits(),
+        c.effective.bits(),
+        c.bounding.bits(),
+        c.ambient.bits(),
+        u8::from(t.no_new_privs.load(std::sync::atomic::Ordering::SeqCst)),
+        mode.number(),
+        mode.filters(),
+    )
 }
 
 fn stat(k: &Weak<Kernel>, pid: i32) -> Result<String, Errno> {

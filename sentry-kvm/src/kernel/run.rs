@@ -123,6 +123,7 @@ fn handle_fault(task: &Arc<Task>, vector: u8, error_code: u64, addr: u64, ctx: &
                 Err(FaultError::Bus) => SigInfo::fault(SIGBUS, BUS_ADRERR, addr),
                 Err(FaultError::OutOfMemory) => {
                     tracing::warn!(tid = task.tid(), "sandbox out of memory: killing the process");
+                    task.tg().mark_oom_killed();
                     group_exit(&task.tg(), ExitStatus::Signaled { sig: SIGKILL, core: false });
                     return;
                 }

@@ -11,6 +11,7 @@ use crate::abi::signal::{SIGPIPE, SigInfo, SigSet};
 use crate::creds::Credentials;
 use crate::kernel::Kernel;
 use crate::kernel::fs_context::FsContext;
+use crate::kernel::seccomp::SeccompState;
 use crate::kernel::signal::AltStack;
 use crate::kernel::signal::pending::Pending;
 use crate::kernel::signal::send::{Origin, send_to_task};
@@ -75,6 +76,10 @@ pub struct Task {
     pub nice: AtomicI32,
     /// CPUs the task may run on (bit n: vCPU n), inherited across clone and fork.
     pub affinity: AtomicU64,
+    /// PR_SET_NO_NEW_PRIVS: set once, never cleared, inherited.
+    pub no_new_privs: AtomicBool,
+    /// Seccomp mode and filters, inherited across clone, fork and execve.
+    pub seccomp: SeccompState,
 }
 
 impl Task {
@@ -111,6 +116,8 @@ impl Task {
             restart_deadline: Mutex::new(None),
             nice: AtomicI32::new(0),
             affinity: AtomicU64::new(u64::MAX),
+            no_new_privs: AtomicBool::new(false),
+            seccomp: SeccompState::default(),
         })
     }
 
@@ -170,6 +177,12 @@ impl Task {
     pub fn inherit_sched(&self, parent: &Task) {
         self.nice.store(parent.nice.load(Ordering::Relaxed), Ordering::Relaxed);
         self.affinity.store(parent.affinity.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// Takes the parent's no_new_privs and seccomp filters (clone, fork).
+    pub fn inherit_security(&self, parent: &Task) {
+        self.no_new_privs.store(parent.no_new_privs.load(Ordering::SeqCst), Ordering::SeqCst);
+        self.seccomp.inherit(&parent.seccomp);
     }
 
     pub fn comm(&self) -> Vec<u8> {

@@ -96,6 +96,8 @@ pub struct ThreadGroup {
     pub continued: WaitQueue,
     /// Signalled when the group's final status is known (host-side waiters).
     exited: std::sync::Condvar,
+    /// Killed because the sandbox ran out of memory (runtimes report it as OOMKilled).
+    oom_killed: std::sync::atomic::AtomicBool,
 }
 
 pub const RLIM_INFINITY: u64 = u64::MAX;
@@ -142,6 +144,7 @@ impl ThreadGroup {
             child_events: WaitQueue::new(),
             continued: WaitQueue::new(),
             exited: std::sync::Condvar::new(),
+            oom_killed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -158,6 +161,15 @@ impl ThreadGroup {
     /// Whether the group has exited (its final status is known).
     pub fn has_exited(&self) -> bool {
         self.lock().zombie.is_some()
+    }
+
+    /// Records that the group is being killed for want of memory.
+    pub fn mark_oom_killed(&self) {
+        self.oom_killed.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn oom_killed(&self) -> bool {
+        self.oom_killed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Blocks the calling host thread until the group has exited (even if already reaped).

@@ -9,6 +9,7 @@ pub mod sys_mmap;
 pub mod sys_poll;
 pub mod sys_process;
 pub mod sys_sched;
+pub mod sys_security;
 pub mod sys_signal;
 pub mod sys_socket;
 pub mod sys_time;
@@ -128,6 +129,11 @@ pub fn dispatch(task: &Arc<Task>, ctx: &mut UserContext, vcpu: &mut Vcpu) -> Out
     let nr = ctx.regs.rax;
     let r = &ctx.regs;
     let args = [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9];
+    if task.seccomp.is_on()
+        && let Some(o) = crate::kernel::seccomp::enforce(task, nr, r.rip, &args)
+    {
+        return o;
+    }
     let Some(entry) = table::lookup(nr) else {
         task.kernel.report_unimplemented(nr, "unknown");
         return Outcome::Error(Errno::ENOSYS);

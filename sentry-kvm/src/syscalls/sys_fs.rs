@@ -7,12 +7,13 @@ use super::Call;
 use crate::abi::Errno;
 use crate::abi::errno::SysResult;
 use crate::abi::stat::*;
+use crate::creds::caps::{CapSet, Capability};
 use crate::kernel::task::Task;
 use crate::vfs::Location;
 use crate::vfs::file::File;
 use crate::vfs::file::wants_write;
 use crate::vfs::fs::anon::AnonInode;
-use crate::vfs::inode::{Inode, Owner, SetAttr, may_access};
+use crate::vfs::inode::{Inode, Owner, SetAttr};
 use crate::vfs::path::{Last, path_of};
 
 /// Checks that `dir` may be changed by `task` (write and search permission, writable fs).
@@ -21,7 +22,7 @@ fn may_modify_dir(task: &Task, dir: &Location) -> Result<(), Errno> {
         return Err(Errno::EROFS);
     }
     let cr = task.creds();
-    if cr.euid != 0 && !may_access(&dir.inode.stat()?, cr.euid, cr.egid, &cr.groups, 3) {
+    if !cr.may_access(&dir.inode.stat()?, 3) {
         return Err(Errno::EACCES);
     }
     Ok(())
@@ -32,7 +33,7 @@ fn may_delete(task: &Task, dir: &Location, victim: &Arc<dyn Inode>) -> Result<()
     may_modify_dir(task, dir)?;
     let cr = task.creds();
     let ds = dir.inode.stat()?;
-    if cr.euid != 0 && ds.mode & S_ISVTX != 0 {
+    if !cr.has_cap(Capability::FOWNER) && ds.mode & S_ISVTX != 0 {
         let vs = victim.stat()?;
         if vs.uid != cr.euid && ds.uid != cr.euid {
             return Err(Errno::EPERM);
@@ -108,7 +109,7 @@ fn open_location(c: &Call, loc: Location, flags: u32, path: &[u8]) -> SysResult 
     if flags & O_TRUNC != 0 && kind == FileType::Regular {
         access |= 2;
     }
-    if cr.euid != 0 && !may_access(&loc.inode.stat()?, cr.euid, cr.egid, &cr.groups, access) {
+    if !cr.may_access(&loc.inode.stat()?, access) {
         return Err(Errno::EACCES);
     }
     let ops = if kind == FileType::Fifo {
@@ -217,7 +218,7 @@ fn do_mknod(c: &mut Call, dirfd: i32, path: Vec<u8>, mode: u32, dev: u64) -> Sys
         S_IFIFO => FileType::Fifo,
         S_IFSOCK => FileType::Socket,
         S_IFCHR | S_IFBLK => {
-            if c.task.creds().euid != 0 {
+            if !c.task.creds().has_cap(Capability::MKNOD) {
                 return Err(Errno::EPERM);
             }
             if mode & S_IFMT == S_IFCHR { FileType::CharDevice } else { FileType::BlockDevice }
@@ -520,12 +521,17 @@ fn do_access(c: &mut Call, dirfd: i32, path: Vec<u8>, mode: u32, flags: u32) -> 
     if mode == 0 {
         return Ok(0);
     }
-    let cr = c.task.creds();
-    let (uid, gid) = if flags & AT_EACCESS != 0 { (cr.euid, cr.egid) } else { (cr.uid, cr.gid) };
+    // Without AT_EACCESS the check is made as the real user, with the capabilities Linux
+    // gives it for that (root's permitted set, none for anyone else).
+    let mut probe = (*c.task.creds()).clone();
+    if flags & AT_EACCESS == 0 {
+        (probe.euid, probe.egid) = (probe.uid, probe.gid);
+        probe.caps.effective = if probe.uid == 0 { probe.caps.permitted } else { CapSet::EMPTY };
+    }
     if mode & 2 != 0 && (loc.mount.read_only || loc.inode.read_only()) {
         return Err(Errno::EROFS);
     }
-    if !may_access(&loc.inode.stat()?, uid, gid, &cr.groups, mode) {
+    if !probe.may_access(&loc.inode.stat()?, mode) {
         return Err(Errno::EACCES);
     }
     Ok(0)
@@ -552,16 +558,22 @@ fn setattr(c: &Call, loc: &Location, a: SetAttr) -> SysResult {
     }
     let cr = c.task.creds();
     let st = loc.inode.stat()?;
-    if cr.euid != 0 {
-        if (a.mode.is_some() || a.uid.is_some()) && st.uid != cr.euid {
-            return Err(Errno::EPERM);
-        }
-        if a.uid.is_some_and(|u| u != st.uid) {
-            return Err(Errno::EPERM);
-        }
-        if a.size.is_some() && !may_access(&st, cr.euid, cr.egid, &cr.groups, 2) {
-            return Err(Errno::EACCES);
-        }
+    if a.mode.is_some() && !cr.owns_or(st.uid, Capability::FOWNER) {
+        return Err(Errno::EPERM);
+    }
+    // Changing the owner needs CAP_CHOWN; the group, ownership plus membership, or CAP_CHOWN.
+    if a.uid.is_some_and(|u| u != st.uid) && !cr.has_cap(Capability::CHOWN) {
+        return Err(Errno::EPERM);
+    }
+    if a.gid.is_some_and(|g| g != st.gid)
+        && !cr.has_cap(Capability::CHOWN)
+        && !(st.uid == cr.euid
+            && (a.gid == Some(cr.egid) || a.gid.is_some_and(|g| cr.groups.contains(&g))))
+    {
+        return Err(Errno::EPERM);
+    }
+    if a.size.is_some() && !cr.may_access(&st, 2) {
+        return Err(Errno::EACCES);
     }
     loc.inode.setattr(a)?;
     Ok(0)
@@ -666,10 +678,8 @@ pub fn utimensat(c: &mut Call) -> SysResult {
         return Err(Errno::EROFS);
     }
     let cr = c.task.creds();
-    if cr.euid != 0
-        && loc.inode.stat()?.uid != cr.euid
-        && !may_access(&loc.inode.stat()?, cr.euid, cr.egid, &cr.groups, 2)
-    {
+    let st = loc.inode.stat()?;
+    if !cr.owns_or(st.uid, Capability::FOWNER) && !cr.may_access(&st, 2) {
         return Err(Errno::EACCES);
     }
     loc.inode.setattr(attr)?;
@@ -747,7 +757,7 @@ fn set_cwd(c: &Call, loc: Location) -> SysResult {
         return Err(Errno::ENOTDIR);
     }
     let cr = c.task.creds();
-    if cr.euid != 0 && !may_access(&loc.inode.stat()?, cr.euid, cr.egid, &cr.groups, 1) {
+    if !cr.may_access(&loc.inode.stat()?, 1) {
         return Err(Errno::EACCES);
     }
     c.task.fs().lock().cwd = loc;
@@ -766,7 +776,7 @@ pub fn fchdir(c: &mut Call) -> SysResult {
 }
 
 pub fn chroot(c: &mut Call) -> SysResult {
-    if c.task.creds().euid != 0 {
+    if !c.task.creds().has_cap(Capability::SYS_CHROOT) {
         return Err(Errno::EPERM);
     }
     let path = c.path(0)?;

@@ -3,6 +3,7 @@
 use super::Call;
 use crate::abi::Errno;
 use crate::abi::errno::SysResult;
+use crate::creds::caps::Capability;
 
 pub fn uname(c: &mut Call) -> SysResult {
     let info = c.task.kernel.info();
@@ -54,7 +55,7 @@ pub fn getrandom(c: &mut Call) -> SysResult {
 }
 
 pub fn sethostname(c: &mut Call) -> SysResult {
-    if c.task.creds().euid != 0 {
+    if !c.task.creds().has_cap(Capability::SYS_ADMIN) {
         return Err(Errno::EPERM);
     }
     let n = c.args[1] as usize;
@@ -67,7 +68,7 @@ pub fn sethostname(c: &mut Call) -> SysResult {
 }
 
 pub fn setdomainname(c: &mut Call) -> SysResult {
-    if c.task.creds().euid != 0 {
+    if !c.task.creds().has_cap(Capability::SYS_ADMIN) {
         return Err(Errno::EPERM);
     }
     if c.args[1] > 64 {

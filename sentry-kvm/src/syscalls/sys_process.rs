@@ -6,6 +6,7 @@ use super::{Call, Outcome};
 use crate::abi::Errno;
 use crate::abi::errno::SysResult;
 use crate::abi::signal::SIGCHLD;
+use crate::creds::caps::Capability;
 use crate::kernel::clone::{self, CloneArgs};
 use crate::kernel::exec;
 use crate::kernel::exit::{self, WaitFor};
@@ -376,11 +377,12 @@ pub fn getresgid(c: &mut Call) -> SysResult {
 
 /// setres[ug]id semantics; -1 leaves a value unchanged.
 fn set_ids(c: &mut Call, r: u32, e: u32, s: u32, user: bool) -> SysResult {
-    let mut cr = (*c.task.creds()).clone();
+    let old = c.task.creds();
+    let mut cr = (*old).clone();
     let (cur, root) = if user {
-        ([cr.uid, cr.euid, cr.suid], cr.euid == 0)
+        ([cr.uid, cr.euid, cr.suid], cr.has_cap(Capability::SETUID))
     } else {
-        ([cr.gid, cr.egid, cr.sgid], cr.euid == 0)
+        ([cr.gid, cr.egid, cr.sgid], cr.has_cap(Capability::SETGID))
     };
     for v in [r, e, s] {
         if v != u32::MAX && !root && !cur.contains(&v) {
@@ -393,6 +395,7 @@ fn set_ids(c: &mut Call, r: u32, e: u32, s: u32, user: bool) -> SysResult {
         cr.euid = pick(e, cr.euid);
         cr.suid = pick(s, cr.suid);
         cr.fsuid = cr.euid;
+        cr.fix_setuid(&old);
     } else {
         cr.gid = pick(r, cr.gid);
         cr.egid = pick(e, cr.egid);
@@ -417,7 +420,7 @@ pub fn setregid(c: &mut Call) -> SysResult {
 }
 pub fn setuid(c: &mut Call) -> SysResult {
     let id = c.arg_u32(0);
-    if c.task.creds().euid == 0 {
+    if c.task.creds().has_cap(Capability::SETUID) {
         set_ids(c, id, id, id, true)
     } else {
         set_ids(c, u32::MAX, id, u32::MAX, true)
@@ -425,7 +428,7 @@ pub fn setuid(c: &mut Call) -> SysResult {
 }
 pub fn setgid(c: &mut Call) -> SysResult {
     let id = c.arg_u32(0);
-    if c.task.creds().euid == 0 {
+    if c.task.creds().has_cap(Capability::SETGID) {
         set_ids(c, id, id, id, false)
     } else {
         set_ids(c, u32::MAX, id, u32::MAX, false)
@@ -460,32 +463,13 @@ pub fn setgroups(c: &mut Call) -> SysResult {
     if n > 65536 {
         return Err(Errno::EINVAL);
     }
-    if c.task.creds().euid != 0 {
+    if !c.task.creds().has_cap(Capability::SETGID) {
         return Err(Errno::EPERM);
     }
     let b = c.read_bytes(c.args[1], n * 4)?;
     let mut cr = (*c.task.creds()).clone();
     cr.groups = b.chunks_exact(4).map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]])).collect();
     c.task.set_creds(cr);
-    Ok(0)
-}
-
-pub fn capget(c: &mut Call) -> SysResult {
-    // Version 3 header; a root task holds every capability, others none.
-    if c.args[1] != 0 {
-        let all = if c.task.creds().euid == 0 { u32::MAX } else { 0 };
-        let mut b = [0u8; 24];
-        for i in 0..2 {
-            for j in 0..2 {
-                b[i * 12 + j * 4..i * 12 + j * 4 + 4].copy_from_slice(&all.to_le_bytes());
-            }
-        }
-        c.write_bytes(c.args[1], &b)?;
-    }
-    Ok(0)
-}
-
-pub fn capset(_c: &mut Call) -> SysResult {
     Ok(0)
 }
 
@@ -517,7 +501,7 @@ pub fn prlimit64(c: &mut Call) -> SysResult {
         if soft > hard {
             return Err(Errno::EINVAL);
         }
-        if hard > old.1 && c.task.creds().euid != 0 {
+        if hard > old.1 && !c.task.creds().has_cap(Capability::SYS_RESOURCE) {
             return Err(Errno::EPERM);
         }
         tg.lock().rlimits[res] = (soft, hard);
@@ -583,15 +567,14 @@ const PR_GET_DUMPABLE: u32 = 3;
 const PR_SET_DUMPABLE: u32 = 4;
 const PR_SET_NAME: u32 = 15;
 const PR_GET_NAME: u32 = 16;
-const PR_SET_SECCOMP: u32 = 22;
-const PR_CAPBSET_READ: u32 = 23;
-const PR_SET_NO_NEW_PRIVS: u32 = 38;
-const PR_GET_NO_NEW_PRIVS: u32 = 39;
 const PR_SET_CHILD_SUBREAPER: u32 = 36;
 const PR_GET_CHILD_SUBREAPER: u32 = 37;
 const PR_SET_VMA: u32 = 0x5356_4d41;
 
 pub fn prctl(c: &mut Call) -> SysResult {
+    if super::sys_security::is_prctl_option(c.arg_u32(0)) {
+        return super::sys_security::prctl(c);
+    }
     match c.arg_u32(0) {
         PR_SET_NAME => {
             let mut name = c
@@ -608,19 +591,13 @@ pub fn prctl(c: &mut Call) -> SysResult {
             c.write_bytes(c.args[1], &b)?;
             Ok(0)
         }
-        PR_SET_PDEATHSIG
-        | PR_SET_DUMPABLE
-        | PR_SET_NO_NEW_PRIVS
-        | PR_SET_CHILD_SUBREAPER
-        | PR_SET_VMA => Ok(0),
+        PR_SET_PDEATHSIG | PR_SET_DUMPABLE | PR_SET_CHILD_SUBREAPER | PR_SET_VMA => Ok(0),
         PR_GET_PDEATHSIG => {
             c.write_bytes(c.args[1], &0i32.to_le_bytes())?;
             Ok(0)
         }
         PR_GET_DUMPABLE => Ok(1),
-        PR_GET_NO_NEW_PRIVS | PR_GET_CHILD_SUBREAPER => Ok(0),
-        PR_CAPBSET_READ => Ok(1),
-        PR_SET_SECCOMP => Err(Errno::EINVAL),
+        PR_GET_CHILD_SUBREAPER => Ok(0),
         _ => Err(Errno::EINVAL),
     }
 }

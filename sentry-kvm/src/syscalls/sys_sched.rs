@@ -64,11 +64,16 @@ pub fn setpriority(c: &mut Call) -> SysResult {
         let theirs = t.creds();
         // Linux's set_one_prio: the owner (or a privileged caller) may renice; only a
         // privileged one may lower the nice value.
-        if theirs.uid != me.euid && theirs.euid != me.euid && !me.is_root() {
+        if theirs.uid != me.euid
+            && theirs.euid != me.euid
+            && !me.has_cap(crate::creds::caps::Capability::SYS_NICE)
+        {
             result = Err(Errno::EPERM);
             continue;
         }
-        if nice < t.nice.load(Ordering::Relaxed) && !me.is_root() {
+        if nice < t.nice.load(Ordering::Relaxed)
+            && !me.has_cap(crate::creds::caps::Capability::SYS_NICE)
+        {
             result = Err(Errno::EACCES);
             continue;
         }
@@ -115,7 +120,10 @@ pub fn sched_setaffinity(c: &mut Call) -> SysResult {
     }
     let t = affinity_target(c, c.arg_i32(0))?;
     let (me, theirs) = (c.task.creds(), t.creds());
-    if theirs.uid != me.euid && theirs.euid != me.euid && !me.is_root() {
+    if theirs.uid != me.euid
+        && theirs.euid != me.euid
+        && !me.has_cap(crate::creds::caps::Capability::SYS_NICE)
+    {
         return Err(Errno::EPERM);
     }
     let mask = u64::from_le_bytes(b) & all_cpus(c);

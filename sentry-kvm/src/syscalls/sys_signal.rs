@@ -131,7 +131,7 @@ fn sender_info(c: &Call, sig: Signal, code: i32) -> SigInfo {
 /// Whether `c`'s task may signal `target`.
 fn may_signal(c: &Call, target: &ThreadGroup) -> bool {
     let me = c.task.creds();
-    if me.euid == 0 {
+    if me.has_cap(crate::creds::caps::Capability::KILL) {
         return true;
     }
     target.leader().is_some_and(|t| {

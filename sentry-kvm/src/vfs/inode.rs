@@ -123,7 +123,9 @@ pub trait Inode: Send + Sync + Any {
     }
 }
 
-/// Checks `access` (bits 4=read, 2=write, 1=exec) against `stat` for credentials `uid`/`gid`.
+/// Checks `access` (bits 4=read, 2=write, 1=exec) against `stat` for credentials `uid`/`gid`,
+/// treating uid 0 as all-powerful. A task's checks go through `Credentials::may_access`, which
+/// asks its capabilities instead.
 pub fn may_access(stat: &Stat, uid: u32, gid: u32, groups: &[u32], access: u32) -> bool {
     if uid == 0 {
         // Root may do anything except execute a file no one may execute.

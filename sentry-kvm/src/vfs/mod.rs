@@ -11,6 +11,7 @@ pub mod inode;
 pub mod lock;
 pub mod mount;
 pub mod path;
+pub mod restrict;
 
 use std::sync::Arc;
 

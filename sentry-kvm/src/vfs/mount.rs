@@ -21,6 +21,16 @@ pub struct Mount {
 
 impl Mount {
     pub fn new_root(root: Arc<dyn Inode>, fstype: &str, source: &str) -> Arc<Mount> {
+        Self::new_root_with(root, fstype, source, false)
+    }
+
+    /// A root mount, read-only if asked (a container's `--read-only` root filesystem).
+    pub fn new_root_with(
+        root: Arc<dyn Inode>,
+        fstype: &str,
+        source: &str,
+        read_only: bool,
+    ) -> Arc<Mount> {
         Arc::new(Mount {
             id: NEXT_MOUNT.fetch_add(1, Ordering::Relaxed),
             root,
@@ -28,7 +38,7 @@ impl Mount {
             children: Mutex::new(Vec::new()),
             fstype: fstype.into(),
             source: source.into(),
-            read_only: false,
+            read_only,
         })
     }
 
@@ -54,7 +64,9 @@ impl Mount {
         self.mount_with(on, root, "volume", source, read_only)
     }
 
-    fn mount_with(
+    /// Mounts `root` on `on` (a directory, or a file for a file) of this mount: masked and
+    /// read-only paths.
+    pub fn mount_with(
         self: &Arc<Self>,
         on: Arc<dyn Inode>,
         root: Arc<dyn Inode>,

@@ -5,7 +5,6 @@ use crate::abi::Errno;
 use crate::abi::stat::FileType;
 use crate::vfs::Location;
 use crate::vfs::context::Context;
-use crate::vfs::inode::may_access;
 
 pub const PATH_MAX: usize = 4096;
 pub const NAME_MAX: usize = 255;
@@ -83,9 +82,7 @@ impl Resolver<'_> {
             return Err(Errno::ENOTDIR);
         }
         let creds = self.ctx.creds();
-        if creds.euid != 0
-            && !may_access(&dir.inode.stat()?, creds.euid, creds.egid, &creds.groups, 1)
-        {
+        if !creds.may_access(&dir.inode.stat()?, 1) {
             return Err(Errno::EACCES);
         }
         Ok(())

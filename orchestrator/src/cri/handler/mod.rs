@@ -15,6 +15,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use super::CriError;
+pub use super::security::{ProcessSecurity, RootfsPolicy};
 
 pub use launcher::Launcher;
 
@@ -40,7 +41,7 @@ impl SandboxSetup<'_> {
 }
 
 /// A process to run in a container.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ProcessSpec {
     pub argv: Vec<String>,
     /// `NAME=VALUE`.
@@ -50,6 +51,8 @@ pub struct ProcessSpec {
     pub gid: u32,
     /// Supplementary groups.
     pub groups: Vec<u32>,
+    /// Capabilities, no_new_privs and seccomp.
+    pub security: ProcessSecurity,
     /// Runs on a pseudo-terminal of the sandbox of this initial size (CRI `tty`): the passed
     /// stdin is typed into it, its output comes out of the passed stdout; stderr is not used.
     pub terminal: Option<TerminalSize>,
@@ -88,6 +91,22 @@ pub struct ContainerSpec<'a> {
     pub process: ProcessSpec,
     pub files: Vec<FileSpec>,
     pub mounts: &'a [MountSpec],
+    pub rootfs_policy: RootfsPolicy,
+}
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessExit {
+    /// The exit code as a shell reports it (128 + signal when killed).
+    pub code: i32,
+    pub signal: Option<u32>,
+    /// Killed because its sandbox ran out of memory.
+    pub oom_killed: bool,
+}
+
+impl ProcessExit {
+    /// What is reported when the sandbox went away under a process: SIGKILL.
+    pub const KILLED: ProcessExit = ProcessExit { code: 137, signal: Some(9), oom_killed: false };
 }
 
 /// Resource use of a container.
@@ -128,8 +147,8 @@ pub trait RunningSandbox: Send + Sync {
     fn signal(&self, pid: i32, signal: u32) -> Result<(), CriError>;
     /// Resizes the terminal of `pid`, a process started with `terminal`.
     fn resize(&self, pid: i32, size: TerminalSize) -> Result<(), CriError>;
-    /// Blocks until `pid` exits: (exit code, killing signal).
-    fn wait(&self, pid: i32) -> Result<(i32, Option<u32>), CriError>;
+    /// Blocks until `pid` exits.
+    fn wait(&self, pid: i32) -> Result<ProcessExit, CriError>;
     fn stats(&self, container: &str) -> Result<ContainerUsage, CriError>;
     /// Ends a container's remaining processes and releases what it holds in the sandbox.
     fn remove_container(&self, _container: &str) -> Result<(), CriError> {

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use sentry_kvm::control::ControlClient;
 use sentry_kvm::control::protocol::{self, Request, Response};
+use sentry_kvm::creds::caps::Capabilities;
 
 use super::{
-    ContainerSpec, ContainerUsage, Launcher, PodStream, ProcessSpec, RunningSandbox,
+    ContainerSpec, ContainerUsage, Launcher, PodStream, ProcessExit, ProcessSpec, RunningSandbox,
     SandboxHandler, SandboxSetup, TerminalSize,
 };
 use crate::cri::CriError;
@@ -55,12 +56,22 @@ fn connect_in(netns: PathBuf, port: u16) -> std::io::Result<std::net::TcpStream>
 }
 
 fn process(p: ProcessSpec) -> protocol::Process {
+    let capabilities = p.security.capabilities.map(|set| Capabilities {
+        effective: set,
+        permitted: set,
+        bounding: set,
+        ..Default::default()
+    });
     protocol::Process {
         argv: p.argv,
         env: p.env,
         cwd: p.cwd,
         uid: p.uid,
         gid: p.gid,
+        groups: p.groups,
+        capabilities,
+        no_new_privs: p.security.no_new_privs,
+        seccomp: p.security.seccomp,
         terminal: p.terminal.map(|s| protocol::TerminalSize { rows: s.rows, cols: s.cols }),
     }
 }
@@ -175,6 +186,9 @@ impl RunningSandbox for SentrySandbox {
             process: process(spec.process),
             files,
             mounts,
+            readonly_rootfs: spec.rootfs_policy.readonly_rootfs,
+            masked_paths: spec.rootfs_policy.masked_paths,
+            readonly_paths: spec.rootfs_policy.readonly_paths,
         };
         self.client()?.start(&request, &fds).map_err(sandbox_err)
     }
@@ -199,8 +213,9 @@ impl RunningSandbox for SentrySandbox {
         self.client()?.call(&request, &[]).map(|_| ()).map_err(sandbox_err)
     }
 
-    fn wait(&self, pid: i32) -> Result<(i32, Option<u32>), CriError> {
-        self.client()?.wait(pid).map_err(sandbox_err)
+    fn wait(&self, pid: i32) -> Result<ProcessExit, CriError> {
+        let e = self.client()?.wait(pid).map_err(sandbox_err)?;
+        Ok(ProcessExit { code: e.code, signal: e.signal, oom_killed: e.oom_killed })
     }
 
     fn stats(&self, container: &str) -> Result<ContainerUsage, CriError> {

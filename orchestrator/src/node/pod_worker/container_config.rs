@@ -2,6 +2,7 @@
 //! expanded, environment, mounts, labels, log path (one file per run) and user. Pure.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use k8s_cri::v1 as cri;
 use k8s_openapi::api::core::v1::{Container, Pod};
@@ -22,6 +23,7 @@ pub fn container_config(
     attempt: u32,
     vars: Vec<(String, String)>,
     mounts: Vec<cri::Mount>,
+    seccomp_dir: &Path,
 ) -> cri::ContainerConfig {
     let var_map: HashMap<String, String> = vars.iter().cloned().collect();
     let expand = |v: &Option<Vec<String>>| -> Vec<String> {
@@ -44,7 +46,7 @@ pub fn container_config(
         labels: labels::container(uid, spec::name(pod), spec::namespace(pod), &c.name),
         log_path: log_path(&c.name, attempt),
         linux: Some(cri::LinuxContainerConfig {
-            security_context: Some(security_context(pod, c)),
+            security_context: Some(security_context(pod, c, seccomp_dir)),
             ..Default::default()
         }),
         ..Default::default()
@@ -70,7 +72,14 @@ const READONLY_PATHS: &[&str] =
 
 /// The container's security context over the pod's, as the kubelet merges them: the
 /// container's user and group win, the pod adds supplementary groups (and fsGroup).
-fn security_context(pod: &Pod, c: &Container) -> cri::LinuxContainerSecurityContext {
+/// A Localhost seccomp profile names a file under `seccomp_dir` (the node's
+/// `<root-dir>/seccomp`, as the kubelet's); one climbing out of it is passed as given, and the
+/// runtime refuses it for not being absolute.
+fn security_context(
+    pod: &Pod,
+    c: &Container,
+    seccomp_dir: &Path,
+) -> cri::LinuxContainerSecurityContext {
     let sc = c.security_context.as_ref();
     let psc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
     let id = |v: Option<i64>| v.map(|value| cri::Int64Value { value });
@@ -88,7 +97,12 @@ fn security_context(pod: &Pod, c: &Container) -> cri::LinuxContainerSecurityCont
                 "Localhost" => cri::security_profile::ProfileType::Localhost,
                 _ => cri::security_profile::ProfileType::Unconfined,
             } as i32,
-            localhost_ref: p.localhost_profile.clone().unwrap_or_default(),
+            localhost_ref: match p.localhost_profile.as_deref() {
+                Some(r) if !r.split('/').any(|c| c == "..") && !r.is_empty() => {
+                    seccomp_dir.join(r).to_string_lossy().into_owned()
+                }
+                other => other.unwrap_or_default().to_owned(),
+            },
         });
     let unmasked = privileged || sc.and_then(|s| s.proc_mount.as_deref()) == Some("Unmasked");
     let paths = |list: &[&str]| -> Vec<String> {
@@ -129,7 +143,7 @@ mod tests {
         )
         .unwrap();
         let vars = vec![("GREETING".to_owned(), "hi".to_owned())];
-        let cfg = container_config(&pod, "uid-1", &c, 3, vars, Vec::new());
+        let cfg = container_config(&pod, "uid-1", &c, 3, vars, Vec::new(), Path::new("/s"));
         assert_eq!(cfg.command, ["sh", "-c", "echo hi"]);
         assert_eq!(cfg.args, ["$(NOPE)"]);
         assert_eq!(cfg.log_path, "web/3.log");
@@ -137,5 +151,44 @@ mod tests {
         assert_eq!(cfg.labels[labels::LABEL_POD_UID], "uid-1");
         let user = cfg.linux.unwrap().security_context.unwrap().run_as_user.unwrap();
         assert_eq!(user.value, 1000);
+    }
+
+    #[test]
+    fn security_contexts_merge_as_the_kubelet_does() {
+        let pod: Pod = serde_yaml::from_str(
+            "{metadata: {name: p}, spec: {containers: [], securityContext: {runAsUser: 10, \
+              supplementalGroups: [5], fsGroup: 6, \
+              seccompProfile: {type: Localhost, localhostProfile: profiles/p.json}}}}",
+        )
+        .unwrap();
+        let c: Container = serde_yaml::from_str(
+            "{name: a, securityContext: {runAsGroup: 20, allowPrivilegeEscalation: false, \
+              readOnlyRootFilesystem: true, capabilities: {drop: [ALL], add: [NET_ADMIN]}}}",
+        )
+        .unwrap();
+        let sc = security_context(&pod, &c, Path::new("/var/lib/node/seccomp"));
+        assert_eq!((sc.run_as_user.unwrap().value, sc.run_as_group.unwrap().value), (10, 20));
+        assert_eq!(sc.supplemental_groups, [5, 6]);
+        assert!(sc.no_new_privs && sc.readonly_rootfs && !sc.privileged);
+        let caps = sc.capabilities.unwrap();
+        assert_eq!(
+            (caps.drop_capabilities, caps.add_capabilities),
+            (vec!["ALL".into()], vec!["NET_ADMIN".into()])
+        );
+        let seccomp = sc.seccomp.unwrap();
+        assert_eq!(seccomp.localhost_ref, "/var/lib/node/seccomp/profiles/p.json");
+        assert!(sc.masked_paths.contains(&"/proc/kcore".to_string()));
+
+        let privileged: Container =
+            serde_yaml::from_str("{name: a, securityContext: {privileged: true}}").unwrap();
+        let sc = security_context(&pod, &privileged, Path::new("/s"));
+        assert!(sc.privileged && sc.masked_paths.is_empty() && !sc.no_new_privs);
+        let climbing: Pod = serde_yaml::from_str(
+            "{metadata: {name: p}, spec: {containers: [], \
+              securityContext: {seccompProfile: {type: Localhost, localhostProfile: ../etc/x}}}}",
+        )
+        .unwrap();
+        let sc = security_context(&climbing, &privileged, Path::new("/s"));
+        assert_eq!(sc.seccomp.unwrap().localhost_ref, "../etc/x", "left for the runtime to refuse");
     }
 }

@@ -98,7 +98,8 @@ pub async fn start(
             return Err(setup_failed("CreateContainerConfigError", e.to_string()));
         }
     };
-    let config = container_config(pod, cx.uid, c, cx.attempt, vars, mounts);
+    let seccomp_dir = cx.shared.root_dir.join("seccomp");
+    let config = container_config(pod, cx.uid, c, cx.attempt, vars, mounts, &seccomp_dir);
     let create = cri::CreateContainerRequest {
         pod_sandbox_id: cx.sandbox.to_owned(),
         config: Some(config),

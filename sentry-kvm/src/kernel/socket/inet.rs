@@ -156,8 +156,16 @@ impl FileOps for InetSocket {
 }
 
 impl Socket for InetSocket {
-    fn bind(&self, _task: &Task, addr: &[u8]) -> Result<(), Errno> {
+    fn bind(&self, task: &Task, addr: &[u8]) -> Result<(), Errno> {
         valid_addr(self.family, addr)?;
+        // Privileged ports need CAP_NET_BIND_SERVICE (Linux's default port floor of 1024; the
+        // Sentry itself may bind anything in its network namespace).
+        let port = u16::from_be_bytes([addr[2], addr[3]]);
+        if (1..1024).contains(&port)
+            && !task.creds().has_cap(crate::creds::caps::Capability::NET_BIND_SERVICE)
+        {
+            return Err(Errno::EACCES);
+        }
         // SAFETY: `addr` is a validated sockaddr of its length.
         check(unsafe { libc::bind(self.fd.as_raw_fd(), addr.as_ptr().cast(), addr.len() as u32) }
             as isize)

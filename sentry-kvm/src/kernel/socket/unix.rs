@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use super::*;
 use crate::abi::stat::{FileType, S_IFSOCK, Stat, Timespec};
 use crate::kernel::signal::send::sigpipe_current;
-use crate::vfs::inode::{Owner, may_access};
+use crate::vfs::inode::Owner;
 use crate::vfs::path::Resolver;
 use crate::waiter::{Events, WaitQueue};
 
@@ -199,7 +199,7 @@ impl UnixSocket {
             return Err(Errno::ECONNREFUSED);
         }
         let cr = task.creds();
-        if cr.euid != 0 && !may_access(&loc.inode.stat()?, cr.euid, cr.egid, &cr.groups, 2) {
+        if !cr.may_access(&loc.inode.stat()?, 2) {
             return Err(Errno::EACCES);
         }
         let slot = loc.inode.attachment().ok_or(Errno::ECONNREFUSED)?;
@@ -389,7 +389,7 @@ impl Socket for UnixSocket {
             if dir.mount.read_only || dir.inode.read_only() {
                 return Err(Errno::EROFS);
             }
-            if cr.euid != 0 && !may_access(&dir.inode.stat()?, cr.euid, cr.egid, &cr.groups, 3) {
+            if !cr.may_access(&dir.inode.stat()?, 3) {
                 return Err(Errno::EACCES);
             }
             let umask = fs.umask();

@@ -19,15 +19,18 @@ use tokio::sync::watch;
 use super::guest::GuestVm;
 use super::share::Share;
 use crate::cri::CriError;
+use sentry_kvm::creds::caps::Capabilities;
+
 use crate::cri::handler::{
-    ContainerSpec, ContainerUsage, PodStream, ProcessSpec, RunningSandbox, TerminalSize,
+    ContainerSpec, ContainerUsage, PodStream, ProcessExit, ProcessSecurity, ProcessSpec,
+    RunningSandbox, TerminalSize,
 };
 use crate::cri::mounts;
 
 /// How long the guest may take to go down once asked, before its VMM is killed.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
-type ExitCell = watch::Receiver<Option<(i32, Option<u32>)>>;
+type ExitCell = watch::Receiver<Option<ProcessExit>>;
 
 struct Proc {
     exec_id: String,
@@ -128,13 +131,33 @@ impl MicrovmSandbox {
     }
 }
 
+/// Refuses what the guest agent does not enforce yet (rather than run without it): seccomp,
+/// no_new_privs, capabilities other than the container default, a read-only root. Masked and
+/// read-only /proc and /sys paths are the guest's own and hide nothing of the node's; they
+/// are not applied.
+fn enforceable(security: &ProcessSecurity, readonly_rootfs: bool) -> Result<(), CriError> {
+    let default_caps = Capabilities::container_default().bounding;
+    let what = if security.seccomp.is_some() {
+        "seccomp profiles"
+    } else if security.no_new_privs {
+        "no_new_privs (allowPrivilegeEscalation: false)"
+    } else if security.capabilities.is_some_and(|c| c != default_caps) {
+        "capability add/drop"
+    } else if readonly_rootfs {
+        "a read-only root filesystem"
+    } else {
+        return Ok(());
+    };
+    Err(CriError::Invalid(format!("{what}: not supported by the microvm runtime handler yet")))
+}
+
 /// Carries one process's output events into its stdout and stderr until it exits.
 fn pump_output(
     rt: tokio::runtime::Handle,
     mut events: tonic::Streaming<proto::ExecEvent>,
     stdout: OwnedFd,
     stderr: OwnedFd,
-    exit: watch::Sender<Option<(i32, Option<u32>)>>,
+    exit: watch::Sender<Option<ProcessExit>>,
 ) {
     let (mut out, mut err) = (std::fs::File::from(stdout), std::fs::File::from(stderr));
     let ended = loop {
@@ -154,9 +177,11 @@ fn pump_output(
         }
     };
     let status = match ended {
-        Some(Exit::Code(c)) => (c, None),
-        Some(Exit::Signal(s)) => (128 + s, Some(s as u32)),
-        None => (137, Some(9)),
+        Some(Exit::Code(code)) => ProcessExit { code, signal: None, oom_killed: false },
+        Some(Exit::Signal(s)) => {
+            ProcessExit { code: 128 + s, signal: Some(s as u32), oom_killed: false }
+        }
+        None => ProcessExit::KILLED,
     };
     let _ = exit.send(Some(status));
 }
@@ -183,6 +208,7 @@ impl RunningSandbox for MicrovmSandbox {
         spec: ContainerSpec<'_>,
         stdio: [OwnedFd; 3],
     ) -> Result<i32, CriError> {
+        enforceable(&spec.process.security, spec.rootfs_policy.readonly_rootfs)?;
         let request = match self.prepare(&spec) {
             Ok(r) => r,
             Err(e) => {
@@ -204,6 +230,7 @@ impl RunningSandbox for MicrovmSandbox {
         process: ProcessSpec,
         stdio: [OwnedFd; 3],
     ) -> Result<i32, CriError> {
+        enforceable(&process.security, false)?;
         let handle = self.next.fetch_add(1, Ordering::Relaxed);
         let exec_id = format!("p{handle}");
         let request = proto::ExecRequest {
@@ -258,13 +285,13 @@ impl RunningSandbox for MicrovmSandbox {
         self.rt.block_on(agent.resize(req)).map(|_| ()).map_err(|s| agent_err("resize", s))
     }
 
-    fn wait(&self, pid: i32) -> Result<(i32, Option<u32>), CriError> {
+    fn wait(&self, pid: i32) -> Result<ProcessExit, CriError> {
         let (_, mut exit) = self.proc_of(pid)?;
         let done =
             self.rt.block_on(async move { exit.wait_for(Option::is_some).await.map(|v| *v) });
         match done {
             Ok(Some(status)) => Ok(status),
-            _ => Ok((137, Some(9))),
+            _ => Ok(ProcessExit::KILLED),
         }
     }
 
