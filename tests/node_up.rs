@@ -1047,7 +1047,13 @@ spec:
     // Typed lines are echoed and run on Enter; exit ends kubectl with the shell's status.
     t.type_keys("echo $((6 * 7))\r");
     let at = t.expect(at, "echo $((6 * 7))", limit);
-    t.expect(at, "42", limit);
+    let at = t.expect(at, "42", limit);
+    // ^C reaches the foreground job through the line discipline, not the shell.
+    t.type_keys("sleep 30\r");
+    std::thread::sleep(Duration::from_millis(500));
+    t.type_keys("\x03");
+    t.type_keys("echo status $?\r");
+    t.expect(at, "status 130", limit);
     t.type_keys("exit 3\r");
     let status = t.wait(limit).unwrap_or_else(|| panic!("kubectl stayed:\n{}", t.screen()));
     assert_eq!(status.code(), Some(3), "{}", t.screen());

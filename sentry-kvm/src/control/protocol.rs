@@ -194,5 +194,18 @@ mod tests {
             (process.capabilities, process.seccomp, process.no_new_privs),
             (None, None, false)
         );
+        assert_eq!(process.terminal, None);
+    }
+
+    /// A process on a terminal, and its resizes, as a runtime sends them.
+    #[test]
+    fn terminals_have_a_plain_json_form() {
+        let json = r#"{"op": "exec", "container": "c1",
+                       "process": {"argv": ["sh"], "terminal": {"rows": 33, "cols": 101}}}"#;
+        let Request::Exec { process, .. } = serde_json::from_str(json).unwrap() else { panic!() };
+        assert_eq!(process.terminal, Some(TerminalSize { rows: 33, cols: 101 }));
+        let resize: Request =
+            serde_json::from_str(r#"{"op": "resize", "pid": 7, "rows": 40, "cols": 120}"#).unwrap();
+        assert_eq!(resize, Request::Resize { pid: 7, rows: 40, cols: 120 });
     }
 }
