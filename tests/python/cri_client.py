@@ -153,6 +153,15 @@ r = exec_in("read-only", ref, "touch /new; echo root $?; touch /tmp/x; echo tmp 
             readonly_rootfs=True, readonly_paths=["/proc/sys"], masked_paths=["/etc/hostname"])
 out = r.stdout.decode().split()
 assert out[:2] == ["root", "1"] and b"Read-only" in r.stderr and out[-1] == "0", r
+volume = tempfile.mkdtemp()
+try:
+    runtime.CreateContainer(cri.CreateContainerRequest(pod_sandbox_id=pod, sandbox_config=pod_config, config=cri.ContainerConfig(
+        metadata=cri.ContainerMetadata(name="rslave"), image=cri.ImageSpec(image=ref), command=["true"],
+        mounts=[cri.Mount(container_path="/data", host_path=volume, propagation=cri.PROPAGATION_HOST_TO_CONTAINER)])),
+        timeout=30)
+    sys.exit("a mount with host-to-container propagation was accepted")
+except grpc.RpcError as e:
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "propagation" in e.details(), e
 try:
     exec_in("bad-profile", ref, "true", seccomp=cri.SecurityProfile(
         profile_type=cri.SecurityProfile.Localhost, localhost_ref="/no/such/profile.json"))

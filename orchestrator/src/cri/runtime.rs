@@ -997,6 +997,20 @@ fn host_mounts(mounts: &[cri::Mount]) -> Result<Vec<MountSpec>, CriError> {
                     m.host_path
                 )));
             }
+            // Volumes are served through a Gofer, which shows the directory's own files: mounts
+            // made on the node under it later never appear, so only private propagation is
+            // what the container gets.
+            if m.propagation != cri::MountPropagation::PropagationPrivate as i32 {
+                let what = if m.propagation == cri::MountPropagation::PropagationHostToContainer as i32 {
+                    "HostToContainer (rslave)"
+                } else {
+                    "Bidirectional (rshared)"
+                };
+                return Err(CriError::Invalid(format!(
+                    "mount {:?}: propagation {what} is not supported by sandboxed pods; only None (rprivate)",
+                    m.container_path
+                )));
+            }
             Ok(MountSpec { host, destination: m.container_path.clone(), read_only: m.readonly })
         })
         .collect()

@@ -283,6 +283,11 @@ pub fn mounts(
             host_path: host.to_string_lossy().into_owned(),
             // ConfigMaps and Secrets are the API's to change, never the container's.
             readonly: m.read_only.unwrap_or(false) || projected(name),
+            propagation: match m.mount_propagation.as_deref() {
+                Some("HostToContainer") => cri::MountPropagation::PropagationHostToContainer,
+                Some("Bidirectional") => cri::MountPropagation::PropagationBidirectional,
+                _ => cri::MountPropagation::PropagationPrivate,
+            } as i32,
             ..Default::default()
         });
     }
