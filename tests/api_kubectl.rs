@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::Stdio;
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use common::{Backend, Cluster, DEPLOYMENT, eventually};
@@ -257,6 +257,64 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]
     assert_eq!(c.ok(&["auth", "can-i", "delete", "nodes"]).trim(), "yes");
 }
 
+/// `kubectl --as`: impersonation is allowed only where RBAC grants `impersonate`, and the
+/// request then runs with exactly the impersonated user's permissions; `auth whoami` shows it.
+fn impersonation_is_checked_and_enforced(b: Backend) {
+    let c = Cluster::new(b);
+    std::fs::write(c.data_dir().join("tokens.csv"), "tok-bob,bob,1002,\"ops\"\n").unwrap();
+    c.apply(
+        r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: impersonate-alice}
+rules:
+- {apiGroups: [""], resources: [users], verbs: [impersonate], resourceNames: [alice]}
+- {apiGroups: [""], resources: [groups], verbs: [impersonate], resourceNames: [devs]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: bob-impersonates}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: impersonate-alice}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: bob}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: pod-reader, namespace: default}
+rules: [{apiGroups: [""], resources: [pods], verbs: [get, list]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: alice-reads, namespace: default}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: pod-reader}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]
+"#,
+        &[],
+    );
+    let bob = |args: &[&str]| c.kubectl_as_token("tok-bob", args);
+    let text = |o: Output| {
+        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    };
+    let who = text(bob(&["auth", "whoami"]));
+    assert!(who.contains("bob") && who.contains("ops"), "{who}");
+    let who = text(bob(&["auth", "whoami", "--as", "alice", "--as-group", "devs"]));
+    assert!(who.contains("alice") && who.contains("devs") && !who.contains("ops"), "{who}");
+
+    // Bob reads no pods himself; as alice he may, and only what alice may.
+    assert!(text(bob(&["get", "pods"])).contains("Forbidden"));
+    let as_alice = bob(&["get", "pods", "--as", "alice"]);
+    assert!(as_alice.status.success(), "{}", text(as_alice));
+    let denied = text(bob(&["get", "deployments", "--as", "alice"]));
+    assert!(denied.contains("User \"alice\" cannot list"), "{denied}");
+    // Whom bob may not impersonate, and groups he may not add.
+    let carol = text(bob(&["get", "pods", "--as", "carol"]));
+    assert!(carol.contains("cannot impersonate resource \"users\""), "{carol}");
+    let admins = text(bob(&["get", "pods", "--as", "alice", "--as-group", "system:masters"]));
+    assert!(admins.contains("cannot impersonate resource \"groups\""), "{admins}");
+    // Even the admin, impersonating, gets only alice's permissions.
+    let admin_as_alice = c.kubectl(&["get", "deployments", "--as", "alice"]);
+    assert!(!admin_as_alice.status.success(), "the admin's own permissions were used");
+}
+
 /// `kubectl create ...` and `kubectl run` send protobuf bodies.
 fn typed_create_commands(b: Backend) {
     let c = Cluster::new(b);
@@ -306,5 +364,6 @@ on_both_backends!(
     watch_sees_a_change,
     scale_label_annotate_edit_patch_describe,
     delete_cascades_to_owned_objects,
-    server_side_apply_and_restricted_token
+    server_side_apply_and_restricted_token,
+    impersonation_is_checked_and_enforced
 );

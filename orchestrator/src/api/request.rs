@@ -8,18 +8,20 @@ use super::resources::{ResourceKind, Subresource};
 use super::selector::{FieldSelector, LabelSelector};
 use super::table::IncludeObject;
 
-/// Who is asking, after authentication.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Who is asking, after authentication (and impersonation).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct User {
     pub name: String,
     pub uid: String,
     pub groups: Vec<String>,
+    /// Extra attributes (an impersonator's `Impersonate-Extra-*`).
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl User {
     /// The identity in-process components act as.
     pub fn system(name: &str) -> Self {
-        Self { name: name.into(), uid: String::new(), groups: vec!["system:masters".into()] }
+        Self { name: name.into(), groups: vec!["system:masters".into()], ..Default::default() }
     }
     pub fn in_group(&self, g: &str) -> bool {
         self.groups.iter().any(|x| x == g)

@@ -2,9 +2,10 @@
 //! discovery, OpenAPI, validation and storage keys are all derived.
 
 use k8s_openapi::api::{
-    apps::v1 as apps, authorization::v1 as authz, autoscaling::v2 as autoscaling,
-    batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
-    discovery::v1 as discovery, node::v1 as node, rbac::v1 as rbac, scheduling::v1 as scheduling,
+    apps::v1 as apps, authentication::v1 as authn, authorization::v1 as authz,
+    autoscaling::v2 as autoscaling, batch::v1 as batch, coordination::v1 as coordination,
+    core::v1 as core, discovery::v1 as discovery, node::v1 as node, rbac::v1 as rbac,
+    scheduling::v1 as scheduling,
 };
 use schemars::r#gen::SchemaGenerator;
 use schemars::schema::Schema;
@@ -170,6 +171,7 @@ kinds! {
     discovery::EndpointSlice => "discovery.k8s.io" "v1" "EndpointSlice" "endpointslices" "endpointslice" Namespaced [] [] [] Stored;
     authz::SelfSubjectAccessReview => "authorization.k8s.io" "v1" "SelfSubjectAccessReview" "selfsubjectaccessreviews" "selfsubjectaccessreview" Cluster [] [] [] Virtual;
     authz::SelfSubjectRulesReview => "authorization.k8s.io" "v1" "SelfSubjectRulesReview" "selfsubjectrulesreviews" "selfsubjectrulesreview" Cluster [] [] [] Virtual;
+    authn::SelfSubjectReview => "authentication.k8s.io" "v1" "SelfSubjectReview" "selfsubjectreviews" "selfsubjectreview" Cluster [] [] [] Virtual;
 }
 
 /// Looks a resource up by group, version and plural name.

@@ -20,7 +20,7 @@ pub fn user_from_cert(cert: &CertificateDer<'_>) -> Option<User> {
     let mut groups: Vec<String> =
         subject.iter_organization().filter_map(|o| o.as_str().ok().map(str::to_owned)).collect();
     groups.push(AUTHENTICATED.into());
-    Some(User { name, uid: String::new(), groups })
+    Some(User { name, groups, ..Default::default() })
 }
 
 /// Splits one CSV line, honouring double quotes.
@@ -54,7 +54,12 @@ pub fn parse_token_file(text: &str) -> HashMap<String, User> {
         groups.push(AUTHENTICATED.into());
         tokens.insert(
             f[0].clone(),
-            User { name: f[1].clone(), uid: f.get(2).cloned().unwrap_or_default(), groups },
+            User {
+                name: f[1].clone(),
+                uid: f.get(2).cloned().unwrap_or_default(),
+                groups,
+                ..Default::default()
+            },
         );
     }
     tokens

@@ -125,6 +125,7 @@ async fn dispatch(
         (None, Some(t)) => state.tokens.lookup(t).ok_or_else(ApiError::unauthorized)?,
         (None, None) => return Err(ApiError::unauthorized()),
     };
+    let user = super::impersonation::resolve(&state.api, user, req.headers()).await?;
     if let Some(nr) = super::node_proxy::parse(req.uri().path()) {
         label.0 = "proxy";
         label.1 = format!("pods/{}", nr.sub);

@@ -4,6 +4,7 @@
 
 mod authn;
 mod http;
+mod impersonation;
 pub mod kubeconfig;
 mod metrics;
 mod node_proxy;

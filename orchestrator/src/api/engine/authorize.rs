@@ -169,7 +169,8 @@ impl Api {
         Err(ApiError::forbidden(msg))
     }
 
-    /// Answers a SelfSubjectAccessReview or SelfSubjectRulesReview for `user`.
+    /// Answers a SelfSubjectAccessReview, SelfSubjectRulesReview or SelfSubjectReview (who
+    /// am I: `kubectl auth whoami`) for `user`.
     pub(super) async fn review(
         &self,
         user: &User,
@@ -178,6 +179,16 @@ impl Api {
     ) -> Result<Value, ApiError> {
         let spec = body["spec"].clone();
         match kind.kind {
+            "SelfSubjectReview" => {
+                let mut info = json!({ "username": user.name, "groups": user.groups });
+                if !user.uid.is_empty() {
+                    info["uid"] = json!(user.uid);
+                }
+                if !user.extra.is_empty() {
+                    info["extra"] = json!(user.extra);
+                }
+                body["status"] = json!({ "userInfo": info });
+            }
             "SelfSubjectAccessReview" => {
                 let (ra, nra) = (&spec["resourceAttributes"], &spec["nonResourceAttributes"]);
                 let s = |v: &Value| v.as_str().unwrap_or("").to_owned();

@@ -381,6 +381,10 @@ pub static SSRR: Msg = Msg {
     fields: &[f!(1 "metadata" Msg(&OBJECT_META)), f!(2 "spec" Msg(&SSRR_SPEC))],
 };
 
+/// `kubectl auth whoami` sends it empty: its status is the server's to fill.
+pub static SSR: Msg =
+    Msg { name: "SelfSubjectReview", fields: &[f!(1 "metadata" Msg(&OBJECT_META))] };
+
 /// The message of a top-level kind (by apiVersion group and kind).
 pub fn top_level(kind: &str) -> Option<&'static Msg> {
     Some(match kind {
@@ -397,6 +401,7 @@ pub fn top_level(kind: &str) -> Option<&'static Msg> {
         "Service" => &SERVICE,
         "SelfSubjectAccessReview" => &SSAR,
         "SelfSubjectRulesReview" => &SSRR,
+        "SelfSubjectReview" => &SSR,
         _ => return None,
     })
 }
