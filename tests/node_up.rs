@@ -331,6 +331,22 @@ spec:
     imagePullPolicy: Never
     command: [sleep, "3600"]
     resources: {requests: {memory: 100Ti}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: root-refused}
+spec:
+  runtimeClassName: sentry
+  securityContext: {runAsNonRoot: true}
+  containers: [{name: main, image: web:v1, imagePullPolicy: Never, command: [sleep, "3600"]}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: non-root}
+spec:
+  runtimeClassName: sentry
+  securityContext: {runAsNonRoot: true, runAsUser: 1000}
+  containers: [{name: main, image: web:v1, imagePullPolicy: Never, command: [sleep, "3600"]}]
 "#;
 
 fn waiting_reason(c: &Cluster, pod: &str) -> String {
@@ -396,6 +412,20 @@ spec:
     assert_eq!(big["status"]["phase"], "Pending");
     assert!(events_of(&c, "too-big").contains("Insufficient memory"));
 
+    // runAsNonRoot: the image's user is root, so only the pod that names a user runs.
+    assert!(
+        eventually(Duration::from_secs(30), || waiting_reason(&c, "root-refused")
+            == "CreateContainerConfigError"),
+        "root-refused: {}",
+        waiting_reason(&c, "root-refused")
+    );
+    let p = c.json(&["get", "pod", "root-refused"]);
+    let message = p["status"]["containerStatuses"][0]["state"]["waiting"]["message"].to_string();
+    assert!(message.contains("image will run as root"), "{message}");
+    assert!(eventually(Duration::from_secs(30), || {
+        c.json(&["get", "pod", "non-root"])["status"]["phase"] == "Running"
+    }));
+    assert_eq!(c.ok(&["exec", "non-root", "--", "id", "-u"]).trim(), "1000");
     assert!(
         eventually(Duration::from_secs(30), || waiting_reason(&c, "no-config")
             == "CreateContainerConfigError"),

@@ -74,6 +74,45 @@ async fn ensure_image(
     }
 }
 
+/// runAsNonRoot, checked as the kubelet does before creating the container: the user it will
+/// run as (its security context's, else its image's) must be a non-zero numeric uid.
+async fn verify_non_root(
+    cri: &mut Cri,
+    pod: &Pod,
+    c: &Container,
+    config: &cri::ContainerConfig,
+) -> Result<(), String> {
+    let asked = c
+        .security_context
+        .as_ref()
+        .and_then(|s| s.run_as_non_root)
+        .or_else(|| pod.spec.as_ref()?.security_context.as_ref()?.run_as_non_root);
+    if asked != Some(true) {
+        return Ok(());
+    }
+    let configured = config.linux.as_ref().and_then(|l| l.security_context.as_ref());
+    if let Some(uid) = configured.and_then(|s| s.run_as_user.as_ref()) {
+        return match uid.value {
+            0 => Err("container's runAsUser breaks non-root policy".into()),
+            _ => Ok(()),
+        };
+    }
+    let image = c.image.clone().unwrap_or_default();
+    let spec = cri::ImageSpec { image: image.clone(), ..Default::default() };
+    let status =
+        cri.images.image_status(cri::ImageStatusRequest { image: Some(spec), verbose: false });
+    let found = status.await.ok().and_then(|r| r.into_inner().image);
+    match found {
+        Some(i) if i.uid.as_ref().is_some_and(|u| u.value != 0) => Ok(()),
+        Some(i) if !i.username.is_empty() => Err(format!(
+            "container has runAsNonRoot and image has non-numeric user ({}), cannot verify user is non-root",
+            i.username
+        )),
+        Some(_) => Err("container has runAsNonRoot and image will run as root".into()),
+        None => Err(format!("image {image:?} is not present to verify runAsNonRoot")),
+    }
+}
+
 /// Starts a run of `c`; its runtime id on success.
 pub async fn start(
     cx: &StartContext<'_>,
@@ -100,6 +139,10 @@ pub async fn start(
     };
     let seccomp_dir = cx.shared.root_dir.join("seccomp");
     let config = container_config(pod, cx.uid, c, cx.attempt, vars, mounts, &seccomp_dir);
+    if let Err(msg) = verify_non_root(&mut cri, pod, c, &config).await {
+        events.record(pod, PodEvent::warning("Failed", format!("Error: {msg}")).once()).await;
+        return Err(setup_failed("CreateContainerConfigError", msg));
+    }
     let create = cri::CreateContainerRequest {
         pod_sandbox_id: cx.sandbox.to_owned(),
         config: Some(config),
