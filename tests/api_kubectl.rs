@@ -313,6 +313,30 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]
     // Even the admin, impersonating, gets only alice's permissions.
     let admin_as_alice = c.kubectl(&["get", "deployments", "--as", "alice"]);
     assert!(!admin_as_alice.status.success(), "the admin's own permissions were used");
+
+    // SubjectAccessReview: the same question asked about alice, by whoever may ask it.
+    let review = |verb: &str| {
+        format!(
+            "{{\"apiVersion\": \"authorization.k8s.io/v1\", \"kind\": \"SubjectAccessReview\", \
+             \"spec\": {{\"user\": \"alice\", \"resourceAttributes\": \
+             {{\"namespace\": \"default\", \"verb\": \"{verb}\", \"resource\": \"pods\"}}}}}}"
+        )
+    };
+    let list = c.write("sar-list.json", &review("list"));
+    let delete = c.write("sar-delete.json", &review("delete"));
+    let allowed = |f: &std::path::Path| {
+        // (kubectl's client-side validation of review kinds falls back to /openapi/v2, which
+        // is not served yet; the server validates the body itself.)
+        let f = f.to_str().unwrap();
+        c.json(&["create", "-f", f, "--validate=false"])["status"]["allowed"].clone()
+    };
+    assert_eq!(allowed(&list), true);
+    assert_eq!(allowed(&delete), false);
+    let asked_by_bob = text(bob(&["create", "-f", list.to_str().unwrap(), "--validate=false"]));
+    assert!(
+        asked_by_bob.contains("cannot create resource \"subjectaccessreviews\""),
+        "{asked_by_bob}"
+    );
 }
 
 /// `kubectl create ...` and `kubectl run` send protobuf bodies.

@@ -171,6 +171,7 @@ kinds! {
     discovery::EndpointSlice => "discovery.k8s.io" "v1" "EndpointSlice" "endpointslices" "endpointslice" Namespaced [] [] [] Stored;
     authz::SelfSubjectAccessReview => "authorization.k8s.io" "v1" "SelfSubjectAccessReview" "selfsubjectaccessreviews" "selfsubjectaccessreview" Cluster [] [] [] Virtual;
     authz::SelfSubjectRulesReview => "authorization.k8s.io" "v1" "SelfSubjectRulesReview" "selfsubjectrulesreviews" "selfsubjectrulesreview" Cluster [] [] [] Virtual;
+    authz::SubjectAccessReview => "authorization.k8s.io" "v1" "SubjectAccessReview" "subjectaccessreviews" "subjectaccessreview" Cluster [] [] [] Virtual;
     authn::SelfSubjectReview => "authentication.k8s.io" "v1" "SelfSubjectReview" "selfsubjectreviews" "selfsubjectreview" Cluster [] [] [] Virtual;
 }
 

@@ -64,6 +64,51 @@ fn subject_matches(s: &Value, user: &User, binding_ns: Option<&str>) -> bool {
     }
 }
 
+/// What an access review asks about: `resourceAttributes` or `nonResourceAttributes`.
+fn review_attributes(spec: &Value) -> Result<Attributes, ApiError> {
+    let (ra, nra) = (&spec["resourceAttributes"], &spec["nonResourceAttributes"]);
+    let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    if ra.is_object() {
+        Ok(Attributes {
+            verb: s(&ra["verb"]),
+            group: s(&ra["group"]),
+            resource: s(&ra["resource"]),
+            subresource: s(&ra["subresource"]),
+            namespace: s(&ra["namespace"]),
+            name: s(&ra["name"]),
+            path: None,
+        })
+    } else if nra.is_object() {
+        Ok(Attributes { verb: s(&nra["verb"]), path: Some(s(&nra["path"])), ..Default::default() })
+    } else {
+        Err(ApiError::bad_request("spec needs resourceAttributes or nonResourceAttributes"))
+    }
+}
+
+/// The user a SubjectAccessReview asks about (`spec.user`, `groups`, `uid`, `extra`).
+fn subject_of(spec: &Value) -> Result<User, ApiError> {
+    let name = spec["user"].as_str().unwrap_or("").to_owned();
+    let groups: Vec<String> = spec["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g.as_str().map(str::to_owned))
+        .collect();
+    if name.is_empty() && groups.is_empty() {
+        return Err(ApiError::bad_request("spec.user or spec.groups is required"));
+    }
+    let extra = spec["extra"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            let values = v.as_array().into_iter().flatten();
+            (k.clone(), values.filter_map(|x| x.as_str().map(str::to_owned)).collect())
+        })
+        .collect();
+    Ok(User { name, uid: spec["uid"].as_str().unwrap_or("").to_owned(), groups, extra })
+}
+
 impl Api {
     async fn list_kind(
         &self,
@@ -141,8 +186,9 @@ impl Api {
             name: t.name.clone().unwrap_or_default(),
             path: None,
         };
-        // Access reviews about oneself are open to every authenticated user.
-        if t.kind.storage == resources::Storage::Virtual {
+        // Access reviews about oneself are open to every authenticated user; asking about
+        // someone else (SubjectAccessReview) takes RBAC's permission.
+        if t.kind.storage == resources::Storage::Virtual && t.kind.kind != "SubjectAccessReview" {
             return Ok(());
         }
         if self.allowed(user, &a).await? {
@@ -170,7 +216,8 @@ impl Api {
     }
 
     /// Answers a SelfSubjectAccessReview, SelfSubjectRulesReview or SelfSubjectReview (who
-    /// am I: `kubectl auth whoami`) for `user`.
+    /// am I: `kubectl auth whoami`) for `user`, or a SubjectAccessReview about the user its
+    /// spec names.
     pub(super) async fn review(
         &self,
         user: &User,
@@ -189,33 +236,16 @@ impl Api {
                 }
                 body["status"] = json!({ "userInfo": info });
             }
-            "SelfSubjectAccessReview" => {
-                let (ra, nra) = (&spec["resourceAttributes"], &spec["nonResourceAttributes"]);
-                let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
-                let a = if ra.is_object() {
-                    Attributes {
-                        verb: s(&ra["verb"]),
-                        group: s(&ra["group"]),
-                        resource: s(&ra["resource"]),
-                        subresource: s(&ra["subresource"]),
-                        namespace: s(&ra["namespace"]),
-                        name: s(&ra["name"]),
-                        path: None,
-                    }
-                } else if nra.is_object() {
-                    Attributes {
-                        verb: s(&nra["verb"]),
-                        path: Some(s(&nra["path"])),
-                        ..Default::default()
-                    }
+            "SelfSubjectAccessReview" | "SubjectAccessReview" => {
+                let subject = if kind.kind == "SubjectAccessReview" {
+                    subject_of(&spec)?
                 } else {
-                    return Err(ApiError::bad_request(
-                        "spec needs resourceAttributes or nonResourceAttributes",
-                    ));
+                    user.clone()
                 };
-                let allowed = self.allowed(user, &a).await?;
+                let a = review_attributes(&spec)?;
+                let allowed = self.allowed(&subject, &a).await?;
                 body["status"] = json!({ "allowed": allowed });
-                if allowed && !user.in_group(MASTERS) {
+                if allowed && !subject.in_group(MASTERS) {
                     body["status"]["reason"] = json!("allowed by RBAC");
                 }
             }
