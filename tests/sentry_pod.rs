@@ -4,47 +4,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::sentry::{busybox_rootfs, ringfence};
-
-struct Pod {
-    child: Child,
-    socket: std::path::PathBuf,
-}
-
-impl Pod {
-    fn start(dir: &Path) -> Pod {
-        let socket = dir.join("control.sock");
-        let child = Command::new(ringfence())
-            .args(["sentry", "sandbox", "--control"])
-            .arg(&socket)
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while !socket.exists() {
-            assert!(start.elapsed() < Duration::from_secs(10), "control socket never appeared");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Pod { child, socket }
-    }
-
-    fn exec(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(ringfence());
-        c.args(["sentry", "exec", "--control"]).arg(&self.socket).args(args);
-        c
-    }
-}
-
-impl Drop for Pod {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::sentry::{PodSandbox as Pod, busybox_rootfs};
 
 #[test]
 fn containers_share_the_pod_network_but_not_their_filesystems() {

@@ -7,9 +7,9 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::sentry::{busybox_rootfs, ringfence, run_with_input};
+use common::sentry::{PodSandbox, busybox_rootfs, ringfence, run_with_input};
 
 /// `ringfence sentry run` with `flags` before the command.
 fn run(root: &Path, flags: &[&str], script: &str) -> Output {
@@ -254,25 +254,10 @@ fn the_control_protocol_carries_the_security_settings() {
     let dir = tempfile::tempdir().unwrap();
     let root = busybox_rootfs(&dir.path().join("c"));
     std::fs::write(root.join("etc/secret"), "secret\n").unwrap();
-    let socket = dir.path().join("control.sock");
-    let mut sandbox = Command::new(ringfence())
-        .args(["sentry", "sandbox", "--control"])
-        .arg(&socket)
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !socket.exists() {
-        assert!(start.elapsed() < Duration::from_secs(10), "control socket never appeared");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let exec = |args: &[&str]| {
-        let mut c = Command::new(ringfence());
-        c.args(["sentry", "exec", "--control"]).arg(&socket).args(args);
-        run_with_input(c, b"")
-    };
-    let mut main = Command::new(ringfence());
-    main.args(["sentry", "exec", "--control"]).arg(&socket).arg("--rootfs").arg(&root).args([
+    let sandbox = PodSandbox::start(dir.path());
+    let exec = |args: &[&str]| run_with_input(sandbox.exec(args), b"");
+    let mut main = sandbox.exec(&["--rootfs", root.to_str().unwrap()]);
+    main.args([
         "--id",
         "app",
         "--read-only",
@@ -308,6 +293,4 @@ fn the_control_protocol_carries_the_security_settings() {
     let out = main.wait_with_output().unwrap();
     let (out, _) = text(&out);
     assert!(out.starts_with("CapEff:\t0000000000000001\nro\n"), "{out}");
-    let _ = sandbox.kill();
-    let _ = sandbox.wait();
 }

@@ -69,3 +69,45 @@ pub fn run_with_input(mut cmd: Command, stdin: &[u8]) -> Output {
     }
     out
 }
+
+/// A `ringfence sentry sandbox` (an empty pod sandbox) and its control socket, killed when
+/// dropped.
+pub struct PodSandbox {
+    child: std::process::Child,
+    pub socket: PathBuf,
+}
+
+impl PodSandbox {
+    pub fn start(dir: &Path) -> PodSandbox {
+        let socket = dir.join("control.sock");
+        let child = Command::new(ringfence())
+            .args(["sentry", "sandbox", "--control"])
+            .arg(&socket)
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ringfence sentry sandbox");
+        let start = std::time::Instant::now();
+        while !socket.exists() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "control socket never appeared"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        PodSandbox { child, socket }
+    }
+
+    /// `ringfence sentry exec --control SOCKET ARGS...`, to be run.
+    pub fn exec(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(ringfence());
+        c.args(["sentry", "exec", "--control"]).arg(&self.socket).args(args);
+        c
+    }
+}
+
+impl Drop for PodSandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

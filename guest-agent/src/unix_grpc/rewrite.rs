@@ -146,12 +146,7 @@ impl Rewriter {
             priority,
             fragment: fragment.to_vec(),
         };
-        if flags & END_HEADERS != 0 {
-            self.emit(block, out)
-        } else {
-            self.pending = Some(block);
-            Ok(())
-        }
+        self.finish_or_wait(block, flags, out)
     }
 
     fn continuation(
@@ -169,6 +164,16 @@ impl Rewriter {
             return Err(RewriteError::BlockTooLarge);
         }
         block.fragment.extend_from_slice(payload);
+        self.finish_or_wait(block, flags, out)
+    }
+
+    /// Emits `block` when its last frame (END_HEADERS) has come, else keeps it for the next.
+    fn finish_or_wait(
+        &mut self,
+        block: PendingBlock,
+        flags: u8,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RewriteError> {
         if flags & END_HEADERS != 0 {
             self.emit(block, out)
         } else {
