@@ -339,6 +339,79 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]
     );
 }
 
+/// Networking and storage objects a chart carries: Ingress (with status), IngressClass,
+/// NetworkPolicy (objects only: enforcement is the node's), StorageClass and PodTemplate are
+/// stored, listed by short name, explained, validated, and go with their namespace.
+fn ingress_netpol_storageclass_and_podtemplate_objects(b: Backend) {
+    let c = Cluster::new(b);
+    c.ok(&["create", "namespace", "shop"]);
+    c.apply(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: edge}
+spec: {controller: example.com/edge}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web, namespace: shop}
+spec:
+  ingressClassName: edge
+  rules:
+  - host: shop.example
+    http:
+      paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: only-frontend, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  policyTypes: [Ingress]
+  ingress: [{from: [{podSelector: {matchLabels: {app: web}}}], ports: [{port: 5432}]}]
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: local}
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: WaitForFirstConsumer
+---
+apiVersion: v1
+kind: PodTemplate
+metadata: {name: tmpl, namespace: shop}
+template:
+  metadata: {labels: {app: x}}
+  spec: {containers: [{name: c, image: busybox}]}
+"#,
+        &[],
+    );
+    let ing = c.json(&["get", "ing", "web", "-n", "shop"]);
+    assert_eq!(
+        ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"]["number"],
+        80
+    );
+    let names = c.ok(&["get", "netpol,podtemplates", "-n", "shop", "-o", "name"]);
+    assert_eq!(
+        names.lines().collect::<Vec<_>>(),
+        ["networkpolicy.networking.k8s.io/only-frontend", "podtemplate/tmpl"]
+    );
+    assert_eq!(c.json(&["get", "sc", "local"])["volumeBindingMode"], "WaitForFirstConsumer");
+    assert_eq!(c.json(&["get", "ingressclass", "edge"])["spec"]["controller"], "example.com/edge");
+    assert!(c.ok(&["explain", "networkpolicy.spec.podSelector"]).contains("LabelSelector"));
+    // A field that does not exist is refused, not dropped.
+    let bad = c.write(
+        "bad.yaml",
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: bad, namespace: shop}\nspec: {podSelector: {}, bogus: 1}\n",
+    );
+    let err = c.fails(&["apply", "-f", bad.to_str().unwrap()]);
+    assert!(err.contains("bogus"), "{err}");
+    // The namespace takes its objects with it; cluster-scoped ones stay.
+    c.ok(&["delete", "namespace", "shop", "--wait=true", "--timeout=60s"]);
+    let left = c.kubectl(&["get", "ing,netpol,podtemplates", "-n", "shop", "-o", "name"]);
+    assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty());
+    assert_eq!(c.ok(&["get", "sc", "-o", "name"]).trim(), "storageclass.storage.k8s.io/local");
+}
+
 /// `kubectl create ...` and `kubectl run` send protobuf bodies.
 fn typed_create_commands(b: Backend) {
     let c = Cluster::new(b);
@@ -389,5 +462,6 @@ on_both_backends!(
     scale_label_annotate_edit_patch_describe,
     delete_cascades_to_owned_objects,
     server_side_apply_and_restricted_token,
-    impersonation_is_checked_and_enforced
+    impersonation_is_checked_and_enforced,
+    ingress_netpol_storageclass_and_podtemplate_objects
 );

@@ -4,8 +4,8 @@
 use k8s_openapi::api::{
     apps::v1 as apps, authentication::v1 as authn, authorization::v1 as authz,
     autoscaling::v2 as autoscaling, batch::v1 as batch, coordination::v1 as coordination,
-    core::v1 as core, discovery::v1 as discovery, node::v1 as node, rbac::v1 as rbac,
-    scheduling::v1 as scheduling,
+    core::v1 as core, discovery::v1 as discovery, networking::v1 as networking, node::v1 as node,
+    rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
 };
 use schemars::r#gen::SchemaGenerator;
 use schemars::schema::Schema;
@@ -153,6 +153,7 @@ kinds! {
     core::ServiceAccount => "" "v1" "ServiceAccount" "serviceaccounts" "serviceaccount" Namespaced ["sa"] [] [] Stored;
     core::PersistentVolume => "" "v1" "PersistentVolume" "persistentvolumes" "persistentvolume" Cluster ["pv"] [] [Status] Stored;
     core::PersistentVolumeClaim => "" "v1" "PersistentVolumeClaim" "persistentvolumeclaims" "persistentvolumeclaim" Namespaced ["pvc"] [] [Status] Stored;
+    core::PodTemplate => "" "v1" "PodTemplate" "podtemplates" "podtemplate" Namespaced [] [] [] Stored;
     apps::Deployment => "apps" "v1" "Deployment" "deployments" "deployment" Namespaced ["deploy"] ["all"] [Status, Scale] Stored;
     apps::ReplicaSet => "apps" "v1" "ReplicaSet" "replicasets" "replicaset" Namespaced ["rs"] ["all"] [Status, Scale] Stored;
     apps::DaemonSet => "apps" "v1" "DaemonSet" "daemonsets" "daemonset" Namespaced ["ds"] ["all"] [Status] Stored;
@@ -168,6 +169,10 @@ kinds! {
     rbac::ClusterRole => "rbac.authorization.k8s.io" "v1" "ClusterRole" "clusterroles" "clusterrole" Cluster [] [] [] Stored;
     rbac::RoleBinding => "rbac.authorization.k8s.io" "v1" "RoleBinding" "rolebindings" "rolebinding" Namespaced [] [] [] Stored;
     rbac::ClusterRoleBinding => "rbac.authorization.k8s.io" "v1" "ClusterRoleBinding" "clusterrolebindings" "clusterrolebinding" Cluster [] [] [] Stored;
+    networking::Ingress => "networking.k8s.io" "v1" "Ingress" "ingresses" "ingress" Namespaced ["ing"] [] [Status] Stored;
+    networking::IngressClass => "networking.k8s.io" "v1" "IngressClass" "ingressclasses" "ingressclass" Cluster [] [] [] Stored;
+    networking::NetworkPolicy => "networking.k8s.io" "v1" "NetworkPolicy" "networkpolicies" "networkpolicy" Namespaced ["netpol"] [] [] Stored;
+    storage::StorageClass => "storage.k8s.io" "v1" "StorageClass" "storageclasses" "storageclass" Cluster ["sc"] [] [] Stored;
     discovery::EndpointSlice => "discovery.k8s.io" "v1" "EndpointSlice" "endpointslices" "endpointslice" Namespaced [] [] [] Stored;
     authz::SelfSubjectAccessReview => "authorization.k8s.io" "v1" "SelfSubjectAccessReview" "selfsubjectaccessreviews" "selfsubjectaccessreview" Cluster [] [] [] Virtual;
     authz::SelfSubjectRulesReview => "authorization.k8s.io" "v1" "SelfSubjectRulesReview" "selfsubjectrulesreviews" "selfsubjectrulesreview" Cluster [] [] [] Virtual;
