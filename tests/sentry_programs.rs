@@ -9,21 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::sentry::sentry_run;
-
-/// Compiles `tests/sentry/NAME.c` into `out`.
-fn compile(name: &str, out: &Path, extra: &[&str]) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sentry").join(format!("{name}.c"));
-    let st = Command::new("cc")
-        .args(["-O2", "-w"])
-        .args(extra)
-        .arg("-o")
-        .arg(out)
-        .arg(&src)
-        .status()
-        .expect("cc");
-    assert!(st.success(), "compiling {name}.c");
-}
+use common::sentry::{compile, sentry_run};
 
 /// Copies `binary` into `root/bin` with every shared library it needs (ldd), at the same paths.
 fn with_libraries(root: &Path, binary: &Path) {

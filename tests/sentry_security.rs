@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::sentry::{PodSandbox, busybox_rootfs, ringfence, run_with_input};
+use common::sentry::{PodSandbox, busybox_rootfs, compile, ringfence, run_with_input};
 
 /// `ringfence sentry run` with `flags` before the command.
 fn run(root: &Path, flags: &[&str], script: &str) -> Output {
@@ -37,14 +37,8 @@ fn capabilities_no_new_privs_and_seccomp_filters_behave_as_on_linux() {
     for d in ["bin", "tmp", "proc", "dev"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sentry/security.c");
     let bin = root.join("bin/security");
-    let st = Command::new("cc")
-        .args(["-O2", "-w", "-static", "-pthread", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .status();
-    assert!(st.expect("cc").success(), "compiling security.c");
+    compile("security", &bin, &["-static", "-pthread"]);
     let native = Command::new(&bin).stderr(Stdio::inherit()).output().unwrap();
     let mut cmd = Command::new(ringfence());
     cmd.args(["sentry", "run", "--rootfs"]).arg(&root).args(["--", "/bin/security"]);
@@ -83,14 +77,8 @@ fn set_user_id_programs_raise_privilege_unless_no_new_privs() {
     for d in ["bin", "tmp", "proc", "dev"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sentry/security.c");
     let bin = root.join("bin/suid");
-    let st = Command::new("cc")
-        .args(["-O2", "-w", "-static", "-pthread", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .status();
-    assert!(st.expect("cc").success(), "compiling security.c");
+    compile("security", &bin, &["-static", "-pthread"]);
     // The tests run as root, so the file is root's.
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o4755)).unwrap();
     let ids = |flags: &[&str]| {

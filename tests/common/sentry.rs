@@ -70,6 +70,20 @@ pub fn run_with_input(mut cmd: Command, stdin: &[u8]) -> Output {
     out
 }
 
+/// Compiles `tests/sentry/NAME.c` into `out`, with `extra` flags for cc.
+pub fn compile(name: &str, out: &Path, extra: &[&str]) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sentry").join(format!("{name}.c"));
+    let st = Command::new("cc")
+        .args(["-O2", "-w"])
+        .args(extra)
+        .arg("-o")
+        .arg(out)
+        .arg(&src)
+        .status()
+        .expect("cc");
+    assert!(st.success(), "compiling {name}.c");
+}
+
 /// A `ringfence sentry sandbox` (an empty pod sandbox) and its control socket, killed when
 /// dropped.
 pub struct PodSandbox {

@@ -34,6 +34,17 @@ def step(what):
     print(f"-- {what}", flush=True)
 
 
+def wait_exited(container, limit):
+    """The container's status once it has exited; fails after `limit` seconds."""
+    deadline = time.time() + limit
+    while True:
+        state = runtime.ContainerStatus(cri.ContainerStatusRequest(container_id=container), timeout=10).status
+        if state.state == cri.CONTAINER_EXITED:
+            return state
+        assert time.time() < deadline, state
+        time.sleep(0.1)
+
+
 step("version")
 v = runtime.Version(cri.VersionRequest(version="v1"), timeout=10)
 assert v.runtime_api_version == "v1", v
@@ -171,13 +182,7 @@ except grpc.RpcError as e:
 
 step("stop and remove")
 runtime.StopContainer(cri.StopContainerRequest(container_id=cid, timeout=2), timeout=30)
-deadline = time.time() + 20
-while True:
-    state = runtime.ContainerStatus(cri.ContainerStatusRequest(container_id=cid), timeout=10).status
-    if state.state == cri.CONTAINER_EXITED:
-        break
-    assert time.time() < deadline, state
-    time.sleep(0.1)
+wait_exited(cid, 20)
 log = open(os.path.join(logs, "main.log")).read()
 assert "started" in log, log
 status = runtime.ContainerStatus(cri.ContainerStatusRequest(container_id=cid[:8]), timeout=10).status
@@ -207,13 +212,7 @@ hog = runtime.CreateContainer(cri.CreateContainerRequest(pod_sandbox_id=small, s
     # A string that doubles until memory runs out.
     command=["sh", "-c", "a=a; while :; do a=$a$a; done"])), timeout=60).container_id
 runtime.StartContainer(cri.StartContainerRequest(container_id=hog), timeout=60)
-deadline = time.time() + 60
-while True:
-    state = runtime.ContainerStatus(cri.ContainerStatusRequest(container_id=hog), timeout=10).status
-    if state.state == cri.CONTAINER_EXITED:
-        break
-    assert time.time() < deadline, state
-    time.sleep(0.2)
+state = wait_exited(hog, 60)
 assert (state.exit_code, state.reason) == (137, "OOMKilled"), state
 runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=small), timeout=30)
 

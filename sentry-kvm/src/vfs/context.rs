@@ -44,3 +44,41 @@ pub trait Context {
     /// such as sockets need more of the task than this trait offers).
     fn as_any(&self) -> &dyn Any;
 }
+
+/// For unit tests: a root context with a waker and no task behind it (blocking only waits and
+/// checks for a wake-up; it has no memory to copy from or to).
+#[cfg(test)]
+pub struct TestContext(pub Arc<Waker>);
+
+#[cfg(test)]
+impl Default for TestContext {
+    fn default() -> Self {
+        TestContext(Waker::new())
+    }
+}
+
+#[cfg(test)]
+impl Context for TestContext {
+    fn creds(&self) -> Arc<Credentials> {
+        Arc::new(Credentials::root())
+    }
+    fn waker(&self) -> &Arc<Waker> {
+        &self.0
+    }
+    fn block(&self, deadline: Option<Instant>) -> Result<(), Errno> {
+        self.0.block_interruptible(deadline)
+    }
+    fn copy_in(&self, _addr: u64, _buf: &mut [u8]) -> Result<(), Errno> {
+        Err(Errno::EFAULT)
+    }
+    fn copy_out(&self, _addr: u64, _data: &[u8]) -> Result<(), Errno> {
+        Err(Errno::EFAULT)
+    }
+    fn sigpipe(&self) {}
+    fn process_group(&self) -> i32 {
+        1
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

@@ -290,40 +290,8 @@ impl LockRegistry {
 
 #[cfg(test)]
 mod tests {
-    use std::any::Any;
-    use std::time::Instant;
-
     use super::*;
-    use crate::creds::Credentials;
-    use crate::waiter::Waker;
-
-    /// A context with nothing but a waker.
-    struct Ctx(Arc<Waker>);
-
-    impl Context for Ctx {
-        fn creds(&self) -> Arc<Credentials> {
-            Arc::new(Credentials::root())
-        }
-        fn waker(&self) -> &Arc<Waker> {
-            &self.0
-        }
-        fn block(&self, deadline: Option<Instant>) -> Result<(), Errno> {
-            self.0.block_interruptible(deadline)
-        }
-        fn copy_in(&self, _addr: u64, _buf: &mut [u8]) -> Result<(), Errno> {
-            Err(Errno::EFAULT)
-        }
-        fn copy_out(&self, _addr: u64, _data: &[u8]) -> Result<(), Errno> {
-            Err(Errno::EFAULT)
-        }
-        fn sigpipe(&self) {}
-        fn process_group(&self) -> i32 {
-            1
-        }
-        fn as_any(&self) -> &dyn Any {
-            self
-        }
-    }
+    use crate::vfs::context::TestContext;
 
     fn req(owner: Owner, kind: Option<Kind>, start: i64, end: i64) -> RecordRequest {
         RecordRequest { owner, pid: 7, kind, range: Range { start, end } }
@@ -335,7 +303,7 @@ mod tests {
     fn a_wait_that_closes_a_cycle_is_edeadlk() {
         let reg = LockRegistry::new();
         let locks = reg.get(KEY);
-        let ctx = Ctx(Waker::new());
+        let ctx = TestContext::default();
         let (a, b) = (Owner::Posix(1), Owner::Posix(2));
         reg.set_record(&ctx, &locks, req(a, Some(Kind::Write), 0, 0), false).unwrap();
         reg.set_record(&ctx, &locks, req(b, Some(Kind::Write), 1, 1), false).unwrap();
@@ -352,11 +320,11 @@ mod tests {
     fn a_blocked_locker_gets_the_lock_at_unlock() {
         let reg = LockRegistry::new();
         let locks = reg.get(KEY);
-        let ctx = Ctx(Waker::new());
+        let ctx = TestContext::default();
         reg.set_record(&ctx, &locks, req(Owner::Ofd(1), Some(Kind::Write), 0, 9), false).unwrap();
         let (reg2, locks2) = (reg.clone(), locks.clone());
         let waiter = std::thread::spawn(move || {
-            let ctx = Ctx(Waker::new());
+            let ctx = TestContext::default();
             reg2.set_record(&ctx, &locks2, req(Owner::Posix(5), Some(Kind::Read), 5, 5), true)
         });
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -373,10 +341,10 @@ mod tests {
     fn an_interrupted_wait_gives_up() {
         let reg = LockRegistry::new();
         let locks = reg.get(KEY);
-        let ctx = Ctx(Waker::new());
+        let ctx = TestContext::default();
         reg.flock(&ctx, &locks, 1, Some(Kind::Write), false).unwrap();
         assert_eq!(reg.flock(&ctx, &locks, 2, Some(Kind::Read), false), Err(Errno::EAGAIN));
-        let other = Ctx(Waker::new());
+        let other = TestContext::default();
         other.0.set_interrupt(true);
         assert_eq!(reg.flock(&other, &locks, 2, Some(Kind::Read), true), Err(Errno::EINTR));
         locks.release_description(1);

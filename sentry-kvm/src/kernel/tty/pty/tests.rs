@@ -1,50 +1,19 @@
 //! Pty pairs driven as host code would: typed input, echo and output, hang-up.
 
-use std::any::Any;
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use crate::abi::Errno;
 use crate::abi::termios::Winsize;
-use crate::creds::Credentials;
 use crate::kernel::tty::devpts::Devpts;
-use crate::vfs::context::Context;
+use crate::vfs::context::TestContext;
 use crate::vfs::file::FileOps;
-use crate::waiter::Waker;
-
-/// A reader with no task behind it (the slave's reads only block and check signals).
-struct Reader(Arc<Waker>);
-
-impl Context for Reader {
-    fn creds(&self) -> Arc<Credentials> {
-        Arc::new(Credentials::root())
-    }
-    fn waker(&self) -> &Arc<Waker> {
-        &self.0
-    }
-    fn block(&self, deadline: Option<Instant>) -> Result<(), Errno> {
-        self.0.block_interruptible(deadline)
-    }
-    fn copy_in(&self, _addr: u64, _buf: &mut [u8]) -> Result<(), Errno> {
-        Err(Errno::EFAULT)
-    }
-    fn copy_out(&self, _addr: u64, _data: &[u8]) -> Result<(), Errno> {
-        Err(Errno::EFAULT)
-    }
-    fn sigpipe(&self) {}
-    fn process_group(&self) -> i32 {
-        1
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-}
 
 #[test]
 fn host_code_drives_a_pair_as_a_terminal() {
     let devpts = Devpts::new(Weak::new());
     let (master, slave) = devpts.open_pair().unwrap();
-    let reader = Reader(Waker::new());
+    let reader = TestContext::default();
     assert_eq!(master.write_from_host(b"ls -l\r").unwrap(), 6);
     let mut buf = [0u8; 64];
     let n = slave.read(&reader, &mut buf, false).unwrap();
@@ -65,7 +34,7 @@ fn a_closed_master_ends_the_slaves_reads() {
     let (master, slave) = devpts.open_pair().unwrap();
     let index = master.pty().index();
     drop(master);
-    let reader = Reader(Waker::new());
+    let reader = TestContext::default();
     let mut buf = [0u8; 8];
     assert_eq!(slave.read(&reader, &mut buf, false), Ok(0));
     assert_eq!(slave.write(&reader, b"x", false), Err(Errno::EIO));
@@ -91,7 +60,7 @@ fn the_host_relay_types_input_and_carries_output_until_the_terminal_closes() {
     let process = ThreadGroup::new(7, Default::default(), default_rlimits());
     host_relay::spawn(master, input.into(), output.into(), process).unwrap();
     keyboard.write_all(b"hi\r").unwrap();
-    let reader = Reader(Waker::new());
+    let reader = TestContext::default();
     let mut buf = [0u8; 64];
     // Read without blocking, so that a relay that never types fails rather than hangs.
     let deadline = Instant::now() + Duration::from_secs(10);
