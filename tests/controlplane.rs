@@ -597,3 +597,75 @@ spec:
         pods.len() == 2 && pods.iter().filter(|p| node_of(p).is_empty()).count() == 1
     }));
 }
+
+fn pod_cidr_of(c: &Cluster, node: &str) -> String {
+    c.json(&["get", "node", node])
+        .pointer("/spec/podCIDR")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn node_manifest(name: &str, pod_cidr: Option<&str>) -> String {
+    let spec =
+        pod_cidr.map(|r| format!("spec:\n  podCIDR: {r}\n  podCIDRs: [{r}]\n")).unwrap_or_default();
+    format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n{spec}")
+}
+
+#[test]
+fn nodes_get_pod_ranges_from_the_cluster_cidr() {
+    // Room for four /24s: one a node brings itself, three handed out, then none.
+    let c = cluster(&["--cluster-cidr", "10.230.0.0/22", "--node-cidr-mask-size", "24"]);
+    c.apply(&node_manifest("own", Some("10.230.1.0/24")), &[]);
+    for n in ["n1", "n2", "n3"] {
+        c.apply(&node_manifest(n, None), &[]);
+    }
+    let mut ranges = Vec::new();
+    for n in ["n1", "n2", "n3"] {
+        assert!(
+            eventually(Duration::from_secs(10), || !pod_cidr_of(&c, n).is_empty()),
+            "node {n} got no pod range"
+        );
+        let node = c.json(&["get", "node", n]);
+        assert_eq!(node["spec"]["podCIDRs"], serde_json::json!([pod_cidr_of(&c, n)]));
+        ranges.push(pod_cidr_of(&c, n));
+    }
+    ranges.sort();
+    assert_eq!(
+        ranges,
+        ["10.230.0.0/24", "10.230.2.0/24", "10.230.3.0/24"],
+        "distinct, around the node's own"
+    );
+    // The cluster CIDR is used up: the next node gets a Warning Event naming the cause.
+    c.apply(&node_manifest("n4", None), &[]);
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            c.ok(&["get", "events", "-A", "--field-selector", "involvedObject.name=n4"])
+                .contains("CIDRNotAvailable")
+        }),
+        "no CIDRNotAvailable event for n4"
+    );
+    assert_eq!(pod_cidr_of(&c, "n4"), "");
+    // A node that goes frees its range for the one waiting.
+    c.ok(&["delete", "node", "n2"]);
+    assert!(
+        eventually(Duration::from_secs(40), || !pod_cidr_of(&c, "n4").is_empty()),
+        "n4 never got the freed range"
+    );
+    assert!(ranges.contains(&pod_cidr_of(&c, "n4")));
+    // A bad flag is refused at start, with the flag named.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ringfence"))
+        .args([
+            "server",
+            "--data-dir",
+            "/nonexistent-never-created",
+            "--cluster-cidr",
+            "10.0.0.0/8",
+            "--node-cidr-mask-size",
+            "31",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--cluster-cidr"), "{out:?}");
+}

@@ -484,6 +484,11 @@ struct Netns {
     ns_ip: String,
 }
 
+fn cmd_out(program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program).args(args).output().expect("run a command");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn ip(args: &[&str]) {
     let out = std::process::Command::new("ip").args(args).output().expect("run ip");
     assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -556,7 +561,7 @@ spec:
       - name: main
         image: web:v1
         imagePullPolicy: Never
-        command: [sleep, "3600"]
+        command: [sh, -c, 'mkdir -p /www; cat /etc/hostname > /www/host.html; exec httpd -f -p 8080 -h /www']
         resources: {requests: {memory: 1Gi}}
 "#;
 
@@ -581,6 +586,8 @@ fn two_nodes_in_two_namespaces_share_the_pods_and_take_over() {
         &listen,
         "--node-name",
         "node-a",
+        "--node-address",
+        &ns.host_ip,
         "--node-monitor-grace-period",
         "15",
     ]);
@@ -647,6 +654,27 @@ fn two_nodes_in_two_namespaces_share_the_pods_and_take_over() {
     let on_b = c.json(&["get", "pods", "--field-selector", "spec.nodeName=node-b"]);
     let pod_b = on_b["items"][0]["metadata"]["name"].as_str().unwrap().to_owned();
     assert_eq!(c.ok(&["exec", &pod_b, "--", "cat", "/etc/hostname"]).trim(), pod_b);
+    // Pods reach pods on the other node by their IPs: each node routes the other's pod range
+    // to it over the link between the namespaces.
+    let on_a = c.json(&["get", "pods", "--field-selector", "spec.nodeName=node-a"]);
+    let pod_a = on_a["items"][0]["metadata"]["name"].as_str().unwrap().to_owned();
+    let ip_of =
+        |list: &serde_json::Value| list["items"][0]["status"]["podIP"].as_str().unwrap().to_owned();
+    let (ip_a, ip_b) = (ip_of(&on_a), ip_of(&on_b));
+    for (from, to, want) in [(&pod_a, &ip_b, &pod_b), (&pod_b, &ip_a, &pod_a)] {
+        let url = format!("http://{to}:8080/host.html");
+        let mut got = String::new();
+        let reached = eventually(Duration::from_secs(15), || {
+            let out = c.kubectl(&["exec", from, "--", "timeout", "5", "wget", "-qO-", &url]);
+            got = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            got.trim() == want.as_str()
+        });
+        assert!(reached, "{from} -> {url}: {got}; host routes: {}", cmd_out("ip", &["route"]));
+    }
 
     // node-b's agent goes away: its pods come back on node-a.
     let stopped = Instant::now();

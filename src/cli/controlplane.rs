@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use orchestrator::controllers::node_ipam::ClusterCidr;
 use orchestrator::controllers::{self, ControllerConfig};
 use orchestrator::kube::https::HttpsClient;
 use orchestrator::kube::{Informers, Kube};
@@ -25,6 +26,29 @@ pub struct ComponentArgs {
     /// Seconds between evaluations of each HorizontalPodAutoscaler (controllers).
     #[arg(long, default_value_t = 15.0)]
     horizontal_pod_autoscaler_sync_period: f64,
+    #[command(flatten)]
+    cluster_cidr: ClusterCidrArgs,
+}
+
+/// Where the node IPAM controller finds pod ranges for Nodes that bring none.
+#[derive(Args, Clone, Default)]
+pub struct ClusterCidrArgs {
+    /// The cluster's pod range; each Node registered without `spec.podCIDR` gets a piece.
+    #[arg(long)]
+    pub cluster_cidr: Option<String>,
+    /// Prefix length of each Node's piece of --cluster-cidr.
+    #[arg(long, default_value_t = 24)]
+    pub node_cidr_mask_size: u8,
+}
+
+impl ClusterCidrArgs {
+    pub fn parse(&self) -> anyhow::Result<Option<ClusterCidr>> {
+        self.cluster_cidr
+            .as_deref()
+            .map(|c| ClusterCidr::parse(c, self.node_cidr_mask_size))
+            .transpose()
+            .context("--cluster-cidr")
+    }
 }
 
 #[derive(Args)]
@@ -90,6 +114,7 @@ pub fn controllers(a: ComponentArgs) -> anyhow::Result<ExitCode> {
     let config = ControllerConfig {
         node_monitor_grace_period: Duration::from_secs_f64(a.node_monitor_grace_period.max(0.1)),
         hpa_sync_period: Duration::from_secs_f64(a.horizontal_pod_autoscaler_sync_period.max(0.1)),
+        cluster_cidr: a.cluster_cidr.parse()?,
         ..Default::default()
     };
     runtime()?.block_on(async move {

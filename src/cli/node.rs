@@ -132,8 +132,10 @@ pub struct NodeArgs {
     /// Port of the agent's log and exec endpoints (0 picks a free one).
     #[arg(long, default_value_t = 10250)]
     pub port: u16,
-    #[arg(long, default_value = "10.88.0.0/24")]
-    pub pod_cidr: String,
+    /// This node's pod range (the runtime's); none: the control plane allocates one from its
+    /// --cluster-cidr.
+    #[arg(long)]
+    pub pod_cidr: Option<String>,
     /// Where container logs are written.
     #[arg(long, default_value = "/var/log/pods")]
     pub log_dir: PathBuf,
@@ -322,6 +324,9 @@ pub struct UpArgs {
     /// Node agent port (0 picks a free one).
     #[arg(long, default_value_t = 10250)]
     pub node_port: u16,
+    /// Address the API server and other nodes reach this node at (its InternalIP).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub node_address: String,
     /// Node name (default: the host name).
     #[arg(long)]
     pub node_name: Option<String>,
@@ -331,6 +336,8 @@ pub struct UpArgs {
     /// Seconds without a Lease renewal before a node is marked unreachable.
     #[arg(long, default_value_t = 40.0)]
     pub node_monitor_grace_period: f64,
+    #[command(flatten)]
+    pub cluster_cidr: super::controlplane::ClusterCidrArgs,
     #[command(flatten)]
     pub handlers: HandlerArgs,
 }
@@ -348,6 +355,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         config.service_cidr = service_cidr;
         config.controller_config.node_monitor_grace_period =
             std::time::Duration::from_secs_f64(args.node_monitor_grace_period.max(0.1));
+        config.controller_config.cluster_cidr = args.cluster_cidr.parse()?;
         let store = orchestrator::server::open_embedded(&data)?;
         let server = orchestrator::server::start(config, store).await?;
         let kubeconfig = server.kubeconfig.clone();
@@ -364,10 +372,10 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             name: args.node_name.clone(),
             kubeconfig: kubeconfig.clone(),
             cri_socket: cri_args.socket.clone(),
-            address: "127.0.0.1".into(),
+            address: args.node_address.clone(),
             listen_address: None,
             port: args.node_port,
-            pod_cidr: args.pod_cidr.clone(),
+            pod_cidr: Some(args.pod_cidr.clone()),
             log_dir: data.join("logs"),
             root_dir: data.join("node"),
             max_pods: 110,

@@ -45,6 +45,8 @@ pub struct ServerArgs {
     /// Seconds between evaluations of each HorizontalPodAutoscaler.
     #[arg(long, default_value_t = 15.0)]
     horizontal_pod_autoscaler_sync_period: f64,
+    #[command(flatten)]
+    cluster_cidr: super::controlplane::ClusterCidrArgs,
 }
 
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -63,6 +65,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         Duration::from_secs_f64(args.node_monitor_grace_period.max(0.1));
     config.controller_config.hpa_sync_period =
         Duration::from_secs_f64(args.horizontal_pod_autoscaler_sync_period.max(0.1));
+    config.controller_config.cluster_cidr = args.cluster_cidr.parse()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let etcd = args.etcd.clone();
     runtime.block_on(async move {

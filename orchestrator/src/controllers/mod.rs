@@ -10,6 +10,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod hpa;
 pub mod job;
+pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod pod_control;
 pub mod replicaset;
@@ -27,6 +28,8 @@ pub struct ControllerConfig {
     pub workers: usize,
     /// How often each HorizontalPodAutoscaler is evaluated.
     pub hpa_sync_period: Duration,
+    /// Where Nodes without a pod range get one (none: nodes bring their own).
+    pub cluster_cidr: Option<node_ipam::ClusterCidr>,
 }
 
 impl Default for ControllerConfig {
@@ -35,6 +38,7 @@ impl Default for ControllerConfig {
             node_monitor_grace_period: Duration::from_secs(40),
             workers: 4,
             hpa_sync_period: Duration::from_secs(15),
+            cluster_cidr: None,
         }
     }
 }
@@ -61,6 +65,7 @@ pub const CONTROLLERS: &[(&str, Constructor)] = &[
     ("horizontalpodautoscaling", hpa::controller),
     ("nodelifecycle", node_lifecycle::controller),
     ("taint-eviction", node_lifecycle::eviction::controller),
+    ("nodeipam", node_ipam::controller),
 ];
 
 /// Wires every controller to `informers` (start them after); returns the worker tasks.

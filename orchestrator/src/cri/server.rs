@@ -292,8 +292,12 @@ impl RuntimeService for CriService {
 
     async fn update_runtime_config(
         &self,
-        _r: Request<cri::UpdateRuntimeConfigRequest>,
+        r: Request<cri::UpdateRuntimeConfigRequest>,
     ) -> Res<cri::UpdateRuntimeConfigResponse> {
+        let network = r.into_inner().runtime_config.and_then(|c| c.network_config);
+        if let Some(n) = network {
+            self.runtime.update_pod_cidr(&n.pod_cidr)?;
+        }
         Ok(Response::new(cri::UpdateRuntimeConfigResponse {}))
     }
 

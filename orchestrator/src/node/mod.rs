@@ -8,6 +8,7 @@
 //! - [`volumes`], [`env`]: pod volumes as host directories; container environments.
 //! - [`service_proxy`]: Service cluster IPs and node ports on this node.
 //! - [`dns`]: cluster DNS for this node's pods.
+//! - [`pod_cidr`], [`pod_routes`]: this node's pod range, and routes to other nodes' pods.
 //! - [`cri_client`]: the agent's connection to the runtime (the API is reached through the
 //!   typed [`Kube`] client).
 //! - [`error`]: what can go wrong.
@@ -22,7 +23,9 @@ pub mod env;
 pub mod error;
 pub mod lease;
 pub mod node_metrics;
+pub mod pod_cidr;
 pub mod pod_metrics;
+pub mod pod_routes;
 pub mod pod_status;
 pub mod pod_worker;
 pub mod probe;
@@ -66,7 +69,8 @@ pub struct AgentConfig {
     pub listen_address: Option<String>,
     /// Port of the agent's HTTP endpoints (logs, exec).
     pub port: u16,
-    pub pod_cidr: String,
+    /// This node's pod range; none: the control plane allocates one (`spec.podCIDR`).
+    pub pod_cidr: Option<String>,
     /// Where container logs go (one directory per pod).
     pub log_dir: PathBuf,
     /// The agent's own state: pod volumes (emptyDir, ConfigMap and Secret copies).
@@ -92,7 +96,7 @@ impl AgentConfig {
             labels: self.labels.clone(),
             runtime_handlers: self.handlers.clone(),
             address: self.address.clone(),
-            pod_cidr: Some(self.pod_cidr.clone()),
+            pod_cidr: self.pod_cidr.clone(),
             runtime_version: format!("ringfence://{}", env!("CARGO_PKG_VERSION")),
             daemon_port: Some(i32::from(self.port)),
         }
@@ -117,8 +121,9 @@ pub struct Shared {
     pub default_handler: String,
     /// Cluster DNS names, kept by the service proxy.
     pub dns: Arc<dns::Records>,
-    /// Where this node's pods send DNS queries (the pod bridge's gateway), if DNS is served.
-    pub dns_server: Option<std::net::Ipv4Addr>,
+    /// Where this node's pods send DNS queries (the pod bridge's gateway), if DNS is served;
+    /// known once the node's pod range is.
+    pub dns_server: std::sync::OnceLock<std::net::Ipv4Addr>,
     /// uid -> (namespace, name) of pods this agent runs.
     pub pods: Mutex<HashMap<String, (String, String)>>,
 }
@@ -150,7 +155,7 @@ impl NodeAgent {
             handlers: config.handlers.clone(),
             default_handler,
             dns: Arc::default(),
-            dns_server: config.service_proxy.then(|| gateway(&config.pod_cidr)).flatten(),
+            dns_server: std::sync::OnceLock::new(),
             pods: Mutex::new(HashMap::new()),
         });
         Ok(NodeAgent { config, kube, shared })
@@ -202,6 +207,29 @@ impl NodeAgent {
         registration::register(&self.kube, &self.config.registration())
             .await
             .map_err(|source| NodeError::Register { node: self.config.name.clone(), source })?;
+        let range = match self.config.pod_cidr.clone() {
+            Some(range) => range,
+            None => {
+                let name = &self.config.name;
+                pod_cidr::wait_for_allocation(&self.kube, name, pod_cidr::ALLOCATION_TIMEOUT)
+                    .await?
+            }
+        };
+        // Registering again (after the Node was deleted) keeps the range pods already have.
+        self.config.pod_cidr = Some(range.clone());
+        pod_cidr::tell_runtime(&self.shared.cri, &range).await?;
+        if let (true, Some(gw)) = (self.config.service_proxy, gateway(&range)) {
+            let _ = self.shared.dns_server.set(gw);
+        }
+        match range.parse::<ipnet::Ipv4Net>() {
+            Ok(net) => pod_routes::start(
+                self.kube.clone(),
+                self.config.name.clone(),
+                self.config.address.clone(),
+                net.trunc(),
+            ),
+            Err(_) => tracing::warn!(%range, "the pod range is not IPv4: no routes to other nodes"),
+        }
         let me = Arc::new(self);
         {
             let me = me.clone();
@@ -211,7 +239,7 @@ impl NodeAgent {
         tokio::spawn(node_metrics::run(me.kube.clone(), me.config.name.clone()));
         if me.config.service_proxy {
             service_proxy::start(me.shared.clone());
-            if let Some(addr) = me.shared.dns_server {
+            if let Some(&addr) = me.shared.dns_server.get() {
                 dns::start(me.shared.dns.clone(), addr);
             }
         }

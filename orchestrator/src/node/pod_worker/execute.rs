@@ -78,7 +78,13 @@ impl PodWorker {
     async fn create_sandbox(&mut self, pod: &Pod, handler: &str, attempt: u32) -> bool {
         let mut cri = self.shared.cri.clone();
         let shared = &self.shared;
-        let config = sandbox_config(pod, &self.uid, attempt, &shared.log_dir, shared.dns_server);
+        let config = sandbox_config(
+            pod,
+            &self.uid,
+            attempt,
+            &shared.log_dir,
+            shared.dns_server.get().copied(),
+        );
         let req =
             cri::RunPodSandboxRequest { config: Some(config), runtime_handler: handler.to_owned() };
         match cri.runtime.run_pod_sandbox(req).await {
