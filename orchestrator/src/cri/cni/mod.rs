@@ -173,17 +173,32 @@ impl Cni {
     }
 
     /// DEL of sandbox `id`'s attachment, in reverse order with the cached result; forgotten
-    /// once every plugin succeeded. Nothing cached: nothing to do.
+    /// once every plugin succeeded. Nothing cached: nothing to do. Every plugin gets its DEL
+    /// even when one before it failed: one broken plugin must not keep the others' leases.
     pub fn del(&self, id: &str) -> Result<(), CniError> {
         let Some(a) = self.cache.load(id) else { return Ok(()) };
         let list = Self::cached_list(&a)?;
         let inv = self.invocation(&a);
+        let mut first_error = None;
         for plugin in list.plugins.iter().rev() {
             let stdin = plugin_config(&list, plugin, a.result.as_ref(), &a.runtime_config);
-            invoke::exec(config::plugin_type(plugin), Op::Del, &inv, &stdin)?;
+            match invoke::exec(config::plugin_type(plugin), Op::Del, &inv, &stdin) {
+                Ok(_) => {}
+                // Nothing can undo what a plugin that is gone did (nor did it run if an
+                // ADD failed for want of it): keeping the entry would only retry forever.
+                Err(e @ CniError::PluginNotFound { .. }) => tracing::warn!(id, "CNI DEL: {e}"),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        self.cache.remove(id);
-        Ok(())
+        match first_error {
+            Some(e) => Err(e),
+            None => {
+                self.cache.remove(id);
+                Ok(())
+            }
+        }
     }
 
     /// CHECK of sandbox `id`'s attachment (skipped where the list disables it or predates it).
