@@ -145,7 +145,7 @@ fn port_mappings(config: &cri::PodSandboxConfig) -> Option<Value> {
             v
         })
         .collect();
-    (!maps.is_empty()).then(|| Value::Array(maps))
+    (!maps.is_empty()).then_some(Value::Array(maps))
 }
 
 impl PodNetwork {
