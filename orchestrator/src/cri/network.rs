@@ -32,8 +32,8 @@ pub struct NetworkConfig {
 
 pub struct PodNetwork {
     cni: Cni,
-    /// The default network's bridge, when the default list was in use at the start.
-    default_bridge: Option<(String, Ipv4Cidr)>,
+    /// The default network's bridge (set up at the start when the default list is in use).
+    default_bridge: (String, Ipv4Cidr),
 }
 
 /// One pod's network.
@@ -162,12 +162,11 @@ impl PodNetwork {
         let default = config::default_list(&c.bridge, subnet, &state.join("ipam"));
         let in_use = config::ensure_default(&c.conf_dir, &default)?;
         let cni = Cni::new(&c.conf_dir, c.bin_dirs, &state.join("cache"));
-        let net = PodNetwork { cni, default_bridge: in_use.then(|| (c.bridge.clone(), subnet)) };
-        match &net.default_bridge {
-            Some(_) => net.ensure_bridge()?,
-            None => {
-                tracing::info!(dir = %c.conf_dir.display(), "pod networks from the CNI configuration there")
-            }
+        let net = PodNetwork { cni, default_bridge: (c.bridge.clone(), subnet) };
+        if in_use {
+            net.ensure_bridge()?;
+        } else {
+            tracing::info!(dir = %c.conf_dir.display(), "pod networks from the CNI configuration there");
         }
         Ok(net)
     }
@@ -175,7 +174,7 @@ impl PodNetwork {
     /// Creates the default bridge with the gateway address before any pod (the node serves
     /// DNS there), as the bridge plugin would, and enables forwarding.
     fn ensure_bridge(&self) -> Result<(), CriError> {
-        let Some((bridge, subnet)) = &self.default_bridge else { return Ok(()) };
+        let (bridge, subnet) = &self.default_bridge;
         // Read from sysfs: nothing to start when the bridge is there and up (IFF_UP).
         let sys = PathBuf::from("/sys/class/net").join(bridge);
         let up = std::fs::read_to_string(sys.join("flags"))
@@ -194,9 +193,12 @@ impl PodNetwork {
         Ok(())
     }
 
-    /// Removes the default bridge (when the runtime stops; its pods are gone by then).
+    /// Removes the default bridge when the runtime stops (its pods are gone by then), also
+    /// when an earlier run made it and a user's list is in use now; never one with ports.
     pub fn remove_bridge(&self) {
-        if let Some((bridge, _)) = &self.default_bridge {
+        let bridge = &self.default_bridge.0;
+        let ports = std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"));
+        if ports.is_ok_and(|mut p| p.next().is_none()) {
             let _ = ip(&["link", "del", bridge]);
         }
     }
