@@ -11,7 +11,7 @@ use clap::Args;
 use orchestrator::cri::handler::microvm::{MicrovmConfig, MicrovmHandler};
 use orchestrator::cri::handler::sentry::SentryHandler;
 use orchestrator::cri::handler::{Launcher, SandboxHandler};
-use orchestrator::cri::network::PodNetwork;
+use orchestrator::cri::network::{NetworkConfig, PodNetwork};
 use orchestrator::cri::runtime::CriRuntime;
 use orchestrator::cri::streaming::StreamingServer;
 use orchestrator::node::{AgentConfig, NodeAgent};
@@ -24,17 +24,32 @@ pub struct CriArgs {
     /// Node state: images (DATA_DIR/images) and sandboxes (DATA_DIR/cri).
     #[arg(long)]
     pub data_dir: PathBuf,
-    /// This node's pod subnet (a /24); each pod gets an address from it on the bridge.
+    /// This node's pod subnet: the default CNI network's addresses (host-local).
     #[arg(long, default_value = "10.88.0.0/24")]
     pub pod_cidr: String,
-    /// The bridge pods attach to.
+    /// The default CNI network's bridge.
     #[arg(long, default_value = "rf0")]
     pub bridge: String,
+    #[command(flatten)]
+    pub cni: CniArgs,
     /// Where exec streams are served (the node agent connects here).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub streaming: SocketAddr,
     #[command(flatten)]
     pub handlers: HandlerArgs,
+}
+
+/// Where pod networks come from.
+#[derive(Args, Clone, Default)]
+pub struct CniArgs {
+    /// The CNI configuration directory: its lexically first *.conflist or *.conf is the pods'
+    /// network; when it has none, the runtime writes a default one (bridge + host-local from
+    /// --pod-cidr and --bridge, loopback). Default: DATA_DIR/cni/net.d.
+    #[arg(long)]
+    pub cni_conf_dir: Option<PathBuf>,
+    /// Directories of CNI plugin executables, searched in order.
+    #[arg(long, value_delimiter = ',', default_value = "/usr/lib/cni,/opt/cni/bin")]
+    pub cni_bin_dir: Vec<PathBuf>,
 }
 
 /// Which runtime handlers the node offers, and what the `microvm` one boots.
@@ -169,8 +184,14 @@ pub async fn start_cri(args: &CriArgs) -> anyhow::Result<Arc<CriRuntime>> {
     let store = images::ImageStore::open(&args.data_dir.join(images::DATA_SUBDIR))
         .with_context(|| format!("opening the image store in {}", args.data_dir.display()))?;
     let images = orchestrator::cri::store_images::StoreImages::new(store);
-    let network = PodNetwork::new(&args.bridge, &args.pod_cidr)?;
-    network.ensure_bridge().context("setting up the pod bridge")?;
+    let network = PodNetwork::new(NetworkConfig {
+        conf_dir: args.cni.cni_conf_dir.clone().unwrap_or_else(|| args.data_dir.join("cni/net.d")),
+        bin_dirs: args.cni.cni_bin_dir.clone(),
+        state_dir: args.data_dir.join("cni"),
+        bridge: args.bridge.clone(),
+        pod_cidr: args.pod_cidr.clone(),
+    })
+    .context("setting up pod networking")?;
     let handlers = handlers(&args.handlers, &args.data_dir)?;
     let runtime =
         CriRuntime::new(&args.data_dir.join("cri"), Some(network), Arc::new(images), handlers);
@@ -330,9 +351,11 @@ pub struct UpArgs {
     /// Node name (default: the host name).
     #[arg(long)]
     pub node_name: Option<String>,
-    /// The bridge pods attach to (one per cluster on a host).
+    /// The default CNI network's bridge (one per cluster on a host).
     #[arg(long, default_value = "rf0")]
     pub bridge: String,
+    #[command(flatten)]
+    pub cni: CniArgs,
     /// Seconds without a Lease renewal before a node is marked unreachable.
     #[arg(long, default_value_t = 40.0)]
     pub node_monitor_grace_period: f64,
@@ -364,6 +387,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             data_dir: data.clone(),
             pod_cidr: args.pod_cidr.clone(),
             bridge: args.bridge.clone(),
+            cni: args.cni.clone(),
             streaming: "127.0.0.1:0".parse()?,
             handlers: args.handlers.clone(),
         };

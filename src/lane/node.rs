@@ -9,7 +9,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -18,6 +18,11 @@ use anyhow::Context;
 use super::{Outcome, Run, Transport};
 
 /// Inside the run: what each forwarded port reaches.
+/// The CNI plugins of the default pod network: Debian's, and where the outer VM gets them.
+const CNI_PLUGINS: [&str; 3] = ["bridge", "host-local", "loopback"];
+const HOST_CNI: &str = "/usr/lib/cni";
+const LANE_CNI: &str = "/lane/cni";
+
 const STOP_PORT: u16 = 7777;
 const REPORT_PORT: u16 = 7778;
 const CHAOS_PORT: u16 = 7779;
@@ -141,6 +146,7 @@ for image in /lane/images/*; do
   /lane/ringfence image import --data-dir $D $image --name $name >/dev/null || echo "IMPORT-FAILED $name"
 done
 /lane/ringfence cri --socket $D/cri.sock --data-dir $D --pod-cidr {POD_CIDR} --bridge rf0 \
+  --cni-bin-dir {cni} \
   --runtime-handlers microvm --guest-kernel /guest/kernel --guest-initrd /guest/initrd \
   --virtiofsd /lane/virtiofsd --microvm-boot-timeout {boot_s} --microvm-templates {templates} \
   > /tmp/cri.log 2>&1 &
@@ -171,6 +177,10 @@ echo "--- node log"; tail -40 /tmp/node.log
         tuning = match spec.transport {
             Transport::Nested => "echo advise > /sys/kernel/mm/transparent_hugepage/shmem_enabled",
             Transport::Direct => "",
+        },
+        cni = match spec.transport {
+            Transport::Nested => LANE_CNI,
+            Transport::Direct => HOST_CNI,
         },
         ip = match spec.transport {
             Transport::Nested => "/lane/bin/ip",
@@ -211,6 +221,10 @@ impl LaneNode {
             // The outer VM's busybox has no network namespaces or traffic control.
             files.push((PathBuf::from("/usr/sbin/ip"), "/lane/bin/ip".to_owned()));
             files.push((PathBuf::from("/usr/sbin/tc"), "/lane/bin/tc".to_owned()));
+            // The default pod network's CNI plugins (scripts/setup installs them).
+            for plugin in CNI_PLUGINS {
+                files.push((Path::new(HOST_CNI).join(plugin), format!("{LANE_CNI}/{plugin}")));
+            }
         }
         for (name, path) in &spec.images {
             files.push((path.clone(), format!("/lane/images/{}.tar", name.replace(':', "+"))));

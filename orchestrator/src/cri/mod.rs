@@ -4,7 +4,8 @@
 //! - [`handler`]: the seam to what actually isolates a pod (`sentry`, `microvm`).
 //! - [`leftovers`]: what sandboxes record so that a restarted runtime can take them down;
 //!   [`mounts`]: the bind mounts it makes.
-//! - [`network`]: a network namespace and address per pod sandbox; [`cgroup`]: its CPU limit.
+//! - [`network`]: a network namespace per pod sandbox, attached by [`cni`] plugins;
+//!   [`cgroup`]: its CPU limit.
 //! - [`image_source`]: the seam to the node's images ([`image_source::ImageSource`]: what a
 //!   container runs from, what the image service lists); [`store_images`] implements it over
 //!   the `images` crate's store ([`store_images::StoreImages`]).
@@ -14,6 +15,7 @@
 //! - [`server`]: the gRPC services.
 
 pub mod cgroup;
+pub mod cni;
 pub mod handler;
 pub mod host_ports;
 pub mod identity;

@@ -1,21 +1,39 @@
-//! Pod networking on a node: every pod sandbox gets a network namespace with a veth pair into
-//! the node's bridge and an address from the node's pod subnet (the role CNI plays for other
-//! runtimes). Uses iproute2.
+//! Pod networking on a node: every pod sandbox gets a network namespace, attached by the CNI
+//! plugins of the configuration directory's network list ([`super::cni`]). Unless a user's
+//! list is there, that is the default one: the reference `bridge` plugin with `host-local`
+//! addresses from the node's pod subnet on the node's bridge.
 
-use std::collections::HashSet;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+
+use k8s_cri::v1 as cri;
+use serde_json::{Map, Value, json};
 
 use super::CriError;
+use super::cni::config::{self, Ipv4Cidr};
+use super::cni::{AttachRequest, Cni, CniError};
 
-/// The node's pod subnet (a /24) and the bridge its pods hang off.
+/// The interface every pod gets (the microVM handler takes it over for its guest).
+pub const IFNAME: &str = "eth0";
+
+/// Where the node's pod networks come from.
+pub struct NetworkConfig {
+    /// The CNI configuration directory.
+    pub conf_dir: PathBuf,
+    /// Where plugin executables are looked for, in order.
+    pub bin_dirs: Vec<PathBuf>,
+    /// The runtime's own CNI state: the attachment cache and the default network's leases.
+    pub state_dir: PathBuf,
+    /// The default network's bridge and subnet.
+    pub bridge: String,
+    pub pod_cidr: String,
+}
+
 pub struct PodNetwork {
-    bridge: String,
-    /// First three octets of the /24; .1 is the bridge (gateway).
-    prefix: [u8; 3],
-    used: Mutex<HashSet<u8>>,
+    cni: Cni,
+    /// The default network's bridge (set up at the start when the default list is in use).
+    default_bridge: (String, Ipv4Cidr),
 }
 
 /// One pod's network.
@@ -26,7 +44,11 @@ pub struct PodNet {
     pub ip: Ipv4Addr,
     pub prefix: u8,
     pub gateway: Ipv4Addr,
-    host_veth: String,
+    /// A plugin of the network maps the pod's host ports (`portMappings`): the runtime
+    /// opens none itself.
+    pub host_ports_by_plugin: bool,
+    /// The sandbox, as CNI knows it (`CNI_CONTAINERID`).
+    id: String,
 }
 
 /// Runs `program` (`ip` or `tc`) once for several commands (`-batch`), in network namespace
@@ -76,109 +98,238 @@ fn ip(args: &[&str]) -> Result<(), CriError> {
     Ok(())
 }
 
-impl PodNetwork {
-    /// `cidr` must be an IPv4 /24, e.g. 10.88.0.0/24.
-    pub fn new(bridge: &str, cidr: &str) -> Result<PodNetwork, CriError> {
-        let (addr, len) = cidr
-            .split_once('/')
-            .ok_or_else(|| CriError::Invalid(format!("pod CIDR {cidr}: expected a.b.c.0/24")))?;
-        let a: Ipv4Addr =
-            addr.parse().map_err(|_| CriError::Invalid(format!("pod CIDR {cidr}")))?;
-        if len != "24" || a.octets()[3] != 0 {
-            return Err(CriError::Invalid(format!(
-                "pod CIDR {cidr}: only /24 subnets are supported"
-            )));
-        }
-        if bridge.len() > 15 {
-            return Err(CriError::Invalid(format!("bridge name {bridge} is longer than 15 bytes")));
-        }
-        let o = a.octets();
-        Ok(PodNetwork {
-            bridge: bridge.into(),
-            prefix: [o[0], o[1], o[2]],
-            used: Mutex::new(HashSet::new()),
+impl From<CniError> for CriError {
+    fn from(e: CniError) -> CriError {
+        CriError::Network(e.to_string())
+    }
+}
+
+/// `CNI_ARGS` as Kubernetes runtimes pass them; values that would break the `K=V;` syntax
+/// are left out.
+fn cni_args(id: &str, config: &cri::PodSandboxConfig) -> String {
+    let mut args = vec![("IgnoreUnknown", "1"), ("K8S_POD_INFRA_CONTAINER_ID", id)];
+    if let Some(m) = &config.metadata {
+        args.extend([
+            ("K8S_POD_NAMESPACE", m.namespace.as_str()),
+            ("K8S_POD_NAME", m.name.as_str()),
+            ("K8S_POD_UID", m.uid.as_str()),
+        ]);
+    }
+    args.iter()
+        .filter(|(_, v)| !v.is_empty() && !v.contains([';', '=']))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// The `portMappings` capability's value: the sandbox's host ports.
+fn port_mappings(config: &cri::PodSandboxConfig) -> Option<Value> {
+    let maps: Vec<Value> = config
+        .port_mappings
+        .iter()
+        .filter(|m| m.host_port > 0)
+        .map(|m| {
+            let protocol = match cri::Protocol::try_from(m.protocol) {
+                Ok(cri::Protocol::Udp) => "udp",
+                Ok(cri::Protocol::Sctp) => "sctp",
+                _ => "tcp",
+            };
+            let mut v = json!({
+                "hostPort": m.host_port,
+                "containerPort": m.container_port,
+                "protocol": protocol,
+            });
+            if !m.host_ip.is_empty() {
+                v["hostIP"] = m.host_ip.clone().into();
+            }
+            v
         })
+        .collect();
+    (!maps.is_empty()).then_some(Value::Array(maps))
+}
+
+impl PodNetwork {
+    /// Writes the default list unless the configuration directory has another, and sets the
+    /// default bridge up when it is in use.
+    pub fn new(c: NetworkConfig) -> Result<PodNetwork, CriError> {
+        let subnet =
+            Ipv4Cidr::parse(&c.pod_cidr).map_err(|e| CriError::Invalid(format!("pod CIDR {e}")))?;
+        if c.bridge.is_empty() || c.bridge.len() > 15 {
+            return Err(CriError::Invalid(format!("bridge name {:?}: 1 to 15 bytes", c.bridge)));
+        }
+        // Absolute: plugins run elsewhere than the runtime's working directory.
+        let state = std::path::absolute(&c.state_dir)?;
+        let default = config::default_list(&c.bridge, subnet, &state.join("ipam"));
+        let in_use = config::ensure_default(&c.conf_dir, &default)?;
+        let cni = Cni::new(&c.conf_dir, c.bin_dirs, &state.join("cache"));
+        let net = PodNetwork { cni, default_bridge: (c.bridge.clone(), subnet) };
+        if in_use {
+            net.ensure_bridge()?;
+        } else {
+            tracing::info!(dir = %c.conf_dir.display(), "pod networks from the CNI configuration there");
+        }
+        Ok(net)
     }
 
-    pub fn gateway(&self) -> Ipv4Addr {
-        Ipv4Addr::new(self.prefix[0], self.prefix[1], self.prefix[2], 1)
-    }
-
-    pub fn cidr(&self) -> String {
-        format!("{}.{}.{}.0/24", self.prefix[0], self.prefix[1], self.prefix[2])
-    }
-
-    /// Creates the bridge if needed, with the gateway address, and enables forwarding.
-    pub fn ensure_bridge(&self) -> Result<(), CriError> {
+    /// Creates the default bridge with the gateway address before any pod (the node serves
+    /// DNS there), as the bridge plugin would, and enables forwarding.
+    fn ensure_bridge(&self) -> Result<(), CriError> {
+        let (bridge, subnet) = &self.default_bridge;
         // Read from sysfs: nothing to start when the bridge is there and up (IFF_UP).
-        let sys = PathBuf::from("/sys/class/net").join(&self.bridge);
+        let sys = PathBuf::from("/sys/class/net").join(bridge);
         let up = std::fs::read_to_string(sys.join("flags"))
             .ok()
             .and_then(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
             .is_some_and(|flags| flags & 1 != 0);
         if !sys.exists() {
-            ip(&["link", "add", &self.bridge, "type", "bridge"])?;
-            ip(&["addr", "add", &format!("{}/24", self.gateway()), "dev", &self.bridge])?;
+            ip(&["link", "add", bridge, "type", "bridge"])?;
+            // The plugin accepts exactly this address (its gateway with the subnet's length).
+            ip(&["addr", "add", &format!("{}/{}", subnet.gateway(), subnet.len), "dev", bridge])?;
         }
         if !up {
-            ip(&["link", "set", &self.bridge, "up"])?;
+            ip(&["link", "set", bridge, "up"])?;
         }
         let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
         Ok(())
     }
 
-    /// Removes the bridge (when the runtime stops; its pods are gone by then).
+    /// Removes the default bridge when the runtime stops (its pods are gone by then), also
+    /// when an earlier run made it and a user's list is in use now; never one with ports.
     pub fn remove_bridge(&self) {
-        let _ = ip(&["link", "del", &self.bridge]);
-    }
-
-    /// Creates the namespace, veth pair and address for pod sandbox `id`.
-    pub fn setup(&self, id: &str) -> Result<PodNet, CriError> {
-        self.ensure_bridge()?;
-        let host = {
-            let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-            let h = (2u8..=254)
-                .find(|h| !used.contains(h))
-                .ok_or_else(|| CriError::Network(format!("pod subnet {} is full", self.cidr())))?;
-            used.insert(h);
-            h
-        };
-        let short = &id[..id.len().min(12)];
-        let pod = PodNet {
-            netns: format!("rf-{short}"),
-            // Where iproute2 keeps named namespaces (/var/run is /run on current systems).
-            netns_path: PathBuf::from(format!("/run/netns/rf-{short}")),
-            ip: Ipv4Addr::new(self.prefix[0], self.prefix[1], self.prefix[2], host),
-            prefix: 24,
-            gateway: self.gateway(),
-            host_veth: format!("rfv{short}")[..15.min(3 + short.len())].to_string(),
-        };
-        let (ns, veth, bridge) = (&pod.netns, &pod.host_veth, &self.bridge);
-        let outside = [
-            format!("netns add {ns}"),
-            format!("link add {veth} type veth peer name eth0 netns {ns}"),
-            format!("link set {veth} master {bridge} up"),
-            // The address may have been another pod's a moment ago: forget its old neighbour.
-            format!("neigh flush to {} dev {bridge}", pod.ip),
-        ];
-        let inside = [
-            format!("addr add {}/24 dev eth0", pod.ip),
-            "link set eth0 up".to_owned(),
-            "link set lo up".to_owned(),
-            format!("route add default via {}", self.gateway()),
-        ];
-        let result = batch("ip", None, &outside).and_then(|()| batch("ip", Some(ns), &inside));
-        if let Err(e) = result {
-            self.teardown(&pod);
-            return Err(e);
+        let bridge = &self.default_bridge.0;
+        let ports = std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"));
+        if ports.is_ok_and(|mut p| p.next().is_none()) {
+            let _ = ip(&["link", "del", bridge]);
         }
-        Ok(pod)
     }
 
-    /// Removes a pod's namespace (its veth goes with it) and frees its address.
+    /// Creates the namespace of pod sandbox `id` and attaches it through the network list
+    /// in use now.
+    pub fn setup(&self, id: &str, config: &cri::PodSandboxConfig) -> Result<PodNet, CriError> {
+        let list = self.cni.config()?;
+        let short = &id[..id.len().min(12)];
+        let netns = format!("rf-{short}");
+        // Where iproute2 keeps named namespaces (/var/run is /run on current systems).
+        let netns_path = PathBuf::from(format!("/run/netns/{netns}"));
+        ip(&["netns", "add", &netns])?;
+        let mut runtime_config = Map::new();
+        if let Some(maps) = port_mappings(config) {
+            runtime_config.insert("portMappings".into(), maps);
+        }
+        let req = AttachRequest {
+            container_id: id,
+            netns: &netns_path,
+            ifname: IFNAME,
+            args: cni_args(id, config),
+            runtime_config,
+        };
+        let attached = self.cni.add(&list, req).map_err(CriError::from).and_then(|r| {
+            r.pod_address(IFNAME).map_err(|e| {
+                let _ = self.cni.del(id);
+                CriError::Network(format!("CNI network {}: {e}", list.name))
+            })
+        });
+        let lo = || {
+            let has_loopback = list.plugins.iter().any(|p| config::plugin_type(p) == "loopback");
+            if has_loopback { Ok(()) } else { ip(&["-n", &netns, "link", "set", "lo", "up"]) }
+        };
+        let addr = match attached.and_then(|a| lo().map(|()| a)) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = self.cni.del(id);
+                let _ = ip(&["netns", "del", &netns]);
+                return Err(e);
+            }
+        };
+        Ok(PodNet {
+            netns,
+            netns_path,
+            ip: addr.ip,
+            prefix: addr.prefix,
+            gateway: addr.gateway,
+            host_ports_by_plugin: list.has_capability("portMappings"),
+            id: id.to_owned(),
+        })
+    }
+
+    /// Detaches a pod (CNI DEL) and removes its namespace. A DEL that fails stays cached and
+    /// is tried again when the runtime next starts.
     pub fn teardown(&self, pod: &PodNet) {
+        if let Err(e) = self.cni.del(&pod.id) {
+            tracing::warn!(sandbox = %pod.id, "pod network tear-down: {e}");
+        }
         let _ = ip(&["netns", "del", &pod.netns]);
-        let _ = ip(&["link", "del", &pod.host_veth]);
-        self.used.lock().unwrap_or_else(|e| e.into_inner()).remove(&pod.ip.octets()[3]);
+    }
+
+    /// CNI CHECK of a pod's attachment.
+    pub fn check(&self, pod: &PodNet) -> Result<(), CriError> {
+        Ok(self.cni.check(&pod.id)?)
+    }
+
+    /// Detaches every attachment an earlier run left (at the start, before any pod).
+    pub fn sweep(&self) -> usize {
+        let ids = self.cni.cached();
+        for id in &ids {
+            let netns = self.cni.cached_netns(id);
+            if let Err(e) = self.cni.del(id) {
+                tracing::warn!(sandbox = %id, "left-over pod network: {e}");
+            }
+            let name =
+                netns.as_deref().filter(|p| p.starts_with("/run/netns")).and_then(Path::file_name);
+            if let Some(name) = name.and_then(|n| n.to_str()) {
+                let _ = ip(&["netns", "del", name]);
+            }
+        }
+        ids.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cni_args_name_the_pod_and_drop_what_would_break_them() {
+        let mut c = cri::PodSandboxConfig {
+            metadata: Some(cri::PodSandboxMetadata {
+                name: "web-1".into(),
+                uid: "u-1".into(),
+                namespace: "default".into(),
+                attempt: 0,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            cni_args("abc", &c),
+            "IgnoreUnknown=1;K8S_POD_INFRA_CONTAINER_ID=abc;K8S_POD_NAMESPACE=default;\
+             K8S_POD_NAME=web-1;K8S_POD_UID=u-1"
+        );
+        if let Some(m) = c.metadata.as_mut() {
+            m.name = "x;K8S_POD_NAMESPACE=kube-system".into();
+        }
+        assert!(!cni_args("abc", &c).contains("kube-system"));
+    }
+
+    #[test]
+    fn host_ports_become_port_mappings() {
+        let c = cri::PodSandboxConfig {
+            port_mappings: vec![
+                cri::PortMapping {
+                    protocol: cri::Protocol::Udp as i32,
+                    container_port: 53,
+                    host_port: 5353,
+                    host_ip: "127.0.0.1".into(),
+                },
+                cri::PortMapping { container_port: 80, ..Default::default() },
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            port_mappings(&c),
+            Some(
+                json!([{"hostPort": 5353, "containerPort": 53, "protocol": "udp", "hostIP": "127.0.0.1"}])
+            )
+        );
+        assert_eq!(port_mappings(&cri::PodSandboxConfig::default()), None);
     }
 }

@@ -139,7 +139,11 @@ impl CriRuntime {
         handlers: Vec<Arc<dyn SandboxHandler>>,
     ) -> Arc<CriRuntime> {
         // Sandboxes of an earlier run of this runtime are gone for the node agent, which will
-        // make new ones: take down what they left.
+        // make new ones: take down what they left, their networks first (CNI DEL).
+        let detached = network.as_ref().map_or(0, PodNetwork::sweep);
+        if detached > 0 {
+            tracing::info!("detached {detached} pod network(s) an earlier run left behind");
+        }
         let swept = super::leftovers::sweep(&dir.join("sandboxes"));
         if swept > 0 {
             tracing::info!("removed {swept} sandbox(es) an earlier run left behind");
@@ -215,7 +219,7 @@ impl CriRuntime {
         }
         let id = new_id();
         let net = match &self.network {
-            Some(n) => Some(n.setup(&id)?),
+            Some(n) => Some(n.setup(&id, &config)?),
             None => None,
         };
         if net.is_none() && !(sysctls.is_empty() && ports.is_empty()) {
@@ -276,8 +280,8 @@ impl CriRuntime {
             });
         let started = started.and_then(|(running, cgroup)| {
             let opened = match &net {
-                Some(pn) => host_ports::open(&ports, pn.ip),
-                None => Ok(HostPorts::default()),
+                Some(pn) if !pn.host_ports_by_plugin => host_ports::open(&ports, pn.ip),
+                _ => Ok(HostPorts::default()),
             };
             match opened {
                 Ok(p) => Ok((running, cgroup, p)),
