@@ -14,7 +14,7 @@ use orchestrator::cri::handler::{Launcher, SandboxHandler};
 use orchestrator::cri::network::PodNetwork;
 use orchestrator::cri::runtime::CriRuntime;
 use orchestrator::cri::streaming::StreamingServer;
-use orchestrator::node::{AgentConfig, NodeAgent};
+use orchestrator::node::{AgentConfig, NodeAgent, ProxyMode};
 
 #[derive(Args, Clone)]
 pub struct CriArgs {
@@ -145,6 +145,10 @@ pub struct NodeArgs {
     /// Leave Service cluster IPs alone on this node.
     #[arg(long)]
     pub no_service_proxy: bool,
+    /// How Services are implemented: `nftables` (rules in the kernel; needs `nft`) or
+    /// `userspace` (a TCP relay per Service port).
+    #[arg(long, default_value = "nftables")]
+    pub proxy_mode: ProxyMode,
 }
 
 fn hostname() -> String {
@@ -268,6 +272,7 @@ fn node_config(args: &NodeArgs, handlers: Vec<String>) -> AgentConfig {
         handlers,
         labels: Default::default(),
         service_proxy: !args.no_service_proxy,
+        proxy_mode: args.proxy_mode,
     }
 }
 
@@ -331,6 +336,9 @@ pub struct UpArgs {
     /// Seconds without a Lease renewal before a node is marked unreachable.
     #[arg(long, default_value_t = 40.0)]
     pub node_monitor_grace_period: f64,
+    /// How the node implements Services: `nftables` or `userspace`.
+    #[arg(long, default_value = "nftables")]
+    pub proxy_mode: ProxyMode,
     #[command(flatten)]
     pub handlers: HandlerArgs,
 }
@@ -372,6 +380,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             root_dir: data.join("node"),
             max_pods: 110,
             no_service_proxy: false,
+            proxy_mode: args.proxy_mode,
         };
         let handlers = runtime_handlers(&cri_args.socket).await?;
         create_runtime_classes(&kubeconfig, &handlers).await?;
