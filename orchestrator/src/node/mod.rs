@@ -250,10 +250,9 @@ impl NodeAgent {
         }
         tokio::spawn(pod_metrics::run(me.kube.clone(), me.shared.cri.clone()));
         tokio::spawn(node_metrics::run(me.kube.clone(), me.config.name.clone()));
-        if me.config.service_proxy {
-            if let Some(addr) = me.shared.dns_server {
-                dns::start(me.shared.dns.clone(), addr);
-            }
+        // Set only when the agent proxies Services (which feed the names).
+        if let Some(addr) = me.shared.dns_server {
+            dns::start(me.shared.dns.clone(), addr);
         }
         me.clone().watch_pods().await;
         Ok(())
