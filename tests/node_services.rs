@@ -108,13 +108,16 @@ spec:
     )
 }
 
-/// Fails the test process if it runs past `limit`.
-fn watchdog(limit: Duration) {
+/// Fails the test process if the returned guard lives past `limit`.
+fn watchdog(limit: Duration) -> std::sync::mpsc::Sender<()> {
+    let (done, wait) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
-        std::thread::sleep(limit);
-        eprintln!("the Service test ran past {limit:?}: aborting");
-        std::process::exit(101);
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(limit) {
+            eprintln!("a Service test ran past {limit:?}: aborting");
+            std::process::exit(101);
+        }
     });
+    done
 }
 
 fn cluster_ip(c: &Cluster, svc: &str) -> Ipv4Addr {
@@ -181,7 +184,7 @@ fn tables() -> String {
 
 #[test]
 fn services_in_nftables_balance_stick_refuse_and_follow_endpoints() {
-    watchdog(LIMIT);
+    let _watchdog = watchdog(LIMIT);
     let started = Instant::now();
     let c = Cluster::up(&[]);
     let work = tempfile::tempdir().unwrap();
@@ -339,7 +342,7 @@ fn services_in_nftables_balance_stick_refuse_and_follow_endpoints() {
 /// A node that cannot run `nft` says so and stops rather than running without Services.
 #[test]
 fn a_node_without_nft_fails_at_start() {
-    watchdog(Duration::from_secs(120));
+    let _watchdog = watchdog(Duration::from_secs(120));
     let dir = tempfile::tempdir().unwrap();
     // Everything on the PATH but nft.
     let bin = dir.path().join("bin");
@@ -360,4 +363,32 @@ fn a_node_without_nft_fails_at_start() {
     assert!(!out.status.success(), "ringfence up ran without nft: {err}");
     assert!(err.contains("needs the `nft` program"), "{err}");
     assert!(err.contains("--proxy-mode userspace"), "{err}");
+}
+
+/// `--proxy-mode userspace`, kept to compare against, still serves cluster IPs, and leaves
+/// nftables alone.
+#[test]
+fn the_userspace_proxy_still_serves_cluster_ips() {
+    let _watchdog = watchdog(Duration::from_secs(240));
+    let c = Cluster::up(&["--proxy-mode", "userspace"]);
+    let work = tempfile::tempdir().unwrap();
+    node::import_busybox_image(c.data_dir(), &work.path().join("image"), "web:v1", &[]);
+    let tools = work.path().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    common::sentry::compile("udp_hostname", &tools.join("udp_hostname"), &["-static"]);
+    c.apply(&manifest(&tools), &[]);
+    c.ok(&["rollout", "status", "deployment/echo", "--timeout=120s"]);
+    let pods = echo_pods(&c);
+    let http = SocketAddr::from((cluster_ip(&c, "echo"), 80));
+    let mut seen = BTreeSet::new();
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            seen.extend(host_via(http).ok());
+            seen == pods
+        }),
+        "the user-space proxy reached {seen:?} of {pods:?}"
+    );
+    let node = c.json(&["get", "nodes"]);
+    let pod_cidr = node["items"][0]["spec"]["podCIDR"].as_str().unwrap().replace(['.', '/'], "_");
+    assert!(!tables().contains(&pod_cidr), "{}", tables());
 }

@@ -24,5 +24,14 @@ pub fn bridge_of(gateway: Ipv4Addr) -> Option<String> {
 
 /// Turns route_localnet on for `bridge`.
 pub fn enable(bridge: &str) -> std::io::Result<()> {
-    std::fs::write(format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet"), "1")
+    set(bridge, "1")
+}
+
+/// Turns it off again (when the table, and with it the drop rule, goes away).
+pub fn disable(bridge: &str) -> std::io::Result<()> {
+    set(bridge, "0")
+}
+
+fn set(bridge: &str, value: &str) -> std::io::Result<()> {
+    std::fs::write(format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet"), value)
 }

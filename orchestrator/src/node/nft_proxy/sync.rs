@@ -71,6 +71,11 @@ impl TableState {
     /// Removes the table; nothing is applied after.
     pub fn stop(&mut self) {
         self.stopped = true;
+        // First, so that the bridge never routes to 127/8 without the table's drop rule. The
+        // bridge may be gone already (the runtime stopped first): nothing to undo then.
+        if let Some(bridge) = &self.config.localnet_bridge {
+            let _ = localnet::disable(bridge);
+        }
         if let Err(e) = nft::apply(&remove(&self.config)) {
             tracing::warn!("removing table {}: {e}", self.config.name);
         }
