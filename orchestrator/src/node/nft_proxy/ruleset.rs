@@ -135,118 +135,135 @@ const BASE_CHAINS: [(&str, &str, &str, i32); 7] = [
 ];
 const CHAINS: [&str; 2] = ["services", "reject-unserved"];
 
+/// An nft script for one table, a command per line.
+struct Script {
+    table: String,
+    text: String,
+}
+
+impl Script {
+    /// Appends `command` with `{t}` standing for the table.
+    fn line(&mut self, command: &str) {
+        self.text.push_str(&command.replace("{t}", &self.table));
+        self.text.push('\n');
+    }
+}
+
 /// The transaction that makes table `config.name` implement `ports`, given what the previous
 /// transaction of this process left (None: replace whatever table of that name exists).
 pub fn render(config: &TableConfig, ports: &[ServicePort], previous: Option<&Objects>) -> Ruleset {
-    let t = format!("ip {}", config.name);
-    let mut s = String::new();
-    let mut line = |l: String| {
-        s.push_str(&l);
-        s.push('\n');
-    };
-    line(format!("add table {t}"));
+    let mut s = Script { table: format!("ip {}", config.name), text: String::new() };
+    let named: Vec<(&ServicePort, Names)> = ports.iter().map(|p| (p, names(p))).collect();
+    let objects = declare(&mut s, &named, previous);
+    fixed_rules(&mut s, config);
+    service_rules(&mut s, config, &named);
+    Ruleset { script: s.text, objects }
+}
+
+/// Declares every chain, map and set (empty), deletes what the previous transaction had and
+/// this one does not; returns what the table then holds beyond the fixed objects.
+fn declare(s: &mut Script, named: &[(&ServicePort, Names)], previous: Option<&Objects>) -> Objects {
+    s.line("add table {t}");
     if previous.is_none() {
-        line(format!("delete table {t}"));
-        line(format!("add table {t}"));
+        s.line("delete table {t}");
+        s.line("add table {t}");
     }
     for (name, kind, hook, prio) in BASE_CHAINS {
-        line(format!(
-            "add chain {t} {name} {{ type {kind} hook {hook} priority {prio}; policy accept; }}"
+        s.line(&format!(
+            "add chain {{t}} {name} {{ type {kind} hook {hook} priority {prio}; policy accept; }}"
         ));
     }
     for name in CHAINS {
-        line(format!("add chain {t} {name}"));
+        s.line(&format!("add chain {{t}} {name}"));
     }
-    line(format!(
-        "add map {t} cluster-ip-ports {{ type ipv4_addr . inet_proto . inet_service : verdict; }}"
-    ));
-    line(format!("add map {t} node-port-map {{ type inet_proto . inet_service : verdict; }}"));
-    line(format!("add set {t} cluster-ips {{ type ipv4_addr; }}"));
-    line(format!("add set {t} node-ports {{ type inet_proto . inet_service; }}"));
+    s.line(
+        "add map {t} cluster-ip-ports { type ipv4_addr . inet_proto . inet_service : verdict; }",
+    );
+    s.line("add map {t} node-port-map { type inet_proto . inet_service : verdict; }");
+    s.line("add set {t} cluster-ips { type ipv4_addr; }");
+    s.line("add set {t} node-ports { type inet_proto . inet_service; }");
 
-    // Everything this transaction defines, then what the last one had that goes away.
-    let named: Vec<(&ServicePort, Names)> = ports.iter().map(|p| (p, names(p))).collect();
     let mut objects = Objects::default();
-    for (p, n) in &named {
-        if p.endpoints.is_empty() {
-            continue;
-        }
+    for (p, n) in named.iter().filter(|(p, _)| !p.endpoints.is_empty()) {
         objects.chains.insert(n.service.clone());
         for (chain, set) in &n.endpoints {
             objects.chains.insert(chain.clone());
-            objects.sets.extend(set.clone());
+            objects.sets.extend(set.clone().filter(|_| p.affinity_seconds.is_some()));
         }
     }
     let empty = Objects::default();
     let previous = previous.unwrap_or(&empty);
     let all_chains = objects.chains.union(&previous.chains);
     for name in all_chains.clone() {
-        line(format!("add chain {t} {name}"));
+        s.line(&format!("add chain {{t}} {name}"));
     }
-    for name in BASE_CHAINS.iter().map(|c| c.0).chain(CHAINS).chain(all_chains.map(String::as_str))
-    {
-        line(format!("flush chain {t} {name}"));
+    // Emptied before anything is deleted: a chain or set still referenced cannot go.
+    let fixed = BASE_CHAINS.iter().map(|c| c.0).chain(CHAINS);
+    for name in fixed.chain(all_chains.map(String::as_str)) {
+        s.line(&format!("flush chain {{t}} {name}"));
     }
-    for (kind, name) in [
-        ("map", "cluster-ip-ports"),
-        ("map", "node-port-map"),
-        ("set", "cluster-ips"),
-        ("set", "node-ports"),
-    ] {
-        line(format!("flush {kind} {t} {name}"));
+    let maps = [("map", "cluster-ip-ports"), ("map", "node-port-map")];
+    for (kind, name) in maps.into_iter().chain([("set", "cluster-ips"), ("set", "node-ports")]) {
+        s.line(&format!("flush {kind} {{t}} {name}"));
     }
     for name in previous.chains.difference(&objects.chains) {
-        line(format!("delete chain {t} {name}"));
+        s.line(&format!("delete chain {{t}} {name}"));
     }
-    for (p, n) in &named {
-        for (_, set) in &n.endpoints {
-            if let (Some(set), Some(timeout)) = (set, p.affinity_seconds) {
-                line(format!(
-                    "add set {t} {set} {{ type ipv4_addr; flags dynamic,timeout; timeout {timeout}s; }}"
+    for (p, n) in named.iter().filter(|(p, _)| !p.endpoints.is_empty()) {
+        for set in n.endpoints.iter().filter_map(|(_, set)| set.as_ref()) {
+            if let Some(timeout) = p.affinity_seconds {
+                s.line(&format!(
+                    "add set {{t}} {set} {{ type ipv4_addr; flags dynamic,timeout; timeout {timeout}s; }}"
                 ));
             }
         }
     }
     for name in previous.sets.difference(&objects.sets) {
-        line(format!("delete set {t} {name}"));
+        s.line(&format!("delete set {{t}} {name}"));
     }
+    objects
+}
 
-    // The fixed rules.
+/// The rules that do not depend on the Services: the hooks, node ports, masquerading, rejects.
+fn fixed_rules(s: &mut Script, config: &TableConfig) {
     let mark = format!("0x{MASQUERADE_MARK:x}");
-    line(format!("add rule {t} nat-prerouting jump services"));
-    line(format!("add rule {t} nat-output jump services"));
-    line(format!("add rule {t} nat-postrouting meta mark and {mark} != 0 masquerade"));
-    line(format!(
-        "add rule {t} services ip daddr . meta l4proto . th dport vmap @cluster-ip-ports"
-    ));
-    line(format!(
-        "add rule {t} services fib daddr type local meta l4proto . th dport @node-ports \
+    s.line("add rule {t} nat-prerouting jump services");
+    s.line("add rule {t} nat-output jump services");
+    s.line(&format!("add rule {{t}} nat-postrouting meta mark and {mark} != 0 masquerade"));
+    s.line("add rule {t} services ip daddr . meta l4proto . th dport vmap @cluster-ip-ports");
+    s.line(&format!(
+        "add rule {{t}} services fib daddr type local meta l4proto . th dport @node-ports \
          meta mark set meta mark or {mark}"
     ));
-    line(format!(
-        "add rule {t} services fib daddr type local meta l4proto . th dport vmap @node-port-map"
-    ));
+    s.line(
+        "add rule {t} services fib daddr type local meta l4proto . th dport vmap @node-port-map",
+    );
     if let Some(bridge) = &config.localnet_bridge {
         let bridge = sanitize(bridge);
-        line(format!(
-            "add rule {t} filter-prerouting iifname \"{bridge}\" ip daddr 127.0.0.0/8 drop"
+        s.line(&format!(
+            "add rule {{t}} filter-prerouting iifname \"{bridge}\" ip daddr 127.0.0.0/8 drop"
         ));
     }
-    line(format!(
+    // Still addressed to a node port at input, or to a cluster IP after DNAT: unserved.
+    s.line(
         "add rule {t} filter-input fib daddr type local meta l4proto . th dport @node-ports \
-         jump reject-unserved"
-    ));
-    line(format!("add rule {t} filter-forward ip daddr @cluster-ips jump reject-unserved"));
-    line(format!("add rule {t} filter-output ip daddr @cluster-ips jump reject-unserved"));
-    line(format!("add rule {t} reject-unserved meta l4proto tcp reject with tcp reset"));
-    line(format!("add rule {t} reject-unserved reject"));
+         jump reject-unserved",
+    );
+    s.line("add rule {t} filter-forward ip daddr @cluster-ips jump reject-unserved");
+    s.line("add rule {t} filter-output ip daddr @cluster-ips jump reject-unserved");
+    s.line("add rule {t} reject-unserved meta l4proto tcp reject with tcp reset");
+    s.line("add rule {t} reject-unserved reject");
+}
 
-    // Each Service port.
+/// Each Service port's map entries, its chain (affinity, then a random pick) and its
+/// endpoints' chains (masquerade mark, affinity update, DNAT).
+fn service_rules(s: &mut Script, config: &TableConfig, named: &[(&ServicePort, Names)]) {
+    let mark = format!("0x{MASQUERADE_MARK:x}");
     let mut cluster_ips = BTreeSet::new();
     let mut frontends = BTreeSet::new();
     let mut claimed_node_ports = BTreeSet::new();
     let mut node_ports = BTreeSet::new();
-    for (p, n) in &named {
+    for (p, n) in named {
         let proto = p.protocol.nft();
         cluster_ips.insert(p.cluster_ip);
         if let Some(np) = p.node_port {
@@ -259,57 +276,61 @@ pub fn render(config: &TableConfig, ports: &[ServicePort], previous: Option<&Obj
         // since a map holds one verdict per key and a clash would fail the whole transaction.
         let svc = &n.service;
         if frontends.insert((p.cluster_ip, proto, p.port)) {
-            line(format!(
-                "add element {t} cluster-ip-ports {{ {} . {proto} . {} : goto {svc} }}",
+            s.line(&format!(
+                "add element {{t}} cluster-ip-ports {{ {} . {proto} . {} : goto {svc} }}",
                 p.cluster_ip, p.port
             ));
         }
         if let Some(np) = p.node_port
             && claimed_node_ports.insert((proto, np))
         {
-            line(format!("add element {t} node-port-map {{ {proto} . {np} : goto {svc} }}"));
+            s.line(&format!("add element {{t}} node-port-map {{ {proto} . {np} : goto {svc} }}"));
         }
         for (chain, set) in &n.endpoints {
             if let Some(set) = set {
-                line(format!("add rule {t} {svc} ip saddr @{set} goto {chain}"));
+                s.line(&format!("add rule {{t}} {svc} ip saddr @{set} goto {chain}"));
             }
         }
-        let picks: Vec<String> =
-            n.endpoints.iter().enumerate().map(|(i, (c, _))| format!("{i} : goto {c}")).collect();
-        match picks.len() {
-            1 => line(format!("add rule {t} {svc} goto {}", n.endpoints[0].0)),
-            k => line(format!(
-                "add rule {t} {svc} numgen random mod {k} vmap {{ {} }}",
-                picks.join(", ")
-            )),
+        match n.endpoints.as_slice() {
+            [(only, _)] => s.line(&format!("add rule {{t}} {svc} goto {only}")),
+            many => {
+                let picks: Vec<String> =
+                    many.iter().enumerate().map(|(i, (c, _))| format!("{i} : goto {c}")).collect();
+                s.line(&format!(
+                    "add rule {{t}} {svc} numgen random mod {} vmap {{ {} }}",
+                    many.len(),
+                    picks.join(", ")
+                ));
+            }
         }
         for (e, (chain, set)) in p.endpoints.iter().zip(&n.endpoints) {
             if let Some((net, len)) = config.pod_cidr.filter(|c| contains(*c, *e.ip())) {
-                line(format!(
-                    "add rule {t} {chain} ip saddr {net}/{len} meta mark set meta mark or {mark}"
+                s.line(&format!(
+                    "add rule {{t}} {chain} ip saddr {net}/{len} meta mark set meta mark or {mark}"
                 ));
             }
             if let Some(set) = set {
-                line(format!("add rule {t} {chain} update @{set} {{ ip saddr }}"));
+                s.line(&format!("add rule {{t}} {chain} update @{set} {{ ip saddr }}"));
             }
-            line(format!("add rule {t} {chain} meta l4proto {proto} dnat to {e}"));
+            s.line(&format!("add rule {{t}} {chain} meta l4proto {proto} dnat to {e}"));
         }
     }
     if !cluster_ips.is_empty() {
         let ips: Vec<String> = cluster_ips.iter().map(Ipv4Addr::to_string).collect();
-        line(format!("add element {t} cluster-ips {{ {} }}", ips.join(", ")));
+        s.line(&format!("add element {{t}} cluster-ips {{ {} }}", ips.join(", ")));
     }
     if !node_ports.is_empty() {
         let ports: Vec<String> = node_ports.iter().map(|(p, n)| format!("{p} . {n}")).collect();
-        line(format!("add element {t} node-ports {{ {} }}", ports.join(", ")));
+        s.line(&format!("add element {{t}} node-ports {{ {} }}", ports.join(", ")));
     }
-    Ruleset { script: s, objects }
 }
 
 /// The transaction that removes the table (when the agent stops).
 pub fn remove(config: &TableConfig) -> String {
-    let t = format!("ip {}", config.name);
-    format!("add table {t}\ndelete table {t}\n")
+    let mut s = Script { table: format!("ip {}", config.name), text: String::new() };
+    s.line("add table {t}");
+    s.line("delete table {t}");
+    s.text
 }
 
 #[cfg(test)]
