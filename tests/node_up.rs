@@ -581,7 +581,11 @@ fn running_by_node(c: &Cluster) -> std::collections::BTreeMap<String, usize> {
 fn two_nodes_in_two_namespaces_share_the_pods_and_take_over() {
     let ns = Netns::new();
     let listen = format!("{}:0", ns.host_ip);
+    // node-b brings no pod range: the control plane gives it one (this one-range cluster CIDR).
+    let net = common::Net::unique();
     let c = Cluster::up(&[
+        "--cluster-cidr",
+        &net.pod_cidr,
         "--listen",
         &listen,
         "--node-name",
@@ -596,20 +600,10 @@ fn two_nodes_in_two_namespaces_share_the_pods_and_take_over() {
     let b_dir = tempfile::tempdir().unwrap();
     node::import_busybox_image(b_dir.path(), &images.path().join("b"), "web:v1", &[]);
 
-    let net = common::Net::unique();
     let socket = b_dir.path().join("cri.sock");
     let (socket_s, data_s) = (socket.to_str().unwrap(), b_dir.path().to_str().unwrap());
-    let cri = ns.spawn(&[
-        "cri",
-        "--socket",
-        socket_s,
-        "--data-dir",
-        data_s,
-        "--pod-cidr",
-        &net.pod_cidr,
-        "--bridge",
-        &net.bridge,
-    ]);
+    let cri =
+        ns.spawn(&["cri", "--socket", socket_s, "--data-dir", data_s, "--bridge", &net.bridge]);
     assert!(eventually(Duration::from_secs(10), || socket.exists()), "node-b's CRI socket");
     let kubeconfig = c.kubeconfig.to_str().unwrap().to_owned();
     let logs = b_dir.path().join("logs");
@@ -626,8 +620,6 @@ fn two_nodes_in_two_namespaces_share_the_pods_and_take_over() {
         &ns.ns_ip,
         "--port",
         "0",
-        "--pod-cidr",
-        &net.pod_cidr,
         "--log-dir",
         logs.to_str().unwrap(),
         "--root-dir",
@@ -640,6 +632,8 @@ fn two_nodes_in_two_namespaces_share_the_pods_and_take_over() {
         "two ready nodes: {}",
         c.ok(&["get", "nodes"])
     );
+    let range_b = c.json(&["get", "node", "node-b"])["spec"]["podCIDR"].clone();
+    assert_eq!(range_b, net.pod_cidr.as_str(), "node-b's range from --cluster-cidr");
 
     apply(&c, SPREAD);
     assert!(

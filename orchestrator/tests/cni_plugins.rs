@@ -54,14 +54,22 @@ impl Node {
 
     /// The runtime's network, as `ringfence cri` sets it up at its start.
     fn network(&self) -> PodNetwork {
-        PodNetwork::new(NetworkConfig {
+        PodNetwork::new(self.config()).unwrap()
+    }
+
+    /// The runtime's network when it was started without a pod range.
+    fn network_without_range(&self) -> PodNetwork {
+        PodNetwork::new(NetworkConfig { pod_cidr: None, ..self.config() }).unwrap()
+    }
+
+    fn config(&self) -> NetworkConfig {
+        NetworkConfig {
             conf_dir: self.conf.clone(),
             bin_dirs: vec!["/usr/lib/cni".into()],
             state_dir: self.state.clone(),
             bridge: self.bridge.clone(),
-            pod_cidr: self.cidr.clone(),
-        })
-        .unwrap()
+            pod_cidr: Some(self.cidr.clone()),
+        }
     }
 
     /// The host-local leases of network `name` in the runtime's own IPAM directory.
@@ -262,4 +270,29 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         let _ = std::process::Command::new("ip").args(["link", "del", &self.0]).output();
     }
+}
+
+#[test]
+fn a_runtime_started_without_a_range_takes_the_nodes() {
+    watchdog();
+    let node = Node::new('c');
+    let net = node.network_without_range();
+    // No range and no user list: nothing to attach with, and the error says what is missing.
+    let early = id();
+    let err = net.setup(&early, &sandbox("early")).unwrap_err().to_string();
+    assert!(err.contains("pod range"), "{err}");
+    assert!(!Path::new("/run/netns").join(format!("rf-{}", &early[..12])).exists());
+    // The node agent passes the Node's range (CRI UpdateRuntimeConfig): pods get addresses in it.
+    assert!(net.set_pod_cidr("not-a-range").is_err());
+    net.set_pod_cidr(&node.cidr).unwrap();
+    net.set_pod_cidr(&node.cidr).unwrap();
+    let pod = net.setup(&id(), &sandbox("late")).unwrap();
+    let range: ipnet::Ipv4Net = node.cidr.parse().unwrap();
+    assert!(range.contains(&pod.ip), "{} outside {range}", pod.ip);
+    assert_eq!(pod.gateway, range.hosts().next().unwrap());
+    // Another range later is refused, naming both: addresses already handed out stay valid.
+    let other = net.set_pod_cidr("10.139.0.0/24").unwrap_err().to_string();
+    assert!(other.contains("10.139.0.0/24") && other.contains(&node.cidr), "{other}");
+    net.teardown(&pod);
+    net.remove_bridge();
 }

@@ -14,7 +14,7 @@ use orchestrator::cri::handler::{Launcher, SandboxHandler};
 use orchestrator::cri::network::{NetworkConfig, PodNetwork};
 use orchestrator::cri::runtime::CriRuntime;
 use orchestrator::cri::streaming::StreamingServer;
-use orchestrator::node::{AgentConfig, NodeAgent};
+use orchestrator::node::{AgentConfig, NodeAgent, ProxyMode};
 
 #[derive(Args, Clone)]
 pub struct CriArgs {
@@ -24,9 +24,10 @@ pub struct CriArgs {
     /// Node state: images (DATA_DIR/images) and sandboxes (DATA_DIR/cri).
     #[arg(long)]
     pub data_dir: PathBuf,
-    /// This node's pod subnet: the default CNI network's addresses (host-local).
-    #[arg(long, default_value = "10.88.0.0/24")]
-    pub pod_cidr: String,
+    /// This node's pod subnet: the default CNI network's addresses (host-local). Without
+    /// one, the default network waits for the node agent to pass the Node's range.
+    #[arg(long)]
+    pub pod_cidr: Option<String>,
     /// The default CNI network's bridge.
     #[arg(long, default_value = "rf0")]
     pub bridge: String,
@@ -162,6 +163,10 @@ pub struct NodeArgs {
     /// Leave Service cluster IPs alone on this node.
     #[arg(long)]
     pub no_service_proxy: bool,
+    /// How Services are implemented: `nftables` (rules in the kernel; needs `nft`) or
+    /// `userspace` (a TCP relay per Service port).
+    #[arg(long, default_value = "nftables")]
+    pub proxy_mode: ProxyMode,
 }
 
 fn hostname() -> String {
@@ -291,6 +296,7 @@ fn node_config(args: &NodeArgs, handlers: Vec<String>) -> AgentConfig {
         handlers,
         labels: Default::default(),
         service_proxy: !args.no_service_proxy,
+        proxy_mode: args.proxy_mode,
     }
 }
 
@@ -359,6 +365,9 @@ pub struct UpArgs {
     /// Seconds without a Lease renewal before a node is marked unreachable.
     #[arg(long, default_value_t = 40.0)]
     pub node_monitor_grace_period: f64,
+    /// How the node implements Services: `nftables` or `userspace`.
+    #[arg(long, default_value = "nftables")]
+    pub proxy_mode: ProxyMode,
     #[command(flatten)]
     pub cluster_cidr: super::controlplane::ClusterCidrArgs,
     #[command(flatten)]
@@ -385,7 +394,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         let cri_args = CriArgs {
             socket: data.join("cri.sock"),
             data_dir: data.clone(),
-            pod_cidr: args.pod_cidr.clone(),
+            pod_cidr: Some(args.pod_cidr.clone()),
             bridge: args.bridge.clone(),
             cni: args.cni.clone(),
             streaming: "127.0.0.1:0".parse()?,
@@ -404,6 +413,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             root_dir: data.join("node"),
             max_pods: 110,
             no_service_proxy: false,
+            proxy_mode: args.proxy_mode,
         };
         let handlers = runtime_handlers(&cri_args.socket).await?;
         create_runtime_classes(&kubeconfig, &handlers).await?;

@@ -25,15 +25,20 @@ pub struct NetworkConfig {
     pub bin_dirs: Vec<PathBuf>,
     /// The runtime's own CNI state: the attachment cache and the default network's leases.
     pub state_dir: PathBuf,
-    /// The default network's bridge and subnet.
+    /// The default network's bridge and subnet; without a subnet, the default list waits for
+    /// the node's pod range (CRI UpdateRuntimeConfig).
     pub bridge: String,
-    pub pod_cidr: String,
+    pub pod_cidr: Option<String>,
 }
 
 pub struct PodNetwork {
     cni: Cni,
-    /// The default network's bridge (set up at the start when the default list is in use).
-    default_bridge: (String, Ipv4Cidr),
+    conf_dir: PathBuf,
+    ipam_dir: PathBuf,
+    /// The default network's bridge (set up when the default list is in use).
+    bridge: String,
+    /// The default network's subnet, once known.
+    subnet: std::sync::Mutex<Option<Ipv4Cidr>>,
 }
 
 /// One pod's network.
@@ -98,6 +103,10 @@ fn ip(args: &[&str]) -> Result<(), CriError> {
     Ok(())
 }
 
+fn parse_subnet(cidr: &str) -> Result<Ipv4Cidr, CriError> {
+    Ipv4Cidr::parse(cidr).map_err(|e| CriError::Invalid(format!("pod CIDR {e}")))
+}
+
 impl From<CniError> for CriError {
     fn from(e: CniError) -> CriError {
         CriError::Network(e.to_string())
@@ -152,29 +161,65 @@ impl PodNetwork {
     /// Writes the default list unless the configuration directory has another, and sets the
     /// default bridge up when it is in use.
     pub fn new(c: NetworkConfig) -> Result<PodNetwork, CriError> {
-        let subnet =
-            Ipv4Cidr::parse(&c.pod_cidr).map_err(|e| CriError::Invalid(format!("pod CIDR {e}")))?;
+        let subnet = c.pod_cidr.as_deref().map(parse_subnet).transpose()?;
         if c.bridge.is_empty() || c.bridge.len() > 15 {
             return Err(CriError::Invalid(format!("bridge name {:?}: 1 to 15 bytes", c.bridge)));
         }
         // Absolute: plugins run elsewhere than the runtime's working directory.
         let state = std::path::absolute(&c.state_dir)?;
-        let default = config::default_list(&c.bridge, subnet, &state.join("ipam"));
-        let in_use = config::ensure_default(&c.conf_dir, &default)?;
         let cni = Cni::new(&c.conf_dir, c.bin_dirs, &state.join("cache"));
-        let net = PodNetwork { cni, default_bridge: (c.bridge.clone(), subnet) };
-        if in_use {
-            net.ensure_bridge()?;
-        } else {
-            tracing::info!(dir = %c.conf_dir.display(), "pod networks from the CNI configuration there");
+        let net = PodNetwork {
+            cni,
+            conf_dir: c.conf_dir,
+            ipam_dir: state.join("ipam"),
+            bridge: c.bridge,
+            subnet: std::sync::Mutex::new(None),
+        };
+        match subnet {
+            Some(subnet) => net.use_subnet(subnet)?,
+            None => tracing::info!("the default pod network waits for the node's pod range"),
         }
         Ok(net)
     }
 
+    /// Makes `subnet` the default network's: writes the default list unless a user's is
+    /// there, and sets the bridge up when the default is in use.
+    fn use_subnet(&self, subnet: Ipv4Cidr) -> Result<(), CriError> {
+        let default = config::default_list(&self.bridge, subnet, &self.ipam_dir);
+        if config::ensure_default(&self.conf_dir, &default)? {
+            self.ensure_bridge(subnet)?;
+        } else {
+            let dir = self.conf_dir.display();
+            tracing::info!(dir = %dir, "pod networks from the CNI configuration there");
+        }
+        *self.subnet.lock().unwrap_or_else(|e| e.into_inner()) = Some(subnet);
+        Ok(())
+    }
+
+    /// The node's pod range as its agent knows it (CRI UpdateRuntimeConfig): adopted when
+    /// the runtime was started without one, otherwise it must be the one in use.
+    pub fn set_pod_cidr(&self, cidr: &str) -> Result<(), CriError> {
+        let subnet = parse_subnet(cidr)?;
+        let current = *self.subnet.lock().unwrap_or_else(|e| e.into_inner());
+        match current {
+            None => self.use_subnet(subnet),
+            Some(c) if c == subnet => Ok(()),
+            Some(c) => Err(CriError::Invalid(format!(
+                "the node's pod range is {subnet} but this runtime's pod network is {c} \
+                 (start the runtime with --pod-cidr {subnet}, or without one)"
+            ))),
+        }
+    }
+
+    /// The default network's gateway, once its subnet is known.
+    pub fn gateway(&self) -> Option<Ipv4Addr> {
+        self.subnet.lock().unwrap_or_else(|e| e.into_inner()).map(|s| s.gateway())
+    }
+
     /// Creates the default bridge with the gateway address before any pod (the node serves
     /// DNS there), as the bridge plugin would, and enables forwarding.
-    fn ensure_bridge(&self) -> Result<(), CriError> {
-        let (bridge, subnet) = &self.default_bridge;
+    fn ensure_bridge(&self, subnet: Ipv4Cidr) -> Result<(), CriError> {
+        let (bridge, subnet) = (&self.bridge, &subnet);
         // Read from sysfs: nothing to start when the bridge is there and up (IFF_UP).
         let sys = PathBuf::from("/sys/class/net").join(bridge);
         let up = std::fs::read_to_string(sys.join("flags"))
@@ -196,7 +241,7 @@ impl PodNetwork {
     /// Removes the default bridge when the runtime stops (its pods are gone by then), also
     /// when an earlier run made it and a user's list is in use now; never one with ports.
     pub fn remove_bridge(&self) {
-        let bridge = &self.default_bridge.0;
+        let bridge = &self.bridge;
         let ports = std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"));
         if ports.is_ok_and(|mut p| p.next().is_none()) {
             let _ = ip(&["link", "del", bridge]);
@@ -206,7 +251,13 @@ impl PodNetwork {
     /// Creates the namespace of pod sandbox `id` and attaches it through the network list
     /// in use now.
     pub fn setup(&self, id: &str, config: &cri::PodSandboxConfig) -> Result<PodNet, CriError> {
-        let list = self.cni.config()?;
+        let list = self.cni.config().map_err(|e| match self.gateway() {
+            None => CriError::Network(format!(
+                "{e} (and the node has not told this runtime its pod range yet: \
+                 CRI UpdateRuntimeConfig, or --pod-cidr)"
+            )),
+            Some(_) => e.into(),
+        })?;
         let short = &id[..id.len().min(12)];
         let netns = format!("rf-{short}");
         // Where iproute2 keeps named namespaces (/var/run is /run on current systems).

@@ -157,19 +157,12 @@ impl CriRuntime {
         })
     }
 
-    /// The node's pod range as its agent knows it (CRI UpdateRuntimeConfig): it must be the
-    /// one this runtime's pod network hands out addresses from.
+    /// The node's pod range as its agent knows it (CRI UpdateRuntimeConfig).
     pub fn update_pod_cidr(&self, cidr: &str) -> Result<(), CriError> {
-        let (Some(network), false) = (&self.network, cidr.is_empty()) else { return Ok(()) };
-        let same = cidr.parse::<ipnet::Ipv4Net>().ok().map(|n| n.trunc().to_string());
-        if same.as_deref() != Some(network.cidr().as_str()) {
-            return Err(CriError::Invalid(format!(
-                "the node's pod range is {cidr} but this runtime's pod network is {} \
-                 (start the runtime with --pod-cidr {cidr})",
-                network.cidr()
-            )));
+        match &self.network {
+            Some(network) if !cidr.is_empty() => network.set_pod_cidr(cidr),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

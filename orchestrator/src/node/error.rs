@@ -36,6 +36,9 @@ pub enum NodeError {
     /// A probe or lifecycle hook failed; the text says why, as the kubelet says it.
     #[error("{0}")]
     Probe(String),
+    /// The nftables Service data path cannot start.
+    #[error(transparent)]
+    ServiceProxy(#[from] super::nft_proxy::NftError),
 }
 
 impl NodeError {

@@ -6,7 +6,8 @@
 //! - [`probe`]: startup, liveness and readiness probes; lifecycle hooks.
 //! - [`server`]: the agent's HTTP endpoints the API server proxies logs and exec to.
 //! - [`volumes`], [`env`]: pod volumes as host directories; container environments.
-//! - [`service_proxy`]: Service cluster IPs and node ports on this node.
+//! - [`nft_proxy`]: Service cluster IPs and node ports on this node, in nftables (default).
+//! - [`service_proxy`]: the same as a user-space TCP proxy (`--proxy-mode userspace`).
 //! - [`dns`]: cluster DNS for this node's pods.
 //! - [`pod_cidr`], [`pod_routes`]: this node's pod range, and routes to other nodes' pods.
 //! - [`cri_client`]: the agent's connection to the runtime (the API is reached through the
@@ -22,6 +23,7 @@ pub mod dns;
 pub mod env;
 pub mod error;
 pub mod lease;
+pub mod nft_proxy;
 pub mod node_metrics;
 pub mod pod_cidr;
 pub mod pod_metrics;
@@ -83,6 +85,34 @@ pub struct AgentConfig {
     pub labels: BTreeMap<String, String>,
     /// Whether this agent proxies Service cluster IPs.
     pub service_proxy: bool,
+    /// How it does.
+    pub proxy_mode: ProxyMode,
+}
+
+/// How a node implements Services.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProxyMode {
+    /// A user-space TCP relay per Service port (kept to compare against).
+    Userspace,
+    /// Rules in the kernel's nftables.
+    #[default]
+    Nftables,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown proxy mode {0:?} (userspace or nftables)")]
+pub struct UnknownProxyMode(String);
+
+impl std::str::FromStr for ProxyMode {
+    type Err = UnknownProxyMode;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "userspace" => Ok(ProxyMode::Userspace),
+            "nftables" => Ok(ProxyMode::Nftables),
+            other => Err(UnknownProxyMode(other.to_owned())),
+        }
+    }
 }
 
 impl AgentConfig {
@@ -204,6 +234,10 @@ impl NodeAgent {
         // Bound first, so that the Node advertises the port actually served.
         self.config.port =
             server::start(self.shared.clone(), (self.listen_host(), self.config.port)).await?;
+        // Before registering: a node that cannot implement Services should not take pods.
+        if self.config.service_proxy && self.config.proxy_mode == ProxyMode::Nftables {
+            nft_proxy::nft::check()?;
+        }
         registration::register(&self.kube, &self.config.registration())
             .await
             .map_err(|source| NodeError::Register { node: self.config.name.clone(), source })?;
@@ -230,6 +264,17 @@ impl NodeAgent {
             ),
             Err(_) => tracing::warn!(%range, "the pod range is not IPv4: no routes to other nodes"),
         }
+        // Dropped (the table removed) when the agent ends.
+        let _services = match (self.config.service_proxy, self.config.proxy_mode) {
+            (true, ProxyMode::Nftables) => {
+                Some(nft_proxy::NftProxy::start(self.shared.clone(), &range).await?)
+            }
+            (true, ProxyMode::Userspace) => {
+                service_proxy::start(self.shared.clone());
+                None
+            }
+            (false, _) => None,
+        };
         let me = Arc::new(self);
         {
             let me = me.clone();
@@ -237,11 +282,9 @@ impl NodeAgent {
         }
         tokio::spawn(pod_metrics::run(me.kube.clone(), me.shared.cri.clone()));
         tokio::spawn(node_metrics::run(me.kube.clone(), me.config.name.clone()));
-        if me.config.service_proxy {
-            service_proxy::start(me.shared.clone());
-            if let Some(&addr) = me.shared.dns_server.get() {
-                dns::start(me.shared.dns.clone(), addr);
-            }
+        // Set only when the agent proxies Services (which feed the names).
+        if let Some(&addr) = me.shared.dns_server.get() {
+            dns::start(me.shared.dns.clone(), addr);
         }
         me.clone().watch_pods().await;
         Ok(())

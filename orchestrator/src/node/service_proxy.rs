@@ -1,7 +1,8 @@
 //! Service cluster IPs on this node: every TCP port of every Service with a cluster IP gets a
 //! listener on that IP (added to the loopback interface), which relays each connection to one
 //! of the Service's ready endpoints, round-robin. A NodePort Service's node ports are served the
-//! same way on every address of the node.
+//! same way on every address of the node. `--proxy-mode userspace`: kept beside the nftables
+//! data path ([`super::nft_proxy`]) so that benchmarks can compare the two.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
