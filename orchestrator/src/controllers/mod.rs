@@ -3,6 +3,7 @@
 //! ([`crate::kube::Reconciler`]); a restarted manager re-derives everything from fresh lists,
 //! so interrupted work (a rollout, a Job) simply continues.
 
+pub mod certificates;
 pub mod common;
 pub mod cronjob;
 pub mod daemonset;
@@ -27,6 +28,8 @@ pub struct ControllerConfig {
     pub workers: usize,
     /// How often each HorizontalPodAutoscaler is evaluated.
     pub hpa_sync_period: Duration,
+    /// The cluster CA, for issuing approved certificate requests (none: nothing is signed).
+    pub signer: Option<Arc<dyn certificates::CertificateSigner>>,
 }
 
 impl Default for ControllerConfig {
@@ -35,6 +38,7 @@ impl Default for ControllerConfig {
             node_monitor_grace_period: Duration::from_secs(40),
             workers: 4,
             hpa_sync_period: Duration::from_secs(15),
+            signer: None,
         }
     }
 }
@@ -61,6 +65,7 @@ pub const CONTROLLERS: &[(&str, Constructor)] = &[
     ("horizontalpodautoscaling", hpa::controller),
     ("nodelifecycle", node_lifecycle::controller),
     ("taint-eviction", node_lifecycle::eviction::controller),
+    ("csrapproving", certificates::approver::controller),
 ];
 
 /// Wires every controller to `informers` (start them after); returns the worker tasks.
@@ -75,5 +80,11 @@ pub fn start(
         informers: informers.clone(),
         config,
     };
-    CONTROLLERS.iter().flat_map(|(_, new)| new(&ctx).spawn(informers.clone())).collect()
+    let signing = certificates::signer::controller(&ctx);
+    CONTROLLERS
+        .iter()
+        .map(|(_, new)| new(&ctx))
+        .chain(signing)
+        .flat_map(|c| c.spawn(informers.clone()))
+        .collect()
 }

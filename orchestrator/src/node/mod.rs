@@ -5,6 +5,8 @@
 //! - [`pod_worker`]: one level-triggered loop per pod: observe, plan (pure), execute, report.
 //! - [`probe`]: startup, liveness and readiness probes; lifecycle hooks.
 //! - [`server`]: the agent's HTTP endpoints the API server proxies logs and exec to.
+//! - [`door`], [`serving_cert`]: who may reach them (TLS, the API server's client
+//!   certificate only) and the node's serving certificate (a CertificateSigningRequest).
 //! - [`volumes`], [`env`]: pod volumes as host directories; container environments.
 //! - [`service_proxy`]: Service cluster IPs and node ports on this node.
 //! - [`dns`]: cluster DNS for this node's pods.
@@ -18,6 +20,7 @@
 
 pub mod cri_client;
 pub mod dns;
+pub mod door;
 pub mod env;
 pub mod error;
 pub mod lease;
@@ -29,6 +32,7 @@ pub mod probe;
 pub mod registration;
 pub mod server;
 pub mod service_proxy;
+pub mod serving_cert;
 pub mod volumes;
 
 use std::collections::{BTreeMap, HashMap};
@@ -196,12 +200,14 @@ impl NodeAgent {
 
     /// Runs the agent until the process ends.
     pub async fn run(mut self) -> Result<(), NodeError> {
-        // Bound first, so that the Node advertises the port actually served.
-        self.config.port =
-            server::start(self.shared.clone(), (self.listen_host(), self.config.port)).await?;
+        // Bound first, so that the Node advertises the port actually served; opened once
+        // registered, as its serving certificate may name only the Node's addresses.
+        let door = door::Door::bind((self.listen_host(), self.config.port)).await?;
+        self.config.port = door.port();
         registration::register(&self.kube, &self.config.registration())
             .await
             .map_err(|source| NodeError::Register { node: self.config.name.clone(), source })?;
+        door.open(self.shared.clone(), &self.config.kubeconfig).await?;
         let me = Arc::new(self);
         {
             let me = me.clone();
