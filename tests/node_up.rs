@@ -1259,7 +1259,7 @@ fn certificate_requests_are_checked_and_approved_by_people() {
         got["status"]["certificate"].as_str().is_some_and(|s| !s.is_empty())
     }));
     let listed = c.ok(&["get", "csr", "ghost"]);
-    assert!(listed.contains("ghost"), "{listed}");
+    assert!(listed.contains("kubernetes-admin") && listed.contains("Approved,Issued"), "{listed}");
 }
 
 fn path(p: &std::path::Path) -> &str {

@@ -74,6 +74,18 @@ impl Pki {
         Ok(Self { dir: dir.to_owned(), ca_pem, ca_key })
     }
 
+    /// The CA from its certificate and key files (a controller manager's
+    /// `--cluster-signing-cert-file` and `--cluster-signing-key-file`), for signing only.
+    pub fn from_files(cert: &Path, key: &Path) -> Result<Self, ServerError> {
+        let ca_pem = std::fs::read_to_string(cert).map_err(|e| ServerError::Io(cert.into(), e))?;
+        let key_pem = std::fs::read_to_string(key).map_err(|e| ServerError::Io(key.into(), e))?;
+        let ca_key = KeyPair::from_pem(&key_pem).map_err(|e| tls_err("reading the CA key", e))?;
+        let dir = cert.parent().unwrap_or(Path::new(".")).to_owned();
+        let pki = Self { dir, ca_pem, ca_key };
+        pki.issuer()?;
+        Ok(pki)
+    }
+
     fn issuer(&self) -> Result<Issuer<'static, &KeyPair>, ServerError> {
         Issuer::from_ca_cert_pem(&self.ca_pem, &self.ca_key)
             .map_err(|e| tls_err("loading the CA", e))
