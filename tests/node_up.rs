@@ -1128,3 +1128,162 @@ spec:
     let status = t.wait(Duration::from_secs(60)).unwrap_or_else(|| panic!("{}", t.screen()));
     assert!(status.success(), "{}", t.screen());
 }
+
+/// Runs `cmd` to its end, killed (and the test failed) if it takes longer than `limit`.
+fn run_limited(mut cmd: std::process::Command, limit: Duration) -> std::process::Output {
+    use std::process::Stdio;
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    let child = child.unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+    let pid = child.id() as i32;
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let fired = done_rx.recv_timeout(limit).is_err();
+        if fired {
+            // SAFETY: signalling our own child, which has not been reaped (we hold its wait).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        fired
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = done_tx.send(());
+    assert!(!watchdog.join().unwrap_or(false), "{cmd:?} ran longer than {limit:?} and was killed");
+    out
+}
+
+/// The node's log/exec port: TLS with a certificate the control plane issued through a
+/// CertificateSigningRequest, open to the API server's client certificate only. kubectl
+/// logs and exec pass through it; curl without a certificate, over plain HTTP or with the
+/// admin's certificate (from the same CA) gets nothing.
+#[test]
+fn the_node_port_answers_only_the_api_server() {
+    let (c, _images) = cluster_with_image(&[]);
+    let limit = Duration::from_secs(30);
+    let pod = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: door}
+spec:
+  runtimeClassName: sentry
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: web:v1
+    imagePullPolicy: Never
+    command: [sh, -c, 'echo secret-log-line; while :; do sleep 1; done']
+"#;
+    apply(&c, pod);
+    let kubectl = |args: &[&str]| {
+        let mut cmd = c.kubectl_cmd();
+        cmd.args(args);
+        run_limited(cmd, limit)
+    };
+    assert!(
+        eventually(Duration::from_secs(60), || {
+            String::from_utf8_lossy(&kubectl(&["logs", "door"]).stdout).contains("secret-log-line")
+        }),
+        "kubectl logs never showed the pod's output"
+    );
+    let exec = kubectl(&["exec", "door", "--", "echo", "through-the-door"]);
+    assert_eq!(String::from_utf8_lossy(&exec.stdout), "through-the-door\n", "{exec:?}");
+
+    // The node's certificate came through the certificates API: approved and issued.
+    let csrs = c.json(&["get", "csr"]);
+    let serving = csrs["items"].as_array().into_iter().flatten().find(|r| {
+        r["spec"]["signerName"] == "kubernetes.io/kubelet-serving"
+            && r["status"]["certificate"].as_str().is_some_and(|s| !s.is_empty())
+    });
+    let serving = serving.unwrap_or_else(|| panic!("no issued serving certificate: {csrs:#}"));
+    assert!(serving["status"]["conditions"][0]["type"] == "Approved", "{serving:#}");
+
+    let node = &c.json(&["get", "nodes"])["items"][0];
+    let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_u64().unwrap();
+    let logs_url = format!("https://127.0.0.1:{port}/containerLogs/default/door/main");
+    let pki = c.data_dir().join("pki");
+    let curl = |extra: &[&str], url: &str| {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-s", "--max-time", "10", "-w", "\n%{http_code}"]).args(extra).arg(url);
+        let out = run_limited(cmd, limit);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(!stdout.contains("secret-log-line"), "{extra:?} read the logs: {stdout}");
+        (out.status.code(), stdout)
+    };
+    // No client certificate: refused at the handshake (curl's "receive error").
+    let (code, out) = curl(&["-k"], &logs_url);
+    assert_ne!(code, Some(0), "curl -k got an answer: {out}");
+    // Plain HTTP: no answer either.
+    let (code, out) = curl(&[], &logs_url.replace("https://", "http://"));
+    assert!(code != Some(0) || !out.ends_with("200"), "plain HTTP got an answer: {out}");
+    // The admin's certificate is the CA's but not the API server's: 403. The node's own
+    // certificate verifies against the cluster CA for its address.
+    let ca = pki.join("ca.crt");
+    let (admin_crt, admin_key) = (pki.join("admin.crt"), pki.join("admin.key"));
+    let as_admin = ["--cacert", path(&ca), "--cert", path(&admin_crt), "--key", path(&admin_key)];
+    let (code, out) = curl(&as_admin, &logs_url);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.ends_with("403") && out.contains("user=kubernetes-admin"), "{out}");
+    let exec_url =
+        format!("https://127.0.0.1:{port}/exec/default/door/main?command=id&stdout=true");
+    let (_, out) = curl(&[&as_admin[..], &["-X", "POST"]].concat(), &exec_url);
+    assert!(out.ends_with("403"), "{out}");
+
+    // kubectl still reads the logs afterwards.
+    assert!(
+        String::from_utf8_lossy(&kubectl(&["logs", "door"]).stdout).contains("secret-log-line")
+    );
+}
+
+/// A certificate request that does not parse is refused with the reason; one an admin makes
+/// for a node that does not exist waits for a person, and `kubectl certificate approve` has
+/// it issued.
+#[test]
+fn certificate_requests_are_checked_and_approved_by_people() {
+    let c = common::Cluster::new(common::Backend::Embedded);
+    let csr = |name: &str, request_pem: &str| {
+        use base64::Engine;
+        let request = base64::engine::general_purpose::STANDARD.encode(request_pem);
+        format!(
+            "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata: {{name: {name}}}\n\
+             spec: {{signerName: kubernetes.io/kubelet-serving, usages: [digital signature, server auth], request: {request}}}\n"
+        )
+    };
+    let bad = c.write(
+        "bad.yaml",
+        &csr("bad", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+    );
+    let err = c.fails(&["create", "-f", bad.to_str().unwrap()]);
+    assert!(err.contains("spec.request") && err.contains("CERTIFICATE REQUEST"), "{err}");
+    let garbage = c.write(
+        "garbage.yaml",
+        &csr(
+            "garbage",
+            "-----BEGIN CERTIFICATE REQUEST-----\nnot base64\n-----END CERTIFICATE REQUEST-----\n",
+        ),
+    );
+    let err = c.fails(&["create", "-f", garbage.to_str().unwrap()]);
+    assert!(err.contains("spec.request"), "{err}");
+
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["10.9.9.9".to_owned()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "system:node:ghost");
+    params.distinguished_name.push(rcgen::DnType::OrganizationName, "system:nodes");
+    let pem = params.serialize_request(&key).unwrap().pem().unwrap();
+    let ghost = c.write("ghost.yaml", &csr("ghost", &pem));
+    c.ok(&["create", "-f", ghost.to_str().unwrap()]);
+    let got = c.json(&["get", "csr", "ghost"]);
+    assert_eq!(got["spec"]["username"], "kubernetes-admin", "the requester is stamped in");
+    std::thread::sleep(Duration::from_secs(3));
+    let got = c.json(&["get", "csr", "ghost"]);
+    assert!(got["status"]["conditions"].is_null(), "no node ghost: left to a person: {got:#}");
+    c.ok(&["certificate", "approve", "ghost"]);
+    assert!(eventually(Duration::from_secs(20), || {
+        let got = c.json(&["get", "csr", "ghost"]);
+        got["status"]["certificate"].as_str().is_some_and(|s| !s.is_empty())
+    }));
+    let listed = c.ok(&["get", "csr", "ghost"]);
+    assert!(listed.contains("kubernetes-admin") && listed.contains("Approved,Issued"), "{listed}");
+}
+
+fn path(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}

@@ -33,15 +33,29 @@ pub enum ProxyError {
 /// Sends `req` (its method, upgrade headers and `accept`) to `addr` as `path_and_query` and
 /// relays the answer: a streamed body, or for `101 Switching Protocols` a spliced connection.
 pub async fn forward(
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     addr: &str,
     path_and_query: &str,
 ) -> Result<Response<Body>, ProxyError> {
-    let upgrade = req.headers().get(http::header::UPGRADE).is_some();
-    let downstream = upgrade.then(|| hyper::upgrade::on(&mut req));
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| ProxyError::Connect(addr.into(), e))?;
+    forward_over(req, stream, addr, path_and_query).await
+}
+
+/// [`forward`] over a connection the caller made (e.g. TLS to a node agent); `addr` is the
+/// `Host` header.
+pub async fn forward_over<S>(
+    mut req: Request<Incoming>,
+    stream: S,
+    addr: &str,
+    path_and_query: &str,
+) -> Result<Response<Body>, ProxyError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let upgrade = req.headers().get(http::header::UPGRADE).is_some();
+    let downstream = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| ProxyError::Http(e.to_string()))?;

@@ -26,6 +26,13 @@ pub struct ComponentArgs {
     /// Seconds between evaluations of each HorizontalPodAutoscaler (controllers).
     #[arg(long, default_value_t = 15.0)]
     horizontal_pod_autoscaler_sync_period: f64,
+    /// The cluster CA's certificate (DATA_DIR/pki/ca.crt), to issue approved certificate
+    /// requests such as nodes' serving certificates (controllers).
+    #[arg(long, requires = "cluster_signing_key_file")]
+    cluster_signing_cert_file: Option<PathBuf>,
+    /// The cluster CA's key (DATA_DIR/pki/ca.key).
+    #[arg(long, requires = "cluster_signing_cert_file")]
+    cluster_signing_key_file: Option<PathBuf>,
     #[command(flatten)]
     cluster_cidr: ClusterCidrArgs,
 }
@@ -111,10 +118,18 @@ pub fn scheduler(a: ComponentArgs) -> anyhow::Result<ExitCode> {
 
 pub fn controllers(a: ComponentArgs) -> anyhow::Result<ExitCode> {
     let kube = kube(&a.kubeconfig, "kube-controller-manager")?;
+    let signer = match (&a.cluster_signing_cert_file, &a.cluster_signing_key_file) {
+        (Some(cert), Some(key)) => {
+            let ca = orchestrator::server::tls::Pki::from_files(cert, key)?;
+            Some(Arc::new(ca) as Arc<dyn controllers::certificates::CertificateSigner>)
+        }
+        _ => None,
+    };
     let config = ControllerConfig {
         node_monitor_grace_period: Duration::from_secs_f64(a.node_monitor_grace_period.max(0.1)),
         hpa_sync_period: Duration::from_secs_f64(a.horizontal_pod_autoscaler_sync_period.max(0.1)),
         cluster_cidr: a.cluster_cidr.parse()?,
+        signer,
         ..Default::default()
     };
     runtime()?.block_on(async move {

@@ -2,6 +2,7 @@
 //! executes them against the store, and what it needs (schemas, defaults, validation, patches,
 //! tables, selectors, cron schedules, discovery documents, background lifecycle work).
 
+pub mod certificate_requests;
 pub mod cron;
 pub mod defaults;
 pub mod discovery;

@@ -3,9 +3,10 @@
 
 use k8s_openapi::api::{
     apps::v1 as apps, authentication::v1 as authn, authorization::v1 as authz,
-    autoscaling::v2 as autoscaling, batch::v1 as batch, coordination::v1 as coordination,
-    core::v1 as core, discovery::v1 as discovery, networking::v1 as networking, node::v1 as node,
-    rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
+    autoscaling::v2 as autoscaling, batch::v1 as batch, certificates::v1 as certificates,
+    coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
+    networking::v1 as networking, node::v1 as node, rbac::v1 as rbac, scheduling::v1 as scheduling,
+    storage::v1 as storage,
 };
 use schemars::r#gen::SchemaGenerator;
 use schemars::schema::Schema;
@@ -23,6 +24,8 @@ pub enum Subresource {
     Log,
     /// Exec into a container (served by the node agent, issue 8).
     Exec,
+    /// A CertificateSigningRequest's Approved/Denied conditions.
+    Approval,
 }
 
 impl Subresource {
@@ -33,11 +36,12 @@ impl Subresource {
             Self::Binding => "binding",
             Self::Log => "log",
             Self::Exec => "exec",
+            Self::Approval => "approval",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Status, Self::Scale, Self::Binding, Self::Log, Self::Exec]
+        [Self::Status, Self::Scale, Self::Binding, Self::Log, Self::Exec, Self::Approval]
             .into_iter()
             .find(|r| r.name() == s)
     }
@@ -48,7 +52,9 @@ impl Subresource {
         owner: &ResourceKind,
     ) -> ((&'static str, &'static str, &'static str), &'static [&'static str]) {
         match self {
-            Self::Status => ((owner.group, owner.version, owner.kind), &["get", "patch", "update"]),
+            Self::Status | Self::Approval => {
+                ((owner.group, owner.version, owner.kind), &["get", "patch", "update"])
+            }
             Self::Scale => (("autoscaling", "v1", "Scale"), &["get", "patch", "update"]),
             Self::Binding => (("", "v1", "Binding"), &["create"]),
             Self::Log => (("", "v1", "Pod"), &["get"]),
@@ -172,6 +178,7 @@ kinds! {
     networking::Ingress => "networking.k8s.io" "v1" "Ingress" "ingresses" "ingress" Namespaced ["ing"] [] [Status] Stored;
     networking::IngressClass => "networking.k8s.io" "v1" "IngressClass" "ingressclasses" "ingressclass" Cluster [] [] [] Stored;
     networking::NetworkPolicy => "networking.k8s.io" "v1" "NetworkPolicy" "networkpolicies" "networkpolicy" Namespaced ["netpol"] [] [] Stored;
+    certificates::CertificateSigningRequest => "certificates.k8s.io" "v1" "CertificateSigningRequest" "certificatesigningrequests" "certificatesigningrequest" Cluster ["csr"] [] [Status, Approval] Stored;
     storage::StorageClass => "storage.k8s.io" "v1" "StorageClass" "storageclasses" "storageclass" Cluster ["sc"] [] [] Stored;
     discovery::EndpointSlice => "discovery.k8s.io" "v1" "EndpointSlice" "endpointslices" "endpointslice" Namespaced [] [] [] Stored;
     authz::SelfSubjectAccessReview => "authorization.k8s.io" "v1" "SelfSubjectAccessReview" "selfsubjectaccessreviews" "selfsubjectaccessreview" Cluster [] [] [] Virtual;

@@ -140,6 +140,13 @@ fn columns(kind: &ResourceKind) -> Vec<Col> {
         ],
         ("coordination.k8s.io", "Lease") => vec![name, Col("Holder", "string", 0), age],
         ("node.k8s.io", "RuntimeClass") => vec![name, Col("Handler", "string", 0), age],
+        ("certificates.k8s.io", "CertificateSigningRequest") => vec![
+            name,
+            age,
+            Col("SignerName", "string", 0),
+            Col("Requestor", "string", 0),
+            Col("Condition", "string", 0),
+        ],
         ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => {
             vec![name, Col("Created At", "date", 0)]
         }
@@ -529,6 +536,21 @@ fn cells(kind: &ResourceKind, o: &Value, now: chrono::DateTime<chrono::Utc>) -> 
         }
         ("coordination.k8s.io", "Lease") => vec![name, json!(s(&spec["holderIdentity"])), age],
         ("node.k8s.io", "RuntimeClass") => vec![name, json!(s(&o["handler"])), age],
+        ("certificates.k8s.io", "CertificateSigningRequest") => {
+            // As kubectl words it: Pending, or the conditions, then Issued.
+            let mut state: Vec<String> = status["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["type"].as_str().map(str::to_owned))
+                .collect();
+            if !s(&status["certificate"]).is_empty() {
+                state.push("Issued".into());
+            }
+            let state = if state.is_empty() { "Pending".to_owned() } else { state.join(",") };
+            let (signer, requestor) = (s(&spec["signerName"]), s(&spec["username"]));
+            vec![name, age, json!(signer), json!(requestor), json!(state)]
+        }
         ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => {
             vec![name, json!(s(&o["metadata"]["creationTimestamp"]))]
         }

@@ -146,6 +146,9 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Vec<Cause> {
             }
         }
         ("", "Service") => service(obj, &mut causes),
+        ("certificates.k8s.io", "CertificateSigningRequest") => {
+            super::certificate_requests::validate(obj, &mut causes)
+        }
         ("", "ConfigMap" | "Secret") => {
             for field in ["data", "binaryData", "stringData"] {
                 for key in
@@ -189,6 +192,7 @@ pub fn immutable(kind: &ResourceKind, old: &Value, new: &Value) -> Vec<Cause> {
         ("apps", "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet") => &["spec.selector"],
         ("batch", "Job") => &["spec.selector", "spec.template"],
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => &["roleRef"],
+        ("certificates.k8s.io", "CertificateSigningRequest") => &["spec"],
         ("", "PersistentVolumeClaim") => &["spec"],
         _ => &[],
     };

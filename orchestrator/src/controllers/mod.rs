@@ -3,6 +3,7 @@
 //! ([`crate::kube::Reconciler`]); a restarted manager re-derives everything from fresh lists,
 //! so interrupted work (a rollout, a Job) simply continues.
 
+pub mod certificates;
 pub mod common;
 pub mod cronjob;
 pub mod daemonset;
@@ -30,6 +31,8 @@ pub struct ControllerConfig {
     pub hpa_sync_period: Duration,
     /// Where Nodes without a pod range get one (none: nodes bring their own).
     pub cluster_cidr: Option<node_ipam::ClusterCidr>,
+    /// The cluster CA, for issuing approved certificate requests (none: nothing is signed).
+    pub signer: Option<Arc<dyn certificates::CertificateSigner>>,
 }
 
 impl Default for ControllerConfig {
@@ -39,6 +42,7 @@ impl Default for ControllerConfig {
             workers: 4,
             hpa_sync_period: Duration::from_secs(15),
             cluster_cidr: None,
+            signer: None,
         }
     }
 }
@@ -66,6 +70,7 @@ pub const CONTROLLERS: &[(&str, Constructor)] = &[
     ("nodelifecycle", node_lifecycle::controller),
     ("taint-eviction", node_lifecycle::eviction::controller),
     ("nodeipam", node_ipam::controller),
+    ("csrapproving", certificates::approver::controller),
 ];
 
 /// Wires every controller to `informers` (start them after); returns the worker tasks.
@@ -80,5 +85,11 @@ pub fn start(
         informers: informers.clone(),
         config,
     };
-    CONTROLLERS.iter().flat_map(|(_, new)| new(&ctx).spawn(informers.clone())).collect()
+    let signing = certificates::signer::controller(&ctx);
+    CONTROLLERS
+        .iter()
+        .map(|(_, new)| new(&ctx))
+        .chain(signing)
+        .flat_map(|c| c.spawn(informers.clone()))
+        .collect()
 }

@@ -112,6 +112,11 @@ impl ConnectionConfig {
         })
     }
 
+    /// The cluster's CA certificates (the kubeconfig's `certificate-authority-data`).
+    pub fn roots(&self) -> Arc<rustls::RootCertStore> {
+        self.roots.clone()
+    }
+
     /// The same server and trust, authenticating with a bearer token instead.
     pub fn with_token(&self, token: &str) -> Result<Self, ConnectionError> {
         Ok(Self {

@@ -25,6 +25,12 @@ pub enum NodeError {
     CriConnect(#[from] tonic::transport::Error),
     #[error("node endpoints on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
+    /// The node's TLS (serving certificate, client verification) cannot be set up.
+    #[error("node TLS: {0}")]
+    Tls(String),
+    /// The control plane did not issue the node's serving certificate; the text says why.
+    #[error("serving certificate: {0}")]
+    ServingCert(String),
     /// The pod's RuntimeClass cannot be run here.
     #[error("{0}")]
     RuntimeClass(String),

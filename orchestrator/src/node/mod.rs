@@ -5,6 +5,8 @@
 //! - [`pod_worker`]: one level-triggered loop per pod: observe, plan (pure), execute, report.
 //! - [`probe`]: startup, liveness and readiness probes; lifecycle hooks.
 //! - [`server`]: the agent's HTTP endpoints the API server proxies logs and exec to.
+//! - [`door`], [`serving_cert`]: who may reach them (TLS, the API server's client
+//!   certificate only) and the node's serving certificate (a CertificateSigningRequest).
 //! - [`volumes`], [`env`]: pod volumes as host directories; container environments.
 //! - [`nft_proxy`]: Service cluster IPs and node ports on this node, in nftables (default).
 //! - [`service_proxy`]: the same as a user-space TCP proxy (`--proxy-mode userspace`).
@@ -20,6 +22,7 @@
 
 pub mod cri_client;
 pub mod dns;
+pub mod door;
 pub mod env;
 pub mod error;
 pub mod lease;
@@ -34,6 +37,7 @@ pub mod probe;
 pub mod registration;
 pub mod server;
 pub mod service_proxy;
+pub mod serving_cert;
 pub mod volumes;
 
 use std::collections::{BTreeMap, HashMap};
@@ -231,9 +235,10 @@ impl NodeAgent {
 
     /// Runs the agent until the process ends.
     pub async fn run(mut self) -> Result<(), NodeError> {
-        // Bound first, so that the Node advertises the port actually served.
-        self.config.port =
-            server::start(self.shared.clone(), (self.listen_host(), self.config.port)).await?;
+        // Bound first, so that the Node advertises the port actually served; opened once
+        // registered, as its serving certificate may name only the Node's addresses.
+        let door = door::Door::bind((self.listen_host(), self.config.port)).await?;
+        self.config.port = door.port();
         // Before registering: a node that cannot implement Services should not take pods.
         if self.config.service_proxy && self.config.proxy_mode == ProxyMode::Nftables {
             nft_proxy::nft::check()?;
@@ -241,6 +246,7 @@ impl NodeAgent {
         registration::register(&self.kube, &self.config.registration())
             .await
             .map_err(|source| NodeError::Register { node: self.config.name.clone(), source })?;
+        door.open(self.shared.clone(), &self.config.kubeconfig).await?;
         let range = match self.config.pod_cidr.clone() {
             Some(range) => range,
             None => {

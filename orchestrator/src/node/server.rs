@@ -1,8 +1,7 @@
-//! The node agent's HTTP endpoints, reached by the API server for `kubectl logs` and
-//! `kubectl exec`: container logs from the CRI log files, exec streams relayed to the runtime's
-//! streaming server.
+//! The node agent's HTTP endpoints, reached by the API server (only, see [`super::door`]) for
+//! `kubectl logs`, `exec`, `attach` and `port-forward`: container logs from the CRI log files,
+//! streams relayed to the runtime's streaming server.
 
-use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,16 +10,14 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use k8s_cri::v1 as cri;
 
 use super::Shared;
-use super::error::NodeError;
 use super::pod_worker::{LABEL_CONTAINER, LABEL_POD_NAME, LABEL_POD_NAMESPACE};
 use crate::cri::logs::{LogQuery, read_text};
 use crate::upgrade_proxy::{self, Body};
 
-fn text(code: StatusCode, msg: impl Into<String>) -> Response<Body> {
+pub(super) fn text(code: StatusCode, msg: impl Into<String>) -> Response<Body> {
     let body = Full::new(Bytes::from(msg.into())).map_err(|never| match never {}).boxed_unsync();
     let mut r = Response::new(body);
     *r.status_mut() = code;
@@ -284,10 +281,11 @@ async fn exec(
     relay_to_streaming(req, &url).await
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+/// Answers one request of the API server.
+pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let resp = match parts.as_slice() {
+    match parts.as_slice() {
         ["healthz"] => text(StatusCode::OK, "ok"),
         ["containerLogs", ns, pod, container] => {
             let q = req.uri().query().unwrap_or("").to_string();
@@ -306,27 +304,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             port_forward(shared, req, &ns, &pod).await
         }
         _ => text(StatusCode::NOT_FOUND, format!("no such endpoint {path}")),
-    };
-    Ok(resp)
-}
-
-/// Binds the endpoints (port 0 picks a free one) and serves them; returns the bound port.
-pub async fn start(shared: Arc<Shared>, addr: (&str, u16)) -> Result<u16, NodeError> {
-    let listen_error =
-        |source| NodeError::Listen { addr: format!("{}:{}", addr.0, addr.1), source };
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen_error)?;
-    let port = listener.local_addr().map_err(listen_error)?.port();
-    tokio::spawn(async move {
-        while let Ok((conn, _)) = listener.accept().await {
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| handle(shared.clone(), req));
-                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                let _ = builder.serve_connection_with_upgrades(TokioIo::new(conn), svc).await;
-            });
-        }
-    });
-    Ok(port)
+    }
 }
 
 #[cfg(test)]

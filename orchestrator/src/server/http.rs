@@ -29,6 +29,8 @@ pub struct State {
     pub tokens: TokenFile,
     pub metrics: Metrics,
     pub server_address: String,
+    /// How pods' logs and streams reach their nodes.
+    pub kubelet: super::kubelet_client::KubeletClient,
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -129,7 +131,7 @@ async fn dispatch(
     if let Some(nr) = super::node_proxy::parse(req.uri().path()) {
         label.0 = "proxy";
         label.1 = format!("pods/{}", nr.sub);
-        return super::node_proxy::forward(&state.api, &user, req, nr).await;
+        return super::node_proxy::forward(&state.api, &state.kubelet, &user, req, nr).await;
     }
     let method = req.method().clone();
     let path = req.uri().path().to_owned();

@@ -6,6 +6,7 @@ mod authn;
 mod http;
 mod impersonation;
 pub mod kubeconfig;
+mod kubelet_client;
 mod metrics;
 mod node_proxy;
 mod protobuf;
@@ -119,7 +120,7 @@ pub async fn start(
     store: Arc<dyn Store>,
 ) -> Result<RunningServer, ServerError> {
     let dir = &config.data_dir;
-    let pki = tls::Pki::load_or_create(&dir.join("pki"))?;
+    let pki = Arc::new(tls::Pki::load_or_create(&dir.join("pki"))?);
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| ServerError::Listen(config.listen, e))?;
@@ -156,12 +157,15 @@ pub async fn start(
         tokens: authn::TokenFile::new(token_file),
         metrics: metrics::Metrics::default(),
         server_address: format!("{host}:{}", address.port()),
+        kubelet: kubelet_client::KubeletClient::new(&pki)?,
     });
 
     let mut background = vec![
         tokio::spawn(lifecycle::run(api.clone())),
         tokio::spawn(compactor(store, config.compact_interval)),
     ];
+    let mut config = config;
+    config.controller_config.signer = Some(pki.clone());
     background.extend(start_control_plane(&api, &config));
     let task = tokio::spawn(accept_loop(listener, TlsAcceptor::from(tls_config), state));
     Ok(RunningServer { address, kubeconfig, first_start, api, task, background })

@@ -1,5 +1,5 @@
 //! `pods/log`, `pods/exec`, `pods/attach` and `pods/portforward`: authorized here, then relayed to the node
-//! agent running the pod (exec and port-forward streams as upgraded connections).
+//! agent running the pod over TLS (exec and port-forward streams as upgraded connections).
 
 use http::Request;
 use hyper::body::Incoming;
@@ -9,6 +9,8 @@ use crate::api::engine::authorize::Attributes;
 use crate::api::engine::{decode, key};
 use crate::api::{Api, ApiError, User, resources};
 use crate::upgrade_proxy::Body;
+
+use super::kubelet_client::KubeletClient;
 
 /// A request for a pod's node: which pod, which subresource.
 pub struct NodeRequest {
@@ -43,6 +45,7 @@ fn query_value<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 /// Authorizes and forwards `req`.
 pub async fn forward(
     api: &Api,
+    kubelet: &KubeletClient,
     user: &User,
     req: Request<Incoming>,
     nr: NodeRequest,
@@ -100,19 +103,26 @@ pub async fn forward(
         .ok_or_else(|| {
             ApiError::new(503, "ServiceUnavailable", format!("node {node_name:?} has no address"))
         })?;
-    let port =
-        node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_u64().unwrap_or(10250);
+    let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or(10250);
     let query = req.uri().query().unwrap_or("").to_string();
     let addr = if address.contains(':') {
         format!("[{address}]:{port}")
     } else {
         format!("{address}:{port}")
     };
-    if nr.sub == "portforward" {
-        let path = format!("/portForward/{}/{}?{query}", nr.namespace, nr.pod);
-        return crate::upgrade_proxy::forward(req, &addr, &path)
+    let relay = |req, path: String| async move {
+        let bad_gateway =
+            |e: String| ApiError::new(502, "BadGateway", format!("node {node_name}: {e}"));
+        let tls = kubelet.connect(address, port).await.map_err(bad_gateway)?;
+        crate::upgrade_proxy::forward_over(req, tls, &addr, &path)
             .await
-            .map_err(|e| ApiError::new(502, "BadGateway", format!("node {node_name}: {e}")));
+            .map_err(|e| bad_gateway(e.to_string()))
+    };
+    if nr.sub == "portforward" {
+        return relay(req, format!("/portForward/{}/{}?{query}", nr.namespace, nr.pod)).await;
     }
     if nr.sub == "log" {
         // Checked here, as the API does, so that a bad value is a Status naming it.
@@ -142,10 +152,7 @@ pub async fn forward(
         "attach" => "attach",
         _ => "exec",
     };
-    let path = format!("/{endpoint}/{}/{}/{container}?{query}", nr.namespace, nr.pod);
-    crate::upgrade_proxy::forward(req, &addr, &path)
-        .await
-        .map_err(|e| ApiError::new(502, "BadGateway", format!("node {node_name}: {e}")))
+    relay(req, format!("/{endpoint}/{}/{}/{container}?{query}", nr.namespace, nr.pod)).await
 }
 
 #[cfg(test)]

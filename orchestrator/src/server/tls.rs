@@ -1,5 +1,6 @@
 //! The cluster's own PKI: a CA made on first start, a server certificate for the listen
-//! addresses, client certificates (the admin's), and the rustls configuration (ring provider).
+//! addresses, client certificates (the admin's, the API server's toward nodes), signing of
+//! approved certificate requests, and the rustls configuration (ring provider).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -73,6 +74,18 @@ impl Pki {
         Ok(Self { dir: dir.to_owned(), ca_pem, ca_key })
     }
 
+    /// The CA from its certificate and key files (a controller manager's
+    /// `--cluster-signing-cert-file` and `--cluster-signing-key-file`), for signing only.
+    pub fn from_files(cert: &Path, key: &Path) -> Result<Self, ServerError> {
+        let ca_pem = std::fs::read_to_string(cert).map_err(|e| ServerError::Io(cert.into(), e))?;
+        let key_pem = std::fs::read_to_string(key).map_err(|e| ServerError::Io(key.into(), e))?;
+        let ca_key = KeyPair::from_pem(&key_pem).map_err(|e| tls_err("reading the CA key", e))?;
+        let dir = cert.parent().unwrap_or(Path::new(".")).to_owned();
+        let pki = Self { dir, ca_pem, ca_key };
+        pki.issuer()?;
+        Ok(pki)
+    }
+
     fn issuer(&self) -> Result<Issuer<'static, &KeyPair>, ServerError> {
         Issuer::from_ca_cert_pem(&self.ca_pem, &self.ca_key)
             .map_err(|e| tls_err("loading the CA", e))
@@ -112,18 +125,37 @@ impl Pki {
         Ok(ClientCert { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
 
-    /// The admin's client certificate, made once and kept in the PKI directory.
-    pub fn admin_cert(&self) -> Result<ClientCert, ServerError> {
-        let (crt, key) = (self.dir.join("admin.crt"), self.dir.join("admin.key"));
+    /// The client certificate `file` (`admin` -> admin.crt, admin.key) for `user` in `groups`,
+    /// made once and kept in the PKI directory.
+    fn kept_client_cert(
+        &self,
+        file: &str,
+        user: &str,
+        groups: &[&str],
+    ) -> Result<ClientCert, ServerError> {
+        let (crt, key) =
+            (self.dir.join(format!("{file}.crt")), self.dir.join(format!("{file}.key")));
         if let (Ok(cert_pem), Ok(key_pem)) =
             (std::fs::read_to_string(&crt), std::fs::read_to_string(&key))
         {
             return Ok(ClientCert { cert_pem, key_pem });
         }
-        let c = self.client_cert("kubernetes-admin", &["system:masters"])?;
+        let c = self.client_cert(user, groups)?;
         write_private(&key, &c.key_pem).map_err(|e| ServerError::Io(key.clone(), e))?;
         std::fs::write(&crt, &c.cert_pem).map_err(|e| ServerError::Io(crt.clone(), e))?;
         Ok(c)
+    }
+
+    /// The admin's client certificate.
+    pub fn admin_cert(&self) -> Result<ClientCert, ServerError> {
+        self.kept_client_cert("admin", "kubernetes-admin", &["system:masters"])
+    }
+
+    /// The API server's own client certificate toward node agents (kube-apiserver's
+    /// `--kubelet-client-certificate`): the one identity a node's door lets in.
+    pub fn kubelet_client_cert(&self) -> Result<ClientCert, ServerError> {
+        use crate::node::door::{APISERVER_GROUP, APISERVER_USER};
+        self.kept_client_cert("apiserver-kubelet-client", APISERVER_USER, &[APISERVER_GROUP])
     }
 
     /// TLS for the API server: our certificate; client certificates from our CA are verified
@@ -153,5 +185,13 @@ impl Pki {
             .map_err(|e| tls_err("server certificate", e))?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
+    }
+}
+
+/// The cluster CA signs what the certificate-request controllers decided to issue.
+impl crate::controllers::certificates::CertificateSigner for Pki {
+    fn sign(&self, request: &rcgen::CertificateSigningRequestParams) -> Result<String, String> {
+        let issuer = self.issuer().map_err(|e| e.to_string())?;
+        request.signed_by(&issuer).map(|c| c.pem()).map_err(|e| e.to_string())
     }
 }

@@ -1,14 +1,15 @@
-//! Subresources: status, scale (as autoscaling/v1 Scale), binding; log and exec are routed here
-//! and answered once a node agent serves them.
+//! Subresources: status, scale (as autoscaling/v1 Scale), binding, a certificate request's
+//! approval; log and exec are routed here and answered once a node agent serves them.
 
 use serde_json::{Value, json};
 
+use super::authorize::Attributes;
 use super::write::How;
 use super::{Api, ApiResponse};
 use crate::api::error::ApiError;
 use crate::api::request::{Format, Operation, PatchType, Target, User};
 use crate::api::resources::Subresource;
-use crate::api::{meta, patch};
+use crate::api::{certificate_requests, meta, patch};
 
 fn scale_of(obj: &Value) -> Value {
     let selector = crate::api::selector::LabelSelector::from_object(&obj["spec"]["selector"])
@@ -28,6 +29,41 @@ fn scale_of(obj: &Value) -> Value {
 }
 
 impl Api {
+    /// Approving a certificate request (or issuing its certificate through `status`) also
+    /// takes the `approve` (`sign`) verb on its signer, as in Kubernetes: `signers`
+    /// resource named by the signer name or its `domain/*`.
+    async fn authorize_signer(
+        &self,
+        user: &User,
+        t: &Target,
+        sub: Subresource,
+    ) -> Result<(), ApiError> {
+        let verb = match sub {
+            Subresource::Approval => "approve",
+            Subresource::Status => "sign",
+            _ => return Ok(()),
+        };
+        let name = t.name.clone().unwrap_or_default();
+        let (obj, _) = self.load(t.kind, None, &name).await?;
+        let signer = obj["spec"]["signerName"].as_str().unwrap_or("").to_owned();
+        let domain = signer.split_once('/').map(|(d, _)| format!("{d}/*")).unwrap_or_default();
+        for signer_name in [signer.as_str(), domain.as_str()] {
+            let a = Attributes {
+                verb: verb.into(),
+                group: "certificates.k8s.io".into(),
+                resource: "signers".into(),
+                name: signer_name.into(),
+                ..Default::default()
+            };
+            if self.allowed(user, &a).await? {
+                return Ok(());
+            }
+        }
+        Err(ApiError::forbidden(format!(
+            "user not permitted to {verb} requests with signerName \"{signer}\""
+        )))
+    }
+
     pub(super) async fn subresource(
         &self,
         user: &User,
@@ -41,14 +77,22 @@ impl Api {
         }
         let name = t.name.clone().unwrap_or_default();
         let ns = t.namespace.as_deref();
+        if matches!(op, Operation::Update { .. } | Operation::Patch { .. })
+            && certificate_requests::is_csr(t.kind.group, t.kind.kind)
+        {
+            self.authorize_signer(user, t, sub).await?;
+        }
         match (sub, op) {
-            (Subresource::Status, Operation::Get) => self.get(t, format).await,
-            (Subresource::Status, Operation::Update { body, opts }) => {
+            (Subresource::Status | Subresource::Approval, Operation::Get) => {
+                self.get(t, format).await
+            }
+            (Subresource::Status | Subresource::Approval, Operation::Update { body, opts }) => {
                 self.update(user, t, body, &opts, Some(sub)).await
             }
-            (Subresource::Status, Operation::Patch { patch_type, patch, opts }) => {
-                self.patch(user, t, patch_type, &patch, &opts, Some(sub)).await
-            }
+            (
+                Subresource::Status | Subresource::Approval,
+                Operation::Patch { patch_type, patch, opts },
+            ) => self.patch(user, t, patch_type, &patch, &opts, Some(sub)).await,
             (Subresource::Scale, Operation::Get) => {
                 let (obj, _) = self.load(t.kind, ns, &name).await?;
                 Ok(ApiResponse::ok(scale_of(&obj)))

@@ -11,7 +11,7 @@ use super::{Api, ApiResponse, body, decode, encode, key, prefix};
 use crate::api::error::ApiError;
 use crate::api::request::{PatchType, Target, User, WriteOptions};
 use crate::api::resources::{ResourceKind, Subresource};
-use crate::api::{defaults, managed, meta, patch, validation};
+use crate::api::{certificate_requests, defaults, managed, meta, patch, validation};
 use crate::store::{self, Revision};
 
 /// Which part of an object a write goes through, and whether it records field ownership
@@ -157,7 +157,7 @@ impl Api {
 
     async fn create_as(
         &self,
-        _user: &User,
+        user: &User,
         t: &Target,
         body: Value,
         opts: &WriteOptions,
@@ -211,6 +211,9 @@ impl Api {
             && let Some(o) = obj.as_object_mut()
         {
             o.remove("status");
+        }
+        if certificate_requests::is_csr(kind.group, kind.kind) {
+            certificate_requests::stamp_requester(user, &mut obj);
         }
         if record {
             managed::record_update(kind, None, &mut obj, manager(opts), "");
@@ -317,10 +320,14 @@ impl Api {
         let How { sub, record } = how;
         let kind = t.kind;
         let name = meta::name(current).to_owned();
-        // Which parts this write may change.
+        if certificate_requests::is_csr(kind.group, kind.kind) {
+            new = certificate_requests::admit_update(current, new, sub)
+                .map_err(|causes| ApiError::invalid(kind, &name, causes))?;
+        }
+        // Which parts this write may change: a status-like subresource writes the status.
+        let status_write = matches!(sub, Some(Subresource::Status | Subresource::Approval));
         if status_is_separate(kind) {
-            let keep_from_current: &[&str] =
-                if sub == Some(Subresource::Status) { &["spec"] } else { &["status"] };
+            let keep_from_current: &[&str] = if status_write { &["spec"] } else { &["status"] };
             for field in keep_from_current {
                 match current.get(*field) {
                     Some(v) => new[*field] = v.clone(),
@@ -331,7 +338,7 @@ impl Api {
                     }
                 }
             }
-            if sub == Some(Subresource::Status) {
+            if status_write {
                 new["metadata"] = current["metadata"].clone();
             }
         }

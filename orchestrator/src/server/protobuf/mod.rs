@@ -143,7 +143,9 @@ fn value(ty: Ty, w: &Wire<'_>, at: &str) -> Result<Value, DecodeError> {
             }
             if is_str { Value::String(s) } else { json!(int) }
         }
-        Ty::MapStr | Ty::MapBytes | Ty::MapQuantity => return Err(malformed(at)),
+        Ty::MapStr | Ty::MapBytes | Ty::MapQuantity | Ty::ServerOwned => {
+            return Err(malformed(at));
+        }
     })
 }
 
@@ -198,7 +200,7 @@ fn message(buf: &[u8], msg: &Msg) -> Result<Map<String, Value>, DecodeError> {
             (Wire::Varint(_, 0), _) => f.omitempty,
             _ => false,
         };
-        if empty && !f.repeated {
+        if (empty && !f.repeated) || matches!(f.ty, Ty::ServerOwned) {
             continue;
         }
         match f.ty {

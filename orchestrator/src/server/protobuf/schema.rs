@@ -1,6 +1,7 @@
 //! Field numbers and JSON names of the Kubernetes messages kubectl's typed clients send
 //! (`kubectl create namespace|configmap|secret|serviceaccount|role|rolebinding|deployment|job|
-//! service`, `kubectl run`, `kubectl auth can-i`). Numbers follow the API's generated.proto.
+//! service`, `kubectl run`, `kubectl auth can-i`, `kubectl certificate approve|deny`). Numbers
+//! follow the API's generated.proto.
 
 /// How a field's value is encoded.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +24,9 @@ pub enum Ty {
     Quantity,
     /// intstr.IntOrString: an integer or a string.
     IntOrString,
+    /// What the server keeps from the stored object whatever a client sends (managedFields,
+    /// sent back by `kubectl certificate approve`): read past and dropped.
+    ServerOwned,
 }
 
 #[derive(Debug)]
@@ -85,6 +89,7 @@ pub static OBJECT_META: Msg = Msg {
         f!(12 "annotations" MapStr),
         f!(13 "ownerReferences" [Msg(&OWNER_REFERENCE)]),
         f!(14 "finalizers" [Str]),
+        f!(17 "managedFields" [ServerOwned]),
     ],
 };
 
@@ -385,6 +390,46 @@ pub static SSRR: Msg = Msg {
 pub static SSR: Msg =
     Msg { name: "SelfSubjectReview", fields: &[f!(1 "metadata" Msg(&OBJECT_META))] };
 
+pub static CSR_SPEC: Msg = Msg {
+    name: "CertificateSigningRequestSpec",
+    fields: &[
+        f!(1 "request" Bytes),
+        f!(2 "username" Str),
+        f!(3 "uid" Str),
+        f!(4 "groups" [Str]),
+        f!(5 "usages" [Str]),
+        f!(7 "signerName" Str),
+        f!(8 "expirationSeconds" Int),
+    ],
+};
+
+pub static CSR_CONDITION: Msg = Msg {
+    name: "CertificateSigningRequestCondition",
+    fields: &[
+        f!(1 "type" Str),
+        f!(2 "reason" Str),
+        f!(3 "message" Str),
+        f!(4 "lastUpdateTime" Time),
+        f!(5 "lastTransitionTime" Time),
+        f!(6 "status" Str),
+    ],
+};
+
+pub static CSR_STATUS: Msg = Msg {
+    name: "CertificateSigningRequestStatus",
+    fields: &[f!(1 "conditions" [Msg(&CSR_CONDITION)]), f!(2 "certificate" Bytes)],
+};
+
+/// `kubectl certificate approve|deny` sends the request back with its new condition.
+pub static CSR: Msg = Msg {
+    name: "CertificateSigningRequest",
+    fields: &[
+        f!(1 "metadata" Msg(&OBJECT_META)),
+        f!(2 "spec" Msg(&CSR_SPEC)),
+        f!(3 "status" Msg(&CSR_STATUS)),
+    ],
+};
+
 /// The message of a top-level kind (by apiVersion group and kind).
 pub fn top_level(kind: &str) -> Option<&'static Msg> {
     Some(match kind {
@@ -402,6 +447,7 @@ pub fn top_level(kind: &str) -> Option<&'static Msg> {
         "SelfSubjectAccessReview" => &SSAR,
         "SelfSubjectRulesReview" => &SSRR,
         "SelfSubjectReview" => &SSR,
+        "CertificateSigningRequest" => &CSR,
         _ => return None,
     })
 }
