@@ -186,8 +186,12 @@ fn tables() -> String {
 fn services_in_nftables_balance_stick_refuse_and_follow_endpoints() {
     let _watchdog = watchdog(LIMIT);
     let started = Instant::now();
-    let c = Cluster::up(&[]);
     let work = tempfile::tempdir().unwrap();
+    // The node's resolvers, as cluster DNS sees them: one that answers every name.
+    let upstream = fake_resolver();
+    let resolv_conf = work.path().join("resolv.conf");
+    std::fs::write(&resolv_conf, format!("nameserver {upstream}\n")).unwrap();
+    let c = Cluster::up(&["--resolv-conf", resolv_conf.to_str().unwrap()]);
     node::import_busybox_image(c.data_dir(), &work.path().join("image"), "web:v1", &[]);
     let tools = work.path().join("tools");
     std::fs::create_dir_all(&tools).unwrap();
@@ -306,6 +310,26 @@ fn services_in_nftables_balance_stick_refuse_and_follow_endpoints() {
     let out = from_pod(&c, "client", 1, &format!("/tools/udp_hostname ask {nobody} 53"));
     assert!(out.contains(&"refused".to_owned()), "{out:?}");
 
+    // Cluster DNS, asked by busybox's nslookup in a pod: the Service's address, SRV records of
+    // its named ports, an existing name without IPv6 records, a name that does not exist, and
+    // a name outside the cluster answered by the node's resolver.
+    let fqdn = "echo.default.svc.cluster.local";
+    let look = |args: &str| {
+        c.ok(&["exec", "client", "--", "sh", "-c", &format!("nslookup {args} 2>&1; true")])
+    };
+    let a = look(fqdn);
+    assert!(a.contains(&echo.to_string()), "{a}");
+    let srv = look(&format!("-type=srv _http._tcp.{fqdn}"));
+    assert!(srv.contains(" 80 ") && srv.contains(fqdn), "{srv}");
+    let srv = look(&format!("-type=srv _dns._udp.{fqdn}"));
+    assert!(srv.contains(" 53 "), "{srv}");
+    let aaaa = look(&format!("-type=aaaa {fqdn}"));
+    assert!(!aaaa.contains("NXDOMAIN") && !aaaa.contains(&echo.to_string()), "{aaaa}");
+    let missing = look("nope.default.svc.cluster.local");
+    assert!(missing.contains("NXDOMAIN"), "{missing}");
+    let outside = look("outside.example.");
+    assert!(outside.contains(FORWARDED), "{outside}");
+
     // Scaling: a new endpoint takes traffic moments after its slice says it is ready; removed
     // ones stop getting it as quickly.
     c.ok(&["scale", "deployment/echo", "--replicas=3"]);
@@ -337,6 +361,41 @@ fn services_in_nftables_balance_stick_refuse_and_follow_endpoints() {
     drop(c);
     assert!(!tables().contains(&table), "{table} outlived its agent: {}", tables());
     println!("Service test took {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// What [`fake_resolver`] answers for every A question.
+const FORWARDED: &str = "192.0.2.77";
+
+/// A resolver on a loopback address of this test's own (port 53, as resolv.conf can say no
+/// other): every A question gets [`FORWARDED`], others an empty answer.
+fn fake_resolver() -> Ipv4Addr {
+    let pid = std::process::id();
+    let ip = Ipv4Addr::new(127, 77, (pid >> 8) as u8, pid as u8 | 1);
+    let socket = UdpSocket::bind((ip, 53)).expect("bind the fake resolver");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            // Header (12 bytes) then one question: name labels, type, class.
+            let Some(end) = buf[12..n].iter().position(|&b| b == 0).map(|p| 12 + p + 5) else {
+                continue;
+            };
+            if end > n {
+                continue;
+            }
+            let is_a = buf[end - 4..end - 2] == [0, 1];
+            let mut reply = buf[..end].to_vec();
+            reply[2] = 0x81; // a response, recursion desired
+            reply[3] = 0x80; // recursion available, NOERROR
+            reply[6..12].copy_from_slice(&[0, u8::from(is_a), 0, 0, 0, 0]);
+            if is_a {
+                // The question's name (a pointer to offset 12), A, IN, TTL 5, four bytes.
+                reply.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4]);
+                reply.extend_from_slice(&FORWARDED.parse::<Ipv4Addr>().unwrap().octets());
+            }
+            let _ = socket.send_to(&reply, peer);
+        }
+    });
+    ip
 }
 
 /// A node that cannot run `nft` says so and stops rather than running without Services.

@@ -167,6 +167,9 @@ pub struct NodeArgs {
     /// `userspace` (a TCP relay per Service port).
     #[arg(long, default_value = "nftables")]
     pub proxy_mode: ProxyMode,
+    /// The resolvers cluster DNS forwards names outside the cluster to (kubelet's flag).
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    pub resolv_conf: PathBuf,
 }
 
 fn hostname() -> String {
@@ -297,6 +300,7 @@ fn node_config(args: &NodeArgs, handlers: Vec<String>) -> AgentConfig {
         labels: Default::default(),
         service_proxy: !args.no_service_proxy,
         proxy_mode: args.proxy_mode,
+        resolv_conf: args.resolv_conf.clone(),
     }
 }
 
@@ -368,6 +372,9 @@ pub struct UpArgs {
     /// How the node implements Services: `nftables` or `userspace`.
     #[arg(long, default_value = "nftables")]
     pub proxy_mode: ProxyMode,
+    /// The resolvers cluster DNS forwards names outside the cluster to.
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    pub resolv_conf: PathBuf,
     #[command(flatten)]
     pub cluster_cidr: super::controlplane::ClusterCidrArgs,
     #[command(flatten)]
@@ -414,6 +421,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             max_pods: 110,
             no_service_proxy: false,
             proxy_mode: args.proxy_mode,
+            resolv_conf: args.resolv_conf.clone(),
         };
         let handlers = runtime_handlers(&cri_args.socket).await?;
         create_runtime_classes(&kubeconfig, &handlers).await?;

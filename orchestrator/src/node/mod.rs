@@ -91,6 +91,8 @@ pub struct AgentConfig {
     pub service_proxy: bool,
     /// How it does.
     pub proxy_mode: ProxyMode,
+    /// Where cluster DNS finds the resolvers for names outside the cluster.
+    pub resolv_conf: PathBuf,
 }
 
 /// How a node implements Services.
@@ -153,8 +155,6 @@ pub struct Shared {
     pub root_dir: PathBuf,
     pub handlers: Vec<String>,
     pub default_handler: String,
-    /// Cluster DNS names, kept by the service proxy.
-    pub dns: Arc<dns::Records>,
     /// Where this node's pods send DNS queries (the pod bridge's gateway), if DNS is served;
     /// known once the node's pod range is.
     pub dns_server: std::sync::OnceLock<std::net::Ipv4Addr>,
@@ -188,7 +188,6 @@ impl NodeAgent {
             root_dir: config.root_dir.clone(),
             handlers: config.handlers.clone(),
             default_handler,
-            dns: Arc::default(),
             dns_server: std::sync::OnceLock::new(),
             pods: Mutex::new(HashMap::new()),
         });
@@ -290,7 +289,7 @@ impl NodeAgent {
         tokio::spawn(node_metrics::run(me.kube.clone(), me.config.name.clone()));
         // Set only when the agent proxies Services (which feed the names).
         if let Some(&addr) = me.shared.dns_server.get() {
-            dns::start(me.shared.dns.clone(), addr);
+            dns::start(me.kube.clone(), addr, &me.config.resolv_conf);
         }
         me.clone().watch_pods().await;
         Ok(())

@@ -26,19 +26,6 @@ struct Listener {
 struct Desired {
     /// (cluster IP or node port) -> backends.
     listeners: HashMap<SocketAddr, Vec<SocketAddr>>,
-    /// DNS names -> addresses.
-    names: HashMap<String, Vec<Ipv4Addr>>,
-}
-
-fn ready_addresses(ep: Option<&Endpoints>) -> Vec<Ipv4Addr> {
-    let subsets = ep.and_then(|e| e.subsets.as_ref()).into_iter().flatten();
-    let mut out: Vec<Ipv4Addr> = subsets
-        .flat_map(|s| s.addresses.iter().flatten())
-        .filter_map(|a| a.ip.parse().ok())
-        .collect();
-    out.sort();
-    out.dedup();
-    out
 }
 
 fn key(meta: &ObjectMeta) -> (String, String) {
@@ -75,18 +62,12 @@ fn desired_from(services: &[Service], endpoints: &[Endpoints]) -> Desired {
     let eps: HashMap<(String, String), &Endpoints> =
         endpoints.iter().map(|e| (key(&e.metadata), e)).collect();
     let mut out = HashMap::new();
-    let mut names = HashMap::new();
     for s in services {
         let key = key(&s.metadata);
         let ep = eps.get(&key).copied();
         let spec = s.spec.as_ref();
         let cluster_ip: Option<IpAddr> =
             spec.and_then(|sp| sp.cluster_ip.as_deref()).and_then(|ip| ip.parse().ok());
-        let addresses = match cluster_ip {
-            Some(IpAddr::V4(v4)) => vec![v4],
-            _ => ready_addresses(ep),
-        };
-        names.insert(super::dns::service_name(&key.0, &key.1), addresses);
         let Some(ip) = cluster_ip else {
             continue;
         };
@@ -105,7 +86,7 @@ fn desired_from(services: &[Service], endpoints: &[Endpoints]) -> Desired {
             out.insert(SocketAddr::new(ip, port), backends);
         }
     }
-    Desired { listeners: out, names }
+    Desired { listeners: out }
 }
 
 async fn desired(shared: &Shared) -> Option<Desired> {
@@ -181,8 +162,7 @@ pub fn start(shared: Arc<Shared>) {
         let mut listeners: HashMap<SocketAddr, Listener> = HashMap::new();
         let mut addresses = Addresses::default();
         loop {
-            if let Some(Desired { listeners: want, names }) = desired(&shared).await {
-                shared.dns.replace(names);
+            if let Some(Desired { listeners: want }) = desired(&shared).await {
                 listeners.retain(|addr, l| {
                     let keep = want.contains_key(addr);
                     if !keep {
@@ -246,7 +226,5 @@ mod tests {
         assert_eq!(d.listeners.get(&web), Some(&want));
         assert_eq!(d.listeners.get(&"0.0.0.0:30080".parse().unwrap()), Some(&want));
         assert_eq!(d.listeners.len(), 2, "UDP ports and headless Services get no listener");
-        let headless = super::super::dns::service_name("default", "headless");
-        assert_eq!(d.names[&headless], vec![Ipv4Addr::new(10, 88, 0, 9)]);
     }
 }

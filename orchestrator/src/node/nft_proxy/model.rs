@@ -62,12 +62,12 @@ fn port16(p: i32) -> Option<u16> {
 
 /// Whether an endpoint may take new connections: ready, where an absent condition means ready
 /// (the EndpointSlice API says so).
-fn is_ready(e: &Endpoint) -> bool {
+pub fn is_ready(e: &Endpoint) -> bool {
     e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true)
 }
 
 /// The slices of each Service, by (namespace, service name).
-fn slices_by_service<'a>(
+pub fn slices_by_service<'a>(
     slices: &[&'a EndpointSlice],
 ) -> HashMap<(String, String), Vec<&'a EndpointSlice>> {
     let mut out: HashMap<_, Vec<_>> = HashMap::new();
@@ -157,39 +157,6 @@ pub fn service_ports(services: &[&Service], slices: &[&EndpointSlice]) -> Vec<Se
     out
 }
 
-/// Cluster DNS names and their addresses: a Service's IPv4 cluster IP, or for a headless
-/// Service its ready IPv4 endpoints.
-pub fn dns_names(
-    services: &[&Service],
-    slices: &[&EndpointSlice],
-) -> HashMap<String, Vec<Ipv4Addr>> {
-    let by_service = slices_by_service(slices);
-    let mut names = HashMap::new();
-    for s in services {
-        let ns = s.metadata.namespace.clone().unwrap_or_default();
-        let name = s.metadata.name.clone().unwrap_or_default();
-        let cluster_ip = s.spec.as_ref().and_then(|sp| sp.cluster_ip.as_deref());
-        let addresses = match cluster_ip.and_then(|ip| ip.parse::<Ipv4Addr>().ok()) {
-            Some(ip) => vec![ip],
-            None => {
-                let slices = by_service.get(&(ns.clone(), name.clone()));
-                let mut ips: Vec<Ipv4Addr> = slices
-                    .into_iter()
-                    .flatten()
-                    .filter(|sl| sl.address_type == "IPv4")
-                    .flat_map(|sl| sl.endpoints.iter().filter(|e| is_ready(e)))
-                    .filter_map(|e| e.addresses.first()?.parse().ok())
-                    .collect();
-                ips.sort();
-                ips.dedup();
-                ips
-            }
-        };
-        names.insert(super::super::dns::service_name(&ns, &name), addresses);
-    }
-    names
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,15 +224,6 @@ mod tests {
     }
 
     #[test]
-    fn dns_names_are_cluster_ips_or_ready_endpoints() {
-        let (services, slices) = (parse::<Service>(SERVICES), parse::<EndpointSlice>(SLICES));
-        let names = dns_names(&refs(&services), &refs(&slices));
-        let name = |s| crate::node::dns::service_name("default", s);
-        assert_eq!(names[&name("web")], vec![Ipv4Addr::new(10, 96, 0, 10)]);
-        assert_eq!(names[&name("headless")], vec![Ipv4Addr::new(10, 88, 0, 9)]);
-    }
-
-    #[test]
     fn odd_input_is_left_out_without_panicking() {
         let services: Vec<Service> = parse(
             r#"
@@ -316,7 +274,5 @@ mod tests {
         assert_eq!((p.id.as_str(), p.port, p.node_port), ("x/ports/ok/tcp", 81, None));
         assert_eq!(p.endpoints, vec!["10.0.0.5:8081".parse().unwrap()]);
         assert_eq!(p.affinity_seconds, Some(DEFAULT_AFFINITY_SECONDS), "a negative timeout");
-        let names = dns_names(&refs(&services), &refs(&slices));
-        assert_eq!(names[&crate::node::dns::service_name("x", "v6")], Vec::<Ipv4Addr>::new());
     }
 }

@@ -10,7 +10,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use tokio::sync::Notify;
 
 use super::localnet;
-use super::model::{ServicePort, dns_names, service_ports};
+use super::model::{ServicePort, service_ports};
 use super::nft::{self, NftError};
 use super::ruleset::{Objects, TableConfig, remove, render};
 use crate::kube::Informers;
@@ -100,7 +100,6 @@ pub async fn run(shared: Arc<Shared>, table: Arc<Mutex<TableState>>) {
         let sls = slices.list();
         let svc_refs: Vec<&Service> = svcs.iter().map(|s| s.as_ref()).collect();
         let slice_refs: Vec<&EndpointSlice> = sls.iter().map(|s| s.as_ref()).collect();
-        shared.dns.replace(dns_names(&svc_refs, &slice_refs));
         let ports = service_ports(&svc_refs, &slice_refs);
         let t = table.clone();
         let applied = tokio::task::spawn_blocking(move || {
