@@ -542,6 +542,16 @@ impl Drop for Netns {
     }
 }
 
+const SPREAD_SERVICE: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: spread}
+spec:
+  type: NodePort
+  selector: {app: spread}
+  ports: [{port: 80, targetPort: 8080}]
+"#;
+
 const SPREAD: &str = r#"
 apiVersion: apps/v1
 kind: Deployment
@@ -668,6 +678,63 @@ fn two_nodes_in_two_namespaces_share_the_pods_and_take_over() {
             got.trim() == want.as_str()
         });
         assert!(reached, "{from} -> {url}: {got}; host routes: {}", cmd_out("ip", &["route"]));
+    }
+
+    // A Service whose endpoints are on both nodes: a pod on node-a reaches both nodes' pods
+    // through its cluster IP, and its NodePort answers on either node's address.
+    apply(&c, SPREAD_SERVICE);
+    let svc = c.json(&["get", "service", "spread"]);
+    let cluster_ip = svc["spec"]["clusterIP"].as_str().unwrap().to_owned();
+    let node_port = svc["spec"]["ports"][0]["nodePort"].as_u64().unwrap() as u16;
+    let by_node = |name: &str| -> std::collections::BTreeSet<String> {
+        let list = c.json(&[
+            "get",
+            "pods",
+            "-l",
+            "app=spread",
+            "--field-selector",
+            &format!("spec.nodeName={name}"),
+        ]);
+        list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let (on_a_names, on_b_names) = (by_node("node-a"), by_node("node-b"));
+    let mut seen = std::collections::BTreeSet::new();
+    let script = format!(
+        "for i in $(seq 12); do timeout 5 wget -qO- http://{cluster_ip}/host.html; echo; done"
+    );
+    let both = eventually(Duration::from_secs(30), || {
+        let out = c.kubectl(&["exec", &pod_a, "--", "sh", "-c", &script]);
+        seen.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| l.trim().to_owned())
+                .filter(|l| !l.is_empty()),
+        );
+        seen.iter().any(|p| on_a_names.contains(p)) && seen.iter().any(|p| on_b_names.contains(p))
+    });
+    assert!(
+        both,
+        "through {cluster_ip} from node-a: {seen:?}; on a {on_a_names:?}, on b {on_b_names:?}"
+    );
+    for address in [&ns.host_ip, &ns.ns_ip] {
+        let addr: std::net::SocketAddr = format!("{address}:{node_port}").parse().unwrap();
+        let mut last = String::new();
+        let answered =
+            eventually(Duration::from_secs(20), || match node::http_get(addr, "/host.html") {
+                Ok((200, body)) => {
+                    on_a_names.contains(body.trim()) || on_b_names.contains(body.trim())
+                }
+                other => {
+                    last = format!("{other:?}");
+                    false
+                }
+            });
+        assert!(answered, "NodePort {addr}: {last}");
     }
 
     // node-b's agent goes away: its pods come back on node-a.
