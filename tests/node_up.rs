@@ -1354,3 +1354,116 @@ fn certificate_requests_are_checked_and_approved_by_people() {
 fn path(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// kubectl as clients up to 1.29 (and later ones with WebSockets off) speak: exec and attach
+/// over SPDY/3.1, with stdin, separate stdout and stderr, the exit code, a terminal's size.
+#[test]
+fn exec_and_attach_over_spdy_as_older_clients_speak() {
+    use std::io::{Read, Write};
+    let (c, _images) = cluster_with_image(&[]);
+    let pod = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: talker}
+spec:
+  runtimeClassName: sentry
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: web:v1
+    imagePullPolicy: Never
+    command: [sh, -c, 'i=0; while :; do i=$((i+1)); echo tick $i; sleep 1; done']
+"#;
+    apply(&c, pod);
+    assert!(eventually(Duration::from_secs(30), || {
+        c.json(&["get", "pod", "talker"])["status"]["phase"] == "Running"
+    }));
+    let limit = Duration::from_secs(30);
+    let spdy = |args: &[&str]| {
+        let mut cmd = c.kubectl_cmd();
+        cmd.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false").args(args);
+        cmd
+    };
+    // The upgrade kubectl asks for (its request headers at -v=7): SPDY, not WebSocket.
+    let out = run_limited(spdy(&["exec", "-v=7", "talker", "--", "true"]), limit);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let offered = log.contains("X-Stream-Protocol-Version: v4.channel.k8s.io");
+    assert!(offered && !log.to_lowercase().contains("websocket"), "{log}");
+
+    // Separate stdout and stderr, and the command's exit code.
+    let out = run_limited(
+        spdy(&["exec", "talker", "--", "sh", "-c", "echo out; echo err >&2; exit 4"]),
+        limit,
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("err\n"), "{out:?}");
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+
+    // Standard input, to its end.
+    let mut child = spdy(&["exec", "-i", "talker", "--", "tr", "a-z", "A-Z"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hello spdy\n").unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("kubectl exec -i over SPDY did not end");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    assert_eq!(reader.join().unwrap(), "HELLO SPDY\n");
+
+    // A terminal of the client's size, resized as its window changes.
+    let mut t = terminal::Terminal::spawn(spdy(&["exec", "-it", "talker", "--", "sh"]), 33, 101);
+    t.type_keys("stty size\r");
+    let at = t.expect(0, "33 101", limit);
+    t.resize(40, 120);
+    std::thread::sleep(Duration::from_millis(500));
+    t.type_keys("stty size\r");
+    t.expect(at, "40 120", limit);
+    t.type_keys("exit 2\r");
+    let status = t.wait(limit).unwrap_or_else(|| panic!("kubectl stayed:\n{}", t.screen()));
+    assert_eq!(status.code(), Some(2), "{}", t.screen());
+
+    // Attach: the running container's output as it comes.
+    let mut child = spdy(&["attach", "talker"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        let mut seen = String::new();
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if seen.matches("tick").count() >= 2 {
+                let _ = tx.send(seen.clone());
+                return;
+            }
+        }
+        let _ = tx.send(seen);
+    });
+    let seen = rx.recv_timeout(limit).unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.matches("tick").count() >= 2, "attach over SPDY showed {seen:?}");
+}

@@ -10,8 +10,9 @@
 //!   container runs from, what the image service lists); [`store_images`] implements it over
 //!   the `images` crate's store ([`store_images::StoreImages`]).
 //! - [`logs`]: container logs in the CRI file format.
-//! - [`streaming`]: the exec and port-forward server the CRI hands out URLs for;
-//!   [`port_forward`] over [`spdy`]; [`terminal`]: resize messages and `TERM` of `tty` sessions.
+//! - [`streaming`]: the exec, attach and port-forward server the CRI hands out URLs for;
+//!   [`port_forward`] and exec/attach ([`spdy_channels`]) over [`spdy`]; [`terminal`]: resize
+//!   messages and `TERM` of `tty` sessions.
 //! - [`server`]: the gRPC services.
 
 pub mod cgroup;
@@ -30,6 +31,7 @@ pub mod runtime;
 pub mod security;
 pub mod server;
 pub mod spdy;
+pub mod spdy_channels;
 pub mod store_images;
 pub mod streaming;
 pub mod terminal;

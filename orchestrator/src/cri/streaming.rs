@@ -1,7 +1,9 @@
-//! The streaming server the CRI hands out URLs for: `kubectl exec` sessions over WebSocket
-//! with Kubernetes' channel protocol (v5/v4.channel.k8s.io: a channel byte, then data; 0 stdin,
-//! 1 stdout, 2 stderr, 3 the final status, 4 terminal resize, 255 close a stream). A session
-//! with `tty` runs its process on a terminal of the sandbox: its output all comes on stdout.
+//! The streaming server the CRI hands out URLs for: `kubectl exec` and `attach` sessions over
+//! WebSocket with Kubernetes' channel protocol (v5/v4.channel.k8s.io: a channel byte, then
+//! data; 0 stdin, 1 stdout, 2 stderr, 3 the final status, 4 terminal resize, 255 close a
+//! stream) or over SPDY/3.1 ([`super::spdy_channels`], which presents its streams as the same
+//! channel messages), and port forwarding over SPDY. A session with `tty` runs its process on
+//! a terminal of the sandbox: its output all comes on stdout.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -11,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use k8s_cri::v1 as cri;
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{
     ErrorResponse, Request as WsRequest, Response as WsResponse,
@@ -20,6 +23,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::port_forward;
 use super::runtime::{CriRuntime, dev_null, pipe};
+use super::spdy_channels::{self, Channels, Expected, channel};
 use super::{CriError, new_id, terminal};
 
 /// How long a handed-out URL stays valid.
@@ -40,18 +44,45 @@ async fn next_frame(stream: &mut futures_util::stream::SplitStream<WsStream>) ->
     None
 }
 
+/// A WebSocket session as channel messages: each binary frame is one; once the session drops
+/// its sender, the socket closes normally (kubectl treats only a normal closure, 1000, as the
+/// end of its streams).
+fn ws_channels(ws: WsStream) -> Channels {
+    let (mut sink, mut stream) = ws.split();
+    let (input, from_client) = mpsc::channel::<Vec<u8>>(64);
+    let (to_client, mut output) = mpsc::channel::<Vec<u8>>(64);
+    tokio::spawn(async move {
+        while let Some(frame) = next_frame(&mut stream).await {
+            if input.send(frame).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(msg) = output.recv().await {
+            if sink.send(Message::Binary(msg.into())).await.is_err() {
+                return;
+            }
+        }
+        let close = CloseFrame { code: CloseCode::Normal, reason: "".into() };
+        let _ = sink.send(Message::Close(Some(close))).await;
+        let _ = sink.close().await;
+    });
+    Channels { from_client, to_client }
+}
+
 /// How long an exec with a terminal waits for the client's first resize message.
 const FIRST_SIZE_WAIT: Duration = Duration::from_secs(1);
 
-/// The terminal size a client sends first (within [`FIRST_SIZE_WAIT`]), and the frames that
-/// came before it.
+/// The terminal size a client sends first (within [`FIRST_SIZE_WAIT`]), and the messages
+/// that came before it.
 async fn first_size(
-    stream: &mut futures_util::stream::SplitStream<WsStream>,
+    from_client: &mut mpsc::Receiver<Vec<u8>>,
 ) -> (Option<crate::cri::handler::TerminalSize>, Vec<Vec<u8>>) {
     let mut early = Vec::new();
     let wait = async {
-        while let Some(data) = next_frame(stream).await {
-            if data.first() == Some(&4)
+        while let Some(data) = from_client.recv().await {
+            if data.first() == Some(&channel::RESIZE)
                 && let Some(size) = terminal::parse_resize(&data[1..])
             {
                 return Some(size);
@@ -64,20 +95,13 @@ async fn first_size(
     (size, early)
 }
 
-/// Sends the final status (channel 3) when given, then closes normally: kubectl treats only a
-/// normal closure (1000) as the end of its streams.
-async fn finish(
-    sink: &mut futures_util::stream::SplitSink<WsStream, Message>,
-    status: Option<serde_json::Value>,
-) {
+/// Sends the final status (channel 3) when given; the session ends when `to_client` drops.
+async fn finish(to_client: mpsc::Sender<Vec<u8>>, status: Option<serde_json::Value>) {
     if let Some(status) = status {
-        let mut msg = vec![3u8];
+        let mut msg = vec![channel::STATUS];
         msg.extend(serde_json::to_vec(&status).unwrap_or_default());
-        let _ = sink.send(Message::Binary(msg.into())).await;
+        let _ = to_client.send(msg).await;
     }
-    let close = CloseFrame { code: CloseCode::Normal, reason: "".into() };
-    let _ = sink.send(Message::Close(Some(close))).await;
-    let _ = sink.close().await;
 }
 
 pub enum Session {
@@ -147,8 +171,10 @@ impl StreamingServer {
         if first[..n].windows(13).any(|w| w == b"/portforward/") {
             return self.port_forward(conn).await;
         }
+        if is_spdy_upgrade(&conn).await {
+            return self.spdy_session(conn).await;
+        }
         let mut path = String::new();
-        let mut protocol = None;
         #[allow(clippy::result_large_err)]
         let callback =
             |req: &WsRequest, mut resp: WsResponse| -> Result<WsResponse, ErrorResponse> {
@@ -160,21 +186,19 @@ impl StreamingServer {
                     .filter_map(|v| v.to_str().ok())
                     .flat_map(|v| v.split(',').map(|p| p.trim().to_string()))
                     .collect();
-                if let Some(p) = PROTOCOLS.iter().find(|p| offered.iter().any(|o| o == *p)) {
-                    protocol = Some(*p);
-                    if let Ok(v) = p.parse() {
-                        resp.headers_mut().insert("Sec-WebSocket-Protocol", v);
-                    }
+                if let Some(p) = PROTOCOLS.iter().find(|p| offered.iter().any(|o| o == *p))
+                    && let Ok(v) = p.parse()
+                {
+                    resp.headers_mut().insert("Sec-WebSocket-Protocol", v);
                 }
                 Ok(resp)
             };
         let ws = tokio_tungstenite::accept_hdr_async(conn, callback)
             .await
             .map_err(|e| CriError::Sandbox(e.to_string()))?;
-        let v5 = protocol == Some("v5.channel.k8s.io");
         match self.take(&path) {
-            Some(Session::Exec(req)) => self.exec(ws, req, v5).await,
-            Some(Session::Attach(req)) => self.attach(ws, req, v5).await,
+            Some(Session::Exec(req)) => self.exec(ws_channels(ws), req).await,
+            Some(Session::Attach(req)) => self.attach(ws_channels(ws), req).await,
             _ => {
                 let mut ws = ws;
                 let _ = ws.close(None).await;
@@ -186,24 +210,9 @@ impl StreamingServer {
     /// Reads the upgrade request of a port-forward session and, for SPDY, switches protocols
     /// and serves it. WebSocket tunnelling is refused so that kubectl falls back to SPDY.
     async fn port_forward(&self, mut conn: tokio::net::TcpStream) -> Result<(), CriError> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut head = Vec::with_capacity(1024);
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            if head.len() > 16 << 10 || conn.read(&mut byte).await? == 0 {
-                return Err(CriError::Invalid("malformed port-forward request".into()));
-            }
-            head.push(byte[0]);
-        }
-        let text = String::from_utf8_lossy(&head).to_string();
-        let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
-        let header = |name: &str| {
-            text.lines()
-                .filter_map(|l| l.split_once(':'))
-                .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.trim().to_string())
-                .unwrap_or_default()
-        };
+        use tokio::io::AsyncWriteExt;
+        let head = read_head(&mut conn).await?;
+        let (path, header) = (&head.path, |name: &str| head.header(name));
         let spdy = header("upgrade").eq_ignore_ascii_case("SPDY/3.1");
         let wants = header("x-stream-protocol-version");
         if !spdy || !wants.split(',').any(|p| p.trim() == port_forward::PROTOCOL) {
@@ -215,7 +224,7 @@ impl StreamingServer {
             conn.write_all(resp.as_bytes()).await?;
             return Ok(());
         }
-        let Some(Session::PortForward { sandbox }) = self.take(&path) else {
+        let Some(Session::PortForward { sandbox }) = self.take(path) else {
             let resp = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
             conn.write_all(resp.as_bytes()).await?;
             return Err(CriError::NotFound("unknown or expired streaming session".into()));
@@ -228,14 +237,54 @@ impl StreamingServer {
         port_forward::serve(conn, sandbox).await.map_err(|e| CriError::Invalid(e.to_string()))
     }
 
+    /// Serves an exec or attach session whose client upgraded to SPDY/3.1.
+    async fn spdy_session(&self, mut conn: tokio::net::TcpStream) -> Result<(), CriError> {
+        use tokio::io::AsyncWriteExt;
+        let head = read_head(&mut conn).await?;
+        let offered = head.header("x-stream-protocol-version");
+        let protocol =
+            spdy_channels::PROTOCOLS.iter().find(|p| offered.split(',').any(|o| o.trim() == **p));
+        let session = self.take(&head.path);
+        let expected = match &session {
+            Some(Session::Exec(r)) => {
+                Expected { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, tty: r.tty }
+            }
+            Some(Session::Attach(r)) => {
+                Expected { stdin: r.stdin, stdout: r.stdout, stderr: r.stderr, tty: r.tty }
+            }
+            _ => {
+                let resp =
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+                conn.write_all(resp.as_bytes()).await?;
+                return Err(CriError::NotFound("unknown or expired streaming session".into()));
+            }
+        };
+        let Some(protocol) = protocol else {
+            let body = format!("none of the offered protocols ({offered}) is served here");
+            let resp = format!(
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            conn.write_all(resp.as_bytes()).await?;
+            return Err(CriError::Invalid(body));
+        };
+        let resp = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: {protocol}\r\n\r\n"
+        );
+        conn.write_all(resp.as_bytes()).await?;
+        let channels = spdy_channels::accept(conn, expected)
+            .await
+            .map_err(|e| CriError::Invalid(e.to_string()))?;
+        match session {
+            Some(Session::Exec(req)) => self.exec(channels, req).await,
+            Some(Session::Attach(req)) => self.attach(channels, req).await,
+            _ => Ok(()),
+        }
+    }
+
     /// Streams a running container's output (and input, when it takes stdin) until it exits
     /// or the client goes away.
-    async fn attach(
-        &self,
-        ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
-        req: cri::AttachRequest,
-        v5: bool,
-    ) -> Result<(), CriError> {
+    async fn attach(&self, channels: Channels, req: cri::AttachRequest) -> Result<(), CriError> {
         let target = self.runtime.attach_target(&req.container_id)?;
         let mut output = {
             let tap = target.output.lock().unwrap_or_else(|e| e.into_inner());
@@ -243,14 +292,14 @@ impl StreamingServer {
                 .map(|t| t.subscribe())
                 .ok_or_else(|| CriError::Invalid("the container has exited".into()))?
         };
-        let (mut sink, mut stream) = ws.split();
+        let Channels { mut from_client, to_client } = channels;
         let input = target.clone();
         let want_stdin = req.stdin;
         let (runtime, container) = (self.runtime.clone(), req.container_id.clone());
         let stdin_task = tokio::spawn(async move {
-            while let Some(data) = next_frame(&mut stream).await {
+            while let Some(data) = from_client.recv().await {
                 match data.first() {
-                    Some(0) if want_stdin => {
+                    Some(&channel::STDIN) if want_stdin => {
                         let mut stdin = input.stdin.lock().unwrap_or_else(|e| e.into_inner());
                         if let Some(f) = stdin.as_mut()
                             && f.write_all(&data[1..]).is_err()
@@ -258,7 +307,7 @@ impl StreamingServer {
                             *stdin = None;
                         }
                     }
-                    Some(4) if input.tty => {
+                    Some(&channel::RESIZE) if input.tty => {
                         if let Some(size) = terminal::parse_resize(&data[1..]) {
                             let (r, id) = (runtime.clone(), container.clone());
                             let resized =
@@ -269,7 +318,7 @@ impl StreamingServer {
                             }
                         }
                     }
-                    Some(255) if v5 && data.get(1) == Some(&0) => break,
+                    Some(&channel::CLOSE) if data.get(1) == Some(&channel::STDIN) => break,
                     _ => {}
                 }
             }
@@ -289,7 +338,7 @@ impl StreamingServer {
                     let mut msg = Vec::with_capacity(bytes.len() + 1);
                     msg.push(channel);
                     msg.extend_from_slice(&bytes);
-                    if sink.send(Message::Binary(msg.into())).await.is_err() {
+                    if to_client.send(msg).await.is_err() {
                         break;
                     }
                 }
@@ -301,7 +350,7 @@ impl StreamingServer {
                 }
             }
         }
-        finish(&mut sink, status).await;
+        finish(to_client, status).await;
         stdin_task.abort();
         if target.stdin_once {
             target.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -309,17 +358,12 @@ impl StreamingServer {
         Ok(())
     }
 
-    async fn exec(
-        &self,
-        ws: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
-        req: cri::ExecRequest,
-        v5: bool,
-    ) -> Result<(), CriError> {
-        let (mut sink, mut stream) = ws.split();
+    async fn exec(&self, channels: Channels, req: cri::ExecRequest) -> Result<(), CriError> {
+        let Channels { mut from_client, to_client } = channels;
         // With a terminal, the process starts at the client's size when it tells it at once
         // (kubectl does); what else came first is handled after.
         let (terminal, early) = if req.tty {
-            let (size, early) = first_size(&mut stream).await;
+            let (size, early) = first_size(&mut from_client).await;
             (Some(size.unwrap_or_default()), early)
         } else {
             (None, Vec::new())
@@ -383,20 +427,20 @@ impl StreamingServer {
             loop {
                 let data = match early.next() {
                     Some(d) => d,
-                    None => match next_frame(&mut stream).await {
+                    None => match from_client.recv().await {
                         Some(d) => d,
                         None => break,
                     },
                 };
                 match data.first() {
-                    Some(0) => {
+                    Some(&channel::STDIN) => {
                         if let Some(f) = stdin.as_mut()
                             && f.write_all(&data[1..]).is_err()
                         {
                             stdin = None;
                         }
                     }
-                    Some(4) if tty => {
+                    Some(&channel::RESIZE) if tty => {
                         if let Some(size) = terminal::parse_resize(&data[1..]) {
                             let r = resizer.clone();
                             let resized =
@@ -406,7 +450,7 @@ impl StreamingServer {
                             }
                         }
                     }
-                    Some(255) if v5 && data.get(1) == Some(&0) => stdin = None,
+                    Some(&channel::CLOSE) if data.get(1) == Some(&channel::STDIN) => stdin = None,
                     _ => {}
                 }
             }
@@ -416,7 +460,7 @@ impl StreamingServer {
             tokio::task::spawn_blocking(move || running.wait(pid))
         };
         while let Some(msg) = rx.recv().await {
-            if sink.send(Message::Binary(msg.into())).await.is_err() {
+            if to_client.send(msg).await.is_err() {
                 break;
             }
         }
@@ -435,8 +479,68 @@ impl StreamingServer {
                 "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]}
             })
         };
-        finish(&mut sink, Some(status)).await;
+        finish(to_client, Some(status)).await;
         stdin_task.abort();
         Ok(())
     }
+}
+
+/// An HTTP request's head.
+struct Head {
+    path: String,
+    text: String,
+}
+
+impl Head {
+    /// Every value of header `name`, comma-separated (clients repeat some, such as the
+    /// protocol versions they offer).
+    fn header(&self, name: &str) -> String {
+        let values: Vec<&str> = self
+            .text
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+            .collect();
+        values.join(", ")
+    }
+}
+
+/// Reads a request's head (up to the blank line, at most 16 KiB) off `conn`.
+async fn read_head(conn: &mut tokio::net::TcpStream) -> Result<Head, CriError> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::with_capacity(1024);
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 16 << 10 || conn.read(&mut byte).await? == 0 {
+            return Err(CriError::Invalid("malformed streaming request".into()));
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).to_string();
+    let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
+    Ok(Head { path, text })
+}
+
+/// Whether the request waiting on `conn` asks to upgrade to SPDY (looked at without taking
+/// it off the socket, so a WebSocket handshake can still read it whole).
+async fn is_spdy_upgrade(conn: &tokio::net::TcpStream) -> bool {
+    let mut buf = vec![0u8; 16 << 10];
+    for _ in 0..50 {
+        let Ok(n) = conn.peek(&mut buf).await else { return false };
+        let seen = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+        if let Some(end) = seen.find("\r\n\r\n") {
+            return seen[..end]
+                .lines()
+                .filter_map(|l| l.split_once(':'))
+                .any(|(n, v)| n.trim() == "upgrade" && v.trim() == "spdy/3.1");
+        }
+        if n == 0 || n == buf.len() {
+            return false;
+        }
+        // More of the head is on its way.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
 }
