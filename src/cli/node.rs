@@ -167,6 +167,9 @@ pub struct NodeArgs {
     /// `userspace` (a TCP relay per Service port).
     #[arg(long, default_value = "nftables")]
     pub proxy_mode: ProxyMode,
+    /// Leave NetworkPolicies unenforced on this node (enforcing needs `nft` and br_netfilter).
+    #[arg(long)]
+    pub no_network_policy: bool,
 }
 
 fn hostname() -> String {
@@ -297,6 +300,7 @@ fn node_config(args: &NodeArgs, handlers: Vec<String>) -> AgentConfig {
         labels: Default::default(),
         service_proxy: !args.no_service_proxy,
         proxy_mode: args.proxy_mode,
+        network_policy: !args.no_network_policy,
     }
 }
 
@@ -414,6 +418,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             max_pods: 110,
             no_service_proxy: false,
             proxy_mode: args.proxy_mode,
+            no_network_policy: false,
         };
         let handlers = runtime_handlers(&cri_args.socket).await?;
         create_runtime_classes(&kubeconfig, &handlers).await?;

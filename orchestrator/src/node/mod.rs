@@ -9,6 +9,7 @@
 //!   certificate only) and the node's serving certificate (a CertificateSigningRequest).
 //! - [`volumes`], [`env`]: pod volumes as host directories; container environments.
 //! - [`nft_proxy`]: Service cluster IPs and node ports on this node, in nftables (default).
+//! - [`network_policy`]: NetworkPolicies enforced for this node's pods, in nftables.
 //! - [`service_proxy`]: the same as a user-space TCP proxy (`--proxy-mode userspace`).
 //! - [`dns`]: cluster DNS for this node's pods.
 //! - [`pod_cidr`], [`pod_routes`]: this node's pod range, and routes to other nodes' pods.
@@ -26,6 +27,7 @@ pub mod door;
 pub mod env;
 pub mod error;
 pub mod lease;
+pub mod network_policy;
 pub mod nft_proxy;
 pub mod node_metrics;
 pub mod pod_cidr;
@@ -91,6 +93,8 @@ pub struct AgentConfig {
     pub service_proxy: bool,
     /// How it does.
     pub proxy_mode: ProxyMode,
+    /// Whether this agent enforces NetworkPolicies for its pods.
+    pub network_policy: bool,
 }
 
 /// How a node implements Services.
@@ -270,7 +274,14 @@ impl NodeAgent {
             ),
             Err(_) => tracing::warn!(%range, "the pod range is not IPv4: no routes to other nodes"),
         }
-        // Dropped (the table removed) when the agent ends.
+        // Dropped (the tables removed) when the agent ends. Policies first: no Service should
+        // reach a pod before its policies hold.
+        let _policies = match self.config.network_policy {
+            true => Some(
+                network_policy::NetworkPolicyEnforcer::start(self.shared.clone(), &range).await?,
+            ),
+            false => None,
+        };
         let _services = match (self.config.service_proxy, self.config.proxy_mode) {
             (true, ProxyMode::Nftables) => {
                 Some(nft_proxy::NftProxy::start(self.shared.clone(), &range).await?)

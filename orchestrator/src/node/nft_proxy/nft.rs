@@ -15,7 +15,7 @@ pub enum NftError {
     Missing(std::io::Error),
     #[error("running nft: {0}")]
     Io(std::io::Error),
-    #[error("nft refused the Service ruleset: {0}")]
+    #[error("nft refused the ruleset: {0}")]
     Rejected(String),
 }
 
