@@ -14,8 +14,12 @@
 //! - Established and related packets pass first: replies of allowed connections always do.
 //! - `egress-pods` / `ingress-pods` map an isolated pod's address to its chain; an allowed
 //!   packet `return`s from it (to be judged in the other direction), anything else ends in
-//!   `deny`, which rejects (a TCP reset, else ICMP administratively prohibited) so that clients
-//!   fail at once instead of waiting out a timeout.
+//!   `deny`, which rejects so that clients fail at once instead of waiting out a timeout: a TCP
+//!   reset, else ICMP administratively prohibited. Not a reset for a connection to a Service:
+//!   for a frame that came in over the bridge the kernel sends the reset straight out of the
+//!   bridge port, past NAT, so it would come from the endpoint's address and the client, which
+//!   called the cluster IP, would ignore it; the ICMP error is routed and un-NATed (the client
+//!   sees it for its retransmitted SYN, about a second later).
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -76,6 +80,7 @@ pub fn render(table: &str, pods: &[PodRules]) -> String {
     s.line("add map {t} ingress-pods { type ipv4_addr : verdict; }");
     s.line("add map {t} egress-pods { type ipv4_addr : verdict; }");
     s.line("add chain {t} deny");
+    s.line("add rule {t} deny ct status dnat reject with icmpx type admin-prohibited");
     s.line("add rule {t} deny meta l4proto tcp reject with tcp reset");
     s.line("add rule {t} deny reject with icmpx type admin-prohibited");
     for p in pods {
@@ -215,6 +220,14 @@ mod tests {
         );
         assert_eq!(rules_of(&s, "input")[1], "ip saddr vmap @egress-pods");
         assert!(s.starts_with(&format!("add table inet {T}\ndelete table inet {T}\n")));
+        assert_eq!(
+            rules_of(&s, "deny"),
+            [
+                "ct status dnat reject with icmpx type admin-prohibited",
+                "meta l4proto tcp reject with tcp reset",
+                "reject with icmpx type admin-prohibited"
+            ]
+        );
     }
 
     #[test]
