@@ -28,8 +28,3 @@ pub fn ensure() -> Result<(), NetworkPolicyError> {
         Err(e) => Err(NetworkPolicyError::BridgeNetfilter(format!("{SYSCTL}: {e}"))),
     }
 }
-
-/// Whether bridged IPv4 traffic of this network namespace goes through the IP hooks.
-pub fn active() -> bool {
-    std::fs::read_to_string(SYSCTL).is_ok_and(|v| v.trim() == "1")
-}
