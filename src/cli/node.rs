@@ -170,6 +170,9 @@ pub struct NodeArgs {
     /// The resolvers cluster DNS forwards names outside the cluster to (kubelet's flag).
     #[arg(long, default_value = "/etc/resolv.conf")]
     pub resolv_conf: PathBuf,
+    /// Leave NetworkPolicies unenforced on this node (enforcing needs `nft` and br_netfilter).
+    #[arg(long)]
+    pub no_network_policy: bool,
 }
 
 fn hostname() -> String {
@@ -301,6 +304,7 @@ fn node_config(args: &NodeArgs, handlers: Vec<String>) -> AgentConfig {
         service_proxy: !args.no_service_proxy,
         proxy_mode: args.proxy_mode,
         resolv_conf: args.resolv_conf.clone(),
+        network_policy: !args.no_network_policy,
     }
 }
 
@@ -422,6 +426,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             no_service_proxy: false,
             proxy_mode: args.proxy_mode,
             resolv_conf: args.resolv_conf.clone(),
+            no_network_policy: false,
         };
         let handlers = runtime_handlers(&cri_args.socket).await?;
         create_runtime_classes(&kubeconfig, &handlers).await?;

@@ -153,7 +153,7 @@ done
 cri=$!
 /lane/ringfence node --name {name} --kubeconfig /lane/kubeconfig --cri-socket $D/cri.sock \
   --address 127.0.0.1 --listen-address 0.0.0.0 --port {node_port} --pod-cidr {POD_CIDR} \
-  --log-dir $D/logs --root-dir $D/root --proxy-mode {proxy_mode} > /tmp/node.log 2>&1 &
+  --log-dir $D/logs --root-dir $D/root --proxy-mode {proxy_mode} {policies} > /tmp/node.log 2>&1 &
 node=$!
 echo LANE-NODE-STARTED
 busybox nc -l -p {STOP_PORT} >/dev/null
@@ -183,10 +183,14 @@ echo "--- node log"; tail -40 /tmp/node.log
             Transport::Direct => HOST_CNI,
         },
         // The outer VM's kernel loads no nftables modules: Services there are the user-space
-        // proxy's.
+        // proxy's, and NetworkPolicies are not enforced.
         proxy_mode = match spec.transport {
             Transport::Nested => "userspace",
             Transport::Direct => "nftables",
+        },
+        policies = match spec.transport {
+            Transport::Nested => "--no-network-policy",
+            Transport::Direct => "",
         },
         ip = match spec.transport {
             Transport::Nested => "/lane/bin/ip",

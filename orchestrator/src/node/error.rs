@@ -45,6 +45,9 @@ pub enum NodeError {
     /// The nftables Service data path cannot start.
     #[error(transparent)]
     ServiceProxy(#[from] super::nft_proxy::NftError),
+    /// NetworkPolicies cannot be enforced.
+    #[error(transparent)]
+    NetworkPolicy(#[from] super::network_policy::NetworkPolicyError),
 }
 
 impl NodeError {

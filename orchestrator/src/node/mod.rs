@@ -9,6 +9,7 @@
 //!   certificate only) and the node's serving certificate (a CertificateSigningRequest).
 //! - [`volumes`], [`env`]: pod volumes as host directories; container environments.
 //! - [`nft_proxy`]: Service cluster IPs and node ports on this node, in nftables (default).
+//! - [`network_policy`]: NetworkPolicies enforced for this node's pods, in nftables.
 //! - [`service_proxy`]: the same as a user-space TCP proxy (`--proxy-mode userspace`).
 //! - [`dns`]: cluster DNS for this node's pods.
 //! - [`pod_cidr`], [`pod_routes`]: this node's pod range, and routes to other nodes' pods.
@@ -26,6 +27,7 @@ pub mod door;
 pub mod env;
 pub mod error;
 pub mod lease;
+pub mod network_policy;
 pub mod nft_proxy;
 pub mod node_metrics;
 pub mod pod_cidr;
@@ -93,6 +95,8 @@ pub struct AgentConfig {
     pub proxy_mode: ProxyMode,
     /// Where cluster DNS finds the resolvers for names outside the cluster.
     pub resolv_conf: PathBuf,
+    /// Whether this agent enforces NetworkPolicies for its pods.
+    pub network_policy: bool,
 }
 
 /// How a node implements Services.
@@ -238,8 +242,11 @@ impl NodeAgent {
         // registered, as its serving certificate may name only the Node's addresses.
         let door = door::Door::bind((self.listen_host(), self.config.port)).await?;
         self.config.port = door.port();
-        // Before registering: a node that cannot implement Services should not take pods.
-        if self.config.service_proxy && self.config.proxy_mode == ProxyMode::Nftables {
+        // Before registering: a node that cannot implement Services or policies should not
+        // take pods.
+        let nft_services =
+            self.config.service_proxy && self.config.proxy_mode == ProxyMode::Nftables;
+        if nft_services || self.config.network_policy {
             nft_proxy::nft::check()?;
         }
         registration::register(&self.kube, &self.config.registration())
@@ -269,7 +276,14 @@ impl NodeAgent {
             ),
             Err(_) => tracing::warn!(%range, "the pod range is not IPv4: no routes to other nodes"),
         }
-        // Dropped (the table removed) when the agent ends.
+        // Dropped (the tables removed) when the agent ends. Policies first: no Service should
+        // reach a pod before its policies hold.
+        let _policies = match self.config.network_policy {
+            true => Some(
+                network_policy::NetworkPolicyEnforcer::start(self.shared.clone(), &range).await?,
+            ),
+            false => None,
+        };
         let _services = match (self.config.service_proxy, self.config.proxy_mode) {
             (true, ProxyMode::Nftables) => {
                 Some(nft_proxy::NftProxy::start(self.shared.clone(), &range).await?)

@@ -9,13 +9,14 @@ const NFT: &str = "nft";
 #[derive(Debug, thiserror::Error)]
 pub enum NftError {
     #[error(
-        "the nftables Service proxy needs the `nft` program ({0}); install Debian's nftables \
-         package or start the node with --proxy-mode userspace"
+        "the nftables Service proxy and NetworkPolicy enforcement need the `nft` program ({0}); \
+         install Debian's nftables package, or start the node with --proxy-mode userspace \
+         --no-network-policy"
     )]
     Missing(std::io::Error),
     #[error("running nft: {0}")]
     Io(std::io::Error),
-    #[error("nft refused the Service ruleset: {0}")]
+    #[error("nft refused the ruleset: {0}")]
     Rejected(String),
 }
 
