@@ -1,7 +1,7 @@
 //! Pods in Linux microVMs (`runtimeClassName: microvm`) end to end with the real kubectl,
 //! next to the same workload in Sentry sandboxes in the same run: a Deployment of two busybox
-//! httpd pods behind a Service, probes, logs, exec, port-forward, a configMap volume and an
-//! emptyDir shared by two containers, a restart, and a clean deletion. The microVM node runs
+//! httpd pods behind a Service, NetworkPolicies, probes, logs, exec, port-forward, a configMap
+//! volume and an emptyDir shared by two containers, a restart, and a clean deletion. The microVM node runs
 //! inside the nested-SVM lane (this host's own KVM boots Linux guests in minutes); the Sentry
 //! pods run on the host's node. Prints its timings.
 
@@ -158,6 +158,8 @@ fn scenario(c: &Cluster, class: &str, node: &str, lane: Option<&LaneNode>) -> f6
         "{class}: the Service reached {seen:?} of {names:?}; errors {errors:?}"
     );
 
+    policies_hold(c, class, &names);
+
     // exec passes the exit status through; logs carry the container's output.
     let out = c.kubectl(&["exec", &first, "-c", "web", "--", "sh", "-c", "echo out; exit 7"]);
     assert_eq!(out.status.code(), Some(7), "{class}: {out:?}");
@@ -275,6 +277,33 @@ fn scenario(c: &Cluster, class: &str, node: &str, lane: Option<&LaneNode>) -> f6
     c.ok(&["delete", "configmap/web-config", "service/web"]);
     to_ready
 }
+
+/// Whether pod `from` reaches `to`'s httpd by its IP (bounded: a blocked connection is
+/// rejected, but a wedged one must not stall the test).
+fn reaches(c: &Cluster, from: &str, to_ip: &str) -> bool {
+    let url = format!("http://{to_ip}/host.html");
+    let out = c.kubectl(&["exec", from, "-c", "web", "--", "timeout", "5", "wget", "-qO-", &url]);
+    out.status.success()
+}
+
+/// NetworkPolicies hold for pods of `class` on their node (enforced there, outside the
+/// sandbox): denied ingress shuts pod-to-pod traffic; a policy allowing the pods' own label
+/// opens it again, each within seconds.
+fn policies_hold(c: &Cluster, class: &str, names: &[String]) {
+    let ip = |n: &str| c.json(&["get", "pod", n])["status"]["podIP"].as_str().unwrap().to_owned();
+    let (a, b) = (&names[0], ip(&names[1]));
+    assert!(reaches(c, a, &b), "{class}: {a} -> {b} before any policy");
+    c.apply(DENY_INGRESS, &[]);
+    let shut = eventually(Duration::from_secs(10), || !reaches(c, a, &b));
+    assert!(shut, "{class}: {a} still reaches {b} under a deny-all ingress policy");
+    c.apply(ALLOW_WEB, &[]);
+    let open = eventually(Duration::from_secs(10), || reaches(c, a, &b));
+    assert!(open, "{class}: {a} -> {b} not allowed again by a policy naming app=web");
+    c.ok(&["delete", "networkpolicy", "deny-ingress", "allow-web"]);
+}
+
+const DENY_INGRESS: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny-ingress}\nspec: {podSelector: {}, policyTypes: [Ingress]}\n";
+const ALLOW_WEB: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: allow-web}\nspec:\n  podSelector: {matchLabels: {app: web}}\n  ingress: [{from: [{podSelector: {matchLabels: {app: web}}}], ports: [{port: http}]}]\n";
 
 #[test]
 fn a_deployment_runs_in_microvms_and_in_sentry_sandboxes_alike() {

@@ -148,6 +148,7 @@ fn the_default_network_attaches_pods_and_leaves_nothing_after_tear_down_or_resta
     want.sort();
     assert_eq!(held, want);
     net.check(&a).unwrap();
+    net.check(&b).unwrap();
 
     net.teardown(&a);
     assert_eq!(ports(&node.bridge), 1);

@@ -20,7 +20,7 @@ const MODULES: [&str; 4] = [
 ];
 /// What a run with a network loads too, in load order: the outer VM's NIC (virtio-net over
 /// PCI) and what a node's pod networking takes (a bridge, veth pairs, traffic control).
-const NETWORK_MODULES: [&str; 15] = [
+const NETWORK_MODULES: [&str; 38] = [
     "drivers/virtio/virtio_ring.ko",
     "drivers/virtio/virtio.ko",
     "drivers/virtio/virtio_pci_legacy_dev.ko",
@@ -36,9 +36,34 @@ const NETWORK_MODULES: [&str; 15] = [
     "net/sched/sch_ingress.ko",
     "net/sched/cls_u32.ko",
     "net/sched/act_mirred.ko",
+    // nftables for the node's Service data path and NetworkPolicies, dependencies first.
+    "net/netfilter/nfnetlink.ko",
+    "lib/libcrc32c.ko",
+    "net/netfilter/nf_tables.ko",
+    "net/ipv4/netfilter/nf_defrag_ipv4.ko",
+    "net/ipv6/netfilter/nf_defrag_ipv6.ko",
+    "net/netfilter/nf_conntrack.ko",
+    "net/netfilter/nft_ct.ko",
+    "net/netfilter/nf_nat.ko",
+    "net/netfilter/nft_nat.ko",
+    "net/netfilter/nft_chain_nat.ko",
+    "net/netfilter/nft_masq.ko",
+    "net/netfilter/nft_numgen.ko",
+    "net/netfilter/nft_fib.ko",
+    "net/ipv6/netfilter/nft_fib_ipv6.ko",
+    "net/ipv4/netfilter/nft_fib_ipv4.ko",
+    "net/netfilter/nft_fib_inet.ko",
+    "net/ipv4/netfilter/nf_reject_ipv4.ko",
+    "net/ipv6/netfilter/nf_reject_ipv6.ko",
+    "net/netfilter/nft_reject.ko",
+    "net/netfilter/nft_reject_inet.ko",
+    "net/ipv4/netfilter/nft_reject_ipv4.ko",
+    "net/ipv6/netfilter/nft_reject_ipv6.ko",
+    // Bridged pod traffic through the forward hook (after bridge.ko above).
+    "net/bridge/br_netfilter.ko",
 ];
 /// Changes whenever what the base archive holds changes (it is cached under this name).
-const BASE_VERSION: u32 = 3;
+const BASE_VERSION: u32 = 4;
 pub(super) const BUSYBOX: &str = "/bin/busybox";
 
 /// The base archive for `kernel`, built once.

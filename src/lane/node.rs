@@ -153,7 +153,7 @@ done
 cri=$!
 /lane/ringfence node --name {name} --kubeconfig /lane/kubeconfig --cri-socket $D/cri.sock \
   --address 127.0.0.1 --listen-address 0.0.0.0 --port {node_port} --pod-cidr {POD_CIDR} \
-  --log-dir $D/logs --root-dir $D/root --proxy-mode {proxy_mode} {policies} > /tmp/node.log 2>&1 &
+  --log-dir $D/logs --root-dir $D/root > /tmp/node.log 2>&1 &
 node=$!
 echo LANE-NODE-STARTED
 busybox nc -l -p {STOP_PORT} >/dev/null
@@ -181,16 +181,6 @@ echo "--- node log"; tail -40 /tmp/node.log
         cni = match spec.transport {
             Transport::Nested => LANE_CNI,
             Transport::Direct => HOST_CNI,
-        },
-        // The outer VM's kernel loads no nftables modules: Services there are the user-space
-        // proxy's, and NetworkPolicies are not enforced.
-        proxy_mode = match spec.transport {
-            Transport::Nested => "userspace",
-            Transport::Direct => "nftables",
-        },
-        policies = match spec.transport {
-            Transport::Nested => "--no-network-policy",
-            Transport::Direct => "",
         },
         ip = match spec.transport {
             Transport::Nested => "/lane/bin/ip",
@@ -231,6 +221,8 @@ impl LaneNode {
             // The outer VM's busybox has no network namespaces or traffic control.
             files.push((PathBuf::from("/usr/sbin/ip"), "/lane/bin/ip".to_owned()));
             files.push((PathBuf::from("/usr/sbin/tc"), "/lane/bin/tc".to_owned()));
+            // Services and NetworkPolicies are nftables rules.
+            files.push((PathBuf::from("/usr/sbin/nft"), "/lane/bin/nft".to_owned()));
             // The default pod network's CNI plugins (scripts/setup installs them).
             for plugin in CNI_PLUGINS {
                 files.push((Path::new(HOST_CNI).join(plugin), format!("{LANE_CNI}/{plugin}")));

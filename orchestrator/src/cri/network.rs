@@ -103,6 +103,16 @@ fn ip(args: &[&str]) -> Result<(), CriError> {
     Ok(())
 }
 
+/// A fixed, locally administered MAC address for bridge `name` (the same on every start).
+fn bridge_mac(name: &str) -> String {
+    // FNV-1a: stable across runs and builds, unlike std's hasher.
+    let h = name
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let b = h.to_be_bytes();
+    format!("02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[3], b[4], b[5], b[6], b[7])
+}
+
 fn parse_subnet(cidr: &str) -> Result<Ipv4Cidr, CriError> {
     Ipv4Cidr::parse(cidr).map_err(|e| CriError::Invalid(format!("pod CIDR {e}")))
 }
@@ -227,7 +237,9 @@ impl PodNetwork {
             .and_then(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
             .is_some_and(|flags| flags & 1 != 0);
         if !sys.exists() {
-            ip(&["link", "add", bridge, "type", "bridge"])?;
+            // A bridge without an address of its own takes its lowest port's, which changes as
+            // pods come and go, and the bridge plugin's CHECK then fails for the pods before.
+            ip(&["link", "add", bridge, "address", &bridge_mac(bridge), "type", "bridge"])?;
             // The plugin accepts exactly this address (its gateway with the subnet's length).
             ip(&["addr", "add", &format!("{}/{}", subnet.gateway(), subnet.len), "dev", bridge])?;
         }
@@ -338,6 +350,14 @@ impl PodNetwork {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bridge_macs_are_fixed_unicast_and_local() {
+        let mac = bridge_mac("rf0");
+        assert_eq!(mac, bridge_mac("rf0"));
+        assert_ne!(mac, bridge_mac("rf1"));
+        assert!(mac.starts_with("02:") && mac.len() == 17, "{mac}");
+    }
 
     #[test]
     fn cni_args_name_the_pod_and_drop_what_would_break_them() {
