@@ -549,6 +549,16 @@ metadata: {name: spread}
 spec:
   type: NodePort
   selector: {app: spread}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}
+  - {name: dns, port: 53, targetPort: 5353, protocol: UDP}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: spread-sticky}
+spec:
+  selector: {app: spread}
+  sessionAffinity: ClientIP
   ports: [{port: 80, targetPort: 8080}]
 "#;
 
@@ -567,11 +577,13 @@ spec:
       tolerations:
       - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 2}
       - {key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 2}
+      volumes: [{name: tools, hostPath: {path: TOOLS}}]
       containers:
       - name: main
         image: web:v1
         imagePullPolicy: Never
-        command: [sh, -c, 'mkdir -p /www; cat /etc/hostname > /www/host.html; exec httpd -f -p 8080 -h /www']
+        command: [sh, -c, 'mkdir -p /www; cat /etc/hostname > /www/host.html; /tools/udp_hostname serve 5353 & exec httpd -f -p 8080 -h /www']
+        volumeMounts: [{name: tools, mountPath: /tools}]
         resources: {requests: {memory: 1Gi}}
 "#;
 
@@ -645,7 +657,10 @@ fn two_nodes_in_two_namespaces_share_the_pods_and_take_over() {
     let range_b = c.json(&["get", "node", "node-b"])["spec"]["podCIDR"].clone();
     assert_eq!(range_b, net.pod_cidr.as_str(), "node-b's range from --cluster-cidr");
 
-    apply(&c, SPREAD);
+    let tools = images.path().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    common::sentry::compile("udp_hostname", &tools.join("udp_hostname"), &["-static"]);
+    apply(&c, &SPREAD.replace("TOOLS", tools.to_str().unwrap()));
     assert!(
         eventually(Duration::from_secs(60), || {
             let by_node = running_by_node(&c);
@@ -721,6 +736,26 @@ fn two_nodes_in_two_namespaces_share_the_pods_and_take_over() {
         both,
         "through {cluster_ip} from node-a: {seen:?}; on a {on_a_names:?}, on b {on_b_names:?}"
     );
+    // The same over UDP: each datagram from a fresh socket is a new flow.
+    let mut seen = std::collections::BTreeSet::new();
+    let ask = format!("for i in $(seq 12); do /tools/udp_hostname ask {cluster_ip} 53; done");
+    let both = eventually(Duration::from_secs(30), || {
+        let out = c.kubectl(&["exec", &pod_a, "--", "sh", "-c", &ask]);
+        seen.extend(String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().to_owned()));
+        seen.iter().any(|p| on_a_names.contains(p)) && seen.iter().any(|p| on_b_names.contains(p))
+    });
+    assert!(both, "UDP through {cluster_ip}:53 from node-a: {seen:?}");
+    // ClientIP affinity: one client, one endpoint, whichever node it is on.
+    let sticky = c.json(&["get", "service", "spread-sticky"])["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let script =
+        format!("for i in $(seq 12); do timeout 5 wget -qO- http://{sticky}/host.html; echo; done");
+    let out = c.ok(&["exec", &pod_a, "--", "sh", "-c", &script]);
+    let answers: std::collections::BTreeSet<&str> =
+        out.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    assert_eq!(answers.len(), 1, "ClientIP affinity spread one client over {answers:?}");
     for address in [&ns.host_ip, &ns.ns_ip] {
         let addr: std::net::SocketAddr = format!("{address}:{node_port}").parse().unwrap();
         let mut last = String::new();
