@@ -35,12 +35,17 @@ impl Report {
     }
 }
 
-/// A number with as many digits as it needs to be read.
+/// A number with as many digits as it needs to be read (two significant ones below 10, so
+/// that a small ratio never shows as 0).
 fn num(v: f64) -> String {
     match v.abs() {
         x if x >= 100.0 => format!("{v:.0}"),
         x if x >= 10.0 => format!("{v:.1}"),
-        _ => format!("{v:.2}"),
+        x if x > 0.0 => {
+            let decimals = (1 - x.log10().floor() as i64).clamp(2, 9) as usize;
+            format!("{v:.decimals$}")
+        }
+        _ => format!("{v}"),
     }
 }
 
@@ -181,5 +186,9 @@ mod tests {
         assert_eq!(ratio(lat, Some(30.0), Some(10.0)), Some(3.0));
         assert_eq!(ratio(tp, Some(0.0), Some(100.0)), None);
         assert_eq!(ratio(lat, None, Some(1.0)), None);
+        assert_eq!(num(1234.5), "1234");
+        assert_eq!(num(12.34), "12.3");
+        assert_eq!(num(1.234), "1.23");
+        assert_eq!(num(0.0123), "0.012");
     }
 }

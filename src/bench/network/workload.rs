@@ -210,13 +210,15 @@ mod tests {
             service_many: Ipv4Addr::new(10, 1, 0, 12),
             endpoints: vec![Ipv4Addr::new(10, 2, 0, 10), Ipv4Addr::new(10, 2, 0, 11)],
         };
-        let p = plan(&t, Runner::Native, &Sizes::quick());
+        let sizes = Sizes { stream_ms: 500, round_trips: 200, connects: 100, rounds: 2 };
+        let p = plan(&t, Runner::Native, &sizes);
+        assert_eq!(p.lines().count(), 2 * 10, "two rounds of 4 paths x 2 lines + 2 x 1:\n{p}");
         assert!(p.contains("pod-same-node.stream stream 500 10.0.0.2:81\n"), "{p}");
         assert!(p.contains("service-100-endpoints.connect connect 100 10.1.0.12:80\n"), "{p}");
         assert!(
             p.contains("direct-100-endpoints.connect connect 100 10.2.0.10:7000,10.2.0.11:7000\n")
         );
-        assert!(plan(&t, Runner::Sentry, &Sizes::quick()).contains("10.1.0.11:80\n"));
+        assert!(plan(&t, Runner::Sentry, &sizes).contains("10.1.0.11:80\n"));
         let lines = parse("a.rr rr_p50_us 12.5\nb.stream error 104\nbad\na.rr rr_p99_us nan\n");
         assert_eq!(
             lines,
