@@ -56,7 +56,8 @@ pub fn run(cfg: &NetworkConfig) -> anyhow::Result<Report> {
     )?;
     let ranges = Ranges::for_process();
     let link = NodeLink::create(&ranges).context("node B's namespace")?;
-    let endpoints = EndpointNet::create(&ranges, ENDPOINTS).context("the endpoint namespace")?;
+    let endpoints =
+        EndpointNet::create(&ranges, ENDPOINTS, dir.path()).context("the endpoint namespace")?;
     let _listener = workload::server(endpoints.ns.command(&netbench), ENDPOINT_PORT)?;
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let shared = Shared { dir, netbench, image, ranges, link, endpoints, sizes, rt };

@@ -11,12 +11,13 @@ use anyhow::{Context, bail};
 use super::model::ProxyMode;
 
 /// Addresses of one benchmark process, apart from other runs' (by process id) and from the
-/// overhead report's 10.213/16.
+/// ranges the overhead report (10.213/16) and the test suites (10.138-10.250, 172.30/16,
+/// 172.31/16) use.
 pub struct Ranges {
     /// First of eight /24s: per proxy mode node A's and node B's pod ranges and Services,
     /// then the endpoint namespace's.
     base: [u8; 3],
-    /// The link between the nodes, a /30 of 172.30/16.
+    /// The link between the nodes, a /30 of 172.29/16.
     link: u8,
     tag: u32,
 }
@@ -25,7 +26,7 @@ impl Ranges {
     pub fn for_process() -> Ranges {
         let pid = std::process::id();
         Ranges {
-            base: [10, 214, ((pid % 32) * 8) as u8],
+            base: [10, 124, ((pid % 32) * 8) as u8],
             link: (pid % 64) as u8,
             tag: pid % 10_000,
         }
@@ -125,8 +126,8 @@ pub struct NodeLink {
 
 impl NodeLink {
     pub fn create(r: &Ranges) -> anyhow::Result<NodeLink> {
-        let host_ip = Ipv4Addr::new(172, 30, r.link, 1);
-        let node_ip = Ipv4Addr::new(172, 30, r.link, 2);
+        let host_ip = Ipv4Addr::new(172, 29, r.link, 1);
+        let node_ip = Ipv4Addr::new(172, 29, r.link, 2);
         let ns = Namespace::create(r.name("b"), r.name("bh"), host_ip, 30)?;
         ip(&["-n", &ns.name, "addr", "add", &format!("{node_ip}/30"), "dev", "eth0"])?;
         Ok(NodeLink { ns, host_ip, node_ip })
@@ -141,14 +142,15 @@ pub struct EndpointNet {
 }
 
 impl EndpointNet {
-    pub fn create(r: &Ranges, count: u8) -> anyhow::Result<EndpointNet> {
+    /// The namespace with `count` addresses (the `ip -batch` script goes in `dir`).
+    pub fn create(r: &Ranges, count: u8, dir: &std::path::Path) -> anyhow::Result<EndpointNet> {
         let [a, b, c] = r.endpoints_net();
         let gateway = Ipv4Addr::new(a, b, c, 1);
         let ns = Namespace::create(r.name("e"), r.name("eh"), gateway, 24)?;
         let addresses: Vec<Ipv4Addr> = (0..count).map(|i| Ipv4Addr::new(a, b, c, 10 + i)).collect();
         let script: String =
             addresses.iter().map(|x| format!("addr add {x}/24 dev eth0\n")).collect();
-        let path = std::env::temp_dir().join(format!("{}.batch", ns.name));
+        let path = dir.join("endpoints.batch");
         std::fs::write(&path, script)?;
         let batch = ip(&["-n", &ns.name, "-batch", &path.to_string_lossy()]);
         let _ = std::fs::remove_file(&path);
