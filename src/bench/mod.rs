@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod lane;
+pub mod network;
 pub mod overhead;
 pub mod pods;
 pub mod process;

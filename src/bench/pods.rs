@@ -56,6 +56,11 @@ pub struct Report {
 
 /// A `docker save`-shaped directory holding busybox-static with every applet.
 fn busybox_image(dir: &Path) -> anyhow::Result<PathBuf> {
+    busybox_image_with(dir, &[])
+}
+
+/// The same image with `files` (a file on the host, the absolute path in the image) added.
+pub(super) fn busybox_image_with(dir: &Path, files: &[(&Path, &str)]) -> anyhow::Result<PathBuf> {
     let root = dir.join("rootfs");
     for d in ["bin", "etc", "tmp", "proc", "dev"] {
         std::fs::create_dir_all(root.join(d))?;
@@ -64,6 +69,10 @@ fn busybox_image(dir: &Path) -> anyhow::Result<PathBuf> {
         .context("busybox-static (scripts/setup installs it)")?;
     for applet in ["sh", "sleep", "cat"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))?;
+    }
+    for (from, to) in files {
+        let dest = root.join(to.trim_start_matches('/'));
+        std::fs::copy(from, &dest).with_context(|| format!("copying {}", from.display()))?;
     }
     let image = dir.join("image");
     std::fs::create_dir_all(image.join("layer"))?;
@@ -92,17 +101,23 @@ fn busybox_image(dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// `ringfence up` on `data`, stopped with SIGTERM (so it removes its pods) when dropped.
-struct Up(Child);
+pub(super) struct Up(pub(super) Child);
 
 impl Up {
     fn start(data: &Path, extra: &[&str]) -> anyhow::Result<(Up, PathBuf)> {
+        let mut args = vec!["--listen", "127.0.0.1:0", "--node-port", "0", "--bridge", "rfbench0"];
+        args.extend(["--pod-cidr", "10.89.0.0/24", "--service-cidr", "10.97.0.0/24"]);
+        args.extend(extra);
+        Up::start_with(data, &args)
+    }
+
+    /// `ringfence up --data-dir data` with exactly `args`; returns the admin kubeconfig.
+    pub(super) fn start_with(data: &Path, args: &[&str]) -> anyhow::Result<(Up, PathBuf)> {
         let mut child = Command::new(std::env::current_exe()?)
             .arg("up")
             .arg("--data-dir")
             .arg(data)
-            .args(["--listen", "127.0.0.1:0", "--node-port", "0", "--bridge", "rfbench0"])
-            .args(["--pod-cidr", "10.89.0.0/24", "--service-cidr", "10.97.0.0/24"])
-            .args(extra)
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .context("starting ringfence up")?;
@@ -216,7 +231,7 @@ fn own_pss_kib(pid: u32) -> u64 {
 }
 
 /// Imports the bench image into the node whose state is in `data`.
-fn import(data: &Path, image: &Path) -> anyhow::Result<()> {
+pub(super) fn import(data: &Path, image: &Path) -> anyhow::Result<()> {
     let st = Command::new(std::env::current_exe()?)
         .args(["image", "import", "--data-dir"])
         .arg(data)
@@ -230,7 +245,7 @@ fn import(data: &Path, image: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn connect(kubeconfig: &Path) -> anyhow::Result<Kube> {
+pub(super) async fn connect(kubeconfig: &Path) -> anyhow::Result<Kube> {
     Ok(Kube::new(Arc::new(HttpsClient::from_kubeconfig(kubeconfig)?), "ringfence-bench"))
 }
 

@@ -33,6 +33,23 @@ pub enum BenchCommand {
     /// medians, spread and ratios to native in DIR/report.md, every sample in
     /// DIR/results.json, SVG plots and DIR/index.html.
     Overhead(OverheadArgs),
+    /// TCP throughput and request/response latency pod -> pod (same node, other node) and
+    /// pod -> Service, and Service connection setup with 100 endpoints; through nftables and
+    /// the user-space proxy in the same run, each beside the same program run natively.
+    Network(NetworkArgs),
+}
+
+#[derive(Args)]
+pub struct NetworkArgs {
+    /// Service data paths to measure, each in a fresh two-node cluster.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "nftables,userspace")]
+    modes: Vec<crate::bench::network::model::ProxyMode>,
+    /// Short transfers and few samples: about a minute.
+    #[arg(long)]
+    quick: bool,
+    /// Also write every result as JSON here (schema: docs/bench-network.schema.json).
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -184,6 +201,20 @@ pub struct ApiArgs {
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        BenchCommand::Network(a) => {
+            use crate::bench::network::{self, NetworkConfig, report};
+            let mut modes = a.modes;
+            modes.sort_unstable();
+            modes.dedup();
+            let report = network::run(&NetworkConfig { modes, quick: a.quick })?;
+            if let Some(path) = &a.json {
+                let json = serde_json::to_vec_pretty(&report::to_json(&report))?;
+                std::fs::write(path, json)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            print!("{}", report::table(&report));
+            Ok(ExitCode::SUCCESS)
+        }
         BenchCommand::Overhead(a) => {
             use crate::bench::overhead::{self, OverheadConfig, model::Job};
             let mut runtimes = a.runtimes;
