@@ -736,6 +736,17 @@ fn two_nodes_in_two_namespaces_share_the_pods_and_take_over() {
         both,
         "through {cluster_ip} from node-a: {seen:?}; on a {on_a_names:?}, on b {on_b_names:?}"
     );
+    // From node-a itself too: its connections leave with the link's address, which node-b
+    // routes back.
+    let addr: std::net::SocketAddr = format!("{cluster_ip}:80").parse().unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    let both = eventually(Duration::from_secs(30), || {
+        if let Ok((200, body)) = node::http_get(addr, "/host.html") {
+            seen.insert(body.trim().to_owned());
+        }
+        seen.iter().any(|p| on_a_names.contains(p)) && seen.iter().any(|p| on_b_names.contains(p))
+    });
+    assert!(both, "through {addr} from the node: {seen:?}");
     // The same over UDP: each datagram from a fresh socket is a new flow.
     let mut seen = std::collections::BTreeSet::new();
     let ask = format!("for i in $(seq 12); do /tools/udp_hostname ask {cluster_ip} 53; done");

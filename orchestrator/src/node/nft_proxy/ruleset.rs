@@ -11,7 +11,8 @@
 //!   cluster IP after DNAT, or reaching the node's input for a node port, had nowhere to go
 //!   and are rejected (TCP reset, ICMP port unreachable for UDP) so that clients fail fast.
 //! - Connections that need their source rewritten carry [`MASQUERADE_MARK`] and are
-//!   masqueraded on the way out. That is every node-port connection (the reply of an endpoint on
+//!   masqueraded on the way out. That is every node-port connection and every connection of the
+//!   node itself to a cluster IP (the reply of an endpoint on
 //!   another node must come back through this one, and one from 127.0.0.1 needs a routable
 //!   source), and a connection from a pod of this node's subnet to an endpoint in the same
 //!   subnet: without it the endpoint's reply to the client pod would be bridged straight to it
@@ -228,6 +229,12 @@ fn declare(s: &mut Script, named: &[(&ServicePort, Names)], previous: Option<&Ob
 fn fixed_rules(s: &mut Script, config: &TableConfig) {
     let mark = format!("0x{MASQUERADE_MARK:x}");
     s.line("add rule {t} nat-prerouting jump services");
+    // The node's own connections to cluster IPs leave from an address other nodes may not
+    // route back to (its default route's): they take the outgoing link's, as kube-proxy
+    // masquerades cluster IP traffic from outside the cluster.
+    s.line(&format!(
+        "add rule {{t}} nat-output ip daddr @cluster-ips meta mark set meta mark or {mark}"
+    ));
     s.line("add rule {t} nat-output jump services");
     s.line(&format!("add rule {{t}} nat-postrouting meta mark and {mark} != 0 masquerade"));
     s.line("add rule {t} services ip daddr . meta l4proto . th dport vmap @cluster-ip-ports");
