@@ -11,9 +11,14 @@ fn bench_sentry_prints_its_table() {
         .expect("run the benchmark");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    for metric in
-        ["start-to-exit", "getpid", "open+read+close", "fork+exec+wait", "idle sandbox RSS"]
-    {
+    for metric in [
+        "start-to-exit",
+        "getpid",
+        "open+read+close",
+        "fork+exec+wait",
+        "TCP round trip",
+        "idle sandbox RSS",
+    ] {
         let line = stdout
             .lines()
             .find(|l| l.starts_with(metric))

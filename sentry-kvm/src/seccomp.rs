@@ -66,6 +66,11 @@ fn sentry_allowed() -> Vec<Allowed> {
         any(SYS_futex),
         any(SYS_poll),
         any(SYS_ppoll),
+        // The host notifier: readiness of the sandbox's host sockets.
+        any(SYS_epoll_create1),
+        any(SYS_epoll_ctl),
+        any(SYS_epoll_wait),
+        any(SYS_epoll_pwait),
         // Threads only: new processes are never created by the Sentry.
         masked(SYS_clone, 0, CLONE_THREAD as u64, CLONE_THREAD as u64),
         any(SYS_set_robust_list),

@@ -40,6 +40,8 @@ pub struct Row {
     pub getpid_us: f64,
     pub open_us: f64,
     pub forkexec_us: f64,
+    /// One byte there and back over loopback TCP, both sides waiting in poll().
+    pub pollrt_us: f64,
     /// Resident memory of every process that keeps an idle sandbox alive, MiB.
     pub idle_rss_mib: f64,
 }
@@ -217,6 +219,7 @@ fn measure(env: &Env, rt: Runtime, cfg: &BenchConfig) -> anyhow::Result<Row> {
         getpid_us: micro(env, rt, "getpid", cfg.iterations)? / 1000.0,
         open_us: micro(env, rt, "open", cfg.iterations / 4)? / 1000.0,
         forkexec_us: micro(env, rt, "forkexec", cfg.fork_iterations)? / 1000.0,
+        pollrt_us: micro(env, rt, "pollrt", cfg.fork_iterations)? / 1000.0,
         idle_rss_mib: idle_rss(env, rt)?,
     })
 }
@@ -239,7 +242,7 @@ struct Metric {
     target: &'static str,
 }
 
-const METRICS: [Metric; 5] = [
+const METRICS: [Metric; 6] = [
     Metric {
         name: "start-to-exit /bin/true (ms)",
         value: |r| r.start_ms,
@@ -257,6 +260,12 @@ const METRICS: [Metric; 5] = [
         name: "fork+exec+wait /bin/true (µs)",
         value: |r| r.forkexec_us,
         decimals: 0,
+        target: "",
+    },
+    Metric {
+        name: "TCP round trip, poll() both ends (µs)",
+        value: |r| r.pollrt_us,
+        decimals: 1,
         target: "",
     },
     Metric {
@@ -286,7 +295,7 @@ pub fn render(rows: &[Row], cfg: &BenchConfig) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<30} {:>16} {:>16} {:>12} {:>10} {:>10} {:>8}",
+        "{:<37} {:>16} {:>16} {:>12} {:>10} {:>10} {:>8}",
         "metric",
         me.runtime.name(),
         runsc.runtime.name(),
@@ -299,7 +308,7 @@ pub fn render(rows: &[Row], cfg: &BenchConfig) -> String {
         let v = |r: &Row| format!("{:.*}", m.decimals, (m.value)(r));
         let _ = writeln!(
             s,
-            "{:<30} {:>16} {:>16} {:>12} {:>9.2}x {:>9.2}x {:>8}",
+            "{:<37} {:>16} {:>16} {:>12} {:>9.2}x {:>9.2}x {:>8}",
             m.name,
             v(me),
             v(runsc),

@@ -7,6 +7,7 @@ pub mod exec;
 pub mod exit;
 pub mod fs_context;
 pub mod futex;
+pub mod host_notifier;
 pub mod netns;
 pub mod pid;
 pub mod pipe;

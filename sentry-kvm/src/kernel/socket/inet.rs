@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use super::*;
 use crate::abi::stat::{S_IFSOCK, Stat, Timespec};
-use crate::waiter::Events;
+use crate::kernel::host_notifier;
+use crate::waiter::{Events, WaitQueue};
 
 /// How often a blocked call re-checks for signals.
 const SLICE: Duration = Duration::from_millis(20);
@@ -17,6 +18,8 @@ pub struct InetSocket {
     fd: OwnedFd,
     family: i32,
     kind: i32,
+    /// Told of the host socket's readiness by the host notifier (None: waiters poll).
+    queue: Option<Arc<WaitQueue>>,
 }
 
 fn check(r: isize) -> Result<usize, Errno> {
@@ -51,7 +54,14 @@ impl InetSocket {
             return Err(Errno::last_host());
         }
         // SAFETY: just created.
-        Ok(Arc::new(InetSocket { fd: unsafe { OwnedFd::from_raw_fd(fd) }, family, kind }))
+        Ok(Arc::new(InetSocket::wrap(unsafe { OwnedFd::from_raw_fd(fd) }, family, kind)))
+    }
+
+    /// A socket around host descriptor `fd`, watched by the host notifier.
+    fn wrap(fd: OwnedFd, family: i32, kind: i32) -> InetSocket {
+        let queue = Arc::new(WaitQueue::new());
+        let watched = host_notifier::watch(fd.as_raw_fd(), &queue);
+        InetSocket { fd, family, kind, queue: watched.then_some(queue) }
     }
 
     fn poll(&self, events: i16, timeout: Duration) -> i16 {
@@ -120,6 +130,10 @@ impl FileOps for InetSocket {
         Events(
             self.poll(libc::POLLIN | libc::POLLOUT | libc::POLLRDHUP, Duration::ZERO) as u16 as u32
         )
+    }
+
+    fn wait_queue(&self) -> Option<Arc<WaitQueue>> {
+        self.queue.clone()
     }
 
     fn stat(&self) -> Result<Stat, Errno> {
@@ -224,12 +238,8 @@ impl Socket for InetSocket {
                 )
             };
             let fd = check(fd as isize)? as i32;
-            let s = InetSocket {
-                // SAFETY: just accepted.
-                fd: unsafe { OwnedFd::from_raw_fd(fd) },
-                family: self.family,
-                kind: self.kind,
-            };
+            // SAFETY: just accepted.
+            let s = InetSocket::wrap(unsafe { OwnedFd::from_raw_fd(fd) }, self.family, self.kind);
             Ok((Arc::new(s) as Arc<dyn Socket>, buf[..(len as usize).min(128)].to_vec()))
         })
     }
@@ -342,5 +352,14 @@ impl Socket for InetSocket {
 
     fn into_ops(self: Arc<Self>) -> Arc<dyn FileOps> {
         self
+    }
+}
+
+impl Drop for InetSocket {
+    fn drop(&mut self) {
+        // Before the descriptor closes: its number may be reused at once.
+        if self.queue.is_some() {
+            host_notifier::unwatch(self.fd.as_raw_fd());
+        }
     }
 }
