@@ -5,10 +5,15 @@ mod bench;
 mod cli;
 #[cfg(feature = "dev")]
 mod lane;
+mod shim;
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // A link named containerd-shim-ringfence-v1: containerd's runtime shim.
+    if shim::invoked_as_shim() {
+        return shim::main();
+    }
     let args = cli::Cli::parse();
     cli::init_logging(args.verbose);
     match cli::run(args.command) {

@@ -167,6 +167,22 @@ fn port_mappings(config: &cri::PodSandboxConfig) -> Option<Value> {
     (!maps.is_empty()).then_some(Value::Array(maps))
 }
 
+impl PodNet {
+    /// A network namespace someone else made and configured (containerd's CRI plugin through
+    /// its own CNI call), joined as it is: its address is not known here.
+    pub fn existing(netns_path: PathBuf) -> PodNet {
+        PodNet {
+            netns: String::new(),
+            netns_path,
+            ip: Ipv4Addr::UNSPECIFIED,
+            prefix: 0,
+            gateway: Ipv4Addr::UNSPECIFIED,
+            host_ports_by_plugin: true,
+            id: String::new(),
+        }
+    }
+}
+
 impl PodNetwork {
     /// Writes the default list unless the configuration directory has another, and sets the
     /// default bridge up when it is in use.
