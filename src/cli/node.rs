@@ -170,6 +170,10 @@ pub struct NodeArgs {
     /// The resolvers cluster DNS forwards names outside the cluster to (kubelet's flag).
     #[arg(long, default_value = "/etc/resolv.conf")]
     pub resolv_conf: PathBuf,
+    /// The runtime handlers the node offers, the first the default, for runtimes whose CRI
+    /// Status does not list them (containerd 1.6); otherwise they are asked for.
+    #[arg(long, value_delimiter = ',')]
+    pub runtime_handlers: Vec<String>,
     /// Leave NetworkPolicies unenforced on this node (enforcing needs `nft` and br_netfilter).
     #[arg(long)]
     pub no_network_policy: bool,
@@ -331,7 +335,10 @@ pub fn cri(args: CriArgs) -> anyhow::Result<ExitCode> {
 pub fn node(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let handlers = runtime_handlers(&args.cri_socket).await?;
+        let handlers = match args.runtime_handlers.is_empty() {
+            true => runtime_handlers(&args.cri_socket).await?,
+            false => args.runtime_handlers.clone(),
+        };
         let agent = NodeAgent::new(node_config(&args, handlers)).map_err(anyhow::Error::msg)?;
         tokio::select! {
             r = agent.run() => r.map_err(anyhow::Error::msg)?,
@@ -427,6 +434,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
             proxy_mode: args.proxy_mode,
             resolv_conf: args.resolv_conf.clone(),
             no_network_policy: false,
+            runtime_handlers: Vec::new(),
         };
         let handlers = runtime_handlers(&cri_args.socket).await?;
         create_runtime_classes(&kubeconfig, &handlers).await?;
