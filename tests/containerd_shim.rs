@@ -34,7 +34,26 @@ struct Containerd {
 
 impl Containerd {
     fn start(registry: &str) -> Containerd {
+        Self::start_with_network(registry, &common::Net::unique())
+    }
+
+    /// Starts containerd whose CRI plugin attaches pods with the reference plugins on
+    /// `net`'s bridge and range.
+    fn start_with_network(registry: &str, net: &common::Net) -> Containerd {
         let dir = tempfile::tempdir().unwrap();
+        let netd = dir.path().join("net.d");
+        std::fs::create_dir_all(&netd).unwrap();
+        let conflist = serde_json::json!({
+            "cniVersion": "1.0.0",
+            "name": format!("cd-{}", net.bridge),
+            "plugins": [
+                {"type": "bridge", "bridge": net.bridge, "isGateway": true,
+                 "ipam": {"type": "host-local", "ranges": [[{"subnet": net.pod_cidr}]],
+                          "dataDir": dir.path().join("ipam")}},
+                {"type": "loopback"}
+            ]
+        });
+        std::fs::write(netd.join("10-pods.conflist"), conflist.to_string()).unwrap();
         let bin = dir.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         std::os::unix::fs::symlink(
@@ -67,7 +86,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             root = p("root"),
             state = p("state"),
             socket = socket.display(),
-            netd = p("net.d"),
+            netd = netd.display(),
         );
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
         let log = std::fs::File::create(dir.path().join("containerd.log")).unwrap();
@@ -92,8 +111,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         containerd
     }
 
+    /// The end of containerd's log (what failure messages show).
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+        let log =
+            std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(80)..].join("\n")
     }
 
     /// Kills containerd (so that every `ctr` call fails) and prints its log if the test is
@@ -167,10 +190,153 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     }
 }
 
+/// The project's node agent on containerd's CRI socket (containerd 1.6 lists no runtime
+/// handlers, so the node names its own): a Deployment whose RuntimeClass handler is `ringfence`
+/// runs in Sentry sandboxes through the shim, with logs and exec.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_agent_runs_a_deployment_through_containerd() {
+    let registry = Registry::start("").await;
+    let pusher = Pusher::new(&registry);
+    pusher.image("demo/busybox", "v1", &TestImage::busybox()).await;
+    // The pods' sandbox image: the shim runs no pause process, but containerd pulls it.
+    pusher.image("pause", "v1", &TestImage::busybox()).await;
+    let image = format!("{}/demo/busybox:v1", registry.addr);
+    let net = common::Net::unique();
+    let addr = registry.addr.clone();
+    tokio::task::spawn_blocking(move || {
+        let containerd = Containerd::start_with_network(&addr, &net);
+        node_on_containerd(&containerd, &image, &net);
+    })
+    .await
+    .unwrap();
+}
+
+fn node_on_containerd(cd: &Containerd, image: &str, net: &common::Net) {
+    let c = common::Cluster::start_with(
+        common::Backend::Embedded,
+        &["--service-cidr", &net.service_cidr],
+    );
+    let work = tempfile::tempdir().unwrap();
+    let _agent = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_ringfence"))
+            .args(["node", "--name", "cd-node", "--kubeconfig"])
+            .arg(&c.kubeconfig)
+            .arg("--cri-socket")
+            .arg(&cd.socket)
+            .args(["--runtime-handlers", "ringfence", "--address", "127.0.0.1", "--port", "0"])
+            .args(["--pod-cidr", &net.pod_cidr, "--log-dir"])
+            .arg(work.path().join("logs"))
+            .arg("--root-dir")
+            .arg(work.path().join("root"))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let ready =
+        common::eventually(Duration::from_secs(60), || c.ok(&["get", "nodes"]).contains(" Ready "));
+    assert!(
+        ready,
+        "the node on containerd: {}
+{}",
+        c.ok(&["get", "nodes"]),
+        cd.log()
+    );
+    let manifest = format!(
+        r#"apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata: {{name: ringfence}}
+handler: ringfence
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      runtimeClassName: ringfence
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: {image}
+        command: [sh, -c, 'echo started in $(cat /proc/version); exec sleep 3600']
+"#
+    );
+    c.apply(&manifest, &[]);
+    let rolled = c.kubectl(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+    assert!(
+        rolled.status.success(),
+        "{}
+{}
+{}",
+        String::from_utf8_lossy(&rolled.stderr),
+        c.kubectl(&["get", "events", "-o", "wide"])
+            .stdout
+            .iter()
+            .map(|&b| b as char)
+            .collect::<String>(),
+        cd.log()
+    );
+    let pods = c.json(&["get", "pods", "-l", "app=web"]);
+    let pod = pods["items"][0]["metadata"]["name"].as_str().unwrap().to_owned();
+    let version = c.ok(&["exec", &pod, "--", "cat", "/proc/version"]);
+    assert!(version.contains("(ringfence)"), "exec through containerd: {version}");
+    let logs = c.ok(&["logs", &pod]);
+    assert!(logs.contains("started in") && logs.contains("(ringfence)"), "{logs}");
+    c.ok(&["delete", "deployment", "web", "--wait=true", "--timeout=60s"]);
+    let gone = common::eventually(Duration::from_secs(60), || {
+        c.json(&["get", "pods", "-l", "app=web"])["items"].as_array().is_some_and(|a| a.is_empty())
+    });
+    assert!(gone, "pods stayed: {}", c.ok(&["get", "pods"]));
+    let _ = Command::new("ip").args(["link", "del", &net.bridge]).output();
+}
+
+/// A child process ended when the test is, passed or not.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        common::terminate(&mut self.0);
+    }
+}
+
+/// The processes whose command line names `needle`, and all their descendants.
+fn processes_naming(needle: &str) -> Vec<i32> {
+    let mut parents: Vec<(i32, i32)> = Vec::new();
+    let mut named = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            named.push(pid);
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let ppid = stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)?.parse().ok());
+        parents.push((pid, ppid.unwrap_or(0)));
+    }
+    let mut all = named.clone();
+    let mut i = 0;
+    while i < all.len() {
+        let p = all[i];
+        all.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    all
+}
+
 impl Drop for Containerd {
     fn drop(&mut self) {
         self.done.store(true, Ordering::Relaxed);
         common::terminate(&mut self.child);
+        // Shims outlive a containerd by design; this one's (and their sandboxes) end with it.
+        for pid in processes_naming(&self.socket.display().to_string()) {
+            // SAFETY: signalling processes this test's containerd started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
         // Snapshots containerd left mounted keep the directory from being removed.
         for m in mounts_under(self.dir.path()) {
             let _ = Command::new("umount").arg("-l").arg(m).status();

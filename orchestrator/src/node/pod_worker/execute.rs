@@ -138,6 +138,13 @@ impl PodWorker {
             pod_ip: sandbox.ip,
             volumes: self.memory.volumes.as_ref().unwrap_or(&no_volumes),
             attempt: self.memory.container(name).map(|r| r.restarts).unwrap_or(0),
+            sandbox_config: sandbox_config(
+                pod,
+                &self.uid,
+                self.memory.sandbox_attempt,
+                &self.shared.log_dir,
+                self.shared.dns_server.get().copied(),
+            ),
         };
         match start(&cx, pod, c, &mut self.events).await {
             Ok(id) => self.memory.container_started(c, id, Instant::now()),

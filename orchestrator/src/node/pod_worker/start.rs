@@ -27,6 +27,9 @@ pub struct StartContext<'a> {
     pub volumes: &'a HashMap<String, PathBuf>,
     /// The run's attempt number (the container's restarts so far).
     pub attempt: u32,
+    /// The configuration the pod's sandbox was made with (CreateContainer carries it, as
+    /// from a kubelet; containerd's CRI needs it).
+    pub sandbox_config: cri::PodSandboxConfig,
 }
 
 fn setup_failed(reason: &str, message: impl Into<String>) -> StartFailure {
@@ -146,7 +149,7 @@ pub async fn start(
     let create = cri::CreateContainerRequest {
         pod_sandbox_id: cx.sandbox.to_owned(),
         config: Some(config),
-        sandbox_config: None,
+        sandbox_config: Some(cx.sandbox_config.clone()),
     };
     let id = match cri.runtime.create_container(create).await {
         Ok(r) => r.into_inner().container_id,
