@@ -255,6 +255,39 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]
     let anon = c.kubectl_as_token("wrong-token", &["get", "pods"]);
     assert!(String::from_utf8_lossy(&anon.stderr).contains("Unauthorized"));
     assert_eq!(c.ok(&["auth", "can-i", "delete", "nodes"]).trim(), "yes");
+
+    // TokenReview: the server's own authenticator says whose a token is.
+    let review = |token: &str, audiences: &str| -> serde_json::Value {
+        let yaml = format!(
+            "apiVersion: authentication.k8s.io/v1\nkind: TokenReview\nspec: {{token: {token}{audiences}}}\n"
+        );
+        let file = c.write("review.yaml", &yaml);
+        let file = file.to_str().unwrap();
+        c.json(&["create", "-f", file, "--validate=false", "-o", "json"])["status"].clone()
+    };
+    let ok = review("tok-alice", "");
+    assert_eq!(ok["authenticated"], true, "{ok}");
+    assert_eq!(
+        (&ok["user"]["username"], &ok["user"]["uid"]),
+        (&serde_json::Value::from("alice"), &serde_json::Value::from("1001"))
+    );
+    let groups = ok["user"]["groups"].to_string();
+    assert!(groups.contains("devs") && groups.contains("system:authenticated"), "{ok}");
+    let bad = review("not-a-token", "");
+    assert_eq!(bad["authenticated"], false, "{bad}");
+    assert!(bad["error"].as_str().is_some_and(|e| !e.is_empty()), "{bad}");
+    let elsewhere = review("tok-alice", ", audiences: [https://vault.example]");
+    assert_eq!(elsewhere["authenticated"], false, "{elsewhere}");
+    // Asking needs `create tokenreviews`, which alice has not.
+    let file = c.write(
+        "review.yaml",
+        "apiVersion: authentication.k8s.io/v1\nkind: TokenReview\nspec: {token: tok-alice}\n",
+    );
+    let denied = c.kubectl_as_token(
+        "tok-alice",
+        &["create", "-f", file.to_str().unwrap(), "--validate=false"],
+    );
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("Forbidden"), "{denied:?}");
 }
 
 /// `kubectl --as`: impersonation is allowed only where RBAC grants `impersonate`, and the

@@ -185,6 +185,7 @@ kinds! {
     authz::SelfSubjectRulesReview => "authorization.k8s.io" "v1" "SelfSubjectRulesReview" "selfsubjectrulesreviews" "selfsubjectrulesreview" Cluster [] [] [] Virtual;
     authz::SubjectAccessReview => "authorization.k8s.io" "v1" "SubjectAccessReview" "subjectaccessreviews" "subjectaccessreview" Cluster [] [] [] Virtual;
     authn::SelfSubjectReview => "authentication.k8s.io" "v1" "SelfSubjectReview" "selfsubjectreviews" "selfsubjectreview" Cluster [] [] [] Virtual;
+    authn::TokenReview => "authentication.k8s.io" "v1" "TokenReview" "tokenreviews" "tokenreview" Cluster [] [] [] Virtual;
 }
 
 /// Looks a resource up by group, version and plural name.

@@ -87,6 +87,12 @@ impl TokenFile {
     }
 }
 
+impl crate::api::engine::token_review::TokenAuthenticator for TokenFile {
+    fn authenticate(&self, token: &str) -> Option<User> {
+        self.lookup(token)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,7 +26,7 @@ pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 pub struct State {
     pub api: Arc<Api>,
-    pub tokens: TokenFile,
+    pub tokens: Arc<TokenFile>,
     pub metrics: Metrics,
     pub server_address: String,
     /// How pods' logs and streams reach their nodes.

@@ -152,9 +152,11 @@ pub async fn start(
     std::fs::write(&kubeconfig, text).map_err(|e| ServerError::Io(kubeconfig.clone(), e))?;
 
     let token_file = config.token_file.clone().or_else(|| Some(dir.join("tokens.csv")));
+    let tokens = Arc::new(authn::TokenFile::new(token_file));
+    api.set_token_authenticator(tokens.clone());
     let state = Arc::new(http::State {
         api: api.clone(),
-        tokens: authn::TokenFile::new(token_file),
+        tokens,
         metrics: metrics::Metrics::default(),
         server_address: format!("{host}:{}", address.port()),
         kubelet: kubelet_client::KubeletClient::new(&pki)?,

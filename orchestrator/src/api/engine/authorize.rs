@@ -186,9 +186,9 @@ impl Api {
             name: t.name.clone().unwrap_or_default(),
             path: None,
         };
-        // Access reviews about oneself are open to every authenticated user; asking about
-        // someone else (SubjectAccessReview) takes RBAC's permission.
-        if t.kind.storage == resources::Storage::Virtual && t.kind.kind != "SubjectAccessReview" {
+        // Reviews about oneself are open to every authenticated user; asking about someone
+        // else (SubjectAccessReview) or about a token (TokenReview) takes RBAC's permission.
+        if t.kind.storage == resources::Storage::Virtual && t.kind.kind.starts_with("SelfSubject") {
             return Ok(());
         }
         if self.allowed(user, &a).await? {
@@ -216,8 +216,8 @@ impl Api {
     }
 
     /// Answers a SelfSubjectAccessReview, SelfSubjectRulesReview or SelfSubjectReview (who
-    /// am I: `kubectl auth whoami`) for `user`, or a SubjectAccessReview about the user its
-    /// spec names.
+    /// am I: `kubectl auth whoami`) for `user`, a SubjectAccessReview about the user its
+    /// spec names, or a TokenReview of the token it holds.
     pub(super) async fn review(
         &self,
         user: &User,
@@ -226,6 +226,7 @@ impl Api {
     ) -> Result<Value, ApiError> {
         let spec = body["spec"].clone();
         match kind.kind {
+            "TokenReview" => body["status"] = self.review_token(&spec)?,
             "SelfSubjectReview" => {
                 let mut info = json!({ "username": user.name, "groups": user.groups });
                 if !user.uid.is_empty() {

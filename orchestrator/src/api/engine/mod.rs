@@ -12,6 +12,7 @@ mod read;
 mod retry;
 mod runtime_class;
 mod subresource;
+pub mod token_review;
 mod write;
 
 use std::net::Ipv4Addr;
@@ -63,6 +64,8 @@ pub struct Api {
     ips: cluster_ip::Allocator,
     /// Held while a Service's node ports are chosen and stored, so two writes never share one.
     node_ports: tokio::sync::Mutex<()>,
+    /// Who bearer tokens belong to, for TokenReviews.
+    tokens: std::sync::OnceLock<Arc<dyn token_review::TokenAuthenticator>>,
 }
 
 /// Namespaces every cluster has.
@@ -75,6 +78,7 @@ impl Api {
             store,
             ips: cluster_ip::Allocator::new(config.service_cidr),
             node_ports: tokio::sync::Mutex::new(()),
+            tokens: std::sync::OnceLock::new(),
         })
     }
 
