@@ -2,108 +2,27 @@
 //! path has every metric for both data paths and both runners, with a plausible nonzero value;
 //! the JSON fits the documented schema and its ratios follow from its values.
 
+#[path = "common/bench.rs"]
+mod bench;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 /// The quick run takes ~30 s here; past this it is stuck.
 const WATCHDOG: Duration = Duration::from_secs(240);
 
-/// Runs the benchmark writing JSON to `json`; its table. Fails with its log (and the processes
-/// left) if it does not end within the watchdog's time.
+/// Runs the benchmark writing JSON to `json`; its table.
 fn run_bench(json: &Path) -> String {
-    let log = json.with_extension("log");
-    let file = std::fs::File::create(&log).expect("log file");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ringfence"))
-        .args(["bench", "network", "--quick", "--json"])
-        .arg(json)
-        .stdout(Stdio::piped())
-        .stderr(file)
-        .spawn()
-        .expect("start the benchmark");
-    let stdout = child.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        if start.elapsed() > WATCHDOG {
-            let ps = Command::new("ps").args(["-eo", "pid,ppid,etimes,args", "--forest"]).output();
-            let ps =
-                ps.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "bench network still running after {WATCHDOG:?}\n--- its log:\n{}\n--- processes:\n{ps}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let stdout = reader.join().unwrap_or_default();
-    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(status.success(), "{status}\n{stdout}\n{stderr}");
-    eprintln!("{stderr}\n{stdout}");
+    let json_arg = json.to_str().expect("a UTF-8 path");
+    let stdout = bench::run(
+        &["network", "--quick", "--json", json_arg],
+        &json.with_extension("log"),
+        WATCHDOG,
+    );
+    eprintln!("{stdout}");
     stdout
-}
-
-/// Checks `v` against the subset of JSON Schema the documented schema uses: type (one or a
-/// list), enum, required, properties, items.
-fn validate(v: &Value, schema: &Value, at: &str) -> Vec<String> {
-    let mut errors = Vec::new();
-    if let Some(t) = schema.get("type") {
-        let types: Vec<&str> = match t {
-            Value::String(s) => vec![s.as_str()],
-            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-            _ => vec![],
-        };
-        let fits = |t: &str| match t {
-            "object" => v.is_object(),
-            "array" => v.is_array(),
-            "string" => v.is_string(),
-            "boolean" => v.is_boolean(),
-            "null" => v.is_null(),
-            "number" => v.is_number(),
-            "integer" => v.is_u64() || v.is_i64(),
-            _ => false,
-        };
-        if !types.iter().any(|t| fits(t)) {
-            errors.push(format!("{at}: {v} is not {types:?}"));
-            return errors;
-        }
-    }
-    if let Some(Value::Array(allowed)) = schema.get("enum")
-        && !allowed.contains(v)
-    {
-        errors.push(format!("{at}: {v} not in {allowed:?}"));
-    }
-    if let Some(Value::Array(required)) = schema.get("required") {
-        for r in required.iter().filter_map(Value::as_str) {
-            if v.get(r).is_none() {
-                errors.push(format!("{at}: missing {r}"));
-            }
-        }
-    }
-    if let (Some(Value::Object(props)), Value::Object(obj)) = (schema.get("properties"), v) {
-        for (k, sub) in props {
-            if let Some(x) = obj.get(k) {
-                errors.extend(validate(x, sub, &format!("{at}.{k}")));
-            }
-        }
-    }
-    if let (Some(items), Value::Array(a)) = (schema.get("items"), v) {
-        for (i, x) in a.iter().enumerate() {
-            errors.extend(validate(x, items, &format!("{at}[{i}]")));
-        }
-    }
-    errors
-}
-
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1e-12)
 }
 
 /// Bounds no real measurement leaves, however loaded the host: MiB/s for throughput, µs for
@@ -124,7 +43,7 @@ fn quick_run_measures_every_path_both_ways() {
     let json: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
     let schema: Value =
         serde_json::from_str(include_str!("../docs/bench-network.schema.json")).unwrap();
-    let errors = validate(&json, &schema, "$");
+    let errors = bench::validate(&json, &schema, "$");
     assert!(errors.is_empty(), "the JSON does not fit its schema:\n{}", errors.join("\n"));
     assert_eq!(json["quick"], true);
 
@@ -188,7 +107,7 @@ fn quick_run_measures_every_path_both_ways() {
                 let expect =
                     if better[metric] == "lower" { sentry / native } else { native / sentry };
                 let ratio = r["ratio_to_native"].as_f64().unwrap();
-                assert!(close(ratio, expect), "{id} {metric} {mode}: {ratio} vs {expect}");
+                assert!(bench::close(ratio, expect), "{id} {metric} {mode}: {ratio} vs {expect}");
             }
             // Every row of the table names the path and the metric and holds four numbers
             // and three ratios.
