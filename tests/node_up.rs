@@ -1170,23 +1170,7 @@ spec:
 #[test]
 fn exec_and_run_with_a_tty_are_interactive_terminals() {
     let (c, _images) = cluster_with_image(&[]);
-    let pod = r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: shell}
-spec:
-  runtimeClassName: sentry
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: main
-    image: web:v1
-    imagePullPolicy: Never
-    command: [sh, -c, 'while :; do sleep 1; done']
-"#;
-    apply(&c, pod);
-    assert!(eventually(Duration::from_secs(30), || {
-        c.json(&["get", "pod", "shell"])["status"]["phase"] == "Running"
-    }));
+    run_pod(&c, "shell", r#"[sh, -c, 'while :; do sleep 1; done']"#);
     let limit = Duration::from_secs(20);
     // kubectl at a 33x101 terminal: the command in the pod starts on a terminal of that size.
     let mut cmd = c.kubectl_cmd();
@@ -1397,6 +1381,21 @@ fn certificate_requests_are_checked_and_approved_by_people() {
     assert!(listed.contains("kubernetes-admin") && listed.contains("Approved,Issued"), "{listed}");
 }
 
+/// Starts a one-container Sentry pod `name` running `command` (a YAML list) and waits until
+/// it runs.
+fn run_pod(c: &Cluster, name: &str, command: &str) {
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  runtimeClassName: sentry\n  \
+         terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: web:v1\n    \
+         imagePullPolicy: Never\n    command: {command}\n"
+    );
+    apply(c, &pod);
+    let running = eventually(Duration::from_secs(30), || {
+        c.json(&["get", "pod", name])["status"]["phase"] == "Running"
+    });
+    assert!(running, "pod {name} is not running: {}", c.ok(&["describe", "pod", name]));
+}
+
 fn path(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
 }
@@ -1407,23 +1406,11 @@ fn path(p: &std::path::Path) -> &str {
 fn exec_and_attach_over_spdy_as_older_clients_speak() {
     use std::io::{Read, Write};
     let (c, _images) = cluster_with_image(&[]);
-    let pod = r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: talker}
-spec:
-  runtimeClassName: sentry
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: main
-    image: web:v1
-    imagePullPolicy: Never
-    command: [sh, -c, 'i=0; while :; do i=$((i+1)); echo tick $i; sleep 1; done']
-"#;
-    apply(&c, pod);
-    assert!(eventually(Duration::from_secs(30), || {
-        c.json(&["get", "pod", "talker"])["status"]["phase"] == "Running"
-    }));
+    run_pod(
+        &c,
+        "talker",
+        r#"[sh, -c, 'i=0; while :; do i=$((i+1)); echo tick $i; sleep 1; done']"#,
+    );
     let limit = Duration::from_secs(30);
     let spdy = |args: &[&str]| {
         let mut cmd = c.kubectl_cmd();
