@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited, StreamBody, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::{Frame, Incoming};
 use serde_json::Value;
 
@@ -76,14 +76,41 @@ pub async fn handle(
     Ok(resp)
 }
 
+/// How much of an oversized body is read and dropped, and for how long, before the 413: a
+/// client still sending when the server answers and closes gets a reset instead of the answer.
+const DRAIN_BYTES: usize = 4 * MAX_BODY;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
-    match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            Err(ApiError::too_large(MAX_BODY))
+    let mut body = req.into_body();
+    let mut kept = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    let mut drain_until = None;
+    loop {
+        let next = match drain_until {
+            None => body.frame().await,
+            Some(deadline) => match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(next) => next,
+                Err(_) => break,
+            },
+        };
+        let Some(frame) = next else { break };
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen = seen.saturating_add(data.len());
+        if seen <= MAX_BODY {
+            kept.extend_from_slice(&data);
+        } else if seen > DRAIN_BYTES {
+            break;
+        } else if drain_until.is_none() {
+            drain_until = Some(tokio::time::Instant::now() + DRAIN_TIME);
         }
-        Err(e) => Err(ApiError::bad_request(format!("reading the request body: {e}"))),
     }
+    if seen > MAX_BODY {
+        return Err(ApiError::too_large(MAX_BODY));
+    }
+    Ok(kept.freeze())
 }
 
 fn decode_body(bytes: &[u8], content_type: &str) -> Result<Option<Value>, ApiError> {
