@@ -341,6 +341,12 @@ impl Informers {
         runners.into_iter().map(|r| r()).collect()
     }
 
+    /// Starts every informer created so far, for as long as the returned guard lives (for
+    /// informers that belong to one loop, which ends them by ending).
+    pub fn start_scoped(&self) -> ScopedInformers {
+        ScopedInformers(self.start())
+    }
+
     /// Waits until every informer has loaded its first list.
     pub async fn wait_synced(&self) {
         loop {
@@ -350,6 +356,23 @@ impl Informers {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+/// Running informers that stop when this is dropped ([`Informers::start_scoped`]).
+pub struct ScopedInformers(Vec<tokio::task::JoinHandle<()>>);
+
+impl ScopedInformers {
+    /// Another task that ends with these informers.
+    pub fn push(&mut self, task: tokio::task::JoinHandle<()>) {
+        self.0.push(task);
+    }
+}
+
+impl Drop for ScopedInformers {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
         }
     }
 }

@@ -93,9 +93,8 @@ pub async fn run(shared: Arc<Shared>, table: Arc<Mutex<TableState>>) {
     namespaces.on_change(move |_| w.notify_one());
     let w = wake.clone();
     policies.on_change(move |_| w.notify_one());
-    let mut tasks = informers.start();
+    let mut tasks = informers.start_scoped();
     tasks.push(tokio::spawn(policies.clone().run(shared.kube.clone())));
-    let _tasks = AbortOnDrop(tasks);
     informers.wait_synced().await;
     policies.wait_synced().await;
     let name = table.lock().unwrap_or_else(|e| e.into_inner()).table().to_owned();
@@ -127,16 +126,5 @@ pub async fn run(shared: Arc<Shared>, table: Arc<Mutex<TableState>>) {
         }
         let _ = tokio::time::timeout(RECHECK, wake.notified()).await;
         tokio::time::sleep(SETTLE).await;
-    }
-}
-
-/// The informers' tasks end with the loop.
-struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        for t in &self.0 {
-            t.abort();
-        }
     }
 }

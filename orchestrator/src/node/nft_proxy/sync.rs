@@ -93,7 +93,7 @@ pub async fn run(shared: Arc<Shared>, table: Arc<Mutex<TableState>>) {
     services.on_change(move |_| w.notify_one());
     let w = wake.clone();
     slices.on_change(move |_| w.notify_one());
-    let _tasks = AbortOnDrop(informers.start());
+    let _tasks = informers.start_scoped();
     informers.wait_synced().await;
     loop {
         let svcs = services.list();
@@ -113,16 +113,5 @@ pub async fn run(shared: Arc<Shared>, table: Arc<Mutex<TableState>>) {
         }
         let _ = tokio::time::timeout(RECHECK, wake.notified()).await;
         tokio::time::sleep(SETTLE).await;
-    }
-}
-
-/// The informers' tasks end with the loop.
-struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        for t in &self.0 {
-            t.abort();
-        }
     }
 }
