@@ -297,3 +297,19 @@ fn a_runtime_started_without_a_range_takes_the_nodes() {
     net.teardown(&pod);
     net.remove_bridge();
 }
+
+#[test]
+fn a_range_another_link_already_serves_is_refused() {
+    watchdog();
+    let node = Node::new('d');
+    // Another link (a pod network left behind, another cluster) holds the range's gateway.
+    let other = format!("rfx{}", std::process::id() % 100_000);
+    let gateway = node.cidr.replace(".0/24", ".1/24");
+    let sh = |args: &[&str]| std::process::Command::new("ip").args(args).output().unwrap();
+    assert!(sh(&["link", "add", &other, "type", "bridge"]).status.success());
+    sh(&["addr", "add", &gateway, "dev", &other]);
+    let err = PodNetwork::new(node.config()).err().map(|e| e.to_string()).unwrap_or_default();
+    sh(&["link", "del", &other]);
+    assert!(err.contains("already on") && err.contains(&other), "{err}");
+    assert!(!Path::new("/sys/class/net").join(&node.bridge).exists(), "no bridge was made");
+}

@@ -103,6 +103,14 @@ fn ip(args: &[&str]) -> Result<(), CriError> {
     Ok(())
 }
 
+/// The link that holds IPv4 address `addr`, if any.
+fn link_with_address(addr: &str) -> Option<String> {
+    let out = Command::new("ip").args(["-4", "-o", "addr", "show", "to", addr]).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "7: rf0    inet 10.88.0.1/24 ...": the second field.
+    text.lines().next()?.split_whitespace().nth(1).map(|l| l.trim_end_matches(':').to_owned())
+}
+
 /// A fixed, locally administered MAC address for bridge `name` (the same on every start).
 fn bridge_mac(name: &str) -> String {
     // FNV-1a: stable across runs and builds, unlike std's hasher.
@@ -253,6 +261,15 @@ impl PodNetwork {
             .and_then(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
             .is_some_and(|flags| flags & 1 != 0);
         if !sys.exists() {
+            // Another link with this range's gateway (a pod network left behind, another
+            // cluster) would take this one's traffic: refuse rather than misroute.
+            let gw = format!("{}/{}", subnet.gateway(), subnet.len);
+            if let Some(other) = link_with_address(&subnet.gateway().to_string()) {
+                return Err(CriError::Network(format!(
+                    "the pod range's gateway {gw} is already on {other}: another pod network \
+                     uses this range (remove it, or choose another --pod-cidr)"
+                )));
+            }
             // A bridge without an address of its own takes its lowest port's, which changes as
             // pods come and go, and the bridge plugin's CHECK then fails for the pods before.
             ip(&["link", "add", bridge, "address", &bridge_mac(bridge), "type", "bridge"])?;
@@ -270,8 +287,17 @@ impl PodNetwork {
     /// when an earlier run made it and a user's list is in use now; never one with ports.
     pub fn remove_bridge(&self) {
         let bridge = &self.bridge;
-        let ports = std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"));
-        if ports.is_ok_and(|mut p| p.next().is_none()) {
+        let unused = || {
+            let ports = std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"));
+            ports.is_ok_and(|mut p| p.next().is_none())
+        };
+        // The kernel takes a namespace's veths away after `ip netns del` returns: wait for
+        // the last pods' ports to go rather than leave the bridge (and its route) behind.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while !unused() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if unused() {
             let _ = ip(&["link", "del", bridge]);
         }
     }
@@ -366,6 +392,12 @@ impl PodNetwork {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_link_holding_an_address_is_found() {
+        assert_eq!(link_with_address("127.0.0.1").as_deref(), Some("lo"));
+        assert_eq!(link_with_address("192.0.2.254"), None, "TEST-NET-1 is on no link here");
+    }
 
     #[test]
     fn bridge_macs_are_fixed_unicast_and_local() {
