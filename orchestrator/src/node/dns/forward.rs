@@ -55,7 +55,8 @@ impl Upstreams {
     }
 }
 
-fn servfail(query: &[u8]) -> Vec<u8> {
+/// A SERVFAIL answer to `query` (well-formed whatever the query was).
+pub fn servfail(query: &[u8]) -> Vec<u8> {
     let id = u16::from_be_bytes([
         query.first().copied().unwrap_or(0),
         query.get(1).copied().unwrap_or(0),

@@ -90,8 +90,13 @@ async fn bind<T, F: std::future::Future<Output = std::io::Result<T>>>(
     }
 }
 
+/// Queries outside the cluster in flight at once; past that they are answered SERVFAIL, so
+/// that a pod flooding the resolver cannot take the node agent's descriptors and memory.
+const FORWARDS_IN_FLIGHT: usize = 256;
+
 async fn serve_udp(records: Arc<Records>, upstreams: Arc<Upstreams>, addr: Ipv4Addr) {
     let socket = Arc::new(bind("UDP", addr, tokio::net::UdpSocket::bind).await);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(FORWARDS_IN_FLIGHT));
     let mut buf = vec![0u8; 65535];
     loop {
         let Ok((n, peer)) = socket.recv_from(&mut buf).await else { continue };
@@ -101,11 +106,16 @@ async fn serve_udp(records: Arc<Records>, upstreams: Arc<Upstreams>, addr: Ipv4A
                 let _ = socket.send_to(&bytes, peer).await;
             }
             Some(Reply::Forward) => {
+                let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                    let _ = socket.send_to(&forward::servfail(query), peer).await;
+                    continue;
+                };
                 let (socket, upstreams, query) =
                     (socket.clone(), upstreams.clone(), query.to_vec());
                 tokio::spawn(async move {
                     let answer = upstreams.ask(&query, false).await;
                     let _ = socket.send_to(&answer, peer).await;
+                    drop(permit);
                 });
             }
             None => {}
@@ -116,13 +126,19 @@ async fn serve_udp(records: Arc<Records>, upstreams: Arc<Upstreams>, addr: Ipv4A
 /// How long a TCP client may stay idle between queries.
 const TCP_IDLE: Duration = Duration::from_secs(10);
 
+/// TCP clients served at once; more are closed at once (they retry, or fall back to UDP).
+const TCP_CLIENTS: usize = 64;
+
 async fn serve_tcp(records: Arc<Records>, upstreams: Arc<Upstreams>, addr: Ipv4Addr) {
     let listener = bind("TCP", addr, tokio::net::TcpListener::bind).await;
+    let clients = Arc::new(tokio::sync::Semaphore::new(TCP_CLIENTS));
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok(permit) = clients.clone().try_acquire_owned() else { continue };
         let (records, upstreams) = (records.clone(), upstreams.clone());
         tokio::spawn(async move {
             let _ = tcp_client(stream, &records, &upstreams).await;
+            drop(permit);
         });
     }
 }
