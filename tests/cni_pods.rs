@@ -14,15 +14,6 @@ use std::time::{Duration, Instant};
 
 use common::{Cluster, eventually};
 
-/// Kills the test binary rather than letting a wedged cluster hang the suite.
-fn watchdog(limit: Duration) {
-    std::thread::spawn(move || {
-        std::thread::sleep(limit);
-        eprintln!("cni_pods: watchdog expired after {limit:?}");
-        std::process::exit(101);
-    });
-}
-
 fn pod(name: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  runtimeClassName: sentry\n  \
@@ -79,7 +70,7 @@ impl Drop for UserBridge {
 
 #[test]
 fn pods_get_cni_networks_and_bad_ones_become_events_naming_the_cause() {
-    watchdog(Duration::from_secs(400));
+    let _watchdog = common::watchdog("cni_pods", Duration::from_secs(400));
     let started = Instant::now();
     let c = Cluster::up(&[]);
     let images = tempfile::tempdir().unwrap();

@@ -81,18 +81,6 @@ spec:
     )
 }
 
-/// Fails the test process if the returned guard lives past `limit`.
-fn watchdog(limit: Duration) -> std::sync::mpsc::Sender<()> {
-    let (done, wait) = std::sync::mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(limit) {
-            eprintln!("the NetworkPolicy test ran past {limit:?}: aborting");
-            std::process::exit(101);
-        }
-    });
-    done
-}
-
 /// A network namespace standing for the Internet: routed from the node over a veth pair, an
 /// httpd on its address. Removed on drop.
 struct Internet {
@@ -225,7 +213,7 @@ fn time_until_open(c: &Cluster, ns: &str, target: &str, change: impl FnOnce()) -
 
 #[test]
 fn network_policies_isolate_tenants_and_follow_changes() {
-    let _watchdog = watchdog(LIMIT);
+    let _watchdog = common::watchdog("the NetworkPolicy test", LIMIT);
     let started = Instant::now();
     let c = Cluster::up(&[]);
     let work = tempfile::tempdir().unwrap();

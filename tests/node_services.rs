@@ -108,18 +108,6 @@ spec:
     )
 }
 
-/// Fails the test process if the returned guard lives past `limit`.
-fn watchdog(limit: Duration) -> std::sync::mpsc::Sender<()> {
-    let (done, wait) = std::sync::mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(limit) {
-            eprintln!("a Service test ran past {limit:?}: aborting");
-            std::process::exit(101);
-        }
-    });
-    done
-}
-
 fn cluster_ip(c: &Cluster, svc: &str) -> Ipv4Addr {
     let s = c.json(&["get", "service", svc]);
     s["spec"]["clusterIP"].as_str().expect("a cluster IP").parse().expect("IPv4")
@@ -184,7 +172,7 @@ fn tables() -> String {
 
 #[test]
 fn services_in_nftables_balance_stick_refuse_and_follow_endpoints() {
-    let _watchdog = watchdog(LIMIT);
+    let _watchdog = common::watchdog("a Service test", LIMIT);
     let started = Instant::now();
     let work = tempfile::tempdir().unwrap();
     // The node's resolvers, as cluster DNS sees them: one that answers every name.
@@ -401,7 +389,7 @@ fn fake_resolver() -> Ipv4Addr {
 /// A node that cannot run `nft` says so and stops rather than running without Services.
 #[test]
 fn a_node_without_nft_fails_at_start() {
-    let _watchdog = watchdog(Duration::from_secs(120));
+    let _watchdog = common::watchdog("a Service test", Duration::from_secs(120));
     let dir = tempfile::tempdir().unwrap();
     // Everything on the PATH but nft.
     let bin = dir.path().join("bin");
@@ -428,7 +416,7 @@ fn a_node_without_nft_fails_at_start() {
 /// nftables alone.
 #[test]
 fn the_userspace_proxy_still_serves_cluster_ips() {
-    let _watchdog = watchdog(Duration::from_secs(240));
+    let _watchdog = common::watchdog("a Service test", Duration::from_secs(240));
     let c = Cluster::up(&["--proxy-mode", "userspace"]);
     let work = tempfile::tempdir().unwrap();
     node::import_busybox_image(c.data_dir(), &work.path().join("image"), "web:v1", &[]);

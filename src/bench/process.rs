@@ -1,4 +1,22 @@
-//! Memory of process trees, from /proc.
+//! Memory of process trees, from /proc; stopping the processes a benchmark started.
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// SIGTERM (so that e.g. `ringfence up` stops its pods), then SIGKILL after `grace`.
+pub fn terminate(child: &mut Child, grace: Duration) {
+    // SAFETY: signalling our own child process, not yet reaped.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let start = Instant::now();
+    while start.elapsed() < grace {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
 
 /// Sums a `/proc/PID/<file>` field (in KiB) over `pid` and all its descendants.
 fn tree_sum_kib(pid: u32, file: &str, field: &str) -> u64 {

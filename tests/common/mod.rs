@@ -293,6 +293,20 @@ fn rand_suffix() -> u128 {
         .unwrap_or(0)
 }
 
+/// Fails the test process, saying which test, if the returned guard lives past `limit` (a
+/// wedged cluster must not hang the suite).
+pub fn watchdog(what: &str, limit: Duration) -> std::sync::mpsc::Sender<()> {
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let what = what.to_owned();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(limit) {
+            eprintln!("{what} ran past {limit:?}: aborting");
+            std::process::exit(101);
+        }
+    });
+    done
+}
+
 /// Polls `f` until it returns true or `timeout` passes.
 pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let start = Instant::now();

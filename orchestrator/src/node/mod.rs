@@ -145,8 +145,8 @@ impl AgentConfig {
 
 /// The first address of a pod subnet like 10.88.0.0/24: the bridge's, the pods' gateway.
 fn gateway(pod_cidr: &str) -> Option<std::net::Ipv4Addr> {
-    let net: std::net::Ipv4Addr = pod_cidr.split_once('/')?.0.parse().ok()?;
-    Some(std::net::Ipv4Addr::from(u32::from(net) + 1))
+    let net = pod_cidr.parse::<ipnet::Ipv4Net>().ok()?.network();
+    u32::from(net).checked_add(1).map(std::net::Ipv4Addr::from)
 }
 
 /// What every part of the agent shares.

@@ -171,25 +171,10 @@ impl Cluster {
     }
 }
 
-/// SIGTERM, then SIGKILL after 20 s.
-fn terminate(child: &mut Child) {
-    // SAFETY: signalling our own child process, not yet reaped.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(20) {
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 impl Drop for Cluster {
     fn drop(&mut self) {
         for c in &mut self.node_b {
-            terminate(c);
+            crate::bench::process::terminate(c, Duration::from_secs(20));
         }
         drop(self.up.take());
     }

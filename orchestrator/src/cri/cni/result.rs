@@ -65,10 +65,10 @@ pub struct PodAddress {
     pub gateway: Ipv4Addr,
 }
 
+/// An interface address with its prefix length (`10.88.0.5/24`: the host bits kept).
 fn parse_cidr(text: &str) -> Option<(Ipv4Addr, u8)> {
-    let (ip, len) = text.split_once('/')?;
-    let len: u8 = len.parse().ok().filter(|l| *l <= 32)?;
-    Some((ip.parse().ok()?, len))
+    let net = text.parse::<ipnet::Ipv4Net>().ok()?;
+    Some((net.addr(), net.prefix_len()))
 }
 
 impl CniResult {

@@ -70,16 +70,12 @@ pub fn table_name(node: &str, pod_cidr: &str) -> String {
 
 /// A pod subnet like 10.88.0.0/24.
 pub fn parse_cidr(cidr: &str) -> Option<(Ipv4Addr, u8)> {
-    let (ip, len) = cidr.split_once('/')?;
-    let len: u8 = len.parse().ok().filter(|l| *l <= 32)?;
-    let ip: Ipv4Addr = ip.parse().ok()?;
-    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-    Some((Ipv4Addr::from(u32::from(ip) & mask), len))
+    let net = cidr.parse::<ipnet::Ipv4Net>().ok()?.trunc();
+    Some((net.network(), net.prefix_len()))
 }
 
 fn contains((net, len): (Ipv4Addr, u8), ip: Ipv4Addr) -> bool {
-    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-    u32::from(ip) & mask == u32::from(net)
+    ipnet::Ipv4Net::new(net, len).is_ok_and(|n| n.contains(&ip))
 }
 
 /// Keeps what nft accepts in an unquoted name; the rest becomes `_`.
