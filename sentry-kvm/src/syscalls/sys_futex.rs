@@ -1,6 +1,6 @@
 //! futex(2).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::Call;
 use crate::abi::Errno;
@@ -19,7 +19,7 @@ pub fn futex(c: &mut Call) -> SysResult {
             let deadline = if c.args[3] != 0 {
                 let t = super::sys_time::read_timespec(c, c.args[3])?;
                 if cmd == FUTEX_WAIT {
-                    Some(Instant::now() + t)
+                    Some(super::sys_time::deadline_after(t))
                 } else {
                     // Absolute, on CLOCK_MONOTONIC or CLOCK_REALTIME.
                     let clock = if op & FUTEX_CLOCK_REALTIME != 0 {
@@ -31,7 +31,7 @@ pub fn futex(c: &mut Call) -> SysResult {
                     // SAFETY: clock_gettime into a local.
                     unsafe { libc::clock_gettime(clock, &mut ts) };
                     let now = Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
-                    Some(Instant::now() + t.saturating_sub(now))
+                    Some(super::sys_time::deadline_after(t.saturating_sub(now)))
                 }
             } else {
                 None

@@ -14,7 +14,7 @@ use crate::vfs::file::File;
 use crate::waiter::Events;
 
 fn deadline_ms(ms: i64) -> Option<Instant> {
-    (ms >= 0).then(|| Instant::now() + Duration::from_millis(ms as u64))
+    (ms >= 0).then(|| super::sys_time::deadline_after(Duration::from_millis(ms as u64)))
 }
 
 fn install(c: &Call, file: Arc<File>, cloexec: bool) -> SysResult {
@@ -101,7 +101,7 @@ pub fn poll(c: &mut Call) -> SysResult {
 
 pub fn ppoll(c: &mut Call) -> SysResult {
     let d = if c.args[2] != 0 {
-        Some(Instant::now() + super::sys_time::read_timespec(c, c.args[2])?)
+        Some(super::sys_time::deadline_after(super::sys_time::read_timespec(c, c.args[2])?))
     } else {
         None
     };
@@ -178,7 +178,9 @@ pub fn select(c: &mut Call) -> SysResult {
         if s < 0 || us < 0 {
             return Err(Errno::EINVAL);
         }
-        Some(Instant::now() + Duration::from_secs(s as u64) + Duration::from_micros(us as u64))
+        Some(super::sys_time::deadline_after(
+            Duration::from_secs(s as u64) + Duration::from_micros(us as u64),
+        ))
     } else {
         None
     };
@@ -197,7 +199,7 @@ pub fn select(c: &mut Call) -> SysResult {
 
 pub fn pselect6(c: &mut Call) -> SysResult {
     let deadline = if c.args[4] != 0 {
-        Some(Instant::now() + super::sys_time::read_timespec(c, c.args[4])?)
+        Some(super::sys_time::deadline_after(super::sys_time::read_timespec(c, c.args[4])?))
     } else {
         None
     };
@@ -307,7 +309,7 @@ pub fn epoll_pwait(c: &mut Call) -> SysResult {
 
 pub fn epoll_pwait2(c: &mut Call) -> SysResult {
     let d = if c.args[3] != 0 {
-        Some(Instant::now() + super::sys_time::read_timespec(c, c.args[3])?)
+        Some(super::sys_time::deadline_after(super::sys_time::read_timespec(c, c.args[3])?))
     } else {
         None
     };

@@ -1,7 +1,7 @@
 //! Signals: dispositions, masks, sending, waiting, alternate stacks, interval timers.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Call, Outcome};
 use crate::abi::Errno;
@@ -269,7 +269,7 @@ pub fn rt_sigtimedwait(c: &mut Call) -> SysResult {
     let set = SigSet(c.read_u64(c.args[0])?).blockable();
     let deadline = if c.args[2] != 0 {
         let d = super::sys_time::read_timespec(c, c.args[2])?;
-        Some(Instant::now() + d)
+        Some(super::sys_time::deadline_after(d))
     } else {
         None
     };

@@ -117,6 +117,16 @@ fn sleep_until(c: &mut Call, deadline: Instant, rem: u64) -> SysResult {
     }
 }
 
+/// The longest wait a guest can ask for that is kept as asked: a century. Longer ones (up to
+/// the ~292 billion years a timespec holds) end at that, rather than overflowing the host's
+/// clock arithmetic.
+const LONGEST_WAIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The instant `d` from now, for a timeout the guest gave.
+pub fn deadline_after(d: Duration) -> Instant {
+    Instant::now() + d.min(LONGEST_WAIT)
+}
+
 /// A sleep restarted after an interruption continues towards its original deadline.
 fn restart_deadline(c: &Call, fresh: Instant) -> Instant {
     c.task.restart_deadline.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or(fresh)
@@ -124,7 +134,7 @@ fn restart_deadline(c: &Call, fresh: Instant) -> Instant {
 
 pub fn nanosleep(c: &mut Call) -> SysResult {
     let d = read_timespec(c, c.args[0])?;
-    let deadline = restart_deadline(c, Instant::now() + d);
+    let deadline = restart_deadline(c, deadline_after(d));
     let rem = c.args[1];
     sleep_until(c, deadline, rem)
 }
@@ -137,9 +147,9 @@ pub fn clock_nanosleep(c: &mut Call) -> SysResult {
     let t = read_timespec(c, c.args[2])?;
     let deadline = if flags & TIMER_ABSTIME != 0 {
         let now = clock_now(c, id)?;
-        Instant::now() + t.saturating_sub(now)
+        deadline_after(t.saturating_sub(now))
     } else {
-        restart_deadline(c, Instant::now() + t)
+        restart_deadline(c, deadline_after(t))
     };
     let rem = if flags & TIMER_ABSTIME != 0 { 0 } else { c.args[3] };
     sleep_until(c, deadline, rem)
