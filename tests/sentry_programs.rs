@@ -294,7 +294,7 @@ fn posix_timers_behave_as_on_linux() {
     let out = String::from_utf8_lossy(&got.stdout);
     for want in [
         "periodic: count>=5 1 took>=40ms 1 code=SI_TIMER 1 value=42 timerid-ok=1",
-        "overrun: one signal=1 si_overrun>=20 1 getoverrun==si_overrun 1",
+        "overrun: signalled=1 first si_overrun>=20 1 getoverrun==si_overrun 1",
         "thread got its signal: 1",
         "sigsuspend: -1 errno=EINTR 1 handled=1",
         "cputime: fired=1",

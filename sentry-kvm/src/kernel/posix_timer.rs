@@ -88,6 +88,9 @@ pub struct Timer {
     creator: Weak<Task>,
     state: Mutex<TimerState>,
     changed: Condvar,
+    /// Held from deciding an expiry to queueing its signal: the worker and a catch-up at
+    /// signal unblock must not both queue one.
+    firing: Mutex<()>,
     /// Expiries since the queued signal was generated.
     overrun: AtomicI32,
     /// The overrun count of the last signal delivered (timer_getoverrun).
@@ -169,6 +172,38 @@ impl Timer {
         self.changed.notify_all();
     }
 
+    /// Fires the timer if its deadline has passed at `now` and re-arms a periodic one.
+    /// The worker names the generation it waited for (a changed timer is not fired for it);
+    /// a catch-up names none and moves the worker on to the new deadline.
+    fn expire(&self, now: Duration, waited: Option<u64>) {
+        let _firing = self.firing.lock().unwrap_or_else(|e| e.into_inner());
+        let expiries = {
+            let mut st = self.lock();
+            let Some(deadline) = st.deadline else { return };
+            if st.deleted || waited.is_some_and(|g| g != st.generation) || now < deadline {
+                return;
+            }
+            let n = if st.interval.is_zero() {
+                st.deadline = None;
+                1
+            } else {
+                let late = (now - deadline).as_nanos() / st.interval.as_nanos();
+                let n = u64::try_from(late).unwrap_or(u64::MAX).saturating_add(1);
+                let step = st.interval.saturating_mul(u32::try_from(n).unwrap_or(u32::MAX));
+                st.deadline = Some(deadline.saturating_add(step));
+                n
+            };
+            if waited.is_none() {
+                st.generation += 1;
+            }
+            n
+        };
+        if waited.is_none() {
+            self.changed.notify_all();
+        }
+        self.fire(expiries);
+    }
+
     /// Queues the timer's signal for `expiries` expiries, or counts them as overruns while
     /// the one queued before waits for delivery.
     fn fire(&self, expiries: u64) {
@@ -182,8 +217,7 @@ impl Timer {
         let Some(tg) = self.tg.upgrade() else { return };
         let info =
             SigInfo { signo, code: SI_TIMER, timer_id: self.id, value, ..Default::default() };
-        // Only this timer's worker queues its signal, so the check cannot go stale before
-        // the signal is sent.
+        // Callers hold `firing`, so the check cannot go stale before the signal is sent.
         let queued = match &self.notify {
             Notify::Thread { task, .. } => {
                 let Some(task) = task.upgrade() else { return };
@@ -259,23 +293,7 @@ fn run(timer: Weak<Timer>) {
             }
             continue;
         }
-        let expiries = {
-            let mut st = t.lock();
-            if st.generation != generation || st.deleted {
-                continue;
-            }
-            if st.interval.is_zero() {
-                st.deadline = None;
-                1
-            } else {
-                let late = (now - deadline).as_nanos() / st.interval.as_nanos();
-                let n = u64::try_from(late).unwrap_or(u64::MAX).saturating_add(1);
-                let step = st.interval.saturating_mul(u32::try_from(n).unwrap_or(u32::MAX));
-                st.deadline = Some(deadline.saturating_add(step));
-                n
-            }
-        };
-        t.fire(expiries);
+        t.expire(now, Some(generation));
     }
 }
 
@@ -329,6 +347,7 @@ impl PosixTimers {
                 worker: false,
             }),
             changed: Condvar::new(),
+            firing: Mutex::new(()),
             overrun: AtomicI32::new(0),
             overrun_last: AtomicI32::new(0),
         };
@@ -351,6 +370,19 @@ impl PosixTimers {
         let all = std::mem::take(&mut self.lock().timers);
         for t in all.values() {
             t.delete();
+        }
+    }
+
+    /// A thread unblocked signals: timers already due fire now, as they would have on
+    /// Linux at their deadline, even if their workers have not run yet (a starved worker
+    /// would otherwise let a disarm that follows drop expiries already due).
+    pub fn catch_up(&self) {
+        let armed: Vec<Arc<Timer>> =
+            self.lock().timers.values().filter(|t| !t.clock.is_cpu()).cloned().collect();
+        for t in armed {
+            if let Some(now) = t.now() {
+                t.expire(now, None);
+            }
         }
     }
 

@@ -199,6 +199,16 @@ impl Task {
 
     /// Recomputes whether the task has work at its next return to user mode (a deliverable
     /// signal, a stop, an exit) and interrupts it if so.
+    /// After this thread changed its signal mask from `old`: POSIX timers already due fire
+    /// first when signals were unblocked (so their signals are pending, as on Linux, however
+    /// late the timers' own threads run), then deliverability is recomputed.
+    pub fn mask_changed(&self, old: SigSet) {
+        if old.0 & !self.sig().mask.0 != 0 {
+            self.tg().timers.catch_up();
+        }
+        self.recalc_interrupt();
+    }
+
     pub fn recalc_interrupt(&self) {
         let tg = self.tg();
         let tst = tg.lock();

@@ -28,12 +28,14 @@ fn with_mask(c: &mut Call, mask_addr: u64, f: impl FnOnce(&mut Call) -> SysResul
         return f(c);
     }
     let m = SigSet(c.read_u64(mask_addr)?).blockable();
-    {
+    let old = {
         let mut s = c.task.sig();
-        s.saved_mask = Some(s.mask);
+        let old = s.mask;
+        s.saved_mask = Some(old);
         s.mask = m;
-    }
-    c.task.recalc_interrupt();
+        old
+    };
+    c.task.mask_changed(old);
     let r = f(c);
     if !matches!(r, Err(e) if e.is_restart() || e == Errno::EINTR) {
         let mut s = c.task.sig();

@@ -77,7 +77,7 @@ pub fn rt_sigprocmask(c: &mut Call) -> SysResult {
         }
         old
     };
-    c.task.recalc_interrupt();
+    c.task.mask_changed(old);
     if c.args[2] != 0 {
         c.write_bytes(c.args[2], &old.0.to_le_bytes())?;
     }
@@ -109,8 +109,9 @@ pub fn rt_sigreturn(c: &mut Call) -> SysResult {
             let _ = c.vcpu.set_xsave(&c.task.kernel.clean_fpu);
         }
     }
-    {
+    let old = {
         let mut s = c.task.sig();
+        let old = s.mask;
         s.mask = restored.mask;
         let a = restored.altstack;
         if a.flags & SS_DISABLE != 0 {
@@ -118,8 +119,9 @@ pub fn rt_sigreturn(c: &mut Call) -> SysResult {
         } else if a.size >= MINSIGSTKSZ {
             s.altstack = crate::kernel::signal::AltStack { sp: a.sp, size: a.size, flags: 0 };
         }
-    }
-    c.task.recalc_interrupt();
+        old
+    };
+    c.task.mask_changed(old);
     c.special = Some(Outcome::Registers);
     Ok(0)
 }
@@ -235,14 +237,16 @@ pub fn rt_sigpending(c: &mut Call) -> SysResult {
 
 /// Waits with a temporary signal mask until a signal is delivered (sigsuspend, pause).
 fn suspend(c: &mut Call, mask: Option<SigSet>) -> SysResult {
-    {
+    let old = {
         let mut s = c.task.sig();
+        let old = s.mask;
         if let Some(m) = mask {
             s.saved_mask = Some(s.mask);
             s.mask = m.blockable();
         }
-    }
-    c.task.recalc_interrupt();
+        old
+    };
+    c.task.mask_changed(old);
     loop {
         if c.task.block(None).is_err() {
             return Err(Errno::ERESTARTNOHAND);
