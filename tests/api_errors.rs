@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Backend, Cluster, admin, revision};
+use common::{Backend, Cluster, admin, revision, settled};
 use serde_json::{Value, json};
 
 const CMS: &str = "/api/v1/namespaces/default/configmaps";
@@ -23,6 +23,7 @@ fn status(body: &Value) -> (i64, &str) {
 async fn bad_requests_get_status_codes_and_change_nothing(b: Backend) {
     let c = Cluster::new(b);
     let mut conn = admin(&c).await;
+    settled(&mut conn).await;
     let created = conn.send_json("POST", CMS, &cm("existing")).await.unwrap();
     assert_eq!(created.status, 201);
     let rv = created.json()["metadata"]["resourceVersion"].as_str().unwrap().to_owned();

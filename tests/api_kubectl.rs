@@ -290,6 +290,150 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: alice}]
     assert!(String::from_utf8_lossy(&denied.stderr).contains("Forbidden"), "{denied:?}");
 }
 
+/// Service accounts: every namespace gets `default` and `kube-root-ca.crt`; `kubectl create
+/// token` issues signed, audience- and time-bound tokens that carry exactly the account's RBAC
+/// permissions and die with the account or the pod they are bound to.
+fn service_account_tokens(b: Backend) {
+    let c = Cluster::new(b);
+    c.ok(&["create", "namespace", "team"]);
+    let ca = std::fs::read_to_string(c.data_dir().join("pki/ca.crt")).unwrap();
+    for ns in ["default", "team"] {
+        assert!(
+            eventually(Duration::from_secs(20), || {
+                c.kubectl(&["get", "serviceaccount", "default", "-n", ns]).status.success()
+                    && c.kubectl(&["get", "configmap", "kube-root-ca.crt", "-n", ns])
+                        .status
+                        .success()
+            }),
+            "namespace {ns} got no default account or CA map"
+        );
+        let map = c.json(&["get", "configmap", "kube-root-ca.crt", "-n", ns]);
+        assert_eq!(map["data"]["ca.crt"].as_str(), Some(ca.as_str()));
+    }
+    // A changed CA map is put back; a deleted default account comes back (a new one).
+    c.ok(&[
+        "patch",
+        "configmap",
+        "kube-root-ca.crt",
+        "-n",
+        "team",
+        "-p",
+        r#"{"data":{"ca.crt":"x"}}"#,
+    ]);
+    assert!(eventually(Duration::from_secs(20), || {
+        c.json(&["get", "configmap", "kube-root-ca.crt", "-n", "team"])["data"]["ca.crt"].as_str()
+            == Some(ca.as_str())
+    }));
+    let first = c.json(&["get", "sa", "default", "-n", "team"])["metadata"]["uid"].clone();
+    c.ok(&["delete", "sa", "default", "-n", "team"]);
+    assert!(eventually(Duration::from_secs(20), || {
+        let again =
+            c.kubectl(&["get", "sa", "default", "-n", "team", "-o", "jsonpath={.metadata.uid}"]);
+        again.status.success()
+            && !again.stdout.is_empty()
+            && first != String::from_utf8_lossy(&again.stdout).as_ref()
+    }));
+
+    c.ok(&["create", "serviceaccount", "robot", "-n", "team"]);
+    c.ok(&["create", "role", "pod-reader", "--verb=get,list", "--resource=pods", "-n", "team"]);
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "robot-reads",
+        "--role=pod-reader",
+        "--serviceaccount=team:robot",
+        "-n",
+        "team",
+    ]);
+    let token = c.ok(&["create", "token", "robot", "-n", "team"]).trim().to_owned();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    let as_robot = |token: &str, args: &[&str]| c.kubectl_as_token(token, args);
+    let text = |o: Output| {
+        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    };
+    let ok = as_robot(&token, &["get", "pods", "-n", "team"]);
+    assert!(ok.status.success(), "{}", text(ok));
+    let denied = text(as_robot(&token, &["get", "pods", "-n", "default"]));
+    assert!(denied.contains("User \"system:serviceaccount:team:robot\" cannot list"), "{denied}");
+    let who = text(as_robot(&token, &["auth", "whoami"]));
+    assert!(
+        who.contains("system:serviceaccount:team:robot")
+            && who.contains("system:serviceaccounts:team"),
+        "{who}"
+    );
+    // The signature covers the claims: another account's name in them is refused.
+    let parts: Vec<&str> = token.split('.').collect();
+    let forged_claims = {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let claims = String::from_utf8(b64.decode(parts[1]).unwrap()).unwrap();
+        b64.encode(claims.replace("team:robot", "kube-system:admin"))
+    };
+    let forged = format!("{}.{forged_claims}.{}", parts[0], parts[2]);
+    assert!(text(as_robot(&forged, &["get", "pods", "-n", "team"])).contains("Unauthorized"));
+
+    // Lifetimes under ten minutes are refused; audiences bind where a token is accepted.
+    let short = c.fails(&["create", "token", "robot", "-n", "team", "--duration=5m"]);
+    assert!(short.contains("may not specify a duration less than 10 minutes"), "{short}");
+    let vault =
+        c.ok(&["create", "token", "robot", "-n", "team", "--audience=https://vault.example"]);
+    let vault = vault.trim();
+    assert!(text(as_robot(vault, &["get", "pods", "-n", "team"])).contains("Unauthorized"));
+    let review = |token: &str, audiences: &str| -> serde_json::Value {
+        let yaml = format!(
+            "apiVersion: authentication.k8s.io/v1\nkind: TokenReview\nspec: {{token: {token}{audiences}}}\n"
+        );
+        let file = c.write("review.yaml", &yaml);
+        c.json(&["create", "-f", file.to_str().unwrap(), "--validate=false", "-o", "json"])["status"].clone()
+    };
+    let r = review(vault, ", audiences: [https://vault.example]");
+    assert_eq!(r["authenticated"], true, "{r}");
+    assert_eq!(r["user"]["username"], "system:serviceaccount:team:robot", "{r}");
+    assert_eq!(r["audiences"], serde_json::json!(["https://vault.example"]), "{r}");
+    assert_eq!(review(vault, "")["authenticated"], false);
+    assert_eq!(review(&token, "")["authenticated"], true);
+
+    // Bound to a pod: valid while the pod is.
+    c.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: team}\nspec: {serviceAccountName: robot, nodeName: nowhere, containers: [{name: c, image: busybox}]}\n", &[]);
+    let bound = c.ok(&[
+        "create",
+        "token",
+        "robot",
+        "-n",
+        "team",
+        "--bound-object-kind=Pod",
+        "--bound-object-name=p",
+    ]);
+    let bound = bound.trim();
+    assert!(as_robot(bound, &["get", "pods", "-n", "team"]).status.success());
+    let r = review(bound, "");
+    assert_eq!(
+        r["user"]["extra"]["authentication.kubernetes.io/pod-name"],
+        serde_json::json!(["p"]),
+        "{r}"
+    );
+    let wrong = c.fails(&[
+        "create",
+        "token",
+        "default",
+        "-n",
+        "team",
+        "--bound-object-kind=Pod",
+        "--bound-object-name=p",
+    ]);
+    assert!(wrong.contains("different serviceaccount"), "{wrong}");
+    c.ok(&["delete", "pod", "p", "-n", "team", "--grace-period=0", "--force"]);
+    assert!(text(as_robot(bound, &["get", "pods", "-n", "team"])).contains("Unauthorized"));
+
+    // Deleting the account revokes its tokens, also once one of the same name is back.
+    c.ok(&["delete", "sa", "robot", "-n", "team"]);
+    assert!(text(as_robot(&token, &["get", "pods", "-n", "team"])).contains("Unauthorized"));
+    c.ok(&["create", "serviceaccount", "robot", "-n", "team"]);
+    assert!(text(as_robot(&token, &["get", "pods", "-n", "team"])).contains("Unauthorized"));
+    let missing = c.fails(&["create", "token", "nobody", "-n", "team"]);
+    assert!(missing.contains("serviceaccounts \"nobody\" not found"), "{missing}");
+}
+
 /// `kubectl --as`: impersonation is allowed only where RBAC grants `impersonate`, and the
 /// request then runs with exactly the impersonated user's permissions; `auth whoami` shows it.
 fn impersonation_is_checked_and_enforced(b: Backend) {
@@ -496,5 +640,6 @@ on_both_backends!(
     delete_cascades_to_owned_objects,
     server_side_apply_and_restricted_token,
     impersonation_is_checked_and_enforced,
+    service_account_tokens,
     ingress_netpol_storageclass_and_podtemplate_objects
 );

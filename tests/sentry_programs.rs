@@ -9,22 +9,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::sentry::{compile, sentry_run};
+use common::sentry::{compile, sentry_run, with_libraries};
 
 /// Copies `binary` into `root/bin` with every shared library it needs (ldd), at the same paths.
-fn with_libraries(root: &Path, binary: &Path) {
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::copy(binary, root.join("bin").join(binary.file_name().unwrap())).unwrap();
-    let ldd = Command::new("ldd").arg(binary).output().unwrap();
-    for word in String::from_utf8_lossy(&ldd.stdout).split_whitespace() {
-        if word.starts_with('/') {
-            let dest = root.join(word.trim_start_matches('/'));
-            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            std::fs::copy(word, &dest).unwrap();
-        }
-    }
-}
-
 fn root_dir(dir: &Path) -> PathBuf {
     let root = dir.join("root");
     for d in ["bin", "tmp", "proc", "dev"] {

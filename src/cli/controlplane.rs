@@ -33,6 +33,10 @@ pub struct ComponentArgs {
     /// The cluster CA's key (DATA_DIR/pki/ca.key).
     #[arg(long, requires = "cluster_signing_cert_file")]
     cluster_signing_key_file: Option<PathBuf>,
+    /// The CA certificate every namespace's `kube-root-ca.crt` carries for in-cluster clients
+    /// (default: the kubeconfig's certificate authority).
+    #[arg(long)]
+    root_ca_file: Option<PathBuf>,
     #[command(flatten)]
     cluster_cidr: ClusterCidrArgs,
 }
@@ -125,11 +129,20 @@ pub fn controllers(a: ComponentArgs) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
+    let root_ca = match &a.root_ca_file {
+        Some(f) => {
+            std::fs::read_to_string(f).with_context(|| format!("--root-ca-file {}", f.display()))?
+        }
+        None => orchestrator::kube::connection::ConnectionConfig::from_kubeconfig(&a.kubeconfig)?
+            .ca_pem()
+            .to_owned(),
+    };
     let config = ControllerConfig {
         node_monitor_grace_period: Duration::from_secs_f64(a.node_monitor_grace_period.max(0.1)),
         hpa_sync_period: Duration::from_secs_f64(a.horizontal_pod_autoscaler_sync_period.max(0.1)),
         cluster_cidr: a.cluster_cidr.parse()?,
         signer,
+        root_ca: Some(root_ca),
         ..Default::default()
     };
     runtime()?.block_on(async move {

@@ -359,6 +359,11 @@ pub struct UpArgs {
     /// Another DNS name or IP address the API server's certificate covers; repeatable.
     #[arg(long = "tls-san")]
     pub tls_sans: Vec<String>,
+    /// The address pods reach the API server at (the `kubernetes` Service's endpoint);
+    /// default: the listen address unless it is a loopback or wildcard one, else
+    /// `--node-address` when the API listens on every address and that is not a loopback.
+    #[arg(long)]
+    pub advertise_address: Option<std::net::IpAddr>,
     #[arg(long, default_value = "10.96.0.0/12")]
     pub service_cidr: String,
     #[arg(long, default_value = "10.88.0.0/24")]
@@ -402,6 +407,10 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         let mut config = orchestrator::server::ServerConfig::new(&data);
         config.listen = args.listen;
         config.tls_sans = args.tls_sans.clone();
+        config.advertise_address = args.advertise_address.or_else(|| {
+            let node: std::net::IpAddr = args.node_address.parse().ok()?;
+            (args.listen.ip().is_unspecified() && !node.is_loopback()).then_some(node)
+        });
         config.service_cidr = service_cidr;
         config.controller_config.node_monitor_grace_period =
             std::time::Duration::from_secs_f64(args.node_monitor_grace_period.max(0.1));

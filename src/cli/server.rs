@@ -21,6 +21,10 @@ pub struct ServerArgs {
     /// Another DNS name or IP address the serving certificate covers; repeatable.
     #[arg(long = "tls-san")]
     tls_sans: Vec<String>,
+    /// The address pods reach the server at (the `kubernetes` Service's endpoint); default:
+    /// the listen address unless it is a loopback or wildcard one.
+    #[arg(long)]
+    advertise_address: Option<std::net::IpAddr>,
     /// Keep state in this etcd (e.g. http://127.0.0.1:2379) instead of the embedded store.
     #[arg(long)]
     etcd: Option<String>,
@@ -56,6 +60,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let mut config = ServerConfig::new(&args.data_dir);
     config.listen = args.listen;
     config.tls_sans = args.tls_sans.clone();
+    config.advertise_address = args.advertise_address;
     config.service_cidr = service_cidr;
     config.token_file = args.token_file;
     config.compact_interval = Duration::from_secs(args.compact_interval.max(1));

@@ -348,6 +348,33 @@ pub async fn admin(c: &Cluster) -> orchestrator::kube::connection::Connection {
         .expect("connect")
 }
 
+/// Waits until the controllers have given every namespace what they publish in each (the
+/// `default` ServiceAccount and `kube-root-ca.crt`), so that a test comparing revisions sees
+/// only its own writes.
+pub async fn settled(conn: &mut orchestrator::kube::connection::Connection) {
+    let count = |v: serde_json::Value| v["items"].as_array().map_or(0, Vec::len);
+    for _ in 0..200 {
+        let namespaces = count(conn.get("/api/v1/namespaces").await.expect("list").json());
+        let accounts = count(
+            conn.get("/api/v1/serviceaccounts?fieldSelector=metadata.name%3Ddefault")
+                .await
+                .expect("list")
+                .json(),
+        );
+        let maps = count(
+            conn.get("/api/v1/configmaps?fieldSelector=metadata.name%3Dkube-root-ca.crt")
+                .await
+                .expect("list")
+                .json(),
+        );
+        if accounts >= namespaces && maps >= namespaces {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the namespaces never got their default accounts and CA maps");
+}
+
 /// The store's current revision, as a list reports it.
 pub async fn revision(conn: &mut orchestrator::kube::connection::Connection) -> String {
     let r = conn.get("/api/v1/namespaces/default/configmaps?limit=1").await.expect("list");

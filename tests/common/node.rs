@@ -13,7 +13,20 @@ use std::time::Duration;
 /// An image holding busybox (every applet) and `files` (path, contents), as an OCI layout in
 /// `dir/layout`; returns the layout's directory.
 pub fn busybox_image_layout(dir: &Path, files: &[(&str, &str)]) -> std::path::PathBuf {
+    busybox_image_layout_with(dir, files, &[])
+}
+
+/// [`busybox_image_layout`] that also holds the host's `programs` in `/bin`, with their
+/// shared libraries.
+pub fn busybox_image_layout_with(
+    dir: &Path,
+    files: &[(&str, &str)],
+    programs: &[&Path],
+) -> std::path::PathBuf {
     let root = crate::common::sentry::busybox_rootfs(&dir.join("root"));
+    for program in programs {
+        crate::common::sentry::with_libraries(&root, program);
+    }
     for (path, text) in files {
         let p = root.join(path.trim_start_matches('/'));
         std::fs::create_dir_all(p.parent().expect("a file has a parent")).expect("mkdir");
@@ -50,11 +63,15 @@ pub fn busybox_image_tar(dir: &Path, files: &[(&str, &str)]) -> std::path::PathB
 
 /// [`busybox_image_layout`] imported into the node whose state is in `data` as `name`.
 pub fn import_busybox_image(data: &Path, dir: &Path, name: &str, files: &[(&str, &str)]) {
-    let layout = busybox_image_layout(dir, files);
+    import_layout(data, &busybox_image_layout(dir, files), name);
+}
+
+/// The OCI layout in `layout` imported into the node whose state is in `data` as `name`.
+pub fn import_layout(data: &Path, layout: &Path, name: &str) {
     let out = Command::new(env!("CARGO_BIN_EXE_ringfence"))
         .args(["image", "import", "--data-dir"])
         .arg(data)
-        .arg(&layout)
+        .arg(layout)
         .args(["--name", name])
         .output()
         .expect("run ringfence image import");

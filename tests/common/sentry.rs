@@ -125,3 +125,18 @@ impl Drop for PodSandbox {
         let _ = self.child.wait();
     }
 }
+
+/// Copies a host program into `root/bin` with the shared libraries `ldd` names (at their
+/// host paths), so it runs in a sandbox on that root.
+pub fn with_libraries(root: &Path, binary: &Path) {
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy(binary, root.join("bin").join(binary.file_name().unwrap())).unwrap();
+    let ldd = Command::new("ldd").arg(binary).output().unwrap();
+    for word in String::from_utf8_lossy(&ldd.stdout).split_whitespace() {
+        if word.starts_with('/') {
+            let dest = root.join(word.trim_start_matches('/'));
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(word, &dest).unwrap();
+        }
+    }
+}

@@ -18,6 +18,7 @@ pub mod request;
 pub mod resources;
 pub mod schema;
 pub mod selector;
+pub mod service_account_token;
 pub mod table;
 pub mod validation;
 

@@ -8,6 +8,9 @@ use super::resources::{ResourceKind, Subresource};
 use super::selector::{FieldSelector, LabelSelector};
 use super::table::IncludeObject;
 
+/// The group every authenticated user is in.
+pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
+
 /// Who is asking, after authentication (and impersonation).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct User {

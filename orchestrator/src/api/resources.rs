@@ -26,6 +26,8 @@ pub enum Subresource {
     Exec,
     /// A CertificateSigningRequest's Approved/Denied conditions.
     Approval,
+    /// A service account's TokenRequest.
+    Token,
 }
 
 impl Subresource {
@@ -37,13 +39,22 @@ impl Subresource {
             Self::Log => "log",
             Self::Exec => "exec",
             Self::Approval => "approval",
+            Self::Token => "token",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Status, Self::Scale, Self::Binding, Self::Log, Self::Exec, Self::Approval]
-            .into_iter()
-            .find(|r| r.name() == s)
+        [
+            Self::Status,
+            Self::Scale,
+            Self::Binding,
+            Self::Log,
+            Self::Exec,
+            Self::Approval,
+            Self::Token,
+        ]
+        .into_iter()
+        .find(|r| r.name() == s)
     }
 
     /// (group, version, kind) of what the subresource speaks, and its verbs.
@@ -59,6 +70,7 @@ impl Subresource {
             Self::Binding => (("", "v1", "Binding"), &["create"]),
             Self::Log => (("", "v1", "Pod"), &["get"]),
             Self::Exec => (("", "v1", "PodExecOptions"), &["create", "get"]),
+            Self::Token => (("authentication.k8s.io", "v1", "TokenRequest"), &["create"]),
         }
     }
 }
@@ -156,7 +168,7 @@ kinds! {
     core::Event => "" "v1" "Event" "events" "event" Namespaced ["ev"] [] [] Stored;
     core::ConfigMap => "" "v1" "ConfigMap" "configmaps" "configmap" Namespaced ["cm"] [] [] Stored;
     core::Secret => "" "v1" "Secret" "secrets" "secret" Namespaced [] [] [] Stored;
-    core::ServiceAccount => "" "v1" "ServiceAccount" "serviceaccounts" "serviceaccount" Namespaced ["sa"] [] [] Stored;
+    core::ServiceAccount => "" "v1" "ServiceAccount" "serviceaccounts" "serviceaccount" Namespaced ["sa"] [] [Token] Stored;
     core::PersistentVolume => "" "v1" "PersistentVolume" "persistentvolumes" "persistentvolume" Cluster ["pv"] [] [Status] Stored;
     core::PersistentVolumeClaim => "" "v1" "PersistentVolumeClaim" "persistentvolumeclaims" "persistentvolumeclaim" Namespaced ["pvc"] [] [Status] Stored;
     core::PodTemplate => "" "v1" "PodTemplate" "podtemplates" "podtemplate" Namespaced [] [] [] Stored;

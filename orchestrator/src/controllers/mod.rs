@@ -15,6 +15,7 @@ pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod pod_control;
 pub mod replicaset;
+pub mod service_accounts;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,9 @@ pub struct ControllerConfig {
     pub cluster_cidr: Option<node_ipam::ClusterCidr>,
     /// The cluster CA, for issuing approved certificate requests (none: nothing is signed).
     pub signer: Option<Arc<dyn certificates::CertificateSigner>>,
+    /// The cluster CA's certificate (PEM) that namespaces' `kube-root-ca.crt` carries (none:
+    /// not published).
+    pub root_ca: Option<String>,
 }
 
 impl Default for ControllerConfig {
@@ -43,6 +47,7 @@ impl Default for ControllerConfig {
             hpa_sync_period: Duration::from_secs(15),
             cluster_cidr: None,
             signer: None,
+            root_ca: None,
         }
     }
 }
@@ -71,6 +76,8 @@ pub const CONTROLLERS: &[(&str, Constructor)] = &[
     ("taint-eviction", node_lifecycle::eviction::controller),
     ("nodeipam", node_ipam::controller),
     ("csrapproving", certificates::approver::controller),
+    ("serviceaccount", service_accounts::default_account::controller),
+    ("root-ca-cert-publisher", service_accounts::root_ca::controller),
 ];
 
 /// Wires every controller to `informers` (start them after); returns the worker tasks.

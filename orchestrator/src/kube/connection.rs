@@ -33,6 +33,8 @@ pub struct ConnectionConfig {
     host: String,
     port: u16,
     roots: Arc<rustls::RootCertStore>,
+    /// The same CA certificates as PEM text.
+    ca_pem: String,
     tls: Arc<rustls::ClientConfig>,
     token: Option<String>,
 }
@@ -107,6 +109,7 @@ impl ConnectionConfig {
             host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
             port,
             roots,
+            ca_pem: String::from_utf8_lossy(&ca).into_owned(),
             tls,
             token: user["token"].as_str().map(str::to_owned),
         })
@@ -115,6 +118,11 @@ impl ConnectionConfig {
     /// The cluster's CA certificates (the kubeconfig's `certificate-authority-data`).
     pub fn roots(&self) -> Arc<rustls::RootCertStore> {
         self.roots.clone()
+    }
+
+    /// The cluster's CA certificates as PEM (what in-cluster clients are given).
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
     }
 
     /// The same server and trust, authenticating with a bearer token instead.

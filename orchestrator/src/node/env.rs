@@ -1,6 +1,7 @@
 //! A container's environment as the kubelet builds it: `envFrom` ConfigMaps and Secrets, then
-//! `env` with values, field references, resource references and ConfigMap/Secret keys, and
-//! `$(VAR)` references expanded in values, command and args.
+//! `env` with values, field references, resource references and ConfigMap/Secret keys, then
+//! the Services' variables ([`super::service_env`]) for names not set, and `$(VAR)` references
+//! expanded in values, command and args.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -136,6 +137,7 @@ pub async fn build(
     c: &Container,
 ) -> Result<Vec<(String, String)>, NodeError> {
     let ns = facts.pod.metadata.namespace.as_deref().unwrap_or("default");
+    let services = super::service_env::for_pod(kube, facts.pod).await?;
     let mut out: Vec<(String, String)> = Vec::new();
     let set = |out: &mut Vec<(String, String)>, k: String, v: String| {
         out.retain(|(n, _)| *n != k);
@@ -166,7 +168,11 @@ pub async fn build(
         let name = &e.name;
         let value = match &e.value_from {
             None => {
-                let vars: HashMap<String, String> = out.iter().cloned().collect();
+                let vars: HashMap<String, String> = services
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .chain(out.iter().cloned())
+                    .collect();
                 expand(e.value.as_deref().unwrap_or_default(), &vars)
             }
             Some(from) => {
@@ -220,6 +226,12 @@ pub async fn build(
             }
         };
         set(&mut out, name.clone(), value);
+    }
+    // Service variables come last, for names the container did not set itself.
+    for (k, v) in services {
+        if !out.iter().any(|(n, _)| *n == k) {
+            out.push((k, v));
+        }
     }
     Ok(out)
 }

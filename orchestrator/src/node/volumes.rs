@@ -1,7 +1,7 @@
 //! Pod volumes on the node. Every volume becomes a host directory that the runtime mounts into
-//! the containers naming it: emptyDir under the pod's directory, configMap and secret written
-//! there as files (once, when the pod's sandbox is made), hostPath as given, and a claim
-//! through its bound PersistentVolume's hostPath.
+//! the containers naming it: emptyDir under the pod's directory, configMap, secret, projected
+//! and downwardAPI written there as files (once, when the pod's sandbox is made), hostPath as
+//! given, and a claim through its bound PersistentVolume's hostPath.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -26,7 +26,7 @@ pub enum VolumeError {
 }
 
 /// A path inside a volume given by the user (items[].path, subPath): relative, no `..`.
-fn relative(p: &str, what: &str) -> Result<PathBuf, VolumeError> {
+pub(super) fn relative(p: &str, what: &str) -> Result<PathBuf, VolumeError> {
     let path = Path::new(p);
     let ok = !p.is_empty() && path.components().all(|c| matches!(c, Component::Normal(_)));
     if !ok {
@@ -42,7 +42,11 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> VolumeError {
 }
 
 /// Writes `files` (relative path, bytes) into `dir`, replacing what was there.
-fn write_files(dir: &Path, files: &[(PathBuf, Vec<u8>)], mode: u32) -> Result<(), VolumeError> {
+pub(super) fn write_files(
+    dir: &Path,
+    files: &[(PathBuf, Vec<u8>)],
+    mode: u32,
+) -> Result<(), VolumeError> {
     use std::os::unix::fs::PermissionsExt;
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| io("clearing", dir, e))?;
@@ -61,7 +65,7 @@ fn write_files(dir: &Path, files: &[(PathBuf, Vec<u8>)], mode: u32) -> Result<()
 }
 
 /// The files of a ConfigMap or Secret volume: every key, or only `items` (key -> path).
-fn projected_files(
+pub(super) fn projected_files(
     items: Option<&[KeyToPath]>,
     data: &HashMap<String, Vec<u8>>,
 ) -> Result<Vec<(PathBuf, Vec<u8>)>, VolumeError> {
@@ -127,8 +131,43 @@ fn host_path(source: &HostPathVolumeSource) -> Result<PathBuf, VolumeError> {
 }
 
 /// The file mode of projected files: the volume's `defaultMode`, else 0644.
-fn mode(default_mode: Option<i32>) -> u32 {
+pub(super) fn mode(default_mode: Option<i32>) -> u32 {
     default_mode.and_then(|m| u32::try_from(m).ok()).unwrap_or(0o644)
+}
+
+/// The data of a ConfigMap (text and binary keys): None when it does not exist and is
+/// `optional`, NotReady when it does not exist and is not.
+pub(super) async fn config_map_data(
+    kube: &Kube,
+    ns: &str,
+    name: &str,
+    optional: Option<bool>,
+) -> Result<Option<HashMap<String, Vec<u8>>>, VolumeError> {
+    match get::<ConfigMap>(kube, Some(ns), name).await? {
+        Some(cm) => {
+            let text = cm.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes()));
+            let binary = cm.binary_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0));
+            Ok(Some(text.chain(binary).collect()))
+        }
+        None if optional.unwrap_or(false) => Ok(None),
+        None => Err(VolumeError::NotReady(format!("configmap \"{name}\" not found"))),
+    }
+}
+
+/// The data of a Secret, as [`config_map_data`].
+pub(super) async fn secret_data(
+    kube: &Kube,
+    ns: &str,
+    name: &str,
+    optional: Option<bool>,
+) -> Result<Option<HashMap<String, Vec<u8>>>, VolumeError> {
+    match get::<Secret>(kube, Some(ns), name).await? {
+        Some(s) => {
+            Ok(Some(s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect()))
+        }
+        None if optional.unwrap_or(false) => Ok(None),
+        None => Err(VolumeError::NotReady(format!("secret \"{name}\" not found"))),
+    }
 }
 
 /// A ConfigMap volume written under `dir`.
@@ -138,23 +177,8 @@ async fn config_map_volume(
     source: &k8s_openapi::api::core::v1::ConfigMapVolumeSource,
     dir: &Path,
 ) -> Result<(), VolumeError> {
-    let cm_name = source.name.as_str();
-    let mut data = HashMap::new();
-    match get::<ConfigMap>(kube, Some(ns), cm_name).await? {
-        Some(cm) => {
-            for (k, val) in cm.data.unwrap_or_default() {
-                data.insert(k, val.into_bytes());
-            }
-            for (k, val) in cm.binary_data.unwrap_or_default() {
-                data.insert(k, val.0);
-            }
-        }
-        None if source.optional.unwrap_or(false) => {}
-        None => {
-            return Err(VolumeError::NotReady(format!("configmap \"{cm_name}\" not found")));
-        }
-    }
-    let files = projected_files(source.items.as_deref(), &data)?;
+    let data = config_map_data(kube, ns, &source.name, source.optional).await?;
+    let files = projected_files(source.items.as_deref(), &data.unwrap_or_default())?;
     write_files(dir, &files, mode(source.default_mode))
 }
 
@@ -165,18 +189,9 @@ async fn secret_volume(
     source: &k8s_openapi::api::core::v1::SecretVolumeSource,
     dir: &Path,
 ) -> Result<(), VolumeError> {
-    let s_name = source.secret_name.as_deref().unwrap_or_default();
-    let mut data = HashMap::new();
-    match get::<Secret>(kube, Some(ns), s_name).await? {
-        Some(s) => {
-            for (k, val) in s.data.unwrap_or_default() {
-                data.insert(k, val.0);
-            }
-        }
-        None if source.optional.unwrap_or(false) => {}
-        None => return Err(VolumeError::NotReady(format!("secret \"{s_name}\" not found"))),
-    }
-    let files = projected_files(source.items.as_deref(), &data)?;
+    let name = source.secret_name.as_deref().unwrap_or_default();
+    let data = secret_data(kube, ns, name, source.optional).await?;
+    let files = projected_files(source.items.as_deref(), &data.unwrap_or_default())?;
     write_files(dir, &files, mode(source.default_mode))
 }
 
@@ -238,9 +253,17 @@ pub async fn prepare(
             dir
         } else if let Some(source) = &v.persistent_volume_claim {
             claim_volume(kube, ns, &source.claim_name).await?
+        } else if let Some(source) = &v.projected {
+            let dir = pod_dir.join("projected").join(&name);
+            super::projected_volume::write(kube, pod, source, &dir).await?;
+            dir
+        } else if let Some(source) = &v.downward_api {
+            let dir = pod_dir.join("downward-api").join(&name);
+            super::projected_volume::write_downward_api(pod, source, &dir)?;
+            dir
         } else {
             return Err(VolumeError::Invalid(format!(
-                "volume {name:?}: only emptyDir, hostPath, configMap, secret and persistentVolumeClaim volumes are supported"
+                "volume {name:?}: only emptyDir, hostPath, configMap, secret, projected, downwardAPI and persistentVolumeClaim volumes are supported"
             )));
         };
         out.insert(name, path);
@@ -259,7 +282,12 @@ pub fn mounts(
             .iter()
             .flat_map(|s| s.volumes.iter().flatten())
             .find(|v| v.name == name)
-            .is_some_and(|v| v.config_map.is_some() || v.secret.is_some())
+            .is_some_and(|v| {
+                v.config_map.is_some()
+                    || v.secret.is_some()
+                    || v.projected.is_some()
+                    || v.downward_api.is_some()
+            })
     };
     let mut out = Vec::new();
     for m in c.volume_mounts.iter().flatten() {

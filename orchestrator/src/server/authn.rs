@@ -11,7 +11,7 @@ use rustls::pki_types::CertificateDer;
 
 use crate::api::User;
 
-pub const AUTHENTICATED: &str = "system:authenticated";
+pub const AUTHENTICATED: &str = crate::api::request::AUTHENTICATED_GROUP;
 
 pub fn user_from_cert(cert: &CertificateDer<'_>) -> Option<User> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;

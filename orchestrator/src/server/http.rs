@@ -17,6 +17,7 @@ use super::authn::TokenFile;
 use super::metrics::Metrics;
 use super::router::{self, Health, Parsed, RequestHead, Route};
 use crate::api::engine::authorize::Attributes;
+use crate::api::engine::token_review::API_AUDIENCE;
 use crate::api::{Api, ApiError, ApiResponse, User, discovery, openapi};
 
 /// Largest request body accepted (Kubernetes' limit is about 3 MiB).
@@ -151,7 +152,16 @@ async fn dispatch(
         .filter(|t| !t.is_empty());
     let user = match (cert_user, bearer) {
         (Some(u), _) => u,
-        (None, Some(t)) => state.tokens.lookup(t).ok_or_else(ApiError::unauthorized)?,
+        (None, Some(t)) => match state.tokens.lookup(t) {
+            Some(u) => u,
+            None => match state.api.authenticate_service_account(t, &[API_AUDIENCE]).await {
+                Ok((u, _)) => u,
+                Err(why) => {
+                    tracing::debug!("bearer token refused: {why}");
+                    return Err(ApiError::unauthorized());
+                }
+            },
+        },
         (None, None) => return Err(ApiError::unauthorized()),
     };
     let user = super::impersonation::resolve(&state.api, user, req.headers()).await?;

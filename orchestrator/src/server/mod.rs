@@ -7,6 +7,7 @@ mod http;
 mod impersonation;
 pub mod kubeconfig;
 mod kubelet_client;
+mod master_endpoints;
 mod metrics;
 mod node_proxy;
 mod protobuf;
@@ -40,6 +41,8 @@ pub enum ServerError {
     Bootstrap(#[from] crate::api::ApiError),
     #[error("listening on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
+    #[error(transparent)]
+    Tokens(#[from] crate::api::service_account_token::TokenError),
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +62,9 @@ pub struct ServerConfig {
     /// More names and addresses the serving certificate covers (e.g. the address nodes in
     /// another network reach the server at).
     pub tls_sans: Vec<String>,
+    /// The address pods reach this server at, published as the `kubernetes` Service's
+    /// endpoint (default: the listen address unless it is a loopback or wildcard address).
+    pub advertise_address: Option<std::net::IpAddr>,
 }
 
 impl ServerConfig {
@@ -73,6 +79,7 @@ impl ServerConfig {
             controllers: true,
             controller_config: ControllerConfig::default(),
             tls_sans: Vec::new(),
+            advertise_address: None,
         }
     }
 }
@@ -132,9 +139,18 @@ pub async fn start(
     let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
     names.extend(["kubernetes", "kubernetes.default", "kubernetes.default.svc"].map(str::to_owned));
     let ip = address.ip();
-    if !ip.is_unspecified() && !names.contains(&ip.to_string()) {
-        names.push(ip.to_string());
+    // In-cluster clients connect to the `kubernetes` Service's cluster IP and to the
+    // advertised address.
+    let advertised = config
+        .advertise_address
+        .or_else(|| (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip));
+    let extra = [Some(ip), Some(api.kubernetes_service_ip().into()), advertised];
+    for a in extra.into_iter().flatten().filter(|a| !a.is_unspecified()) {
+        if !names.contains(&a.to_string()) {
+            names.push(a.to_string());
+        }
     }
+    names.push("kubernetes.default.svc.cluster.local".to_owned());
     for san in &config.tls_sans {
         if !names.contains(san) {
             names.push(san.clone());
@@ -154,6 +170,10 @@ pub async fn start(
     let token_file = config.token_file.clone().or_else(|| Some(dir.join("tokens.csv")));
     let tokens = Arc::new(authn::TokenFile::new(token_file));
     api.set_token_authenticator(tokens.clone());
+    let signer = crate::api::service_account_token::TokenSigner::load_or_create(
+        &dir.join("pki").join("sa.key"),
+    )?;
+    api.set_token_signer(Arc::new(signer));
     let state = Arc::new(http::State {
         api: api.clone(),
         tokens,
@@ -166,8 +186,18 @@ pub async fn start(
         tokio::spawn(lifecycle::run(api.clone())),
         tokio::spawn(compactor(store, config.compact_interval)),
     ];
+    match advertised {
+        Some(a) => {
+            background.push(tokio::spawn(master_endpoints::run(api.clone(), a, address.port())))
+        }
+        None => tracing::info!(
+            "listening on {ip}: pods cannot reach this server through the kubernetes Service \
+             (give --advertise-address)"
+        ),
+    }
     let mut config = config;
     config.controller_config.signer = Some(pki.clone());
+    config.controller_config.root_ca = Some(pki.ca_pem.clone());
     background.extend(start_control_plane(&api, &config));
     let task = tokio::spawn(accept_loop(listener, TlsAcceptor::from(tls_config), state));
     Ok(RunningServer { address, kubeconfig, first_start, api, task, background })

@@ -6,8 +6,12 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 /// Largest message either side sends.
 pub const MAX_MESSAGE: usize = 256 * 1024;
 
-/// Most descriptors one message carries.
-pub const MAX_FDS: usize = 8;
+/// Most descriptors one message carries: a container's start carries its root's and each
+/// volume's Gofer channel besides its stdio, and pods may have dozens of volumes.
+pub const MAX_FDS: usize = 64;
+/// Room for the control message of MAX_FDS descriptors (its header is 16 bytes), in u64s so
+/// the header is aligned.
+const CONTROL_WORDS: usize = (16 + MAX_FDS * std::mem::size_of::<RawFd>()).div_ceil(8);
 
 pub fn send(sock: RawFd, data: &[u8], fd: Option<RawFd>) -> io::Result<()> {
     send_fds(sock, data, fd.as_slice())
@@ -15,7 +19,10 @@ pub fn send(sock: RawFd, data: &[u8], fd: Option<RawFd>) -> io::Result<()> {
 
 pub fn send_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
     if fds.len() > MAX_FDS {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many descriptors"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} descriptors in one message (at most {MAX_FDS})", fds.len()),
+        ));
     }
     let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
     let fd_bytes = std::mem::size_of_val(fds) as u32;
@@ -63,13 +70,13 @@ pub fn recv(sock: RawFd, buf: &mut Vec<u8>) -> io::Result<(usize, Option<OwnedFd
 pub fn recv_fds(sock: RawFd, buf: &mut Vec<u8>) -> io::Result<(usize, Vec<OwnedFd>)> {
     buf.resize(MAX_MESSAGE, 0);
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    let mut cbuf = [0u8; 128];
+    let mut cbuf = [0u64; CONTROL_WORDS];
     // SAFETY: as in `send`.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = cbuf.len();
+    msg.msg_controllen = std::mem::size_of_val(&cbuf);
     let n = loop {
         // SAFETY: msg describes valid buffers for the duration of the call.
         let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
@@ -107,6 +114,9 @@ pub fn recv_fds(sock: RawFd, buf: &mut Vec<u8>) -> io::Result<(usize, Vec<OwnedF
     if msg.msg_flags & libc::MSG_TRUNC != 0 {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "oversized gofer message"));
     }
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "more descriptors than accepted"));
+    }
     Ok((n, fds))
 }
 
@@ -131,4 +141,24 @@ pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
 
 pub fn raw(fd: &OwnedFd) -> RawFd {
     fd.as_raw_fd()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn carries_up_to_max_fds_descriptors() {
+        let (a, b) = socketpair().unwrap();
+        let files: Vec<std::fs::File> =
+            (0..MAX_FDS).map(|_| std::fs::File::open("/dev/null").unwrap()).collect();
+        let raw: Vec<RawFd> = files.iter().map(|f| f.as_raw_fd()).collect();
+        send_fds(a.as_raw_fd(), b"many", &raw).unwrap();
+        let mut buf = Vec::new();
+        let (n, got) = recv_fds(b.as_raw_fd(), &mut buf).unwrap();
+        assert_eq!((&buf[..n], got.len()), (&b"many"[..], MAX_FDS));
+        let one_more: Vec<RawFd> = raw.iter().copied().chain([raw[0]]).collect();
+        let err = send_fds(a.as_raw_fd(), b"too many", &one_more).unwrap_err();
+        assert!(err.to_string().contains("at most"), "{err}");
+    }
 }

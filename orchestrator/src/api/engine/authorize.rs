@@ -226,7 +226,7 @@ impl Api {
     ) -> Result<Value, ApiError> {
         let spec = body["spec"].clone();
         match kind.kind {
-            "TokenReview" => body["status"] = self.review_token(&spec)?,
+            "TokenReview" => body["status"] = self.review_token(&spec).await?,
             "SelfSubjectReview" => {
                 let mut info = json!({ "username": user.name, "groups": user.groups });
                 if !user.uid.is_empty() {

@@ -11,7 +11,9 @@ mod priority;
 mod read;
 mod retry;
 mod runtime_class;
+pub mod service_account_admission;
 mod subresource;
+pub mod token_request;
 pub mod token_review;
 mod write;
 
@@ -66,6 +68,8 @@ pub struct Api {
     node_ports: tokio::sync::Mutex<()>,
     /// Who bearer tokens belong to, for TokenReviews.
     tokens: std::sync::OnceLock<Arc<dyn token_review::TokenAuthenticator>>,
+    /// Signs and checks service account tokens.
+    signer: std::sync::OnceLock<Arc<crate::api::service_account_token::TokenSigner>>,
 }
 
 /// Namespaces every cluster has.
@@ -79,7 +83,13 @@ impl Api {
             ips: cluster_ip::Allocator::new(config.service_cidr),
             node_ports: tokio::sync::Mutex::new(()),
             tokens: std::sync::OnceLock::new(),
+            signer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The `kubernetes` Service's cluster IP (the first of the range).
+    pub fn kubernetes_service_ip(&self) -> std::net::Ipv4Addr {
+        self.ips.first()
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

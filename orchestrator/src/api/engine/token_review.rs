@@ -1,7 +1,7 @@
 //! authentication.k8s.io/v1 TokenReview: whether a bearer token authenticates, and as whom,
 //! answered by the same authenticator the server uses for requests (webhook token
-//! authenticators and in-cluster components ask this). The authenticator is a seam: the
-//! server plugs in its token file; without one every token is unknown.
+//! authenticators and in-cluster components ask this). Static tokens come through a seam (the
+//! server plugs in its token file); service account tokens are checked by the engine itself.
 
 use std::sync::Arc;
 
@@ -25,21 +25,29 @@ impl Api {
     }
 
     /// A TokenReview's status: authenticated with the user, or not with the reason.
-    pub(super) fn review_token(&self, spec: &Value) -> Result<Value, ApiError> {
+    pub(super) async fn review_token(&self, spec: &Value) -> Result<Value, ApiError> {
         let token = spec["token"].as_str().unwrap_or("");
         if token.is_empty() {
             return Err(ApiError::bad_request("spec.token: Required value"));
         }
-        let wanted: Vec<&str> =
+        let mut wanted: Vec<&str> =
             spec["audiences"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-        // Static tokens are for this API server: a review for other audiences fails.
-        if !wanted.is_empty() && !wanted.contains(&API_AUDIENCE) {
-            return Ok(json!({
-                "authenticated": false,
-                "error": format!("token audiences {wanted:?} are not this server's ({API_AUDIENCE})"),
-            }));
+        if wanted.is_empty() {
+            wanted.push(API_AUDIENCE);
         }
-        let user = self.tokens.get().and_then(|a| a.authenticate(token));
+        // Static tokens are for this API server: a review for other audiences fails.
+        let static_user = if wanted.contains(&API_AUDIENCE) {
+            self.tokens.get().and_then(|a| a.authenticate(token))
+        } else {
+            None
+        };
+        let (user, audiences, why) = match static_user {
+            Some(u) => (Some(u), vec![API_AUDIENCE.to_owned()], String::new()),
+            None => match self.authenticate_service_account(token, &wanted).await {
+                Ok((u, audiences)) => (Some(u), audiences, String::new()),
+                Err(why) => (None, Vec::new(), why),
+            },
+        };
         Ok(match user {
             Some(u) => {
                 let mut info = json!({"username": u.name, "groups": u.groups});
@@ -49,9 +57,11 @@ impl Api {
                 if !u.extra.is_empty() {
                     info["extra"] = json!(u.extra);
                 }
-                json!({"authenticated": true, "user": info, "audiences": [API_AUDIENCE]})
+                json!({"authenticated": true, "user": info, "audiences": audiences})
             }
-            None => json!({"authenticated": false, "error": "invalid bearer token"}),
+            None => {
+                json!({"authenticated": false, "error": format!("invalid bearer token, {why}")})
+            }
         })
     }
 }

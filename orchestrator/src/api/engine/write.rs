@@ -227,6 +227,7 @@ impl Api {
         if kind.group.is_empty() && kind.kind == "Pod" {
             self.admit_priority(&mut obj).await?;
             self.admit_runtime_class(&mut obj).await?;
+            self.admit_service_account(&mut obj).await?;
         }
         let is_service = kind.group.is_empty() && kind.kind == "Service";
         if opts.dry_run {

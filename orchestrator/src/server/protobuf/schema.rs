@@ -1,6 +1,6 @@
 //! Field numbers and JSON names of the Kubernetes messages kubectl's typed clients send
 //! (`kubectl create namespace|configmap|secret|serviceaccount|role|rolebinding|deployment|job|
-//! service`, `kubectl run`, `kubectl auth can-i`, `kubectl certificate approve|deny`). Numbers
+//! service|token`, `kubectl run`, `kubectl auth can-i`, `kubectl certificate approve|deny`). Numbers
 //! follow the API's generated.proto.
 
 /// How a field's value is encoded.
@@ -430,6 +430,35 @@ pub static CSR: Msg = Msg {
     ],
 };
 
+pub static BOUND_OBJECT_REFERENCE: Msg = Msg {
+    name: "BoundObjectReference",
+    fields: &[f!(1 "kind" Str), f!(2 "apiVersion" Str), f!(3 "name" Str), f!(4 "uid" Str)],
+};
+
+pub static TOKEN_REQUEST_SPEC: Msg = Msg {
+    name: "TokenRequestSpec",
+    fields: &[
+        f!(1 "audiences" [Str]),
+        f!(4 "expirationSeconds" Int),
+        f!(3 "boundObjectRef" Msg(&BOUND_OBJECT_REFERENCE)),
+    ],
+};
+
+pub static TOKEN_REQUEST_STATUS: Msg = Msg {
+    name: "TokenRequestStatus",
+    fields: &[f!(1 "token" Str), f!(2 "expirationTimestamp" Time)],
+};
+
+/// `kubectl create token`.
+pub static TOKEN_REQUEST: Msg = Msg {
+    name: "TokenRequest",
+    fields: &[
+        f!(1 "metadata" Msg(&OBJECT_META)),
+        f!(2 "spec" Msg(&TOKEN_REQUEST_SPEC)),
+        f!(3 "status" Msg(&TOKEN_REQUEST_STATUS)),
+    ],
+};
+
 /// The message of a top-level kind (by apiVersion group and kind).
 pub fn top_level(kind: &str) -> Option<&'static Msg> {
     Some(match kind {
@@ -448,6 +477,7 @@ pub fn top_level(kind: &str) -> Option<&'static Msg> {
         "SelfSubjectRulesReview" => &SSRR,
         "SelfSubjectReview" => &SSR,
         "CertificateSigningRequest" => &CSR,
+        "TokenRequest" => &TOKEN_REQUEST,
         _ => return None,
     })
 }
