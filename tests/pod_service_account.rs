@@ -1,7 +1,8 @@
 //! A pod's service account seen from inside the pod, the way in-cluster clients use it: the
 //! `KUBERNETES_SERVICE_*` variables lead to the API server through the `kubernetes` Service,
 //! the mounted CA verifies it, and the mounted token carries exactly the account's RBAC
-//! permissions. Debian's curl runs in a Sentry pod on `ringfence up`.
+//! permissions. Debian's curl and the official Python client (`load_incluster_config()`) run
+//! in Sentry pods on `ringfence up`.
 
 mod common;
 #[path = "../images/tests/common/mod.rs"]
@@ -31,6 +32,61 @@ fn host_address() -> String {
         .map(str::to_owned)
         .unwrap_or_else(|| panic!("no source address for a default route: {text:?}"))
 }
+
+/// An image with Debian's Python and the official `kubernetes` client from the venv
+/// `scripts/setup` fills (without what an in-cluster client never imports).
+fn python_client_image(dir: &Path) -> std::path::PathBuf {
+    let root = common::sentry::busybox_rootfs(&dir.join("root"));
+    common::sentry::with_libraries(&root, Path::new("/usr/bin/python3.11"));
+    let copy = |from: &Path, to: &Path| {
+        std::fs::create_dir_all(to).unwrap();
+        let st = std::process::Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
+        assert!(st.success(), "cp -a {}", from.display());
+    };
+    copy(Path::new("/usr/lib/python3.11"), &root.join("usr/lib"));
+    let packages = root.join("usr/lib/python3/dist-packages");
+    let venv = common::python::interpreter().parent().unwrap().parent().unwrap().to_owned();
+    let site = venv.join("lib/python3.11/site-packages");
+    let unused = ["grpc", "grpc_tools", "pip", "setuptools", "aiohttp"];
+    for entry in std::fs::read_dir(&site).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !unused.contains(&name.as_str()) && !name.ends_with(".dist-info") {
+            copy(&path, &packages);
+        }
+    }
+    // The asyncio flavour of the client is a second copy of it.
+    std::fs::remove_dir_all(packages.join("kubernetes/aio")).unwrap();
+    // The shared libraries of every extension module.
+    let find =
+        std::process::Command::new("find").arg(&root).args(["-name", "*.so*"]).output().unwrap();
+    for so in String::from_utf8_lossy(&find.stdout).lines() {
+        let ldd = std::process::Command::new("ldd").arg(so).output().unwrap();
+        for lib in
+            String::from_utf8_lossy(&ldd.stdout).split_whitespace().filter(|w| w.starts_with('/'))
+        {
+            let dest = root.join(lib.trim_start_matches('/'));
+            if !dest.exists() {
+                std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+                std::fs::copy(lib, &dest).unwrap();
+            }
+        }
+    }
+    node::image_layout_of(dir, &root)
+}
+
+const PYTHON_CLIENT: &str = r#"
+from kubernetes import client, config
+config.load_incluster_config()
+v1 = client.CoreV1Api()
+ns = open("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read()
+print("python listed", sorted(p.metadata.name for p in v1.list_namespaced_pod(ns).items))
+try:
+    v1.list_namespaced_pod("default")
+    print("python other=200")
+except client.exceptions.ApiException as e:
+    print("python other=%d" % e.status)
+"#;
 
 fn pod_script() -> String {
     format!(
@@ -85,6 +141,20 @@ subjects: [{kind: ServiceAccount, name: robot, namespace: team}]
         },
     });
     c.apply(&pod.to_string(), &[]);
+    let python = python_client_image(&images.path().join("python"));
+    node::import_layout(c.data_dir(), &python, "python-client:v1");
+    let py = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "py", "namespace": "team"},
+        "spec": {
+            "serviceAccountName": "robot",
+            "restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "python-client:v1",
+                "command": ["/bin/python3.11", "-c", PYTHON_CLIENT],
+                "env": [{"name": "PYTHONPATH", "value": "/usr/lib/python3/dist-packages"}]}],
+        },
+    });
+    c.apply(&py.to_string(), &[]);
     let spec = c.json(&["get", "pod", "client", "-n", "team"])["spec"].clone();
     let volume = spec["volumes"][0]["name"].as_str().unwrap_or("").to_owned();
     assert!(volume.starts_with("kube-api-access-"), "{spec}");
@@ -100,6 +170,16 @@ subjects: [{kind: ServiceAccount, name: robot, namespace: team}]
     for want in ["ns=team", "own=200", "\"name\":\"client\"", "other=403", "read-only"] {
         assert!(logs.contains(want), "{want:?} missing from the pod's output:\n{logs}");
     }
+    // The official Python client's load_incluster_config(), unchanged.
+    let done = eventually(Duration::from_secs(180), || {
+        let phase = &c.json(&["get", "pod", "py", "-n", "team"])["status"]["phase"];
+        phase == "Succeeded" || phase == "Failed"
+    });
+    let logs = c.kubectl(&["logs", "py", "-n", "team"]);
+    let logs = String::from_utf8_lossy(&logs.stdout).into_owned();
+    assert!(done, "the Python client did not finish: {logs}");
+    assert!(logs.contains("python listed ['client', 'py']"), "{logs}");
+    assert!(logs.contains("python other=403"), "{logs}");
 
     // Opting out mounts nothing; a missing account is refused at admission.
     c.apply(

@@ -32,10 +32,16 @@ pub fn busybox_image_layout_with(
         std::fs::create_dir_all(p.parent().expect("a file has a parent")).expect("mkdir");
         std::fs::write(&p, text).expect("write image file");
     }
+    image_layout_of(dir, &root)
+}
+
+/// An image whose one layer is the directory `root`, as an OCI layout in `dir/layout`;
+/// returns the layout's directory.
+pub fn image_layout_of(dir: &Path, root: &Path) -> std::path::PathBuf {
     let tar = dir.join("layer.tar");
     let mut b = tar::Builder::new(std::fs::File::create(&tar).expect("create layer"));
     b.follow_symlinks(false);
-    b.append_dir_all(".", &root).expect("tar the root");
+    b.append_dir_all(".", root).expect("tar the root");
     b.into_inner().expect("finish the layer");
     let layer = std::fs::read(&tar).expect("read layer");
     let image = crate::image_common::TestImage {

@@ -140,16 +140,21 @@ fn decode_body(bytes: &[u8], content_type: &str) -> Result<Option<Value>, ApiErr
     Ok(Some(value))
 }
 
+/// The token of an `Authorization: Bearer` header; the scheme is case-insensitive (the
+/// Python client's in-cluster configuration sends `bearer`).
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 async fn dispatch(
     state: &State,
     cert_user: Option<User>,
     req: Request<Incoming>,
     label: &mut (&'static str, String),
 ) -> Result<Response<Body>, ApiError> {
-    let bearer = header(&req, AUTHORIZATION)
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
+    let bearer = bearer_token(header(&req, AUTHORIZATION));
     let user = match (cert_user, bearer) {
         (Some(u), _) => u,
         (None, Some(t)) => match state.tokens.lookup(t) {
@@ -286,6 +291,21 @@ fn respond(resp: ApiResponse) -> Result<Response<Body>, ApiError> {
             let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
             r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             Ok(r)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc "), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc"), Some("abc"));
+        for bad in ["", "Bearer", "Bearer ", "Basic abc", "Bearerabc"] {
+            assert_eq!(bearer_token(bad), None, "{bad:?}");
         }
     }
 }
