@@ -98,6 +98,18 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Vec<Cause> {
     match (kind.group, kind.kind) {
         ("", "Pod") => pod_spec(&obj["spec"], "spec", &mut causes),
         ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => workload(kind, obj, &mut causes),
+        ("apps", "StatefulSet") => {
+            workload(kind, obj, &mut causes);
+            stateful_set(&obj["spec"], &mut causes);
+        }
+        ("apps", "ControllerRevision") => match obj.get("revision").and_then(Value::as_i64) {
+            Some(r) if r >= 0 => {}
+            Some(r) => causes.push(Cause::invalid(
+                "revision",
+                format!("Invalid value: {r}: must be greater than or equal to 0"),
+            )),
+            None => causes.push(Cause::required("revision")),
+        },
         ("batch", "Job") => {
             pod_spec(&obj["spec"]["template"]["spec"], "spec.template.spec", &mut causes);
             let rp = obj["spec"]["template"]["spec"]["restartPolicy"].as_str().unwrap_or("");
@@ -189,7 +201,9 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Vec<Cause> {
 /// and the volume it is bound to once). `old` and `new` are both defaulted.
 pub fn immutable(kind: &ResourceKind, old: &Value, new: &Value) -> Vec<Cause> {
     let fields: &[&str] = match (kind.group, kind.kind) {
-        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet") => &["spec.selector"],
+        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => &["spec.selector"],
+        ("apps", "StatefulSet") => return stateful_set_update(old, new).into_iter().collect(),
+        ("apps", "ControllerRevision") => &["data"],
         ("batch", "Job") => &["spec.selector", "spec.template"],
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => &["roleRef"],
         ("certificates.k8s.io", "CertificateSigningRequest") => &["spec"],
@@ -385,6 +399,127 @@ fn workload(kind: &ResourceKind, obj: &Value, causes: &mut Vec<Cause>) {
             });
         }
     }
+}
+
+/// What a StatefulSet adds to a workload: its policies by name, a partition and history that
+/// are not negative, claim templates with names.
+fn stateful_set(spec: &Value, causes: &mut Vec<Cause>) {
+    let one_of = |field: &str, v: &Value, allowed: &[&str], causes: &mut Vec<Cause>| {
+        if let Some(s) = v.as_str()
+            && !allowed.contains(&s)
+        {
+            let list: Vec<String> = allowed.iter().map(|a| format!("\"{a}\"")).collect();
+            causes.push(Cause {
+                reason: "FieldValueNotSupported",
+                field: field.into(),
+                message: format!(
+                    "Unsupported value: \"{s}\": supported values: {}",
+                    list.join(", ")
+                ),
+            });
+        }
+    };
+    one_of(
+        "spec.podManagementPolicy",
+        &spec["podManagementPolicy"],
+        &["OrderedReady", "Parallel"],
+        causes,
+    );
+    one_of(
+        "spec.updateStrategy.type",
+        &spec["updateStrategy"]["type"],
+        &["RollingUpdate", "OnDelete"],
+        causes,
+    );
+    for when in ["whenDeleted", "whenScaled"] {
+        one_of(
+            &format!("spec.persistentVolumeClaimRetentionPolicy.{when}"),
+            &spec["persistentVolumeClaimRetentionPolicy"][when],
+            &["Retain", "Delete"],
+            causes,
+        );
+    }
+    if spec["updateStrategy"]["type"] == "OnDelete"
+        && !spec["updateStrategy"]["rollingUpdate"].is_null()
+    {
+        causes.push(Cause {
+            reason: "FieldValueForbidden",
+            field: "spec.updateStrategy.rollingUpdate".into(),
+            message: "Forbidden: only allowed for updateStrategy 'RollingUpdate'".into(),
+        });
+    }
+    for (field, v) in [
+        (
+            "spec.updateStrategy.rollingUpdate.partition",
+            &spec["updateStrategy"]["rollingUpdate"]["partition"],
+        ),
+        ("spec.revisionHistoryLimit", &spec["revisionHistoryLimit"]),
+        ("spec.minReadySeconds", &spec["minReadySeconds"]),
+        ("spec.ordinals.start", &spec["ordinals"]["start"]),
+    ] {
+        if let Some(n) = v.as_i64()
+            && n < 0
+        {
+            causes.push(Cause::invalid(
+                field,
+                format!("Invalid value: {n}: must be greater than or equal to 0"),
+            ));
+        }
+    }
+    if let Some(name) = spec["serviceName"].as_str()
+        && !name.is_empty()
+        && !is_dns_label(name)
+    {
+        causes.push(Cause::invalid(
+            "spec.serviceName",
+            format!("Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'"),
+        ));
+    }
+    let claims = spec["volumeClaimTemplates"].as_array();
+    for (i, c) in claims.into_iter().flatten().enumerate() {
+        let at = format!("spec.volumeClaimTemplates[{i}]");
+        match c["metadata"]["name"].as_str() {
+            None | Some("") => causes.push(Cause::required(&format!("{at}.metadata.name"))),
+            Some(n) if !is_dns_subdomain(n) => causes.push(Cause::invalid(
+                &format!("{at}.metadata.name"),
+                format!("Invalid value: \"{n}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"),
+            )),
+            Some(_) => {}
+        }
+        if c["spec"]["accessModes"].as_array().is_none_or(|m| m.is_empty()) {
+            causes.push(Cause::required(&format!("{at}.spec.accessModes")));
+        }
+    }
+}
+
+/// The spec fields of a StatefulSet an update may change; any other change is refused.
+const STATEFUL_SET_MUTABLE: &[&str] = &[
+    "replicas",
+    "ordinals",
+    "template",
+    "updateStrategy",
+    "revisionHistoryLimit",
+    "persistentVolumeClaimRetentionPolicy",
+    "minReadySeconds",
+];
+
+fn stateful_set_update(old: &Value, new: &Value) -> Option<Cause> {
+    let fixed = |v: &Value| {
+        let mut spec = v["spec"].as_object().cloned().unwrap_or_default();
+        spec.retain(|k, _| !STATEFUL_SET_MUTABLE.contains(&k.as_str()));
+        spec
+    };
+    (fixed(old) != fixed(new)).then(|| {
+        let allowed: Vec<String> = STATEFUL_SET_MUTABLE.iter().map(|f| format!("'{f}'")).collect();
+        Cause {
+            reason: "FieldValueForbidden",
+            field: "spec".into(),
+            message: format!(
+                "Forbidden: a statefulset's spec may change only in {}",
+                allowed.join(", ")
+            ),
+        }
+    })
 }
 
 fn service(obj: &Value, causes: &mut Vec<Cause>) {

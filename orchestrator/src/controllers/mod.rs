@@ -15,6 +15,7 @@ pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod pod_control;
 pub mod replicaset;
+pub mod statefulset;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +63,7 @@ pub const CONTROLLERS: &[(&str, Constructor)] = &[
     ("replicaset", replicaset::controller),
     ("deployment", deployment::controller),
     ("daemonset", daemonset::controller),
+    ("statefulset", statefulset::controller),
     ("job", job::controller),
     ("cronjob", cronjob::controller),
     ("endpoints", endpoints::legacy::controller),
