@@ -418,4 +418,73 @@ fn scales_rolls_and_heals_in_order(b: Backend) {
     assert_eq!(names(&items(&c, &["get", "pvc"])).len(), 3);
 }
 
+/// Asks the DNS server at `server` for the A records of `name`: the addresses, or None for a
+/// name that does not exist.
+async fn resolve(server: std::net::SocketAddr, name: &str) -> Option<Vec<std::net::Ipv4Addr>> {
+    use hickory_proto::op::{Message, Query, ResponseCode};
+    use hickory_proto::rr::{Name, RData, RecordType};
+    let mut m = Message::query();
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(Name::from_ascii(name).expect("a DNS name"), RecordType::A));
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("a UDP socket");
+    socket.send_to(&m.to_vec().expect("encode"), server).await.expect("send");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut buf)).await.ok()?.ok()?;
+    let reply = Message::from_vec(&buf[..n]).expect("a DNS message");
+    if reply.metadata.response_code == ResponseCode::NXDomain {
+        return None;
+    }
+    Some(
+        reply
+            .answers
+            .iter()
+            .filter_map(|r| match r.data {
+                RData::A(a) => Some(a.0),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+/// The cluster DNS server (as a node runs it, on a loopback address of its own) answers a
+/// StatefulSet pod's own name under the set's headless Service with that pod's address.
+async fn pods_resolve_under_their_service(b: Backend) {
+    let _guard = watchdog("statefulset dns test", Duration::from_secs(240));
+    let c = Cluster::new(b);
+    let _nodes = SimNodes::start(&c, "sim", 1, &[]);
+    c.apply(&manifest("web", 2, ""), &[]);
+    c.ok(&["rollout", "status", "sts/web", "--timeout=60s"]);
+    let pods = pods_by_name(&c, "web");
+    let ip = |name: &str| -> std::net::Ipv4Addr {
+        pods[name]["status"]["podIP"].as_str().expect("a pod IP").parse().expect("IPv4")
+    };
+    let client = orchestrator::kube::https::HttpsClient::from_kubeconfig(&c.kubeconfig)
+        .expect("admin kubeconfig");
+    let kube = orchestrator::kube::Kube::new(std::sync::Arc::new(client), "dns-test");
+    // A loopback address no other test uses, so that port 53 is free.
+    let octets = (std::process::id() % 250) as u8 + 1;
+    let addr = std::net::Ipv4Addr::new(127, 53, octets, if b == Backend::Etcd { 2 } else { 1 });
+    let resolv = c.write("resolv.conf", "");
+    orchestrator::node::dns::start(kube, addr, &resolv);
+    let server = std::net::SocketAddr::from((addr, 53));
+    let fqdn = |host: &str| format!("{host}.web.default.svc.cluster.local.");
+    let mut answered = None;
+    for _ in 0..100 {
+        answered = resolve(server, &fqdn("web-0")).await;
+        if answered.as_ref().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(answered, Some(vec![ip("web-0")]), "web-0's own name");
+    assert_eq!(resolve(server, &fqdn("web-1")).await, Some(vec![ip("web-1")]));
+    let mut both = resolve(server, "web.default.svc.cluster.local.").await.expect("the service");
+    both.sort();
+    let mut want = vec![ip("web-0"), ip("web-1")];
+    want.sort();
+    assert_eq!(both, want, "the headless Service answers every pod");
+    assert_eq!(resolve(server, &fqdn("web-7")).await, None, "no such pod");
+}
+
 on_both_backends!(api_validation_defaults_and_cascade, scales_rolls_and_heals_in_order);
+on_both_backends_async!(pods_resolve_under_their_service);
