@@ -261,6 +261,16 @@ fn api_validation_defaults_and_cascade(b: Backend) {
         ["data-par-0", "data-par-1", "data-par-2"]
     );
 
+    // Claims that go with the pods a scale down removes, and with the set.
+    let delete_claims = "  podManagementPolicy: Parallel\n  persistentVolumeClaimRetentionPolicy: {whenScaled: Delete, whenDeleted: Delete}";
+    c.apply(&manifest("tmp", 2, delete_claims), &[]);
+    let claims = |c: &Cluster| names(&items(c, &["get", "pvc", "-l", "app=tmp"]));
+    assert!(eventually(WAIT, || claims(&c) == ["data-tmp-0", "data-tmp-1"]), "{:?}", claims(&c));
+    c.ok(&["scale", "sts", "tmp", "--replicas=1"]);
+    assert!(eventually(WAIT, || claims(&c) == ["data-tmp-0"]), "{:?}", claims(&c));
+    c.ok(&["delete", "sts", "tmp"]);
+    assert!(eventually(WAIT, || claims(&c).is_empty()), "{:?}", claims(&c));
+
     // A namespace's removal takes its sets.
     c.ok(&["create", "namespace", "gone"]);
     c.apply(&manifest("db", 1, ""), &["-n", "gone"]);

@@ -627,6 +627,54 @@ mod tests {
     }
 
     #[test]
+    fn stateful_sets_change_only_in_what_kubernetes_allows() {
+        let sts = find("apps", "v1", "statefulsets").unwrap();
+        let s = |replicas: i64, service: &str, policy: &str| {
+            serde_json::json!({
+                "metadata": {"name": "web"},
+                "spec": {"replicas": replicas, "serviceName": service, "podManagementPolicy": policy,
+                         "selector": {"matchLabels": {"app": "web"}},
+                         "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+                         "template": {"metadata": {"labels": {"app": "web"}},
+                                      "spec": {"containers": [{"name": "c", "image": "i"}]}}}
+            })
+        };
+        let base = s(1, "web", "OrderedReady");
+        assert!(validate(sts, &base).is_empty(), "{:?}", validate(sts, &base));
+        assert!(immutable(sts, &base, &s(5, "web", "OrderedReady")).is_empty());
+        let mut retemplated = base.clone();
+        retemplated["spec"]["template"]["spec"]["containers"][0]["image"] = "j".into();
+        retemplated["spec"]["updateStrategy"]["rollingUpdate"]["partition"] = 2.into();
+        assert!(immutable(sts, &base, &retemplated).is_empty());
+        for changed in [s(1, "other", "OrderedReady"), s(1, "web", "Parallel")] {
+            let causes = immutable(sts, &base, &changed);
+            assert_eq!(causes.len(), 1);
+            assert_eq!(
+                (causes[0].reason, causes[0].field.as_str()),
+                ("FieldValueForbidden", "spec")
+            );
+        }
+        let fields = |obj: &serde_json::Value| {
+            validate(sts, obj).into_iter().map(|c| c.field).collect::<Vec<_>>()
+        };
+        assert_eq!(fields(&s(-1, "web", "OrderedReady")), ["spec.replicas"]);
+        assert_eq!(fields(&s(1, "web", "Whenever")), ["spec.podManagementPolicy"]);
+        assert_eq!(fields(&s(1, "Web_Service", "Parallel")), ["spec.serviceName"]);
+        let mut negative = base.clone();
+        negative["spec"]["updateStrategy"]["rollingUpdate"]["partition"] = (-1).into();
+        assert_eq!(fields(&negative), ["spec.updateStrategy.rollingUpdate.partition"]);
+        let mut unnamed = base.clone();
+        unnamed["spec"]["volumeClaimTemplates"] =
+            serde_json::json!([{"spec": {"accessModes": ["ReadWriteOnce"]}}]);
+        assert_eq!(fields(&unnamed), ["spec.volumeClaimTemplates[0].metadata.name"]);
+        let rev = find("apps", "v1", "controllerrevisions").unwrap();
+        let r = |n: i64, data: &str| serde_json::json!({"metadata": {"name": "r"}, "revision": n, "data": {"x": data}});
+        assert_eq!(validate(rev, &r(-1, "a")).len(), 1);
+        assert!(immutable(rev, &r(1, "a"), &r(2, "a")).is_empty(), "renumbering is allowed");
+        assert_eq!(immutable(rev, &r(1, "a"), &r(1, "b")).len(), 1);
+    }
+
+    #[test]
     fn cron_schedules_and_autoscaler_bounds_are_checked() {
         let cj = find("batch", "v1", "cronjobs").unwrap();
         let cron = |schedule: &str| {
