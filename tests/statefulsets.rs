@@ -308,8 +308,13 @@ fn scales_rolls_and_heals_in_order(b: Backend) {
     seen.sort();
     assert_eq!(seen, ["web-0", "web-1", "web-2"]);
     assert_eq!(names(&items(&c, &["get", "pvc"])), ["data-web-0", "data-web-1", "data-web-2"]);
-    let table = c.ok(&["get", "sts", "web"]);
+    let table = c.ok(&["get", "sts", "web", "-o", "wide"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "AGE", "CONTAINERS", "IMAGES"], "{table}");
     assert!(table.lines().nth(1).unwrap().contains("3/3"), "{table}");
+    let described = c.ok(&["describe", "sts", "web"]);
+    assert!(described.contains("3 Running / 0 Waiting / 0 Succeeded / 0 Failed"), "{described}");
+    assert!(described.contains("SuccessfulCreate"), "{described}");
     // The headless Service's endpoints name each pod.
     assert!(eventually(WAIT, || {
         let slices = items(&c, &["get", "endpointslices", "-l", "kubernetes.io/service-name=web"]);
@@ -397,6 +402,8 @@ fn scales_rolls_and_heals_in_order(b: Backend) {
     // Undo: back to the first template, recorded as revision 3.
     let history = c.ok(&["rollout", "history", "sts/web"]);
     assert!(history.contains('1') && history.contains('2'), "{history}");
+    let first = c.ok(&["rollout", "history", "sts/web", "--revision=1"]);
+    assert!(first.contains("registry.k8s.io/pause:3.9"), "{first}");
     c.ok(&["rollout", "undo", "sts/web"]);
     c.ok(&["rollout", "status", "sts/web", "--timeout=60s"]);
     assert!(eventually(WAIT, || {
