@@ -503,5 +503,18 @@ async fn pods_resolve_under_their_service(b: Backend) {
     assert_eq!(resolve(server, &fqdn("web-7")).await, None, "no such pod");
 }
 
-on_both_backends!(api_validation_defaults_and_cascade, scales_rolls_and_heals_in_order);
+/// The official Python client creates, reads, scales and deletes a StatefulSet as its models
+/// expect (`tests/python/statefulsets.py`).
+fn python_client_drives_a_statefulset(b: Backend) {
+    let c = Cluster::new(b);
+    let _nodes = SimNodes::start(&c, "sim", 1, &[]);
+    let out = common::python::run("statefulsets.py", &c.kubeconfig, Duration::from_secs(180));
+    assert!(out.contains("statefulset ok"), "{out}");
+}
+
+on_both_backends!(
+    api_validation_defaults_and_cascade,
+    scales_rolls_and_heals_in_order,
+    python_client_drives_a_statefulset
+);
 on_both_backends_async!(pods_resolve_under_their_service);
