@@ -428,6 +428,29 @@ fn scales_rolls_and_heals_in_order(b: Backend) {
             .is_some_and(|p| p["metadata"]["uid"] != uid && ready(p))
     }));
 
+    // Deleted leaving its pods (to change a field an update may not), then made again: the
+    // new set adopts the pods and the history instead of replacing them.
+    let uids: Vec<Value> = {
+        let p = pods_by_name(&c, "web");
+        ["web-0", "web-1", "web-2"].iter().map(|n| p[*n]["metadata"]["uid"].clone()).collect()
+    };
+    c.ok(&["delete", "sts", "web", "--cascade=orphan"]);
+    assert!(eventually(WAIT, || c.kubectl(&["get", "sts", "web"]).status.code() == Some(1)));
+    c.apply(&manifest("web", 3, "").replace("storage: 1Gi", "storage: 2Gi"), &[]);
+    let new_uid = c.json(&["get", "sts", "web"])["metadata"]["uid"].clone();
+    assert!(eventually(WAIT, || {
+        let p = pods_by_name(&c, "web");
+        p.len() == 3 && p.values().all(|p| p["metadata"]["ownerReferences"][0]["uid"] == new_uid)
+    }));
+    let p = pods_by_name(&c, "web");
+    let still: Vec<Value> =
+        ["web-0", "web-1", "web-2"].iter().map(|n| p[*n]["metadata"]["uid"].clone()).collect();
+    assert_eq!(still, uids, "the pods were adopted, not replaced");
+    c.ok(&["rollout", "status", "sts/web", "--timeout=60s"]);
+    let revs = items(&c, &["get", "controllerrevisions"]);
+    assert!(revs.iter().all(|r| r["metadata"]["ownerReferences"][0]["uid"] == new_uid), "{revs:?}");
+    assert_eq!(c.json(&["get", "sts", "web"])["status"]["currentRevision"], old_rev.as_str());
+
     // Deleting the set: pods and revisions go, claims stay.
     c.ok(&["delete", "sts", "web"]);
     assert!(eventually(WAIT, || items(&c, &["get", "pods"]).is_empty()));

@@ -7,12 +7,14 @@
 //! highest ordinal down to the partition (RollingUpdate), or when pods are deleted
 //! (OnDelete).
 //!
+//! - [`adoption`]: orphaned pods and revisions a new set of the same name takes over.
 //! - [`identity`]: names, labels and volumes of a set's pods.
 //! - [`revisions`]: the ControllerRevision history (rollback, pruning).
 //! - [`plan`]: what one sync does, decided from what is there (pure).
 //! - [`claims`]: the pods' PersistentVolumeClaims and their retention.
 //! - [`status`]: the counts and revisions `kubectl rollout status` reads.
 
+mod adoption;
 mod claims;
 pub mod identity;
 mod plan;
@@ -91,6 +93,7 @@ impl Reconciler for StatefulSetController {
             return Ok(Action::Done);
         }
         let uid = set.metadata.uid.clone().unwrap_or_default();
+        self.adopt_orphans(&set).await?;
         let history =
             self.history(&set, controlled_by(self.revisions.owned_by(&uid), &uid)).await?;
         let pods = by_ordinal(&set, controlled_by(self.pods.owned_by(&uid), &uid));
