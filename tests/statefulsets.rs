@@ -428,6 +428,23 @@ fn scales_rolls_and_heals_in_order(b: Backend) {
             .is_some_and(|p| p["metadata"]["uid"] != uid && ready(p))
     }));
 
+    // So does a pod that failed.
+    let uid = pods_by_name(&c, "web")["web-2"]["metadata"]["uid"].clone();
+    c.ok(&[
+        "patch",
+        "pod",
+        "web-2",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Failed"}}"#,
+    ]);
+    assert!(eventually(WAIT, || {
+        pods_by_name(&c, "web")
+            .get("web-2")
+            .is_some_and(|p| p["metadata"]["uid"] != uid && ready(p))
+    }));
+
     // Deleted leaving its pods (to change a field an update may not), then made again: the
     // new set adopts the pods and the history instead of replacing them.
     let uids: Vec<Value> = {
@@ -450,6 +467,33 @@ fn scales_rolls_and_heals_in_order(b: Backend) {
     let revs = items(&c, &["get", "controllerrevisions"]);
     assert!(revs.iter().all(|r| r["metadata"]["ownerReferences"][0]["uid"] == new_uid), "{revs:?}");
     assert_eq!(c.json(&["get", "sts", "web"])["status"]["currentRevision"], old_rev.as_str());
+
+    // OnDelete: a new template waits until a pod is deleted.
+    c.ok(&[
+        "patch",
+        "sts",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"updateStrategy":{"type":"OnDelete","rollingUpdate":null}}}"#,
+    ]);
+    c.ok(&["set", "image", "sts/web", "app=registry.k8s.io/pause:3.10"]);
+    let mut update = String::new();
+    assert!(eventually(WAIT, || {
+        let s = c.json(&["get", "sts", "web"]);
+        update = s["status"]["updateRevision"].as_str().unwrap_or("").to_owned();
+        s["status"]["observedGeneration"] == s["metadata"]["generation"] && update != old_rev
+    }));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(pods_by_name(&c, "web").values().all(|p| revision(p) == old_rev));
+    let err = c.fails(&["rollout", "status", "sts/web", "--timeout=5s"]);
+    assert!(err.contains("RollingUpdate"), "{err}");
+    c.ok(&["delete", "pod", "web-1"]);
+    assert!(eventually(WAIT, || {
+        pods_by_name(&c, "web").get("web-1").is_some_and(|p| ready(p) && revision(p) == update)
+    }));
+    let p = pods_by_name(&c, "web");
+    assert_eq!((revision(&p["web-0"]), revision(&p["web-2"])), (old_rev.clone(), old_rev.clone()));
 
     // Deleting the set: pods and revisions go, claims stay.
     c.ok(&["delete", "sts", "web"]);
