@@ -135,6 +135,13 @@ fn event_pod(ev: &Value) -> (&str, &str) {
     (ev["type"].as_str().unwrap_or(""), ev["object"]["metadata"]["name"].as_str().unwrap_or(""))
 }
 
+fn set_partition(c: &Cluster, partition: u32) {
+    let patch = format!(
+        r#"{{"spec":{{"updateStrategy":{{"rollingUpdate":{{"partition":{partition}}}}}}}}}"#
+    );
+    c.ok(&["patch", "sts", "web", "-p", &patch]);
+}
+
 fn api_validation_defaults_and_cascade(b: Backend) {
     let _guard = watchdog("statefulset api test", Duration::from_secs(240));
     let c = Cluster::new(b);
@@ -352,13 +359,7 @@ fn scales_rolls_and_heals_in_order(b: Backend) {
     watch.drain(Duration::from_millis(500));
 
     // A template change under a partition of 2 updates only web-2.
-    c.ok(&[
-        "patch",
-        "sts",
-        "web",
-        "-p",
-        r#"{"spec":{"updateStrategy":{"rollingUpdate":{"partition":2}}}}"#,
-    ]);
+    set_partition(&c, 2);
     c.ok(&["set", "image", "sts/web", "app=registry.k8s.io/pause:3.10"]);
     let status = c.ok(&["rollout", "status", "sts/web", "--timeout=60s"]);
     assert!(status.contains("partitioned roll out complete"), "{status}");
@@ -378,13 +379,7 @@ fn scales_rolls_and_heals_in_order(b: Backend) {
     watch.drain(Duration::from_millis(500));
 
     // Partition 0: the rest roll from ordinal 1 down to 0.
-    c.ok(&[
-        "patch",
-        "sts",
-        "web",
-        "-p",
-        r#"{"spec":{"updateStrategy":{"rollingUpdate":{"partition":0}}}}"#,
-    ]);
+    set_partition(&c, 0);
     c.ok(&["rollout", "status", "sts/web", "--timeout=60s"]);
     assert!(eventually(WAIT, || {
         let s = c.json(&["get", "sts", "web"]);

@@ -15,22 +15,29 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use super::StatefulSetController;
 use super::identity::{claim_name, claim_templates, replicas, set_name, start_ordinal};
 use crate::api::ApiError;
-use crate::api::request::DeleteOptions;
 use crate::controllers::common::owner_ref;
 use crate::kube::ObjectKey;
 use crate::kube::events::EventType;
 
-fn policy_deletes(
-    set: &StatefulSet,
-    when: fn(
-        &k8s_openapi::api::apps::v1::StatefulSetPersistentVolumeClaimRetentionPolicy,
-    ) -> Option<&String>,
-) -> bool {
-    set.spec
-        .as_ref()
-        .and_then(|s| s.persistent_volume_claim_retention_policy.as_ref())
-        .and_then(when)
-        .is_some_and(|p| p == "Delete")
+/// The events a retention policy speaks of.
+#[derive(Clone, Copy)]
+enum When {
+    Deleted,
+    Scaled,
+}
+
+/// Whether the set's retention policy deletes its claims `when`.
+fn policy_deletes(set: &StatefulSet, when: When) -> bool {
+    let Some(p) =
+        set.spec.as_ref().and_then(|s| s.persistent_volume_claim_retention_policy.as_ref())
+    else {
+        return false;
+    };
+    let policy = match when {
+        When::Deleted => &p.when_deleted,
+        When::Scaled => &p.when_scaled,
+    };
+    policy.as_deref() == Some("Delete")
 }
 
 /// The ordinal of a claim named `<template>-<set>-<ordinal>`, for one of the set's templates.
@@ -56,7 +63,7 @@ impl StatefulSetController {
             set.spec.as_ref().and_then(|s| s.volume_claim_templates.clone()).unwrap_or_default();
         let selector_labels =
             set.spec.as_ref().and_then(|s| s.selector.match_labels.clone()).unwrap_or_default();
-        let owned = policy_deletes(set, |p| p.when_deleted.as_ref());
+        let owned = policy_deletes(set, When::Deleted);
         for t in templates {
             let Some(template_name) = t.metadata.name.clone() else { continue };
             let name = claim_name(&template_name, set, ordinal);
@@ -114,7 +121,7 @@ impl StatefulSetController {
         set: &StatefulSet,
         pods: &BTreeMap<i32, Arc<Pod>>,
     ) -> Result<(), ApiError> {
-        if !policy_deletes(set, |p| p.when_scaled.as_ref()) {
+        if !policy_deletes(set, When::Scaled) {
             return Ok(());
         }
         let ns = set.metadata.namespace.clone().unwrap_or_default();
@@ -128,20 +135,7 @@ impl StatefulSetController {
             {
                 continue;
             }
-            let opts = DeleteOptions {
-                precondition_uid: claim.metadata.uid.clone(),
-                ..Default::default()
-            };
-            match self.kube.delete::<PersistentVolumeClaim>(Some(&ns), name, opts).await {
-                Ok(Some(c)) if c.metadata.deletion_timestamp.is_some() => self.claims.observe(c),
-                Ok(Some(c)) => self.claims.observe_deleted(
-                    &ObjectKey::new(Some(&ns), name),
-                    crate::kube::key::revision(&c.metadata),
-                ),
-                Ok(None) => {}
-                Err(e) if e.code == 404 || e.code == 409 => {}
-                Err(e) => return Err(e),
-            }
+            self.delete_exact(&self.claims, &*claim).await?;
         }
         Ok(())
     }

@@ -32,11 +32,13 @@ use super::Context;
 use super::common::{available_in, controlled_by, enqueue_owner};
 use super::pod_control::PodControl;
 use crate::api::ApiError;
+use crate::api::request::DeleteOptions;
 use crate::kube::events::EventType;
+use crate::kube::key::revision;
 use crate::kube::{
-    Action, Controller, EventRecorder, Informer, Kube, ObjectKey, Reconciler, WorkQueue,
+    Action, Controller, EventRecorder, Informer, Kube, Object, ObjectKey, Reconciler, WorkQueue,
 };
-use identity::{by_ordinal, new_pod, pod_name, revision_of, set_name};
+use identity::{by_ordinal, new_pod, pod_name, revision_of};
 use plan::{Inputs, Step, Strategy, Which, Why, plan};
 use revisions::{History, template_of};
 
@@ -135,6 +137,28 @@ impl Reconciler for StatefulSetController {
 }
 
 impl StatefulSetController {
+    /// Deletes `obj` if it is still the object decided about (a UID precondition); one
+    /// already gone or replaced under its name is left alone.
+    async fn delete_exact<K: Object>(
+        &self,
+        informer: &Informer<K>,
+        obj: &K,
+    ) -> Result<(), ApiError> {
+        let key = ObjectKey::of(obj.metadata());
+        let opts =
+            DeleteOptions { precondition_uid: obj.metadata().uid.clone(), ..Default::default() };
+        match self.kube.delete::<K>(key.ns(), &key.name, opts).await {
+            Ok(Some(marked)) if marked.metadata().deletion_timestamp.is_some() => {
+                informer.observe(marked)
+            }
+            Ok(Some(gone)) => informer.observe_deleted(&key, revision(gone.metadata())),
+            Ok(None) => {}
+            Err(e) if e.code == 404 || e.code == 409 => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
     async fn act(
         &self,
         set: &StatefulSet,
@@ -176,7 +200,6 @@ impl StatefulSetController {
                 }
             }
         }
-        tracing::trace!("statefulset {}: synced", set_name(set));
         Ok(())
     }
 }

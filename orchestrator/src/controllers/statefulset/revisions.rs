@@ -17,9 +17,7 @@ use serde_json::{Value, json};
 use super::StatefulSetController;
 use super::identity::set_name;
 use crate::api::ApiError;
-use crate::api::request::DeleteOptions;
 use crate::controllers::common::{controller_of, fnv32a, owner_ref, safe_encode};
-use crate::kube::ObjectKey;
 
 pub const HASH_LABEL: &str = "controller.kubernetes.io/hash";
 
@@ -178,17 +176,7 @@ impl StatefulSetController {
         revisions.sort_by_key(|r| r.revision);
         let excess = revisions.len().saturating_sub(limit);
         for r in revisions.into_iter().take(excess) {
-            let key = ObjectKey::of(&r.metadata);
-            let opts =
-                DeleteOptions { precondition_uid: r.metadata.uid.clone(), ..Default::default() };
-            match self.kube.delete::<ControllerRevision>(key.ns(), &key.name, opts).await {
-                Ok(Some(gone)) => {
-                    self.revisions.observe_deleted(&key, crate::kube::key::revision(&gone.metadata))
-                }
-                Ok(None) => {}
-                Err(e) if e.code == 409 || e.code == 404 => {}
-                Err(e) => return Err(e),
-            }
+            self.delete_exact(&self.revisions, &*r).await?;
         }
         Ok(())
     }
