@@ -18,6 +18,7 @@ pub mod request;
 pub mod resources;
 pub mod schema;
 pub mod selector;
+pub mod stateful_sets;
 pub mod table;
 pub mod validation;
 

@@ -100,7 +100,7 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Vec<Cause> {
         ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => workload(kind, obj, &mut causes),
         ("apps", "StatefulSet") => {
             workload(kind, obj, &mut causes);
-            stateful_set(&obj["spec"], &mut causes);
+            super::stateful_sets::validate(&obj["spec"], &mut causes);
         }
         ("apps", "ControllerRevision") => match obj.get("revision").and_then(Value::as_i64) {
             Some(r) if r >= 0 => {}
@@ -202,7 +202,9 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Vec<Cause> {
 pub fn immutable(kind: &ResourceKind, old: &Value, new: &Value) -> Vec<Cause> {
     let fields: &[&str] = match (kind.group, kind.kind) {
         ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => &["spec.selector"],
-        ("apps", "StatefulSet") => return stateful_set_update(old, new).into_iter().collect(),
+        ("apps", "StatefulSet") => {
+            return super::stateful_sets::update(old, new).into_iter().collect();
+        }
         ("apps", "ControllerRevision") => &["data"],
         ("batch", "Job") => &["spec.selector", "spec.template"],
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => &["roleRef"],
@@ -401,127 +403,6 @@ fn workload(kind: &ResourceKind, obj: &Value, causes: &mut Vec<Cause>) {
     }
 }
 
-/// What a StatefulSet adds to a workload: its policies by name, a partition and history that
-/// are not negative, claim templates with names.
-fn stateful_set(spec: &Value, causes: &mut Vec<Cause>) {
-    let one_of = |field: &str, v: &Value, allowed: &[&str], causes: &mut Vec<Cause>| {
-        if let Some(s) = v.as_str()
-            && !allowed.contains(&s)
-        {
-            let list: Vec<String> = allowed.iter().map(|a| format!("\"{a}\"")).collect();
-            causes.push(Cause {
-                reason: "FieldValueNotSupported",
-                field: field.into(),
-                message: format!(
-                    "Unsupported value: \"{s}\": supported values: {}",
-                    list.join(", ")
-                ),
-            });
-        }
-    };
-    one_of(
-        "spec.podManagementPolicy",
-        &spec["podManagementPolicy"],
-        &["OrderedReady", "Parallel"],
-        causes,
-    );
-    one_of(
-        "spec.updateStrategy.type",
-        &spec["updateStrategy"]["type"],
-        &["RollingUpdate", "OnDelete"],
-        causes,
-    );
-    for when in ["whenDeleted", "whenScaled"] {
-        one_of(
-            &format!("spec.persistentVolumeClaimRetentionPolicy.{when}"),
-            &spec["persistentVolumeClaimRetentionPolicy"][when],
-            &["Retain", "Delete"],
-            causes,
-        );
-    }
-    if spec["updateStrategy"]["type"] == "OnDelete"
-        && !spec["updateStrategy"]["rollingUpdate"].is_null()
-    {
-        causes.push(Cause {
-            reason: "FieldValueForbidden",
-            field: "spec.updateStrategy.rollingUpdate".into(),
-            message: "Forbidden: only allowed for updateStrategy 'RollingUpdate'".into(),
-        });
-    }
-    for (field, v) in [
-        (
-            "spec.updateStrategy.rollingUpdate.partition",
-            &spec["updateStrategy"]["rollingUpdate"]["partition"],
-        ),
-        ("spec.revisionHistoryLimit", &spec["revisionHistoryLimit"]),
-        ("spec.minReadySeconds", &spec["minReadySeconds"]),
-        ("spec.ordinals.start", &spec["ordinals"]["start"]),
-    ] {
-        if let Some(n) = v.as_i64()
-            && n < 0
-        {
-            causes.push(Cause::invalid(
-                field,
-                format!("Invalid value: {n}: must be greater than or equal to 0"),
-            ));
-        }
-    }
-    if let Some(name) = spec["serviceName"].as_str()
-        && !name.is_empty()
-        && !is_dns_label(name)
-    {
-        causes.push(Cause::invalid(
-            "spec.serviceName",
-            format!("Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'"),
-        ));
-    }
-    let claims = spec["volumeClaimTemplates"].as_array();
-    for (i, c) in claims.into_iter().flatten().enumerate() {
-        let at = format!("spec.volumeClaimTemplates[{i}]");
-        match c["metadata"]["name"].as_str() {
-            None | Some("") => causes.push(Cause::required(&format!("{at}.metadata.name"))),
-            Some(n) if !is_dns_subdomain(n) => causes.push(Cause::invalid(
-                &format!("{at}.metadata.name"),
-                format!("Invalid value: \"{n}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"),
-            )),
-            Some(_) => {}
-        }
-        if c["spec"]["accessModes"].as_array().is_none_or(|m| m.is_empty()) {
-            causes.push(Cause::required(&format!("{at}.spec.accessModes")));
-        }
-    }
-}
-
-/// The spec fields of a StatefulSet an update may change; any other change is refused.
-const STATEFUL_SET_MUTABLE: &[&str] = &[
-    "replicas",
-    "ordinals",
-    "template",
-    "updateStrategy",
-    "revisionHistoryLimit",
-    "persistentVolumeClaimRetentionPolicy",
-    "minReadySeconds",
-];
-
-fn stateful_set_update(old: &Value, new: &Value) -> Option<Cause> {
-    let fixed = |v: &Value| {
-        let mut spec = v["spec"].as_object().cloned().unwrap_or_default();
-        spec.retain(|k, _| !STATEFUL_SET_MUTABLE.contains(&k.as_str()));
-        spec
-    };
-    (fixed(old) != fixed(new)).then(|| {
-        let allowed: Vec<String> = STATEFUL_SET_MUTABLE.iter().map(|f| format!("'{f}'")).collect();
-        Cause {
-            reason: "FieldValueForbidden",
-            field: "spec".into(),
-            message: format!(
-                "Forbidden: a statefulset's spec may change only in {}",
-                allowed.join(", ")
-            ),
-        }
-    })
-}
-
 fn service(obj: &Value, causes: &mut Vec<Cause>) {
     let spec = &obj["spec"];
     let ty = spec["type"].as_str().unwrap_or("ClusterIP");
@@ -624,54 +505,6 @@ mod tests {
                 .len(),
             1
         );
-    }
-
-    #[test]
-    fn stateful_sets_change_only_in_what_kubernetes_allows() {
-        let sts = find("apps", "v1", "statefulsets").unwrap();
-        let s = |replicas: i64, service: &str, policy: &str| {
-            serde_json::json!({
-                "metadata": {"name": "web"},
-                "spec": {"replicas": replicas, "serviceName": service, "podManagementPolicy": policy,
-                         "selector": {"matchLabels": {"app": "web"}},
-                         "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
-                         "template": {"metadata": {"labels": {"app": "web"}},
-                                      "spec": {"containers": [{"name": "c", "image": "i"}]}}}
-            })
-        };
-        let base = s(1, "web", "OrderedReady");
-        assert!(validate(sts, &base).is_empty(), "{:?}", validate(sts, &base));
-        assert!(immutable(sts, &base, &s(5, "web", "OrderedReady")).is_empty());
-        let mut retemplated = base.clone();
-        retemplated["spec"]["template"]["spec"]["containers"][0]["image"] = "j".into();
-        retemplated["spec"]["updateStrategy"]["rollingUpdate"]["partition"] = 2.into();
-        assert!(immutable(sts, &base, &retemplated).is_empty());
-        for changed in [s(1, "other", "OrderedReady"), s(1, "web", "Parallel")] {
-            let causes = immutable(sts, &base, &changed);
-            assert_eq!(causes.len(), 1);
-            assert_eq!(
-                (causes[0].reason, causes[0].field.as_str()),
-                ("FieldValueForbidden", "spec")
-            );
-        }
-        let fields = |obj: &serde_json::Value| {
-            validate(sts, obj).into_iter().map(|c| c.field).collect::<Vec<_>>()
-        };
-        assert_eq!(fields(&s(-1, "web", "OrderedReady")), ["spec.replicas"]);
-        assert_eq!(fields(&s(1, "web", "Whenever")), ["spec.podManagementPolicy"]);
-        assert_eq!(fields(&s(1, "Web_Service", "Parallel")), ["spec.serviceName"]);
-        let mut negative = base.clone();
-        negative["spec"]["updateStrategy"]["rollingUpdate"]["partition"] = (-1).into();
-        assert_eq!(fields(&negative), ["spec.updateStrategy.rollingUpdate.partition"]);
-        let mut unnamed = base.clone();
-        unnamed["spec"]["volumeClaimTemplates"] =
-            serde_json::json!([{"spec": {"accessModes": ["ReadWriteOnce"]}}]);
-        assert_eq!(fields(&unnamed), ["spec.volumeClaimTemplates[0].metadata.name"]);
-        let rev = find("apps", "v1", "controllerrevisions").unwrap();
-        let r = |n: i64, data: &str| serde_json::json!({"metadata": {"name": "r"}, "revision": n, "data": {"x": data}});
-        assert_eq!(validate(rev, &r(-1, "a")).len(), 1);
-        assert!(immutable(rev, &r(1, "a"), &r(2, "a")).is_empty(), "renumbering is allowed");
-        assert_eq!(immutable(rev, &r(1, "a"), &r(1, "b")).len(), 1);
     }
 
     #[test]
