@@ -278,6 +278,26 @@ fn api_validation_defaults_and_cascade(b: Backend) {
     c.ok(&["delete", "sts", "tmp"]);
     assert!(eventually(WAIT, || claims(&c).is_empty()), "{:?}", claims(&c));
 
+    // History beyond revisionHistoryLimit goes, oldest first; the numbers keep counting.
+    c.apply(&manifest("hist", 0, "  revisionHistoryLimit: 1"), &[]);
+    let revisions = |c: &Cluster| -> Vec<i64> {
+        let mut r: Vec<i64> = items(c, &["get", "controllerrevisions", "-l", "app=hist"])
+            .iter()
+            .filter_map(|r| r["revision"].as_i64())
+            .collect();
+        r.sort();
+        r
+    };
+    for (i, tag) in ["3.8", "3.7", "3.6"].iter().enumerate() {
+        c.ok(&["set", "image", "sts/hist", &format!("app=registry.k8s.io/pause:{tag}")]);
+        let newest = i as i64 + 2;
+        assert!(
+            eventually(WAIT, || revisions(&c) == [newest - 1, newest]),
+            "after {tag}: {:?}",
+            revisions(&c)
+        );
+    }
+
     // A namespace's removal takes its sets.
     c.ok(&["create", "namespace", "gone"]);
     c.apply(&manifest("db", 1, ""), &["-n", "gone"]);
