@@ -118,6 +118,28 @@ pub fn apply(kind: &ResourceKind, obj: &mut Value) {
             }
             template(spec);
         }
+        ("apps", "StatefulSet") => {
+            let spec = object(obj, "spec");
+            default(spec, "replicas", json!(1));
+            default(spec, "podManagementPolicy", json!("OrderedReady"));
+            default(spec, "revisionHistoryLimit", json!(10));
+            let strategy = object(spec, "updateStrategy");
+            default(strategy, "type", json!("RollingUpdate"));
+            if strategy["type"] == "RollingUpdate" {
+                default(object(strategy, "rollingUpdate"), "partition", json!(0));
+            }
+            let retention = object(spec, "persistentVolumeClaimRetentionPolicy");
+            default(retention, "whenDeleted", json!("Retain"));
+            default(retention, "whenScaled", json!("Retain"));
+            if let Some(claims) = spec.get_mut("volumeClaimTemplates").and_then(Value::as_array_mut)
+            {
+                for c in claims {
+                    default(object(c, "spec"), "volumeMode", json!("Filesystem"));
+                    default(object(c, "status"), "phase", json!("Pending"));
+                }
+            }
+            template(spec);
+        }
         ("batch", "Job") => {
             let spec = object(obj, "spec");
             default(spec, "parallelism", json!(1));

@@ -19,6 +19,7 @@ pub mod resources;
 pub mod schema;
 pub mod selector;
 pub mod service_account_token;
+pub mod stateful_sets;
 pub mod table;
 pub mod validation;
 

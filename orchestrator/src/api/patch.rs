@@ -72,6 +72,7 @@ pub fn list_kind(ty: &str, field: &str) -> Option<ListKind> {
             | "DeploymentStatus"
             | "ReplicaSetStatus"
             | "DaemonSetStatus"
+            | "StatefulSetStatus"
             | "JobStatus"
             | "NamespaceStatus"
             | "PersistentVolumeClaimStatus"

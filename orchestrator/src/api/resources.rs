@@ -175,6 +175,8 @@ kinds! {
     apps::Deployment => "apps" "v1" "Deployment" "deployments" "deployment" Namespaced ["deploy"] ["all"] [Status, Scale] Stored;
     apps::ReplicaSet => "apps" "v1" "ReplicaSet" "replicasets" "replicaset" Namespaced ["rs"] ["all"] [Status, Scale] Stored;
     apps::DaemonSet => "apps" "v1" "DaemonSet" "daemonsets" "daemonset" Namespaced ["ds"] ["all"] [Status] Stored;
+    apps::StatefulSet => "apps" "v1" "StatefulSet" "statefulsets" "statefulset" Namespaced ["sts"] ["all"] [Status, Scale] Stored;
+    apps::ControllerRevision => "apps" "v1" "ControllerRevision" "controllerrevisions" "controllerrevision" Namespaced [] [] [] Stored;
     batch::Job => "batch" "v1" "Job" "jobs" "job" Namespaced [] ["all"] [Status] Stored;
     batch::CronJob => "batch" "v1" "CronJob" "cronjobs" "cronjob" Namespaced ["cj"] ["all"] [Status] Stored;
     autoscaling::HorizontalPodAutoscaler => "autoscaling" "v2" "HorizontalPodAutoscaler" "horizontalpodautoscalers" "horizontalpodautoscaler" Namespaced ["hpa"] ["all"] [Status] Stored;

@@ -110,6 +110,10 @@ fn columns(kind: &ResourceKind) -> Vec<Col> {
             Col("Node Selector", "string", 0),
             age,
         ],
+        ("apps", "StatefulSet") => vec![name, Col("Ready", "string", 0), age],
+        ("apps", "ControllerRevision") => {
+            vec![name, Col("Controller", "string", 0), Col("Revision", "integer", 0), age]
+        }
         ("batch", "Job") => vec![
             name,
             Col("Status", "string", 0),
@@ -167,8 +171,12 @@ fn columns(kind: &ResourceKind) -> Vec<Col> {
         ],
         _ => vec![name, age],
     };
-    if matches!((kind.group, kind.kind), ("apps", _) | ("batch", "Job")) {
-        cols.extend(wide_images);
+    match (kind.group, kind.kind) {
+        ("apps", "ControllerRevision") => {}
+        // Kubernetes shows no selector for StatefulSets.
+        ("apps", "StatefulSet") => cols.extend(wide_images.into_iter().take(2)),
+        ("apps", _) | ("batch", "Job") => cols.extend(wide_images),
+        _ => {}
     }
     cols
 }
@@ -473,6 +481,28 @@ fn cells(kind: &ResourceKind, o: &Value, now: chrono::DateTime<chrono::Utc>) -> 
                 age,
             ]
         }
+        ("apps", "StatefulSet") => vec![
+            name,
+            json!(format!("{}/{}", int(&status["readyReplicas"]), int(&spec["replicas"]))),
+            age,
+        ],
+        ("apps", "ControllerRevision") => {
+            let controller = o["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["controller"] == true)
+                .map(|r| {
+                    let group = s(&r["apiVersion"]).split_once('/').map(|(g, _)| g.to_owned());
+                    let kind = s(&r["kind"]).to_lowercase();
+                    match group {
+                        Some(g) => format!("{kind}.{g}/{}", s(&r["name"])),
+                        None => format!("{kind}/{}", s(&r["name"])),
+                    }
+                })
+                .unwrap_or_else(|| "<none>".into());
+            vec![name, json!(controller), json!(int(&o["revision"])), age]
+        }
         ("batch", "Job") => {
             let conds = status["conditions"].as_array().cloned().unwrap_or_default();
             let has = |t: &str| conds.iter().any(|c| c["type"] == t && c["status"] == "True");
@@ -596,8 +626,13 @@ fn cells(kind: &ResourceKind, o: &Value, now: chrono::DateTime<chrono::Utc>) -> 
         }
         _ => vec![name, age],
     };
-    if matches!((kind.group, kind.kind), ("apps", _) | ("batch", "Job")) {
-        row.extend(pod_template_cells(spec).map(Value::String));
+    match (kind.group, kind.kind) {
+        ("apps", "ControllerRevision") => {}
+        ("apps", "StatefulSet") => {
+            row.extend(pod_template_cells(spec).into_iter().take(2).map(Value::String))
+        }
+        ("apps", _) | ("batch", "Job") => row.extend(pod_template_cells(spec).map(Value::String)),
+        _ => {}
     }
     row
 }

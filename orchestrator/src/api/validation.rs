@@ -98,6 +98,18 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Vec<Cause> {
     match (kind.group, kind.kind) {
         ("", "Pod") => pod_spec(&obj["spec"], "spec", &mut causes),
         ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => workload(kind, obj, &mut causes),
+        ("apps", "StatefulSet") => {
+            workload(kind, obj, &mut causes);
+            super::stateful_sets::validate(&obj["spec"], &mut causes);
+        }
+        ("apps", "ControllerRevision") => match obj.get("revision").and_then(Value::as_i64) {
+            Some(r) if r >= 0 => {}
+            Some(r) => causes.push(Cause::invalid(
+                "revision",
+                format!("Invalid value: {r}: must be greater than or equal to 0"),
+            )),
+            None => causes.push(Cause::required("revision")),
+        },
         ("batch", "Job") => {
             pod_spec(&obj["spec"]["template"]["spec"], "spec.template.spec", &mut causes);
             let rp = obj["spec"]["template"]["spec"]["restartPolicy"].as_str().unwrap_or("");
@@ -189,7 +201,11 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Vec<Cause> {
 /// and the volume it is bound to once). `old` and `new` are both defaulted.
 pub fn immutable(kind: &ResourceKind, old: &Value, new: &Value) -> Vec<Cause> {
     let fields: &[&str] = match (kind.group, kind.kind) {
-        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet") => &["spec.selector"],
+        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => &["spec.selector"],
+        ("apps", "StatefulSet") => {
+            return super::stateful_sets::update(old, new).into_iter().collect();
+        }
+        ("apps", "ControllerRevision") => &["data"],
         ("batch", "Job") => &["spec.selector", "spec.template"],
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => &["roleRef"],
         ("certificates.k8s.io", "CertificateSigningRequest") => &["spec"],

@@ -16,6 +16,7 @@ pub mod node_lifecycle;
 pub mod pod_control;
 pub mod replicaset;
 pub mod service_accounts;
+pub mod statefulset;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +68,7 @@ pub const CONTROLLERS: &[(&str, Constructor)] = &[
     ("replicaset", replicaset::controller),
     ("deployment", deployment::controller),
     ("daemonset", daemonset::controller),
+    ("statefulset", statefulset::controller),
     ("job", job::controller),
     ("cronjob", cronjob::controller),
     ("endpoints", endpoints::legacy::controller),

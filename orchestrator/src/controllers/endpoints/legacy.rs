@@ -55,7 +55,7 @@ fn address(b: &super::Backend) -> EndpointAddress {
             uid: m.uid.clone(),
             ..Default::default()
         }),
-        hostname: None,
+        hostname: b.hostname.clone(),
     }
 }
 

@@ -24,6 +24,17 @@ pub struct Backend {
     pub ready: bool,
     pub terminating: bool,
     pub ports: Vec<Port>,
+    /// The pod's own DNS name under the Service, when it asks for one.
+    pub hostname: Option<String>,
+}
+
+/// A pod's `spec.hostname` when its `spec.subdomain` is the Service's name: then the
+/// headless Service's DNS names the pod `<hostname>.<service>.<ns>.svc` (a StatefulSet's
+/// pods under their set's Service, say).
+fn hostname_under(svc: &Service, pod: &Pod) -> Option<String> {
+    let spec = pod.spec.as_ref()?;
+    let hostname = spec.hostname.as_ref().filter(|h| !h.is_empty())?;
+    (spec.subdomain.is_some() && spec.subdomain == svc.metadata.name).then(|| hostname.clone())
 }
 
 pub fn selector(svc: &Service) -> Option<LabelSelector> {
@@ -72,6 +83,7 @@ pub fn backends(svc: &Service, pods: &Informer<Pod>, terminating: bool) -> Vec<B
                 })
                 .collect();
             Some(Backend {
+                hostname: hostname_under(svc, &p),
                 ready: is_ready(&p),
                 terminating: p.metadata.deletion_timestamp.is_some(),
                 ip,

@@ -74,6 +74,7 @@ impl SliceController {
                 terminating: Some(b.terminating),
             }),
             node_name: node,
+            hostname: b.hostname.clone(),
             zone,
             target_ref: Some(ObjectReference {
                 kind: Some("Pod".into()),
