@@ -6,6 +6,7 @@ pub mod certificate_requests;
 pub mod cron;
 pub mod defaults;
 pub mod discovery;
+pub mod disruption_budget;
 pub mod engine;
 pub mod error;
 pub mod lifecycle;

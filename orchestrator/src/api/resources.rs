@@ -5,8 +5,8 @@ use k8s_openapi::api::{
     apps::v1 as apps, authentication::v1 as authn, authorization::v1 as authz,
     autoscaling::v2 as autoscaling, batch::v1 as batch, certificates::v1 as certificates,
     coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
-    networking::v1 as networking, node::v1 as node, rbac::v1 as rbac, scheduling::v1 as scheduling,
-    storage::v1 as storage,
+    networking::v1 as networking, node::v1 as node, policy::v1 as policy, rbac::v1 as rbac,
+    scheduling::v1 as scheduling, storage::v1 as storage,
 };
 use schemars::r#gen::SchemaGenerator;
 use schemars::schema::Schema;
@@ -26,6 +26,8 @@ pub enum Subresource {
     Exec,
     /// A CertificateSigningRequest's Approved/Denied conditions.
     Approval,
+    /// A pod's eviction (policy/v1 Eviction), honouring PodDisruptionBudgets.
+    Eviction,
 }
 
 impl Subresource {
@@ -37,13 +39,22 @@ impl Subresource {
             Self::Log => "log",
             Self::Exec => "exec",
             Self::Approval => "approval",
+            Self::Eviction => "eviction",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Status, Self::Scale, Self::Binding, Self::Log, Self::Exec, Self::Approval]
-            .into_iter()
-            .find(|r| r.name() == s)
+        [
+            Self::Status,
+            Self::Scale,
+            Self::Binding,
+            Self::Log,
+            Self::Exec,
+            Self::Approval,
+            Self::Eviction,
+        ]
+        .into_iter()
+        .find(|r| r.name() == s)
     }
 
     /// (group, version, kind) of what the subresource speaks, and its verbs.
@@ -59,6 +70,7 @@ impl Subresource {
             Self::Binding => (("", "v1", "Binding"), &["create"]),
             Self::Log => (("", "v1", "Pod"), &["get"]),
             Self::Exec => (("", "v1", "PodExecOptions"), &["create", "get"]),
+            Self::Eviction => (("policy", "v1", "Eviction"), &["create"]),
         }
     }
 }
@@ -149,7 +161,7 @@ macro_rules! kinds {
 
 kinds! {
     core::Namespace => "" "v1" "Namespace" "namespaces" "namespace" Cluster ["ns"] [] [Status] Stored;
-    core::Pod => "" "v1" "Pod" "pods" "pod" Namespaced ["po"] ["all"] [Status, Binding, Log, Exec] Stored;
+    core::Pod => "" "v1" "Pod" "pods" "pod" Namespaced ["po"] ["all"] [Status, Binding, Log, Exec, Eviction] Stored;
     core::Service => "" "v1" "Service" "services" "service" Namespaced ["svc"] ["all"] [Status] Stored;
     core::Endpoints => "" "v1" "Endpoints" "endpoints" "endpoints" Namespaced ["ep"] [] [] Stored;
     core::Node => "" "v1" "Node" "nodes" "node" Cluster ["no"] [] [Status] Stored;
@@ -160,6 +172,8 @@ kinds! {
     core::PersistentVolume => "" "v1" "PersistentVolume" "persistentvolumes" "persistentvolume" Cluster ["pv"] [] [Status] Stored;
     core::PersistentVolumeClaim => "" "v1" "PersistentVolumeClaim" "persistentvolumeclaims" "persistentvolumeclaim" Namespaced ["pvc"] [] [Status] Stored;
     core::PodTemplate => "" "v1" "PodTemplate" "podtemplates" "podtemplate" Namespaced [] [] [] Stored;
+    core::ResourceQuota => "" "v1" "ResourceQuota" "resourcequotas" "resourcequota" Namespaced ["quota"] [] [Status] Stored;
+    core::LimitRange => "" "v1" "LimitRange" "limitranges" "limitrange" Namespaced ["limits"] [] [] Stored;
     apps::Deployment => "apps" "v1" "Deployment" "deployments" "deployment" Namespaced ["deploy"] ["all"] [Status, Scale] Stored;
     apps::ReplicaSet => "apps" "v1" "ReplicaSet" "replicasets" "replicaset" Namespaced ["rs"] ["all"] [Status, Scale] Stored;
     apps::DaemonSet => "apps" "v1" "DaemonSet" "daemonsets" "daemonset" Namespaced ["ds"] ["all"] [Status] Stored;
@@ -179,6 +193,7 @@ kinds! {
     networking::IngressClass => "networking.k8s.io" "v1" "IngressClass" "ingressclasses" "ingressclass" Cluster [] [] [] Stored;
     networking::NetworkPolicy => "networking.k8s.io" "v1" "NetworkPolicy" "networkpolicies" "networkpolicy" Namespaced ["netpol"] [] [] Stored;
     certificates::CertificateSigningRequest => "certificates.k8s.io" "v1" "CertificateSigningRequest" "certificatesigningrequests" "certificatesigningrequest" Cluster ["csr"] [] [Status, Approval] Stored;
+    policy::PodDisruptionBudget => "policy" "v1" "PodDisruptionBudget" "poddisruptionbudgets" "poddisruptionbudget" Namespaced ["pdb"] [] [Status] Stored;
     storage::StorageClass => "storage.k8s.io" "v1" "StorageClass" "storageclasses" "storageclass" Cluster ["sc"] [] [] Stored;
     discovery::EndpointSlice => "discovery.k8s.io" "v1" "EndpointSlice" "endpointslices" "endpointslice" Namespaced [] [] [] Stored;
     authz::SelfSubjectAccessReview => "authorization.k8s.io" "v1" "SelfSubjectAccessReview" "selfsubjectaccessreviews" "selfsubjectaccessreview" Cluster [] [] [] Virtual;

@@ -146,6 +146,7 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Vec<Cause> {
             }
         }
         ("", "Service") => service(obj, &mut causes),
+        ("policy", "PodDisruptionBudget") => causes.extend(super::disruption_budget::validate(obj)),
         ("certificates.k8s.io", "CertificateSigningRequest") => {
             super::certificate_requests::validate(obj, &mut causes)
         }

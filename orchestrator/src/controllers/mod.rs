@@ -8,6 +8,7 @@ pub mod common;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod hpa;
 pub mod job;
@@ -71,6 +72,7 @@ pub const CONTROLLERS: &[(&str, Constructor)] = &[
     ("taint-eviction", node_lifecycle::eviction::controller),
     ("nodeipam", node_ipam::controller),
     ("csrapproving", certificates::approver::controller),
+    ("disruption", disruption::controller),
 ];
 
 /// Wires every controller to `informers` (start them after); returns the worker tasks.

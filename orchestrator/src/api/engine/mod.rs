@@ -6,6 +6,7 @@ pub mod authorize;
 mod body;
 mod cluster_ip;
 mod delete;
+mod eviction;
 mod node_port;
 mod priority;
 mod read;

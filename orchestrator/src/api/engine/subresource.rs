@@ -170,6 +170,9 @@ impl Api {
                     warnings: Vec::new(),
                 })
             }
+            (Subresource::Eviction, Operation::Create { body, opts }) => {
+                self.evict(t, body, &opts).await
+            }
             (Subresource::Log | Subresource::Exec, Operation::Get | Operation::Create { .. }) => {
                 let (obj, _) = self.load(t.kind, ns, &name).await?;
                 match obj["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {

@@ -430,6 +430,28 @@ pub static CSR: Msg = Msg {
     ],
 };
 
+pub static PRECONDITIONS: Msg =
+    Msg { name: "Preconditions", fields: &[f!(1 "uid" Str), f!(2 "resourceVersion" Str)] };
+
+/// A delete's body (`kubectl delete` sends it with `--cascade` or `--grace-period`), and what
+/// `kubectl drain` sends inside its Evictions.
+pub static DELETE_OPTIONS: Msg = Msg {
+    name: "DeleteOptions",
+    fields: &[
+        f!(1 "gracePeriodSeconds" Int),
+        f!(2 "preconditions" Msg(&PRECONDITIONS)),
+        f!(3 "orphanDependents" Bool),
+        f!(4 "propagationPolicy" Str),
+        f!(5 "dryRun" [Str]),
+    ],
+};
+
+/// policy/v1 Eviction, posted to pods/eviction by `kubectl drain`.
+pub static EVICTION: Msg = Msg {
+    name: "Eviction",
+    fields: &[f!(1 "metadata" Msg(&OBJECT_META)), f!(2 "deleteOptions" Msg(&DELETE_OPTIONS))],
+};
+
 /// The message of a top-level kind (by apiVersion group and kind).
 pub fn top_level(kind: &str) -> Option<&'static Msg> {
     Some(match kind {
@@ -448,6 +470,8 @@ pub fn top_level(kind: &str) -> Option<&'static Msg> {
         "SelfSubjectRulesReview" => &SSRR,
         "SelfSubjectReview" => &SSR,
         "CertificateSigningRequest" => &CSR,
+        "DeleteOptions" => &DELETE_OPTIONS,
+        "Eviction" => &EVICTION,
         _ => return None,
     })
 }
