@@ -214,4 +214,162 @@ fn concurrent_evictions_respect_the_budget(b: Backend) {
     assert!(!c.ok(&["get", "pdb", "-o", "name"]).contains("bad"));
 }
 
-on_both_backends!(drain_waits_for_the_budget, concurrent_evictions_respect_the_budget);
+fn quota_used(c: &Cluster, ns: &str, name: &str, resource: &str) -> String {
+    let q = c.json(&["get", "quota", name, "-n", ns]);
+    q["status"]["used"][resource].as_str().unwrap_or("").to_owned()
+}
+
+fn pod_manifest(name: &str, resources: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  containers:
+  - name: app
+    image: registry.k8s.io/pause:3.9
+    resources: {resources}
+"#
+    )
+}
+
+/// LimitRange defaults and bounds, and a quota that refuses the pod that would exceed it and
+/// gives back what deleted pods used.
+fn quota_and_limit_range_admission(b: Backend) {
+    let _dog = watchdog("quota_and_limit_range_admission", Duration::from_secs(180));
+    let c = Cluster::new(b);
+    c.ok(&["create", "namespace", "team"]);
+    c.apply(
+        r#"
+apiVersion: v1
+kind: LimitRange
+metadata: {name: defaults, namespace: team}
+spec:
+  limits:
+  - type: Container
+    default: {cpu: 500m, memory: 256Mi}
+    defaultRequest: {cpu: 250m, memory: 128Mi}
+    max: {cpu: "1"}
+"#,
+        &[],
+    );
+    c.apply(
+        r#"
+apiVersion: v1
+kind: ResourceQuota
+metadata: {name: compute, namespace: team}
+spec:
+  hard: {pods: "2", requests.cpu: "1", requests.memory: 1Gi, limits.cpu: "2"}
+"#,
+        &[],
+    );
+    assert!(eventually(WAIT, || quota_used(&c, "team", "compute", "pods") == "0"));
+    let describe = c.ok(&["describe", "quota", "compute", "-n", "team"]);
+    assert!(describe.contains("Resource") && describe.contains("Used"), "{describe}");
+    assert!(describe.lines().any(|l| l.split_whitespace().eq(["pods", "0", "2"])), "{describe}");
+
+    c.ok(&["run", "p1", "--image=registry.k8s.io/pause:3.9", "-n", "team"]);
+    let p1 = c.json(&["get", "pod", "p1", "-n", "team"]);
+    let res = &p1["spec"]["containers"][0]["resources"];
+    assert_eq!(res["requests"]["cpu"], "250m", "{res}");
+    assert_eq!(res["requests"]["memory"], "128Mi", "{res}");
+    assert_eq!(res["limits"]["cpu"], "500m", "{res}");
+    assert_eq!(res["limits"]["memory"], "256Mi", "{res}");
+
+    let big = c.write("big.yaml", &pod_manifest("big", "{limits: {cpu: \"2\"}}"));
+    let err = c.fails(&["create", "-n", "team", "-f", big.to_str().expect("utf-8 path")]);
+    assert!(err.contains("maximum cpu usage per Container is 1, but limit is 2"), "{err}");
+    assert!(!c.kubectl(&["get", "pod", "big", "-n", "team"]).status.success());
+
+    c.ok(&["run", "p2", "--image=registry.k8s.io/pause:3.9", "-n", "team"]);
+    assert_eq!(quota_used(&c, "team", "compute", "pods"), "2");
+    assert_eq!(quota_used(&c, "team", "compute", "requests.cpu"), "500m");
+    assert_eq!(quota_used(&c, "team", "compute", "requests.memory"), "256Mi");
+    let table = c.ok(&["get", "quota", "-n", "team"]);
+    assert!(table.contains("REQUEST") && table.contains("pods: 2/2"), "{table}");
+    assert!(table.contains("limits.cpu: 1/2"), "{table}");
+
+    let err = c.fails(&["run", "p3", "--image=registry.k8s.io/pause:3.9", "-n", "team"]);
+    assert!(
+        err.contains("exceeded quota: compute, requested: pods=1, used: pods=2, limited: pods=2"),
+        "{err}"
+    );
+    assert!(!c.kubectl(&["get", "pod", "p3", "-n", "team"]).status.success());
+    assert_eq!(quota_used(&c, "team", "compute", "pods"), "2", "a refusal charges nothing");
+
+    // A deleted pod gives its share back.
+    c.ok(&["delete", "pod", "p1", "-n", "team", "--wait=true"]);
+    assert!(eventually(WAIT, || quota_used(&c, "team", "compute", "pods") == "1"));
+    assert_eq!(quota_used(&c, "team", "compute", "requests.cpu"), "250m");
+    c.ok(&["run", "p3", "--image=registry.k8s.io/pause:3.9", "-n", "team"]);
+
+    // Bad specs are refused whole.
+    let bad_quota = "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: bad, namespace: team}\nspec: {hard: {pods: lots}}\n";
+    let bad_range = "apiVersion: v1\nkind: LimitRange\nmetadata: {name: bad, namespace: team}\nspec: {limits: [{type: Container, min: {cpu: \"2\"}, max: {cpu: \"1\"}}]}\n";
+    for (file, text) in [("bad-quota.yaml", bad_quota), ("bad-range.yaml", bad_range)] {
+        let f = c.write(file, text);
+        let err = c.fails(&["create", "-f", f.to_str().expect("utf-8 path")]);
+        assert!(err.contains("is invalid"), "{err}");
+    }
+    assert!(!c.ok(&["get", "quota,limits", "-n", "team", "-o", "name"]).contains("/bad"));
+}
+
+/// Creates racing for a quota's last units: exactly as many succeed as it allows. A quota on
+/// CPU requests makes pods state them.
+fn concurrent_creates_never_exceed_a_quota(b: Backend) {
+    let _dog = watchdog("concurrent_creates_never_exceed_a_quota", Duration::from_secs(180));
+    let c = Cluster::new(b);
+    c.ok(&["create", "namespace", "race"]);
+    let before = c.ok(&["get", "secrets", "-n", "race", "-o", "name"]).lines().count();
+    let hard = before + 5;
+    c.apply(
+        &format!(
+            "apiVersion: v1\nkind: ResourceQuota\nmetadata: {{name: objects, namespace: race}}\nspec: {{hard: {{secrets: \"{hard}\", requests.cpu: \"1\"}}}}\n"
+        ),
+        &[],
+    );
+    assert!(eventually(WAIT, || quota_used(&c, "race", "objects", "secrets") == before.to_string()));
+    let outcomes: Vec<std::process::Output> = std::thread::scope(|s| {
+        let running: Vec<_> = (0..12)
+            .map(|i| {
+                let c = &c;
+                s.spawn(move || {
+                    c.kubectl(&[
+                        "create",
+                        "secret",
+                        "generic",
+                        &format!("s{i}"),
+                        "--from-literal=a=b",
+                        "-n",
+                        "race",
+                    ])
+                })
+            })
+            .collect();
+        running.into_iter().map(|h| h.join().expect("create thread")).collect()
+    });
+    let created = outcomes.iter().filter(|o| o.status.success()).count();
+    assert_eq!(created, 5);
+    for o in outcomes.iter().filter(|o| !o.status.success()) {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("exceeded quota: objects"), "{err}");
+    }
+    let now = c.ok(&["get", "secrets", "-n", "race", "-o", "name"]).lines().count();
+    assert_eq!(now, hard);
+    assert_eq!(quota_used(&c, "race", "objects", "secrets"), hard.to_string());
+
+    let bare = c.write("bare.yaml", &pod_manifest("bare", "{}"));
+    let err = c.fails(&["create", "-n", "race", "-f", bare.to_str().expect("utf-8 path")]);
+    assert!(err.contains("failed quota: objects: must specify requests.cpu for: app"), "{err}");
+    let sized = c.write("sized.yaml", &pod_manifest("sized", "{requests: {cpu: 300m}}"));
+    c.ok(&["create", "-n", "race", "-f", sized.to_str().expect("utf-8 path")]);
+    assert!(eventually(WAIT, || quota_used(&c, "race", "objects", "requests.cpu") == "300m"));
+}
+
+on_both_backends!(
+    drain_waits_for_the_budget,
+    concurrent_evictions_respect_the_budget,
+    quota_and_limit_range_admission,
+    concurrent_creates_never_exceed_a_quota
+);

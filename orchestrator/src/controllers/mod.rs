@@ -16,6 +16,7 @@ pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod pod_control;
 pub mod replicaset;
+pub mod resource_quota;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +74,7 @@ pub const CONTROLLERS: &[(&str, Constructor)] = &[
     ("nodeipam", node_ipam::controller),
     ("csrapproving", certificates::approver::controller),
     ("disruption", disruption::controller),
+    ("resourcequota", resource_quota::controller),
 ];
 
 /// Wires every controller to `informers` (start them after); returns the worker tasks.

@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 
 use serde_json::{Value, json};
 
+use super::limit_ranger;
 use super::node_port;
 use super::retry::Retry;
 use super::{Api, ApiResponse, body, decode, encode, key, prefix};
@@ -219,14 +220,22 @@ impl Api {
             managed::record_update(kind, None, &mut obj, manager(opts), "");
         }
         defaults::apply(kind, &mut obj);
+        let is_pod = kind.group.is_empty() && kind.kind == "Pod";
+        let ns = t.namespace.as_deref().unwrap_or_default();
+        let limit_ranges =
+            if is_pod { self.default_from_limit_ranges(&mut obj, ns).await? } else { Vec::new() };
         let causes = validation::validate(kind, &obj);
         if !causes.is_empty() {
             return Err(ApiError::invalid(kind, &name, causes));
         }
         self.check_namespace(kind, t.namespace.as_deref()).await?;
-        if kind.group.is_empty() && kind.kind == "Pod" {
+        if is_pod {
             self.admit_priority(&mut obj).await?;
             self.admit_runtime_class(&mut obj).await?;
+            limit_ranger::check_limit_ranges(&obj, &name, &limit_ranges)?;
+        }
+        if kind.namespaced {
+            self.charge_quotas(kind, &obj, ns, opts.dry_run).await?;
         }
         let is_service = kind.group.is_empty() && kind.kind == "Service";
         if opts.dry_run {
