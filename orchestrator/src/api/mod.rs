@@ -3,6 +3,7 @@
 //! tables, selectors, cron schedules, discovery documents, background lifecycle work).
 
 pub mod certificate_requests;
+pub mod conversion;
 pub mod cron;
 pub mod defaults;
 pub mod discovery;

@@ -3,10 +3,11 @@
 
 use k8s_openapi::api::{
     apps::v1 as apps, authentication::v1 as authn, authorization::v1 as authz,
-    autoscaling::v2 as autoscaling, batch::v1 as batch, certificates::v1 as certificates,
-    coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
-    networking::v1 as networking, node::v1 as node, policy::v1 as policy, rbac::v1 as rbac,
-    scheduling::v1 as scheduling, storage::v1 as storage,
+    autoscaling::v1 as autoscaling_v1, autoscaling::v2 as autoscaling, batch::v1 as batch,
+    certificates::v1 as certificates, coordination::v1 as coordination, core::v1 as core,
+    discovery::v1 as discovery, events::v1 as events, networking::v1 as networking,
+    node::v1 as node, policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling,
+    storage::v1 as storage,
 };
 use schemars::r#gen::SchemaGenerator;
 use schemars::schema::Schema;
@@ -81,6 +82,8 @@ pub enum Storage {
     Stored,
     /// Answered by the server (e.g. access reviews): create only.
     Virtual,
+    /// Stored as another version or group's kind and converted (`crate::api::conversion`).
+    Converted,
 }
 
 pub struct ResourceKind {
@@ -121,7 +124,7 @@ impl ResourceKind {
 
     pub fn verbs(&self) -> &'static [&'static str] {
         match self.storage {
-            Storage::Stored => {
+            Storage::Stored | Storage::Converted => {
                 &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
             }
             Storage::Virtual => &["create"],
@@ -180,6 +183,8 @@ kinds! {
     batch::Job => "batch" "v1" "Job" "jobs" "job" Namespaced [] ["all"] [Status] Stored;
     batch::CronJob => "batch" "v1" "CronJob" "cronjobs" "cronjob" Namespaced ["cj"] ["all"] [Status] Stored;
     autoscaling::HorizontalPodAutoscaler => "autoscaling" "v2" "HorizontalPodAutoscaler" "horizontalpodautoscalers" "horizontalpodautoscaler" Namespaced ["hpa"] ["all"] [Status] Stored;
+    autoscaling_v1::HorizontalPodAutoscaler => "autoscaling" "v1" "HorizontalPodAutoscaler" "horizontalpodautoscalers" "horizontalpodautoscaler" Namespaced ["hpa"] ["all"] [Status] Converted;
+    events::Event => "events.k8s.io" "v1" "Event" "events" "event" Namespaced ["ev"] [] [] Converted;
     coordination::Lease => "coordination.k8s.io" "v1" "Lease" "leases" "lease" Namespaced [] [] [] Stored;
     scheduling::PriorityClass => "scheduling.k8s.io" "v1" "PriorityClass" "priorityclasses" "priorityclass" Cluster ["pc"] [] [] Stored;
     super::metrics::PodMetrics => "metrics.k8s.io" "v1beta1" "PodMetrics" "pods" "podmetrics" Namespaced [] [] [] Stored;

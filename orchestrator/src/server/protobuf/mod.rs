@@ -248,7 +248,8 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
             "{CONTENT_TYPE} with a content encoding"
         )));
     }
-    let msg = schema::top_level(&kind).ok_or_else(|| {
+    let msg = schema::versioned(&api_version, &kind).or_else(|| schema::top_level(&kind));
+    let msg = msg.ok_or_else(|| {
         ApiError::unsupported_media_type(&format!("{CONTENT_TYPE} for {kind} (send JSON)"))
     })?;
     let mut obj = message(part(2).unwrap_or_default(), msg).map_err(|e| match e {

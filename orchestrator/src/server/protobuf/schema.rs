@@ -452,6 +452,50 @@ pub static EVICTION: Msg = Msg {
     fields: &[f!(1 "metadata" Msg(&OBJECT_META)), f!(2 "deleteOptions" Msg(&DELETE_OPTIONS))],
 };
 
+pub static CROSS_VERSION_REF: Msg = Msg {
+    name: "CrossVersionObjectReference",
+    fields: &[f!(1 "kind" Str), f!(2 "name" Str), f!(3 "apiVersion" Str)],
+};
+
+pub static HPA_V1_SPEC: Msg = Msg {
+    name: "HorizontalPodAutoscalerSpec",
+    fields: &[
+        f!(1 "scaleTargetRef" Msg(&CROSS_VERSION_REF)),
+        f!(2 "minReplicas" Int),
+        f!(3 "maxReplicas" Int),
+        f!(4 "targetCPUUtilizationPercentage" Int),
+    ],
+};
+
+pub static HPA_V1_STATUS: Msg = Msg {
+    name: "HorizontalPodAutoscalerStatus",
+    fields: &[
+        f!(1 "observedGeneration" Int),
+        f!(2 "lastScaleTime" Time),
+        f!(3 "currentReplicas" Int),
+        f!(4 "desiredReplicas" Int),
+        f!(5 "currentCPUUtilizationPercentage" Int),
+    ],
+};
+
+/// autoscaling/v1, as `kubectl autoscale` sends it.
+pub static HPA_V1: Msg = Msg {
+    name: "HorizontalPodAutoscaler",
+    fields: &[
+        f!(1 "metadata" Msg(&OBJECT_META)),
+        f!(2 "spec" Msg(&HPA_V1_SPEC)),
+        f!(3 "status" Msg(&HPA_V1_STATUS)),
+    ],
+};
+
+/// Kinds whose message differs between versions, by apiVersion and kind.
+pub fn versioned(api_version: &str, kind: &str) -> Option<&'static Msg> {
+    match (api_version, kind) {
+        ("autoscaling/v1", "HorizontalPodAutoscaler") => Some(&HPA_V1),
+        _ => None,
+    }
+}
+
 /// The message of a top-level kind (by apiVersion group and kind).
 pub fn top_level(kind: &str) -> Option<&'static Msg> {
     Some(match kind {
