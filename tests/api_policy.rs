@@ -325,7 +325,7 @@ fn concurrent_creates_never_exceed_a_quota(b: Backend) {
     let hard = before + 5;
     c.apply(
         &format!(
-            "apiVersion: v1\nkind: ResourceQuota\nmetadata: {{name: objects, namespace: race}}\nspec: {{hard: {{secrets: \"{hard}\", requests.cpu: \"1\"}}}}\n"
+            "apiVersion: v1\nkind: ResourceQuota\nmetadata: {{name: objects, namespace: race}}\nspec: {{hard: {{secrets: \"{hard}\", requests.cpu: \"1\", services.nodeports: \"0\"}}}}\n"
         ),
         &[],
     );
@@ -365,6 +365,21 @@ fn concurrent_creates_never_exceed_a_quota(b: Backend) {
     let sized = c.write("sized.yaml", &pod_manifest("sized", "{requests: {cpu: 300m}}"));
     c.ok(&["create", "-n", "race", "-f", sized.to_str().expect("utf-8 path")]);
     assert!(eventually(WAIT, || quota_used(&c, "race", "objects", "requests.cpu") == "300m"));
+
+    // Updates are charged what they add: a Service may not become a NodePort here.
+    c.ok(&["create", "service", "clusterip", "svc", "--tcp=80:8080", "-n", "race"]);
+    let err = c.fails(&[
+        "patch",
+        "service",
+        "svc",
+        "-n",
+        "race",
+        "-p",
+        r#"{"spec":{"type":"NodePort"}}"#,
+    ]);
+    assert!(err.contains("exceeded quota: objects, requested: services.nodeports=1"), "{err}");
+    let svc = c.json(&["get", "service", "svc", "-n", "race"]);
+    assert_eq!(svc["spec"]["type"], "ClusterIP");
 }
 
 on_both_backends!(

@@ -59,7 +59,18 @@ pub fn controller(ctx: &Context) -> Controller {
     let queue = WorkQueue::new();
     let quotas = ctx.informers.get::<ResourceQuota>();
     let q = queue.clone();
-    quotas.on_change(move |c| q.add(ObjectKey::of(&c.object().metadata)));
+    // Not on status writes: those are admission's charges, and a recount racing a create
+    // that is charged but not yet stored would give its charge back.
+    quotas.on_change(move |c| {
+        let recount = match c {
+            Change::Added(_) => true,
+            Change::Updated { old, new } => old.spec != new.spec,
+            Change::Deleted(_) => false,
+        };
+        if recount {
+            q.add(ObjectKey::of(&c.object().metadata));
+        }
+    });
     ctx.informers.get::<Pod>().on_change(on_release(&queue, &quotas, pod_finished));
     ctx.informers.get::<Service>().on_change(on_release(&queue, &quotas, |_| false));
     ctx.informers.get::<ConfigMap>().on_change(on_release(&queue, &quotas, |_| false));

@@ -35,6 +35,40 @@ impl Api {
         dry_run: bool,
     ) -> Result<(), ApiError> {
         let usage = quota::usage_of(kind, obj);
+        self.charge(kind, obj, ns, usage, dry_run, true).await
+    }
+
+    /// Charges what an update of `current` to `new` adds (a Service becoming a NodePort, a
+    /// claim growing); what it frees the controller gives back.
+    pub(super) async fn charge_quota_growth(
+        &self,
+        kind: &ResourceKind,
+        current: &Value,
+        new: &Value,
+        dry_run: bool,
+    ) -> Result<(), ApiError> {
+        let Some(ns) = crate::api::meta::namespace(new) else { return Ok(()) };
+        let before = quota::usage_of(kind, current);
+        let growth: quota::Usage = quota::usage_of(kind, new)
+            .into_iter()
+            .filter(|(r, amount)| *amount > before.get(r).copied().unwrap_or(0))
+            .map(|(r, amount)| {
+                let was = before.get(&r).copied().unwrap_or(0);
+                (r, amount - was)
+            })
+            .collect();
+        self.charge(kind, new, ns, growth, dry_run, false).await
+    }
+
+    async fn charge(
+        &self,
+        kind: &ResourceKind,
+        obj: &Value,
+        ns: &str,
+        usage: quota::Usage,
+        dry_run: bool,
+        creating: bool,
+    ) -> Result<(), ApiError> {
         if usage.is_empty() {
             return Ok(());
         }
@@ -63,7 +97,7 @@ impl Api {
                 return Ok(());
             }
             // A create that will fail as a duplicate charges nothing.
-            if matches!(self.store.get(&key(kind, Some(ns), name)).await, Ok(Some(_))) {
+            if creating && matches!(self.store.get(&key(kind, Some(ns), name)).await, Ok(Some(_))) {
                 return Err(ApiError::already_exists(kind, name));
             }
             for (q, rev, used, qname) in writes {
@@ -75,7 +109,8 @@ impl Api {
                     name: Some(qname.clone()),
                     subresource: Some(Subresource::Status),
                 };
-                match self.store_update(&t, &q, rev, new, &opts, how).await {
+                // Boxed: a quota's status write is itself an update (one that charges nothing).
+                match Box::pin(self.store_update(&t, &q, rev, new, &opts, how)).await {
                     Ok(_) => {
                         charged.insert(qname);
                     }

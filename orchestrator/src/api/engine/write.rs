@@ -412,6 +412,9 @@ impl Api {
             meta::set_resource_version(&mut out, rev);
             return Ok(out);
         }
+        if sub.is_none() && kind.namespaced && !meta::is_deleting(&new) {
+            self.charge_quota_growth(kind, current, &new, opts.dry_run).await?;
+        }
         let k = key(kind, t.namespace.as_deref(), &name);
         let _node_ports = if kind.group.is_empty() && kind.kind == "Service" && sub.is_none() {
             let guard = self.node_ports.lock().await;

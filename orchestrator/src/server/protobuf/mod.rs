@@ -303,6 +303,18 @@ mod tests {
     }
 
     #[test]
+    fn drains_evictions_keep_a_zero_grace_period() {
+        let meta = msg(&[(1, b"web-1"), (3, b"default")]);
+        // gracePeriodSeconds = 0 (a varint field) and dryRun = ["All"].
+        let mut opts = vec![1 << 3, 0];
+        opts.extend(msg(&[(5, b"All")]));
+        let v =
+            decode(&envelope(b"policy/v1", b"Eviction", &msg(&[(1, &meta), (2, &opts)]))).unwrap();
+        assert_eq!(v["metadata"], json!({"name": "web-1", "namespace": "default"}));
+        assert_eq!(v["deleteOptions"], json!({"gracePeriodSeconds": 0, "dryRun": ["All"]}));
+    }
+
+    #[test]
     fn config_map_with_labels_and_data() {
         let label = msg(&[(1, b"app"), (2, b"web")]);
         let meta = msg(&[(1, b"cfg"), (11, &label)]);
