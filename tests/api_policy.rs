@@ -250,7 +250,7 @@ spec:
   - type: Container
     default: {cpu: 500m, memory: 256Mi}
     defaultRequest: {cpu: 250m, memory: 128Mi}
-    max: {cpu: "1"}
+    max: {cpu: 1}
 "#,
         &[],
     );
@@ -260,7 +260,7 @@ apiVersion: v1
 kind: ResourceQuota
 metadata: {name: compute, namespace: team}
 spec:
-  hard: {pods: "2", requests.cpu: "1", requests.memory: 1Gi, limits.cpu: "2"}
+  hard: {pods: 2, requests.cpu: 1, requests.memory: 1Gi, limits.cpu: 2}
 "#,
         &[],
     );
