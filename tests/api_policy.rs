@@ -212,6 +212,37 @@ fn concurrent_evictions_respect_the_budget(b: Backend) {
         assert!(err.contains("is invalid"), "{rule}: {err}");
     }
     assert!(!c.ok(&["get", "pdb", "-o", "name"]).contains("bad"));
+
+    // Evicting takes `create` on pods/eviction.
+    std::fs::write(c.data_dir().join("tokens.csv"), "tok-ops,ops,1001,\"ops\"\n")
+        .expect("write tokens");
+    let role = |rules: &str| {
+        format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: evictor}}\nrules: {rules}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: evictor}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: evictor}}\nsubjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: ops}}]\n"
+        )
+    };
+    c.apply(&role(r#"[{apiGroups: [""], resources: [pods], verbs: [get, list]}]"#), &[]);
+    c.ok(&["run", "spare", "--image=registry.k8s.io/pause:3.9", "--labels=app=spare"]);
+    let body = c.write(
+        "evict-spare.json",
+        r#"{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"spare"}}"#,
+    );
+    let path = "/api/v1/namespaces/default/pods/spare/eviction";
+    let evict_as_ops = || {
+        c.kubectl_as_token(
+            "tok-ops",
+            &["create", "--raw", path, "-f", body.to_str().expect("utf-8 path")],
+        )
+    };
+    let denied = evict_as_ops();
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("Forbidden"), "{denied:?}");
+    c.apply(
+        &role(r#"[{apiGroups: [""], resources: [pods], verbs: [get, list]}, {apiGroups: [""], resources: [pods/eviction], verbs: [create]}]"#),
+        &[],
+    );
+    let allowed = evict_as_ops();
+    assert!(allowed.status.success(), "{allowed:?}");
+    assert!(eventually(WAIT, || !c.kubectl(&["get", "pod", "spare"]).status.success()));
 }
 
 fn quota_used(c: &Cluster, ns: &str, name: &str, resource: &str) -> String {
