@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::sim::SimNodes;
+use common::sim::{SimNodes, deployment, ready};
 use common::{Backend, Cluster, eventually, watchdog};
 use serde_json::Value;
 
@@ -23,33 +23,8 @@ fn live(p: &Value) -> bool {
     p["metadata"]["deletionTimestamp"].is_null()
 }
 
-fn ready(p: &Value) -> bool {
-    live(p)
-        && p["status"]["conditions"]
-            .as_array()
-            .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-}
-
 fn node_of(p: &Value) -> &str {
     p["spec"]["nodeName"].as_str().unwrap_or("")
-}
-
-fn deployment(name: &str, replicas: u32) -> String {
-    format!(
-        r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}}}
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers: [{{name: app, image: "registry.k8s.io/pause:3.9"}}]
-"#
-    )
 }
 
 fn budget(name: &str, app: &str, rule: &str) -> String {
@@ -81,8 +56,8 @@ fn drain_waits_for_the_budget(b: Backend) {
     let _nodes = SimNodes::start(&c, "sim", 2, &[]);
     // Everything starts on sim-0.
     c.ok(&["cordon", "sim-1"]);
-    c.apply(&deployment("web", 1), &[]);
-    c.apply(&deployment("other", 2), &[]);
+    c.apply(&deployment("web", 1, "", ""), &[]);
+    c.apply(&deployment("other", 2, "", ""), &[]);
     c.apply(&budget("web", "web", "minAvailable: 1"), &[]);
     c.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
     c.ok(&["rollout", "status", "deployment/other", "--timeout=60s"]);
