@@ -145,7 +145,8 @@ fn concurrent_evictions_respect_the_budget(b: Backend) {
             "--overrides={\"spec\":{\"terminationGracePeriodSeconds\":1}}",
         ]);
     }
-    c.apply(&budget("c", "c", "minAvailable: 3"), &[]);
+    // `kubectl create pdb` sends protobuf.
+    c.ok(&["create", "pdb", "c", "--selector=app=c", "--min-available=3"]);
     assert!(eventually(WAIT, || budget_status(&c, "c") == (5, 3, 2, 5)));
     let evict = |pod: &str| {
         let body = format!(
@@ -329,12 +330,9 @@ fn concurrent_creates_never_exceed_a_quota(b: Backend) {
     c.ok(&["create", "namespace", "race"]);
     let before = c.ok(&["get", "secrets", "-n", "race", "-o", "name"]).lines().count();
     let hard = before + 5;
-    c.apply(
-        &format!(
-            "apiVersion: v1\nkind: ResourceQuota\nmetadata: {{name: objects, namespace: race}}\nspec: {{hard: {{secrets: \"{hard}\", requests.cpu: \"1\", services.nodeports: \"0\"}}}}\n"
-        ),
-        &[],
-    );
+    // `kubectl create quota` sends protobuf.
+    let hard_list = format!("--hard=secrets={hard},requests.cpu=1,services.nodeports=0");
+    c.ok(&["create", "quota", "objects", &hard_list, "-n", "race"]);
     assert!(eventually(WAIT, || quota_used(&c, "race", "objects", "secrets") == before.to_string()));
     let outcomes: Vec<std::process::Output> = std::thread::scope(|s| {
         let running: Vec<_> = (0..12)

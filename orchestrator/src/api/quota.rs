@@ -304,6 +304,22 @@ pub fn validate(obj: &Value) -> Vec<Cause> {
             });
         }
     }
+    // Scopes are about pods: a scoped quota may only limit what pods use.
+    let scopes = &obj["spec"]["scopes"];
+    let pod_resource = |k: &str| {
+        matches!(k, "pods" | "count/pods" | "cpu" | "memory" | "ephemeral-storage")
+            || k.starts_with("requests.")
+            || k.starts_with("limits.")
+    };
+    let scoped = scopes.as_array().is_some_and(|a| !a.is_empty());
+    if scoped
+        && obj["spec"]["hard"].as_object().into_iter().flatten().any(|(k, _)| !pod_resource(k))
+    {
+        causes.push(Cause::invalid(
+            "spec.scopes",
+            format!("Invalid value: {scopes}: unsupported scope applied to resource"),
+        ));
+    }
     if !obj["spec"]["scopeSelector"].is_null() {
         causes.push(Cause::invalid(
             "spec.scopeSelector",
@@ -388,5 +404,8 @@ mod tests {
         assert_eq!(validate(&json!({"spec": {"hard": {"pods": "many"}}})).len(), 1);
         assert_eq!(validate(&json!({"spec": {"hard": {"pods": "-1"}}})).len(), 1);
         assert_eq!(validate(&json!({"spec": {"hard": {"widgets": "1"}}})).len(), 1);
+        let scoped =
+            json!({"spec": {"hard": {"pods": "1", "configmaps": "1"}, "scopes": ["BestEffort"]}});
+        assert_eq!(validate(&scoped)[0].field, "spec.scopes");
     }
 }

@@ -1,7 +1,8 @@
 //! Field numbers and JSON names of the Kubernetes messages kubectl's typed clients send
 //! (`kubectl create namespace|configmap|secret|serviceaccount|role|rolebinding|deployment|job|
-//! service`, `kubectl run`, `kubectl auth can-i`, `kubectl certificate approve|deny`). Numbers
-//! follow the API's generated.proto.
+//! service|poddisruptionbudget|quota`, `kubectl run`, `kubectl auth can-i`, `kubectl
+//! certificate approve|deny`, `kubectl drain`, `kubectl autoscale`). Numbers follow the API's
+//! generated.proto.
 
 /// How a field's value is encoded.
 #[derive(Debug, Clone, Copy)]
@@ -488,6 +489,91 @@ pub static HPA_V1: Msg = Msg {
     ],
 };
 
+/// metav1.Condition.
+pub static CONDITION: Msg = Msg {
+    name: "Condition",
+    fields: &[
+        f!(1 "type" Str),
+        f!(2 "status" Str),
+        f!(3 "observedGeneration" Int, omitempty),
+        f!(4 "lastTransitionTime" Time),
+        f!(5 "reason" Str),
+        f!(6 "message" Str),
+    ],
+};
+
+pub static PDB_SPEC: Msg = Msg {
+    name: "PodDisruptionBudgetSpec",
+    fields: &[
+        f!(1 "minAvailable" IntOrString),
+        f!(2 "selector" Msg(&LABEL_SELECTOR)),
+        f!(3 "maxUnavailable" IntOrString),
+        f!(4 "unhealthyPodEvictionPolicy" Str),
+    ],
+};
+
+/// What a client may send of a budget's status (the server keeps its own); disruptedPods,
+/// a map of times, is not read.
+pub static PDB_STATUS: Msg = Msg {
+    name: "PodDisruptionBudgetStatus",
+    fields: &[
+        f!(1 "observedGeneration" Int, omitempty),
+        f!(3 "disruptionsAllowed" Int),
+        f!(4 "currentHealthy" Int),
+        f!(5 "desiredHealthy" Int),
+        f!(6 "expectedPods" Int),
+        f!(7 "conditions" [Msg(&CONDITION)]),
+    ],
+};
+
+/// policy/v1, as `kubectl create poddisruptionbudget` sends it.
+pub static PDB: Msg = Msg {
+    name: "PodDisruptionBudget",
+    fields: &[
+        f!(1 "metadata" Msg(&OBJECT_META)),
+        f!(2 "spec" Msg(&PDB_SPEC)),
+        f!(3 "status" Msg(&PDB_STATUS)),
+    ],
+};
+
+pub static QUOTA_SPEC: Msg =
+    Msg { name: "ResourceQuotaSpec", fields: &[f!(1 "hard" MapQuantity), f!(2 "scopes" [Str])] };
+
+pub static QUOTA_STATUS: Msg = Msg {
+    name: "ResourceQuotaStatus",
+    fields: &[f!(1 "hard" MapQuantity), f!(2 "used" MapQuantity)],
+};
+
+/// core/v1, as `kubectl create quota` sends it.
+pub static QUOTA: Msg = Msg {
+    name: "ResourceQuota",
+    fields: &[
+        f!(1 "metadata" Msg(&OBJECT_META)),
+        f!(2 "spec" Msg(&QUOTA_SPEC)),
+        f!(3 "status" Msg(&QUOTA_STATUS)),
+    ],
+};
+
+pub static LIMIT_RANGE_ITEM: Msg = Msg {
+    name: "LimitRangeItem",
+    fields: &[
+        f!(1 "type" Str),
+        f!(2 "max" MapQuantity),
+        f!(3 "min" MapQuantity),
+        f!(4 "default" MapQuantity),
+        f!(5 "defaultRequest" MapQuantity),
+        f!(6 "maxLimitRequestRatio" MapQuantity),
+    ],
+};
+
+pub static LIMIT_RANGE_SPEC: Msg =
+    Msg { name: "LimitRangeSpec", fields: &[f!(1 "limits" [Msg(&LIMIT_RANGE_ITEM)])] };
+
+pub static LIMIT_RANGE: Msg = Msg {
+    name: "LimitRange",
+    fields: &[f!(1 "metadata" Msg(&OBJECT_META)), f!(2 "spec" Msg(&LIMIT_RANGE_SPEC))],
+};
+
 /// Kinds whose message differs between versions, by apiVersion and kind.
 pub fn versioned(api_version: &str, kind: &str) -> Option<&'static Msg> {
     match (api_version, kind) {
@@ -516,6 +602,9 @@ pub fn top_level(kind: &str) -> Option<&'static Msg> {
         "CertificateSigningRequest" => &CSR,
         "DeleteOptions" => &DELETE_OPTIONS,
         "Eviction" => &EVICTION,
+        "PodDisruptionBudget" => &PDB,
+        "ResourceQuota" => &QUOTA,
+        "LimitRange" => &LIMIT_RANGE,
         _ => return None,
     })
 }
