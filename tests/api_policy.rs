@@ -59,9 +59,12 @@ fn drain_waits_for_the_budget(b: Backend) {
     c.apply(&deployment("web", 1, "", ""), &[]);
     c.apply(&deployment("other", 2, "", ""), &[]);
     c.apply(&budget("web", "web", "minAvailable: 1"), &[]);
+    // Resolved against the Deployment's scale (through its ReplicaSet): one of two may go.
+    c.apply(&budget("other", "other", "maxUnavailable: 50%"), &[]);
     c.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
     c.ok(&["rollout", "status", "deployment/other", "--timeout=60s"]);
     assert!(eventually(WAIT, || budget_status(&c, "web") == (1, 1, 0, 1)));
+    assert!(eventually(WAIT, || budget_status(&c, "other") == (2, 1, 1, 2)));
     let table = c.ok(&["get", "pdb"]);
     for col in ["MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS"] {
         assert!(table.contains(col), "{table}");
