@@ -261,6 +261,8 @@ spec:
     default: {cpu: 500m, memory: 256Mi}
     defaultRequest: {cpu: 250m, memory: 128Mi}
     max: {cpu: 1}
+  - type: PersistentVolumeClaim
+    max: {storage: 2Gi}
 "#,
         &[],
     );
@@ -313,6 +315,20 @@ spec:
     assert!(eventually(WAIT, || quota_used(&c, "team", "compute", "pods") == "1"));
     assert_eq!(quota_used(&c, "team", "compute", "requests.cpu"), "250m");
     c.ok(&["run", "p3", "--image=registry.k8s.io/pause:3.9", "-n", "team"]);
+
+    let claim = |size: &str| {
+        format!(
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: data-{}, namespace: team}}\nspec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: {size}}}}}}}\n",
+            size.to_lowercase()
+        )
+    };
+    let big = c.write("big-claim.yaml", &claim("5Gi"));
+    let err = c.fails(&["create", "-f", big.to_str().expect("utf-8 path")]);
+    assert!(
+        err.contains("maximum storage usage per PersistentVolumeClaim is 2Gi, but request is 5Gi"),
+        "{err}"
+    );
+    c.apply(&claim("1Gi"), &[]);
 
     // Bad specs are refused whole.
     let bad_quota = "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: bad, namespace: team}\nspec: {hard: {pods: lots}}\n";

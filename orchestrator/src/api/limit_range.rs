@@ -258,6 +258,39 @@ pub fn violations(pod: &Value, ranges: &[Value]) -> Vec<String> {
     errors
 }
 
+/// Why a claim's requested storage breaks `ranges`' PersistentVolumeClaim bounds, if it does.
+pub fn claim_violations(claim: &Value, ranges: &[Value]) -> Vec<String> {
+    let scope = "PersistentVolumeClaim";
+    let requests = entries(&claim["spec"]["resources"]["requests"]);
+    let mut errors = Vec::new();
+    let items = ranges.iter().flat_map(|r| r["spec"]["limits"].as_array().into_iter().flatten());
+    for item in items.filter(|i| i["type"] == scope) {
+        for (bound, is_min) in [("min", true), ("max", false)] {
+            for (k, limit) in entries(&item[bound]) {
+                let word = if is_min { "minimum" } else { "maximum" };
+                match requests.get(&k).and_then(milli) {
+                    None => errors.push(format!(
+                        "{word} {k} usage per {scope} is {}.  No request is specified",
+                        s(&limit)
+                    )),
+                    Some(r)
+                        if (is_min && r < milli(&limit).unwrap_or(0))
+                            || (!is_min && r > milli(&limit).unwrap_or(0)) =>
+                    {
+                        errors.push(format!(
+                            "{word} {k} usage per {scope} is {}, but request is {}",
+                            s(&limit),
+                            s(&requests[&k])
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    errors
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,6 +333,15 @@ mod tests {
         );
         let ok = json!({"spec": {"containers": [{"name": "a", "resources": {"requests": {"cpu": "500m"}, "limits": {"cpu": "1"}}}]}});
         assert!(violations(&ok, &[r]).is_empty());
+        let claims = range(
+            json!({"type": "PersistentVolumeClaim", "min": {"storage": "1Gi"}, "max": {"storage": "2Gi"}}),
+        );
+        let claim = |size: &str| json!({"spec": {"resources": {"requests": {"storage": size}}}});
+        assert_eq!(
+            claim_violations(&claim("5Gi"), std::slice::from_ref(&claims)),
+            ["maximum storage usage per PersistentVolumeClaim is 2Gi, but request is 5Gi"]
+        );
+        assert!(claim_violations(&claim("1Gi"), &[claims]).is_empty());
         let bad = json!({"spec": {"limits": [{"type": "Container", "min": {"cpu": "2"}, "max": {"cpu": "1"}}]}});
         assert_eq!(validate(&bad).len(), 1);
     }

@@ -1,5 +1,6 @@
-//! LimitRange admission of pods: the namespace's defaults are filled in before validation,
-//! and its bounds are checked after (403 Forbidden with Kubernetes' words when broken).
+//! LimitRange admission: a pod gets the namespace's defaults before validation and must keep
+//! its bounds after, as must a claim's requested storage (403 Forbidden with Kubernetes'
+//! words when broken).
 
 use serde_json::Value;
 
@@ -24,17 +25,39 @@ impl Api {
     }
 }
 
+impl Api {
+    /// Refuses a claim whose requested storage is outside its namespace's bounds.
+    pub(super) async fn check_claim_limits(
+        &self,
+        claim: &Value,
+        name: &str,
+        ns: &str,
+    ) -> Result<(), ApiError> {
+        let kind = resources::find("", "v1", "limitranges")
+            .ok_or_else(|| ApiError::internal("the limitranges resource is missing"))?;
+        let ranges: Vec<Value> =
+            self.load_all(kind, ns).await?.into_iter().map(|(r, _)| r).collect();
+        forbid(
+            &format!("persistentvolumeclaims \"{name}\""),
+            limit_range::claim_violations(claim, &ranges),
+        )
+    }
+}
+
 /// Refuses `pod` if it breaks `ranges`.
 pub(super) fn check_limit_ranges(
     pod: &Value,
     name: &str,
     ranges: &[Value],
 ) -> Result<(), ApiError> {
-    let errors = limit_range::violations(pod, ranges);
+    forbid(&format!("pods \"{name}\""), limit_range::violations(pod, ranges))
+}
+
+fn forbid(what: &str, errors: Vec<String>) -> Result<(), ApiError> {
     let why = match errors.as_slice() {
         [] => return Ok(()),
         [one] => one.clone(),
         many => format!("[{}]", many.join(", ")),
     };
-    Err(ApiError::forbidden(format!("pods \"{name}\" is forbidden: {why}")))
+    Err(ApiError::forbidden(format!("{what} is forbidden: {why}")))
 }

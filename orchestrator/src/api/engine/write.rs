@@ -234,6 +234,9 @@ impl Api {
             self.admit_runtime_class(&mut obj).await?;
             limit_ranger::check_limit_ranges(&obj, &name, &limit_ranges)?;
         }
+        if kind.group.is_empty() && kind.kind == "PersistentVolumeClaim" {
+            self.check_claim_limits(&obj, &name, ns).await?;
+        }
         if kind.namespaced {
             self.charge_quotas(kind, &obj, ns, opts.dry_run).await?;
         }
