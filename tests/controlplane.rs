@@ -9,7 +9,7 @@ use std::io::BufReader;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::sim::SimNodes;
+use common::sim::{SimNodes, deployment, ready};
 use common::{Backend, Cluster, eventually};
 use serde_json::Value;
 
@@ -27,39 +27,12 @@ fn node_of(p: &Value) -> String {
     p["spec"]["nodeName"].as_str().unwrap_or("").to_owned()
 }
 
-fn ready(p: &Value) -> bool {
-    p["metadata"]["deletionTimestamp"].is_null()
-        && p["status"]["conditions"]
-            .as_array()
-            .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-}
-
 /// Live (not terminating) pods with `selector`.
 fn live_pods(c: &Cluster, selector: &str) -> Vec<Value> {
     items(c, &["get", "pods", "-l", selector])
         .into_iter()
         .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
         .collect()
-}
-
-fn deployment(name: &str, replicas: u32, extra_spec: &str, pod_spec: &str) -> String {
-    format!(
-        r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: {name}}}
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: {name}}}}}
-{extra_spec}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers: [{{name: app, image: "registry.k8s.io/pause:3.9"}}]
-{pod_spec}
-"#
-    )
 }
 
 fn rollout(c: &Cluster, what: &str) {

@@ -3,6 +3,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+use serde_json::Value;
+
 use super::Cluster;
 
 pub struct SimNodes {
@@ -42,4 +44,33 @@ impl Drop for SimNodes {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether a pod is Ready and not going away.
+pub fn ready(p: &Value) -> bool {
+    p["metadata"]["deletionTimestamp"].is_null()
+        && p["status"]["conditions"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+/// A Deployment of pause containers (one-second grace), with extra spec and pod spec lines.
+pub fn deployment(name: &str, replicas: u32, extra_spec: &str, pod_spec: &str) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+{extra_spec}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{{name: app, image: "registry.k8s.io/pause:3.9"}}]
+{pod_spec}
+"#
+    )
 }

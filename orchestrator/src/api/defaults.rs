@@ -25,6 +25,7 @@ pub fn apply(kind: &ResourceKind, obj: &mut Value) {
     match (kind.group, kind.kind) {
         ("", "Pod") => {
             pod_spec(object(obj, "spec"));
+            requests_from_limits(object(obj, "spec"));
             default_tolerations(object(obj, "spec"));
             let status = object(obj, "status");
             default(status, "phase", json!("Pending"));
@@ -43,6 +44,7 @@ pub fn apply(kind: &ResourceKind, obj: &mut Value) {
             }
             default(obj, "type", json!("Opaque"));
         }
+        ("", "LimitRange") => super::limit_range::defaults(obj),
         ("", "Namespace") => {
             let name = obj["metadata"]["name"].clone();
             let labels = object(object(obj, "metadata"), "labels");
@@ -235,6 +237,19 @@ fn pod_spec(spec: &mut Value) {
         if let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) {
             for c in cs {
                 container(c);
+            }
+        }
+    }
+}
+
+/// A pod's container that states a limit but no request for a resource requests its limit.
+fn requests_from_limits(spec: &mut Value) {
+    for list in ["containers", "initContainers"] {
+        for c in spec.get_mut(list).and_then(Value::as_array_mut).into_iter().flatten() {
+            let Some(limits) = c["resources"]["limits"].as_object().cloned() else { continue };
+            let requests = object(object(c, "resources"), "requests");
+            for (k, v) in limits {
+                default(requests, &k, v);
             }
         }
     }

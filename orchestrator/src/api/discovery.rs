@@ -40,14 +40,21 @@ pub fn api_versions(server_address: &str) -> Value {
 }
 
 pub fn api_group_list() -> Value {
-    let groups: Vec<Value> = group_versions()
-        .into_iter()
-        .filter(|(g, _)| !g.is_empty())
-        .map(|(g, v)| {
-            let gv = json!({ "groupVersion": format!("{g}/{v}"), "version": v });
-            json!({ "name": g, "versions": [gv.clone()], "preferredVersion": gv })
-        })
-        .collect();
+    // A group's versions in table order, the first preferred (autoscaling: v2, then v1).
+    let mut groups: Vec<Value> = Vec::new();
+    for (g, v) in group_versions().into_iter().filter(|(g, _)| !g.is_empty()) {
+        let gv = json!({ "groupVersion": format!("{g}/{v}"), "version": v });
+        match groups.iter_mut().find(|x| x["name"] == g) {
+            Some(group) => {
+                if let Some(vs) = group["versions"].as_array_mut() {
+                    vs.push(gv);
+                }
+            }
+            None => {
+                groups.push(json!({ "name": g, "versions": [gv.clone()], "preferredVersion": gv }))
+            }
+        }
+    }
     json!({ "kind": "APIGroupList", "apiVersion": "v1", "groups": groups })
 }
 

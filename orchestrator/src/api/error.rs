@@ -127,6 +127,9 @@ impl ApiError {
         e.causes = causes;
         e
     }
+    pub fn too_many_requests(message: impl Into<String>, causes: Vec<Cause>) -> Self {
+        Self { causes, ..Self::new(429, "TooManyRequests", message) }
+    }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message)
     }
@@ -149,18 +152,30 @@ impl ApiError {
                 details["group"] = json!(group);
             }
             if !self.causes.is_empty() {
-                details["causes"] = self
-                    .causes
-                    .iter()
-                    .map(|c| json!({ "reason": c.reason, "message": c.message, "field": c.field }))
-                    .collect();
+                details["causes"] = self.causes_json();
             }
             status["details"] = details;
+        } else if !self.causes.is_empty() {
+            // A refusal about no one object (an eviction a budget forbids) still says why.
+            status["details"] = json!({ "causes": self.causes_json() });
         } else if matches!(self.code, 404 | 409) {
             // Clients read `details` of these without checking it is there (kubectl debug).
             status["details"] = json!({});
         }
         status
+    }
+
+    fn causes_json(&self) -> Value {
+        self.causes
+            .iter()
+            .map(|c| {
+                let mut v = json!({ "reason": c.reason, "message": c.message });
+                if !c.field.is_empty() {
+                    v["field"] = json!(c.field);
+                }
+                v
+            })
+            .collect()
     }
 
     pub fn from_store(e: StoreError, kind: &ResourceKind, name: &str) -> Self {

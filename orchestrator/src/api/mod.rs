@@ -3,17 +3,21 @@
 //! tables, selectors, cron schedules, discovery documents, background lifecycle work).
 
 pub mod certificate_requests;
+pub mod conversion;
 pub mod cron;
 pub mod defaults;
 pub mod discovery;
+pub mod disruption_budget;
 pub mod engine;
 pub mod error;
 pub mod lifecycle;
+pub mod limit_range;
 pub mod managed;
 pub mod meta;
 pub mod metrics;
 pub mod openapi;
 pub mod patch;
+pub mod quota;
 pub mod request;
 pub mod resources;
 pub mod schema;

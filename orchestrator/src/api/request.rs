@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::error::ApiError;
 use super::resources::{ResourceKind, Subresource};
 use super::selector::{FieldSelector, LabelSelector};
 use super::table::IncludeObject;
@@ -89,6 +90,62 @@ pub struct DeleteOptions {
     pub precondition_uid: Option<String>,
     pub precondition_rv: Option<String>,
     pub dry_run: bool,
+}
+
+/// DeleteOptions from a request's query and its (optional) JSON body, or from the
+/// `deleteOptions` of an Eviction (with an empty query).
+pub fn delete_options(
+    q: &std::collections::HashMap<String, String>,
+    body: Option<&Value>,
+) -> Result<DeleteOptions, ApiError> {
+    let get = |k: &str| -> Option<Value> {
+        body.and_then(|b| b.get(k))
+            .filter(|v| !v.is_null())
+            .cloned()
+            .or_else(|| q.get(k).map(|s| Value::String(s.clone())))
+    };
+    let orphan = get("orphanDependents").and_then(|v| match v {
+        Value::Bool(b) => Some(b),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    });
+    let propagation = match get("propagationPolicy").as_ref().and_then(Value::as_str) {
+        None => orphan.map(|o| if o { Propagation::Orphan } else { Propagation::Background }),
+        Some(_) if orphan.is_some() => {
+            return Err(ApiError::new(
+                422,
+                "Invalid",
+                "DeleteOptions: orphanDependents and deletionPropagation cannot be both set",
+            ));
+        }
+        Some("Orphan") => Some(Propagation::Orphan),
+        Some("Background") => Some(Propagation::Background),
+        Some("Foreground") => Some(Propagation::Foreground),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!("unknown propagationPolicy {other:?}")));
+        }
+    };
+    let grace_period = match get("gracePeriodSeconds") {
+        None => None,
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(s)) => Some(s.parse().map_err(|_| {
+            ApiError::bad_request(format!("gracePeriodSeconds: invalid value {s:?}"))
+        })?),
+        Some(_) => return Err(ApiError::bad_request("gracePeriodSeconds must be an integer")),
+    };
+    let pre = body.map(|b| b["preconditions"].clone()).unwrap_or(Value::Null);
+    let dry_run = match get("dryRun") {
+        Some(Value::Array(a)) => a.iter().any(|x| x == "All"),
+        Some(Value::String(s)) => s == "All",
+        _ => false,
+    };
+    Ok(DeleteOptions {
+        propagation,
+        grace_period,
+        precondition_uid: pre["uid"].as_str().map(str::to_owned),
+        precondition_rv: pre["resourceVersion"].as_str().map(str::to_owned),
+        dry_run,
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

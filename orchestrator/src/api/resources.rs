@@ -3,9 +3,10 @@
 
 use k8s_openapi::api::{
     apps::v1 as apps, authentication::v1 as authn, authorization::v1 as authz,
-    autoscaling::v2 as autoscaling, batch::v1 as batch, certificates::v1 as certificates,
-    coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
-    networking::v1 as networking, node::v1 as node, rbac::v1 as rbac, scheduling::v1 as scheduling,
+    autoscaling::v1 as autoscaling_v1, autoscaling::v2 as autoscaling, batch::v1 as batch,
+    certificates::v1 as certificates, coordination::v1 as coordination, core::v1 as core,
+    discovery::v1 as discovery, events::v1 as events, networking::v1 as networking,
+    node::v1 as node, policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling,
     storage::v1 as storage,
 };
 use schemars::r#gen::SchemaGenerator;
@@ -28,6 +29,8 @@ pub enum Subresource {
     Approval,
     /// A service account's TokenRequest.
     Token,
+    /// A pod's eviction (policy/v1 Eviction), honouring PodDisruptionBudgets.
+    Eviction,
 }
 
 impl Subresource {
@@ -40,6 +43,7 @@ impl Subresource {
             Self::Exec => "exec",
             Self::Approval => "approval",
             Self::Token => "token",
+            Self::Eviction => "eviction",
         }
     }
 
@@ -52,6 +56,7 @@ impl Subresource {
             Self::Exec,
             Self::Approval,
             Self::Token,
+            Self::Eviction,
         ]
         .into_iter()
         .find(|r| r.name() == s)
@@ -71,6 +76,7 @@ impl Subresource {
             Self::Log => (("", "v1", "Pod"), &["get"]),
             Self::Exec => (("", "v1", "PodExecOptions"), &["create", "get"]),
             Self::Token => (("authentication.k8s.io", "v1", "TokenRequest"), &["create"]),
+            Self::Eviction => (("policy", "v1", "Eviction"), &["create"]),
         }
     }
 }
@@ -81,6 +87,8 @@ pub enum Storage {
     Stored,
     /// Answered by the server (e.g. access reviews): create only.
     Virtual,
+    /// Stored as another version or group's kind and converted (`crate::api::conversion`).
+    Converted,
 }
 
 pub struct ResourceKind {
@@ -121,7 +129,7 @@ impl ResourceKind {
 
     pub fn verbs(&self) -> &'static [&'static str] {
         match self.storage {
-            Storage::Stored => {
+            Storage::Stored | Storage::Converted => {
                 &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
             }
             Storage::Virtual => &["create"],
@@ -161,7 +169,7 @@ macro_rules! kinds {
 
 kinds! {
     core::Namespace => "" "v1" "Namespace" "namespaces" "namespace" Cluster ["ns"] [] [Status] Stored;
-    core::Pod => "" "v1" "Pod" "pods" "pod" Namespaced ["po"] ["all"] [Status, Binding, Log, Exec] Stored;
+    core::Pod => "" "v1" "Pod" "pods" "pod" Namespaced ["po"] ["all"] [Status, Binding, Log, Exec, Eviction] Stored;
     core::Service => "" "v1" "Service" "services" "service" Namespaced ["svc"] ["all"] [Status] Stored;
     core::Endpoints => "" "v1" "Endpoints" "endpoints" "endpoints" Namespaced ["ep"] [] [] Stored;
     core::Node => "" "v1" "Node" "nodes" "node" Cluster ["no"] [] [Status] Stored;
@@ -172,6 +180,8 @@ kinds! {
     core::PersistentVolume => "" "v1" "PersistentVolume" "persistentvolumes" "persistentvolume" Cluster ["pv"] [] [Status] Stored;
     core::PersistentVolumeClaim => "" "v1" "PersistentVolumeClaim" "persistentvolumeclaims" "persistentvolumeclaim" Namespaced ["pvc"] [] [Status] Stored;
     core::PodTemplate => "" "v1" "PodTemplate" "podtemplates" "podtemplate" Namespaced [] [] [] Stored;
+    core::ResourceQuota => "" "v1" "ResourceQuota" "resourcequotas" "resourcequota" Namespaced ["quota"] [] [Status] Stored;
+    core::LimitRange => "" "v1" "LimitRange" "limitranges" "limitrange" Namespaced ["limits"] [] [] Stored;
     apps::Deployment => "apps" "v1" "Deployment" "deployments" "deployment" Namespaced ["deploy"] ["all"] [Status, Scale] Stored;
     apps::ReplicaSet => "apps" "v1" "ReplicaSet" "replicasets" "replicaset" Namespaced ["rs"] ["all"] [Status, Scale] Stored;
     apps::DaemonSet => "apps" "v1" "DaemonSet" "daemonsets" "daemonset" Namespaced ["ds"] ["all"] [Status] Stored;
@@ -180,6 +190,8 @@ kinds! {
     batch::Job => "batch" "v1" "Job" "jobs" "job" Namespaced [] ["all"] [Status] Stored;
     batch::CronJob => "batch" "v1" "CronJob" "cronjobs" "cronjob" Namespaced ["cj"] ["all"] [Status] Stored;
     autoscaling::HorizontalPodAutoscaler => "autoscaling" "v2" "HorizontalPodAutoscaler" "horizontalpodautoscalers" "horizontalpodautoscaler" Namespaced ["hpa"] ["all"] [Status] Stored;
+    autoscaling_v1::HorizontalPodAutoscaler => "autoscaling" "v1" "HorizontalPodAutoscaler" "horizontalpodautoscalers" "horizontalpodautoscaler" Namespaced ["hpa"] ["all"] [Status] Converted;
+    events::Event => "events.k8s.io" "v1" "Event" "events" "event" Namespaced ["ev"] [] [] Converted;
     coordination::Lease => "coordination.k8s.io" "v1" "Lease" "leases" "lease" Namespaced [] [] [] Stored;
     scheduling::PriorityClass => "scheduling.k8s.io" "v1" "PriorityClass" "priorityclasses" "priorityclass" Cluster ["pc"] [] [] Stored;
     super::metrics::PodMetrics => "metrics.k8s.io" "v1beta1" "PodMetrics" "pods" "podmetrics" Namespaced [] [] [] Stored;
@@ -193,6 +205,7 @@ kinds! {
     networking::IngressClass => "networking.k8s.io" "v1" "IngressClass" "ingressclasses" "ingressclass" Cluster [] [] [] Stored;
     networking::NetworkPolicy => "networking.k8s.io" "v1" "NetworkPolicy" "networkpolicies" "networkpolicy" Namespaced ["netpol"] [] [] Stored;
     certificates::CertificateSigningRequest => "certificates.k8s.io" "v1" "CertificateSigningRequest" "certificatesigningrequests" "certificatesigningrequest" Cluster ["csr"] [] [Status, Approval] Stored;
+    policy::PodDisruptionBudget => "policy" "v1" "PodDisruptionBudget" "poddisruptionbudgets" "poddisruptionbudget" Namespaced ["pdb"] [] [Status] Stored;
     storage::StorageClass => "storage.k8s.io" "v1" "StorageClass" "storageclasses" "storageclass" Cluster ["sc"] [] [] Stored;
     discovery::EndpointSlice => "discovery.k8s.io" "v1" "EndpointSlice" "endpointslices" "endpointslice" Namespaced [] [] [] Stored;
     authz::SelfSubjectAccessReview => "authorization.k8s.io" "v1" "SelfSubjectAccessReview" "selfsubjectaccessreviews" "selfsubjectaccessreview" Cluster [] [] [] Virtual;

@@ -49,7 +49,9 @@ impl Schemas {
         }
     }
 
-    /// Removes fields unknown to `kind`'s schema from `obj`; returns their paths.
+    /// Removes fields unknown to `kind`'s schema from `obj`; returns their paths. Numbers where
+    /// a quantity goes (`cpu: 1`, `pods: 10` in YAML) become the quantity strings they stand
+    /// for, as Kubernetes reads them.
     pub fn prune_unknown(&self, kind: &ResourceKind, obj: &mut Value) -> Vec<String> {
         let mut unknown = Vec::new();
         if let Some(root) = self.root(kind) {
@@ -65,6 +67,12 @@ impl Schemas {
         path: &str,
         unknown: &mut Vec<String>,
     ) {
+        if let Value::Number(n) = value
+            && schema.reference.as_deref().is_some_and(|r| r.ends_with(".Quantity"))
+        {
+            *value = Value::String(n.to_string());
+            return;
+        }
         let Some(schema) = self.resolve(schema) else { return };
         match value {
             Value::Object(map) => {
@@ -135,5 +143,14 @@ mod tests {
         );
         assert!(obj["spec"].get("extra").is_none());
         assert_eq!(obj["metadata"]["labels"]["a"], "b");
+    }
+
+    #[test]
+    fn numbers_are_read_as_quantities() {
+        let q = find("", "v1", "resourcequotas").unwrap();
+        let mut obj = serde_json::json!({"apiVersion": "v1", "kind": "ResourceQuota",
+            "metadata": {"name": "q"}, "spec": {"hard": {"pods": 10, "requests.cpu": 0.5}}});
+        assert!(schemas().prune_unknown(q, &mut obj).is_empty());
+        assert_eq!(obj["spec"]["hard"], serde_json::json!({"pods": "10", "requests.cpu": "0.5"}));
     }
 }

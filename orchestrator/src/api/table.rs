@@ -143,6 +143,17 @@ fn columns(kind: &ResourceKind) -> Vec<Col> {
             age,
         ],
         ("coordination.k8s.io", "Lease") => vec![name, Col("Holder", "string", 0), age],
+        ("policy", "PodDisruptionBudget") => vec![
+            name,
+            Col("Min Available", "string", 0),
+            Col("Max Unavailable", "string", 0),
+            Col("Allowed Disruptions", "integer", 0),
+            age,
+        ],
+        ("", "ResourceQuota") => {
+            vec![name, age, Col("Request", "string", 0), Col("Limit", "string", 0)]
+        }
+        ("", "LimitRange") => vec![name, Col("Created At", "date", 0)],
         ("node.k8s.io", "RuntimeClass") => vec![name, Col("Handler", "string", 0), age],
         ("certificates.k8s.io", "CertificateSigningRequest") => vec![
             name,
@@ -565,6 +576,21 @@ fn cells(kind: &ResourceKind, o: &Value, now: chrono::DateTime<chrono::Utc>) -> 
             ]
         }
         ("coordination.k8s.io", "Lease") => vec![name, json!(s(&spec["holderIdentity"])), age],
+        ("policy", "PodDisruptionBudget") => {
+            let or_na = |v: &Value| if v.is_null() { "N/A".to_owned() } else { s(v) };
+            vec![
+                name,
+                json!(or_na(&spec["minAvailable"])),
+                json!(or_na(&spec["maxUnavailable"])),
+                json!(int(&status["disruptionsAllowed"])),
+                age,
+            ]
+        }
+        ("", "ResourceQuota") => {
+            let (requests, limits) = quota_cells(spec, status);
+            vec![name, age, json!(requests), json!(limits)]
+        }
+        ("", "LimitRange") => vec![name, json!(s(&o["metadata"]["creationTimestamp"]))],
         ("node.k8s.io", "RuntimeClass") => vec![name, json!(s(&o["handler"])), age],
         ("certificates.k8s.io", "CertificateSigningRequest") => {
             // As kubectl words it: Pending, or the conditions, then Issued.
@@ -635,6 +661,19 @@ fn cells(kind: &ResourceKind, o: &Value, now: chrono::DateTime<chrono::Utc>) -> 
         _ => {}
     }
     row
+}
+
+/// A quota's `used/hard` per resource, as kubectl shows them: limits apart from the rest.
+fn quota_cells(spec: &Value, status: &Value) -> (String, String) {
+    let (mut requests, mut limits) = (Vec::new(), Vec::new());
+    for (resource, hard) in spec["hard"].as_object().into_iter().flatten() {
+        let used = status["used"][resource.as_str()].as_str().unwrap_or("0");
+        let cell = format!("{resource}: {used}/{}", s(hard));
+        if resource.starts_with("limits.") { limits.push(cell) } else { requests.push(cell) }
+    }
+    requests.sort();
+    limits.sort();
+    (requests.join(", "), limits.join(", "))
 }
 
 fn access_modes(v: &Value) -> String {

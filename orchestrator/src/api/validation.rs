@@ -158,6 +158,9 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Vec<Cause> {
             }
         }
         ("", "Service") => service(obj, &mut causes),
+        ("policy", "PodDisruptionBudget") => causes.extend(super::disruption_budget::validate(obj)),
+        ("", "ResourceQuota") => causes.extend(super::quota::validate(obj)),
+        ("", "LimitRange") => causes.extend(super::limit_range::validate(obj)),
         ("certificates.k8s.io", "CertificateSigningRequest") => {
             super::certificate_requests::validate(obj, &mut causes)
         }

@@ -8,6 +8,7 @@ pub mod common;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod hpa;
 pub mod job;
@@ -15,6 +16,7 @@ pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod pod_control;
 pub mod replicaset;
+pub mod resource_quota;
 pub mod service_accounts;
 pub mod statefulset;
 
@@ -80,6 +82,8 @@ pub const CONTROLLERS: &[(&str, Constructor)] = &[
     ("csrapproving", certificates::approver::controller),
     ("serviceaccount", service_accounts::default_account::controller),
     ("root-ca-cert-publisher", service_accounts::root_ca::controller),
+    ("disruption", disruption::controller),
+    ("resourcequota", resource_quota::controller),
 ];
 
 /// Wires every controller to `informers` (start them after); returns the worker tasks.

@@ -42,6 +42,43 @@ pub fn value(s: &str) -> Option<i64> {
     parse(s).map(|v| v.ceil() as i64)
 }
 
+/// A quantity given in thousandths as Kubernetes would print it: "500m", "2", "3k", or with
+/// binary suffixes ("256Mi") for sizes in bytes that are whole multiples of them.
+pub fn format_milli(milli: i64, bytes: bool) -> String {
+    if milli % 1000 != 0 {
+        return format!("{milli}m");
+    }
+    let v = milli / 1000;
+    if v == 0 {
+        return "0".into();
+    }
+    let suffixes: &[(&str, i64)] = if bytes {
+        &[
+            ("Ei", 1 << 60),
+            ("Pi", 1 << 50),
+            ("Ti", 1 << 40),
+            ("Gi", 1 << 30),
+            ("Mi", 1 << 20),
+            ("Ki", 1 << 10),
+        ]
+    } else {
+        &[
+            ("E", 1_000_000_000_000_000_000),
+            ("P", 1_000_000_000_000_000),
+            ("T", 1_000_000_000_000),
+            ("G", 1_000_000_000),
+            ("M", 1_000_000),
+            ("k", 1000),
+        ]
+    };
+    for (suffix, unit) in suffixes {
+        if v % unit == 0 {
+            return format!("{}{suffix}", v / unit);
+        }
+    }
+    v.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +95,11 @@ mod tests {
         assert_eq!(milli("100n"), Some(1));
         assert_eq!(value("12x"), None);
         assert_eq!(value(""), None);
+        assert_eq!(format_milli(500, false), "500m");
+        assert_eq!(format_milli(2000, false), "2");
+        assert_eq!(format_milli(3_000_000, false), "3k");
+        assert_eq!(format_milli(1_500_000, false), "1500");
+        assert_eq!(format_milli((256i64 << 20) * 1000, true), "256Mi");
+        assert_eq!(format_milli(0, true), "0");
     }
 }

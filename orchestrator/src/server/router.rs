@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use crate::api::error::ApiError;
 use crate::api::request::{
-    ApiRequest, DeleteOptions, FieldValidation, Format, ListOptions, Operation, PatchType,
-    Propagation, Target, WriteOptions,
+    ApiRequest, FieldValidation, Format, ListOptions, Operation, PatchType, Target, WriteOptions,
+    delete_options,
 };
 use crate::api::resources::{self, Subresource};
 use crate::api::selector::{FieldSelector, LabelSelector};
@@ -167,49 +167,6 @@ fn write_options(
         ),
         field_validation,
         force: bool_param(q, "force"),
-    })
-}
-
-/// DeleteOptions from the query and the (optional) JSON body.
-pub fn delete_options(
-    q: &HashMap<String, String>,
-    body: Option<&Value>,
-) -> Result<DeleteOptions, ApiError> {
-    let get = |k: &str| -> Option<Value> {
-        body.and_then(|b| b.get(k))
-            .filter(|v| !v.is_null())
-            .cloned()
-            .or_else(|| q.get(k).map(|s| Value::String(s.clone())))
-    };
-    let propagation = match get("propagationPolicy").as_ref().and_then(Value::as_str) {
-        None => None,
-        Some("Orphan") => Some(Propagation::Orphan),
-        Some("Background") => Some(Propagation::Background),
-        Some("Foreground") => Some(Propagation::Foreground),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!("unknown propagationPolicy {other:?}")));
-        }
-    };
-    let grace_period = match get("gracePeriodSeconds") {
-        None => None,
-        Some(Value::Number(n)) => n.as_i64(),
-        Some(Value::String(s)) => Some(s.parse().map_err(|_| {
-            ApiError::bad_request(format!("gracePeriodSeconds: invalid value {s:?}"))
-        })?),
-        Some(_) => return Err(ApiError::bad_request("gracePeriodSeconds must be an integer")),
-    };
-    let pre = body.map(|b| b["preconditions"].clone()).unwrap_or(Value::Null);
-    let dry_run = match get("dryRun") {
-        Some(Value::Array(a)) => a.iter().any(|x| x == "All"),
-        Some(Value::String(s)) => s == "All",
-        _ => false,
-    };
-    Ok(DeleteOptions {
-        propagation,
-        grace_period,
-        precondition_uid: pre["uid"].as_str().map(str::to_owned),
-        precondition_rv: pre["resourceVersion"].as_str().map(str::to_owned),
-        dry_run,
     })
 }
 

@@ -5,9 +5,13 @@
 pub mod authorize;
 mod body;
 mod cluster_ip;
+mod converted;
 mod delete;
+mod eviction;
+mod limit_ranger;
 mod node_port;
 mod priority;
+mod quota;
 mod read;
 mod retry;
 mod runtime_class;
@@ -154,6 +158,18 @@ impl Api {
     /// Executes one request on behalf of `user`.
     pub async fn execute(&self, user: &User, req: ApiRequest) -> Result<ApiResponse, ApiError> {
         self.authorize_request(user, &req).await?;
+        match super::conversion::of(req.target.kind) {
+            Some(c) => self.execute_converted(user, req, c).await,
+            None => self.execute_authorized(user, req).await,
+        }
+    }
+
+    /// Executes a request of a stored (or virtual) kind whose caller may make it.
+    async fn execute_authorized(
+        &self,
+        user: &User,
+        req: ApiRequest,
+    ) -> Result<ApiResponse, ApiError> {
         let ApiRequest { target, op, format } = req;
         if target.kind.storage == resources::Storage::Virtual {
             return match op {

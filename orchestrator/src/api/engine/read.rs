@@ -67,6 +67,21 @@ impl Api {
         }
     }
 
+    /// Every object of `kind` in `ns`, each with its revision (admission reads a namespace's
+    /// budgets, quotas and limit ranges so).
+    pub(super) async fn load_all(
+        &self,
+        kind: &ResourceKind,
+        ns: &str,
+    ) -> Result<Vec<(Value, Revision)>, ApiError> {
+        let list = self
+            .store
+            .list(&prefix(kind, Some(ns)), store::ListOptions::default())
+            .await
+            .map_err(|e| ApiError::from_store(e, kind, ""))?;
+        list.items.iter().map(|kv| Ok((decode(kv)?, kv.mod_revision))).collect()
+    }
+
     /// One object and its revision.
     pub async fn load_object(
         &self,

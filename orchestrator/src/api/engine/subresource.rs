@@ -173,6 +173,9 @@ impl Api {
             (Subresource::Token, Operation::Create { body, .. }) => {
                 self.request_token(ns.unwrap_or("default"), &name, &body).await
             }
+            (Subresource::Eviction, Operation::Create { body, opts }) => {
+                self.evict(t, body, &opts).await
+            }
             (Subresource::Log | Subresource::Exec, Operation::Get | Operation::Create { .. }) => {
                 let (obj, _) = self.load(t.kind, ns, &name).await?;
                 match obj["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {

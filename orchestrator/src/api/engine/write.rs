@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 
 use serde_json::{Value, json};
 
+use super::limit_ranger;
 use super::node_port;
 use super::retry::Retry;
 use super::{Api, ApiResponse, body, decode, encode, key, prefix};
@@ -219,15 +220,26 @@ impl Api {
             managed::record_update(kind, None, &mut obj, manager(opts), "");
         }
         defaults::apply(kind, &mut obj);
+        let is_pod = kind.group.is_empty() && kind.kind == "Pod";
+        let ns = t.namespace.as_deref().unwrap_or_default();
+        let limit_ranges =
+            if is_pod { self.default_from_limit_ranges(&mut obj, ns).await? } else { Vec::new() };
         let causes = validation::validate(kind, &obj);
         if !causes.is_empty() {
             return Err(ApiError::invalid(kind, &name, causes));
         }
         self.check_namespace(kind, t.namespace.as_deref()).await?;
-        if kind.group.is_empty() && kind.kind == "Pod" {
+        if is_pod {
             self.admit_priority(&mut obj).await?;
             self.admit_runtime_class(&mut obj).await?;
             self.admit_service_account(&mut obj).await?;
+            limit_ranger::check_limit_ranges(&obj, &name, &limit_ranges)?;
+        }
+        if kind.group.is_empty() && kind.kind == "PersistentVolumeClaim" {
+            self.check_claim_limits(&obj, &name, ns).await?;
+        }
+        if kind.namespaced {
+            self.charge_quotas(kind, &obj, ns, opts.dry_run).await?;
         }
         let is_service = kind.group.is_empty() && kind.kind == "Service";
         if opts.dry_run {
@@ -403,6 +415,9 @@ impl Api {
             let mut out = if opts.dry_run { new } else { current.clone() };
             meta::set_resource_version(&mut out, rev);
             return Ok(out);
+        }
+        if sub.is_none() && kind.namespaced && !meta::is_deleting(&new) {
+            self.charge_quota_growth(kind, current, &new, opts.dry_run).await?;
         }
         let k = key(kind, t.namespace.as_deref(), &name);
         let _node_ports = if kind.group.is_empty() && kind.kind == "Service" && sub.is_none() {

@@ -248,7 +248,8 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
             "{CONTENT_TYPE} with a content encoding"
         )));
     }
-    let msg = schema::top_level(&kind).ok_or_else(|| {
+    let msg = schema::versioned(&api_version, &kind).or_else(|| schema::top_level(&kind));
+    let msg = msg.ok_or_else(|| {
         ApiError::unsupported_media_type(&format!("{CONTENT_TYPE} for {kind} (send JSON)"))
     })?;
     let mut obj = message(part(2).unwrap_or_default(), msg).map_err(|e| match e {
@@ -299,6 +300,18 @@ mod tests {
         );
         assert_eq!(decode(b"k8s\0\x0a\x05").unwrap_err().code, 400);
         assert_eq!(decode(b"nope").unwrap_err().code, 400);
+    }
+
+    #[test]
+    fn drains_evictions_keep_a_zero_grace_period() {
+        let meta = msg(&[(1, b"web-1"), (3, b"default")]);
+        // gracePeriodSeconds = 0 (a varint field) and dryRun = ["All"].
+        let mut opts = vec![1 << 3, 0];
+        opts.extend(msg(&[(5, b"All")]));
+        let v =
+            decode(&envelope(b"policy/v1", b"Eviction", &msg(&[(1, &meta), (2, &opts)]))).unwrap();
+        assert_eq!(v["metadata"], json!({"name": "web-1", "namespace": "default"}));
+        assert_eq!(v["deleteOptions"], json!({"gracePeriodSeconds": 0, "dryRun": ["All"]}));
     }
 
     #[test]

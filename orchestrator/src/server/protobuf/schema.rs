@@ -1,7 +1,8 @@
 //! Field numbers and JSON names of the Kubernetes messages kubectl's typed clients send
 //! (`kubectl create namespace|configmap|secret|serviceaccount|role|rolebinding|deployment|job|
-//! service|token`, `kubectl run`, `kubectl auth can-i`, `kubectl certificate approve|deny`). Numbers
-//! follow the API's generated.proto.
+//! service|token|poddisruptionbudget|quota`, `kubectl run`, `kubectl auth can-i`, `kubectl
+//! certificate approve|deny`, `kubectl drain`, `kubectl autoscale`). Numbers follow the API's
+//! generated.proto.
 
 /// How a field's value is encoded.
 #[derive(Debug, Clone, Copy)]
@@ -459,6 +460,157 @@ pub static TOKEN_REQUEST: Msg = Msg {
     ],
 };
 
+pub static PRECONDITIONS: Msg =
+    Msg { name: "Preconditions", fields: &[f!(1 "uid" Str), f!(2 "resourceVersion" Str)] };
+
+/// A delete's body (`kubectl delete` sends it with `--cascade` or `--grace-period`), and what
+/// `kubectl drain` sends inside its Evictions.
+pub static DELETE_OPTIONS: Msg = Msg {
+    name: "DeleteOptions",
+    fields: &[
+        f!(1 "gracePeriodSeconds" Int),
+        f!(2 "preconditions" Msg(&PRECONDITIONS)),
+        f!(3 "orphanDependents" Bool),
+        f!(4 "propagationPolicy" Str),
+        f!(5 "dryRun" [Str]),
+    ],
+};
+
+/// policy/v1 Eviction, posted to pods/eviction by `kubectl drain`.
+pub static EVICTION: Msg = Msg {
+    name: "Eviction",
+    fields: &[f!(1 "metadata" Msg(&OBJECT_META)), f!(2 "deleteOptions" Msg(&DELETE_OPTIONS))],
+};
+
+pub static CROSS_VERSION_REF: Msg = Msg {
+    name: "CrossVersionObjectReference",
+    fields: &[f!(1 "kind" Str), f!(2 "name" Str), f!(3 "apiVersion" Str)],
+};
+
+pub static HPA_V1_SPEC: Msg = Msg {
+    name: "HorizontalPodAutoscalerSpec",
+    fields: &[
+        f!(1 "scaleTargetRef" Msg(&CROSS_VERSION_REF)),
+        f!(2 "minReplicas" Int),
+        f!(3 "maxReplicas" Int),
+        f!(4 "targetCPUUtilizationPercentage" Int),
+    ],
+};
+
+pub static HPA_V1_STATUS: Msg = Msg {
+    name: "HorizontalPodAutoscalerStatus",
+    fields: &[
+        f!(1 "observedGeneration" Int),
+        f!(2 "lastScaleTime" Time),
+        f!(3 "currentReplicas" Int),
+        f!(4 "desiredReplicas" Int),
+        f!(5 "currentCPUUtilizationPercentage" Int),
+    ],
+};
+
+/// autoscaling/v1, as `kubectl autoscale` sends it.
+pub static HPA_V1: Msg = Msg {
+    name: "HorizontalPodAutoscaler",
+    fields: &[
+        f!(1 "metadata" Msg(&OBJECT_META)),
+        f!(2 "spec" Msg(&HPA_V1_SPEC)),
+        f!(3 "status" Msg(&HPA_V1_STATUS)),
+    ],
+};
+
+/// metav1.Condition.
+pub static CONDITION: Msg = Msg {
+    name: "Condition",
+    fields: &[
+        f!(1 "type" Str),
+        f!(2 "status" Str),
+        f!(3 "observedGeneration" Int, omitempty),
+        f!(4 "lastTransitionTime" Time),
+        f!(5 "reason" Str),
+        f!(6 "message" Str),
+    ],
+};
+
+pub static PDB_SPEC: Msg = Msg {
+    name: "PodDisruptionBudgetSpec",
+    fields: &[
+        f!(1 "minAvailable" IntOrString),
+        f!(2 "selector" Msg(&LABEL_SELECTOR)),
+        f!(3 "maxUnavailable" IntOrString),
+        f!(4 "unhealthyPodEvictionPolicy" Str),
+    ],
+};
+
+/// What a client may send of a budget's status (the server keeps its own); disruptedPods,
+/// a map of times, is not read.
+pub static PDB_STATUS: Msg = Msg {
+    name: "PodDisruptionBudgetStatus",
+    fields: &[
+        f!(1 "observedGeneration" Int, omitempty),
+        f!(3 "disruptionsAllowed" Int),
+        f!(4 "currentHealthy" Int),
+        f!(5 "desiredHealthy" Int),
+        f!(6 "expectedPods" Int),
+        f!(7 "conditions" [Msg(&CONDITION)]),
+    ],
+};
+
+/// policy/v1, as `kubectl create poddisruptionbudget` sends it.
+pub static PDB: Msg = Msg {
+    name: "PodDisruptionBudget",
+    fields: &[
+        f!(1 "metadata" Msg(&OBJECT_META)),
+        f!(2 "spec" Msg(&PDB_SPEC)),
+        f!(3 "status" Msg(&PDB_STATUS)),
+    ],
+};
+
+pub static QUOTA_SPEC: Msg =
+    Msg { name: "ResourceQuotaSpec", fields: &[f!(1 "hard" MapQuantity), f!(2 "scopes" [Str])] };
+
+pub static QUOTA_STATUS: Msg = Msg {
+    name: "ResourceQuotaStatus",
+    fields: &[f!(1 "hard" MapQuantity), f!(2 "used" MapQuantity)],
+};
+
+/// core/v1, as `kubectl create quota` sends it.
+pub static QUOTA: Msg = Msg {
+    name: "ResourceQuota",
+    fields: &[
+        f!(1 "metadata" Msg(&OBJECT_META)),
+        f!(2 "spec" Msg(&QUOTA_SPEC)),
+        f!(3 "status" Msg(&QUOTA_STATUS)),
+    ],
+};
+
+pub static LIMIT_RANGE_ITEM: Msg = Msg {
+    name: "LimitRangeItem",
+    fields: &[
+        f!(1 "type" Str),
+        f!(2 "max" MapQuantity),
+        f!(3 "min" MapQuantity),
+        f!(4 "default" MapQuantity),
+        f!(5 "defaultRequest" MapQuantity),
+        f!(6 "maxLimitRequestRatio" MapQuantity),
+    ],
+};
+
+pub static LIMIT_RANGE_SPEC: Msg =
+    Msg { name: "LimitRangeSpec", fields: &[f!(1 "limits" [Msg(&LIMIT_RANGE_ITEM)])] };
+
+pub static LIMIT_RANGE: Msg = Msg {
+    name: "LimitRange",
+    fields: &[f!(1 "metadata" Msg(&OBJECT_META)), f!(2 "spec" Msg(&LIMIT_RANGE_SPEC))],
+};
+
+/// Kinds whose message differs between versions, by apiVersion and kind.
+pub fn versioned(api_version: &str, kind: &str) -> Option<&'static Msg> {
+    match (api_version, kind) {
+        ("autoscaling/v1", "HorizontalPodAutoscaler") => Some(&HPA_V1),
+        _ => None,
+    }
+}
+
 /// The message of a top-level kind (by apiVersion group and kind).
 pub fn top_level(kind: &str) -> Option<&'static Msg> {
     Some(match kind {
@@ -478,6 +630,11 @@ pub fn top_level(kind: &str) -> Option<&'static Msg> {
         "SelfSubjectReview" => &SSR,
         "CertificateSigningRequest" => &CSR,
         "TokenRequest" => &TOKEN_REQUEST,
+        "DeleteOptions" => &DELETE_OPTIONS,
+        "Eviction" => &EVICTION,
+        "PodDisruptionBudget" => &PDB,
+        "ResourceQuota" => &QUOTA,
+        "LimitRange" => &LIMIT_RANGE,
         _ => return None,
     })
 }
