@@ -1,8 +1,8 @@
 //! Programs beyond busybox: a dynamically linked Debian binary with its libraries, a
 //! multi-threaded C program, escape attempts, a syscall fuzzer, advisory locks across
 //! processes, scheduling attributes (nice values, affinity), and descriptors reopened through
-//! /proc/self/fd and /dev/std* (bash's process substitution), POSIX timers, and
-//! pseudo-terminals.
+//! /proc/self/fd and /dev/std* (bash's process substitution), POSIX timers,
+//! pseudo-terminals, and the vDSO's clocks.
 
 mod common;
 
@@ -177,6 +177,71 @@ fn nice_values_affinity_and_sync_behave_as_on_linux() {
     for want in ["stat nice: 5", "child inherits: 3 ok", "now count=1 has0=1", "syncfs: ok"] {
         assert!(out.contains(want), "{want:?} missing from\n{out}");
     }
+}
+
+/// The vDSO, as glibc finds it both statically and dynamically linked: every clock against the
+/// raw syscall, time forwards across threads, getcpu, errors, and processes that break their
+/// own copy; Linux is the oracle.
+#[test]
+fn vdso_clocks_behave_as_on_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    compile("vdso", &root.join("bin/vdso"), &["-static", "-pthread"]);
+    compile("vdso", &dir.path().join("vdso-dyn"), &["-pthread"]);
+    with_libraries(&root, &dir.path().join("vdso-dyn"));
+    let native = Command::new(root.join("bin/vdso")).output().unwrap();
+    assert!(native.status.success());
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    for want in [
+        "AT_SYSINFO_EHDR present: 1 elf: 1",
+        "MONOTONIC agrees with the syscall: 1",
+        "REALTIME agrees with the syscall: 1",
+        "MONOTONIC_RAW agrees with the syscall: 1",
+        "BOOTTIME agrees with the syscall: 1",
+        "getcpu: 0 cpu<ncpu 1 node 0",
+        "clock 100: -1 EINVAL",
+        "cputime, bad pointer: -1 EFAULT",
+        "vdso monotonic, bad pointer: signal 11",
+        "maps show [vvar] 1 [vdso] 1",
+        "mprotect [vvar] writable: -1 EACCES",
+        "MONOTONIC still agrees afterwards: 1",
+        "MONOTONIC backwards across 4 threads: 0",
+        "done",
+    ] {
+        assert!(native.contains(want), "{want:?} missing from the native run:\n{native}");
+    }
+    for bin in ["/bin/vdso", "/bin/vdso-dyn"] {
+        let got = sentry_run(&root, "/", &[bin], b"");
+        assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+        assert_eq!(String::from_utf8_lossy(&got.stdout), native, "{bin}");
+    }
+}
+
+/// Clock reads through the vDSO never reach the Sentry: its per-syscall trace shows none of the
+/// 8000 calls, while the same reads as raw syscalls show up one for one.
+#[test]
+fn vdso_clock_reads_make_no_syscalls() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    compile("vdso", &root.join("bin/vdso"), &["-static", "-pthread"]);
+    let traced = |mode: &str| {
+        let mut cmd = Command::new(common::sentry::ringfence());
+        cmd.env("RUST_LOG", "sentry_kvm::syscalls=trace")
+            .args(["sentry", "run", "--rootfs"])
+            .arg(&root)
+            .args(["--", "/bin/vdso", mode, "1000"]);
+        let got = common::sentry::run_with_input(cmd, b"");
+        assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+        assert_eq!(String::from_utf8_lossy(&got.stdout), format!("{mode} 1000 1\n"));
+        let trace = String::from_utf8_lossy(&got.stderr).into_owned();
+        let count = |name: &str| trace.matches(&format!(" {name}(0x")).count();
+        (count("clock_gettime"), count("gettimeofday"), count("time"), count("getcpu"), trace)
+    };
+    let (clock, tod, time, cpu, trace) = traced("calls");
+    assert_eq!((clock, tod, time, cpu), (0, 0, 0, 0), "syscalls despite the vDSO:\n{trace}");
+    assert!(trace.contains(" exit_group(0x"), "the trace does not list syscalls:\n{trace}");
+    let (clock, ..) = traced("raw");
+    assert_eq!(clock, 1000, "the trace does not count raw clock_gettime calls");
 }
 
 /// Debian's sqlite3 with four concurrent writers: its fcntl locks must keep every row (with

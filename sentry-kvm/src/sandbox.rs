@@ -179,11 +179,16 @@ impl Sandbox {
             Network::Host => {}
         }
         let machine = Machine::new(config.memory)?;
-        let clean_fpu = {
-            let v = machine.acquire_vcpu()?;
+        let (clean_fpu, time) = {
+            let mut v = machine.acquire_vcpu()?;
             let x = v.get_xsave()?;
+            let time =
+                crate::platform::kvm::tsc::probe(machine.phys(), &mut v).unwrap_or_else(|e| {
+                    tracing::warn!("TSC probe failed ({e}): clock reads use syscalls");
+                    crate::platform::kvm::tsc::TimeProbe::NONE
+                });
             machine.release_vcpu(v);
-            x
+            (x, time)
         };
         // The sandbox's own root: a tmpfs, seen only by the pause init.
         let tmpfs = OverlayFs::new(machine.phys().clone(), None);
@@ -199,7 +204,7 @@ impl Sandbox {
             cpus: host_cpus,
             mem_bytes: config.memory,
         };
-        let kernel = Kernel::new(machine, root, info, clean_fpu);
+        let kernel = Kernel::new(machine, root, info, clean_fpu, time);
         Ok(Arc::new(Sandbox { kernel, init: Mutex::new(None) }))
     }
 

@@ -490,6 +490,8 @@ fn maps(k: &Weak<Kernel>, pid: i32) -> Result<String, Errno> {
             VmaName::None => String::new(),
             VmaName::Heap => "[heap]".into(),
             VmaName::Stack => "[stack]".into(),
+            VmaName::Vdso => "[vdso]".into(),
+            VmaName::Vvar => "[vvar]".into(),
             VmaName::File(p) => p.clone(),
         };
         let (devn, ino) = v.backing.as_ref().map(|b| b.map_ids()).unwrap_or((0, 0));
