@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::sentry::{compile, sentry_run};
+use common::sentry::{compile, compile_with, sentry_run};
 
 /// Copies `binary` into `root/bin` with every shared library it needs (ldd), at the same paths.
 fn with_libraries(root: &Path, binary: &Path) {
@@ -179,19 +179,29 @@ fn nice_values_affinity_and_sync_behave_as_on_linux() {
     }
 }
 
-/// The vDSO, as glibc finds it both statically and dynamically linked: every clock against the
-/// raw syscall, time forwards across threads, getcpu, errors, and processes that break their
-/// own copy; Linux is the oracle.
+/// The vDSO test program built three ways: static glibc, dynamic glibc (ld.so sets the vDSO
+/// up), static musl (which finds it its own way).
+fn vdso_programs(dir: &Path, root: &Path) -> [&'static str; 3] {
+    compile("vdso", &root.join("bin/vdso"), &["-static", "-pthread"]);
+    compile("vdso", &dir.join("vdso-dyn"), &["-pthread"]);
+    with_libraries(root, &dir.join("vdso-dyn"));
+    compile_with("musl-gcc", "vdso", &root.join("bin/vdso-musl"), &["-static", "-pthread"]);
+    ["/bin/vdso", "/bin/vdso-dyn", "/bin/vdso-musl"]
+}
+
+/// The vDSO, as glibc and musl find it: every clock against the raw syscall, time forwards
+/// across threads, getcpu, errors, and processes that break their own copy; Linux is the
+/// oracle.
 #[test]
 fn vdso_clocks_behave_as_on_linux() {
     let dir = tempfile::tempdir().unwrap();
     let root = root_dir(dir.path());
-    compile("vdso", &root.join("bin/vdso"), &["-static", "-pthread"]);
-    compile("vdso", &dir.path().join("vdso-dyn"), &["-pthread"]);
-    with_libraries(&root, &dir.path().join("vdso-dyn"));
+    let programs = vdso_programs(dir.path(), &root);
     let native = Command::new(root.join("bin/vdso")).output().unwrap();
     assert!(native.status.success());
     let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    let native_musl = Command::new(root.join("bin/vdso-musl")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&native_musl.stdout), native, "musl natively");
     for want in [
         "AT_SYSINFO_EHDR present: 1 elf: 1",
         "MONOTONIC agrees with the syscall: 1",
@@ -210,7 +220,7 @@ fn vdso_clocks_behave_as_on_linux() {
     ] {
         assert!(native.contains(want), "{want:?} missing from the native run:\n{native}");
     }
-    for bin in ["/bin/vdso", "/bin/vdso-dyn"] {
+    for bin in programs {
         let got = sentry_run(&root, "/", &[bin], b"");
         assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
         assert_eq!(String::from_utf8_lossy(&got.stdout), native, "{bin}");
@@ -218,18 +228,18 @@ fn vdso_clocks_behave_as_on_linux() {
 }
 
 /// Clock reads through the vDSO never reach the Sentry: its per-syscall trace shows none of the
-/// 8000 calls, while the same reads as raw syscalls show up one for one.
+/// 8000 calls (with glibc and musl), while the same reads as raw syscalls show up one for one.
 #[test]
 fn vdso_clock_reads_make_no_syscalls() {
     let dir = tempfile::tempdir().unwrap();
     let root = root_dir(dir.path());
-    compile("vdso", &root.join("bin/vdso"), &["-static", "-pthread"]);
-    let traced = |mode: &str| {
+    let programs = vdso_programs(dir.path(), &root);
+    let traced = |bin: &str, mode: &str| {
         let mut cmd = Command::new(common::sentry::ringfence());
         cmd.env("RUST_LOG", "sentry_kvm::syscalls=trace")
             .args(["sentry", "run", "--rootfs"])
             .arg(&root)
-            .args(["--", "/bin/vdso", mode, "1000"]);
+            .args(["--", bin, mode, "1000"]);
         let got = common::sentry::run_with_input(cmd, b"");
         assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
         assert_eq!(String::from_utf8_lossy(&got.stdout), format!("{mode} 1000 1\n"));
@@ -237,10 +247,12 @@ fn vdso_clock_reads_make_no_syscalls() {
         let count = |name: &str| trace.matches(&format!(" {name}(0x")).count();
         (count("clock_gettime"), count("gettimeofday"), count("time"), count("getcpu"), trace)
     };
-    let (clock, tod, time, cpu, trace) = traced("calls");
-    assert_eq!((clock, tod, time, cpu), (0, 0, 0, 0), "syscalls despite the vDSO:\n{trace}");
-    assert!(trace.contains(" exit_group(0x"), "the trace does not list syscalls:\n{trace}");
-    let (clock, ..) = traced("raw");
+    for bin in programs {
+        let (clock, tod, time, cpu, trace) = traced(bin, "calls");
+        assert_eq!((clock, tod, time, cpu), (0, 0, 0, 0), "{bin} made syscalls:\n{trace}");
+        assert!(trace.contains(" exit_group(0x"), "the trace does not list syscalls:\n{trace}");
+    }
+    let (clock, ..) = traced("/bin/vdso", "raw");
     assert_eq!(clock, 1000, "the trace does not count raw clock_gettime calls");
 }
 

@@ -1,4 +1,4 @@
-// The vDSO as glibc uses it: present in the auxiliary vector, every clock against the raw
+// The vDSO as glibc and musl use it: present in the auxiliary vector, every clock against the raw
 // syscall, time running forwards in and across threads, getcpu, and the error cases (which go
 // through the syscall, or fault in the vDSO itself, exactly as on Linux). Prints only what is
 // the same natively and in the Sentry.
@@ -22,6 +22,32 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+// glibc and musl builds print the same names (musl has no strerrorname_np).
+static const char *errname(int e) {
+    switch (e) {
+    case 0: return "0";
+    case EINVAL: return "EINVAL";
+    case EFAULT: return "EFAULT";
+    case EACCES: return "EACCES";
+    case EPERM: return "EPERM";
+    default: return "other";
+    }
+}
+
+// getcpu through libc: glibc's getcpu, or musl's sched_getcpu (musl has no getcpu wrapper and
+// no node number; both reach the vDSO's __vdso_getcpu).
+static int cpu_of(unsigned *cpu, unsigned *node) {
+#ifdef __GLIBC__
+    return getcpu(cpu, node);
+#else
+    int c = sched_getcpu();
+    if (c < 0) return -1;
+    if (cpu) *cpu = c;
+    if (node) *node = 0;
+    return 0;
+#endif
+}
 
 static long long ns_of(struct timespec t) { return t.tv_sec * 1000000000LL + t.tv_nsec; }
 
@@ -76,20 +102,20 @@ static void errors(void) {
     struct timespec t;
     errno = 0;
     int r = clock_gettime(100, &t);
-    printf("clock 100: %d %s\n", r, strerrorname_np(errno));
+    printf("clock 100: %d %s\n", r, errname(errno));
     errno = 0;
     r = clock_gettime(0x7fffffff, &t);
-    printf("clock 0x7fffffff: %d %s\n", r, strerrorname_np(errno));
+    printf("clock 0x7fffffff: %d %s\n", r, errname(errno));
     // Clocks the vDSO leaves to the syscall report a bad pointer as the syscall does.
     errno = 0;
     r = clock_gettime(CLOCK_PROCESS_CPUTIME_ID, (struct timespec *)8);
-    printf("cputime, bad pointer: %d %s\n", r, strerrorname_np(errno));
+    printf("cputime, bad pointer: %d %s\n", r, errname(errno));
     errno = 0;
     r = clock_gettime(100, (struct timespec *)8);
-    printf("clock 100, bad pointer: %d %s\n", r, strerrorname_np(errno));
+    printf("clock 100, bad pointer: %d %s\n", r, errname(errno));
     errno = 0;
     r = syscall(SYS_clock_gettime, CLOCK_MONOTONIC, (struct timespec *)8);
-    printf("raw monotonic, bad pointer: %d %s\n", r, strerrorname_np(errno));
+    printf("raw monotonic, bad pointer: %d %s\n", r, errname(errno));
     // The vDSO itself writes through the pointer: a bad one faults, as on Linux.
     pid_t pid = fork();
     if (pid == 0) {
@@ -132,7 +158,7 @@ static void hostile(void) {
     if (fork() == 0) {
         // The data page cannot be made writable, and writing it faults.
         int r = mprotect((void *)vvar, 4096, PROT_READ | PROT_WRITE);
-        printf("mprotect [vvar] writable: %d %s\n", r, r ? strerrorname_np(errno) : "");
+        printf("mprotect [vvar] writable: %d %s\n", r, r ? errname(errno) : "");
         fflush(stdout);
         *(volatile char *)vvar = 1;
         _exit(0);
@@ -142,7 +168,7 @@ static void hostile(void) {
     if (fork() == 0) {
         // Neither can the code; writing it faults.
         int r = mprotect((void *)text, text_len, PROT_READ | PROT_WRITE | PROT_EXEC);
-        printf("mprotect [vdso] writable: %d %s\n", r, r ? strerrorname_np(errno) : "");
+        printf("mprotect [vdso] writable: %d %s\n", r, r ? errname(errno) : "");
         fflush(stdout);
         memset((void *)text, 0xcc, 16);
         _exit(0);
@@ -190,10 +216,10 @@ static int checks(void) {
 
     unsigned cpu = 9999, node = 9999;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    int r = getcpu(&cpu, &node);
+    int r = cpu_of(&cpu, &node);
     printf("getcpu: %d cpu<ncpu %d node %u\n", r, (long)cpu < ncpu, node);
     printf("sched_getcpu in range: %d\n", sched_getcpu() >= 0 && sched_getcpu() < ncpu);
-    printf("getcpu(NULL, NULL): %d\n", getcpu(NULL, NULL));
+    printf("getcpu(NULL, NULL): %d\n", cpu_of(NULL, NULL));
 
     errors();
     hostile();
@@ -223,7 +249,7 @@ int main(int argc, char **argv) {
             clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
             gettimeofday(&tv, NULL);
             sum += time(NULL);
-            getcpu(&cpu, NULL);
+            cpu_of(&cpu, NULL);
         }
     } else {
         for (long i = 0; i < n; i++) {
