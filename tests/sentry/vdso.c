@@ -220,6 +220,9 @@ static int checks(void) {
     printf("getcpu: %d cpu<ncpu %d node %u\n", r, (long)cpu < ncpu, node);
     printf("sched_getcpu in range: %d\n", sched_getcpu() >= 0 && sched_getcpu() < ncpu);
     printf("getcpu(NULL, NULL): %d\n", cpu_of(NULL, NULL));
+    unsigned raw_cpu = 9999, raw_node = 9999;
+    r = syscall(SYS_getcpu, &raw_cpu, &raw_node, NULL);
+    printf("raw getcpu: %d cpu<ncpu %d node %u\n", r, (long)raw_cpu < ncpu, raw_node);
 
     errors();
     hostile();

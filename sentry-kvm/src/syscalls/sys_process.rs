@@ -613,7 +613,7 @@ pub fn getcpu(c: &mut Call) -> SysResult {
     use crate::platform::kvm::tsc::{CpuNumber, host_cpu};
     let ncpus = c.task.kernel.info().cpus.max(1);
     let cpu = match c.task.kernel.vdso.as_ref().map(|v| v.cpu_number()) {
-        Some(CpuNumber::HostCpu) => host_cpu().map_or(0, |(cpu, _)| cpu % ncpus),
+        Some(CpuNumber::HostCpu) => host_cpu().map_or(0, |cpu| cpu % ncpus),
         Some(CpuNumber::VcpuIndex) => (c.vcpu.index() % u64::from(ncpus)) as u32,
         _ => 0,
     };

@@ -43,14 +43,11 @@ pub fn host_tsc_invariant() -> bool {
     max >= 0x8000_0007 && core::arch::x86_64::__cpuid(0x8000_0007).edx & (1 << 8) != 0
 }
 
-/// Host CPU and NUMA node of the calling thread, as Linux's getcpu reports them.
-pub fn host_cpu() -> Option<(u32, u32)> {
-    let (mut cpu, mut node) = (0u32, 0u32);
-    // SAFETY: getcpu writes two u32s we own; the third argument is unused.
-    let r = unsafe {
-        libc::syscall(libc::SYS_getcpu, &mut cpu as *mut u32, &mut node as *mut u32, 0usize)
-    };
-    (r == 0).then_some((cpu, node))
+/// The host CPU the calling thread runs on (libc answers without a syscall, which the Sentry's
+/// seccomp filter would refuse).
+pub fn host_cpu() -> Option<u32> {
+    // SAFETY: sched_getcpu has no preconditions.
+    u32::try_from(unsafe { libc::sched_getcpu() }).ok()
 }
 
 /// Makes the vCPU's TSC the host's; returns whether KVM then reports the host's counter for it.
@@ -138,14 +135,11 @@ pub fn probe(phys: &Physical, vcpu: &mut Vcpu) -> Result<TimeProbe, PlatformErro
     // the host's counter.
     let tsc_usable =
         host_tsc_invariant() && vcpu.tsc_aligned() && (before..=after).contains(&guest_tsc);
-    let host_aux =
-        |c: Option<(u32, u32)>| c.map(|(cpu, node)| u64::from(node) << 12 | u64::from(cpu));
+    // Linux's TSC_AUX is `node << 12 | cpu`.
+    let cpu = u32::try_from(aux & 0xfff).ok();
     let cpu_number = if aux == AUX_SENTINEL {
         CpuNumber::VcpuIndex
-    } else if cpu_before.is_some()
-        && host_aux(cpu_before) == host_aux(cpu_after)
-        && Some(aux) == host_aux(cpu_before)
-    {
+    } else if cpu.is_some() && cpu == cpu_before && cpu == cpu_after {
         CpuNumber::HostCpu
     } else {
         CpuNumber::Unknown
@@ -162,7 +156,7 @@ pub fn probe(phys: &Physical, vcpu: &mut Vcpu) -> Result<TimeProbe, PlatformErro
     Ok(probe)
 }
 
-type ProbeRead = (u64, u64, u64, u64, Option<(u32, u32)>, Option<(u32, u32)>);
+type ProbeRead = (u64, u64, u64, u64, Option<u32>, Option<u32>);
 
 fn run_probe(vcpu: &mut Vcpu, cr3: u64, code: u64) -> Result<ProbeRead, PlatformError> {
     vcpu.set_tsc_aux(AUX_SENTINEL);
