@@ -2,7 +2,7 @@
 //! multi-threaded C program, escape attempts, a syscall fuzzer, advisory locks across
 //! processes, scheduling attributes (nice values, affinity), and descriptors reopened through
 //! /proc/self/fd and /dev/std* (bash's process substitution), POSIX timers,
-//! pseudo-terminals, and the vDSO's clocks.
+//! pseudo-terminals, the vDSO's clocks, and filesystem statistics with df.
 
 mod common;
 
@@ -254,6 +254,77 @@ fn vdso_clock_reads_make_no_syscalls() {
     }
     let (clock, ..) = traced("/bin/vdso", "raw");
     assert_eq!(clock, 1000, "the trace does not count raw clock_gettime calls");
+}
+
+/// statfs of pseudo filesystems and tmpfs, tmpfs directory sizes and RLIMIT_NOFILE (the host's,
+/// kept by the descriptor table) as on Linux; busybox's and GNU coreutils' df read the mount
+/// table (/proc/self/mounts, /proc/self/mountinfo) and show the sandbox's filesystems.
+#[test]
+fn statfs_df_directory_sizes_and_nofile_behave_as_on_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = common::sentry::busybox_rootfs(dir.path());
+    std::fs::create_dir_all(root.join("proc")).unwrap();
+    std::fs::create_dir_all(root.join("dev")).unwrap();
+    compile("fsinfo", &root.join("bin/fsinfo"), &["-static"]);
+    let native = Command::new(root.join("bin/fsinfo")).output().unwrap();
+    assert!(native.status.success());
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    for want in [
+        "/proc: 0 type 0x9fa0 bsize 4096 blocks 0",
+        "/dev/shm: 0 type 0x1021994 bsize 4096 namelen 255 frsize 4096 space 1 inodes 1 valid 1",
+        "statfs bad buffer: -1 EFAULT",
+        "tmpfs dir sizes: empty 40 three entries 100 two 80 blocks 0 nlink 3",
+        "opened up to fd 63, then EMFILE",
+        "hard above nr_open: -1 EPERM",
+        "done",
+    ] {
+        assert!(native.contains(want), "{want:?} missing from the native run:\n{native}");
+    }
+    let got = sentry_run(&root, "/", &["/bin/fsinfo"], b"");
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), native);
+
+    // GNU df beside busybox's (its own name: /bin/df is busybox).
+    let gnu = dir.path().join("gnu-df");
+    std::fs::copy("/bin/df", &gnu).unwrap();
+    with_libraries(&root, &gnu);
+    for (ours, host) in [
+        (vec!["/bin/df", "-a", "/proc", "/dev/pts"], vec!["/bin/busybox", "df", "-a"]),
+        (vec!["/bin/gnu-df", "-a", "/proc", "/dev/pts"], vec!["/bin/df", "-a"]),
+    ] {
+        let native = Command::new(host[0]).args(&host[1..]).args(&ours[2..]).output().unwrap();
+        let got = sentry_run(&root, "/", &ours, b"");
+        assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+        assert_eq!(
+            String::from_utf8_lossy(&got.stdout),
+            String::from_utf8_lossy(&native.stdout),
+            "{ours:?}"
+        );
+    }
+    // Every filesystem with space: used + available = size, as statfs's counts agree.
+    for df in ["/bin/df", "/bin/gnu-df"] {
+        let got = sentry_run(&root, "/", &[df, "-k"], b"");
+        let out = String::from_utf8_lossy(&got.stdout).into_owned();
+        assert_eq!(got.status.code(), Some(0), "{out}{}", String::from_utf8_lossy(&got.stderr));
+        let mut seen = Vec::new();
+        for line in out.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let n = |i: usize| f[i].parse::<u64>().unwrap_or_else(|_| panic!("{line}"));
+            assert!(n(1) > 0 && n(2) + n(3) == n(1), "{df}: {line}");
+            seen.push(f[5].to_string());
+        }
+        assert_eq!(seen, ["/", "/dev", "/dev/shm"], "{df}:\n{out}");
+    }
+    let got = sentry_run(
+        &root,
+        "/",
+        &["/bin/gnu-df", "--output=source,fstype,target", "/", "/dev/shm"],
+        b"",
+    );
+    let out = String::from_utf8_lossy(&got.stdout);
+    let rows: Vec<Vec<&str>> =
+        out.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows, [["overlay", "overlay", "/"], ["shm", "tmpfs", "/dev/shm"]], "{out}");
 }
 
 /// Debian's sqlite3 with four concurrent writers: its fcntl locks must keep every row (with

@@ -41,6 +41,9 @@ pub struct KernelInfo {
     pub version: &'static str,
     pub cpus: u32,
     pub mem_bytes: u64,
+    /// RLIMIT_NOFILE (soft, hard) that processes start with: the host's, as a container
+    /// inherits its runtime's.
+    pub nofile: (u64, u64),
 }
 
 pub struct Kernel {

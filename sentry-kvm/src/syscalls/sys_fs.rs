@@ -789,23 +789,9 @@ pub fn chroot(c: &mut Call) -> SysResult {
 }
 
 fn statfs_bytes(c: &Call, loc: &Location) -> [u8; 120] {
-    const TMPFS_MAGIC: u64 = 0x0102_1994;
-    const PROC_MAGIC: u64 = 0x9fa0;
-    let magic = if loc.mount.fstype == "proc" { PROC_MAGIC } else { TMPFS_MAGIC };
-    let total = c.task.kernel.info().mem_bytes / 4096;
-    let used = c.task.kernel.phys.frames.in_use();
-    let free = total.saturating_sub(used);
-    let mut b = [0u8; 120];
-    let vals: [u64; 7] = [magic, 4096, total, free, free, 1 << 20, 1 << 19];
-    for (i, v) in vals.iter().enumerate() {
-        b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
-    }
-    // f_fsid (64..72), f_namelen, f_frsize, f_flags.
-    b[72..80].copy_from_slice(&255u64.to_le_bytes());
-    b[80..88].copy_from_slice(&4096u64.to_le_bytes());
-    let flags: u64 = if loc.mount.read_only { 1 } else { 0 };
-    b[88..96].copy_from_slice(&flags.to_le_bytes());
-    b
+    let k = &c.task.kernel;
+    let used = k.phys.frames.in_use() * crate::mm::PAGE_SIZE;
+    crate::vfs::statfs::StatFs::of_mount(&loc.mount, k.info().mem_bytes, used).to_bytes()
 }
 
 pub fn statfs(c: &mut Call) -> SysResult {

@@ -482,6 +482,8 @@ fn rlimit_bytes(v: (u64, u64)) -> [u8; 16] {
     b
 }
 
+const RLIMIT_NOFILE: usize = 7;
+
 pub fn prlimit64(c: &mut Call) -> SysResult {
     let pid = c.arg_i32(0);
     let tg = if pid == 0 || pid == c.task.tgid() {
@@ -502,6 +504,9 @@ pub fn prlimit64(c: &mut Call) -> SysResult {
             return Err(Errno::EINVAL);
         }
         if hard > old.1 && !c.task.creds().has_cap(Capability::SYS_RESOURCE) {
+            return Err(Errno::EPERM);
+        }
+        if res == RLIMIT_NOFILE && hard > crate::vfs::fd_table::MAX_NOFILE {
             return Err(Errno::EPERM);
         }
         tg.lock().rlimits[res] = (soft, hard);
