@@ -258,7 +258,8 @@ fn vdso_clock_reads_make_no_syscalls() {
 
 /// statfs of pseudo filesystems and tmpfs, tmpfs directory sizes and RLIMIT_NOFILE (the host's,
 /// kept by the descriptor table) as on Linux; busybox's and GNU coreutils' df read the mount
-/// table (/proc/self/mounts, /proc/self/mountinfo) and show the sandbox's filesystems.
+/// table (/proc/self/mounts, /proc/self/mountinfo) and show the sandbox's filesystems; a volume
+/// reports its host filesystem.
 #[test]
 fn statfs_df_directory_sizes_and_nofile_behave_as_on_linux() {
     let dir = tempfile::tempdir().unwrap();
@@ -325,6 +326,21 @@ fn statfs_df_directory_sizes_and_nofile_behave_as_on_linux() {
     let rows: Vec<Vec<&str>> =
         out.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(rows, [["overlay", "overlay", "/"], ["shm", "tmpfs", "/dev/shm"]], "{out}");
+    // A volume reports its host filesystem: the same type, block size, size and name length.
+    let vol = dir.path().join("volume");
+    std::fs::create_dir(&vol).unwrap();
+    let fmt = "%t %s %b %l";
+    let native =
+        Command::new("/bin/busybox").args(["stat", "-f", "-c", fmt]).arg(&vol).output().unwrap();
+    let mut cmd = Command::new(common::sentry::ringfence());
+    cmd.args(["sentry", "run", "--rootfs"])
+        .arg(&root)
+        .arg("--volume")
+        .arg(format!("{}:/data", vol.display()))
+        .args(["--", "/bin/stat", "-f", "-c", fmt, "/data"]);
+    let got = common::sentry::run_with_input(cmd, b"");
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), String::from_utf8_lossy(&native.stdout));
 }
 
 /// Debian's sqlite3 with four concurrent writers: its fcntl locks must keep every row (with

@@ -788,16 +788,20 @@ pub fn chroot(c: &mut Call) -> SysResult {
     Ok(0)
 }
 
-fn statfs_bytes(c: &Call, loc: &Location) -> [u8; 120] {
+fn statfs_bytes(c: &Call, loc: &Location) -> Result<[u8; 120], Errno> {
+    use crate::vfs::statfs::StatFs;
+    if let Some(host) = loc.inode.host_statfs() {
+        return Ok(StatFs::of_host(host?, &loc.mount).to_bytes());
+    }
     let k = &c.task.kernel;
     let used = k.phys.frames.in_use() * crate::mm::PAGE_SIZE;
-    crate::vfs::statfs::StatFs::of_mount(&loc.mount, k.info().mem_bytes, used).to_bytes()
+    Ok(StatFs::of_mount(&loc.mount, k.info().mem_bytes, used).to_bytes())
 }
 
 pub fn statfs(c: &mut Call) -> SysResult {
     let path = c.path(0)?;
     let loc = c.lookup(AT_FDCWD, &path, true)?;
-    let b = statfs_bytes(c, &loc);
+    let b = statfs_bytes(c, &loc)?;
     c.write_bytes(c.args[1], &b)?;
     Ok(0)
 }
@@ -805,7 +809,7 @@ pub fn statfs(c: &mut Call) -> SysResult {
 pub fn fstatfs(c: &mut Call) -> SysResult {
     let file = c.file(c.arg_i32(0))?;
     let loc = file.location.clone().unwrap_or_else(|| c.task.fs().root());
-    let b = statfs_bytes(c, &loc);
+    let b = statfs_bytes(c, &loc)?;
     c.write_bytes(c.args[1], &b)?;
     Ok(0)
 }

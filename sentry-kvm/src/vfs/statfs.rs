@@ -1,7 +1,8 @@
 //! What statfs(2) reports for a mount. Everything the Sentry writes lands in sandbox memory
 //! (the overlay's upper layer, tmpfs), so those filesystems report the sandbox's memory as
 //! their space, as Linux's tmpfs does with its size limit; pseudo filesystems (proc, devpts)
-//! report no space at all, as on Linux. Magic numbers are Linux's for the same filesystems.
+//! report no space at all, as on Linux; volumes report their host filesystem's, asked of their
+//! Gofer. Magic numbers are Linux's for the same filesystems.
 
 use crate::vfs::mount::Mount;
 
@@ -66,9 +67,9 @@ impl StatFs {
         }
     }
 
-    pub fn to_bytes(self) -> [u8; 120] {
-        let mut b = [0u8; 120];
-        let fields = [
+    /// The fields in struct statfs order.
+    pub fn fields(self) -> [u64; 11] {
+        [
             self.kind,
             self.bsize,
             self.blocks,
@@ -80,8 +81,23 @@ impl StatFs {
             self.namelen,
             self.frsize,
             self.flags,
-        ];
-        for (i, v) in fields.iter().enumerate() {
+        ]
+    }
+
+    pub fn from_fields(f: [u64; 11]) -> StatFs {
+        let [kind, bsize, blocks, bfree, bavail, files, ffree, fsid, namelen, frsize, flags] = f;
+        StatFs { kind, bsize, blocks, bfree, bavail, files, ffree, fsid, namelen, frsize, flags }
+    }
+
+    /// A host filesystem's statistics (a volume's), as the sandbox sees them through `mount`.
+    pub fn of_host(host: StatFs, mount: &Mount) -> StatFs {
+        let flags = ST_VALID | if mount.read_only { ST_RDONLY } else { 0 };
+        StatFs { fsid: mount.id, flags, ..host }
+    }
+
+    pub fn to_bytes(self) -> [u8; 120] {
+        let mut b = [0u8; 120];
+        for (i, v) in self.fields().iter().enumerate() {
             b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
         }
         b
