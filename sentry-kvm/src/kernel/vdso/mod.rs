@@ -92,3 +92,69 @@ impl Vdso {
         self.cpu_number
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::IMAGE;
+    use crate::loader::elf::{self, ET_DYN, PT_LOAD};
+
+    const PT_DYNAMIC: u32 = 2;
+    const DT_NEEDED: u64 = 1;
+    const DT_HASH: u64 = 4;
+    const DT_STRTAB: u64 = 5;
+    const DT_SYMTAB: u64 = 6;
+    const DT_RELA: u64 = 7;
+    const DT_REL: u64 = 17;
+    const DT_TEXTREL: u64 = 22;
+    const DT_GNU_HASH: u64 = 0x6fff_fef5;
+    const DT_VERSYM: u64 = 0x6fff_fff0;
+    const DT_VERDEF: u64 = 0x6fff_fffc;
+
+    fn u64_at(off: u64) -> u64 {
+        let o = off as usize;
+        u64::from_le_bytes(IMAGE[o..o + 8].try_into().unwrap())
+    }
+
+    /// What glibc and musl need to use the image as it is mapped: one segment at its own
+    /// addresses (nothing relocates the vDSO), hash tables, versioned dynamic symbols.
+    #[test]
+    fn the_image_is_a_shared_object_glibc_and_musl_can_use_unrelocated() {
+        let h = elf::parse_header(IMAGE).unwrap();
+        assert_eq!(h.kind, ET_DYN);
+        let phdrs = elf::parse_phdrs(&IMAGE[h.phoff as usize..], h.phnum as usize).unwrap();
+        let loads: Vec<_> = phdrs.iter().filter(|p| p.kind == PT_LOAD).collect();
+        assert_eq!(loads.len(), 1);
+        assert_eq!((loads[0].offset, loads[0].vaddr), (0, 0));
+        assert_eq!(loads[0].flags & elf::PF_W, 0, "the code is not writable");
+        assert!(loads[0].filesz as usize <= IMAGE.len() && loads[0].memsz == loads[0].filesz);
+        let dynamic = phdrs.iter().find(|p| p.kind == PT_DYNAMIC).expect("PT_DYNAMIC");
+        let mut tags = std::collections::HashMap::new();
+        for i in 0..dynamic.filesz / 16 {
+            let tag = u64_at(dynamic.offset + 16 * i);
+            if tag == 0 {
+                break;
+            }
+            tags.insert(tag, u64_at(dynamic.offset + 16 * i + 8));
+        }
+        for t in [DT_HASH, DT_GNU_HASH, DT_SYMTAB, DT_STRTAB, DT_VERSYM, DT_VERDEF] {
+            assert!(tags.contains_key(&t), "dynamic tag {t:#x} missing");
+        }
+        for t in [DT_NEEDED, DT_RELA, DT_REL, DT_TEXTREL] {
+            assert!(!tags.contains_key(&t), "dynamic tag {t:#x} present");
+        }
+        let strtab = &IMAGE[tags[&DT_STRTAB] as usize..];
+        let has = |s: &str| {
+            strtab.windows(s.len() + 1).any(|w| w[..s.len()] == *s.as_bytes() && w[s.len()] == 0)
+        };
+        for name in [
+            "__vdso_clock_gettime",
+            "__vdso_gettimeofday",
+            "__vdso_time",
+            "__vdso_getcpu",
+            "LINUX_2.6",
+            "linux-vdso.so.1",
+        ] {
+            assert!(has(name), "{name} missing from the dynamic strings");
+        }
+    }
+}
