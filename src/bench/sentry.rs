@@ -315,15 +315,21 @@ pub fn render(rows: &[Row], cfg: &BenchConfig) -> String {
         let v = |r: &Row| format!("{:.*}", m.decimals, (m.value)(r));
         let _ = writeln!(
             s,
-            "{:<37} {:>16} {:>16} {:>12} {:>9.2}x {:>9.2}x {:>8}",
+            "{:<37} {:>16} {:>16} {:>12} {:>9}x {:>9}x {:>8}",
             m.name,
             v(me),
             v(runsc),
             v(runc),
-            (m.value)(me) / (m.value)(runsc),
-            (m.value)(me) / (m.value)(runc),
+            ratio((m.value)(me) / (m.value)(runsc)),
+            ratio((m.value)(me) / (m.value)(runc)),
             m.target
         );
     }
     s
+}
+
+/// Two decimals, or scientific notation for ratios too small to show that way (the vDSO's
+/// clock_gettime against a syscall-bound runtime).
+fn ratio(x: f64) -> String {
+    if x == 0.0 || x >= 0.01 { format!("{x:.2}") } else { format!("{x:.1e}") }
 }
