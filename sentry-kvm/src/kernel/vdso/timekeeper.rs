@@ -192,10 +192,11 @@ mod tests {
     /// The TSC frequency against the host's raw clock over 20 ms (a rough start, as KVM's
     /// figure would be; updates refine it).
     fn rough_khz() -> u32 {
-        let (t0, n0) = (rdtsc(), host_ns(libc::CLOCK_MONOTONIC_RAW));
+        let a = sample(VClock::MonotonicRaw);
         std::thread::sleep(Duration::from_millis(20));
-        let (t1, n1) = (rdtsc(), host_ns(libc::CLOCK_MONOTONIC_RAW));
-        ((t1 - t0) as u128 * 1_000_000 / u128::from(n1 - n0)) as u32
+        let b = sample(VClock::MonotonicRaw);
+        let rate = rate_between(a, b).unwrap();
+        ((1_000_000u128 << 32) / u128::from(rate)) as u32
     }
 
     /// What the vDSO would read now, per clock.
