@@ -101,16 +101,19 @@ impl Timekeeper {
     /// One update; false if the TSC turned out unusable (the vDSO must then ask the Sentry).
     pub fn update(&mut self, vvar: &Vvar, period: Duration) -> bool {
         let fresh: Vec<Sample> = VCLOCKS.iter().map(|c| sample(*c)).collect();
+        let nominal = rate_from_khz(self.khz).max(1);
         for (c, s) in self.clocks.iter_mut().zip(&fresh) {
-            // A rate needs a long enough base to beat the frequency KVM reports.
+            // A rate needs a long enough base to beat the frequency KVM reports, and must be
+            // near it: NTP slews by at most 500 ppm, so anything further is a step of the clock
+            // (its line is stepped below) and says nothing about its rate.
             if s.ns.saturating_sub(c.last.ns) >= 50_000_000
                 && let Some(r) = rate_between(c.last, *s)
+                && r.abs_diff(nominal) < nominal / 100
             {
                 c.rate = r;
             }
             c.last = *s;
         }
-        let nominal = rate_from_khz(self.khz).max(1);
         let period_ticks =
             ((u128::from(period.as_nanos() as u64) << 32) / u128::from(nominal)) as u64;
         let clocks = &self.clocks;
