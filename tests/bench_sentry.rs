@@ -14,6 +14,7 @@ fn bench_sentry_prints_its_table() {
     for metric in [
         "start-to-exit",
         "getpid",
+        "clock_gettime",
         "open+read+close",
         "fork+exec+wait",
         "TCP round trip",

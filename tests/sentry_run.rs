@@ -327,3 +327,17 @@ fn a_handled_sigint_does_not_kill_the_sandbox() {
     assert_eq!(got.stdout, "int\nsurvived\n", "{}", got.stderr);
     assert_eq!(got.code, Some(0));
 }
+
+/// `ringfence sentry check` says what the vDSO can use on this host, as measured there.
+#[test]
+fn check_reports_the_syscall_round_trip_and_the_vdso() {
+    let out = std::process::Command::new(common::sentry::ringfence())
+        .args(["sentry", "check"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    for want in ["syscall round trip: ", "vDSO clocks: ", "vDSO getcpu: "] {
+        assert!(stdout.contains(want), "{want:?} missing from\n{stdout}");
+    }
+}

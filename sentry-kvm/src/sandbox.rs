@@ -179,11 +179,16 @@ impl Sandbox {
             Network::Host => {}
         }
         let machine = Machine::new(config.memory)?;
-        let clean_fpu = {
-            let v = machine.acquire_vcpu()?;
+        let (clean_fpu, time) = {
+            let mut v = machine.acquire_vcpu()?;
             let x = v.get_xsave()?;
+            let time =
+                crate::platform::kvm::tsc::probe(machine.phys(), &mut v).unwrap_or_else(|e| {
+                    tracing::warn!("TSC probe failed ({e}): clock reads use syscalls");
+                    crate::platform::kvm::tsc::TimeProbe::NONE
+                });
             machine.release_vcpu(v);
-            x
+            (x, time)
         };
         // The sandbox's own root: a tmpfs, seen only by the pause init.
         let tmpfs = OverlayFs::new(machine.phys().clone(), None);
@@ -198,8 +203,9 @@ impl Sandbox {
             version: "#1 SMP PREEMPT_DYNAMIC",
             cpus: host_cpus,
             mem_bytes: config.memory,
+            nofile: crate::vfs::fd_table::host_nofile(),
         };
-        let kernel = Kernel::new(machine, root, info, clean_fpu);
+        let kernel = Kernel::new(machine, root, info, clean_fpu, time);
         Ok(Arc::new(Sandbox { kernel, init: Mutex::new(None) }))
     }
 
@@ -215,7 +221,9 @@ impl Sandbox {
         let phys = self.kernel.phys.clone();
         let overlay = OverlayFs::new(phys.clone(), Some(Arc::new(gofer)));
         let root_inode: Arc<dyn Inode> = overlay.root(0o755);
-        let mount = Mount::new_root_with(root_inode.clone(), "overlay", "rootfs", policy.read_only);
+        // Named as container runtimes name it ("rootfs" is what df tools skip as the initramfs).
+        let mount =
+            Mount::new_root_with(root_inode.clone(), "overlay", "overlay", policy.read_only);
         let proc_dir = mkdir_p(&root_inode, b"proc").map_err(fs_err)?;
         mount.mount_child(proc_dir, crate::kernel::procfs::build(&self.kernel), "proc", "proc");
         let dev_dir = mkdir_p(&root_inode, b"dev").map_err(fs_err)?;
@@ -261,7 +269,7 @@ impl Sandbox {
                 SandboxError::NoInit
             });
         }
-        let tg = ThreadGroup::new(tgid, handlers, default_rlimits());
+        let tg = ThreadGroup::new(tgid, handlers, default_rlimits(kernel.info().nofile));
         let mm = Arc::new(
             MemoryManager::new(kernel.phys.clone(), layout::KERNEL_PDPT)
                 .map_err(SandboxError::Filesystem)?,

@@ -120,6 +120,8 @@ fn gofer_allowed() -> Vec<Allowed> {
         masked(SYS_openat, 2, O_NOFOLLOW as u64, O_NOFOLLOW as u64),
         masked(SYS_newfstatat, 3, AT_EMPTY_PATH as u64, AT_EMPTY_PATH as u64),
         any(SYS_fstat),
+        // statfs of a volume's filesystem, on a descriptor the Gofer holds.
+        any(SYS_fstatfs),
         any(SYS_getdents64),
         any(SYS_readlinkat),
         any(SYS_close),

@@ -38,6 +38,8 @@ pub struct Row {
     /// Median start-to-exit of /bin/true, ms.
     pub start_ms: f64,
     pub getpid_us: f64,
+    /// clock_gettime(CLOCK_MONOTONIC) through libc (the vDSO where there is one).
+    pub clock_us: f64,
     pub open_us: f64,
     pub forkexec_us: f64,
     /// One byte there and back over loopback TCP, both sides waiting in poll().
@@ -217,6 +219,7 @@ fn measure(env: &Env, rt: Runtime, cfg: &BenchConfig) -> anyhow::Result<Row> {
         runtime: rt,
         start_ms: starts.percentile_ms(50.0),
         getpid_us: micro(env, rt, "getpid", cfg.iterations)? / 1000.0,
+        clock_us: micro(env, rt, "clock", cfg.iterations * 10)? / 1000.0,
         open_us: micro(env, rt, "open", cfg.iterations / 4)? / 1000.0,
         forkexec_us: micro(env, rt, "forkexec", cfg.fork_iterations)? / 1000.0,
         pollrt_us: micro(env, rt, "pollrt", cfg.fork_iterations)? / 1000.0,
@@ -242,7 +245,7 @@ struct Metric {
     target: &'static str,
 }
 
-const METRICS: [Metric; 6] = [
+const METRICS: [Metric; 7] = [
     Metric {
         name: "start-to-exit /bin/true (ms)",
         value: |r| r.start_ms,
@@ -254,6 +257,9 @@ const METRICS: [Metric; 6] = [
         value: |r| r.getpid_us,
         decimals: 2,
         target: "<= 1x runsc",
+    },
+    Metric {
+        name: "clock_gettime (µs)", value: |r| r.clock_us, decimals: 3, target: "<= 0.2 µs"
     },
     Metric { name: "open+read+close (µs)", value: |r| r.open_us, decimals: 1, target: "" },
     Metric {
@@ -287,9 +293,10 @@ pub fn render(rows: &[Row], cfg: &BenchConfig) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Sentry vs runsc (ptrace) vs runc: median of {} starts; {} getpid, {} open+read+close, {} fork+exec+wait per runtime",
+        "Sentry vs runsc (ptrace) vs runc: median of {} starts; {} getpid, {} clock_gettime, {} open+read+close, {} fork+exec+wait per runtime",
         cfg.runs,
         cfg.iterations,
+        cfg.iterations * 10,
         cfg.iterations / 4,
         cfg.fork_iterations
     );
@@ -308,15 +315,21 @@ pub fn render(rows: &[Row], cfg: &BenchConfig) -> String {
         let v = |r: &Row| format!("{:.*}", m.decimals, (m.value)(r));
         let _ = writeln!(
             s,
-            "{:<37} {:>16} {:>16} {:>12} {:>9.2}x {:>9.2}x {:>8}",
+            "{:<37} {:>16} {:>16} {:>12} {:>9}x {:>9}x {:>8}",
             m.name,
             v(me),
             v(runsc),
             v(runc),
-            (m.value)(me) / (m.value)(runsc),
-            (m.value)(me) / (m.value)(runc),
+            ratio((m.value)(me) / (m.value)(runsc)),
+            ratio((m.value)(me) / (m.value)(runc)),
             m.target
         );
     }
     s
+}
+
+/// Two decimals, or scientific notation for ratios too small to show that way (the vDSO's
+/// clock_gettime against a syscall-bound runtime).
+fn ratio(x: f64) -> String {
+    if x == 0.0 || x >= 0.01 { format!("{x:.2}") } else { format!("{x:.1e}") }
 }

@@ -138,7 +138,8 @@ pub struct SentryArgs {
     /// Sandbox starts per runtime for the start-to-exit median.
     #[arg(long, default_value_t = 20)]
     runs: usize,
-    /// getpid calls per runtime (open+read+close runs a quarter as many).
+    /// getpid calls per runtime (clock_gettime runs ten times as many, open+read+close a
+    /// quarter as many).
     #[arg(long, default_value_t = 20_000)]
     iterations: u64,
     /// fork+exec+wait cycles per runtime.

@@ -72,16 +72,22 @@ pub fn run_with_input(mut cmd: Command, stdin: &[u8]) -> Output {
 
 /// Compiles `tests/sentry/NAME.c` into `out`, with `extra` flags for cc.
 pub fn compile(name: &str, out: &Path, extra: &[&str]) {
+    compile_with("cc", name, out, extra)
+}
+
+/// Compiles `tests/sentry/NAME.c` into `out` with the compiler `cc` (e.g. musl-gcc, which
+/// scripts/setup installs).
+pub fn compile_with(cc: &str, name: &str, out: &Path, extra: &[&str]) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sentry").join(format!("{name}.c"));
-    let st = Command::new("cc")
+    let st = Command::new(cc)
         .args(["-O2", "-w"])
         .args(extra)
         .arg("-o")
         .arg(out)
         .arg(&src)
         .status()
-        .expect("cc");
-    assert!(st.success(), "compiling {name}.c");
+        .unwrap_or_else(|e| panic!("{cc}: {e} (scripts/setup installs it)"));
+    assert!(st.success(), "compiling {name}.c with {cc}");
 }
 
 /// A `ringfence sentry sandbox` (an empty pod sandbox) and its control socket, killed when

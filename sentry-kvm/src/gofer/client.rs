@@ -1,5 +1,6 @@
 //! The Sentry's side of the Gofer channel.
 
+use crate::vfs::statfs::StatFs;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -97,6 +98,14 @@ impl GoferClient {
     pub fn stat(&self, node: Handle) -> Result<Stat, Errno> {
         match self.call(Request::Stat { node })? {
             (Response::Node { stat, .. }, _) => Ok(stat),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// Statistics of the host filesystem holding `node`.
+    pub fn statfs(&self, node: Handle) -> Result<StatFs, Errno> {
+        match self.call(Request::StatFs { node })? {
+            (Response::FsStats(s), _) => Ok(s),
             _ => Err(Errno::EIO),
         }
     }

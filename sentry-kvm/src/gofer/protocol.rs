@@ -2,6 +2,7 @@
 //! is an error, never a panic or an out-of-bounds read.
 
 use crate::abi::stat::{Stat, Timespec};
+use crate::vfs::statfs::StatFs;
 
 /// A node handle: an index into the Gofer's table of opened paths. 0 is the root.
 pub type Handle = u32;
@@ -37,6 +38,8 @@ pub enum Request {
     Rename { dir: Handle, name: Vec<u8>, new_dir: Handle, new_name: Vec<u8> },
     /// Changes attributes (each field only when present); answers `Node`.
     SetAttr { node: Handle, attr: Attr },
+    /// Statistics of the filesystem holding a node; answers `FsStats`.
+    StatFs { node: Handle },
 }
 
 /// Attribute changes a `SetAttr` carries.
@@ -63,6 +66,7 @@ pub enum Response {
     Link(Vec<u8>),
     Ok,
     Error(i32),
+    FsStats(StatFs),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -158,6 +162,7 @@ impl Request {
                 }
                 &mut e
             }
+            Request::StatFs { node } => e.u8(14).u32(*node),
         };
         e.0
     }
@@ -202,6 +207,7 @@ impl Request {
                     attr: Attr { mode, size, atime: times[0], mtime: times[1] },
                 }
             }
+            14 => Request::StatFs { node: d.u32()? },
             _ => return Err(Malformed),
         };
         d.end()?;
@@ -279,6 +285,12 @@ impl Response {
             Response::Error(errno) => {
                 e.u8(6).u32(*errno as u32);
             }
+            Response::FsStats(s) => {
+                e.u8(7);
+                for v in s.fields() {
+                    e.u64(v);
+                }
+            }
         }
         e.0
     }
@@ -300,6 +312,13 @@ impl Response {
             4 => Response::Link(d.bytes()?),
             5 => Response::Ok,
             6 => Response::Error(d.u32()? as i32),
+            7 => {
+                let mut f = [0u64; 11];
+                for v in &mut f {
+                    *v = d.u64()?;
+                }
+                Response::FsStats(StatFs::from_fields(f))
+            }
             _ => return Err(Malformed),
         };
         d.end()?;
@@ -326,6 +345,7 @@ mod tests {
             Request::Symlink { dir: 1, name: b"l".to_vec(), target: b"../x".to_vec() },
             Request::Unlink { dir: 1, name: b"d".to_vec(), directory: true },
             Request::Rename { dir: 1, name: b"a".to_vec(), new_dir: 2, new_name: b"b".to_vec() },
+            Request::StatFs { node: 6 },
             Request::SetAttr {
                 node: 3,
                 attr: Attr {
@@ -348,6 +368,12 @@ mod tests {
             },
             Response::Link(b"/x".to_vec()),
             Response::Error(2),
+            Response::FsStats(StatFs {
+                kind: 0xef53,
+                bsize: 4096,
+                blocks: 9,
+                ..Default::default()
+            }),
         ];
         for r in resps {
             assert_eq!(Response::decode(&r.encode()), Ok(r));

@@ -8,6 +8,7 @@ use std::path::Path;
 use super::protocol::{DirEntry, Handle, Request, Response};
 use super::wire;
 use crate::abi::stat::{Stat, Timespec};
+use crate::vfs::statfs::StatFs;
 
 /// Entries sent per ReadDir answer (keeps messages well under the size limit).
 const ENTRIES_PER_MESSAGE: usize = 512;
@@ -353,6 +354,35 @@ impl Server {
             Request::Stat { node } => {
                 let stat = fstat(self.node(node)?.fd.as_raw_fd()).map_err(|e| errno_of(&e))?;
                 Ok((Response::Node { handle: node, stat }, None))
+            }
+            Request::StatFs { node } => {
+                let fd = self.node(node)?.fd.as_raw_fd();
+                // SAFETY: fstatfs into a zeroed local; `fd` is open (O_PATH works since 3.12).
+                let s = unsafe {
+                    let mut s: libc::statfs = std::mem::zeroed();
+                    if libc::fstatfs(fd, &mut s) != 0 {
+                        return Err(errno_of(&io::Error::last_os_error()));
+                    }
+                    s
+                };
+                Ok((
+                    Response::FsStats(StatFs {
+                        kind: s.f_type as u64,
+                        bsize: s.f_bsize as u64,
+                        blocks: s.f_blocks,
+                        bfree: s.f_bfree,
+                        bavail: s.f_bavail,
+                        files: s.f_files,
+                        ffree: s.f_ffree,
+                        // The Sentry numbers its mounts itself.
+                        fsid: 0,
+                        namelen: s.f_namelen as u64,
+                        frsize: s.f_frsize as u64,
+                        // Host mount options mean nothing inside the sandbox.
+                        flags: 0,
+                    }),
+                    None,
+                ))
             }
             Request::Close { node } => {
                 if node == 0 {

@@ -21,6 +21,7 @@ pub mod task;
 pub mod thread_group;
 pub mod timers;
 pub mod tty;
+pub mod vdso;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -40,6 +41,9 @@ pub struct KernelInfo {
     pub version: &'static str,
     pub cpus: u32,
     pub mem_bytes: u64,
+    /// RLIMIT_NOFILE (soft, hard) that processes start with: the host's, as a container
+    /// inherits its runtime's.
+    pub nofile: (u64, u64),
 }
 
 pub struct Kernel {
@@ -57,6 +61,8 @@ pub struct Kernel {
     pub locks: Arc<crate::vfs::lock::LockRegistry>,
     /// FPU state of a fresh vCPU, loaded on execve.
     pub clean_fpu: kvm_bindings::kvm_xsave,
+    /// The vDSO every process gets (None if its pages could not be set up).
+    pub vdso: Option<Arc<vdso::Vdso>>,
     unimplemented: Mutex<HashSet<u64>>,
     /// Exit status of the init process once it is gone.
     done: Mutex<Option<ExitStatus>>,
@@ -69,8 +75,17 @@ impl Kernel {
         root: Location,
         info: KernelInfo,
         clean_fpu: kvm_bindings::kvm_xsave,
+        time: crate::platform::kvm::tsc::TimeProbe,
     ) -> Arc<Kernel> {
+        let vdso = match vdso::Vdso::new(machine.phys(), time, info.cpus) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!("no vDSO for this sandbox: {e}");
+                None
+            }
+        };
         Arc::new_cyclic(|me| Kernel {
+            vdso,
             devpts: tty::devpts::Devpts::new(me.clone()),
             phys: machine.phys().clone(),
             machine,

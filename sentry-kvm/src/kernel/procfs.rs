@@ -1,5 +1,5 @@
 //! A minimal /proc: self, per-process directories (exe, cwd, root, fd, cmdline, environ,
-//! comm, status, stat, statm, maps, mounts) and system files (cpuinfo, meminfo, uptime,
+//! comm, status, stat, statm, maps, mounts, mountinfo) and system files (cpuinfo, meminfo, uptime,
 //! loadavg, mounts, stat, version, sys/kernel). The kernel's tables seen as a filesystem, built
 //! from the vfs's generated directories, files and links.
 
@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Weak};
 
 use crate::abi::Errno;
-use crate::abi::stat::makedev;
+use crate::abi::stat::{major, makedev, minor};
 use crate::kernel::Kernel;
 use crate::kernel::task::{Task, current};
 use crate::kernel::thread_group::ThreadGroup;
@@ -16,6 +16,7 @@ use crate::vfs::Location;
 use crate::vfs::fs::anon::AnonInode;
 use crate::vfs::fs::synthetic::{Children, Fixed, SynthDir, SynthFile, SynthLink};
 use crate::vfs::inode::Inode;
+use crate::vfs::mount::Mount;
 
 fn dev() -> u64 {
     makedev(0, 4)
@@ -247,7 +248,7 @@ fn pid_dir(kernel: &Weak<Kernel>, pid: i32) -> Arc<dyn Inode> {
 
 impl Children for PidDir {
     fn list(&self) -> Vec<(Vec<u8>, Arc<dyn Inode>)> {
-        let names: [&[u8]; 16] = [
+        let names: [&[u8]; 17] = [
             b"exe",
             b"cwd",
             b"root",
@@ -260,6 +261,7 @@ impl Children for PidDir {
             b"statm",
             b"maps",
             b"mounts",
+            b"mountinfo",
             b"task",
             b"auxv",
             b"limits",
@@ -317,7 +319,8 @@ impl Children for PidDir {
                 Ok(format!("{size} {} 0 0 0 0 0\n", mm.resident_pages()))
             }),
             b"maps" => file(move || maps(&k, pid)),
-            b"mounts" => file(move || mounts(&k)),
+            b"mounts" => file(move || mounts(&k, pid)),
+            b"mountinfo" => file(move || mountinfo(&k, pid)),
             b"auxv" => bytes(move || {
                 let t = leader(&k, pid)?;
                 let aux = t.mm().lock().auxv.clone();
@@ -490,6 +493,8 @@ fn maps(k: &Weak<Kernel>, pid: i32) -> Result<String, Errno> {
             VmaName::None => String::new(),
             VmaName::Heap => "[heap]".into(),
             VmaName::Stack => "[stack]".into(),
+            VmaName::Vdso => "[vdso]".into(),
+            VmaName::Vvar => "[vvar]".into(),
             VmaName::File(p) => p.clone(),
         };
         let (devn, ino) = v.backing.as_ref().map(|b| b.map_ids()).unwrap_or((0, 0));
@@ -510,27 +515,55 @@ fn maps(k: &Weak<Kernel>, pid: i32) -> Result<String, Errno> {
     Ok(s)
 }
 
-fn mounts(k: &Weak<Kernel>) -> Result<String, Errno> {
-    let k = k.upgrade().ok_or(Errno::ESRCH)?;
+/// The mounts under the process's root, with paths as it sees them, in mount order: each with
+/// its parent mount and the path it is mounted at.
+fn visible_mounts(k: &Weak<Kernel>, pid: i32) -> Result<Vec<(Arc<Mount>, u64, String)>, Errno> {
+    let root = leader(k, pid)?.fs().root();
+    let mut out = Vec::new();
+    let mut stack = vec![root.mount.clone()];
+    while let Some(m) = stack.pop() {
+        let (at, parent) = if Arc::ptr_eq(&m, &root.mount) {
+            (Location::new(m.clone(), m.root.clone()), m.id)
+        } else {
+            match &m.parent {
+                Some((pm, on)) => (Location::new(pm.clone(), on.clone()), pm.id),
+                None => continue,
+            }
+        };
+        // Mounts outside a chroot are not listed.
+        if let Some(path) = crate::vfs::path::path_of(&root, &at) {
+            out.push((m.clone(), parent, String::from_utf8_lossy(&path).into_owned()));
+        }
+        stack.extend(m.children().into_iter().rev());
+    }
+    Ok(out)
+}
+
+fn mount_opts(m: &Mount) -> &'static str {
+    if m.read_only { "ro" } else { "rw" }
+}
+
+fn mounts(k: &Weak<Kernel>, pid: i32) -> Result<String, Errno> {
     let mut s = String::new();
-    let mut stack = vec![(k.root.mount.clone(), b"/".to_vec())];
-    while let Some((m, path)) = stack.pop() {
+    for (m, _, path) in visible_mounts(k, pid)? {
+        let _ = writeln!(s, "{} {path} {} {} 0 0", m.source, m.fstype, mount_opts(&m));
+    }
+    Ok(s)
+}
+
+/// /proc/PID/mountinfo (what GNU df and findmnt read): ids, the device number files on the
+/// mount report in st_dev, and the mount point.
+fn mountinfo(k: &Weak<Kernel>, pid: i32) -> Result<String, Errno> {
+    let mut s = String::new();
+    for (m, parent, path) in visible_mounts(k, pid)? {
+        let dev = m.root.stat().map(|st| st.dev).unwrap_or(0);
+        let (major, minor) = (major(dev), minor(dev));
+        let opts = mount_opts(&m);
         let _ = writeln!(
             s,
-            "{} {} {} {} 0 0",
-            m.source,
-            String::from_utf8_lossy(&path),
-            m.fstype,
-            if m.read_only { "ro" } else { "rw" }
+            "{} {parent} {major}:{minor} / {path} {opts} - {} {} {opts}",
+            m.id, m.fstype, m.source
         );
-        for c in m.children() {
-            if let Some((pm, on)) = &c.parent {
-                let loc = Location::new(pm.clone(), on.clone());
-                if let Some(p) = crate::vfs::path::path_of(&k.root, &loc) {
-                    stack.push((c.clone(), p));
-                }
-            }
-        }
     }
     Ok(s)
 }

@@ -36,6 +36,11 @@ fn run_task(task: Arc<Task>, mut ctx: UserContext, fpu: Option<kvm_bindings::kvm
     let kernel = task.kernel.clone();
     let code = match kernel.machine.acquire_vcpu() {
         Ok(mut vcpu) => {
+            if !vcpu.tsc_aligned()
+                && let Some(v) = &kernel.vdso
+            {
+                v.disable_clock();
+            }
             *task.kicker.lock().unwrap_or_else(|e| e.into_inner()) =
                 Some(vcpu.bind_current_thread());
             let state = fpu.unwrap_or_else(|| crate::platform::copy_fpu(&kernel.clean_fpu));

@@ -102,12 +102,13 @@ pub struct ThreadGroup {
 
 pub const RLIM_INFINITY: u64 = u64::MAX;
 
-pub fn default_rlimits() -> [(u64, u64); 16] {
+/// The limits a sandbox's first processes start with; `nofile` is RLIMIT_NOFILE's.
+pub fn default_rlimits(nofile: (u64, u64)) -> [(u64, u64); 16] {
     let mut r = [(RLIM_INFINITY, RLIM_INFINITY); 16];
     r[3] = (8 << 20, RLIM_INFINITY); // RLIMIT_STACK
     r[4] = (0, RLIM_INFINITY); // RLIMIT_CORE
     r[6] = (4096, 4096); // RLIMIT_NPROC
-    r[7] = (crate::vfs::fd_table::DEFAULT_NOFILE, 1 << 20); // RLIMIT_NOFILE
+    r[7] = nofile; // RLIMIT_NOFILE
     r[8] = (8 << 20, 8 << 20); // RLIMIT_MEMLOCK
     r[11] = (4096, 4096); // RLIMIT_SIGPENDING
     r[12] = (819200, 819200); // RLIMIT_MSGQUEUE

@@ -41,6 +41,7 @@ pub const AT_SECURE: u64 = 23;
 pub const AT_RANDOM: u64 = 25;
 pub const AT_HWCAP2: u64 = 26;
 pub const AT_EXECFN: u64 = 31;
+pub const AT_SYSINFO_EHDR: u64 = 33;
 pub const AT_MINSIGSTKSZ: u64 = 51;
 
 /// One ELF file mapped into an address space.
@@ -225,6 +226,11 @@ pub fn load(
     mm.mmap(stack)?;
 
     let creds = task.creds();
+    // Without a vDSO, programs make the syscalls themselves: slower, not wrong.
+    let vdso = match &task.kernel.vdso {
+        Some(v) => Some(v.map(mm)?),
+        None => None,
+    };
     let mut auxv = vec![
         (AT_PHDR, main.phdr),
         (AT_PHENT, elf::PHDR_SIZE as u64),
@@ -243,6 +249,9 @@ pub fn load(
         (AT_HWCAP2, 0),
         (AT_MINSIGSTKSZ, 2048 + crate::kernel::signal::frame::XSAVE_BYTES as u64 + 512),
     ];
+    if let Some(base) = vdso {
+        auxv.push((AT_SYSINFO_EHDR, base));
+    }
     let sp = build_stack(mm, prog, &mut auxv)?;
     mm.lock().auxv = auxv;
     Ok(Loaded { entry, sp })

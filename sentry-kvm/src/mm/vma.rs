@@ -48,6 +48,9 @@ pub enum VmaName {
     None,
     Heap,
     Stack,
+    /// The vDSO's code and its data page.
+    Vdso,
+    Vvar,
     File(String),
 }
 

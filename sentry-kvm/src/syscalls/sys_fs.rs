@@ -788,30 +788,20 @@ pub fn chroot(c: &mut Call) -> SysResult {
     Ok(0)
 }
 
-fn statfs_bytes(c: &Call, loc: &Location) -> [u8; 120] {
-    const TMPFS_MAGIC: u64 = 0x0102_1994;
-    const PROC_MAGIC: u64 = 0x9fa0;
-    let magic = if loc.mount.fstype == "proc" { PROC_MAGIC } else { TMPFS_MAGIC };
-    let total = c.task.kernel.info().mem_bytes / 4096;
-    let used = c.task.kernel.phys.frames.in_use();
-    let free = total.saturating_sub(used);
-    let mut b = [0u8; 120];
-    let vals: [u64; 7] = [magic, 4096, total, free, free, 1 << 20, 1 << 19];
-    for (i, v) in vals.iter().enumerate() {
-        b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+fn statfs_bytes(c: &Call, loc: &Location) -> Result<[u8; 120], Errno> {
+    use crate::vfs::statfs::StatFs;
+    if let Some(host) = loc.inode.host_statfs() {
+        return Ok(StatFs::of_host(host?, &loc.mount).to_bytes());
     }
-    // f_fsid (64..72), f_namelen, f_frsize, f_flags.
-    b[72..80].copy_from_slice(&255u64.to_le_bytes());
-    b[80..88].copy_from_slice(&4096u64.to_le_bytes());
-    let flags: u64 = if loc.mount.read_only { 1 } else { 0 };
-    b[88..96].copy_from_slice(&flags.to_le_bytes());
-    b
+    let k = &c.task.kernel;
+    let used = k.phys.frames.in_use() * crate::mm::PAGE_SIZE;
+    Ok(StatFs::of_mount(&loc.mount, k.info().mem_bytes, used).to_bytes())
 }
 
 pub fn statfs(c: &mut Call) -> SysResult {
     let path = c.path(0)?;
     let loc = c.lookup(AT_FDCWD, &path, true)?;
-    let b = statfs_bytes(c, &loc);
+    let b = statfs_bytes(c, &loc)?;
     c.write_bytes(c.args[1], &b)?;
     Ok(0)
 }
@@ -819,7 +809,7 @@ pub fn statfs(c: &mut Call) -> SysResult {
 pub fn fstatfs(c: &mut Call) -> SysResult {
     let file = c.file(c.arg_i32(0))?;
     let loc = file.location.clone().unwrap_or_else(|| c.task.fs().root());
-    let b = statfs_bytes(c, &loc);
+    let b = statfs_bytes(c, &loc)?;
     c.write_bytes(c.args[1], &b)?;
     Ok(0)
 }

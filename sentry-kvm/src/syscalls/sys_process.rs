@@ -482,6 +482,8 @@ fn rlimit_bytes(v: (u64, u64)) -> [u8; 16] {
     b
 }
 
+const RLIMIT_NOFILE: usize = 7;
+
 pub fn prlimit64(c: &mut Call) -> SysResult {
     let pid = c.arg_i32(0);
     let tg = if pid == 0 || pid == c.task.tgid() {
@@ -502,6 +504,9 @@ pub fn prlimit64(c: &mut Call) -> SysResult {
             return Err(Errno::EINVAL);
         }
         if hard > old.1 && !c.task.creds().has_cap(Capability::SYS_RESOURCE) {
+            return Err(Errno::EPERM);
+        }
+        if res == RLIMIT_NOFILE && hard > crate::vfs::fd_table::MAX_NOFILE {
             return Err(Errno::EPERM);
         }
         tg.lock().rlimits[res] = (soft, hard);
@@ -607,10 +612,19 @@ pub fn sched_yield(_c: &mut Call) -> SysResult {
     Ok(0)
 }
 
+/// The CPU number means what the vDSO's RDTSCP reports on this platform (see platform/kvm/tsc.rs),
+/// so that both paths agree; one NUMA node.
 pub fn getcpu(c: &mut Call) -> SysResult {
-    for i in 0..2 {
+    use crate::platform::kvm::tsc::{CpuNumber, host_cpu};
+    let ncpus = c.task.kernel.info().cpus.max(1);
+    let cpu = match c.task.kernel.vdso.as_ref().map(|v| v.cpu_number()) {
+        Some(CpuNumber::HostCpu) => host_cpu().map_or(0, |cpu| cpu % ncpus),
+        Some(CpuNumber::VcpuIndex) => (c.vcpu.index() % u64::from(ncpus)) as u32,
+        _ => 0,
+    };
+    for (i, v) in [cpu, 0].into_iter().enumerate() {
         if c.args[i] != 0 {
-            c.write_bytes(c.args[i], &0u32.to_le_bytes())?;
+            c.write_bytes(c.args[i], &v.to_le_bytes())?;
         }
     }
     Ok(0)

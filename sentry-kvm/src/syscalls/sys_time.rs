@@ -45,9 +45,10 @@ fn host_clock(id: i32) -> Result<Duration, Errno> {
 fn clock_now(c: &Call, id: i32) -> Result<Duration, Errno> {
     match id {
         CLOCK_REALTIME | CLOCK_REALTIME_COARSE => host_clock(libc::CLOCK_REALTIME),
-        CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_MONOTONIC_COARSE | CLOCK_BOOTTIME => {
-            host_clock(libc::CLOCK_MONOTONIC)
-        }
+        CLOCK_MONOTONIC | CLOCK_MONOTONIC_COARSE => host_clock(libc::CLOCK_MONOTONIC),
+        // The host's own: what the vDSO follows too.
+        CLOCK_MONOTONIC_RAW => host_clock(libc::CLOCK_MONOTONIC_RAW),
+        CLOCK_BOOTTIME => host_clock(libc::CLOCK_BOOTTIME),
         CLOCK_PROCESS_CPUTIME_ID => {
             let tg = c.task.tg();
             let done = tg.lock().usage.user_us;

@@ -9,10 +9,22 @@ use crate::abi::Errno;
 use crate::vfs::file::File;
 use crate::vfs::lock::LockRegistry;
 
-/// RLIMIT_NOFILE default.
-pub const DEFAULT_NOFILE: u64 = 1024;
-/// Hard ceiling on descriptors per table.
+/// RLIMIT_NOFILE when the host's cannot be read: Linux's defaults (systemd's hard limit).
+pub const DEFAULT_NOFILE: (u64, u64) = (1024, 524_288);
+/// Hard ceiling on descriptors per table (Linux's default fs.nr_open): RLIMIT_NOFILE cannot be
+/// raised past it.
 pub const MAX_NOFILE: u64 = 1 << 20;
+
+/// The calling process's RLIMIT_NOFILE, within what a descriptor table allows.
+pub fn host_nofile() -> (u64, u64) {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit into a local.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
+        return DEFAULT_NOFILE;
+    }
+    let hard = r.rlim_max.min(MAX_NOFILE);
+    (r.rlim_cur.min(hard), hard)
+}
 
 #[derive(Clone)]
 pub struct FdEntry {

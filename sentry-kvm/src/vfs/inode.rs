@@ -118,6 +118,12 @@ pub trait Inode: Send + Sync + Any {
     fn as_any(&self) -> &dyn Any;
 
     /// Whether this filesystem rejects changes (EROFS).
+    /// Statistics of the host filesystem behind this inode, for filesystems that have one (a
+    /// volume's); None for the Sentry's own.
+    fn host_statfs(&self) -> Option<Result<crate::vfs::statfs::StatFs, Errno>> {
+        None
+    }
+
     fn read_only(&self) -> bool {
         false
     }

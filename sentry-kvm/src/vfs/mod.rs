@@ -12,6 +12,7 @@ pub mod lock;
 pub mod mount;
 pub mod path;
 pub mod restrict;
+pub mod statfs;
 
 use std::sync::Arc;
 

@@ -4,6 +4,7 @@ pub mod layout;
 pub mod machine;
 pub mod selftest;
 pub mod trampoline;
+pub mod tsc;
 pub mod vcpu;
 
 pub use machine::Machine;

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use super::tsc::{CpuNumber, TimeProbe};
 use super::{Machine, layout};
 use crate::mm::page_table::{PageTables, Pte};
 use crate::mm::{PAGE_SIZE, VirtAddr};
@@ -12,16 +13,33 @@ pub struct SelfTestReport {
     pub vcpus: u64,
     pub syscalls: u32,
     pub round_trip: Duration,
+    /// What the vDSO can use on this host.
+    pub time: TimeProbe,
 }
 
 impl fmt::Display for SelfTestReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "KVM platform: ok (up to {} vCPUs per sandbox)", self.vcpus)?;
-        write!(
+        writeln!(
             f,
             "syscall round trip: {:.1} µs (mean of {})",
             self.round_trip.as_secs_f64() * 1e6,
             self.syscalls
+        )?;
+        let t = &self.time;
+        if t.tsc_usable {
+            writeln!(f, "vDSO clocks: the host's TSC ({} kHz), read without a syscall", t.tsc_khz)?;
+        } else {
+            writeln!(f, "vDSO clocks: TSC not usable here, clock reads are syscalls")?;
+        }
+        write!(
+            f,
+            "vDSO getcpu: {}",
+            match t.cpu_number {
+                CpuNumber::VcpuIndex => "vCPU index (RDTSCP)",
+                CpuNumber::HostCpu => "host CPU (RDTSCP shows the host's TSC_AUX)",
+                CpuNumber::Unknown => "syscall",
+            }
         )
     }
 }
@@ -56,5 +74,7 @@ pub fn run() -> Result<SelfTestReport, PlatformError> {
             }
         }
     }
-    Ok(SelfTestReport { vcpus: m.max_vcpus(), syscalls: n, round_trip: start.elapsed() / n })
+    let round_trip = start.elapsed() / n;
+    let time = super::tsc::probe(phys, &mut vcpu)?;
+    Ok(SelfTestReport { vcpus: m.max_vcpus(), syscalls: n, round_trip, time })
 }

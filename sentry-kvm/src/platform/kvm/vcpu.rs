@@ -85,6 +85,8 @@ pub struct Vcpu {
     kicker: Arc<Kicker>,
     phys: Arc<Physical>,
     sregs: kvm_sregs,
+    /// KVM reports the host's own TSC for this vCPU (see `tsc.rs`).
+    tsc_aligned: bool,
 }
 
 impl Vcpu {
@@ -149,15 +151,39 @@ impl Vcpu {
             fd.set_xcrs(&xcrs).map_err(PlatformError::Kvm)?;
         }
 
+        let tsc_aligned = super::tsc::align(&fd);
         let kicker = Arc::new(Kicker {
             tid: AtomicI32::new(0),
             immediate_exit: AtomicPtr::new(&mut fd.get_kvm_run().immediate_exit as *mut u8),
         });
-        Ok(Self { fd, index, kicker, phys, sregs })
+        let vcpu = Self { fd, index, kicker, phys, sregs, tsc_aligned };
+        // RDTSCP's TSC_AUX names the vCPU, where the platform honours it (getcpu in the vDSO).
+        vcpu.set_tsc_aux(index);
+        Ok(vcpu)
     }
 
     pub fn index(&self) -> u64 {
         self.index
+    }
+
+    /// Whether application code on this vCPU reads the host's TSC (the vDSO's clock).
+    pub fn tsc_aligned(&self) -> bool {
+        self.tsc_aligned
+    }
+
+    /// The TSC frequency KVM gives this vCPU.
+    pub fn tsc_khz(&self) -> Option<u32> {
+        self.fd.get_tsc_khz().ok()
+    }
+
+    /// Sets what RDTSCP reports in ECX (where the platform honours it).
+    pub fn set_tsc_aux(&self, value: u64) {
+        let set = Msrs::from_entries(&[msr(super::tsc::MSR_TSC_AUX, value)])
+            .ok()
+            .is_some_and(|m| self.fd.set_msrs(&m).is_ok_and(|n| n == 1));
+        if !set {
+            tracing::debug!("KVM did not take TSC_AUX {value:#x}");
+        }
     }
 
     /// Binds the vCPU to the calling thread for kicks; returns the handle other threads use.
@@ -295,7 +321,7 @@ impl Vcpu {
     }
 }
 
-fn msr(index: u32, data: u64) -> kvm_msr_entry {
+pub(super) fn msr(index: u32, data: u64) -> kvm_msr_entry {
     kvm_msr_entry { index, data, ..Default::default() }
 }
 

@@ -417,6 +417,22 @@ fn as_node(inode: &Arc<dyn Inode>) -> Option<Arc<Node>> {
     any.downcast::<Node>().ok()
 }
 
+/// What Linux's tmpfs counts per directory entry ("." and ".." included) as a directory's size.
+const BOGO_DIRENT_SIZE: u64 = 20;
+
+impl Node {
+    /// A directory from the lower layer has the size its filesystem reports; one that exists
+    /// only here grows with its entries as on tmpfs.
+    fn dir_size(&self, m: &Meta) -> u64 {
+        if self.lower.is_some() {
+            return m.size;
+        }
+        let Content::Dir(d) = &self.content else { return 0 };
+        let live = lock(d).entries.values().filter(|e| matches!(e, Entry::Node(_))).count();
+        (2 + live as u64) * BOGO_DIRENT_SIZE
+    }
+}
+
 impl Inode for Node {
     fn key(&self) -> InodeKey {
         (self.fs.dev, self.ino)
@@ -430,8 +446,13 @@ impl Inode for Node {
         let m = *lock(&self.meta);
         let size = match self.kind {
             FileType::Regular => self.size(),
-            FileType::Directory => 4096,
+            FileType::Directory => self.dir_size(&m),
             _ => m.size,
+        };
+        // Upper directories hold no pages, as on tmpfs.
+        let upper_blocks = match self.kind {
+            FileType::Directory => 0,
+            _ => (size.div_ceil(4096) * 8) as i64,
         };
         Ok(Stat {
             dev: self.fs.dev,
@@ -444,7 +465,7 @@ impl Inode for Node {
             size: size as i64,
             blksize: 4096,
             // Upper data occupies whole pages, as on tmpfs.
-            blocks: m.lower_blocks.unwrap_or((size.div_ceil(4096) * 8) as i64),
+            blocks: m.lower_blocks.unwrap_or(upper_blocks),
             atime: m.atime,
             mtime: m.mtime,
             ctime: m.ctime,

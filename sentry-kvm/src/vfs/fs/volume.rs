@@ -108,6 +108,10 @@ impl Inode for VolumeNode {
         (self.fs.dev, self.ino)
     }
 
+    fn host_statfs(&self) -> Option<Result<crate::vfs::statfs::StatFs, Errno>> {
+        Some(self.fs.gofer.statfs(self.handle))
+    }
+
     fn stat(&self) -> Result<Stat, Errno> {
         let mut st = self.fs.gofer.stat(self.handle)?;
         st.dev = self.fs.dev;
