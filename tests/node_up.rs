@@ -1500,3 +1500,77 @@ fn exec_and_attach_over_spdy_as_older_clients_speak() {
     let _ = child.wait();
     assert!(seen.matches("tick").count() >= 2, "attach over SPDY showed {seen:?}");
 }
+
+/// `kubectl debug --target`: an ephemeral container joins a running pod, runs once beside its
+/// containers (seeing their processes) and keeps its logs and status; the pod's own
+/// containers and readiness are untouched. Changing or removing one is refused.
+#[test]
+fn kubectl_debug_adds_an_ephemeral_container() {
+    let (c, _images) = cluster_with_image(&[]);
+    let pod = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: app}
+spec:
+  runtimeClassName: sentry
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: web:v1
+    imagePullPolicy: Never
+    command: [sleep, '3600']
+"#;
+    apply(&c, pod);
+    assert!(eventually(Duration::from_secs(30), || ready(&c.json(&["get", "pod", "app"]))));
+    let out = c.ok(&[
+        "debug",
+        "app",
+        "--image=web:v1",
+        "--image-pull-policy=Never",
+        "--target=main",
+        "--container=dbg",
+        "--",
+        "sh",
+        "-c",
+        "echo from-debug; ps",
+    ]);
+    assert!(!out.contains("error"), "{out}");
+    let finished = eventually(Duration::from_secs(30), || {
+        let p = c.json(&["get", "pod", "app"]);
+        p["status"]["ephemeralContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+    });
+    let p = c.json(&["get", "pod", "app"]);
+    assert!(finished, "{}", p["status"]);
+    let logs = c.ok(&["logs", "app", "-c", "dbg"]);
+    assert!(logs.contains("from-debug") && logs.contains("sleep 3600"), "{logs}");
+    assert!(ready(&p), "the pod's own container is untouched: {}", p["status"]);
+    assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 0);
+
+    // The list only grows, with well-formed entries.
+    let patch = |body: &str| {
+        c.kubectl(&[
+            "patch",
+            "pod",
+            "app",
+            "--subresource=ephemeralcontainers",
+            "--type=json",
+            "-p",
+            body,
+        ])
+    };
+    let removed = patch(r#"[{"op": "remove", "path": "/spec/ephemeralContainers/0"}]"#);
+    assert!(
+        String::from_utf8_lossy(&removed.stderr).contains("may not be removed or changed"),
+        "{removed:?}"
+    );
+    let with_ports = patch(
+        r#"[{"op": "add", "path": "/spec/ephemeralContainers/-", "value": {"name": "x", "image": "web:v1", "ports": [{"containerPort": 80}]}}]"#,
+    );
+    assert!(
+        String::from_utf8_lossy(&with_ports.stderr)
+            .contains("cannot be set for an Ephemeral Container"),
+        "{with_ports:?}"
+    );
+    let list = c.json(&["get", "pod", "app"])["spec"]["ephemeralContainers"].clone();
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+}

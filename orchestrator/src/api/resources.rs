@@ -31,6 +31,8 @@ pub enum Subresource {
     Token,
     /// A pod's eviction (policy/v1 Eviction), honouring PodDisruptionBudgets.
     Eviction,
+    /// A pod's ephemeral containers (`kubectl debug`).
+    EphemeralContainers,
 }
 
 impl Subresource {
@@ -44,6 +46,7 @@ impl Subresource {
             Self::Approval => "approval",
             Self::Token => "token",
             Self::Eviction => "eviction",
+            Self::EphemeralContainers => "ephemeralcontainers",
         }
     }
 
@@ -57,6 +60,7 @@ impl Subresource {
             Self::Approval,
             Self::Token,
             Self::Eviction,
+            Self::EphemeralContainers,
         ]
         .into_iter()
         .find(|r| r.name() == s)
@@ -77,6 +81,7 @@ impl Subresource {
             Self::Exec => (("", "v1", "PodExecOptions"), &["create", "get"]),
             Self::Token => (("authentication.k8s.io", "v1", "TokenRequest"), &["create"]),
             Self::Eviction => (("policy", "v1", "Eviction"), &["create"]),
+            Self::EphemeralContainers => (("", "v1", "Pod"), &["get", "patch", "update"]),
         }
     }
 }
@@ -169,7 +174,7 @@ macro_rules! kinds {
 
 kinds! {
     core::Namespace => "" "v1" "Namespace" "namespaces" "namespace" Cluster ["ns"] [] [Status] Stored;
-    core::Pod => "" "v1" "Pod" "pods" "pod" Namespaced ["po"] ["all"] [Status, Binding, Log, Exec, Eviction] Stored;
+    core::Pod => "" "v1" "Pod" "pods" "pod" Namespaced ["po"] ["all"] [Status, Binding, Log, Exec, Eviction, EphemeralContainers] Stored;
     core::Service => "" "v1" "Service" "services" "service" Namespaced ["svc"] ["all"] [Status] Stored;
     core::Endpoints => "" "v1" "Endpoints" "endpoints" "endpoints" Namespaced ["ep"] [] [] Stored;
     core::Node => "" "v1" "Node" "nodes" "node" Cluster ["no"] [] [Status] Stored;

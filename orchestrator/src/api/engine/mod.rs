@@ -7,6 +7,7 @@ mod body;
 mod cluster_ip;
 mod converted;
 mod delete;
+mod ephemeral_containers;
 mod eviction;
 mod limit_ranger;
 mod node_port;

@@ -173,6 +173,14 @@ impl Api {
             (Subresource::Token, Operation::Create { body, .. }) => {
                 self.request_token(ns.unwrap_or("default"), &name, &body).await
             }
+            (Subresource::EphemeralContainers, Operation::Get) => {
+                let (obj, _) = self.load(t.kind, ns, &name).await?;
+                Ok(ApiResponse::ok(obj))
+            }
+            (
+                Subresource::EphemeralContainers,
+                op @ (Operation::Update { .. } | Operation::Patch { .. }),
+            ) => self.write_ephemeral_containers(t, op).await,
             (Subresource::Eviction, Operation::Create { body, opts }) => {
                 self.evict(t, body, &opts).await
             }

@@ -127,8 +127,8 @@ impl PodWorker {
     }
 
     async fn start(&mut self, pod: &Pod, name: &str) {
-        let containers = spec::init_containers(pod).iter().chain(spec::containers(pod));
-        let Some(c) = containers.into_iter().find(|c| c.name == name) else { return };
+        let Some(c) = spec::container_named(pod, name) else { return };
+        let c = &c;
         let Some(sandbox) = self.memory.sandbox.clone() else { return };
         let no_volumes = Default::default();
         let cx = StartContext {

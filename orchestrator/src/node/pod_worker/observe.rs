@@ -142,7 +142,12 @@ pub async fn observe(shared: &Shared, pod: &Pod, memory: &PodMemory) -> Observed
         });
     }
     if usable {
-        let names = spec::init_containers(pod).iter().chain(spec::containers(pod)).map(|c| &c.name);
+        let ephemeral = spec::ephemeral_containers(pod);
+        let names = spec::init_containers(pod)
+            .iter()
+            .chain(spec::containers(pod))
+            .chain(&ephemeral)
+            .map(|c| &c.name);
         for name in names {
             let Some(id) = memory.container(name).and_then(|r| r.id.as_deref()) else { continue };
             if let Some(run) = container_run(&mut cri, id).await {

@@ -2,8 +2,8 @@
 //! remembers, deciding one sync's actions in order (the shape of the kubelet's
 //! computePodActions). It drops a sandbox that is gone or runs under the wrong handler and
 //! creates one, runs init containers one at a time to completion, starts and restarts app
-//! containers per restartPolicy with CrashLoopBackOff (a BackOff Event while one waits), and
-//! kills containers whose startup or liveness probe failed. It looks ahead on a copy of the memory, so that a decision sees the
+//! containers per restartPolicy with CrashLoopBackOff (a BackOff Event while one waits), runs
+//! ephemeral containers once, and kills containers whose startup or liveness probe failed. It looks ahead on a copy of the memory, so that a decision sees the
 //! ones before it (an init container that just succeeded lets the next one start).
 
 use std::time::{Duration, Instant};
@@ -50,6 +50,7 @@ pub fn plan(pod: &Pod, seen: &Observed, memory: &PodMemory, now: Instant) -> Pla
         p.init_containers(pod, seen);
         if p.memory.init_done >= spec::init_containers(pod).len() {
             p.app_containers(pod, seen);
+            p.ephemeral_containers(pod, seen);
         }
     }
     Plan { actions: p.actions }
@@ -229,6 +230,22 @@ impl Planner {
                     self.start_if_due(pod, &c.name, false);
                 }
                 Run::Active => self.probe_verdicts(pod, c, seen),
+                Run::None => self.start_if_due(pod, &c.name, false),
+            }
+        }
+    }
+
+    /// Ephemeral containers run once each, never restarted; what they leave stays for
+    /// their logs and status.
+    fn ephemeral_containers(&mut self, pod: &Pod, seen: &Observed) {
+        for c in spec::ephemeral_containers(pod) {
+            match self.run_of(&c.name, seen) {
+                Run::Exited(run) => {
+                    if !self.memory.container(&c.name).is_some_and(|r| r.done) {
+                        self.record_exit(&c.name, &run, RestartPolicy::Never);
+                    }
+                }
+                Run::Active => {}
                 Run::None => self.start_if_due(pod, &c.name, false),
             }
         }

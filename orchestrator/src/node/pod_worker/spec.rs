@@ -44,6 +44,30 @@ pub fn init_containers(pod: &Pod) -> &[Container] {
     pod.spec.as_ref().and_then(|s| s.init_containers.as_deref()).unwrap_or_default()
 }
 
+/// The pod's ephemeral containers (`kubectl debug`) as containers: the same fields but the
+/// target's name, which a shared process namespace makes moot in a sandbox.
+pub fn ephemeral_containers(pod: &Pod) -> Vec<Container> {
+    let list =
+        pod.spec.as_ref().and_then(|s| s.ephemeral_containers.as_deref()).unwrap_or_default();
+    list.iter()
+        .filter_map(|e| {
+            let mut v = serde_json::to_value(e).ok()?;
+            v.as_object_mut()?.remove("targetContainerName");
+            serde_json::from_value(v).ok()
+        })
+        .collect()
+}
+
+/// A container of the pod by name: init, app or ephemeral.
+pub fn container_named(pod: &Pod, name: &str) -> Option<Container> {
+    init_containers(pod)
+        .iter()
+        .chain(containers(pod))
+        .find(|c| c.name == name)
+        .cloned()
+        .or_else(|| ephemeral_containers(pod).into_iter().find(|c| c.name == name))
+}
+
 pub fn name(pod: &Pod) -> &str {
     pod.metadata.name.as_deref().unwrap_or_default()
 }

@@ -119,6 +119,8 @@ pub fn pod_status(pod: &Pod, inputs: &StatusInputs) -> PodStatus {
         spec::containers(pod).iter().map(|c| container_status(c, inputs)).collect();
     let init_statuses: Vec<ContainerStatus> =
         inits.iter().map(|c| container_status(c, inputs)).collect();
+    let ephemeral_statuses: Vec<ContainerStatus> =
+        spec::ephemeral_containers(pod).iter().map(|c| container_status(c, inputs)).collect();
     let init_failed = inits.iter().any(|c| {
         memory
             .container(&c.name)
@@ -146,6 +148,8 @@ pub fn pod_status(pod: &Pod, inputs: &StatusInputs) -> PodStatus {
         start_time: Some(memory.start_time.clone()),
         container_statuses: Some(statuses),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
+        ephemeral_container_statuses: (!ephemeral_statuses.is_empty())
+            .then_some(ephemeral_statuses),
         qos_class: Some("BestEffort".into()),
         pod_ip: ip.clone(),
         pod_ips: ip.map(|ip| vec![PodIP { ip }]),
