@@ -302,8 +302,64 @@ fn definition_serves_validates_and_cleans_up(b: Backend) {
         c.ok(&["get", "ct", "-A", "-o", "name"]).trim() == "crontab.stable.example.com/colourful"
     );
 
-    // Deleting the definition deletes its objects and stops serving them.
-    c.ok(&["delete", "crd", "crontabs.stable.example.com", "--timeout=30s"]);
+    // Server-side apply owns and merges fields of custom objects too.
+    let applied = GOOD.replace("metadata: {name: nightly}", "metadata: {name: ssa}");
+    let f = c.write("ssa.yaml", &applied);
+    c.ok(&["apply", "--server-side", "-f", f.to_str().unwrap()]);
+    c.write("ssa.yaml", &applied.replace("backup:1", "backup:3"));
+    c.ok(&["apply", "--server-side", "-f", f.to_str().unwrap()]);
+    let o = c.json(&["get", "ct", "ssa", "--show-managed-fields"]);
+    assert_eq!(
+        (o["spec"]["image"].as_str(), o["spec"]["replicas"].as_i64()),
+        (Some("backup:3"), Some(1))
+    );
+    assert!(
+        o["metadata"]["managedFields"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|e| e["operation"] == "Apply"))
+    );
+
+    let crds = c.ok(&["get", "crds"]);
+    let header: Vec<&str> = crds.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "CREATED", "AT"], "{crds}");
+
+    // Deleting the definition deletes its objects (while one is held by its own finalizer,
+    // the definition is Terminating and refuses new objects), then stops serving them.
+    c.ok(&[
+        "patch",
+        "ct",
+        "ssa",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+    ]);
+    c.ok(&["delete", "crd", "crontabs.stable.example.com", "--wait=false"]);
+    assert!(eventually(Duration::from_secs(20), || {
+        c.json(&["get", "crd", "crontabs.stable.example.com"])["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| {
+                cs.iter().any(|x| x["type"] == "Terminating" && x["status"] == "True")
+            })
+            && c.json(&["get", "ct", "ssa"])["metadata"]["deletionTimestamp"].is_string()
+    }));
+    let f =
+        c.write("late.yaml", &GOOD.replace("metadata: {name: nightly}", "metadata: {name: late}"));
+    let err = c.fails(&["create", "-f", f.to_str().unwrap()]);
+    assert!(
+        err.contains("create not allowed while custom resource definition is terminating"),
+        "{err}"
+    );
+    c.ok(&[
+        "patch",
+        "ct",
+        "ssa",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    ]);
+    assert!(eventually(Duration::from_secs(20), || {
+        !c.kubectl(&["get", "crd", "crontabs.stable.example.com"]).status.success()
+    }));
     assert!(eventually(Duration::from_secs(20), || {
         !c.kubectl(&["get", "--raw", "/apis/stable.example.com/v1/namespaces/default/crontabs"])
             .status

@@ -25,6 +25,9 @@ fn columns(kind: &ResourceKind) -> Vec<Col> {
         [Col("Containers", "string", 1), Col("Images", "string", 1), Col("Selector", "string", 1)];
     let mut cols = match (kind.group, kind.kind) {
         ("", "Namespace") => vec![name, Col("Status", "string", 0), age],
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            vec![name, Col("Created At", "date", 0)]
+        }
         ("", "Pod") => vec![
             name,
             Col("Ready", "string", 0),
@@ -304,6 +307,9 @@ fn cells(kind: &ResourceKind, o: &Value, now: chrono::DateTime<chrono::Utc>) -> 
     let status = &o["status"];
     let mut row = match (kind.group, kind.kind) {
         ("", "Namespace") => vec![name, json!(s(&status["phase"])), age],
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            vec![name, json!(s(&o["metadata"]["creationTimestamp"]))]
+        }
         ("", "Pod") => {
             let statuses = status["containerStatuses"].as_array().cloned().unwrap_or_default();
             let total = spec["containers"].as_array().map_or(0, Vec::len);

@@ -200,6 +200,28 @@ async fn cleanup(api: &Api, kind: &'static ResourceKind, crd: &Value) -> Result<
     if !meta::finalizers(crd).iter().any(|f| f == CLEANUP_FINALIZER) {
         return Ok(());
     }
+    if !crd["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Terminating" && c["status"] == "True")
+    {
+        api.modify(kind, None, meta::name(crd), |o| {
+            let previous = o["status"].clone();
+            let terminating = condition(
+                "Terminating",
+                true,
+                "InstanceDeletionInProgress",
+                "CustomResource deletion is in progress",
+                &previous,
+            );
+            let mut conditions = previous["conditions"].as_array().cloned().unwrap_or_default();
+            conditions.retain(|c| c["type"] != "Terminating");
+            conditions.push(terminating);
+            o["status"]["conditions"] = json!(conditions);
+        })
+        .await?;
+    }
     let group = crd["spec"]["group"].as_str().unwrap_or("");
     let plural = crd["spec"]["names"]["plural"].as_str().unwrap_or("");
     let served = resources::all().into_iter().find(|k| {

@@ -13,6 +13,8 @@ struct Entry {
     /// The definition's spec the kinds were built from (rebuilt only when it changes).
     spec: Value,
     kinds: Vec<&'static ResourceKind>,
+    /// Deleted, its objects being cleaned up: still served, but no new objects.
+    terminating: bool,
 }
 
 static REGISTRY: RwLock<BTreeMap<String, Entry>> = RwLock::new(BTreeMap::new());
@@ -21,6 +23,12 @@ static REGISTRY: RwLock<BTreeMap<String, Entry>> = RwLock::new(BTreeMap::new());
 pub fn kinds() -> Vec<&'static ResourceKind> {
     let r = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
     r.values().flat_map(|e| e.kinds.iter().copied()).collect()
+}
+
+/// Whether the named definition is being deleted.
+pub fn is_terminating(definition: &str) -> bool {
+    let r = REGISTRY.read().unwrap_or_else(|e| e.into_inner());
+    r.get(definition).is_some_and(|e| e.terminating)
 }
 
 /// Whether a definition's Established condition is True.
@@ -42,11 +50,13 @@ pub fn replace(crds: &[Value]) {
         .collect();
     r.retain(|name, _| wanted.contains_key(name));
     for (name, crd) in wanted {
-        if r.get(&name).is_some_and(|e| e.spec == crd["spec"]) {
+        let terminating = crate::api::meta::is_deleting(crd);
+        if let Some(e) = r.get_mut(&name).filter(|e| e.spec == crd["spec"]) {
+            e.terminating = terminating;
             continue;
         }
         let kinds = super::definition::served_kinds(crd);
         tracing::info!(definition = %name, versions = kinds.len(), "serving custom resources");
-        r.insert(name, Entry { spec: crd["spec"].clone(), kinds });
+        r.insert(name, Entry { spec: crd["spec"].clone(), kinds, terminating });
     }
 }

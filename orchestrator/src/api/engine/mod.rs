@@ -159,7 +159,14 @@ impl Api {
     pub async fn execute(&self, user: &User, req: ApiRequest) -> Result<ApiResponse, ApiError> {
         self.authorize_request(user, &req).await?;
         let kind = req.target.kind;
-        if kind.custom.is_some() {
+        if let Some(custom) = kind.custom {
+            if matches!(req.op, Operation::Create { .. })
+                && super::custom::registry::is_terminating(&custom.definition)
+            {
+                return Err(ApiError::method_not_allowed(
+                    "create not allowed while custom resource definition is terminating",
+                ));
+            }
             if let Operation::Patch { patch_type: PatchType::Strategic, .. } = req.op {
                 return Err(ApiError::new(
                     415,
