@@ -22,7 +22,20 @@ fn object<'a>(obj: &'a mut Value, key: &str) -> &'a mut Value {
 }
 
 pub fn apply(kind: &ResourceKind, obj: &mut Value) {
+    if let Some(custom) = kind.custom {
+        super::custom::structural::apply_defaults(&custom.schema, obj);
+        return;
+    }
     match (kind.group, kind.kind) {
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            let kind_name = obj["spec"]["names"]["kind"].as_str().unwrap_or("").to_owned();
+            let names = object(object(obj, "spec"), "names");
+            if !kind_name.is_empty() {
+                default(names, "singular", json!(kind_name.to_lowercase()));
+                default(names, "listKind", json!(format!("{kind_name}List")));
+            }
+            default(object(object(obj, "spec"), "conversion"), "strategy", json!("None"));
+        }
         ("", "Pod") => {
             pod_spec(object(obj, "spec"));
             requests_from_limits(object(obj, "spec"));

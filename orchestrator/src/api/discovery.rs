@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::resources::{KINDS, ResourceKind, group_versions};
+use super::resources::{ResourceKind, all, group_versions};
 
 pub const AGGREGATED_CONTENT_TYPE: &str =
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
@@ -28,7 +28,7 @@ pub fn version() -> Value {
 }
 
 fn kinds_in(group: &str, version: &str) -> impl Iterator<Item = &'static ResourceKind> {
-    KINDS.iter().filter(move |k| k.group == group && k.version == version)
+    all().into_iter().filter(move |k| k.group == group && k.version == version)
 }
 
 pub fn api_versions(server_address: &str) -> Value {
@@ -167,6 +167,7 @@ pub fn aggregated(core: bool) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::resources::KINDS;
 
     #[test]
     fn every_kind_is_discoverable() {

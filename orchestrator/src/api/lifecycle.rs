@@ -16,7 +16,7 @@ use super::engine::{Api, FOREGROUND, ORPHAN, decode, kind_of_key};
 use super::error::ApiError;
 use super::meta;
 use super::request::{DeleteOptions, ListOptions, Propagation, Target};
-use super::resources::{KINDS, Storage};
+use super::resources::{Storage, all};
 use crate::store::{self, EventKind};
 
 struct Node {
@@ -248,7 +248,7 @@ async fn handle(api: &Api, graph: &Graph, w: &Work) -> Result<(), ApiError> {
         }
         Work::Namespace(ns) => {
             let mut remaining = 0;
-            for kind in KINDS.iter().filter(|k| k.namespaced && k.storage == Storage::Stored) {
+            for kind in all().into_iter().filter(|k| k.namespaced && k.storage == Storage::Stored) {
                 let t = Target { kind, namespace: Some(ns.clone()), name: None, subresource: None };
                 let (items, _) = api.list_objects(&t, &ListOptions::default()).await?;
                 for obj in items {

@@ -5,6 +5,7 @@
 pub mod certificate_requests;
 pub mod conversion;
 pub mod cron;
+pub mod custom;
 pub mod defaults;
 pub mod discovery;
 pub mod disruption_budget;

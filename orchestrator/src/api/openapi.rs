@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value, json};
 
+use super::custom;
 use super::discovery::GIT_VERSION;
 use super::patch::patch_extensions;
 use super::resources::{KINDS, ResourceKind, group_versions};
@@ -17,18 +18,41 @@ fn gv_path(group: &str, version: &str) -> String {
     if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
 }
 
-fn documents() -> &'static HashMap<(String, String), (Value, String)> {
-    static DOCS: OnceLock<HashMap<(String, String), (Value, String)>> = OnceLock::new();
+type Documents = HashMap<(String, String), (Value, String)>;
+
+fn with_hash(doc: Value) -> (Value, String) {
+    let hash = fnv(&serde_json::to_vec(&doc).unwrap_or_default());
+    (doc, format!("{hash:016X}"))
+}
+
+/// The built-in kinds' documents, built once.
+fn documents() -> &'static Documents {
+    static DOCS: OnceLock<Documents> = OnceLock::new();
     DOCS.get_or_init(|| {
-        group_versions()
-            .into_iter()
-            .map(|(g, v)| {
-                let doc = build(g, v);
-                let hash = fnv(&serde_json::to_vec(&doc).unwrap_or_default());
-                ((g.to_owned(), v.to_owned()), (doc, format!("{hash:016X}")))
-            })
+        let mut gvs: Vec<(&str, &str)> = Vec::new();
+        for k in KINDS {
+            if !gvs.contains(&k.group_version()) {
+                gvs.push(k.group_version());
+            }
+        }
+        gvs.into_iter()
+            .map(|(g, v)| ((g.to_owned(), v.to_owned()), with_hash(build(g, v))))
             .collect()
     })
+}
+
+/// The group/versions served by custom kinds only (their documents change with definitions).
+fn custom_group_versions() -> Vec<(&'static str, &'static str)> {
+    let built_in = documents();
+    group_versions()
+        .into_iter()
+        .filter(|(g, v)| !built_in.contains_key(&((*g).to_owned(), (*v).to_owned())))
+        .collect()
+}
+
+/// The definition name a kind's paths refer to.
+fn definition_name(k: &ResourceKind) -> String {
+    if k.custom.is_some() { custom::openapi::definition_name(k) } else { (k.schema_name)() }
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
@@ -37,7 +61,11 @@ fn fnv(bytes: &[u8]) -> u64 {
 
 pub fn root() -> Value {
     let mut paths = Map::new();
-    for ((g, v), (_, hash)) in documents() {
+    let custom: Vec<((String, String), (Value, String))> = custom_group_versions()
+        .into_iter()
+        .map(|(g, v)| ((g.to_owned(), v.to_owned()), with_hash(build(g, v))))
+        .collect();
+    for ((g, v), (_, hash)) in documents().iter().chain(custom.iter().map(|(k, d)| (k, d))) {
         let p = gv_path(g, v);
         paths.insert(
             p.clone(),
@@ -48,7 +76,10 @@ pub fn root() -> Value {
 }
 
 pub fn document(group: &str, version: &str) -> Option<Value> {
-    documents().get(&(group.to_owned(), version.to_owned())).map(|(d, _)| d.clone())
+    if let Some((d, _)) = documents().get(&(group.to_owned(), version.to_owned())) {
+        return Some(d.clone());
+    }
+    custom_group_versions().contains(&(group, version)).then(|| build(group, version))
 }
 
 fn gvk(k: &ResourceKind) -> Value {
@@ -72,7 +103,7 @@ fn response(schema_ref: &str) -> Value {
 }
 
 fn paths_for(k: &ResourceKind, paths: &mut Map<String, Value>) {
-    let sref = format!("#/components/schemas/{}", (k.schema_name)());
+    let sref = format!("#/components/schemas/{}", definition_name(k));
     let base = format!("/{}", gv_path(k.group, k.version));
     let ns_part = if k.namespaced { "/namespaces/{namespace}" } else { "" };
     let collection = format!("{base}{ns_part}/{}", k.plural);
@@ -189,8 +220,12 @@ fn build(group: &str, version: &str) -> Value {
         json!({ "type": "object", "description": "Patch is provided to give a concrete name and type to the Kubernetes PATCH request body." }),
     );
     let mut paths = Map::new();
-    for k in KINDS.iter().filter(|k| k.group == group && k.version == version) {
-        if let Some(s) = components.get_mut(&(k.schema_name)()) {
+    for k in
+        super::resources::all().into_iter().filter(|k| k.group == group && k.version == version)
+    {
+        if let Some(d) = custom::openapi::definition(k) {
+            components.insert(definition_name(k), d);
+        } else if let Some(s) = components.get_mut(&(k.schema_name)()) {
             s["x-kubernetes-group-version-kind"] = json!([gvk(k)]);
         }
         paths_for(k, &mut paths);

@@ -9,6 +9,7 @@ use k8s_openapi::api::{
     node::v1 as node, policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling,
     storage::v1 as storage,
 };
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use schemars::r#gen::SchemaGenerator;
 use schemars::schema::Schema;
 
@@ -113,6 +114,8 @@ pub struct ResourceKind {
     pub decode: fn(serde_json::Value) -> Result<(), serde_json::Error>,
     /// The OpenAPI definition name, e.g. `io.k8s.api.apps.v1.Deployment`.
     pub schema_name: fn() -> String,
+    /// What a CustomResourceDefinition says of a kind served from one (None for built-ins).
+    pub custom: Option<&'static super::custom::CustomKind>,
 }
 
 impl ResourceKind {
@@ -165,6 +168,7 @@ macro_rules! kinds {
                 schema: |g| g.subschema_for::<$ty>(),
                 decode: |v| serde_json::from_value::<$ty>(v).map(|_| ()),
                 schema_name: <$ty as schemars::JsonSchema>::schema_name,
+                custom: None,
             },
         )*];
     };
@@ -211,6 +215,7 @@ kinds! {
     networking::NetworkPolicy => "networking.k8s.io" "v1" "NetworkPolicy" "networkpolicies" "networkpolicy" Namespaced ["netpol"] [] [] Stored;
     certificates::CertificateSigningRequest => "certificates.k8s.io" "v1" "CertificateSigningRequest" "certificatesigningrequests" "certificatesigningrequest" Cluster ["csr"] [] [Status, Approval] Stored;
     policy::PodDisruptionBudget => "policy" "v1" "PodDisruptionBudget" "poddisruptionbudgets" "poddisruptionbudget" Namespaced ["pdb"] [] [Status] Stored;
+    apiextensions::CustomResourceDefinition => "apiextensions.k8s.io" "v1" "CustomResourceDefinition" "customresourcedefinitions" "customresourcedefinition" Cluster ["crd", "crds"] ["api-extensions"] [Status] Stored;
     storage::StorageClass => "storage.k8s.io" "v1" "StorageClass" "storageclasses" "storageclass" Cluster ["sc"] [] [] Stored;
     discovery::EndpointSlice => "discovery.k8s.io" "v1" "EndpointSlice" "endpointslices" "endpointslice" Namespaced [] [] [] Stored;
     authz::SelfSubjectAccessReview => "authorization.k8s.io" "v1" "SelfSubjectAccessReview" "selfsubjectaccessreviews" "selfsubjectaccessreview" Cluster [] [] [] Virtual;
@@ -220,20 +225,30 @@ kinds! {
     authn::TokenReview => "authentication.k8s.io" "v1" "TokenReview" "tokenreviews" "tokenreview" Cluster [] [] [] Virtual;
 }
 
+/// Every kind served now: the built-in table, then the kinds of established
+/// CustomResourceDefinitions (each CRD's storage version first).
+pub fn all() -> Vec<&'static ResourceKind> {
+    let mut out: Vec<&'static ResourceKind> = KINDS.iter().collect();
+    out.extend(super::custom::registry::kinds());
+    out
+}
+
 /// Looks a resource up by group, version and plural name.
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceKind> {
-    KINDS.iter().find(|k| k.group == group && k.version == version && k.plural == plural)
+    let hit = |k: &&ResourceKind| k.group == group && k.version == version && k.plural == plural;
+    KINDS.iter().find(hit).or_else(|| super::custom::registry::kinds().into_iter().find(hit))
 }
 
 /// Looks a resource up by group and kind.
 pub fn find_kind(group: &str, kind: &str) -> Option<&'static ResourceKind> {
-    KINDS.iter().find(|k| k.group == group && k.kind == kind)
+    let hit = |k: &&ResourceKind| k.group == group && k.kind == kind;
+    KINDS.iter().find(hit).or_else(|| super::custom::registry::kinds().into_iter().find(hit))
 }
 
 /// The group/versions served, in discovery order (core first).
 pub fn group_versions() -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&str, &str)> = Vec::new();
-    for k in KINDS {
+    for k in all() {
         if !out.contains(&k.group_version()) {
             out.push(k.group_version());
         }

@@ -60,6 +60,15 @@ impl Schemas {
         unknown
     }
 
+    /// Removes fields unknown to the named definition from `value` (found at `path`).
+    pub fn prune_definition(&self, name: &str, value: &mut Value, path: &str) -> Vec<String> {
+        let mut unknown = Vec::new();
+        if let Some(Schema::Object(o)) = self.definitions.get(name) {
+            self.prune(o, value, path, &mut unknown);
+        }
+        unknown
+    }
+
     fn prune(
         &self,
         schema: &SchemaObject,

@@ -95,7 +95,13 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Vec<Cause> {
             message: "Too long: must have at most 262144 bytes".into(),
         });
     }
+    if let Some(custom) = kind.custom {
+        causes.extend(super::custom::structural::validate(&custom.schema, obj));
+    }
     match (kind.group, kind.kind) {
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            causes.extend(super::custom::definition::validate(obj))
+        }
         ("", "Pod") => pod_spec(&obj["spec"], "spec", &mut causes),
         ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => workload(kind, obj, &mut causes),
         ("apps", "StatefulSet") => {
@@ -209,6 +215,7 @@ pub fn immutable(kind: &ResourceKind, old: &Value, new: &Value) -> Vec<Cause> {
             return super::stateful_sets::update(old, new).into_iter().collect();
         }
         ("apps", "ControllerRevision") => &["data"],
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => &["spec.group", "spec.scope"],
         ("batch", "Job") => &["spec.selector", "spec.template"],
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => &["roleRef"],
         ("certificates.k8s.io", "CertificateSigningRequest") => &["spec"],

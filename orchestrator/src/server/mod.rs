@@ -184,6 +184,7 @@ pub async fn start(
 
     let mut background = vec![
         tokio::spawn(lifecycle::run(api.clone())),
+        tokio::spawn(crate::api::custom::controller::run(api.clone())),
         tokio::spawn(compactor(store, config.compact_interval)),
     ];
     match advertised {

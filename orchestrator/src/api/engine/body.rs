@@ -8,6 +8,8 @@ use crate::api::request::FieldValidation;
 use crate::api::resources::ResourceKind;
 use crate::api::schema::schemas;
 
+const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+
 /// The body as an object of `kind`, with unknown fields dropped. Warnings go to `warnings`.
 pub fn check(
     kind: &ResourceKind,
@@ -28,6 +30,8 @@ pub fn check(
             map.insert("apiVersion".into(), Value::String(want.clone()));
         }
         Some(v) if v == want => {}
+        // A custom object read from the store (patches) carries its storage version.
+        Some(v) if kind.custom.is_some_and(|c| c.storage_api_version(kind.group) == v) => {}
         Some(v) => {
             return Err(ApiError::bad_request(format!(
                 "the API version in the data ({v}) does not match the expected API version ({want})"
@@ -46,7 +50,18 @@ pub fn check(
             )));
         }
     }
-    let unknown = schemas().prune_unknown(kind, &mut body);
+    let unknown = match kind.custom {
+        Some(custom) => {
+            let mut unknown = crate::api::custom::structural::prune(&custom.schema, &mut body);
+            if let Some(m) = body.get_mut("metadata") {
+                unknown.extend(schemas().prune_definition(OBJECT_META, m, "metadata"));
+            }
+            // Conversion `None`: every served version is stored as the storage version.
+            body["apiVersion"] = Value::String(custom.storage_api_version(kind.group));
+            unknown
+        }
+        None => schemas().prune_unknown(kind, &mut body),
+    };
     if !unknown.is_empty() {
         let list: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
         match validation {

@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 use super::retry::Retry;
 use super::{Api, ApiResponse, decode, encode, key};
 use crate::api::error::ApiError;
-use crate::api::meta;
 use crate::api::request::{DeleteOptions, ListOptions, Propagation, Target};
 use crate::api::resources::ResourceKind;
+use crate::api::{custom, meta};
 
 pub const ORPHAN: &str = "orphan";
 pub const FOREGROUND: &str = "foregroundDeletion";
@@ -88,6 +88,14 @@ impl Api {
             && !meta::is_deleting(&obj)
         {
             finalizers.push(f.to_owned());
+        }
+        // A definition's objects go before it does (the CRD controller removes this).
+        if kind.group == "apiextensions.k8s.io"
+            && kind.kind == "CustomResourceDefinition"
+            && !meta::is_deleting(&obj)
+            && !finalizers.iter().any(|x| x == custom::CLEANUP_FINALIZER)
+        {
+            finalizers.push(custom::CLEANUP_FINALIZER.to_owned());
         }
         let grace = graceful_pod(kind, &obj, opts);
         let held = !finalizers.is_empty()

@@ -34,7 +34,7 @@ pub use delete::{FOREGROUND, ORPHAN};
 
 use super::error::ApiError;
 use super::meta;
-use super::request::{ApiRequest, Operation, User};
+use super::request::{ApiRequest, Operation, PatchType, User};
 use super::resources::{self, ResourceKind};
 use crate::store::{KeyValue, Store};
 
@@ -159,7 +159,37 @@ impl Api {
     /// Executes one request on behalf of `user`.
     pub async fn execute(&self, user: &User, req: ApiRequest) -> Result<ApiResponse, ApiError> {
         self.authorize_request(user, &req).await?;
-        match super::conversion::of(req.target.kind) {
+        let kind = req.target.kind;
+        if let Some(custom) = kind.custom {
+            if matches!(req.op, Operation::Create { .. })
+                && super::custom::registry::is_terminating(&custom.definition)
+            {
+                return Err(ApiError::method_not_allowed(
+                    "create not allowed while custom resource definition is terminating",
+                ));
+            }
+            if let Operation::Patch { patch_type: PatchType::Strategic, .. } = req.op {
+                return Err(ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+                ));
+            }
+            return match self.execute_authorized(user, req).await? {
+                ApiResponse::Object { code, mut body, warnings } => {
+                    super::custom::conversion::serve_as(kind, &mut body);
+                    Ok(ApiResponse::Object { code, body, warnings })
+                }
+                ApiResponse::Watch(events) => {
+                    use futures_util::StreamExt;
+                    Ok(ApiResponse::Watch(Box::pin(events.map(move |mut e| {
+                        super::custom::conversion::serve_as(kind, &mut e);
+                        e
+                    }))))
+                }
+            };
+        }
+        match super::conversion::of(kind) {
             Some(c) => self.execute_converted(user, req, c).await,
             None => self.execute_authorized(user, req).await,
         }
@@ -220,7 +250,7 @@ pub fn prefix(kind: &ResourceKind, namespace: Option<&str>) -> String {
 pub fn kind_of_key(key: &str) -> Option<&'static ResourceKind> {
     let mut parts = key.strip_prefix("/registry/")?.split('/');
     let (group, plural) = (parts.next()?, parts.next()?);
-    resources::KINDS.iter().find(|k| k.group_label() == group && k.plural == plural)
+    resources::all().into_iter().find(|k| k.group_label() == group && k.plural == plural)
 }
 
 /// The object stored in `kv`, with its resourceVersion.

@@ -6,15 +6,41 @@ use serde_json::{Value, json};
 use super::authorize::Attributes;
 use super::write::How;
 use super::{Api, ApiResponse};
+use crate::api::custom::json_path::JsonPath;
 use crate::api::error::ApiError;
 use crate::api::request::{Format, Operation, PatchType, Target, User};
-use crate::api::resources::Subresource;
+use crate::api::resources::{ResourceKind, Subresource};
 use crate::api::{certificate_requests, meta, patch};
 
-fn scale_of(obj: &Value) -> Value {
-    let selector = crate::api::selector::LabelSelector::from_object(&obj["spec"]["selector"])
-        .map(|s| s.to_string())
-        .unwrap_or_default();
+/// A kind's scale paths: the CRD's for custom kinds, `.spec.replicas` otherwise.
+fn custom_scale(kind: &ResourceKind) -> Option<&crate::api::custom::ScalePaths> {
+    kind.custom.and_then(|c| c.scale.as_ref())
+}
+
+fn path_value<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    JsonPath::parse(path).ok()?.find(obj).into_iter().next()
+}
+
+fn scale_of(kind: &ResourceKind, obj: &Value) -> Value {
+    let (spec_replicas, status_replicas, selector) = match custom_scale(kind) {
+        Some(p) => (
+            path_value(obj, &p.spec_replicas).and_then(Value::as_i64).unwrap_or(0),
+            path_value(obj, &p.status_replicas).and_then(Value::as_i64).unwrap_or(0),
+            p.label_selector
+                .as_deref()
+                .and_then(|l| path_value(obj, l))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+        None => (
+            obj["spec"]["replicas"].as_i64().unwrap_or(0),
+            obj["status"]["replicas"].as_i64().unwrap_or(0),
+            crate::api::selector::LabelSelector::from_object(&obj["spec"]["selector"])
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+        ),
+    };
     let m = &obj["metadata"];
     json!({
         "kind": "Scale",
@@ -23,8 +49,8 @@ fn scale_of(obj: &Value) -> Value {
             "name": m["name"], "namespace": m["namespace"], "uid": m["uid"],
             "resourceVersion": m["resourceVersion"], "creationTimestamp": m["creationTimestamp"],
         },
-        "spec": { "replicas": obj["spec"]["replicas"].as_i64().unwrap_or(0) },
-        "status": { "replicas": obj["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector },
+        "spec": { "replicas": spec_replicas },
+        "status": { "replicas": status_replicas, "selector": selector },
     })
 }
 
@@ -95,11 +121,11 @@ impl Api {
             ) => self.patch(user, t, patch_type, &patch, &opts, Some(sub)).await,
             (Subresource::Scale, Operation::Get) => {
                 let (obj, _) = self.load(t.kind, ns, &name).await?;
-                Ok(ApiResponse::ok(scale_of(&obj)))
+                Ok(ApiResponse::ok(scale_of(t.kind, &obj)))
             }
             (Subresource::Scale, op @ (Operation::Update { .. } | Operation::Patch { .. })) => {
                 let (obj, rev) = self.load(t.kind, ns, &name).await?;
-                let current = scale_of(&obj);
+                let current = scale_of(t.kind, &obj);
                 let (scale, opts) = match op {
                     Operation::Update { body, opts } => {
                         if let Some(want) = meta::resource_version(&body)
@@ -141,11 +167,18 @@ impl Api {
                     ));
                 }
                 let mut new = obj.clone();
-                new["spec"]["replicas"] = json!(replicas);
+                match custom_scale(t.kind) {
+                    Some(p) => {
+                        let path = JsonPath::parse(&p.spec_replicas)
+                            .map_err(|e| ApiError::internal(format!("specReplicasPath: {e}")))?;
+                        path.set(&mut new, json!(replicas));
+                    }
+                    None => new["spec"]["replicas"] = json!(replicas),
+                }
                 let stored = self
                     .store_update(t, &obj, rev, new, &opts, How { sub: None, record: true })
                     .await?;
-                Ok(ApiResponse::ok(scale_of(&stored)))
+                Ok(ApiResponse::ok(scale_of(t.kind, &stored)))
             }
             (Subresource::Binding, Operation::Create { body, opts }) => {
                 let node = body["target"]["name"].as_str().unwrap_or("").to_owned();
