@@ -19,6 +19,7 @@ fn bench_sentry_prints_its_table() {
         "fork+exec+wait",
         "TCP round trip",
         "idle sandbox RSS",
+        "find /usr",
     ] {
         let line = stdout
             .lines()

@@ -118,7 +118,15 @@ fn gofer_allowed() -> Vec<Allowed> {
     use libc::*;
     vec![
         masked(SYS_openat, 2, O_NOFOLLOW as u64, O_NOFOLLOW as u64),
-        masked(SYS_newfstatat, 3, AT_EMPTY_PATH as u64, AT_EMPTY_PATH as u64),
+        // A descriptor's own attributes, or a name's without following it (a listing's
+        // attributes; no more than openat with O_NOFOLLOW then fstat would give).
+        (
+            SYS_newfstatat,
+            vec![
+                vec![(3, AT_EMPTY_PATH as u64, AT_EMPTY_PATH as u64)],
+                vec![(3, AT_SYMLINK_NOFOLLOW as u64, AT_SYMLINK_NOFOLLOW as u64)],
+            ],
+        ),
         any(SYS_fstat),
         // statfs of a volume's filesystem, on a descriptor the Gofer holds.
         any(SYS_fstatfs),

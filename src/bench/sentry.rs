@@ -1,5 +1,7 @@
 //! `ringfence bench sentry`: the Sentry against runc and gVisor's runsc (ptrace platform), on
-//! the same busybox rootfs and micro-benchmark program, measured in the same run.
+//! the same busybox rootfs and micro-benchmark program, measured in the same run. The rootfs
+//! also holds GNU find and part of the host's /usr (headers, Perl and Python libraries), for a
+//! metadata-heavy row: `find /usr | wc -l`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -46,7 +48,14 @@ pub struct Row {
     pub pollrt_us: f64,
     /// Resident memory of every process that keeps an idle sandbox alive, MiB.
     pub idle_rss_mib: f64,
+    /// Median start-to-exit of `find /usr | wc -l` over the rootfs's /usr tree, ms.
+    pub find_ms: f64,
+    /// What that find counted (the same for every runtime, or the row means nothing).
+    pub find_entries: u64,
 }
+
+/// Host directories copied into the rootfs's /usr for the find row (about 12000 entries).
+const USR_TREES: [&str; 3] = ["/usr/include", "/usr/share/perl", "/usr/lib/python3.11"];
 
 struct Env {
     dir: tempfile::TempDir,
@@ -83,10 +92,11 @@ fn setup() -> anyhow::Result<Env> {
     }
     std::fs::copy("/bin/busybox", root.join("bin/busybox"))
         .context("busybox-static (scripts/setup installs it)")?;
-    for applet in ["sh", "true", "sleep"] {
+    for applet in ["sh", "true", "sleep", "wc"] {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet))?;
     }
     std::fs::write(root.join("etc/hostname"), "bench\n")?;
+    usr_tree(&root)?;
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/sentry/micro.c");
     let st = Command::new("cc")
         .args(["-O2", "-static", "-o"])
@@ -98,6 +108,53 @@ fn setup() -> anyhow::Result<Env> {
     }
     let ringfence = std::env::current_exe()?;
     Ok(Env { dir, ringfence })
+}
+
+/// GNU find with its libraries, and the host trees of [`USR_TREES`] under `root`. Hard links
+/// where the host allows them (nothing writes to the rootfs), copies otherwise.
+fn usr_tree(root: &Path) -> anyhow::Result<()> {
+    let find = Path::new("/usr/bin/find");
+    let mut files = vec![find.to_path_buf()];
+    let ldd = Command::new("ldd").arg(find).output().context("ldd /usr/bin/find")?;
+    for word in String::from_utf8_lossy(&ldd.stdout).split_whitespace() {
+        if word.starts_with('/') {
+            files.push(PathBuf::from(word));
+        }
+    }
+    for f in files {
+        let dest = root.join(f.strip_prefix("/")?);
+        std::fs::create_dir_all(dest.parent().context("library path")?)?;
+        std::fs::copy(&f, &dest).with_context(|| format!("copying {}", f.display()))?;
+    }
+    for tree in USR_TREES {
+        if !Path::new(tree).is_dir() {
+            bail!("{tree} is missing (the find row walks it)");
+        }
+        let dest = root.join(tree.trim_start_matches('/'));
+        std::fs::create_dir_all(dest.parent().context("tree path")?)?;
+        let linked = Command::new("cp").arg("-al").arg(tree).arg(&dest).status()?.success();
+        if !linked {
+            let _ = std::fs::remove_dir_all(&dest);
+            if !Command::new("cp").arg("-a").arg(tree).arg(&dest).status()?.success() {
+                bail!("copying {tree}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Median milliseconds of `find /usr | wc -l` in fresh sandboxes, and the count it printed.
+fn find_usr(env: &Env, rt: Runtime, runs: usize) -> anyhow::Result<(f64, u64)> {
+    let mut times = Samples::default();
+    let mut count = 0;
+    for _ in 0..runs.max(1) {
+        let c = command(env, rt, &new_id(), &["/bin/sh", "-c", "/usr/bin/find /usr | wc -l"])?;
+        let t = Instant::now();
+        let out = run_ok(c)?;
+        times.push(t.elapsed());
+        count = out.trim().parse().with_context(|| format!("find printed {out:?}"))?;
+    }
+    Ok((times.percentile_ms(50.0), count))
 }
 
 /// The command that runs `args` in a fresh sandbox of `rt`.
@@ -208,6 +265,7 @@ fn idle_rss(env: &Env, rt: Runtime) -> anyhow::Result<f64> {
 }
 
 fn measure(env: &Env, rt: Runtime, cfg: &BenchConfig) -> anyhow::Result<Row> {
+    let (find_ms, find_entries) = find_usr(env, rt, cfg.runs.min(5))?;
     let mut starts = Samples::default();
     for _ in 0..cfg.runs {
         let c = command(env, rt, &new_id(), &["/bin/true"])?;
@@ -224,6 +282,8 @@ fn measure(env: &Env, rt: Runtime, cfg: &BenchConfig) -> anyhow::Result<Row> {
         forkexec_us: micro(env, rt, "forkexec", cfg.fork_iterations)? / 1000.0,
         pollrt_us: micro(env, rt, "pollrt", cfg.fork_iterations)? / 1000.0,
         idle_rss_mib: idle_rss(env, rt)?,
+        find_ms,
+        find_entries,
     })
 }
 
@@ -233,6 +293,15 @@ pub fn run(cfg: &BenchConfig) -> anyhow::Result<Vec<Row>> {
     for rt in [Runtime::Ringfence, Runtime::Runsc, Runtime::Runc] {
         eprintln!("measuring {} ...", rt.name());
         rows.push(measure(&env, rt, cfg).with_context(|| format!("measuring {}", rt.name()))?);
+    }
+    if let Some(r) = rows.iter().find(|r| r.find_entries != rows[0].find_entries) {
+        bail!(
+            "find /usr counted {} entries in {} but {} in {}",
+            r.find_entries,
+            r.runtime.name(),
+            rows[0].find_entries,
+            rows[0].runtime.name()
+        );
     }
     Ok(rows)
 }
@@ -245,7 +314,7 @@ struct Metric {
     target: &'static str,
 }
 
-const METRICS: [Metric; 7] = [
+const METRICS: [Metric; 8] = [
     Metric {
         name: "start-to-exit /bin/true (ms)",
         value: |r| r.start_ms,
@@ -275,6 +344,12 @@ const METRICS: [Metric; 7] = [
         target: "",
     },
     Metric {
+        name: "find /usr | wc -l (ms)",
+        value: |r| r.find_ms,
+        decimals: 0,
+        target: "<= 0.5x runsc",
+    },
+    Metric {
         name: "idle sandbox RSS (MiB)",
         value: |r| r.idle_rss_mib,
         decimals: 1,
@@ -293,12 +368,14 @@ pub fn render(rows: &[Row], cfg: &BenchConfig) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Sentry vs runsc (ptrace) vs runc: median of {} starts; {} getpid, {} clock_gettime, {} open+read+close, {} fork+exec+wait per runtime",
+        "Sentry vs runsc (ptrace) vs runc: median of {} starts; {} getpid, {} clock_gettime, {} open+read+close, {} fork+exec+wait per runtime; find over {} entries, median of {}",
         cfg.runs,
         cfg.iterations,
         cfg.iterations * 10,
         cfg.iterations / 4,
-        cfg.fork_iterations
+        cfg.fork_iterations,
+        me.find_entries,
+        cfg.runs.min(5)
     );
     let _ = writeln!(
         s,

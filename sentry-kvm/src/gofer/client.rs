@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 
-use super::protocol::{Attr, DirEntry, Handle, Request, Response};
+use super::protocol::{Attr, DirEntry, Handle, Request, Response, StatEntry};
 use super::wire;
 use crate::abi::Errno;
 use crate::abi::stat::Stat;
@@ -80,6 +80,26 @@ impl GoferClient {
                     if done || empty {
                         return Ok(out);
                     }
+                }
+                _ => return Err(Errno::EIO),
+            }
+        }
+    }
+
+    /// The whole listing of a directory with each entry's attributes, in as many round trips
+    /// as the answers' size bound needs (one for most directories).
+    pub fn readdir_plus(&self, dir: Handle) -> Result<Vec<StatEntry>, Errno> {
+        let mut out = Vec::new();
+        let mut cursor = 0;
+        loop {
+            match self.call(Request::ReadDirPlus { dir, cursor })? {
+                (Response::Listing { entries, next, done }, _) => {
+                    out.extend(entries);
+                    // The cursor must advance, or a confused Gofer would keep us here.
+                    if done || next <= cursor {
+                        return Ok(out);
+                    }
+                    cursor = next;
                 }
                 _ => return Err(Errno::EIO),
             }

@@ -40,6 +40,28 @@ pub enum Request {
     SetAttr { node: Handle, attr: Attr },
     /// Statistics of the filesystem holding a node; answers `FsStats`.
     StatFs { node: Handle },
+    /// Directory entries with their attributes from index `cursor` (a listing and a stat of
+    /// each entry in one answer, so a tree walk costs a round trip per directory rather than
+    /// per entry); answers `Listing`, as many entries as fit in [`LISTING_BYTES`].
+    ReadDirPlus { dir: Handle, cursor: u32 },
+}
+
+/// Most bytes of entries one `Listing` answer carries (well under the channel's message size).
+pub const LISTING_BYTES: usize = 128 * 1024;
+
+/// Encoded size of a `Stat`.
+const STAT_BYTES: usize = 8 * 3 + 4 * 3 + 8 * 4 + 16 * 3;
+
+/// Encoded size of one `Listing` entry named `name`.
+pub fn listing_entry_bytes(name: &[u8]) -> usize {
+    4 + name.len() + STAT_BYTES
+}
+
+/// One entry of a `Listing`: a name and the attributes of what it names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatEntry {
+    pub name: Vec<u8>,
+    pub stat: Stat,
 }
 
 /// Attribute changes a `SetAttr` carries.
@@ -60,13 +82,25 @@ pub struct DirEntry {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Response {
-    Node { handle: Handle, stat: Stat },
-    Entries { entries: Vec<DirEntry>, done: bool },
+    Node {
+        handle: Handle,
+        stat: Stat,
+    },
+    Entries {
+        entries: Vec<DirEntry>,
+        done: bool,
+    },
     Opened,
     Link(Vec<u8>),
     Ok,
     Error(i32),
     FsStats(StatFs),
+    /// Entries of a `ReadDirPlus`; `next` is the cursor to continue from.
+    Listing {
+        entries: Vec<StatEntry>,
+        next: u32,
+        done: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -163,6 +197,7 @@ impl Request {
                 &mut e
             }
             Request::StatFs { node } => e.u8(14).u32(*node),
+            Request::ReadDirPlus { dir, cursor } => e.u8(15).u32(*dir).u32(*cursor),
         };
         e.0
     }
@@ -208,6 +243,7 @@ impl Request {
                 }
             }
             14 => Request::StatFs { node: d.u32()? },
+            15 => Request::ReadDirPlus { dir: d.u32()?, cursor: d.u32()? },
             _ => return Err(Malformed),
         };
         d.end()?;
@@ -291,6 +327,13 @@ impl Response {
                     e.u64(v);
                 }
             }
+            Response::Listing { entries, next, done } => {
+                e.u8(8).u8(u8::from(*done)).u32(*next).u32(entries.len() as u32);
+                for x in entries {
+                    e.bytes(&x.name);
+                    enc_stat(&mut e, &x.stat);
+                }
+            }
         }
         e.0
     }
@@ -319,6 +362,21 @@ impl Response {
                 }
                 Response::FsStats(StatFs::from_fields(f))
             }
+            8 => {
+                let done = d.flag()?;
+                let next = d.u32()?;
+                let n = d.u32()? as usize;
+                // Each entry takes at least STAT_BYTES: a count beyond what the message holds
+                // is malformed, not an allocation.
+                if n > d.0.len() / STAT_BYTES {
+                    return Err(Malformed);
+                }
+                let mut entries = Vec::with_capacity(n);
+                for _ in 0..n {
+                    entries.push(StatEntry { name: d.bytes()?, stat: dec_stat(&mut d)? });
+                }
+                Response::Listing { entries, next, done }
+            }
             _ => return Err(Malformed),
         };
         d.end()?;
@@ -346,6 +404,7 @@ mod tests {
             Request::Unlink { dir: 1, name: b"d".to_vec(), directory: true },
             Request::Rename { dir: 1, name: b"a".to_vec(), new_dir: 2, new_name: b"b".to_vec() },
             Request::StatFs { node: 6 },
+            Request::ReadDirPlus { dir: 4, cursor: 512 },
             Request::SetAttr {
                 node: 3,
                 attr: Attr {
@@ -368,6 +427,14 @@ mod tests {
             },
             Response::Link(b"/x".to_vec()),
             Response::Error(2),
+            Response::Listing {
+                entries: vec![
+                    StatEntry { name: b"a".to_vec(), stat },
+                    StatEntry { name: b"bin".to_vec(), stat: Stat { ino: 7, ..stat } },
+                ],
+                next: 9,
+                done: false,
+            },
             Response::FsStats(StatFs {
                 kind: 0xef53,
                 bsize: 4096,
@@ -392,6 +459,17 @@ mod tests {
         // A length prefix far beyond the message.
         assert_eq!(Request::decode(&[1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]), Err(Malformed));
         assert_eq!(Response::decode(&[2, 1, 0xff, 0xff, 0xff, 0xff]), Err(Malformed));
+        assert_eq!(Response::decode(&[8, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]), Err(Malformed));
+        let listing = Response::Listing {
+            entries: vec![StatEntry { name: b"x".to_vec(), stat: Stat::default() }],
+            next: 1,
+            done: true,
+        }
+        .encode();
+        assert_eq!(listing.len(), 10 + listing_entry_bytes(b"x"));
+        for n in 0..listing.len() {
+            assert_eq!(Response::decode(&listing[..n]), Err(Malformed));
+        }
         // Booleans are 0 or 1; nanoseconds stay below a second; modes fit 32 bits.
         assert_eq!(Request::decode(&[7, 0, 0, 0, 0, 2]), Err(Malformed));
         let mut attr = Request::SetAttr { node: 0, attr: Attr::default() }.encode();

@@ -5,7 +5,9 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-use super::protocol::{DirEntry, Handle, Request, Response};
+use super::protocol::{
+    DirEntry, Handle, LISTING_BYTES, Request, Response, StatEntry, listing_entry_bytes,
+};
 use super::wire;
 use crate::abi::stat::{Stat, Timespec};
 use crate::vfs::statfs::StatFs;
@@ -37,12 +39,18 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 fn fstat(fd: RawFd) -> io::Result<Stat> {
-    // SAFETY: zeroed stat is valid output space; empty path with AT_EMPTY_PATH stats `fd`.
+    stat_at(fd, b"")
+}
+
+/// Attributes of `name` in directory `dir` (of `dir` itself for an empty name), not following
+/// a symlink.
+fn stat_at(dir: RawFd, name: &[u8]) -> io::Result<Stat> {
+    let c = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let flags = libc::AT_SYMLINK_NOFOLLOW | if name.is_empty() { libc::AT_EMPTY_PATH } else { 0 };
+    // SAFETY: zeroed stat is valid output space.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `st` is valid output space; the empty path with AT_EMPTY_PATH names `fd`.
-    cvt(unsafe {
-        libc::fstatat(fd, c"".as_ptr(), &mut st, libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW)
-    })?;
+    // SAFETY: `st` is valid output space; `c` is a C string relative to our descriptor.
+    cvt(unsafe { libc::fstatat(dir, c.as_ptr(), &mut st, flags) })?;
     Ok(Stat {
         dev: st.st_dev,
         ino: st.st_ino,
@@ -306,6 +314,7 @@ impl Server {
                 let entries = listing[start..end].to_vec();
                 Ok((Response::Entries { entries, done: end == listing.len() }, None))
             }
+            Request::ReadDirPlus { dir, cursor } => self.read_dir_plus(dir, cursor),
             Request::Open { node } => {
                 let n = self.node(node)?;
                 if n.stat.mode & libc::S_IFMT != libc::S_IFREG {
@@ -400,6 +409,44 @@ impl Server {
         }
     }
 
+    /// Entries of `dir` from `cursor` with their attributes, as many as fit in one answer. The
+    /// listing is read afresh from the start, as for `ReadDir`; an entry removed on the host
+    /// since the listing was read is left out.
+    fn read_dir_plus(
+        &mut self,
+        dir: Handle,
+        cursor: u32,
+    ) -> Result<(Response, Option<OwnedFd>), i32> {
+        let fd = self.dir_fd(dir)?;
+        if cursor == 0 || self.node(dir)?.listing.is_none() {
+            let listing = read_dir(fd).map_err(|e| errno_of(&e))?;
+            if let Some(Some(n)) = self.nodes.get_mut(dir as usize) {
+                n.listing = Some(listing);
+            }
+        }
+        let listing = self.node(dir)?.listing.as_ref().ok_or(libc::EIO)?;
+        let mut i = (cursor as usize).min(listing.len());
+        let (mut entries, mut bytes) = (Vec::new(), 0);
+        while let Some(e) = listing.get(i) {
+            let size = listing_entry_bytes(&e.name);
+            if !entries.is_empty() && bytes + size > LISTING_BYTES {
+                break;
+            }
+            i += 1;
+            match stat_at(fd, &e.name) {
+                Ok(stat) => {
+                    bytes += size;
+                    entries.push(StatEntry { name: e.name.clone(), stat });
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(errno_of(&e)),
+            }
+        }
+        // The cursor counts listing positions (entries left out advance it too).
+        let next = u32::try_from(i).map_err(|_| libc::EOVERFLOW)?;
+        Ok((Response::Listing { entries, next, done: i == listing.len() }, None))
+    }
+
     fn insert(&mut self, n: Node) -> Handle {
         if let Some(i) = self.nodes.iter().skip(1).position(|x| x.is_none()) {
             self.nodes[i + 1] = Some(n);
@@ -485,10 +532,19 @@ pub fn serve(root: &Path, sock: OwnedFd, writable: bool) -> io::Result<()> {
     // SAFETY: plain umask.
     unsafe { libc::umask(0) };
     crate::seccomp::confine_gofer(writable).map_err(io::Error::other)?;
-    let mut server = Server {
+    let server = Server {
         nodes: vec![Some(Node { fd: rootfd, parent: None, stat, listing: None })],
         read_only: !writable,
     };
+    serve_requests(server, &sock, |_| ())
+}
+
+/// Answers requests on `sock` until it closes, telling `seen` about each.
+fn serve_requests(
+    mut server: Server,
+    sock: &OwnedFd,
+    mut seen: impl FnMut(&Request),
+) -> io::Result<()> {
     let mut buf = Vec::new();
     loop {
         let (n, _fd) = match wire::recv(sock.as_raw_fd(), &mut buf) {
@@ -497,11 +553,30 @@ pub fn serve(root: &Path, sock: OwnedFd, writable: bool) -> io::Result<()> {
             Err(e) => return Err(e),
         };
         let (resp, fd) = match Request::decode(&buf[..n]) {
-            Ok(req) => server.handle(req),
+            Ok(req) => {
+                seen(&req);
+                server.handle(req)
+            }
             Err(_) => (Response::Error(libc::EINVAL), None),
         };
         wire::send(sock.as_raw_fd(), &resp.encode(), fd.as_ref().map(|f| f.as_raw_fd()))?;
     }
+}
+
+/// Serves `dir` on `sock` from a thread of this process, without confinement, counting the
+/// requests in `served`: for tests of the Sentry's side.
+#[cfg(test)]
+pub(crate) fn serve_in_thread(
+    dir: &Path,
+    sock: OwnedFd,
+    served: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> std::thread::JoinHandle<()> {
+    let server = tests::server(dir, false);
+    std::thread::spawn(move || {
+        let _ = serve_requests(server, &sock, |_| {
+            served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
+    })
 }
 
 #[cfg(test)]
@@ -519,7 +594,7 @@ mod tests {
     }
 
     /// A server over `dir` without the chroot (tests share one process).
-    fn server(dir: &Path, read_only: bool) -> Server {
+    pub(super) fn server(dir: &Path, read_only: bool) -> Server {
         let c = CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: opening a directory handle; checked.
         let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY) };
@@ -613,6 +688,59 @@ mod tests {
             std::fs::metadata(granted.join("d/g")).unwrap().permissions().mode() & 0o777,
             0o640
         );
+    }
+
+    #[test]
+    fn listings_carry_attributes_in_bounded_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        // Long names, so the listing needs several answers.
+        let names: Vec<String> = (0..1500).map(|i| format!("{i:04}-{}", "n".repeat(200))).collect();
+        for (i, n) in names.iter().enumerate() {
+            std::fs::write(dir.path().join(n), vec![0u8; i % 7]).unwrap();
+        }
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink("/nowhere", dir.path().join("link")).unwrap();
+        let mut s = server(dir.path(), true);
+        let (mut got, mut cursor, mut answers) = (Vec::new(), 0, 0);
+        loop {
+            let resp = s.handle(Request::ReadDirPlus { dir: 0, cursor }).0;
+            let Response::Listing { entries, next, done } = resp else { panic!("{resp:?}") };
+            answers += 1;
+            let bytes: usize = entries.iter().map(|e| listing_entry_bytes(&e.name)).sum();
+            assert!(bytes <= LISTING_BYTES);
+            assert!(
+                Response::Listing { entries: entries.clone(), next, done }.encode().len()
+                    < crate::gofer::wire::MAX_MESSAGE
+            );
+            got.extend(entries);
+            if done {
+                break;
+            }
+            cursor = next;
+        }
+        assert!(answers > 1, "one answer for {} entries", got.len());
+        assert_eq!(got.len(), names.len() + 2);
+        for e in &got {
+            let want = std::fs::symlink_metadata(
+                dir.path()
+                    .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&e.name)),
+            )
+            .unwrap();
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!(
+                (e.stat.ino, e.stat.mode, e.stat.size as u64),
+                (want.ino(), want.mode(), want.size())
+            );
+        }
+        // A file is not a directory to list; unknown handles are errors.
+        let f = node(&mut s, Request::Walk { dir: 0, name: b"sub".to_vec() });
+        assert!(matches!(
+            s.handle(Request::ReadDirPlus { dir: f, cursor: 0 }).0,
+            Response::Listing { .. }
+        ));
+        let l = node(&mut s, Request::Walk { dir: 0, name: b"link".to_vec() });
+        assert_eq!(errno(&mut s, Request::ReadDirPlus { dir: l, cursor: 0 }), libc::ENOTDIR);
+        assert_eq!(errno(&mut s, Request::ReadDirPlus { dir: 99, cursor: 0 }), libc::EBADF);
     }
 
     #[test]

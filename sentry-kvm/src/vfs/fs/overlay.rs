@@ -1,15 +1,27 @@
 //! The sandbox root: an in-memory upper layer over a read-only lower layer served by the Gofer.
 //!
 //! Every object the sandbox touches becomes a `Node`. Lower directories are listed and looked
-//! up lazily (answers, including "does not exist", are cached: the lower layer does not change
-//! while the sandbox runs). Changes only ever touch the upper layer: a written lower file is
-//! copied up into guest memory first; a removed lower name is hidden. The host rootfs is never
-//! written. Without a lower layer this is a plain tmpfs.
+//! up lazily, and the answers are kept: the lower layer is the container's root filesystem,
+//! which nothing changes while the sandbox runs, so its names and attributes never need asking
+//! for twice. A listing comes with every entry's attributes in one answer (`readdir_plus`), so
+//! walking a tree (find, ls -l, du) costs a Gofer round trip per directory, not per entry;
+//! a node made from a listing asks the Gofer for a handle of its own only when it is opened,
+//! read or listed. Failed lookups are remembered too, up to [`MAX_NEGATIVE`] per filesystem
+//! (a guest probing millions of names must not grow the Sentry without bound; past the cap a
+//! lookup simply asks again), and a listed directory needs none: a name not in it is absent.
+//!
+//! Changes only ever touch the upper layer, so the sandbox's own changes are what the cache
+//! shows at once: a written lower file is copied up into guest memory first; attributes
+//! changed by chmod, chown, utimes or truncate live in the node; a removed lower name is hidden
+//! by a whiteout (only names the lower layer has get one, so creating and removing names does
+//! not leave entries behind). The host rootfs is never written. Without a lower layer this is a
+//! plain tmpfs. Volumes, which the host and other sandboxes may change, are not served from
+//! here and are not cached (see `volume`).
 
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::abi::Errno;
@@ -28,11 +40,16 @@ const UPPER_INO_BASE: u64 = 1 << 48;
 
 static NEXT_DEV: AtomicU64 = AtomicU64::new(1);
 
+/// Most failed lower lookups one filesystem remembers.
+pub const MAX_NEGATIVE: usize = 16 * 1024;
+
 pub struct OverlayFs {
     dev: u64,
     gofer: Option<Arc<GoferClient>>,
     phys: Arc<Physical>,
     next_ino: AtomicU64,
+    /// Failed lower lookups remembered (`Entry::Absent`), across all directories.
+    negatives: AtomicUsize,
 }
 
 impl OverlayFs {
@@ -43,6 +60,7 @@ impl OverlayFs {
             gofer,
             phys,
             next_ino: AtomicU64::new(UPPER_INO_BASE),
+            negatives: AtomicUsize::new(0),
         })
     }
 
@@ -56,7 +74,7 @@ impl OverlayFs {
                     st.ino,
                     FileType::Directory,
                     Meta::from_stat(&st),
-                    Some(LowerRef { fs: self.clone(), handle: 0 }),
+                    Some(Lower::walked(LowerRef { fs: self.clone(), handle: 0 })),
                     None,
                 )
             }
@@ -69,6 +87,11 @@ impl OverlayFs {
 
     fn alloc_ino(&self) -> u64 {
         self.next_ino.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Failed lower lookups remembered now (for tests and diagnostics).
+    pub fn negative_entries(&self) -> usize {
+        self.negatives.load(Ordering::Relaxed)
     }
 }
 
@@ -141,20 +164,91 @@ impl Drop for LowerRef {
     }
 }
 
+/// How a node reaches its lower object.
+struct Lower {
+    state: Mutex<LowerState>,
+}
+
+enum LowerState {
+    Walked(Arc<LowerRef>),
+    /// Known from its directory's listing: `name` in `dir`, walked on first use (the
+    /// directory's handle stays open meanwhile).
+    Listed {
+        dir: Arc<LowerRef>,
+        name: Vec<u8>,
+    },
+}
+
+impl Lower {
+    fn walked(r: LowerRef) -> Lower {
+        Lower { state: Mutex::new(LowerState::Walked(Arc::new(r))) }
+    }
+}
+
 enum Entry {
-    Node(Arc<Node>),
-    /// Present in the lower listing, not looked up yet.
-    Lower,
-    /// Known not to exist (removed, or absent from the lower layer).
-    Gone,
+    /// An object looked up or created here; `over_lower` when the lower layer has this name
+    /// too (removing the object must then hide the lower one).
+    Node { node: Arc<Node>, over_lower: bool },
+    /// In the lower listing with these attributes, not looked up yet.
+    Lower(Box<Stat>),
+    /// Removed by the sandbox: hides the lower object of this name.
+    Whiteout,
+    /// Not in the lower layer (a failed lookup; counted against [`MAX_NEGATIVE`]).
+    Absent,
 }
 
 struct DirState {
     entries: BTreeMap<Vec<u8>, Entry>,
     /// Whether every lower entry is in `entries` already.
     complete: bool,
+    /// `Entry::Absent` entries in `entries`.
+    negatives: usize,
     parent: Weak<Node>,
     name: Vec<u8>,
+}
+
+impl DirState {
+    /// Sets `name`'s entry, keeping the count of remembered failed lookups.
+    fn set(&mut self, fs: &OverlayFs, name: &[u8], e: Entry) {
+        let absent = matches!(e, Entry::Absent);
+        if absent {
+            self.negatives += 1;
+            fs.negatives.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(Entry::Absent) = self.entries.insert(name.to_vec(), e) {
+            self.negatives -= 1;
+            fs.negatives.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn unset(&mut self, fs: &OverlayFs, name: &[u8]) {
+        if let Some(Entry::Absent) = self.entries.remove(name) {
+            self.negatives -= 1;
+            fs.negatives.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Remembers that the lower layer has no `name`, unless the filesystem remembers as many
+    /// failed lookups as it may (then the next lookup asks the Gofer again).
+    fn set_absent(&mut self, fs: &OverlayFs, name: &[u8]) {
+        if fs.negatives.load(Ordering::Relaxed) < MAX_NEGATIVE {
+            self.set(fs, name, Entry::Absent);
+        }
+    }
+
+    /// Drops every remembered failed lookup (a complete listing answers for them).
+    fn forget_absent(&mut self, fs: &OverlayFs) {
+        if self.negatives > 0 {
+            self.entries.retain(|_, e| !matches!(e, Entry::Absent));
+            fs.negatives.fetch_sub(self.negatives, Ordering::Relaxed);
+            self.negatives = 0;
+        }
+    }
+
+    /// Names that exist here, with their entries.
+    fn live(&self) -> impl Iterator<Item = (&Vec<u8>, &Entry)> {
+        self.entries.iter().filter(|(_, e)| matches!(e, Entry::Node { .. } | Entry::Lower(_)))
+    }
 }
 
 struct FileState {
@@ -176,7 +270,7 @@ pub struct Node {
     ino: u64,
     kind: FileType,
     meta: Mutex<Meta>,
-    lower: Option<LowerRef>,
+    lower: Option<Lower>,
     content: Content,
     /// What a fifo or a bound socket attaches to its inode.
     attachment: Mutex<Option<Arc<dyn Any + Send + Sync>>>,
@@ -192,13 +286,14 @@ impl Node {
         ino: u64,
         kind: FileType,
         meta: Meta,
-        lower: Option<LowerRef>,
+        lower: Option<Lower>,
         symlink: Option<Vec<u8>>,
     ) -> Arc<Node> {
         let content = match kind {
             FileType::Directory => Content::Dir(Mutex::new(DirState {
                 entries: BTreeMap::new(),
                 complete: lower.is_none(),
+                negatives: 0,
                 parent: Weak::new(),
                 name: Vec::new(),
             })),
@@ -236,24 +331,60 @@ impl Node {
         }
     }
 
+    /// This node's handle on its lower object, walked now if it came from a listing.
+    fn lower_ref(&self) -> Result<Arc<LowerRef>, Errno> {
+        let lower = self.lower.as_ref().ok_or(Errno::ENOENT)?;
+        let mut state = lock(&lower.state);
+        let (handle, ino) = match &*state {
+            LowerState::Walked(r) => return Ok(r.clone()),
+            LowerState::Listed { dir, name } => {
+                let (handle, st) = dir.gofer()?.walk(dir.handle, name)?;
+                (handle, st.ino)
+            }
+        };
+        let r = Arc::new(LowerRef { fs: self.fs.clone(), handle });
+        // The lower layer does not change under a running sandbox; another object under this
+        // name means it did.
+        if ino != self.ino {
+            return Err(Errno::ESTALE);
+        }
+        *state = LowerState::Walked(r.clone());
+        Ok(r)
+    }
+
+    /// A node for the lower object `name` of this directory with attributes `s`.
+    fn lower_node(
+        self: &Arc<Self>,
+        name: &[u8],
+        s: &Stat,
+        state: LowerState,
+    ) -> Result<Arc<Node>, Errno> {
+        let kind = FileType::from_mode(s.mode).ok_or(Errno::EIO)?;
+        let lower = Lower { state: Mutex::new(state) };
+        let node = Node::new(&self.fs, s.ino, kind, Meta::from_stat(s), Some(lower), None);
+        if let Content::Dir(d) = &node.content {
+            let mut d = lock(d);
+            d.parent = Arc::downgrade(self);
+            d.name = name.to_vec();
+        }
+        Ok(node)
+    }
+
     /// Looks `name` up in the lower layer and records the answer.
     fn lookup_lower(self: &Arc<Self>, st: &mut DirState, name: &[u8]) -> Result<Arc<Node>, Errno> {
-        let lower = self.lower.as_ref().ok_or(Errno::ENOENT)?;
-        match lower.gofer()?.walk(lower.handle, name) {
+        if self.lower.is_none() {
+            return Err(Errno::ENOENT);
+        }
+        let dir = self.lower_ref()?;
+        match dir.gofer()?.walk(dir.handle, name) {
             Ok((handle, s)) => {
-                let kind = FileType::from_mode(s.mode).ok_or(Errno::EIO)?;
-                let lref = LowerRef { fs: self.fs.clone(), handle };
-                let node = Node::new(&self.fs, s.ino, kind, Meta::from_stat(&s), Some(lref), None);
-                if let Content::Dir(d) = &node.content {
-                    let mut d = lock(d);
-                    d.parent = Arc::downgrade(self);
-                    d.name = name.to_vec();
-                }
-                st.entries.insert(name.to_vec(), Entry::Node(node.clone()));
+                let lref = Arc::new(LowerRef { fs: self.fs.clone(), handle });
+                let node = self.lower_node(name, &s, LowerState::Walked(lref))?;
+                st.set(&self.fs, name, Entry::Node { node: node.clone(), over_lower: true });
                 Ok(node)
             }
             Err(Errno::ENOENT) => {
-                st.entries.insert(name.to_vec(), Entry::Gone);
+                st.set_absent(&self.fs, name);
                 Err(Errno::ENOENT)
             }
             Err(e) => Err(e),
@@ -262,23 +393,51 @@ impl Node {
 
     fn child(self: &Arc<Self>, st: &mut DirState, name: &[u8]) -> Result<Arc<Node>, Errno> {
         match st.entries.get(name) {
-            Some(Entry::Node(n)) => Ok(n.clone()),
-            Some(Entry::Gone) => Err(Errno::ENOENT),
-            Some(Entry::Lower) => self.lookup_lower(st, name),
+            Some(Entry::Node { node, .. }) => Ok(node.clone()),
+            Some(Entry::Whiteout | Entry::Absent) => Err(Errno::ENOENT),
+            Some(Entry::Lower(s)) => {
+                let s = **s;
+                let state = LowerState::Listed { dir: self.lower_ref()?, name: name.to_vec() };
+                let node = self.lower_node(name, &s, state)?;
+                st.set(&self.fs, name, Entry::Node { node: node.clone(), over_lower: true });
+                Ok(node)
+            }
             None if st.complete => Err(Errno::ENOENT),
             None => self.lookup_lower(st, name),
         }
     }
 
-    /// Loads the whole lower listing into `st`.
+    /// Whether the lower layer has `name` (so that removing it here needs a whiteout).
+    fn lower_has(self: &Arc<Self>, st: &mut DirState, name: &[u8]) -> Result<bool, Errno> {
+        if self.lower.is_none() {
+            return Ok(false);
+        }
+        match st.entries.get(name) {
+            Some(Entry::Node { over_lower, .. }) => Ok(*over_lower),
+            Some(Entry::Lower(_) | Entry::Whiteout) => Ok(true),
+            Some(Entry::Absent) => Ok(false),
+            None if st.complete => Ok(false),
+            None => match self.lookup_lower(st, name) {
+                Ok(_) => Ok(true),
+                Err(Errno::ENOENT) => Ok(false),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// Loads the whole lower listing, with attributes, into `st`.
     fn complete(&self, st: &mut DirState) -> Result<(), Errno> {
         if st.complete {
             return Ok(());
         }
-        if let Some(lower) = &self.lower {
-            for e in lower.gofer()?.readdir(lower.handle)? {
-                st.entries.entry(e.name).or_insert(Entry::Lower);
+        if self.lower.is_some() {
+            let dir = self.lower_ref()?;
+            for e in dir.gofer()?.readdir_plus(dir.handle)? {
+                if matches!(st.entries.get(&e.name), None | Some(Entry::Absent)) {
+                    st.set(&self.fs, &e.name, Entry::Lower(Box::new(e.stat)));
+                }
             }
+            st.forget_absent(&self.fs);
         }
         st.complete = true;
         Ok(())
@@ -293,37 +452,34 @@ impl Node {
         if self.child(st, name).is_ok() {
             return Err(Errno::EEXIST);
         }
+        let over_lower = self.lower_has(st, name)?;
         if let Content::Dir(d) = &node.content {
             let mut d = lock(d);
             d.parent = Arc::downgrade(self);
             d.name = name.to_vec();
             lock(&self.meta).nlink += 1;
         }
-        st.entries.insert(name.to_vec(), Entry::Node(node));
+        st.set(&self.fs, name, Entry::Node { node, over_lower });
         self.touch(true);
         Ok(())
     }
 
-    /// Removes `name` from this directory's view.
-    fn remove_entry(&self, st: &mut DirState, name: &[u8]) {
-        if self.lower.is_some() {
-            st.entries.insert(name.to_vec(), Entry::Gone);
+    /// Removes `name` from this directory's view: a whiteout hides a lower object of that
+    /// name; a name only the upper layer had leaves nothing behind.
+    fn remove_entry(self: &Arc<Self>, st: &mut DirState, name: &[u8]) -> Result<(), Errno> {
+        if self.lower_has(st, name)? {
+            st.set(&self.fs, name, Entry::Whiteout);
         } else {
-            st.entries.remove(name);
+            st.unset(&self.fs, name);
         }
         self.touch(true);
+        Ok(())
     }
 
     fn is_empty_dir(self: &Arc<Self>) -> Result<bool, Errno> {
         let mut st = self.dir()?;
         self.complete(&mut st)?;
-        let names: Vec<Vec<u8>> = st
-            .entries
-            .iter()
-            .filter(|(_, e)| !matches!(e, Entry::Gone))
-            .map(|(k, _)| k.clone())
-            .collect();
-        Ok(names.is_empty())
+        Ok(st.live().next().is_none())
     }
 
     /// The file's contents object, created on first use (reading lower data lazily).
@@ -335,7 +491,8 @@ impl Node {
         }
         let size = lock(&self.meta).size;
         let obj = match (&self.lower, f.copied_up) {
-            (Some(lower), false) => {
+            (Some(_), false) => {
+                let lower = self.lower_ref()?;
                 let fd = lower.gofer()?.open(lower.handle)?;
                 Arc::new(MemObject::with_source(
                     self.fs.phys.clone(),
@@ -428,7 +585,7 @@ impl Node {
             return m.size;
         }
         let Content::Dir(d) = &self.content else { return 0 };
-        let live = lock(d).entries.values().filter(|e| matches!(e, Entry::Node(_))).count();
+        let live = lock(d).live().count();
         (2 + live as u64) * BOGO_DIRENT_SIZE
     }
 }
@@ -479,24 +636,20 @@ impl Inode for Node {
     }
 
     fn readdir(&self) -> Result<Vec<DirEntry>, Errno> {
-        let this = self.self_arc()?;
-        let mut st = this.dir()?;
-        this.complete(&mut st)?;
-        let mut out = Vec::new();
-        let names: Vec<Vec<u8>> = st
-            .entries
-            .iter()
-            .filter(|(_, e)| !matches!(e, Entry::Gone))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for name in names {
-            // Lower entries need a lookup for their type and inode number; the Gofer answers
-            // from its cache of the listing, and the answer is kept.
-            if let Ok(n) = this.child(&mut st, &name) {
-                out.push(DirEntry { name, ino: n.ino, kind: n.kind });
-            }
-        }
-        Ok(out)
+        let mut st = self.dir()?;
+        self.complete(&mut st)?;
+        // Types and inode numbers come from the nodes and the listing: no lookups.
+        Ok(st
+            .live()
+            .filter_map(|(name, e)| {
+                let (ino, kind) = match e {
+                    Entry::Node { node, .. } => (node.ino, node.kind),
+                    Entry::Lower(s) => (s.ino, FileType::from_mode(s.mode)?),
+                    _ => return None,
+                };
+                Some(DirEntry { name: name.clone(), ino, kind })
+            })
+            .collect())
     }
 
     fn parent(&self) -> Option<(Arc<dyn Inode>, Vec<u8>)> {
@@ -551,7 +704,8 @@ impl Inode for Node {
         if this.child(&mut st, name).is_ok() {
             return Err(Errno::EEXIST);
         }
-        st.entries.insert(name.to_vec(), Entry::Node(node.clone()));
+        let over_lower = this.lower_has(&mut st, name)?;
+        st.set(&self.fs, name, Entry::Node { node: node.clone(), over_lower });
         lock(&node.meta).nlink += 1;
         node.touch(false);
         self.touch(true);
@@ -565,7 +719,7 @@ impl Inode for Node {
         if node.kind == FileType::Directory {
             return Err(Errno::EISDIR);
         }
-        this.remove_entry(&mut st, name);
+        this.remove_entry(&mut st, name)?;
         let mut m = lock(&node.meta);
         m.nlink = m.nlink.saturating_sub(1);
         m.ctime = Timespec::now();
@@ -582,7 +736,7 @@ impl Inode for Node {
         if !node.is_empty_dir()? {
             return Err(Errno::ENOTEMPTY);
         }
-        this.remove_entry(&mut st, name);
+        this.remove_entry(&mut st, name)?;
         lock(&node.meta).nlink = 0;
         let mut m = lock(&self.meta);
         m.nlink = m.nlink.saturating_sub(1);
@@ -629,12 +783,11 @@ impl Inode for Node {
             let mut m = lock(&existing.meta);
             m.nlink = m.nlink.saturating_sub(1);
         }
-        dst_st.entries.insert(new_name.to_vec(), Entry::Node(node.clone()));
+        let over_lower = dest.lower_has(dst_st, new_name)?;
+        dst_st.set(&self.fs, new_name, Entry::Node { node: node.clone(), over_lower });
         drop(dst_guard);
-        if same_dir {
-            this.remove_entry_keep(&mut src_st, name, new_name);
-        } else {
-            this.remove_entry(&mut src_st, name);
+        if !same_dir || name != new_name {
+            this.remove_entry(&mut src_st, name)?;
         }
         drop(src_st);
         if let Content::Dir(d) = &node.content {
@@ -657,7 +810,10 @@ impl Inode for Node {
         if let Some(t) = &*t {
             return Ok(t.clone());
         }
-        let lower = self.lower.as_ref().ok_or(Errno::EIO)?;
+        if self.lower.is_none() {
+            return Err(Errno::EIO);
+        }
+        let lower = self.lower_ref()?;
         let target = lower.gofer()?.readlink(lower.handle)?;
         *t = Some(target.clone());
         Ok(target)
@@ -733,15 +889,18 @@ impl Inode for Node {
     }
 }
 
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Content::Dir(d) = &self.content {
+            let n = lock(d).negatives;
+            self.fs.negatives.fetch_sub(n, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Node {
     fn self_arc(&self) -> Result<Arc<Node>, Errno> {
         self.me.upgrade().ok_or(Errno::ENOENT)
-    }
-
-    fn remove_entry_keep(&self, st: &mut DirState, old: &[u8], new: &[u8]) {
-        if old != new {
-            self.remove_entry(st, old);
-        }
     }
 }
 
@@ -781,5 +940,178 @@ impl FileOps for RegularFile {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mm::frames::{FrameAllocator, TranslationFlush};
+    use crate::mm::phys::PhysMemory;
+    use crate::mm::{PAGE_SIZE, PhysAddr};
+    use std::os::unix::fs::MetadataExt;
+    use std::path::Path;
+
+    struct NoFlush;
+    impl TranslationFlush for NoFlush {
+        fn flush_all(&self) {}
+    }
+
+    /// An overlay whose lower layer is `dir`, served by a Gofer thread counting its requests.
+    fn overlay(dir: &Path) -> (Arc<OverlayFs>, Arc<Node>, Arc<AtomicUsize>) {
+        let mem = PhysMemory::new(16 * PAGE_SIZE).unwrap();
+        let frames = FrameAllocator::new(PhysAddr(0), mem.size());
+        let phys = Arc::new(Physical { mem, frames, flush: Arc::new(NoFlush) });
+        let (ours, theirs) = crate::gofer::wire::socketpair().unwrap();
+        let served = Arc::new(AtomicUsize::new(0));
+        crate::gofer::server::serve_in_thread(dir, theirs, served.clone());
+        let fs = OverlayFs::new(phys, Some(Arc::new(GoferClient::from_channel(ours).unwrap())));
+        let root = fs.root(0o755);
+        (fs, root, served)
+    }
+
+    fn requests(served: &AtomicUsize) -> usize {
+        served.load(Ordering::Relaxed)
+    }
+
+    fn names(dir: &dyn Inode) -> Vec<String> {
+        dir.readdir().unwrap().into_iter().map(|e| String::from_utf8(e.name).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_tree_walk_costs_a_round_trip_per_directory() {
+        let host = tempfile::tempdir().unwrap();
+        let d = host.path().join("d");
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        for i in 0..300 {
+            std::fs::write(d.join(format!("f{i:03}")), vec![b'x'; i]).unwrap();
+        }
+        std::os::unix::fs::symlink("../elsewhere", d.join("link")).unwrap();
+        let (_fs, root, served) = overlay(host.path());
+        let dir = root.lookup(b"d").unwrap();
+        let before = requests(&served);
+        let entries = dir.readdir().unwrap();
+        assert_eq!(entries.len(), 302);
+        for e in &entries {
+            let st = dir.lookup(&e.name).unwrap().stat().unwrap();
+            let name = String::from_utf8(e.name.clone()).unwrap();
+            let want = std::fs::symlink_metadata(d.join(&name)).unwrap();
+            assert_eq!(
+                (st.ino, st.mode, st.size as u64, st.nlink, st.mtime.sec, st.mtime.nsec),
+                (
+                    want.ino(),
+                    want.mode(),
+                    want.size(),
+                    want.nlink(),
+                    want.mtime(),
+                    want.mtime_nsec()
+                ),
+                "{name}"
+            );
+            assert_eq!(e.ino, want.ino());
+        }
+        // One listing answer; every lookup and stat after it is answered from the cache.
+        assert_eq!(requests(&served) - before, 1);
+        // Missing names need no question either once the directory is listed.
+        assert_eq!(dir.lookup(b"nope").err(), Some(Errno::ENOENT));
+        assert_eq!(requests(&served) - before, 1);
+        // A listed object gets its own handle when first used.
+        assert_eq!(dir.lookup(b"link").unwrap().readlink().unwrap(), b"../elsewhere");
+        assert_eq!(names(&*dir.lookup(b"sub").unwrap()), Vec::<String>::new());
+        assert_eq!(requests(&served) - before, 1 + 2 + 2);
+    }
+
+    #[test]
+    fn the_sandbox_changes_show_at_once() {
+        let host = tempfile::tempdir().unwrap();
+        std::fs::create_dir(host.path().join("d")).unwrap();
+        std::fs::write(host.path().join("d/a"), "aaa").unwrap();
+        std::fs::write(host.path().join("d/b"), "b").unwrap();
+        let (_fs, root, _) = overlay(host.path());
+        let dir = root.lookup(b"d").unwrap();
+        let owner = Owner::default();
+        // A failed lookup, remembered, then the name is created.
+        assert_eq!(dir.lookup(b"new").err(), Some(Errno::ENOENT));
+        dir.create(b"new", FileType::Regular, 0o640, 0, owner).unwrap();
+        assert_eq!(dir.lookup(b"new").unwrap().stat().unwrap().mode, stat::S_IFREG | 0o640);
+        assert_eq!(names(&*dir), ["a", "b", "new"]);
+        // Removing and renaming lower names.
+        dir.unlink(b"a").unwrap();
+        assert_eq!(dir.lookup(b"a").err(), Some(Errno::ENOENT));
+        let b_ino = dir.lookup(b"b").unwrap().stat().unwrap().ino;
+        dir.rename(b"b", &dir, b"c").unwrap();
+        assert_eq!(dir.lookup(b"b").err(), Some(Errno::ENOENT));
+        assert_eq!(dir.lookup(b"c").unwrap().stat().unwrap().ino, b_ino);
+        assert_eq!(names(&*dir), ["c", "new"]);
+        // A new object under a removed lower name is new, and removing it hides the lower one.
+        dir.create(b"a", FileType::Regular, 0o600, 0, owner).unwrap();
+        assert_eq!(dir.lookup(b"a").unwrap().stat().unwrap().size, 0);
+        dir.unlink(b"a").unwrap();
+        assert_eq!(dir.lookup(b"a").err(), Some(Errno::ENOENT));
+        // Attribute changes.
+        let c = dir.lookup(b"c").unwrap();
+        let mtime = Timespec { sec: 1_000_000, nsec: 5 };
+        c.setattr(SetAttr {
+            mode: Some(0o600),
+            size: Some(7),
+            mtime: Some(mtime),
+            ..Default::default()
+        })
+        .unwrap();
+        let st = dir.lookup(b"c").unwrap().stat().unwrap();
+        assert_eq!((st.mode & 0o7777, st.size, st.mtime), (0o600, 7, mtime));
+        dir.link(b"hard", &c).unwrap();
+        assert_eq!(dir.lookup(b"hard").unwrap().stat().unwrap().nlink, 2);
+        // Directories.
+        dir.create(b"sub", FileType::Directory, 0o755, 0, owner).unwrap();
+        assert_eq!(dir.stat().unwrap().nlink, 3);
+        dir.rmdir(b"sub").unwrap();
+        assert_eq!(dir.lookup(b"sub").err(), Some(Errno::ENOENT));
+        assert_eq!(names(&*dir), ["c", "hard", "new"]);
+        // The host saw none of it.
+        assert_eq!(std::fs::read_to_string(host.path().join("d/a")).unwrap(), "aaa");
+        assert!(!host.path().join("d/new").exists());
+    }
+
+    #[test]
+    fn names_a_guest_makes_up_do_not_grow_the_cache_without_bound() {
+        let host = tempfile::tempdir().unwrap();
+        std::fs::create_dir(host.path().join("d")).unwrap();
+        let (fs, root, served) = overlay(host.path());
+        let dir = root.lookup(b"d").unwrap();
+        for i in 0..MAX_NEGATIVE + 500 {
+            assert_eq!(root.lookup(format!("missing{i}").as_bytes()).err(), Some(Errno::ENOENT));
+        }
+        assert_eq!(fs.negative_entries(), MAX_NEGATIVE);
+        // Remembered answers cost nothing; past the cap a lookup asks again.
+        let before = requests(&served);
+        assert_eq!(root.lookup(b"missing0").err(), Some(Errno::ENOENT));
+        assert_eq!(requests(&served), before);
+        assert_eq!(
+            root.lookup(format!("missing{}", MAX_NEGATIVE + 1).as_bytes()).err(),
+            Some(Errno::ENOENT)
+        );
+        assert_eq!(requests(&served), before + 1);
+        // A complete listing answers for every missing name: the remembered ones go.
+        assert_eq!(names(&*root), ["d"]);
+        assert_eq!(fs.negative_entries(), 0);
+        // Creating and removing names leaves no entries behind.
+        let owner = Owner::default();
+        for i in 0..2000 {
+            let name = format!("tmp{i}");
+            dir.create(name.as_bytes(), FileType::Regular, 0o644, 0, owner).unwrap();
+            dir.unlink(name.as_bytes()).unwrap();
+        }
+        let d = as_node(&dir).unwrap();
+        assert_eq!(
+            lock(match &d.content {
+                Content::Dir(s) => s,
+                _ => unreachable!(),
+            })
+            .entries
+            .len(),
+            0
+        );
+        assert_eq!(fs.negative_entries(), 0);
     }
 }
