@@ -385,3 +385,6 @@ impl State {
         self.filled_at.max(self.compacted)
     }
 }
+
+#[cfg(test)]
+mod tests;
