@@ -118,9 +118,15 @@ impl PodWatch {
         Self { child, events }
     }
 
-    /// The events until none came for `quiet`.
+    /// The events until none came for `quiet`, or at most 30 s of them (pods whose status
+    /// keeps changing must not keep the test waiting forever).
     fn drain(&self, quiet: Duration) -> Vec<Value> {
-        std::iter::from_fn(|| self.events.recv_timeout(quiet).ok()).collect()
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        std::iter::from_fn(|| {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            self.events.recv_timeout(quiet.min(left)).ok()
+        })
+        .collect()
     }
 }
 
@@ -258,7 +264,7 @@ fn api_validation_defaults_and_cascade(b: Backend) {
     );
 
     // Deleting the set takes its pods and revisions; claims stay (Retain).
-    c.ok(&["delete", "sts", "par"]);
+    c.ok(&["delete", "sts", "par", "--timeout=60s"]);
     assert!(eventually(WAIT, || live_pods(&c, "app=par").is_empty()));
     assert!(eventually(WAIT, || names(&items(&c, &["get", "controllerrevisions"]))
         .iter()
@@ -275,7 +281,7 @@ fn api_validation_defaults_and_cascade(b: Backend) {
     assert!(eventually(WAIT, || claims(&c) == ["data-tmp-0", "data-tmp-1"]), "{:?}", claims(&c));
     c.ok(&["scale", "sts", "tmp", "--replicas=1"]);
     assert!(eventually(WAIT, || claims(&c) == ["data-tmp-0"]), "{:?}", claims(&c));
-    c.ok(&["delete", "sts", "tmp"]);
+    c.ok(&["delete", "sts", "tmp", "--timeout=60s"]);
     assert!(eventually(WAIT, || claims(&c).is_empty()), "{:?}", claims(&c));
 
     // History beyond revisionHistoryLimit goes, oldest first; the numbers keep counting.
@@ -466,7 +472,7 @@ fn scales_rolls_and_heals_in_order(b: Backend) {
         let p = pods_by_name(&c, "web");
         ["web-0", "web-1", "web-2"].iter().map(|n| p[*n]["metadata"]["uid"].clone()).collect()
     };
-    c.ok(&["delete", "sts", "web", "--cascade=orphan"]);
+    c.ok(&["delete", "sts", "web", "--cascade=orphan", "--timeout=60s"]);
     assert!(eventually(WAIT, || c.kubectl(&["get", "sts", "web"]).status.code() == Some(1)));
     c.apply(&manifest("web", 3, "").replace("storage: 1Gi", "storage: 2Gi"), &[]);
     let new_uid = c.json(&["get", "sts", "web"])["metadata"]["uid"].clone();
@@ -511,7 +517,7 @@ fn scales_rolls_and_heals_in_order(b: Backend) {
     assert_eq!((revision(&p["web-0"]), revision(&p["web-2"])), (old_rev.clone(), old_rev.clone()));
 
     // Deleting the set: pods and revisions go, claims stay.
-    c.ok(&["delete", "sts", "web"]);
+    c.ok(&["delete", "sts", "web", "--timeout=60s"]);
     assert!(eventually(WAIT, || items(&c, &["get", "pods"]).is_empty()));
     assert!(eventually(WAIT, || items(&c, &["get", "controllerrevisions"]).is_empty()));
     assert_eq!(names(&items(&c, &["get", "pvc"])).len(), 3);

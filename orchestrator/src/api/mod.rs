@@ -27,6 +27,7 @@ pub mod service_account_token;
 pub mod stateful_sets;
 pub mod table;
 pub mod validation;
+pub mod watch_cache;
 
 pub use engine::{Api, ApiConfig, ApiResponse, ServiceCidr};
 pub use error::ApiError;

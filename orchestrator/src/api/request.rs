@@ -55,8 +55,27 @@ pub struct ListOptions {
     pub limit: usize,
     pub continue_token: Option<String>,
     pub resource_version: Option<String>,
+    /// How `resource_version` bounds a list (Kubernetes' `resourceVersionMatch`).
+    pub resource_version_match: Option<ResourceVersionMatch>,
     pub timeout: Option<Duration>,
     pub allow_bookmarks: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceVersionMatch {
+    /// The list as of exactly that revision.
+    Exact,
+    /// Any state at least as new as that revision.
+    NotOlderThan,
+}
+
+impl ResourceVersionMatch {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exact => "Exact",
+            Self::NotOlderThan => "NotOlderThan",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

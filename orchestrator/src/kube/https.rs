@@ -183,6 +183,9 @@ fn list_query(o: &ListOptions, q: &mut Vec<String>) {
     if let Some(rv) = &o.resource_version {
         q.push(format!("resourceVersion={}", escape(rv)));
     }
+    if let Some(m) = o.resource_version_match {
+        q.push(format!("resourceVersionMatch={}", m.as_str()));
+    }
     if let Some(t) = o.timeout {
         q.push(format!("timeoutSeconds={}", t.as_secs().max(1)));
     }

@@ -95,6 +95,7 @@ impl Kube {
         };
         match self.client.execute(ApiRequest { target, op, format: Format::Object }).await? {
             ApiResponse::Object { body, .. } => Ok(body),
+            ApiResponse::List(list) => Ok(list.into_value()),
             ApiResponse::Watch(_) => Err(ApiError::internal("a watch answered a plain request")),
         }
     }
@@ -173,7 +174,7 @@ impl Kube {
                 serde_json::from_value::<WatchEvent<K>>(v)
                     .map_err(|e| ApiError::internal(format!("decoding a watch event: {e}")))
             }))),
-            ApiResponse::Object { .. } => Err(ApiError::internal("a watch answered an object")),
+            _ => Err(ApiError::internal("a watch answered an object")),
         }
     }
 
@@ -192,7 +193,7 @@ impl Kube {
         let req = ApiRequest { target, op: Operation::Watch(opts), format: Format::Object };
         match self.client.execute(req).await? {
             ApiResponse::Watch(w) => Ok(w),
-            ApiResponse::Object { .. } => Err(ApiError::internal("a watch answered an object")),
+            _ => Err(ApiError::internal("a watch answered an object")),
         }
     }
 

@@ -234,7 +234,9 @@ async fn dispatch(
             };
             Ok(text_response(body))
         }
-        Route::Metrics => Ok(text_response(state.metrics.render())),
+        Route::Metrics => {
+            Ok(text_response(state.metrics.render() + &state.api.watch_cache().render_metrics()))
+        }
         Route::CoreVersions if aggregated => {
             Ok(json_response(200, &discovery::aggregated(true), discovery::AGGREGATED_CONTENT_TYPE))
         }
@@ -280,6 +282,11 @@ fn respond(resp: ApiResponse) -> Result<Response<Body>, ApiError> {
                     r.headers_mut().append(http::header::WARNING, v);
                 }
             }
+            Ok(r)
+        }
+        ApiResponse::List(list) => {
+            let mut r = Response::new(full(list.to_json()));
+            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             Ok(r)
         }
         ApiResponse::Watch(events) => {

@@ -185,7 +185,8 @@ pub async fn start(
     let mut background = vec![
         tokio::spawn(lifecycle::run(api.clone())),
         tokio::spawn(crate::api::custom::controller::run(api.clone())),
-        tokio::spawn(compactor(store, config.compact_interval)),
+        tokio::spawn(compactor(store, api.clone(), config.compact_interval)),
+        api.start_watch_cache(),
     ];
     match advertised {
         Some(a) => {
@@ -264,14 +265,16 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<ht
 
 /// Every interval, drops the history older than what the previous tick saw as current — so
 /// watchers always have at least one interval to resume from.
-async fn compactor(store: Arc<dyn Store>, interval: Duration) {
+async fn compactor(store: Arc<dyn Store>, api: Arc<Api>, interval: Duration) {
     let mut previous = None;
     loop {
         tokio::time::sleep(interval).await;
-        if let Some(rev) = previous
-            && let Err(e) = store.compact(rev).await
-        {
-            tracing::warn!("compaction to {rev}: {e}");
+        if let Some(rev) = previous {
+            match store.compact(rev).await {
+                // The watch cache's windows forget the same history.
+                Ok(()) => api.watch_cache().compacted(rev),
+                Err(e) => tracing::warn!("compaction to {rev}: {e}"),
+            }
         }
         previous = store.current_revision().await.ok();
     }

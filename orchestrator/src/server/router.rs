@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use crate::api::error::ApiError;
 use crate::api::request::{
-    ApiRequest, FieldValidation, Format, ListOptions, Operation, PatchType, Target, WriteOptions,
-    delete_options,
+    ApiRequest, FieldValidation, Format, ListOptions, Operation, PatchType, ResourceVersionMatch,
+    Target, WriteOptions, delete_options,
 };
 use crate::api::resources::{self, Subresource};
 use crate::api::selector::{FieldSelector, LabelSelector};
@@ -135,12 +135,23 @@ fn list_options(
             })?)),
             None => None,
         };
+    let resource_version_match = match q.get("resourceVersionMatch").map(String::as_str) {
+        None | Some("") => None,
+        Some("Exact") => Some(ResourceVersionMatch::Exact),
+        Some("NotOlderThan") => Some(ResourceVersionMatch::NotOlderThan),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""
+            )));
+        }
+    };
     Ok(ListOptions {
         label_selector,
         field_selector,
         limit,
         continue_token: q.get("continue").filter(|c| !c.is_empty()).cloned(),
         resource_version: q.get("resourceVersion").cloned(),
+        resource_version_match,
         timeout,
         allow_bookmarks: bool_param(q, "allowWatchBookmarks"),
     })

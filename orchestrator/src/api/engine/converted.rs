@@ -71,6 +71,11 @@ impl Api {
             ApiResponse::Object { code, body, warnings } => {
                 ApiResponse::Object { code, body: outward(c, &api_version, body), warnings }
             }
+            ApiResponse::List(list) => ApiResponse::Object {
+                code: 200,
+                body: outward(c, &api_version, list.into_value()),
+                warnings: Vec::new(),
+            },
             ApiResponse::Watch(events) => ApiResponse::Watch(Box::pin(events.map(move |mut e| {
                 if e["type"] == "BOOKMARK" {
                     e["object"]["apiVersion"] = Value::String(api_version.clone());
@@ -133,8 +138,8 @@ impl Api {
                     let body = outward(c, &served.kind.api_version(), body);
                     return Ok(ApiResponse::Object { code, body, warnings });
                 }
-                Ok(ApiResponse::Watch(_)) => {
-                    return Err(ApiError::internal("an update answered with a watch"));
+                Ok(_) => {
+                    return Err(ApiError::internal("an update answered with a watch or a list"));
                 }
                 Err(e) if e.code == 409 && !pinned => {
                     let raced = ApiError { lost_race: true, ..e };

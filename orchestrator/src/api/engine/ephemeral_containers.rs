@@ -6,11 +6,12 @@
 
 use serde_json::Value;
 
+use super::subresource::proposed;
 use super::write::How;
 use super::{Api, ApiResponse};
 use crate::api::error::{ApiError, Cause};
+use crate::api::patch;
 use crate::api::request::{Operation, PatchType, Target};
-use crate::api::{meta, patch};
 
 const FIELD: &str = "spec.ephemeralContainers";
 /// What an ephemeral container may not set.
@@ -83,40 +84,16 @@ impl Api {
     ) -> Result<ApiResponse, ApiError> {
         let name = t.name.clone().unwrap_or_default();
         let (current, rev) = self.load(t.kind, t.namespace.as_deref(), &name).await?;
-        let (proposed, opts) = match op {
-            Operation::Update { body, opts } => {
-                if let Some(want) = meta::resource_version(&body)
-                    && want != rev.to_string()
-                {
-                    return Err(ApiError::conflict(
-                        t.kind,
-                        &name,
-                        "the object has been modified; please apply your changes to the latest version and try again",
-                    ));
-                }
-                (body, opts)
-            }
-            Operation::Patch { patch_type, patch: p, opts } => {
-                let patched = match patch_type {
-                    PatchType::Json => patch::json_patch(&current, &p),
-                    PatchType::Merge => patch::merge_patch(&current, &p),
-                    PatchType::Strategic => patch::strategic_merge(&current, &p, t.kind),
-                    PatchType::Apply => {
-                        return Err(ApiError::unsupported_media_type(
-                            "application/apply-patch+yaml (use a strategic merge patch)",
-                        ));
-                    }
-                }
-                .map_err(|m| ApiError::new(422, "Invalid", m))?;
-                (patched, opts)
-            }
-            op => {
-                return Err(ApiError::method_not_allowed(format!(
-                    "{} is not supported on pods/ephemeralcontainers",
-                    op.verb()
-                )));
-            }
-        };
+        if !matches!(op, Operation::Update { .. } | Operation::Patch { .. }) {
+            return Err(ApiError::method_not_allowed(format!(
+                "{} is not supported on pods/ephemeralcontainers",
+                op.verb()
+            )));
+        }
+        let (proposed, opts) = proposed(t.kind, &name, &current, rev, op, |ty, doc, p| match ty {
+            PatchType::Merge => patch::merge_patch(doc, p),
+            _ => patch::strategic_merge(doc, p, t.kind),
+        })?;
         let wanted = match &proposed["spec"]["ephemeralContainers"] {
             Value::Null => Value::Array(Vec::new()),
             v => v.clone(),

@@ -5,12 +5,14 @@
 pub mod authorize;
 mod body;
 mod cluster_ip;
+mod consistency;
 mod converted;
 mod delete;
 mod ephemeral_containers;
 mod eviction;
 mod limit_ranger;
 mod node_port;
+mod object_list;
 mod priority;
 mod quota;
 mod read;
@@ -31,18 +33,26 @@ use serde_json::{Value, json};
 
 pub use cluster_ip::ServiceCidr;
 pub use delete::{FOREGROUND, ORPHAN};
+pub use object_list::ObjectList;
 
 use super::error::ApiError;
 use super::meta;
 use super::request::{ApiRequest, Operation, PatchType, User};
 use super::resources::{self, ResourceKind};
+use super::watch_cache::WatchCache;
 use crate::store::{KeyValue, Store};
 
 /// Watch events as `{"type": ..., "object": ...}` values.
 pub type WatchEvents = Pin<Box<dyn Stream<Item = Value> + Send>>;
 
 pub enum ApiResponse {
-    Object { code: u16, body: Value, warnings: Vec<String> },
+    Object {
+        code: u16,
+        body: Value,
+        warnings: Vec<String>,
+    },
+    /// A list (200), its items shared with the watch cache.
+    List(ObjectList),
     Watch(WatchEvents),
 }
 
@@ -75,6 +85,8 @@ pub struct Api {
     tokens: std::sync::OnceLock<Arc<dyn token_review::TokenAuthenticator>>,
     /// Signs and checks service account tokens.
     signer: std::sync::OnceLock<Arc<crate::api::service_account_token::TokenSigner>>,
+    /// Serves lists and watches once [`Api::start_watch_cache`] has filled it.
+    cache: Arc<WatchCache>,
 }
 
 /// Namespaces every cluster has.
@@ -89,7 +101,18 @@ impl Api {
             node_ports: tokio::sync::Mutex::new(()),
             tokens: std::sync::OnceLock::new(),
             signer: std::sync::OnceLock::new(),
+            cache: WatchCache::new(),
         })
+    }
+
+    /// Fills the watch cache and keeps it current until the task is aborted; until it is
+    /// filled (and after store failures, until it is filled again) reads go to the store.
+    pub fn start_watch_cache(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(crate::api::watch_cache::run(self.cache.clone(), self.store.clone()))
+    }
+
+    pub fn watch_cache(&self) -> &Arc<WatchCache> {
+        &self.cache
     }
 
     /// The `kubernetes` Service's cluster IP (the first of the range).
@@ -179,6 +202,15 @@ impl Api {
                 ApiResponse::Object { code, mut body, warnings } => {
                     super::custom::conversion::serve_as(kind, &mut body);
                     Ok(ApiResponse::Object { code, body, warnings })
+                }
+                // Items stored under the version asked for go out as the cache holds them.
+                ApiResponse::List(list) if custom.storage_version == kind.version => {
+                    Ok(ApiResponse::List(list))
+                }
+                ApiResponse::List(list) => {
+                    let mut body = list.into_value();
+                    super::custom::conversion::serve_as(kind, &mut body);
+                    Ok(ApiResponse::ok(body))
                 }
                 ApiResponse::Watch(events) => {
                     use futures_util::StreamExt;

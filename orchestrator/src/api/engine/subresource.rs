@@ -8,9 +8,10 @@ use super::write::How;
 use super::{Api, ApiResponse};
 use crate::api::custom::json_path::JsonPath;
 use crate::api::error::ApiError;
-use crate::api::request::{Format, Operation, PatchType, Target, User};
+use crate::api::request::{Format, Operation, PatchType, Target, User, WriteOptions};
 use crate::api::resources::{ResourceKind, Subresource};
 use crate::api::{certificate_requests, meta, patch};
+use crate::store::Revision;
 
 /// A kind's scale paths: the CRD's for custom kinds, `.spec.replicas` otherwise.
 fn custom_scale(kind: &ResourceKind) -> Option<&crate::api::custom::ScalePaths> {
@@ -52,6 +53,42 @@ fn scale_of(kind: &ResourceKind, obj: &Value) -> Value {
         "spec": { "replicas": spec_replicas },
         "status": { "replicas": status_replicas, "selector": selector },
     })
+}
+
+/// What an update or patch of a subresource's `view` of an object (stored at `rev`)
+/// proposes: the update's body, whose resourceVersion, if it names one, must be `rev`, or the
+/// patched view (`other` applies the patch types that are not JSON patches).
+pub(super) fn proposed(
+    kind: &ResourceKind,
+    name: &str,
+    view: &Value,
+    rev: Revision,
+    op: Operation,
+    other: impl Fn(PatchType, &Value, &Value) -> Result<Value, String>,
+) -> Result<(Value, WriteOptions), ApiError> {
+    match op {
+        Operation::Update { body, opts } => {
+            if let Some(want) = meta::resource_version(&body)
+                && want != rev.to_string()
+            {
+                return Err(ApiError::conflict(
+                    kind,
+                    name,
+                    "the object has been modified; please apply your changes to the latest version and try again",
+                ));
+            }
+            Ok((body, opts))
+        }
+        Operation::Patch { patch_type, patch: p, opts } => {
+            let patched = match patch_type {
+                PatchType::Json => patch::json_patch(view, &p),
+                other_type => other(other_type, view, &p),
+            }
+            .map_err(|m| ApiError::new(422, "Invalid", m))?;
+            Ok((patched, opts))
+        }
+        op => Err(ApiError::method_not_allowed(format!("{} is not supported here", op.verb()))),
+    }
 }
 
 impl Api {
@@ -126,31 +163,10 @@ impl Api {
             (Subresource::Scale, op @ (Operation::Update { .. } | Operation::Patch { .. })) => {
                 let (obj, rev) = self.load(t.kind, ns, &name).await?;
                 let current = scale_of(t.kind, &obj);
-                let (scale, opts) = match op {
-                    Operation::Update { body, opts } => {
-                        if let Some(want) = meta::resource_version(&body)
-                            && want != rev.to_string()
-                        {
-                            return Err(ApiError::conflict(
-                                t.kind,
-                                &name,
-                                "the object has been modified; please apply your changes to the latest version and try again",
-                            ));
-                        }
-                        (body, opts)
-                    }
-                    Operation::Patch { patch_type, patch: p, opts } => {
-                        let patched = match patch_type {
-                            PatchType::Json => patch::json_patch(&current, &p),
-                            PatchType::Merge | PatchType::Strategic | PatchType::Apply => {
-                                patch::merge_patch(&current, &p)
-                            }
-                        }
-                        .map_err(|m| ApiError::new(422, "Invalid", m))?;
-                        (patched, opts)
-                    }
-                    _ => unreachable!("matched above"),
-                };
+                // A Scale has no strategic or apply semantics of its own: merge them.
+                let (scale, opts) = proposed(t.kind, &name, &current, rev, op, |_, doc, p| {
+                    patch::merge_patch(doc, p)
+                })?;
                 let replicas = scale["spec"]["replicas"].as_i64().ok_or_else(|| {
                     ApiError::bad_request("Scale spec.replicas must be an integer")
                 })?;
