@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::error::NodeError;
 use crate::kube::Kube;
@@ -60,33 +61,36 @@ async fn data_of(
     })
 }
 
-fn field(facts: &PodFacts, path: &str) -> Result<String, NodeError> {
-    let meta = &facts.pod.metadata;
-    let spec = facts.pod.spec.as_ref();
-    let unsupported = || NodeError::env(format!("unsupported fieldRef {path:?}"));
+/// The pod's own metadata fields both environment variables and downward API volumes may
+/// show: name, namespace, uid and one label or annotation (`metadata.labels['key']`).
+pub(super) fn metadata_field(meta: &ObjectMeta, path: &str) -> Option<String> {
     let indexed = |map: &Option<BTreeMap<String, String>>, rest: &str| -> Option<String> {
         let key = rest.strip_prefix("['")?.strip_suffix("']")?;
         Some(map.as_ref().and_then(|m| m.get(key)).cloned().unwrap_or_default())
     };
+    match path {
+        "metadata.name" => Some(meta.name.clone().unwrap_or_default()),
+        "metadata.namespace" => Some(meta.namespace.clone().unwrap_or_default()),
+        "metadata.uid" => Some(meta.uid.clone().unwrap_or_default()),
+        p => match p.split_once('[') {
+            Some(("metadata.labels", rest)) => indexed(&meta.labels, &format!("[{rest}")),
+            Some(("metadata.annotations", rest)) => indexed(&meta.annotations, &format!("[{rest}")),
+            _ => None,
+        },
+    }
+}
+
+fn field(facts: &PodFacts, path: &str) -> Result<String, NodeError> {
+    let spec = facts.pod.spec.as_ref();
     Ok(match path {
-        "metadata.name" => meta.name.clone().unwrap_or_default(),
-        "metadata.namespace" => meta.namespace.clone().unwrap_or_default(),
-        "metadata.uid" => meta.uid.clone().unwrap_or_default(),
         "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
         "spec.serviceAccountName" => {
             spec.and_then(|s| s.service_account_name.clone()).unwrap_or_default()
         }
         "status.podIP" | "status.podIPs" => facts.pod_ip.map(|i| i.to_string()).unwrap_or_default(),
         "status.hostIP" | "status.hostIPs" => facts.host_ip.to_owned(),
-        p => match p.split_once('[') {
-            Some(("metadata.labels", rest)) => {
-                indexed(&meta.labels, &format!("[{rest}")).ok_or_else(unsupported)?
-            }
-            Some(("metadata.annotations", rest)) => {
-                indexed(&meta.annotations, &format!("[{rest}")).ok_or_else(unsupported)?
-            }
-            _ => return Err(unsupported()),
-        },
+        p => metadata_field(&facts.pod.metadata, p)
+            .ok_or_else(|| NodeError::env(format!("unsupported fieldRef {path:?}")))?,
     })
 }
 

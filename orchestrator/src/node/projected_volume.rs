@@ -73,10 +73,6 @@ fn downward_files(pod: &Pod, items: &[DownwardAPIVolumeFile]) -> Result<Files, V
     let lines = |map: &Option<std::collections::BTreeMap<String, String>>| -> String {
         map.iter().flatten().map(|(k, v)| format!("{k}={v:?}\n")).collect()
     };
-    let indexed = |map: &Option<std::collections::BTreeMap<String, String>>, rest: &str| {
-        let key = rest.strip_prefix("['")?.strip_suffix("']")?;
-        Some(map.as_ref().and_then(|m| m.get(key)).cloned().unwrap_or_default())
-    };
     items
         .iter()
         .map(|item| {
@@ -89,21 +85,11 @@ fn downward_files(pod: &Pod, items: &[DownwardAPIVolumeFile]) -> Result<Files, V
             };
             let f = field.field_path.as_str();
             let value = match f {
-                "metadata.name" => meta.name.clone().unwrap_or_default(),
-                "metadata.namespace" => meta.namespace.clone().unwrap_or_default(),
-                "metadata.uid" => meta.uid.clone().unwrap_or_default(),
                 "metadata.labels" => lines(&meta.labels),
                 "metadata.annotations" => lines(&meta.annotations),
-                _ => f
-                    .strip_prefix("metadata.labels")
-                    .and_then(|r| indexed(&meta.labels, r))
-                    .or_else(|| {
-                        f.strip_prefix("metadata.annotations")
-                            .and_then(|r| indexed(&meta.annotations, r))
-                    })
-                    .ok_or_else(|| {
-                        VolumeError::Invalid(format!("unsupported downwardAPI fieldRef {f:?}"))
-                    })?,
+                _ => super::env::metadata_field(meta, f).ok_or_else(|| {
+                    VolumeError::Invalid(format!("unsupported downwardAPI fieldRef {f:?}"))
+                })?,
             };
             Ok((path, value.into_bytes()))
         })
