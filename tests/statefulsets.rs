@@ -509,9 +509,14 @@ fn scales_rolls_and_heals_in_order(b: Backend) {
     assert!(pods_by_name(&c, "web").values().all(|p| revision(p) == old_rev));
     let err = c.fails(&["rollout", "status", "sts/web", "--timeout=5s"]);
     assert!(err.contains("RollingUpdate"), "{err}");
-    c.ok(&["delete", "pod", "web-1"]);
+    // Not `kubectl delete`'s own wait: the set makes web-1 again at once, and kubectl, when
+    // its list already finds the new pod, waits for a deletion it has missed.
+    let uid = pods_by_name(&c, "web")["web-1"]["metadata"]["uid"].clone();
+    c.ok(&["delete", "pod", "web-1", "--wait=false"]);
     assert!(eventually(WAIT, || {
-        pods_by_name(&c, "web").get("web-1").is_some_and(|p| ready(p) && revision(p) == update)
+        pods_by_name(&c, "web")
+            .get("web-1")
+            .is_some_and(|p| p["metadata"]["uid"] != uid && ready(p) && revision(p) == update)
     }));
     let p = pods_by_name(&c, "web");
     assert_eq!((revision(&p["web-0"]), revision(&p["web-2"])), (old_rev.clone(), old_rev.clone()));

@@ -173,8 +173,10 @@ impl Cluster {
         c
     }
 
+    /// Runs kubectl to its end. A kubectl still running after `KUBECTL_LIMIT` is killed and
+    /// fails the test naming the command, instead of hanging it.
     pub fn kubectl(&self, args: &[&str]) -> Output {
-        self.kubectl_cmd().args(args).output().expect("run kubectl")
+        bounded(self.kubectl_cmd().args(args), &format!("kubectl {args:?}"), kubectl_limit(args))
     }
 
     /// Runs kubectl and returns stdout; panics with stderr on failure.
@@ -221,8 +223,8 @@ impl Cluster {
 
     /// A kubectl that authenticates with a bearer token instead of the admin certificate.
     pub fn kubectl_as_token(&self, token: &str, args: &[&str]) -> Output {
-        Command::new("/usr/bin/kubectl")
-            .env("KUBECONFIG", "/dev/null")
+        let mut cmd = Command::new("/usr/bin/kubectl");
+        cmd.env("KUBECONFIG", "/dev/null")
             .env("KUBECACHEDIR", self.dir.path().join("kube-cache-token"))
             .arg(format!("--server={}", self.url))
             .arg(format!(
@@ -230,9 +232,8 @@ impl Cluster {
                 self.dir.path().join("pki/ca.crt").display()
             ))
             .arg(format!("--token={token}"))
-            .args(args)
-            .output()
-            .expect("run kubectl")
+            .args(args);
+        bounded(&mut cmd, &format!("kubectl (token) {args:?}"), KUBECTL_LIMIT)
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -301,10 +302,99 @@ pub fn watchdog(what: &str, limit: Duration) -> std::sync::mpsc::Sender<()> {
     std::thread::spawn(move || {
         if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(limit) {
             eprintln!("{what} ran past {limit:?}: aborting");
+            in_flight::dump();
             std::process::exit(101);
         }
     });
     done
+}
+
+/// Longest a single kubectl command of a test may take, beyond a `--timeout=` it is given.
+pub const KUBECTL_LIMIT: Duration = Duration::from_secs(150);
+
+fn kubectl_limit(args: &[&str]) -> Duration {
+    let asked = args
+        .iter()
+        .filter_map(|a| a.strip_prefix("--timeout="))
+        .filter_map(|t| t.strip_suffix('s').and_then(|n| n.parse::<u64>().ok()))
+        .map(|secs| Duration::from_secs(secs + 60))
+        .max();
+    asked.unwrap_or(KUBECTL_LIMIT).max(KUBECTL_LIMIT)
+}
+
+/// Runs `cmd` to its end, recorded as in flight meanwhile; kills it and panics once `limit`
+/// passes.
+pub fn bounded(cmd: &mut Command, what: &str, limit: Duration) -> Output {
+    let _running = in_flight::Entry::new(what);
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if rx.recv_timeout(limit).is_err() {
+            // SAFETY: signalling a child of this process that has not been reaped (the
+            // sender is dropped only after wait_with_output returns).
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    });
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let _ = tx.send(());
+    assert!(
+        started.elapsed() < limit,
+        "{what} still running after {limit:?}: killed; it printed {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The commands a test is waiting on, for the watchdog's dump.
+pub mod in_flight {
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    static RUNNING: Mutex<Vec<(u64, String, Instant)>> = Mutex::new(Vec::new());
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+    pub struct Entry(u64);
+
+    impl Entry {
+        pub fn new(what: &str) -> Self {
+            let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Ok(mut r) = RUNNING.lock() {
+                r.push((id, what.to_owned(), Instant::now()));
+            }
+            Self(id)
+        }
+    }
+
+    impl Drop for Entry {
+        fn drop(&mut self) {
+            if let Ok(mut r) = RUNNING.lock() {
+                r.retain(|(id, ..)| *id != self.0);
+            }
+        }
+    }
+
+    /// Prints the commands still running and this process's children.
+    pub fn dump() {
+        if let Ok(r) = RUNNING.try_lock() {
+            for (_, what, since) in r.iter() {
+                eprintln!("  in flight for {:.1?}: {what}", since.elapsed());
+            }
+        }
+        let ps = std::process::Command::new("ps")
+            .args(["-o", "pid,ppid,etime,stat,args", "--ppid", &std::process::id().to_string()])
+            .output();
+        if let Ok(ps) = ps {
+            eprintln!("{}", String::from_utf8_lossy(&ps.stdout));
+        }
+    }
 }
 
 /// Polls `f` until it returns true or `timeout` passes.
