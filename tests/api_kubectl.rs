@@ -38,6 +38,27 @@ fn discovery_version_health_and_explain(b: Backend) {
     assert!(explain.contains("DeploymentSpec") && explain.contains("replicas"), "{explain}");
     let explain = c.ok(&["explain", "pods.spec.containers.image"]);
     assert!(explain.contains("image"), "{explain}");
+
+    // OpenAPI v2, which kubectl reads in protobuf: the same schemas.
+    let v2 = ["--output=plaintext-openapiv2"];
+    let explain = c.ok(&[&["explain", "deployment.spec"][..], &v2].concat());
+    assert!(explain.contains("KIND:") && explain.contains("Deployment"), "{explain}");
+    assert!(explain.contains("replicas\t<integer>"), "{explain}");
+    assert!(explain.contains("template\t<Object> -required-"), "{explain}");
+    let explain = c.ok(&[&["explain", "pods.spec.containers.resources.limits"][..], &v2].concat());
+    assert!(
+        explain.contains("map[string]Quantity") || explain.contains("<map[string]"),
+        "{explain}"
+    );
+    let explain = c.ok(&[&["explain", "rc.spec.selector"][..], &v2].concat());
+    assert!(explain.contains("ReplicationController"), "{explain}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&c.ok(&["get", "--raw", "/openapi/v2"])).unwrap();
+    assert_eq!(doc["swagger"], "2.0");
+    assert_eq!(
+        doc["definitions"]["io.k8s.api.core.v1.Pod"]["x-kubernetes-group-version-kind"][0]["kind"],
+        "Pod"
+    );
 }
 
 fn apply_get_update_and_strict_validation(b: Backend) {

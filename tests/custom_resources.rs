@@ -225,6 +225,8 @@ fn definition_serves_validates_and_cleans_up(b: Backend) {
         explain.contains("cronSpec") && explain.contains("The schedule, in cron format."),
         "{explain}"
     );
+    let explain = c.ok(&["explain", "crontab.spec", "--output=plaintext-openapiv2"]);
+    assert!(explain.contains("The schedule, in cron format."), "{explain}");
 
     // The other served version: the same object, only apiVersion differs.
     let beta = c.json(&["get", "crontabs.v1beta1.stable.example.com", "nightly"]);

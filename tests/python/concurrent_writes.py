@@ -4,7 +4,8 @@ Eight clients patch one ConfigMap 100 times each (strategic merge, JSON merge, J
 server-side apply in turn), none naming a resourceVersion: every patch must succeed and none
 may be lost. Then deletes race unconditional updates: the delete always succeeds and an update
 sees only success or NotFound, never 409. Finally a patch and an update that do name a stale
-resourceVersion still get their 409. Exits non-zero with a message on the first failure.
+resourceVersion still get their 409, and scale patches racing status writes on one
+ReplicationController all apply. Exits non-zero with a message on the first failure.
 """
 
 import sys
@@ -16,6 +17,7 @@ from kubernetes.client.rest import ApiException
 WRITERS = 8
 PATCHES = 100
 RACES = 30
+SCALES = 60
 NS = "default"
 
 
@@ -172,12 +174,64 @@ def stale_versions_still_conflict(core):
     print("stale resourceVersions: 409 for patch, update and delete")
 
 
+def scale_racing_status_writes(core):
+    name = "scaled"
+    labels = {"app": name}
+    template = client.V1PodTemplateSpec(
+        metadata=client.V1ObjectMeta(labels=labels),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="pause:3.9")]),
+    )
+    core.create_namespaced_replication_controller(
+        NS,
+        client.V1ReplicationController(
+            metadata=client.V1ObjectMeta(name=name),
+            spec=client.V1ReplicationControllerSpec(replicas=0, selector=labels, template=template),
+        ),
+    )
+    stop = threading.Event()
+    failures = []
+    status_api = api()
+
+    def status_writer():
+        i = 0
+        while not stop.is_set():
+            i += 1
+            try:
+                status_api.patch_namespaced_replication_controller_status(
+                    name, NS, {"status": {"replicas": 0, "observedGeneration": i}}
+                )
+            except ApiException as e:
+                failures.append(f"status write: {e.status} {e.reason}: {e.body}")
+                return
+
+    t = threading.Thread(target=status_writer)
+    t.start()
+    for i in range(SCALES):
+        try:
+            core.patch_namespaced_replication_controller_scale(
+                name, NS, {"spec": {"replicas": i % 2}}
+            )
+        except ApiException as e:
+            failures.append(f"scale {i}: {e.status} {e.reason}: {e.body}")
+    stop.set()
+    t.join()
+    if failures:
+        sys.exit(f"{len(failures)} writes failed, first: {failures[0]}")
+    want = (SCALES - 1) % 2
+    got = core.read_namespaced_replication_controller_scale(name, NS).spec.replicas
+    if got != want:
+        sys.exit(f"the last scale ({want}) was lost: {got}")
+    core.delete_namespaced_replication_controller(name, NS)
+    print(f"scale racing status writes: {SCALES} scales, no conflict")
+
+
 def main():
     config.load_kube_config()
     core = api()
     concurrent_patches(core)
     deletes_racing_updates(core)
     stale_versions_still_conflict(core)
+    scale_racing_status_writes(core)
 
 
 if __name__ == "__main__":

@@ -116,6 +116,25 @@ pub fn apply(kind: &ResourceKind, obj: &mut Value) {
             }
             template(spec);
         }
+        ("", "ReplicationController") => {
+            // The template's labels are the selector's and the controller's own when those
+            // are left out (core/v1 defaulting).
+            let labels = obj["spec"]["template"]["metadata"]["labels"].clone();
+            if labels.as_object().is_some_and(|l| !l.is_empty()) {
+                let none = |v: &Value| v.as_object().is_none_or(|m| m.is_empty());
+                if none(&obj["spec"]["selector"]) {
+                    object(obj, "spec")["selector"] = labels.clone();
+                }
+                if none(&obj["metadata"]["labels"]) {
+                    object(obj, "metadata")["labels"] = labels;
+                }
+            }
+            let spec = object(obj, "spec");
+            default(spec, "replicas", json!(1));
+            if spec.get("template").is_some_and(Value::is_object) {
+                template(spec);
+            }
+        }
         ("apps", "ReplicaSet") => {
             let spec = object(obj, "spec");
             default(spec, "replicas", json!(1));
@@ -302,5 +321,27 @@ mod tests {
         let once = obj.clone();
         apply(d, &mut obj);
         assert_eq!(obj, once);
+    }
+
+    #[test]
+    fn a_replication_controller_takes_its_selector_and_labels_from_the_template() {
+        let rc = find("", "v1", "replicationcontrollers").unwrap();
+        let template = json!({"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx:1.25"}]}});
+        let mut obj = json!({"metadata": {"name": "x"}, "spec": {"template": template}});
+        apply(rc, &mut obj);
+        assert_eq!(obj["spec"]["selector"], json!({"app": "web"}));
+        assert_eq!(obj["metadata"]["labels"], json!({"app": "web"}));
+        assert_eq!(obj["spec"]["replicas"], 1);
+        assert_eq!(obj["spec"]["template"]["spec"]["restartPolicy"], "Always");
+        // What the user gave stays; no template, nothing made up.
+        let mut given = json!({"metadata": {"name": "x", "labels": {"team": "a"}},
+            "spec": {"selector": {"app": "web", "tier": "x"}, "template": template}});
+        apply(rc, &mut given);
+        assert_eq!(given["spec"]["selector"], json!({"app": "web", "tier": "x"}));
+        assert_eq!(given["metadata"]["labels"], json!({"team": "a"}));
+        let mut bare = json!({"metadata": {"name": "x"}, "spec": {}});
+        apply(rc, &mut bare);
+        assert!(bare["spec"].get("template").is_none() && bare["spec"].get("selector").is_none());
     }
 }

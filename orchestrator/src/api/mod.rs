@@ -17,6 +17,7 @@ pub mod managed;
 pub mod meta;
 pub mod metrics;
 pub mod openapi;
+pub mod openapi_v2;
 pub mod patch;
 pub mod quota;
 pub mod request;

@@ -188,6 +188,7 @@ kinds! {
     core::ServiceAccount => "" "v1" "ServiceAccount" "serviceaccounts" "serviceaccount" Namespaced ["sa"] [] [Token] Stored;
     core::PersistentVolume => "" "v1" "PersistentVolume" "persistentvolumes" "persistentvolume" Cluster ["pv"] [] [Status] Stored;
     core::PersistentVolumeClaim => "" "v1" "PersistentVolumeClaim" "persistentvolumeclaims" "persistentvolumeclaim" Namespaced ["pvc"] [] [Status] Stored;
+    core::ReplicationController => "" "v1" "ReplicationController" "replicationcontrollers" "replicationcontroller" Namespaced ["rc"] ["all"] [Status, Scale] Stored;
     core::PodTemplate => "" "v1" "PodTemplate" "podtemplates" "podtemplate" Namespaced [] [] [] Stored;
     core::ResourceQuota => "" "v1" "ResourceQuota" "resourcequotas" "resourcequota" Namespaced ["quota"] [] [Status] Stored;
     core::LimitRange => "" "v1" "LimitRange" "limitranges" "limitrange" Namespaced ["limits"] [] [] Stored;

@@ -70,6 +70,18 @@ impl LabelSelector {
         })
     }
 
+    /// A workload's `spec.selector`: a `metav1.LabelSelector`, but for a
+    /// ReplicationController the plain map of labels its selector is.
+    pub fn of_workload(kind: &ResourceKind, sel: &Value) -> Result<Self, String> {
+        if (kind.group, kind.kind) == ("", "ReplicationController") {
+            if !sel.is_object() {
+                return Err(format!("Invalid value: {sel}: must be a map of labels"));
+            }
+            return Self::from_object(&serde_json::json!({ "matchLabels": sel }));
+        }
+        Self::from_object(sel)
+    }
+
     /// From a `metav1.LabelSelector` object (matchLabels, matchExpressions).
     pub fn from_object(sel: &Value) -> Result<Self, String> {
         let mut reqs = Vec::new();
@@ -264,7 +276,7 @@ fn supported_field(kind: &ResourceKind, field: &str) -> bool {
         ("", "Node") => &["spec.unschedulable"],
         ("", "Namespace") => &["status.phase"],
         ("batch", "Job") => &["status.successful"],
-        ("apps", "ReplicaSet") => &["status.replicas"],
+        ("apps", "ReplicaSet") | ("", "ReplicationController") => &["status.replicas"],
         _ => &[],
     };
     extra.contains(&field)

@@ -98,7 +98,7 @@ fn columns(kind: &ResourceKind) -> Vec<Col> {
             Col("Available", "integer", 0),
             age,
         ],
-        ("apps", "ReplicaSet") => vec![
+        ("apps", "ReplicaSet") | ("", "ReplicationController") => vec![
             name,
             Col("Desired", "integer", 0),
             Col("Current", "integer", 0),
@@ -191,7 +191,7 @@ fn columns(kind: &ResourceKind) -> Vec<Col> {
         ("apps", "ControllerRevision") => {}
         // Kubernetes shows no selector for StatefulSets.
         ("apps", "StatefulSet") => cols.extend(wide_images.into_iter().take(2)),
-        ("apps", _) | ("batch", "Job") => cols.extend(wide_images),
+        ("apps", _) | ("batch", "Job") | ("", "ReplicationController") => cols.extend(wide_images),
         _ => {}
     }
     cols
@@ -291,12 +291,13 @@ fn age_of(ts: &Value, now: chrono::DateTime<chrono::Utc>) -> String {
     }
 }
 
-fn pod_template_cells(spec: &Value) -> [String; 3] {
+fn pod_template_cells(kind: &ResourceKind, spec: &Value) -> [String; 3] {
     let containers = spec["template"]["spec"]["containers"].as_array().cloned().unwrap_or_default();
     let names: Vec<String> = containers.iter().map(|c| s(&c["name"])).collect();
     let images: Vec<String> = containers.iter().map(|c| s(&c["image"])).collect();
-    let selector =
-        LabelSelector::from_object(&spec["selector"]).map(|s| s.to_string()).unwrap_or_default();
+    let selector = LabelSelector::of_workload(kind, &spec["selector"])
+        .map(|s| s.to_string())
+        .unwrap_or_default();
     [names.join(","), images.join(","), or_none(selector)]
 }
 
@@ -475,7 +476,7 @@ fn cells(kind: &ResourceKind, o: &Value, now: chrono::DateTime<chrono::Utc>) -> 
             json!(int(&status["availableReplicas"])),
             age,
         ],
-        ("apps", "ReplicaSet") => vec![
+        ("apps", "ReplicaSet") | ("", "ReplicationController") => vec![
             name,
             json!(int(&spec["replicas"])),
             json!(int(&status["replicas"])),
@@ -663,9 +664,11 @@ fn cells(kind: &ResourceKind, o: &Value, now: chrono::DateTime<chrono::Utc>) -> 
     match (kind.group, kind.kind) {
         ("apps", "ControllerRevision") => {}
         ("apps", "StatefulSet") => {
-            row.extend(pod_template_cells(spec).into_iter().take(2).map(Value::String))
+            row.extend(pod_template_cells(kind, spec).into_iter().take(2).map(Value::String))
         }
-        ("apps", _) | ("batch", "Job") => row.extend(pod_template_cells(spec).map(Value::String)),
+        ("apps", _) | ("batch", "Job") | ("", "ReplicationController") => {
+            row.extend(pod_template_cells(kind, spec).map(Value::String))
+        }
         _ => {}
     }
     row

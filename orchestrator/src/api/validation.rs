@@ -103,7 +103,9 @@ pub fn validate(kind: &ResourceKind, obj: &Value) -> Vec<Cause> {
             causes.extend(super::custom::definition::validate(obj))
         }
         ("", "Pod") => pod_spec(&obj["spec"], "spec", &mut causes),
-        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") => workload(kind, obj, &mut causes),
+        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet") | ("", "ReplicationController") => {
+            workload(kind, obj, &mut causes)
+        }
         ("apps", "StatefulSet") => {
             workload(kind, obj, &mut causes);
             super::stateful_sets::validate(&obj["spec"], &mut causes);
@@ -369,9 +371,16 @@ fn workload(kind: &ResourceKind, obj: &Value, causes: &mut Vec<Cause>) {
         ));
     }
     let template_labels = spec["template"]["metadata"]["labels"].as_object();
-    match spec.get("selector").filter(|s| !s.is_null()) {
+    let rc = (kind.group, kind.kind) == ("", "ReplicationController");
+    if rc && spec.get("template").is_none_or(Value::is_null) {
+        causes.push(Cause::required("spec.template"));
+        return;
+    }
+    // A ReplicationController's selector is a map of labels; empty is as good as absent.
+    let empty_map = |s: &&Value| rc && s.as_object().is_some_and(|m| m.is_empty());
+    match spec.get("selector").filter(|s| !s.is_null()).filter(|s| !empty_map(s)) {
         None => causes.push(Cause::required("spec.selector")),
-        Some(sel) => match LabelSelector::from_object(sel) {
+        Some(sel) => match LabelSelector::of_workload(kind, sel) {
             Err(e) => causes.push(Cause::invalid("spec.selector", e)),
             Ok(s) if s.is_empty() => causes.push(Cause::invalid(
                 "spec.selector",

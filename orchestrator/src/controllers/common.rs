@@ -8,7 +8,8 @@ use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::kube::{Object, ObjectKey, WorkQueue};
+use crate::api::ApiError;
+use crate::kube::{Informer, Kube, Object, ObjectKey, WorkQueue};
 
 /// Not being deleted and not finished: counts towards a controller's replicas.
 pub fn is_active(p: &Pod) -> bool {
@@ -60,6 +61,31 @@ pub fn owner_ref<K: Object>(obj: &K) -> OwnerReference {
 /// The controlling owner reference, if any.
 pub fn controller_of(m: &ObjectMeta) -> Option<&OwnerReference> {
     m.owner_references.as_ref()?.iter().find(|r| r.controller == Some(true))
+}
+
+/// No controller and not going away: what a controller whose selector matches may adopt.
+pub fn is_orphan(m: &ObjectMeta) -> bool {
+    controller_of(m).is_none() && m.deletion_timestamp.is_none()
+}
+
+/// Makes `owner` the controller of `obj`, as the informer saw it (a compare-and-swap: an
+/// object changed meanwhile fails the sync, which is retried; one gone is left alone).
+pub async fn adopt<K: Object, O: Object>(
+    kube: &Kube,
+    informer: &Informer<K>,
+    obj: &K,
+    owner: &O,
+) -> Result<(), ApiError> {
+    let mut o = obj.clone();
+    o.metadata_mut().owner_references.get_or_insert_with(Vec::new).push(owner_ref(owner));
+    match kube.update(&o).await {
+        Ok(stored) => {
+            informer.observe(stored);
+            Ok(())
+        }
+        Err(e) if e.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Objects `uid` controls, among `candidates`.

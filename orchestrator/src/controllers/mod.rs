@@ -16,6 +16,7 @@ pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod pod_control;
 pub mod replicaset;
+pub mod replicated;
 pub mod resource_quota;
 pub mod service_accounts;
 pub mod statefulset;
@@ -67,7 +68,11 @@ type Constructor = fn(&Context) -> Controller;
 
 /// Every controller the manager runs, by name.
 pub const CONTROLLERS: &[(&str, Constructor)] = &[
-    ("replicaset", replicaset::controller),
+    ("replicaset", replicaset::controller::<k8s_openapi::api::apps::v1::ReplicaSet>),
+    (
+        "replicationcontroller",
+        replicaset::controller::<k8s_openapi::api::core::v1::ReplicationController>,
+    ),
     ("deployment", deployment::controller),
     ("daemonset", daemonset::controller),
     ("statefulset", statefulset::controller),

@@ -1,8 +1,8 @@
 //! Creating and deleting a controller's pods (the role of Kubernetes' PodControl), shared by
 //! the ReplicaSet, Job and DaemonSet controllers and the taint eviction of
 //! [`super::node_lifecycle`]. Every write is observed into the pod informer at once, so the
-//! controller's next sync counts what it just did instead of doing it again; a failed
-//! creation is reported as a FailedCreate Event on the owner.
+//! controller's next sync counts what it just did instead of doing it again; each creation is
+//! reported as a SuccessfulCreate or FailedCreate Event on the owner.
 
 use std::sync::Arc;
 
@@ -61,6 +61,13 @@ impl PodControl {
             .await;
             for r in results {
                 let p = r.map_err(|e| self.failed_create(owner, e))?;
+                let name = p.metadata.name.clone().unwrap_or_default();
+                self.recorder.record(
+                    owner,
+                    EventType::Normal,
+                    "SuccessfulCreate",
+                    format!("Created pod: {name}"),
+                );
                 self.pods.observe(p);
                 created += 1;
             }

@@ -18,7 +18,7 @@ use super::metrics::Metrics;
 use super::router::{self, Health, Parsed, RequestHead, Route};
 use crate::api::engine::authorize::Attributes;
 use crate::api::engine::token_review::API_AUDIENCE;
-use crate::api::{Api, ApiError, ApiResponse, User, discovery, openapi};
+use crate::api::{Api, ApiError, ApiResponse, User, discovery, openapi, openapi_v2};
 
 /// Largest request body accepted (Kubernetes' limit is about 3 MiB).
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -267,7 +267,13 @@ async fn dispatch(
         Route::OpenApiV3 { group, version } => {
             openapi::document(&group, &version).map_or_else(|| Err(ApiError::no_route(&path)), json)
         }
-        Route::OpenApiV2 => Err(ApiError::no_route(&path)),
+        Route::OpenApiV2 if openapi_v2::wants_protobuf(&accept) => {
+            let mut r = Response::new(full(openapi_v2::protobuf()));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(openapi_v2::PROTOBUF_CONTENT_TYPE));
+            Ok(r)
+        }
+        Route::OpenApiV2 => json(openapi_v2::document()),
         Route::Resource(_) => Err(ApiError::no_route(&path)),
     }
 }

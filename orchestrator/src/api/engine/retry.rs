@@ -33,3 +33,18 @@ impl Retry {
         true
     }
 }
+
+/// Runs `attempt` (one whole read-modify-write) again until it does not lose a race.
+pub(super) async fn until_applied<T, F, Fut>(mut attempt: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let mut retry = Retry::default();
+    loop {
+        match attempt().await {
+            Err(e) if retry.again(&e).await => {}
+            done => return done,
+        }
+    }
+}

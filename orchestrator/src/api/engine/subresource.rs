@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use super::authorize::Attributes;
+use super::retry::until_applied;
 use super::write::How;
 use super::{Api, ApiResponse};
 use crate::api::custom::json_path::JsonPath;
@@ -37,7 +38,7 @@ fn scale_of(kind: &ResourceKind, obj: &Value) -> Value {
         None => (
             obj["spec"]["replicas"].as_i64().unwrap_or(0),
             obj["status"]["replicas"].as_i64().unwrap_or(0),
-            crate::api::selector::LabelSelector::from_object(&obj["spec"]["selector"])
+            crate::api::selector::LabelSelector::of_workload(kind, &obj["spec"]["selector"])
                 .map(|s| s.to_string())
                 .unwrap_or_default(),
         ),
@@ -127,6 +128,72 @@ impl Api {
         )))
     }
 
+    /// One attempt at an update or patch of the scale subresource.
+    async fn write_scale(
+        &self,
+        t: &Target,
+        name: &str,
+        op: Operation,
+    ) -> Result<ApiResponse, ApiError> {
+        let ns = t.namespace.as_deref();
+        let (obj, rev) = self.load(t.kind, ns, name).await?;
+        let current = scale_of(t.kind, &obj);
+        // A Scale has no strategic or apply semantics of its own: merge them.
+        let (scale, opts) =
+            proposed(t.kind, name, &current, rev, op, |_, doc, p| patch::merge_patch(doc, p))?;
+        let replicas = scale["spec"]["replicas"]
+            .as_i64()
+            .ok_or_else(|| ApiError::bad_request("Scale spec.replicas must be an integer"))?;
+        if replicas < 0 {
+            return Err(ApiError::invalid(
+                t.kind,
+                name,
+                vec![crate::api::error::Cause::invalid(
+                    "spec.replicas",
+                    format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+                )],
+            ));
+        }
+        let mut new = obj.clone();
+        match custom_scale(t.kind) {
+            Some(p) => {
+                let path = JsonPath::parse(&p.spec_replicas)
+                    .map_err(|e| ApiError::internal(format!("specReplicasPath: {e}")))?;
+                path.set(&mut new, json!(replicas));
+            }
+            None => new["spec"]["replicas"] = json!(replicas),
+        }
+        let stored =
+            self.store_update(t, &obj, rev, new, &opts, How { sub: None, record: true }).await?;
+        Ok(ApiResponse::ok(scale_of(t.kind, &stored)))
+    }
+
+    /// One attempt at binding a pod to `node` (a conflict when it is bound already).
+    async fn bind(
+        &self,
+        t: &Target,
+        name: &str,
+        node: &str,
+        opts: &WriteOptions,
+    ) -> Result<ApiResponse, ApiError> {
+        let (obj, rev) = self.load(t.kind, t.namespace.as_deref(), name).await?;
+        if let Some(n) = obj["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
+            return Err(ApiError::conflict(
+                t.kind,
+                name,
+                &format!("pod {name} is already assigned to node \"{n}\""),
+            ));
+        }
+        let mut new = obj.clone();
+        new["spec"]["nodeName"] = json!(node);
+        self.store_update(t, &obj, rev, new, opts, How { sub: None, record: true }).await?;
+        Ok(ApiResponse::Object {
+            code: 201,
+            body: json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+            warnings: Vec::new(),
+        })
+    }
+
     pub(super) async fn subresource(
         &self,
         user: &User,
@@ -160,64 +227,16 @@ impl Api {
                 let (obj, _) = self.load(t.kind, ns, &name).await?;
                 Ok(ApiResponse::ok(scale_of(t.kind, &obj)))
             }
+            // Read-modify-writes of the object: a lost race is tried again on the fresh object.
             (Subresource::Scale, op @ (Operation::Update { .. } | Operation::Patch { .. })) => {
-                let (obj, rev) = self.load(t.kind, ns, &name).await?;
-                let current = scale_of(t.kind, &obj);
-                // A Scale has no strategic or apply semantics of its own: merge them.
-                let (scale, opts) = proposed(t.kind, &name, &current, rev, op, |_, doc, p| {
-                    patch::merge_patch(doc, p)
-                })?;
-                let replicas = scale["spec"]["replicas"].as_i64().ok_or_else(|| {
-                    ApiError::bad_request("Scale spec.replicas must be an integer")
-                })?;
-                if replicas < 0 {
-                    return Err(ApiError::invalid(
-                        t.kind,
-                        &name,
-                        vec![crate::api::error::Cause::invalid(
-                            "spec.replicas",
-                            format!(
-                                "Invalid value: {replicas}: must be greater than or equal to 0"
-                            ),
-                        )],
-                    ));
-                }
-                let mut new = obj.clone();
-                match custom_scale(t.kind) {
-                    Some(p) => {
-                        let path = JsonPath::parse(&p.spec_replicas)
-                            .map_err(|e| ApiError::internal(format!("specReplicasPath: {e}")))?;
-                        path.set(&mut new, json!(replicas));
-                    }
-                    None => new["spec"]["replicas"] = json!(replicas),
-                }
-                let stored = self
-                    .store_update(t, &obj, rev, new, &opts, How { sub: None, record: true })
-                    .await?;
-                Ok(ApiResponse::ok(scale_of(t.kind, &stored)))
+                until_applied(|| self.write_scale(t, &name, op.clone())).await
             }
             (Subresource::Binding, Operation::Create { body, opts }) => {
                 let node = body["target"]["name"].as_str().unwrap_or("").to_owned();
                 if node.is_empty() {
                     return Err(ApiError::bad_request("a binding needs target.name (the node)"));
                 }
-                let (obj, rev) = self.load(t.kind, ns, &name).await?;
-                if let Some(n) = obj["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
-                    return Err(ApiError::conflict(
-                        t.kind,
-                        &name,
-                        &format!("pod {name} is already assigned to node \"{n}\""),
-                    ));
-                }
-                let mut new = obj.clone();
-                new["spec"]["nodeName"] = json!(node);
-                self.store_update(t, &obj, rev, new, &opts, How { sub: None, record: true })
-                    .await?;
-                Ok(ApiResponse::Object {
-                    code: 201,
-                    body: json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-                    warnings: Vec::new(),
-                })
+                until_applied(|| self.bind(t, &name, &node, &opts)).await
             }
             (Subresource::Token, Operation::Create { body, .. }) => {
                 self.request_token(ns.unwrap_or("default"), &name, &body).await
@@ -229,7 +248,7 @@ impl Api {
             (
                 Subresource::EphemeralContainers,
                 op @ (Operation::Update { .. } | Operation::Patch { .. }),
-            ) => self.write_ephemeral_containers(t, op).await,
+            ) => until_applied(|| self.write_ephemeral_containers(t, op.clone())).await,
             (Subresource::Eviction, Operation::Create { body, opts }) => {
                 self.evict(t, body, &opts).await
             }
