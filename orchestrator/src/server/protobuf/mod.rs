@@ -1,8 +1,9 @@
 //! Kubernetes protobuf request bodies. kubectl's typed clients (`kubectl create ...`,
-//! `kubectl run`, `kubectl auth can-i`) send `application/vnd.kubernetes.protobuf`: the magic
-//! `k8s\0` and a `runtime.Unknown` whose `raw` holds the object. The kinds in [`schema`] are
-//! decoded into the JSON object they stand for; anything else (or a field not in the table)
-//! is refused with 415 rather than silently dropped.
+//! `kubectl run`, `kubectl debug`, `kubectl drain`, `kubectl auth can-i`) send
+//! `application/vnd.kubernetes.protobuf`: the magic `k8s\0` and a `runtime.Unknown` whose
+//! `raw` holds the object. The kinds in [`schema`] are decoded into the JSON object they
+//! stand for; anything else (or a field not in the table) is refused with 415 rather than
+//! silently dropped.
 
 mod schema;
 
@@ -143,30 +144,62 @@ fn value(ty: Ty, w: &Wire<'_>, at: &str) -> Result<Value, DecodeError> {
             }
             if is_str { Value::String(s) } else { json!(int) }
         }
-        Ty::MapStr | Ty::MapBytes | Ty::MapQuantity | Ty::ServerOwned => {
-            return Err(malformed(at));
+        Ty::StrList => {
+            let mut items = Vec::new();
+            for f in fields(bytes_of(w, at)?).ok_or_else(|| malformed(at))? {
+                match f {
+                    Wire::Bytes(1, d) => items.push(Value::String(utf8(d, at)?)),
+                    _ => return Err(malformed(at)),
+                }
+            }
+            Value::Array(items)
         }
+        Ty::Map(_) | Ty::Inline(_) | Ty::ServerOwned => return Err(malformed(at)),
     })
+}
+
+/// What a map entry without a value holds: the value type's zero.
+fn zero(ty: Ty) -> Value {
+    match ty {
+        Ty::Int => json!(0),
+        Ty::Bool => Value::Bool(false),
+        Ty::Msg(_) | Ty::Inline(_) | Ty::Map(_) => Value::Object(Map::new()),
+        Ty::StrList => Value::Array(Vec::new()),
+        Ty::Time => Value::Null,
+        Ty::Quantity => Value::String("0".into()),
+        Ty::Str | Ty::Bytes | Ty::IntOrString | Ty::ServerOwned => Value::String(String::new()),
+    }
 }
 
 /// One map entry (key = 1, value = 2).
 fn map_entry(ty: Ty, d: &[u8], at: &str) -> Result<(String, Value), DecodeError> {
     let mut key = String::new();
-    let mut val = Value::String(String::new());
+    let mut val = zero(ty);
     for w in fields(d).ok_or_else(|| malformed(at))? {
         match (w.number(), &w) {
             (1, Wire::Bytes(_, k)) => key = utf8(k, at)?,
-            (2, _) => {
-                val = match ty {
-                    Ty::MapStr => value(Ty::Str, &w, at)?,
-                    Ty::MapBytes => value(Ty::Bytes, &w, at)?,
-                    _ => value(Ty::Quantity, &w, at)?,
-                }
-            }
+            (2, _) => val = value(ty, &w, at)?,
             _ => return Err(malformed(at)),
         }
     }
     Ok((key, val))
+}
+
+/// The elements of a packed repeated varint field (protobuf's encoding for repeated
+/// scalars in proto3; Go's proto2 encoder writes one field per element, but a decoder must
+/// take both).
+fn packed(ty: Ty, mut d: &[u8], at: &str) -> Result<Vec<Value>, DecodeError> {
+    let mut out = Vec::new();
+    while !d.is_empty() {
+        let v = varint(&mut d).ok_or_else(|| malformed(at))?;
+        out.push(value(ty, &Wire::Varint(0, v), at)?);
+    }
+    Ok(out)
+}
+
+/// Whether a quantity is its type's zero ("0", or no string at all).
+fn zero_quantity(d: &[u8]) -> bool {
+    string_field(d, 1, "Quantity").is_ok_and(|s| s.is_none_or(|s| s.is_empty() || s == "0"))
 }
 
 /// Whether a field carries only zero values: Go's encoder writes unset non-pointer fields
@@ -198,24 +231,29 @@ fn message(buf: &[u8], msg: &Msg) -> Result<Map<String, Value>, DecodeError> {
             (Wire::Bytes(_, d), Ty::Str) => d.is_empty(),
             (_, Ty::Time) => is_zero(&w),
             (Wire::Varint(_, 0), _) => f.omitempty,
+            (Wire::Bytes(_, d), Ty::Quantity) => f.omitempty && zero_quantity(d),
             _ => false,
         };
         if (empty && !f.repeated) || matches!(f.ty, Ty::ServerOwned) {
             continue;
         }
         match f.ty {
-            Ty::MapStr | Ty::MapBytes | Ty::MapQuantity => {
-                let (k, v) = map_entry(f.ty, bytes_of(&w, &at)?, &at)?;
+            Ty::Map(ty) => {
+                let (k, v) = map_entry(*ty, bytes_of(&w, &at)?, &at)?;
                 let slot = out.entry(f.json).or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(m) = slot {
                     m.insert(k, v);
                 }
             }
+            Ty::Inline(m) => out.extend(message(bytes_of(&w, &at)?, m)?),
             ty if f.repeated => {
-                let v = value(ty, &w, &at)?;
+                let vs = match (&w, ty) {
+                    (Wire::Bytes(_, d), Ty::Int | Ty::Bool) => packed(ty, d, &at)?,
+                    _ => vec![value(ty, &w, &at)?],
+                };
                 let slot = out.entry(f.json).or_insert_with(|| Value::Array(Vec::new()));
                 if let Value::Array(a) = slot {
-                    a.push(v);
+                    a.extend(vs);
                 }
             }
             ty => {
@@ -267,11 +305,20 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
 mod tests {
     use super::*;
 
+    fn encode_varint(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    /// Length-delimited fields `(number, bytes)`.
     fn msg(fields: &[(u32, &[u8])]) -> Vec<u8> {
         let mut out = Vec::new();
         for (n, d) in fields {
-            out.push(((n << 3) | 2) as u8);
-            out.push(d.len() as u8);
+            encode_varint(u64::from(n << 3 | 2), &mut out);
+            encode_varint(d.len() as u64, &mut out);
             out.extend_from_slice(d);
         }
         out
@@ -312,6 +359,100 @@ mod tests {
             decode(&envelope(b"policy/v1", b"Eviction", &msg(&[(1, &meta), (2, &opts)]))).unwrap();
         assert_eq!(v["metadata"], json!({"name": "web-1", "namespace": "default"}));
         assert_eq!(v["deleteOptions"], json!({"gracePeriodSeconds": 0, "dryRun": ["All"]}));
+    }
+
+    /// A varint field `n` holding `v`.
+    fn var(n: u32, v: i64) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_varint(u64::from(n << 3), &mut out);
+        encode_varint(v as u64, &mut out);
+        out
+    }
+
+    fn pod(spec: &[u8]) -> Value {
+        decode(&envelope(b"v1", b"Pod", &msg(&[(1, &msg(&[(1, b"p")])), (2, spec)]))).unwrap()
+    }
+
+    #[test]
+    fn inline_messages_merge_into_their_parent() {
+        // Volume { name, volumeSource { hostPath { path } } }: JSON has no volumeSource level.
+        let source = msg(&[(1, &msg(&[(1, b"/")]))]);
+        let volume = msg(&[(1, b"root"), (2, &source)]);
+        // Probe { handler { exec { command } }, periodSeconds = 3, initialDelaySeconds = 0 }.
+        let exec = msg(&[(1, b"true")]);
+        let mut probe = msg(&[(1, &msg(&[(1, &exec)]))]);
+        probe.extend(var(4, 3));
+        probe.extend(var(2, 0));
+        let container = msg(&[(1, b"c"), (2, b"busybox"), (10, &probe)]);
+        let v = pod(&msg(&[(1, &volume), (2, &container)]));
+        assert_eq!(v["spec"]["volumes"], json!([{"name": "root", "hostPath": {"path": "/"}}]));
+        assert_eq!(
+            v["spec"]["containers"][0]["livenessProbe"],
+            json!({"exec": {"command": ["true"]}, "periodSeconds": 3}),
+            "a value int32's zero is left out"
+        );
+    }
+
+    #[test]
+    fn repeated_varints_packed_or_not_and_negative() {
+        // PodSecurityContext.supplementalGroups: 5 and 6 packed, then 7 on its own.
+        let mut ctx = msg(&[(4, &[5, 6])]);
+        ctx.extend(var(4, 7));
+        let mut spec = msg(&[(14, &ctx)]);
+        // PodSpec.priority = -5: an int32 sent as a sign-extended ten-byte varint.
+        spec.extend(var(25, -5));
+        let v = pod(&spec);
+        assert_eq!(v["spec"]["securityContext"]["supplementalGroups"], json!([5, 6, 7]));
+        assert_eq!(v["spec"]["priority"], -5);
+        let truncated = msg(&[(14, &msg(&[(4, &[0x80])]))]);
+        let body = envelope(b"v1", b"Pod", &msg(&[(2, &truncated)]));
+        assert_eq!(decode(&body).unwrap_err().code, 400);
+    }
+
+    #[test]
+    fn maps_of_times_and_of_string_lists() {
+        // PodDisruptionBudgetStatus.disruptedPods: map<string, Time>.
+        let time = var(1, 1_700_000_000);
+        let status = msg(&[(2, &msg(&[(1, b"web-1"), (2, &time)]))]);
+        let v =
+            decode(&envelope(b"policy/v1", b"PodDisruptionBudget", &msg(&[(3, &status)]))).unwrap();
+        assert_eq!(v["status"]["disruptedPods"], json!({"web-1": "2023-11-14T22:13:20Z"}));
+        // CertificateSigningRequestSpec.extra: map<string, ExtraValue>, a bare list in JSON.
+        let extra = msg(&[(1, b"scopes"), (2, &msg(&[(1, b"a"), (1, b"b")]))]);
+        let empty = msg(&[(1, b"none")]);
+        let spec = msg(&[(6, &extra), (6, &empty)]);
+        let v = decode(&envelope(
+            b"certificates.k8s.io/v1",
+            b"CertificateSigningRequest",
+            &msg(&[(2, &spec)]),
+        ))
+        .unwrap();
+        assert_eq!(v["spec"]["extra"], json!({"scopes": ["a", "b"], "none": []}));
+    }
+
+    #[test]
+    fn a_zero_divisor_is_unset() {
+        let env = |divisor: &[u8]| {
+            let selector = msg(&[(2, b"limits.cpu"), (3, &msg(&[(1, divisor)]))]);
+            let var = msg(&[(1, b"CPU"), (3, &msg(&[(2, &selector)]))]);
+            let v = pod(&msg(&[(2, &msg(&[(1, b"c"), (7, &var)]))]));
+            v["spec"]["containers"][0]["env"][0]["valueFrom"]["resourceFieldRef"].clone()
+        };
+        assert_eq!(env(b"0"), json!({"resource": "limits.cpu"}));
+        assert_eq!(env(b"1m"), json!({"resource": "limits.cpu", "divisor": "1m"}));
+    }
+
+    #[test]
+    fn an_unknown_nested_field_names_its_message_and_number() {
+        let container = msg(&[(1, b"c"), (99, b"x")]);
+        let err =
+            decode(&envelope(b"v1", b"Pod", &msg(&[(2, &msg(&[(2, &container)]))]))).unwrap_err();
+        assert_eq!(err.code, 415);
+        assert!(err.message.contains("field 99 of Container"), "{}", err.message);
+        // The same field carrying only its zero is what Go writes for an unset value.
+        let container = msg(&[(1, b"c"), (99, b"")]);
+        let v = pod(&msg(&[(2, &container)]));
+        assert_eq!(v["spec"]["containers"], json!([{"name": "c"}]));
     }
 
     #[test]

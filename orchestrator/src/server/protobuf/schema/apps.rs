@@ -1,0 +1,35 @@
+//! apps/v1 Deployment, as `kubectl create deployment` sends it.
+
+use super::Ty::*;
+use super::meta::{LABEL_SELECTOR, OBJECT_META};
+use super::pod::POD_TEMPLATE_SPEC;
+use super::{Field, Msg};
+
+pub static DEPLOYMENT: Msg = Msg {
+    name: "Deployment",
+    fields: &[f!(1 "metadata" Msg(&OBJECT_META)), f!(2 "spec" Msg(&DEPLOYMENT_SPEC))],
+};
+
+pub static DEPLOYMENT_SPEC: Msg = Msg {
+    name: "DeploymentSpec",
+    fields: &[
+        f!(1 "replicas" Int),
+        f!(2 "selector" Msg(&LABEL_SELECTOR)),
+        f!(3 "template" Msg(&POD_TEMPLATE_SPEC)),
+        f!(4 "strategy" Msg(&DEPLOYMENT_STRATEGY)),
+        f!(5 "minReadySeconds" Int, omitempty),
+        f!(6 "revisionHistoryLimit" Int),
+        f!(7 "paused" Bool, omitempty),
+        f!(9 "progressDeadlineSeconds" Int),
+    ],
+};
+
+pub static DEPLOYMENT_STRATEGY: Msg = Msg {
+    name: "DeploymentStrategy",
+    fields: &[f!(1 "type" Str), f!(2 "rollingUpdate" Msg(&ROLLING_UPDATE_DEPLOYMENT))],
+};
+
+pub static ROLLING_UPDATE_DEPLOYMENT: Msg = Msg {
+    name: "RollingUpdateDeployment",
+    fields: &[f!(1 "maxUnavailable" IntOrString), f!(2 "maxSurge" IntOrString)],
+};

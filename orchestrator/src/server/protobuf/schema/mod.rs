@@ -1,0 +1,216 @@
+//! Field numbers and JSON names of the Kubernetes messages that typed clients send (every
+//! `kubectl create` subcommand, `kubectl run`, `kubectl debug` node and `--copy-to` pods,
+//! `kubectl drain`, `kubectl autoscale`, `kubectl auth`, `kubectl certificate`). Numbers
+//! follow the API's generated.proto; one file per API group, with the pod's closure split
+//! by concept (containers, probes, security, placement, volumes).
+//!
+//! Statuses the server alone writes (a pod's, a job's, ...) are left out: a client sends them
+//! empty, which the decoder reads past, and a non-empty one is refused like any other field
+//! outside the tables.
+
+// The macro is declared before the modules so that they can use it.
+macro_rules! f {
+    ($num:literal $json:literal [$ty:expr]) => {
+        Field { num: $num, json: $json, ty: $ty, repeated: true, omitempty: false }
+    };
+    ($num:literal $json:literal $ty:expr, omitempty) => {
+        Field { num: $num, json: $json, ty: $ty, repeated: false, omitempty: true }
+    };
+    ($num:literal $json:literal $ty:expr) => {
+        Field { num: $num, json: $json, ty: $ty, repeated: false, omitempty: false }
+    };
+}
+
+mod apps;
+mod auth;
+mod autoscaling;
+mod batch;
+mod certificates;
+mod container;
+mod core_kinds;
+mod meta;
+mod networking;
+mod placement;
+mod pod;
+mod policy;
+mod probe;
+mod quota;
+mod rbac;
+mod scheduling;
+mod security;
+mod service;
+mod volume;
+
+/// How a field's value is encoded.
+#[derive(Debug, Clone, Copy)]
+pub enum Ty {
+    Str,
+    /// Bytes, base64 in JSON.
+    Bytes,
+    /// Any varint integer (int32 and int64 alike; negatives arrive sign-extended).
+    Int,
+    Bool,
+    Msg(&'static Msg),
+    /// A Go struct embedded with `json:",inline"`: a message field of its own on the wire
+    /// whose fields JSON writes into the parent object (a Volume's source, a Probe's handler).
+    Inline(&'static Msg),
+    /// map<string, V>: entries with key = 1 and value = 2, an object in JSON.
+    Map(&'static Ty),
+    /// A message whose only field (1) is a repeated string, written in JSON as the bare list
+    /// (the `extra` values of user info).
+    StrList,
+    /// metav1.Time: seconds and nanos, RFC 3339 in JSON.
+    Time,
+    /// resource.Quantity: its string.
+    Quantity,
+    /// intstr.IntOrString: an integer or a string.
+    IntOrString,
+    /// What the server keeps from the stored object whatever a client sends (managedFields,
+    /// sent back by `kubectl certificate approve`): read past and dropped.
+    ServerOwned,
+}
+
+#[derive(Debug)]
+pub struct Field {
+    pub num: u32,
+    pub json: &'static str,
+    pub ty: Ty,
+    pub repeated: bool,
+    /// A Go value field (not a pointer) tagged omitempty: its zero (0, false, a "0"
+    /// quantity) is sent on the wire but means "unset", and JSON leaves it out.
+    pub omitempty: bool,
+}
+
+#[derive(Debug)]
+pub struct Msg {
+    pub name: &'static str,
+    pub fields: &'static [Field],
+}
+
+/// Kinds whose message is told by apiVersion and kind (their kind names another message in
+/// some other group or version).
+pub fn versioned(api_version: &str, kind: &str) -> Option<&'static Msg> {
+    Some(match (api_version, kind) {
+        ("autoscaling/v1", "HorizontalPodAutoscaler") => &autoscaling::HORIZONTAL_POD_AUTOSCALER,
+        ("batch/v1", "CronJob") => &batch::CRON_JOB,
+        ("networking.k8s.io/v1", "Ingress") => &networking::INGRESS,
+        ("scheduling.k8s.io/v1", "PriorityClass") => &scheduling::PRIORITY_CLASS,
+        _ => return None,
+    })
+}
+
+/// The message of a top-level kind whose schema is the same in every version served.
+pub fn top_level(kind: &str) -> Option<&'static Msg> {
+    Some(match kind {
+        "Namespace" => &core_kinds::NAMESPACE,
+        "ConfigMap" => &core_kinds::CONFIG_MAP,
+        "Secret" => &core_kinds::SECRET,
+        "ServiceAccount" => &core_kinds::SERVICE_ACCOUNT,
+        "Role" => &rbac::ROLE,
+        "ClusterRole" => &rbac::CLUSTER_ROLE,
+        "RoleBinding" => &rbac::ROLE_BINDING,
+        "ClusterRoleBinding" => &rbac::CLUSTER_ROLE_BINDING,
+        "Pod" => &pod::POD,
+        "PodTemplate" => &pod::POD_TEMPLATE,
+        "Deployment" => &apps::DEPLOYMENT,
+        "Job" => &batch::JOB,
+        "Service" => &service::SERVICE,
+        "SelfSubjectAccessReview" => &auth::SELF_SUBJECT_ACCESS_REVIEW,
+        "SelfSubjectRulesReview" => &auth::SELF_SUBJECT_RULES_REVIEW,
+        "SelfSubjectReview" => &auth::SELF_SUBJECT_REVIEW,
+        "CertificateSigningRequest" => &certificates::CERTIFICATE_SIGNING_REQUEST,
+        "TokenRequest" => &auth::TOKEN_REQUEST,
+        "DeleteOptions" => &meta::DELETE_OPTIONS,
+        "Eviction" => &policy::EVICTION,
+        "PodDisruptionBudget" => &policy::POD_DISRUPTION_BUDGET,
+        "ResourceQuota" => &quota::RESOURCE_QUOTA,
+        "LimitRange" => &quota::LIMIT_RANGE,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every message reachable from a top-level kind.
+    fn closure() -> Vec<&'static Msg> {
+        let kinds = [
+            ("autoscaling/v1", "HorizontalPodAutoscaler"),
+            ("batch/v1", "CronJob"),
+            ("networking.k8s.io/v1", "Ingress"),
+            ("scheduling.k8s.io/v1", "PriorityClass"),
+        ];
+        let mut todo: Vec<&'static Msg> =
+            kinds.iter().filter_map(|(v, k)| versioned(v, k)).collect();
+        todo.extend(
+            [
+                "Namespace",
+                "ConfigMap",
+                "Secret",
+                "ServiceAccount",
+                "Role",
+                "ClusterRole",
+                "RoleBinding",
+                "ClusterRoleBinding",
+                "Pod",
+                "PodTemplate",
+                "Deployment",
+                "Job",
+                "Service",
+                "SelfSubjectAccessReview",
+                "SelfSubjectRulesReview",
+                "SelfSubjectReview",
+                "CertificateSigningRequest",
+                "TokenRequest",
+                "DeleteOptions",
+                "Eviction",
+                "PodDisruptionBudget",
+                "ResourceQuota",
+                "LimitRange",
+            ]
+            .iter()
+            .map(|k| top_level(k).expect(k)),
+        );
+        let mut seen: Vec<&'static Msg> = Vec::new();
+        while let Some(m) = todo.pop() {
+            if seen.iter().any(|s| std::ptr::eq(*s, m)) {
+                continue;
+            }
+            seen.push(m);
+            for f in m.fields {
+                if let Ty::Msg(sub) | Ty::Inline(sub) = f.ty {
+                    todo.push(sub);
+                }
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn tables_are_consistent() {
+        let all = closure();
+        assert!(all.len() > 150, "{}", all.len());
+        for m in all {
+            for (i, f) in m.fields.iter().enumerate() {
+                // One entry per number and per JSON name.
+                assert!(
+                    m.fields[i + 1..].iter().all(|g| g.num != f.num && g.json != f.json),
+                    "{}.{} twice",
+                    m.name,
+                    f.json
+                );
+                assert!(f.num > 0 && !f.json.is_empty(), "{}", m.name);
+                // Only varints and quantities have a zero the wire carries.
+                if f.omitempty {
+                    assert!(
+                        matches!(f.ty, Ty::Int | Ty::Bool | Ty::Quantity) && !f.repeated,
+                        "{}.{}",
+                        m.name,
+                        f.json
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! networking.k8s.io/v1 Ingress, as `kubectl create ingress` sends it.
+
+use super::Ty::*;
+use super::core_kinds::TYPED_LOCAL_OBJECT_REFERENCE;
+use super::meta::OBJECT_META;
+use super::{Field, Msg};
+
+pub static INGRESS: Msg = Msg {
+    name: "Ingress",
+    fields: &[f!(1 "metadata" Msg(&OBJECT_META)), f!(2 "spec" Msg(&INGRESS_SPEC))],
+};
+
+pub static INGRESS_SPEC: Msg = Msg {
+    name: "IngressSpec",
+    fields: &[
+        f!(4 "ingressClassName" Str),
+        f!(1 "defaultBackend" Msg(&INGRESS_BACKEND)),
+        f!(2 "tls" [Msg(&INGRESS_TLS)]),
+        f!(3 "rules" [Msg(&INGRESS_RULE)]),
+    ],
+};
+
+pub static INGRESS_BACKEND: Msg = Msg {
+    name: "IngressBackend",
+    fields: &[
+        f!(4 "service" Msg(&INGRESS_SERVICE_BACKEND)),
+        f!(3 "resource" Msg(&TYPED_LOCAL_OBJECT_REFERENCE)),
+    ],
+};
+
+pub static INGRESS_SERVICE_BACKEND: Msg = Msg {
+    name: "IngressServiceBackend",
+    fields: &[f!(1 "name" Str), f!(2 "port" Msg(&SERVICE_BACKEND_PORT))],
+};
+
+pub static SERVICE_BACKEND_PORT: Msg =
+    Msg { name: "ServiceBackendPort", fields: &[f!(1 "name" Str), f!(2 "number" Int, omitempty)] };
+
+pub static INGRESS_TLS: Msg =
+    Msg { name: "IngressTLS", fields: &[f!(1 "hosts" [Str]), f!(2 "secretName" Str)] };
+
+pub static INGRESS_RULE: Msg = Msg {
+    name: "IngressRule",
+    fields: &[f!(1 "host" Str), f!(2 "ingressRuleValue" Inline(&INGRESS_RULE_VALUE))],
+};
+
+pub static INGRESS_RULE_VALUE: Msg =
+    Msg { name: "IngressRuleValue", fields: &[f!(1 "http" Msg(&HTTP_INGRESS_RULE_VALUE))] };
+
+pub static HTTP_INGRESS_RULE_VALUE: Msg =
+    Msg { name: "HTTPIngressRuleValue", fields: &[f!(1 "paths" [Msg(&HTTP_INGRESS_PATH)])] };
+
+pub static HTTP_INGRESS_PATH: Msg = Msg {
+    name: "HTTPIngressPath",
+    fields: &[f!(1 "path" Str), f!(3 "pathType" Str), f!(2 "backend" Msg(&INGRESS_BACKEND))],
+};
