@@ -1,6 +1,6 @@
 //! kubectl's typed clients send `application/vnd.kubernetes.protobuf` bodies: every `kubectl
-//! create` subcommand, `kubectl autoscale`, `kubectl debug` (node pods and `--copy-to`
-//! copies) and `kubectl drain`'s evictions. Each must be stored with every field it sent;
+//! create` subcommand, `kubectl autoscale`, `kubectl auth reconcile`, `kubectl debug` (node
+//! pods and `--copy-to` copies) and `kubectl drain`'s evictions. Each must be stored with every field it sent;
 //! a field the server does not know is refused with 415, never dropped.
 
 mod common;
@@ -11,7 +11,8 @@ use common::sim::SimNodes;
 use common::{Backend, Cluster, admin, eventually, watchdog};
 use serde_json::{Value, json};
 
-/// Every `kubectl create` subcommand of kubectl 1.32, and `kubectl autoscale`.
+/// Every `kubectl create` subcommand of kubectl 1.32, `kubectl autoscale` and `kubectl auth
+/// reconcile`.
 fn every_create_subcommand(b: Backend) {
     let _dog = watchdog("every_create_subcommand", Duration::from_secs(120));
     let c = Cluster::new(b);
@@ -256,8 +257,47 @@ fn every_create_subcommand(b: Backend) {
     assert_eq!(q["spec"]["hard"], json!({"pods": "4", "requests.cpu": "1"}));
     assert_eq!(q["spec"]["scopes"], json!(["NotBestEffort"]));
 
+    // `kubectl auth reconcile` creates, then updates with what the server stored.
+    let rbac = c.write("rbac.yaml", RBAC);
+    let rbac = rbac.to_str().expect("path");
+    for _ in 0..2 {
+        let out = c.ok(&["auth", "reconcile", "-f", rbac]);
+        assert_eq!(out.matches(" reconciled").count(), 3, "{out}");
+    }
+    assert_eq!(
+        c.json(&["get", "clusterrole", "parent"])["aggregationRule"]["clusterRoleSelectors"][1],
+        json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["x"]}]})
+    );
+    assert_eq!(
+        get(&["get", "rolebinding", "deployers"])["subjects"][1],
+        json!({"kind": "ServiceAccount", "name": "bot", "namespace": "team"})
+    );
+
     unknown_fields_are_refused(&c);
 }
+
+const RBAC: &str = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: parent}
+aggregationRule:
+  clusterRoleSelectors:
+  - matchLabels: {agg: "true"}
+  - matchExpressions: [{key: tier, operator: In, values: [x]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: deployer, namespace: team}
+rules: [{apiGroups: [apps], resources: [deployments], resourceNames: [web], verbs: [get, update]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: deployers, namespace: team}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: deployer}
+subjects:
+- {kind: User, name: al, apiGroup: rbac.authorization.k8s.io}
+- {kind: ServiceAccount, name: bot, namespace: team}
+"#;
 
 /// A body with a field the tables do not know is refused with 415 naming the message and
 /// the field number, and stores nothing.

@@ -70,10 +70,9 @@ pub static CONFIG_MAP_ENV_SOURCE: Msg = Msg {
     fields: &[f!(1 "localObjectReference" Inline(&LOCAL_OBJECT_REFERENCE)), f!(2 "optional" Bool)],
 };
 
-pub static SECRET_ENV_SOURCE: Msg = Msg {
-    name: "SecretEnvSource",
-    fields: &[f!(1 "localObjectReference" Inline(&LOCAL_OBJECT_REFERENCE)), f!(2 "optional" Bool)],
-};
+/// The same fields as a ConfigMapEnvSource.
+pub static SECRET_ENV_SOURCE: Msg =
+    Msg { name: "SecretEnvSource", fields: CONFIG_MAP_ENV_SOURCE.fields };
 
 pub static ENV_VAR: Msg = Msg {
     name: "EnvVar",
@@ -99,14 +98,9 @@ pub static CONFIG_MAP_KEY_SELECTOR: Msg = Msg {
     ],
 };
 
-pub static SECRET_KEY_SELECTOR: Msg = Msg {
-    name: "SecretKeySelector",
-    fields: &[
-        f!(1 "localObjectReference" Inline(&LOCAL_OBJECT_REFERENCE)),
-        f!(2 "key" Str),
-        f!(3 "optional" Bool),
-    ],
-};
+/// The same fields as a ConfigMapKeySelector.
+pub static SECRET_KEY_SELECTOR: Msg =
+    Msg { name: "SecretKeySelector", fields: CONFIG_MAP_KEY_SELECTOR.fields };
 
 pub static RESOURCE_REQUIREMENTS: Msg = Msg {
     name: "ResourceRequirements",

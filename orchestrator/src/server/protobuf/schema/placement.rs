@@ -67,13 +67,8 @@ pub static WEIGHTED_POD_AFFINITY_TERM: Msg = Msg {
     fields: &[f!(1 "weight" Int), f!(2 "podAffinityTerm" Msg(&POD_AFFINITY_TERM))],
 };
 
-pub static POD_ANTI_AFFINITY: Msg = Msg {
-    name: "PodAntiAffinity",
-    fields: &[
-        f!(1 "requiredDuringSchedulingIgnoredDuringExecution" [Msg(&POD_AFFINITY_TERM)]),
-        f!(2 "preferredDuringSchedulingIgnoredDuringExecution" [Msg(&WEIGHTED_POD_AFFINITY_TERM)]),
-    ],
-};
+/// The same terms as a PodAffinity, which the scheduler reads the other way round.
+pub static POD_ANTI_AFFINITY: Msg = Msg { name: "PodAntiAffinity", fields: POD_AFFINITY.fields };
 
 pub static TOLERATION: Msg = Msg {
     name: "Toleration",

@@ -50,11 +50,6 @@ pub static SUBJECT: Msg = Msg {
 pub static ROLE_REF: Msg =
     Msg { name: "RoleRef", fields: &[f!(1 "apiGroup" Str), f!(2 "kind" Str), f!(3 "name" Str)] };
 
-pub static CLUSTER_ROLE_BINDING: Msg = Msg {
-    name: "ClusterRoleBinding",
-    fields: &[
-        f!(1 "metadata" Msg(&OBJECT_META)),
-        f!(2 "subjects" [Msg(&SUBJECT)]),
-        f!(3 "roleRef" Msg(&ROLE_REF)),
-    ],
-};
+/// The same fields as a RoleBinding.
+pub static CLUSTER_ROLE_BINDING: Msg =
+    Msg { name: "ClusterRoleBinding", fields: ROLE_BINDING.fields };

@@ -274,14 +274,9 @@ pub static VOLUME_PROJECTION: Msg = Msg {
     ],
 };
 
-pub static SECRET_PROJECTION: Msg = Msg {
-    name: "SecretProjection",
-    fields: &[
-        f!(1 "localObjectReference" Inline(&LOCAL_OBJECT_REFERENCE)),
-        f!(2 "items" [Msg(&KEY_TO_PATH)]),
-        f!(4 "optional" Bool),
-    ],
-};
+/// The same fields as a ConfigMapProjection.
+pub static SECRET_PROJECTION: Msg =
+    Msg { name: "SecretProjection", fields: CONFIG_MAP_PROJECTION.fields };
 
 pub static DOWNWARD_API_PROJECTION: Msg = Msg {
     name: "DownwardAPIProjection",
