@@ -373,6 +373,8 @@ spec:
   subdomain: sub
   nodeSelector: {kubernetes.io/os: linux}
   enableServiceLinks: false
+  automountServiceAccountToken: true
+  os: {name: linux}
   shareProcessNamespace: true
   readinessGates: [{conditionType: example.com/ready}]
   overhead: {cpu: 10m, memory: 16Mi}
@@ -432,6 +434,20 @@ spec:
   - {name: claim, persistentVolumeClaim: {claimName: data, readOnly: true}}
   - name: info
     downwardAPI: {defaultMode: 420, items: [{path: name, fieldRef: {apiVersion: v1, fieldPath: metadata.name}}]}
+  - name: cache
+    ephemeral:
+      volumeClaimTemplate:
+        metadata: {labels: {kind: cache}}
+        spec:
+          accessModes: [ReadWriteOnce]
+          storageClassName: local
+          resources: {requests: {storage: 1Gi}}
+  - name: driver
+    csi:
+      driver: csi.example.com
+      readOnly: true
+      volumeAttributes: {size: small}
+      nodePublishSecretRef: {name: sec}
   initContainers:
   - name: init
     image: busybox
@@ -497,6 +513,9 @@ spec:
     image: busybox
     readinessProbe:
       grpc: {port: 9000, service: health}
+    lifecycle:
+      postStart: {httpGet: {path: /started, port: 8080, host: 127.0.0.1}}
+      preStop: {tcpSocket: {port: 8080}}
     volumeDevices: [{name: claim, devicePath: /dev/xvda}]
 "#;
 
@@ -521,7 +540,8 @@ fn debug_pod(out: &std::process::Output) -> String {
 }
 
 /// `kubectl debug` node pods under every profile, a `--copy-to` copy of a pod that uses
-/// most PodSpec fields, `kubectl run --overrides` with that spec, and `kubectl drain`.
+/// most PodSpec fields, `kubectl run --overrides` and `kubectl create job --from` a CronJob
+/// with that spec, and `kubectl drain`.
 fn debug_copy_run_and_drain(b: Backend) {
     let _dog = watchdog("debug_copy_run_and_drain", Duration::from_secs(150));
     let c = Cluster::new(b);
@@ -621,6 +641,35 @@ fn debug_copy_run_and_drain(b: Backend) {
     let over = c.json(&["get", "pod", "over"]);
     assert_eq!(over["metadata"]["labels"], json!({"x": "y"}));
     assert!(holds(&over["spec"], &sent), "{}", over["spec"]);
+
+    // A Job from a CronJob carries the CronJob's whole job template in protobuf (no
+    // parallelism: no pods).
+    let mut pod = sent.clone();
+    pod["restartPolicy"] = json!("Never");
+    let template = json!({
+        "parallelism": 0,
+        "completions": 2,
+        "completionMode": "Indexed",
+        "activeDeadlineSeconds": 600,
+        "ttlSecondsAfterFinished": 100,
+        "backoffLimitPerIndex": 1,
+        "maxFailedIndexes": 1,
+        "podReplacementPolicy": "Failed",
+        "podFailurePolicy": {"rules": [
+            {"action": "FailJob", "onExitCodes": {"containerName": "app", "operator": "In", "values": [1, 42]}},
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+        ]},
+        "successPolicy": {"rules": [{"succeededIndexes": "0", "succeededCount": 1}]},
+        "template": {"metadata": {"labels": {"app": "rich"}}, "spec": pod},
+    });
+    let cron = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "rich"},
+        "spec": {"schedule": "0 0 1 1 *", "suspend": true, "jobTemplate": {"spec": template}}});
+    c.apply(&cron.to_string(), &[]);
+    c.ok(&["create", "job", "from-rich", "--from=cronjob/rich"]);
+    let stored = c.json(&["get", "cronjob", "rich"])["spec"]["jobTemplate"]["spec"].clone();
+    let job = c.json(&["get", "job", "from-rich"])["spec"].clone();
+    assert!(holds(&job, &template), "{job}");
+    assert_eq!(job["template"]["spec"], stored["template"]["spec"]);
 
     assert!(eventually(Duration::from_secs(20), || scheduled("copy")), "copy is scheduled");
     // Draining the node evicts every pod on it (protobuf Evictions with DeleteOptions).
