@@ -202,13 +202,25 @@ fn zero_quantity(d: &[u8]) -> bool {
     string_field(d, 1, "Quantity").is_ok_and(|s| s.is_none_or(|s| s.is_empty() || s == "0"))
 }
 
+/// How deep [`is_zero`] looks into nested messages: Go's unset structs nest a few levels,
+/// and a body of a million nested fields must not take the stack with it.
+const ZERO_DEPTH: usize = 32;
+
 /// Whether a field carries only zero values: Go's encoder writes unset non-pointer fields
 /// (empty strings, false, 0, empty structs) that JSON would omit.
 fn is_zero(w: &Wire<'_>) -> bool {
+    zero_within(w, ZERO_DEPTH)
+}
+
+fn zero_within(w: &Wire<'_>, depth: usize) -> bool {
     match w {
         Wire::Varint(_, v) => *v == 0,
         Wire::Fixed(_) => false,
-        Wire::Bytes(_, d) => d.is_empty() || fields(d).is_some_and(|fs| fs.iter().all(is_zero)),
+        Wire::Bytes(_, d) => {
+            d.is_empty()
+                || (depth > 0
+                    && fields(d).is_some_and(|fs| fs.iter().all(|f| zero_within(f, depth - 1))))
+        }
     }
 }
 
@@ -286,8 +298,7 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
             "{CONTENT_TYPE} with a content encoding"
         )));
     }
-    let msg = schema::versioned(&api_version, &kind).or_else(|| schema::top_level(&kind));
-    let msg = msg.ok_or_else(|| {
+    let msg = schema::message_of(&api_version, &kind).ok_or_else(|| {
         ApiError::unsupported_media_type(&format!("{CONTENT_TYPE} for {kind} (send JSON)"))
     })?;
     let mut obj = message(part(2).unwrap_or_default(), msg).map_err(|e| match e {
@@ -453,6 +464,28 @@ mod tests {
         let container = msg(&[(1, b"c"), (99, b"")]);
         let v = pod(&msg(&[(2, &container)]));
         assert_eq!(v["spec"]["containers"], json!([{"name": "c"}]));
+    }
+
+    #[test]
+    fn deeply_nested_unknown_fields_are_refused_not_recursed() {
+        // Field 99 of a Container holding a million nested empty-ish messages, written
+        // outside in: each level is a tag and the length of what it wraps.
+        let levels = 1_000_000;
+        let mut lens = vec![0u64; levels + 1];
+        for i in (0..levels).rev() {
+            let inner = lens[i + 1];
+            let mut len = Vec::new();
+            encode_varint(inner, &mut len);
+            lens[i] = 1 + len.len() as u64 + inner;
+        }
+        let mut nested = Vec::new();
+        for len in &lens[1..] {
+            nested.push(1 << 3 | 2);
+            encode_varint(*len, &mut nested);
+        }
+        let container = [msg(&[(1, b"c")]), msg(&[(99, &nested)])].concat();
+        let body = envelope(b"v1", b"Pod", &msg(&[(2, &msg(&[(2, &container)]))]));
+        assert_eq!(decode(&body).unwrap_err().code, 415);
     }
 
     #[test]

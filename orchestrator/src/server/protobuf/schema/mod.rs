@@ -89,44 +89,46 @@ pub struct Msg {
 
 /// Kinds whose message is told by apiVersion and kind (their kind names another message in
 /// some other group or version).
-pub fn versioned(api_version: &str, kind: &str) -> Option<&'static Msg> {
-    Some(match (api_version, kind) {
-        ("autoscaling/v1", "HorizontalPodAutoscaler") => &autoscaling::HORIZONTAL_POD_AUTOSCALER,
-        ("batch/v1", "CronJob") => &batch::CRON_JOB,
-        ("networking.k8s.io/v1", "Ingress") => &networking::INGRESS,
-        ("scheduling.k8s.io/v1", "PriorityClass") => &scheduling::PRIORITY_CLASS,
-        _ => return None,
-    })
-}
+static VERSIONED: &[(&str, &str, &Msg)] = &[
+    ("autoscaling/v1", "HorizontalPodAutoscaler", &autoscaling::HORIZONTAL_POD_AUTOSCALER),
+    ("batch/v1", "CronJob", &batch::CRON_JOB),
+    ("networking.k8s.io/v1", "Ingress", &networking::INGRESS),
+    ("scheduling.k8s.io/v1", "PriorityClass", &scheduling::PRIORITY_CLASS),
+];
 
-/// The message of a top-level kind whose schema is the same in every version served.
-pub fn top_level(kind: &str) -> Option<&'static Msg> {
-    Some(match kind {
-        "Namespace" => &core_kinds::NAMESPACE,
-        "ConfigMap" => &core_kinds::CONFIG_MAP,
-        "Secret" => &core_kinds::SECRET,
-        "ServiceAccount" => &core_kinds::SERVICE_ACCOUNT,
-        "Role" => &rbac::ROLE,
-        "ClusterRole" => &rbac::CLUSTER_ROLE,
-        "RoleBinding" => &rbac::ROLE_BINDING,
-        "ClusterRoleBinding" => &rbac::CLUSTER_ROLE_BINDING,
-        "Pod" => &pod::POD,
-        "PodTemplate" => &pod::POD_TEMPLATE,
-        "Deployment" => &apps::DEPLOYMENT,
-        "Job" => &batch::JOB,
-        "Service" => &service::SERVICE,
-        "SelfSubjectAccessReview" => &auth::SELF_SUBJECT_ACCESS_REVIEW,
-        "SelfSubjectRulesReview" => &auth::SELF_SUBJECT_RULES_REVIEW,
-        "SelfSubjectReview" => &auth::SELF_SUBJECT_REVIEW,
-        "CertificateSigningRequest" => &certificates::CERTIFICATE_SIGNING_REQUEST,
-        "TokenRequest" => &auth::TOKEN_REQUEST,
-        "DeleteOptions" => &meta::DELETE_OPTIONS,
-        "Eviction" => &policy::EVICTION,
-        "PodDisruptionBudget" => &policy::POD_DISRUPTION_BUDGET,
-        "ResourceQuota" => &quota::RESOURCE_QUOTA,
-        "LimitRange" => &quota::LIMIT_RANGE,
-        _ => return None,
-    })
+/// Kinds whose schema is the same in every version served, by kind.
+static KINDS: &[(&str, &Msg)] = &[
+    ("Namespace", &core_kinds::NAMESPACE),
+    ("ConfigMap", &core_kinds::CONFIG_MAP),
+    ("Secret", &core_kinds::SECRET),
+    ("ServiceAccount", &core_kinds::SERVICE_ACCOUNT),
+    ("Role", &rbac::ROLE),
+    ("ClusterRole", &rbac::CLUSTER_ROLE),
+    ("RoleBinding", &rbac::ROLE_BINDING),
+    ("ClusterRoleBinding", &rbac::CLUSTER_ROLE_BINDING),
+    ("Pod", &pod::POD),
+    ("PodTemplate", &pod::POD_TEMPLATE),
+    ("Deployment", &apps::DEPLOYMENT),
+    ("Job", &batch::JOB),
+    ("Service", &service::SERVICE),
+    ("SelfSubjectAccessReview", &auth::SELF_SUBJECT_ACCESS_REVIEW),
+    ("SelfSubjectRulesReview", &auth::SELF_SUBJECT_RULES_REVIEW),
+    ("SelfSubjectReview", &auth::SELF_SUBJECT_REVIEW),
+    ("CertificateSigningRequest", &certificates::CERTIFICATE_SIGNING_REQUEST),
+    ("TokenRequest", &auth::TOKEN_REQUEST),
+    ("DeleteOptions", &meta::DELETE_OPTIONS),
+    ("Eviction", &policy::EVICTION),
+    ("PodDisruptionBudget", &policy::POD_DISRUPTION_BUDGET),
+    ("ResourceQuota", &quota::RESOURCE_QUOTA),
+    ("LimitRange", &quota::LIMIT_RANGE),
+];
+
+/// The message a body of this apiVersion and kind holds, if it is one read here.
+pub fn message_of(api_version: &str, kind: &str) -> Option<&'static Msg> {
+    let versioned = VERSIONED.iter().find(|(v, k, _)| *v == api_version && *k == kind);
+    versioned
+        .map(|(_, _, m)| *m)
+        .or_else(|| KINDS.iter().find(|(k, _)| *k == kind).map(|(_, m)| *m))
 }
 
 #[cfg(test)]
@@ -135,43 +137,8 @@ mod tests {
 
     /// Every message reachable from a top-level kind.
     fn closure() -> Vec<&'static Msg> {
-        let kinds = [
-            ("autoscaling/v1", "HorizontalPodAutoscaler"),
-            ("batch/v1", "CronJob"),
-            ("networking.k8s.io/v1", "Ingress"),
-            ("scheduling.k8s.io/v1", "PriorityClass"),
-        ];
-        let mut todo: Vec<&'static Msg> =
-            kinds.iter().filter_map(|(v, k)| versioned(v, k)).collect();
-        todo.extend(
-            [
-                "Namespace",
-                "ConfigMap",
-                "Secret",
-                "ServiceAccount",
-                "Role",
-                "ClusterRole",
-                "RoleBinding",
-                "ClusterRoleBinding",
-                "Pod",
-                "PodTemplate",
-                "Deployment",
-                "Job",
-                "Service",
-                "SelfSubjectAccessReview",
-                "SelfSubjectRulesReview",
-                "SelfSubjectReview",
-                "CertificateSigningRequest",
-                "TokenRequest",
-                "DeleteOptions",
-                "Eviction",
-                "PodDisruptionBudget",
-                "ResourceQuota",
-                "LimitRange",
-            ]
-            .iter()
-            .map(|k| top_level(k).expect(k)),
-        );
+        let mut todo: Vec<&'static Msg> = VERSIONED.iter().map(|(_, _, m)| *m).collect();
+        todo.extend(KINDS.iter().map(|(_, m)| *m));
         let mut seen: Vec<&'static Msg> = Vec::new();
         while let Some(m) = todo.pop() {
             if seen.iter().any(|s| std::ptr::eq(*s, m)) {
@@ -185,6 +152,15 @@ mod tests {
             }
         }
         seen
+    }
+
+    #[test]
+    fn kinds_are_found_by_version() {
+        let name = |v, k| message_of(v, k).map(|m| m.name);
+        assert_eq!(name("batch/v1", "CronJob"), Some("CronJob"));
+        assert_eq!(name("batch/v1beta1", "CronJob"), None, "another schema");
+        assert_eq!(name("policy/v1", "DeleteOptions"), Some("DeleteOptions"));
+        assert_eq!(name("v1", "Widget"), None);
     }
 
     #[test]
