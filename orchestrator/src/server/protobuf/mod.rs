@@ -489,6 +489,28 @@ mod tests {
     }
 
     #[test]
+    fn pod_status_with_container_states() {
+        // status { phase, containerStatuses [{ name, state { terminated { exitCode = 0,
+        // signal = 0, finishedAt } }, ready = false, restartCount = 2 }] }
+        let finished = var(1, 1_700_000_000);
+        let mut terminated = var(1, 0);
+        terminated.extend(var(2, 0));
+        terminated.extend(msg(&[(6, &finished)]));
+        let mut container = msg(&[(1, b"c"), (2, &msg(&[(3, &terminated)]))]);
+        container.extend(var(4, 0));
+        container.extend(var(5, 2));
+        let status = msg(&[(1, b"Succeeded"), (8, &container)]);
+        let v = decode(&envelope(b"v1", b"Pod", &msg(&[(3, &status)]))).unwrap();
+        assert_eq!(
+            v["status"],
+            json!({"phase": "Succeeded", "containerStatuses": [{"name": "c", "ready": false,
+                "restartCount": 2, "state": {"terminated": {"exitCode": 0,
+                "finishedAt": "2023-11-14T22:13:20Z"}}}]}),
+            "a value int32 without omitempty keeps its zero; signal's is left out"
+        );
+    }
+
+    #[test]
     fn config_map_with_labels_and_data() {
         let label = msg(&[(1, b"app"), (2, b"web")]);
         let meta = msg(&[(1, b"cfg"), (11, &label)]);

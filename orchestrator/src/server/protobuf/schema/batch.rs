@@ -1,13 +1,18 @@
 //! batch/v1 Job and CronJob (`kubectl create job|cronjob`, `kubectl create job --from`).
 
 use super::Ty::*;
+use super::core_kinds::OBJECT_REFERENCE;
 use super::meta::{LABEL_SELECTOR, OBJECT_META};
 use super::pod::POD_TEMPLATE_SPEC;
 use super::{Field, Msg};
 
 pub static CRON_JOB: Msg = Msg {
     name: "CronJob",
-    fields: &[f!(1 "metadata" Msg(&OBJECT_META)), f!(2 "spec" Msg(&CRON_JOB_SPEC))],
+    fields: &[
+        f!(1 "metadata" Msg(&OBJECT_META)),
+        f!(2 "spec" Msg(&CRON_JOB_SPEC)),
+        f!(3 "status" Msg(&CRON_JOB_STATUS)),
+    ],
 };
 
 pub static CRON_JOB_SPEC: Msg = Msg {
@@ -81,5 +86,54 @@ pub static SUCCESS_POLICY_RULE: Msg = Msg {
     fields: &[f!(1 "succeededIndexes" Str), f!(2 "succeededCount" Int)],
 };
 
-pub static JOB: Msg =
-    Msg { name: "Job", fields: &[f!(1 "metadata" Msg(&OBJECT_META)), f!(2 "spec" Msg(&JOB_SPEC))] };
+pub static JOB: Msg = Msg {
+    name: "Job",
+    fields: &[
+        f!(1 "metadata" Msg(&OBJECT_META)),
+        f!(2 "spec" Msg(&JOB_SPEC)),
+        f!(3 "status" Msg(&JOB_STATUS)),
+    ],
+};
+
+pub static CRON_JOB_STATUS: Msg = Msg {
+    name: "CronJobStatus",
+    fields: &[
+        f!(1 "active" [Msg(&OBJECT_REFERENCE)]),
+        f!(4 "lastScheduleTime" Time),
+        f!(5 "lastSuccessfulTime" Time),
+    ],
+};
+
+pub static JOB_STATUS: Msg = Msg {
+    name: "JobStatus",
+    fields: &[
+        f!(1 "conditions" [Msg(&JOB_CONDITION)]),
+        f!(2 "startTime" Time),
+        f!(3 "completionTime" Time),
+        f!(4 "active" Int, omitempty),
+        f!(5 "succeeded" Int, omitempty),
+        f!(6 "failed" Int, omitempty),
+        f!(11 "terminating" Int),
+        f!(7 "completedIndexes" Str),
+        f!(10 "failedIndexes" Str),
+        f!(8 "uncountedTerminatedPods" Msg(&UNCOUNTED_TERMINATED_PODS)),
+        f!(9 "ready" Int),
+    ],
+};
+
+pub static JOB_CONDITION: Msg = Msg {
+    name: "JobCondition",
+    fields: &[
+        f!(1 "type" Str),
+        f!(2 "status" Str),
+        f!(3 "lastProbeTime" Time),
+        f!(4 "lastTransitionTime" Time),
+        f!(5 "reason" Str),
+        f!(6 "message" Str),
+    ],
+};
+
+pub static UNCOUNTED_TERMINATED_PODS: Msg = Msg {
+    name: "UncountedTerminatedPods",
+    fields: &[f!(1 "succeeded" [Str]), f!(2 "failed" [Str])],
+};

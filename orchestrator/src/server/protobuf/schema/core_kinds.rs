@@ -20,7 +20,11 @@ pub static TYPED_OBJECT_REFERENCE: Msg = Msg {
 
 pub static NAMESPACE: Msg = Msg {
     name: "Namespace",
-    fields: &[f!(1 "metadata" Msg(&OBJECT_META)), f!(2 "spec" Msg(&NAMESPACE_SPEC))],
+    fields: &[
+        f!(1 "metadata" Msg(&OBJECT_META)),
+        f!(2 "spec" Msg(&NAMESPACE_SPEC)),
+        f!(3 "status" Msg(&NAMESPACE_STATUS)),
+    ],
 };
 
 pub static NAMESPACE_SPEC: Msg = Msg { name: "NamespaceSpec", fields: &[f!(1 "finalizers" [Str])] };
@@ -66,5 +70,21 @@ pub static OBJECT_REFERENCE: Msg = Msg {
         f!(5 "apiVersion" Str),
         f!(6 "resourceVersion" Str),
         f!(7 "fieldPath" Str),
+    ],
+};
+
+pub static NAMESPACE_STATUS: Msg = Msg {
+    name: "NamespaceStatus",
+    fields: &[f!(1 "phase" Str), f!(2 "conditions" [Msg(&NAMESPACE_CONDITION)])],
+};
+
+pub static NAMESPACE_CONDITION: Msg = Msg {
+    name: "NamespaceCondition",
+    fields: &[
+        f!(1 "type" Str),
+        f!(2 "status" Str),
+        f!(4 "lastTransitionTime" Time),
+        f!(5 "reason" Str),
+        f!(6 "message" Str),
     ],
 };

@@ -4,9 +4,9 @@
 //! follow the API's generated.proto; one file per API group, with the pod's closure split
 //! by concept (containers, probes, security, placement, volumes).
 //!
-//! Statuses the server alone writes (a pod's, a job's, ...) are left out: a client sends them
-//! empty, which the decoder reads past, and a non-empty one is refused like any other field
-//! outside the tables.
+//! The statuses of access reviews, which the server alone computes, are left out: a client
+//! sends them empty, which the decoder reads past, and a non-empty one is refused like any
+//! other field outside the tables.
 
 // The macro is declared before the modules so that they can use it.
 macro_rules! f {
@@ -32,6 +32,7 @@ mod meta;
 mod networking;
 mod placement;
 mod pod;
+mod pod_status;
 mod policy;
 mod probe;
 mod quota;

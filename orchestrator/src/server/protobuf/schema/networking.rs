@@ -7,7 +7,11 @@ use super::{Field, Msg};
 
 pub static INGRESS: Msg = Msg {
     name: "Ingress",
-    fields: &[f!(1 "metadata" Msg(&OBJECT_META)), f!(2 "spec" Msg(&INGRESS_SPEC))],
+    fields: &[
+        f!(1 "metadata" Msg(&OBJECT_META)),
+        f!(2 "spec" Msg(&INGRESS_SPEC)),
+        f!(3 "status" Msg(&INGRESS_STATUS)),
+    ],
 };
 
 pub static INGRESS_SPEC: Msg = Msg {
@@ -53,4 +57,24 @@ pub static HTTP_INGRESS_RULE_VALUE: Msg =
 pub static HTTP_INGRESS_PATH: Msg = Msg {
     name: "HTTPIngressPath",
     fields: &[f!(1 "path" Str), f!(3 "pathType" Str), f!(2 "backend" Msg(&INGRESS_BACKEND))],
+};
+
+pub static INGRESS_STATUS: Msg = Msg {
+    name: "IngressStatus",
+    fields: &[f!(1 "loadBalancer" Msg(&INGRESS_LOAD_BALANCER_STATUS))],
+};
+
+pub static INGRESS_LOAD_BALANCER_STATUS: Msg = Msg {
+    name: "IngressLoadBalancerStatus",
+    fields: &[f!(1 "ingress" [Msg(&INGRESS_LOAD_BALANCER_INGRESS)])],
+};
+
+pub static INGRESS_LOAD_BALANCER_INGRESS: Msg = Msg {
+    name: "IngressLoadBalancerIngress",
+    fields: &[f!(1 "ip" Str), f!(2 "hostname" Str), f!(4 "ports" [Msg(&INGRESS_PORT_STATUS)])],
+};
+
+pub static INGRESS_PORT_STATUS: Msg = Msg {
+    name: "IngressPortStatus",
+    fields: &[f!(1 "port" Int), f!(2 "protocol" Str), f!(3 "error" Str)],
 };

@@ -6,12 +6,19 @@ use super::container::{CONTAINER, EPHEMERAL_CONTAINER, RESOURCE_REQUIREMENTS};
 use super::core_kinds::LOCAL_OBJECT_REFERENCE;
 use super::meta::OBJECT_META;
 use super::placement::{AFFINITY, TOLERATION, TOPOLOGY_SPREAD_CONSTRAINT};
+use super::pod_status::POD_STATUS;
 use super::security::POD_SECURITY_CONTEXT;
 use super::volume::VOLUME;
 use super::{Field, Msg};
 
-pub static POD: Msg =
-    Msg { name: "Pod", fields: &[f!(1 "metadata" Msg(&OBJECT_META)), f!(2 "spec" Msg(&POD_SPEC))] };
+pub static POD: Msg = Msg {
+    name: "Pod",
+    fields: &[
+        f!(1 "metadata" Msg(&OBJECT_META)),
+        f!(2 "spec" Msg(&POD_SPEC)),
+        f!(3 "status" Msg(&POD_STATUS)),
+    ],
+};
 
 pub static POD_SPEC: Msg = Msg {
     name: "PodSpec",

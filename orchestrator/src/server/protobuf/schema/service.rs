@@ -1,12 +1,17 @@
 //! core/v1 Service, as `kubectl create service` and `kubectl expose` send it.
 
 use super::Ty::*;
+use super::meta::CONDITION;
 use super::meta::OBJECT_META;
 use super::{Field, Msg};
 
 pub static SERVICE: Msg = Msg {
     name: "Service",
-    fields: &[f!(1 "metadata" Msg(&OBJECT_META)), f!(2 "spec" Msg(&SERVICE_SPEC))],
+    fields: &[
+        f!(1 "metadata" Msg(&OBJECT_META)),
+        f!(2 "spec" Msg(&SERVICE_SPEC)),
+        f!(3 "status" Msg(&SERVICE_STATUS)),
+    ],
 };
 
 pub static SERVICE_SPEC: Msg = Msg {
@@ -52,3 +57,29 @@ pub static SESSION_AFFINITY_CONFIG: Msg =
 
 pub static CLIENT_IP_CONFIG: Msg =
     Msg { name: "ClientIPConfig", fields: &[f!(1 "timeoutSeconds" Int)] };
+
+pub static SERVICE_STATUS: Msg = Msg {
+    name: "ServiceStatus",
+    fields: &[
+        f!(1 "loadBalancer" Msg(&LOAD_BALANCER_STATUS)),
+        f!(2 "conditions" [Msg(&CONDITION)]),
+    ],
+};
+
+pub static LOAD_BALANCER_STATUS: Msg =
+    Msg { name: "LoadBalancerStatus", fields: &[f!(1 "ingress" [Msg(&LOAD_BALANCER_INGRESS)])] };
+
+pub static LOAD_BALANCER_INGRESS: Msg = Msg {
+    name: "LoadBalancerIngress",
+    fields: &[
+        f!(1 "ip" Str),
+        f!(2 "hostname" Str),
+        f!(3 "ipMode" Str),
+        f!(4 "ports" [Msg(&PORT_STATUS)]),
+    ],
+};
+
+pub static PORT_STATUS: Msg = Msg {
+    name: "PortStatus",
+    fields: &[f!(1 "port" Int), f!(2 "protocol" Str), f!(3 "error" Str)],
+};
