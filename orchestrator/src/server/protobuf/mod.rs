@@ -92,16 +92,21 @@ fn utf8(d: &[u8], what: &str) -> Result<String, DecodeError> {
     String::from_utf8(d.to_vec()).map_err(|_| malformed(what))
 }
 
-/// A string field `n` of a small message (e.g. Quantity's only field).
-fn string_field(d: &[u8], n: u32, what: &str) -> Result<Option<String>, DecodeError> {
+/// The bytes of field `n` of a small message (e.g. RawExtension's only field).
+fn string_bytes<'a>(d: &'a [u8], n: u32, what: &str) -> Result<Option<&'a [u8]>, DecodeError> {
     for w in fields(d).ok_or_else(|| malformed(what))? {
         if let Wire::Bytes(num, s) = w
             && num == n
         {
-            return utf8(s, what).map(Some);
+            return Ok(Some(s));
         }
     }
     Ok(None)
+}
+
+/// A string field `n` of a small message (e.g. Quantity's only field).
+fn string_field(d: &[u8], n: u32, what: &str) -> Result<Option<String>, DecodeError> {
+    string_bytes(d, n, what)?.map(|s| utf8(s, what)).transpose()
 }
 
 fn value(ty: Ty, w: &Wire<'_>, at: &str) -> Result<Value, DecodeError> {
@@ -120,7 +125,7 @@ fn value(ty: Ty, w: &Wire<'_>, at: &str) -> Result<Value, DecodeError> {
         },
         Ty::Msg(m) => Value::Object(message(bytes_of(w, at)?, m)?),
         Ty::Quantity => Value::String(string_field(bytes_of(w, at)?, 1, at)?.unwrap_or_default()),
-        Ty::Time => {
+        Ty::Time | Ty::MicroTime => {
             let (mut secs, mut nanos) = (0i64, 0u32);
             for f in fields(bytes_of(w, at)?).ok_or_else(|| malformed(at))? {
                 match f {
@@ -130,7 +135,18 @@ fn value(ty: Ty, w: &Wire<'_>, at: &str) -> Result<Value, DecodeError> {
                 }
             }
             let t = chrono::DateTime::from_timestamp(secs, nanos).ok_or_else(|| malformed(at))?;
-            Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            let precision = match ty {
+                Ty::MicroTime => chrono::SecondsFormat::Micros,
+                _ => chrono::SecondsFormat::Secs,
+            };
+            Value::String(t.to_rfc3339_opts(precision, true))
+        }
+        Ty::Raw => {
+            let raw = match string_bytes(bytes_of(w, at)?, 1, at)? {
+                Some(raw) if !raw.is_empty() => raw,
+                _ => return Ok(Value::Null),
+            };
+            serde_json::from_slice(raw).map_err(|_| malformed(at))?
         }
         Ty::IntOrString => {
             let (mut is_str, mut int, mut s) = (false, 0i64, String::new());
@@ -165,7 +181,7 @@ fn zero(ty: Ty) -> Value {
         Ty::Bool => Value::Bool(false),
         Ty::Msg(_) | Ty::Inline(_) | Ty::Map(_) => Value::Object(Map::new()),
         Ty::StrList => Value::Array(Vec::new()),
-        Ty::Time => Value::Null,
+        Ty::Time | Ty::MicroTime | Ty::Raw => Value::Null,
         Ty::Quantity => Value::String("0".into()),
         Ty::Str | Ty::Bytes | Ty::IntOrString | Ty::ServerOwned => Value::String(String::new()),
     }
@@ -241,7 +257,7 @@ fn message(buf: &[u8], msg: &Msg) -> Result<Map<String, Value>, DecodeError> {
         // Unset strings and times arrive as empty values; JSON leaves them out.
         let empty = match (&w, f.ty) {
             (Wire::Bytes(_, d), Ty::Str) => d.is_empty(),
-            (_, Ty::Time) => is_zero(&w),
+            (_, Ty::Time | Ty::MicroTime | Ty::Raw) => is_zero(&w),
             (Wire::Varint(_, 0), _) => f.omitempty,
             (Wire::Bytes(_, d), Ty::Quantity) => f.omitempty && zero_quantity(d),
             _ => false,
@@ -507,6 +523,55 @@ mod tests {
                 "restartCount": 2, "state": {"terminated": {"exitCode": 0,
                 "finishedAt": "2023-11-14T22:13:20Z"}}}]}),
             "a value int32 without omitempty keeps its zero; signal's is left out"
+        );
+    }
+
+    #[test]
+    fn micro_times_and_raw_objects() {
+        // Lease { spec { holderIdentity, renewTime (1.5 ms past a second) } }.
+        let mut renew = var(1, 1_700_000_000);
+        renew.extend(var(2, 1_500_000));
+        let spec = msg(&[(1, b"node-a"), (4, &renew)]);
+        let v =
+            decode(&envelope(b"coordination.k8s.io/v1", b"Lease", &msg(&[(2, &spec)]))).unwrap();
+        assert_eq!(
+            v["spec"],
+            json!({"holderIdentity": "node-a", "renewTime": "2023-11-14T22:13:20.001500Z"})
+        );
+        // ControllerRevision { data { raw: JSON }, revision = 3 }; an empty data is unset.
+        let data = msg(&[(1, br#"{"spec":{"replicas":2}}"#)]);
+        let mut body = msg(&[(2, &data)]);
+        body.extend(var(3, 3));
+        let v = decode(&envelope(b"apps/v1", b"ControllerRevision", &body)).unwrap();
+        assert_eq!(
+            (v["data"].clone(), v["revision"].clone()),
+            (json!({"spec": {"replicas": 2}}), json!(3))
+        );
+        let v =
+            decode(&envelope(b"apps/v1", b"ControllerRevision", &msg(&[(2, &msg(&[(1, b"")]))])))
+                .unwrap();
+        assert!(v.get("data").is_none(), "{v}");
+        let bad = msg(&[(2, &msg(&[(1, b"{not json")]))]);
+        assert_eq!(
+            decode(&envelope(b"apps/v1", b"ControllerRevision", &bad)).unwrap_err().code,
+            400
+        );
+    }
+
+    #[test]
+    fn the_two_event_messages_are_told_apart_by_version() {
+        // core/v1 Event: reason = 3, message = 4; events.k8s.io/v1 Event: reason = 7, note = 10.
+        let core = msg(&[(3, b"Pulled"), (4, b"image pulled")]);
+        let v = decode(&envelope(b"v1", b"Event", &core)).unwrap();
+        assert_eq!(
+            (v["reason"].as_str(), v["message"].as_str()),
+            (Some("Pulled"), Some("image pulled"))
+        );
+        let new = msg(&[(7, b"Pulled"), (10, b"image pulled")]);
+        let v = decode(&envelope(b"events.k8s.io/v1", b"Event", &new)).unwrap();
+        assert_eq!(
+            (v["reason"].as_str(), v["note"].as_str()),
+            (Some("Pulled"), Some("image pulled"))
         );
     }
 

@@ -90,3 +90,28 @@ pub static SELF_SUBJECT_RULES_REVIEW_SPEC: Msg =
 
 pub static SELF_SUBJECT_REVIEW: Msg =
     Msg { name: "SelfSubjectReview", fields: &[f!(1 "metadata" Msg(&OBJECT_META))] };
+
+pub static SUBJECT_ACCESS_REVIEW: Msg = Msg {
+    name: "SubjectAccessReview",
+    fields: &[f!(1 "metadata" Msg(&OBJECT_META)), f!(2 "spec" Msg(&SUBJECT_ACCESS_REVIEW_SPEC))],
+};
+
+pub static SUBJECT_ACCESS_REVIEW_SPEC: Msg = Msg {
+    name: "SubjectAccessReviewSpec",
+    fields: &[
+        f!(1 "resourceAttributes" Msg(&RESOURCE_ATTRIBUTES)),
+        f!(2 "nonResourceAttributes" Msg(&NON_RESOURCE_ATTRIBUTES)),
+        f!(3 "user" Str),
+        f!(4 "groups" [Str]),
+        f!(5 "extra" Map(&StrList)),
+        f!(6 "uid" Str),
+    ],
+};
+
+pub static TOKEN_REVIEW: Msg = Msg {
+    name: "TokenReview",
+    fields: &[f!(1 "metadata" Msg(&OBJECT_META)), f!(2 "spec" Msg(&TOKEN_REVIEW_SPEC))],
+};
+
+pub static TOKEN_REVIEW_SPEC: Msg =
+    Msg { name: "TokenReviewSpec", fields: &[f!(1 "token" Str), f!(2 "audiences" [Str])] };

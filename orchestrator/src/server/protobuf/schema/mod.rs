@@ -1,12 +1,14 @@
-//! Field numbers and JSON names of the Kubernetes messages that typed clients send (every
-//! `kubectl create` subcommand, `kubectl run`, `kubectl debug` node and `--copy-to` pods,
-//! `kubectl drain`, `kubectl autoscale`, `kubectl auth`, `kubectl certificate`). Numbers
-//! follow the API's generated.proto; one file per API group, with the pod's closure split
-//! by concept (containers, probes, security, placement, volumes).
+//! Field numbers and JSON names of the messages of every built-in kind the server serves
+//! (custom resource definitions and metrics aside): what kubectl's typed clients send (every
+//! `kubectl create` subcommand, `kubectl debug` node pods and `--copy-to` copies, `kubectl
+//! drain`, `kubectl autoscale`, `kubectl auth`, `kubectl certificate`) and what client-go
+//! programs send (statuses, leases, events). Numbers follow
+//! the API's generated.proto; one file per API group, with the pod's closure split by concept
+//! (containers, probes, security, placement, volumes, status).
 //!
-//! The statuses of access reviews, which the server alone computes, are left out: a client
-//! sends them empty, which the decoder reads past, and a non-empty one is refused like any
-//! other field outside the tables.
+//! The statuses of access and token reviews, which the server alone computes, are left out:
+//! a client sends them empty, which the decoder reads past, and a non-empty one is refused
+//! like any other field outside the tables.
 
 // The macro is declared before the modules so that they can use it.
 macro_rules! f {
@@ -27,9 +29,13 @@ mod autoscaling;
 mod batch;
 mod certificates;
 mod container;
+mod coordination;
 mod core_kinds;
+mod endpoints;
+mod events;
 mod meta;
 mod networking;
+mod node;
 mod placement;
 mod pod;
 mod pod_status;
@@ -40,6 +46,7 @@ mod rbac;
 mod scheduling;
 mod security;
 mod service;
+mod storage;
 mod volume;
 
 /// How a field's value is encoded.
@@ -62,6 +69,11 @@ pub enum Ty {
     StrList,
     /// metav1.Time: seconds and nanos, RFC 3339 in JSON.
     Time,
+    /// metav1.MicroTime: the same on the wire, RFC 3339 with microseconds in JSON.
+    MicroTime,
+    /// runtime.RawExtension: a message whose bytes field 1 holds the JSON of an embedded
+    /// object (a ControllerRevision's data).
+    Raw,
     /// resource.Quantity: its string.
     Quantity,
     /// intstr.IntOrString: an integer or a string.
@@ -92,9 +104,15 @@ pub struct Msg {
 /// some other group or version).
 static VERSIONED: &[(&str, &str, &Msg)] = &[
     ("autoscaling/v1", "HorizontalPodAutoscaler", &autoscaling::HORIZONTAL_POD_AUTOSCALER),
+    ("autoscaling/v2", "HorizontalPodAutoscaler", &autoscaling::HORIZONTAL_POD_AUTOSCALER_V2),
+    ("v1", "Event", &events::EVENT),
+    ("events.k8s.io/v1", "Event", &events::EVENTS_V1_EVENT),
     ("batch/v1", "CronJob", &batch::CRON_JOB),
     ("networking.k8s.io/v1", "Ingress", &networking::INGRESS),
     ("scheduling.k8s.io/v1", "PriorityClass", &scheduling::PRIORITY_CLASS),
+    ("networking.k8s.io/v1", "IngressClass", &networking::INGRESS_CLASS),
+    ("networking.k8s.io/v1", "NetworkPolicy", &networking::NETWORK_POLICY),
+    ("discovery.k8s.io/v1", "EndpointSlice", &endpoints::ENDPOINT_SLICE),
 ];
 
 /// Kinds whose schema is the same in every version served, by kind.
@@ -122,6 +140,19 @@ static KINDS: &[(&str, &Msg)] = &[
     ("PodDisruptionBudget", &policy::POD_DISRUPTION_BUDGET),
     ("ResourceQuota", &quota::RESOURCE_QUOTA),
     ("LimitRange", &quota::LIMIT_RANGE),
+    ("Endpoints", &endpoints::ENDPOINTS),
+    ("Node", &node::NODE),
+    ("RuntimeClass", &node::RUNTIME_CLASS),
+    ("PersistentVolume", &storage::PERSISTENT_VOLUME),
+    ("PersistentVolumeClaim", &storage::PERSISTENT_VOLUME_CLAIM),
+    ("StorageClass", &storage::STORAGE_CLASS),
+    ("ReplicaSet", &apps::REPLICA_SET),
+    ("DaemonSet", &apps::DAEMON_SET),
+    ("StatefulSet", &apps::STATEFUL_SET),
+    ("ControllerRevision", &apps::CONTROLLER_REVISION),
+    ("Lease", &coordination::LEASE),
+    ("SubjectAccessReview", &auth::SUBJECT_ACCESS_REVIEW),
+    ("TokenReview", &auth::TOKEN_REVIEW),
 ];
 
 /// The message a body of this apiVersion and kind holds, if it is one read here.

@@ -2,7 +2,7 @@
 
 use super::Ty::*;
 use super::core_kinds::TYPED_LOCAL_OBJECT_REFERENCE;
-use super::meta::OBJECT_META;
+use super::meta::{LABEL_SELECTOR, OBJECT_META};
 use super::{Field, Msg};
 
 pub static INGRESS: Msg = Msg {
@@ -77,4 +77,67 @@ pub static INGRESS_LOAD_BALANCER_INGRESS: Msg = Msg {
 pub static INGRESS_PORT_STATUS: Msg = Msg {
     name: "IngressPortStatus",
     fields: &[f!(1 "port" Int), f!(2 "protocol" Str), f!(3 "error" Str)],
+};
+
+pub static INGRESS_CLASS: Msg = Msg {
+    name: "IngressClass",
+    fields: &[f!(1 "metadata" Msg(&OBJECT_META)), f!(2 "spec" Msg(&INGRESS_CLASS_SPEC))],
+};
+
+pub static INGRESS_CLASS_SPEC: Msg = Msg {
+    name: "IngressClassSpec",
+    fields: &[f!(1 "controller" Str), f!(2 "parameters" Msg(&INGRESS_CLASS_PARAMETERS_REFERENCE))],
+};
+
+pub static INGRESS_CLASS_PARAMETERS_REFERENCE: Msg = Msg {
+    name: "IngressClassParametersReference",
+    fields: &[
+        f!(1 "apiGroup" Str),
+        f!(2 "kind" Str),
+        f!(3 "name" Str),
+        f!(4 "scope" Str),
+        f!(5 "namespace" Str),
+    ],
+};
+
+pub static NETWORK_POLICY: Msg = Msg {
+    name: "NetworkPolicy",
+    fields: &[f!(1 "metadata" Msg(&OBJECT_META)), f!(2 "spec" Msg(&NETWORK_POLICY_SPEC))],
+};
+
+pub static NETWORK_POLICY_SPEC: Msg = Msg {
+    name: "NetworkPolicySpec",
+    fields: &[
+        f!(1 "podSelector" Msg(&LABEL_SELECTOR)),
+        f!(2 "ingress" [Msg(&NETWORK_POLICY_INGRESS_RULE)]),
+        f!(3 "egress" [Msg(&NETWORK_POLICY_EGRESS_RULE)]),
+        f!(4 "policyTypes" [Str]),
+    ],
+};
+
+pub static NETWORK_POLICY_INGRESS_RULE: Msg = Msg {
+    name: "NetworkPolicyIngressRule",
+    fields: &[f!(1 "ports" [Msg(&NETWORK_POLICY_PORT)]), f!(2 "from" [Msg(&NETWORK_POLICY_PEER)])],
+};
+
+pub static NETWORK_POLICY_PORT: Msg = Msg {
+    name: "NetworkPolicyPort",
+    fields: &[f!(1 "protocol" Str), f!(2 "port" IntOrString), f!(3 "endPort" Int)],
+};
+
+pub static NETWORK_POLICY_PEER: Msg = Msg {
+    name: "NetworkPolicyPeer",
+    fields: &[
+        f!(1 "podSelector" Msg(&LABEL_SELECTOR)),
+        f!(2 "namespaceSelector" Msg(&LABEL_SELECTOR)),
+        f!(3 "ipBlock" Msg(&IP_BLOCK)),
+    ],
+};
+
+pub static IP_BLOCK: Msg =
+    Msg { name: "IPBlock", fields: &[f!(1 "cidr" Str), f!(2 "except" [Str])] };
+
+pub static NETWORK_POLICY_EGRESS_RULE: Msg = Msg {
+    name: "NetworkPolicyEgressRule",
+    fields: &[f!(1 "ports" [Msg(&NETWORK_POLICY_PORT)]), f!(2 "to" [Msg(&NETWORK_POLICY_PEER)])],
 };
