@@ -300,7 +300,8 @@ subjects:
 "#;
 
 /// Bodies of kinds kubectl never sends in protobuf (what client-go programs send), written
-/// here field by field: a Lease (microsecond times) and a NetworkPolicy are stored as sent;
+/// here field by field: a Deployment's Scale, a Lease (microsecond times) and a
+/// NetworkPolicy are stored as sent;
 /// a field the tables do not know is refused with 415 naming the message and the field
 /// number, and stores nothing.
 fn raw_protobuf_bodies(c: &Cluster) {
@@ -318,7 +319,12 @@ fn raw_protobuf_bodies(c: &Cluster) {
     // Pod { metadata { name: "odd" }, spec { containers [{ name: "c", field 99: "x" }] } }
     let container = [proto(1, b"c"), proto(99, b"x")].concat();
     let pod = [meta(b"odd"), proto(2, &proto(2, &container))].concat();
+    // Scale { metadata, spec { replicas } } to 2, then to 0 (a zero that must stay).
+    let scale = |n: u64| [meta(b"web"), proto(2, &varint(1, n))].concat();
+    let scales = "/apis/apps/v1/namespaces/team/deployments/web/scale";
     let sent = [
+        (scales, "autoscaling/v1", "Scale", scale(2)),
+        (scales, "autoscaling/v1", "Scale", scale(0)),
         (
             "/apis/coordination.k8s.io/v1/namespaces/team/leases",
             "coordination.k8s.io/v1",
@@ -340,14 +346,22 @@ fn raw_protobuf_bodies(c: &Cluster) {
         for (path, api_version, kind, object) in sent {
             let type_meta = [proto(1, api_version.as_bytes()), proto(2, kind.as_bytes())].concat();
             let body = [b"k8s\0".to_vec(), proto(1, &type_meta), proto(2, &object)].concat();
+            let method = if kind == "Scale" { "PUT" } else { "POST" };
             let r = conn
-                .request("POST", path, Some("application/vnd.kubernetes.protobuf"), body)
+                .request(method, path, Some("application/vnd.kubernetes.protobuf"), body)
                 .await
                 .expect("request");
             out.push((r.status, r.json()));
+            if kind == "Scale" {
+                let d = conn.get("/apis/apps/v1/namespaces/team/deployments/web").await;
+                out.push((0, d.expect("get").json()["spec"]["replicas"].clone()));
+            }
         }
         out
     });
+    assert_eq!((replies[0].0, &replies[1].1), (200, &json!(2)), "{}", replies[0].1);
+    assert_eq!((replies[2].0, &replies[3].1), (200, &json!(0)), "{}", replies[2].1);
+    let replies = &replies[4..];
     assert_eq!(replies[0].0, 201, "{}", replies[0].1);
     let lease = get_in(c, &["get", "lease", "lock"]);
     assert_eq!(

@@ -211,3 +211,20 @@ pub static HORIZONTAL_POD_AUTOSCALER_CONDITION_V2: Msg = Msg {
         f!(5 "message" Str),
     ],
 };
+
+/// autoscaling/v1 Scale, the scale subresource's body (client-go's UpdateScale).
+pub static SCALE: Msg = Msg {
+    name: "Scale",
+    fields: &[
+        f!(1 "metadata" Msg(&OBJECT_META)),
+        f!(2 "spec" Msg(&SCALE_SPEC)),
+        f!(3 "status" Msg(&SCALE_STATUS)),
+    ],
+};
+
+/// Its replicas are a Go value tagged omitempty, but a zero here is a scale to zero, which
+/// the server must be told (it refuses a scale without replicas): kept.
+pub static SCALE_SPEC: Msg = Msg { name: "ScaleSpec", fields: &[f!(1 "replicas" Int)] };
+
+pub static SCALE_STATUS: Msg =
+    Msg { name: "ScaleStatus", fields: &[f!(1 "replicas" Int), f!(2 "selector" Str)] };

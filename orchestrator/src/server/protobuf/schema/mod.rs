@@ -105,6 +105,7 @@ pub struct Msg {
 static VERSIONED: &[(&str, &str, &Msg)] = &[
     ("autoscaling/v1", "HorizontalPodAutoscaler", &autoscaling::HORIZONTAL_POD_AUTOSCALER),
     ("autoscaling/v2", "HorizontalPodAutoscaler", &autoscaling::HORIZONTAL_POD_AUTOSCALER_V2),
+    ("autoscaling/v1", "Scale", &autoscaling::SCALE),
     ("v1", "Event", &events::EVENT),
     ("events.k8s.io/v1", "Event", &events::EVENTS_V1_EVENT),
     ("batch/v1", "CronJob", &batch::CRON_JOB),
@@ -126,6 +127,7 @@ static KINDS: &[(&str, &Msg)] = &[
     ("RoleBinding", &rbac::ROLE_BINDING),
     ("ClusterRoleBinding", &rbac::CLUSTER_ROLE_BINDING),
     ("Pod", &pod::POD),
+    ("Binding", &pod::BINDING),
     ("PodTemplate", &pod::POD_TEMPLATE),
     ("Deployment", &apps::DEPLOYMENT),
     ("Job", &batch::JOB),

@@ -3,7 +3,7 @@
 
 use super::Ty::*;
 use super::container::{CONTAINER, EPHEMERAL_CONTAINER, RESOURCE_REQUIREMENTS};
-use super::core_kinds::LOCAL_OBJECT_REFERENCE;
+use super::core_kinds::{LOCAL_OBJECT_REFERENCE, OBJECT_REFERENCE};
 use super::meta::OBJECT_META;
 use super::placement::{AFFINITY, TOLERATION, TOPOLOGY_SPREAD_CONSTRAINT};
 use super::pod_status::POD_STATUS;
@@ -106,4 +106,10 @@ pub static POD_TEMPLATE_SPEC: Msg = Msg {
 pub static POD_TEMPLATE: Msg = Msg {
     name: "PodTemplate",
     fields: &[f!(1 "metadata" Msg(&OBJECT_META)), f!(2 "template" Msg(&POD_TEMPLATE_SPEC))],
+};
+
+/// A pod's node as its scheduler chose it (pods/binding).
+pub static BINDING: Msg = Msg {
+    name: "Binding",
+    fields: &[f!(1 "metadata" Msg(&OBJECT_META)), f!(2 "target" Msg(&OBJECT_REFERENCE))],
 };
