@@ -300,8 +300,8 @@ subjects:
 "#;
 
 /// Bodies of kinds kubectl never sends in protobuf (what client-go programs send), written
-/// here field by field: a Deployment's Scale, a Lease (microsecond times) and a
-/// NetworkPolicy are stored as sent;
+/// here field by field: a CustomResourceDefinition (whose schema then validates), a
+/// Deployment's Scale, a Lease (microsecond times) and a NetworkPolicy are stored as sent;
 /// a field the tables do not know is refused with 415 naming the message and the field
 /// number, and stores nothing.
 fn raw_protobuf_bodies(c: &Cluster) {
@@ -319,10 +319,31 @@ fn raw_protobuf_bodies(c: &Cluster) {
     // Pod { metadata { name: "odd" }, spec { containers [{ name: "c", field 99: "x" }] } }
     let container = [proto(1, b"c"), proto(99, b"x")].concat();
     let pod = [meta(b"odd"), proto(2, &proto(2, &container))].concat();
+    // A CustomResourceDefinition whose schema limits spec.size to 10 (a double).
+    let size = [proto(5, b"integer"), double(9, 10.0)].concat();
+    let entry =
+        |name: &[u8], schema: &[u8]| proto(29, &[proto(1, name), proto(2, schema)].concat());
+    let spec_schema = [proto(5, b"object"), entry(b"size", &size)].concat();
+    let schema = [proto(5, b"object"), entry(b"spec", &spec_schema)].concat();
+    let version =
+        [proto(1, b"v1"), varint(2, 1), varint(3, 1), proto(4, &proto(1, &schema))].concat();
+    let names =
+        [proto(1, b"widgets"), proto(2, b"widget"), proto(4, b"Widget"), proto(5, b"WidgetList")]
+            .concat();
+    let crd_spec =
+        [proto(1, b"example.com"), proto(3, &names), proto(4, b"Namespaced"), proto(7, &version)]
+            .concat();
+    let crd = [proto(1, &proto(1, b"widgets.example.com")), proto(2, &crd_spec)].concat();
     // Scale { metadata, spec { replicas } } to 2, then to 0 (a zero that must stay).
     let scale = |n: u64| [meta(b"web"), proto(2, &varint(1, n))].concat();
     let scales = "/apis/apps/v1/namespaces/team/deployments/web/scale";
     let sent = [
+        (
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            crd,
+        ),
         (scales, "autoscaling/v1", "Scale", scale(2)),
         (scales, "autoscaling/v1", "Scale", scale(0)),
         (
@@ -359,6 +380,24 @@ fn raw_protobuf_bodies(c: &Cluster) {
         }
         out
     });
+    assert_eq!(replies[0].0, 201, "{}", replies[0].1);
+    let crd = c.json(&["get", "crd", "widgets.example.com"]);
+    let stored = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    assert_eq!(
+        stored["properties"]["spec"]["properties"]["size"],
+        json!({"type": "integer", "maximum": 10})
+    );
+    let served = || c.kubectl(&["get", "widgets", "-n", "team"]).status.success();
+    assert!(eventually(Duration::from_secs(10), served), "widgets are served");
+    let widget = |size: u32| {
+        format!(
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata: {{name: w, namespace: team}}\nspec: {{size: {size}}}\n"
+        )
+    };
+    let err = c.fails(&["apply", "-f", c.write("big.yaml", &widget(11)).to_str().expect("path")]);
+    assert!(err.contains("spec.size"), "{err}");
+    c.apply(&widget(10), &[]);
+    let replies = &replies[1..];
     assert_eq!((replies[0].0, &replies[1].1), (200, &json!(2)), "{}", replies[0].1);
     assert_eq!((replies[2].0, &replies[3].1), (200, &json!(0)), "{}", replies[2].1);
     let replies = &replies[4..];
@@ -384,6 +423,14 @@ fn raw_protobuf_bodies(c: &Cluster) {
 
 fn get_in(c: &Cluster, args: &[&str]) -> Value {
     c.json(&[args, &["-n", "team"][..]].concat())
+}
+
+/// A fixed64 protobuf field holding a double.
+fn double(number: u32, v: f64) -> Vec<u8> {
+    let mut out = Vec::new();
+    push_varint(u64::from(number << 3 | 1), &mut out);
+    out.extend(v.to_le_bytes());
+    out
 }
 
 /// A varint protobuf field.

@@ -20,13 +20,16 @@ const MAGIC: &[u8] = b"k8s\0";
 enum Wire<'a> {
     Varint(u32, u64),
     Bytes(u32, &'a [u8]),
-    Fixed(u32),
+    /// A 64-bit fixed-width field (wire type 1: doubles).
+    Fixed(u32, u64),
+    /// A 32-bit one (wire type 5: floats, which no table holds).
+    Fixed32(u32, u32),
 }
 
 impl Wire<'_> {
     fn number(&self) -> u32 {
         match self {
-            Self::Varint(n, _) | Self::Bytes(n, _) | Self::Fixed(n) => *n,
+            Self::Varint(n, _) | Self::Bytes(n, _) | Self::Fixed(n, _) | Self::Fixed32(n, _) => *n,
         }
     }
 }
@@ -52,8 +55,9 @@ fn fields(mut buf: &[u8]) -> Option<Vec<Wire<'_>>> {
         match tag & 7 {
             0 => out.push(Wire::Varint(number, varint(&mut buf)?)),
             1 => {
-                buf = buf.get(8..)?;
-                out.push(Wire::Fixed(number));
+                let (bits, rest) = buf.split_first_chunk::<8>()?;
+                buf = rest;
+                out.push(Wire::Fixed(number, u64::from_le_bytes(*bits)));
             }
             2 => {
                 let len = usize::try_from(varint(&mut buf)?).ok()?;
@@ -62,8 +66,9 @@ fn fields(mut buf: &[u8]) -> Option<Vec<Wire<'_>>> {
                 out.push(Wire::Bytes(number, data));
             }
             5 => {
-                buf = buf.get(4..)?;
-                out.push(Wire::Fixed(number));
+                let (bits, rest) = buf.split_first_chunk::<4>()?;
+                buf = rest;
+                out.push(Wire::Fixed32(number, u32::from_le_bytes(*bits)));
             }
             _ => return None,
         }
@@ -109,7 +114,7 @@ fn string_field(d: &[u8], n: u32, what: &str) -> Result<Option<String>, DecodeEr
     string_bytes(d, n, what)?.map(|s| utf8(s, what)).transpose()
 }
 
-fn value(ty: Ty, w: &Wire<'_>, at: &str) -> Result<Value, DecodeError> {
+fn value(ty: Ty, w: &Wire<'_>, at: &str, depth: usize) -> Result<Value, DecodeError> {
     Ok(match ty {
         Ty::Str => Value::String(utf8(bytes_of(w, at)?, at)?),
         Ty::Bytes => {
@@ -123,7 +128,15 @@ fn value(ty: Ty, w: &Wire<'_>, at: &str) -> Result<Value, DecodeError> {
             Wire::Varint(_, v) => Value::Bool(*v != 0),
             _ => return Err(malformed(at)),
         },
-        Ty::Msg(m) => Value::Object(message(bytes_of(w, at)?, m)?),
+        Ty::Double => match w {
+            Wire::Fixed(_, bits) => number(f64::from_bits(*bits)).ok_or_else(|| malformed(at))?,
+            _ => return Err(malformed(at)),
+        },
+        Ty::Msg(m) => Value::Object(message(bytes_of(w, at)?, m, depth)?),
+        Ty::Either(m) => {
+            let obj = message(bytes_of(w, at)?, m, depth)?;
+            m.fields.iter().find_map(|f| obj.get(f.json).cloned()).unwrap_or(Value::Null)
+        }
         Ty::Quantity => Value::String(string_field(bytes_of(w, at)?, 1, at)?.unwrap_or_default()),
         Ty::Time | Ty::MicroTime => {
             let (mut secs, mut nanos) = (0i64, 0u32);
@@ -177,24 +190,24 @@ fn value(ty: Ty, w: &Wire<'_>, at: &str) -> Result<Value, DecodeError> {
 /// What a map entry without a value holds: the value type's zero.
 fn zero(ty: Ty) -> Value {
     match ty {
-        Ty::Int => json!(0),
+        Ty::Int | Ty::Double => json!(0),
         Ty::Bool => Value::Bool(false),
         Ty::Msg(_) | Ty::Inline(_) | Ty::Map(_) => Value::Object(Map::new()),
         Ty::StrList => Value::Array(Vec::new()),
-        Ty::Time | Ty::MicroTime | Ty::Raw => Value::Null,
+        Ty::Time | Ty::MicroTime | Ty::Raw | Ty::Either(_) => Value::Null,
         Ty::Quantity => Value::String("0".into()),
         Ty::Str | Ty::Bytes | Ty::IntOrString | Ty::ServerOwned => Value::String(String::new()),
     }
 }
 
 /// One map entry (key = 1, value = 2).
-fn map_entry(ty: Ty, d: &[u8], at: &str) -> Result<(String, Value), DecodeError> {
+fn map_entry(ty: Ty, d: &[u8], at: &str, depth: usize) -> Result<(String, Value), DecodeError> {
     let mut key = String::new();
     let mut val = zero(ty);
     for w in fields(d).ok_or_else(|| malformed(at))? {
         match (w.number(), &w) {
             (1, Wire::Bytes(_, k)) => key = utf8(k, at)?,
-            (2, _) => val = value(ty, &w, at)?,
+            (2, _) => val = value(ty, &w, at, depth)?,
             _ => return Err(malformed(at)),
         }
     }
@@ -208,9 +221,19 @@ fn packed(ty: Ty, mut d: &[u8], at: &str) -> Result<Vec<Value>, DecodeError> {
     let mut out = Vec::new();
     while !d.is_empty() {
         let v = varint(&mut d).ok_or_else(|| malformed(at))?;
-        out.push(value(ty, &Wire::Varint(0, v), at)?);
+        out.push(value(ty, &Wire::Varint(0, v), at, 0)?);
     }
     Ok(out)
+}
+
+/// A double as JSON writes it: integers without a fraction, as Go does; NaN and the
+/// infinities have no JSON form.
+fn number(v: f64) -> Option<Value> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53: past it, not every integer is exact
+    if v.fract() == 0.0 && v.abs() < EXACT {
+        return Some(json!(v as i64));
+    }
+    serde_json::Number::from_f64(v).map(Value::Number)
 }
 
 /// Whether a quantity is its type's zero ("0", or no string at all).
@@ -231,7 +254,8 @@ fn is_zero(w: &Wire<'_>) -> bool {
 fn zero_within(w: &Wire<'_>, depth: usize) -> bool {
     match w {
         Wire::Varint(_, v) => *v == 0,
-        Wire::Fixed(_) => false,
+        Wire::Fixed(_, v) => *v == 0,
+        Wire::Fixed32(_, v) => *v == 0,
         Wire::Bytes(_, d) => {
             d.is_empty()
                 || (depth > 0
@@ -240,7 +264,11 @@ fn zero_within(w: &Wire<'_>, depth: usize) -> bool {
     }
 }
 
-fn message(buf: &[u8], msg: &Msg) -> Result<Map<String, Value>, DecodeError> {
+/// How many messages deep a body may nest (a custom resource's schema nests itself).
+const MAX_DEPTH: usize = 200;
+
+fn message(buf: &[u8], msg: &Msg, depth: usize) -> Result<Map<String, Value>, DecodeError> {
+    let depth = depth.checked_sub(1).ok_or_else(|| malformed("nested too deep"))?;
     let mut out = Map::new();
     for w in fields(buf).ok_or_else(|| malformed(msg.name))? {
         let n = w.number();
@@ -267,17 +295,17 @@ fn message(buf: &[u8], msg: &Msg) -> Result<Map<String, Value>, DecodeError> {
         }
         match f.ty {
             Ty::Map(ty) => {
-                let (k, v) = map_entry(*ty, bytes_of(&w, &at)?, &at)?;
+                let (k, v) = map_entry(*ty, bytes_of(&w, &at)?, &at, depth)?;
                 let slot = out.entry(f.json).or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(m) = slot {
                     m.insert(k, v);
                 }
             }
-            Ty::Inline(m) => out.extend(message(bytes_of(&w, &at)?, m)?),
+            Ty::Inline(m) => out.extend(message(bytes_of(&w, &at)?, m, depth)?),
             ty if f.repeated => {
                 let vs = match (&w, ty) {
                     (Wire::Bytes(_, d), Ty::Int | Ty::Bool) => packed(ty, d, &at)?,
-                    _ => vec![value(ty, &w, &at)?],
+                    _ => vec![value(ty, &w, &at, depth)?],
                 };
                 let slot = out.entry(f.json).or_insert_with(|| Value::Array(Vec::new()));
                 if let Value::Array(a) = slot {
@@ -285,7 +313,7 @@ fn message(buf: &[u8], msg: &Msg) -> Result<Map<String, Value>, DecodeError> {
                 }
             }
             ty => {
-                out.insert(f.json.to_owned(), value(ty, &w, &at)?);
+                out.insert(f.json.to_owned(), value(ty, &w, &at, depth)?);
             }
         }
     }
@@ -317,7 +345,7 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
     let msg = schema::message_of(&api_version, &kind).ok_or_else(|| {
         ApiError::unsupported_media_type(&format!("{CONTENT_TYPE} for {kind} (send JSON)"))
     })?;
-    let mut obj = message(part(2).unwrap_or_default(), msg).map_err(|e| match e {
+    let mut obj = message(part(2).unwrap_or_default(), msg, MAX_DEPTH).map_err(|e| match e {
         DecodeError::Malformed(w) => bad(&w),
         DecodeError::Unsupported(w) => {
             ApiError::unsupported_media_type(&format!("{CONTENT_TYPE}: {w}; send JSON"))
@@ -573,6 +601,74 @@ mod tests {
             (v["reason"].as_str(), v["note"].as_str()),
             (Some("Pulled"), Some("image pulled"))
         );
+    }
+
+    /// A fixed64 field `n` holding a double.
+    fn double(n: u32, v: f64) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_varint(u64::from(n << 3 | 1), &mut out);
+        out.extend(v.to_le_bytes());
+        out
+    }
+
+    fn crd(schema: &[u8]) -> Result<Value, ApiError> {
+        let validation = msg(&[(1, schema)]);
+        let mut version = msg(&[(1, b"v1")]);
+        version.extend(var(2, 1));
+        version.extend(var(3, 1));
+        version.extend(msg(&[(4, &validation)]));
+        let spec = msg(&[(1, b"example.com"), (7, &version)]);
+        let body = msg(&[(2, &spec)]);
+        decode(&envelope(b"apiextensions.k8s.io/v1", b"CustomResourceDefinition", &body))
+    }
+
+    #[test]
+    fn custom_resource_schemas_nest_and_hold_unions_doubles_and_raw_json() {
+        // size: {type: number, maximum: 10.5, minimum: 3, enum: [1, "x"]}
+        let mut size = msg(&[(5, b"number")]);
+        size.extend(double(9, 10.5));
+        size.extend(double(11, 3.0));
+        size.extend(msg(&[(20, &msg(&[(1, b"1")])), (20, &msg(&[(1, br#""x""#)]))]));
+        let mut schema = msg(&[(5, b"object"), (29, &msg(&[(1, b"size"), (2, &size)]))]);
+        // items: one schema; additionalProperties: false; a dependency on a list.
+        schema.extend(msg(&[(24, &msg(&[(1, &msg(&[(5, b"string")]))]))]));
+        schema.extend(msg(&[(30, &var(1, 0))]));
+        schema.extend(msg(&[(32, &msg(&[(1, b"a"), (2, &msg(&[(2, b"b")]))]))]));
+        schema.extend(var(38, 1));
+        let v = crd(&schema).unwrap();
+        assert_eq!(
+            v["spec"]["versions"][0]["schema"]["openAPIV3Schema"],
+            json!({
+                "type": "object",
+                "properties": {"size": {"type": "number", "maximum": 10.5, "minimum": 3,
+                    "enum": [1, "x"]}},
+                "items": {"type": "string"},
+                "additionalProperties": false,
+                "dependencies": {"a": ["b"]},
+                "x-kubernetes-preserve-unknown-fields": true,
+            })
+        );
+        assert_eq!(v["spec"]["versions"][0]["served"], true);
+        // additionalProperties given as a schema is that schema.
+        let open = msg(&[(30, &msg(&[(2, &msg(&[(5, b"integer")]))]))]);
+        let v = crd(&open).unwrap();
+        assert_eq!(
+            v["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["additionalProperties"],
+            json!({"type": "integer"})
+        );
+        // A double that is not a number has no JSON form.
+        assert_eq!(crd(&double(9, f64::NAN)).unwrap_err().code, 400);
+    }
+
+    #[test]
+    fn schemas_nested_past_the_limit_are_refused() {
+        let mut schema = msg(&[(5, b"string")]);
+        for _ in 0..300 {
+            schema = msg(&[(29, &msg(&[(1, b"p"), (2, &schema)]))]);
+        }
+        let err = crd(&schema).unwrap_err();
+        assert_eq!(err.code, 400, "{}", err.message);
+        assert!(err.message.contains("nested too deep"), "{}", err.message);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Field numbers and JSON names of the messages of every built-in kind the server serves
-//! (custom resource definitions and metrics aside): what kubectl's typed clients send (every
+//! (metrics aside): what kubectl's typed clients send (every
 //! `kubectl create` subcommand, `kubectl debug` node pods and `--copy-to` copies, `kubectl
 //! drain`, `kubectl autoscale`, `kubectl auth`, `kubectl certificate`) and what client-go
 //! programs send (statuses, leases, events). Numbers follow
@@ -23,6 +23,7 @@ macro_rules! f {
     };
 }
 
+mod apiextensions;
 mod apps;
 mod auth;
 mod autoscaling;
@@ -74,6 +75,11 @@ pub enum Ty {
     /// runtime.RawExtension: a message whose bytes field 1 holds the JSON of an embedded
     /// object (a ControllerRevision's data).
     Raw,
+    /// A double (fixed 64 bits on the wire).
+    Double,
+    /// A message standing for one of its fields (a schema or a list of them, a schema or a
+    /// bool): JSON holds the first of them, in table order, that is set, or null.
+    Either(&'static Msg),
     /// resource.Quantity: its string.
     Quantity,
     /// intstr.IntOrString: an integer or a string.
@@ -106,6 +112,11 @@ static VERSIONED: &[(&str, &str, &Msg)] = &[
     ("autoscaling/v1", "HorizontalPodAutoscaler", &autoscaling::HORIZONTAL_POD_AUTOSCALER),
     ("autoscaling/v2", "HorizontalPodAutoscaler", &autoscaling::HORIZONTAL_POD_AUTOSCALER_V2),
     ("autoscaling/v1", "Scale", &autoscaling::SCALE),
+    (
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        &apiextensions::CUSTOM_RESOURCE_DEFINITION,
+    ),
     ("v1", "Event", &events::EVENT),
     ("events.k8s.io/v1", "Event", &events::EVENTS_V1_EVENT),
     ("batch/v1", "CronJob", &batch::CRON_JOB),
@@ -180,7 +191,8 @@ mod tests {
             }
             seen.push(m);
             for f in m.fields {
-                if let Ty::Msg(sub) | Ty::Inline(sub) = f.ty {
+                let ty = if let Ty::Map(value) = f.ty { *value } else { f.ty };
+                if let Ty::Msg(sub) | Ty::Inline(sub) | Ty::Either(sub) = ty {
                     todo.push(sub);
                 }
             }
