@@ -1,5 +1,5 @@
 //! Kubernetes protobuf request bodies. kubectl's typed clients (`kubectl create ...`,
-//! `kubectl run`, `kubectl debug`, `kubectl drain`, `kubectl auth can-i`) send
+//! `kubectl debug`, `kubectl drain`, `kubectl auth can-i`) and client-go programs send
 //! `application/vnd.kubernetes.protobuf`: the magic `k8s\0` and a `runtime.Unknown` whose
 //! `raw` holds the object. The kinds in [`schema`] are decoded into the JSON object they
 //! stand for; anything else (or a field not in the table) is refused with 415 rather than
@@ -21,7 +21,7 @@ enum Wire<'a> {
     Varint(u32, u64),
     Bytes(u32, &'a [u8]),
     /// A 64-bit fixed-width field (wire type 1: doubles).
-    Fixed(u32, u64),
+    Fixed64(u32, u64),
     /// A 32-bit one (wire type 5: floats, which no table holds).
     Fixed32(u32, u32),
 }
@@ -29,7 +29,9 @@ enum Wire<'a> {
 impl Wire<'_> {
     fn number(&self) -> u32 {
         match self {
-            Self::Varint(n, _) | Self::Bytes(n, _) | Self::Fixed(n, _) | Self::Fixed32(n, _) => *n,
+            Self::Varint(n, _) | Self::Bytes(n, _) | Self::Fixed64(n, _) | Self::Fixed32(n, _) => {
+                *n
+            }
         }
     }
 }
@@ -57,7 +59,7 @@ fn fields(mut buf: &[u8]) -> Option<Vec<Wire<'_>>> {
             1 => {
                 let (bits, rest) = buf.split_first_chunk::<8>()?;
                 buf = rest;
-                out.push(Wire::Fixed(number, u64::from_le_bytes(*bits)));
+                out.push(Wire::Fixed64(number, u64::from_le_bytes(*bits)));
             }
             2 => {
                 let len = usize::try_from(varint(&mut buf)?).ok()?;
@@ -98,7 +100,7 @@ fn utf8(d: &[u8], what: &str) -> Result<String, DecodeError> {
 }
 
 /// The bytes of field `n` of a small message (e.g. RawExtension's only field).
-fn string_bytes<'a>(d: &'a [u8], n: u32, what: &str) -> Result<Option<&'a [u8]>, DecodeError> {
+fn bytes_field<'a>(d: &'a [u8], n: u32, what: &str) -> Result<Option<&'a [u8]>, DecodeError> {
     for w in fields(d).ok_or_else(|| malformed(what))? {
         if let Wire::Bytes(num, s) = w
             && num == n
@@ -111,7 +113,7 @@ fn string_bytes<'a>(d: &'a [u8], n: u32, what: &str) -> Result<Option<&'a [u8]>,
 
 /// A string field `n` of a small message (e.g. Quantity's only field).
 fn string_field(d: &[u8], n: u32, what: &str) -> Result<Option<String>, DecodeError> {
-    string_bytes(d, n, what)?.map(|s| utf8(s, what)).transpose()
+    bytes_field(d, n, what)?.map(|s| utf8(s, what)).transpose()
 }
 
 fn value(ty: Ty, w: &Wire<'_>, at: &str, depth: usize) -> Result<Value, DecodeError> {
@@ -129,7 +131,7 @@ fn value(ty: Ty, w: &Wire<'_>, at: &str, depth: usize) -> Result<Value, DecodeEr
             _ => return Err(malformed(at)),
         },
         Ty::Double => match w {
-            Wire::Fixed(_, bits) => number(f64::from_bits(*bits)).ok_or_else(|| malformed(at))?,
+            Wire::Fixed64(_, bits) => number(f64::from_bits(*bits)).ok_or_else(|| malformed(at))?,
             _ => return Err(malformed(at)),
         },
         Ty::Msg(m) => Value::Object(message(bytes_of(w, at)?, m, depth)?),
@@ -155,7 +157,7 @@ fn value(ty: Ty, w: &Wire<'_>, at: &str, depth: usize) -> Result<Value, DecodeEr
             Value::String(t.to_rfc3339_opts(precision, true))
         }
         Ty::Raw => {
-            let raw = match string_bytes(bytes_of(w, at)?, 1, at)? {
+            let raw = match bytes_field(bytes_of(w, at)?, 1, at)? {
                 Some(raw) if !raw.is_empty() => raw,
                 _ => return Ok(Value::Null),
             };
@@ -254,7 +256,7 @@ fn is_zero(w: &Wire<'_>) -> bool {
 fn zero_within(w: &Wire<'_>, depth: usize) -> bool {
     match w {
         Wire::Varint(_, v) => *v == 0,
-        Wire::Fixed(_, v) => *v == 0,
+        Wire::Fixed64(_, v) => *v == 0,
         Wire::Fixed32(_, v) => *v == 0,
         Wire::Bytes(_, d) => {
             d.is_empty()
