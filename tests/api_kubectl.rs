@@ -610,50 +610,7 @@ template:
     assert_eq!(c.ok(&["get", "sc", "-o", "name"]).trim(), "storageclass.storage.k8s.io/local");
 }
 
-/// `kubectl create ...` and `kubectl run` send protobuf bodies.
-fn typed_create_commands(b: Backend) {
-    let c = Cluster::new(b);
-    c.ok(&["create", "namespace", "team"]);
-    c.ok(&["create", "configmap", "cfg", "--from-literal=a=b", "-n", "team"]);
-    c.ok(&["create", "secret", "generic", "s1", "--from-literal=pw=hunter2", "-n", "team"]);
-    c.ok(&["create", "serviceaccount", "bot", "-n", "team"]);
-    c.ok(&["create", "role", "r1", "--verb=get", "--resource=pods", "-n", "team"]);
-    c.ok(&["create", "rolebinding", "rb1", "--role=r1", "--serviceaccount=team:bot", "-n", "team"]);
-    c.ok(&[
-        "create",
-        "deployment",
-        "web",
-        "--image=nginx:1.25",
-        "--replicas=0",
-        "--port=80",
-        "-n",
-        "team",
-    ]);
-    c.ok(&["run", "p1", "--image=busybox", "--restart=Never", "-n", "team", "--", "sleep", "10"]);
-    c.ok(&["create", "service", "clusterip", "svc1", "--tcp=80:8080", "-n", "team"]);
-    assert_eq!(c.json(&["get", "configmap", "cfg", "-n", "team"])["data"]["a"], "b");
-    assert_eq!(c.json(&["get", "secret", "s1", "-n", "team"])["data"]["pw"], "aHVudGVyMg==");
-    let rb = c.json(&["get", "rolebinding", "rb1", "-n", "team"]);
-    assert_eq!(
-        (rb["roleRef"]["name"].as_str(), rb["subjects"][0]["name"].as_str()),
-        (Some("r1"), Some("bot"))
-    );
-    let d = c.json(&["get", "deployment", "web", "-n", "team"]);
-    assert_eq!(d["spec"]["replicas"], 0, "an explicit zero survives");
-    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"], 80);
-    let p = c.json(&["get", "pod", "p1", "-n", "team"]);
-    assert_eq!(p["spec"]["containers"][0]["args"], serde_json::json!(["sleep", "10"]));
-    assert_eq!(p["spec"]["restartPolicy"], "Never");
-    let svc = c.json(&["get", "service", "svc1", "-n", "team"]);
-    assert_eq!(
-        (svc["spec"]["ports"][0]["port"].as_i64(), svc["spec"]["ports"][0]["targetPort"].as_i64()),
-        (Some(80), Some(8080))
-    );
-    assert!(svc["spec"]["ports"][0].get("nodePort").is_none());
-}
-
 on_both_backends!(
-    typed_create_commands,
     discovery_version_health_and_explain,
     apply_get_update_and_strict_validation,
     watch_sees_a_change,
