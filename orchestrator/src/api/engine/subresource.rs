@@ -141,9 +141,13 @@ impl Api {
         // A Scale has no strategic or apply semantics of its own: merge them.
         let (scale, opts) =
             proposed(t.kind, name, &current, rev, op, |_, doc, p| patch::merge_patch(doc, p))?;
-        let replicas = scale["spec"]["replicas"]
-            .as_i64()
-            .ok_or_else(|| ApiError::bad_request("Scale spec.replicas must be an integer"))?;
+        // An absent count is 0, as Scale's omitempty field reads in Kubernetes.
+        let replicas = match &scale["spec"]["replicas"] {
+            Value::Null => 0,
+            v => v
+                .as_i64()
+                .ok_or_else(|| ApiError::bad_request("Scale spec.replicas must be an integer"))?,
+        };
         if replicas < 0 {
             return Err(ApiError::invalid(
                 t.kind,

@@ -222,8 +222,8 @@ pub static SCALE: Msg = Msg {
     ],
 };
 
-/// Its replicas are a Go value tagged omitempty, but a zero here is a scale to zero, which
-/// the server must be told (it refuses a scale without replicas): kept.
+/// Its replicas are a Go value tagged omitempty; a zero on the wire is kept as 0 (a scale to
+/// zero), which is also what an absent count means to the server.
 pub static SCALE_SPEC: Msg = Msg { name: "ScaleSpec", fields: &[f!(1 "replicas" Int)] };
 
 pub static SCALE_STATUS: Msg =
