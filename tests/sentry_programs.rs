@@ -252,6 +252,29 @@ fn vdso_clock_reads_make_no_syscalls() {
     assert_eq!(clock, 1000, "the trace does not count raw clock_gettime calls");
 }
 
+/// O_TMPFILE: an unnamed file named later by linkat (through /proc/self/fd or AT_EMPTY_PATH),
+/// or never (O_EXCL), and Linux's errors — in the rootfs's writable layer, as natively in a
+/// host directory.
+#[test]
+fn unnamed_temporary_files_behave_as_on_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = common::sentry::busybox_rootfs(dir.path());
+    for d in ["proc", "dev", "tmp"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    compile("tmpfile", &root.join("bin/tmpfile"), &["-static"]);
+    let scratch = dir.path().join("native-tmp");
+    std::fs::create_dir(&scratch).unwrap();
+    let native = Command::new(root.join("bin/tmpfile")).arg(&scratch).output().unwrap();
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    for want in ["nlink 0 mode 640 size 6", "linkat O_EXCL: ENOENT", "named holds: hello", "done"] {
+        assert!(native.contains(want), "{want:?} missing from the native run:\n{native}");
+    }
+    let got = sentry_run(&root, "/", &["/bin/tmpfile", "/tmp"], b"");
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), native);
+}
+
 /// statfs of pseudo filesystems and tmpfs, tmpfs directory sizes and RLIMIT_NOFILE (the host's,
 /// kept by the descriptor table) as on Linux; busybox's and GNU coreutils' df read the mount
 /// table (/proc/self/mounts, /proc/self/mountinfo) and show the sandbox's filesystems; a volume

@@ -1,11 +1,15 @@
 """An interactive bash on a pseudo-terminal, driven as a user would type: prompts, ^C to a
 foreground job, background jobs (one stopped for reading the terminal, then resumed). Prints the screen (pids masked) so that a run in the Sentry
 can be compared with a native one."""
-import os, pty, re, select, sys, time
+import os, pty, re, select, signal, sys, time
 
 PROMPT = b"PROMPT> "
 pid, m = pty.fork()
 if pid == 0:
+    # A runner that started us as a background job of a non-interactive shell left SIGINT and
+    # SIGQUIT ignored; bash hands that on to its jobs, and ^C would stop none of them.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
     os.execv("/bin/bash", ["bash", "--norc", "--noprofile", "-i"])
 
 screen = b""

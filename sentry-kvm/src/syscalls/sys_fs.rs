@@ -125,9 +125,37 @@ fn open_location(c: &Call, loc: Location, flags: u32, path: &[u8]) -> SysResult 
         .map(|fd| fd as u64)
 }
 
+/// `O_TMPFILE`: an unnamed regular file in the directory `path` names, open for writing;
+/// `linkat` can name it later unless `O_EXCL` was given.
+fn open_unnamed(c: &mut Call, dirfd: i32, path: &[u8], flags: u32, mode: u32) -> SysResult {
+    if !wants_write(flags) || flags & O_CREAT != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let dir = c.resolver(dirfd, path)?.resolve(path, Last::Follow)?;
+    if dir.inode.file_type() != FileType::Directory {
+        return Err(Errno::ENOTDIR);
+    }
+    may_modify_dir(c.task, &dir)?;
+    let umask = c.task.fs().umask();
+    let linkable = flags & O_EXCL == 0;
+    let inode = dir.inode.create_unnamed(mode & !umask & 0o7777, owner(c.task), linkable)?;
+    // Linux names it `#<inode>` in /proc, a deleted file of its directory.
+    let name = format!("#{}", inode.key().1).into_bytes();
+    let loc = Location::child(&dir, inode, &name);
+    let ops = loc.inode.clone().open(flags & !O_TMPFILE)?;
+    let mut p = path_of(&c.task.fs().root(), &loc).unwrap_or_else(|| name.clone());
+    p.extend_from_slice(b" (deleted)");
+    let kept = flags & !(O_TMPFILE | O_EXCL | O_NOCTTY | O_TRUNC);
+    let file = File::new(ops, kept, Some(loc), p);
+    c.task
+        .files()
+        .install(file, flags & O_CLOEXEC != 0, 0, c.task.tg().rlimit(7).0)
+        .map(|fd| fd as u64)
+}
+
 fn do_open(c: &mut Call, dirfd: i32, path: Vec<u8>, flags: u32, mode: u32) -> SysResult {
     if flags & O_TMPFILE == O_TMPFILE {
-        return Err(Errno::EOPNOTSUPP);
+        return open_unnamed(c, dirfd, &path, flags, mode);
     }
     let r = c.resolver(dirfd, &path)?;
     let follow = flags & O_NOFOLLOW == 0;
@@ -370,7 +398,15 @@ fn do_link(
     if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(Errno::EINVAL);
     }
-    let target = c.lookup(olddir, &old, flags & AT_SYMLINK_FOLLOW != 0)?;
+    let target = if old.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        // The open file itself (how an O_TMPFILE file is named), for those who may.
+        if !c.task.creds().has_cap(Capability::DAC_READ_SEARCH) {
+            return Err(Errno::ENOENT);
+        }
+        c.file(olddir)?.location.clone().ok_or(Errno::ENOENT)?
+    } else {
+        c.lookup(olddir, &old, flags & AT_SYMLINK_FOLLOW != 0)?
+    };
     if target.inode.file_type() == FileType::Directory {
         return Err(Errno::EPERM);
     }

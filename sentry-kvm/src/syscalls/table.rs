@@ -32,7 +32,7 @@ macro_rules! sys {
 pub static TABLE: &[Entry] = &[
     sys!(0, "read", sys_file::read),
     sys!(1, "write", sys_file::write),
-    sys!(2, "open", sys_fs::open, "O_TMPFILE unsupported"),
+    sys!(2, "open", sys_fs::open),
     sys!(3, "close", sys_file::close),
     sys!(4, "stat", sys_fs::stat),
     sys!(5, "fstat", sys_file::fstat),
@@ -352,7 +352,7 @@ pub static TABLE: &[Entry] = &[
     sys!(254, "inotify_add_watch"),
     sys!(255, "inotify_rm_watch"),
     sys!(256, "migrate_pages"),
-    sys!(257, "openat", sys_fs::openat, "O_TMPFILE unsupported"),
+    sys!(257, "openat", sys_fs::openat),
     sys!(258, "mkdirat", sys_fs::mkdirat),
     sys!(259, "mknodat", sys_fs::mknodat),
     sys!(260, "fchownat", sys_fs::fchownat),

@@ -67,7 +67,18 @@ pub trait Inode: Send + Sync + Any {
     fn symlink(&self, _name: &[u8], _target: &[u8], _owner: Owner) -> Result<(), Errno> {
         Err(Errno::ENOTDIR)
     }
-    /// Adds a hard link to `target` (which lives on the same filesystem).
+    /// A regular file without a name on this directory's filesystem (`O_TMPFILE`); `linkable`
+    /// says whether `linkat` may give it one later. EOPNOTSUPP where the filesystem cannot.
+    fn create_unnamed(
+        &self,
+        _mode: u32,
+        _owner: Owner,
+        _linkable: bool,
+    ) -> Result<Arc<dyn Inode>, Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+    /// Adds a hard link to `target` (which lives on the same filesystem); ENOENT when it has
+    /// no links left and was not made linkable by [`Inode::create_unnamed`].
     fn link(&self, _name: &[u8], _target: &Arc<dyn Inode>) -> Result<(), Errno> {
         Err(Errno::ENOTDIR)
     }

@@ -101,6 +101,9 @@ struct Meta {
     uid: u32,
     gid: u32,
     nlink: u64,
+    /// An `O_TMPFILE` file that `linkat` may still name (Linux's I_LINKABLE): cleared by the
+    /// first link, so a file unlinked again stays gone.
+    linkable: bool,
     rdev: u64,
     /// Size of objects whose data is not in a MemObject (lower files not yet read, symlinks).
     size: u64,
@@ -119,6 +122,7 @@ impl Meta {
             uid: owner.uid,
             gid: owner.gid,
             nlink: 1,
+            linkable: false,
             rdev: 0,
             size: 0,
             lower_blocks: None,
@@ -134,6 +138,7 @@ impl Meta {
             uid: s.uid,
             gid: s.gid,
             nlink: s.nlink,
+            linkable: false,
             rdev: s.rdev,
             size: s.size.max(0) as u64,
             lower_blocks: Some(s.blocks),
@@ -678,6 +683,20 @@ impl Inode for Node {
         Ok(node)
     }
 
+    fn create_unnamed(
+        &self,
+        mode: u32,
+        owner: Owner,
+        linkable: bool,
+    ) -> Result<Arc<dyn Inode>, Errno> {
+        // Made here for its filesystem only: it is in no directory until linked.
+        drop(self.dir()?);
+        let mut meta = Meta::new(stat::S_IFREG | (mode & 0o7777), owner);
+        meta.nlink = 0;
+        meta.linkable = linkable;
+        Ok(Node::new(&self.fs, self.fs.alloc_ino(), FileType::Regular, meta, None, None))
+    }
+
     fn symlink(&self, name: &[u8], target: &[u8], owner: Owner) -> Result<(), Errno> {
         let this = self.self_arc()?;
         let mut st = self.dir()?;
@@ -703,6 +722,13 @@ impl Inode for Node {
         let mut st = self.dir()?;
         if this.child(&mut st, name).is_ok() {
             return Err(Errno::EEXIST);
+        }
+        {
+            let mut m = lock(&node.meta);
+            if m.nlink == 0 && !m.linkable {
+                return Err(Errno::ENOENT);
+            }
+            m.linkable = false;
         }
         let over_lower = this.lower_has(&mut st, name)?;
         st.set(&self.fs, name, Entry::Node { node: node.clone(), over_lower });
