@@ -206,7 +206,7 @@ fn run_and_stop(
             c
         }
     };
-    let mut child = cmd
+    let mut child = common::default_signals(&mut cmd)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

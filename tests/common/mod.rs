@@ -397,6 +397,21 @@ pub mod in_flight {
     }
 }
 
+/// Starts `cmd` with SIGINT and SIGQUIT at their defaults. A runner started in the background
+/// of a non-interactive shell hands them on ignored, and a shell cannot even trap a signal it
+/// was started ignoring: programs compared with native runs must start as from a terminal.
+pub fn default_signals(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe calls (signal(2)) run between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            Ok(())
+        })
+    }
+}
+
 /// Polls `f` until it returns true or `timeout` passes.
 pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let start = Instant::now();

@@ -5,17 +5,12 @@ lists it, is refused with 422 for a bad one, patches it (merge), reads it under 
 served version, and deletes it. Exits non-zero with a message on the first failure.
 """
 
-import sys
-
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from checks import fail
+
 GROUP, NS, PLURAL = "stable.example.com", "default", "crontabs"
-
-
-def fail(message):
-    print(message, file=sys.stderr)
-    sys.exit(1)
 
 
 def main():

@@ -7,29 +7,13 @@ selector misses its template is refused with 422 and not stored; deleting the se
 pods. Exits non-zero with a message on the first failure.
 """
 
-import sys
-import time
-
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from checks import fail, wait
+
 NS = "default"
 LABELS = {"app": "py"}
-
-
-def fail(message):
-    print(message, file=sys.stderr)
-    sys.exit(1)
-
-
-def wait(what, check, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    fail(f"timed out waiting for {what}")
 
 
 def live_pod_names(core):
