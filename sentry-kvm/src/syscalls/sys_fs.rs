@@ -14,6 +14,7 @@ use crate::vfs::file::File;
 use crate::vfs::file::wants_write;
 use crate::vfs::fs::anon::AnonInode;
 use crate::vfs::inode::{Inode, Owner, SetAttr};
+use crate::vfs::notify::event::*;
 use crate::vfs::path::{Last, path_of};
 
 /// Checks that `dir` may be changed by `task` (write and search permission, writable fs).
@@ -119,10 +120,17 @@ fn open_location(c: &Call, loc: Location, flags: u32, path: &[u8]) -> SysResult 
     };
     let p = path_of(&c.task.fs().root(), &loc).unwrap_or_else(|| path.to_vec());
     let file = File::new(ops, flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC), Some(loc), p);
-    c.task
-        .files()
-        .install(file, flags & O_CLOEXEC != 0, 0, c.task.tg().rlimit(7).0)
-        .map(|fd| fd as u64)
+    install_opened(c, file, flags)
+}
+
+/// Installs a file opened by path and reports the opening (IN_OPEN) and, from then on, its
+/// uses and its closing.
+fn install_opened(c: &Call, file: Arc<File>, flags: u32) -> SysResult {
+    let fd =
+        c.task.files().install(file.clone(), flags & O_CLOEXEC != 0, 0, c.task.tg().rlimit(7).0)?;
+    file.report_to(&c.task.kernel.notify);
+    file.report(IN_OPEN);
+    Ok(fd as u64)
 }
 
 fn do_open(c: &mut Call, dirfd: i32, path: Vec<u8>, flags: u32, mode: u32) -> SysResult {
@@ -166,16 +174,14 @@ fn do_open(c: &mut Call, dirfd: i32, path: Vec<u8>, flags: u32, mode: u32) -> Sy
                 0,
                 owner(c.task),
             )?;
+            c.task.kernel.notify.on_child(&*dir.inode, &name, IN_CREATE, &*inode, 0);
             let loc = Location::child(&dir, inode, &name);
             // The creator may write a file it just created read-only.
             let ops = loc.inode.clone().open(flags)?;
             let p = path_of(&c.task.fs().root(), &loc).unwrap_or_else(|| path.clone());
             let file =
                 File::new(ops, flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC), Some(loc), p);
-            c.task
-                .files()
-                .install(file, flags & O_CLOEXEC != 0, 0, c.task.tg().rlimit(7).0)
-                .map(|fd| fd as u64)
+            install_opened(c, file, flags)
         }
         Err(e) => Err(e),
     }
@@ -229,7 +235,8 @@ fn do_mknod(c: &mut Call, dirfd: i32, path: Vec<u8>, mode: u32, dev: u64) -> Sys
     let (dir, name) = parent_for_create(c, dirfd, &path)?;
     may_modify_dir(c.task, &dir)?;
     let umask = c.task.fs().umask();
-    dir.inode.create(&name, kind, mode & !umask & 0o7777, dev, owner(c.task))?;
+    let inode = dir.inode.create(&name, kind, mode & !umask & 0o7777, dev, owner(c.task))?;
+    c.task.kernel.notify.on_child(&*dir.inode, &name, IN_CREATE, &*inode, 0);
     Ok(0)
 }
 
@@ -250,7 +257,9 @@ fn do_mkdir(c: &mut Call, dirfd: i32, path: Vec<u8>, mode: u32) -> SysResult {
     }
     may_modify_dir(c.task, &dir)?;
     let umask = c.task.fs().umask();
-    dir.inode.create(&name, FileType::Directory, mode & !umask & 0o7777, 0, owner(c.task))?;
+    let inode =
+        dir.inode.create(&name, FileType::Directory, mode & !umask & 0o7777, 0, owner(c.task))?;
+    c.task.kernel.notify.on_child(&*dir.inode, &name, IN_CREATE, &*inode, 0);
     Ok(0)
 }
 
@@ -277,6 +286,7 @@ fn do_unlink(c: &mut Call, dirfd: i32, path: Vec<u8>, rmdir: bool) -> SysResult 
         });
     }
     may_delete(c.task, &dir, &victim)?;
+    let last_link = victim.stat().map(|s| s.nlink <= 1).unwrap_or(true);
     if rmdir {
         if dir.mount.mounted_on(victim.key()).is_some() {
             return Err(Errno::EBUSY);
@@ -285,6 +295,16 @@ fn do_unlink(c: &mut Call, dirfd: i32, path: Vec<u8>, rmdir: bool) -> SysResult 
     } else {
         dir.inode.unlink(&name)?;
     }
+    let notify = &c.task.kernel.notify;
+    if !rmdir {
+        notify.on_inode(&*victim, IN_ATTRIB);
+    }
+    // Linux reports the file gone when its last name goes and no one has it open; here as
+    // soon as its last name goes.
+    if rmdir || last_link {
+        notify.on_removed(&*victim);
+    }
+    notify.on_child(&*dir.inode, &name, IN_DELETE, &*victim, 0);
     Ok(0)
 }
 
@@ -334,13 +354,35 @@ fn do_rename(
     let victim = odir.inode.lookup(&oname)?;
     may_delete(c.task, &odir, &victim)?;
     may_modify_dir(c.task, &ndir)?;
-    if let Ok(existing) = ndir.inode.lookup(&nname) {
+    let existing = ndir.inode.lookup(&nname).ok();
+    if let Some(existing) = &existing {
         if flags & RENAME_NOREPLACE != 0 {
             return Err(Errno::EEXIST);
         }
-        may_delete(c.task, &ndir, &existing)?;
+        may_delete(c.task, &ndir, existing)?;
     }
+    // Two names of one file: rename(2) does nothing and reports nothing.
+    let same_file = existing.as_ref().is_some_and(|e| e.key() == victim.key());
+    let replaced = existing.filter(|_| !same_file).map(|e| {
+        let last =
+            e.file_type() == FileType::Directory || e.stat().map(|s| s.nlink <= 1).unwrap_or(true);
+        (e, last)
+    });
     odir.inode.rename(&oname, &ndir.inode, &nname)?;
+    if same_file {
+        return Ok(0);
+    }
+    let notify = &c.task.kernel.notify;
+    let cookie = notify.new_cookie();
+    notify.on_child(&*odir.inode, &oname, IN_MOVED_FROM, &*victim, cookie);
+    notify.on_child(&*ndir.inode, &nname, IN_MOVED_TO, &*victim, cookie);
+    if let Some((e, _)) = &replaced {
+        notify.on_inode(&**e, IN_ATTRIB);
+    }
+    notify.on_inode(&*victim, IN_MOVE_SELF);
+    if let Some((e, true)) = &replaced {
+        notify.on_removed(&**e);
+    }
     Ok(0)
 }
 
@@ -380,6 +422,8 @@ fn do_link(
     }
     may_modify_dir(c.task, &dir)?;
     dir.inode.link(&name, &target.inode)?;
+    c.task.kernel.notify.on_inode(&*target.inode, IN_ATTRIB);
+    c.task.kernel.notify.on_child(&*dir.inode, &name, IN_CREATE, &*target.inode, 0);
     Ok(0)
 }
 
@@ -400,6 +444,9 @@ fn do_symlink(c: &mut Call, target: Vec<u8>, dirfd: i32, path: Vec<u8>) -> SysRe
     let (dir, name) = parent_for_create(c, dirfd, &path)?;
     may_modify_dir(c.task, &dir)?;
     dir.inode.symlink(&name, &target, owner(c.task))?;
+    if let Ok(link) = dir.inode.lookup(&name) {
+        c.task.kernel.notify.on_child(&*dir.inode, &name, IN_CREATE, &*link, 0);
+    }
     Ok(0)
 }
 
@@ -575,8 +622,32 @@ fn setattr(c: &Call, loc: &Location, a: SetAttr) -> SysResult {
     if a.size.is_some() && !cr.may_access(&st, 2) {
         return Err(Errno::EACCES);
     }
-    loc.inode.setattr(a)?;
+    apply_attr(c, loc, a)?;
     Ok(0)
+}
+
+/// Changes the attributes and reports the change as Linux does: the owner or mode as
+/// IN_ATTRIB, the size as IN_MODIFY, both times as IN_ATTRIB, one of them as IN_ACCESS or
+/// IN_MODIFY.
+fn apply_attr(c: &Call, loc: &Location, a: SetAttr) -> Result<(), Errno> {
+    loc.inode.setattr(a)?;
+    let mut mask = 0;
+    if a.mode.is_some() || a.uid.is_some() || a.gid.is_some() {
+        mask |= IN_ATTRIB;
+    }
+    if a.size.is_some() {
+        mask |= IN_MODIFY;
+    }
+    mask |= match (a.atime.is_some(), a.mtime.is_some()) {
+        (true, true) => IN_ATTRIB,
+        (true, false) => IN_ACCESS,
+        (false, true) => IN_MODIFY,
+        (false, false) => 0,
+    };
+    if mask != 0 {
+        c.task.kernel.notify.on_file(loc, mask);
+    }
+    Ok(())
 }
 
 fn chmod_attr(mode: u32) -> SetAttr {
@@ -682,7 +753,7 @@ pub fn utimensat(c: &mut Call) -> SysResult {
     if !cr.owns_or(st.uid, Capability::FOWNER) && !cr.may_access(&st, 2) {
         return Err(Errno::EACCES);
     }
-    loc.inode.setattr(attr)?;
+    apply_attr(c, &loc, attr)?;
     Ok(0)
 }
 
@@ -706,7 +777,7 @@ pub fn utimes(c: &mut Call) -> SysResult {
     let path = c.path(0)?;
     let loc = c.lookup(AT_FDCWD, &path, true)?;
     let attr = timeval_attr(c, c.args[1])?;
-    loc.inode.setattr(attr)?;
+    apply_attr(c, &loc, attr)?;
     Ok(0)
 }
 
@@ -714,7 +785,7 @@ pub fn futimesat(c: &mut Call) -> SysResult {
     let path = c.path(1)?;
     let loc = c.lookup(c.arg_i32(0), &path, true)?;
     let attr = timeval_attr(c, c.args[2])?;
-    loc.inode.setattr(attr)?;
+    apply_attr(c, &loc, attr)?;
     Ok(0)
 }
 
@@ -733,7 +804,7 @@ pub fn utime(c: &mut Call) -> SysResult {
             ..Default::default()
         }
     };
-    loc.inode.setattr(attr)?;
+    apply_attr(c, &loc, attr)?;
     Ok(0)
 }
 

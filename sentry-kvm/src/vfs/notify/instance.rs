@@ -1,0 +1,224 @@
+//! An inotify instance: the file inotify_init returns. It owns its watches (by watch
+//! descriptor) and its event queue; the sandbox's [`Notifier`] knows which instances watch
+//! which file and hands them events. Closing the last descriptor drops the instance and its
+//! watches with it.
+
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::Notifier;
+use super::event::*;
+use crate::abi::Errno;
+use crate::abi::errno::SysResult;
+use crate::abi::stat::{Stat, Timespec};
+use crate::vfs::context::Context;
+use crate::vfs::file::FileOps;
+use crate::vfs::inode::InodeKey;
+use crate::waiter::{Events, WaitQueue};
+
+/// FIONREAD: bytes of events waiting.
+const FIONREAD: u32 = 0x541B;
+
+struct Watch {
+    key: InodeKey,
+    mask: u32,
+}
+
+struct State {
+    queue: EventQueue,
+    watches: BTreeMap<i32, Watch>,
+    by_key: HashMap<InodeKey, i32>,
+    /// The last watch descriptor handed out: they are allocated upwards, wrapping, as Linux
+    /// does, so a removed one is not soon reused.
+    last_wd: i32,
+}
+
+/// What the notifier refers to (weakly) and the file wraps.
+pub struct Shared {
+    state: Mutex<State>,
+    queue: Arc<WaitQueue>,
+    notifier: Arc<Notifier>,
+}
+
+/// Whether a watch with `mask` reports `event` about the watched file itself or a child.
+fn wants(mask: u32, event: u32) -> bool {
+    mask & event & (IN_ALL_EVENTS | IN_IGNORED) != 0
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `mask` for watch `wd` if it asks for it; a one-shot watch goes after its first
+    /// event. `excluded` says whether a watch with IN_EXCL_UNLINK skips the event (its child
+    /// is unlinked).
+    pub(super) fn deliver(
+        &self,
+        wd: i32,
+        mask: u32,
+        cookie: u32,
+        name: &[u8],
+        excluded: &dyn Fn() -> bool,
+    ) {
+        let gone = {
+            let mut st = self.state();
+            let Some(w) = st.watches.get(&wd) else { return };
+            if !wants(w.mask, mask) || (w.mask & IN_EXCL_UNLINK != 0 && excluded()) {
+                return;
+            }
+            let oneshot = w.mask & IN_ONESHOT != 0;
+            st.queue.push(Event { wd, mask, cookie, name: name.to_vec() });
+            if oneshot { Self::forget(&mut st, wd) } else { None }
+        };
+        if let Some(key) = gone {
+            self.notifier.unregister(key, self, wd);
+        }
+        self.queue.notify(Events::IN);
+    }
+
+    /// The watched file is gone (or the watch was removed): IN_IGNORED ends the watch.
+    pub(super) fn ignore(&self, wd: i32) -> Option<InodeKey> {
+        let key = Self::forget(&mut self.state(), wd)?;
+        self.queue.notify(Events::IN);
+        Some(key)
+    }
+
+    /// Removes watch `wd`, queueing IN_IGNORED; the caller unregisters it from the notifier.
+    fn forget(st: &mut State, wd: i32) -> Option<InodeKey> {
+        let w = st.watches.remove(&wd)?;
+        st.by_key.remove(&w.key);
+        st.queue.push(Event { wd, mask: IN_IGNORED, cookie: 0, name: Vec::new() });
+        Some(w.key)
+    }
+}
+
+/// The inotify file.
+pub struct Inotify {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Inotify {
+    fn drop(&mut self) {
+        let watches = std::mem::take(&mut self.shared.state().watches);
+        for (wd, w) in watches {
+            self.shared.notifier.unregister(w.key, &self.shared, wd);
+        }
+        self.shared.notifier.instance_closed();
+    }
+}
+
+impl Inotify {
+    /// A new instance; EMFILE past the sandbox's instance limit.
+    pub fn new(notifier: &Arc<Notifier>) -> Result<Arc<Inotify>, Errno> {
+        notifier.instance_opened()?;
+        Ok(Arc::new(Inotify {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    queue: EventQueue::new(notifier.limits.max_queued_events),
+                    watches: BTreeMap::new(),
+                    by_key: HashMap::new(),
+                    last_wd: 0,
+                }),
+                queue: Arc::new(WaitQueue::new()),
+                notifier: notifier.clone(),
+            }),
+        }))
+    }
+
+    /// inotify_add_watch on the file `key` once its path is resolved and checked: the watch
+    /// descriptor, the same one for a file already watched.
+    pub fn add_watch(&self, key: InodeKey, mask: u32) -> Result<i32, Errno> {
+        let sh = &self.shared;
+        let mut st = sh.state();
+        let stored = mask & !(IN_MASK_ADD | IN_MASK_CREATE | IN_ONLYDIR | IN_DONT_FOLLOW);
+        if let Some(&wd) = st.by_key.get(&key) {
+            if mask & IN_MASK_CREATE != 0 {
+                return Err(Errno::EEXIST);
+            }
+            if let Some(w) = st.watches.get_mut(&wd) {
+                w.mask = if mask & IN_MASK_ADD != 0 { w.mask | stored } else { stored };
+            }
+            return Ok(wd);
+        }
+        sh.notifier.reserve_watch()?;
+        let mut wd = st.last_wd;
+        loop {
+            wd = if wd == i32::MAX { 1 } else { wd + 1 };
+            if !st.watches.contains_key(&wd) {
+                break;
+            }
+        }
+        st.last_wd = wd;
+        st.watches.insert(wd, Watch { key, mask: stored });
+        st.by_key.insert(key, wd);
+        drop(st);
+        sh.notifier.register(key, sh, wd);
+        Ok(wd)
+    }
+
+    /// inotify_rm_watch: EINVAL for a descriptor this instance does not have.
+    pub fn rm_watch(&self, wd: i32) -> Result<(), Errno> {
+        let key = self.shared.ignore(wd).ok_or(Errno::EINVAL)?;
+        self.shared.notifier.unregister(key, &self.shared, wd);
+        Ok(())
+    }
+}
+
+impl FileOps for Inotify {
+    fn read(&self, ctx: &dyn Context, buf: &mut [u8], nonblock: bool) -> Result<usize, Errno> {
+        loop {
+            let _r = self.shared.queue.register(ctx.waker(), Events::IN);
+            let data = self.shared.state().queue.take(buf.len())?;
+            if !data.is_empty() {
+                buf[..data.len()].copy_from_slice(&data);
+                return Ok(data.len());
+            }
+            if nonblock {
+                return Err(Errno::EAGAIN);
+            }
+            ctx.block(None)?;
+        }
+    }
+
+    fn readiness(&self) -> Events {
+        if self.shared.state().queue.is_empty() {
+            Events::default()
+        } else {
+            Events::IN | Events::RDNORM
+        }
+    }
+
+    fn wait_queue(&self) -> Option<Arc<WaitQueue>> {
+        Some(self.shared.queue.clone())
+    }
+
+    fn ioctl(&self, ctx: &dyn Context, cmd: u32, arg: u64) -> SysResult {
+        match cmd {
+            FIONREAD => {
+                let n = self.shared.state().queue.bytes() as i32;
+                ctx.copy_out(arg, &n.to_le_bytes())?;
+                Ok(0)
+            }
+            _ => Err(Errno::ENOTTY),
+        }
+    }
+
+    fn stat(&self) -> Result<Stat, Errno> {
+        let now = Timespec::now();
+        Ok(Stat {
+            dev: crate::abi::stat::makedev(0, 14),
+            nlink: 1,
+            mode: 0o600,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            ..Default::default()
+        })
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
