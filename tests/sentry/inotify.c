@@ -135,6 +135,17 @@ int main(void) {
     TRY("rm not inotify", inotify_rm_watch(pfd[0], 1));
     TRY("read wild buffer (empty)", read(in, (char *)8, 4096));
 
+    // Watching needs read permission.
+    mkdir(at("private"), 0700);
+    pid_t nobody = fork();
+    if (nobody == 0) {
+        if (setuid(65534) != 0) _exit(1);
+        TRY("watch without read permission", inotify_add_watch(in, at("private"), IN_MODIFY));
+        _exit(0);
+    }
+    waitpid(nobody, NULL, 0);
+    rmdir(at("private"));
+
     // Watch descriptors: one per file.
     int wd = inotify_add_watch(in, dir, IN_ALL_EVENTS);
     printf("dir wd=%d again=%d via dot=%d\n", wd, inotify_add_watch(in, dir, IN_ALL_EVENTS),
@@ -213,6 +224,20 @@ int main(void) {
     drain("file watch", fin);
     TRY("rm after deletion", inotify_rm_watch(fin, fwd));
     drain("dir after file removal", in);
+
+    // Link counts: a second name, its removal, then the file replaced by a rename.
+    int lin = inotify_init1(IN_NONBLOCK);
+    close(open(at("x"), O_CREAT | O_RDONLY, 0644));
+    close(open(at("y"), O_CREAT | O_RDONLY, 0644));
+    inotify_add_watch(lin, at("x"), IN_ALL_EVENTS);
+    link(at("x"), at("x2"));
+    unlink(at("x2"));
+    drain("second name added and removed", lin);
+    rename(at("y"), at("x"));
+    drain("replaced by a rename", lin);
+    unlink(at("x"));
+    close(lin);
+    drain("dir meanwhile", in);
 
     // Symlinks: IN_DONT_FOLLOW watches the link itself.
     close(open(at("t"), O_CREAT | O_RDONLY, 0644));

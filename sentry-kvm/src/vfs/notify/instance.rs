@@ -222,3 +222,119 @@ impl FileOps for Inotify {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::vfs::context::TestContext;
+    use crate::vfs::notify::Limits;
+
+    fn notifier(max_user_watches: usize, max_user_instances: usize) -> Arc<Notifier> {
+        Notifier::new(Limits { max_queued_events: 100, max_user_watches, max_user_instances })
+    }
+
+    /// The (wd, mask, name) of every queued event.
+    fn events(i: &Inotify) -> Vec<(i32, u32, String)> {
+        let mut buf = vec![0u8; 4096];
+        let n = match i.read(&TestContext::default(), &mut buf, true) {
+            Ok(n) => n,
+            Err(Errno::EAGAIN) => 0,
+            Err(e) => panic!("read: {e:?}"),
+        };
+        let mut out = Vec::new();
+        let mut p = &buf[..n];
+        while p.len() >= HEADER {
+            let word = |o: usize| u32::from_le_bytes([p[o], p[o + 1], p[o + 2], p[o + 3]]);
+            let len = word(12) as usize;
+            let name = &p[HEADER..HEADER + len];
+            let name = String::from_utf8_lossy(name.split(|&b| b == 0).next().unwrap_or(&[]));
+            out.push((word(0) as i32, word(4), name.into_owned()));
+            p = &p[HEADER + len..];
+        }
+        out
+    }
+
+    fn send(n: &Notifier, key: InodeKey, mask: u32, name: &str) {
+        n.send(key, mask, 0, name.as_bytes(), &|| false);
+    }
+
+    #[test]
+    fn one_watch_per_file_with_replaced_added_or_refused_masks() {
+        let n = notifier(10, 10);
+        let i = Inotify::new(&n).unwrap();
+        assert_eq!(i.add_watch((1, 1), IN_MODIFY), Ok(1));
+        assert_eq!(i.add_watch((1, 2), IN_MODIFY), Ok(2));
+        assert_eq!(i.add_watch((1, 1), IN_ATTRIB), Ok(1));
+        send(&n, (1, 1), IN_MODIFY, "");
+        send(&n, (1, 1), IN_ATTRIB, "x");
+        assert_eq!(events(&i), [(1, IN_ATTRIB, "x".to_string())]);
+        assert_eq!(i.add_watch((1, 1), IN_MODIFY | IN_MASK_ADD), Ok(1));
+        send(&n, (1, 1), IN_MODIFY, "");
+        send(&n, (1, 1), IN_ATTRIB, "");
+        assert_eq!(events(&i).len(), 2);
+        assert_eq!(i.add_watch((1, 1), IN_MODIFY | IN_MASK_CREATE), Err(Errno::EEXIST));
+        // Other instances have their own descriptors and hear the same events.
+        let j = Inotify::new(&n).unwrap();
+        assert_eq!(j.add_watch((1, 2), IN_MODIFY), Ok(1));
+        send(&n, (1, 2), IN_MODIFY, "");
+        assert_eq!(events(&i), [(2, IN_MODIFY, String::new())]);
+        assert_eq!(events(&j), [(1, IN_MODIFY, String::new())]);
+    }
+
+    #[test]
+    fn removed_and_one_shot_watches_end_with_in_ignored() {
+        let n = notifier(10, 10);
+        let i = Inotify::new(&n).unwrap();
+        let wd = i.add_watch((1, 1), IN_MODIFY | IN_ONESHOT).unwrap();
+        send(&n, (1, 1), IN_MODIFY, "");
+        send(&n, (1, 1), IN_MODIFY, "a");
+        assert_eq!(events(&i), [(wd, IN_MODIFY, String::new()), (wd, IN_IGNORED, String::new())]);
+        assert_eq!(i.rm_watch(wd), Err(Errno::EINVAL));
+        let wd2 = i.add_watch((1, 1), IN_MODIFY).unwrap();
+        assert_ne!(wd2, wd, "descriptors are not reused at once");
+        assert_eq!(i.rm_watch(wd2), Ok(()));
+        send(&n, (1, 1), IN_MODIFY, "");
+        assert_eq!(events(&i), [(wd2, IN_IGNORED, String::new())]);
+        assert_eq!(n.watch_count.load(Ordering::Relaxed), 0);
+        assert!(n.map().is_empty());
+    }
+
+    #[test]
+    fn limits_refuse_watches_and_instances_until_they_go() {
+        let n = notifier(2, 1);
+        let i = Inotify::new(&n).unwrap();
+        assert!(matches!(Inotify::new(&n), Err(Errno::EMFILE)));
+        i.add_watch((1, 1), IN_MODIFY).unwrap();
+        i.add_watch((1, 2), IN_MODIFY).unwrap();
+        assert_eq!(i.add_watch((1, 3), IN_MODIFY), Err(Errno::ENOSPC));
+        // A file already watched needs no new watch.
+        assert_eq!(i.add_watch((1, 2), IN_ATTRIB), Ok(2));
+        drop(i);
+        assert!(n.map().is_empty(), "a closed instance leaves no watch behind");
+        let j = Inotify::new(&n).unwrap();
+        assert_eq!(j.add_watch((1, 3), IN_MODIFY), Ok(1));
+    }
+
+    #[test]
+    fn a_blocking_read_waits_for_an_event() {
+        let n = notifier(10, 10);
+        let i = Inotify::new(&n).unwrap();
+        i.add_watch((1, 1), IN_CREATE).unwrap();
+        let sender = {
+            let n = n.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                send(&n, (1, 1), IN_CREATE, "new");
+            })
+        };
+        let mut buf = [0u8; 64];
+        assert_eq!(i.read(&TestContext::default(), &mut buf, false), Ok(32));
+        assert_eq!(&buf[16..19], b"new");
+        sender.join().unwrap();
+        assert_eq!(i.readiness(), Events::default());
+        send(&n, (1, 1), IN_CREATE, "b");
+        assert!(i.readiness().contains(Events::IN));
+    }
+}
