@@ -52,6 +52,13 @@ pub struct Notifier {
     pub limits: Limits,
 }
 
+/// Adds one to `counter` unless it has reached `max`.
+fn count_up(counter: &AtomicUsize, max: usize) -> bool {
+    counter
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+        .is_ok()
+}
+
 fn type_bit(inode: &dyn Inode) -> u32 {
     if inode.file_type() == FileType::Directory { IN_ISDIR } else { 0 }
 }
@@ -76,11 +83,7 @@ impl Notifier {
     }
 
     fn instance_opened(&self) -> Result<(), Errno> {
-        let max = self.limits.max_user_instances;
-        self.instances
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
-            .map(|_| ())
-            .map_err(|_| Errno::EMFILE)
+        count_up(&self.instances, self.limits.max_user_instances).then_some(()).ok_or(Errno::EMFILE)
     }
 
     fn instance_closed(&self) {
@@ -89,11 +92,7 @@ impl Notifier {
 
     /// Counts a new watch; ENOSPC past the limit.
     fn reserve_watch(&self) -> Result<(), Errno> {
-        let max = self.limits.max_user_watches;
-        self.watch_count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
-            .map(|_| ())
-            .map_err(|_| Errno::ENOSPC)
+        count_up(&self.watch_count, self.limits.max_user_watches).then_some(()).ok_or(Errno::ENOSPC)
     }
 
     fn register(&self, key: InodeKey, instance: &Arc<Shared>, wd: i32) {
