@@ -159,6 +159,9 @@ int main(void) {
     write(fd, "z", 1); // folded into the previous MODIFY
     close(fd);
     drain("create+write", in);
+    close(open(at("a"), O_WRONLY | O_TRUNC));
+    close(open(at("a"), O_CREAT | O_WRONLY | O_APPEND, 0644));
+    drain("truncated and reopened", in);
     fd = open(at("a"), O_RDONLY);
     char c;
     read(fd, &c, 1);

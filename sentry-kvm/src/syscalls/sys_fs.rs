@@ -123,13 +123,18 @@ fn open_location(c: &Call, loc: Location, flags: u32, path: &[u8]) -> SysResult 
     install_opened(c, file, flags)
 }
 
-/// Installs a file opened by path and reports the opening (IN_OPEN) and, from then on, its
-/// uses and its closing.
+/// Installs a file opened by path and reports the opening (IN_OPEN, then IN_MODIFY for an
+/// existing regular file O_TRUNC emptied) and, from then on, its uses and its closing.
 fn install_opened(c: &Call, file: Arc<File>, flags: u32) -> SysResult {
     let fd =
         c.task.files().install(file.clone(), flags & O_CLOEXEC != 0, 0, c.task.tg().rlimit(7).0)?;
     file.report_to(&c.task.kernel.notify);
     file.report(IN_OPEN);
+    if flags & O_TRUNC != 0
+        && file.location.as_ref().is_some_and(|l| l.inode.file_type() == FileType::Regular)
+    {
+        file.report(IN_MODIFY);
+    }
     Ok(fd as u64)
 }
 
@@ -181,7 +186,7 @@ fn do_open(c: &mut Call, dirfd: i32, path: Vec<u8>, flags: u32, mode: u32) -> Sy
             let p = path_of(&c.task.fs().root(), &loc).unwrap_or_else(|| path.clone());
             let file =
                 File::new(ops, flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC), Some(loc), p);
-            install_opened(c, file, flags)
+            install_opened(c, file, flags & !O_TRUNC)
         }
         Err(e) => Err(e),
     }
