@@ -14,7 +14,8 @@ use crate::vfs::file::File;
 use crate::vfs::file::wants_write;
 use crate::vfs::fs::anon::AnonInode;
 use crate::vfs::inode::{Inode, Owner, SetAttr};
-use crate::vfs::notify::event::*;
+use crate::vfs::notify::event::{IN_ACCESS, IN_ATTRIB, IN_MODIFY, IN_OPEN};
+use crate::vfs::notify::last_name;
 use crate::vfs::path::{Last, path_of};
 
 /// Checks that `dir` may be changed by `task` (write and search permission, writable fs).
@@ -179,7 +180,7 @@ fn do_open(c: &mut Call, dirfd: i32, path: Vec<u8>, flags: u32, mode: u32) -> Sy
                 0,
                 owner(c.task),
             )?;
-            c.task.kernel.notify.on_child(&*dir.inode, &name, IN_CREATE, &*inode, 0);
+            c.task.kernel.notify.on_created(&*dir.inode, &name, &*inode);
             let loc = Location::child(&dir, inode, &name);
             // The creator may write a file it just created read-only.
             let ops = loc.inode.clone().open(flags)?;
@@ -241,7 +242,7 @@ fn do_mknod(c: &mut Call, dirfd: i32, path: Vec<u8>, mode: u32, dev: u64) -> Sys
     may_modify_dir(c.task, &dir)?;
     let umask = c.task.fs().umask();
     let inode = dir.inode.create(&name, kind, mode & !umask & 0o7777, dev, owner(c.task))?;
-    c.task.kernel.notify.on_child(&*dir.inode, &name, IN_CREATE, &*inode, 0);
+    c.task.kernel.notify.on_created(&*dir.inode, &name, &*inode);
     Ok(0)
 }
 
@@ -264,7 +265,7 @@ fn do_mkdir(c: &mut Call, dirfd: i32, path: Vec<u8>, mode: u32) -> SysResult {
     let umask = c.task.fs().umask();
     let inode =
         dir.inode.create(&name, FileType::Directory, mode & !umask & 0o7777, 0, owner(c.task))?;
-    c.task.kernel.notify.on_child(&*dir.inode, &name, IN_CREATE, &*inode, 0);
+    c.task.kernel.notify.on_created(&*dir.inode, &name, &*inode);
     Ok(0)
 }
 
@@ -291,7 +292,7 @@ fn do_unlink(c: &mut Call, dirfd: i32, path: Vec<u8>, rmdir: bool) -> SysResult 
         });
     }
     may_delete(c.task, &dir, &victim)?;
-    let last_link = victim.stat().map(|s| s.nlink <= 1).unwrap_or(true);
+    let was_last = last_name(&*victim);
     if rmdir {
         if dir.mount.mounted_on(victim.key()).is_some() {
             return Err(Errno::EBUSY);
@@ -300,16 +301,7 @@ fn do_unlink(c: &mut Call, dirfd: i32, path: Vec<u8>, rmdir: bool) -> SysResult 
     } else {
         dir.inode.unlink(&name)?;
     }
-    let notify = &c.task.kernel.notify;
-    if !rmdir {
-        notify.on_inode(&*victim, IN_ATTRIB);
-    }
-    // Linux reports the file gone when its last name goes and no one has it open; here as
-    // soon as its last name goes.
-    if rmdir || last_link {
-        notify.on_removed(&*victim);
-    }
-    notify.on_child(&*dir.inode, &name, IN_DELETE, &*victim, 0);
+    c.task.kernel.notify.on_unlinked(&*dir.inode, &name, &*victim, was_last);
     Ok(0)
 }
 
@@ -369,24 +361,17 @@ fn do_rename(
     // Two names of one file: rename(2) does nothing and reports nothing.
     let same_file = existing.as_ref().is_some_and(|e| e.key() == victim.key());
     let replaced = existing.filter(|_| !same_file).map(|e| {
-        let last =
-            e.file_type() == FileType::Directory || e.stat().map(|s| s.nlink <= 1).unwrap_or(true);
+        let last = last_name(&*e);
         (e, last)
     });
     odir.inode.rename(&oname, &ndir.inode, &nname)?;
-    if same_file {
-        return Ok(0);
-    }
-    let notify = &c.task.kernel.notify;
-    let cookie = notify.new_cookie();
-    notify.on_child(&*odir.inode, &oname, IN_MOVED_FROM, &*victim, cookie);
-    notify.on_child(&*ndir.inode, &nname, IN_MOVED_TO, &*victim, cookie);
-    if let Some((e, _)) = &replaced {
-        notify.on_inode(&**e, IN_ATTRIB);
-    }
-    notify.on_inode(&*victim, IN_MOVE_SELF);
-    if let Some((e, true)) = &replaced {
-        notify.on_removed(&**e);
+    if !same_file {
+        c.task.kernel.notify.on_renamed(
+            (&*odir.inode, &oname),
+            (&*ndir.inode, &nname),
+            &*victim,
+            replaced.as_ref().map(|(e, last)| (&**e, *last)),
+        );
     }
     Ok(0)
 }
@@ -427,8 +412,7 @@ fn do_link(
     }
     may_modify_dir(c.task, &dir)?;
     dir.inode.link(&name, &target.inode)?;
-    c.task.kernel.notify.on_inode(&*target.inode, IN_ATTRIB);
-    c.task.kernel.notify.on_child(&*dir.inode, &name, IN_CREATE, &*target.inode, 0);
+    c.task.kernel.notify.on_linked(&*dir.inode, &name, &*target.inode);
     Ok(0)
 }
 
@@ -450,7 +434,7 @@ fn do_symlink(c: &mut Call, target: Vec<u8>, dirfd: i32, path: Vec<u8>) -> SysRe
     may_modify_dir(c.task, &dir)?;
     dir.inode.symlink(&name, &target, owner(c.task))?;
     if let Ok(link) = dir.inode.lookup(&name) {
-        c.task.kernel.notify.on_child(&*dir.inode, &name, IN_CREATE, &*link, 0);
+        c.task.kernel.notify.on_created(&*dir.inode, &name, &*link);
     }
     Ok(0)
 }

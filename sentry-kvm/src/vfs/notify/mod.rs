@@ -1,6 +1,6 @@
 //! inotify: programs watch files and directories and read what the sandbox's tasks did to
 //! them. The syscalls that change or use files report here ([`Notifier`]'s `on_*` hooks, one
-//! per kind of operation); the notifier hands each event to the instances ([`instance`])
+//! per kind of operation, in `hooks`); the notifier hands each event to the instances ([`instance`])
 //! watching the file, which queue it ([`event`]).
 //!
 //! Watches hang off the file's identity ([`InodeKey`]), as advisory locks do, since the
@@ -10,6 +10,7 @@
 //! by the host to a volume's files directly are not reported.
 
 pub mod event;
+mod hooks;
 pub mod instance;
 
 use std::collections::HashMap;
@@ -17,10 +18,8 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::abi::Errno;
-use crate::abi::stat::FileType;
-use crate::vfs::Location;
-use crate::vfs::inode::{Inode, InodeKey};
-use event::*;
+use crate::vfs::inode::InodeKey;
+pub use hooks::last_name;
 use instance::Shared;
 
 /// Limits of a sandbox's inotify use (shown in /proc/sys/fs/inotify).
@@ -28,9 +27,9 @@ use instance::Shared;
 pub struct Limits {
     /// Events an instance queues before reporting IN_Q_OVERFLOW (Linux's default).
     pub max_queued_events: usize,
-    /// Watches in the whole sandbox (Linux counts per user; one sandbox is one user's).
+    /// Watches in the whole sandbox (Linux counts them per user).
     pub max_user_watches: usize,
-    /// Instances in the whole sandbox (Linux's default per user).
+    /// Instances in the whole sandbox (Linux's default number per user).
     pub max_user_instances: usize,
 }
 
@@ -57,10 +56,6 @@ fn count_up(counter: &AtomicUsize, max: usize) -> bool {
     counter
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
         .is_ok()
-}
-
-fn type_bit(inode: &dyn Inode) -> u32 {
-    if inode.file_type() == FileType::Directory { IN_ISDIR } else { 0 }
 }
 
 impl Notifier {
@@ -134,69 +129,11 @@ impl Notifier {
     }
 
     /// A non-zero cookie tying a rename's IN_MOVED_FROM to its IN_MOVED_TO.
-    pub fn new_cookie(&self) -> u32 {
+    fn new_cookie(&self) -> u32 {
         loop {
             let c = self.next_cookie.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
             if c != 0 {
                 return c;
-            }
-        }
-    }
-
-    /// Something was done to the file at `loc` (opened, read, written, closed, its attributes
-    /// changed): its directory's watches hear of it by name, then its own watches.
-    pub fn on_file(&self, loc: &Location, event: u32) {
-        if self.idle() {
-            return;
-        }
-        let inode = &*loc.inode;
-        let mask = event | type_bit(inode);
-        let parent = match &loc.via {
-            Some(via) => Some((via.0.inode.key(), via.1.clone())),
-            None if !loc.is_mount_root() => inode.parent().map(|(d, n)| (d.key(), n)),
-            None => None,
-        };
-        if let Some((dir, name)) = parent {
-            let unlinked = || inode.stat().map(|s| s.nlink == 0).unwrap_or(false);
-            self.send(dir, mask, 0, &name, &unlinked);
-        }
-        self.send(inode.key(), mask, 0, &[], &|| false);
-    }
-
-    /// An event only the file's own watches hear of (a change of its link count, IN_MOVE_SELF).
-    pub fn on_inode(&self, inode: &dyn Inode, event: u32) {
-        if self.idle() {
-            return;
-        }
-        // Linux marks a directory's IN_MOVE_SELF (and IN_DELETE_SELF) without IN_ISDIR.
-        let mask = if event == IN_MOVE_SELF { event } else { event | type_bit(inode) };
-        self.send(inode.key(), mask, 0, &[], &|| false);
-    }
-
-    /// An entry of directory `dir` was created, removed or moved.
-    pub fn on_child(
-        &self,
-        dir: &dyn Inode,
-        name: &[u8],
-        event: u32,
-        child: &dyn Inode,
-        cookie: u32,
-    ) {
-        if self.idle() {
-            return;
-        }
-        self.send(dir.key(), event | type_bit(child), cookie, name, &|| false);
-    }
-
-    /// The file is gone: its watches report IN_DELETE_SELF and end (IN_IGNORED).
-    pub fn on_removed(&self, inode: &dyn Inode) {
-        if self.idle() {
-            return;
-        }
-        for (inst, wd) in self.targets(inode.key()) {
-            inst.deliver(wd, IN_DELETE_SELF, 0, &[], &|| false);
-            if let Some(key) = inst.ignore(wd) {
-                self.unregister(key, &inst, wd);
             }
         }
     }
