@@ -242,6 +242,21 @@ int main(void) {
     close(lin);
     drain("dir meanwhile", in);
 
+    // Children used after their removal: reported unless IN_EXCL_UNLINK.
+    int keep = inotify_init1(IN_NONBLOCK), excl = inotify_init1(IN_NONBLOCK);
+    inotify_add_watch(keep, dir, IN_MODIFY | IN_DELETE | IN_CLOSE_WRITE);
+    inotify_add_watch(excl, dir, IN_MODIFY | IN_DELETE | IN_CLOSE_WRITE | IN_EXCL_UNLINK);
+    fd = open(at("gone"), O_CREAT | O_WRONLY, 0644);
+    write(fd, "1", 1);
+    unlink(at("gone"));
+    write(fd, "2", 1);
+    close(fd);
+    drain("used after unlink", keep);
+    drain("used after unlink, IN_EXCL_UNLINK", excl);
+    close(keep);
+    close(excl);
+    drain("dir meanwhile", in);
+
     // Symlinks: IN_DONT_FOLLOW watches the link itself.
     close(open(at("t"), O_CREAT | O_RDONLY, 0644));
     symlink("t", at("tl"));
