@@ -247,10 +247,15 @@ int main(void) {
     inotify_add_watch(keep, dir, IN_MODIFY | IN_DELETE | IN_CLOSE_WRITE);
     inotify_add_watch(excl, dir, IN_MODIFY | IN_DELETE | IN_CLOSE_WRITE | IN_EXCL_UNLINK);
     fd = open(at("gone"), O_CREAT | O_WRONLY, 0644);
+    int watched = inotify_init1(IN_NONBLOCK);
+    inotify_add_watch(watched, at("gone"), IN_ALL_EVENTS);
     write(fd, "1", 1);
     unlink(at("gone"));
+    drain("unlinked while open", watched);
     write(fd, "2", 1);
     close(fd);
+    drain("closed after unlink", watched);
+    close(watched);
     drain("used after unlink", keep);
     drain("used after unlink, IN_EXCL_UNLINK", excl);
     close(keep);

@@ -109,6 +109,9 @@ impl Drop for File {
             l.release_description(self.id);
         }
         self.report(if self.writable() { IN_CLOSE_WRITE } else { IN_CLOSE_NOWRITE });
+        if let (Some(n), Some(loc)) = (self.notifier.get(), &self.location) {
+            n.closed(loc.inode.key());
+        }
     }
 }
 
@@ -144,7 +147,11 @@ impl File {
 
     /// From now on, reports what is done through this description to `notifier`'s watches.
     pub fn report_to(&self, notifier: &Arc<Notifier>) {
-        let _ = self.notifier.set(notifier.clone());
+        if let Some(loc) = &self.location
+            && self.notifier.set(notifier.clone()).is_ok()
+        {
+            notifier.opened(loc.inode.key());
+        }
     }
 
     /// Reports `event` (an inotify event bit) on the file, if it reports at all.

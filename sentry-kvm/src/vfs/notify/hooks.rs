@@ -5,7 +5,7 @@ use super::Notifier;
 use super::event::*;
 use crate::abi::stat::FileType;
 use crate::vfs::Location;
-use crate::vfs::inode::Inode;
+use crate::vfs::inode::{Inode, InodeKey};
 
 fn type_bit(inode: &dyn Inode) -> u32 {
     if inode.file_type() == FileType::Directory { IN_ISDIR } else { 0 }
@@ -56,11 +56,11 @@ impl Notifier {
     }
 
     /// The file is gone: its watches report IN_DELETE_SELF and end (IN_IGNORED).
-    fn on_removed(&self, inode: &dyn Inode) {
+    pub(super) fn on_removed(&self, key: InodeKey) {
         if self.idle() {
             return;
         }
-        for (inst, wd) in self.targets(inode.key()) {
+        for (inst, wd) in self.targets(key) {
             inst.deliver(wd, IN_DELETE_SELF, 0, &[], &|| false);
             if let Some(key) = inst.ignore(wd) {
                 self.unregister(key, &inst, wd);
@@ -80,14 +80,12 @@ impl Notifier {
     }
 
     /// unlink(2) or rmdir(2) removed `name` from `dir`; `was_last` from [`last_name`] before.
-    /// Linux reports the file gone when its last name goes and no one has it open any more;
-    /// here as soon as its last name goes.
     pub fn on_unlinked(&self, dir: &dyn Inode, name: &[u8], victim: &dyn Inode, was_last: bool) {
         if victim.file_type() != FileType::Directory {
             self.on_inode(victim, IN_ATTRIB);
         }
         if was_last {
-            self.on_removed(victim);
+            self.unlinked(victim.key());
         }
         self.on_child(dir, name, IN_DELETE, victim, 0);
     }
@@ -112,7 +110,7 @@ impl Notifier {
         }
         self.on_inode(moved, IN_MOVE_SELF);
         if let Some((r, true)) = replaced {
-            self.on_removed(r);
+            self.unlinked(r.key());
         }
     }
 }

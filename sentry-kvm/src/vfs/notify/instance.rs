@@ -309,6 +309,26 @@ mod tests {
     }
 
     #[test]
+    fn a_file_unlinked_while_open_goes_with_its_last_description() {
+        let n = notifier(10, 10);
+        let i = Inotify::new(&n).unwrap();
+        let wd = i.add_watch((1, 1), IN_DELETE_SELF).unwrap();
+        n.opened((1, 1));
+        n.opened((1, 1));
+        n.unlinked((1, 1));
+        n.closed((1, 1));
+        assert_eq!(events(&i), []);
+        n.closed((1, 1));
+        let gone = [(wd, IN_DELETE_SELF, String::new()), (wd, IN_IGNORED, String::new())];
+        assert_eq!(events(&i), gone);
+        assert!(n.open_files().is_empty() && n.map().is_empty());
+        // Not open: gone at once.
+        let wd = i.add_watch((1, 2), IN_DELETE_SELF).unwrap();
+        n.unlinked((1, 2));
+        assert_eq!(events(&i).len(), 2, "{wd}");
+    }
+
+    #[test]
     fn a_blocking_read_waits_for_an_event() {
         let n = notifier(10, 10);
         let i = Inotify::new(&n).unwrap();

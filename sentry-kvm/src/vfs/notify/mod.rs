@@ -36,6 +36,12 @@ pub struct Limits {
 pub const LIMITS: Limits =
     Limits { max_queued_events: 16384, max_user_watches: 65536, max_user_instances: 128 };
 
+#[derive(Default)]
+struct OpenFile {
+    descriptions: usize,
+    unlinked: bool,
+}
+
 struct WatchRef {
     instance: Weak<Shared>,
     wd: i32,
@@ -44,6 +50,9 @@ struct WatchRef {
 /// The sandbox's watches by file.
 pub struct Notifier {
     watches: Mutex<HashMap<InodeKey, Vec<WatchRef>>>,
+    /// Files open by path (descriptions that report), and whether their last name is gone:
+    /// such a file is reported gone when its last description closes, as on Linux.
+    open: Mutex<HashMap<InodeKey, OpenFile>>,
     /// Watches in all instances: operations skip the map while there are none.
     watch_count: AtomicUsize,
     instances: AtomicUsize,
@@ -62,6 +71,7 @@ impl Notifier {
     pub fn new(limits: Limits) -> Arc<Notifier> {
         Arc::new(Notifier {
             watches: Mutex::new(HashMap::new()),
+            open: Mutex::new(HashMap::new()),
             watch_count: AtomicUsize::new(0),
             instances: AtomicUsize::new(0),
             next_cookie: AtomicU32::new(0),
@@ -71,6 +81,50 @@ impl Notifier {
 
     fn map(&self) -> MutexGuard<'_, HashMap<InodeKey, Vec<WatchRef>>> {
         self.watches.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn open_files(&self) -> MutexGuard<'_, HashMap<InodeKey, OpenFile>> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A description of the file `key` was opened by path.
+    pub fn opened(&self, key: InodeKey) {
+        self.open_files().entry(key).or_default().descriptions += 1;
+    }
+
+    /// A description of the file `key` went; the file is gone if it was its last and its last
+    /// name went before.
+    pub fn closed(&self, key: InodeKey) {
+        let gone = {
+            let mut open = self.open_files();
+            let Some(f) = open.get_mut(&key) else { return };
+            f.descriptions = f.descriptions.saturating_sub(1);
+            if f.descriptions > 0 {
+                return;
+            }
+            open.remove(&key).is_some_and(|f| f.unlinked)
+        };
+        if gone {
+            self.on_removed(key);
+        }
+    }
+
+    /// The last name of the file `key` went: it is gone now, or when its last description
+    /// closes.
+    fn unlinked(&self, key: InodeKey) {
+        let open = {
+            let mut open = self.open_files();
+            match open.get_mut(&key) {
+                Some(f) => {
+                    f.unlinked = true;
+                    true
+                }
+                None => false,
+            }
+        };
+        if !open {
+            self.on_removed(key);
+        }
     }
 
     fn idle(&self) -> bool {
