@@ -105,7 +105,8 @@ static char *at(const char *name) {
 
 static void on_alarm(int s) { (void)s; }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "exit") == 0) return 0;
     setvbuf(stdout, NULL, _IONBF, 0);
     strcpy(dir, "/tmp/inotify-XXXXXX");
     if (!mkdtemp(dir)) return 1;
@@ -260,6 +261,27 @@ int main(void) {
     drain("used after unlink, IN_EXCL_UNLINK", excl);
     close(keep);
     close(excl);
+    drain("dir meanwhile", in);
+
+    // A program run from a watched directory: opened, read, closed.
+    int src = open("/proc/self/exe", O_RDONLY), dst = open(at("prog"), O_CREAT | O_WRONLY, 0755);
+    char copy[65536];
+    while ((n = read(src, copy, sizeof copy)) > 0) write(dst, copy, n);
+    close(src);
+    close(dst);
+    int ex = inotify_init1(IN_NONBLOCK);
+    inotify_add_watch(ex, dir, IN_ALL_EVENTS);
+    pid_t runner = fork();
+    if (runner == 0) {
+        execl(at("prog"), "prog", "exit", (char *)NULL);
+        _exit(9);
+    }
+    int status = 0;
+    waitpid(runner, &status, 0);
+    printf("program ran: %d\n", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    drain("program run", ex);
+    close(ex);
+    unlink(at("prog"));
     drain("dir meanwhile", in);
 
     // Symlinks: IN_DONT_FOLLOW watches the link itself.
