@@ -14,8 +14,10 @@
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -181,6 +183,11 @@ int main(int argc, char **argv) {
     symlink("a", at("l"));
     mknod(at("fifo"), S_IFIFO | 0644, 0);
     link(at("a"), at("b"));
+    int sock = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", at("sock"));
+    bind(sock, (struct sockaddr *)&sun, sizeof sun);
+    close(sock);
     drain("creations", in);
     fd = open(at("sub"), O_RDONLY | O_DIRECTORY);
     char dents[4096];
@@ -194,6 +201,7 @@ int main(int argc, char **argv) {
     unlink(at("b"));
     unlink(at("l"));
     unlink(at("fifo"));
+    unlink(at("sock"));
     rmdir(at("sub2"));
     drain("removals", in);
 

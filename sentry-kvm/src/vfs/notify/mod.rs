@@ -7,7 +7,8 @@
 //! Sentry may build several inode objects for one file; they hold no inode, so a watch never
 //! keeps a deleted file alive, and they go with the file (IN_DELETE_SELF, IN_IGNORED) or with
 //! their instance. Only what the sandbox's tasks do through the Sentry is seen: changes made
-//! by the host to a volume's files directly are not reported.
+//! by the host to a volume's files directly are not reported. An open file reports to the
+//! directory and name it was opened by, even after a rename moved it (Linux follows it).
 
 pub mod event;
 mod hooks;
