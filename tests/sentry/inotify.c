@@ -251,6 +251,24 @@ int main(int argc, char **argv) {
     close(lin);
     drain("dir meanwhile", in);
 
+    // An open file renamed (as log rotation does) reports under its new name.
+    mkdir(at("rot"), 0755);
+    fd = open(at("app.log"), O_CREAT | O_WRONLY, 0644);
+    int rot = inotify_init1(IN_NONBLOCK);
+    inotify_add_watch(rot, dir, IN_MODIFY | IN_CLOSE_WRITE | IN_MOVE);
+    inotify_add_watch(rot, at("rot"), IN_MODIFY | IN_CLOSE_WRITE | IN_MOVE);
+    write(fd, "1", 1);
+    rename(at("app.log"), at("app.log.1"));
+    write(fd, "2", 1);
+    rename(at("app.log.1"), at("rot/old"));
+    write(fd, "3", 1);
+    close(fd);
+    drain("rotated while open", rot);
+    close(rot);
+    unlink(at("rot/old"));
+    rmdir(at("rot"));
+    drain("dir meanwhile", in);
+
     // Children used after their removal: reported unless IN_EXCL_UNLINK.
     int keep = inotify_init1(IN_NONBLOCK), excl = inotify_init1(IN_NONBLOCK);
     inotify_add_watch(keep, dir, IN_MODIFY | IN_DELETE | IN_CLOSE_WRITE);

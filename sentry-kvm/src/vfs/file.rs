@@ -150,7 +150,8 @@ impl File {
         if let Some(loc) = &self.location
             && self.notifier.set(notifier.clone()).is_ok()
         {
-            notifier.opened(loc.inode.key());
+            let place = loc.via.as_ref().map(|via| (via.0.inode.key(), via.1.clone()));
+            notifier.opened(loc.inode.key(), place);
         }
     }
 

@@ -26,7 +26,7 @@ impl Notifier {
         let inode = &*loc.inode;
         let mask = event | type_bit(inode);
         let parent = match &loc.via {
-            Some(via) => Some((via.0.inode.key(), via.1.clone())),
+            Some(via) => Some(self.open.place(inode.key(), (via.0.inode.key(), via.1.clone()))),
             None if !loc.is_mount_root() => inode.parent().map(|(d, n)| (d.key(), n)),
             None => None,
         };
@@ -99,8 +99,9 @@ impl Notifier {
         moved: &dyn Inode,
         replaced: Option<(&dyn Inode, bool)>,
     ) {
-        if self.idle() {
-            return;
+        if moved.file_type() != FileType::Directory {
+            let place = |(dir, name): (&dyn Inode, &[u8])| (dir.key(), name.to_vec());
+            self.open.moved(moved.key(), &place(from), &place(to));
         }
         let cookie = self.new_cookie();
         self.on_child(from.0, from.1, IN_MOVED_FROM, moved, cookie);

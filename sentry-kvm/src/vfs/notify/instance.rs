@@ -313,15 +313,15 @@ mod tests {
         let n = notifier(10, 10);
         let i = Inotify::new(&n).unwrap();
         let wd = i.add_watch((1, 1), IN_DELETE_SELF).unwrap();
-        n.opened((1, 1));
-        n.opened((1, 1));
+        n.opened((1, 1), None);
+        n.opened((1, 1), None);
         n.unlinked((1, 1));
         n.closed((1, 1));
         assert_eq!(events(&i), []);
         n.closed((1, 1));
         let gone = [(wd, IN_DELETE_SELF, String::new()), (wd, IN_IGNORED, String::new())];
         assert_eq!(events(&i), gone);
-        assert!(n.open_files().is_empty() && n.map().is_empty());
+        assert!(n.open.is_empty() && n.map().is_empty());
         // Not open: gone at once.
         let wd = i.add_watch((1, 2), IN_DELETE_SELF).unwrap();
         n.unlinked((1, 2));

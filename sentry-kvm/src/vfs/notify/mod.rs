@@ -7,12 +7,12 @@
 //! Sentry may build several inode objects for one file; they hold no inode, so a watch never
 //! keeps a deleted file alive, and they go with the file (IN_DELETE_SELF, IN_IGNORED) or with
 //! their instance. Only what the sandbox's tasks do through the Sentry is seen: changes made
-//! by the host to a volume's files directly are not reported. An open file reports to the
-//! directory and name it was opened by, even after a rename moved it (Linux follows it).
+//! by the host to a volume's files directly are not reported.
 
 pub mod event;
 mod hooks;
 pub mod instance;
+mod open_files;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -22,6 +22,8 @@ use crate::abi::Errno;
 use crate::vfs::inode::InodeKey;
 pub use hooks::last_name;
 use instance::Shared;
+use open_files::OpenFiles;
+pub use open_files::Place;
 
 /// Limits of a sandbox's inotify use (shown in /proc/sys/fs/inotify).
 #[derive(Clone, Copy, Debug)]
@@ -37,12 +39,6 @@ pub struct Limits {
 pub const LIMITS: Limits =
     Limits { max_queued_events: 16384, max_user_watches: 65536, max_user_instances: 128 };
 
-#[derive(Default)]
-struct OpenFile {
-    descriptions: usize,
-    unlinked: bool,
-}
-
 struct WatchRef {
     instance: Weak<Shared>,
     wd: i32,
@@ -51,9 +47,8 @@ struct WatchRef {
 /// The sandbox's watches by file.
 pub struct Notifier {
     watches: Mutex<HashMap<InodeKey, Vec<WatchRef>>>,
-    /// Files open by path (descriptions that report), and whether their last name is gone:
-    /// such a file is reported gone when its last description closes, as on Linux.
-    open: Mutex<HashMap<InodeKey, OpenFile>>,
+    /// Files open by path (descriptions that report).
+    open: OpenFiles,
     /// Watches in all instances: operations skip the map while there are none.
     watch_count: AtomicUsize,
     instances: AtomicUsize,
@@ -72,7 +67,7 @@ impl Notifier {
     pub fn new(limits: Limits) -> Arc<Notifier> {
         Arc::new(Notifier {
             watches: Mutex::new(HashMap::new()),
-            open: Mutex::new(HashMap::new()),
+            open: OpenFiles::default(),
             watch_count: AtomicUsize::new(0),
             instances: AtomicUsize::new(0),
             next_cookie: AtomicU32::new(0),
@@ -84,28 +79,16 @@ impl Notifier {
         self.watches.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn open_files(&self) -> MutexGuard<'_, HashMap<InodeKey, OpenFile>> {
-        self.open.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A description of the file `key` was opened by path.
-    pub fn opened(&self, key: InodeKey) {
-        self.open_files().entry(key).or_default().descriptions += 1;
+    /// A description of the file `key` was opened by path (as `place`, for a file that is
+    /// not a directory).
+    pub fn opened(&self, key: InodeKey, place: Option<Place>) {
+        self.open.opened(key, place);
     }
 
     /// A description of the file `key` went; the file is gone if it was its last and its last
     /// name went before.
     pub fn closed(&self, key: InodeKey) {
-        let gone = {
-            let mut open = self.open_files();
-            let Some(f) = open.get_mut(&key) else { return };
-            f.descriptions = f.descriptions.saturating_sub(1);
-            if f.descriptions > 0 {
-                return;
-            }
-            open.remove(&key).is_some_and(|f| f.unlinked)
-        };
-        if gone {
+        if self.open.closed(key) {
             self.on_removed(key);
         }
     }
@@ -113,17 +96,7 @@ impl Notifier {
     /// The last name of the file `key` went: it is gone now, or when its last description
     /// closes.
     fn unlinked(&self, key: InodeKey) {
-        let open = {
-            let mut open = self.open_files();
-            match open.get_mut(&key) {
-                Some(f) => {
-                    f.unlinked = true;
-                    true
-                }
-                None => false,
-            }
-        };
-        if !open {
+        if self.open.unlinked(key) {
             self.on_removed(key);
         }
     }
