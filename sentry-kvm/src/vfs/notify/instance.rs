@@ -43,7 +43,7 @@ pub struct Shared {
 
 /// Whether a watch with `mask` reports `event` about the watched file itself or a child.
 fn wants(mask: u32, event: u32) -> bool {
-    mask & event & (IN_ALL_EVENTS | IN_IGNORED) != 0
+    mask & event & IN_ALL_EVENTS != 0
 }
 
 impl Shared {
@@ -153,7 +153,8 @@ impl Inotify {
         st.last_wd = wd;
         st.watches.insert(wd, Watch { key, mask: stored });
         st.by_key.insert(key, wd);
-        drop(st);
+        // Registered before the instance's lock goes, so that a concurrent rm_watch finds it
+        // (the notifier's lock is only ever taken inside an instance's).
         sh.notifier.register(key, sh, wd);
         Ok(wd)
     }
