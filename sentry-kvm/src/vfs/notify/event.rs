@@ -102,7 +102,13 @@ impl EventQueue {
     /// Queues `ev`: folded into the last event if identical, the overflow event in its place
     /// when the queue is full. Returns whether the queue changed.
     pub fn push(&mut self, ev: Event) -> bool {
-        let ev = if self.events.len() >= self.max {
+        self.push_within(ev, true)
+    }
+
+    /// [`EventQueue::push`], treating the queue as full without `room` (the sandbox's budget
+    /// for queued events is spent).
+    pub fn push_within(&mut self, ev: Event, room: bool) -> bool {
+        let ev = if self.events.len() >= self.max || !room {
             if self.events.back().is_some_and(|l| l.mask == IN_Q_OVERFLOW) {
                 return false;
             }
@@ -204,6 +210,14 @@ mod tests {
         assert_eq!(&last[0..4], &(-1i32).to_le_bytes());
         assert_eq!(&last[4..8], &IN_Q_OVERFLOW.to_le_bytes());
         assert_eq!(q.bytes(), 0);
+    }
+
+    #[test]
+    fn without_room_an_event_becomes_the_overflow_event() {
+        let mut q = EventQueue::new(10);
+        assert!(q.push_within(ev(1, IN_CREATE, "a"), false));
+        assert!(!q.push_within(ev(1, IN_CREATE, "b"), false));
+        assert_eq!(q.bytes(), 16);
     }
 
     #[test]

@@ -69,8 +69,8 @@ impl Shared {
                 return;
             }
             let oneshot = w.mask & IN_ONESHOT != 0;
-            st.queue.push(Event { wd, mask, cookie, name: name.to_vec() });
-            if oneshot { Self::forget(&mut st, wd) } else { None }
+            self.queue_event(&mut st, Event { wd, mask, cookie, name: name.to_vec() });
+            if oneshot { self.forget(&mut st, wd) } else { None }
         };
         if let Some(key) = gone {
             self.notifier.unregister(key, self, wd);
@@ -80,17 +80,25 @@ impl Shared {
 
     /// The watched file is gone (or the watch was removed): IN_IGNORED ends the watch.
     pub(super) fn ignore(&self, wd: i32) -> Option<InodeKey> {
-        let key = Self::forget(&mut self.state(), wd)?;
+        let key = self.forget(&mut self.state(), wd)?;
         self.queue.notify(Events::IN);
         Some(key)
     }
 
     /// Removes watch `wd`, queueing IN_IGNORED; the caller unregisters it from the notifier.
-    fn forget(st: &mut State, wd: i32) -> Option<InodeKey> {
+    fn forget(&self, st: &mut State, wd: i32) -> Option<InodeKey> {
         let w = st.watches.remove(&wd)?;
         st.by_key.remove(&w.key);
-        st.queue.push(Event { wd, mask: IN_IGNORED, cookie: 0, name: Vec::new() });
+        self.queue_event(st, Event { wd, mask: IN_IGNORED, cookie: 0, name: Vec::new() });
         Some(w.key)
+    }
+
+    /// Queues `ev` within the sandbox's budget for queued events.
+    fn queue_event(&self, st: &mut State, ev: Event) {
+        let before = st.queue.bytes();
+        let room = self.notifier.queued.has_room(ev.size());
+        st.queue.push_within(ev, room);
+        self.notifier.queued.charge(st.queue.bytes() - before);
     }
 }
 
@@ -101,7 +109,11 @@ pub struct Inotify {
 
 impl Drop for Inotify {
     fn drop(&mut self) {
-        let watches = std::mem::take(&mut self.shared.state().watches);
+        let (watches, queued) = {
+            let mut st = self.shared.state();
+            (std::mem::take(&mut st.watches), st.queue.bytes())
+        };
+        self.shared.notifier.queued.credit(queued);
         for (wd, w) in watches {
             self.shared.notifier.unregister(w.key, &self.shared, wd);
         }
@@ -172,6 +184,7 @@ impl FileOps for Inotify {
         loop {
             let _r = self.shared.queue.register(ctx.waker(), Events::IN);
             let data = self.shared.state().queue.take(buf.len())?;
+            self.shared.notifier.queued.credit(data.len());
             if !data.is_empty() {
                 buf[..data.len()].copy_from_slice(&data);
                 return Ok(data.len());
@@ -224,7 +237,12 @@ mod tests {
     use crate::vfs::notify::Limits;
 
     fn notifier(max_user_watches: usize, max_user_instances: usize) -> Arc<Notifier> {
-        Notifier::new(Limits { max_queued_events: 100, max_user_watches, max_user_instances })
+        Notifier::new(Limits {
+            max_queued_events: 100,
+            max_user_watches,
+            max_user_instances,
+            max_queued_bytes: 1 << 20,
+        })
     }
 
     /// The (wd, mask, name) of every queued event.
@@ -327,6 +345,29 @@ mod tests {
         let wd = i.add_watch((1, 2), IN_DELETE_SELF).unwrap();
         n.unlinked((1, 2));
         assert_eq!(events(&i).len(), 2, "{wd}");
+    }
+
+    #[test]
+    fn the_sandbox_wide_budget_overflows_every_instance_until_events_are_read() {
+        let n = Notifier::new(Limits {
+            max_queued_events: 100,
+            max_user_watches: 10,
+            max_user_instances: 10,
+            max_queued_bytes: 64,
+        });
+        let (i, j) = (Inotify::new(&n).unwrap(), Inotify::new(&n).unwrap());
+        i.add_watch((1, 1), IN_CREATE).unwrap();
+        j.add_watch((1, 1), IN_CREATE).unwrap();
+        send(&n, (1, 1), IN_CREATE, "a");
+        send(&n, (1, 1), IN_CREATE, "b");
+        // 32 bytes an event: "a" fills the budget for both, "b" overflows both.
+        let overflowed = [(1, IN_CREATE, "a".into()), (-1, IN_Q_OVERFLOW, String::new())];
+        assert_eq!(events(&i), overflowed);
+        assert_eq!(events(&j), overflowed);
+        assert_eq!(n.queued.used.load(Ordering::Relaxed), 0);
+        send(&n, (1, 1), IN_CREATE, "c");
+        drop(j);
+        assert_eq!(n.queued.used.load(Ordering::Relaxed), 32, "a closed instance gives back");
     }
 
     #[test]

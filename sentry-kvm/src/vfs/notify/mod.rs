@@ -34,10 +34,41 @@ pub struct Limits {
     pub max_user_watches: usize,
     /// Instances in the whole sandbox (Linux's default number per user).
     pub max_user_instances: usize,
+    /// Bytes of events queued in all instances: past it, events overflow. Linux charges
+    /// queued events to the memory cgroup; this keeps a hostile sandbox from growing the
+    /// Sentry by gigabytes (instances times events times names).
+    pub max_queued_bytes: usize,
 }
 
-pub const LIMITS: Limits =
-    Limits { max_queued_events: 16384, max_user_watches: 65536, max_user_instances: 128 };
+/// Bytes of events queued in all instances, within [`Limits::max_queued_bytes`].
+pub struct Budget {
+    used: AtomicUsize,
+    max: usize,
+}
+
+impl Budget {
+    fn has_room(&self, n: usize) -> bool {
+        self.used.load(Ordering::Relaxed).saturating_add(n) <= self.max
+    }
+
+    fn charge(&self, n: usize) {
+        self.used.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn credit(&self, n: usize) {
+        // Every byte credited was charged; saturate rather than wrap should that ever break.
+        let _ = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| Some(u.saturating_sub(n)));
+    }
+}
+
+pub const LIMITS: Limits = Limits {
+    max_queued_events: 16384,
+    max_user_watches: 65536,
+    max_user_instances: 128,
+    max_queued_bytes: 64 << 20,
+};
 
 struct WatchRef {
     instance: Weak<Shared>,
@@ -53,6 +84,7 @@ pub struct Notifier {
     watch_count: AtomicUsize,
     instances: AtomicUsize,
     next_cookie: AtomicU32,
+    queued: Budget,
     pub limits: Limits,
 }
 
@@ -71,6 +103,7 @@ impl Notifier {
             watch_count: AtomicUsize::new(0),
             instances: AtomicUsize::new(0),
             next_cookie: AtomicU32::new(0),
+            queued: Budget { used: AtomicUsize::new(0), max: limits.max_queued_bytes },
             limits,
         })
     }
