@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::abi::Errno;
-use crate::abi::stat::{Stat, Timespec};
+use crate::abi::stat::Stat;
 use crate::kernel::task::Task;
 use crate::vfs::file::{File, FileOps};
 use crate::waiter::{Events, OwnedRegistration, WaitQueue};
@@ -189,16 +189,7 @@ impl FileOps for Epoll {
         Some(self.queue.clone())
     }
     fn stat(&self) -> Result<Stat, Errno> {
-        let now = Timespec::now();
-        Ok(Stat {
-            dev: crate::abi::stat::makedev(0, 14),
-            nlink: 1,
-            mode: 0o600,
-            atime: now,
-            mtime: now,
-            ctime: now,
-            ..Default::default()
-        })
+        Ok(crate::vfs::fs::anon::anon_inode_stat())
     }
     fn as_any(&self) -> &dyn Any {
         self

@@ -4,7 +4,7 @@ use std::any::Any;
 use std::sync::{Arc, Mutex};
 
 use crate::abi::Errno;
-use crate::abi::stat::{Stat, Timespec};
+use crate::abi::stat::Stat;
 use crate::vfs::context::Context;
 use crate::vfs::file::FileOps;
 use crate::waiter::{Events, WaitQueue};
@@ -96,16 +96,7 @@ impl FileOps for EventFd {
     }
 
     fn stat(&self) -> Result<Stat, Errno> {
-        let now = Timespec::now();
-        Ok(Stat {
-            dev: crate::abi::stat::makedev(0, 14),
-            nlink: 1,
-            mode: 0o600,
-            atime: now,
-            mtime: now,
-            ctime: now,
-            ..Default::default()
-        })
+        Ok(crate::vfs::fs::anon::anon_inode_stat())
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -14,6 +14,7 @@ use crate::platform::UserContext;
 use crate::platform::kvm::{Vcpu, layout};
 use crate::vfs::Location;
 use crate::vfs::file::File;
+use crate::vfs::notify::event::{IN_ACCESS, IN_OPEN};
 use crate::vfs::path::{Last, Resolver};
 
 const MAX_INTERPRETER_DEPTH: u32 = 4;
@@ -38,7 +39,11 @@ pub fn open_exec(
         return Err(Errno::EACCES);
     }
     let ops = loc.inode.clone().open(O_RDONLY)?;
-    Ok((File::new(ops, O_RDONLY, Some(loc.clone()), path.to_vec()), loc))
+    let file = File::new(ops, O_RDONLY, Some(loc.clone()), path.to_vec());
+    // inotify sees the program opened, read (by the loader) and closed, as on Linux.
+    file.report_to(&task.kernel.notify);
+    file.report(IN_OPEN);
+    Ok((file, loc))
 }
 
 /// Parses a `#!` line: interpreter and optional single argument.
@@ -94,6 +99,9 @@ pub fn prepare(
         let (file, loc) = open_exec(task, start, &path)?;
         let mut head = vec![0u8; 1024];
         let n = file.ops.read_at(&**task, &mut head, 0)?;
+        if n > 0 {
+            file.report(IN_ACCESS);
+        }
         head.truncate(n);
         if head.starts_with(b"#!") {
             depth += 1;

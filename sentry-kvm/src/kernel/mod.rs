@@ -59,6 +59,8 @@ pub struct Kernel {
     pub devpts: Arc<tty::devpts::Devpts>,
     /// Advisory file locks (flock, POSIX and OFD record locks) of every process.
     pub locks: Arc<crate::vfs::lock::LockRegistry>,
+    /// inotify watches of every process.
+    pub notify: Arc<crate::vfs::notify::Notifier>,
     /// FPU state of a fresh vCPU, loaded on execve.
     pub clean_fpu: kvm_bindings::kvm_xsave,
     /// The vDSO every process gets (None if its pages could not be set up).
@@ -96,6 +98,7 @@ impl Kernel {
             boot_wall: SystemTime::now(),
             futexes: futex::FutexTable::default(),
             locks: crate::vfs::lock::LockRegistry::new(),
+            notify: crate::vfs::notify::Notifier::new(crate::vfs::notify::LIMITS),
             clean_fpu,
             unimplemented: Mutex::new(HashSet::new()),
             done: Mutex::new(None),

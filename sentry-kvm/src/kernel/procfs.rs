@@ -132,10 +132,32 @@ pub fn build(kernel: &Arc<Kernel>) -> Arc<SynthDir> {
             (b"max_map_count".to_vec(), file(|| Ok("65530\n".into()))),
         ])),
     );
+    let limits = crate::vfs::notify::LIMITS;
+    let sys_fs_inotify = SynthDir::new(
+        dev(),
+        0o555,
+        Box::new(Fixed(vec![
+            (
+                b"max_queued_events".to_vec(),
+                file(move || Ok(format!("{}\n", limits.max_queued_events))),
+            ),
+            (
+                b"max_user_instances".to_vec(),
+                file(move || Ok(format!("{}\n", limits.max_user_instances))),
+            ),
+            (
+                b"max_user_watches".to_vec(),
+                file(move || Ok(format!("{}\n", limits.max_user_watches))),
+            ),
+        ])),
+    );
     let sys_fs = SynthDir::new(
         dev(),
         0o555,
-        Box::new(Fixed(vec![(b"nr_open".to_vec(), file(|| Ok("1048576\n".into())))])),
+        Box::new(Fixed(vec![
+            (b"nr_open".to_vec(), file(|| Ok("1048576\n".into()))),
+            (b"inotify".to_vec(), sys_fs_inotify),
+        ])),
     );
     let sys = SynthDir::new(
         dev(),

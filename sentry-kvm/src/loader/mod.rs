@@ -62,6 +62,7 @@ fn read_at(task: &Task, file: &File, offset: u64, len: usize) -> Result<Vec<u8>,
         if n == 0 {
             break;
         }
+        file.report(crate::vfs::notify::event::IN_ACCESS);
         done += n;
     }
     buf.truncate(done);

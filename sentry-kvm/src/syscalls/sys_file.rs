@@ -336,6 +336,7 @@ pub fn ftruncate(c: &mut Call) -> SysResult {
         return Err(Errno::EINVAL);
     }
     file.ops.truncate(c.args[1])?;
+    file.report(crate::vfs::notify::event::IN_MODIFY);
     Ok(0)
 }
 
@@ -362,6 +363,7 @@ pub fn fallocate(c: &mut Call) -> SysResult {
     if end > size {
         file.ops.truncate(end)?;
     }
+    file.report(crate::vfs::notify::event::IN_MODIFY);
     Ok(0)
 }
 

@@ -14,6 +14,8 @@ use crate::vfs::file::File;
 use crate::vfs::file::wants_write;
 use crate::vfs::fs::anon::AnonInode;
 use crate::vfs::inode::{Inode, Owner, SetAttr};
+use crate::vfs::notify::event::{IN_ACCESS, IN_ATTRIB, IN_MODIFY, IN_OPEN};
+use crate::vfs::notify::last_name;
 use crate::vfs::path::{Last, path_of};
 
 /// Checks that `dir` may be changed by `task` (write and search permission, writable fs).
@@ -119,10 +121,22 @@ fn open_location(c: &Call, loc: Location, flags: u32, path: &[u8]) -> SysResult 
     };
     let p = path_of(&c.task.fs().root(), &loc).unwrap_or_else(|| path.to_vec());
     let file = File::new(ops, flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC), Some(loc), p);
-    c.task
-        .files()
-        .install(file, flags & O_CLOEXEC != 0, 0, c.task.tg().rlimit(7).0)
-        .map(|fd| fd as u64)
+    install_opened(c, file, flags)
+}
+
+/// Installs a file opened by path and reports the opening (IN_OPEN, then IN_MODIFY for an
+/// existing regular file O_TRUNC emptied) and, from then on, its uses and its closing.
+fn install_opened(c: &Call, file: Arc<File>, flags: u32) -> SysResult {
+    let fd =
+        c.task.files().install(file.clone(), flags & O_CLOEXEC != 0, 0, c.task.tg().rlimit(7).0)?;
+    file.report_to(&c.task.kernel.notify);
+    file.report(IN_OPEN);
+    if flags & O_TRUNC != 0
+        && file.location.as_ref().is_some_and(|l| l.inode.file_type() == FileType::Regular)
+    {
+        file.report(IN_MODIFY);
+    }
+    Ok(fd as u64)
 }
 
 /// `O_TMPFILE`: an unnamed regular file in the directory `path` names, open for writing;
@@ -194,16 +208,14 @@ fn do_open(c: &mut Call, dirfd: i32, path: Vec<u8>, flags: u32, mode: u32) -> Sy
                 0,
                 owner(c.task),
             )?;
+            c.task.kernel.notify.on_created(&*dir.inode, &name, &*inode);
             let loc = Location::child(&dir, inode, &name);
             // The creator may write a file it just created read-only.
             let ops = loc.inode.clone().open(flags)?;
             let p = path_of(&c.task.fs().root(), &loc).unwrap_or_else(|| path.clone());
             let file =
                 File::new(ops, flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC), Some(loc), p);
-            c.task
-                .files()
-                .install(file, flags & O_CLOEXEC != 0, 0, c.task.tg().rlimit(7).0)
-                .map(|fd| fd as u64)
+            install_opened(c, file, flags & !O_TRUNC)
         }
         Err(e) => Err(e),
     }
@@ -257,7 +269,8 @@ fn do_mknod(c: &mut Call, dirfd: i32, path: Vec<u8>, mode: u32, dev: u64) -> Sys
     let (dir, name) = parent_for_create(c, dirfd, &path)?;
     may_modify_dir(c.task, &dir)?;
     let umask = c.task.fs().umask();
-    dir.inode.create(&name, kind, mode & !umask & 0o7777, dev, owner(c.task))?;
+    let inode = dir.inode.create(&name, kind, mode & !umask & 0o7777, dev, owner(c.task))?;
+    c.task.kernel.notify.on_created(&*dir.inode, &name, &*inode);
     Ok(0)
 }
 
@@ -278,7 +291,9 @@ fn do_mkdir(c: &mut Call, dirfd: i32, path: Vec<u8>, mode: u32) -> SysResult {
     }
     may_modify_dir(c.task, &dir)?;
     let umask = c.task.fs().umask();
-    dir.inode.create(&name, FileType::Directory, mode & !umask & 0o7777, 0, owner(c.task))?;
+    let inode =
+        dir.inode.create(&name, FileType::Directory, mode & !umask & 0o7777, 0, owner(c.task))?;
+    c.task.kernel.notify.on_created(&*dir.inode, &name, &*inode);
     Ok(0)
 }
 
@@ -305,6 +320,7 @@ fn do_unlink(c: &mut Call, dirfd: i32, path: Vec<u8>, rmdir: bool) -> SysResult 
         });
     }
     may_delete(c.task, &dir, &victim)?;
+    let was_last = last_name(&*victim);
     if rmdir {
         if dir.mount.mounted_on(victim.key()).is_some() {
             return Err(Errno::EBUSY);
@@ -313,6 +329,7 @@ fn do_unlink(c: &mut Call, dirfd: i32, path: Vec<u8>, rmdir: bool) -> SysResult 
     } else {
         dir.inode.unlink(&name)?;
     }
+    c.task.kernel.notify.on_unlinked(&*dir.inode, &name, &*victim, was_last);
     Ok(0)
 }
 
@@ -362,13 +379,28 @@ fn do_rename(
     let victim = odir.inode.lookup(&oname)?;
     may_delete(c.task, &odir, &victim)?;
     may_modify_dir(c.task, &ndir)?;
-    if let Ok(existing) = ndir.inode.lookup(&nname) {
+    let existing = ndir.inode.lookup(&nname).ok();
+    if let Some(existing) = &existing {
         if flags & RENAME_NOREPLACE != 0 {
             return Err(Errno::EEXIST);
         }
-        may_delete(c.task, &ndir, &existing)?;
+        may_delete(c.task, &ndir, existing)?;
     }
+    // Two names of one file: rename(2) does nothing and reports nothing.
+    let same_file = existing.as_ref().is_some_and(|e| e.key() == victim.key());
+    let replaced = existing.filter(|_| !same_file).map(|e| {
+        let last = last_name(&*e);
+        (e, last)
+    });
     odir.inode.rename(&oname, &ndir.inode, &nname)?;
+    if !same_file {
+        c.task.kernel.notify.on_renamed(
+            (&*odir.inode, &oname),
+            (&*ndir.inode, &nname),
+            &*victim,
+            replaced.as_ref().map(|(e, last)| (&**e, *last)),
+        );
+    }
     Ok(0)
 }
 
@@ -416,6 +448,7 @@ fn do_link(
     }
     may_modify_dir(c.task, &dir)?;
     dir.inode.link(&name, &target.inode)?;
+    c.task.kernel.notify.on_linked(&*dir.inode, &name, &*target.inode);
     Ok(0)
 }
 
@@ -436,6 +469,9 @@ fn do_symlink(c: &mut Call, target: Vec<u8>, dirfd: i32, path: Vec<u8>) -> SysRe
     let (dir, name) = parent_for_create(c, dirfd, &path)?;
     may_modify_dir(c.task, &dir)?;
     dir.inode.symlink(&name, &target, owner(c.task))?;
+    if let Ok(link) = dir.inode.lookup(&name) {
+        c.task.kernel.notify.on_created(&*dir.inode, &name, &*link);
+    }
     Ok(0)
 }
 
@@ -611,8 +647,32 @@ fn setattr(c: &Call, loc: &Location, a: SetAttr) -> SysResult {
     if a.size.is_some() && !cr.may_access(&st, 2) {
         return Err(Errno::EACCES);
     }
-    loc.inode.setattr(a)?;
+    apply_attr(c, loc, a)?;
     Ok(0)
+}
+
+/// Changes the attributes and reports the change as Linux does: the owner or mode as
+/// IN_ATTRIB, the size as IN_MODIFY, both times as IN_ATTRIB, one of them as IN_ACCESS or
+/// IN_MODIFY.
+fn apply_attr(c: &Call, loc: &Location, a: SetAttr) -> Result<(), Errno> {
+    loc.inode.setattr(a)?;
+    let mut mask = 0;
+    if a.mode.is_some() || a.uid.is_some() || a.gid.is_some() {
+        mask |= IN_ATTRIB;
+    }
+    if a.size.is_some() {
+        mask |= IN_MODIFY;
+    }
+    mask |= match (a.atime.is_some(), a.mtime.is_some()) {
+        (true, true) => IN_ATTRIB,
+        (true, false) => IN_ACCESS,
+        (false, true) => IN_MODIFY,
+        (false, false) => 0,
+    };
+    if mask != 0 {
+        c.task.kernel.notify.on_file(loc, mask);
+    }
+    Ok(())
 }
 
 fn chmod_attr(mode: u32) -> SetAttr {
@@ -718,7 +778,7 @@ pub fn utimensat(c: &mut Call) -> SysResult {
     if !cr.owns_or(st.uid, Capability::FOWNER) && !cr.may_access(&st, 2) {
         return Err(Errno::EACCES);
     }
-    loc.inode.setattr(attr)?;
+    apply_attr(c, &loc, attr)?;
     Ok(0)
 }
 
@@ -742,7 +802,7 @@ pub fn utimes(c: &mut Call) -> SysResult {
     let path = c.path(0)?;
     let loc = c.lookup(AT_FDCWD, &path, true)?;
     let attr = timeval_attr(c, c.args[1])?;
-    loc.inode.setattr(attr)?;
+    apply_attr(c, &loc, attr)?;
     Ok(0)
 }
 
@@ -750,7 +810,7 @@ pub fn futimesat(c: &mut Call) -> SysResult {
     let path = c.path(1)?;
     let loc = c.lookup(c.arg_i32(0), &path, true)?;
     let attr = timeval_attr(c, c.args[2])?;
-    loc.inode.setattr(attr)?;
+    apply_attr(c, &loc, attr)?;
     Ok(0)
 }
 
@@ -769,7 +829,7 @@ pub fn utime(c: &mut Call) -> SysResult {
             ..Default::default()
         }
     };
-    loc.inode.setattr(attr)?;
+    apply_attr(c, &loc, attr)?;
     Ok(0)
 }
 

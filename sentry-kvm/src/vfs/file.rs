@@ -10,6 +10,8 @@ use crate::mm::mappable::Mappable;
 use crate::vfs::Location;
 use crate::vfs::context::Context;
 use crate::vfs::lock::InodeLocks;
+use crate::vfs::notify::Notifier;
+use crate::vfs::notify::event::{IN_ACCESS, IN_CLOSE_NOWRITE, IN_CLOSE_WRITE, IN_MODIFY};
 use crate::waiter::{Events, WaitQueue};
 
 pub const SEEK_SET: u32 = 0;
@@ -95,6 +97,8 @@ pub struct File {
     /// The locks of its file once this description has taken a flock or OFD lock, released
     /// when it goes.
     locks: OnceLock<Arc<InodeLocks>>,
+    /// Where its opening, uses and closing are reported (inotify), for files opened by path.
+    notifier: OnceLock<Arc<Notifier>>,
 }
 
 static NEXT_FILE_ID: AtomicU64 = AtomicU64::new(1);
@@ -103,6 +107,10 @@ impl Drop for File {
     fn drop(&mut self) {
         if let Some(l) = self.locks.get() {
             l.release_description(self.id);
+        }
+        self.report(if self.writable() { IN_CLOSE_WRITE } else { IN_CLOSE_NOWRITE });
+        if let (Some(n), Some(loc)) = (self.notifier.get(), &self.location) {
+            n.closed(loc.inode.key());
         }
     }
 }
@@ -122,6 +130,7 @@ impl File {
             offset: Mutex::new(0),
             id: NEXT_FILE_ID.fetch_add(1, Ordering::Relaxed),
             locks: OnceLock::new(),
+            notifier: OnceLock::new(),
         })
     }
 
@@ -134,6 +143,23 @@ impl File {
     /// the ones remembered (a description's file never changes).
     pub fn attach_locks(&self, locks: Arc<InodeLocks>) -> Arc<InodeLocks> {
         self.locks.get_or_init(|| locks).clone()
+    }
+
+    /// From now on, reports what is done through this description to `notifier`'s watches.
+    pub fn report_to(&self, notifier: &Arc<Notifier>) {
+        if let Some(loc) = &self.location
+            && self.notifier.set(notifier.clone()).is_ok()
+        {
+            let place = loc.via.as_ref().map(|via| (via.0.inode.key(), via.1.clone()));
+            notifier.opened(loc.inode.key(), place);
+        }
+    }
+
+    /// Reports `event` (an inotify event bit) on the file, if it reports at all.
+    pub fn report(&self, event: u32) {
+        if let (Some(n), Some(loc)) = (self.notifier.get(), &self.location) {
+            n.on_file(loc, event);
+        }
     }
 
     pub fn flags(&self) -> u32 {
@@ -172,13 +198,22 @@ impl File {
         if !self.readable() {
             return Err(Errno::EBADF);
         }
-        if self.ops.seekable() {
+        let n = if self.ops.seekable() {
             let mut off = self.lock_offset();
             let n = self.ops.read_at(ctx, buf, *off)?;
             *off += n as u64;
-            Ok(n)
+            n
         } else {
-            self.ops.read(ctx, buf, self.nonblocking())
+            self.ops.read(ctx, buf, self.nonblocking())?
+        };
+        self.used(n, IN_ACCESS);
+        Ok(n)
+    }
+
+    /// Reports a read or write that moved data.
+    fn used(&self, n: usize, event: u32) {
+        if n > 0 {
+            self.report(event);
         }
     }
 
@@ -189,24 +224,28 @@ impl File {
         if !self.ops.seekable() {
             return Err(Errno::ESPIPE);
         }
-        self.ops.read_at(ctx, buf, offset)
+        let n = self.ops.read_at(ctx, buf, offset)?;
+        self.used(n, IN_ACCESS);
+        Ok(n)
     }
 
     pub fn write(&self, ctx: &dyn Context, data: &[u8]) -> Result<usize, Errno> {
         if !self.writable() {
             return Err(Errno::EBADF);
         }
-        if self.ops.seekable() {
+        let n = if self.ops.seekable() {
             let mut off = self.lock_offset();
             if self.flags() & O_APPEND != 0 {
                 *off = self.ops.stat()?.size as u64;
             }
             let n = self.ops.write_at(ctx, data, *off)?;
             *off += n as u64;
-            Ok(n)
+            n
         } else {
-            self.ops.write(ctx, data, self.nonblocking())
-        }
+            self.ops.write(ctx, data, self.nonblocking())?
+        };
+        self.used(n, IN_MODIFY);
+        Ok(n)
     }
 
     pub fn pwrite(&self, ctx: &dyn Context, data: &[u8], offset: u64) -> Result<usize, Errno> {
@@ -219,7 +258,9 @@ impl File {
         // Linux quirk kept for compatibility: with O_APPEND, pwrite appends.
         let offset =
             if self.flags() & O_APPEND != 0 { self.ops.stat()?.size as u64 } else { offset };
-        self.ops.write_at(ctx, data, offset)
+        let n = self.ops.write_at(ctx, data, offset)?;
+        self.used(n, IN_MODIFY);
+        Ok(n)
     }
 
     pub fn seek(&self, offset: i64, whence: u32) -> Result<u64, Errno> {
@@ -256,7 +297,11 @@ impl File {
     }
 
     pub fn getdents(&self, cap: usize) -> Result<Vec<u8>, Errno> {
-        let mut off = self.lock_offset();
-        self.ops.getdents(&mut off, cap)
+        let data = {
+            let mut off = self.lock_offset();
+            self.ops.getdents(&mut off, cap)?
+        };
+        self.report(IN_ACCESS);
+        Ok(data)
     }
 }

@@ -10,6 +10,7 @@ pub mod fs;
 pub mod inode;
 pub mod lock;
 pub mod mount;
+pub mod notify;
 pub mod path;
 pub mod restrict;
 pub mod statfs;

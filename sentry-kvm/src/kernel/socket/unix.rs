@@ -400,6 +400,7 @@ impl Socket for UnixSocket {
                 0,
                 Owner { uid: cr.fsuid, gid: cr.fsgid },
             )?;
+            task.kernel.notify.on_created(&*dir.inode, &last, &*inode);
             let slot = inode.attachment().ok_or(Errno::EPERM)?;
             *slot.lock().unwrap_or_else(|e| e.into_inner()) =
                 Some(Arc::new(Binding { socket: Arc::downgrade(&me) }));

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use super::synthetic::{Fixed, SynthDir};
 use crate::abi::Errno;
-use crate::abi::stat::{FileType, Stat, makedev};
+use crate::abi::stat::{FileType, Stat, Timespec, makedev};
 use crate::vfs::Location;
 use crate::vfs::file::{File, FileOps};
 use crate::vfs::inode::{Inode, InodeKey};
@@ -40,6 +40,20 @@ impl AnonInode {
 }
 
 /// One mount for every anonymous object: its root is an empty directory no path reaches.
+/// What fstat shows for a file of Linux's anonymous inode (eventfd, epoll, inotify).
+pub fn anon_inode_stat() -> Stat {
+    let now = Timespec::now();
+    Stat {
+        dev: makedev(0, 14),
+        nlink: 1,
+        mode: 0o600,
+        atime: now,
+        mtime: now,
+        ctime: now,
+        ..Default::default()
+    }
+}
+
 fn anon_mount() -> Arc<Mount> {
     static MOUNT: OnceLock<Arc<Mount>> = OnceLock::new();
     MOUNT
