@@ -76,14 +76,15 @@ impl<K: Replicated> Reconciler for ReplicaSetController<K> {
         let ns = key.namespace.clone().unwrap_or_default();
         let uid = rs.metadata().uid.clone().unwrap_or_default();
         let want = rs.replicas().max(0) as usize;
-        if rs.metadata().deletion_timestamp.is_none() {
+        let alive = rs.metadata().deletion_timestamp.is_none();
+        if alive {
             self.adopt_orphans(&*rs, &ns).await?;
         }
         let active: Vec<Arc<Pod>> = controlled_by(self.pods.owned_by(&uid), &uid)
             .into_iter()
             .filter(|p| is_active(p))
             .collect();
-        if rs.metadata().deletion_timestamp.is_none() {
+        if alive {
             if active.len() < want {
                 let template = rs.template().cloned().unwrap_or_default();
                 let n = (want - active.len()).min(BURST);

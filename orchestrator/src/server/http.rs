@@ -267,13 +267,16 @@ async fn dispatch(
         Route::OpenApiV3 { group, version } => {
             openapi::document(&group, &version).map_or_else(|| Err(ApiError::no_route(&path)), json)
         }
-        Route::OpenApiV2 if openapi_v2::wants_protobuf(&accept) => {
-            let mut r = Response::new(full(openapi_v2::protobuf()));
-            r.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static(openapi_v2::PROTOBUF_CONTENT_TYPE));
+        Route::OpenApiV2 => {
+            let (body, content_type) = if openapi_v2::wants_protobuf(&accept) {
+                (openapi_v2::protobuf(), openapi_v2::PROTOBUF_CONTENT_TYPE)
+            } else {
+                (openapi_v2::json(), "application/json")
+            };
+            let mut r = Response::new(full(body));
+            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
             Ok(r)
         }
-        Route::OpenApiV2 => json(openapi_v2::document()),
         Route::Resource(_) => Err(ApiError::no_route(&path)),
     }
 }

@@ -77,6 +77,16 @@ impl Call<'_> {
         self.task.files().get(fd)
     }
 
+    /// The process's RLIMIT_NOFILE: new descriptors stay below it.
+    pub fn nofile_limit(&self) -> u64 {
+        self.task.tg().rlimit(7).0
+    }
+
+    /// Installs `file` at the lowest free descriptor; returns the descriptor.
+    pub fn install(&self, file: Arc<File>, cloexec: bool) -> SysResult {
+        self.task.files().install(file, cloexec, 0, self.nofile_limit()).map(|fd| fd as u64)
+    }
+
     pub fn read_bytes(&self, addr: u64, len: usize) -> Result<Vec<u8>, Errno> {
         let mut b = vec![0u8; len];
         self.mm().copy_in(addr, &mut b)?;

@@ -17,14 +17,6 @@ use crate::vfs::file::File;
 /// Largest transfer done in one read/write call.
 const MAX_IO: usize = 16 << 20;
 
-fn nofile_limit(c: &Call) -> u64 {
-    c.task.tg().rlimit(7).0
-}
-
-fn install(c: &Call, file: Arc<File>, cloexec: bool) -> SysResult {
-    c.task.files().install(file, cloexec, 0, nofile_limit(c)).map(|fd| fd as u64)
-}
-
 /// Allocates a transfer buffer, bounded by the size of what can be read when known.
 fn io_buf(c: &Call, file: &File, count: usize) -> Vec<u8> {
     let mut n = count.min(MAX_IO);
@@ -192,12 +184,12 @@ pub fn close_range(c: &mut Call) -> SysResult {
 
 pub fn dup(c: &mut Call) -> SysResult {
     let f = c.file(c.arg_i32(0))?;
-    install(c, f, false)
+    c.install(f, false)
 }
 
 fn dup_to(c: &mut Call, old: i32, new: i32, cloexec: bool) -> SysResult {
     let f = c.file(old)?;
-    let prev = c.task.files().install_at(new, f, cloexec, nofile_limit(c))?;
+    let prev = c.task.files().install_at(new, f, cloexec, c.nofile_limit())?;
     drop(prev);
     Ok(new as u64)
 }
@@ -240,11 +232,11 @@ pub fn fcntl(c: &mut Call) -> SysResult {
     match c.arg_u32(1) {
         F_DUPFD | F_DUPFD_CLOEXEC => {
             let min = c.arg_i32(2);
-            if min < 0 || min as u64 >= nofile_limit(c) {
+            if min < 0 || min as u64 >= c.nofile_limit() {
                 return Err(Errno::EINVAL);
             }
             let cloexec = c.arg_u32(1) == F_DUPFD_CLOEXEC;
-            files.install(entry.file, cloexec, min, nofile_limit(c)).map(|x| x as u64)
+            files.install(entry.file, cloexec, min, c.nofile_limit()).map(|x| x as u64)
         }
         F_GETFD => Ok(if entry.cloexec { FD_CLOEXEC } else { 0 }),
         F_SETFD => {
@@ -386,8 +378,8 @@ fn make_pipe(c: &mut Call, addr: u64, flags: u32) -> SysResult {
     let w = File::new(pipe.writer(), O_WRONLY | status, None, path);
     let cloexec = flags & O_CLOEXEC != 0;
     let files = c.task.files();
-    let rfd = files.install(r, cloexec, 0, nofile_limit(c))?;
-    let wfd = match files.install(w, cloexec, 0, nofile_limit(c)) {
+    let rfd = files.install(r, cloexec, 0, c.nofile_limit())?;
+    let wfd = match files.install(w, cloexec, 0, c.nofile_limit()) {
         Ok(fd) => fd,
         Err(e) => {
             drop(files.remove(rfd));
@@ -477,5 +469,5 @@ pub fn memfd_create(c: &mut Call) -> SysResult {
     path.extend_from_slice(&name);
     path.extend_from_slice(b" (deleted)");
     let file = File::new(ops, O_RDWR, None, path);
-    install(c, file, flags & MFD_CLOEXEC != 0)
+    c.install(file, flags & MFD_CLOEXEC != 0)
 }

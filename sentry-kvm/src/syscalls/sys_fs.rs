@@ -64,11 +64,7 @@ fn open_location(c: &Call, loc: Location, flags: u32, path: &[u8]) -> SysResult 
         let p = path_of(&c.task.fs().root(), &loc).unwrap_or_else(|| path.to_vec());
         let file =
             File::new(ops, flags & (O_PATH | O_CLOEXEC | O_DIRECTORY | O_NOFOLLOW), Some(loc), p);
-        return c
-            .task
-            .files()
-            .install(file, flags & O_CLOEXEC != 0, 0, c.task.tg().rlimit(7).0)
-            .map(|fd| fd as u64);
+        return c.install(file, flags & O_CLOEXEC != 0);
     }
     if flags & O_DIRECTORY != 0 && kind != FileType::Directory {
         return Err(Errno::ENOTDIR);
@@ -91,11 +87,7 @@ fn open_location(c: &Call, loc: Location, flags: u32, path: &[u8]) -> SysResult 
             None,
             anon.name().to_vec(),
         );
-        return c
-            .task
-            .files()
-            .install(file, flags & O_CLOEXEC != 0, 0, c.task.tg().rlimit(7).0)
-            .map(|fd| fd as u64);
+        return c.install(file, flags & O_CLOEXEC != 0);
     }
     let cr = c.task.creds();
     let mut access = 0;
@@ -127,8 +119,7 @@ fn open_location(c: &Call, loc: Location, flags: u32, path: &[u8]) -> SysResult 
 /// Installs a file opened by path and reports the opening (IN_OPEN, then IN_MODIFY for an
 /// existing regular file O_TRUNC emptied) and, from then on, its uses and its closing.
 fn install_opened(c: &Call, file: Arc<File>, flags: u32) -> SysResult {
-    let fd =
-        c.task.files().install(file.clone(), flags & O_CLOEXEC != 0, 0, c.task.tg().rlimit(7).0)?;
+    let fd = c.install(file.clone(), flags & O_CLOEXEC != 0)?;
     file.report_to(&c.task.kernel.notify);
     file.report(IN_OPEN);
     if flags & O_TRUNC != 0
@@ -136,7 +127,7 @@ fn install_opened(c: &Call, file: Arc<File>, flags: u32) -> SysResult {
     {
         file.report(IN_MODIFY);
     }
-    Ok(fd as u64)
+    Ok(fd)
 }
 
 /// `O_TMPFILE`: an unnamed regular file in the directory `path` names, open for writing;
@@ -161,10 +152,7 @@ fn open_unnamed(c: &mut Call, dirfd: i32, path: &[u8], flags: u32, mode: u32) ->
     p.extend_from_slice(b" (deleted)");
     let kept = flags & !(O_TMPFILE | O_EXCL | O_NOCTTY | O_TRUNC);
     let file = File::new(ops, kept, Some(loc), p);
-    c.task
-        .files()
-        .install(file, flags & O_CLOEXEC != 0, 0, c.task.tg().rlimit(7).0)
-        .map(|fd| fd as u64)
+    c.install(file, flags & O_CLOEXEC != 0)
 }
 
 fn do_open(c: &mut Call, dirfd: i32, path: Vec<u8>, flags: u32, mode: u32) -> SysResult {

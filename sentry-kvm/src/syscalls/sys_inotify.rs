@@ -17,10 +17,7 @@ pub fn inotify_init1(c: &mut Call) -> SysResult {
     let ops = Inotify::new(&c.task.kernel.notify)?;
     let file =
         File::new(ops, O_RDONLY | (flags & O_NONBLOCK), None, b"anon_inode:inotify".to_vec());
-    c.task
-        .files()
-        .install(file, flags & O_CLOEXEC != 0, 0, c.task.tg().rlimit(7).0)
-        .map(|fd| fd as u64)
+    c.install(file, flags & O_CLOEXEC != 0)
 }
 
 pub fn inotify_init(c: &mut Call) -> SysResult {

@@ -17,10 +17,6 @@ fn deadline_ms(ms: i64) -> Option<Instant> {
     (ms >= 0).then(|| super::sys_time::deadline_after(Duration::from_millis(ms as u64)))
 }
 
-fn install(c: &Call, file: Arc<File>, cloexec: bool) -> SysResult {
-    c.task.files().install(file, cloexec, 0, c.task.tg().rlimit(7).0).map(|fd| fd as u64)
-}
-
 /// Applies a temporary signal mask for the duration of a wait (ppoll, pselect, epoll_pwait);
 /// it stays in place until signal delivery if the wait is interrupted.
 fn with_mask(c: &mut Call, mask_addr: u64, f: impl FnOnce(&mut Call) -> SysResult) -> SysResult {
@@ -49,7 +45,7 @@ fn with_mask(c: &mut Call, mask_addr: u64, f: impl FnOnce(&mut Call) -> SysResul
 }
 
 fn do_poll(c: &mut Call, addr: u64, nfds: u64, deadline: Option<Instant>) -> SysResult {
-    if nfds > c.task.tg().rlimit(7).0.max(1024) {
+    if nfds > c.nofile_limit().max(1024) {
         return Err(Errno::EINVAL);
     }
     let raw = c.read_bytes(addr, nfds as usize * 8)?;
@@ -226,7 +222,7 @@ pub fn epoll_create1(c: &mut Call) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let file = File::new(Epoll::new(), O_RDWR, None, b"anon_inode:[eventpoll]".to_vec());
-    install(c, file, flags & O_CLOEXEC != 0)
+    c.install(file, flags & O_CLOEXEC != 0)
 }
 
 pub fn epoll_create(c: &mut Call) -> SysResult {
@@ -331,7 +327,7 @@ pub fn eventfd2(c: &mut Call) -> SysResult {
     let ops = EventFd::new(u64::from(c.arg_u32(0)), flags & EFD_SEMAPHORE != 0);
     let file =
         File::new(ops, O_RDWR | (flags & O_NONBLOCK), None, b"anon_inode:[eventfd]".to_vec());
-    install(c, file, flags & O_CLOEXEC != 0)
+    c.install(file, flags & O_CLOEXEC != 0)
 }
 
 pub fn eventfd(c: &mut Call) -> SysResult {

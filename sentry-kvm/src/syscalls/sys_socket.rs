@@ -21,7 +21,7 @@ fn install(c: &Call, sock: Arc<dyn Socket>, flags: i32) -> Result<i32, Errno> {
     let name = format!("socket:[{}]", sock.stat().map(|s| s.ino).unwrap_or(0)).into_bytes();
     let status = if flags & SOCK_NONBLOCK != 0 { O_NONBLOCK } else { 0 };
     let file = File::new(sock.into_ops(), O_RDWR | status, None, name);
-    c.task.files().install(file, flags & SOCK_CLOEXEC != 0, 0, c.task.tg().rlimit(7).0)
+    c.task.files().install(file, flags & SOCK_CLOEXEC != 0, 0, c.nofile_limit())
 }
 
 fn new_socket(c: &Call, family: i32, kind: i32, protocol: i32) -> Result<Arc<dyn Socket>, Errno> {
@@ -338,7 +338,7 @@ fn recv_one(
                 out_flags |= MSG_CTRUNC;
                 break;
             }
-            match c.task.files().install(file, cloexec, 0, c.task.tg().rlimit(7).0) {
+            match c.task.files().install(file, cloexec, 0, c.nofile_limit()) {
                 Ok(fd) => installed.push(fd),
                 Err(_) => {
                     out_flags |= MSG_CTRUNC;

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::retry::Retry;
+use super::retry::until_applied;
 use super::{Api, ApiResponse, decode, encode, key};
 use crate::api::error::ApiError;
 use crate::api::request::{DeleteOptions, ListOptions, Propagation, Target};
@@ -34,13 +34,7 @@ impl Api {
         name: &str,
         opts: &DeleteOptions,
     ) -> Result<Value, ApiError> {
-        let mut retry = Retry::default();
-        loop {
-            match self.try_delete(kind, ns, name, opts).await {
-                Err(e) if retry.again(&e).await => {}
-                r => return r,
-            }
-        }
+        until_applied(|| self.try_delete(kind, ns, name, opts)).await
     }
 
     /// One attempt: preconditions against the object as now stored, then compare-and-swap.

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::limit_ranger;
 use super::node_port;
-use super::retry::Retry;
+use super::retry::{Retry, until_applied};
 use super::{Api, ApiResponse, body, decode, encode, key, prefix};
 use crate::api::error::ApiError;
 use crate::api::request::{PatchType, Target, User, WriteOptions};
@@ -298,25 +298,23 @@ impl Api {
                     .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {s:?}")))
             })
             .transpose()?;
-        // Without a resourceVersion the update is unconditional: lost races are retried.
-        let mut retry = Retry::default();
-        loop {
-            let (current, rev) = self.load(kind, t.namespace.as_deref(), &name).await?;
+        // Without a resourceVersion the update is unconditional: lost races are retried (a
+        // named resourceVersion meets its check on the next attempt).
+        let (new, name) = (&new, name.as_str());
+        let stored = until_applied(|| async move {
+            let (current, rev) = self.load(kind, t.namespace.as_deref(), name).await?;
             if wanted_rv.is_some_and(|w| w != rev) {
                 return Err(ApiError::conflict(
                     kind,
-                    &name,
+                    name,
                     "the object has been modified; please apply your changes to the latest version and try again",
                 ));
             }
             let how = How { sub, record: true };
-            match self.store_update(t, &current, rev, new.clone(), opts, how).await {
-                Ok(stored) => return Ok(ApiResponse::Object { code: 200, body: stored, warnings }),
-                // A named resourceVersion meets the check above on the next attempt.
-                Err(e) if retry.again(&e).await => {}
-                Err(e) => return Err(e),
-            }
-        }
+            self.store_update(t, &current, rev, new.clone(), opts, how).await
+        })
+        .await?;
+        Ok(ApiResponse::Object { code: 200, body: stored, warnings })
     }
 
     /// Writes `new` over `current` (read at `rev`): server-owned metadata carried over, status

@@ -67,11 +67,23 @@ impl Writer {
         self.bytes(field, &inner.0);
     }
 
-    /// An `Any` holding `v` as YAML (its JSON text), when present.
+    /// An `Any` holding `v` as YAML (its JSON text).
     fn any(&mut self, field: u32, v: &Value) {
+        let text = v.to_string();
+        self.message(field, |a| a.bytes(2, text.as_bytes()));
+    }
+
+    /// An `Any` holding `v`, when present.
+    fn any_if_set(&mut self, field: u32, v: &Value) {
         if !v.is_null() {
-            let text = v.to_string();
-            self.message(field, |a| a.bytes(2, text.as_bytes()));
+            self.any(field, v);
+        }
+    }
+
+    /// `repeated Any enum`: one per value.
+    fn anys(&mut self, field: u32, v: &Value) {
+        for e in v.as_array().into_iter().flatten() {
+            self.any(field, e);
         }
     }
 
@@ -81,8 +93,7 @@ impl Writer {
         {
             self.message(field, |n| {
                 n.bytes(1, name.as_bytes());
-                let text = v.to_string();
-                n.message(2, |a| a.bytes(2, text.as_bytes()));
+                n.any(2, v);
             });
         }
     }
@@ -116,7 +127,7 @@ fn schema(w: &mut Writer, s: &Value) {
     w.string(2, &s["format"]);
     w.string(3, &s["title"]);
     w.string(4, &s["description"]);
-    w.any(5, &s["default"]);
+    w.any_if_set(5, &s["default"]);
     w.double(6, &s["multipleOf"]);
     w.double(7, &s["maximum"]);
     w.bool(8, &s["exclusiveMaximum"]);
@@ -131,10 +142,7 @@ fn schema(w: &mut Writer, s: &Value) {
     w.int(17, &s["maxProperties"]);
     w.int(18, &s["minProperties"]);
     w.strings(19, &s["required"]);
-    for e in s["enum"].as_array().into_iter().flatten() {
-        let text = e.to_string();
-        w.message(20, |a| a.bytes(2, text.as_bytes()));
-    }
+    w.anys(20, &s["enum"]);
     match &s["additionalProperties"] {
         Value::Bool(b) => w.message(21, |item| {
             // A oneof member: written even when false.
@@ -162,7 +170,7 @@ fn schema(w: &mut Writer, s: &Value) {
     }
     w.string(26, &s["discriminator"]);
     w.bool(27, &s["readOnly"]);
-    w.any(30, &s["example"]);
+    w.any_if_set(30, &s["example"]);
     w.extensions(31, s);
 }
 
@@ -244,12 +252,9 @@ fn parameter(w: &mut Writer, p: &Value) {
                 }
                 s.string(5 + shift, &p["type"]);
                 s.string(6 + shift, &p["format"]);
-                s.any(9 + shift, &p["default"]);
+                s.any_if_set(9 + shift, &p["default"]);
                 s.bool(19 + shift, &p["uniqueItems"]);
-                for e in p["enum"].as_array().into_iter().flatten() {
-                    let text = e.to_string();
-                    s.message(20 + shift, |a| a.bytes(2, text.as_bytes()));
-                }
+                s.anys(20 + shift, &p["enum"]);
                 s.extensions(22 + shift, p);
             });
         }),

@@ -7,6 +7,7 @@ mod gnostic;
 
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use super::discovery::GIT_VERSION;
@@ -28,13 +29,16 @@ pub fn wants_protobuf(accept: &str) -> bool {
 
 const GVK: &str = "x-kubernetes-group-version-kind";
 
-/// The document and its protobuf, built once per set of v3 documents (they change only with
-/// CustomResourceDefinitions; the v3 index's hashes say when).
-/// The document and its protobuf.
-type Built = Arc<(Value, Vec<u8>)>;
+/// The document, encoded in both forms.
+struct Encoded {
+    json: Bytes,
+    protobuf: Bytes,
+}
 
-fn cached() -> Built {
-    static CACHE: Mutex<Option<(String, Built)>> = Mutex::new(None);
+/// Built and encoded once per set of v3 documents (they change only with
+/// CustomResourceDefinitions; the v3 index's hashes say when).
+fn encoded() -> Arc<Encoded> {
+    static CACHE: Mutex<Option<(String, Arc<Encoded>)>> = Mutex::new(None);
     let key = openapi::root().to_string();
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((k, built)) = cache.as_ref()
@@ -43,22 +47,25 @@ fn cached() -> Built {
         return built.clone();
     }
     let doc = build();
-    let pb = gnostic::document(&doc);
-    let built = Arc::new((doc, pb));
+    let built = Arc::new(Encoded {
+        json: serde_json::to_vec(&doc).unwrap_or_default().into(),
+        protobuf: gnostic::document(&doc).into(),
+    });
     *cache = Some((key, built.clone()));
     built
 }
 
-/// The Swagger 2.0 document.
-pub fn document() -> Value {
-    cached().0.clone()
+/// The document in JSON.
+pub fn json() -> Bytes {
+    encoded().json.clone()
 }
 
 /// The document in protobuf.
-pub fn protobuf() -> Vec<u8> {
-    cached().1.clone()
+pub fn protobuf() -> Bytes {
+    encoded().protobuf.clone()
 }
 
+/// The Swagger 2.0 document.
 fn build() -> Value {
     let mut definitions = Map::new();
     let mut paths = Map::new();
