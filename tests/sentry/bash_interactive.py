@@ -55,6 +55,7 @@ type_line(b"echo hi; tty | sed 's/[0-9]*$/N/'\n")
 # foreground job, however slowly the machine forks, and never bash's line editor.
 send(b"(echo started; exec sleep 5)\n")
 expect(b"started\r\n")
+time.sleep(0.5)  # and for bash to hand the job the terminal: a ^C before that reaches bash alone
 send(b"\x03")
 expect(PROMPT)
 type_line(b"echo after-int $?\n")
