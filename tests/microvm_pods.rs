@@ -270,6 +270,8 @@ fn scenario(c: &Cluster, class: &str, node: &str, lane: Option<&LaneNode>) -> f6
         }
     }
 
+    security_holds(c, class, node);
+
     // Deleting the Deployment takes the pods, and their sandboxes, away.
     c.ok(&["delete", "deployment", "web", "--wait=true", "--timeout=120s"]);
     let gone = eventually(Duration::from_secs(120), || {
@@ -288,6 +290,90 @@ fn scenario(c: &Cluster, class: &str, node: &str, lane: Option<&LaneNode>) -> f6
     c.ok(&["delete", "configmap/web-config", "service/web"]);
     to_ready
 }
+
+/// A pod whose container runs as a user with one capability, no_new_privs, the runtime's
+/// default seccomp profile and a read-only root, beside one that outgrows its memory limit;
+/// a pod sysctl. Asserted from inside, where the sandbox's kernel (the guest's own Linux, or
+/// the Sentry) enforces them.
+fn security_holds(c: &Cluster, class: &str, node: &str) {
+    c.apply(&LOCKED.replace("CLASS", class).replace("NODE", node), &[]);
+    let running = eventually(Duration::from_secs(180), || {
+        c.json(&["get", "pod", "locked"])["status"]["containerStatuses"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["name"] == "locked" && s["ready"] == true))
+    });
+    assert!(running, "{class}: the locked pod did not run:\n{}", dump(c));
+    let exec = |script: &str| {
+        let out = c.kubectl(&["exec", "locked", "-c", "locked", "--", "sh", "-c", script]);
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    };
+    let id = exec("id -u; id -g");
+    assert_eq!(id, "1000\n1000\n", "{class}");
+    let status = exec("grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status");
+    for want in
+        ["CapEff:\t0000000000000000", "CapBnd:\t0000000000000400", "NoNewPrivs:\t1", "Seccomp:\t2"]
+    {
+        assert!(status.contains(want), "{class}: {want:?} not in {status}");
+    }
+    // /tmp is part of the root; a volume keeps its own mode.
+    let writes = exec("touch /x /tmp/x 2>&1; touch /scratch/x && echo volume ok");
+    assert_eq!(
+        writes,
+        "touch: /x: Read-only file system\ntouch: /tmp/x: Read-only file system\nvolume ok\n",
+        "{class}"
+    );
+    if class == "microvm" {
+        // The pod's sysctl in the guest's own kernel, and a path the kubelet masks (the
+        // guest's /proc has it).
+        assert_eq!(exec("cat /proc/sys/net/core/somaxconn"), "1024\n", "{class}");
+        assert_eq!(exec("wc -c < /proc/timer_list"), "0\n", "{class}: /proc/timer_list is masked");
+    }
+    let mut last = Value::Null;
+    let oom = eventually(Duration::from_secs(120), || {
+        last = c.json(&["get", "pod", "locked"])["status"]["containerStatuses"].clone();
+        last.as_array().is_some_and(|s| {
+            s.iter().any(|s| {
+                let t = &s["state"]["terminated"];
+                s["name"] == "hog" && t["reason"] == "OOMKilled" && t["exitCode"] == 137
+            })
+        })
+    });
+    assert!(oom, "{class}: the hog was not OOMKilled: {last}");
+    c.ok(&["delete", "pod", "locked", "--wait=true", "--timeout=60s"]);
+}
+
+const LOCKED: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: locked}
+spec:
+  runtimeClassName: CLASS
+  nodeName: NODE
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  securityContext:
+    sysctls: [{name: net.core.somaxconn, value: "1024"}]
+  containers:
+  - name: locked
+    image: web:v1
+    imagePullPolicy: Never
+    command: [sleep, "100000"]
+    resources: {limits: {memory: 16Mi}}
+    volumeMounts: [{name: scratch, mountPath: /scratch}]
+    securityContext:
+      runAsUser: 1000
+      runAsGroup: 1000
+      allowPrivilegeEscalation: false
+      readOnlyRootFilesystem: true
+      capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}
+      seccompProfile: {type: RuntimeDefault}
+  - name: hog
+    image: web:v1
+    imagePullPolicy: Never
+    command: [sh, -c, "x=0123456789; while true; do x=$x$x; done"]
+    resources: {limits: {memory: 32Mi}}
+  volumes: [{name: scratch, emptyDir: {}}]
+"#;
 
 /// Whether pod `from` reaches `to`'s httpd by its IP (bounded: a blocked connection is
 /// rejected, but a wedged one must not stall the test).

@@ -76,6 +76,16 @@ pub struct Mount {
     pub read_only: bool,
 }
 
+/// What a container's file system hides or keeps read-only, and its memory limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    pub readonly_rootfs: bool,
+    pub masked_paths: Vec<String>,
+    pub readonly_paths: Vec<String>,
+    /// memory.max of its cgroup; `None`: no limit.
+    pub memory_limit_bytes: Option<u64>,
+}
+
 /// A mounted container.
 #[derive(Debug, Clone)]
 pub struct Container {
@@ -91,6 +101,13 @@ impl Container {
     }
     pub fn cgroup(&self) -> PathBuf {
         Path::new(CGROUP_ROOT).join(&self.id)
+    }
+
+    /// How many of its processes the out-of-memory killer has killed so far.
+    pub fn oom_kills(&self) -> u64 {
+        let events =
+            std::fs::read_to_string(self.cgroup().join("memory.events")).unwrap_or_default();
+        events.lines().find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok()).unwrap_or(0)
     }
 }
 
@@ -179,6 +196,7 @@ pub fn create(
     image: &Image,
     files: &[File],
     mounts: &[Mount],
+    policy: &Policy,
 ) -> Result<Container, ContainerError> {
     check_id(id)?;
     let image = match image {
@@ -201,15 +219,25 @@ pub fn create(
             return Err(ContainerError::BadPath(m.destination.clone()));
         }
     }
+    check_policy(policy)?;
     let dir = Path::new(CONTAINERS_DIR).join(id);
     std::fs::create_dir(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
     let mut c = Container { id: id.to_owned(), dir, mounted: Vec::new() };
-    if let Err(e) = assemble(&mut c, &image, files, mounts) {
+    if let Err(e) = assemble(&mut c, &image, files, mounts, policy) {
         teardown(&c);
         let _ = std::fs::remove_dir_all(&c.dir);
         return Err(e);
     }
     Ok(c)
+}
+
+fn check_policy(policy: &Policy) -> Result<(), ContainerError> {
+    for p in policy.masked_paths.iter().chain(&policy.readonly_paths) {
+        if !plain_absolute(p) || p == "/" {
+            return Err(ContainerError::BadPath(p.clone()));
+        }
+    }
+    Ok(())
 }
 
 /// Creates `rel`'s directories under `root` one at a time, refusing any that is a symlink
@@ -250,6 +278,7 @@ fn assemble(
     image: &Image,
     files: &[File],
     mounts: &[Mount],
+    policy: &Policy,
 ) -> Result<(), ContainerError> {
     for d in ["lower", "upper", "work", "rootfs"] {
         let p = c.dir.join(d);
@@ -276,6 +305,10 @@ fn assemble(
         ("dev", "devtmpfs", libc::MS_NOSUID),
         ("tmp", "tmpfs", libc::MS_NOSUID | libc::MS_NODEV),
     ] {
+        // /tmp is part of the root, as with other runtimes: read-only with it.
+        if dir == "tmp" && policy.readonly_rootfs {
+            continue;
+        }
         let p = root.join(dir);
         std::fs::create_dir_all(&p).map_err(io_err(format!("creating {}", p.display())))?;
         mount(fs, &p, fs, flags, "")?;
@@ -298,8 +331,63 @@ fn assemble(
             mount("none", &at, "", flags, "")?;
         }
     }
+    restrict(c, policy)?;
     std::fs::create_dir(c.cgroup())
         .map_err(io_err(format!("creating {}", c.cgroup().display())))?;
+    if let Some(limit) = policy.memory_limit_bytes {
+        let max = c.cgroup().join("memory.max");
+        std::fs::write(&max, limit.to_string()).map_err(io_err(format!(
+            "writing {} to {}",
+            limit,
+            max.display()
+        )))?;
+    }
+    Ok(())
+}
+
+/// `rel` under `root` when it exists and no component of it is a symlink (a container image
+/// could aim one anywhere in the guest); `None` otherwise.
+fn existing_under(root: &Path, rel: &str) -> Option<PathBuf> {
+    let mut at = root.to_owned();
+    for c in rel.split('/').filter(|c| !c.is_empty()) {
+        at.push(c);
+        if std::fs::symlink_metadata(&at).ok()?.file_type().is_symlink() {
+            return None;
+        }
+    }
+    Some(at)
+}
+
+/// Hides the masked paths, makes the read-only ones so, then the root itself (last: the
+/// steps before write under it).
+fn restrict(c: &mut Container, policy: &Policy) -> Result<(), ContainerError> {
+    let root = c.rootfs();
+    let ro_remount = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+    for p in &policy.masked_paths {
+        let Some(at) = existing_under(&root, p) else { continue };
+        if at.is_dir() {
+            mount(
+                "tmpfs",
+                &at,
+                "tmpfs",
+                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV,
+                "size=0",
+            )?;
+        } else {
+            mount("/dev/null", &at, "", libc::MS_BIND, "")?;
+        }
+        c.mounted.push(at);
+    }
+    for p in &policy.readonly_paths {
+        let Some(at) = existing_under(&root, p) else { continue };
+        let path = at.display().to_string();
+        mount(&path, &at, "", libc::MS_BIND | libc::MS_REC, "")?;
+        c.mounted.push(at.clone());
+        mount("none", &at, "", ro_remount, "")?;
+    }
+    if policy.readonly_rootfs {
+        mount("none", &root, "", ro_remount, "")?;
+    }
     Ok(())
 }
 
@@ -354,7 +442,7 @@ mod tests {
     #[test]
     fn bad_devices_and_types_are_refused_before_anything_is_made() {
         let none: (&[File], &[Mount]) = (&[], &[]);
-        let make = |i: &Image| create("x", i, none.0, none.1);
+        let make = |i: &Image| create("x", i, none.0, none.1, &Policy::default());
         assert!(matches!(make(&device("/etc/passwd", "ext4")), Err(ContainerError::BadDevice(_))));
         assert!(matches!(make(&device("/dev/null", "ext4")), Err(ContainerError::BadDevice(_))));
         assert!(matches!(make(&device("/dev/vda", "ntfs")), Err(ContainerError::BadFsType(_))));
@@ -366,7 +454,10 @@ mod tests {
         let shared = |p: &str| Image::Shared(p.into());
         for bad in ["/etc", "/run/ringfence/shared/../x", "/run/ringfence/sharedx", "relative"] {
             assert!(
-                matches!(create("x", &shared(bad), &[], &[]), Err(ContainerError::BadSharedDir(_))),
+                matches!(
+                    create("x", &shared(bad), &[], &[], &Policy::default()),
+                    Err(ContainerError::BadSharedDir(_))
+                ),
                 "{bad}"
             );
         }
@@ -376,9 +467,28 @@ mod tests {
         }
         let m = Mount { source: "/etc".into(), destination: "/data".into(), read_only: false };
         assert!(matches!(
-            create("x", &device("/dev/null", ""), &[], &[m]),
+            create("x", &device("/dev/null", ""), &[], &[m], &Policy::default()),
             Err(ContainerError::BadDevice(_))
         ));
+    }
+
+    #[test]
+    fn masked_and_read_only_paths_must_be_plain_absolute_paths() {
+        for bad in ["proc/kcore", "/proc/../etc", "/", "/a/./b"] {
+            let policy = Policy { masked_paths: vec![bad.into()], ..Default::default() };
+            assert!(matches!(check_policy(&policy), Err(ContainerError::BadPath(_))), "{bad}");
+            let policy = Policy { readonly_paths: vec![bad.into()], ..Default::default() };
+            assert!(matches!(check_policy(&policy), Err(ContainerError::BadPath(_))), "{bad}");
+        }
+        let fine = Policy { masked_paths: vec!["/proc/kcore".into()], ..Default::default() };
+        assert!(check_policy(&fine).is_ok());
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("proc")).unwrap();
+        assert_eq!(existing_under(root.path(), "/proc/kcore"), None, "a symlink is not followed");
+        std::fs::create_dir(root.path().join("sys")).unwrap();
+        assert_eq!(existing_under(root.path(), "/sys"), Some(root.path().join("sys")));
+        assert_eq!(existing_under(root.path(), "/missing"), None);
     }
 
     #[test]

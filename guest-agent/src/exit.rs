@@ -6,6 +6,8 @@ use crate::proto;
 pub enum Exit {
     Code(i32),
     Signal(i32),
+    /// Killed (SIGKILL) by the kernel's out-of-memory killer.
+    OutOfMemory,
 }
 
 impl Exit {
@@ -23,6 +25,7 @@ impl Exit {
         match self {
             Exit::Code(c) => c,
             Exit::Signal(s) => 128 + s,
+            Exit::OutOfMemory => 128 + libc::SIGKILL,
         }
     }
 }
@@ -32,6 +35,7 @@ impl std::fmt::Display for Exit {
         match self {
             Exit::Code(c) => write!(f, "exit code {c}"),
             Exit::Signal(s) => write!(f, "killed by signal {s}"),
+            Exit::OutOfMemory => write!(f, "killed by the out-of-memory killer"),
         }
     }
 }
@@ -41,8 +45,9 @@ impl From<Exit> for proto::ExitStatus {
         let status = match e {
             Exit::Code(c) => proto::exit_status::Status::Code(c),
             Exit::Signal(s) => proto::exit_status::Status::Signal(s),
+            Exit::OutOfMemory => proto::exit_status::Status::Signal(libc::SIGKILL),
         };
-        proto::ExitStatus { status: Some(status) }
+        proto::ExitStatus { status: Some(status), oom_killed: e == Exit::OutOfMemory }
     }
 }
 
@@ -51,6 +56,9 @@ impl TryFrom<&proto::ExitStatus> for Exit {
     fn try_from(s: &proto::ExitStatus) -> Result<Self, Self::Error> {
         match s.status {
             Some(proto::exit_status::Status::Code(c)) => Ok(Exit::Code(c)),
+            Some(proto::exit_status::Status::Signal(libc::SIGKILL)) if s.oom_killed => {
+                Ok(Exit::OutOfMemory)
+            }
             Some(proto::exit_status::Status::Signal(s)) => Ok(Exit::Signal(s)),
             None => Err("an exit status with neither code nor signal"),
         }
@@ -68,6 +76,9 @@ mod tests {
         assert_eq!(Exit::Signal(9).shell_status(), 137);
         let p: proto::ExitStatus = Exit::Code(7).into();
         assert_eq!(Exit::try_from(&p), Ok(Exit::Code(7)));
-        assert!(Exit::try_from(&proto::ExitStatus { status: None }).is_err());
+        assert!(Exit::try_from(&proto::ExitStatus::default()).is_err());
+        let oom: proto::ExitStatus = Exit::OutOfMemory.into();
+        assert_eq!(Exit::try_from(&oom), Ok(Exit::OutOfMemory));
+        assert_eq!(Exit::OutOfMemory.shell_status(), 137);
     }
 }

@@ -15,8 +15,10 @@ pub mod network;
 pub mod process;
 pub mod reaper;
 pub mod refresh;
+pub mod security;
 pub mod service;
 pub mod stats;
+pub mod sysctl;
 pub mod terminal;
 pub mod unix_grpc;
 

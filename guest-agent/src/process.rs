@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::exit::Exit;
 use crate::reaper::Reaper;
+use crate::security::Security;
 use crate::terminal;
 
 /// Used when a request gives no PATH.
@@ -38,6 +39,8 @@ pub struct Spec {
     pub uid: u32,
     pub gid: u32,
     pub groups: Vec<u32>,
+    /// Capabilities, no_new_privs and a seccomp filter; `None`: the agent's own (all).
+    pub security: Option<Security>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +100,7 @@ impl Spec {
             uid: 0,
             gid: 0,
             groups: Vec::new(),
+            security: None,
         })
     }
 }
@@ -164,6 +168,7 @@ pub fn spawn(
     let (console, on_terminal) = (spec.console, spec.terminal.is_some());
     let (uid, gid) = (spec.uid, spec.gid);
     let groups: Vec<libc::gid_t> = spec.groups.clone();
+    let security = spec.security.clone();
     // A console process joins the agent's session, which owns the console: were the process
     // the session leader, its exit would hang the terminal up, and a hangup discards what the
     // serial port has not sent yet (a shell's last words).
@@ -204,12 +209,18 @@ pub fn spawn(
                 return Err(std::io::Error::last_os_error());
             }
             // Privileges last: the chroot and the cgroup needed them.
+            if let Some(s) = &security {
+                s.before_identity()?;
+            }
             if (uid, gid, groups.is_empty()) != (0, 0, true)
                 && (libc::setgroups(groups.len(), groups.as_ptr()) != 0
                     || libc::setgid(gid) != 0
                     || libc::setuid(uid) != 0)
             {
                 return Err(std::io::Error::last_os_error());
+            }
+            if let Some(s) = &security {
+                s.after_identity(uid)?;
             }
             Ok(())
         });

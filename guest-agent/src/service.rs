@@ -16,6 +16,8 @@ use crate::process::{self, Process, Processes, SpawnError, Spec};
 use crate::proto::{self, agent_server::Agent, exec_event::Event};
 use crate::reaper::Reaper;
 use crate::refresh::{self, RefreshConfig, RefreshError};
+use crate::security::Security;
+use crate::sysctl::Sysctl;
 use crate::terminal;
 
 /// How much output one stream message carries at most.
@@ -202,12 +204,19 @@ impl Agent for AgentService {
                 read_only: m.read_only,
             })
             .collect();
+        let policy = container::Policy {
+            readonly_rootfs: r.readonly_rootfs,
+            masked_paths: r.masked_paths,
+            readonly_paths: r.readonly_paths,
+            memory_limit_bytes: (r.memory_limit_bytes > 0).then_some(r.memory_limit_bytes),
+        };
         let id = r.id.clone();
-        let c =
-            tokio::task::spawn_blocking(move || container::create(&id, &image, &files, &mounts))
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?
-                .map_err(container_status)?;
+        let c = tokio::task::spawn_blocking(move || {
+            container::create(&id, &image, &files, &mounts, &policy)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(container_status)?;
         let rootfs = c.rootfs().display().to_string();
         tracing::info!(id = r.id, rootfs, "container created");
         containers.insert(r.id, c);
@@ -247,6 +256,14 @@ impl Agent for AgentService {
         }
         let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
         spec.terminal = r.terminal.then(|| (clamp(r.rows), clamp(r.cols)));
+        spec.security = r
+            .security
+            .as_ref()
+            .map(Security::parse)
+            .transpose()
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        // The container's OOM kills before this process starts are not its own.
+        let mut container = None;
         if !r.container_id.is_empty() {
             let containers = self.containers.lock().await;
             let c = containers
@@ -254,6 +271,7 @@ impl Agent for AgentService {
                 .ok_or_else(|| Status::not_found(format!("no container {:?}", r.container_id)))?;
             spec.root = Some(c.rootfs());
             spec.cgroup = Some(c.cgroup());
+            container = Some((c.clone(), c.oom_kills()));
         }
         let exec_id = match r.exec_id {
             id if id.is_empty() => {
@@ -288,7 +306,12 @@ impl Agent for AgentService {
                 let _ = t.await;
             }
             // The reaper only goes away with the agent.
-            let exit = exited.await.unwrap_or(Exit::Signal(libc::SIGKILL));
+            let mut exit = exited.await.unwrap_or(Exit::Signal(libc::SIGKILL));
+            if exit == Exit::Signal(libc::SIGKILL)
+                && container.is_some_and(|(c, before)| c.oom_kills() > before)
+            {
+                exit = Exit::OutOfMemory;
+            }
             tracing::info!(exec_id, pid, %exit, "ended");
             let _ = exit_tx.send(Some(exit));
             let _ = tx.send(Ok(proto::ExecEvent { event: Some(Event::Exited(exit.into())) })).await;
@@ -387,6 +410,24 @@ impl Agent for AgentService {
             .map(Container::cgroup)
             .ok_or_else(|| Status::not_found(format!("no container {id:?}")))?;
         crate::stats::cgroup(&dir).map(Response::new).map_err(|e| Status::internal(e.to_string()))
+    }
+
+    async fn set_sysctls(
+        &self,
+        req: Request<proto::SetSysctlsRequest>,
+    ) -> Result<Response<proto::SetSysctlsResponse>, Status> {
+        let all = req
+            .into_inner()
+            .sysctls
+            .iter()
+            .map(Sysctl::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        for s in &all {
+            s.apply().map_err(|e| Status::invalid_argument(e.to_string()))?;
+        }
+        tracing::info!(count = all.len(), "sysctls set");
+        Ok(Response::new(proto::SetSysctlsResponse {}))
     }
 
     async fn configure_interface(

@@ -42,6 +42,16 @@ pub struct Sysctl {
     value: String,
 }
 
+impl Sysctl {
+    /// Below /proc/sys, with slashes.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+}
+
 /// The pod's sysctls, all of them network ones (`net.*`, which live in the pod's network
 /// namespace); others are refused with the reason.
 pub fn sysctls(config: &cri::PodSandboxConfig) -> Result<Vec<Sysctl>, CriError> {

@@ -203,25 +203,22 @@ impl CriRuntime {
         pod_options::check_namespaces(&config)?;
         let sysctls = pod_options::sysctls(&config)?;
         let ports = host_ports::mappings(&config)?;
-        if !sysctls.is_empty() && handler_name != "sentry" {
-            // A guest kernel has its own network stack: the pod's namespace on the node is not
-            // where these would apply.
-            return Err(CriError::Invalid(format!(
-                "sysctls are not supported by the {handler_name} handler yet"
-            )));
-        }
         let id = new_id();
         let net = match &self.network {
             Some(n) => Some(n.setup(&id, &config)?),
             None => None,
         };
-        if net.is_none() && !(sysctls.is_empty() && ports.is_empty()) {
+        // A handler with a kernel of its own sets them there; otherwise they go in the pod's
+        // network namespace on the node.
+        let (in_sandbox, on_node) =
+            if handler.sets_sysctls() { (sysctls, Vec::new()) } else { (Vec::new(), sysctls) };
+        if net.is_none() && !(on_node.is_empty() && ports.is_empty()) {
             return Err(CriError::Invalid(
                 "sysctls and host ports need a pod network; this runtime has none".into(),
             ));
         }
         if let Some(pn) = &net
-            && let Err(e) = pod_options::apply(&pn.netns, &sysctls)
+            && let Err(e) = pod_options::apply(&pn.netns, &on_node)
         {
             if let Some(n) = &self.network {
                 n.teardown(pn);
@@ -249,6 +246,7 @@ impl CriRuntime {
             network: net.as_ref(),
             memory_limit_mib,
             cpu,
+            sysctls: &in_sandbox,
         };
         // Recorded before anything starts, so that a runtime dying meanwhile leaves nothing
         // its successor cannot find.
@@ -513,7 +511,7 @@ impl CriRuntime {
     }
 
     pub fn start_container(self: &Arc<Self>, id: &str) -> Result<(), CriError> {
-        let (sandbox_id, image_id, rootfs, process, rootfs_policy, log_path, mounts, stdio) = {
+        let (sandbox_id, image_id, rootfs, process, rootfs_policy, log_path, mounts, stdio, memory) = {
             let st = self.lock();
             let c = st
                 .containers
@@ -534,6 +532,13 @@ impl CriRuntime {
                 c.log_path.clone(),
                 mounts,
                 (c.config.stdin, c.config.stdin_once, c.config.tty),
+                c.config
+                    .linux
+                    .as_ref()
+                    .and_then(|l| l.resources.as_ref())
+                    .map(|r| r.memory_limit_in_bytes)
+                    .filter(|m| *m > 0)
+                    .map(|m| m as u64),
             )
         };
         let (wants_stdin, stdin_once, tty) = stdio;
@@ -566,6 +571,7 @@ impl CriRuntime {
             files,
             mounts: &mounts,
             rootfs_policy,
+            memory_limit_bytes: memory,
         };
         let pid = match running.start_container(spec, [stdin_r, out_w, err_w]) {
             Ok(pid) => pid,

@@ -240,6 +240,11 @@ pub async fn prepare(
         let path = if v.empty_dir.is_some() {
             let dir = pod_dir.join("empty-dir").join(&name);
             std::fs::create_dir_all(&dir).map_err(|e| io("creating", &dir, e))?;
+            // Open to every user, as the kubelet makes it: a container running as any user
+            // writes its scratch space.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
+                .map_err(|e| io("opening up", &dir, e))?;
             dir
         } else if let Some(source) = &v.host_path {
             host_path(source)?

@@ -31,6 +31,8 @@ pub struct SandboxSetup<'a> {
     pub memory_limit_mib: Option<u64>,
     /// The pod's CPU limit, when it has one.
     pub cpu: Option<super::cgroup::CpuLimit>,
+    /// The pod's sysctls, for a handler that [sets them itself](SandboxHandler::sets_sysctls).
+    pub sysctls: &'a [super::pod_options::Sysctl],
 }
 
 impl SandboxSetup<'_> {
@@ -92,6 +94,9 @@ pub struct ContainerSpec<'a> {
     pub files: Vec<FileSpec>,
     pub mounts: &'a [MountSpec],
     pub rootfs_policy: RootfsPolicy,
+    /// The container's own memory limit, where a handler can hold it to one (the pod's limit
+    /// bounds the whole sandbox either way).
+    pub memory_limit_bytes: Option<u64>,
 }
 
 /// How a process ended.
@@ -127,6 +132,12 @@ pub enum PodStream {
 pub trait SandboxHandler: Send + Sync {
     fn name(&self) -> &'static str;
     fn start(&self, setup: &SandboxSetup) -> Result<Box<dyn RunningSandbox>, CriError>;
+    /// Whether the sandbox has a kernel of its own where the pod's sysctls go (given in
+    /// [`SandboxSetup::sysctls`]); otherwise the runtime sets them in the pod's network
+    /// namespace on the node.
+    fn sets_sysctls(&self) -> bool {
+        false
+    }
 }
 
 /// A started pod sandbox. Processes are named by handles the sandbox gives out.
@@ -150,6 +161,10 @@ pub trait RunningSandbox: Send + Sync {
     /// Blocks until `pid` exits.
     fn wait(&self, pid: i32) -> Result<ProcessExit, CriError>;
     fn stats(&self, container: &str) -> Result<ContainerUsage, CriError>;
+    /// Pauses (`true`) or resumes every process of a container.
+    fn pause(&self, _container: &str, _paused: bool) -> Result<(), CriError> {
+        Err(CriError::Invalid("this runtime handler cannot pause containers".into()))
+    }
     /// Ends a container's remaining processes and releases what it holds in the sandbox.
     fn remove_container(&self, _container: &str) -> Result<(), CriError> {
         Ok(())

@@ -124,6 +124,17 @@ impl Program {
         self.0.len()
     }
 
+    /// The program as `struct sock_filter`s for a Linux kernel's seccomp (a microVM guest's).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.0.len() * Insn::SIZE);
+        for i in &self.0 {
+            out.extend_from_slice(&i.code.to_le_bytes());
+            out.extend_from_slice(&[i.jt, i.jf]);
+            out.extend_from_slice(&i.k.to_le_bytes());
+        }
+        out
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -337,6 +348,11 @@ mod tests {
         .unwrap();
         assert_eq!(p.run(&data(39, 0)), 0x0005_0001);
         assert_eq!(p.run(&data(40, 0)), 0x7fff_0000);
+        let bytes = p.to_bytes();
+        assert_eq!(&bytes[8..16], &[0x15, 0, 0, 1, 39, 0, 0, 0]);
+        let again: Vec<Insn> =
+            bytes.chunks_exact(8).map(|c| Insn::from_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(Program::new(again).unwrap(), p);
     }
 
     #[test]

@@ -268,7 +268,24 @@ impl SandboxHandler for MicrovmHandler {
             total_ms = began.elapsed().as_millis() as u64,
             "microVM guest up"
         );
-        Ok(Box::new(MicrovmSandbox::new(rt, agent, starting.guest, share)))
+        let mut guest = starting.guest;
+        if !s.sysctls.is_empty() {
+            let sysctls = s
+                .sysctls
+                .iter()
+                .map(|c| proto::Sysctl { path: c.path().to_owned(), value: c.value().to_owned() })
+                .collect();
+            let mut a = agent.clone();
+            if let Err(e) = rt.block_on(a.set_sysctls(proto::SetSysctlsRequest { sysctls })) {
+                guest.kill();
+                return Err(CriError::Invalid(format!("the pod's sysctls: {}", e.message())));
+            }
+        }
+        Ok(Box::new(MicrovmSandbox::new(rt, agent, guest, share)))
+    }
+
+    fn sets_sysctls(&self) -> bool {
+        true
     }
 }
 

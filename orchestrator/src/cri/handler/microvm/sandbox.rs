@@ -19,7 +19,6 @@ use tokio::sync::watch;
 use super::guest::GuestVm;
 use super::share::Share;
 use crate::cri::CriError;
-use sentry_kvm::creds::caps::Capabilities;
 
 use crate::cri::handler::{
     ContainerSpec, ContainerUsage, PodStream, ProcessExit, ProcessSecurity, ProcessSpec,
@@ -117,11 +116,16 @@ impl MicrovmSandbox {
                 mode: f.mode,
             })
             .collect();
+        let policy = &spec.rootfs_policy;
         Ok(proto::CreateContainerRequest {
             id: spec.id.to_owned(),
             image_dir: guest_image,
             files,
             mounts,
+            readonly_rootfs: policy.readonly_rootfs,
+            masked_paths: policy.masked_paths.clone(),
+            readonly_paths: policy.readonly_paths.clone(),
+            memory_limit_bytes: spec.memory_limit_bytes.unwrap_or(0),
             ..Default::default()
         })
     }
@@ -131,24 +135,22 @@ impl MicrovmSandbox {
     }
 }
 
-/// Refuses what the guest agent does not enforce yet (rather than run without it): seccomp,
-/// no_new_privs, capabilities other than the container default, a read-only root. Masked and
-/// read-only /proc and /sys paths are the guest's own and hide nothing of the node's; they
-/// are not applied.
-fn enforceable(security: &ProcessSecurity, readonly_rootfs: bool) -> Result<(), CriError> {
-    let default_caps = Capabilities::container_default().bounding;
-    let what = if security.seccomp.is_some() {
-        "seccomp profiles"
-    } else if security.no_new_privs {
-        "no_new_privs (allowPrivilegeEscalation: false)"
-    } else if security.capabilities.is_some_and(|c| c != default_caps) {
-        "capability add/drop"
-    } else if readonly_rootfs {
-        "a read-only root filesystem"
-    } else {
-        return Ok(());
+/// The process's security for the guest agent, which has the guest kernel enforce it: the
+/// capabilities kept (all for a privileged container), no_new_privs, and the seccomp profile
+/// compiled here, by the same compiler the Sentry uses.
+fn guest_security(security: &ProcessSecurity) -> Result<proto::Security, CriError> {
+    let seccomp_filter = match &security.seccomp {
+        Some(profile) => profile
+            .compile()
+            .map_err(|e| CriError::Invalid(format!("seccomp profile: {e}")))?
+            .to_bytes(),
+        None => Vec::new(),
     };
-    Err(CriError::Invalid(format!("{what}: not supported by the microvm runtime handler yet")))
+    Ok(proto::Security {
+        capabilities: security.capabilities.map_or(u64::MAX, |c| c.bits()),
+        no_new_privs: security.no_new_privs,
+        seccomp_filter,
+    })
 }
 
 /// Carries one process's output events into its stdout and stderr until it exits.
@@ -181,6 +183,7 @@ fn pump_output(
         Some(Exit::Signal(s)) => {
             ProcessExit { code: 128 + s, signal: Some(s as u32), oom_killed: false }
         }
+        Some(Exit::OutOfMemory) => ProcessExit { oom_killed: true, ..ProcessExit::KILLED },
         None => ProcessExit::KILLED,
     };
     let _ = exit.send(Some(status));
@@ -208,7 +211,6 @@ impl RunningSandbox for MicrovmSandbox {
         spec: ContainerSpec<'_>,
         stdio: [OwnedFd; 3],
     ) -> Result<i32, CriError> {
-        enforceable(&spec.process.security, spec.rootfs_policy.readonly_rootfs)?;
         let request = match self.prepare(&spec) {
             Ok(r) => r,
             Err(e) => {
@@ -230,7 +232,7 @@ impl RunningSandbox for MicrovmSandbox {
         process: ProcessSpec,
         stdio: [OwnedFd; 3],
     ) -> Result<i32, CriError> {
-        enforceable(&process.security, false)?;
+        let security = guest_security(&process.security)?;
         let handle = self.next.fetch_add(1, Ordering::Relaxed);
         let exec_id = format!("p{handle}");
         let request = proto::ExecRequest {
@@ -246,6 +248,7 @@ impl RunningSandbox for MicrovmSandbox {
             terminal: process.terminal.is_some(),
             rows: process.terminal.map_or(0, |s| s.rows.into()),
             cols: process.terminal.map_or(0, |s| s.cols.into()),
+            security: Some(security),
             ..Default::default()
         };
         let mut agent = self.agent.clone();
