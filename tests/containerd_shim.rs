@@ -434,6 +434,13 @@ fn ctr_flows(c: &Containerd, image: &str) {
     ]);
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("exec in "), "{}", show(&out));
+    // Its resource use, as the Sentry accounts it, in cgroup v1 terms containerd decodes.
+    let metrics = c.ok(&["task", "metrics", "long"]);
+    let value = |name: &str| -> Option<u64> {
+        metrics.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+    };
+    assert_eq!(value("pids.current"), Some(1), "{metrics}");
+    assert!(value("memory.usage_in_bytes").is_some_and(|m| m > 0), "{metrics}");
     c.ok(&["task", "kill", "--signal", "SIGKILL", "long"]);
     assert!(
         common::eventually(Duration::from_secs(20), || {
@@ -445,4 +452,58 @@ fn ctr_flows(c: &Containerd, image: &str) {
     c.ok(&["task", "delete", "long"]);
     assert!(!c.ok(&["task", "ls"]).contains("long"));
     c.ok(&["container", "delete", "long"]);
+    pause_and_resume(c, image);
+}
+
+/// A paused task runs no code: the counter it writes to a host directory stands still until
+/// it is resumed.
+fn pause_and_resume(c: &Containerd, image: &str) {
+    let out = tempfile::tempdir().unwrap();
+    let mount = format!("type=bind,src={},dst=/out,options=rbind:rw", out.path().display());
+    let script = "i=0; while true; do i=$((i+1)); echo $i > /out/n.new; mv /out/n.new /out/n; \
+                  sleep 0.05; done";
+    c.ok(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        "--mount",
+        &mount,
+        image,
+        "counter",
+        "/bin/sh",
+        "-c",
+        script,
+    ]);
+    let count = || -> u64 {
+        std::fs::read_to_string(out.path().join("n"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let status = |want: &str| {
+        c.ok(&["task", "ls"]).lines().any(|l| l.starts_with("counter") && l.contains(want))
+    };
+    assert!(common::eventually(Duration::from_secs(20), || count() >= 3), "the counter never ran");
+    c.ok(&["task", "pause", "counter"]);
+    assert!(status("PAUSED"), "{}", c.ok(&["task", "ls"]));
+    // A write under way when the pause came may still land.
+    std::thread::sleep(Duration::from_millis(300));
+    let paused_at = count();
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(count(), paused_at, "the counter moved while paused");
+    c.ok(&["task", "resume", "counter"]);
+    assert!(status("RUNNING"), "{}", c.ok(&["task", "ls"]));
+    assert!(
+        common::eventually(Duration::from_secs(20), || count() > paused_at + 2),
+        "the counter did not move on after the resume ({paused_at})"
+    );
+    eprintln!(
+        "ctr task pause: the counter held at {paused_at} for 1 s; resumed, it reached {}",
+        count()
+    );
+    c.ok(&["task", "kill", "--signal", "SIGKILL", "counter"]);
+    assert!(common::eventually(Duration::from_secs(20), || status("STOPPED")));
+    c.ok(&["task", "delete", "counter"]);
+    c.ok(&["container", "delete", "counter"]);
 }

@@ -500,6 +500,30 @@ impl Sandbox {
         (cpu, mem, n)
     }
 
+    /// Pauses (`true`) or resumes the container whose main process is `main`: see
+    /// [`crate::kernel::freezer`]. False if it already was in that state.
+    pub fn freeze(&self, main: &ThreadGroup, frozen: bool) -> bool {
+        let Some(leader) = main.leader() else { return false };
+        let root = leader.fs().root().mount.id;
+        let freezer = &self.kernel.freezer;
+        if !frozen {
+            return freezer.thaw(root);
+        }
+        if !freezer.freeze(root) {
+            return false;
+        }
+        let groups: Vec<Arc<ThreadGroup>> =
+            self.kernel.tasks().procs.values().map(|p| p.tg.clone()).collect();
+        for tg in groups {
+            if tg.leader().is_some_and(|t| t.fs().root().mount.id == root) {
+                for t in tg.threads() {
+                    t.interrupt();
+                }
+            }
+        }
+        true
+    }
+
     /// Blocks until init exits; returns its status.
     pub fn wait(&self) -> ExitStatus {
         self.kernel.wait_done()

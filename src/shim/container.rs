@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use orchestrator::cri::handler::{FileSpec, MountSpec, ProcessSpec, RootfsPolicy};
@@ -32,6 +33,8 @@ pub struct Container {
     pub launch: Option<Launch>,
     pub init: Arc<Process>,
     pub execs: Mutex<HashMap<String, Arc<Process>>>,
+    /// Paused by containerd (its processes run no code until resumed).
+    pub paused: AtomicBool,
 }
 
 impl Container {

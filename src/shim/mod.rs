@@ -7,13 +7,15 @@
 //! - [`lifecycle`]: start/delete actions and the daemon.
 //! - [`task`]: the Task service; [`container`] and [`process`] its state.
 //! - [`bundle`]: the OCI bundle's config; [`rootfs`] its mounts; [`stdio`] the FIFOs.
-//! - [`pods`]: the Sentry sandboxes; [`events`]: what containerd is told.
+//! - [`pods`]: the Sentry sandboxes; [`events`]: what containerd is told; [`metrics`]: the
+//!   task stats it reads.
 
 mod bundle;
 mod container;
 mod error;
 mod events;
 mod lifecycle;
+mod metrics;
 mod pods;
 mod process;
 mod rootfs;

@@ -2,12 +2,14 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use containerd_shim::protos::api::{self, Empty};
 use containerd_shim::protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskStart,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskPaused,
+    TaskResumed, TaskStart,
 };
 use containerd_shim::protos::protobuf::MessageField;
 use containerd_shim::protos::topics;
@@ -117,6 +119,7 @@ impl TaskService {
             launch,
             init: Arc::new(Process::new("", stdio, None)),
             execs: Mutex::default(),
+            paused: AtomicBool::new(false),
         });
         let pid = container.pid();
         self.containers().insert(req.id.clone(), container);
@@ -173,6 +176,7 @@ impl TaskService {
                     files: launch.files.clone(),
                     mounts: &launch.mounts,
                     rootfs_policy: launch.policy.clone(),
+                    memory_limit_bytes: None,
                 },
                 fds,
             )?,
@@ -363,6 +367,7 @@ impl TaskService {
         let s = p.state();
         let status = match s.status {
             Status::Created => ApiStatus::CREATED,
+            Status::Running if c.paused.load(Ordering::SeqCst) => ApiStatus::PAUSED,
             Status::Running => ApiStatus::RUNNING,
             Status::Stopped => ApiStatus::STOPPED,
         };
@@ -380,6 +385,31 @@ impl TaskService {
             exec_id: req.exec_id.clone(),
             ..Default::default()
         })
+    }
+
+    /// Pauses or resumes a running task's processes in its sandbox.
+    fn set_paused(&self, id: &str, paused: bool) -> Result<(), ShimError> {
+        let c = self.container(id)?;
+        if c.launch.is_none() {
+            return Err(ShimError::Unsupported("pausing a pod's sandbox container"));
+        }
+        if c.init.state().status != Status::Running {
+            return Err(ShimError::Precondition(format!("task {id} is not running")));
+        }
+        c.pod.sandbox.pause(&c.id, paused)?;
+        if c.paused.swap(paused, Ordering::SeqCst) != paused {
+            let container_id = c.id.clone();
+            let events = &self.inner.events;
+            if paused {
+                let event = TaskPaused { container_id, ..Default::default() };
+                events.publish(topics::TASK_PAUSED_EVENT_TOPIC, Box::new(event));
+            } else {
+                let event = TaskResumed { container_id, ..Default::default() };
+                events.publish(topics::TASK_RESUMED_EVENT_TOPIC, Box::new(event));
+            }
+        }
+        tracing::info!(id, paused, "pause state");
+        Ok(())
     }
 
     fn pod_of(&self, id: &str) -> Result<Arc<Pod>, ShimError> {
@@ -499,11 +529,27 @@ impl containerd_shim::Task for TaskService {
         Ok(Empty::new())
     }
 
+    fn pause(&self, _ctx: &TtrpcContext, req: api::PauseRequest) -> TtrpcResult<Empty> {
+        self.set_paused(&req.id, true)?;
+        Ok(Empty::new())
+    }
+
+    fn resume(&self, _ctx: &TtrpcContext, req: api::ResumeRequest) -> TtrpcResult<Empty> {
+        self.set_paused(&req.id, false)?;
+        Ok(Empty::new())
+    }
+
     fn stats(
         &self,
         _ctx: &TtrpcContext,
-        _req: api::StatsRequest,
+        req: api::StatsRequest,
     ) -> TtrpcResult<api::StatsResponse> {
-        Err(ShimError::Unsupported("task stats (cgroup metrics) of a Sentry sandbox").into())
+        let c = self.container(&req.id)?;
+        if c.launch.is_none() {
+            return Err(ShimError::Unsupported("stats of a pod's sandbox container").into());
+        }
+        let usage = c.pod.sandbox.stats(&c.id).map_err(ShimError::from)?;
+        let stats = super::metrics::pack(&usage)?;
+        Ok(api::StatsResponse { stats: MessageField::some(stats), ..Default::default() })
     }
 }

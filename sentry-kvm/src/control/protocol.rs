@@ -101,16 +101,38 @@ pub enum Request {
         readonly_paths: Vec<String>,
     },
     /// Runs a process in container `container`'s root. Descriptors: stdin, stdout, stderr.
-    Exec { container: String, process: Process },
+    Exec {
+        container: String,
+        process: Process,
+    },
     /// Sends a signal to a process (a container's main process is its `pid`).
-    Signal { pid: i32, signal: u32 },
+    Signal {
+        pid: i32,
+        signal: u32,
+    },
     /// Sets the window size of the terminal of a process started with `terminal` (its
     /// foreground process group gets SIGWINCH on a change).
-    Resize { pid: i32, rows: u16, cols: u16 },
+    Resize {
+        pid: i32,
+        rows: u16,
+        cols: u16,
+    },
     /// Blocks until the process has exited.
-    Wait { pid: i32 },
+    Wait {
+        pid: i32,
+    },
     /// CPU and memory use of a container's processes.
-    Stats { container: String },
+    Stats {
+        container: String,
+    },
+    /// Pauses every process of a container: none runs application code until resumed (one
+    /// exec'd meanwhile waits too).
+    Pause {
+        container: String,
+    },
+    Resume {
+        container: String,
+    },
     /// Ends the sandbox.
     Shutdown,
 }

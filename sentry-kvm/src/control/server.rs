@@ -121,6 +121,18 @@ impl ControlServer {
         }
     }
 
+    /// Pauses or resumes container `container`; asking twice is not an error.
+    fn freeze(&self, container: &str, frozen: bool) -> Result<Response, String> {
+        let main = *self
+            .containers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(container)
+            .ok_or_else(|| format!("no container {container}"))?;
+        self.sandbox.freeze(&*self.process(main)?, frozen);
+        Ok(Response::Ok)
+    }
+
     fn process(&self, pid: i32) -> Result<Arc<ThreadGroup>, String> {
         self.processes
             .lock()
@@ -243,6 +255,8 @@ impl ControlServer {
                 let (cpu_us, memory_bytes, processes) = self.sandbox.stats(&*self.process(main)?);
                 Ok(Response::Stats { cpu_us, memory_bytes, processes })
             }
+            Request::Pause { container } => self.freeze(&container, true),
+            Request::Resume { container } => self.freeze(&container, false),
             Request::Shutdown => {
                 *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
                 self.done_cv.notify_all();

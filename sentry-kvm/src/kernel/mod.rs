@@ -5,6 +5,7 @@ pub mod epoll;
 pub mod eventfd;
 pub mod exec;
 pub mod exit;
+pub mod freezer;
 pub mod fs_context;
 pub mod futex;
 pub mod host_notifier;
@@ -61,6 +62,8 @@ pub struct Kernel {
     pub locks: Arc<crate::vfs::lock::LockRegistry>,
     /// inotify watches of every process.
     pub notify: Arc<crate::vfs::notify::Notifier>,
+    /// Paused containers.
+    pub freezer: freezer::Freezer,
     /// FPU state of a fresh vCPU, loaded on execve.
     pub clean_fpu: kvm_bindings::kvm_xsave,
     /// The vDSO every process gets (None if its pages could not be set up).
@@ -99,6 +102,7 @@ impl Kernel {
             futexes: futex::FutexTable::default(),
             locks: crate::vfs::lock::LockRegistry::new(),
             notify: crate::vfs::notify::Notifier::new(crate::vfs::notify::LIMITS),
+            freezer: freezer::Freezer::default(),
             clean_fpu,
             unimplemented: Mutex::new(HashSet::new()),
             done: Mutex::new(None),

@@ -71,6 +71,9 @@ fn run_loop(task: &Arc<Task>, ctx: &mut UserContext, vcpu: &mut Vcpu) -> i32 {
     let mut intr: Option<Interrupted> = None;
     let mut trap = Trap::default();
     loop {
+        if task.kernel.freezer.active() {
+            crate::kernel::freezer::park(task);
+        }
         if (task.waker.interrupted() || intr.is_some())
             && let Next::Exit = deliver_pending(task, ctx, vcpu, intr.take(), trap)
         {

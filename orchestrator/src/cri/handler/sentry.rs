@@ -231,6 +231,13 @@ impl RunningSandbox for SentrySandbox {
         }
     }
 
+    fn pause(&self, container: &str, paused: bool) -> Result<(), CriError> {
+        let container = container.to_owned();
+        let request =
+            if paused { Request::Pause { container } } else { Request::Resume { container } };
+        self.client()?.call(&request, &[]).map(|_| ()).map_err(sandbox_err)
+    }
+
     fn forward(&self, port: u16) -> std::io::Result<PodStream> {
         let netns = self.netns.clone().ok_or_else(|| {
             std::io::Error::new(std::io::ErrorKind::NotFound, "the pod has no network")
