@@ -7,6 +7,7 @@ use std::process::Command;
 fn bench_sentry_prints_its_table() {
     let out = Command::new(env!("CARGO_BIN_EXE_ringfence"))
         .args(["bench", "sentry", "--runs", "2", "--iterations", "400", "--forks", "4"])
+        .args(["--inserts", "2000", "--writer-rows", "5"])
         .output()
         .expect("run the benchmark");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -20,6 +21,9 @@ fn bench_sentry_prints_its_table() {
         "TCP round trip",
         "idle sandbox RSS",
         "find /usr",
+        "10 python3 start-ups",
+        "sqlite3 inserts",
+        "sqlite3, 4 concurrent writers",
     ] {
         let line = stdout
             .lines()

@@ -1,7 +1,9 @@
 //! `ringfence bench sentry`: the Sentry against runc and gVisor's runsc (ptrace platform), on
 //! the same busybox rootfs and micro-benchmark program, measured in the same run. The rootfs
 //! also holds GNU find and part of the host's /usr (headers, Perl and Python libraries), for a
-//! metadata-heavy row: `find /usr | wc -l`.
+//! metadata-heavy row: `find /usr | wc -l`; and Debian's python3 and sqlite3 for real-program
+//! rows: 10 Python start-ups, one transaction of many inserts, and 4 concurrent writers (each
+//! row one sqlite3 process, so file locks and process starts dominate).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -32,7 +34,16 @@ pub struct BenchConfig {
     pub runs: usize,
     pub iterations: u64,
     pub fork_iterations: u64,
+    /// Rows of the one-transaction sqlite3 row.
+    pub inserts: u64,
+    /// Rows each of the 4 concurrent sqlite3 writers inserts.
+    pub writer_rows: u64,
 }
+
+/// Python start-ups per sample of the Python row.
+const PYTHON_STARTS: u32 = 10;
+/// Concurrent sqlite3 writers.
+const WRITERS: u64 = 4;
 
 /// One runtime's results.
 pub struct Row {
@@ -52,6 +63,13 @@ pub struct Row {
     pub find_ms: f64,
     /// What that find counted (the same for every runtime, or the row means nothing).
     pub find_entries: u64,
+    /// Median of [`PYTHON_STARTS`] `python3 -c pass` in one sandbox, ms.
+    pub python_ms: f64,
+    /// Median of one sqlite3 transaction of [`BenchConfig::inserts`] inserts, ms.
+    pub inserts_ms: f64,
+    /// Median of [`WRITERS`] concurrent writers of [`BenchConfig::writer_rows`] rows each, ms
+    /// (every row checked to be there).
+    pub writers_ms: f64,
 }
 
 /// Host directories copied into the rootfs's /usr for the find row (about 12000 entries).
@@ -71,7 +89,7 @@ impl Env {
     }
 }
 
-fn setup() -> anyhow::Result<Env> {
+fn setup(cfg: &BenchConfig) -> anyhow::Result<Env> {
     for tool in ["runc", "runsc", "cc"] {
         let found = Command::new("sh")
             .arg("-c")
@@ -97,6 +115,12 @@ fn setup() -> anyhow::Result<Env> {
     }
     std::fs::write(root.join("etc/hostname"), "bench\n")?;
     usr_tree(&root)?;
+    for program in ["/usr/bin/python3.11", "/usr/bin/sqlite3"] {
+        with_libraries(&root, Path::new(program))?;
+    }
+    std::os::unix::fs::symlink("python3.11", root.join("usr/bin/python3"))?;
+    std::fs::create_dir_all(root.join("bench"))?;
+    std::fs::write(root.join("bench/inserts.sql"), inserts_sql(cfg.inserts))?;
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/sentry/micro.c");
     let st = Command::new("cc")
         .args(["-O2", "-static", "-o"])
@@ -110,12 +134,13 @@ fn setup() -> anyhow::Result<Env> {
     Ok(Env { dir, ringfence })
 }
 
-/// GNU find with its libraries, and the host trees of [`USR_TREES`] under `root`. Hard links
-/// where the host allows them (nothing writes to the rootfs), copies otherwise.
-fn usr_tree(root: &Path) -> anyhow::Result<()> {
-    let find = Path::new("/usr/bin/find");
-    let mut files = vec![find.to_path_buf()];
-    let ldd = Command::new("ldd").arg(find).output().context("ldd /usr/bin/find")?;
+/// A host program at its own path under `root`, with the shared libraries `ldd` names.
+fn with_libraries(root: &Path, program: &Path) -> anyhow::Result<()> {
+    let mut files = vec![program.to_path_buf()];
+    let ldd = Command::new("ldd")
+        .arg(program)
+        .output()
+        .with_context(|| format!("ldd {}", program.display()))?;
     for word in String::from_utf8_lossy(&ldd.stdout).split_whitespace() {
         if word.starts_with('/') {
             files.push(PathBuf::from(word));
@@ -126,6 +151,13 @@ fn usr_tree(root: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dest.parent().context("library path")?)?;
         std::fs::copy(&f, &dest).with_context(|| format!("copying {}", f.display()))?;
     }
+    Ok(())
+}
+
+/// GNU find with its libraries, and the host trees of [`USR_TREES`] under `root`. Hard links
+/// where the host allows them (nothing writes to the rootfs), copies otherwise.
+fn usr_tree(root: &Path) -> anyhow::Result<()> {
+    with_libraries(root, Path::new("/usr/bin/find"))?;
     for tree in USR_TREES {
         if !Path::new(tree).is_dir() {
             bail!("{tree} is missing (the find row walks it)");
@@ -155,6 +187,67 @@ fn find_usr(env: &Env, rt: Runtime, runs: usize) -> anyhow::Result<(f64, u64)> {
         count = out.trim().parse().with_context(|| format!("find printed {out:?}"))?;
     }
     Ok((times.percentile_ms(50.0), count))
+}
+
+/// Median milliseconds of `script` (a shell script) in fresh sandboxes, checking each run's
+/// output with `check`.
+fn timed_script(
+    env: &Env,
+    rt: Runtime,
+    runs: usize,
+    script: &str,
+    check: impl Fn(&str) -> bool,
+) -> anyhow::Result<f64> {
+    let mut times = Samples::default();
+    for _ in 0..runs.max(1) {
+        let c = command(env, rt, &new_id(), &["/bin/sh", "-c", script])?;
+        let t = Instant::now();
+        let out = run_ok(c)?;
+        times.push(t.elapsed());
+        if !check(&out) {
+            bail!("{script:?} printed {out:?}");
+        }
+    }
+    Ok(times.percentile_ms(50.0))
+}
+
+/// The real-program rows: Python start-ups, one big sqlite3 transaction (its statements
+/// written into the rootfs by [`setup`]), and concurrent sqlite3 writers whose every row must
+/// be there afterwards.
+fn programs(env: &Env, rt: Runtime, cfg: &BenchConfig) -> anyhow::Result<(f64, f64, f64)> {
+    let runs = cfg.runs.min(3);
+    let python = format!(
+        "i=0; while [ $i -lt {PYTHON_STARTS} ]; do /usr/bin/python3 -c pass || exit 1; \
+         i=$((i+1)); done; echo ok"
+    );
+    let python_ms = timed_script(env, rt, runs, &python, |o| o.trim() == "ok")?;
+    let inserts = "cd /tmp && /usr/bin/sqlite3 bench.db < /bench/inserts.sql && \
+                   /usr/bin/sqlite3 bench.db 'SELECT count(*) FROM t'";
+    let n = cfg.inserts.to_string();
+    let inserts_ms = timed_script(env, rt, runs, inserts, |o| o.trim() == n)?;
+    let rows = cfg.writer_rows;
+    let ids: Vec<String> = (1..=WRITERS).map(|w| w.to_string()).collect();
+    let ids = ids.join(" ");
+    let writers = format!(
+        "cd /tmp && /usr/bin/sqlite3 w.db 'CREATE TABLE t(w INTEGER, i INTEGER)' && \
+         for w in {ids}; do ( i=0; while [ $i -lt {rows} ]; do \
+           /usr/bin/sqlite3 -cmd '.timeout 30000' w.db \"INSERT INTO t VALUES($w, $i)\" || exit 1; \
+           i=$((i+1)); done ) & done; wait; \
+         /usr/bin/sqlite3 w.db 'SELECT count(DISTINCT w * 1000000 + i) FROM t; PRAGMA integrity_check'"
+    );
+    let want = format!("{}\nok", WRITERS * rows);
+    let writers_ms = timed_script(env, rt, runs, &writers, |o| o.trim() == want)?;
+    Ok((python_ms, inserts_ms, writers_ms))
+}
+
+/// One transaction of `n` inserts, as a SQL script.
+fn inserts_sql(n: u64) -> String {
+    let mut sql = String::from("CREATE TABLE t(x INTEGER, y TEXT);\nBEGIN;\n");
+    for i in 0..n {
+        sql.push_str(&format!("INSERT INTO t VALUES({i}, 'row {i}');\n"));
+    }
+    sql.push_str("COMMIT;\n");
+    sql
 }
 
 /// The command that runs `args` in a fresh sandbox of `rt`.
@@ -266,6 +359,7 @@ fn idle_rss(env: &Env, rt: Runtime) -> anyhow::Result<f64> {
 
 fn measure(env: &Env, rt: Runtime, cfg: &BenchConfig) -> anyhow::Result<Row> {
     let (find_ms, find_entries) = find_usr(env, rt, cfg.runs.min(5))?;
+    let (python_ms, inserts_ms, writers_ms) = programs(env, rt, cfg)?;
     let mut starts = Samples::default();
     for _ in 0..cfg.runs {
         let c = command(env, rt, &new_id(), &["/bin/true"])?;
@@ -284,11 +378,14 @@ fn measure(env: &Env, rt: Runtime, cfg: &BenchConfig) -> anyhow::Result<Row> {
         idle_rss_mib: idle_rss(env, rt)?,
         find_ms,
         find_entries,
+        python_ms,
+        inserts_ms,
+        writers_ms,
     })
 }
 
 pub fn run(cfg: &BenchConfig) -> anyhow::Result<Vec<Row>> {
-    let env = setup()?;
+    let env = setup(cfg)?;
     let mut rows = Vec::new();
     for rt in [Runtime::Ringfence, Runtime::Runsc, Runtime::Runc] {
         eprintln!("measuring {} ...", rt.name());
@@ -314,7 +411,7 @@ struct Metric {
     target: &'static str,
 }
 
-const METRICS: [Metric; 8] = [
+const METRICS: [Metric; 11] = [
     Metric {
         name: "start-to-exit /bin/true (ms)",
         value: |r| r.start_ms,
@@ -350,6 +447,24 @@ const METRICS: [Metric; 8] = [
         target: "<= 0.5x runsc",
     },
     Metric {
+        name: "10 python3 start-ups (ms)",
+        value: |r| r.python_ms,
+        decimals: 0,
+        target: "<= 0.5x runsc",
+    },
+    Metric {
+        name: "sqlite3 inserts, 1 txn (ms)",
+        value: |r| r.inserts_ms,
+        decimals: 0,
+        target: "",
+    },
+    Metric {
+        name: "sqlite3, 4 concurrent writers (ms)",
+        value: |r| r.writers_ms,
+        decimals: 0,
+        target: "",
+    },
+    Metric {
         name: "idle sandbox RSS (MiB)",
         value: |r| r.idle_rss_mib,
         decimals: 1,
@@ -368,14 +483,18 @@ pub fn render(rows: &[Row], cfg: &BenchConfig) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Sentry vs runsc (ptrace) vs runc: median of {} starts; {} getpid, {} clock_gettime, {} open+read+close, {} fork+exec+wait per runtime; find over {} entries, median of {}",
+        "Sentry vs runsc (ptrace) vs runc: median of {} starts; {} getpid, {} clock_gettime, {} open+read+close, {} fork+exec+wait per runtime; find over {} entries, median of {}; sqlite3: {} inserts, {} writers x {} rows, python and sqlite medians of {}",
         cfg.runs,
         cfg.iterations,
         cfg.iterations * 10,
         cfg.iterations / 4,
         cfg.fork_iterations,
         me.find_entries,
-        cfg.runs.min(5)
+        cfg.runs.min(5),
+        cfg.inserts,
+        WRITERS,
+        cfg.writer_rows,
+        cfg.runs.min(3)
     );
     let _ = writeln!(
         s,

@@ -145,6 +145,12 @@ pub struct SentryArgs {
     /// fork+exec+wait cycles per runtime.
     #[arg(long, default_value_t = 100)]
     forks: u64,
+    /// Rows the sqlite3 CLI inserts in one transaction.
+    #[arg(long, default_value_t = 100_000)]
+    inserts: u64,
+    /// Rows each of the 4 concurrent sqlite3 writers inserts (one process per row).
+    #[arg(long, default_value_t = 50)]
+    writer_rows: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -286,6 +292,8 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
                 runs: a.runs.max(1),
                 iterations: a.iterations.max(4),
                 fork_iterations: a.forks.max(1),
+                inserts: a.inserts.max(1),
+                writer_rows: a.writer_rows.max(1),
             };
             let rows = crate::bench::sentry::run(&cfg)?;
             print!("{}", crate::bench::sentry::render(&rows, &cfg));
