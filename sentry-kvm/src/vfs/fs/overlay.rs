@@ -17,6 +17,10 @@
 //! not leave entries behind). The host rootfs is never written. Without a lower layer this is a
 //! plain tmpfs. Volumes, which the host and other sandboxes may change, are not served from
 //! here and are not cached (see `volume`).
+//!
+//! Objects the sandbox creates live in the Sentry, so their number is capped like a tmpfs's
+//! inodes (one per two pages of sandbox memory, see [`OverlayFs::max_upper`]): past it,
+//! creating fails with ENOSPC instead of growing the Sentry without bound.
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -50,6 +54,9 @@ pub struct OverlayFs {
     next_ino: AtomicU64,
     /// Failed lower lookups remembered (`Entry::Absent`), across all directories.
     negatives: AtomicUsize,
+    /// Upper-only objects alive, and how many there may be.
+    upper: AtomicUsize,
+    max_upper: usize,
 }
 
 impl OverlayFs {
@@ -58,10 +65,33 @@ impl OverlayFs {
         Arc::new(OverlayFs {
             dev: stat::makedev(0, 0x20 + NEXT_DEV.fetch_add(1, Ordering::Relaxed) as u32),
             gofer,
-            phys,
             next_ino: AtomicU64::new(UPPER_INO_BASE),
             negatives: AtomicUsize::new(0),
+            upper: AtomicUsize::new(0),
+            max_upper: Self::max_upper(phys.mem.size()),
+            phys,
         })
+    }
+
+    /// Objects a sandbox with `memory` bytes may create: one per two pages, as tmpfs
+    /// allows by default.
+    pub fn max_upper(memory: u64) -> usize {
+        (memory / (2 * crate::mm::PAGE_SIZE)).max(1024) as usize
+    }
+
+    /// An inode number for a new upper object, or ENOSPC when there are as many as allowed.
+    fn alloc_upper(&self) -> Result<u64, Errno> {
+        self.upper
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.max_upper).then_some(n + 1)
+            })
+            .map_err(|_| Errno::ENOSPC)?;
+        Ok(self.alloc_ino())
+    }
+
+    /// Upper-only objects alive now (for tests and diagnostics).
+    pub fn upper_objects(&self) -> usize {
+        self.upper.load(Ordering::SeqCst)
     }
 
     /// The root directory.
@@ -80,6 +110,7 @@ impl OverlayFs {
             }
             None => {
                 let meta = Meta::new(stat::S_IFDIR | (mode & 0o7777), Owner::default());
+                self.upper.fetch_add(1, Ordering::SeqCst);
                 Node::new(self, self.alloc_ino(), FileType::Directory, meta, None, None)
             }
         }
@@ -678,7 +709,7 @@ impl Inode for Node {
         if kind == FileType::Directory {
             meta.nlink = 2;
         }
-        let node = Node::new(&self.fs, self.fs.alloc_ino(), kind, meta, None, None);
+        let node = Node::new(&self.fs, self.fs.alloc_upper()?, kind, meta, None, None);
         this.insert_new(&mut st, name, node.clone())?;
         Ok(node)
     }
@@ -694,7 +725,7 @@ impl Inode for Node {
         let mut meta = Meta::new(stat::S_IFREG | (mode & 0o7777), owner);
         meta.nlink = 0;
         meta.linkable = linkable;
-        Ok(Node::new(&self.fs, self.fs.alloc_ino(), FileType::Regular, meta, None, None))
+        Ok(Node::new(&self.fs, self.fs.alloc_upper()?, FileType::Regular, meta, None, None))
     }
 
     fn symlink(&self, name: &[u8], target: &[u8], owner: Owner) -> Result<(), Errno> {
@@ -704,7 +735,7 @@ impl Inode for Node {
         meta.size = target.len() as u64;
         let node = Node::new(
             &self.fs,
-            self.fs.alloc_ino(),
+            self.fs.alloc_upper()?,
             FileType::Symlink,
             meta,
             None,
@@ -917,6 +948,9 @@ impl Inode for Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
+        if self.ino >= UPPER_INO_BASE {
+            self.fs.upper.fetch_sub(1, Ordering::SeqCst);
+        }
         if let Content::Dir(d) = &self.content {
             let n = lock(d).negatives;
             self.fs.negatives.fetch_sub(n, Ordering::Relaxed);
@@ -1097,6 +1131,38 @@ mod tests {
         // The host saw none of it.
         assert_eq!(std::fs::read_to_string(host.path().join("d/a")).unwrap(), "aaa");
         assert!(!host.path().join("d/new").exists());
+    }
+
+    #[test]
+    fn objects_a_guest_creates_are_capped_like_tmpfs_inodes() {
+        let host = tempfile::tempdir().unwrap();
+        let (fs, root, _) = overlay(host.path());
+        let cap = OverlayFs::max_upper(16 * PAGE_SIZE);
+        assert_eq!(cap, 1024, "the floor for a tiny sandbox");
+        let owner = Owner::default();
+        let mut made = 0;
+        let err = loop {
+            let name = format!("f{made}");
+            let r = if made % 3 == 0 {
+                root.symlink(name.as_bytes(), b"target", owner)
+            } else {
+                root.create(name.as_bytes(), FileType::Regular, 0o644, 0, owner).map(drop)
+            };
+            match r {
+                Ok(()) => made += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!((err, made, fs.upper_objects()), (Errno::ENOSPC, cap, cap));
+        assert_eq!(root.create_unnamed(0o600, owner, true).err(), Some(Errno::ENOSPC));
+        // Removing one makes room for one.
+        root.unlink(b"f1").unwrap();
+        assert_eq!(fs.upper_objects(), cap - 1);
+        root.create(b"again", FileType::Directory, 0o755, 0, owner).unwrap();
+        assert_eq!(
+            root.create(b"more", FileType::Regular, 0o644, 0, owner).err(),
+            Some(Errno::ENOSPC)
+        );
     }
 
     #[test]
