@@ -281,6 +281,30 @@ fn sigterm_is_forwarded_to_a_program_that_handles_it() {
     assert!(got.took < std::time::Duration::from_secs(10), "{:?}", got.took);
 }
 
+/// SIGRTMIN+3 makes the Sentry print what each task is doing (how a hang is found, and what
+/// the test harness asks for before it kills a sandbox that ran too long); no task sees it.
+#[test]
+fn a_task_dump_shows_each_task_in_its_system_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = busybox_rootfs(dir.path());
+    // The background sleep has run for a while before "ready": it is in its system call.
+    let script = "sleep 1000 & sleep 0.5; echo ready; wait";
+    let dump = libc::SIGRTMIN() + 3;
+    let got = run_and_stop(Some(&root), &[], script, &[dump, libc::SIGTERM]);
+    let tasks: Vec<&str> =
+        got.stderr.lines().skip_while(|l| !l.starts_with("Sentry tasks (2):")).collect();
+    let task = |comm: &str, call: &str| {
+        tasks.iter().any(|l| l.contains(&format!("{comm:?}")) && l.contains(call))
+    };
+    // The shell waits for its job (busybox's `wait` suspends until SIGCHLD).
+    assert!(
+        task("sh", "in rt_sigsuspend(130) for ") || task("sh", "in wait4(61) for "),
+        "{}",
+        got.stderr
+    );
+    assert!(task("sleep", "nanosleep("), "{}", got.stderr);
+}
+
 /// SIGTERM ends a sandbox whose init ignores it: killed once --stop-timeout has passed,
 /// exit status 137, saying why; its Gofer ends with it.
 #[test]

@@ -524,6 +524,11 @@ impl Sandbox {
         true
     }
 
+    /// What every task is doing (see [`crate::kernel::task_dump`]); never blocks.
+    pub fn task_dump(&self) -> String {
+        crate::kernel::task_dump::dump(&self.kernel)
+    }
+
     /// Blocks until init exits; returns its status.
     pub fn wait(&self) -> ExitStatus {
         self.kernel.wait_done()

@@ -229,6 +229,7 @@ fn run_sandbox(args: RunArgs) -> anyhow::Result<ExitCode> {
         for s in forwarded {
             libc::sigaddset(&mut set, s);
         }
+        libc::sigaddset(&mut set, crate::cli::sentry_stop::task_dump_signal());
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     };

@@ -4,6 +4,9 @@
 //! exits at once with 137 (as if SIGKILLed), which ends every task however wedged and closes
 //! the Gofer's channel, which ends the Gofer. A lone SIGINT (Ctrl-C at a program that handles
 //! it) is only forwarded, but another SIGINT or SIGTERM within the grace period kills.
+//!
+//! One signal is the Sentry's own: [`task_dump_signal`] (SIGRTMIN+3) prints what every task
+//! of the sandbox is doing to stderr, for finding a hang; it reaches no task.
 
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -34,11 +37,29 @@ fn is_termination(sig: i32) -> bool {
     matches!(sig, libc::SIGTERM | libc::SIGINT)
 }
 
+/// The signal that asks for a task dump (`kill -s RTMIN+3 PID`).
+pub fn task_dump_signal() -> i32 {
+    libc::SIGRTMIN() + 3
+}
+
+/// Writes `text` to stderr with write(2): no Rust lock, which a wedged thread could hold.
+fn write_stderr(text: &str) {
+    // SAFETY: write(2) of a valid buffer to descriptor 2.
+    unsafe { libc::write(2, text.as_ptr().cast(), text.len()) };
+}
+
 /// Starts the threads that wait for the signals of `set` (blocked in every thread) and act on
 /// them. `grace` is how long a forwarded termination signal may take to end the sandbox.
 pub fn start(sandbox: Arc<Sandbox>, set: libc::sigset_t, grace: Duration) -> std::io::Result<()> {
     // Forwarding takes the sandbox's locks; a wedged sandbox may never give them back, so it
     // runs on a thread of its own and the waiting below never depends on it.
+    let (dump_tx, dump_rx) = mpsc::channel::<()>();
+    let dumped = sandbox.clone();
+    std::thread::Builder::new().name("task-dump".into()).spawn(move || {
+        for () in dump_rx {
+            write_stderr(&dumped.task_dump());
+        }
+    })?;
     let (fwd_tx, fwd_rx) = mpsc::channel::<i32>();
     std::thread::Builder::new().name("signal-forward".into()).spawn(move || {
         for sig in fwd_rx {
@@ -68,6 +89,10 @@ pub fn start(sandbox: Arc<Sandbox>, set: libc::sigset_t, grace: Duration) -> std
             if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
                 continue;
             }
+            if sig == task_dump_signal() {
+                let _ = dump_tx.send(());
+                continue;
+            }
             let _ = fwd_tx.send(sig);
             if is_termination(sig) {
                 let _ = stop_tx.send(sig);
@@ -89,10 +114,7 @@ fn kill_now(why: Escalation, grace: Duration) -> ! {
             format!("ringfence: {} received again; killing the sandbox", signal_name(signal))
         }
     };
-    let line = format!("{msg}\n");
-    // SAFETY: write(2) of a valid buffer to stderr; no Rust lock is taken, so a thread wedged
-    // while holding the stderr lock cannot stop us.
-    unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+    write_stderr(&format!("{msg}\n"));
     // SAFETY: _exit ends every thread of the process at once without running destructors
     // or atexit handlers, which a wedged thread could block.
     unsafe { libc::_exit(KILLED_EXIT) }

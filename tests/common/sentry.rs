@@ -46,13 +46,18 @@ pub fn run_with_input(mut cmd: Command, stdin: &[u8]) -> Output {
         use std::io::Write;
         let _ = input.write_all(&data);
     });
-    // A watchdog: SIGKILL after the limit (the Sentry may ignore SIGTERM when wedged).
+    // A watchdog: after the limit, the Sentry is asked what each of its tasks is doing (it
+    // prints that to the stderr shown below), then SIGKILLed (it may ignore SIGTERM when
+    // wedged).
     let pid = child.id() as i32;
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
         let fired = done_rx.recv_timeout(RUN_LIMIT).is_err();
         if fired {
             // SAFETY: signalling our own child, which has not been reaped (we hold its wait).
+            unsafe { libc::kill(pid, libc::SIGRTMIN() + 3) };
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            // SAFETY: as above.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
         fired

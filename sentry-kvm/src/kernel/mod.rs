@@ -19,6 +19,7 @@ pub mod seccomp;
 pub mod signal;
 pub mod socket;
 pub mod task;
+pub mod task_dump;
 pub mod thread_group;
 pub mod timers;
 pub mod tty;

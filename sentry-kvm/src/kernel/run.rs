@@ -91,7 +91,10 @@ fn run_loop(task: &Arc<Task>, ctx: &mut UserContext, vcpu: &mut Vcpu) -> i32 {
         match exit {
             Exit::Syscall => {
                 let nr = ctx.regs.rax;
-                match syscalls::dispatch(task, ctx, vcpu) {
+                task.activity.enter(nr, task.kernel.boot);
+                let outcome = syscalls::dispatch(task, ctx, vcpu);
+                task.activity.leave();
+                match outcome {
                     Outcome::Return(v) => ctx.regs.rax = v,
                     Outcome::Error(e) => {
                         ctx.regs.rax = (-(i64::from(e.0))) as u64;

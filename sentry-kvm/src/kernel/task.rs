@@ -80,6 +80,8 @@ pub struct Task {
     pub no_new_privs: AtomicBool,
     /// Seccomp mode and filters, inherited across clone, fork and execve.
     pub seccomp: SeccompState,
+    /// The system call it is in, for task dumps.
+    pub activity: crate::kernel::task_dump::Activity,
 }
 
 impl Task {
@@ -118,6 +120,7 @@ impl Task {
             affinity: AtomicU64::new(u64::MAX),
             no_new_privs: AtomicBool::new(false),
             seccomp: SeccompState::default(),
+            activity: Default::default(),
         })
     }
 
@@ -131,6 +134,15 @@ impl Task {
 
     pub fn tg(&self) -> Arc<ThreadGroup> {
         self.tg.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The thread group if nobody holds the reference's lock (for diagnostics).
+    pub fn try_tg(&self) -> Option<Arc<ThreadGroup>> {
+        match self.tg.try_lock() {
+            Ok(g) => Some(g.clone()),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner().clone()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
     }
 
     pub fn tgid(&self) -> i32 {

@@ -153,6 +153,15 @@ impl ThreadGroup {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The state if nobody holds it (for diagnostics on a possibly wedged sandbox).
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, TgState>> {
+        match self.state.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Records the group's final status and wakes host-side waiters.
     pub fn set_zombie(&self, status: ExitStatus) {
         self.lock().zombie = Some(status);
