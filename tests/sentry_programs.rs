@@ -2,8 +2,8 @@
 //! multi-threaded C program, escape attempts, a syscall fuzzer, advisory locks across
 //! processes, scheduling attributes (nice values, affinity), and descriptors reopened through
 //! /proc/self/fd and /dev/std* (bash's process substitution), POSIX timers,
-//! pseudo-terminals, the vDSO's clocks, filesystem statistics with df, and inotify (a C program
-//! and GNU `tail -f`).
+//! pseudo-terminals, the vDSO's clocks, filesystem statistics with df, inotify (a C program
+//! and GNU `tail -f`), and System V IPC (shared memory, semaphores, message queues).
 
 mod common;
 
@@ -678,6 +678,43 @@ fn inotify_reports_file_events_as_on_linux() {
         "blocking read 32: CREATE name=from-child",
         "blocking read interrupted: -1 EINTR",
         "overflow: events=max+1 overflows=1 last=1",
+        "done",
+    ] {
+        assert!(native.contains(want), "{want:?} missing from\n{native}");
+    }
+}
+
+/// System V IPC with glibc and musl: shared memory across fork, exit and IPC_RMID while
+/// attached, semaphores (blocking, wait order, SEM_UNDO at exit, EINTR, EIDRM), message queues
+/// (type selection, MSG_NOERROR, MSG_COPY, blocking both ways), permissions, limits and
+/// errors, as Linux reports them.
+#[test]
+fn sysv_ipc_behaves_as_on_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    compile("sysv_ipc", &root.join("bin/sysv_ipc"), &["-static"]);
+    compile_with("musl-gcc", "sysv_ipc", &root.join("bin/sysv_ipc-musl"), &["-static"]);
+    let native = Command::new(root.join("bin/sysv_ipc")).output().unwrap();
+    assert!(native.status.success());
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    for program in ["/bin/sysv_ipc", "/bin/sysv_ipc-musl"] {
+        let got = sentry_run(&root, "/", &[program], b"");
+        assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+        assert_eq!(String::from_utf8_lossy(&got.stdout), native, "{program}");
+    }
+    for want in [
+        "parent sees: 'from child' nattch after child exit=1",
+        "two attaches, one split: nattch=4",
+        "removed but attached: key=0 mode=1600 nattch=1 data='kept'",
+        "gone after last detach: -1 EINVAL",
+        "child's semop: 0, value now 0, pid is child 1",
+        "woken 0: A",
+        "after child exit sem1=2 (undone), pid is child 1",
+        "interrupted semop: -1 EINTR",
+        "waiter after removal: EIDRM",
+        "child got: 5 type=7 'seven'",
+        "cut to fit: 2 type=3 'th'",
+        "blocked sender: 0",
         "done",
     ] {
         assert!(native.contains(want), "{want:?} missing from\n{native}");
