@@ -71,6 +71,7 @@ impl Pods {
             network: network.as_ref(),
             memory_limit_mib: None,
             cpu: None,
+            ipc_sysctls: &[],
         };
         let sandbox = self.handler.start(&setup).inspect_err(|_| {
             let _ = std::fs::remove_dir_all(&dir);

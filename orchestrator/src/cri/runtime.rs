@@ -215,13 +215,13 @@ impl CriRuntime {
             Some(n) => Some(n.setup(&id, &config)?),
             None => None,
         };
-        if net.is_none() && !(sysctls.is_empty() && ports.is_empty()) {
+        if net.is_none() && !(sysctls.network.is_empty() && ports.is_empty()) {
             return Err(CriError::Invalid(
                 "sysctls and host ports need a pod network; this runtime has none".into(),
             ));
         }
         if let Some(pn) = &net
-            && let Err(e) = pod_options::apply(&pn.netns, &sysctls)
+            && let Err(e) = pod_options::apply(&pn.netns, &sysctls.network)
         {
             if let Some(n) = &self.network {
                 n.teardown(pn);
@@ -249,6 +249,7 @@ impl CriRuntime {
             network: net.as_ref(),
             memory_limit_mib,
             cpu,
+            ipc_sysctls: &sysctls.ipc,
         };
         // Recorded before anything starts, so that a runtime dying meanwhile leaves nothing
         // its successor cannot find.

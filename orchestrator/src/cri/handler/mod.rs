@@ -31,6 +31,8 @@ pub struct SandboxSetup<'a> {
     pub memory_limit_mib: Option<u64>,
     /// The pod's CPU limit, when it has one.
     pub cpu: Option<super::cgroup::CpuLimit>,
+    /// The pod's IPC sysctls, already checked (only the `sentry` handler is given any).
+    pub ipc_sysctls: &'a [sentry_kvm::kernel::ipc::limits::IpcSetting],
 }
 
 impl SandboxSetup<'_> {
