@@ -721,6 +721,37 @@ fn sysv_ipc_behaves_as_on_linux() {
     }
 }
 
+/// The IPC limits written under /proc/sys/kernel: values checked as Linux checks them, what
+/// they then allow or refuse, shm_rmid_forced, and that another user may not write them.
+/// Linux in a new IPC namespace (`unshare --ipc`, so the host's limits stay) is the oracle.
+#[test]
+fn ipc_sysctls_are_written_and_enforced_as_on_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    compile("sysv_ipc", &root.join("bin/sysv_ipc"), &["-static"]);
+    let native = Command::new("unshare")
+        .arg("--ipc")
+        .arg(root.join("bin/sysv_ipc"))
+        .arg("sysctl")
+        .output()
+        .expect("unshare (util-linux)");
+    assert!(native.status.success(), "{}", String::from_utf8_lossy(&native.stderr));
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    let got = sentry_run(&root, "/", &["/bin/sysv_ipc", "sysctl"], b"");
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), native);
+    for want in [
+        "shmget past shmmax: -1 EINVAL",
+        "write sem=1 2 3 40000: ERANGE",
+        "new queue qbytes=50",
+        "forced removal at last detach: -1 EINVAL",
+        "open shmmax for writing: EACCES",
+        "done",
+    ] {
+        assert!(native.contains(want), "{want:?} missing from\n{native}");
+    }
+}
+
 /// GNU tail -f follows a growing file through inotify: with a 60 s polling interval, the
 /// line appended once tail has shown the file reaches it within 5 s only if the write was
 /// reported. (On the overlay root tail would poll, as it does on Linux's overlayfs; /dev/shm

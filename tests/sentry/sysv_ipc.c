@@ -4,8 +4,11 @@
 // order, SEM_UNDO applied at exit, EINTR, EIDRM and timeouts; message queues with type
 // selection, MSG_NOERROR/E2BIG, MSG_COPY, blocking both ways; permissions for another user;
 // the limits in /proc/sys/kernel and IPC_INFO; and errors for wild arguments.
+// With the argument "sysctl" (run natively in a new IPC namespace: it changes the limits), it
+// writes the limits instead and shows what they then allow.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -617,8 +620,95 @@ static void msg(void) {
     msgctl(kid, IPC_RMID, NULL);
 }
 
-int main(void) {
+static void write_sysctl(const char *name, const char *value) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/sys/kernel/%s", name);
+    int fd = open(path, O_WRONLY);
+    if (fd < 0) {
+        printf("open %s for writing: %s\n", name, errname(errno));
+        return;
+    }
+    errno = 0;
+    long n = write(fd, value, strlen(value));
+    printf("write %s=%s: %s\n", name, value, n < 0 ? errname(errno) : "ok");
+    close(fd);
+}
+
+static int sysctls(void) {
+    printf("== sysctl\n");
+    write_sysctl("shmmax", "8192");
+    TRY("shmget past shmmax", shmget(IPC_PRIVATE, 8193, 0600));
+    int a = shmget(IPC_PRIVATE, 8192, 0600);
+    OK("shmget at shmmax", a);
+    write_sysctl("shmall", "3");
+    TRY("shmget past shmall", shmget(IPC_PRIVATE, 8192, 0600));
+    int b = shmget(IPC_PRIVATE, 4096, 0600);
+    OK("shmget within shmall", b);
+    write_sysctl("shmall", "100");
+    write_sysctl("shmmni", "2");
+    TRY("shmget past shmmni", shmget(IPC_PRIVATE, 4096, 0600));
+    static const char *const bad[][2] = {
+        {"shmmax", "-1"}, {"shmmax", "12x"}, {"shmmni", "40000"}, {"shm_rmid_forced", "2"},
+        {"msgmni", "-1"}, {"sem", "1 2 3 40000"}, {"msgmax", "2147483648"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) write_sysctl(bad[i][0], bad[i][1]);
+    write_sysctl("msgmax", "0x40");
+    print_file("/proc/sys/kernel/shmmax");
+    print_file("/proc/sys/kernel/shmmni");
+    print_file("/proc/sys/kernel/msgmax");
+    print_file("/proc/sys/kernel/sem");
+    struct msg { long type; char text[128]; } m = {1, "x"};
+    int q = msgget(IPC_PRIVATE, 0600);
+    TRY("msgsnd past msgmax", msgsnd(q, &m, 65, IPC_NOWAIT));
+    TRY("msgsnd at msgmax", msgsnd(q, &m, 64, IPC_NOWAIT));
+    write_sysctl("msgmnb", "50");
+    write_sysctl("msgmni", "2");
+    int q2 = msgget(IPC_PRIVATE, 0600);
+    struct msqid_ds ds;
+    msgctl(q2, IPC_STAT, &ds);
+    printf("new queue qbytes=%lu\n", ds.msg_qbytes);
+    TRY("msgget past msgmni", msgget(IPC_PRIVATE, 0600));
+    write_sysctl("sem", "2 3 10 2");
+    print_file("/proc/sys/kernel/sem");
+    TRY("semget past semmsl", semget(IPC_PRIVATE, 3, 0600));
+    int s1 = semget(IPC_PRIVATE, 2, 0600);
+    OK("semget", s1);
+    TRY("semget past semmns", semget(IPC_PRIVATE, 2, 0600));
+    int s2 = semget(IPC_PRIVATE, 1, 0600);
+    OK("semget within semmns", s2);
+    write_sysctl("sem", "2 30 10 2");
+    TRY("semget past semmni", semget(IPC_PRIVATE, 1, 0600));
+    struct sembuf ops[11] = {{0}};
+    TRY("semop past semopm", semop(s1, ops, 11));
+    write_sysctl("shm_rmid_forced", "1");
+    TRY("segment of a live creator stays", shmctl(a, IPC_STAT, (struct shmid_ds *)0) < 0 &&
+        errno == EFAULT);
+    shmctl(b, IPC_RMID, NULL);
+    int f = shmget(IPC_PRIVATE, 4096, 0600);
+    void *at = shmat(f, NULL, 0);
+    TRY("shmdt", shmdt(at));
+    struct shmid_ds sds;
+    TRY("forced removal at last detach", shmctl(f, IPC_STAT, &sds));
+    pid_t c = child();
+    if (c == 0) {
+        if (setgid(1000) || setuid(1000)) _exit(3);
+        write_sysctl("shmmax", "1");
+        print_file("/proc/sys/kernel/shmmax");
+        fflush(stdout);
+        _exit(0);
+    }
+    wait_child(c);
+    shmctl(a, IPC_RMID, NULL);
+    msgctl(q, IPC_RMID, NULL);
+    msgctl(q2, IPC_RMID, NULL);
+    semctl(s1, 0, IPC_RMID);
+    semctl(s2, 0, IPC_RMID);
+    printf("done\n");
+    return 0;
+}
+
+int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc > 1 && strcmp(argv[1], "sysctl") == 0) return sysctls();
     limits();
     shm();
     sem();

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use k8s_cri::v1 as cri;
-use sentry_kvm::kernel::ipc::limits::{IpcLimits, IpcSetting};
+use sentry_kvm::kernel::ipc::limits::IpcSetting;
 
 use super::CriError;
 
@@ -85,9 +85,7 @@ pub fn sysctls(config: &cri::PodSandboxConfig) -> Result<PodSysctls, CriError> {
         }
         if let Some(sysctl) = IpcSetting::sysctl_named(&path) {
             // Checked as the Sentry's /proc/sys checks a write, before anything starts.
-            sysctl
-                .apply(&mut IpcLimits::default(), value)
-                .map_err(|e| CriError::Invalid(format!("sysctl {name}: {e}")))?;
+            sysctl.check(value).map_err(|e| CriError::Invalid(format!("sysctl {name}: {e}")))?;
             out.ipc.push(IpcSetting { sysctl, value: value.clone() });
             continue;
         }

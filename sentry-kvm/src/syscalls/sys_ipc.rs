@@ -13,6 +13,11 @@ use crate::mm::PAGE_SIZE;
 use crate::mm::address_space::MapRequest;
 use crate::mm::vma::{Prot, VmaName};
 
+/// Sizes of struct shmid64_ds, semid64_ds and msqid64_ds, which IPC_SET reads whole.
+const SHMID_DS_SIZE: usize = 112;
+const SEMID_DS_SIZE: usize = 104;
+const MSQID_DS_SIZE: usize = 120;
+
 /// Copies a ctl command's result to the caller's buffer; returns its value.
 fn ctl_out(c: &Call, buf: u64, out: CtlOut) -> SysResult {
     if let Some(data) = out.data {
@@ -115,7 +120,7 @@ pub fn shmctl(c: &mut Call) -> SysResult {
     if cmd < 0 || id < 0 {
         return Err(Errno::EINVAL);
     }
-    let arg = if cmd == IPC_SET { Some(c.read_bytes(buf, 48)?) } else { None };
+    let arg = if cmd == IPC_SET { Some(c.read_bytes(buf, SHMID_DS_SIZE)?) } else { None };
     let ipc = &c.task.kernel.ipc;
     let out = ipc.shm.ctl(&ipc.limits(), &c.task.creds(), id, cmd, arg.as_deref())?;
     ctl_out(c, buf, out)
@@ -168,7 +173,7 @@ pub fn semctl(c: &mut Call) -> SysResult {
     let arg = match cmd {
         sem::SETVAL => SemArg::Val(arg as i32),
         IPC_SET => {
-            bytes = c.read_bytes(arg, 48)?;
+            bytes = c.read_bytes(arg, SEMID_DS_SIZE)?;
             SemArg::Bytes(&bytes)
         }
         sem::SETALL => {
@@ -235,7 +240,7 @@ pub fn msgctl(c: &mut Call) -> SysResult {
     if id < 0 || cmd < 0 {
         return Err(Errno::EINVAL);
     }
-    let arg = if cmd == IPC_SET { Some(c.read_bytes(buf, 120)?) } else { None };
+    let arg = if cmd == IPC_SET { Some(c.read_bytes(buf, MSQID_DS_SIZE)?) } else { None };
     let ipc = &c.task.kernel.ipc;
     let out = ipc.msg.ctl(&ipc.limits(), &c.task.creds(), id, cmd, arg.as_deref())?;
     ctl_out(c, buf, out)

@@ -74,6 +74,8 @@ pub struct InvalidValue {
     pub name: &'static str,
     pub value: String,
     pub why: &'static str,
+    /// A number out of the range the kernel accepts for it (ERANGE rather than EINVAL).
+    pub range: bool,
 }
 
 impl IpcSysctl {
@@ -120,45 +122,65 @@ impl IpcSysctl {
         }
     }
 
-    /// Applies a written value to `l`, or refuses it leaving `l` as it was.
+    /// How many numbers the file holds.
+    fn arity(self) -> usize {
+        if self == IpcSysctl::Sem { 4 } else { 1 }
+    }
+
+    /// Applies a value written to the file, as Linux does: numbers past the file's own are
+    /// ignored, an empty write changes nothing, and a refused value leaves `l` as it was,
+    /// except that an out-of-range semmni refuses only itself (ERANGE, the other three of
+    /// `sem` stay applied).
     pub fn apply(self, l: &mut IpcLimits, text: &str) -> Result<(), InvalidValue> {
-        let bad = |why| InvalidValue { name: self.name(), value: text.to_string(), why };
+        let bad =
+            |why| InvalidValue { name: self.name(), value: text.to_string(), why, range: false };
+        let words: Vec<&str> = text.split_ascii_whitespace().take(self.arity()).collect();
+        let Some(first) = words.first() else { return Ok(()) };
         let int = |min: i64, max: i64| -> Result<i32, InvalidValue> {
-            match numbers(text).map_err(bad)?.as_slice() {
-                [v] if (min..=max).contains(v) => Ok(*v as i32),
-                [_] => Err(bad("out of range")),
-                _ => Err(bad("one number expected")),
-            }
+            let v = signed(first).map_err(bad)?;
+            if (min..=max).contains(&v) { Ok(v as i32) } else { Err(bad("out of range")) }
         };
         match self {
-            IpcSysctl::ShmMax | IpcSysctl::ShmAll => {
-                let v = match unsigned(text).map_err(bad)?.as_slice() {
-                    [v] => *v,
-                    _ => return Err(bad("one number expected")),
-                };
-                if self == IpcSysctl::ShmMax { l.shmmax = v } else { l.shmall = v }
-            }
+            IpcSysctl::ShmMax => l.shmmax = parse_unsigned(first).map_err(bad)?,
+            IpcSysctl::ShmAll => l.shmall = parse_unsigned(first).map_err(bad)?,
             IpcSysctl::ShmMni => l.shmmni = int(0, IPCMNI.into())?,
             IpcSysctl::ShmRmidForced => l.shm_rmid_forced = int(0, 1)?,
             IpcSysctl::MsgMax => l.msgmax = int(0, i32::MAX.into())?,
             IpcSysctl::MsgMnb => l.msgmnb = int(0, i32::MAX.into())?,
             IpcSysctl::MsgMni => l.msgmni = int(0, IPCMNI.into())?,
             IpcSysctl::Sem => {
-                let v = numbers(text).map_err(bad)?;
-                if v.is_empty() || v.len() > 4 {
-                    return Err(bad("up to four numbers expected"));
+                let mut n = [l.semmsl, l.semmns, l.semopm, l.semmni];
+                for (slot, w) in n.iter_mut().zip(&words) {
+                    let v = signed(w).map_err(bad)?;
+                    *slot = i32::try_from(v).map_err(|_| bad("out of range"))?;
                 }
-                let mut n = l.semmsl_semmns_semopm_semmni();
-                for (slot, x) in n.iter_mut().zip(&v) {
-                    *slot = i32::try_from(*x).map_err(|_| bad("out of range"))?;
-                }
-                if !(0..=IPCMNI).contains(&n[3]) {
-                    return Err(bad("semmni out of range"));
+                let semmni_ok = (0..=IPCMNI).contains(&n[3]);
+                if !semmni_ok {
+                    n[3] = l.semmni;
                 }
                 [l.semmsl, l.semmns, l.semopm, l.semmni] = n;
+                if !semmni_ok {
+                    return Err(InvalidValue { range: true, ..bad("semmni out of range") });
+                }
             }
         }
         Ok(())
+    }
+
+    /// Checks a value given ahead of time (a pod's sysctl): as [`IpcSysctl::apply`] would take
+    /// it, and with exactly the file's numbers (one, or one to four for `sem`), none ignored.
+    pub fn check(self, text: &str) -> Result<(), InvalidValue> {
+        let bad =
+            |why| InvalidValue { name: self.name(), value: text.to_string(), why, range: false };
+        let count = text.split_ascii_whitespace().count();
+        if count == 0 || count > self.arity() {
+            return Err(bad(if self == IpcSysctl::Sem {
+                "one to four numbers expected"
+            } else {
+                "one number expected"
+            }));
+        }
+        self.apply(&mut IpcLimits::default(), text)
     }
 }
 
@@ -188,7 +210,7 @@ impl std::str::FromStr for IpcSetting {
         let sysctl = IpcSetting::sysctl_named(name).ok_or_else(|| {
             format!("{name:?} is not an IPC sysctl (kernel.shmmax, kernel.shmall, kernel.shmmni, kernel.shm_rmid_forced, kernel.msgmax, kernel.msgmnb, kernel.msgmni, kernel.sem)")
         })?;
-        sysctl.apply(&mut IpcLimits::default(), value).map_err(|e| e.to_string())?;
+        sysctl.check(value).map_err(|e| e.to_string())?;
         Ok(IpcSetting { sysctl, value: value.to_string() })
     }
 }
@@ -208,33 +230,20 @@ impl IpcLimits {
         }
         Ok(l)
     }
-
-    fn semmsl_semmns_semopm_semmni(&self) -> [i32; 4] {
-        [self.semmsl, self.semmns, self.semopm, self.semmni]
-    }
 }
 
-/// Parses whitespace-separated integers as the kernel's proc handlers do: an optional minus,
-/// then decimal, octal (leading 0) or hex (0x).
-fn numbers(text: &str) -> Result<Vec<i64>, &'static str> {
-    text.split_ascii_whitespace()
-        .map(|w| {
-            let (neg, digits) = match w.strip_prefix('-') {
-                Some(d) => (true, d),
-                None => (false, w),
-            };
-            let v = parse_unsigned(digits)?;
-            let v = i64::try_from(v).map_err(|_| "out of range")?;
-            Ok(if neg { -v } else { v })
-        })
-        .collect()
+/// Parses an integer as the kernel's proc handlers do: an optional minus, then decimal, octal
+/// (leading 0) or hex (0x).
+fn signed(w: &str) -> Result<i64, &'static str> {
+    let (neg, digits) = match w.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, w),
+    };
+    let v = i64::try_from(parse_unsigned(digits)?).map_err(|_| "out of range")?;
+    Ok(if neg { -v } else { v })
 }
 
-/// Like [`numbers`], for unsigned long values (a minus is refused).
-fn unsigned(text: &str) -> Result<Vec<u64>, &'static str> {
-    text.split_ascii_whitespace().map(parse_unsigned).collect()
-}
-
+/// An unsigned long (a minus is refused).
 fn parse_unsigned(w: &str) -> Result<u64, &'static str> {
     let (radix, digits) = if let Some(h) = w.strip_prefix("0x").or_else(|| w.strip_prefix("0X")) {
         (16, h)
@@ -270,23 +279,43 @@ mod tests {
         assert_eq!((l.semmsl, l.semmns, l.semopm, l.semmni), (250, 256000, 32, 32000));
         IpcSysctl::MsgMax.apply(&mut l, "0x100").unwrap();
         assert_eq!(l.msgmax, 256);
+        IpcSysctl::MsgMax.apply(&mut l, "010 99").unwrap();
+        assert_eq!(l.msgmax, 8, "octal, and numbers past the file's own are ignored");
+        IpcSysctl::MsgMax.apply(&mut l, "").unwrap();
+        assert_eq!(l.msgmax, 8);
         let before = l;
         for (s, v) in [
             (IpcSysctl::ShmMax, "-1"),
+            (IpcSysctl::ShmMax, "-0"),
             (IpcSysctl::ShmMax, "12abc"),
             (IpcSysctl::ShmMax, "99999999999999999999999"),
             (IpcSysctl::ShmMni, "32769"),
             (IpcSysctl::MsgMni, "-1"),
             (IpcSysctl::ShmRmidForced, "2"),
             (IpcSysctl::MsgMnb, "2147483648"),
-            (IpcSysctl::Sem, "1 2 3 40000"),
-            (IpcSysctl::Sem, "1 2 3 4 5"),
-            (IpcSysctl::Sem, ""),
-            (IpcSysctl::MsgMax, "1 2"),
+            (IpcSysctl::Sem, "1 2 x"),
         ] {
             assert!(s.apply(&mut l, v).is_err(), "{s:?} {v:?}");
         }
         assert_eq!(l, before);
+        // Linux keeps the first three of sem and refuses only semmni.
+        let e = IpcSysctl::Sem.apply(&mut l, "1 2 3 40000").unwrap_err();
+        assert!(e.range);
+        assert_eq!((l.semmsl, l.semmns, l.semopm, l.semmni), (1, 2, 3, 32000));
+    }
+
+    #[test]
+    fn values_given_ahead_are_checked_strictly() {
+        assert!(IpcSysctl::MsgMax.check("4096").is_ok());
+        assert!(IpcSysctl::Sem.check("250 256000 32 128").is_ok());
+        for (s, v) in [
+            (IpcSysctl::MsgMax, ""),
+            (IpcSysctl::MsgMax, "1 2"),
+            (IpcSysctl::Sem, "1 2 3 4 5"),
+            (IpcSysctl::Sem, "1 2 3 40000"),
+        ] {
+            assert!(s.check(v).is_err(), "{s:?} {v:?}");
+        }
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub fn sysctl_files(dev: u64, ns: &Arc<IpcNamespace>) -> Vec<(Vec<u8>, Arc<dyn I
                     let text = std::str::from_utf8(data).map_err(|_| Errno::EINVAL)?;
                     let ns = upgrade(&w)?;
                     let mut limits = ns.limits_mut();
-                    s.apply(&mut limits, text).map_err(|_| Errno::EINVAL)
+                    s.apply(&mut limits, text)
+                        .map_err(|e| if e.range { Errno::ERANGE } else { Errno::EINVAL })
                 }),
             );
             (s.name().as_bytes().to_vec(), file)
