@@ -694,8 +694,13 @@ fn sysv_ipc_behaves_as_on_linux() {
     let root = root_dir(dir.path());
     compile("sysv_ipc", &root.join("bin/sysv_ipc"), &["-static"]);
     compile_with("musl-gcc", "sysv_ipc", &root.join("bin/sysv_ipc-musl"), &["-static"]);
-    let native = Command::new(root.join("bin/sysv_ipc")).output().unwrap();
-    assert!(native.status.success());
+    // In a new IPC namespace, as a sandbox is: ids and listings start from nothing.
+    let native = Command::new("unshare")
+        .arg("--ipc")
+        .arg(root.join("bin/sysv_ipc"))
+        .output()
+        .expect("unshare (util-linux)");
+    assert!(native.status.success(), "{}", String::from_utf8_lossy(&native.stderr));
     let native = String::from_utf8_lossy(&native.stdout).into_owned();
     for program in ["/bin/sysv_ipc", "/bin/sysv_ipc-musl"] {
         let got = sentry_run(&root, "/", &[program], b"");
@@ -703,6 +708,9 @@ fn sysv_ipc_behaves_as_on_linux() {
         assert_eq!(String::from_utf8_lossy(&got.stdout), native, "{program}");
     }
     for want in [
+        "shm ids: 0 1 2",
+        "maps: rw-s /SYSV00000000 (deleted)",
+        "after exec: nattch=1",
         "parent sees: 'from child' nattch after child exit=1",
         "two attaches, one split: nattch=4",
         "removed but attached: key=0 mode=1600 nattch=1 data='kept'",
@@ -745,6 +753,8 @@ fn ipc_sysctls_are_written_and_enforced_as_on_linux() {
         "write sem=1 2 3 40000: ERANGE",
         "new queue qbytes=50",
         "forced removal at last detach: -1 EINVAL",
+        "orphan kept while not forced: 0 0",
+        "orphan destroyed when forced: -1 EINVAL",
         "open shmmax for writing: EACCES",
         "done",
     ] {

@@ -129,27 +129,49 @@ static void print_file(const char *path) {
     printf("%s: %s", path, buf);
 }
 
-// The first line of a /proc/sysvipc file, and whether object `id` is listed.
-static void print_listing(const char *path, int id) {
+// A /proc/sysvipc file: its header as is, then each row's columns except those that differ
+// between runs (`skip`: times, process ids, resident bytes), keys other than IPC_PRIVATE as K.
+static void print_listing(const char *path, const char *skip) {
     FILE *f = fopen(path, "r");
     if (!f) {
         printf("%s: missing\n", path);
         return;
     }
     char line[512];
-    int listed = 0, first = 1;
+    int first = 1;
     while (fgets(line, sizeof line, f)) {
         if (first) {
             printf("%s header: %s", path, line);
             first = 0;
             continue;
         }
-        int key, oid;
-        if (sscanf(line, "%d %d", &key, &oid) == 2 && oid == id) listed = 1;
+        printf("%s row:", path);
+        int col = 0;
+        for (char *tok = strtok(line, " \n"); tok; tok = strtok(NULL, " \n"), col++) {
+            if (strchr(skip, 'a' + col)) continue;
+            printf(" %s", col == 0 && strcmp(tok, "0") ? "K" : tok);
+        }
+        printf("\n");
     }
     fclose(f);
-    printf("%s lists ours: %d\n", path, listed);
 }
+
+// The name /proc/self/maps gives the area at `addr`, and its sharing flag.
+static void print_map_name(void *addr) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && lo == (unsigned long)addr) {
+            char *name = strstr(line, "/SYSV");
+            printf("maps: %s %s", perms, name ? name : "(no name)\n");
+        }
+    }
+    if (f) fclose(f);
+}
+
+static const char *self_path;
 
 static void limits(void) {
     printf("== limits\n");
@@ -176,6 +198,32 @@ static void limits(void) {
            mi.msgmap, mi.msgmax, mi.msgmnb, mi.msgmni, mi.msgssz, mi.msgtql, mi.msgseg);
 }
 
+static void ids(void) {
+    printf("== ids (a fresh IPC namespace)\n");
+    int a = shmget(IPC_PRIVATE, 100, 0600), b = shmget(IPC_PRIVATE, 100, 0600);
+    shmctl(a, IPC_RMID, NULL);
+    int c = shmget(IPC_PRIVATE, 100, 0600);
+    printf("shm ids: %d %d %d\n", a, b, c);
+    struct shmid_ds ds;
+    TRY("stale shm id", shmctl(a, IPC_STAT, &ds));
+    TRY("SHM_STAT by index", shmctl(b % 32768, SHM_STAT, &ds));
+    TRY("SHM_STAT_ANY by index", shmctl(c % 32768, SHM_STAT_ANY, &ds));
+    TRY("SHM_STAT empty index", shmctl(a % 32768, SHM_STAT, &ds));
+    struct shminfo si;
+    TRY("shm IPC_INFO (highest index)", shmctl(0, IPC_INFO, (struct shmid_ds *)&si));
+    shmctl(b, IPC_RMID, NULL);
+    shmctl(c, IPC_RMID, NULL);
+    int s1 = semget(IPC_PRIVATE, 1, 0600), q1 = msgget(IPC_PRIVATE, 0600);
+    printf("first sem and msg ids: %d %d\n", s1, q1);
+    struct semid_ds sds;
+    union semun arg = {.buf = &sds};
+    TRY("SEM_STAT by index", semctl(s1 % 32768, 0, SEM_STAT, arg));
+    struct msqid_ds mds;
+    TRY("MSG_STAT by index", msgctl(q1 % 32768, MSG_STAT, &mds));
+    semctl(s1, 0, IPC_RMID);
+    msgctl(q1, IPC_RMID, NULL);
+}
+
 static void shm(void) {
     printf("== shm\n");
     TRY("shmget size 0", shmget(IPC_PRIVATE, 0, 0600));
@@ -199,7 +247,18 @@ static void shm(void) {
     shmctl(id, IPC_STAT, &ds);
     printf("after attach: nattch=%lu lpid-is-me=%d atime-set=%d\n", ds.shm_nattch,
            ds.shm_lpid == getpid(), ds.shm_atime != 0);
+    print_map_name(p);
     pid_t c = child();
+    if (c == 0) {
+        // Attachments do not survive exec.
+        shmat(id, NULL, 0);
+        char arg[16];
+        snprintf(arg, sizeof arg, "%d", id);
+        execl(self_path, self_path, "nattch", arg, (char *)NULL);
+        _exit(127);
+    }
+    wait_child(c);
+    c = child();
     if (c == 0) {
         struct shmid_ds d;
         shmctl(id, IPC_STAT, &d);
@@ -215,6 +274,7 @@ static void shm(void) {
     // A second, read-only attach; fragments from mprotect still detach as one.
     char *ro = shmat(id, NULL, SHM_RDONLY);
     printf("read-only attach sees: '%s'\n", ro);
+    print_map_name(ro);
     TRY("mprotect read-only attach writable", mprotect(ro, 4096, PROT_READ | PROT_WRITE));
     TRY("mprotect splits it", mprotect(ro + 4096, 4096, PROT_NONE));
     shmctl(id, IPC_STAT, &ds);
@@ -277,7 +337,7 @@ static void shm(void) {
     struct shm_info info;
     int max = shmctl(0, SHM_INFO, (struct shmid_ds *)&info);
     printf("SHM_INFO: %s used>=1=%d\n", max >= 0 ? "ok" : errname(errno), info.used_ids >= 1);
-    print_listing("/proc/sysvipc/shm", id);
+    print_listing("/proc/sysvipc/shm", "eflmno");
     TRY("IPC_SET", shmctl(id, IPC_STAT, &ds) || (ds.shm_perm.mode = 0600, shmctl(id, IPC_SET, &ds)));
     shmctl(id, IPC_STAT, &ds);
     printf("after IPC_SET: mode=%o\n", ds.shm_perm.mode);
@@ -469,7 +529,7 @@ static void sem(void) {
         _exit(0);
     }
     wait_child(c);
-    print_listing("/proc/sysvipc/sem", id);
+    print_listing("/proc/sysvipc/sem", "ij");
 
     // Removal wakes waiters with EIDRM.
     c = child();
@@ -600,7 +660,7 @@ static void msg(void) {
         _exit(0);
     }
     wait_child(c);
-    print_listing("/proc/sysvipc/msg", id);
+    print_listing("/proc/sysvipc/msg", "fglmn");
     c = child();
     if (c == 0) {
         struct msg r;
@@ -679,7 +739,34 @@ static int sysctls(void) {
     TRY("semget past semmni", semget(IPC_PRIVATE, 1, 0600));
     struct sembuf ops[11] = {{0}};
     TRY("semop past semopm", semop(s1, ops, 11));
+    write_sysctl("shmmni", "4096");
+    int pfd[2];
+    if (pipe(pfd)) return 1;
+    pid_t o = child();
+    if (o == 0) {
+        int id = shmget(IPC_PRIVATE, 4096, 0600);
+        printf("child's segment: %s\n", id >= 0 ? "ok" : errname(errno));
+        fflush(stdout);
+        if (write(pfd[1], &id, sizeof id) != sizeof id) _exit(1);
+        _exit(0);
+    }
+    wait_child(o);
+    int orphan = -1;
+    if (read(pfd[0], &orphan, sizeof orphan) != sizeof orphan) return 1;
+    TRY("orphan kept while not forced", shmctl(orphan, IPC_STAT, (struct shmid_ds *)&ds));
     write_sysctl("shm_rmid_forced", "1");
+    TRY("orphan destroyed when forced", shmctl(orphan, IPC_STAT, (struct shmid_ds *)&ds));
+    o = child();
+    if (o == 0) {
+        int id = shmget(IPC_PRIVATE, 4096, 0600);
+        printf("child's segment: %s\n", id >= 0 ? "ok" : errname(errno));
+        fflush(stdout);
+        if (write(pfd[1], &id, sizeof id) != sizeof id) _exit(1);
+        _exit(0);
+    }
+    wait_child(o);
+    if (read(pfd[0], &orphan, sizeof orphan) != sizeof orphan) return 1;
+    TRY("forced: destroyed at its creator's exit", shmctl(orphan, IPC_STAT, (struct shmid_ds *)&ds));
     TRY("segment of a live creator stays", shmctl(a, IPC_STAT, (struct shmid_ds *)0) < 0 &&
         errno == EFAULT);
     shmctl(b, IPC_RMID, NULL);
@@ -708,8 +795,16 @@ static int sysctls(void) {
 
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    self_path = argv[0];
+    if (argc > 2 && strcmp(argv[1], "nattch") == 0) {
+        struct shmid_ds ds;
+        shmctl(atoi(argv[2]), IPC_STAT, &ds);
+        printf("after exec: nattch=%lu\n", ds.shm_nattch);
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "sysctl") == 0) return sysctls();
     limits();
+    ids();
     shm();
     sem();
     msg();

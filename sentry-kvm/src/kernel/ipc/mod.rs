@@ -36,8 +36,12 @@ impl IpcNamespace {
         self.limits.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A process is gone: its SEM_UNDO adjustments are applied.
+    /// A process is gone: its SEM_UNDO adjustments are applied and, with shm_rmid_forced,
+    /// the segments it created that nothing is attached to are destroyed.
     pub fn process_exited(&self, tgid: i32) {
         self.sem.exit(tgid);
+        if self.limits().shm_rmid_forced != 0 {
+            self.shm.destroy_orphans(|creator| creator == tgid);
+        }
     }
 }

@@ -138,21 +138,28 @@ pub trait IpcObject {
     fn perm_mut(&mut self) -> &mut IpcPerm;
 }
 
-/// The objects of one kind, by index; ids are `index + seq * IPCMNI`.
+/// The objects of one kind, by index; ids are `index + seq * IPCMNI`. Indices are handed out
+/// cyclically within a window a little larger than the objects in use (at least 64), and the
+/// sequence number moves on each time the cycle wraps, as Linux does: a removed object's id
+/// names nothing for as long as possible.
 pub struct IdTable<T> {
     objects: BTreeMap<i32, T>,
-    next_index: i32,
-    next_seq: u16,
+    /// Where the next search for a free index starts.
+    cursor: i32,
+    last_index: i32,
+    seq: u16,
 }
 
 impl<T> Default for IdTable<T> {
     fn default() -> Self {
-        IdTable { objects: BTreeMap::new(), next_index: 0, next_seq: 0 }
+        IdTable { objects: BTreeMap::new(), cursor: 0, last_index: -1, seq: 0 }
     }
 }
 
-// Sequence numbers are u16 and wrap, so that ids stay positive ints (i32::MAX / IPCMNI is
-// u16::MAX).
+/// The smallest window indices cycle through.
+const MIN_CYCLE: usize = 64;
+/// Sequence numbers stay below this, so that ids stay positive ints.
+const SEQ_LIMIT: u16 = (i32::MAX / IPCMNI) as u16;
 
 impl<T: IpcObject> IdTable<T> {
     pub fn len(&self) -> usize {
@@ -212,7 +219,7 @@ impl<T: IpcObject> IdTable<T> {
     }
 
     /// Adds an object made by `make` from its permissions (id already set), in the next free
-    /// slot after the last one used; ENOSPC once `mni` objects exist.
+    /// index of the cycle; ENOSPC once `mni` objects exist.
     pub fn add(
         &mut self,
         mni: i32,
@@ -225,15 +232,20 @@ impl<T: IpcObject> IdTable<T> {
         if self.objects.len() >= mni as usize {
             return Err(Errno::ENOSPC);
         }
+        let window = (self.objects.len() * 3 / 2).max(MIN_CYCLE).min(IPCMNI as usize) as i32;
         let free = |from: i32, to: i32| (from..to).find(|i| !self.objects.contains_key(i));
-        let index = free(self.next_index, IPCMNI)
-            .or_else(|| free(0, self.next_index))
-            .ok_or(Errno::ENOSPC)?;
+        let index = free(self.cursor, window).or_else(|| free(0, window)).ok_or(Errno::ENOSPC)?;
+        if index <= self.last_index {
+            self.seq += 1;
+            if self.seq == SEQ_LIMIT {
+                self.seq = 0;
+            }
+        }
+        self.last_index = index;
+        self.cursor = index + 1;
         let mut perm = IpcPerm::new(key, flags, creds);
-        perm.seq = self.next_seq;
+        perm.seq = self.seq;
         perm.id = index + i32::from(perm.seq) * IPCMNI;
-        self.next_seq = self.next_seq.wrapping_add(1);
-        self.next_index = (index + 1) % IPCMNI;
         let id = perm.id;
         self.objects.insert(index, make(perm));
         Ok(id)
@@ -294,24 +306,31 @@ mod tests {
     }
 
     #[test]
-    fn stale_ids_never_reach_a_newer_object_in_the_slot() {
+    fn ids_cycle_through_indices_and_stale_ones_name_nothing() {
         let root = Credentials::root();
         let mut t: IdTable<Obj> = IdTable::default();
-        let a = t.add(10, 5, 0o600, &root, Obj).unwrap();
+        let add = |t: &mut IdTable<Obj>| t.add(IPCMNI, 0, 0o600, &root, Obj).unwrap();
+        let (a, b) = (add(&mut t), add(&mut t));
+        assert_eq!((a, b), (0, 1));
         t.remove(a).unwrap();
-        // Indices cycle, so force reuse of slot 0 by filling the table.
-        let mut ids = Vec::new();
-        for _ in 0..IPCMNI {
-            if let Ok(id) = t.add(IPCMNI, 0, 0o600, &root, Obj) {
-                ids.push(id);
-            }
-        }
-        let reused = ids.iter().find(|id| *id % IPCMNI == a % IPCMNI).copied().unwrap();
-        assert_ne!(reused, a);
+        assert_eq!(add(&mut t), 2, "the cycle goes on past a freed index");
         assert_eq!(t.get(a).err(), Some(Errno::EINVAL));
-        assert!(t.get(reused).is_ok());
-        assert_eq!(t.get(-1).err(), Some(Errno::EINVAL));
-        assert_eq!(t.add(IPCMNI, 0, 0, &root, Obj).err(), Some(Errno::ENOSPC));
+        // Past the 64-index window the cycle wraps to the lowest free index, with the next
+        // sequence number: the old id of that index stays stale.
+        for _ in 3..64 {
+            let id = add(&mut t);
+            t.remove(id).unwrap();
+        }
+        let wrapped = add(&mut t);
+        assert_eq!(wrapped, IPCMNI, "index 0 again, sequence 1");
+        assert_eq!(t.get(a).err(), Some(Errno::EINVAL));
+        assert!(t.get(wrapped).is_ok() && t.get(-1).is_err());
+        assert_eq!(t.max_index(), 2);
+        let mut full: IdTable<Obj> = IdTable::default();
+        for _ in 0..IPCMNI {
+            full.add(IPCMNI, 0, 0, &root, Obj).unwrap();
+        }
+        assert_eq!(full.add(IPCMNI, 0, 0, &root, Obj).err(), Some(Errno::ENOSPC));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The IPC namespace in /proc: the limits under /proc/sys/kernel (writable with
 //! CAP_SYS_ADMIN, checked as Linux checks them) and the /proc/sysvipc listings.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 
 use crate::abi::Errno;
@@ -32,9 +33,28 @@ pub fn sysctl_files(dev: u64, ns: &Arc<IpcNamespace>) -> Vec<(Vec<u8>, Arc<dyn I
                     }
                     let text = std::str::from_utf8(data).map_err(|_| Errno::EINVAL)?;
                     let ns = upgrade(&w)?;
-                    let mut limits = ns.limits_mut();
-                    s.apply(&mut limits, text)
-                        .map_err(|e| if e.range { Errno::ERANGE } else { Errno::EINVAL })
+                    let forced = {
+                        let mut limits = ns.limits_mut();
+                        s.apply(&mut limits, text)
+                            .map_err(|e| if e.range { Errno::ERANGE } else { Errno::EINVAL })?;
+                        limits.shm_rmid_forced != 0
+                    };
+                    if s == IpcSysctl::ShmRmidForced && forced {
+                        // Segments whose creator has exited go now, as they would have at its
+                        // exit.
+                        // The live processes, listed before the segments are locked (a task
+                        // freed under the task table's lock detaches its segments).
+                        let live: HashSet<i32> = task
+                            .kernel
+                            .tasks()
+                            .procs
+                            .iter()
+                            .filter(|(_, p)| !p.tg.has_exited())
+                            .map(|(pid, _)| *pid)
+                            .collect();
+                        ns.shm.destroy_orphans(|creator| !live.contains(&creator));
+                    }
+                    Ok(())
                 }),
             );
             (s.name().as_bytes().to_vec(), file)

@@ -335,6 +335,21 @@ impl ShmRegistry {
         }
     }
 
+    /// Destroys the segments nothing is attached to whose creator `orphaned` says is gone
+    /// (with shm_rmid_forced: at the creator's exit, and when the sysctl is turned on).
+    pub fn destroy_orphans(&self, orphaned: impl Fn(i32) -> bool) {
+        let mut t = self.lock();
+        let ids: Vec<i32> = t
+            .ids
+            .iter()
+            .filter(|s| s.nattch() == 0 && orphaned(s.cpid))
+            .map(|s| s.perm.id)
+            .collect();
+        for id in ids {
+            t.destroy(id);
+        }
+    }
+
     /// /proc/sysvipc/shm.
     pub fn render(&self) -> String {
         use std::fmt::Write as _;
