@@ -762,6 +762,50 @@ fn ipc_sysctls_are_written_and_enforced_as_on_linux() {
     }
 }
 
+/// Root's power over other users' IPC objects and the limits comes from capabilities:
+/// CAP_IPC_OWNER, CAP_SYS_ADMIN, CAP_SYS_RESOURCE. With the capabilities this test has on the
+/// host the Sentry agrees with Linux; without any of them each step is refused.
+#[test]
+fn ipc_privileges_come_from_capabilities() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    compile("sysv_ipc", &root.join("bin/sysv_ipc"), &["-static"]);
+    let native = Command::new("unshare")
+        .arg("--ipc")
+        .arg(root.join("bin/sysv_ipc"))
+        .arg("caps")
+        .output()
+        .expect("unshare (util-linux)");
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert!(native.ends_with("done\n"), "{native}");
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let effective = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap();
+    let caps = [("CAP_IPC_OWNER", 15), ("CAP_SYS_ADMIN", 21), ("CAP_SYS_RESOURCE", 24)];
+    let run = |drop: &[&str]| {
+        let mut cmd = Command::new(common::sentry::ringfence());
+        cmd.args(["sentry", "run", "--rootfs"]).arg(&root);
+        for cap in drop {
+            cmd.args(["--cap-drop", cap]);
+        }
+        cmd.args(["--", "/bin/sysv_ipc", "caps"]);
+        String::from_utf8_lossy(&common::sentry::run_with_input(cmd, b"").stdout).into_owned()
+    };
+    let missing: Vec<&str> =
+        caps.iter().filter(|(_, bit)| effective & (1 << bit) == 0).map(|(n, _)| *n).collect();
+    assert_eq!(run(&missing), native, "with the host's capabilities (missing: {missing:?})");
+    assert_eq!(
+        run(&caps.map(|(n, _)| n)),
+        "== caps\nshmat another user's segment: fail EACCES\n\
+         IPC_STAT another user's queue: -1 EACCES\nIPC_SET qbytes past msgmnb: -1 EPERM\n\
+         IPC_RMID another user's segment: -1 EPERM\nIPC_RMID another user's queue: -1 EPERM\n\
+         write msgmnb=20000: EPERM\ndone\n"
+    );
+}
+
 /// GNU tail -f follows a growing file through inotify: with a 60 s polling interval, the
 /// line appended once tail has shown the file reaches it within 5 s only if the write was
 /// reported. (On the overlay root tail would poll, as it does on Linux's overlayfs; /dev/shm

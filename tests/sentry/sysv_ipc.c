@@ -5,7 +5,8 @@
 // selection, MSG_NOERROR/E2BIG, MSG_COPY, blocking both ways; permissions for another user;
 // the limits in /proc/sys/kernel and IPC_INFO; and errors for wild arguments.
 // With the argument "sysctl" (run natively in a new IPC namespace: it changes the limits), it
-// writes the limits instead and shows what they then allow.
+// writes the limits instead and shows what they then allow; with "caps", what root may do to
+// another user's objects and to the limits.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -793,6 +794,35 @@ static int sysctls(void) {
     return 0;
 }
 
+// What root may do to another user's objects and to the limits, by capability:
+// CAP_IPC_OWNER (access), CAP_SYS_ADMIN (IPC_RMID, writing the limits), CAP_SYS_RESOURCE
+// (msg_qbytes past msgmnb).
+static int caps(void) {
+    printf("== caps\n");
+    int pfd[2];
+    if (pipe(pfd)) return 1;
+    pid_t c = child();
+    if (c == 0) {
+        if (setgid(1000) || setuid(1000)) _exit(3);
+        int ids[2] = {shmget(IPC_PRIVATE, 4096, 0600), msgget(IPC_PRIVATE, 0600)};
+        if (write(pfd[1], ids, sizeof ids) != sizeof ids) _exit(1);
+        _exit(0);
+    }
+    wait_child(c);
+    int ids[2];
+    if (read(pfd[0], ids, sizeof ids) != sizeof ids) return 1;
+    OK("shmat another user's segment", shmat(ids[0], NULL, 0));
+    struct msqid_ds ds;
+    TRY("IPC_STAT another user's queue", msgctl(ids[1], IPC_STAT, &ds));
+    ds.msg_qbytes = 1 << 20;
+    TRY("IPC_SET qbytes past msgmnb", msgctl(ids[1], IPC_SET, &ds));
+    TRY("IPC_RMID another user's segment", shmctl(ids[0], IPC_RMID, NULL));
+    TRY("IPC_RMID another user's queue", msgctl(ids[1], IPC_RMID, NULL));
+    write_sysctl("msgmnb", "20000");
+    printf("done\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     self_path = argv[0];
@@ -803,6 +833,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc > 1 && strcmp(argv[1], "sysctl") == 0) return sysctls();
+    if (argc > 1 && strcmp(argv[1], "caps") == 0) return caps();
     limits();
     ids();
     shm();
