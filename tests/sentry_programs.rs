@@ -748,6 +748,18 @@ fn ipc_sysctls_are_written_and_enforced_as_on_linux() {
     let got = sentry_run(&root, "/", &["/bin/sysv_ipc", "sysctl"], b"");
     assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
     assert_eq!(String::from_utf8_lossy(&got.stdout), native);
+    // A sandbox's starting limits are checked the same way: a bad one starts nothing.
+    for bad in ["kernel.shmmax=lots", "kernel.msgmni=40000", "kernel.hostname=x"] {
+        let out = Command::new(common::sentry::ringfence())
+            .args(["sentry", "run", "--rootfs"])
+            .arg(&root)
+            .args(["--sysctl", bad, "--", "/bin/sysv_ipc"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && out.stdout.is_empty(), "{bad}: {stderr}");
+        assert!(stderr.contains(bad.split('=').next().unwrap()), "{bad}: {stderr}");
+    }
     for want in [
         "shmget past shmmax: -1 EINVAL",
         "write sem=1 2 3 40000: ERANGE",

@@ -130,8 +130,9 @@ static void print_file(const char *path) {
     printf("%s: %s", path, buf);
 }
 
-// A /proc/sysvipc file: its header as is, then each row's columns except those that differ
-// between runs (`skip`: times, process ids, resident bytes), keys other than IPC_PRIVATE as K.
+// A /proc/sysvipc file as is, but for the columns that differ between runs (`skip`: times,
+// process ids, resident bytes, keys other than IPC_PRIVATE), which show as '*' with their
+// padding: the other columns keep Linux's exact widths.
 static void print_listing(const char *path, const char *skip) {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -146,11 +147,18 @@ static void print_listing(const char *path, const char *skip) {
             first = 0;
             continue;
         }
-        printf("%s row:", path);
+        printf("%s row: ", path);
         int col = 0;
-        for (char *tok = strtok(line, " \n"); tok; tok = strtok(NULL, " \n"), col++) {
-            if (strchr(skip, 'a' + col)) continue;
-            printf(" %s", col == 0 && strcmp(tok, "0") ? "K" : tok);
+        for (char *p = line; *p && *p != '\n'; col++) {
+            char *start = p;
+            while (*p == ' ') p++;
+            char *tok = p;
+            while (*p && *p != ' ' && *p != '\n') p++;
+            int masked = strchr(skip, 'a' + col) || (col == 0 && !(p - tok == 1 && *tok == '0'));
+            if (masked)
+                printf(" *");
+            else
+                printf("%.*s", (int)(p - start), start);
         }
         printf("\n");
     }
