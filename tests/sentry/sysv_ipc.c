@@ -267,6 +267,9 @@ static void shm(void) {
         _exit(127);
     }
     wait_child(c);
+    shmctl(id, IPC_STAT, &ds);
+    printf("exec detached: dtime-set=%d lpid-is-child=%d nattch=%lu\n", ds.shm_dtime != 0,
+           ds.shm_lpid == c, ds.shm_nattch);
     c = child();
     if (c == 0) {
         struct shmid_ds d;
@@ -364,8 +367,8 @@ static void shm(void) {
     }
     wait_child(c);
     shmctl(eid, IPC_STAT, &ds);
-    printf("child attached twice and exited: nattch=%lu lpid-is-child=%d\n", ds.shm_nattch,
-           ds.shm_lpid == c);
+    printf("child attached twice and exited: nattch=%lu lpid-is-child=%d dtime-set=%d\n",
+           ds.shm_nattch, ds.shm_lpid == c, ds.shm_dtime != 0);
     shmctl(eid, IPC_RMID, NULL);
 }
 

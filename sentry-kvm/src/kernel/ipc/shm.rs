@@ -13,6 +13,7 @@ use crate::creds::caps::Capability;
 use crate::kernel::ipc::IpcNamespace;
 use crate::kernel::ipc::limits::IpcLimits;
 use crate::kernel::ipc::perm::*;
+use crate::mm::address_space::MemoryManager;
 use crate::mm::mappable::{Mappable, MemObject};
 use crate::mm::{PAGE_SIZE, PhysAddr, Physical};
 
@@ -400,13 +401,33 @@ pub fn detach_all(task: &crate::kernel::task::Task) {
     if Arc::strong_count(&mm) > 2 {
         return;
     }
-    let ranges: Vec<(u64, u64)> = mm
+    let areas: Vec<(u64, u64, i32)> = mm
         .areas()
         .iter()
-        .filter(|v| attachment_of(v).is_some())
-        .map(|v| (v.start, v.end))
+        .filter_map(|v| attachment_of(v).map(|(id, _)| (v.start, v.end, id)))
         .collect();
-    for (start, end) in ranges {
-        let _ = mm.munmap(start, end - start);
+    for (start, end, _) in &areas {
+        let _ = mm.munmap(*start, end - start);
+    }
+    record_detaches(&areas, task);
+}
+
+/// Records that `task`'s process left the segments of `mm` (exec replaces the address
+/// space): the detach time and process, as each detach does.
+pub fn exec_detached(mm: &MemoryManager, task: &crate::kernel::task::Task) {
+    let areas: Vec<(u64, u64, i32)> = mm
+        .areas()
+        .iter()
+        .filter_map(|v| attachment_of(v).map(|(id, _)| (v.start, v.end, id)))
+        .collect();
+    record_detaches(&areas, task);
+}
+
+fn record_detaches(areas: &[(u64, u64, i32)], task: &crate::kernel::task::Task) {
+    let mut ids: Vec<i32> = areas.iter().map(|(_, _, id)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        task.kernel.ipc.shm.detached(id, task.tgid());
     }
 }
