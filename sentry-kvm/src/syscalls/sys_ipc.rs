@@ -159,7 +159,9 @@ fn semop_common(c: &mut Call, timeout: Option<u64>) -> SysResult {
         Some(t) => Some(super::sys_time::deadline_after(super::sys_time::read_timespec(c, t)?)),
         None => None,
     };
-    ipc.sem.op(c.task, &c.task.creds(), id, ops, deadline)?;
+    let creds = c.task.creds();
+    let caller = Caller { creds: &creds, pid: c.task.tgid() };
+    ipc.sem.op(&**c.task, caller, id, ops, deadline)?;
     Ok(0)
 }
 
@@ -210,7 +212,9 @@ pub fn msgsnd(c: &mut Call) -> SysResult {
         return Err(Errno::ENOMEM);
     }
     let text = c.read_bytes(msgp.checked_add(8).ok_or(Errno::EFAULT)?, size as usize)?;
-    ipc.msg.send(c.task, &c.task.creds(), id, mtype, text, flags)?;
+    let creds = c.task.creds();
+    let caller = Caller { creds: &creds, pid: c.task.tgid() };
+    ipc.msg.send(&**c.task, caller, id, mtype, text, flags)?;
     Ok(0)
 }
 
@@ -229,7 +233,9 @@ pub fn msgrcv(c: &mut Call) -> SysResult {
         max = max.min(ipc.limits().msgmax.max(0) as usize);
     }
     let select = Select::of(msgtyp, flags);
-    let (mtype, text) = ipc.msg.receive(c.task, &c.task.creds(), id, max, select, flags)?;
+    let creds = c.task.creds();
+    let caller = Caller { creds: &creds, pid: c.task.tgid() };
+    let (mtype, text) = ipc.msg.receive(&**c.task, caller, id, max, select, flags)?;
     c.write_bytes(msgp, &mtype.to_le_bytes())?;
     c.write_bytes(msgp.checked_add(8).ok_or(Errno::EFAULT)?, &text)?;
     Ok(text.len() as u64)

@@ -1,7 +1,8 @@
-//! Message queues. Senders wait for room, receivers for a message of the type they select;
-//! both wait on the queue's wait queue and re-check after every change. Queued text lives in
-//! the Sentry, so besides each queue's msg_qbytes a sandbox-wide ceiling bounds it whatever
-//! the sysctls are raised to.
+//! Message queues. Senders wait for room on the queue's wait queue; receivers wait in line,
+//! and a sender hands its message straight to the first waiting receiver that selects it (one
+//! whose buffer is too small gets E2BIG instead), so receivers are served in arrival order.
+//! Queued text lives in the Sentry, so besides each queue's msg_qbytes a sandbox-wide ceiling
+//! bounds it whatever the sysctls are raised to.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,8 +13,8 @@ use crate::creds::caps::Capability;
 use crate::kernel::ipc::limits::IpcLimits;
 use crate::kernel::ipc::perm::*;
 use crate::kernel::ipc::shm::CtlOut;
-use crate::kernel::task::Task;
-use crate::waiter::{Events, WaitQueue};
+use crate::vfs::context::Context;
+use crate::waiter::{Events, WaitQueue, Waker};
 
 pub const MSG_NOERROR: i32 = 0o10000;
 pub const MSG_EXCEPT: i32 = 0o20000;
@@ -32,6 +33,27 @@ struct Message {
     text: Vec<u8>,
 }
 
+/// A msgrcv waiting for a message.
+struct Receiver {
+    select: Select,
+    /// Longest text it takes (unbounded with MSG_NOERROR: it cuts longer ones itself).
+    max: usize,
+    pid: i32,
+    outcome: Mutex<Option<Result<Message, Errno>>>,
+    waker: Arc<Waker>,
+}
+
+impl Receiver {
+    fn finish(&self, r: Result<Message, Errno>) {
+        *self.outcome.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        self.waker.wake();
+    }
+
+    fn take(&self) -> Option<Result<Message, Errno>> {
+        self.outcome.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
 pub struct Queue {
     perm: IpcPerm,
     messages: VecDeque<Message>,
@@ -42,8 +64,10 @@ pub struct Queue {
     ctime: i64,
     lspid: i32,
     lrpid: i32,
-    /// Senders wait for OUT, receivers for IN; removal wakes both.
-    waiters: Arc<WaitQueue>,
+    /// Receivers waiting, earliest first.
+    receivers: Vec<Arc<Receiver>>,
+    /// Senders waiting for room.
+    senders: Arc<WaitQueue>,
 }
 
 impl IpcObject for Queue {
@@ -103,6 +127,17 @@ impl Select {
             Select::NotEqual(msgtyp)
         } else {
             Select::Equal(msgtyp)
+        }
+    }
+
+    /// Whether a waiting receiver takes `m` (MSG_COPY never waits).
+    fn matches(self, m: &Message) -> bool {
+        match self {
+            Select::Any => true,
+            Select::Equal(t) => m.mtype == t,
+            Select::NotEqual(t) => m.mtype != t,
+            Select::LessEqual(t) => m.mtype <= t,
+            Select::Number(_) => false,
         }
     }
 
@@ -167,88 +202,95 @@ impl MsgRegistry {
                     ctime: now,
                     lspid: 0,
                     lrpid: 0,
-                    waiters: Arc::new(WaitQueue::new()),
+                    receivers: Vec::new(),
+                    senders: Arc::new(WaitQueue::new()),
                 })
             },
         )
     }
 
-    /// msgsnd: queues `text` with `mtype` (already checked positive), waiting for room
-    /// unless IPC_NOWAIT.
+    /// msgsnd: hands `text` with `mtype` (already checked positive) to the first waiting
+    /// receiver that selects it, or queues it, waiting for room unless IPC_NOWAIT.
     pub fn send(
         &self,
-        task: &Task,
-        creds: &Credentials,
+        ctx: &dyn Context,
+        caller: Caller<'_>,
         id: i32,
         mtype: i64,
         text: Vec<u8>,
         flags: i32,
     ) -> Result<(), Errno> {
         let len = text.len() as u64;
-        let cost = text.len() + HEADER_COST;
-        let mut registered: Option<(Arc<WaitQueue>, crate::waiter::OwnedRegistration)> = None;
-        {
-            let t = self.lock();
-            t.ids.get(id)?.perm.check(creds, WRITE)?;
-        }
+        let mut message = Some(Message { mtype, text });
+        let mut registered: Option<crate::waiter::OwnedRegistration> = None;
         loop {
             {
                 let mut t = self.lock();
-                let q = t
-                    .ids
-                    .get(id)
-                    .map_err(|_| if registered.is_some() { Errno::EIDRM } else { Errno::EINVAL })?;
+                let gone = if registered.is_some() { Errno::EIDRM } else { Errno::EINVAL };
+                let q = t.ids.get_mut(id).map_err(|_| gone)?;
+                q.perm.check(caller.creds, WRITE)?;
                 if q.fits(len) {
+                    let now = now();
+                    q.lspid = caller.pid;
+                    q.stime = now;
+                    let m = message.take().ok_or(Errno::EIO)?;
+                    let mut i = 0;
+                    while i < q.receivers.len() {
+                        if !q.receivers[i].select.matches(&m) {
+                            i += 1;
+                            continue;
+                        }
+                        let r = q.receivers.remove(i);
+                        if m.text.len() > r.max {
+                            r.finish(Err(Errno::E2BIG));
+                            continue;
+                        }
+                        q.lrpid = r.pid;
+                        q.rtime = now;
+                        r.finish(Ok(m));
+                        return Ok(());
+                    }
+                    let cost = m.text.len() + HEADER_COST;
                     if t.bytes + cost > MAX_QUEUED_BYTES {
                         return Err(Errno::ENOMEM);
                     }
                     t.bytes += cost;
                     t.messages += 1;
                     let q = t.ids.get_mut(id)?;
-                    q.messages.push_back(Message { mtype, text });
                     q.cbytes += len;
-                    q.lspid = task.tgid();
-                    q.stime = now();
-                    q.waiters.notify(Events::IN);
+                    q.messages.push_back(m);
                     return Ok(());
                 }
                 if flags & IPC_NOWAIT != 0 {
                     return Err(Errno::EAGAIN);
                 }
                 if registered.is_none() {
-                    let wq = q.waiters.clone();
-                    let reg = wq.register_owned(&task.waker, Events::OUT);
-                    registered = Some((wq, reg));
+                    registered = Some(q.senders.register_owned(ctx.waker(), Events::OUT));
                     continue;
                 }
             }
-            task.block(None).map_err(|_| Errno::EINTR)?;
+            ctx.block(None).map_err(|_| Errno::EINTR)?;
         }
     }
 
-    /// msgrcv: takes (or with MSG_COPY copies) the selected message, waiting for one unless
-    /// IPC_NOWAIT. Returns its type and text, cut to `max` bytes with MSG_NOERROR.
+    /// msgrcv: takes (or with MSG_COPY copies) the selected message, waiting in line for one
+    /// unless IPC_NOWAIT. Returns its type and text, cut to `max` bytes with MSG_NOERROR.
     pub fn receive(
         &self,
-        task: &Task,
-        creds: &Credentials,
+        ctx: &dyn Context,
+        caller: Caller<'_>,
         id: i32,
         max: usize,
         select: Select,
         flags: i32,
     ) -> Result<(i64, Vec<u8>), Errno> {
-        let mut registered: Option<(Arc<WaitQueue>, crate::waiter::OwnedRegistration)> = None;
-        {
-            let t = self.lock();
-            t.ids.get(id)?.perm.check(creds, READ)?;
-        }
+        let mut waited = false;
         loop {
-            {
+            let receiver = {
                 let mut t = self.lock();
-                let q = t
-                    .ids
-                    .get_mut(id)
-                    .map_err(|_| if registered.is_some() { Errno::EIDRM } else { Errno::EINVAL })?;
+                let gone = if waited { Errno::EIDRM } else { Errno::EINVAL };
+                let q = t.ids.get_mut(id).map_err(|_| gone)?;
+                q.perm.check(caller.creds, READ)?;
                 if let Some(i) = select.find(&q.messages) {
                     let m = &q.messages[i];
                     if m.text.len() > max && flags & MSG_NOERROR == 0 {
@@ -260,11 +302,10 @@ impl MsgRegistry {
                     }
                     let Some(mut m) = q.messages.remove(i) else { return Err(Errno::EIO) };
                     q.cbytes -= m.text.len() as u64;
-                    q.lrpid = task.tgid();
+                    q.lrpid = caller.pid;
                     q.rtime = now();
-                    q.waiters.notify(Events::OUT);
-                    let cost = m.text.len() + HEADER_COST;
-                    t.bytes -= cost;
+                    q.senders.notify(Events::OUT);
+                    t.bytes -= m.text.len() + HEADER_COST;
                     t.messages -= 1;
                     m.text.truncate(max);
                     return Ok((m.mtype, m.text));
@@ -272,15 +313,48 @@ impl MsgRegistry {
                 if flags & IPC_NOWAIT != 0 {
                     return Err(Errno::ENOMSG);
                 }
-                if registered.is_none() {
-                    let wq = q.waiters.clone();
-                    let reg = wq.register_owned(&task.waker, Events::IN);
-                    registered = Some((wq, reg));
-                    continue;
+                let r = Arc::new(Receiver {
+                    select,
+                    max: if flags & MSG_NOERROR != 0 { usize::MAX } else { max },
+                    pid: caller.pid,
+                    outcome: Mutex::new(None),
+                    waker: ctx.waker().clone(),
+                });
+                q.receivers.push(r.clone());
+                r
+            };
+            waited = true;
+            let outcome = loop {
+                if let Some(o) = receiver.take() {
+                    break o;
                 }
+                if ctx.block(None).is_err() {
+                    let mut t = self.lock();
+                    if let Some(o) = receiver.take() {
+                        break o;
+                    }
+                    if let Ok(q) = t.ids.get_mut(id) {
+                        q.receivers.retain(|r| !Arc::ptr_eq(r, &receiver));
+                    }
+                    return Err(Errno::EINTR);
+                }
+            };
+            match outcome {
+                Ok(mut m) => {
+                    m.text.truncate(max);
+                    return Ok((m.mtype, m.text));
+                }
+                // The queue's permissions changed: look again.
+                Err(Errno::EAGAIN) => continue,
+                Err(e) => return Err(e),
             }
-            task.block(None).map_err(|_| Errno::EINTR)?;
         }
+    }
+
+    /// Receivers waiting on queue `id` (for tests that need a receiver in line first).
+    #[cfg(test)]
+    fn receivers(&self, id: i32) -> usize {
+        self.lock().ids.get(id).map_or(0, |q| q.receivers.len())
     }
 
     pub fn ctl(
@@ -297,7 +371,8 @@ impl MsgRegistry {
             IPC_INFO | MSG_INFO => {
                 let (pool, map, tql) = if cmd == MSG_INFO {
                     let clamp = |v: usize| v.min(i32::MAX as usize) as i32;
-                    (t.ids.len() as i32, clamp(t.messages), clamp(t.bytes))
+                    let text: u64 = t.ids.iter().map(|q| q.cbytes).sum();
+                    (t.ids.len() as i32, clamp(t.messages), clamp(text as usize))
                 } else {
                     (32000 * 16384 / 1024, 16384, 16384)
                 };
@@ -337,7 +412,11 @@ impl MsgRegistry {
                 q.perm.set(&PermArg::parse(b));
                 q.qbytes = qbytes;
                 q.ctime = now();
-                q.waiters.notify_all();
+                // Receivers look again under the new permissions; senders may have room.
+                for r in q.receivers.drain(..) {
+                    r.finish(Err(Errno::EAGAIN));
+                }
+                q.senders.notify_all();
                 out(0, None)
             }
             IPC_RMID => {
@@ -345,7 +424,10 @@ impl MsgRegistry {
                 let Some(q) = t.ids.remove(id) else { return Err(Errno::EINVAL) };
                 t.messages -= q.messages.len();
                 t.bytes -= q.messages.iter().map(|m| m.text.len() + HEADER_COST).sum::<usize>();
-                q.waiters.notify_all();
+                for r in &q.receivers {
+                    r.finish(Err(Errno::EIDRM));
+                }
+                q.senders.notify_all();
                 out(0, None)
             }
             _ => Err(Errno::EINVAL),
@@ -381,5 +463,96 @@ impl MsgRegistry {
             );
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vfs::context::TestContext;
+    use std::thread::JoinHandle;
+    use std::time::{Duration, Instant};
+
+    type Received = Result<(i64, Vec<u8>), Errno>;
+
+    fn wait_until(what: &str, f: impl Fn() -> bool) {
+        let end = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn queue() -> (Arc<MsgRegistry>, i32) {
+        let reg = Arc::new(MsgRegistry::default());
+        let id = reg.get(&IpcLimits::default(), &Credentials::root(), IPC_PRIVATE, 0o600).unwrap();
+        (reg, id)
+    }
+
+    /// A receiver on its own thread, in line once this returns.
+    fn receiver(
+        reg: &Arc<MsgRegistry>,
+        id: i32,
+        max: usize,
+        select: Select,
+        flags: i32,
+        ctx: TestContext,
+    ) -> JoinHandle<Received> {
+        let before = reg.receivers(id);
+        let r = reg.clone();
+        let h = std::thread::spawn(move || {
+            let creds = Credentials::root();
+            r.receive(&ctx, Caller { creds: &creds, pid: 7 }, id, max, select, flags)
+        });
+        wait_until("the receiver to wait", || reg.receivers(id) == before + 1);
+        h
+    }
+
+    fn send(reg: &MsgRegistry, id: i32, mtype: i64, text: &[u8]) {
+        let creds = Credentials::root();
+        let caller = Caller { creds: &creds, pid: 9 };
+        reg.send(&TestContext::default(), caller, id, mtype, text.to_vec(), 0).unwrap();
+    }
+
+    #[test]
+    fn waiting_receivers_are_served_in_arrival_order() {
+        let (reg, id) = queue();
+        let a = receiver(&reg, id, 64, Select::Any, 0, TestContext::default());
+        let b = receiver(&reg, id, 64, Select::Any, 0, TestContext::default());
+        send(&reg, id, 1, b"first");
+        send(&reg, id, 2, b"second");
+        assert_eq!(a.join().unwrap(), Ok((1, b"first".to_vec())));
+        assert_eq!(b.join().unwrap(), Ok((2, b"second".to_vec())));
+        let stat = reg.ctl(&IpcLimits::default(), &Credentials::root(), id, IPC_STAT, None);
+        let data = stat.unwrap().data.unwrap();
+        assert_eq!(&data[80..88], &0u64.to_le_bytes(), "handed over, never queued");
+    }
+
+    #[test]
+    fn a_receiver_whose_buffer_is_too_small_gets_e2big_and_the_message_moves_on() {
+        let (reg, id) = queue();
+        let small = receiver(&reg, id, 2, Select::Any, 0, TestContext::default());
+        let fives = receiver(&reg, id, 64, Select::Equal(5), 0, TestContext::default());
+        let cuts = receiver(&reg, id, 2, Select::LessEqual(3), MSG_NOERROR, TestContext::default());
+        send(&reg, id, 5, b"hello");
+        assert_eq!(small.join().unwrap(), Err(Errno::E2BIG));
+        assert_eq!(fives.join().unwrap(), Ok((5, b"hello".to_vec())));
+        assert_eq!(reg.receivers(id), 1);
+        send(&reg, id, 3, b"xyz");
+        assert_eq!(cuts.join().unwrap(), Ok((3, b"xy".to_vec())));
+    }
+
+    #[test]
+    fn removal_and_signals_end_a_wait() {
+        let (reg, id) = queue();
+        let ctx = TestContext::default();
+        let waker = ctx.0.clone();
+        let interrupted = receiver(&reg, id, 64, Select::Any, 0, ctx);
+        waker.set_interrupt(true);
+        assert_eq!(interrupted.join().unwrap(), Err(Errno::EINTR));
+        assert_eq!(reg.receivers(id), 0, "an interrupted receiver leaves the line");
+        let removed = receiver(&reg, id, 64, Select::Any, 0, TestContext::default());
+        reg.ctl(&IpcLimits::default(), &Credentials::root(), id, IPC_RMID, None).unwrap();
+        assert_eq!(removed.join().unwrap(), Err(Errno::EIDRM));
     }
 }

@@ -1,8 +1,8 @@
 //! Semaphore sets. semop applies all of its operations or none; a caller that must wait
-//! queues on the set, and whoever changes the set completes queued operations in arrival
-//! order on the waiters' behalf (so an earlier waiter is never overtaken by a later one it
-//! could have run before). SEM_UNDO adjustments are kept per process and applied when it
-//! exits.
+//! queues on the set, and whoever changes the set completes the queued operations that can
+//! now run on the waiters' behalf, earliest first (one that still cannot run does not hold
+//! back later ones, as on Linux). SEM_UNDO adjustments are kept per process and applied when
+//! it exits.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,7 +13,7 @@ use crate::creds::Credentials;
 use crate::kernel::ipc::limits::IpcLimits;
 use crate::kernel::ipc::perm::*;
 use crate::kernel::ipc::shm::CtlOut;
-use crate::kernel::task::Task;
+use crate::vfs::context::Context;
 use crate::waiter::Waker;
 
 pub const SEM_UNDO: i16 = 0x1000;
@@ -321,16 +321,16 @@ impl SemRegistry {
         Ok(id)
     }
 
-    /// semop/semtimedop for `task` (its process holds the SEM_UNDO adjustments).
+    /// semop/semtimedop for the caller's process (which holds the SEM_UNDO adjustments).
     pub fn op(
         &self,
-        task: &Task,
-        creds: &Credentials,
+        ctx: &dyn Context,
+        caller: Caller<'_>,
         id: i32,
         ops: Vec<SemBuf>,
         deadline: Option<Instant>,
     ) -> Result<(), Errno> {
-        let (tgid, pid) = (task.tgid(), task.tgid());
+        let (creds, tgid, pid) = (caller.creds, caller.pid, caller.pid);
         let waiter = {
             let mut t = self.lock();
             let set = t.ids.get(id)?;
@@ -360,7 +360,7 @@ impl SemRegistry {
                         tgid,
                         pid,
                         outcome: Mutex::new(None),
-                        waker: task.waker.clone(),
+                        waker: ctx.waker().clone(),
                     });
                     t.ids.get_mut(id)?.queue.push(w.clone());
                     w
@@ -371,7 +371,7 @@ impl SemRegistry {
             if let Some(r) = waiter.outcome() {
                 return r;
             }
-            if let Err(e) = task.block(deadline) {
+            if let Err(e) = ctx.block(deadline) {
                 let mut t = self.lock();
                 if let Some(r) = waiter.outcome() {
                     return r;
@@ -557,5 +557,108 @@ impl SemRegistry {
             );
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vfs::context::TestContext;
+    use std::thread::JoinHandle;
+    use std::time::Duration;
+
+    fn set(nsems: i32) -> (Arc<SemRegistry>, i32) {
+        let reg = Arc::new(SemRegistry::default());
+        let limits = IpcLimits::default();
+        let id = reg.get(&limits, &Credentials::root(), IPC_PRIVATE, nsems, 0o600).unwrap();
+        (reg, id)
+    }
+
+    fn ctl(reg: &SemRegistry, id: i32, num: i32, cmd: i32, arg: SemArg<'_>) -> i32 {
+        let creds = Credentials::root();
+        let caller = Caller { creds: &creds, pid: 1 };
+        reg.ctl(&IpcLimits::default(), caller, id, num, cmd, arg).unwrap().value
+    }
+
+    fn op(reg: &SemRegistry, id: i32, pid: i32, ops: &[(u16, i16, i16)]) -> Result<(), Errno> {
+        let creds = Credentials::root();
+        let ops = ops.iter().map(|&(num, op, flags)| SemBuf { num, op, flags }).collect();
+        let ctx = TestContext::default();
+        reg.op(
+            &ctx,
+            Caller { creds: &creds, pid },
+            id,
+            ops,
+            Some(Instant::now() + Duration::from_secs(10)),
+        )
+    }
+
+    /// A semop on its own thread, waiting (GETNCNT counts it) once this returns.
+    fn waiter(
+        reg: &Arc<SemRegistry>,
+        id: i32,
+        pid: i32,
+        num: u16,
+        by: i16,
+    ) -> JoinHandle<Result<(), Errno>> {
+        let before = ctl(reg, id, i32::from(num), GETNCNT, SemArg::None);
+        let r = reg.clone();
+        let h = std::thread::spawn(move || op(&r, id, pid, &[(num, -by, 0)]));
+        let end = Instant::now() + Duration::from_secs(10);
+        while ctl(reg, id, i32::from(num), GETNCNT, SemArg::None) != before + 1 {
+            assert!(Instant::now() < end, "the waiter never waited");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        h
+    }
+
+    #[test]
+    fn waiters_that_can_run_complete_in_arrival_order() {
+        let (reg, id) = set(1);
+        let first = waiter(&reg, id, 10, 0, 1);
+        let second = waiter(&reg, id, 11, 0, 1);
+        op(&reg, id, 1, &[(0, 1, 0)]).unwrap();
+        assert_eq!(first.join().unwrap(), Ok(()));
+        assert_eq!(ctl(&reg, id, 0, GETNCNT, SemArg::None), 1, "the later one still waits");
+        assert_eq!(ctl(&reg, id, 0, GETPID, SemArg::None), 10);
+        op(&reg, id, 1, &[(0, 1, 0)]).unwrap();
+        assert_eq!(second.join().unwrap(), Ok(()));
+        // As on Linux, one that cannot run does not hold back a later one that can.
+        let big = waiter(&reg, id, 12, 0, 2);
+        let small = waiter(&reg, id, 13, 0, 1);
+        op(&reg, id, 1, &[(0, 1, 0)]).unwrap();
+        assert_eq!(small.join().unwrap(), Ok(()));
+        op(&reg, id, 1, &[(0, 2, 0)]).unwrap();
+        assert_eq!(big.join().unwrap(), Ok(()));
+        assert_eq!(ctl(&reg, id, 0, GETVAL, SemArg::None), 0);
+    }
+
+    #[test]
+    fn undo_is_applied_at_exit_within_range() {
+        let (reg, id) = set(2);
+        op(&reg, id, 5, &[(0, 3, SEM_UNDO), (1, 1, 0)]).unwrap();
+        op(&reg, id, 5, &[(1, -1, SEM_UNDO)]).unwrap();
+        assert_eq!(
+            op(&reg, id, 5, &[(0, -32000, SEM_UNDO | IPC_NOWAIT as i16)]),
+            Err(Errno::EAGAIN)
+        );
+        reg.exit(5);
+        assert_eq!(ctl(&reg, id, 0, GETVAL, SemArg::None), 0);
+        assert_eq!(ctl(&reg, id, 1, GETVAL, SemArg::None), 1);
+        assert_eq!(ctl(&reg, id, 0, GETPID, SemArg::None), 5);
+        // Adjustments stay within a short.
+        ctl(&reg, id, 0, SETVAL, SemArg::Val(SEMVMX));
+        assert_eq!(op(&reg, id, 6, &[(0, -SEMVMX as i16, SEM_UNDO)]), Ok(()));
+        assert_eq!(op(&reg, id, 6, &[(0, 1, 0)]), Ok(()));
+        assert_eq!(op(&reg, id, 6, &[(0, -1, SEM_UNDO)]), Err(Errno::ERANGE));
+    }
+
+    #[test]
+    fn removal_wakes_waiters_with_eidrm() {
+        let (reg, id) = set(1);
+        let w = waiter(&reg, id, 10, 0, 1);
+        ctl(&reg, id, 0, IPC_RMID, SemArg::None);
+        assert_eq!(w.join().unwrap(), Err(Errno::EIDRM));
+        assert_eq!(reg.table.lock().unwrap().undo_entries, 0);
     }
 }
