@@ -684,6 +684,26 @@ fn inotify_reports_file_events_as_on_linux() {
     }
 }
 
+/// A root with tests/sentry/sysv_ipc.c built static (glibc) as /bin/sysv_ipc.
+fn sysv_ipc_root(dir: &Path) -> PathBuf {
+    let root = root_dir(dir);
+    compile("sysv_ipc", &root.join("bin/sysv_ipc"), &["-static"]);
+    root
+}
+
+/// The output of /bin/sysv_ipc run natively in a new IPC namespace (as a sandbox is one, and
+/// so that what it changes stays there).
+fn sysv_ipc_native(root: &Path, args: &[&str]) -> String {
+    let out = Command::new("unshare")
+        .arg("--ipc")
+        .arg(root.join("bin/sysv_ipc"))
+        .args(args)
+        .output()
+        .expect("unshare (util-linux)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// System V IPC with glibc and musl: shared memory across fork, exit and IPC_RMID while
 /// attached, semaphores (blocking, wait order, SEM_UNDO at exit, EINTR, EIDRM), message queues
 /// (type selection, MSG_NOERROR, MSG_COPY, blocking both ways), permissions, limits and
@@ -691,17 +711,9 @@ fn inotify_reports_file_events_as_on_linux() {
 #[test]
 fn sysv_ipc_behaves_as_on_linux() {
     let dir = tempfile::tempdir().unwrap();
-    let root = root_dir(dir.path());
-    compile("sysv_ipc", &root.join("bin/sysv_ipc"), &["-static"]);
+    let root = sysv_ipc_root(dir.path());
     compile_with("musl-gcc", "sysv_ipc", &root.join("bin/sysv_ipc-musl"), &["-static"]);
-    // In a new IPC namespace, as a sandbox is: ids and listings start from nothing.
-    let native = Command::new("unshare")
-        .arg("--ipc")
-        .arg(root.join("bin/sysv_ipc"))
-        .output()
-        .expect("unshare (util-linux)");
-    assert!(native.status.success(), "{}", String::from_utf8_lossy(&native.stderr));
-    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    let native = sysv_ipc_native(&root, &[]);
     for program in ["/bin/sysv_ipc", "/bin/sysv_ipc-musl"] {
         let got = sentry_run(&root, "/", &[program], b"");
         assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
@@ -735,16 +747,8 @@ fn sysv_ipc_behaves_as_on_linux() {
 #[test]
 fn ipc_sysctls_are_written_and_enforced_as_on_linux() {
     let dir = tempfile::tempdir().unwrap();
-    let root = root_dir(dir.path());
-    compile("sysv_ipc", &root.join("bin/sysv_ipc"), &["-static"]);
-    let native = Command::new("unshare")
-        .arg("--ipc")
-        .arg(root.join("bin/sysv_ipc"))
-        .arg("sysctl")
-        .output()
-        .expect("unshare (util-linux)");
-    assert!(native.status.success(), "{}", String::from_utf8_lossy(&native.stderr));
-    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    let root = sysv_ipc_root(dir.path());
+    let native = sysv_ipc_native(&root, &["sysctl"]);
     let got = sentry_run(&root, "/", &["/bin/sysv_ipc", "sysctl"], b"");
     assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
     assert_eq!(String::from_utf8_lossy(&got.stdout), native);
@@ -780,15 +784,8 @@ fn ipc_sysctls_are_written_and_enforced_as_on_linux() {
 #[test]
 fn ipc_privileges_come_from_capabilities() {
     let dir = tempfile::tempdir().unwrap();
-    let root = root_dir(dir.path());
-    compile("sysv_ipc", &root.join("bin/sysv_ipc"), &["-static"]);
-    let native = Command::new("unshare")
-        .arg("--ipc")
-        .arg(root.join("bin/sysv_ipc"))
-        .arg("caps")
-        .output()
-        .expect("unshare (util-linux)");
-    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    let root = sysv_ipc_root(dir.path());
+    let native = sysv_ipc_native(&root, &["caps"]);
     assert!(native.ends_with("done\n"), "{native}");
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let effective = status

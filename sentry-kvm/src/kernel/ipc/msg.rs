@@ -12,7 +12,6 @@ use crate::creds::Credentials;
 use crate::creds::caps::Capability;
 use crate::kernel::ipc::limits::IpcLimits;
 use crate::kernel::ipc::perm::*;
-use crate::kernel::ipc::shm::CtlOut;
 use crate::vfs::context::Context;
 use crate::waiter::{Events, WaitQueue, Waker};
 
@@ -385,17 +384,14 @@ impl MsgRegistry {
                 b.extend_from_slice(&[0; 2]);
                 out(t.ids.max_index(), Some(b))
             }
-            MSG_STAT | MSG_STAT_ANY => {
-                let q = t.ids.by_index(id)?;
-                if cmd == MSG_STAT {
-                    q.perm.check(creds, READ)?;
-                }
-                out(q.perm.id, Some(q.to_bytes()))
-            }
-            IPC_STAT => {
-                let q = t.ids.get(id)?;
-                q.perm.check(creds, READ)?;
-                out(0, Some(q.to_bytes()))
+            IPC_STAT | MSG_STAT | MSG_STAT_ANY => {
+                let by = match cmd {
+                    IPC_STAT => StatBy::Id,
+                    MSG_STAT => StatBy::Index,
+                    _ => StatBy::IndexAny,
+                };
+                let (q, value) = t.ids.stat(creds, id, by)?;
+                out(value, Some(q.to_bytes()))
             }
             IPC_SET => {
                 let b = arg.ok_or(Errno::EFAULT)?;

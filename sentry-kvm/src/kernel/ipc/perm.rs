@@ -132,6 +132,23 @@ impl PermArg {
     }
 }
 
+/// What a ctl command returns: its value, and bytes for the caller's buffer.
+pub struct CtlOut {
+    pub value: i32,
+    pub data: Option<Vec<u8>>,
+}
+
+/// How IPC_STAT and the *_STAT commands name the object they describe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatBy {
+    /// IPC_STAT: by id, with read access.
+    Id,
+    /// SHM_STAT, SEM_STAT, MSG_STAT: by index, with read access; they return the id.
+    Index,
+    /// The *_STAT_ANY commands: by index, whatever the access.
+    IndexAny,
+}
+
 /// Kinds of objects kept in an [`IdTable`].
 pub trait IpcObject {
     fn perm(&self) -> &IpcPerm;
@@ -190,6 +207,15 @@ impl<T: IpcObject> IdTable<T> {
     /// The object in slot `index` (the *_STAT commands name objects by index).
     pub fn by_index(&self, index: i32) -> Result<&T, Errno> {
         self.objects.get(&index).ok_or(Errno::EINVAL)
+    }
+
+    /// The object a stat command describes, and the command's value.
+    pub fn stat(&self, creds: &Credentials, id: i32, by: StatBy) -> Result<(&T, i32), Errno> {
+        let o = if by == StatBy::Id { self.get(id)? } else { self.by_index(id)? };
+        if by != StatBy::IndexAny {
+            o.perm().check(creds, READ)?;
+        }
+        Ok((o, if by == StatBy::Id { 0 } else { o.perm().id }))
     }
 
     pub fn remove(&mut self, id: i32) -> Option<T> {

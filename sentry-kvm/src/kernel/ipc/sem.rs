@@ -12,7 +12,6 @@ use crate::abi::Errno;
 use crate::creds::Credentials;
 use crate::kernel::ipc::limits::IpcLimits;
 use crate::kernel::ipc::perm::*;
-use crate::kernel::ipc::shm::CtlOut;
 use crate::vfs::context::Context;
 use crate::waiter::Waker;
 
@@ -437,17 +436,14 @@ impl SemRegistry {
                 let b = info.iter().flat_map(|v| v.to_le_bytes()).collect();
                 out(t.ids.max_index(), Some(b))
             }
-            SEM_STAT | SEM_STAT_ANY => {
-                let s = t.ids.by_index(id)?;
-                if cmd == SEM_STAT {
-                    s.perm.check(creds, READ)?;
-                }
-                out(s.perm.id, Some(s.to_bytes()))
-            }
-            IPC_STAT => {
-                let s = t.ids.get(id)?;
-                s.perm.check(creds, READ)?;
-                out(0, Some(s.to_bytes()))
+            IPC_STAT | SEM_STAT | SEM_STAT_ANY => {
+                let by = match cmd {
+                    IPC_STAT => StatBy::Id,
+                    SEM_STAT => StatBy::Index,
+                    _ => StatBy::IndexAny,
+                };
+                let (s, value) = t.ids.stat(creds, id, by)?;
+                out(value, Some(s.to_bytes()))
             }
             IPC_SET => {
                 let SemArg::Bytes(b) = arg else { return Err(Errno::EFAULT) };

@@ -140,12 +140,6 @@ impl ShmTable {
     }
 }
 
-/// What a shmctl command returns besides its value: bytes for the caller's buffer.
-pub struct CtlOut {
-    pub value: i32,
-    pub data: Option<Vec<u8>>,
-}
-
 #[derive(Default)]
 pub struct ShmRegistry {
     table: Mutex<ShmTable>,
@@ -285,17 +279,14 @@ impl ShmRegistry {
                 }
                 out(t.ids.max_index(), Some(b))
             }
-            SHM_STAT | SHM_STAT_ANY => {
-                let s = t.ids.by_index(id)?;
-                if cmd == SHM_STAT {
-                    s.perm.check(creds, READ)?;
-                }
-                out(s.perm.id, Some(s.to_bytes()))
-            }
-            IPC_STAT => {
-                let s = t.ids.get(id)?;
-                s.perm.check(creds, READ)?;
-                out(0, Some(s.to_bytes()))
+            IPC_STAT | SHM_STAT | SHM_STAT_ANY => {
+                let by = match cmd {
+                    IPC_STAT => StatBy::Id,
+                    SHM_STAT => StatBy::Index,
+                    _ => StatBy::IndexAny,
+                };
+                let (s, value) = t.ids.stat(creds, id, by)?;
+                out(value, Some(s.to_bytes()))
             }
             IPC_SET => {
                 let arg = arg.ok_or(Errno::EFAULT)?;
