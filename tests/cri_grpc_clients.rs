@@ -1,7 +1,8 @@
 //! The CRI socket driven by a gRPC client not written in Rust: gRPC C-core's Python binding
 //! (`grpcio`), which sends the Unix socket's path, percent-encoded, as the HTTP/2 `:authority`.
 //! Image pull/status/list/remove, pod sandbox and container lifecycle, exec sync, the user a
-//! container runs as, id prefixes, idempotent removal.
+//! container runs as, id prefixes, idempotent removal, and a pod's sysctls (network ones on the
+//! node, IPC ones inside the Sentry, where a System V IPC program lives by them).
 
 mod common;
 #[path = "../images/tests/common/mod.rs"]
@@ -54,6 +55,15 @@ async fn grpcio_drives_the_cri_on_its_unix_socket() {
     app.user = "app";
     Pusher::new(&registry).image("demo/app", "v1", &app).await;
     let app_image = format!("{}/demo/app:v1", registry.addr);
+    // An image with a System V IPC program.
+    let bin_dir = tempfile::tempdir().unwrap();
+    let ipc_bin = bin_dir.path().join("sysv_ipc");
+    common::sentry::compile("sysv_ipc", &ipc_bin, &["-static"]);
+    let ipc_program = std::fs::read(&ipc_bin).unwrap();
+    let mut ipc = TestImage::busybox();
+    ipc.layers.push(layer(&[Entry::File("bin/sysv_ipc", &ipc_program, 0o755)]));
+    Pusher::new(&registry).image("demo/ipc", "v1", &ipc).await;
+    let ipc_image = format!("{}/demo/ipc:v1", registry.addr);
 
     let dir = tempfile::tempdir().unwrap();
     // A path like a node's, with several components for the client to percent-encode.
@@ -76,7 +86,13 @@ async fn grpcio_drives_the_cri_on_its_unix_socket() {
     let out = tokio::task::spawn_blocking(move || {
         python::run_with(
             "cri_client.py",
-            &[proto.as_os_str(), socket.as_os_str(), OsStr::new(&image), OsStr::new(&app_image)],
+            &[
+                proto.as_os_str(),
+                socket.as_os_str(),
+                OsStr::new(&image),
+                OsStr::new(&app_image),
+                OsStr::new(&ipc_image),
+            ],
             &[],
             Duration::from_secs(240),
         )
@@ -84,6 +100,8 @@ async fn grpcio_drives_the_cri_on_its_unix_socket() {
     .await
     .unwrap();
     assert!(out.contains("all calls succeeded"), "{out}");
+    assert!(out.contains("ipc sysctls seen in the sandbox: shmmax=1048576 msgmax=4096"), "{out}");
+    assert!(out.contains("mqueue: sysctl fs.mqueue.msg_max is refused"), "{out}");
 }
 
 /// A child process stopped by [`terminate`] when dropped.

@@ -322,6 +322,8 @@ fn security_holds(c: &Cluster, class: &str, node: &str) {
         "touch: /x: Read-only file system\ntouch: /tmp/x: Read-only file system\nvolume ok\n",
         "{class}"
     );
+    // The pod's IPC sysctl: the Sentry's IPC namespace, or the guest's own kernel.
+    assert_eq!(exec("cat /proc/sys/kernel/shmmax"), "1048576\n", "{class}");
     if class == "microvm" {
         // The pod's sysctl in the guest's own kernel, and a path the kubelet masks (the
         // guest's /proc has it).
@@ -352,7 +354,7 @@ spec:
   restartPolicy: Never
   terminationGracePeriodSeconds: 1
   securityContext:
-    sysctls: [{name: net.core.somaxconn, value: "1024"}]
+    sysctls: [{name: net.core.somaxconn, value: "1024"}, {name: kernel.shmmax, value: "1048576"}]
   containers:
   - name: locked
     image: web:v1

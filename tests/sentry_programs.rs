@@ -2,8 +2,8 @@
 //! multi-threaded C program, escape attempts, a syscall fuzzer, advisory locks across
 //! processes, scheduling attributes (nice values, affinity), and descriptors reopened through
 //! /proc/self/fd and /dev/std* (bash's process substitution), POSIX timers,
-//! pseudo-terminals, the vDSO's clocks, filesystem statistics with df, and inotify (a C program
-//! and GNU `tail -f`).
+//! pseudo-terminals, the vDSO's clocks, filesystem statistics with df, inotify (a C program
+//! and GNU `tail -f`), and System V IPC (shared memory, semaphores, message queues).
 
 mod common;
 
@@ -682,6 +682,137 @@ fn inotify_reports_file_events_as_on_linux() {
     ] {
         assert!(native.contains(want), "{want:?} missing from\n{native}");
     }
+}
+
+/// A root with tests/sentry/sysv_ipc.c built static (glibc) as /bin/sysv_ipc.
+fn sysv_ipc_root(dir: &Path) -> PathBuf {
+    let root = root_dir(dir);
+    compile("sysv_ipc", &root.join("bin/sysv_ipc"), &["-static"]);
+    root
+}
+
+/// The output of /bin/sysv_ipc run natively in a new IPC namespace (as a sandbox is one, and
+/// so that what it changes stays there).
+fn sysv_ipc_native(root: &Path, args: &[&str]) -> String {
+    let out = Command::new("unshare")
+        .arg("--ipc")
+        .arg(root.join("bin/sysv_ipc"))
+        .args(args)
+        .output()
+        .expect("unshare (util-linux)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// System V IPC with glibc and musl: shared memory across fork, exit and IPC_RMID while
+/// attached, semaphores (blocking, wait order, SEM_UNDO at exit, EINTR, EIDRM), message queues
+/// (type selection, MSG_NOERROR, MSG_COPY, blocking both ways), permissions, limits and
+/// errors, as Linux reports them.
+#[test]
+fn sysv_ipc_behaves_as_on_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = sysv_ipc_root(dir.path());
+    compile_with("musl-gcc", "sysv_ipc", &root.join("bin/sysv_ipc-musl"), &["-static"]);
+    let native = sysv_ipc_native(&root, &[]);
+    for program in ["/bin/sysv_ipc", "/bin/sysv_ipc-musl"] {
+        let got = sentry_run(&root, "/", &[program], b"");
+        assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+        assert_eq!(String::from_utf8_lossy(&got.stdout), native, "{program}");
+    }
+    for want in [
+        "shm ids: 0 1 2",
+        "maps: rw-s /SYSV00000000 (deleted)",
+        "after exec: nattch=1",
+        "parent sees: 'from child' nattch after child exit=1",
+        "two attaches, one split: nattch=4",
+        "removed but attached: key=0 mode=1600 nattch=1 data='kept'",
+        "gone after last detach: -1 EINVAL",
+        "child's semop: 0, value now 0, pid is child 1",
+        "woken 0: A",
+        "after child exit sem1=2 (undone), pid is child 1",
+        "interrupted semop: -1 EINTR",
+        "waiter after removal: EIDRM",
+        "child got: 5 type=7 'seven'",
+        "cut to fit: 2 type=3 'th'",
+        "blocked sender: 0",
+        "done",
+    ] {
+        assert!(native.contains(want), "{want:?} missing from\n{native}");
+    }
+}
+
+/// The IPC limits written under /proc/sys/kernel: values checked as Linux checks them, what
+/// they then allow or refuse, shm_rmid_forced, and that another user may not write them.
+/// Linux in a new IPC namespace (`unshare --ipc`, so the host's limits stay) is the oracle.
+#[test]
+fn ipc_sysctls_are_written_and_enforced_as_on_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = sysv_ipc_root(dir.path());
+    let native = sysv_ipc_native(&root, &["sysctl"]);
+    let got = sentry_run(&root, "/", &["/bin/sysv_ipc", "sysctl"], b"");
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), native);
+    // A sandbox's starting limits are checked the same way: a bad one starts nothing.
+    for bad in ["kernel.shmmax=lots", "kernel.msgmni=40000", "kernel.hostname=x"] {
+        let out = Command::new(common::sentry::ringfence())
+            .args(["sentry", "run", "--rootfs"])
+            .arg(&root)
+            .args(["--sysctl", bad, "--", "/bin/sysv_ipc"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && out.stdout.is_empty(), "{bad}: {stderr}");
+        assert!(stderr.contains(bad.split('=').next().unwrap()), "{bad}: {stderr}");
+    }
+    for want in [
+        "shmget past shmmax: -1 EINVAL",
+        "write sem=1 2 3 40000: ERANGE",
+        "new queue qbytes=50",
+        "forced removal at last detach: -1 EINVAL",
+        "orphan kept while not forced: 0 0",
+        "orphan destroyed when forced: -1 EINVAL",
+        "open shmmax for writing: EACCES",
+        "done",
+    ] {
+        assert!(native.contains(want), "{want:?} missing from\n{native}");
+    }
+}
+
+/// Root's power over other users' IPC objects and the limits comes from capabilities:
+/// CAP_IPC_OWNER, CAP_SYS_ADMIN, CAP_SYS_RESOURCE. With the capabilities this test has on the
+/// host the Sentry agrees with Linux; without any of them each step is refused.
+#[test]
+fn ipc_privileges_come_from_capabilities() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = sysv_ipc_root(dir.path());
+    let native = sysv_ipc_native(&root, &["caps"]);
+    assert!(native.ends_with("done\n"), "{native}");
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let effective = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap();
+    let caps = [("CAP_IPC_OWNER", 15), ("CAP_SYS_ADMIN", 21), ("CAP_SYS_RESOURCE", 24)];
+    let run = |drop: &[&str]| {
+        let mut cmd = Command::new(common::sentry::ringfence());
+        cmd.args(["sentry", "run", "--rootfs"]).arg(&root);
+        for cap in drop {
+            cmd.args(["--cap-drop", cap]);
+        }
+        cmd.args(["--", "/bin/sysv_ipc", "caps"]);
+        String::from_utf8_lossy(&common::sentry::run_with_input(cmd, b"").stdout).into_owned()
+    };
+    let missing: Vec<&str> =
+        caps.iter().filter(|(_, bit)| effective & (1 << bit) == 0).map(|(n, _)| *n).collect();
+    assert_eq!(run(&missing), native, "with the host's capabilities (missing: {missing:?})");
+    assert_eq!(
+        run(&caps.map(|(n, _)| n)),
+        "== caps\nshmat another user's segment: fail EACCES\n\
+         IPC_STAT another user's queue: -1 EACCES\nIPC_SET qbytes past msgmnb: -1 EPERM\n\
+         IPC_RMID another user's segment: -1 EPERM\nIPC_RMID another user's queue: -1 EPERM\n\
+         write msgmnb=20000: EPERM\ndone\n"
+    );
 }
 
 /// GNU tail -f follows a growing file through inotify: with a 60 s polling interval, the

@@ -46,6 +46,8 @@ pub struct SandboxConfig {
     pub memory: u64,
     pub hostname: String,
     pub network: Network,
+    /// System V IPC limits (the pod's kernel.shm*, kernel.msg* and kernel.sem sysctls).
+    pub ipc: crate::kernel::ipc::limits::IpcLimits,
 }
 
 /// Where the sandbox's AF_INET/AF_INET6 sockets live.
@@ -204,6 +206,7 @@ impl Sandbox {
             cpus: host_cpus,
             mem_bytes: config.memory,
             nofile: crate::vfs::fd_table::host_nofile(),
+            ipc: config.ipc,
         };
         let kernel = Kernel::new(machine, root, info, clean_fpu, time);
         Ok(Arc::new(Sandbox { kernel, init: Mutex::new(None) }))

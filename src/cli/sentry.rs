@@ -10,6 +10,7 @@ use clap::{Args, Subcommand};
 use sentry_kvm::control::protocol::{MountSpec, Request};
 use sentry_kvm::control::{ControlClient, ControlServer};
 use sentry_kvm::gofer::GoferClient;
+use sentry_kvm::kernel::ipc::limits::{IpcLimits, IpcSetting};
 use sentry_kvm::sandbox::{ContainerSpec, Network, Sandbox, SandboxConfig, Volume};
 
 #[derive(Subcommand)]
@@ -108,6 +109,10 @@ pub struct RunArgs {
     /// kills it at once.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub stop_timeout: u64,
+    /// A System V IPC limit, `kernel.NAME=VALUE` (shmmax, shmall, shmmni, shm_rmid_forced,
+    /// msgmax, msgmnb, msgmni, sem; repeatable).
+    #[arg(long = "sysctl", value_name = "kernel.NAME=VALUE")]
+    pub sysctls: Vec<IpcSetting>,
     #[command(flatten)]
     pub security: SecurityArgs,
     /// The program (absolute path inside the rootfs, or a name searched in PATH) and its
@@ -129,6 +134,9 @@ pub struct SandboxArgs {
     /// `sandbox` (own namespace, loopback only), `host`, or a network namespace path.
     #[arg(long, default_value = "sandbox")]
     pub network: String,
+    /// A System V IPC limit, `kernel.NAME=VALUE` (repeatable).
+    #[arg(long = "sysctl", value_name = "kernel.NAME=VALUE")]
+    pub sysctls: Vec<IpcSetting>,
 }
 
 #[derive(Args)]
@@ -174,6 +182,7 @@ pub fn run(cmd: SentryCommand) -> anyhow::Result<ExitCode> {
                 memory: args.memory << 20,
                 hostname: args.hostname,
                 network: network(&args.network),
+                ipc: IpcLimits::with(&args.sysctls)?,
             };
             let sandbox = Sandbox::boot(&config)?;
             let server = ControlServer::bind(&args.control, sandbox.clone())
@@ -240,6 +249,7 @@ fn run_sandbox(args: RunArgs) -> anyhow::Result<ExitCode> {
         memory: args.memory << 20,
         hostname: args.hostname,
         network: network(&args.network),
+        ipc: IpcLimits::with(&args.sysctls)?,
     };
     let mut volumes = Vec::new();
     for (v, (chan, child)) in args.volumes.iter().zip(volume_gofers(&args.volumes)?) {

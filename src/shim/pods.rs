@@ -72,6 +72,7 @@ impl Pods {
             memory_limit_mib: None,
             cpu: None,
             sysctls: &[],
+            ipc_sysctls: &[],
         };
         let sandbox = self.handler.start(&setup).inspect_err(|_| {
             let _ = std::fs::remove_dir_all(&dir);

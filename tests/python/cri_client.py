@@ -2,9 +2,10 @@
 proto k8s-cri ships, over the socket path as given: grpcio sends that path, percent-encoded,
 as the HTTP/2 :authority.
 
-usage: cri_client.py PROTO_DIR SOCKET IMAGE APP_IMAGE
+usage: cri_client.py PROTO_DIR SOCKET IMAGE APP_IMAGE IPC_IMAGE
 
-APP_IMAGE runs as user "app" (uid 1234, gid 2345, also in group 77) by its config.
+APP_IMAGE runs as user "app" (uid 1234, gid 2345, also in group 77) by its config. IPC_IMAGE
+has tests/sentry/sysv_ipc.c built as /bin/sysv_ipc.
 """
 
 import os
@@ -16,7 +17,7 @@ import time
 import grpc
 from grpc_tools import protoc
 
-proto_dir, socket, image, app_image = sys.argv[1:5]
+proto_dir, socket, image, app_image, ipc_image = sys.argv[1:6]
 out = tempfile.mkdtemp()
 if protoc.main(["protoc", f"-I{proto_dir}", f"--python_out={out}", f"--grpc_python_out={out}",
                 os.path.join(proto_dir, "v1.proto")]) != 0:
@@ -234,6 +235,36 @@ seen = subprocess.run(["ip", "netns", "exec", f"rf-{tuned[:12]}", "cat",
 assert seen.stdout.split() == ["40000", "40100"], seen
 runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=tuned), timeout=30)
 
+# IPC sysctls become the limits of the sandbox's own IPC namespace: its /proc/sys shows them
+# and System V IPC programs live by them.
+ipc_config = cri.PodSandboxConfig(
+    metadata=cri.PodSandboxMetadata(name="ipc", uid="ipc", namespace="default"),
+    linux=cri.LinuxPodSandboxConfig(sysctls={
+        "kernel.shmmax": "1048576", "kernel.msgmax": "4096", "kernel.sem": "250 256000 32 128"}))
+ipc_pod = runtime.RunPodSandbox(cri.RunPodSandboxRequest(config=ipc_config), timeout=60).pod_sandbox_id
+images.PullImage(cri.PullImageRequest(image=cri.ImageSpec(image=ipc_image)), timeout=120)
+ipc_container = runtime.CreateContainer(cri.CreateContainerRequest(
+    pod_sandbox_id=ipc_pod, sandbox_config=ipc_config, config=cri.ContainerConfig(
+        metadata=cri.ContainerMetadata(name="ipc"), image=cri.ImageSpec(image=ipc_image),
+        command=["sh", "-c", "exec sleep 300"])), timeout=60).container_id
+runtime.StartContainer(cri.StartContainerRequest(container_id=ipc_container), timeout=60)
+r = runtime.ExecSync(cri.ExecSyncRequest(container_id=ipc_container, cmd=[
+    "cat", "/proc/sys/kernel/shmmax", "/proc/sys/kernel/msgmax", "/proc/sys/kernel/sem",
+    "/proc/sys/kernel/msgmnb"], timeout=20), timeout=30)
+assert (r.exit_code, r.stdout) == (0, b"1048576\n4096\n250\t256000\t32\t128\n16384\n"), r
+r = runtime.ExecSync(cri.ExecSyncRequest(container_id=ipc_container, cmd=["/bin/sysv_ipc"],
+                                         timeout=60), timeout=90)
+out = r.stdout.decode()
+assert r.exit_code == 0 and out.endswith("done\n"), r
+for want in ["shminfo: max=1048576 ", "msginfo: pool=512000 map=16384 max=4096 ",
+             "seminfo: map=1024000000 mni=128 mns=256000 mnu=1024000000 msl=250 opm=32 ",
+             "child sees: 'from parent' nattch=2", "after child exit sem1=2 (undone)",
+             "child got: 5 type=7 'seven'"]:
+    assert want in out, (want, out)
+print("ipc sysctls seen in the sandbox: shmmax=1048576 msgmax=4096", flush=True)
+runtime.StopPodSandbox(cri.StopPodSandboxRequest(pod_sandbox_id=ipc_pod), timeout=30)
+runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=ipc_pod), timeout=30)
+
 step("host port")
 import socket as sockets  # noqa: E402
 
@@ -273,6 +304,9 @@ except OSError:
     pass
 for name, linux, words in [
     ("not-namespaced", {"sysctls": {"kernel.panic": "1"}}, "not namespaced"),
+    ("bad-ipc-value", {"sysctls": {"kernel.shmmax": "lots"}}, "kernel.shmmax"),
+    ("ipc-out-of-range", {"sysctls": {"kernel.msgmni": "40000"}}, "out of range"),
+    ("mqueue", {"sysctls": {"fs.mqueue.msg_max": "100"}}, "POSIX message queues"),
     ("host-network", {"security_context": cri.LinuxSandboxSecurityContext(
         namespace_options=cri.NamespaceOption(network=cri.NODE))}, "hostNetwork"),
 ]:

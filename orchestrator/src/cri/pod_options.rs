@@ -1,10 +1,12 @@
 //! Pod-level options of a sandbox config that the runtime either honours or refuses with a
-//! clear error, never silently ignores: namespace sharing with the node, and sysctls.
+//! clear error, never silently ignores: namespace sharing with the node, and sysctls (network
+//! ones applied on the node, IPC ones handed to the sandbox).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
 use k8s_cri::v1 as cri;
+use sentry_kvm::kernel::ipc::limits::IpcSetting;
 
 use super::CriError;
 
@@ -34,15 +36,15 @@ pub fn check_namespaces(config: &cri::PodSandboxConfig) -> Result<(), CriError> 
     Ok(())
 }
 
-/// A sysctl a pod asked for, checked: its path under /proc/sys and its value.
+/// A network sysctl a pod asked for, checked: its path under /proc/sys and its value.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Sysctl {
+pub struct NetworkSysctl {
     pub name: String,
     path: String,
     value: String,
 }
 
-impl Sysctl {
+impl NetworkSysctl {
     /// Below /proc/sys, with slashes.
     pub fn path(&self) -> &str {
         &self.path
@@ -52,12 +54,29 @@ impl Sysctl {
     }
 }
 
-/// The pod's sysctls, all of them network ones (`net.*`, which live in the pod's network
-/// namespace); others are refused with the reason.
-pub fn sysctls(config: &cri::PodSandboxConfig) -> Result<Vec<Sysctl>, CriError> {
-    let Some(linux) = &config.linux else { return Ok(Vec::new()) };
-    let mut out = Vec::new();
-    for (name, value) in &linux.sysctls {
+/// The pod's sysctls, checked and sorted by where they apply: network ones (`net.*`) in the
+/// pod's network namespace on the node, IPC ones (`kernel.shm*`, `kernel.msg*`, `kernel.sem`)
+/// in the sandbox's own IPC namespace, which the Sentry sets up from them when it starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodSysctls {
+    pub network: Vec<NetworkSysctl>,
+    pub ipc: Vec<IpcSetting>,
+}
+
+impl PodSysctls {
+    pub fn is_empty(&self) -> bool {
+        self.network.is_empty() && self.ipc.is_empty()
+    }
+}
+
+/// The pod's sysctls, each checked (name and value); others are refused with the reason.
+pub fn sysctls(config: &cri::PodSandboxConfig) -> Result<PodSysctls, CriError> {
+    let Some(linux) = &config.linux else { return Ok(PodSysctls::default()) };
+    let mut out = PodSysctls::default();
+    // In name order, so that a refusal names the same sysctl every time.
+    let mut requested: Vec<(&String, &String)> = linux.sysctls.iter().collect();
+    requested.sort();
+    for (name, value) in requested {
         // Both spellings: dots (net.ipv4.ip_forward) or slashes (for names with dots in them).
         let path = if name.contains('/') { name.clone() } else { name.replace('.', "/") };
         let clean = !path.is_empty()
@@ -70,24 +89,30 @@ pub fn sysctls(config: &cri::PodSandboxConfig) -> Result<Vec<Sysctl>, CriError> 
         if value.contains('\n') {
             return Err(CriError::Invalid(format!("sysctl {name}: the value has a newline")));
         }
-        if !path.starts_with("net/") {
-            let why = if ["kernel/shm", "kernel/msg", "kernel/sem", "fs/mqueue/"]
-                .iter()
-                .any(|p| path.starts_with(p))
-            {
-                "IPC sysctls are not supported yet"
-            } else {
-                "it is not namespaced: it would change the node"
-            };
-            return Err(CriError::Invalid(format!("sysctl {name} is refused: {why}")));
+        if path.starts_with("net/") {
+            out.network.push(NetworkSysctl { name: name.clone(), path, value: value.clone() });
+            continue;
         }
-        out.push(Sysctl { name: name.clone(), path, value: value.clone() });
+        if let Some(sysctl) = IpcSetting::sysctl_named(&path) {
+            // Checked as the Sentry's /proc/sys checks a write, before anything starts.
+            sysctl.check(value).map_err(|e| CriError::Invalid(format!("sysctl {name}: {e}")))?;
+            out.ipc.push(IpcSetting { sysctl, value: value.clone() });
+            continue;
+        }
+        let why = if path.starts_with("fs/mqueue/") {
+            "POSIX message queues are not supported"
+        } else if ["kernel/shm", "kernel/msg", "kernel/sem"].iter().any(|p| path.starts_with(p)) {
+            "not an IPC sysctl the sandbox has"
+        } else {
+            "it is not namespaced: it would change the node"
+        };
+        return Err(CriError::Invalid(format!("sysctl {name} is refused: {why}")));
     }
     Ok(out)
 }
 
 /// Sets `sysctls` inside network namespace `netns` (a name under /var/run/netns).
-pub fn apply(netns: &str, sysctls: &[Sysctl]) -> Result<(), CriError> {
+pub fn apply(netns: &str, sysctls: &[NetworkSysctl]) -> Result<(), CriError> {
     for s in sysctls {
         // The file is opened by a process inside the namespace: /proc/sys/net shows the
         // opener's namespace.
@@ -119,6 +144,7 @@ pub fn apply(netns: &str, sysctls: &[Sysctl]) -> Result<(), CriError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sentry_kvm::kernel::ipc::limits::IpcSysctl;
 
     fn config(sysctls: &[(&str, &str)]) -> cri::PodSandboxConfig {
         cri::PodSandboxConfig {
@@ -131,17 +157,39 @@ mod tests {
     }
 
     #[test]
-    fn only_network_sysctls_with_clean_names_pass() {
+    fn network_sysctls_with_clean_names_pass() {
         let ok = sysctls(&config(&[("net.ipv4.ip_unprivileged_port_start", "0")])).unwrap();
-        assert_eq!(ok[0].path, "net/ipv4/ip_unprivileged_port_start");
+        assert_eq!(ok.network[0].path, "net/ipv4/ip_unprivileged_port_start");
         let dotted = sysctls(&config(&[("net/ipv4/conf/eth0.1/forwarding", "1")])).unwrap();
-        assert_eq!(dotted[0].path, "net/ipv4/conf/eth0.1/forwarding");
+        assert_eq!(dotted.network[0].path, "net/ipv4/conf/eth0.1/forwarding");
         for bad in ["kernel.hostname", "vm.overcommit_memory", "net/../kernel/x", "net..x", ""] {
             assert!(sysctls(&config(&[(bad, "1")])).is_err(), "{bad}");
         }
-        let ipc = sysctls(&config(&[("kernel.shm_rmid_forced", "1")])).unwrap_err();
-        assert!(ipc.to_string().contains("IPC"), "{ipc}");
         assert!(sysctls(&config(&[("net.core.somaxconn", "1\n2")])).is_err());
+    }
+
+    #[test]
+    fn ipc_sysctls_are_typed_and_their_values_checked() {
+        let got = sysctls(&config(&[
+            ("kernel.shmmax", "1048576"),
+            ("kernel/sem", "250 256000 32 128"),
+            ("kernel.shm_rmid_forced", "1"),
+            ("net.core.somaxconn", "1024"),
+        ]))
+        .unwrap();
+        assert_eq!(got.network.len(), 1);
+        let names: Vec<IpcSysctl> = got.ipc.iter().map(|s| s.sysctl).collect();
+        assert_eq!(names, [IpcSysctl::ShmRmidForced, IpcSysctl::ShmMax, IpcSysctl::Sem]);
+        for (name, value, want) in [
+            ("kernel.shmmax", "-1", "kernel.shmmax"),
+            ("kernel.msgmni", "40000", "out of range"),
+            ("kernel.sem", "1 2 3 4 5", "kernel.sem"),
+            ("kernel.shmfoo", "1", "not an IPC sysctl"),
+            ("fs.mqueue.msg_max", "10", "POSIX message queues"),
+        ] {
+            let e = sysctls(&config(&[(name, value)])).unwrap_err().to_string();
+            assert!(e.contains(want), "{name}={value}: {e}");
+        }
     }
 
     #[test]

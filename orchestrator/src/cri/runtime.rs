@@ -208,10 +208,13 @@ impl CriRuntime {
             Some(n) => Some(n.setup(&id, &config)?),
             None => None,
         };
-        // A handler with a kernel of its own sets them there; otherwise they go in the pod's
-        // network namespace on the node.
-        let (in_sandbox, on_node) =
-            if handler.sets_sysctls() { (sysctls, Vec::new()) } else { (Vec::new(), sysctls) };
+        // A handler with a kernel of its own sets the network ones there; otherwise they go
+        // in the pod's network namespace on the node.
+        let (in_sandbox, on_node) = if handler.sets_sysctls() {
+            (sysctls.network, Vec::new())
+        } else {
+            (Vec::new(), sysctls.network)
+        };
         if net.is_none() && !(on_node.is_empty() && ports.is_empty()) {
             return Err(CriError::Invalid(
                 "sysctls and host ports need a pod network; this runtime has none".into(),
@@ -247,6 +250,7 @@ impl CriRuntime {
             memory_limit_mib,
             cpu,
             sysctls: &in_sandbox,
+            ipc_sysctls: &sysctls.ipc,
         };
         // Recorded before anything starts, so that a runtime dying meanwhile leaves nothing
         // its successor cannot find.

@@ -67,6 +67,8 @@ impl Capability {
     pub const SETUID: Capability = Capability(7);
     pub const SETPCAP: Capability = Capability(8);
     pub const NET_BIND_SERVICE: Capability = Capability(10);
+    pub const IPC_LOCK: Capability = Capability(14);
+    pub const IPC_OWNER: Capability = Capability(15);
     pub const SYS_CHROOT: Capability = Capability(18);
     pub const SYS_ADMIN: Capability = Capability(21);
     pub const SYS_NICE: Capability = Capability(23);

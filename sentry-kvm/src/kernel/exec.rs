@@ -137,6 +137,7 @@ pub fn prepare(
 pub fn commit(task: &Arc<Task>, p: Prepared) -> UserContext {
     de_thread(task);
     let old_mm = task.set_mm(p.mm.clone());
+    crate::kernel::ipc::shm::exec_detached(&old_mm, task);
     drop(old_mm);
     let tg = task.tg();
     {

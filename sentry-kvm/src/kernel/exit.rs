@@ -56,8 +56,11 @@ pub fn exit_task(task: &Arc<Task>, code: i32) {
         st.group_exit = Some(s);
         s
     };
-    // Release what the process holds so that peers see EOF promptly.
+    // Release what the process holds so that peers see EOF promptly, and leave its System V
+    // IPC objects as Linux's exit does (segments detached, SEM_UNDO applied).
     drop(task.files().clear());
+    crate::kernel::ipc::shm::detach_all(task);
+    task.kernel.ipc.process_exited(tg.tgid);
     exit_group_finish(task, &tg, status);
 }
 

@@ -9,6 +9,7 @@ pub mod freezer;
 pub mod fs_context;
 pub mod futex;
 pub mod host_notifier;
+pub mod ipc;
 pub mod netns;
 pub mod pid;
 pub mod pipe;
@@ -46,6 +47,8 @@ pub struct KernelInfo {
     /// RLIMIT_NOFILE (soft, hard) that processes start with: the host's, as a container
     /// inherits its runtime's.
     pub nofile: (u64, u64),
+    /// System V IPC limits the sandbox starts with (the pod's kernel.shm*/msg*/sem sysctls).
+    pub ipc: ipc::limits::IpcLimits,
 }
 
 pub struct Kernel {
@@ -65,6 +68,8 @@ pub struct Kernel {
     pub notify: Arc<crate::vfs::notify::Notifier>,
     /// Paused containers.
     pub freezer: freezer::Freezer,
+    /// System V IPC objects: the sandbox is one IPC namespace.
+    pub ipc: Arc<ipc::IpcNamespace>,
     /// FPU state of a fresh vCPU, loaded on execve.
     pub clean_fpu: kvm_bindings::kvm_xsave,
     /// The vDSO every process gets (None if its pages could not be set up).
@@ -90,6 +95,7 @@ impl Kernel {
                 None
             }
         };
+        let ipc = Arc::new(ipc::IpcNamespace::new(info.ipc));
         Arc::new_cyclic(|me| Kernel {
             vdso,
             devpts: tty::devpts::Devpts::new(me.clone()),
@@ -104,6 +110,7 @@ impl Kernel {
             locks: crate::vfs::lock::LockRegistry::new(),
             notify: crate::vfs::notify::Notifier::new(crate::vfs::notify::LIMITS),
             freezer: freezer::Freezer::default(),
+            ipc,
             clean_fpu,
             unimplemented: Mutex::new(HashSet::new()),
             done: Mutex::new(None),

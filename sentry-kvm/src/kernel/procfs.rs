@@ -101,28 +101,35 @@ pub fn build(kernel: &Arc<Kernel>) -> Arc<SynthDir> {
     let release = info.release;
     let version = info.version;
     let hostname_k = k.clone();
+    let mut kernel_files = crate::kernel::ipc::proc::sysctl_files(dev(), &kernel.ipc);
+    let sysvipc = crate::kernel::ipc::proc::sysvipc_dir(dev(), &kernel.ipc);
     let sys_kernel = SynthDir::new(
         dev(),
         0o555,
-        Box::new(Fixed(vec![
-            (
-                b"hostname".to_vec(),
-                file(move || {
-                    Ok(format!(
-                        "{}\n",
-                        String::from_utf8_lossy(
-                            &hostname_k.upgrade().ok_or(Errno::ESRCH)?.info().hostname
-                        )
-                    ))
-                }),
-            ),
-            (b"osrelease".to_vec(), file(move || Ok(format!("{release}\n")))),
-            (b"ostype".to_vec(), file(|| Ok("Linux\n".into()))),
-            (b"version".to_vec(), file(move || Ok(format!("{version}\n")))),
-            (b"pid_max".to_vec(), file(|| Ok("4194304\n".into()))),
-            (b"ngroups_max".to_vec(), file(|| Ok("65536\n".into()))),
-            (b"cap_last_cap".to_vec(), file(|| Ok("40\n".into()))),
-        ])),
+        Box::new(Fixed(
+            vec![
+                (
+                    b"hostname".to_vec(),
+                    file(move || {
+                        Ok(format!(
+                            "{}\n",
+                            String::from_utf8_lossy(
+                                &hostname_k.upgrade().ok_or(Errno::ESRCH)?.info().hostname
+                            )
+                        ))
+                    }),
+                ),
+                (b"osrelease".to_vec(), file(move || Ok(format!("{release}\n")))),
+                (b"ostype".to_vec(), file(|| Ok("Linux\n".into()))),
+                (b"version".to_vec(), file(move || Ok(format!("{version}\n")))),
+                (b"pid_max".to_vec(), file(|| Ok("4194304\n".into()))),
+                (b"ngroups_max".to_vec(), file(|| Ok("65536\n".into()))),
+                (b"cap_last_cap".to_vec(), file(|| Ok("40\n".into()))),
+            ]
+            .into_iter()
+            .chain(kernel_files.drain(..))
+            .collect(),
+        )),
     );
     let sys_vm = SynthDir::new(
         dev(),
@@ -220,6 +227,7 @@ pub fn build(kernel: &Arc<Kernel>) -> Arc<SynthDir> {
         ),
         (b"mounts".to_vec(), SynthLink::fixed(dev(), b"self/mounts")),
         (b"sys".to_vec(), sys.clone()),
+        (b"sysvipc".to_vec(), sysvipc.clone()),
     ];
     let root = SynthDir::new(dev(), 0o555, Box::new(Root { kernel: k, fixed }));
     let as_inode: Arc<dyn Inode> = root.clone();
@@ -228,6 +236,7 @@ pub fn build(kernel: &Arc<Kernel>) -> Arc<SynthDir> {
     sys_kernel.set_parent(&sys_inode, b"kernel");
     sys_vm.set_parent(&sys_inode, b"vm");
     sys_fs.set_parent(&sys_inode, b"fs");
+    sysvipc.set_parent(&as_inode, b"sysvipc");
     root
 }
 

@@ -22,6 +22,11 @@ pub trait Mappable: Send + Sync {
     fn map_ids(&self) -> (u64, u64) {
         (0, 0)
     }
+
+    /// The concrete object, for callers that look for one kind (shmdt finds its segments).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// Source of the initial contents of pages not yet in memory.

@@ -5,6 +5,7 @@ pub mod sys_fs;
 pub mod sys_futex;
 pub mod sys_info;
 pub mod sys_inotify;
+pub mod sys_ipc;
 pub mod sys_lock;
 pub mod sys_mmap;
 pub mod sys_poll;

@@ -31,8 +31,10 @@ pub struct SandboxSetup<'a> {
     pub memory_limit_mib: Option<u64>,
     /// The pod's CPU limit, when it has one.
     pub cpu: Option<super::cgroup::CpuLimit>,
-    /// The pod's sysctls, for a handler that [sets them itself](SandboxHandler::sets_sysctls).
-    pub sysctls: &'a [super::pod_options::Sysctl],
+    /// The pod's network sysctls, for a handler that [sets them itself](SandboxHandler::sets_sysctls).
+    pub sysctls: &'a [super::pod_options::NetworkSysctl],
+    /// The pod's IPC sysctls, already checked.
+    pub ipc_sysctls: &'a [sentry_kvm::kernel::ipc::limits::IpcSetting],
 }
 
 impl SandboxSetup<'_> {

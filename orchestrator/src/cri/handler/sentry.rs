@@ -102,6 +102,10 @@ impl SandboxHandler for SentryHandler {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(s.dir.join("sentry.log"))?);
+        // The pod's IPC sysctls become the limits of the sandbox's IPC namespace.
+        for setting in s.ipc_sysctls {
+            cmd.arg("--sysctl").arg(setting.to_string());
+        }
         let mut child = cmd.spawn()?;
         let start = Instant::now();
         while !control.exists() {

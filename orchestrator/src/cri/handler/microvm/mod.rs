@@ -269,12 +269,12 @@ impl SandboxHandler for MicrovmHandler {
             "microVM guest up"
         );
         let mut guest = starting.guest;
-        if !s.sysctls.is_empty() {
-            let sysctls = s
-                .sysctls
-                .iter()
-                .map(|c| proto::Sysctl { path: c.path().to_owned(), value: c.value().to_owned() })
-                .collect();
+        // Network and IPC ones alike: the guest's kernel is the pod's own.
+        let network = s.sysctls.iter().map(|c| (c.path().to_owned(), c.value().to_owned()));
+        let ipc = s.ipc_sysctls.iter().map(|c| (format!("kernel/{}", c.sysctl.name()), c.value.clone()));
+        let sysctls: Vec<proto::Sysctl> =
+            network.chain(ipc).map(|(path, value)| proto::Sysctl { path, value }).collect();
+        if !sysctls.is_empty() {
             let mut a = agent.clone();
             if let Err(e) = rt.block_on(a.set_sysctls(proto::SetSysctlsRequest { sysctls })) {
                 guest.kill();
