@@ -271,7 +271,8 @@ impl SandboxHandler for MicrovmHandler {
         let mut guest = starting.guest;
         // Network and IPC ones alike: the guest's kernel is the pod's own.
         let network = s.sysctls.iter().map(|c| (c.path().to_owned(), c.value().to_owned()));
-        let ipc = s.ipc_sysctls.iter().map(|c| (format!("kernel/{}", c.sysctl.name()), c.value.clone()));
+        let ipc =
+            s.ipc_sysctls.iter().map(|c| (format!("kernel/{}", c.sysctl.name()), c.value.clone()));
         let sysctls: Vec<proto::Sysctl> =
             network.chain(ipc).map(|(path, value)| proto::Sysctl { path, value }).collect();
         if !sysctls.is_empty() {
