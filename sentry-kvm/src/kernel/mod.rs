@@ -10,6 +10,7 @@ pub mod futex;
 pub mod host_notifier;
 pub mod netns;
 pub mod pid;
+pub mod pid_ns;
 pub mod pipe;
 pub mod posix_timer;
 pub mod procfs;
