@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use super::sentry_security::SecurityArgs;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use sentry_kvm::control::protocol::{MountSpec, Request};
+use sentry_kvm::control::protocol::{MountSpec, PidNamespaceMode, Request};
 use sentry_kvm::control::{ControlClient, ControlServer};
 use sentry_kvm::gofer::GoferClient;
 use sentry_kvm::sandbox::{ContainerSpec, Network, Sandbox, SandboxConfig, Volume};
@@ -262,6 +262,7 @@ fn run_sandbox(args: RunArgs) -> anyhow::Result<ExitCode> {
         volumes,
         stdio: [dup(0)?, dup(1)?, dup(2)?],
         rootfs: args.security.rootfs_policy(),
+        pidns: None,
     };
     let sandbox = Sandbox::boot(&config)?;
     sandbox.confine()?;
@@ -305,6 +306,8 @@ fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
                 readonly_rootfs: policy.read_only,
                 masked_paths: policy.masked_paths,
                 readonly_paths: policy.readonly_paths,
+                // Beside the sandbox's other processes, as before namespaces.
+                pid_namespace: PidNamespaceMode::Pod,
             };
             client.start(&req, &fds)?
         }

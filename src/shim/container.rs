@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use orchestrator::cri::handler::{FileSpec, MountSpec, ProcessSpec, RootfsPolicy};
+use orchestrator::cri::handler::{FileSpec, MountSpec, PidNamespace, ProcessSpec, RootfsPolicy};
 
 use super::bundle::Role;
 use super::error::ShimError;
@@ -18,6 +18,7 @@ pub struct Launch {
     pub files: Vec<FileSpec>,
     pub mounts: Vec<MountSpec>,
     pub policy: RootfsPolicy,
+    pub pid_namespace: PidNamespace,
 }
 
 pub struct Container {

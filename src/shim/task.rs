@@ -75,6 +75,7 @@ impl TaskService {
                     files,
                     mounts,
                     policy: spec.rootfs_policy(),
+                    pid_namespace: spec.pid_namespace(),
                 })
             }
         };
@@ -173,6 +174,7 @@ impl TaskService {
                     files: launch.files.clone(),
                     mounts: &launch.mounts,
                     rootfs_policy: launch.policy.clone(),
+                    pid_namespace: launch.pid_namespace.clone(),
                 },
                 fds,
             )?,

@@ -15,6 +15,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use super::CriError;
+pub use super::pid_namespace::PidNamespace;
 pub use super::security::{ProcessSecurity, RootfsPolicy};
 
 pub use launcher::Launcher;
@@ -92,6 +93,8 @@ pub struct ContainerSpec<'a> {
     pub files: Vec<FileSpec>,
     pub mounts: &'a [MountSpec],
     pub rootfs_policy: RootfsPolicy,
+    /// The PID namespace its process starts in.
+    pub pid_namespace: PidNamespace,
 }
 
 /// How a process ended.
