@@ -42,6 +42,17 @@ pub struct VolumeArg {
     spec: MountSpec,
 }
 
+fn parse_pid_namespace(s: &str) -> Result<PidNamespaceMode, String> {
+    match s {
+        "pod" => Ok(PidNamespaceMode::Pod),
+        "container" => Ok(PidNamespaceMode::Container),
+        _ => match s.strip_prefix("target:") {
+            Some(id) if !id.is_empty() => Ok(PidNamespaceMode::Target(id.to_owned())),
+            _ => Err(format!("{s:?}: expected pod, container or target:ID")),
+        },
+    }
+}
+
 fn parse_volume(s: &str) -> Result<VolumeArg, String> {
     let mut parts = s.splitn(3, ':');
     let (host, dest) = match (parts.next(), parts.next()) {
@@ -149,6 +160,10 @@ pub struct ExecArgs {
     pub env: Vec<String>,
     #[arg(long, default_value = "/")]
     pub cwd: String,
+    /// The new container's PID namespace: `pod` (the sandbox's, shared), `container` (its
+    /// own) or `target:ID` (container ID's).
+    #[arg(long, value_name = "MODE", default_value = "pod", value_parser = parse_pid_namespace, requires = "rootfs")]
+    pub pid_namespace: PidNamespaceMode,
     /// Host directory to mount into the new container, HOST:DEST[:ro] (repeatable).
     #[arg(long = "volume", value_name = "HOST:DEST[:ro]", value_parser = parse_volume, requires = "rootfs")]
     pub volumes: Vec<VolumeArg>,
@@ -306,8 +321,7 @@ fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
                 readonly_rootfs: policy.read_only,
                 masked_paths: policy.masked_paths,
                 readonly_paths: policy.readonly_paths,
-                // Beside the sandbox's other processes, as before namespaces.
-                pid_namespace: PidNamespaceMode::Pod,
+                pid_namespace: args.pid_namespace,
             };
             client.start(&req, &fds)?
         }
