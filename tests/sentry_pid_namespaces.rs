@@ -77,7 +77,8 @@ fn containers_see_their_own_namespace_the_pods_or_their_targets() {
         assert!(!ps.contains(other) && !ps.contains("300"), "only its own processes: {ps}");
     }
     // /proc lists the same; an exec joins the container's namespace (its parent is outside).
-    let listing = exec_in(&pod, "a", "echo $$ $PPID; cat /proc/1/comm; ls /proc | grep -c '^[0-9]'");
+    let listing =
+        exec_in(&pod, "a", "echo $$ $PPID; cat /proc/1/comm; ls /proc | grep -c '^[0-9]'");
     let lines: Vec<&str> = listing.lines().collect();
     assert_eq!(lines[1], "sleep", "{listing}");
     let (me, parent) = lines[0].split_once(' ').unwrap();

@@ -110,7 +110,12 @@ pub fn clone(
         if !task.creds().has_cap(Capability::SYS_ADMIN) {
             return Err(Errno::EPERM);
         }
-        task.children_pidns().new_child()?
+        // Not after unshare(CLONE_NEWPID): the new one would nest in a namespace the caller
+        // is not in.
+        if !Arc::ptr_eq(&task.children_pidns(), &parent_tg.pidns) {
+            return Err(Errno::EINVAL);
+        }
+        parent_tg.pidns.new_child()?
     } else {
         task.children_pidns()
     };
