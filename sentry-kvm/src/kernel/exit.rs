@@ -73,8 +73,8 @@ fn exit_group_finish(task: &Arc<Task>, tg: &Arc<ThreadGroup>, status: ExitStatus
         let children: Vec<i32> =
             tasks.proc(tg.tgid).map(|p| p.children.iter().copied().collect()).unwrap_or_default();
         let ns_init = tg.is_ns_init();
-        if ns_init {
-            tasks.mark_dead(&tg.pidns);
+        if ns_init && !tg.pidns.is_root() {
+            tg.pidns.end();
         }
         // Orphans go to their namespace's init; when that is the one exiting, to the nearest
         // living init above (the root's init: nowhere, the sandbox ends).

@@ -53,10 +53,10 @@ impl TaskTable {
     /// The next free id for a thread or process of namespace `ns`: a global id, with an id in
     /// `ns` and in each namespace between it and the root. ENOMEM once `ns`'s init has exited.
     pub fn alloc_id(&mut self, ns: &PidNamespace) -> Result<i32, Errno> {
-        let nested: Vec<u64> = ns.lineage().filter(|n| !n.is_root()).map(|n| n.id()).collect();
-        if nested.iter().any(|n| self.numbers.get(n).is_some_and(|x| x.dead)) {
+        if ns.has_ended() {
             return Err(Errno::ENOMEM);
         }
+        let nested: Vec<u64> = ns.lineage().filter(|n| !n.is_root()).map(|n| n.id()).collect();
         let mut global = None;
         for _ in 0..PID_MAX {
             self.last = if self.last >= PID_MAX - 1 { 1 } else { self.last + 1 };
@@ -66,10 +66,13 @@ impl TaskTable {
             }
         }
         let global = global.ok_or(Errno::EAGAIN)?;
-        // Stale names of an id given out before (its namespaces map it to a dead task).
-        for n in self.numbers.values_mut() {
+        // Stale names of an id given out before (its namespaces map it to a dead task); the
+        // numbers of a namespace that names no one any more go too (an ended namespace keeps
+        // its end in itself).
+        self.numbers.retain(|_, n| {
             n.forget(global);
-        }
+            !n.is_empty()
+        });
         let (threads, procs) = (&self.threads, &self.procs);
         for (i, id) in nested.iter().enumerate() {
             let numbers = self.numbers.entry(*id).or_default();
@@ -119,23 +122,6 @@ impl TaskTable {
             return Some(1);
         }
         self.numbers.get(&ns.id())?.init
-    }
-
-    /// Whether global `tgid` is the init of its own namespace.
-    pub fn is_ns_init(&self, tg: &ThreadGroup) -> bool {
-        self.init_of(&tg.pidns) == Some(tg.tgid)
-    }
-
-    /// Records that `ns`'s init has exited: no process joins it any more.
-    pub fn mark_dead(&mut self, ns: &PidNamespace) {
-        if !ns.is_root() {
-            self.numbers.entry(ns.id()).or_default().dead = true;
-        }
-    }
-
-    /// Whether the thread group `tg` is visible from namespace `ns`.
-    pub fn visible(&self, ns: &PidNamespace, tg: &ThreadGroup) -> bool {
-        ns.sees(&tg.pidns)
     }
 
     /// The process `local` names in `ns` (ESRCH if none is visible).
@@ -240,7 +226,7 @@ mod tests {
         enter(&mut t, &root);
         let a = root.new_child().unwrap();
         let a1 = enter(&mut t, &a);
-        t.mark_dead(&a);
+        a.end();
         assert_eq!(t.alloc_id(&a), Err(Errno::ENOMEM));
         assert_eq!(t.alloc_id(&a.new_child().unwrap()), Err(Errno::ENOMEM));
         // a1 is reaped; when the root gives its id out again, `a` no longer names it.
@@ -249,5 +235,7 @@ mod tests {
         let again = enter(&mut t, &root);
         assert_eq!(again, a1);
         assert_eq!((t.pid_in(&a, again), t.global_of(&a, 1)), (None, None));
+        assert!(!t.numbers.contains_key(&a.id()), "an emptied namespace's numbers go");
+        assert_eq!(t.alloc_id(&a), Err(Errno::ENOMEM), "and it stays ended");
     }
 }

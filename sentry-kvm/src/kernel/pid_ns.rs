@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::abi::Errno;
 
@@ -25,6 +25,8 @@ pub struct PidNamespace {
     id: u64,
     parent: Option<Arc<PidNamespace>>,
     level: u32,
+    /// Set once its init has exited: no process may join any more (fork fails with ENOMEM).
+    ended: AtomicBool,
 }
 
 impl PidNamespace {
@@ -34,6 +36,7 @@ impl PidNamespace {
             id: NEXT_NS.fetch_add(1, Ordering::Relaxed),
             parent: None,
             level: 0,
+            ended: AtomicBool::new(false),
         })
     }
 
@@ -46,6 +49,7 @@ impl PidNamespace {
             id: NEXT_NS.fetch_add(1, Ordering::Relaxed),
             parent: Some(self.clone()),
             level: self.level + 1,
+            ended: AtomicBool::new(false),
         }))
     }
 
@@ -55,6 +59,16 @@ impl PidNamespace {
 
     pub fn level(&self) -> u32 {
         self.level
+    }
+
+    /// Records that its init has exited.
+    pub fn end(&self) {
+        self.ended.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether it, or a namespace above it, has lost its init.
+    pub fn has_ended(&self) -> bool {
+        self.lineage().any(|n| n.ended.load(Ordering::Relaxed))
     }
 
     pub fn is_root(&self) -> bool {
@@ -80,8 +94,6 @@ pub struct Numbers {
     to_local: HashMap<i32, i32>,
     /// The global id of the namespace's first process (its init, local id 1).
     pub init: Option<i32>,
-    /// Set once init has exited: no process may join any more (fork fails with ENOMEM).
-    pub dead: bool,
 }
 
 impl Numbers {
@@ -114,6 +126,11 @@ impl Numbers {
             return Ok(local);
         }
         Err(Errno::EAGAIN)
+    }
+
+    /// Whether it names no one any more.
+    pub fn is_empty(&self) -> bool {
+        self.to_global.is_empty()
     }
 
     /// Forgets `global` (about to be given out again by the root).
