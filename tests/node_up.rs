@@ -30,6 +30,10 @@ spec:
     spec:
       runtimeClassName: sentry
       terminationGracePeriodSeconds: 5
+      # One PID namespace for the pod, whose init is the sandbox's: an exec can kill httpd.
+      # (In a namespace of its own httpd would be its init, which ignores signals from inside
+      # its namespace, even SIGKILL, as on Linux.)
+      shareProcessNamespace: true
       containers:
       - name: web
         image: web:v1
