@@ -44,6 +44,9 @@ spec:
     spec:
       runtimeClassName: CLASS
       terminationGracePeriodSeconds: 5
+      # One PID namespace for the pod: httpd is then no namespace's init, which would ignore
+      # the test's killall (as under runc).
+      shareProcessNamespace: true
       containers:
       - name: web
         image: web:v1

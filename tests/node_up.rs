@@ -30,6 +30,10 @@ spec:
     spec:
       runtimeClassName: sentry
       terminationGracePeriodSeconds: 5
+      # One PID namespace for the pod, whose init is the sandbox's: an exec can kill httpd.
+      # (In a namespace of its own httpd would be its init, which ignores signals from inside
+      # its namespace, even SIGKILL, as on Linux.)
+      shareProcessNamespace: true
       containers:
       - name: web
         image: web:v1
@@ -920,6 +924,111 @@ spec:
     c.ok(&["delete", "pod", "vols"]);
     assert!(eventually(Duration::from_secs(20), || !pod_dir.exists()));
     assert!(pv_dir.join("copy").exists());
+}
+
+/// Two containers each in their own PID namespace by default (the kubelet's CONTAINER mode);
+/// in the pod's one with `shareProcessNamespace: true`; an ephemeral container with a target
+/// in the target's. Seen from inside with busybox ps, /proc and kill.
+#[test]
+fn containers_share_a_pid_namespace_only_when_the_pod_says_so() {
+    let (c, _images) = cluster_with_image(&[]);
+    let pod = |name: &str, shared: bool| {
+        format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  runtimeClassName: sentry
+  terminationGracePeriodSeconds: 1
+  shareProcessNamespace: {shared}
+  containers:
+  - {{name: a, image: web:v1, imagePullPolicy: Never, command: [sleep, "1001"]}}
+  - {{name: b, image: web:v1, imagePullPolicy: Never, command: [sleep, "1002"]}}
+"#
+        )
+    };
+    apply(&c, &format!("{}---{}", pod("apart", false), pod("together", true)));
+    for p in ["apart", "together"] {
+        assert!(
+            eventually(Duration::from_secs(60), || c.json(&["get", "pod", p])["status"]["phase"]
+                == "Running"),
+            "{p}: {}",
+            c.json(&["get", "pod", p])["status"]
+        );
+    }
+    let exec = |pod: &str, container: &str, script: &str| {
+        let out = c.kubectl(&["exec", pod, "-c", container, "--", "sh", "-c", script]);
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let ps = "ps -o pid,args";
+
+    // Apart: each container's first process is its PID 1; the other's are nowhere.
+    for (me, own, other) in [("a", "sleep 1001", "sleep 1002"), ("b", "sleep 1002", "sleep 1001")] {
+        let out = exec("apart", me, ps);
+        let first = out.lines().nth(1).unwrap_or_default();
+        assert!(first.trim_start().starts_with("1 ") && first.ends_with(own), "{me}: {out}");
+        assert!(!out.contains(other), "{me} sees only its own processes: {out}");
+        let cmdlines = exec("apart", me, "cat /proc/[0-9]*/cmdline | tr '\\0' ' '");
+        assert!(cmdlines.contains(own) && !cmdlines.contains(other), "{me}: {cmdlines}");
+        assert_eq!(exec("apart", me, "echo $PPID"), "0\n", "an exec's parent is outside");
+    }
+    // a's sleep is PID 1 in both: kill 1 from b reaches b's own init, which ignores it.
+    let kill = exec("apart", "b", "kill -9 1; kill -0 2 || echo no-such-process");
+    assert!(kill.contains("no-such-process"), "{kill}");
+    assert!(exec("apart", "a", ps).contains("sleep 1001"), "a lives on");
+
+    // Together: one namespace, the pod's, with both containers' processes; one can end the
+    // other's.
+    let out = exec("together", "a", ps);
+    assert!(out.contains("sleep 1001") && out.contains("sleep 1002"), "{out}");
+    let other: String = out
+        .lines()
+        .find(|l| l.ends_with("sleep 1002"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(other.parse::<u32>().is_ok_and(|p| p > 1), "{out}");
+    exec("together", "a", &format!("kill {other}"));
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let s = c.json(&["get", "pod", "together"]);
+            s["status"]["containerStatuses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["name"] == "b" && c["restartCount"].as_i64().unwrap_or(0) > 0)
+        }),
+        "b was killed from a and restarted: {}",
+        c.json(&["get", "pod", "together"])["status"]
+    );
+
+    // An ephemeral container with a target joins the target's namespace.
+    c.ok(&[
+        "debug",
+        "apart",
+        "--image=web:v1",
+        "--image-pull-policy=Never",
+        "--target=a",
+        "--container=dbg",
+        "--",
+        "sleep",
+        "1003",
+    ]);
+    let running = || {
+        c.json(&["get", "pod", "apart"])["status"]["ephemeralContainerStatuses"][0]["state"]
+            ["running"]
+            .is_object()
+    };
+    assert!(
+        eventually(Duration::from_secs(60), running),
+        "{}",
+        c.json(&["get", "pod", "apart"])["status"]
+    );
+    let out = exec("apart", "dbg", ps);
+    let first = out.lines().nth(1).unwrap_or_default();
+    assert!(first.ends_with("sleep 1001") && out.contains("sleep 1003"), "{out}");
+    assert!(!out.contains("sleep 1002"), "{out}");
 }
 
 /// The cgroup of a sandbox whose CPU quota is `quota_us` per 100 ms (v2 or v1 layout).

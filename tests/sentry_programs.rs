@@ -166,6 +166,24 @@ fn nice_values_affinity_and_sync_behave_as_on_linux() {
     }
 }
 
+/// PID namespaces a program makes itself (unshare and clone with CLONE_NEWPID): ids on both
+/// sides, the init's protection, orphans, waitid's si_pid and the namespace's end with its init.
+#[test]
+fn pid_namespaces_of_unshare_and_clone_behave_as_on_linux() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root_dir(dir.path());
+    compile("pidns", &root.join("bin/pidns"), &["-static"]);
+    let native = Command::new(root.join("bin/pidns")).output().unwrap();
+    assert!(native.status.success());
+    let native = String::from_utf8_lossy(&native.stdout).into_owned();
+    for want in ["init: pid=1 ppid=0 pgid=0 sid=0", "orphan: pid=3 ppid=1", "emptied: read=0"] {
+        assert!(native.contains(want), "{want:?} missing from the native run:\n{native}");
+    }
+    let got = sentry_run(&root, "/", &["/bin/pidns"], b"");
+    assert_eq!(got.status.code(), Some(0), "{}", String::from_utf8_lossy(&got.stderr));
+    assert_eq!(String::from_utf8_lossy(&got.stdout), native);
+}
+
 /// The vDSO test program built three ways: static glibc, dynamic glibc (ld.so sets the vDSO
 /// up), static musl (which finds it its own way).
 fn vdso_programs(dir: &Path, root: &Path) -> [&'static str; 3] {

@@ -16,6 +16,7 @@ use crate::creds::Credentials;
 use crate::gofer::GoferClient;
 use crate::kernel::fs_context::FsContext;
 use crate::kernel::pid::ProcInfo;
+use crate::kernel::pid_ns::PidNamespace;
 use crate::kernel::signal::SigHandlers;
 use crate::kernel::signal::send::{Origin, send_to_group};
 use crate::kernel::task::Task;
@@ -83,6 +84,9 @@ pub struct ContainerSpec {
     pub stdio: [OwnedFd; 3],
     /// Read-only root, masked and read-only paths.
     pub rootfs: RootfsPolicy,
+    /// The PID namespace its process starts in (from [`Sandbox::pid_namespace`]); None: the
+    /// sandbox's root one, shared with the pod.
+    pub pidns: Option<Arc<PidNamespace>>,
 }
 
 /// How a container's filesystem is restricted (OCI `root.readonly`, `linux.maskedPaths`,
@@ -112,6 +116,8 @@ pub enum SandboxError {
     Profile(#[from] crate::kernel::seccomp::oci::ProfileError),
     #[error("the sandbox has no init process yet")]
     NoInit,
+    #[error("the PID namespace has ended: its init process has exited")]
+    PidNamespaceGone,
 }
 
 /// A running sandbox.
@@ -260,11 +266,16 @@ impl Sandbox {
         files: Arc<FdTable>,
         creds: Credentials,
         init: bool,
+        ns: Option<Arc<PidNamespace>>,
     ) -> Result<(Arc<Task>, Arc<ThreadGroup>), SandboxError> {
         let kernel = &self.kernel;
         let handlers = Arc::new(Mutex::new(SigHandlers::default()));
         let mut tasks = kernel.tasks();
-        let tgid = tasks.alloc_id().map_err(SandboxError::Filesystem)?;
+        let ns = ns.unwrap_or_else(|| tasks.root_ns.clone());
+        let tgid = tasks.alloc_id(&ns).map_err(|e| match e {
+            Errno::ENOMEM => SandboxError::PidNamespaceGone,
+            e => SandboxError::Filesystem(e),
+        })?;
         if init != (tgid == 1) {
             return Err(if init {
                 SandboxError::Filesystem(Errno::EEXIST)
@@ -272,7 +283,11 @@ impl Sandbox {
                 SandboxError::NoInit
             });
         }
-        let tg = ThreadGroup::new(tgid, handlers, default_rlimits(kernel.info().nofile));
+        let first = tasks.init_of(&ns) == Some(tgid);
+        let tg = ThreadGroup::new(tgid, handlers, default_rlimits(kernel.info().nofile), ns);
+        if first {
+            tg.set_ns_init();
+        }
         let mm = Arc::new(
             MemoryManager::new(kernel.phys.clone(), layout::KERNEL_PDPT)
                 .map_err(SandboxError::Filesystem)?,
@@ -376,6 +391,7 @@ impl Sandbox {
         p: &Process,
         stdio: [OwnedFd; 3],
         init: bool,
+        ns: Option<Arc<PidNamespace>>,
     ) -> Result<Arc<ThreadGroup>, SandboxError> {
         let filter = p.seccomp.as_ref().map(|s| s.compile()).transpose()?;
         let (files, terminal, stdio) = if let Some(size) = p.terminal {
@@ -387,7 +403,7 @@ impl Sandbox {
         };
         let creds = Credentials::user(p.uid, p.gid, p.groups.clone(), p.capabilities);
         let parent = if init { 0 } else { 1 };
-        let (task, tg) = self.new_process(parent, root, files, creds, init)?;
+        let (task, tg) = self.new_process(parent, root, files, creds, init, ns)?;
         task.no_new_privs.store(p.no_new_privs, std::sync::atomic::Ordering::SeqCst);
         if let Some(prog) = filter
             && let Err(errno) = crate::kernel::seccomp::install(&task, prog)
@@ -431,7 +447,7 @@ impl Sandbox {
     /// Makes the container's program the sandbox's init (`ringfence sentry run`).
     pub fn run_as_init(&self, spec: ContainerSpec) -> Result<Arc<ThreadGroup>, SandboxError> {
         let root = self.container_root(spec.gofer, &spec.files, spec.volumes, &spec.rootfs)?;
-        self.launch(root, &spec.process, spec.stdio, true)
+        self.launch(root, &spec.process, spec.stdio, true, None)
     }
 
     /// Starts the built-in pause process as init (pod sandboxes): it reaps orphans and never
@@ -442,7 +458,7 @@ impl Sandbox {
         };
         let files = self.stdio_files([null()?, null()?, null()?])?;
         let root = self.kernel.root.clone();
-        let (task, tg) = self.new_process(0, root, files, Credentials::root(), true)?;
+        let (task, tg) = self.new_process(0, root, files, Credentials::root(), true, None)?;
         // Children are reaped automatically; their exit is still observable through their
         // thread groups.
         let ign = SigAction { handler: SIG_IGN, ..Default::default() };
@@ -467,10 +483,17 @@ impl Sandbox {
     /// Starts a container as a new process (and session) under init. Returns its process.
     pub fn start_container(&self, spec: ContainerSpec) -> Result<Arc<ThreadGroup>, SandboxError> {
         let root = self.container_root(spec.gofer, &spec.files, spec.volumes, &spec.rootfs)?;
-        self.launch(root, &spec.process, spec.stdio, false)
+        self.launch(root, &spec.process, spec.stdio, false, spec.pidns)
     }
 
-    /// Starts `p` in the root filesystem of the container whose main process is `main`.
+    /// A new PID namespace for a container of its own (below the sandbox's root one).
+    pub fn pid_namespace(&self) -> Result<Arc<PidNamespace>, SandboxError> {
+        let root = self.kernel.tasks().root_ns.clone();
+        root.new_child().map_err(SandboxError::Filesystem)
+    }
+
+    /// Starts `p` in the root filesystem and PID namespace of the container whose main
+    /// process is `main`.
     pub fn exec_in(
         &self,
         main: &ThreadGroup,
@@ -478,7 +501,7 @@ impl Sandbox {
         stdio: [OwnedFd; 3],
     ) -> Result<Arc<ThreadGroup>, SandboxError> {
         let root = main.leader().ok_or(SandboxError::NoInit)?.fs().root();
-        self.launch(root, p, stdio, false)
+        self.launch(root, p, stdio, false, Some(main.pidns.clone()))
     }
 
     /// CPU time, resident memory and process count of the container whose main process is

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use super::sentry_security::SecurityArgs;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use sentry_kvm::control::protocol::{MountSpec, Request};
+use sentry_kvm::control::protocol::{MountSpec, PidNamespaceMode, Request};
 use sentry_kvm::control::{ControlClient, ControlServer};
 use sentry_kvm::gofer::GoferClient;
 use sentry_kvm::kernel::ipc::limits::{IpcLimits, IpcSetting};
@@ -41,6 +41,17 @@ pub enum SentryCommand {
 pub struct VolumeArg {
     host: PathBuf,
     spec: MountSpec,
+}
+
+fn parse_pid_namespace(s: &str) -> Result<PidNamespaceMode, String> {
+    match s {
+        "pod" => Ok(PidNamespaceMode::Pod),
+        "container" => Ok(PidNamespaceMode::Container),
+        _ => match s.strip_prefix("target:") {
+            Some(id) if !id.is_empty() => Ok(PidNamespaceMode::Target(id.to_owned())),
+            _ => Err(format!("{s:?}: expected pod, container or target:ID")),
+        },
+    }
 }
 
 fn parse_volume(s: &str) -> Result<VolumeArg, String> {
@@ -157,6 +168,10 @@ pub struct ExecArgs {
     pub env: Vec<String>,
     #[arg(long, default_value = "/")]
     pub cwd: String,
+    /// The new container's PID namespace: `pod` (the sandbox's, shared), `container` (its
+    /// own) or `target:ID` (container ID's).
+    #[arg(long, value_name = "MODE", default_value = "pod", value_parser = parse_pid_namespace, requires = "rootfs")]
+    pub pid_namespace: PidNamespaceMode,
     /// Host directory to mount into the new container, HOST:DEST[:ro] (repeatable).
     #[arg(long = "volume", value_name = "HOST:DEST[:ro]", value_parser = parse_volume, requires = "rootfs")]
     pub volumes: Vec<VolumeArg>,
@@ -273,6 +288,7 @@ fn run_sandbox(args: RunArgs) -> anyhow::Result<ExitCode> {
         volumes,
         stdio: [dup(0)?, dup(1)?, dup(2)?],
         rootfs: args.security.rootfs_policy(),
+        pidns: None,
     };
     let sandbox = Sandbox::boot(&config)?;
     sandbox.confine()?;
@@ -316,6 +332,7 @@ fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
                 readonly_rootfs: policy.read_only,
                 masked_paths: policy.masked_paths,
                 readonly_paths: policy.readonly_paths,
+                pid_namespace: args.pid_namespace,
             };
             client.start(&req, &fds)?
         }

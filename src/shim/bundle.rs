@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use orchestrator::cri::handler::{
-    FileSpec, MountSpec, ProcessSecurity, ProcessSpec, RootfsPolicy, TerminalSize,
+    FileSpec, MountSpec, PidNamespace, ProcessSecurity, ProcessSpec, RootfsPolicy, TerminalSize,
 };
 use sentry_kvm::creds::caps::{CapSet, Capability};
 use sentry_kvm::kernel::seccomp::oci::SeccompProfile;
@@ -139,6 +139,19 @@ impl OciSpec {
             .iter()
             .find(|n| n.kind == "network" && !n.path.is_empty())
             .map(|n| PathBuf::from(&n.path))
+    }
+
+    /// The PID namespace the container's process starts in. containerd's CRI plugin asks
+    /// for a new one (a `pid` namespace without a path) in CONTAINER mode and names the
+    /// sandbox's with a path in POD mode; without a `pid` entry the container shares its
+    /// runtime's, which here is the pod's. TARGET mode names the target's process, which for
+    /// this shim is the same Sentry as the pod's: it gets the pod's namespace too.
+    pub fn pid_namespace(&self) -> PidNamespace {
+        let pid = self.linux.as_ref().and_then(|l| l.namespaces.iter().find(|n| n.kind == "pid"));
+        match pid {
+            Some(n) if n.path.is_empty() => PidNamespace::Container,
+            _ => PidNamespace::Pod,
+        }
     }
 
     /// The root filesystem directory containerd prepared (relative paths are in the bundle).
@@ -297,6 +310,12 @@ mod tests {
         assert_eq!(s.rootfs(Path::new("/b")), PathBuf::from("/b/rootfs"));
         assert!(spec(r#"{"process":{"args":[]}}"#).process(false).is_err());
         assert!(spec("{}").netns().is_none());
+        // containerd's CRI plugin: a new PID namespace in CONTAINER mode, the sandbox's (a
+        // path) in POD mode; none named: the runtime's, the pod's here.
+        assert_eq!(s.pid_namespace(), PidNamespace::Container);
+        let pod = spec(r#"{"linux":{"namespaces":[{"type":"pid","path":"/proc/7/ns/pid"}]}}"#);
+        assert_eq!(pod.pid_namespace(), PidNamespace::Pod);
+        assert_eq!(spec("{}").pid_namespace(), PidNamespace::Pod);
     }
 
     #[test]

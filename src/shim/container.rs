@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use orchestrator::cri::handler::{FileSpec, MountSpec, ProcessSpec, RootfsPolicy};
+use orchestrator::cri::handler::{FileSpec, MountSpec, PidNamespace, ProcessSpec, RootfsPolicy};
 
 use super::bundle::Role;
 use super::error::ShimError;
@@ -19,6 +19,7 @@ pub struct Launch {
     pub files: Vec<FileSpec>,
     pub mounts: Vec<MountSpec>,
     pub policy: RootfsPolicy,
+    pub pid_namespace: PidNamespace,
 }
 
 pub struct Container {

@@ -77,6 +77,7 @@ impl TaskService {
                     files,
                     mounts,
                     policy: spec.rootfs_policy(),
+                    pid_namespace: spec.pid_namespace(),
                 })
             }
         };
@@ -177,6 +178,7 @@ impl TaskService {
                     mounts: &launch.mounts,
                     rootfs_policy: launch.policy.clone(),
                     memory_limit_bytes: None,
+                    pid_namespace: launch.pid_namespace.clone(),
                 },
                 fds,
             )?,

@@ -181,6 +181,67 @@ try:
 except grpc.RpcError as e:
     assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
 
+step("pid namespaces: the container's own by default, the pod's, a target's")
+
+
+def started(name, command, **pid_ns):
+    """A running container of `ref` whose security context names `pid_ns` (nothing if empty)."""
+    linux = {}
+    if pid_ns:
+        linux["linux"] = cri.LinuxContainerConfig(security_context=cri.LinuxContainerSecurityContext(
+            namespace_options=cri.NamespaceOption(**pid_ns)))
+    config = cri.ContainerConfig(metadata=cri.ContainerMetadata(name=name), image=cri.ImageSpec(image=ref),
+                                 command=command, **linux)
+    c = runtime.CreateContainer(cri.CreateContainerRequest(
+        pod_sandbox_id=pod, config=config, sandbox_config=pod_config), timeout=60).container_id
+    runtime.StartContainer(cri.StartContainerRequest(container_id=c), timeout=60)
+    return c
+
+
+def ps(container):
+    r = runtime.ExecSync(cri.ExecSyncRequest(container_id=container, cmd=["sh", "-c", "ps -o pid,args"], timeout=20),
+                         timeout=30)
+    assert r.exit_code == 0, r
+    return r.stdout.decode()
+
+
+def first(listing):
+    """The process listed first (the lowest pid) as (pid, args)."""
+    pid, args = listing.splitlines()[1].split(None, 1)
+    return pid, args
+
+
+# The image has sh, cat and ls; busybox's sh runs its other applets itself.
+own = started("own", ["sh", "-c", "exec sleep 301"])  # nothing said: CONTAINER, the kubelet's default
+for container, mine, other in [(own, "sleep 301", "sleep 300"), (cid, "sleep 300", "sleep 301")]:
+    listing = ps(container)
+    assert first(listing) == ("1", mine) and other not in listing, listing
+shared = [started(f"shared{i}", ["sh", "-c", f"exec sleep 30{i}"], pid=cri.POD) for i in (2, 3)]
+listing = ps(shared[1])
+assert "sleep 302" in listing and "sleep 303" in listing, listing
+victim = next(line.split()[0] for line in listing.splitlines() if line.endswith("sleep 302"))
+r = runtime.ExecSync(cri.ExecSyncRequest(container_id=shared[1], cmd=["sh", "-c", f"kill {victim}"], timeout=20), timeout=30)
+assert r.exit_code == 0, r
+assert wait_exited(shared[0], 20).exit_code == 128 + 15
+target = started("target", ["sh", "-c", "exec sleep 304"], pid=cri.TARGET, target_id=cid)
+listing = ps(target)
+assert first(listing) == ("1", "sleep 300") and "sleep 304" in listing and "sleep 301" not in listing, listing
+r = runtime.ExecSync(cri.ExecSyncRequest(container_id=cid, cmd=["sh", "-c", "echo $PPID; kill -9 1; echo $?"],
+                                         timeout=20), timeout=30)
+assert r.stdout == b"0\n0\n", r  # an exec's parent is outside; its init ignores it
+for bad, code in [({"target_id": "nope"}, grpc.StatusCode.NOT_FOUND), ({}, grpc.StatusCode.INVALID_ARGUMENT)]:
+    try:
+        started("bad-target", ["true"], pid=cri.TARGET, **bad)
+        sys.exit(f"a TARGET namespace {bad} was accepted")
+    except grpc.RpcError as e:
+        assert e.code() == code, e
+        print("bad target:", e.details())
+for c in [own, target] + shared:
+    runtime.StopContainer(cri.StopContainerRequest(container_id=c, timeout=0), timeout=30)
+    runtime.RemoveContainer(cri.RemoveContainerRequest(container_id=c), timeout=30)
+state = runtime.ContainerStatus(cri.ContainerStatusRequest(container_id=cid), timeout=10).status
+assert state.state == cri.CONTAINER_RUNNING, state
+
 step("stop and remove")
 runtime.StopContainer(cri.StopContainerRequest(container_id=cid, timeout=2), timeout=30)
 wait_exited(cid, 20)

@@ -9,6 +9,7 @@
 //! - [`image_source`]: the seam to the node's images ([`image_source::ImageSource`]: what a
 //!   container runs from, what the image service lists); [`store_images`] implements it over
 //!   the `images` crate's store ([`store_images::StoreImages`]).
+//! - [`pid_namespace`]: which PID namespace a container runs in (its own, the pod's, another's).
 //! - [`logs`]: container logs in the CRI file format.
 //! - [`streaming`]: the exec, attach and port-forward server the CRI hands out URLs for;
 //!   [`port_forward`] and exec/attach ([`spdy_channels`]) over [`spdy`]; [`terminal`]: resize
@@ -25,6 +26,7 @@ pub mod leftovers;
 pub mod logs;
 pub mod mounts;
 pub mod network;
+pub mod pid_namespace;
 pub mod pod_options;
 pub mod port_forward;
 pub mod runtime;

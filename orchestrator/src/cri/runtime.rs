@@ -16,6 +16,7 @@ use super::handler::{
 use super::host_ports::{self, HostPorts};
 use super::image_source::ImageSource;
 use super::network::{PodNet, PodNetwork};
+use super::pid_namespace::{self, PidNamespace};
 use super::{CriError, identity, logs, new_id, now_ns, pod_options, security, terminal};
 
 pub struct SandboxRecord {
@@ -47,6 +48,7 @@ pub struct ContainerRecord {
     pub rootfs: PathBuf,
     pub process: ProcessSpec,
     pub rootfs_policy: RootfsPolicy,
+    pub pid_namespace: PidNamespace,
     pub log_path: PathBuf,
     pub state: ContainerState,
     pub created_at: i64,
@@ -474,6 +476,16 @@ impl CriRuntime {
         let security = config.linux.as_ref().and_then(|l| l.security_context.as_ref());
         let who = identity::resolve(&image.rootfs, &image.user, security)?;
         let (process_security, rootfs_policy) = security::resolve(security)?;
+        let pid_namespace = pid_namespace::resolve(security)?;
+        if let PidNamespace::Target(target) = &pid_namespace {
+            let st = self.lock();
+            let found = st.containers.get(target).is_some_and(|c| c.sandbox_id == sandbox_id);
+            if !found {
+                return Err(CriError::NotFound(format!(
+                    "the target of namespace_options.pid, container {target}, is not a container of pod sandbox {sandbox_id}"
+                )));
+            }
+        }
         let log_path = if log_dir.is_empty() || config.log_path.is_empty() {
             self.dir.join("logs").join(format!("{}.log", new_id()))
         } else {
@@ -497,6 +509,7 @@ impl CriRuntime {
                 terminal: config.tty.then(TerminalSize::default),
             },
             rootfs_policy,
+            pid_namespace,
             log_path,
             config,
             state: ContainerState::Created,
@@ -515,7 +528,18 @@ impl CriRuntime {
     }
 
     pub fn start_container(self: &Arc<Self>, id: &str) -> Result<(), CriError> {
-        let (sandbox_id, image_id, rootfs, process, rootfs_policy, log_path, mounts, stdio, memory) = {
+        let (
+            sandbox_id,
+            image_id,
+            rootfs,
+            process,
+            rootfs_policy,
+            pid_namespace,
+            log_path,
+            mounts,
+            stdio,
+            memory,
+        ) = {
             let st = self.lock();
             let c = st
                 .containers
@@ -533,6 +557,7 @@ impl CriRuntime {
                 c.rootfs.clone(),
                 c.process.clone(),
                 c.rootfs_policy.clone(),
+                c.pid_namespace.clone(),
                 c.log_path.clone(),
                 mounts,
                 (c.config.stdin, c.config.stdin_once, c.config.tty),
@@ -576,6 +601,7 @@ impl CriRuntime {
             mounts: &mounts,
             rootfs_policy,
             memory_limit_bytes: memory,
+            pid_namespace,
         };
         let pid = match running.start_container(spec, [stdin_r, out_w, err_w]) {
             Ok(pid) => pid,

@@ -71,6 +71,19 @@ pub struct MountSpec {
     pub read_only: bool,
 }
 
+/// Which PID namespace a container's process starts in (CRI `NamespaceOption.pid`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PidNamespaceMode {
+    /// The pod's: every container sees the others' processes (`shareProcessNamespace`).
+    #[default]
+    Pod,
+    /// One of its own, its process being its init (PID 1).
+    Container,
+    /// The namespace of container `target` (an ephemeral container's target).
+    Target(String),
+}
+
 fn file_mode() -> u32 {
     0o644
 }
@@ -99,8 +112,11 @@ pub enum Request {
         /// Absolute paths made read-only (EROFS on changes), with everything under them.
         #[serde(default)]
         readonly_paths: Vec<String>,
+        /// Its PID namespace (the pod's when not given).
+        #[serde(default)]
+        pid_namespace: PidNamespaceMode,
     },
-    /// Runs a process in container `container`'s root. Descriptors: stdin, stdout, stderr.
+    /// Runs a process in container `container`'s root and PID namespace. Descriptors: stdin, stdout, stderr.
     Exec {
         container: String,
         process: Process,
@@ -217,6 +233,28 @@ mod tests {
             (None, None, false)
         );
         assert_eq!(process.terminal, None);
+    }
+
+    /// The three PID namespace choices, and the pod's when a runtime names none.
+    #[test]
+    fn pid_namespaces_have_a_plain_json_form() {
+        let start = |extra: &str| -> PidNamespaceMode {
+            let json = format!(
+                r#"{{"op": "start_container", "id": "c", "process": {{"argv": ["sh"]}}{extra}}}"#
+            );
+            match serde_json::from_str(&json).unwrap() {
+                Request::StartContainer { pid_namespace, .. } => pid_namespace,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(start(""), PidNamespaceMode::Pod);
+        assert_eq!(start(r#", "pid_namespace": "container""#), PidNamespaceMode::Container);
+        assert_eq!(
+            start(r#", "pid_namespace": {"target": "app"}"#),
+            PidNamespaceMode::Target("app".into())
+        );
+        let json = serde_json::to_string(&PidNamespaceMode::Target("a".into())).unwrap();
+        assert_eq!(json, r#"{"target":"a"}"#);
     }
 
     /// A process on a terminal, and its resizes, as a runtime sends them.

@@ -6,10 +6,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use super::protocol::{Request, Response};
+use super::protocol::{PidNamespaceMode, Request, Response};
 use crate::abi::termios::Winsize;
 use crate::gofer::GoferClient;
 use crate::gofer::wire;
+use crate::kernel::pid_ns::PidNamespace;
 use crate::kernel::thread_group::{ExitStatus, ThreadGroup};
 use crate::sandbox::{ContainerSpec, RootfsPolicy, Sandbox, Volume, signal_process};
 
@@ -142,6 +143,28 @@ impl ControlServer {
             .ok_or_else(|| format!("no process {pid}"))
     }
 
+    /// The PID namespace a container asks for: the pod's (None), a new one, or the one of
+    /// another container of this sandbox.
+    fn pid_namespace(&self, mode: &PidNamespaceMode) -> Result<Option<Arc<PidNamespace>>, String> {
+        match mode {
+            PidNamespaceMode::Pod => Ok(None),
+            PidNamespaceMode::Container => {
+                self.sandbox.pid_namespace().map(Some).map_err(|e| e.to_string())
+            }
+            PidNamespaceMode::Target(target) => {
+                let main = *self
+                    .containers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(target)
+                    .ok_or_else(|| {
+                    format!("no container {target} to share a PID namespace with")
+                })?;
+                Ok(Some(self.process(main)?.pidns.clone()))
+            }
+        }
+    }
+
     fn dispatch(&self, req: Request, fds: Vec<OwnedFd>) -> Result<Response, String> {
         match req {
             Request::StartContainer {
@@ -152,6 +175,7 @@ impl ControlServer {
                 readonly_rootfs,
                 masked_paths,
                 readonly_paths,
+                pid_namespace,
             } => {
                 if fds.len() != 4 + mounts.len() {
                     return Err(format!(
@@ -176,9 +200,11 @@ impl ControlServer {
                 if self.containers.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&id) {
                     return Err(format!("container {id} exists"));
                 }
+                let pidns = self.pid_namespace(&pid_namespace)?;
                 let gofer =
                     GoferClient::from_channel(gofer).map_err(|e| format!("gofer channel: {e}"))?;
                 let spec = ContainerSpec {
+                    pidns,
                     gofer,
                     process,
                     files,
@@ -207,6 +233,9 @@ impl ControlServer {
                     .get(&container)
                     .ok_or_else(|| format!("no container {container}"))?;
                 let main_tg = self.process(main)?;
+                if main_tg.has_exited() {
+                    return Err(format!("container {container} has exited"));
+                }
                 let tg = self
                     .sandbox
                     .exec_in(&main_tg, &process, [stdin, stdout, stderr])

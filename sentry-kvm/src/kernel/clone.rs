@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::abi::Errno;
 use crate::abi::signal::{NSIG, valid};
+use crate::creds::caps::Capability;
 use crate::kernel::pid::ProcInfo;
 use crate::kernel::run;
 use crate::kernel::task::{Completion, Task};
@@ -37,6 +38,15 @@ pub const CLONE_NEWPID: u64 = 0x2000_0000;
 pub const CLONE_NEWNET: u64 = 0x4000_0000;
 pub const CLONE_IO: u64 = 0x8000_0000;
 
+/// Every namespace flag.
+pub const NAMESPACES: u64 = CLONE_NEWUSER
+    | CLONE_NEWPID
+    | CLONE_NEWNET
+    | CLONE_NEWNS
+    | CLONE_NEWUTS
+    | CLONE_NEWIPC
+    | CLONE_NEWCGROUP;
+
 const SUPPORTED: u64 = 0xff
     | CLONE_VM
     | CLONE_FS
@@ -52,6 +62,7 @@ const SUPPORTED: u64 = 0xff
     | CLONE_DETACHED
     | CLONE_UNTRACED
     | CLONE_CHILD_SETTID
+    | CLONE_NEWPID
     | CLONE_IO;
 
 pub struct CloneArgs {
@@ -62,7 +73,7 @@ pub struct CloneArgs {
     pub tls: u64,
 }
 
-/// Creates the child and starts it; returns its tid.
+/// Creates the child and starts it; returns its tid as the caller's namespace names it.
 pub fn clone(
     task: &Arc<Task>,
     ctx: &UserContext,
@@ -71,26 +82,15 @@ pub fn clone(
 ) -> Result<i32, Errno> {
     let f = args.flags;
     if f & !SUPPORTED != 0 {
-        // Namespaces and ptrace are not offered inside a sandbox.
-        return Err(
-            if f & (CLONE_NEWUSER
-                | CLONE_NEWPID
-                | CLONE_NEWNET
-                | CLONE_NEWNS
-                | CLONE_NEWUTS
-                | CLONE_NEWIPC
-                | CLONE_NEWCGROUP)
-                != 0
-            {
-                Errno::EPERM
-            } else {
-                Errno::EINVAL
-            },
-        );
+        // Namespaces other than PID ones, and ptrace, are not offered inside a sandbox.
+        return Err(if f & NAMESPACES != 0 { Errno::EPERM } else { Errno::EINVAL });
     }
     if (f & CLONE_THREAD != 0 && f & CLONE_SIGHAND == 0)
         || (f & CLONE_SIGHAND != 0 && f & CLONE_VM == 0)
     {
+        return Err(Errno::EINVAL);
+    }
+    if f & CLONE_NEWPID != 0 && f & CLONE_THREAD != 0 {
         return Err(Errno::EINVAL);
     }
     let exit_signal = (f & 0xff) as u32;
@@ -99,6 +99,26 @@ pub fn clone(
     }
     let kernel = task.kernel.clone();
     let parent_tg = task.tg();
+    let ns = if f & CLONE_THREAD != 0 {
+        // A thread joins its process's namespace; after unshare(CLONE_NEWPID) that no longer
+        // matches the one children go to.
+        if !Arc::ptr_eq(&task.children_pidns(), &parent_tg.pidns) {
+            return Err(Errno::EINVAL);
+        }
+        parent_tg.pidns.clone()
+    } else if f & CLONE_NEWPID != 0 {
+        if !task.creds().has_cap(Capability::SYS_ADMIN) {
+            return Err(Errno::EPERM);
+        }
+        // Not after unshare(CLONE_NEWPID): the new one would nest in a namespace the caller
+        // is not in.
+        if !Arc::ptr_eq(&task.children_pidns(), &parent_tg.pidns) {
+            return Err(Errno::EINVAL);
+        }
+        parent_tg.pidns.new_child()?
+    } else {
+        task.children_pidns()
+    };
 
     let mm = if f & CLONE_VM != 0 { task.mm() } else { Arc::new(task.mm().fork()?) };
     let files = if f & CLONE_FILES != 0 { task.files() } else { task.files().fork() };
@@ -106,7 +126,11 @@ pub fn clone(
     let fpu = vcpu.get_xsave().map_err(|_| Errno::EAGAIN)?;
 
     let mut tasks = kernel.tasks();
-    let tid = tasks.alloc_id()?;
+    let tid = tasks.alloc_id(&ns)?;
+    // What the caller's namespace calls the child (clone's result, CLONE_PARENT_SETTID), and
+    // what the child's own calls it (CLONE_CHILD_SETTID).
+    let (tid_parent, tid_child) =
+        (tasks.pid_or_zero(&parent_tg.pidns, tid), tasks.pid_or_zero(&ns, tid));
     let tg = if f & CLONE_THREAD != 0 {
         parent_tg.clone()
     } else {
@@ -118,7 +142,10 @@ pub fn clone(
             ))
         };
         let rlimits = parent_tg.lock().rlimits;
-        let tg = ThreadGroup::new(tid, handlers, rlimits);
+        let tg = ThreadGroup::new(tid, handlers, rlimits, ns.clone());
+        if tasks.init_of(&ns) == Some(tid) {
+            tg.set_ns_init();
+        }
         {
             let mut st = tg.lock();
             st.exit_signal = exit_signal;
@@ -161,10 +188,10 @@ pub fn clone(
         child.clear_child_tid.store(args.child_tid, std::sync::atomic::Ordering::Relaxed);
     }
     if f & CLONE_PARENT_SETTID != 0 {
-        let _ = task.mm().copy_out(args.parent_tid, &tid.to_le_bytes());
+        let _ = task.mm().copy_out(args.parent_tid, &tid_parent.to_le_bytes());
     }
     if f & CLONE_CHILD_SETTID != 0 {
-        let _ = mm.copy_out(args.child_tid, &tid.to_le_bytes());
+        let _ = mm.copy_out(args.child_tid, &tid_child.to_le_bytes());
     }
 
     let mut cctx = *ctx;
@@ -198,5 +225,5 @@ pub fn clone(
             }
         }
     }
-    Ok(tid)
+    Ok(tid_parent)
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use crate::abi::Errno;
 use crate::abi::signal::*;
 use crate::kernel::futex::{FUTEX_BITSET_MATCH_ANY, FutexKey};
+use crate::kernel::pid::TaskTable;
 use crate::kernel::signal::send::{Origin, group_exit, send_to_group};
 use crate::kernel::task::Task;
 use crate::kernel::thread_group::{ExitStatus, JobEvent, ThreadGroup, Usage};
@@ -70,19 +71,24 @@ fn exit_group_finish(task: &Arc<Task>, tg: &Arc<ThreadGroup>, status: ExitStatus
     if leads_session && let Some(tty) = kernel.devpts.controlling(tg.tgid) {
         tty.controlling_process_exited();
     }
-    let (parent, autoreap) = {
+    let (parent, autoreap, ns_over) = {
         let mut tasks = kernel.tasks();
-        // Children go to init (or, when init itself exits, nowhere: the sandbox ends).
         let children: Vec<i32> =
             tasks.proc(tg.tgid).map(|p| p.children.iter().copied().collect()).unwrap_or_default();
-        if tg.tgid != 1 {
+        let ns_init = tg.is_ns_init();
+        if ns_init && !tg.pidns.is_root() {
+            tg.pidns.end();
+        }
+        // Orphans go to their namespace's init; when that is the one exiting, to the nearest
+        // living init above (the root's init: nowhere, the sandbox ends).
+        if let Some(reaper) = reaper(&tasks, tg) {
             for c in &children {
                 if let Some(p) = tasks.proc_mut(*c) {
-                    p.parent = 1;
+                    p.parent = reaper;
                 }
             }
-            if let Some(init) = tasks.proc_mut(1) {
-                init.children.extend(children.iter().copied());
+            if let Some(r) = tasks.proc_mut(reaper) {
+                r.children.extend(children.iter().copied());
             }
         }
         let parent = tasks.proc(tg.tgid).and_then(|p| tasks.proc(p.parent)).map(|p| p.tg.clone());
@@ -93,10 +99,24 @@ fn exit_group_finish(task: &Arc<Task>, tg: &Arc<ThreadGroup>, status: ExitStatus
             }
             None => true,
         };
-        (parent, autoreap)
+        // A namespace's init takes every other process of it (and of namespaces below) along.
+        let ns_over: Vec<Arc<ThreadGroup>> = if ns_init && tg.tgid != 1 {
+            tasks
+                .procs
+                .values()
+                .filter(|p| p.tg.tgid != tg.tgid && tg.pidns.sees(&p.tg.pidns))
+                .map(|p| p.tg.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        (parent, autoreap, ns_over)
     };
     tg.timers.clear();
     tg.set_zombie(status);
+    for o in ns_over {
+        group_exit(&o, ExitStatus::Signaled { sig: SIGKILL, core: false });
+    }
     if tg.tgid == 1 {
         // The sandbox is over: everything else dies with init.
         let others: Vec<Arc<ThreadGroup>> =
@@ -132,6 +152,15 @@ fn exit_group_finish(task: &Arc<Task>, tg: &Arc<ThreadGroup>, status: ExitStatus
         }
     }
     parent.child_events.notify_all();
+}
+
+/// Who adopts the children of exiting `tg`: its namespace's init, or the nearest living init
+/// of an ancestor namespace when that init is `tg` or gone; None when `tg` is the sandbox's init.
+fn reaper(tasks: &TaskTable, tg: &ThreadGroup) -> Option<i32> {
+    tg.pidns
+        .lineage()
+        .filter_map(|ns| tasks.init_of(ns))
+        .find(|&init| init != tg.tgid && tasks.proc(init).is_some_and(|p| !p.tg.has_exited()))
 }
 
 /// Removes a zombie from the tables and adds its usage to its parent.

@@ -12,6 +12,7 @@ pub mod host_notifier;
 pub mod ipc;
 pub mod netns;
 pub mod pid;
+pub mod pid_ns;
 pub mod pipe;
 pub mod posix_timer;
 pub mod procfs;

@@ -9,6 +9,7 @@ use std::sync::{Arc, Weak};
 use crate::abi::Errno;
 use crate::abi::stat::{major, makedev, minor};
 use crate::kernel::Kernel;
+use crate::kernel::pid_ns::PidNamespace;
 use crate::kernel::task::{Task, current};
 use crate::kernel::thread_group::ThreadGroup;
 use crate::mm::vma::VmaName;
@@ -37,6 +38,15 @@ fn reader() -> Result<Arc<Task>, Errno> {
     current().ok_or(Errno::ENOENT)
 }
 
+/// The PID namespace whose ids /proc shows: the reader's (the root's for the host's own
+/// threads).
+fn reader_ns(k: &Kernel) -> Arc<PidNamespace> {
+    match current() {
+        Some(t) => t.pidns(),
+        None => k.tasks().root_ns.clone(),
+    }
+}
+
 fn file(render: impl Fn() -> Result<String, Errno> + Send + Sync + 'static) -> Arc<dyn Inode> {
     SynthFile::new(dev(), 0o444, Box::new(move || render().map(String::into_bytes)))
 }
@@ -54,16 +64,20 @@ impl Children for Root {
     fn list(&self) -> Vec<(Vec<u8>, Arc<dyn Inode>)> {
         let mut out = self.fixed.clone();
         if let Some(k) = self.kernel.upgrade() {
-            let mut pids: Vec<i32> = k
-                .tasks()
-                .procs
-                .iter()
-                .filter(|(_, p)| p.tg.lock().zombie.is_none())
-                .map(|(p, _)| *p)
-                .collect();
+            // Only the processes of the reader's namespace and those below, by its ids.
+            let ns = reader_ns(&k);
+            let mut pids: Vec<(i32, i32)> = {
+                let tasks = k.tasks();
+                tasks
+                    .procs
+                    .iter()
+                    .filter(|(_, p)| p.tg.lock().zombie.is_none())
+                    .filter_map(|(g, _)| Some((tasks.pid_in(&ns, *g)?, *g)))
+                    .collect()
+            };
             pids.sort_unstable();
-            for p in pids {
-                out.push((p.to_string().into_bytes(), pid_dir(&self.kernel, p)));
+            for (local, global) in pids {
+                out.push((local.to_string().into_bytes(), pid_dir(&self.kernel, global)));
             }
         }
         out
@@ -73,9 +87,13 @@ impl Children for Root {
         if let Some((_, i)) = self.fixed.iter().find(|(n, _)| n == name) {
             return Some(i.clone());
         }
-        let pid: i32 = std::str::from_utf8(name).ok()?.parse().ok()?;
+        let local: i32 = std::str::from_utf8(name).ok()?.parse().ok()?;
         let k = self.kernel.upgrade()?;
-        let live = k.tasks().proc(pid).is_some() || k.tasks().threads.contains_key(&pid);
+        let ns = reader_ns(&k);
+        let tasks = k.tasks();
+        let pid = tasks.global_of(&ns, local)?;
+        let live = tasks.proc(pid).is_some() || tasks.threads.contains_key(&pid);
+        drop(tasks);
         live.then(|| pid_dir(&self.kernel, pid))
     }
 }
@@ -85,12 +103,18 @@ pub fn build(kernel: &Arc<Kernel>) -> Arc<SynthDir> {
     let k = Arc::downgrade(kernel);
     let info = kernel.info();
     let k1 = k.clone();
-    let selfl = SynthLink::new(dev(), Box::new(|| Ok(reader()?.tgid().to_string().into_bytes())));
+    let selfl = SynthLink::new(
+        dev(),
+        Box::new(|| {
+            let t = reader()?;
+            Ok(t.pid_seen(t.tgid()).to_string().into_bytes())
+        }),
+    );
     let thread_self = SynthLink::new(
         dev(),
         Box::new(|| {
             let t = reader()?;
-            Ok(format!("{}/task/{}", t.tgid(), t.tid()).into_bytes())
+            Ok(format!("{}/task/{}", t.pid_seen(t.tgid()), t.pid_seen(t.tid())).into_bytes())
         }),
     );
     let k2 = k.clone();
@@ -414,10 +438,48 @@ fn read_range(k: &Weak<Kernel>, pid: i32, args: bool) -> Result<Vec<u8>, Errno> 
     Ok(b)
 }
 
+/// A process's ids as namespace `ns` sees them (0 for what is outside it), and its ids from
+/// `ns` down to its own namespace.
+struct Ids {
+    pid: i32,
+    ppid: i32,
+    pgid: i32,
+    sid: i32,
+    ns_pid: Vec<i32>,
+    ns_pgid: Vec<i32>,
+    ns_sid: Vec<i32>,
+}
+
+fn ns_ids(kernel: &Kernel, ns: &PidNamespace, tg: &ThreadGroup) -> Ids {
+    let tasks = kernel.tasks();
+    let (parent, pgid, sid) =
+        tasks.proc(tg.tgid).map(|p| (p.parent, p.pgid, p.sid)).unwrap_or((0, 0, 0));
+    let seen = |g| tasks.pid_or_zero(ns, g);
+    Ids {
+        pid: seen(tg.tgid),
+        ppid: seen(parent),
+        pgid: seen(pgid),
+        sid: seen(sid),
+        ns_pid: tasks.ns_ids(ns, &tg.pidns, tg.tgid),
+        ns_pgid: tasks.ns_ids(ns, &tg.pidns, pgid),
+        ns_sid: tasks.ns_ids(ns, &tg.pidns, sid),
+    }
+}
+
 fn status(k: &Weak<Kernel>, pid: i32) -> Result<String, Errno> {
     let (kernel, tg) = proc_tg(k, pid)?;
     let t = tg.leader().ok_or(Errno::ESRCH)?;
-    let ppid = kernel.tasks().proc(pid).map(|p| p.parent).unwrap_or(0);
+    let ns = reader_ns(&kernel);
+    let ids = ns_ids(&kernel, &ns, &tg);
+    let (shown, ppid) = (ids.pid, ids.ppid);
+    let list = |l: &[i32]| l.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("\t");
+    let ns_lines = format!(
+        "NStgid:\t{}\nNSpid:\t{}\nNSpgid:\t{}\nNSsid:\t{}\n",
+        list(&ids.ns_pid),
+        list(&ids.ns_pid),
+        list(&ids.ns_pgid),
+        list(&ids.ns_sid)
+    );
     let cr = t.creds();
     let sig = t.sig();
     let (mask, pending) = (sig.mask.0, sig.pending.set().0);
@@ -448,7 +510,7 @@ fn status(k: &Weak<Kernel>, pid: i32) -> Result<String, Errno> {
         "S (sleeping)"
     };
     Ok(format!(
-        "Name:\t{}\nUmask:\t{:04o}\nState:\t{state}\nTgid:\t{pid}\nNgid:\t0\nPid:\t{pid}\nPPid:\t{ppid}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\nVmPeak:\t{size_kb:8} kB\nVmSize:\t{size_kb:8} kB\nVmHWM:\t{rss_kb:8} kB\nVmRSS:\t{rss_kb:8} kB\nThreads:\t{threads}\nSigQ:\t0/4096\nSigPnd:\t{pending:016x}\nShdPnd:\t{shared:016x}\nSigBlk:\t{mask:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\n{security}Cpus_allowed_list:\t0-{}\n",
+        "Name:\t{}\nUmask:\t{:04o}\nState:\t{state}\nTgid:\t{shown}\nNgid:\t0\nPid:\t{shown}\nPPid:\t{ppid}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\n{ns_lines}VmPeak:\t{size_kb:8} kB\nVmSize:\t{size_kb:8} kB\nVmHWM:\t{rss_kb:8} kB\nVmRSS:\t{rss_kb:8} kB\nThreads:\t{threads}\nSigQ:\t0/4096\nSigPnd:\t{pending:016x}\nShdPnd:\t{shared:016x}\nSigBlk:\t{mask:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\n{security}Cpus_allowed_list:\t0-{}\n",
         String::from_utf8_lossy(&t.comm()),
         t.fs().umask(),
         cr.uid,
@@ -484,8 +546,9 @@ fn security_status(t: &crate::kernel::task::Task) -> String {
 fn stat(k: &Weak<Kernel>, pid: i32) -> Result<String, Errno> {
     let (kernel, tg) = proc_tg(k, pid)?;
     let t = tg.leader().ok_or(Errno::ESRCH)?;
-    let (ppid, pgid, sid) =
-        kernel.tasks().proc(pid).map(|p| (p.parent, p.pgid, p.sid)).unwrap_or((0, 0, 0));
+    let ns = reader_ns(&kernel);
+    let ids = ns_ids(&kernel, &ns, &tg);
+    let (shown, ppid, pgid, sid) = (ids.pid, ids.ppid, ids.pgid, ids.sid);
     let st = tg.lock();
     let state = if st.zombie.is_some() {
         'Z'
@@ -503,7 +566,7 @@ fn stat(k: &Weak<Kernel>, pid: i32) -> Result<String, Errno> {
     let mm = t.mm();
     let vsize: u64 = mm.areas().iter().map(|v| v.end - v.start).sum();
     Ok(format!(
-        "{pid} ({}) {state} {ppid} {pgid} {sid} 0 -1 4194560 0 0 0 0 {utime} 0 0 0 {prio} {nice} {threads} 0 {start} {vsize} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+        "{shown} ({}) {state} {ppid} {pgid} {sid} 0 -1 4194560 0 0 0 0 {utime} 0 0 0 {prio} {nice} {threads} 0 {start} {vsize} {} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
         String::from_utf8_lossy(&t.comm()),
         mm.resident_pages()
     ))
@@ -639,10 +702,14 @@ struct TaskDir {
 
 impl Children for TaskDir {
     fn list(&self) -> Vec<(Vec<u8>, Arc<dyn Inode>)> {
-        let Ok((_, tg)) = proc_tg(&self.kernel, self.pid) else { return Vec::new() };
-        tg.threads()
+        let Ok((k, tg)) = proc_tg(&self.kernel, self.pid) else { return Vec::new() };
+        let ns = reader_ns(&k);
+        let threads = tg.threads();
+        let tasks = k.tasks();
+        threads
             .iter()
-            .map(|t| (t.tid().to_string().into_bytes(), pid_dir(&self.kernel, self.pid)))
+            .filter_map(|t| tasks.pid_in(&ns, t.tid()))
+            .map(|tid| (tid.to_string().into_bytes(), pid_dir(&self.kernel, self.pid)))
             .collect()
     }
 }

@@ -11,6 +11,7 @@ use crate::abi::signal::{SIGPIPE, SigInfo, SigSet};
 use crate::creds::Credentials;
 use crate::kernel::Kernel;
 use crate::kernel::fs_context::FsContext;
+use crate::kernel::pid_ns::PidNamespace;
 use crate::kernel::seccomp::SeccompState;
 use crate::kernel::signal::AltStack;
 use crate::kernel::signal::pending::Pending;
@@ -82,6 +83,9 @@ pub struct Task {
     pub seccomp: SeccompState,
     /// The system call it is in, for task dumps.
     pub activity: crate::kernel::task_dump::Activity,
+    /// The PID namespace of the task's future children when unshare(CLONE_NEWPID) made it
+    /// differ from the task's own.
+    children_ns: Mutex<Option<Arc<PidNamespace>>>,
 }
 
 impl Task {
@@ -121,6 +125,7 @@ impl Task {
             no_new_privs: AtomicBool::new(false),
             seccomp: SeccompState::default(),
             activity: Default::default(),
+            children_ns: Mutex::new(None),
         })
     }
 
@@ -147,6 +152,49 @@ impl Task {
 
     pub fn tgid(&self) -> i32 {
         self.tg().tgid
+    }
+
+    /// The PID namespace the task lives in (its process's).
+    pub fn pidns(&self) -> Arc<PidNamespace> {
+        self.tg().pidns.clone()
+    }
+
+    /// The PID namespace the task's new children go to.
+    pub fn children_pidns(&self) -> Arc<PidNamespace> {
+        let set = self.children_ns.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        set.unwrap_or_else(|| self.pidns())
+    }
+
+    /// unshare(CLONE_NEWPID): the task's next child starts (as init) a new namespace below
+    /// its own. EINVAL when it has done so already, as Linux.
+    pub fn unshare_pidns(&self) -> Result<(), Errno> {
+        let own = self.pidns();
+        let mut set = self.children_ns.lock().unwrap_or_else(|e| e.into_inner());
+        if set.as_ref().is_some_and(|n| !Arc::ptr_eq(n, &own)) {
+            return Err(Errno::EINVAL);
+        }
+        *set = Some(own.new_child()?);
+        Ok(())
+    }
+
+    /// Global id `global` as this task names it: 0 when it is outside the task's namespace.
+    /// Takes the task table's lock.
+    pub fn pid_seen(&self, global: i32) -> i32 {
+        let ns = self.pidns();
+        if ns.is_root() {
+            return global.max(0);
+        }
+        self.kernel.tasks().pid_or_zero(&ns, global)
+    }
+
+    /// The global id of what this task names `local` (None: nothing it can see). Takes the
+    /// task table's lock.
+    pub fn pid_global(&self, local: i32) -> Option<i32> {
+        let ns = self.pidns();
+        if ns.is_root() {
+            return (local > 0).then_some(local);
+        }
+        self.kernel.tasks().global_of(&ns, local)
     }
 
     pub fn mm(&self) -> Arc<MemoryManager> {
@@ -292,7 +340,10 @@ impl Context for Task {
     }
 
     fn process_group(&self) -> i32 {
-        self.kernel.tasks().proc(self.tgid()).map(|p| p.pgid).unwrap_or(1)
+        let ns = self.pidns();
+        let tasks = self.kernel.tasks();
+        let pgid = tasks.proc(self.tgid()).map(|p| p.pgid).unwrap_or(1);
+        tasks.pid_or_zero(&ns, pgid)
     }
 
     fn as_any(&self) -> &dyn Any {

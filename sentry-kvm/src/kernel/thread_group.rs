@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::abi::signal::{SIGCHLD, Signal};
+use crate::kernel::pid_ns::PidNamespace;
 use crate::kernel::posix_timer::PosixTimers;
 use crate::kernel::signal::SigHandlers;
 use crate::kernel::signal::pending::Pending;
@@ -86,7 +87,10 @@ pub struct TgState {
 }
 
 pub struct ThreadGroup {
+    /// The process's id in the sandbox's root PID namespace (the kernel's tables' key).
     pub tgid: i32,
+    /// The PID namespace the process lives in (fixed for its life).
+    pub pidns: Arc<PidNamespace>,
     state: Mutex<TgState>,
     /// POSIX timers (their own lock: timer workers never take the group's while holding it).
     pub timers: PosixTimers,
@@ -98,6 +102,9 @@ pub struct ThreadGroup {
     exited: std::sync::Condvar,
     /// Killed because the sandbox ran out of memory (runtimes report it as OOMKilled).
     oom_killed: std::sync::atomic::AtomicBool,
+    /// The first process of its PID namespace (id 1 there): protected from signals without
+    /// a handler, the reaper of orphans, and the namespace ends with it.
+    ns_init: std::sync::atomic::AtomicBool,
 }
 
 pub const RLIM_INFINITY: u64 = u64::MAX;
@@ -120,9 +127,11 @@ impl ThreadGroup {
         tgid: i32,
         handlers: Arc<Mutex<SigHandlers>>,
         rlimits: [(u64, u64); 16],
+        pidns: Arc<PidNamespace>,
     ) -> Arc<ThreadGroup> {
         Arc::new(ThreadGroup {
             tgid,
+            pidns,
             state: Mutex::new(TgState {
                 threads: Vec::new(),
                 shared_pending: Pending::default(),
@@ -146,6 +155,7 @@ impl ThreadGroup {
             continued: WaitQueue::new(),
             exited: std::sync::Condvar::new(),
             oom_killed: std::sync::atomic::AtomicBool::new(false),
+            ns_init: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -176,6 +186,15 @@ impl ThreadGroup {
     /// Records that the group is being killed for want of memory.
     pub fn mark_oom_killed(&self) {
         self.oom_killed.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Marks the group as its namespace's init (set once, when it is created).
+    pub fn set_ns_init(&self) {
+        self.ns_init.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_ns_init(&self) -> bool {
+        self.ns_init.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn oom_killed(&self) -> bool {

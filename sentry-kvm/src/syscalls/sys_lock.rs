@@ -122,7 +122,8 @@ pub fn fcntl_lock(c: &mut Call, file: Arc<File>, cmd: u32) -> SysResult {
                 arg.l_whence = SEEK_SET as i16;
                 arg.l_start = l_start;
                 arg.l_len = l_len;
-                arg.l_pid = holder.pid;
+                // The holder as the caller's PID namespace names it (-1: an OFD lock).
+                arg.l_pid = if holder.pid > 0 { c.task.pid_seen(holder.pid) } else { holder.pid };
             }
             None => arg.l_type = F_UNLCK,
         }

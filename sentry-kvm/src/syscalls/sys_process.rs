@@ -14,16 +14,19 @@ use crate::kernel::signal::send::group_exit;
 use crate::kernel::thread_group::ExitStatus;
 
 pub fn getpid(c: &mut Call) -> SysResult {
-    Ok(c.task.tgid() as u64)
+    Ok(c.task.pid_seen(c.task.tgid()) as u64)
 }
 
 pub fn gettid(c: &mut Call) -> SysResult {
-    Ok(c.task.tid() as u64)
+    Ok(c.task.pid_seen(c.task.tid()) as u64)
 }
 
+/// The parent's id, 0 when it is outside the caller's PID namespace (a namespace's init).
 pub fn getppid(c: &mut Call) -> SysResult {
+    let ns = c.task.pidns();
     let tasks = c.task.kernel.tasks();
-    Ok(tasks.proc(c.task.tgid()).map(|p| p.parent).unwrap_or(0) as u64)
+    let parent = tasks.proc(c.task.tgid()).map(|p| p.parent).unwrap_or(0);
+    Ok(tasks.pid_or_zero(&ns, parent) as u64)
 }
 
 pub fn exit(c: &mut Call) -> SysResult {
@@ -39,7 +42,7 @@ pub fn exit_group(c: &mut Call) -> SysResult {
 
 pub fn set_tid_address(c: &mut Call) -> SysResult {
     c.task.clear_child_tid.store(c.args[0], Ordering::Relaxed);
-    Ok(c.task.tid() as u64)
+    Ok(c.task.pid_seen(c.task.tid()) as u64)
 }
 
 pub fn set_robust_list(c: &mut Call) -> SysResult {
@@ -52,10 +55,10 @@ pub fn set_robust_list(c: &mut Call) -> SysResult {
 
 pub fn get_robust_list(c: &mut Call) -> SysResult {
     let pid = c.arg_i32(0);
-    let head = if pid == 0 || pid == c.task.tid() {
+    let head = if pid == 0 {
         c.task.robust_list.load(Ordering::Relaxed)
     } else {
-        let t = c.task.kernel.tasks().threads.get(&pid).cloned().ok_or(Errno::ESRCH)?;
+        let t = c.task.kernel.tasks().thread_in(&c.task.pidns(), pid)?;
         t.robust_list.load(Ordering::Relaxed)
     };
     c.write_bytes(c.args[1], &head.to_le_bytes())?;
@@ -205,15 +208,18 @@ pub fn execveat(c: &mut Call) -> SysResult {
     do_execve(c, c.arg_i32(0), path, c.args[2], c.args[3], c.arg_u32(4))
 }
 
+/// Which children a wait is for, in global ids (an id the caller cannot see matches nothing:
+/// ECHILD).
 fn wait_target(pid: i32, c: &Call) -> Result<WaitFor, Errno> {
+    let ns = c.task.pidns();
+    let tasks = c.task.kernel.tasks();
+    let global = |local: i32| tasks.global_of(&ns, local).ok_or(Errno::ECHILD);
     Ok(match pid {
         -1 => WaitFor::Any,
-        0 => {
-            let tasks = c.task.kernel.tasks();
-            WaitFor::Pgid(tasks.proc(c.task.tgid()).map(|p| p.pgid).ok_or(Errno::ESRCH)?)
-        }
-        p if p < -1 => WaitFor::Pgid(-p),
-        p => WaitFor::Pid(p),
+        0 => WaitFor::Pgid(tasks.proc(c.task.tgid()).map(|p| p.pgid).ok_or(Errno::ESRCH)?),
+        i32::MIN => return Err(Errno::ESRCH),
+        p if p < -1 => WaitFor::Pgid(global(-p)?),
+        p => WaitFor::Pid(global(p)?),
     })
 }
 
@@ -247,7 +253,7 @@ pub fn wait4(c: &mut Call) -> SysResult {
             if c.args[3] != 0 {
                 c.write_bytes(c.args[3], &rusage_bytes(&r.usage))?;
             }
-            Ok(r.pid as u64)
+            Ok(c.task.pid_seen(r.pid) as u64)
         }
     }
 }
@@ -263,7 +269,7 @@ pub fn waitid(c: &mut Call) -> SysResult {
     let id = c.arg_i32(1);
     let who = match c.arg_u32(0) {
         P_ALL => WaitFor::Any,
-        P_PID if id > 0 => WaitFor::Pid(id),
+        P_PID if id > 0 => wait_target(id, c)?,
         P_PGID => wait_target(if id == 0 { 0 } else { -id }, c)?,
         _ => return Err(Errno::EINVAL),
     };
@@ -273,7 +279,7 @@ pub fn waitid(c: &mut Call) -> SysResult {
         if let Some(r) = r {
             info[0..4].copy_from_slice(&(SIGCHLD as i32).to_le_bytes());
             info[8..12].copy_from_slice(&r.code.to_le_bytes());
-            info[16..20].copy_from_slice(&r.pid.to_le_bytes());
+            info[16..20].copy_from_slice(&c.task.pid_seen(r.pid).to_le_bytes());
             info[24..28].copy_from_slice(&r.si_status.to_le_bytes());
         }
         c.write_bytes(c.args[2], &info)?;
@@ -285,12 +291,40 @@ pub fn waitid(c: &mut Call) -> SysResult {
     Ok(0)
 }
 
+/// unshare(2): of the namespaces, PID ones only (the caller's next child starts a new one);
+/// the others are refused as clone refuses them.
+pub fn unshare(c: &mut Call) -> SysResult {
+    let flags = c.args[0];
+    if flags & !clone::CLONE_NEWPID != 0 {
+        return Err(if flags & clone::NAMESPACES != 0 { Errno::EPERM } else { Errno::EINVAL });
+    }
+    if flags & clone::CLONE_NEWPID != 0 {
+        if !c.task.creds().has_cap(Capability::SYS_ADMIN) {
+            return Err(Errno::EPERM);
+        }
+        c.task.unshare_pidns()?;
+    }
+    Ok(0)
+}
+
 // ---- process groups and sessions ----------------------------------------------------------
 
+/// The process `pid` names in the caller's namespace (0: the caller), as a global id.
+fn process_arg(c: &Call, pid: i32) -> Result<i32, Errno> {
+    if pid == 0 {
+        return Ok(c.task.tgid());
+    }
+    if pid < 0 {
+        return Err(Errno::ESRCH);
+    }
+    c.task.pid_global(pid).ok_or(Errno::ESRCH)
+}
+
 pub fn getpgid(c: &mut Call) -> SysResult {
-    let pid = if c.arg_i32(0) == 0 { c.task.tgid() } else { c.arg_i32(0) };
+    let pid = process_arg(c, c.arg_i32(0))?;
+    let ns = c.task.pidns();
     let tasks = c.task.kernel.tasks();
-    Ok(tasks.proc(pid).ok_or(Errno::ESRCH)?.pgid as u64)
+    Ok(tasks.pid_or_zero(&ns, tasks.proc(pid).ok_or(Errno::ESRCH)?.pgid) as u64)
 }
 
 pub fn getpgrp(c: &mut Call) -> SysResult {
@@ -299,18 +333,24 @@ pub fn getpgrp(c: &mut Call) -> SysResult {
 }
 
 pub fn getsid(c: &mut Call) -> SysResult {
-    let pid = if c.arg_i32(0) == 0 { c.task.tgid() } else { c.arg_i32(0) };
+    let pid = process_arg(c, c.arg_i32(0))?;
+    let ns = c.task.pidns();
     let tasks = c.task.kernel.tasks();
-    Ok(tasks.proc(pid).ok_or(Errno::ESRCH)?.sid as u64)
+    Ok(tasks.pid_or_zero(&ns, tasks.proc(pid).ok_or(Errno::ESRCH)?.sid) as u64)
 }
 
 pub fn setpgid(c: &mut Call) -> SysResult {
     let me = c.task.tgid();
-    let pid = if c.arg_i32(0) == 0 { me } else { c.arg_i32(0) };
-    let pgid = if c.arg_i32(1) == 0 { pid } else { c.arg_i32(1) };
-    if pgid < 0 {
+    if c.arg_i32(1) < 0 {
         return Err(Errno::EINVAL);
     }
+    let pid = process_arg(c, c.arg_i32(0))?;
+    let pgid = if c.arg_i32(1) == 0 {
+        pid
+    } else {
+        // A group the caller cannot name is in no session of its own.
+        c.task.pid_global(c.arg_i32(1)).ok_or(Errno::EPERM)?
+    };
     let mut tasks = c.task.kernel.tasks();
     let my_sid = tasks.proc(me).ok_or(Errno::ESRCH)?.sid;
     let target = tasks.proc(pid).ok_or(Errno::ESRCH)?;
@@ -341,7 +381,8 @@ pub fn setsid(c: &mut Call) -> SysResult {
     let p = tasks.proc_mut(me).ok_or(Errno::ESRCH)?;
     p.pgid = me;
     p.sid = me;
-    Ok(me as u64)
+    let ns = c.task.pidns();
+    Ok(tasks.pid_or_zero(&ns, me) as u64)
 }
 
 // ---- credentials ----------------------------------------------------------------------------
@@ -486,10 +527,10 @@ const RLIMIT_NOFILE: usize = 7;
 
 pub fn prlimit64(c: &mut Call) -> SysResult {
     let pid = c.arg_i32(0);
-    let tg = if pid == 0 || pid == c.task.tgid() {
+    let tg = if pid == 0 {
         c.task.tg()
     } else {
-        c.task.kernel.tasks().proc(pid).map(|p| p.tg.clone()).ok_or(Errno::ESRCH)?
+        c.task.kernel.tasks().proc_in(&c.task.pidns(), pid).map(|p| p.tg.clone())?
     };
     let res = c.args[1] as usize;
     if res >= 16 {

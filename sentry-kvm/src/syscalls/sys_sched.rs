@@ -26,14 +26,18 @@ fn prio_targets(c: &Call, which: u32, who: i32) -> Result<Vec<Arc<Task>>, Errno>
             if who == 0 {
                 return Ok(vec![c.task.clone()]);
             }
-            Ok(kernel.tasks().threads.get(&who).cloned().into_iter().collect())
+            Ok(kernel.tasks().thread_in(&c.task.pidns(), who).into_iter().collect())
         }
         PRIO_PGRP => {
+            let ns = c.task.pidns();
             let tasks = kernel.tasks();
             let pgid = if who == 0 {
                 tasks.proc(c.task.tgid()).map(|p| p.pgid).ok_or(Errno::ESRCH)?
             } else {
-                who
+                match tasks.global_of(&ns, who) {
+                    Some(g) => g,
+                    None => return Ok(Vec::new()),
+                }
             };
             let groups = tasks.group_members(pgid);
             drop(tasks);
@@ -41,7 +45,9 @@ fn prio_targets(c: &Call, which: u32, who: i32) -> Result<Vec<Arc<Task>>, Errno>
         }
         PRIO_USER => {
             let uid = if who == 0 { c.task.creds().uid } else { who as u32 };
-            let all: Vec<Arc<Task>> = kernel.tasks().threads.values().cloned().collect();
+            let ns = c.task.pidns();
+            let all: Vec<Arc<Task>> =
+                kernel.tasks().threads.values().filter(|t| ns.sees(&t.pidns())).cloned().collect();
             Ok(all.into_iter().filter(|t| t.creds().uid == uid).collect())
         }
         _ => Err(Errno::EINVAL),
@@ -95,7 +101,7 @@ fn affinity_target(c: &Call, pid: i32) -> Result<Arc<Task>, Errno> {
     if pid == 0 {
         return Ok(c.task.clone());
     }
-    c.task.kernel.tasks().threads.get(&pid).cloned().ok_or(Errno::ESRCH)
+    c.task.kernel.tasks().thread_in(&c.task.pidns(), pid)
 }
 
 pub fn sched_getaffinity(c: &mut Call) -> SysResult {

@@ -39,10 +39,10 @@ pub fn capget(c: &mut Call) -> SysResult {
     if pid < 0 {
         return Err(Errno::EINVAL);
     }
-    let creds = if pid == 0 || pid == c.task.tid() {
+    let creds = if pid == 0 {
         c.task.creds()
     } else {
-        let t = c.task.kernel.tasks().threads.get(&pid).cloned().ok_or(Errno::ESRCH)?;
+        let t = c.task.kernel.tasks().thread_in(&c.task.pidns(), pid)?;
         t.creds()
     };
     if c.args[1] == 0 {
@@ -62,7 +62,7 @@ pub fn capget(c: &mut Call) -> SysResult {
 pub fn capset(c: &mut Call) -> SysResult {
     let (words, pid) = cap_header(c)?;
     // Only a task's own capabilities may be set.
-    if pid != 0 && pid != c.task.tid() {
+    if pid != 0 && c.task.pid_global(pid) != Some(c.task.tid()) {
         return Err(Errno::EPERM);
     }
     let data = c.read_bytes(c.args[1], words * 12)?;

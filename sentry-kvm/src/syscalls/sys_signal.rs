@@ -147,21 +147,27 @@ pub fn kill(c: &mut Call) -> SysResult {
     if sig != 0 && !valid(sig) {
         return Err(Errno::EINVAL);
     }
+    let ns = c.task.pidns();
     let targets: Vec<Arc<ThreadGroup>> = {
         let tasks = c.task.kernel.tasks();
         match pid {
-            p if p > 0 => vec![tasks.proc(p).map(|x| x.tg.clone()).ok_or(Errno::ESRCH)?],
+            p if p > 0 => vec![tasks.proc_in(&ns, p)?.tg.clone()],
             0 => {
                 let pgid = tasks.proc(c.task.tgid()).map(|p| p.pgid).ok_or(Errno::ESRCH)?;
                 tasks.group_members(pgid)
             }
+            // Every process the caller can see but its namespace's init and itself.
             -1 => tasks
                 .procs
                 .values()
-                .filter(|p| p.tg.tgid != 1 && p.tg.tgid != c.task.tgid())
+                .filter(|p| {
+                    p.tg.tgid != c.task.tgid()
+                        && tasks.pid_in(&ns, p.tg.tgid).is_some_and(|local| local > 1)
+                })
                 .map(|p| p.tg.clone())
                 .collect(),
-            p => tasks.group_members(-p),
+            i32::MIN => return Err(Errno::ESRCH),
+            p => tasks.group_members(tasks.global_of(&ns, -p).ok_or(Errno::ESRCH)?),
         }
     };
     let live: Vec<_> =
@@ -176,7 +182,7 @@ pub fn kill(c: &mut Call) -> SysResult {
         }
         sent = true;
         if sig != 0 {
-            send_to_group(tg, sender_info(c, sig, SI_USER), Origin::Sandbox);
+            send_to_group(tg, sender_info(c, sig, SI_USER), Origin::of(&ns, tg));
         }
     }
     if sent { Ok(0) } else { Err(Errno::EPERM) }
@@ -186,15 +192,20 @@ fn thread_kill(c: &mut Call, tgid: Option<i32>, tid: i32, sig: Signal) -> SysRes
     if tid <= 0 || (sig != 0 && !valid(sig)) || tgid.is_some_and(|g| g <= 0) {
         return Err(Errno::EINVAL);
     }
-    let t = c.task.kernel.tasks().threads.get(&tid).cloned().ok_or(Errno::ESRCH)?;
-    if tgid.is_some_and(|g| g != t.tgid()) {
+    let ns = c.task.pidns();
+    let (t, tgid_global) = {
+        let tasks = c.task.kernel.tasks();
+        let t = tasks.thread_in(&ns, tid)?;
+        (t, tgid.map(|g| tasks.global_of(&ns, g)))
+    };
+    if tgid_global.is_some_and(|g| g != Some(t.tgid())) {
         return Err(Errno::ESRCH);
     }
     if !may_signal(c, &t.tg()) {
         return Err(Errno::EPERM);
     }
     if sig != 0 {
-        send_to_task(&t, sender_info(c, sig, SI_TKILL), Origin::Sandbox);
+        send_to_task(&t, sender_info(c, sig, SI_TKILL), Origin::of(&ns, &t.tg()));
     }
     Ok(0)
 }
@@ -220,10 +231,11 @@ pub fn rt_sigqueueinfo(c: &mut Call) -> SysResult {
         return Err(Errno::EPERM);
     }
     let value = u64::from_le_bytes(b[24..32].try_into().map_err(|_| Errno::EFAULT)?);
-    let tg = c.task.kernel.tasks().proc(pid).map(|p| p.tg.clone()).ok_or(Errno::ESRCH)?;
+    let ns = c.task.pidns();
+    let tg = c.task.kernel.tasks().proc_in(&ns, pid)?.tg.clone();
     let mut info = sender_info(c, sig, code);
     info.value = value;
-    send_to_group(&tg, info, Origin::Sandbox);
+    send_to_group(&tg, info, Origin::of(&ns, &tg));
     Ok(0)
 }
 

@@ -324,7 +324,7 @@ fn recv_one(
     // Control messages.
     let mut ctl = Vec::new();
     if let Some(cr) = m.creds {
-        let mut payload = cr.pid.to_le_bytes().to_vec();
+        let mut payload = c.task.pid_seen(cr.pid).to_le_bytes().to_vec();
         payload.extend(cr.uid.to_le_bytes());
         payload.extend(cr.gid.to_le_bytes());
         push_cmsg(&mut ctl, SCM_CREDENTIALS, &payload);

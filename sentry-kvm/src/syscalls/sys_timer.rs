@@ -38,7 +38,8 @@ fn read_sigevent(c: &Call, addr: u64) -> Result<Option<Notify>, Errno> {
         SIGEV_SIGNAL | SIGEV_THREAD => Notify::Process { signo: valid_signal(signo)?, value },
         SIGEV_THREAD_ID => {
             let signo = valid_signal(signo)?;
-            let task = c.task.kernel.tasks().threads.get(&tid).cloned().ok_or(Errno::EINVAL)?;
+            let task =
+                c.task.kernel.tasks().thread_in(&c.task.pidns(), tid).map_err(|_| Errno::EINVAL)?;
             // Only a thread of the caller's own process.
             if task.tgid() != c.task.tgid() {
                 return Err(Errno::EINVAL);

@@ -367,7 +367,7 @@ pub static TABLE: &[Entry] = &[
     sys!(269, "faccessat", sys_fs::faccessat),
     sys!(270, "pselect6", sys_poll::pselect6),
     sys!(271, "ppoll", sys_poll::ppoll),
-    sys!(272, "unshare"),
+    sys!(272, "unshare", sys_process::unshare, "PID namespaces only"),
     sys!(273, "set_robust_list", sys_process::set_robust_list),
     sys!(274, "get_robust_list", sys_process::get_robust_list),
     sys!(275, "splice"),

@@ -15,6 +15,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use super::CriError;
+pub use super::pid_namespace::PidNamespace;
 pub use super::security::{ProcessSecurity, RootfsPolicy};
 
 pub use launcher::Launcher;
@@ -99,6 +100,8 @@ pub struct ContainerSpec<'a> {
     /// The container's own memory limit, where a handler can hold it to one (the pod's limit
     /// bounds the whole sandbox either way).
     pub memory_limit_bytes: Option<u64>,
+    /// The PID namespace its process starts in.
+    pub pid_namespace: PidNamespace,
 }
 
 /// How a process ended.

@@ -13,8 +13,8 @@ use sentry_kvm::control::protocol::{self, Request, Response};
 use sentry_kvm::creds::caps::Capabilities;
 
 use super::{
-    ContainerSpec, ContainerUsage, Launcher, PodStream, ProcessExit, ProcessSpec, RunningSandbox,
-    SandboxHandler, SandboxSetup, TerminalSize,
+    ContainerSpec, ContainerUsage, Launcher, PidNamespace, PodStream, ProcessExit, ProcessSpec,
+    RunningSandbox, SandboxHandler, SandboxSetup, TerminalSize,
 };
 use crate::cri::CriError;
 
@@ -193,6 +193,11 @@ impl RunningSandbox for SentrySandbox {
             readonly_rootfs: spec.rootfs_policy.readonly_rootfs,
             masked_paths: spec.rootfs_policy.masked_paths,
             readonly_paths: spec.rootfs_policy.readonly_paths,
+            pid_namespace: match spec.pid_namespace {
+                PidNamespace::Container => protocol::PidNamespaceMode::Container,
+                PidNamespace::Pod => protocol::PidNamespaceMode::Pod,
+                PidNamespace::Target(id) => protocol::PidNamespaceMode::Target(id),
+            },
         };
         self.client()?.start(&request, &fds).map_err(sandbox_err)
     }

@@ -16,6 +16,9 @@ pub fn log_path(name: &str, attempt: u32) -> String {
 }
 
 /// The configuration of run `attempt` of `c`, with its environment and mounts.
+/// `pid_target`: the runtime id of the container whose PID namespace `c` joins (an ephemeral
+/// container's target).
+#[allow(clippy::too_many_arguments)]
 pub fn container_config(
     pod: &Pod,
     uid: &str,
@@ -24,6 +27,7 @@ pub fn container_config(
     vars: Vec<(String, String)>,
     mounts: Vec<cri::Mount>,
     seccomp_dir: &Path,
+    pid_target: Option<&str>,
 ) -> cri::ContainerConfig {
     let var_map: HashMap<String, String> = vars.iter().cloned().collect();
     let expand = |v: &Option<Vec<String>>| -> Vec<String> {
@@ -46,10 +50,27 @@ pub fn container_config(
         labels: labels::container(uid, spec::name(pod), spec::namespace(pod), &c.name),
         log_path: log_path(&c.name, attempt),
         linux: Some(cri::LinuxContainerConfig {
-            security_context: Some(security_context(pod, c, seccomp_dir)),
+            security_context: Some(cri::LinuxContainerSecurityContext {
+                namespace_options: Some(namespace_options(pod, pid_target)),
+                ..security_context(pod, c, seccomp_dir)
+            }),
             ..Default::default()
         }),
         ..Default::default()
+    }
+}
+
+/// The container's namespaces as the kubelet asks for them: the pod's, its PID namespace its
+/// own unless the pod shares one (`shareProcessNamespace`), or its target's.
+fn namespace_options(pod: &Pod, pid_target: Option<&str>) -> cri::NamespaceOption {
+    let pod_wide = super::sandbox_config::namespace_options(pod);
+    match pid_target {
+        Some(target) => cri::NamespaceOption {
+            pid: cri::NamespaceMode::Target as i32,
+            target_id: target.to_owned(),
+            ..pod_wide
+        },
+        None => pod_wide,
     }
 }
 
@@ -143,7 +164,7 @@ mod tests {
         )
         .unwrap();
         let vars = vec![("GREETING".to_owned(), "hi".to_owned())];
-        let cfg = container_config(&pod, "uid-1", &c, 3, vars, Vec::new(), Path::new("/s"));
+        let cfg = container_config(&pod, "uid-1", &c, 3, vars, Vec::new(), Path::new("/s"), None);
         assert_eq!(cfg.command, ["sh", "-c", "echo hi"]);
         assert_eq!(cfg.args, ["$(NOPE)"]);
         assert_eq!(cfg.log_path, "web/3.log");
@@ -151,6 +172,28 @@ mod tests {
         assert_eq!(cfg.labels[labels::LABEL_POD_UID], "uid-1");
         let user = cfg.linux.unwrap().security_context.unwrap().run_as_user.unwrap();
         assert_eq!(user.value, 1000);
+    }
+
+    /// What the kubelet sends: CONTAINER by default, POD with shareProcessNamespace, TARGET
+    /// (with the target's runtime id) for an ephemeral container with a target.
+    #[test]
+    fn pid_namespaces_are_asked_for_as_the_kubelet_does() {
+        let c: Container = serde_yaml::from_str("{name: app, image: busybox}").unwrap();
+        let pid_of = |pod: &str, target: Option<&str>| {
+            let pod: Pod = serde_yaml::from_str(pod).unwrap();
+            let cfg = container_config(&pod, "u", &c, 0, vec![], vec![], Path::new("/s"), target);
+            cfg.linux.unwrap().security_context.unwrap().namespace_options.unwrap()
+        };
+        let own = pid_of("{spec: {containers: []}}", None);
+        assert_eq!(own.pid, cri::NamespaceMode::Container as i32);
+        assert_eq!(own.network, cri::NamespaceMode::Pod as i32);
+        let shared = pid_of("{spec: {shareProcessNamespace: true, containers: []}}", None);
+        assert_eq!(shared.pid, cri::NamespaceMode::Pod as i32);
+        let target = pid_of("{spec: {containers: []}}", Some("c0ffee"));
+        assert_eq!(
+            (target.pid, target.target_id.as_str()),
+            (cri::NamespaceMode::Target as i32, "c0ffee")
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use k8s_cri::v1 as cri;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::action::{Action, PodEvent, SandboxChange};
-use super::memory::Waiting;
+use super::memory::{StartFailure, Waiting};
 use super::observe::sandbox_status;
 use super::plan::Plan;
 use super::sandbox_config::sandbox_config;
@@ -131,7 +131,22 @@ impl PodWorker {
         let c = &c;
         let Some(sandbox) = self.memory.sandbox.clone() else { return };
         let no_volumes = Default::default();
+        // An ephemeral container joins its target's PID namespace: the target's current run.
+        let pid_target = match spec::target_container(pod, name) {
+            Some(target) => match self.memory.container(&target).and_then(|r| r.id.clone()) {
+                Some(id) => Some(id),
+                None => {
+                    let msg = format!("cannot find target container {target:?}: it is not running");
+                    let failure =
+                        StartFailure::Setup(Waiting::new("CreateContainerConfigError", msg));
+                    self.memory.start_failed(name, failure, Instant::now());
+                    return;
+                }
+            },
+            None => None,
+        };
         let cx = StartContext {
+            pid_target,
             shared: &self.shared,
             uid: &self.uid,
             sandbox: &sandbox.id,

@@ -144,7 +144,7 @@ fn port_mappings(pod: &Pod) -> Vec<cri::PortMapping> {
 
 /// hostNetwork, hostPID and hostIPC as the runtime is asked for them (it refuses the node's
 /// namespaces with the reason), and whether the pod's containers share one PID namespace.
-fn namespace_options(pod: &Pod) -> cri::NamespaceOption {
+pub(super) fn namespace_options(pod: &Pod) -> cri::NamespaceOption {
     let spec = pod.spec.as_ref();
     let host = |f: fn(&k8s_openapi::api::core::v1::PodSpec) -> Option<bool>| {
         spec.and_then(f).unwrap_or(false)

@@ -45,7 +45,7 @@ pub fn init_containers(pod: &Pod) -> &[Container] {
 }
 
 /// The pod's ephemeral containers (`kubectl debug`) as containers: the same fields but the
-/// target's name, which a shared process namespace makes moot in a sandbox.
+/// target's name ([`target_container`] gives it).
 pub fn ephemeral_containers(pod: &Pod) -> Vec<Container> {
     let list =
         pod.spec.as_ref().and_then(|s| s.ephemeral_containers.as_deref()).unwrap_or_default();
@@ -56,6 +56,16 @@ pub fn ephemeral_containers(pod: &Pod) -> Vec<Container> {
             serde_json::from_value(v).ok()
         })
         .collect()
+}
+
+/// The container whose PID namespace ephemeral container `name` joins (`targetContainerName`).
+pub fn target_container(pod: &Pod, name: &str) -> Option<String> {
+    let list =
+        pod.spec.as_ref().and_then(|s| s.ephemeral_containers.as_deref()).unwrap_or_default();
+    list.iter()
+        .find(|e| e.name == name)
+        .and_then(|e| e.target_container_name.clone())
+        .filter(|t| !t.is_empty())
 }
 
 /// A container of the pod by name: init, app or ephemeral.

@@ -27,6 +27,9 @@ pub struct StartContext<'a> {
     pub volumes: &'a HashMap<String, PathBuf>,
     /// The run's attempt number (the container's restarts so far).
     pub attempt: u32,
+    /// The runtime id of the container whose PID namespace this one joins (an ephemeral
+    /// container's target, running).
+    pub pid_target: Option<String>,
     /// The configuration the pod's sandbox was made with (CreateContainer carries it, as
     /// from a kubelet; containerd's CRI needs it).
     pub sandbox_config: cri::PodSandboxConfig,
@@ -141,7 +144,9 @@ pub async fn start(
         }
     };
     let seccomp_dir = cx.shared.root_dir.join("seccomp");
-    let config = container_config(pod, cx.uid, c, cx.attempt, vars, mounts, &seccomp_dir);
+    let pid_target = cx.pid_target.as_deref();
+    let config =
+        container_config(pod, cx.uid, c, cx.attempt, vars, mounts, &seccomp_dir, pid_target);
     if let Err(msg) = verify_non_root(&mut cri, pod, c, &config).await {
         events.record(pod, PodEvent::warning("Failed", format!("Error: {msg}")).once()).await;
         return Err(setup_failed("CreateContainerConfigError", msg));

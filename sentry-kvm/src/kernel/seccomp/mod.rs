@@ -153,7 +153,7 @@ pub fn add_filter(task: &Task, prog: Program, flags: u32) -> Result<u64, Errno> 
                 return if flags & FLAG_TSYNC_ESRCH != 0 {
                     Err(Errno::ESRCH)
                 } else {
-                    Ok(t.tid() as u64)
+                    Ok(task.pid_seen(t.tid()) as u64)
                 };
             }
         }

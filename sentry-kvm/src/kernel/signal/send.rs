@@ -4,20 +4,43 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use crate::abi::signal::*;
+use crate::kernel::pid_ns::PidNamespace;
 use crate::kernel::signal::SigHandlers;
 use crate::kernel::task::Task;
 use crate::kernel::thread_group::{ExitStatus, JobEvent, ThreadGroup};
 
-/// Who sends a signal: the sandbox's init ignores default-action signals from inside.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// Who sends a signal, as a namespace's init tells them apart: it ignores signals it has no
+/// handler for from inside its namespace (even SIGKILL), and all but SIGKILL and SIGSTOP from
+/// an ancestor namespace.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Origin {
+    /// A task of the target's namespace or one below it, or the kernel on its behalf.
     Sandbox,
+    /// A task of an ancestor of the target's namespace.
+    Ancestor,
+    /// The runtime outside the sandbox: delivered as sent.
     Host,
+}
+
+impl Origin {
+    /// The origin of a signal that `sender` sends to `target`.
+    pub fn of(sender: &PidNamespace, target: &ThreadGroup) -> Origin {
+        if target.pidns.sees(sender) { Origin::Sandbox } else { Origin::Ancestor }
+    }
+}
+
+/// Whether a namespace's init drops `sig` (with the default action) from `origin`.
+fn init_protected(sig: Signal, origin: Origin) -> bool {
+    match origin {
+        Origin::Sandbox => true,
+        Origin::Ancestor => sig != SIGKILL && sig != SIGSTOP,
+        Origin::Host => false,
+    }
 }
 
 /// Whether `sig` would be dropped at generation. Takes the handler table rather than the group
 /// so that callers may hold the group's lock.
-fn ignored(handlers: &Mutex<SigHandlers>, tgid: i32, sig: Signal, origin: Origin) -> bool {
+fn ignored(handlers: &Mutex<SigHandlers>, init: bool, sig: Signal, origin: Origin) -> bool {
     let a = handlers.lock().unwrap_or_else(|e| e.into_inner()).get(sig);
     if a.handler == SIG_IGN {
         return true;
@@ -26,12 +49,28 @@ fn ignored(handlers: &Mutex<SigHandlers>, tgid: i32, sig: Signal, origin: Origin
         if default_action(sig) == DefaultAction::Ignore {
             return true;
         }
-        // Linux protects a pid namespace's init from signals it has no handler for.
-        if tgid == 1 && origin == Origin::Sandbox && sig != SIGKILL && sig != SIGSTOP {
+        if init && init_protected(sig, origin) {
             return true;
         }
     }
     false
+}
+
+/// `info` as the target's namespace sees it: the sender's (or child's) global id becomes the
+/// target's name for it, 0 from outside its namespace.
+fn translate(tg: &ThreadGroup, mut info: SigInfo) -> SigInfo {
+    if info.pid > 0
+        && !tg.pidns.is_root()
+        && let Some(t) = tg.threads().first()
+    {
+        info.pid = t.kernel.tasks().pid_or_zero(&tg.pidns, info.pid);
+    }
+    info
+}
+
+/// Whether SIGKILL or SIGSTOP (which have no handlers) to a namespace's init are dropped.
+fn init_immune(tg: &ThreadGroup, sig: Signal, origin: Origin) -> bool {
+    (sig == SIGKILL || sig == SIGSTOP) && tg.is_ns_init() && init_protected(sig, origin)
 }
 
 /// Starts the exit of every thread of `tg` with `status`.
@@ -98,6 +137,10 @@ fn prepare(tg: &Arc<ThreadGroup>, sig: Signal) -> bool {
 /// kill(2) to a process.
 pub fn send_to_group(tg: &Arc<ThreadGroup>, info: SigInfo, origin: Origin) {
     let sig = info.signo;
+    if init_immune(tg, sig, origin) {
+        return;
+    }
+    let info = translate(tg, info);
     if !prepare(tg, sig) {
         return;
     }
@@ -108,7 +151,7 @@ pub fn send_to_group(tg: &Arc<ThreadGroup>, info: SigInfo, origin: Origin) {
             return;
         }
         let blocked_everywhere = st.threads.iter().all(|t| t.sig().mask.has(sig));
-        if !blocked_everywhere && ignored(&handlers, tg.tgid, sig, origin) {
+        if !blocked_everywhere && ignored(&handlers, tg.is_ns_init(), sig, origin) {
             return;
         }
         st.shared_pending.push(info);
@@ -125,6 +168,10 @@ pub fn send_to_group(tg: &Arc<ThreadGroup>, info: SigInfo, origin: Origin) {
 pub fn send_to_task(task: &Task, info: SigInfo, origin: Origin) {
     let tg = task.tg();
     let sig = info.signo;
+    if init_immune(&tg, sig, origin) {
+        return;
+    }
+    let info = translate(&tg, info);
     if !prepare(&tg, sig) {
         return;
     }
@@ -132,7 +179,7 @@ pub fn send_to_task(task: &Task, info: SigInfo, origin: Origin) {
         return;
     }
     let blocked = task.sig().mask.has(sig);
-    if !blocked && ignored(&tg.handlers(), tg.tgid, sig, origin) {
+    if !blocked && ignored(&tg.handlers(), tg.is_ns_init(), sig, origin) {
         return;
     }
     task.sig().pending.push(info);

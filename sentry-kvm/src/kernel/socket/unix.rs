@@ -724,7 +724,9 @@ impl Socket for UnixSocket {
                     Role::Connected { peer_cred, .. } => *peer_cred,
                     _ => return Err(Errno::ENOTCONN),
                 };
-                let mut v = c.pid.to_le_bytes().to_vec();
+                // The peer's id as the reader's PID namespace names it (0 from outside).
+                let pid = crate::kernel::task::current().map_or(c.pid, |t| t.pid_seen(c.pid));
+                let mut v = pid.to_le_bytes().to_vec();
                 v.extend(c.uid.to_le_bytes());
                 v.extend(c.gid.to_le_bytes());
                 v

@@ -146,6 +146,7 @@ impl Pty {
                     return Err(Errno::ENOTTY);
                 }
                 let pg = foreground.unwrap_or(0);
+                let pg = task_of(ctx).map_or(pg, |t| t.pid_seen(pg));
                 ctx.copy_out(arg, &pg.to_le_bytes())?;
                 Ok(0)
             }
@@ -158,6 +159,8 @@ impl Pty {
                 if pgrp < 0 {
                     return Err(Errno::EINVAL);
                 }
+                // A group the caller cannot name is in none of its sessions.
+                let pgrp = task.pid_global(pgrp).ok_or(Errno::EPERM)?;
                 if self.lock().session != Some(me.sid) {
                     return Err(Errno::ENOTTY);
                 }
@@ -169,6 +172,7 @@ impl Pty {
             }
             ioctl::TIOCGSID => {
                 let sid = self.lock().session.ok_or(Errno::ENOTTY)?;
+                let sid = task_of(ctx).map_or(sid, |t| t.pid_seen(sid));
                 ctx.copy_out(arg, &sid.to_le_bytes())?;
                 Ok(0)
             }

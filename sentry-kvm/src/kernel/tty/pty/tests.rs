@@ -57,7 +57,12 @@ fn the_host_relay_types_input_and_carries_output_until_the_terminal_closes() {
     let (mut keyboard, input) = UnixStream::pair().unwrap();
     let (mut screen, output) = UnixStream::pair().unwrap();
     screen.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let process = ThreadGroup::new(7, Default::default(), default_rlimits((1024, 4096)));
+    let process = ThreadGroup::new(
+        7,
+        Default::default(),
+        default_rlimits((1024, 4096)),
+        crate::kernel::pid_ns::PidNamespace::root(),
+    );
     host_relay::spawn(master, input.into(), output.into(), process).unwrap();
     keyboard.write_all(b"hi\r").unwrap();
     let reader = TestContext::default();
