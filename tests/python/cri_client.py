@@ -205,6 +205,17 @@ def ps(container):
     return r.stdout.decode()
 
 
+def settled_ps(container, ok):
+    """ps in the container until `ok(listing)` holds (a started container's shell may not have
+    exec'd its program yet) or 20 s pass; the last listing."""
+    deadline = time.time() + 20
+    while True:
+        listing = ps(container)
+        if ok(listing) or time.time() > deadline:
+            return listing
+        time.sleep(0.2)
+
+
 def first(listing):
     """The process listed first (the lowest pid) as (pid, args)."""
     pid, args = listing.splitlines()[1].split(None, 1)
@@ -214,17 +225,17 @@ def first(listing):
 # The image has sh, cat and ls; busybox's sh runs its other applets itself.
 own = started("own", ["sh", "-c", "exec sleep 301"])  # nothing said: CONTAINER, the kubelet's default
 for container, mine, other in [(own, "sleep 301", "sleep 300"), (cid, "sleep 300", "sleep 301")]:
-    listing = ps(container)
+    listing = settled_ps(container, lambda l, mine=mine: first(l) == ("1", mine))
     assert first(listing) == ("1", mine) and other not in listing, listing
 shared = [started(f"shared{i}", ["sh", "-c", f"exec sleep 30{i}"], pid=cri.POD) for i in (2, 3)]
-listing = ps(shared[1])
+listing = settled_ps(shared[1], lambda l: "sleep 302" in l and "sleep 303" in l)
 assert "sleep 302" in listing and "sleep 303" in listing, listing
 victim = next(line.split()[0] for line in listing.splitlines() if line.endswith("sleep 302"))
 r = runtime.ExecSync(cri.ExecSyncRequest(container_id=shared[1], cmd=["sh", "-c", f"kill {victim}"], timeout=20), timeout=30)
 assert r.exit_code == 0, r
 assert wait_exited(shared[0], 20).exit_code == 128 + 15
 target = started("target", ["sh", "-c", "exec sleep 304"], pid=cri.TARGET, target_id=cid)
-listing = ps(target)
+listing = settled_ps(target, lambda l: "sleep 304" in l)
 assert first(listing) == ("1", "sleep 300") and "sleep 304" in listing and "sleep 301" not in listing, listing
 r = runtime.ExecSync(cri.ExecSyncRequest(container_id=cid, cmd=["sh", "-c", "echo $PPID; kill -9 1; echo $?"],
                                          timeout=20), timeout=30)
