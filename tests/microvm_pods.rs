@@ -325,6 +325,22 @@ fn security_holds(c: &Cluster, class: &str, node: &str) {
         "touch: /x: Read-only file system\ntouch: /tmp/x: Read-only file system\nvolume ok\n",
         "{class}"
     );
+    // A PID namespace of its own (the kubelet's default): its program is PID 1 and the
+    // other containers' processes are nowhere to be seen.
+    let ps = exec("ps -o pid,args");
+    let first = ps.lines().nth(1).unwrap_or_default();
+    assert!(
+        first.trim_start().starts_with("1 ") && first.ends_with("sleep 100000"),
+        "{class}: {ps}"
+    );
+    assert!(!ps.contains("sleep 200000"), "{class}: the peer's processes are visible: {ps}");
+    // An exec joins it, its parent (the runtime) outside.
+    assert_eq!(exec("echo $PPID"), "0\n", "{class}");
+    let listed = exec("ls /proc | grep -c '^[0-9]'");
+    assert!(
+        listed.trim().parse::<u32>().is_ok_and(|n| n <= 4),
+        "{class}: init, sh, ls, grep: {listed}"
+    );
     // The pod's IPC sysctl: the Sentry's IPC namespace, or the guest's own kernel.
     assert_eq!(exec("cat /proc/sys/kernel/shmmax"), "1048576\n", "{class}");
     if class == "microvm" {
@@ -372,6 +388,11 @@ spec:
       readOnlyRootFilesystem: true
       capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}
       seccompProfile: {type: RuntimeDefault}
+  - name: peer
+    image: web:v1
+    imagePullPolicy: Never
+    command: [sleep, "200000"]
+    resources: {limits: {memory: 16Mi}}
   - name: hog
     image: web:v1
     imagePullPolicy: Never

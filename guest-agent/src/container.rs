@@ -86,6 +86,18 @@ pub struct Policy {
     pub memory_limit_bytes: Option<u64>,
 }
 
+/// Which PID namespace a container's processes run in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PidMode {
+    /// The guest's, shared.
+    #[default]
+    Pod,
+    /// Its own, made by its first process.
+    Container,
+    /// The one of another container (by id).
+    Target(String),
+}
+
 /// A mounted container.
 #[derive(Debug, Clone)]
 pub struct Container {
@@ -93,6 +105,11 @@ pub struct Container {
     pub dir: PathBuf,
     /// Where its mounts landed, innermost last (unmounted in reverse).
     pub mounted: Vec<PathBuf>,
+    pub pid_mode: PidMode,
+    /// Its PID namespace once its first process made or joined it (`None` in the guest's).
+    pub pid_ns: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
+    /// What it was made with (a new namespace's /proc gets its masks again).
+    pub policy: Policy,
 }
 
 impl Container {
@@ -222,7 +239,14 @@ pub fn create(
     check_policy(policy)?;
     let dir = Path::new(CONTAINERS_DIR).join(id);
     std::fs::create_dir(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
-    let mut c = Container { id: id.to_owned(), dir, mounted: Vec::new() };
+    let mut c = Container {
+        id: id.to_owned(),
+        dir,
+        mounted: Vec::new(),
+        pid_mode: PidMode::Pod,
+        pid_ns: None,
+        policy: policy.clone(),
+    };
     if let Err(e) = assemble(&mut c, &image, files, mounts, policy) {
         teardown(&c);
         let _ = std::fs::remove_dir_all(&c.dir);

@@ -41,6 +41,46 @@ pub struct Spec {
     pub groups: Vec<u32>,
     /// Capabilities, no_new_privs and a seccomp filter; `None`: the agent's own (all).
     pub security: Option<Security>,
+    /// The PID namespace it starts in.
+    pub pid_ns: PidNs,
+    /// Paths under /proc its container masks and keeps read-only: applied again to the /proc
+    /// a process starting a namespace mounts (the container's were on the guest's).
+    pub proc_masked: Vec<String>,
+    pub proc_readonly: Vec<String>,
+}
+
+/// Which PID namespace a process starts in.
+#[derive(Clone, Debug, Default)]
+pub enum PidNs {
+    /// The agent's (the guest's).
+    #[default]
+    Agent,
+    /// A new one, whose PID 1 it is; a fresh /proc is mounted in its root.
+    New,
+    /// The one this descriptor (`/proc/PID/ns/pid`) names.
+    Join(Arc<OwnedFd>),
+}
+
+impl PidNs {
+    /// Makes the calling thread's next children start in this namespace. Only that thread:
+    /// a namespace for children belongs to the thread, so the agent's others are unaffected.
+    fn enter_for_children(&self) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let r = match self {
+            PidNs::Agent => 0,
+            // SAFETY: unshare with a flag only.
+            PidNs::New => unsafe { libc::unshare(libc::CLONE_NEWPID) },
+            // SAFETY: setns with a descriptor that lives across the call.
+            PidNs::Join(fd) => unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWPID) },
+        };
+        if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+    }
+}
+
+/// The PID namespace process `pid` (as the agent numbers it) is in.
+pub fn pid_namespace_of(pid: u32) -> std::io::Result<Arc<OwnedFd>> {
+    let f = std::fs::File::open(format!("/proc/{pid}/ns/pid"))?;
+    Ok(Arc::new(f.into()))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +141,9 @@ impl Spec {
             gid: 0,
             groups: Vec::new(),
             security: None,
+            pid_ns: PidNs::Agent,
+            proc_masked: Vec::new(),
+            proc_readonly: Vec::new(),
         })
     }
 }
@@ -169,6 +212,21 @@ pub fn spawn(
     let (uid, gid) = (spec.uid, spec.gid);
     let groups: Vec<libc::gid_t> = spec.groups.clone();
     let security = spec.security.clone();
+    // A process that starts a namespace mounts the /proc that shows it, over the one the
+    // container was made with (which shows the guest's).
+    let new_proc = match (&spec.pid_ns, spec.root.as_deref()) {
+        (PidNs::New, Some(root)) => {
+            let under = |paths: &[String]| -> Result<Vec<CString>, SpawnError> {
+                paths.iter().map(|p| c(&root.join(p.trim_start_matches('/')))).collect()
+            };
+            Some(ProcMount {
+                dir: c(&root.join("proc"))?,
+                masked: under(&spec.proc_masked)?,
+                readonly: under(&spec.proc_readonly)?,
+            })
+        }
+        _ => None,
+    };
     // A console process joins the agent's session, which owns the console: were the process
     // the session leader, its exit would hang the terminal up, and a hangup discards what the
     // serial port has not sent yet (a shell's last words).
@@ -200,6 +258,9 @@ pub fn spawn(
                 }
                 libc::close(fd);
             }
+            if let Some(proc_mount) = &new_proc {
+                proc_mount.mount()?;
+            }
             if let Some(root) = &root
                 && libc::chroot(root.as_ptr()) != 0
             {
@@ -225,12 +286,22 @@ pub fn spawn(
             Ok(())
         });
     }
-    let (child, exit) = reaper
-        .spawn(|| {
+    let spawn = |cmd: &mut Command| {
+        reaper.spawn(|| {
             let child = cmd.spawn()?;
             Ok((child.id() as i32, child))
         })
-        .map_err(start_err)?;
+    };
+    let spawned = match &spec.pid_ns {
+        PidNs::Agent => spawn(&mut cmd),
+        // On a thread of its own, which alone enters the namespace for its children.
+        ns => std::thread::scope(|s| {
+            s.spawn(|| ns.enter_for_children().and_then(|()| spawn(&mut cmd)))
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the spawning thread panicked")))
+        }),
+    };
+    let (child, exit) = spawned.map_err(start_err)?;
     let pid = child.id();
     // The slave goes with the command: the master sees the end once the process closes it.
     drop(cmd);
@@ -253,6 +324,80 @@ pub fn spawn(
         },
     };
     Ok((pid, pipes, exit))
+}
+
+/// The /proc of a new PID namespace, mounted by its first process before it execs, with the
+/// container's masks and read-only paths under it applied again. Only system calls on
+/// strings made before the fork (it runs between fork and exec).
+struct ProcMount {
+    dir: CString,
+    masked: Vec<CString>,
+    readonly: Vec<CString>,
+}
+
+impl ProcMount {
+    fn mount(&self) -> std::io::Result<()> {
+        let check = |r: libc::c_int| {
+            if r != 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+        };
+        let none = std::ptr::null();
+        // SAFETY: every pointer is a NUL-terminated string made before the fork, or null for
+        // mount data; `st` is plain data lstat fills.
+        unsafe {
+            let proc_fs = c"proc";
+            let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+            check(libc::mount(proc_fs.as_ptr(), self.dir.as_ptr(), proc_fs.as_ptr(), flags, none))?;
+            for path in &self.masked {
+                let mut st: libc::stat = std::mem::zeroed();
+                if libc::lstat(path.as_ptr(), &mut st) != 0 {
+                    continue;
+                }
+                match st.st_mode & libc::S_IFMT {
+                    libc::S_IFLNK => continue,
+                    libc::S_IFDIR => {
+                        let tmpfs = c"tmpfs";
+                        let flags = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
+                        let data = c"size=0";
+                        check(libc::mount(
+                            tmpfs.as_ptr(),
+                            path.as_ptr(),
+                            tmpfs.as_ptr(),
+                            flags,
+                            data.as_ptr().cast(),
+                        ))?;
+                    }
+                    _ => {
+                        let null = c"/dev/null";
+                        check(libc::mount(
+                            null.as_ptr(),
+                            path.as_ptr(),
+                            none.cast(),
+                            libc::MS_BIND,
+                            none,
+                        ))?;
+                    }
+                }
+            }
+            for path in &self.readonly {
+                let mut st: libc::stat = std::mem::zeroed();
+                if libc::lstat(path.as_ptr(), &mut st) != 0
+                    || st.st_mode & libc::S_IFMT == libc::S_IFLNK
+                {
+                    continue;
+                }
+                check(libc::mount(
+                    path.as_ptr(),
+                    path.as_ptr(),
+                    none.cast(),
+                    libc::MS_BIND | libc::MS_REC,
+                    none,
+                ))?;
+                let ro = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+                check(libc::mount(c"none".as_ptr(), path.as_ptr(), none.cast(), ro, none))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Makes the console the controlling terminal of the agent's session (the agent leads it as

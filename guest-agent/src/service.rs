@@ -62,6 +62,27 @@ impl AgentService {
     }
 }
 
+/// The PID namespace a new process of container `c` starts in: the container's once it has
+/// one; else a new one, or its target's, for its first process.
+fn pid_ns_for(
+    containers: &HashMap<String, Container>,
+    c: &Container,
+) -> Result<process::PidNs, Status> {
+    if let Some(ns) = &c.pid_ns {
+        return Ok(process::PidNs::Join(ns.clone()));
+    }
+    Ok(match &c.pid_mode {
+        container::PidMode::Pod => process::PidNs::Agent,
+        container::PidMode::Container => process::PidNs::New,
+        container::PidMode::Target(t) => {
+            let ns = containers.get(t).and_then(|t| t.pid_ns.clone()).ok_or_else(|| {
+                Status::failed_precondition(format!("container {t:?} has no process running"))
+            })?;
+            process::PidNs::Join(ns)
+        }
+    })
+}
+
 fn container_status(e: ContainerError) -> Status {
     match e {
         ContainerError::Io { .. } => Status::failed_precondition(e.to_string()),
@@ -210,6 +231,22 @@ impl Agent for AgentService {
             readonly_paths: r.readonly_paths,
             memory_limit_bytes: (r.memory_limit_bytes > 0).then_some(r.memory_limit_bytes),
         };
+        let pid_mode = match proto::PidNamespace::try_from(r.pid_namespace) {
+            Ok(proto::PidNamespace::Pod) => container::PidMode::Pod,
+            Ok(proto::PidNamespace::Container) => container::PidMode::Container,
+            Ok(proto::PidNamespace::Target) if containers.contains_key(&r.pid_target) => {
+                container::PidMode::Target(r.pid_target.clone())
+            }
+            Ok(proto::PidNamespace::Target) => {
+                return Err(Status::not_found(format!("no container {:?}", r.pid_target)));
+            }
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "PID namespace {} is none of POD, CONTAINER and TARGET",
+                    r.pid_namespace
+                )));
+            }
+        };
         let id = r.id.clone();
         let c = tokio::task::spawn_blocking(move || {
             container::create(&id, &image, &files, &mounts, &policy)
@@ -217,6 +254,8 @@ impl Agent for AgentService {
         .await
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(container_status)?;
+        let mut c = c;
+        c.pid_mode = pid_mode;
         let rootfs = c.rootfs().display().to_string();
         tracing::info!(id = r.id, rootfs, "container created");
         containers.insert(r.id, c);
@@ -264,13 +303,21 @@ impl Agent for AgentService {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         // The container's OOM kills before this process starts are not its own.
         let mut container = None;
+        // The containers stay locked across the spawn: a container's first process decides
+        // its namespace.
+        let mut containers = self.containers.lock().await;
         if !r.container_id.is_empty() {
-            let containers = self.containers.lock().await;
             let c = containers
                 .get(&r.container_id)
                 .ok_or_else(|| Status::not_found(format!("no container {:?}", r.container_id)))?;
             spec.root = Some(c.rootfs());
             spec.cgroup = Some(c.cgroup());
+            spec.pid_ns = pid_ns_for(&containers, c)?;
+            let under_proc = |paths: &[String]| -> Vec<String> {
+                paths.iter().filter(|p| p.starts_with("/proc/")).cloned().collect()
+            };
+            spec.proc_masked = under_proc(&c.policy.masked_paths);
+            spec.proc_readonly = under_proc(&c.policy.readonly_paths);
             container = Some((c.clone(), c.oom_kills()));
         }
         let exec_id = match r.exec_id {
@@ -283,6 +330,17 @@ impl Agent for AgentService {
             return Err(Status::already_exists(format!("process {exec_id:?} exists")));
         }
         let (pid, pipes, exited) = process::spawn(&spec, &self.reaper).map_err(spawn_status)?;
+        if let Some(c) = containers.get_mut(&r.container_id)
+            && c.pid_ns.is_none()
+            && c.pid_mode != container::PidMode::Pod
+        {
+            // Kept while the container is: its execs join it.
+            match process::pid_namespace_of(pid) {
+                Ok(ns) => c.pid_ns = Some(ns),
+                Err(e) => tracing::warn!(pid, "the PID namespace of {:?}: {e}", c.id),
+            }
+        }
+        drop(containers);
         let (exit_tx, exit_rx) = watch::channel(None);
         let entry = Arc::new(Process {
             pid,

@@ -25,6 +25,7 @@ use crate::cri::handler::{
     RunningSandbox, TerminalSize,
 };
 use crate::cri::mounts;
+use crate::cri::pid_namespace::PidNamespace;
 
 /// How long the guest may take to go down once asked, before its VMM is killed.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
@@ -117,6 +118,11 @@ impl MicrovmSandbox {
             })
             .collect();
         let policy = &spec.rootfs_policy;
+        let (pid_namespace, pid_target) = match &spec.pid_namespace {
+            PidNamespace::Pod => (proto::PidNamespace::Pod, String::new()),
+            PidNamespace::Container => (proto::PidNamespace::Container, String::new()),
+            PidNamespace::Target(t) => (proto::PidNamespace::Target, t.clone()),
+        };
         Ok(proto::CreateContainerRequest {
             id: spec.id.to_owned(),
             image_dir: guest_image,
@@ -126,6 +132,8 @@ impl MicrovmSandbox {
             masked_paths: policy.masked_paths.clone(),
             readonly_paths: policy.readonly_paths.clone(),
             memory_limit_bytes: spec.memory_limit_bytes.unwrap_or(0),
+            pid_namespace: pid_namespace.into(),
+            pid_target,
             ..Default::default()
         })
     }
