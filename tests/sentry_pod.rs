@@ -95,6 +95,39 @@ fn bad_requests_get_clear_errors() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
 }
 
+/// A pod sandbox prints its task dump to its stderr (the CRI keeps it in the sandbox's
+/// sentry.log) on SIGRTMIN+3, and goes on serving.
+#[test]
+fn a_pod_sandbox_prints_a_task_dump() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("control.sock");
+    let log = dir.path().join("sentry.log");
+    let mut sandbox = std::process::Command::new(common::sentry::ringfence())
+        .args(["sentry", "sandbox", "--control"])
+        .arg(&socket)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let up = common::eventually(std::time::Duration::from_secs(10), || socket.exists());
+    let dumped = up && {
+        // SAFETY: signalling our own child, not yet reaped.
+        unsafe { libc::kill(sandbox.id() as i32, libc::SIGRTMIN() + 3) };
+        common::eventually(std::time::Duration::from_secs(10), || {
+            std::fs::read_to_string(&log).unwrap_or_default().contains("Sentry tasks (1):")
+        })
+    };
+    let alive = sandbox.try_wait().unwrap().is_none();
+    let _ = sandbox.kill();
+    let _ = sandbox.wait();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(up && dumped && alive, "up {up}, dumped {dumped}, alive {alive}: {text}");
+    assert!(text.contains("task 1 "), "{text}");
+    eprintln!(
+        "{}",
+        text.lines().skip_while(|l| !l.starts_with("Sentry tasks")).collect::<Vec<_>>().join("\n")
+    );
+}
+
 fn rand_id() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
 }

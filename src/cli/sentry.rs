@@ -193,6 +193,7 @@ fn network(spec: &str) -> Network {
 pub fn run(cmd: SentryCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         SentryCommand::Sandbox(args) => {
+            let dump_signal = super::sentry_stop::block_task_dump_signal();
             let config = SandboxConfig {
                 memory: args.memory << 20,
                 hostname: args.hostname,
@@ -203,6 +204,7 @@ pub fn run(cmd: SentryCommand) -> anyhow::Result<ExitCode> {
             let server = ControlServer::bind(&args.control, sandbox.clone())
                 .with_context(|| format!("control socket {}", args.control.display()))?;
             sandbox.run_pause_init()?;
+            super::sentry_stop::serve_task_dumps(sandbox.clone(), dump_signal)?;
             sandbox.confine()?;
             server.serve()?;
             Ok(ExitCode::SUCCESS)

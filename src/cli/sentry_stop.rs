@@ -53,13 +53,7 @@ fn write_stderr(text: &str) {
 pub fn start(sandbox: Arc<Sandbox>, set: libc::sigset_t, grace: Duration) -> std::io::Result<()> {
     // Forwarding takes the sandbox's locks; a wedged sandbox may never give them back, so it
     // runs on a thread of its own and the waiting below never depends on it.
-    let (dump_tx, dump_rx) = mpsc::channel::<()>();
-    let dumped = sandbox.clone();
-    std::thread::Builder::new().name("task-dump".into()).spawn(move || {
-        for () in dump_rx {
-            write_stderr(&dumped.task_dump());
-        }
-    })?;
+    let dump_tx = dump_writer(sandbox.clone())?;
     let (fwd_tx, fwd_rx) = mpsc::channel::<i32>();
     std::thread::Builder::new().name("signal-forward".into()).spawn(move || {
         for sig in fwd_rx {
@@ -96,6 +90,46 @@ pub fn start(sandbox: Arc<Sandbox>, set: libc::sigset_t, grace: Duration) -> std
             let _ = fwd_tx.send(sig);
             if is_termination(sig) {
                 let _ = stop_tx.send(sig);
+            }
+        }
+    })?;
+    Ok(())
+}
+
+/// A thread that writes a task dump to stderr for each message. Its own thread: the dump
+/// tries the sandbox's locks, and the signal waiter must never wait on it.
+fn dump_writer(sandbox: Arc<Sandbox>) -> std::io::Result<mpsc::Sender<()>> {
+    let (dump_tx, dump_rx) = mpsc::channel::<()>();
+    std::thread::Builder::new().name("task-dump".into()).spawn(move || {
+        for () in dump_rx {
+            write_stderr(&sandbox.task_dump());
+        }
+    })?;
+    Ok(dump_tx)
+}
+
+/// Blocks [`task_dump_signal`] in the calling thread and the threads it starts from now on;
+/// call before the sandbox starts any (an unblocked thread would die of it).
+pub fn block_task_dump_signal() -> libc::sigset_t {
+    // SAFETY: building a signal set on the stack and applying it to this thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, task_dump_signal());
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// For a pod sandbox (`sentry sandbox`), which forwards no signals: task dumps only.
+pub fn serve_task_dumps(sandbox: Arc<Sandbox>, set: libc::sigset_t) -> std::io::Result<()> {
+    let dump_tx = dump_writer(sandbox)?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        loop {
+            let mut sig = 0;
+            // SAFETY: waiting on a valid, initialised set that every thread has blocked.
+            if unsafe { libc::sigwait(&set, &mut sig) } == 0 && dump_tx.send(()).is_err() {
+                return;
             }
         }
     })?;
