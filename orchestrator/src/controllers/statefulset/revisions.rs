@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::StatefulSetController;
 use super::identity::set_name;
 use crate::api::ApiError;
-use crate::controllers::common::{controller_of, fnv32a, owner_ref, safe_encode};
+use crate::controllers::common::{adopt, controller_of, fnv32a, is_orphan, owner_ref, safe_encode};
 
 pub const HASH_LABEL: &str = "controller.kubernetes.io/hash";
 
@@ -139,6 +139,14 @@ impl StatefulSetController {
                     {
                         self.revisions.observe(x.clone());
                         Ok(x)
+                    }
+                    // An orphan of a set of this name deleted with --cascade=orphan, which
+                    // the adoption ran too early to see orphaned: taken over, and the sync
+                    // retried with it in the history. Counting it as a collision made a new
+                    // revision, and the adopted pods outdated (one was replaced).
+                    Some(x) if is_orphan(&x.metadata) && template_of(&x) == Some(template(set)) => {
+                        adopt(&self.kube, &self.revisions, &x, set).await?;
+                        Err(e)
                     }
                     // A hash collision: the next try hashes with a higher count.
                     _ => {
