@@ -400,3 +400,26 @@ fn bench_lane_compares_the_vmm_with_qemu_microvm() {
     assert!(stdout.contains("ringfence-vmm vs QEMU microvm: to init "), "{stdout}");
     eprintln!("{stdout}(bench lane: {:.1} s in all)", started.elapsed().as_secs_f64());
 }
+
+/// `ringfence bench snapshot`: the project's guest booted and restored from a snapshot of it,
+/// each timed to its agent's answer by the process that started it; a restore is faster than a
+/// boot and its socket listens before its agent answers.
+#[test]
+fn bench_snapshot_times_boots_and_restores_to_the_agent() {
+    let started = std::time::Instant::now();
+    let out = ringfence().args(["bench", "snapshot", "--vms", "2"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let p50 = |what: &str| -> f64 {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| {what} |")))
+            .unwrap_or_else(|| panic!("no row for {what}:\n{stdout}"));
+        row.split('|').nth(3).and_then(|c| c.trim().parse().ok()).expect(row)
+    };
+    let (boot, restore) = (p50("cold boot -> agent"), p50("restore -> agent"));
+    assert!(restore > 0.0 && restore < boot, "{stdout}");
+    assert!(stdout.contains("vsock socket was listening after "), "{stdout}");
+    eprintln!("{stdout}(bench snapshot: {:.1} s in all)", started.elapsed().as_secs_f64());
+}

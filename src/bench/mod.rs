@@ -1,5 +1,6 @@
 //! Whole-system benchmarks behind `ringfence bench <area>`.
 
+pub mod agent_start;
 pub mod api;
 pub mod lane;
 pub mod network;

@@ -20,6 +20,12 @@ pub struct Report {
     pub vms: usize,
     pub boot_ms: Vec<f64>,
     pub restore_ms: Vec<f64>,
+    /// Start -> the vsock socket listening, for boots and restores.
+    pub boot_listen_ms: Vec<f64>,
+    pub restore_listen_ms: Vec<f64>,
+    /// Start -> the guest accepting a connection to the agent's port.
+    pub boot_accept_ms: Vec<f64>,
+    pub restore_accept_ms: Vec<f64>,
     pub boot_pss_kib: u64,
     pub clone_pss_kib: u64,
     pub snapshot_ms: f64,
@@ -39,18 +45,26 @@ fn script(vms: usize) -> String {
 ms() {{ awk '{{printf "%d", $1 * 1000}}' /proc/uptime; }}
 pss() {{ t=0; for p in "$@"; do k=$(awk '/^Pss:/ {{print $2}}' /proc/$p/smaps_rollup); t=$((t + ${{k:-0}})); done; echo $t; }}
 agent() {{ /lane/ringfence vm agent --timeout 600 --vsock /tmp/v$1.sock health >/dev/null; }}
+# Started and timed by ringfence itself: no client's start-up in the figures. Prints the
+# VMM's pid, then ms to its agent answering, to its vsock socket listening and to the guest
+# accepting a connection to the agent's port.
+timed() {{ /lane/ringfence bench start-to-agent --timeout "$@"; }}
+# From the second VM on, the timer's client code is warmed on the first VM's agent.
+warm() {{ [ $1 -gt 1 ] && echo "--warm-up $2"; }}
+# The VMMs are not this shell's children (the timer started them): wait until they are gone.
+gone() {{ for p in "$@"; do while grep -qs '^State:[[:space:]]*[^Z]' /proc/$p/status; do sleep 0.05; done; done; }}
 pids=""
 for n in $(seq 1 {vms}); do
-  t=$(ms)
-  /lane/ringfence-vmm --api-sock /tmp/api$n.sock --kernel /guest/kernel --initrd /guest/initrd \
-    --mem 256 --vsock 3,/tmp/v$n.sock --serial /tmp/console$n.log --entropy --cmdline "{CMDLINE}" &
-  pids="$pids $!"
-  agent $n || {{ echo "BOOT-FAILED $n"; tail -20 /tmp/console$n.log; exit 1; }}
-  echo "BOOT $n $(( $(ms) - t ))"
+  r=$(timed 600 --vsock /tmp/v$n.sock $(warm $n /tmp/v1.sock) -- /lane/ringfence-vmm --api-sock /tmp/api$n.sock \
+    --kernel /guest/kernel --initrd /guest/initrd --mem 256 --vsock 3,/tmp/v$n.sock \
+    --serial /tmp/console$n.log --entropy --cmdline "{CMDLINE}") ||
+    {{ echo "BOOT-FAILED $n"; tail -20 /tmp/console$n.log; exit 1; }}
+  set -- $r; pids="$pids $1"
+  echo "BOOT $n $2 $3 $4"
 done
 sleep 1
 echo "BOOTPSS $(pss $pids)"
-kill $pids; wait
+kill $pids; gone $pids
 /lane/ringfence-vmm --api-sock /tmp/api0.sock --kernel /guest/kernel --initrd /guest/initrd \
   --mem 256 --vsock 3,/tmp/v0.sock --serial /tmp/console0.log --entropy \
   --cmdline "{CMDLINE} init_on_free=1" &
@@ -63,15 +77,14 @@ kill $template; wait
 pids=""
 for n in $(seq 1 {vms}); do
   printf '{{"snapshot_path":"/tmp/t.snap","mem_backend":{{"backend_type":"File","backend_path":"/tmp/t.mem"}},"resume_vm":true,"vsock_override":{{"uds_path":"/tmp/c%s.sock"}}}}' $n > /tmp/restore$n.json
-  t=$(ms)
-  /lane/ringfence-vmm --restore /tmp/restore$n.json --no-api --serial /tmp/clone$n.log &
-  pids="$pids $!"
-  /lane/ringfence vm agent --timeout 60 --vsock /tmp/c$n.sock health >/dev/null || {{ echo "RESTORE-FAILED $n"; exit 1; }}
-  echo "RESTORE $n $(( $(ms) - t ))"
+  r=$(timed 60 --vsock /tmp/c$n.sock $(warm $n /tmp/c1.sock) -- /lane/ringfence-vmm --restore /tmp/restore$n.json \
+    --no-api --serial /tmp/clone$n.log) || {{ echo "RESTORE-FAILED $n"; exit 1; }}
+  set -- $r; pids="$pids $1"
+  echo "RESTORE $n $2 $3 $4"
 done
 sleep 1
 echo "CLONEPSS $(pss $pids)"
-kill $pids; wait
+kill $pids; gone $pids
 "#
     )
 }
@@ -101,21 +114,35 @@ pub fn run(vms: usize, transport: lane::Transport) -> anyhow::Result<Report> {
             .map(|rest| rest.split_whitespace().filter_map(|w| w.parse().ok()).collect())
             .collect()
     };
-    let timings = |tag: &str| -> Vec<f64> {
-        fields(tag).into_iter().filter_map(|f| f.get(1).copied()).collect()
+    let timings = |tag: &str, at: usize| -> Vec<f64> {
+        fields(tag).into_iter().filter_map(|f| f.get(at).copied()).collect()
     };
     let one = |tag: &str| -> anyhow::Result<Vec<f64>> {
         fields(tag).into_iter().next().with_context(|| format!("no {tag} in:\n{text}"))
     };
     let snap = one("SNAPSHOT ")?;
-    let (boot_ms, restore_ms) = (timings("BOOT "), timings("RESTORE "));
-    if boot_ms.len() != vms || restore_ms.len() != vms || snap.len() < 4 {
+    let (boot_ms, restore_ms) = (timings("BOOT ", 1), timings("RESTORE ", 1));
+    let (boot_listen_ms, restore_listen_ms) = (timings("BOOT ", 2), timings("RESTORE ", 2));
+    let (boot_accept_ms, restore_accept_ms) = (timings("BOOT ", 3), timings("RESTORE ", 3));
+    let series = [
+        &boot_ms,
+        &restore_ms,
+        &boot_listen_ms,
+        &restore_listen_ms,
+        &boot_accept_ms,
+        &restore_accept_ms,
+    ];
+    if series.iter().any(|s| s.len() != vms) || snap.len() < 4 {
         bail!("incomplete results:\n{text}");
     }
     Ok(Report {
         vms,
         boot_ms,
         restore_ms,
+        boot_listen_ms,
+        restore_listen_ms,
+        boot_accept_ms,
+        restore_accept_ms,
         boot_pss_kib: one("BOOTPSS ")?.first().copied().unwrap_or(0.0) as u64,
         clone_pss_kib: one("CLONEPSS ")?.first().copied().unwrap_or(0.0) as u64,
         snapshot_ms: snap[0],
@@ -151,7 +178,14 @@ pub fn render(r: &Report, transport: lane::Transport) -> String {
          |---|---|---|---|---|---|---|\n\
          | cold boot -> agent | {n} | {boot:.0} | {bmax:.0} | 1.00x | {boot_pss:.1} | 1.00x |\n\
          | restore -> agent | {n} | {restore:.0} | {rmax:.0} | {rratio:.3}x | {clone_pss:.1} | {pratio:.2}x |\n\n\
+         Timed by the process that starts each VMM (no client start-up in the figures); the VMM's \
+         vsock socket was listening after {blisten:.0} ms (boot) and {rlisten:.0} ms (restore), the \
+         guest accepted a connection to the agent's port after {baccept:.0} and {raccept:.0} ms, p50.\n\
          snapshot: {snap:.0} ms to write; state {state} KiB; memory file {mem} MiB, {data} MiB of it data\n",
+        blisten = median(&r.boot_listen_ms),
+        rlisten = median(&r.restore_listen_ms),
+        baccept = median(&r.boot_accept_ms),
+        raccept = median(&r.restore_accept_ms),
         n = r.vms,
         bmax = max(&r.boot_ms),
         rmax = max(&r.restore_ms),

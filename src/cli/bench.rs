@@ -29,6 +29,11 @@ pub enum BenchCommand {
     /// The project's Linux guest booted N times and restored N times from a snapshot of one:
     /// snapshot time and size, start -> agent answering, PSS per VM.
     Snapshot(SnapshotArgs),
+    /// Starts a VMM (left running) and prints its pid and the milliseconds from its start to
+    /// its guest agent answering, to its vsock socket listening and to the guest accepting a
+    /// connection to the agent's port (used by `bench snapshot`).
+    #[command(hide = true)]
+    StartToAgent(StartToAgentArgs),
     /// The same workloads in every runtime here (native, runc, runsc, the Sentry, microVMs):
     /// medians, spread and ratios to native in DIR/report.md, every sample in
     /// DIR/results.json, SVG plots and DIR/index.html.
@@ -90,6 +95,23 @@ pub struct SnapshotArgs {
 }
 
 #[derive(Args)]
+pub struct StartToAgentArgs {
+    /// The VMM's vsock Unix socket (the PATH of `--vsock CID,PATH`).
+    #[arg(long)]
+    vsock: std::path::PathBuf,
+    /// Seconds to wait for the agent (the VMM is stopped after).
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+    /// The vsock socket of a VM already running, whose agent is asked first (so that the
+    /// client's code runs warm, as in a node agent that has started pods before).
+    #[arg(long)]
+    warm_up: Option<std::path::PathBuf>,
+    /// The VMM and its arguments.
+    #[arg(last = true, required = true)]
+    command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Args)]
 pub struct LaneArgs {
     /// Boots per VMM (medians are reported).
     #[arg(long, default_value_t = 2)]
@@ -129,6 +151,10 @@ pub struct PodsArgs {
     /// Bare boots of the guest to compare microVM pods with.
     #[arg(long, default_value_t = 3)]
     boots: usize,
+    /// microVM pods only as template clones (no booted pods, no bare boots): for hosts where
+    /// a boot takes minutes.
+    #[arg(long)]
+    skip_booted: bool,
     #[arg(long, value_enum, env = "RINGFENCE_LANE", default_value = "nested")]
     transport: crate::lane::Transport,
 }
@@ -257,6 +283,24 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             print!("{}", crate::bench::snapshot::render(&report, a.transport));
             Ok(ExitCode::SUCCESS)
         }
+        BenchCommand::StartToAgent(a) => {
+            let timeout = Duration::from_secs(a.timeout);
+            let t = crate::bench::agent_start::start_to_agent(
+                &a.vsock,
+                timeout,
+                a.warm_up.as_deref(),
+                &a.command,
+            )?;
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            println!(
+                "{} {:.1} {:.1} {:.1}",
+                t.pid,
+                ms(t.answering),
+                ms(t.listening),
+                ms(t.accepting)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         BenchCommand::Virtio(a) => {
             let seconds = a.seconds.max(0.1);
             let rows = crate::bench::virtio::run(seconds)?;
@@ -276,6 +320,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
                     pods: a.pods.max(1),
                     rate: a.rate.max(0.1),
                     boots: a.boots.max(1),
+                    booted: !a.skip_booted,
                     transport: a.transport,
                 };
                 let rows = pods::run_microvm(&cfg)?;
