@@ -324,6 +324,8 @@ fn the_direct_transport_runs_the_same_run_on_this_hosts_kvm() {
     let script = "#!/bin/sh\ncat /guest/data\necho written >>/guest/data\n\
                   /lane/ringfence-vmm --kernel /guest/tiny.elf --mem 16; echo \"VMM $?\"\n\
                   echo \"LINKS $(ip -o link | wc -l) TMP $(ls -A /tmp | wc -l)\"\n\
+                  n=rf-direct-$$; /usr/bin/ip netns add $n && /usr/bin/ip -n $n -o link show lo >/dev/null && \
+                  echo NETNS-OK; /usr/bin/ip netns del $n\n\
                   echo 'to the console' >/dev/console\nsleep 600 &\nexit 7\n";
     let started = std::time::Instant::now();
     let (status, stdout, stderr) = direct_run(
@@ -338,6 +340,8 @@ fn the_direct_transport_runs_the_same_run_on_this_hosts_kvm() {
     assert!(lines.contains(&"VMM 0"), "{stdout}");
     // Its own network (loopback only) and an empty /tmp.
     assert!(lines.contains(&"LINKS 1 TMP 0"), "{stdout}");
+    // `ip -n` (which makes `/` a slave mount) works in it, as lane nodes need.
+    assert!(lines.contains(&"NETNS-OK"), "{stdout}\n{stderr}");
     assert!(stderr.contains("to the console"), "{stderr}");
     // The run wrote its copy: the sum is of what it left, the host's file is as it was.
     let expected = dir.path().join("expected");

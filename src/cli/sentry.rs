@@ -193,7 +193,7 @@ fn network(spec: &str) -> Network {
 pub fn run(cmd: SentryCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         SentryCommand::Sandbox(args) => {
-            let dump_signal = super::sentry_stop::block_task_dump_signal();
+            let dump_signal = super::sentry_stop::block_signals(&[]);
             let config = SandboxConfig {
                 memory: args.memory << 20,
                 hostname: args.hostname,
@@ -247,18 +247,8 @@ fn run_sandbox(args: RunArgs) -> anyhow::Result<ExitCode> {
     // escalate to a kill after --stop-timeout, see sentry_stop).
     let forwarded =
         [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
-    // SAFETY: building and applying a signal mask for this (still single-threaded) process;
-    // threads started later inherit it.
-    let set = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in forwarded {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::sigaddset(&mut set, crate::cli::sentry_stop::task_dump_signal());
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    };
+    // This process is still single-threaded: threads started later inherit the mask.
+    let set = crate::cli::sentry_stop::block_signals(&forwarded);
     let exe = std::env::current_exe().context("locating the ringfence binary for the gofer")?;
     let gofer = GoferClient::spawn(&exe, &["sentry", "gofer"], &rootfs)
         .with_context(|| format!("starting the gofer for {}", rootfs.display()))?;

@@ -108,14 +108,17 @@ fn dump_writer(sandbox: Arc<Sandbox>) -> std::io::Result<mpsc::Sender<()>> {
     Ok(dump_tx)
 }
 
-/// Blocks [`task_dump_signal`] in the calling thread and the threads it starts from now on;
-/// call before the sandbox starts any (an unblocked thread would die of it).
-pub fn block_task_dump_signal() -> libc::sigset_t {
+/// Blocks `signals` and [`task_dump_signal`] in the calling thread and the threads it starts
+/// from now on, for a thread to `sigwait` on the set returned; call before the sandbox starts
+/// any (an unblocked thread would die of the task-dump signal).
+pub fn block_signals(signals: &[i32]) -> libc::sigset_t {
     // SAFETY: building a signal set on the stack and applying it to this thread.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, task_dump_signal());
+        for &s in signals.iter().chain([&task_dump_signal()]) {
+            libc::sigaddset(&mut set, s);
+        }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     }

@@ -247,6 +247,15 @@ impl Setup {
                 libc::MS_REC | libc::MS_PRIVATE,
                 std::ptr::null(),
             ))?;
+            // The root a mount of its own: `/` in the chroot is then a mount point, which
+            // changing its propagation needs (`ip -n NETNS ...` makes it a slave).
+            check(libc::mount(
+                self.root.as_ptr(),
+                self.root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND | libc::MS_REC,
+                std::ptr::null(),
+            ))?;
             for (host, at) in &self.binds {
                 check(libc::mount(
                     host.as_ptr(),

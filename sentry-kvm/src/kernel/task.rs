@@ -143,11 +143,7 @@ impl Task {
 
     /// The thread group if nobody holds the reference's lock (for diagnostics).
     pub fn try_tg(&self) -> Option<Arc<ThreadGroup>> {
-        match self.tg.try_lock() {
-            Ok(g) => Some(g.clone()),
-            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner().clone()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        }
+        super::task_dump::try_lock(&self.tg).map(|g| g.clone())
     }
 
     pub fn tgid(&self) -> i32 {

@@ -5,7 +5,7 @@
 //! printing `locked` for state someone holds (which is itself the clue to a deadlock).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Instant;
 
 use crate::kernel::Kernel;
@@ -42,12 +42,18 @@ impl Activity {
     }
 }
 
-fn try_read<T, R>(m: &Mutex<T>, f: impl FnOnce(&T) -> R) -> Option<R> {
+/// The lock if nobody holds it (a poisoned one too): how diagnostics read a possibly wedged
+/// sandbox without joining its wait.
+pub(super) fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
     match m.try_lock() {
-        Ok(g) => Some(f(&g)),
-        Err(TryLockError::Poisoned(p)) => Some(f(&p.into_inner())),
+        Ok(g) => Some(g),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
         Err(TryLockError::WouldBlock) => None,
     }
+}
+
+fn try_read<T, R>(m: &Mutex<T>, f: impl FnOnce(&T) -> R) -> Option<R> {
+    try_lock(m).map(|g| f(&g))
 }
 
 fn task_line(t: &Arc<Task>, boot: Instant) -> String {

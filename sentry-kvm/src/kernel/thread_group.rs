@@ -165,11 +165,7 @@ impl ThreadGroup {
 
     /// The state if nobody holds it (for diagnostics on a possibly wedged sandbox).
     pub fn try_lock(&self) -> Option<MutexGuard<'_, TgState>> {
-        match self.state.try_lock() {
-            Ok(g) => Some(g),
-            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => None,
-        }
+        super::task_dump::try_lock(&self.state)
     }
 
     /// Records the group's final status and wakes host-side waiters.
