@@ -381,6 +381,14 @@ fn the_direct_transport_refuses_host_directories_and_bounds_the_run() {
     assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
 }
 
+/// The row of a bench's Markdown table whose first cell is `name`.
+fn table_row<'a>(table: &'a str, name: &str) -> &'a str {
+    table
+        .lines()
+        .find(|l| l.starts_with(&format!("| {name} |")))
+        .unwrap_or_else(|| panic!("no row for {name}:\n{table}"))
+}
+
 /// `ringfence bench lane`: the project's kernel boots to init under this VMM and under QEMU's
 /// microvm in the same outer VM; the table has both rows and the ratios.
 #[test]
@@ -391,10 +399,7 @@ fn bench_lane_compares_the_vmm_with_qemu_microvm() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     for vmm in ["ringfence-vmm", "qemu-microvm"] {
-        let row = stdout
-            .lines()
-            .find(|l| l.starts_with(&format!("| {vmm} |")))
-            .unwrap_or_else(|| panic!("no row for {vmm}:\n{stdout}"));
+        let row = table_row(&stdout, vmm);
         let cells: Vec<f64> =
             row.split('|').skip(2).filter_map(|c| c.trim().parse().ok()).collect();
         // runs, to init, to exit, RSS: all measured, init before exit.
@@ -406,8 +411,8 @@ fn bench_lane_compares_the_vmm_with_qemu_microvm() {
 }
 
 /// `ringfence bench snapshot`: the project's guest booted and restored from a snapshot of it,
-/// each timed to its agent's answer by the process that started it; a restore is faster than a
-/// boot and its socket listens before its agent answers.
+/// each timed to its agent's answer by the process that started it: a restore is faster than a
+/// boot, and the table says when the VMMs' sockets listened.
 #[test]
 fn bench_snapshot_times_boots_and_restores_to_the_agent() {
     let started = std::time::Instant::now();
@@ -416,10 +421,7 @@ fn bench_snapshot_times_boots_and_restores_to_the_agent() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let p50 = |what: &str| -> f64 {
-        let row = stdout
-            .lines()
-            .find(|l| l.starts_with(&format!("| {what} |")))
-            .unwrap_or_else(|| panic!("no row for {what}:\n{stdout}"));
+        let row = table_row(&stdout, what);
         row.split('|').nth(3).and_then(|c| c.trim().parse().ok()).expect(row)
     };
     let (boot, restore) = (p50("cold boot -> agent"), p50("restore -> agent"));

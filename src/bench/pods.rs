@@ -423,28 +423,32 @@ pub fn run_microvm(cfg: &MicrovmBenchConfig) -> anyhow::Result<Vec<Row>> {
     };
     let per_pod = |kib: u64| Some(kib as f64 / 1024.0 / cfg.pods as f64);
 
-    // Every guest boots: a node without templates, and bare boots of the same guest.
-    let (mut boots, mut booted) = (Samples::default(), Samples::default());
-    let mut booted_pss = 0;
-    if cfg.booted {
-        let booting = crate::lane::node::LaneNode::start(&spec("bench-boot", false))?;
-        runtime.block_on(wait_node_ready(&kube, "bench-boot"))?;
-        for _ in 0..cfg.boots.max(1) {
-            boots.push(booting.bare_boot()?);
+    // Every guest boots: a node without templates, and bare boots of the same guest:
+    // (bare boots, pods, their PSS).
+    let booted = match cfg.booted {
+        false => None,
+        true => {
+            let booting = crate::lane::node::LaneNode::start(&spec("bench-boot", false))?;
+            runtime.block_on(wait_node_ready(&kube, "bench-boot"))?;
+            let mut boots = Samples::default();
+            for _ in 0..cfg.boots.max(1) {
+                boots.push(booting.bare_boot()?);
+            }
+            let pods = runtime.block_on(measure(
+                &kube,
+                cfg.pods,
+                cfg.rate,
+                "microvm",
+                "booted",
+                Some(MICROVM_POD_MEMORY),
+            ))?;
+            std::thread::sleep(Duration::from_secs(3));
+            let pss = pss_of(&booting)?;
+            finish(booting)?;
+            runtime.block_on(forget_node(&kube, "bench-boot", "booted"))?;
+            Some((boots, pods, pss))
         }
-        booted = runtime.block_on(measure(
-            &kube,
-            cfg.pods,
-            cfg.rate,
-            "microvm",
-            "booted",
-            Some(MICROVM_POD_MEMORY),
-        ))?;
-        std::thread::sleep(Duration::from_secs(3));
-        booted_pss = pss_of(&booting)?;
-        finish(booting)?;
-        runtime.block_on(forget_node(&kube, "bench-boot", "booted"))?;
-    }
+    };
 
     // Clones of the node's template, built after a first pod of the same shape booted.
     let cloning = crate::lane::node::LaneNode::start(&spec("bench-clone", true))?;
@@ -484,13 +488,12 @@ pub fn run_microvm(cfg: &MicrovmBenchConfig) -> anyhow::Result<Vec<Row>> {
         p99_ms: samples.percentile_ms(99.0),
         pss_mib_per_pod: pss,
     };
-    let mut rows = Vec::new();
-    if cfg.booted {
-        rows.push(row("microvm pods, booted", &mut booted, per_pod(booted_pss)));
-    }
-    rows.push(row(CLONES_ROW, &mut cloned, per_pod(cloned_pss)));
-    rows.push(row("sentry pods", &mut sentry, per_pod(pss_after.saturating_sub(pss_before))));
-    if cfg.booted {
+    let mut rows = vec![
+        row(CLONES_ROW, &mut cloned, per_pod(cloned_pss)),
+        row("sentry pods", &mut sentry, per_pod(pss_after.saturating_sub(pss_before))),
+    ];
+    if let Some((mut boots, mut pods, pss)) = booted {
+        rows.insert(0, row("microvm pods, booted", &mut pods, per_pod(pss)));
         rows.push(row("bare vm boot to agent", &mut boots, None));
     }
     Ok(rows)

@@ -18,20 +18,24 @@ pub const PSS_TARGET: f64 = 0.3;
 
 pub struct Report {
     pub vms: usize,
-    pub boot_ms: Vec<f64>,
-    pub restore_ms: Vec<f64>,
-    /// Start -> the vsock socket listening, for boots and restores.
-    pub boot_listen_ms: Vec<f64>,
-    pub restore_listen_ms: Vec<f64>,
-    /// Start -> the guest accepting a connection to the agent's port.
-    pub boot_accept_ms: Vec<f64>,
-    pub restore_accept_ms: Vec<f64>,
+    pub boots: Starts,
+    pub restores: Starts,
     pub boot_pss_kib: u64,
     pub clone_pss_kib: u64,
     pub snapshot_ms: f64,
     pub state_kib: u64,
     pub memory_kib: u64,
     pub memory_data_kib: u64,
+}
+
+/// Milliseconds from each VMM's start, one entry per VM.
+pub struct Starts {
+    /// To its agent answering Health.
+    pub answering: Vec<f64>,
+    /// To its vsock socket listening.
+    pub listening: Vec<f64>,
+    /// To the guest accepting a connection to the agent's port.
+    pub accepting: Vec<f64>,
 }
 
 const CMDLINE: &str = "console=ttyS0 reboot=k panic=1 io_delay=none";
@@ -114,35 +118,29 @@ pub fn run(vms: usize, transport: lane::Transport) -> anyhow::Result<Report> {
             .map(|rest| rest.split_whitespace().filter_map(|w| w.parse().ok()).collect())
             .collect()
     };
-    let timings = |tag: &str, at: usize| -> Vec<f64> {
-        fields(tag).into_iter().filter_map(|f| f.get(at).copied()).collect()
+    // "TAG n answering listening accepting", one line per VM.
+    let starts = |tag: &str| -> anyhow::Result<Starts> {
+        let lines = fields(tag);
+        let column = |at: usize| -> anyhow::Result<Vec<f64>> {
+            let v: Vec<f64> = lines.iter().filter_map(|f| f.get(at).copied()).collect();
+            if v.len() != vms {
+                bail!("{} of {vms} {tag}timings in:\n{text}", v.len());
+            }
+            Ok(v)
+        };
+        Ok(Starts { answering: column(1)?, listening: column(2)?, accepting: column(3)? })
     };
     let one = |tag: &str| -> anyhow::Result<Vec<f64>> {
         fields(tag).into_iter().next().with_context(|| format!("no {tag} in:\n{text}"))
     };
     let snap = one("SNAPSHOT ")?;
-    let (boot_ms, restore_ms) = (timings("BOOT ", 1), timings("RESTORE ", 1));
-    let (boot_listen_ms, restore_listen_ms) = (timings("BOOT ", 2), timings("RESTORE ", 2));
-    let (boot_accept_ms, restore_accept_ms) = (timings("BOOT ", 3), timings("RESTORE ", 3));
-    let series = [
-        &boot_ms,
-        &restore_ms,
-        &boot_listen_ms,
-        &restore_listen_ms,
-        &boot_accept_ms,
-        &restore_accept_ms,
-    ];
-    if series.iter().any(|s| s.len() != vms) || snap.len() < 4 {
+    if snap.len() < 4 {
         bail!("incomplete results:\n{text}");
     }
     Ok(Report {
         vms,
-        boot_ms,
-        restore_ms,
-        boot_listen_ms,
-        restore_listen_ms,
-        boot_accept_ms,
-        restore_accept_ms,
+        boots: starts("BOOT ")?,
+        restores: starts("RESTORE ")?,
         boot_pss_kib: one("BOOTPSS ")?.first().copied().unwrap_or(0.0) as u64,
         clone_pss_kib: one("CLONEPSS ")?.first().copied().unwrap_or(0.0) as u64,
         snapshot_ms: snap[0],
@@ -167,7 +165,7 @@ pub fn render(r: &Report, transport: lane::Transport) -> String {
         lane::Transport::Nested => "one outer VM of the nested-SVM lane",
         lane::Transport::Direct => "this host's KVM",
     };
-    let (boot, restore) = (median(&r.boot_ms), median(&r.restore_ms));
+    let (boot, restore) = (median(&r.boots.answering), median(&r.restores.answering));
     let per_vm = |kib: u64| kib as f64 / 1024.0 / r.vms as f64;
     let (boot_pss, clone_pss) = (per_vm(r.boot_pss_kib), per_vm(r.clone_pss_kib));
     format!(
@@ -182,13 +180,13 @@ pub fn render(r: &Report, transport: lane::Transport) -> String {
          vsock socket was listening after {blisten:.0} ms (boot) and {rlisten:.0} ms (restore), the \
          guest accepted a connection to the agent's port after {baccept:.0} and {raccept:.0} ms, p50.\n\
          snapshot: {snap:.0} ms to write; state {state} KiB; memory file {mem} MiB, {data} MiB of it data\n",
-        blisten = median(&r.boot_listen_ms),
-        rlisten = median(&r.restore_listen_ms),
-        baccept = median(&r.boot_accept_ms),
-        raccept = median(&r.restore_accept_ms),
+        blisten = median(&r.boots.listening),
+        rlisten = median(&r.restores.listening),
+        baccept = median(&r.boots.accepting),
+        raccept = median(&r.restores.accepting),
         n = r.vms,
-        bmax = max(&r.boot_ms),
-        rmax = max(&r.restore_ms),
+        bmax = max(&r.boots.answering),
+        rmax = max(&r.restores.answering),
         rratio = restore / boot.max(1.0),
         pratio = clone_pss / boot_pss.max(0.001),
         snap = r.snapshot_ms,
