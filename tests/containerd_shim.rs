@@ -2,9 +2,12 @@
 //! state and socket, and a config naming `io.containerd.ringfence.v1`) runs tasks through
 //! `containerd-shim-ringfence-v1` in Sentry sandboxes, driven by its own `ctr`: an image
 //! pulled from a loopback docker-registry, output from inside the sandbox, exit statuses,
-//! stdin, exec, kill and delete.
+//! stdin, exec, kill and delete. The same `ctr` flows with microVM sandboxes run in the
+//! nested-SVM lane, containerd and all.
 
 mod common;
+#[path = "common/guest_lane.rs"]
+mod guest_lane;
 #[path = "../images/tests/common/mod.rs"]
 mod image_common;
 
@@ -506,4 +509,121 @@ fn pause_and_resume(c: &Containerd, image: &str) {
     assert!(common::eventually(Duration::from_secs(20), || status("STOPPED")));
     c.ok(&["task", "delete", "counter"]);
     c.ok(&["container", "delete", "counter"]);
+}
+
+/// The lane's script: containerd (its CRI plugin off) with the shim on its PATH, the busybox
+/// image imported, and `ctr` running tasks whose runtime config picks microVM sandboxes.
+const MICROVM_SCRIPT: &str = r#"#!/bin/sh
+export PATH=/lane/bin:$PATH
+ln -s /lane/ringfence /lane/bin/containerd-shim-ringfence-v1
+D=/tmp/cd
+mkdir -p $D
+cat > $D/config.toml <<EOF
+version = 2
+root = "$D/root"
+state = "$D/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "$D/containerd.sock"
+EOF
+cat > /lane/microvm.toml <<EOF
+sandbox = "microvm"
+[microvm]
+guest_kernel = "/guest/kernel"
+guest_initrd = "/guest/initrd"
+virtiofsd = "/lane/virtiofsd"
+memory_mib = 128
+boot_timeout_seconds = 120
+EOF
+containerd --config $D/config.toml > /tmp/containerd.log 2>&1 &
+i=0
+while [ ! -S $D/containerd.sock ]; do
+  i=$((i + 1))
+  if [ $i -gt 600 ]; then echo CONTAINERD-DID-NOT-START; tail -30 /tmp/containerd.log; exit 1; fi
+  sleep 0.1
+done
+ctr() { /lane/bin/ctr --address $D/containerd.sock "$@"; }
+ms() { awk '{print int($1 * 1000)}' /proc/uptime; }
+ctr images import --snapshotter native --base-name docker.io/demo/busybox /lane/image.tar >/dev/null
+IMG=$(ctr images ls -q | head -1)
+echo "IMAGE $IMG"
+R="--snapshotter native --runtime io.containerd.ringfence.v1 --runtime-config-path /lane/microvm.toml"
+t0=$(ms)
+ctr run --rm $R --memory-limit 134217728 $IMG one sh -c 'cat /proc/version; grep MemTotal /proc/meminfo'
+echo "RUN-STATUS $? $(( $(ms) - t0 )) ms"
+ctr run --rm $R $IMG fails sh -c 'echo to-stderr >&2; exit 7'
+echo "EXIT-STATUS $?"
+ctr run -d $R $IMG long /bin/busybox sleep 600
+ctr task ls
+ctr task exec --exec-id probe long sh -c 'echo "EXEC-OUT in $(uname -r)"; exit 3'
+echo "EXEC-STATUS $?"
+ctr task kill --signal SIGKILL long
+i=0
+until ctr task ls | grep -q '^long .*STOPPED'; do
+  i=$((i + 1)); [ $i -gt 100 ] && break; sleep 0.2
+done
+ctr task ls | grep '^long' | sed 's/^/TASK-AFTER-KILL /'
+ctr task delete long; echo "DELETE-STATUS $?"
+ctr containers delete long
+echo "TASKS-LEFT $(ctr task ls -q | wc -l)"
+echo "VMMS-LEFT $(busybox ps | grep -c '[/]lane/ringfence-vmm')"
+echo "--- containerd log"; tail -15 /tmp/containerd.log
+"#;
+
+/// The shim with `sandbox = "microvm"` in its runtime config (`ctr run
+/// --runtime-config-path`): each task's sandbox is a Linux guest, run by the guest agent; exit
+/// statuses, exec and kill come through, and nothing is left running.
+#[test]
+fn ctr_runs_tasks_in_microvms_in_the_nested_lane() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    std::fs::create_dir_all(&layout).unwrap();
+    TestImage::busybox().write_oci_layout(&layout);
+    let image = image_common::tar_dir(&layout, &dir.path().join("image.tar"));
+    let (kernel, initrd) = guest_lane::guest_image();
+    // The ELF vmlinux beside the bzImage, as microVM nodes boot.
+    let kernel = Path::new(&kernel).with_file_name("vmlinux");
+    let script = dir.path().join("run.sh");
+    std::fs::write(&script, MICROVM_SCRIPT).unwrap();
+    let file = |host: &Path, inside: &str| format!("{}:{inside}", host.display());
+    let started = Instant::now();
+    let out = guest_lane::ringfence()
+        .args(["dev", "nested-run", "--ringfence", "--timeout", "600", "--vmm"])
+        .arg(env!("CARGO_BIN_EXE_ringfence-vmm"))
+        .args(["--file", &file(Path::new("/usr/bin/containerd"), "/lane/bin/containerd")])
+        .args(["--file", &file(Path::new("/usr/bin/ctr"), "/lane/bin/ctr")])
+        .args(["--file", &file(Path::new("/usr/lib/qemu/virtiofsd"), "/lane/virtiofsd")])
+        .args(["--file", &file(&kernel, "/guest/kernel")])
+        .args(["--file", &file(Path::new(&initrd), "/guest/initrd")])
+        .args(["--file", &file(&image, "/lane/image.tar")])
+        .arg("--script")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let all = format!("{stdout}\n--- stderr\n{stderr}");
+    eprintln!("ctr with microVM sandboxes in the lane: {:?}", started.elapsed());
+    let line = |prefix: &str| -> &str {
+        stdout.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix}: {all}"))
+    };
+    // The guest's own Linux answers, not the Sentry.
+    let version = line("Linux version");
+    assert!(!version.contains("(ringfence)"), "{all}");
+    assert!(line("RUN-STATUS").starts_with("RUN-STATUS 0 "), "{all}");
+    eprintln!("{}", line("RUN-STATUS"));
+    // A 128 MiB limit plus the guest's own 64: more than the 128 MiB of a guest without one.
+    let mem_kib: u64 =
+        line("MemTotal:").split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap();
+    assert!(mem_kib > 150 * 1024 && mem_kib <= 192 * 1024, "MemTotal {mem_kib} kB: {all}");
+    assert_eq!(line("EXIT-STATUS"), "EXIT-STATUS 7", "{all}");
+    assert!(stdout.contains("to-stderr"), "{all}");
+    assert!(line("EXEC-OUT in ").len() > "EXEC-OUT in ".len(), "{all}");
+    assert_eq!(line("EXEC-STATUS"), "EXEC-STATUS 3", "{all}");
+    assert!(line("TASK-AFTER-KILL").contains("STOPPED"), "{all}");
+    assert_eq!(line("DELETE-STATUS"), "DELETE-STATUS 0", "{all}");
+    assert_eq!(line("TASKS-LEFT"), "TASKS-LEFT 0", "{all}");
+    assert_eq!(line("VMMS-LEFT"), "VMMS-LEFT 0", "{all}");
 }

@@ -78,9 +78,23 @@ pub struct OciMount {
 #[serde(default, rename_all = "camelCase")]
 pub struct OciLinux {
     pub namespaces: Vec<OciNamespace>,
+    pub resources: Option<OciResources>,
     pub seccomp: Option<serde_json::Value>,
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct OciResources {
+    pub memory: Option<OciMemory>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct OciMemory {
+    /// Bytes; containerd writes no limit as absent or a non-positive number.
+    pub limit: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -152,6 +166,12 @@ impl OciSpec {
             Some(n) if n.path.is_empty() => PidNamespace::Container,
             _ => PidNamespace::Pod,
         }
+    }
+
+    /// The container's memory limit in bytes, when it has one.
+    pub fn memory_limit(&self) -> Option<u64> {
+        let limit = self.linux.as_ref()?.resources.as_ref()?.memory.as_ref()?.limit?;
+        u64::try_from(limit).ok().filter(|l| *l > 0)
     }
 
     /// The root filesystem directory containerd prepared (relative paths are in the bundle).
@@ -316,6 +336,10 @@ mod tests {
         let pod = spec(r#"{"linux":{"namespaces":[{"type":"pid","path":"/proc/7/ns/pid"}]}}"#);
         assert_eq!(pod.pid_namespace(), PidNamespace::Pod);
         assert_eq!(spec("{}").pid_namespace(), PidNamespace::Pod);
+        let limited = spec(r#"{"linux":{"resources":{"memory":{"limit":134217728}}}}"#);
+        assert_eq!(limited.memory_limit(), Some(128 << 20));
+        let unlimited = spec(r#"{"linux":{"resources":{"memory":{"limit":-1}}}}"#);
+        assert_eq!((unlimited.memory_limit(), s.memory_limit()), (None, None));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! One task as the shim keeps it: the container (its bundle, root filesystem and what to
-//! launch), the Sentry sandbox it runs in, its init process and its execs.
+//! launch), the sandbox it runs in, its init process and its execs.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,6 +20,8 @@ pub struct Launch {
     pub mounts: Vec<MountSpec>,
     pub policy: RootfsPolicy,
     pub pid_namespace: PidNamespace,
+    /// `linux.resources.memory.limit`, bytes.
+    pub memory_limit: Option<u64>,
 }
 
 pub struct Container {

@@ -15,7 +15,7 @@ pub enum ShimError {
     Invalid(String),
     #[error("{0}")]
     Unsupported(&'static str),
-    #[error("the Sentry sandbox: {0}")]
+    #[error("the sandbox: {0}")]
     Sandbox(#[from] CriError),
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -1,16 +1,19 @@
 //! `containerd-shim-ringfence-v1`: Ringfence as a containerd runtime (shim v2, ttrpc), the
 //! `ringfence` binary invoked under that name. containerd's `io.containerd.ringfence.v1`
-//! tasks run in Sentry sandboxes: one per pod of containerd's CRI plugin (the pod's sandbox
-//! container is the Sentry itself, its containers run in it, each on its own rootfs), or one
-//! per standalone container (`ctr run`).
+//! tasks run in Sentry sandboxes, or in microVMs when the runtime's config file says so: one
+//! sandbox per pod of containerd's CRI plugin (the pod's sandbox container is the sandbox
+//! itself, its containers run in it, each on its own rootfs), or one per standalone container
+//! (`ctr run`).
 //!
 //! - [`lifecycle`]: start/delete actions and the daemon.
 //! - [`task`]: the Task service; [`container`] and [`process`] its state.
 //! - [`bundle`]: the OCI bundle's config; [`rootfs`] its mounts; [`stdio`] the FIFOs.
-//! - [`pods`]: the Sentry sandboxes; [`events`]: what containerd is told; [`metrics`]: the
-//!   task stats it reads.
+//! - [`config`]: the runtime config file (which sandbox class, what a microVM boots).
+//! - [`pods`]: the sandboxes; [`events`]: what containerd is told; [`metrics`]: the task
+//!   stats it reads.
 
 mod bundle;
+mod config;
 mod container;
 mod error;
 mod events;

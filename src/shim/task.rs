@@ -1,4 +1,4 @@
-//! The shim v2 Task service: containerd's requests carried out on Sentry sandboxes.
+//! The shim v2 Task service: containerd's requests carried out on the shim's sandboxes.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,10 +18,11 @@ use containerd_shim::{ExitSignal, TtrpcContext, TtrpcResult};
 use orchestrator::cri::handler::{ContainerSpec, ProcessExit, TerminalSize};
 
 use super::bundle::{OciProcess, OciSpec, Role, process_spec};
+use super::config::ShimConfig;
 use super::container::{Container, Launch};
 use super::error::ShimError;
 use super::events::{Events, timestamp};
-use super::pods::{Pod, Pods};
+use super::pods::{BootSpec, Pod, Pods};
 use super::process::{Process, Status};
 use super::rootfs;
 use super::stdio::{ProcessIo, StdioPaths};
@@ -78,6 +79,7 @@ impl TaskService {
                     mounts,
                     policy: spec.rootfs_policy(),
                     pid_namespace: spec.pid_namespace(),
+                    memory_limit: spec.memory_limit(),
                 })
             }
         };
@@ -93,7 +95,16 @@ impl TaskService {
                 .get(sandbox_id)
                 .ok_or_else(|| ShimError::NotFound(format!("pod sandbox {sandbox_id}")))?,
             Role::PodSandbox | Role::Standalone => {
-                self.inner.pods.boot(&req.id, &hostname, spec.netns())?
+                let config = ShimConfig::from_options(req.options.as_ref())?;
+                let boot = BootSpec {
+                    hostname: &hostname,
+                    netns: spec.netns(),
+                    // A standalone container's limit is its sandbox's; a pod's sandbox
+                    // container carries none.
+                    memory_limit_mib: spec.memory_limit().map(|b| b >> 20),
+                    config: &config,
+                };
+                self.inner.pods.boot(&req.id, boot)?
             }
         };
         let rootfs = spec.rootfs(&bundle);
@@ -177,7 +188,7 @@ impl TaskService {
                     files: launch.files.clone(),
                     mounts: &launch.mounts,
                     rootfs_policy: launch.policy.clone(),
-                    memory_limit_bytes: None,
+                    memory_limit_bytes: launch.memory_limit,
                     pid_namespace: launch.pid_namespace.clone(),
                 },
                 fds,
