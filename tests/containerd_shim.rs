@@ -10,6 +10,10 @@ mod common;
 mod guest_lane;
 #[path = "../images/tests/common/mod.rs"]
 mod image_common;
+#[path = "common/lane_node.rs"]
+mod lane_node;
+#[path = "common/node.rs"]
+mod node;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,6 +22,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+// What the lane node's helper finds at the crate root.
+use common::{Cluster, eventually};
 use image_common::TestImage;
 use image_common::registry::{Pusher, Registry};
 
@@ -577,6 +583,7 @@ echo "--- containerd log"; tail -15 /tmp/containerd.log
 /// statuses, exec and kill come through, and nothing is left running.
 #[test]
 fn ctr_runs_tasks_in_microvms_in_the_nested_lane() {
+    let _lane = LANE.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("layout");
     std::fs::create_dir_all(&layout).unwrap();
@@ -626,4 +633,73 @@ fn ctr_runs_tasks_in_microvms_in_the_nested_lane() {
     assert_eq!(line("DELETE-STATUS"), "DELETE-STATUS 0", "{all}");
     assert_eq!(line("TASKS-LEFT"), "TASKS-LEFT 0", "{all}");
     assert_eq!(line("VMMS-LEFT"), "VMMS-LEFT 0", "{all}");
+}
+
+/// One nested-SVM lane at a time: each is a whole emulated machine.
+static LANE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A node whose runtime is containerd (CRI plugin, CNI, the shim with a microVM runtime
+/// config) in the nested-SVM lane, joined to a cluster here: the project's node agent runs a
+/// pod of RuntimeClass handler `ringfence` there, and the pod is a Linux guest with the pod's
+/// address (a readiness probe over HTTP), its logs and exec; deleting it leaves no VMM.
+#[test]
+fn the_node_agent_runs_a_microvm_pod_through_containerds_cri_plugin() {
+    let _lane = LANE.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let c = Cluster::up(&["--tls-san", "10.0.2.2", "--runtime-handlers", "sentry"]);
+    let images = tempfile::tempdir().unwrap();
+    let tar = node::busybox_image_tar(images.path(), &[("/www/index.html", "hello\n")]);
+    let lane = lane_node::LaneNode::start_with(
+        &c,
+        "cd-lane",
+        &[("web:v1", &tar)],
+        &["--runtime", "containerd"],
+    );
+    let manifest = r#"apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata: {name: microvm-cd}
+handler: ringfence
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  runtimeClassName: microvm-cd
+  nodeSelector: {kubernetes.io/hostname: cd-lane}
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: web
+    image: web:v1
+    imagePullPolicy: Never
+    command: [/bin/sh, -c, 'echo started in $(cat /proc/version); exec httpd -f -p 80 -h /www']
+    readinessProbe: {httpGet: {path: /index.html, port: 80}, periodSeconds: 1}
+"#;
+    c.apply(manifest, &[]);
+    let ready = c.kubectl(&["wait", "pod/web", "--for=condition=Ready", "--timeout=120s"]);
+    assert!(
+        ready.status.success(),
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&ready.stderr),
+        c.ok(&["describe", "pod", "web"]),
+        lane.output()
+    );
+    let ready_s = started.elapsed().as_secs_f64();
+    let version = c.ok(&["exec", "web", "--", "cat", "/proc/version"]);
+    assert!(version.starts_with("Linux version") && !version.contains("(ringfence)"), "{version}");
+    let logs = c.ok(&["logs", "web"]);
+    assert!(logs.contains("started in Linux version"), "{logs}");
+    let ip = c.ok(&["get", "pod", "web", "-o", "jsonpath={.status.podIP}"]);
+    assert!(ip.starts_with("10.77."), "the pod's address from containerd's CNI call: {ip}");
+    c.ok(&["delete", "pod", "web", "--wait=true", "--timeout=90s"]);
+    let (after, output) = lane.stop();
+    for k in ["vmm-processes", "virtiofsd"] {
+        assert!(
+            after.iter().any(|(n, v)| n == k && *v == 0),
+            "after the node stopped {after:?}:\n{output}"
+        );
+    }
+    eprintln!(
+        "microVM pod through containerd's CRI plugin: Ready at {ready_s:.1} s, whole test {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }

@@ -412,6 +412,7 @@ pub fn run_microvm(cfg: &MicrovmBenchConfig) -> anyhow::Result<Vec<Row>> {
         timeout: Duration::from_secs(1800),
         boot_timeout: Duration::from_secs(600),
         templates,
+        runtime: crate::lane::node::NodeRuntime::Ringfence,
     };
     let pss_of = |node: &crate::lane::node::LaneNode| -> anyhow::Result<u64> {
         let report = node.report()?;

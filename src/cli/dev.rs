@@ -54,6 +54,9 @@ pub struct LaneNodeArgs {
     microvm_templates: bool,
     #[arg(long, value_enum, env = "RINGFENCE_LANE", default_value = "nested")]
     transport: lane::Transport,
+    /// The node's container runtime.
+    #[arg(long, value_enum, default_value = "ringfence")]
+    runtime: lane::node::NodeRuntime,
 }
 
 fn parse_image(s: &str) -> Result<(String, PathBuf), String> {
@@ -76,6 +79,7 @@ fn lane_node(a: LaneNodeArgs) -> anyhow::Result<ExitCode> {
         timeout: Duration::from_secs(a.timeout),
         boot_timeout: Duration::from_secs(a.microvm_boot_timeout),
         templates: a.microvm_templates,
+        runtime: a.runtime,
     };
     let node = lane::node::LaneNode::start(&spec)?;
     let p = node.ports();

@@ -1,6 +1,6 @@
 //! A Kubernetes node offering the `microvm` runtime handler, run in the lane (whose KVM boots
-//! Linux guests in seconds) and joined to a cluster on this host: `ringfence cri` and
-//! `ringfence node` inside, reaching the API server at 10.0.2.2 (the cluster's certificate
+//! Linux guests in seconds) and joined to a cluster on this host: `ringfence cri` (or
+//! containerd with its CRI plugin and the project's shim) and `ringfence node` inside, reaching the API server at 10.0.2.2 (the cluster's certificate
 //! must cover it: `--tls-san 10.0.2.2`), the API server reaching the node through a forwarded
 //! port. While it runs it answers, each on a forwarded port of its own, with a report of what
 //! it holds (machines, daemons, namespaces, taps, mounts, memory) and, for fault tests, by
@@ -49,6 +49,103 @@ pub struct NodeSpec {
     pub boot_timeout: Duration,
     /// Start pods as clones of snapshot templates (`--microvm-templates`).
     pub templates: bool,
+    pub runtime: NodeRuntime,
+}
+
+/// The node's container runtime.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum NodeRuntime {
+    /// `ringfence cri` with its `microvm` handler.
+    #[default]
+    Ringfence,
+    /// Debian's containerd with its CRI plugin, whose runtime handler `ringfence` runs pods
+    /// in microVMs through `containerd-shim-ringfence-v1` (images imported with `ctr`).
+    Containerd,
+}
+
+/// The shell that starts the node's CRI runtime at `$D/cri.sock`, logging to /tmp/cri.log,
+/// with the images of /lane/images in its store; `$cri` is its pid.
+fn runtime_script(spec: &NodeSpec, cni: &str) -> String {
+    match spec.runtime {
+        NodeRuntime::Ringfence => format!(
+            r#"for image in /lane/images/*; do
+  [ -e "$image" ] || continue
+  name=$(basename $image .tar | tr '+' ':')
+  /lane/ringfence image import --data-dir $D $image --name $name >/dev/null || echo "IMPORT-FAILED $name"
+done
+/lane/ringfence cri --socket $D/cri.sock --data-dir $D --pod-cidr {POD_CIDR} --bridge rf0 \
+  --cni-bin-dir {cni} \
+  --runtime-handlers microvm --guest-kernel /guest/kernel --guest-initrd /guest/initrd \
+  --virtiofsd /lane/virtiofsd --microvm-boot-timeout {boot_s} --microvm-templates {templates} \
+  > /tmp/cri.log 2>&1 &
+cri=$!
+"#,
+            boot_s = spec.boot_timeout.as_secs(),
+            templates = spec.templates,
+        ),
+        NodeRuntime::Containerd => format!(
+            r#"mkdir -p $D/net.d $D/containerd /lane/shim-bin
+# The CRI plugin copies the node's /etc/hosts into each sandbox; the outer VM has none.
+mkdir -p /etc; [ -e /etc/hosts ] || printf '127.0.0.1 localhost\n' > /etc/hosts
+ln -sf /lane/ringfence /lane/shim-bin/containerd-shim-ringfence-v1
+cat > $D/net.d/10-pods.conflist <<EOF
+{{"cniVersion": "1.0.0", "name": "lane-pods", "plugins": [
+  {{"type": "bridge", "bridge": "rf0", "isGateway": true, "isDefaultGateway": true,
+   "ipam": {{"type": "host-local", "ranges": [[{{"subnet": "{POD_CIDR}"}}]], "dataDir": "$D/ipam"}}}},
+  {{"type": "loopback"}}]}}
+EOF
+cat > /lane/microvm.toml <<EOF
+sandbox = "microvm"
+[microvm]
+guest_kernel = "/guest/kernel"
+guest_initrd = "/guest/initrd"
+virtiofsd = "/lane/virtiofsd"
+boot_timeout_seconds = {boot_s}
+EOF
+cat > $D/containerd/config.toml <<EOF
+version = 2
+root = "$D/containerd/root"
+state = "$D/containerd/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "$D/cri.sock"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "docker.io/library/pause:lane"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "native"
+    default_runtime_name = "ringfence"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.ringfence]
+      runtime_type = "io.containerd.ringfence.v1"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.ringfence.options]
+        ConfigPath = "/lane/microvm.toml"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{cni}"
+    conf_dir = "$D/net.d"
+EOF
+PATH=/lane/shim-bin:$PATH containerd --config $D/containerd/config.toml > /tmp/cri.log 2>&1 &
+cri=$!
+i=0
+while [ ! -S $D/cri.sock ] && [ $i -lt 600 ]; do i=$((i + 1)); sleep 0.1; done
+ctr() {{ /lane/bin/ctr --address $D/cri.sock --namespace k8s.io "$@"; }}
+# Each image under the name the CRI plugin normalises its reference to; the first is also
+# the (never run) sandbox image.
+pause=
+for image in /lane/images/*; do
+  [ -e "$image" ] || continue
+  name=$(basename $image .tar | tr '+' ':')
+  case "$name" in */*) full=docker.io/$name ;; *) full=docker.io/library/$name ;; esac
+  # The import's own name is a normalised one too, and stays: the CRI plugin looks an
+  # image up by any of its names.
+  ctr images import --snapshotter native --base-name docker.io/lane/import $image >/dev/null &&
+    ctr images tag --force $(ctr images ls -q | grep '^docker.io/lane/import' | head -1) $full >/dev/null ||
+    echo "IMPORT-FAILED $name"
+  [ -n "$pause" ] || {{ pause=$full; ctr images tag --force $full docker.io/library/pause:lane >/dev/null; }}
+done
+"#,
+            boot_s = spec.boot_timeout.as_secs(),
+        ),
+    }
 }
 
 pub struct LaneNode {
@@ -73,6 +170,10 @@ fn free_port() -> anyhow::Result<u16> {
 
 /// The run's script: the report and chaos hooks, the images, the CRI runtime and the agent.
 fn script(spec: &NodeSpec, node_port: u16) -> String {
+    let cni = match spec.transport {
+        Transport::Nested => LANE_CNI,
+        Transport::Direct => HOST_CNI,
+    };
     format!(
         r#"#!/bin/sh
 export PATH={path}
@@ -140,20 +241,9 @@ chmod +x /lane/report.sh /lane/chaos.sh /lane/boot.sh
 busybox nc -ll -p {REPORT_PORT} -e /lane/report.sh &
 busybox nc -ll -p {CHAOS_PORT} -e /lane/chaos.sh &
 busybox nc -ll -p {BOOT_PORT} -e /lane/boot.sh &
-for image in /lane/images/*; do
-  [ -e "$image" ] || continue
-  name=$(basename $image .tar | tr '+' ':')
-  /lane/ringfence image import --data-dir $D $image --name $name >/dev/null || echo "IMPORT-FAILED $name"
-done
-/lane/ringfence cri --socket $D/cri.sock --data-dir $D --pod-cidr {POD_CIDR} --bridge rf0 \
-  --cni-bin-dir {cni} \
-  --runtime-handlers microvm --guest-kernel /guest/kernel --guest-initrd /guest/initrd \
-  --virtiofsd /lane/virtiofsd --microvm-boot-timeout {boot_s} --microvm-templates {templates} \
-  > /tmp/cri.log 2>&1 &
-cri=$!
-/lane/ringfence node --name {name} --kubeconfig /lane/kubeconfig --cri-socket $D/cri.sock \
+{runtime}/lane/ringfence node --name {name} --kubeconfig /lane/kubeconfig --cri-socket $D/cri.sock \
   --address 127.0.0.1 --listen-address 0.0.0.0 --port {node_port} --pod-cidr {POD_CIDR} \
-  --log-dir $D/logs --root-dir $D/root > /tmp/node.log 2>&1 &
+  --log-dir $D/logs --root-dir $D/root {handlers}> /tmp/node.log 2>&1 &
 node=$!
 echo LANE-NODE-STARTED
 busybox nc -l -p {STOP_PORT} >/dev/null
@@ -164,8 +254,12 @@ echo "--- cri log"; tail -40 /tmp/cri.log
 echo "--- node log"; tail -40 /tmp/node.log
 "#,
         name = spec.name,
-        boot_s = spec.boot_timeout.as_secs(),
-        templates = spec.templates,
+        runtime = runtime_script(spec, cni),
+        // containerd 1.6 does not list its runtime handlers; the node names its one.
+        handlers = match spec.runtime {
+            NodeRuntime::Ringfence => "",
+            NodeRuntime::Containerd => "--runtime-handlers ringfence ",
+        },
         // Real iproute2 first: copied into the outer VM, or the host's own.
         path = match spec.transport {
             Transport::Nested => "/lane/bin:$PATH",
@@ -177,10 +271,6 @@ echo "--- node log"; tail -40 /tmp/node.log
         tuning = match spec.transport {
             Transport::Nested => "echo advise > /sys/kernel/mm/transparent_hugepage/shmem_enabled",
             Transport::Direct => "",
-        },
-        cni = match spec.transport {
-            Transport::Nested => LANE_CNI,
-            Transport::Direct => HOST_CNI,
         },
         ip = match spec.transport {
             Transport::Nested => "/lane/bin/ip",
@@ -226,6 +316,11 @@ impl LaneNode {
             // The default pod network's CNI plugins (scripts/setup installs them).
             for plugin in CNI_PLUGINS {
                 files.push((Path::new(HOST_CNI).join(plugin), format!("{LANE_CNI}/{plugin}")));
+            }
+        }
+        if spec.runtime == NodeRuntime::Containerd {
+            for program in ["containerd", "ctr"] {
+                files.push((Path::new("/usr/bin").join(program), format!("/lane/bin/{program}")));
             }
         }
         for (name, path) in &spec.images {

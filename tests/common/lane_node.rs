@@ -2,6 +2,8 @@
 //! cluster of the test: `ringfence dev lane-node` (see `src/lane/node.rs`), its reports of
 //! what it holds read while it runs and after it stops.
 
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
 use std::path::Path;
@@ -24,6 +26,17 @@ impl LaneNode {
     /// Starts node `name` in the lane for cluster `c` (started with `--tls-san 10.0.2.2`),
     /// with `images` (name, OCI layout tar) in its store; returns once the Node is Ready.
     pub fn start(c: &Cluster, name: &str, images: &[(&str, &Path)]) -> LaneNode {
+        Self::start_with(c, name, images, &[])
+    }
+
+    /// [`LaneNode::start`] with more `ringfence dev lane-node` arguments (`--runtime
+    /// containerd`).
+    pub fn start_with(
+        c: &Cluster,
+        name: &str,
+        images: &[(&str, &Path)],
+        extra: &[&str],
+    ) -> LaneNode {
         let (kernel, initrd) = super::guest_lane::guest_image();
         // Pods boot the ELF vmlinux beside the bzImage (PVH entry), as nodes do by default.
         let kernel = Path::new(&kernel).with_file_name("vmlinux").display().to_string();
@@ -37,6 +50,7 @@ impl LaneNode {
         for (image, tar) in images {
             cmd.arg("--image").arg(format!("{image}={}", tar.display()));
         }
+        cmd.args(extra);
         let mut child = cmd
             .env("RINGFENCE_LANE_ECHO", "1")
             .stdin(Stdio::piped())

@@ -5,6 +5,7 @@
 //! where they would reach a container. The namespace keeps no address of its own.
 
 use std::net::Ipv4Addr;
+use std::path::Path;
 use std::process::Command;
 
 use crate::cri::CriError;
@@ -54,9 +55,53 @@ fn parse_mac(text: &str) -> Option<String> {
     (mac.len() == 17 && mac.split(':').count() == 6).then(|| mac.to_owned())
 }
 
+/// The pod's address as `ip -o -4 addr show` prints it (`inet 10.88.0.5/24 brd ...`).
+fn parse_inet(text: &str) -> Option<(Ipv4Addr, u8)> {
+    let mut words = text.split_whitespace();
+    words.find(|w| *w == "inet")?;
+    let (address, prefix) = words.next()?.split_once('/')?;
+    Some((address.parse().ok()?, prefix.parse().ok()?))
+}
+
+/// The gateway of `ip -4 route show default` (`default via 10.88.0.1 dev eth0`).
+fn parse_gateway(text: &str) -> Option<Ipv4Addr> {
+    let mut words = text.split_whitespace();
+    words.find(|w| *w == "via")?;
+    words.next()?.parse().ok()
+}
+
+/// The name `ip -n` knows a namespace by: iproute2 looks only under /var/run/netns.
+fn netns_name(path: &Path) -> Result<String, CriError> {
+    let parent = path.parent().and_then(Path::to_str);
+    match (parent, path.file_name().and_then(|n| n.to_str())) {
+        (Some("/run/netns" | "/var/run/netns"), Some(name)) => Ok(name.to_owned()),
+        _ => Err(CriError::Network(format!(
+            "network namespace {}: a microVM joins namespaces under /run/netns only",
+            path.display()
+        ))),
+    }
+}
+
+/// The namespace's name and the pod's address: as the runtime made them, or read from a
+/// namespace someone else configured (containerd's CRI plugin, through its own CNI call).
+fn pod_address(net: &PodNet) -> Result<(String, Ipv4Addr, u8, Ipv4Addr), CriError> {
+    if !net.netns.is_empty() && !net.ip.is_unspecified() {
+        return Ok((net.netns.clone(), net.ip, net.prefix, net.gateway));
+    }
+    let ns = netns_name(&net.netns_path)?;
+    let addr = run("ip", &["-n", &ns, "-o", "-4", "addr", "show", "dev", VETH])?;
+    let (ip, prefix) = parse_inet(&addr)
+        .ok_or_else(|| CriError::Network(format!("no IPv4 address on {VETH} in {ns}: {addr}")))?;
+    let routes = run("ip", &["-n", &ns, "-4", "route", "show", "default"])?;
+    let gateway = parse_gateway(&routes)
+        .ok_or_else(|| CriError::Network(format!("no default route in {ns}: {routes}")))?;
+    Ok((ns, ip, prefix, gateway))
+}
+
 /// Sets the pod's namespace up for a guest and says how the guest's interface must look.
 pub fn attach(net: &PodNet, uid: u32, gid: u32) -> Result<GuestInterface, CriError> {
-    let ns = net.netns.as_str();
+    let (ns, address, prefix, gateway) = pod_address(net)?;
+    let ns = ns.as_str();
     let link = run("ip", &["-n", ns, "-o", "link", "show", VETH])?;
     let mac = parse_mac(&link)
         .ok_or_else(|| CriError::Network(format!("no MAC address on {VETH} in {ns}: {link}")))?;
@@ -78,7 +123,7 @@ pub fn attach(net: &PodNet, uid: u32, gid: u32) -> Result<GuestInterface, CriErr
         ));
     }
     batch("tc", Some(ns), &redirects)?;
-    Ok(GuestInterface { mac, address: net.ip, prefix: net.prefix, gateway: net.gateway })
+    Ok(GuestInterface { mac, address, prefix, gateway })
 }
 
 #[cfg(test)]
@@ -92,6 +137,20 @@ mod tests {
                    ae:12:34:56:78:9a brd ff:ff:ff:ff:ff:ff link-netnsid 0";
         assert_eq!(parse_mac(out).as_deref(), Some("ae:12:34:56:78:9a"));
         assert_eq!(parse_mac("1: lo: <LOOPBACK> link/loopback 00:00:00:00:00:00"), None);
+    }
+
+    #[test]
+    fn a_namespace_made_elsewhere_is_read_back() {
+        let addr = "2: eth0    inet 10.88.0.5/24 brd 10.88.0.255 scope global eth0\\ valid_lft";
+        assert_eq!(parse_inet(addr), Some((Ipv4Addr::new(10, 88, 0, 5), 24)));
+        assert_eq!(parse_inet("2: eth0 inet6 fe80::1/64"), None);
+        let route = "default via 10.88.0.1 dev eth0 \n";
+        assert_eq!(parse_gateway(route), Some(Ipv4Addr::new(10, 88, 0, 1)));
+        assert_eq!(parse_gateway(""), None);
+        let name = |p: &str| netns_name(Path::new(p)).map_err(|e| e.to_string());
+        assert_eq!(name("/var/run/netns/cni-1234").unwrap(), "cni-1234");
+        assert_eq!(name("/run/netns/rf-x").unwrap(), "rf-x");
+        assert!(name("/proc/77/ns/net").unwrap_err().contains("under /run/netns"));
     }
 
     #[test]
