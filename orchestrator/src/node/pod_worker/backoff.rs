@@ -1,5 +1,6 @@
 //! CrashLoopBackOff timing: the first restart is immediate, then 10 s, 20 s, 40 s... up to
-//! 5 minutes; a container that ran 10 minutes without failing starts over. Pure.
+//! 5 minutes; a container that ran 10 minutes without failing starts over. A pod sandbox the
+//! runtime refused waits 1 s, 2 s... up to 10 s (the kubelet's pod worker waits 10 s). Pure.
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,15 @@ pub fn after_exit(
     let retry_at = (!current.is_zero()).then(|| now + current);
     let next = if current.is_zero() { START } else { (current * 2).min(MAX) };
     (retry_at, next)
+}
+
+/// The first wait after a failed sandbox creation, and the longest.
+pub const SANDBOX_START: Duration = Duration::from_secs(1);
+pub const SANDBOX_MAX: Duration = Duration::from_secs(10);
+
+/// After the runtime refused to make a pod's sandbox: the back-off before the next try.
+pub fn after_sandbox_failure(current: Duration) -> Duration {
+    (current * 2).clamp(SANDBOX_START, SANDBOX_MAX)
 }
 
 /// After the runtime refused to start a container: the back-off before the next try.

@@ -98,6 +98,7 @@ impl PodWorker {
             Err(e) => {
                 let msg = format!("Failed to create pod sandbox: {}", e.message());
                 self.memory.pod_waiting = Some(Waiting::new("CreatePodSandboxError", &msg));
+                self.memory.sandbox_failed(std::time::Instant::now());
                 let event = PodEvent::warning("FailedCreatePodSandBox", msg).once();
                 self.events.record(pod, event).await;
                 false

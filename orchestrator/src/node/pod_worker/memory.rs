@@ -105,6 +105,10 @@ pub struct PodMemory {
     pub sandbox: Option<SandboxRecord>,
     /// The attempt number of the next (or current) sandbox.
     pub sandbox_attempt: u32,
+    /// After a failed sandbox creation: not before this instant, and the back-off after the
+    /// next failure.
+    pub sandbox_retry_at: Option<Instant>,
+    pub sandbox_backoff: Duration,
     /// Whether the current sandbox's handler was checked against the pod's RuntimeClass.
     pub handler_checked: bool,
     /// Why nothing of the pod runs yet (sandbox or volumes), shown for containers not tried.
@@ -123,6 +127,8 @@ impl PodMemory {
         PodMemory {
             sandbox: None,
             sandbox_attempt: 0,
+            sandbox_retry_at: None,
+            sandbox_backoff: Duration::ZERO,
             handler_checked: false,
             pod_waiting: None,
             volumes: None,
@@ -191,8 +197,17 @@ impl PodMemory {
 
     pub fn sandbox_created(&mut self, id: String, ip: Option<IpAddr>) {
         self.sandbox = Some(SandboxRecord { id, ip });
+        self.sandbox_retry_at = None;
+        self.sandbox_backoff = Duration::ZERO;
         self.handler_checked = true;
         self.pod_waiting = None;
+    }
+
+    /// The runtime refused to make a sandbox at `now`: the next try waits (as the kubelet's
+    /// pod worker does), rather than following at once the status write that reports it.
+    pub fn sandbox_failed(&mut self, now: Instant) {
+        self.sandbox_backoff = backoff::after_sandbox_failure(self.sandbox_backoff);
+        self.sandbox_retry_at = Some(now + self.sandbox_backoff);
     }
 
     pub fn volumes_prepared(&mut self, volumes: HashMap<String, PathBuf>) {

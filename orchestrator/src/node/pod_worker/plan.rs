@@ -123,6 +123,9 @@ impl Planner {
             }
         }
         if self.memory.sandbox.is_none() {
+            if self.memory.sandbox_retry_at.is_some_and(|at| self.now < at) {
+                return false;
+            }
             match &seen.handler {
                 Some(HandlerLookup::Found(handler)) => self.push(Action::CreateSandbox {
                     handler: handler.clone(),

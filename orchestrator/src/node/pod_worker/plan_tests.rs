@@ -607,6 +607,27 @@ fn start_failures_are_retried_as_the_kubelet_does() {
     assert_eq!(r.id.as_deref(), Some("web-9"));
 }
 
+/// A sandbox the runtime refused is tried again after 1 s, 2 s, 4 s... up to 10 s, not on the
+/// next pass (which the status write reporting the failure starts at once).
+#[test]
+fn failed_sandboxes_are_retried_after_a_back_off() {
+    let mut w = World::new(INIT);
+    let create = "create sandbox sentry attempt 0";
+    assert_eq!(w.decisions().first().map(String::as_str), Some(create));
+    let mut waits = Vec::new();
+    for _ in 0..6 {
+        w.memory.sandbox_failed(w.now);
+        let wait = w.memory.sandbox_retry_at.unwrap() - w.now;
+        waits.push(wait.as_secs());
+        assert!(w.decisions().is_empty(), "within the back-off: {:?}", w.decisions());
+        w.now += wait;
+        assert_eq!(w.decisions().first().map(String::as_str), Some(create));
+    }
+    assert_eq!(waits, [1, 2, 4, 8, 10, 10]);
+    w.memory.sandbox_created("sb-1".into(), None);
+    assert_eq!((w.memory.sandbox_retry_at, w.memory.sandbox_backoff), (None, Duration::ZERO));
+}
+
 #[test]
 fn a_lost_sandbox_counts_a_restart_for_what_ran_in_it_only() {
     let mut w = World::new(INIT).lost().record("setup", |r| r.done = true).running("web");
