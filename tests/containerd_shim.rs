@@ -641,7 +641,8 @@ static LANE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// A node whose runtime is containerd (CRI plugin, CNI, the shim with a microVM runtime
 /// config) in the nested-SVM lane, joined to a cluster here: the project's node agent runs a
 /// pod of RuntimeClass handler `ringfence` there, and the pod is a Linux guest with the pod's
-/// address (a readiness probe over HTTP), its logs and exec; deleting it leaves no VMM.
+/// address (a readiness probe over HTTP), its logs and exec; the next pod starts as a clone
+/// of the snapshot template the first one's shim built; deleting them leaves no VMM.
 #[test]
 fn the_node_agent_runs_a_microvm_pod_through_containerds_cri_plugin() {
     let _lane = LANE.lock().unwrap_or_else(|e| e.into_inner());
@@ -690,7 +691,19 @@ spec:
     assert!(logs.contains("started in Linux version"), "{logs}");
     let ip = c.ok(&["get", "pod", "web", "-o", "jsonpath={.status.podIP}"]);
     assert!(ip.starts_with("10.77."), "the pod's address from containerd's CNI call: {ip}");
-    c.ok(&["delete", "pod", "web", "--wait=true", "--timeout=90s"]);
+    // The first pod's guest booted; its shim built a snapshot template meanwhile, which the
+    // next pod's shim (another process) starts from.
+    let templated = common::eventually(Duration::from_secs(120), || lane.leftover("templates") > 0);
+    assert!(templated, "no template: {}\n{}", lane.report(), lane.output());
+    let cloned = Instant::now();
+    c.apply(&manifest.replace("{name: web}", "{name: web2}"), &[]);
+    let ready = c.kubectl(&["wait", "pod/web2", "--for=condition=Ready", "--timeout=120s"]);
+    assert!(ready.status.success(), "{}", c.ok(&["describe", "pod", "web2"]));
+    let clone_s = cloned.elapsed().as_secs_f64();
+    assert!(lane.leftover("restored") > 0, "web2 was not a clone: {}", lane.report());
+    let clone = c.ok(&["exec", "web2", "--", "cat", "/etc/hostname"]);
+    assert_eq!(clone.trim(), "web2", "the clone's own hostname");
+    c.ok(&["delete", "pod", "web", "web2", "--wait=true", "--timeout=90s"]);
     let (after, output) = lane.stop();
     for k in ["vmm-processes", "virtiofsd"] {
         assert!(
@@ -699,7 +712,8 @@ spec:
         );
     }
     eprintln!(
-        "microVM pod through containerd's CRI plugin: Ready at {ready_s:.1} s, whole test {:.1} s",
+        "microVM pod through containerd's CRI plugin: Ready at {ready_s:.1} s (booted), a clone \
+         {clone_s:.1} s after its apply; whole test {:.1} s",
         started.elapsed().as_secs_f64()
     );
 }

@@ -101,6 +101,7 @@ guest_kernel = "/guest/kernel"
 guest_initrd = "/guest/initrd"
 virtiofsd = "/lane/virtiofsd"
 boot_timeout_seconds = {boot_s}
+{templates}
 EOF
 cat > $D/containerd/config.toml <<EOF
 version = 2
@@ -144,6 +145,7 @@ for image in /lane/images/*; do
 done
 "#,
             boot_s = spec.boot_timeout.as_secs(),
+            templates = if spec.templates { "templates = \"$D/templates\"" } else { "" },
         ),
     }
 }
@@ -194,7 +196,7 @@ vmms() {{
     while read p; do readlink /proc/$p/root | grep -q /templates/ || echo $p; done
 }}
 echo "vmm $(vmms | wc -l)"
-echo "templates $(ls $D/templates 2>/dev/null | grep -vc building)"
+echo "templates $(ls $D/templates 2>/dev/null | grep -v -e building -e '[.]lock$' | wc -l)"
 echo "restored $(grep -c 'microVM guest up.*restored.*true' /tmp/cri.log)"
 grep -E "template" /tmp/cri.log 2>/dev/null | tail -4 | sed 's/^/cri: /'
 echo "vmm-processes $(busybox ps | awk '$3 == "/lane/ringfence-vmm"' | wc -l)"

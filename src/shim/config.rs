@@ -11,6 +11,7 @@
 //! virtiofsd = "/usr/lib/qemu/virtiofsd"
 //! memory_mib = 256               # a guest's memory without a memory limit in the spec
 //! boot_timeout_seconds = 600
+//! templates = "/var/lib/ringfence/templates"  # pods start as clones of snapshots kept here
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -61,6 +62,9 @@ pub struct MicrovmSettings {
     pub virtiofsd: PathBuf,
     pub memory_mib: u64,
     pub boot_timeout_seconds: u64,
+    /// Where snapshot templates are kept (shared by the node's shims): pods with a network
+    /// start as clones of one instead of booting. None: every guest boots.
+    pub templates: Option<PathBuf>,
 }
 
 impl Default for MicrovmSettings {
@@ -71,6 +75,7 @@ impl Default for MicrovmSettings {
             virtiofsd: "/usr/lib/qemu/virtiofsd".into(),
             memory_mib: 256,
             boot_timeout_seconds: 600,
+            templates: None,
         }
     }
 }
@@ -108,8 +113,7 @@ impl ShimConfig {
 
 impl MicrovmSettings {
     /// The CRI runtime's microvm handler configured from these settings, its VMM the
-    /// `ringfence-vmm` beside `exe`. Every guest boots (no snapshot templates: a shim lives
-    /// only as long as its pod).
+    /// `ringfence-vmm` beside `exe`.
     pub fn handler_config(&self, exe: &Path) -> Result<MicrovmConfig, ShimError> {
         let guest = match (&self.guest_kernel, &self.guest_initrd) {
             (Some(k), Some(i)) => Some((k.clone(), i.clone())),
@@ -130,7 +134,7 @@ impl MicrovmSettings {
             gid: 65534,
             overhead_mib: GUEST_OVERHEAD_MIB,
             default_memory_mib: self.memory_mib,
-            templates: None,
+            templates: self.templates.clone(),
         })
     }
 }
@@ -161,7 +165,7 @@ mod tests {
         std::fs::write(
             &path,
             "sandbox = \"microvm\"\n[microvm]\nguest_kernel = \"/k\"\nguest_initrd = \"/i\"\n\
-             memory_mib = 128\n",
+             memory_mib = 128\ntemplates = \"/t\"\n",
         )
         .unwrap();
         let a = any("type.googleapis.com/runtimeoptions.v1.Options", path.to_str().unwrap());
@@ -172,6 +176,7 @@ mod tests {
         assert_eq!(h.vmm.program, PathBuf::from("/opt/rf/ringfence-vmm"));
         assert_eq!((h.default_memory_mib, h.guest_memory_mib(Some(100))), (128, 164));
         assert_eq!(h.virtiofsd.program, PathBuf::from("/usr/lib/qemu/virtiofsd"));
+        assert_eq!(h.templates, Some(PathBuf::from("/t")));
     }
 
     #[test]

@@ -110,6 +110,13 @@ impl Pods {
         Ok(pod)
     }
 
+    /// Whether work that outlives the tasks is under way (a microVM snapshot template being
+    /// built for the node's next pods).
+    pub fn background_work(&self) -> bool {
+        let microvm = self.microvm.lock().unwrap_or_else(|e| e.into_inner());
+        microvm.as_ref().is_some_and(|h| h.building_templates())
+    }
+
     pub fn get(&self, key: &str) -> Option<Arc<Pod>> {
         self.map().get(key).cloned()
     }

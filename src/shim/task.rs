@@ -535,9 +535,17 @@ impl containerd_shim::Task for TaskService {
     }
 
     fn shutdown(&self, _ctx: &TtrpcContext, _req: api::ShutdownRequest) -> TtrpcResult<Empty> {
-        // One shim serves a whole pod: it stays while any of its tasks does.
+        // One shim serves a whole pod: it stays while any of its tasks does, and then until a
+        // template it builds for the node's next microVM pods is done (the build is bounded
+        // by its boot timeout).
         if self.containers().is_empty() {
-            self.inner.exit.signal();
+            let inner = self.inner.clone();
+            std::thread::spawn(move || {
+                while inner.pods.background_work() {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                inner.exit.signal();
+            });
         }
         Ok(Empty::new())
     }

@@ -136,6 +136,11 @@ impl MicrovmHandler {
         Ok(MicrovmHandler { config, templates, rt: Some(rt) })
     }
 
+    /// Whether a snapshot template is being built in the background.
+    pub fn building_templates(&self) -> bool {
+        self.templates.as_ref().is_some_and(|t| t.building())
+    }
+
     fn handle(&self) -> Result<tokio::runtime::Handle, CriError> {
         self.rt
             .as_ref()

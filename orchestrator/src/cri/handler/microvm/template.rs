@@ -124,13 +124,18 @@ impl Templates {
             std::thread::Builder::new().name("microvm-template".into()).spawn(move || {
                 let started = std::time::Instant::now();
                 match me.build(&key, &config, &name) {
-                    Ok(()) => {
+                    Ok(Built::Here) => {
                         me.slots().remove(&name);
                         tracing::info!(
                             template = name,
                             ms = started.elapsed().as_millis() as u64,
                             "microVM template ready: pods of this shape start from it"
                         );
+                    }
+                    Ok(Built::Elsewhere) => {
+                        // A later pod finds it ready, or builds it if that build failed.
+                        me.slots().remove(&name);
+                        tracing::info!(template = name, "another process builds this template");
                     }
                     Err(e) => {
                         tracing::warn!(template = name, "no microVM template: {e}; pods cold-boot");
@@ -164,6 +169,12 @@ impl Templates {
         failed.remove(&key.dir_name(vmm));
     }
 
+    /// Whether a template is being built by this process (a short-lived owner, such as a
+    /// containerd shim, waits for it before it exits).
+    pub fn building(&self) -> bool {
+        self.slots().values().any(|s| matches!(s, Slot::Building))
+    }
+
     /// Why the template for `key` could not be built, if it could not.
     pub fn failure(&self, key: &TemplateKey, vmm: &Path) -> Option<String> {
         match self.slots().get(&key.dir_name(vmm)) {
@@ -173,9 +184,19 @@ impl Templates {
     }
 
     /// Boots the template's guest, snapshots it with its agent ready, and moves the files
-    /// into place; removes the templates of other inputs.
-    fn build(&self, key: &TemplateKey, c: &MicrovmConfig, name: &str) -> Result<(), CriError> {
+    /// into place; removes the templates of other inputs. Processes sharing the directory
+    /// (the shims of several pods) build each template once: the one holding its lock.
+    fn build(&self, key: &TemplateKey, c: &MicrovmConfig, name: &str) -> Result<Built, CriError> {
         let io = |what: &str, e: std::io::Error| CriError::Sandbox(format!("{what}: {e}"));
+        std::fs::create_dir_all(&self.root).map_err(|e| io("template directory", e))?;
+        let Some(_lock) = build_lock(&self.root.join(format!("{name}{LOCK}")))
+            .map_err(|e| io("locking the template", e))?
+        else {
+            return Ok(Built::Elsewhere);
+        };
+        if self.ready(key, &c.vmm.program).is_some() {
+            return Ok(Built::Here);
+        }
         let work = self.root.join(format!("{name}.building"));
         crate::cri::leftovers::remove_dir(&work);
         std::fs::create_dir_all(work.join("jail")).map_err(|e| io("template directory", e))?;
@@ -207,7 +228,7 @@ impl Templates {
         }
         crate::cri::leftovers::remove_dir(&work);
         self.remove_stale(&key.dir_name(&c.vmm.program)[..16]);
-        Ok(())
+        Ok(Built::Here)
     }
 
     fn boot_and_snapshot(
@@ -263,12 +284,35 @@ impl Templates {
         let Ok(entries) = std::fs::read_dir(&self.root) else { return };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if !name.starts_with(current) && !name.ends_with(".building") {
+            if !name.starts_with(current) && !name.ends_with(".building") && !name.ends_with(LOCK) {
                 tracing::info!(template = name, "removing a template of older inputs");
                 crate::cri::leftovers::remove_dir(&e.path());
             }
         }
     }
+}
+
+/// Who built a template.
+enum Built {
+    Here,
+    /// Another process holds its lock (and builds it).
+    Elsewhere,
+}
+
+/// A template's lock file: held (flock) while it is built.
+const LOCK: &str = ".lock";
+
+/// Takes the lock at `path`, or `None` when another process holds it. Released when the file
+/// closes, also when the process dies.
+fn build_lock(path: &Path) -> std::io::Result<Option<std::fs::File>> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+    // SAFETY: flock on a descriptor this function owns; no memory is involved.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(Some(file));
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) { Ok(None) } else { Err(e) }
 }
 
 /// How long a clone may take to answer (it does not boot).
@@ -277,6 +321,17 @@ pub const RESTORE_TIMEOUT: Duration = Duration::from_secs(30);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_process_at_a_time_holds_a_templates_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.lock");
+        let held = build_lock(&path).unwrap().expect("free");
+        // flock is per open file: a second open (as another process's) finds it held.
+        assert!(build_lock(&path).unwrap().is_none());
+        drop(held);
+        assert!(build_lock(&path).unwrap().is_some());
+    }
 
     #[test]
     fn a_templates_name_changes_with_its_inputs_and_shape() {
