@@ -467,7 +467,10 @@ pub fn run_microvm(cfg: &MicrovmBenchConfig) -> anyhow::Result<Vec<Row>> {
     ))?;
     std::thread::sleep(Duration::from_secs(3));
     let cloned_pss = pss_of(&cloning)?;
-    finish(cloning)?;
+    let node_output = finish(cloning)?;
+    if let Some(b) = start_breakdown(&node_output) {
+        println!("{b}");
+    }
     runtime.block_on(forget_node(&kube, "bench-clone", "cloned"))?;
 
     let pss_before = process::tree_pss_kib(up.0.id()).saturating_sub(own_pss_kib(up.0.id()));
@@ -500,13 +503,72 @@ pub fn run_microvm(cfg: &MicrovmBenchConfig) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// Stops a lane node, which must end cleanly.
-fn finish(node: crate::lane::node::LaneNode) -> anyhow::Result<()> {
+/// Stops a lane node, which must end cleanly; returns what it printed.
+fn finish(node: crate::lane::node::LaneNode) -> anyhow::Result<String> {
     let out = node.stop()?;
     if out.exit_code != 0 {
         bail!("the microVM node ended with {}:\n{}", out.exit_code, out.output);
     }
-    Ok(())
+    Ok(out.output)
+}
+
+/// The `key=N` numbers of a log line (ANSI colours ignored).
+fn numbers(line: &str) -> Vec<(String, u64)> {
+    let mut plain = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // An escape sequence ends at its first letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+        .split_whitespace()
+        .filter_map(|w| {
+            let (k, v) = w.split_once('=')?;
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Where the clones' starts went, from the runtime's timings in the node's output: medians
+/// of the guest coming up (restore, identity, interface) and of each container's sharing,
+/// CreateContainer and first exec in the guest.
+fn start_breakdown(output: &str) -> Option<String> {
+    let mut phases: Vec<(&str, &str, Vec<u64>)> = vec![
+        ("microVM guest up", "total_ms", Vec::new()),
+        ("container started", "shared_ms", Vec::new()),
+        ("container started", "create_ms", Vec::new()),
+        ("container started", "exec_ms", Vec::new()),
+    ];
+    for line in output.lines().filter(|l| l.contains("CRI-TIMING")) {
+        let values = numbers(line);
+        for (event, key, samples) in phases.iter_mut() {
+            if line.contains(*event)
+                && let Some((_, v)) = values.iter().find(|(k, _)| k == key)
+            {
+                samples.push(*v);
+            }
+        }
+    }
+    let median = |v: &mut Vec<u64>| -> Option<u64> {
+        v.sort_unstable();
+        v.get(v.len() / 2).copied()
+    };
+    let parts: Vec<String> = phases
+        .iter_mut()
+        .filter_map(|(event, key, samples)| {
+            let n = samples.len();
+            Some(format!("{event} {key} {} (n={n})", median(samples)?))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| format!("microvm pod start, medians: {}", parts.join("; ")))
 }
 
 /// Waits (up to 5 minutes) for the node to report a ready snapshot template.
@@ -622,4 +684,23 @@ pub fn render_microvm(rows: &[Row], transport: crate::lane::Transport) -> String
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_start_breakdown_reads_the_runtimes_timings() {
+        let output = "CRI-TIMING 2026-12-05T13:00:00Z \x1b[32m INFO\x1b[0m \x1b[2morchestrator\x1b[0m: \
+                      microVM guest up \x1b[3msandbox\x1b[0m\x1b[2m=\x1b[0m\"a\" \x1b[3mtotal_ms\x1b[0m\x1b[2m=\x1b[0m2100\n\
+                      CRI-TIMING INFO x: microVM guest up sandbox=\"b\" restored=true total_ms=900\n\
+                      CRI-TIMING INFO x: microVM guest up sandbox=\"c\" total_ms=1000\n\
+                      CRI-TIMING INFO x: container started in the guest container=\"c\" shared_ms=3 create_ms=700 exec_ms=5000\n\
+                      unrelated total_ms=1\n";
+        let b = start_breakdown(output).unwrap();
+        assert!(b.contains("microVM guest up total_ms 1000 (n=3)"), "{b}");
+        assert!(b.contains("container started exec_ms 5000 (n=1)"), "{b}");
+        assert_eq!(start_breakdown("nothing here"), None);
+    }
 }
