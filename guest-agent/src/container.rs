@@ -84,6 +84,16 @@ pub struct Policy {
     pub readonly_paths: Vec<String>,
     /// memory.max of its cgroup; `None`: no limit.
     pub memory_limit_bytes: Option<u64>,
+    /// Its processes run in a PID namespace of its own, whose first process mounts the /proc
+    /// that shows it, with the masks under /proc ([`crate::process`]): the guest's /proc is
+    /// not mounted here, nor masked (each mount costs milliseconds where guest kernel code is
+    /// emulated, and would be covered at once).
+    pub own_proc: bool,
+}
+
+/// Whether `path` is /proc or under it.
+fn under_proc(path: &str) -> bool {
+    path == "/proc" || path.starts_with("/proc/")
 }
 
 /// Which PID namespace a container's processes run in.
@@ -98,6 +108,27 @@ pub enum PidMode {
     Target(String),
 }
 
+/// How long each step of making a container took.
+#[derive(Debug, Default, Clone)]
+pub struct Steps {
+    last: Option<std::time::Instant>,
+    pub done: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Steps {
+    fn start() -> Steps {
+        Steps { last: Some(std::time::Instant::now()), done: Vec::new() }
+    }
+
+    /// Ends step `name` (begun when the last one ended).
+    fn lap(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        if let Some(last) = self.last.replace(now) {
+            self.done.push((name, now - last));
+        }
+    }
+}
+
 /// A mounted container.
 #[derive(Debug, Clone)]
 pub struct Container {
@@ -110,6 +141,8 @@ pub struct Container {
     pub pid_ns: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
     /// What it was made with (a new namespace's /proc gets its masks again).
     pub policy: Policy,
+    /// How long making it took, step by step.
+    pub steps: Steps,
 }
 
 impl Container {
@@ -215,6 +248,7 @@ pub fn create(
     mounts: &[Mount],
     policy: &Policy,
 ) -> Result<Container, ContainerError> {
+    let mut steps = Steps::start();
     check_id(id)?;
     let image = match image {
         Image::Device { device, fstype } => {
@@ -237,6 +271,7 @@ pub fn create(
         }
     }
     check_policy(policy)?;
+    steps.lap("check");
     let dir = Path::new(CONTAINERS_DIR).join(id);
     std::fs::create_dir(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
     let mut c = Container {
@@ -246,6 +281,7 @@ pub fn create(
         pid_mode: PidMode::Pod,
         pid_ns: None,
         policy: policy.clone(),
+        steps,
     };
     if let Err(e) = assemble(&mut c, &image, files, mounts, policy) {
         teardown(&c);
@@ -322,7 +358,9 @@ fn assemble(
         c.dir.join("work").display()
     );
     let root = c.rootfs();
+    c.steps.lap("directories");
     mount("overlay", &root, "overlay", 0, &layers)?;
+    c.steps.lap("overlay");
     for (dir, fs, flags) in [
         ("proc", "proc", libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC),
         ("sys", "sysfs", libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY),
@@ -335,7 +373,11 @@ fn assemble(
         }
         let p = root.join(dir);
         std::fs::create_dir_all(&p).map_err(io_err(format!("creating {}", p.display())))?;
+        if dir == "proc" && policy.own_proc {
+            continue;
+        }
         mount(fs, &p, fs, flags, "")?;
+        c.steps.lap(dir);
     }
     // The agent's terminals at the same path inside: a process on one finds it (tty, ttyname).
     if Path::new("/dev/pts/ptmx").exists() {
@@ -346,6 +388,7 @@ fn assemble(
     for f in files {
         place(&root, f)?;
     }
+    c.steps.lap("files");
     for m in mounts {
         let at = make_dirs_under(&root, &m.destination)?;
         mount(&m.source, &at, "", libc::MS_BIND | libc::MS_REC, "")?;
@@ -355,7 +398,9 @@ fn assemble(
             mount("none", &at, "", flags, "")?;
         }
     }
+    c.steps.lap("volumes");
     restrict(c, policy)?;
+    c.steps.lap("masks");
     std::fs::create_dir(c.cgroup())
         .map_err(io_err(format!("creating {}", c.cgroup().display())))?;
     if let Some(limit) = policy.memory_limit_bytes {
@@ -366,6 +411,7 @@ fn assemble(
             max.display()
         )))?;
     }
+    c.steps.lap("cgroup");
     Ok(())
 }
 
@@ -387,7 +433,8 @@ fn existing_under(root: &Path, rel: &str) -> Option<PathBuf> {
 fn restrict(c: &mut Container, policy: &Policy) -> Result<(), ContainerError> {
     let root = c.rootfs();
     let ro_remount = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
-    for p in &policy.masked_paths {
+    let here = |p: &&String| !(policy.own_proc && under_proc(p));
+    for p in policy.masked_paths.iter().filter(here) {
         let Some(at) = existing_under(&root, p) else { continue };
         if at.is_dir() {
             mount(
@@ -402,7 +449,7 @@ fn restrict(c: &mut Container, policy: &Policy) -> Result<(), ContainerError> {
         }
         c.mounted.push(at);
     }
-    for p in &policy.readonly_paths {
+    for p in policy.readonly_paths.iter().filter(here) {
         let Some(at) = existing_under(&root, p) else { continue };
         let path = at.display().to_string();
         mount(&path, &at, "", libc::MS_BIND | libc::MS_REC, "")?;

@@ -225,12 +225,6 @@ impl Agent for AgentService {
                 read_only: m.read_only,
             })
             .collect();
-        let policy = container::Policy {
-            readonly_rootfs: r.readonly_rootfs,
-            masked_paths: r.masked_paths,
-            readonly_paths: r.readonly_paths,
-            memory_limit_bytes: (r.memory_limit_bytes > 0).then_some(r.memory_limit_bytes),
-        };
         let pid_mode = match proto::PidNamespace::try_from(r.pid_namespace) {
             Ok(proto::PidNamespace::Pod) => container::PidMode::Pod,
             Ok(proto::PidNamespace::Container) => container::PidMode::Container,
@@ -247,6 +241,13 @@ impl Agent for AgentService {
                 )));
             }
         };
+        let policy = container::Policy {
+            readonly_rootfs: r.readonly_rootfs,
+            masked_paths: r.masked_paths,
+            readonly_paths: r.readonly_paths,
+            memory_limit_bytes: (r.memory_limit_bytes > 0).then_some(r.memory_limit_bytes),
+            own_proc: pid_mode == container::PidMode::Container,
+        };
         let id = r.id.clone();
         let c = tokio::task::spawn_blocking(move || {
             container::create(&id, &image, &files, &mounts, &policy)
@@ -257,9 +258,15 @@ impl Agent for AgentService {
         let mut c = c;
         c.pid_mode = pid_mode;
         let rootfs = c.rootfs().display().to_string();
+        let steps: Vec<proto::StepTime> = c
+            .steps
+            .done
+            .iter()
+            .map(|(step, d)| proto::StepTime { step: (*step).into(), micros: d.as_micros() as u64 })
+            .collect();
         tracing::info!(id = r.id, rootfs, "container created");
         containers.insert(r.id, c);
-        Ok(Response::new(proto::CreateContainerResponse { rootfs }))
+        Ok(Response::new(proto::CreateContainerResponse { rootfs, steps }))
     }
 
     async fn remove_container(

@@ -512,8 +512,8 @@ fn finish(node: crate::lane::node::LaneNode) -> anyhow::Result<String> {
     Ok(out.output)
 }
 
-/// The `key=N` numbers of a log line (ANSI colours ignored).
-fn numbers(line: &str) -> Vec<(String, u64)> {
+/// A log line without its ANSI colours.
+fn plain(line: &str) -> String {
     let mut plain = String::new();
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
@@ -529,6 +529,11 @@ fn numbers(line: &str) -> Vec<(String, u64)> {
         }
     }
     plain
+}
+
+/// The `key=N` numbers of a log line (ANSI colours ignored).
+fn numbers(line: &str) -> Vec<(String, u64)> {
+    plain(line)
         .split_whitespace()
         .filter_map(|w| {
             let (k, v) = w.split_once('=')?;
@@ -557,17 +562,37 @@ fn start_breakdown(output: &str) -> Option<String> {
             }
         }
     }
+    // The guest's own steps of CreateContainer: `guest_steps_ms="overlay:120,proc:30"`.
+    let mut steps: Vec<(String, Vec<u64>)> = Vec::new();
+    for line in output.lines().filter(|l| l.contains("CRI-TIMING")).map(plain) {
+        let Some(rest) = line.split("guest_steps_ms=").nth(1) else { continue };
+        let list = rest.split_whitespace().next().unwrap_or("").trim_matches('"');
+        for (step, ms) in list.split(',').filter_map(|p| p.split_once(':')) {
+            let Ok(ms) = ms.trim_matches(|c: char| !c.is_ascii_digit()).parse() else { continue };
+            match steps.iter_mut().find(|(s, _)| s == step) {
+                Some((_, v)) => v.push(ms),
+                None => steps.push((step.to_owned(), vec![ms])),
+            }
+        }
+    }
     let median = |v: &mut Vec<u64>| -> Option<u64> {
         v.sort_unstable();
         v.get(v.len() / 2).copied()
     };
-    let parts: Vec<String> = phases
+    let mut parts: Vec<String> = phases
         .iter_mut()
         .filter_map(|(event, key, samples)| {
             let n = samples.len();
             Some(format!("{event} {key} {} (n={n})", median(samples)?))
         })
         .collect();
+    if !steps.is_empty() {
+        let each: Vec<String> = steps
+            .iter_mut()
+            .filter_map(|(step, v)| Some(format!("{step} {}", median(v)?)))
+            .collect();
+        parts.push(format!("CreateContainer in the guest, ms: {}", each.join(", ")));
+    }
     (!parts.is_empty()).then(|| format!("microvm pod start, medians: {}", parts.join("; ")))
 }
 
@@ -696,11 +721,12 @@ mod tests {
                       microVM guest up \x1b[3msandbox\x1b[0m\x1b[2m=\x1b[0m\"a\" \x1b[3mtotal_ms\x1b[0m\x1b[2m=\x1b[0m2100\n\
                       CRI-TIMING INFO x: microVM guest up sandbox=\"b\" restored=true total_ms=900\n\
                       CRI-TIMING INFO x: microVM guest up sandbox=\"c\" total_ms=1000\n\
-                      CRI-TIMING INFO x: container started in the guest container=\"c\" shared_ms=3 create_ms=700 exec_ms=5000\n\
+                      CRI-TIMING INFO x: container started in the guest container=\"c\" shared_ms=3 create_ms=700 exec_ms=5000 \x1b[3mguest_steps_ms\x1b[0m\x1b[2m=\x1b[0m\"overlay:120,masks:300\"\n\
                       unrelated total_ms=1\n";
         let b = start_breakdown(output).unwrap();
         assert!(b.contains("microVM guest up total_ms 1000 (n=3)"), "{b}");
         assert!(b.contains("container started exec_ms 5000 (n=1)"), "{b}");
+        assert!(b.contains("in the guest, ms: overlay 120, masks 300"), "{b}");
         assert_eq!(start_breakdown("nothing here"), None);
     }
 }

@@ -393,10 +393,15 @@ impl MicrovmHandler {
                 .wait_agent(template::RESTORE_TIMEOUT)
                 .await
                 .map_err(|e| CriError::Sandbox(e.to_string()))?;
-            client::refresh(&mut agent, &identity)
-                .await
-                .map_err(|e| CriError::Sandbox(format!("refreshing the clone: {e}")))?;
-            agent.configure_interface(interface).await.map_err(|e| {
+            // Independent calls, sent together on the one connection: each round trip costs
+            // hundreds of milliseconds where guest kernel code is emulated.
+            let mut other = agent.clone();
+            let (refreshed, configured) = tokio::join!(
+                client::refresh(&mut agent, &identity),
+                other.configure_interface(interface)
+            );
+            refreshed.map_err(|e| CriError::Sandbox(format!("refreshing the clone: {e}")))?;
+            configured.map_err(|e| {
                 CriError::Sandbox(format!("the clone's interface: {}", e.message()))
             })?;
             Ok::<_, CriError>((agent, health))

@@ -229,11 +229,16 @@ impl RunningSandbox for MicrovmSandbox {
         };
         let shared_ms = began.elapsed().as_millis() as u64;
         let mut agent = self.agent.clone();
-        if let Err(s) = self.rt.block_on(agent.create_container(request)) {
-            self.release(spec.id);
-            return Err(agent_err("creating the container in the guest", s));
-        }
+        let created = match self.rt.block_on(agent.create_container(request)) {
+            Ok(r) => r.into_inner(),
+            Err(s) => {
+                self.release(spec.id);
+                return Err(agent_err("creating the container in the guest", s));
+            }
+        };
         let created_ms = began.elapsed().as_millis() as u64;
+        let guest_steps: Vec<String> =
+            created.steps.iter().map(|s| format!("{}:{}", s.step, s.micros / 1000)).collect();
         let handle = self.exec(spec.id, spec.process, stdio)?;
         // Where a pod's start goes on hosts whose KVM emulates guest kernel code.
         tracing::info!(
@@ -241,6 +246,7 @@ impl RunningSandbox for MicrovmSandbox {
             shared_ms,
             create_ms = created_ms - shared_ms,
             exec_ms = began.elapsed().as_millis() as u64 - created_ms,
+            guest_steps_ms = guest_steps.join(","),
             "container started in the guest"
         );
         Ok(handle)
