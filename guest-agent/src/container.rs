@@ -109,23 +109,21 @@ pub enum PidMode {
 }
 
 /// How long each step of making a container took.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct Steps {
-    last: Option<std::time::Instant>,
+    last: std::time::Instant,
     pub done: Vec<(&'static str, std::time::Duration)>,
 }
 
 impl Steps {
     fn start() -> Steps {
-        Steps { last: Some(std::time::Instant::now()), done: Vec::new() }
+        Steps { last: std::time::Instant::now(), done: Vec::new() }
     }
 
     /// Ends step `name` (begun when the last one ended).
     fn lap(&mut self, name: &'static str) {
         let now = std::time::Instant::now();
-        if let Some(last) = self.last.replace(now) {
-            self.done.push((name, now - last));
-        }
+        self.done.push((name, now - std::mem::replace(&mut self.last, now)));
     }
 }
 

@@ -531,10 +531,9 @@ fn plain(line: &str) -> String {
     plain
 }
 
-/// The `key=N` numbers of a log line (ANSI colours ignored).
+/// The `key=N` numbers of a log line without colours.
 fn numbers(line: &str) -> Vec<(String, u64)> {
-    plain(line)
-        .split_whitespace()
+    line.split_whitespace()
         .filter_map(|w| {
             let (k, v) = w.split_once('=')?;
             Some((k.to_owned(), v.parse().ok()?))
@@ -543,53 +542,52 @@ fn numbers(line: &str) -> Vec<(String, u64)> {
 }
 
 /// Where the clones' starts went, from the runtime's timings in the node's output: medians
-/// of the guest coming up (restore, identity, interface) and of each container's sharing,
-/// CreateContainer and first exec in the guest.
+/// of the guest coming up (restore, identity, interface), of each container's sharing,
+/// CreateContainer and first exec, and of CreateContainer's own steps in the guest.
 fn start_breakdown(output: &str) -> Option<String> {
-    let mut phases: Vec<(&str, &str, Vec<u64>)> = vec![
-        ("microVM guest up", "total_ms", Vec::new()),
-        ("container started", "shared_ms", Vec::new()),
-        ("container started", "create_ms", Vec::new()),
-        ("container started", "exec_ms", Vec::new()),
+    let mut phases: Vec<(&str, &str, Samples)> = vec![
+        ("microVM guest up", "total_ms", Samples::default()),
+        ("container started", "shared_ms", Samples::default()),
+        ("container started", "create_ms", Samples::default()),
+        ("container started", "exec_ms", Samples::default()),
     ];
-    for line in output.lines().filter(|l| l.contains("CRI-TIMING")) {
-        let values = numbers(line);
+    let mut steps: Vec<(String, Samples)> = Vec::new();
+    for line in output.lines().filter(|l| l.contains("CRI-TIMING")).map(plain) {
+        let values = numbers(&line);
         for (event, key, samples) in phases.iter_mut() {
             if line.contains(*event)
                 && let Some((_, v)) = values.iter().find(|(k, _)| k == key)
             {
-                samples.push(*v);
+                samples.push(Duration::from_millis(*v));
             }
         }
-    }
-    // The guest's own steps of CreateContainer: `guest_steps_ms="overlay:120,proc:30"`.
-    let mut steps: Vec<(String, Vec<u64>)> = Vec::new();
-    for line in output.lines().filter(|l| l.contains("CRI-TIMING")).map(plain) {
+        // The guest's own steps: `guest_steps_ms="overlay:120,proc:30"`.
         let Some(rest) = line.split("guest_steps_ms=").nth(1) else { continue };
         let list = rest.split_whitespace().next().unwrap_or("").trim_matches('"');
         for (step, ms) in list.split(',').filter_map(|p| p.split_once(':')) {
             let Ok(ms) = ms.trim_matches(|c: char| !c.is_ascii_digit()).parse() else { continue };
-            match steps.iter_mut().find(|(s, _)| s == step) {
-                Some((_, v)) => v.push(ms),
-                None => steps.push((step.to_owned(), vec![ms])),
-            }
+            let at = match steps.iter().position(|(s, _)| s == step) {
+                Some(i) => i,
+                None => {
+                    steps.push((step.to_owned(), Samples::default()));
+                    steps.len() - 1
+                }
+            };
+            steps[at].1.push(Duration::from_millis(ms));
         }
     }
-    let median = |v: &mut Vec<u64>| -> Option<u64> {
-        v.sort_unstable();
-        v.get(v.len() / 2).copied()
-    };
     let mut parts: Vec<String> = phases
         .iter_mut()
-        .filter_map(|(event, key, samples)| {
+        .filter(|(_, _, samples)| samples.len() > 0)
+        .map(|(event, key, samples)| {
             let n = samples.len();
-            Some(format!("{event} {key} {} (n={n})", median(samples)?))
+            format!("{event} {key} {:.0} (n={n})", samples.percentile_ms(50.0))
         })
         .collect();
     if !steps.is_empty() {
         let each: Vec<String> = steps
             .iter_mut()
-            .filter_map(|(step, v)| Some(format!("{step} {}", median(v)?)))
+            .map(|(step, samples)| format!("{step} {:.0}", samples.percentile_ms(50.0)))
             .collect();
         parts.push(format!("CreateContainer in the guest, ms: {}", each.join(", ")));
     }

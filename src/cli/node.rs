@@ -105,16 +105,13 @@ fn handlers(args: &HandlerArgs, data_dir: &Path) -> anyhow::Result<Vec<Arc<dyn S
             })),
             "microvm" => {
                 let config = MicrovmConfig {
-                    vmm: Launcher::new(exe.with_file_name("ringfence-vmm"), &[]),
-                    virtiofsd: Launcher::new(&args.virtiofsd, &[]),
-                    guest: args.guest_kernel.clone().zip(args.guest_initrd.clone()),
-                    guest_cache: images::guest::cache_dir(),
-                    boot_timeout: std::time::Duration::from_secs(args.microvm_boot_timeout),
-                    uid: 65534,
-                    gid: 65534,
-                    overhead_mib: MICROVM_GUEST_OVERHEAD_MIB,
-                    default_memory_mib: 256,
                     templates: args.microvm_templates.then(|| data_dir.join("templates")),
+                    ..MicrovmConfig::beside(
+                        &exe,
+                        &args.virtiofsd,
+                        args.guest_kernel.clone().zip(args.guest_initrd.clone()),
+                        std::time::Duration::from_secs(args.microvm_boot_timeout),
+                    )
                 };
                 out.push(Arc::new(MicrovmHandler::new(config)?));
             }
@@ -126,9 +123,6 @@ fn handlers(args: &HandlerArgs, data_dir: &Path) -> anyhow::Result<Vec<Arc<dyn S
     }
     Ok(out)
 }
-
-/// Guest memory a microVM pod gets on top of its limit, for the guest kernel and agent.
-const MICROVM_GUEST_OVERHEAD_MIB: u64 = 64;
 
 #[derive(Args, Clone)]
 pub struct NodeArgs {
@@ -256,7 +250,7 @@ async fn runtime_handlers(socket: &std::path::Path) -> anyhow::Result<Vec<String
 fn pod_fixed_overhead(handler: &str) -> serde_json::Value {
     match handler {
         "microvm" => serde_json::json!({
-            "memory": format!("{}Mi", MICROVM_GUEST_OVERHEAD_MIB + 16),
+            "memory": format!("{}Mi", MicrovmConfig::GUEST_OVERHEAD_MIB + 16),
             "cpu": "100m",
         }),
         _ => serde_json::json!({"memory": "32Mi", "cpu": "50m"}),

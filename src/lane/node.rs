@@ -1,8 +1,8 @@
 //! A Kubernetes node offering the `microvm` runtime handler, run in the lane (whose KVM boots
 //! Linux guests in seconds) and joined to a cluster on this host: `ringfence cri` (or
-//! containerd with its CRI plugin and the project's shim) and `ringfence node` inside, reaching the API server at 10.0.2.2 (the cluster's certificate
-//! must cover it: `--tls-san 10.0.2.2`), the API server reaching the node through a forwarded
-//! port. While it runs it answers, each on a forwarded port of its own, with a report of what
+//! containerd with its CRI plugin and the project's shim) and `ringfence node` inside,
+//! reaching the API server at 10.0.2.2 (the cluster's certificate must cover it: `--tls-san
+//! 10.0.2.2`), the API server reaching the node through a forwarded port. While it runs it answers, each on a forwarded port of its own, with a report of what
 //! it holds (machines, daemons, namespaces, taps, mounts, memory) and, for fault tests, by
 //! killing one of its VMMs; it stops (its pods stopped by the node itself) when asked, and
 //! reports again what is left.

@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
-use orchestrator::cri::handler::Launcher;
 use orchestrator::cri::handler::microvm::MicrovmConfig;
 use serde::Deserialize;
 
@@ -80,10 +79,6 @@ impl Default for MicrovmSettings {
     }
 }
 
-/// Guest memory on top of a container's memory limit: the guest kernel and agent (as the
-/// CRI runtime's microvm handler adds).
-const GUEST_OVERHEAD_MIB: u64 = 64;
-
 impl ShimConfig {
     /// The config a task's runtime options point at; the default when they name none.
     pub fn from_options(options: Option<&Any>) -> Result<ShimConfig, ShimError> {
@@ -124,17 +119,11 @@ impl MicrovmSettings {
                 ));
             }
         };
+        let boot_timeout = Duration::from_secs(self.boot_timeout_seconds);
         Ok(MicrovmConfig {
-            vmm: Launcher::new(exe.with_file_name("ringfence-vmm"), &[]),
-            virtiofsd: Launcher::new(&self.virtiofsd, &[]),
-            guest,
-            guest_cache: images::guest::cache_dir(),
-            boot_timeout: Duration::from_secs(self.boot_timeout_seconds),
-            uid: 65534,
-            gid: 65534,
-            overhead_mib: GUEST_OVERHEAD_MIB,
             default_memory_mib: self.memory_mib,
             templates: self.templates.clone(),
+            ..MicrovmConfig::beside(exe, &self.virtiofsd, guest, boot_timeout)
         })
     }
 }

@@ -60,6 +60,33 @@ pub struct MicrovmConfig {
 }
 
 impl MicrovmConfig {
+    /// Guest memory a pod gets on top of its limit: the guest kernel and agent.
+    pub const GUEST_OVERHEAD_MIB: u64 = 64;
+
+    /// A node's configuration: its VMM the `ringfence-vmm` beside `exe`, jailed as nobody,
+    /// sharing through `virtiofsd`, booting `guest` (`None`: the last `ringfence image
+    /// kernel` build) within `boot_timeout`; 256 MiB guests for pods without a limit; no
+    /// templates.
+    pub fn beside(
+        exe: &Path,
+        virtiofsd: &Path,
+        guest: Option<(PathBuf, PathBuf)>,
+        boot_timeout: Duration,
+    ) -> MicrovmConfig {
+        MicrovmConfig {
+            vmm: Launcher::new(exe.with_file_name("ringfence-vmm"), &[]),
+            virtiofsd: Launcher::new(virtiofsd, &[]),
+            guest,
+            guest_cache: images::guest::cache_dir(),
+            boot_timeout,
+            uid: 65534,
+            gid: 65534,
+            overhead_mib: Self::GUEST_OVERHEAD_MIB,
+            default_memory_mib: 256,
+            templates: None,
+        }
+    }
+
     /// The guest to boot: the configured one, or the last build recorded in the cache.
     pub fn guest(&self) -> Result<(PathBuf, PathBuf), CriError> {
         let missing = |why: String| {
