@@ -273,7 +273,7 @@ fn scenario(c: &Cluster, class: &str, node: &str, lane: Option<&LaneNode>) -> f6
         }
     }
 
-    security_holds(c, class, node);
+    security_holds(c, class, node, lane);
 
     // Deleting the Deployment takes the pods, and their sandboxes, away.
     c.ok(&["delete", "deployment", "web", "--wait=true", "--timeout=120s"]);
@@ -298,14 +298,24 @@ fn scenario(c: &Cluster, class: &str, node: &str, lane: Option<&LaneNode>) -> f6
 /// default seccomp profile and a read-only root, beside one that outgrows its memory limit;
 /// a pod sysctl. Asserted from inside, where the sandbox's kernel (the guest's own Linux, or
 /// the Sentry) enforces them.
-fn security_holds(c: &Cluster, class: &str, node: &str) {
+fn security_holds(c: &Cluster, class: &str, node: &str, lane: Option<&LaneNode>) {
     c.apply(&LOCKED.replace("CLASS", class).replace("NODE", node), &[]);
     let running = eventually(Duration::from_secs(180), || {
         c.json(&["get", "pod", "locked"])["status"]["containerStatuses"]
             .as_array()
             .is_some_and(|s| s.iter().any(|s| s["name"] == "locked" && s["ready"] == true))
     });
-    assert!(running, "{class}: the locked pod did not run:\n{}", dump(c));
+    if !running {
+        let locked = c.kubectl(&["describe", "pod", "locked"]);
+        let node_log = lane.map(|l| l.output()).unwrap_or_default();
+        let tail: Vec<&str> = node_log.lines().rev().take(80).collect();
+        panic!(
+            "{class}: the locked pod did not run:\n{}\n{}\nthe node's last lines:\n{}",
+            String::from_utf8_lossy(&locked.stdout),
+            dump(c),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
     let exec = |script: &str| {
         let out = c.kubectl(&["exec", "locked", "-c", "locked", "--", "sh", "-c", script]);
         format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))

@@ -50,7 +50,7 @@ async fn shell(service: &AgentService, device: &str) -> Result<String, String> {
         .into_inner();
     use tokio_stream::StreamExt;
     while let Some(ev) = events.next().await {
-        if let Ok(proto::ExecEvent { event: Some(Event::Exited(s)) }) = ev {
+        if let Ok(proto::ExecEvent { event: Some(Event::Exited(s)), .. }) = ev {
             return crate::exit::Exit::try_from(&s)
                 .map(|e| e.to_string())
                 .map_err(|_| "no exit status".to_owned());

@@ -4,6 +4,7 @@
 //! The host links only [`proto`], [`client`], [`exit`] and [`unix_grpc`] (which every gRPC
 //! server of the project on a Unix socket uses); the rest runs inside the guest.
 
+pub mod child_steps;
 pub mod client;
 pub mod cmdline;
 pub mod console_shell;
@@ -11,6 +12,7 @@ pub mod container;
 pub mod exit;
 pub mod forward;
 pub mod init;
+pub mod launch;
 pub mod network;
 pub mod process;
 pub mod reaper;

@@ -4,17 +4,17 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::os::fd::OwnedFd;
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
+use crate::child_steps::{ChildStep, ChildSteps};
 use crate::exit::Exit;
+use crate::launch::Launch;
 use crate::reaper::Reaper;
 use crate::security::Security;
 use crate::terminal;
@@ -61,19 +61,13 @@ pub enum PidNs {
     Join(Arc<OwnedFd>),
 }
 
-impl PidNs {
-    /// Makes the calling thread's next children start in this namespace. Only that thread:
-    /// a namespace for children belongs to the thread, so the agent's others are unaffected.
-    fn enter_for_children(&self) -> std::io::Result<()> {
-        use std::os::fd::AsRawFd;
-        let r = match self {
-            PidNs::Agent => 0,
-            // SAFETY: unshare with a flag only.
-            PidNs::New => unsafe { libc::unshare(libc::CLONE_NEWPID) },
-            // SAFETY: setns with a descriptor that lives across the call.
-            PidNs::Join(fd) => unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWPID) },
-        };
-        if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+/// Makes the calling thread's next children start in the PID namespace `ns` names. Only that
+/// thread: a namespace for children belongs to the thread, so the agent's others are unaffected.
+fn join_for_children(ns: &OwnedFd) -> std::io::Result<()> {
+    // SAFETY: setns with a descriptor that lives across the call.
+    match unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWPID) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
     }
 }
 
@@ -178,40 +172,54 @@ fn terminal_ends(master: &OwnedFd, stdin: bool) -> std::io::Result<(Option<Input
     Ok((input, Box::new(file(master.try_clone()?))))
 }
 
-/// Starts the process; its exit arrives on the receiver (the reaper sends it).
-pub fn spawn(
-    spec: &Spec,
-    reaper: &Reaper,
-) -> Result<(u32, Pipes, tokio::sync::oneshot::Receiver<Exit>), SpawnError> {
+/// A started process.
+pub struct Started {
+    pub pid: u32,
+    pub pipes: Pipes,
+    /// Its exit (the reaper sends it).
+    pub exit: tokio::sync::oneshot::Receiver<Exit>,
+    /// How long starting it took, step by step.
+    pub steps: Vec<(&'static str, std::time::Duration)>,
+}
+
+/// Starts the process.
+pub fn spawn(spec: &Spec, reaper: &Reaper) -> Result<Started, SpawnError> {
     let start_err = |source| SpawnError::Start { program: spec.args[0].clone(), source };
-    let mut cmd = Command::new(&spec.args[0]);
-    cmd.args(&spec.args[1..]).env_clear().envs(spec.env.iter().map(|(k, v)| (k, v)));
-    let mut master = None;
-    if spec.console {
+    let clock = ChildSteps::start().map_err(start_err)?;
+    let path = spec.env.iter().find(|(k, _)| k == "PATH").map_or(DEFAULT_PATH, |(_, v)| v);
+    let mut launch = Launch::new(&spec.args[0], &spec.args, &spec.env, path);
+    // The child's stdio; the agent's ends are kept.
+    let (stdio, ends): ([OwnedFd; 3], Ends) = if spec.console {
         let console = || std::fs::OpenOptions::new().read(true).write(true).open("/dev/console");
-        cmd.stdin(console().map_err(start_err)?)
-            .stdout(console().map_err(start_err)?)
-            .stderr(console().map_err(start_err)?);
+        let c = console().map_err(start_err)?;
+        let stdio = [c.try_clone(), c.try_clone(), Ok(c)].map(|f| f.map(OwnedFd::from));
+        (all_three(stdio).map_err(start_err)?, Ends::None)
     } else if let Some((rows, cols)) = spec.terminal {
         let (m, slave) = terminal::open().map_err(start_err)?;
         // Sized before the process runs: its first look (stty size) is right.
         terminal::resize(&m, rows, cols).map_err(start_err)?;
-        cmd.stdin(slave.try_clone().map_err(start_err)?)
-            .stdout(slave.try_clone().map_err(start_err)?)
-            .stderr(slave);
-        master = Some(m);
+        let stdio = [slave.try_clone(), slave.try_clone(), Ok(slave)];
+        (all_three(stdio).map_err(start_err)?, Ends::Terminal(m))
     } else {
-        cmd.stdin(if spec.stdin { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-    }
+        let (stdin, stdin_end) = if spec.stdin {
+            let (r, w) = pipe().map_err(start_err)?;
+            (r, Some(w))
+        } else {
+            let null = std::fs::OpenOptions::new().read(true).open("/dev/null");
+            (null.map_err(start_err)?.into(), None)
+        };
+        let (stdout_end, stdout) = pipe().map_err(start_err)?;
+        let (stderr_end, stderr) = pipe().map_err(start_err)?;
+        ([stdin, stdout, stderr], Ends::Pipes { stdin: stdin_end, stdout_end, stderr_end })
+    };
+    launch.stdio = stdio.each_ref().map(|f| f.as_raw_fd());
     let root = spec.root.as_deref().map(c).transpose()?;
     let cwd = CString::new(spec.cwd.as_bytes()).map_err(|_| SpawnError::Nul("the cwd"))?;
     let procs = spec.cgroup.as_deref().map(|g| c(&g.join("cgroup.procs"))).transpose()?;
     let (console, on_terminal) = (spec.console, spec.terminal.is_some());
     let (uid, gid) = (spec.uid, spec.gid);
-    let groups: Vec<libc::gid_t> = spec.groups.clone();
-    let security = spec.security.clone();
+    let groups: &[libc::gid_t] = &spec.groups;
+    let security = spec.security.as_ref();
     // A process that starts a namespace mounts the /proc that shows it, over the one the
     // container was made with (which shows the guest's).
     let new_proc = match (&spec.pid_ns, spec.root.as_deref()) {
@@ -231,10 +239,11 @@ pub fn spawn(
     // the session leader, its exit would hang the terminal up, and a hangup discards what the
     // serial port has not sent yet (a shell's last words).
     let job_control = console && console_is_controlling_terminal();
-    // SAFETY: the closure runs in the forked child before exec and makes only system calls
-    // on memory prepared before the fork (no allocation, no locks).
-    unsafe {
-        cmd.pre_exec(move || {
+    // Runs in the child between clone and exec: system calls only, on what is made above.
+    let setup = || -> std::io::Result<()> {
+        clock.stamp(ChildStep::Fork);
+        // SAFETY: system calls on NUL-terminated strings and arrays made before the clone.
+        unsafe {
             if console {
                 // Its own process group, in the foreground of the console (^C reaches it).
                 if libc::setpgid(0, 0) < 0 {
@@ -250,6 +259,7 @@ pub fn spawn(
                 // Its own session: signals to the agent's group never reach it.
                 return Err(std::io::Error::last_os_error());
             }
+            clock.stamp(ChildStep::Session);
             if let Some(procs) = &procs {
                 // Writing 0 moves the writing process itself into the cgroup.
                 let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
@@ -258,9 +268,11 @@ pub fn spawn(
                 }
                 libc::close(fd);
             }
+            clock.stamp(ChildStep::Cgroup);
             if let Some(proc_mount) = &new_proc {
                 proc_mount.mount()?;
             }
+            clock.stamp(ChildStep::Proc);
             if let Some(root) = &root
                 && libc::chroot(root.as_ptr()) != 0
             {
@@ -269,61 +281,89 @@ pub fn spawn(
             if libc::chdir(cwd.as_ptr()) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            clock.stamp(ChildStep::Root);
             // Privileges last: the chroot and the cgroup needed them.
-            if let Some(s) = &security {
+            if let Some(s) = security {
                 s.before_identity()?;
             }
+            // Raw system calls: the libc wrappers would ask every thread of the agent, whose
+            // memory the child shares, to change too, and wait for them forever.
             if (uid, gid, groups.is_empty()) != (0, 0, true)
-                && (libc::setgroups(groups.len(), groups.as_ptr()) != 0
-                    || libc::setgid(gid) != 0
-                    || libc::setuid(uid) != 0)
+                && (libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0
+                    || libc::syscall(libc::SYS_setgid, gid) != 0
+                    || libc::syscall(libc::SYS_setuid, uid) != 0)
             {
                 return Err(std::io::Error::last_os_error());
             }
-            if let Some(s) = &security {
+            if let Some(s) = security {
                 s.after_identity(uid)?;
             }
-            Ok(())
-        });
-    }
-    let spawn = |cmd: &mut Command| {
-        reaper.spawn(|| {
-            let child = cmd.spawn()?;
-            Ok((child.id() as i32, child))
-        })
+        }
+        clock.stamp(ChildStep::Identity);
+        Ok(())
     };
+    let start = |launch: &Launch| reaper.spawn(|| launch.start(&setup).map(|pid| (pid, pid)));
     let spawned = match &spec.pid_ns {
-        PidNs::Agent => spawn(&mut cmd),
+        PidNs::Agent => start(&launch),
+        PidNs::New => {
+            launch.new_pid_namespace = true;
+            start(&launch)
+        }
         // On a thread of its own, which alone enters the namespace for its children.
-        ns => std::thread::scope(|s| {
-            s.spawn(|| ns.enter_for_children().and_then(|()| spawn(&mut cmd)))
+        PidNs::Join(ns) => std::thread::scope(|s| {
+            s.spawn(|| join_for_children(ns).and_then(|()| start(&launch)))
                 .join()
                 .unwrap_or_else(|_| Err(std::io::Error::other("the spawning thread panicked")))
         }),
     };
-    let (child, exit) = spawned.map_err(start_err)?;
-    let pid = child.id();
-    // The slave goes with the command: the master sees the end once the process closes it.
-    drop(cmd);
-    let mut child = child;
-    let pipes = match master {
-        Some(master) => {
+    let (pid, exit) = spawned.map_err(start_err)?;
+    let steps = clock.finish();
+    // The child's ends go: the agent sees the end of its output once the process closes them.
+    drop(stdio);
+    let pipes = match ends {
+        Ends::Terminal(master) => {
             let (stdin, stdout) = terminal_ends(&master, spec.stdin).map_err(start_err)?;
             Pipes { stdin, stdout: Some(stdout), stderr: None, terminal: Some(master) }
         }
-        None => Pipes {
-            stdin: child
-                .stdin
-                .take()
-                .map(|f| pipe::Sender::from_owned_fd(f.into()).map(|w| Box::new(w) as Input))
+        Ends::Pipes { stdin, stdout_end, stderr_end } => Pipes {
+            stdin: stdin
+                .map(|f| pipe::Sender::from_owned_fd(f).map(|w| Box::new(w) as Input))
                 .transpose()
                 .map_err(start_err)?,
-            stdout: receiver(child.stdout.take()).map_err(start_err)?,
-            stderr: receiver(child.stderr.take()).map_err(start_err)?,
+            stdout: receiver(Some(stdout_end)).map_err(start_err)?,
+            stderr: receiver(Some(stderr_end)).map_err(start_err)?,
             terminal: None,
         },
+        Ends::None => Pipes { stdin: None, stdout: None, stderr: None, terminal: None },
     };
-    Ok((pid, pipes, exit))
+    Ok(Started { pid: pid as u32, pipes, exit, steps })
+}
+
+/// The agent's ends of a process's stdio, before they become [`Pipes`].
+enum Ends {
+    /// On the console: nothing to keep.
+    None,
+    Terminal(OwnedFd),
+    Pipes {
+        stdin: Option<OwnedFd>,
+        stdout_end: OwnedFd,
+        stderr_end: OwnedFd,
+    },
+}
+
+fn all_three([a, b, c]: [std::io::Result<OwnedFd>; 3]) -> std::io::Result<[OwnedFd; 3]> {
+    Ok([a?, b?, c?])
+}
+
+/// A pipe whose ends are closed on exec: (read, write).
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// The /proc of a new PID namespace, mounted by its first process before it execs, with the

@@ -129,7 +129,8 @@ async fn forward(
         match from.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) if open => {
-                let ev = proto::ExecEvent { event: Some(wrap(buf[..n].to_vec())) };
+                let ev =
+                    proto::ExecEvent { event: Some(wrap(buf[..n].to_vec())), steps: Vec::new() };
                 open = to.send(Ok(ev)).await.is_ok();
             }
             Ok(_) => {}
@@ -258,12 +259,7 @@ impl Agent for AgentService {
         let mut c = c;
         c.pid_mode = pid_mode;
         let rootfs = c.rootfs().display().to_string();
-        let steps: Vec<proto::StepTime> = c
-            .steps
-            .done
-            .iter()
-            .map(|(step, d)| proto::StepTime { step: (*step).into(), micros: d.as_micros() as u64 })
-            .collect();
+        let steps = step_times(&c.steps.done);
         tracing::info!(id = r.id, rootfs, "container created");
         containers.insert(r.id, c);
         Ok(Response::new(proto::CreateContainerResponse { rootfs, steps }))
@@ -336,7 +332,8 @@ impl Agent for AgentService {
         if self.processes.contains(&exec_id) {
             return Err(Status::already_exists(format!("process {exec_id:?} exists")));
         }
-        let (pid, pipes, exited) = process::spawn(&spec, &self.reaper).map_err(spawn_status)?;
+        let process::Started { pid, pipes, exit: exited, steps } =
+            process::spawn(&spec, &self.reaper).map_err(spawn_status)?;
         if let Some(c) = containers.get_mut(&r.container_id)
             && c.pid_ns.is_none()
             && c.pid_mode != container::PidMode::Pod
@@ -363,7 +360,8 @@ impl Agent for AgentService {
         }
         tracing::info!(exec_id, pid, args = ?spec.args, "started");
         let (tx, rx) = mpsc::channel(16);
-        let _ = tx.send(Ok(proto::ExecEvent { event: Some(Event::Started(pid)) })).await;
+        let steps = step_times(&steps);
+        let _ = tx.send(Ok(proto::ExecEvent { event: Some(Event::Started(pid)), steps })).await;
         tokio::spawn(async move {
             let out = pipes.stdout.map(|p| tokio::spawn(forward(p, tx.clone(), Event::Stdout)));
             let err = pipes.stderr.map(|p| tokio::spawn(forward(p, tx.clone(), Event::Stderr)));
@@ -379,7 +377,9 @@ impl Agent for AgentService {
             }
             tracing::info!(exec_id, pid, %exit, "ended");
             let _ = exit_tx.send(Some(exit));
-            let _ = tx.send(Ok(proto::ExecEvent { event: Some(Event::Exited(exit.into())) })).await;
+            let ended =
+                proto::ExecEvent { event: Some(Event::Exited(exit.into())), steps: Vec::new() };
+            let _ = tx.send(Ok(ended)).await;
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -515,4 +515,12 @@ impl Agent for AgentService {
         self.shutdown.send_replace(true);
         Ok(Response::new(proto::ShutdownResponse {}))
     }
+}
+
+/// Step durations as the protocol carries them.
+fn step_times(steps: &[(&'static str, std::time::Duration)]) -> Vec<proto::StepTime> {
+    steps
+        .iter()
+        .map(|(step, d)| proto::StepTime { step: (*step).into(), micros: d.as_micros() as u64 })
+        .collect()
 }

@@ -85,6 +85,37 @@ async fn exits_signals_and_large_output_are_reported_exactly() {
 }
 
 #[tokio::test]
+async fn a_process_runs_as_its_user_groups_and_directory() {
+    let agent = start();
+    let mut c = connect(&agent.socket).await;
+    let req = proto::ExecRequest {
+        uid: 65534,
+        gid: 65533,
+        groups: vec![65532, 65531],
+        cwd: "/tmp".into(),
+        env: vec!["GREETING=hi".into()],
+        security: Some(proto::Security {
+            capabilities: 1 << 10, // CAP_NET_BIND_SERVICE
+            no_new_privs: true,
+            seccomp_filter: Vec::new(),
+        }),
+        ..sh("echo $(id -u) $(id -g) $(id -G) $(pwd) $GREETING")
+    };
+    // The child shares the agent's memory until its exec: a libc call that waits for the
+    // agent's threads would hang it, so a watchdog.
+    let ran = tokio::time::timeout(Duration::from_secs(30), run(&mut c, req)).await;
+    let (exit, out, err) = ran.expect("the process did not start or end within 30 s");
+    assert_eq!(exit, Exit::Code(0), "{}", String::from_utf8_lossy(&err));
+    assert_eq!(String::from_utf8_lossy(&out), "65534 65533 65533 65531 65532 /tmp hi\n");
+
+    // A program that is not there: a clear error, and the agent goes on.
+    let missing = proto::ExecRequest { args: vec!["no-such-program".into()], ..Default::default() };
+    let e = client::run(&mut c, missing, &mut Vec::new(), &mut Vec::new()).await.unwrap_err();
+    assert!(e.to_string().contains("no-such-program"), "{e}");
+    assert!(c.health(proto::HealthRequest {}).await.is_ok());
+}
+
+#[tokio::test]
 async fn stdin_signal_and_wait_by_exec_id() {
     let agent = start();
     let mut c = connect(&agent.socket).await;

@@ -541,6 +541,9 @@ fn numbers(line: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// Samples of each named step, in the order the steps were first seen.
+type StepSamples = Vec<(String, Samples)>;
+
 /// Where the clones' starts went, from the runtime's timings in the node's output: medians
 /// of the guest coming up (restore, identity, interface), of each container's sharing,
 /// CreateContainer and first exec, and of CreateContainer's own steps in the guest.
@@ -551,7 +554,11 @@ fn start_breakdown(output: &str) -> Option<String> {
         ("container started", "create_ms", Samples::default()),
         ("container started", "exec_ms", Samples::default()),
     ];
-    let mut steps: Vec<(String, Samples)> = Vec::new();
+    // The guest's own step lists, `guest_steps_ms="overlay:120,proc:30"`, per key.
+    let mut lists: [(&str, &str, StepSamples); 2] = [
+        ("guest_steps_ms=", "CreateContainer in the guest", Vec::new()),
+        ("exec_steps_ms=", "first exec in the guest", Vec::new()),
+    ];
     for line in output.lines().filter(|l| l.contains("CRI-TIMING")).map(plain) {
         let values = numbers(&line);
         for (event, key, samples) in phases.iter_mut() {
@@ -561,19 +568,22 @@ fn start_breakdown(output: &str) -> Option<String> {
                 samples.push(Duration::from_millis(*v));
             }
         }
-        // The guest's own steps: `guest_steps_ms="overlay:120,proc:30"`.
-        let Some(rest) = line.split("guest_steps_ms=").nth(1) else { continue };
-        let list = rest.split_whitespace().next().unwrap_or("").trim_matches('"');
-        for (step, ms) in list.split(',').filter_map(|p| p.split_once(':')) {
-            let Ok(ms) = ms.trim_matches(|c: char| !c.is_ascii_digit()).parse() else { continue };
-            let at = match steps.iter().position(|(s, _)| s == step) {
-                Some(i) => i,
-                None => {
-                    steps.push((step.to_owned(), Samples::default()));
-                    steps.len() - 1
-                }
-            };
-            steps[at].1.push(Duration::from_millis(ms));
+        for (key, _, steps) in lists.iter_mut() {
+            let Some(rest) = line.split(*key).nth(1) else { continue };
+            let list = rest.split_whitespace().next().unwrap_or("").trim_matches('"');
+            for (step, ms) in list.split(',').filter_map(|p| p.split_once(':')) {
+                let Ok(ms) = ms.trim_matches(|c: char| !c.is_ascii_digit()).parse() else {
+                    continue;
+                };
+                let at = match steps.iter().position(|(s, _)| s == step) {
+                    Some(i) => i,
+                    None => {
+                        steps.push((step.to_owned(), Samples::default()));
+                        steps.len() - 1
+                    }
+                };
+                steps[at].1.push(Duration::from_millis(ms));
+            }
         }
     }
     let mut parts: Vec<String> = phases
@@ -584,12 +594,12 @@ fn start_breakdown(output: &str) -> Option<String> {
             format!("{event} {key} {:.0} (n={n})", samples.percentile_ms(50.0))
         })
         .collect();
-    if !steps.is_empty() {
+    for (_, what, steps) in lists.iter_mut().filter(|(_, _, steps)| !steps.is_empty()) {
         let each: Vec<String> = steps
             .iter_mut()
             .map(|(step, samples)| format!("{step} {:.0}", samples.percentile_ms(50.0)))
             .collect();
-        parts.push(format!("CreateContainer in the guest, ms: {}", each.join(", ")));
+        parts.push(format!("{what}, ms: {}", each.join(", ")));
     }
     (!parts.is_empty()).then(|| format!("microvm pod start, medians: {}", parts.join("; ")))
 }
@@ -719,12 +729,13 @@ mod tests {
                       microVM guest up \x1b[3msandbox\x1b[0m\x1b[2m=\x1b[0m\"a\" \x1b[3mtotal_ms\x1b[0m\x1b[2m=\x1b[0m2100\n\
                       CRI-TIMING INFO x: microVM guest up sandbox=\"b\" restored=true total_ms=900\n\
                       CRI-TIMING INFO x: microVM guest up sandbox=\"c\" total_ms=1000\n\
-                      CRI-TIMING INFO x: container started in the guest container=\"c\" shared_ms=3 create_ms=700 exec_ms=5000 \x1b[3mguest_steps_ms\x1b[0m\x1b[2m=\x1b[0m\"overlay:120,masks:300\"\n\
+                      CRI-TIMING INFO x: container started in the guest container=\"c\" shared_ms=3 create_ms=700 exec_ms=5000 \x1b[3mguest_steps_ms\x1b[0m\x1b[2m=\x1b[0m\"overlay:120,masks:300\" exec_steps_ms=\"fork:40,exec:90\"\n\
                       unrelated total_ms=1\n";
         let b = start_breakdown(output).unwrap();
         assert!(b.contains("microVM guest up total_ms 1000 (n=3)"), "{b}");
         assert!(b.contains("container started exec_ms 5000 (n=1)"), "{b}");
-        assert!(b.contains("in the guest, ms: overlay 120, masks 300"), "{b}");
+        assert!(b.contains("CreateContainer in the guest, ms: overlay 120, masks 300"), "{b}");
+        assert!(b.contains("first exec in the guest, ms: fork 40, exec 90"), "{b}");
         assert_eq!(start_breakdown("nothing here"), None);
     }
 }

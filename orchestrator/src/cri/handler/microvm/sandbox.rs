@@ -89,6 +89,64 @@ impl MicrovmSandbox {
     }
 
     /// Binds the image and the volumes under the share; the agent's request for them.
+    /// Starts a process in a container through the agent; also answers how long its start
+    /// took in the guest, step by step.
+    fn start_process(
+        &self,
+        container: &str,
+        process: ProcessSpec,
+        stdio: [OwnedFd; 3],
+    ) -> Result<(i32, Vec<proto::StepTime>), CriError> {
+        let security = guest_security(&process.security)?;
+        let handle = self.next.fetch_add(1, Ordering::Relaxed);
+        let exec_id = format!("p{handle}");
+        let request = proto::ExecRequest {
+            container_id: container.to_owned(),
+            exec_id: exec_id.clone(),
+            args: process.argv,
+            env: process.env,
+            cwd: process.cwd,
+            stdin: true,
+            uid: process.uid,
+            gid: process.gid,
+            groups: process.groups,
+            terminal: process.terminal.is_some(),
+            rows: process.terminal.map_or(0, |s| s.rows.into()),
+            cols: process.terminal.map_or(0, |s| s.cols.into()),
+            security: Some(security),
+            ..Default::default()
+        };
+        let mut agent = self.agent.clone();
+        let mut events = self
+            .rt
+            .block_on(agent.exec(request))
+            .map_err(|s| agent_err("starting the process in the guest", s))?
+            .into_inner();
+        // The agent answers Started first, once the program is exec'd.
+        let steps = match self.rt.block_on(events.message()) {
+            Ok(Some(proto::ExecEvent { event: Some(Event::Started(_)), steps })) => steps,
+            Ok(_) => {
+                return Err(CriError::Sandbox("the guest agent did not start the process".into()));
+            }
+            Err(s) => return Err(agent_err("starting the process in the guest", s)),
+        };
+        let (tx, rx) = watch::channel(None);
+        self.procs().insert(
+            handle,
+            Proc { exec_id: exec_id.clone(), container: container.to_owned(), exit: rx },
+        );
+        let [stdin, stdout, stderr] = stdio;
+        let rt = self.rt.clone();
+        std::thread::Builder::new()
+            .name("microvm-output".into())
+            .spawn(move || pump_output(rt, events, stdout, stderr, tx))?;
+        let (rt, agent) = (self.rt.clone(), self.agent.clone());
+        std::thread::Builder::new()
+            .name("microvm-input".into())
+            .spawn(move || pump_input(rt, agent, exec_id, stdin))?;
+        Ok((handle, steps))
+    }
+
     fn prepare(&self, spec: &ContainerSpec<'_>) -> Result<proto::CreateContainerRequest, CriError> {
         let share = self.share.lock().unwrap_or_else(|e| e.into_inner());
         let rel = container_dir(spec.id);
@@ -172,13 +230,13 @@ fn pump_output(
     let (mut out, mut err) = (std::fs::File::from(stdout), std::fs::File::from(stderr));
     let ended = loop {
         match rt.block_on(events.message()) {
-            Ok(Some(proto::ExecEvent { event: Some(Event::Stdout(b)) })) => {
+            Ok(Some(proto::ExecEvent { event: Some(Event::Stdout(b)), .. })) => {
                 let _ = out.write_all(&b);
             }
-            Ok(Some(proto::ExecEvent { event: Some(Event::Stderr(b)) })) => {
+            Ok(Some(proto::ExecEvent { event: Some(Event::Stderr(b)), .. })) => {
                 let _ = err.write_all(&b);
             }
-            Ok(Some(proto::ExecEvent { event: Some(Event::Exited(s)) })) => {
+            Ok(Some(proto::ExecEvent { event: Some(Event::Exited(s)), .. })) => {
                 break Exit::try_from(&s).ok();
             }
             Ok(Some(_)) => {}
@@ -239,7 +297,9 @@ impl RunningSandbox for MicrovmSandbox {
         let created_ms = began.elapsed().as_millis() as u64;
         let guest_steps: Vec<String> =
             created.steps.iter().map(|s| format!("{}:{}", s.step, s.micros / 1000)).collect();
-        let handle = self.exec(spec.id, spec.process, stdio)?;
+        let (handle, exec_steps) = self.start_process(spec.id, spec.process, stdio)?;
+        let exec_steps: Vec<String> =
+            exec_steps.iter().map(|s| format!("{}:{}", s.step, s.micros / 1000)).collect();
         // Where a pod's start goes on hosts whose KVM emulates guest kernel code.
         tracing::info!(
             container = spec.id,
@@ -247,6 +307,7 @@ impl RunningSandbox for MicrovmSandbox {
             create_ms = created_ms - shared_ms,
             exec_ms = began.elapsed().as_millis() as u64 - created_ms,
             guest_steps_ms = guest_steps.join(","),
+            exec_steps_ms = exec_steps.join(","),
             "container started in the guest"
         );
         Ok(handle)
@@ -258,46 +319,7 @@ impl RunningSandbox for MicrovmSandbox {
         process: ProcessSpec,
         stdio: [OwnedFd; 3],
     ) -> Result<i32, CriError> {
-        let security = guest_security(&process.security)?;
-        let handle = self.next.fetch_add(1, Ordering::Relaxed);
-        let exec_id = format!("p{handle}");
-        let request = proto::ExecRequest {
-            container_id: container.to_owned(),
-            exec_id: exec_id.clone(),
-            args: process.argv,
-            env: process.env,
-            cwd: process.cwd,
-            stdin: true,
-            uid: process.uid,
-            gid: process.gid,
-            groups: process.groups,
-            terminal: process.terminal.is_some(),
-            rows: process.terminal.map_or(0, |s| s.rows.into()),
-            cols: process.terminal.map_or(0, |s| s.cols.into()),
-            security: Some(security),
-            ..Default::default()
-        };
-        let mut agent = self.agent.clone();
-        let events = self
-            .rt
-            .block_on(agent.exec(request))
-            .map_err(|s| agent_err("starting the process in the guest", s))?
-            .into_inner();
-        let (tx, rx) = watch::channel(None);
-        self.procs().insert(
-            handle,
-            Proc { exec_id: exec_id.clone(), container: container.to_owned(), exit: rx },
-        );
-        let [stdin, stdout, stderr] = stdio;
-        let rt = self.rt.clone();
-        std::thread::Builder::new()
-            .name("microvm-output".into())
-            .spawn(move || pump_output(rt, events, stdout, stderr, tx))?;
-        let (rt, agent) = (self.rt.clone(), self.agent.clone());
-        std::thread::Builder::new()
-            .name("microvm-input".into())
-            .spawn(move || pump_input(rt, agent, exec_id, stdin))?;
-        Ok(handle)
+        self.start_process(container, process, stdio).map(|(handle, _)| handle)
     }
 
     fn signal(&self, pid: i32, signal: u32) -> Result<(), CriError> {
