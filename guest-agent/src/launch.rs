@@ -66,6 +66,7 @@ impl Launch {
             .collect();
         let child = Child {
             launch: self,
+            caught: caught_signals(),
             setup,
             candidates: &candidates,
             argv: nul_terminated(&self.argv),
@@ -106,6 +107,8 @@ impl Launch {
 /// What the child reads from the agent's memory.
 struct Child<'a> {
     launch: &'a Launch,
+    /// The signals the agent has handlers for (bit n-1 for signal n).
+    caught: u64,
     setup: &'a (dyn Fn() -> io::Result<()> + Sync),
     candidates: &'a [(*const libc::c_char, Vec<*const libc::c_char>)],
     argv: Vec<*const libc::c_char>,
@@ -133,17 +136,12 @@ impl Child<'_> {
         // open until the exec.
         unsafe {
             // The agent's handlers are code in memory the child shares: back to the
-            // defaults, and SIGPIPE too, which the Rust runtime ignores.
-            for sig in 1..=libc::SIGRTMAX() {
-                let mut old: libc::sigaction = std::mem::zeroed();
-                if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
-                    continue;
-                }
-                if sig == libc::SIGPIPE
-                    || (old.sa_sigaction != libc::SIG_IGN && old.sa_sigaction != libc::SIG_DFL)
-                {
-                    let mut dfl: libc::sigaction = std::mem::zeroed();
-                    dfl.sa_sigaction = libc::SIG_DFL;
+            // defaults, and SIGPIPE too, which the Rust runtime ignores. Only those: a system
+            // call per signal is not free where guest kernel code is emulated.
+            let mut dfl: libc::sigaction = std::mem::zeroed();
+            dfl.sa_sigaction = libc::SIG_DFL;
+            for sig in 1..=64 {
+                if sig == libc::SIGPIPE || self.caught & (1 << (sig - 1)) != 0 {
                     libc::sigaction(sig, &dfl, std::ptr::null_mut());
                 }
             }
@@ -189,6 +187,16 @@ impl Child<'_> {
         }
         if denied { libc::EACCES } else { last }
     }
+}
+
+/// The signals this process has handlers for, from /proc (every signal when it cannot tell).
+fn caught_signals() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .unwrap_or(u64::MAX)
 }
 
 /// The child's stack, mapped for the clone and unmapped after it.
@@ -287,6 +295,15 @@ mod tests {
         let mut l = Launch::new("sh", &args, &env, "/nonexistent:/bin");
         let (code, out) = run(&mut l, &|| Ok(()));
         assert_eq!((code, out.as_str()), (3, "hello x\n"));
+    }
+
+    #[test]
+    fn the_caught_signals_are_read_from_proc() {
+        extern "C" fn nothing(_: libc::c_int) {}
+        // SAFETY: installs a handler that does nothing for a signal no test sends.
+        unsafe { libc::signal(libc::SIGWINCH, nothing as *const () as libc::sighandler_t) };
+        assert_ne!(caught_signals() & (1 << (libc::SIGWINCH - 1)), 0);
+        assert_ne!(caught_signals(), u64::MAX);
     }
 
     #[test]

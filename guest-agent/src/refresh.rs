@@ -8,6 +8,7 @@ use std::fmt;
 use std::fs::OpenOptions;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
 
 use crate::container::ContainerError;
 use crate::init::{self, BadHostname, Hostname};
@@ -135,7 +136,14 @@ pub fn boot_id() -> Result<String, RefreshError> {
 
 /// Carries a checked refresh out: entropy and a reseed first, then the clock, the host name
 /// and the shared directory.
-pub fn apply(cfg: &RefreshConfig) -> Result<(), RefreshError> {
+/// Takes the identity; answers how long each step took.
+pub fn apply(cfg: &RefreshConfig) -> Result<Vec<(&'static str, Duration)>, RefreshError> {
+    let mut steps = Vec::new();
+    let mut last = Instant::now();
+    let mut lap = |name: &'static str| {
+        let now = Instant::now();
+        steps.push((name, now - std::mem::replace(&mut last, now)));
+    };
     let urandom = OpenOptions::new()
         .write(true)
         .open("/dev/urandom")
@@ -152,16 +160,20 @@ pub fn apply(cfg: &RefreshConfig) -> Result<(), RefreshError> {
     if unsafe { libc::ioctl(urandom.as_raw_fd(), RNDRESEEDCRNG) } != 0 {
         return Err(io_err("reseeding the CRNG (RNDRESEEDCRNG)")(io::Error::last_os_error()));
     }
+    lap("entropy");
     if let Some(ns) = cfg.unix_time_ns {
         set_clock(ns).map_err(io_err("setting the clock"))?;
     }
+    lap("clock");
     if let Some(h) = &cfg.hostname {
         h.set().map_err(io_err("setting the host name"))?;
     }
+    lap("hostname");
     if let Some(tag) = &cfg.share_tag {
         share(tag)?;
     }
-    Ok(())
+    lap("share");
+    Ok(steps)
 }
 
 /// struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; } holding `bytes`,

@@ -181,17 +181,17 @@ impl Agent for AgentService {
         let _one = self.refreshing.lock().await;
         let generation = cfg.generation;
         tracing::info!(?cfg, "refreshing");
-        let boot_id = tokio::task::spawn_blocking(move || {
+        let (boot_id, steps) = tokio::task::spawn_blocking(move || {
             let boot_id = refresh::boot_id()?;
-            refresh::apply(&cfg)?;
-            Ok::<_, RefreshError>(boot_id)
+            Ok::<_, RefreshError>((boot_id, refresh::apply(&cfg)?))
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(refresh_status)?;
         self.generation.store(generation, Ordering::SeqCst);
         tracing::info!(generation, boot_id, "refreshed");
-        Ok(Response::new(proto::RefreshResponse { boot_id, generation }))
+        let steps = step_times(&steps);
+        Ok(Response::new(proto::RefreshResponse { boot_id, generation, steps }))
     }
 
     async fn create_container(

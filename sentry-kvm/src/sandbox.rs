@@ -3,9 +3,10 @@
 //! itself the sandbox's init; a pod sandbox has a built-in pause process as init and gets its
 //! containers later through the control server.
 
+use crate::sync::Mutex;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::abi::Errno;
 use crate::abi::signal::{SI_USER, SIG_IGN, SIGCHLD, SigAction, SigInfo};

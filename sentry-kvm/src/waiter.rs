@@ -4,8 +4,9 @@
 //! about, re-checks its condition, then blocks. A wake-up between the check and the block is
 //! never lost because it leaves the waker notified.
 
+use crate::sync::{Condvar, Mutex};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use crate::abi::Errno;

@@ -550,12 +550,15 @@ type StepSamples = Vec<(String, Samples)>;
 fn start_breakdown(output: &str) -> Option<String> {
     let mut phases: Vec<(&str, &str, Samples)> = vec![
         ("microVM guest up", "total_ms", Samples::default()),
+        ("microVM clone ready", "agent_ms", Samples::default()),
+        ("microVM clone ready", "identity_ms", Samples::default()),
         ("container started", "shared_ms", Samples::default()),
         ("container started", "create_ms", Samples::default()),
         ("container started", "exec_ms", Samples::default()),
     ];
     // The guest's own step lists, `guest_steps_ms="overlay:120,proc:30"`, per key.
-    let mut lists: [(&str, &str, StepSamples); 2] = [
+    let mut lists: [(&str, &str, StepSamples); 3] = [
+        ("refresh_steps_ms=", "a clone's Refresh in the guest", Vec::new()),
         ("guest_steps_ms=", "CreateContainer in the guest", Vec::new()),
         ("exec_steps_ms=", "first exec in the guest", Vec::new()),
     ];
@@ -729,11 +732,14 @@ mod tests {
                       microVM guest up \x1b[3msandbox\x1b[0m\x1b[2m=\x1b[0m\"a\" \x1b[3mtotal_ms\x1b[0m\x1b[2m=\x1b[0m2100\n\
                       CRI-TIMING INFO x: microVM guest up sandbox=\"b\" restored=true total_ms=900\n\
                       CRI-TIMING INFO x: microVM guest up sandbox=\"c\" total_ms=1000\n\
+                      CRI-TIMING INFO x: microVM clone ready sandbox=\"c\" agent_ms=400 identity_ms=500 refresh_steps_ms=\"share:300\"\n\
                       CRI-TIMING INFO x: container started in the guest container=\"c\" shared_ms=3 create_ms=700 exec_ms=5000 \x1b[3mguest_steps_ms\x1b[0m\x1b[2m=\x1b[0m\"overlay:120,masks:300\" exec_steps_ms=\"fork:40,exec:90\"\n\
                       unrelated total_ms=1\n";
         let b = start_breakdown(output).unwrap();
         assert!(b.contains("microVM guest up total_ms 1000 (n=3)"), "{b}");
         assert!(b.contains("container started exec_ms 5000 (n=1)"), "{b}");
+        assert!(b.contains("microVM clone ready identity_ms 500 (n=1)"), "{b}");
+        assert!(b.contains("a clone's Refresh in the guest, ms: share 300"), "{b}");
         assert!(b.contains("CreateContainer in the guest, ms: overlay 120, masks 300"), "{b}");
         assert!(b.contains("first exec in the guest, ms: fork 40, exec 90"), "{b}");
         assert_eq!(start_breakdown("nothing here"), None);

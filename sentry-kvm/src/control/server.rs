@@ -1,10 +1,11 @@
 //! The sandbox side of the control channel.
 
+use crate::sync::Mutex;
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::protocol::{PidNamespaceMode, Request, Response};
 use crate::abi::termios::Winsize;
@@ -22,7 +23,7 @@ pub struct ControlServer {
     /// Container id to its main process.
     containers: Mutex<HashMap<String, i32>>,
     done: Mutex<bool>,
-    done_cv: std::sync::Condvar,
+    done_cv: crate::sync::Condvar,
 }
 
 impl ControlServer {
@@ -54,7 +55,7 @@ impl ControlServer {
             processes: Mutex::new(HashMap::new()),
             containers: Mutex::new(HashMap::new()),
             done: Mutex::new(false),
-            done_cv: std::sync::Condvar::new(),
+            done_cv: crate::sync::Condvar::new(),
         }))
     }
 

@@ -1,12 +1,12 @@
 //! The Sentry's side of the Gofer channel.
 
+use crate::sync::Mutex;
 use crate::vfs::statfs::StatFs;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 
 use super::protocol::{Attr, DirEntry, Handle, Request, Response, StatEntry};
 use super::wire;

@@ -1,6 +1,7 @@
 //! fork, vfork and clone: new processes and threads.
 
-use std::sync::{Arc, Mutex};
+use crate::sync::Mutex;
+use std::sync::Arc;
 
 use crate::abi::Errno;
 use crate::abi::signal::{NSIG, valid};

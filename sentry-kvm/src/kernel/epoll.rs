@@ -1,8 +1,9 @@
 //! epoll instances and the readiness wait shared with poll and select.
 
+use crate::sync::Mutex;
 use std::any::Any;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::abi::Errno;
@@ -80,7 +81,8 @@ impl Epoll {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<i32, Interest>> {
+    #[track_caller]
+    fn lock(&self) -> crate::sync::MutexGuard<'_, BTreeMap<i32, Interest>> {
         self.interests.lock().unwrap_or_else(|e| e.into_inner())
     }
 

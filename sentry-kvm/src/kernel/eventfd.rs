@@ -1,7 +1,8 @@
 //! eventfd: a counter that can be waited on.
 
+use crate::sync::Mutex;
 use std::any::Any;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::abi::Errno;
 use crate::abi::stat::Stat;
@@ -24,7 +25,8 @@ impl EventFd {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
+    #[track_caller]
+    fn lock(&self) -> crate::sync::MutexGuard<'_, u64> {
         self.count.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -149,7 +149,7 @@ pub fn commit(task: &Arc<Task>, p: Prepared) -> UserContext {
         // is unshared, with handled signals reset to their defaults.
         let mut own = st.handlers.lock().unwrap_or_else(|e| e.into_inner()).clone();
         own.reset_for_exec();
-        st.handlers = Arc::new(std::sync::Mutex::new(own));
+        st.handlers = Arc::new(crate::sync::Mutex::new(own));
     }
     drop(task.files().close_on_exec());
     // POSIX timers do not survive exec (interval timers do).

@@ -7,9 +7,10 @@
 //! A container is known by the mount its tasks have as their root (as the sandbox's stats
 //! count it), so processes it forks while a freeze is under way park too.
 
+use crate::sync::Mutex;
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::kernel::task::Task;
@@ -25,7 +26,7 @@ pub struct Freezer {
 }
 
 impl Freezer {
-    fn set(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+    fn set(&self) -> crate::sync::MutexGuard<'_, HashSet<u64>> {
         self.frozen.lock().unwrap_or_else(|e| e.into_inner())
     }
 

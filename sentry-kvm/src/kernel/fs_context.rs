@@ -1,6 +1,7 @@
 //! A task's filesystem context: root, working directory and umask (shared with CLONE_FS).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use crate::sync::{Mutex, MutexGuard};
+use std::sync::Arc;
 
 use crate::vfs::Location;
 
@@ -19,6 +20,7 @@ impl FsContext {
         Arc::new(FsContext { state: Mutex::new(FsState { cwd: root.clone(), root, umask: 0o022 }) })
     }
 
+    #[track_caller]
     pub fn lock(&self) -> MutexGuard<'_, FsState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

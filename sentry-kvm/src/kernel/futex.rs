@@ -1,8 +1,9 @@
 //! Futexes: wait queues keyed by the address of a 32-bit word in application memory.
 
+use crate::sync::Mutex;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::abi::Errno;
@@ -62,7 +63,8 @@ pub struct FutexTable {
 }
 
 impl FutexTable {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<FutexKey, Vec<FutexWaiter>>> {
+    #[track_caller]
+    fn lock(&self) -> crate::sync::MutexGuard<'_, HashMap<FutexKey, Vec<FutexWaiter>>> {
         self.queues.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -3,9 +3,10 @@
 //! and a thread blocked on it, so that the workload's poll, select and epoll_wait wake the
 //! moment a host socket becomes ready instead of re-checking on a timer.
 
+use crate::sync::Mutex;
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use crate::waiter::{Events, WaitQueue};
 

@@ -27,8 +27,9 @@ pub mod timers;
 pub mod tty;
 pub mod vdso;
 
+use crate::sync::{Condvar, Mutex, MutexGuard};
 use std::collections::HashSet;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use crate::mm::Physical;

@@ -1,8 +1,9 @@
 //! Pipes and FIFOs.
 
+use crate::sync::{Mutex, MutexGuard};
 use std::any::Any;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use crate::abi::Errno;
 use crate::abi::stat::{
@@ -49,6 +50,7 @@ impl Pipe {
         })
     }
 
+    #[track_caller]
     fn lock(&self) -> MutexGuard<'_, PipeState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

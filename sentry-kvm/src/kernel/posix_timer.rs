@@ -3,9 +3,10 @@
 //! queues the timer's signal; an expiry that finds the previous signal still queued counts
 //! as an overrun instead, as on Linux. A process's timers go with exec and exit.
 
+use crate::sync::{Condvar, Mutex, MutexGuard};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::abi::Errno;
@@ -98,6 +99,7 @@ pub struct Timer {
 }
 
 impl Timer {
+    #[track_caller]
     fn lock(&self) -> MutexGuard<'_, TimerState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -312,6 +314,7 @@ pub struct PosixTimers {
 }
 
 impl PosixTimers {
+    #[track_caller]
     fn lock(&self) -> MutexGuard<'_, Table> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -1,9 +1,10 @@
 //! Tasks (threads). Each task runs on a host thread of its own, which owns one vCPU while the
 //! task lives; blocking syscalls block that host thread.
 
+use crate::sync::{Mutex, MutexGuard};
 use std::any::Any;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::abi::Errno;

@@ -4,8 +4,9 @@
 //! `sentry run`), so it works on a wedged sandbox: it only reads atomics and *tries* locks,
 //! printing `locked` for state someone holds (which is itself the clue to a deadlock).
 
+use crate::sync::{Mutex, MutexGuard};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, TryLockError};
 use std::time::Instant;
 
 use crate::kernel::Kernel;

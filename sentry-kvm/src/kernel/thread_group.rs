@@ -1,6 +1,7 @@
 //! Thread groups (processes): the threads, shared signal state, exit status, resource use.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use crate::sync::{Mutex, MutexGuard};
+use std::sync::Arc;
 
 use crate::abi::signal::{SIGCHLD, Signal};
 use crate::kernel::pid_ns::PidNamespace;
@@ -99,7 +100,7 @@ pub struct ThreadGroup {
     /// Woken when the group continues after a stop.
     pub continued: WaitQueue,
     /// Signalled when the group's final status is known (host-side waiters).
-    exited: std::sync::Condvar,
+    exited: crate::sync::Condvar,
     /// Killed because the sandbox ran out of memory (runtimes report it as OOMKilled).
     oom_killed: std::sync::atomic::AtomicBool,
     /// The first process of its PID namespace (id 1 there): protected from signals without
@@ -153,12 +154,13 @@ impl ThreadGroup {
             timers: PosixTimers::default(),
             child_events: WaitQueue::new(),
             continued: WaitQueue::new(),
-            exited: std::sync::Condvar::new(),
+            exited: crate::sync::Condvar::new(),
             oom_killed: std::sync::atomic::AtomicBool::new(false),
             ns_init: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
+    #[track_caller]
     pub fn lock(&self) -> MutexGuard<'_, TgState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

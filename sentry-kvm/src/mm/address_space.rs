@@ -5,9 +5,10 @@
 //! frame is followed by `Physical::unmap_frames`/`invalidate` of its old frame, which drops every
 //! cached translation of it on every vCPU before the frame can be reused.
 
+use crate::sync::{Mutex, MutexGuard};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::abi::Errno;
 use crate::mm::mappable::Mappable;
@@ -165,6 +166,7 @@ impl MemoryManager {
         &self.phys
     }
 
+    #[track_caller]
     pub fn lock(&self) -> MutexGuard<'_, MmState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -5,7 +5,7 @@
 //! may still cache the old table under that frame's address, so they wait in quarantine until a
 //! whole-VM translation flush (see `Machine::flush_all_translations`) makes reuse safe.
 
-use std::sync::Mutex;
+use crate::sync::Mutex;
 
 use crate::mm::phys::{PhysError, PhysMemory};
 use crate::mm::{PAGE_SIZE, PhysAddr};
@@ -57,7 +57,8 @@ impl FrameAllocator {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    #[track_caller]
+    fn lock(&self) -> crate::sync::MutexGuard<'_, State> {
         // A panic while holding this lock would be a Sentry bug; the counts stay usable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -1,7 +1,8 @@
 //! What a mapping can be backed by: memory objects whose pages live in guest frames.
 
+use crate::sync::Mutex;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::abi::Errno;
 use crate::mm::{PAGE_SIZE, PhysAddr, Physical};
@@ -80,7 +81,8 @@ impl MemObject {
         Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, MemState> {
+    #[track_caller]
+    fn lock(&self) -> crate::sync::MutexGuard<'_, MemState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 

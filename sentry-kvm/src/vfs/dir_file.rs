@@ -1,7 +1,8 @@
 //! An open directory: getdents64 over the inode's listing, with `.` and `..`.
 
+use crate::sync::Mutex;
 use std::any::Any;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::abi::Errno;
 use crate::abi::stat::{Stat, push_dirent64};

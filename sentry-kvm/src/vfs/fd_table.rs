@@ -2,8 +2,9 @@
 //! is also the owner of its process's POSIX record locks: closing any descriptor of a file
 //! releases them on that file, as on Linux.
 
+use crate::sync::{Mutex, MutexGuard};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::abi::Errno;
 use crate::vfs::file::File;
@@ -73,6 +74,7 @@ impl FdTable {
         }
     }
 
+    #[track_caller]
     fn lock(&self) -> MutexGuard<'_, Vec<Option<FdEntry>>> {
         self.fds.lock().unwrap_or_else(|e| e.into_inner())
     }

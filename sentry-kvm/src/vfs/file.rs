@@ -1,8 +1,9 @@
 //! Open file descriptions: what a file descriptor refers to.
 
+use crate::sync::Mutex;
 use std::any::Any;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use crate::abi::stat::{O_ACCMODE, O_APPEND, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, O_WRONLY, Stat};
 use crate::abi::{Errno, errno::SysResult};
@@ -189,7 +190,7 @@ impl File {
         self.flags() & O_PATH != 0
     }
 
-    fn lock_offset(&self) -> std::sync::MutexGuard<'_, u64> {
+    fn lock_offset(&self) -> crate::sync::MutexGuard<'_, u64> {
         self.offset.lock().unwrap_or_else(|e| e.into_inner())
     }
 

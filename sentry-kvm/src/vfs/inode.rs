@@ -1,7 +1,8 @@
 //! Filesystem objects. Each filesystem implements `Inode` for its files and directories.
 
+use crate::sync::Mutex;
 use std::any::Any;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::abi::Errno;
 use crate::abi::stat::{FileType, Stat, Timespec};

@@ -1,7 +1,8 @@
 //! The mount tree of a sandbox.
 
+use crate::sync::Mutex;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use crate::vfs::inode::{Inode, InodeKey};
 

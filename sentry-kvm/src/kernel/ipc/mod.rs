@@ -10,7 +10,7 @@ pub mod proc;
 pub mod sem;
 pub mod shm;
 
-use std::sync::{Mutex, MutexGuard};
+use crate::sync::{Mutex, MutexGuard};
 
 use limits::IpcLimits;
 

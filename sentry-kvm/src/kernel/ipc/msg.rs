@@ -4,8 +4,9 @@
 //! Queued text lives in the Sentry, so besides each queue's msg_qbytes a sandbox-wide ceiling
 //! bounds it whatever the sysctls are raised to.
 
+use crate::sync::{Mutex, MutexGuard};
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use crate::abi::Errno;
 use crate::creds::Credentials;
@@ -172,6 +173,7 @@ pub struct MsgRegistry {
 }
 
 impl MsgRegistry {
+    #[track_caller]
     fn lock(&self) -> MutexGuard<'_, MsgTable> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -4,8 +4,9 @@
 //! back later ones, as on Linux). SEM_UNDO adjustments are kept per process and applied when
 //! it exits.
 
+use crate::sync::{Mutex, MutexGuard};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::abi::Errno;
@@ -273,6 +274,7 @@ pub enum SemArg<'a> {
 }
 
 impl SemRegistry {
+    #[track_caller]
     fn lock(&self) -> MutexGuard<'_, SemTable> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }

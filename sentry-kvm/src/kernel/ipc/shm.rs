@@ -4,8 +4,9 @@
 //! one attachment object, so the number of areas holding it is the attach count, kept right
 //! through fork (areas copied), exec and exit (address spaces dropped) and munmap.
 
+use crate::sync::{Mutex, MutexGuard};
 use std::any::Any;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 
 use crate::abi::Errno;
 use crate::creds::Credentials;
@@ -146,6 +147,7 @@ pub struct ShmRegistry {
 }
 
 impl ShmRegistry {
+    #[track_caller]
     fn lock(&self) -> MutexGuard<'_, ShmTable> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -388,8 +390,16 @@ pub fn attachment_of(v: &crate::mm::vma::Vma) -> Option<(i32, u64)> {
 /// finally freed.
 pub fn detach_all(task: &crate::kernel::task::Task) {
     let mm = task.mm();
-    // The task's own reference and ours.
-    if Arc::strong_count(&mm) > 2 {
+    // Asked of the live tasks rather than of the references to it, which others take for a
+    // moment (a vCPU, /proc): one of those at the wrong time left the attachments to the
+    // memory's eventual release, without their detach time.
+    let shared = task
+        .kernel
+        .tasks()
+        .threads
+        .values()
+        .any(|t| !std::ptr::eq(Arc::as_ptr(t), task) && Arc::ptr_eq(&t.mm(), &mm));
+    if shared {
         return;
     }
     let areas: Vec<(u64, u64, i32)> = mm

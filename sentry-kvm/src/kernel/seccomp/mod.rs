@@ -14,8 +14,9 @@ pub mod filter;
 pub mod oci;
 pub mod runtime_default;
 
+use crate::sync::Mutex;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use crate::abi::Errno;
 use crate::abi::signal::{SIGKILL, SIGSYS, SYS_SECCOMP, SigInfo, Signal};

@@ -1,7 +1,8 @@
 //! Generating signals: kill, tgkill, faults, SIGCHLD, job control.
 
+use crate::sync::Mutex;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 
 use crate::abi::signal::*;
 use crate::kernel::pid_ns::PidNamespace;

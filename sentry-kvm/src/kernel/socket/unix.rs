@@ -1,9 +1,10 @@
 //! AF_UNIX sockets (stream, datagram, seqpacket), entirely inside the Sentry. Path addresses
 //! are socket inodes of the sandbox's own VFS: binding never creates anything on the host.
 
+use crate::sync::{Mutex, MutexGuard};
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 
 use super::*;
 use crate::abi::stat::{FileType, S_IFSOCK, Stat, Timespec};
@@ -39,6 +40,7 @@ struct Channel {
 }
 
 impl Channel {
+    #[track_caller]
     fn lock(&self) -> MutexGuard<'_, ChanState> {
         self.st.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -166,6 +168,7 @@ impl UnixSocket {
         };
     }
 
+    #[track_caller]
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

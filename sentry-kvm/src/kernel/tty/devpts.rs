@@ -2,9 +2,10 @@
 //! its slave, once unlocked. Also /dev/tty, the caller's controlling terminal. One instance per
 //! sandbox, which host code can also ask for a pty pair ([`Devpts::open_pair`]).
 
+use crate::sync::{Mutex, MutexGuard};
 use std::any::Any;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 
 use super::pty::{Pty, PtyMaster, PtySlave, devpts_dev};
 use crate::abi::Errno;
@@ -29,6 +30,7 @@ impl Devpts {
         Arc::new_cyclic(|me| Devpts { kernel, ptys: Mutex::new(BTreeMap::new()), me: me.clone() })
     }
 
+    #[track_caller]
     fn lock(&self) -> MutexGuard<'_, BTreeMap<u32, Weak<Pty>>> {
         self.ptys.lock().unwrap_or_else(|e| e.into_inner())
     }

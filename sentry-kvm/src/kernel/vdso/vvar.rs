@@ -3,8 +3,9 @@
 //! sequence number is odd or changes under them (a seqlock), so they never see a half-written
 //! update.
 
+use crate::sync::Mutex;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
-use std::sync::{Arc, Mutex};
 
 use crate::mm::mappable::Mappable;
 use crate::mm::{PAGE_SIZE, PhysAddr, Physical};

@@ -22,11 +22,12 @@
 //! inodes (one per two pages of sandbox memory, see [`OverlayFs::max_upper`]): past it,
 //! creating fails with ENOSPC instead of growing the Sentry without bound.
 
+use crate::sync::{Mutex, MutexGuard};
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 
 use crate::abi::Errno;
 use crate::abi::stat::{self, FileType, O_TRUNC, Stat, Timespec};
@@ -312,6 +313,7 @@ pub struct Node {
     attachment: Mutex<Option<Arc<dyn Any + Send + Sync>>>,
 }
 
+#[track_caller]
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -16,8 +16,9 @@
 pub mod flock;
 pub mod record;
 
+use crate::sync::{Mutex, MutexGuard};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 
 use crate::abi::Errno;
 use crate::vfs::context::Context;
@@ -31,6 +32,7 @@ use record::{Kind, Owner, Range, Record, RecordList};
 /// MAX_DEADLK_ITERATIONS).
 const MAX_DEADLOCK_STEPS: usize = 10;
 
+#[track_caller]
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -3,9 +3,10 @@
 //! which file and hands them events. Closing the last descriptor drops the instance and its
 //! watches with it.
 
+use crate::sync::{Mutex, MutexGuard};
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use super::Notifier;
 use super::event::*;

@@ -14,9 +14,10 @@ mod hooks;
 pub mod instance;
 mod open_files;
 
+use crate::sync::{Mutex, MutexGuard};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 
 use crate::abi::Errno;
 use crate::vfs::inode::InodeKey;

@@ -2,8 +2,8 @@
 //! it is open is reported gone only when its last description closes, and an open file
 //! renamed reports under its new name, as on Linux.
 
+use crate::sync::{Mutex, MutexGuard};
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
 
 use crate::vfs::inode::InodeKey;
 

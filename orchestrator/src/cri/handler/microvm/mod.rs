@@ -198,6 +198,13 @@ fn available_mib() -> Option<u64> {
     Some(kb / 1024)
 }
 
+/// Step times from the guest as the runtime logs them: `name:ms,name:ms`.
+fn step_list(steps: &[proto::StepTime]) -> String {
+    let each: Vec<String> =
+        steps.iter().map(|s| format!("{}:{}", s.step, s.micros / 1000)).collect();
+    each.join(",")
+}
+
 /// The kernel command line of a pod's guest.
 fn cmdline(hostname: &str, iface: Option<&network::GuestInterface>) -> String {
     let mut c = format!(
@@ -402,6 +409,7 @@ impl MicrovmHandler {
             vsock_override: None,
             fs_overrides: vec![FsOverride { fs_id: "pod".into(), socket: share.socket().into() }],
         };
+        let began = std::time::Instant::now();
         let mut guest = self.spawn(s, Start::Restore(params), jail)?;
         let identity = client::CloneIdentity {
             generation: next_generation(),
@@ -420,6 +428,7 @@ impl MicrovmHandler {
                 .wait_agent(template::RESTORE_TIMEOUT)
                 .await
                 .map_err(|e| CriError::Sandbox(e.to_string()))?;
+            let agent_ms = began.elapsed().as_millis() as u64;
             // Independent calls, sent together on the one connection: each round trip costs
             // hundreds of milliseconds where guest kernel code is emulated.
             let mut other = agent.clone();
@@ -427,7 +436,18 @@ impl MicrovmHandler {
                 client::refresh(&mut agent, &identity),
                 other.configure_interface(interface)
             );
-            refreshed.map_err(|e| CriError::Sandbox(format!("refreshing the clone: {e}")))?;
+            let identity_ms = began.elapsed().as_millis() as u64 - agent_ms;
+            let refreshed =
+                refreshed.map_err(|e| CriError::Sandbox(format!("refreshing the clone: {e}")))?;
+            // Where a clone's start goes: the VMM's restore until the agent answers, then
+            // the guest taking its identity and address.
+            tracing::info!(
+                sandbox = s.id,
+                agent_ms,
+                identity_ms,
+                refresh_steps_ms = step_list(&refreshed.steps),
+                "microVM clone ready"
+            );
             configured.map_err(|e| {
                 CriError::Sandbox(format!("the clone's interface: {}", e.message()))
             })?;

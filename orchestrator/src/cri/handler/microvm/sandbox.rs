@@ -295,19 +295,15 @@ impl RunningSandbox for MicrovmSandbox {
             }
         };
         let created_ms = began.elapsed().as_millis() as u64;
-        let guest_steps: Vec<String> =
-            created.steps.iter().map(|s| format!("{}:{}", s.step, s.micros / 1000)).collect();
         let (handle, exec_steps) = self.start_process(spec.id, spec.process, stdio)?;
-        let exec_steps: Vec<String> =
-            exec_steps.iter().map(|s| format!("{}:{}", s.step, s.micros / 1000)).collect();
         // Where a pod's start goes on hosts whose KVM emulates guest kernel code.
         tracing::info!(
             container = spec.id,
             shared_ms,
             create_ms = created_ms - shared_ms,
             exec_ms = began.elapsed().as_millis() as u64 - created_ms,
-            guest_steps_ms = guest_steps.join(","),
-            exec_steps_ms = exec_steps.join(","),
+            guest_steps_ms = super::step_list(&created.steps),
+            exec_steps_ms = super::step_list(&exec_steps),
             "container started in the guest"
         );
         Ok(handle)

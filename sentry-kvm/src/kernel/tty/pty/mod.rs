@@ -2,9 +2,10 @@
 //! slave side (/dev/pts/N, the program's terminal) joined by a line discipline. A pty is a
 //! kernel object: host code can drive the master as a program in the sandbox does.
 
+use crate::sync::{Mutex, MutexGuard};
 use std::any::Any;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 mod control;
@@ -109,6 +110,7 @@ impl Pty {
         })
     }
 
+    #[track_caller]
     fn lock(&self) -> MutexGuard<'_, PtyState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
