@@ -78,7 +78,7 @@ pub fn network(cmdline: &Cmdline) {
     }
     match InterfaceConfig::from_cmdline(cmdline) {
         Some(Ok(cfg)) => match network::configure(&cfg) {
-            Ok(()) => tracing::info!("{} is {}/{}", cfg.name, cfg.address, cfg.prefix),
+            Ok(_) => tracing::info!("{} is {}/{}", cfg.name, cfg.address, cfg.prefix),
             Err(e) => tracing::warn!("{e}"),
         },
         Some(Err(e)) => tracing::warn!("kernel command line: {e}"),

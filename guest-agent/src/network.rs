@@ -178,8 +178,16 @@ pub fn loopback_up() -> io::Result<()> {
 }
 
 /// Sets the MAC address (with the link down), the address, netmask and MTU, brings the
-/// interface up and adds the default route.
-pub fn configure(cfg: &InterfaceConfig) -> Result<(), NetworkError> {
+/// interface up and adds the default route; answers how long each step took.
+pub fn configure(
+    cfg: &InterfaceConfig,
+) -> Result<Vec<(&'static str, std::time::Duration)>, NetworkError> {
+    let mut steps = Vec::new();
+    let mut last = std::time::Instant::now();
+    let mut lap = |name: &'static str| {
+        let now = std::time::Instant::now();
+        steps.push((name, now - std::mem::replace(&mut last, now)));
+    };
     let err = |what| {
         let name = cfg.name.clone();
         move |source| NetworkError::Io { what, name, source }
@@ -192,8 +200,10 @@ pub fn configure(cfg: &InterfaceConfig) -> Result<(), NetworkError> {
         // Down first: no frame leaves with half of an identity (routes through it go too, and
         // come back below).
         s.down(&cfg.name).map_err(err("taking it down"))?;
+        lap("down");
         s.set_mac(&cfg.name, mac).map_err(err("setting the MAC address"))?;
     }
+    lap("mac");
     let mut r = ifreq(&cfg.name);
     r.ifr_ifru.ifru_addr = sockaddr(cfg.address);
     s.ioctl(libc::SIOCSIFADDR, &mut r).map_err(err("setting the address"))?;
@@ -205,7 +215,9 @@ pub fn configure(cfg: &InterfaceConfig) -> Result<(), NetworkError> {
         r.ifr_ifru.ifru_mtu = mtu as libc::c_int;
         s.ioctl(libc::SIOCSIFMTU, &mut r).map_err(err("setting the MTU"))?;
     }
+    lap("address");
     s.up(&cfg.name).map_err(err("bringing it up"))?;
+    lap("up");
     if let Some(gw) = cfg.gateway {
         // SAFETY: rtentry is plain data; zeroes mean "no value" for every field.
         let mut rt: libc::rtentry = unsafe { std::mem::zeroed() };
@@ -215,7 +227,8 @@ pub fn configure(cfg: &InterfaceConfig) -> Result<(), NetworkError> {
         rt.rt_flags = libc::RTF_UP | libc::RTF_GATEWAY;
         s.ioctl(libc::SIOCADDRT, &mut rt).map_err(err("adding the default route"))?;
     }
-    Ok(())
+    lap("route");
+    Ok(steps)
 }
 
 #[cfg(test)]

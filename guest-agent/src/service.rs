@@ -503,8 +503,9 @@ impl Agent for AgentService {
         let cfg = InterfaceConfig::parse(&r.name, &r.address, &r.gateway, r.mtu)
             .and_then(|c| c.with_mac(&r.mac))
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        network::configure(&cfg).map_err(|e| Status::failed_precondition(e.to_string()))?;
-        Ok(Response::new(proto::ConfigureInterfaceResponse {}))
+        let steps =
+            network::configure(&cfg).map_err(|e| Status::failed_precondition(e.to_string()))?;
+        Ok(Response::new(proto::ConfigureInterfaceResponse { steps: step_times(&steps) }))
     }
 
     async fn shutdown(

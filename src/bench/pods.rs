@@ -557,8 +557,9 @@ fn start_breakdown(output: &str) -> Option<String> {
         ("container started", "exec_ms", Samples::default()),
     ];
     // The guest's own step lists, `guest_steps_ms="overlay:120,proc:30"`, per key.
-    let mut lists: [(&str, &str, StepSamples); 3] = [
+    let mut lists: [(&str, &str, StepSamples); 4] = [
         ("refresh_steps_ms=", "a clone's Refresh in the guest", Vec::new()),
+        ("interface_steps_ms=", "a clone's interface in the guest", Vec::new()),
         ("guest_steps_ms=", "CreateContainer in the guest", Vec::new()),
         ("exec_steps_ms=", "first exec in the guest", Vec::new()),
     ];

@@ -253,7 +253,7 @@ echo STOPPING
 kill -TERM $node $cri; wait $node $cri
 /lane/report.sh | sed 's/^/AFTER-STOP /'
 # Each pod's start, timed by the runtime (read by `ringfence bench pods`).
-grep -E "microVM guest up|container started in the guest" /tmp/cri.log | sed 's/^/CRI-TIMING /'
+grep -E "microVM guest up|microVM clone ready|container started in the guest" /tmp/cri.log | sed 's/^/CRI-TIMING /'
 echo "--- cri log"; tail -40 /tmp/cri.log
 echo "--- node log"; tail -40 /tmp/node.log
 "#,

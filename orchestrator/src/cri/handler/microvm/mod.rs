@@ -439,6 +439,9 @@ impl MicrovmHandler {
             let identity_ms = began.elapsed().as_millis() as u64 - agent_ms;
             let refreshed =
                 refreshed.map_err(|e| CriError::Sandbox(format!("refreshing the clone: {e}")))?;
+            let configured = configured
+                .map_err(|e| CriError::Sandbox(format!("the clone's interface: {}", e.message())))?
+                .into_inner();
             // Where a clone's start goes: the VMM's restore until the agent answers, then
             // the guest taking its identity and address.
             tracing::info!(
@@ -446,11 +449,9 @@ impl MicrovmHandler {
                 agent_ms,
                 identity_ms,
                 refresh_steps_ms = step_list(&refreshed.steps),
+                interface_steps_ms = step_list(&configured.steps),
                 "microVM clone ready"
             );
-            configured.map_err(|e| {
-                CriError::Sandbox(format!("the clone's interface: {}", e.message()))
-            })?;
             Ok::<_, CriError>((agent, health))
         });
         match answered {
