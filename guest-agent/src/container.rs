@@ -7,6 +7,8 @@ use std::ffi::CString;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::steps::Steps;
+
 /// Where containers are assembled (on the tmpfs at /run).
 pub const CONTAINERS_DIR: &str = "/run/ringfence/containers";
 /// The cgroup v2 hierarchy the agent mounts.
@@ -106,25 +108,6 @@ pub enum PidMode {
     Container,
     /// The one of another container (by id).
     Target(String),
-}
-
-/// How long each step of making a container took.
-#[derive(Debug, Clone)]
-pub struct Steps {
-    last: std::time::Instant,
-    pub done: Vec<(&'static str, std::time::Duration)>,
-}
-
-impl Steps {
-    fn start() -> Steps {
-        Steps { last: std::time::Instant::now(), done: Vec::new() }
-    }
-
-    /// Ends step `name` (begun when the last one ended).
-    fn lap(&mut self, name: &'static str) {
-        let now = std::time::Instant::now();
-        self.done.push((name, now - std::mem::replace(&mut self.last, now)));
-    }
 }
 
 /// A mounted container.

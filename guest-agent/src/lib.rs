@@ -20,6 +20,7 @@ pub mod refresh;
 pub mod security;
 pub mod service;
 pub mod stats;
+pub mod steps;
 pub mod sysctl;
 pub mod terminal;
 pub mod unix_grpc;

@@ -6,6 +6,7 @@ use std::io;
 use std::net::Ipv4Addr;
 
 use crate::cmdline::Cmdline;
+use crate::steps::Steps;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
@@ -179,15 +180,8 @@ pub fn loopback_up() -> io::Result<()> {
 
 /// Sets the MAC address (with the link down), the address, netmask and MTU, brings the
 /// interface up and adds the default route; answers how long each step took.
-pub fn configure(
-    cfg: &InterfaceConfig,
-) -> Result<Vec<(&'static str, std::time::Duration)>, NetworkError> {
-    let mut steps = Vec::new();
-    let mut last = std::time::Instant::now();
-    let mut lap = |name: &'static str| {
-        let now = std::time::Instant::now();
-        steps.push((name, now - std::mem::replace(&mut last, now)));
-    };
+pub fn configure(cfg: &InterfaceConfig) -> Result<Steps, NetworkError> {
+    let mut steps = Steps::start();
     let err = |what| {
         let name = cfg.name.clone();
         move |source| NetworkError::Io { what, name, source }
@@ -200,10 +194,10 @@ pub fn configure(
         // Down first: no frame leaves with half of an identity (routes through it go too, and
         // come back below).
         s.down(&cfg.name).map_err(err("taking it down"))?;
-        lap("down");
+        steps.lap("down");
         s.set_mac(&cfg.name, mac).map_err(err("setting the MAC address"))?;
     }
-    lap("mac");
+    steps.lap("mac");
     let mut r = ifreq(&cfg.name);
     r.ifr_ifru.ifru_addr = sockaddr(cfg.address);
     s.ioctl(libc::SIOCSIFADDR, &mut r).map_err(err("setting the address"))?;
@@ -215,9 +209,9 @@ pub fn configure(
         r.ifr_ifru.ifru_mtu = mtu as libc::c_int;
         s.ioctl(libc::SIOCSIFMTU, &mut r).map_err(err("setting the MTU"))?;
     }
-    lap("address");
+    steps.lap("address");
     s.up(&cfg.name).map_err(err("bringing it up"))?;
-    lap("up");
+    steps.lap("up");
     if let Some(gw) = cfg.gateway {
         // SAFETY: rtentry is plain data; zeroes mean "no value" for every field.
         let mut rt: libc::rtentry = unsafe { std::mem::zeroed() };
@@ -227,7 +221,7 @@ pub fn configure(
         rt.rt_flags = libc::RTF_UP | libc::RTF_GATEWAY;
         s.ioctl(libc::SIOCADDRT, &mut rt).map_err(err("adding the default route"))?;
     }
-    lap("route");
+    steps.lap("route");
     Ok(steps)
 }
 

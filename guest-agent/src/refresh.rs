@@ -8,11 +8,11 @@ use std::fmt;
 use std::fs::OpenOptions;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
 
 use crate::container::ContainerError;
 use crate::init::{self, BadHostname, Hostname};
 use crate::proto;
+use crate::steps::Steps;
 
 /// The fewest random bytes a refresh takes: the kernel's CRNG wants 256 bits.
 pub const MIN_ENTROPY: usize = 32;
@@ -137,13 +137,8 @@ pub fn boot_id() -> Result<String, RefreshError> {
 /// Carries a checked refresh out: entropy and a reseed first, then the clock, the host name
 /// and the shared directory.
 /// Takes the identity; answers how long each step took.
-pub fn apply(cfg: &RefreshConfig) -> Result<Vec<(&'static str, Duration)>, RefreshError> {
-    let mut steps = Vec::new();
-    let mut last = Instant::now();
-    let mut lap = |name: &'static str| {
-        let now = Instant::now();
-        steps.push((name, now - std::mem::replace(&mut last, now)));
-    };
+pub fn apply(cfg: &RefreshConfig) -> Result<Steps, RefreshError> {
+    let mut steps = Steps::start();
     let urandom = OpenOptions::new()
         .write(true)
         .open("/dev/urandom")
@@ -160,19 +155,19 @@ pub fn apply(cfg: &RefreshConfig) -> Result<Vec<(&'static str, Duration)>, Refre
     if unsafe { libc::ioctl(urandom.as_raw_fd(), RNDRESEEDCRNG) } != 0 {
         return Err(io_err("reseeding the CRNG (RNDRESEEDCRNG)")(io::Error::last_os_error()));
     }
-    lap("entropy");
+    steps.lap("entropy");
     if let Some(ns) = cfg.unix_time_ns {
         set_clock(ns).map_err(io_err("setting the clock"))?;
     }
-    lap("clock");
+    steps.lap("clock");
     if let Some(h) = &cfg.hostname {
         h.set().map_err(io_err("setting the host name"))?;
     }
-    lap("hostname");
+    steps.lap("hostname");
     if let Some(tag) = &cfg.share_tag {
         share(tag)?;
     }
-    lap("share");
+    steps.lap("share");
     Ok(steps)
 }
 

@@ -17,6 +17,7 @@ use crate::proto::{self, agent_server::Agent, exec_event::Event};
 use crate::reaper::Reaper;
 use crate::refresh::{self, RefreshConfig, RefreshError};
 use crate::security::Security;
+use crate::steps;
 use crate::sysctl::Sysctl;
 use crate::terminal;
 
@@ -190,7 +191,7 @@ impl Agent for AgentService {
         .map_err(refresh_status)?;
         self.generation.store(generation, Ordering::SeqCst);
         tracing::info!(generation, boot_id, "refreshed");
-        let steps = step_times(&steps);
+        let steps = steps::to_proto(&steps.done);
         Ok(Response::new(proto::RefreshResponse { boot_id, generation, steps }))
     }
 
@@ -259,7 +260,7 @@ impl Agent for AgentService {
         let mut c = c;
         c.pid_mode = pid_mode;
         let rootfs = c.rootfs().display().to_string();
-        let steps = step_times(&c.steps.done);
+        let steps = steps::to_proto(&c.steps.done);
         tracing::info!(id = r.id, rootfs, "container created");
         containers.insert(r.id, c);
         Ok(Response::new(proto::CreateContainerResponse { rootfs, steps }))
@@ -360,7 +361,7 @@ impl Agent for AgentService {
         }
         tracing::info!(exec_id, pid, args = ?spec.args, "started");
         let (tx, rx) = mpsc::channel(16);
-        let steps = step_times(&steps);
+        let steps = steps::to_proto(&steps);
         let _ = tx.send(Ok(proto::ExecEvent { event: Some(Event::Started(pid)), steps })).await;
         tokio::spawn(async move {
             let out = pipes.stdout.map(|p| tokio::spawn(forward(p, tx.clone(), Event::Stdout)));
@@ -505,7 +506,7 @@ impl Agent for AgentService {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let steps =
             network::configure(&cfg).map_err(|e| Status::failed_precondition(e.to_string()))?;
-        Ok(Response::new(proto::ConfigureInterfaceResponse { steps: step_times(&steps) }))
+        Ok(Response::new(proto::ConfigureInterfaceResponse { steps: steps::to_proto(&steps.done) }))
     }
 
     async fn shutdown(
@@ -516,12 +517,4 @@ impl Agent for AgentService {
         self.shutdown.send_replace(true);
         Ok(Response::new(proto::ShutdownResponse {}))
     }
-}
-
-/// Step durations as the protocol carries them.
-fn step_times(steps: &[(&'static str, std::time::Duration)]) -> Vec<proto::StepTime> {
-    steps
-        .iter()
-        .map(|(step, d)| proto::StepTime { step: (*step).into(), micros: d.as_micros() as u64 })
-        .collect()
 }
