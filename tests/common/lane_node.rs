@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -51,7 +52,10 @@ impl LaneNode {
             cmd.arg("--image").arg(format!("{image}={}", tar.display()));
         }
         cmd.args(extra);
+        // A process group of its own, which Drop kills whole: the lane's QEMU outlives a
+        // lane node that is killed alone (one left spinning a core for hours after a failure).
         let mut child = cmd
+            .process_group(0)
             .env("RINGFENCE_LANE_ECHO", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -151,8 +155,7 @@ impl LaneNode {
                 break Some(st);
             }
             if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
+                kill_group(&mut child);
                 break None;
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -183,8 +186,15 @@ impl Drop for LaneNode {
             while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
                 std::thread::sleep(Duration::from_millis(200));
             }
-            let _ = c.kill();
-            let _ = c.wait();
+            kill_group(&mut c);
         }
     }
+}
+
+/// Kills the lane node's process group (its QEMU included) and reaps the node.
+fn kill_group(child: &mut Child) {
+    // SAFETY: kill has no memory effects; the group is the one the child leads (its pid stays
+    // reserved while the child is unreaped or any member of its group lives).
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    let _ = child.wait();
 }
