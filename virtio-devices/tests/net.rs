@@ -117,10 +117,11 @@ fn frames_round_trip_through_a_real_tap() {
         dev.queue_notify(1);
         assert_eq!(tx.used(), vec![(head, 0)]);
 
-        // Host to guest: datagrams land in receive buffers.
+        // Host to guest: datagrams land in receive buffers (mergeable: 2 KiB each, as many as
+        // the largest GSO frame needs, and a few more).
         const RXBUF: u64 = BUFFERS + 0x10_0000;
         let mut where_is = std::collections::HashMap::new();
-        for i in 0..16 {
+        for i in 0..40 {
             where_is.insert(rx.submit(&[(RXBUF + i * 0x1000, 2048, W)]), RXBUF + i * 0x1000);
         }
         dev.queue_notify(0);
@@ -200,7 +201,63 @@ fn over_a_socket_pair_frames_keep_their_boundaries_and_bad_chains_are_refused() 
     assert_eq!(more, -1);
     assert_eq!(dev.stats().refused, 3);
 
-    // Peer to guest: a readable receive buffer is refused, the next one gets the frame.
+    // Peer to guest: a readable receive buffer is refused; the frame waits until the chains
+    // after it can hold the largest frame (9 KiB without offloads), and then takes only the
+    // first of them, saying so in its header.
+    let frame = [[0u8; 12].as_slice(), b"hello guest"].concat();
+    // SAFETY: sending from a valid buffer.
+    unsafe { libc::send(peer.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+    let bad = rx.submit(&[(BUFFERS, 2048, 0)]);
+    let good = rx.submit(&[(BUFFERS + 0x1000, 2048, W)]);
+    dev.queue_notify(0);
+    assert_eq!(rx.used(), vec![(bad, 0)], "one 2 KiB chain cannot hold a 9 KiB frame");
+    let more: Vec<u64> = (2..6).map(|i| BUFFERS + i * 0x1000).collect();
+    let heads: Vec<u16> = more.iter().map(|&a| rx.submit(&[(a, 2048, W)])).collect();
+    dev.queue_notify(0);
+    assert_eq!(rx.used(), vec![(good, frame.len() as u32)]);
+    assert_eq!(rx.read(BUFFERS + 0x1000 + 10, 2), [1, 0], "num_buffers");
+    assert_eq!(rx.read(BUFFERS + 0x1000 + 12, 11), b"hello guest");
+
+    // A 5000-byte frame spans three of the chains left (and one more posted), in order.
+    let big: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    let frame = [[0u8; 12].as_slice(), &big].concat();
+    // SAFETY: sending from a valid buffer.
+    unsafe { libc::send(peer.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+    let extra = rx.submit(&[(BUFFERS + 0x6000, 2048, W)]);
+    dev.queue_notify(0);
+    let want = vec![(heads[0], 2048), (heads[1], 2048), (heads[2], frame.len() as u32 - 4096)];
+    assert_eq!(rx.used(), want);
+    assert_eq!(rx.read(more[0] + 10, 2), [3, 0], "num_buffers");
+    let got = [rx.read(more[0], 2048), rx.read(more[1], 2048), rx.read(more[2], 5012 - 4096)];
+    assert_eq!(got.concat()[12..], big[..]);
+    let s = dev.stats();
+    assert_eq!((s.rx_frames, s.refused), (2, 4));
+
+    // The chains the frame did not reach went back: they take the next one.
+    let frame = [[0u8; 12].as_slice(), b"next"].concat();
+    // SAFETY: sending from a valid buffer.
+    unsafe { libc::send(peer.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+    for i in 7..12 {
+        rx.submit(&[(BUFFERS + i * 0x1000, 2048, W)]);
+    }
+    dev.queue_notify(0);
+    assert_eq!(rx.used(), vec![(heads[3], frame.len() as u32)]);
+    let _ = extra;
+}
+
+#[test]
+fn without_mergeable_buffers_each_frame_fills_one_chain() {
+    use std::os::fd::AsRawFd;
+    let (tap, peer) = virtio_devices::net::tap::Tap::socket_pair().unwrap();
+    let mut dev = Net::with_tap(tap, &NetConfig::default()).unwrap();
+    let mem = testing::memory(16 << 20);
+    let mut rx = Driver::new(&mem, 0, 256);
+    let tx = Driver::new(&mem, 1, 256);
+    const MRG_RXBUF: u64 = 1 << 15;
+    assert_ne!(dev.features() & MRG_RXBUF, 0);
+    dev.ack_features(dev.features() & !MRG_RXBUF);
+    let irq = std::sync::Arc::new(testing::Irq::default());
+    dev.activate(mem.clone(), vec![rx.config(), tx.config()], irq).unwrap();
     let frame = [[0u8; 12].as_slice(), b"hello guest"].concat();
     // SAFETY: sending from a valid buffer.
     unsafe { libc::send(peer.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
@@ -208,5 +265,6 @@ fn over_a_socket_pair_frames_keep_their_boundaries_and_bad_chains_are_refused() 
     let good = rx.submit(&[(BUFFERS + 0x1000, 2048, W)]);
     dev.queue_notify(0);
     assert_eq!(rx.used(), vec![(bad, 0), (good, frame.len() as u32)]);
+    assert_eq!(rx.read(BUFFERS + 0x1000 + 10, 2), [1, 0], "num_buffers");
     assert_eq!(rx.read(BUFFERS + 0x1000 + 12, 11), b"hello guest");
 }

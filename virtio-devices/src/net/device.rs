@@ -1,12 +1,14 @@
 //! The virtio-net device: a receive and a transmit queue over a tap, offloads negotiated with
 //! the tap, frames moved between the tap and guest memory without copies or allocations.
+//! Received frames may span several receive chains (mergeable buffers): the driver then posts
+//! one small buffer per descriptor instead of chains of pages sized for the largest frame.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
 use virtio_bindings::bindings::virtio_net::{
     VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6,
-    VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_MAC,
+    VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_MAC, VIRTIO_NET_F_MRG_RXBUF,
 };
 use virtio_queue::QueueOwnedT;
 use vmm_sys_util::epoll::{EpollEvent, EventSet};
@@ -26,6 +28,11 @@ const QUEUE_SIZES: &[u16] = &[256, 256];
 const MAX_BUFFERS: usize = 64;
 /// The header and the largest GSO frame.
 const MAX_TX_FRAME: u64 = VNET_HDR_LEN as u64 + 65_550;
+/// The header and the largest frame without receive offloads: a 9000-byte MTU, Ethernet and
+/// VLAN headers.
+const MAX_PLAIN_FRAME: u64 = VNET_HDR_LEN as u64 + 9_018;
+/// Where a received frame's header says over how many chains it was spread.
+const NUM_BUFFERS_OFFSET: u64 = 10;
 const TAP: u64 = 0;
 const RX_TIMER: u64 = 1;
 const TX_TIMER: u64 = 2;
@@ -72,6 +79,10 @@ pub struct Net {
     tx_limiter: Option<RateLimiter>,
     active: Option<Active>,
     bufs: Vec<Buffer>,
+    /// Mergeable receive: the chains popped for the next frame (head, capacity), in order,
+    /// their buffers back to back in `rx_bufs`.
+    rx_chains: Vec<(u16, u64)>,
+    rx_bufs: Vec<Buffer>,
     stats: NetStats,
 }
 
@@ -94,7 +105,8 @@ impl Net {
             | 1 << VIRTIO_NET_F_MAC
             | 1 << VIRTIO_NET_F_CSUM
             | 1 << VIRTIO_NET_F_HOST_TSO4
-            | 1 << VIRTIO_NET_F_HOST_TSO6;
+            | 1 << VIRTIO_NET_F_HOST_TSO6
+            | 1 << VIRTIO_NET_F_MRG_RXBUF;
         // The guest may take checksum and TSO offloads only if the tap can hand them over.
         if tap.set_offload(libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6).is_ok() {
             offered |= 1 << VIRTIO_NET_F_GUEST_CSUM
@@ -125,6 +137,8 @@ impl Net {
             tx_limiter,
             active: None,
             bufs: Vec::with_capacity(MAX_BUFFERS),
+            rx_chains: Vec::new(),
+            rx_bufs: Vec::new(),
             stats: NetStats::default(),
         })
     }
@@ -150,6 +164,9 @@ impl Net {
 
     /// Moves frames from the tap into receive buffers until either runs out.
     pub fn process_rx(&mut self) {
+        if self.acked & (1 << VIRTIO_NET_F_MRG_RXBUF) != 0 {
+            return self.process_rx_mergeable();
+        }
         let Some(Active { mem, queues, interrupt }) = &mut self.active else { return };
         let q = &mut queues[RX];
         let mut iovs =
@@ -163,26 +180,21 @@ impl Net {
             // No buffers: wait for the driver to add some (it notifies the queue).
             let Some(chain) = queue::pop(q, mem) else { break };
             let head = chain.head_index();
-            let ok = match queue::gather(chain, mem, MAX_BUFFERS, &mut self.bufs) {
-                Err(e) => {
-                    tracing::warn!("virtio-net: refusing a receive chain: {e}");
-                    false
-                }
-                Ok(()) => self.bufs.iter().all(|b| b.writable),
-            };
-            let total: u64 = self.bufs.iter().map(|b| u64::from(b.len)).sum();
-            if !ok || total < VNET_HDR_LEN as u64 {
+            let capacity = receive_capacity(chain, mem, &mut self.bufs);
+            let Some(total) = capacity.filter(|&c| c >= VNET_HDR_LEN as u64) else {
                 self.stats.refused += 1;
                 queue::complete(q, mem, head, 0);
                 completed = true;
                 continue;
-            }
+            };
             let read = iov::iovecs(mem, self.bufs.iter(), 0, total, &mut iovs)
                 .and_then(|n| self.tap.read_frame(&iovs[..n]));
             match read {
                 Ok(Some(len)) => {
                     // Without mergeable buffers a frame is always in one chain.
-                    if let Err(e) = iov::write_bytes(mem, self.bufs.iter(), 10, &1u16.to_le_bytes())
+                    let one = 1u16.to_le_bytes();
+                    if let Err(e) =
+                        iov::write_bytes(mem, self.bufs.iter(), NUM_BUFFERS_OFFSET, &one)
                     {
                         tracing::warn!("virtio-net: {e}");
                     }
@@ -205,6 +217,106 @@ impl Net {
                     want_tap = true;
                     break;
                 }
+            }
+        }
+        if completed {
+            queue::notify(q, mem, interrupt);
+        }
+        self.arm_tap(want_tap);
+    }
+
+    /// The largest frame (with its header) the tap may hand over, given the offloads acked.
+    fn max_rx_frame(&self) -> u64 {
+        let gso = 1 << VIRTIO_NET_F_GUEST_TSO4 | 1 << VIRTIO_NET_F_GUEST_TSO6;
+        if self.acked & gso != 0 { MAX_TX_FRAME } else { MAX_PLAIN_FRAME }
+    }
+
+    /// [`Self::process_rx`] with mergeable buffers: chains are popped until they can hold the
+    /// largest frame, the frame is read across them, and the chains it did not reach go back
+    /// to the ring. Fewer buffers than a largest frame needs: wait for the driver to add some.
+    fn process_rx_mergeable(&mut self) {
+        let need = self.max_rx_frame();
+        let Some(Active { mem, queues, interrupt }) = &mut self.active else { return };
+        let q = &mut queues[RX];
+        let mut iovs =
+            [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; iov::MAX_IOVECS];
+        let mut completed = false;
+        let mut want_tap = false;
+        'frames: loop {
+            if self.rx_limiter.as_ref().is_some_and(RateLimiter::is_blocked) {
+                break;
+            }
+            self.rx_chains.clear();
+            self.rx_bufs.clear();
+            let mut capacity = 0;
+            while capacity < need {
+                let Some(chain) = queue::pop(q, mem) else {
+                    for _ in &self.rx_chains {
+                        q.go_to_previous_position();
+                    }
+                    break 'frames;
+                };
+                let head = chain.head_index();
+                // The first chain holds the whole header; none is empty or readable, and the
+                // frame's iovecs fit one call. A bad chain is refused with those popped
+                // before it (the driver drops them as short frames and posts new ones).
+                let least = if self.rx_chains.is_empty() { VNET_HDR_LEN as u64 } else { 1 };
+                let fits = receive_capacity(chain, mem, &mut self.bufs)
+                    .filter(|&c| c >= least)
+                    .filter(|_| self.rx_bufs.len() + self.bufs.len() <= iov::MAX_IOVECS);
+                let Some(len) = fits else {
+                    self.stats.refused += 1;
+                    for &(h, _) in self.rx_chains.iter().chain([(head, 0)].iter()) {
+                        queue::complete(q, mem, h, 0);
+                    }
+                    completed = true;
+                    continue 'frames;
+                };
+                self.rx_chains.push((head, len));
+                self.rx_bufs.extend_from_slice(&self.bufs);
+                capacity += len;
+            }
+            let read = iov::iovecs(mem, self.rx_bufs.iter(), 0, capacity, &mut iovs)
+                .and_then(|n| self.tap.read_frame(&iovs[..n]));
+            let len = match read {
+                Ok(Some(len)) => len as u64,
+                Ok(None) | Err(_) => {
+                    if let Err(e) = read {
+                        tracing::warn!("virtio-net: reading the tap: {e}");
+                    }
+                    for _ in &self.rx_chains {
+                        q.go_to_previous_position();
+                    }
+                    want_tap = true;
+                    break;
+                }
+            };
+            // The chains the frame reached, at least the first; the header says how many
+            // before the driver can see any of them.
+            let mut used = 1;
+            let mut reached = self.rx_chains[0].1;
+            while reached < len && used < self.rx_chains.len() {
+                reached += self.rx_chains[used].1;
+                used += 1;
+            }
+            let n = (used as u16).to_le_bytes();
+            if let Err(e) = iov::write_bytes(mem, self.rx_bufs.iter(), NUM_BUFFERS_OFFSET, &n) {
+                tracing::warn!("virtio-net: {e}");
+            }
+            let mut left = len;
+            for &(head, cap) in &self.rx_chains[..used] {
+                let part = left.min(cap);
+                queue::complete(q, mem, head, part as u32);
+                left -= part;
+            }
+            for _ in used..self.rx_chains.len() {
+                q.go_to_previous_position();
+            }
+            completed = true;
+            self.stats.rx_frames += 1;
+            self.stats.rx_bytes += len;
+            if let Some(l) = &mut self.rx_limiter {
+                l.charge(len);
             }
         }
         if completed {
@@ -262,6 +374,25 @@ impl Net {
         if completed {
             queue::notify(q, mem, interrupt);
         }
+    }
+}
+
+/// Gathers a receive chain into `bufs`: its capacity, or `None` (logged when malformed) if the
+/// device may not write all of it.
+fn receive_capacity(
+    chain: virtio_queue::DescriptorChain<&GuestMem>,
+    mem: &GuestMem,
+    bufs: &mut Vec<Buffer>,
+) -> Option<u64> {
+    match queue::gather(chain, mem, MAX_BUFFERS, bufs) {
+        Err(e) => {
+            tracing::warn!("virtio-net: refusing a receive chain: {e}");
+            None
+        }
+        Ok(()) if bufs.iter().all(|b| b.writable) => {
+            Some(bufs.iter().map(|b| u64::from(b.len)).sum())
+        }
+        Ok(()) => None,
     }
 }
 
