@@ -416,13 +416,7 @@ impl MicrovmHandler {
             hostname: s.hostname.to_owned(),
             share_tag: share::TAG.into(),
         };
-        let interface = proto::ConfigureInterfaceRequest {
-            name: "eth0".into(),
-            address: format!("{}/{}", iface.address, iface.prefix),
-            gateway: iface.gateway.to_string(),
-            mtu: 0,
-            mac: iface.mac.clone(),
-        };
+        let interface = iface.request();
         let answered = rt.block_on(async {
             let (mut agent, health) = guest
                 .wait_agent(template::RESTORE_TIMEOUT)
@@ -567,7 +561,7 @@ mod tests {
             mac: "02:00:00:00:00:01".into(),
             address: "10.88.0.7".parse().unwrap(),
             prefix: 24,
-            gateway: "10.88.0.1".parse().unwrap(),
+            gateway: Some("10.88.0.1".parse().unwrap()),
         };
         let c = cmdline("web-1", Some(&i));
         for w in ["ringfence.share=pod", "ringfence.hostname=web-1", "ringfence.ip=10.88.0.7/24"] {

@@ -8,6 +8,8 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
 
+use guest_agent::proto;
+
 use crate::cri::CriError;
 use crate::cri::network::{PodNet, batch};
 
@@ -37,13 +39,30 @@ pub struct GuestInterface {
     pub mac: String,
     pub address: Ipv4Addr,
     pub prefix: u8,
-    pub gateway: Ipv4Addr,
+    /// None where the pod's network has no default route (a CNI configuration without a
+    /// gateway): the guest then reaches its own subnet only, as a container would.
+    pub gateway: Option<Ipv4Addr>,
 }
 
 impl GuestInterface {
     /// The agent's kernel command-line words for it.
     pub fn cmdline(&self) -> String {
-        format!("ringfence.ip={}/{} ringfence.gw={}", self.address, self.prefix, self.gateway)
+        let mut words = format!("ringfence.ip={}/{}", self.address, self.prefix);
+        if let Some(gw) = self.gateway {
+            words.push_str(&format!(" ringfence.gw={gw}"));
+        }
+        words
+    }
+
+    /// The same, for a running guest (a template's clone).
+    pub fn request(&self) -> proto::ConfigureInterfaceRequest {
+        proto::ConfigureInterfaceRequest {
+            name: "eth0".into(),
+            address: format!("{}/{}", self.address, self.prefix),
+            gateway: self.gateway.map(|g| g.to_string()).unwrap_or_default(),
+            mtu: 0,
+            mac: self.mac.clone(),
+        }
     }
 }
 
@@ -84,18 +103,17 @@ fn netns_name(path: &Path) -> Result<String, CriError> {
 
 /// The namespace's name and the pod's address: as the runtime made them, or read from a
 /// namespace someone else configured (containerd's CRI plugin, through its own CNI call).
-fn pod_address(net: &PodNet) -> Result<(String, Ipv4Addr, u8, Ipv4Addr), CriError> {
+fn pod_address(net: &PodNet) -> Result<(String, Ipv4Addr, u8, Option<Ipv4Addr>), CriError> {
     if !net.netns.is_empty() && !net.ip.is_unspecified() {
-        return Ok((net.netns.clone(), net.ip, net.prefix, net.gateway));
+        let gateway = Some(net.gateway).filter(|g| !g.is_unspecified());
+        return Ok((net.netns.clone(), net.ip, net.prefix, gateway));
     }
     let ns = netns_name(&net.netns_path)?;
     let addr = run("ip", &["-n", &ns, "-o", "-4", "addr", "show", "dev", VETH])?;
     let (ip, prefix) = parse_inet(&addr)
         .ok_or_else(|| CriError::Network(format!("no IPv4 address on {VETH} in {ns}: {addr}")))?;
     let routes = run("ip", &["-n", &ns, "-4", "route", "show", "default"])?;
-    let gateway = parse_gateway(&routes)
-        .ok_or_else(|| CriError::Network(format!("no default route in {ns}: {routes}")))?;
-    Ok((ns, ip, prefix, gateway))
+    Ok((ns, ip, prefix, parse_gateway(&routes)))
 }
 
 /// Sets the pod's namespace up for a guest and says how the guest's interface must look.
@@ -159,8 +177,28 @@ mod tests {
             mac: "ae:12:34:56:78:9a".into(),
             address: Ipv4Addr::new(10, 88, 0, 5),
             prefix: 24,
-            gateway: Ipv4Addr::new(10, 88, 0, 1),
+            gateway: Some(Ipv4Addr::new(10, 88, 0, 1)),
         };
         assert_eq!(g.cmdline(), "ringfence.ip=10.88.0.5/24 ringfence.gw=10.88.0.1");
+        assert_eq!(g.request().gateway, "10.88.0.1");
+        assert_eq!(g.request().address, "10.88.0.5/24");
+    }
+
+    #[test]
+    fn a_network_without_a_default_route_gives_the_guest_none() {
+        let g = GuestInterface {
+            mac: "ae:12:34:56:78:9a".into(),
+            address: Ipv4Addr::new(10, 88, 0, 5),
+            prefix: 24,
+            gateway: None,
+        };
+        assert_eq!(g.cmdline(), "ringfence.ip=10.88.0.5/24");
+        assert_eq!(g.request().gateway, "");
+        // What the guest agent makes of it: an address, no route.
+        let cfg = guest_agent::network::InterfaceConfig::parse("eth0", "10.88.0.5/24", "", 0);
+        assert_eq!(cfg.unwrap().gateway, None);
+        let mut net = PodNet::existing("/run/netns/rf-x".into());
+        (net.netns, net.ip, net.prefix) = ("rf-x".into(), Ipv4Addr::new(10, 88, 0, 5), 24);
+        assert_eq!(pod_address(&net).unwrap().3, None, "an unspecified gateway is none");
     }
 }
