@@ -356,7 +356,8 @@ fn all_three([a, b, c]: [std::io::Result<OwnedFd>; 3]) -> std::io::Result<[Owned
 }
 
 /// A pipe whose ends are closed on exec: (read, write).
-fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+/// A pipe (read end, write end), both ends close-on-exec.
+pub(crate) fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two descriptors into the array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
