@@ -1,6 +1,6 @@
 //! The kernel command line: where the host tells the agent how to set the guest up before any
 //! request can (`ringfence.ip=`, `ringfence.gw=`, `ringfence.shell=`, `ringfence.log=`,
-//! `ringfence.hostname=`, `ringfence.share=TAG`).
+//! `ringfence.hostname=`, `ringfence.share=TAG`, `ringfence.link=up`).
 //!
 //! `ringfence.share_later=1` keeps the agent from mounting `ringfence.share=` at boot: a guest
 //! booted to be a snapshot's template must not hold a session with a virtio-fs daemon that the

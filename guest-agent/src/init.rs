@@ -71,7 +71,8 @@ pub fn own_session() {
     }
 }
 
-/// Loopback up, and eth0 configured when the command line says how.
+/// Loopback up, and eth0 configured when the command line says how, or only up
+/// (`ringfence.link=up`: a template, whose clones are given their addresses).
 pub fn network(cmdline: &Cmdline) {
     if let Err(e) = network::loopback_up() {
         tracing::warn!("bringing up lo: {e}");
@@ -82,6 +83,11 @@ pub fn network(cmdline: &Cmdline) {
             Err(e) => tracing::warn!("{e}"),
         },
         Some(Err(e)) => tracing::warn!("kernel command line: {e}"),
+        None if cmdline.value("ringfence.link") == Some("up") => {
+            if let Err(e) = network::link_up("eth0") {
+                tracing::warn!("bringing up eth0: {e}");
+            }
+        }
         None => {}
     }
 }
