@@ -242,7 +242,11 @@ pub fn configure(cfg: &InterfaceConfig) -> Result<Steps, NetworkError> {
         rt.rt_genmask = sockaddr(Ipv4Addr::UNSPECIFIED);
         rt.rt_gateway = sockaddr(gw);
         rt.rt_flags = libc::RTF_UP | libc::RTF_GATEWAY;
-        s.ioctl(libc::SIOCADDRT, &mut rt).map_err(err("adding the default route"))?;
+        match s.ioctl(libc::SIOCADDRT, &mut rt) {
+            // Configured again with the link kept up: the route is there already.
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            r => r.map_err(err("adding the default route"))?,
+        }
     }
     steps.lap("route");
     Ok(steps)
