@@ -207,7 +207,7 @@ pub fn configure(cfg: &InterfaceConfig) -> Result<Steps, NetworkError> {
     // at once, when the interface comes up or its MAC changes.
     let _ = std::fs::write("/proc/sys/net/ipv4/conf/all/arp_notify", "1");
     let s = Socket::new().map_err(err("opening a socket"))?;
-    let was_up = s.is_up(&cfg.name).map_err(err("reading its flags"))?;
+    let mut up = s.is_up(&cfg.name).map_err(err("reading its flags"))?;
     let mut r = ifreq(&cfg.name);
     r.ifr_ifru.ifru_addr = sockaddr(cfg.address);
     s.ioctl(libc::SIOCSIFADDR, &mut r).map_err(err("setting the address"))?;
@@ -223,15 +223,16 @@ pub fn configure(cfg: &InterfaceConfig) -> Result<Steps, NetworkError> {
     if let Some(mac) = cfg.mac {
         match s.set_mac(&cfg.name, mac) {
             // A driver that cannot change it live: down, change, up (below).
-            Err(e) if was_up && e.raw_os_error() == Some(libc::EBUSY) => {
+            Err(e) if up && e.raw_os_error() == Some(libc::EBUSY) => {
                 s.down(&cfg.name).map_err(err("taking it down"))?;
+                up = false;
                 s.set_mac(&cfg.name, mac).map_err(err("setting the MAC address"))?;
             }
             r => r.map_err(err("setting the MAC address"))?,
         }
     }
     steps.lap("mac");
-    if !s.is_up(&cfg.name).map_err(err("reading its flags"))? {
+    if !up {
         s.up(&cfg.name).map_err(err("bringing it up"))?;
     }
     steps.lap("up");

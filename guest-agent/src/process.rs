@@ -356,7 +356,6 @@ fn all_three([a, b, c]: [std::io::Result<OwnedFd>; 3]) -> std::io::Result<[Owned
 }
 
 /// A pipe whose ends are closed on exec: (read, write).
-/// A pipe (read end, write end), both ends close-on-exec.
 pub(crate) fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two descriptors into the array.
