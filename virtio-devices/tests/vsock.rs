@@ -33,6 +33,7 @@ struct Pkt {
 struct Guest<'m> {
     rx: Driver<'m>,
     tx: Driver<'m>,
+    ev: Driver<'m>,
     dev: Vsock,
     slots: HashMap<u16, u64>,
 }
@@ -63,7 +64,7 @@ impl<'m> Guest<'m> {
         let ev = Driver::new(mem, 2, 64);
         let mut dev = Vsock::new(&VsockConfig { guest_cid: CID, uds_path: path.into() }).unwrap();
         testing::activate(&mut dev, mem, &[&rx, &tx, &ev]);
-        let mut g = Guest { rx, tx, dev, slots: HashMap::new() };
+        let mut g = Guest { rx, tx, ev, dev, slots: HashMap::new() };
         for i in 0..RX_SLOTS {
             g.post(BUFFERS + i * SLOT);
         }
@@ -384,4 +385,32 @@ fn credit_returned_with_a_data_packet_resumes_the_flow() {
     }
     done_tx.send(()).unwrap();
     assert_eq!(&host.join().unwrap(), b"ok");
+}
+
+#[test]
+fn after_a_restore_host_connections_wait_until_the_guest_has_handled_the_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.sock");
+    let mem = testing::memory(64 << 20);
+    let mut g = Guest::new(&mem, &path);
+    let event = BUFFERS + RX_SLOTS * SLOT;
+    g.ev.submit(&[(event, 8, W)]);
+    g.dev.restored();
+    assert_eq!(g.ev.used().len(), 1);
+    assert_eq!(u32_at(&g.ev.read(event, 4), 0), 0, "VIRTIO_VSOCK_EVENT_TRANSPORT_RESET");
+
+    let mut host = UnixStream::connect(&path).unwrap();
+    host.write_all(b"CONNECT 5000\n").unwrap();
+    let early = g.pump(200);
+    assert!(early.is_empty(), "before the guest handled the reset: {early:?}");
+    // The driver refills the event queue and kicks it once it has dropped its connections.
+    g.ev.submit(&[(event, 8, W)]);
+    g.dev.queue_notify(2);
+    let mut got = g.pump(0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.is_empty() && Instant::now() < deadline {
+        got = g.pump(10);
+    }
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!((got[0].op, got[0].dst_port), (OP_REQUEST, 5000));
 }

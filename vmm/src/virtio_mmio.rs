@@ -44,8 +44,20 @@ pub struct MmioInterrupt {
 impl MmioInterrupt {
     fn raise(&self, bit: u32) {
         self.status.fetch_or(bit, Ordering::SeqCst);
+        self.pulse();
+    }
+
+    fn pulse(&self) {
         if let Err(e) = self.line.write(1) {
             tracing::warn!("raising a virtio interrupt: {e}");
+        }
+    }
+
+    /// Raises the line again if the driver has status bits to read: after a restore, whose
+    /// devices may raise it (a vsock transport reset) before any vCPU exists to take it.
+    pub fn reassert(&self) {
+        if self.status.load(Ordering::SeqCst) != 0 {
+            self.pulse();
         }
     }
 }

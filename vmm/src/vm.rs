@@ -348,6 +348,13 @@ pub fn run_with(
         }
         vcpus.push(Arc::new(Mutex::new(vcpu)));
     }
+    if restore.is_some() {
+        // What the devices raised while they were put back (a vsock transport reset) reached
+        // no vCPU, and each restored local APIC holds only what was pending at the snapshot.
+        for t in &transports {
+            t.lock().unwrap_or_else(|e| e.into_inner()).interrupt().reassert();
+        }
+    }
     // The others wait for the boot vCPU to start them (INIT/SIPI through the local APIC).
     match entry {
         Some(loader::Entry::Long { rip }) => cpu::setup_long_mode(

@@ -50,6 +50,11 @@ pub struct Vsock {
     muxer: Muxer,
     active: Option<Active>,
     stats: VsockStats,
+    /// A restored guest has a transport reset to handle: nothing reaches its receive queue
+    /// until it has (it then refills the event queue and kicks it). Linux handles the event
+    /// and new packets in separate work items, in either order, so a host connection made
+    /// meanwhile could be accepted and then reset with the ones the snapshot forgot.
+    reset_pending: bool,
 }
 
 impl Vsock {
@@ -59,7 +64,13 @@ impl Vsock {
         }
         let muxer = Muxer::new(&cfg.uds_path)
             .map_err(|source| VsockError::Listen { path: cfg.uds_path.clone(), source })?;
-        Ok(Vsock { cid: cfg.guest_cid, muxer, active: None, stats: VsockStats::default() })
+        Ok(Vsock {
+            cid: cfg.guest_cid,
+            muxer,
+            active: None,
+            stats: VsockStats::default(),
+            reset_pending: false,
+        })
     }
 
     pub fn stats(&self) -> VsockStats {
@@ -110,6 +121,9 @@ impl Vsock {
 
     /// Fills receive buffers with what the muxer has for the guest.
     fn process_rx(&mut self) {
+        if self.reset_pending {
+            return;
+        }
         let Some(Active { mem, queues, interrupt }) = &mut self.active else { return };
         let q = &mut queues[RX];
         let mut completed = false;
@@ -186,12 +200,17 @@ impl VirtioDevice for Vsock {
         match usize::from(index) {
             RX => self.process_rx(),
             TX => self.process_tx(),
+            EVENT if self.reset_pending => {
+                self.reset_pending = false;
+                self.process_rx();
+            }
             _ => {}
         }
     }
 
     fn reset(&mut self) {
         self.active = None;
+        self.reset_pending = false;
         self.muxer.clear();
     }
 
@@ -221,7 +240,8 @@ impl VirtioDevice for Vsock {
     }
 
     /// Connections do not survive a snapshot: the guest is told to drop its own, as on a
-    /// transport reset, through a buffer it left in the event queue.
+    /// transport reset, through a buffer it left in the event queue; new ones wait until it
+    /// has.
     fn restored(&mut self) {
         self.muxer.clear();
         let Some(Active { mem, queues, interrupt }) = &mut self.active else { return };
@@ -244,5 +264,6 @@ impl VirtioDevice for Vsock {
         }
         queue::complete(q, mem, head, written);
         queue::notify(q, mem, interrupt);
+        self.reset_pending = written > 0;
     }
 }
