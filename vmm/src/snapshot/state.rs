@@ -14,7 +14,9 @@ use crate::resources::VmResources;
 /// A whole paused machine.
 #[derive(Serialize, Deserialize)]
 pub struct MachineState {
-    /// What the machine was built from; a restore builds the same devices from it.
+    /// What the machine was built from; a restore builds the same devices from it. Kept in
+    /// its API form, JSON, whose optional fields are left out rather than marked.
+    #[serde(with = "as_json")]
     pub resources: VmResources,
     /// Bytes of guest RAM (the memory file's size).
     pub memory_bytes: u64,
@@ -26,6 +28,24 @@ pub struct MachineState {
     pub devices: Vec<TransportState>,
     pub serial: SerialRegisters,
     pub keyboard: KeyboardState,
+}
+
+/// A field carried as JSON text inside the binary state.
+mod as_json {
+    use serde::de::{DeserializeOwned, Error as _};
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        serde_json::to_string(value).map_err(S::Error::custom)?.serialize(s)
+    }
+
+    pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<T, D::Error> {
+        let text = String::deserialize(d)?;
+        serde_json::from_str(&text).map_err(D::Error::custom)
+    }
 }
 
 /// The in-kernel interrupt controllers, the PIT and the kvm-clock.
