@@ -74,6 +74,21 @@ where
     Ok(AgentClient::new(channel).max_decoding_message_size(16 << 20))
 }
 
+/// A client on a stream already connected to the agent (one connection: a channel that
+/// loses it does not connect again).
+pub async fn over_stream(stream: UnixStream) -> Result<AgentClient, ClientError> {
+    let stream = std::sync::Arc::new(std::sync::Mutex::new(Some(stream)));
+    channel_over(move || {
+        let taken = stream.lock().unwrap_or_else(|e| e.into_inner()).take();
+        async move {
+            taken.ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotConnected, "the connection was closed")
+            })
+        }
+    })
+    .await
+}
+
 /// Connects to the agent in a guest through the VMM's vsock socket.
 pub async fn connect_vsock(uds: &Path, port: u32) -> Result<AgentClient, ClientError> {
     let uds = uds.to_owned();

@@ -291,3 +291,15 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     assert!(s.guest_memory_total_bytes > 0);
     c.signal(proto::SignalRequest { exec_id: "long".into(), signal: 9 }).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_client_over_one_stream_keeps_to_it() {
+    let agent = start();
+    connect(&agent.socket).await;
+    let stream = tokio::net::UnixStream::connect(&agent.socket).await.unwrap();
+    let mut c = client::over_stream(stream).await.unwrap();
+    c.health(proto::HealthRequest {}).await.unwrap();
+    let (exit, out, _) = run(&mut c, sh("echo one")).await;
+    assert_eq!(exit, Exit::Code(0));
+    assert_eq!(out, b"one\n");
+}

@@ -17,7 +17,7 @@ pub struct AgentStart {
     pub listening: Duration,
     /// Until the guest first accepted a connection to the agent's port.
     pub accepting: Duration,
-    /// Until the agent answered Health (on a connection of its own).
+    /// Until the agent answered Health on that connection.
     pub answering: Duration,
 }
 
@@ -41,8 +41,9 @@ pub fn start_to_agent(
     let port = guest_agent::AGENT_PORT;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     if let Some(other) = warm_up {
+        let deadline = Instant::now() + Duration::from_secs(10);
         runtime
-            .block_on(guest_agent::client::wait_ready(other, port, Duration::from_secs(10)))
+            .block_on(ask_health(other, port, deadline))
             .with_context(|| format!("warming up with the agent behind {}", other.display()))?;
     }
     let start = Instant::now();
@@ -64,20 +65,9 @@ pub fn start_to_agent(
             std::thread::sleep(Duration::from_millis(1));
         }
         let listening = start.elapsed();
-        let accepting = runtime.block_on(async {
-            while guest_agent::client::vsock_stream(vsock, port).await.is_err() {
-                if start.elapsed() > timeout {
-                    bail!("the guest accepted no connection to port {port} within {timeout:?}");
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            Ok(start.elapsed())
-        })?;
-        let left = timeout.saturating_sub(accepting);
-        runtime
-            .block_on(guest_agent::client::wait_ready(vsock, port, left))
-            .context("waiting for the guest agent")?;
-        Ok((listening, accepting, start.elapsed()))
+        let deadline = start + timeout;
+        let accepted = runtime.block_on(ask_health(vsock, port, deadline))?;
+        Ok((listening, accepted - start, start.elapsed()))
     })();
     match timed {
         Ok((listening, accepting, answering)) => {
@@ -87,6 +77,30 @@ pub fn start_to_agent(
             let _ = child.kill();
             let _ = child.wait();
             Err(e)
+        }
+    }
+}
+
+/// Connects to the agent's `port` behind `vsock` and asks Health on that connection (as a
+/// node agent does), trying again while the guest has no listener there or drops the
+/// connection; by `deadline`. Returns when the guest accepted the connection that answered.
+async fn ask_health(vsock: &Path, port: u32, deadline: Instant) -> anyhow::Result<Instant> {
+    let left = || deadline.saturating_duration_since(Instant::now());
+    loop {
+        let asked = async {
+            let stream = guest_agent::client::vsock_stream(vsock, port).await?;
+            let accepted = Instant::now();
+            let mut agent = guest_agent::client::over_stream(stream).await?;
+            agent.health(guest_agent::proto::HealthRequest {}).await?;
+            anyhow::Ok(accepted)
+        };
+        match tokio::time::timeout(left(), asked).await {
+            Ok(Ok(accepted)) => return Ok(accepted),
+            Ok(Err(e)) if Instant::now() >= deadline => {
+                return Err(e.context("the guest agent did not answer"));
+            }
+            Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(_) => bail!("the guest agent did not answer on port {port} in time"),
         }
     }
 }
