@@ -1,7 +1,6 @@
-//! Per-thread seccomp filters (seccompiler): each VMM thread may make only the system calls
-//! its job needs, installed before it touches guest input (a vCPU thread before its first
-//! KVM_RUN). Anything else kills the process: a compromised VMM thread gets no second try.
-//! No thread may open files or start programs once the machine runs.
+//! What each VMM thread may call: the rules its seccomp filter is compiled from. Compiled
+//! by the build script (into the BPF the threads install, no compiler run at start-up) and
+//! by the tests (which check the two agree).
 
 use std::collections::BTreeMap;
 
@@ -19,10 +18,6 @@ pub enum ThreadKind {
     /// Serves the API socket.
     Api,
 }
-
-#[derive(Debug, thiserror::Error)]
-#[error("seccomp: {0}")]
-pub struct SeccompError(String);
 
 /// What every thread does: memory, locks, signals, time, its own exit, stdio.
 fn common() -> Vec<i64> {
@@ -89,13 +84,15 @@ fn device_io() -> Vec<i64> {
     ]
 }
 
-const IOC_WRITE: u64 = 1;
-const IOC_READ: u64 = 2;
-
-/// A KVM ioctl's number: direction, argument size, KVMIO (0xae) and its index.
-fn kvm_ioctl(dir: u64, nr: u64, size: usize) -> u64 {
-    (dir << 30) | ((size as u64) << 16) | (0xae << 8) | nr
-}
+// KVM's vCPU ioctls (linux/kvm.h on x86-64: direction, argument size, KVMIO, index), as
+// numbers: this file is also compiled by the build script, which has no kvm-bindings.
+pub const KVM_RUN: u64 = 0xae80;
+pub const KVM_GET_REGS: u64 = 0x8090_ae81;
+pub const KVM_SET_REGS: u64 = 0x4090_ae82;
+pub const KVM_GET_SREGS: u64 = 0x8138_ae83;
+pub const KVM_GET_FPU: u64 = 0x81a0_ae8c;
+pub const KVM_GET_VCPU_EVENTS: u64 = 0x8040_ae9f;
+pub const KVM_SET_VCPU_EVENTS: u64 = 0x4040_aea0;
 
 /// Opening files for writing only (never reading one, never a directory walk for reads).
 fn write_only_opens() -> Option<(i64, Vec<SeccompRule>)> {
@@ -120,14 +117,14 @@ fn allowed(kind: ThreadKind) -> Vec<(i64, Vec<SeccompRule>)> {
             // the registers, events, CR0 and FPU status of an instruction the emulator could
             // not run (crate::emulation).
             let ioctls = [
-                0xae80u64,
+                KVM_RUN,
                 libc::TUNSETOFFLOAD,
-                kvm_ioctl(IOC_READ, 0x81, size_of::<kvm_bindings::kvm_regs>()),
-                kvm_ioctl(IOC_WRITE, 0x82, size_of::<kvm_bindings::kvm_regs>()),
-                kvm_ioctl(IOC_READ, 0x9f, size_of::<kvm_bindings::kvm_vcpu_events>()),
-                kvm_ioctl(IOC_WRITE, 0xa0, size_of::<kvm_bindings::kvm_vcpu_events>()),
-                kvm_ioctl(IOC_READ, 0x83, size_of::<kvm_bindings::kvm_sregs>()),
-                kvm_ioctl(IOC_READ, 0x8c, size_of::<kvm_bindings::kvm_fpu>()),
+                KVM_GET_REGS,
+                KVM_SET_REGS,
+                KVM_GET_VCPU_EVENTS,
+                KVM_SET_VCPU_EVENTS,
+                KVM_GET_SREGS,
+                KVM_GET_FPU,
             ];
             let rule = |op: u64| {
                 SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, op)
@@ -177,81 +174,12 @@ fn allowed(kind: ThreadKind) -> Vec<(i64, Vec<SeccompRule>)> {
     rules
 }
 
-fn build(kind: ThreadKind) -> Result<BpfProgram, SeccompError> {
-    let e = |e: seccompiler::BackendError| SeccompError(e.to_string());
+/// Compiles `kind`'s filter for `arch` (`x86_64`, `aarch64`).
+pub fn compile(kind: ThreadKind, arch: &str) -> Result<BpfProgram, String> {
+    let e = |e: seccompiler::BackendError| e.to_string();
     let rules: BTreeMap<i64, Vec<SeccompRule>> = allowed(kind).into_iter().collect();
-    let arch = std::env::consts::ARCH.try_into().map_err(e)?;
+    let arch = arch.try_into().map_err(e)?;
     let filter = SeccompFilter::new(rules, SeccompAction::KillProcess, SeccompAction::Allow, arch)
         .map_err(e)?;
     filter.try_into().map_err(e)
-}
-
-/// Confines the calling thread.
-pub fn install(kind: ThreadKind) -> Result<(), SeccompError> {
-    let program = build(kind)?;
-    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS) has no memory effects.
-    unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-    seccompiler::apply_filter(&program).map_err(|e| SeccompError(e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kvm_ioctl_numbers_are_linux_s() {
-        // From linux/kvm.h on x86-64.
-        assert_eq!(kvm_ioctl(IOC_READ, 0x81, size_of::<kvm_bindings::kvm_regs>()), 0x8090_ae81);
-        assert_eq!(kvm_ioctl(IOC_WRITE, 0x82, size_of::<kvm_bindings::kvm_regs>()), 0x4090_ae82);
-        let events = size_of::<kvm_bindings::kvm_vcpu_events>();
-        assert_eq!(kvm_ioctl(IOC_READ, 0x9f, events), 0x8040_ae9f);
-        assert_eq!(kvm_ioctl(IOC_WRITE, 0xa0, events), 0x4040_aea0);
-        assert_eq!(kvm_ioctl(IOC_READ, 0x83, size_of::<kvm_bindings::kvm_sregs>()), 0x8138_ae83);
-        assert_eq!(kvm_ioctl(IOC_READ, 0x8c, size_of::<kvm_bindings::kvm_fpu>()), 0x81a0_ae8c);
-    }
-
-    /// Runs `f` in a forked child and returns how it ended (exit code or signal).
-    fn in_child(f: impl FnOnce()) -> (Option<i32>, Option<i32>) {
-        // SAFETY: the child only runs `f` (no locks held across fork in these tests) and exits.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            f();
-            // SAFETY: leaving the child without running the parent's destructors.
-            unsafe { libc::_exit(0) };
-        }
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        if libc::WIFSIGNALED(status) {
-            (None, Some(libc::WTERMSIG(status)))
-        } else {
-            (Some(libc::WEXITSTATUS(status)), None)
-        }
-    }
-
-    #[test]
-    fn a_forbidden_call_kills_and_allowed_ones_work() {
-        for kind in [ThreadKind::Vcpu, ThreadKind::Vmm, ThreadKind::Api] {
-            // Opening a file is never allowed once confined.
-            let killed = in_child(|| {
-                install(kind).unwrap();
-                // SAFETY: a plain open(2) of a C string literal.
-                unsafe { libc::open(c"/etc/hostname".as_ptr(), libc::O_RDONLY) };
-            });
-            assert_eq!(killed, (None, Some(libc::SIGSYS)), "{kind:?}");
-            let fine = in_child(|| {
-                install(kind).unwrap();
-                // SAFETY: getpid has no preconditions.
-                unsafe { libc::getpid() };
-            });
-            assert_eq!(fine, (Some(0), None), "{kind:?}");
-        }
-        // A vCPU thread may only KVM_RUN among the ioctls.
-        let killed = in_child(|| {
-            install(ThreadKind::Vcpu).unwrap();
-            // SAFETY: an ioctl on stdin that the filter stops before the kernel sees it.
-            unsafe { libc::ioctl(0, libc::TCGETS) };
-        });
-        assert_eq!(killed, (None, Some(libc::SIGSYS)));
-    }
 }
