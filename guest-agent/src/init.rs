@@ -74,6 +74,11 @@ pub fn own_session() {
 /// Loopback up, and eth0 configured when the command line says how, or only up
 /// (`ringfence.link=up`: a template, whose clones are given their addresses).
 pub fn network(cmdline: &Cmdline) {
+    // A pod's address outlives its guest: the node's neighbours must learn this guest's MAC
+    // at once, when the interface comes up or its MAC changes (a template's clones keep it).
+    if let Err(e) = std::fs::write("/proc/sys/net/ipv4/conf/all/arp_notify", "1") {
+        tracing::warn!("arp_notify: {e}");
+    }
     if let Err(e) = network::loopback_up() {
         tracing::warn!("bringing up lo: {e}");
     }

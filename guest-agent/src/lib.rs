@@ -13,6 +13,7 @@ pub mod exit;
 pub mod forward;
 pub mod init;
 pub mod launch;
+pub mod netlink;
 pub mod network;
 pub mod process;
 pub mod reaper;

@@ -6,6 +6,7 @@ use std::io;
 use std::net::Ipv4Addr;
 
 use crate::cmdline::Cmdline;
+use crate::netlink;
 use crate::steps::Steps;
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +168,29 @@ impl Socket {
         self.ioctl(libc::SIOCSIFFLAGS, &mut r)
     }
 
+    /// The interface's IPv4 address, if it has one.
+    fn address(&self, name: &str) -> io::Result<Option<Ipv4Addr>> {
+        let mut r = ifreq(name);
+        match self.ioctl(libc::SIOCGIFADDR, &mut r) {
+            Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Ok(None),
+            Err(e) => Err(e),
+            Ok(()) => {
+                // SAFETY: SIOCGIFADDR filled the address member with a sockaddr_in.
+                let sin: libc::sockaddr_in = unsafe {
+                    std::mem::transmute::<libc::sockaddr, libc::sockaddr_in>(r.ifr_ifru.ifru_addr)
+                };
+                Ok(Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))))
+            }
+        }
+    }
+
+    fn index(&self, name: &str) -> io::Result<u32> {
+        let mut r = ifreq(name);
+        self.ioctl(libc::SIOCGIFINDEX, &mut r)?;
+        // SAFETY: SIOCGIFINDEX filled the index member of the union.
+        Ok(unsafe { r.ifr_ifru.ifru_ifindex } as u32)
+    }
+
     fn set_mac(&self, name: &str, mac: [u8; 6]) -> io::Result<()> {
         let mut r = ifreq(name);
         // SAFETY: sockaddr is plain data; all zeroes is a valid value.
@@ -203,23 +227,35 @@ pub fn configure(cfg: &InterfaceConfig) -> Result<Steps, NetworkError> {
         let name = cfg.name.clone();
         move |source| NetworkError::Io { what, name, source }
     };
-    // A pod's address outlives its guest: the node's neighbours must learn this guest's MAC
-    // at once, when the interface comes up or its MAC changes.
-    let _ = std::fs::write("/proc/sys/net/ipv4/conf/all/arp_notify", "1");
     let s = Socket::new().map_err(err("opening a socket"))?;
     let mut up = s.is_up(&cfg.name).map_err(err("reading its flags"))?;
-    let mut r = ifreq(&cfg.name);
-    r.ifr_ifru.ifru_addr = sockaddr(cfg.address);
-    s.ioctl(libc::SIOCSIFADDR, &mut r).map_err(err("setting the address"))?;
-    let mut r = ifreq(&cfg.name);
-    r.ifr_ifru.ifru_netmask = sockaddr(cfg.netmask());
-    s.ioctl(libc::SIOCSIFNETMASK, &mut r).map_err(err("setting the netmask"))?;
+    let existing = s.address(&cfg.name).map_err(err("reading its address"))?;
+    steps.lap("flags");
+    match existing {
+        // One request with the prefix, when there is no address to replace.
+        None => {
+            let index = s.index(&cfg.name).map_err(err("reading its index"))?;
+            netlink::add_address(index, cfg.address, cfg.prefix)
+                .map_err(err("adding the address"))?;
+        }
+        // Configured again: the ioctls replace the address in place (rtnetlink would add a
+        // second one beside it).
+        Some(_) => {
+            let mut r = ifreq(&cfg.name);
+            r.ifr_ifru.ifru_addr = sockaddr(cfg.address);
+            s.ioctl(libc::SIOCSIFADDR, &mut r).map_err(err("setting the address"))?;
+            let mut r = ifreq(&cfg.name);
+            r.ifr_ifru.ifru_netmask = sockaddr(cfg.netmask());
+            s.ioctl(libc::SIOCSIFNETMASK, &mut r).map_err(err("setting the netmask"))?;
+        }
+    }
+    steps.lap("address");
     if let Some(mtu) = cfg.mtu {
         let mut r = ifreq(&cfg.name);
         r.ifr_ifru.ifru_mtu = mtu as libc::c_int;
         s.ioctl(libc::SIOCSIFMTU, &mut r).map_err(err("setting the MTU"))?;
     }
-    steps.lap("address");
+    steps.lap("mtu");
     if let Some(mac) = cfg.mac {
         match s.set_mac(&cfg.name, mac) {
             // A driver that cannot change it live: down, change, up (below).
@@ -316,5 +352,41 @@ mod tests {
             Some([2, 0, 0, 0, 0, 7])
         );
         assert!(base.with_mac("nope").is_err());
+    }
+
+    /// `ip -4 -o addr show dev IFACE` in this thread's network namespace, one line per address.
+    fn addresses(iface: &str) -> Vec<String> {
+        let out = std::process::Command::new("ip")
+            .args(["-4", "-o", "addr", "show", "dev", iface])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| l.split_whitespace().skip(3).take(3).collect::<Vec<_>>().join(" "))
+            .collect()
+    }
+
+    #[test]
+    fn an_interface_gets_its_address_in_one_request_and_a_new_one_in_its_place() {
+        // A network namespace of this test's thread alone (the harness runs each test in a
+        // thread of its own; programs it starts are in the namespace too).
+        // SAFETY: unshare affects only the calling thread's namespaces.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            panic!("unshare(CLONE_NEWNET) (run as root): {}", io::Error::last_os_error());
+        }
+        let made = std::process::Command::new("ip")
+            .args(["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let first = InterfaceConfig::parse("d0", "10.9.8.7/24", "", 0).unwrap();
+        configure(&first).unwrap();
+        assert_eq!(addresses("d0"), ["10.9.8.7/24 brd 10.9.8.255"]);
+        // Configured again, with another prefix: replaced, not added beside.
+        let again = InterfaceConfig::parse("d0", "10.9.9.9/16", "", 1400).unwrap();
+        configure(&again).unwrap();
+        assert_eq!(addresses("d0"), ["10.9.9.9/16 brd 10.9.255.255"]);
     }
 }
