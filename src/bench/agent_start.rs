@@ -15,7 +15,7 @@ pub struct AgentStart {
     pub pid: u32,
     /// Until its vsock Unix socket existed.
     pub listening: Duration,
-    /// Until the guest first accepted a connection to the agent's port.
+    /// Until the guest accepted the connection to the agent's port that answered.
     pub accepting: Duration,
     /// Until the agent answered Health on that connection.
     pub answering: Duration,
@@ -86,6 +86,7 @@ pub fn start_to_agent(
 /// connection; by `deadline`. Returns when the guest accepted the connection that answered.
 async fn ask_health(vsock: &Path, port: u32, deadline: Instant) -> anyhow::Result<Instant> {
     let left = || deadline.saturating_duration_since(Instant::now());
+    let mut last = String::from("none");
     loop {
         let asked = async {
             let stream = guest_agent::client::vsock_stream(vsock, port).await?;
@@ -99,8 +100,13 @@ async fn ask_health(vsock: &Path, port: u32, deadline: Instant) -> anyhow::Resul
             Ok(Err(e)) if Instant::now() >= deadline => {
                 return Err(e.context("the guest agent did not answer"));
             }
-            Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(10)).await,
-            Err(_) => bail!("the guest agent did not answer on port {port} in time"),
+            Ok(Err(e)) => {
+                last = format!("{e:#}");
+                tokio::time::sleep(Duration::from_millis(10)).await
+            }
+            Err(_) => {
+                bail!("the guest agent did not answer on port {port} in time; last error: {last}")
+            }
         }
     }
 }
