@@ -145,42 +145,39 @@ impl Socket {
         if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
     }
 
-    fn up(&self, name: &str) -> io::Result<()> {
+    fn flags(&self, name: &str) -> io::Result<libc::c_short> {
         let mut r = ifreq(name);
         self.ioctl(libc::SIOCGIFFLAGS, &mut r)?;
         // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
-        unsafe { r.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+        Ok(unsafe { r.ifr_ifru.ifru_flags })
+    }
+
+    fn set_flags(&self, name: &str, flags: libc::c_short) -> io::Result<()> {
+        let mut r = ifreq(name);
+        r.ifr_ifru.ifru_flags = flags;
         self.ioctl(libc::SIOCSIFFLAGS, &mut r)
+    }
+
+    fn up(&self, name: &str) -> io::Result<()> {
+        let flags = self.flags(name)?;
+        self.set_flags(name, flags | (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short)
     }
 
     fn is_up(&self, name: &str) -> io::Result<bool> {
-        let mut r = ifreq(name);
-        self.ioctl(libc::SIOCGIFFLAGS, &mut r)?;
-        // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
-        Ok(unsafe { r.ifr_ifru.ifru_flags } & libc::IFF_UP as libc::c_short != 0)
+        Ok(self.flags(name)? & libc::IFF_UP as libc::c_short != 0)
     }
 
     fn down(&self, name: &str) -> io::Result<()> {
-        let mut r = ifreq(name);
-        self.ioctl(libc::SIOCGIFFLAGS, &mut r)?;
-        // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
-        unsafe { r.ifr_ifru.ifru_flags &= !(libc::IFF_UP as libc::c_short) };
-        self.ioctl(libc::SIOCSIFFLAGS, &mut r)
+        let flags = self.flags(name)?;
+        self.set_flags(name, flags & !(libc::IFF_UP as libc::c_short))
     }
 
-    /// The interface's IPv4 address, if it has one.
-    fn address(&self, name: &str) -> io::Result<Option<Ipv4Addr>> {
+    /// Whether the interface has an IPv4 address.
+    fn has_address(&self, name: &str) -> io::Result<bool> {
         let mut r = ifreq(name);
         match self.ioctl(libc::SIOCGIFADDR, &mut r) {
-            Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Ok(None),
-            Err(e) => Err(e),
-            Ok(()) => {
-                // SAFETY: SIOCGIFADDR filled the address member with a sockaddr_in.
-                let sin: libc::sockaddr_in = unsafe {
-                    std::mem::transmute::<libc::sockaddr, libc::sockaddr_in>(r.ifr_ifru.ifru_addr)
-                };
-                Ok(Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))))
-            }
+            Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Ok(false),
+            r => r.map(|()| true),
         }
     }
 
@@ -229,25 +226,21 @@ pub fn configure(cfg: &InterfaceConfig) -> Result<Steps, NetworkError> {
     };
     let s = Socket::new().map_err(err("opening a socket"))?;
     let mut up = s.is_up(&cfg.name).map_err(err("reading its flags"))?;
-    let existing = s.address(&cfg.name).map_err(err("reading its address"))?;
+    let replacing = s.has_address(&cfg.name).map_err(err("reading its address"))?;
     steps.lap("flags");
-    match existing {
-        // One request with the prefix, when there is no address to replace.
-        None => {
-            let index = s.index(&cfg.name).map_err(err("reading its index"))?;
-            netlink::add_address(index, cfg.address, cfg.prefix)
-                .map_err(err("adding the address"))?;
-        }
+    if replacing {
         // Configured again: the ioctls replace the address in place (rtnetlink would add a
         // second one beside it).
-        Some(_) => {
-            let mut r = ifreq(&cfg.name);
-            r.ifr_ifru.ifru_addr = sockaddr(cfg.address);
-            s.ioctl(libc::SIOCSIFADDR, &mut r).map_err(err("setting the address"))?;
-            let mut r = ifreq(&cfg.name);
-            r.ifr_ifru.ifru_netmask = sockaddr(cfg.netmask());
-            s.ioctl(libc::SIOCSIFNETMASK, &mut r).map_err(err("setting the netmask"))?;
-        }
+        let mut r = ifreq(&cfg.name);
+        r.ifr_ifru.ifru_addr = sockaddr(cfg.address);
+        s.ioctl(libc::SIOCSIFADDR, &mut r).map_err(err("setting the address"))?;
+        let mut r = ifreq(&cfg.name);
+        r.ifr_ifru.ifru_netmask = sockaddr(cfg.netmask());
+        s.ioctl(libc::SIOCSIFNETMASK, &mut r).map_err(err("setting the netmask"))?;
+    } else {
+        // One request with the prefix.
+        let index = s.index(&cfg.name).map_err(err("reading its index"))?;
+        netlink::add_address(index, cfg.address, cfg.prefix).map_err(err("adding the address"))?;
     }
     steps.lap("address");
     if let Some(mtu) = cfg.mtu {

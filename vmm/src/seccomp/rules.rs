@@ -19,6 +19,10 @@ pub enum ThreadKind {
     Api,
 }
 
+impl ThreadKind {
+    pub const ALL: [ThreadKind; 3] = [ThreadKind::Vcpu, ThreadKind::Vmm, ThreadKind::Api];
+}
+
 /// What every thread does: memory, locks, signals, time, its own exit, stdio.
 fn common() -> Vec<i64> {
     use libc::*;

@@ -24,13 +24,7 @@ const MAX_PAYLOAD: u64 = 64 << 20;
 /// Writes `state` to `path` (through a temporary file, so a reader never sees half of it).
 pub fn write(path: &Path, state: &MachineState) -> Result<(), SnapshotError> {
     let payload = codec().serialize(state).map_err(|e| SnapshotError::Encode(e.to_string()))?;
-    let mut header = Vec::with_capacity(HEADER);
-    header.extend_from_slice(&MAGIC);
-    header.extend_from_slice(&VERSION.to_le_bytes());
-    header.extend_from_slice(&0u32.to_le_bytes());
-    header.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    header.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    header.extend_from_slice(&0u32.to_le_bytes());
+    let header = header(&payload);
     let io = |e: std::io::Error| SnapshotError::Io(format!("writing {}: {e}", path.display()));
     let mut staging = path.as_os_str().to_owned();
     staging.push(".partial");
@@ -40,6 +34,19 @@ pub fn write(path: &Path, state: &MachineState) -> Result<(), SnapshotError> {
     f.sync_all().map_err(io)?;
     std::fs::rename(&staging, path).map_err(io)?;
     Ok(())
+}
+
+/// The header of this version's file around `payload`: magic, version, a reserved word, the
+/// payload's length and CRC-32, another reserved word.
+fn header(payload: &[u8]) -> Vec<u8> {
+    let mut header = Vec::with_capacity(HEADER);
+    header.extend_from_slice(&MAGIC);
+    header.extend_from_slice(&VERSION.to_le_bytes());
+    header.extend_from_slice(&0u32.to_le_bytes());
+    header.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    header.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    header.extend_from_slice(&0u32.to_le_bytes());
+    header
 }
 
 /// Reads and checks the snapshot at `path`.
@@ -105,14 +112,7 @@ mod tests {
 
     /// A file framed as this version writes it, around `payload`.
     fn framed(payload: &[u8]) -> Vec<u8> {
-        let mut bytes = MAGIC.to_vec();
-        bytes.extend_from_slice(&VERSION.to_le_bytes());
-        bytes.extend_from_slice(&0u32.to_le_bytes());
-        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-        bytes.extend_from_slice(&0u32.to_le_bytes());
-        bytes.extend_from_slice(payload);
-        bytes
+        [header(payload).as_slice(), payload].concat()
     }
 
     #[test]
