@@ -2,23 +2,36 @@
 //! process, to its vsock socket listening and to its guest agent's first answer. Timing here
 //! rather than in a shell keeps a client program's own start-up (tens of milliseconds in the
 //! lane) out of what is measured, for boots and restores alike.
+//!
+//! With API requests, the VMM is started bare and the clock starts at the last request
+//! (InstanceStart, or a snapshot load): Firecracker's own measure, which leaves out the
+//! VMM's process start, the same for boots and restores and a cost of neither.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-/// How long one VMM took, from spawning it.
+/// How long one VMM took, from spawning it or from its timed API request.
 pub struct AgentStart {
     pub pid: u32,
-    /// Until its vsock Unix socket existed.
+    /// Until its vsock Unix socket existed (zero if it did before the timed request).
     pub listening: Duration,
     /// Until the guest accepted the connection to the agent's port that answered.
     pub accepting: Duration,
     /// Until the agent answered Health on that connection.
     pub answering: Duration,
+    /// From spawning the VMM until its agent answered.
+    pub from_spawn: Duration,
+}
+
+/// Requests sent to a VMM started bare, in order; the clock starts at the last.
+pub struct ApiStart {
+    pub sock: PathBuf,
+    /// (PUT uri, JSON body).
+    pub requests: Vec<(String, Vec<u8>)>,
 }
 
 /// Spawns `command` (a VMM whose vsock socket is `vsock`; its output goes to this process's
@@ -32,6 +45,7 @@ pub fn start_to_agent(
     vsock: &Path,
     timeout: Duration,
     warm_up: Option<&Path>,
+    api: Option<&ApiStart>,
     command: &[OsString],
 ) -> anyhow::Result<AgentStart> {
     let (program, args) = command.split_first().context("no VMM command")?;
@@ -46,7 +60,7 @@ pub fn start_to_agent(
             .block_on(ask_health(other, port, deadline))
             .with_context(|| format!("warming up with the agent behind {}", other.display()))?;
     }
-    let start = Instant::now();
+    let spawned = Instant::now();
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -54,31 +68,68 @@ pub fn start_to_agent(
         .spawn()
         .with_context(|| format!("starting {}", program.to_string_lossy()))?;
     let timed = (|| {
+        let start = match api {
+            Some(api) => send_requests(api, &mut child, spawned + timeout)?,
+            None => spawned,
+        };
         // The socket is a host file: polled finely, at no cost to the guest.
         while !vsock.exists() {
             if let Some(status) = child.try_wait()? {
                 bail!("the VMM exited ({status}) before listening on {}", vsock.display());
             }
-            if start.elapsed() > timeout {
+            if spawned.elapsed() > timeout {
                 bail!("{} did not appear within {timeout:?}", vsock.display());
             }
             std::thread::sleep(Duration::from_millis(1));
         }
         let listening = start.elapsed();
-        let deadline = start + timeout;
+        let deadline = spawned + timeout;
         let accepted = runtime.block_on(ask_health(vsock, port, deadline))?;
-        Ok((listening, accepted - start, start.elapsed()))
+        let answered = Instant::now();
+        Ok(AgentStart {
+            pid: child.id(),
+            listening,
+            accepting: accepted.saturating_duration_since(start),
+            answering: answered - start,
+            from_spawn: answered - spawned,
+        })
     })();
     match timed {
-        Ok((listening, accepting, answering)) => {
-            Ok(AgentStart { pid: child.id(), listening, accepting, answering })
-        }
+        Ok(t) => Ok(t),
         Err(e) => {
             let _ = child.kill();
             let _ = child.wait();
             Err(e)
         }
     }
+}
+
+/// Waits for the API socket, sends every request but the last, then the last; returns when
+/// that one was sent. Each must succeed.
+fn send_requests(
+    api: &ApiStart,
+    child: &mut std::process::Child,
+    deadline: Instant,
+) -> anyhow::Result<Instant> {
+    while !api.sock.exists() {
+        if let Some(status) = child.try_wait()? {
+            bail!("the VMM exited ({status}) before listening on {}", api.sock.display());
+        }
+        if Instant::now() > deadline {
+            bail!("{} did not appear in time", api.sock.display());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut start = Instant::now();
+    for (uri, body) in &api.requests {
+        start = Instant::now();
+        let left = deadline.saturating_duration_since(start);
+        let (status, reply) = vmm::api::client::call(&api.sock, "PUT", uri, body, left)?;
+        if !(200..300).contains(&status) {
+            bail!("PUT {uri}: {status} {reply}");
+        }
+    }
+    Ok(start)
 }
 
 /// Connects to the agent's `port` behind `vsock` and asks Health on that connection (as a

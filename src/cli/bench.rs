@@ -106,6 +106,13 @@ pub struct StartToAgentArgs {
     /// client's code runs warm, as in a node agent that has started pods before).
     #[arg(long)]
     warm_up: Option<std::path::PathBuf>,
+    /// Start the VMM bare and send it these requests (`URI=FILE`, a JSON body, PUT) on this
+    /// API socket, in order; the clock starts at the last (InstanceStart or a snapshot load).
+    #[arg(long, requires = "put")]
+    api_sock: Option<std::path::PathBuf>,
+    /// A request for `--api-sock`: `URI=FILE`.
+    #[arg(long, requires = "api_sock", value_parser = parse_put)]
+    put: Vec<(String, std::path::PathBuf)>,
     /// The VMM and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<std::ffi::OsString>,
@@ -285,19 +292,33 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         }
         BenchCommand::StartToAgent(a) => {
             let timeout = Duration::from_secs(a.timeout);
+            let api = match a.api_sock {
+                Some(sock) => {
+                    let mut requests = Vec::new();
+                    for (uri, file) in a.put {
+                        let body = std::fs::read(&file)
+                            .with_context(|| format!("reading {}", file.display()))?;
+                        requests.push((uri, body));
+                    }
+                    Some(crate::bench::agent_start::ApiStart { sock, requests })
+                }
+                None => None,
+            };
             let t = crate::bench::agent_start::start_to_agent(
                 &a.vsock,
                 timeout,
                 a.warm_up.as_deref(),
+                api.as_ref(),
                 &a.command,
             )?;
             let ms = |d: Duration| d.as_secs_f64() * 1000.0;
             println!(
-                "{} {:.1} {:.1} {:.1}",
+                "{} {:.1} {:.1} {:.1} {:.1}",
                 t.pid,
                 ms(t.answering),
                 ms(t.listening),
-                ms(t.accepting)
+                ms(t.accepting),
+                ms(t.from_spawn)
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -382,5 +403,15 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             print!("{}", api::render(&rows, &cfg));
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `URI=FILE` of `--put`.
+fn parse_put(s: &str) -> Result<(String, std::path::PathBuf), String> {
+    match s.split_once('=') {
+        Some((uri, file)) if uri.starts_with('/') && !file.is_empty() => {
+            Ok((uri.to_owned(), file.into()))
+        }
+        _ => Err(format!("{s:?}: expected URI=FILE, e.g. /actions=start.json")),
     }
 }
