@@ -28,8 +28,9 @@ use crate::kernel::{Kernel, KernelInfo, exec, run};
 use crate::mm::PAGE_SIZE;
 use crate::mm::address_space::{MapRequest, MemoryManager};
 use crate::mm::vma::Prot;
-use crate::platform::UserContext;
 use crate::platform::kvm::{Machine, layout};
+use crate::platform::systrap::Systrap;
+use crate::platform::{Cpu, Platform, PlatformKind, UserContext};
 use crate::vfs::Location;
 use crate::vfs::fd_table::FdTable;
 use crate::vfs::file::File;
@@ -50,6 +51,8 @@ pub struct SandboxConfig {
     pub network: Network,
     /// System V IPC limits (the pod's kernel.shm*, kernel.msg* and kernel.sem sysctls).
     pub ipc: crate::kernel::ipc::limits::IpcLimits,
+    /// Where application code runs.
+    pub platform: crate::platform::PlatformKind,
 }
 
 /// Where the sandbox's AF_INET/AF_INET6 sockets live.
@@ -124,6 +127,7 @@ pub enum SandboxError {
 /// A running sandbox.
 pub struct Sandbox {
     pub kernel: Arc<Kernel>,
+    platform: PlatformKind,
     init: Mutex<Option<Arc<ThreadGroup>>>,
 }
 
@@ -187,20 +191,27 @@ impl Sandbox {
             }
             Network::Host => {}
         }
-        let machine = Machine::new(config.memory)?;
-        let (clean_fpu, time) = {
-            let mut v = machine.acquire_vcpu()?;
-            let x = v.get_xsave()?;
-            let time =
-                crate::platform::kvm::tsc::probe(machine.phys(), &mut v).unwrap_or_else(|e| {
-                    tracing::warn!("TSC probe failed ({e}): clock reads use syscalls");
-                    crate::platform::kvm::tsc::TimeProbe::NONE
-                });
-            machine.release_vcpu(v);
-            (x, time)
+        let (platform, clean_fpu, time): (Arc<dyn Platform>, _, _) = match config.platform {
+            PlatformKind::Kvm => {
+                let machine = Machine::new(config.memory)?;
+                let mut v = machine.acquire_vcpu()?;
+                let x = v.get_fpu()?;
+                let time =
+                    crate::platform::kvm::tsc::probe(machine.phys(), &mut v).unwrap_or_else(|e| {
+                        tracing::warn!("TSC probe failed ({e}): clock reads use syscalls");
+                        crate::platform::kvm::tsc::TimeProbe::NONE
+                    });
+                machine.release_vcpu(v);
+                (machine, x, time)
+            }
+            PlatformKind::Systrap => (
+                Systrap::new(config.memory)?,
+                crate::platform::systrap::clean_fpu(),
+                crate::platform::systrap::time_probe(),
+            ),
         };
         // The sandbox's own root: a tmpfs, seen only by the pause init.
-        let tmpfs = OverlayFs::new(machine.phys().clone(), None);
+        let tmpfs = OverlayFs::new(platform.phys().clone(), None);
         let root_inode: Arc<dyn Inode> = tmpfs.root(0o755);
         let root =
             Location::new(Mount::new_root(root_inode, "tmpfs", "sandbox"), tmpfs.root(0o755));
@@ -215,8 +226,8 @@ impl Sandbox {
             nofile: crate::vfs::fd_table::host_nofile(),
             ipc: config.ipc,
         };
-        let kernel = Kernel::new(machine, root, info, clean_fpu, time);
-        Ok(Arc::new(Sandbox { kernel, init: Mutex::new(None) }))
+        let kernel = Kernel::new(platform, root, info, clean_fpu, time);
+        Ok(Arc::new(Sandbox { kernel, platform: config.platform, init: Mutex::new(None) }))
     }
 
     /// A container's root: an overlay on its Gofer's rootfs with /proc, /dev, /dev/shm, /dev/pts.
@@ -571,7 +582,7 @@ impl Sandbox {
     /// Confines every thread of the Sentry process: from here on it opens no host files and
     /// starts no processes.
     pub fn confine(&self) -> Result<(), SandboxError> {
-        crate::seccomp::confine_sentry()?;
+        crate::seccomp::confine_sentry(self.platform)?;
         Ok(())
     }
 }

@@ -170,7 +170,14 @@ fn compile(allowed: Vec<Allowed>) -> Result<BpfProgram, SeccompError> {
                 .map_err(b)?;
             rs.push(SeccompRule::new(cs).map_err(b)?);
         }
-        rules.insert(nr, rs);
+        // A syscall listed twice takes either list's alternatives (an unconditional one wins).
+        match rules.get_mut(&nr) {
+            Some(old) if old.is_empty() => {}
+            Some(old) if !rs.is_empty() => old.extend(rs),
+            _ => {
+                rules.insert(nr, rs);
+            }
+        }
     }
     let arch = std::env::consts::ARCH.try_into().map_err(b)?;
     let filter = SeccompFilter::new(
@@ -210,9 +217,30 @@ fn install_all_threads(filters: &[BpfProgram]) -> Result<(), SeccompError> {
     Ok(())
 }
 
-/// Confines every thread of the Sentry process.
-pub fn confine_sentry() -> Result<(), SeccompError> {
-    install_all_threads(&[compile(sentry_allowed())?, clone3_enosys()?])
+/// What the systrap platform adds: stub processes (a fork-like clone only), their memory, and
+/// what a stub does before its own filter confines it further (see platform/systrap).
+fn systrap_allowed() -> Vec<Allowed> {
+    use libc::*;
+    vec![
+        masked(SYS_clone, 0, u64::MAX, SIGCHLD as u64),
+        any(SYS_memfd_create),
+        any(SYS_close_range),
+        one_of(SYS_arch_prctl, 0, &[0x1002, 0x1003]),
+        one_of(SYS_prctl, 0, &[PR_SET_PDEATHSIG as u64]),
+        any(SYS_wait4),
+        any(SYS_waitid),
+        // Stub threads follow the Sentry thread that drives them from CPU to CPU.
+        any(SYS_sched_setaffinity),
+    ]
+}
+
+/// Confines every thread of the Sentry process (running application code on `platform`).
+pub fn confine_sentry(platform: crate::platform::PlatformKind) -> Result<(), SeccompError> {
+    let mut allowed = sentry_allowed();
+    if platform == crate::platform::PlatformKind::Systrap {
+        allowed.extend(systrap_allowed());
+    }
+    install_all_threads(&[compile(allowed)?, clone3_enosys()?])
 }
 
 /// Confines the (single-threaded) Gofer process.

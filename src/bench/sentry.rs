@@ -1,4 +1,5 @@
-//! `ringfence bench sentry`: the Sentry against runc and gVisor's runsc (ptrace platform), on
+//! `ringfence bench sentry`: the Sentry, on each of its platforms (KVM and systrap), against
+//! runc and gVisor's runsc (ptrace platform), on
 //! the same busybox rootfs and micro-benchmark program, measured in the same run. The rootfs
 //! also holds GNU find and part of the host's /usr (headers, Perl and Python libraries), for a
 //! metadata-heavy row: `find /usr | wc -l`; and Debian's python3 and sqlite3 for real-program
@@ -11,19 +12,29 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use sentry_kvm::platform::PlatformKind;
+
 use super::stats::Samples;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Runtime {
-    Ringfence,
+    Sentry(PlatformKind),
     Runsc,
     Runc,
 }
 
+const RUNTIMES: [Runtime; 4] = [
+    Runtime::Sentry(PlatformKind::Kvm),
+    Runtime::Sentry(PlatformKind::Systrap),
+    Runtime::Runsc,
+    Runtime::Runc,
+];
+
 impl Runtime {
     pub fn name(self) -> &'static str {
         match self {
-            Runtime::Ringfence => "ringfence-sentry",
+            Runtime::Sentry(PlatformKind::Kvm) => "sentry (kvm)",
+            Runtime::Sentry(PlatformKind::Systrap) => "sentry (systrap)",
             Runtime::Runsc => "runsc (ptrace)",
             Runtime::Runc => "runc",
         }
@@ -253,9 +264,13 @@ fn inserts_sql(n: u64) -> String {
 /// The command that runs `args` in a fresh sandbox of `rt`.
 fn command(env: &Env, rt: Runtime, id: &str, args: &[&str]) -> anyhow::Result<Command> {
     Ok(match rt {
-        Runtime::Ringfence => {
+        Runtime::Sentry(platform) => {
             let mut c = Command::new(&env.ringfence);
-            c.args(["sentry", "run", "--rootfs"]).arg(env.rootfs()).arg("--").args(args);
+            let platform = match platform {
+                PlatformKind::Kvm => "--platform=kvm",
+                PlatformKind::Systrap => "--platform=systrap",
+            };
+            c.args(["sentry", "run", platform, "--rootfs"]).arg(env.rootfs()).arg("--").args(args);
             c
         }
         Runtime::Runc | Runtime::Runsc => {
@@ -352,7 +367,7 @@ fn idle_rss(env: &Env, rt: Runtime) -> anyhow::Result<f64> {
                 .stderr(Stdio::null())
                 .status();
         }
-        Runtime::Ringfence => {}
+        Runtime::Sentry(_) => {}
     }
     Ok(kib as f64 / 1024.0)
 }
@@ -387,7 +402,7 @@ fn measure(env: &Env, rt: Runtime, cfg: &BenchConfig) -> anyhow::Result<Row> {
 pub fn run(cfg: &BenchConfig) -> anyhow::Result<Vec<Row>> {
     let env = setup(cfg)?;
     let mut rows = Vec::new();
-    for rt in [Runtime::Ringfence, Runtime::Runsc, Runtime::Runc] {
+    for rt in RUNTIMES {
         eprintln!("measuring {} ...", rt.name());
         rows.push(measure(&env, rt, cfg).with_context(|| format!("measuring {}", rt.name()))?);
     }
@@ -422,7 +437,7 @@ const METRICS: [Metric; 11] = [
         name: "getpid round trip (µs)",
         value: |r| r.getpid_us,
         decimals: 2,
-        target: "<= 1x runsc",
+        target: "<= 0.25x runsc",
     },
     Metric {
         name: "clock_gettime (µs)", value: |r| r.clock_us, decimals: 3, target: "<= 0.2 µs"
@@ -475,21 +490,24 @@ const METRICS: [Metric; 11] = [
 pub fn render(rows: &[Row], cfg: &BenchConfig) -> String {
     use std::fmt::Write;
     let get = |rt: Runtime| rows.iter().find(|r| r.runtime == rt);
-    let (Some(me), Some(runsc), Some(runc)) =
-        (get(Runtime::Ringfence), get(Runtime::Runsc), get(Runtime::Runc))
-    else {
+    let (Some(kvm), Some(systrap), Some(runsc), Some(runc)) = (
+        get(Runtime::Sentry(PlatformKind::Kvm)),
+        get(Runtime::Sentry(PlatformKind::Systrap)),
+        get(Runtime::Runsc),
+        get(Runtime::Runc),
+    ) else {
         return String::from("incomplete results\n");
     };
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Sentry vs runsc (ptrace) vs runc: median of {} starts; {} getpid, {} clock_gettime, {} open+read+close, {} fork+exec+wait per runtime; find over {} entries, median of {}; sqlite3: {} inserts, {} writers x {} rows, python and sqlite medians of {}",
+        "Sentry (KVM and systrap platforms) vs runsc (ptrace) vs runc: median of {} starts; {} getpid, {} clock_gettime, {} open+read+close, {} fork+exec+wait per runtime; find over {} entries, median of {}; sqlite3: {} inserts, {} writers x {} rows, python and sqlite medians of {}",
         cfg.runs,
         cfg.iterations,
         cfg.iterations * 10,
         cfg.iterations / 4,
         cfg.fork_iterations,
-        me.find_entries,
+        kvm.find_entries,
         cfg.runs.min(5),
         cfg.inserts,
         WRITERS,
@@ -498,26 +516,30 @@ pub fn render(rows: &[Row], cfg: &BenchConfig) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<37} {:>16} {:>16} {:>12} {:>10} {:>10} {:>8}",
+        "{:<37} {:>13} {:>16} {:>14} {:>10} {:>9} {:>9} {:>9} {:>8}",
         "metric",
-        me.runtime.name(),
+        kvm.runtime.name(),
+        systrap.runtime.name(),
         runsc.runtime.name(),
         runc.runtime.name(),
-        "/runsc",
-        "/runc",
+        "kvm/runsc",
+        "sys/runsc",
+        "sys/runc",
         "target"
     );
     for m in METRICS {
         let v = |r: &Row| format!("{:.*}", m.decimals, (m.value)(r));
         let _ = writeln!(
             s,
-            "{:<37} {:>16} {:>16} {:>12} {:>9}x {:>9}x {:>8}",
+            "{:<37} {:>13} {:>16} {:>14} {:>10} {:>8}x {:>8}x {:>8}x {:>8}",
             m.name,
-            v(me),
+            v(kvm),
+            v(systrap),
             v(runsc),
             v(runc),
-            ratio((m.value)(me) / (m.value)(runsc)),
-            ratio((m.value)(me) / (m.value)(runc)),
+            ratio((m.value)(kvm) / (m.value)(runsc)),
+            ratio((m.value)(systrap) / (m.value)(runsc)),
+            ratio((m.value)(systrap) / (m.value)(runc)),
             m.target
         );
     }

@@ -3,6 +3,7 @@
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use super::sentry_security::SecurityArgs;
 use anyhow::{Context, bail};
@@ -11,6 +12,7 @@ use sentry_kvm::control::protocol::{MountSpec, PidNamespaceMode, Request};
 use sentry_kvm::control::{ControlClient, ControlServer};
 use sentry_kvm::gofer::GoferClient;
 use sentry_kvm::kernel::ipc::limits::{IpcLimits, IpcSetting};
+use sentry_kvm::platform::PlatformKind;
 use sentry_kvm::sandbox::{ContainerSpec, Network, Sandbox, SandboxConfig, Volume};
 
 #[derive(Subcommand)]
@@ -105,6 +107,11 @@ pub struct RunArgs {
     /// Guest memory of the sandbox, in MiB.
     #[arg(long, default_value_t = 2048)]
     pub memory: u64,
+    /// Where application code runs: `kvm` (a VM of the Sentry's, CPL3), `systrap` (stub
+    /// processes under seccomp; faster where KVM exits are slow, as on nested hosts) or `auto`
+    /// (whichever has the shorter syscall round trip here, measured at start).
+    #[arg(long, value_enum, env = "RINGFENCE_SENTRY_PLATFORM", default_value = "auto")]
+    pub platform: PlatformArg,
     /// Hostname inside the sandbox.
     #[arg(long, default_value = "sandbox")]
     pub hostname: String,
@@ -140,6 +147,11 @@ pub struct SandboxArgs {
     /// Guest memory of the sandbox, in MiB.
     #[arg(long, default_value_t = 2048)]
     pub memory: u64,
+    /// Where application code runs: `kvm` (a VM of the Sentry's, CPL3), `systrap` (stub
+    /// processes under seccomp; faster where KVM exits are slow, as on nested hosts) or `auto`
+    /// (whichever has the shorter syscall round trip here, measured at start).
+    #[arg(long, value_enum, env = "RINGFENCE_SENTRY_PLATFORM", default_value = "auto")]
+    pub platform: PlatformArg,
     #[arg(long, default_value = "sandbox")]
     pub hostname: String,
     /// `sandbox` (own namespace, loopback only), `host`, or a network namespace path.
@@ -182,6 +194,73 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum PlatformArg {
+    Auto,
+    Kvm,
+    Systrap,
+}
+
+/// Round trips each platform is measured with for `auto`.
+const AUTO_ROUND_TRIPS: u32 = 64;
+
+impl PlatformArg {
+    fn resolve(self) -> PlatformKind {
+        match self {
+            PlatformArg::Kvm => PlatformKind::Kvm,
+            PlatformArg::Systrap => PlatformKind::Systrap,
+            PlatformArg::Auto => {
+                if let Some(p) = remembered_choice() {
+                    return p;
+                }
+                let c = sentry_kvm::platform::choice::choose(AUTO_ROUND_TRIPS);
+                tracing::info!(platform = ?c.chosen, kvm = ?c.kvm, systrap = ?c.systrap, "platform chosen");
+                remember_choice(c.chosen);
+                c.chosen
+            }
+        }
+    }
+}
+
+/// Where `auto` keeps its choice, with the boot it was measured in: measuring both platforms
+/// takes tens of milliseconds, once per boot of the host.
+const CHOICE_FILE: &str = "/run/ringfence/sentry-platform";
+
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_owned())
+}
+
+fn remembered_choice() -> Option<PlatformKind> {
+    let text = std::fs::read_to_string(CHOICE_FILE).ok()?;
+    let (boot, platform) = text.trim().split_once(' ')?;
+    if Some(boot) != boot_id().as_deref() {
+        return None;
+    }
+    match platform {
+        "kvm" => Some(PlatformKind::Kvm),
+        "systrap" => Some(PlatformKind::Systrap),
+        _ => None,
+    }
+}
+
+/// Best effort: without the file, the next start measures again.
+fn remember_choice(p: PlatformKind) {
+    let Some(boot) = boot_id() else { return };
+    let name = match p {
+        PlatformKind::Kvm => "kvm",
+        PlatformKind::Systrap => "systrap",
+    };
+    let path = std::path::Path::new(CHOICE_FILE);
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let written = path.parent().is_some_and(|d| std::fs::create_dir_all(d).is_ok())
+        && std::fs::write(&tmp, format!("{boot} {name}\n")).is_ok()
+        && std::fs::rename(&tmp, path).is_ok();
+    if !written {
+        let _ = std::fs::remove_file(&tmp);
+        tracing::debug!("could not keep the platform choice in {CHOICE_FILE}");
+    }
+}
+
 fn network(spec: &str) -> Network {
     match spec {
         "sandbox" => Network::Isolated,
@@ -199,6 +278,7 @@ pub fn run(cmd: SentryCommand) -> anyhow::Result<ExitCode> {
                 hostname: args.hostname,
                 network: network(&args.network),
                 ipc: IpcLimits::with(&args.sysctls)?,
+                platform: args.platform.resolve(),
             };
             let sandbox = Sandbox::boot(&config)?;
             let server = ControlServer::bind(&args.control, sandbox.clone())
@@ -212,9 +292,30 @@ pub fn run(cmd: SentryCommand) -> anyhow::Result<ExitCode> {
         SentryCommand::Exec(args) => exec(args),
         SentryCommand::Run(args) => run_sandbox(args),
         SentryCommand::Check => {
-            let report = sentry_kvm::platform::kvm::selftest::run()
-                .context("the KVM platform self-test failed")?;
-            println!("{report}");
+            let kvm = sentry_kvm::platform::kvm::selftest::run();
+            match &kvm {
+                Ok(report) => println!("{report}"),
+                Err(e) => println!("KVM platform: not usable here: {e}"),
+            }
+            let c = sentry_kvm::platform::choice::choose(1000);
+            let show = |r: &Result<Duration, sentry_kvm::platform::PlatformError>| match r {
+                Ok(d) => format!("{:.1} µs", d.as_secs_f64() * 1e6),
+                Err(e) => format!("not usable ({e})"),
+            };
+            println!("systrap platform: syscall round trip {} (mean of 1000)", show(&c.systrap));
+            println!(
+                "auto chooses: {} (KVM {}, systrap {})",
+                match c.chosen {
+                    PlatformKind::Kvm => "kvm",
+                    PlatformKind::Systrap => "systrap",
+                },
+                show(&c.kvm),
+                show(&c.systrap)
+            );
+            if kvm.is_err() && c.systrap.is_err() {
+                anyhow::bail!("neither platform can run here");
+            }
+            remember_choice(c.chosen);
             Ok(ExitCode::SUCCESS)
         }
         SentryCommand::Gofer { root, writable } => {
@@ -257,6 +358,7 @@ fn run_sandbox(args: RunArgs) -> anyhow::Result<ExitCode> {
         hostname: args.hostname,
         network: network(&args.network),
         ipc: IpcLimits::with(&args.sysctls)?,
+        platform: args.platform.resolve(),
     };
     let mut volumes = Vec::new();
     for (v, (chan, child)) in args.volumes.iter().zip(volume_gofers(&args.volumes)?) {

@@ -10,8 +10,8 @@ use crate::kernel::pid::ProcInfo;
 use crate::kernel::run;
 use crate::kernel::task::{Completion, Task};
 use crate::kernel::thread_group::ThreadGroup;
+use crate::platform::Cpu;
 use crate::platform::UserContext;
-use crate::platform::kvm::Vcpu;
 use crate::waiter::Events;
 
 pub const CLONE_VM: u64 = 0x100;
@@ -78,7 +78,7 @@ pub struct CloneArgs {
 pub fn clone(
     task: &Arc<Task>,
     ctx: &UserContext,
-    vcpu: &mut Vcpu,
+    cpu: &mut dyn Cpu,
     args: CloneArgs,
 ) -> Result<i32, Errno> {
     let f = args.flags;
@@ -124,7 +124,7 @@ pub fn clone(
     let mm = if f & CLONE_VM != 0 { task.mm() } else { Arc::new(task.mm().fork()?) };
     let files = if f & CLONE_FILES != 0 { task.files() } else { task.files().fork() };
     let fs = if f & CLONE_FS != 0 { task.fs() } else { task.fs().fork() };
-    let fpu = vcpu.get_xsave().map_err(|_| Errno::EAGAIN)?;
+    let fpu = cpu.get_fpu().map_err(|_| Errno::EAGAIN)?;
 
     let mut tasks = kernel.tasks();
     let tid = tasks.alloc_id(&ns)?;

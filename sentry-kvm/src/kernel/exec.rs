@@ -10,8 +10,9 @@ use crate::creds::SetIds;
 use crate::kernel::task::Task;
 use crate::loader::{self, Program};
 use crate::mm::address_space::MemoryManager;
+use crate::platform::Cpu;
 use crate::platform::UserContext;
-use crate::platform::kvm::{Vcpu, layout};
+use crate::platform::kvm::layout;
 use crate::vfs::Location;
 use crate::vfs::file::File;
 use crate::vfs::notify::event::{IN_ACCESS, IN_OPEN};
@@ -174,7 +175,7 @@ pub fn commit(task: &Arc<Task>, p: Prepared) -> UserContext {
 pub fn execve(
     task: &Arc<Task>,
     ctx: &mut UserContext,
-    vcpu: &mut Vcpu,
+    cpu: &mut dyn Cpu,
     start: &Location,
     path: &[u8],
     argv: Vec<Vec<u8>>,
@@ -182,7 +183,7 @@ pub fn execve(
 ) -> Result<(), Errno> {
     let prepared = prepare(task, start, path, argv, envp)?;
     *ctx = commit(task, prepared);
-    vcpu.set_xsave(&task.kernel.clean_fpu).map_err(|_| Errno::EIO)?;
+    cpu.set_fpu(&task.kernel.clean_fpu).map_err(|_| Errno::EIO)?;
     Ok(())
 }
 

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use crate::mm::Physical;
-use crate::platform::kvm::Machine;
+use crate::platform::Platform;
 use crate::vfs::Location;
 use pid::TaskTable;
 use thread_group::ExitStatus;
@@ -54,7 +54,7 @@ pub struct KernelInfo {
 }
 
 pub struct Kernel {
-    pub machine: Arc<Machine>,
+    pub platform: Arc<dyn Platform>,
     pub phys: Arc<Physical>,
     pub tasks: Mutex<TaskTable>,
     pub root: Location,
@@ -84,13 +84,13 @@ pub struct Kernel {
 
 impl Kernel {
     pub fn new(
-        machine: Arc<Machine>,
+        platform: Arc<dyn Platform>,
         root: Location,
         info: KernelInfo,
         clean_fpu: kvm_bindings::kvm_xsave,
         time: crate::platform::kvm::tsc::TimeProbe,
     ) -> Arc<Kernel> {
-        let vdso = match vdso::Vdso::new(machine.phys(), time, info.cpus) {
+        let vdso = match vdso::Vdso::new(platform.phys(), time, info.cpus) {
             Ok(v) => Some(v),
             Err(e) => {
                 tracing::warn!("no vDSO for this sandbox: {e}");
@@ -101,8 +101,8 @@ impl Kernel {
         Arc::new_cyclic(|me| Kernel {
             vdso,
             devpts: tty::devpts::Devpts::new(me.clone()),
-            phys: machine.phys().clone(),
-            machine,
+            phys: platform.phys().clone(),
+            platform,
             tasks: Mutex::new(TaskTable::default()),
             root,
             info: Mutex::new(info),

@@ -10,8 +10,7 @@ use crate::kernel::signal::send::{force, group_exit};
 use crate::kernel::task::{Task, set_current};
 use crate::kernel::thread_group::ExitStatus;
 use crate::mm::address_space::{Access, FaultError};
-use crate::platform::kvm::Vcpu;
-use crate::platform::{Exit, UserContext};
+use crate::platform::{Cpu, Exit, UserContext};
 use crate::syscalls::{self, Outcome};
 
 /// Starts `task` on a new host thread.
@@ -34,18 +33,18 @@ fn run_task(task: Arc<Task>, mut ctx: UserContext, fpu: Option<kvm_bindings::kvm
     let host_tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
     task.host_tid.store(host_tid, std::sync::atomic::Ordering::Relaxed);
     let kernel = task.kernel.clone();
-    let code = match kernel.machine.acquire_vcpu() {
-        Ok(mut vcpu) => {
-            if !vcpu.tsc_aligned()
+    let code = match kernel.platform.acquire() {
+        Ok(mut cpu) => {
+            if !cpu.tsc_aligned()
                 && let Some(v) = &kernel.vdso
             {
                 v.disable_clock();
             }
             *task.kicker.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(vcpu.bind_current_thread());
+                Some(cpu.bind_current_thread());
             let state = fpu.unwrap_or_else(|| crate::platform::copy_fpu(&kernel.clean_fpu));
-            let code = match vcpu.set_xsave(&state) {
-                Ok(()) => run_loop(&task, &mut ctx, &mut vcpu),
+            let code = match cpu.set_fpu(&state) {
+                Ok(()) => run_loop(&task, &mut ctx, cpu.as_mut()),
                 Err(e) => {
                     tracing::error!("loading FPU state for task {}: {e}", task.tid());
                     group_exit(&task.tg(), ExitStatus::Signaled { sig: SIGKILL, core: false });
@@ -53,7 +52,7 @@ fn run_task(task: Arc<Task>, mut ctx: UserContext, fpu: Option<kvm_bindings::kvm
                 }
             };
             *task.kicker.lock().unwrap_or_else(|e| e.into_inner()) = None;
-            kernel.machine.release_vcpu(vcpu);
+            kernel.platform.release(cpu);
             code
         }
         Err(e) => {
@@ -67,7 +66,7 @@ fn run_task(task: Arc<Task>, mut ctx: UserContext, fpu: Option<kvm_bindings::kvm
 }
 
 /// Runs until the task exits; returns its exit(2) code.
-fn run_loop(task: &Arc<Task>, ctx: &mut UserContext, vcpu: &mut Vcpu) -> i32 {
+fn run_loop(task: &Arc<Task>, ctx: &mut UserContext, cpu: &mut dyn Cpu) -> i32 {
     let mut intr: Option<Interrupted> = None;
     let mut trap = Trap::default();
     loop {
@@ -75,12 +74,12 @@ fn run_loop(task: &Arc<Task>, ctx: &mut UserContext, vcpu: &mut Vcpu) -> i32 {
             crate::kernel::freezer::park(task);
         }
         if (task.waker.interrupted() || intr.is_some())
-            && let Next::Exit = deliver_pending(task, ctx, vcpu, intr.take(), trap)
+            && let Next::Exit = deliver_pending(task, ctx, cpu, intr.take(), trap)
         {
             return 0;
         }
         trap = Trap::default();
-        let exit = match vcpu.run(ctx) {
+        let exit = match cpu.run(ctx) {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(tid = task.tid(), "the guest failed: {e}");
@@ -92,7 +91,7 @@ fn run_loop(task: &Arc<Task>, ctx: &mut UserContext, vcpu: &mut Vcpu) -> i32 {
             Exit::Syscall => {
                 let nr = ctx.regs.rax;
                 task.activity.enter(nr, task.kernel.boot);
-                let outcome = syscalls::dispatch(task, ctx, vcpu);
+                let outcome = syscalls::dispatch(task, ctx, cpu);
                 task.activity.leave();
                 match outcome {
                     Outcome::Return(v) => ctx.regs.rax = v,

@@ -19,7 +19,7 @@ use crate::kernel::signal::pending::Pending;
 use crate::kernel::signal::send::{Origin, send_to_task};
 use crate::kernel::thread_group::ThreadGroup;
 use crate::mm::address_space::MemoryManager;
-use crate::platform::kvm::Kicker;
+use crate::platform::Kick;
 use crate::vfs::context::Context;
 use crate::vfs::fd_table::FdTable;
 use crate::waiter::{Waker, Woken};
@@ -57,7 +57,7 @@ pub struct Task {
     pub kernel: Arc<Kernel>,
     tg: Mutex<Arc<ThreadGroup>>,
     pub waker: Arc<Waker>,
-    pub kicker: Mutex<Option<Arc<Kicker>>>,
+    pub kicker: Mutex<Option<Arc<dyn Kick>>>,
     pub sig: Mutex<TaskSignals>,
     mm: Mutex<Arc<MemoryManager>>,
     fs: Mutex<Arc<FsContext>>,
@@ -306,7 +306,11 @@ impl Task {
         if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
             return 0;
         }
-        ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+        let app = match self.kicker.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some(k) => k.app_time().as_micros() as u64,
+            None => 0,
+        };
+        ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000 + app
     }
 }
 

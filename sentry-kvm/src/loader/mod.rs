@@ -16,7 +16,7 @@ use elf::{PF_R, PF_W, PF_X, PT_INTERP, PT_LOAD, PT_PHDR, ProgramHeader};
 /// Where position-independent executables are loaded (Linux's ELF_ET_DYN_BASE).
 pub const PIE_BASE: u64 = 0x5555_5555_4000;
 /// Top of the initial stack.
-pub const STACK_TOP: u64 = 0x7fff_ffff_f000;
+pub const STACK_TOP: u64 = crate::mm::address_space::TASK_SIZE;
 /// Initial size of the stack area; it grows down on faults.
 const STACK_INITIAL: u64 = 128 << 10;
 /// Bound on argv + envp strings (Linux allows a quarter of the stack rlimit).

@@ -16,12 +16,13 @@ use crate::mm::page_table::{PageTables, Pte};
 use crate::mm::vma::{Prot, Vma, VmaName};
 use crate::mm::{PAGE_SIZE, PhysAddr, Physical, VirtAddr, page_up};
 
-/// End of user space (exclusive), as on Linux x86-64 with 4-level paging.
-pub const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+/// End of user space (exclusive): 4 GiB below Linux's x86-64 limit, which leaves room above
+/// for the systrap platform's stub code and pages at the same place in every process.
+pub const TASK_SIZE: u64 = 0x7fff_0000_0000;
 /// Lowest address mmap hands out or accepts with MAP_FIXED (vm.mmap_min_addr).
 pub const MMAP_MIN_ADDR: u64 = 0x10000;
 /// mmap allocates top-down from here; the stack lives above.
-pub const MMAP_BASE: u64 = 0x7fff_f000_0000;
+pub const MMAP_BASE: u64 = TASK_SIZE - 0x1000_0000;
 /// Mappings up to this many pages are populated when created; larger ones on demand.
 const EAGER_PAGES: u64 = 64;
 /// Pages populated around a demand fault.
@@ -249,6 +250,9 @@ impl MemoryManager {
             st.vmas.remove(&k);
         }
         let taken = st.pt.take_range(&self.phys, VirtAddr(start), VirtAddr(end));
+        if !taken.is_empty() {
+            self.phys.mirror_invalidate(st.pt.root(), start, end);
+        }
         let frames: Vec<PhysAddr> = taken.iter().map(|(_, p)| p.frame()).collect();
         self.phys.unmap_frames(&frames);
     }
@@ -297,6 +301,9 @@ impl MemoryManager {
                     downgraded.push(pte.frame());
                 }
             }
+        }
+        if !downgraded.is_empty() {
+            self.phys.mirror_invalidate(st.pt.root(), addr, end);
         }
         self.phys.invalidate(&downgraded);
         st.merge_range(addr, end);
@@ -401,6 +408,7 @@ impl MemoryManager {
             st.pt.map(&self.phys, VirtAddr(dest + (va.0 - old)), pte).map_err(|_| Errno::ENOMEM)?;
             frames.push(pte.frame());
         }
+        self.phys.mirror_invalidate(st.pt.root(), old, old + keep);
         self.phys.invalidate(&frames);
         st.vmas.insert(dest, moved);
         // Whatever of the old range was not carried over goes away.
@@ -416,6 +424,9 @@ impl MemoryManager {
             return Err(Errno::ENOMEM);
         }
         let taken = st.pt.take_range(&self.phys, VirtAddr(addr), VirtAddr(end));
+        if !taken.is_empty() {
+            self.phys.mirror_invalidate(st.pt.root(), addr, end);
+        }
         let frames: Vec<PhysAddr> = taken.iter().map(|(_, p)| p.frame()).collect();
         self.phys.unmap_frames(&frames);
         Ok(())
@@ -529,6 +540,7 @@ impl MemoryManager {
         st.pt
             .map(phys, VirtAddr(page), Pte::for_prot(copy, vma.prot, true))
             .map_err(|_| FaultError::OutOfMemory)?;
+        phys.mirror_invalidate(st.pt.root(), page, page + PAGE_SIZE);
         phys.unmap_frames(&[old]);
         Ok(())
     }
@@ -734,6 +746,9 @@ impl MemoryManager {
                 cst.pt.map(&self.phys, va, pte).map_err(|_| Errno::ENOMEM)?;
             }
         }
+        if !downgraded.is_empty() {
+            self.phys.mirror_invalidate(st.pt.root(), 0, TASK_SIZE);
+        }
         self.phys.invalidate(&downgraded);
         drop(cst);
         Ok(child)
@@ -757,6 +772,9 @@ impl Drop for MemoryManager {
     fn drop(&mut self) {
         let phys = self.phys.clone();
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = &phys.mirror {
+            m.dropped(st.pt.root());
+        }
         let mut frames = Vec::new();
         st.pt.for_each_present(&phys, VirtAddr(0), VirtAddr(TASK_SIZE), &mut |_, pte| {
             frames.push(pte.frame())

@@ -41,9 +41,26 @@ pub struct Physical {
     pub mem: PhysMemory,
     pub frames: FrameAllocator,
     pub flush: Arc<dyn TranslationFlush>,
+    /// Where address spaces are also mapped by virtual address (the systrap platform's stub
+    /// processes); None where the page tables are all there is (KVM).
+    pub mirror: Option<Arc<dyn Mirror>>,
+}
+
+/// Told of every change to an address space that takes a translation away or changes it, before
+/// the frames concerned are freed; and of the address space's end.
+pub trait Mirror: Send + Sync {
+    fn invalidate(&self, root: PhysAddr, start: u64, end: u64);
+    fn dropped(&self, root: PhysAddr);
 }
 
 impl Physical {
+    /// Passes an address space's changed range to the mirror, if there is one.
+    pub fn mirror_invalidate(&self, root: PhysAddr, start: u64, end: u64) {
+        if let Some(m) = &self.mirror {
+            m.invalidate(root, start, end);
+        }
+    }
+
     pub fn alloc_frame(&self) -> Result<PhysAddr, OutOfFrames> {
         self.frames.alloc(self.flush.as_ref())
     }

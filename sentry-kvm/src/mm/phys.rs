@@ -71,6 +71,12 @@ impl PhysMemory {
         self.size
     }
 
+    /// The memfd itself (stub processes map frames from it).
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.memfd.as_fd()
+    }
+
     /// Host address of guest-physical address 0 (for the KVM memslot).
     pub fn host_base(&self) -> u64 {
         self.base.as_ptr() as u64

@@ -25,8 +25,8 @@ use crate::abi::errno::SysResult;
 use crate::abi::stat::AT_FDCWD;
 use crate::kernel::task::Task;
 use crate::mm::address_space::MemoryManager;
+use crate::platform::Cpu;
 use crate::platform::UserContext;
-use crate::platform::kvm::Vcpu;
 use crate::vfs::Location;
 use crate::vfs::file::File;
 use crate::vfs::path::{Last, PATH_MAX, Resolver};
@@ -46,7 +46,7 @@ pub enum Outcome {
 pub struct Call<'a> {
     pub task: &'a Arc<Task>,
     pub ctx: &'a mut UserContext,
-    pub vcpu: &'a mut Vcpu,
+    pub cpu: &'a mut dyn Cpu,
     pub args: [u64; 6],
     /// Set by handlers whose outcome is not a plain return value.
     pub special: Option<Outcome>,
@@ -137,7 +137,7 @@ impl Call<'_> {
 }
 
 /// Handles the syscall whose number is in rax.
-pub fn dispatch(task: &Arc<Task>, ctx: &mut UserContext, vcpu: &mut Vcpu) -> Outcome {
+pub fn dispatch(task: &Arc<Task>, ctx: &mut UserContext, cpu: &mut dyn Cpu) -> Outcome {
     let nr = ctx.regs.rax;
     let r = &ctx.regs;
     let args = [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9];
@@ -156,7 +156,7 @@ pub fn dispatch(task: &Arc<Task>, ctx: &mut UserContext, vcpu: &mut Vcpu) -> Out
         }
         return Outcome::Error(Errno::ENOSYS);
     };
-    let mut call = Call { task, ctx, vcpu, args, special: None };
+    let mut call = Call { task, ctx, cpu, args, special: None };
     let result: SysResult = handler(&mut call);
     if tracing::enabled!(tracing::Level::TRACE) {
         tracing::trace!(

@@ -90,7 +90,7 @@ pub fn arch_prctl(c: &mut Call) -> SysResult {
 
 fn do_clone(c: &mut Call, args: CloneArgs) -> SysResult {
     let ctx = *c.ctx;
-    clone::clone(c.task, &ctx, c.vcpu, args).map(|tid| tid as u64)
+    clone::clone(c.task, &ctx, c.cpu, args).map(|tid| tid as u64)
 }
 
 pub fn clone(c: &mut Call) -> SysResult {
@@ -193,7 +193,7 @@ fn do_execve(
     } else {
         c.start_dir(dirfd)?
     };
-    exec::execve(c.task, c.ctx, c.vcpu, &start, &path, argv, envp)?;
+    exec::execve(c.task, c.ctx, c.cpu, &start, &path, argv, envp)?;
     c.special = Some(Outcome::Registers);
     Ok(0)
 }
@@ -660,7 +660,7 @@ pub fn getcpu(c: &mut Call) -> SysResult {
     let ncpus = c.task.kernel.info().cpus.max(1);
     let cpu = match c.task.kernel.vdso.as_ref().map(|v| v.cpu_number()) {
         Some(CpuNumber::HostCpu) => host_cpu().map_or(0, |cpu| cpu % ncpus),
-        Some(CpuNumber::VcpuIndex) => (c.vcpu.index() % u64::from(ncpus)) as u32,
+        Some(CpuNumber::VcpuIndex) => (c.cpu.index() % u64::from(ncpus)) as u32,
         _ => 0,
     };
     for (i, v) in [cpu, 0].into_iter().enumerate() {

@@ -105,8 +105,8 @@ pub fn rt_sigreturn(c: &mut Call) -> SysResult {
             );
         }
         // A corrupted FPU image (e.g. reserved MXCSR bits) falls back to a clean state.
-        if c.vcpu.set_xsave(&x).is_err() {
-            let _ = c.vcpu.set_xsave(&c.task.kernel.clean_fpu);
+        if c.cpu.set_fpu(&x).is_err() {
+            let _ = c.cpu.set_fpu(&c.task.kernel.clean_fpu);
         }
     }
     let old = {

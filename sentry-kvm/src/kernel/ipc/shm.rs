@@ -389,16 +389,26 @@ pub fn attachment_of(v: &crate::mm::vma::Vma) -> Option<(i32, u64)> {
 /// still shares it (vfork): attach counts drop as the process exits, not when its memory is
 /// finally freed.
 pub fn detach_all(task: &crate::kernel::task::Task) {
-    let mm = task.mm();
+    detach_from(&task.mm(), task);
+}
+
+/// Detaches the segments of `mm`, the address space `task`'s process had before exec replaced
+/// it (unless another process still shares it, a vfork parent), with the detach time and
+/// process, as each detach does.
+pub fn exec_detached(mm: &Arc<MemoryManager>, task: &crate::kernel::task::Task) {
+    detach_from(mm, task);
+}
+
+fn detach_from(mm: &Arc<MemoryManager>, task: &crate::kernel::task::Task) {
     // Asked of the live tasks rather than of the references to it, which others take for a
-    // moment (a vCPU, /proc): one of those at the wrong time left the attachments to the
-    // memory's eventual release, without their detach time.
+    // moment (a vCPU, /proc, a parent returning from fork): one of those at the wrong time left
+    // the attachments to the memory's eventual release, without their detach time.
     let shared = task
         .kernel
         .tasks()
         .threads
         .values()
-        .any(|t| !std::ptr::eq(Arc::as_ptr(t), task) && Arc::ptr_eq(&t.mm(), &mm));
+        .any(|t| !std::ptr::eq(Arc::as_ptr(t), task) && Arc::ptr_eq(&t.mm(), mm));
     if shared {
         return;
     }
@@ -410,17 +420,6 @@ pub fn detach_all(task: &crate::kernel::task::Task) {
     for (start, end, _) in &areas {
         let _ = mm.munmap(*start, end - start);
     }
-    record_detaches(&areas, task);
-}
-
-/// Records that `task`'s process left the segments of `mm` (exec replaces the address
-/// space): the detach time and process, as each detach does.
-pub fn exec_detached(mm: &MemoryManager, task: &crate::kernel::task::Task) {
-    let areas: Vec<(u64, u64, i32)> = mm
-        .areas()
-        .iter()
-        .filter_map(|v| attachment_of(v).map(|(id, _)| (v.start, v.end, id)))
-        .collect();
     record_detaches(&areas, task);
 }
 

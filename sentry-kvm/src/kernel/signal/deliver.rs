@@ -10,8 +10,8 @@ use crate::kernel::signal::frame::{self, FrameSetup, XSAVE_BYTES};
 use crate::kernel::signal::send::{self, force, group_exit};
 use crate::kernel::task::Task;
 use crate::kernel::thread_group::{ExitStatus, JobEvent};
+use crate::platform::Cpu;
 use crate::platform::UserContext;
-use crate::platform::kvm::Vcpu;
 
 /// A syscall that was interrupted and may be restarted.
 #[derive(Clone, Copy, Debug)]
@@ -51,7 +51,7 @@ fn restart_without_handler(ctx: &mut UserContext, intr: &mut Option<Interrupted>
 pub fn deliver_pending(
     task: &Arc<Task>,
     ctx: &mut UserContext,
-    vcpu: &mut Vcpu,
+    cpu: &mut dyn Cpu,
     mut intr: Option<Interrupted>,
     trap: Trap,
 ) -> Next {
@@ -135,7 +135,7 @@ pub fn deliver_pending(
                 _ => {}
             }
         }
-        if let Err(e) = setup_frame(task, ctx, vcpu, &info, &action, trap) {
+        if let Err(e) = setup_frame(task, ctx, cpu, &info, &action, trap) {
             tracing::debug!(sig, "signal frame could not be written: {e}");
             force(task, SigInfo::kernel(SIGSEGV));
             if sig == SIGSEGV {
@@ -159,7 +159,7 @@ pub fn deliver_pending(
 fn setup_frame(
     task: &Arc<Task>,
     ctx: &mut UserContext,
-    vcpu: &mut Vcpu,
+    cpu: &mut dyn Cpu,
     info: &SigInfo,
     action: &SigAction,
     trap: Trap,
@@ -173,7 +173,7 @@ fn setup_frame(
         && altstack.size != 0
         && altstack.flags & SS_DISABLE == 0
         && !altstack.contains(ctx.regs.rsp);
-    let xsave = vcpu.get_xsave().map_err(|_| Errno::EFAULT)?;
+    let xsave = cpu.get_fpu().map_err(|_| Errno::EFAULT)?;
     // SAFETY: kvm_xsave is a plain array of u32 (4096 bytes); viewing it as bytes is sound.
     let fpu =
         unsafe { std::slice::from_raw_parts(xsave.region.as_ptr().cast::<u8>(), XSAVE_BYTES) };
@@ -193,7 +193,7 @@ fn setup_frame(
     let regs = frame::build(&task.mm(), &setup)?;
     ctx.regs = regs;
     // The handler runs with a fresh FPU state, as on Linux.
-    vcpu.set_xsave(&task.kernel.clean_fpu).map_err(|_| Errno::EFAULT)?;
+    cpu.set_fpu(&task.kernel.clean_fpu).map_err(|_| Errno::EFAULT)?;
     let mut s = task.sig();
     let mut mask = SigSet(old_mask.0 | action.mask.0);
     if action.flags & SA_NODEFER == 0 {

@@ -189,7 +189,8 @@ mod tests {
     fn vvar() -> Arc<Vvar> {
         let mem = PhysMemory::new(4 * PAGE_SIZE).unwrap();
         let frames = FrameAllocator::new(PhysAddr(0), mem.size());
-        Vvar::new(Arc::new(Physical { mem, frames, flush: Arc::new(NoFlush) }), 2).unwrap()
+        Vvar::new(Arc::new(Physical { mem, frames, flush: Arc::new(NoFlush), mirror: None }), 2)
+            .unwrap()
     }
 
     /// The TSC frequency against the host's raw clock over 20 ms (a rough start, as KVM's

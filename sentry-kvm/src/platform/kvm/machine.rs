@@ -13,7 +13,7 @@ use super::vcpu::Vcpu;
 use crate::mm::frames::{FrameAllocator, TranslationFlush};
 use crate::mm::phys::PhysMemory;
 use crate::mm::{PAGE_SIZE, PhysAddr, Physical};
-use crate::platform::PlatformError;
+use crate::platform::{Cpu, Platform, PlatformError};
 
 /// Guest-physical memory must stay below the address given to KVM_SET_TSS_ADDR.
 const TSS_ADDR: u64 = 0xfffb_d000;
@@ -112,7 +112,7 @@ impl Machine {
             lock: Mutex::new(()),
         });
         let frames = FrameAllocator::new(PhysAddr(REGION_SIZE), mem.size());
-        let phys = Arc::new(Physical { mem, frames, flush });
+        let phys = Arc::new(Physical { mem, frames, flush, mirror: None });
         trampoline::init_region(&phys);
 
         let mut cpuid =
@@ -158,6 +158,23 @@ impl Machine {
 
     pub fn release_vcpu(&self, vcpu: Vcpu) {
         self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(vcpu);
+    }
+}
+
+impl Platform for Machine {
+    fn phys(&self) -> &Arc<Physical> {
+        &self.phys
+    }
+
+    fn acquire(&self) -> Result<Box<dyn Cpu>, PlatformError> {
+        Ok(Box::new(self.acquire_vcpu()?))
+    }
+
+    fn release(&self, cpu: Box<dyn Cpu>) {
+        // Only this platform's own vCPUs come back here.
+        if let Ok(vcpu) = (cpu as Box<dyn std::any::Any>).downcast::<Vcpu>() {
+            self.release_vcpu(*vcpu);
+        }
     }
 }
 

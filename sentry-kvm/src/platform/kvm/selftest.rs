@@ -7,7 +7,7 @@ use super::tsc::{CpuNumber, TimeProbe};
 use super::{Machine, layout};
 use crate::mm::page_table::{PageTables, Pte};
 use crate::mm::{PAGE_SIZE, VirtAddr};
-use crate::platform::{Exit, PlatformError, UserContext};
+use crate::platform::{Cpu, Exit, PlatformError, UserContext};
 
 pub struct SelfTestReport {
     pub vcpus: u64,

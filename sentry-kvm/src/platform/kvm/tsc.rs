@@ -12,7 +12,7 @@ use super::layout;
 use super::vcpu::{Vcpu, msr};
 use crate::mm::page_table::{PageTables, Pte};
 use crate::mm::{PAGE_SIZE, Physical, VirtAddr};
-use crate::platform::{Exit, PlatformError, UserContext};
+use crate::platform::{Cpu, Exit, PlatformError, UserContext};
 
 const MSR_IA32_TSC: u32 = 0x10;
 pub const MSR_TSC_AUX: u32 = 0xc000_0103;

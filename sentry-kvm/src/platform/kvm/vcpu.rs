@@ -9,7 +9,7 @@ use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
 use super::layout::*;
 use super::trampoline::{self, StubExit};
 use crate::mm::{PhysAddr, Physical};
-use crate::platform::{Exit, PlatformError, UserContext};
+use crate::platform::{Cpu, Exit, Fpu, Kick, PlatformError, UserContext};
 
 const MSR_STAR: u32 = 0xc000_0081;
 const MSR_LSTAR: u32 = 0xc000_0082;
@@ -62,9 +62,9 @@ pub struct Kicker {
     immediate_exit: AtomicPtr<u8>,
 }
 
-impl Kicker {
+impl Kick for Kicker {
     /// Makes the current or next KVM_RUN of the vCPU return as `Exit::Interrupted`.
-    pub fn kick(&self) {
+    fn kick(&self) {
         let p = self.immediate_exit.load(Ordering::Acquire);
         // SAFETY: `p` points into the vCPU's kvm_run mapping, which lives as long as the vCPU
         // and thus as long as any `Kicker` handed out for it (vCPUs are never destroyed before
@@ -162,15 +162,6 @@ impl Vcpu {
         Ok(vcpu)
     }
 
-    pub fn index(&self) -> u64 {
-        self.index
-    }
-
-    /// Whether application code on this vCPU reads the host's TSC (the vDSO's clock).
-    pub fn tsc_aligned(&self) -> bool {
-        self.tsc_aligned
-    }
-
     /// The TSC frequency KVM gives this vCPU.
     pub fn tsc_khz(&self) -> Option<u32> {
         self.fd.get_tsc_khz().ok()
@@ -183,63 +174,6 @@ impl Vcpu {
             .is_some_and(|m| self.fd.set_msrs(&m).is_ok_and(|n| n == 1));
         if !set {
             tracing::debug!("KVM did not take TSC_AUX {value:#x}");
-        }
-    }
-
-    /// Binds the vCPU to the calling thread for kicks; returns the handle other threads use.
-    pub fn bind_current_thread(&self) -> Arc<Kicker> {
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
-        self.kicker.tid.store(tid, Ordering::Release);
-        self.kicker.clone()
-    }
-
-    /// Runs application code with `ctx` until the next event, updating `ctx` to the
-    /// application's state at that event.
-    pub fn run(&mut self, ctx: &mut UserContext) -> Result<Exit, PlatformError> {
-        self.sregs.cr3 = ctx.cr3;
-        self.sregs.fs.base = ctx.fs_base;
-        self.sregs.gs.base = ctx.gs_base;
-        self.sregs.cs = user_code();
-        self.sregs.ss = user_data(USER_DS);
-        {
-            // Registers travel through the shared kvm_run page: no ioctl per exit for them.
-            let sync = self.fd.sync_regs_mut();
-            sync.regs = ctx.regs;
-            sync.sregs = self.sregs;
-        }
-        self.fd.set_sync_dirty_reg(SyncReg::Register);
-        self.fd.set_sync_dirty_reg(SyncReg::SystemRegister);
-        self.fd.set_sync_valid_reg(SyncReg::Register);
-        loop {
-            let exit = match self.fd.run() {
-                Ok(VcpuExit::IoOut(..)) | Ok(VcpuExit::IoIn(..)) => {
-                    let regs = self.fd.sync_regs().regs;
-                    self.stub_exit(regs, ctx)?
-                }
-                Ok(VcpuExit::Intr) => None,
-                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => None,
-                Ok(other) => {
-                    let what = format!("{other:?}");
-                    let rip = self.fd.get_regs().map(|r| r.rip).unwrap_or(0);
-                    return Err(PlatformError::UnexpectedExit(format!("{what} at rip {rip:#x}")));
-                }
-                Err(e) => return Err(PlatformError::Kvm(e)),
-            };
-            if let Some(exit) = exit {
-                return Ok(exit);
-            }
-            self.fd.get_kvm_run().immediate_exit = 0;
-            let regs = self.fd.sync_regs().regs;
-            // A kick that lands inside the entry stubs (CPL0, between the application's
-            // `syscall` or fault and the stub's exit) leaves no application state to resume:
-            // those registers are the stub's. Let the stub reach its exit; the kick is seen
-            // on the way back to application code.
-            if regs.rip >= KERNEL_VIRT_BASE {
-                continue;
-            }
-            ctx.regs = regs;
-            return Ok(Exit::Interrupted);
         }
     }
 
@@ -308,13 +242,81 @@ impl Vcpu {
         let phys = PhysAddr(rsp - KERNEL_VIRT_BASE);
         Ok((0..n).map(|i| self.phys.mem.read_u64(PhysAddr(phys.0 + 8 * i as u64))).collect())
     }
+}
+
+impl Cpu for Vcpu {
+    /// Binds the vCPU to the calling thread for kicks; returns the handle other threads use.
+    fn bind_current_thread(&self) -> Arc<dyn Kick> {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+        self.kicker.tid.store(tid, Ordering::Release);
+        self.kicker.clone()
+    }
+
+    /// Runs application code with `ctx` until the next event, updating `ctx` to the
+    /// application's state at that event.
+    fn run(&mut self, ctx: &mut UserContext) -> Result<Exit, PlatformError> {
+        self.sregs.cr3 = ctx.cr3;
+        self.sregs.fs.base = ctx.fs_base;
+        self.sregs.gs.base = ctx.gs_base;
+        self.sregs.cs = user_code();
+        self.sregs.ss = user_data(USER_DS);
+        {
+            // Registers travel through the shared kvm_run page: no ioctl per exit for them.
+            let sync = self.fd.sync_regs_mut();
+            sync.regs = ctx.regs;
+            sync.sregs = self.sregs;
+        }
+        self.fd.set_sync_dirty_reg(SyncReg::Register);
+        self.fd.set_sync_dirty_reg(SyncReg::SystemRegister);
+        self.fd.set_sync_valid_reg(SyncReg::Register);
+        loop {
+            let exit = match self.fd.run() {
+                Ok(VcpuExit::IoOut(..)) | Ok(VcpuExit::IoIn(..)) => {
+                    let regs = self.fd.sync_regs().regs;
+                    self.stub_exit(regs, ctx)?
+                }
+                Ok(VcpuExit::Intr) => None,
+                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => None,
+                Ok(other) => {
+                    let what = format!("{other:?}");
+                    let rip = self.fd.get_regs().map(|r| r.rip).unwrap_or(0);
+                    return Err(PlatformError::UnexpectedExit(format!("{what} at rip {rip:#x}")));
+                }
+                Err(e) => return Err(PlatformError::Kvm(e)),
+            };
+            if let Some(exit) = exit {
+                return Ok(exit);
+            }
+            self.fd.get_kvm_run().immediate_exit = 0;
+            let regs = self.fd.sync_regs().regs;
+            // A kick that lands inside the entry stubs (CPL0, between the application's
+            // `syscall` or fault and the stub's exit) leaves no application state to resume:
+            // those registers are the stub's. Let the stub reach its exit; the kick is seen
+            // on the way back to application code.
+            if regs.rip >= KERNEL_VIRT_BASE {
+                continue;
+            }
+            ctx.regs = regs;
+            return Ok(Exit::Interrupted);
+        }
+    }
+
+    fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// Whether application code on this vCPU reads the host's TSC (the vDSO's clock).
+    fn tsc_aligned(&self) -> bool {
+        self.tsc_aligned
+    }
 
     /// The FPU/SSE/AVX state, in XSAVE layout.
-    pub fn get_xsave(&self) -> Result<kvm_bindings::kvm_xsave, PlatformError> {
+    fn get_fpu(&self) -> Result<Fpu, PlatformError> {
         self.fd.get_xsave().map_err(PlatformError::Kvm)
     }
 
-    pub fn set_xsave(&self, state: &kvm_bindings::kvm_xsave) -> Result<(), PlatformError> {
+    fn set_fpu(&mut self, state: &Fpu) -> Result<(), PlatformError> {
         // SAFETY: a kvm_xsave obtained from KVM_GET_XSAVE (or a copy of one with edited
         // legacy fields) is the size the ioctl expects.
         unsafe { self.fd.set_xsave(state) }.map_err(PlatformError::Kvm)

@@ -1023,7 +1023,7 @@ mod tests {
     fn overlay(dir: &Path) -> (Arc<OverlayFs>, Arc<Node>, Arc<AtomicUsize>) {
         let mem = PhysMemory::new(16 * PAGE_SIZE).unwrap();
         let frames = FrameAllocator::new(PhysAddr(0), mem.size());
-        let phys = Arc::new(Physical { mem, frames, flush: Arc::new(NoFlush) });
+        let phys = Arc::new(Physical { mem, frames, flush: Arc::new(NoFlush), mirror: None });
         let (ours, theirs) = crate::gofer::wire::socketpair().unwrap();
         let served = Arc::new(AtomicUsize::new(0));
         crate::gofer::server::serve_in_thread(dir, theirs, served.clone());
