@@ -136,7 +136,9 @@ impl FrameAllocator {
         }
         let mut st = self.lock();
         st.in_use -= freed.len() as u64;
-        st.free.extend(freed);
+        // Highest first, so that allocations pop them in ascending order: a mapping filled page
+        // by page then gets contiguous frames, which a stub process maps with one mmap.
+        st.free.extend(freed.into_iter().rev());
         Ok(kept)
     }
 

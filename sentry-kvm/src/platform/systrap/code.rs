@@ -11,6 +11,49 @@ use std::arch::global_asm;
 
 use super::layout::{self, msg, state};
 
+/// Waits on the state word of the message page at r12 while it holds eax (FUTEX_WAIT, shared).
+macro_rules! futex_wait {
+    () => {
+        concat!(
+            "  mov edx, eax\n",
+            "  mov eax, 202\n",
+            "  lea rdi, [r12 + {state}]\n",
+            "  xor esi, esi\n",
+            "  xor r10d, r10d\n",
+            "  syscall",
+        )
+    };
+}
+
+/// Wakes the Sentry thread waiting on the state word of the message page at r12.
+macro_rules! futex_wake {
+    () => {
+        concat!(
+            "  mov eax, 202\n",
+            "  lea rdi, [r12 + {state}]\n",
+            "  mov esi, 1\n",
+            "  mov edx, 1\n",
+            "  syscall",
+        )
+    };
+}
+
+/// Makes the syscall in the message page at r12 (number, then six arguments).
+macro_rules! page_syscall {
+    () => {
+        concat!(
+            "  mov rax, [r12 + {call_args}]\n",
+            "  mov rdi, [r12 + {call_args} + 8]\n",
+            "  mov rsi, [r12 + {call_args} + 16]\n",
+            "  mov rdx, [r12 + {call_args} + 24]\n",
+            "  mov r10, [r12 + {call_args} + 32]\n",
+            "  mov r8, [r12 + {call_args} + 40]\n",
+            "  mov r9, [r12 + {call_args} + 48]\n",
+            "  syscall",
+        )
+    };
+}
+
 global_asm!(
     ".pushsection .text.ringfence_stub, \"ax\"",
     ".p2align 12",
@@ -96,31 +139,15 @@ global_asm!(
     // Ready: serve the Sentry's requests.
     "  mov dword ptr [r12 + {state}], {done}",
     "4:",
-    "  mov eax, 202",
-    "  lea rdi, [r12 + {state}]",
-    "  mov esi, 1",
-    "  mov edx, 1",
-    "  syscall",
+    futex_wake!(),
     "5:",
     "  mov eax, [r12 + {state}]",
     "  cmp eax, {call}",
     "  je 6f",
-    "  mov edx, eax",
-    "  mov eax, 202",
-    "  lea rdi, [r12 + {state}]",
-    "  xor esi, esi",
-    "  xor r10d, r10d",
-    "  syscall",
+    futex_wait!(),
     "  jmp 5b",
     "6:",
-    "  mov rax, [r12 + {call_args}]",
-    "  mov rdi, [r12 + {call_args} + 8]",
-    "  mov rsi, [r12 + {call_args} + 16]",
-    "  mov rdx, [r12 + {call_args} + 24]",
-    "  mov r10, [r12 + {call_args} + 32]",
-    "  mov r8, [r12 + {call_args} + 40]",
-    "  mov r9, [r12 + {call_args} + 48]",
-    "  syscall",
+    page_syscall!(),
     // A new thread returns here too, with rax 0 and its own stack.
     "  cmp qword ptr [r12 + {call_args}], 56",
     "  jne 7f",
@@ -178,11 +205,7 @@ global_asm!(
     "  mov [r12 + {fs_seen}], rax",
     "  mov dword ptr [r12 + {state}], {trapped}",
     "10:",
-    "  mov eax, 202",
-    "  lea rdi, [r12 + {state}]",
-    "  mov esi, 1",
-    "  mov edx, 1",
-    "  syscall",
+    futex_wake!(),
     "11:",
     "  mov eax, [r12 + {state}]",
     "  cmp eax, {resume}",
@@ -191,22 +214,10 @@ global_asm!(
     "  je 12f",
     "  cmp eax, {map}",
     "  je 18f",
-    "  mov edx, eax",
-    "  mov eax, 202",
-    "  lea rdi, [r12 + {state}]",
-    "  xor esi, esi",
-    "  xor r10d, r10d",
-    "  syscall",
+    futex_wait!(),
     "  jmp 11b",
     "12:",
-    "  mov rax, [r12 + {call_args}]",
-    "  mov rdi, [r12 + {call_args} + 8]",
-    "  mov rsi, [r12 + {call_args} + 16]",
-    "  mov rdx, [r12 + {call_args} + 24]",
-    "  mov r10, [r12 + {call_args} + 32]",
-    "  mov r8, [r12 + {call_args} + 40]",
-    "  mov r9, [r12 + {call_args} + 48]",
-    "  syscall",
+    page_syscall!(),
     "  mov [r12 + {result}], rax",
     "  mov dword ptr [r12 + {state}], {done}",
     "  jmp 10b",

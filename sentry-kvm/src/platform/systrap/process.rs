@@ -1,6 +1,7 @@
 //! One stub process per address space: its region (shared with the Sentry), its control
 //! thread's requests, its application threads' slots, and its end.
 
+use std::collections::BTreeSet;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -184,9 +185,9 @@ pub struct StubProcess {
     pub region: Region,
     /// Serialises the control thread's requests; holds the CPU it is pinned to (-1: none).
     control: Mutex<i32>,
-    /// Held while a mapping is made from a page-table entry and while mappings are dropped,
-    /// so that no stale entry is mapped after its invalidation.
-    pub map_lock: Mutex<()>,
+    /// The pages the stub maps. Held while a mapping is made from a page-table entry and while
+    /// mappings are dropped, so that no stale entry is mapped after its invalidation.
+    pub map_lock: Mutex<BTreeSet<u64>>,
     slots: Mutex<Vec<bool>>,
 }
 
@@ -243,7 +244,7 @@ impl StubProcess {
             pid,
             region,
             control: Mutex::new(-1),
-            map_lock: Mutex::new(()),
+            map_lock: Mutex::new(BTreeSet::new()),
             slots: Mutex::new(slots),
         };
         let started = Instant::now();
@@ -338,7 +339,14 @@ impl StubProcess {
         if start >= end {
             return;
         }
-        let _g = self.map_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut mapped = self.map_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let gone: Vec<u64> = mapped.range(start..end).copied().collect();
+        if gone.is_empty() {
+            return;
+        }
+        for page in gone {
+            mapped.remove(&page);
+        }
         match self.control_call(libc::SYS_munmap, [start, end - start, 0, 0, 0, 0]) {
             Ok(0) => {}
             r => tracing::error!(pid = self.pid, "stub munmap {start:#x}..{end:#x}: {r:?}"),

@@ -21,8 +21,10 @@ const FXSAVE_SIZE: usize = 512;
 const XSAVE_HEADER_END: usize = 576;
 const PF_WRITE: u64 = 1 << 1;
 const PF_FETCH: u64 = 1 << 4;
-/// Pages a fault maps at once: the aligned window around it (at most `msg::BATCH_MAX` runs).
-const AROUND: u64 = 32;
+/// Pages a fault maps at once: the aligned window around it (at most one run each).
+const AROUND: u64 = 64;
+/// A page mapped this many times in a row and still faulting is a bug, not progress.
+const REFAULT_LIMIT: u32 = 8;
 
 /// Who to interrupt: the stub thread running this CPU's application code, if any; and how
 /// long application code ran there.
@@ -146,7 +148,7 @@ impl StubCpu {
             return Ok(false);
         }
         let page = addr & !(PAGE_SIZE - 1);
-        let _g = a.stub.map_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut mapped = a.stub.map_lock.lock().unwrap_or_else(|e| e.into_inner());
         let phys = &self.shared.phys;
         let table = PageTables::bare(PhysAddr(a.root));
         let prot_of = |va: u64| -> Option<(u64, u64)> {
@@ -169,14 +171,16 @@ impl StubCpu {
         {
             return Ok(false);
         }
-        // The aligned window around the page; runs of contiguous frames with the same rights
-        // become one mapping.
+        // The aligned window around the page, but for what the stub maps already (the faulting
+        // page itself may be there with fewer rights than its entry now gives); runs of
+        // contiguous frames with the same rights become one mapping.
         let start = page & !(AROUND * PAGE_SIZE - 1);
         let end = (start + AROUND * PAGE_SIZE).min(layout::BASE);
         let mut maps: Vec<(u64, u64, u64, u64)> = Vec::new();
         let mut va = start;
         while va < end {
-            if let Some((frame, prot)) = prot_of(va) {
+            let wanted = va == page || !mapped.contains(&va);
+            if let Some((frame, prot)) = prot_of(va).filter(|_| wanted) {
                 match maps.last_mut() {
                     Some(m) if m.0 + m.1 == va && m.3 + m.1 == frame && m.2 == prot => {
                         m.1 += PAGE_SIZE
@@ -186,9 +190,16 @@ impl StubCpu {
             }
             va += PAGE_SIZE;
         }
-        let r = a.stub.map_on(a.slot, &maps)?;
-        if r != 0 {
-            return Err(PlatformError::UnexpectedExit(format!("stub mmap near {page:#x}: {r}")));
+        for chunk in maps.chunks(layout::msg::BATCH_MAX) {
+            let r = a.stub.map_on(a.slot, chunk)?;
+            if r != 0 {
+                return Err(PlatformError::UnexpectedExit(format!(
+                    "stub mmap near {page:#x}: {r}"
+                )));
+            }
+        }
+        for m in &maps {
+            mapped.extend((m.0..m.0 + m.1).step_by(PAGE_SIZE as usize));
         }
         Ok(true)
     }
@@ -338,6 +349,7 @@ impl Cpu for StubCpu {
         let p = a.stub.region.page(a.slot);
         regs_to(p, &ctx.regs);
         p.set(msg::FS_BASE, ctx.fs_base);
+        let (mut last_mapped, mut refaults) = (None, 0);
         loop {
             self.kick.started();
             p.hand_over(state::RESUME);
@@ -358,6 +370,14 @@ impl Cpu for StubCpu {
             if signo == libc::SIGSEGV || signo == libc::SIGBUS {
                 let addr = p.get(msg::ADDR);
                 if trapno == 14 && self.map_from_table(a, addr, err)? {
+                    let page = addr & !(PAGE_SIZE - 1);
+                    refaults = if last_mapped == Some(page) { refaults + 1 } else { 0 };
+                    last_mapped = Some(page);
+                    if refaults >= REFAULT_LIMIT {
+                        return Err(PlatformError::UnexpectedExit(format!(
+                            "the stub faults at {addr:#x} (error {err:#x}) however it is mapped"
+                        )));
+                    }
                     continue;
                 }
                 if trapno == 14 {
