@@ -72,16 +72,7 @@ pub fn start_to_agent(
             Some(api) => send_requests(api, &mut child, spawned + timeout)?,
             None => spawned,
         };
-        // The socket is a host file: polled finely, at no cost to the guest.
-        while !vsock.exists() {
-            if let Some(status) = child.try_wait()? {
-                bail!("the VMM exited ({status}) before listening on {}", vsock.display());
-            }
-            if spawned.elapsed() > timeout {
-                bail!("{} did not appear within {timeout:?}", vsock.display());
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_for_socket(vsock, &mut child, spawned + timeout)?;
         let listening = start.elapsed();
         let deadline = spawned + timeout;
         let accepted = runtime.block_on(ask_health(vsock, port, deadline))?;
@@ -104,6 +95,25 @@ pub fn start_to_agent(
     }
 }
 
+/// Waits for the VMM's Unix socket `sock` to exist, by `deadline`. The socket is a host file:
+/// polled finely, at no cost to the guest.
+fn wait_for_socket(
+    sock: &Path,
+    child: &mut std::process::Child,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    while !sock.exists() {
+        if let Some(status) = child.try_wait()? {
+            bail!("the VMM exited ({status}) before listening on {}", sock.display());
+        }
+        if Instant::now() > deadline {
+            bail!("{} did not appear in time", sock.display());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
 /// Waits for the API socket, sends every request but the last, then the last; returns when
 /// that one was sent. Each must succeed.
 fn send_requests(
@@ -111,15 +121,7 @@ fn send_requests(
     child: &mut std::process::Child,
     deadline: Instant,
 ) -> anyhow::Result<Instant> {
-    while !api.sock.exists() {
-        if let Some(status) = child.try_wait()? {
-            bail!("the VMM exited ({status}) before listening on {}", api.sock.display());
-        }
-        if Instant::now() > deadline {
-            bail!("{} did not appear in time", api.sock.display());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_for_socket(&api.sock, child, deadline)?;
     let mut start = Instant::now();
     for (uri, body) in &api.requests {
         start = Instant::now();

@@ -266,11 +266,10 @@ fn command(env: &Env, rt: Runtime, id: &str, args: &[&str]) -> anyhow::Result<Co
     Ok(match rt {
         Runtime::Sentry(platform) => {
             let mut c = Command::new(&env.ringfence);
-            let platform = match platform {
-                PlatformKind::Kvm => "--platform=kvm",
-                PlatformKind::Systrap => "--platform=systrap",
-            };
-            c.args(["sentry", "run", platform, "--rootfs"]).arg(env.rootfs()).arg("--").args(args);
+            c.args(["sentry", "run", "--platform", platform.name(), "--rootfs"])
+                .arg(env.rootfs())
+                .arg("--")
+                .args(args);
             c
         }
         Runtime::Runc | Runtime::Runsc => {

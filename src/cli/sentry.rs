@@ -236,20 +236,13 @@ fn remembered_choice() -> Option<PlatformKind> {
     if Some(boot) != boot_id().as_deref() {
         return None;
     }
-    match platform {
-        "kvm" => Some(PlatformKind::Kvm),
-        "systrap" => Some(PlatformKind::Systrap),
-        _ => None,
-    }
+    PlatformKind::from_name(platform)
 }
 
 /// Best effort: without the file, the next start measures again.
 fn remember_choice(p: PlatformKind) {
     let Some(boot) = boot_id() else { return };
-    let name = match p {
-        PlatformKind::Kvm => "kvm",
-        PlatformKind::Systrap => "systrap",
-    };
+    let name = p.name();
     let path = std::path::Path::new(CHOICE_FILE);
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let written = path.parent().is_some_and(|d| std::fs::create_dir_all(d).is_ok())
@@ -305,10 +298,7 @@ pub fn run(cmd: SentryCommand) -> anyhow::Result<ExitCode> {
             println!("systrap platform: syscall round trip {} (mean of 1000)", show(&c.systrap));
             println!(
                 "auto chooses: {} (KVM {}, systrap {})",
-                match c.chosen {
-                    PlatformKind::Kvm => "kvm",
-                    PlatformKind::Systrap => "systrap",
-                },
+                c.chosen.name(),
                 show(&c.kvm),
                 show(&c.systrap)
             );

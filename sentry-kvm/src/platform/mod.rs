@@ -25,6 +25,20 @@ pub enum PlatformKind {
     Systrap,
 }
 
+impl PlatformKind {
+    /// The name `--platform` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlatformKind::Kvm => "kvm",
+            PlatformKind::Systrap => "systrap",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<PlatformKind> {
+        [PlatformKind::Kvm, PlatformKind::Systrap].into_iter().find(|p| p.name() == name)
+    }
+}
+
 /// A sandbox's platform: its guest-physical memory, and CPUs for the tasks' host threads.
 pub trait Platform: Send + Sync {
     /// The memory every address space of the sandbox draws from.

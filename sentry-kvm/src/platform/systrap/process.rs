@@ -272,6 +272,17 @@ impl StubProcess {
         Ok(())
     }
 
+    /// Waits until `word` holds `want`; an error if the stub died first.
+    pub fn wait_until(&self, word: &AtomicU32, want: u32) -> Result<(), PlatformError> {
+        loop {
+            let s = word.load(Ordering::Acquire);
+            if s == want {
+                return Ok(());
+            }
+            self.wait_change(word, s)?;
+        }
+    }
+
     fn alive(&self) -> bool {
         // SAFETY: waitid into a zeroed siginfo; WNOWAIT leaves a dead stub for Drop to reap.
         unsafe {
@@ -294,13 +305,8 @@ impl StubProcess {
             p.set(msg::CALL + 8 + 8 * i as u64, *a);
         }
         p.hand_over(state::CALL);
-        loop {
-            let s = p.state().load(Ordering::Acquire);
-            if s == state::DONE {
-                return Ok(p.get(msg::RESULT) as i64);
-            }
-            self.wait_change(p.state(), s)?;
-        }
+        self.wait_until(p.state(), state::DONE)?;
+        Ok(p.get(msg::RESULT) as i64)
     }
 
     /// Has slot `k`'s (stopped) thread map guest memory: (address, length, protection, offset)
@@ -316,13 +322,8 @@ impl StubProcess {
         }
         p.set(msg::CALL, maps.len().min(layout::msg::BATCH_MAX) as u64);
         p.hand_over(state::MAP);
-        loop {
-            let s = p.state().load(Ordering::Acquire);
-            if s == state::DONE {
-                return Ok(p.get(msg::RESULT) as i64);
-            }
-            self.wait_change(p.state(), s)?;
-        }
+        self.wait_until(p.state(), state::DONE)?;
+        Ok(p.get(msg::RESULT) as i64)
     }
 
     /// A syscall made by the control thread, which is moved to the caller's CPU first (see
@@ -376,15 +377,9 @@ impl StubProcess {
             self.free_slot(k);
             return Err(PlatformError::Config(format!("stub clone: errno {}", -tid)));
         }
-        loop {
-            let s = p.state().load(Ordering::Acquire);
-            if s == state::TRAPPED {
-                break;
-            }
-            if let Err(e) = self.wait_change(p.state(), s) {
-                self.free_slot(k);
-                return Err(e);
-            }
+        if let Err(e) = self.wait_until(p.state(), state::TRAPPED) {
+            self.free_slot(k);
+            return Err(e);
         }
         Ok((k, tid as i32))
     }
@@ -395,15 +390,8 @@ impl StubProcess {
         p.set(msg::CALL, libc::SYS_exit as u64);
         p.set(msg::CALL + 8, 0);
         p.hand_over(state::CALL);
-        loop {
-            let t = p.tid().load(Ordering::Acquire);
-            if t == 0 {
-                break;
-            }
-            if self.wait_change(p.tid(), t).is_err() {
-                break;
-            }
-        }
+        // A stub that died has no thread left there either.
+        let _ = self.wait_until(p.tid(), 0);
         self.free_slot(k);
     }
 

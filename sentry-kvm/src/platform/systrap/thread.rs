@@ -353,15 +353,7 @@ impl Cpu for StubCpu {
         loop {
             self.kick.started();
             p.hand_over(state::RESUME);
-            let trapped = loop {
-                let s = p.state().load(Ordering::Acquire);
-                if s == state::TRAPPED {
-                    break Ok(());
-                }
-                if let Err(e) = a.stub.wait_change(p.state(), s) {
-                    break Err(e);
-                }
-            };
+            let trapped = a.stub.wait_until(p.state(), state::TRAPPED);
             self.kick.stopped();
             trapped?;
             let (regs, g) = regs_from(p);
