@@ -30,6 +30,9 @@ use super::{CriError, new_id, terminal};
 const TOKEN_TTL: Duration = Duration::from_secs(60);
 const PROTOCOLS: [&str; 3] = ["v5.channel.k8s.io", "v4.channel.k8s.io", "channel.k8s.io"];
 
+/// How long the first frame to a WebSocket client waits for it to be ready for it.
+const CLIENT_STREAMS_GRACE: Duration = Duration::from_millis(150);
+
 type WsStream = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
 /// The next binary frame from the client (None once it closes).
@@ -51,15 +54,30 @@ fn ws_channels(ws: WsStream) -> Channels {
     let (mut sink, mut stream) = ws.split();
     let (input, from_client) = mpsc::channel::<Vec<u8>>(64);
     let (to_client, mut output) = mpsc::channel::<Vec<u8>>(64);
+    let client_spoke = Arc::new(tokio::sync::Notify::new());
+    let spoke = client_spoke.clone();
     tokio::spawn(async move {
         while let Some(frame) = next_frame(&mut stream).await {
+            spoke.notify_one();
             if input.send(frame).await.is_err() {
                 return;
             }
         }
     });
+    let opened = tokio::time::Instant::now();
     tokio::spawn(async move {
+        let mut first = true;
         while let Some(msg) = output.recv().await {
+            if std::mem::take(&mut first) {
+                // client-go before 1.33 reads frames before it has registered its streams and
+                // drops what comes too early (kubernetes#131189): hold the first frame until
+                // the client has spoken or a moment has passed.
+                let grace = tokio::time::sleep_until(opened + CLIENT_STREAMS_GRACE);
+                tokio::select! {
+                    _ = grace => {}
+                    _ = client_spoke.notified() => {}
+                }
+            }
             if sink.send(Message::Binary(msg.into())).await.is_err() {
                 return;
             }
