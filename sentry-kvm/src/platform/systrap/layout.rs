@@ -45,6 +45,13 @@ pub mod msg {
     pub const UCONTEXT: u64 = 40;
     /// FS base as the stub found it (it sets it only when `FS_BASE` differs).
     pub const FS_SEEN: u64 = 48;
+    /// u32: set while the Sentry thread sleeps on `STATE` (a stub thread then wakes it).
+    pub const SENTRY_WAITING: u64 = 56;
+    /// u32: set while the stub thread sleeps on `STATE` (the Sentry then wakes it).
+    pub const STUB_WAITING: u64 = 60;
+    /// u32: rounds of `pause` the stub thread polls `STATE` for before it sleeps, set by the
+    /// Sentry (the Sentry thread waiting on it polls as long).
+    pub const SPIN_ROUNDS: u64 = 368;
     /// The 23 general registers of the signal frame (struct sigcontext's first fields).
     pub const REGS: u64 = 64;
     /// A syscall for the stub thread to make: number, then six arguments.
@@ -77,6 +84,13 @@ pub mod msg {
     pub const FILTER: u64 = 512;
     pub const FILTER_MAX: usize = (4096 - FILTER as usize) / 8;
 }
+
+/// Rounds of `pause` a waiting side polls the state word for before it sleeps on it (while
+/// polling is on: see `StubCpu::run`): on the order of 10 µs, more than a syscall the Sentry
+/// answers at once takes, so a thread making syscalls in a row and the Sentry thread answering
+/// it on another CPU never sleep (a futex wake-up across CPUs costs several microseconds on a
+/// nested host).
+pub const SPIN_LIMIT: u32 = 1000;
 
 /// Values of a message page's state word.
 pub mod state {

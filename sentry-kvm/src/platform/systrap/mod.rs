@@ -65,6 +65,8 @@ pub(crate) struct Shared {
     stubs: Arc<Stubs>,
     spawner: spawner::Spawner,
     guest_fd: i32,
+    /// Sentry threads running application code (or handling its trap) now.
+    running: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -106,7 +108,13 @@ impl Systrap {
             Arc::new(Physical { mem, frames, flush: stubs.clone(), mirror: Some(stubs.clone()) });
         let spawner = spawner::Spawner::new()?;
         Ok(Arc::new(Systrap {
-            shared: Arc::new(Shared { phys, stubs, spawner, guest_fd }),
+            shared: Arc::new(Shared {
+                phys,
+                stubs,
+                spawner,
+                guest_fd,
+                running: Default::default(),
+            }),
             pool: Mutex::new(Vec::new()),
             next_cpu: AtomicU64::new(0),
         }))

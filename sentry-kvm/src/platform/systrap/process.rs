@@ -122,6 +122,12 @@ impl Page {
         unsafe { &*self.0.add(offset as usize).cast::<AtomicU32>() }
     }
 
+    /// How many rounds the page's stub thread polls its state word before it sleeps (see
+    /// `layout::SPIN_LIMIT`); the Sentry thread waiting on it does the same.
+    pub fn set_polling(self, rounds: u32) {
+        self.word(msg::SPIN_ROUNDS).store(rounds, Ordering::Relaxed);
+    }
+
     pub fn state(self) -> &'static AtomicU32 {
         self.word(msg::STATE)
     }
@@ -137,31 +143,84 @@ impl Page {
         }
     }
 
-    /// Hands the page's thread `value` and wakes it.
+    /// Hands the page's thread `value`, waking it if it sleeps. (The store and the flag's load
+    /// are sequentially consistent, as the stub sets its flag before it reads the state.)
     pub fn hand_over(self, value: u32) {
-        self.state().store(value, Ordering::Release);
-        futex_wake(self.state());
+        self.state().store(value, Ordering::SeqCst);
+        if self.word(msg::STUB_WAITING).load(Ordering::SeqCst) != 0 {
+            futex_wake(self.state());
+        }
     }
 }
 
-/// Pins stub thread `tid` to the calling thread's CPU unless it is there already (`pinned`):
-/// a stub thread and the Sentry thread it answers hand the CPU back and forth, and a wake-up
-/// on the same CPU costs a fraction of one across CPUs (an IPI, which nested hosts emulate).
-/// The Sentry thread stays free to move; the stub follows.
-pub fn pin(tid: i32, pinned: &mut i32) {
+thread_local! {
+    /// The stub thread (stub pid, slot) the calling Sentry thread holds stopped, if any.
+    static HELD: std::cell::Cell<Option<(i32, u64)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Records which stub thread the calling Sentry thread holds stopped (None while it runs).
+pub fn hold(held: Option<(i32, u64)>) {
+    HELD.set(held);
+}
+
+/// `place`'s value for a stub thread not placed yet.
+pub const UNPLACED: i32 = -1;
+
+/// How many CPUs the Sentry may use (its affinity, and its cgroup's CPU quota).
+pub fn host_cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The CPUs the Sentry process may run on (as it started).
+fn allowed_cpus() -> &'static [usize] {
+    static ALLOWED: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+    ALLOWED.get_or_init(|| {
+        // SAFETY: a zeroed cpu_set_t filled by the kernel with the process's CPUs.
+        let set = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::sched_getaffinity(
+                libc::getpid(),
+                std::mem::size_of::<libc::cpu_set_t>(),
+                &mut set,
+            );
+            set
+        };
+        (0..libc::CPU_SETSIZE as usize)
+            // SAFETY: CPU_ISSET reads a bit of a valid set.
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+            .collect()
+    })
+}
+
+/// Pins stub thread `tid` relative to the calling Sentry thread's CPU (`placed` holds the CPU
+/// it was pinned to last, or [`UNPLACED`]). While the two hand the CPU back and forth, to the
+/// same CPU: a wake-up there costs a fraction of one across CPUs (an IPI, which nested hosts
+/// emulate). While both poll, to another: each then needs a CPU of its own, and the host's
+/// scheduler would not move a thread that always wakes on its waker's CPU. The Sentry thread
+/// stays free to move; the stub follows.
+pub fn place(tid: i32, placed: &mut i32, polling: bool) {
     let Some(cpu) = crate::platform::kvm::tsc::host_cpu() else { return };
-    let cpu = cpu as i32;
-    if cpu == *pinned || cpu as usize >= libc::CPU_SETSIZE as usize {
+    let mut target = cpu as usize;
+    if polling {
+        let allowed = allowed_cpus();
+        if let Some(&other) = allowed.iter().find(|&&c| c > target).or(allowed.first())
+            && other != target
+        {
+            target = other;
+        }
+    }
+    if target as i32 == *placed || target >= libc::CPU_SETSIZE as usize {
         return;
     }
     // SAFETY: a zeroed cpu_set_t with one CPU set, for a thread of our own stub.
     let ok = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu as usize, &mut set);
+        libc::CPU_SET(target, &mut set);
         libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
     };
     if ok {
-        *pinned = cpu;
+        *placed = target as i32;
     }
 }
 
@@ -183,7 +242,7 @@ fn futex_wait(word: &AtomicU32, seen: u32, timeout: Duration) {
 pub struct StubProcess {
     pub pid: i32,
     pub region: Region,
-    /// Serialises the control thread's requests; holds the CPU it is pinned to (-1: none).
+    /// Serialises the control thread's requests; holds where it is placed (see `place`).
     control: Mutex<i32>,
     /// The pages the stub maps. Held while a mapping is made from a page-table entry and while
     /// mappings are dropped, so that no stale entry is mapped after its invalidation.
@@ -243,7 +302,7 @@ impl StubProcess {
         let stub = StubProcess {
             pid,
             region,
-            control: Mutex::new(-1),
+            control: Mutex::new(UNPLACED),
             map_lock: Mutex::new(BTreeSet::new()),
             slots: Mutex::new(slots),
         };
@@ -270,6 +329,32 @@ impl StubProcess {
             )));
         }
         Ok(())
+    }
+
+    /// Waits until the state word of `page` holds `want`, polling it first as long as the
+    /// page says its stub thread does; an error if the stub died first.
+    pub fn wait_state(&self, page: Page, want: u32) -> Result<(), PlatformError> {
+        let word = page.state();
+        // The page is the application's to write too: bounded by what the Sentry ever sets.
+        let rounds = page.word(msg::SPIN_ROUNDS).load(Ordering::Relaxed).min(layout::SPIN_LIMIT);
+        for _ in 0..rounds {
+            if word.load(Ordering::Acquire) == want {
+                return Ok(());
+            }
+            std::hint::spin_loop();
+        }
+        let waiting = page.word(msg::SENTRY_WAITING);
+        loop {
+            waiting.store(1, Ordering::SeqCst);
+            let s = word.load(Ordering::SeqCst);
+            if s == want {
+                waiting.store(0, Ordering::Relaxed);
+                return Ok(());
+            }
+            let waited = self.wait_change(word, s);
+            waiting.store(0, Ordering::Relaxed);
+            waited?;
+        }
     }
 
     /// Waits until `word` holds `want`; an error if the stub died first.
@@ -305,7 +390,7 @@ impl StubProcess {
             p.set(msg::CALL + 8 + 8 * i as u64, *a);
         }
         p.hand_over(state::CALL);
-        self.wait_until(p.state(), state::DONE)?;
+        self.wait_state(p, state::DONE)?;
         Ok(p.get(msg::RESULT) as i64)
     }
 
@@ -322,15 +407,15 @@ impl StubProcess {
         }
         p.set(msg::CALL, maps.len().min(layout::msg::BATCH_MAX) as u64);
         p.hand_over(state::MAP);
-        self.wait_until(p.state(), state::DONE)?;
+        self.wait_state(p, state::DONE)?;
         Ok(p.get(msg::RESULT) as i64)
     }
 
     /// A syscall made by the control thread, which is moved to the caller's CPU first (see
-    /// `pin`).
+    /// `place`).
     pub fn control_call(&self, nr: i64, args: [u64; 6]) -> Result<i64, PlatformError> {
-        let mut pinned = self.control.lock().unwrap_or_else(|e| e.into_inner());
-        pin(self.pid, &mut pinned);
+        let mut placed = self.control.lock().unwrap_or_else(|e| e.into_inner());
+        place(self.pid, &mut placed, false);
         self.call_on(0, nr, args)
     }
 
@@ -348,7 +433,15 @@ impl StubProcess {
         for page in gone {
             mapped.remove(&page);
         }
-        match self.control_call(libc::SYS_munmap, [start, end - start, 0, 0, 0, 0]) {
+        // The stub thread this Sentry thread holds stopped makes the call if it is one of
+        // this stub's: it answers at once, and the host need not interrupt its CPU to flush
+        // what it had mapped.
+        let args = [start, end - start, 0, 0, 0, 0];
+        let unmapped = match HELD.get() {
+            Some((pid, slot)) if pid == self.pid => self.call_on(slot, libc::SYS_munmap, args),
+            _ => self.control_call(libc::SYS_munmap, args),
+        };
+        match unmapped {
             Ok(0) => {}
             r => tracing::error!(pid = self.pid, "stub munmap {start:#x}..{end:#x}: {r:?}"),
         }
@@ -367,6 +460,9 @@ impl StubProcess {
         let p = self.region.page(k);
         p.state().store(0, Ordering::Release);
         p.tid().store(0, Ordering::Release);
+        p.word(msg::SENTRY_WAITING).store(0, Ordering::Release);
+        p.word(msg::STUB_WAITING).store(0, Ordering::Release);
+        p.word(msg::SPIN_ROUNDS).store(0, Ordering::Release);
         let slot = layout::BASE + layout::slot(k);
         p.set(msg::ALTSTACK, slot + 0x1000);
         p.set(msg::ALTSTACK + 8, 0);
@@ -377,7 +473,7 @@ impl StubProcess {
             self.free_slot(k);
             return Err(PlatformError::Config(format!("stub clone: errno {}", -tid)));
         }
-        if let Err(e) = self.wait_until(p.state(), state::TRAPPED) {
+        if let Err(e) = self.wait_state(p, state::TRAPPED) {
             self.free_slot(k);
             return Err(e);
         }

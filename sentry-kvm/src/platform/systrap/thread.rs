@@ -2,10 +2,10 @@
 //! task runs in, driven through its slot's message page.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::Shared;
-use super::layout::{self, msg, reg, state};
+use super::layout::{self, SPIN_LIMIT, msg, reg, state};
 use super::process::{KICK_SIGNAL, StubProcess};
 use crate::mm::page_table::PageTables;
 use crate::mm::{PAGE_SIZE, PhysAddr, VirtAddr};
@@ -75,13 +75,33 @@ impl Kick for StubKick {
     }
 }
 
+/// Counts a Sentry thread in [`Cpu::run`] for as long as it is there.
+struct Running<'a> {
+    counter: &'a AtomicUsize,
+    /// How many were there with this one when it came.
+    count: usize,
+}
+
+impl<'a> Running<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Running<'a> {
+        let count = counter.fetch_add(1, Ordering::AcqRel) + 1;
+        Running { counter, count }
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 struct Attached {
     root: u64,
     stub: Arc<StubProcess>,
     slot: u64,
     tid: i32,
-    /// The host CPU the stub thread is pinned to (-1: none yet).
-    pinned: i32,
+    /// Where the stub thread may run (see `process::place`).
+    placed: i32,
 }
 
 pub struct StubCpu {
@@ -111,6 +131,7 @@ impl StubCpu {
     /// Ends the stub thread, if any (the task left its address space or ended).
     pub(super) fn detach(&mut self) {
         if let Some(a) = self.attached.take() {
+            super::process::hold(None);
             if let Ok(fpu) = self.fpu_of(&a) {
                 self.pending_fpu = Some(Box::new(fpu));
             }
@@ -131,7 +152,7 @@ impl StubCpu {
         self.detach();
         let (slot, tid) = stub.new_thread()?;
         self.kick.target.store((stub.pid as u64) << 32 | tid as u32 as u64, Ordering::Release);
-        let a = Attached { root, stub, slot, tid, pinned: -1 };
+        let a = Attached { root, stub, slot, tid, placed: super::process::UNPLACED };
         if let Some(fpu) = self.pending_fpu.take() {
             // A state the frame refuses leaves the stub thread's own (clean) one.
             let _ = self.load_fpu(&a, &fpu);
@@ -337,25 +358,32 @@ impl Cpu for StubCpu {
         if self.kick.kicked.swap(false, Ordering::AcqRel) {
             return Ok(Exit::Interrupted);
         }
+        super::process::hold(None);
         self.attach(ctx.cr3)?;
+        let running = Running::enter(&self.shared.running);
+        // Both sides poll while every running pair of threads can have two CPUs; past that,
+        // polling would take the CPU from the thread it waits for.
+        let polling = running.count * 2 <= super::process::host_cpus();
         if let Some(a) = self.attached.as_mut() {
-            super::process::pin(a.tid, &mut a.pinned);
+            super::process::place(a.tid, &mut a.placed, polling);
         }
         let faulted = self.faulted.take();
         let a = self.attached.as_ref().ok_or_else(|| PlatformError::Config("no stub".into()))?;
+        let p = a.stub.region.page(a.slot);
+        p.set_polling(if polling { SPIN_LIMIT } else { 0 });
         if let Some(addr) = faulted {
             self.map_from_table(a, addr, 0)?;
         }
-        let p = a.stub.region.page(a.slot);
         regs_to(p, &ctx.regs);
         p.set(msg::FS_BASE, ctx.fs_base);
         let (mut last_mapped, mut refaults) = (None, 0);
         loop {
             self.kick.started();
             p.hand_over(state::RESUME);
-            let trapped = a.stub.wait_until(p.state(), state::TRAPPED);
+            let trapped = a.stub.wait_state(p, state::TRAPPED);
             self.kick.stopped();
             trapped?;
+            super::process::hold(Some((a.stub.pid, a.slot)));
             let (regs, g) = regs_from(p);
             let signo = p.get(msg::SIGNO) as i32;
             let (trapno, err) = (g[reg::TRAPNO], g[reg::ERR]);
