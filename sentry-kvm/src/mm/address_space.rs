@@ -25,8 +25,11 @@ pub const MMAP_MIN_ADDR: u64 = 0x10000;
 pub const MMAP_BASE: u64 = TASK_SIZE - 0x1000_0000;
 /// Mappings up to this many pages are populated when created; larger ones on demand.
 const EAGER_PAGES: u64 = 64;
-/// Pages populated around a demand fault.
+/// Pages populated after a demand fault.
 const FAULT_AROUND: u64 = 16;
+/// Pages populated around a read of a file mapping: its frames are the file's cache, shared,
+/// so a wider window costs no memory, and each fault it saves is a round trip to the Sentry.
+const FILE_FAULT_AROUND: u64 = 64;
 /// Processes with at most this many private writable pages are copied eagerly on fork instead
 /// of copy-on-write: a page fault costs far more than a 4 KiB copy on nested hosts.
 const FORK_EAGER_COPY_PAGES: usize = 1024;
@@ -465,15 +468,31 @@ impl MemoryManager {
         }
         match st.pt.get(&self.phys, VirtAddr(page)) {
             Some(pte) if access == Access::Write && !pte.writable() => {
-                self.break_cow(st, &vma, page, pte)
+                self.break_cow(st, &vma, page, pte)?;
+                if around && !vma.shared {
+                    let end = (page + FAULT_AROUND * PAGE_SIZE).min(vma.end);
+                    self.break_cow_around(st, &vma, page + PAGE_SIZE, end);
+                }
+                Ok(())
             }
             // Spurious: another vCPU or the Sentry resolved it already.
             Some(_) => Ok(()),
             None => {
                 self.fill_page(st, &vma, page, access == Access::Write)?;
-                if around {
+                if around && vma.backing.is_some() && access != Access::Write {
+                    // Reading a file mapping (text, read-only data): the aligned window
+                    // around the page, from the object's cache, as shared frames.
+                    let window = FILE_FAULT_AROUND * PAGE_SIZE;
+                    let start = (page & !(window - 1)).max(vma.start);
+                    let end = ((page & !(window - 1)) + window).min(vma.end);
+                    let _ = self.populate_vma(st, &vma, start, end, false);
+                } else if around {
                     let end = (page + FAULT_AROUND * PAGE_SIZE).min(vma.end);
-                    let _ = self.populate_vma(st, &vma, page + PAGE_SIZE, end, false);
+                    // A write to a private file mapping is followed by writes to its
+                    // neighbours (a data segment's objects): private copies now save each a
+                    // fault and a copy-on-write break later.
+                    let write = access == Access::Write && !vma.shared && vma.backing.is_some();
+                    let _ = self.populate_vma(st, &vma, page + PAGE_SIZE, end, write);
                 }
                 Ok(())
             }
@@ -543,6 +562,49 @@ impl MemoryManager {
         phys.mirror_invalidate(st.pt.root(), page, page + PAGE_SIZE);
         phys.unmap_frames(&[old]);
         Ok(())
+    }
+
+    /// Gives the present, read-only pages of `[start, end)` of a private writable area their
+    /// own copies (after a copy-on-write break at `start - PAGE_SIZE`: its neighbours are
+    /// likely written next). Best effort: stops at the first page it cannot copy.
+    fn break_cow_around(&self, st: &mut MmState, vma: &Vma, start: u64, end: u64) {
+        if vma.shared || !vma.prot.write {
+            return;
+        }
+        let phys = &self.phys;
+        let (mut old, mut changed) = (Vec::new(), false);
+        let mut page = start;
+        while page < end {
+            if let Some(pte) = st.pt.get(phys, VirtAddr(page))
+                && !pte.writable()
+            {
+                changed = true;
+                let frame = pte.frame();
+                let new = if phys.frames.refcount(frame) == 1 {
+                    frame
+                } else {
+                    let Ok(copy) = phys.alloc_frame() else { break };
+                    phys.mem.copy_page(frame, copy);
+                    copy
+                };
+                if st.pt.map(phys, VirtAddr(page), Pte::for_prot(new, vma.prot, true)).is_err() {
+                    if new != frame {
+                        phys.release_frames(&[new]);
+                    }
+                    break;
+                }
+                if new != frame {
+                    old.push(frame);
+                }
+            }
+            page += PAGE_SIZE;
+        }
+        // Mirrors drop the old translations (read-only, or of the shared frame) so that the
+        // next fault there maps the range with its new rights at once.
+        if changed {
+            phys.mirror_invalidate(st.pt.root(), start, page);
+        }
+        phys.unmap_frames(&old);
     }
 
     /// Fills every missing page of `[start, end)` (all inside mapped areas).

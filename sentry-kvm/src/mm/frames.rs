@@ -1,7 +1,9 @@
 //! Allocation and reference counting of 4 KiB guest frames.
 //!
 //! Freed data frames go straight back to the host (hole punched in the memfd), which zeroes them
-//! and drops every cached guest translation. Freed page-table frames are different: a shadow MMU
+//! and drops every cached guest translation; where nothing caches translations of its own (the
+//! systrap platform, whose stubs drop theirs before frames are freed), up to a limit of them are
+//! kept instead and zeroed by the Sentry when reused, sparing the host a hole and a fresh page. Freed page-table frames are different: a shadow MMU
 //! may still cache the old table under that frame's address, so they wait in quarantine until a
 //! whole-VM translation flush (see `Machine::flush_all_translations`) makes reuse safe.
 
@@ -29,6 +31,8 @@ struct State {
     next: u64,
     /// Frames returned to the host, ready to reuse (zero-filled).
     free: Vec<u64>,
+    /// Freed frames kept from the host (stale contents), at most `FrameAllocator::recycle`.
+    recycled: Vec<u64>,
     /// Page-table frames awaiting a translation flush before reuse.
     quarantine: Vec<u64>,
     /// Reference count per frame number; 0 means free.
@@ -39,21 +43,31 @@ struct State {
 pub struct FrameAllocator {
     state: Mutex<State>,
     end: u64,
+    /// How many freed frames may be kept rather than given back to the host.
+    recycle: usize,
 }
 
 impl FrameAllocator {
     /// Manages frames in `[start, end)` of guest-physical memory.
     pub fn new(start: PhysAddr, end: u64) -> Self {
+        Self::recycling(start, end, 0)
+    }
+
+    /// As `new`, keeping up to `recycle` freed frames for reuse instead of giving them back
+    /// to the host: only where no translation of a freed frame can survive elsewhere.
+    pub fn recycling(start: PhysAddr, end: u64, recycle: usize) -> Self {
         let frames = (end / PAGE_SIZE) as usize;
         Self {
             state: Mutex::new(State {
                 next: start.0,
                 free: Vec::new(),
+                recycled: Vec::new(),
                 quarantine: Vec::new(),
                 refs: vec![0; frames],
                 in_use: 0,
             }),
             end,
+            recycle,
         }
     }
 
@@ -63,9 +77,20 @@ impl FrameAllocator {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A zero-filled frame with one reference.
-    pub fn alloc(&self, flush: &dyn TranslationFlush) -> Result<PhysAddr, OutOfFrames> {
+    /// A zero-filled frame (of `mem`) with one reference.
+    pub fn alloc(
+        &self,
+        mem: &PhysMemory,
+        flush: &dyn TranslationFlush,
+    ) -> Result<PhysAddr, OutOfFrames> {
         let mut st = self.lock();
+        if let Some(f) = st.recycled.pop() {
+            st.refs[(f / PAGE_SIZE) as usize] = 1;
+            st.in_use += 1;
+            drop(st);
+            mem.zero(PhysAddr(f), PAGE_SIZE);
+            return Ok(PhysAddr(f));
+        }
         let frame = if let Some(f) = st.free.pop() {
             f
         } else if st.next + PAGE_SIZE <= self.end {
@@ -123,6 +148,18 @@ impl FrameAllocator {
             return Ok(kept);
         }
         freed.sort_unstable();
+        {
+            let mut st = self.lock();
+            let keep = self.recycle.saturating_sub(st.recycled.len()).min(freed.len());
+            if keep > 0 {
+                st.in_use -= keep as u64;
+                // Highest first, so that allocations pop them in ascending order (see below).
+                st.recycled.extend(freed.drain(..keep).rev());
+            }
+        }
+        if freed.is_empty() {
+            return Ok(kept);
+        }
         // Punch holes in contiguous runs, then make the frames available.
         let mut i = 0;
         while i < freed.len() {
@@ -181,10 +218,10 @@ mod tests {
     fn frames_are_reused_zeroed_after_release() {
         let mem = PhysMemory::new(16 * PAGE_SIZE).unwrap();
         let alloc = FrameAllocator::new(PhysAddr(4 * PAGE_SIZE), mem.size());
-        let f = alloc.alloc(&NoFlush).unwrap();
+        let f = alloc.alloc(&mem, &NoFlush).unwrap();
         mem.write(f, b"secret");
         alloc.release(&mem, &[f]).unwrap();
-        let g = alloc.alloc(&NoFlush).unwrap();
+        let g = alloc.alloc(&mem, &NoFlush).unwrap();
         assert_eq!(f, g);
         let mut buf = [0xffu8; 6];
         mem.read(g, &mut buf);
@@ -195,7 +232,7 @@ mod tests {
     fn shared_frames_survive_until_last_reference() {
         let mem = PhysMemory::new(8 * PAGE_SIZE).unwrap();
         let alloc = FrameAllocator::new(PhysAddr(0), mem.size());
-        let f = alloc.alloc(&NoFlush).unwrap();
+        let f = alloc.alloc(&mem, &NoFlush).unwrap();
         alloc.incref(f);
         mem.write(f, b"x");
         alloc.release(&mem, &[f]).unwrap();
@@ -208,11 +245,30 @@ mod tests {
     }
 
     #[test]
+    fn recycled_frames_are_reused_zeroed_and_the_rest_go_back_to_the_host() {
+        let mem = PhysMemory::new(16 * PAGE_SIZE).unwrap();
+        let alloc = FrameAllocator::recycling(PhysAddr(0), mem.size(), 1);
+        let (f, g) = (alloc.alloc(&mem, &NoFlush).unwrap(), alloc.alloc(&mem, &NoFlush).unwrap());
+        mem.write(f, b"secret");
+        mem.write(g, b"secret");
+        alloc.release(&mem, &[f, g]).unwrap();
+        assert_eq!(alloc.in_use(), 0);
+        let mut buf = [0xffu8; 6];
+        // g went back to the host (zeroed there); f was kept, and is zeroed when handed out.
+        mem.read(g, &mut buf);
+        assert_eq!(buf, [0; 6]);
+        let h = alloc.alloc(&mem, &NoFlush).unwrap();
+        assert_eq!(h, f);
+        mem.read(h, &mut buf);
+        assert_eq!(buf, [0; 6]);
+    }
+
+    #[test]
     fn exhaustion_is_an_error() {
         let mem = PhysMemory::new(2 * PAGE_SIZE).unwrap();
         let alloc = FrameAllocator::new(PhysAddr(0), mem.size());
-        alloc.alloc(&NoFlush).unwrap();
-        alloc.alloc(&NoFlush).unwrap();
-        assert!(alloc.alloc(&NoFlush).is_err());
+        alloc.alloc(&mem, &NoFlush).unwrap();
+        alloc.alloc(&mem, &NoFlush).unwrap();
+        assert!(alloc.alloc(&mem, &NoFlush).is_err());
     }
 }

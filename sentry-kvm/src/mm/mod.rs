@@ -62,7 +62,7 @@ impl Physical {
     }
 
     pub fn alloc_frame(&self) -> Result<PhysAddr, OutOfFrames> {
-        self.frames.alloc(self.flush.as_ref())
+        self.frames.alloc(&self.mem, self.flush.as_ref())
     }
 
     /// Drops one reference to each frame (frames that reach zero go back to the host).

@@ -30,6 +30,12 @@ use thread::StubCpu;
 
 pub use layout::BASE as STUB_REGION;
 
+/// Freed frames a sandbox keeps for reuse (8 MiB): what a short-lived process (a Python
+/// start-up) frees and the next one allocates, without a hole punched and a page faulted in
+/// anew by the host for each. Stubs drop their mappings of a frame before it is freed, so no
+/// translation of a kept frame survives.
+const RECYCLED_FRAMES: usize = 2048;
+
 /// The stubs of a sandbox, by the root of the address space each runs.
 pub(crate) struct Stubs {
     by_root: Mutex<HashMap<u64, Arc<StubProcess>>>,
@@ -103,7 +109,7 @@ impl Systrap {
         let guest_fd = mem.fd().as_raw_fd();
         let stubs = Arc::new(Stubs { by_root: Mutex::new(HashMap::new()) });
         // The first frames stay unused, as on KVM (the address spaces' layout is the same).
-        let frames = FrameAllocator::new(PhysAddr(REGION_SIZE), mem.size());
+        let frames = FrameAllocator::recycling(PhysAddr(REGION_SIZE), mem.size(), RECYCLED_FRAMES);
         let phys =
             Arc::new(Physical { mem, frames, flush: stubs.clone(), mirror: Some(stubs.clone()) });
         let spawner = spawner::Spawner::new()?;
