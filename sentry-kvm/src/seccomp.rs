@@ -231,6 +231,8 @@ fn systrap_allowed() -> Vec<Allowed> {
         any(SYS_waitid),
         // Stub threads follow the Sentry thread that drives them from CPU to CPU.
         any(SYS_sched_setaffinity),
+        // Whether the host preempted a polling Sentry thread (`RUSAGE_THREAD` only).
+        one_of(SYS_getrusage, 0, &[libc::RUSAGE_THREAD as u64]),
     ]
 }
 

@@ -18,6 +18,8 @@ mod server;
 mod vm;
 mod vm_agent;
 
+pub use sentry::gofer_launcher;
+
 #[derive(Parser)]
 #[command(name = "ringfence", version, about = "Pods in KVM isolation boundaries")]
 pub struct Cli {

@@ -101,7 +101,7 @@ fn handlers(args: &HandlerArgs, data_dir: &Path) -> anyhow::Result<Vec<Arc<dyn S
         match name.as_str() {
             "sentry" => out.push(Arc::new(SentryHandler {
                 sandbox: Launcher::new(&exe, &["sentry", "sandbox"]),
-                gofer: Launcher::new(&exe, &["sentry", "gofer"]),
+                gofer: crate::cli::gofer_launcher(&exe),
             })),
             "microvm" => {
                 let config = MicrovmConfig {

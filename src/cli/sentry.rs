@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::sentry_security::SecurityArgs;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use orchestrator::cri::handler::Launcher;
 use sentry_kvm::control::protocol::{MountSpec, PidNamespaceMode, Request};
 use sentry_kvm::control::{ControlClient, ControlServer};
 use sentry_kvm::gofer::GoferClient;
@@ -78,19 +79,30 @@ fn parse_volume(s: &str) -> Result<VolumeArg, String> {
 /// Starts a Gofer for each volume; returns their channels (and the processes, reaped when the
 /// sandbox lets go).
 fn volume_gofers(volumes: &[VolumeArg]) -> anyhow::Result<Vec<(OwnedFd, std::process::Child)>> {
-    let exe = std::env::current_exe()?;
+    let gofer = gofer_launcher(&std::env::current_exe()?);
     volumes
         .iter()
         .map(|v| {
-            let args: &[&str] = if v.spec.read_only {
-                &["sentry", "gofer"]
-            } else {
-                &["sentry", "gofer", "--writable"]
-            };
-            sentry_kvm::gofer::client::launch(&exe, args, &v.host)
+            let mut args = gofer.args_lossy();
+            if !v.spec.read_only {
+                args.push("--writable".into());
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            sentry_kvm::gofer::client::launch(&gofer.program, &args, &v.host)
                 .with_context(|| format!("starting the gofer for {}", v.host.display()))
         })
         .collect()
+}
+
+/// What starts a Gofer: the small `ringfence-gofer` beside `exe` where it is installed (a few
+/// MiB, where the whole binary's start-up takes ~8 MiB of its code), else `exe sentry gofer`.
+pub fn gofer_launcher(exe: &std::path::Path) -> Launcher {
+    let small = exe.with_file_name("ringfence-gofer");
+    if small.is_file() {
+        Launcher::new(small, &[])
+    } else {
+        Launcher::new(exe, &["sentry", "gofer"])
+    }
 }
 
 #[derive(Args)]
@@ -341,7 +353,10 @@ fn run_sandbox(args: RunArgs) -> anyhow::Result<ExitCode> {
     // This process is still single-threaded: threads started later inherit the mask.
     let set = crate::cli::sentry_stop::block_signals(&forwarded);
     let exe = std::env::current_exe().context("locating the ringfence binary for the gofer")?;
-    let gofer = GoferClient::spawn(&exe, &["sentry", "gofer"], &rootfs)
+    let launcher = gofer_launcher(&exe);
+    let leading = launcher.args_lossy();
+    let leading: Vec<&str> = leading.iter().map(String::as_str).collect();
+    let gofer = GoferClient::spawn(&launcher.program, &leading, &rootfs)
         .with_context(|| format!("starting the gofer for {}", rootfs.display()))?;
     let config = SandboxConfig {
         memory: args.memory << 20,
@@ -400,10 +415,12 @@ fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
         (Some(rootfs), Some(id), None) => {
             let rootfs =
                 rootfs.canonicalize().with_context(|| format!("rootfs {}", rootfs.display()))?;
-            let exe = std::env::current_exe()?;
+            let launcher = gofer_launcher(&std::env::current_exe()?);
+            let leading = launcher.args_lossy();
+            let leading: Vec<&str> = leading.iter().map(String::as_str).collect();
             // The Gofer exits once the sandbox lets go of the container's filesystem.
             let (channel, _gofer) =
-                sentry_kvm::gofer::client::launch(&exe, &["sentry", "gofer"], &rootfs)?;
+                sentry_kvm::gofer::client::launch(&launcher.program, &leading, &rootfs)?;
             let gofers = volume_gofers(&args.volumes)?;
             let mut fds = vec![channel.as_raw_fd(), 0, 1, 2];
             fds.extend(gofers.iter().map(|(c, _)| c.as_raw_fd()));

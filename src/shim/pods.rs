@@ -57,7 +57,7 @@ impl Pods {
         Pods {
             sentry: SentryHandler {
                 sandbox: Launcher::new(&exe, &["sentry", "sandbox"]),
-                gofer: Launcher::new(&exe, &["sentry", "gofer"]),
+                gofer: crate::cli::gofer_launcher(&exe),
             },
             exe,
             microvm: Mutex::default(),

@@ -334,12 +334,18 @@ impl StubProcess {
     /// Waits until the state word of `page` holds `want`, polling it first as long as the
     /// page says its stub thread does; an error if the stub died first.
     pub fn wait_state(&self, page: Page, want: u32) -> Result<(), PlatformError> {
+        self.wait_state_polled(page, want).map(|_| ())
+    }
+
+    /// As `wait_state`; true if the wait ended while polling (false: it slept, or did not
+    /// poll).
+    pub fn wait_state_polled(&self, page: Page, want: u32) -> Result<bool, PlatformError> {
         let word = page.state();
         // The page is the application's to write too: bounded by what the Sentry ever sets.
         let rounds = page.word(msg::SPIN_ROUNDS).load(Ordering::Relaxed).min(layout::SPIN_LIMIT);
         for _ in 0..rounds {
             if word.load(Ordering::Acquire) == want {
-                return Ok(());
+                return Ok(true);
             }
             std::hint::spin_loop();
         }
@@ -349,7 +355,7 @@ impl StubProcess {
             let s = word.load(Ordering::SeqCst);
             if s == want {
                 waiting.store(0, Ordering::Relaxed);
-                return Ok(());
+                return Ok(false);
             }
             let waited = self.wait_change(word, s);
             waiting.store(0, Ordering::Relaxed);

@@ -114,6 +114,23 @@ pub struct StubCpu {
     /// A page fault handed to the kernel: its page (and neighbours) are mapped before the next
     /// run rather than faulted on again.
     faulted: Option<u64>,
+    /// This thread's involuntary context switches when a poll last ran out, and the runs
+    /// left without polling.
+    preempted: u64,
+    backoff: u32,
+}
+
+/// Runs without polling after the host preempted a polling thread.
+const POLL_BACKOFF: u32 = 256;
+
+/// The calling thread's involuntary context switches so far.
+fn involuntary_switches() -> u64 {
+    // SAFETY: getrusage fills a zeroed struct of ours.
+    unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut u);
+        u.ru_nivcsw as u64
+    }
 }
 
 impl StubCpu {
@@ -125,7 +142,16 @@ impl StubCpu {
             running_since: AtomicU64::new(0),
             epoch: std::time::Instant::now(),
         });
-        StubCpu { shared, index, kick, attached: None, pending_fpu: None, faulted: None }
+        StubCpu {
+            shared,
+            index,
+            kick,
+            attached: None,
+            pending_fpu: None,
+            faulted: None,
+            preempted: 0,
+            backoff: 0,
+        }
     }
 
     /// Ends the stub thread, if any (the task left its address space or ended).
@@ -362,8 +388,11 @@ impl Cpu for StubCpu {
         self.attach(ctx.cr3)?;
         let running = Running::enter(&self.shared.running);
         // Both sides poll while every running pair of threads can have two CPUs; past that,
-        // polling would take the CPU from the thread it waits for.
-        let polling = running.count * 2 <= super::process::host_cpus();
+        // polling would take the CPU from the thread it waits for. And not for a while after
+        // the host preempted a poller: it is busy, a poller takes CPU time its partner needs,
+        // and a hand-off on one CPU is what stays fast.
+        self.backoff = self.backoff.saturating_sub(1);
+        let polling = running.count * 2 <= super::process::host_cpus() && self.backoff == 0;
         if let Some(a) = self.attached.as_mut() {
             super::process::place(a.tid, &mut a.placed, polling);
         }
@@ -380,9 +409,17 @@ impl Cpu for StubCpu {
         loop {
             self.kick.started();
             p.hand_over(state::RESUME);
-            let trapped = a.stub.wait_state(p, state::TRAPPED);
+            let trapped = a.stub.wait_state_polled(p, state::TRAPPED);
             self.kick.stopped();
-            trapped?;
+            if polling && !trapped? {
+                // A poll ran out: the application computed a while (which is fine), or the host
+                // preempted this thread or its stub's (it is busy: stop polling a while).
+                let preempted = involuntary_switches();
+                if self.preempted != 0 && preempted > self.preempted {
+                    self.backoff = POLL_BACKOFF;
+                }
+                self.preempted = preempted;
+            }
             super::process::hold(Some((a.stub.pid, a.slot)));
             let (regs, g) = regs_from(p);
             let signo = p.get(msg::SIGNO) as i32;
