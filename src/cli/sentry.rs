@@ -83,12 +83,11 @@ fn volume_gofers(volumes: &[VolumeArg]) -> anyhow::Result<Vec<(OwnedFd, std::pro
     volumes
         .iter()
         .map(|v| {
-            let mut args = gofer.args_lossy();
+            let mut cmd = gofer.command();
             if !v.spec.read_only {
-                args.push("--writable".into());
+                cmd.arg("--writable");
             }
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            sentry_kvm::gofer::client::launch(&gofer.program, &args, &v.host)
+            sentry_kvm::gofer::client::launch(cmd, &v.host)
                 .with_context(|| format!("starting the gofer for {}", v.host.display()))
         })
         .collect()
@@ -353,10 +352,7 @@ fn run_sandbox(args: RunArgs) -> anyhow::Result<ExitCode> {
     // This process is still single-threaded: threads started later inherit the mask.
     let set = crate::cli::sentry_stop::block_signals(&forwarded);
     let exe = std::env::current_exe().context("locating the ringfence binary for the gofer")?;
-    let launcher = gofer_launcher(&exe);
-    let leading = launcher.args_lossy();
-    let leading: Vec<&str> = leading.iter().map(String::as_str).collect();
-    let gofer = GoferClient::spawn(&launcher.program, &leading, &rootfs)
+    let gofer = GoferClient::spawn(gofer_launcher(&exe).command(), &rootfs)
         .with_context(|| format!("starting the gofer for {}", rootfs.display()))?;
     let config = SandboxConfig {
         memory: args.memory << 20,
@@ -415,12 +411,9 @@ fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
         (Some(rootfs), Some(id), None) => {
             let rootfs =
                 rootfs.canonicalize().with_context(|| format!("rootfs {}", rootfs.display()))?;
-            let launcher = gofer_launcher(&std::env::current_exe()?);
-            let leading = launcher.args_lossy();
-            let leading: Vec<&str> = leading.iter().map(String::as_str).collect();
+            let gofer = gofer_launcher(&std::env::current_exe()?).command();
             // The Gofer exits once the sandbox lets go of the container's filesystem.
-            let (channel, _gofer) =
-                sentry_kvm::gofer::client::launch(&launcher.program, &leading, &rootfs)?;
+            let (channel, _gofer) = sentry_kvm::gofer::client::launch(gofer, &rootfs)?;
             let gofers = volume_gofers(&args.volumes)?;
             let mut fds = vec![channel.as_raw_fd(), 0, 1, 2];
             fds.extend(gofers.iter().map(|(c, _)| c.as_raw_fd()));

@@ -13,6 +13,7 @@ pub mod direct;
 mod direct_net;
 pub mod initramfs;
 pub mod kernel;
+mod monitor;
 pub mod node;
 pub mod run;
 

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use super::monitor;
+
 /// What a run inside the lane gave.
 #[derive(Debug)]
 pub struct Outcome {
@@ -35,38 +37,48 @@ const READY_WITHIN: Duration = Duration::from_secs(90);
 /// heartbeat every 5 s) before it is taken for frozen.
 const SILENT_FOR: Duration = Duration::from_secs(60);
 
+/// How many times the outer VM is booted for one run at most.
+const BOOTS: u32 = 3;
+
 /// Boots `kernel` with `initrd` and waits for the init's report, for at most `timeout`. An
-/// outer VM that never gets KVM ready, or whose kernel freezes (no heartbeat), is booted a
-/// second time: TCG boots have been seen to stall before the kernel printed anything, and,
-/// rarely, the whole outer VM to stop while its nested guest ran. A frozen outer kernel is
-/// QEMU's, not the run's: the VMM inside is a process that cannot stop it.
+/// outer VM that never gets KVM ready, or whose kernel freezes (no heartbeat), is booted
+/// again, up to [`BOOTS`] times in all: TCG boots have been seen to stall before the kernel
+/// printed anything, and, rarely, the whole outer VM to stop while its nested guests ran
+/// (twice in one run once). A frozen outer kernel is QEMU's, not the run's: the VMM inside is
+/// a process that cannot stop it. Each freeze is logged with what QEMU's CPU was doing.
 pub fn boot(
     kernel: &Path,
     initrd: &Path,
     timeout: Duration,
     forwards: &[(u16, u16)],
 ) -> anyhow::Result<Outcome> {
-    match boot_once(kernel, initrd, timeout, true, forwards) {
-        Err(e)
-            if e.downcast_ref::<NotReady>().is_some() || e.downcast_ref::<Frozen>().is_some() =>
-        {
-            tracing::warn!("lane: {e}; booting the outer VM again");
-            boot_once(kernel, initrd, timeout, false, forwards)
+    let mut boot = 1;
+    loop {
+        match boot_once(kernel, initrd, timeout, boot == 1, forwards) {
+            Err(e)
+                if boot < BOOTS
+                    && (e.downcast_ref::<NotReady>().is_some()
+                        || e.downcast_ref::<Frozen>().is_some()) =>
+            {
+                tracing::warn!("lane: {e}; booting the outer VM again ({} of {BOOTS})", boot + 1);
+                boot += 1;
+            }
+            other => return other,
         }
-        other => other,
     }
 }
 
-/// The outer VM's console went silent: its kernel no longer runs.
+/// The outer VM's console went silent: its kernel no longer runs. The last console lines and
+/// what QEMU's CPU was doing.
 #[derive(Debug)]
-struct Frozen(String);
+struct Frozen(String, String);
 
 impl std::fmt::Display for Frozen {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "the outer VM froze (no heartbeat for {SILENT_FOR:?}); last console lines:\n{}",
-            self.0
+            "the outer VM froze (no heartbeat for {SILENT_FOR:?}); last console lines:\n{}\n{}",
+            self.0, self.1
         )
     }
 }
@@ -93,6 +105,9 @@ fn boot_once(
     forwards: &[(u16, u16)],
 ) -> anyhow::Result<Outcome> {
     let start = Instant::now();
+    // The human monitor, asked what the CPU does should the console go silent.
+    let monitor = initrd.with_file_name("qemu-monitor.sock");
+    let _ = std::fs::remove_file(&monitor);
     let mut qemu = Command::new(QEMU);
     qemu.args(["-accel", "tcg", "-cpu", "EPYC-Rome,+svm", "-m", "2048", "-smp", "1"]).args([
         "-nographic",
@@ -101,6 +116,7 @@ fn boot_once(
         "-serial",
         "stdio",
     ]);
+    qemu.arg("-monitor").arg(format!("unix:{},server=on,wait=off", monitor.display()));
     if !forwards.is_empty() {
         // User-mode networking: the host's loopback ports forwarded in, the host reachable.
         let fwd: String =
@@ -160,10 +176,11 @@ fn boot_once(
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
+                let state = silent.then(|| monitor::freeze_report(child.id(), &monitor));
                 let _ = child.kill();
                 let _ = child.wait();
-                if silent {
-                    return Err(Frozen(tail(&console)).into());
+                if let Some(state) = state {
+                    return Err(Frozen(tail(&console), state).into());
                 }
                 if ready_deadline && ready == 0.0 {
                     return Err(NotReady(deadline, tail(&console)).into());

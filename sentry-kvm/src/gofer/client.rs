@@ -23,9 +23,9 @@ pub struct GoferClient {
 }
 
 impl GoferClient {
-    /// Starts `exe args... --root ROOT` with the channel on descriptor 3.
-    pub fn spawn(exe: &Path, args: &[&str], root: &Path) -> io::Result<GoferClient> {
-        let (ours, child) = launch(exe, args, root)?;
+    /// Starts `gofer --root ROOT` with the channel on descriptor 3.
+    pub fn spawn(gofer: Command, root: &Path) -> io::Result<GoferClient> {
+        let (ours, child) = launch(gofer, root)?;
         let client = GoferClient::from_channel(ours)?;
         *client.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
         Ok(client)
@@ -205,19 +205,14 @@ impl GoferClient {
     }
 }
 
-/// Starts a Gofer process serving `root`; returns the Sentry's end of its channel and the
-/// process (which exits when the channel closes).
-pub fn launch(exe: &Path, args: &[&str], root: &Path) -> io::Result<(OwnedFd, Child)> {
+/// Starts a Gofer process serving `root` (`cmd` is the program with its leading arguments);
+/// returns the Sentry's end of its channel and the process (which exits when the channel
+/// closes).
+pub fn launch(mut cmd: Command, root: &Path) -> io::Result<(OwnedFd, Child)> {
     let (ours, theirs) = wire::socketpair()?;
     let theirs_raw = theirs.as_raw_fd();
-    let mut cmd = Command::new(exe);
     // The Gofer must not hold on to its starter's stdio (readers would wait for its EOF).
-    cmd.args(args)
-        .arg("--root")
-        .arg(root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.arg("--root").arg(root).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     // SAFETY: the closure only calls dup2, which is async-signal-safe.
     unsafe {
         cmd.pre_exec(move || {

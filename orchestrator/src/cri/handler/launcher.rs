@@ -23,9 +23,4 @@ impl Launcher {
         c.args(&self.args);
         c
     }
-
-    /// The leading arguments as strings (for APIs that take them so).
-    pub fn args_lossy(&self) -> Vec<String> {
-        self.args.iter().map(|a| a.to_string_lossy().into_owned()).collect()
-    }
 }

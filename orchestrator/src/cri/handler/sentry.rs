@@ -134,12 +134,11 @@ impl SandboxHandler for SentryHandler {
 impl SentrySandbox {
     /// Starts a Gofer serving `dir` (changes allowed when `writable`); returns the channel.
     fn gofer(&self, dir: &Path, writable: bool) -> Result<OwnedFd, CriError> {
-        let mut args = self.gofer.args_lossy();
+        let mut cmd = self.gofer.command();
         if writable {
-            args.push("--writable".into());
+            cmd.arg("--writable");
         }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (channel, gofer) = sentry_kvm::gofer::client::launch(&self.gofer.program, &args, dir)?;
+        let (channel, gofer) = sentry_kvm::gofer::client::launch(cmd, dir)?;
         // The Gofer exits when the sandbox lets go of the filesystem; reap it then.
         std::thread::Builder::new().name("gofer-reaper".into()).spawn(move || {
             let mut g = gofer;
