@@ -16,6 +16,9 @@ fn main() -> std::process::ExitCode {
     }
     let args = cli::Cli::parse();
     cli::init_logging(args.verbose);
+    if let cli::Command::Sentry(_) = args.command {
+        cli::exec_sentry_binary();
+    }
     match cli::run(args.command) {
         Ok(code) => code,
         Err(e) => {

@@ -9,6 +9,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+#[path = "../cli/logging.rs"]
+mod logging;
+
 #[derive(Parser)]
 #[command(name = "ringfence-gofer", about = "Serve a directory to a Sentry (started by it)")]
 struct Args {
@@ -21,9 +24,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    logging::init_logging(0);
     // SAFETY: descriptor 3 is the channel the Sentry passed us; we take ownership.
     let sock = unsafe { OwnedFd::from_raw_fd(sentry_kvm::gofer::client::GOFER_FD) };
     match sentry_kvm::gofer::server::serve(&args.root, sock, args.writable) {

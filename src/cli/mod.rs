@@ -10,15 +10,23 @@ mod controlplane;
 #[cfg(feature = "dev")]
 mod dev;
 mod image;
+mod logging;
 mod node;
 mod sentry;
+mod sentry_binary;
 mod sentry_security;
 mod sentry_stop;
 mod server;
 mod vm;
 mod vm_agent;
 
+pub use logging::init_logging;
 pub use sentry::gofer_launcher;
+pub use sentry_binary::exec_sentry_binary;
+
+/// The words before a Sentry subcommand: `ringfence sentry run` (`ringfence-sentry run` in the
+/// small binary).
+const SENTRY_COMMAND: &[&str] = &["sentry"];
 
 #[derive(Parser)]
 #[command(name = "ringfence", version, about = "Pods in KVM isolation boundaries")]
@@ -85,17 +93,4 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         #[cfg(feature = "dev")]
         Command::Dev(c) => dev::run(c),
     }
-}
-
-/// Logs go to stderr through `tracing`; `-v` raises the default level, RUST_LOG overrides it.
-pub fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }

@@ -100,7 +100,8 @@ pub fn gofer_launcher(exe: &std::path::Path) -> Launcher {
     if small.is_file() {
         Launcher::new(small, &[])
     } else {
-        Launcher::new(exe, &["sentry", "gofer"])
+        let args: Vec<&str> = super::SENTRY_COMMAND.iter().copied().chain(["gofer"]).collect();
+        Launcher::new(exe, &args)
     }
 }
 
@@ -350,7 +351,7 @@ fn run_sandbox(args: RunArgs) -> anyhow::Result<ExitCode> {
     let forwarded =
         [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
     // This process is still single-threaded: threads started later inherit the mask.
-    let set = crate::cli::sentry_stop::block_signals(&forwarded);
+    let set = super::sentry_stop::block_signals(&forwarded);
     let exe = std::env::current_exe().context("locating the ringfence binary for the gofer")?;
     let gofer = GoferClient::spawn(gofer_launcher(&exe).command(), &rootfs)
         .with_context(|| format!("starting the gofer for {}", rootfs.display()))?;

@@ -207,6 +207,8 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
+# The host may send newlines down the serial line to wake a stalled outer VM: not echoed.
+stty -echo 2>/dev/null
 insmod /lane/irqbypass.ko && insmod /lane/kvm.ko && insmod /lane/kvm-amd.ko nested=1
 insmod /lane/tun.ko
 {}if [ ! -c /dev/kvm ]; then echo RINGFENCE-LANE-NOKVM; poweroff -f; fi

@@ -28,6 +28,17 @@ pub fn freeze_report(pid: u32, socket: &Path) -> String {
         _ => report.push_str("QEMU's CPU time: unreadable\n"),
     }
     report.push_str(&threads(pid));
+    match ask(socket, "info lapic") {
+        Ok(text) => {
+            report.push_str("info lapic:\n");
+            for line in text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with(PROMPT)) {
+                report.push_str("  ");
+                report.push_str(line.trim_end());
+                report.push('\n');
+            }
+        }
+        Err(e) => report.push_str(&format!("info lapic: the monitor did not answer: {e}\n")),
+    }
     let same = matches!((&first, &second), (Ok(a), Ok(b)) if a == b);
     for (n, sample) in [first, second].into_iter().enumerate() {
         report.push_str(&format!("info registers, sample {}:\n", n + 1));
@@ -93,7 +104,9 @@ fn ask(socket: &Path, command: &str) -> std::io::Result<String> {
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     read_to_prompt(&mut stream)?;
     stream.write_all(format!("{command}\n").as_bytes())?;
-    read_to_prompt(&mut stream)
+    // The first line is the monitor echoing the command as it was typed.
+    let answer = read_to_prompt(&mut stream)?;
+    Ok(answer.split_once('\n').map(|(_, rest)| rest.to_owned()).unwrap_or_default())
 }
 
 const PROMPT: &str = "(qemu) ";
@@ -113,7 +126,6 @@ fn read_to_prompt(stream: &mut UnixStream) -> std::io::Result<String> {
         }
     }
     let text = String::from_utf8_lossy(&seen).replace('\r', "");
-    // The monitor echoes the command with terminal escapes; only the lines after it count.
     Ok(strip_escapes(&text))
 }
 

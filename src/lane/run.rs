@@ -1,7 +1,7 @@
 //! Running the outer VM: QEMU with software emulation and emulated AMD SVM, its serial console
 //! read for the init's markers, every run bounded in time.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -36,6 +36,15 @@ const READY_WITHIN: Duration = Duration::from_secs(90);
 /// How long the outer VM's kernel may go without a line on its console (its init prints a
 /// heartbeat every 5 s) before it is taken for frozen.
 const SILENT_FOR: Duration = Duration::from_secs(60);
+
+/// How long the outer VM's console may be silent before a byte is sent down its serial line,
+/// and again, until [`SILENT_FOR`]. QEMU 7.2's emulated SVM can lose an interrupt of the outer
+/// VM: VMRUN sets a bit of the CPU's interrupt requests without the lock that the device
+/// thread holds to set another (`helper_vmrun`'s `interrupt_request |= CPU_INTERRUPT_VIRQ`
+/// against the APIC's `cpu_interrupt`), so a timer interrupt can go missing; then the outer
+/// CPU waits on it forever, halted, or runs a nested guest that spins without exits. The
+/// byte's serial interrupt makes the APIC raise what it holds pending again.
+const KICK_AFTER: Duration = Duration::from_secs(15);
 
 /// How many times the outer VM is booted for one run at most.
 const BOOTS: u32 = 3;
@@ -131,13 +140,14 @@ fn boot_once(
         .arg("-initrd")
         .arg(initrd)
         .args(["-append", "console=ttyS0 panic=-1 loglevel=4"])
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {QEMU} (qemu-system-x86)"))?;
     let (tx, rx) = mpsc::channel();
     let out = child.stdout.take().context("QEMU's console")?;
+    let mut serial_in = child.stdin.take().context("QEMU's serial input")?;
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines() {
             let Ok(line) = line else { break };
@@ -154,6 +164,8 @@ fn boot_once(
     // Until KVM is ready the first boot gets READY_WITHIN; then the whole time.
     let mut deadline = if ready_deadline { timeout.min(READY_WITHIN) } else { timeout };
     let mut heard = Instant::now();
+    // Bytes sent down the serial line since the console last spoke.
+    let mut kicks = 0;
     // RINGFENCE_LANE_ECHO=1 shows the outer console as it comes (a long run's progress).
     let echo = std::env::var_os("RINGFENCE_LANE_ECHO").is_some_and(|v| v == "1");
     let result = loop {
@@ -163,6 +175,12 @@ fn boot_once(
         let silent = ready > 0.0 && quiet_left < left;
         if silent {
             left = quiet_left;
+        }
+        let kick_left =
+            (heard + KICK_AFTER * (kicks + 1)).saturating_duration_since(Instant::now());
+        let kick_due = ready > 0.0 && kick_left < left;
+        if kick_due {
+            left = kick_left;
         }
         let line = match rx.recv_timeout(left) {
             // Markers may follow the firmware's escape sequences on the same line.
@@ -174,6 +192,19 @@ fn boot_once(
                     }
                     _ => l.to_owned(),
                 }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if kick_due => {
+                if kicks == 0 {
+                    let state = monitor::freeze_report(child.id(), &monitor);
+                    tracing::warn!(
+                        "lane: the outer VM's console has been silent for {KICK_AFTER:?}; a \
+                         byte down its serial line to wake it (a lost interrupt?):\n{state}"
+                    );
+                }
+                kicks += 1;
+                // The init turned the console's echo off: the byte shows nowhere.
+                let _ = serial_in.write_all(b"\n").and_then(|()| serial_in.flush());
+                continue;
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let state = silent.then(|| monitor::freeze_report(child.id(), &monitor));
@@ -199,6 +230,10 @@ fn boot_once(
             }
         };
         heard = Instant::now();
+        if kicks > 0 {
+            tracing::warn!("lane: the outer VM woke after {kicks} byte(s) down its serial line");
+            kicks = 0;
+        }
         if line == "RINGFENCE-LANE-ALIVE" {
             continue;
         }
