@@ -38,12 +38,11 @@ const READY_WITHIN: Duration = Duration::from_secs(90);
 const SILENT_FOR: Duration = Duration::from_secs(60);
 
 /// How long the outer VM's console may be silent before a byte is sent down its serial line,
-/// and again, until [`SILENT_FOR`]. QEMU 7.2's emulated SVM can lose an interrupt of the outer
-/// VM: VMRUN sets a bit of the CPU's interrupt requests without the lock that the device
-/// thread holds to set another (`helper_vmrun`'s `interrupt_request |= CPU_INTERRUPT_VIRQ`
-/// against the APIC's `cpu_interrupt`), so a timer interrupt can go missing; then the outer
-/// CPU waits on it forever, halted, or runs a nested guest that spins without exits. The
-/// byte's serial interrupt makes the APIC raise what it holds pending again.
+/// and again, until [`SILENT_FOR`]. Stalled outer VMs have been seen waiting for an interrupt
+/// that never came, halted or running a nested guest that spins without exits (a likely cause:
+/// QEMU 7.2's `helper_vmrun` sets `CPU_INTERRUPT_VIRQ` in the CPU's interrupt requests without
+/// the lock the APIC holds to set `CPU_INTERRUPT_HARD`). The byte's serial interrupt makes the
+/// APIC raise what it holds pending again (docs/kvm-host-notes.md).
 const KICK_AFTER: Duration = Duration::from_secs(15);
 
 /// How many times the outer VM is booted for one run at most.
