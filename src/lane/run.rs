@@ -43,7 +43,7 @@ const SILENT_FOR: Duration = Duration::from_secs(60);
 /// QEMU 7.2's `helper_vmrun` sets `CPU_INTERRUPT_VIRQ` in the CPU's interrupt requests without
 /// the lock the APIC holds to set `CPU_INTERRUPT_HARD`). The byte's serial interrupt makes the
 /// APIC raise what it holds pending again (docs/kvm-host-notes.md).
-const KICK_AFTER: Duration = Duration::from_secs(15);
+const KICK_AFTER: Duration = Duration::from_secs(10);
 
 /// How many times the outer VM is booted for one run at most.
 const BOOTS: u32 = 3;
