@@ -546,22 +546,38 @@ impl MemoryManager {
         page: u64,
         pte: Pte,
     ) -> Result<(), FaultError> {
-        let phys = &self.phys;
-        let old = pte.frame();
-        if vma.shared || phys.frames.refcount(old) == 1 {
-            st.pt
-                .map(phys, VirtAddr(page), Pte::for_prot(old, vma.prot, true))
-                .map_err(|_| FaultError::OutOfMemory)?;
-            return Ok(());
+        if let Some(old) = self.make_writable(st, vma, page, pte.frame())? {
+            self.phys.mirror_invalidate(st.pt.root(), page, page + PAGE_SIZE);
+            self.phys.unmap_frames(&[old]);
         }
-        let copy = phys.alloc_frame().map_err(|_| FaultError::OutOfMemory)?;
-        phys.mem.copy_page(old, copy);
-        st.pt
-            .map(phys, VirtAddr(page), Pte::for_prot(copy, vma.prot, true))
-            .map_err(|_| FaultError::OutOfMemory)?;
-        phys.mirror_invalidate(st.pt.root(), page, page + PAGE_SIZE);
-        phys.unmap_frames(&[old]);
         Ok(())
+    }
+
+    /// Maps `page` of `vma` (now mapped read-only to `frame`) writable: to `frame` itself where
+    /// the area is shared or this mapping is the frame's only user, else to a copy of its own.
+    /// The frame it no longer maps, if it copied.
+    fn make_writable(
+        &self,
+        st: &mut MmState,
+        vma: &Vma,
+        page: u64,
+        frame: PhysAddr,
+    ) -> Result<Option<PhysAddr>, FaultError> {
+        let phys = &self.phys;
+        let new = if vma.shared || phys.frames.refcount(frame) == 1 {
+            frame
+        } else {
+            let copy = phys.alloc_frame().map_err(|_| FaultError::OutOfMemory)?;
+            phys.mem.copy_page(frame, copy);
+            copy
+        };
+        if st.pt.map(phys, VirtAddr(page), Pte::for_prot(new, vma.prot, true)).is_err() {
+            if new != frame {
+                phys.release_frames(&[new]);
+            }
+            return Err(FaultError::OutOfMemory);
+        }
+        Ok((new != frame).then_some(frame))
     }
 
     /// Gives the present, read-only pages of `[start, end)` of a private writable area their
@@ -571,40 +587,24 @@ impl MemoryManager {
         if vma.shared || !vma.prot.write {
             return;
         }
-        let phys = &self.phys;
         let (mut old, mut changed) = (Vec::new(), false);
         let mut page = start;
         while page < end {
-            if let Some(pte) = st.pt.get(phys, VirtAddr(page))
+            if let Some(pte) = st.pt.get(&self.phys, VirtAddr(page))
                 && !pte.writable()
             {
+                let Ok(replaced) = self.make_writable(st, vma, page, pte.frame()) else { break };
                 changed = true;
-                let frame = pte.frame();
-                let new = if phys.frames.refcount(frame) == 1 {
-                    frame
-                } else {
-                    let Ok(copy) = phys.alloc_frame() else { break };
-                    phys.mem.copy_page(frame, copy);
-                    copy
-                };
-                if st.pt.map(phys, VirtAddr(page), Pte::for_prot(new, vma.prot, true)).is_err() {
-                    if new != frame {
-                        phys.release_frames(&[new]);
-                    }
-                    break;
-                }
-                if new != frame {
-                    old.push(frame);
-                }
+                old.extend(replaced);
             }
             page += PAGE_SIZE;
         }
         // Mirrors drop the old translations (read-only, or of the shared frame) so that the
         // next fault there maps the range with its new rights at once.
         if changed {
-            phys.mirror_invalidate(st.pt.root(), start, page);
+            self.phys.mirror_invalidate(st.pt.root(), start, page);
         }
-        phys.unmap_frames(&old);
+        self.phys.unmap_frames(&old);
     }
 
     /// Fills every missing page of `[start, end)` (all inside mapped areas).

@@ -3,9 +3,10 @@
 //! Freed data frames go straight back to the host (hole punched in the memfd), which zeroes them
 //! and drops every cached guest translation; where nothing caches translations of its own (the
 //! systrap platform, whose stubs drop theirs before frames are freed), up to a limit of them are
-//! kept instead and zeroed by the Sentry when reused, sparing the host a hole and a fresh page. Freed page-table frames are different: a shadow MMU
-//! may still cache the old table under that frame's address, so they wait in quarantine until a
-//! whole-VM translation flush (see `Machine::flush_all_translations`) makes reuse safe.
+//! kept instead and zeroed by the Sentry when reused, sparing the host a hole and a fresh page.
+//! Freed page-table frames are different: a shadow MMU may still cache the old table under that
+//! frame's address, so they wait in quarantine until a whole-VM translation flush (see
+//! `Machine::flush_all_translations`) makes reuse safe.
 
 use crate::sync::Mutex;
 
