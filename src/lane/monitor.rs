@@ -1,7 +1,8 @@
-//! What the outer VM's CPU is doing when its console has gone silent: QEMU's own CPU time and
-//! its human monitor's `info registers`, sampled twice. A CPU that stays halted points at a
-//! lost interrupt, one that burns a host CPU at a moving RIP at a livelock in the outer kernel
-//! (or in the nested guest it runs), one at a fixed RIP at a spin.
+//! What the outer VM's CPU is doing when its console has gone silent: QEMU's own CPU time, its
+//! threads, and its human monitor's `info lapic` and `info registers` (sampled twice). A vector
+//! pending in the IRR that the CPU does not take is a lost interrupt; a CPU that burns a host
+//! CPU at a moving RIP is a livelock in the outer kernel (or in the nested guest it runs), one
+//! at a fixed RIP a spin.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -31,11 +32,9 @@ pub fn freeze_report(pid: u32, socket: &Path) -> String {
     match ask(socket, "info lapic") {
         Ok(text) => {
             report.push_str("info lapic:\n");
-            for line in text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with(PROMPT)) {
-                report.push_str("  ");
-                report.push_str(line.trim_end());
-                report.push('\n');
-            }
+            report.push_str(&indented(
+                text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with(PROMPT)),
+            ));
         }
         Err(e) => report.push_str(&format!("info lapic: the monitor did not answer: {e}\n")),
     }
@@ -84,18 +83,13 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 /// registers left out).
 fn registers(socket: &Path) -> std::io::Result<String> {
     let answer = ask(socket, "info registers")?;
-    let mut text = String::new();
-    for line in answer.lines() {
-        if line.starts_with("FCW=") || line.starts_with("XMM") || line.starts_with("YMM") {
-            break;
-        }
-        if line.contains('=') {
-            text.push_str("  ");
-            text.push_str(line.trim_end());
-            text.push('\n');
-        }
-    }
-    Ok(text)
+    let vector = |l: &&str| l.starts_with("FCW=") || l.starts_with("XMM") || l.starts_with("YMM");
+    Ok(indented(answer.lines().take_while(|l| !vector(l)).filter(|l| l.contains('='))))
+}
+
+/// `lines`, each indented under its heading in the report.
+fn indented<'a>(lines: impl Iterator<Item = &'a str>) -> String {
+    lines.map(|l| format!("  {}\n", l.trim_end())).collect()
 }
 
 /// One command to the human monitor: its answer, up to the next prompt.
