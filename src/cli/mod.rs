@@ -22,7 +22,7 @@ mod vm_agent;
 
 pub use logging::init_logging;
 pub use sentry::gofer_launcher;
-pub use sentry_binary::exec_sentry_binary;
+pub use sentry_binary::{exec_sentry_binary, sentry_launcher};
 
 /// The words before a Sentry subcommand: `ringfence sentry run` (`ringfence-sentry run` in the
 /// small binary).

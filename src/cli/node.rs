@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
+use orchestrator::cri::handler::SandboxHandler;
 use orchestrator::cri::handler::microvm::{MicrovmConfig, MicrovmHandler};
 use orchestrator::cri::handler::sentry::SentryHandler;
-use orchestrator::cri::handler::{Launcher, SandboxHandler};
 use orchestrator::cri::network::{NetworkConfig, PodNetwork};
 use orchestrator::cri::runtime::CriRuntime;
 use orchestrator::cri::streaming::StreamingServer;
@@ -100,7 +100,7 @@ fn handlers(args: &HandlerArgs, data_dir: &Path) -> anyhow::Result<Vec<Arc<dyn S
     for name in &args.runtime_handlers {
         match name.as_str() {
             "sentry" => out.push(Arc::new(SentryHandler {
-                sandbox: Launcher::new(&exe, &["sentry", "sandbox"]),
+                sandbox: crate::cli::sentry_launcher(&exe, "sandbox"),
                 gofer: crate::cli::gofer_launcher(&exe),
             })),
             "microvm" => {

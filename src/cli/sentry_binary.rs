@@ -5,17 +5,31 @@
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use orchestrator::cri::handler::Launcher;
+
+/// `ringfence-sentry` beside `exe`, if it is installed.
+fn small_binary(exe: &Path) -> Option<PathBuf> {
+    Some(exe.with_file_name("ringfence-sentry")).filter(|small| small.is_file())
+}
+
+/// What starts `ringfence sentry <command>` for a runtime handler: `ringfence-sentry <command>`
+/// where it is installed beside `exe` (not `exe` first, only to execute it), else `exe`'s.
+pub fn sentry_launcher(exe: &Path, command: &str) -> Launcher {
+    match small_binary(exe) {
+        Some(small) => Launcher::new(small, &[command]),
+        None => Launcher::new(exe, &[super::SENTRY_COMMAND[0], command]),
+    }
+}
 
 /// Replaces this process with `ringfence-sentry`, given the arguments that followed `sentry`
 /// (and the global flags before it). Returns only if there is no such binary or it cannot be
 /// executed; the command then runs here.
 pub fn exec_sentry_binary() {
     let Ok(exe) = std::env::current_exe() else { return };
-    let small = exe.with_file_name("ringfence-sentry");
-    if !small.is_file() {
-        return;
-    }
+    let Some(small) = small_binary(&exe) else { return };
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let Some(args) = after_subcommand(&args) else { return };
     let e = Command::new(&small).args(args).exec();

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use orchestrator::cri::handler::microvm::MicrovmHandler;
 use orchestrator::cri::handler::sentry::SentryHandler;
-use orchestrator::cri::handler::{Launcher, RunningSandbox, SandboxHandler, SandboxSetup};
+use orchestrator::cri::handler::{RunningSandbox, SandboxHandler, SandboxSetup};
 use orchestrator::cri::network::PodNet;
 
 use super::config::{SandboxClass, ShimConfig};
@@ -56,7 +56,7 @@ impl Pods {
     pub fn new(exe: PathBuf) -> Pods {
         Pods {
             sentry: SentryHandler {
-                sandbox: Launcher::new(&exe, &["sentry", "sandbox"]),
+                sandbox: crate::cli::sentry_launcher(&exe, "sandbox"),
                 gofer: crate::cli::gofer_launcher(&exe),
             },
             exe,
